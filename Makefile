@@ -1,0 +1,33 @@
+# pyvirt: `make demo` and `make test` do all set-up themselves on a fresh Debian 12 machine (as root).
+VENV := .venv
+PY := $(VENV)/bin/python
+GUEST_DIR ?= $(CURDIR)/.cache/test-guest
+export GUEST_DIR
+
+.PHONY: setup guest test unit integration lint demo bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+guest: setup
+	@bash scripts/build-test-guest.sh "$(GUEST_DIR)"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(PY) -m pytest tests/unit -q
+
+test: setup guest lint
+	$(PY) -m pytest tests -q -p no:cacheprovider
+
+demo: setup guest
+	@bash scripts/demo.sh
+
+bench: setup guest
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info src/*.egg-info

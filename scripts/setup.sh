@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Idempotent set-up on Debian 12: system packages, then the project in .venv.
+# The venv is built on Debian's /usr/bin/python3 with system site packages, so that Debian's
+# libguestfs binding (python3-guestfs) imports inside it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  qemu-system-x86 qemu-utils           # the emulator and the reference image tool
+  busybox-static cpio e2fsprogs kmod   # the test guest's initramfs and ext4 disk
+  ovmf                                 # UEFI firmware for <loader>
+  dnsmasq-base nftables iproute2       # virtual networks
+  openssh-server openssh-client        # qemu+ssh:// transport and its tests
+  libvirt-clients                      # virt-xml-validate: libvirt's own schemas judge our XML
+  libguestfs-tools python3-guestfs     # offline guest tools (sysprep, mount, customize)
+  fuse3 debootstrap                    # guest mounts, template builds
+  python3-venv python3-dev
+)
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  [[ "$pkg" == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "error: missing Debian packages (run as root): ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys; sys.exit(sys.base_prefix != "/usr")' 2>/dev/null; then
+  rm -rf .venv
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+stamp=.venv/.installed
+if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  touch "$stamp"
+fi
+echo "setup: ready (.venv/bin/pyvirt, .venv/bin/pyvirtd)"

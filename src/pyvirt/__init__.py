@@ -1,0 +1,21 @@
+"""pyvirt: a Python management plane for KVM/QEMU hosts.
+
+The daemon ``pyvirtd`` manages QEMU processes, networks and storage; the client ``pyvirt`` speaks
+virsh's verbs to it. ``pyvirt.open(uri)`` returns a connection for use from Python.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from pyvirt.client.api import Connection
+
+
+def open(uri: str | None = None, readonly: bool = False) -> Connection:  # noqa: A001 - libvirt's name
+    """Open a connection to a pyvirtd, like ``libvirt.open(uri)``."""
+    from pyvirt.client.api import Connection
+
+    return Connection.open(uri, readonly=readonly)

@@ -1,0 +1,1 @@
+"""Configuration model: libvirt XML in and out, as plain dataclasses, with no I/O."""

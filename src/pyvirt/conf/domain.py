@@ -1,0 +1,237 @@
+"""The domain model: dataclasses mirroring libvirt's ``<domain>`` XML.
+
+Only what the QEMU driver can honour is modelled; the XML parser refuses the rest by name. Sizes are
+kept in KiB, as libvirt stores them. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PCIAddress:
+    """A device's ``<address type='pci' .../>`` (also drive/virtio-serial/usb addresses, kept as attrs)."""
+
+    type: str = "pci"
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Loader:
+    path: str
+    readonly: bool = True
+    type: str = "pflash"  # "pflash" or "rom"
+    secure: bool | None = None
+
+
+@dataclass
+class OSConfig:
+    type: str = "hvm"
+    arch: str = "x86_64"
+    machine: str | None = None  # filled in by post-parse defaults ("pc" alias resolved by the driver)
+    boot: list[str] = field(default_factory=list)  # "hd", "cdrom", "network", "fd" in order
+    bootmenu: bool | None = None
+    kernel: str | None = None
+    initrd: str | None = None
+    cmdline: str | None = None
+    loader: Loader | None = None
+    nvram: str | None = None
+    firmware: str | None = None  # os firmware='efi' autoselection
+
+
+@dataclass
+class CPUFeature:
+    name: str
+    policy: str = "require"
+
+
+@dataclass
+class CPUConfig:
+    mode: str = "custom"  # host-passthrough | host-model | custom | maximum
+    match: str | None = None
+    check: str | None = None
+    migratable: bool | None = None
+    model: str | None = None
+    fallback: str | None = None
+    sockets: int | None = None
+    dies: int | None = None
+    cores: int | None = None
+    threads: int | None = None
+    features: list[CPUFeature] = field(default_factory=list)
+
+
+@dataclass
+class Timer:
+    name: str
+    tickpolicy: str | None = None
+    present: bool | None = None
+
+
+@dataclass
+class ClockConfig:
+    offset: str = "utc"  # utc | localtime
+    timers: list[Timer] = field(default_factory=list)
+
+
+@dataclass
+class DiskConfig:
+    type: str = "file"  # file | block | volume
+    device: str = "disk"  # disk | cdrom
+    driver_name: str = "qemu"
+    driver_type: str = "raw"  # raw | qcow2
+    cache: str | None = None  # none | writeback | writethrough | directsync | unsafe
+    discard: str | None = None  # unmap | ignore
+    io: str | None = None  # native | threads | io_uring
+    source: str | None = None  # file path or block device path
+    source_pool: str | None = None  # type='volume'
+    source_volume: str | None = None
+    target_dev: str = ""
+    target_bus: str = "virtio"  # virtio | sata | scsi | ide | usb
+    readonly: bool = False
+    shareable: bool = False
+    boot_order: int | None = None
+    serial: str | None = None
+    address: PCIAddress | None = None
+    alias: str | None = None
+
+
+@dataclass
+class ControllerConfig:
+    type: str  # pci | usb | sata | scsi | virtio-serial | ide
+    index: int = 0
+    model: str | None = None
+    ports: int | None = None
+    address: PCIAddress | None = None
+    extra: dict[str, str] = field(default_factory=dict)  # <model name=..>, <target chassis= port=..>
+
+
+@dataclass
+class InterfaceConfig:
+    type: str = "network"  # network | bridge | user
+    mac: str | None = None  # filled by post-parse defaults (52:54:00:xx:xx:xx)
+    source_network: str | None = None
+    source_bridge: str | None = None
+    model: str = "virtio"  # virtio | e1000 | e1000e | rtl8139
+    target_dev: str | None = None  # tap name, set while running
+    link_state: str | None = None  # up | down
+    boot_order: int | None = None
+    address: PCIAddress | None = None
+    alias: str | None = None
+
+
+@dataclass
+class CharDevConfig:
+    """A ``<serial>``, ``<console>`` or ``<channel>``."""
+
+    kind: str  # serial | console | channel
+    type: str = "pty"  # pty | unix | file | null
+    source_path: str | None = None  # pty path while running, socket or file path
+    source_mode: str | None = None  # bind | connect (unix)
+    target_type: str | None = None  # isa-serial | serial | virtio (channel/console)
+    target_port: int | None = None
+    target_name: str | None = None  # channel target name e.g. org.qemu.guest_agent.0
+    target_model: str | None = None  # <model name='isa-serial'/>
+    address: PCIAddress | None = None
+    alias: str | None = None
+
+
+@dataclass
+class GraphicsConfig:
+    type: str = "vnc"
+    port: int | None = None  # -1 with autoport
+    autoport: bool = True
+    listen: str = "127.0.0.1"
+    passwd: str | None = None
+
+
+@dataclass
+class VideoConfig:
+    model: str = "virtio"  # vga | cirrus | virtio | qxl(unsupported) | bochs | none
+    vram: int | None = None
+    heads: int | None = None
+    primary: bool | None = None
+    address: PCIAddress | None = None
+
+
+@dataclass
+class InputConfig:
+    type: str  # mouse | keyboard | tablet
+    bus: str = "ps2"  # ps2 | usb | virtio
+    address: PCIAddress | None = None
+
+
+@dataclass
+class MemballoonConfig:
+    model: str = "virtio"  # virtio | none
+    stats_period: int | None = None
+    address: PCIAddress | None = None
+
+
+@dataclass
+class RNGConfig:
+    model: str = "virtio"
+    backend_model: str = "random"
+    backend: str = "/dev/urandom"
+    rate_bytes: int | None = None
+    rate_period: int | None = None
+    address: PCIAddress | None = None
+
+
+@dataclass
+class PanicConfig:
+    model: str = "isa"  # isa (pvpanic) | pvpanic
+
+
+@dataclass
+class Devices:
+    emulator: str | None = None
+    disks: list[DiskConfig] = field(default_factory=list)
+    controllers: list[ControllerConfig] = field(default_factory=list)
+    interfaces: list[InterfaceConfig] = field(default_factory=list)
+    serials: list[CharDevConfig] = field(default_factory=list)
+    consoles: list[CharDevConfig] = field(default_factory=list)
+    channels: list[CharDevConfig] = field(default_factory=list)
+    graphics: list[GraphicsConfig] = field(default_factory=list)
+    videos: list[VideoConfig] = field(default_factory=list)
+    inputs: list[InputConfig] = field(default_factory=list)
+    memballoon: MemballoonConfig | None = None
+    rngs: list[RNGConfig] = field(default_factory=list)
+    panics: list[PanicConfig] = field(default_factory=list)
+
+
+@dataclass
+class Domain:
+    """One ``<domain>``."""
+
+    name: str
+    type: str = "kvm"  # kvm | qemu
+    uuid: str = field(default_factory=lambda: str(uuidlib.uuid4()))
+    title: str | None = None
+    description: str | None = None
+    metadata: str | None = None  # inner XML of <metadata>, kept verbatim
+    memory_kib: int = 1024 * 1024
+    current_memory_kib: int | None = None
+    vcpus: int = 1
+    vcpu_placement: str | None = None
+    os: OSConfig = field(default_factory=OSConfig)
+    features: list[str] = field(default_factory=list)  # acpi, apic, pae, ... in document order
+    feature_attrs: dict[str, dict[str, str]] = field(default_factory=dict)  # e.g. vmport state=off
+    cpu: CPUConfig | None = None
+    clock: ClockConfig | None = None
+    on_poweroff: str = "destroy"  # destroy | restart | preserve
+    on_reboot: str = "restart"  # destroy | restart | preserve
+    on_crash: str = "destroy"  # destroy | restart | preserve
+    pm_suspend_to_mem: bool | None = None
+    pm_suspend_to_disk: bool | None = None
+    devices: Devices = field(default_factory=Devices)
+    # Runtime-only; written in live XML (dumpxml of a running domain), never in the config file.
+    id: int | None = None
+
+    @property
+    def current_kib(self) -> int:
+        return self.current_memory_kib if self.current_memory_kib is not None else self.memory_kib
+
+    def all_chardevs(self) -> list[CharDevConfig]:
+        return [*self.devices.serials, *self.devices.consoles, *self.devices.channels]
