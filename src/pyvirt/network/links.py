@@ -1,0 +1,216 @@
+"""Bridges, taps, addresses and routes through netlink (pyroute2), plus the tun ioctls netlink lacks.
+
+Every function acts on the network namespace of the calling thread (see :mod:`pyvirt.network.netns`).
+Kernel errors become :class:`OperationFailed` naming the device and the operation.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import socket
+import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from pyvirt.errors import AlreadyExists, NotFound, OperationFailed
+
+TUNSETIFF = 0x400454CA
+TUNSETPERSIST = 0x400454CB
+TUNSETOWNER = 0x400454CC
+IFF_TAP = 0x0002
+IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
+IFA_F_NODAD = 0x02
+RT_TABLE_MAIN = 254
+
+
+@dataclass(frozen=True)
+class Route:
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network
+    dev: str | None
+
+
+@contextmanager
+def _netlink(what: str) -> Iterator[IPRoute]:
+    try:
+        with IPRoute() as ipr:
+            yield ipr
+    except NetlinkError as err:
+        raise OperationFailed(f"{what}: {os.strerror(err.code) if err.code else err}") from err
+
+
+def _index(ipr: IPRoute, name: str) -> int:
+    found = ipr.link_lookup(ifname=name)
+    if not found:
+        raise NotFound(f"network device '{name}' does not exist")
+    return int(found[0])
+
+
+def link_exists(name: str) -> bool:
+    with _netlink(f"looking up device {name}") as ipr:
+        return bool(ipr.link_lookup(ifname=name))
+
+
+def link_names() -> set[str]:
+    with _netlink("listing network devices") as ipr:
+        return {str(link.get("ifname")) for link in ipr.get_links()}
+
+
+def link_kind(name: str) -> str | None:
+    """The device's kind (``bridge``, ``tun``, ``veth``...), None for plain devices; NotFound if absent."""
+    with _netlink(f"reading device {name}") as ipr:
+        links = ipr.get_links(_index(ipr, name))
+        info = links[0].get("IFLA_LINKINFO") if links else None
+        return str(info.get("IFLA_INFO_KIND")) if info is not None and info.get("IFLA_INFO_KIND") else None
+
+
+def create_bridge(name: str, *, mac: str | None, mtu: int | None, stp: bool, delay: int) -> None:
+    """Create bridge ``name`` (down, no address yet). The forward delay is set before STP is enabled:
+    the kernel refuses a delay under 2 s on a bridge that already runs STP."""
+    with _netlink(f"creating bridge {name}") as ipr:
+        try:
+            ipr.link("add", ifname=name, kind="bridge")
+        except NetlinkError as err:
+            if err.code == errno.EEXIST:
+                raise AlreadyExists(f"bridge name '{name}' is already in use by a network device") from err
+            raise
+        try:
+            idx = _index(ipr, name)
+            settings: dict[str, object] = {}
+            if mac is not None:
+                settings["address"] = mac
+            if mtu is not None:
+                settings["mtu"] = mtu
+            if settings:
+                ipr.link("set", index=idx, **settings)
+            ipr.link("set", index=idx, kind="bridge", br_forward_delay=delay * 100)
+            if stp:
+                ipr.link("set", index=idx, kind="bridge", br_stp_state=1)
+        except BaseException:
+            ipr.link("del", ifname=name)
+            raise
+
+
+def add_address(dev: str, address: str, prefix: int) -> None:
+    iface = ipaddress.ip_interface(f"{address}/{prefix}")
+    with _netlink(f"adding address {iface} to {dev}") as ipr:
+        idx = _index(ipr, dev)
+        if iface.version == 4:
+            ipr.addr(
+                "add",
+                index=idx,
+                address=address,
+                prefixlen=prefix,
+                broadcast=str(iface.network.broadcast_address),
+            )
+        else:
+            # no duplicate address detection: dnsmasq must be able to bind the address at once
+            ipr.addr("add", index=idx, address=address, prefixlen=prefix, flags=IFA_F_NODAD)
+
+
+def set_up(dev: str, up: bool = True) -> None:
+    with _netlink(f"setting {dev} {'up' if up else 'down'}") as ipr:
+        ipr.link("set", index=_index(ipr, dev), state="up" if up else "down")
+
+
+def is_up(dev: str) -> bool:
+    with _netlink(f"reading device {dev}") as ipr:
+        links = ipr.get_links(_index(ipr, dev))
+        return bool(links) and int(links[0]["flags"]) & 1 == 1
+
+
+def delete_link(dev: str, *, missing_ok: bool = True) -> None:
+    with _netlink(f"deleting device {dev}") as ipr:
+        found = ipr.link_lookup(ifname=dev)
+        if not found:
+            if missing_ok:
+                return
+            raise NotFound(f"network device '{dev}' does not exist")
+        ipr.link("del", index=found[0])
+
+
+def master_of(dev: str) -> str | None:
+    """The bridge ``dev`` is enslaved to, if any."""
+    with _netlink(f"reading device {dev}") as ipr:
+        links = ipr.get_links(_index(ipr, dev))
+        master = links[0].get("IFLA_MASTER") if links else None
+        if not master:
+            return None
+        found = ipr.get_links(master)
+        return str(found[0].get("ifname")) if found else None
+
+
+def routes() -> list[Route]:
+    """Routes of the main table in both families, the default routes left out."""
+    out: list[Route] = []
+    with _netlink("listing routes") as ipr:
+        names = {int(link["index"]): str(link.get("ifname")) for link in ipr.get_links()}
+        for family in (socket.AF_INET, socket.AF_INET6):
+            for r in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
+                dst = r.get("dst")
+                length = int(r["dst_len"])
+                if dst is None or length == 0:
+                    continue
+                try:
+                    network = ipaddress.ip_network(f"{dst}/{length}", strict=False)
+                except ValueError:
+                    continue
+                if network.is_link_local or network.is_multicast:
+                    continue
+                oif = r.get("oif")
+                out.append(Route(network, names.get(int(oif)) if oif is not None else None))
+    return out
+
+
+def _tun_ifreq(name: str, flags: int) -> bytes:
+    return struct.pack("16sH22x", name.encode(), flags)
+
+
+def create_tap(name: str, *, owner: int | None = None) -> None:
+    """Create persistent tap ``name`` (it outlives this process; QEMU or the daemon opens it later)."""
+    if len(name.encode()) > 15:
+        raise OperationFailed(f"tap name '{name}' is longer than 15 bytes")
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, _tun_ifreq(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
+        if owner is not None:
+            fcntl.ioctl(fd, TUNSETOWNER, owner)
+        fcntl.ioctl(fd, TUNSETPERSIST, 1)
+    except OSError as err:
+        raise OperationFailed(f"creating tap {name}: {err.strerror}") from err
+    finally:
+        os.close(fd)
+
+
+def open_tap(name: str, *, vnet_hdr: bool = True) -> int:
+    """Open existing tap ``name`` and return a file descriptor for QEMU (``-netdev tap,fd=N``)."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    flags = IFF_TAP | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, _tun_ifreq(name, flags))
+    except OSError as err:
+        os.close(fd)
+        raise OperationFailed(f"opening tap {name}: {err.strerror}") from err
+    return fd
+
+
+def attach(dev: str, bridge: str, *, mac: str | None = None, mtu: int | None = None) -> None:
+    """Enslave ``dev`` to ``bridge`` and bring it up; ``mtu`` defaults to the bridge's."""
+    with _netlink(f"attaching {dev} to bridge {bridge}") as ipr:
+        idx = _index(ipr, dev)
+        br_idx = _index(ipr, bridge)
+        if mtu is None:
+            mtu = int(ipr.get_links(br_idx)[0].get("IFLA_MTU"))
+        settings: dict[str, object] = {"mtu": mtu}
+        if mac is not None:
+            settings["address"] = mac
+        ipr.link("set", index=idx, **settings)
+        ipr.link("set", index=idx, master=br_idx)
+        ipr.link("set", index=idx, state="up")
