@@ -20,7 +20,7 @@ class PCIAddress:
 
 @dataclass
 class Loader:
-    path: str
+    path: str  # "" when firmware='efi' autoselects it
     readonly: bool = True
     type: str = "pflash"  # "pflash" or "rom"
     secure: bool | None = None
@@ -39,6 +39,9 @@ class OSConfig:
     loader: Loader | None = None
     nvram: str | None = None
     firmware: str | None = None  # os firmware='efi' autoselection
+    bootmenu_timeout: int | None = None  # milliseconds
+    nvram_template: str | None = None
+    firmware_features: dict[str, bool] = field(default_factory=dict)  # <firmware><feature name enabled>
 
 
 @dataclass
@@ -88,7 +91,7 @@ class DiskConfig:
     source_pool: str | None = None  # type='volume'
     source_volume: str | None = None
     target_dev: str = ""
-    target_bus: str = "virtio"  # virtio | sata | scsi | ide | usb
+    target_bus: str = "virtio"  # virtio | sata | scsi | ide | usb; "" from the parser when absent
     readonly: bool = False
     shareable: bool = False
     boot_order: int | None = None
@@ -104,7 +107,10 @@ class ControllerConfig:
     model: str | None = None
     ports: int | None = None
     address: PCIAddress | None = None
-    extra: dict[str, str] = field(default_factory=dict)  # <model name=..>, <target chassis= port=..>
+    # "model.name", "target.chassis", "target.port", "target.chassisNr", "target.busNr", "target.hotplug",
+    # "master.startport" (USB companions) and "vectors" (virtio-serial), as written in the XML.
+    extra: dict[str, str] = field(default_factory=dict)
+    alias: str | None = None
 
 
 @dataclass
@@ -153,6 +159,7 @@ class VideoConfig:
     heads: int | None = None
     primary: bool | None = None
     address: PCIAddress | None = None
+    alias: str | None = None
 
 
 @dataclass
@@ -160,6 +167,7 @@ class InputConfig:
     type: str  # mouse | keyboard | tablet
     bus: str = "ps2"  # ps2 | usb | virtio
     address: PCIAddress | None = None
+    alias: str | None = None
 
 
 @dataclass
@@ -167,6 +175,7 @@ class MemballoonConfig:
     model: str = "virtio"  # virtio | none
     stats_period: int | None = None
     address: PCIAddress | None = None
+    alias: str | None = None
 
 
 @dataclass
@@ -177,11 +186,32 @@ class RNGConfig:
     rate_bytes: int | None = None
     rate_period: int | None = None
     address: PCIAddress | None = None
+    alias: str | None = None
 
 
 @dataclass
 class PanicConfig:
     model: str = "isa"  # isa (pvpanic) | pvpanic
+    address: PCIAddress | None = None
+    alias: str | None = None
+
+
+@dataclass
+class AudioConfig:
+    """``<audio id='1' type='none'/>``, which libvirt >= 7.2 writes into every x86 guest's config."""
+
+    id: int = 1
+    type: str = "none"
+
+
+@dataclass
+class WatchdogConfig:
+    """``<watchdog model='itco' action='reset'/>``, implicit on q35 from libvirt 9.1."""
+
+    model: str = "itco"  # itco | i6300esb | ib700
+    action: str = "reset"  # reset | shutdown | poweroff | pause | none | inject-nmi
+    address: PCIAddress | None = None
+    alias: str | None = None
 
 
 @dataclass
@@ -199,6 +229,8 @@ class Devices:
     memballoon: MemballoonConfig | None = None
     rngs: list[RNGConfig] = field(default_factory=list)
     panics: list[PanicConfig] = field(default_factory=list)
+    audios: list[AudioConfig] = field(default_factory=list)
+    watchdogs: list[WatchdogConfig] = field(default_factory=list)
 
 
 @dataclass
@@ -225,6 +257,7 @@ class Domain:
     on_crash: str = "destroy"  # destroy | restart | preserve
     pm_suspend_to_mem: bool | None = None
     pm_suspend_to_disk: bool | None = None
+    resource_partition: str | None = None  # <resource><partition>/machine</partition></resource>
     devices: Devices = field(default_factory=Devices)
     # Runtime-only; written in live XML (dumpxml of a running domain), never in the config file.
     id: int | None = None

@@ -1,0 +1,81 @@
+"""Post-parse defaults: the values libvirt fills in after parsing and writes back into the config.
+
+A separate pass, as in libvirt, so that parsing stays a faithful reading of the document. Only what
+libvirt itself writes is added: the UUID (the dataclass default), MAC addresses, the machine type, the
+disk bus implied by the target name, and the serial/console pairing. No default controllers or other
+devices are added.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from pyvirt.conf.domain import CharDevConfig, Domain
+
+DEFAULT_MACHINE = "pc"
+MAC_PREFIX = "52:54:00"
+# libvirt maps sd* to scsi; pyvirt maps it to sata, which needs no extra controller model on q35.
+_BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "sata"), ("hd", "ide"))
+
+
+def infer_disk_bus(target_dev: str) -> str | None:
+    """The bus a target name implies (vda → virtio, sda → sata, hda → ide), or None."""
+    for prefix, bus in _BUS_BY_PREFIX:
+        if target_dev.startswith(prefix):
+            return bus
+    return None
+
+
+def random_mac(taken: set[str]) -> str:
+    """A random ``52:54:00:xx:xx:xx`` address (QEMU's OUI, as libvirt uses) not in ``taken``."""
+    while True:
+        mac = MAC_PREFIX + "".join(f":{byte:02x}" for byte in secrets.token_bytes(3))
+        if mac not in taken:
+            return mac
+
+
+def _pair_console_with_serial(dom: Domain) -> None:
+    """libvirt's rule: the first console, when of (or defaulting to) target type serial, is serial 0."""
+    devs = dom.devices
+    for index, serial in enumerate(devs.serials):
+        if serial.target_port is None:
+            serial.target_port = index
+        if serial.target_type is None and dom.os.arch in ("x86_64", "i686"):
+            serial.target_type = "isa-serial"
+        if serial.target_model is None and serial.target_type is not None:
+            serial.target_model = serial.target_type
+    if not devs.consoles:
+        return
+    console = devs.consoles[0]
+    if console.target_type not in (None, "serial"):
+        return
+    if not devs.serials and dom.os.arch in ("x86_64", "i686"):
+        devs.serials.append(
+            CharDevConfig(
+                kind="serial",
+                type=console.type,
+                source_path=console.source_path,
+                source_mode=console.source_mode,
+                target_type="isa-serial",
+                target_port=0,
+                target_model="isa-serial",
+            )
+        )
+    if devs.serials:
+        console.target_type = "serial"
+        console.target_port = devs.serials[0].target_port
+
+
+def apply_defaults(dom: Domain) -> None:
+    """Fill in what libvirt fills in after parsing; idempotent."""
+    if dom.os.machine is None:
+        dom.os.machine = DEFAULT_MACHINE
+    for disk in dom.devices.disks:
+        if not disk.target_bus:
+            disk.target_bus = infer_disk_bus(disk.target_dev) or ""
+    taken = {nic.mac for nic in dom.devices.interfaces if nic.mac}
+    for nic in dom.devices.interfaces:
+        if not nic.mac:
+            nic.mac = random_mac(taken)
+            taken.add(nic.mac)
+    _pair_console_with_serial(dom)

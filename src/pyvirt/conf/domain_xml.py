@@ -1,0 +1,883 @@
+"""libvirt ``<domain>`` XML to :class:`~pyvirt.conf.domain.Domain` and back.
+
+:func:`parse_domain` reads exactly what the model holds and refuses everything else by name and path
+(``unsupported configuration: element 'devices/hostdev' is not supported``). A few things real libvirt
+files carry are accepted and dropped, because pyvirt has nothing to do with them: ``<seclabel>`` (pyvirt
+does not run sVirt confinement), an empty ``<backingStore/>`` of a disk, runtime ``<alias>`` names (kept
+in live mode, and in config mode when user-defined ``ua-`` names), the runtime pty paths, tap names and
+channel states of a running domain's XML (kept in live mode).
+
+:func:`format_domain` writes libvirt's layout; ``live=True`` adds the runtime bits (``id``, aliases, pty
+paths, tap names, the VNC port in use). :func:`load_domain_xml` is parse, post-parse defaults, validate.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid as uuidlib
+
+from pyvirt.conf.defaults import apply_defaults
+from pyvirt.conf.domain import (
+    AudioConfig,
+    CharDevConfig,
+    ClockConfig,
+    ControllerConfig,
+    CPUConfig,
+    CPUFeature,
+    Devices,
+    DiskConfig,
+    Domain,
+    GraphicsConfig,
+    InputConfig,
+    InterfaceConfig,
+    Loader,
+    MemballoonConfig,
+    OSConfig,
+    PanicConfig,
+    PCIAddress,
+    RNGConfig,
+    Timer,
+    VideoConfig,
+    WatchdogConfig,
+)
+from pyvirt.conf.units import parse_size_kib
+from pyvirt.conf.validate import validate_domain
+from pyvirt.conf.xmlutil import (
+    AttrValue,
+    Elem,
+    XNode,
+    on_off,
+    parse_document,
+    serialize,
+    unsupported,
+    x,
+    yes_no,
+)
+from pyvirt.errors import InvalidArgument, XMLError
+
+DOMAIN_TYPES = ("kvm", "qemu")
+LIFECYCLE_ACTIONS = ("destroy", "restart", "preserve")
+ARCHES = ("x86_64", "i686", "aarch64")
+BOOT_DEVICES = ("hd", "cdrom", "network", "fd")
+FEATURES: dict[str, dict[str, tuple[str, ...]]] = {
+    "acpi": {},
+    "apic": {"eoi": ("on", "off")},
+    "pae": {},
+    "vmport": {"state": ("on", "off")},
+    "ioapic": {"driver": ("kvm", "qemu")},
+    "smm": {"state": ("on", "off")},
+    "vmcoreinfo": {"state": ("on", "off")},
+}
+CPU_MODES = ("host-passthrough", "host-model", "custom", "maximum")
+CPU_FEATURE_POLICIES = ("force", "require", "optional", "disable", "forbid")
+TIMER_NAMES = ("rtc", "pit", "hpet", "kvmclock", "tsc", "hypervclock")
+TICK_POLICIES = ("delay", "catchup", "merge", "discard")
+DISK_TYPES = ("file", "block", "volume")
+DISK_DEVICES = ("disk", "cdrom")
+DISK_FORMATS = ("raw", "qcow2")
+DISK_BUSES = ("virtio", "sata", "scsi", "ide", "usb")
+DISK_CACHE = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
+DISK_DISCARD = ("unmap", "ignore")
+DISK_IO = ("native", "threads", "io_uring")
+CONTROLLER_MODELS: dict[str, tuple[str, ...]] = {
+    "pci": ("pci-root", "pcie-root", "pcie-root-port", "pci-bridge", "pcie-to-pci-bridge"),
+    "usb": ("qemu-xhci", "ich9-ehci1", "ich9-uhci1", "ich9-uhci2", "ich9-uhci3", "piix3-uhci", "none"),
+    "sata": (),
+    "scsi": ("virtio-scsi",),
+    "virtio-serial": (),
+    "ide": (),
+}
+PCI_MODEL_NAMES = ("pcie-root-port", "ioh3420", "pci-bridge", "pcie-pci-bridge")
+PCI_TARGET_ATTRS = ("chassisNr", "chassis", "port", "busNr", "hotplug")
+NET_TYPES = ("network", "bridge", "user")
+NET_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
+CHAR_TYPES: dict[str, tuple[str, ...]] = {
+    "serial": ("pty", "unix", "file", "null"),
+    "console": ("pty", "unix", "file", "null"),
+    "channel": ("unix", "pty"),
+}
+SERIAL_TARGETS = ("isa-serial", "pci-serial", "usb-serial")
+CONSOLE_TARGETS = ("serial", "virtio")
+VIDEO_MODELS = ("vga", "cirrus", "virtio", "bochs", "none")
+INPUT_TYPES = ("mouse", "keyboard", "tablet")
+INPUT_BUSES = ("ps2", "usb", "virtio")
+RNG_BACKENDS = ("/dev/urandom", "/dev/random", "/dev/hwrng")
+PANIC_MODELS = ("isa", "pvpanic")
+WATCHDOG_MODELS = ("itco", "i6300esb", "ib700")
+WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "inject-nmi")
+ADDRESS_ATTRS: dict[str, tuple[str, ...]] = {
+    "pci": ("domain", "bus", "slot", "function", "multifunction"),
+    "drive": ("controller", "bus", "target", "unit"),
+    "virtio-serial": ("controller", "bus", "port"),
+    "usb": ("bus", "port"),
+    "isa": ("iobase", "irq"),
+}
+AUTO_TAP_PREFIXES = ("vnet", "macvtap", "macvlan")
+
+
+def _is_auto_tap(name: str | None) -> bool:
+    return name is not None and name.startswith(AUTO_TAP_PREFIXES)
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+class _Parser:
+    """One parse of one document; ``live`` keeps runtime-only state (ids, aliases, pty paths, taps)."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+
+    def alias(self, e: Elem) -> str | None:
+        node = e.child("alias")
+        if node is None:
+            return None
+        name = node.require("name")
+        node.done()
+        return name if self.live or name.startswith("ua-") else None
+
+    @staticmethod
+    def address(e: Elem) -> PCIAddress | None:
+        node = e.child("address")
+        if node is None:
+            return None
+        kind = node.choice("type", ADDRESS_ATTRS, required=True)
+        assert kind is not None
+        attrs = {name: value for name in ADDRESS_ATTRS[kind] if (value := node.attr(name)) is not None}
+        node.done()
+        return PCIAddress(type=kind, attrs=attrs)
+
+    @staticmethod
+    def boot_order(e: Elem) -> int | None:
+        node = e.child("boot")
+        if node is None:
+            return None
+        order = node.integer("order", minimum=1)
+        if order is None:
+            raise XMLError(f"missing attribute 'order' of '{node.path}'")
+        node.done()
+        return order
+
+    # ------------------------------------------------------------------------------------- top level
+
+    def domain(self, root: Elem) -> Domain:
+        dom_type = root.choice("type", DOMAIN_TYPES, required=True)
+        assert dom_type is not None
+        dom_id = root.integer("id", minimum=-1)
+        name_node = root.child("name")
+        if name_node is None:
+            raise XMLError("missing element 'name' in the domain XML")
+        dom = Domain(name=name_node.text())
+        name_node.done()
+        dom.type = dom_type
+        dom.id = dom_id if self.live and dom_id is not None and dom_id >= 0 else None
+        if (node := root.child("uuid")) is not None:
+            dom.uuid = parse_uuid(node.text())
+            node.done()
+        for tag in ("title", "description"):
+            if (node := root.child(tag)) is not None:
+                setattr(dom, tag, node.text(required=False))
+                node.done()
+        if (node := root.child("metadata")) is not None:
+            dom.metadata = node.node.raw_inner or None
+            node.skip(*(child.tag for child in node.node.children))
+            node.text(required=False)
+            node.done()
+        self.memory(root, dom)
+        if (node := root.child("vcpu")) is not None:
+            dom.vcpu_placement = node.choice("placement", ("static",))
+            dom.vcpus = node.text_int(minimum=1)
+            node.done()
+        if (node := root.child("resource")) is not None:
+            partition = node.child("partition")
+            if partition is not None:
+                dom.resource_partition = partition.text()
+                partition.done()
+            node.done()
+        os_node = root.child("os")
+        if os_node is None:
+            raise XMLError("missing element 'os' in the domain XML")
+        dom.os = self.os(os_node)
+        if (node := root.child("features")) is not None:
+            self.features(node, dom)
+        if (node := root.child("cpu")) is not None:
+            dom.cpu = self.cpu(node)
+        if (node := root.child("clock")) is not None:
+            dom.clock = self.clock(node)
+        for tag in ("on_poweroff", "on_reboot", "on_crash"):
+            if (node := root.child(tag)) is not None:
+                value = node.text()
+                if value not in LIFECYCLE_ACTIONS:
+                    raise unsupported(f"value '{value}' of element '{node.path}' is not supported")
+                setattr(dom, tag, value)
+                node.done()
+        if (node := root.child("pm")) is not None:
+            self.pm(node, dom)
+        if (node := root.child("devices")) is not None:
+            dom.devices = self.devices(node)
+        for node in root.children("seclabel"):
+            self.seclabel(node)
+        root.done()
+        return dom
+
+    @staticmethod
+    def memory(root: Elem, dom: Domain) -> None:
+        node = root.child("memory")
+        if node is None:
+            raise XMLError("missing element 'memory' in the domain XML")
+        dom.memory_kib = parse_size_kib(node.text(), node.attr("unit"), element="memory")
+        node.done()
+        if (node := root.child("currentMemory")) is not None:
+            dom.current_memory_kib = parse_size_kib(node.text(), node.attr("unit"), element="currentMemory")
+            node.done()
+
+    @staticmethod
+    def os(e: Elem) -> OSConfig:
+        osc = OSConfig()
+        osc.firmware = e.choice("firmware", ("efi", "bios"))
+        type_node = e.child("type")
+        if type_node is None:
+            raise XMLError("missing element 'os/type' in the domain XML")
+        osc.type = type_node.text()
+        if osc.type != "hvm":
+            raise unsupported(f"value '{osc.type}' of element 'os/type' is not supported")
+        osc.arch = type_node.choice("arch", ARCHES) or osc.arch
+        osc.machine = type_node.attr("machine")
+        type_node.done()
+        for boot in e.children("boot"):
+            dev = boot.choice("dev", BOOT_DEVICES, required=True)
+            assert dev is not None
+            osc.boot.append(dev)
+            boot.done()
+        if (node := e.child("bootmenu")) is not None:
+            osc.bootmenu = node.flag("enable")
+            osc.bootmenu_timeout = node.integer("timeout", minimum=0, maximum=65535)
+            node.done()
+        for tag in ("kernel", "initrd", "cmdline"):
+            if (node := e.child(tag)) is not None:
+                setattr(osc, tag, node.text(required=tag != "cmdline"))
+                node.done()
+        if (node := e.child("loader")) is not None:
+            path = node.text(required=osc.firmware is None)
+            osc.loader = Loader(path=path)
+            if (readonly := node.flag("readonly")) is not None:
+                osc.loader.readonly = readonly
+            osc.loader.type = node.choice("type", ("pflash", "rom")) or osc.loader.type
+            osc.loader.secure = node.flag("secure")
+            node.done()
+        if (node := e.child("nvram")) is not None:
+            osc.nvram = node.text(required=False) or None
+            osc.nvram_template = node.attr("template")
+            node.done()
+        if (node := e.child("firmware")) is not None:
+            for feature in node.children("feature"):
+                name = feature.choice("name", ("enrolled-keys", "secure-boot"), required=True)
+                enabled = feature.flag("enabled")
+                if name is None or enabled is None:
+                    raise XMLError(f"missing attribute 'enabled' of '{feature.path}'")
+                osc.firmware_features[name] = enabled
+                feature.done()
+            node.done()
+        e.done()
+        return osc
+
+    @staticmethod
+    def features(e: Elem, dom: Domain) -> None:
+        for node in e.each():
+            allowed = FEATURES.get(node.tag)
+            if allowed is None:
+                raise node.refuse()
+            dom.features.append(node.tag)
+            attrs = {name: value for name, values in allowed.items() if (value := node.choice(name, values))}
+            if attrs:
+                dom.feature_attrs[node.tag] = attrs
+            node.done()
+        e.done()
+
+    @staticmethod
+    def cpu(e: Elem) -> CPUConfig:
+        cpu = CPUConfig(mode=e.choice("mode", CPU_MODES) or "custom")
+        cpu.match = e.choice("match", ("exact", "minimum", "strict"))
+        cpu.check = e.choice("check", ("none", "partial", "full"))
+        cpu.migratable = e.flag("migratable", "on", "off")
+        if (node := e.child("model")) is not None:
+            cpu.model = node.text(required=False) or None
+            cpu.fallback = node.choice("fallback", ("allow", "forbid"))
+            node.done()
+        if (node := e.child("topology")) is not None:
+            cpu.sockets = node.integer("sockets", minimum=1)
+            cpu.dies = node.integer("dies", minimum=1)
+            cpu.cores = node.integer("cores", minimum=1)
+            cpu.threads = node.integer("threads", minimum=1)
+            node.done()
+        for node in e.children("feature"):
+            policy = node.choice("policy", CPU_FEATURE_POLICIES) or "require"
+            cpu.features.append(CPUFeature(name=node.require("name"), policy=policy))
+            node.done()
+        e.done()
+        return cpu
+
+    @staticmethod
+    def clock(e: Elem) -> ClockConfig:
+        clock = ClockConfig(offset=e.choice("offset", ("utc", "localtime")) or "utc")
+        for node in e.children("timer"):
+            name = node.choice("name", TIMER_NAMES, required=True)
+            assert name is not None
+            timer = Timer(name=name, tickpolicy=node.choice("tickpolicy", TICK_POLICIES))
+            timer.present = node.flag("present")
+            clock.timers.append(timer)
+            node.done()
+        e.done()
+        return clock
+
+    @staticmethod
+    def pm(e: Elem, dom: Domain) -> None:
+        if (node := e.child("suspend-to-mem")) is not None:
+            dom.pm_suspend_to_mem = node.flag("enabled")
+            node.done()
+        if (node := e.child("suspend-to-disk")) is not None:
+            dom.pm_suspend_to_disk = node.flag("enabled")
+            node.done()
+        e.done()
+
+    @staticmethod
+    def seclabel(e: Elem) -> None:
+        e.choice("type", ("none", "dynamic"))
+        e.choice("model", ("dac", "selinux", "apparmor", "none"))
+        e.flag("relabel")
+        for tag in ("label", "imagelabel", "baselabel"):
+            if (node := e.child(tag)) is not None:
+                node.text(required=False)
+                node.done()
+        e.done()
+
+    # --------------------------------------------------------------------------------------- devices
+
+    def devices(self, e: Elem) -> Devices:
+        devs = Devices()
+        pending_index: list[ControllerConfig] = []
+        for node in e.each():
+            tag = node.tag
+            if tag == "emulator":
+                if devs.emulator is not None:
+                    raise XMLError(f"element '{node.path}' may appear only once")
+                devs.emulator = node.text()
+                node.done()
+            elif tag == "disk":
+                devs.disks.append(self.disk(node))
+            elif tag == "controller":
+                controller, has_index = self.controller(node)
+                devs.controllers.append(controller)
+                if not has_index:
+                    pending_index.append(controller)
+            elif tag == "interface":
+                devs.interfaces.append(self.interface(node))
+            elif tag in ("serial", "console", "channel"):
+                lists = {"serial": devs.serials, "console": devs.consoles, "channel": devs.channels}
+                lists[tag].append(self.chardev(node))
+            elif tag == "graphics":
+                devs.graphics.append(self.graphics(node))
+            elif tag == "video":
+                devs.videos.append(self.video(node))
+            elif tag == "input":
+                devs.inputs.append(self.input(node))
+            elif tag == "memballoon":
+                if devs.memballoon is not None:
+                    raise XMLError(f"element '{node.path}' may appear only once")
+                devs.memballoon = self.memballoon(node)
+            elif tag == "rng":
+                devs.rngs.append(self.rng(node))
+            elif tag == "panic":
+                panic = PanicConfig(model=node.choice("model", PANIC_MODELS) or "isa")
+                panic.alias = self.alias(node)
+                panic.address = self.address(node)
+                node.done()
+                devs.panics.append(panic)
+            elif tag == "audio":
+                audio = AudioConfig(id=node.integer("id", minimum=1) or 1)
+                audio.type = node.choice("type", ("none",), required=True) or "none"
+                node.done()
+                devs.audios.append(audio)
+            elif tag == "watchdog":
+                devs.watchdogs.append(self.watchdog(node))
+            else:
+                raise node.refuse()
+        for controller in pending_index:
+            same = [c.index for c in devs.controllers if c.type == controller.type and c.index >= 0]
+            controller.index = max(same, default=-1) + 1
+        e.done()
+        return devs
+
+    def disk(self, e: Elem) -> DiskConfig:
+        disk = DiskConfig(type=e.choice("type", DISK_TYPES) or "file")
+        disk.device = e.choice("device", DISK_DEVICES) or "disk"
+        if (node := e.child("driver")) is not None:
+            disk.driver_name = node.choice("name", ("qemu",)) or "qemu"
+            disk.driver_type = node.choice("type", DISK_FORMATS) or "raw"
+            disk.cache = node.choice("cache", DISK_CACHE)
+            disk.discard = node.choice("discard", DISK_DISCARD)
+            disk.io = node.choice("io", DISK_IO)
+            node.done()
+        if (node := e.child("source")) is not None:
+            if disk.type == "file":
+                disk.source = node.attr("file")
+            elif disk.type == "block":
+                disk.source = node.attr("dev")
+            else:
+                disk.source_pool = node.require("pool")
+                disk.source_volume = node.require("volume")
+            node.skip("index")
+            node.done()
+        if (node := e.child("backingStore")) is not None:
+            node.done()
+        target = e.child("target")
+        if target is None:
+            raise XMLError(f"missing element 'target' of '{e.path}'")
+        disk.target_dev = target.require("dev")
+        disk.target_bus = target.choice("bus", DISK_BUSES) or ""
+        if disk.device == "cdrom":
+            target.choice("tray", ("closed",))
+        target.done()
+        for tag in ("readonly", "shareable"):
+            if (node := e.child(tag)) is not None:
+                setattr(disk, tag, True)
+                node.done()
+        if (node := e.child("serial")) is not None:
+            disk.serial = node.text()
+            node.done()
+        disk.boot_order = self.boot_order(e)
+        disk.alias = self.alias(e)
+        disk.address = self.address(e)
+        e.done()
+        return disk
+
+    def controller(self, e: Elem) -> tuple[ControllerConfig, bool]:
+        kind = e.choice("type", CONTROLLER_MODELS, required=True)
+        assert kind is not None
+        index = e.integer("index", minimum=0, maximum=255)
+        ctl = ControllerConfig(type=kind, index=-1 if index is None else index)
+        if CONTROLLER_MODELS[kind]:
+            ctl.model = e.choice("model", CONTROLLER_MODELS[kind])
+        if kind in ("usb", "virtio-serial"):
+            ctl.ports = e.integer("ports", minimum=1, maximum=31 if kind == "virtio-serial" else 15)
+        if kind == "virtio-serial" and (vectors := e.integer("vectors", minimum=0)) is not None:
+            ctl.extra["vectors"] = str(vectors)
+        if kind == "pci":
+            if (node := e.child("model")) is not None:
+                ctl.extra["model.name"] = node.choice("name", PCI_MODEL_NAMES, required=True) or ""
+                node.done()
+            if (node := e.child("target")) is not None:
+                for name in PCI_TARGET_ATTRS:
+                    if (value := node.attr(name)) is not None:
+                        ctl.extra[f"target.{name}"] = value
+                node.done()
+        if kind == "usb" and (node := e.child("master")) is not None:
+            ctl.extra["master.startport"] = str(node.integer("startport", minimum=0))
+            node.done()
+        ctl.alias = self.alias(e)
+        ctl.address = self.address(e)
+        e.done()
+        return ctl, index is not None
+
+    def interface(self, e: Elem) -> InterfaceConfig:
+        nic = InterfaceConfig(type=e.choice("type", NET_TYPES, required=True) or "network")
+        if (node := e.child("mac")) is not None:
+            nic.mac = parse_mac(node.require("address"), node.path)
+            node.done()
+        if (node := e.child("source")) is not None:
+            if nic.type == "network":
+                nic.source_network = node.require("network")
+                node.skip("portid", "bridge")
+            elif nic.type == "bridge":
+                nic.source_bridge = node.require("bridge")
+            node.done()
+        if (node := e.child("target")) is not None:
+            dev = node.require("dev")
+            nic.target_dev = dev if self.live or not _is_auto_tap(dev) else None
+            node.done()
+        if (node := e.child("model")) is not None:
+            nic.model = node.choice("type", NET_MODELS, required=True) or "virtio"
+            node.done()
+        if (node := e.child("link")) is not None:
+            nic.link_state = node.choice("state", ("up", "down"), required=True)
+            node.done()
+        nic.boot_order = self.boot_order(e)
+        nic.alias = self.alias(e)
+        nic.address = self.address(e)
+        e.done()
+        return nic
+
+    def chardev(self, e: Elem) -> CharDevConfig:
+        kind = e.tag
+        dev = CharDevConfig(kind=kind, type=e.choice("type", CHAR_TYPES[kind], required=True) or "pty")
+        if kind == "console" and (tty := e.attr("tty")) is not None and self.live:
+            dev.source_path = tty
+        if (node := e.child("source")) is not None:
+            path = node.attr("path")
+            if dev.type == "unix":
+                dev.source_mode = node.choice("mode", ("bind", "connect"))
+                dev.source_path = path
+            elif dev.type == "file":
+                dev.source_path = node.require("path")
+            elif dev.type == "pty":
+                if self.live and path is not None:
+                    dev.source_path = path
+            else:
+                raise node.refuse()
+            node.done()
+        if (node := e.child("target")) is not None:
+            if kind == "serial":
+                dev.target_type = node.choice("type", SERIAL_TARGETS)
+                if (model := node.child("model")) is not None:
+                    dev.target_model = model.choice("name", SERIAL_TARGETS, required=True)
+                    model.done()
+            elif kind == "console":
+                dev.target_type = node.choice("type", CONSOLE_TARGETS)
+            else:
+                dev.target_type = node.choice("type", ("virtio",), required=True)
+                dev.target_name = node.attr("name")
+                node.skip("state")
+            if kind != "channel":
+                dev.target_port = node.integer("port", minimum=0, maximum=31)
+            node.done()
+        dev.alias = self.alias(e)
+        dev.address = self.address(e)
+        e.done()
+        return dev
+
+    def graphics(self, e: Elem) -> GraphicsConfig:
+        e.choice("type", ("vnc",), required=True)
+        gfx = GraphicsConfig()
+        port = e.integer("port", minimum=-1, maximum=65535)
+        autoport = e.flag("autoport")
+        gfx.autoport = autoport if autoport is not None else port is None or port == -1
+        if gfx.autoport:
+            gfx.port = port if self.live and port is not None and port >= 0 else -1
+        else:
+            gfx.port = port
+        listen_attr = e.attr("listen")
+        listens = e.children("listen")
+        if len(listens) > 1:
+            raise unsupported(f"element '{listens[1].path}' given more than once is not supported")
+        listen_addr = None
+        for node in listens:
+            node.choice("type", ("address",), required=True)
+            listen_addr = node.attr("address")
+            node.done()
+        if listen_attr and listen_addr and listen_attr != listen_addr:
+            raise XMLError(
+                f"graphics 'listen' attribute '{listen_attr}' must match the 'address' attribute "
+                f"'{listen_addr}' of its first <listen> element"
+            )
+        gfx.listen = listen_addr or listen_attr or gfx.listen
+        gfx.passwd = e.attr("passwd")
+        e.done()
+        return gfx
+
+    def video(self, e: Elem) -> VideoConfig:
+        video = VideoConfig()
+        if (node := e.child("model")) is not None:
+            video.model = node.choice("type", VIDEO_MODELS, required=True) or "virtio"
+            video.vram = node.integer("vram", minimum=0)
+            video.heads = node.integer("heads", minimum=1, maximum=16)
+            video.primary = node.flag("primary")
+            node.done()
+        video.alias = self.alias(e)
+        video.address = self.address(e)
+        e.done()
+        return video
+
+    def input(self, e: Elem) -> InputConfig:
+        kind = e.choice("type", INPUT_TYPES, required=True) or "mouse"
+        bus = e.choice("bus", INPUT_BUSES) or ("usb" if kind == "tablet" else "ps2")
+        dev = InputConfig(type=kind, bus=bus)
+        dev.alias = self.alias(e)
+        dev.address = self.address(e)
+        e.done()
+        return dev
+
+    def memballoon(self, e: Elem) -> MemballoonConfig:
+        balloon = MemballoonConfig(model=e.choice("model", ("virtio", "none"), required=True) or "virtio")
+        if (node := e.child("stats")) is not None:
+            balloon.stats_period = node.integer("period", minimum=0)
+            node.done()
+        balloon.alias = self.alias(e)
+        balloon.address = self.address(e)
+        e.done()
+        return balloon
+
+    def rng(self, e: Elem) -> RNGConfig:
+        rng = RNGConfig(model=e.choice("model", ("virtio",), required=True) or "virtio")
+        if (node := e.child("rate")) is not None:
+            rng.rate_bytes = node.integer("bytes", minimum=1)
+            rng.rate_period = node.integer("period", minimum=1)
+            node.done()
+        backend = e.child("backend")
+        if backend is None:
+            raise XMLError(f"missing element 'backend' of '{e.path}'")
+        rng.backend_model = backend.choice("model", ("random",), required=True) or "random"
+        path = backend.text(required=False) or "/dev/urandom"
+        if path not in RNG_BACKENDS:
+            raise unsupported(f"value '{path}' of element '{backend.path}' is not supported")
+        rng.backend = path
+        backend.done()
+        rng.alias = self.alias(e)
+        rng.address = self.address(e)
+        e.done()
+        return rng
+
+    def watchdog(self, e: Elem) -> WatchdogConfig:
+        dog = WatchdogConfig(model=e.choice("model", WATCHDOG_MODELS, required=True) or "itco")
+        dog.action = e.choice("action", WATCHDOG_ACTIONS) or "reset"
+        dog.alias = self.alias(e)
+        dog.address = self.address(e)
+        e.done()
+        return dog
+
+
+def parse_uuid(text: str) -> str:
+    """A UUID in libvirt's accepted spellings, as lower-case canonical text."""
+    try:
+        return str(uuidlib.UUID(text.strip()))
+    except ValueError as err:
+        raise InvalidArgument(f"invalid UUID '{text}' in element 'uuid'") from err
+
+
+def parse_mac(text: str, where: str) -> str:
+    """A colon-separated MAC address, lower-cased."""
+    parts = text.strip().split(":")
+    if len(parts) != 6 or not all(re.fullmatch(r"[0-9a-fA-F]{2}", part) for part in parts):
+        raise InvalidArgument(f"invalid MAC address '{text}' in '{where}' (expected six hex pairs)")
+    return ":".join(parts).lower()
+
+
+def parse_domain(text: str, *, live: bool = False) -> Domain:
+    """Parse domain XML into a :class:`Domain`, refusing anything the model does not hold.
+
+    With ``live=False`` (a config file, ``virsh define``) runtime-only state is dropped, as libvirt
+    does for inactive XML; ``live=True`` keeps it (a running domain's status XML).
+    """
+    root = parse_document(text, raw_paths=frozenset({"metadata"}))
+    if root.tag != "domain":
+        raise XMLError(f"expected a <domain> root element, found <{root.tag}>")
+    return _Parser(live).domain(Elem(root))
+
+
+# -------------------------------------------------------------------------------------------- formatting
+
+
+def _alias(alias: str | None, live: bool) -> XNode | None:
+    return x("alias", {"name": alias}) if alias and (live or alias.startswith("ua-")) else None
+
+
+def _address(address: PCIAddress | None) -> XNode | None:
+    if address is None:
+        return None
+    return x("address", {"type": address.type, **address.attrs})
+
+
+def _boot(order: int | None) -> XNode | None:
+    return x("boot", {"order": order}) if order is not None else None
+
+
+def _os(osc: OSConfig) -> XNode:
+    node = x("os", {"firmware": osc.firmware})
+    node.add(x("type", {"arch": osc.arch, "machine": osc.machine}, text=osc.type))
+    if osc.firmware_features:
+        firmware = x("firmware")
+        for name, enabled in osc.firmware_features.items():
+            firmware.add(x("feature", {"enabled": yes_no(enabled), "name": name}))
+        node.add(firmware)
+    if osc.loader is not None:
+        loader = osc.loader
+        attrs = {"readonly": yes_no(loader.readonly), "secure": yes_no(loader.secure), "type": loader.type}
+        node.add(x("loader", attrs, text=loader.path))
+    if osc.nvram is not None or osc.nvram_template is not None:
+        node.add(x("nvram", {"template": osc.nvram_template}, text=osc.nvram))
+    for tag in ("kernel", "initrd", "cmdline"):
+        value = getattr(osc, tag)
+        if value is not None:
+            node.add(x(tag, text=value))
+    node.add(*(x("boot", {"dev": dev}) for dev in osc.boot))
+    if osc.bootmenu is not None:
+        node.add(x("bootmenu", {"enable": yes_no(osc.bootmenu), "timeout": osc.bootmenu_timeout}))
+    return node
+
+
+def _features(dom: Domain) -> XNode | None:
+    if not dom.features:
+        return None
+    node = x("features")
+    for name in dom.features:
+        node.add(x(name, dom.feature_attrs.get(name, {})))
+    return node
+
+
+def _cpu(cpu: CPUConfig) -> XNode:
+    attrs = {"mode": cpu.mode, "match": cpu.match, "check": cpu.check, "migratable": on_off(cpu.migratable)}
+    node = x("cpu", attrs)
+    if cpu.model is not None or cpu.fallback is not None:
+        node.add(x("model", {"fallback": cpu.fallback}, text=cpu.model))
+    topology = {"sockets": cpu.sockets, "dies": cpu.dies, "cores": cpu.cores, "threads": cpu.threads}
+    if any(value is not None for value in topology.values()):
+        node.add(x("topology", topology))
+    node.add(*(x("feature", {"policy": f.policy, "name": f.name}) for f in cpu.features))
+    return node
+
+
+def _clock(clock: ClockConfig) -> XNode:
+    node = x("clock", {"offset": clock.offset})
+    for timer in clock.timers:
+        attrs = {"name": timer.name, "tickpolicy": timer.tickpolicy, "present": yes_no(timer.present)}
+        node.add(x("timer", attrs))
+    return node
+
+
+def _pm(dom: Domain) -> XNode | None:
+    if dom.pm_suspend_to_mem is None and dom.pm_suspend_to_disk is None:
+        return None
+    node = x("pm")
+    if dom.pm_suspend_to_mem is not None:
+        node.add(x("suspend-to-mem", {"enabled": yes_no(dom.pm_suspend_to_mem)}))
+    if dom.pm_suspend_to_disk is not None:
+        node.add(x("suspend-to-disk", {"enabled": yes_no(dom.pm_suspend_to_disk)}))
+    return node
+
+
+def _disk(disk: DiskConfig, live: bool) -> XNode:
+    node = x("disk", {"type": disk.type, "device": disk.device})
+    driver = {"name": disk.driver_name, "type": disk.driver_type}
+    node.add(x("driver", {**driver, "cache": disk.cache, "discard": disk.discard, "io": disk.io}))
+    if disk.type == "volume" and disk.source_pool is not None:
+        node.add(x("source", {"pool": disk.source_pool, "volume": disk.source_volume}))
+    elif disk.source is not None:
+        node.add(x("source", {"file" if disk.type == "file" else "dev": disk.source}))
+    node.add(x("target", {"dev": disk.target_dev, "bus": disk.target_bus or None}))
+    node.add(x("readonly") if disk.readonly else None, x("shareable") if disk.shareable else None)
+    node.add(x("serial", text=disk.serial) if disk.serial else None)
+    node.add(_boot(disk.boot_order), _alias(disk.alias, live), _address(disk.address))
+    return node
+
+
+def _controller(ctl: ControllerConfig, live: bool) -> XNode:
+    attrs: dict[str, AttrValue] = {"type": ctl.type, "index": ctl.index, "model": ctl.model}
+    attrs["ports"] = ctl.ports
+    node = x("controller", {**attrs, "vectors": ctl.extra.get("vectors")})
+    if "model.name" in ctl.extra:
+        node.add(x("model", {"name": ctl.extra["model.name"]}))
+    target = {name: ctl.extra.get(f"target.{name}") for name in PCI_TARGET_ATTRS}
+    if any(value is not None for value in target.values()):
+        node.add(x("target", target))
+    node.add(_alias(ctl.alias, live))
+    if "master.startport" in ctl.extra:
+        node.add(x("master", {"startport": ctl.extra["master.startport"]}))
+    node.add(_address(ctl.address))
+    return node
+
+
+def _interface(nic: InterfaceConfig, live: bool) -> XNode:
+    node = x("interface", {"type": nic.type})
+    node.add(x("mac", {"address": nic.mac}) if nic.mac else None)
+    if nic.type == "network":
+        node.add(x("source", {"network": nic.source_network}))
+    elif nic.type == "bridge":
+        node.add(x("source", {"bridge": nic.source_bridge}))
+    if nic.target_dev and (live or not _is_auto_tap(nic.target_dev)):
+        node.add(x("target", {"dev": nic.target_dev}))
+    node.add(x("model", {"type": nic.model}))
+    node.add(x("link", {"state": nic.link_state}) if nic.link_state else None)
+    node.add(_boot(nic.boot_order), _alias(nic.alias, live), _address(nic.address))
+    return node
+
+
+def _chardev(dev: CharDevConfig, live: bool) -> XNode:
+    tty = dev.source_path if live and dev.kind == "console" and dev.type == "pty" else None
+    node = x(dev.kind, {"type": dev.type, "tty": tty})
+    if dev.type == "pty":
+        node.add(x("source", {"path": dev.source_path}) if live and dev.source_path else None)
+    elif dev.type in ("unix", "file") and (dev.source_path or dev.source_mode):
+        node.add(x("source", {"mode": dev.source_mode, "path": dev.source_path}))
+    if dev.kind == "channel":
+        target = x("target", {"type": dev.target_type, "name": dev.target_name})
+    else:
+        target = x("target", {"type": dev.target_type, "port": dev.target_port})
+        target.add(x("model", {"name": dev.target_model}) if dev.target_model else None)
+    node.add(target if target.attrs or target.children else None)
+    node.add(_alias(dev.alias, live), _address(dev.address))
+    return node
+
+
+def _graphics(gfx: GraphicsConfig, live: bool, secure: bool) -> XNode:
+    port = gfx.port if gfx.port is not None and (live or not gfx.autoport) else -1
+    attrs: dict[str, AttrValue] = {"type": "vnc", "port": port, "autoport": yes_no(gfx.autoport)}
+    attrs["listen"] = gfx.listen or None
+    node = x("graphics", {**attrs, "passwd": gfx.passwd if secure else None})
+    node.add(x("listen", {"type": "address", "address": gfx.listen or None}))
+    return node
+
+
+def _video(video: VideoConfig, live: bool) -> XNode:
+    attrs = {"type": video.model, "vram": video.vram, "heads": video.heads, "primary": yes_no(video.primary)}
+    return x("video").add(x("model", attrs), _alias(video.alias, live), _address(video.address))
+
+
+def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
+    node = x("devices")
+    node.add(x("emulator", text=devs.emulator) if devs.emulator else None)
+    node.add(*(_disk(disk, live) for disk in devs.disks))
+    node.add(*(_controller(ctl, live) for ctl in devs.controllers))
+    node.add(*(_interface(nic, live) for nic in devs.interfaces))
+    node.add(*(_chardev(dev, live) for dev in (*devs.serials, *devs.consoles, *devs.channels)))
+    for dev in devs.inputs:
+        extra = (_alias(dev.alias, live), _address(dev.address))
+        node.add(x("input", {"type": dev.type, "bus": dev.bus}).add(*extra))
+    node.add(*(_graphics(gfx, live, secure) for gfx in devs.graphics))
+    node.add(*(x("audio", {"id": audio.id, "type": audio.type}) for audio in devs.audios))
+    node.add(*(_video(video, live) for video in devs.videos))
+    for dog in devs.watchdogs:
+        attrs = {"model": dog.model, "action": dog.action}
+        node.add(x("watchdog", attrs).add(_alias(dog.alias, live), _address(dog.address)))
+    if (balloon := devs.memballoon) is not None:
+        stats = x("stats", {"period": balloon.stats_period}) if balloon.stats_period is not None else None
+        extra = (_alias(balloon.alias, live), _address(balloon.address))
+        node.add(x("memballoon", {"model": balloon.model}).add(stats, *extra))
+    for rng in devs.rngs:
+        rate = {"bytes": rng.rate_bytes, "period": rng.rate_period}
+        rng_node = x("rng", {"model": rng.model})
+        rng_node.add(x("rate", rate) if rng.rate_bytes is not None else None)
+        rng_node.add(x("backend", {"model": rng.backend_model}, text=rng.backend))
+        node.add(rng_node.add(_alias(rng.alias, live), _address(rng.address)))
+    for panic in devs.panics:
+        node.add(x("panic", {"model": panic.model}).add(_alias(panic.alias, live), _address(panic.address)))
+    return node
+
+
+def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> str:
+    """Domain XML as libvirt writes it; ``live`` adds runtime state, ``secure=False`` hides passwords."""
+    root = x("domain", {"type": dom.type, "id": dom.id if live else None})
+    root.add(x("name", text=dom.name), x("uuid", text=dom.uuid))
+    root.add(x("title", text=dom.title) if dom.title else None)
+    root.add(x("description", text=dom.description) if dom.description else None)
+    if dom.metadata:
+        root.add(XNode("metadata", raw=dom.metadata))
+    root.add(x("memory", {"unit": "KiB"}, text=str(dom.memory_kib)))
+    if dom.current_memory_kib is not None:
+        root.add(x("currentMemory", {"unit": "KiB"}, text=str(dom.current_memory_kib)))
+    root.add(x("vcpu", {"placement": dom.vcpu_placement}, text=str(dom.vcpus)))
+    if dom.resource_partition is not None:
+        root.add(x("resource").add(x("partition", text=dom.resource_partition)))
+    root.add(_os(dom.os), _features(dom))
+    root.add(_cpu(dom.cpu) if dom.cpu is not None else None)
+    root.add(_clock(dom.clock) if dom.clock is not None else None)
+    for tag in ("on_poweroff", "on_reboot", "on_crash"):
+        root.add(x(tag, text=getattr(dom, tag)))
+    root.add(_pm(dom), _devices(dom.devices, live, secure))
+    return serialize(root)
+
+
+def load_domain_xml(text: str) -> Domain:
+    """Parse config XML, apply post-parse defaults and validate: what ``define`` needs."""
+    dom = parse_domain(text)
+    apply_defaults(dom)
+    validate_domain(dom)
+    return dom
