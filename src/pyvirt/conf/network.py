@@ -135,6 +135,7 @@ class Network:
     title: str | None = None
     description: str | None = None
     metadata: str | None = None  # inner XML of <metadata>, kept verbatim
+    uuid_given: bool = field(default=False, compare=False, repr=False)  # the XML had a <uuid>
     forward: ForwardConfig | None = None  # None: isolated
     bridge: BridgeConfig = field(default_factory=BridgeConfig)
     mtu: int | None = None
@@ -450,6 +451,7 @@ def parse_network_xml(text: str) -> Network:
             c.no_children()
             try:
                 net.uuid = str(uuidlib.UUID(c.text()))
+                net.uuid_given = True
             except ValueError as err:
                 raise XMLError(f"network/uuid: invalid UUID '{c.text()}'") from err
         elif tag in ("title", "description"):
