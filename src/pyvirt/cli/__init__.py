@@ -1,0 +1,1 @@
+"""The ``pyvirt`` command line: virsh's verbs at the top level, plus ``img`` and the guest tools."""

@@ -1,0 +1,81 @@
+"""A small virsh-style option parser: positionals that may also be named (``--domain web01``),
+boolean flags and valued options. Lighter to import than argparse, which keeps the CLI quick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pyvirt.errors import InvalidArgument
+
+
+@dataclass
+class Spec:
+    verb: str
+    positionals: list[str] = field(default_factory=list)  # required, in order
+    optional_positionals: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # "--all" style, stored as "all"
+    options: list[str] = field(default_factory=list)  # take a value
+    help: str = ""
+
+
+class Parsed(dict[str, object]):
+    def flag(self, name: str) -> bool:
+        return bool(self.get(name, False))
+
+    def str(self, name: str) -> str:
+        value = self.get(name)
+        assert isinstance(value, str)
+        return value
+
+    def opt(self, name: str) -> str | None:
+        value = self.get(name)
+        return value if isinstance(value, str) else None
+
+
+def usage(spec: Spec) -> str:
+    parts = [f"<{p}>" for p in spec.positionals] + [f"[<{p}>]" for p in spec.optional_positionals]
+    parts += [f"[--{f}]" for f in spec.flags] + [f"[--{o} <value>]" for o in spec.options]
+    return f"usage: pyvirt {spec.verb} {' '.join(parts)}\n" + (f"\n  {spec.help}\n" if spec.help else "")
+
+
+def parse(spec: Spec, argv: list[str]) -> Parsed:
+    out = Parsed()
+    pending = list(spec.positionals) + list(spec.optional_positionals)
+    names = {n.replace("_", "-") for n in pending}
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg == "--":
+            for rest in args:
+                _take_positional(spec, out, pending, rest)
+            break
+        if arg.startswith("--") and len(arg) > 2:
+            key, eq, value = arg[2:].partition("=")
+            attr = key.replace("-", "_")
+            if key in spec.flags and not eq:
+                out[attr] = True
+            elif key in spec.options or key in names:
+                if not eq:
+                    if not args:
+                        raise InvalidArgument(f"command '{spec.verb}' requires a value for option --{key}")
+                    value = args.pop(0)
+                out[attr] = value
+                if attr in pending:
+                    pending.remove(attr)
+            else:
+                raise InvalidArgument(f"command '{spec.verb}' doesn't support option --{key}")
+        elif arg.startswith("-") and len(arg) > 1 and not arg[1].isdigit():
+            raise InvalidArgument(f"command '{spec.verb}' doesn't support option {arg}")
+        else:
+            _take_positional(spec, out, pending, arg)
+    for name in spec.positionals:
+        if name not in out:
+            raise InvalidArgument(f"command '{spec.verb}' requires <{name}> option")
+    return out
+
+
+def _take_positional(spec: Spec, out: Parsed, pending: list[str], value: str) -> None:
+    if not pending:
+        raise InvalidArgument(f"unexpected data '{value}'")
+    out[pending.pop(0)] = value

@@ -1,0 +1,104 @@
+"""``pyvirt console``: a raw terminal on the domain's serial port; Ctrl+] (byte 0x1d) detaches.
+
+On a terminal, stdin is put in raw mode and restored on exit. With stdin a pipe, its bytes are sent
+as typed; the byte 0x1d detaches, and end of input leaves the session open until the guest side
+closes or the timeout given with ``--timeout`` passes.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import sys
+from typing import TYPE_CHECKING
+
+from pyvirt.cli.args import Spec, parse, usage
+from pyvirt.cli.output import emit
+
+if TYPE_CHECKING:
+    from pyvirt.cli.main import GlobalOptions
+    from pyvirt.client.api import Connection
+
+ESCAPE = b"\x1d"
+
+
+def cmd_console(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec("console", ["domain"], flags=["force", "safe", "history"], options=["devname", "timeout"])
+    if "--help" in argv:
+        emit(usage(spec))
+        return 0
+    a = parse(spec, argv)
+    from pyvirt.cli.domain import _domain
+
+    conn = opts.connect()
+    dom = _domain(conn, str(a["domain"]))
+    timeout = a.opt("timeout")
+    return attach(
+        conn,
+        dom.key,
+        force=a.flag("force"),
+        history=a.flag("history"),
+        timeout=float(timeout) if timeout else None,
+    )
+
+
+def attach(
+    conn: Connection, name: str, *, force: bool = False, history: bool = False, timeout: float | None = None
+) -> int:
+    import time
+
+    from pyvirt.cli.domain import CommandFailed
+    from pyvirt.errors import PyvirtError
+
+    try:
+        transport, leftover = conn.domain(name).console(force=force, history=history)
+    except PyvirtError as err:
+        raise CommandFailed(f"Failed to open console for domain '{name}'", err) from err
+    out = sys.stdout.buffer
+    sys.stdout.write(f"Connected to domain '{name}'\nEscape character is ^] (Ctrl + ])\n")
+    sys.stdout.flush()
+    if leftover:
+        out.write(leftover)
+        out.flush()
+    stdin_fd = sys.stdin.fileno()
+    tty_state = None
+    if os.isatty(stdin_fd):
+        import termios
+        import tty
+
+        tty_state = termios.tcgetattr(stdin_fd)
+        tty.setraw(stdin_fd)
+    sock = transport.sock
+    watch = [sock, stdin_fd]
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        while True:
+            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if deadline is not None and wait == 0:
+                break
+            readable, _, _ = select.select(watch, [], [], wait)
+            if sock in readable:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                out.write(data)
+                out.flush()
+            if stdin_fd in readable:
+                data = os.read(stdin_fd, 4096)
+                if not data:
+                    watch = [sock]  # input ended: keep showing output until the guest side ends
+                    continue
+                if ESCAPE in data:
+                    before = data.split(ESCAPE, 1)[0]
+                    if before:
+                        sock.sendall(before)
+                    break
+                sock.sendall(data)
+    finally:
+        if tty_state is not None:
+            import termios
+
+            termios.tcsetattr(stdin_fd, termios.TCSADRAIN, tty_state)
+        transport.close()
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,553 @@
+"""Domain verbs, with virsh 9.0's output and messages."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pyvirt.cli.args import Spec, parse, usage
+from pyvirt.cli.output import emit, emit_json, fields, message, table
+from pyvirt.errors import InvalidArgument, NotFound, PyvirtError
+
+if TYPE_CHECKING:
+    from pyvirt.cli.main import GlobalOptions
+    from pyvirt.client.api import Connection, Domain
+
+T = TypeVar("T")
+
+
+class CommandFailed(PyvirtError):
+    """virsh's two-line error: what failed, then why."""
+
+    def __init__(self, context: str, cause: PyvirtError) -> None:
+        super().__init__(f"{context}\nerror: {cause}")
+        self.code = cause.code
+
+
+def _guard(context: str, call: Callable[[], T]) -> T:
+    try:
+        return call()
+    except NotFound as err:
+        if "omain not found" in str(err):
+            raise CommandFailed(context, err) from err
+        raise
+    except PyvirtError as err:
+        if isinstance(err, CommandFailed):
+            raise
+        raise CommandFailed(context, err) from err
+
+
+def _args(opts: GlobalOptions, argv: list[str], spec: Spec) -> dict[str, Any] | None:
+    if "--help" in argv:
+        emit(usage(spec))
+        return None
+    return parse(spec, argv)
+
+
+def _domain(conn: Connection, key: str) -> Domain:
+    """Resolve now, so an unknown domain gives virsh's 'failed to get domain' error."""
+    dom = conn.domain(key)
+    try:
+        info = dom.info()
+    except NotFound as err:
+        raise PyvirtError(f"failed to get domain '{key}'") from err
+    dom.key = info["name"]
+    dom.cached_info = info  # type: ignore[attr-defined]
+    return dom
+
+
+def _read_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError as err:
+        raise InvalidArgument(f"Failed to open file '{path}': {err.strerror}") from err
+    except UnicodeDecodeError as err:
+        raise InvalidArgument(f"file '{path}' is not UTF-8 text") from err
+
+
+def cmd_define(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("define", ["file"], flags=["validate"], help="define a domain from XML"))
+    if a is None:
+        return 0
+    path = str(a["file"])
+    conn = opts.connect()
+    dom = _guard(f"Failed to define domain from {path}", lambda: conn.define_xml(_read_file(path)))
+    message(f"Domain '{dom.key}' defined from {path}")
+    return 0
+
+
+def cmd_create(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("create", ["file"], flags=["paused", "console", "autodestroy", "validate"]))
+    if a is None:
+        return 0
+    path = str(a["file"])
+    conn = opts.connect()
+    dom = _guard(
+        f"Failed to create domain from {path}",
+        lambda: conn.create_xml(_read_file(path), paused=bool(a.get("paused"))),
+    )
+    message(f"Domain '{dom.key}' created from {path}")
+    if a.get("console"):
+        from pyvirt.cli.console import attach
+
+        return attach(conn, dom.key)
+    return 0
+
+
+def cmd_undefine(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(
+        opts,
+        argv,
+        Spec("undefine", ["domain"], flags=["remove-all-storage", "nvram", "keep-nvram", "managed-save"]),
+    )
+    if a is None:
+        return 0
+    conn = opts.connect()
+    dom = _domain(conn, str(a["domain"]))
+    result = _guard(
+        f"Failed to undefine domain '{dom.key}'",
+        lambda: dom.undefine(remove_storage=bool(a.get("remove_all_storage"))),
+    )
+    for path in result.get("removed", []):
+        emit(f"Volume '{path}' removed.\n")
+    message(f"Domain '{dom.key}' has been undefined")
+    return 0
+
+
+def cmd_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("dumpxml", ["domain"], flags=["inactive", "security-info", "migratable"]))
+    if a is None:
+        return 0
+    dom = _domain(opts.connect(), str(a["domain"]))
+    emit(dom.xml(inactive=bool(a.get("inactive"))))
+    return 0
+
+
+def cmd_edit(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("edit", ["domain"]))
+    if a is None:
+        return 0
+    import subprocess
+    import tempfile
+
+    conn = opts.connect()
+    dom = _domain(conn, str(a["domain"]))
+    original = dom.xml(inactive=True)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w", suffix=".xml", prefix=f"{dom.key}-", delete=False) as fh:
+        fh.write(original)
+        tmp = fh.name
+    try:
+        while True:
+            if subprocess.call(["sh", "-c", f'{editor} "$1"', "editor", tmp]) != 0:
+                raise InvalidArgument(f"editor '{editor}' failed")
+            edited = _read_file(tmp)
+            if edited == original:
+                message(f"Domain '{dom.key}' XML configuration not changed.")
+                return 0
+            try:
+                conn.define_xml(edited)
+            except PyvirtError as err:
+                sys.stderr.write(f"error: {err}\n")
+                if not _ask_retry():
+                    sys.stderr.write("error: edited XML left unchanged\n")
+                    return 1
+                continue
+            message(f"Domain '{dom.key}' XML configuration edited.")
+            return 0
+    finally:
+        os.unlink(tmp)
+
+
+def _ask_retry() -> bool:
+    if not sys.stdin.isatty():
+        return False
+    while True:
+        sys.stdout.write("Failed. Try again? [y,n,i,f,?]: ")
+        sys.stdout.flush()
+        answer = sys.stdin.readline().strip().lower()
+        if answer in ("y", ""):
+            return True
+        if answer in ("n", "i"):
+            return False
+        sys.stdout.write("y - yes, start editor again\nn - no, throw away my changes\n")
+
+
+LIST_SPEC = Spec(
+    "list",
+    flags=[
+        "all",
+        "inactive",
+        "name",
+        "uuid",
+        "id",
+        "table",
+        "title",
+        "state-running",
+        "state-shutoff",
+        "state-paused",
+        "state-other",
+        "autostart",
+        "no-autostart",
+        "persistent",
+        "transient",
+        "json",
+    ],
+)
+
+
+def cmd_list(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, LIST_SPEC)
+    if a is None:
+        return 0
+    doms = opts.connect().list_domains()
+    doms = _filter(doms, a)
+    running = sorted((d for d in doms if d["id"] is not None), key=lambda d: d["id"])
+    inactive = sorted((d for d in doms if d["id"] is None), key=lambda d: d["name"])
+    doms = running + inactive
+    if opts.json or a.get("json"):
+        emit_json(doms)
+        return 0
+    if a.get("name") or a.get("uuid") or a.get("id"):
+        lines = []
+        for d in doms:
+            cells = []
+            if a.get("id"):
+                if d["id"] is None:
+                    continue
+                cells.append(str(d["id"]))
+            if a.get("uuid"):
+                cells.append(d["uuid"])
+            if a.get("name"):
+                cells.append(d["name"])
+            lines.append(" ".join(cells))
+        emit("".join(f"{line}\n" for line in lines) + "\n")
+        return 0
+    header = ["Id", "Name", "State"]
+    rows = [[str(d["id"]) if d["id"] is not None else "-", d["name"], d["state"]] for d in doms]
+    emit(table(header, rows) + "\n")
+    return 0
+
+
+def _filter(doms: list[dict[str, Any]], a: dict[str, Any]) -> list[dict[str, Any]]:
+    states = {
+        "state_running": "running",
+        "state_shutoff": "shut off",
+        "state_paused": "paused",
+    }
+    wanted = {state for flag, state in states.items() if a.get(flag)}
+    other = bool(a.get("state_other"))
+    if wanted or other:
+        doms = [
+            d
+            for d in doms
+            if d["state"] in wanted or (other and d["state"] not in ("running", "shut off", "paused"))
+        ]
+    elif a.get("inactive"):
+        doms = [d for d in doms if d["id"] is None]
+    elif not a.get("all"):
+        doms = [d for d in doms if d["id"] is not None]
+    if a.get("autostart"):
+        doms = [d for d in doms if d["autostart"]]
+    if a.get("no_autostart"):
+        doms = [d for d in doms if not d["autostart"]]
+    if a.get("persistent"):
+        doms = [d for d in doms if d["persistent"]]
+    if a.get("transient"):
+        doms = [d for d in doms if not d["persistent"]]
+    return doms
+
+
+def cmd_dominfo(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("dominfo", ["domain"], flags=["json"]))
+    if a is None:
+        return 0
+    key = str(a["domain"])
+    try:
+        info = opts.connect().domain(key).info()
+    except NotFound as err:
+        raise PyvirtError(f"failed to get domain '{key}'") from err
+    if opts.json or a.get("json"):
+        emit_json(info)
+        return 0
+    pairs: list[tuple[str, Any]] = [
+        ("Id:", info["id"] if info["id"] is not None else "-"),
+        ("Name:", info["name"]),
+        ("UUID:", info["uuid"]),
+        ("OS Type:", info["os_type"]),
+        ("State:", info["state"]),
+        ("CPU(s):", info["vcpus"]),
+    ]
+    if info["cpu_time_ns"]:
+        pairs.append(("CPU time:", f"{info['cpu_time_ns'] / 1e9:.1f}s"))
+    pairs += [
+        ("Max memory:", f"{info['max_memory_kib']} KiB"),
+        ("Used memory:", f"{info['used_memory_kib']} KiB"),
+        ("Persistent:", "yes" if info["persistent"] else "no"),
+        ("Autostart:", "enable" if info["autostart"] else "disable"),
+        ("Managed save:", "no"),
+        ("Security model:", "none"),
+        ("Security DOI:", "0"),
+    ]
+    emit(fields(pairs) + "\n")
+    return 0
+
+
+def cmd_domstate(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("domstate", ["domain"], flags=["reason", "json"]))
+    if a is None:
+        return 0
+    dom = _domain(opts.connect(), str(a["domain"]))
+    info = dom.cached_info  # type: ignore[attr-defined]
+    if opts.json or a.get("json"):
+        emit_json({"state": info["state"], "reason": info["reason"]})
+        return 0
+    if a.get("reason"):
+        emit(f"{info['state']} ({info['reason']})\n\n")
+    else:
+        emit(f"{info['state']}\n\n")
+    return 0
+
+
+def cmd_domid(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("domid", ["domain"]))
+    if a is None:
+        return 0
+    info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
+    emit(f"{info['id'] if info['id'] is not None else '-'}\n\n")
+    return 0
+
+
+def cmd_domuuid(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("domuuid", ["domain"]))
+    if a is None:
+        return 0
+    info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
+    emit(f"{info['uuid']}\n\n")
+    return 0
+
+
+def cmd_domname(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("domname", ["domain"]))
+    if a is None:
+        return 0
+    info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
+    emit(f"{info['name']}\n\n")
+    return 0
+
+
+def _lifecycle(
+    opts: GlobalOptions,
+    argv: list[str],
+    spec: Spec,
+    failure: str,
+    success: str,
+    call: Callable[[Domain, dict[str, Any]], object],
+) -> tuple[Connection, Domain, dict[str, Any]] | None:
+    a = _args(opts, argv, spec)
+    if a is None:
+        return None
+    conn = opts.connect()
+    dom = _domain(conn, str(a["domain"]))
+    _guard(failure.format(name=dom.key), lambda: call(dom, a))
+    message(success.format(name=dom.key))
+    return conn, dom, a
+
+
+def cmd_start(opts: GlobalOptions, argv: list[str]) -> int:
+    done = _lifecycle(
+        opts,
+        argv,
+        Spec("start", ["domain"], flags=["paused", "console", "autodestroy", "bypass-cache", "force-boot"]),
+        "Failed to start domain '{name}'",
+        "Domain '{name}' started",
+        lambda d, a: d.start(paused=bool(a.get("paused"))),
+    )
+    if done is not None and done[2].get("console"):
+        from pyvirt.cli.console import attach
+
+        return attach(done[0], done[1].key)
+    return 0
+
+
+def cmd_shutdown(opts: GlobalOptions, argv: list[str]) -> int:
+    _lifecycle(
+        opts,
+        argv,
+        Spec("shutdown", ["domain"], options=["mode"]),
+        "Failed to shutdown domain '{name}'",
+        "Domain '{name}' is being shutdown",
+        lambda d, a: d.shutdown(),
+    )
+    return 0
+
+
+def cmd_reboot(opts: GlobalOptions, argv: list[str]) -> int:
+    _lifecycle(
+        opts,
+        argv,
+        Spec("reboot", ["domain"], options=["mode"]),
+        "Failed to reboot domain '{name}'",
+        "Domain '{name}' is being rebooted",
+        lambda d, a: d.reboot(),
+    )
+    return 0
+
+
+def cmd_reset(opts: GlobalOptions, argv: list[str]) -> int:
+    _lifecycle(
+        opts,
+        argv,
+        Spec("reset", ["domain"]),
+        "Failed to reset domain '{name}'",
+        "Domain '{name}' was reset",
+        lambda d, a: d.reset(),
+    )
+    return 0
+
+
+def cmd_destroy(opts: GlobalOptions, argv: list[str]) -> int:
+    _lifecycle(
+        opts,
+        argv,
+        Spec("destroy", ["domain"], flags=["graceful", "remove-logs"]),
+        "Failed to destroy domain '{name}'",
+        "Domain '{name}' destroyed",
+        lambda d, a: d.destroy(graceful=bool(a.get("graceful"))),
+    )
+    return 0
+
+
+def cmd_suspend(opts: GlobalOptions, argv: list[str]) -> int:
+    _lifecycle(
+        opts,
+        argv,
+        Spec("suspend", ["domain"]),
+        "Failed to suspend domain '{name}'",
+        "Domain '{name}' suspended",
+        lambda d, a: d.suspend(),
+    )
+    return 0
+
+
+def cmd_resume(opts: GlobalOptions, argv: list[str]) -> int:
+    _lifecycle(
+        opts,
+        argv,
+        Spec("resume", ["domain"]),
+        "Failed to resume domain '{name}'",
+        "Domain '{name}' resumed",
+        lambda d, a: d.resume(),
+    )
+    return 0
+
+
+def cmd_autostart(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("autostart", ["domain"], flags=["disable"]))
+    if a is None:
+        return 0
+    dom = _domain(opts.connect(), str(a["domain"]))
+    disable = bool(a.get("disable"))
+    if disable:
+        _guard(f"Failed to unmark domain '{dom.key}' as autostarted", lambda: dom.set_autostart(False))
+        message(f"Domain '{dom.key}' unmarked as autostarted")
+    else:
+        _guard(f"Failed to mark domain '{dom.key}' as autostarted", lambda: dom.set_autostart(True))
+        message(f"Domain '{dom.key}' marked as autostarted")
+    return 0
+
+
+def cmd_domblklist(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("domblklist", ["domain"], flags=["details", "inactive", "json"]))
+    if a is None:
+        return 0
+    devices = _domain(opts.connect(), str(a["domain"])).devices()
+    if opts.json or a.get("json"):
+        emit_json(devices["disks"])
+        return 0
+    if a.get("details"):
+        rows = [[d["type"], d["device"], d["target"], d["source"] or "-"] for d in devices["disks"]]
+        emit(table(["Type", "Device", "Target", "Source"], rows) + "\n")
+    else:
+        rows = [[d["target"], d["source"] or "-"] for d in devices["disks"]]
+        emit(table(["Target", "Source"], rows) + "\n")
+    return 0
+
+
+def cmd_domiflist(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("domiflist", ["domain"], flags=["inactive", "json"]))
+    if a is None:
+        return 0
+    devices = _domain(opts.connect(), str(a["domain"])).devices()
+    if opts.json or a.get("json"):
+        emit_json(devices["interfaces"])
+        return 0
+    rows = [
+        [i["interface"] or "-", i["type"], i["source"] or "-", i["model"] or "-", i["mac"] or "-"]
+        for i in devices["interfaces"]
+    ]
+    emit(table(["Interface", "Type", "Source", "Model", "MAC"], rows) + "\n")
+    return 0
+
+
+def cmd_vncdisplay(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(opts, argv, Spec("vncdisplay", ["domain"], flags=["include-password"]))
+    if a is None:
+        return 0
+    dom = _domain(opts.connect(), str(a["domain"]))
+    vnc = dom.devices()["vnc"]
+    if not vnc:
+        raise PyvirtError("Failed to get VNC port. Is this domain using VNC?")
+    listen = vnc["listen"] if vnc["listen"] not in ("0.0.0.0", "::") else ""
+    emit(f"{listen}:{vnc['display']}\n\n")
+    return 0
+
+
+def cmd_event(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(
+        opts,
+        argv,
+        Spec(
+            "event",
+            optional_positionals=["domain"],
+            flags=["loop", "all", "timestamp"],
+            options=["timeout", "event"],
+        ),
+    )
+    if a is None:
+        return 0
+    import signal
+    import time
+
+    conn = opts.connect()
+    timeout = a.get("timeout")
+    if timeout is not None:
+        signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        signal.alarm(int(str(timeout)))
+    count = 0
+    try:
+        for event in conn.events():
+            if a.get("domain") and event["name"] != a["domain"]:
+                continue
+            if event["kind"] != "domain":
+                continue
+            stamp = (
+                time.strftime("%Y-%m-%d %H:%M:%S%z: ", time.localtime(event["time"]))
+                if a.get("timestamp")
+                else ""
+            )
+            emit(
+                f"{stamp}event 'lifecycle' for domain '{event['name']}': "
+                f"{event['event'].capitalize()} {event['detail'].capitalize()}\n"
+            )
+            sys.stdout.flush()
+            count += 1
+            if not a.get("loop"):
+                break
+    except KeyboardInterrupt:
+        pass
+    emit(f"events received: {count}\n\n")
+    return 0

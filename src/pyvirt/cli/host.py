@@ -1,0 +1,115 @@
+"""Host verbs: nodeinfo, capabilities, version, uri, hostname, host-validate."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyvirt.cli.args import Spec, parse, usage
+from pyvirt.cli.output import emit, emit_json, fields
+
+if TYPE_CHECKING:
+    from pyvirt.cli.main import GlobalOptions
+
+
+def _flags(verb: str, argv: list[str], flags: list[str] | None = None) -> dict[str, object] | None:
+    spec = Spec(verb, flags=["json", *(flags or [])])
+    if "--help" in argv:
+        emit(usage(spec))
+        return None
+    return parse(spec, argv)
+
+
+def cmd_nodeinfo(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _flags("nodeinfo", argv)
+    if a is None:
+        return 0
+    info = opts.connect().nodeinfo()
+    if opts.json or a.get("json"):
+        emit_json(info)
+        return 0
+    emit(
+        fields(
+            [
+                ("CPU model:", info["model"]),
+                ("CPU(s):", info["cpus"]),
+                ("CPU frequency:", f"{info['mhz']} MHz"),
+                ("CPU socket(s):", info["sockets"]),
+                ("Core(s) per socket:", info["cores"]),
+                ("Thread(s) per core:", info["threads"]),
+                ("NUMA cell(s):", info["nodes"]),
+                ("Memory size:", f"{info['memory_kib']} KiB"),
+            ],
+            width=20,
+        )
+        + "\n"
+    )
+    return 0
+
+
+def cmd_capabilities(opts: GlobalOptions, argv: list[str]) -> int:
+    if _flags("capabilities", argv) is None:
+        return 0
+    emit(opts.connect().capabilities())
+    return 0
+
+
+def _dotted(number: int) -> str:
+    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+def cmd_version(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _flags("version", argv, ["daemon"])
+    if a is None:
+        return 0
+    from pyvirt import __version__
+
+    info = opts.connect().version()
+    if opts.json or a.get("json"):
+        emit_json({"client": __version__, **info})
+        return 0
+    text = (
+        f"Compiled against library: pyvirt {__version__}\n"
+        f"Using library: pyvirt {__version__}\n"
+        f"Using API: QEMU {__version__}\n"
+        f"Running hypervisor: QEMU {info['hypervisor_version']}\n"
+    )
+    if a.get("daemon"):
+        text += f"Running against daemon: {info['pyvirt']}\n"
+    emit(text + "\n")
+    return 0
+
+
+def cmd_uri(opts: GlobalOptions, argv: list[str]) -> int:
+    if _flags("uri", argv) is None:
+        return 0
+    from pyvirt.uri import default_uri, parse_uri
+
+    uri = parse_uri(opts.uri or default_uri())
+    if uri.is_local:
+        opts.connect().close()  # like virsh: `uri` fails when the daemon cannot be reached
+    emit(uri.canonical() + "\n\n")
+    return 0
+
+
+def cmd_hostname(opts: GlobalOptions, argv: list[str]) -> int:
+    if _flags("hostname", argv) is None:
+        return 0
+    emit(opts.connect().hostname() + "\n")
+    return 0
+
+
+def cmd_host_validate(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _flags("host-validate", argv)
+    if a is None:
+        return 0
+    checks = opts.connect().validate_host()
+    if opts.json or a.get("json"):
+        emit_json(checks)
+        return 0
+    failed = False
+    for check in checks:
+        status = check["status"]
+        detail = f" ({check['detail']})" if check["detail"] and status != "PASS" else ""
+        emit(f"{check['name']:<60}: {status}{detail}\n")
+        failed = failed or status == "FAIL"
+    return 1 if failed else 0

@@ -1,0 +1,117 @@
+"""Transports from client to daemon: HTTP/1.1 over a Unix socket (local), over ssh or TLS (remote).
+
+Kept to the standard library's ``socket`` and ``json`` so that the CLI starts fast. One connection
+carries any number of requests (keep-alive); a streaming endpoint takes the connection over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from typing import Any
+
+from pyvirt.errors import ConnectionFailed, PyvirtError, error_from_wire
+
+
+class Transport:
+    """A byte stream to a daemon, with request/response framing on top."""
+
+    def __init__(self, sock: socket.socket, description: str) -> None:
+        self.sock = sock
+        self.description = description
+        self._buf = b""
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def _recv_until(self, marker: bytes) -> bytes:
+        while marker not in self._buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionFailed(f"the daemon at {self.description} closed the connection")
+            self._buf += chunk
+        head, _, self._buf = self._buf.partition(marker)
+        return head
+
+    def _recv_exactly(self, length: int) -> bytes:
+        while len(self._buf) < length:
+            chunk = self.sock.recv(max(65536, length - len(self._buf)))
+            if not chunk:
+                raise ConnectionFailed(f"the daemon at {self.description} closed the connection")
+            self._buf += chunk
+        data, self._buf = self._buf[:length], self._buf[length:]
+        return data
+
+    def send_request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
+        payload = b"" if body is None else json.dumps(body).encode()
+        lines = [f"{method} {path} HTTP/1.1", "Host: pyvirtd", f"Content-Length: {len(payload)}"]
+        if payload:
+            lines.append("Content-Type: application/json")
+        for key, value in (headers or {}).items():
+            lines.append(f"{key}: {value}")
+        try:
+            self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+        except OSError as err:
+            raise ConnectionFailed(f"cannot send to the daemon at {self.description}: {err}") from err
+
+    def read_response(self) -> tuple[int, dict[str, str], bytes]:
+        try:
+            head = self._recv_until(b"\r\n\r\n").decode("latin-1")
+        except OSError as err:
+            raise ConnectionFailed(f"cannot read from the daemon at {self.description}: {err}") from err
+        lines = head.split("\r\n")
+        try:
+            status = int(lines[0].split(" ", 2)[1])
+        except (IndexError, ValueError) as err:
+            raise ConnectionFailed(f"malformed reply from {self.description}: {lines[0]!r}") from err
+        headers = {}
+        for line in lines[1:]:
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+        body = self._recv_exactly(int(headers.get("content-length", "0") or 0)) if status != 101 else b""
+        return status, headers, body
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        self.send_request(method, path, body)
+        status, _headers, raw = self.read_response()
+        data = json.loads(raw) if raw else None
+        if status >= 400:
+            err = data.get("error", {}) if isinstance(data, dict) else {}
+            raise error_from_wire(str(err.get("code", "internal")), str(err.get("message", f"HTTP {status}")))
+        return data
+
+    def upgrade(self, path: str) -> bytes:
+        """Switch this connection to a raw stream; returns bytes already received past the header."""
+        self.send_request("GET", path, headers={"Upgrade": "pyvirt-stream", "Connection": "Upgrade"})
+        status, _headers, raw = self.read_response()
+        if status != 101:
+            data = json.loads(raw) if raw else {}
+            err = data.get("error", {}) if isinstance(data, dict) else {}
+            raise error_from_wire(str(err.get("code", "internal")), str(err.get("message", f"HTTP {status}")))
+        leftover, self._buf = self._buf, b""
+        return leftover
+
+
+def connect_unix(path: str) -> Transport:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except FileNotFoundError as err:
+        sock.close()
+        raise ConnectionFailed(
+            f"Failed to connect socket to '{path}': No such file or directory (is pyvirtd running?)"
+        ) from err
+    except PermissionError as err:
+        sock.close()
+        raise ConnectionFailed(f"Failed to connect socket to '{path}': Permission denied") from err
+    except OSError as err:
+        sock.close()
+        raise ConnectionFailed(f"Failed to connect socket to '{path}': {err.strerror}") from err
+    return Transport(sock, path)
+
+
+__all__ = ["ConnectionFailed", "PyvirtError", "Transport", "connect_unix"]

@@ -1,0 +1,793 @@
+"""The domain registry: definitions, run state, per-domain locks, and the lifecycle state machine.
+
+Each domain has its own ``asyncio.Lock``: a slow start of one domain never holds up another. A
+registry-wide lock guards only name/UUID uniqueness during define and undefine. QMP events move the
+state (SHUTDOWN, RESET, STOP, RESUME, GUEST_PANICKED) and decide, with ``on_poweroff``/``on_reboot``/
+``on_crash``, whether QEMU is reset or told to quit; the QEMU process exit (seen through a pidfd) is
+the one place where a domain becomes inactive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from pyvirt.conf.domain import Domain
+from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
+from pyvirt.daemon.console import ConsoleRelay, drop_relay
+from pyvirt.daemon.events import EventBus
+from pyvirt.errors import (
+    AlreadyExists,
+    InvalidState,
+    NotFound,
+    OperationFailed,
+    UnsupportedConfig,
+)
+from pyvirt.paths import Layout
+from pyvirt.qemu.command import RuntimeContext, build_argv
+from pyvirt.qemu.monitor import cpu_time_ns
+from pyvirt.qemu.process import QemuProcess, RunRecord, append_log
+from pyvirt.store import atomic_symlink, atomic_write, remove
+
+log = logging.getLogger(__name__)
+
+# virsh's state names, by our internal state.
+STATE_NAMES = {
+    "running": "running",
+    "paused": "paused",
+    "shutdown": "in shutdown",
+    "shutoff": "shut off",
+    "crashed": "crashed",
+    "pmsuspended": "pmsuspended",
+}
+
+
+class NetworkHook(Protocol):
+    """What the domain registry needs from the network driver."""
+
+    def plug_tap(
+        self, *, network: str | None, bridge: str | None, mac: str, tap: str | None = None
+    ) -> str: ...
+
+    def unplug_tap(self, tap: str) -> None: ...
+
+    def set_link(self, tap: str, up: bool) -> None: ...
+
+
+class StorageHook(Protocol):
+    """Resolves ``<disk type='volume'>`` to a path."""
+
+    def volume_path(self, pool: str, volume: str) -> str: ...
+
+    def volumes_in_use(self, paths: list[str]) -> None: ...
+
+
+@dataclass
+class DomainObject:
+    config: Domain | None  # the persistent definition; None for a transient domain
+    live: Domain | None = None  # the running definition (with pty paths, taps, id)
+    state: str = "shutoff"
+    reason: str = "unknown"
+    autostart: bool = False
+    proc: QemuProcess | None = None
+    console: ConsoleRelay | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    fake_reboot: bool = False
+    stop_reason: str | None = None  # why the next QEMU exit happens (shutdown, destroyed, crashed)
+    watcher: asyncio.Task[None] | None = None
+
+    @property
+    def current(self) -> Domain:
+        dom = self.live or self.config
+        assert dom is not None
+        return dom
+
+    @property
+    def name(self) -> str:
+        return self.current.name
+
+    @property
+    def uuid(self) -> str:
+        return self.current.uuid
+
+    @property
+    def active(self) -> bool:
+        return self.proc is not None
+
+    @property
+    def persistent(self) -> bool:
+        return self.config is not None
+
+    @property
+    def id(self) -> int | None:
+        return self.live.id if self.live is not None and self.active else None
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "uuid": self.uuid,
+            "id": self.id,
+            "state": STATE_NAMES[self.state],
+            "reason": self.reason,
+            "persistent": self.persistent,
+            "autostart": self.autostart,
+        }
+
+
+class DomainRegistry:
+    """All domains of one daemon."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        events: EventBus,
+        *,
+        accel_check: Callable[[], tuple[bool, str]],
+        networks: NetworkHook | None = None,
+        storage: StorageHook | None = None,
+    ) -> None:
+        self.layout = layout
+        self.events = events
+        self.accel_check = accel_check
+        self.networks = networks
+        self.storage = storage
+        self._domains: dict[str, DomainObject] = {}
+        self._registry_lock = asyncio.Lock()
+        self._next_id = 1
+
+    # Lookup
+
+    def all(self) -> list[DomainObject]:
+        return list(self._domains.values())
+
+    def lookup(self, key: str) -> DomainObject:
+        """By name, then by id, then by UUID (virsh's order)."""
+        obj = self._domains.get(key)
+        if obj is not None:
+            return obj
+        if key.isdigit():
+            for obj in self._domains.values():
+                if obj.id == int(key):
+                    return obj
+        lowered = key.lower()
+        for obj in self._domains.values():
+            if obj.uuid == lowered:
+                return obj
+        raise NotFound(f"Domain not found: no domain with matching name '{key}'")
+
+    # Loading at daemon start
+
+    def load_configs(self) -> None:
+        for path in sorted(self.layout.qemu_config_dir.glob("*.xml")):
+            try:
+                dom = load_domain_xml(path.read_text())
+            except Exception as err:
+                log.error("ignoring %s: %s", path, err)
+                continue
+            if dom.name != path.stem:
+                log.error("ignoring %s: it defines domain '%s'", path, dom.name)
+                continue
+            autostart = (self.layout.autostart_dir / path.name).is_symlink()
+            self._domains[dom.name] = DomainObject(config=dom, autostart=autostart)
+
+    async def reattach_all(self) -> None:
+        """Adopt every QEMU an earlier daemon left running; clean up after the ones that are gone."""
+        for record_path in sorted(self.layout.qemu_run_dir.glob("*.json")):
+            try:
+                record = RunRecord.load(record_path)
+            except (OSError, ValueError, TypeError) as err:
+                log.error("ignoring run record %s: %s", record_path, err)
+                continue
+            obj = self._domains.get(record.name)
+            live_path = self.layout.qemu_run_dir / f"{record.name}.xml"
+            live: Domain | None
+            try:
+                live = parse_domain(live_path.read_text(), live=True)
+            except Exception as err:
+                log.error("run record of %s has no usable live XML (%s)", record.name, err)
+                live = obj.config if obj is not None else None
+            if live is None:
+                self._remove_run_files(record.name)
+                continue
+            if obj is None:
+                obj = DomainObject(config=None)
+                self._domains[record.name] = obj
+            proc = await QemuProcess.reattach(record, self._event_handler(obj))
+            if proc is None:
+                log.info("domain %s stopped while the daemon was away", record.name)
+                obj.live = None
+                self._release_resources(live, record)
+                self._remove_run_files(record.name)
+                obj.state, obj.reason = "shutoff", "unknown"
+                if obj.config is None:
+                    del self._domains[record.name]
+                continue
+            live.id = record.id
+            obj.live = live
+            obj.proc = proc
+            self._next_id = max(self._next_id, record.id + 1)
+            try:
+                running, status = await proc.monitor.status()
+            except OperationFailed:
+                running, status = True, "running"
+            obj.state, obj.reason = self._state_from_qemu(running, status, record)
+            self._open_console(obj)
+            obj.watcher = asyncio.get_running_loop().create_task(self._watch_exit(obj, proc))
+            log.info("re-attached to domain %s (pid %d)", record.name, record.pid)
+
+    @staticmethod
+    def _state_from_qemu(running: bool, status: str, record: RunRecord) -> tuple[str, str]:
+        if running:
+            return "running", record.reason if record.state == "running" else "unpaused"
+        if status == "guest-panicked":
+            return "crashed", "panicked"
+        if status == "shutdown":
+            return "shutdown", "user"
+        return "paused", record.reason if record.state == "paused" else "user"
+
+    async def autostart_all(self) -> None:
+        tasks = [
+            self.start(obj.name, autostart=True)
+            for obj in self.all()
+            if obj.autostart and obj.persistent and not obj.active
+        ]
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(result, Exception):
+                log.error("autostart failed: %s", result)
+
+    # Definitions
+
+    async def define(self, xml: str) -> tuple[DomainObject, bool]:
+        """Define or redefine a persistent domain; returns (object, was_new)."""
+        dom = load_domain_xml(xml)
+        async with self._registry_lock:
+            existing = self._domains.get(dom.name)
+            self._check_unique(dom, existing)
+            if existing is not None:
+                if existing.uuid != dom.uuid and "<uuid" in xml:
+                    raise AlreadyExists(
+                        f"operation failed: domain '{dom.name}' already exists with uuid {existing.uuid}"
+                    )
+                dom.uuid = existing.uuid
+            self._write_config(dom)
+            if existing is None:
+                obj = DomainObject(config=dom)
+                self._domains[dom.name] = obj
+                self.events.publish("domain", dom.name, "defined", "added")
+                return obj, True
+            existing.config = dom
+            self.events.publish("domain", dom.name, "defined", "updated")
+            return existing, False
+
+    def _check_unique(self, dom: Domain, existing: DomainObject | None) -> None:
+        for other in self._domains.values():
+            if other is existing:
+                continue
+            if other.uuid == dom.uuid:
+                raise AlreadyExists(
+                    f"operation failed: domain '{other.name}' already exists with uuid {dom.uuid}"
+                )
+
+    def _write_config(self, dom: Domain) -> None:
+        text = format_domain(dom)
+        atomic_write(self.layout.domain_xml(dom.name), text.encode())
+
+    async def undefine(self, key: str, *, remove_storage: bool = False) -> tuple[str, list[str]]:
+        obj = self.lookup(key)
+        removed: list[str] = []
+        async with obj.lock, self._registry_lock:
+            if obj.config is None:
+                raise InvalidState(
+                    f"Requested operation is not valid: cannot undefine transient domain '{obj.name}'"
+                )
+            name = obj.name
+            if remove_storage:
+                if obj.active:
+                    raise InvalidState(
+                        f"Requested operation is not valid: cannot remove storage of running domain '{name}'"
+                    )
+                for disk in obj.config.devices.disks:
+                    if disk.device == "disk" and disk.type == "file" and disk.source and not disk.readonly:
+                        with contextlib.suppress(FileNotFoundError):
+                            os.unlink(disk.source)
+                            removed.append(disk.source)
+            remove(self.layout.autostart_dir / f"{name}.xml")
+            remove(self.layout.domain_xml(name))
+            nvram = self._nvram_path(obj.config)
+            if nvram is not None and obj.config.os.nvram is None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(nvram)
+            obj.autostart = False
+            if obj.active:
+                obj.config = None  # becomes transient until it stops
+            else:
+                del self._domains[name]
+            self.events.publish("domain", name, "undefined", "removed")
+            return name, removed
+
+    def set_autostart(self, key: str, enabled: bool) -> DomainObject:
+        obj = self.lookup(key)
+        if obj.config is None:
+            raise InvalidState("Requested operation is not valid: cannot set autostart for transient domain")
+        link = self.layout.autostart_dir / f"{obj.name}.xml"
+        if enabled:
+            atomic_symlink(f"../{obj.name}.xml", link)
+        else:
+            remove(link)
+        obj.autostart = enabled
+        return obj
+
+    def dumpxml(self, key: str, *, inactive: bool = False) -> str:
+        obj = self.lookup(key)
+        if inactive and obj.config is not None:
+            return format_domain(obj.config)
+        if obj.active and obj.live is not None:
+            return format_domain(obj.live, live=True)
+        return format_domain(obj.current)
+
+    # Lifecycle
+
+    async def create(self, xml: str, *, paused: bool = False) -> DomainObject:
+        """Start a transient domain (virsh create)."""
+        dom = load_domain_xml(xml)
+        async with self._registry_lock:
+            existing = self._domains.get(dom.name)
+            if existing is not None:
+                if existing.active:
+                    raise AlreadyExists(f"operation failed: domain '{dom.name}' is already active")
+                if existing.uuid != dom.uuid and "<uuid" in xml:
+                    raise AlreadyExists(
+                        f"operation failed: domain '{dom.name}' already exists with uuid {existing.uuid}"
+                    )
+                obj = existing
+            else:
+                self._check_unique(dom, None)
+                obj = DomainObject(config=None)
+                obj.live = dom
+                self._domains[dom.name] = obj
+        try:
+            async with obj.lock:
+                await self._start_locked(obj, dom, paused=paused)
+        except BaseException:
+            if obj.config is None and not obj.active:
+                self._domains.pop(dom.name, None)
+            raise
+        return obj
+
+    async def start(self, key: str, *, paused: bool = False, autostart: bool = False) -> DomainObject:
+        obj = self.lookup(key)
+        async with obj.lock:
+            if obj.active:
+                raise InvalidState("Requested operation is not valid: domain is already running")
+            assert obj.config is not None
+            await self._start_locked(obj, copy.deepcopy(obj.config), paused=paused, autostart=autostart)
+        return obj
+
+    def _nvram_path(self, dom: Domain) -> Path | None:
+        if dom.os.loader is None or dom.os.loader.type != "pflash":
+            return None
+        if dom.os.nvram:
+            return Path(dom.os.nvram)
+        return self.layout.state_dir / "qemu/nvram" / f"{dom.name}_VARS.fd"
+
+    def _check_disks(self, dom: Domain) -> dict[int, str]:
+        paths: dict[int, str] = {}
+        for index, disk in enumerate(dom.devices.disks):
+            if disk.type == "volume":
+                if self.storage is None or not disk.source_pool or not disk.source_volume:
+                    raise UnsupportedConfig("unsupported configuration: storage pools are not available")
+                paths[index] = self.storage.volume_path(disk.source_pool, disk.source_volume)
+                continue
+            if disk.source is None:
+                continue
+            if not os.path.exists(disk.source):
+                raise OperationFailed(
+                    f"Cannot access storage file '{disk.source}': No such file or directory"
+                )
+        return paths
+
+    async def _start_locked(
+        self, obj: DomainObject, dom: Domain, *, paused: bool, autostart: bool = False
+    ) -> None:
+        usable, reason = self.accel_check() if dom.type == "kvm" else (False, "")
+        if dom.type == "kvm" and not usable:
+            raise UnsupportedConfig(
+                f"unsupported configuration: KVM is not usable on this host ({reason}); "
+                "use <domain type='qemu'> to run under TCG emulation"
+            )
+        accel = "kvm" if dom.type == "kvm" else "tcg"
+        disk_paths = self._check_disks(dom)
+        run_dir = self.layout.qemu_run_dir
+        name = dom.name
+        undo: list[Callable[[], None]] = []
+        try:
+            taps = self._plug_interfaces(dom, undo)
+            channel_paths: dict[int, str] = {}
+            channel_dir = self.layout.qemu_run_dir / f"{name}.channels"
+            for index, channel in enumerate(dom.devices.channels):
+                if channel.type == "unix":
+                    if not channel.source_path:
+                        channel.source_path = str(channel_dir / (channel.target_name or f"channel{index}"))
+                    channel_paths[index] = channel.source_path
+                    Path(channel.source_path).parent.mkdir(parents=True, exist_ok=True)
+            nvram = self._nvram_path(dom)
+            if nvram is not None and not nvram.exists():
+                self._make_nvram(dom, nvram)
+            dom.id = self._next_id
+            self._next_id += 1
+            record = RunRecord(
+                name=name,
+                uuid=dom.uuid,
+                pid=0,
+                id=dom.id,
+                monitor=str(run_dir / f"{name}.monitor"),
+                started_at=time.time(),
+                accel=accel,
+                taps=list(taps.values()),
+            )
+            ctx = RuntimeContext(
+                accel=accel,
+                taps=taps,
+                channel_paths=channel_paths,
+                disk_paths=disk_paths,
+                nvram_path=str(nvram) if nvram else None,
+                pidfile=str(run_dir / f"{name}.pid"),
+            )
+
+            def argv_for_fd(fd: int) -> list[str]:
+                ctx.monitor_fd = fd
+                return build_argv(dom, ctx)
+
+            obj.stop_reason = None
+            obj.fake_reboot = False
+            proc = await QemuProcess.spawn(
+                argv_for_fd=argv_for_fd,
+                record=record,
+                log_path=self.layout.domain_log(name),
+                on_event=self._event_handler(obj),
+            )
+            try:
+                await self._finish_start(obj, dom, proc, paused=paused)
+            except BaseException:
+                await proc.monitor.close()
+                await proc.terminate(graceful=False)
+                raise
+        except BaseException:
+            for action in reversed(undo):
+                with contextlib.suppress(Exception):
+                    action()
+            self._remove_run_files(name)
+            raise
+        self.events.publish("domain", name, "started", "booted" if not autostart else "autostart")
+        if paused:
+            self.events.publish("domain", name, "suspended", "paused")
+
+    async def _finish_start(self, obj: DomainObject, dom: Domain, proc: QemuProcess, *, paused: bool) -> None:
+        ptys = await proc.monitor.chardev_ptys()
+        for index, serial in enumerate(dom.devices.serials):
+            path = ptys.get(f"charserial{index}")
+            if path:
+                serial.source_path = path
+        for index, console in enumerate(dom.devices.consoles):
+            if console.target_type in (None, "serial"):
+                port = console.target_port or 0
+                if port < len(dom.devices.serials):
+                    console.source_path = dom.devices.serials[port].source_path
+            else:
+                console.source_path = ptys.get(f"charconsole{index}", console.source_path)
+        proc.record.ptys = ptys
+        if dom.devices.graphics:
+            gfx = dom.devices.graphics[0]
+            port = await proc.monitor.vnc_port()
+            gfx.port = port
+            proc.record.vnc_port = port
+            if gfx.passwd:
+                await proc.monitor.set_vnc_password(gfx.passwd)
+        for index, iface in enumerate(dom.devices.interfaces):
+            if iface.link_state == "down":
+                await proc.monitor.set_link(iface.alias or f"net{index}", False)
+        obj.live = dom
+        obj.proc = proc
+        if paused:
+            obj.state, obj.reason = "paused", "user"
+        else:
+            await proc.monitor.cont()
+            obj.state, obj.reason = "running", "booted"
+        proc.record.state, proc.record.reason = obj.state, obj.reason
+        self._save_run_state(obj)
+        self._open_console(obj)
+        obj.watcher = asyncio.get_running_loop().create_task(self._watch_exit(obj, proc))
+
+    def _plug_interfaces(self, dom: Domain, undo: list[Callable[[], None]]) -> dict[int, str]:
+        taps: dict[int, str] = {}
+        for index, iface in enumerate(dom.devices.interfaces):
+            if iface.type not in ("network", "bridge"):
+                continue
+            if self.networks is None:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: interface type '{iface.type}' needs the network driver"
+                )
+            assert iface.mac is not None
+            tap = self.networks.plug_tap(
+                network=iface.source_network if iface.type == "network" else None,
+                bridge=iface.source_bridge if iface.type == "bridge" else None,
+                mac=iface.mac,
+                tap=None,
+            )
+            hook = self.networks
+            undo.append(lambda hook=hook, tap=tap: hook.unplug_tap(tap))  # type: ignore[misc]
+            iface.target_dev = tap
+            taps[index] = tap
+        return taps
+
+    def _make_nvram(self, dom: Domain, nvram: Path) -> None:
+        assert dom.os.loader is not None
+        code = dom.os.loader.path
+        template = code.replace("_CODE", "_VARS")
+        for suffix in (".secboot.fd", ".ms.fd"):
+            template = template.replace(suffix, ".fd")
+        if not os.path.exists(template):
+            raise OperationFailed(f"no NVRAM template found for firmware '{code}' (looked for {template})")
+        nvram.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, nvram)
+
+    def _open_console(self, obj: DomainObject) -> None:
+        if obj.live is None or not obj.live.devices.serials:
+            return
+        path = obj.live.devices.serials[0].source_path
+        if not path or obj.live.devices.serials[0].type != "pty":
+            return
+        relay = ConsoleRelay(obj.name, path)
+        try:
+            relay.open()
+        except OSError as err:
+            log.warning("cannot open the console pty %s of %s: %s", path, obj.name, err)
+            return
+        obj.console = relay
+
+    def _save_run_state(self, obj: DomainObject) -> None:
+        if obj.proc is None or obj.live is None:
+            return
+        run_dir = self.layout.qemu_run_dir
+        obj.proc.record.state, obj.proc.record.reason = obj.state, obj.reason
+        atomic_write(run_dir / f"{obj.name}.xml", format_domain(obj.live, live=True).encode())
+        obj.proc.record.save(run_dir / f"{obj.name}.json")
+
+    def _remove_run_files(self, name: str) -> None:
+        run_dir = self.layout.qemu_run_dir
+        for suffix in (".json", ".xml", ".monitor", ".pid"):
+            with contextlib.suppress(FileNotFoundError):
+                (run_dir / f"{name}{suffix}").unlink()
+        shutil.rmtree(run_dir / f"{name}.channels", ignore_errors=True)
+
+    def _release_resources(self, live: Domain, record: RunRecord | None = None) -> None:
+        taps = set(record.taps) if record else set()
+        taps.update(i.target_dev for i in live.devices.interfaces if i.target_dev and i.type != "user")
+        if self.networks is not None:
+            for tap in taps:
+                try:
+                    self.networks.unplug_tap(tap)
+                except Exception as err:
+                    log.warning("removing tap %s: %s", tap, err)
+
+    async def _watch_exit(self, obj: DomainObject, proc: QemuProcess) -> None:
+        await proc.exited
+        async with obj.lock:
+            if obj.proc is not proc:
+                return
+            self._stopped(obj, proc)
+
+    def _stopped(self, obj: DomainObject, proc: QemuProcess) -> None:
+        """The QEMU of ``obj`` is gone: release everything and mark it inactive."""
+        reason = obj.stop_reason or "crashed"
+        drop_relay(obj.console)
+        obj.console = None
+        asyncio.get_running_loop().create_task(proc.monitor.close())
+        if obj.live is not None:
+            self._release_resources(obj.live, proc.record)
+        self._remove_run_files(obj.name)
+        append_log(self.layout.domain_log(obj.name), f"shutting down, reason={reason}")
+        name = obj.name
+        obj.proc = None
+        obj.live = None
+        obj.state, obj.reason = "shutoff", reason
+        obj.fake_reboot = False
+        obj.stop_reason = None
+        self.events.publish("domain", name, "stopped", reason)
+        if obj.config is None:
+            self._domains.pop(name, None)
+
+    def _event_handler(self, obj: DomainObject) -> Callable[[str, dict[str, Any]], Any]:
+        async def on_event(event: str, data: dict[str, Any]) -> None:
+            proc = obj.proc
+            if proc is None:
+                return
+            log.debug("domain %s: QMP event %s %s", obj.name, event, data)
+            dom = obj.live
+            if event == "SHUTDOWN":
+                await self._on_shutdown(obj, proc, str(data.get("reason", "")), dom)
+            elif event == "RESET":
+                if data.get("guest"):
+                    self.events.publish("domain", obj.name, "rebooted", "guest")
+            elif event == "STOP":
+                if obj.state == "running":
+                    obj.state, obj.reason = "paused", "user"
+                    self.events.publish("domain", obj.name, "suspended", "paused")
+                    self._save_run_state(obj)
+            elif event == "RESUME":
+                if obj.state in ("paused", "crashed", "shutdown"):
+                    obj.state, obj.reason = "running", "unpaused"
+                    self.events.publish("domain", obj.name, "resumed", "unpaused")
+                    self._save_run_state(obj)
+            elif event == "GUEST_PANICKED":
+                await self._on_panic(obj, proc, dom)
+
+        return on_event
+
+    async def _on_shutdown(
+        self, obj: DomainObject, proc: QemuProcess, reason: str, dom: Domain | None
+    ) -> None:
+        if reason == "host-qmp-quit" or obj.stop_reason == "destroyed":
+            return
+        if obj.fake_reboot or (dom is not None and dom.on_poweroff == "restart" and reason != "guest-reset"):
+            obj.fake_reboot = False
+            await proc.monitor.system_reset()
+            await proc.monitor.cont()
+            obj.state, obj.reason = "running", "booted"
+            self.events.publish("domain", obj.name, "rebooted", "acpi")
+            self._save_run_state(obj)
+            return
+        action = dom.on_poweroff if dom is not None else "destroy"
+        if reason == "guest-reset" and dom is not None:
+            action = dom.on_reboot
+        if action == "preserve":
+            obj.state, obj.reason = "paused", "shutdown"
+            self._save_run_state(obj)
+            return
+        obj.state, obj.reason = "shutdown", "user"
+        obj.stop_reason = "shutdown"
+        self.events.publish("domain", obj.name, "shutdown", "finished")
+        await proc.monitor.quit()
+
+    async def _on_panic(self, obj: DomainObject, proc: QemuProcess, dom: Domain | None) -> None:
+        action = dom.on_crash if dom is not None else "destroy"
+        self.events.publish("domain", obj.name, "crashed", "panicked")
+        if action == "restart":
+            await proc.monitor.system_reset()
+            await proc.monitor.cont()
+            obj.state, obj.reason = "running", "crashed"
+            self._save_run_state(obj)
+        elif action == "preserve":
+            obj.state, obj.reason = "crashed", "panicked"
+            self._save_run_state(obj)
+        else:
+            obj.stop_reason = "crashed"
+            await proc.monitor.quit()
+
+    def _active(self, key: str) -> tuple[DomainObject, QemuProcess]:
+        obj = self.lookup(key)
+        if obj.proc is None:
+            raise InvalidState("Requested operation is not valid: domain is not running")
+        return obj, obj.proc
+
+    async def shutdown(self, key: str) -> DomainObject:
+        obj, proc = self._active(key)
+        async with obj.lock:
+            await proc.monitor.system_powerdown()
+        return obj
+
+    async def reboot(self, key: str) -> DomainObject:
+        obj, proc = self._active(key)
+        async with obj.lock:
+            obj.fake_reboot = True
+            await proc.monitor.system_powerdown()
+        return obj
+
+    async def reset(self, key: str) -> DomainObject:
+        obj, proc = self._active(key)
+        async with obj.lock:
+            await proc.monitor.system_reset()
+        return obj
+
+    async def destroy(self, key: str, *, graceful: bool = False) -> DomainObject:
+        obj, proc = self._active(key)
+        async with obj.lock:
+            if obj.proc is not proc:
+                raise InvalidState("Requested operation is not valid: domain is not running")
+            obj.stop_reason = "destroyed"
+            await proc.terminate(graceful=graceful)
+            self._stopped(obj, proc)
+        return obj
+
+    async def suspend(self, key: str) -> DomainObject:
+        obj, proc = self._active(key)
+        async with obj.lock:
+            if obj.state == "paused":
+                return obj
+            await proc.monitor.stop()
+            obj.state, obj.reason = "paused", "user"
+            self._save_run_state(obj)
+        return obj
+
+    async def resume(self, key: str) -> DomainObject:
+        obj, proc = self._active(key)
+        async with obj.lock:
+            if obj.state not in ("paused", "crashed"):
+                raise InvalidState("Requested operation is not valid: domain is not paused")
+            await proc.monitor.cont()
+            obj.state, obj.reason = "running", "unpaused"
+            self._save_run_state(obj)
+        return obj
+
+    # Queries
+
+    def info(self, key: str) -> dict[str, Any]:
+        obj = self.lookup(key)
+        dom = obj.current
+        out = obj.summary()
+        out.update(
+            {
+                "os_type": dom.os.type,
+                "vcpus": dom.vcpus,
+                "max_memory_kib": dom.memory_kib,
+                "used_memory_kib": dom.current_kib,
+                "cpu_time_ns": cpu_time_ns(obj.proc.pid) if obj.proc else 0,
+                "title": dom.title,
+            }
+        )
+        return out
+
+    def devices(self, key: str) -> dict[str, Any]:
+        obj = self.lookup(key)
+        dom = obj.current
+        disks = [
+            {
+                "type": d.type,
+                "device": d.device,
+                "target": d.target_dev,
+                "source": d.source or (f"{d.source_pool}/{d.source_volume}" if d.source_volume else None),
+            }
+            for d in dom.devices.disks
+        ]
+        ifaces = [
+            {
+                "interface": i.target_dev if obj.active else None,
+                "type": i.type,
+                "source": i.source_network or i.source_bridge,
+                "model": i.model,
+                "mac": i.mac,
+            }
+            for i in dom.devices.interfaces
+        ]
+        vnc = None
+        if obj.active and dom.devices.graphics and dom.devices.graphics[0].port:
+            gfx = dom.devices.graphics[0]
+            assert gfx.port is not None
+            vnc = {"listen": gfx.listen, "display": gfx.port - 5900, "port": gfx.port}
+        return {"disks": disks, "interfaces": ifaces, "vnc": vnc}
+
+    def console(self, key: str) -> ConsoleRelay:
+        obj = self.lookup(key)
+        if not obj.active:
+            raise InvalidState("Requested operation is not valid: domain is not running")
+        if obj.console is None:
+            raise OperationFailed(f"operation failed: cannot find a serial console for domain '{obj.name}'")
+        return obj.console
+
+    async def shutdown_all(self) -> None:
+        """Daemon exit: detach from every QEMU (they keep running) and close monitors."""
+        for obj in self.all():
+            if obj.watcher is not None:
+                obj.watcher.cancel()
+            drop_relay(obj.console)
+            if obj.proc is not None:
+                await obj.proc.monitor.close()

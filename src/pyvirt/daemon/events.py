@@ -1,0 +1,43 @@
+"""Lifecycle events: a small publish/subscribe bus feeding the daemon's event stream endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class Event:
+    kind: str  # "domain" or "network"
+    name: str
+    event: str  # defined, undefined, started, stopped, suspended, resumed, shutdown, rebooted, crashed
+    detail: str = ""
+    time: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class EventBus:
+    """Fan events out to every subscriber; a slow subscriber loses its oldest events, never blocks others."""
+
+    def __init__(self, backlog: int = 1000) -> None:
+        self._subscribers: set[asyncio.Queue[Event]] = set()
+        self._backlog = backlog
+
+    def subscribe(self) -> asyncio.Queue[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(self._backlog)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event]) -> None:
+        self._subscribers.discard(queue)
+
+    def publish(self, kind: str, name: str, event: str, detail: str = "") -> None:
+        item = Event(kind, name, event, detail, time.time())
+        for queue in self._subscribers:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(item)

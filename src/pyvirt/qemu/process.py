@@ -1,0 +1,258 @@
+"""QEMU processes: spawn detached from the daemon, re-attach after a daemon restart, watch for exit.
+
+A QEMU runs in a session of its own with its stdout/stderr on the domain's log file, so it outlives
+the daemon. Its run-time record (``NAME.json``: pid, id, monitor socket, start time, taps) and the
+live XML (``NAME.xml``) sit in the QEMU run directory; a new daemon reads them, checks that the pid
+still belongs to that QEMU (its command line names the domain's UUID), and reconnects to the monitor.
+Exit is watched with a pidfd, which works for children and for re-adopted processes alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pyvirt import __version__
+from pyvirt.errors import OperationFailed
+from pyvirt.qemu.monitor import Monitor
+from pyvirt.store import atomic_write
+
+log = logging.getLogger(__name__)
+
+MAX_SOCKET_PATH = 107
+
+
+@dataclass
+class RunRecord:
+    """What a daemon needs to re-adopt a running QEMU; stored as JSON beside the live XML."""
+
+    name: str
+    uuid: str
+    pid: int
+    id: int
+    monitor: str
+    started_at: float
+    accel: str
+    taps: list[str] = field(default_factory=list)
+    ptys: dict[str, str] = field(default_factory=dict)
+    vnc_port: int | None = None
+    state: str = "running"
+    reason: str = "booted"
+
+    def save(self, path: Path) -> None:
+        atomic_write(path, json.dumps(asdict(self), indent=1).encode())
+
+    @classmethod
+    def load(cls, path: Path) -> RunRecord:
+        data = json.loads(path.read_text())
+        return cls(**data)
+
+
+def log_start_line(log_path: Path, argv: list[str]) -> int:
+    """Append libvirt's style of start header to the domain log; return the offset QEMU's output begins at."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    header = f"{now}+0000: starting up pyvirt {__version__}\n" + " ".join(argv) + "\n"
+    with open(log_path, "ab") as fh:
+        fh.write(header.encode())
+        return fh.tell()
+
+
+def log_tail(log_path: Path, offset: int, limit: int = 4000) -> str:
+    try:
+        with open(log_path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except OSError:
+        return ""
+    text = data.decode(errors="replace").strip()
+    return text[-limit:]
+
+
+def append_log(log_path: Path, message: str) -> None:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    with contextlib.suppress(OSError), open(log_path, "ab") as fh:
+        fh.write(f"{now}+0000: {message}\n".encode())
+
+
+def bind_monitor_socket(path: Path) -> socket.socket:
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise OperationFailed(
+            f"monitor socket path is too long for a Unix socket ({len(str(path))} > {MAX_SOCKET_PATH}): "
+            f"{path}; use a shorter PYVIRT_ROOT"
+        )
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o600)
+        sock.listen(1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class QemuProcess:
+    """A running QEMU, child or re-adopted, with its monitor."""
+
+    def __init__(
+        self, record: RunRecord, monitor: Monitor, pidfd: int, popen: subprocess.Popen[bytes] | None
+    ):
+        self.record = record
+        self.monitor = monitor
+        self._pidfd = pidfd
+        self._popen = popen
+        self.exited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().add_reader(pidfd, self._on_exit)
+
+    @property
+    def pid(self) -> int:
+        return self.record.pid
+
+    def _on_exit(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        if self._popen is not None:
+            with contextlib.suppress(ChildProcessError):
+                self._popen.wait(timeout=0)
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+    def alive(self) -> bool:
+        return not self.exited.done()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    async def terminate(self, graceful: bool, timeout: float = 10.0) -> None:
+        """SIGTERM (graceful: wait for QEMU to flush), then SIGKILL; returns once the process is gone."""
+        if not self.alive():
+            return
+        self.kill(signal.SIGTERM)
+        wait = timeout if graceful else 1.0
+        try:
+            await asyncio.wait_for(asyncio.shield(self.exited), wait)
+            return
+        except TimeoutError:
+            pass
+        self.kill(signal.SIGKILL)
+        await asyncio.wait_for(asyncio.shield(self.exited), 10.0)
+
+    @classmethod
+    async def spawn(
+        cls,
+        *,
+        argv_for_fd: Callable[[int], list[str]],
+        record: RunRecord,
+        log_path: Path,
+        on_event: Callable[[str, dict[str, object]], object],
+    ) -> QemuProcess:
+        """Start QEMU (paused, -S) and connect its monitor; on any failure nothing is left running."""
+        monitor_path = Path(record.monitor)
+        listener = bind_monitor_socket(monitor_path)
+        try:
+            fd = listener.fileno()
+            argv = argv_for_fd(fd)
+            offset = log_start_line(log_path, argv)
+            with open(log_path, "ab") as logfh:
+                try:
+                    popen = subprocess.Popen(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=logfh,
+                        stderr=logfh,
+                        pass_fds=(fd,),
+                        start_new_session=True,
+                        env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
+                    )
+                except OSError as err:
+                    raise OperationFailed(f"failed to run {argv[0]}: {err.strerror}") from err
+        finally:
+            listener.close()
+        record.pid = popen.pid
+        pidfd = os.pidfd_open(popen.pid)
+        monitor = Monitor(record.name, str(monitor_path))
+        proc = cls(record, monitor, pidfd, popen)
+        try:
+            connect = asyncio.ensure_future(monitor.connect())
+            done, _ = await asyncio.wait({connect, proc.exited}, return_when=asyncio.FIRST_COMPLETED)
+            if connect not in done:
+                connect.cancel()
+                raise OperationFailed(
+                    "internal error: QEMU exited while connecting to its monitor: "
+                    + (log_tail(log_path, offset) or "no output")
+                )
+            connect.result()
+            monitor.listen(_event_adapter(on_event))
+        except BaseException:
+            await monitor.close()
+            proc.kill()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(proc.exited), 5)
+            with contextlib.suppress(FileNotFoundError):
+                monitor_path.unlink()
+            raise
+        return proc
+
+    @classmethod
+    async def reattach(
+        cls, record: RunRecord, on_event: Callable[[str, dict[str, object]], object]
+    ) -> QemuProcess | None:
+        """Adopt a QEMU left running by an earlier daemon; None if it is gone or not ours."""
+        if not pid_is_qemu_of(record.pid, record.uuid):
+            return None
+        try:
+            pidfd = os.pidfd_open(record.pid)
+        except OSError:
+            return None
+        monitor = Monitor(record.name, record.monitor)
+        proc = cls(record, monitor, pidfd, None)
+        try:
+            await monitor.connect(timeout=10)
+            monitor.listen(_event_adapter(on_event))
+        except OperationFailed:
+            log.warning("QEMU of %s (pid %d) runs but its monitor does not answer", record.name, record.pid)
+            await monitor.close()
+            asyncio.get_running_loop().remove_reader(pidfd)
+            os.close(pidfd)
+            return None
+        return proc
+
+
+def _event_adapter(
+    on_event: Callable[[str, dict[str, object]], object],
+) -> Callable[[str, dict[str, object]], asyncio.Future[None]]:
+    async def handler(name: str, data: dict[str, object]) -> None:
+        result = on_event(name, data)
+        if asyncio.iscoroutine(result):
+            await result
+
+    return handler  # type: ignore[return-value]
+
+
+def pid_is_qemu_of(pid: int, uuid: str) -> bool:
+    """True if ``pid`` is alive and its command line carries ``-uuid UUID``."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            args = fh.read().split(b"\0")
+    except OSError:
+        return False
+    try:
+        return args[args.index(b"-uuid") + 1].decode() == uuid
+    except (ValueError, IndexError):
+        return False
