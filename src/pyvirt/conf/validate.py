@@ -84,7 +84,9 @@ def _check_devices(dom: Domain) -> None:
     for mac, count in Counter(nic.mac for nic in devs.interfaces if nic.mac).items():
         if count > 1:
             raise InvalidArgument(f"MAC address '{mac}' is used by more than one interface")
-    for key, count in Counter((c.type, c.index) for c in devs.controllers).items():
+    # USB companion controllers (<master startport>) share the index of their EHCI master.
+    indexed = (c for c in devs.controllers if "master.startport" not in c.extra)
+    for key, count in Counter((c.type, c.index) for c in indexed).items():
         if count > 1:
             raise InvalidArgument(f"more than one '{key[0]}' controller with index {key[1]}")
     for chardev in dom.all_chardevs():

@@ -1,0 +1,106 @@
+"""Post-parse defaults: only what libvirt itself writes back into a config."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from pyvirt.conf.defaults import apply_defaults, infer_disk_bus, random_mac
+from pyvirt.conf.domain import CharDevConfig, Domain, InterfaceConfig
+from pyvirt.conf.domain_xml import format_domain, parse_domain
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "domain"
+MINIMAL = (DATA / "minimal.xml").read_text()
+
+
+def with_devices(devices: str, machine: str = " machine='pc'") -> Domain:
+    text = MINIMAL.replace(" machine='pc'", machine)
+    return parse_domain(text.replace("</domain>", f"<devices>{devices}</devices></domain>"))
+
+
+def test_minimal_gains_nothing_but_what_libvirt_writes() -> None:
+    dom = with_devices("", machine="")
+    apply_defaults(dom)
+    assert dom.os.machine == "pc"
+    assert dom.devices.controllers == [] and dom.devices.inputs == []
+    assert format_domain(dom).count("<devices/>") == 1
+
+
+def test_uuid_is_generated_when_absent() -> None:
+    text = re.sub(r"<uuid>.*</uuid>", "", MINIMAL)
+    first, second = parse_domain(text), parse_domain(text)
+    assert re.fullmatch(r"[0-9a-f-]{36}", first.uuid)
+    assert first.uuid != second.uuid
+
+
+def test_macs_are_random_qemu_oui_and_unique() -> None:
+    nics = (
+        "<interface type='user'/>" * 20
+        + "<interface type='user'><mac address='52:54:00:00:00:01'/></interface>"
+    )
+    dom = with_devices(nics)
+    apply_defaults(dom)
+    macs = [nic.mac for nic in dom.devices.interfaces]
+    assert all(mac and re.fullmatch(r"52:54:00(:[0-9a-f]{2}){3}", mac) for mac in macs)
+    assert len(set(macs)) == len(macs)
+    assert macs[-1] == "52:54:00:00:00:01"
+
+
+def test_random_mac_avoids_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    draws = iter([b"\x00\x00\x01", b"\x00\x00\x01", b"\x00\x00\x02"])
+    monkeypatch.setattr("pyvirt.conf.defaults.secrets.token_bytes", lambda _n: next(draws))
+    assert random_mac({"52:54:00:00:00:01"}) == "52:54:00:00:00:02"
+
+
+@pytest.mark.parametrize(
+    ("dev", "bus"), [("vda", "virtio"), ("vdab", "virtio"), ("sdb", "sata"), ("hdc", "ide"), ("xvda", None)]
+)
+def test_disk_bus_inference(dev: str, bus: str | None) -> None:
+    assert infer_disk_bus(dev) == bus
+
+
+def test_explicit_bus_is_kept() -> None:
+    dom = with_devices("<disk type='file'><source file='/a'/><target dev='sda' bus='scsi'/></disk>")
+    apply_defaults(dom)
+    assert dom.devices.disks[0].target_bus == "scsi"
+
+
+def test_console_alone_becomes_serial_zero_like_libvirt() -> None:
+    dom = with_devices("<console type='pty'/>")
+    apply_defaults(dom)
+    serial = dom.devices.serials[0]
+    console = dom.devices.consoles[0]
+    assert (serial.type, serial.target_type, serial.target_port, serial.target_model) == (
+        "pty",
+        "isa-serial",
+        0,
+        "isa-serial",
+    )
+    assert (console.target_type, console.target_port) == ("serial", 0)
+
+
+def test_console_takes_the_serial_target() -> None:
+    dom = with_devices("<serial type='pty'><target port='2'/></serial><console type='pty'/>")
+    apply_defaults(dom)
+    assert len(dom.devices.serials) == 1
+    assert dom.devices.serials[0].target_type == "isa-serial"
+    assert dom.devices.consoles[0].target_port == 2
+
+
+def test_virtio_console_is_left_alone() -> None:
+    dom = with_devices("<console type='pty'><target type='virtio'/></console>")
+    apply_defaults(dom)
+    assert dom.devices.serials == []
+    assert dom.devices.consoles[0].target_type == "virtio"
+
+
+def test_apply_defaults_is_idempotent() -> None:
+    dom = Domain(name="x", devices=parse_domain(MINIMAL).devices)
+    dom.devices.interfaces.append(InterfaceConfig(type="user"))
+    dom.devices.consoles.append(CharDevConfig(kind="console"))
+    apply_defaults(dom)
+    once = format_domain(dom)
+    apply_defaults(dom)
+    assert format_domain(dom) == once
