@@ -110,6 +110,7 @@ class _Builder:
         self.sata_bus: str | None = None
         self.scsi_bus: str | None = None
         self.serial_bus: str | None = None
+        self.boot_kinds_used: set[str] = set()
 
     def add(self, *args: str) -> None:
         self.argv.extend(args)
@@ -128,7 +129,7 @@ class _Builder:
         self.add("-no-user-config", "-nodefaults")
         self.monitor()
         self.clock()
-        self.add("-no-shutdown")
+        self.add("-no-shutdown", "-action", "panic=pause")
         if dom.on_reboot == "destroy":
             self.add("-no-reboot")
         self.pm()
@@ -286,7 +287,8 @@ class _Builder:
         if order is not None:
             return order
         boots = self.dom.os.boot
-        if kind in boots and not self.dom.os.kernel:
+        if kind in boots and kind not in self.boot_kinds_used and not self.dom.os.kernel:
+            self.boot_kinds_used.add(kind)
             return boots.index(kind) + 1
         return None
 

@@ -1,0 +1,201 @@
+"""A real pyvirtd in a scratch PYVIRT_ROOT, and helpers to drive it as a user would (the CLI) or as a
+program would (the Python API), including an expect-style serial console."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyvirt.client.api import Connection
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Result:
+    rc: int
+    out: str
+    err: str
+
+    def ok(self) -> Result:
+        assert self.rc == 0, f"exit {self.rc}\nstdout: {self.out}\nstderr: {self.err}"
+        return self
+
+
+class Daemon:
+    """One pyvirtd process over a scratch root; restartable, killable."""
+
+    def __init__(self, root: Path | None = None, extra_env: dict[str, str] | None = None) -> None:
+        # Unix socket paths are limited to 107 bytes: keep the root short.
+        self.root = root or Path(tempfile.mkdtemp(prefix="pv-", dir="/tmp"))
+        self.env = {**os.environ, "PYVIRT_ROOT": str(self.root), **(extra_env or {})}
+        self.env.pop("PYVIRT_DEFAULT_URI", None)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log = self.root / "pyvirtd.log"
+
+    @property
+    def socket(self) -> Path:
+        return self.root / "run/pyvirt/pyvirt-sock"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.root / "etc/pyvirt/qemu"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.root / "run/pyvirt/qemu"
+
+    def start(self, *args: str, wait: float = 30.0) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.socket.unlink()
+        logfh = open(self.log, "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [str(BIN / "pyvirtd"), "--verbose", *args],
+            env=self.env,
+            stdout=logfh,
+            stderr=logfh,
+            start_new_session=True,
+        )
+        logfh.close()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pyvirtd exited with {self.proc.returncode}:\n{self.log.read_text()}")
+            if self.socket.exists():
+                with socket.socket(socket.AF_UNIX) as sock:
+                    try:
+                        sock.connect(str(self.socket))
+                        return
+                    except OSError:
+                        pass
+            time.sleep(0.05)
+        raise RuntimeError(f"pyvirtd did not come up:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def qemu_pids(self) -> dict[str, int]:
+        pids = {}
+        for record in self.run_dir.glob("*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                pids[record.stem] = int(json.loads(record.read_text())["pid"])
+        return pids
+
+    def cleanup(self) -> None:
+        """Stop the daemon and every QEMU it left behind, then remove the root."""
+        self.stop()
+        for pid in self.qemu_pids().values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        # Any QEMU whose command line points into our root (e.g. a record not yet written).
+        for proc_dir in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError):
+                cmdline = (proc_dir / "cmdline").read_bytes()
+                if b"qemu-system" in cmdline and str(self.root).encode() in cmdline:
+                    os.kill(int(proc_dir.name), signal.SIGKILL)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def cli(self, *args: str, input: str | None = None, timeout: float = 120, env: dict[str, str] | None = None) -> Result:
+        proc = subprocess.run(
+            [str(BIN / "pyvirt"), *args],
+            env={**self.env, **(env or {})},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    def connect(self, readonly: bool = False) -> Connection:
+        from pyvirt.client.api import Connection
+
+        sock = self.root / "run/pyvirt/pyvirt-sock-ro" if readonly else self.socket
+        return Connection.open(f"qemu+unix:///system?socket={sock}", readonly=readonly)
+
+    def state(self, name: str) -> str:
+        return self.cli("domstate", name).ok().out.strip()
+
+    def wait_state(self, name: str, state: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            result = self.cli("domstate", "--reason", name)
+            last = result.out.strip() or result.err.strip()
+            if last.split(" (")[0] == state:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"domain {name} did not reach '{state}' in {timeout}s (last: {last})")
+
+
+class Console:
+    """An attached serial console through the daemon's stream endpoint, with expect()."""
+
+    def __init__(self, daemon: Daemon, name: str, *, history: bool = True) -> None:
+        conn = daemon.connect()
+        self.transport, leftover = conn.domain(name).console(history=history)
+        self.buffer = leftover
+        self.transport.sock.settimeout(0.5)
+
+    def send(self, text: str) -> None:
+        self.transport.sock.sendall(text.encode())
+
+    def expect(self, pattern: str, timeout: float = 120) -> re.Match[bytes]:
+        regex = re.compile(pattern.encode())
+        deadline = time.monotonic() + timeout
+        while True:
+            match = regex.search(self.buffer)
+            if match:
+                self.buffer = self.buffer[match.end() :]
+                return match
+            if time.monotonic() > deadline:
+                tail = self.buffer[-2000:].decode(errors="replace")
+                raise AssertionError(f"console: {pattern!r} not seen in {timeout}s; last output:\n{tail}")
+            try:
+                chunk = self.transport.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                tail = self.buffer[-2000:].decode(errors="replace")
+                raise AssertionError(f"console closed before {pattern!r}; last output:\n{tail}")
+            self.buffer += chunk
+
+    def run(self, command: str, timeout: float = 60) -> str:
+        """Type a shell command in the guest and return its output (between two markers)."""
+        marker = f"M{time.monotonic_ns()}"
+        self.send(f"echo {marker}-begin; {command}; echo {marker}-end\n")
+        self.expect(f"\n{marker}-begin", timeout)
+        match = self.expect(f"(?s)(.*?){marker}-end", timeout)
+        return match.group(1).decode(errors="replace").strip()
+
+    def close(self) -> None:
+        self.transport.close()
