@@ -148,7 +148,7 @@ class GraphicsConfig:
     type: str = "vnc"
     port: int | None = None  # -1 with autoport
     autoport: bool = True
-    listen: str = "127.0.0.1"
+    listen: str = "127.0.0.1"  # also when the XML gives none; always written out, so the config says it
     passwd: str | None = None
 
 

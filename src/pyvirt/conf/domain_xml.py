@@ -41,7 +41,7 @@ from pyvirt.conf.domain import (
     WatchdogConfig,
 )
 from pyvirt.conf.units import parse_size_kib
-from pyvirt.conf.validate import validate_domain
+from pyvirt.conf.validate import check_metadata, validate_domain
 from pyvirt.conf.xmlutil import (
     AttrValue,
     Elem,
@@ -859,6 +859,7 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
     root.add(x("title", text=dom.title) if dom.title else None)
     root.add(x("description", text=dom.description) if dom.description else None)
     if dom.metadata:
+        check_metadata(dom.metadata)  # raw text goes out verbatim: never let it break the document
         root.add(XNode("metadata", raw=dom.metadata))
     root.add(x("memory", {"unit": "KiB"}, text=str(dom.memory_kib)))
     if dom.current_memory_kib is not None:

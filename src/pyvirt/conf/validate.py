@@ -114,7 +114,8 @@ def _check_boot(dom: Domain) -> None:
             raise InvalidArgument(f"boot order {order} is used by more than one device")
 
 
-def _check_metadata(metadata: str) -> None:
+def check_metadata(metadata: str) -> None:
+    """Refuse metadata that is not a well-formed XML fragment (it is written out verbatim)."""
     try:
         parse_document(f"<metadata>{metadata}</metadata>")
     except XMLError as err:
@@ -142,6 +143,6 @@ def validate_domain(dom: Domain) -> None:
     if dom.os.loader is not None and not dom.os.loader.path and dom.os.firmware is None:
         raise InvalidArgument("os/loader needs a path unless os firmware='efi' selects one")
     if dom.metadata:
-        _check_metadata(dom.metadata)
+        check_metadata(dom.metadata)
     _check_devices(dom)
     _check_boot(dom)

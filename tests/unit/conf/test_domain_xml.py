@@ -146,6 +146,13 @@ def test_metadata_round_trips_verbatim() -> None:
     assert "    <libosinfo:libosinfo xmlns:libosinfo=" in format_domain(dom)
 
 
+def test_broken_metadata_is_never_written() -> None:
+    dom = parse_domain(MINIMAL)
+    dom.metadata = "</metadata><hostdev/><metadata>"
+    with pytest.raises(XMLError, match="metadata is not well-formed"):
+        format_domain(dom)
+
+
 def _element_paths(root: ET.Element) -> list[tuple[ET.Element, str]]:
     found: list[tuple[ET.Element, str]] = [(root, "domain")]
 
