@@ -291,13 +291,16 @@ class Install:
     def describe(self) -> str:
         return f"Installing packages: {' '.join(self.packages)}"
 
+    def apply_offline_error(self) -> None:
+        raise InvalidState(
+            f"--install {','.join(self.packages)}: the appliance has no network, so the guest's package "
+            "manager cannot download anything; run with --network on a host with network access"
+        )
+
     def apply(self, s: Session) -> None:
         _require_linux(s, "--install")
         if not s.network:
-            raise InvalidState(
-                f"--install {','.join(self.packages)}: the appliance has no network, so the guest's package "
-                "manager cannot download anything; run with --network on a host with network access"
-            )
+            self.apply_offline_error()
         command = install_command(s.info.package_management, self.packages)
         run_in_guest(s, command, what=f"--install {','.join(self.packages)}")
 
@@ -333,6 +336,13 @@ def needs_network(steps: Sequence[Step]) -> bool:
     return any(isinstance(step, Install) for step in steps)
 
 
+def check_network(steps: Sequence[Step], network: bool) -> None:
+    """Refuse --install without network before paying for an appliance launch."""
+    for step in steps:
+        if isinstance(step, Install) and not network:
+            step.apply_offline_error()
+
+
 def customize(
     disks: Sequence[Disk],
     steps: Sequence[Step],
@@ -345,6 +355,7 @@ def customize(
     """Launch once, inspect, mount, apply ``steps`` in order; return the session (changes, notes)."""
     if network is None:
         network = needs_network(steps)
+    check_network(steps, network)
     disks = [Disk(d.path, d.format, readonly=d.readonly or dry_run) for d in disks]
     session: Session | None = None
     with launched(disks, network=network, verbose=verbose) as g:

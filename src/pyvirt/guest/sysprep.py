@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pyvirt.errors import InvalidArgument
 from pyvirt.guest.appliance import Disk, launched
 from pyvirt.guest.context import Session
-from pyvirt.guest.customize import Step, apply_steps, needs_network
+from pyvirt.guest.customize import Step, apply_steps, check_network, needs_network
 from pyvirt.guest.inspect import inspect, mount_all
 
 Perform = Callable[[Session, Sequence[Step]], None]
@@ -91,7 +91,7 @@ def _drop_ifcfg_keys(s: Session, keys: tuple[str, ...]) -> None:
                 s.write(path, "\n".join(kept) + "\n")
 
 
-@operation("net-hwaddr", "Remove HWADDR (hard-coded MAC address) configuration")
+@operation("net-hwaddr", "Remove HWADDR (hard-coded MAC address) and UUID configuration")
 def _net_hwaddr(s: Session, _: Sequence[Step]) -> None:
     # UUID= ties a NetworkManager connection to this one machine just as HWADDR= ties it to one NIC.
     if _linux(s):
@@ -304,6 +304,7 @@ def sysprep(
         raise InvalidArgument("customization options were given but the customize operation is not selected")
     if network is None:
         network = needs_network(steps) if "customize" in selected else False
+    check_network(steps, network)
     disks = [Disk(d.path, d.format, readonly=d.readonly or dry_run) for d in disks]
     with launched(disks, network=network, verbose=verbose) as g:
         session = Session(g=g, info=inspect(g, disks[0].path), dry_run=dry_run, network=network, quiet=quiet)
