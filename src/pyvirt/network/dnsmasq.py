@@ -178,14 +178,22 @@ def read_pid(files: DnsmasqFiles) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def process_gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie counts as gone: its sockets are closed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
+
 def pid_alive(pid: int, files: DnsmasqFiles) -> bool:
     """True if ``pid`` is a live dnsmasq started with this network's config (not a reused pid)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+    if process_gone(pid):
         return False
     return any(arg == f"--conf-file={files.conf}".encode() for arg in cmdline)
 
@@ -224,13 +232,17 @@ def stop(pid: int, files: DnsmasqFiles, *, timeout: float = 5.0) -> None:
         return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
+    # wait for the exit itself: a dying process loses its cmdline before it closes its sockets
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not pid_alive(pid, files):
+        if process_gone(pid):
             return
         time.sleep(0.01)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while not process_gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def reload(pid: int) -> None:
