@@ -1,0 +1,530 @@
+"""``pyvirt img``: qemu-img's verbs, options, output and exit codes, on :mod:`pyvirt.image`.
+
+The top-level CLI calls :func:`main` with the arguments after ``img``. Imports stay lazy so that
+``pyvirt img info`` starts quickly.
+"""
+
+from __future__ import annotations
+
+import getopt
+import sys
+from collections.abc import Callable
+from typing import Any
+
+PROG = "pyvirt img"
+
+USAGE = f"""usage: {PROG} COMMAND [options]
+
+Commands (as qemu-img):
+  create [-q] [-f FMT] [-b BACKING [-F BACKING_FMT]] [-u] [-o OPTIONS] FILENAME [SIZE]
+  info [-f FMT] [--output=human|json] [--backing-chain] [-U] FILENAME
+  check [-q] [-f FMT] [--output=human|json] [-r leaks|all] FILENAME
+  convert [-c] [-p] [-q] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] [-B BACKING [-F BACKING_FMT]] [-S SIZE]
+          [-m N] [-W] FILENAME OUTPUT_FILENAME
+  resize [-q] [-f FMT] [--shrink] FILENAME [+|-]SIZE
+  commit [-q] [-f FMT] [-p] [-d] FILENAME
+  rebase [-q] [-f FMT] [-p] [-u] -b BACKING [-F BACKING_FMT] FILENAME
+  snapshot [-q] [-f FMT] [-l | -a SNAPSHOT | -c SNAPSHOT | -d SNAPSHOT] FILENAME
+  map [-f FMT] [--output=human|json] FILENAME
+  compare [-f FMT] [-F FMT] [-s] [-q] [-p] FILENAME1 FILENAME2
+  measure [--output=human|json] [-O FMT] [-o OPTIONS] [--size N | [-f FMT] FILENAME]
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+def _err(msg: str) -> None:
+    sys.stderr.write(f"{PROG}: error: {msg}\n")
+
+
+def _parse(argv: list[str], short: str, long: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    try:
+        return getopt.gnu_getopt(argv, short, long)
+    except getopt.GetoptError as err:
+        raise UsageError(str(err)) from None
+
+
+def _options(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        if not part:
+            continue
+        if part == "help" or part == "?":
+            raise UsageError(
+                "supported -o options: cluster_size, compat, preallocation, lazy_refcounts, "
+                "refcount_bits, backing_file, backing_fmt"
+            )
+        k, sep, v = part.partition("=")
+        if not sep:
+            raise UsageError(f"Invalid option list: {text}")
+        out[k] = v
+    return out
+
+
+def _output_fmt(v: str) -> str:
+    if v not in ("human", "json"):
+        raise UsageError("--output must be used with human or json as argument.")
+    return v
+
+
+def _progress_printer(quiet: bool) -> Callable[[float], None]:
+    state = {"last": -2.0}
+
+    def show(pct: float) -> None:
+        if quiet:
+            return
+        if pct - state["last"] >= 1.0 or (pct >= 100.0 and state["last"] < 100.0):
+            state["last"] = pct
+            sys.stdout.write(f"    ({pct:3.2f}/100%)\r")
+            sys.stdout.flush()
+
+    return show
+
+
+def _progress_done(enabled: bool) -> None:
+    if enabled:
+        sys.stdout.write("    (100.00/100%)\r\n")
+        sys.stdout.flush()
+
+
+# ---------------------------------------------------------------- verbs
+
+
+def cmd_create(argv: list[str]) -> int:
+    from pyvirt.image.api import create_image
+    from pyvirt.image.convert import parse_options
+    from pyvirt.image.sizes import parse_size
+
+    opts, args = _parse(argv, "qf:b:F:uo:", [])
+    fmt, backing, bfmt, unsafe, quiet, o = "raw", None, None, False, False, {}
+    for k, v in opts:
+        if k == "-f":
+            fmt = v
+        elif k == "-b":
+            backing = v
+        elif k == "-F":
+            bfmt = v
+        elif k == "-u":
+            unsafe = True
+        elif k == "-q":
+            quiet = True
+        elif k == "-o":
+            o.update(_options(v))
+    if not args or len(args) > 2:
+        raise UsageError("Expecting image file name")
+    path = args[0]
+    kw = parse_options(o)
+    backing = backing or kw.pop("backing", None)  # type: ignore[assignment]
+    bfmt = bfmt or kw.pop("backing_fmt", None)  # type: ignore[assignment]
+    kw.pop("backing", None)
+    kw.pop("backing_fmt", None)
+    size: int | None = parse_size(args[1]) if len(args) == 2 else kw.pop("size", None)  # type: ignore[assignment]
+    if backing and not bfmt:
+        _err(f"{path}: Backing file specified without backing format")
+        return 1
+    if size is None and not backing:
+        _err(f"{path}: Image creation needs a size parameter")
+        return 1
+    if size is None:
+        from pyvirt.image.api import image_info
+        from pyvirt.image.opener import resolve_backing
+
+        assert backing is not None
+        size = image_info(resolve_backing(path, backing, allow_outside=True), fmt=bfmt)["virtual-size"]
+    if not quiet:
+        print(_formatting_line(path, fmt, size, backing, bfmt, o, kw))
+    create_image(path, fmt, size, backing=backing, backing_fmt=bfmt, check_backing=not unsafe, **kw)  # type: ignore[arg-type]
+    return 0
+
+
+def _formatting_line(
+    path: str,
+    fmt: str,
+    size: int | None,
+    backing: str | None,
+    bfmt: str | None,
+    o: dict[str, str],
+    kw: dict[str, object],
+) -> str:
+    parts = [f"Formatting '{path}', fmt={fmt}"]
+    if fmt == "qcow2":
+        parts.append(f"cluster_size={kw.get('cluster_size', 65536)}")
+        parts.append("extended_l2=off")
+        if "preallocation" in o:
+            parts.append(f"preallocation={o['preallocation']}")
+        parts.append("compression_type=zlib")
+        parts.append(f"size={size}")
+        if "compat" in o:
+            parts.append(f"compat={o['compat']}")
+        if backing:
+            parts.append(f"backing_file={backing}")
+        if bfmt:
+            parts.append(f"backing_fmt={bfmt}")
+        parts.append(f"lazy_refcounts={'on' if kw.get('lazy_refcounts') else 'off'}")
+        parts.append(f"refcount_bits={kw.get('refcount_bits', 16)}")
+    else:
+        parts.append(f"size={size}")
+        if "preallocation" in o:
+            parts.append(f"preallocation={o['preallocation']}")
+    return " ".join(parts)
+
+
+def cmd_info(argv: list[str]) -> int:
+    from pyvirt.image.info import chain_list, image_info, info_human, info_json
+
+    opts, args = _parse(argv, "f:hU", ["output=", "backing-chain", "force-share", "image-opts", "limits"])
+    fmt, output, chain = None, "human", False
+    for k, v in opts:
+        if k == "-f":
+            fmt = v
+        elif k == "--output":
+            output = _output_fmt(v)
+        elif k == "--backing-chain":
+            chain = True
+    if len(args) != 1:
+        raise UsageError("Expecting one image file name")
+    info = image_info(args[0], fmt=fmt, backing_chain=chain, allow_backing_outside=True)
+    if output == "json":
+        print(info_json(chain_list(info) if chain else info))
+    else:
+        items = chain_list(info)
+        print("\n".join(info_human(i) for i in items), end="")
+    return 0
+
+
+def cmd_check(argv: list[str]) -> int:
+    from pyvirt.image.check import NotCheckable, check_image, render_human, render_json
+
+    opts, args = _parse(argv, "qf:r:TU", ["output=", "repair=", "force-share"])
+    fmt, output, repair, quiet = None, "human", None, False
+    for k, v in opts:
+        if k == "-f":
+            fmt = v
+        elif k == "--output":
+            output = _output_fmt(v)
+        elif k in ("-r", "--repair"):
+            if v not in ("leaks", "all"):
+                raise UsageError("Unknown option value for -r (expecting 'leaks' or 'all'): " + v)
+            repair = v
+        elif k == "-q":
+            quiet = True
+    if len(args) != 1:
+        raise UsageError("Expecting one image file name")
+    try:
+        res = check_image(args[0], fmt=fmt, repair=repair)
+    except NotCheckable as err:
+        _err(str(err))
+        return 63
+    for line in res.messages:
+        sys.stderr.write(line + "\n")
+    if not quiet:
+        if output == "json":
+            print(render_json(res))
+        else:
+            sys.stdout.write(render_human(res))
+    return res.exit_code
+
+
+def cmd_convert(argv: list[str]) -> int:
+    from pyvirt.image.convert import convert
+    from pyvirt.image.sizes import parse_size
+
+    opts, args = _parse(argv, "cpqf:O:o:B:F:S:m:Wnt:T:U", ["force-share", "target-is-zero"])
+    kw: dict[str, Any] = {}
+    out_fmt, progress, quiet, o = "raw", False, False, {}
+    sparse = 4096
+    for k, v in opts:
+        if k == "-c":
+            kw["compress"] = True
+        elif k == "-p":
+            progress = True
+        elif k == "-q":
+            quiet = True
+        elif k == "-f":
+            kw["src_fmt"] = v
+        elif k == "-O":
+            out_fmt = v
+        elif k == "-o":
+            o.update(_options(v))
+        elif k == "-B":
+            kw["backing"] = v
+        elif k == "-F":
+            kw["backing_fmt"] = v
+        elif k == "-S":
+            sparse = parse_size(v, what="buffer size for sparse output")
+        elif k == "-m":
+            kw["threads"] = int(v)
+        elif k == "-n":
+            raise UsageError("-n (skip target creation) is not supported")
+    if len(args) != 2:
+        raise UsageError(
+            "Expecting a source and a destination file name (multiple sources are not supported)"
+        )
+    if kw.get("backing") and not kw.get("backing_fmt"):
+        kw["backing_fmt"] = _probe_backing_fmt(args[1], kw["backing"])
+    show = progress and not quiet
+    if show:
+        sys.stdout.write("    (0.00/100%)\r")
+    convert(
+        args[0],
+        args[1],
+        out_fmt,
+        options=o,
+        sparse_size=sparse,
+        allow_backing_outside=True,
+        progress=_progress_printer(quiet) if show else None,
+        **kw,
+    )
+    _progress_done(show)
+    return 0
+
+
+def _probe_backing_fmt(dst: str, backing: str) -> str:
+    from pyvirt.image.opener import resolve_backing
+    from pyvirt.image.probe import probe_file
+
+    fmt = probe_file(resolve_backing(dst, backing, allow_outside=True))
+    if fmt == "raw":
+        raise UsageError("Backing file specified without backing format (-F); raw is never probed")
+    return fmt
+
+
+def cmd_resize(argv: list[str]) -> int:
+    from pyvirt.image.api import resize
+
+    # A leading "-1G" is a size, not an option: getopt must not see it.
+    sizes = [a for a in argv if len(a) > 1 and a[0] == "-" and a[1].isdigit()]
+    rest = [a for a in argv if a not in sizes]
+    opts, args = _parse(rest, "qf:", ["shrink", "preallocation=", "object=", "image-opts"])
+    fmt, shrink, quiet = None, False, False
+    for k, v in opts:
+        if k == "-f":
+            fmt = v
+        elif k == "--shrink":
+            shrink = True
+        elif k == "-q":
+            quiet = True
+    args += sizes
+    if len(args) != 2:
+        raise UsageError("Expecting image file name and size")
+    resize(args[0], args[1], fmt=fmt, shrink=shrink)
+    if not quiet:
+        print("Image resized.")
+    return 0
+
+
+def cmd_commit(argv: list[str]) -> int:
+    from pyvirt.image.ops import commit
+
+    opts, args = _parse(argv, "qf:pdb:t:r:", [])
+    fmt, quiet, progress, drop = None, False, False, False
+    for k, v in opts:
+        if k == "-f":
+            fmt = v
+        elif k == "-q":
+            quiet = True
+        elif k == "-p":
+            progress = True
+        elif k == "-d":
+            drop = True
+        elif k == "-b":
+            raise UsageError("-b (commit to a base further down the chain) is not supported")
+    if len(args) != 1:
+        raise UsageError("Expecting one image file name")
+    show = progress and not quiet
+    commit(args[0], fmt=fmt, drop=drop, progress=_progress_printer(quiet) if show else None)
+    _progress_done(show)
+    if not quiet:
+        print("Image committed.")
+    return 0
+
+
+def cmd_rebase(argv: list[str]) -> int:
+    from pyvirt.image.ops import rebase
+
+    opts, args = _parse(argv, "qf:pub:F:t:T:U", ["force-share"])
+    fmt, quiet, progress, unsafe, backing, bfmt = None, False, False, False, None, None
+    for k, v in opts:
+        if k == "-f":
+            fmt = v
+        elif k == "-q":
+            quiet = True
+        elif k == "-p":
+            progress = True
+        elif k == "-u":
+            unsafe = True
+        elif k == "-b":
+            backing = v
+        elif k == "-F":
+            bfmt = v
+    if len(args) != 1 or backing is None:
+        raise UsageError("Expecting one image file name and -b BACKING")
+    if backing and not bfmt:
+        _err(f"Could not change the backing file to '{backing}': backing format must be specified")
+        return 1
+    show = progress and not quiet
+    rebase(
+        args[0],
+        backing or None,
+        bfmt,
+        fmt=fmt,
+        unsafe=unsafe,
+        progress=_progress_printer(quiet) if show else None,
+    )
+    _progress_done(show)
+    return 0
+
+
+def cmd_snapshot(argv: list[str]) -> int:
+    from pyvirt.image.opener import open_image
+    from pyvirt.image.qcow2 import snapshot as S
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    opts, args = _parse(argv, "qf:la:c:d:U", ["force-share"])
+    fmt, action, name = None, "", ""
+    for k, v in opts:
+        if k == "-f":
+            fmt = v
+        elif k in ("-l", "-a", "-c", "-d"):
+            if action:
+                raise UsageError("Cannot mix snapshot actions")
+            action, name = k, v
+    if len(args) != 1 or not action:
+        raise UsageError("Expecting one image file name and one of -l, -a, -c, -d")
+    with open_image(args[0], fmt=fmt, readonly=action == "-l", backing=False) as img:
+        if not isinstance(img, Qcow2Image):
+            _err(f"Could not open '{args[0]}': snapshots need a qcow2 image")
+            return 1
+        if action == "-l":
+            snaps = S.read_snapshots(img)
+            if snaps:
+                print("Snapshot list:")
+                print("\n".join(S.snapshot_table_text([s.info() for s in snaps])))
+        elif action == "-c":
+            S.create_snapshot(img, name)
+        elif action == "-a":
+            try:
+                S.apply_snapshot(img, name)
+            except Exception as err:
+                _err(f"Could not apply snapshot '{name}': {err}")
+                return 1
+        else:
+            try:
+                S.delete_snapshot(img, name)
+            except Exception as err:
+                msg = str(err)
+                if msg.startswith("Could not find"):
+                    msg = "snapshot not found"
+                _err(f"Could not delete snapshot '{name}': {msg}")
+                return 1
+    return 0
+
+
+def cmd_map(argv: list[str]) -> int:
+    from pyvirt.image.ops import map_image
+
+    opts, args = _parse(argv, "f:U", ["output=", "force-share", "start-offset=", "max-length="])
+    fmt, output = None, "human"
+    for k, v in opts:
+        if k == "-f":
+            fmt = v
+        elif k == "--output":
+            output = _output_fmt(v)
+    if len(args) != 1:
+        raise UsageError("Expecting one image file name")
+    sys.stdout.write(map_image(args[0], fmt=fmt, output=output))
+    return 0
+
+
+def cmd_compare(argv: list[str]) -> int:
+    from pyvirt.image.ops import compare
+
+    opts, args = _parse(argv, "f:F:spqU", ["force-share"])
+    f1 = f2 = None
+    strict = quiet = False
+    for k, v in opts:
+        if k == "-f":
+            f1 = v
+        elif k == "-F":
+            f2 = v
+        elif k == "-s":
+            strict = True
+        elif k == "-q":
+            quiet = True
+    if len(args) != 2:
+        raise UsageError("Expecting two image file names")
+    code, msgs = compare(args[0], args[1], fmt1=f1, fmt2=f2 if f2 else f1, strict=strict)
+    if not quiet:
+        sys.stdout.write("".join(msgs))
+    return code
+
+
+def cmd_measure(argv: list[str]) -> int:
+    from pyvirt.image.measure import measure, render
+    from pyvirt.image.sizes import parse_size
+
+    opts, args = _parse(argv, "f:O:o:U", ["output=", "size=", "force-share", "object=", "image-opts"])
+    fmt, out_fmt, output, o, size = None, "raw", "human", {}, None
+    for k, v in opts:
+        if k == "-f":
+            fmt = v
+        elif k == "-O":
+            out_fmt = v
+        elif k == "-o":
+            o.update(_options(v))
+        elif k == "--output":
+            output = _output_fmt(v)
+        elif k == "--size":
+            size = parse_size(v)
+    if (size is None) == (len(args) != 1):
+        raise UsageError("Either --size N or one filename must be specified.")
+    res = measure(args[0] if args else None, out_fmt=out_fmt, fmt=fmt, size=size, options=o)
+    sys.stdout.write(render(res, output))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "create": cmd_create,
+    "info": cmd_info,
+    "check": cmd_check,
+    "convert": cmd_convert,
+    "resize": cmd_resize,
+    "commit": cmd_commit,
+    "rebase": cmd_rebase,
+    "snapshot": cmd_snapshot,
+    "map": cmd_map,
+    "compare": cmd_compare,
+    "measure": cmd_measure,
+}
+
+
+def main(argv: list[str]) -> int:
+    """Run one ``pyvirt img`` verb; returns the exit status (qemu-img's)."""
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(USAGE)
+        return 0 if argv else 1
+    cmd = COMMANDS.get(argv[0])
+    if cmd is None:
+        _err(f"Command not found: {argv[0]}")
+        return 1
+    from pyvirt.errors import PyvirtError
+
+    try:
+        return cmd(argv[1:])
+    except UsageError as err:
+        _err(str(err))
+        return 1
+    except PyvirtError as err:
+        _err(str(err))
+        return 1
+    except OSError as err:
+        _err(f"{err.filename or ''}: {err.strerror}" if err.filename else str(err))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,75 @@
+"""pyvirt.image: disk images in pure Python — qcow2 and raw read/write, vmdk and vdi read-only.
+
+Stable API (everything is imported lazily so ``import pyvirt.image`` costs almost nothing)::
+
+    open_image(path, *, fmt=None, readonly=True, backing=True, allow_backing_outside=False) -> Image
+        A context manager. ``Image`` has ``read(offset, length) -> bytes``, ``readinto(offset, buf)``,
+        ``write(offset, data)``, ``write_zeroes(offset, length)``, ``discard(offset, length)``,
+        ``block_status(offset, length) -> list[Extent]``, ``flush()``, ``close()``, and attributes
+        ``size``, ``format``, ``path``, ``backing_file``, ``backing_format``, ``backing``, ``cluster_size``.
+        A format of None is probed; a probed raw image refuses writes that would make it look like
+        another format. Backing files open read-only; relative names resolve against the image's own
+        folder; names leaving that folder are refused unless ``allow_backing_outside``; a backing file
+        without a stated format is refused if it would be probed as raw.
+    create_image(path, fmt, size, *, backing=None, backing_fmt=None, cluster_size=65536, compat="1.1",
+                 preallocation="off", lazy_refcounts=False, refcount_bits=16) -> None
+        ``size`` in bytes or a string like ``"10G"``; None with a backing file takes the backing size.
+    image_info(path, *, fmt=None, backing_chain=False) -> dict
+        qemu-img 7.2's ``info --output json`` fields; with ``backing_chain`` the backing file's info is
+        nested under ``"backing-image"``.
+    convert(src, dst, out_fmt, *, src_fmt=None, compress=False, progress=None, backing=None,
+            backing_fmt=None, options=None, sparse_size=4096, threads=None) -> None
+    check(path, *, fmt=None, repair=None) -> CheckResult      (repair: None, "leaks" or "all")
+    resize(path, size, *, fmt=None, shrink=False) -> None     (size: bytes or "+1G", "-512M", "10G")
+    parse_size(text) -> int;  size_to_str(n) -> str
+
+Errors are :class:`pyvirt.errors.ImageError` (subclasses ``CorruptImage`` and ``UnsupportedImage``
+live in :mod:`pyvirt.image.errors`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pyvirt.image.api import check, convert, create_image, image_info, open_image, resize
+    from pyvirt.image.base import Extent, Image
+    from pyvirt.image.check import CheckResult
+    from pyvirt.image.sizes import parse_size, size_to_str
+
+__all__ = [
+    "CheckResult",
+    "Extent",
+    "Image",
+    "check",
+    "convert",
+    "create_image",
+    "image_info",
+    "open_image",
+    "parse_size",
+    "resize",
+    "size_to_str",
+]
+
+_WHERE = {
+    "open_image": "pyvirt.image.api",
+    "create_image": "pyvirt.image.api",
+    "image_info": "pyvirt.image.api",
+    "convert": "pyvirt.image.api",
+    "check": "pyvirt.image.api",
+    "resize": "pyvirt.image.api",
+    "Extent": "pyvirt.image.base",
+    "Image": "pyvirt.image.base",
+    "CheckResult": "pyvirt.image.check",
+    "parse_size": "pyvirt.image.sizes",
+    "size_to_str": "pyvirt.image.sizes",
+}
+
+
+def __getattr__(name: str) -> Any:
+    mod = _WHERE.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'pyvirt.image' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(mod), name)

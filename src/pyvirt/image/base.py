@@ -1,0 +1,118 @@
+"""The :class:`Image` interface every format implements, and the extents it reports."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from types import TracebackType
+
+from pyvirt.image.errors import ImageError
+
+ZERO_CHUNK = bytes(2 << 20)
+
+
+@dataclass(frozen=True, slots=True)
+class Extent:
+    """A run of guest bytes with the same allocation state (qemu-img map's fields).
+
+    ``data``: stored in this image or one below it; ``zero``: reads as zeros; ``depth``: 0 for this
+    image, 1 for its backing file, ...; ``offset``: where the bytes lie in the file at that depth
+    (None if compressed, unallocated or zero); ``present``: something in the chain defines it.
+    """
+
+    start: int
+    length: int
+    data: bool
+    zero: bool
+    depth: int = 0
+    offset: int | None = None
+    compressed: bool = False
+    present: bool = True
+
+
+class Image:
+    """An open disk image. Use as a context manager; ``close()`` flushes."""
+
+    format: str = ""
+    path: str = ""
+    size: int = 0
+    readonly: bool = True
+    backing_file: str | None = None
+    backing_format: str | None = None
+    backing: Image | None = None
+    cluster_size: int | None = None
+
+    # ------------------------------------------------------------ reading
+
+    def readinto(self, offset: int, buf: memoryview) -> None:
+        raise NotImplementedError
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Read ``length`` guest bytes at ``offset`` (bytes beyond the virtual size are an error)."""
+        self._check_range(offset, length)
+        buf = bytearray(length)
+        self.readinto(offset, memoryview(buf))
+        return bytes(buf)
+
+    def block_status(self, offset: int, length: int) -> list[Extent]:
+        """Describe ``[offset, offset+length)`` as extents, merging neighbours with equal state."""
+        return [Extent(offset, length, data=True, zero=False, offset=offset)]
+
+    # ------------------------------------------------------------ writing
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        raise ImageError(f"{self.path}: writing {self.format} images is not supported")
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        """Make ``[offset, offset+length)`` read as zeros (deallocating where the format can)."""
+        pos, end = offset, offset + length
+        while pos < end:
+            n = min(end - pos, len(ZERO_CHUNK))
+            self.write(pos, memoryview(ZERO_CHUNK)[:n])
+            pos += n
+
+    def discard(self, offset: int, length: int) -> None:
+        """Drop the data in the range if the format can; it then reads as zeros."""
+        self.write_zeroes(offset, length)
+
+    def truncate(self, size: int, *, shrink: bool = False) -> None:
+        raise ImageError(f"{self.path}: resizing {self.format} images is not supported")
+
+    def flush(self) -> None:
+        """Write every cached change to the file and sync it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ helpers
+
+    def _check_range(self, offset: int, length: int) -> None:
+        if offset < 0 or length < 0 or offset + length > self.size:
+            raise ImageError(
+                f"{self.path}: request {offset}+{length} lies outside the image (virtual size {self.size})"
+            )
+
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise ImageError(f"{self.path}: image is open read-only")
+
+    def chain(self) -> list[Image]:
+        """This image followed by its backing files, top first."""
+        out: list[Image] = []
+        img: Image | None = self
+        while img is not None:
+            out.append(img)
+            img = img.backing
+        return out
+
+    def actual_size(self) -> int:
+        """Bytes the file occupies on disk (``st_blocks * 512``)."""
+        return os.stat(self.path).st_blocks * 512
+
+    def __enter__(self) -> Image:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,342 @@
+"""``check``: recount every qcow2 reference, compare with the stored refcounts, optionally repair.
+
+The rules and messages follow qemu-img 7.2: leaks (stored refcount above the references found),
+corruptions (below it, or COPIED flags that disagree), exit codes 0 clean, 1 check failed,
+2 corruptions, 3 leaks only, 63 the format cannot be checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from array import array
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pyvirt.image.errors import CorruptImage, ImageError
+
+if TYPE_CHECKING:
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+
+@dataclass
+class CheckResult:
+    """What ``check`` found (qemu-img's ImageCheck fields)."""
+
+    filename: str
+    format: str
+    checkable: bool = True
+    check_errors: int = 0
+    corruptions: int = 0
+    leaks: int = 0
+    corruptions_fixed: int = 0
+    leaks_fixed: int = 0
+    image_end_offset: int = 0
+    total_clusters: int = 0
+    allocated_clusters: int = 0
+    fragmented_clusters: int = 0
+    compressed_clusters: int = 0
+    messages: list[str] = field(default_factory=list)
+    repaired: tuple[int, int] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        if not self.checkable:
+            return 63
+        if self.check_errors:
+            return 1
+        if self.corruptions:
+            return 2
+        if self.leaks:
+            return 3
+        return 0
+
+    def to_json(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.image_end_offset:
+            d["image-end-offset"] = self.image_end_offset
+        if self.total_clusters:
+            d["total-clusters"] = self.total_clusters
+        if self.allocated_clusters:
+            d["allocated-clusters"] = self.allocated_clusters
+        if self.fragmented_clusters:
+            d["fragmented-clusters"] = self.fragmented_clusters
+        if self.compressed_clusters:
+            d["compressed-clusters"] = self.compressed_clusters
+        d["check-errors"] = self.check_errors
+        if self.leaks:
+            d["leaks"] = self.leaks
+        if self.corruptions:
+            d["corruptions"] = self.corruptions
+        if self.leaks_fixed:
+            d["leaks-fixed"] = self.leaks_fixed
+        if self.corruptions_fixed:
+            d["corruptions-fixed"] = self.corruptions_fixed
+        d["filename"] = self.filename
+        d["format"] = self.format
+        return d
+
+
+def render_json(res: CheckResult) -> str:
+    return json.dumps(res.to_json(), indent=4)
+
+
+def render_human(res: CheckResult) -> str:
+    if not res.checkable:
+        return ""
+    out = []
+    if res.repaired is not None:
+        leaks, corr = res.repaired
+        out.append(
+            "The following inconsistencies were found and repaired:\n\n"
+            f"    {leaks} leaked clusters\n    {corr} corruptions\n\nDouble checking the fixed image now...\n"
+        )
+    if not (res.corruptions or res.leaks or res.check_errors):
+        out.append("No errors were found on the image.\n")
+    else:
+        if res.corruptions:
+            out.append(
+                f"\n{res.corruptions} errors were found on the image.\n"
+                "Data may be corrupted, or further writes to the image may corrupt it.\n"
+            )
+        if res.leaks:
+            out.append(
+                f"\n{res.leaks} leaked clusters were found on the image.\n"
+                "This means waste of disk space, but no harm to data.\n"
+            )
+        if res.check_errors:
+            out.append(f"\n{res.check_errors} internal errors have occurred during the check.\n")
+    if res.total_clusters and res.allocated_clusters:
+        a, t = res.allocated_clusters, res.total_clusters
+        out.append(
+            f"{a}/{t} = {a * 100.0 / t:0.2f}% allocated, "
+            f"{res.fragmented_clusters * 100.0 / a:0.2f}% fragmented, "
+            f"{res.compressed_clusters * 100.0 / a:0.2f}% compressed clusters\n"
+        )
+    if res.image_end_offset:
+        out.append(f"Image end offset: {res.image_end_offset}\n")
+    return "".join(out)
+
+
+def check_image(path: str, *, fmt: str | None = None, repair: str | None = None) -> CheckResult:
+    """Check ``path``; ``repair`` is None, ``"leaks"`` or ``"all"``."""
+    from pyvirt.image.probe import probe_file
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    if repair not in (None, "leaks", "all"):
+        raise ImageError(f"Unknown repair mode '{repair}' (expecting 'leaks' or 'all')")
+    fmt = fmt or probe_file(path)
+    if fmt != "qcow2":
+        res = CheckResult(path, fmt, checkable=False)
+        raise NotCheckable(res)
+    if repair is None:
+        img = Qcow2Image.open(path, readonly=True)
+        try:
+            return _check(img, path)
+        finally:
+            img.close()
+    img = Qcow2Image.open(path, readonly=False, repairing=True)
+    try:
+        first = _check(img, path, fix=repair)
+        fixed = (first.leaks_fixed, first.corruptions_fixed)
+        img.flush()
+    finally:
+        img.close()
+    img = Qcow2Image.open(path, readonly=True)
+    try:
+        res = _check(img, path)
+    finally:
+        img.close()
+    res.messages = first.messages + res.messages
+    if fixed != (0, 0) or first.leaks or first.corruptions:
+        res.repaired = fixed
+        res.leaks_fixed, res.corruptions_fixed = fixed
+    return res
+
+
+class NotCheckable(ImageError):
+    """The format has no metadata to check (exit status 63)."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__("This image format does not support checks")
+        self.result = result
+
+
+def rebuild_refcounts(img: Qcow2Image) -> None:
+    """Make stored refcounts match the references (used when opening a dirty lazy-refcount image)."""
+    res = _check(img, img.path, fix="all")
+    if res.check_errors:
+        raise CorruptImage(f"{img.path}: could not repair refcounts after an unclean shutdown")
+    img.flush()
+
+
+def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
+    from pyvirt.image.qcow2.snapshot import read_snapshots
+    from pyvirt.image.qcow2.tables import (
+        L1_OFFSET_MASK,
+        L2_OFFSET_MASK,
+        OFLAG_COMPRESSED,
+        OFLAG_COPIED,
+        OFLAG_ZERO,
+        compressed_range,
+    )
+
+    res = CheckResult(path, "qcow2")
+    cb, cs = img.cb, img.cs
+    file_size = os.fstat(img.fd).st_size
+    nb = max(-(-file_size // cs), img.refs.end)
+    counts = array("Q", bytes(8 * nb))
+    msgs = res.messages
+
+    def inc(offset: int, nbytes: int) -> None:
+        nonlocal counts
+        if nbytes <= 0:
+            return
+        first, last = offset >> cb, (offset + nbytes - 1) >> cb
+        if last >= len(counts):
+            if last >= nb + (1 << 24):
+                msgs.append(f"ERROR: reference to cluster {last} far beyond the end of the image")
+                res.corruptions += 1
+                return
+            counts.extend(array("Q", bytes(8 * (last + 1 - len(counts)))))
+        for c in range(first, last + 1):
+            counts[c] += 1
+
+    def walk_l1(l1: array[int], l1_off: int, active: bool) -> None:
+        inc(l1_off, len(l1) * 8)
+        next_contig = 0
+        for e in l1:
+            l2off = e & L1_OFFSET_MASK
+            if not l2off:
+                continue
+            if l2off % cs:
+                msgs.append(f"ERROR l2_offset={l2off:x}: Table is not cluster aligned; L1 entry corrupted")
+                res.corruptions += 1
+                continue
+            if l2off >= file_size:
+                msgs.append(f"ERROR l2_offset={l2off:x}: L2 table is outside the image file")
+                res.corruptions += 1
+                continue
+            inc(l2off, cs)
+            try:
+                table = img._load_l2(l2off)
+            except CorruptImage as err:
+                msgs.append(f"ERROR {err}")
+                res.check_errors += 1
+                continue
+            for ent in table:
+                if ent & OFLAG_COMPRESSED:
+                    off, n = compressed_range(ent, cb)
+                    if active:
+                        res.allocated_clusters += 1
+                        res.compressed_clusters += 1
+                        res.fragmented_clusters += 1
+                    inc(off & ~511, n + (off & 511))
+                    continue
+                host = ent & L2_OFFSET_MASK
+                if not host:
+                    continue
+                if host % cs:
+                    kind = "zero " if ent & OFLAG_ZERO else ""
+                    msgs.append(
+                        f"ERROR offset={host:x}: Cluster is not properly aligned; L2 entry corrupted ({kind})"
+                    )
+                    res.corruptions += 1
+                    continue
+                if active:
+                    res.allocated_clusters += 1
+                    if next_contig and host != next_contig:
+                        res.fragmented_clusters += 1
+                    next_contig = host + cs
+                inc(host, cs)
+
+    h = img.header
+    res.total_clusters = -(-img.size // cs)
+    inc(0, cs)
+    walk_l1(img.l1, h.l1_table_offset, True)
+    snaps = []
+    if h.nb_snapshots:
+        try:
+            snaps = read_snapshots(img)
+        except CorruptImage as err:
+            msgs.append(f"ERROR {err}")
+            res.corruptions += 1
+        from pyvirt.image.qcow2.snapshot import _load_l1
+
+        for s in snaps:
+            walk_l1(_load_l1(img, s), s.l1_table_offset, False)
+        table_len = sum(len(s.pack(h.version)) for s in snaps)
+        inc(h.snapshots_offset, table_len)
+    refs = img.refs
+    inc(refs.table_offset, refs.table_clusters * cs)
+    for bidx, e in enumerate(refs.table):
+        off = e & 0xFFFFFFFFFFFFFE00
+        if not off:
+            continue
+        if off % cs:
+            msgs.append(f"ERROR refcount block {bidx} is not cluster aligned; refcount table entry corrupted")
+            res.corruptions += 1
+            continue
+        if off >= file_size:
+            msgs.append(f"ERROR refcount block {bidx} is outside image")
+            res.corruptions += 1
+            continue
+        inc(off, cs)
+
+    highest = -1
+    limit = max(len(counts), refs.end)
+    for c in range(limit):
+        computed = counts[c] if c < len(counts) else 0
+        try:
+            stored = refs.get(c)
+        except CorruptImage:
+            stored = 0
+        if computed:
+            highest = c
+        if stored == computed:
+            continue
+        fixing = (stored > computed and fix in ("leaks", "all")) or (stored < computed and fix == "all")
+        label = "Repairing" if fixing else ("ERROR" if stored < computed else "Leaked")
+        msgs.append(f"{label} cluster {c} refcount={stored} reference={computed}")
+        if fixing:
+            refs.set(c, int(computed))
+            if stored > computed:
+                res.leaks_fixed += 1
+            else:
+                res.corruptions_fixed += 1
+        if stored < computed:
+            res.corruptions += 1
+        else:
+            res.leaks += 1
+
+    # COPIED flags of the active tree must say "refcount is exactly one".
+    for i, e in enumerate(img.l1):
+        l2off = e & L1_OFFSET_MASK
+        if not l2off or l2off % cs or l2off >= file_size:
+            continue
+        rc = refs.get(l2off >> cb)
+        if (rc == 1) != bool(e & OFLAG_COPIED):
+            msgs.append(f"ERROR OFLAG_COPIED L2 cluster: l1_index={i} l1_entry={e:x} refcount={rc}")
+            if fix == "all":
+                img.l1[i] = (e | OFLAG_COPIED) if rc == 1 else (e & ~OFLAG_COPIED)
+                img.l1_dirty = True
+                res.corruptions_fixed += 1
+            res.corruptions += 1
+        table = img._load_l2(l2off)
+        dirty = False
+        for j, ent in enumerate(table):
+            host = ent & L2_OFFSET_MASK
+            if ent & OFLAG_COMPRESSED or not host or host % cs:
+                continue
+            rc = refs.get(host >> cb)
+            if (rc == 1) != bool(ent & OFLAG_COPIED):
+                msgs.append(f"ERROR OFLAG_COPIED data cluster: l2_entry={ent:x} refcount={rc}")
+                if fix == "all":
+                    table[j] = (ent | OFLAG_COPIED) if rc == 1 else (ent & ~OFLAG_COPIED)
+                    dirty = True
+                    res.corruptions_fixed += 1
+                res.corruptions += 1
+        if dirty:
+            img.cache.mark_dirty(l2off)
+    res.image_end_offset = (highest + 1) * cs
+    return res

@@ -1,0 +1,101 @@
+"""``measure``: how big a qcow2 or raw image holding some data (or of some size) would be, per qemu-img."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pyvirt.image.errors import ImageError
+
+
+def refcount_metadata_size(clusters: int, cs: int, refcount_order: int) -> int:
+    per_table_cluster = cs // 8
+    per_block = cs * 8 // (1 << refcount_order)
+    table = blocks = 0
+    n, last = 0, -1
+    while n != last:
+        last = n
+        blocks = -(-(clusters + table + blocks) // per_block)
+        table = -(-blocks // per_table_cluster)
+        n = clusters + blocks + table
+    return (blocks + table) * cs
+
+
+def prealloc_size(total: int, cs: int, refcount_order: int) -> int:
+    aligned = -(-total // cs) * cs
+    meta = cs
+    per_table = cs // 8
+    nl2e = -(-(aligned // cs) // per_table) * per_table
+    meta += nl2e * 8
+    nl1e = -(-(nl2e * 8 // cs) // per_table) * per_table
+    meta += nl1e * 8
+    meta += refcount_metadata_size((meta + aligned) // cs, cs, refcount_order)
+    return meta + aligned
+
+
+def measure(
+    path: str | None,
+    *,
+    out_fmt: str,
+    fmt: str | None = None,
+    size: int | None = None,
+    options: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    from pyvirt.image.convert import parse_options
+
+    kw = parse_options(options or {})
+    cs = int(kw.get("cluster_size", 65536))  # type: ignore[call-overload]
+    rbits = int(kw.get("refcount_bits", 16))  # type: ignore[call-overload]
+    prealloc = str(kw.get("preallocation", "off"))
+    compat = str(kw.get("compat", "1.1"))
+    src_is_qcow2 = False
+    extents: list[tuple[int, int, bool]] = []
+    if path is not None:
+        from pyvirt.image.opener import open_image
+
+        with open_image(path, fmt=fmt, allow_backing_outside=True) as img:
+            size = img.size
+            src_is_qcow2 = img.format == "qcow2"
+            pos = 0
+            while pos < size:
+                n = min(1 << 30, size - pos)
+                extents += [(x.start, x.length, x.data or not x.zero) for x in img.block_status(pos, n)]
+                pos += n
+    assert size is not None
+    if out_fmt == "raw":
+        required = (
+            size if path is None or prealloc in ("falloc", "full") else sum(n for _, n, d in extents if d)
+        )
+        return {"required": required, "fully-allocated": size}
+    if out_fmt != "qcow2":
+        raise ImageError(f"Format driver '{out_fmt}' does not support measure")
+    required = size
+    if path is not None and prealloc not in ("falloc", "full"):
+        required = 0
+        offset = 0
+        k = 0
+        while offset < size:
+            while k < len(extents) and extents[k][0] + extents[k][1] <= offset:
+                k += 1
+            if k >= len(extents):
+                break
+            start, n, data = extents[k]
+            pnum = start + n - offset
+            if data:
+                pnum = -(-(offset + pnum) // cs) * cs - offset
+                required += offset % cs + pnum
+            offset += pnum
+    full = prealloc_size(size, cs, rbits.bit_length() - 1)
+    out: dict[str, Any] = {"required": full - size + required, "fully-allocated": full}
+    if src_is_qcow2 and compat not in ("0.10", "v2"):
+        out["bitmaps"] = 0
+    return out
+
+
+def render(res: dict[str, Any], output: str) -> str:
+    if output == "json":
+        return json.dumps(res, indent=4) + "\n"
+    lines = [f"required size: {res['required']}", f"fully allocated size: {res['fully-allocated']}"]
+    if "bitmaps" in res:
+        lines.append(f"bitmaps size: {res['bitmaps']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""Open an image of any supported format, with its backing chain, guarding against hostile names and loops."""
+
+from __future__ import annotations
+
+import os
+
+from pyvirt.image.base import Image
+from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
+from pyvirt.image.probe import check_format, probe_file
+
+MAX_CHAIN_DEPTH = 200
+
+
+def resolve_backing(image_path: str, name: str, *, allow_outside: bool) -> str:
+    """Where a backing file name points, relative names taken from the image's own folder."""
+    folder = os.path.dirname(os.path.abspath(image_path))
+    target = os.path.normpath(os.path.join(folder, name))
+    if not allow_outside:
+        real_folder = os.path.realpath(folder)
+        real = os.path.realpath(target)
+        if os.path.commonpath([real_folder, real]) != real_folder:
+            raise ImageError(
+                f"{image_path}: backing file '{name}' lies outside the image's folder; "
+                "open with allow_backing_outside=True if that is intended"
+            )
+    return target
+
+
+def open_image(
+    path: str,
+    *,
+    fmt: str | None = None,
+    readonly: bool = True,
+    backing: bool = True,
+    allow_backing_outside: bool = False,
+    _seen: frozenset[tuple[int, int]] = frozenset(),
+    _depth: int = 0,
+) -> Image:
+    """Open ``path`` as ``fmt`` (probed when None); backing files are opened read-only, recursively."""
+    if _depth > MAX_CHAIN_DEPTH:
+        raise CorruptImage(f"{path}: backing chain deeper than {MAX_CHAIN_DEPTH} images")
+    try:
+        st = os.stat(path)
+    except OSError as err:
+        raise ImageError(f"Could not open '{path}': {err.strerror}") from err
+    key = (st.st_dev, st.st_ino)
+    if key in _seen:
+        raise CorruptImage(f"{path}: backing chain loops back to this image")
+    seen = _seen | {key}
+    probed = fmt is None
+    if fmt is None:
+        fmt = probe_file(path)
+    check_format(fmt)
+
+    def open_backing(name: str, bfmt: str | None) -> Image:
+        target = resolve_backing(path, name, allow_outside=allow_backing_outside)
+        if bfmt is None:
+            bfmt = probe_file(target) if os.path.exists(target) else None
+            if bfmt in (None, "raw"):
+                raise ImageError(
+                    f"{path}: backing file '{name}' has no stated format and will not be probed as raw; "
+                    "set it with `pyvirt img rebase -u -b NAME -F FMT`"
+                )
+        return open_image(
+            target,
+            fmt=bfmt,
+            readonly=True,
+            allow_backing_outside=allow_backing_outside,
+            _seen=seen,
+            _depth=_depth + 1,
+        )
+
+    if fmt == "qcow2":
+        from pyvirt.image.qcow2.image import Qcow2Image
+
+        return Qcow2Image.open(path, readonly=readonly, open_backing=open_backing if backing else None)
+    if fmt == "raw":
+        from pyvirt.image.raw import RawImage
+
+        img = RawImage.open(path, readonly=readonly)
+        img.probed = probed
+        return img
+    if not readonly:
+        raise UnsupportedImage(f"{path}: {fmt} images can be opened read-only only (convert them to qcow2)")
+    if fmt == "vmdk":
+        from pyvirt.image.vmdk import VmdkImage
+
+        return VmdkImage.open(path)
+    from pyvirt.image.vdi import VdiImage
+
+    return VdiImage.open(path)

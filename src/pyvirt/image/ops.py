@@ -1,0 +1,262 @@
+"""Whole-image operations on open images: map, compare, commit, rebase."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyvirt.image.base import Extent, Image
+from pyvirt.image.errors import ImageError
+from pyvirt.image.opener import open_image, resolve_backing
+
+CHUNK = 2 << 20
+Progress = Callable[[float], None]
+
+
+def _hex(v: int) -> str:
+    return f"{v:#x}" if v else "0"
+
+
+def map_extents(img: Image) -> list[Extent]:
+    out: list[Extent] = []
+    pos, step = 0, 1 << 30
+    while pos < img.size:
+        n = min(step, img.size - pos)
+        for x in img.block_status(pos, n):
+            if out and _mergeable(out[-1], x):
+                p = out[-1]
+                out[-1] = Extent(
+                    p.start, p.length + x.length, p.data, p.zero, p.depth, p.offset, p.compressed, p.present
+                )
+            else:
+                out.append(x)
+        pos += n
+    return out
+
+
+def _mergeable(p: Extent, x: Extent) -> bool:
+    if (p.data, p.zero, p.depth, p.present) != (x.data, x.zero, x.depth, x.present):
+        return False
+    if p.offset is None or x.offset is None:
+        return p.offset is None and x.offset is None
+    return p.offset + p.length == x.offset
+
+
+def map_image(path: str, *, fmt: str | None = None, output: str = "human") -> str:
+    """qemu-img map's output, human or JSON."""
+    with open_image(path, fmt=fmt, allow_backing_outside=True) as img:
+        extents = map_extents(img)
+        chain = img.chain()
+        names = [i.path for i in chain]
+    if output == "json":
+        lines = []
+        for x in extents:
+            s = (
+                f'{{ "start": {x.start}, "length": {x.length}, "depth": {x.depth}, '
+                f'"present": {_b(x.present)}, "zero": {_b(x.zero)}, "data": {_b(x.data)}'
+            )
+            if x.offset is not None and (x.data or x.present) and not x.compressed:
+                s += f', "offset": {x.offset}'
+            lines.append(s + "}")
+        return "[" + ",\n".join(lines) + "]\n"
+    out = [f"{'Offset':<16}{'Length':<16}{'Mapped to':<16}File\n"]
+    for x in extents:
+        if x.data and x.offset is not None:
+            name = names[x.depth] if x.depth < len(names) else path
+            out.append(f"{_hex(x.start):<16}{_hex(x.length):<16}{_hex(x.offset):<16}{name}\n")
+    return "".join(out)
+
+
+def _b(v: bool) -> str:
+    return "true" if v else "false"
+
+
+def compare(
+    path1: str, path2: str, *, fmt1: str | None = None, fmt2: str | None = None, strict: bool = False
+) -> tuple[int, list[str]]:
+    """qemu-img compare: exit code (0 same, 1 different, 2 error) and the lines it prints."""
+    msgs: list[str] = []
+    try:
+        with (
+            open_image(path1, fmt=fmt1, allow_backing_outside=True) as a,
+            open_image(path2, fmt=fmt2, allow_backing_outside=True) as b,
+        ):
+            if a.size != b.size:
+                if strict:
+                    return 1, ["Strict mode: Image size mismatch!\n"]
+                msgs.append("Warning: Image size mismatch!\n")
+            common = min(a.size, b.size)
+            off = _first_difference(a, b, common)
+            if off is None:
+                bigger = a if a.size > b.size else b
+                off = _first_nonzero(bigger, common, bigger.size)
+            if off is not None:
+                msgs.append(f"Content mismatch at offset {off}!\n")
+                return 1, msgs
+            msgs.append("Images are identical.\n")
+            return 0, msgs
+    except ImageError as err:
+        return 2, [f"{err}\n"]
+
+
+def _zero_runs(img: Image, length: int) -> list[tuple[int, int]]:
+    runs: list[tuple[int, int]] = []
+    pos, step = 0, 1 << 30
+    while pos < length:
+        n = min(step, length - pos)
+        runs.extend((x.start, x.start + x.length) for x in img.block_status(pos, n) if x.zero and not x.data)
+        pos += n
+    return runs
+
+
+def _first_difference(a: Image, b: Image, length: int) -> int | None:
+    za, zb = _zero_runs(a, length), _zero_runs(b, length)
+    both = _intersect(za, zb)
+    ba, bb = bytearray(CHUNK), bytearray(CHUNK)
+    pos, k = 0, 0
+    while pos < length:
+        while k < len(both) and both[k][1] <= pos:
+            k += 1
+        if k < len(both) and both[k][0] <= pos:
+            pos = both[k][1]
+            continue
+        n = min(CHUNK, length - pos)
+        if k < len(both):
+            n = min(n, both[k][0] - pos)
+        ma, mb = memoryview(ba)[:n], memoryview(bb)[:n]
+        a.readinto(pos, ma)
+        b.readinto(pos, mb)
+        if ma != mb:
+            for i in range(0, n, 512):
+                if ma[i : i + 512] != mb[i : i + 512]:
+                    return pos + i
+        pos += n
+    return None
+
+
+def _first_nonzero(img: Image, start: int, end: int) -> int | None:
+    buf = bytearray(CHUNK)
+    pos = start
+    while pos < end:
+        n = min(CHUNK, end - pos)
+        m = memoryview(buf)[:n]
+        img.readinto(pos, m)
+        if m != bytes(n):
+            for i in range(0, n, 512):
+                if m[i : i + 512] != bytes(len(m[i : i + 512])):
+                    return pos + i
+        pos += n
+    return None
+
+
+def _intersect(x: list[tuple[int, int]], y: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(x) and j < len(y):
+        s, e = max(x[i][0], y[j][0]), min(x[i][1], y[j][1])
+        if s < e:
+            out.append((s, e))
+        if x[i][1] < y[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def commit(
+    path: str, *, fmt: str | None = None, drop: bool = False, progress: Progress | None = None
+) -> None:
+    """Write the top image's own data into its backing file, then (unless ``drop``) empty the top."""
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    with open_image(path, fmt=fmt, readonly=False, allow_backing_outside=True) as top:
+        if not isinstance(top, Qcow2Image) or top.backing is None or top.backing_file is None:
+            raise ImageError(f"Image '{path}' does not have a backing file")
+        target = resolve_backing(path, top.backing_file, allow_outside=True)
+        with open_image(
+            target, fmt=top.backing.format, readonly=False, backing=True, allow_backing_outside=True
+        ) as base:
+            runs = [(s, n) for s, n, alloc in top.allocated_in_top(0, top.size) if alloc]
+            total = sum(n for _, n in runs) or 1
+            if base.size < top.size:
+                base.truncate(top.size)
+            done = 0
+            buf = bytearray(CHUNK)
+            for s, n in runs:
+                pos, end = s, s + n
+                while pos < end:
+                    m = min(CHUNK, end - pos)
+                    mv = memoryview(buf)[:m]
+                    top.readinto(pos, mv)
+                    if mv == bytes(m):
+                        base.write_zeroes(pos, m)
+                    else:
+                        base.write(pos, mv)
+                    pos += m
+                    done += m
+                    if progress:
+                        progress(done * 100.0 / total)
+        if not drop:
+            top.make_empty()
+
+
+def rebase(
+    path: str,
+    backing: str | None,
+    backing_fmt: str | None,
+    *,
+    fmt: str | None = None,
+    unsafe: bool = False,
+    progress: Progress | None = None,
+) -> None:
+    """Change the backing file; unless ``unsafe``, first copy into the image what would change."""
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    with open_image(path, fmt=fmt, readonly=False, backing=not unsafe, allow_backing_outside=True) as img:
+        if not isinstance(img, Qcow2Image):
+            raise ImageError(f"Could not change the backing file of '{path}': not a qcow2 image")
+        if not unsafe:
+            new: Image | None = None
+            if backing:
+                new = open_image(
+                    resolve_backing(path, backing, allow_outside=True),
+                    fmt=backing_fmt,
+                    allow_backing_outside=True,
+                )
+            try:
+                _copy_differences(img, new, progress)
+            finally:
+                if new is not None:
+                    new.close()
+        img.set_backing(backing or None, backing_fmt if backing else None)
+
+
+def _copy_differences(img: Image, new: Image | None, progress: Progress | None) -> None:
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    assert isinstance(img, Qcow2Image)
+    cs = img.cs
+    runs = [(s, n) for s, n, alloc in img.allocated_in_top(0, img.size) if not alloc]
+    total = sum(n for _, n in runs) or 1
+    done = 0
+    old_buf, new_buf = bytearray(CHUNK), bytearray(CHUNK)
+    for s, n in runs:
+        pos, end = s, s + n
+        while pos < end:
+            m = min(CHUNK - pos % CHUNK, end - pos)
+            mo, mn = memoryview(old_buf)[:m], memoryview(new_buf)[:m]
+            img.readinto(pos, mo)
+            if new is not None and pos < new.size:
+                k = min(m, new.size - pos)
+                new.readinto(pos, mn[:k])
+                mn[k:] = bytes(m - k)
+            else:
+                mn[:] = bytes(m)
+            if mo != mn:
+                for i in range(0, m, cs):
+                    j = min(m, i + cs - (pos + i) % cs)
+                    if mo[i:j] != mn[i:j]:
+                        img.write(pos + i, bytes(mo[i:j]))
+            pos += m
+            done += m
+            if progress:
+                progress(done * 100.0 / total)

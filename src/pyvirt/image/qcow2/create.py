@@ -1,0 +1,162 @@
+"""Create a qcow2 file laid out as qemu-img does: header, refcount table, refcount block, L1 table."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from pyvirt.image.errors import ImageError
+from pyvirt.image.qcow2 import header as H
+from pyvirt.image.qcow2.refcount import Refcounts
+from pyvirt.image.raw import pwrite_full
+
+PREALLOC_MODES = ("off", "metadata", "falloc", "full")
+
+
+def create_qcow2(
+    path: str,
+    size: int,
+    *,
+    cluster_size: int = 65536,
+    compat: str = "1.1",
+    backing: str | None = None,
+    backing_fmt: str | None = None,
+    lazy_refcounts: bool = False,
+    refcount_bits: int = 16,
+    preallocation: str = "off",
+) -> None:
+    """Write a new, empty qcow2 image (replacing ``path``); preallocate as asked."""
+    if cluster_size & (cluster_size - 1) or not 512 <= cluster_size <= 2 << 20:
+        raise ImageError("Cluster size must be a power of two between 512 and 2048k")
+    if compat not in ("0.10", "1.1", "v2", "v3"):
+        raise ImageError(f"Invalid parameter '{compat}' for compat (use 0.10 or 1.1)")
+    version = 2 if compat in ("0.10", "v2") else 3
+    if refcount_bits not in (1, 2, 4, 8, 16, 32, 64) or (version == 2 and refcount_bits != 16):
+        raise ImageError(
+            "Refcount width must be a power of two and may not exceed 64 bits (16 for compat=0.10)"
+        )
+    if lazy_refcounts and version == 2:
+        raise ImageError(
+            "Lazy refcounts only supported with compatibility level 1.1 and above (use compat=1.1 or greater)"
+        )
+    if preallocation not in PREALLOC_MODES:
+        raise ImageError(f"Invalid parameter '{preallocation}' for preallocation")
+    if size % 512:
+        raise ImageError("Image size must be a multiple of 512 bytes")
+    if backing and not backing_fmt:
+        raise ImageError("Backing file specified without backing format (use -F FMT)")
+    if backing and preallocation != "off":
+        raise ImageError(
+            "Backing file and preallocation can only be used at the same time if extended_l2 is on"
+        )
+    cb = cluster_size.bit_length() - 1
+    cs = cluster_size
+    l1_size = -(-size // (cs * (cs // 8)))
+    if l1_size * 8 > H.MAX_L1_BYTES:
+        raise ImageError(f"Image size {size} is too large for cluster size {cs} (L1 table too big)")
+    h = H.Header(
+        version=version,
+        cluster_bits=cb,
+        size=size,
+        l1_size=l1_size,
+        refcount_order=refcount_bits.bit_length() - 1,
+        refcount_table_offset=cs,
+        refcount_table_clusters=1,
+        compatible_features=H.COMPAT_LAZY_REFCOUNTS if lazy_refcounts else 0,
+        backing_file=backing,
+        backing_format=backing_fmt if backing else None,
+    )
+    first = h.pack(cs)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    except OSError as err:
+        raise ImageError(f"Could not create '{path}': {err.strerror}") from err
+    try:
+        moved: list[tuple[int, int]] = []
+        refs = Refcounts(
+            fd,
+            cluster_bits=cb,
+            refcount_order=h.refcount_order,
+            table_offset=cs,
+            table_clusters=1,
+            file_size=2 * cs,
+            on_table_moved=lambda o, n: moved.append((o, n)),
+            source=path,
+        )
+        refs.table = refs.table[:0]
+        refs.table.extend([0] * (cs // 8))
+        refs.add(0, 1)
+        refs.add(1, 1)
+        l1_clusters = -(-l1_size * 8 // cs)
+        l1_off = refs.alloc(l1_clusters) if l1_size else 0
+        h.l1_table_offset = l1_off
+        if moved:
+            h.refcount_table_offset, h.refcount_table_clusters = moved[-1]
+        pwrite_full(fd, [first + bytes(cs - len(first))], 0)
+        if not moved:
+            pwrite_full(fd, [bytes(cs)], cs)
+        refs.flush()
+        if l1_size:
+            pwrite_full(fd, [bytes(l1_size * 8)], l1_off)
+        pwrite_full(fd, [h.pack(cs)], 0)
+    except BaseException:
+        os.close(fd)
+        _unlink(path)
+        raise
+    os.close(fd)
+    if preallocation != "off":
+        try:
+            _preallocate(path, preallocation)
+        except BaseException:
+            _unlink(path)
+            raise
+
+
+def _preallocate(path: str, mode: str) -> None:
+    from pyvirt.image.qcow2.image import Qcow2Image
+    from pyvirt.image.qcow2.tables import OFLAG_COPIED
+
+    img = Qcow2Image.open(path, readonly=False)
+    try:
+        cs, cb = img.cs, img.cb
+        nclusters = -(-img.size // cs)
+        runs: list[tuple[int, int]] = []
+        c = 0
+        while c < nclusters:
+            l1i = c >> img.l2_bits
+            stop = min(nclusters, (l1i + 1) << img.l2_bits)
+            table, toff = img._l2_for_write(l1i)
+            base = img.refs.alloc(stop - c)
+            runs.append((base, (stop - c) * cs))
+            for k in range(stop - c):
+                table[(c + k) & img.l2_mask] = (base + k * cs) | OFLAG_COPIED
+            img.cache.mark_dirty(toff)
+            c = stop
+        img.write_metadata()
+        end = img.refs.end << cb
+        if mode == "metadata":
+            if os.fstat(img.fd).st_size < end:
+                os.ftruncate(img.fd, end)
+        elif mode == "falloc":
+            os.posix_fallocate(img.fd, 0, end)
+        else:
+            for base, n in runs:
+                _fill_zeroes(img.fd, base, base + n)
+            if os.fstat(img.fd).st_size < end:
+                os.ftruncate(img.fd, end)
+    finally:
+        img.close()
+
+
+def _fill_zeroes(fd: int, start: int, end: int) -> None:
+    chunk = bytes(1 << 20)
+    pos = start
+    while pos < end:
+        n = min(len(chunk), end - pos)
+        pwrite_full(fd, [memoryview(chunk)[:n]], pos)
+        pos += n
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

@@ -1,0 +1,725 @@
+"""A qcow2 image open for reading or writing: lookup, copy-on-write, compressed clusters, flush order.
+
+Changes are cached and written back in the order that keeps the file consistent if we stop at any
+point: guest data first, then refcount blocks, then L2 tables, then the L1 table and the header.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from array import array
+from collections.abc import Callable, Iterable
+
+from pyvirt.image.base import ZERO_CHUNK, Extent, Image
+from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
+from pyvirt.image.qcow2 import header as H
+from pyvirt.image.qcow2.refcount import Refcounts, dump_be64, load_be64
+from pyvirt.image.qcow2.tables import (
+    L1_OFFSET_MASK,
+    L2_OFFSET_MASK,
+    OFLAG_COMPRESSED,
+    OFLAG_COPIED,
+    OFLAG_ZERO,
+    L2Cache,
+    compressed_entry,
+    compressed_range,
+)
+from pyvirt.image.raw import pread_full, pwrite_full
+
+L2_CACHE_BYTES = 32 << 20
+OpenBacking = Callable[[str, str | None], Image]
+
+
+class Qcow2Image(Image):
+    """A qcow2 file. Build with :meth:`open`; ``backing`` is opened read-only by the caller's hook."""
+
+    format = "qcow2"
+
+    def __init__(self, path: str, fd: int, header: H.Header, *, readonly: bool, file_size: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.header = header
+        self.readonly = readonly
+        self.size = header.size
+        self.cb = header.cluster_bits
+        self.cs = 1 << self.cb
+        self.cluster_size = self.cs
+        self.l2_bits = self.cb - 3
+        self.l2_shift = self.cb + self.l2_bits
+        self.l2_mask = (1 << self.l2_bits) - 1
+        self.v3 = header.version >= 3
+        self.backing_file = header.backing_file
+        self.backing_format = header.backing_format
+        self.backing = None
+        self.file_size = file_size
+        self.l1 = self._load_l1(header.l1_table_offset, header.l1_size)
+        self.l1_dirty = False
+        self.header_dirty = False
+        self.refs = Refcounts(
+            fd,
+            cluster_bits=self.cb,
+            refcount_order=header.refcount_order,
+            table_offset=header.refcount_table_offset,
+            table_clusters=header.refcount_table_clusters,
+            file_size=file_size,
+            on_table_moved=self._table_moved,
+            source=path,
+        )
+        self.cache = L2Cache(max(16, L2_CACHE_BYTES // self.cs), self._write_l2)
+        self._zero = bytes(self.cs)
+        self._dec_cache: tuple[int, bytes] | None = None
+        self._cbuf = bytearray()
+        self._cbuf_start = 0
+        self._cpos = -1
+        self._cend = -1
+        self._cfresh: set[int] = set()
+        self._meta: set[int] | None = None
+        self.lazy = bool(header.compatible_features & H.COMPAT_LAZY_REFCOUNTS)
+        self._marked_dirty = False
+
+    # ------------------------------------------------------------ open
+
+    @classmethod
+    def open(
+        cls,
+        path: str,
+        *,
+        readonly: bool = True,
+        open_backing: OpenBacking | None = None,
+        repairing: bool = False,
+    ) -> Qcow2Image:
+        try:
+            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
+        except OSError as err:
+            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
+        try:
+            st = os.fstat(fd)
+            first = bytearray(min(max(st.st_size, 0), 1 << H.MAX_CLUSTER_BITS))
+            pread_full(fd, memoryview(first), 0)
+            header = H.Header.parse(bytes(first), st.st_size, source=path)
+            if not readonly and header.incompatible_features & H.INCOMPAT_CORRUPT:
+                raise CorruptImage(
+                    f"{path}: the image is marked corrupt; it can be opened read-only only "
+                    "(repair it with `pyvirt img check -r all`)"
+                )
+            img = cls(path, fd, header, readonly=readonly, file_size=st.st_size)
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            if not readonly and header.incompatible_features & H.INCOMPAT_DIRTY and not repairing:
+                from pyvirt.image.check import rebuild_refcounts
+
+                rebuild_refcounts(img)
+            if not readonly and header.autoclear_features:
+                header.autoclear_features = 0
+                img.header_dirty = True
+            if header.backing_file and open_backing is not None:
+                img.backing = open_backing(header.backing_file, header.backing_format)
+        except BaseException:
+            img.close()
+            raise
+        return img
+
+    def _load_l1(self, offset: int, entries: int) -> array[int]:
+        raw = bytearray(entries * 8)
+        if entries:
+            got = pread_full(self.fd, memoryview(raw), offset)
+            if got < len(raw):
+                raise CorruptImage(f"{self.path}: L1 table at {offset:#x} is truncated")
+        l1 = load_be64(raw)
+        limit = self.file_size + self.cs
+        for i, e in enumerate(l1):
+            off = e & L1_OFFSET_MASK
+            if off and (off % self.cs or off + self.cs > limit):
+                if self.readonly:
+                    continue
+                raise CorruptImage(
+                    f"{self.path}: L1 entry {i} points to {off:#x}, misaligned or past the end"
+                )
+        return l1
+
+    # ------------------------------------------------------------ lookup
+
+    def _limit(self) -> int:
+        return max(self.file_size, self.refs.end << self.cb) + self.cs
+
+    def _l2(self, l1i: int) -> array[int] | None:
+        if l1i >= len(self.l1):
+            return None
+        off = self.l1[l1i] & L1_OFFSET_MASK
+        if not off:
+            return None
+        return self._load_l2(off)
+
+    def _load_l2(self, off: int) -> array[int]:
+        t = self.cache.get(off)
+        if t is not None:
+            return t
+        if off % self.cs or off + self.cs > self._limit():
+            raise CorruptImage(f"{self.path}: L2 table at {off:#x} is misaligned or past the end of the file")
+        raw = bytearray(self.cs)
+        pread_full(self.fd, memoryview(raw), off)
+        t = load_be64(raw)
+        self.cache.put(off, t)
+        return t
+
+    def _write_l2(self, off: int, table: array[int]) -> None:
+        if not self.lazy:
+            self.refs.write_blocks()
+        pwrite_full(self.fd, [dump_be64(table)], off)
+
+    def l2_entry(self, cluster: int) -> int:
+        t = self._l2(cluster >> self.l2_bits)
+        return 0 if t is None else int(t[cluster & self.l2_mask])
+
+    def _host(self, entry: int) -> int:
+        host = entry & L2_OFFSET_MASK
+        if host % self.cs or host + self.cs > self._limit():
+            raise CorruptImage(
+                f"{self.path}: data cluster at {host:#x} is misaligned or past the end of the file"
+            )
+        return host
+
+    # ------------------------------------------------------------ reading
+
+    def readinto(self, offset: int, buf: memoryview) -> None:
+        self._check_range(offset, len(buf))
+        if self._cbuf:
+            self._cstream_flush()
+        cs, cb = self.cs, self.cb
+        cmask = cs - 1
+        pos, end = offset, offset + len(buf)
+        kind, rstart, rhost, rlen = -1, 0, 0, 0
+        while pos < end:
+            l1i = pos >> self.l2_shift
+            seg_end = min(end, (l1i + 1) << self.l2_shift)
+            table = self._l2(l1i)
+            while pos < seg_end:
+                inoff = pos & cmask
+                n = min(cs - inoff, seg_end - pos)
+                e = 0 if table is None else table[(pos >> cb) & self.l2_mask]
+                if e & OFLAG_COMPRESSED:
+                    if rlen:
+                        self._emit(kind, buf, rstart - offset, rhost, rlen)
+                        rlen = 0
+                    data = self._decompress(e)
+                    buf[pos - offset : pos - offset + n] = data[inoff : inoff + n]
+                    pos += n
+                    continue
+                if e & OFLAG_ZERO and self.v3:
+                    k, host = 0, 0
+                elif e & L2_OFFSET_MASK:
+                    k, host = 1, self._host(e) + inoff
+                else:
+                    k, host = 2, pos
+                if rlen and k == kind and (k == 0 or host == rhost + rlen):
+                    rlen += n
+                else:
+                    if rlen:
+                        self._emit(kind, buf, rstart - offset, rhost, rlen)
+                    kind, rstart, rhost, rlen = k, pos, host, n
+                pos += n
+        if rlen:
+            self._emit(kind, buf, rstart - offset, rhost, rlen)
+
+    def _emit(self, kind: int, buf: memoryview, bpos: int, where: int, n: int) -> None:
+        if kind == 1:
+            pread_full(self.fd, buf[bpos : bpos + n], where)
+        elif kind == 2 and self.backing is not None and where < self.backing.size:
+            m = min(n, self.backing.size - where)
+            self.backing.readinto(where, buf[bpos : bpos + m])
+            if m < n:
+                _fill_zero(buf[bpos + m : bpos + n])
+        else:
+            _fill_zero(buf[bpos : bpos + n])
+
+    def _decompress(self, entry: int) -> bytes:
+        if self._dec_cache is not None and self._dec_cache[0] == entry:
+            return self._dec_cache[1]
+        off, nbytes = compressed_range(entry, self.cb)
+        if off + nbytes > self._limit() + self.cs:
+            raise CorruptImage(f"{self.path}: compressed cluster at {off:#x} lies past the end of the file")
+        raw = bytearray(nbytes)
+        pread_full(self.fd, memoryview(raw), off)
+        d = zlib.decompressobj(-12)
+        try:
+            out = d.decompress(raw, self.cs)
+        except zlib.error as err:
+            raise CorruptImage(
+                f"{self.path}: compressed cluster at {off:#x} does not decompress: {err}"
+            ) from err
+        if len(out) != self.cs:
+            raise CorruptImage(
+                f"{self.path}: compressed cluster at {off:#x} decompresses to {len(out)} bytes"
+            )
+        self._dec_cache = (entry, out)
+        return out
+
+    def _read_cluster(self, cluster: int, entry: int, buf: memoryview) -> None:
+        """The current content of a whole guest cluster, given its L2 entry (for copy-on-write)."""
+        if entry & OFLAG_COMPRESSED:
+            buf[:] = self._decompress(entry)
+        elif entry & OFLAG_ZERO and self.v3:
+            _fill_zero(buf)
+        elif entry & L2_OFFSET_MASK:
+            pread_full(self.fd, buf, self._host(entry))
+        else:
+            start = cluster << self.cb
+            n = max(0, min(self.cs, self.size - start))
+            self._emit(2, buf, 0, start, n)
+            if n < self.cs:
+                _fill_zero(buf[n:])
+
+    def block_status(self, offset: int, length: int) -> list[Extent]:
+        out: list[Extent] = []
+        cs, cb = self.cs, self.cb
+        pos, end = offset, offset + length
+        while pos < end:
+            n = min(cs - (pos & (cs - 1)), end - pos)
+            e = self.l2_entry(pos >> cb)
+            if e & OFLAG_COMPRESSED:
+                ext = Extent(pos, n, data=True, zero=False, compressed=True)
+            elif e & OFLAG_ZERO and self.v3:
+                ext = Extent(pos, n, data=False, zero=True)
+            elif e & L2_OFFSET_MASK:
+                ext = Extent(pos, n, data=True, zero=False, offset=self._host(e) + (pos & (cs - 1)))
+            elif self.backing is not None:
+                sub = self._backing_status(pos, n)
+                for x in sub:
+                    _merge(out, x)
+                pos += n
+                continue
+            else:
+                ext = Extent(pos, n, data=False, zero=True, present=False)
+            _merge(out, ext)
+            pos += n
+        return out
+
+    def _backing_status(self, pos: int, n: int) -> list[Extent]:
+        assert self.backing is not None
+        bsize = self.backing.size
+        out: list[Extent] = []
+        if pos < bsize:
+            m = min(n, bsize - pos)
+            for x in self.backing.block_status(pos, m):
+                out.append(
+                    Extent(x.start, x.length, x.data, x.zero, x.depth + 1, x.offset, x.compressed, x.present)
+                )
+            if m < n:
+                out.append(Extent(pos + m, n - m, data=False, zero=True, depth=1, present=False))
+        else:
+            out.append(Extent(pos, n, data=False, zero=True, depth=1, present=False))
+        return out
+
+    def allocated_in_top(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
+        """``(start, length, allocated)`` runs of this file alone (not the backing chain)."""
+        out: list[tuple[int, int, bool]] = []
+        cs, cb = self.cs, self.cb
+        pos, end = offset, offset + length
+        while pos < end:
+            n = min(cs - (pos & (cs - 1)), end - pos)
+            e = self.l2_entry(pos >> cb)
+            alloc = bool(e & (L2_OFFSET_MASK | OFLAG_COMPRESSED) or (e & OFLAG_ZERO and self.v3))
+            if out and out[-1][2] == alloc:
+                s, m, a = out[-1]
+                out[-1] = (s, m + n, a)
+            else:
+                out.append((pos, n, alloc))
+            pos += n
+        return out
+
+    # ------------------------------------------------------------ writing
+
+    def _mark_write(self) -> None:
+        if self.lazy and not self._marked_dirty and self.v3:
+            self.header.incompatible_features |= H.INCOMPAT_DIRTY
+            self._write_header()
+            os.fdatasync(self.fd)
+        self._marked_dirty = True
+
+    def _l2_for_write(self, l1i: int) -> tuple[array[int], int]:
+        if l1i >= len(self.l1):
+            raise ImageError(f"{self.path}: write beyond the L1 table")
+        e = self.l1[l1i]
+        off = e & L1_OFFSET_MASK
+        if off and e & OFLAG_COPIED:
+            return self._load_l2(off), off
+        new_off = self.refs.alloc(1)
+        if off:
+            table = array("Q", self._load_l2(off))
+            if self.refs.add(off >> self.cb, -1) == 0:
+                self.cache.drop(off)
+        else:
+            table = array("Q", bytes(self.cs))
+        self.cache.put(new_off, table, dirty=True)
+        self.l1[l1i] = new_off | OFLAG_COPIED
+        self.l1_dirty = True
+        if self._meta is not None:
+            self._meta.add(new_off >> self.cb)
+        return table, new_off
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self._check_writable()
+        mv = memoryview(data).cast("B")
+        self._check_range(offset, len(mv))
+        if not len(mv):
+            return
+        self._mark_write()
+        pos, end = offset, offset + len(mv)
+        while pos < end:
+            l1i = pos >> self.l2_shift
+            seg_end = min(end, (l1i + 1) << self.l2_shift)
+            table, toff = self._l2_for_write(l1i)
+            self._write_segment(table, toff, pos, mv[pos - offset : seg_end - offset])
+            pos = seg_end
+
+    def _write_segment(self, table: array[int], toff: int, pos: int, mv: memoryview) -> None:
+        cs, cb = self.cs, self.cb
+        end = pos + len(mv)
+        inplace: list[tuple[int, memoryview]] = []
+        allocs: list[tuple[int, int, memoryview]] = []
+        for c in range((pos >> cb), ((end - 1) >> cb) + 1):
+            cstart = c << cb
+            a, b = max(pos, cstart), min(end, cstart + cs)
+            piece = mv[a - pos : b - pos]
+            i = c & self.l2_mask
+            e = table[i]
+            host = e & L2_OFFSET_MASK
+            if host and not e & OFLAG_COMPRESSED and e & OFLAG_COPIED:
+                host = self._host(e)
+                self._check_not_metadata(host)
+                if e & OFLAG_ZERO and self.v3:
+                    if b - a < cs:
+                        full = bytearray(cs)
+                        full[a - cstart : b - cstart] = piece
+                        piece, a = memoryview(full), cstart
+                    table[i] = host | OFLAG_COPIED
+                    self.cache.mark_dirty(toff)
+                inplace.append((host + (a - cstart), piece))
+            else:
+                if b - a < cs:
+                    full = bytearray(cs)
+                    self._read_cluster(c, e, memoryview(full))
+                    full[a - cstart : b - cstart] = piece
+                    piece = memoryview(full)
+                allocs.append((i, e, piece))
+        if allocs:
+            base = self.refs.alloc(len(allocs))
+            pwrite_full(self.fd, [p for _, _, p in allocs], base)
+            for k, (i, e, _) in enumerate(allocs):
+                table[i] = (base + k * cs) | OFLAG_COPIED
+                self._release(e)
+            self.cache.mark_dirty(toff)
+        if inplace:
+            run_host, run = inplace[0][0], [inplace[0][1]]
+            run_len = len(inplace[0][1])
+            for host, piece in inplace[1:]:
+                if host == run_host + run_len:
+                    run.append(piece)
+                    run_len += len(piece)
+                else:
+                    pwrite_full(self.fd, run, run_host)
+                    run_host, run, run_len = host, [piece], len(piece)
+            pwrite_full(self.fd, run, run_host)
+
+    def _release(self, entry: int) -> None:
+        """Drop the reference an L2 entry being replaced held."""
+        if entry & OFLAG_COMPRESSED:
+            off, nbytes = compressed_range(entry, self.cb)
+            self.refs.free(off, nbytes)
+            self._dec_cache = None
+        elif entry & L2_OFFSET_MASK:
+            self.refs.add((entry & L2_OFFSET_MASK) >> self.cb, -1)
+
+    def _check_not_metadata(self, host: int) -> None:
+        if self._meta is None:
+            self._meta = self.metadata_clusters()
+        if host >> self.cb in self._meta:
+            raise CorruptImage(f"{self.path}: data cluster at {host:#x} overlaps metadata; refusing to write")
+
+    def metadata_clusters(self) -> set[int]:
+        """Cluster indexes holding header, tables and snapshot metadata."""
+        cb, h = self.cb, self.header
+        meta = {0}
+        meta.update(
+            range(h.l1_table_offset >> cb, (h.l1_table_offset + len(self.l1) * 8 + self.cs - 1) >> cb)
+        )
+        rt = self.refs.table_offset >> cb
+        meta.update(range(rt, rt + self.refs.table_clusters))
+        meta.update((e & 0xFFFFFFFFFFFFFE00) >> cb for e in self.refs.table if e)
+        meta.update((e & L1_OFFSET_MASK) >> cb for e in self.l1 if e & L1_OFFSET_MASK)
+        if h.nb_snapshots:
+            from pyvirt.image.qcow2.snapshot import read_snapshots
+
+            for s in read_snapshots(self):
+                meta.update(
+                    range(s.l1_table_offset >> cb, (s.l1_table_offset + s.l1_size * 8 + self.cs - 1) >> cb)
+                )
+            meta.add(h.snapshots_offset >> cb)
+        return meta
+
+    def write_zeroes(self, offset: int, length: int, *, discard: bool = False) -> None:
+        """Zero a range: whole clusters become zero clusters (v3) or unallocated; ends are written."""
+        self._check_writable()
+        self._check_range(offset, length)
+        if not length:
+            return
+        self._mark_write()
+        cs, cb = self.cs, self.cb
+        end = offset + length
+        first_full = -(-offset // cs)
+        last_full = end // cs if end < self.size else -(-end // cs)
+        if first_full >= last_full:
+            self._write_zero_bytes(offset, length)
+            return
+        if offset < first_full << cb:
+            self._write_zero_bytes(offset, (first_full << cb) - offset)
+        if end > last_full << cb:
+            self._write_zero_bytes(last_full << cb, end - (last_full << cb))
+        c = first_full
+        while c < last_full:
+            l1i = c >> self.l2_bits
+            stop = min(last_full, (l1i + 1) << self.l2_bits)
+            table_now = self._l2(l1i)
+            if table_now is None and self.backing is None:
+                c = stop
+                continue
+            table, toff = self._l2_for_write(l1i)
+            for cc in range(c, stop):
+                i = cc & self.l2_mask
+                e = table[i]
+                if self.v3 and self.backing is not None:
+                    new = OFLAG_ZERO
+                elif self.v3 and not discard and e & OFLAG_ZERO:
+                    new = e
+                else:
+                    new = 0 if self.backing is None else -1
+                if new == -1:
+                    self._write_zero_bytes(cc << cb, cs)
+                    table, toff = self._l2_for_write(l1i)
+                    continue
+                if new != e:
+                    table[i] = new
+                    self._release(e)
+                    self.cache.mark_dirty(toff)
+            c = stop
+
+    def discard(self, offset: int, length: int) -> None:
+        self.write_zeroes(offset, length, discard=True)
+
+    def _write_zero_bytes(self, offset: int, length: int) -> None:
+        pos, end = offset, min(offset + length, self.size)
+        while pos < end:
+            n = min(end - pos, len(ZERO_CHUNK))
+            self.write(pos, memoryview(ZERO_CHUNK)[:n])
+            pos += n
+
+    # ------------------------------------------------------------ compressed
+
+    def write_compressed(self, items: Iterable[tuple[int, bytes]]) -> None:
+        """Store deflated clusters: ``(guest cluster index, raw-deflate payload shorter than a cluster)``."""
+        self._check_writable()
+        self._mark_write()
+        for c, payload in items:
+            if (c << self.cb) >= self.size:
+                raise ImageError(f"{self.path}: compressed write beyond the end of the image")
+            table, toff = self._l2_for_write(c >> self.l2_bits)
+            i = c & self.l2_mask
+            old = table[i]
+            host = self._cstream_alloc(payload)
+            table[i] = compressed_entry(host, len(payload), self.cb)
+            self.cache.mark_dirty(toff)
+            self._release(old)
+        self._cstream_flush()
+
+    def _cstream_alloc(self, payload: bytes) -> int:
+        n, cs, cb = len(payload), self.cs, self.cb
+        if self._cpos < 0 or self._cpos + n > self._cend:
+            if self._cpos >= 0 and self._cend == self.refs.end << cb:
+                k = -(-(self._cpos + n - self._cend) // cs)
+                start = self.refs.alloc_at_end(k)
+                self._cfresh.update(range(start >> cb, (start >> cb) + k))
+                self._cend = start + k * cs
+            else:
+                self._cstream_flush()
+                k = -(-n // cs)
+                start = self.refs.alloc_at_end(k)
+                self._cfresh.update(range(start >> cb, (start >> cb) + k))
+                self._cpos, self._cend, self._cbuf_start = start, start + k * cs, start
+        host = self._cpos
+        for h in range(host >> cb, ((host + n - 1) >> cb) + 1):
+            if h in self._cfresh:
+                self._cfresh.discard(h)
+            else:
+                self.refs.add(h, 1)
+        self._cbuf += payload
+        self._cpos += n
+        return host
+
+    def _cstream_flush(self) -> None:
+        if self._cbuf:
+            data = bytes(self._cbuf) + bytes(-len(self._cbuf) % 512)
+            pwrite_full(self.fd, [data], self._cbuf_start)
+            self._cbuf_start += len(self._cbuf)
+            self._cbuf = bytearray()
+
+    # ------------------------------------------------------------ resize
+
+    def truncate(self, size: int, *, shrink: bool = False) -> None:
+        self._check_writable()
+        if size % 512:
+            raise ImageError(f"{self.path}: qcow2 image size must be a multiple of 512 bytes")
+        if size < self.size:
+            if not shrink:
+                raise ImageError(
+                    "Use the --shrink option to perform a shrink operation.\n"
+                    "warning: Shrinking an image will delete all data beyond the shrunken image's end. "
+                    "Before performing such an operation, make sure there is no important data there."
+                )
+            if self.header.nb_snapshots:
+                raise ImageError(f"{self.path}: can't shrink an image which has snapshots")
+            cut = -(-size // self.cs) * self.cs
+            if cut < self.size:
+                self.discard(cut, self.size - cut)
+            if size < cut:
+                self.write_zeroes(size, min(cut, self.size) - size)
+        need = -(-size // (self.cs << self.l2_bits))
+        if need > len(self.l1):
+            self._grow_l1(need)
+        self.size = self.header.size = size
+        self.header_dirty = True
+
+    def _grow_l1(self, need: int) -> None:
+        if need * 8 > H.MAX_L1_BYTES:
+            raise ImageError(f"{self.path}: the L1 table would exceed {H.MAX_L1_BYTES} bytes")
+        new_size = need
+        clusters = -(-new_size * 8 // self.cs)
+        new_off = self.refs.alloc(clusters)
+        old_off, old_n = self.header.l1_table_offset, len(self.l1)
+        self.l1.extend(array("Q", bytes(8 * (new_size - old_n))))
+        self.refs.flush()
+        self.cache.flush()
+        pwrite_full(self.fd, [dump_be64(self.l1) + bytes(clusters * self.cs - new_size * 8)], new_off)
+        os.fdatasync(self.fd)
+        self.header.l1_table_offset, self.header.l1_size = new_off, new_size
+        self._write_header()
+        os.fdatasync(self.fd)
+        if old_n:
+            self.refs.free(old_off, old_n * 8)
+        self._meta = None
+
+    # ------------------------------------------------------------ flush
+
+    def _table_moved(self, offset: int, clusters: int) -> None:
+        self.header.refcount_table_offset, self.header.refcount_table_clusters = offset, clusters
+        self._write_header()
+        self._meta = None
+
+    def _write_header(self) -> None:
+        pwrite_full(self.fd, [self.header.pack(self.cs)], 0)
+        self.header_dirty = False
+
+    def write_metadata(self) -> None:
+        """Write cached metadata in safe order, without syncing."""
+        if self.readonly:
+            return
+        self._cstream_flush()
+        if not self.lazy:
+            self.refs.flush()
+        self.cache.flush()
+        if self.l1_dirty:
+            pwrite_full(self.fd, [dump_be64(self.l1)], self.header.l1_table_offset)
+            self.l1_dirty = False
+        if self.header_dirty:
+            self._write_header()
+
+    def flush(self) -> None:
+        if self.readonly or self.fd < 0:
+            return
+        self.write_metadata()
+        os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        try:
+            if not self.readonly:
+                self.write_metadata()
+                self.refs.flush()
+                end = self._cpos if self._cpos >= 0 else 0
+                if end and os.fstat(self.fd).st_size < end:
+                    os.ftruncate(self.fd, -(-end // 512) * 512)
+                if self.header.incompatible_features & H.INCOMPAT_DIRTY:
+                    os.fdatasync(self.fd)
+                    self.header.incompatible_features &= ~H.INCOMPAT_DIRTY
+                    self._write_header()
+                os.fdatasync(self.fd)
+        finally:
+            os.close(self.fd)
+            self.fd = -1
+            if self.backing is not None:
+                self.backing.close()
+
+    def set_backing(self, name: str | None, fmt: str | None) -> None:
+        """Rewrite the header's backing file name and format (``rebase -u``)."""
+        self._check_writable()
+        if name and not fmt:
+            raise ImageError("a backing file needs its format (-F)")
+        self.header.backing_file, self.header.backing_format = name or None, fmt if name else None
+        self.backing_file, self.backing_format = self.header.backing_file, self.header.backing_format
+        self._write_header()
+
+    def make_empty(self) -> None:
+        """Drop every cluster of the active tree: the image then reads entirely from its backing file."""
+        from pyvirt.image.qcow2.snapshot import update_tree
+
+        self._check_writable()
+        self._cstream_flush()
+        update_tree(self, self.l1, -1, active=False)
+        for i in range(len(self.l1)):
+            self.l1[i] = 0
+        self.l1_dirty = True
+        self._meta = None
+        self.flush()
+
+    def mark_corrupt(self) -> None:
+        if self.v3 and not self.readonly:
+            self.header.incompatible_features |= H.INCOMPAT_CORRUPT
+            self._write_header()
+
+
+def _fill_zero(buf: memoryview) -> None:
+    n = len(buf)
+    pos = 0
+    while pos < n:
+        m = min(n - pos, len(ZERO_CHUNK))
+        buf[pos : pos + m] = ZERO_CHUNK[:m]
+        pos += m
+
+
+def _merge(out: list[Extent], x: Extent) -> None:
+    if out:
+        p = out[-1]
+        if (
+            p.data == x.data
+            and p.zero == x.zero
+            and p.depth == x.depth
+            and p.present == x.present
+            and p.compressed == x.compressed
+            and p.start + p.length == x.start
+            and (
+                (p.offset is None and x.offset is None)
+                or (p.offset is not None and x.offset is not None and p.offset + p.length == x.offset)
+            )
+        ):
+            out[-1] = Extent(
+                p.start, p.length + x.length, p.data, p.zero, p.depth, p.offset, p.compressed, p.present
+            )
+            return
+    out.append(x)
+
+
+def unsupported(path: str, what: str) -> UnsupportedImage:
+    return UnsupportedImage(f"{path}: {what} is not supported")

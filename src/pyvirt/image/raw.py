@@ -1,0 +1,168 @@
+"""Raw images: the file is the disk. Holes are found with ``SEEK_DATA``/``SEEK_HOLE``."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from pyvirt.image.base import Extent, Image
+from pyvirt.image.errors import ImageError
+
+IOV_MAX = 1024
+
+
+def pread_full(fd: int, buf: memoryview, offset: int) -> int:
+    """Fill ``buf`` from ``offset``; bytes past the end of the file are zeroed. Returns bytes read."""
+    done = 0
+    total = len(buf)
+    while done < total:
+        n = os.preadv(fd, [buf[done:]], offset + done)
+        if n <= 0:
+            buf[done:] = bytes(total - done)
+            break
+        done += n
+    return done
+
+
+def pwrite_full(fd: int, bufs: list[memoryview] | list[bytes], offset: int) -> None:
+    """Write the buffers back to back at ``offset``, looping on short writes."""
+    pending = [memoryview(b).cast("B") for b in bufs]
+    while pending:
+        batch = pending[:IOV_MAX]
+        want = sum(len(b) for b in batch)
+        n = os.pwritev(fd, batch, offset)
+        offset += n
+        if n == want:
+            pending = pending[IOV_MAX:]
+            continue
+        # A short write: drop the bytes written and retry the rest.
+        while n:
+            if n >= len(pending[0]):
+                n -= len(pending[0])
+                pending.pop(0)
+            else:
+                pending[0] = pending[0][n:]
+                n = 0
+
+
+def punch_hole(fd: int, offset: int, length: int) -> bool:
+    """Deallocate a range, keeping the file size. False if the file system cannot."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    falloc_punch_hole_keep_size = 0x02 | 0x01
+    rc = libc.fallocate(fd, falloc_punch_hole_keep_size, ctypes.c_int64(offset), ctypes.c_int64(length))
+    return bool(rc == 0)
+
+
+def data_extents(fd: int, offset: int, end: int) -> list[tuple[int, int, bool]]:
+    """``(start, length, is_data)`` runs of a file between ``offset`` and ``end`` via SEEK_DATA/HOLE."""
+    out: list[tuple[int, int, bool]] = []
+    pos = offset
+    while pos < end:
+        try:
+            data = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as err:
+            if err.errno == errno.ENXIO:
+                data = end
+            elif err.errno in (errno.EINVAL, errno.EOPNOTSUPP):
+                out.append((pos, end - pos, True))
+                return out
+            else:
+                raise
+        data = min(data, end)
+        if data > pos:
+            out.append((pos, data - pos, False))
+            pos = data
+            if pos >= end:
+                break
+        try:
+            hole = os.lseek(fd, pos, os.SEEK_HOLE)
+        except OSError:
+            hole = end
+        hole = min(max(hole, pos + 1), end)
+        out.append((pos, hole - pos, True))
+        pos = hole
+    return out
+
+
+class RawImage(Image):
+    """A raw file (or block device) as a disk image."""
+
+    format = "raw"
+
+    def __init__(self, path: str, fd: int, *, readonly: bool) -> None:
+        self.path = path
+        self.fd = fd
+        self.readonly = readonly
+        self.size = os.lseek(fd, 0, os.SEEK_END)
+        self.probed = False
+
+    @classmethod
+    def open(cls, path: str, *, readonly: bool = True) -> RawImage:
+        try:
+            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
+        except OSError as err:
+            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
+        return cls(path, fd, readonly=readonly)
+
+    def readinto(self, offset: int, buf: memoryview) -> None:
+        self._check_range(offset, len(buf))
+        pread_full(self.fd, buf, offset)
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self._check_writable()
+        self._check_range(offset, len(data))
+        if self.probed and offset < 1024:
+            self._guard_probe(offset, memoryview(data))
+        pwrite_full(self.fd, [memoryview(data)], offset)
+
+    def _guard_probe(self, offset: int, data: memoryview) -> None:
+        from pyvirt.image.probe import probe_bytes
+
+        head = bytearray(1024)
+        pread_full(self.fd, memoryview(head), 0)
+        n = min(len(data), 1024 - offset)
+        head[offset : offset + n] = data[:n]
+        looks_like = probe_bytes(bytes(head))
+        if looks_like != "raw":
+            raise ImageError(
+                f"{self.path}: refusing to write a {looks_like} signature into block 0 of a raw "
+                "image whose format was probed; open it with fmt='raw'"
+            )
+
+    def write_zeroes(self, offset: int, length: int) -> None:
+        self._check_writable()
+        self._check_range(offset, length)
+        if length and not punch_hole(self.fd, offset, length):
+            super().write_zeroes(offset, length)
+
+    def block_status(self, offset: int, length: int) -> list[Extent]:
+        return [
+            Extent(s, n, data=d, zero=not d, offset=s)
+            for s, n, d in data_extents(self.fd, offset, offset + length)
+        ]
+
+    def truncate(self, size: int, *, shrink: bool = False) -> None:
+        self._check_writable()
+        if size < self.size and not shrink:
+            raise ImageError(
+                "Use the --shrink option to perform a shrink operation.\n"
+                "warning: Shrinking an image will delete all data beyond the shrunken image's end. "
+                "Before performing such an operation, make sure there is no important data there."
+            )
+        os.ftruncate(self.fd, size)
+        self.size = size
+
+    def flush(self) -> None:
+        if not self.readonly:
+            os.fdatasync(self.fd)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                self.flush()
+            finally:
+                os.close(self.fd)
+                self.fd = -1
