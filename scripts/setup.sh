@@ -11,7 +11,7 @@ PACKAGES=(
   ovmf                                 # UEFI firmware for <loader>
   dnsmasq-base nftables iproute2       # virtual networks
   openssh-server openssh-client        # qemu+ssh:// transport and its tests
-  libvirt-clients                      # virt-xml-validate: libvirt's own schemas judge our XML
+  libvirt-clients libxml2-utils        # virt-xml-validate (+xmllint): libvirt's own schemas judge our XML
   libguestfs-tools python3-guestfs     # offline guest tools (sysprep, mount, customize)
   fuse3 debootstrap                    # guest mounts, template builds
   python3-venv python3-dev

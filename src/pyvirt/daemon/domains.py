@@ -410,7 +410,7 @@ class DomainRegistry:
         name = dom.name
         undo: list[Callable[[], None]] = []
         try:
-            taps = self._plug_interfaces(dom, undo)
+            taps = await self._plug_interfaces(dom, undo)
             channel_paths: dict[int, str] = {}
             channel_dir = self.layout.qemu_run_dir / f"{name}.channels"
             for index, channel in enumerate(dom.devices.channels):
@@ -507,7 +507,7 @@ class DomainRegistry:
         self._open_console(obj)
         obj.watcher = asyncio.get_running_loop().create_task(self._watch_exit(obj, proc))
 
-    def _plug_interfaces(self, dom: Domain, undo: list[Callable[[], None]]) -> dict[int, str]:
+    async def _plug_interfaces(self, dom: Domain, undo: list[Callable[[], None]]) -> dict[int, str]:
         taps: dict[int, str] = {}
         for index, iface in enumerate(dom.devices.interfaces):
             if iface.type not in ("network", "bridge"):
@@ -517,7 +517,7 @@ class DomainRegistry:
                     f"unsupported configuration: interface type '{iface.type}' needs the network driver"
                 )
             assert iface.mac is not None
-            tap = self.networks.plug_tap(
+            tap = await self.networks.plug_tap(
                 network=iface.source_network if iface.type == "network" else None,
                 bridge=iface.source_bridge if iface.type == "bridge" else None,
                 mac=iface.mac,

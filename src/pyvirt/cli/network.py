@@ -1,0 +1,262 @@
+"""Network verbs (``net-*``, ``domifaddr``), with virsh 9.0's output and messages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from pyvirt.cli.args import Parsed, Spec, parse, usage
+from pyvirt.cli.domain import _domain, _guard, _read_file
+from pyvirt.cli.output import emit, emit_json, fields, message, table
+from pyvirt.errors import NotFound, PyvirtError
+
+if TYPE_CHECKING:
+    from pyvirt.cli.main import GlobalOptions
+    from pyvirt.client.api import Connection
+
+
+def _args(argv: list[str], spec: Spec) -> Parsed | None:
+    if "--help" in argv:
+        emit(usage(spec))
+        return None
+    return parse(spec, argv)
+
+
+def _path(name: str) -> str:
+    return f"/v1/networks/{quote(name, safe='')}"
+
+
+def _get(conn: Connection, name: str) -> dict[str, Any]:
+    try:
+        return dict(conn.call("GET", _path(name)))
+    except NotFound as err:
+        raise PyvirtError(f"failed to get network '{name}'\nerror: {err}") from err
+
+
+def cmd_net_list(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("net-list", flags=["all", "inactive", "name", "uuid", "autostart", "no-autostart",
+                                            "persistent", "transient", "json"]))
+    if a is None:
+        return 0
+    nets = sorted(opts.connect().call("GET", "/v1/networks"), key=lambda n: n["name"])
+    if a.flag("inactive"):
+        nets = [n for n in nets if not n["active"]]
+    elif not a.flag("all"):
+        nets = [n for n in nets if n["active"]]
+    for flag, key, value in (("autostart", "autostart", True), ("no_autostart", "autostart", False),
+                             ("persistent", "persistent", True), ("transient", "persistent", False)):
+        if a.flag(flag):
+            nets = [n for n in nets if n[key] is value]
+    if opts.json or a.flag("json"):
+        emit_json(nets)
+        return 0
+    if a.flag("name") or a.flag("uuid"):
+        emit("".join(f"{n['uuid' if a.flag('uuid') else 'name']}\n" for n in nets) + "\n")
+        return 0
+    rows = [
+        [n["name"], "active" if n["active"] else "inactive", "yes" if n["autostart"] else "no",
+         "yes" if n["persistent"] else "no"]
+        for n in nets
+    ]
+    emit(table(["Name", "State", "Autostart", "Persistent"], rows) + "\n")
+    return 0
+
+
+def cmd_net_info(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("net-info", ["network"], flags=["json"]))
+    if a is None:
+        return 0
+    info = _get(opts.connect(), a.str("network"))
+    if opts.json or a.flag("json"):
+        emit_json(info)
+        return 0
+    pairs: list[tuple[str, Any]] = [
+        ("Name:", info["name"]),
+        ("UUID:", info["uuid"]),
+        ("Active:", "yes" if info["active"] else "no"),
+        ("Persistent:", "yes" if info["persistent"] else "no"),
+        ("Autostart:", "yes" if info["autostart"] else "no"),
+    ]
+    if info.get("bridge"):
+        pairs.append(("Bridge:", info["bridge"]))
+    emit(fields(pairs) + "\n")
+    return 0
+
+
+def _define(opts: GlobalOptions, argv: list[str], verb: str, start: bool) -> int:
+    a = _args(argv, Spec(verb, ["file"], flags=["validate"]))
+    if a is None:
+        return 0
+    path = a.str("file")
+    conn = opts.connect()
+    what = "create" if start else "define"
+    status = _guard(
+        f"Failed to {what} network from {path}",
+        lambda: conn.call("POST", "/v1/networks", {"xml": _read_file(path), "start": start}),
+    )
+    message(f"Network {status['name']} {'created' if start else 'defined'} from {path}")
+    return 0
+
+
+def cmd_net_define(opts: GlobalOptions, argv: list[str]) -> int:
+    return _define(opts, argv, "net-define", False)
+
+
+def cmd_net_create(opts: GlobalOptions, argv: list[str]) -> int:
+    return _define(opts, argv, "net-create", True)
+
+
+def _net_action(
+    opts: GlobalOptions, argv: list[str], verb: str, failure: str, success: str, method: str, action: str,
+    body: dict[str, Any] | None = None, flags: list[str] | None = None,
+) -> int:
+    a = _args(argv, Spec(verb, ["network"], flags=flags or []))
+    if a is None:
+        return 0
+    conn = opts.connect()
+    name = _get(conn, a.str("network"))["name"]
+    if verb == "net-autostart" and a.flag("disable"):
+        body = {"enabled": False}
+        failure, success = "Failed to unmark network {name} as autostarted", "Network {name} unmarked as autostarted"
+    path = _path(name) + (f"/{action}" if action else "")
+    _guard(failure.format(name=name), lambda: conn.call(method, path, body if method == "POST" else None))
+    message(success.format(name=name))
+    return 0
+
+
+def cmd_net_start(opts: GlobalOptions, argv: list[str]) -> int:
+    return _net_action(opts, argv, "net-start", "Failed to start network {name}", "Network {name} started",
+                       "POST", "start", {})
+
+
+def cmd_net_destroy(opts: GlobalOptions, argv: list[str]) -> int:
+    return _net_action(opts, argv, "net-destroy", "Failed to destroy network {name}",
+                       "Network {name} destroyed", "POST", "destroy", {})
+
+
+def cmd_net_undefine(opts: GlobalOptions, argv: list[str]) -> int:
+    return _net_action(opts, argv, "net-undefine", "Failed to undefine network {name}",
+                       "Network {name} has been undefined", "DELETE", "")
+
+
+def cmd_net_autostart(opts: GlobalOptions, argv: list[str]) -> int:
+    return _net_action(opts, argv, "net-autostart", "Failed to mark network {name} as autostarted",
+                       "Network {name} marked as autostarted", "POST", "autostart", {"enabled": True},
+                       flags=["disable"])
+
+
+def cmd_net_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("net-dumpxml", ["network"], flags=["inactive"]))
+    if a is None:
+        return 0
+    conn = opts.connect()
+    name = _get(conn, a.str("network"))["name"]
+    emit(conn.call("GET", _path(name) + ("/xml?inactive=1" if a.flag("inactive") else "/xml"))["xml"])
+    return 0
+
+
+def cmd_net_edit(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("net-edit", ["network"]))
+    if a is None:
+        return 0
+    import os
+    import subprocess
+    import tempfile
+
+    conn = opts.connect()
+    name = _get(conn, a.str("network"))["name"]
+    original = conn.call("GET", _path(name) + "/xml?inactive=1")["xml"]
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w", suffix=".xml", prefix=f"{name}-", delete=False) as fh:
+        fh.write(original)
+    try:
+        if subprocess.call(["sh", "-c", f'{editor} "$1"', "editor", fh.name]) != 0:
+            raise PyvirtError(f"editor '{editor}' failed")
+        edited = _read_file(fh.name)
+        if edited == original:
+            message(f"Network {name} XML configuration not changed.")
+            return 0
+        _guard(f"Failed to define network from {fh.name}",
+               lambda: conn.call("POST", "/v1/networks", {"xml": edited}))
+        message(f"Network {name} XML configuration edited.")
+        return 0
+    finally:
+        os.unlink(fh.name)
+
+
+def cmd_net_uuid(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("net-uuid", ["network"]))
+    if a is None:
+        return 0
+    emit(_get(opts.connect(), a.str("network"))["uuid"] + "\n\n")
+    return 0
+
+
+def cmd_net_name(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("net-name", ["network"]))
+    if a is None:
+        return 0
+    emit(_get(opts.connect(), a.str("network"))["name"] + "\n\n")
+    return 0
+
+
+def cmd_net_dhcp_leases(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("net-dhcp-leases", ["network"], options=["mac"], flags=["json"]))
+    if a is None:
+        return 0
+    import time
+
+    conn = opts.connect()
+    name = _get(conn, a.str("network"))["name"]
+    mac = a.opt("mac")
+    leases = conn.call("GET", _path(name) + "/leases" + (f"?mac={quote(mac)}" if mac else ""))
+    if opts.json or a.flag("json"):
+        emit_json(leases)
+        return 0
+    rows = []
+    for lease in sorted(leases, key=lambda item: (item["mac"] or "", item["ip"])):
+        expiry = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lease["expiry"])) if lease["expiry"] else "-"
+        rows.append([expiry, lease["mac"] or "-", lease["protocol"], f"{lease['ip']}/{lease['prefix']}",
+                     lease["hostname"] or "-", lease["clientid"] or "-"])
+    emit(table(["Expiry Time", "MAC address", "Protocol", "IP address", "Hostname", "Client ID or DUID"], rows)
+         + "\n")
+    return 0
+
+
+def cmd_domifaddr(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("domifaddr", ["domain"], optional_positionals=["interface"], flags=["full", "json"],
+                         options=["source"]))
+    if a is None:
+        return 0
+    conn = opts.connect()
+    dom = _domain(conn, a.str("domain"))
+    addrs = conn.call("GET", f"/v1/domains/{quote(dom.key, safe='')}/ifaddr")
+    if a.opt("interface"):
+        addrs = [x for x in addrs if x["name"] == a.opt("interface") or x["mac"] == a.opt("interface")]
+    if opts.json or a.flag("json"):
+        emit_json(addrs)
+        return 0
+    out = f" {'Name':<10} {'MAC address':<17}    {'Protocol':<12} Address\n" + "-" * 79 + "\n"
+    for row in addrs:
+        out += f" {row['name'] or '-':<10} {row['mac']:<17}    {row['protocol']:<12} {row['address']}\n"
+    emit(out + "\n")
+    return 0
+
+
+
+def cmd_attach_interface(opts: GlobalOptions, argv: list[str]) -> int:
+    from pyvirt.cli.hotplug import attach_interface
+
+    return attach_interface(opts, argv)
+
+
+def cmd_detach_interface(opts: GlobalOptions, argv: list[str]) -> int:
+    from pyvirt.cli.hotplug import detach_interface
+
+    return detach_interface(opts, argv)
+
+
+def cmd_domif_setlink(opts: GlobalOptions, argv: list[str]) -> int:
+    from pyvirt.cli.hotplug import domif_setlink
+
+    return domif_setlink(opts, argv)

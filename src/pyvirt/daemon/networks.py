@@ -1,0 +1,186 @@
+"""Network routes: the daemon's side of ``net-*`` and ``domifaddr``, over the network driver.
+
+The driver is synchronous (pyroute2's blocking API cannot run inside the daemon's event loop), so
+every call runs on one dedicated worker thread: calls never overlap, the driver needs no locking, and
+the event loop is never blocked by netlink, nftables or dnsmasq.
+
+==========  ======================================  ============================================
+GET         /v1/networks                            every network's status
+POST        /v1/networks                            ``{"xml"}`` define; ``{"xml", "start": true}`` create
+GET         /v1/networks/{name}                     net-info
+GET         /v1/networks/{name}/xml                 net-dumpxml (``?inactive=1``)
+GET         /v1/networks/{name}/leases              net-dhcp-leases (``?mac=``)
+DELETE      /v1/networks/{name}                     net-undefine
+POST        /v1/networks/{name}/{action}            start, destroy, autostart ``{"enabled"}``
+GET         /v1/domains/{name}/ifaddr               domifaddr, from the DHCP leases
+==========  ======================================  ============================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import uuid as uuidlib
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pyvirt.errors import InvalidArgument, NotFound
+from pyvirt.network.driver import NetworkDriver
+
+T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from pyvirt.daemon.domains import DomainRegistry
+    from pyvirt.daemon.events import EventBus
+    from pyvirt.daemon.http import Request, Router
+    from pyvirt.paths import Layout
+
+
+class NetworkHook:
+    """The domain registry's view of the driver: tap plumbing, run on the driver's thread."""
+
+    def __init__(self, api: NetworkAPI) -> None:
+        self.api = api
+
+    async def plug_tap(self, *, network: str | None, bridge: str | None, mac: str, tap: str | None = None) -> str:
+        return await self.api.run(
+            lambda: self.api.driver.plug_tap(network=network, bridge=bridge, mac=mac, tap=tap)
+        )
+
+    def unplug_tap(self, tap: str) -> None:
+        self.api.executor.submit(self.api.driver.unplug_tap, tap)
+
+    async def set_link(self, tap: str, up: bool) -> None:
+        await self.api.run(lambda: self.api.driver.set_link(tap, up))
+
+
+class NetworkAPI:
+    def __init__(self, layout: Layout, events: EventBus, *, default_network: bool | None = None) -> None:
+        self.layout = layout
+        self.events = events
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="network")
+        self.driver: NetworkDriver = self.executor.submit(NetworkDriver, layout).result()
+        self.domains: DomainRegistry | None = None
+        # libvirt defines 'default' on a real host's first start; a scratch PYVIRT_ROOT (tests, demos)
+        # must not grow a NAT bridge in the machine's own namespace unless asked to.
+        if default_network is None:
+            default_network = layout.mode == "system" and not os.environ.get("PYVIRT_ROOT")
+        self.default_network = default_network
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+
+    def hook(self) -> NetworkHook:
+        return NetworkHook(self)
+
+    async def startup(self, domains: DomainRegistry) -> None:
+        self.domains = domains
+        await self.run(self.driver.readopt)
+        if self.default_network:
+            await self.run(self.driver.ensure_default)
+
+    async def autostart(self) -> None:
+        await self.run(self.driver.autostart_all)
+
+    def register(self, r: Router) -> None:
+        r.add("GET", "/v1/networks", self.list)
+        r.add("POST", "/v1/networks", self.define, mutating=True)
+        r.add("GET", "/v1/networks/{name}", self.info)
+        r.add("GET", "/v1/networks/{name}/xml", self.dumpxml)
+        r.add("GET", "/v1/networks/{name}/leases", self.leases)
+        r.add("DELETE", "/v1/networks/{name}", self.undefine, mutating=True)
+        r.add("POST", "/v1/networks/{name}/{action}", self.action, mutating=True)
+        r.add("GET", "/v1/domains/{name}/ifaddr", self.domifaddr)
+
+    async def _resolve(self, key: str) -> str:
+        """A network by name or UUID."""
+        statuses = await self.run(self.driver.list)
+        for status in statuses:
+            if status.name == key:
+                return key
+        try:
+            wanted = str(uuidlib.UUID(key))
+        except ValueError:
+            wanted = ""
+        for status in statuses:
+            if wanted and status.uuid == wanted:
+                return status.name
+        raise NotFound(f"Network not found: no network with matching name '{key}'")
+
+    async def list(self, req: Request) -> list[dict[str, Any]]:
+        return [dataclasses.asdict(s) for s in await self.run(self.driver.list)]
+
+    async def define(self, req: Request) -> dict[str, Any]:
+        body = req.json()
+        xml = body.get("xml")
+        if not isinstance(xml, str):
+            raise InvalidArgument("missing 'xml' in request")
+        if body.get("start"):
+            status = await self.run(lambda: self.driver.create(xml))
+            self.events.publish("network", status.name, "started", "created")
+        else:
+            status = await self.run(lambda: self.driver.define(xml))
+            self.events.publish("network", status.name, "defined", "")
+        return dataclasses.asdict(status)
+
+    async def info(self, req: Request) -> dict[str, Any]:
+        name = await self._resolve(req.params["name"])
+        return dataclasses.asdict(await self.run(lambda: self.driver.info(name)))
+
+    async def dumpxml(self, req: Request) -> dict[str, Any]:
+        name = await self._resolve(req.params["name"])
+        inactive = req.flag("inactive")
+        return {"xml": await self.run(lambda: self.driver.dumpxml(name, inactive=inactive))}
+
+    async def leases(self, req: Request) -> list[dict[str, Any]]:
+        name = await self._resolve(req.params["name"])
+        mac = req.query.get("mac")
+        return [dataclasses.asdict(lease) for lease in await self.run(lambda: self.driver.leases(name, mac))]
+
+    async def undefine(self, req: Request) -> dict[str, Any]:
+        name = await self._resolve(req.params["name"])
+        await self.run(lambda: self.driver.undefine(name))
+        self.events.publish("network", name, "undefined", "")
+        return {"name": name}
+
+    async def action(self, req: Request) -> dict[str, Any]:
+        name = await self._resolve(req.params["name"])
+        action = req.params["action"]
+        if action == "start":
+            await self.run(lambda: self.driver.start(name))
+            self.events.publish("network", name, "started", "")
+        elif action == "destroy":
+            await self.run(lambda: self.driver.destroy(name))
+            self.events.publish("network", name, "stopped", "")
+        elif action == "autostart":
+            enabled = bool(req.json().get("enabled", True))
+            await self.run(lambda: self.driver.set_autostart(name, enabled))
+        else:
+            raise InvalidArgument(f"unknown network action '{action}'")
+        return dataclasses.asdict(await self.run(lambda: self.driver.info(name)))
+
+    async def domifaddr(self, req: Request) -> list[dict[str, Any]]:
+        assert self.domains is not None
+        obj = self.domains.lookup(req.params["name"])
+        dom = obj.current
+        out: list[dict[str, Any]] = []
+        for nic in dom.devices.interfaces:
+            if nic.type != "network" or not nic.source_network or not nic.mac:
+                continue
+            network, mac = nic.source_network, nic.mac
+            try:
+                leases = await self.run(lambda: self.driver.leases(network, mac))
+            except NotFound:
+                continue
+            for lease in leases:
+                out.append(
+                    {
+                        "name": nic.target_dev if obj.active else None,
+                        "mac": nic.mac,
+                        "protocol": lease.protocol,
+                        "address": f"{lease.ip}/{lease.prefix}",
+                    }
+                )
+        return out
