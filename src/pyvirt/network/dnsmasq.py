@@ -226,23 +226,36 @@ def start(files: DnsmasqFiles, *, binary: str = DNSMASQ) -> int:
     return pid
 
 
-def stop(pid: int, files: DnsmasqFiles, *, timeout: float = 5.0) -> None:
-    """Terminate dnsmasq ``pid`` (checked to be ours) and wait until it is gone."""
+def terminate(pid: int, files: DnsmasqFiles) -> bool:
+    """Send SIGTERM to dnsmasq ``pid`` if it is ours and alive; True if a signal was sent."""
     if not pid_alive(pid, files):
-        return
-    with contextlib.suppress(ProcessLookupError):
+        return False
+    try:
         os.kill(pid, signal.SIGTERM)
-    # wait for the exit itself: a dying process loses its cmdline before it closes its sockets
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_gone(pid: int, *, timeout: float = 5.0) -> None:
+    """Wait for ``pid`` to exit, then SIGKILL it if it has not. Waits for the exit itself: a dying
+    process loses its cmdline before it closes its sockets."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process_gone(pid):
             return
-        time.sleep(0.01)
+        time.sleep(0.005)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + timeout
     while not process_gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
+        time.sleep(0.005)
+
+
+def stop(pid: int, files: DnsmasqFiles, *, timeout: float = 5.0) -> None:
+    """Terminate dnsmasq ``pid`` (checked to be ours) and wait until it is gone."""
+    if terminate(pid, files):
+        wait_gone(pid, timeout=timeout)
 
 
 def reload(pid: int) -> None:

@@ -416,13 +416,15 @@ class NetworkDriver:
                 errors.append(f"{what}: {err}")
 
         if net.managed:
+            # dnsmasq exits while the rules and the bridge go
             pids = {p for p in (pid, dnsmasq.read_pid(files)) if p is not None}
-            for p in pids:
-                attempt("stopping dnsmasq", functools.partial(dnsmasq.stop, p, files))
+            signalled = [p for p in pids if dnsmasq.terminate(p, files)]
             attempt("removing firewall rules", lambda: self._ns.run(self._fw.remove, chain_id(net)))
             bridge = net.bridge.name
             if bridge:
                 attempt(f"deleting bridge {bridge}", lambda: self._ns.run(links.delete_link, bridge))
+            for p in signalled:
+                attempt("stopping dnsmasq", functools.partial(dnsmasq.wait_gone, p))
             self._remove_files(files)
         with contextlib.suppress(FileNotFoundError):
             self._state_path(net.name).unlink()
