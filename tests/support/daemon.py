@@ -125,7 +125,9 @@ class Daemon:
                     os.kill(int(proc_dir.name), signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def cli(self, *args: str, input: str | None = None, timeout: float = 120, env: dict[str, str] | None = None) -> Result:
+    def cli(
+        self, *args: str, input: str | None = None, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> Result:
         proc = subprocess.run(
             [str(BIN / "pyvirt"), *args],
             env={**self.env, **(env or {})},

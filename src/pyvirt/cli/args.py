@@ -23,7 +23,7 @@ class Parsed(dict[str, object]):
     def flag(self, name: str) -> bool:
         return bool(self.get(name, False))
 
-    def str(self, name: str) -> str:
+    def text(self, name: str) -> str:
         value = self.get(name)
         assert isinstance(value, str)
         return value

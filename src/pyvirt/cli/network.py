@@ -34,8 +34,23 @@ def _get(conn: Connection, name: str) -> dict[str, Any]:
 
 
 def cmd_net_list(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("net-list", flags=["all", "inactive", "name", "uuid", "autostart", "no-autostart",
-                                            "persistent", "transient", "json"]))
+    a = _args(
+        argv,
+        Spec(
+            "net-list",
+            flags=[
+                "all",
+                "inactive",
+                "name",
+                "uuid",
+                "autostart",
+                "no-autostart",
+                "persistent",
+                "transient",
+                "json",
+            ],
+        ),
+    )
     if a is None:
         return 0
     nets = sorted(opts.connect().call("GET", "/v1/networks"), key=lambda n: n["name"])
@@ -43,8 +58,12 @@ def cmd_net_list(opts: GlobalOptions, argv: list[str]) -> int:
         nets = [n for n in nets if not n["active"]]
     elif not a.flag("all"):
         nets = [n for n in nets if n["active"]]
-    for flag, key, value in (("autostart", "autostart", True), ("no_autostart", "autostart", False),
-                             ("persistent", "persistent", True), ("transient", "persistent", False)):
+    for flag, key, value in (
+        ("autostart", "autostart", True),
+        ("no_autostart", "autostart", False),
+        ("persistent", "persistent", True),
+        ("transient", "persistent", False),
+    ):
         if a.flag(flag):
             nets = [n for n in nets if n[key] is value]
     if opts.json or a.flag("json"):
@@ -54,8 +73,12 @@ def cmd_net_list(opts: GlobalOptions, argv: list[str]) -> int:
         emit("".join(f"{n['uuid' if a.flag('uuid') else 'name']}\n" for n in nets) + "\n")
         return 0
     rows = [
-        [n["name"], "active" if n["active"] else "inactive", "yes" if n["autostart"] else "no",
-         "yes" if n["persistent"] else "no"]
+        [
+            n["name"],
+            "active" if n["active"] else "inactive",
+            "yes" if n["autostart"] else "no",
+            "yes" if n["persistent"] else "no",
+        ]
         for n in nets
     ]
     emit(table(["Name", "State", "Autostart", "Persistent"], rows) + "\n")
@@ -66,7 +89,7 @@ def cmd_net_info(opts: GlobalOptions, argv: list[str]) -> int:
     a = _args(argv, Spec("net-info", ["network"], flags=["json"]))
     if a is None:
         return 0
-    info = _get(opts.connect(), a.str("network"))
+    info = _get(opts.connect(), a.text("network"))
     if opts.json or a.flag("json"):
         emit_json(info)
         return 0
@@ -87,7 +110,7 @@ def _define(opts: GlobalOptions, argv: list[str], verb: str, start: bool) -> int
     a = _args(argv, Spec(verb, ["file"], flags=["validate"]))
     if a is None:
         return 0
-    path = a.str("file")
+    path = a.text("file")
     conn = opts.connect()
     what = "create" if start else "define"
     status = _guard(
@@ -107,17 +130,27 @@ def cmd_net_create(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def _net_action(
-    opts: GlobalOptions, argv: list[str], verb: str, failure: str, success: str, method: str, action: str,
-    body: dict[str, Any] | None = None, flags: list[str] | None = None,
+    opts: GlobalOptions,
+    argv: list[str],
+    verb: str,
+    failure: str,
+    success: str,
+    method: str,
+    action: str,
+    body: dict[str, Any] | None = None,
+    flags: list[str] | None = None,
 ) -> int:
     a = _args(argv, Spec(verb, ["network"], flags=flags or []))
     if a is None:
         return 0
     conn = opts.connect()
-    name = _get(conn, a.str("network"))["name"]
+    name = _get(conn, a.text("network"))["name"]
     if verb == "net-autostart" and a.flag("disable"):
         body = {"enabled": False}
-        failure, success = "Failed to unmark network {name} as autostarted", "Network {name} unmarked as autostarted"
+        failure, success = (
+            "Failed to unmark network {name} as autostarted",
+            "Network {name} unmarked as autostarted",
+        )
     path = _path(name) + (f"/{action}" if action else "")
     _guard(failure.format(name=name), lambda: conn.call(method, path, body if method == "POST" else None))
     message(success.format(name=name))
@@ -125,24 +158,55 @@ def _net_action(
 
 
 def cmd_net_start(opts: GlobalOptions, argv: list[str]) -> int:
-    return _net_action(opts, argv, "net-start", "Failed to start network {name}", "Network {name} started",
-                       "POST", "start", {})
+    return _net_action(
+        opts,
+        argv,
+        "net-start",
+        "Failed to start network {name}",
+        "Network {name} started",
+        "POST",
+        "start",
+        {},
+    )
 
 
 def cmd_net_destroy(opts: GlobalOptions, argv: list[str]) -> int:
-    return _net_action(opts, argv, "net-destroy", "Failed to destroy network {name}",
-                       "Network {name} destroyed", "POST", "destroy", {})
+    return _net_action(
+        opts,
+        argv,
+        "net-destroy",
+        "Failed to destroy network {name}",
+        "Network {name} destroyed",
+        "POST",
+        "destroy",
+        {},
+    )
 
 
 def cmd_net_undefine(opts: GlobalOptions, argv: list[str]) -> int:
-    return _net_action(opts, argv, "net-undefine", "Failed to undefine network {name}",
-                       "Network {name} has been undefined", "DELETE", "")
+    return _net_action(
+        opts,
+        argv,
+        "net-undefine",
+        "Failed to undefine network {name}",
+        "Network {name} has been undefined",
+        "DELETE",
+        "",
+    )
 
 
 def cmd_net_autostart(opts: GlobalOptions, argv: list[str]) -> int:
-    return _net_action(opts, argv, "net-autostart", "Failed to mark network {name} as autostarted",
-                       "Network {name} marked as autostarted", "POST", "autostart", {"enabled": True},
-                       flags=["disable"])
+    return _net_action(
+        opts,
+        argv,
+        "net-autostart",
+        "Failed to mark network {name} as autostarted",
+        "Network {name} marked as autostarted",
+        "POST",
+        "autostart",
+        {"enabled": True},
+        flags=["disable"],
+    )
 
 
 def cmd_net_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
@@ -150,7 +214,7 @@ def cmd_net_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
     if a is None:
         return 0
     conn = opts.connect()
-    name = _get(conn, a.str("network"))["name"]
+    name = _get(conn, a.text("network"))["name"]
     emit(conn.call("GET", _path(name) + ("/xml?inactive=1" if a.flag("inactive") else "/xml"))["xml"])
     return 0
 
@@ -164,7 +228,7 @@ def cmd_net_edit(opts: GlobalOptions, argv: list[str]) -> int:
     import tempfile
 
     conn = opts.connect()
-    name = _get(conn, a.str("network"))["name"]
+    name = _get(conn, a.text("network"))["name"]
     original = conn.call("GET", _path(name) + "/xml?inactive=1")["xml"]
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.NamedTemporaryFile("w", suffix=".xml", prefix=f"{name}-", delete=False) as fh:
@@ -176,8 +240,10 @@ def cmd_net_edit(opts: GlobalOptions, argv: list[str]) -> int:
         if edited == original:
             message(f"Network {name} XML configuration not changed.")
             return 0
-        _guard(f"Failed to define network from {fh.name}",
-               lambda: conn.call("POST", "/v1/networks", {"xml": edited}))
+        _guard(
+            f"Failed to define network from {fh.name}",
+            lambda: conn.call("POST", "/v1/networks", {"xml": edited}),
+        )
         message(f"Network {name} XML configuration edited.")
         return 0
     finally:
@@ -188,7 +254,7 @@ def cmd_net_uuid(opts: GlobalOptions, argv: list[str]) -> int:
     a = _args(argv, Spec("net-uuid", ["network"]))
     if a is None:
         return 0
-    emit(_get(opts.connect(), a.str("network"))["uuid"] + "\n\n")
+    emit(_get(opts.connect(), a.text("network"))["uuid"] + "\n\n")
     return 0
 
 
@@ -196,7 +262,7 @@ def cmd_net_name(opts: GlobalOptions, argv: list[str]) -> int:
     a = _args(argv, Spec("net-name", ["network"]))
     if a is None:
         return 0
-    emit(_get(opts.connect(), a.str("network"))["name"] + "\n\n")
+    emit(_get(opts.connect(), a.text("network"))["name"] + "\n\n")
     return 0
 
 
@@ -207,7 +273,7 @@ def cmd_net_dhcp_leases(opts: GlobalOptions, argv: list[str]) -> int:
     import time
 
     conn = opts.connect()
-    name = _get(conn, a.str("network"))["name"]
+    name = _get(conn, a.text("network"))["name"]
     mac = a.opt("mac")
     leases = conn.call("GET", _path(name) + "/leases" + (f"?mac={quote(mac)}" if mac else ""))
     if opts.json or a.flag("json"):
@@ -215,21 +281,41 @@ def cmd_net_dhcp_leases(opts: GlobalOptions, argv: list[str]) -> int:
         return 0
     rows = []
     for lease in sorted(leases, key=lambda item: (item["mac"] or "", item["ip"])):
-        expiry = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lease["expiry"])) if lease["expiry"] else "-"
-        rows.append([expiry, lease["mac"] or "-", lease["protocol"], f"{lease['ip']}/{lease['prefix']}",
-                     lease["hostname"] or "-", lease["clientid"] or "-"])
-    emit(table(["Expiry Time", "MAC address", "Protocol", "IP address", "Hostname", "Client ID or DUID"], rows)
-         + "\n")
+        expiry = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(lease["expiry"])) if lease["expiry"] else "-"
+        )
+        rows.append(
+            [
+                expiry,
+                lease["mac"] or "-",
+                lease["protocol"],
+                f"{lease['ip']}/{lease['prefix']}",
+                lease["hostname"] or "-",
+                lease["clientid"] or "-",
+            ]
+        )
+    emit(
+        table(["Expiry Time", "MAC address", "Protocol", "IP address", "Hostname", "Client ID or DUID"], rows)
+        + "\n"
+    )
     return 0
 
 
 def cmd_domifaddr(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("domifaddr", ["domain"], optional_positionals=["interface"], flags=["full", "json"],
-                         options=["source"]))
+    a = _args(
+        argv,
+        Spec(
+            "domifaddr",
+            ["domain"],
+            optional_positionals=["interface"],
+            flags=["full", "json"],
+            options=["source"],
+        ),
+    )
     if a is None:
         return 0
     conn = opts.connect()
-    dom = _domain(conn, a.str("domain"))
+    dom = _domain(conn, a.text("domain"))
     addrs = conn.call("GET", f"/v1/domains/{quote(dom.key, safe='')}/ifaddr")
     if a.opt("interface"):
         addrs = [x for x in addrs if x["name"] == a.opt("interface") or x["mac"] == a.opt("interface")]
@@ -241,7 +327,6 @@ def cmd_domifaddr(opts: GlobalOptions, argv: list[str]) -> int:
         out += f" {row['name'] or '-':<10} {row['mac']:<17}    {row['protocol']:<12} {row['address']}\n"
     emit(out + "\n")
     return 0
-
 
 
 def cmd_attach_interface(opts: GlobalOptions, argv: list[str]) -> int:

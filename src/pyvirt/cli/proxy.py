@@ -28,7 +28,9 @@ def main(argv: list[str]) -> int:
     try:
         sock.connect(path)
     except OSError as err:
-        sys.stderr.write(f"error: pyvirt proxy: cannot connect to {path}: {err.strerror} (is pyvirtd running?)\n")
+        sys.stderr.write(
+            f"error: pyvirt proxy: cannot connect to {path}: {err.strerror} (is pyvirtd running?)\n"
+        )
         return 1
     out_fd, in_fd = sys.stdout.fileno(), sys.stdin.fileno()
     os.write(out_fd, b"pyvirt-proxy 1\n")

@@ -52,7 +52,7 @@ def open_ssh(uri: URI, readonly: bool) -> Transport:
     ours, theirs = socket.socketpair()
     argv = ssh_argv(uri, readonly)
     try:
-        proc = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(argv, stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.PIPE)
     except FileNotFoundError as err:
         raise ConnectionFailed("cannot run 'ssh': install the openssh-client package") from err
     finally:

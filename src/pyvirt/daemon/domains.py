@@ -54,13 +54,13 @@ STATE_NAMES = {
 class NetworkHook(Protocol):
     """What the domain registry needs from the network driver."""
 
-    def plug_tap(
+    async def plug_tap(
         self, *, network: str | None, bridge: str | None, mac: str, tap: str | None = None
     ) -> str: ...
 
     def unplug_tap(self, tap: str) -> None: ...
 
-    def set_link(self, tap: str, up: bool) -> None: ...
+    async def set_link(self, tap: str, up: bool) -> None: ...
 
 
 class StorageHook(Protocol):
@@ -84,6 +84,9 @@ class DomainObject:
     fake_reboot: bool = False
     stop_reason: str | None = None  # why the next QEMU exit happens (shutdown, destroyed, crashed)
     watcher: asyncio.Task[None] | None = None
+    waiters: list[tuple[str, Callable[[dict[str, Any]], bool], asyncio.Future[dict[str, Any]]]] = field(
+        default_factory=list
+    )
 
     @property
     def current(self) -> Domain:
@@ -258,7 +261,7 @@ class DomainRegistry:
                         f"operation failed: domain '{dom.name}' already exists with uuid {existing.uuid}"
                     )
                 dom.uuid = existing.uuid
-            self._write_config(dom)
+            self.write_config(dom)
             if existing is None:
                 obj = DomainObject(config=dom)
                 self._domains[dom.name] = obj
@@ -277,7 +280,7 @@ class DomainRegistry:
                     f"operation failed: domain '{other.name}' already exists with uuid {dom.uuid}"
                 )
 
-    def _write_config(self, dom: Domain) -> None:
+    def write_config(self, dom: Domain) -> None:
         text = format_domain(dom)
         atomic_write(self.layout.domain_xml(dom.name), text.encode())
 
@@ -487,9 +490,9 @@ class DomainRegistry:
         proc.record.ptys = ptys
         if dom.devices.graphics:
             gfx = dom.devices.graphics[0]
-            port = await proc.monitor.vnc_port()
-            gfx.port = port
-            proc.record.vnc_port = port
+            vnc_port = await proc.monitor.vnc_port()
+            gfx.port = vnc_port
+            proc.record.vnc_port = vnc_port
             if gfx.passwd:
                 await proc.monitor.set_vnc_password(gfx.passwd)
         for index, iface in enumerate(dom.devices.interfaces):
@@ -503,7 +506,7 @@ class DomainRegistry:
             await proc.monitor.cont()
             obj.state, obj.reason = "running", "booted"
         proc.record.state, proc.record.reason = obj.state, obj.reason
-        self._save_run_state(obj)
+        self.save_run_state(obj)
         self._open_console(obj)
         obj.watcher = asyncio.get_running_loop().create_task(self._watch_exit(obj, proc))
 
@@ -554,7 +557,7 @@ class DomainRegistry:
             return
         obj.console = relay
 
-    def _save_run_state(self, obj: DomainObject) -> None:
+    def save_run_state(self, obj: DomainObject) -> None:
         if obj.proc is None or obj.live is None:
             return
         run_dir = self.layout.qemu_run_dir
@@ -612,6 +615,11 @@ class DomainRegistry:
             if proc is None:
                 return
             log.debug("domain %s: QMP event %s %s", obj.name, event, data)
+            for waiter in list(obj.waiters):
+                wanted, predicate, future = waiter
+                if wanted == event and not future.done() and predicate(data):
+                    future.set_result(data)
+                    obj.waiters.remove(waiter)
             dom = obj.live
             if event == "SHUTDOWN":
                 await self._on_shutdown(obj, proc, str(data.get("reason", "")), dom)
@@ -622,12 +630,12 @@ class DomainRegistry:
                 if obj.state == "running":
                     obj.state, obj.reason = "paused", "user"
                     self.events.publish("domain", obj.name, "suspended", "paused")
-                    self._save_run_state(obj)
+                    self.save_run_state(obj)
             elif event == "RESUME":
                 if obj.state in ("paused", "crashed", "shutdown"):
                     obj.state, obj.reason = "running", "unpaused"
                     self.events.publish("domain", obj.name, "resumed", "unpaused")
-                    self._save_run_state(obj)
+                    self.save_run_state(obj)
             elif event == "GUEST_PANICKED":
                 await self._on_panic(obj, proc, dom)
 
@@ -644,14 +652,14 @@ class DomainRegistry:
             await proc.monitor.cont()
             obj.state, obj.reason = "running", "booted"
             self.events.publish("domain", obj.name, "rebooted", "acpi")
-            self._save_run_state(obj)
+            self.save_run_state(obj)
             return
         action = dom.on_poweroff if dom is not None else "destroy"
         if reason == "guest-reset" and dom is not None:
             action = dom.on_reboot
         if action == "preserve":
             obj.state, obj.reason = "paused", "shutdown"
-            self._save_run_state(obj)
+            self.save_run_state(obj)
             return
         obj.state, obj.reason = "shutdown", "user"
         obj.stop_reason = "shutdown"
@@ -665,13 +673,21 @@ class DomainRegistry:
             await proc.monitor.system_reset()
             await proc.monitor.cont()
             obj.state, obj.reason = "running", "crashed"
-            self._save_run_state(obj)
+            self.save_run_state(obj)
         elif action == "preserve":
             obj.state, obj.reason = "crashed", "panicked"
-            self._save_run_state(obj)
+            self.save_run_state(obj)
         else:
             obj.stop_reason = "crashed"
             await proc.monitor.quit()
+
+    def expect_event(
+        self, obj: DomainObject, event: str, predicate: Callable[[dict[str, Any]], bool]
+    ) -> asyncio.Future[dict[str, Any]]:
+        """A future resolved by the next QMP ``event`` of ``obj`` whose data satisfies ``predicate``."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        obj.waiters.append((event, predicate, future))
+        return future
 
     def _active(self, key: str) -> tuple[DomainObject, QemuProcess]:
         obj = self.lookup(key)
@@ -715,7 +731,7 @@ class DomainRegistry:
                 return obj
             await proc.monitor.stop()
             obj.state, obj.reason = "paused", "user"
-            self._save_run_state(obj)
+            self.save_run_state(obj)
         return obj
 
     async def resume(self, key: str) -> DomainObject:
@@ -725,7 +741,7 @@ class DomainRegistry:
                 raise InvalidState("Requested operation is not valid: domain is not paused")
             await proc.monitor.cont()
             obj.state, obj.reason = "running", "unpaused"
-            self._save_run_state(obj)
+            self.save_run_state(obj)
         return obj
 
     # Queries

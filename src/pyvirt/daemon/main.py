@@ -83,11 +83,11 @@ def take_pidfile(layout: Layout) -> int:
     fd = os.open(layout.daemon_pidfile, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except BlockingIOError as err:
         other = os.pread(fd, 32, 0).decode().strip()
         raise SystemExit(
             f"error: another pyvirtd (pid {other or '?'}) is already running for {layout.run_dir}"
-        )
+        ) from err
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     return fd

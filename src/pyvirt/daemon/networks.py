@@ -44,7 +44,9 @@ class NetworkHook:
     def __init__(self, api: NetworkAPI) -> None:
         self.api = api
 
-    async def plug_tap(self, *, network: str | None, bridge: str | None, mac: str, tap: str | None = None) -> str:
+    async def plug_tap(
+        self, *, network: str | None, bridge: str | None, mac: str, tap: str | None = None
+    ) -> str:
         return await self.api.run(
             lambda: self.api.driver.plug_tap(network=network, bridge=bridge, mac=mac, tap=tap)
         )
@@ -85,7 +87,7 @@ class NetworkAPI:
         await self.run(self.driver.autostart_all)
 
     def register(self, r: Router) -> None:
-        r.add("GET", "/v1/networks", self.list)
+        r.add("GET", "/v1/networks", self.list_networks)
         r.add("POST", "/v1/networks", self.define, mutating=True)
         r.add("GET", "/v1/networks/{name}", self.info)
         r.add("GET", "/v1/networks/{name}/xml", self.dumpxml)
@@ -109,7 +111,7 @@ class NetworkAPI:
                 return status.name
         raise NotFound(f"Network not found: no network with matching name '{key}'")
 
-    async def list(self, req: Request) -> list[dict[str, Any]]:
+    async def list_networks(self, req: Request) -> list[dict[str, Any]]:
         return [dataclasses.asdict(s) for s in await self.run(self.driver.list)]
 
     async def define(self, req: Request) -> dict[str, Any]:
@@ -169,9 +171,10 @@ class NetworkAPI:
         for nic in dom.devices.interfaces:
             if nic.type != "network" or not nic.source_network or not nic.mac:
                 continue
-            network, mac = nic.source_network, nic.mac
             try:
-                leases = await self.run(lambda: self.driver.leases(network, mac))
+                leases = await self.run(
+                    lambda net=nic.source_network, mac=nic.mac: self.driver.leases(net, mac)  # type: ignore[misc]
+                )
             except NotFound:
                 continue
             for lease in leases:

@@ -25,6 +25,7 @@ import json
 from typing import Any
 
 from pyvirt import __version__
+from pyvirt.daemon import nics
 from pyvirt.daemon.domains import DomainObject, DomainRegistry
 from pyvirt.daemon.events import EventBus
 from pyvirt.daemon.http import Request, Router, Stream, switch_protocols
@@ -60,6 +61,9 @@ class API:
         r.add("GET", "/v1/domains/{name}/devices", self.devices)
         r.add("DELETE", "/v1/domains/{name}", self.undefine, mutating=True)
         r.add("GET", "/v1/domains/{name}/console", stream=self.console_stream, mutating=True)
+        r.add("POST", "/v1/domains/{name}/interfaces", self.attach_interface, mutating=True)
+        r.add("DELETE", "/v1/domains/{name}/interfaces/{mac}", self.detach_interface, mutating=True)
+        r.add("POST", "/v1/domains/{name}/interfaces/{device}/link", self.set_link, mutating=True)
         r.add("POST", "/v1/domains/{name}/{action}", self.action, mutating=True)
 
     async def version(self, req: Request) -> dict[str, Any]:
@@ -140,6 +144,26 @@ class API:
             raise InvalidArgument(f"unknown domain action '{action}'")
         return obj.summary()
 
+    async def attach_interface(self, req: Request) -> dict[str, Any]:
+        body = req.json()
+        live, config = _scope(body, self.domains.lookup(req.params["name"]).active)
+        return await nics.attach_interface(self.domains, req.params["name"], body, live=live, config=config)
+
+    async def detach_interface(self, req: Request) -> dict[str, Any]:
+        body = {"live": req.flag("live"), "config": req.flag("config")}
+        live, config = _scope(body, self.domains.lookup(req.params["name"]).active)
+        await nics.detach_interface(
+            self.domains, req.params["name"], req.params["mac"], live=live, config=config
+        )
+        return {}
+
+    async def set_link(self, req: Request) -> dict[str, Any]:
+        state = str(req.json().get("state", ""))
+        if state not in ("up", "down"):
+            raise InvalidArgument(f"link state must be 'up' or 'down', not '{state}'")
+        await nics.set_link(self.domains, req.params["name"], req.params["device"], state == "up")
+        return {}
+
     async def console_stream(self, req: Request, stream: Stream) -> None:
         relay = self.domains.console(req.params["name"])
         force = req.flag("force")
@@ -196,3 +220,11 @@ class API:
         finally:
             closed.cancel()
             self.events.unsubscribe(queue)
+
+
+def _scope(body: dict[str, Any], active: bool) -> tuple[bool, bool]:
+    """virsh's --live/--config/--current: the running domain by default when it runs, else the config."""
+    live, config = bool(body.get("live")), bool(body.get("config"))
+    if not live and not config:
+        return (True, False) if active else (False, True)
+    return live, config

@@ -26,7 +26,7 @@ from pyvirt.errors import UnsupportedConfig
 DEFAULT_EMULATOR = "/usr/bin/qemu-system-x86_64"
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
-_NIC_MODELS = {
+NIC_MODELS = {
     "virtio": "virtio-net-pci",
     "e1000": "e1000",
     "e1000e": "e1000e",
@@ -480,7 +480,7 @@ class _Builder:
             self.add("-netdev", f"user,id={netdev}")
         else:
             raise UnsupportedConfig(f"unsupported configuration: interface type '{iface.type}'")
-        driver = _NIC_MODELS.get(iface.model)
+        driver = NIC_MODELS.get(iface.model)
         if driver is None:
             raise UnsupportedConfig(f"unsupported configuration: interface model '{iface.model}'")
         self.add(

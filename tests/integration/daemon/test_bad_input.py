@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from tests.support.daemon import Daemon
 from tests.support.guest import domain_xml
 
@@ -43,11 +42,14 @@ def test_malformed_xml(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_entity_bomb_and_external_entities(daemon: Daemon, tmp_path: Path) -> None:
-    lol = "".join(f'<!ENTITY l{i} "{"&l" + str(i - 1) + ";" * 1 if i else "lol"}' + ("&l" + str(i - 1) + ";") * 9 + '">' for i in range(1, 10))
-    bomb = f'<?xml version="1.0"?><!DOCTYPE domain [<!ENTITY l0 "lol">{lol}]><domain type="qemu"><name>&l9;</name></domain>'
+    entities = '<!ENTITY l0 "lol">' + "".join(
+        f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10)
+    )
+    head = '<?xml version="1.0"?>'
+    bomb = f'{head}<!DOCTYPE domain [{entities}]><domain type="qemu"><name>&l9;</name></domain>'
     refused(daemon, tmp_path, bomb)
-    ext = '<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><domain type="qemu"><name>&x;</name></domain>'
-    refused(daemon, tmp_path, ext)
+    ext = '<!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    refused(daemon, tmp_path, f'{head}{ext}<domain type="qemu"><name>&x;</name></domain>')
 
 
 def test_unknown_device_is_named(daemon: Daemon, tmp_path: Path) -> None:
@@ -57,7 +59,10 @@ def test_unknown_device_is_named(daemon: Daemon, tmp_path: Path) -> None:
     refused(daemon, tmp_path, xml, "spice")
 
 
-@pytest.mark.parametrize("name", ["a/b", "..", "../etc", "with space", "quo'te", 'dq"x', "semi;colon", "$(reboot)", "`id`", "a|b", ""])
+@pytest.mark.parametrize(
+    "name",
+    ["a/b", "..", "../etc", "with space", "quo'te", 'dq"x', "semi;colon", "$(reboot)", "`id`", "a|b", ""],
+)
 def test_bad_names(daemon: Daemon, tmp_path: Path, name: str) -> None:
     from xml.sax.saxutils import escape
 
@@ -67,18 +72,30 @@ def test_bad_names(daemon: Daemon, tmp_path: Path, name: str) -> None:
 
 
 def test_absurd_memory(daemon: Daemon, tmp_path: Path) -> None:
-    for memory in ("<memory unit='TiB'>4096</memory>", "<memory unit='KiB'>0</memory>", "<memory>lots</memory>"):
+    for memory in (
+        "<memory unit='TiB'>4096</memory>",
+        "<memory unit='KiB'>0</memory>",
+        "<memory>lots</memory>",
+    ):
         xml = GOOD.replace(GOOD[GOOD.index("<memory") : GOOD.index("</memory>") + 9], memory)
         refused(daemon, tmp_path, xml, "memory")
 
 
 def test_duplicate_name_and_uuid(daemon: Daemon, tmp_path: Path) -> None:
     first = tmp_path / "first.xml"
-    first.write_text(domain_xml("dup1").replace("<name>dup1</name>", "<name>dup1</name><uuid>11111111-2222-3333-4444-555555555555</uuid>"))
+    first.write_text(
+        domain_xml("dup1").replace(
+            "<name>dup1</name>", "<name>dup1</name><uuid>11111111-2222-3333-4444-555555555555</uuid>"
+        )
+    )
     daemon.cli("define", str(first)).ok()
-    same_uuid = domain_xml("dup2").replace("<name>dup2</name>", "<name>dup2</name><uuid>11111111-2222-3333-4444-555555555555</uuid>")
+    same_uuid = domain_xml("dup2").replace(
+        "<name>dup2</name>", "<name>dup2</name><uuid>11111111-2222-3333-4444-555555555555</uuid>"
+    )
     refused(daemon, tmp_path, same_uuid, "already exists")
-    other_uuid = domain_xml("dup1").replace("<name>dup1</name>", "<name>dup1</name><uuid>99999999-2222-3333-4444-555555555555</uuid>")
+    other_uuid = domain_xml("dup1").replace(
+        "<name>dup1</name>", "<name>dup1</name><uuid>99999999-2222-3333-4444-555555555555</uuid>"
+    )
     refused(daemon, tmp_path, other_uuid, "already exists")
 
 
@@ -94,8 +111,23 @@ def test_missing_disk_file(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_verbs_on_unknown_domain(daemon: Daemon) -> None:
-    for verb in ("start", "shutdown", "destroy", "dominfo", "dumpxml", "undefine", "autostart", "suspend",
-                 "domstate", "console", "reboot", "reset", "resume", "domid", "vncdisplay"):
+    for verb in (
+        "start",
+        "shutdown",
+        "destroy",
+        "dominfo",
+        "dumpxml",
+        "undefine",
+        "autostart",
+        "suspend",
+        "domstate",
+        "console",
+        "reboot",
+        "reset",
+        "resume",
+        "domid",
+        "vncdisplay",
+    ):
         result = daemon.cli(verb, "no-such")
         assert result.rc == 1, verb
         assert result.err == "error: failed to get domain 'no-such'\n", (verb, result.err)

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import domain_xml, guest_artifacts
 
@@ -66,7 +65,9 @@ def test_seed_workflow(daemon: Daemon, tmp_path: Path) -> None:
     link = daemon.config_dir / "autostart/web01.xml"
     assert link.is_symlink() and str(link.readlink()) == "../web01.xml"
     assert "Autostart:      enable" in daemon.cli("dominfo", "web01").ok().out
-    assert daemon.cli("autostart", "--disable", "web01").ok().out == "Domain 'web01' unmarked as autostarted\n\n"
+    assert (
+        daemon.cli("autostart", "--disable", "web01").ok().out == "Domain 'web01' unmarked as autostarted\n\n"
+    )
     assert not link.exists()
     assert path.exists()
 

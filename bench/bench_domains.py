@@ -1,0 +1,236 @@
+"""Domain management, pyvirt side by side with libvirt 9.0 (libvirtd + virsh) in one run.
+
+Measures, on the same test guest under TCG: start (command issued → domain running), ``list --all``
+with 200 domains defined, ``dominfo``, ``define``, 20 concurrent starts, and the daemon's resident
+memory. Both daemons run inside a network namespace this script makes, so libvirt's default NAT
+network cannot touch the host; libvirt is installed and started by the script itself.
+
+    python bench/bench_domains.py [--repeat N] [--json] [--no-libvirt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support.guest import domain_xml, guest_artifacts  # noqa: E402
+
+BIN = Path(sys.executable).parent
+NETNS = "pvbench"
+LIBVIRT_PACKAGES = ["libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients"]
+
+
+def sh(*argv: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, check=check)
+
+
+def in_ns(*argv: str) -> list[str]:
+    return ["ip", "netns", "exec", NETNS, *argv]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1000, 1)
+
+
+def rss_kib(pid: int) -> int:
+    total = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            total = int(line.split()[1])
+    return total
+
+
+class Tool:
+    """One side of the comparison: a daemon and its CLI."""
+
+    name = ""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        raise NotImplementedError
+
+    def daemon_pid(self) -> int:
+        raise NotImplementedError
+
+    def running(self, dom: str) -> bool:
+        return self.cli("domstate", dom).stdout.strip() == "running"
+
+
+class Pyvirt(Tool):
+    name = "pyvirt"
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="pvb-", dir="/tmp"))
+        self.env = {**os.environ, "PYVIRT_ROOT": str(self.root)}
+        self.proc = subprocess.Popen(
+            in_ns(str(BIN / "pyvirtd")), env=self.env, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        sock = self.root / "run/pyvirt/pyvirt-sock"
+        for _ in range(200):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(BIN / "pyvirt"), *args], env=self.env, capture_output=True, text=True)
+
+    def daemon_pid(self) -> int:
+        return self.proc.pid if self.proc.pid else 0
+
+    def close(self) -> None:
+        for rec in (self.root / "run/pyvirt/qemu").glob("*.json"):
+            with contextlib.suppress(Exception):
+                os.kill(json.loads(rec.read_text())["pid"], signal.SIGKILL)
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Libvirt(Tool):
+    name = "libvirt"
+
+    def __init__(self) -> None:
+        missing = [
+            p
+            for p in LIBVIRT_PACKAGES
+            if sh("dpkg-query", "-W", "-f=${Status}", p, check=False).stdout != "install ok installed"
+        ]
+        if missing:
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            sh("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, env=env)
+        # Never let libvirt's default NAT network start (it would be inside our netns anyway).
+        with contextlib.suppress(FileNotFoundError):
+            Path("/etc/libvirt/qemu/networks/autostart/default.xml").unlink()
+        sh("pkill", "-x", "libvirtd", check=False)
+        time.sleep(0.5)
+        self.proc = subprocess.Popen(in_ns("libvirtd"), stderr=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(200):
+            if self.cli("uri").returncode == 0:
+                break
+            time.sleep(0.05)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["virsh", "-c", "qemu:///system", *args], capture_output=True, text=True)
+
+    def daemon_pid(self) -> int:
+        return self.proc.pid
+
+    def close(self) -> None:
+        out = self.cli("list", "--all", "--name").stdout.split()
+        for dom in out:
+            if dom.startswith("bench-"):
+                self.cli("destroy", dom)
+                self.cli("undefine", dom)
+        self.proc.terminate()
+        self.proc.wait()
+
+
+@contextlib.contextmanager
+def netns() -> Iterator[None]:
+    sh("ip", "netns", "add", NETNS, check=False)
+    sh("ip", "netns", "exec", NETNS, "ip", "link", "set", "lo", "up")
+    try:
+        yield
+    finally:
+        sh("ip", "netns", "del", NETNS, check=False)
+
+
+def write_xml(tmp: Path, name: str) -> Path:
+    path = tmp / f"{name}.xml"
+    path.write_text(domain_xml(name, memory_mib=64))
+    return path
+
+
+def measure(tool: Tool, tmp: Path, repeat: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    # define
+    samples = []
+    for i in range(repeat):
+        xml = write_xml(tmp, f"bench-def{i}")
+        samples.append(timed(lambda xml=xml: tool.cli("define", str(xml))))
+    out["define_ms"] = median_ms(samples)
+    # start: command issued → running
+    samples = []
+    for i in range(repeat):
+        name = f"bench-def{i}"
+        t = timed(lambda name=name: tool.cli("start", name))
+        assert tool.running(name), tool.cli("start", name).stderr
+        samples.append(t)
+        tool.cli("destroy", name)
+    out["start_ms"] = median_ms(samples)
+    # dominfo and list --all with 200 domains
+    for i in range(repeat, 200):
+        tool.cli("define", str(write_xml(tmp, f"bench-def{i}")))
+    out["dominfo_ms"] = median_ms(
+        [timed(lambda: tool.cli("dominfo", "bench-def0")) for _ in range(repeat * 2)]
+    )
+    out["list_all_200_ms"] = median_ms([timed(lambda: tool.cli("list", "--all")) for _ in range(repeat * 2)])
+    # 20 concurrent starts
+    names = [f"bench-def{i}" for i in range(20)]
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        t0 = time.perf_counter()
+        list(pool.map(lambda n: tool.cli("start", n), names))
+        out["concurrent_20_starts_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+    out["daemon_rss_kib_with_20_running"] = rss_kib(tool.daemon_pid())
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda n: tool.cli("destroy", n), names))
+    for i in range(200):
+        tool.cli("undefine", f"bench-def{i}")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-libvirt", action="store_true")
+    args = parser.parse_args()
+    guest_artifacts()
+    results: dict[str, dict[str, float]] = {}
+    with netns(), tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        os.chmod(tmp, 0o755)
+        tools: list[Callable[[], Tool]] = [Pyvirt] if args.no_libvirt else [Pyvirt, Libvirt]
+        for make in tools:
+            tool = make()
+            try:
+                results[tool.name] = measure(tool, tmp, args.repeat)
+            finally:
+                tool.close()
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    keys = list(results["pyvirt"])
+    print(f"{'metric':<34} {'pyvirt':>10} {'libvirt':>10} {'ratio':>7}")
+    for key in keys:
+        ours = results["pyvirt"][key]
+        theirs = results.get("libvirt", {}).get(key)
+        ratio = f"{ours / theirs:.2f}" if theirs else "-"
+        print(f"{key:<34} {ours:>10} {theirs if theirs is not None else '-':>10} {ratio:>7}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""attach-interface, detach-interface and domif-setlink, with virsh's options and messages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from pyvirt.cli.args import Spec, parse, usage
+from pyvirt.cli.domain import _domain, _guard
+from pyvirt.cli.output import emit, message
+
+if TYPE_CHECKING:
+    from pyvirt.cli.main import GlobalOptions
+
+SCOPE = ["live", "config", "current", "persistent"]
+
+
+def attach_interface(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec(
+        "attach-interface", ["domain", "type", "source"], flags=SCOPE, options=["mac", "model", "target"]
+    )
+    if "--help" in argv:
+        emit(usage(spec))
+        return 0
+    a = parse(spec, argv)
+    conn = opts.connect()
+    dom = _domain(conn, a.text("domain"))
+    body = {
+        "type": a.text("type"),
+        "source": a.text("source"),
+        "mac": a.opt("mac"),
+        "model": a.opt("model"),
+        "live": a.flag("live"),
+        "config": a.flag("config") or a.flag("persistent"),
+    }
+    path = f"/v1/domains/{quote(dom.key, safe='')}/interfaces"
+    _guard("Failed to attach interface", lambda: conn.call("POST", path, body))
+    message("Interface attached successfully")
+    return 0
+
+
+def detach_interface(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec("detach-interface", ["domain", "type"], flags=SCOPE, options=["mac"])
+    if "--help" in argv:
+        emit(usage(spec))
+        return 0
+    a = parse(spec, argv)
+    conn = opts.connect()
+    dom = _domain(conn, a.text("domain"))
+    mac = a.opt("mac")
+    if not mac:
+        devices = [i for i in dom.devices()["interfaces"] if i["type"] == a.text("type")]
+        if len(devices) != 1:
+            from pyvirt.errors import InvalidArgument
+
+            raise InvalidArgument(
+                "Failed to detach interface\nerror: Domain has several interfaces; use --mac"
+            )
+        mac = devices[0]["mac"]
+    query = "&".join(f"{k}=1" for k in ("live", "config") if a.flag(k))
+    path = f"/v1/domains/{quote(dom.key, safe='')}/interfaces/{quote(str(mac), safe='')}"
+    _guard("Failed to detach interface", lambda: conn.call("DELETE", path + (f"?{query}" if query else "")))
+    message("Interface detached successfully")
+    return 0
+
+
+def domif_setlink(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec("domif-setlink", ["domain", "interface", "state"], flags=["config"])
+    if "--help" in argv:
+        emit(usage(spec))
+        return 0
+    a = parse(spec, argv)
+    conn = opts.connect()
+    dom = _domain(conn, a.text("domain"))
+    device = quote(a.text("interface"), safe="")
+    path = f"/v1/domains/{quote(dom.key, safe='')}/interfaces/{device}/link"
+    _guard(
+        "Failed to update interface link state", lambda: conn.call("POST", path, {"state": a.text("state")})
+    )
+    message("Device updated successfully")
+    return 0
