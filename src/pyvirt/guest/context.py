@@ -34,7 +34,8 @@ class Session:
 
     # Queries (never change anything).
     def glob(self, pattern: str) -> list[str]:
-        return list(self.g.glob_expand(pattern))
+        """Guest paths matching ``pattern`` (directories without glob_expand's trailing slash)."""
+        return [p.rstrip("/") or "/" for p in self.g.glob_expand(pattern)]
 
     def exists(self, path: str) -> bool:
         return bool(self.g.exists(path))

@@ -204,7 +204,7 @@ def _package_manager_cache(s: Session, _: Sequence[Step]) -> None:
         if not s.is_dir(directory):
             continue
         for relative in s.g.find(directory):
-            path = f"{directory}/{relative}"
+            path = f"{directory}/{relative.lstrip('/')}"
             if s.g.is_file(path):
                 s.remove(path)
 
