@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from tests.integration.guest.disks import BUSYBOX, Snapshot, build_base_disks
 
 

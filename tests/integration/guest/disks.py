@@ -48,7 +48,8 @@ COMMON_FILES: dict[str, str] = {
     "/etc/ssh/ssh_host_ed25519_key": "-----BEGIN OPENSSH PRIVATE KEY-----\ned25519\n",
     "/etc/ssh/ssh_host_ed25519_key.pub": "ssh-ed25519 AAAAed root@old\n",
     "/etc/ssh/sshd_config": "PermitRootLogin prohibit-password\n",
-    "/etc/udev/rules.d/70-persistent-net.rules": 'SUBSYSTEM=="net", ATTR{address}=="52:54:00:12:34:56", NAME="eth0"\n',
+    "/etc/udev/rules.d/70-persistent-net.rules": 'SUBSYSTEM=="net", ATTR{address}=="52:54:00:12:34:56", '
+    'NAME="eth0"\n',
     "/etc/udev/rules.d/99-local.rules": "# kept\n",
     "/root/.bash_history": "ls\nrm -rf /\n",
     "/root/.profile": "# kept\n",
@@ -103,7 +104,8 @@ RHEL_FILES: dict[str, str] = {
     "HWADDR=52:54:00:12:34:56\nUUID=5fb06bd0-0bb0-7ffb-45f1-d6edd65f3e03\nDHCP_HOSTNAME=rheltemplate\n",
     "/etc/sysconfig/network-scripts/ifcfg-ens3": "DEVICE=ens3\nBOOTPROTO=dhcp\nHWADDR=52:54:00:12:34:57\n",
     "/etc/selinux/config": "# SELinux\nSELINUX=enforcing\nSELINUXTYPE=targeted\n",
-    "/etc/default/grub": "GRUB_TIMEOUT=5\nGRUB_DISTRIBUTOR=\"$(sed 's, release .*$,,g' /etc/system-release)\"\n"
+    "/etc/default/grub": "GRUB_TIMEOUT=5\n"
+    "GRUB_DISTRIBUTOR=\"$(sed 's, release .*$,,g' /etc/system-release)\"\n"
     'GRUB_DEFAULT=saved\nGRUB_TERMINAL_OUTPUT="console"\nGRUB_CMDLINE_LINUX="crashkernel=auto rhgb quiet"\n'
     "GRUB_ENABLE_BLSCFG=true\n",
     "/var/log/messages": "log\n",
