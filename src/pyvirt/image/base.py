@@ -41,6 +41,8 @@ class Image:
     backing_format: str | None = None
     backing: Image | None = None
     cluster_size: int | None = None
+    #: ``flush()``/``close()`` end with fdatasync. ``convert`` clears it, as qemu-img convert does not sync.
+    durable: bool = True
 
     # ------------------------------------------------------------ reading
 

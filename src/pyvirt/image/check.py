@@ -291,7 +291,7 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
             stored = refs.get(c)
         except CorruptImage:
             stored = 0
-        if computed:
+        if computed or stored:
             highest = c
         if stored == computed:
             continue

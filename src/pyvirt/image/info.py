@@ -36,7 +36,7 @@ def image_info(
         if fmt == "qcow2":
             info = _qcow2_info(path, fd, head, st.st_size)
         elif fmt == "raw":
-            size = os.lseek(fd, 0, os.SEEK_END)
+            size = -(-os.lseek(fd, 0, os.SEEK_END) // 512) * 512
             info = {"virtual-size": size, "filename": path, "format": "raw"}
         else:
             info = _other_info(path, fmt)

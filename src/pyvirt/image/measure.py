@@ -63,14 +63,11 @@ def measure(
                 pos += n
     assert size is not None
     if out_fmt == "raw":
-        required = (
-            size if path is None or prealloc in ("falloc", "full") else sum(n for _, n, d in extents if d)
-        )
-        return {"required": required, "fully-allocated": size}
+        return {"required": size, "fully-allocated": size}
     if out_fmt != "qcow2":
         raise ImageError(f"Format driver '{out_fmt}' does not support measure")
     required = size
-    if path is not None and prealloc not in ("falloc", "full"):
+    if prealloc not in ("falloc", "full"):
         required = 0
         offset = 0
         k = 0
@@ -94,7 +91,8 @@ def measure(
 
 def render(res: dict[str, Any], output: str) -> str:
     if output == "json":
-        return json.dumps(res, indent=4) + "\n"
+        order = ["bitmaps", "required", "fully-allocated"]
+        return json.dumps({k: res[k] for k in order if k in res}, indent=4) + "\n"
     lines = [f"required size: {res['required']}", f"fully allocated size: {res['fully-allocated']}"]
     if "bitmaps" in res:
         lines.append(f"bitmaps size: {res['bitmaps']}")

@@ -96,7 +96,9 @@ class RawImage(Image):
         self.path = path
         self.fd = fd
         self.readonly = readonly
-        self.size = os.lseek(fd, 0, os.SEEK_END)
+        # As QEMU: the virtual size is the file size rounded up to a 512-byte sector.
+        self.file_size = os.lseek(fd, 0, os.SEEK_END)
+        self.size = -(-self.file_size // 512) * 512
         self.probed = False
 
     @classmethod
@@ -153,10 +155,10 @@ class RawImage(Image):
                 "Before performing such an operation, make sure there is no important data there."
             )
         os.ftruncate(self.fd, size)
-        self.size = size
+        self.size = self.file_size = size
 
     def flush(self) -> None:
-        if not self.readonly:
+        if not self.readonly and self.durable:
             os.fdatasync(self.fd)
 
     def close(self) -> None:

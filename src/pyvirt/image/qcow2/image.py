@@ -639,7 +639,8 @@ class Qcow2Image(Image):
         if self.readonly or self.fd < 0:
             return
         self.write_metadata()
-        os.fdatasync(self.fd)
+        if self.durable:
+            os.fdatasync(self.fd)
 
     def close(self) -> None:
         if self.fd < 0:
@@ -655,7 +656,8 @@ class Qcow2Image(Image):
                     os.fdatasync(self.fd)
                     self.header.incompatible_features &= ~H.INCOMPAT_DIRTY
                     self._write_header()
-                os.fdatasync(self.fd)
+                if self.durable:
+                    os.fdatasync(self.fd)
         finally:
             os.close(self.fd)
             self.fd = -1
