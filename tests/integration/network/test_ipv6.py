@@ -12,7 +12,7 @@ from pyvirt.network.driver import NetworkDriver
 
 pytestmark = pytest.mark.root
 
-DUAL = """<network><name>dual</name><forward mode='nat'/><bridge name='pvbr50'/>
+DUAL = """<network><name>dual</name><forward mode='nat'/><bridge name='pvbr50' stp='off'/>
 <ip address='10.50.0.1' prefix='24'><dhcp><range start='10.50.0.2' end='10.50.0.9'/></dhcp></ip>
 <ip family='ipv6' address='fd00:50::1' prefix='64'>
 <dhcp><range start='fd00:50::100' end='fd00:50::1ff'/></dhcp></ip></network>"""

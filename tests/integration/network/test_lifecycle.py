@@ -19,7 +19,7 @@ pytestmark = pytest.mark.root
 NAT = """<network>
   <name>nat1</name>
   <forward mode='nat'/>
-  <bridge name='pvbr10'/>
+  <bridge name='pvbr10' stp='off'/>
   <domain name='lab.test'/>
   <dns><host ip='10.77.0.99'><hostname>printer</hostname></host></dns>
   <ip address='10.77.0.1' prefix='24'>
