@@ -10,7 +10,7 @@ PACKAGES=(
   busybox-static cpio e2fsprogs kmod   # the test guest's initramfs and ext4 disk
   ovmf                                 # UEFI firmware for <loader>
   dnsmasq-base nftables iproute2       # virtual networks
-  busybox isc-dhcp-client              # DHCP clients in the network tests
+  isc-dhcp-client                      # DHCP client in the network tests (busybox-static has udhcpc)
   openssh-server openssh-client        # qemu+ssh:// transport and its tests
   libvirt-clients libxml2-utils        # virt-xml-validate (+xmllint): libvirt's own schemas judge our XML
   libguestfs-tools python3-guestfs     # offline guest tools (sysprep, mount, customize)
