@@ -230,10 +230,8 @@ def _write_nonzero(d: Image, pos: int, buf: bytearray, n: int, granule: int, has
     end = pos + n
     while i < end:
         a, b = max(i, pos), min(i + granule, end)
-        if b - a == granule:
-            is_zero = buf[a - pos : b - pos] == zero_g
-        else:
-            is_zero = buf[a - pos : b - pos] == bytes(b - a)
+        zero_ref = zero_g if b - a == granule else bytes(b - a)
+        is_zero = buf[a - pos : b - pos] == zero_ref
         if is_zero:
             if run_start >= 0:
                 d.write(run_start, mv[run_start - pos : a - pos])

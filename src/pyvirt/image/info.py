@@ -21,7 +21,7 @@ def path_combine(base: str, name: str) -> str:
 def image_info(
     path: str, *, fmt: str | None = None, backing_chain: bool = False, allow_backing_outside: bool = True
 ) -> dict[str, Any]:
-    """qemu-img info as a dict; with ``backing_chain`` each backing file's info nests under ``backing-image``."""
+    """qemu-img info as a dict; ``backing_chain`` nests each backing file's info under ``backing-image``."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as err:

@@ -108,8 +108,15 @@ def test_unsupported_features_refused_by_name(tmp_path: Path, opts: str, name: s
 def test_encrypted_refused(tmp_path: Path) -> None:
     p = tmp_path / "e.qcow2"
     qemu_img(
-        "create", "--object", "secret,id=s0,data=123456", "-f", "qcow2",
-        "-o", "encrypt.format=luks,encrypt.key-secret=s0", str(p), "1M",
+        "create",
+        "--object",
+        "secret,id=s0,data=123456",
+        "-f",
+        "qcow2",
+        "-o",
+        "encrypt.format=luks,encrypt.key-secret=s0",
+        str(p),
+        "1M",
     )
     with pytest.raises(ImageError, match="encrypt"):
         open_image(str(p))

@@ -1,0 +1,56 @@
+"""VMDK and VDI sources made by qemu-img read back byte-identical and convert to clean qcow2."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from pyvirt.image import convert, image_info, open_image
+
+from .conftest import assert_clean, assert_same, qemu_img, read_all
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("src")
+    p = d / "v.raw"
+    text = b"".join(b"%06d text\n" % i for i in range(100000))[: 1 << 20]
+    p.write_bytes(
+        random.Random(9).randbytes(1 << 20)
+        + bytes(1 << 20)
+        + text
+        + b"\x01" * 4096
+        + bytes(1 << 20)
+        + bytes(-4096 % (1 << 20))
+    )
+    return p
+
+
+@pytest.mark.parametrize(
+    ("fmt", "opts"),
+    [
+        ("vmdk", "subformat=monolithicSparse"),
+        ("vmdk", "subformat=streamOptimized"),
+        ("vmdk", "subformat=monolithicFlat"),
+        ("vmdk", "subformat=twoGbMaxExtentSparse"),
+        ("vmdk", "subformat=twoGbMaxExtentFlat"),
+        ("vdi", "static=off"),
+        ("vdi", "static=on"),
+    ],
+)
+def test_read_and_convert(tmp_path: Path, source: Path, fmt: str, opts: str) -> None:
+    img = tmp_path / f"img.{fmt}"
+    qemu_img("convert", "-O", fmt, "-o", opts, str(source), str(img))
+    with open_image(str(img)) as i:
+        assert i.format == fmt
+        assert i.size == source.stat().st_size
+    assert read_all(img) == source.read_bytes()
+    out = tmp_path / "out.qcow2"
+    convert(str(img), str(out), "qcow2")
+    assert_clean(out)
+    assert_same(source, out)
+    assert image_info(str(img))["format"] == fmt
+    with pytest.raises(Exception, match="read-only"):
+        open_image(str(img), readonly=False)
