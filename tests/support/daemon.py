@@ -38,11 +38,14 @@ class Result:
 class Daemon:
     """One pyvirtd process over a scratch root; restartable, killable."""
 
-    def __init__(self, root: Path | None = None, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, root: Path | None = None, extra_env: dict[str, str] | None = None, netns: str | None = None
+    ) -> None:
         # Unix socket paths are limited to 107 bytes: keep the root short.
         self.root = root or Path(tempfile.mkdtemp(prefix="pv-", dir="/tmp"))
         self.env = {**os.environ, "PYVIRT_ROOT": str(self.root), **(extra_env or {})}
         self.env.pop("PYVIRT_DEFAULT_URI", None)
+        self.netns = netns  # run the daemon (and so its QEMUs, taps, bridges) in this namespace
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = self.root / "pyvirtd.log"
 
@@ -63,7 +66,12 @@ class Daemon:
             self.socket.unlink()
         logfh = open(self.log, "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [str(BIN / "pyvirtd"), "--verbose", *args],
+            [
+                *(["ip", "netns", "exec", self.netns] if self.netns else []),
+                str(BIN / "pyvirtd"),
+                "--verbose",
+                *args,
+            ],
             env=self.env,
             stdout=logfh,
             stderr=logfh,

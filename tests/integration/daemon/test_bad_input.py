@@ -42,9 +42,7 @@ def test_malformed_xml(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_entity_bomb_and_external_entities(daemon: Daemon, tmp_path: Path) -> None:
-    entities = '<!ENTITY l0 "lol">' + "".join(
-        f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10)
-    )
+    entities = '<!ENTITY l0 "lol">' + "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
     head = '<?xml version="1.0"?>'
     bomb = f'{head}<!DOCTYPE domain [{entities}]><domain type="qemu"><name>&l9;</name></domain>'
     refused(daemon, tmp_path, bomb)

@@ -1,0 +1,161 @@
+"""Guests on virtual networks, end to end: the daemon runs inside a network namespace this test
+makes, so bridges, taps, nftables rules and dnsmasq never appear in the machine's own namespace."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Console, Daemon
+from tests.support.guest import domain_xml
+
+pytestmark = [pytest.mark.slow, pytest.mark.root]
+
+NET_XML = """<network>
+  <name>{name}</name>
+  <forward mode='nat'/>
+  <bridge name='{bridge}' stp='off' delay='0'/>
+  <ip address='10.{n}.0.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='10.{n}.0.100' end='10.{n}.0.200'/>
+      <host mac='52:54:00:aa:00:{n:02x}' name='fixed' ip='10.{n}.0.50'/>
+    </dhcp>
+  </ip>
+</network>
+"""
+
+
+@pytest.fixture
+def nsdaemon() -> Iterator[Daemon]:
+    ns = f"pvt-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+    d = Daemon(netns=ns)
+    try:
+        d.start()
+        yield d
+    finally:
+        d.cleanup()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def in_ns(d: Daemon, *argv: str) -> str:
+    assert d.netns
+    return subprocess.run(["ip", "netns", "exec", d.netns, *argv], capture_output=True, text=True).stdout
+
+
+def net_define(d: Daemon, tmp_path: Path, name: str, n: int) -> None:
+    path = tmp_path / f"{name}.xml"
+    path.write_text(NET_XML.format(name=name, bridge=f"pvt{n}", n=n))
+    assert d.cli("net-define", str(path)).ok().out == f"Network {name} defined from {path}\n\n"
+    assert d.cli("net-start", name).ok().out == f"Network {name} started\n\n"
+
+
+def guest(d: Daemon, tmp_path: Path, name: str, net: str, mac: str | None = None) -> Console:
+    path = tmp_path / f"{name}.xml"
+    path.write_text(domain_xml(name, nic_network=net, mac=mac))
+    d.cli("define", str(path)).ok()
+    d.cli("start", name).ok()
+    return Console(d, name)
+
+
+def test_guests_get_leases_and_reach_each_other(nsdaemon: Daemon, tmp_path: Path) -> None:
+    d = nsdaemon
+    net_define(d, tmp_path, "lan", 77)
+    assert "pvt77" in in_ns(d, "ip", "-br", "link")
+    assert "pvt77" not in subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    table = d.cli("net-list").ok().out
+    assert re.search(r"^ lan\s+active\s+no\s+yes\s*$", table, re.M), table
+
+    c1 = guest(d, tmp_path, "n1", "lan")
+    c2 = guest(d, tmp_path, "n2", "lan", mac="52:54:00:aa:00:4d")
+    lease1 = c1.expect(r"eth0 lease (10\.77\.0\.\d+)", 120).group(1).decode()
+    lease2 = c2.expect(r"eth0 lease (10\.77\.0\.\d+)", 120).group(1).decode()
+    assert lease2 == "10.77.0.50"  # the static host entry for its MAC
+    assert lease1 != lease2
+
+    iflist = d.cli("domiflist", "n1").ok().out
+    assert re.search(r"^ vnet\d+\s+network\s+lan\s+virtio\s+52:54:00:", iflist, re.M), iflist
+    addr = d.cli("domifaddr", "n1").ok().out
+    assert f"{lease1}/24" in addr and "ipv4" in addr
+    leases = d.cli("net-dhcp-leases", "lan").ok().out
+    assert lease1 in leases and lease2 in leases
+
+    assert "0% packet loss" in c1.run("ping -c 2 -W 3 10.77.0.1")
+    assert "0% packet loss" in c1.run(f"ping -c 2 -W 3 {lease2}")
+
+    # The daemon restarts: networks, leases and guests are kept.
+    d.restart()
+    assert re.search(r"^ lan\s+active", d.cli("net-list").ok().out, re.M)
+    assert lease1 in d.cli("net-dhcp-leases", "lan").ok().out
+    assert "0% packet loss" in c1.run(f"ping -c 1 -W 3 {lease2}")
+
+    # Taps go away with the domain.
+    tap = re.search(r"(vnet\d+)", iflist)
+    assert tap
+    d.cli("destroy", "n1").ok()
+    assert tap.group(1) not in in_ns(d, "ip", "-br", "link")
+
+    d.cli("destroy", "n2").ok()
+    assert d.cli("net-destroy", "lan").ok().out == "Network lan destroyed\n\n"
+    assert "pvt77" not in in_ns(d, "ip", "-br", "link")
+    assert "pyvirt" not in in_ns(d, "nft", "list", "tables")
+    c1.close()
+    c2.close()
+
+
+def test_hotplug_nic_and_link_state(nsdaemon: Daemon, tmp_path: Path) -> None:
+    d = nsdaemon
+    net_define(d, tmp_path, "hp", 78)
+    path = tmp_path / "h1.xml"
+    path.write_text(domain_xml("h1"))
+    d.cli("define", str(path)).ok()
+    d.cli("start", "h1").ok()
+    console = Console(d, "h1")
+    console.expect("pyvirt-guest: ready")
+    result = d.cli("attach-interface", "h1", "network", "hp", "--mac", "52:54:00:00:78:01")
+    assert result.ok().out == "Interface attached successfully\n\n"
+    iflist = d.cli("domiflist", "h1").ok().out
+    assert "52:54:00:00:78:01" in iflist
+    console.send("ip link set eth0 up; udhcpc -i eth0 -n -q -t 5 2>&1 | tail -1\n")
+    console.expect(r"10\.78\.0\.\d+", 60)
+    tap = re.search(r"(vnet\d+)", iflist)
+    assert tap
+    d.cli("domif-setlink", "h1", tap.group(1), "down").ok()
+    assert "LOWER_UP" not in console.run("ip link show eth0")
+    d.cli("domif-setlink", "h1", tap.group(1), "up").ok()
+    d.cli("destroy", "h1").ok()
+    console.close()
+
+
+def test_network_bad_input_changes_nothing(nsdaemon: Daemon, tmp_path: Path) -> None:
+    d = nsdaemon
+    net_define(d, tmp_path, "a", 79)
+    overlapping = tmp_path / "b.xml"
+    overlapping.write_text(NET_XML.format(name="b", bridge="pvt80", n=79))
+    d.cli("net-define", str(overlapping)).ok()
+    result = d.cli("net-start", "b")
+    assert result.rc == 1 and result.err.startswith("error: Failed to start network b"), result.err
+    assert "pvt80" not in in_ns(d, "ip", "-br", "link")
+    taken = tmp_path / "c.xml"
+    taken.write_text(NET_XML.format(name="c", bridge="pvt79", n=81))
+    result = d.cli("net-define", str(taken))
+    assert result.rc == 1 and "pvt79" in result.err
+    bad_range = tmp_path / "d.xml"
+    bad_range.write_text(NET_XML.format(name="d", bridge="pvt82", n=82).replace("10.82.0.200", "10.99.0.200"))
+    result = d.cli("net-define", str(bad_range))
+    assert result.rc == 1 and "range" in result.err
+    assert not (d.root / "etc/pyvirt/qemu/networks/d.xml").exists()
+    # A domain on a network that is not running does not start.
+    path = tmp_path / "x.xml"
+    path.write_text(domain_xml("x1", nic_network="b"))
+    d.cli("define", str(path)).ok()
+    result = d.cli("start", "x1")
+    assert result.rc == 1 and "b" in result.err
+    assert d.state("x1") == "shut off"
+    assert not d.qemu_pids()
