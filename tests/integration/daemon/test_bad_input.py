@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from tests.support.daemon import Daemon
 from tests.support.guest import domain_xml
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import domain_xml, guest_artifacts
 

@@ -7,6 +7,7 @@ import concurrent.futures
 from pathlib import Path
 
 import pytest
+
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import domain_xml
 
