@@ -20,6 +20,7 @@ from pyvirt.image.opener import open_image
 from pyvirt.image.sizes import parse_size
 
 CHUNK = 2 << 20
+READ_AHEAD = 4
 Progress = Callable[[float], None]
 
 
@@ -160,11 +161,14 @@ def _copy(
     granule = d.cluster_size or sparse or 512
     if sparse == 0:
         granule = 0
-    buf = bytearray(CHUNK)
-    mv = memoryview(buf)
     done = 0
     last_pct = -1.0
     comp = _Compressor(d, threads) if compress else None
+    # One reader thread keeps a few chunks ahead: preadv drops the GIL, so reading the source
+    # overlaps with writing (or deflating) the target.
+    reader = ThreadPoolExecutor(1, thread_name_prefix="pyvirt-read")
+    free: list[bytearray] = []
+    ahead: deque[tuple[int, int, bytearray, Future[None]]] = deque()
 
     def report(n: int) -> None:
         nonlocal done, last_pct
@@ -174,6 +178,16 @@ def _copy(
             if pct - last_pct >= 0.01 or done >= size:
                 last_pct = pct
                 progress(pct)
+
+    def consume() -> None:
+        pos, n, buf, fut = ahead.popleft()
+        fut.result()
+        if comp is not None:
+            comp.submit(pos, bytes(buf[:n]))
+        else:
+            _write_nonzero(d, pos, buf, n, granule, has_backing)
+        free.append(buf)
+        report(n)
 
     try:
         for start, length, maybe_data in _extents(s, size, top_only=has_backing):
@@ -185,17 +199,17 @@ def _copy(
             pos, end = start, start + length
             while pos < end:
                 n = min(CHUNK - pos % CHUNK, end - pos)
-                chunk = mv[:n]
-                s.readinto(pos, chunk)
-                if comp is not None:
-                    comp.submit(pos, bytes(buf[:n]))
-                else:
-                    _write_nonzero(d, pos, buf, n, granule, has_backing)
-                report(n)
+                buf = free.pop() if free else bytearray(CHUNK)
+                ahead.append((pos, n, buf, reader.submit(s.readinto, pos, memoryview(buf)[:n])))
+                if len(ahead) >= READ_AHEAD:
+                    consume()
                 pos += n
+        while ahead:
+            consume()
         if comp is not None:
             comp.finish()
     finally:
+        reader.shutdown(wait=True, cancel_futures=True)
         if comp is not None:
             comp.shutdown()
     if progress is not None and done < size:
@@ -230,8 +244,11 @@ def _write_nonzero(d: Image, pos: int, buf: bytearray, n: int, granule: int, has
     end = pos + n
     while i < end:
         a, b = max(i, pos), min(i + granule, end)
-        zero_ref = zero_g if b - a == granule else bytes(b - a)
-        is_zero = buf[a - pos : b - pos] == zero_ref
+        # A nonzero first word settles it without copying the granule out.
+        if buf[a - pos : a - pos + 16] != zero_g[: min(16, b - a)]:
+            is_zero = False
+        else:
+            is_zero = buf[a - pos : b - pos] == (zero_g if b - a == granule else bytes(b - a))
         if is_zero:
             if run_start >= 0:
                 d.write(run_start, mv[run_start - pos : a - pos])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -137,6 +136,8 @@ def chain_list(info: dict[str, Any]) -> list[dict[str, Any]]:
 
 def info_json(info: dict[str, Any] | list[dict[str, Any]]) -> str:
     """qemu's JSON pretty-printer: four-space indent, ``key: value``."""
+    import json
+
     return json.dumps(info, indent=4)
 
 

@@ -8,8 +8,6 @@ end of the first cluster, then (unless stored elsewhere) the backing file name.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
-
 from pyvirt.image.errors import CorruptImage, UnsupportedImage
 
 MAGIC = b"QFI\xfb"
@@ -59,40 +57,69 @@ _FIXED = struct.Struct(">4sIQIIQIIQQIIQ")
 _V3 = struct.Struct(">QQQII")
 
 
-@dataclass
 class Extension:
     """A header extension kept verbatim (unknown ones are preserved when the header is rewritten)."""
 
-    type: int
-    data: bytes
+    __slots__ = ("data", "type")
+
+    def __init__(self, type: int, data: bytes) -> None:
+        self.type = type
+        self.data = data
 
 
-@dataclass
 class Header:
-    """The decoded qcow2 header, extensions and backing file name."""
+    """The decoded qcow2 header, extensions and backing file name.
 
-    version: int = 3
-    backing_file_offset: int = 0
-    backing_file_size: int = 0
-    cluster_bits: int = 16
-    size: int = 0
-    crypt_method: int = 0
-    l1_size: int = 0
-    l1_table_offset: int = 0
-    refcount_table_offset: int = 0
-    refcount_table_clusters: int = 0
-    nb_snapshots: int = 0
-    snapshots_offset: int = 0
-    incompatible_features: int = 0
-    compatible_features: int = 0
-    autoclear_features: int = 0
-    refcount_order: int = 4
-    header_length: int = DEFAULT_V3_HEADER_LEN
-    compression_type: int = 0
-    backing_file: str | None = None
-    backing_format: str | None = None
-    feature_names: list[tuple[int, int, str]] = field(default_factory=list)
-    other_extensions: list[Extension] = field(default_factory=list)
+    A plain class rather than a dataclass: ``dataclasses`` costs milliseconds to import, and
+    ``pyvirt img info`` should start fast.
+    """
+
+    def __init__(
+        self,
+        *,
+        version: int = 3,
+        backing_file_offset: int = 0,
+        backing_file_size: int = 0,
+        cluster_bits: int = 16,
+        size: int = 0,
+        crypt_method: int = 0,
+        l1_size: int = 0,
+        l1_table_offset: int = 0,
+        refcount_table_offset: int = 0,
+        refcount_table_clusters: int = 0,
+        nb_snapshots: int = 0,
+        snapshots_offset: int = 0,
+        incompatible_features: int = 0,
+        compatible_features: int = 0,
+        autoclear_features: int = 0,
+        refcount_order: int = 4,
+        header_length: int = DEFAULT_V3_HEADER_LEN,
+        compression_type: int = 0,
+        backing_file: str | None = None,
+        backing_format: str | None = None,
+    ) -> None:
+        self.version = version
+        self.backing_file_offset = backing_file_offset
+        self.backing_file_size = backing_file_size
+        self.cluster_bits = cluster_bits
+        self.size = size
+        self.crypt_method = crypt_method
+        self.l1_size = l1_size
+        self.l1_table_offset = l1_table_offset
+        self.refcount_table_offset = refcount_table_offset
+        self.refcount_table_clusters = refcount_table_clusters
+        self.nb_snapshots = nb_snapshots
+        self.snapshots_offset = snapshots_offset
+        self.incompatible_features = incompatible_features
+        self.compatible_features = compatible_features
+        self.autoclear_features = autoclear_features
+        self.refcount_order = refcount_order
+        self.header_length = header_length
+        self.compression_type = compression_type
+        self.backing_file = backing_file
+        self.backing_format = backing_format
+        self.feature_names: list[tuple[int, int, str]] = []
+        self.other_extensions: list[Extension] = []
 
     @property
     def cluster_size(self) -> int:
