@@ -2,28 +2,58 @@
 
 Like libvirt's virt-ssh-helper: ssh runs it on the remote host; it connects to the daemon, greets
 with one line (``pyvirt-proxy 1``) so the client knows the daemon was reached, then copies bytes both
-ways until either side closes.
+ways until either side closes. With ``--readonly`` it uses the read-only socket: the mode's, or
+``PATH-ro`` beside a ``--socket PATH`` (as ``pyvirt-sock-ro`` sits beside ``pyvirt-sock``), so the
+daemon itself refuses every change.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import select
 import socket
 import sys
 
+USAGE = "usage: pyvirt proxy [--mode system|session] [--socket PATH] [--readonly]\n"
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="pyvirt proxy", description=__doc__)
-    parser.add_argument("--mode", choices=("system", "session"), default=None)
-    parser.add_argument("--socket", help="daemon socket path (default: the mode's socket)")
-    parser.add_argument("--readonly", action="store_true", help="use the read-only socket")
-    args = parser.parse_args(argv)
+
+def socket_path(mode: str | None, explicit: str | None, readonly: bool) -> str:
+    if explicit:
+        if readonly and not explicit.endswith("-ro"):
+            return explicit + "-ro"
+        return explicit
     from pyvirt.paths import default_mode, layout_for
 
-    layout = layout_for(args.mode or default_mode())
-    path = args.socket or str(layout.socket_ro if args.readonly else layout.socket)
+    layout = layout_for(mode or default_mode())
+    return str(layout.socket_ro if readonly else layout.socket)
+
+
+def main(argv: list[str]) -> int:
+    # Hand-parsed: this runs once per remote connection, and argparse's import is a measurable part.
+    mode: str | None = None
+    explicit: str | None = None
+    readonly = False
+    args = list(argv)
+    while args:
+        arg = args.pop(0)
+        if arg in ("-h", "--help"):
+            sys.stdout.write(USAGE + (__doc__ or ""))
+            return 0
+        if arg == "--readonly":
+            readonly = True
+        elif arg in ("--mode", "--socket") and args:
+            value = args.pop(0)
+            if arg == "--mode":
+                if value not in ("system", "session"):
+                    sys.stderr.write(f"error: pyvirt proxy: bad mode '{value}'\n")
+                    return 2
+                mode = value
+            else:
+                explicit = value
+        else:
+            sys.stderr.write(f"error: pyvirt proxy: unexpected argument '{arg}'\n{USAGE}")
+            return 2
+    path = socket_path(mode, explicit, readonly)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(path)
@@ -32,23 +62,35 @@ def main(argv: list[str]) -> int:
             f"error: pyvirt proxy: cannot connect to {path}: {err.strerror} (is pyvirtd running?)\n"
         )
         return 1
-    out_fd, in_fd = sys.stdout.fileno(), sys.stdin.fileno()
+    return pump(sock, sys.stdin.fileno(), sys.stdout.fileno())
+
+
+def pump(sock: socket.socket, in_fd: int, out_fd: int) -> int:
     os.write(out_fd, b"pyvirt-proxy 1\n")
     open_in = True
     while True:
-        watch = [sock, in_fd] if open_in else [sock]
+        watch: list[socket.socket | int] = [sock, in_fd] if open_in else [sock]
         readable, _, _ = select.select(watch, [], [])
         if sock in readable:
-            data = sock.recv(65536)
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
             if not data:
                 return 0
             view = memoryview(data)
-            while view:
-                view = view[os.write(out_fd, view) :]
+            try:
+                while view:
+                    view = view[os.write(out_fd, view) :]
+            except BrokenPipeError:
+                return 0
         if open_in and in_fd in readable:
             data = os.read(in_fd, 65536)
             if not data:
                 open_in = False
                 sock.shutdown(socket.SHUT_WR)
                 continue
-            sock.sendall(data)
+            try:
+                sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                return 0

@@ -1,8 +1,12 @@
 """The ``qemu+tls://`` transport: mutual TLS to ``pyvirtd --listen-tls`` (default port 16514).
 
 Certificates are looked up where libvirt keeps its own: ``pkipath=`` from the URI, else
-``~/.pki/pyvirt`` for a normal user, else ``/etc/pki/pyvirt``: ``cacert.pem``, ``clientcert.pem`` and
-``clientkey.pem``.
+``~/.pki/pyvirt`` for a normal user who has one, else ``/etc/pki/pyvirt`` (under ``$PYVIRT_ROOT``):
+``cacert.pem``, ``clientcert.pem`` and ``clientkey.pem``. ``no_verify=1`` skips checking the
+server's certificate (the server still checks ours).
+
+A read-only connection offers the ALPN protocol ``pyvirt-ro``: the daemon then marks the whole
+connection read-only (see :mod:`pyvirt.daemon.tls`).
 """
 
 from __future__ import annotations
@@ -11,27 +15,37 @@ import os
 import socket
 import ssl
 from pathlib import Path
+from typing import Any
 
 from pyvirt.client.transport import Transport
 from pyvirt.errors import ConnectionFailed
 from pyvirt.uri import URI
 
 DEFAULT_PORT = 16514
+ALPN_RW = "pyvirt"
+ALPN_RO = "pyvirt-ro"
 
 
 def pki_dir(uri: URI) -> Path:
     if uri.params.get("pkipath"):
         return Path(uri.params["pkipath"])
-    user = Path.home() / ".pki/pyvirt"
-    if os.geteuid() != 0 and user.exists():
-        return user
     root = os.environ.get("PYVIRT_ROOT")
+    user = Path.home() / ".pki/pyvirt"
+    if os.geteuid() != 0 and not root and (user / "clientcert.pem").exists():
+        return user
     return Path(root or "/") / "etc/pki/pyvirt"
 
 
-def client_context(directory: Path, *, verify: bool = True) -> ssl.SSLContext:
+def client_context(directory: Path, *, verify: bool = True, readonly: bool = False) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols([ALPN_RO if readonly else ALPN_RW])
+    for name in ("cacert.pem", "clientcert.pem", "clientkey.pem"):
+        if not (directory / name).exists():
+            raise ConnectionFailed(
+                f"no {name} in {directory}: qemu+tls:// needs the CA certificate and a client certificate "
+                "('pyvirt pki issue-client' on the CA's host), or pkipath=DIR in the URI"
+            )
     try:
         ctx.load_verify_locations(directory / "cacert.pem")
         ctx.load_cert_chain(directory / "clientcert.pem", directory / "clientkey.pem")
@@ -43,21 +57,75 @@ def client_context(directory: Path, *, verify: bool = True) -> ssl.SSLContext:
     return ctx
 
 
+def explain_tls_error(where: str, err: BaseException) -> str:
+    text = str(err)
+    reason = getattr(err, "reason", None) or ""
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        return (
+            f"the server certificate of {where} is not trusted ({getattr(err, 'verify_message', text)}): "
+            "check cacert.pem, the host name in the URI, or use no_verify=1"
+        )
+    if any(
+        word in reason or word in text
+        for word in ("CERTIFICATE_REQUIRED", "UNKNOWN_CA", "CERTIFICATE_EXPIRED", "BAD_CERTIFICATE")
+    ):
+        return (
+            f"{where} refused our client certificate ({reason or text}): it must be signed by the "
+            "server's CA and be valid now ('pyvirt pki issue-client')"
+        )
+    return f"TLS connection to {where} failed: {text}"
+
+
+class TLSTransport(Transport):
+    """A Transport over an ``ssl.SSLSocket``; TLS alerts become errors that name the cause.
+
+    With TLS 1.3 the server judges the client certificate after the client's handshake has already
+    completed, so a refusal arrives as an alert on the first read.
+    """
+
+    def read_response(self) -> tuple[int, dict[str, str], bytes]:
+        try:
+            return super().read_response()
+        except ConnectionFailed as err:
+            cause = err.__cause__
+            if isinstance(cause, ssl.SSLError):
+                raise ConnectionFailed(explain_tls_error(self.description, cause)) from cause
+            raise
+
+    def send_request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
+        try:
+            super().send_request(method, path, body, headers)
+        except ConnectionFailed as err:
+            cause = err.__cause__
+            if isinstance(cause, ssl.SSLError):
+                raise ConnectionFailed(explain_tls_error(self.description, cause)) from cause
+            raise
+
+    def _recv_until(self, marker: bytes) -> bytes:
+        try:
+            return super()._recv_until(marker)
+        except ssl.SSLError as err:
+            raise ConnectionFailed(explain_tls_error(self.description, err)) from err
+
+
 def open_tls(uri: URI, readonly: bool) -> Transport:
     assert uri.host is not None
-    ctx = client_context(pki_dir(uri), verify=uri.params.get("no_verify") != "1")
+    ctx = client_context(pki_dir(uri), verify=not uri.flag("no_verify"), readonly=readonly)
     port = uri.port or DEFAULT_PORT
+    where = f"{uri.host}:{port}"
     try:
         raw = socket.create_connection((uri.host, port), timeout=20)
     except OSError as err:
-        raise ConnectionFailed(f"cannot reach {uri.host} on port {port}: {err.strerror or err}") from err
+        raise ConnectionFailed(
+            f"cannot reach {uri.host} on port {port}: {err.strerror or err} "
+            "(is pyvirtd running with --listen-tls?)"
+        ) from err
     try:
         sock = ctx.wrap_socket(raw, server_hostname=uri.host)
     except (ssl.SSLError, OSError) as err:
         raw.close()
-        raise ConnectionFailed(f"TLS handshake with {uri.host}:{port} failed: {err}") from err
+        raise ConnectionFailed(explain_tls_error(where, err)) from err
     sock.settimeout(None)
-    if readonly:
-        sock.close()
-        raise ConnectionFailed("read-only connections are not available over qemu+tls:// yet; use qemu+ssh://")
-    return Transport(sock, f"{uri.host}:{port}")
+    return TLSTransport(sock, where)

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -152,7 +153,7 @@ def error_payload(err: PyvirtError) -> dict[str, Any]:
 
 
 class HTTPServer:
-    """Serves one :class:`Router` on any number of Unix listening sockets."""
+    """Serves one :class:`Router` on any number of Unix listening sockets and TLS listeners."""
 
     def __init__(self, router: Router) -> None:
         self.router = router
@@ -170,6 +171,25 @@ class HTTPServer:
                 self._connections.discard(task)
 
         server = await asyncio.start_unix_server(on_connect, sock=sock, limit=MAX_HEADER)
+        self._servers.append(server)
+
+    async def listen_tcp_tls(self, host: str, port: int, ctx: ssl.SSLContext) -> None:
+        """Serve mutual-TLS connections on ``host:port``; see :mod:`pyvirt.daemon.tls`."""
+        from pyvirt.daemon.tls import connection_is_readonly
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._connections.add(task)
+            try:
+                readonly = connection_is_readonly(writer.get_extra_info("ssl_object"))
+                await self._serve(reader, writer, Peer(uid=-1, gid=-1, pid=-1, readonly=readonly))
+            finally:
+                self._connections.discard(task)
+
+        server = await asyncio.start_server(
+            on_connect, host, port, ssl=ctx, limit=MAX_HEADER, ssl_handshake_timeout=30
+        )
         self._servers.append(server)
 
     async def close(self) -> None:

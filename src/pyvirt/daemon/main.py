@@ -40,6 +40,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--session", action="store_const", const="session", dest="mode", help="per-user mode")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("--no-autostart", action="store_true", help="do not start autostart domains")
+    parser.add_argument(
+        "--listen-tls",
+        nargs="?",
+        const="16514",
+        metavar="[ADDR:]PORT",
+        help="also serve qemu+tls:// (mutual TLS, certificates from 'pyvirt pki'); default 0.0.0.0:16514",
+    )
     parser.add_argument("--config", type=Path, help="configuration file (default: CONFIG_DIR/pyvirtd.conf)")
     parser.add_argument("--version", action="version", version=f"pyvirtd {__version__}")
     return parser.parse_args(argv)
@@ -142,6 +149,13 @@ async def serve(args: argparse.Namespace) -> None:
     ro_sock = bind_socket(layout.socket_ro, int(config.get("unix_sock_ro_perms", "0666"), 8))
     await server.listen_unix(main_sock)
     await server.listen_unix(ro_sock, readonly=True)
+    if args.listen_tls:
+        from pyvirt.daemon.tls import TLSSetupError, start_tls_listener
+
+        try:
+            await start_tls_listener(server, args.listen_tls, layout.pki_dir)
+        except TLSSetupError as err:
+            raise SystemExit(f"error: {err}") from err
     log.info("pyvirtd %s listening on %s (%s mode)", __version__, layout.socket, layout.mode)
     if not args.no_autostart:
         for extra in extras:

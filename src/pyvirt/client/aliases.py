@@ -1,0 +1,158 @@
+"""The client configuration file, ``pyvirt.conf``: URI aliases and the default URI, as in libvirt.conf.
+
+Like libvirt, root reads ``/etc/pyvirt/pyvirt.conf`` (under ``$PYVIRT_ROOT`` when set) and other users
+``$XDG_CONFIG_HOME/pyvirt/pyvirt.conf`` (``~/.config/pyvirt/pyvirt.conf``); ``$PYVIRT_CONF`` names
+another file. The syntax is libvirt's::
+
+    # pyvirt -c hail list  ==  pyvirt -c qemu+ssh://root@hail.example.com/system list
+    uri_aliases = [
+      "hail=qemu+ssh://root@hail.example.com/system",
+      "sleet=qemu+tls://sleet.example.com/system",
+    ]
+    uri_default = "qemu:///system"
+
+An alias name is letters, digits, ``_``, ``-`` and ``.``; the first matching entry wins.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from pyvirt.errors import InvalidArgument
+
+ConfValue = str | int | list[str]
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<comment>\#[^\n]*)
+      | (?P<string>"(?:[^"\\\n]|\\.)*"|'[^'\n]*')
+      | (?P<number>-?\d+)
+      | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
+      | (?P<punct>[=\[\],;])
+    )""",
+    re.X,
+)
+
+
+def config_path() -> Path:
+    override = os.environ.get("PYVIRT_CONF")
+    if override:
+        return Path(override)
+    if os.geteuid() == 0:
+        return Path(os.environ.get("PYVIRT_ROOT") or "/") / "etc/pyvirt/pyvirt.conf"
+    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(xdg) / "pyvirt/pyvirt.conf"
+
+
+def parse_conf(text: str, origin: str = "pyvirt.conf") -> dict[str, ConfValue]:
+    """libvirt's configuration syntax: ``name = "string" | number | ["string", ...]``."""
+    tokens: list[tuple[str, str, int]] = []
+    pos = 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        match = _TOKEN.match(text, pos)
+        line = text.count("\n", 0, pos) + 1
+        if match is None or match.end() == pos:
+            bad = text[pos:].lstrip()[:20]
+            raise InvalidArgument(f"{origin}:{line}: cannot parse near '{bad}'")
+        pos = match.end()
+        kind = match.lastgroup or ""
+        if kind != "comment":
+            tokens.append((kind, match.group(kind), text.count("\n", 0, match.start(kind)) + 1))
+    out: dict[str, ConfValue] = {}
+    i = 0
+
+    def expect(kinds: tuple[str, ...], what: str) -> tuple[str, str, int]:
+        nonlocal i
+        if i >= len(tokens):
+            raise InvalidArgument(f"{origin}: expected {what} at end of file")
+        tok = tokens[i]
+        if tok[0] not in kinds and tok[1] not in kinds:
+            raise InvalidArgument(f"{origin}:{tok[2]}: expected {what}, found '{tok[1]}'")
+        i += 1
+        return tok
+
+    while i < len(tokens):
+        if tokens[i][1] == ";":
+            i += 1
+            continue
+        _, name, _ = expect(("name",), "a setting name")
+        expect(("=",), "'='")
+        kind, value, line = expect(("string", "number", "["), "a value")
+        if kind == "string":
+            out[name] = _unquote(value)
+        elif kind == "number":
+            out[name] = int(value)
+        else:
+            items: list[str] = []
+            while True:
+                kind, value, line = expect(("string", "]"), "a string or ']'")
+                if value == "]":
+                    break
+                items.append(_unquote(value))
+                kind, value, line = expect((",", "]"), "',' or ']'")
+                if value == "]":
+                    break
+            out[name] = items
+    return out
+
+
+def _unquote(token: str) -> str:
+    body = token[1:-1]
+    if token[0] == '"':
+        body = re.sub(r"\\(.)", r"\1", body)
+    return body
+
+
+def load_conf(path: Path | None = None) -> dict[str, ConfValue]:
+    path = path or config_path()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except OSError as err:
+        raise InvalidArgument(f"cannot read {path}: {err.strerror}") from err
+    return parse_conf(text, str(path))
+
+
+def aliases(conf: dict[str, ConfValue], origin: str = "pyvirt.conf") -> dict[str, str]:
+    raw = conf.get("uri_aliases", [])
+    if not isinstance(raw, list):
+        raise InvalidArgument(f'{origin}: uri_aliases must be a list of "name=URI" strings')
+    out: dict[str, str] = {}
+    for entry in raw:
+        name, sep, uri = entry.partition("=")
+        if not sep or not uri:
+            raise InvalidArgument(f"{origin}: malformed URI alias '{entry}' (expected name=URI)")
+        if not re.match(r"^[A-Za-z0-9_.\-]+$", name):
+            raise InvalidArgument(
+                f"{origin}: malformed URI alias name '{name}' (letters, digits, '_', '-' and '.' only)"
+            )
+        out.setdefault(name, uri)
+    return out
+
+
+def resolve_alias(name: str) -> str:
+    """The URI an alias stands for; an unknown name is an error that says where aliases live."""
+    path = config_path()
+    table = aliases(load_conf(path), str(path))
+    if name in table:
+        return table[name]
+    known = f" (known: {', '.join(sorted(table))})" if table else ""
+    raise InvalidArgument(
+        f"'{name}' is neither a connection URI nor an alias in {path}{known}; "
+        "URIs look like qemu:///system or qemu+ssh://user@host/system"
+    )
+
+
+def configured_default() -> str | None:
+    path = config_path()
+    value = load_conf(path).get("uri_default")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(f"{path}: uri_default must be a URI string")
+    return value
