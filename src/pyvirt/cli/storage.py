@@ -1,0 +1,631 @@
+"""Storage verbs (``pool-*``, ``vol-*``), with virsh 9.0's options, output and messages.
+
+Volumes are named as virsh names them: ``VOL --pool POOL`` (by name in the pool, then by path), or a
+volume's path (its key) alone. ``vol-upload``/``vol-download`` stream the file through the daemon in
+1 MiB frames (:mod:`pyvirt.storage.stream`); ``--sparse`` carries holes without their zeros.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from pyvirt.cli.args import Parsed, Spec, parse, usage
+from pyvirt.cli.domain import _guard, _read_file
+from pyvirt.cli.output import emit, emit_json, message, table
+from pyvirt.errors import InvalidArgument, NotFound, PyvirtError, error_from_wire
+
+if TYPE_CHECKING:
+    from pyvirt.cli.main import GlobalOptions
+    from pyvirt.client.api import Connection
+    from pyvirt.client.transport import Transport
+
+_SIZE = re.compile(r"([0-9]+)\s*([A-Za-z]*)")
+_SCALE = {"": 1, "b": 1, "byte": 1, "bytes": 1}
+for _i, _letter in enumerate("kmgtpe", 1):
+    _SCALE[_letter] = _SCALE[_letter + "ib"] = 1024**_i
+    _SCALE[_letter + "b"] = 1000**_i
+
+
+def _args(argv: list[str], spec: Spec) -> Parsed | None:
+    if "--help" in argv:
+        emit(usage(spec))
+        return None
+    return parse(spec, argv)
+
+
+def scaled_integer(text: str) -> int:
+    """virsh's scaled integer: digits and an optional unit (``10G``, ``512MiB``, ``1000KB``), else bytes."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None or match.group(2).lower() not in _SCALE:
+        raise InvalidArgument(f"Malformed size {text}")
+    value = int(match.group(1)) * _SCALE[match.group(2).lower()]
+    if value >= 1 << 63:
+        raise InvalidArgument(f"Malformed size {text}")
+    return value
+
+
+def pretty(value: int) -> str:
+    """vshPrettyCapacity with ``%.2lf %s``."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+    size = float(value)
+    for index, unit in enumerate(units):
+        if size < 1024 or index == len(units) - 1:
+            return f"{size:.2f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _pool_path(name: str) -> str:
+    return f"/v1/pools/{quote(name, safe='')}"
+
+
+def _vol_path(pool: str, vol: str) -> str:
+    return f"{_pool_path(pool)}/volumes/{quote(vol, safe='')}"
+
+
+def _pool(conn: Connection, key: str) -> dict[str, Any]:
+    try:
+        return dict(conn.call("GET", _pool_path(key)))
+    except NotFound as err:
+        raise PyvirtError(f"failed to get pool '{key}'\nerror: {err}") from err
+
+
+def _volume(conn: Connection, key: str, pool_key: str | None) -> tuple[str, str, dict[str, Any]]:
+    """virsh's volume lookup: by name in ``--pool``, then by key or path; (pool, name, info)."""
+    pool = None
+    if pool_key is not None:
+        pool = _pool(conn, pool_key)
+        if not pool["active"]:
+            raise PyvirtError(f"pool '{pool_key}' is not active")
+        try:
+            return pool["name"], key, dict(conn.call("GET", _vol_path(pool["name"], key)))
+        except (NotFound, InvalidArgument):
+            pass
+    cause = f"Storage volume not found: no storage vol with matching path '{key}'"
+    try:
+        found = conn.call("GET", f"/v1/volumes?path={quote(key, safe='')}") if key.startswith("/") else None
+    except NotFound:
+        found = None
+    if found is None:
+        hint = "" if pool is not None else ", specifying --pool might help"
+        raise PyvirtError(f"failed to get vol '{key}'{hint}\nerror: {cause}")
+    if pool is not None and found["pool"] != pool["name"]:
+        raise PyvirtError(f"Requested volume '{key}' is not in pool '{pool['name']}'")
+    info = dict(conn.call("GET", _vol_path(found["pool"], found["name"])))
+    return found["pool"], found["name"], info
+
+
+# ------------------------------------------------------------------------------------------------- pools
+
+
+def cmd_pool_list(opts: GlobalOptions, argv: list[str]) -> int:
+    flags = ["all", "inactive", "details", "name", "uuid", "autostart", "no-autostart"]
+    flags += ["persistent", "transient", "json"]
+    a = _args(argv, Spec("pool-list", flags=flags, options=["type"]))
+    if a is None:
+        return 0
+    pools = sorted(opts.connect().call("GET", "/v1/pools"), key=lambda p: p["name"].casefold())
+    if a.flag("inactive"):
+        pools = [p for p in pools if not p["active"]]
+    elif not a.flag("all"):
+        pools = [p for p in pools if p["active"]]
+    for flag, key, value in (
+        ("autostart", "autostart", True),
+        ("no_autostart", "autostart", False),
+        ("persistent", "persistent", True),
+        ("transient", "persistent", False),
+    ):
+        if a.flag(flag):
+            pools = [p for p in pools if p[key] is value]
+    types = a.opt("type")
+    if types:
+        pools = [p for p in pools if p["type"] in types.split(",")]
+    if opts.json or a.flag("json"):
+        emit_json(pools)
+        return 0
+    if a.flag("name") or a.flag("uuid"):
+        lines = []
+        for p in pools:
+            if a.flag("name") and a.flag("uuid"):
+                lines.append(f"{p['uuid']:<36} {p['name']}")
+            else:
+                lines.append(f"{p['uuid']:<36}" if a.flag("uuid") else f"{p['name']:<20}")
+        emit("".join(line + "\n" for line in lines) + "\n")
+        return 0
+    if not a.flag("details"):
+        rows = [
+            [p["name"], "active" if p["active"] else "inactive", "yes" if p["autostart"] else "no"]
+            for p in pools
+        ]
+        emit(table(["Name", "State", "Autostart"], rows) + "\n")
+        return 0
+    rows = []
+    for p in pools:
+        sizes = [
+            pretty(p[k]) if p["active"] and p[k] is not None else "-"
+            for k in ("capacity", "allocation", "available")
+        ]
+        rows.append(
+            [
+                p["name"],
+                p["state"],
+                "yes" if p["autostart"] else "no",
+                "yes" if p["persistent"] else "no",
+                *sizes,
+            ]
+        )
+    header = ["Name", "State", "Autostart", "Persistent", "Capacity", "Allocation", "Available"]
+    emit(table(header, rows) + "\n")
+    return 0
+
+
+def cmd_pool_info(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("pool-info", ["pool"], flags=["bytes", "json"]))
+    if a is None:
+        return 0
+    info = _pool(opts.connect(), a.text("pool"))
+    if opts.json or a.flag("json"):
+        emit_json(info)
+        return 0
+    out = [
+        f"{'Name:':<15} {info['name']}",
+        f"{'UUID:':<15} {info['uuid']}",
+        f"{'State:':<15} {info['state']}",
+        f"{'Persistent:':<15} {'yes' if info['persistent'] else 'no'}",
+        f"{'Autostart:':<15} {'yes' if info['autostart'] else 'no'}",
+    ]
+    if info["active"] and info["capacity"] is not None:
+        for label, key in (
+            ("Capacity:", "capacity"),
+            ("Allocation:", "allocation"),
+            ("Available:", "available"),
+        ):
+            value = str(info[key]) if a.flag("bytes") else pretty(info[key])
+            out.append(f"{label:<15} {value}")
+    emit("\n".join(out) + "\n\n")
+    return 0
+
+
+def _pool_xml(name: str, pool_type: str, a: Parsed) -> str:
+    from pyvirt.conf.xmlutil import serialize, x
+
+    root = x("pool", {"type": pool_type}).add(x("name", text=name))
+    source = x("source")
+    for option, tag, attr in (
+        ("source_host", "host", "name"),
+        ("source_path", "dir", "path"),
+        ("source_dev", "device", "path"),
+        ("source_name", "name", None),
+        ("source_format", "format", "type"),
+    ):
+        value = a.opt(option)
+        if value is not None:
+            source.add(x(tag, {attr: value}) if attr else x(tag, text=value))
+    if source.children:
+        root.add(source)
+    target = a.opt("target")
+    if target is not None:
+        root.add(x("target").add(x("path", text=target)))
+    return serialize(root)
+
+
+def cmd_pool_define_as(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec(
+        "pool-define-as",
+        ["name", "type"],
+        optional_positionals=["source_host", "source_path", "source_dev", "source_name", "target"],
+        flags=["print-xml"],
+        options=["source-format"],
+    )
+    a = _args(argv, spec)
+    if a is None:
+        return 0
+    name, pool_type = a.text("name"), a.text("type")
+    xml = _pool_xml(name, pool_type, a)
+    if a.flag("print_xml"):
+        emit(xml + "\n")
+        return 0
+    conn = opts.connect()
+    _guard(f"Failed to define pool {name}", lambda: conn.call("POST", "/v1/pools", {"xml": xml}))
+    message(f"Pool {name} defined")
+    return 0
+
+
+def cmd_pool_define(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("pool-define", ["file"], flags=["validate"]))
+    if a is None:
+        return 0
+    path = a.text("file")
+    conn = opts.connect()
+    status = _guard(
+        f"Failed to define pool from {path}",
+        lambda: conn.call("POST", "/v1/pools", {"xml": _read_file(path)}),
+    )
+    message(f"Pool {status['name']} defined from {path}")
+    return 0
+
+
+def _pool_action(
+    opts: GlobalOptions, argv: list[str], verb: str, action: str, failure: str, success: str, flags: list[str]
+) -> int:
+    a = _args(argv, Spec(verb, ["pool"], flags=flags))
+    if a is None:
+        return 0
+    conn = opts.connect()
+    name = _pool(conn, a.text("pool"))["name"]
+    body: dict[str, Any] = {}
+    if verb == "pool-autostart" and a.flag("disable"):
+        body = {"enabled": False}
+        failure, success = (
+            "failed to unmark pool {name} as autostarted",
+            "Pool {name} unmarked as autostarted",
+        )
+    if verb == "pool-undefine":
+        _guard(failure.format(name=name), lambda: conn.call("DELETE", _pool_path(name)))
+    else:
+        if verb == "pool-start" and (a.flag("build") or a.flag("overwrite") or a.flag("no_overwrite")):
+            _guard(f"Failed to start pool {name}", lambda: conn.call("POST", _pool_path(name) + "/build", {}))
+        _guard(failure.format(name=name), lambda: conn.call("POST", f"{_pool_path(name)}/{action}", body))
+    message(success.format(name=name))
+    return 0
+
+
+def cmd_pool_build(opts: GlobalOptions, argv: list[str]) -> int:
+    return _pool_action(
+        opts, argv, "pool-build", "build", "Failed to build pool {name}", "Pool {name} built",
+        ["overwrite", "no-overwrite"],
+    )  # fmt: skip
+
+
+def cmd_pool_start(opts: GlobalOptions, argv: list[str]) -> int:
+    return _pool_action(
+        opts, argv, "pool-start", "start", "Failed to start pool {name}", "Pool {name} started",
+        ["build", "overwrite", "no-overwrite"],
+    )  # fmt: skip
+
+
+def cmd_pool_destroy(opts: GlobalOptions, argv: list[str]) -> int:
+    return _pool_action(
+        opts, argv, "pool-destroy", "destroy", "Failed to destroy pool {name}", "Pool {name} destroyed", []
+    )
+
+
+def cmd_pool_refresh(opts: GlobalOptions, argv: list[str]) -> int:
+    return _pool_action(
+        opts, argv, "pool-refresh", "refresh", "Failed to refresh pool {name}", "Pool {name} refreshed", []
+    )
+
+
+def cmd_pool_autostart(opts: GlobalOptions, argv: list[str]) -> int:
+    return _pool_action(
+        opts, argv, "pool-autostart", "autostart", "failed to mark pool {name} as autostarted",
+        "Pool {name} marked as autostarted", ["disable"],
+    )  # fmt: skip
+
+
+def cmd_pool_undefine(opts: GlobalOptions, argv: list[str]) -> int:
+    return _pool_action(
+        opts,
+        argv,
+        "pool-undefine",
+        "",
+        "Failed to undefine pool {name}",
+        "Pool {name} has been undefined",
+        [],
+    )
+
+
+def cmd_pool_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("pool-dumpxml", ["pool"], flags=["inactive"]))
+    if a is None:
+        return 0
+    conn = opts.connect()
+    name = _pool(conn, a.text("pool"))["name"]
+    emit(conn.call("GET", _pool_path(name) + ("/xml?inactive=1" if a.flag("inactive") else "/xml"))["xml"])
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------- volumes
+
+
+def cmd_vol_list(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("vol-list", ["pool"], flags=["details", "json"]))
+    if a is None:
+        return 0
+    conn = opts.connect()
+    name = _pool(conn, a.text("pool"))["name"]
+    vols = _guard("Failed to list volumes", lambda: conn.call("GET", _pool_path(name) + "/volumes"))
+    if opts.json or a.flag("json"):
+        emit_json(vols)
+        return 0
+    if not a.flag("details"):
+        emit(table(["Name", "Path"], [[v["name"], v["path"]] for v in vols]) + "\n")
+        return 0
+    rows = [[v["name"], v["path"], v["type"], pretty(v["capacity"]), pretty(v["allocation"])] for v in vols]
+    emit(table(["Name", "Path", "Type", "Capacity", "Allocation"], rows) + "\n")
+    return 0
+
+
+def cmd_vol_info(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("vol-info", ["vol"], flags=["bytes", "physical", "json"], options=["pool"]))
+    if a is None:
+        return 0
+    _pool_name, _name, info = _volume(opts.connect(), a.text("vol"), a.opt("pool"))
+    if opts.json or a.flag("json"):
+        emit_json(info)
+        return 0
+    second = ("Physical:", info["physical"]) if a.flag("physical") else ("Allocation:", info["allocation"])
+    out = [f"{'Name:':<15} {info['name']}", f"{'Type:':<15} {info['type']}"]
+    for label, value in (("Capacity:", info["capacity"]), second):
+        out.append(f"{label:<15} {value} bytes" if a.flag("bytes") else f"{label:<15} {pretty(value)}")
+    emit("\n".join(out) + "\n\n")
+    return 0
+
+
+def cmd_vol_create_as(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec(
+        "vol-create-as",
+        ["pool", "name", "capacity"],
+        flags=["prealloc-metadata", "print-xml"],
+        options=["allocation", "format", "backing-vol", "backing-vol-format"],
+    )
+    a = _args(argv, spec)
+    if a is None:
+        return 0
+    from pyvirt.conf.storage import volume_xml
+
+    conn = opts.connect()
+    pool = _pool(conn, a.text("pool"))
+    name = a.text("name")
+    capacity = scaled_integer(a.text("capacity"))
+    allocation_text = a.opt("allocation")
+    allocation = scaled_integer(allocation_text) if allocation_text is not None else None
+    backing_path = None
+    backing_vol = a.opt("backing_vol")
+    if backing_vol is not None:
+        backing_path = _volume(conn, backing_vol, pool["name"])[2]["path"]
+    xml = volume_xml(
+        name,
+        capacity,
+        allocation=allocation,
+        fmt=a.opt("format"),
+        backing_path=backing_path,
+        backing_format=a.opt("backing_vol_format"),
+    )
+    if a.flag("print_xml"):
+        emit(xml + "\n")
+        return 0
+    body = {"xml": xml, "prealloc_metadata": a.flag("prealloc_metadata")}
+    _guard(
+        f"Failed to create vol {name}", lambda: conn.call("POST", _pool_path(pool["name"]) + "/volumes", body)
+    )
+    message(f"Vol {name} created")
+    return 0
+
+
+def cmd_vol_clone(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec("vol-clone", ["vol", "newname"], flags=["prealloc-metadata", "reflink"], options=["pool"])
+    a = _args(argv, spec)
+    if a is None:
+        return 0
+    conn = opts.connect()
+    pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
+    new_name = a.text("newname")
+    body = {"name": new_name, "prealloc_metadata": a.flag("prealloc_metadata")}
+    _guard(
+        f"Failed to clone vol from {name}", lambda: conn.call("POST", _vol_path(pool, name) + "/clone", body)
+    )
+    message(f"Vol {new_name} cloned from {name}")
+    return 0
+
+
+def cmd_vol_resize(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec("vol-resize", ["vol", "capacity"], flags=["allocate", "delta", "shrink"], options=["pool"])
+    a = _args(argv, spec)
+    if a is None:
+        return 0
+    text = a.text("capacity").strip()
+    delta = a.flag("delta")
+    if text.startswith("-"):
+        if not a.flag("shrink"):
+            raise PyvirtError("negative size requires --shrink")
+        text, delta = text[1:], True
+    capacity = scaled_integer(text)
+    conn = opts.connect()
+    pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
+    body = {"capacity": capacity, "delta": delta, "shrink": a.flag("shrink"), "allocate": a.flag("allocate")}
+    how = "by" if delta else "to"
+    _guard(
+        f"Failed to change size of volume '{name}' {how} {text}",
+        lambda: conn.call("POST", _vol_path(pool, name) + "/resize", body),
+    )
+    message(f"Size of volume '{name}' successfully changed {how} {text}")
+    return 0
+
+
+def cmd_vol_delete(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("vol-delete", ["vol"], flags=["delete-snapshots"], options=["pool"]))
+    if a is None:
+        return 0
+    conn = opts.connect()
+    key = a.text("vol")
+    pool, name, _info = _volume(conn, key, a.opt("pool"))
+    _guard(f"Failed to delete vol {key}", lambda: conn.call("DELETE", _vol_path(pool, name)))
+    message(f"Vol {key} deleted")
+    return 0
+
+
+def cmd_vol_path(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("vol-path", ["vol"], options=["pool"]))
+    if a is None:
+        return 0
+    emit(_volume(opts.connect(), a.text("vol"), a.opt("pool"))[2]["path"] + "\n\n")
+    return 0
+
+
+def cmd_vol_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, Spec("vol-dumpxml", ["vol"], options=["pool"]))
+    if a is None:
+        return 0
+    conn = opts.connect()
+    pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
+    emit(conn.call("GET", _vol_path(pool, name) + "/xml")["xml"])
+    return 0
+
+
+# ---------------------------------------------------------------------------------------- upload/download
+
+
+def _transfer_spec(verb: str) -> Spec:
+    return Spec(verb, ["vol", "file"], flags=["sparse"], options=["pool", "offset", "length"])
+
+
+def _offsets(a: Parsed) -> tuple[int, int]:
+    values = []
+    for name in ("offset", "length"):
+        text = a.opt(name) or "0"
+        if not text.isdigit():
+            raise PyvirtError(f"Numeric value '{text}' for <{name}> option is malformed or out of range")
+        values.append(int(text))
+    return values[0], values[1]
+
+
+def _recv_exactly(transport: Transport, count: int, buf: bytearray) -> bytes:
+    while len(buf) < count:
+        chunk = transport.sock.recv(max(65536, count - len(buf)))
+        if not chunk:
+            raise PyvirtError("the daemon closed the stream early")
+        buf += chunk
+    data = bytes(buf[:count])
+    del buf[:count]
+    return data
+
+
+def _control_error(payload: bytes) -> PyvirtError:
+    err = json.loads(payload).get("error", {})
+    return error_from_wire(str(err.get("code", "internal")), str(err.get("message", "transfer failed")))
+
+
+def cmd_vol_upload(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, _transfer_spec("vol-upload"))
+    if a is None:
+        return 0
+    from pyvirt.storage import stream as frames
+
+    offset, length = _offsets(a)
+    conn = opts.connect()
+    pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
+    path = a.text("file")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as err:
+        raise PyvirtError(f"cannot read {path}") from err
+    try:
+        size = os.fstat(fd).st_size
+        end = min(size, length) if length else size
+        query = f"?offset={offset}" + (f"&length={length}" if length else "")
+        try:
+            transport, leftover = conn.stream(_vol_path(pool, name) + "/upload" + query)
+        except PyvirtError as err:
+            raise PyvirtError(f"cannot upload to volume {name}\nerror: {err}") from err
+        try:
+            sock = transport.sock
+            try:
+                for is_data, start, count in frames.extents(fd, 0, end, sparse=a.flag("sparse")):
+                    if not is_data:
+                        sock.sendall(frames.header(frames.HOLE, count))
+                        continue
+                    pos = start
+                    while pos < start + count:
+                        chunk = os.pread(fd, min(frames.CHUNK, start + count - pos), pos)
+                        if not chunk:
+                            break
+                        sock.sendall(frames.header(frames.DATA, len(chunk)) + chunk)
+                        pos += len(chunk)
+                sock.sendall(frames.control(frames.END, {}))
+            except OSError as err:
+                raise PyvirtError(f"cannot send data to volume {name}\nerror: {err}") from err
+            buf = bytearray(leftover)
+            kind, count = frames.HEADER.unpack(_recv_exactly(transport, frames.HEADER.size, buf))
+            payload = _recv_exactly(transport, min(count, frames.MAX_CONTROL), buf)
+            if kind != frames.END:
+                raise PyvirtError(f"cannot close volume {name}\nerror: {_control_error(payload)}")
+        finally:
+            transport.close()
+    finally:
+        os.close(fd)
+    return 0
+
+
+def cmd_vol_download(opts: GlobalOptions, argv: list[str]) -> int:
+    a = _args(argv, _transfer_spec("vol-download"))
+    if a is None:
+        return 0
+    offset, length = _offsets(a)
+    conn = opts.connect()
+    pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
+    path = a.text("file")
+    created = False
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        created = True
+    except FileExistsError:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
+        except OSError as err:
+            raise PyvirtError(f"cannot create {path}") from err
+    except OSError as err:
+        raise PyvirtError(f"cannot create {path}") from err
+    ok = False
+    try:
+        _receive_download(conn, pool, name, fd, offset, length, a.flag("sparse"))
+        ok = True
+    finally:
+        os.close(fd)
+        if not ok and created:
+            os.unlink(path)
+    return 0
+
+
+def _receive_download(
+    conn: Connection, pool: str, name: str, fd: int, offset: int, length: int, sparse: bool
+) -> None:
+    from pyvirt.storage import stream as frames
+
+    query = f"?offset={offset}" + (f"&length={length}" if length else "") + ("&sparse=1" if sparse else "")
+    try:
+        transport, leftover = conn.stream(_vol_path(pool, name) + "/download" + query)
+    except PyvirtError as err:
+        raise PyvirtError(f"cannot download from volume {name}\nerror: {err}") from err
+    buf = bytearray(leftover)
+    pos = 0
+    try:
+        while True:
+            kind, count = frames.HEADER.unpack(_recv_exactly(transport, frames.HEADER.size, buf))
+            if kind == frames.DATA:
+                if count > frames.CHUNK:
+                    raise PyvirtError(f"cannot receive data from volume {name}: frame too large")
+                data = _recv_exactly(transport, count, buf)
+                view = memoryview(data)
+                while view:
+                    written = os.pwrite(fd, view, pos)
+                    view = view[written:]
+                    pos += written
+            elif kind == frames.HOLE:
+                # Without --sparse the daemon sends no holes; with it, holes stay holes in the file.
+                pos += count
+                os.ftruncate(fd, max(pos, os.fstat(fd).st_size))
+            elif kind == frames.END:
+                _recv_exactly(transport, min(count, frames.MAX_CONTROL), buf)
+                return
+            else:
+                payload = _recv_exactly(transport, min(count, frames.MAX_CONTROL), buf)
+                raise PyvirtError(f"cannot receive data from volume {name}\nerror: {_control_error(payload)}")
+    except OSError as err:
+        raise PyvirtError(f"cannot receive data from volume {name}\nerror: {err}") from err
+    finally:
+        transport.close()

@@ -1,0 +1,255 @@
+"""Volume files of a directory pool: describe one, create, clone and resize through :mod:`pyvirt.image`.
+
+A volume is made under a hidden temporary name in the pool's folder and linked to its real name only
+when complete (``link`` fails if the name was taken meanwhile), so a failed or interrupted create never
+leaves a half-written volume behind and never replaces an existing file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import uuid as uuidlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pyvirt.conf.storage import (
+    BackingStore,
+    Permissions,
+    PoolSizes,
+    Timestamps,
+    VolumeDef,
+    VolumeInfo,
+    check_volume_name,
+)
+from pyvirt.errors import AlreadyExists, ImageError, InvalidArgument, NotFound, OperationFailed
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VOLUME_MODE = 0o600
+MAX_CHAIN = 64
+
+
+def pool_sizes(path: str) -> PoolSizes:
+    """libvirt's numbers for a directory pool: those of the file system holding it."""
+    st = os.statvfs(path)
+    capacity = st.f_blocks * st.f_frsize
+    return PoolSizes(
+        capacity=capacity,
+        allocation=(st.f_blocks - st.f_bfree) * st.f_frsize,
+        available=st.f_bavail * st.f_frsize,
+    )
+
+
+def target_permissions(path: str) -> Permissions:
+    st = os.stat(path)
+    return Permissions(mode=stat.S_IMODE(st.st_mode), owner=st.st_uid, group=st.st_gid)
+
+
+def volume_names(folder: str) -> Iterator[str]:
+    """Names of the regular files in ``folder`` (hidden files are the driver's temporaries)."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_file(follow_symlinks=False):
+                yield entry.name
+
+
+def volume_path(folder: str, name: str) -> str:
+    check_volume_name(name)
+    return os.path.join(folder, name)
+
+
+def _image_info(path: str) -> dict[str, Any]:
+    from pyvirt.image import image_info
+
+    return image_info(path)
+
+
+def describe(folder: str, name: str) -> VolumeInfo:
+    """What ``vol-info``/``vol-dumpxml`` show; NotFound when there is no such regular file."""
+    path = volume_path(folder, name)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        raise NotFound(f"Storage volume not found: no storage vol with matching name '{name}'")
+    info = VolumeInfo(
+        name=name,
+        path=path,
+        format="raw",
+        capacity=st.st_size,
+        allocation=st.st_blocks * 512,
+        physical=st.st_size,
+        permissions=Permissions(mode=stat.S_IMODE(st.st_mode), owner=st.st_uid, group=st.st_gid),
+        timestamps=Timestamps(st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns),
+    )
+    try:
+        data = _image_info(path)
+    except ImageError as err:
+        log.warning("volume %s: cannot read its image header (%s); shown as raw", path, err)
+        return info
+    info.format = str(data.get("format", "raw"))
+    if info.format != "raw":
+        info.capacity = int(data.get("virtual-size", st.st_size))
+    if info.format == "qcow2":
+        specific = data.get("format-specific", {}).get("data", {})
+        info.compat = specific.get("compat")
+        info.cluster_size = data.get("cluster-size")
+        if info.compat != "0.10":
+            info.features = ["lazy_refcounts"] if specific.get("lazy-refcounts") else []
+    backing = data.get("backing-filename")
+    if backing:
+        info.backing = BackingStore(
+            path=os.path.normpath(os.path.join(folder, backing)),
+            format=data.get("backing-filename-format"),
+        )
+    return info
+
+
+def backing_chain(path: str) -> list[str]:
+    """The real paths of ``path`` and every file under it in its backing chain (best effort)."""
+    chain = [os.path.realpath(path)]
+    current = path
+    for _ in range(MAX_CHAIN):
+        try:
+            data = _image_info(current)
+        except (ImageError, OSError):
+            break
+        name = data.get("backing-filename")
+        if not name:
+            break
+        current = os.path.normpath(os.path.join(os.path.dirname(current), str(name)))
+        real = os.path.realpath(current)
+        if real in chain:
+            break
+        chain.append(real)
+    return chain
+
+
+def _temp_path(folder: str, name: str) -> str:
+    return os.path.join(folder, f".{name}.{uuidlib.uuid4().hex[:8]}.tmp")
+
+
+def _publish(tmp: str, final: str, name: str) -> None:
+    """Give the finished temporary file its real name, refusing to replace anything."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError as err:
+        raise AlreadyExists(f"storage volume '{name}' exists already") from err
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _apply_permissions(path: str, perms: Permissions) -> None:
+    os.chmod(path, perms.mode if perms.mode is not None else DEFAULT_VOLUME_MODE)
+    if perms.owner is not None or perms.group is not None:
+        os.chown(path, -1 if perms.owner is None else perms.owner, -1 if perms.group is None else perms.group)
+
+
+def _building(folder: str, name: str, build: Callable[[str], None], perms: Permissions) -> str:
+    final = volume_path(folder, name)
+    if os.path.lexists(final):
+        raise AlreadyExists(f"storage volume '{name}' exists already")
+    tmp = _temp_path(folder, name)
+    try:
+        build(tmp)
+        _apply_permissions(tmp, perms)
+        _publish(tmp, final, name)
+    except ImageError as err:
+        raise OperationFailed(f"cannot create volume '{name}': {err}") from err
+    except OSError as err:
+        raise OperationFailed(f"cannot create volume '{name}': {err.strerror or err}") from err
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return final
+
+
+def create(folder: str, vol: VolumeDef, *, prealloc_metadata: bool = False) -> str:
+    """Create ``vol`` in ``folder``; its backing path (if any) must already be resolved and checked."""
+    from pyvirt.image import create_image
+
+    def build(tmp: str) -> None:
+        if vol.format == "raw":
+            capacity = vol.capacity or 0
+            # libvirt allocates a raw volume up to <allocation>, which defaults to the capacity.
+            allocation = capacity if vol.allocation is None else min(vol.allocation, capacity)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, DEFAULT_VOLUME_MODE)
+            try:
+                os.ftruncate(fd, capacity)
+                if allocation:
+                    try:
+                        os.posix_fallocate(fd, 0, allocation)
+                    except OSError as err:
+                        raise OperationFailed(
+                            f"cannot allocate {allocation} bytes for volume '{vol.name}': {err.strerror}"
+                        ) from err
+            finally:
+                os.close(fd)
+            return
+        backing = vol.backing
+        create_image(
+            tmp,
+            "qcow2",
+            vol.capacity,
+            backing=backing.path if backing else None,
+            backing_fmt=(backing.format or "raw") if backing else None,
+            cluster_size=vol.cluster_size or 65536,
+            compat=vol.compat or "1.1",
+            preallocation="metadata" if prealloc_metadata else "off",
+            lazy_refcounts=bool(vol.features and "lazy_refcounts" in vol.features),
+        )
+
+    return _building(folder, vol.name, build, vol.permissions)
+
+
+def clone(folder: str, source: VolumeInfo, new_name: str, *, prealloc_metadata: bool = False) -> str:
+    """Copy ``source`` to a new volume of the same format (a qcow2 keeps its backing file)."""
+    from pyvirt.image import convert
+
+    def build(tmp: str) -> None:
+        options = {"preallocation": "metadata"} if prealloc_metadata and source.format == "qcow2" else None
+        backing = source.backing if source.format == "qcow2" else None
+        out_fmt = source.format if source.format in ("raw", "qcow2") else "raw"
+        convert(
+            source.path,
+            tmp,
+            out_fmt,
+            src_fmt=source.format,
+            backing=backing.path if backing else None,
+            backing_fmt=(backing.format or "raw") if backing else None,
+            options=options,
+        )
+
+    perms = Permissions(mode=source.permissions.mode)
+    return _building(folder, new_name, build, perms)
+
+
+def resize(info: VolumeInfo, capacity: int, *, shrink: bool, allocate: bool) -> None:
+    """Set the volume's capacity (bytes); the caller has checked direction and free space."""
+    from pyvirt.image import resize as image_resize
+
+    if info.format not in ("raw", "qcow2"):
+        raise InvalidArgument(f"cannot resize volume '{info.name}' of format '{info.format}'")
+    if info.format == "qcow2" and capacity < info.capacity:
+        raise InvalidArgument(f"cannot shrink qcow2 volume '{info.name}': only raw volumes can shrink")
+    if allocate and info.format != "raw":
+        raise InvalidArgument("preallocating the new capacity (--allocate) needs a raw volume")
+    try:
+        image_resize(info.path, capacity, fmt=info.format, shrink=shrink)
+        if allocate and capacity > info.capacity:
+            fd = os.open(info.path, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                os.posix_fallocate(fd, info.capacity, capacity - info.capacity)
+            finally:
+                os.close(fd)
+    except ImageError as err:
+        raise OperationFailed(f"cannot resize volume '{info.name}': {err}") from err
+    except OSError as err:
+        raise OperationFailed(f"cannot resize volume '{info.name}': {err.strerror}") from err
