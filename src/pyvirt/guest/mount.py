@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import select
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -24,6 +26,7 @@ from pyvirt.guest.appliance import Disk, Handle, launch, new_handle
 from pyvirt.guest.inspect import inspect, mount_all
 from pyvirt.paths import default_mode, layout_for
 
+MOUNT_WAIT_SECONDS = 600.0  # an appliance launch under TCG takes 20-60 s on a busy host
 UMOUNT_WAIT_SECONDS = 300.0
 
 
@@ -116,8 +119,14 @@ def _serve(
     fuse_options: str,
     pid_file: str | None,
 ) -> int:
-    """The daemon's body; returns its exit status. Reports readiness or failure on ``ready_fd``."""
-    record = record_path(mountpoint)
+    """The daemon's body; returns its exit status. Reports readiness or failure on ``ready_fd``.
+
+    Nothing here may touch the mount point after ``mount_local``: until ``mount_local_run`` serves
+    requests, a stat of it would wait on this very process, for ever.
+    """
+    real = os.path.realpath(mountpoint)
+    record = record_path(real)
+    os.write(ready_fd, f"pid\t{os.getpid()}\n".encode())
     g = None
     try:
         try:
@@ -131,9 +140,7 @@ def _serve(
                 g.mount_local(mountpoint, **kwargs)
             except RuntimeError as err:
                 raise OperationFailed(f"cannot mount on {mountpoint} with FUSE: {err}") from err
-            _write_record(
-                record, {"pid": os.getpid(), "mountpoint": os.path.realpath(mountpoint), "status": "serving"}
-            )
+            _write_record(record, {"pid": os.getpid(), "mountpoint": real, "status": "serving"})
             if pid_file:
                 Path(pid_file).write_text(f"{os.getpid()}\n")
         except PyvirtError as err:
@@ -158,7 +165,7 @@ def _serve(
             record,
             {
                 "pid": os.getpid(),
-                "mountpoint": os.path.realpath(mountpoint),
+                "mountpoint": real,
                 "status": status,
                 "message": message,
             },
@@ -180,6 +187,7 @@ def mount(
     readonly: bool = False,
     fuse_options: str = "",
     pid_file: str | None = None,
+    timeout: float = MOUNT_WAIT_SECONDS,
 ) -> int:
     """Mount the guest on ``mountpoint`` and return once the mount is ready; the server's pid is returned."""
     if not inspect_os and not mounts:
@@ -219,13 +227,35 @@ def mount(
             os._exit(status)
     os.close(write_fd)
     os.waitpid(first, 0)
-    with os.fdopen(read_fd, "rb") as pipe:
-        answer = pipe.read().decode(errors="replace").strip()
-    code, _, rest = answer.partition("\t")
-    if code == "ok":
-        return int(rest)
-    if not answer:
+    return _await_ready(read_fd, mountpoint, timeout)
+
+
+def _await_ready(read_fd: int, mountpoint: str, timeout: float) -> int:
+    """Read the server's report: its pid first, then ``ok`` or an error; kill it if it takes too long."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    server = 0
+    with os.fdopen(read_fd, "rb", buffering=0) as pipe:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([pipe], [], [], left)[0]:
+                if server:
+                    os.kill(server, signal.SIGKILL)
+                raise OperationFailed(f"mounting on {mountpoint} did not finish in {timeout:.0f} s; gave up")
+            chunk = pipe.read(4096)
+            if not chunk:
+                break
+            data += chunk
+            for line in data.decode(errors="replace").splitlines():
+                code, _, rest = line.partition("\t")
+                if code == "pid":
+                    server = int(rest)
+                elif code == "ok":
+                    return int(rest)
+    lines = [ln for ln in data.decode(errors="replace").splitlines() if not ln.startswith("pid\t")]
+    if not lines:
         raise OperationFailed(f"the mount server for {mountpoint} exited before the mount was ready")
+    code, _, rest = lines[-1].partition("\t")
     raise error_from_wire(code, rest)
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from tests.integration.guest.disks import BUSYBOX, Snapshot, build_base_disks
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.guest.disks import diff, overlay, reading, snapshot_root
 
 from pyvirt.cli.guest import customize_main
+from tests.integration.guest.disks import diff, overlay, reading, snapshot_root
 
 pytestmark = pytest.mark.slow
 

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.guest.disks import OLD_SHADOW_HASH, diff, overlay, reading, snapshot_root
 
 from pyvirt.cli.guest import sysprep_main
 from pyvirt.guest.appliance import Disk
 from pyvirt.guest.sysprep import parse_operations, sysprep
+from tests.integration.guest.disks import OLD_SHADOW_HASH, diff, overlay, reading, snapshot_root
 
 pytestmark = pytest.mark.slow
 
