@@ -159,6 +159,7 @@ while read -r applet; do
 done < <("$busybox" --list-full)
 install -m 0755 "$here/test-guest/init" "$tree/init"
 ln -sf /init "$tree/sbin/init"
+install -m 0644 "$here/test-guest/inittab" "$tree/etc/inittab"
 install -m 0755 "$here/test-guest/udhcpc.script" "$tree/etc/pyvirt/udhcpc.script"
 install -m 0755 "$here/test-guest/power-button" "$tree/etc/acpi/PWRF/00000080"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$tree/etc/passwd"

@@ -101,6 +101,12 @@ def test_boot_shell_and_powerdown(art: GuestArtifacts, tmp_path: Path) -> None:
         vm.console.wait_for(r"(?m)^hello-42$", 30)
         assert vm.console.run("cat /proc/sys/kernel/sysrq").strip() == "1"
         assert vm.console.run("ls /dev/input/").count("event") >= 1
+        vm.console.sendline("sleep 60; echo not-interrupted")  # ^C reaches the foreground job
+        time.sleep(1)
+        vm.console.send("\x03")
+        vm.console.wait_for(re.escape(PROMPT), 10)
+        assert vm.console.run("echo after-ctrl-c").strip() == "after-ctrl-c"
+        assert not re.search(r"(?m)^not-interrupted$", vm.console.text)
         with Qmp(vm.qmp_path) as qmp:
             qmp.execute("system_powerdown")
             vm.console.wait_for(re.escape(POWER_BUTTON), 60)
@@ -129,7 +135,7 @@ def test_boot_from_disk_and_write(art: GuestArtifacts, tmp_path: Path) -> None:
         mounts = vm.console.run("cat /proc/mounts")
         assert re.search(r"(?m)^/dev/vda / ext4 rw", mounts), mounts
         vm.console.run("echo pyvirt-was-here > /file; sync")
-        vm.console.sendline("poweroff -f")
+        vm.console.sendline("poweroff")  # busybox init: sync, remount / read-only, power off
         assert vm.proc.wait(EXIT_TIMEOUT) == 0
     raw = tmp_path / "disk.raw"
     subprocess.run(["qemu-img", "convert", "-O", "raw", str(disk), str(raw)], check=True)
