@@ -1,0 +1,90 @@
+"""The cloud-init NoCloud seed ISO: built with pycdlib, read back with pycdlib, isoinfo and blkid."""
+
+from __future__ import annotations
+
+import email
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pycdlib
+import pytest
+
+from pyvirt.errors import InvalidArgument, OperationFailed
+from pyvirt.guest import cloudinit
+
+
+@pytest.fixture
+def seed(tmp_path: Path) -> Path:
+    return cloudinit.build_seed_iso(
+        tmp_path / "seed.iso",
+        meta_data=cloudinit.meta_data("iid-web01", "web01"),
+        user_data=cloudinit.cloud_config(
+            hostname="web01.lan", ssh_keys=["ssh-ed25519 AAAA k"], user="debian"
+        ),
+        network_config=cloudinit.network_config("52:54:00:AB:CD:EF"),
+    )
+
+
+def test_files_read_back_with_pycdlib(seed: Path) -> None:
+    files = cloudinit.read_seed_iso(seed)
+    assert set(files) == {"meta-data", "user-data", "network-config"}
+    assert files["meta-data"] == 'instance-id: "iid-web01"\nlocal-hostname: "web01"\n'
+    assert files["user-data"].startswith("#cloud-config\n")
+    config = json.loads(files["user-data"].split("\n", 1)[1])
+    assert config["hostname"] == "web01" and config["fqdn"] == "web01.lan"
+    assert config["users"][1]["ssh_authorized_keys"] == ["ssh-ed25519 AAAA k"]
+    net = json.loads(files["network-config"])
+    assert net["ethernets"]["eth0"]["match"] == {"macaddress": "52:54:00:ab:cd:ef"}
+
+
+def test_label_joliet_and_rock_ridge(seed: Path) -> None:
+    iso = pycdlib.PyCdlib()
+    iso.open(str(seed))
+    try:
+        assert iso.pvd.volume_identifier.decode().strip() == "cidata"
+        assert iso.has_joliet() and iso.has_rock_ridge()
+        joliet = sorted(c.file_identifier().decode("utf-16_be") for c in iso.list_children(joliet_path="/")
+                        if c.is_file())  # fmt: skip
+        assert joliet == ["meta-data", "network-config", "user-data"]
+    finally:
+        iso.close()
+
+
+@pytest.mark.skipif(shutil.which("blkid") is None, reason="blkid not installed")
+def test_blkid_sees_label_cidata(seed: Path) -> None:
+    out = subprocess.run(
+        ["blkid", "-o", "export", str(seed)], capture_output=True, text=True, check=True
+    ).stdout
+    assert "LABEL=cidata" in out.splitlines() and "TYPE=iso9660" in out.splitlines()
+
+
+@pytest.mark.skipif(shutil.which("isoinfo") is None, reason="isoinfo (genisoimage) not installed")
+def test_isoinfo_lists_rock_ridge_names(seed: Path) -> None:
+    out = subprocess.run(
+        ["isoinfo", "-R", "-f", "-i", str(seed)], capture_output=True, text=True, check=True
+    ).stdout
+    assert set(out.split()) == {"/meta-data", "/user-data", "/network-config"}
+
+
+def test_user_data_combined_as_mime(tmp_path: Path) -> None:
+    combined = cloudinit.combine_user_data(cloudinit.cloud_config(hostname="a"), "#!/bin/sh\necho hi\n")
+    message = email.message_from_string(combined)
+    assert message.is_multipart()
+    assert [p.get_content_type() for p in message.get_payload()] == [
+        "text/cloud-config",
+        "text/x-shellscript",
+    ]
+    with pytest.raises(InvalidArgument):
+        cloudinit.combine_user_data("#cloud-config\n{}", "plain text")
+
+
+def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises((OperationFailed, OSError)):
+        cloudinit.build_seed_iso(
+            blocker / "seed.iso", meta_data="instance-id: x\n", user_data="#cloud-config\n"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
