@@ -183,7 +183,7 @@ def _uuid(text: str) -> str:
     try:
         return str(uuidlib.UUID(text))
     except ValueError as err:
-        raise XMLError(f"malformed uuid element '{text}'") from err
+        raise XMLError(f"XML error: malformed uuid element '{text}'") from err
 
 
 def _ignore_sizes(root: Elem, *names: str) -> None:
@@ -205,7 +205,7 @@ def parse_pool(text: str) -> PoolDef:
         raise unsupported(f"storage pool type '{pool_type}' is not supported (only 'dir')")
     name_node = root.child("name")
     if name_node is None:
-        raise XMLError("missing pool source name element")
+        raise XMLError("XML error: missing pool source name element")
     name = check_pool_name(name_node.text())
     name_node.done()
     uuid_node = root.child("uuid")
@@ -218,7 +218,7 @@ def parse_pool(text: str) -> PoolDef:
     target = root.child("target")
     path_node = target.child("path") if target is not None else None
     if target is None or path_node is None:
-        raise XMLError("missing storage pool target path")
+        raise XMLError("XML error: missing storage pool target path")
     path = _sanitize_path(path_node.text())
     path_node.done()
     perms = _permissions(target.child("permissions"))
@@ -259,7 +259,7 @@ def parse_volume(text: str) -> VolumeDef:
     root.choice("type", ("file",))
     name_node = root.child("name")
     if name_node is None:
-        raise XMLError("missing volume name element")
+        raise XMLError("XML error: missing volume name element")
     vol = VolumeDef(name=check_volume_name(name_node.text()))
     name_node.done()
     root.skip("key", "physical")
@@ -305,7 +305,7 @@ def parse_volume(text: str) -> VolumeDef:
         backing.done()
     root.done()
     if vol.capacity is None and vol.backing is None:
-        raise XMLError("missing capacity element")
+        raise XMLError("XML error: missing capacity element")
     validate_volume(vol)
     return vol
 
