@@ -199,7 +199,7 @@ def machine() -> dict[str, str]:
         pass
     qemu = subprocess.run(["qemu-img", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     return {
-        "cpu": f"{cpu} × {os.cpu_count()}",
+        "cpu": f"{cpu} x {os.cpu_count()}",
         "kernel": platform.release(),
         "python": platform.python_version(),
         "qemu-img": qemu,
@@ -221,11 +221,12 @@ def markdown(res: dict[str, Any]) -> str:
     lines = [
         HEADING,
         "",
-        f"`python bench/bench_img.py --size {size >> 20}M --rounds {res['rounds']} --write-docs` — source: a raw file of "
-        f"{size >> 20} MiB, first half random, second half written zeros; page cache warm; each figure is the median "
-        "of the rounds, the tools alternating; ratio = qemu-img time / pyvirt time (above 1: pyvirt faster). "
-        "Every pyvirt output was checked identical with `qemu-img compare`. pyvirt runs as "
-        "`python -m pyvirt.cli.img`.",
+        f"`python bench/bench_img.py --size {size >> 20}M --rounds {res['rounds']} --write-docs`",
+        "",
+        f"Source: a raw file of {size >> 20} MiB, first half random, second half written zeros; page cache "
+        "warm; each figure is the median of the rounds, the tools alternating; ratio = qemu-img time / "
+        "pyvirt time (above 1: pyvirt faster). Every pyvirt output was checked identical with "
+        "`qemu-img compare`. pyvirt runs as `python -m pyvirt.cli.img`.",
         "",
         f"Machine: {m['cpu']}, {m['memory']}, Linux {m['kernel']}, Python {m['python']}, {m['qemu-img']}.",
         "",
@@ -235,10 +236,10 @@ def markdown(res: dict[str, Any]) -> str:
     for r in res["convert"]:
         lines.append(
             f"| {r['op']} | {r['qemu_s']:.2f} s ({r['qemu_MiBps']:.0f} MiB/s) | {r['pyvirt_s']:.2f} s "
-            f"({r['pyvirt_MiBps']:.0f} MiB/s) | {r['ratio']:.2f}× | {'yes' if r['identical'] else 'NO'} |"
+            f"({r['pyvirt_MiBps']:.0f} MiB/s) | {r['ratio']:.2f}x | {'yes' if r['identical'] else 'NO'} |"
         )
     for r in res["cli"]:
-        lines.append(f"| {r['op']} | {r['qemu_ms']:.1f} ms | {r['pyvirt_ms']:.1f} ms | {r['ratio']:.2f}× | |")
+        lines.append(f"| {r['op']} | {r['qemu_ms']:.1f} ms | {r['pyvirt_ms']:.1f} ms | {r['ratio']:.2f}x | |")
     lib = res["library"]
     lines += [
         "",

@@ -41,6 +41,7 @@ class Image:
     backing_format: str | None = None
     backing: Image | None = None
     cluster_size: int | None = None
+    fd: int = -1
     #: ``flush()``/``close()`` end with fdatasync. ``convert`` clears it, as qemu-img convert does not sync.
     durable: bool = True
 
@@ -64,6 +65,15 @@ class Image:
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         raise ImageError(f"{self.path}: writing {self.format} images is not supported")
+
+    def map_for_write(self, offset: int, length: int) -> list[tuple[int, int, int]] | None:
+        """Reserve file space for a later write of ``[offset, offset+length)``.
+
+        Returns ``(guest offset, file offset, length)`` runs the caller must fill with ``pwrite`` on
+        ``self.fd`` before the next ``flush()``; None when the range needs the ordinary ``write``.
+        Lets ``convert`` write from several threads while metadata stays single-threaded.
+        """
+        return None
 
     def write_zeroes(self, offset: int, length: int) -> None:
         """Make ``[offset, offset+length)`` read as zeros (deallocating where the format can)."""

@@ -21,6 +21,7 @@ from pyvirt.image.sizes import parse_size
 
 CHUNK = 2 << 20
 READ_AHEAD = 4
+WRITE_BEHIND = 4
 Progress = Callable[[float], None]
 
 
@@ -157,6 +158,14 @@ def _copy(
     has_backing: bool,
     threads: int | None,
 ) -> None:
+    """Stream ``s`` into ``d``.
+
+    Reader threads keep chunks ahead (preadv drops the GIL), the calling thread finds zeros and
+    allocates, and writer threads fill the reserved file ranges (or a deflate pool compresses).
+    A buffer goes back to the readers only once every write from it has finished.
+    """
+    from pyvirt.image.raw import RawImage, pwrite_full
+
     size = d.size
     granule = d.cluster_size or sparse or 512
     if sparse == 0:
@@ -164,11 +173,12 @@ def _copy(
     done = 0
     last_pct = -1.0
     comp = _Compressor(d, threads) if compress else None
-    # One reader thread keeps a few chunks ahead: preadv drops the GIL, so reading the source
-    # overlaps with writing (or deflating) the target.
-    reader = ThreadPoolExecutor(1, thread_name_prefix="pyvirt-read")
+    nreaders = 2 if isinstance(s, RawImage) else 1
+    reader = ThreadPoolExecutor(nreaders, thread_name_prefix="pyvirt-read")
+    writer = ThreadPoolExecutor(2, thread_name_prefix="pyvirt-write")
     free: list[bytearray] = []
     ahead: deque[tuple[int, int, bytearray, Future[None]]] = deque()
+    inflight: deque[tuple[bytearray, list[Future[None]]]] = deque()
 
     def report(n: int) -> None:
         nonlocal done, last_pct
@@ -179,14 +189,37 @@ def _copy(
                 last_pct = pct
                 progress(pct)
 
+    def get_buffer() -> bytearray:
+        if free:
+            return free.pop()
+        if len(inflight) >= WRITE_BEHIND:
+            buf, futs = inflight.popleft()
+            for f in futs:
+                f.result()
+            return buf
+        return bytearray(CHUNK)
+
     def consume() -> None:
         pos, n, buf, fut = ahead.popleft()
         fut.result()
+        futs: list[Future[None]] = []
         if comp is not None:
             comp.submit(pos, bytes(buf[:n]))
         else:
-            _write_nonzero(d, pos, buf, n, granule, has_backing)
-        free.append(buf)
+
+            def sink(at: int, data: memoryview) -> None:
+                runs = d.map_for_write(at, len(data))
+                if runs is None:
+                    d.write(at, data)
+                    return
+                for gpos, host, m in runs:
+                    futs.append(writer.submit(pwrite_full, d.fd, [data[gpos - at : gpos - at + m]], host))
+
+            _write_nonzero(d, pos, buf, n, granule, has_backing, sink)
+        if futs:
+            inflight.append((buf, futs))
+        else:
+            free.append(buf)
         report(n)
 
     try:
@@ -199,17 +232,21 @@ def _copy(
             pos, end = start, start + length
             while pos < end:
                 n = min(CHUNK - pos % CHUNK, end - pos)
-                buf = free.pop() if free else bytearray(CHUNK)
+                buf = get_buffer()
                 ahead.append((pos, n, buf, reader.submit(s.readinto, pos, memoryview(buf)[:n])))
                 if len(ahead) >= READ_AHEAD:
                     consume()
                 pos += n
         while ahead:
             consume()
+        while inflight:
+            for f in inflight.popleft()[1]:
+                f.result()
         if comp is not None:
             comp.finish()
     finally:
         reader.shutdown(wait=True, cancel_futures=True)
+        writer.shutdown(wait=True, cancel_futures=True)
         if comp is not None:
             comp.shutdown()
     if progress is not None and done < size:
@@ -223,7 +260,15 @@ def _top_unallocated_skip(s: Image, has_backing: bool) -> bool:
     return has_backing and isinstance(s, Qcow2Image) and s.backing is not None
 
 
-def _write_nonzero(d: Image, pos: int, buf: bytearray, n: int, granule: int, has_backing: bool) -> None:
+def _write_nonzero(
+    d: Image,
+    pos: int,
+    buf: bytearray,
+    n: int,
+    granule: int,
+    has_backing: bool,
+    sink: Callable[[int, memoryview], None],
+) -> None:
     """Write ``buf[:n]`` at ``pos``, skipping all-zero granules (zeroing them instead over a backing file).
 
     Comparisons are done on bytearray slices: ``bytes == bytes`` is one memcmp, while comparing
@@ -231,7 +276,7 @@ def _write_nonzero(d: Image, pos: int, buf: bytearray, n: int, granule: int, has
     """
     mv = memoryview(buf)[:n]
     if granule == 0:
-        d.write(pos, mv)
+        sink(pos, mv)
         return
     if (buf == ZERO_CHUNK) if n == len(buf) == len(ZERO_CHUNK) else (buf[:n] == bytes(n)):
         if has_backing:
@@ -251,7 +296,7 @@ def _write_nonzero(d: Image, pos: int, buf: bytearray, n: int, granule: int, has
             is_zero = buf[a - pos : b - pos] == (zero_g if b - a == granule else bytes(b - a))
         if is_zero:
             if run_start >= 0:
-                d.write(run_start, mv[run_start - pos : a - pos])
+                sink(run_start, mv[run_start - pos : a - pos])
                 run_start = -1
             if zero_start < 0:
                 zero_start = a
@@ -264,7 +309,7 @@ def _write_nonzero(d: Image, pos: int, buf: bytearray, n: int, granule: int, has
                 run_start = a
         i += granule
     if run_start >= 0:
-        d.write(run_start, mv[run_start - pos :])
+        sink(run_start, mv[run_start - pos :])
     if zero_start >= 0 and has_backing:
         d.write_zeroes(zero_start, end - zero_start)
 

@@ -120,6 +120,13 @@ class RawImage(Image):
             self._guard_probe(offset, memoryview(data))
         pwrite_full(self.fd, [memoryview(data)], offset)
 
+    def map_for_write(self, offset: int, length: int) -> list[tuple[int, int, int]] | None:
+        self._check_writable()
+        self._check_range(offset, length)
+        if self.probed and offset < 1024:
+            return None
+        return [(offset, offset, length)]
+
     def _guard_probe(self, offset: int, data: memoryview) -> None:
         from pyvirt.image.probe import probe_bytes
 

@@ -8,6 +8,7 @@ end of the first cluster, then (unless stored elsewhere) the backing file name.
 from __future__ import annotations
 
 import struct
+
 from pyvirt.image.errors import CorruptImage, UnsupportedImage
 
 MAGIC = b"QFI\xfb"
@@ -211,6 +212,10 @@ class Header:
         if rt_clusters == 0:
             raise CorruptImage(f"{source}: refcount table is empty")
         h._check_table(source, "refcount table", rt_off, rt_clusters * cs, file_size, MAX_REFTABLE_BYTES)
+        l1_range = (l1_off, l1_off + l1_size * 8)
+        rt_range = (rt_off, rt_off + rt_clusters * cs)
+        if l1_size and (l1_range[0] < rt_range[1] and rt_range[0] < l1_range[1]):
+            raise CorruptImage(f"{source}: L1 table and refcount table overlap")
         if nsnap > MAX_SNAPSHOTS:
             raise CorruptImage(f"{source}: too many snapshots ({nsnap})")
         if nsnap and (snap_off % cs or snap_off >= file_size):

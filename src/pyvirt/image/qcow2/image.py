@@ -347,6 +347,7 @@ class Qcow2Image(Image):
         if off and e & OFLAG_COPIED:
             return self._load_l2(off), off
         new_off = self.refs.alloc(1)
+        self._check_fresh(new_off, 1)
         if off:
             table = array("Q", self._load_l2(off))
             if self.refs.add(off >> self.cb, -1) == 0:
@@ -407,6 +408,7 @@ class Qcow2Image(Image):
                 allocs.append((i, e, piece))
         if allocs:
             base = self.refs.alloc(len(allocs))
+            self._check_fresh(base, len(allocs))
             pwrite_full(self.fd, [p for _, _, p in allocs], base)
             for k, (i, e, _) in enumerate(allocs):
                 table[i] = (base + k * cs) | OFLAG_COPIED
@@ -424,6 +426,34 @@ class Qcow2Image(Image):
                     run_host, run, run_len = host, [piece], len(piece)
             pwrite_full(self.fd, run, run_host)
 
+    def map_for_write(self, offset: int, length: int) -> list[tuple[int, int, int]] | None:
+        """Allocate fresh clusters for a cluster-aligned range that is wholly unallocated."""
+        self._check_writable()
+        self._check_range(offset, length)
+        cs, cb = self.cs, self.cb
+        if offset % cs or length % cs or not length:
+            return None
+        for c in range(offset >> cb, (offset + length) >> cb):
+            if self.l2_entry(c):
+                return None
+        self._mark_write()
+        runs: list[tuple[int, int, int]] = []
+        pos, end = offset, offset + length
+        while pos < end:
+            l1i = pos >> self.l2_shift
+            seg_end = min(end, (l1i + 1) << self.l2_shift)
+            table, toff = self._l2_for_write(l1i)
+            n = (seg_end - pos) >> cb
+            base = self.refs.alloc(n)
+            self._check_fresh(base, n)
+            c0 = pos >> cb
+            for k in range(n):
+                table[(c0 + k) & self.l2_mask] = (base + k * cs) | OFLAG_COPIED
+            self.cache.mark_dirty(toff)
+            runs.append((pos, base, seg_end - pos))
+            pos = seg_end
+        return runs
+
     def _release(self, entry: int) -> None:
         """Drop the reference an L2 entry being replaced held."""
         if entry & OFLAG_COMPRESSED:
@@ -438,6 +468,18 @@ class Qcow2Image(Image):
             self._meta = self.metadata_clusters()
         if host >> self.cb in self._meta:
             raise CorruptImage(f"{self.path}: data cluster at {host:#x} overlaps metadata; refusing to write")
+
+    def _check_fresh(self, base: int, n: int) -> None:
+        """New clusters must not be metadata: only broken refcounts would hand those out."""
+        if self._meta is None:
+            self._meta = self.metadata_clusters()
+        first = base >> self.cb
+        if any(c in self._meta for c in range(first, first + n)):
+            self.mark_corrupt()
+            raise CorruptImage(
+                f"{self.path}: refcounts mark metadata at {base:#x} as free; image marked corrupt "
+                "(repair it with `pyvirt img check -r all`)"
+            )
 
     def metadata_clusters(self) -> set[int]:
         """Cluster indexes holding header, tables and snapshot metadata."""
