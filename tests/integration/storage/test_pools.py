@@ -1,4 +1,4 @@
-"""Storage pools through a real pyvirtd and the CLI: virsh 9.0's output, the default pool, persistence, bad input."""
+"""Storage pools through a real pyvirtd and the CLI: virsh 9.0 output, default pool, restarts, bad input."""
 
 from __future__ import annotations
 
@@ -148,17 +148,17 @@ def test_bad_pool_input(daemon: Daemon, tmp_path: Path) -> None:
     missing = tmp_path / "missing"
     daemon.cli("pool-define-as", "gone", "dir", "--target", str(missing)).ok()
     err = _fails(daemon, "pool-start", "gone")
-    assert (
-        err
-        == f"error: Failed to start pool gone\nerror: cannot open directory '{missing}': No such file or directory\n"
+    assert err == (
+        "error: Failed to start pool gone\n"
+        f"error: cannot open directory '{missing}': No such file or directory\n"
     )
     assert not missing.exists()
     err = _fails(daemon, "pool-destroy", "gone")
     assert "storage pool 'gone' is not active" in err
     err = _fails(daemon, "vol-create-as", "gone", "x.img", "1M")
-    assert (
-        err
-        == "error: Failed to create vol x.img\nerror: Requested operation is not valid: storage pool 'gone' is not active\n"
+    assert err == (
+        "error: Failed to create vol x.img\n"
+        "error: Requested operation is not valid: storage pool 'gone' is not active\n"
     )
     assert _fails(daemon, "vol-list", "gone").startswith("error: Failed to list volumes\n")
     assert _fails(daemon, "-r", "pool-destroy", "default").count("read-only") == 1
