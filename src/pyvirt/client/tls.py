@@ -76,11 +76,35 @@ def explain_tls_error(where: str, err: BaseException) -> str:
     return f"TLS connection to {where} failed: {text}"
 
 
+def diagnose_client_cert(directory: Path) -> str:
+    """Why a server may have refused ``clientcert.pem``, as far as this side can tell; "" if unknown."""
+    import datetime
+
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate((directory / "clientcert.pem").read_bytes())
+        ca = x509.load_pem_x509_certificate((directory / "cacert.pem").read_bytes())
+    except (OSError, ValueError):
+        return ""
+    now = datetime.datetime.now(datetime.UTC)
+    if cert.not_valid_after_utc < now:
+        return f"; {directory / 'clientcert.pem'} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+    if cert.not_valid_before_utc > now:
+        return f"; {directory / 'clientcert.pem'} is not valid before {cert.not_valid_before_utc:%Y-%m-%d}"
+    if cert.issuer != ca.subject:
+        return (
+            f"; {directory / 'clientcert.pem'} was issued by '{cert.issuer.rfc4514_string()}', "
+            f"not by the CA in cacert.pem ('{ca.subject.rfc4514_string()}')"
+        )
+    return ""
+
+
 class TLSTransport(Transport):
     """A Transport over an ``ssl.SSLSocket``; TLS alerts become errors that name the cause.
 
     With TLS 1.3 the server judges the client certificate after the client's handshake has already
-    completed, so a refusal arrives as an alert on the first read.
+    completed, so a refusal arrives on the first read: as an alert, or as the end of the connection.
     """
 
     def read_response(self) -> tuple[int, dict[str, str], bytes]:
@@ -103,16 +127,34 @@ class TLSTransport(Transport):
                 raise ConnectionFailed(explain_tls_error(self.description, cause)) from cause
             raise
 
+    answered = False
+
+    def __init__(self, sock: socket.socket, description: str, pki_dir: Path) -> None:
+        super().__init__(sock, description)
+        self.pki_dir = pki_dir
+
     def _recv_until(self, marker: bytes) -> bytes:
         try:
-            return super()._recv_until(marker)
+            head = super()._recv_until(marker)
         except ssl.SSLError as err:
             raise ConnectionFailed(explain_tls_error(self.description, err)) from err
+        except ConnectionFailed as err:
+            if self.answered:
+                raise
+            # pyvirtd closes without an alert when it rejects a certificate after a TLS 1.3 handshake.
+            raise ConnectionFailed(
+                f"{self.description} refused our client certificate (it closed the connection before "
+                f"answering){diagnose_client_cert(self.pki_dir)}: it must be signed by the server's CA "
+                "and be valid now ('pyvirt pki issue-client')"
+            ) from err
+        self.answered = True
+        return head
 
 
 def open_tls(uri: URI, readonly: bool) -> Transport:
     assert uri.host is not None
-    ctx = client_context(pki_dir(uri), verify=not uri.flag("no_verify"), readonly=readonly)
+    directory = pki_dir(uri)
+    ctx = client_context(directory, verify=not uri.flag("no_verify"), readonly=readonly)
     port = uri.port or DEFAULT_PORT
     where = f"{uri.host}:{port}"
     try:
@@ -128,4 +170,4 @@ def open_tls(uri: URI, readonly: bool) -> Transport:
         raw.close()
         raise ConnectionFailed(explain_tls_error(where, err)) from err
     sock.settimeout(None)
-    return TLSTransport(sock, where)
+    return TLSTransport(sock, where, directory)

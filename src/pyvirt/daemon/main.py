@@ -144,18 +144,18 @@ async def serve(args: argparse.Namespace) -> None:
     await domains.reattach_all()
     api = API(domains, events, extras)
     server = HTTPServer(api.router)
-    sock_mode = int(config.get("unix_sock_rw_perms", "0600"), 8)
-    main_sock = bind_socket(layout.socket, sock_mode, config.get("unix_sock_group"))
-    ro_sock = bind_socket(layout.socket_ro, int(config.get("unix_sock_ro_perms", "0666"), 8))
-    await server.listen_unix(main_sock)
-    await server.listen_unix(ro_sock, readonly=True)
-    if args.listen_tls:
+    if args.listen_tls:  # first: a daemon that cannot serve TLS as asked does not serve at all
         from pyvirt.daemon.tls import TLSSetupError, start_tls_listener
 
         try:
             await start_tls_listener(server, args.listen_tls, layout.pki_dir)
         except TLSSetupError as err:
             raise SystemExit(f"error: {err}") from err
+    sock_mode = int(config.get("unix_sock_rw_perms", "0600"), 8)
+    main_sock = bind_socket(layout.socket, sock_mode, config.get("unix_sock_group"))
+    ro_sock = bind_socket(layout.socket_ro, int(config.get("unix_sock_ro_perms", "0666"), 8))
+    await server.listen_unix(main_sock)
+    await server.listen_unix(ro_sock, readonly=True)
     log.info("pyvirtd %s listening on %s (%s mode)", __version__, layout.socket, layout.mode)
     if not args.no_autostart:
         for extra in extras:
