@@ -6,7 +6,6 @@ The top-level CLI calls :func:`main` with the arguments after ``img``. Imports s
 
 from __future__ import annotations
 
-import getopt
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -40,10 +39,53 @@ def _err(msg: str) -> None:
 
 
 def _parse(argv: list[str], short: str, long: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
-    try:
-        return getopt.gnu_getopt(argv, short, long)
-    except getopt.GetoptError as err:
-        raise UsageError(str(err)) from None
+    """GNU getopt, options anywhere (the stdlib getopt imports gettext, slowing start-up)."""
+    takes = {f"-{c}" for i, c in enumerate(short) if c != ":" and short[i + 1 : i + 2] == ":"}
+    flags = {f"-{c}" for i, c in enumerate(short) if c != ":" and short[i + 1 : i + 2] != ":"}
+    long_takes = {f"--{n[:-1]}" for n in long if n.endswith("=")}
+    long_flags = {f"--{n}" for n in long if not n.endswith("=")}
+    opts: list[tuple[str, str]] = []
+    args: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if a == "--":
+            args.extend(argv[i:])
+            break
+        if a.startswith("--"):
+            name, eq, val = a.partition("=")
+            if name in long_takes:
+                if not eq:
+                    if i >= len(argv):
+                        raise UsageError(f"option '{name}' requires an argument")
+                    val = argv[i]
+                    i += 1
+                opts.append((name, val))
+            elif name in long_flags and not eq:
+                opts.append((name, ""))
+            else:
+                raise UsageError(f"unrecognized option '{a}'")
+        elif a.startswith("-") and len(a) > 1:
+            j = 1
+            while j < len(a):
+                o = f"-{a[j]}"
+                if o in takes:
+                    val = a[j + 1 :]
+                    if not val:
+                        if i >= len(argv):
+                            raise UsageError(f"option requires an argument -- '{a[j]}'")
+                        val = argv[i]
+                        i += 1
+                    opts.append((o, val))
+                    break
+                if o not in flags:
+                    raise UsageError(f"invalid option -- '{a[j]}'")
+                opts.append((o, ""))
+                j += 1
+        else:
+            args.append(a)
+    return opts, args
 
 
 def _options(text: str) -> dict[str, str]:

@@ -189,3 +189,23 @@ def test_refcount_widths(tmp_path: Path, bits: int) -> None:
     with open_image(str(p), readonly=False) as img:
         img.write(0, random.Random(bits).randbytes(1 << 20))
     assert check(str(p)).exit_code == 0
+
+
+def test_dirty_image_is_repaired_on_writable_open(tmp_path: Path) -> None:
+    import shutil
+
+    p = tmp_path / "d.qcow2"
+    create_image(str(p), "qcow2", 8 << 20, lazy_refcounts=True)
+    img = open_image(str(p), readonly=False)
+    data = random.Random(2).randbytes(3 << 20)
+    img.write(0, data)
+    img.flush()  # L2/L1 written, refcounts deferred: the state after a crash
+    crashed = tmp_path / "crashed.qcow2"
+    shutil.copyfile(p, crashed)
+    img.close()
+    assert image_info(str(crashed))["dirty-flag"] is True
+    assert check(str(crashed)).exit_code != 0
+    with open_image(str(crashed), readonly=False) as img2:
+        assert img2.read(0, len(data)) == data
+    assert image_info(str(crashed))["dirty-flag"] is False
+    assert check(str(crashed)).exit_code == 0
