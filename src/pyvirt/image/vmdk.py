@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import re
 import struct
+import sys
 import zlib
+from array import array
 from dataclasses import dataclass
 
 from pyvirt.image.base import Extent, Image
@@ -38,7 +40,7 @@ class _Sparse:
     compressed: bool
     zeroed_gte: bool
     file_size: int
-    gt_cache: dict[int, tuple[int, ...]]
+    gt_cache: dict[int, array[int]]
 
     def grain_entry(self, g: int) -> int:
         gdi = g // self.gtes
@@ -49,8 +51,10 @@ class _Sparse:
             off = self.gd[gdi] * 512
             if off + self.gtes * 4 > self.file_size:
                 raise CorruptImage(f"{self.path}: grain table {gdi} lies past the end of the file")
-            gt = struct.unpack(f"<{self.gtes}I", os.pread(self.fd, self.gtes * 4, off))
-            if len(self.gt_cache) > 4096:
+            gt = array("I", os.pread(self.fd, self.gtes * 4, off))
+            if sys.byteorder == "big":
+                gt.byteswap()
+            if len(self.gt_cache) > 64:
                 self.gt_cache.clear()
             self.gt_cache[gdi] = gt
         return gt[g % self.gtes]

@@ -220,30 +220,28 @@ class Refcounts:
         return start << self.cb
 
     def _find_free(self, n: int) -> int:
-        c = self.hint
-        end = self.end
+        """First cluster of a run of ``n`` free ones at or after the hint (or reaching the end)."""
+        c, end, per = self.hint, self.end, self.per_block
         while c < end:
-            bidx = c // self.per_block
+            bidx, i = divmod(c, per)
             blk = self._block(bidx, create=False)
-            if blk is None:
-                run_start = c
-            else:
-                i = c % self.per_block
-                while i < self.per_block and c < end and blk[i]:
-                    i += 1
-                    c += 1
-                if c >= end:
-                    break
-                if i == self.per_block:
+            if blk is not None:
+                try:
+                    start = bidx * per + blk.index(0, i)
+                except ValueError:
+                    c = (bidx + 1) * per
                     continue
-                run_start = c
-            run = run_start
-            while run < end and run - run_start < n and self.get(run) == 0:
+            else:
+                start = c
+            if start >= end:
+                break
+            run = start
+            while run < end and run - start < n and self.get(run) == 0:
                 run += 1
-            if run - run_start >= n or run >= end:
-                return run_start
+            if run - start >= n or run >= end:
+                return start
             c = run + 1
-        return end
+        return max(c, end)
 
     def free(self, offset: int, nbytes: int) -> None:
         """Drop one reference to every cluster overlapping ``[offset, offset+nbytes)``."""
