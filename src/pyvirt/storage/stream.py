@@ -64,13 +64,40 @@ def extents(fd: int, start: int, end: int, *, sparse: bool) -> Iterator[tuple[bo
         pos = hole
 
 
+_PUNCH_HOLE = 0x02 | 0x01  # FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+
+
+def _punch_hole(fd: int, offset: int, length: int) -> bool:
+    """Deallocate a range inside the file (it then reads as zeros); False where the file system cannot."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        fallocate = libc.fallocate
+    except (OSError, AttributeError):
+        return False
+    fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return int(fallocate(fd, _PUNCH_HOLE, offset, length)) == 0
+
+
+def _already_hole(fd: int, offset: int, end: int) -> bool:
+    try:
+        return os.lseek(fd, offset, os.SEEK_DATA) >= end
+    except OSError:  # ENXIO: no data after offset
+        return True
+
+
 def write_zeroes(fd: int, offset: int, length: int, *, file_size: int) -> None:
-    """Make ``length`` bytes at ``offset`` read as zeros: written inside the file, sparse past its end."""
+    """Make ``length`` bytes at ``offset`` read as zeros: a hole punched inside the file (zeros written
+    where the file system cannot punch), a sparse extension past its end."""
     end = offset + length
     inside_end = min(end, file_size)
-    zero = bytes(min(CHUNK, max(inside_end - offset, 0)))
-    pos = offset
-    while pos < inside_end:
-        pos += os.pwrite(fd, zero[: inside_end - pos], pos)
+    needs_zeroes = inside_end > offset and not _already_hole(fd, offset, inside_end)
+    if needs_zeroes and not _punch_hole(fd, offset, inside_end - offset):
+        zero = bytes(min(CHUNK, inside_end - offset))
+        pos = offset
+        while pos < inside_end:
+            pos += os.pwrite(fd, zero[: min(len(zero), inside_end - pos)], pos)
     if end > file_size:
         os.ftruncate(fd, end)

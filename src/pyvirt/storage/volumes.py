@@ -64,7 +64,7 @@ def volume_path(folder: str, name: str) -> str:
 
 
 def _image_info(path: str) -> dict[str, Any]:
-    from pyvirt.image import image_info
+    from pyvirt.image.api import image_info
 
     return image_info(path)
 
@@ -173,7 +173,7 @@ def _building(folder: str, name: str, build: Callable[[str], None], perms: Permi
 
 def create(folder: str, vol: VolumeDef, *, prealloc_metadata: bool = False) -> str:
     """Create ``vol`` in ``folder``; its backing path (if any) must already be resolved and checked."""
-    from pyvirt.image import create_image
+    from pyvirt.image.api import create_image
 
     def build(tmp: str) -> None:
         if vol.format == "raw":
@@ -211,7 +211,7 @@ def create(folder: str, vol: VolumeDef, *, prealloc_metadata: bool = False) -> s
 
 def clone(folder: str, source: VolumeInfo, new_name: str, *, prealloc_metadata: bool = False) -> str:
     """Copy ``source`` to a new volume of the same format (a qcow2 keeps its backing file)."""
-    from pyvirt.image import convert
+    from pyvirt.image.api import convert
 
     def build(tmp: str) -> None:
         options = {"preallocation": "metadata"} if prealloc_metadata and source.format == "qcow2" else None
@@ -233,7 +233,7 @@ def clone(folder: str, source: VolumeInfo, new_name: str, *, prealloc_metadata: 
 
 def resize(info: VolumeInfo, capacity: int, *, shrink: bool, allocate: bool) -> None:
     """Set the volume's capacity (bytes); the caller has checked direction and free space."""
-    from pyvirt.image import resize as image_resize
+    from pyvirt.image.api import resize as image_resize
 
     if info.format not in ("raw", "qcow2"):
         raise InvalidArgument(f"cannot resize volume '{info.name}' of format '{info.format}'")
