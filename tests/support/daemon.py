@@ -43,6 +43,8 @@ class Daemon:
     ) -> None:
         # Unix socket paths are limited to 107 bytes: keep the root short.
         self.root = root or Path(tempfile.mkdtemp(prefix="pv-", dir="/tmp"))
+        # Like /run and /etc: traversable, so dnsmasq can read its hosts file after dropping privileges.
+        os.chmod(self.root, 0o755)
         self.env = {**os.environ, "PYVIRT_ROOT": str(self.root), **(extra_env or {})}
         self.env.pop("PYVIRT_DEFAULT_URI", None)
         self.netns = netns  # run the daemon (and so its QEMUs, taps, bridges) in this namespace

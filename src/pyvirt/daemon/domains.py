@@ -601,7 +601,8 @@ class DomainRegistry:
         append_log(self.layout.domain_log(obj.name), f"shutting down, reason={reason}")
         name = obj.name
         obj.proc = None
-        obj.live = None
+        if obj.config is not None:
+            obj.live = None  # a transient domain keeps its last definition for the caller's reply
         obj.state, obj.reason = "shutoff", reason
         obj.fake_reboot = False
         obj.stop_reason = None

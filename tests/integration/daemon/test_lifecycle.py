@@ -214,7 +214,7 @@ def test_kvm_refused_with_a_clear_error_when_unusable(daemon: Daemon, tmp_path: 
     if usable:
         pytest.skip("KVM is usable on this host")
     path = tmp_path / "k1.xml"
-    path.write_text(domain_xml("k1").replace("type='qemu'", "type='kvm'", 1))
+    path.write_text(domain_xml("k1").replace('type="qemu"', 'type="kvm"', 1))
     daemon.cli("define", str(path)).ok()
     result = daemon.cli("start", "k1")
     assert result.rc == 1

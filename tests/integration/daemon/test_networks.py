@@ -93,6 +93,8 @@ def test_guests_get_leases_and_reach_each_other(nsdaemon: Daemon, tmp_path: Path
     d.restart()
     assert re.search(r"^ lan\s+active", d.cli("net-list").ok().out, re.M)
     assert lease1 in d.cli("net-dhcp-leases", "lan").ok().out
+    c1.close()
+    c1 = Console(d, "n1")  # the console stream lived in the old daemon; the guest did not notice
     assert "0% packet loss" in c1.run(f"ping -c 1 -W 3 {lease2}")
 
     # Taps go away with the domain.
@@ -122,6 +124,8 @@ def test_hotplug_nic_and_link_state(nsdaemon: Daemon, tmp_path: Path) -> None:
     assert result.ok().out == "Interface attached successfully\n\n"
     iflist = d.cli("domiflist", "h1").ok().out
     assert "52:54:00:00:78:01" in iflist
+    # ACPI PCI hot-plug: the guest kernel finds the new virtio NIC by itself.
+    console.run("for i in $(seq 60); do [ -e /sys/class/net/eth0 ] && break; sleep 1; done", 90)
     console.send("ip link set eth0 up; udhcpc -i eth0 -n -q -t 5 2>&1 | tail -1\n")
     console.expect(r"10\.78\.0\.\d+", 60)
     tap = re.search(r"(vnet\d+)", iflist)
@@ -129,6 +133,12 @@ def test_hotplug_nic_and_link_state(nsdaemon: Daemon, tmp_path: Path) -> None:
     d.cli("domif-setlink", "h1", tap.group(1), "down").ok()
     assert "LOWER_UP" not in console.run("ip link show eth0")
     d.cli("domif-setlink", "h1", tap.group(1), "up").ok()
+    result = d.cli("detach-interface", "h1", "network", "--mac", "52:54:00:00:78:01")
+    assert result.ok().out == "Interface detached successfully\n\n"
+    assert "52:54:00:00:78:01" not in d.cli("domiflist", "h1").ok().out
+    assert tap.group(1) not in in_ns(d, "ip", "-br", "link")
+    console.run("for i in $(seq 30); do [ -e /sys/class/net/eth0 ] || break; sleep 1; done", 60)
+    assert "can't find device 'eth0'" in console.run("ip link show eth0 2>&1")
     d.cli("destroy", "h1").ok()
     console.close()
 

@@ -68,7 +68,7 @@ def test_autostart_across_daemon_restart(daemon: Daemon, tmp_path: Path) -> None
     define(daemon, tmp_path, "manual1")
     daemon.cli("autostart", "auto1").ok()
     daemon.restart()
-    assert daemon.state("auto1") == "running"
+    daemon.wait_state("auto1", "running", 30)  # autostart runs once the daemon already serves
     assert daemon.state("manual1") == "shut off"
     Console(daemon, "auto1").expect("pyvirt-guest: ready")
     daemon.cli("destroy", "auto1").ok()
