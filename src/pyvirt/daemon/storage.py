@@ -248,15 +248,16 @@ class StorageAPI:
         capacity = body.get("capacity")
         if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
             raise InvalidArgument("'capacity' must be a non-negative integer (bytes)")
+        name, in_use = self._name(req), self._in_use()
         return await asyncio.to_thread(
             lambda: self.driver.resize_volume(
-                self._name(req),
+                name,
                 req.params["vol"],
                 capacity,
                 delta=bool(body.get("delta")),
                 shrink=bool(body.get("shrink")),
                 allocate=bool(body.get("allocate")),
-                in_use=self._in_use(),
+                in_use=in_use,
             )
         )
 
