@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -128,24 +129,35 @@ def convert(
             raise
 
 
-def _extents(s: Image, size: int, top_only: bool) -> Iterator[tuple[int, int, bool]]:
-    """``(start, length, maybe_data)`` over ``[0, size)``; False means reads as zero (or left to backing)."""
+def _extents(s: Image, size: int, top_only: bool) -> Iterator[tuple[int, int, bool, int, int]]:
+    """``(start, length, maybe_data, fd, file_offset)`` over ``[0, size)``.
+
+    ``maybe_data`` False means the range reads as zero (or is left to the target's backing file).
+    ``fd``/``file_offset`` say where the bytes lie when they can be read with a plain pread
+    (uncompressed data in some file of the chain); ``fd`` is -1 otherwise.
+    """
     from pyvirt.image.qcow2.image import Qcow2Image
 
     if top_only and isinstance(s, Qcow2Image) and s.backing is not None:
         for start, n, alloc in s.allocated_in_top(0, min(size, s.size)):
-            yield start, n, alloc
+            yield start, n, alloc, -1, 0
     else:
+        chain = s.chain()
         pos = 0
         step = 1 << 30
         limit = min(size, s.size)
         while pos < limit:
             n = min(step, limit - pos)
             for x in s.block_status(pos, n):
-                yield x.start, x.length, x.data or not x.zero
+                fd = -1
+                if x.data and x.offset is not None and not x.compressed and x.depth < len(chain):
+                    img = chain[x.depth]
+                    if img.format in ("raw", "qcow2"):
+                        fd = img.fd
+                yield x.start, x.length, x.data or not x.zero, fd, x.offset or 0
             pos += n
     if s.size < size:
-        yield s.size, size - s.size, False
+        yield s.size, size - s.size, False, -1, 0
 
 
 def _copy(
@@ -164,7 +176,7 @@ def _copy(
     allocates, and writer threads fill the reserved file ranges (or a deflate pool compresses).
     A buffer goes back to the readers only once every write from it has finished.
     """
-    from pyvirt.image.raw import RawImage, pwrite_full
+    from pyvirt.image.raw import pread_full, pwrite_full
 
     size = d.size
     granule = d.cluster_size or sparse or 512
@@ -173,8 +185,16 @@ def _copy(
     done = 0
     last_pct = -1.0
     comp = _Compressor(d, threads) if compress else None
-    nreaders = 2 if isinstance(s, RawImage) else 1
-    reader = ThreadPoolExecutor(nreaders, thread_name_prefix="pyvirt-read")
+    reader = ThreadPoolExecutor(2, thread_name_prefix="pyvirt-read")
+    generic_lock = threading.Lock()
+
+    def generic_read(pos: int, buf: memoryview) -> None:
+        with generic_lock:
+            s.readinto(pos, buf)
+
+    def direct_read(fd: int, buf: memoryview, host: int) -> None:
+        pread_full(fd, buf, host)  # bytes past the end of the file read as zeros
+
     writer = ThreadPoolExecutor(2, thread_name_prefix="pyvirt-write")
     free: list[bytearray] = []
     ahead: deque[tuple[int, int, bytearray, Future[None]]] = deque()
@@ -223,7 +243,7 @@ def _copy(
         report(n)
 
     try:
-        for start, length, maybe_data in _extents(s, size, top_only=has_backing):
+        for start, length, maybe_data, fd, host in _extents(s, size, top_only=has_backing):
             if not maybe_data:
                 if has_backing and not _top_unallocated_skip(s, has_backing):
                     d.write_zeroes(start, length)
@@ -233,7 +253,12 @@ def _copy(
             while pos < end:
                 n = min(CHUNK - pos % CHUNK, end - pos)
                 buf = get_buffer()
-                ahead.append((pos, n, buf, reader.submit(s.readinto, pos, memoryview(buf)[:n])))
+                mv = memoryview(buf)[:n]
+                if fd >= 0:
+                    fut = reader.submit(direct_read, fd, mv, host + pos - start)
+                else:
+                    fut = reader.submit(generic_read, pos, mv)
+                ahead.append((pos, n, buf, fut))
                 if len(ahead) >= READ_AHEAD:
                     consume()
                 pos += n
