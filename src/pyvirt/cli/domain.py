@@ -122,7 +122,7 @@ def cmd_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
     if a is None:
         return 0
     dom = _domain(opts.connect(), str(a["domain"]))
-    emit(dom.xml(inactive=bool(a.get("inactive"))))
+    emit(dom.xml(inactive=bool(a.get("inactive")), security_info=bool(a.get("security_info"))))
     return 0
 
 

@@ -129,6 +129,7 @@ VERBS: dict[str, tuple[str, str]] = {
         for verb in (
             "pool-list",
             "pool-info",
+            "pool-define",
             "pool-define-as",
             "pool-build",
             "pool-start",

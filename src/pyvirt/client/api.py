@@ -125,8 +125,9 @@ class Domain:
     def info(self) -> dict[str, Any]:
         return dict(self.conn.call("GET", self._path))
 
-    def xml(self, *, inactive: bool = False) -> str:
-        return str(self.conn.call("GET", self._path + ("/xml?inactive=1" if inactive else "/xml"))["xml"])
+    def xml(self, *, inactive: bool = False, security_info: bool = False) -> str:
+        query = "&".join(q for q, on in (("inactive=1", inactive), ("security_info=1", security_info)) if on)
+        return str(self.conn.call("GET", self._path + "/xml" + (f"?{query}" if query else ""))["xml"])
 
     def devices(self) -> dict[str, Any]:
         return dict(self.conn.call("GET", self._path + "/devices"))

@@ -27,6 +27,7 @@ class ConsoleRelay:
         self._history = bytearray()
         self._sink: Callable[[bytes], None] | None = None
         self._on_detach: Callable[[], None] | None = None
+        self._pending = bytearray()  # typed input the pty could not take yet
 
     def open(self) -> None:
         self._fd = os.open(self.pty_path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -34,7 +35,9 @@ class ConsoleRelay:
 
     def close(self) -> None:
         if self._fd is not None:
-            asyncio.get_running_loop().remove_reader(self._fd)
+            loop = asyncio.get_running_loop()
+            loop.remove_reader(self._fd)
+            loop.remove_writer(self._fd)
             os.close(self._fd)
             self._fd = None
         self.detach()
@@ -76,19 +79,38 @@ class ConsoleRelay:
         if callback is not None:
             callback()
 
+    def is_sink(self, sink: Callable[[bytes], None]) -> bool:
+        return self._sink is sink
+
     def write(self, data: bytes) -> None:
+        """Queue input for the guest; what the pty cannot take now is sent when it becomes writable."""
         if self._fd is None:
             return
-        view = memoryview(data)
-        while view:
+        was_empty = not self._pending
+        self._pending += data
+        if was_empty:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._fd is None:
+            return
+        loop = asyncio.get_running_loop()
+        while self._pending:
             try:
-                written = os.write(self._fd, view)
+                written = os.write(self._fd, self._pending)
             except BlockingIOError:
-                continue
+                loop.add_writer(self._fd, self._writable)
+                return
             except OSError as err:
                 log.warning("console of %s: write failed: %s", self.name, err)
+                self._pending.clear()
                 return
-            view = view[written:]
+            del self._pending[:written]
+
+    def _writable(self) -> None:
+        assert self._fd is not None
+        asyncio.get_running_loop().remove_writer(self._fd)
+        self._flush()
 
     def history(self) -> bytes:
         return bytes(self._history)

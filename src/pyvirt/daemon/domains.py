@@ -30,6 +30,7 @@ from pyvirt.errors import (
     InvalidState,
     NotFound,
     OperationFailed,
+    PyvirtError,
     UnsupportedConfig,
 )
 from pyvirt.paths import Layout
@@ -299,10 +300,16 @@ class DomainRegistry:
                         f"Requested operation is not valid: cannot remove storage of running domain '{name}'"
                     )
                 for disk in obj.config.devices.disks:
-                    if disk.device == "disk" and disk.type == "file" and disk.source and not disk.readonly:
+                    if disk.device != "disk" or disk.readonly:
+                        continue
+                    path = disk.source if disk.type == "file" else None
+                    if disk.type == "volume" and self.storage and disk.source_pool and disk.source_volume:
+                        with contextlib.suppress(PyvirtError):
+                            path = self.storage.volume_path(disk.source_pool, disk.source_volume)
+                    if path:
                         with contextlib.suppress(FileNotFoundError):
-                            os.unlink(disk.source)
-                            removed.append(disk.source)
+                            os.unlink(path)
+                            removed.append(path)
             remove(self.layout.autostart_dir / f"{name}.xml")
             remove(self.layout.domain_xml(name))
             nvram = self._nvram_path(obj.config)
@@ -329,13 +336,14 @@ class DomainRegistry:
         obj.autostart = enabled
         return obj
 
-    def dumpxml(self, key: str, *, inactive: bool = False) -> str:
+    def dumpxml(self, key: str, *, inactive: bool = False, secure: bool = False) -> str:
+        """Domain XML; passwords only with ``secure`` (virsh dumpxml --security-info)."""
         obj = self.lookup(key)
         if inactive and obj.config is not None:
-            return format_domain(obj.config)
+            return format_domain(obj.config, secure=secure)
         if obj.active and obj.live is not None:
-            return format_domain(obj.live, live=True)
-        return format_domain(obj.current)
+            return format_domain(obj.live, live=True, secure=secure)
+        return format_domain(obj.current, secure=secure)
 
     # Lifecycle
 

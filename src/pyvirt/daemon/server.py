@@ -108,7 +108,11 @@ class API:
         return self.domains.info(req.params["name"])
 
     async def dumpxml(self, req: Request) -> dict[str, Any]:
-        return {"xml": self.domains.dumpxml(req.params["name"], inactive=req.flag("inactive"))}
+        return {
+            "xml": self.domains.dumpxml(
+                req.params["name"], inactive=req.flag("inactive"), secure=req.flag("security_info")
+            )
+        }
 
     async def devices(self, req: Request) -> dict[str, Any]:
         return self.domains.devices(req.params["name"])
