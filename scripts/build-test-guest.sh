@@ -17,8 +17,10 @@ for arg in "$@"; do
 done
 out=${out:-${GUEST_DIR:-$here/../.cache/test-guest}}
 DISK_SIZE=64M
-# quiet/loglevel keep the console for the protocol; the rest skips checks that are slow under TCG.
+# quiet/loglevel keep the console for the protocol; the rest skips work that is slow under TCG
+# (initcall_debug showed ~0.5 s in the KDF108 self-test and ~0.35 s in the W+X page-table check).
 CMDLINE="console=ttyS0,115200 quiet loglevel=4 no_timer_check tsc=reliable cryptomgr.notests"
+CMDLINE+=" rodata=off initcall_blacklist=crypto_kdf108_init"
 DISK_CMDLINE="$CMDLINE root=/dev/vda rw"
 ARTIFACTS=(vmlinuz vmlinux initrd.img disk.qcow2 manifest.json)
 
@@ -49,6 +51,7 @@ if cached; then
   log "cached in $out (built by another process)"
   exit 0
 fi
+rm -rf "$out"/.build.* # left by an interrupted build
 
 # --- host tools ---------------------------------------------------------------------------------
 export DEBIAN_FRONTEND=noninteractive
