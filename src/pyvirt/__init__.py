@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from pyvirt.client.api import Connection
 
 
-def open(uri: str | None = None, readonly: bool = False) -> Connection:  # noqa: A001 - libvirt's name
+def open(uri: str | None = None, readonly: bool = False) -> Connection:
     """Open a connection to a pyvirtd, like ``libvirt.open(uri)``."""
     from pyvirt.client.api import Connection
 
