@@ -4,19 +4,27 @@ boolean flags and valued options. Lighter to import than argparse, which keeps t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from pyvirt.errors import InvalidArgument
 
 
-@dataclass
 class Spec:
-    verb: str
-    positionals: list[str] = field(default_factory=list)  # required, in order
-    optional_positionals: list[str] = field(default_factory=list)
-    flags: list[str] = field(default_factory=list)  # "--all" style, stored as "all"
-    options: list[str] = field(default_factory=list)  # take a value
-    help: str = ""
+    """A verb's arguments. (A plain class: dataclasses would pull ``inspect`` into every CLI start.)"""
+
+    def __init__(
+        self,
+        verb: str,
+        positionals: list[str] | None = None,
+        optional_positionals: list[str] | None = None,
+        flags: list[str] | None = None,
+        options: list[str] | None = None,
+        help: str = "",
+    ) -> None:
+        self.verb = verb
+        self.positionals = positionals or []  # required, in order
+        self.optional_positionals = optional_positionals or []
+        self.flags = flags or []  # "--all" style, stored as "all"
+        self.options = options or []  # take a value
+        self.help = help
 
 
 class Parsed(dict[str, object]):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from pyvirt.cli.args import Spec, parse, usage
 from pyvirt.cli.domain import _domain, _guard
 from pyvirt.cli.output import emit, message
+from pyvirt.client.transport import quote
 
 if TYPE_CHECKING:
     from pyvirt.cli.main import GlobalOptions

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from pyvirt.cli.args import Parsed, Spec, parse, usage
 from pyvirt.cli.domain import _domain, _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, fields, message, table
+from pyvirt.client.transport import quote
 from pyvirt.errors import NotFound, PyvirtError
 
 if TYPE_CHECKING:

@@ -18,9 +18,8 @@ The CLI is built on this module: every verb is one or two calls here.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
-from pyvirt.client.transport import Transport, connect_unix
+from pyvirt.client.transport import Transport, connect_unix, quote
 from pyvirt.uri import URI, default_uri, parse_uri
 
 

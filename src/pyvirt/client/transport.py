@@ -13,6 +13,14 @@ from typing import Any
 
 from pyvirt.errors import ConnectionFailed, PyvirtError, error_from_wire
 
+_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def quote(text: str, safe: str = "") -> str:
+    """Percent-encode a path segment (urllib.parse.quote's job, without its import cost)."""
+    allowed = _SAFE | set(safe)
+    return "".join(c if c in allowed else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+
 
 class Transport:
     """A byte stream to a daemon, with request/response framing on top."""
