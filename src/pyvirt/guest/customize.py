@@ -327,9 +327,25 @@ def split_pair(option: str, text: str, what: str) -> tuple[str, str]:
 
 
 def apply_steps(s: Session, steps: Sequence[Step]) -> None:
+    """Apply ``steps`` in order; then, if they changed files of a guest enforcing SELinux, have it relabel."""
+    before = len(s.changes)
     for step in steps:
         s.say(step.describe())
         step.apply(s)
+    if len(s.changes) > before and selinux_active(s):
+        # Files written from the appliance carry no SELinux label; the guest relabels on its next boot.
+        s.say("SELinux relabelling will happen at the next boot")
+        s.write("/.autorelabel", "")
+
+
+def selinux_active(s: Session) -> bool:
+    config = s.read_if_exists("/etc/selinux/config")
+    if config is None:
+        return False
+    modes = [
+        line.split("=", 1)[1].strip() for line in config.splitlines() if line.strip().startswith("SELINUX=")
+    ]
+    return bool(modes) and modes[-1] in ("enforcing", "permissive")
 
 
 def needs_network(steps: Sequence[Step]) -> bool:

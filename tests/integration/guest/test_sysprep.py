@@ -17,6 +17,7 @@ import pytest
 
 from pyvirt.cli.guest import sysprep_main
 from pyvirt.guest.appliance import Disk
+from pyvirt.guest.customize import Hostname
 from pyvirt.guest.sysprep import parse_operations, sysprep
 from tests.integration.guest.disks import OLD_SHADOW_HASH, diff, overlay, reading, snapshot_root
 
@@ -45,7 +46,12 @@ def results(base_disks: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
          "--ssh-inject", f"root:file:{key_file}"]
     )  # fmt: skip
     assert status == 0
-    sysprep([Disk(str(rhel))], operations=parse_operations("defaults,-logfiles"), quiet=True)
+    sysprep(
+        [Disk(str(rhel))],
+        operations=parse_operations("defaults,-logfiles"),
+        steps=[Hostname("rhel01")],
+        quiet=True,
+    )
     dry_before = (_sha(dry), _sha(deb_base))
     dry_session = sysprep([Disk(str(dry))], dry_run=True, quiet=True)
     dry_after = (_sha(dry), _sha(deb_base))
@@ -125,7 +131,8 @@ def test_operations_selection_on_rhel_tree(results: dict[str, Any]) -> None:
     assert "/var/log/messages" in after and "/var/log/dnf.log" in after  # logfiles was deselected
     assert "/var/cache/dnf/baseos-1234/packages/bash-5.1.rpm" in removed  # dnf on RHEL 9
     assert "/var/lib/dhclient/dhclient-eth0.leases" in removed
-    assert not added
+    assert added == {"/.autorelabel"}  # --hostname wrote files on an SELinux-enforcing guest
+    assert after["/etc/hostname"][2] == "rhel01\n"
     ifcfg = after["/etc/sysconfig/network-scripts/ifcfg-eth0"][2]
     assert "HWADDR=" not in ifcfg and "UUID=" not in ifcfg and "DHCP_HOSTNAME" not in ifcfg
     assert "DEVICE=eth0" in ifcfg and "BOOTPROTO=dhcp" in ifcfg
