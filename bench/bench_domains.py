@@ -61,6 +61,24 @@ def rss_kib(pid: int) -> int:
     return total
 
 
+def install_without_starting_services(packages: list[str]) -> None:
+    """apt-get install, with a policy-rc.d that forbids starting services: libvirtd must never start
+    (and autostart its NAT network) in the machine's own namespace."""
+    policy = Path("/usr/sbin/policy-rc.d")
+    existed = policy.exists()
+    if not existed:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        sh("apt-get", "install", "-y", "-q", "--no-install-recommends", *packages, env=env)
+    finally:
+        if not existed:
+            policy.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        Path("/etc/libvirt/qemu/networks/autostart/default.xml").unlink()
+
+
 class Tool:
     """One side of the comparison: a daemon and its CLI."""
 
@@ -116,8 +134,7 @@ class Libvirt(Tool):
             if sh("dpkg-query", "-W", "-f=${Status}", p, check=False).stdout != "install ok installed"
         ]
         if missing:
-            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-            sh("apt-get", "install", "-y", "-q", "--no-install-recommends", *missing, env=env)
+            install_without_starting_services(missing)
         # Never let libvirt's default NAT network start (it would be inside our netns anyway).
         with contextlib.suppress(FileNotFoundError):
             Path("/etc/libvirt/qemu/networks/autostart/default.xml").unlink()
