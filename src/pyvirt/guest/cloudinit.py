@@ -161,6 +161,27 @@ def build_seed_iso(
     return target
 
 
+def make_seed(
+    path: str | os.PathLike[str],
+    *,
+    instance_id: str,
+    hostname: str | None = None,
+    ssh_keys: Sequence[str] = (),
+    user: str | None = None,
+    password: str | None = None,
+    mac: str | None = None,
+    user_data: str | None = None,
+) -> Path:
+    """The seed of a new clone: its identity, login, eth0 on DHCP, and the user's own user-data if any."""
+    ours = cloud_config(hostname=hostname, ssh_keys=ssh_keys, user=user, password=password)
+    return build_seed_iso(
+        path,
+        meta_data=meta_data(instance_id, hostname),
+        user_data=combine_user_data(ours, user_data) if user_data else ours,
+        network_config=network_config(mac),
+    )
+
+
 def read_seed_iso(path: str | os.PathLike[str]) -> dict[str, str]:
     """The files of a seed ISO by their Rock Ridge names (for tests and ``--dry-run`` output)."""
     import pycdlib

@@ -80,6 +80,19 @@ def test_user_data_combined_as_mime(tmp_path: Path) -> None:
         cloudinit.combine_user_data("#cloud-config\n{}", "plain text")
 
 
+def test_make_seed_for_a_clone(tmp_path: Path) -> None:
+    path = cloudinit.make_seed(
+        tmp_path / "c.iso",
+        instance_id="i-2",
+        hostname="c2",
+        ssh_keys=["ssh-rsa K"],
+        user_data="#!/bin/sh\ntrue\n",
+    )
+    files = cloudinit.read_seed_iso(path)
+    assert "local-hostname" in files["meta-data"] and "multipart" in files["user-data"]
+    assert json.loads(files["network-config"])["ethernets"]["eth0"]["match"] == {"name": "eth0"}
+
+
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
