@@ -85,8 +85,7 @@ def cmd_uri(opts: GlobalOptions, argv: list[str]) -> int:
     from pyvirt.uri import default_uri, parse_uri
 
     uri = parse_uri(opts.uri or default_uri())
-    if uri.is_local:
-        opts.connect().close()  # like virsh: `uri` fails when the daemon cannot be reached
+    opts.connect().close()  # like virsh: `uri` fails when the daemon cannot be reached
     emit(uri.canonical() + "\n\n")
     return 0
 

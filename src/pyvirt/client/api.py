@@ -173,6 +173,8 @@ def open_transport(uri: URI, readonly: bool) -> Transport:
 
             layout = layout_for(uri.mode)
             socket_path = str(layout.socket_ro if readonly else layout.socket)
+        elif readonly and not socket_path.endswith("-ro"):
+            socket_path += "-ro"  # read-only is the socket's property: never fall back to the main one
         return connect_unix(socket_path)
     from pyvirt.client import remote
 
