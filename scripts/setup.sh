@@ -14,6 +14,7 @@ PACKAGES=(
   openssh-server openssh-client        # qemu+ssh:// transport and its tests
   libvirt-clients libxml2-utils        # virt-xml-validate (+xmllint): libvirt's own schemas judge our XML
   libguestfs-tools python3-guestfs     # offline guest tools (sysprep, mount, customize)
+  linux-image-amd64                    # the kernel libguestfs's appliance boots
   fuse3 debootstrap                    # guest mounts, template builds
   python3-venv python3-dev
 )
