@@ -12,6 +12,12 @@ Example::
     print(web.info()["state"])        # "running"
     web.shutdown()
 
+    lan = conn.network("default")
+    print(lan.info()["active"], [lease["ip"] for lease in lan.leases()])
+    pool = conn.pool("default")
+    vol = pool.create_volume("web02.qcow2", 10 * 2**30, fmt="qcow2")
+    print(vol.path())
+
 The CLI is built on this module: every verb is one or two calls here.
 """
 
@@ -87,6 +93,31 @@ class Connection:
     def domain(self, key: str) -> Domain:
         """A handle on a domain by name, id or UUID (resolved by the daemon at each call)."""
         return Domain(self, key)
+
+    # Networks
+
+    def list_networks(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/v1/networks"))
+
+    def define_network(self, xml: str) -> Network:
+        return Network(self, self.call("POST", "/v1/networks", {"xml": xml})["name"])
+
+    def create_network(self, xml: str) -> Network:
+        return Network(self, self.call("POST", "/v1/networks", {"xml": xml, "start": True})["name"])
+
+    def network(self, key: str) -> Network:
+        return Network(self, key)
+
+    # Storage
+
+    def list_pools(self) -> list[dict[str, Any]]:
+        return list(self.call("GET", "/v1/pools"))
+
+    def define_pool(self, xml: str) -> StoragePool:
+        return StoragePool(self, self.call("POST", "/v1/pools", {"xml": xml})["name"])
+
+    def pool(self, name: str) -> StoragePool:
+        return StoragePool(self, name)
 
     def events(self) -> Any:
         """Iterate lifecycle events as dicts, until the connection closes."""
@@ -179,3 +210,142 @@ def open_transport(uri: URI, readonly: bool) -> Transport:
     from pyvirt.client import remote
 
     return remote.open_remote(uri, readonly)
+
+
+class Network:
+    """A virtual network handle."""
+
+    def __init__(self, conn: Connection, key: str) -> None:
+        self.conn = conn
+        self.key = key
+
+    @property
+    def _path(self) -> str:
+        return f"/v1/networks/{quote(self.key, safe='')}"
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.conn.call("GET", self._path))
+
+    def xml(self, *, inactive: bool = False) -> str:
+        return str(self.conn.call("GET", self._path + ("/xml?inactive=1" if inactive else "/xml"))["xml"])
+
+    def start(self) -> dict[str, Any]:
+        return dict(self.conn.call("POST", self._path + "/start", {}))
+
+    def destroy(self) -> dict[str, Any]:
+        return dict(self.conn.call("POST", self._path + "/destroy", {}))
+
+    def set_autostart(self, enabled: bool) -> dict[str, Any]:
+        return dict(self.conn.call("POST", self._path + "/autostart", {"enabled": enabled}))
+
+    def undefine(self) -> None:
+        self.conn.call("DELETE", self._path)
+
+    def leases(self, mac: str | None = None) -> list[dict[str, Any]]:
+        return list(self.conn.call("GET", self._path + "/leases" + (f"?mac={quote(mac)}" if mac else "")))
+
+
+class StoragePool:
+    """A storage pool handle."""
+
+    def __init__(self, conn: Connection, name: str) -> None:
+        self.conn = conn
+        self.name = name
+
+    @property
+    def _path(self) -> str:
+        return f"/v1/pools/{quote(self.name, safe='')}"
+
+    def _action(self, action: str, body: dict[str, Any] | None = None) -> Any:
+        return self.conn.call("POST", f"{self._path}/{action}", body or {})
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.conn.call("GET", self._path))
+
+    def xml(self, *, inactive: bool = False) -> str:
+        return str(self.conn.call("GET", self._path + ("/xml?inactive=1" if inactive else "/xml"))["xml"])
+
+    def build(self) -> Any:
+        return self._action("build")
+
+    def start(self) -> Any:
+        return self._action("start")
+
+    def destroy(self) -> Any:
+        return self._action("destroy")
+
+    def refresh(self) -> Any:
+        return self._action("refresh")
+
+    def set_autostart(self, enabled: bool) -> Any:
+        return self._action("autostart", {"enabled": enabled})
+
+    def undefine(self) -> None:
+        self.conn.call("DELETE", self._path)
+
+    def list_volumes(self) -> list[dict[str, Any]]:
+        return list(self.conn.call("GET", self._path + "/volumes"))
+
+    def volume(self, name: str) -> Volume:
+        return Volume(self, name)
+
+    def create_volume_xml(self, xml: str, *, prealloc_metadata: bool = False) -> Volume:
+        info = self.conn.call(
+            "POST", self._path + "/volumes", {"xml": xml, "prealloc_metadata": prealloc_metadata}
+        )
+        return Volume(self, str(info["name"]))
+
+    def create_volume(
+        self,
+        name: str,
+        capacity: int,
+        *,
+        fmt: str = "qcow2",
+        backing: str | None = None,
+        backing_fmt: str | None = None,
+    ) -> Volume:
+        """Like ``vol-create-as``: ``capacity`` in bytes; ``backing`` a path or volume of this pool."""
+        from xml.sax.saxutils import quoteattr
+
+        backing_xml = ""
+        if backing:
+            backing_xml = (
+                f"<backingStore><path>{backing}</path>"
+                f"<format type={quoteattr(backing_fmt or 'qcow2')}/></backingStore>"
+            )
+        xml = (
+            f"<volume><name>{name}</name><capacity unit='bytes'>{capacity}</capacity>"
+            f"<target><format type={quoteattr(fmt)}/></target>{backing_xml}</volume>"
+        )
+        return self.create_volume_xml(xml)
+
+
+class Volume:
+    """A storage volume handle."""
+
+    def __init__(self, pool: StoragePool, name: str) -> None:
+        self.pool = pool
+        self.name = name
+
+    @property
+    def _path(self) -> str:
+        return f"{self.pool._path}/volumes/{quote(self.name, safe='')}"
+
+    def info(self) -> dict[str, Any]:
+        return dict(self.pool.conn.call("GET", self._path))
+
+    def path(self) -> str:
+        return str(self.info()["path"])
+
+    def xml(self) -> str:
+        return str(self.pool.conn.call("GET", self._path + "/xml")["xml"])
+
+    def delete(self) -> None:
+        self.pool.conn.call("DELETE", self._path)
+
+    def clone(self, name: str) -> Volume:
+        info = self.pool.conn.call("POST", self._path + "/clone", {"name": name})
+        return Volume(self.pool, str(info.get("name", name)))
+
+    def resize(self, capacity: int, *, shrink: bool = False) -> Any:
+        return self.pool.conn.call("POST", self._path + "/resize", {"capacity": capacity, "shrink": shrink})
