@@ -134,7 +134,7 @@ def check(path: str, *, fmt: str | None = None, repair: str | None = None) -> Ch
 
 def resize(path: str, size: int | str, *, fmt: str | None = None, shrink: bool = False) -> None:
     """Grow (or with ``shrink``, shrink) the virtual size; ``size`` may be relative (``+1G``)."""
-    with open_image(path, fmt=fmt, readonly=False, backing=False) as img:
+    with open_image(path, fmt=fmt, readonly=False, allow_backing_outside=True) as img:
         new = parse_relative_size(size, img.size) if isinstance(size, str) else size
         img.truncate(new, shrink=shrink)
 

@@ -262,7 +262,7 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
 
         for s in snaps:
             walk_l1(_load_l1(img, s), s.l1_table_offset, False)
-        table_len = sum(len(s.pack(h.version)) for s in snaps)
+        table_len = sum(s.raw_len for s in snaps)
         inc(h.snapshots_offset, table_len)
     refs = img.refs
     inc(refs.table_offset, refs.table_clusters * cs)

@@ -23,6 +23,8 @@ from pyvirt.image.sizes import parse_size
 CHUNK = 2 << 20
 READ_AHEAD = 4
 WRITE_BEHIND = 4
+READERS = 2
+WRITERS = 2
 Progress = Callable[[float], None]
 
 
@@ -185,7 +187,7 @@ def _copy(
     done = 0
     last_pct = -1.0
     comp = _Compressor(d, threads) if compress else None
-    reader = ThreadPoolExecutor(2, thread_name_prefix="pyvirt-read")
+    reader = ThreadPoolExecutor(READERS, thread_name_prefix="pyvirt-read")
     generic_lock = threading.Lock()
 
     def generic_read(pos: int, buf: memoryview) -> None:
@@ -195,7 +197,7 @@ def _copy(
     def direct_read(fd: int, buf: memoryview, host: int) -> None:
         pread_full(fd, buf, host)  # bytes past the end of the file read as zeros
 
-    writer = ThreadPoolExecutor(2, thread_name_prefix="pyvirt-write")
+    writer = ThreadPoolExecutor(WRITERS, thread_name_prefix="pyvirt-write")
     free: list[bytearray] = []
     ahead: deque[tuple[int, int, bytearray, Future[None]]] = deque()
     inflight: deque[tuple[bytearray, list[Future[None]]]] = deque()

@@ -42,7 +42,15 @@ def image_info(
     finally:
         os.close(fd)
     info["actual-size"] = st.st_blocks * 512
-    order = ["backing-filename-format", "virtual-size", "filename", "cluster-size", "format", "actual-size"]
+    order = [
+        "backing-filename-format",
+        "snapshots",
+        "virtual-size",
+        "filename",
+        "cluster-size",
+        "format",
+        "actual-size",
+    ]
     out = {k: info[k] for k in order if k in info}
     for k, v in info.items():
         if k not in out and k not in ("dirty-flag",):

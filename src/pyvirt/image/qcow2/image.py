@@ -266,6 +266,8 @@ class Qcow2Image(Image):
         elif entry & L2_OFFSET_MASK:
             pread_full(self.fd, buf, self._host(entry))
         else:
+            if self.backing is None and self.backing_file is not None:
+                raise ImageError(f"{self.path}: copy-on-write needs the backing file, which is not open")
             start = cluster << self.cb
             n = max(0, min(self.cs, self.size - start))
             self._emit(2, buf, 0, start, n)
@@ -525,19 +527,20 @@ class Qcow2Image(Image):
             l1i = c >> self.l2_bits
             stop = min(last_full, (l1i + 1) << self.l2_bits)
             table_now = self._l2(l1i)
-            if table_now is None and self.backing is None:
+            if table_now is None and self.backing_file is None:
                 c = stop
                 continue
             table, toff = self._l2_for_write(l1i)
             for cc in range(c, stop):
                 i = cc & self.l2_mask
                 e = table[i]
-                if self.v3 and self.backing is not None:
+                has_backing = self.backing_file is not None
+                if self.v3 and has_backing:
                     new = OFLAG_ZERO
                 elif self.v3 and not discard and e & OFLAG_ZERO:
                     new = e
                 else:
-                    new = 0 if self.backing is None else -1
+                    new = -1 if has_backing else 0
                 if new == -1:
                     self._write_zero_bytes(cc << cb, cs)
                     table, toff = self._l2_for_write(l1i)

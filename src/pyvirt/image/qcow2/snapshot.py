@@ -50,6 +50,7 @@ class Snapshot:
     disk_size: int
     icount: int = -1
     extra: bytes = b""
+    raw_len: int = 0  # bytes this entry occupies in the table as read
 
     def info(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -129,10 +130,24 @@ def read_snapshot_table(fd: int, h: H.Header, file_size: int, *, source: str) ->
         name = bytes(buf[p + id_len : p + id_len + name_len]).decode("utf-8", "replace")
         if l1_size * 8 > H.MAX_L1_BYTES or (l1_size and (l1_off % h.cluster_size or l1_off >= file_size)):
             raise CorruptImage(f"{source}: snapshot '{name}' has an invalid L1 table")
+        new_pos = base + ((end + 7) & ~7)
         out.append(
-            Snapshot(l1_off, l1_size, ids, name, dsec, dnsec, clock, vm_large, disk_size, icount, extra)
+            Snapshot(
+                l1_off,
+                l1_size,
+                ids,
+                name,
+                dsec,
+                dnsec,
+                clock,
+                vm_large,
+                disk_size,
+                icount,
+                extra,
+                new_pos - pos,
+            )
         )
-        pos = base + ((end + 7) & ~7)
+        pos = new_pos
     return out
 
 
@@ -199,7 +214,7 @@ def _write_table(img: Qcow2Image, snaps: list[Snapshot]) -> None:
     h = img.header
     data = b"".join(s.pack(h.version) for s in snaps)
     old_off, old_n = h.snapshots_offset, h.nb_snapshots
-    old_len = len(b"".join(s.pack(h.version) for s in read_snapshots(img))) if old_n else 0
+    old_len = sum(s.raw_len for s in read_snapshots(img)) if old_n else 0
     if data:
         off = img.refs.alloc(-(-len(data) // img.cs))
         img.write_metadata()
