@@ -15,11 +15,21 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import AlreadyExists, NotFound, OperationFailed
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+
+def _nlerr() -> Any:
+    """pyroute2's NetlinkError (it carries ``.code``, an errno), imported on first use: pyroute2 costs
+    the daemon ~14 MB, so it is only loaded once the host has a network or a tap to manage."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    return NetlinkError
+
 
 TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
@@ -39,10 +49,12 @@ class Route:
 
 @contextmanager
 def _netlink(what: str) -> Iterator[IPRoute]:
+    from pyroute2 import IPRoute
+
     try:
         with IPRoute() as ipr:
             yield ipr
-    except NetlinkError as err:
+    except _nlerr() as err:
         raise OperationFailed(f"{what}: {os.strerror(err.code) if err.code else err}") from err
 
 
@@ -77,7 +89,7 @@ def create_bridge(name: str, *, mac: str | None, mtu: int | None, stp: bool, del
     with _netlink(f"creating bridge {name}") as ipr:
         try:
             ipr.link("add", ifname=name, kind="bridge")
-        except NetlinkError as err:
+        except _nlerr() as err:
             if err.code == errno.EEXIST:
                 raise AlreadyExists(f"bridge name '{name}' is already in use by a network device") from err
             raise
