@@ -15,7 +15,8 @@ cleanup() {
   rm -rf "$ROOT"
 }
 trap cleanup EXIT
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+pyvirt() { "$BIN/pyvirt" "$@"; }
+step() { printf '\n\033[1m# %s\033[0m\n' "$*"; "$@"; }
 
 echo "== pyvirt demo: scratch root $ROOT"
 "$BIN/pyvirtd" >"$ROOT/pyvirtd.log" 2>&1 &
@@ -30,22 +31,22 @@ from pathlib import Path
 from tests.support.guest import domain_xml
 Path(sys.argv[1]).write_text(domain_xml("demo01", disk=Path(sys.argv[2])))
 PY
-step "$BIN/pyvirt" nodeinfo
-step "$BIN/pyvirt" define "$ROOT/demo01.xml"
-step "$BIN/pyvirt" list --all
-step "$BIN/pyvirt" start demo01
-step "$BIN/pyvirt" list --all
-step "$BIN/pyvirt" dominfo demo01
-printf '\n\033[1m$ pyvirt console demo01   (typing: uname -r; cat /proc/cpuinfo | grep -m1 "model name"; then Ctrl+])\033[0m\n'
+step pyvirt nodeinfo
+step pyvirt define "$ROOT/demo01.xml"
+step pyvirt list --all
+step pyvirt start demo01
+step pyvirt list --all
+step pyvirt dominfo demo01
+printf '\n\033[1m# pyvirt console demo01   (typing: uname -r; cat /proc/cpuinfo | grep -m1 "model name"; then Ctrl+])\033[0m\n'
 ( sleep 12; printf 'uname -r; grep -m1 "model name" /proc/cpuinfo\n'; sleep 3; printf '\035' ) \
-  | "$BIN/pyvirt" console demo01 --history
-step "$BIN/pyvirt" autostart demo01
-step "$BIN/pyvirt" shutdown demo01
+  | pyvirt console demo01 --history
+step pyvirt autostart demo01
+step pyvirt shutdown demo01
 for _ in $(seq 120); do
-  [[ $("$BIN/pyvirt" domstate demo01) == "shut off" ]] && break; sleep 0.5
+  [[ $(pyvirt domstate demo01) == "shut off" ]] && break; sleep 0.5
 done
-step "$BIN/pyvirt" domstate --reason demo01
-step "$BIN/pyvirt" list --all
-step "$BIN/pyvirt" undefine demo01
+step pyvirt domstate --reason demo01
+step pyvirt list --all
+step pyvirt undefine demo01
 echo
 echo "== demo finished"
