@@ -24,7 +24,7 @@ CHUNK = 2 << 20
 READ_AHEAD = 4
 WRITE_BEHIND = 4
 READERS = 2
-WRITERS = 2
+WRITERS = 1  # two writers only spin on the inode lock
 Progress = Callable[[float], None]
 
 
