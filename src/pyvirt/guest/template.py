@@ -1,0 +1,435 @@
+"""Templates: read-only golden images in a storage pool, built from Debian's packages or imported.
+
+A template named ``NAME`` is the volume ``NAME.template.qcow2`` of a directory pool (mode 0444, a
+standalone qcow2 without backing file) plus a hidden sidecar ``.NAME.template.json`` in the same
+folder holding what it is (OS, source, size, when). Hidden files are not volumes (the pool lists
+regular files not starting with a dot), so the sidecar is invisible to ``vol-list``; a volume without
+its sidecar is an ordinary volume, a sidecar without its volume is ignored (and removed on delete).
+
+Every template is made in a hidden work folder inside the pool's folder and linked to its name only
+when complete, so a build or import that fails part-way leaves nothing behind.
+
+``build`` runs debootstrap on the host (see :mod:`pyvirt.guest.debootstrap`), makes a one-partition
+MBR disk whose ext4 file system is filled from the tree (``mkfs.ext4 -d``, no mounts, no loop
+devices), then in ONE libguestfs appliance launch: fstab, grub on the disk, the cloud-init NoCloud
+datasource, ``customize --prepare-template``, and sysprep's default operations; finally the raw disk
+is converted to qcow2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyvirt.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, OperationFailed
+
+if TYPE_CHECKING:
+    from pyvirt.client.api import Connection
+    from pyvirt.guest.context import Session
+
+VOLUME_SUFFIX = ".template.qcow2"
+SIDECAR_SUFFIX = ".template.json"
+TEMPLATE_MODE = 0o444
+DEFAULT_SIZE = 10 << 30
+MIN_SIZE = 1 << 30
+PARTITION_START = 1 << 20  # 1 MiB: the gap before the first partition holds grub's core.img
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+
+#: cloud-init reads only the NoCloud seed (and falls back to None): no network probes for EC2 & co.
+#: Networking is the template's own (eth0 on DHCP from --prepare-template), so cloud-init does not
+#: write a second, competing eth0 stanza.
+CLOUD_CFG = """# written by pyvirt template build
+datasource_list: [ NoCloud, None ]
+network: {config: disabled}
+"""
+
+Say = Callable[[str], None]
+
+
+def check_name(name: str) -> str:
+    if not _NAME_RE.match(name) or name.endswith((".qcow2", ".json")):
+        raise InvalidArgument(
+            f"invalid template name {name!r}: use up to 64 letters, digits and '_.+-', starting with a "
+            "letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Template:
+    """One template of a pool."""
+
+    name: str
+    volume: str  # the volume's name in the pool
+    path: str
+    os: str  # e.g. debian-12, or "unknown" for an import whose OS was not inspected
+    virtual_size: int
+    source: str  # "debootstrap bookworm" or the imported file's path
+    created: str  # ISO 8601, UTC
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TemplateStore:
+    """The templates of one directory pool, by its folder."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise NotFound(f"the pool folder {self.folder} does not exist (is the pool active?)")
+
+    def volume_path(self, name: str) -> Path:
+        return self.folder / f"{name}{VOLUME_SUFFIX}"
+
+    def sidecar_path(self, name: str) -> Path:
+        return self.folder / f".{name}{SIDECAR_SUFFIX}"
+
+    def list(self) -> list[Template]:
+        out = []
+        for sidecar in sorted(self.folder.glob(f".*{SIDECAR_SUFFIX}")):
+            name = sidecar.name[1 : -len(SIDECAR_SUFFIX)]
+            with contextlib.suppress(NotFound):
+                out.append(self.get(name))
+        return out
+
+    def exists(self, name: str) -> bool:
+        return self.sidecar_path(name).is_file() and self.volume_path(name).is_file()
+
+    def get(self, name: str) -> Template:
+        sidecar, volume = self.sidecar_path(name), self.volume_path(name)
+        if not (sidecar.is_file() and volume.is_file()):
+            raise NotFound(f"template {name} not found in {self.folder} (see pyvirt template list)")
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError) as err:
+            raise OperationFailed(
+                f"cannot read the description of template {name} ({sidecar}): {err}"
+            ) from err
+        return Template(
+            name=name,
+            volume=volume.name,
+            path=str(volume),
+            os=str(meta.get("os", "unknown")),
+            virtual_size=int(meta.get("virtual_size", 0)),
+            source=str(meta.get("source", "")),
+            created=str(meta.get("created", "")),
+        )
+
+    @contextlib.contextmanager
+    def staging(self, name: str) -> Iterator[Path]:
+        """A hidden work folder in the pool's folder (same file system: the result is linked in)."""
+        work = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".build", dir=self.folder))
+        try:
+            yield work
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def install(self, name: str, image: Path, *, os_name: str, source: str) -> Template:
+        """Publish the finished qcow2 ``image`` (inside a staging folder) as template ``name``."""
+        from pyvirt.image.api import image_info
+
+        info = image_info(str(image))
+        if info.get("format") != "qcow2" or info.get("backing-filename"):
+            raise OperationFailed(f"internal error: {image} is not a standalone qcow2")
+        meta = {
+            "name": name,
+            "os": os_name,
+            "virtual_size": int(info["virtual-size"]),
+            "source": source,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        os.chmod(image, TEMPLATE_MODE)
+        sidecar_tmp = image.parent / "template.json"
+        sidecar_tmp.write_text(json.dumps(meta, indent=1) + "\n")
+        volume, sidecar = self.volume_path(name), self.sidecar_path(name)
+        if sidecar.exists() and not volume.exists():
+            sidecar.unlink()  # left by a delete that was interrupted
+        try:
+            os.link(image, volume)
+        except FileExistsError as err:
+            raise AlreadyExists(f"template {name}: the volume {volume.name} exists already") from err
+        try:
+            os.replace(sidecar_tmp, sidecar)
+        except OSError:
+            volume.unlink()
+            raise
+        return self.get(name)
+
+    def remove_sidecar(self, name: str) -> None:
+        self.sidecar_path(name).unlink(missing_ok=True)
+
+
+# --- connection-level operations ---------------------------------------------------------------
+
+
+def store_for(conn: Connection, pool: str = "default") -> TemplateStore:
+    """The template store of ``pool``; templates need the pool's folder on this host."""
+    if not conn.uri.is_local:
+        raise InvalidArgument("templates are built and read on the pool's host: use a local connection")
+    info = conn.pool(pool).info()
+    if info.get("type") != "dir":
+        raise InvalidArgument(f"pool {pool} is a {info.get('type')} pool: templates live in dir pools")
+    if not info.get("active"):
+        raise InvalidState(f"pool {pool} is not active: start it first (pyvirt pool-start {pool})")
+    return TemplateStore(str(info["path"]))
+
+
+def _disk_paths(conn: Connection, xml: str) -> list[str]:
+    """File paths of a domain's disks, volumes resolved through their pools."""
+    paths = []
+    for disk in ET.fromstring(xml).findall("./devices/disk"):
+        source = disk.find("source")
+        if source is None:
+            continue
+        if disk.get("type") == "volume" and source.get("pool") and source.get("volume"):
+            with contextlib.suppress(Exception):
+                paths.append(conn.pool(str(source.get("pool"))).volume(str(source.get("volume"))).path())
+        elif source.get("file") or source.get("dev"):
+            paths.append(str(source.get("file") or source.get("dev")))
+    return paths
+
+
+def dependents(conn: Connection, tmpl: Template) -> list[str]:
+    """What still needs ``tmpl``: volumes of active pools and domain disks whose backing chain has it."""
+    from pyvirt.storage.volumes import backing_chain
+
+    target = os.path.realpath(tmpl.path)
+    found: list[str] = []
+    seen: set[str] = {target}
+    for pool in conn.list_pools():
+        if not pool.get("active"):
+            continue
+        for vol in conn.pool(str(pool["name"])).list_volumes():
+            path = str(vol["path"])
+            real = os.path.realpath(path)
+            if real not in seen and target in backing_chain(path):
+                seen.add(real)
+                found.append(f"volume {pool['name']}/{vol['name']}")
+    for dom in conn.list_domains():
+        name = str(dom["name"])
+        with contextlib.suppress(NotFound):
+            for path in _disk_paths(conn, conn.domain(name).xml(inactive=True)):
+                if target in backing_chain(path):
+                    found.append(f"domain {name} (disk {path})")
+    return found
+
+
+def delete(conn: Connection, name: str, *, pool: str = "default") -> None:
+    """Delete template ``name``; refused while a volume or a domain's disk is backed by it."""
+    store = store_for(conn, pool)
+    tmpl = store.get(name)
+    users = dependents(conn, tmpl)
+    if users:
+        raise InvalidState(
+            f"template {name} is in use: {', '.join(users)} depend on it; delete those clones first "
+            "(pyvirt undefine --remove-all-storage DOMAIN) or make them independent (pyvirt clone --full)"
+        )
+    conn.pool(pool).volume(tmpl.volume).delete()
+    store.remove_sidecar(name)
+
+
+def list_templates(conn: Connection, *, pool: str = "default") -> list[Template]:
+    return store_for(conn, pool).list()
+
+
+def import_image(
+    conn: Connection,
+    source: str,
+    name: str,
+    *,
+    pool: str = "default",
+    os_name: str | None = None,
+    say: Say | None = None,
+) -> Template:
+    """Copy the image file ``source`` (any format pyvirt.image reads, backing chain flattened) into
+    the pool as template ``name``."""
+    from pyvirt.errors import ImageError
+    from pyvirt.image.api import convert, image_info
+
+    check_name(name)
+    store = store_for(conn, pool)
+    if store.exists(name) or store.volume_path(name).exists():
+        raise AlreadyExists(f"template {name} exists already (pyvirt template delete {name} first)")
+    src = Path(source)
+    if not src.is_file():
+        raise NotFound(f"cannot import {source}: no such file")
+    try:
+        fmt = str(image_info(str(src))["format"])
+    except ImageError as err:
+        raise InvalidArgument(f"cannot import {source}: not a disk image pyvirt can read ({err})") from err
+    with store.staging(name) as work:
+        out = work / "disk.qcow2"
+        if say:
+            say(f"Copying {source} ({fmt}) into pool {pool} as template {name}")
+        try:
+            convert(str(src), str(out), "qcow2", src_fmt=fmt)
+        except ImageError as err:
+            raise OperationFailed(f"cannot import {source}: {err}") from err
+        return store.install(name, out, os_name=os_name or "unknown", source=str(src.resolve()))
+
+
+# --- building from Debian's packages -----------------------------------------------------------
+
+
+def default_cache_dir() -> Path:
+    """Where debootstrap trees are kept: ``$PYVIRT_TEMPLATE_CACHE`` or the layout's cache folder."""
+    env = os.environ.get("PYVIRT_TEMPLATE_CACHE")
+    if env:
+        return Path(env)
+    from pyvirt.paths import default_mode, layout_for
+
+    return layout_for(default_mode()).cache_dir / "templates"
+
+
+def _run(argv: list[str], what: str, *, input: str | None = None) -> None:
+    try:
+        proc = subprocess.run(argv, input=input, capture_output=True, text=True, check=False)
+    except FileNotFoundError as err:
+        raise OperationFailed(f"{what}: {argv[0]} is not installed") from err
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise OperationFailed(f"{what} failed (exit {proc.returncode}): {' / '.join(detail)}")
+
+
+def make_disk(raw: Path, tree: Path, size: int, fs_uuid: str) -> None:
+    """A raw disk of ``size`` bytes: an MBR with one bootable Linux partition from 1 MiB to the end,
+    holding an ext4 file system (label ``root``) filled with ``tree``."""
+    size = -(-size // (1 << 20)) << 20
+    with open(raw, "wb") as f:
+        f.truncate(size)
+    _run(
+        ["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", str(raw)],
+        "partitioning the disk (sfdisk)",
+        input=f"label: dos\nstart={PARTITION_START // 512}, type=83, bootable\n",
+    )
+    _run(
+        [
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            "root",
+            "-U",
+            fs_uuid,
+            "-E",
+            f"offset={PARTITION_START}",
+            "-d",
+            str(tree),
+            str(raw),
+            f"{(size - PARTITION_START) // 1024}k",
+        ],
+        f"making the root file system from {tree} (mkfs.ext4 -d; is --size big enough?)",
+    )
+
+
+def _set_grub_default(text: str, key: str, value: str) -> str:
+    lines = text.splitlines()
+    out = [f"{key}={value}" if re.match(rf"^\s*#?\s*{key}=", ln) else ln for ln in lines]
+    if out == lines and not any(ln.startswith(f"{key}=") for ln in lines):
+        out.append(f"{key}={value}")
+    return "\n".join(out) + "\n"
+
+
+def configure_debian(s: Session, fs_uuid: str) -> None:
+    """The boot and cloud set-up of a freshly bootstrapped Debian root (mounted in the appliance)."""
+    from pyvirt.guest.customize import run_in_guest
+
+    s.say("Writing /etc/fstab, the hostname and the cloud-init NoCloud datasource")
+    s.write(
+        "/etc/fstab",
+        f"# <file system> <mount point> <type> <options> <dump> <pass>\n"
+        f"UUID={fs_uuid} / ext4 errors=remount-ro 0 1\n",
+    )
+    s.write("/etc/hostname", "debian\n")
+    s.write(
+        "/etc/hosts", "127.0.0.1\tlocalhost\n127.0.1.1\tdebian\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+    )
+    s.mkdir("/etc/cloud/cloud.cfg.d")
+    s.write("/etc/cloud/cloud.cfg.d/90_pyvirt.cfg", CLOUD_CFG)
+    grub = s.read_if_exists("/etc/default/grub") or ""
+    grub = _set_grub_default(grub, "GRUB_TIMEOUT", "1")
+    s.write("/etc/default/grub", grub)
+    device = str(s.g.list_devices()[0])
+    s.say(f"Installing grub on {device}")
+    run_in_guest(s, f"grub-install --target=i386-pc {device} 2>&1", what="grub-install")
+
+
+def build(
+    conn: Connection,
+    name: str,
+    os_name: str,
+    *,
+    size: int = DEFAULT_SIZE,
+    pool: str = "default",
+    cache_dir: Path | None = None,
+    quiet: bool = False,
+    verbose: bool = False,
+) -> Template:
+    """Build template ``name`` of ``os_name`` (``debian-12``) in ``pool``; nothing is left on failure."""
+    from pyvirt.guest import debootstrap
+    from pyvirt.guest.appliance import log
+
+    check_name(name)
+    rel = debootstrap.release(os_name)
+    if size < MIN_SIZE:
+        raise InvalidArgument(f"--size {size} is too small: a {rel.pretty} template needs at least 1G")
+    store = store_for(conn, pool)
+    if store.exists(name) or store.volume_path(name).exists():
+        raise AlreadyExists(f"template {name} exists already (pyvirt template delete {name} first)")
+    started = time.monotonic()
+
+    def progress(message: str) -> None:
+        log(message, quiet=quiet, start=started)
+
+    tree = debootstrap.ensure_tree(cache_dir or default_cache_dir(), rel, say=progress)
+    with store.staging(name) as work:
+        raw = work / "disk.raw"
+        fs_uuid = str(uuidlib.uuid4())
+        progress(f"Making a {size >> 30} GiB disk with an ext4 root from the tree")
+        make_disk(raw, tree, size, fs_uuid)
+        _configure_in_appliance(raw, fs_uuid, progress, quiet=quiet, start=started, verbose=verbose)
+        progress("Converting to qcow2")
+        out = work / "disk.qcow2"
+        from pyvirt.image.api import convert
+
+        convert(str(raw), str(out), "qcow2", src_fmt="raw")
+        raw.unlink()
+        tmpl = store.install(name, out, os_name=rel.name, source=f"debootstrap {rel.suite} {rel.mirror}")
+    progress(f"Template {name} ready: {tmpl.path}")
+    return tmpl
+
+
+def _configure_in_appliance(
+    raw: Path, fs_uuid: str, say: Say, *, quiet: bool, start: float, verbose: bool
+) -> None:
+    """One appliance launch: boot set-up, --prepare-template, then sysprep's default operations."""
+    from pyvirt.guest.appliance import Disk, launched
+    from pyvirt.guest.context import Session
+    from pyvirt.guest.inspect import inspect, mount_all
+    from pyvirt.guest.prepare import prepare_template
+    from pyvirt.guest.sysprep import OPERATIONS, default_operations
+
+    say("Starting the libguestfs appliance")
+    with launched([Disk(str(raw), "raw")], verbose=verbose) as g:
+        s = Session(g=g, info=inspect(g, str(raw)), quiet=quiet, start=start)
+        mount_all(g, s.info)
+        configure_debian(s, fs_uuid)
+        say("Preparing the template (customize --prepare-template)")
+        prepare_template(s)
+        say("Sysprep: " + ", ".join(sorted(default_operations() - {"customize"})))
+        for op in sorted((OPERATIONS[n] for n in default_operations()), key=lambda op: (op.order, op.name)):
+            op.perform(s, ())
+        g.umount_all()
