@@ -240,7 +240,7 @@ def cmd_check(argv: list[str]) -> int:
     from pyvirt.image.check import NotCheckable, check_image, render_human, render_json
 
     opts, args = _parse(argv, "qf:r:TU", ["output=", "repair=", "force-share"])
-    fmt, output, repair, quiet = None, "human", None, False
+    fmt, output, repair, quiet, share = None, "human", None, False, False
     for k, v in opts:
         if k == "-f":
             fmt = v
@@ -252,10 +252,12 @@ def cmd_check(argv: list[str]) -> int:
             repair = v
         elif k == "-q":
             quiet = True
+        elif k in ("-U", "--force-share"):
+            share = True
     if len(args) != 1:
         raise UsageError("Expecting one image file name")
     try:
-        res = check_image(args[0], fmt=fmt, repair=repair)
+        res = check_image(args[0], fmt=fmt, repair=repair, force_share=share)
     except NotCheckable as err:
         _err(str(err))
         return 63
@@ -300,6 +302,8 @@ def cmd_convert(argv: list[str]) -> int:
             kw["threads"] = int(v)
         elif k == "-n":
             raise UsageError("-n (skip target creation) is not supported")
+        elif k in ("-U", "--force-share"):
+            kw["force_share"] = True
     if len(args) != 2:
         raise UsageError(
             "Expecting a source and a destination file name (multiple sources are not supported)"
@@ -468,15 +472,17 @@ def cmd_map(argv: list[str]) -> int:
     from pyvirt.image.ops import map_image
 
     opts, args = _parse(argv, "f:U", ["output=", "force-share", "start-offset=", "max-length="])
-    fmt, output = None, "human"
+    fmt, output, share = None, "human", False
     for k, v in opts:
         if k == "-f":
             fmt = v
         elif k == "--output":
             output = _output_fmt(v)
+        elif k in ("-U", "--force-share"):
+            share = True
     if len(args) != 1:
         raise UsageError("Expecting one image file name")
-    sys.stdout.write(map_image(args[0], fmt=fmt, output=output))
+    sys.stdout.write(map_image(args[0], fmt=fmt, output=output, force_share=share))
     return 0
 
 
@@ -485,7 +491,7 @@ def cmd_compare(argv: list[str]) -> int:
 
     opts, args = _parse(argv, "f:F:spqU", ["force-share"])
     f1 = f2 = None
-    strict = quiet = False
+    strict = quiet = share = False
     for k, v in opts:
         if k == "-f":
             f1 = v
@@ -495,9 +501,11 @@ def cmd_compare(argv: list[str]) -> int:
             strict = True
         elif k == "-q":
             quiet = True
+        elif k in ("-U", "--force-share"):
+            share = True
     if len(args) != 2:
         raise UsageError("Expecting two image file names")
-    code, msgs = compare(args[0], args[1], fmt1=f1, fmt2=f2 if f2 else f1, strict=strict)
+    code, msgs = compare(args[0], args[1], fmt1=f1, fmt2=f2 if f2 else f1, strict=strict, force_share=share)
     if not quiet:
         sys.stdout.write("".join(msgs))
     return code
@@ -508,7 +516,7 @@ def cmd_measure(argv: list[str]) -> int:
     from pyvirt.image.sizes import parse_size
 
     opts, args = _parse(argv, "f:O:o:U", ["output=", "size=", "force-share", "object=", "image-opts"])
-    fmt, out_fmt, output, o, size = None, "raw", "human", {}, None
+    fmt, out_fmt, output, o, size, share = None, "raw", "human", {}, None, False
     for k, v in opts:
         if k == "-f":
             fmt = v
@@ -520,9 +528,13 @@ def cmd_measure(argv: list[str]) -> int:
             output = _output_fmt(v)
         elif k == "--size":
             size = parse_size(v)
+        elif k in ("-U", "--force-share"):
+            share = True
     if (size is None) == (len(args) != 1):
         raise UsageError("Either --size N or one filename must be specified.")
-    res = measure(args[0] if args else None, out_fmt=out_fmt, fmt=fmt, size=size, options=o)
+    res = measure(
+        args[0] if args else None, out_fmt=out_fmt, fmt=fmt, size=size, options=o, force_share=share
+    )
     sys.stdout.write(render(res, output))
     return 0
 

@@ -118,7 +118,9 @@ def render_human(res: CheckResult) -> str:
     return "".join(out)
 
 
-def check_image(path: str, *, fmt: str | None = None, repair: str | None = None) -> CheckResult:
+def check_image(
+    path: str, *, fmt: str | None = None, repair: str | None = None, force_share: bool = False
+) -> CheckResult:
     """Check ``path``; ``repair`` is None, ``"leaks"`` or ``"all"``."""
     from pyvirt.image.probe import probe_file
     from pyvirt.image.qcow2.image import Qcow2Image
@@ -130,7 +132,7 @@ def check_image(path: str, *, fmt: str | None = None, repair: str | None = None)
         res = CheckResult(path, fmt, checkable=False)
         raise NotCheckable(res)
     if repair is None:
-        img = Qcow2Image.open(path, readonly=True)
+        img = Qcow2Image.open(path, readonly=True, force_share=force_share)
         try:
             return _check(img, path)
         finally:

@@ -80,6 +80,7 @@ def convert(
     threads: int | None = None,
     allow_backing_outside: bool = False,
     durable: bool = False,
+    force_share: bool = False,
 ) -> None:
     """Copy ``src`` into a new image ``dst``; with ``backing`` only what differs from it is written.
 
@@ -96,7 +97,9 @@ def convert(
         raise ImageError(f"Compression not supported for this file format ({out_fmt})")
     if sparse_size % 512:
         raise ImageError("Invalid buffer size for sparse output specified (-S must be a multiple of 512)")
-    with open_image(src, fmt=src_fmt, allow_backing_outside=allow_backing_outside) as s:
+    with open_image(
+        src, fmt=src_fmt, allow_backing_outside=allow_backing_outside, force_share=force_share
+    ) as s:
         size = int(opts.pop("size", s.size))  # type: ignore[call-overload]
         create_image(
             dst,

@@ -40,6 +40,7 @@ def measure(
     fmt: str | None = None,
     size: int | None = None,
     options: dict[str, str] | None = None,
+    force_share: bool = False,
 ) -> dict[str, Any]:
     from pyvirt.image.convert import parse_options
 
@@ -53,7 +54,7 @@ def measure(
     if path is not None:
         from pyvirt.image.opener import open_image
 
-        with open_image(path, fmt=fmt, allow_backing_outside=True) as img:
+        with open_image(path, fmt=fmt, allow_backing_outside=True, force_share=force_share) as img:
             size = img.size
             src_is_qcow2 = img.format == "qcow2"
             pos = 0

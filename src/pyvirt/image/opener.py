@@ -33,10 +33,15 @@ def open_image(
     readonly: bool = True,
     backing: bool = True,
     allow_backing_outside: bool = False,
+    force_share: bool = False,
     _seen: frozenset[tuple[int, int]] = frozenset(),
     _depth: int = 0,
 ) -> Image:
-    """Open ``path`` as ``fmt`` (probed when None); backing files are opened read-only, recursively."""
+    """Open ``path`` as ``fmt`` (probed when None); backing files are opened read-only, recursively.
+
+    The file is locked the way QEMU locks images, so a VM using it and this opener exclude each
+    other (``force_share`` skips the lock for read-only opens, like qemu-img's ``-U``).
+    """
     if _depth > MAX_CHAIN_DEPTH:
         raise CorruptImage(f"{path}: backing chain deeper than {MAX_CHAIN_DEPTH} images")
     try:
@@ -66,6 +71,7 @@ def open_image(
             fmt=bfmt,
             readonly=True,
             allow_backing_outside=allow_backing_outside,
+            force_share=force_share,
             _seen=seen,
             _depth=_depth + 1,
         )
@@ -73,11 +79,13 @@ def open_image(
     if fmt == "qcow2":
         from pyvirt.image.qcow2.image import Qcow2Image
 
-        return Qcow2Image.open(path, readonly=readonly, open_backing=open_backing if backing else None)
+        return Qcow2Image.open(
+            path, readonly=readonly, open_backing=open_backing if backing else None, force_share=force_share
+        )
     if fmt == "raw":
         from pyvirt.image.raw import RawImage
 
-        img = RawImage.open(path, readonly=readonly)
+        img = RawImage.open(path, readonly=readonly, force_share=force_share)
         img.probed = probed
         return img
     if not readonly:

@@ -41,9 +41,9 @@ def _mergeable(p: Extent, x: Extent) -> bool:
     return p.offset + p.length == x.offset
 
 
-def map_image(path: str, *, fmt: str | None = None, output: str = "human") -> str:
+def map_image(path: str, *, fmt: str | None = None, output: str = "human", force_share: bool = False) -> str:
     """qemu-img map's output, human or JSON."""
-    with open_image(path, fmt=fmt, allow_backing_outside=True) as img:
+    with open_image(path, fmt=fmt, allow_backing_outside=True, force_share=force_share) as img:
         extents = map_extents(img)
         chain = img.chain()
         names = [i.path for i in chain]
@@ -71,14 +71,20 @@ def _b(v: bool) -> str:
 
 
 def compare(
-    path1: str, path2: str, *, fmt1: str | None = None, fmt2: str | None = None, strict: bool = False
+    path1: str,
+    path2: str,
+    *,
+    fmt1: str | None = None,
+    fmt2: str | None = None,
+    strict: bool = False,
+    force_share: bool = False,
 ) -> tuple[int, list[str]]:
     """qemu-img compare: exit code (0 same, 1 different, 2 error) and the lines it prints."""
     msgs: list[str] = []
     try:
         with (
-            open_image(path1, fmt=fmt1, allow_backing_outside=True) as a,
-            open_image(path2, fmt=fmt2, allow_backing_outside=True) as b,
+            open_image(path1, fmt=fmt1, allow_backing_outside=True, force_share=force_share) as a,
+            open_image(path2, fmt=fmt2, allow_backing_outside=True, force_share=force_share) as b,
         ):
             if a.size != b.size:
                 if strict:
@@ -168,12 +174,16 @@ def commit(
     """Write the top image's own data into its backing file, then (unless ``drop``) empty the top."""
     from pyvirt.image.qcow2.image import Qcow2Image
 
-    with open_image(path, fmt=fmt, readonly=False, allow_backing_outside=True) as top:
-        if not isinstance(top, Qcow2Image) or top.backing is None or top.backing_file is None:
+    # The top is opened without its backing file: only its own clusters are read, and the base
+    # must be opened writable here (a read-only opener would hold QEMU's "no writers" lock on it).
+    with open_image(path, fmt=fmt, readonly=False, backing=False) as top:
+        if not isinstance(top, Qcow2Image) or top.backing_file is None:
             raise ImageError(f"Image '{path}' does not have a backing file")
+        if top.backing_format is None:
+            raise ImageError(f"Image '{path}' does not state its backing file's format")
         target = resolve_backing(path, top.backing_file, allow_outside=True)
         with open_image(
-            target, fmt=top.backing.format, readonly=False, backing=True, allow_backing_outside=True
+            target, fmt=top.backing_format, readonly=False, backing=True, allow_backing_outside=True
         ) as base:
             runs = [(s, n) for s, n, alloc in top.allocated_in_top(0, top.size) if alloc]
             total = sum(n for _, n in runs) or 1
@@ -187,7 +197,7 @@ def commit(
                     m = min(CHUNK, end - pos)
                     mv = memoryview(buf)[:m]
                     top.readinto(pos, mv)
-                    if mv == bytes(m):
+                    if buf[:m] == bytes(m):
                         base.write_zeroes(pos, m)
                     else:
                         base.write(pos, mv)

@@ -102,11 +102,18 @@ class RawImage(Image):
         self.probed = False
 
     @classmethod
-    def open(cls, path: str, *, readonly: bool = True) -> RawImage:
+    def open(cls, path: str, *, readonly: bool = True, force_share: bool = False) -> RawImage:
+        from pyvirt.image.locking import lock_image
+
         try:
             fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
         except OSError as err:
             raise ImageError(f"Could not open '{path}': {err.strerror}") from err
+        try:
+            lock_image(fd, path, readonly=readonly, force_share=force_share)
+        except BaseException:
+            os.close(fd)
+            raise
         return cls(path, fd, readonly=readonly)
 
     def readinto(self, offset: int, buf: memoryview) -> None:

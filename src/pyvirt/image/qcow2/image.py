@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from pyvirt.image.base import ZERO_CHUNK, Extent, Image
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
+from pyvirt.image.locking import lock_image
 from pyvirt.image.qcow2 import header as H
 from pyvirt.image.qcow2.refcount import Refcounts, dump_be64, load_be64
 from pyvirt.image.qcow2.tables import (
@@ -88,12 +89,14 @@ class Qcow2Image(Image):
         readonly: bool = True,
         open_backing: OpenBacking | None = None,
         repairing: bool = False,
+        force_share: bool = False,
     ) -> Qcow2Image:
         try:
             fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
         except OSError as err:
             raise ImageError(f"Could not open '{path}': {err.strerror}") from err
         try:
+            lock_image(fd, path, readonly=readonly, force_share=force_share)
             st = os.fstat(fd)
             first = bytearray(min(max(st.st_size, 0), 1 << H.MAX_CLUSTER_BITS))
             pread_full(fd, memoryview(first), 0)
