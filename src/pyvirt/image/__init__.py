@@ -2,7 +2,8 @@
 
 Stable API (everything is imported lazily so ``import pyvirt.image`` costs almost nothing)::
 
-    open_image(path, *, fmt=None, readonly=True, backing=True, allow_backing_outside=False) -> Image
+    open_image(path, *, fmt=None, readonly=True, backing=True, allow_backing_outside=False,
+               force_share=False) -> Image
         A context manager. ``Image`` has ``read(offset, length) -> bytes``, ``readinto(offset, buf)``,
         ``write(offset, data)``, ``write_zeroes(offset, length)``, ``discard(offset, length)``,
         ``block_status(offset, length) -> list[Extent]``, ``flush()``, ``close()``, and attributes
@@ -10,7 +11,9 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
         A format of None is probed; a probed raw image refuses writes that would make it look like
         another format. Backing files open read-only; relative names resolve against the image's own
         folder; names leaving that folder are refused unless ``allow_backing_outside``; a backing file
-        without a stated format is refused if it would be probed as raw.
+        without a stated format is refused if it would be probed as raw. Files are locked as QEMU
+        locks them: a running VM and a writer exclude each other; readers share (``force_share``
+        skips the lock on read-only opens, like ``qemu-img -U``). An Image is not thread-safe.
     create_image(path, fmt, size, *, backing=None, backing_fmt=None, cluster_size=65536, compat="1.1",
                  preallocation="off", lazy_refcounts=False, refcount_bits=16) -> None
         ``size`` in bytes or a string like ``"10G"``; None with a backing file takes the backing size.
@@ -19,7 +22,10 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
         nested under ``"backing-image"``.
     convert(src, dst, out_fmt, *, src_fmt=None, compress=False, progress=None, backing=None,
             backing_fmt=None, options=None, sparse_size=4096, threads=None) -> None
-    check(path, *, fmt=None, repair=None) -> CheckResult      (repair: None, "leaks" or "all")
+        ``options`` are qemu-img ``-o`` pairs (cluster_size, compat, preallocation, lazy_refcounts,
+        refcount_bits); ``progress`` is called with a percentage. Like qemu-img, no final fsync.
+    check(path, *, fmt=None, repair=None, force_share=False) -> CheckResult
+        repair: None, "leaks" or "all"; ``CheckResult.exit_code`` is qemu-img's (0, 2, 3; 63 raw).
     resize(path, size, *, fmt=None, shrink=False) -> None     (size: bytes or "+1G", "-512M", "10G")
     parse_size(text) -> int;  size_to_str(n) -> str
 

@@ -106,6 +106,8 @@ def convert(
     options: dict[str, str] | None = None,
     sparse_size: int = 4096,
     threads: int | None = None,
+    allow_backing_outside: bool = False,
+    force_share: bool = False,
 ) -> None:
     """Copy ``src`` into a new ``dst`` of ``out_fmt`` (see :mod:`pyvirt.image.convert`)."""
     from pyvirt.image.convert import convert as _convert
@@ -122,14 +124,21 @@ def convert(
         options=options or {},
         sparse_size=sparse_size,
         threads=threads,
+        allow_backing_outside=allow_backing_outside,
+        force_share=force_share,
     )
 
 
-def check(path: str, *, fmt: str | None = None, repair: str | None = None) -> CheckResult:
-    """Check (and with ``repair`` of ``"leaks"``/``"all"``, repair) an image's metadata."""
+def check(
+    path: str, *, fmt: str | None = None, repair: str | None = None, force_share: bool = False
+) -> CheckResult:
+    """Check (and with ``repair`` of ``"leaks"``/``"all"``, repair) an image's metadata.
+
+    Raises :class:`pyvirt.image.check.NotCheckable` for formats without metadata (raw).
+    """
     from pyvirt.image.check import check_image
 
-    return check_image(path, fmt=fmt, repair=repair)
+    return check_image(path, fmt=fmt, repair=repair, force_share=force_share)
 
 
 def resize(path: str, size: int | str, *, fmt: str | None = None, shrink: bool = False) -> None:

@@ -189,7 +189,7 @@ def _copy(
         granule = 0
     done = 0
     last_pct = -1.0
-    comp = _Compressor(d, threads) if compress else None
+    comp = _Compressor(d, threads, has_backing) if compress else None
     reader = ThreadPoolExecutor(READERS, thread_name_prefix="pyvirt-read")
     generic_lock = threading.Lock()
 
@@ -385,13 +385,14 @@ def _compress_chunk(data: bytes, cs: int) -> list[bytes | None]:
 class _Compressor:
     """Deflates chunks on a thread pool and writes results in order from the calling thread."""
 
-    def __init__(self, d: Image, threads: int | None) -> None:
+    def __init__(self, d: Image, threads: int | None, has_backing: bool = False) -> None:
         from pyvirt.image.qcow2.image import Qcow2Image
 
         if not isinstance(d, Qcow2Image):
             raise ImageError("compression needs a qcow2 target")
         self.d = d
         self.cs = d.cs
+        self.has_backing = has_backing
         self.n = threads or os.cpu_count() or 1
         self.pool = ThreadPoolExecutor(self.n, thread_name_prefix="pyvirt-deflate")
         self.pending: deque[tuple[int, bytes, Future[list[bytes | None]]]] = deque()
@@ -420,6 +421,8 @@ class _Compressor:
                 raw_start = -1
             if payload:
                 items.append((off // cs, payload))
+            elif self.has_backing and k < len(results):
+                d.write_zeroes(off, min(cs, pos + len(data) - off))
         if items:
             d.write_compressed(items)
 

@@ -299,3 +299,15 @@ def test_map_compare_measure_match_qemu(tmp_path: Path) -> None:
     theirs = qemu_img("compare", str(p), str(raw), check=False)
     assert diff.returncode == theirs.returncode == 1
     assert diff.stdout == theirs.stdout
+
+
+def test_compressed_convert_over_backing_keeps_zeros(tmp_path: Path) -> None:
+    base = tmp_path / "base.raw"
+    base.write_bytes(b"\xaa" * (1 << 20))
+    full = tmp_path / "full.raw"
+    text = b"".join(b"%05d zzz\n" % i for i in range(100000))
+    full.write_bytes(text[: 1 << 19] + bytes(1 << 19))
+    out = tmp_path / "c.qcow2"
+    convert(str(full), str(out), "qcow2", compress=True, backing="base.raw", backing_fmt="raw")
+    assert_clean(out)
+    assert_same(full, out)
