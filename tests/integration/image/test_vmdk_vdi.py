@@ -54,3 +54,27 @@ def test_read_and_convert(tmp_path: Path, source: Path, fmt: str, opts: str) -> 
     assert image_info(str(img))["format"] == fmt
     with pytest.raises(Exception, match="read-only"):
         open_image(str(img), readonly=False)
+
+
+def test_stream_optimized_with_footer(tmp_path: Path, source: Path) -> None:
+    """VMware writes streamOptimized with the grain directory at the end (header says GD_AT_END)."""
+    img = tmp_path / "s.vmdk"
+    qemu_img("convert", "-O", "vmdk", "-o", "subformat=streamOptimized", str(source), str(img))
+    data = bytearray(img.read_bytes())
+    header = bytes(data[:512])
+    data[56:64] = b"\xff" * 8
+    data += bytes(-len(data) % 512) + bytes(512) + header + bytes(512)
+    img.write_bytes(bytes(data))
+    assert read_all(img) == source.read_bytes()
+
+
+def test_vmdk_extent_outside_folder_refused(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (tmp_path / "secret").write_bytes(b"s" * 4096)
+    (d / "x.vmdk").write_text(
+        '# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+        'RW 8 FLAT "../secret" 0\n'
+    )
+    with pytest.raises(Exception, match="outside"):
+        open_image(str(d / "x.vmdk"))
