@@ -43,7 +43,7 @@ VOLUME_SUFFIX = ".template.qcow2"
 SIDECAR_SUFFIX = ".template.json"
 TEMPLATE_MODE = 0o444
 DEFAULT_SIZE = 10 << 30
-MIN_SIZE = 1 << 30
+MIN_SIZE = 256 << 20
 PARTITION_START = 1 << 20  # 1 MiB: the gap before the first partition holds grub's core.img
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
@@ -385,7 +385,7 @@ def build(
     check_name(name)
     rel = debootstrap.release(os_name)
     if size < MIN_SIZE:
-        raise InvalidArgument(f"--size {size} is too small: a {rel.pretty} template needs at least 1G")
+        raise InvalidArgument(f"--size {size} is too small: a {rel.pretty} template needs at least 256M")
     store = store_for(conn, pool)
     if store.exists(name) or store.volume_path(name).exists():
         raise AlreadyExists(f"template {name} exists already (pyvirt template delete {name} first)")
