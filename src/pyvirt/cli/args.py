@@ -4,6 +4,8 @@ boolean flags and valued options. Lighter to import than argparse, which keeps t
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyvirt.errors import InvalidArgument
 
 
@@ -87,3 +89,30 @@ def _take_positional(spec: Spec, out: Parsed, pending: list[str], value: str) ->
     if not pending:
         raise InvalidArgument(f"unexpected data '{value}'")
     out[pending.pop(0)] = value
+
+
+def parse_or_usage(argv: list[str], spec: Spec) -> Parsed | None:
+    """Parse ``argv``, or print the verb's usage and return None for ``--help``."""
+    if "--help" in argv:
+        import sys
+
+        sys.stdout.write(usage(spec))
+        return None
+    return parse(spec, argv)
+
+
+def filter_by_flags(items: list[dict[str, Any]], a: Parsed) -> list[dict[str, Any]]:
+    """virsh's common list filters: --inactive/--all on "active", and (no-)autostart, persistent/transient."""
+    if a.flag("inactive"):
+        items = [i for i in items if not i["active"]]
+    elif not a.flag("all"):
+        items = [i for i in items if i["active"]]
+    for flag, key, value in (
+        ("autostart", "autostart", True),
+        ("no_autostart", "autostart", False),
+        ("persistent", "persistent", True),
+        ("transient", "persistent", False),
+    ):
+        if a.flag(flag):
+            items = [i for i in items if i[key] is value]
+    return items

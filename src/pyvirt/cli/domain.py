@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyvirt.cli.args import Spec, parse, usage
+from pyvirt.cli.args import Spec, parse_or_usage
 from pyvirt.cli.output import emit, emit_json, fields, message, table
 from pyvirt.errors import InvalidArgument, NotFound, PyvirtError
 
@@ -39,13 +38,6 @@ def _guard(context: str, call: Callable[[], T]) -> T:
         raise CommandFailed(context, err) from err
 
 
-def _args(opts: GlobalOptions, argv: list[str], spec: Spec) -> dict[str, Any] | None:
-    if "--help" in argv:
-        emit(usage(spec))
-        return None
-    return parse(spec, argv)
-
-
 def _domain(conn: Connection, key: str) -> Domain:
     """Resolve now, so an unknown domain gives virsh's 'failed to get domain' error."""
     dom = conn.domain(key)
@@ -69,7 +61,7 @@ def _read_file(path: str) -> str:
 
 
 def cmd_define(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("define", ["file"], flags=["validate"], help="define a domain from XML"))
+    a = parse_or_usage(argv, Spec("define", ["file"], flags=["validate"], help="define a domain from XML"))
     if a is None:
         return 0
     path = str(a["file"])
@@ -80,7 +72,7 @@ def cmd_define(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_create(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("create", ["file"], flags=["paused", "console", "autodestroy", "validate"]))
+    a = parse_or_usage(argv, Spec("create", ["file"], flags=["paused", "console", "autodestroy", "validate"]))
     if a is None:
         return 0
     path = str(a["file"])
@@ -98,8 +90,7 @@ def cmd_create(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_undefine(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(
-        opts,
+    a = parse_or_usage(
         argv,
         Spec("undefine", ["domain"], flags=["remove-all-storage", "nvram", "keep-nvram", "managed-save"]),
     )
@@ -118,7 +109,7 @@ def cmd_undefine(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("dumpxml", ["domain"], flags=["inactive", "security-info", "migratable"]))
+    a = parse_or_usage(argv, Spec("dumpxml", ["domain"], flags=["inactive", "security-info", "migratable"]))
     if a is None:
         return 0
     dom = _domain(opts.connect(), str(a["domain"]))
@@ -127,53 +118,14 @@ def cmd_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_edit(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("edit", ["domain"]))
+    a = parse_or_usage(argv, Spec("edit", ["domain"]))
     if a is None:
         return 0
-    import subprocess
-    import tempfile
+    from pyvirt.cli.edit import edit_xml
 
     conn = opts.connect()
-    dom = _domain(conn, str(a["domain"]))
-    original = dom.xml(inactive=True)
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.NamedTemporaryFile("w", suffix=".xml", prefix=f"{dom.key}-", delete=False) as fh:
-        fh.write(original)
-        tmp = fh.name
-    try:
-        while True:
-            if subprocess.call(["sh", "-c", f'{editor} "$1"', "editor", tmp]) != 0:
-                raise InvalidArgument(f"editor '{editor}' failed")
-            edited = _read_file(tmp)
-            if edited == original:
-                message(f"Domain '{dom.key}' XML configuration not changed.")
-                return 0
-            try:
-                conn.define_xml(edited)
-            except PyvirtError as err:
-                sys.stderr.write(f"error: {err}\n")
-                if not _ask_retry():
-                    sys.stderr.write("error: edited XML left unchanged\n")
-                    return 1
-                continue
-            message(f"Domain '{dom.key}' XML configuration edited.")
-            return 0
-    finally:
-        os.unlink(tmp)
-
-
-def _ask_retry() -> bool:
-    if not sys.stdin.isatty():
-        return False
-    while True:
-        sys.stdout.write("Failed. Try again? [y,n,i,f,?]: ")
-        sys.stdout.flush()
-        answer = sys.stdin.readline().strip().lower()
-        if answer in ("y", ""):
-            return True
-        if answer in ("n", "i"):
-            return False
-        sys.stdout.write("y - yes, start editor again\nn - no, throw away my changes\n")
+    dom = _domain(conn, a.text("domain"))
+    return edit_xml(dom.xml(inactive=True), f"Domain '{dom.key}'", conn.define_xml)
 
 
 LIST_SPEC = Spec(
@@ -200,7 +152,7 @@ LIST_SPEC = Spec(
 
 
 def cmd_list(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, LIST_SPEC)
+    a = parse_or_usage(argv, LIST_SPEC)
     if a is None:
         return 0
     doms = opts.connect().list_domains()
@@ -262,7 +214,7 @@ def _filter(doms: list[dict[str, Any]], a: dict[str, Any]) -> list[dict[str, Any
 
 
 def cmd_dominfo(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("dominfo", ["domain"], flags=["json"]))
+    a = parse_or_usage(argv, Spec("dominfo", ["domain"], flags=["json"]))
     if a is None:
         return 0
     key = str(a["domain"])
@@ -297,7 +249,7 @@ def cmd_dominfo(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_domstate(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("domstate", ["domain"], flags=["reason", "json"]))
+    a = parse_or_usage(argv, Spec("domstate", ["domain"], flags=["reason", "json"]))
     if a is None:
         return 0
     dom = _domain(opts.connect(), str(a["domain"]))
@@ -313,7 +265,7 @@ def cmd_domstate(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_domid(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("domid", ["domain"]))
+    a = parse_or_usage(argv, Spec("domid", ["domain"]))
     if a is None:
         return 0
     info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
@@ -322,7 +274,7 @@ def cmd_domid(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_domuuid(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("domuuid", ["domain"]))
+    a = parse_or_usage(argv, Spec("domuuid", ["domain"]))
     if a is None:
         return 0
     info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
@@ -331,7 +283,7 @@ def cmd_domuuid(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_domname(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("domname", ["domain"]))
+    a = parse_or_usage(argv, Spec("domname", ["domain"]))
     if a is None:
         return 0
     info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
@@ -347,7 +299,7 @@ def _lifecycle(
     success: str,
     call: Callable[[Domain, dict[str, Any]], object],
 ) -> tuple[Connection, Domain, dict[str, Any]] | None:
-    a = _args(opts, argv, spec)
+    a = parse_or_usage(argv, spec)
     if a is None:
         return None
     conn = opts.connect()
@@ -446,7 +398,7 @@ def cmd_resume(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_autostart(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("autostart", ["domain"], flags=["disable"]))
+    a = parse_or_usage(argv, Spec("autostart", ["domain"], flags=["disable"]))
     if a is None:
         return 0
     dom = _domain(opts.connect(), str(a["domain"]))
@@ -461,7 +413,7 @@ def cmd_autostart(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_domblklist(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("domblklist", ["domain"], flags=["details", "inactive", "json"]))
+    a = parse_or_usage(argv, Spec("domblklist", ["domain"], flags=["details", "inactive", "json"]))
     if a is None:
         return 0
     devices = _domain(opts.connect(), str(a["domain"])).devices()
@@ -478,7 +430,7 @@ def cmd_domblklist(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_domiflist(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("domiflist", ["domain"], flags=["inactive", "json"]))
+    a = parse_or_usage(argv, Spec("domiflist", ["domain"], flags=["inactive", "json"]))
     if a is None:
         return 0
     devices = _domain(opts.connect(), str(a["domain"])).devices()
@@ -494,7 +446,7 @@ def cmd_domiflist(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_vncdisplay(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(opts, argv, Spec("vncdisplay", ["domain"], flags=["include-password"]))
+    a = parse_or_usage(argv, Spec("vncdisplay", ["domain"], flags=["include-password"]))
     if a is None:
         return 0
     dom = _domain(opts.connect(), str(a["domain"]))
@@ -507,8 +459,7 @@ def cmd_vncdisplay(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_event(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(
-        opts,
+    a = parse_or_usage(
         argv,
         Spec(
             "event",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.cli.args import Parsed, Spec, parse, usage
+from pyvirt.cli.args import Spec, filter_by_flags, parse_or_usage
 from pyvirt.cli.domain import _domain, _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, fields, message, table
 from pyvirt.client.transport import quote
@@ -13,13 +13,6 @@ from pyvirt.errors import NotFound, PyvirtError
 if TYPE_CHECKING:
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection
-
-
-def _args(argv: list[str], spec: Spec) -> Parsed | None:
-    if "--help" in argv:
-        emit(usage(spec))
-        return None
-    return parse(spec, argv)
 
 
 def _path(name: str) -> str:
@@ -34,7 +27,7 @@ def _get(conn: Connection, name: str) -> dict[str, Any]:
 
 
 def cmd_net_list(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(
+    a = parse_or_usage(
         argv,
         Spec(
             "net-list",
@@ -53,19 +46,7 @@ def cmd_net_list(opts: GlobalOptions, argv: list[str]) -> int:
     )
     if a is None:
         return 0
-    nets = sorted(opts.connect().call("GET", "/v1/networks"), key=lambda n: n["name"])
-    if a.flag("inactive"):
-        nets = [n for n in nets if not n["active"]]
-    elif not a.flag("all"):
-        nets = [n for n in nets if n["active"]]
-    for flag, key, value in (
-        ("autostart", "autostart", True),
-        ("no_autostart", "autostart", False),
-        ("persistent", "persistent", True),
-        ("transient", "persistent", False),
-    ):
-        if a.flag(flag):
-            nets = [n for n in nets if n[key] is value]
+    nets = filter_by_flags(sorted(opts.connect().call("GET", "/v1/networks"), key=lambda n: n["name"]), a)
     if opts.json or a.flag("json"):
         emit_json(nets)
         return 0
@@ -86,7 +67,7 @@ def cmd_net_list(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_net_info(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("net-info", ["network"], flags=["json"]))
+    a = parse_or_usage(argv, Spec("net-info", ["network"], flags=["json"]))
     if a is None:
         return 0
     info = _get(opts.connect(), a.text("network"))
@@ -107,7 +88,7 @@ def cmd_net_info(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def _define(opts: GlobalOptions, argv: list[str], verb: str, start: bool) -> int:
-    a = _args(argv, Spec(verb, ["file"], flags=["validate"]))
+    a = parse_or_usage(argv, Spec(verb, ["file"], flags=["validate"]))
     if a is None:
         return 0
     path = a.text("file")
@@ -140,7 +121,7 @@ def _net_action(
     body: dict[str, Any] | None = None,
     flags: list[str] | None = None,
 ) -> int:
-    a = _args(argv, Spec(verb, ["network"], flags=flags or []))
+    a = parse_or_usage(argv, Spec(verb, ["network"], flags=flags or []))
     if a is None:
         return 0
     conn = opts.connect()
@@ -210,7 +191,7 @@ def cmd_net_autostart(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_net_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("net-dumpxml", ["network"], flags=["inactive"]))
+    a = parse_or_usage(argv, Spec("net-dumpxml", ["network"], flags=["inactive"]))
     if a is None:
         return 0
     conn = opts.connect()
@@ -220,38 +201,19 @@ def cmd_net_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_net_edit(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("net-edit", ["network"]))
+    a = parse_or_usage(argv, Spec("net-edit", ["network"]))
     if a is None:
         return 0
-    import os
-    import subprocess
-    import tempfile
+    from pyvirt.cli.edit import edit_xml
 
     conn = opts.connect()
     name = _get(conn, a.text("network"))["name"]
     original = conn.call("GET", _path(name) + "/xml?inactive=1")["xml"]
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.NamedTemporaryFile("w", suffix=".xml", prefix=f"{name}-", delete=False) as fh:
-        fh.write(original)
-    try:
-        if subprocess.call(["sh", "-c", f'{editor} "$1"', "editor", fh.name]) != 0:
-            raise PyvirtError(f"editor '{editor}' failed")
-        edited = _read_file(fh.name)
-        if edited == original:
-            message(f"Network {name} XML configuration not changed.")
-            return 0
-        _guard(
-            f"Failed to define network from {fh.name}",
-            lambda: conn.call("POST", "/v1/networks", {"xml": edited}),
-        )
-        message(f"Network {name} XML configuration edited.")
-        return 0
-    finally:
-        os.unlink(fh.name)
+    return edit_xml(original, f"Network {name}", lambda xml: conn.call("POST", "/v1/networks", {"xml": xml}))
 
 
 def cmd_net_uuid(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("net-uuid", ["network"]))
+    a = parse_or_usage(argv, Spec("net-uuid", ["network"]))
     if a is None:
         return 0
     emit(_get(opts.connect(), a.text("network"))["uuid"] + "\n\n")
@@ -259,7 +221,7 @@ def cmd_net_uuid(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_net_name(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("net-name", ["network"]))
+    a = parse_or_usage(argv, Spec("net-name", ["network"]))
     if a is None:
         return 0
     emit(_get(opts.connect(), a.text("network"))["name"] + "\n\n")
@@ -267,7 +229,7 @@ def cmd_net_name(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_net_dhcp_leases(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("net-dhcp-leases", ["network"], options=["mac"], flags=["json"]))
+    a = parse_or_usage(argv, Spec("net-dhcp-leases", ["network"], options=["mac"], flags=["json"]))
     if a is None:
         return 0
     import time
@@ -302,7 +264,7 @@ def cmd_net_dhcp_leases(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_domifaddr(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(
+    a = parse_or_usage(
         argv,
         Spec(
             "domifaddr",

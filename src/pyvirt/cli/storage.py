@@ -13,7 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pyvirt.cli.args import Parsed, Spec, parse, usage
+from pyvirt.cli.args import Parsed, Spec, filter_by_flags, parse_or_usage
 from pyvirt.cli.domain import _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, message, table
 from pyvirt.errors import InvalidArgument, NotFound, PyvirtError, error_from_wire
@@ -28,13 +28,6 @@ _SCALE = {"": 1, "b": 1, "byte": 1, "bytes": 1}
 for _i, _letter in enumerate("kmgtpe", 1):
     _SCALE[_letter] = _SCALE[_letter + "ib"] = 1024**_i
     _SCALE[_letter + "b"] = 1000**_i
-
-
-def _args(argv: list[str], spec: Spec) -> Parsed | None:
-    if "--help" in argv:
-        emit(usage(spec))
-        return None
-    return parse(spec, argv)
 
 
 def scaled_integer(text: str) -> int:
@@ -105,22 +98,12 @@ def _volume(conn: Connection, key: str, pool_key: str | None) -> tuple[str, str,
 def cmd_pool_list(opts: GlobalOptions, argv: list[str]) -> int:
     flags = ["all", "inactive", "details", "name", "uuid", "autostart", "no-autostart"]
     flags += ["persistent", "transient", "json"]
-    a = _args(argv, Spec("pool-list", flags=flags, options=["type"]))
+    a = parse_or_usage(argv, Spec("pool-list", flags=flags, options=["type"]))
     if a is None:
         return 0
-    pools = sorted(opts.connect().call("GET", "/v1/pools"), key=lambda p: p["name"].casefold())
-    if a.flag("inactive"):
-        pools = [p for p in pools if not p["active"]]
-    elif not a.flag("all"):
-        pools = [p for p in pools if p["active"]]
-    for flag, key, value in (
-        ("autostart", "autostart", True),
-        ("no_autostart", "autostart", False),
-        ("persistent", "persistent", True),
-        ("transient", "persistent", False),
-    ):
-        if a.flag(flag):
-            pools = [p for p in pools if p[key] is value]
+    pools = filter_by_flags(
+        sorted(opts.connect().call("GET", "/v1/pools"), key=lambda p: p["name"].casefold()), a
+    )
     types = a.opt("type")
     if types:
         pools = [p for p in pools if p["type"] in types.split(",")]
@@ -164,7 +147,7 @@ def cmd_pool_list(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_pool_info(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("pool-info", ["pool"], flags=["bytes", "json"]))
+    a = parse_or_usage(argv, Spec("pool-info", ["pool"], flags=["bytes", "json"]))
     if a is None:
         return 0
     info = _pool(opts.connect(), a.text("pool"))
@@ -221,7 +204,7 @@ def cmd_pool_define_as(opts: GlobalOptions, argv: list[str]) -> int:
         flags=["print-xml"],
         options=["source-format"],
     )
-    a = _args(argv, spec)
+    a = parse_or_usage(argv, spec)
     if a is None:
         return 0
     name, pool_type = a.text("name"), a.text("type")
@@ -236,7 +219,7 @@ def cmd_pool_define_as(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_pool_define(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("pool-define", ["file"], flags=["validate"]))
+    a = parse_or_usage(argv, Spec("pool-define", ["file"], flags=["validate"]))
     if a is None:
         return 0
     path = a.text("file")
@@ -252,7 +235,7 @@ def cmd_pool_define(opts: GlobalOptions, argv: list[str]) -> int:
 def _pool_action(
     opts: GlobalOptions, argv: list[str], verb: str, action: str, failure: str, success: str, flags: list[str]
 ) -> int:
-    a = _args(argv, Spec(verb, ["pool"], flags=flags))
+    a = parse_or_usage(argv, Spec(verb, ["pool"], flags=flags))
     if a is None:
         return 0
     conn = opts.connect()
@@ -320,7 +303,7 @@ def cmd_pool_undefine(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_pool_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("pool-dumpxml", ["pool"], flags=["inactive"]))
+    a = parse_or_usage(argv, Spec("pool-dumpxml", ["pool"], flags=["inactive"]))
     if a is None:
         return 0
     conn = opts.connect()
@@ -333,7 +316,7 @@ def cmd_pool_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_vol_list(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("vol-list", ["pool"], flags=["details", "json"]))
+    a = parse_or_usage(argv, Spec("vol-list", ["pool"], flags=["details", "json"]))
     if a is None:
         return 0
     conn = opts.connect()
@@ -351,7 +334,7 @@ def cmd_vol_list(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_vol_info(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("vol-info", ["vol"], flags=["bytes", "physical", "json"], options=["pool"]))
+    a = parse_or_usage(argv, Spec("vol-info", ["vol"], flags=["bytes", "physical", "json"], options=["pool"]))
     if a is None:
         return 0
     _pool_name, _name, info = _volume(opts.connect(), a.text("vol"), a.opt("pool"))
@@ -373,7 +356,7 @@ def cmd_vol_create_as(opts: GlobalOptions, argv: list[str]) -> int:
         flags=["prealloc-metadata", "print-xml"],
         options=["allocation", "format", "backing-vol", "backing-vol-format"],
     )
-    a = _args(argv, spec)
+    a = parse_or_usage(argv, spec)
     if a is None:
         return 0
     from pyvirt.conf.storage import volume_xml
@@ -409,7 +392,7 @@ def cmd_vol_create_as(opts: GlobalOptions, argv: list[str]) -> int:
 
 def cmd_vol_clone(opts: GlobalOptions, argv: list[str]) -> int:
     spec = Spec("vol-clone", ["vol", "newname"], flags=["prealloc-metadata", "reflink"], options=["pool"])
-    a = _args(argv, spec)
+    a = parse_or_usage(argv, spec)
     if a is None:
         return 0
     conn = opts.connect()
@@ -425,7 +408,7 @@ def cmd_vol_clone(opts: GlobalOptions, argv: list[str]) -> int:
 
 def cmd_vol_resize(opts: GlobalOptions, argv: list[str]) -> int:
     spec = Spec("vol-resize", ["vol", "capacity"], flags=["allocate", "delta", "shrink"], options=["pool"])
-    a = _args(argv, spec)
+    a = parse_or_usage(argv, spec)
     if a is None:
         return 0
     text = a.text("capacity").strip()
@@ -448,7 +431,7 @@ def cmd_vol_resize(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_vol_delete(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("vol-delete", ["vol"], flags=["delete-snapshots"], options=["pool"]))
+    a = parse_or_usage(argv, Spec("vol-delete", ["vol"], flags=["delete-snapshots"], options=["pool"]))
     if a is None:
         return 0
     conn = opts.connect()
@@ -460,7 +443,7 @@ def cmd_vol_delete(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_vol_path(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("vol-path", ["vol"], options=["pool"]))
+    a = parse_or_usage(argv, Spec("vol-path", ["vol"], options=["pool"]))
     if a is None:
         return 0
     emit(_volume(opts.connect(), a.text("vol"), a.opt("pool"))[2]["path"] + "\n\n")
@@ -468,7 +451,7 @@ def cmd_vol_path(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_vol_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, Spec("vol-dumpxml", ["vol"], options=["pool"]))
+    a = parse_or_usage(argv, Spec("vol-dumpxml", ["vol"], options=["pool"]))
     if a is None:
         return 0
     conn = opts.connect()
@@ -511,7 +494,7 @@ def _control_error(payload: bytes) -> PyvirtError:
 
 
 def cmd_vol_upload(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, _transfer_spec("vol-upload"))
+    a = parse_or_usage(argv, _transfer_spec("vol-upload"))
     if a is None:
         return 0
     from pyvirt.storage import stream as frames
@@ -562,7 +545,7 @@ def cmd_vol_upload(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 def cmd_vol_download(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _args(argv, _transfer_spec("vol-download"))
+    a = parse_or_usage(argv, _transfer_spec("vol-download"))
     if a is None:
         return 0
     offset, length = _offsets(a)
