@@ -21,7 +21,7 @@ unit: setup
 	$(PY) -m pytest tests/unit -q
 
 test: setup guest lint
-	$(PY) -m pytest tests -q -p no:cacheprovider
+	$(PY) -m pytest tests -q -p no:cacheprovider --durations=25
 
 demo: setup guest
 	@bash scripts/demo.sh
