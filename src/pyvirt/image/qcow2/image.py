@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import zlib
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from pyvirt.image.base import ZERO_CHUNK, Extent, Image
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
@@ -277,30 +277,54 @@ class Qcow2Image(Image):
             if n < self.cs:
                 _fill_zero(buf[n:])
 
-    def block_status(self, offset: int, length: int) -> list[Extent]:
-        out: list[Extent] = []
+    def _entries(self, offset: int, length: int) -> Iterator[tuple[int, int, int]]:
+        """``(start, length, L2 entry)`` runs; a missing L2 table is one run of entry 0."""
         cs, cb = self.cs, self.cb
         pos, end = offset, offset + length
         while pos < end:
-            n = min(cs - (pos & (cs - 1)), end - pos)
-            e = self.l2_entry(pos >> cb)
+            l1i = pos >> self.l2_shift
+            seg_end = min(end, (l1i + 1) << self.l2_shift)
+            table = self._l2(l1i)
+            if table is None:
+                yield pos, seg_end - pos, 0
+                pos = seg_end
+                continue
+            while pos < seg_end:
+                n = min(cs - (pos & (cs - 1)), seg_end - pos)
+                yield pos, n, table[(pos >> cb) & self.l2_mask]
+                pos += n
+
+    def block_status(self, offset: int, length: int) -> list[Extent]:
+        out: list[Extent] = []
+        cs = self.cs
+        hole_start, hole_len = -1, 0
+        for pos, n, e in self._entries(offset, length):
+            if not e & (L2_OFFSET_MASK | OFLAG_COMPRESSED) and not (e & OFLAG_ZERO and self.v3):
+                if hole_len and hole_start + hole_len == pos:
+                    hole_len += n
+                else:
+                    hole_start, hole_len = pos, n
+                continue
+            if hole_len:
+                self._hole_status(out, hole_start, hole_len)
+                hole_len = 0
             if e & OFLAG_COMPRESSED:
                 ext = Extent(pos, n, data=True, zero=False, compressed=True)
             elif e & OFLAG_ZERO and self.v3:
                 ext = Extent(pos, n, data=False, zero=True)
-            elif e & L2_OFFSET_MASK:
-                ext = Extent(pos, n, data=True, zero=False, offset=self._host(e) + (pos & (cs - 1)))
-            elif self.backing is not None:
-                sub = self._backing_status(pos, n)
-                for x in sub:
-                    _merge(out, x)
-                pos += n
-                continue
             else:
-                ext = Extent(pos, n, data=False, zero=True, present=False)
+                ext = Extent(pos, n, data=True, zero=False, offset=self._host(e) + (pos & (cs - 1)))
             _merge(out, ext)
-            pos += n
+        if hole_len:
+            self._hole_status(out, hole_start, hole_len)
         return out
+
+    def _hole_status(self, out: list[Extent], pos: int, n: int) -> None:
+        if self.backing is not None:
+            for x in self._backing_status(pos, n):
+                _merge(out, x)
+        else:
+            _merge(out, Extent(pos, n, data=False, zero=True, present=False))
 
     def _backing_status(self, pos: int, n: int) -> list[Extent]:
         assert self.backing is not None
@@ -321,18 +345,13 @@ class Qcow2Image(Image):
     def allocated_in_top(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
         """``(start, length, allocated)`` runs of this file alone (not the backing chain)."""
         out: list[tuple[int, int, bool]] = []
-        cs, cb = self.cs, self.cb
-        pos, end = offset, offset + length
-        while pos < end:
-            n = min(cs - (pos & (cs - 1)), end - pos)
-            e = self.l2_entry(pos >> cb)
+        for pos, n, e in self._entries(offset, length):
             alloc = bool(e & (L2_OFFSET_MASK | OFLAG_COMPRESSED) or (e & OFLAG_ZERO and self.v3))
             if out and out[-1][2] == alloc:
-                s, m, a = out[-1]
-                out[-1] = (s, m + n, a)
+                st, m, a = out[-1]
+                out[-1] = (st, m + n, a)
             else:
                 out.append((pos, n, alloc))
-            pos += n
         return out
 
     # ------------------------------------------------------------ writing
