@@ -41,7 +41,7 @@ def image_info(
             info = _other_info(path, fmt)
     finally:
         os.close(fd)
-    info["actual-size"] = st.st_blocks * 512
+    info["actual-size"] = st.st_blocks * 512 + info.pop("_extent_bytes", 0)
     order = [
         "backing-filename-format",
         "snapshots",
@@ -129,6 +129,12 @@ def _other_info(path: str, fmt: str) -> dict[str, Any]:
         if img.cluster_size:
             info["cluster-size"] = img.cluster_size
         info["format"] = fmt
+        spec = getattr(img, "format_specific", None)
+        if spec is not None:
+            info["format-specific"] = {"type": fmt, "data": spec()}
+        extra = getattr(img, "extent_bytes", None)
+        if extra is not None:
+            info["_extent_bytes"] = extra()
         return info
 
 
@@ -172,8 +178,28 @@ def info_human(info: dict[str, Any]) -> str:
         lines.extend(snapshot_table_text(info["snapshots"]))
     if info.get("format-specific"):
         lines.append("Format specific information:")
-        for k, v in info["format-specific"]["data"].items():
-            if isinstance(v, bool):
-                v = "true" if v else "false"
-            lines.append(f"    {k.replace('-', ' ')}: {v}")
+        _dump(lines, info["format-specific"]["data"], 4)
     return "\n".join(lines) + "\n"
+
+
+def _dump(lines: list[str], value: object, indent: int) -> None:
+    """qemu's nested ``key: value`` listing: dicts and lists open a level four spaces deeper."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        for k, v in value.items():
+            label = k.replace("-", " ")
+            if isinstance(v, dict | list):
+                lines.append(f"{pad}{label}:")
+                _dump(lines, v, indent + 4)
+            else:
+                lines.append(f"{pad}{label}: {_scalar(v)}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            lines.append(f"{pad}[{i}]:")
+            _dump(lines, v, indent + 4)
+
+
+def _scalar(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)

@@ -94,6 +94,8 @@ class _Part:
     fd: int = -1
     offset: int = 0
     sparse: _Sparse | None = None
+    name: str = ""
+    listed: bool = True
 
 
 def _read_sparse_header(fd: int, path: str) -> tuple[tuple[object, ...], int]:
@@ -164,7 +166,10 @@ class VmdkImage(Image):
 
     format = "vmdk"
 
-    def __init__(self, path: str, parts: list[_Part], fds: list[int], create_type: str) -> None:
+    def __init__(
+        self, path: str, parts: list[_Part], fds: list[int], create_type: str, descriptor: str = ""
+    ) -> None:
+        self.descriptor = descriptor
         self.path = path
         self.parts = parts
         self.fds = fds
@@ -185,14 +190,15 @@ class VmdkImage(Image):
                 text = desc.decode("utf-8", "replace")
                 ctype = _create_type(text) or "monolithicSparse"
                 _refuse_parent(path, text)
-                return cls(path, [_Part("SPARSE", 0, sp.capacity, sparse=sp)], fds, ctype)
+                part = _Part("SPARSE", 0, sp.capacity, sparse=sp, name=path, listed=False)
+                return cls(path, [part], fds, ctype, text)
             if os.path.getsize(path) > MAX_DESCRIPTOR:
                 raise CorruptImage(f"{path}: VMDK descriptor too large")
             with open(path, "rb") as f:
                 text = f.read().split(b"\0", 1)[0].decode("utf-8", "replace")
             _refuse_parent(path, text)
             parts = cls._parse_extents(path, text, fds)
-            return cls(path, parts, fds, _create_type(text) or "unknown")
+            return cls(path, parts, fds, _create_type(text) or "unknown", text)
         except BaseException:
             for fd in fds:
                 os.close(fd)
@@ -220,17 +226,50 @@ class VmdkImage(Image):
                 except OSError as err:
                     raise ImageError(f"Could not open VMDK extent '{target}': {err.strerror}") from err
                 fds.append(fd)
-                parts.append(_Part("FLAT", start, sectors, fd=fd, offset=int(offset or 0) * 512))
+                parts.append(
+                    _Part(
+                        "FLAT", start, sectors, fd=fd, offset=int(offset or 0) * 512, name=_shown(path, name)
+                    )
+                )
             elif kind in ("SPARSE", "VMFSSPARSE") and name:
                 sp, _desc = _open_sparse(_extent_path(folder, name, path))
                 fds.append(sp.fd)
-                parts.append(_Part("SPARSE", start, sectors, sparse=sp))
+                parts.append(_Part("SPARSE", start, sectors, sparse=sp, name=_shown(path, name)))
             else:
                 raise UnsupportedImage(f"{path}: unsupported VMDK extent type {kind}")
             start += sectors
         if not parts:
             raise CorruptImage(f"{path}: VMDK descriptor lists no extents")
         return parts
+
+    def extent_bytes(self) -> int:
+        """Disk space of extent files other than the descriptor (qemu-img adds it to actual-size)."""
+        total = 0
+        for p in self.parts:
+            fd = p.sparse.fd if p.sparse is not None else p.fd
+            if p.listed and fd >= 0:
+                total += os.fstat(fd).st_blocks * 512
+        return total
+
+    def format_specific(self) -> dict[str, object]:
+        """qemu-img info's ``format-specific`` data for VMDK."""
+        extents: list[dict[str, object]] = []
+        for p in self.parts:
+            e: dict[str, object] = {}
+            if p.sparse is not None and p.sparse.compressed:
+                e["compressed"] = True
+            e["virtual-size"] = p.sectors * 512
+            e["filename"] = p.name
+            if p.sparse is not None:
+                e["cluster-size"] = p.sparse.grain * 512
+            e["format"] = p.kind if p.listed else ""
+            extents.append(e)
+        return {
+            "cid": _hex_field(self.descriptor, "CID"),
+            "parent-cid": _hex_field(self.descriptor, "parentCID"),
+            "create-type": self.create_type,
+            "extents": extents,
+        }
 
     def _part_at(self, sector: int) -> _Part:
         for p in self.parts:
@@ -306,6 +345,18 @@ class VmdkImage(Image):
         for fd in self.fds:
             os.close(fd)
         self.fds = []
+
+
+def _hex_field(text: str, key: str) -> int:
+    m = re.search(rf"^{key}\s*=\s*([0-9a-fA-F]+)", text, re.M)
+    return int(m.group(1), 16) if m else 0
+
+
+def _shown(path: str, name: str) -> str:
+    """The extent's name as qemu-img shows it: joined to the descriptor's folder as written."""
+    if os.path.isabs(name) or "/" not in path:
+        return name
+    return path[: path.rindex("/") + 1] + name
 
 
 def _create_type(text: str) -> str | None:

@@ -9,7 +9,7 @@ import pytest
 
 from pyvirt.image import convert, image_info, open_image
 
-from .conftest import assert_clean, assert_same, qemu_img, read_all
+from .conftest import assert_clean, assert_same, pyvirt_img, qemu_img, read_all
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,9 @@ def test_read_and_convert(tmp_path: Path, source: Path, fmt: str, opts: str) -> 
     assert_clean(out)
     assert_same(source, out)
     assert image_info(str(img))["format"] == fmt
+    for args in (["--output=json"], []):
+        ours = pyvirt_img("info", *args, img.name, cwd=tmp_path)
+        assert ours.stdout == qemu_img("info", *args, img.name, cwd=tmp_path).stdout, ours.stderr
     with pytest.raises(Exception, match="read-only"):
         open_image(str(img), readonly=False)
 
