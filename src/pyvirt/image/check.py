@@ -52,29 +52,23 @@ class CheckResult:
         return 0
 
     def to_json(self) -> dict[str, Any]:
-        d: dict[str, Any] = {}
-        if self.image_end_offset:
-            d["image-end-offset"] = self.image_end_offset
-        if self.total_clusters:
-            d["total-clusters"] = self.total_clusters
-        if self.allocated_clusters:
-            d["allocated-clusters"] = self.allocated_clusters
-        if self.fragmented_clusters:
-            d["fragmented-clusters"] = self.fragmented_clusters
-        if self.compressed_clusters:
-            d["compressed-clusters"] = self.compressed_clusters
-        d["check-errors"] = self.check_errors
-        if self.leaks:
-            d["leaks"] = self.leaks
-        if self.corruptions:
-            d["corruptions"] = self.corruptions
-        if self.leaks_fixed:
-            d["leaks-fixed"] = self.leaks_fixed
-        if self.corruptions_fixed:
-            d["corruptions-fixed"] = self.corruptions_fixed
-        d["filename"] = self.filename
-        d["format"] = self.format
-        return d
+        """qemu-img's JSON fields, zero counters left out, in the order qemu-img 7.2 prints them."""
+        values: dict[str, Any] = {
+            "image-end-offset": self.image_end_offset,
+            "compressed-clusters": self.compressed_clusters,
+            "total-clusters": self.total_clusters,
+            "corruptions": self.corruptions,
+            "corruptions-fixed": self.corruptions_fixed,
+            "check-errors": self.check_errors,
+            "leaks": self.leaks,
+            "leaks-fixed": self.leaks_fixed,
+            "allocated-clusters": self.allocated_clusters,
+            "filename": self.filename,
+            "format": self.format,
+            "fragmented-clusters": self.fragmented_clusters,
+        }
+        always = ("check-errors", "filename", "format")
+        return {k: v for k, v in values.items() if v or k in always}
 
 
 def render_json(res: CheckResult) -> str:
@@ -203,7 +197,6 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
 
     def walk_l1(l1: array[int], l1_off: int, active: bool) -> None:
         inc(l1_off, len(l1) * 8)
-        next_contig = 0
         for e in l1:
             l2off = e & L1_OFFSET_MASK
             if not l2off:
@@ -217,6 +210,7 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
                 res.corruptions += 1
                 continue
             inc(l2off, cs)
+            next_contig = 0  # qemu-img counts fragmentation within each L2 table
             try:
                 table = img._load_l2(l2off)
             except CorruptImage as err:

@@ -311,3 +311,24 @@ def test_compressed_convert_over_backing_keeps_zeros(tmp_path: Path) -> None:
     convert(str(full), str(out), "qcow2", compress=True, backing="base.raw", backing_fmt="raw")
     assert_clean(out)
     assert_same(full, out)
+
+
+def test_check_output_matches_qemu(tmp_path: Path) -> None:
+    from pyvirt.image.qcow2 import snapshot as S
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    text = tmp_path / "t.raw"
+    text.write_bytes(b"".join(b"%07d\n" % i for i in range(300000))[: 2 << 20])
+    comp = tmp_path / "c.qcow2"
+    qemu_img("convert", "-c", "-O", "qcow2", str(text), str(comp))
+    small = tmp_path / "s.qcow2"
+    create_image(str(small), "qcow2", 1 << 20, cluster_size=512)
+    with open_image(str(small), readonly=False) as img:
+        assert isinstance(img, Qcow2Image)
+        img.write(0, random.Random(1).randbytes(100000))
+        S.create_snapshot(img, "x")
+        img.write(5000, b"y" * 20000)
+        img.write(900000, b"z" * 3000)
+    for p in (comp, small):
+        for args in (["--output=json"], []):
+            assert pyvirt_img("check", *args, str(p)).stdout == qemu_img("check", *args, str(p)).stdout
