@@ -58,7 +58,11 @@ def open_image(
     check_format(fmt)
 
     def open_backing(name: str, bfmt: str | None) -> Image:
-        target = resolve_backing(path, name, allow_outside=allow_backing_outside)
+        from pyvirt.image.info import path_combine
+
+        resolve_backing(path, name, allow_outside=allow_backing_outside)
+        # Opened by the name QEMU would use (image folder as written + backing name): same file.
+        target = path_combine(path, name)
         if bfmt is None:
             bfmt = probe_file(target) if os.path.exists(target) else None
             if bfmt in (None, "raw"):

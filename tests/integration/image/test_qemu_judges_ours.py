@@ -332,3 +332,15 @@ def test_check_output_matches_qemu(tmp_path: Path) -> None:
     for p in (comp, small):
         for args in (["--output=json"], []):
             assert pyvirt_img("check", *args, str(p)).stdout == qemu_img("check", *args, str(p)).stdout
+
+
+def test_map_of_a_chain_names_files_as_qemu(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    base, top = tmp_path / "d" / "b.qcow2", tmp_path / "d" / "t.qcow2"
+    qemu_img("create", "-f", "qcow2", str(base), "4M")
+    qemu_io(base, "write -P 1 0 1M")
+    qemu_img("create", "-f", "qcow2", "-b", "b.qcow2", "-F", "qcow2", str(top))
+    qemu_io(top, "write -P 2 512k 64k", "write -z 2M 64k")
+    for args in (["--output=json"], []):
+        ours = pyvirt_img("map", *args, "d/t.qcow2", cwd=tmp_path)
+        assert ours.stdout == qemu_img("map", *args, "d/t.qcow2", cwd=tmp_path).stdout
