@@ -553,7 +553,8 @@ def print_table(result: dict[str, object]) -> None:
     for name, row in tools.items():
         one: dict[str, float] = row["one_start_of_20_ms"]
         print(
-            f"{name}: each of the 20 concurrent starts took {one['min']}-{one['max']} ms (median {one['median']})"
+            f"{name}: each of the 20 concurrent starts took {one['min']}-{one['max']} ms "
+            f"(median {one['median']})"
         )
     noop: dict[str, float] = result["noop_cli_ms"]  # type: ignore[assignment]
     ref = noop.get("libvirt")
