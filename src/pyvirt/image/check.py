@@ -278,29 +278,43 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
 
     highest = -1
     limit = max(len(counts), refs.end)
-    for c in range(limit):
-        computed = counts[c] if c < len(counts) else 0
+    per = refs.per_block
+    for first in range(0, limit, per):
+        last = min(limit, first + per)
+        computed_blk = counts[first:last]
+        if len(computed_blk) < last - first:
+            computed_blk.extend(array("Q", bytes(8 * (last - first - len(computed_blk)))))
         try:
-            stored = refs.get(c)
+            stored_blk = refs._block(first // per, create=False)
         except CorruptImage:
-            stored = 0
-        if computed or stored:
-            highest = c
-        if stored == computed:
+            stored_blk = None
+        stored_vals = array("Q", bytes(8 * (last - first))) if stored_blk is None else array("Q", stored_blk)
+        stored_vals = stored_vals[: last - first]
+        if stored_vals == computed_blk:
+            if any(computed_blk):
+                last_used = next(k for k in range(len(computed_blk) - 1, -1, -1) if computed_blk[k])
+                highest = max(highest, first + last_used)
             continue
-        fixing = (stored > computed and fix in ("leaks", "all")) or (stored < computed and fix == "all")
-        label = "Repairing" if fixing else ("ERROR" if stored < computed else "Leaked")
-        msgs.append(f"{label} cluster {c} refcount={stored} reference={computed}")
-        if fixing:
-            refs.set(c, int(computed))
-            if stored > computed:
-                res.leaks_fixed += 1
+        for k in range(last - first):
+            c = first + k
+            computed, stored = computed_blk[k], stored_vals[k]
+            if computed or stored:
+                highest = c
+            if stored == computed:
+                continue
+            fixing = (stored > computed and fix in ("leaks", "all")) or (stored < computed and fix == "all")
+            label = "Repairing" if fixing else ("ERROR" if stored < computed else "Leaked")
+            msgs.append(f"{label} cluster {c} refcount={stored} reference={computed}")
+            if fixing:
+                refs.set(c, int(computed))
+                if stored > computed:
+                    res.leaks_fixed += 1
+                else:
+                    res.corruptions_fixed += 1
+            if stored < computed:
+                res.corruptions += 1
             else:
-                res.corruptions_fixed += 1
-        if stored < computed:
-            res.corruptions += 1
-        else:
-            res.leaks += 1
+                res.leaks += 1
 
     # COPIED flags of the active tree must say "refcount is exactly one".
     for i, e in enumerate(img.l1):
