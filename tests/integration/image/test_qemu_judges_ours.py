@@ -344,3 +344,29 @@ def test_map_of_a_chain_names_files_as_qemu(tmp_path: Path) -> None:
     for args in (["--output=json"], []):
         ours = pyvirt_img("map", *args, "d/t.qcow2", cwd=tmp_path)
         assert ours.stdout == qemu_img("map", *args, "d/t.qcow2", cwd=tmp_path).stdout
+
+
+def test_convert_chain_top_only_and_rebase_to_nothing(tmp_path: Path) -> None:
+    base, top = tmp_path / "base.qcow2", tmp_path / "top.qcow2"
+    qemu_img("create", "-f", "qcow2", str(base), "4M")
+    qemu_io(base, "write -P 1 0 4M")
+    qemu_img("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", str(top))
+    qemu_io(top, "write -P 2 1M 128k", "write -z 2M 64k")
+    out = tmp_path / "out.qcow2"
+    r = pyvirt_img("convert", "-O", "qcow2", "-B", "base.qcow2", "-F", "qcow2", str(top), str(out))
+    assert r.returncode == 0, r.stderr
+    assert_clean(out)
+    assert_same(top, out)
+    alloc = json.loads(qemu_img("map", "--output=json", str(out)).stdout)
+    assert sum(e["length"] for e in alloc if e["depth"] == 0) == (128 << 10) + (64 << 10)
+    flat = tmp_path / "flat.raw"
+    qemu_img("convert", "-O", "raw", str(top), str(flat))
+    r = pyvirt_img("rebase", "-b", "", str(top))
+    assert r.returncode == 0, r.stderr
+    assert "backing-filename" not in qinfo(top)
+    assert_clean(top)
+    assert_same(top, flat)
+    r = pyvirt_img("commit", "-d", str(out))
+    assert r.returncode == 0
+    assert_clean(base)
+    qemu_io(base, "read -P 2 1M 128k", "read -P 0 2M 64k", "read -P 1 0 1M")
