@@ -592,6 +592,8 @@ class Qcow2Image(Image):
         for c, payload in items:
             if (c << self.cb) >= self.size:
                 raise ImageError(f"{self.path}: compressed write beyond the end of the image")
+            if not 0 < len(payload) < self.cs:
+                raise ImageError(f"{self.path}: a compressed cluster must be shorter than a cluster")
             table, toff = self._l2_for_write(c >> self.l2_bits)
             i = c & self.l2_mask
             old = table[i]
