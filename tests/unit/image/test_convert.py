@@ -1,0 +1,82 @@
+"""Library convert: round trips, progress, -S 0, compression fallbacks."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from pyvirt.errors import ImageError
+from pyvirt.image import check, convert, image_info, open_image
+from pyvirt.image.convert import compress_cluster, looks_incompressible
+
+
+def _source(tmp_path: Path) -> Path:
+    rnd = random.Random(4)
+    text = b"".join(b"row %d\n" % i for i in range(200000))[: 1 << 20]
+    data = rnd.randbytes(700000) + bytes(1 << 20) + text + bytes(5000) + rnd.randbytes(1000)
+    p = tmp_path / "src.raw"
+    p.write_bytes(data + bytes(-len(data) % 512))
+    return p
+
+
+@pytest.mark.parametrize("compress", [False, True])
+@pytest.mark.parametrize("cluster", ["512", "65536", "2M"])
+def test_round_trip(tmp_path: Path, compress: bool, cluster: str) -> None:
+    src = _source(tmp_path)
+    seen: list[float] = []
+    out = tmp_path / "o.qcow2"
+    convert(
+        str(src),
+        str(out),
+        "qcow2",
+        compress=compress,
+        options={"cluster_size": cluster},
+        progress=seen.append,
+    )
+    assert seen == sorted(seen) and seen[-1] == 100.0
+    assert check(str(out)).exit_code == 0
+    back = tmp_path / "b.raw"
+    convert(str(out), str(back), "raw")
+    assert back.read_bytes() == src.read_bytes()
+    if compress:
+        assert check(str(out)).compressed_clusters > 0
+
+
+def test_sparse_zero_allocates_everything(tmp_path: Path) -> None:
+    src = _source(tmp_path)
+    out = tmp_path / "full.qcow2"
+    convert(str(src), str(out), "qcow2", sparse_size=0)
+    res = check(str(out))
+    assert res.allocated_clusters == res.total_clusters
+    sparse = tmp_path / "sparse.qcow2"
+    convert(str(src), str(sparse), "qcow2")
+    assert check(str(sparse)).allocated_clusters < res.allocated_clusters
+
+
+def test_bad_options(tmp_path: Path) -> None:
+    src = _source(tmp_path)
+    with pytest.raises(ImageError, match="Invalid parameter"):
+        convert(str(src), str(tmp_path / "x.qcow2"), "qcow2", options={"nonsense": "1"})
+    with pytest.raises(ImageError, match="Compression not supported"):
+        convert(str(src), str(tmp_path / "x.raw"), "raw", compress=True)
+    assert not (tmp_path / "x.qcow2").exists()
+
+
+def test_compression_helpers() -> None:
+    assert compress_cluster(bytes(65536)) is not None
+    assert compress_cluster(random.Random(1).randbytes(65536)) is None
+    assert looks_incompressible(random.Random(2).randbytes(65536))
+    assert not looks_incompressible(b"abcd" * 16384)
+
+
+def test_convert_keeps_size_and_info(tmp_path: Path) -> None:
+    src = _source(tmp_path)
+    out = tmp_path / "o.qcow2"
+    convert(str(src), str(out), "qcow2", options={"compat": "0.10"})
+    info = image_info(str(out))
+    assert info["virtual-size"] == src.stat().st_size
+    assert info["format-specific"]["data"]["compat"] == "0.10"
+    with open_image(str(out)) as img:
+        assert img.read(0, 16) == src.read_bytes()[:16]
