@@ -66,7 +66,7 @@ def create_qcow2(
         backing_file=backing,
         backing_format=backing_fmt if backing else None,
     )
-    first = h.pack(cs)
+    h.pack(cs)  # refuses a backing name that does not fit, before anything is created
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     except OSError as err:
@@ -92,13 +92,11 @@ def create_qcow2(
         h.l1_table_offset = l1_off
         if moved:
             h.refcount_table_offset, h.refcount_table_clusters = moved[-1]
-        pwrite_full(fd, [first + bytes(cs - len(first))], 0)
-        if not moved:
-            pwrite_full(fd, [bytes(cs)], cs)
+        header = h.pack(cs)
+        pwrite_full(fd, [header + bytes(cs - len(header))], 0)
         refs.flush()
         if l1_size:
             pwrite_full(fd, [bytes(l1_size * 8)], l1_off)
-        pwrite_full(fd, [h.pack(cs)], 0)
     except BaseException:
         os.close(fd)
         _unlink(path)
