@@ -130,7 +130,7 @@ def convert(
 
 
 def check(
-    path: str, *, fmt: str | None = None, repair: str | None = None, force_share: bool = False
+    path: str, repair: str | None = None, *, fmt: str | None = None, force_share: bool = False
 ) -> CheckResult:
     """Check (and with ``repair`` of ``"leaks"``/``"all"``, repair) an image's metadata.
 
