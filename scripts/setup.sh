@@ -15,7 +15,7 @@ PACKAGES=(
   libvirt-clients libxml2-utils        # virt-xml-validate (+xmllint): libvirt's own schemas judge our XML
   libguestfs-tools python3-guestfs     # offline guest tools (sysprep, mount, customize)
   linux-image-amd64                    # the kernel libguestfs's appliance boots
-  fuse3 debootstrap                    # guest mounts, template builds
+  fuse3 debootstrap genisoimage        # guest mounts, template builds, seed ISO checks
   python3-venv python3-dev
 )
 missing=()
