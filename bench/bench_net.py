@@ -445,6 +445,7 @@ def term_as_exit() -> Iterator[None]:
     """SIGTERM/SIGHUP unwind like Ctrl-C, so the clean-up below runs."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        print(f"bench_net: signal {signum}, cleaning up (takes a minute)", file=sys.stderr)
         raise SystemExit(128 + signum)
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
