@@ -127,11 +127,12 @@ class Daemon:
         for pid in self.qemu_pids().values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        # Any QEMU whose command line points into our root (e.g. a record not yet written).
+        # Anything whose command line points into our root: QEMUs whose record was not written yet,
+        # and the dnsmasq of every network left running (they are daemons, not our children).
         for proc_dir in Path("/proc").glob("[0-9]*"):
             with contextlib.suppress(OSError):
                 cmdline = (proc_dir / "cmdline").read_bytes()
-                if b"qemu-system" in cmdline and str(self.root).encode() in cmdline:
+                if f"{self.root}/".encode() in cmdline and int(proc_dir.name) != os.getpid():
                     os.kill(int(proc_dir.name), signal.SIGKILL)
         shutil.rmtree(self.root, ignore_errors=True)
 
