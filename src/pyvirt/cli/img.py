@@ -136,7 +136,7 @@ def _progress_done(enabled: bool) -> None:
 
 def cmd_create(argv: list[str]) -> int:
     from pyvirt.image.api import create_image
-    from pyvirt.image.convert import parse_options
+    from pyvirt.image.converter import parse_options
     from pyvirt.image.sizes import parse_size
 
     opts, args = _parse(argv, "qf:b:F:uo:", [])
@@ -237,7 +237,7 @@ def cmd_info(argv: list[str]) -> int:
 
 
 def cmd_check(argv: list[str]) -> int:
-    from pyvirt.image.check import NotCheckable, check_image, render_human, render_json
+    from pyvirt.image.checker import NotCheckable, check_image, render_human, render_json
 
     opts, args = _parse(argv, "qf:r:TU", ["output=", "repair=", "force-share"])
     fmt, output, repair, quiet, share = None, "human", None, False, False
@@ -272,7 +272,7 @@ def cmd_check(argv: list[str]) -> int:
 
 
 def cmd_convert(argv: list[str]) -> int:
-    from pyvirt.image.convert import convert
+    from pyvirt.image.converter import convert
     from pyvirt.image.sizes import parse_size
 
     opts, args = _parse(argv, "cpqf:O:o:B:F:S:m:Wnt:T:U", ["force-share", "target-is-zero"])

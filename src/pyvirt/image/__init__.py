@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyvirt.image.api import check, convert, create_image, image_info, open_image, resize
     from pyvirt.image.base import Extent, Image
-    from pyvirt.image.check import CheckResult
+    from pyvirt.image.checker import CheckResult
     from pyvirt.image.sizes import parse_size, size_to_str
 
 __all__ = [
@@ -66,7 +66,7 @@ _WHERE = {
     "resize": "pyvirt.image.api",
     "Extent": "pyvirt.image.base",
     "Image": "pyvirt.image.base",
-    "CheckResult": "pyvirt.image.check",
+    "CheckResult": "pyvirt.image.checker",
     "parse_size": "pyvirt.image.sizes",
     "size_to_str": "pyvirt.image.sizes",
 }

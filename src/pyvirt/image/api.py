@@ -12,7 +12,7 @@ from pyvirt.image.opener import open_image
 from pyvirt.image.sizes import parse_relative_size, parse_size
 
 if TYPE_CHECKING:
-    from pyvirt.image.check import CheckResult
+    from pyvirt.image.checker import CheckResult
 
 __all__ = ["check", "convert", "create_image", "image_info", "open_image", "resize"]
 
@@ -109,8 +109,8 @@ def convert(
     allow_backing_outside: bool = False,
     force_share: bool = False,
 ) -> None:
-    """Copy ``src`` into a new ``dst`` of ``out_fmt`` (see :mod:`pyvirt.image.convert`)."""
-    from pyvirt.image.convert import convert as _convert
+    """Copy ``src`` into a new ``dst`` of ``out_fmt`` (see :mod:`pyvirt.image.converter`)."""
+    from pyvirt.image.converter import convert as _convert
 
     _convert(
         src,
@@ -134,9 +134,9 @@ def check(
 ) -> CheckResult:
     """Check (and with ``repair`` of ``"leaks"``/``"all"``, repair) an image's metadata.
 
-    Raises :class:`pyvirt.image.check.NotCheckable` for formats without metadata (raw).
+    Raises :class:`pyvirt.image.checker.NotCheckable` for formats without metadata (raw).
     """
-    from pyvirt.image.check import check_image
+    from pyvirt.image.checker import check_image
 
     return check_image(path, fmt=fmt, repair=repair, force_share=force_share)
 

@@ -42,7 +42,7 @@ def measure(
     options: dict[str, str] | None = None,
     force_share: bool = False,
 ) -> dict[str, Any]:
-    from pyvirt.image.convert import parse_options
+    from pyvirt.image.converter import parse_options
 
     kw = parse_options(options or {})
     cs = int(kw.get("cluster_size", 65536))  # type: ignore[call-overload]

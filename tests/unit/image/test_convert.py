@@ -9,7 +9,7 @@ import pytest
 
 from pyvirt.errors import ImageError
 from pyvirt.image import check, convert, image_info, open_image
-from pyvirt.image.convert import compress_cluster, looks_incompressible
+from pyvirt.image.converter import compress_cluster, looks_incompressible
 
 
 def _source(tmp_path: Path) -> Path:
@@ -80,3 +80,19 @@ def test_convert_keeps_size_and_info(tmp_path: Path) -> None:
     assert info["format-specific"]["data"]["compat"] == "0.10"
     with open_image(str(out)) as img:
         assert img.read(0, 16) == src.read_bytes()[:16]
+
+
+def test_public_names_are_functions_even_after_submodule_imports() -> None:
+    import importlib
+
+    import pyvirt.image as pi
+
+    for mod in (
+        "pyvirt.image.converter",
+        "pyvirt.image.checker",
+        "pyvirt.image.info",
+        "pyvirt.image.measure",
+    ):
+        importlib.import_module(mod)
+    for name in ("convert", "check", "create_image", "image_info", "open_image", "resize"):
+        assert callable(getattr(pi, name)), name

@@ -60,7 +60,7 @@ def test_header_parse_mutations(muts: list[tuple[int, int]]) -> None:
 @pytest.fixture(scope="module")
 def seed_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small image with every kind of metadata: L2 tables, zero and compressed clusters, a snapshot."""
-    from pyvirt.image.convert import compress_cluster
+    from pyvirt.image.converter import compress_cluster
     from pyvirt.image.qcow2 import snapshot as S
     from pyvirt.image.qcow2.image import Qcow2Image
 

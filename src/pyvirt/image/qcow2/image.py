@@ -112,7 +112,7 @@ class Qcow2Image(Image):
             raise
         try:
             if not readonly and header.incompatible_features & H.INCOMPAT_DIRTY and not repairing:
-                from pyvirt.image.check import rebuild_refcounts
+                from pyvirt.image.checker import rebuild_refcounts
 
                 rebuild_refcounts(img)
             if not readonly and header.autoclear_features:
