@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from tests.support.guest import domain_xml, guest_artifacts  # noqa: E402
 
 BIN = Path(sys.executable).parent
-NETNS = "pvbench"
+NETNS = f"pvbench-{os.getpid()}"
 LIBVIRT_PACKAGES = ["libvirt-daemon-system", "libvirt-daemon-driver-qemu", "libvirt-clients"]
 
 
@@ -138,8 +138,18 @@ class Libvirt(Tool):
         # Never let libvirt's default NAT network start (it would be inside our netns anyway).
         with contextlib.suppress(FileNotFoundError):
             Path("/etc/libvirt/qemu/networks/autostart/default.xml").unlink()
-        sh("pkill", "-x", "libvirtd", check=False)
-        time.sleep(0.5)
+        if sh("pgrep", "-x", "libvirtd", check=False).stdout.strip():
+            raise SystemExit("error: a libvirtd is already running; stop it before benchmarking")
+        # libvirt's QEMU driver logs through virtlogd, which systemd would socket-activate.
+        self.virtlogd: subprocess.Popen[bytes] | None = None
+        if not Path("/run/libvirt/virtlogd-sock").exists():
+            self.virtlogd = subprocess.Popen(
+                in_ns("virtlogd"), stderr=subprocess.DEVNULL, start_new_session=True
+            )
+            for _ in range(200):
+                if Path("/run/libvirt/virtlogd-sock").exists():
+                    break
+                time.sleep(0.05)
         self.proc = subprocess.Popen(in_ns("libvirtd"), stderr=subprocess.DEVNULL, start_new_session=True)
         for _ in range(200):
             if self.cli("uri").returncode == 0:
@@ -160,6 +170,9 @@ class Libvirt(Tool):
                 self.cli("undefine", dom)
         self.proc.terminate()
         self.proc.wait()
+        if self.virtlogd is not None:
+            self.virtlogd.terminate()
+            self.virtlogd.wait()
 
 
 @contextlib.contextmanager

@@ -6,10 +6,9 @@ virsh's verbs to it. ``pyvirt.open(uri)`` returns a connection for use from Pyth
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
     from pyvirt.client.api import Connection
 

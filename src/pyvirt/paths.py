@@ -9,30 +9,61 @@ every system path with DIR, for daemon and client alike, so tests and demos neve
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class Layout:
-    """Every directory and socket the daemon and client agree on."""
+    """Every directory and socket the daemon and client agree on.
 
-    mode: str  # "system" or "session"
-    config_dir: Path  # pyvirtd.conf lives here
-    qemu_config_dir: Path  # domain XML
-    autostart_dir: Path
-    network_config_dir: Path
-    network_autostart_dir: Path
-    storage_config_dir: Path
-    storage_autostart_dir: Path
-    state_dir: Path
-    images_dir: Path
-    run_dir: Path
-    qemu_run_dir: Path
-    network_run_dir: Path
-    log_dir: Path
-    pki_dir: Path
-    cache_dir: Path
+    A plain class rather than a dataclass: the CLI imports this module on every run, and
+    ``dataclasses`` pulls in ``inspect`` (several milliseconds of start-up).
+    """
+
+    def __init__(
+        self,
+        *,
+        mode: str,  # "system" or "session"
+        config_dir: Path,  # pyvirtd.conf lives here
+        qemu_config_dir: Path,  # domain XML
+        autostart_dir: Path,
+        network_config_dir: Path,
+        network_autostart_dir: Path,
+        storage_config_dir: Path,
+        storage_autostart_dir: Path,
+        state_dir: Path,
+        images_dir: Path,
+        run_dir: Path,
+        qemu_run_dir: Path,
+        network_run_dir: Path,
+        log_dir: Path,
+        pki_dir: Path,
+        cache_dir: Path,
+    ) -> None:
+        self.mode = mode
+        self.config_dir = config_dir
+        self.qemu_config_dir = qemu_config_dir
+        self.autostart_dir = autostart_dir
+        self.network_config_dir = network_config_dir
+        self.network_autostart_dir = network_autostart_dir
+        self.storage_config_dir = storage_config_dir
+        self.storage_autostart_dir = storage_autostart_dir
+        self.state_dir = state_dir
+        self.images_dir = images_dir
+        self.run_dir = run_dir
+        self.qemu_run_dir = qemu_run_dir
+        self.network_run_dir = network_run_dir
+        self.log_dir = log_dir
+        self.pki_dir = pki_dir
+        self.cache_dir = cache_dir
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Layout) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.__dict__.values()))
+
+    def __repr__(self) -> str:
+        return f"Layout(mode={self.mode!r}, run_dir={str(self.run_dir)!r})"
 
     @property
     def socket(self) -> Path:

@@ -11,9 +11,6 @@ that reads a file. The client picks a transport from the result.
 from __future__ import annotations
 
 import os
-import re
-from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, quote, urlsplit
 
 from pyvirt.errors import InvalidArgument
 
@@ -26,17 +23,38 @@ PARAMS: dict[str, tuple[str, ...]] = {
     "tls": ("pkipath", "no_verify"),
 }
 FLAG_PARAMS = ("no_verify", "no_tty")
-ALIAS_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+ALIAS_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 
 
-@dataclass(frozen=True)
 class URI:
-    transport: str  # unix | ssh | tls
-    mode: str  # system | session
-    user: str | None = None
-    host: str | None = None
-    port: int | None = None
-    params: dict[str, str] = field(default_factory=dict)
+    """A parsed URI. (A plain class, not a dataclass: this module is on every CLI start.)"""
+
+    __slots__ = ("host", "mode", "params", "port", "transport", "user")
+
+    def __init__(
+        self,
+        transport: str,  # unix | ssh | tls
+        mode: str,  # system | session
+        user: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        params: dict[str, str] | None = None,
+    ) -> None:
+        self.transport = transport
+        self.mode = mode
+        self.user = user
+        self.host = host
+        self.port = port
+        self.params = params if params is not None else {}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, URI) and all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __hash__(self) -> int:
+        return hash((self.transport, self.mode, self.user, self.host, self.port))
+
+    def __repr__(self) -> str:
+        return f"URI({self.canonical()!r})"
 
     @property
     def is_local(self) -> bool:
@@ -46,6 +64,8 @@ class URI:
         return self.params.get(name, "0") not in ("", "0")
 
     def canonical(self) -> str:
+        from urllib.parse import quote
+
         scheme = "qemu" if self.transport == "unix" else f"qemu+{self.transport}"
         authority = ""
         if self.host:
@@ -72,11 +92,15 @@ def default_uri() -> str:
 
 def parse_uri(text: str) -> URI:
     text = text.strip()
-    if text and ":" not in text and ALIAS_RE.match(text):
+    if text in ("qemu:///system", "qemu:///session"):
+        return URI("unix", text[8:])  # the common case, without urllib.parse
+    if text and ":" not in text and set(text) <= ALIAS_CHARS:
         # The client layer owns the config file; imported here so every caller gets aliases.
         from pyvirt.client.aliases import resolve_alias
 
         text = resolve_alias(text)
+    from urllib.parse import parse_qsl, urlsplit
+
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme == "qemu":

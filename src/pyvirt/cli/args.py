@@ -4,9 +4,11 @@ boolean flags and valued options. Lighter to import than argparse, which keeps t
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyvirt.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Spec:

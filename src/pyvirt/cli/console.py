@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import select
 import sys
-from typing import TYPE_CHECKING
 
 from pyvirt.cli.args import Spec, parse, usage
 from pyvirt.cli.output import emit
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection

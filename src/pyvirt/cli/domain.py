@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyvirt.cli.args import Spec, parse_or_usage
 from pyvirt.cli.output import emit, emit_json, fields, message, table
 from pyvirt.errors import InvalidArgument, NotFound, PyvirtError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection, Domain
-
-T = TypeVar("T")
 
 
 class CommandFailed(PyvirtError):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pyvirt.cli.args import Spec, parse, usage
 from pyvirt.cli.output import emit, emit_json, fields
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
     from pyvirt.cli.main import GlobalOptions
 

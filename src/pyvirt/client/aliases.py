@@ -16,6 +16,7 @@ An alias name is letters, digits, ``_``, ``-`` and ``.``; the first matching ent
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -24,16 +25,20 @@ from pyvirt.errors import InvalidArgument
 
 ConfValue = str | int | list[str]
 
-_TOKEN = re.compile(
-    r"""\s*(?:
+
+@functools.cache
+def _token() -> re.Pattern[str]:
+    """The tokenizer, compiled on first use (the default-URI path never needs it)."""
+    return re.compile(
+        r"""\s*(?:
         (?P<comment>\#[^\n]*)
       | (?P<string>"(?:[^"\\\n]|\\.)*"|'[^'\n]*')
       | (?P<number>-?\d+)
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
       | (?P<punct>[=\[\],;])
     )""",
-    re.X,
-)
+        re.X,
+    )
 
 
 def config_path() -> Path:
@@ -53,7 +58,7 @@ def parse_conf(text: str, origin: str = "pyvirt.conf") -> dict[str, ConfValue]:
     while pos < len(text):
         if text[pos:].strip() == "":
             break
-        match = _TOKEN.match(text, pos)
+        match = _token().match(text, pos)
         line = text.count("\n", 0, pos) + 1
         if match is None or match.end() == pos:
             bad = text[pos:].lstrip()[:20]

@@ -23,10 +23,12 @@ The CLI is built on this module: every verb is one or two calls here.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyvirt.client.transport import Transport, connect_unix, quote
 from pyvirt.uri import URI, default_uri, parse_uri
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Connection:

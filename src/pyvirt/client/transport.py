@@ -9,9 +9,12 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-from typing import Any
 
 from pyvirt.errors import ConnectionFailed, PyvirtError, error_from_wire
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 

@@ -48,11 +48,16 @@ esac
 mkdir -p "$(dirname {GROWROOT_DONE})" && touch {GROWROOT_DONE}
 """
 
+# Early-boot ordering (no default dependencies): cloud-init.service is ordered before sysinit.target,
+# so a unit after sysinit.target (the default) and before cloud-init.service would be a cycle, which
+# systemd breaks by dropping cloud-init's start job.
 GROWROOT_UNIT_TEXT = f"""[Unit]
 Description=Grow the root partition and file system to fill the disk (first boot only)
+DefaultDependencies=no
 ConditionPathExists=!{GROWROOT_DONE}
 After=local-fs.target
-Before=cloud-init.service ssh.service sshd.service
+Before=cloud-init.service ssh.service sshd.service sysinit.target shutdown.target
+Conflicts=shutdown.target
 
 [Service]
 Type=oneshot

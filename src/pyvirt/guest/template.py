@@ -49,10 +49,11 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
 #: cloud-init reads only the NoCloud seed (and falls back to None): no network probes for EC2 & co.
 #: Networking is the template's own (eth0 on DHCP from --prepare-template), so cloud-init does not
-#: write a second, competing eth0 stanza.
+#: write a second, competing eth0 stanza. minbase has no locales package: leave the locale alone.
 CLOUD_CFG = """# written by pyvirt template build
 datasource_list: [ NoCloud, None ]
 network: {config: disabled}
+locale: false
 """
 
 Say = Callable[[str], None]
@@ -345,8 +346,6 @@ def _set_grub_default(text: str, key: str, value: str) -> str:
 
 def configure_debian(s: Session, fs_uuid: str) -> None:
     """The boot and cloud set-up of a freshly bootstrapped Debian root (mounted in the appliance)."""
-    from pyvirt.guest.customize import run_in_guest
-
     s.say("Writing /etc/fstab, the hostname and the cloud-init NoCloud datasource")
     s.write(
         "/etc/fstab",
@@ -364,7 +363,21 @@ def configure_debian(s: Session, fs_uuid: str) -> None:
     s.write("/etc/default/grub", grub)
     device = str(s.g.list_devices()[0])
     s.say(f"Installing grub on {device}")
-    run_in_guest(s, f"grub-install --target=i386-pc {device} 2>&1", what="grub-install")
+    guest_command(s, f"grub-install --target=i386-pc {device}", "grub-install")
+
+
+def guest_command(s: Session, command: str, what: str) -> str:
+    """Run ``command`` in the guest; on failure the error carries its output, stdout and stderr both."""
+    s.record("run", command)
+    try:
+        out = str(s.g.sh(f'{{ {command} ; }} 2>&1; echo "pyvirt-rc=$?"'))
+    except RuntimeError as err:
+        raise OperationFailed(f"{what} failed in the guest: {err}") from err
+    body, _, rc = out.rstrip("\n").rpartition("pyvirt-rc=")
+    if rc.strip() != "0":
+        tail = " / ".join(body.strip().splitlines()[-8:])
+        raise OperationFailed(f"{what} failed in the guest (exit {rc.strip()}): {tail}")
+    return body
 
 
 def build(
