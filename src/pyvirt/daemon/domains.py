@@ -460,14 +460,23 @@ class DomainRegistry:
 
             obj.stop_reason = None
             obj.fake_reboot = False
+            t0 = time.monotonic()
             proc = await QemuProcess.spawn(
                 argv_for_fd=argv_for_fd,
                 record=record,
                 log_path=self.layout.domain_log(name),
                 on_event=self._event_handler(obj),
             )
+            t1 = time.monotonic()
             try:
                 await self._finish_start(obj, dom, proc, paused=paused)
+                log.debug(
+                    "started %s (pid %d): QEMU up and monitor connected in %.0f ms, running %.0f ms later",
+                    name,
+                    proc.pid,
+                    (t1 - t0) * 1000,
+                    (time.monotonic() - t1) * 1000,
+                )
             except BaseException:
                 await proc.monitor.close()
                 await proc.terminate(graceful=False)
@@ -570,7 +579,7 @@ class DomainRegistry:
             return
         run_dir = self.layout.qemu_run_dir
         obj.proc.record.state, obj.proc.record.reason = obj.state, obj.reason
-        atomic_write(run_dir / f"{obj.name}.xml", format_domain(obj.live, live=True).encode())
+        atomic_write(run_dir / f"{obj.name}.xml", format_domain(obj.live, live=True).encode(), durable=False)
         obj.proc.record.save(run_dir / f"{obj.name}.json")
 
     def _remove_run_files(self, name: str) -> None:

@@ -50,7 +50,7 @@ class RunRecord:
     reason: str = "booted"
 
     def save(self, path: Path) -> None:
-        atomic_write(path, json.dumps(asdict(self), indent=1).encode())
+        atomic_write(path, json.dumps(asdict(self), indent=1).encode(), durable=False)
 
     @classmethod
     def load(cls, path: Path) -> RunRecord:
