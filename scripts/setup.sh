@@ -44,4 +44,6 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+# Byte-compile the sources now, so the CLI starts fast even where PYTHONDONTWRITEBYTECODE is set.
+.venv/bin/python -m compileall -q src >/dev/null
 echo "setup: ready (.venv/bin/pyvirt, .venv/bin/pyvirtd)"
