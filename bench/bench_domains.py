@@ -191,41 +191,58 @@ def write_xml(tmp: Path, name: str) -> Path:
     return path
 
 
-def measure(tool: Tool, tmp: Path, repeat: int) -> dict[str, float]:
-    out: dict[str, float] = {}
-    # define
-    samples = []
+def interleaved(tools: list[Tool], repeat: int, run: Callable[[Tool, int], float]) -> dict[str, list[float]]:
+    """``repeat`` rounds; in each, every tool once, in alternating order, so both see the same load."""
+    samples: dict[str, list[float]] = {t.name: [] for t in tools}
     for i in range(repeat):
+        for tool in tools if i % 2 == 0 else list(reversed(tools)):
+            samples[tool.name].append(run(tool, i))
+    return samples
+
+
+def measure(tools: list[Tool], tmp: Path, repeat: int) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {t.name: {} for t in tools}
+
+    def record(metric: str, samples: dict[str, list[float]]) -> None:
+        for name, values in samples.items():
+            out[name][metric] = median_ms(values)
+
+    def define(tool: Tool, i: int) -> float:
         xml = write_xml(tmp, f"bench-def{i}")
-        samples.append(timed(lambda xml=xml: tool.cli("define", str(xml))))
-    out["define_ms"] = median_ms(samples)
-    # start: command issued → running
-    samples = []
-    for i in range(repeat):
+        return timed(lambda: tool.cli("define", str(xml)))
+
+    record("define_ms", interleaved(tools, repeat, define))
+
+    def start(tool: Tool, i: int) -> float:
         name = f"bench-def{i}"
-        t = timed(lambda name=name: tool.cli("start", name))
+        t = timed(lambda: tool.cli("start", name))
         assert tool.running(name), tool.cli("start", name).stderr
-        samples.append(t)
         tool.cli("destroy", name)
-    out["start_ms"] = median_ms(samples)
-    # dominfo and list --all with 200 domains
-    for i in range(repeat, 200):
-        tool.cli("define", str(write_xml(tmp, f"bench-def{i}")))
-    out["dominfo_ms"] = median_ms(
-        [timed(lambda: tool.cli("dominfo", "bench-def0")) for _ in range(repeat * 2)]
+        return t
+
+    record("start_ms", interleaved(tools, repeat, start))
+    for tool in tools:
+        for i in range(repeat, 200):
+            tool.cli("define", str(write_xml(tmp, f"bench-def{i}")))
+    record(
+        "dominfo_ms",
+        interleaved(tools, repeat * 4, lambda t, i: timed(lambda: t.cli("dominfo", "bench-def0"))),
     )
-    out["list_all_200_ms"] = median_ms([timed(lambda: tool.cli("list", "--all")) for _ in range(repeat * 2)])
-    # 20 concurrent starts
+    record(
+        "list_all_200_ms", interleaved(tools, repeat * 4, lambda t, i: timed(lambda: t.cli("list", "--all")))
+    )
     names = [f"bench-def{i}" for i in range(20)]
-    with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        t0 = time.perf_counter()
-        list(pool.map(lambda n: tool.cli("start", n), names))
-        out["concurrent_20_starts_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-    out["daemon_rss_kib_with_20_running"] = rss_kib(tool.daemon_pid())
-    with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        list(pool.map(lambda n: tool.cli("destroy", n), names))
-    for i in range(200):
-        tool.cli("undefine", f"bench-def{i}")
+    for tool in tools:  # one tool at a time: 40 TCG guests at once would measure the CPU, not the tools
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(lambda n, tool=tool: tool.cli("start", n), names))
+            out[tool.name]["concurrent_20_starts_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+        out[tool.name]["daemon_rss_kib_with_20_running"] = rss_kib(tool.daemon_pid())
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            list(pool.map(lambda n, tool=tool: tool.cli("destroy", n), names))
+    for tool in tools:
+        for i in range(200):
+            tool.cli("undefine", f"bench-def{i}")
     return out
 
 
@@ -239,19 +256,26 @@ def main() -> int:
     args = parser.parse_args()
     guest_artifacts()
     results: dict[str, dict[str, float]] = {}
+    load_before = os.getloadavg()[0]
     with netns(), tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         os.chmod(tmp, 0o755)
-        tools: list[Callable[[], Tool]] = [Pyvirt] if args.no_libvirt else [Pyvirt, Libvirt]
-        for make in tools:
-            tool = make()
-            try:
-                results[tool.name] = measure(tool, tmp, args.repeat)
-            finally:
+        makers: list[Callable[[], Tool]] = [Pyvirt] if args.no_libvirt else [Pyvirt, Libvirt]
+        tools: list[Tool] = []
+        try:
+            for make in makers:
+                tools.append(make())
+            results = measure(tools, tmp, args.repeat)
+        finally:
+            for tool in tools:
                 tool.close()
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after"
+    )
     keys = list(results["pyvirt"])
     print(f"{'metric':<34} {'pyvirt':>10} {'libvirt':>10} {'ratio':>7}")
     for key in keys:
