@@ -301,7 +301,9 @@ def cmd_convert(argv: list[str]) -> int:
         elif k == "-m":
             kw["threads"] = int(v)
         elif k == "-n":
-            raise UsageError("-n (skip target creation) is not supported")
+            kw["skip_create"] = True
+        elif k == "--target-is-zero":
+            kw["target_is_zero"] = True
         elif k in ("-U", "--force-share"):
             kw["force_share"] = True
     if len(args) != 2:

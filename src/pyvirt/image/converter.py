@@ -81,10 +81,14 @@ def convert(
     allow_backing_outside: bool = False,
     durable: bool = False,
     force_share: bool = False,
+    skip_create: bool = False,
+    target_is_zero: bool = False,
 ) -> None:
     """Copy ``src`` into a new image ``dst``; with ``backing`` only what differs from it is written.
 
-    Like qemu-img convert, the result is not fdatasync'ed unless ``durable``.
+    ``skip_create`` (qemu-img's ``-n``) writes into an existing ``dst`` instead, zeroing what reads
+    as zero unless ``target_is_zero``. Like qemu-img convert, the result is not fdatasync'ed
+    unless ``durable``.
     """
     from pyvirt.image.api import create_image
 
@@ -97,27 +101,34 @@ def convert(
         raise ImageError(f"Compression not supported for this file format ({out_fmt})")
     if sparse_size % 512:
         raise ImageError("Invalid buffer size for sparse output specified (-S must be a multiple of 512)")
+    if skip_create and (opts or backing):
+        raise ImageError("-n (no target creation) cannot be combined with -o options or -B")
     with open_image(
         src, fmt=src_fmt, allow_backing_outside=allow_backing_outside, force_share=force_share
     ) as s:
-        size = int(opts.pop("size", s.size))  # type: ignore[call-overload]
-        create_image(
-            dst,
-            out_fmt,
-            size,
-            backing=backing,
-            backing_fmt=backing_fmt,
-            check_backing=False,
-            **opts,  # type: ignore[arg-type]
-        )
+        if not skip_create:
+            size = int(opts.pop("size", s.size))  # type: ignore[call-overload]
+            create_image(
+                dst,
+                out_fmt,
+                size,
+                backing=backing,
+                backing_fmt=backing_fmt,
+                check_backing=False,
+                **opts,  # type: ignore[arg-type]
+            )
         try:
             with open_image(
                 dst,
                 fmt=out_fmt,
                 readonly=False,
-                backing=backing is not None,
+                backing=backing is not None or skip_create,
                 allow_backing_outside=True,
             ) as d:
+                if d.size < s.size:
+                    raise ImageError(
+                        f"The target '{dst}' is smaller than the source ({d.size} < {s.size} bytes)"
+                    )
                 d.durable = durable
                 _copy(
                     s,
@@ -126,11 +137,14 @@ def convert(
                     progress=progress,
                     sparse=sparse_size,
                     has_backing=backing is not None,
+                    must_zero=backing is not None or (skip_create and not target_is_zero),
                     threads=threads,
+                    size=s.size if skip_create else d.size,
                 )
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(dst)
+            if not skip_create:
+                with contextlib.suppress(OSError):
+                    os.unlink(dst)
             raise
 
 
@@ -173,9 +187,11 @@ def _copy(
     progress: Progress | None,
     sparse: int,
     has_backing: bool,
+    must_zero: bool,
     threads: int | None,
+    size: int,
 ) -> None:
-    """Stream ``s`` into ``d``.
+    """Stream ``s`` into ``d``; ``must_zero``: ranges reading as zero are zeroed in ``d``, not skipped.
 
     Reader threads keep chunks ahead (preadv drops the GIL), the calling thread finds zeros and
     allocates, and writer threads fill the reserved file ranges (or a deflate pool compresses).
@@ -183,13 +199,12 @@ def _copy(
     """
     from pyvirt.image.raw import pread_full, pwrite_full
 
-    size = d.size
     granule = d.cluster_size or sparse or 512
     if sparse == 0:
         granule = 0
     done = 0
     last_pct = -1.0
-    comp = _Compressor(d, threads, has_backing) if compress else None
+    comp = _Compressor(d, threads, must_zero) if compress else None
     reader = ThreadPoolExecutor(READERS, thread_name_prefix="pyvirt-read")
     generic_lock = threading.Lock()
 
@@ -240,7 +255,7 @@ def _copy(
                 for gpos, host, m in runs:
                     futs.append(writer.submit(pwrite_full, d.fd, [data[gpos - at : gpos - at + m]], host))
 
-            _write_nonzero(d, pos, buf, n, granule, has_backing, sink)
+            _write_nonzero(d, pos, buf, n, granule, must_zero, sink)
         if futs:
             inflight.append((buf, futs))
         else:
@@ -250,7 +265,7 @@ def _copy(
     try:
         for start, length, maybe_data, fd, host in _extents(s, size, top_only=has_backing):
             if not maybe_data:
-                if has_backing and not _top_unallocated_skip(s, has_backing):
+                if must_zero and not _top_unallocated_skip(s, has_backing):
                     d.write_zeroes(start, length)
                 report(length)
                 continue
@@ -296,7 +311,7 @@ def _write_nonzero(
     buf: bytearray,
     n: int,
     granule: int,
-    has_backing: bool,
+    must_zero: bool,
     sink: Callable[[int, memoryview], None],
 ) -> None:
     """Write ``buf[:n]`` at ``pos``, skipping all-zero granules (zeroing them instead over a backing file).
@@ -309,7 +324,7 @@ def _write_nonzero(
         sink(pos, mv)
         return
     if (buf == ZERO_CHUNK) if n == len(buf) == len(ZERO_CHUNK) else (buf[:n] == bytes(n)):
-        if has_backing:
+        if must_zero:
             d.write_zeroes(pos, n)
         return
     zero_g = bytes(granule)
@@ -340,7 +355,7 @@ def _write_nonzero(
     for za, zb in zero_runs:
         if za > at:
             sink(at, mv[at - pos : za - pos])
-        if has_backing:
+        if must_zero:
             d.write_zeroes(za, zb - za)
         at = max(at, zb)
     if at < end:
@@ -388,14 +403,14 @@ def _compress_chunk(data: bytes, cs: int) -> list[bytes | None]:
 class _Compressor:
     """Deflates chunks on a thread pool and writes results in order from the calling thread."""
 
-    def __init__(self, d: Image, threads: int | None, has_backing: bool = False) -> None:
+    def __init__(self, d: Image, threads: int | None, must_zero: bool = False) -> None:
         from pyvirt.image.qcow2.image import Qcow2Image
 
         if not isinstance(d, Qcow2Image):
             raise ImageError("compression needs a qcow2 target")
         self.d = d
         self.cs = d.cs
-        self.has_backing = has_backing
+        self.must_zero = must_zero
         self.n = threads or os.cpu_count() or 1
         self.pool = ThreadPoolExecutor(self.n, thread_name_prefix="pyvirt-deflate")
         self.pending: deque[tuple[int, bytes, Future[list[bytes | None]]]] = deque()
@@ -424,7 +439,7 @@ class _Compressor:
                 raw_start = -1
             if payload:
                 items.append((off // cs, payload))
-            elif self.has_backing and k < len(results):
+            elif self.must_zero and k < len(results):
                 d.write_zeroes(off, min(cs, pos + len(data) - off))
         if items:
             d.write_compressed(items)

@@ -370,3 +370,20 @@ def test_convert_chain_top_only_and_rebase_to_nothing(tmp_path: Path) -> None:
     assert r.returncode == 0
     assert_clean(base)
     qemu_io(base, "read -P 2 1M 128k", "read -P 0 2M 64k", "read -P 1 0 1M")
+
+
+def test_convert_into_existing_target(tmp_path: Path) -> None:
+    src = tmp_path / "s.raw"
+    src.write_bytes(b"\x01" * 65536 + bytes(65536) + b"\x02" * 65536)
+    dst = tmp_path / "d.qcow2"
+    qemu_img("create", "-f", "qcow2", str(dst), "256K")
+    qemu_io(dst, "write -P 0x77 0 256k")
+    r = pyvirt_img("convert", "-n", "-O", "qcow2", str(src), str(dst))
+    assert r.returncode == 0, r.stderr
+    assert_clean(dst)
+    qemu_io(dst, "read -P 1 0 64k", "read -P 0 64k 64k", "read -P 2 128k 64k", "read -P 0x77 192k 64k")
+    small = tmp_path / "small.qcow2"
+    qemu_img("create", "-f", "qcow2", str(small), "64K")
+    r = pyvirt_img("convert", "-n", "-O", "qcow2", str(src), str(small))
+    assert r.returncode == 1 and "smaller" in r.stderr
+    assert small.exists()
