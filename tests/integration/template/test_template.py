@@ -207,6 +207,14 @@ def _login(console: Console) -> None:
     console.expect(r"root@\S+:~# ", timeout=120)
 
 
+def _run(console: Console, command: str, timeout: float = 60) -> str:
+    """A command's output: between two markers, whatever bash adds around it (echo, bracketed paste)."""
+    marker = f"M{time.monotonic_ns()}"
+    console.send(f"echo {marker}-begin; {command}; echo {marker}-end\n")
+    match = console.expect(f"(?s){marker}-begin\r?\n(.*?){marker}-end", timeout)
+    return match.group(1).decode(errors="replace").strip()
+
+
 @pytest.mark.slow
 @needs_build_tools
 def test_linked_clones_boot_with_their_own_identity(daemon: Daemon, debian: str, tmp_path: Path) -> None:
@@ -233,20 +241,20 @@ def test_linked_clones_boot_with_their_own_identity(daemon: Daemon, debian: str,
     try:
         for name, console in consoles.items():
             _login(console)
-            console.run("stty -echo; export TERM=dumb", timeout=30)
             facts[name] = {
-                "hostname": console.run("hostname"),
-                "root_bytes": console.run("df -B1 --output=size / | tail -1").strip(),
-                "machine_id": console.run("cat /etc/machine-id"),
-                "host_key": console.run("cat /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2"),
-                "keys": console.run("cat /home/tester/.ssh/authorized_keys"),
-                "status": console.run("cloud-init status"),
+                "hostname": _run(console, "hostname"),
+                "root_bytes": _run(console, "df -B1 --output=size / | tail -1"),
+                "machine_id": _run(console, "cat /etc/machine-id"),
+                "host_key": _run(console, "cut -d' ' -f2 /etc/ssh/ssh_host_ed25519_key.pub"),
+                "keys": _run(console, "cat /home/tester/.ssh/authorized_keys"),
+                "status": _run(console, "cloud-init status"),
             }
+            print(name, facts[name])
     finally:
         for console in consoles.values():
             console.close()
-        for name in sizes:
-            conn.domain(name).destroy()
+        for name in sizes:  # a fresh connection: the daemon closes ones idle for minutes
+            daemon.cli("destroy", name)
     a, b = facts["vm-a"], facts["vm-b"]
     assert (a["hostname"], b["hostname"]) == ("vm-a", "vm-b")
     assert "status: done" in a["status"] and "status: done" in b["status"]
