@@ -260,6 +260,16 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
             walk_l1(_load_l1(img, s), s.l1_table_offset, False)
         table_len = sum(s.raw_len for s in snaps)
         inc(h.snapshots_offset, table_len)
+    from pyvirt.image.qcow2 import bitmaps as B
+
+    try:
+        bm = B.read_bitmaps(img.fd, h, file_size, source=path)
+        if bm is not None:
+            for off, n in B.bitmap_ranges(img.fd, bm, cs, file_size):
+                inc(off, n)
+    except CorruptImage as err:
+        msgs.append(f"ERROR {err}")
+        res.corruptions += 1
     refs = img.refs
     inc(refs.table_offset, refs.table_clusters * cs)
     for bidx, e in enumerate(refs.table):

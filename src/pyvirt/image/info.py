@@ -109,6 +109,12 @@ def _qcow2_info(path: str, fd: int, head: bytes, file_size: int) -> dict[str, An
     }
     if h.version >= 3:
         data["lazy-refcounts"] = bool(h.compatible_features & H.COMPAT_LAZY_REFCOUNTS)
+        if h.autoclear_features & H.AUTOCLEAR_BITMAPS:
+            from pyvirt.image.qcow2 import bitmaps as B
+
+            bm = B.read_bitmaps(fd, h, file_size, source=path)
+            if bm is not None:
+                data["bitmaps"] = B.info(bm)
     data["refcount-bits"] = h.refcount_bits
     if h.version >= 3:
         data["corrupt"] = bool(h.incompatible_features & H.INCOMPAT_CORRUPT)
@@ -195,8 +201,11 @@ def _dump(lines: list[str], value: object, indent: int) -> None:
                 lines.append(f"{pad}{label}: {_scalar(v)}")
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            lines.append(f"{pad}[{i}]:")
-            _dump(lines, v, indent + 4)
+            if isinstance(v, dict | list):
+                lines.append(f"{pad}[{i}]:")
+                _dump(lines, v, indent + 4)
+            else:
+                lines.append(f"{pad}[{i}]: {_scalar(v)}")
 
 
 def _scalar(v: object) -> str:

@@ -132,3 +132,20 @@ def test_corrupt_bit_forbids_writing(tmp_path: Path) -> None:
         assert img.read(0, 10) == bytes(10)
     with pytest.raises(ImageError, match="corrupt"):
         open_image(str(p), readonly=False)
+
+
+def test_persistent_bitmaps_counted_then_dropped_cleanly(tmp_path: Path) -> None:
+    from .conftest import pyvirt_img
+
+    p = tmp_path / "b.qcow2"
+    qemu_img("create", "-f", "qcow2", str(p), "4M")
+    qemu_img("bitmap", "--add", str(p), "b0")
+    qemu_img("bitmap", "--add", "-g", "128k", str(p), "b1")
+    qemu_io(p, "write -P 3 0 64k")
+    for args in (["--output=json"], []):
+        for verb in ("info", "check"):
+            assert pyvirt_img(verb, *args, str(p)).stdout == qemu_img(verb, *args, str(p)).stdout
+    with open_image(str(p), readonly=False) as img:
+        img.write(65536, b"x" * 1000)
+    assert_clean(p)
+    assert "bitmaps:" not in qemu_img("info", str(p)).stdout

@@ -115,15 +115,29 @@ class Qcow2Image(Image):
                 from pyvirt.image.checker import rebuild_refcounts
 
                 rebuild_refcounts(img)
-            if not readonly and header.autoclear_features:
-                header.autoclear_features = 0
-                img.header_dirty = True
+            if not readonly and header.autoclear_features and not repairing:
+                img._drop_autoclear()
             if header.backing_file and open_backing is not None:
                 img.backing = open_backing(header.backing_file, header.backing_format)
         except BaseException:
             img.close()
             raise
         return img
+
+    def _drop_autoclear(self) -> None:
+        """Clear autoclear features this library does not maintain; persistent bitmaps are removed
+        (header first, then their clusters freed) rather than left stale and leaked."""
+        from pyvirt.image.qcow2 import bitmaps as B
+
+        h = self.header
+        bm = B.read_bitmaps(self.fd, h, self.file_size, source=self.path)
+        ranges = B.bitmap_ranges(self.fd, bm, self.cs, self.file_size) if bm is not None else []
+        h.other_extensions = [e for e in h.other_extensions if e.type != H.EXT_BITMAPS]
+        h.autoclear_features = 0
+        self._write_header()
+        os.fdatasync(self.fd)
+        for off, n in ranges:
+            self.refs.free(off, n)
 
     def _load_l1(self, offset: int, entries: int) -> array[int]:
         raw = bytearray(entries * 8)
