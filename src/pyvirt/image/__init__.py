@@ -24,10 +24,15 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
             backing_fmt=None, options=None, sparse_size=4096, threads=None) -> None
         ``options`` are qemu-img ``-o`` pairs (cluster_size, compat, preallocation, lazy_refcounts,
         refcount_bits); ``progress`` is called with a percentage. Like qemu-img, no final fsync.
+        (``pyvirt.image.converter.convert`` also takes ``skip_create``/``target_is_zero``, i.e. -n.)
     check(path, repair=None, *, fmt=None, force_share=False) -> CheckResult
         repair: None, "leaks" or "all"; ``CheckResult.exit_code`` is qemu-img's (0, 2, 3; 63 raw).
     resize(path, size, *, fmt=None, shrink=False) -> None     (size: bytes or "+1G", "-512M", "10G")
     parse_size(text) -> int;  size_to_str(n) -> str
+
+Not supported (refused by name, never misread): extended L2 entries, external data files,
+encryption, zstd compression, VMDK delta disks; persistent bitmaps are read but not maintained
+(a writable open removes them). vmdk and vdi are read-only.
 
 Errors are :class:`pyvirt.errors.ImageError` (subclasses ``CorruptImage`` and ``UnsupportedImage``
 live in :mod:`pyvirt.image.errors`).
