@@ -31,7 +31,7 @@ class Extent:
 
 
 class Image:
-    """An open disk image. Use as a context manager; ``close()`` flushes."""
+    """An open disk image. Use as a context manager; ``close()`` flushes. Not thread-safe for writing."""
 
     format: str = ""
     path: str = ""

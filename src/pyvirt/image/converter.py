@@ -208,7 +208,13 @@ def _copy(
     reader = ThreadPoolExecutor(READERS, thread_name_prefix="pyvirt-read")
     generic_lock = threading.Lock()
 
+    # qcow2 and raw reads may run on several threads at once (decompression then uses both cores).
+    concurrent_reads = all(img.format in ("qcow2", "raw") for img in s.chain())
+
     def generic_read(pos: int, buf: memoryview) -> None:
+        if concurrent_reads:
+            s.readinto(pos, buf)
+            return
         with generic_lock:
             s.readinto(pos, buf)
 

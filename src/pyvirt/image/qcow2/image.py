@@ -7,6 +7,7 @@ point: guest data first, then refcount blocks, then L2 tables, then the L1 table
 from __future__ import annotations
 
 import os
+import threading
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -70,6 +71,7 @@ class Qcow2Image(Image):
         self.cache = L2Cache(max(16, L2_CACHE_BYTES // self.cs), self._write_l2)
         self._zero = bytes(self.cs)
         self._dec_cache: tuple[int, bytes] | None = None
+        self._lock = threading.RLock()
         self._cbuf = bytearray()
         self._cbuf_start = 0
         self._cpos = -1
@@ -171,16 +173,20 @@ class Qcow2Image(Image):
         return self._load_l2(off)
 
     def _load_l2(self, off: int) -> array[int]:
-        t = self.cache.get(off)
-        if t is not None:
+        # The lock lets several threads read at once (convert's readers); writing stays single-threaded.
+        with self._lock:
+            t = self.cache.get(off)
+            if t is not None:
+                return t
+            if off % self.cs or off + self.cs > self._limit():
+                raise CorruptImage(
+                    f"{self.path}: L2 table at {off:#x} is misaligned or past the end of the file"
+                )
+            raw = bytearray(self.cs)
+            pread_full(self.fd, memoryview(raw), off)
+            t = load_be64(raw)
+            self.cache.put(off, t)
             return t
-        if off % self.cs or off + self.cs > self._limit():
-            raise CorruptImage(f"{self.path}: L2 table at {off:#x} is misaligned or past the end of the file")
-        raw = bytearray(self.cs)
-        pread_full(self.fd, memoryview(raw), off)
-        t = load_be64(raw)
-        self.cache.put(off, t)
-        return t
 
     def _write_l2(self, off: int, table: array[int]) -> None:
         if not self.lazy:
@@ -253,8 +259,9 @@ class Qcow2Image(Image):
             _fill_zero(buf[bpos : bpos + n])
 
     def _decompress(self, entry: int) -> bytes:
-        if self._dec_cache is not None and self._dec_cache[0] == entry:
-            return self._dec_cache[1]
+        cached = self._dec_cache
+        if cached is not None and cached[0] == entry:
+            return cached[1]
         off, nbytes = compressed_range(entry, self.cb)
         if off + nbytes > self._limit() + self.cs:
             raise CorruptImage(f"{self.path}: compressed cluster at {off:#x} lies past the end of the file")
