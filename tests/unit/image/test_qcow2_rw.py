@@ -209,3 +209,33 @@ def test_dirty_image_is_repaired_on_writable_open(tmp_path: Path) -> None:
         assert img2.read(0, len(data)) == data
     assert image_info(str(crashed))["dirty-flag"] is False
     assert check(str(crashed)).exit_code == 0
+
+
+def test_concurrent_reads(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pyvirt.image.converter import compress_cluster
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    p = tmp_path / "c.qcow2"
+    create_image(str(p), "qcow2", 16 << 20, cluster_size=4096)
+    rnd = random.Random(9)
+    model = bytearray(16 << 20)
+    with open_image(str(p), readonly=False) as img:
+        assert isinstance(img, Qcow2Image)
+        for c in range(0, 4096, 3):
+            data = bytes([c % 251]) * 4096 if c % 2 else rnd.randbytes(4096)
+            payload = compress_cluster(data)
+            if payload is not None:
+                img.write_compressed([(c, payload)])
+            else:
+                img.write(c * 4096, data)
+            model[c * 4096 : (c + 1) * 4096] = data
+    with open_image(str(p)) as img:
+
+        def chunk(i: int) -> bool:
+            off = (i * 1234567) % ((16 << 20) - 300000)
+            return img.read(off, 300000) == bytes(model[off : off + 300000])
+
+        with ThreadPoolExecutor(4) as ex:
+            assert all(ex.map(chunk, range(64)))
