@@ -650,7 +650,8 @@ class Qcow2Image(Image):
 
     def _cstream_flush(self) -> None:
         if self._cbuf:
-            data = bytes(self._cbuf) + bytes(-len(self._cbuf) % 512)
+            # Pad to the next sector boundary of the file (never past the stream's cluster).
+            data = bytes(self._cbuf) + bytes(-(self._cbuf_start + len(self._cbuf)) % 512)
             pwrite_full(self.fd, [data], self._cbuf_start)
             self._cbuf_start += len(self._cbuf)
             self._cbuf = bytearray()
