@@ -144,6 +144,11 @@ def clone(conn: Connection, opts: CloneOptions, *, say: Callable[[str], None] | 
     folder = store.folder
     names = [f"{opts.name}.qcow2" if i == 0 else f"{opts.name}-{i}.qcow2" for i in range(len(sources))]
     seed_name = f"{opts.name}{SEED_SUFFIX}"
+    if os.path.lexists(folder / seed_name) and not _seed_in_use(conn, folder / seed_name):
+        # undefine --remove-all-storage keeps CD-ROMs: a seed no domain uses is a leftover of ours.
+        if say:
+            say(f"Replacing {seed_name}, left by a domain of that name that is gone")
+        (folder / seed_name).unlink()
     for vol in [*names, seed_name]:
         if os.path.lexists(folder / vol):
             raise AlreadyExists(
@@ -189,6 +194,18 @@ def clone(conn: Connection, opts: CloneOptions, *, say: Callable[[str], None] | 
         macs=macs,
         seconds=round(time.monotonic() - started, 3),
     )
+
+
+def _seed_in_use(conn: Connection, seed: Path) -> bool:
+    from pyvirt.guest.template import disk_paths
+
+    real = os.path.realpath(seed)
+    for dom in conn.list_domains():
+        with contextlib.suppress(NotFound):
+            paths = disk_paths(conn, conn.domain(str(dom["name"])).xml(inactive=True))
+            if any(os.path.realpath(p) == real for p in paths):
+                return True
+    return False
 
 
 def _domain_sources(conn: Connection, name: str) -> tuple[Domain, list[_Source]]:

@@ -188,7 +188,7 @@ def store_for(conn: Connection, pool: str = "default") -> TemplateStore:
     return TemplateStore(str(info["path"]))
 
 
-def _disk_paths(conn: Connection, xml: str) -> list[str]:
+def disk_paths(conn: Connection, xml: str) -> list[str]:
     """File paths of a domain's disks, volumes resolved through their pools."""
     paths = []
     for disk in ET.fromstring(xml).findall("./devices/disk"):
@@ -222,7 +222,7 @@ def dependents(conn: Connection, tmpl: Template) -> list[str]:
     for dom in conn.list_domains():
         name = str(dom["name"])
         with contextlib.suppress(NotFound):
-            for path in _disk_paths(conn, conn.domain(name).xml(inactive=True)):
+            for path in disk_paths(conn, conn.domain(name).xml(inactive=True)):
                 if target in backing_chain(path):
                     found.append(f"domain {name} (disk {path})")
     return found

@@ -143,6 +143,11 @@ def test_template_delete_refused_while_clones_depend(daemon: Daemon) -> None:
     assert refused.rc == 1 and "template gone is in use" in refused.err and "domain dep" in refused.err
     assert (_images(daemon) / "gone.template.qcow2").exists()
     daemon.cli("undefine", "--remove-all-storage", "dep").ok()
+    # The seed (a CD-ROM) outlives undefine --remove-all-storage; a new clone of the name replaces it.
+    assert (_images(daemon) / "dep-seed.iso").exists()
+    daemon.cli("clone", "--original", "gone", "--name", "dep", "--network", "none").ok()
+    assert daemon.cli("template", "delete", "gone").rc == 1
+    daemon.cli("undefine", "--remove-all-storage", "dep").ok()
     daemon.cli("template", "delete", "gone").ok()
     assert not (_images(daemon) / "gone.template.qcow2").exists()
     assert not (_images(daemon) / ".gone.template.json").exists()
