@@ -387,3 +387,18 @@ def test_convert_into_existing_target(tmp_path: Path) -> None:
     r = pyvirt_img("convert", "-n", "-O", "qcow2", str(src), str(small))
     assert r.returncode == 1 and "smaller" in r.stderr
     assert small.exists()
+
+
+def test_compressed_convert_interleaved_clusters(tmp_path: Path) -> None:
+    rnd = random.Random(11)
+    parts = []
+    for i in range(300):
+        parts.append(rnd.randbytes(4096) if i % 3 == 0 else bytes([i % 250 + 1]) * 4096)
+    src = tmp_path / "mix.raw"
+    src.write_bytes(b"".join(parts))
+    for cs in ("4096", "512", "65536"):
+        out = tmp_path / f"mix-{cs}.qcow2"
+        r = pyvirt_img("convert", "-c", "-O", "qcow2", "-o", f"cluster_size={cs}", str(src), str(out))
+        assert r.returncode == 0, r.stderr
+        assert_clean(out)
+        assert_same(src, out)
