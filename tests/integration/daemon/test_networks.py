@@ -74,8 +74,8 @@ def test_guests_get_leases_and_reach_each_other(nsdaemon: Daemon, tmp_path: Path
 
     c1 = guest(d, tmp_path, "n1", "lan")
     c2 = guest(d, tmp_path, "n2", "lan", mac="52:54:00:aa:00:4d")
-    lease1 = c1.expect(r"eth0 lease (10\.77\.0\.\d+)", 120).group(1).decode()
-    lease2 = c2.expect(r"eth0 lease (10\.77\.0\.\d+)", 120).group(1).decode()
+    lease1 = c1.expect(r"eth0 lease (10\.77\.0\.\d+)\s", 120).group(1).decode()
+    lease2 = c2.expect(r"eth0 lease (10\.77\.0\.\d+)\s", 120).group(1).decode()
     assert lease2 == "10.77.0.50"  # the static host entry for its MAC
     assert lease1 != lease2
 
@@ -127,7 +127,7 @@ def test_hotplug_nic_and_link_state(nsdaemon: Daemon, tmp_path: Path) -> None:
     # ACPI PCI hot-plug: the guest kernel finds the new virtio NIC by itself.
     console.run("for i in $(seq 60); do [ -e /sys/class/net/eth0 ] && break; sleep 1; done", 90)
     console.send("ip link set eth0 up; udhcpc -i eth0 -n -q -t 5 2>&1 | tail -1\n")
-    console.expect(r"10\.78\.0\.\d+", 60)
+    console.expect(r"10\.78\.0\.\d+\s", 60)
     tap = re.search(r"(vnet\d+)", iflist)
     assert tap
     d.cli("domif-setlink", "h1", tap.group(1), "down").ok()
