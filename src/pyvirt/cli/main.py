@@ -6,13 +6,13 @@ Only the chosen verb's module is imported (the table below names modules as stri
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
-from collections.abc import Callable
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from pyvirt.client.api import Connection
 
 USAGE = """\
@@ -178,6 +178,12 @@ class GlobalOptions:
         return Connection.open(self.uri, readonly=self.readonly)
 
 
+def _load(module: str) -> object:
+    """Import a verb's module (``importlib.import_module`` without importing importlib)."""
+    __import__(module)
+    return sys.modules[module]
+
+
 def fail(message: str) -> int:
     sys.stderr.write(f"error: {message}\n")
     return 1
@@ -219,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if verb in TOOLS:
         module, func = TOOLS[verb]
-        tool: Callable[[list[str]], int] = getattr(importlib.import_module(module), func)
+        tool: Callable[[list[str]], int] = getattr(_load(module), func)
         return run_guarded(lambda: tool(rest))
     if verb not in VERBS:
         return fail(f"unknown command: '{verb}'")
@@ -228,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(target: tuple[str, str], opts: GlobalOptions, rest: list[str]) -> int:
     module, func = target
-    command: Callable[[GlobalOptions, list[str]], int] = getattr(importlib.import_module(module), func)
+    command: Callable[[GlobalOptions, list[str]], int] = getattr(_load(module), func)
     return run_guarded(lambda: command(opts, rest))
 
 

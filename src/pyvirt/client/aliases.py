@@ -19,9 +19,12 @@ from __future__ import annotations
 import functools
 import os
 import re
-from pathlib import Path
 
 from pyvirt.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ConfValue = str | int | list[str]
 
@@ -41,14 +44,21 @@ def _token() -> re.Pattern[str]:
     )
 
 
-def config_path() -> Path:
+def config_file() -> str:
+    """The client configuration file's path (as a string: no pathlib on the CLI's start path)."""
     override = os.environ.get("PYVIRT_CONF")
     if override:
-        return Path(override)
+        return override
     if os.geteuid() == 0:
-        return Path(os.environ.get("PYVIRT_ROOT") or "/") / "etc/pyvirt/pyvirt.conf"
-    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(xdg) / "pyvirt/pyvirt.conf"
+        return os.path.join(os.environ.get("PYVIRT_ROOT") or "/", "etc/pyvirt/pyvirt.conf")
+    xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(xdg, "pyvirt/pyvirt.conf")
+
+
+def config_path() -> Path:
+    from pathlib import Path
+
+    return Path(config_file())
 
 
 def parse_conf(text: str, origin: str = "pyvirt.conf") -> dict[str, ConfValue]:
@@ -154,6 +164,8 @@ def resolve_alias(name: str) -> str:
 
 
 def configured_default() -> str | None:
+    if not os.path.exists(config_file()):
+        return None
     path = config_path()
     value = load_conf(path).get("uri_default")
     if value is None:

@@ -23,6 +23,8 @@ The CLI is built on this module: every verb is one or two calls here.
 
 from __future__ import annotations
 
+import os
+
 from pyvirt.client.transport import Transport, connect_unix, quote
 from pyvirt.uri import URI, default_uri, parse_uri
 
@@ -198,14 +200,22 @@ class Domain:
         return self.conn.stream(self._path + "/console" + (f"?{query}" if query else ""))
 
 
+def local_socket(mode: str, readonly: bool = False) -> str:
+    """The daemon socket of ``mode``: pyvirt.paths' rule, in os.path terms (pathlib costs the CLI ~5 ms)."""
+    root = os.environ.get("PYVIRT_ROOT")
+    if root or mode == "system":
+        run = os.path.join(root or "/", "run/pyvirt")
+    else:
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        run = os.path.join(runtime, "pyvirt") if runtime else f"/tmp/pyvirt-{os.getuid()}"
+    return os.path.join(run, "pyvirt-sock-ro" if readonly else "pyvirt-sock")
+
+
 def open_transport(uri: URI, readonly: bool) -> Transport:
     if uri.transport == "unix":
         socket_path = uri.params.get("socket")
         if not socket_path:
-            from pyvirt.paths import layout_for
-
-            layout = layout_for(uri.mode)
-            socket_path = str(layout.socket_ro if readonly else layout.socket)
+            socket_path = local_socket(uri.mode, readonly)
         elif readonly and not socket_path.endswith("-ro"):
             socket_path += "-ro"  # read-only is the socket's property: never fall back to the main one
         return connect_unix(socket_path)
