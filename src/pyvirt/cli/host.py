@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyvirt.cli.args import Spec, parse, usage
+from pyvirt.cli.args import Spec, parse_or_usage
 from pyvirt.cli.output import emit, emit_json, fields
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
@@ -11,11 +11,7 @@ if TYPE_CHECKING:
 
 
 def _flags(verb: str, argv: list[str], flags: list[str] | None = None) -> dict[str, object] | None:
-    spec = Spec(verb, flags=["json", *(flags or [])])
-    if "--help" in argv:
-        emit(usage(spec))
-        return None
-    return parse(spec, argv)
+    return parse_or_usage(argv, Spec(verb, flags=["json", *(flags or [])]))
 
 
 def cmd_nodeinfo(opts: GlobalOptions, argv: list[str]) -> int:

@@ -194,66 +194,57 @@ class Check:
     detail: str = ""
 
 
+def _check(name: str, ok: bool, failing: str, hint: str) -> Check:
+    """PASS, or ``failing`` ("WARN"/"FAIL") with the hint that says what to do."""
+    return Check(name, "PASS" if ok else failing, "" if ok else hint)
+
+
 def validate_host() -> list[Check]:
     """virt-host-validate's QEMU checks."""
-    checks: list[Check] = []
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    hw = " vmx" in cpuinfo or " svm" in cpuinfo
-    checks.append(
-        Check(
-            "QEMU: Checking for hardware virtualization",
-            "PASS" if hw else "WARN",
-            "" if hw else "Only emulated CPUs are available, performance will be significantly limited",
-        )
-    )
-    exists = os.path.exists("/dev/kvm")
-    checks.append(
-        Check(
-            "QEMU: Checking if device /dev/kvm exists",
-            "PASS" if exists else "FAIL",
-            "" if exists else "Load the 'kvm_intel' or 'kvm_amd' module",
-        )
-    )
     usable, reason = kvm_usable()
-    checks.append(Check("QEMU: Checking if device /dev/kvm is usable", "PASS" if usable else "FAIL", reason))
-    vhost = os.path.exists("/dev/vhost-net")
-    checks.append(
-        Check(
+    return [
+        _check(
+            "QEMU: Checking for hardware virtualization",
+            " vmx" in cpuinfo or " svm" in cpuinfo,
+            "WARN",
+            "Only emulated CPUs are available, performance will be significantly limited",
+        ),
+        _check(
+            "QEMU: Checking if device /dev/kvm exists",
+            os.path.exists("/dev/kvm"),
+            "FAIL",
+            "Load the 'kvm_intel' or 'kvm_amd' module",
+        ),
+        Check("QEMU: Checking if device /dev/kvm is usable", "PASS" if usable else "FAIL", reason),
+        _check(
             "QEMU: Checking if device /dev/vhost-net exists",
-            "PASS" if vhost else "WARN",
-            "" if vhost else "Load the 'vhost_net' module to improve performance of virtio networking",
-        )
-    )
-    tun = os.path.exists("/dev/net/tun")
-    checks.append(
-        Check(
+            os.path.exists("/dev/vhost-net"),
+            "WARN",
+            "Load the 'vhost_net' module to improve performance of virtio networking",
+        ),
+        _check(
             "QEMU: Checking if device /dev/net/tun exists",
-            "PASS" if tun else "FAIL",
-            "" if tun else "Load the 'tun' module to enable networking for QEMU guests",
-        )
-    )
-    emulator = bool(qemu_version())
-    checks.append(
-        Check(
+            os.path.exists("/dev/net/tun"),
+            "FAIL",
+            "Load the 'tun' module to enable networking for QEMU guests",
+        ),
+        _check(
             f"QEMU: Checking for {DEFAULT_EMULATOR}",
-            "PASS" if emulator else "FAIL",
-            "" if emulator else "Install the qemu-system-x86 package",
-        )
-    )
-    cgroup2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
-    checks.append(
-        Check(
+            bool(qemu_version()),
+            "FAIL",
+            "Install the qemu-system-x86 package",
+        ),
+        _check(
             "QEMU: Checking for cgroup 'cpu' controller support",
-            "PASS" if cgroup2 else "WARN",
-            "" if cgroup2 else "Enable the cgroup v2 hierarchy",
-        )
-    )
-    fw = ovmf_code()
-    checks.append(
-        Check(
+            os.path.exists("/sys/fs/cgroup/cgroup.controllers"),
+            "WARN",
+            "Enable the cgroup v2 hierarchy",
+        ),
+        _check(
             "QEMU: Checking for UEFI firmware (OVMF)",
-            "PASS" if fw else "WARN",
-            "" if fw else "Install the ovmf package for <loader> and firmware='efi'",
-        )
-    )
-    return checks
+            ovmf_code() is not None,
+            "WARN",
+            "Install the ovmf package for <loader> and firmware='efi'",
+        ),
+    ]
