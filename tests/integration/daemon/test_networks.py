@@ -101,6 +101,12 @@ def test_guests_get_leases_and_reach_each_other(nsdaemon: Daemon, tmp_path: Path
     tap = re.search(r"(vnet\d+)", iflist)
     assert tap
     d.cli("destroy", "n1").ok()
+    # The tap is removed on the network driver's thread, just after destroy answers.
+    import time
+
+    deadline = time.monotonic() + 10
+    while tap.group(1) in in_ns(d, "ip", "-br", "link") and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert tap.group(1) not in in_ns(d, "ip", "-br", "link")
 
     d.cli("destroy", "n2").ok()

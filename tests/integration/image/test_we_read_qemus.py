@@ -114,7 +114,8 @@ def test_encrypted_refused(tmp_path: Path) -> None:
         "-f",
         "qcow2",
         "-o",
-        "encrypt.format=luks,encrypt.key-secret=s0",
+        # a short PBKDF calibration: the default 2 s one can fail on a loaded machine
+        "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=200",
         str(p),
         "1M",
     )
