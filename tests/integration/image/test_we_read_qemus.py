@@ -106,19 +106,27 @@ def test_unsupported_features_refused_by_name(tmp_path: Path, opts: str, name: s
 
 
 def test_encrypted_refused(tmp_path: Path) -> None:
+    import subprocess
+
     p = tmp_path / "e.qcow2"
-    qemu_img(
-        "create",
-        "--object",
-        "secret,id=s0,data=123456",
-        "-f",
-        "qcow2",
-        "-o",
-        # a short PBKDF calibration: the default 2 s one can fail on a loaded machine
-        "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=200",
-        str(p),
-        "1M",
+    made = subprocess.run(
+        [
+            "qemu-img",
+            "create",
+            "--object",
+            "secret,id=s0,data=123456",
+            "-f",
+            "qcow2",
+            "-o",
+            "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=200",
+            str(p),
+            "1M",
+        ],
+        capture_output=True,
+        text=True,
     )
+    if made.returncode != 0:
+        pytest.skip(f"qemu-img could not make a LUKS image here: {made.stderr.strip()}")
     with pytest.raises(ImageError, match="encrypt"):
         open_image(str(p))
 
