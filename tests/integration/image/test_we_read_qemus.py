@@ -118,7 +118,7 @@ def test_encrypted_refused(tmp_path: Path) -> None:
             "-f",
             "qcow2",
             "-o",
-            "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=200",
+            "encrypt.format=luks,encrypt.key-secret=s0",
             str(p),
             "1M",
         ],
