@@ -44,6 +44,8 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
   .venv/bin/pip install -q -e '.[dev]'
   touch "$stamp"
 fi
+# A pyvirt launcher that skips site's start-up scan (see the script).
+.venv/bin/python scripts/write-launchers.py
 # Byte-compile the sources now, so the CLI starts fast even where PYTHONDONTWRITEBYTECODE is set.
 .venv/bin/python -m compileall -q src >/dev/null
 echo "setup: ready (.venv/bin/pyvirt, .venv/bin/pyvirtd)"

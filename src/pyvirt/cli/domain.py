@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 from pyvirt.cli.args import Spec, parse_or_usage
 from pyvirt.cli.output import emit, emit_json, fields, message, table
@@ -11,6 +10,7 @@ from pyvirt.errors import InvalidArgument, NotFound, PyvirtError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, TypeVar
 
     T = TypeVar("T")

@@ -16,32 +16,39 @@ An alias name is letters, digits, ``_``, ``-`` and ``.``; the first matching ent
 
 from __future__ import annotations
 
-import functools
 import os
-import re
 
 from pyvirt.errors import InvalidArgument
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import re
     from pathlib import Path
 
 ConfValue = str | int | list[str]
 
+_TOKEN: list[re.Pattern[str]] = []
 
-@functools.cache
+
 def _token() -> re.Pattern[str]:
-    """The tokenizer, compiled on first use (the default-URI path never needs it)."""
-    return re.compile(
-        r"""\s*(?:
+    """The tokenizer, compiled on first use: the default-URI path imports neither ``re`` nor it."""
+    if _TOKEN:
+        return _TOKEN[0]
+    import re
+
+    _TOKEN.append(
+        re.compile(
+            r"""\s*(?:
         (?P<comment>\#[^\n]*)
       | (?P<string>"(?:[^"\\\n]|\\.)*"|'[^'\n]*')
       | (?P<number>-?\d+)
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
       | (?P<punct>[=\[\],;])
     )""",
-        re.X,
+            re.X,
+        )
     )
+    return _TOKEN[0]
 
 
 def config_file() -> str:
@@ -118,6 +125,8 @@ def parse_conf(text: str, origin: str = "pyvirt.conf") -> dict[str, ConfValue]:
 def _unquote(token: str) -> str:
     body = token[1:-1]
     if token[0] == '"':
+        import re
+
         body = re.sub(r"\\(.)", r"\1", body)
     return body
 
@@ -137,6 +146,8 @@ def aliases(conf: dict[str, ConfValue], origin: str = "pyvirt.conf") -> dict[str
     raw = conf.get("uri_aliases", [])
     if not isinstance(raw, list):
         raise InvalidArgument(f'{origin}: uri_aliases must be a list of "name=URI" strings')
+    import re
+
     out: dict[str, str] = {}
     for entry in raw:
         name, sep, uri = entry.partition("=")

@@ -125,7 +125,7 @@ class Connection:
 
     def events(self) -> Any:
         """Iterate lifecycle events as dicts, until the connection closes."""
-        import json
+        from pyvirt.client import jsonwire
 
         transport, leftover = self.stream("/v1/events")
         buf = leftover
@@ -133,7 +133,7 @@ class Connection:
             while True:
                 while b"\n" in buf:
                     line, _, buf = buf.partition(b"\n")
-                    yield json.loads(line)
+                    yield jsonwire.loads(line)
                 chunk = transport.sock.recv(65536)
                 if not chunk:
                     return

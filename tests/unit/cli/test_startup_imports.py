@@ -1,0 +1,45 @@
+"""The local CLI path stays lean: the modules a `pyvirt list`/`dominfo` loads import nothing heavy.
+
+Each heavy module here costs from 0.5 to 4 ms of a ~10 ms command (see docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HEAVY = (
+    "re",
+    "json",
+    "enum",
+    "socket",
+    "typing",
+    "dataclasses",
+    "pathlib",
+    "urllib.parse",
+    "functools",
+    "subprocess",
+    "argparse",
+    "threading",
+    "collections",
+)
+
+PROBE = """
+import sys
+sys.argv = ["pyvirt"]
+import pyvirt.cli.main, pyvirt.cli.domain, pyvirt.cli.host, pyvirt.client.api, pyvirt.uri
+from pyvirt.uri import parse_uri, default_uri
+parse_uri(default_uri())
+print(" ".join(sorted(m for m in {heavy!r} if m in sys.modules)))
+"""
+
+
+def test_local_verbs_import_no_heavy_module() -> None:
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", PROBE.format(heavy=HEAVY)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": ":".join(sys.path[1:]), "PYVIRT_CONF": "/nonexistent", "HOME": "/nonexistent"},
+    )
+    assert out.stdout.split() == []
