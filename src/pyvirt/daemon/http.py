@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 MAX_HEADER = 64 * 1024
 MAX_BODY = 8 * 1024 * 1024
 READ_TIMEOUT = 60.0
+TLS_HANDSHAKE_TIMEOUT = 30.0
 
 _REASONS = {
     200: "OK",
@@ -148,6 +149,21 @@ def encode_response(status: int, payload: Any, *, keep_alive: bool = True) -> by
     return head.encode() + body
 
 
+def _address(peer: Any) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return str(peer)
+
+
+def _tls_reason(err: BaseException) -> str:
+    if isinstance(err, TimeoutError):
+        return f"no handshake within {TLS_HANDSHAKE_TIMEOUT:g} s"
+    if isinstance(err, ssl.SSLError) and err.reason:
+        return f"{err.reason.replace('_', ' ').lower()} ({err.library or 'SSL'})"
+    return str(err) or type(err).__name__
+
+
 def error_payload(err: PyvirtError) -> dict[str, Any]:
     return {"error": {"code": err.code, "message": err.message}}
 
@@ -159,6 +175,8 @@ class HTTPServer:
         self.router = router
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task[None]] = set()
+        self._listeners: list[socket.socket] = []
+        self._acceptors: list[asyncio.Task[None]] = []
 
     async def listen_unix(self, sock: socket.socket, *, readonly: bool = False) -> None:
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -174,27 +192,65 @@ class HTTPServer:
         self._servers.append(server)
 
     async def listen_tcp_tls(self, host: str, port: int, ctx: ssl.SSLContext) -> None:
-        """Serve mutual-TLS connections on ``host:port``; see :mod:`pyvirt.daemon.tls`."""
+        """Serve mutual-TLS connections on ``host:port``; see :mod:`pyvirt.daemon.tls`.
+
+        Connections are accepted here and their handshakes awaited one by one (not by
+        ``start_server(ssl=...)``, which drops a failed handshake without a word), so that each
+        refused client is logged with its address and the reason.
+        """
+        loop = asyncio.get_running_loop()
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _name, address = infos[0]
+        listener = socket.socket(family, kind, proto)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(address)
+            listener.listen(128)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            raise
+        self._listeners.append(listener)
+        self._acceptors.append(asyncio.create_task(self._accept_tls(listener, ctx)))
+
+    async def _accept_tls(self, listener: socket.socket, ctx: ssl.SSLContext) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, peer = await loop.sock_accept(listener)
+            except OSError as err:
+                log.warning("accepting a TLS connection failed: %s", err)
+                await asyncio.sleep(0.1)
+                continue
+            task = asyncio.create_task(self._serve_tls(conn, peer, ctx))
+            self._connections.add(task)
+            task.add_done_callback(self._connections.discard)
+
+    async def _serve_tls(self, conn: socket.socket, peer: Any, ctx: ssl.SSLContext) -> None:
         from pyvirt.daemon.tls import connection_is_readonly
 
-        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            self._connections.add(task)
-            try:
-                readonly = connection_is_readonly(writer.get_extra_info("ssl_object"))
-                await self._serve(reader, writer, Peer(uid=-1, gid=-1, pid=-1, readonly=readonly))
-            finally:
-                self._connections.discard(task)
-
-        server = await asyncio.start_server(
-            on_connect, host, port, ssl=ctx, limit=MAX_HEADER, ssl_handshake_timeout=30
-        )
-        self._servers.append(server)
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=MAX_HEADER)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol, conn, ssl=ctx, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
+            )
+        except (OSError, TimeoutError) as err:
+            log.warning("refused TLS connection from %s: %s", _address(peer), _tls_reason(err))
+            conn.close()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        readonly = connection_is_readonly(writer.get_extra_info("ssl_object"))
+        await self._serve(reader, writer, Peer(uid=-1, gid=-1, pid=-1, readonly=readonly))
 
     async def close(self) -> None:
         for server in self._servers:
             server.close()
+        for acceptor in self._acceptors:
+            acceptor.cancel()
+        for listener in self._listeners:
+            listener.close()
         for task in list(self._connections):
             task.cancel()
         for server in self._servers:

@@ -55,6 +55,17 @@ def wait_port(port: int, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
+def assert_logged_refusal(tls: TLSDaemon, reason: str) -> None:
+    """The daemon names each refused handshake, with the peer and why, in its log."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [ln for ln in tls.daemon.log.read_text().splitlines() if "refused TLS connection" in ln]
+        if any("from 127.0.0.1:" in ln and reason in ln for ln in lines):
+            return
+        assert time.monotonic() < deadline, f"no refusal naming {reason!r} logged: {lines}"
+        time.sleep(0.05)
+
+
 @pytest.fixture
 def tls() -> Iterator[TLSDaemon]:
     daemon = Daemon()
@@ -142,6 +153,7 @@ def test_no_client_certificate_is_refused(tls: TLSDaemon, tmp_path: Path) -> Non
         except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as err:
             reply = str(err).encode()
     assert not reply.startswith(b"HTTP/"), reply  # an alert or a closed connection, never an answer
+    assert_logged_refusal(tls, "peer did not return a certificate")
     # The client's message when it has no certificate to present.
     bare = tls.client_dir(tmp_path, "bare")
     result = tls.daemon.cli("-c", tls.uri(bare), "list")
@@ -160,6 +172,7 @@ def test_certificate_from_another_ca_is_refused(tls: TLSDaemon, tmp_path: Path) 
     assert f"127.0.0.1:{tls.port} refused our client certificate" in result.err, result.err
     with pytest.raises(ConnectionFailed, match="refused our client certificate"):
         pyvirt.open(tls.uri(client)).list_domains()
+    assert_logged_refusal(tls, "certificate verify failed")
 
 
 def test_expired_certificate_is_refused(tls: TLSDaemon, tmp_path: Path) -> None:
@@ -182,6 +195,7 @@ def test_expired_certificate_is_refused(tls: TLSDaemon, tmp_path: Path) -> None:
     assert result.rc == 1
     assert "refused our client certificate" in result.err, result.err
     assert "EXPIRED" in result.err.upper()
+    assert_logged_refusal(tls, "certificate verify failed")
 
 
 def test_server_certificate_is_checked(tls: TLSDaemon, tmp_path: Path) -> None:
