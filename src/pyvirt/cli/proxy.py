@@ -9,9 +9,9 @@ daemon itself refuses every change.
 
 from __future__ import annotations
 
+import _socket
 import os
 import select
-import socket
 import sys
 
 USAGE = "usage: pyvirt proxy [--mode system|session] [--socket PATH] [--readonly]\n"
@@ -22,10 +22,9 @@ def socket_path(mode: str | None, explicit: str | None, readonly: bool) -> str:
         if readonly and not explicit.endswith("-ro"):
             return explicit + "-ro"
         return explicit
-    from pyvirt.paths import default_mode, layout_for
+    from pyvirt.client.api import local_socket
 
-    layout = layout_for(mode or default_mode())
-    return str(layout.socket_ro if readonly else layout.socket)
+    return local_socket(mode or ("system" if os.geteuid() == 0 else "session"), readonly)
 
 
 def main(argv: list[str]) -> int:
@@ -54,7 +53,7 @@ def main(argv: list[str]) -> int:
             sys.stderr.write(f"error: pyvirt proxy: unexpected argument '{arg}'\n{USAGE}")
             return 2
     path = socket_path(mode, explicit, readonly)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError as err:
@@ -65,11 +64,11 @@ def main(argv: list[str]) -> int:
     return pump(sock, sys.stdin.fileno(), sys.stdout.fileno())
 
 
-def pump(sock: socket.socket, in_fd: int, out_fd: int) -> int:
+def pump(sock: _socket.socket, in_fd: int, out_fd: int) -> int:
     os.write(out_fd, b"pyvirt-proxy 1\n")
     open_in = True
     while True:
-        watch: list[socket.socket | int] = [sock, in_fd] if open_in else [sock]
+        watch: list[_socket.socket | int] = [sock, in_fd] if open_in else [sock]
         readable, _, _ = select.select(watch, [], [])
         if sock in readable:
             try:
@@ -88,7 +87,7 @@ def pump(sock: socket.socket, in_fd: int, out_fd: int) -> int:
             data = os.read(in_fd, 65536)
             if not data:
                 open_in = False
-                sock.shutdown(socket.SHUT_WR)
+                sock.shutdown(_socket.SHUT_WR)
                 continue
             try:
                 sock.sendall(data)

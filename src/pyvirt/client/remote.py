@@ -13,18 +13,27 @@ remote pyvirt, or the remote daemon.
 
 from __future__ import annotations
 
-import contextlib
+import _signal  # type: ignore[import-not-found]  # the C half of signal, which imports enum
+import _socket
 import os
-import shlex
-import socket
-import subprocess
-import tempfile
+import time
 
 from pyvirt.client.transport import Transport
 from pyvirt.errors import ConnectionFailed, InvalidArgument
-from pyvirt.uri import URI
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
+if TYPE_CHECKING:
+    from pyvirt.uri import URI
 
 GREETING = b"pyvirt-proxy 1"
+_SHELL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789@%+=:,./-_")
+
+
+def shell_quote(word: str) -> str:
+    """``shlex.quote`` (the remote command goes through the remote user's shell), without ``re``."""
+    if word and set(word) <= _SHELL_SAFE:
+        return word
+    return "'" + word.replace("'", "'\"'\"'") + "'"
 
 
 def ssh_argv(uri: URI, readonly: bool) -> list[str]:
@@ -50,14 +59,66 @@ def ssh_argv(uri: URI, readonly: bool) -> list[str]:
         remote += ["--socket", uri.params["socket"]]
     if readonly:
         remote.append("--readonly")
-    argv.append(" ".join(shlex.quote(a) for a in remote))
+    argv.append(" ".join(shell_quote(a) for a in remote))
     return argv
+
+
+class SSHProcess:
+    """The ssh child, spawned with ``posix_spawn``: ``subprocess`` (and ``signal``, which imports
+    ``enum``) would cost the CLI ~4 ms of imports. Signals Python ignores are reset for ssh, as
+    ``subprocess``'s ``restore_signals`` does."""
+
+    def __init__(self, argv: list[str], stdio: int, stderr: int) -> None:
+        actions = [
+            (os.POSIX_SPAWN_DUP2, stdio, 0),
+            (os.POSIX_SPAWN_DUP2, stdio, 1),
+            (os.POSIX_SPAWN_DUP2, stderr, 2),
+        ]
+        self.pid = os.posix_spawnp(
+            argv[0],
+            argv,
+            os.environ,
+            file_actions=actions,
+            setsigmask=(),
+            setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
+        )
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float) -> int | None:
+        """The exit status, or None if ssh is still running after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        delay = 0.0005
+        while self.poll() is None:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return self.returncode
+
+    def send(self, signum: int) -> None:
+        if self.returncode is None:  # not reaped yet, so the pid is still ours
+            os.kill(self.pid, signum)
+
+    def stop(self) -> None:
+        """End ssh now (SIGTERM, then SIGKILL after 5 s) and reap it."""
+        self.send(_signal.SIGTERM)
+        if self.wait(5) is None:
+            self.send(_signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.returncode = -_signal.SIGKILL
 
 
 class SSHTransport(Transport):
     """A Transport whose socket is one end of a socketpair wired to an ssh process's stdio."""
 
-    def __init__(self, sock: socket.socket, proc: subprocess.Popen[bytes], description: str) -> None:
+    def __init__(self, sock: _socket.socket, proc: SSHProcess, description: str) -> None:
         super().__init__(sock, description)
         self.proc = proc
 
@@ -65,26 +126,40 @@ class SSHTransport(Transport):
         super().close()
         # Every reply has been read by now: end ssh at once rather than wait for the remote side
         # to notice the end of input (a round trip the caller would pay for).
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        self.proc.stop()
+
+
+def _scratch_file() -> int:
+    """An unlinked file for ssh's stderr: nothing has to drain it; it explains a failure."""
+    tmp = os.environ.get("TMPDIR") or "/tmp"
+    try:
+        return os.open(tmp, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
+    except OSError:
+        import tempfile
+
+        fh = tempfile.TemporaryFile()  # noqa: SIM115 - only its descriptor is kept
+        fd = os.dup(fh.fileno())
+        fh.close()
+        return fd
+
+
+def _read_all(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace").strip()
 
 
 def open_ssh(uri: URI, readonly: bool) -> Transport:
-    ours, theirs = socket.socketpair()
+    ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
     argv = ssh_argv(uri, readonly)
-    # stderr goes to an unlinked file: nothing has to drain it, and it is there to explain a failure.
-    errfile = tempfile.TemporaryFile()  # noqa: SIM115 - closed below on every path
+    errfd = _scratch_file()
     try:
-        proc = subprocess.Popen(argv, stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=errfile)
+        proc = SSHProcess(argv, theirs.fileno(), errfd)
     except FileNotFoundError as err:
         ours.close()
-        errfile.close()
+        os.close(errfd)
         raise ConnectionFailed("cannot run 'ssh': install the openssh-client package") from err
     finally:
         theirs.close()
@@ -93,17 +168,13 @@ def open_ssh(uri: URI, readonly: bool) -> Transport:
     try:
         greeting = transport._recv_until(b"\n")
     except (ConnectionFailed, OSError):
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        errfile.seek(0)
-        stderr = errfile.read().decode(errors="replace").strip()
-        errfile.close()
+        if proc.wait(30) is None:
+            proc.stop()
+        stderr = _read_all(errfd)
+        os.close(errfd)
         transport.sock.close()
         raise ConnectionFailed(explain_ssh_failure(uri, proc.returncode, stderr)) from None
-    errfile.close()
+    os.close(errfd)
     if greeting != GREETING:
         transport.close()
         raise ConnectionFailed(

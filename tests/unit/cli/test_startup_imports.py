@@ -1,4 +1,5 @@
-"""The local CLI path stays lean: the modules a `pyvirt list`/`dominfo` loads import nothing heavy.
+"""The CLI stays lean: what `pyvirt list`/`dominfo` loads, locally or over qemu+ssh:// (the client's
+ssh transport and the remote `pyvirt proxy`), imports nothing heavy.
 
 Each heavy module here costs from 0.5 to 4 ms of a ~10 ms command (see docs/BENCHMARKS.md).
 """
@@ -28,8 +29,10 @@ PROBE = """
 import sys
 sys.argv = ["pyvirt"]
 import pyvirt.cli.main, pyvirt.cli.domain, pyvirt.cli.host, pyvirt.client.api, pyvirt.uri
+import pyvirt.client.remote, pyvirt.cli.proxy
 from pyvirt.uri import parse_uri, default_uri
 parse_uri(default_uri())
+pyvirt.cli.proxy.socket_path("system", None, True)
 print(" ".join(sorted(m for m in {heavy!r} if m in sys.modules)))
 """
 

@@ -8,9 +8,11 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pyvirt.cli.proxy import pump, socket_path
-from pyvirt.client.remote import explain_ssh_failure, ssh_argv
+from pyvirt.client.remote import explain_ssh_failure, shell_quote, ssh_argv
 from pyvirt.errors import InvalidArgument
 from pyvirt.uri import parse_uri
 
@@ -102,3 +104,10 @@ def test_proxy_pump_copies_both_ways() -> None:
     for fd in (in_r, out_r, out_w):
         os.close(fd)
     proxy_end.close()
+
+
+@given(st.text())
+def test_shell_quote_agrees_with_shlex(word: str) -> None:
+    import shlex
+
+    assert shell_quote(word) == shlex.quote(word)
