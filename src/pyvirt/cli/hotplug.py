@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pyvirt.cli.args import Spec, parse, usage
 from pyvirt.cli.domain import _domain, _guard
 from pyvirt.cli.output import emit, message
 from pyvirt.client.transport import quote
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
     from pyvirt.cli.main import GlobalOptions
 

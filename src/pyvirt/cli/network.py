@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from pyvirt.cli.args import Spec, filter_by_flags, parse_or_usage
 from pyvirt.cli.domain import _domain, _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, fields, message, table
 from pyvirt.client.transport import quote
 from pyvirt.errors import NotFound, PyvirtError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection
 
