@@ -7,8 +7,11 @@ The top-level CLI calls :func:`main` with the arguments after ``img``. Imports s
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 PROG = "pyvirt img"
 

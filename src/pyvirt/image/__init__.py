@@ -40,9 +40,12 @@ live in :mod:`pyvirt.image.errors`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import sys
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyvirt.image.api import check, convert, create_image, image_info, open_image, resize
     from pyvirt.image.base import Extent, Image
     from pyvirt.image.checker import CheckResult
@@ -81,6 +84,5 @@ def __getattr__(name: str) -> Any:
     mod = _WHERE.get(name)
     if mod is None:
         raise AttributeError(f"module 'pyvirt.image' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(mod), name)
+    __import__(mod)  # importlib.import_module without importing importlib
+    return getattr(sys.modules[mod], name)

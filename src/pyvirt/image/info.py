@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from pyvirt.image.errors import ImageError
 from pyvirt.image.probe import check_format, probe_bytes
 from pyvirt.image.sizes import size_to_str
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def path_combine(base: str, name: str) -> str:

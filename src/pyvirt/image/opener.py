@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 
-from pyvirt.image.base import Image
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
 from pyvirt.image.probe import check_format, probe_file
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from pyvirt.image.base import Image
 
 MAX_CHAIN_DEPTH = 200
 
