@@ -54,9 +54,9 @@ Networks:
   detach-interface domif-setlink
 
 Storage:
-  pool-list pool-info pool-define-as pool-build pool-start pool-destroy pool-autostart pool-refresh
-  pool-dumpxml pool-undefine vol-list vol-info vol-create-as vol-clone vol-resize vol-delete
-  vol-path vol-dumpxml vol-upload vol-download
+  pool-list pool-info pool-define pool-define-as pool-create pool-create-as pool-edit pool-build
+  pool-start pool-destroy pool-autostart pool-refresh pool-dumpxml pool-undefine vol-list vol-info
+  vol-create-as vol-clone vol-resize vol-delete vol-path vol-dumpxml vol-upload vol-download
 
 Host:
   nodeinfo  capabilities  version  uri  hostname  host-validate
@@ -131,6 +131,9 @@ VERBS: dict[str, tuple[str, str]] = {
             "pool-info",
             "pool-define",
             "pool-define-as",
+            "pool-create",
+            "pool-create-as",
+            "pool-edit",
             "pool-build",
             "pool-start",
             "pool-destroy",

@@ -218,6 +218,67 @@ def cmd_pool_define_as(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
+_BUILD_FLAGS = ["build", "no-overwrite", "overwrite"]
+
+
+def _build_requested(a: Parsed) -> bool:
+    """virsh's --build/--overwrite/--no-overwrite: any of them builds the pool before starting it."""
+    if a.flag("overwrite") and a.flag("no_overwrite"):
+        raise PyvirtError("Options --overwrite and --no-overwrite are mutually exclusive")
+    return a.flag("build") or a.flag("overwrite") or a.flag("no_overwrite")
+
+
+def _create_pool(conn: Connection, xml: str, build: bool, failure: str) -> dict[str, Any]:
+    body = {"xml": xml, "start": True, "build": build}
+    return dict(_guard(failure, lambda: conn.call("POST", "/v1/pools", body)))
+
+
+def cmd_pool_create(opts: GlobalOptions, argv: list[str]) -> int:
+    a = parse_or_usage(argv, Spec("pool-create", ["file"], flags=_BUILD_FLAGS))
+    if a is None:
+        return 0
+    build = _build_requested(a)
+    path = a.text("file")
+    xml = _read_file(path)
+    status = _create_pool(opts.connect(), xml, build, f"Failed to create pool from {path}")
+    message(f"Pool {status['name']} created from {path}")
+    return 0
+
+
+def cmd_pool_create_as(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec(
+        "pool-create-as",
+        ["name", "type"],
+        optional_positionals=["source_host", "source_path", "source_dev", "source_name", "target"],
+        flags=["print-xml", *_BUILD_FLAGS],
+        options=["source-format"],
+    )
+    a = parse_or_usage(argv, spec)
+    if a is None:
+        return 0
+    build = _build_requested(a)
+    name = a.text("name")
+    xml = _pool_xml(name, a.text("type"), a)
+    if a.flag("print_xml"):
+        emit(xml + "\n")
+        return 0
+    _create_pool(opts.connect(), xml, build, f"Failed to create pool {name}")
+    message(f"Pool {name} created")
+    return 0
+
+
+def cmd_pool_edit(opts: GlobalOptions, argv: list[str]) -> int:
+    a = parse_or_usage(argv, Spec("pool-edit", ["pool"]))
+    if a is None:
+        return 0
+    from pyvirt.cli.edit import edit_xml
+
+    conn = opts.connect()
+    name = _pool(conn, a.text("pool"))["name"]
+    original = conn.call("GET", _pool_path(name) + "/xml?inactive=1")["xml"]
+    return edit_xml(original, f"Pool {name}", lambda xml: conn.call("POST", "/v1/pools", {"xml": xml}))
+
+
 def cmd_pool_define(opts: GlobalOptions, argv: list[str]) -> int:
     a = parse_or_usage(argv, Spec("pool-define", ["file"], flags=["validate"]))
     if a is None:

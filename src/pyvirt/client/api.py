@@ -120,6 +120,11 @@ class Connection:
     def define_pool(self, xml: str) -> StoragePool:
         return StoragePool(self, self.call("POST", "/v1/pools", {"xml": xml})["name"])
 
+    def create_pool(self, xml: str, *, build: bool = False) -> StoragePool:
+        """Like ``pool-create``: a transient pool, started at once (its folder made first with ``build``)."""
+        body = {"xml": xml, "start": True, "build": build}
+        return StoragePool(self, self.call("POST", "/v1/pools", body)["name"])
+
     def pool(self, name: str) -> StoragePool:
         return StoragePool(self, name)
 

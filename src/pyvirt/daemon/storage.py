@@ -6,7 +6,8 @@ thread-safe. Uploads and downloads are streams on an upgraded connection, framed
 
 ==============  ==============================================  =========================================
 GET             /v1/pools                                       every pool's status
-POST            /v1/pools                                       ``{"xml"}`` define
+POST            /v1/pools                                       ``{"xml"}`` define; ``{"xml", "start": true,
+                                                                "build"}`` create (transient, started)
 GET             /v1/pools/{pool}                                pool-info
 GET             /v1/pools/{pool}/xml                            pool-dumpxml (``?inactive=1``)
 DELETE          /v1/pools/{pool}                                pool-undefine
@@ -148,11 +149,17 @@ class StorageAPI:
         return [dataclasses.asdict(s) for s in await asyncio.to_thread(self.driver.list_pools)]
 
     async def define(self, req: Request) -> dict[str, Any]:
-        xml = req.json().get("xml")
+        body = req.json()
+        xml = body.get("xml")
         if not isinstance(xml, str):
             raise InvalidArgument("missing 'xml' in request")
-        status = await asyncio.to_thread(self.driver.define_xml, xml)
-        self.events.publish("pool", status.name, "defined", "")
+        if body.get("start"):
+            build = bool(body.get("build"))
+            status = await asyncio.to_thread(lambda: self.driver.create_xml(xml, build=build))
+            self.events.publish("pool", status.name, "started", "created")
+        else:
+            status = await asyncio.to_thread(self.driver.define_xml, xml)
+            self.events.publish("pool", status.name, "defined", "")
         return dataclasses.asdict(status)
 
     async def info(self, req: Request) -> dict[str, Any]:
@@ -179,8 +186,9 @@ class StorageAPI:
             await asyncio.to_thread(d.start, name)
             self.events.publish("pool", name, "started", "")
         elif action == "destroy":
-            await asyncio.to_thread(d.destroy, name)
+            status = await asyncio.to_thread(d.destroy, name)
             self.events.publish("pool", name, "stopped", "")
+            return dataclasses.asdict(status)
         elif action == "refresh":
             await asyncio.to_thread(d.refresh, name)
         elif action == "autostart":

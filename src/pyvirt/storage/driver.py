@@ -5,6 +5,10 @@ On disk, as libvirt lays it out: ``storage_config_dir/NAME.xml`` holds each pool
 marks an active pool (its definition as started), so a restarted daemon keeps active pools active
 while a rebooted host (an empty run folder) starts only the autostart ones.
 
+A transient pool (``pool-create``) has only its run-state file and is gone once destroyed. Creating a pool
+over an inactive persistent one of the same name and UUID starts it with the new definition; the
+persistent definition takes over again when it is destroyed.
+
 The driver is synchronous and thread-safe: pool state sits behind one lock, held only for bookkeeping.
 Slow volume work (allocating, copying, resizing) runs outside it; the volume's path is marked busy
 meanwhile so that nothing else deletes, resizes or streams into a volume being built.
@@ -47,9 +51,11 @@ DEFAULT_POOL_MODE = 0o711
 
 @dataclass
 class PoolObject:
-    config: PoolDef
+    config: PoolDef  # the definition in effect (the live one while active)
     active: bool = False
     autostart: bool = False
+    persistent: bool = True
+    next_config: PoolDef | None = None  # the persistent definition, while a different one is live
 
 
 @dataclass
@@ -120,18 +126,41 @@ class StorageDriver:
                     log.error("ignoring %s: it defines pool '%s'", path, pool.name)
                     continue
                 obj = PoolObject(pool, autostart=self._autostart_path(pool.name).is_symlink())
-                if self._state_path(pool.name).exists():
-                    if os.path.isdir(pool.target_path):
-                        obj.active = True
-                    else:
-                        log.warning(
-                            "pool %s: target %s is gone; marking it inactive", pool.name, pool.target_path
-                        )
-                        remove(self._state_path(pool.name))
+                live = self._live_definition(pool.name, pool.uuid)
+                if live is not None:
+                    obj.next_config = None if live == pool else pool
+                    obj.config, obj.active = live, True
                 self._pools[pool.name] = obj
-            for state in self.state_dir.glob("*.xml"):
+            for state in sorted(self.state_dir.glob("*.xml")):
                 if state.stem not in self._pools:
-                    remove(state)
+                    live = self._live_definition(state.stem, None)
+                    if live is not None:
+                        self._pools[live.name] = PoolObject(live, active=True, persistent=False)
+
+    def _live_definition(self, name: str, uuid: str | None) -> PoolDef | None:
+        """The definition pool ``name`` runs, from a run-state file that survived and is sound.
+
+        A state file that names another pool (or another UUID than ``uuid``), does not parse, or whose
+        target folder is gone is removed: the pool is then inactive (or, if transient, gone).
+        """
+        path = self._state_path(name)
+        if not path.exists():
+            return None
+        try:
+            live = parse_pool(path.read_text())
+        except Exception as err:
+            log.error("ignoring %s: %s", path, err)
+            remove(path)
+            return None
+        if live.name != name or (uuid is not None and live.uuid != uuid):
+            log.error("ignoring %s: it is not the state of pool '%s'", path, name)
+            remove(path)
+            return None
+        if not os.path.isdir(live.target_path):
+            log.warning("pool %s: target %s is gone; marking it inactive", name, live.target_path)
+            remove(path)
+            return None
+        return live
 
     def ensure_default(self) -> None:
         """Define, build, start and autostart ``default`` at the images folder, once in the host's life."""
@@ -183,29 +212,32 @@ class StorageDriver:
 
     def status(self, name: str, *, count_volumes: bool = False) -> PoolStatus:
         with self._lock:
-            obj = self.lookup(name)
-            sizes: PoolSizes | None = None
-            count = None
-            if obj.active:
+            return self._status_of(self.lookup(name), count_volumes=count_volumes)
+
+    @staticmethod
+    def _status_of(obj: PoolObject, *, count_volumes: bool = False) -> PoolStatus:
+        sizes: PoolSizes | None = None
+        count = None
+        if obj.active:
+            with contextlib.suppress(OSError):
+                sizes = volumes.pool_sizes(obj.config.target_path)
+            if count_volumes:
                 with contextlib.suppress(OSError):
-                    sizes = volumes.pool_sizes(obj.config.target_path)
-                if count_volumes:
-                    with contextlib.suppress(OSError):
-                        count = sum(1 for _ in volumes.volume_names(obj.config.target_path))
-            return PoolStatus(
-                name=obj.config.name,
-                uuid=obj.config.uuid,
-                type=obj.config.type,
-                path=obj.config.target_path,
-                active=obj.active,
-                state="running" if obj.active else "inactive",
-                persistent=True,
-                autostart=obj.autostart,
-                capacity=sizes.capacity if sizes else None,
-                allocation=sizes.allocation if sizes else None,
-                available=sizes.available if sizes else None,
-                volumes=count,
-            )
+                    count = sum(1 for _ in volumes.volume_names(obj.config.target_path))
+        return PoolStatus(
+            name=obj.config.name,
+            uuid=obj.config.uuid,
+            type=obj.config.type,
+            path=obj.config.target_path,
+            active=obj.active,
+            state="running" if obj.active else "inactive",
+            persistent=obj.persistent,
+            autostart=obj.autostart,
+            capacity=sizes.capacity if sizes else None,
+            allocation=sizes.allocation if sizes else None,
+            available=sizes.available if sizes else None,
+            volumes=count,
+        )
 
     def list_pools(self) -> list[PoolStatus]:
         with self._lock:
@@ -235,6 +267,8 @@ class StorageDriver:
                         f"operation failed: pool '{pool.name}' already exists "
                         f"with uuid {existing.config.uuid}"
                     )
+                if existing.active and (existing.next_config is not None or not existing.persistent):
+                    return self._define_behind_live(existing, pool)
                 if existing.active and existing.config.target_path != pool.target_path:
                     raise InvalidState(
                         f"Requested operation is not valid: storage pool '{pool.name}' is active; "
@@ -247,6 +281,59 @@ class StorageDriver:
             self._pools[pool.name] = PoolObject(pool)
             return self.status(pool.name)
 
+    def _define_behind_live(self, obj: PoolObject, pool: PoolDef) -> PoolStatus:
+        """Persist ``pool`` for a pool running another definition: it takes effect at destroy."""
+        atomic_write(self._config_path(pool.name), format_pool_config(pool).encode(), 0o600)
+        obj.persistent = True
+        obj.next_config = None if pool == obj.config else pool
+        return self.status(pool.name)
+
+    def create_xml(self, xml: str, *, build: bool = False) -> PoolStatus:
+        return self.create(parse_pool(xml), build=build)
+
+    def create(self, pool: PoolDef, *, build: bool = False) -> PoolStatus:
+        """Start ``pool`` at once (``pool-create``): a new transient pool, or an inactive persistent pool
+        of the same name and UUID running ``pool`` as its live definition until destroyed."""
+        with self._lock:
+            existing = self._check_create(pool)
+            if build:
+                self._build_target(pool)
+            self._check_target(pool)
+            atomic_write(self._state_path(pool.name), format_pool(pool).encode(), 0o600)
+            if existing is None:
+                self._pools[pool.name] = PoolObject(pool, active=True, persistent=False)
+            else:
+                existing.next_config = None if pool == existing.config else existing.config
+                existing.config = pool
+                existing.active = True
+            return self.status(pool.name)
+
+    def _check_create(self, pool: PoolDef) -> PoolObject | None:
+        """libvirt's duplicate checks for a pool to start: the inactive pool it replaces, if any."""
+        for obj in self._pools.values():
+            if obj.config.uuid == pool.uuid and obj.config.name != pool.name:
+                raise AlreadyExists(
+                    f"operation failed: pool '{obj.config.name}' is already defined with uuid {pool.uuid}"
+                )
+        existing = self._pools.get(pool.name)
+        if existing is not None:
+            if existing.config.uuid != pool.uuid:
+                raise AlreadyExists(
+                    f"operation failed: pool '{pool.name}' already exists with uuid {existing.config.uuid}"
+                )
+            if existing.active:
+                raise InvalidState(
+                    f"Requested operation is not valid: pool is already active as '{pool.name}'"
+                )
+        for obj in self._pools.values():
+            if obj is not existing and os.path.normpath(obj.config.target_path) == os.path.normpath(
+                pool.target_path
+            ):
+                raise AlreadyExists(
+                    f"operation failed: Storage source conflict with pool: '{obj.config.name}'"
+                )
+        return existing
+
     def build(self, name: str) -> None:
         """Create the target folder (and its parents); an existing folder is left as it is."""
         with self._lock:
@@ -255,22 +342,26 @@ class StorageDriver:
                 raise InvalidState(
                     f"Requested operation is not valid: storage pool '{obj.config.name}' is already active"
                 )
-            path = obj.config.target_path
-            perms = obj.config.permissions
-            try:
-                if not os.path.isdir(path):
-                    os.makedirs(path, exist_ok=True)
-                    os.chmod(path, perms.mode if perms.mode is not None else DEFAULT_POOL_MODE)
-                elif perms.mode is not None:
-                    os.chmod(path, perms.mode)
-                if perms.owner is not None or perms.group is not None:
-                    os.chown(
-                        path,
-                        -1 if perms.owner is None else perms.owner,
-                        -1 if perms.group is None else perms.group,
-                    )
-            except OSError as err:
-                raise OperationFailed(f"cannot create path '{path}': {err.strerror}") from err
+            self._build_target(obj.config)
+
+    @staticmethod
+    def _build_target(config: PoolDef) -> None:
+        path = config.target_path
+        perms = config.permissions
+        try:
+            if not os.path.isdir(path):
+                os.makedirs(path, exist_ok=True)
+                os.chmod(path, perms.mode if perms.mode is not None else DEFAULT_POOL_MODE)
+            elif perms.mode is not None:
+                os.chmod(path, perms.mode)
+            if perms.owner is not None or perms.group is not None:
+                os.chown(
+                    path,
+                    -1 if perms.owner is None else perms.owner,
+                    -1 if perms.group is None else perms.group,
+                )
+        except OSError as err:
+            raise OperationFailed(f"cannot create path '{path}': {err.strerror}") from err
 
     def start(self, name: str) -> None:
         with self._lock:
@@ -279,33 +370,42 @@ class StorageDriver:
                 raise InvalidState(
                     f"Requested operation is not valid: storage pool '{obj.config.name}' is already active"
                 )
-            self._check_target(obj)
+            self._check_target(obj.config)
             obj.active = True
             atomic_write(self._state_path(obj.config.name), format_pool(obj.config).encode(), 0o600)
 
     @staticmethod
-    def _check_target(obj: PoolObject) -> None:
-        path = obj.config.target_path
+    def _check_target(config: PoolDef) -> None:
+        path = config.target_path
         try:
             os.listdir(path)
         except OSError as err:
             raise OperationFailed(f"cannot open directory '{path}': {err.strerror}") from err
 
-    def destroy(self, name: str) -> None:
+    def destroy(self, name: str) -> PoolStatus:
+        """Stop the pool; the status returned is its last, also for a transient pool now gone."""
         with self._lock:
             obj = self._active(name)
-            obj.active = False
-            remove(self._state_path(obj.config.name))
+            self._deactivate(obj)
+            return self._status_of(obj)
+
+    def _deactivate(self, obj: PoolObject) -> None:
+        """Mark ``obj`` inactive: a transient pool is forgotten, a persistent one gets its definition back."""
+        remove(self._state_path(obj.config.name))
+        obj.active = False
+        if not obj.persistent:
+            del self._pools[obj.config.name]
+        elif obj.next_config is not None:
+            obj.config, obj.next_config = obj.next_config, None
 
     def refresh(self, name: str) -> None:
         """Volumes are read from the folder on every request; refreshing checks the folder is still there."""
         with self._lock:
             obj = self._active(name)
             try:
-                self._check_target(obj)
+                self._check_target(obj.config)
             except OperationFailed:
-                obj.active = False
-                remove(self._state_path(obj.config.name))
+                self._deactivate(obj)
                 raise
 
     def undefine(self, name: str) -> None:
@@ -322,6 +422,8 @@ class StorageDriver:
     def set_autostart(self, name: str, enabled: bool) -> None:
         with self._lock:
             obj = self.lookup(name)
+            if not obj.persistent:
+                raise InvalidState("internal error: pool has no config file")
             link = self._autostart_path(obj.config.name)
             if enabled:
                 atomic_symlink(f"../{obj.config.name}.xml", link)
@@ -333,7 +435,7 @@ class StorageDriver:
         with self._lock:
             obj = self.lookup(name)
             if inactive or not obj.active:
-                return format_pool(obj.config)
+                return format_pool(obj.next_config or obj.config)
             path = obj.config.target_path
             try:
                 return format_pool(obj.config, volumes.pool_sizes(path), volumes.target_permissions(path))
