@@ -56,7 +56,8 @@ Networks:
 Storage:
   pool-list pool-info pool-define pool-define-as pool-create pool-create-as pool-edit pool-build
   pool-start pool-destroy pool-autostart pool-refresh pool-dumpxml pool-undefine vol-list vol-info
-  vol-create-as vol-clone vol-resize vol-delete vol-path vol-dumpxml vol-upload vol-download
+  vol-create vol-create-as vol-create-from vol-clone vol-resize vol-delete vol-path
+  vol-dumpxml vol-upload vol-download
 
 Host:
   nodeinfo  capabilities  version  uri  hostname  host-validate
@@ -143,7 +144,9 @@ VERBS: dict[str, tuple[str, str]] = {
             "pool-undefine",
             "vol-list",
             "vol-info",
+            "vol-create",
             "vol-create-as",
+            "vol-create-from",
             "vol-clone",
             "vol-resize",
             "vol-delete",

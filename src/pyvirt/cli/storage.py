@@ -67,8 +67,13 @@ def _pool(conn: Connection, key: str) -> dict[str, Any]:
         raise PyvirtError(f"failed to get pool '{key}'\nerror: {err}") from err
 
 
-def _volume(conn: Connection, key: str, pool_key: str | None) -> tuple[str, str, dict[str, Any]]:
-    """virsh's volume lookup: by name in ``--pool``, then by key or path; (pool, name, info)."""
+def _volume(
+    conn: Connection, key: str, pool_key: str | None, pool_option: str = "pool"
+) -> tuple[str, str, dict[str, Any]]:
+    """virsh's volume lookup: by name in ``--pool``, then by key or path; (pool, name, info).
+
+    ``pool_option`` is the option that names the pool, for the hint when the volume is not found.
+    """
     pool = None
     if pool_key is not None:
         pool = _pool(conn, pool_key)
@@ -84,7 +89,7 @@ def _volume(conn: Connection, key: str, pool_key: str | None) -> tuple[str, str,
     except NotFound:
         found = None
     if found is None:
-        hint = "" if pool is not None else ", specifying --pool might help"
+        hint = "" if pool is not None else f", specifying --{pool_option} might help"
         raise PyvirtError(f"failed to get vol '{key}'{hint}\nerror: {cause}")
     if pool is not None and found["pool"] != pool["name"]:
         raise PyvirtError(f"Requested volume '{key}' is not in pool '{pool['name']}'")
@@ -448,6 +453,48 @@ def cmd_vol_create_as(opts: GlobalOptions, argv: list[str]) -> int:
         f"Failed to create vol {name}", lambda: conn.call("POST", _pool_path(pool["name"]) + "/volumes", body)
     )
     message(f"Vol {name} created")
+    return 0
+
+
+def cmd_vol_create(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec("vol-create", ["pool", "file"], flags=["prealloc-metadata", "validate"])
+    a = parse_or_usage(argv, spec)
+    if a is None:
+        return 0
+    conn = opts.connect()
+    pool = _pool(conn, a.text("pool"))["name"]
+    path = a.text("file")
+    body = {"xml": _read_file(path), "prealloc_metadata": a.flag("prealloc_metadata")}
+    info = _guard(
+        f"Failed to create vol from {path}", lambda: conn.call("POST", _pool_path(pool) + "/volumes", body)
+    )
+    message(f"Vol {info['name']} created from {path}")
+    return 0
+
+
+def cmd_vol_create_from(opts: GlobalOptions, argv: list[str]) -> int:
+    spec = Spec(
+        "vol-create-from",
+        ["pool", "file", "vol"],
+        flags=["prealloc-metadata", "reflink", "validate"],
+        options=["inputpool"],
+    )
+    a = parse_or_usage(argv, spec)
+    if a is None:
+        return 0
+    conn = opts.connect()
+    pool = _pool(conn, a.text("pool"))["name"]
+    input_pool, input_name, _info = _volume(conn, a.text("vol"), a.opt("inputpool"), "inputpool")
+    path = a.text("file")
+    body = {
+        "xml": _read_file(path),
+        "prealloc_metadata": a.flag("prealloc_metadata"),
+        "input": {"pool": input_pool, "name": input_name},
+    }
+    info = _guard(
+        f"Failed to create vol from {path}", lambda: conn.call("POST", _pool_path(pool) + "/volumes", body)
+    )
+    message(f"Vol {info['name']} created from input vol {input_name}")
     return 0
 
 

@@ -312,6 +312,15 @@ class StoragePool:
         )
         return Volume(self, str(info["name"]))
 
+    def create_volume_from(self, xml: str, source: Volume, *, prealloc_metadata: bool = False) -> Volume:
+        """Like ``vol-create-from``: a volume defined by ``xml`` holding a copy of ``source``'s content."""
+        body = {
+            "xml": xml,
+            "prealloc_metadata": prealloc_metadata,
+            "input": {"pool": source.pool.name, "name": source.name},
+        }
+        return Volume(self, str(self.conn.call("POST", self._path + "/volumes", body)["name"]))
+
     def create_volume(
         self,
         name: str,

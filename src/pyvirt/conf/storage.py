@@ -251,8 +251,12 @@ def _format_type(e: Elem | None, allowed: tuple[str, ...], what: str) -> str | N
     return value
 
 
-def parse_volume(text: str) -> VolumeDef:
-    """``<volume>`` XML (what ``vol-create``/``vol-create-as`` send) into a :class:`VolumeDef`."""
+def parse_volume(text: str, *, require_capacity: bool = True) -> VolumeDef:
+    """``<volume>`` XML (what ``vol-create``/``vol-create-as`` send) into a :class:`VolumeDef`.
+
+    Without ``require_capacity`` (``vol-create-from``: the input volume's size is the floor) the
+    capacity may be left out.
+    """
     root = Elem(parse_document(text))
     if root.tag != "volume":
         raise XMLError(f"expected a <volume> root element, found <{root.tag}>")
@@ -304,7 +308,7 @@ def parse_volume(text: str) -> VolumeDef:
         path.done()
         backing.done()
     root.done()
-    if vol.capacity is None and vol.backing is None:
+    if require_capacity and vol.capacity is None and vol.backing is None:
         raise XMLError("XML error: missing capacity element")
     validate_volume(vol)
     return vol

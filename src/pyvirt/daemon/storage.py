@@ -13,7 +13,9 @@ GET             /v1/pools/{pool}/xml                            pool-dumpxml (``
 DELETE          /v1/pools/{pool}                                pool-undefine
 POST            /v1/pools/{pool}/{action}                       build start destroy refresh autostart
 GET             /v1/pools/{pool}/volumes                        vol-list
-POST            /v1/pools/{pool}/volumes                        ``{"xml", "prealloc_metadata"}`` create
+POST            /v1/pools/{pool}/volumes                        ``{"xml", "prealloc_metadata"}`` create;
+                                                                with ``"input": {"pool", "name"}``, the
+                                                                content copied from that volume
 GET             /v1/pools/{pool}/volumes/{vol}                  vol-info
 GET             /v1/pools/{pool}/volumes/{vol}/xml              vol-dumpxml
 DELETE          /v1/pools/{pool}/volumes/{vol}                  vol-delete
@@ -215,12 +217,32 @@ class StorageAPI:
         xml = body.get("xml")
         if not isinstance(xml, str):
             raise InvalidArgument("missing 'xml' in request")
+        source = body.get("input")
+        if source is not None:
+            return await self._create_volume_from(req, xml, source)
         vol = parse_volume(xml)
         name = self._name(req)
         info = await asyncio.to_thread(
             self.driver.create_volume, name, vol, prealloc_metadata=bool(body.get("prealloc_metadata"))
         )
         self.events.publish("volume", f"{name}/{vol.name}", "created", "")
+        return info
+
+    async def _create_volume_from(self, req: Request, xml: str, source: object) -> dict[str, Any]:
+        if not (
+            isinstance(source, dict)
+            and isinstance(source.get("pool"), str)
+            and isinstance(source.get("name"), str)
+        ):
+            raise InvalidArgument('\'input\' must be {"pool": POOL, "name": VOLUME}')
+        name = self._name(req)
+        input_info = await asyncio.to_thread(self.driver.volume, source["pool"], source["name"])
+        vol = parse_volume(xml, require_capacity=False)
+        prealloc = bool(req.json().get("prealloc_metadata"))
+        info = await asyncio.to_thread(
+            lambda: self.driver.create_volume_from(name, vol, input_info, prealloc_metadata=prealloc)
+        )
+        self.events.publish("volume", f"{name}/{vol.name}", "created", "copied")
         return info
 
     async def volume_info(self, req: Request) -> dict[str, Any]:

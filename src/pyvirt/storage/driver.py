@@ -552,6 +552,22 @@ class StorageDriver:
             volumes.create(folder, vol, prealloc_metadata=prealloc_metadata)
         return self.volume_info(pool, vol.name)
 
+    def create_volume_from(
+        self, pool: str, vol: VolumeDef, source: VolumeInfo, *, prealloc_metadata: bool = False
+    ) -> dict[str, Any]:
+        """``vol-create-from``: ``vol`` in ``pool`` holding the content of the volume ``source``."""
+        folder = self._folder(pool)
+        if os.path.lexists(volumes.volume_path(folder, vol.name)):
+            raise AlreadyExists(f"internal error: storage volume name '{vol.name}' already in use.")
+        vol.capacity = max(vol.capacity or 0, source.capacity)
+        self._check_space(folder, vol)
+        with (
+            self.busy(source.path, "being copied"),
+            self.busy(volumes.volume_path(folder, vol.name), "being created"),
+        ):
+            volumes.create_from(folder, vol, source, prealloc_metadata=prealloc_metadata)
+        return self.volume_info(pool, vol.name)
+
     @staticmethod
     def _check_space(folder: str, vol: VolumeDef) -> None:
         if vol.format != "raw" or not vol.capacity:
