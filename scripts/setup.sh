@@ -9,7 +9,7 @@ PACKAGES=(
   qemu-system-x86 qemu-utils           # the emulator and the reference image tool
   busybox-static cpio e2fsprogs kmod   # the test guest's initramfs and ext4 disk
   ovmf                                 # UEFI firmware for <loader>
-  dnsmasq-base nftables iproute2       # virtual networks
+  dnsmasq-base nftables python3-nftables iproute2   # virtual networks
   isc-dhcp-client                      # DHCP client in the network tests (busybox-static has udhcpc)
   openssh-server openssh-client        # qemu+ssh:// transport and its tests
   libvirt-clients libxml2-utils        # virt-xml-validate (+xmllint): libvirt's own schemas judge our XML

@@ -16,20 +16,24 @@ pyvirt owns two tables and touches nothing else:
 Starting a network adds its chains and map elements in one transaction; destroying it deletes exactly
 those, and the tables themselves once no network uses them. ``<id>`` is ``n`` plus 12 hex digits of the
 network's UUID, so any network name is safe in a chain name.
+
+Scripts go to the kernel through libnftables, in process (Debian's ``python3-nftables``, the binding
+the nftables project ships): the same parser and transactions as ``nft -f``, without a process per
+call (a start or destroy makes three calls; ``nft`` costs ~3 ms each, the library ~0.2 ms).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from pyvirt.conf.network import Network
 from pyvirt.errors import OperationFailed
 
 FILTER_TABLE = "inet pyvirt"
 NAT_TABLE = "ip pyvirt_nat"
-NFT = "nft"
 NAT_HOOK = "type nat hook postrouting priority srcnat; policy accept;"
 
 
@@ -207,31 +211,50 @@ def remove_script(cid: str, filter_state: TableState | None, nat_state: TableSta
 
 
 class Firewall:
-    """Applies scripts with the ``nft`` binary (in the caller's thread's network namespace)."""
+    """Applies scripts through libnftables, in the calling thread's network namespace.
 
-    def __init__(self, nft: str = NFT) -> None:
-        self.nft = nft
+    A libnftables context holds a netlink socket of the namespace it was made in, so each thread
+    gets its own (the driver calls from its namespace thread only).
+    """
 
-    def _run(self, args: list[str], script: str | None = None) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                [self.nft, *args], input=script, capture_output=True, text=True, timeout=30, check=False
-            )
-        except OSError as err:
-            raise OperationFailed(f"cannot run {self.nft}: {err}") from err
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def _ctx(self) -> Any:
+        ctx = getattr(self._local, "ctx", None)
+        if ctx is None:
+            try:
+                import nftables  # Debian's python3-nftables
+            except ImportError as err:
+                raise OperationFailed(
+                    "the nftables Python binding is missing: install the python3-nftables package"
+                ) from err
+            try:
+                ctx = nftables.Nftables()
+            except OSError as err:
+                raise OperationFailed(f"cannot load libnftables: {err}") from err
+            ctx.set_handle_output(True)
+            self._local.ctx = ctx
+        return ctx
+
+    def _cmd(self, command: str, *, json_output: bool = False) -> tuple[int, str, str]:
+        ctx = self._ctx()
+        ctx.set_json_output(json_output)
+        rc, out, err = ctx.cmd(command)
+        return int(rc), str(out), str(err)
 
     def apply(self, script: str) -> None:
         if not script:
             return
-        proc = self._run(["-f", "-"], script)
-        if proc.returncode != 0:
-            raise OperationFailed(f"nft refused the rules: {proc.stderr.strip()}\n--- script ---\n{script}")
+        rc, _out, err = self._cmd(script)
+        if rc != 0:
+            raise OperationFailed(f"nft refused the rules: {err.strip()}\n--- script ---\n{script}")
 
     def table_state(self, table: str) -> TableState | None:
-        proc = self._run(["-j", "list", "table", *table.split()])
-        if proc.returncode != 0:
+        rc, out, _err = self._cmd(f"list table {table}", json_output=True)
+        if rc != 0:
             return None  # no such table
-        return parse_table_json(proc.stdout)
+        return parse_table_json(out)
 
     def add(self, net: Network) -> NetworkRules:
         rules = build_rules(net)
@@ -247,5 +270,5 @@ class Firewall:
         return state is not None and any(c.startswith(cid + "_") for c in state.chains)
 
     def list_table(self, table: str) -> str:
-        proc = self._run(["list", "table", *table.split()])
-        return proc.stdout if proc.returncode == 0 else ""
+        rc, out, _err = self._cmd(f"list table {table}")
+        return out if rc == 0 else ""
