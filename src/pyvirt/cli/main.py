@@ -56,7 +56,7 @@ Networks:
 Storage:
   pool-list pool-info pool-define pool-define-as pool-create pool-create-as pool-edit pool-build
   pool-start pool-destroy pool-autostart pool-refresh pool-dumpxml pool-undefine vol-list vol-info
-  vol-create vol-create-as vol-create-from vol-clone vol-resize vol-delete vol-path
+  vol-create vol-create-as vol-create-from vol-clone vol-resize vol-wipe vol-delete vol-path
   vol-dumpxml vol-upload vol-download
 
 Host:
@@ -149,6 +149,7 @@ VERBS: dict[str, tuple[str, str]] = {
             "vol-create-from",
             "vol-clone",
             "vol-resize",
+            "vol-wipe",
             "vol-delete",
             "vol-path",
             "vol-dumpxml",

@@ -550,6 +550,24 @@ def cmd_vol_delete(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
+def cmd_vol_wipe(opts: GlobalOptions, argv: list[str]) -> int:
+    a = parse_or_usage(argv, Spec("vol-wipe", ["vol"], options=["pool", "algorithm"]))
+    if a is None:
+        return 0
+    from pyvirt.storage.volumes import WIPE_ALGORITHMS
+
+    conn = opts.connect()
+    key = a.text("vol")
+    pool, name, _info = _volume(conn, key, a.opt("pool"))
+    algorithm = a.opt("algorithm") or "zero"
+    if algorithm not in WIPE_ALGORITHMS:
+        raise PyvirtError(f"Unsupported algorithm '{algorithm}'")
+    body = {"algorithm": algorithm}
+    _guard(f"Failed to wipe vol {key}", lambda: conn.call("POST", _vol_path(pool, name) + "/wipe", body))
+    message(f"Vol {key} wiped")
+    return 0
+
+
 def cmd_vol_path(opts: GlobalOptions, argv: list[str]) -> int:
     a = parse_or_usage(argv, Spec("vol-path", ["vol"], options=["pool"]))
     if a is None:

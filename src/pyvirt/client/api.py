@@ -375,3 +375,7 @@ class Volume:
 
     def resize(self, capacity: int, *, shrink: bool = False) -> Any:
         return self.pool.conn.call("POST", self._path + "/resize", {"capacity": capacity, "shrink": shrink})
+
+    def wipe(self, algorithm: str = "zero") -> dict[str, Any]:
+        """Like ``vol-wipe``: overwrite the volume (``zero``, or one of scrub's patterns such as ``nnsa``)."""
+        return dict(self.pool.conn.call("POST", self._path + "/wipe", {"algorithm": algorithm}))

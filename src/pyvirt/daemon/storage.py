@@ -21,6 +21,7 @@ GET             /v1/pools/{pool}/volumes/{vol}/xml              vol-dumpxml
 DELETE          /v1/pools/{pool}/volumes/{vol}                  vol-delete
 POST            /v1/pools/{pool}/volumes/{vol}/clone            ``{"name", "prealloc_metadata"}``
 POST            /v1/pools/{pool}/volumes/{vol}/resize           ``{"capacity", "delta", "shrink"...}``
+POST            /v1/pools/{pool}/volumes/{vol}/wipe             ``{"algorithm"}`` (default ``zero``)
 GET+Upgrade     /v1/pools/{pool}/volumes/{vol}/upload           ``?offset=&length=`` framed stream in
 GET+Upgrade     /v1/pools/{pool}/volumes/{vol}/download         ``?offset=&length=&sparse=1``, stream out
 GET             /v1/volumes?path=PATH                           the pool and name of a volume key or path
@@ -119,6 +120,7 @@ class StorageAPI:
         r.add("DELETE", "/v1/pools/{pool}/volumes/{vol}", self.delete_volume, mutating=True)
         r.add("POST", "/v1/pools/{pool}/volumes/{vol}/clone", self.clone_volume, mutating=True)
         r.add("POST", "/v1/pools/{pool}/volumes/{vol}/resize", self.resize_volume, mutating=True)
+        r.add("POST", "/v1/pools/{pool}/volumes/{vol}/wipe", self.wipe_volume, mutating=True)
         r.add("GET", "/v1/pools/{pool}/volumes/{vol}/upload", stream=self.upload, mutating=True)
         r.add("GET", "/v1/pools/{pool}/volumes/{vol}/download", stream=self.download)
         r.add("POST", "/v1/pools/{pool}/{action}", self.action, mutating=True)
@@ -290,6 +292,15 @@ class StorageAPI:
                 in_use=in_use,
             )
         )
+
+    async def wipe_volume(self, req: Request) -> dict[str, Any]:
+        algorithm = req.json().get("algorithm", "zero")
+        if not isinstance(algorithm, str):
+            raise InvalidArgument("'algorithm' must be a string")
+        name, vol, in_use = self._name(req), req.params["vol"], self._in_use()
+        info = await asyncio.to_thread(lambda: self.driver.wipe_volume(name, vol, algorithm, in_use=in_use))
+        self.events.publish("volume", f"{name}/{vol}", "wiped", algorithm)
+        return info
 
     async def upload(self, req: Request, stream: Stream) -> None:
         name, vol = self._name(req), req.params["vol"]

@@ -568,6 +568,15 @@ class StorageDriver:
             volumes.create_from(folder, vol, source, prealloc_metadata=prealloc_metadata)
         return self.volume_info(pool, vol.name)
 
+    def wipe_volume(
+        self, pool: str, name: str, algorithm: str, *, in_use: Mapping[str, str]
+    ) -> dict[str, Any]:
+        info = self.volume(pool, name)
+        self.check_not_in_use(info, in_use, "wipe")
+        with self.busy(info.path, "being wiped"):
+            volumes.wipe(info, algorithm)
+        return self.volume_info(pool, name)
+
     @staticmethod
     def _check_space(folder: str, vol: VolumeDef) -> None:
         if vol.format != "raw" or not vol.capacity:

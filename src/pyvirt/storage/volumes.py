@@ -1,8 +1,12 @@
-"""Volume files of a directory pool: describe one, create, clone and resize through :mod:`pyvirt.image`.
+"""Volume files of a directory pool: described, created, cloned, resized (by :mod:`pyvirt.image`), wiped.
 
 A volume is made under a hidden temporary name in the pool's folder and linked to its real name only
 when complete (``link`` fails if the name was taken meanwhile), so a failed or interrupted create never
 leaves a half-written volume behind and never replaces an existing file.
+
+Wiping is libvirt's for a directory pool: ``zero`` overwrites the file with zeros (a sparse file is
+truncated to nothing and back), whatever its format, so a wiped qcow2 volume reads as a raw volume of
+zeros afterwards; the other algorithms run ``scrub -f -p ALGORITHM`` on the file.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import contextlib
 import logging
 import os
 import stat
+import subprocess
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -24,12 +29,24 @@ from pyvirt.conf.storage import (
     VolumeInfo,
     check_volume_name,
 )
-from pyvirt.errors import AlreadyExists, ImageError, InvalidArgument, NotFound, OperationFailed
+from pyvirt.errors import (
+    AlreadyExists,
+    ImageError,
+    InvalidArgument,
+    NotFound,
+    OperationFailed,
+    UnsupportedConfig,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VOLUME_MODE = 0o600
 MAX_CHAIN = 64
+WIPE_CHUNK = 1 << 20
+# virsh's names, in the order of libvirt's virStorageVolWipeAlgorithm.
+WIPE_ALGORITHMS = (
+    "zero", "nnsa", "dod", "bsi", "gutmann", "schneier", "pfitzner7", "pfitzner33", "random", "trim",
+)  # fmt: skip
 
 
 def pool_sizes(path: str) -> PoolSizes:
@@ -303,3 +320,48 @@ def resize(info: VolumeInfo, capacity: int, *, shrink: bool, allocate: bool) -> 
         raise OperationFailed(f"cannot resize volume '{info.name}': {err}") from err
     except OSError as err:
         raise OperationFailed(f"cannot resize volume '{info.name}': {err.strerror}") from err
+
+
+def wipe(info: VolumeInfo, algorithm: str = "zero") -> None:
+    """Overwrite the volume's file so that nothing it held can be read back (see the module's text)."""
+    if algorithm == "trim":
+        raise UnsupportedConfig("argument unsupported: 'trim' algorithm not supported")
+    if algorithm not in WIPE_ALGORITHMS:
+        raise InvalidArgument(f"invalid argument: unsupported algorithm '{algorithm}'")
+    if algorithm != "zero":
+        _scrub(info.path, algorithm)
+        return
+    try:
+        _zero_file(info.path)
+    except OSError as err:
+        raise OperationFailed(f"cannot wipe volume '{info.name}': {err.strerror}") from err
+
+
+def _zero_file(path: str) -> None:
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if st.st_blocks < st.st_size // 512:
+            os.ftruncate(fd, 0)
+            os.ftruncate(fd, st.st_size)
+        else:
+            zeros = bytes(min(WIPE_CHUNK, st.st_size))
+            pos = 0
+            while pos < st.st_size:
+                pos += os.pwrite(fd, zeros[: st.st_size - pos], pos)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+
+
+def _scrub(path: str, algorithm: str) -> None:
+    argv = ["scrub", "-f", "-p", algorithm, path]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL)
+    except FileNotFoundError as err:
+        raise OperationFailed("Cannot find 'scrub' in path: No such file or directory") from err
+    if result.returncode != 0:
+        raise OperationFailed(
+            f"internal error: Child process ({' '.join(argv)}) unexpected exit status "
+            f"{result.returncode}: {result.stderr.strip()}"
+        )

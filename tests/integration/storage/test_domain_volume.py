@@ -1,5 +1,5 @@
 """A domain whose disk is ``<disk type='volume'>``: QEMU opens the pool's file, the guest sees the disk, and
-the volume (and its backing file) cannot be deleted, resized or overwritten while the domain runs."""
+the volume (and its backing file) cannot be deleted, resized, wiped or overwritten while the domain runs."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ def test_volume_disk_resolves_and_is_protected_while_running(daemon: Daemon, tmp
         (("vol-delete", "base.qcow2", "--pool", "default"), "as a backing file of"),
         (("vol-resize", "vm.qcow2", "64M", "--pool", "default"), "cannot resize volume 'vm.qcow2'"),
         (("vol-upload", "vm.qcow2", str(xml), "--pool", "default"), "cannot upload to volume 'vm.qcow2'"),
+        (("vol-wipe", "vm.qcow2", "--pool", "default"), "cannot wipe volume 'vm.qcow2'"),
+        (("vol-wipe", "base.qcow2", "--pool", "default"), "as a backing file of"),
     ):
         result = daemon.cli(*args)
         assert result.rc == 1, result
