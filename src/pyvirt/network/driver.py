@@ -122,6 +122,7 @@ class NetworkDriver:
         self._lock = threading.RLock()
 
     def close(self) -> None:
+        self._ns.run(links.close_netlink)
         self._ns.close()
 
     # ------------------------------------------------------------------------------------ disk state

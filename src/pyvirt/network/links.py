@@ -12,12 +12,13 @@ import ipaddress
 import os
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import AlreadyExists, NotFound, OperationFailed
+from pyvirt.errors import AlreadyExists, NotFound, OperationFailed, PyvirtError
 
 if TYPE_CHECKING:
     from pyroute2 import IPRoute
@@ -47,15 +48,37 @@ class Route:
     dev: str | None
 
 
+_local = threading.local()
+
+
 @contextmanager
 def _netlink(what: str) -> Iterator[IPRoute]:
-    from pyroute2 import IPRoute
+    """This thread's netlink socket (bound to the thread's namespace when first made, and kept: a new
+    socket costs more than most requests). A kernel error is an answer; any other failure may leave
+    the socket mid-conversation, so it is closed and the next call makes a fresh one."""
+    ipr = getattr(_local, "ipr", None)
+    if ipr is None:
+        from pyroute2 import IPRoute
 
+        ipr = _local.ipr = IPRoute()
     try:
-        with IPRoute() as ipr:
-            yield ipr
+        yield ipr
     except _nlerr() as err:
         raise OperationFailed(f"{what}: {os.strerror(err.code) if err.code else err}") from err
+    except (PyvirtError, KeyboardInterrupt):
+        raise
+    except BaseException:
+        _local.ipr = None
+        ipr.close()
+        raise
+
+
+def close_netlink() -> None:
+    """Close this thread's netlink socket, if it has one (a thread leaving a namespace calls this)."""
+    ipr = getattr(_local, "ipr", None)
+    if ipr is not None:
+        _local.ipr = None
+        ipr.close()
 
 
 def _index(ipr: IPRoute, name: str) -> int:
