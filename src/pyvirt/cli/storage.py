@@ -7,23 +7,23 @@ volume's path (its key) alone. ``vol-upload``/``vol-download`` stream the file t
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from pyvirt.cli.args import Parsed, Spec, filter_by_flags, parse_or_usage
 from pyvirt.cli.domain import _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, message, table
+from pyvirt.client import jsonwire
+from pyvirt.client.transport import quote
 from pyvirt.errors import InvalidArgument, NotFound, PyvirtError, error_from_wire
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection
     from pyvirt.client.transport import Transport
 
-_SIZE = re.compile(r"([0-9]+)\s*([A-Za-z]*)")
 _SCALE = {"": 1, "b": 1, "byte": 1, "bytes": 1}
 for _i, _letter in enumerate("kmgtpe", 1):
     _SCALE[_letter] = _SCALE[_letter + "ib"] = 1024**_i
@@ -32,10 +32,12 @@ for _i, _letter in enumerate("kmgtpe", 1):
 
 def scaled_integer(text: str) -> int:
     """virsh's scaled integer: digits and an optional unit (``10G``, ``512MiB``, ``1000KB``), else bytes."""
-    match = _SIZE.fullmatch(text.strip())
-    if match is None or match.group(2).lower() not in _SCALE:
+    body = text.strip()
+    digits = len(body) - len(body.lstrip("0123456789"))
+    number, unit = body[:digits], body[digits:].lstrip().lower()
+    if not number or not unit.isascii() or not (unit.isalpha() or not unit) or unit not in _SCALE:
         raise InvalidArgument(f"Malformed size {text}")
-    value = int(match.group(1)) * _SCALE[match.group(2).lower()]
+    value = int(number) * _SCALE[unit]
     if value >= 1 << 63:
         raise InvalidArgument(f"Malformed size {text}")
     return value
@@ -615,7 +617,7 @@ def _recv_exactly(transport: Transport, count: int, buf: bytearray) -> bytes:
 
 
 def _control_error(payload: bytes) -> PyvirtError:
-    err = json.loads(payload).get("error", {})
+    err = jsonwire.loads(payload).get("error", {})
     return error_from_wire(str(err.get("code", "internal")), str(err.get("message", "transfer failed")))
 
 

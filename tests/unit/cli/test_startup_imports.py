@@ -29,7 +29,7 @@ PROBE = """
 import sys
 sys.argv = ["pyvirt"]
 import pyvirt.cli.main, pyvirt.cli.domain, pyvirt.cli.host, pyvirt.client.api, pyvirt.uri
-import pyvirt.client.remote, pyvirt.cli.proxy, pyvirt.cli.network, pyvirt.cli.hotplug
+import pyvirt.client.remote, pyvirt.cli.proxy, pyvirt.cli.network, pyvirt.cli.hotplug, pyvirt.cli.storage
 from pyvirt.uri import parse_uri, default_uri
 parse_uri(default_uri())
 pyvirt.cli.proxy.socket_path("system", None, True)
