@@ -139,7 +139,7 @@ def _progress_done(enabled: bool) -> None:
 
 def cmd_create(argv: list[str]) -> int:
     from pyvirt.image.api import create_image
-    from pyvirt.image.converter import parse_options
+    from pyvirt.image.options import parse_options
     from pyvirt.image.sizes import parse_size
 
     opts, args = _parse(argv, "qf:b:F:uo:", [])

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from pyvirt.image.errors import ImageError
 from pyvirt.image.info import image_info
 from pyvirt.image.opener import open_image
 from pyvirt.image.sizes import parse_relative_size, parse_size
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from pyvirt.image.checker import CheckResult
 
 __all__ = ["check", "convert", "create_image", "image_info", "open_image", "resize"]

@@ -3,31 +3,96 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from types import TracebackType
 
 from pyvirt.image.errors import ImageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from types import TracebackType
 
 ZERO_CHUNK = bytes(2 << 20)
 
 
-@dataclass(frozen=True, slots=True)
 class Extent:
     """A run of guest bytes with the same allocation state (qemu-img map's fields).
 
     ``data``: stored in this image or one below it; ``zero``: reads as zeros; ``depth``: 0 for this
     image, 1 for its backing file, ...; ``offset``: where the bytes lie in the file at that depth
     (None if compressed, unallocated or zero); ``present``: something in the chain defines it.
+
+    Immutable, compared and hashed by value, like the ``@dataclass(frozen=True, slots=True)`` it
+    was: written out by hand because importing ``dataclasses`` costs milliseconds of the start-up
+    of ``pyvirt img`` (it loads ``inspect``, ``ast``, ``re`` ...).
     """
+
+    __slots__ = ("compressed", "data", "depth", "length", "offset", "present", "start", "zero")
+    __match_args__ = ("start", "length", "data", "zero", "depth", "offset", "compressed", "present")
 
     start: int
     length: int
     data: bool
     zero: bool
-    depth: int = 0
-    offset: int | None = None
-    compressed: bool = False
-    present: bool = True
+    depth: int
+    offset: int | None
+    compressed: bool
+    present: bool
+
+    def __init__(
+        self,
+        start: int,
+        length: int,
+        data: bool,
+        zero: bool,
+        depth: int = 0,
+        offset: int | None = None,
+        compressed: bool = False,
+        present: bool = True,
+    ) -> None:
+        init = object.__setattr__
+        init(self, "start", start)
+        init(self, "length", length)
+        init(self, "data", data)
+        init(self, "zero", zero)
+        init(self, "depth", depth)
+        init(self, "offset", offset)
+        init(self, "compressed", compressed)
+        init(self, "present", present)
+
+    def _fields(self) -> tuple[int, int, bool, bool, int, int | None, bool, bool]:
+        return (
+            self.start,
+            self.length,
+            self.data,
+            self.zero,
+            self.depth,
+            self.offset,
+            self.compressed,
+            self.present,
+        )
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: Extent is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: Extent is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Extent) and other.__class__ is self.__class__:
+            return self._fields() == other._fields()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"Extent(start={self.start!r}, length={self.length!r}, data={self.data!r}, "
+            f"zero={self.zero!r}, depth={self.depth!r}, offset={self.offset!r}, "
+            f"compressed={self.compressed!r}, present={self.present!r})"
+        )
+
+    def __reduce__(self) -> tuple[type[Extent], tuple[int, int, bool, bool, int, int | None, bool, bool]]:
+        return (Extent, self._fields())
 
 
 class Image:

@@ -7,37 +7,55 @@ corruptions (below it, or COPIED flags that disagree), exit codes 0 clean, 1 che
 
 from __future__ import annotations
 
-import json
 import os
 from array import array
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
 from pyvirt.image.errors import CorruptImage, ImageError
+from pyvirt.image.record import Record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from pyvirt.image.qcow2.image import Qcow2Image
 
 
-@dataclass
-class CheckResult:
+class CheckResult(Record):
     """What ``check`` found (qemu-img's ImageCheck fields)."""
 
-    filename: str
-    format: str
-    checkable: bool = True
-    check_errors: int = 0
-    corruptions: int = 0
-    leaks: int = 0
-    corruptions_fixed: int = 0
-    leaks_fixed: int = 0
-    image_end_offset: int = 0
-    total_clusters: int = 0
-    allocated_clusters: int = 0
-    fragmented_clusters: int = 0
-    compressed_clusters: int = 0
-    messages: list[str] = field(default_factory=list)
-    repaired: tuple[int, int] | None = None
+    def __init__(
+        self,
+        filename: str,
+        format: str,
+        checkable: bool = True,
+        check_errors: int = 0,
+        corruptions: int = 0,
+        leaks: int = 0,
+        corruptions_fixed: int = 0,
+        leaks_fixed: int = 0,
+        image_end_offset: int = 0,
+        total_clusters: int = 0,
+        allocated_clusters: int = 0,
+        fragmented_clusters: int = 0,
+        compressed_clusters: int = 0,
+        messages: list[str] | None = None,
+        repaired: tuple[int, int] | None = None,
+    ) -> None:
+        self.filename = filename
+        self.format = format
+        self.checkable = checkable
+        self.check_errors = check_errors
+        self.corruptions = corruptions
+        self.leaks = leaks
+        self.corruptions_fixed = corruptions_fixed
+        self.leaks_fixed = leaks_fixed
+        self.image_end_offset = image_end_offset
+        self.total_clusters = total_clusters
+        self.allocated_clusters = allocated_clusters
+        self.fragmented_clusters = fragmented_clusters
+        self.compressed_clusters = compressed_clusters
+        self.messages: list[str] = [] if messages is None else messages
+        self.repaired = repaired
 
     @property
     def exit_code(self) -> int:
@@ -72,6 +90,8 @@ class CheckResult:
 
 
 def render_json(res: CheckResult) -> str:
+    import json
+
     return json.dumps(res.to_json(), indent=4)
 
 
@@ -167,7 +187,7 @@ def rebuild_refcounts(img: Qcow2Image) -> None:
 
 
 def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
-    from pyvirt.image.qcow2.snapshot import read_snapshots
+    from pyvirt.image.qcow2 import header as H
     from pyvirt.image.qcow2.tables import (
         L1_OFFSET_MASK,
         L2_OFFSET_MASK,
@@ -249,27 +269,29 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
     walk_l1(img.l1, h.l1_table_offset, True)
     snaps = []
     if h.nb_snapshots:
+        from pyvirt.image.qcow2.snapshot import _load_l1, read_snapshots
+
         try:
             snaps = read_snapshots(img)
         except CorruptImage as err:
             msgs.append(f"ERROR {err}")
             res.corruptions += 1
-        from pyvirt.image.qcow2.snapshot import _load_l1
 
         for s in snaps:
             walk_l1(_load_l1(img, s), s.l1_table_offset, False)
         table_len = sum(s.raw_len for s in snaps)
         inc(h.snapshots_offset, table_len)
-    from pyvirt.image.qcow2 import bitmaps as B
+    if h.autoclear_features & H.AUTOCLEAR_BITMAPS:  # else read_bitmaps finds none
+        from pyvirt.image.qcow2 import bitmaps as B
 
-    try:
-        bm = B.read_bitmaps(img.fd, h, file_size, source=path)
-        if bm is not None:
-            for off, n in B.bitmap_ranges(img.fd, bm, cs, file_size):
-                inc(off, n)
-    except CorruptImage as err:
-        msgs.append(f"ERROR {err}")
-        res.corruptions += 1
+        try:
+            bm = B.read_bitmaps(img.fd, h, file_size, source=path)
+            if bm is not None:
+                for off, n in B.bitmap_ranges(img.fd, bm, cs, file_size):
+                    inc(off, n)
+        except CorruptImage as err:
+            msgs.append(f"ERROR {err}")
+            res.corruptions += 1
     refs = img.refs
     inc(refs.table_offset, refs.table_clusters * cs)
     for bidx, e in enumerate(refs.table):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from pyvirt.image.errors import ImageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def refcount_metadata_size(clusters: int, cs: int, refcount_order: int) -> int:
@@ -42,7 +43,7 @@ def measure(
     options: dict[str, str] | None = None,
     force_share: bool = False,
 ) -> dict[str, Any]:
-    from pyvirt.image.converter import parse_options
+    from pyvirt.image.options import parse_options
 
     kw = parse_options(options or {})
     cs = int(kw.get("cluster_size", 65536))  # type: ignore[call-overload]
@@ -93,6 +94,8 @@ def measure(
 def render(res: dict[str, Any], output: str) -> str:
     if output == "json":
         order = ["bitmaps", "required", "fully-allocated"]
+        import json
+
         return json.dumps({k: res[k] for k in order if k in res}, indent=4) + "\n"
     lines = [f"required size: {res['required']}", f"fully allocated size: {res['fully-allocated']}"]
     if "bitmaps" in res:

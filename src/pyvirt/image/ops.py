@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pyvirt.image.base import Extent, Image
 from pyvirt.image.errors import ImageError
 from pyvirt.image.opener import open_image, resolve_backing
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    Progress = Callable[[float], None]
+
 CHUNK = 2 << 20
-Progress = Callable[[float], None]
 
 
 def _hex(v: int) -> str:

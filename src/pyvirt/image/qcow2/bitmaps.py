@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass
 
 from pyvirt.image.errors import CorruptImage
 from pyvirt.image.qcow2 import header as H
+from pyvirt.image.record import Record
 
 MAX_BITMAPS = 65535
 MAX_DIRECTORY = 64 << 20
@@ -21,20 +21,20 @@ FLAG_IN_USE = 1 << 0
 FLAG_AUTO = 1 << 1
 
 
-@dataclass
-class Bitmap:
-    name: str
-    flags: int
-    granularity: int
-    table_offset: int
-    table_size: int
+class Bitmap(Record):
+    def __init__(self, name: str, flags: int, granularity: int, table_offset: int, table_size: int) -> None:
+        self.name = name
+        self.flags = flags
+        self.granularity = granularity
+        self.table_offset = table_offset
+        self.table_size = table_size
 
 
-@dataclass
-class Bitmaps:
-    directory_offset: int
-    directory_size: int
-    bitmaps: list[Bitmap]
+class Bitmaps(Record):
+    def __init__(self, directory_offset: int, directory_size: int, bitmaps: list[Bitmap]) -> None:
+        self.directory_offset = directory_offset
+        self.directory_size = directory_size
+        self.bitmaps = bitmaps
 
 
 def extension(h: H.Header) -> H.Extension | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from pyvirt.image.errors import ImageError
@@ -156,5 +155,7 @@ def _fill_zeroes(fd: int, start: int, end: int) -> None:
 
 
 def _unlink(path: str) -> None:
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 (contextlib.suppress: contextlib is slow to import)
         os.unlink(path)
+    except OSError:
+        pass

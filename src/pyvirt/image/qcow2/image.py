@@ -7,10 +7,9 @@ point: guest data first, then refcount blocks, then L2 tables, then the L1 table
 from __future__ import annotations
 
 import os
-import threading
 import zlib
+from _thread import RLock  # what threading.RLock() returns, without importing threading (ms)
 from array import array
-from collections.abc import Callable, Iterable, Iterator
 
 from pyvirt.image.base import ZERO_CHUNK, Extent, Image
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
@@ -29,8 +28,13 @@ from pyvirt.image.qcow2.tables import (
 )
 from pyvirt.image.raw import pread_full, pwrite_full
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    OpenBacking = Callable[[str, str | None], Image]
+
 L2_CACHE_BYTES = 32 << 20
-OpenBacking = Callable[[str, str | None], Image]
 
 
 class Qcow2Image(Image):
@@ -71,7 +75,7 @@ class Qcow2Image(Image):
         self.cache = L2Cache(max(16, L2_CACHE_BYTES // self.cs), self._write_l2)
         self._zero = bytes(self.cs)
         self._dec_cache: tuple[int, bytes] | None = None
-        self._lock = threading.RLock()
+        self._lock = RLock()
         self._cbuf = bytearray()
         self._cbuf_start = 0
         self._cpos = -1

@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import sys
 from array import array
-from collections.abc import Callable
 
 from pyvirt.image.errors import CorruptImage, ImageError
 from pyvirt.image.qcow2.header import MAX_REFTABLE_BYTES
 from pyvirt.image.raw import pread_full, pwrite_full
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 REFT_OFFSET_MASK = 0xFFFFFFFFFFFFFE00
 _TYPECODE = {8: "B", 16: "H", 32: "I", 64: "Q"}

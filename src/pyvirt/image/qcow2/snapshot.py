@@ -10,24 +10,18 @@ from __future__ import annotations
 import os
 import struct
 import time
-from array import array
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 from pyvirt.image.errors import CorruptImage, ImageError
 from pyvirt.image.qcow2 import header as H
-from pyvirt.image.qcow2.refcount import dump_be64, load_be64
-from pyvirt.image.qcow2.tables import (
-    L1_OFFSET_MASK,
-    L2_OFFSET_MASK,
-    OFLAG_COMPRESSED,
-    OFLAG_COPIED,
-    compressed_range,
-)
 from pyvirt.image.raw import pread_full, pwrite_full
+from pyvirt.image.record import Record
 from pyvirt.image.sizes import size_to_str
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
+    from array import array
+    from typing import Any
+
     from pyvirt.image.qcow2.image import Qcow2Image
 
 _ENTRY = struct.Struct(">QIHHIIQII")
@@ -35,22 +29,36 @@ MAX_TABLE_BYTES = 64 << 20
 MAX_EXTRA = 1024
 
 
-@dataclass
-class Snapshot:
+class Snapshot(Record):
     """One entry of the snapshot table."""
 
-    l1_table_offset: int
-    l1_size: int
-    id: str
-    name: str
-    date_sec: int
-    date_nsec: int
-    vm_clock_nsec: int
-    vm_state_size: int
-    disk_size: int
-    icount: int = -1
-    extra: bytes = b""
-    raw_len: int = 0  # bytes this entry occupies in the table as read
+    def __init__(
+        self,
+        l1_table_offset: int,
+        l1_size: int,
+        id: str,
+        name: str,
+        date_sec: int,
+        date_nsec: int,
+        vm_clock_nsec: int,
+        vm_state_size: int,
+        disk_size: int,
+        icount: int = -1,
+        extra: bytes = b"",
+        raw_len: int = 0,
+    ) -> None:
+        self.l1_table_offset = l1_table_offset
+        self.l1_size = l1_size
+        self.id = id
+        self.name = name
+        self.date_sec = date_sec
+        self.date_nsec = date_nsec
+        self.vm_clock_nsec = vm_clock_nsec
+        self.vm_state_size = vm_state_size
+        self.disk_size = disk_size
+        self.icount = icount
+        self.extra = extra
+        self.raw_len = raw_len  # bytes this entry occupies in the table as read
 
     def info(self) -> dict[str, Any]:
         d: dict[str, Any] = {}
@@ -174,10 +182,20 @@ def snapshot_table_text(snaps: list[dict[str, Any]]) -> list[str]:
 
 
 # ---------------------------------------------------------------- tree walks
+# (These import the table modules themselves: they load ``array``, whose import loads ``collections``,
+# and ``pyvirt img info`` reads the snapshot table without them.)
 
 
 def update_tree(img: Qcow2Image, l1: array[int], addend: int, *, active: bool) -> None:
     """Add ``addend`` to every cluster the L1 tree reaches; recompute COPIED flags if ``active``."""
+    from pyvirt.image.qcow2.tables import (
+        L1_OFFSET_MASK,
+        L2_OFFSET_MASK,
+        OFLAG_COMPRESSED,
+        OFLAG_COPIED,
+        compressed_range,
+    )
+
     refs, cb = img.refs, img.cb
     for i, e in enumerate(l1):
         l2off = e & L1_OFFSET_MASK
@@ -231,6 +249,8 @@ def _write_table(img: Qcow2Image, snaps: list[Snapshot]) -> None:
 
 
 def _load_l1(img: Qcow2Image, s: Snapshot) -> array[int]:
+    from pyvirt.image.qcow2.refcount import load_be64
+
     raw = bytearray(s.l1_size * 8)
     pread_full(img.fd, memoryview(raw), s.l1_table_offset)
     return load_be64(raw)
@@ -244,6 +264,8 @@ def find(snaps: list[Snapshot], name: str) -> Snapshot:
 
 
 def create_snapshot(img: Qcow2Image, name: str) -> Snapshot:
+    from pyvirt.image.qcow2.refcount import dump_be64
+
     img._check_writable()
     snaps = read_snapshots(img)
     if any(s.name == name for s in snaps):

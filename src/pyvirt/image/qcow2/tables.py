@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from array import array
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import OrderedDict  # loaded anyway: importing array imports collections.abc
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 L1_OFFSET_MASK = 0x00FFFFFFFFFFFE00
 L2_OFFSET_MASK = 0x00FFFFFFFFFFFE00
