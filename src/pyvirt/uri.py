@@ -19,7 +19,7 @@ TRANSPORTS = ("unix", "ssh", "tls")
 # Query parameters each transport understands; anything else is refused rather than ignored.
 PARAMS: dict[str, tuple[str, ...]] = {
     "unix": ("socket",),
-    "ssh": ("keyfile", "socket", "no_verify", "no_tty", "command"),
+    "ssh": ("keyfile", "socket", "no_verify", "no_tty", "command", "control_persist"),
     "tls": ("pkipath", "no_verify"),
 }
 FLAG_PARAMS = ("no_verify", "no_tty")

@@ -7,8 +7,10 @@ For ``qemu+ssh://[user@]host[:port]/MODE`` the client runs, like libvirt with vi
 
 on one end of a socketpair and speaks HTTP through it. Authentication is ssh's own. ``command=``
 names the remote pyvirt when it is not on the remote PATH. Every stream (console, events) opens its
-own ssh connection. When ssh fails, the error says which step did: reaching the host, the key, the
-remote pyvirt, or the remote daemon.
+own ssh channel. Commands share one authenticated ssh connection per user, host, port and key, kept
+for a minute after its last use (``control_persist=SECONDS`` in the URI or
+``$PYVIRT_SSH_CONTROL_PERSIST``; 0 turns it off). When ssh fails, the error says which step did:
+reaching the host, the key, the remote pyvirt, or the remote daemon.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def ssh_argv(uri: URI, readonly: bool) -> list[str]:
     if uri.flag("no_tty"):
         argv += ["-o", "BatchMode=yes"]
     argv += ["-T", "-o", "ConnectTimeout=20", "-e", "none"]
+    argv += shared_connection_options(uri)
     host = str(uri.host)
     argv.append(f"{uri.user}@{host}" if uri.user else host)
     argv.append("--")
@@ -61,6 +64,48 @@ def ssh_argv(uri: URI, readonly: bool) -> list[str]:
         remote.append("--readonly")
     argv.append(" ".join(shell_quote(a) for a in remote))
     return argv
+
+
+def control_persist(uri: URI) -> int:
+    """Seconds an idle shared ssh connection stays open: ``control_persist=`` in the URI, else
+    ``$PYVIRT_SSH_CONTROL_PERSIST``, else 60; 0 turns sharing off."""
+    text = uri.params.get("control_persist") or os.environ.get("PYVIRT_SSH_CONTROL_PERSIST") or "60"
+    if not text.isdigit():
+        raise InvalidArgument(f"control_persist must be a number of seconds, not '{text}'")
+    return int(text)
+
+
+def control_dir() -> str:
+    """Where the shared connections' sockets live: a private folder of the user's."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = os.path.join(runtime, "pyvirt") if runtime else os.path.expanduser("~/.cache/pyvirt")
+    path = os.path.join(base, "ssh")
+    if len(path) > 40:  # room for ssh's 40-digit %C, our tag and ssh's temporary suffix in 107 bytes
+        path = f"/tmp/pyvirt-ssh-{os.getuid()}"
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    st = os.stat(path)
+    if st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise ConnectionFailed(f"{path} must be a folder of yours that nobody else can enter (mode 0700)")
+    return path
+
+
+def shared_connection_options(uri: URI) -> list[str]:
+    """ssh options that share one authenticated connection between pyvirt commands, as Ansible does.
+
+    The first command to a host starts a master connection that stays for ``control_persist``
+    seconds after its last use; later commands open a channel on it instead of a new TCP connection,
+    key exchange and authentication (the bulk of a remote command's time). ssh's ``%C`` names the
+    user, host and port; the key file and the host-key checking mode are added, so a connection made
+    with one key or with checks off never serves a command that asked for another key or for checks.
+    """
+    seconds = control_persist(uri)
+    if seconds == 0:
+        return []
+    import zlib
+
+    tag = zlib.crc32(f"{uri.params.get('keyfile', '')}\0{uri.flag('no_verify')}".encode())
+    path = os.path.join(control_dir(), f"%C-{tag:08x}")
+    return ["-o", "ControlMaster=auto", "-o", f"ControlPath={path}", "-o", f"ControlPersist={seconds}"]
 
 
 class SSHProcess:

@@ -99,7 +99,23 @@ class Sshd:
         with socket.socket() as sock:
             return sock.connect_ex((self.host, self.port)) == 0
 
+    def close_shared_connections(self) -> None:
+        """End the ssh master connections pyvirt commands left open to this server (one per key)."""
+        from pyvirt.client.remote import shared_connection_options
+        from pyvirt.uri import parse_uri
+
+        for key in (self.client_key, self.stranger_key):
+            options = shared_connection_options(parse_uri(self.uri(key=key)))
+            if options:
+                subprocess.run(
+                    ["ssh", *options, "-p", str(self.port), "-O", "exit", f"root@{self.host}"],
+                    capture_output=True,
+                    timeout=10,
+                    check=False,
+                )
+
     def stop(self) -> None:
+        self.close_shared_connections()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

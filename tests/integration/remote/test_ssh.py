@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -185,3 +186,34 @@ def test_remote_daemon_down_is_named(sshd: Sshd, daemon: Daemon) -> None:
     result = daemon.cli("-c", sshd.uri(socket_path=daemon.root / "run/pyvirt/nobody-here"), "list")
     assert result.rc == 1
     assert "pyvirt on 127.0.0.1 cannot reach its daemon (is pyvirtd running there?)" in result.err
+
+
+def test_commands_share_one_ssh_connection(sshd: Sshd, daemon: Daemon) -> None:
+    """The first command leaves a master connection; the next ones ride on it (one sshd login)."""
+    from pyvirt.client.remote import shared_connection_options
+    from pyvirt.uri import parse_uri
+
+    uri = sshd.uri(socket_path=daemon.socket)
+    sshd.close_shared_connections()
+    logins_before = sshd.log.read_text().count("Accepted publickey")
+    for _ in range(3):
+        assert "Name" in daemon.cli("-c", uri, "list", "--all").ok().out
+    assert sshd.log.read_text().count("Accepted publickey") == logins_before + 1
+    check = subprocess.run(
+        [
+            "ssh",
+            *shared_connection_options(parse_uri(uri)),
+            "-p",
+            str(sshd.port),
+            "-O",
+            "check",
+            "root@127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0 and "Master running" in check.stderr, check.stderr
+    # control_persist=0: every command logs in afresh
+    for _ in range(2):
+        daemon.cli("-c", uri + "&control_persist=0", "list").ok()
+    assert sshd.log.read_text().count("Accepted publickey") == logins_before + 3

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from hypothesis import strategies as st
 
 from pyvirt.cli.proxy import pump, socket_path
 from pyvirt.client.remote import explain_ssh_failure, shell_quote, ssh_argv
-from pyvirt.errors import InvalidArgument
+from pyvirt.errors import ConnectionFailed, InvalidArgument
 from pyvirt.uri import parse_uri
 
 
@@ -111,3 +114,57 @@ def test_shell_quote_agrees_with_shlex(word: str) -> None:
     import shlex
 
     assert shell_quote(word) == shlex.quote(word)
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A runtime folder short enough for ssh's control sockets (pytest's tmp_path is too long)."""
+    path = Path(tempfile.mkdtemp(prefix="pvt", dir="/tmp"))
+    yield path
+    shutil.rmtree(path)
+
+
+def test_long_runtime_dir_falls_back_to_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / ("x" * 40)))
+    monkeypatch.delenv("PYVIRT_SSH_CONTROL_PERSIST", raising=False)
+    argv = ssh_argv(parse_uri("qemu+ssh://h/system"), readonly=False)
+    assert f"ControlPath=/tmp/pyvirt-ssh-{os.getuid()}/%C-" in " ".join(argv)
+
+
+def test_connection_sharing_by_default(monkeypatch: pytest.MonkeyPatch, short_tmp: Path) -> None:
+    tmp_path = short_tmp
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.delenv("PYVIRT_SSH_CONTROL_PERSIST", raising=False)
+    argv = ssh_argv(parse_uri("qemu+ssh://root@hail/system?keyfile=/k/a"), readonly=False)
+    assert "ControlMaster=auto" in argv and "ControlPersist=60" in argv
+    path = next(a for a in argv if a.startswith("ControlPath="))[len("ControlPath=") :]
+    assert path.startswith(f"{tmp_path}/pyvirt/ssh/%C-")
+    assert (tmp_path / "pyvirt/ssh").stat().st_mode & 0o777 == 0o700
+    # another key, or host-key checks off, never shares that connection
+    other_key = ssh_argv(parse_uri("qemu+ssh://root@hail/system?keyfile=/k/b"), readonly=False)
+    unchecked = ssh_argv(parse_uri("qemu+ssh://root@hail/system?keyfile=/k/a&no_verify=1"), readonly=False)
+    same = ssh_argv(parse_uri("qemu+ssh://root@hail/system?keyfile=/k/a"), readonly=True)
+    paths = [next(a for a in v if a.startswith("ControlPath=")) for v in (other_key, unchecked, same)]
+    assert paths[0] != f"ControlPath={path}" and paths[1] != f"ControlPath={path}"
+    assert paths[2] == f"ControlPath={path}"
+
+
+def test_connection_sharing_off(monkeypatch: pytest.MonkeyPatch, short_tmp: Path) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_tmp))
+    monkeypatch.setenv("PYVIRT_SSH_CONTROL_PERSIST", "0")
+    assert not any(a.startswith("Control") for a in ssh_argv(parse_uri("qemu+ssh://h/system"), False))
+    monkeypatch.delenv("PYVIRT_SSH_CONTROL_PERSIST")
+    argv = ssh_argv(parse_uri("qemu+ssh://h/system?control_persist=0"), False)
+    assert not any(a.startswith("Control") for a in argv)
+    assert "ControlPersist=5" in ssh_argv(parse_uri("qemu+ssh://h/system?control_persist=5"), False)
+    with pytest.raises(InvalidArgument, match="control_persist"):
+        ssh_argv(parse_uri("qemu+ssh://h/system?control_persist=1m"), False)
+
+
+def test_control_dir_must_be_private(monkeypatch: pytest.MonkeyPatch, short_tmp: Path) -> None:
+    tmp_path = short_tmp
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    (tmp_path / "pyvirt/ssh").mkdir(parents=True)
+    (tmp_path / "pyvirt/ssh").chmod(0o755)
+    with pytest.raises(ConnectionFailed, match="0700"):
+        ssh_argv(parse_uri("qemu+ssh://h/system"), False)
