@@ -27,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 HEADING = "## Disk images (pyvirt img vs qemu-img)"
-PYVIRT = [sys.executable, "-m", "pyvirt.cli.img"]
+PYVIRT = [str(Path(sys.executable).parent / "pyvirt"), "img"]  # the installed launcher, as a user runs it
 
 
 def run(argv: list[str], env: dict[str, str]) -> float:
@@ -189,7 +189,7 @@ def bench(size: int, rounds: int, rounds_c: int, workdir: Path) -> dict[str, Any
         cli.append(
             {"op": f"{name} (command)", "qemu_ms": tq * 1000, "pyvirt_ms": tp * 1000, "ratio": tq / tp}
         )
-    start = statistics.median(run([sys.executable, "-c", "pass"], env) for _ in range(n)) * 1000
+    start = statistics.median(run([sys.executable, "-S", "-c", "pass"], env) for _ in range(n)) * 1000
     return {
         "load": [load_before, os.getloadavg()[0]],
         "size": size,
@@ -243,7 +243,7 @@ def markdown(res: dict[str, Any]) -> str:
         f"Source: a raw file of {size >> 20} MiB, first half random, second half written zeros; page cache "
         "warm; each figure is the median of the rounds, the tools alternating; ratio = qemu-img time / "
         "pyvirt time (above 1: pyvirt faster). Every pyvirt output was checked identical with "
-        "`qemu-img compare`. pyvirt runs as `python -m pyvirt.cli.img`.",
+        "`qemu-img compare`. pyvirt runs as `.venv/bin/pyvirt img` (the launcher `make setup` writes).",
         "",
         f"Machine: {m['cpu']}, {m['memory']}, Linux {m['kernel']}, Python {m['python']}, {m['qemu-img']}; "
         f"load average {res['load'][0]:.1f} at the start, {res['load'][1]:.1f} at the end (a shared machine: "
@@ -266,8 +266,8 @@ def markdown(res: dict[str, Any]) -> str:
     lines += [
         "",
         f"Library calls (in-process, no interpreter start): `image_info()` {lib['image_info() ms']:.3f} ms, "
-        f"`create_image()` {lib['create_image() ms']:.3f} ms. For scale, `python -c pass` takes "
-        f"{res['python_startup_ms']:.1f} ms here.",
+        f"`create_image()` {lib['create_image() ms']:.3f} ms. For scale, `python -S -c pass` "
+        f"(the bare interpreter) takes {res['python_startup_ms']:.1f} ms here.",
         "",
         "Output sizes (bytes): " + ", ".join(f"{k.split()[0]} {v}" for k, v in res["sizes"].items()) + ".",
         "",
@@ -283,7 +283,7 @@ def markdown(res: dict[str, Any]) -> str:
         "",
         "Targets (issue 3): plain convert >= 0.8x qemu-img, compressed >= 1.0x, info/create commands no "
         "slower than qemu-img and < 1 ms as library calls. The command figures include the Python "
-        "interpreter's start-up (the `python -c pass` figure above), which alone exceeds qemu-img's "
+        "interpreter's start-up (the `python -S -c pass` figure above), which alone exceeds qemu-img's "
         "whole run; that target is out of reach for a Python command, the library-call one is met.",
         "",
     ]
