@@ -36,7 +36,7 @@ HEAVY = (
 )
 
 # Importing ``array`` imports ``collections.abc`` (and so ``collections``): the verbs that open a
-# qcow2 image (its L1/L2 and refcount tables are arrays) pay for it.
+# qcow2 image (its L1/L2 and refcount tables are arrays) pay for it; creating one does not.
 ARRAY = {"collections"}
 
 PROBE = """
@@ -70,9 +70,10 @@ def _run(*argv: str) -> tuple[int, list[str]]:
         (["info", "{child}"], set()),
         (["info", "--backing-chain", "{child}"], set()),
         (["info", "{snap}"], set()),
-        (["create", "-f", "qcow2", "{new}", "10G"], ARRAY),
-        (["create", "-f", "qcow2", "-o", "cluster_size=4k,lazy_refcounts=on", "{new}", "1G"], ARRAY),
-        (["create", "-f", "qcow2", "-b", "{qcow2}", "-F", "qcow2", "{new}"], ARRAY),
+        (["create", "-f", "qcow2", "{new}", "10G"], set()),
+        (["create", "-f", "qcow2", "-o", "cluster_size=4k,lazy_refcounts=on", "{new}", "1G"], set()),
+        (["create", "-f", "qcow2", "-o", "compat=0.10", "{new}", "1G"], set()),
+        (["create", "-f", "qcow2", "-b", "{qcow2}", "-F", "qcow2", "{new}"], ARRAY),  # opens the backing file
         (["create", "-f", "raw", "{new}", "1M"], set()),
         (["check", "{qcow2}"], ARRAY),
         (["check", "{child}"], ARRAY),

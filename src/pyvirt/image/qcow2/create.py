@@ -6,7 +6,6 @@ import os
 
 from pyvirt.image.errors import ImageError
 from pyvirt.image.qcow2 import header as H
-from pyvirt.image.qcow2.refcount import Refcounts
 from pyvirt.image.raw import pwrite_full
 
 PREALLOC_MODES = ("off", "metadata", "falloc", "full")
@@ -71,31 +70,10 @@ def create_qcow2(
     except OSError as err:
         raise ImageError(f"Could not create '{path}': {err.strerror}") from err
     try:
-        moved: list[tuple[int, int]] = []
-        refs = Refcounts(
-            fd,
-            cluster_bits=cb,
-            refcount_order=h.refcount_order,
-            table_offset=cs,
-            table_clusters=1,
-            file_size=2 * cs,
-            on_table_moved=lambda o, n: moved.append((o, n)),
-            source=path,
-        )
-        refs.table = refs.table[:0]
-        refs.table.extend([0] * (cs // 8))
-        refs.add(0, 1)
-        refs.add(1, 1)
-        l1_clusters = -(-l1_size * 8 // cs)
-        l1_off = refs.alloc(l1_clusters) if l1_size else 0
-        h.l1_table_offset = l1_off
-        if moved:
-            h.refcount_table_offset, h.refcount_table_clusters = moved[-1]
-        header = h.pack(cs)
-        pwrite_full(fd, [header + bytes(cs - len(header))], 0)
-        refs.flush()
-        if l1_size:
-            pwrite_full(fd, [bytes(l1_size * 8)], l1_off)
+        if _fits_one_refcount_block(h):
+            _write_metadata_one_block(fd, h)
+        else:
+            _write_metadata(fd, h, path)
     except BaseException:
         os.close(fd)
         _unlink(path)
@@ -107,6 +85,79 @@ def create_qcow2(
         except BaseException:
             _unlink(path)
             raise
+
+
+def _metadata_clusters(h: H.Header) -> int:
+    """Clusters of a new image's metadata: header, refcount table, refcount block, L1 table."""
+    return 3 + -(-h.l1_size * 8 // h.cluster_size)
+
+
+def _fits_one_refcount_block(h: H.Header) -> bool:
+    """Whether the first refcount block covers all the metadata (always, with default options)."""
+    return _metadata_clusters(h) <= h.cluster_size * 8 // h.refcount_bits
+
+
+def _write_metadata_one_block(fd: int, h: H.Header) -> None:
+    """Write what :func:`_write_metadata` writes when one refcount block suffices, byte for byte.
+
+    Clusters 0, 1, 2 hold the header, the refcount table and its one block, the L1 table follows.
+    Written here without :class:`Refcounts`, whose tables are arrays: importing ``array`` imports
+    ``collections``, a tenth of what ``pyvirt img create`` costs.
+    """
+    cs = h.cluster_size
+    h.refcount_table_offset, h.refcount_table_clusters = cs, 1
+    h.l1_table_offset = 3 * cs if h.l1_size else 0
+    header = h.pack(cs)
+    pwrite_full(fd, [header + bytes(cs - len(header))], 0)
+    pwrite_full(fd, [_refcounts_of_one(_metadata_clusters(h), h.refcount_bits, cs)], 2 * cs)
+    pwrite_full(fd, [(2 * cs).to_bytes(8, "big") + bytes(cs - 8)], cs)
+    if h.l1_size:
+        pwrite_full(fd, [bytes(h.l1_size * 8)], h.l1_table_offset)
+
+
+def _refcounts_of_one(n: int, bits: int, cs: int) -> bytes:
+    """A refcount block (``cs`` bytes of ``bits``-wide entries) whose first ``n`` entries are 1."""
+    if bits >= 8:
+        data = (1).to_bytes(bits // 8, "big") * n
+    else:  # several entries a byte, the first in the lowest bits (as Refcounts encodes them)
+        per_byte = 8 // bits
+        full, rest = divmod(n, per_byte)
+        data = bytes([sum(1 << (i * bits) for i in range(per_byte))]) * full
+        if rest:
+            data += bytes([sum(1 << (i * bits) for i in range(rest))])
+    return data + bytes(cs - len(data))
+
+
+def _write_metadata(fd: int, h: H.Header, path: str) -> None:
+    """Lay out the metadata with :class:`Refcounts`, which adds blocks and moves the table as needed."""
+    from pyvirt.image.qcow2.refcount import Refcounts
+
+    cs = h.cluster_size
+    moved: list[tuple[int, int]] = []
+    refs = Refcounts(
+        fd,
+        cluster_bits=h.cluster_bits,
+        refcount_order=h.refcount_order,
+        table_offset=cs,
+        table_clusters=1,
+        file_size=2 * cs,
+        on_table_moved=lambda o, n: moved.append((o, n)),
+        source=path,
+    )
+    refs.table = refs.table[:0]
+    refs.table.extend([0] * (cs // 8))
+    refs.add(0, 1)
+    refs.add(1, 1)
+    l1_clusters = -(-h.l1_size * 8 // cs)
+    l1_off = refs.alloc(l1_clusters) if h.l1_size else 0
+    h.l1_table_offset = l1_off
+    if moved:
+        h.refcount_table_offset, h.refcount_table_clusters = moved[-1]
+    header = h.pack(cs)
+    pwrite_full(fd, [header + bytes(cs - len(header))], 0)
+    refs.flush()
+    if h.l1_size:
+        pwrite_full(fd, [bytes(h.l1_size * 8)], l1_off)
 
 
 def _preallocate(path: str, mode: str) -> None:
