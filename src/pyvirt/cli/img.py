@@ -138,8 +138,7 @@ def _progress_done(enabled: bool) -> None:
 
 
 def cmd_create(argv: list[str]) -> int:
-    from pyvirt.image.api import create_image
-    from pyvirt.image.options import parse_options
+    from pyvirt.image.create import create_image
     from pyvirt.image.sizes import parse_size
 
     opts, args = _parse(argv, "qf:b:F:uo:", [])
@@ -160,7 +159,11 @@ def cmd_create(argv: list[str]) -> int:
     if not args or len(args) > 2:
         raise UsageError("Expecting image file name")
     path = args[0]
-    kw = parse_options(o)
+    kw: dict[str, object] = {}
+    if o:
+        from pyvirt.image.options import parse_options
+
+        kw = parse_options(o)
     backing = backing or kw.pop("backing", None)  # type: ignore[assignment]
     bfmt = bfmt or kw.pop("backing_fmt", None)  # type: ignore[assignment]
     kw.pop("backing", None)
@@ -173,7 +176,7 @@ def cmd_create(argv: list[str]) -> int:
         _err(f"{path}: Image creation needs a size parameter")
         return 1
     if size is None:
-        from pyvirt.image.api import image_info
+        from pyvirt.image.info import image_info
         from pyvirt.image.opener import resolve_backing
 
         assert backing is not None

@@ -160,7 +160,7 @@ def _copy(
     allocates, and writer threads fill the reserved file ranges (or a deflate pool compresses).
     A buffer goes back to the readers only once every write from it has finished.
     """
-    from pyvirt.image.raw import pread_full, pwrite_full
+    from pyvirt.image.fileio import pread_full, pwrite_full
 
     granule = d.cluster_size or sparse or 512
     if sparse == 0:

@@ -8,7 +8,7 @@ from array import array
 
 from pyvirt.image.base import Extent, Image
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
-from pyvirt.image.raw import pread_full
+from pyvirt.image.fileio import pread_full
 
 SIGNATURE = 0xBEDA107F
 UNALLOCATED = 0xFFFFFFFF

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pyvirt.image.base import Extent, Image
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
-from pyvirt.image.raw import pread_full
+from pyvirt.image.fileio import pread_full
 
 SPARSE_MAGIC = b"KDMV"
 GD_AT_END = 0xFFFFFFFFFFFFFFFF

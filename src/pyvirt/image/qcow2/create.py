@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from pyvirt.image.errors import ImageError
+from pyvirt.image.fileio import pwrite_full
 from pyvirt.image.qcow2 import header as H
-from pyvirt.image.raw import pwrite_full
 
 PREALLOC_MODES = ("off", "metadata", "falloc", "full")
 

@@ -13,6 +13,7 @@ from array import array
 
 from pyvirt.image.base import ZERO_CHUNK, Extent, Image
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
+from pyvirt.image.fileio import pread_full, pwrite_full
 from pyvirt.image.locking import lock_image
 from pyvirt.image.qcow2 import header as H
 from pyvirt.image.qcow2.refcount import Refcounts, dump_be64, load_be64
@@ -26,7 +27,6 @@ from pyvirt.image.qcow2.tables import (
     compressed_entry,
     compressed_range,
 )
-from pyvirt.image.raw import pread_full, pwrite_full
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import sys
 from array import array
 
 from pyvirt.image.errors import CorruptImage, ImageError
+from pyvirt.image.fileio import pread_full, pwrite_full
 from pyvirt.image.qcow2.header import MAX_REFTABLE_BYTES
-from pyvirt.image.raw import pread_full, pwrite_full
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:

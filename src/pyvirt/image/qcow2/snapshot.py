@@ -12,8 +12,8 @@ import struct
 import time
 
 from pyvirt.image.errors import CorruptImage, ImageError
+from pyvirt.image.fileio import pread_full, pwrite_full
 from pyvirt.image.qcow2 import header as H
-from pyvirt.image.raw import pread_full, pwrite_full
 from pyvirt.image.record import Record
 from pyvirt.image.sizes import size_to_str
 
