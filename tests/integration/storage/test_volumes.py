@@ -3,28 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
+from tests.integration.storage.volume_checks import images, qemu_img, qemu_info
 from tests.support.daemon import Daemon
-
-
-def images(daemon: Daemon) -> Path:
-    return daemon.root / "var/lib/pyvirt/images"
-
-
-def qemu_img(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=False)
-
-
-def qemu_info(path: Path) -> dict[str, object]:
-    result = qemu_img("info", "--output", "json", "-U", str(path))
-    assert result.returncode == 0, result.stderr
-    data: dict[str, object] = json.loads(result.stdout)
-    return data
 
 
 def assert_clean(path: Path) -> None:

@@ -11,22 +11,8 @@ import pytest
 from pyvirt.conf.storage import BackingStore, VolumeDef, parse_volume
 from pyvirt.errors import AlreadyExists, InvalidState, OperationFailed, XMLError
 from pyvirt.image import image_info, open_image
-from pyvirt.paths import Layout, system_layout
-from pyvirt.storage.driver import StorageDriver
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> Layout:
-    lay = system_layout(tmp_path / "root")
-    lay.run_dir.mkdir(parents=True)
-    lay.ensure()
-    return lay
-
-
-def make_driver(layout: Layout) -> StorageDriver:
-    driver = StorageDriver(layout)
-    driver.load()
-    return driver
+from pyvirt.paths import Layout
+from tests.unit.storage.drivers import make_driver
 
 
 def write_pattern(path: Path, size: int) -> bytes:

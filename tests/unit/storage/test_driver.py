@@ -10,27 +10,9 @@ import pytest
 from pyvirt.conf.storage import BackingStore, PoolDef, VolumeDef, parse_pool
 from pyvirt.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, OperationFailed
 from pyvirt.image import image_info
-from pyvirt.paths import Layout, system_layout
+from pyvirt.paths import Layout
 from pyvirt.storage import stream, volumes
-from pyvirt.storage.driver import StorageDriver
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> Layout:
-    lay = system_layout(tmp_path)
-    lay.run_dir.mkdir(parents=True)
-    lay.ensure()
-    return lay
-
-
-def make_driver(layout: Layout) -> StorageDriver:
-    driver = StorageDriver(layout)
-    driver.load()
-    return driver
-
-
-def pool_xml(name: str, path: Path) -> str:
-    return f"<pool type='dir'><name>{name}</name><target><path>{path}</path></target></pool>"
+from tests.unit.storage.drivers import make_driver, pool_xml
 
 
 def test_default_pool_once_in_the_hosts_life(layout: Layout) -> None:

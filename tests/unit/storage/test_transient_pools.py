@@ -9,29 +9,10 @@ import pytest
 
 from pyvirt.conf.storage import parse_pool
 from pyvirt.errors import AlreadyExists, InvalidState, NotFound, OperationFailed
-from pyvirt.paths import Layout, system_layout
-from pyvirt.storage.driver import StorageDriver
+from pyvirt.paths import Layout
+from tests.unit.storage.drivers import make_driver, pool_xml
 
 UUID = "0c2f4e1a-6b1d-4f5e-9a51-3d3c1e0f8a11"
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> Layout:
-    lay = system_layout(tmp_path / "root")
-    lay.run_dir.mkdir(parents=True)
-    lay.ensure()
-    return lay
-
-
-def make_driver(layout: Layout) -> StorageDriver:
-    driver = StorageDriver(layout)
-    driver.load()
-    return driver
-
-
-def pool_xml(name: str, path: Path, uuid: str | None = None) -> str:
-    uuid_xml = f"<uuid>{uuid}</uuid>" if uuid else ""
-    return f"<pool type='dir'><name>{name}</name>{uuid_xml}<target><path>{path}</path></target></pool>"
 
 
 def states(layout: Layout) -> list[str]:

@@ -14,23 +14,9 @@ import pytest
 from pyvirt.conf.storage import BackingStore, VolumeDef
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, UnsupportedConfig
 from pyvirt.image import image_info
-from pyvirt.paths import Layout, system_layout
+from pyvirt.paths import Layout
 from pyvirt.storage import volumes
-from pyvirt.storage.driver import StorageDriver
-
-
-@pytest.fixture
-def layout(tmp_path: Path) -> Layout:
-    lay = system_layout(tmp_path / "root")
-    lay.run_dir.mkdir(parents=True)
-    lay.ensure()
-    return lay
-
-
-def make_driver(layout: Layout) -> StorageDriver:
-    driver = StorageDriver(layout)
-    driver.load()
-    return driver
+from tests.unit.storage.drivers import make_driver
 
 
 def test_zero_wipe_of_an_allocated_file_writes_zeros_in_place(tmp_path: Path) -> None:
