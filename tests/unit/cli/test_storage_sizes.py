@@ -25,7 +25,7 @@ def test_scaled(text: str, value: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "G", "1 0", "10X", "10GiBs", "-1", "1.5G", "10 G B", "１０G", "99999999E"]
+    "text", ["", "G", "1 0", "10X", "10GiBs", "-1", "1.5G", "10 G B", "\uff11\uff10G", "99999999E"]
 )
 def test_malformed(text: str) -> None:
     with pytest.raises(InvalidArgument, match="Malformed size"):
