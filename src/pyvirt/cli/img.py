@@ -24,7 +24,7 @@ Commands (as qemu-img):
   convert [-c] [-p] [-q] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] [-B BACKING [-F BACKING_FMT]] [-S SIZE]
           [-m N] [-W] FILENAME OUTPUT_FILENAME
   resize [-q] [-f FMT] [--shrink] FILENAME [+|-]SIZE
-  commit [-q] [-f FMT] [-p] [-d] FILENAME
+  commit [-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE_LIMIT] [-d] [-p] FILENAME
   rebase [-q] [-f FMT] [-p] [-u] -b BACKING [-F BACKING_FMT] FILENAME
   snapshot [-q] [-f FMT] [-l | -a SNAPSHOT | -c SNAPSHOT | -d SNAPSHOT] FILENAME
   map [-f FMT] [--output=human|json] FILENAME
@@ -132,6 +132,54 @@ def _progress_done(enabled: bool) -> None:
     if enabled:
         sys.stdout.write("    (100.00/100%)\r\n")
         sys.stdout.flush()
+
+
+class _ProgressLine:
+    """qemu's progress line for commit and rebase: ``    (12.34/100%)\r`` whenever the percentage
+    moves by more than ``step`` (and at 0 and 100), ended by a newline."""
+
+    def __init__(self, step: float) -> None:
+        self.step, self.last, self.started = step, 0.0, False
+
+    def __call__(self, pct: float) -> None:
+        pct = min(pct, 100.0)
+        if pct in (0.0, 100.0) or abs(pct - self.last) > self.step:
+            self.last, self.started = pct, True
+            sys.stdout.write(f"    ({pct:3.2f}/100%)\r")
+            sys.stdout.flush()
+
+    def end(self, ok: bool) -> None:
+        """After success the line shows 100%; after an error (once begun) it is just ended."""
+        if ok:
+            self(100.0)
+        if self.started:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
+def _run_with_progress(bar: _ProgressLine | None, run: Callable[[], None]) -> None:
+    try:
+        run()
+    except BaseException:
+        if bar is not None:
+            bar.end(False)
+        raise
+    if bar is not None:
+        bar.end(True)
+
+
+CACHE_MODES = ("none", "off", "writeback", "writethrough", "directsync", "unsafe")
+
+
+def _check_cache(mode: str) -> None:
+    if mode not in CACHE_MODES:
+        raise UsageError(f"Invalid cache option: {mode}")
+
+
+def _rate_limit(text: str) -> int:
+    from pyvirt.image.sizes import parse_size
+
+    return parse_size(text, what="rate limit")
 
 
 # ---------------------------------------------------------------- verbs
@@ -370,10 +418,12 @@ def cmd_resize(argv: list[str]) -> int:
 
 
 def cmd_commit(argv: list[str]) -> int:
-    from pyvirt.image.ops import commit
+    from pyvirt.image.commit import commit
 
     opts, args = _parse(argv, "qf:pdb:t:r:", [])
     fmt, quiet, progress, drop = None, False, False, False
+    base: str | None = None
+    cache: str | None = None
     for k, v in opts:
         if k == "-f":
             fmt = v
@@ -384,12 +434,17 @@ def cmd_commit(argv: list[str]) -> int:
         elif k == "-d":
             drop = True
         elif k == "-b":
-            raise UsageError("-b (commit to a base further down the chain) is not supported")
+            base = v  # qemu-img: -b implies -d
+        elif k == "-t":
+            cache = v
+        elif k == "-r":
+            _rate_limit(v)
     if len(args) != 1:
         raise UsageError("Expecting one image file name")
-    show = progress and not quiet
-    commit(args[0], fmt=fmt, drop=drop, progress=_progress_printer(quiet) if show else None)
-    _progress_done(show)
+    if cache is not None:
+        _check_cache(cache)
+    bar = _ProgressLine(1.0) if progress and not quiet else None
+    _run_with_progress(bar, lambda: commit(args[0], fmt=fmt, base=base, drop=drop, progress=bar))
     if not quiet:
         print("Image committed.")
     return 0

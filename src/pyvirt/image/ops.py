@@ -1,4 +1,4 @@
-"""Whole-image operations on open images: map, compare, commit, rebase."""
+"""Whole-image operations on open images: map, compare, rebase (commit: :mod:`pyvirt.image.commit`)."""
 
 from __future__ import annotations
 
@@ -169,47 +169,6 @@ def _intersect(x: list[tuple[int, int]], y: list[tuple[int, int]]) -> list[tuple
         else:
             j += 1
     return out
-
-
-def commit(
-    path: str, *, fmt: str | None = None, drop: bool = False, progress: Progress | None = None
-) -> None:
-    """Write the top image's own data into its backing file, then (unless ``drop``) empty the top."""
-    from pyvirt.image.qcow2.image import Qcow2Image
-
-    # The top is opened without its backing file: only its own clusters are read, and the base
-    # must be opened writable here (a read-only opener would hold QEMU's "no writers" lock on it).
-    with open_image(path, fmt=fmt, readonly=False, backing=False) as top:
-        if not isinstance(top, Qcow2Image) or top.backing_file is None:
-            raise ImageError(f"Image '{path}' does not have a backing file")
-        if top.backing_format is None:
-            raise ImageError(f"Image '{path}' does not state its backing file's format")
-        target = resolve_backing(path, top.backing_file, allow_outside=True)
-        with open_image(
-            target, fmt=top.backing_format, readonly=False, backing=True, allow_backing_outside=True
-        ) as base:
-            runs = [(s, n) for s, n, alloc in top.allocated_in_top(0, top.size) if alloc]
-            total = sum(n for _, n in runs) or 1
-            if base.size < top.size:
-                base.truncate(top.size)
-            done = 0
-            buf = bytearray(CHUNK)
-            for s, n in runs:
-                pos, end = s, s + n
-                while pos < end:
-                    m = min(CHUNK, end - pos)
-                    mv = memoryview(buf)[:m]
-                    top.readinto(pos, mv)
-                    if buf[:m] == bytes(m):
-                        base.write_zeroes(pos, m)
-                    else:
-                        base.write(pos, mv)
-                    pos += m
-                    done += m
-                    if progress:
-                        progress(done * 100.0 / total)
-        if not drop:
-            top.make_empty()
 
 
 def rebase(
