@@ -22,7 +22,7 @@ Commands (as qemu-img):
   info [-f FMT] [--output=human|json] [--backing-chain] [-U] FILENAME
   check [-q] [-f FMT] [--output=human|json] [-r leaks|all] FILENAME
   convert [-c] [-p] [-q] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] [-B BACKING [-F BACKING_FMT]] [-S SIZE]
-          [-m N] [-W] FILENAME OUTPUT_FILENAME
+          [-m N] [-W] [-n] [--target-is-zero] FILENAME [FILENAME2 [...]] OUTPUT_FILENAME
   resize [-q] [-f FMT] [--shrink] FILENAME [+|-]SIZE
   commit [-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE_LIMIT] [-d] [-p] FILENAME
   rebase [-q] [-f FMT] [-p] [-u] -b BACKING [-F BACKING_FMT] FILENAME
@@ -360,18 +360,17 @@ def cmd_convert(argv: list[str]) -> int:
             kw["target_is_zero"] = True
         elif k in ("-U", "--force-share"):
             kw["force_share"] = True
-    if len(args) != 2:
-        raise UsageError(
-            "Expecting a source and a destination file name (multiple sources are not supported)"
-        )
-    if kw.get("backing") and not kw.get("backing_fmt"):
-        kw["backing_fmt"] = _probe_backing_fmt(args[1], kw["backing"])
+    if len(args) < 2:
+        raise UsageError("Must specify image file name")
+    sources, dst = args[:-1], args[-1]
+    if kw.get("backing") and not kw.get("backing_fmt") and not kw.get("skip_create"):
+        kw["backing_fmt"] = _probe_backing_fmt(dst, kw["backing"])
     show = progress and not quiet
     if show:
         sys.stdout.write("    (0.00/100%)\r")
     convert(
-        args[0],
-        args[1],
+        sources[0] if len(sources) == 1 else sources,
+        dst,
         out_fmt,
         options=o,
         sparse_size=sparse,

@@ -24,6 +24,7 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
             backing_fmt=None, options=None, sparse_size=4096, threads=None) -> None
         ``options`` are qemu-img ``-o`` pairs (cluster_size, compat, preallocation, lazy_refcounts,
         refcount_bits); ``progress`` is called with a percentage. Like qemu-img, no final fsync.
+        ``src`` may be a list of images: they are concatenated (whole 512-byte sectors each).
         (``pyvirt.image.converter.convert`` also takes ``skip_create``/``target_is_zero``, i.e. -n.)
     check(path, repair=None, *, fmt=None, force_share=False) -> CheckResult
         repair: None, "leaks" or "all"; ``CheckResult.exit_code`` is qemu-img's (0, 2, 3; 63 raw).

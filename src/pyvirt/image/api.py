@@ -9,7 +9,7 @@ from pyvirt.image.sizes import parse_relative_size
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from typing import Any
 
     from pyvirt.image.checker import CheckResult
@@ -18,7 +18,7 @@ __all__ = ["check", "convert", "create_image", "image_info", "open_image", "resi
 
 
 def convert(
-    src: str,
+    src: str | Sequence[str],
     dst: str,
     out_fmt: str,
     *,
@@ -33,7 +33,10 @@ def convert(
     allow_backing_outside: bool = False,
     force_share: bool = False,
 ) -> None:
-    """Copy ``src`` into a new ``dst`` of ``out_fmt`` (see :mod:`pyvirt.image.converter`)."""
+    """Copy ``src`` (or several sources, concatenated) into a new ``dst`` of ``out_fmt``.
+
+    See :mod:`pyvirt.image.converter`.
+    """
     from pyvirt.image.converter import convert as _convert
 
     _convert(

@@ -12,7 +12,7 @@ import os
 import threading
 import zlib
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from pyvirt.image.base import ZERO_CHUNK, Image
@@ -26,10 +26,11 @@ WRITE_BEHIND = 4
 READERS = 2
 WRITERS = 1  # two writers only spin on the inode lock
 Progress = Callable[[float], None]
+Extents = Iterator[tuple[int, int, bool, int, int]]  # start, length, maybe data, fd, file offset
 
 
 def convert(
-    src: str,
+    src: str | Sequence[str],
     dst: str,
     out_fmt: str,
     *,
@@ -49,26 +50,23 @@ def convert(
 ) -> None:
     """Copy ``src`` into a new image ``dst``; with ``backing`` only what differs from it is written.
 
-    ``skip_create`` (qemu-img's ``-n``) writes into an existing ``dst`` instead, zeroing what reads
-    as zero unless ``target_is_zero``. Like qemu-img convert, the result is not fdatasync'ed
-    unless ``durable``.
+    ``src`` may be several images (all of format ``src_fmt``, or each probed): they are
+    concatenated, as qemu-img does. ``skip_create`` (qemu-img's ``-n``) writes into an existing
+    ``dst`` instead, zeroing what reads as zero unless ``target_is_zero``; with ``backing`` it then
+    only names the mode (unallocated ranges of the source's top are left alone). Like qemu-img
+    convert, the result is not fdatasync'ed unless ``durable``.
     """
     from pyvirt.image.api import create_image
 
+    sources = [src] if isinstance(src, str) else list(src)
+    _check_flags(options or {}, skip_create=skip_create, target_is_zero=target_is_zero)
     opts = parse_options(options or {})
     backing = backing or opts.pop("backing", None)  # type: ignore[assignment]
     backing_fmt = backing_fmt or opts.pop("backing_fmt", None)  # type: ignore[assignment]
     opts.pop("backing", None)
     opts.pop("backing_fmt", None)
-    if compress and out_fmt != "qcow2":
-        raise ImageError(f"Compression not supported for this file format ({out_fmt})")
-    if sparse_size % 512:
-        raise ImageError("Invalid buffer size for sparse output specified (-S must be a multiple of 512)")
-    if skip_create and (opts or backing):
-        raise ImageError("-n (no target creation) cannot be combined with -o options or -B")
-    with open_image(
-        src, fmt=src_fmt, allow_backing_outside=allow_backing_outside, force_share=force_share
-    ) as s:
+    _check_target(sources, out_fmt, backing, compress=compress, sparse_size=sparse_size, zero=target_is_zero)
+    with _open_sources(sources, src_fmt, allow_backing_outside, force_share) as s:
         if not skip_create:
             size = int(opts.pop("size", s.size))  # type: ignore[call-overload]
             create_image(
@@ -89,9 +87,7 @@ def convert(
                 allow_backing_outside=True,
             ) as d:
                 if d.size < s.size:
-                    raise ImageError(
-                        f"The target '{dst}' is smaller than the source ({d.size} < {s.size} bytes)"
-                    )
+                    raise ImageError("output file is smaller than input file")
                 d.durable = durable
                 _copy(
                     s,
@@ -111,15 +107,68 @@ def convert(
             raise
 
 
-def _extents(s: Image, size: int, top_only: bool) -> Iterator[tuple[int, int, bool, int, int]]:
+def _check_flags(options: dict[str, str], *, skip_create: bool, target_is_zero: bool) -> None:
+    """qemu-img's checks of -n, -o and --target-is-zero, made before any file is opened."""
+    if skip_create and options:
+        raise ImageError("-o has no effect when skipping image creation")
+    if target_is_zero and not skip_create:
+        raise ImageError("--target-is-zero requires use of -n flag")
+
+
+def _check_target(
+    sources: list[str], out_fmt: str, backing: str | None, *, compress: bool, sparse_size: int, zero: bool
+) -> None:
+    if not sources:
+        raise ImageError("Must specify image file name")
+    if compress and out_fmt != "qcow2":
+        raise ImageError(f"Compression not supported for this file format ({out_fmt})")
+    if sparse_size % 512:
+        raise ImageError("Invalid buffer size for sparse output specified (-S must be a multiple of 512)")
+    if zero and backing:
+        raise ImageError("Cannot use --target-is-zero when the destination image has a backing file")
+    if len(sources) > 1 and backing:
+        raise ImageError(
+            "Having a backing file for the target makes no sense when concatenating multiple input images"
+        )
+
+
+def _open_sources(sources: list[str], fmt: str | None, allow_outside: bool, force_share: bool) -> Image:
+    """One source opened as ever (the fast path), several as one :class:`ConcatImage`."""
+    if len(sources) == 1:
+        return open_image(sources[0], fmt=fmt, allow_backing_outside=allow_outside, force_share=force_share)
+    from pyvirt.image.concat import ConcatImage
+
+    parts: list[Image] = []
+    try:
+        for name in sources:
+            parts.append(
+                open_image(name, fmt=fmt, allow_backing_outside=allow_outside, force_share=force_share)
+            )
+    except BaseException:
+        ConcatImage(parts).close()
+        raise
+    return ConcatImage(parts)
+
+
+def _extents(s: Image, size: int, top_only: bool) -> Extents:
     """``(start, length, maybe_data, fd, file_offset)`` over ``[0, size)``.
 
     ``maybe_data`` False means the range reads as zero (or is left to the target's backing file).
     ``fd``/``file_offset`` say where the bytes lie when they can be read with a plain pread
     (uncompressed data in some file of the chain); ``fd`` is -1 otherwise.
     """
+    from pyvirt.image.concat import ConcatImage
     from pyvirt.image.qcow2.image import Qcow2Image
 
+    if isinstance(s, ConcatImage):
+        for part, at in zip(s.parts, s.starts, strict=True):
+            if at >= size:
+                break
+            for start, n, maybe_data, fd, host in _extents(part, min(part.size, size - at), False):
+                yield start + at, n, maybe_data, fd, host
+        if s.size < size:
+            yield s.size, size - s.size, False, -1, 0
+        return
     if top_only and isinstance(s, Qcow2Image) and s.backing is not None:
         for start, n, alloc in s.allocated_in_top(0, min(size, s.size)):
             yield start, n, alloc, -1, 0
@@ -128,6 +177,7 @@ def _extents(s: Image, size: int, top_only: bool) -> Iterator[tuple[int, int, bo
         pos = 0
         step = 1 << 30
         limit = min(size, s.size)
+        carry = 0  # bytes of this extent the data before it has taken over
         while pos < limit:
             n = min(step, limit - pos)
             for x in s.block_status(pos, n):
@@ -136,7 +186,18 @@ def _extents(s: Image, size: int, top_only: bool) -> Iterator[tuple[int, int, bo
                     img = chain[x.depth]
                     if img.format in ("raw", "qcow2"):
                         fd = img.fd
-                yield x.start, x.length, x.data or not x.zero, fd, x.offset or 0
+                start, length, host, maybe_data = x.start, x.length, x.offset or 0, x.data or not x.zero
+                if carry:
+                    start, length, host, carry = start + carry, length - carry, host + carry, 0
+                    if length <= 0:
+                        carry = -length
+                        continue
+                if maybe_data and (start + length) % 512:
+                    # qemu-img converts whole sectors: data ending inside one (a raw file's
+                    # odd-sized end) is read and written up to the sector's end.
+                    carry = -(start + length) % 512
+                    length += carry
+                yield start, length, maybe_data, fd, host
             pos += n
     if s.size < size:
         yield s.size, size - s.size, False, -1, 0
@@ -172,7 +233,7 @@ def _copy(
     generic_lock = threading.Lock()
 
     # qcow2 and raw reads may run on several threads at once (decompression then uses both cores).
-    concurrent_reads = all(img.format in ("qcow2", "raw") for img in s.chain())
+    concurrent_reads = all(img.format in ("qcow2", "raw") for img in _source_files(s))
 
     def generic_read(pos: int, buf: memoryview) -> None:
         if concurrent_reads:
@@ -231,8 +292,11 @@ def _copy(
             free.append(buf)
         report(n)
 
+    extents = _extents(s, size, top_only=has_backing)
+    if comp is not None:
+        extents = _whole_clusters(extents, comp.cs, size)
     try:
-        for start, length, maybe_data, fd, host in _extents(s, size, top_only=has_backing):
+        for start, length, maybe_data, fd, host in extents:
             if not maybe_data:
                 if must_zero and not _top_unallocated_skip(s, has_backing):
                     d.write_zeroes(start, length)
@@ -265,6 +329,47 @@ def _copy(
             comp.shutdown()
     if progress is not None and done < size:
         progress(100.0)
+
+
+def _source_files(s: Image) -> list[Image]:
+    """Every image the source reads from: its chain, or each part's chain."""
+    from pyvirt.image.concat import ConcatImage
+
+    if isinstance(s, ConcatImage):
+        return [img for part in s.parts for img in part.chain()]
+    return s.chain()
+
+
+def _whole_clusters(extents: Extents, cs: int, size: int) -> Extents:
+    """The extents for a compressed target: a cluster holding any data is read whole (as qemu-img
+    does), so every data range starts on a cluster boundary; one so widened is read generically."""
+    at = 0  # what lies before has been yielded
+    pend: list[int] = []  # a widened data range not yet yielded: start, end, fd, host
+    for start, length, maybe_data, fd, host in extents:
+        if not maybe_data:
+            continue
+        a, b = start - start % cs, min(size, -(-(start + length) // cs) * cs)
+        if (a, b) != (start, start + length):
+            fd, host = -1, 0
+        if pend and a < pend[1]:
+            pend[1], pend[2], pend[3] = max(pend[1], b), -1, 0
+            continue
+        if pend:
+            yield from _data_after_gap(at, pend)
+            at = pend[1]
+        pend = [a, b, fd, host]
+    if pend:
+        yield from _data_after_gap(at, pend)
+        at = pend[1]
+    if at < size:
+        yield at, size - at, False, -1, 0
+
+
+def _data_after_gap(at: int, pend: list[int]) -> Extents:
+    start, end, fd, host = pend
+    if at < start:
+        yield at, start - at, False, -1, 0
+    yield start, end - start, True, fd, host
 
 
 def _top_unallocated_skip(s: Image, has_backing: bool) -> bool:
