@@ -39,11 +39,18 @@ def run(argv: list[str], env: dict[str, str]) -> float:
 def timed_pair(
     rounds: int, qemu: list[str], ours: list[str], env: dict[str, str], outs: list[Path]
 ) -> tuple[list[float], list[float]]:
-    """Times of the two commands, alternating; ``outs`` (qemu's, ours) are removed before each run."""
+    """Times of the two commands, who goes first alternating by round; ``outs`` (qemu's, ours) are
+    removed before each run.
+
+    The order matters on this VM: writing a fresh GiB into the page cache sometimes takes 3-5x
+    longer than usual (perf puts the time in the kernel's copy into newly allocated page-cache
+    folios, i.e. the host faulting memory back in), and which run pays depends on what ran before.
+    """
     tq: list[float] = []
     tp: list[float] = []
-    for _ in range(rounds):
-        for argv, acc, out in ((qemu, tq, outs[0]), (ours, tp, outs[1])):
+    for index in range(rounds):
+        pair = [(qemu, tq, outs[0]), (ours, tp, outs[1])]
+        for argv, acc, out in pair if index % 2 == 0 else pair[::-1]:
             out.unlink(missing_ok=True)
             os.sync()
             acc.append(run(argv, env))
@@ -241,9 +248,9 @@ def markdown(res: dict[str, Any]) -> str:
         f"--rounds-c {res['rounds_c']} --write-docs`",
         "",
         f"Source: a raw file of {size >> 20} MiB, first half random, second half written zeros; page cache "
-        "warm; each figure is the median of the rounds, the tools alternating; ratio = qemu-img time / "
-        "pyvirt time (above 1: pyvirt faster). Every pyvirt output was checked identical with "
-        "`qemu-img compare`. pyvirt runs as `.venv/bin/pyvirt img` (the launcher `make setup` writes).",
+        "warm; each figure is the median of the rounds, the tools alternating who goes first; ratio = "
+        "qemu-img time / pyvirt time (above 1: pyvirt faster). Every pyvirt output was checked identical "
+        "with `qemu-img compare`. pyvirt runs as `.venv/bin/pyvirt img` (the launcher `make setup` writes).",
         "",
         f"Machine: {m['cpu']}, {m['memory']}, Linux {m['kernel']}, Python {m['python']}, {m['qemu-img']}; "
         f"load average {res['load'][0]:.1f} at the start, {res['load'][1]:.1f} at the end (a shared machine: "
