@@ -25,7 +25,7 @@ Commands (as qemu-img):
           [-m N] [-W] [-n] [--target-is-zero] FILENAME [FILENAME2 [...]] OUTPUT_FILENAME
   resize [-q] [-f FMT] [--shrink] FILENAME [+|-]SIZE
   commit [-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE_LIMIT] [-d] [-p] FILENAME
-  rebase [-q] [-f FMT] [-p] [-u] -b BACKING [-F BACKING_FMT] FILENAME
+  rebase [-q] [-f FMT] [-t CACHE] [-T SRC_CACHE] [-p] [-u] [-U] -b BACKING [-F BACKING_FMT] FILENAME
   snapshot [-q] [-f FMT] [-l | -a SNAPSHOT | -c SNAPSHOT | -d SNAPSHOT] FILENAME
   map [-f FMT] [--output=human|json] FILENAME
   compare [-f FMT] [-F FMT] [-s] [-q] [-p] FILENAME1 FILENAME2
@@ -450,10 +450,13 @@ def cmd_commit(argv: list[str]) -> int:
 
 
 def cmd_rebase(argv: list[str]) -> int:
-    from pyvirt.image.ops import rebase
+    from pyvirt.image.rebase import rebase
 
     opts, args = _parse(argv, "qf:pub:F:t:T:U", ["force-share"])
-    fmt, quiet, progress, unsafe, backing, bfmt = None, False, False, False, None, None
+    fmt, quiet, progress, unsafe, share = None, False, False, False, False
+    backing: str | None = None
+    bfmt: str | None = None
+    caches: list[tuple[str, str]] = []
     for k, v in opts:
         if k == "-f":
             fmt = v
@@ -467,22 +470,30 @@ def cmd_rebase(argv: list[str]) -> int:
             backing = v
         elif k == "-F":
             bfmt = v
-    if len(args) != 1 or backing is None:
-        raise UsageError("Expecting one image file name and -b BACKING")
-    if backing and not bfmt:
-        _err(f"Could not change the backing file to '{backing}': backing format must be specified")
-        return 1
-    show = progress and not quiet
-    rebase(
-        args[0],
-        backing or None,
-        bfmt,
-        fmt=fmt,
-        unsafe=unsafe,
-        progress=_progress_printer(quiet) if show else None,
-    )
-    _progress_done(show)
+        elif k in ("-t", "-T"):
+            caches.append((k, v))
+        elif k in ("-U", "--force-share"):
+            share = True
+    if len(args) != 1:
+        raise UsageError("Expecting one image file name")
+    if not unsafe and backing is None:
+        raise UsageError("Must specify backing file (-b) or use unsafe mode (-u)")
+    bar = _ProgressLine(2.0) if progress and not quiet else None
+
+    def run() -> None:
+        if bar is not None:
+            bar(0.0)  # qemu-img starts the line before it checks or opens anything
+        _check_caches(caches)
+        rebase(args[0], backing, bfmt, fmt=fmt, unsafe=unsafe, progress=bar, force_share=share)
+
+    _run_with_progress(bar, run)
     return 0
+
+
+def _check_caches(caches: list[tuple[str, str]]) -> None:
+    for k, mode in caches:
+        if mode not in CACHE_MODES:
+            raise UsageError(f"Invalid {'source ' if k == '-T' else ''}cache option: {mode}")
 
 
 def cmd_snapshot(argv: list[str]) -> int:

@@ -1,10 +1,10 @@
-"""Whole-image operations on open images: map, compare, rebase (commit: :mod:`pyvirt.image.commit`)."""
+"""Whole-image operations on open images: map and compare (commit and rebase have their own modules)."""
 
 from __future__ import annotations
 
 from pyvirt.image.base import Extent, Image
 from pyvirt.image.errors import ImageError
-from pyvirt.image.opener import open_image, resolve_backing
+from pyvirt.image.opener import open_image
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
@@ -169,66 +169,3 @@ def _intersect(x: list[tuple[int, int]], y: list[tuple[int, int]]) -> list[tuple
         else:
             j += 1
     return out
-
-
-def rebase(
-    path: str,
-    backing: str | None,
-    backing_fmt: str | None,
-    *,
-    fmt: str | None = None,
-    unsafe: bool = False,
-    progress: Progress | None = None,
-) -> None:
-    """Change the backing file; unless ``unsafe``, first copy into the image what would change."""
-    from pyvirt.image.qcow2.image import Qcow2Image
-
-    with open_image(path, fmt=fmt, readonly=False, backing=not unsafe, allow_backing_outside=True) as img:
-        if not isinstance(img, Qcow2Image):
-            raise ImageError(f"Could not change the backing file of '{path}': not a qcow2 image")
-        if not unsafe:
-            new: Image | None = None
-            if backing:
-                new = open_image(
-                    resolve_backing(path, backing, allow_outside=True),
-                    fmt=backing_fmt,
-                    allow_backing_outside=True,
-                )
-            try:
-                _copy_differences(img, new, progress)
-            finally:
-                if new is not None:
-                    new.close()
-        img.set_backing(backing or None, backing_fmt if backing else None)
-
-
-def _copy_differences(img: Image, new: Image | None, progress: Progress | None) -> None:
-    from pyvirt.image.qcow2.image import Qcow2Image
-
-    assert isinstance(img, Qcow2Image)
-    cs = img.cs
-    runs = [(s, n) for s, n, alloc in img.allocated_in_top(0, img.size) if not alloc]
-    total = sum(n for _, n in runs) or 1
-    done = 0
-    old_buf, new_buf = bytearray(CHUNK), bytearray(CHUNK)
-    for s, n in runs:
-        pos, end = s, s + n
-        while pos < end:
-            m = min(CHUNK - pos % CHUNK, end - pos)
-            mo, mn = memoryview(old_buf)[:m], memoryview(new_buf)[:m]
-            img.readinto(pos, mo)
-            if new is not None and pos < new.size:
-                k = min(m, new.size - pos)
-                new.readinto(pos, mn[:k])
-                mn[k:] = bytes(m - k)
-            else:
-                mn[:] = bytes(m)
-            if mo != mn:
-                for i in range(0, m, cs):
-                    j = min(m, i + cs - (pos + i) % cs)
-                    if mo[i:j] != mn[i:j]:
-                        img.write(pos + i, bytes(mo[i:j]))
-            pos += m
-            done += m
-            if progress:
-                progress(done * 100.0 / total)

@@ -551,8 +551,12 @@ class Qcow2Image(Image):
             meta.add(h.snapshots_offset >> cb)
         return meta
 
-    def write_zeroes(self, offset: int, length: int, *, discard: bool = False) -> None:
-        """Zero a range: whole clusters become zero clusters (v3) or unallocated; ends are written."""
+    def write_zeroes(self, offset: int, length: int, *, discard: bool = False, backed: bool = False) -> None:
+        """Zero a range: whole clusters become zero clusters (v3) or unallocated; ends are written.
+
+        ``backed``: zero as if a backing file showed through unallocated clusters (zero clusters,
+        or zeros written in v2), for an image about to get one (``rebase``).
+        """
         self._check_writable()
         self._check_range(offset, length)
         if not length:
@@ -569,19 +573,19 @@ class Qcow2Image(Image):
             self._write_zero_bytes(offset, (first_full << cb) - offset)
         if end > last_full << cb:
             self._write_zero_bytes(last_full << cb, end - (last_full << cb))
+        has_backing = backed or self.backing_file is not None
         c = first_full
         while c < last_full:
             l1i = c >> self.l2_bits
             stop = min(last_full, (l1i + 1) << self.l2_bits)
             table_now = self._l2(l1i)
-            if table_now is None and self.backing_file is None:
+            if table_now is None and not has_backing:
                 c = stop
                 continue
             table, toff = self._l2_for_write(l1i)
             for cc in range(c, stop):
                 i = cc & self.l2_mask
                 e = table[i]
-                has_backing = self.backing_file is not None
                 if self.v3 and has_backing:
                     new = OFLAG_ZERO
                 elif self.v3 and not discard and e & OFLAG_ZERO:
