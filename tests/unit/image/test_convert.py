@@ -96,3 +96,19 @@ def test_public_names_are_functions_even_after_submodule_imports() -> None:
         importlib.import_module(mod)
     for name in ("convert", "check", "create_image", "image_info", "open_image", "resize"):
         assert callable(getattr(pi, name)), name
+
+
+@pytest.mark.parametrize("cluster", ["4096", "65536"])
+def test_compress_a_sparse_raw_file(tmp_path: Path, cluster: str) -> None:
+    """Data after a hole that ends inside a cluster: the whole cluster is read and compressed."""
+    src = tmp_path / "holes.raw"
+    with open(src, "wb") as f:
+        f.truncate(1 << 20)
+        f.write(b"abc" * 1000)
+        f.seek(69632)  # 68 KiB: a file-system block, not a cluster, boundary
+        f.write(b"xyz" * 1000)
+    out = tmp_path / "c.qcow2"
+    convert(str(src), str(out), "qcow2", compress=True, options={"cluster_size": cluster})
+    assert check(str(out)).exit_code == 0
+    with open_image(str(out)) as img:
+        assert img.read(0, img.size) == src.read_bytes()
