@@ -157,8 +157,7 @@ def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _copy_into(layers: list[Qcow2Image], top: Image, target: Image, progress: Progress | None) -> None:
     """Write the top's view of every dirty range into ``target``, grown first to the top's size."""
-    if target.size < top.size:
-        target.truncate(top.size)
+    _grow(target, top.size)
     runs = dirty_runs(layers, top.size)
     meter = _Meter(sum(e - s for s, e in runs), progress)
     for s, e in runs:
@@ -169,6 +168,17 @@ def _copy_into(layers: list[Qcow2Image], top: Image, target: Image, progress: Pr
                     meter.add(x.length)
                 else:
                     _copy_data(top, target, x.start, x.length, meter)
+
+
+def _grow(target: Image, size: int) -> None:
+    """Grow the base to the top's size (QEMU zeroes the new area if a backing file would show)."""
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    if target.size >= size:
+        return
+    if isinstance(target, Qcow2Image) and target.growth_needs_zeroes(size) and not target.v3:
+        raise ImageError("Block job failed: Operation not supported")
+    target.truncate(size)
 
 
 class _Meter:

@@ -169,3 +169,18 @@ def test_progress_output_shape(tmp_path: Path) -> None:
         qemu = stdout_bytes(["qemu-img", "rebase", "-p", *args, "top.qcow2"], theirs)
         assert mine == qemu == b"    (0.00/100%)\r\n"
     assert_same(ours / "top.qcow2", theirs / "top.qcow2")
+
+
+def test_compat_010_image_without_backing_keeps_its_zeros(tmp_path: Path) -> None:
+    """Where pyvirt deliberately differs: qemu-img 7.2 rebasing a compat=0.10 image that has no
+    backing file writes none of the zeros the new backing file would hide (the image then reads the
+    new backing file's data); safe mode here keeps what the image read."""
+    ours = tmp_path / "ours"
+    build(ours, [FILES[3], ("v2.qcow2", "4M", None, ["write -P 0x77 0 4k"], "0.10")])
+    flat = tmp_path / "before.raw"
+    qemu_img("convert", "-O", "raw", str(ours / "v2.qcow2"), str(flat))
+    mine = pyvirt_img("rebase", "-b", "other.qcow2", "-F", "qcow2", "v2.qcow2", cwd=ours)
+    assert mine.returncode == 0, mine.stderr
+    assert backing_of(ours / "v2.qcow2") == ("other.qcow2", "qcow2")
+    assert_clean(ours / "v2.qcow2")
+    assert_same(ours / "v2.qcow2", flat)

@@ -667,9 +667,14 @@ class Qcow2Image(Image):
     # ------------------------------------------------------------ resize
 
     def truncate(self, size: int, *, shrink: bool = False) -> None:
+        """Resize; as QEMU, a new area a longer backing file would show through is zeroed."""
         self._check_writable()
         if size % 512:
             raise ImageError(f"{self.path}: qcow2 image size must be a multiple of 512 bytes")
+        old = self.size
+        zero_new = self.growth_needs_zeroes(size)
+        if zero_new and not self.v3:
+            raise ImageError("Failed to zero out new clusters: Operation not supported")
         if size < self.size:
             if not shrink:
                 raise ImageError(
@@ -689,6 +694,13 @@ class Qcow2Image(Image):
             self._grow_l1(need)
         self.size = self.header.size = size
         self.header_dirty = True
+        if zero_new:
+            self.write_zeroes(old, size - old)
+
+    def growth_needs_zeroes(self, size: int) -> bool:
+        """Whether growing to ``size`` must zero the new area: the (open) backing file is longer
+        than the image, so its data would otherwise show through. Zero clusters need v3."""
+        return size > self.size and self.backing is not None and self.backing.size > self.size
 
     def _grow_l1(self, need: int) -> None:
         if need * 8 > H.MAX_L1_BYTES:
@@ -768,9 +780,12 @@ class Qcow2Image(Image):
         self._check_writable()
         if name and not fmt:
             raise ImageError("a backing file needs its format (-F)")
+        old_len = len(self.header.pack(self.cs))
         self.header.backing_file, self.header.backing_format = name or None, fmt if name else None
         self.backing_file, self.backing_format = self.header.backing_file, self.header.backing_format
-        self._write_header()
+        header = self.header.pack(self.cs)
+        pwrite_full(self.fd, [header + bytes(max(0, old_len - len(header)))], 0)  # no stale name left
+        self.header_dirty = False
 
     def make_empty(self) -> None:
         """Drop every cluster of the active tree: the image then reads entirely from its backing file."""
