@@ -107,6 +107,19 @@ def _write_sysctl(path: str, value: str) -> None:
         raise OperationFailed(f"cannot set {path} to {value}: {err.strerror}") from err
 
 
+def _plug(tap: str | None, bridge: str, mac: str, mtu: int | None) -> str:
+    """Create the tap (the kernel numbers ``vnet%d``), attach it to ``bridge``; undone on failure."""
+    if tap is not None and links.exists(tap):
+        raise AlreadyExists(f"network device '{tap}' already exists")
+    name = links.create_tap(tap or f"{TAP_PREFIX}%d")
+    try:
+        links.attach(name, bridge, mac=mac, mtu=mtu)
+    except BaseException:
+        links.delete_link(name)
+        raise
+    return name
+
+
 class NetworkDriver:
     """Virtual networks on bridges, nftables and dnsmasq (see the module docstring)."""
 
@@ -518,7 +531,7 @@ class NetworkDriver:
             assert name is not None
             if bridge is not None and bridge != name:
                 raise InvalidArgument(f"network '{network}' uses bridge '{name}', not '{bridge}'")
-            if not self._ns.run(links.link_exists, name):
+            if not self._ns.run(links.exists, name):
                 raise InvalidState(f"bridge '{name}' of network '{network}' is missing")
             return name, live.net.mtu
         if bridge is None:
@@ -531,31 +544,18 @@ class NetworkDriver:
 
     def plug_tap(self, *, network: str | None, bridge: str | None, mac: str, tap: str | None = None) -> str:
         """Create a persistent tap (``vnetN`` unless named), attach it to the bridge, bring it up."""
+        if not MAC_RE.match(mac) or int(mac[:2], 16) & 1:
+            raise InvalidArgument(f"invalid unicast MAC address '{mac}'")
+        if tap is not None and (len(tap.encode()) > 15 or "/" in tap or "%" in tap or not tap):
+            raise InvalidArgument(f"invalid tap name '{tap}'")
         with self._lock:
-            if not MAC_RE.match(mac) or int(mac[:2], 16) & 1:
-                raise InvalidArgument(f"invalid unicast MAC address '{mac}'")
             br, mtu = self._bridge_for(network, bridge)
-            existing = self._ns.run(links.link_names)
-            if tap is None:
-                n = 0
-                while f"{TAP_PREFIX}{n}" in existing:
-                    n += 1
-                tap = f"{TAP_PREFIX}{n}"
-            elif tap in existing:
-                raise AlreadyExists(f"network device '{tap}' already exists")
-            elif len(tap.encode()) > 15 or "/" in tap or not tap:
-                raise InvalidArgument(f"invalid tap name '{tap}'")
             # the host side of the tap gets the guest MAC with 0xfe first, so the bridge never takes
             # the guest's own address as its own
             host_mac = "fe" + mac.lower()[2:]
-            name = tap
-            self._ns.run(links.create_tap, name)
-            try:
-                self._ns.run(links.attach, name, br, mac=host_mac, mtu=mtu)
-            except BaseException:
-                self._ns.run(links.delete_link, name)
-                raise
-            return name
+            # One trip to the namespace thread: with twenty guests starting, each trip waits its turn
+            # for a CPU.
+            return self._ns.run(_plug, tap, br, host_mac, mtu)
 
     def unplug_tap(self, tap: str) -> None:
         with self._lock:

@@ -208,20 +208,27 @@ def _tun_ifreq(name: str, flags: int) -> bytes:
     return struct.pack("16sH22x", name.encode(), flags)
 
 
-def create_tap(name: str, *, owner: int | None = None) -> None:
-    """Create persistent tap ``name`` (it outlives this process; QEMU or the daemon opens it later)."""
+def create_tap(name: str, *, owner: int | None = None) -> str:
+    """Create persistent tap ``name`` (it outlives this process; QEMU or the daemon opens it later).
+
+    A name with ``%d`` (``vnet%d``) lets the kernel pick the first free number, as libvirt does;
+    the name the tap got is returned.
+    """
     if len(name.encode()) > 15:
         raise OperationFailed(f"tap name '{name}' is longer than 15 bytes")
     fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
     try:
-        fcntl.ioctl(fd, TUNSETIFF, _tun_ifreq(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
+        ifreq = fcntl.ioctl(fd, TUNSETIFF, _tun_ifreq(name, IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
         if owner is not None:
             fcntl.ioctl(fd, TUNSETOWNER, owner)
         fcntl.ioctl(fd, TUNSETPERSIST, 1)
     except OSError as err:
+        if err.errno == errno.EBUSY:
+            raise AlreadyExists(f"network device '{name}' already exists") from err
         raise OperationFailed(f"creating tap {name}: {err.strerror}") from err
     finally:
         os.close(fd)
+    return ifreq[:16].split(b"\0", 1)[0].decode()
 
 
 def open_tap(name: str, *, vnet_hdr: bool = True) -> int:
@@ -237,15 +244,29 @@ def open_tap(name: str, *, vnet_hdr: bool = True) -> int:
 
 
 def attach(dev: str, bridge: str, *, mac: str | None = None, mtu: int | None = None) -> None:
-    """Enslave ``dev`` to ``bridge`` and bring it up; ``mtu`` defaults to the bridge's."""
+    """Enslave ``dev`` to ``bridge`` and bring it up; ``mtu`` defaults to the bridge's.
+
+    One netlink request (the kernel applies address and MTU before the flags and the master): on a
+    host busy with starting guests, every request this thread makes is paid many times over.
+    """
+    try:
+        idx, br_idx = socket.if_nametoindex(dev), socket.if_nametoindex(bridge)
+    except OSError as err:
+        missing = dev if not exists(dev) else bridge
+        raise NotFound(f"network device '{missing}' does not exist") from err
     with _netlink(f"attaching {dev} to bridge {bridge}") as ipr:
-        idx = _index(ipr, dev)
-        br_idx = _index(ipr, bridge)
         if mtu is None:
             mtu = int(ipr.get_links(br_idx)[0].get("IFLA_MTU"))
-        settings: dict[str, object] = {"mtu": mtu}
+        settings: dict[str, object] = {"mtu": mtu, "master": br_idx, "state": "up"}
         if mac is not None:
             settings["address"] = mac
         ipr.link("set", index=idx, **settings)
-        ipr.link("set", index=idx, master=br_idx)
-        ipr.link("set", index=idx, state="up")
+
+
+def exists(dev: str) -> bool:
+    """Whether network device ``dev`` exists (``if_nametoindex``: no netlink dump)."""
+    try:
+        socket.if_nametoindex(dev)
+    except OSError:
+        return False
+    return True

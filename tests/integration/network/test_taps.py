@@ -49,6 +49,8 @@ def test_plug_unplug_and_link_state(driver: NetworkDriver, host_ns: str, tools: 
     assert "UP" in links["vnet0"]["flags"]
     with pytest.raises(AlreadyExists):
         driver.plug_tap(network="tapnet", bridge=None, mac="52:54:00:60:00:03", tap="vnet1")
+    with pytest.raises(InvalidArgument, match="invalid tap name"):  # a kernel numbering pattern
+        driver.plug_tap(network="tapnet", bridge=None, mac="52:54:00:60:00:03", tap="mine%d")
     named = driver.plug_tap(network="tapnet", bridge=None, mac="52:54:00:60:00:03", tap="guest-a")
     assert tools.links(host_ns)[named]["master"] == "pvbr40"
 
