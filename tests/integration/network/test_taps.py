@@ -93,7 +93,8 @@ def test_bridge_mode_uses_existing_host_bridge(driver: NetworkDriver, host_ns: s
 def test_qemu_opens_plugged_tap_by_name(driver: NetworkDriver, host_ns: str, tools: Any) -> None:
     driver.create(NAT)
     tap = driver.plug_tap(network="tapnet", bridge=None, mac="52:54:00:60:00:10")
-    assert "NO-CARRIER" in tools.links(host_ns)[tap]["flags"]  # nobody has the tap open yet
+    # nobody has the tap open yet (the kernel's link watcher settles the operstate a moment later)
+    assert wait_for(lambda: "NO-CARRIER" in tools.links(host_ns)[tap]["flags"])
     qemu = subprocess.Popen(
         [
             "ip", "netns", "exec", host_ns,
