@@ -482,9 +482,8 @@ class Qcow2Image(Image):
         cs, cb = self.cs, self.cb
         if offset % cs or length % cs or not length:
             return None
-        for c in range(offset >> cb, (offset + length) >> cb):
-            if self.l2_entry(c):
-                return None
+        if not self._unallocated(offset >> cb, (offset + length) >> cb):
+            return None
         self._mark_write()
         runs: list[tuple[int, int, int]] = []
         pos, end = offset, offset + length
@@ -495,13 +494,26 @@ class Qcow2Image(Image):
             n = (seg_end - pos) >> cb
             base = self.refs.alloc(n)
             self._check_fresh(base, n)
-            c0 = pos >> cb
-            for k in range(n):
-                table[(c0 + k) & self.l2_mask] = (base + k * cs) | OFLAG_COPIED
+            i0 = (pos >> cb) & self.l2_mask
+            first = base | OFLAG_COPIED
+            table[i0 : i0 + n] = array("Q", range(first, first + n * cs, cs))
             self.cache.mark_dirty(toff)
             runs.append((pos, base, seg_end - pos))
             pos = seg_end
         return runs
+
+    def _unallocated(self, c: int, c_end: int) -> bool:
+        """Whether clusters ``[c, c_end)`` all have empty L2 entries (one comparison per table)."""
+        while c < c_end:
+            l1i = c >> self.l2_bits
+            seg_end = min(c_end, (l1i + 1) << self.l2_bits)
+            table = self._l2(l1i)
+            if table is not None:
+                i0 = c & self.l2_mask
+                if table[i0 : i0 + seg_end - c].tobytes().count(0) != 8 * (seg_end - c):
+                    return False
+            c = seg_end
+        return True
 
     def _release(self, entry: int) -> None:
         """Drop the reference an L2 entry being replaced held."""
