@@ -164,26 +164,16 @@ class QemuProcess:
     ) -> QemuProcess:
         """Start QEMU (paused, -S) and connect its monitor; on any failure nothing is left running."""
         monitor_path = Path(record.monitor)
-        listener = bind_monitor_socket(monitor_path)
+        # Off the event loop: the spawn waits for the child's exec, which on a host busy with
+        # starting guests can take many milliseconds, and the loop has other domains to serve.
+        launch = asyncio.get_running_loop().run_in_executor(
+            None, _launch, argv_for_fd, monitor_path, log_path
+        )
         try:
-            fd = listener.fileno()
-            argv = argv_for_fd(fd)
-            offset = log_start_line(log_path, argv)
-            with open(log_path, "ab") as logfh:
-                try:
-                    popen = subprocess.Popen(
-                        argv,
-                        stdin=subprocess.DEVNULL,
-                        stdout=logfh,
-                        stderr=logfh,
-                        pass_fds=(fd,),
-                        start_new_session=True,
-                        env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
-                    )
-                except OSError as err:
-                    raise OperationFailed(f"failed to run {argv[0]}: {err.strerror}") from err
-        finally:
-            listener.close()
+            popen, offset = await asyncio.shield(launch)
+        except asyncio.CancelledError:
+            launch.add_done_callback(_kill_orphan)
+            raise
         record.pid = popen.pid
         pidfd = os.pidfd_open(popen.pid)
         monitor = Monitor(record.name, str(monitor_path))
@@ -232,6 +222,42 @@ class QemuProcess:
             os.close(pidfd)
             return None
         return proc
+
+
+def _launch(
+    argv_for_fd: Callable[[int], list[str]], monitor_path: Path, log_path: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Bind the monitor socket, log the command line and spawn QEMU with the socket's fd.
+
+    Returns the process and where its output starts in the log."""
+    listener = bind_monitor_socket(monitor_path)
+    try:
+        fd = listener.fileno()
+        argv = argv_for_fd(fd)
+        offset = log_start_line(log_path, argv)
+        with open(log_path, "ab") as logfh:
+            try:
+                popen = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logfh,
+                    stderr=logfh,
+                    pass_fds=(fd,),
+                    start_new_session=True,
+                    env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
+                )
+            except OSError as err:
+                raise OperationFailed(f"failed to run {argv[0]}: {err.strerror}") from err
+    finally:
+        listener.close()
+    return popen, offset
+
+
+def _kill_orphan(launch: asyncio.Future[tuple[subprocess.Popen[bytes], int]]) -> None:
+    """A start cancelled while QEMU was being spawned: end that QEMU (subprocess reaps it later)."""
+    if not launch.cancelled() and launch.exception() is None:
+        with contextlib.suppress(ProcessLookupError):
+            launch.result()[0].kill()
 
 
 def _event_adapter(
