@@ -29,6 +29,17 @@ def qemu_io(path: Path, *cmds: str, fmt: str = "qcow2") -> None:
     subprocess.run([*argv, str(path)], capture_output=True, text=True, check=True)
 
 
+def make_layer(path: Path, size: str, backing: str | None, option: str, cmds: list[str]) -> None:
+    """A qcow2 made by qemu-img (``-o option``, over ``backing`` if given), then written by qemu-io."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = ["create", "-q", "-f", "qcow2", "-o", option]
+    if backing:
+        args += ["-b", backing, "-F", "qcow2"]
+    qemu_img(*args, str(path), size)
+    if cmds:
+        qemu_io(path, *cmds)
+
+
 def pyvirt_img(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=SRC)
     return subprocess.run(

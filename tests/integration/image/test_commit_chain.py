@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SRC, assert_clean, assert_same, pyvirt_img, qemu_img, qemu_io, qinfo
+from .conftest import SRC, assert_clean, assert_same, make_layer, pyvirt_img, qemu_img, qemu_io, qinfo
 
 # (file, size, cluster size, backing name or None, qemu-io commands). Zero clusters and holes in
 # the middle layers: where a layer above is unallocated, the one below must show through; where a
@@ -61,14 +61,7 @@ CHAIN4 = [
 
 def build(folder: Path, layers: list[tuple[str, str, str, str | None, list[str]]]) -> None:
     for name, size, cs, backing, cmds in layers:
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        args = ["create", "-q", "-f", "qcow2", "-o", f"cluster_size={cs}"]
-        if backing:
-            args += ["-b", backing, "-F", "qcow2"]
-        qemu_img(*args, str(path), size)
-        if cmds:
-            qemu_io(path, *cmds)
+        make_layer(folder / name, size, backing, f"cluster_size={cs}", cmds)
 
 
 def twins(tmp_path: Path, layers: list[tuple[str, str, str, str | None, list[str]]]) -> tuple[Path, Path]:

@@ -17,21 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SRC, assert_clean, assert_same, pyvirt_img, qemu_img, qemu_io, qinfo
+from .conftest import SRC, assert_clean, assert_same, make_layer, pyvirt_img, qemu_img, qinfo
 
 Layer = tuple[str, str, str | None, list[str], str]  # file, size, backing, qemu-io commands, compat
 
 
 def build(folder: Path, layers: list[Layer]) -> None:
     for name, size, backing, cmds, compat in layers:
-        path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        args = ["create", "-q", "-f", "qcow2", "-o", f"compat={compat}"]
-        if backing:
-            args += ["-b", backing, "-F", "qcow2"]
-        qemu_img(*args, str(path), size)
-        if cmds:
-            qemu_io(path, *cmds)
+        make_layer(folder / name, size, backing, f"compat={compat}", cmds)
 
 
 # base (2M, shorter than the image: past its end the image reads zeros) <- mid <- top; other is the

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from tests.integration.storage.volume_checks import fails
 from tests.support.daemon import Daemon
 
 UUID = "5b0e8f35-3f4c-4a7e-8a43-2f5d0c7e9b61"
@@ -26,13 +27,6 @@ def pool_file(tmp_path: Path, name: str, target: Path, uuid: str | None = None) 
         f"<pool type='dir'><name>{name}</name>{uuid_xml}<target><path>{target}</path></target></pool>"
     )
     return path
-
-
-def _fails(daemon: Daemon, *args: str) -> str:
-    result = daemon.cli(*args)
-    assert result.rc == 1, result
-    assert result.out == ""
-    return result.err
 
 
 def pool_names(daemon: Daemon) -> list[str]:
@@ -57,12 +51,12 @@ def test_pool_create_makes_a_transient_running_pool(daemon: Daemon, tmp_path: Pa
     daemon.restart()
     assert "Persistent:     no" in daemon.cli("pool-info", "t1").ok().out
 
-    err = _fails(daemon, "pool-autostart", "t1")
+    err = fails(daemon, "pool-autostart", "t1")
     assert (
         err
         == "error: failed to mark pool t1 as autostarted\nerror: internal error: pool has no config file\n"
     )
-    err = _fails(daemon, "pool-undefine", "t1")
+    err = fails(daemon, "pool-undefine", "t1")
     assert "storage pool 't1' is still active" in err
 
     assert daemon.cli("pool-destroy", "t1").ok().out == "Pool t1 destroyed\n\n"
@@ -82,7 +76,7 @@ def test_pool_create_as_and_build(daemon: Daemon, tmp_path: Path) -> None:
     )
     assert pool_names(daemon) == ["default"]
 
-    err = _fails(daemon, "pool-create-as", "t2", "dir", "--target", str(target))
+    err = fails(daemon, "pool-create-as", "t2", "dir", "--target", str(target))
     assert err == (
         "error: Failed to create pool t2\n"
         f"error: cannot open directory '{target}': No such file or directory\n"
@@ -95,9 +89,7 @@ def test_pool_create_as_and_build(daemon: Daemon, tmp_path: Path) -> None:
     assert "Persistent:     no" in daemon.cli("pool-info", "t2").ok().out
 
     other = tmp_path / "other"
-    err = _fails(
-        daemon, "pool-create", str(pool_file(tmp_path, "t3", other)), "--overwrite", "--no-overwrite"
-    )
+    err = fails(daemon, "pool-create", str(pool_file(tmp_path, "t3", other)), "--overwrite", "--no-overwrite")
     assert err == "error: Options --overwrite and --no-overwrite are mutually exclusive\n"
     daemon.cli("pool-create", str(pool_file(tmp_path, "t3", other)), "--no-overwrite").ok()
     assert other.is_dir()
@@ -115,7 +107,7 @@ def test_pool_create_over_an_inactive_persistent_pool(daemon: Daemon, tmp_path: 
     assert f"<path>{new}</path>" in daemon.cli("pool-dumpxml", "p").ok().out
     assert f"<path>{old}</path>" in daemon.cli("pool-dumpxml", "--inactive", "p").ok().out
 
-    err = _fails(daemon, "pool-create", str(created))
+    err = fails(daemon, "pool-create", str(created))
     assert err == (
         f"error: Failed to create pool from {created}\n"
         "error: Requested operation is not valid: pool is already active as 'p'\n"
@@ -133,28 +125,28 @@ def test_bad_pool_create_input(daemon: Daemon, tmp_path: Path) -> None:
 
     bad = tmp_path / "bad.xml"
     bad.write_text("<pool type='dir'><name>b</name>")
-    err = _fails(daemon, "pool-create", str(bad))
+    err = fails(daemon, "pool-create", str(bad))
     assert err.startswith(f"error: Failed to create pool from {bad}\nerror: malformed XML"), err
     missing = tmp_path / "missing.xml"
-    err = _fails(daemon, "pool-create", str(missing))
+    err = fails(daemon, "pool-create", str(missing))
     assert err == f"error: Failed to open file '{missing}': No such file or directory\n"
 
-    err = _fails(daemon, "pool-create", str(pool_file(tmp_path, "default", tmp_path)))
+    err = fails(daemon, "pool-create", str(pool_file(tmp_path, "default", tmp_path)))
     assert re.fullmatch(
         r"error: Failed to create pool from \S+\n"
         r"error: operation failed: pool 'default' already exists with uuid [0-9a-f-]{36}\n",
         err,
     ), err
-    err = _fails(daemon, "pool-create-as", "dup", "dir", "--target", str(images))
+    err = fails(daemon, "pool-create-as", "dup", "dir", "--target", str(images))
     assert err == (
         "error: Failed to create pool dup\n"
         "error: operation failed: Storage source conflict with pool: 'default'\n"
     )
-    err = _fails(daemon, "pool-create-as", "lv", "logical", "--target", str(tmp_path))
+    err = fails(daemon, "pool-create-as", "lv", "logical", "--target", str(tmp_path))
     assert "storage pool type 'logical'" in err
-    err = _fails(daemon, "pool-create-as", "nopath", "dir")
+    err = fails(daemon, "pool-create-as", "nopath", "dir")
     assert err == "error: Failed to create pool nopath\nerror: XML error: missing storage pool target path\n"
-    err = _fails(daemon, "-r", "pool-create-as", "ro", "dir", "--target", str(tmp_path))
+    err = fails(daemon, "-r", "pool-create-as", "ro", "dir", "--target", str(tmp_path))
     assert "read-only" in err
 
     assert pool_names(daemon) == ["default"]
@@ -187,7 +179,7 @@ def test_pool_edit(daemon: Daemon, tmp_path: Path) -> None:
     assert "error: Pool e1 XML configuration left unchanged" in result.err
     assert f"<path>{new}</path>" in (etc(daemon) / "e1.xml").read_text()
 
-    err = _fails(daemon, "pool-edit", "nosuch")
+    err = fails(daemon, "pool-edit", "nosuch")
     assert err == (
         "error: failed to get pool 'nosuch'\n"
         "error: Storage pool not found: no storage pool with matching name 'nosuch'\n"
