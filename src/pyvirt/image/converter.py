@@ -7,18 +7,17 @@ thread pool (zlib drops the GIL) while the main thread reads and writes.
 
 from __future__ import annotations
 
-import contextlib
+import _thread
 import os
-import threading
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from pyvirt.image.base import ZERO_CHUNK, Image
 from pyvirt.image.errors import ImageError
 from pyvirt.image.opener import open_image
 from pyvirt.image.options import parse_options
+from pyvirt.image.workers import Job, Pool
 
 CHUNK = 2 << 20
 READ_AHEAD = 4
@@ -102,8 +101,10 @@ def convert(
                 )
         except BaseException:
             if not skip_create:
-                with contextlib.suppress(OSError):
+                try:  # noqa: SIM105 (contextlib is slow to import)
                     os.unlink(dst)
+                except OSError:
+                    pass
             raise
 
 
@@ -229,8 +230,8 @@ def _copy(
     done = 0
     last_pct = -1.0
     comp = _Compressor(d, threads, must_zero) if compress else None
-    reader = ThreadPoolExecutor(READERS, thread_name_prefix="pyvirt-read")
-    generic_lock = threading.Lock()
+    reader = Pool(READERS)
+    generic_lock = _thread.allocate_lock()
 
     # qcow2 and raw reads may run on several threads at once (decompression then uses both cores).
     concurrent_reads = all(img.format in ("qcow2", "raw") for img in _source_files(s))
@@ -245,10 +246,10 @@ def _copy(
     def direct_read(fd: int, buf: memoryview, host: int) -> None:
         pread_full(fd, buf, host)  # bytes past the end of the file read as zeros
 
-    writer = ThreadPoolExecutor(WRITERS, thread_name_prefix="pyvirt-write")
+    writer = Pool(WRITERS)
     free: list[bytearray] = []
-    ahead: deque[tuple[int, int, bytearray, Future[None]]] = deque()
-    inflight: deque[tuple[bytearray, list[Future[None]]]] = deque()
+    ahead: deque[tuple[int, int, bytearray, Job[None]]] = deque()
+    inflight: deque[tuple[bytearray, list[Job[None]]]] = deque()
 
     def report(n: int) -> None:
         nonlocal done, last_pct
@@ -272,7 +273,7 @@ def _copy(
     def consume() -> None:
         pos, n, buf, fut = ahead.popleft()
         fut.result()
-        futs: list[Future[None]] = []
+        futs: list[Job[None]] = []
         if comp is not None:
             comp.submit(pos, bytes(buf[:n]))
         else:
@@ -323,8 +324,8 @@ def _copy(
         if comp is not None:
             comp.finish()
     finally:
-        reader.shutdown(wait=True, cancel_futures=True)
-        writer.shutdown(wait=True, cancel_futures=True)
+        reader.shutdown()
+        writer.shutdown()
         if comp is not None:
             comp.shutdown()
     if progress is not None and done < size:
@@ -486,8 +487,8 @@ class _Compressor:
         self.cs = d.cs
         self.must_zero = must_zero
         self.n = threads or os.cpu_count() or 1
-        self.pool = ThreadPoolExecutor(self.n, thread_name_prefix="pyvirt-deflate")
-        self.pending: deque[tuple[int, bytes, Future[list[bytes | None]]]] = deque()
+        self.pool = Pool(self.n)
+        self.pending: deque[tuple[int, bytes, Job[list[bytes | None]]]] = deque()
 
     def submit(self, pos: int, data: bytes) -> None:
         if pos % self.cs:
@@ -523,4 +524,4 @@ class _Compressor:
             self._drain_one()
 
     def shutdown(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown()

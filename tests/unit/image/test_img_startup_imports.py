@@ -1,4 +1,4 @@
-"""``pyvirt img info``, ``create``, ``check`` and ``map`` stay lean: they import nothing heavy.
+"""``pyvirt img info``, ``create``, ``check``, ``map`` and ``convert`` stay lean: they import nothing heavy.
 
 qemu-img answers in about 4 ms; each heavy module here costs from 0.2 to 12 ms of a command that
 should take little more than the interpreter's own start-up. Each verb runs in a fresh
@@ -79,6 +79,8 @@ def _run(*argv: str) -> tuple[int, list[str]]:
         (["check", "{child}"], ARRAY),
         (["map", "{child}"], ARRAY),
         (["map", "{raw}"], set()),
+        (["convert", "-O", "raw", "{qcow2}", "{out}"], ARRAY),  # its threads come from _thread
+        (["convert", "-O", "qcow2", "{raw}", "{out}"], ARRAY),
     ],
     ids=lambda v: " ".join(v) if isinstance(v, list) else "",
 )
@@ -89,6 +91,7 @@ def test_img_verbs_import_no_heavy_module(tmp_path: Path, argv: list[str], allow
         "child": str(tmp_path / "child.qcow2"),
         "snap": str(tmp_path / "snap.qcow2"),
         "new": str(tmp_path / "new.qcow2"),
+        "out": str(tmp_path / "out.img"),
     }
     create_image(names["qcow2"], "qcow2", 1 << 30)
     create_image(names["raw"], "raw", 1 << 20)
