@@ -36,15 +36,63 @@ def run(argv: list[str], env: dict[str, str]) -> float:
     return time.perf_counter() - t
 
 
-def timed_pair(
-    rounds: int, qemu: list[str], ours: list[str], env: dict[str, str], outs: list[Path]
-) -> tuple[list[float], list[float]]:
-    """Times of the two commands, who goes first alternating by round; ``outs`` (qemu's, ours) are
-    removed before each run.
+def settle(inputs: list[Path]) -> None:
+    """Before a timed run: write back what is dirty and bring the inputs into the page cache.
 
-    The order matters on this VM: writing a fresh GiB into the page cache sometimes takes 3-5x
-    longer than usual (perf puts the time in the kernel's copy into newly allocated page-cache
-    folios, i.e. the host faulting memory back in), and which run pays depends on what ran before.
+    Each run's output is deleted as soon as it is timed (see :func:`timed_pair`), so the next run
+    writes into memory freed a moment before. That matters on this VM, which hands memory that stays
+    free for a few seconds back to its host (virtio-balloon free page reporting): writing into such
+    memory faults it back in, and a GiB then takes several times longer (``memory_probe``).
+    """
+    os.sync()
+    buf = bytearray(8 << 20)
+    for path in inputs:
+        with open(path, "rb", buffering=0) as f:
+            while f.readinto(buf):
+                pass
+
+
+def memory_probe(workdir: Path, samples: int = 2) -> dict[str, list[float]]:
+    """Seconds to write 1 GiB into the page cache after 6 s idle, and right after deleting a GiB."""
+    out: dict[str, list[float]] = {"after idle": [], "after delete": []}
+    data = os.urandom(2 << 20)
+    path = workdir / "probe.bin"
+
+    def write_gib() -> float:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        t = time.perf_counter()
+        for off in range(0, 1 << 30, len(data)):
+            os.pwrite(fd, data, off)
+        took = time.perf_counter() - t
+        os.close(fd)
+        return took
+
+    for _ in range(samples):
+        path.unlink(missing_ok=True)
+        os.sync()
+        time.sleep(6)
+        out["after idle"].append(write_gib())
+        path.unlink()
+        out["after delete"].append(write_gib())
+    path.unlink()
+    return out
+
+
+def timed_pair(
+    rounds: int,
+    qemu: list[str],
+    ours: list[str],
+    env: dict[str, str],
+    outs: list[Path],
+    inputs: list[Path],
+    settled: bool = True,
+) -> tuple[list[float], list[float]]:
+    """Times of the two commands, who goes first alternating by round.
+
+    With ``settled``, the machine is :func:`settle`-d before each run, and each output but the last
+    round's is removed as soon as it is timed, before it is written back: written back, its GiB kept
+    this VM's disk (a file on the host) busy through the next run, and the second runner of every
+    round was then the slow one.
     """
     tq: list[float] = []
     tp: list[float] = []
@@ -52,8 +100,13 @@ def timed_pair(
         pair = [(qemu, tq, outs[0]), (ours, tp, outs[1])]
         for argv, acc, out in pair if index % 2 == 0 else pair[::-1]:
             out.unlink(missing_ok=True)
-            os.sync()
+            if settled:
+                settle(inputs)
+            else:
+                os.sync()
             acc.append(run(argv, env))
+            if settled and index < rounds - 1:
+                out.unlink()
     return tq, tp
 
 
@@ -102,7 +155,7 @@ def parse_size(text: str) -> int:
     return int(text)
 
 
-def bench(size: int, rounds: int, rounds_c: int, workdir: Path) -> dict[str, Any]:
+def bench(size: int, rounds: int, rounds_c: int, workdir: Path, settled: bool = True) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(SRC))
     load_before = os.getloadavg()[0]
     src = workdir / "src.raw"
@@ -121,7 +174,8 @@ def bench(size: int, rounds: int, rounds_c: int, workdir: Path) -> dict[str, Any
         ref: Path,
         n: int = rounds,
     ) -> None:
-        sq, sp = timed_pair(n, ["qemu-img", "convert", *qargs], [*PYVIRT, "convert", *pargs], env, outs)
+        qemu, ours, inputs = ["qemu-img", "convert", *qargs], [*PYVIRT, "convert", *pargs], [Path(qargs[-2])]
+        sq, sp = timed_pair(n, qemu, ours, env, outs, inputs, settled)
         tq, tp = statistics.median(sq), statistics.median(sp)
         r = subprocess.run(["qemu-img", "compare", str(ref), str(check)], capture_output=True, text=True)
         rows.append(
@@ -191,13 +245,19 @@ def bench(size: int, rounds: int, rounds_c: int, workdir: Path) -> dict[str, Any
             [*PYVIRT, "create", "-f", "qcow2", str(workdir / "n.qcow2"), "10G"],
         ),
     ):
-        tq = statistics.median(run(qa, env) for _ in range(n))
-        tp = statistics.median(run(pa, env) for _ in range(n))
+        cq: list[float] = []
+        cp: list[float] = []
+        for _ in range(n):
+            cq.append(run(qa, env))
+            cp.append(run(pa, env))
+        tq, tp = statistics.median(cq), statistics.median(cp)
         cli.append(
             {"op": f"{name} (command)", "qemu_ms": tq * 1000, "pyvirt_ms": tp * 1000, "ratio": tq / tp}
         )
     start = statistics.median(run([sys.executable, "-S", "-c", "pass"], env) for _ in range(n)) * 1000
     return {
+        "settled": settled,
+        "memory_probe": memory_probe(workdir),
         "load": [load_before, os.getloadavg()[0]],
         "size": size,
         "rounds": rounds,
@@ -247,14 +307,15 @@ def markdown(res: dict[str, Any]) -> str:
         f"`python bench/bench_img.py --size {size >> 20}M --rounds {res['rounds']} "
         f"--rounds-c {res['rounds_c']} --write-docs`",
         "",
-        f"Source: a raw file of {size >> 20} MiB, first half random, second half written zeros; page cache "
-        "warm; each figure is the median of the rounds, the tools alternating who goes first; ratio = "
-        "qemu-img time / pyvirt time (above 1: pyvirt faster). Every pyvirt output was checked identical "
-        "with `qemu-img compare`. pyvirt runs as `.venv/bin/pyvirt img` (the launcher `make setup` writes).",
+        f"Source: a raw file of {size >> 20} MiB, first half random, second half written zeros. Each "
+        "figure is the median of the rounds, the tools alternating who goes first; ratio = qemu-img time "
+        "/ pyvirt time (above 1: pyvirt faster). Every pyvirt output was checked identical with "
+        "`qemu-img compare`. pyvirt runs as `.venv/bin/pyvirt img` (the launcher `make setup` writes).",
+        "",
+        settle_text(res),
         "",
         f"Machine: {m['cpu']}, {m['memory']}, Linux {m['kernel']}, Python {m['python']}, {m['qemu-img']}; "
-        f"load average {res['load'][0]:.1f} at the start, {res['load'][1]:.1f} at the end (a shared machine: "
-        "other jobs ran meanwhile, so single runs vary by several times; compare the ratios, and rerun).",
+        f"load average {res['load'][0]:.1f} at the start, {res['load'][1]:.1f} at the end.",
         "",
         "| operation | qemu-img | pyvirt img | ratio (median) | ratio (best) | identical |",
         "|---|---|---|---|---|---|",
@@ -287,8 +348,10 @@ def markdown(res: dict[str, Any]) -> str:
         "straight from the file that holds it, found by block status / SEEK_DATA), zero granules found "
         "from one strided slice of every granule's first byte and confirmed with one memcmp each (the "
         "main thread stays light: the I/O threads need the GIL back after each system call), clusters "
-        "reserved by the main thread and written by a "
-        "writer thread; `-c` deflates on a thread pool (zlib drops the GIL) with an early abort: four "
+        "reserved by the main thread and written by a writer thread (threads from a small `_thread` "
+        "pool: `concurrent.futures` alone costs ~8 ms to import), qcow2 block status found run by "
+        "run with slice comparisons of the L2 tables; `-c` deflates on a thread pool (zlib drops the "
+        "GIL) with an early abort: four "
         "1 KiB samples that fast deflate cannot shrink mark a cluster incompressible, and it is stored "
         "uncompressed without a full level-6 attempt (QEMU stores such clusters uncompressed too, after "
         "trying). Like qemu-img, convert does not fsync the result.",
@@ -296,23 +359,59 @@ def markdown(res: dict[str, Any]) -> str:
         "Targets (issue 3): plain convert >= 0.8x qemu-img, compressed >= 1.0x, info/create commands no "
         "slower than qemu-img and < 1 ms as library calls.",
         "",
-        "* Compressed convert: met by a wide margin (deflate on both cores, incompressible clusters "
-        "detected early).",
-        "* Library calls: met.",
-        "* Plain convert: not met. raw -> qcow2 is steadily ~20% slower than qemu-img (0.76x; the "
-        "main thread's zero detection and cluster allocation in Python are the difference). The runs "
-        "that read from qcow2 are bimodal for both tools: a fresh GiB written into the page cache "
-        "takes either ~0.3 s or 1.5-3 s on this VM, and perf puts the slow runs' time in the kernel's "
-        "copy into newly allocated page-cache folios (`copy_folio_from_iter_atomic`), most likely "
-        "the hypervisor faulting back memory the guest had handed it (the VM runs virtio-balloon free "
-        "page reporting). pyvirt meets that slow mode more often, which drags its medians; in the "
-        "fast mode (the 'best' column) it runs at 0.84-0.88x of qemu-img.",
-        "* info/create as commands: out of reach for any CPython program. The bare interpreter "
-        "(`python -S -c pass`, above) takes longer than qemu-img's whole `info` (~4 ms); pyvirt adds "
-        "~3 ms (info) and ~5 ms (create) to it, the imports having been cut to what each verb needs.",
+        *verdicts(res),
         "",
     ]
     return "\n".join(lines)
+
+
+def settle_text(res: dict[str, Any]) -> str:
+    probe = res.get("memory_probe") or {}
+    idle = " ".join(f"{x:.2f}" for x in probe.get("after idle", []))
+    deleted = " ".join(f"{x:.2f}" for x in probe.get("after delete", []))
+    if not res.get("settled", False):
+        return "Runs were timed as they came (`--no-settle`)."
+    return (
+        "Before every timed run the bench syncs and reads the input into the page cache; each "
+        "output is deleted as soon as it is timed (but the last round's), before it is written "
+        "back. Without that, the second run of every round was the slow one, whichever tool it "
+        "was: the first run's GiB was being written back to the VM's disk (a file on the host), and "
+        "the second run wrote into memory that had sat free long enough for the VM to hand it back "
+        "to its host (virtio-balloon free page reporting), which then faults it back in. In this "
+        f"run, writing 1 GiB into the page cache took {idle or '?'} s after 6 s idle and "
+        f"{deleted or '?'} s right after deleting another GiB."
+    )
+
+
+def verdicts(res: dict[str, Any]) -> list[str]:
+    rows = {r["op"]: r for r in res["convert"]}
+    out: list[str] = []
+    plain = [rows[k] for k in ("convert raw → qcow2", "convert qcow2 → raw") if k in rows]
+    if plain:
+        met = all(r["ratio"] >= 0.8 for r in plain)
+        figures = ", ".join(f"{r['op'].removeprefix('convert ')} {r['ratio']:.2f}x" for r in plain)
+        out.append(f"* Plain convert: {'met' if met else 'not met'} ({figures} of qemu-img's speed).")
+    comp = rows.get("convert -c raw → qcow2")
+    if comp:
+        out.append(
+            f"* Compressed convert: {'met' if comp['ratio'] >= 1.0 else 'not met'} "
+            f"({comp['ratio']:.2f}x; deflate on both cores, incompressible clusters detected early)."
+        )
+    lib = res["library"]
+    lib_met = max(lib.values()) < 1.0
+    out.append(f"* Library calls: {'met' if lib_met else 'not met'} (see above).")
+    cli = {r["op"]: r for r in res["cli"]}
+    info, create = cli.get("info (command)"), cli.get("create (command)")
+    if info and create:
+        out.append(
+            f"* info/create as commands: not reachable by a CPython program. The bare interpreter "
+            f"(`python -S -c pass`) takes {res['python_startup_ms']:.1f} ms here, more than qemu-img's "
+            f"whole `info` ({info['qemu_ms']:.1f} ms) and `create` ({create['qemu_ms']:.1f} ms); pyvirt "
+            f"adds {info['pyvirt_ms'] - res['python_startup_ms']:.1f} ms (info) and "
+            f"{create['pyvirt_ms'] - res['python_startup_ms']:.1f} ms (create) to it, its imports cut "
+            "to what each verb needs."
+        )
+    return out
 
 
 def write_docs(text: str) -> None:
@@ -332,6 +431,9 @@ def main() -> int:
     ap.add_argument("--size", default="2G", help="source image size (default 2G)")
     ap.add_argument("--rounds", type=int, default=7, help="rounds of each plain convert (default 7)")
     ap.add_argument("--rounds-c", type=int, default=3, help="rounds of the -c convert (default 3)")
+    ap.add_argument(
+        "--no-settle", action="store_true", help="time runs as they come, without settle() before each"
+    )
     ap.add_argument("--dir", help="work directory (default: a temporary one under /var/tmp)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--write-docs", action="store_true", help="rewrite the section in docs/BENCHMARKS.md")
@@ -349,7 +451,7 @@ def main() -> int:
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="bench-img-", dir="/var/tmp"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        res = bench(parse_size(args.size), args.rounds, args.rounds_c, workdir)
+        res = bench(parse_size(args.size), args.rounds, args.rounds_c, workdir, not args.no_settle)
     finally:
         if not args.dir:
             shutil.rmtree(workdir, ignore_errors=True)
