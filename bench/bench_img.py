@@ -405,9 +405,9 @@ def verdicts(res: dict[str, Any]) -> list[str]:
     if info and create:
         out.append(
             f"* info/create as commands: not reachable by a CPython program. The bare interpreter "
-            f"(`python -S -c pass`) takes {res['python_startup_ms']:.1f} ms here, more than qemu-img's "
-            f"whole `info` ({info['qemu_ms']:.1f} ms) and `create` ({create['qemu_ms']:.1f} ms); pyvirt "
-            f"adds {info['pyvirt_ms'] - res['python_startup_ms']:.1f} ms (info) and "
+            f"(`python -S -c pass`) alone takes {res['python_startup_ms']:.1f} ms here, against "
+            f"{info['qemu_ms']:.1f} ms for qemu-img's whole `info` and {create['qemu_ms']:.1f} ms for its "
+            f"`create`; pyvirt adds {info['pyvirt_ms'] - res['python_startup_ms']:.1f} ms (info) and "
             f"{create['pyvirt_ms'] - res['python_startup_ms']:.1f} ms (create) to it, its imports cut "
             "to what each verb needs."
         )
@@ -420,7 +420,7 @@ def write_docs(text: str) -> None:
     if HEADING in old:
         start = old.index(HEADING)
         nxt = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + text + (old[nxt + 1 :] if nxt >= 0 else "")
+        new = old[:start] + text.rstrip("\n") + "\n\n" + (old[nxt + 1 :] if nxt >= 0 else "")
     else:
         new = old.rstrip("\n") + "\n\n" + text
     path.write_text(new)
