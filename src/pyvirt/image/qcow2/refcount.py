@@ -210,17 +210,34 @@ class Refcounts:
         start = self._find_free(n)
         if start + n > self.end:
             self.end = start + n
-        for c in range(start, start + n):
-            self.add(c, 1)
+        self._add_ones(start, n)
         self.hint = start + n
         return start << self.cb
 
     def alloc_at_end(self, n: int) -> int:
         start = self.end
         self.end += n
-        for c in range(start, start + n):
-            self.add(c, 1)
+        self._add_ones(start, n)
         return start << self.cb
+
+    def _add_ones(self, start: int, n: int) -> None:
+        """Take one reference on each of ``n`` clusters from ``start``: a slice per refcount block
+        where they are all free (the usual case), one by one otherwise."""
+        c, end, per = start, start + n, self.per_block
+        if end > self.end:
+            self.end = end  # a refcount block created on the way goes after the run, not into it
+        while c < end:
+            bidx, i = divmod(c, per)
+            k = min(end - c, per - i)
+            blk = self._block(bidx, create=True)
+            assert blk is not None
+            if blk[i : i + k].count(0) == k:
+                blk[i : i + k] = array(blk.typecode, [1]) * k
+                self.dirty_blocks.add(bidx)
+            else:
+                for x in range(c, c + k):
+                    self.add(x, 1)
+            c += k
 
     def _find_free(self, n: int) -> int:
         """First cluster of a run of ``n`` free ones at or after the hint (or reaching the end)."""
