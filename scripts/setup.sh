@@ -16,6 +16,7 @@ PACKAGES=(
   libguestfs-tools python3-guestfs     # offline guest tools (sysprep, mount, customize)
   linux-image-amd64                    # the kernel libguestfs's appliance boots
   fuse3 debootstrap genisoimage        # guest mounts, template builds, seed ISO checks
+  fdisk scrub                          # sfdisk for template disks; scrub for vol-wipe's algorithms
   python3-venv python3-dev
 )
 missing=()

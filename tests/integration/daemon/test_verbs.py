@@ -164,7 +164,12 @@ def test_real_libvirt_xml_defines_and_starts(daemon: Daemon, tmp_path: Path, nam
         ).stdout.strip()
         loops.append(loop)
         text = text.replace(device, loop)
-    text = re.sub(r"<nvram[^>]*>[^<]*</nvram>", f"<nvram>{tmp_path}/VARS.fd</nvram>", text)
+    text = re.sub(r"(<nvram[^>]*>)[^<]*</nvram>", rf"\g<1>{tmp_path}/VARS.fd</nvram>", text)
+    # Log files and sockets of serial ports and channels go under the scratch root, not the host's.
+    for source in set(re.findall(r"<source [^>]*path=['\"](/[^'\"]+)['\"]", text)):
+        scratch = tmp_path / "host" / source.lstrip("/")
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        text = text.replace(source, str(scratch))
     text = re.sub(r"<interface type=['\"](network|bridge)['\"].*?</interface>", "", text, flags=re.S)
     path = tmp_path / "dom.xml"
     path.write_text(text)

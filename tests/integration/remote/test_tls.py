@@ -233,7 +233,10 @@ def tcp_listen_inodes() -> set[str]:
 def socket_inodes(pid: int) -> set[str]:
     out = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        target = os.readlink(fd)
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:  # closed between the listing and the readlink
+            continue
         if target.startswith("socket:["):
             out.add(target[8:-1])
     return out
