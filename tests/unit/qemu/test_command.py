@@ -1,6 +1,9 @@
-"""Domain XML → QEMU argv, checked against golden files (tests/data/qemu/NAME.args).
+"""Domain XML → QEMU argv, checked against golden files.
 
-Set PYVIRT_REGOLD=1 to rewrite the golden files after an intended change, then review the diff.
+Every domain XML under tests/data/ (``domain/`` and ``qemu/``) has its golden command line beside it
+(``NAME.args``), built with the run-time facts the daemon would supply (tap names, volume paths, NVRAM
+path, channel sockets). A missing or different golden fails. After an intended change, rewrite them with
+``PYVIRT_REGEN_GOLDEN=1`` and review the diff: nothing here writes a golden file otherwise.
 """
 
 from __future__ import annotations
@@ -10,23 +13,48 @@ from pathlib import Path
 
 import pytest
 
+from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.errors import UnsupportedConfig
 from pyvirt.qemu.command import RuntimeContext, build_argv
 
-DATA = Path(__file__).resolve().parents[2] / "data/qemu"
-CASES = sorted(p.stem for p in DATA.glob("*.xml"))
+DATA_ROOT = Path(__file__).resolve().parents[2] / "data"
+DATA = DATA_ROOT / "qemu"
+GOLDEN_DIRS = ("domain", "qemu")
+CASES = sorted(f"{d}/{p.stem}" for d in GOLDEN_DIRS for p in (DATA_ROOT / d).glob("*.xml"))
+REGEN = os.environ.get("PYVIRT_REGEN_GOLDEN") == "1"
+
+
+def runtime_context(dom: Domain) -> RuntimeContext:
+    """What the daemon decides at start: taps, volume paths, NVRAM and channel sockets."""
+    run = "/run/pyvirt/qemu"
+    loader = dom.os.loader
+    nvram = None
+    if loader is not None and loader.type == "pflash":
+        nvram = dom.os.nvram or f"/var/lib/pyvirt/qemu/nvram/{dom.name}_VARS.fd"
+    return RuntimeContext(
+        accel="kvm" if dom.type == "kvm" else "tcg",
+        monitor_path=f"{run}/{dom.name}.monitor",
+        pidfile=f"{run}/{dom.name}.pid",
+        taps={i: f"vnet{i}" for i, nic in enumerate(dom.devices.interfaces) if nic.type != "user"},
+        disk_paths={
+            i: f"/var/lib/pyvirt/images/{disk.source_pool}/{disk.source_volume}"
+            for i, disk in enumerate(dom.devices.disks)
+            if disk.type == "volume"
+        },
+        channel_paths={
+            i: ch.source_path or f"{run}/{dom.name}.channels/{ch.target_name or f'channel{i}'}"
+            for i, ch in enumerate(dom.devices.channels)
+            if ch.type == "unix"
+        },
+        nvram_path=nvram,
+    )
 
 
 def argv_for(name: str) -> list[str]:
-    dom = load_domain_xml((DATA / f"{name}.xml").read_text())
-    ctx = RuntimeContext(
-        accel="kvm" if dom.type == "kvm" else "tcg",
-        monitor_path=f"/run/pyvirt/qemu/{dom.name}.monitor",
-        pidfile=f"/run/pyvirt/qemu/{dom.name}.pid",
-        taps={i: f"vnet{i}" for i, nic in enumerate(dom.devices.interfaces) if nic.type != "user"},
-    )
-    return build_argv(dom, ctx)
+    path = DATA_ROOT / f"{name}.xml" if "/" in name else DATA / f"{name}.xml"
+    dom = load_domain_xml(path.read_text())
+    return build_argv(dom, runtime_context(dom))
 
 
 def render(argv: list[str]) -> str:
@@ -43,13 +71,25 @@ def render(argv: list[str]) -> str:
     return " \\\n".join(lines) + "\n"
 
 
+def test_every_golden_has_its_xml() -> None:
+    stale = [
+        f"{d}/{p.name}"
+        for d in GOLDEN_DIRS
+        for p in (DATA_ROOT / d).glob("*.args")
+        if not p.with_suffix(".xml").exists()
+    ]
+    assert not stale, f"golden files without a domain XML: {stale}"
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_golden_argv(name: str) -> None:
     text = render(argv_for(name))
-    golden = DATA / f"{name}.args"
-    if os.environ.get("PYVIRT_REGOLD") or not golden.exists():
+    golden = DATA_ROOT / f"{name}.args"
+    if REGEN:
         golden.write_text(text)
-    assert text == golden.read_text()
+    if not golden.exists():
+        pytest.fail(f"no golden command line {golden}: run with PYVIRT_REGEN_GOLDEN=1, then review it")
+    assert text == golden.read_text(), f"{name}: the command line differs from {golden}"
 
 
 def test_argv_is_a_list_without_shell_quoting() -> None:
