@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pyvirt.errors import AlreadyExists, InvalidArgument, NotFound
+from pyvirt.store import atomic_write
 
 READONLY_OU = "pyvirt-readonly"
 CA_DAYS = 3650
@@ -64,20 +65,7 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     data = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write(path, data, 0o600)
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    atomic_write(path, data, 0o600)
 
 
 def _cert_pem(cert: x509.Certificate) -> bytes:
@@ -149,7 +137,7 @@ def init_ca(directory: Path, *, cn: str = "pyvirt CA", days: int = CA_DAYS, forc
     start, end = _validity(days)
     cert = build_certificate(name, key.public_key(), name, key, not_before=start, not_after=end, ca=True)
     _write_key(key_path, key)
-    _write(cert_path, _cert_pem(cert), 0o644)
+    atomic_write(cert_path, _cert_pem(cert), 0o644)
     return Issued(cert_path, key_path)
 
 
@@ -183,7 +171,7 @@ def _general_name(text: str) -> x509.GeneralName:
 
 def _install_cacert(ca_dir: Path, out_dir: Path, ca_cert: x509.Certificate) -> None:
     if out_dir.resolve() != ca_dir.resolve():
-        _write(out_dir / "cacert.pem", _cert_pem(ca_cert), 0o644)
+        atomic_write(out_dir / "cacert.pem", _cert_pem(ca_cert), 0o644)
 
 
 def issue_server(
@@ -208,7 +196,7 @@ def issue_server(
         issuer_key=ca_key.public_key(),
     )
     _write_key(out / "serverkey.pem", key)
-    _write(out / "servercert.pem", _cert_pem(cert), 0o644)
+    atomic_write(out / "servercert.pem", _cert_pem(cert), 0o644)
     _install_cacert(ca_dir, out, ca_cert)
     return Issued(out / "servercert.pem", out / "serverkey.pem")
 
@@ -237,7 +225,7 @@ def issue_client(
         issuer_key=ca_key.public_key(),
     )
     _write_key(out / "clientkey.pem", key)
-    _write(out / "clientcert.pem", _cert_pem(cert), 0o644)
+    atomic_write(out / "clientcert.pem", _cert_pem(cert), 0o644)
     _install_cacert(ca_dir, out, ca_cert)
     return Issued(out / "clientcert.pem", out / "clientkey.pem")
 

@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, PyvirtError
+from pyvirt.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
+from pyvirt.revert import Revert
 
 if TYPE_CHECKING:
     from pyvirt.client.api import Connection
@@ -92,21 +93,6 @@ class _Source:
     disk: Any = None  # the original's DiskConfig (domain clones)
 
 
-class _Undo:
-    """What was made so far, removed again on failure (newest first)."""
-
-    def __init__(self) -> None:
-        self.steps: list[Callable[[], None]] = []
-
-    def add(self, step: Callable[[], None]) -> None:
-        self.steps.append(step)
-
-    def run(self) -> None:
-        for step in reversed(self.steps):
-            with contextlib.suppress(PyvirtError, OSError):
-                step()
-
-
 def clone(conn: Connection, opts: CloneOptions, *, say: Callable[[str], None] | None = None) -> CloneResult:
     """Make domain ``opts.name`` from template or domain ``opts.original``; see the module doc."""
     from pyvirt.conf.validate import validate_name
@@ -159,9 +145,8 @@ def clone(conn: Connection, opts: CloneOptions, *, say: Callable[[str], None] | 
     uuid = str(uuidlib.uuid4())
     interfaces = _interfaces(conn, opts, base)
     macs = [mac for _, _, mac in interfaces]
-    undo = _Undo()
     pool = conn.pool(opts.pool)
-    try:
+    with Revert() as undo:
         for index, (src, vol) in enumerate(zip(sources, names, strict=True)):
             size = max(src.size, opts.disk_size or 0) if index == 0 else src.size
             if say:
@@ -180,9 +165,7 @@ def clone(conn: Connection, opts: CloneOptions, *, say: Callable[[str], None] | 
         else:
             xml = domain_clone_xml(base, opts, uuid, names, seed_name, interfaces)
         conn.define_xml(xml)
-    except BaseException:
-        undo.run()
-        raise
+        undo.success()
     return CloneResult(
         name=opts.name,
         uuid=uuid,

@@ -25,6 +25,7 @@ from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, Pyvirt
 from pyvirt.guest.appliance import Disk, Handle, launch, new_handle
 from pyvirt.guest.inspect import inspect, mount_all
 from pyvirt.paths import default_mode, layout_for
+from pyvirt.store import atomic_write
 
 MOUNT_WAIT_SECONDS = 600.0  # an appliance launch under TCG takes 20-60 s on a busy host
 UMOUNT_WAIT_SECONDS = 300.0
@@ -62,10 +63,7 @@ def record_path(mountpoint: str | os.PathLike[str]) -> Path:
 
 
 def _write_record(path: Path, data: dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data).encode(), durable=False)
 
 
 def _read_record(path: Path) -> dict[str, object] | None:
@@ -142,7 +140,7 @@ def _serve(
                 raise OperationFailed(f"cannot mount on {mountpoint} with FUSE: {err}") from err
             _write_record(record, {"pid": os.getpid(), "mountpoint": real, "status": "serving"})
             if pid_file:
-                Path(pid_file).write_text(f"{os.getpid()}\n")
+                atomic_write(Path(pid_file), f"{os.getpid()}\n".encode(), 0o644, durable=False)
         except PyvirtError as err:
             os.write(ready_fd, f"{err.code}\t{err.message}\n".encode())
             return 1

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, OperationFailed
+from pyvirt.store import atomic_write
 
 if TYPE_CHECKING:
     from pyvirt.client.api import Connection
@@ -153,8 +154,6 @@ class TemplateStore:
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         os.chmod(image, TEMPLATE_MODE)
-        sidecar_tmp = image.parent / "template.json"
-        sidecar_tmp.write_text(json.dumps(meta, indent=1) + "\n")
         volume, sidecar = self.volume_path(name), self.sidecar_path(name)
         if sidecar.exists() and not volume.exists():
             sidecar.unlink()  # left by a delete that was interrupted
@@ -163,7 +162,7 @@ class TemplateStore:
         except FileExistsError as err:
             raise AlreadyExists(f"template {name}: the volume {volume.name} exists already") from err
         try:
-            os.replace(sidecar_tmp, sidecar)
+            atomic_write(sidecar, (json.dumps(meta, indent=1) + "\n").encode(), 0o644)
         except OSError:
             volume.unlink()
             raise

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pyvirt.conf.network import Network
 from pyvirt.errors import OperationFailed
+from pyvirt.store import atomic_write
 
 DNSMASQ = "dnsmasq"
 
@@ -154,20 +155,10 @@ def build_addnhosts(net: Network) -> str:
     return "".join(f"{h.ip}\t{' '.join(h.hostnames)}\n" for h in net.dns.hosts)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def write_files(net: Network, files: DnsmasqFiles) -> None:
-    _atomic_write(files.conf, build_config(net, files))
-    _atomic_write(files.hostsfile, build_hostsfile(net))
-    _atomic_write(files.addnhosts, build_addnhosts(net))
+    atomic_write(files.conf, build_config(net, files).encode(), 0o644, durable=False)
+    atomic_write(files.hostsfile, build_hostsfile(net).encode(), 0o644, durable=False)
+    atomic_write(files.addnhosts, build_addnhosts(net).encode(), 0o644, durable=False)
 
 
 def read_pid(files: DnsmasqFiles) -> int | None:

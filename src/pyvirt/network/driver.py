@@ -39,6 +39,8 @@ from pyvirt.network.dnsmasq import DnsmasqFiles, Lease
 from pyvirt.network.firewall import Firewall, build_rules, chain_id
 from pyvirt.network.netns import NetnsRunner
 from pyvirt.paths import Layout
+from pyvirt.revert import Revert
+from pyvirt.store import atomic_symlink, atomic_write, remove
 
 log = logging.getLogger(__name__)
 
@@ -63,40 +65,6 @@ class _Live:
     net: Network
     dnsmasq_pid: int | None
     started: float
-
-
-def _atomic_write(path: Path, text: str, mode: int = 0o644) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
-class _Revert:
-    """Undo steps of a multi-step operation, run in reverse order if it fails."""
-
-    def __init__(self) -> None:
-        self.steps: list[tuple[str, Callable[[], object]]] = []
-
-    def push(self, what: str, fn: Callable[[], object]) -> None:
-        self.steps.append((what, fn))
-
-    def run(self) -> None:
-        for what, fn in reversed(self.steps):
-            try:
-                fn()
-            except Exception:
-                log.exception("while undoing a failed start: %s", what)
 
 
 def _write_sysctl(path: str, value: str) -> None:
@@ -191,7 +159,7 @@ class NetworkDriver:
 
     def _save_live(self, live: _Live) -> None:
         data = {"xml": format_network_xml(live.net), "dnsmasq_pid": live.dnsmasq_pid, "started": live.started}
-        _atomic_write(self._state_path(live.net.name), json.dumps(data, indent=1) + "\n", 0o600)
+        atomic_write(self._state_path(live.net.name), (json.dumps(data, indent=1) + "\n").encode())
 
     def _status(self, name: str, config: Network | None, live: _Live | None) -> NetworkStatus:
         net = live.net if live is not None else config
@@ -287,7 +255,7 @@ class NetworkDriver:
                 if net.uuid_given:
                     raise AlreadyExists(f"network '{name}' already exists with UUID {old.uuid}")
                 net.uuid = old.uuid
-            _atomic_write(self._config_path(name), format_network_xml(net))
+            atomic_write(self._config_path(name), format_network_xml(net).encode(), 0o644)
             return self._status(name, net, live)
 
     def undefine(self, name: str) -> None:
@@ -309,14 +277,9 @@ class NetworkDriver:
                 target = os.path.relpath(self._config_path(name), self.autostart_dir)
                 if link.is_symlink() and os.readlink(link) == target:
                     return
-                tmp = link.with_name(f".{link.name}.tmp")
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-                os.symlink(target, tmp)
-                os.replace(tmp, link)
+                atomic_symlink(target, link)
             else:
-                with contextlib.suppress(FileNotFoundError):
-                    link.unlink()
+                remove(link)
 
     # ----------------------------------------------------------------------------- start / destroy
 
@@ -371,23 +334,20 @@ class NetworkDriver:
     def _start(self, net: Network) -> _Live:
         self._check_startable(net)
         files = self._files(net.name)
-        revert = _Revert()
         live = _Live(net, None, time.time())
-        try:
+        with Revert() as revert:
             if net.managed:
                 self._start_managed(net, files, revert, live)
             self._save_live(live)
-        except BaseException:
-            revert.run()
-            raise
+            revert.success()
         return live
 
-    def _start_managed(self, net: Network, files: DnsmasqFiles, revert: _Revert, live: _Live) -> None:
+    def _start_managed(self, net: Network, files: DnsmasqFiles, revert: Revert, live: _Live) -> None:
         bridge = net.bridge.name
         assert bridge is not None
         run = self._ns.run
         run(links.create_bridge, bridge, mac=net.mac, mtu=net.mtu, stp=net.bridge.stp, delay=net.bridge.delay)
-        revert.push(f"delete bridge {bridge}", lambda: run(links.delete_link, bridge))
+        revert.add(lambda: run(links.delete_link, bridge), f"delete bridge {bridge}")
         for ip in net.ips:
             run(links.add_address, bridge, ip.address, ip.prefix)
         run(links.set_up, bridge)
@@ -397,14 +357,14 @@ class NetworkDriver:
             if net.ipv6():
                 run(_write_sysctl, "/proc/sys/net/ipv6/conf/all/forwarding", "1")
         cid = chain_id(net)
-        revert.push("remove firewall rules", lambda: run(self._fw.remove, cid))
+        revert.add(lambda: run(self._fw.remove, cid), "remove firewall rules")
         run(self._fw.add, net)
         if net.needs_dnsmasq:
-            revert.push("remove dnsmasq files", lambda: self._remove_files(files))
+            revert.add(lambda: self._remove_files(files), "remove dnsmasq files")
             dnsmasq.write_files(net, files)
             live.dnsmasq_pid = run(dnsmasq.start, files)
             pid = live.dnsmasq_pid
-            revert.push("stop dnsmasq", lambda: dnsmasq.stop(pid, files))
+            revert.add(lambda: dnsmasq.stop(pid, files), "stop dnsmasq")
 
     def _remove_files(self, files: DnsmasqFiles) -> None:
         for path in files.all():
@@ -458,7 +418,7 @@ class NetworkDriver:
             if self._load_config("default") is None and self._load_live("default") is None:
                 self.define(self._default_xml())
                 self.set_autostart("default", True)
-            _atomic_write(marker, "")
+            atomic_write(marker, b"", 0o644)
 
     def _default_xml(self) -> str:
         taken = [ip.network for c in self._configs().values() for ip in c.ips]
