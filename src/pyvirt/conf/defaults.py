@@ -8,12 +8,10 @@ devices are added.
 
 from __future__ import annotations
 
-import secrets
-
 from pyvirt.conf.domain import CharDevConfig, Domain
+from pyvirt.conf.mac import random_mac
 
 DEFAULT_MACHINE = "pc"
-MAC_PREFIX = "52:54:00"
 # libvirt maps sd* to scsi; pyvirt maps it to sata, which needs no extra controller model on q35.
 _BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "sata"), ("hd", "ide"))
 
@@ -24,14 +22,6 @@ def infer_disk_bus(target_dev: str) -> str | None:
         if target_dev.startswith(prefix):
             return bus
     return None
-
-
-def random_mac(taken: set[str]) -> str:
-    """A random ``52:54:00:xx:xx:xx`` address (QEMU's OUI, as libvirt uses) not in ``taken``."""
-    while True:
-        mac = MAC_PREFIX + "".join(f":{byte:02x}" for byte in secrets.token_bytes(3))
-        if mac not in taken:
-            return mac
 
 
 def _pair_console_with_serial(dom: Domain) -> None:

@@ -14,6 +14,7 @@ import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
+from pyvirt.conf.names import validate_name
 from pyvirt.conf.units import unit_factor
 from pyvirt.conf.xmlutil import Elem, XNode, parse_document, serialize, unsupported, x
 from pyvirt.errors import InvalidArgument, XMLError
@@ -23,10 +24,9 @@ VOLUME_CREATE_FORMATS = ("raw", "qcow2")
 # libvirt's file-format names: what a probed volume may be shown as, and what a backing volume may be.
 VOLUME_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "qcow", "qed", "vpc", "iso", "cloop", "dmg", "bochs")
 VOLUME_FEATURES = ("lazy_refcounts",)
-MAX_NAME_BYTES = 255
 MAX_SIZE = (1 << 63) - 1
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _COMPAT = ("0.10", "1.1")
 
 CONFIG_HEADER = """<!--
@@ -37,29 +37,6 @@ or other application using the pyvirt API.
 -->
 
 """
-
-
-def check_name(name: str, what: str) -> str:
-    """``name`` when it is usable as one file name; InvalidArgument naming the problem otherwise."""
-    if not name:
-        raise InvalidArgument(f"{what} name must not be empty")
-    if "/" in name:
-        raise InvalidArgument(f"{what} name '{name}' cannot contain '/'")
-    if name.startswith("."):
-        raise InvalidArgument(f"{what} name '{name}' cannot start with '.'")
-    if _CONTROL.search(name):
-        raise InvalidArgument(f"{what} name {name!r} cannot contain control characters")
-    if len(name.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
-        raise InvalidArgument(f"{what} name '{name[:40]}...' is longer than {MAX_NAME_BYTES} bytes")
-    return name
-
-
-def check_pool_name(name: str) -> str:
-    return check_name(name, "pool")
-
-
-def check_volume_name(name: str) -> str:
-    return check_name(name, "volume")
 
 
 def scaled_size(value: str, unit: str | None, element: str) -> int:
@@ -206,7 +183,7 @@ def parse_pool(text: str) -> PoolDef:
     name_node = root.child("name")
     if name_node is None:
         raise XMLError("XML error: missing pool source name element")
-    name = check_pool_name(name_node.text())
+    name = validate_name(name_node.text(), "pool")
     name_node.done()
     uuid_node = root.child("uuid")
     uuid = _uuid(uuid_node.text()) if uuid_node is not None else str(uuidlib.uuid4())
@@ -264,7 +241,7 @@ def parse_volume(text: str, *, require_capacity: bool = True) -> VolumeDef:
     name_node = root.child("name")
     if name_node is None:
         raise XMLError("XML error: missing volume name element")
-    vol = VolumeDef(name=check_volume_name(name_node.text()))
+    vol = VolumeDef(name=validate_name(name_node.text(), "volume"))
     name_node.done()
     root.skip("key", "physical")
     if (source := root.child("source")) is not None:

@@ -11,32 +11,19 @@ import re
 from collections import Counter
 
 from pyvirt.conf.domain import Domain
+from pyvirt.conf.names import validate_name
 from pyvirt.conf.units import MAX_KIB
 from pyvirt.conf.xmlutil import parse_document
 from pyvirt.errors import InvalidArgument, UnsupportedConfig, XMLError
 
-MAX_NAME_LENGTH = 200
 MAX_VCPUS = 255
 MIN_MEMORY_KIB = 1024
-NAME_RULES = (
-    "use letters, digits and '_.+:-' only, start with a letter or digit, "
-    f"at most {MAX_NAME_LENGTH} characters, and no '..'"
-)
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]*")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 _DISK_TARGET = re.compile(r"(?:vd|sd|hd)[a-z]{1,3}")
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 _LIFECYCLE = ("destroy", "restart", "preserve")
 _BUSES = ("virtio", "sata", "scsi", "ide", "usb")
-
-
-def validate_name(name: str, what: str = "domain") -> None:
-    """Refuse names that are unsafe as file names or in shells; the message says what is allowed."""
-    if not name:
-        raise InvalidArgument(f"{what} name must not be empty ({NAME_RULES})")
-    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name) or ".." in name:
-        raise InvalidArgument(f"invalid {what} name {name!r}: {NAME_RULES}")
 
 
 def validate_uuid(value: str) -> None:
@@ -114,12 +101,12 @@ def _check_boot(dom: Domain) -> None:
             raise InvalidArgument(f"boot order {order} is used by more than one device")
 
 
-def check_metadata(metadata: str) -> None:
+def check_metadata(metadata: str, what: str = "domain") -> None:
     """Refuse metadata that is not a well-formed XML fragment (it is written out verbatim)."""
     try:
         parse_document(f"<metadata>{metadata}</metadata>")
     except XMLError as err:
-        raise XMLError(f"domain metadata is not well-formed XML: {err.message}") from err
+        raise XMLError(f"{what} metadata is not well-formed XML: {err.message}") from err
 
 
 def validate_domain(dom: Domain) -> None:

@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.conf.defaults import random_mac
 from pyvirt.conf.domain import InterfaceConfig
+from pyvirt.conf.mac import random_mac
 from pyvirt.errors import InvalidArgument, InvalidState, NotFound, OperationFailed, UnsupportedConfig
 from pyvirt.qemu.command import NIC_MODELS
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.conf.mac import random_mac
 from pyvirt.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound
 from pyvirt.revert import Revert
 
@@ -78,11 +79,6 @@ class CloneResult:
         return dataclasses.asdict(self)
 
 
-def random_mac() -> str:
-    """A MAC in QEMU's locally administered 52:54:00 range, as libvirt picks them."""
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
-
-
 @dataclass
 class _Source:
     """One disk to clone: its path, format, virtual size, and where it goes in the new domain."""
@@ -95,7 +91,7 @@ class _Source:
 
 def clone(conn: Connection, opts: CloneOptions, *, say: Callable[[str], None] | None = None) -> CloneResult:
     """Make domain ``opts.name`` from template or domain ``opts.original``; see the module doc."""
-    from pyvirt.conf.validate import validate_name
+    from pyvirt.conf.names import validate_name
     from pyvirt.guest.customize import validate_hostname
     from pyvirt.guest.template import store_for
 

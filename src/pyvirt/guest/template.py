@@ -46,7 +46,6 @@ TEMPLATE_MODE = 0o444
 DEFAULT_SIZE = 10 << 30
 MIN_SIZE = 256 << 20
 PARTITION_START = 1 << 20  # 1 MiB: the gap before the first partition holds grub's core.img
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
 #: cloud-init reads only the NoCloud seed (and falls back to None): no network probes for EC2 & co.
 #: Networking is the template's own (eth0 on DHCP from --prepare-template), so cloud-init does not
@@ -61,11 +60,12 @@ Say = Callable[[str], None]
 
 
 def check_name(name: str) -> str:
-    if not _NAME_RE.match(name) or name.endswith((".qcow2", ".json")):
-        raise InvalidArgument(
-            f"invalid template name {name!r}: use up to 64 letters, digits and '_.+-', starting with a "
-            "letter or digit"
-        )
+    """A template name: the one name rule, and not ending like the files a template is made of."""
+    from pyvirt.conf.names import validate_name
+
+    validate_name(name, "template")
+    if name.endswith((".qcow2", ".json")):
+        raise InvalidArgument(f"invalid template name {name!r}: it must not end in .qcow2 or .json")
     return name
 
 

@@ -23,16 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyvirt.conf.network import (
-    MAC_RE,
-    Network,
-    apply_defaults,
-    format_network_xml,
-    parse_network_xml,
-    subnets_overlap,
-    validate_name,
-    validate_network,
-)
+from pyvirt.conf.mac import is_unicast_mac
+from pyvirt.conf.names import validate_name
+from pyvirt.conf.network import Network
+from pyvirt.conf.network_validate import apply_defaults, subnets_overlap, validate_network
+from pyvirt.conf.network_xml import format_network_xml, parse_network_xml
 from pyvirt.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, OperationFailed
 from pyvirt.network import dnsmasq, links
 from pyvirt.network.dnsmasq import DnsmasqFiles, Lease
@@ -174,7 +169,7 @@ class NetworkDriver:
         )
 
     def _lookup(self, name: str) -> tuple[Network | None, _Live | None]:
-        validate_name(name)
+        validate_name(name, "network")
         config, live = self._load_config(name), self._load_live(name)
         if config is None and live is None:
             raise NotFound(f"network '{name}' not found")
@@ -221,7 +216,7 @@ class NetworkDriver:
         """Parse, fill defaults (keeping the previous definition's bridge and MAC), validate, and check
         that name, UUID and bridge do not clash with another network."""
         net = parse_network_xml(xml)
-        validate_name(net.name)
+        validate_name(net.name, "network")
         others = {n: c for n, c in self._configs().items() if n != net.name}
         for n, live in self._lives().items():
             if n != net.name:
@@ -246,7 +241,7 @@ class NetworkDriver:
     def define(self, xml: str) -> NetworkStatus:
         with self._lock:
             name = parse_network_xml(xml).name
-            validate_name(name)
+            validate_name(name, "network")
             previous = self._load_config(name)
             live = self._load_live(name)
             net = self._prepare(xml, previous=previous or (live.net if live else None))
@@ -286,7 +281,7 @@ class NetworkDriver:
     def create(self, xml: str) -> NetworkStatus:
         with self._lock:
             name = parse_network_xml(xml).name
-            validate_name(name)
+            validate_name(name, "network")
             if self._load_config(name) is not None or self._load_live(name) is not None:
                 raise AlreadyExists(f"network '{name}' already exists")
             net = self._prepare(xml, previous=None)
@@ -504,7 +499,7 @@ class NetworkDriver:
 
     def plug_tap(self, *, network: str | None, bridge: str | None, mac: str, tap: str | None = None) -> str:
         """Create a persistent tap (``vnetN`` unless named), attach it to the bridge, bring it up."""
-        if not MAC_RE.match(mac) or int(mac[:2], 16) & 1:
+        if not is_unicast_mac(mac):
             raise InvalidArgument(f"invalid unicast MAC address '{mac}'")
         if tap is not None and (len(tap.encode()) > 15 or "/" in tap or "%" in tap or not tap):
             raise InvalidArgument(f"invalid tap name '{tap}'")

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyvirt.conf.names import validate_name
 from pyvirt.conf.storage import (
     BackingStore,
     PoolDef,
     PoolSizes,
     VolumeDef,
     VolumeInfo,
-    check_volume_name,
     format_pool,
     format_pool_config,
     format_volume,
@@ -468,7 +468,7 @@ class StorageDriver:
         return out
 
     def volume(self, pool: str, name: str) -> VolumeInfo:
-        check_volume_name(name)
+        validate_name(name, "volume")
         return volumes.describe(self._folder(pool), name)
 
     def volume_info(self, pool: str, name: str) -> dict[str, Any]:
@@ -591,7 +591,7 @@ class StorageDriver:
     ) -> dict[str, Any]:
         folder = self._folder(pool)
         source = self.volume(pool, name)
-        check_volume_name(new_name)
+        validate_name(new_name, "volume")
         with (
             self.busy(source.path, "being cloned"),
             self.busy(volumes.volume_path(folder, new_name), "being created"),

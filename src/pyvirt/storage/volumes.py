@@ -20,6 +20,7 @@ import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from pyvirt.conf.names import validate_name
 from pyvirt.conf.storage import (
     BackingStore,
     Permissions,
@@ -27,7 +28,6 @@ from pyvirt.conf.storage import (
     Timestamps,
     VolumeDef,
     VolumeInfo,
-    check_volume_name,
 )
 from pyvirt.errors import (
     AlreadyExists,
@@ -76,7 +76,7 @@ def volume_names(folder: str) -> Iterator[str]:
 
 
 def volume_path(folder: str, name: str) -> str:
-    check_volume_name(name)
+    validate_name(name, "volume")
     return os.path.join(folder, name)
 
 

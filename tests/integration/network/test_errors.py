@@ -70,7 +70,11 @@ def test_bad_definitions_change_nothing(
             UnsupportedConfig,
             "virtualport",
         ),
-        ("<!DOCTYPE n [<!ENTITY e 'x'>]><network><name>&e;</name></network>", XMLError, "DTD"),
+        (
+            "<!DOCTYPE n [<!ENTITY e 'x'>]><network><name>&e;</name></network>",
+            XMLError,
+            "document type declarations",
+        ),
     ]
     for xml, error, message in bad:
         with pytest.raises(error, match=message):

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pyvirt.conf.defaults import apply_defaults, infer_disk_bus, random_mac
+from pyvirt.conf.defaults import apply_defaults, infer_disk_bus
 from pyvirt.conf.domain import CharDevConfig, Domain, InterfaceConfig
 from pyvirt.conf.domain_xml import format_domain, parse_domain
+from pyvirt.conf.mac import random_mac
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "domain"
 MINIMAL = (DATA / "minimal.xml").read_text()
@@ -50,7 +51,7 @@ def test_macs_are_random_qemu_oui_and_unique() -> None:
 
 def test_random_mac_avoids_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     draws = iter([b"\x00\x00\x01", b"\x00\x00\x01", b"\x00\x00\x02"])
-    monkeypatch.setattr("pyvirt.conf.defaults.secrets.token_bytes", lambda _n: next(draws))
+    monkeypatch.setattr("pyvirt.conf.mac.secrets.token_bytes", lambda _n: next(draws))
     assert random_mac({"52:54:00:00:00:01"}) == "52:54:00:00:00:02"
 
 

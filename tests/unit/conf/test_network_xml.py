@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pyvirt.conf.network import (
-    Network,
-    apply_defaults,
-    format_network_xml,
-    parse_network_xml,
-    validate_name,
-    validate_network,
-)
+from pyvirt.conf.names import validate_name
+from pyvirt.conf.network import Network
+from pyvirt.conf.network_validate import apply_defaults, validate_network
+from pyvirt.conf.network_xml import format_network_xml, parse_network_xml
 from pyvirt.errors import InvalidArgument, UnsupportedConfig, XMLError
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "network"
@@ -66,6 +62,20 @@ def test_defaults_pick_free_bridge_and_mac() -> None:
     assert not net.uuid_given
 
 
+def test_metadata_is_kept_verbatim() -> None:
+    net = load(
+        "<network><name>m</name><metadata><app:x xmlns:app='urn:a'>1</app:x></metadata>"
+        "<ip address='10.1.0.1' prefix='24'/></network>"
+    )
+    assert net.metadata == "<app:x xmlns:app='urn:a'>1</app:x>"
+    assert parse_network_xml(format_network_xml(net)) == net
+
+
+def test_connections_count_of_live_xml_is_accepted() -> None:
+    net = parse_network_xml("<network connections='3'><name>c</name></network>")
+    assert "connections" not in format_network_xml(net)
+
+
 def test_classful_prefix_when_no_mask() -> None:
     net = parse_network_xml("<network><name>x</name><ip address='10.24.10.1'/></network>")
     assert net.ips[0].prefix == 8
@@ -74,12 +84,28 @@ def test_classful_prefix_when_no_mask() -> None:
 @pytest.mark.parametrize(
     ("xml", "what"),
     [
-        ("<network><name>a</name><portgroup name='p'/></network>", "<portgroup>"),
+        ("<network><name>a</name><portgroup name='p'/></network>", "element 'portgroup'"),
         ("<network><name>a</name><bridge name='b' zone='z'/></network>", "'zone'"),
         ("<network><name>a</name><bridge name='b' bogus='1'/></network>", "'bogus'"),
         ("<network><name>a</name><forward mode='vepa'/></network>", "vepa"),
-        ("<network><name>a</name><ip address='10.0.0.1'><tftp root='/x'/></ip></network>", "<tftp>"),
-        ("<network><name>a</name><dns><txt name='a' value='b'/></dns></network>", "<txt>"),
+        (
+            "<network><name>a</name><ip address='10.0.0.1'><tftp root='/x'/></ip></network>",
+            "element 'ip/tftp'",
+        ),
+        ("<network><name>a</name><dns><txt name='a' value='b'/></dns></network>", "element 'dns/txt'"),
+        ("<network><name>a</name><bridge stp='maybe'/></network>", "'stp' = 'maybe'"),
+        (
+            "<network><name>a</name><forward mode='bridge'/><bridge name='br0' stp='off'/></network>",
+            "no effect",
+        ),
+        (
+            "<network><name>a</name><ip address='10.0.0.1'><dhcp>"
+            "<range start='10.0.0.2' end='10.0.0.3' foo='1'/></dhcp></ip></network>",
+            "attribute 'foo' = '1' of 'ip/dhcp/range'",
+        ),
+        ("<network><name>a</name><forward mode='nat'><pf dev='x'/></forward></network>", "'forward/pf'"),
+        ("<network><name>a</name><domain name='t' register='yes'/></network>", "'register'"),
+        ("<network><name>a</name><ip address='10.0.0.1' localPtr='yes'/></network>", "'localPtr'"),
         ("<network ipv6='yes'><name>a</name></network>", "'ipv6'"),
     ],
 )
@@ -99,7 +125,8 @@ def test_unsupported_is_named(xml: str, what: str) -> None:
         "<network><name>a</name><uuid>nope</uuid></network>",
         "<network><name>a</name><name>b</name></network>",
         "<network><name>a</name><ip address='10.0.0.1' prefix='24' netmask='255.0.0.0'/></network>",
-        "<network><name>a</name><bridge stp='maybe'/></network>",
+        "<network><name>a</name><bridge delay='soon'/></network>",
+        "<network><name>a</name><mtu/></network>",
     ],
 )
 def test_malformed_is_xml_error(xml: str) -> None:
@@ -156,12 +183,12 @@ def test_validation_errors(fwd: str, ip: str, message: str) -> None:
 @pytest.mark.parametrize("name", ["", "-a", ".a", "a/b", "a b", "é", "a;b"])
 def test_bad_names(name: str) -> None:
     with pytest.raises(InvalidArgument, match="invalid network name"):
-        validate_name(name)
+        validate_name(name, "network")
 
 
 @pytest.mark.parametrize("name", ["default", "a", "net-1.2_x+y:z", "9"])
 def test_good_names(name: str) -> None:
-    validate_name(name)
+    validate_name(name, "network")
 
 
 def test_bad_bridge_name_and_mtu() -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from pyvirt.conf.names import validate_name
 from pyvirt.conf.storage import (
     BackingStore,
     Permissions,
@@ -13,7 +14,6 @@ from pyvirt.conf.storage import (
     PoolSizes,
     Timestamps,
     VolumeInfo,
-    check_volume_name,
     format_pool,
     format_pool_config,
     format_volume,
@@ -101,12 +101,12 @@ def test_pool_refusals(xml: str, error: type[Exception], fragment: str) -> None:
 @pytest.mark.parametrize("name", ["", "..", ".hidden", "a/b", "../x", "tab\there", "nl\n", "x" * 256])
 def test_bad_volume_names(name: str) -> None:
     with pytest.raises(InvalidArgument):
-        check_volume_name(name)
+        validate_name(name, "volume")
 
 
 @pytest.mark.parametrize("name", ["disk.qcow2", "a b", "vm-01_root.img", "ü.raw", "x" * 255])
 def test_good_volume_names(name: str) -> None:
-    assert check_volume_name(name) == name
+    assert validate_name(name, "volume") == name
 
 
 def test_vol_create_as_xml_is_virshs() -> None:

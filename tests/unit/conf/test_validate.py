@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from pyvirt.conf.domain import DiskConfig, Domain, InterfaceConfig
 from pyvirt.conf.domain_xml import load_domain_xml
-from pyvirt.conf.validate import validate_domain, validate_name, validate_uuid
+from pyvirt.conf.names import validate_name
+from pyvirt.conf.validate import validate_domain, validate_uuid
 from pyvirt.errors import InvalidArgument, UnsupportedConfig, XMLError
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "domain"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from pyvirt.conf.domain_xml import format_domain, parse_domain
+from pyvirt.conf.mac import random_mac
 from pyvirt.errors import AlreadyExists
 from pyvirt.guest import clone
 from pyvirt.image.api import create_image, image_info, open_image
@@ -15,7 +16,7 @@ OPTS = clone.CloneOptions(original="deb12", name="web01", vcpus=2, memory=512 <<
 
 
 def test_random_macs_are_local_qemu_ones() -> None:
-    macs = {clone.random_mac() for _ in range(50)}
+    macs = {random_mac() for _ in range(50)}
     assert len(macs) == 50
     assert all(m.startswith("52:54:00:") and len(m) == 17 for m in macs)
 

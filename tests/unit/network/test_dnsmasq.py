@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from pyvirt.conf.network import Network, apply_defaults, parse_network_xml, validate_network
+from pyvirt.conf.network import Network
+from pyvirt.conf.network_validate import apply_defaults, validate_network
+from pyvirt.conf.network_xml import parse_network_xml
 from pyvirt.network.dnsmasq import (
     DnsmasqFiles,
     build_addnhosts,
