@@ -4,7 +4,7 @@
 ``qemu+ssh://[user@]host[:port]/system?keyfile=..&socket=..&no_verify=1&no_tty=1&command=..`` and
 ``qemu+tls://host[:port]/system?pkipath=..&no_verify=1``; as in libvirt, ``qemu://host/system``
 (a host, no transport) means TLS. A bare name such as ``hail`` is looked up in the client
-configuration's ``uri_aliases`` (see :mod:`pyvirt.client.aliases`); that is the only part of parsing
+configuration's ``uri_aliases`` (see :mod:`pyvirt.clientconf`); that is the only part of parsing
 that reads a file. The client picks a transport from the result.
 """
 
@@ -82,7 +82,7 @@ def default_uri() -> str:
     env = os.environ.get("PYVIRT_DEFAULT_URI") or os.environ.get("LIBVIRT_DEFAULT_URI")
     if env:
         return env
-    from pyvirt.client.aliases import configured_default
+    from pyvirt.clientconf import configured_default
 
     configured = configured_default()
     if configured:
@@ -95,8 +95,8 @@ def parse_uri(text: str) -> URI:
     if text in ("qemu:///system", "qemu:///session"):
         return URI("unix", text[8:])  # the common case, without urllib.parse
     if text and ":" not in text and set(text) <= ALIAS_CHARS:
-        # The client layer owns the config file; imported here so every caller gets aliases.
-        from pyvirt.client.aliases import resolve_alias
+        # Imported here so that every caller gets aliases, and only when a bare name is given.
+        from pyvirt.clientconf import resolve_alias
 
         text = resolve_alias(text)
     from urllib.parse import parse_qsl, urlsplit

@@ -24,24 +24,6 @@ if TYPE_CHECKING:
     from pyvirt.client.api import Connection
     from pyvirt.client.transport import Transport
 
-_SCALE = {"": 1, "b": 1, "byte": 1, "bytes": 1}
-for _i, _letter in enumerate("kmgtpe", 1):
-    _SCALE[_letter] = _SCALE[_letter + "ib"] = 1024**_i
-    _SCALE[_letter + "b"] = 1000**_i
-
-
-def scaled_integer(text: str) -> int:
-    """virsh's scaled integer: digits and an optional unit (``10G``, ``512MiB``, ``1000KB``), else bytes."""
-    body = text.strip()
-    digits = len(body) - len(body.lstrip("0123456789"))
-    number, unit = body[:digits], body[digits:].lstrip().lower()
-    if not number or not unit.isascii() or not (unit.isalpha() or not unit) or unit not in _SCALE:
-        raise InvalidArgument(f"Malformed size {text}")
-    value = int(number) * _SCALE[unit]
-    if value >= 1 << 63:
-        raise InvalidArgument(f"Malformed size {text}")
-    return value
-
 
 def pretty(value: int) -> str:
     """vshPrettyCapacity with ``%.2lf %s``."""
@@ -428,13 +410,14 @@ def cmd_vol_create_as(opts: GlobalOptions, argv: list[str]) -> int:
     if a is None:
         return 0
     from pyvirt.conf.storage import volume_xml
+    from pyvirt.conf.units import parse_scaled
 
     conn = opts.connect()
     pool = _pool(conn, a.text("pool"))
     name = a.text("name")
-    capacity = scaled_integer(a.text("capacity"))
+    capacity = parse_scaled(a.text("capacity"))
     allocation_text = a.opt("allocation")
-    allocation = scaled_integer(allocation_text) if allocation_text is not None else None
+    allocation = parse_scaled(allocation_text) if allocation_text is not None else None
     backing_path = None
     backing_vol = a.opt("backing_vol")
     if backing_vol is not None:
@@ -527,7 +510,9 @@ def cmd_vol_resize(opts: GlobalOptions, argv: list[str]) -> int:
         if not a.flag("shrink"):
             raise PyvirtError("negative size requires --shrink")
         text, delta = text[1:], True
-    capacity = scaled_integer(text)
+    from pyvirt.conf.units import parse_scaled
+
+    capacity = parse_scaled(text)
     conn = opts.connect()
     pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
     body = {"capacity": capacity, "delta": delta, "shrink": a.flag("shrink"), "allocate": a.flag("allocate")}

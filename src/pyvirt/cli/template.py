@@ -1,8 +1,8 @@
 """``pyvirt template build|import|list|delete`` and ``pyvirt clone``.
 
 Each takes the arguments after its verb and returns the exit status; errors are one line on stderr
-(``error: ...``) and status 1. Sizes take qemu-img's suffixes (``10G``, ``512M``); a bare ``--memory``
-number is MiB, as in virt-install.
+(``error: ...``) and status 1. Sizes are virsh's scaled integers (``10G``, ``512M``, ``1000KB``); a bare
+``--memory`` number is MiB, as in virt-install.
 """
 
 from __future__ import annotations
@@ -38,9 +38,9 @@ def _connect(ns: argparse.Namespace) -> Connection:
 
 
 def _size(text: str, what: str) -> int:
-    from pyvirt.image.sizes import parse_size
+    from pyvirt.conf.units import parse_scaled
 
-    return parse_size(text, what=what)
+    return parse_scaled(text, what=what)
 
 
 def _memory(text: str) -> int:

@@ -1,4 +1,5 @@
-"""Size units of libvirt XML (``<memory unit='MiB'>``): parsing to KiB, the unit libvirt stores.
+"""Size units, the one parser: libvirt XML (``<memory unit='MiB'>``, to KiB, the unit libvirt stores)
+and virsh's scaled integers on the command line (``10G``, ``512MiB``, ``1000KB``, to bytes).
 
 Units follow libvirt's rules: ``b``/``bytes`` are bytes; a bare letter or ``<letter>iB`` is a power of
 1024 and ``<letter>B`` a power of 1000; the letter's case does not matter. Values round up to whole KiB.
@@ -30,6 +31,29 @@ def unit_factor(unit: str) -> int:
         if suffix == "b":
             return int(1000**exponent)
     raise InvalidArgument(f"unknown size unit '{unit}' (use b, KB, KiB, MB, MiB, GB, GiB, TB or TiB)")
+
+
+def parse_scaled(text: str, *, what: str | None = None) -> int:
+    """virsh's scaled integer in bytes: digits and an optional unit (``10G``, ``512 MiB``, ``1000KB``).
+
+    No fractions, no sign, below 2**63; anything else is InvalidArgument, virsh's ``Malformed size``.
+    """
+    body = text.strip()
+    digits = len(body) - len(body.lstrip("0123456789"))
+    number, unit = body[:digits], body[digits:].strip()
+    value = -1
+    if number:
+        try:
+            value = int(number) * (unit_factor(unit) if unit else 1)
+        except InvalidArgument:
+            value = -1
+    if not 0 <= value < 1 << 63:
+        if what is None:
+            raise InvalidArgument(f"Malformed size {text}")
+        raise InvalidArgument(
+            f"{what}: malformed size '{text}' (a whole number and a unit: 512M, 10G, 1000KB)"
+        )
+    return value
 
 
 def parse_size_kib(value: str, unit: str | None, *, element: str, allow_zero: bool = False) -> int:

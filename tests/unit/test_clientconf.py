@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pyvirt.client.aliases import aliases, config_path, parse_conf
+from pyvirt.clientconf import aliases, config_path, parse_conf
 from pyvirt.errors import InvalidArgument
 
 LIBVIRT_EXAMPLE = """

@@ -1,5 +1,7 @@
 """The client configuration file, ``pyvirt.conf``: URI aliases and the default URI, as in libvirt.conf.
 
+Beside :mod:`pyvirt.uri`, which resolves aliases with it (and so imports nothing of the client).
+
 Like libvirt, root reads ``/etc/pyvirt/pyvirt.conf`` (under ``$PYVIRT_ROOT`` when set) and other users
 ``$XDG_CONFIG_HOME/pyvirt/pyvirt.conf`` (``~/.config/pyvirt/pyvirt.conf``); ``$PYVIRT_CONF`` names
 another file. The syntax is libvirt's::

@@ -1,10 +1,11 @@
-"""virsh's scaled integers, as the storage verbs read them (vol-create-as, vol-resize)."""
+"""virsh's scaled integers, as the storage verbs (vol-create-as, vol-resize), clone and template read them."""
 
 from __future__ import annotations
 
 import pytest
 
-from pyvirt.cli.storage import pretty, scaled_integer
+from pyvirt.cli.storage import pretty
+from pyvirt.conf.units import parse_scaled
 from pyvirt.errors import InvalidArgument
 
 
@@ -21,7 +22,7 @@ from pyvirt.errors import InvalidArgument
     ],
 )
 def test_scaled(text: str, value: int) -> None:
-    assert scaled_integer(text) == value
+    assert parse_scaled(text) == value
 
 
 @pytest.mark.parametrize(
@@ -29,10 +30,15 @@ def test_scaled(text: str, value: int) -> None:
 )
 def test_malformed(text: str) -> None:
     with pytest.raises(InvalidArgument, match="Malformed size"):
-        scaled_integer(text)
+        parse_scaled(text)
 
 
 def test_pretty() -> None:
     assert pretty(0) == "0.00 B"
     assert pretty(1536) == "1.50 KiB"
     assert pretty(10 << 30) == "10.00 GiB"
+
+
+def test_named_option_in_message() -> None:
+    with pytest.raises(InvalidArgument, match=r"--disk-size: malformed size '1\.5G'"):
+        parse_scaled("1.5G", what="--disk-size")
