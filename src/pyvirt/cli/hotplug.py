@@ -27,11 +27,12 @@ def attach_interface(opts: GlobalOptions, argv: list[str]) -> int:
     body = {
         "type": a.text("type"),
         "source": a.text("source"),
-        "mac": a.opt("mac"),
-        "model": a.opt("model"),
         "live": a.flag("live"),
         "config": a.flag("config") or a.flag("persistent"),
     }
+    for key in ("mac", "model"):
+        if a.opt(key):
+            body[key] = a.opt(key)
     path = f"/v1/domains/{quote(dom.key, safe='')}/interfaces"
     _guard("Failed to attach interface", lambda: conn.call("POST", path, body))
     message("Interface attached successfully")

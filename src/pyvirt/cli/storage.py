@@ -290,7 +290,7 @@ def _pool_action(
         return 0
     conn = opts.connect()
     name = _pool(conn, a.text("pool"))["name"]
-    body: dict[str, Any] = {}
+    body: dict[str, Any] = {"enabled": True} if verb == "pool-autostart" else {}
     if verb == "pool-autostart" and a.flag("disable"):
         body = {"enabled": False}
         failure, success = (

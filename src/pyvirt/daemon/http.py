@@ -61,6 +61,10 @@ class Request:
     body: bytes
     peer: Peer
     params: dict[str, str] = field(default_factory=dict)
+    # Set by the route's check (pyvirt.api.validate) before the handler runs: the request body and
+    # the query parameters, validated against the action's declared types.
+    data: Any = None
+    args: dict[str, Any] = field(default_factory=dict)
 
     def json(self) -> dict[str, Any]:
         if not self.body:
@@ -96,9 +100,14 @@ class Route:
     handler: Handler | None
     stream: StreamHandler | None
     mutating: bool
+    # Refused on a read-only connection as well: True, or a query flag that asks for secrets.
+    secret: bool | str = False
+    check: Callable[[Request], None] | None = None  # validates the request, fills data and args
 
 
 class Router:
+    """The routes of the API; :mod:`pyvirt.daemon.routes` builds the daemon's from the API table."""
+
     def __init__(self) -> None:
         self.routes: list[Route] = []
 
@@ -110,9 +119,35 @@ class Router:
         *,
         stream: StreamHandler | None = None,
         mutating: bool = False,
+        secret: bool | str = False,
+        check: Callable[[Request], None] | None = None,
     ) -> None:
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"
-        self.routes.append(Route(method, re.compile(regex), handler, stream, mutating))
+        self.routes.append(Route(method, re.compile(regex), handler, stream, mutating, secret, check))
+
+    @staticmethod
+    def authorize(route: Route, request: Request) -> None:
+        """Refuse a read-only peer what would change the host or reveal secrets (needs no body)."""
+        if not request.peer.readonly:
+            return
+        if route.mutating:
+            raise AccessDenied(
+                "access denied: this connection is read-only; "
+                f"{request.method} {request.path} would change the host"
+            )
+        secret = route.secret
+        if secret is True or (isinstance(secret, str) and request.flag(secret)):
+            raise AccessDenied(
+                "access denied: this connection is read-only; "
+                f"{request.method} {request.path}{f' with {secret}' if isinstance(secret, str) else ''} "
+                "returns secrets or guest data"
+            )
+
+    @staticmethod
+    def validate(route: Route, request: Request) -> None:
+        """Check the request's body and query against the route's declared types."""
+        if route.check is not None:
+            route.check(request)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         allowed = False
@@ -321,11 +356,8 @@ class HTTPServer:
         try:
             route, params = self.router.match(request.method, request.path)
             request.params = params
-            if route.mutating and request.peer.readonly:
-                raise AccessDenied(
-                    "access denied: this connection is read-only; "
-                    f"{request.method} {request.path} would change the host"
-                )
+            self.router.authorize(route, request)
+            self.router.validate(route, request)
             if route.stream is not None:
                 if request.headers.get("upgrade", "").lower() != "pyvirt-stream":
                     raise InvalidArgument("this endpoint needs 'Upgrade: pyvirt-stream'")

@@ -4,16 +4,7 @@ The driver is synchronous (pyroute2's blocking API cannot run inside the daemon'
 every call runs on one dedicated worker thread: calls never overlap, the driver needs no locking, and
 the event loop is never blocked by netlink, nftables or dnsmasq.
 
-==========  ======================================  ============================================
-GET         /v1/networks                            every network's status
-POST        /v1/networks                            ``{"xml"}`` define; ``{"xml", "start": true}`` create
-GET         /v1/networks/{name}                     net-info
-GET         /v1/networks/{name}/xml                 net-dumpxml (``?inactive=1``)
-GET         /v1/networks/{name}/leases              net-dhcp-leases (``?mac=``)
-DELETE      /v1/networks/{name}                     net-undefine
-POST        /v1/networks/{name}/{action}            start, destroy, autostart ``{"enabled"}``
-GET         /v1/domains/{name}/ifaddr               domifaddr, from the DHCP leases
-==========  ======================================  ============================================
+Its actions (``network.*`` and ``domain.ifaddr``) are declared in :mod:`pyvirt.api.table`.
 """
 
 from __future__ import annotations
@@ -26,15 +17,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyvirt.errors import InvalidArgument, NotFound
+from pyvirt.errors import NotFound
 from pyvirt.network.driver import NetworkDriver
 
 T = TypeVar("T")
 
 if TYPE_CHECKING:
+    from pyvirt.api import types
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
-    from pyvirt.daemon.http import Request, Router
+    from pyvirt.daemon.http import Request
+    from pyvirt.daemon.routes import Handlers
     from pyvirt.paths import Layout
 
 
@@ -86,15 +79,19 @@ class NetworkAPI:
     async def autostart(self) -> None:
         await self.run(self.driver.autostart_all)
 
-    def register(self, r: Router) -> None:
-        r.add("GET", "/v1/networks", self.list_networks)
-        r.add("POST", "/v1/networks", self.define, mutating=True)
-        r.add("GET", "/v1/networks/{name}", self.info)
-        r.add("GET", "/v1/networks/{name}/xml", self.dumpxml)
-        r.add("GET", "/v1/networks/{name}/leases", self.leases)
-        r.add("DELETE", "/v1/networks/{name}", self.undefine, mutating=True)
-        r.add("POST", "/v1/networks/{name}/{action}", self.action, mutating=True)
-        r.add("GET", "/v1/domains/{name}/ifaddr", self.domifaddr)
+    def handlers(self) -> Handlers:
+        return {
+            "network.list": self.list_networks,
+            "network.define": self.define,
+            "network.info": self.info,
+            "network.xml": self.dumpxml,
+            "network.leases": self.leases,
+            "network.undefine": self.undefine,
+            "network.start": self.start,
+            "network.destroy": self.destroy,
+            "network.autostart": self.set_autostart,
+            "domain.ifaddr": self.domifaddr,
+        }
 
     async def _resolve(self, key: str) -> str:
         """A network by name or UUID."""
@@ -115,10 +112,8 @@ class NetworkAPI:
         return [dataclasses.asdict(s) for s in await self.run(self.driver.list)]
 
     async def define(self, req: Request) -> dict[str, Any]:
-        body = req.json()
-        xml = body.get("xml")
-        if not isinstance(xml, str):
-            raise InvalidArgument("missing 'xml' in request")
+        body: types.DefineRequest = req.data
+        xml = body["xml"]
         if body.get("start"):
             status = await self.run(lambda: self.driver.create(xml))
             self.events.publish("network", status.name, "started", "created")
@@ -133,12 +128,12 @@ class NetworkAPI:
 
     async def dumpxml(self, req: Request) -> dict[str, Any]:
         name = await self._resolve(req.params["name"])
-        inactive = req.flag("inactive")
+        inactive = req.args["inactive"]
         return {"xml": await self.run(lambda: self.driver.dumpxml(name, inactive=inactive))}
 
     async def leases(self, req: Request) -> list[dict[str, Any]]:
         name = await self._resolve(req.params["name"])
-        mac = req.query.get("mac")
+        mac = req.args["mac"]
         return [dataclasses.asdict(lease) for lease in await self.run(lambda: self.driver.leases(name, mac))]
 
     async def undefine(self, req: Request) -> dict[str, Any]:
@@ -147,20 +142,22 @@ class NetworkAPI:
         self.events.publish("network", name, "undefined", "")
         return {"name": name}
 
-    async def action(self, req: Request) -> dict[str, Any]:
+    async def start(self, req: Request) -> dict[str, Any]:
         name = await self._resolve(req.params["name"])
-        action = req.params["action"]
-        if action == "start":
-            await self.run(lambda: self.driver.start(name))
-            self.events.publish("network", name, "started", "")
-        elif action == "destroy":
-            await self.run(lambda: self.driver.destroy(name))
-            self.events.publish("network", name, "stopped", "")
-        elif action == "autostart":
-            enabled = bool(req.json().get("enabled", True))
-            await self.run(lambda: self.driver.set_autostart(name, enabled))
-        else:
-            raise InvalidArgument(f"unknown network action '{action}'")
+        await self.run(lambda: self.driver.start(name))
+        self.events.publish("network", name, "started", "")
+        return dataclasses.asdict(await self.run(lambda: self.driver.info(name)))
+
+    async def destroy(self, req: Request) -> dict[str, Any]:
+        name = await self._resolve(req.params["name"])
+        await self.run(lambda: self.driver.destroy(name))
+        self.events.publish("network", name, "stopped", "")
+        return dataclasses.asdict(await self.run(lambda: self.driver.info(name)))
+
+    async def set_autostart(self, req: Request) -> dict[str, Any]:
+        body: types.AutostartRequest = req.data
+        name = await self._resolve(req.params["name"])
+        await self.run(lambda: self.driver.set_autostart(name, body["enabled"]))
         return dataclasses.asdict(await self.run(lambda: self.driver.info(name)))
 
     async def domifaddr(self, req: Request) -> list[dict[str, Any]]:

@@ -1,20 +1,10 @@
-"""The daemon's REST API: routes from HTTP requests to the registries, and the two streams.
+"""The daemon's host and domain handlers, bound to their actions of the API table, and the two streams.
 
-Routes (all JSON; ``{name}`` is a domain's name, id or UUID):
-
-==========  ==================================  =================================================
-GET         /v1/version                         daemon, QEMU and API versions
-GET         /v1/host/nodeinfo|capabilities|hostname|validate
-GET         /v1/domains                         summaries of every domain
-POST        /v1/domains                         ``{"xml"}`` define; ``{"xml", "start": true}`` create
-GET         /v1/domains/{name}                  dominfo
-GET         /v1/domains/{name}/xml              dumpxml (``?inactive=1``)
-GET         /v1/domains/{name}/devices          disks, interfaces, VNC display
-DELETE      /v1/domains/{name}                  undefine (``?remove_storage=1``)
-POST        /v1/domains/{name}/{action}         start shutdown reboot reset destroy suspend resume autostart
-GET+Upgrade /v1/domains/{name}/console          raw serial console stream
-GET+Upgrade /v1/events                          newline-delimited JSON lifecycle events
-==========  ==================================  =================================================
+Every route is declared once, in :mod:`pyvirt.api.table`; :meth:`API.handlers` binds this module's
+handlers to action names, the network and storage modules add theirs, and
+:func:`pyvirt.daemon.routes.build_router` makes the router (refusing a handler without an action or
+an action without a handler). Handlers read ``req.data`` and ``req.args``, already checked against
+the action's declared types.
 """
 
 from __future__ import annotations
@@ -22,49 +12,77 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from pyvirt import __version__
 from pyvirt.daemon import nics
 from pyvirt.daemon.domains import DomainObject, DomainRegistry
 from pyvirt.daemon.events import EventBus
-from pyvirt.daemon.http import Request, Router, Stream, switch_protocols
+from pyvirt.daemon.http import Request, Stream, switch_protocols
+from pyvirt.daemon.routes import Handlers, build_router
 from pyvirt.errors import InvalidArgument, InvalidState
 from pyvirt.qemu import host
+
+if TYPE_CHECKING:
+    from pyvirt.api import types
 
 API_VERSION = 1
 
 
 class API:
-    """Binds the routes to one daemon's registries."""
+    """Binds the actions to one daemon's registries."""
 
     def __init__(self, domains: DomainRegistry, events: EventBus, extra: list[Any] | None = None) -> None:
         self.domains = domains
         self.events = events
-        self.router = Router()
-        self._routes()
+        handlers = dict(self.handlers())
         for module in extra or []:
-            module.register(self.router)
+            for name, handler in module.handlers().items():
+                if name in handlers:
+                    raise ValueError(f"two handlers for the action '{name}'")
+                handlers[name] = handler
+        self.router = build_router(handlers)
 
-    def _routes(self) -> None:
-        r = self.router
-        r.add("GET", "/v1/version", self.version)
-        r.add("GET", "/v1/host/nodeinfo", self.nodeinfo)
-        r.add("GET", "/v1/host/capabilities", self.capabilities)
-        r.add("GET", "/v1/host/hostname", self.hostname)
-        r.add("GET", "/v1/host/validate", self.validate)
-        r.add("GET", "/v1/domains", self.list_domains)
-        r.add("POST", "/v1/domains", self.define, mutating=True)
-        r.add("GET", "/v1/events", stream=self.event_stream)
-        r.add("GET", "/v1/domains/{name}", self.dominfo)
-        r.add("GET", "/v1/domains/{name}/xml", self.dumpxml)
-        r.add("GET", "/v1/domains/{name}/devices", self.devices)
-        r.add("DELETE", "/v1/domains/{name}", self.undefine, mutating=True)
-        r.add("GET", "/v1/domains/{name}/console", stream=self.console_stream, mutating=True)
-        r.add("POST", "/v1/domains/{name}/interfaces", self.attach_interface, mutating=True)
-        r.add("DELETE", "/v1/domains/{name}/interfaces/{mac}", self.detach_interface, mutating=True)
-        r.add("POST", "/v1/domains/{name}/interfaces/{device}/link", self.set_link, mutating=True)
-        r.add("POST", "/v1/domains/{name}/{action}", self.action, mutating=True)
+    def handlers(self) -> Handlers:
+        d = self._domain_action
+        return {
+            "host.version": self.version,
+            "host.nodeinfo": self.nodeinfo,
+            "host.capabilities": self.capabilities,
+            "host.hostname": self.hostname,
+            "host.validate": self.validate,
+            "host.events": self.event_stream,
+            "domain.list": self.list_domains,
+            "domain.define": self.define,
+            "domain.info": self.dominfo,
+            "domain.xml": self.dumpxml,
+            "domain.devices": self.devices,
+            "domain.undefine": self.undefine,
+            "domain.start": self.start,
+            "domain.shutdown": d(self.domains.shutdown),
+            "domain.reboot": d(self.domains.reboot),
+            "domain.reset": d(self.domains.reset),
+            "domain.destroy": self.destroy,
+            "domain.suspend": d(self.domains.suspend),
+            "domain.resume": d(self.domains.resume),
+            "domain.autostart": self.autostart,
+            "domain.console": self.console_stream,
+            "domain.attach_interface": self.attach_interface,
+            "domain.detach_interface": self.detach_interface,
+            "domain.set_link": self.set_link,
+        }
+
+    @staticmethod
+    def _domain_action(
+        method: Callable[[str], Awaitable[DomainObject]],
+    ) -> Callable[[Request], Awaitable[dict[str, Any]]]:
+        """The handler of an action that takes only the domain and replies with its summary."""
+
+        async def handler(req: Request) -> dict[str, Any]:
+            return (await method(req.params["name"])).summary()
+
+        return handler
 
     async def version(self, req: Request) -> dict[str, Any]:
         qemu = await asyncio.to_thread(host.qemu_version)
@@ -94,14 +112,13 @@ class API:
         return [obj.summary() for obj in self.domains.all()]
 
     async def define(self, req: Request) -> dict[str, Any]:
-        body = req.json()
-        xml = body.get("xml")
-        if not isinstance(xml, str):
-            raise InvalidArgument("missing 'xml' in request")
+        body: types.DomainDefineRequest = req.data
         if body.get("start"):
-            obj = await self.domains.create(xml, paused=bool(body.get("paused")))
+            obj = await self.domains.create(body["xml"], paused=body.get("paused", False))
             return obj.summary()
-        obj, _new = await self.domains.define(xml)
+        if body.get("paused"):
+            raise InvalidArgument("field 'paused' needs 'start': a domain only defined is not running")
+        obj, _new = await self.domains.define(body["xml"])
         return obj.summary()
 
     async def dominfo(self, req: Request) -> dict[str, Any]:
@@ -110,7 +127,7 @@ class API:
     async def dumpxml(self, req: Request) -> dict[str, Any]:
         return {
             "xml": self.domains.dumpxml(
-                req.params["name"], inactive=req.flag("inactive"), secure=req.flag("security_info")
+                req.params["name"], inactive=req.args["inactive"], secure=req.args["security_info"]
             )
         }
 
@@ -119,53 +136,44 @@ class API:
 
     async def undefine(self, req: Request) -> dict[str, Any]:
         name, removed = await self.domains.undefine(
-            req.params["name"], remove_storage=req.flag("remove_storage")
+            req.params["name"], remove_storage=req.args["remove_storage"]
         )
         return {"name": name, "removed": removed}
 
-    async def action(self, req: Request) -> dict[str, Any]:
-        name, action = req.params["name"], req.params["action"]
-        body = req.json()
-        d = self.domains
-        obj: DomainObject
-        if action == "start":
-            obj = await d.start(name, paused=bool(body.get("paused")))
-        elif action == "shutdown":
-            obj = await d.shutdown(name)
-        elif action == "reboot":
-            obj = await d.reboot(name)
-        elif action == "reset":
-            obj = await d.reset(name)
-        elif action == "destroy":
-            obj = await d.destroy(name, graceful=bool(body.get("graceful")))
-        elif action == "suspend":
-            obj = await d.suspend(name)
-        elif action == "resume":
-            obj = await d.resume(name)
-        elif action == "autostart":
-            obj = d.set_autostart(name, bool(body.get("enabled", True)))
-        else:
-            raise InvalidArgument(f"unknown domain action '{action}'")
+    async def start(self, req: Request) -> dict[str, Any]:
+        body: types.DomainStartRequest = req.data
+        obj = await self.domains.start(req.params["name"], paused=body.get("paused", False))
         return obj.summary()
 
+    async def destroy(self, req: Request) -> dict[str, Any]:
+        body: types.DomainDestroyRequest = req.data
+        obj = await self.domains.destroy(req.params["name"], graceful=body.get("graceful", False))
+        return obj.summary()
+
+    async def autostart(self, req: Request) -> dict[str, Any]:
+        body: types.AutostartRequest = req.data
+        return self.domains.set_autostart(req.params["name"], body["enabled"]).summary()
+
     async def attach_interface(self, req: Request) -> dict[str, Any]:
-        body = req.json()
-        live, config = _scope(body, self.domains.lookup(req.params["name"]).active)
-        return await nics.attach_interface(self.domains, req.params["name"], body, live=live, config=config)
+        body: types.AttachInterfaceRequest = req.data
+        live, config = _scope(
+            body.get("live", False), body.get("config", False), self.domains.lookup(req.params["name"]).active
+        )
+        spec = {k: v for k, v in body.items() if k not in ("live", "config")}
+        return await nics.attach_interface(self.domains, req.params["name"], spec, live=live, config=config)
 
     async def detach_interface(self, req: Request) -> dict[str, Any]:
-        body = {"live": req.flag("live"), "config": req.flag("config")}
-        live, config = _scope(body, self.domains.lookup(req.params["name"]).active)
+        live, config = _scope(
+            req.args["live"], req.args["config"], self.domains.lookup(req.params["name"]).active
+        )
         await nics.detach_interface(
             self.domains, req.params["name"], req.params["mac"], live=live, config=config
         )
         return {}
 
     async def set_link(self, req: Request) -> dict[str, Any]:
-        state = str(req.json().get("state", ""))
-        if state not in ("up", "down"):
-            raise InvalidArgument(f"link state must be 'up' or 'down', not '{state}'")
-        await nics.set_link(self.domains, req.params["name"], req.params["device"], state == "up")
+        body: types.LinkStateRequest = req.data
+        await nics.set_link(self.domains, req.params["name"], req.params["device"], body["state"] == "up")
         return {}
 
     async def console_stream(self, req: Request, stream: Stream) -> None:
@@ -226,9 +234,8 @@ class API:
             self.events.unsubscribe(queue)
 
 
-def _scope(body: dict[str, Any], active: bool) -> tuple[bool, bool]:
+def _scope(live: bool, config: bool, active: bool) -> tuple[bool, bool]:
     """virsh's --live/--config/--current: the running domain by default when it runs, else the config."""
-    live, config = bool(body.get("live")), bool(body.get("config"))
     if not live and not config:
         return (True, False) if active else (False, True)
     return live, config

@@ -4,28 +4,7 @@ Driver calls that touch the disk run in worker threads (``asyncio.to_thread``); 
 thread-safe. Uploads and downloads are streams on an upgraded connection, framed by
 :mod:`pyvirt.storage.stream`, one chunk in memory at a time.
 
-==============  ==============================================  =========================================
-GET             /v1/pools                                       every pool's status
-POST            /v1/pools                                       ``{"xml"}`` define; ``{"xml", "start": true,
-                                                                "build"}`` create (transient, started)
-GET             /v1/pools/{pool}                                pool-info
-GET             /v1/pools/{pool}/xml                            pool-dumpxml (``?inactive=1``)
-DELETE          /v1/pools/{pool}                                pool-undefine
-POST            /v1/pools/{pool}/{action}                       build start destroy refresh autostart
-GET             /v1/pools/{pool}/volumes                        vol-list
-POST            /v1/pools/{pool}/volumes                        ``{"xml", "prealloc_metadata"}`` create;
-                                                                with ``"input": {"pool", "name"}``, the
-                                                                content copied from that volume
-GET             /v1/pools/{pool}/volumes/{vol}                  vol-info
-GET             /v1/pools/{pool}/volumes/{vol}/xml              vol-dumpxml
-DELETE          /v1/pools/{pool}/volumes/{vol}                  vol-delete
-POST            /v1/pools/{pool}/volumes/{vol}/clone            ``{"name", "prealloc_metadata"}``
-POST            /v1/pools/{pool}/volumes/{vol}/resize           ``{"capacity", "delta", "shrink"...}``
-POST            /v1/pools/{pool}/volumes/{vol}/wipe             ``{"algorithm"}`` (default ``zero``)
-GET+Upgrade     /v1/pools/{pool}/volumes/{vol}/upload           ``?offset=&length=`` framed stream in
-GET+Upgrade     /v1/pools/{pool}/volumes/{vol}/download         ``?offset=&length=&sparse=1``, stream out
-GET             /v1/volumes?path=PATH                           the pool and name of a volume key or path
-==============  ==============================================  =========================================
+Its actions (``pool.*`` and ``volume.*``) are declared in :mod:`pyvirt.api.table`.
 """
 
 from __future__ import annotations
@@ -44,9 +23,11 @@ from pyvirt.storage import stream as frames
 from pyvirt.storage.driver import StorageDriver
 
 if TYPE_CHECKING:
+    from pyvirt.api import types
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
-    from pyvirt.daemon.http import Request, Router, Stream
+    from pyvirt.daemon.http import Request, Stream
+    from pyvirt.daemon.routes import Handlers
     from pyvirt.paths import Layout
 
 log = logging.getLogger(__name__)
@@ -106,24 +87,30 @@ class StorageAPI:
     async def autostart(self) -> None:
         await asyncio.to_thread(self.driver.autostart_all)
 
-    def register(self, r: Router) -> None:
-        r.add("GET", "/v1/pools", self.list_pools)
-        r.add("POST", "/v1/pools", self.define, mutating=True)
-        r.add("GET", "/v1/volumes", self.find_volume)
-        r.add("GET", "/v1/pools/{pool}", self.info)
-        r.add("GET", "/v1/pools/{pool}/xml", self.dumpxml)
-        r.add("DELETE", "/v1/pools/{pool}", self.undefine, mutating=True)
-        r.add("GET", "/v1/pools/{pool}/volumes", self.list_volumes)
-        r.add("POST", "/v1/pools/{pool}/volumes", self.create_volume, mutating=True)
-        r.add("GET", "/v1/pools/{pool}/volumes/{vol}", self.volume_info)
-        r.add("GET", "/v1/pools/{pool}/volumes/{vol}/xml", self.volume_xml)
-        r.add("DELETE", "/v1/pools/{pool}/volumes/{vol}", self.delete_volume, mutating=True)
-        r.add("POST", "/v1/pools/{pool}/volumes/{vol}/clone", self.clone_volume, mutating=True)
-        r.add("POST", "/v1/pools/{pool}/volumes/{vol}/resize", self.resize_volume, mutating=True)
-        r.add("POST", "/v1/pools/{pool}/volumes/{vol}/wipe", self.wipe_volume, mutating=True)
-        r.add("GET", "/v1/pools/{pool}/volumes/{vol}/upload", stream=self.upload, mutating=True)
-        r.add("GET", "/v1/pools/{pool}/volumes/{vol}/download", stream=self.download)
-        r.add("POST", "/v1/pools/{pool}/{action}", self.action, mutating=True)
+    def handlers(self) -> Handlers:
+        return {
+            "pool.list": self.list_pools,
+            "pool.define": self.define,
+            "pool.info": self.info,
+            "pool.xml": self.dumpxml,
+            "pool.undefine": self.undefine,
+            "pool.build": self.build,
+            "pool.start": self.start,
+            "pool.destroy": self.destroy,
+            "pool.refresh": self.refresh,
+            "pool.autostart": self.set_autostart,
+            "volume.find": self.find_volume,
+            "volume.list": self.list_volumes,
+            "volume.create": self.create_volume,
+            "volume.info": self.volume_info,
+            "volume.xml": self.volume_xml,
+            "volume.delete": self.delete_volume,
+            "volume.clone": self.clone_volume,
+            "volume.resize": self.resize_volume,
+            "volume.wipe": self.wipe_volume,
+            "volume.upload": self.upload,
+            "volume.download": self.download,
+        }
 
     def _name(self, req: Request) -> str:
         return self.driver.lookup(req.params["pool"]).config.name
@@ -153,12 +140,12 @@ class StorageAPI:
         return [dataclasses.asdict(s) for s in await asyncio.to_thread(self.driver.list_pools)]
 
     async def define(self, req: Request) -> dict[str, Any]:
-        body = req.json()
-        xml = body.get("xml")
-        if not isinstance(xml, str):
-            raise InvalidArgument("missing 'xml' in request")
+        body: types.PoolDefineRequest = req.data
+        xml = body["xml"]
+        if body.get("build") and not body.get("start"):
+            raise InvalidArgument("field 'build' needs 'start': it builds a pool created running")
         if body.get("start"):
-            build = bool(body.get("build"))
+            build = body.get("build", False)
             status = await asyncio.to_thread(lambda: self.driver.create_xml(xml, build=build))
             self.events.publish("pool", status.name, "started", "created")
         else:
@@ -172,7 +159,7 @@ class StorageAPI:
 
     async def dumpxml(self, req: Request) -> dict[str, Any]:
         name = self._name(req)
-        return {"xml": await asyncio.to_thread(self.driver.dumpxml, name, inactive=req.flag("inactive"))}
+        return {"xml": await asyncio.to_thread(self.driver.dumpxml, name, inactive=req.args["inactive"])}
 
     async def undefine(self, req: Request) -> dict[str, Any]:
         name = self._name(req)
@@ -180,34 +167,38 @@ class StorageAPI:
         self.events.publish("pool", name, "undefined", "")
         return {"name": name}
 
-    async def action(self, req: Request) -> dict[str, Any]:
+    async def build(self, req: Request) -> dict[str, Any]:
         name = self._name(req)
-        action = req.params["action"]
-        d = self.driver
-        if action == "build":
-            await asyncio.to_thread(d.build, name)
-        elif action == "start":
-            await asyncio.to_thread(d.start, name)
-            self.events.publish("pool", name, "started", "")
-        elif action == "destroy":
-            status = await asyncio.to_thread(d.destroy, name)
-            self.events.publish("pool", name, "stopped", "")
-            return dataclasses.asdict(status)
-        elif action == "refresh":
-            await asyncio.to_thread(d.refresh, name)
-        elif action == "autostart":
-            enabled = bool(req.json().get("enabled", True))
-            await asyncio.to_thread(d.set_autostart, name, enabled)
-        else:
-            raise InvalidArgument(f"unknown pool action '{action}'")
-        return dataclasses.asdict(await asyncio.to_thread(d.status, name))
+        await asyncio.to_thread(self.driver.build, name)
+        return dataclasses.asdict(await asyncio.to_thread(self.driver.status, name))
+
+    async def start(self, req: Request) -> dict[str, Any]:
+        name = self._name(req)
+        await asyncio.to_thread(self.driver.start, name)
+        self.events.publish("pool", name, "started", "")
+        return dataclasses.asdict(await asyncio.to_thread(self.driver.status, name))
+
+    async def destroy(self, req: Request) -> dict[str, Any]:
+        name = self._name(req)
+        status = await asyncio.to_thread(self.driver.destroy, name)
+        self.events.publish("pool", name, "stopped", "")
+        return dataclasses.asdict(status)
+
+    async def refresh(self, req: Request) -> dict[str, Any]:
+        name = self._name(req)
+        await asyncio.to_thread(self.driver.refresh, name)
+        return dataclasses.asdict(await asyncio.to_thread(self.driver.status, name))
+
+    async def set_autostart(self, req: Request) -> dict[str, Any]:
+        body: types.AutostartRequest = req.data
+        name = self._name(req)
+        await asyncio.to_thread(self.driver.set_autostart, name, body["enabled"])
+        return dataclasses.asdict(await asyncio.to_thread(self.driver.status, name))
 
     # Volumes
 
     async def find_volume(self, req: Request) -> dict[str, Any]:
-        path = req.query.get("path", "")
-        if not path:
-            raise InvalidArgument("missing 'path' in query")
+        path: str = req.args["path"]
         pool, name = await asyncio.to_thread(self.driver.pool_of_path, path)
         return {"pool": pool, "name": name}
 
@@ -215,32 +206,23 @@ class StorageAPI:
         return await asyncio.to_thread(self.driver.list_volumes, self._name(req))
 
     async def create_volume(self, req: Request) -> dict[str, Any]:
-        body = req.json()
-        xml = body.get("xml")
-        if not isinstance(xml, str):
-            raise InvalidArgument("missing 'xml' in request")
+        body: types.VolumeCreateRequest = req.data
+        xml, prealloc = body["xml"], body.get("prealloc_metadata", False)
         source = body.get("input")
         if source is not None:
-            return await self._create_volume_from(req, xml, source)
+            return await self._create_volume_from(req, xml, source, prealloc)
         vol = parse_volume(xml)
         name = self._name(req)
-        info = await asyncio.to_thread(
-            self.driver.create_volume, name, vol, prealloc_metadata=bool(body.get("prealloc_metadata"))
-        )
+        info = await asyncio.to_thread(self.driver.create_volume, name, vol, prealloc_metadata=prealloc)
         self.events.publish("volume", f"{name}/{vol.name}", "created", "")
         return info
 
-    async def _create_volume_from(self, req: Request, xml: str, source: object) -> dict[str, Any]:
-        if not (
-            isinstance(source, dict)
-            and isinstance(source.get("pool"), str)
-            and isinstance(source.get("name"), str)
-        ):
-            raise InvalidArgument('\'input\' must be {"pool": POOL, "name": VOLUME}')
+    async def _create_volume_from(
+        self, req: Request, xml: str, source: types.VolumeRef, prealloc: bool
+    ) -> dict[str, Any]:
         name = self._name(req)
         input_info = await asyncio.to_thread(self.driver.volume, source["pool"], source["name"])
         vol = parse_volume(xml, require_capacity=False)
-        prealloc = bool(req.json().get("prealloc_metadata"))
         info = await asyncio.to_thread(
             lambda: self.driver.create_volume_from(name, vol, input_info, prealloc_metadata=prealloc)
         )
@@ -260,43 +242,40 @@ class StorageAPI:
         return {"pool": name, "name": vol}
 
     async def clone_volume(self, req: Request) -> dict[str, Any]:
-        body = req.json()
-        new_name = body.get("name")
-        if not isinstance(new_name, str):
-            raise InvalidArgument("missing 'name' in request")
+        body: types.VolumeCloneRequest = req.data
+        new_name = body["name"]
         name = self._name(req)
         info = await asyncio.to_thread(
             self.driver.clone_volume,
             name,
             req.params["vol"],
             new_name,
-            prealloc_metadata=bool(body.get("prealloc_metadata")),
+            prealloc_metadata=body.get("prealloc_metadata", False),
         )
         self.events.publish("volume", f"{name}/{new_name}", "created", "cloned")
         return info
 
     async def resize_volume(self, req: Request) -> dict[str, Any]:
-        body = req.json()
-        capacity = body.get("capacity")
-        if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 0:
-            raise InvalidArgument("'capacity' must be a non-negative integer (bytes)")
+        body: types.ResizeRequest = req.data
+        capacity = body["capacity"]
+        if capacity < 0:
+            raise InvalidArgument("field 'capacity' must be a non-negative integer (bytes)")
         name, in_use = self._name(req), self._in_use()
         return await asyncio.to_thread(
             lambda: self.driver.resize_volume(
                 name,
                 req.params["vol"],
                 capacity,
-                delta=bool(body.get("delta")),
-                shrink=bool(body.get("shrink")),
-                allocate=bool(body.get("allocate")),
+                delta=body.get("delta", False),
+                shrink=body.get("shrink", False),
+                allocate=body.get("allocate", False),
                 in_use=in_use,
             )
         )
 
     async def wipe_volume(self, req: Request) -> dict[str, Any]:
-        algorithm = req.json().get("algorithm", "zero")
-        if not isinstance(algorithm, str):
-            raise InvalidArgument("'algorithm' must be a string")
+        body: types.WipeRequest = req.data
+        algorithm = body.get("algorithm", "zero")
         name, vol, in_use = self._name(req), req.params["vol"], self._in_use()
         info = await asyncio.to_thread(lambda: self.driver.wipe_volume(name, vol, algorithm, in_use=in_use))
         self.events.publish("volume", f"{name}/{vol}", "wiped", algorithm)

@@ -1,0 +1,554 @@
+"""Every action of pyvirtd's API, declared once: the single source of routing, client, docs and OpenAPI.
+
+An action is named ``noun.verb`` (``domain.start``) and has:
+
+- ``method`` and ``path``: the HTTP route; ``{name}`` segments are path parameters (a domain or network
+  by name, id or UUID; ``{pool}``, ``{vol}``, an interface's ``{mac}`` or ``{device}``);
+- ``request``/``response``: names of types in :mod:`pyvirt.api.types` (``None``: no request body);
+- ``query``: query parameters, name to ``bool``, ``int`` (non-negative) or ``str``; ``str!`` is required;
+- ``mutating``: changes the host or a guest (refused on a read-only connection);
+- ``secret``: returns secrets or guest data, so is refused on a read-only connection too; ``True``, or
+  the name of the boolean query parameter that asks for them (``security_info``);
+- ``stream``: ``None`` for a JSON reply, else the kind of stream the connection is upgraded to
+  (``console``, ``events``, ``upload``, ``download``);
+- ``errors``: the error codes (:mod:`pyvirt.errors`) the action itself may return; every action may
+  also return ``invalid-argument`` (a malformed request) and ``internal``, a mutating or secret one
+  ``access-denied`` (see :func:`error_codes`);
+- ``summary``: one line for the docs.
+
+To add an action: add its entry here (and its types to :mod:`pyvirt.api.types`), then bind a handler
+to its name in the daemon (pyvirtd refuses to start while an action has no handler) and a method to
+the client. This module is on the CLI's start-up path: it imports nothing.
+"""
+
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+class Action:
+    """One API action (see the module docstring for the fields)."""
+
+    __slots__ = (
+        "errors",
+        "method",
+        "mutating",
+        "name",
+        "path",
+        "query",
+        "request",
+        "response",
+        "secret",
+        "stream",
+        "summary",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        method: str,
+        path: str,
+        summary: str,
+        *,
+        response: str | None,
+        request: str | None = None,
+        query: Mapping[str, str] | None = None,
+        mutating: bool = False,
+        secret: bool | str = False,
+        stream: str | None = None,
+        errors: tuple[str, ...] = (),
+    ) -> None:
+        self.name = name
+        self.method = method
+        self.path = path
+        self.summary = summary
+        self.request = request
+        self.response = response
+        self.query: Mapping[str, str] = query or {}
+        self.mutating = mutating
+        self.secret = secret
+        self.stream = stream
+        self.errors = errors
+
+    def __repr__(self) -> str:
+        return f"<Action {self.name}: {self.method} {self.path}>"
+
+    @property
+    def path_params(self) -> list[str]:
+        """The names of the path's ``{parameters}``, in order."""
+        return [part[1:-1] for part in self.path.split("/") if part.startswith("{")]
+
+    def refused_readonly(self, query: Mapping[str, str]) -> bool:
+        """Whether a read-only connection may not make this call with ``query``."""
+        if self.mutating or self.secret is True:
+            return True
+        return bool(self.secret) and query.get(str(self.secret), "") in TRUE_WORDS
+
+
+TRUE_WORDS = ("1", "true", "yes")
+FALSE_WORDS = ("", "0", "false", "no")
+QUERY_TYPES = ("bool", "int", "str", "str!")
+STREAMS = ("console", "events", "upload", "download")
+
+_LOOKUP = ("not-found",)
+_DEFINE = ("xml-error", "unsupported-config", "already-exists", "invalid-state", "operation-failed")
+_DOMAIN_RUN = ("not-found", "invalid-state", "operation-failed")
+_VOLUME = ("not-found", "invalid-state", "operation-failed", "image-error")
+
+ACTIONS: tuple[Action, ...] = (
+    # Host
+    Action("host.version", "GET", "/v1/version", "daemon, QEMU and API versions", response="Version"),
+    Action("host.nodeinfo", "GET", "/v1/host/nodeinfo", "the host's CPUs and memory", response="NodeInfo"),
+    Action(
+        "host.capabilities", "GET", "/v1/host/capabilities", "the capabilities XML", response="XmlDocument"
+    ),
+    Action("host.hostname", "GET", "/v1/host/hostname", "the host's name", response="Hostname"),
+    Action(
+        "host.validate", "GET", "/v1/host/validate", "virt-host-validate's checks", response="HostValidation"
+    ),
+    Action(
+        "host.events",
+        "GET",
+        "/v1/events",
+        "lifecycle events of domains, networks, pools and volumes",
+        response=None,
+        stream="events",
+    ),
+    # Domains
+    Action("domain.list", "GET", "/v1/domains", "every domain's summary", response="DomainList"),
+    Action(
+        "domain.define",
+        "POST",
+        "/v1/domains",
+        "define a domain from XML; with start, create it running (transient)",
+        request="DomainDefineRequest",
+        response="DomainSummary",
+        mutating=True,
+        errors=(*_DEFINE, "not-found"),
+    ),
+    Action(
+        "domain.info",
+        "GET",
+        "/v1/domains/{name}",
+        "dominfo",
+        response="DomainInfo",
+        errors=_LOOKUP,
+    ),
+    Action(
+        "domain.xml",
+        "GET",
+        "/v1/domains/{name}/xml",
+        "dumpxml: the live definition, or the persistent one with inactive",
+        response="XmlDocument",
+        query={"inactive": "bool", "security_info": "bool"},
+        secret="security_info",
+        errors=_LOOKUP,
+    ),
+    Action(
+        "domain.devices",
+        "GET",
+        "/v1/domains/{name}/devices",
+        "disks, interfaces and VNC display",
+        response="DomainDevices",
+        errors=_LOOKUP,
+    ),
+    Action(
+        "domain.undefine",
+        "DELETE",
+        "/v1/domains/{name}",
+        "undefine, and with remove_storage delete its disk images",
+        response="DomainUndefined",
+        query={"remove_storage": "bool"},
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.start",
+        "POST",
+        "/v1/domains/{name}/start",
+        "start a defined domain, paused if asked",
+        request="DomainStartRequest",
+        response="DomainSummary",
+        mutating=True,
+        errors=(*_DOMAIN_RUN, "unsupported-config"),
+    ),
+    Action(
+        "domain.shutdown",
+        "POST",
+        "/v1/domains/{name}/shutdown",
+        "ask the guest to power off (ACPI)",
+        response="DomainSummary",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.reboot",
+        "POST",
+        "/v1/domains/{name}/reboot",
+        "ask the guest to reboot (ACPI)",
+        response="DomainSummary",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.reset",
+        "POST",
+        "/v1/domains/{name}/reset",
+        "reset the machine at once",
+        response="DomainSummary",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.destroy",
+        "POST",
+        "/v1/domains/{name}/destroy",
+        "stop QEMU (SIGTERM with graceful, else SIGKILL after a grace period)",
+        request="DomainDestroyRequest",
+        response="DomainSummary",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.suspend",
+        "POST",
+        "/v1/domains/{name}/suspend",
+        "pause the vCPUs",
+        response="DomainSummary",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.resume",
+        "POST",
+        "/v1/domains/{name}/resume",
+        "resume paused vCPUs",
+        response="DomainSummary",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.autostart",
+        "POST",
+        "/v1/domains/{name}/autostart",
+        "start the domain with the daemon, or not",
+        request="AutostartRequest",
+        response="DomainSummary",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.console",
+        "GET",
+        "/v1/domains/{name}/console",
+        "the serial console, both ways (force takes it over, history replays recent output)",
+        response=None,
+        query={"force": "bool", "history": "bool"},
+        mutating=True,
+        stream="console",
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.attach_interface",
+        "POST",
+        "/v1/domains/{name}/interfaces",
+        "attach-interface: hot-plug a NIC and/or add it to the definition",
+        request="AttachInterfaceRequest",
+        response="AttachedInterface",
+        mutating=True,
+        errors=(*_DOMAIN_RUN, "unsupported-config"),
+    ),
+    Action(
+        "domain.detach_interface",
+        "DELETE",
+        "/v1/domains/{name}/interfaces/{mac}",
+        "detach-interface: unplug the NIC with this MAC and/or remove it from the definition",
+        response="Empty",
+        query={"live": "bool", "config": "bool"},
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.set_link",
+        "POST",
+        "/v1/domains/{name}/interfaces/{device}/link",
+        "domif-setlink: a NIC's link (by MAC or tap) up or down",
+        request="LinkStateRequest",
+        response="Empty",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.ifaddr",
+        "GET",
+        "/v1/domains/{name}/ifaddr",
+        "domifaddr: the domain's addresses, from the networks' DHCP leases",
+        response="InterfaceAddressList",
+        errors=_LOOKUP,
+    ),
+    # Networks
+    Action("network.list", "GET", "/v1/networks", "every network's status", response="NetworkList"),
+    Action(
+        "network.define",
+        "POST",
+        "/v1/networks",
+        "define a network from XML; with start, create it running (transient)",
+        request="DefineRequest",
+        response="NetworkStatus",
+        mutating=True,
+        errors=_DEFINE,
+    ),
+    Action(
+        "network.info", "GET", "/v1/networks/{name}", "net-info", response="NetworkStatus", errors=_LOOKUP
+    ),
+    Action(
+        "network.xml",
+        "GET",
+        "/v1/networks/{name}/xml",
+        "net-dumpxml: the live definition, or the persistent one with inactive",
+        response="XmlDocument",
+        query={"inactive": "bool"},
+        errors=_LOOKUP,
+    ),
+    Action(
+        "network.leases",
+        "GET",
+        "/v1/networks/{name}/leases",
+        "net-dhcp-leases, of one MAC if given",
+        response="LeaseList",
+        query={"mac": "str"},
+        errors=(*_LOOKUP, "invalid-state"),
+    ),
+    Action(
+        "network.undefine",
+        "DELETE",
+        "/v1/networks/{name}",
+        "net-undefine",
+        response="Removed",
+        mutating=True,
+        errors=(*_LOOKUP, "invalid-state", "operation-failed"),
+    ),
+    Action(
+        "network.start",
+        "POST",
+        "/v1/networks/{name}/start",
+        "net-start: bridge, firewall rules and dnsmasq",
+        response="NetworkStatus",
+        mutating=True,
+        errors=(*_LOOKUP, "invalid-state", "operation-failed"),
+    ),
+    Action(
+        "network.destroy",
+        "POST",
+        "/v1/networks/{name}/destroy",
+        "net-destroy",
+        response="NetworkStatus",
+        mutating=True,
+        errors=(*_LOOKUP, "invalid-state", "operation-failed"),
+    ),
+    Action(
+        "network.autostart",
+        "POST",
+        "/v1/networks/{name}/autostart",
+        "start the network with the daemon, or not",
+        request="AutostartRequest",
+        response="NetworkStatus",
+        mutating=True,
+        errors=(*_LOOKUP, "invalid-state", "operation-failed"),
+    ),
+    # Storage pools
+    Action("pool.list", "GET", "/v1/pools", "every pool's status", response="PoolList"),
+    Action(
+        "pool.define",
+        "POST",
+        "/v1/pools",
+        "define a pool from XML; with start, create it running (transient), built first with build",
+        request="PoolDefineRequest",
+        response="PoolStatus",
+        mutating=True,
+        errors=_DEFINE,
+    ),
+    Action("pool.info", "GET", "/v1/pools/{pool}", "pool-info", response="PoolStatus", errors=_LOOKUP),
+    Action(
+        "pool.xml",
+        "GET",
+        "/v1/pools/{pool}/xml",
+        "pool-dumpxml: the live definition, or the persistent one with inactive",
+        response="XmlDocument",
+        query={"inactive": "bool"},
+        errors=_LOOKUP,
+    ),
+    Action(
+        "pool.undefine",
+        "DELETE",
+        "/v1/pools/{pool}",
+        "pool-undefine",
+        response="Removed",
+        mutating=True,
+        errors=(*_LOOKUP, "invalid-state", "operation-failed"),
+    ),
+    Action(
+        "pool.build",
+        "POST",
+        "/v1/pools/{pool}/build",
+        "pool-build: make the pool's folder",
+        response="PoolStatus",
+        mutating=True,
+        errors=(*_LOOKUP, "invalid-state", "operation-failed"),
+    ),
+    Action(
+        "pool.start",
+        "POST",
+        "/v1/pools/{pool}/start",
+        "pool-start",
+        response="PoolStatus",
+        mutating=True,
+        errors=(*_LOOKUP, "invalid-state", "operation-failed"),
+    ),
+    Action(
+        "pool.destroy",
+        "POST",
+        "/v1/pools/{pool}/destroy",
+        "pool-destroy",
+        response="PoolStatus",
+        mutating=True,
+        errors=(*_LOOKUP, "invalid-state", "operation-failed"),
+    ),
+    Action(
+        "pool.refresh",
+        "POST",
+        "/v1/pools/{pool}/refresh",
+        "pool-refresh",
+        response="PoolStatus",
+        mutating=True,
+        errors=(*_LOOKUP, "invalid-state", "operation-failed"),
+    ),
+    Action(
+        "pool.autostart",
+        "POST",
+        "/v1/pools/{pool}/autostart",
+        "start the pool with the daemon, or not",
+        request="AutostartRequest",
+        response="PoolStatus",
+        mutating=True,
+        errors=(*_LOOKUP, "invalid-state", "operation-failed"),
+    ),
+    # Storage volumes
+    Action(
+        "volume.find",
+        "GET",
+        "/v1/volumes",
+        "the pool and name of the volume with this key or path",
+        response="VolumeRef",
+        query={"path": "str!"},
+        errors=_LOOKUP,
+    ),
+    Action(
+        "volume.list",
+        "GET",
+        "/v1/pools/{pool}/volumes",
+        "vol-list",
+        response="VolumeList",
+        errors=(*_LOOKUP, "invalid-state"),
+    ),
+    Action(
+        "volume.create",
+        "POST",
+        "/v1/pools/{pool}/volumes",
+        "vol-create from XML; with input, vol-create-from (a copy of that volume)",
+        request="VolumeCreateRequest",
+        response="VolumeInfo",
+        mutating=True,
+        errors=(*_VOLUME, "xml-error", "unsupported-config", "already-exists"),
+    ),
+    Action(
+        "volume.info",
+        "GET",
+        "/v1/pools/{pool}/volumes/{vol}",
+        "vol-info",
+        response="VolumeInfo",
+        errors=(*_LOOKUP, "invalid-state", "image-error"),
+    ),
+    Action(
+        "volume.xml",
+        "GET",
+        "/v1/pools/{pool}/volumes/{vol}/xml",
+        "vol-dumpxml",
+        response="XmlDocument",
+        errors=(*_LOOKUP, "invalid-state", "image-error"),
+    ),
+    Action(
+        "volume.delete",
+        "DELETE",
+        "/v1/pools/{pool}/volumes/{vol}",
+        "vol-delete (refused while a running domain uses it)",
+        response="VolumeRef",
+        mutating=True,
+        errors=_VOLUME,
+    ),
+    Action(
+        "volume.clone",
+        "POST",
+        "/v1/pools/{pool}/volumes/{vol}/clone",
+        "vol-clone into the same pool",
+        request="VolumeCloneRequest",
+        response="VolumeInfo",
+        mutating=True,
+        errors=(*_VOLUME, "already-exists"),
+    ),
+    Action(
+        "volume.resize",
+        "POST",
+        "/v1/pools/{pool}/volumes/{vol}/resize",
+        "vol-resize",
+        request="ResizeRequest",
+        response="VolumeInfo",
+        mutating=True,
+        errors=_VOLUME,
+    ),
+    Action(
+        "volume.wipe",
+        "POST",
+        "/v1/pools/{pool}/volumes/{vol}/wipe",
+        "vol-wipe with an algorithm (zero by default)",
+        request="WipeRequest",
+        response="VolumeInfo",
+        mutating=True,
+        errors=_VOLUME,
+    ),
+    Action(
+        "volume.upload",
+        "GET",
+        "/v1/pools/{pool}/volumes/{vol}/upload",
+        "vol-upload: content streamed in, at offset, at most length bytes (0: to the end)",
+        response=None,
+        query={"offset": "int", "length": "int"},
+        mutating=True,
+        stream="upload",
+        errors=_VOLUME,
+    ),
+    Action(
+        "volume.download",
+        "GET",
+        "/v1/pools/{pool}/volumes/{vol}/download",
+        "vol-download: content streamed out, holes skipped with sparse",
+        response=None,
+        query={"offset": "int", "length": "int", "sparse": "bool"},
+        secret=True,
+        stream="download",
+        errors=_VOLUME,
+    ),
+)
+
+BY_NAME: dict[str, Action] = {action.name: action for action in ACTIONS}
+
+
+def error_codes(action: Action) -> list[str]:
+    """Every error code ``action`` may return: its own, and those of any request."""
+    codes = ["invalid-argument", *action.errors]
+    if action.mutating or action.secret:
+        codes.append("access-denied")
+    codes.append("internal")
+    return list(dict.fromkeys(codes))

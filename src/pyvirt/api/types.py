@@ -1,0 +1,280 @@
+"""The request and response bodies of every API action, as TypedDicts (JSON objects on the wire).
+
+The table (:mod:`pyvirt.api.table`) names these types by string; the daemon checks each request body
+against its type before the handler runs (:mod:`pyvirt.api.validate`), and the OpenAPI document's
+schemas are generated from them. A field marked ``NotRequired`` may be left out; ``X | None`` may be
+``null``. The client imports this module only for type checking, never at run time.
+"""
+
+# No ``from __future__ import annotations``: Python 3.11's TypedDict sees ``NotRequired`` only in
+# evaluated annotations.
+from typing import Literal, NotRequired, TypedDict
+
+# Common
+
+
+class Empty(TypedDict):
+    """No fields: the reply of an action that has nothing to report but success."""
+
+
+class XmlDocument(TypedDict):
+    """An XML document (domain, network, pool or volume definition; host capabilities)."""
+
+    xml: str
+
+
+class DefineRequest(TypedDict):
+    """Define an object from its XML; with ``start``, create it running (transient)."""
+
+    xml: str
+    start: NotRequired[bool]
+
+
+class AutostartRequest(TypedDict):
+    """Mark (``enabled: true``) or unmark an object as started with the daemon."""
+
+    enabled: bool
+
+
+class Removed(TypedDict):
+    """The name of the object an action removed."""
+
+    name: str
+
+
+# Host
+
+
+class Version(TypedDict):
+    pyvirt: str
+    api: int
+    hypervisor: str
+    hypervisor_version: str
+    hypervisor_version_number: int
+    library_version_number: int
+
+
+class NodeInfo(TypedDict):
+    model: str
+    cpus: int
+    mhz: int
+    nodes: int
+    sockets: int
+    cores: int
+    threads: int
+    memory_kib: int
+
+
+class Hostname(TypedDict):
+    hostname: str
+
+
+class HostCheck(TypedDict):
+    name: str
+    status: Literal["PASS", "WARN", "FAIL"]
+    detail: str
+
+
+class HostValidation(TypedDict):
+    checks: list[HostCheck]
+
+
+# Domains
+
+
+class DomainSummary(TypedDict):
+    name: str
+    uuid: str
+    id: int | None  # set while running
+    state: str  # virsh's words: running, paused, in shutdown, shut off, crashed, pmsuspended
+    reason: str
+    persistent: bool
+    autostart: bool
+
+
+class DomainInfo(DomainSummary):
+    os_type: str
+    vcpus: int
+    max_memory_kib: int
+    used_memory_kib: int
+    cpu_time_ns: int
+    title: str | None
+
+
+class DiskSummary(TypedDict):
+    type: str
+    device: str
+    target: str
+    source: str | None  # a path, or POOL/VOLUME for a volume disk
+
+
+class InterfaceSummary(TypedDict):
+    interface: str | None  # the tap, while running
+    type: str
+    source: str | None
+    model: str
+    mac: str | None
+
+
+class VncDisplay(TypedDict):
+    listen: str
+    display: int
+    port: int
+
+
+class DomainDevices(TypedDict):
+    disks: list[DiskSummary]
+    interfaces: list[InterfaceSummary]
+    vnc: VncDisplay | None
+
+
+class DomainDefineRequest(TypedDict):
+    """Define a domain from its XML; with ``start``, create it running (transient), ``paused`` if asked."""
+
+    xml: str
+    start: NotRequired[bool]
+    paused: NotRequired[bool]
+
+
+class DomainStartRequest(TypedDict):
+    paused: NotRequired[bool]
+
+
+class DomainDestroyRequest(TypedDict):
+    graceful: NotRequired[bool]
+
+
+class DomainUndefined(TypedDict):
+    name: str
+    removed: list[str]  # the storage removed with ``remove_storage``
+
+
+class AttachInterfaceRequest(TypedDict):
+    """attach-interface: ``live``/``config`` as virsh's scope flags (neither: the current state)."""
+
+    type: Literal["network", "bridge", "user"]
+    source: NotRequired[str]  # the network or bridge; not for ``user``
+    mac: NotRequired[str]
+    model: NotRequired[str]
+    live: NotRequired[bool]
+    config: NotRequired[bool]
+
+
+class AttachedInterface(TypedDict):
+    mac: str
+    target: str | None  # the tap, when attached live
+
+
+class LinkStateRequest(TypedDict):
+    state: Literal["up", "down"]
+
+
+class InterfaceAddress(TypedDict):
+    name: str | None
+    mac: str
+    protocol: str
+    address: str  # ADDRESS/PREFIX
+
+
+# Networks
+
+
+class NetworkStatus(TypedDict):
+    name: str
+    uuid: str
+    active: bool
+    autostart: bool
+    persistent: bool
+    bridge: str | None
+
+
+class Lease(TypedDict):
+    expiry: int  # seconds since the epoch; 0 for an infinite lease
+    mac: str | None
+    protocol: str
+    ip: str
+    prefix: int
+    hostname: str | None
+    clientid: str | None
+    iaid: str | None
+    interface: str | None
+
+
+# Storage
+
+
+class PoolDefineRequest(TypedDict):
+    """Define a pool; with ``start``, create it running (transient), its folder made first with ``build``."""
+
+    xml: str
+    start: NotRequired[bool]
+    build: NotRequired[bool]
+
+
+class PoolStatus(TypedDict):
+    name: str
+    uuid: str
+    type: str
+    path: str
+    active: bool
+    state: str
+    persistent: bool
+    autostart: bool
+    capacity: int | None
+    allocation: int | None
+    available: int | None
+    volumes: int | None
+
+
+class VolumeRef(TypedDict):
+    pool: str
+    name: str
+
+
+class VolumeInfo(TypedDict):
+    name: str
+    path: str
+    key: str
+    type: str
+    format: str
+    capacity: int
+    allocation: int
+    physical: int
+    backing: str | None
+    backing_format: str | None
+
+
+class VolumeCreateRequest(TypedDict):
+    """vol-create; with ``input``, vol-create-from: the new volume holds a copy of that volume."""
+
+    xml: str
+    prealloc_metadata: NotRequired[bool]
+    input: NotRequired[VolumeRef]
+
+
+class VolumeCloneRequest(TypedDict):
+    name: str
+    prealloc_metadata: NotRequired[bool]
+
+
+class ResizeRequest(TypedDict):
+    """vol-resize: ``capacity`` in bytes, or added (removed with ``shrink``) when ``delta``."""
+
+    capacity: int
+    delta: NotRequired[bool]
+    shrink: NotRequired[bool]
+    allocate: NotRequired[bool]
+
+
+class WipeRequest(TypedDict):
+    algorithm: NotRequired[str]  # zero (the default), or one of scrub's patterns
+
+
+# Lists: the body of the listing actions.
+
+DomainList = list[DomainSummary]
+InterfaceAddressList = list[InterfaceAddress]
+NetworkList = list[NetworkStatus]
+LeaseList = list[Lease]
+PoolList = list[PoolStatus]
+VolumeList = list[VolumeInfo]
