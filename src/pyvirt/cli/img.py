@@ -207,16 +207,28 @@ def cmd_create(argv: list[str]) -> int:
     if not args or len(args) > 2:
         raise UsageError("Expecting image file name")
     path = args[0]
+    from pyvirt.image.create import CREATABLE
+
+    if fmt not in CREATABLE:
+        _err(f"{path}: Unknown file format '{fmt}'")
+        return 1
+    from pyvirt.errors import PyvirtError
+
     kw: dict[str, object] = {}
     if o:
         from pyvirt.image.options import parse_options
 
-        kw = parse_options(o)
+        try:
+            kw = parse_options(o, fmt)
+        except PyvirtError as err:
+            _err(f"{path}: {err}")
+            return 1
     backing = backing or kw.pop("backing", None)  # type: ignore[assignment]
     bfmt = bfmt or kw.pop("backing_fmt", None)  # type: ignore[assignment]
     kw.pop("backing", None)
     kw.pop("backing_fmt", None)
     size: int | None = parse_size(args[1]) if len(args) == 2 else kw.pop("size", None)  # type: ignore[assignment]
+    kw.pop("size", None)
     if backing and not bfmt:
         _err(f"{path}: Backing file specified without backing format")
         return 1
@@ -230,8 +242,19 @@ def cmd_create(argv: list[str]) -> int:
         assert backing is not None
         size = image_info(resolve_backing(path, backing, allow_outside=True), fmt=bfmt)["virtual-size"]
     if not quiet:
-        print(_formatting_line(path, fmt, size, backing, bfmt, o, kw))
-    create_image(path, fmt, size, backing=backing, backing_fmt=bfmt, check_backing=not unsafe, **kw)  # type: ignore[arg-type]
+        if fmt in ("qcow2", "raw"):
+            print(_formatting_line(path, fmt, size, backing, bfmt, o, kw))
+        else:
+            from pyvirt.image.options import formatting_line
+
+            print(formatting_line(path, fmt, size, o, backing, bfmt))
+        sys.stdout.flush()
+    try:
+        create_image(path, fmt, size, backing=backing, backing_fmt=bfmt, check_backing=not unsafe, **kw)  # type: ignore[arg-type]
+    except PyvirtError as err:
+        msg = str(err)
+        _err(msg if msg.startswith(f"{path}:") else f"{path}: {msg}")
+        return 1
     return 0
 
 
@@ -291,7 +314,7 @@ def cmd_info(argv: list[str]) -> int:
 
 
 def cmd_check(argv: list[str]) -> int:
-    from pyvirt.image.checker import NotCheckable, check_image, render_human, render_json
+    from pyvirt.image.checker import CheckFailed, NotCheckable, check_image, render_human, render_json
 
     opts, args = _parse(argv, "qf:r:TU", ["output=", "repair=", "force-share"])
     fmt, output, repair, quiet, share = None, "human", None, False, False
@@ -315,6 +338,11 @@ def cmd_check(argv: list[str]) -> int:
     except NotCheckable as err:
         _err(str(err))
         return 63
+    except CheckFailed as err:
+        for line in err.messages:
+            sys.stderr.write(line + "\n")
+        _err(str(err))
+        return 1
     for line in res.messages:
         sys.stderr.write(line + "\n")
     if not quiet:

@@ -1,4 +1,4 @@
-"""pyvirt.image: disk images in pure Python — qcow2 and raw read/write, vmdk and vdi read-only.
+"""pyvirt.image: disk images in pure Python — qcow2, raw, vmdk and vdi read and written.
 
 Stable API (everything is imported lazily so ``import pyvirt.image`` costs almost nothing)::
 
@@ -15,8 +15,11 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
         locks them: a running VM and a writer exclude each other; readers share (``force_share``
         skips the lock on read-only opens, like ``qemu-img -U``). An Image is not thread-safe.
     create_image(path, fmt, size, *, backing=None, backing_fmt=None, cluster_size=65536, compat="1.1",
-                 preallocation="off", lazy_refcounts=False, refcount_bits=16) -> None
+                 preallocation="off", lazy_refcounts=False, refcount_bits=16, **fmt_opts) -> None
         ``size`` in bytes or a string like ``"10G"``; None with a backing file takes the backing size.
+        The named options are qcow2's; vmdk takes ``subformat`` (monolithicSparse, monolithicFlat,
+        twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized), ``adapter_type``, ``hwversion``,
+        ``toolsversion``, ``compat6``, ``zeroed_grain`` and a vmdk ``backing``; vdi ``static``.
     image_info(path, *, fmt=None, backing_chain=False) -> dict
         qemu-img 7.2's ``info --output json`` fields; with ``backing_chain`` the backing file's info is
         nested under ``"backing-image"``.
@@ -32,8 +35,9 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
     parse_size(text) -> int;  size_to_str(n) -> str
 
 Not supported (refused by name, never misread): extended L2 entries, external data files,
-encryption, zstd compression, VMDK delta disks; persistent bitmaps are read but not maintained
-(a writable open removes them). vmdk and vdi are read-only.
+encryption, zstd compression, VDI differencing images, writes into VMDK grain tables that are not
+allocated or into streamOptimized grains already written (as QEMU); persistent bitmaps are read
+but not maintained (a writable open removes them).
 
 Errors are :class:`pyvirt.errors.ImageError` (subclasses ``CorruptImage`` and ``UnsupportedImage``
 live in :mod:`pyvirt.image.errors`).

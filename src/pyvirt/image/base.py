@@ -126,10 +126,41 @@ class Image:
         """Describe ``[offset, offset+length)`` as extents, merging neighbours with equal state."""
         return [Extent(offset, length, data=True, zero=False, offset=offset)]
 
+    def backing_status(self, pos: int, n: int) -> list[Extent]:
+        """The backing chain's extents for a range this image leaves unallocated (depth one deeper)."""
+        assert self.backing is not None
+        bsize = self.backing.size
+        out: list[Extent] = []
+        if pos < bsize:
+            m = min(n, bsize - pos)
+            for x in self.backing.block_status(pos, m):
+                out.append(
+                    Extent(x.start, x.length, x.data, x.zero, x.depth + 1, x.offset, x.compressed, x.present)
+                )
+            if m < n:
+                out.append(Extent(pos + m, n - m, data=False, zero=True, depth=1, present=False))
+        else:
+            out.append(Extent(pos, n, data=False, zero=True, depth=1, present=False))
+        return out
+
+    def read_backing(self, where: int, buf: memoryview) -> None:
+        """Fill ``buf`` from the backing file at ``where`` (zeros past its end, or without one)."""
+        n = len(buf)
+        m = 0
+        if self.backing is not None and where < self.backing.size:
+            m = min(n, self.backing.size - where)
+            self.backing.readinto(where, buf[:m])
+        if m < n:
+            buf[m:] = bytes(n - m)
+
     # ------------------------------------------------------------ writing
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         raise ImageError(f"{self.path}: writing {self.format} images is not supported")
+
+    def write_granule(self) -> int | None:
+        """The unit a write allocates (zero runs shorter than it are written); None: any 512 bytes."""
+        return self.cluster_size
 
     def map_for_write(self, offset: int, length: int) -> list[tuple[int, int, int]] | None:
         """Reserve file space for a later write of ``[offset, offset+length)``.
@@ -193,3 +224,26 @@ class Image:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def merge_extent(out: list[Extent], x: Extent) -> None:
+    """Append ``x`` to ``out``, merging it into the last extent when they continue each other."""
+    if out:
+        p = out[-1]
+        if (
+            p.data == x.data
+            and p.zero == x.zero
+            and p.depth == x.depth
+            and p.present == x.present
+            and p.compressed == x.compressed
+            and p.start + p.length == x.start
+            and (
+                (p.offset is None and x.offset is None)
+                or (p.offset is not None and x.offset is not None and p.offset + p.length == x.offset)
+            )
+        ):
+            out[-1] = Extent(
+                p.start, p.length + x.length, p.data, p.zero, p.depth, p.offset, p.compressed, p.present
+            )
+            return
+    out.append(x)

@@ -142,6 +142,8 @@ def check_image(
     if repair not in (None, "leaks", "all"):
         raise ImageError(f"Unknown repair mode '{repair}' (expecting 'leaks' or 'all')")
     fmt = fmt or probe_file(path)
+    if fmt in ("vmdk", "vdi") and repair is None:
+        return _check_other(path, fmt, force_share)
     if fmt != "qcow2":
         res = CheckResult(path, fmt, checkable=False)
         raise NotCheckable(res)
@@ -168,6 +170,34 @@ def check_image(
         res.repaired = fixed
         res.leaks_fixed, res.corruptions_fixed = fixed
     return res
+
+
+def _check_other(path: str, fmt: str, force_share: bool) -> CheckResult:
+    """qemu-img's checks of VDI (the block map) and VMDK (grains inside their files)."""
+    from pyvirt.image.opener import open_image
+
+    with open_image(path, fmt=fmt, backing=False, force_share=force_share) as img:
+        if fmt == "vdi":
+            from pyvirt.image.vdi import VdiImage
+
+            assert isinstance(img, VdiImage)
+            corruptions, msgs = img.check()
+            return CheckResult(path, fmt, corruptions=corruptions, messages=msgs)
+        from pyvirt.image.vmdk import VmdkImage
+
+        assert isinstance(img, VmdkImage)
+        bad = img.grains_past_eof()
+        if bad is not None:
+            raise CheckFailed([f"ERROR: cluster offset for sector {bad} points after EOF"])
+        return CheckResult(path, fmt)
+
+
+class CheckFailed(ImageError):
+    """The check itself failed (qemu-img: "Check failed: ...", exit status 1, no report)."""
+
+    def __init__(self, messages: list[str], reason: str = "Invalid argument") -> None:
+        super().__init__(f"Check failed: {reason}")
+        self.messages = messages
 
 
 class NotCheckable(ImageError):

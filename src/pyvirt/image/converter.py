@@ -59,7 +59,7 @@ def convert(
 
     sources = [src] if isinstance(src, str) else list(src)
     _check_flags(options or {}, skip_create=skip_create, target_is_zero=target_is_zero)
-    opts = parse_options(options or {})
+    opts = parse_options(options or {}, out_fmt)
     backing = backing or opts.pop("backing", None)  # type: ignore[assignment]
     backing_fmt = backing_fmt or opts.pop("backing_fmt", None)  # type: ignore[assignment]
     opts.pop("backing", None)
@@ -88,6 +88,10 @@ def convert(
                 if d.size < s.size:
                     raise ImageError("output file is smaller than input file")
                 d.durable = durable
+                if d.format == "vmdk":
+                    # As qemu-img: streamOptimized takes only compressed grains; other vmdk
+                    # subformats store what -c asks to compress as it is.
+                    compress = bool(getattr(d, "compressed", False))
                 _copy(
                     s,
                     d,
@@ -121,8 +125,8 @@ def _check_target(
 ) -> None:
     if not sources:
         raise ImageError("Must specify image file name")
-    if compress and out_fmt != "qcow2":
-        raise ImageError(f"Compression not supported for this file format ({out_fmt})")
+    if compress and out_fmt not in ("qcow2", "vmdk"):
+        raise ImageError("Compression not supported for this file format")
     if sparse_size % 512:
         raise ImageError("Invalid buffer size for sparse output specified (-S must be a multiple of 512)")
     if zero and backing:
@@ -185,7 +189,7 @@ def _extents(s: Image, size: int, top_only: bool) -> Extents:
                 fd = -1
                 if x.data and x.offset is not None and not x.compressed and x.depth < len(chain):
                     img = chain[x.depth]
-                    if img.format in ("raw", "qcow2"):
+                    if img.format in ("raw", "qcow2", "vdi") or (img.format == "vmdk" and img.fd >= 0):
                         fd = img.fd
                 start, length, host, maybe_data = x.start, x.length, x.offset or 0, x.data or not x.zero
                 if carry:
@@ -224,7 +228,7 @@ def _copy(
     """
     from pyvirt.image.fileio import pread_full, pwrite_full
 
-    granule = d.cluster_size or sparse or 512
+    granule = d.write_granule() or sparse or 512
     if sparse == 0:
         granule = 0
     done = 0
@@ -480,11 +484,16 @@ class _Compressor:
 
     def __init__(self, d: Image, threads: int | None, must_zero: bool = False) -> None:
         from pyvirt.image.qcow2.image import Qcow2Image
+        from pyvirt.image.vmdk import VmdkImage, compress_grains
 
-        if not isinstance(d, Qcow2Image):
-            raise ImageError("compression needs a qcow2 target")
-        self.d = d
-        self.cs = d.cs
+        self.chunk: Callable[[bytes, int], list[bytes | None]]
+        if isinstance(d, Qcow2Image):
+            self.chunk, self.cs = _compress_chunk, d.cs
+        elif isinstance(d, VmdkImage) and d.compressed and d.cluster_size:
+            self.chunk, self.cs = compress_grains, d.cluster_size
+        else:
+            raise ImageError(f"Compression not supported for this file format ({d.format})")
+        self.d: Qcow2Image | VmdkImage = d
         self.must_zero = must_zero
         self.n = threads or os.cpu_count() or 1
         self.pool = Pool(self.n)
@@ -493,7 +502,7 @@ class _Compressor:
     def submit(self, pos: int, data: bytes) -> None:
         if pos % self.cs:
             raise ImageError("internal error: unaligned compressed chunk")
-        self.pending.append((pos, data, self.pool.submit(_compress_chunk, data, self.cs)))
+        self.pending.append((pos, data, self.pool.submit(self.chunk, data, self.cs)))
         while len(self.pending) > 2 * self.n:
             self._drain_one()
 

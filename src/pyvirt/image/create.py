@@ -1,4 +1,4 @@
-"""``create_image``: a new, empty raw or qcow2 image, as ``qemu-img create`` makes it.
+"""``create_image``: a new, empty image of any writable format, as ``qemu-img create`` makes it.
 
 Kept apart from :mod:`pyvirt.image.api` (which re-exports it) so that ``pyvirt img create``
 loads neither the probing, info nor opening code unless a backing file is to be read.
@@ -11,7 +11,13 @@ import os
 from pyvirt.image.errors import ImageError
 from pyvirt.image.sizes import parse_size
 
-__all__ = ["create_image"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["CREATABLE", "create_image"]
+
+CREATABLE = ("raw", "qcow2", "vmdk", "vdi")
 
 
 def create_image(
@@ -21,14 +27,34 @@ def create_image(
     *,
     backing: str | None = None,
     backing_fmt: str | None = None,
-    cluster_size: int = 65536,
-    compat: str = "1.1",
-    preallocation: str = "off",
-    lazy_refcounts: bool = False,
-    refcount_bits: int = 16,
+    cluster_size: int | None = None,
+    compat: str | None = None,
+    preallocation: str | None = None,
+    lazy_refcounts: bool | None = None,
+    refcount_bits: int | None = None,
     check_backing: bool = True,
+    **fmt_opts: Any,
 ) -> None:
-    """Create an empty image; with ``backing`` and no size, the size is the backing file's."""
+    """Create an empty image; with ``backing`` and no size, the size is the backing file's.
+
+    The keyword arguments named are qcow2's (``preallocation`` also raw's); other formats take
+    their qemu-img ``-o`` names in ``fmt_opts`` (vmdk: subformat, adapter_type, hwversion,
+    toolsversion, compat6, zeroed_grain; vdi: static; vhdx: subformat, block_size, log_size,
+    block_state_zero; vpc: subformat, force_size).
+    """
+    if fmt not in CREATABLE:
+        raise ImageError(f"Unknown file format '{fmt}'")
+    qcow2_opts = {
+        "cluster_size": cluster_size,
+        "compat": compat,
+        "preallocation": preallocation,
+        "lazy_refcounts": lazy_refcounts,
+        "refcount_bits": refcount_bits,
+    }
+    allowed = {"qcow2": set(qcow2_opts), "raw": {"preallocation"}}.get(fmt, set())
+    for k, v in [*qcow2_opts.items(), *fmt_opts.items()]:
+        if v is not None and k not in allowed and (fmt in ("qcow2", "raw") or k in qcow2_opts):
+            raise ImageError(f"Invalid parameter '{k}'")
     if isinstance(size, str):
         size = parse_size(size)
     if backing is not None and not backing_fmt:
@@ -54,20 +80,28 @@ def create_image(
         create_qcow2(
             path,
             size,
-            cluster_size=cluster_size,
-            compat=compat,
+            cluster_size=65536 if cluster_size is None else cluster_size,
+            compat=compat or "1.1",
             backing=backing,
             backing_fmt=backing_fmt,
-            lazy_refcounts=lazy_refcounts,
-            refcount_bits=refcount_bits,
-            preallocation=preallocation,
+            lazy_refcounts=bool(lazy_refcounts),
+            refcount_bits=16 if refcount_bits is None else refcount_bits,
+            preallocation=preallocation or "off",
         )
     elif fmt == "raw":
         if backing:
             raise ImageError("raw images do not support backing files")
-        _create_raw(path, size, preallocation)
+        _create_raw(path, size, preallocation or "off")
+    elif fmt == "vmdk":
+        from pyvirt.image.vmdk_create import create_vmdk
+
+        create_vmdk(path, size, backing=backing, backing_fmt=backing_fmt, **fmt_opts)
     else:
-        raise ImageError(f"Formatting images as '{fmt}' is not supported (use raw or qcow2)")
+        if backing:
+            raise ImageError(f"Backing file not supported for file format '{fmt}'")
+        from pyvirt.image.vdi import create_vdi
+
+        create_vdi(path, size, **fmt_opts)
 
 
 def _create_raw(path: str, size: int, preallocation: str) -> None:

@@ -133,14 +133,19 @@ def _qcow2_info(path: str, fd: int, head: bytes, file_size: int) -> dict[str, An
 def _other_info(path: str, fmt: str) -> dict[str, Any]:
     from pyvirt.image.opener import open_image
 
-    with open_image(path, fmt=fmt) as img:
+    with open_image(path, fmt=fmt, backing=False) as img:
         info: dict[str, Any] = {"virtual-size": img.size, "filename": path}
+        if img.backing_file and img.backing_format:
+            info["backing-filename-format"] = img.backing_format
         if img.cluster_size:
             info["cluster-size"] = img.cluster_size
         info["format"] = fmt
         spec = getattr(img, "format_specific", None)
         if spec is not None:
             info["format-specific"] = {"type": fmt, "data": spec()}
+        if img.backing_file:
+            info["full-backing-filename"] = path_combine(path, img.backing_file)
+            info["backing-filename"] = img.backing_file
         extra = getattr(img, "extent_bytes", None)
         if extra is not None:
             info["_extent_bytes"] = extra()

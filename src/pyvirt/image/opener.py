@@ -95,12 +95,14 @@ def open_image(
         img = RawImage.open(path, readonly=readonly, force_share=force_share)
         img.probed = probed
         return img
-    if not readonly:
-        raise UnsupportedImage(f"{path}: {fmt} images can be opened read-only only (convert them to qcow2)")
     if fmt == "vmdk":
         from pyvirt.image.vmdk import VmdkImage
 
-        return VmdkImage.open(path)
-    from pyvirt.image.vdi import VdiImage
+        return VmdkImage.open(
+            path, readonly=readonly, open_backing=open_backing if backing else None, force_share=force_share
+        )
+    if fmt == "vdi":
+        from pyvirt.image.vdi import VdiImage
 
-    return VdiImage.open(path)
+        return VdiImage.open(path, readonly=readonly, force_share=force_share)
+    raise UnsupportedImage(f"{path}: opening {fmt} images is not supported")

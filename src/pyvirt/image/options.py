@@ -8,11 +8,39 @@ from __future__ import annotations
 from pyvirt.image.errors import ImageError
 from pyvirt.image.sizes import parse_size
 
-__all__ = ["parse_options"]
+__all__ = ["formatting_line", "parse_options"]
+
+#: Each format's creation options in qemu-img 7.2's order: name, kind, the default its
+#: "Formatting ..." line shows (None: shown only when given). The file protocol's follow.
+CREATE_OPTS: dict[str, tuple[tuple[str, str, str | None], ...]] = {
+    "vmdk": (
+        ("size", "size", None),
+        ("adapter_type", "str", None),
+        ("backing_file", "str", None),
+        ("backing_fmt", "str", None),
+        ("compat6", "bool", "off"),
+        ("hwversion", "str", "undefined"),
+        ("toolsversion", "str", None),
+        ("subformat", "str", None),
+        ("zeroed_grain", "bool", None),
+    ),
+    "vdi": (("size", "size", None), ("static", "bool", "off")),
+    "vhdx": (
+        ("size", "size", None),
+        ("log_size", "size", "1048576"),
+        ("block_size", "size", "0"),
+        ("subformat", "str", None),
+        ("block_state_zero", "bool", None),
+    ),
+    "vpc": (("size", "size", None), ("subformat", "str", None), ("force_size", "bool", None)),
+}
+PROTOCOL_OPTS = (("preallocation", "str", None), ("nocow", "bool", None), ("extent_size_hint", "size", None))
 
 
-def parse_options(opts: dict[str, str]) -> dict[str, object]:
+def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]:
     """qemu-img ``-o`` options to :func:`create_image` keyword arguments."""
+    if fmt in CREATE_OPTS:
+        return _parse_table(opts, fmt)
     out: dict[str, object] = {}
     for k, v in opts.items():
         if k == "cluster_size":
@@ -46,3 +74,46 @@ def _onoff(k: str, v: str) -> bool:
     if v in ("off", "no", "false"):
         return False
     raise ImageError(f"Parameter '{k}' expects 'on' or 'off'")
+
+
+def _parse_table(opts: dict[str, str], fmt: str) -> dict[str, object]:
+    table = {name: kind for name, kind, _d in CREATE_OPTS[fmt] + PROTOCOL_OPTS}
+    out: dict[str, object] = {}
+    for k, v in opts.items():
+        kind = table.get(k)
+        if kind is None:
+            raise ImageError(f"Invalid parameter '{k}'")
+        if k in ("preallocation", "nocow", "extent_size_hint"):
+            if (k, v) not in (("preallocation", "off"), ("nocow", "off"), ("nocow", "false")):
+                raise ImageError(f"Option '{k}={v}' is not supported by pyvirt img for {fmt} images")
+            continue
+        if kind == "bool":
+            out[k] = _onoff(k, v)
+        elif kind == "size":
+            out[k] = parse_size(v)
+        elif k == "backing_file":
+            out["backing"] = v
+        else:
+            out[k] = v
+    return out
+
+
+def formatting_line(
+    path: str, fmt: str, size: int, opts: dict[str, str], backing: str | None, backing_fmt: str | None
+) -> str:
+    """qemu-img create's "Formatting ..." line for the formats of :data:`CREATE_OPTS`."""
+    given = dict(opts)
+    given["size"] = str(size)
+    if backing:
+        given["backing_file"] = backing
+    if backing_fmt:
+        given["backing_fmt"] = backing_fmt
+    parts = [f"Formatting '{path}', fmt={fmt}"]
+    for name, kind, default in CREATE_OPTS[fmt] + PROTOCOL_OPTS:
+        v = given.get(name, default)
+        if v is None:
+            continue
+        if kind == "size" and name in opts:
+            v = str(parse_size(v))
+        parts.append(f"{name}={v}")
+    return " ".join(parts)

@@ -11,7 +11,7 @@ import zlib
 from _thread import RLock  # what threading.RLock() returns, without importing threading (ms)
 from array import array
 
-from pyvirt.image.base import ZERO_CHUNK, Extent, Image
+from pyvirt.image.base import ZERO_CHUNK, Extent, Image, merge_extent
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
 from pyvirt.image.fileio import pread_full, pwrite_full
 from pyvirt.image.locking import lock_image
@@ -360,33 +360,17 @@ class Qcow2Image(Image):
             else:
                 self._host(last)
                 ext = Extent(pos, n, data=True, zero=False, offset=self._host(e) + (pos & (cs - 1)))
-            _merge(out, ext)
+            merge_extent(out, ext)
         if hole_len:
             self._hole_status(out, hole_start, hole_len)
         return out
 
     def _hole_status(self, out: list[Extent], pos: int, n: int) -> None:
         if self.backing is not None:
-            for x in self._backing_status(pos, n):
-                _merge(out, x)
+            for x in self.backing_status(pos, n):
+                merge_extent(out, x)
         else:
-            _merge(out, Extent(pos, n, data=False, zero=True, present=False))
-
-    def _backing_status(self, pos: int, n: int) -> list[Extent]:
-        assert self.backing is not None
-        bsize = self.backing.size
-        out: list[Extent] = []
-        if pos < bsize:
-            m = min(n, bsize - pos)
-            for x in self.backing.block_status(pos, m):
-                out.append(
-                    Extent(x.start, x.length, x.data, x.zero, x.depth + 1, x.offset, x.compressed, x.present)
-                )
-            if m < n:
-                out.append(Extent(pos + m, n - m, data=False, zero=True, depth=1, present=False))
-        else:
-            out.append(Extent(pos, n, data=False, zero=True, depth=1, present=False))
-        return out
+            merge_extent(out, Extent(pos, n, data=False, zero=True, present=False))
 
     def allocated_in_top(self, offset: int, length: int) -> list[tuple[int, int, bool]]:
         """``(start, length, allocated)`` runs of this file alone (not the backing chain)."""
@@ -872,28 +856,6 @@ def _run_length(table: array[int], i: int, i_end: int, e: int, step: int) -> int
         else:
             bad = mid
     return good
-
-
-def _merge(out: list[Extent], x: Extent) -> None:
-    if out:
-        p = out[-1]
-        if (
-            p.data == x.data
-            and p.zero == x.zero
-            and p.depth == x.depth
-            and p.present == x.present
-            and p.compressed == x.compressed
-            and p.start + p.length == x.start
-            and (
-                (p.offset is None and x.offset is None)
-                or (p.offset is not None and x.offset is not None and p.offset + p.length == x.offset)
-            )
-        ):
-            out[-1] = Extent(
-                p.start, p.length + x.length, p.data, p.zero, p.depth, p.offset, p.compressed, p.present
-            )
-            return
-    out.append(x)
 
 
 def unsupported(path: str, what: str) -> UnsupportedImage:

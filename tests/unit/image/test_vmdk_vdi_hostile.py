@@ -1,0 +1,281 @@
+"""Hostile VMDK and VDI files: crafted tables give a clear ImageError, no hang, no write outside.
+
+The images are made by pyvirt's own creation code and then corrupted field by field, as the qcow2
+crafted-table tests do; fuzzing mutates their headers and tables at random.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pyvirt.errors import ImageError
+from pyvirt.image import check, create_image, open_image
+
+FUZZ = settings(
+    max_examples=int(os.environ.get("PYVIRT_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=os.environ.get("PYVIRT_FUZZ_RANDOM") is None,
+)
+
+
+def _vmdk(tmp_path: Path, name: str = "a.vmdk", **opts: object) -> tuple[Path, int, int]:
+    """A 4 MiB monolithicSparse image with its first 128 KiB written; (path, gd sector, gt sector)."""
+    p = tmp_path / name
+    create_image(str(p), "vmdk", 4 << 20, **opts)
+    with open_image(str(p), readonly=False) as img:
+        img.write(0, b"\x07" * (128 << 10))
+    data = p.read_bytes()
+    gd = struct.unpack_from("<Q", data, 56)[0]
+    return p, gd, struct.unpack_from("<I", data, gd * 512)[0]
+
+
+def _poke(p: Path, offset: int, fmt: str, *values: int) -> None:
+    with open(p, "r+b") as f:
+        f.seek(offset)
+        f.write(struct.pack(fmt, *values))
+
+
+def _digest(*paths: Path) -> list[str]:
+    return [hashlib.sha256(p.read_bytes()).hexdigest() for p in paths]
+
+
+def test_vmdk_round_trip(tmp_path: Path) -> None:
+    p, _gd, _gt = _vmdk(tmp_path)
+    with open_image(str(p)) as img:
+        assert img.read(0, 128 << 10) == b"\x07" * (128 << 10)
+        assert img.read(128 << 10, 4096) == bytes(4096)
+    assert check(str(p)).exit_code == 0
+
+
+def test_grain_table_past_eof_refused_on_open(tmp_path: Path) -> None:
+    p, gd, _gt = _vmdk(tmp_path)
+    _poke(p, gd * 512, "<I", 0x7FFFFFF0)
+    with pytest.raises(ImageError, match="grain table lies past the end"):
+        open_image(str(p))
+
+
+def test_grain_past_eof_read_and_check(tmp_path: Path) -> None:
+    p, _gd, gt = _vmdk(tmp_path)
+    _poke(p, gt * 512 + 4, "<I", 0x100000)
+    with open_image(str(p)) as img:
+        assert img.read(0, 65536) == b"\x07" * 65536
+        with pytest.raises(ImageError, match="grain 1 lies past the end of the file"):
+            img.read(65536, 512)
+    from pyvirt.image.checker import CheckFailed
+
+    with pytest.raises(CheckFailed) as err:
+        check(str(p))
+    assert err.value.messages == ["ERROR: cluster offset for sector 128 points after EOF"]
+
+
+def test_grain_pointing_into_metadata_is_not_written(tmp_path: Path) -> None:
+    p, _gd, gt = _vmdk(tmp_path)
+    _poke(p, gt * 512 + 4, "<I", 1)  # grain 1 "lives" in the header's sector
+    header = p.read_bytes()[:512]
+    with open_image(str(p), readonly=False) as img, pytest.raises(ImageError, match="metadata"):
+        img.write(65536, b"x" * 512)
+    assert p.read_bytes()[:512] == header
+    with open_image(str(p)) as img:  # it still opens and reads
+        assert img.read(0, 512) == b"\x07" * 512
+
+
+@pytest.mark.parametrize(
+    ("offset", "fmt", "value", "message"),
+    [
+        (4, "<I", 9, "unsupported VMDK version 9"),
+        (20, "<Q", 3, "invalid grain size"),
+        (20, "<Q", 1 << 20, "invalid grain size"),
+        (12, "<Q", 1 << 50, "capacity or grain table size out of range"),
+        (44, "<I", 0, "capacity or grain table size out of range"),
+        (56, "<Q", 1 << 40, "grain directory out of range"),
+    ],
+)
+def test_bad_vmdk_header_fields(tmp_path: Path, offset: int, fmt: str, value: int, message: str) -> None:
+    p, _gd, _gt = _vmdk(tmp_path)
+    _poke(p, offset, fmt, value)
+    with pytest.raises(ImageError, match=message):
+        open_image(str(p))
+
+
+def test_unallocated_grain_table_is_not_written(tmp_path: Path) -> None:
+    p, gd, _gt = _vmdk(tmp_path)
+    _poke(p, gd * 512, "<I", 0)
+    rgd = struct.unpack_from("<Q", p.read_bytes(), 48)[0]
+    _poke(p, rgd * 512, "<I", 0)
+    size = p.stat().st_size
+    with open_image(str(p), readonly=False) as img:
+        assert img.read(0, 512) == bytes(512)
+        with pytest.raises(ImageError, match="grain table 0 is not allocated"):
+            img.write(0, b"x" * 65536)
+    assert p.stat().st_size == size  # no grain was added for the refused write
+    with open_image(str(p)) as img:
+        assert img.read(0, 65536) == bytes(65536)
+
+
+def test_descriptor_extent_outside_folder_and_bad_types(tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (tmp_path / "secret").write_bytes(b"s" * 4096)
+    head = '# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=ffffffff\ncreateType="monolithicFlat"\n'
+    (d / "x.vmdk").write_text(head + 'RW 8 FLAT "../secret" 0\n')
+    with pytest.raises(ImageError, match="outside"):
+        open_image(str(d / "x.vmdk"), fmt="vmdk")
+    (d / "y.vmdk").write_text(head + 'RW 8 SESPARSE "y-s.vmdk"\n')
+    with pytest.raises(ImageError, match="unsupported VMDK extent type SESPARSE"):
+        open_image(str(d / "y.vmdk"), fmt="vmdk")
+    (d / "z.vmdk").write_text(head + "RW 99999999999999999 ZERO\n")
+    with pytest.raises(ImageError, match="extent size out of range"):
+        open_image(str(d / "z.vmdk"), fmt="vmdk")
+    (d / "e.vmdk").write_text(head)
+    with pytest.raises(ImageError, match="lists no extents"):
+        open_image(str(d / "e.vmdk"), fmt="vmdk")
+
+
+def test_cyclic_parents_refused(tmp_path: Path) -> None:
+    a, _gd, _gt = _vmdk(tmp_path, "a.vmdk")
+    create_image(str(tmp_path / "b.vmdk"), "vmdk", None, backing="a.vmdk", backing_fmt="vmdk")
+    b = tmp_path / "b.vmdk"
+    data = bytearray(a.read_bytes())
+    text = data[512 : 21 * 512].rstrip(b"\0").decode()
+    text = text.replace("parentCID=ffffffff", "parentCID=1").replace(
+        'createType="monolithicSparse"\n', 'createType="monolithicSparse"\nparentFileNameHint="b.vmdk"'
+    )
+    data[512 : 21 * 512] = text.encode().ljust(20 * 512, b"\0")
+    a.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="loops back"):
+        open_image(str(b))
+    with pytest.raises(ImageError, match="loops back"):
+        open_image(str(a))
+
+
+def test_streamoptimized_footer_without_directory(tmp_path: Path) -> None:
+    p = tmp_path / "s.vmdk"
+    create_image(str(p), "vmdk", 1 << 20, subformat="streamOptimized")
+    data = bytearray(p.read_bytes())
+    header = bytes(data[:512])
+    data[56:64] = b"\xff" * 8
+    data += bytes(512) + header[:56] + b"\xff" * 8 + header[64:] + bytes(512)
+    p.write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="footer has no grain directory"):
+        open_image(str(p))
+
+
+def _vdi(tmp_path: Path, **opts: object) -> Path:
+    p = tmp_path / "x.vdi"
+    create_image(str(p), "vdi", 3 << 20, **opts)
+    with open_image(str(p), readonly=False) as img:
+        img.write(0, b"\x01" * (1536 << 10))
+    return p
+
+
+def test_vdi_round_trip_and_check(tmp_path: Path) -> None:
+    p = _vdi(tmp_path)
+    with open_image(str(p)) as img:
+        assert img.read(0, 1536 << 10) == b"\x01" * (1536 << 10)
+        assert img.read(1536 << 10, 512) == bytes(512)
+    res = check(str(p))
+    assert (res.exit_code, res.corruptions, res.messages) == (0, 0, [])
+
+
+def test_vdi_repeating_block_map(tmp_path: Path) -> None:
+    p = _vdi(tmp_path)
+    _poke(p, 0x204, "<I", 0)  # block 1 shares data block 0
+    res = check(str(p))
+    assert (res.exit_code, res.corruptions) == (2, 1)
+    assert res.messages == ["ERROR: block index 0 also used by 0"]
+    before = _digest(p)
+    with pytest.raises(ImageError, match="block map is inconsistent"):
+        open_image(str(p), readonly=False)
+    assert _digest(p) == before
+
+
+def test_vdi_block_map_entry_out_of_range(tmp_path: Path) -> None:
+    p = _vdi(tmp_path)
+    _poke(p, 0x204, "<I", 1000)
+    with open_image(str(p)) as img, pytest.raises(ImageError, match="block 1 maps to 1000, beyond the image"):
+        img.read(1 << 20, 512)
+    res = check(str(p))
+    assert res.messages == [
+        "ERROR: block index 1 too large, is 1000",
+        "ERROR: allocated blocks mismatch, is 1, should be 2",
+    ]
+    with pytest.raises(ImageError, match="block map is inconsistent"):
+        open_image(str(p), readonly=False)
+
+
+def test_vdi_allocated_count_lies(tmp_path: Path) -> None:
+    p = _vdi(tmp_path)
+    _poke(p, 0x180 + 4, "<I", 1)  # blocks_allocated: 1, the map has 2
+    with pytest.raises(ImageError, match="counts 1 allocated blocks, the map 2"):
+        open_image(str(p), readonly=False)
+
+
+@pytest.mark.parametrize(
+    ("offset", "fmt", "value", "message"),
+    [
+        (0x40, "<I", 0x12345678, "not a VDI image"),
+        (0x44, "<I", 0x00020000, "unsupported VDI version 2.0"),
+        (0x4C, "<I", 3, "unsupported VDI image type 3"),
+        (0x154, "<I", 0x10000000, "VDI block map out of range"),
+        (0x158, "<I", 0x201, "VDI geometry out of range"),
+        (0x168, "<I", 4096, "VDI geometry out of range"),
+        (0x17C, "<I", 1, "VDI geometry out of range"),
+        (0x180, "<I", 1 << 30, "VDI block count out of range"),
+        (0x1B8, "<I", 1, "differencing images"),
+    ],
+)
+def test_bad_vdi_header_fields(tmp_path: Path, offset: int, fmt: str, value: int, message: str) -> None:
+    p = _vdi(tmp_path)
+    _poke(p, offset, fmt, value)
+    with pytest.raises(ImageError, match=message):
+        open_image(str(p), fmt="vdi")
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 2047), st.integers(0, 255)), min_size=1, max_size=16))
+def test_fuzzed_vmdk_metadata(tmp_path: Path, muts: list[tuple[int, int]]) -> None:
+    src = tmp_path / "fuzz-src.vmdk"
+    if not src.exists():
+        _vmdk(tmp_path, "fuzz-src.vmdk")
+    data = bytearray(src.read_bytes())
+    gd = struct.unpack_from("<Q", data, 56)[0]
+    for pos, val in muts:
+        at = pos if pos < 1024 else gd * 512 + (pos - 1024)  # the header or the tables
+        data[at] = val
+    p = tmp_path / "fuzz.vmdk"
+    p.write_bytes(bytes(data))
+    size = len(data)
+    with contextlib.suppress(ImageError), open_image(str(p), fmt="vmdk", readonly=False) as img:
+        img.read(0, min(img.size, 1 << 20))
+        img.block_status(0, min(img.size, 1 << 30))
+        img.write(0, b"w" * 4096)
+    grain = struct.unpack_from("<Q", data, 20)[0] * 512
+    assert p.stat().st_size <= size + max(grain, 65536)  # at most one new grain, nothing far outside
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 1023), st.integers(0, 255)), min_size=1, max_size=16))
+def test_fuzzed_vdi_metadata(tmp_path: Path, muts: list[tuple[int, int]]) -> None:
+    src = tmp_path / "fuzz-src.vdi"
+    if not src.exists():
+        _vdi(tmp_path).rename(src)
+    data = bytearray(src.read_bytes())
+    for pos, val in muts:
+        data[pos] = val
+    p = tmp_path / "fuzz.vdi"
+    p.write_bytes(bytes(data))
+    size = len(data)
+    with contextlib.suppress(ImageError), open_image(str(p), fmt="vdi", readonly=False) as img:
+        img.read(0, min(img.size, 1 << 20))
+        img.block_status(0, img.size)
+        img.write(2 << 20, b"w" * 4096)
+    assert p.stat().st_size <= size + (3 << 20)  # within the image's own three blocks
