@@ -171,16 +171,14 @@ class Daemon:
 
 
 class Console:
-    """An attached serial console through the daemon's stream endpoint, with expect()."""
+    """An attached serial console through the daemon's WebSocket stream, with expect()."""
 
     def __init__(self, daemon: Daemon, name: str, *, history: bool = True) -> None:
-        conn = daemon.connect()
-        self.transport, leftover = conn.domain(name).console(history=history)
-        self.buffer = leftover
-        self.transport.sock.settimeout(0.5)
+        self.ws = daemon.connect().domain(name).console(history=history)
+        self.buffer = b""
 
     def send(self, text: str) -> None:
-        self.transport.sock.sendall(text.encode())
+        self.ws.send(text.encode())
 
     def expect(self, pattern: str, timeout: float = 120) -> re.Match[bytes]:
         regex = re.compile(pattern.encode())
@@ -194,13 +192,14 @@ class Console:
                 tail = self.buffer[-2000:].decode(errors="replace")
                 raise AssertionError(f"console: {pattern!r} not seen in {timeout}s; last output:\n{tail}")
             try:
-                chunk = self.transport.sock.recv(65536)
+                message = self.ws.receive(timeout=0.5)
             except TimeoutError:
                 continue
-            if not chunk:
+            if message is None:
                 tail = self.buffer[-2000:].decode(errors="replace")
                 raise AssertionError(f"console closed before {pattern!r}; last output:\n{tail}")
-            self.buffer += chunk
+            assert isinstance(message, bytes), f"console sent a text message: {message!r}"
+            self.buffer += message
 
     def run(self, command: str, timeout: float = 60) -> str:
         """Type a shell command in the guest and return its output (between two markers)."""
@@ -211,4 +210,4 @@ class Console:
         return match.group(1).decode(errors="replace").strip()
 
     def close(self) -> None:
-        self.transport.close()
+        self.ws.close()

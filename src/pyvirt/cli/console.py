@@ -1,5 +1,8 @@
 """``pyvirt console``: a raw terminal on the domain's serial port; Ctrl+] (byte 0x1d) detaches.
 
+The console is a WebSocket stream of the daemon's (binary messages both ways), so this verb, like
+``event`` and the volume transfers, is the only kind that loads the WebSocket code.
+
 On a terminal, stdin is put in raw mode and restored on exit. With stdin a pipe, its bytes are sent
 as typed; the byte 0x1d detaches, and end of input leaves the session open until the guest side
 closes or the timeout given with ``--timeout`` passes.
@@ -18,6 +21,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI star
 if TYPE_CHECKING:
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection
+    from pyvirt.client.websocket import WebSocket
 
 ESCAPE = b"\x1d"
 
@@ -51,15 +55,12 @@ def attach(
     from pyvirt.errors import PyvirtError
 
     try:
-        transport, leftover = conn.domain(name).console(force=force, history=history)
+        ws = conn.domain(name).console(force=force, history=history)
     except PyvirtError as err:
         raise CommandFailed(f"Failed to open console for domain '{name}'", err) from err
     out = sys.stdout.buffer
     sys.stdout.write(f"Connected to domain '{name}'\nEscape character is ^] (Ctrl + ])\n")
     sys.stdout.flush()
-    if leftover:
-        out.write(leftover)
-        out.flush()
     stdin_fd = sys.stdin.fileno()
     tty_state = None
     if os.isatty(stdin_fd):
@@ -68,37 +69,39 @@ def attach(
 
         tty_state = termios.tcgetattr(stdin_fd)
         tty.setraw(stdin_fd)
-    sock = transport.sock
-    watch = [sock, stdin_fd]
+    watch: list[WebSocket | int] = [ws, stdin_fd]
     deadline = time.monotonic() + timeout if timeout else None
     try:
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             if deadline is not None and wait == 0:
                 break
-            readable, _, _ = select.select(watch, [], [], wait)
-            if sock in readable:
-                data = sock.recv(65536)
-                if not data:
+            readable = [ws] if ws.buffered() else select.select(watch, [], [], wait)[0]
+            if ws in readable:
+                try:
+                    message = ws.receive(timeout=0)
+                except TimeoutError:  # only part of a message so far
+                    message = b""
+                if message is None:
                     break
-                out.write(data)
+                out.write(message.encode() if isinstance(message, str) else message)
                 out.flush()
             if stdin_fd in readable:
                 data = os.read(stdin_fd, 4096)
                 if not data:
-                    watch = [sock]  # input ended: keep showing output until the guest side ends
+                    watch = [ws]  # input ended: keep showing output until the guest side ends
                     continue
                 if ESCAPE in data:
                     before = data.split(ESCAPE, 1)[0]
                     if before:
-                        sock.sendall(before)
+                        ws.send(before)
                     break
-                sock.sendall(data)
+                ws.send(data)
     finally:
         if tty_state is not None:
             import termios
 
             termios.tcsetattr(stdin_fd, termios.TCSADRAIN, tty_state)
-        transport.close()
+        ws.close()
     sys.stdout.write("\n")
     return 0

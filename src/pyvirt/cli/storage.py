@@ -12,9 +12,8 @@ import os
 from pyvirt.cli.args import Parsed, Spec, filter_by_flags, parse_or_usage
 from pyvirt.cli.domain import _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, message, table
-from pyvirt.client import jsonwire
 from pyvirt.client.transport import quote
-from pyvirt.errors import InvalidArgument, NotFound, PyvirtError, error_from_wire
+from pyvirt.errors import InvalidArgument, NotFound, PyvirtError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
@@ -22,7 +21,6 @@ if TYPE_CHECKING:
 
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection
-    from pyvirt.client.transport import Transport
 
 
 def pretty(value: int) -> str:
@@ -590,28 +588,10 @@ def _offsets(a: Parsed) -> tuple[int, int]:
     return values[0], values[1]
 
 
-def _recv_exactly(transport: Transport, count: int, buf: bytearray) -> bytes:
-    while len(buf) < count:
-        chunk = transport.sock.recv(max(65536, count - len(buf)))
-        if not chunk:
-            raise PyvirtError("the daemon closed the stream early")
-        buf += chunk
-    data = bytes(buf[:count])
-    del buf[:count]
-    return data
-
-
-def _control_error(payload: bytes) -> PyvirtError:
-    err = jsonwire.loads(payload).get("error", {})
-    return error_from_wire(str(err.get("code", "internal")), str(err.get("message", "transfer failed")))
-
-
 def cmd_vol_upload(opts: GlobalOptions, argv: list[str]) -> int:
     a = parse_or_usage(argv, _transfer_spec("vol-upload"))
     if a is None:
         return 0
-    from pyvirt.storage import stream as frames
-
     offset, length = _offsets(a)
     conn = opts.connect()
     pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
@@ -621,37 +601,9 @@ def cmd_vol_upload(opts: GlobalOptions, argv: list[str]) -> int:
     except OSError as err:
         raise PyvirtError(f"cannot read {path}") from err
     try:
-        size = os.fstat(fd).st_size
-        end = min(size, length) if length else size
-        query = f"?offset={offset}" + (f"&length={length}" if length else "")
-        try:
-            transport, leftover = conn.stream(_vol_path(pool, name) + "/upload" + query)
-        except PyvirtError as err:
-            raise PyvirtError(f"cannot upload to volume {name}\nerror: {err}") from err
-        try:
-            sock = transport.sock
-            try:
-                for is_data, start, count in frames.extents(fd, 0, end, sparse=a.flag("sparse")):
-                    if not is_data:
-                        sock.sendall(frames.header(frames.HOLE, count))
-                        continue
-                    pos = start
-                    while pos < start + count:
-                        chunk = os.pread(fd, min(frames.CHUNK, start + count - pos), pos)
-                        if not chunk:
-                            break
-                        sock.sendall(frames.header(frames.DATA, len(chunk)) + chunk)
-                        pos += len(chunk)
-                sock.sendall(frames.control(frames.END, {}))
-            except OSError as err:
-                raise PyvirtError(f"cannot send data to volume {name}\nerror: {err}") from err
-            buf = bytearray(leftover)
-            kind, count = frames.HEADER.unpack(_recv_exactly(transport, frames.HEADER.size, buf))
-            payload = _recv_exactly(transport, min(count, frames.MAX_CONTROL), buf)
-            if kind != frames.END:
-                raise PyvirtError(f"cannot close volume {name}\nerror: {_control_error(payload)}")
-        finally:
-            transport.close()
+        conn.pool(pool).volume(name).upload(fd, offset=offset, length=length, sparse=a.flag("sparse"))
+    except (PyvirtError, OSError) as err:
+        raise PyvirtError(f"cannot upload to volume {name}\nerror: {err}") from err
     finally:
         os.close(fd)
     return 0
@@ -678,50 +630,13 @@ def cmd_vol_download(opts: GlobalOptions, argv: list[str]) -> int:
         raise PyvirtError(f"cannot create {path}") from err
     ok = False
     try:
-        _receive_download(conn, pool, name, fd, offset, length, a.flag("sparse"))
+        volume = conn.pool(pool).volume(name)
+        volume.download(fd, offset=offset, length=length, sparse=a.flag("sparse"))
         ok = True
+    except (PyvirtError, OSError) as err:
+        raise PyvirtError(f"cannot download from volume {name}\nerror: {err}") from err
     finally:
         os.close(fd)
         if not ok and created:
             os.unlink(path)
     return 0
-
-
-def _receive_download(
-    conn: Connection, pool: str, name: str, fd: int, offset: int, length: int, sparse: bool
-) -> None:
-    from pyvirt.storage import stream as frames
-
-    query = f"?offset={offset}" + (f"&length={length}" if length else "") + ("&sparse=1" if sparse else "")
-    try:
-        transport, leftover = conn.stream(_vol_path(pool, name) + "/download" + query)
-    except PyvirtError as err:
-        raise PyvirtError(f"cannot download from volume {name}\nerror: {err}") from err
-    buf = bytearray(leftover)
-    pos = 0
-    try:
-        while True:
-            kind, count = frames.HEADER.unpack(_recv_exactly(transport, frames.HEADER.size, buf))
-            if kind == frames.DATA:
-                if count > frames.CHUNK:
-                    raise PyvirtError(f"cannot receive data from volume {name}: frame too large")
-                data = _recv_exactly(transport, count, buf)
-                view = memoryview(data)
-                while view:
-                    written = os.pwrite(fd, view, pos)
-                    view = view[written:]
-                    pos += written
-            elif kind == frames.HOLE:
-                # Without --sparse the daemon sends no holes; with it, holes stay holes in the file.
-                pos += count
-                os.ftruncate(fd, max(pos, os.fstat(fd).st_size))
-            elif kind == frames.END:
-                _recv_exactly(transport, min(count, frames.MAX_CONTROL), buf)
-                return
-            else:
-                payload = _recv_exactly(transport, min(count, frames.MAX_CONTROL), buf)
-                raise PyvirtError(f"cannot receive data from volume {name}\nerror: {_control_error(payload)}")
-    except OSError as err:
-        raise PyvirtError(f"cannot receive data from volume {name}\nerror: {err}") from err
-    finally:
-        transport.close()

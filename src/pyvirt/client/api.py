@@ -32,6 +32,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI star
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyvirt.client.streams import EventStream
+    from pyvirt.client.websocket import WebSocket
+
 
 class Connection:
     """A connection to one pyvirtd."""
@@ -58,11 +61,16 @@ class Connection:
     def call(self, method: str, path: str, body: Any = None) -> Any:
         return self.transport.request(method, path, body)
 
-    def stream(self, path: str) -> tuple[Transport, bytes]:
-        """A new connection to the same daemon, upgraded to a raw stream at ``path``."""
+    def stream(self, path: str) -> WebSocket:
+        """A new connection to the same daemon, made a WebSocket at ``path`` (a stream endpoint)."""
+        from pyvirt.client.websocket import WebSocket
+
         transport = open_transport(self.uri, self.readonly)
-        leftover = transport.upgrade(path)
-        return transport, leftover
+        try:
+            return WebSocket(transport, path)
+        except BaseException:
+            transport.close()
+            raise
 
     # Host
 
@@ -128,23 +136,12 @@ class Connection:
     def pool(self, name: str) -> StoragePool:
         return StoragePool(self, name)
 
-    def events(self) -> Any:
-        """Iterate lifecycle events as dicts, until the connection closes."""
-        from pyvirt.client import jsonwire
+    def events(self) -> EventStream:
+        """Lifecycle events of domains, networks, pools and volumes: iterate for dicts
+        (``kind``, ``name``, ``event``, ``detail``, ``time``); close when done."""
+        from pyvirt.client.streams import EventStream
 
-        transport, leftover = self.stream("/v1/events")
-        buf = leftover
-        try:
-            while True:
-                while b"\n" in buf:
-                    line, _, buf = buf.partition(b"\n")
-                    yield jsonwire.loads(line)
-                chunk = transport.sock.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-        finally:
-            transport.close()
+        return EventStream(self.stream("/v1/events"))
 
 
 class Domain:
@@ -199,8 +196,11 @@ class Domain:
         suffix = "?remove_storage=1" if remove_storage else ""
         return dict(self.conn.call("DELETE", self._path + suffix))
 
-    def console(self, *, force: bool = False, history: bool = False) -> tuple[Transport, bytes]:
-        """An upgraded connection carrying the serial console both ways, and any bytes already read."""
+    def console(self, *, force: bool = False, history: bool = False) -> WebSocket:
+        """The serial console: binary messages both ways (``send`` keystrokes, ``receive`` output).
+
+        ``force`` takes the console over from another client; ``history`` first sends the recent output.
+        """
         query = "&".join(q for q, on in (("force=1", force), ("history=1", history)) if on)
         return self.conn.stream(self._path + "/console" + (f"?{query}" if query else ""))
 
@@ -379,3 +379,43 @@ class Volume:
     def wipe(self, algorithm: str = "zero") -> dict[str, Any]:
         """Like ``vol-wipe``: overwrite the volume (``zero``, or one of scrub's patterns such as ``nnsa``)."""
         return dict(self.pool.conn.call("POST", self._path + "/wipe", {"algorithm": algorithm}))
+
+    def upload(self, source: int | str, *, offset: int = 0, length: int = 0, sparse: bool = False) -> int:
+        """Like ``vol-upload``: write a file (a path, or an open descriptor read from its start) into
+        the volume at ``offset``, at most ``length`` bytes of it (0: all); with ``sparse``, its holes
+        are sent as holes. Returns the bytes written."""
+        from pyvirt.client import streams
+
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC) if isinstance(source, str) else source
+        try:
+            size = os.fstat(fd).st_size
+            end = min(size, length) if length else size
+            query = f"?offset={offset}" + (f"&length={length}" if length else "")
+            return streams.upload(
+                self.pool.conn.stream(self._path + "/upload" + query), fd, end, sparse=sparse
+            )
+        finally:
+            if isinstance(source, str):
+                os.close(fd)
+
+    def download(self, target: int | str, *, offset: int = 0, length: int = 0, sparse: bool = False) -> int:
+        """Like ``vol-download``: the volume's bytes from ``offset`` (``length`` of them; 0: to its end)
+        into a file (a path, created or truncated, or an open descriptor written from its start);
+        with ``sparse``, holes stay holes. Returns the bytes covered."""
+        from pyvirt.client import streams
+
+        query = (
+            f"?offset={offset}" + (f"&length={length}" if length else "") + ("&sparse=1" if sparse else "")
+        )
+        ws = self.pool.conn.stream(self._path + "/download" + query)
+        if not isinstance(target, str):
+            return streams.download(ws, target)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        except OSError:
+            ws.close()
+            raise
+        try:
+            return streams.download(ws, fd)
+        finally:
+            os.close(fd)

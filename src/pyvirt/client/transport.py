@@ -2,7 +2,8 @@
 
 Kept to C-level modules (``_socket``, and ``_json`` through :mod:`pyvirt.client.jsonwire`) on the
 local path so that the CLI starts fast. One connection
-carries any number of requests (keep-alive); a streaming endpoint takes the connection over.
+carries any number of requests (keep-alive); a stream (:mod:`pyvirt.client.websocket`) takes a
+connection of its own over.
 """
 
 from __future__ import annotations
@@ -97,16 +98,17 @@ class Transport:
             raise error_from_wire(str(err.get("code", "internal")), str(err.get("message", f"HTTP {status}")))
         return data
 
-    def upgrade(self, path: str) -> bytes:
-        """Switch this connection to a raw stream; returns bytes already received past the header."""
-        self.send_request("GET", path, headers={"Upgrade": "pyvirt-stream", "Connection": "Upgrade"})
-        status, _headers, raw = self.read_response()
+    def upgrade(self, path: str, headers: dict[str, str]) -> tuple[dict[str, str], bytes]:
+        """Ask to switch this connection's protocol (``101``): the reply's headers, and the bytes
+        already received past them; the daemon's error when it refuses."""
+        self.send_request("GET", path, headers=headers)
+        status, reply, raw = self.read_response()
         if status != 101:
             data = jsonwire.loads(raw) if raw else {}
             err = data.get("error", {}) if isinstance(data, dict) else {}
             raise error_from_wire(str(err.get("code", "internal")), str(err.get("message", f"HTTP {status}")))
         leftover, self._buf = self._buf, b""
-        return leftover
+        return reply, leftover
 
 
 def connect_unix(path: str) -> Transport:

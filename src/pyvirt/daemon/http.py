@@ -1,9 +1,20 @@
-"""A small HTTP/1.1 server on asyncio streams, for the daemon's JSON API over Unix sockets.
+"""The daemon's HTTP/1.1 server on asyncio streams: h11 parses, this module routes and enforces.
 
-The API is a closed set of routes spoken only by pyvirt's own client, so this implements just what
-that needs: requests with ``Content-Length`` bodies, keep-alive, JSON responses, and a ``101
-Switching Protocols`` upgrade that hands the raw connection to a streaming handler (console, events).
-Limits guard the daemon against hostile clients: header size, body size, and a read timeout.
+Every request goes through the same steps, each refusing with a JSON error and a status:
+
+1. the head is read (h11, at most :data:`MAX_HEADER` bytes, within the read timeout: 431, 408; a
+   malformed request 400, a transfer coding other than chunked 501);
+2. framing is checked: ``Transfer-Encoding`` with ``Content-Length``, or a ``Content-Length`` given
+   twice, is refused (400): that is how requests are smuggled past proxies;
+3. the route is found (404; 405 with an ``Allow`` header) and the peer authorised (a read-only peer
+   asking for a change: 403) -- all *before* any of the body is read;
+4. the body is read (chunked or by length, at most :data:`MAX_BODY` bytes: 413, within the timeout),
+   or, on a stream route, the connection becomes a WebSocket (:mod:`pyvirt.daemon.websocket`);
+5. the handler runs; an unexpected exception is logged with a request id, and the 500 reply gives only
+   that id.
+
+A daemon serves at most ``max_clients`` connections at once (``max_clients`` in pyvirtd.conf, as in
+libvirtd.conf); a client over the cap gets a 503 naming the cap, and is closed.
 """
 
 from __future__ import annotations
@@ -11,16 +22,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import socket
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pyvirt.errors import AccessDenied, InvalidArgument, NotFound, PyvirtError
+import h11
+
+from pyvirt.daemon.websocket import WebSocket, accept_token
+from pyvirt.errors import AccessDenied, ConnectionFailed, InvalidArgument, NotFound, PyvirtError
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +44,27 @@ MAX_HEADER = 64 * 1024
 MAX_BODY = 8 * 1024 * 1024
 READ_TIMEOUT = 60.0
 TLS_HANDSHAKE_TIMEOUT = 30.0
+MAX_CLIENTS = 1000
+_READ_SIZE = 65536
 
-_REASONS = {
-    200: "OK",
-    201: "Created",
-    204: "No Content",
-    400: "Bad Request",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    409: "Conflict",
-    413: "Payload Too Large",
-    500: "Internal Server Error",
-    503: "Service Unavailable",
-}
+
+class MethodNotAllowed(InvalidArgument):
+    """The path exists, but not with this method; ``allowed`` lists the methods it has."""
+
+    http_status = 405
+
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message)
+        self.allowed = allowed
+
+
+class _HTTPRefusal(InvalidArgument):
+    """A request refused by the HTTP layer itself, with its own status."""
+
+    def __init__(self, status: int, message: str, headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.http_status = status
+        self.headers = headers or []
 
 
 @dataclass
@@ -65,6 +88,7 @@ class Request:
     # the query parameters, validated against the action's declared types.
     data: Any = None
     args: dict[str, Any] = field(default_factory=dict)
+    id: str = ""
 
     def json(self) -> dict[str, Any]:
         if not self.body:
@@ -81,13 +105,8 @@ class Request:
         return self.query.get(name, "") in ("1", "true", "yes")
 
 
-@dataclass
-class Stream:
-    """An upgraded connection, handed to a streaming handler."""
-
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-
+# A stream route's connection, once upgraded: a WebSocket (RFC 6455).
+Stream = WebSocket
 
 Handler = Callable[[Request], Awaitable[Any]]
 StreamHandler = Callable[[Request, Stream], Awaitable[None]]
@@ -150,17 +169,18 @@ class Router:
             route.check(request)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
-        allowed = False
+        allowed: list[str] = []
         for route in self.routes:
             m = route.pattern.match(path)
             if m is None:
                 continue
             if route.method != method:
-                allowed = True
+                if route.method not in allowed:
+                    allowed.append(route.method)
                 continue
             return route, {k: unquote(v) for k, v in m.groupdict().items()}
         if allowed:
-            raise InvalidArgument(f"method {method} is not allowed on {path}")
+            raise MethodNotAllowed(f"method {method} is not allowed on {path}", allowed)
         raise NotFound(f"no such API endpoint: {path}")
 
 
@@ -171,17 +191,6 @@ def peer_credentials(writer: asyncio.StreamWriter, readonly: bool) -> Peer:
         creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         pid, uid, gid = struct.unpack("3i", creds)
     return Peer(uid=uid, gid=gid, pid=pid, readonly=readonly)
-
-
-def encode_response(status: int, payload: Any, *, keep_alive: bool = True) -> bytes:
-    body = b"" if payload is None else json.dumps(payload).encode()
-    head = (
-        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
-        "Content-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
-    )
-    return head.encode() + body
 
 
 def _address(peer: Any) -> str:
@@ -203,11 +212,155 @@ def error_payload(err: PyvirtError) -> dict[str, Any]:
     return {"error": {"code": err.code, "message": err.message}}
 
 
+def handshake_headers(method: str, headers: dict[str, str]) -> list[tuple[str, str]]:
+    """The 101 reply's headers for a WebSocket opening handshake (RFC 6455 section 4.2), or the refusal."""
+    upgrade = headers.get("upgrade", "").lower()
+    tokens = {token.strip().lower() for token in headers.get("connection", "").split(",")}
+    if upgrade != "websocket" or "upgrade" not in tokens:
+        raise _HTTPRefusal(
+            426,
+            "this endpoint is a WebSocket stream: it needs 'Upgrade: websocket' and 'Connection: Upgrade'",
+            [("Upgrade", "websocket"), ("Connection", "Upgrade")],
+        )
+    if method != "GET":
+        raise InvalidArgument("a WebSocket is opened with GET")
+    if headers.get("sec-websocket-version", "") != "13":
+        raise _HTTPRefusal(
+            426, "only WebSocket version 13 (RFC 6455) is spoken here", [("Sec-WebSocket-Version", "13")]
+        )
+    key = headers.get("sec-websocket-key", "")
+    token = accept_token(key)
+    if token is None:
+        raise InvalidArgument("missing or malformed Sec-WebSocket-Key")
+    return [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", token)]
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
+def _content_length_repeated(head: bytes) -> bool:
+    """Whether the raw head gives Content-Length more than once (h11 folds equal repeats into one)."""
+    lines = [line for line in head.lower().split(b"\n") if line.startswith(b"content-length:")]
+    return len(lines) > 1 or any(b"," in line for line in lines)
+
+
+def _head_of(raw: bytes) -> bytes:
+    """The header block at the start of ``raw`` (h11 accepts LF as well as CRLF line ends)."""
+    match = re.search(rb"\r?\n\r?\n", raw)
+    return raw[: match.start()] if match else raw
+
+
+class _Closed(Exception):
+    """The client went away, or the connection can serve no further request."""
+
+
+class _Connection:
+    """One client connection: h11's state machine fed from an asyncio stream."""
+
+    def __init__(
+        self,
+        server: HTTPServer,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: Peer,
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=server.max_header)
+        self.raw = b""  # what this cycle's head was parsed from (see _content_length_repeated)
+
+    async def next_event(self) -> object:
+        """h11's next event (or PAUSED), reading from the client as h11 needs."""
+        while True:
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            data = await self.reader.read(_READ_SIZE)
+            if len(self.raw) <= self.server.max_header:
+                self.raw += data
+            self.h11.receive_data(data)
+
+    async def read_head(self) -> h11.Request | None:
+        """The next request's head; None when the client closed between requests."""
+        self.raw = self.h11.trailing_data[0]
+        event = await self.next_event()
+        if isinstance(event, h11.ConnectionClosed):
+            return None
+        assert isinstance(event, h11.Request), event
+        return event
+
+    async def read_body(self, limit: int) -> bytes:
+        if self.h11.client_is_waiting_for_100_continue:
+            self.send(h11.InformationalResponse(status_code=100, headers=[]))
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            event = await self.next_event()
+            if isinstance(event, h11.EndOfMessage):
+                return b"".join(chunks)
+            if isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > limit:
+                    raise _HTTPRefusal(413, f"request body too large (more than {limit} bytes)")
+                chunks.append(bytes(event.data))
+                continue
+            raise _Closed()
+
+    def send(self, event: h11.Event) -> None:
+        data = self.h11.send(event)
+        if data:
+            self.writer.write(data)
+
+    async def respond(
+        self,
+        status: int,
+        payload: Any,
+        *,
+        headers: list[tuple[str, str]] | None = None,
+        close: bool = False,
+    ) -> None:
+        body = b"" if payload is None else json.dumps(payload).encode()
+        fields = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        fields += headers or []
+        if close:
+            fields.append(("Connection", "close"))
+        self.send(h11.Response(status_code=status, headers=fields, reason=_reason(status)))
+        if body:
+            self.send(h11.Data(data=body))
+        self.send(h11.EndOfMessage())
+        await self.writer.drain()
+
+    async def refuse(self, err: PyvirtError, *, close: bool = False) -> None:
+        headers = list(getattr(err, "headers", []))
+        if isinstance(err, MethodNotAllowed):
+            headers.append(("Allow", ", ".join(err.allowed)))
+        await self.respond(err.http_status, error_payload(err), headers=headers, close=close)
+
+
 class HTTPServer:
     """Serves one :class:`Router` on any number of Unix listening sockets and TLS listeners."""
 
-    def __init__(self, router: Router) -> None:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        max_clients: int = MAX_CLIENTS,
+        max_header: int = MAX_HEADER,
+        max_body: int = MAX_BODY,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
         self.router = router
+        self.max_clients = max_clients
+        self.max_header = max_header
+        self.max_body = max_body
+        self.read_timeout = read_timeout
+        self.clients = 0
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task[None]] = set()
         self._listeners: list[socket.socket] = []
@@ -223,7 +376,7 @@ class HTTPServer:
             finally:
                 self._connections.discard(task)
 
-        server = await asyncio.start_unix_server(on_connect, sock=sock, limit=MAX_HEADER)
+        server = await asyncio.start_unix_server(on_connect, sock=sock, limit=self.max_header)
         self._servers.append(server)
 
     async def listen_tcp_tls(self, host: str, port: int, ctx: ssl.SSLContext) -> None:
@@ -265,7 +418,7 @@ class HTTPServer:
         from pyvirt.daemon.tls import connection_is_readonly
 
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=MAX_HEADER)
+        reader = asyncio.StreamReader(limit=self.max_header)
         protocol = asyncio.StreamReaderProtocol(reader)
         try:
             transport, _ = await loop.connect_accepted_socket(
@@ -292,93 +445,160 @@ class HTTPServer:
             await server.wait_closed()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
+        conn = _Connection(self, reader, writer, peer)
+        self.clients += 1
+        over_cap = self.clients > self.max_clients
         try:
-            while True:
-                try:
-                    request = await asyncio.wait_for(self._read_request(reader, peer), READ_TIMEOUT)
-                except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-                    return
-                except PyvirtError as err:
-                    writer.write(encode_response(400, error_payload(err), keep_alive=False))
-                    await writer.drain()
-                    return
-                if request is None:
-                    return
-                keep_alive = request.headers.get("connection", "").lower() != "close"
-                upgraded = await self._dispatch(request, reader, writer, keep_alive)
-                if upgraded or not keep_alive:
-                    return
-        except (ConnectionError, asyncio.CancelledError):
+            while await self._serve_one(conn, over_cap):
+                conn.h11.start_next_cycle()
+        except (_Closed, ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self.clients -= 1
             writer.close()
 
-    async def _read_request(self, reader: asyncio.StreamReader, peer: Peer) -> Request | None:
+    async def _serve_one(self, conn: _Connection, over_cap: bool) -> bool:
+        """Serve one request; whether the connection may carry another."""
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError as err:
-            raise InvalidArgument("request header too large") from err
-        except asyncio.IncompleteReadError as err:
-            if not err.partial:
-                return None
-            raise
-        lines = head.decode("latin-1").split("\r\n")
+            head = await asyncio.wait_for(conn.read_head(), self.read_timeout)
+        except TimeoutError:
+            if conn.raw:
+                await conn.refuse(_HTTPRefusal(408, "request not received in time"), close=True)
+            return False
+        except h11.RemoteProtocolError as err:
+            if conn.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                status = err.error_status_hint
+                message = "request header too large" if status == 431 else f"malformed request: {err}"
+                await conn.refuse(_HTTPRefusal(status, message), close=True)
+            return False
+        if head is None:
+            return False
+        # h11 bounds only a head still incomplete; one that arrived whole in a read is measured here.
+        if len(conn.raw) > self.max_header and len(_head_of(conn.raw)) > self.max_header:
+            await conn.refuse(_HTTPRefusal(431, "request header too large"), close=True)
+            return False
+        request = self._request(conn, head)
+        if over_cap:
+            log.warning("refused a client: %d connections already (max_clients)", self.max_clients)
+            refusal = ConnectionFailed(
+                f"pyvirtd is serving its maximum of {self.max_clients} clients; try again later "
+                "(max_clients in pyvirtd.conf)"
+            )
+            await conn.refuse(refusal, close=True)
+            return False
+        has_body = "transfer-encoding" in request.headers or request.headers.get("content-length", "0") != "0"
         try:
-            method, target, _version = lines[0].split(" ", 2)
-        except ValueError as err:
-            raise InvalidArgument("malformed request line") from err
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if not line:
-                continue
-            key, sep, value = line.partition(":")
-            if not sep:
-                raise InvalidArgument("malformed header line")
-            headers[key.strip().lower()] = value.strip()
-        length_text = headers.get("content-length", "0")
-        if not length_text.isdigit():
-            raise InvalidArgument("bad Content-Length")
-        length = int(length_text)
-        if length > MAX_BODY:
-            raise InvalidArgument(f"request body too large ({length} > {MAX_BODY} bytes)")
-        body = await reader.readexactly(length) if length else b""
-        parts = urlsplit(target)
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        return Request(method.upper(), parts.path, query, headers, body, peer)
-
-    async def _dispatch(
-        self,
-        request: Request,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        keep_alive: bool,
-    ) -> bool:
-        try:
-            route, params = self.router.match(request.method, request.path)
-            request.params = params
-            self.router.authorize(route, request)
-            self.router.validate(route, request)
-            if route.stream is not None:
-                if request.headers.get("upgrade", "").lower() != "pyvirt-stream":
-                    raise InvalidArgument("this endpoint needs 'Upgrade: pyvirt-stream'")
-                # Validate before switching protocols: the stream handler raises before it upgrades.
-                await route.stream(request, Stream(reader, writer))
-                return True
-            assert route.handler is not None
-            result = await route.handler(request)
-            status = 200
+            route = self._authorise(conn, request, has_body)
         except PyvirtError as err:
-            status, result = err.http_status, error_payload(err)
-        except Exception as err:
-            log.exception("internal error serving %s %s", request.method, request.path)
-            status, result = 500, {"error": {"code": "internal", "message": f"internal error: {err}"}}
-        writer.write(encode_response(status, result, keep_alive=keep_alive))
-        await writer.drain()
+            # Nothing of the body was read: a connection with a body pending is not reused.
+            await conn.refuse(err, close=has_body)
+            if has_body:
+                return False
+            await conn.read_body(0)  # the end of a bodyless request, already in h11's buffer
+            return conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+        if route.stream is not None:
+            return await self._upgrade(conn, request, route)
+        try:
+            request.body = await asyncio.wait_for(conn.read_body(self.max_body), self.read_timeout)
+        except TimeoutError:
+            await conn.refuse(_HTTPRefusal(408, "request body not received in time"), close=True)
+            return False
+        except h11.RemoteProtocolError as err:
+            await conn.refuse(_HTTPRefusal(400, f"malformed request body: {err}"), close=True)
+            return False
+        except PyvirtError as err:
+            await conn.refuse(err, close=True)
+            return False
+        assert route.handler is not None
+        try:
+            self.router.validate(route, request)
+            result = await route.handler(request)
+        except PyvirtError as err:
+            await conn.refuse(err)
+        except Exception:
+            await conn.respond(500, self._internal_error(request))
+        else:
+            await conn.respond(200, result)
+        return conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+
+    def _request(self, conn: _Connection, head: h11.Request) -> Request:
+        headers: dict[str, str] = {}
+        for name, value in head.headers:
+            key = name.decode("latin-1")
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        target = head.target.decode("latin-1")
+        if "?" in target:
+            parts = urlsplit(target)
+            path = parts.path
+            query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        else:
+            path, query = target, {}
+        return Request(head.method.decode("latin-1").upper(), path, query, headers, b"", conn.peer)
+
+    def _authorise(self, conn: _Connection, request: Request, has_body: bool) -> Route:
+        """The request's route, once its framing is sound and the peer may use it; nothing of the body
+        has been read yet."""
+        if "transfer-encoding" in request.headers and "content-length" in request.headers:
+            raise InvalidArgument("a request may not carry both Transfer-Encoding and Content-Length")
+        if "content-length" in request.headers and _content_length_repeated(_head_of(conn.raw)):
+            raise InvalidArgument("Content-Length is given more than once")
+        route, request.params = self.router.match(request.method, request.path)
+        self.router.authorize(route, request)
+        length = request.headers.get("content-length", "0")
+        if length.isdigit() and int(length) > self.max_body:
+            raise _HTTPRefusal(413, f"request body too large ({length} > {self.max_body} bytes)")
+        if route.stream is not None and has_body:
+            raise InvalidArgument(f"{request.path} opens a stream: the request may not have a body")
+        return route
+
+    async def _upgrade(self, conn: _Connection, request: Request, route: Route) -> bool:
+        """Hand a stream route to its handler on a WebSocket; the connection ends with the stream."""
+        assert route.stream is not None
+        try:
+            self.router.validate(route, request)
+            accept_headers = handshake_headers(request.method, request.headers)
+            # The (empty) body, so that h11 is ready to switch protocols.
+            await asyncio.wait_for(conn.read_body(0), self.read_timeout)
+        except PyvirtError as err:
+            await conn.refuse(err, close=True)
+            return False
+        except (TimeoutError, h11.RemoteProtocolError):
+            return False
+
+        def accept() -> tuple[bytes, bytes]:
+            response = h11.InformationalResponse(
+                status_code=101, headers=accept_headers, reason=b"Switching Protocols"
+            )
+            data = conn.h11.send(response)
+            return data or b"", conn.h11.trailing_data[0]
+
+        ws = WebSocket(conn.reader, conn.writer, accept)
+        try:
+            await route.stream(request, ws)
+        except PyvirtError as err:
+            if not ws.accepted:
+                await conn.refuse(err, close=True)
+            else:
+                await ws.close(1011, err.message)
+        except Exception:
+            payload = self._internal_error(request)
+            if not ws.accepted:
+                await conn.respond(500, payload, close=True)
+            else:
+                await ws.close(1011, payload["error"]["message"])
+        else:
+            if ws.accepted:
+                await ws.close()
+            else:
+                log.error(
+                    "stream handler of %s %s neither accepted nor refused", request.method, request.path
+                )
         return False
 
-
-async def switch_protocols(stream: Stream) -> None:
-    stream.writer.write(
-        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: pyvirt-stream\r\nConnection: Upgrade\r\n\r\n"
-    )
-    await stream.writer.drain()
+    @staticmethod
+    def _internal_error(request: Request) -> dict[str, Any]:
+        request.id = os.urandom(4).hex()
+        log.exception("internal error serving %s %s (request %s)", request.method, request.path, request.id)
+        message = f"internal error (request {request.id}; the daemon's log has the details)"
+        return {"error": {"code": "internal", "message": message}}

@@ -19,7 +19,7 @@ from pyvirt import __version__
 from pyvirt.daemon import nics
 from pyvirt.daemon.domains import DomainObject, DomainRegistry
 from pyvirt.daemon.events import EventBus
-from pyvirt.daemon.http import Request, Stream, switch_protocols
+from pyvirt.daemon.http import Request, Stream
 from pyvirt.daemon.routes import Handlers, build_router
 from pyvirt.errors import InvalidArgument, InvalidState
 from pyvirt.qemu import host
@@ -183,13 +183,9 @@ class API:
             raise InvalidState("operation failed: Active console session exists for this domain")
         if relay.attached:
             relay.detach()
-        await switch_protocols(stream)
-        writer = stream.writer
+        await stream.accept()
         done = asyncio.get_running_loop().create_future()
-
-        def sink(data: bytes) -> None:
-            if not writer.is_closing():
-                writer.write(data)
+        sink = stream.send_nowait
 
         def on_detach() -> None:
             if not done.done():
@@ -198,39 +194,38 @@ class API:
         relay.attach(sink, on_detach, history=req.flag("history"))
 
         async def pump_input() -> None:
-            while True:
-                data = await stream.reader.read(4096)
-                if not data:
-                    break
-                relay.write(data)
+            while (message := await stream.receive()) is not None:
+                relay.write(message.encode() if isinstance(message, str) else message)
 
         reader_task = asyncio.get_running_loop().create_task(pump_input())
         try:
             await asyncio.wait({reader_task, done}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             reader_task.cancel()
-            if relay._sink is sink:
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader_task
+            if relay.is_sink(sink):
                 relay.detach()
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
 
     async def event_stream(self, req: Request, stream: Stream) -> None:
         queue = self.events.subscribe()
-        await switch_protocols(stream)
-        closed = asyncio.get_running_loop().create_task(stream.reader.read(1))
         try:
-            while True:
-                getter = asyncio.get_running_loop().create_task(queue.get())
-                done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                    return
-                stream.writer.write(json.dumps(getter.result().as_dict()).encode() + b"\n")
-                await stream.writer.drain()
-        except ConnectionError:
-            pass
+            await stream.accept()  # subscribed first: no event between the reply and the first get
+            loop = asyncio.get_running_loop()
+            closed = loop.create_task(stream.wait_closed())
+            try:
+                while True:
+                    getter = loop.create_task(queue.get())
+                    done, _ = await asyncio.wait({getter, closed}, return_when=asyncio.FIRST_COMPLETED)
+                    if getter not in done:
+                        getter.cancel()
+                        return
+                    await stream.send(json.dumps(getter.result().as_dict()))
+            finally:
+                closed.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await closed
         finally:
-            closed.cancel()
             self.events.unsubscribe(queue)
 
 

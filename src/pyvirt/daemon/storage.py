@@ -1,8 +1,8 @@
 """Storage routes: the daemon's side of ``pool-*`` and ``vol-*``, over the storage driver.
 
 Driver calls that touch the disk run in worker threads (``asyncio.to_thread``); the driver is
-thread-safe. Uploads and downloads are streams on an upgraded connection, framed by
-:mod:`pyvirt.storage.stream`, one chunk in memory at a time.
+thread-safe. Uploads and downloads are WebSocket streams whose messages :mod:`pyvirt.storage.stream`
+describes, one chunk in memory at a time.
 
 Its actions (``pool.*`` and ``volume.*``) are declared in :mod:`pyvirt.api.table`.
 """
@@ -17,7 +17,6 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.storage import parse_volume
-from pyvirt.daemon.http import error_payload, switch_protocols
 from pyvirt.errors import InvalidArgument, PyvirtError
 from pyvirt.storage import stream as frames
 from pyvirt.storage.driver import StorageDriver
@@ -288,52 +287,48 @@ class StorageAPI:
         info, fd = await asyncio.to_thread(self.driver.open_volume, name, vol, write=True, in_use=in_use)
         try:
             with self.driver.busy(info.path, "being uploaded to"):
-                await switch_protocols(stream)
+                await stream.accept()
                 await self._receive(stream, fd, offset, length)
         finally:
             os.close(fd)
 
     async def _receive(self, stream: Stream, fd: int, offset: int, length: int) -> None:
-        reader, writer = stream.reader, stream.writer
         limit = offset + length if length else None
         pos = offset
         try:
             while True:
-                kind, size = frames.HEADER.unpack(await reader.readexactly(frames.HEADER.size))
-                if limit is not None and kind in (frames.DATA, frames.HOLE) and pos + size > limit:
-                    raise InvalidArgument(f"upload sends more than the {length} bytes asked for")
-                if kind == frames.DATA:
-                    if size > frames.CHUNK:
-                        raise InvalidArgument(f"upload frame of {size} bytes exceeds {frames.CHUNK}")
-                    data = await reader.readexactly(size)
-                    await asyncio.to_thread(_pwrite_all, fd, data, pos)
-                    pos += size
-                elif kind == frames.HOLE:
+                message = await stream.receive()
+                if message is None:
+                    log.warning("upload aborted by the client after %d bytes", pos - offset)
+                    return
+                if isinstance(message, bytes):
+                    if limit is not None and pos + len(message) > limit:
+                        raise InvalidArgument(f"upload sends more than the {length} bytes asked for")
+                    await asyncio.to_thread(_pwrite_all, fd, message, pos)
+                    pos += len(message)
+                    continue
+                try:
+                    kind, fields = frames.parse_control(message)
+                except ValueError as err:
+                    raise InvalidArgument(f"upload: {err}") from err
+                if kind == frames.HOLE:
+                    size = int(fields["length"])
+                    if limit is not None and pos + size > limit:
+                        raise InvalidArgument(f"upload sends more than the {length} bytes asked for")
                     file_size = os.fstat(fd).st_size
                     await asyncio.to_thread(frames.write_zeroes, fd, pos, size, file_size=file_size)
                     pos += size
                 elif kind == frames.END:
-                    if size > frames.MAX_CONTROL:
-                        raise InvalidArgument("upload end frame too large")
-                    await reader.readexactly(size)
                     break
                 else:
-                    raise InvalidArgument(f"unknown upload frame kind {kind!r}")
+                    log.warning("upload abandoned by the client after %d bytes: %s", pos - offset, fields)
+                    return
             await asyncio.to_thread(os.fsync, fd)
-            writer.write(frames.control(frames.END, {"bytes": pos - offset}))
-        except asyncio.IncompleteReadError:
-            log.warning("upload aborted by the client after %d bytes", pos - offset)
-            return
+            await stream.send(frames.end_message(pos - offset))
         except PyvirtError as err:
-            writer.write(frames.control(frames.ERROR, error_payload(err)))
+            await stream.send(frames.error_message(err.code, err.message))
         except OSError as err:
-            writer.write(
-                frames.control(
-                    frames.ERROR, {"error": {"code": "operation-failed", "message": f"write failed: {err}"}}
-                )
-            )
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
+            await stream.send(frames.error_message("operation-failed", f"write failed: {err}"))
 
     async def download(self, req: Request, stream: Stream) -> None:
         name, vol = self._name(req), req.params["vol"]
@@ -345,12 +340,11 @@ class StorageAPI:
             if offset > size:
                 raise InvalidArgument(f"offset {offset} is past the end of the volume ({size} bytes)")
             end = min(size, offset + length) if length else size
-            await switch_protocols(stream)
-            writer = stream.writer
+            await stream.accept()
             try:
                 for is_data, start, count in frames.extents(fd, offset, end, sparse=sparse):
                     if not is_data:
-                        writer.write(frames.header(frames.HOLE, count))
+                        await stream.send(frames.hole_message(count))
                         continue
                     pos = start
                     while pos < start + count:
@@ -359,14 +353,10 @@ class StorageAPI:
                         )
                         if not chunk:
                             break
-                        writer.write(frames.header(frames.DATA, len(chunk)) + chunk)
-                        await writer.drain()
+                        await stream.send(chunk)
                         pos += len(chunk)
-                writer.write(frames.control(frames.END, {"bytes": end - offset}))
+                await stream.send(frames.end_message(end - offset))
             except OSError as err:
-                payload = {"error": {"code": "operation-failed", "message": f"read failed: {err}"}}
-                writer.write(frames.control(frames.ERROR, payload))
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
+                await stream.send(frames.error_message("operation-failed", f"read failed: {err}"))
         finally:
             os.close(fd)

@@ -1,38 +1,56 @@
-"""The framing of ``vol-upload``/``vol-download`` on an upgraded connection, shared by daemon and client.
+"""The messages of ``vol-upload``/``vol-download`` on a WebSocket, shared by daemon and client.
 
-Each frame is a 9-byte header, a kind byte and a big-endian 64-bit length, then the payload:
+Binary messages carry the volume's bytes, in order from the offset asked for, at most :data:`CHUNK`
+bytes each, so neither side ever holds more than one chunk of a multi-gigabyte volume. Text messages
+are JSON objects that say what is not data:
 
-``D`` data      ``length`` bytes of the volume follow
-``H`` hole      ``length`` bytes of zeros, nothing follows (sparse transfers only)
-``E`` end       the transfer is complete; a JSON summary of ``length`` bytes follows
-``X`` error     the transfer failed; a JSON ``{"error": {"code", "message"}}`` of ``length`` bytes follows
+``{"type": "hole", "length": N}``     N bytes of zeros, nothing sent for them (sparse transfers only)
+``{"type": "end", "bytes": N}``       the transfer is complete (N: the bytes it covered)
+``{"type": "error", "error": {"code", "message"}}``  the transfer failed
 
-An upload is the client's D/H frames and an E frame, answered by the daemon's E or X frame; a download is
-the daemon's D/H frames and an E frame (or an X frame at any point). Data frames are at most
-:data:`CHUNK` bytes, so neither side ever holds more than one chunk of a multi-gigabyte volume.
+An upload (``?offset=&length=``) is the client's binary and hole messages and an end message,
+answered by the daemon's end or error message; a download (``?offset=&length=&sparse=1``) is the
+daemon's binary and hole messages and an end message (or an error message at any point). The daemon
+closes the WebSocket after its last message.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import struct
 from collections.abc import Iterator
 from typing import Any
 
-HEADER = struct.Struct(">cQ")
 CHUNK = 1 << 20
 MAX_CONTROL = 64 * 1024
-DATA, HOLE, END, ERROR = b"D", b"H", b"E", b"X"
+HOLE, END, ERROR = "hole", "end", "error"
 
 
-def header(kind: bytes, length: int) -> bytes:
-    return HEADER.pack(kind, length)
+def hole_message(length: int) -> str:
+    return json.dumps({"type": HOLE, "length": length})
 
 
-def control(kind: bytes, payload: dict[str, Any]) -> bytes:
-    body = json.dumps(payload).encode()
-    return HEADER.pack(kind, len(body)) + body
+def end_message(count: int) -> str:
+    return json.dumps({"type": END, "bytes": count})
+
+
+def error_message(code: str, message: str) -> str:
+    return json.dumps({"type": ERROR, "error": {"code": code, "message": message}})
+
+
+def parse_control(text: str) -> tuple[str, dict[str, Any]]:
+    """A text message's type and fields; ValueError names what is wrong with it."""
+    if len(text) > MAX_CONTROL:
+        raise ValueError("control message too large")
+    message = json.loads(text)
+    if not isinstance(message, dict) or message.get("type") not in (HOLE, END, ERROR):
+        raise ValueError(f"unknown control message {text[:80]!r}")
+    kind = str(message["type"])
+    if kind == HOLE:
+        length = message.get("length")
+        if not isinstance(length, int) or isinstance(length, bool) or length < 0:
+            raise ValueError("a hole message needs a non-negative integer 'length'")
+    return kind, message
 
 
 def extents(fd: int, start: int, end: int, *, sparse: bool) -> Iterator[tuple[bool, int, int]]:

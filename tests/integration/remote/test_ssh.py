@@ -3,17 +3,18 @@ and a clear error for each way the connection can fail."""
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import pyvirt
 from pyvirt.client.api import Connection
+from pyvirt.client.streams import EventStream
 from pyvirt.errors import AccessDenied, ConnectionFailed
 from pyvirt.uri import parse_uri
 from tests.integration.remote.sshd import BIN, Sshd
@@ -25,27 +26,17 @@ class RemoteConsole(Console):
     """The expect-style console of tests.support, over any connection (here: ssh)."""
 
     def __init__(self, conn: Connection, name: str) -> None:
-        self.transport, self.buffer = conn.domain(name).console(history=True)
-        self.transport.sock.settimeout(0.5)
+        self.ws = conn.domain(name).console(history=True)
+        self.buffer = b""
 
 
-def read_events(sock: socket.socket, buf: bytes, count: int, timeout: float = 60) -> list[dict[str, str]]:
-    events: list[dict[str, str]] = []
-    sock.settimeout(1)
+def read_events(stream: EventStream, count: int, timeout: float = 60) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(events) < count:
-        while b"\n" in buf and len(events) < count:
-            line, _, buf = buf.partition(b"\n")
-            events.append(json.loads(line))
-        if len(events) >= count:
-            break
-        assert time.monotonic() < deadline, f"only {events} arrived"
-        try:
-            chunk = sock.recv(65536)
-        except TimeoutError:
-            continue
-        assert chunk, f"event stream closed after {events}"
-        buf += chunk
+        event = stream.next(timeout=max(0.0, deadline - time.monotonic()))
+        assert event is not None, f"event stream closed after {events}"
+        events.append(event)
     return events
 
 
@@ -66,7 +57,7 @@ def test_every_verb_over_ssh(sshd: Sshd, daemon: Daemon, tmp_path: Path) -> None
 
     # The event stream rides its own ssh connection; subscribed once the upgrade is answered.
     conn = pyvirt.open(uri)
-    events, buf = conn.stream("/v1/events")
+    events = conn.events()
     try:
         assert cli("define", str(xml)) == f"Domain 'far01' defined from {xml}\n\n"
         assert re.search(r"^ -\s+far01\s+shut off\s*$", cli("list", "--all"), re.M)
@@ -97,7 +88,7 @@ def test_every_verb_over_ssh(sshd: Sshd, daemon: Daemon, tmp_path: Path) -> None
         assert cli("undefine", "far01") == "Domain 'far01' has been undefined\n\n"
         assert "far01" not in cli("list", "--all")
 
-        seen = [(e["event"], e["detail"]) for e in read_events(events.sock, buf, 6)]
+        seen = [(e["event"], e["detail"]) for e in read_events(events, 6)]
         assert seen == [
             ("defined", "added"),
             ("started", "booted"),

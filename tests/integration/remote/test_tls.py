@@ -5,7 +5,6 @@ connections (asked for, or forced by the certificate) list but cannot change any
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import shutil
 import socket
@@ -102,17 +101,17 @@ def test_good_client_certificate_works(tls: TLSDaemon, tmp_path: Path) -> None:
     uri = tls.uri()
     assert tls.daemon.cli("-c", uri, "uri").ok().out.startswith(f"qemu+tls://127.0.0.1:{tls.port}/system")
     with pyvirt.open(uri) as conn:
-        events, buf = conn.stream("/v1/events")  # a second TLS connection, upgraded to a stream
+        events = conn.events()  # a second TLS connection, made a WebSocket
         try:
             tls.daemon.cli("-c", uri, "define", str(xml)).ok()
             assert "Persistent:     yes" in tls.daemon.cli("-c", uri, "dominfo", "t1").ok().out
             assert [d["name"] for d in conn.list_domains()] == ["t1"]
             tls.daemon.cli("-c", uri, "undefine", "t1").ok()
-            events.sock.settimeout(30)
-            while buf.count(b"\n") < 2:
-                buf += events.sock.recv(65536)
-            seen = [json.loads(line)["event"] for line in buf.splitlines()[:2]]
-            assert seen == ["defined", "undefined"]
+            seen = [events.next(timeout=30) for _ in range(2)]
+            assert [(e["kind"], e["event"]) for e in seen if e] == [
+                ("domain", "defined"),
+                ("domain", "undefined"),
+            ]
         finally:
             events.close()
 

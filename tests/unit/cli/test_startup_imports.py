@@ -23,6 +23,11 @@ HEAVY = (
     "argparse",
     "threading",
     "collections",
+    # WebSocket code: only the stream verbs (console, event, vol-upload, vol-download) load it.
+    "wsproto",
+    "h11",
+    "pyvirt.client.websocket",
+    "pyvirt.client.streams",
 )
 
 PROBE = """

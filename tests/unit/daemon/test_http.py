@@ -1,103 +1,314 @@
-"""The daemon's HTTP layer over a real Unix socket: routing, errors, limits, read-only refusal."""
+"""The daemon's HTTP layer over a real Unix socket, spoken to byte by byte: routing, errors, framing,
+limits, the read-only refusal, the client cap, and the order of checks (nothing of a body is read
+before its route is found and authorised)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import re
 import socket
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import pytest
 
 from pyvirt.daemon.http import HTTPServer, Request, Router
 from pyvirt.errors import NotFound
 
+T = TypeVar("T")
+GUARD = 30.0  # a socket timeout that only turns a hang into a failure
 
-async def serve_and_call(tmp_path: Path, payloads: list[bytes], readonly: bool = False) -> list[bytes]:
-    router = Router()
 
-    async def hello(req: Request) -> dict[str, Any]:
-        return {"name": req.params["name"], "q": req.query}
+class App:
+    """A router with a few routes, counting the calls that reach a handler."""
 
-    async def missing(req: Request) -> dict[str, Any]:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.router = Router()
+        self.router.add("GET", "/v1/hello/{name}", self.hello)
+        self.router.add("GET", "/v1/missing", self.missing)
+        self.router.add("GET", "/v1/change", self.hello)
+        self.router.add("POST", "/v1/change", self.change, mutating=True)
+        self.router.add("DELETE", "/v1/change", self.change, mutating=True)
+        self.router.add("GET", "/v1/boom", self.boom)
+
+    async def hello(self, req: Request) -> dict[str, Any]:
+        self.calls.append("hello")
+        return {"name": req.params.get("name"), "q": req.query}
+
+    async def missing(self, req: Request) -> dict[str, Any]:
         raise NotFound("Domain not found: no domain with matching name 'x'")
 
-    async def change(req: Request) -> dict[str, Any]:
+    async def change(self, req: Request) -> dict[str, Any]:
+        self.calls.append("change")
         return {"changed": req.json()}
 
-    router.add("GET", "/v1/hello/{name}", hello)
-    router.add("GET", "/v1/missing", missing)
-    router.add("POST", "/v1/change", change, mutating=True)
-    server = HTTPServer(router)
-    path = tmp_path / "s"
+    async def boom(self, req: Request) -> dict[str, Any]:
+        raise RuntimeError("secret detail of the failure")
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, app: App, *, readonly: bool = False, **limits: Any) -> AsyncIterator[str]:
+    server = HTTPServer(app.router, **limits)
+    path = str(tmp_path / "s")
     sock = socket.socket(socket.AF_UNIX)
-    sock.bind(str(path))
+    sock.bind(path)
     sock.listen()
     await server.listen_unix(sock, readonly=readonly)
-
-    def client() -> list[bytes]:
-        out = []
-        for payload in payloads:
-            with socket.socket(socket.AF_UNIX) as c:
-                c.connect(str(path))
-                c.sendall(payload)
-                c.shutdown(socket.SHUT_WR)
-                data = b""
-                while chunk := c.recv(65536):
-                    data += chunk
-                out.append(data)
-        return out
-
     try:
-        return await asyncio.to_thread(client)
+        yield path
     finally:
         await server.close()
+        Path(path).unlink()
 
 
-def body(reply: bytes) -> Any:
-    return json.loads(reply.split(b"\r\n\r\n", 1)[1])
+def run(tmp_path: Path, client: Callable[[str], T], *, app: App | None = None, **options: Any) -> T:
+    """Serve ``app`` and run the blocking ``client(socket_path)`` in a thread against it."""
+
+    async def main() -> T:
+        async with serving(tmp_path, app or App(), **options) as path:
+            return await asyncio.to_thread(client, path)
+
+    return asyncio.run(main())
+
+
+def connect(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(GUARD)
+    sock.connect(path)
+    return sock
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def exchange(payload: bytes) -> Callable[[str], bytes]:
+    """A client that sends ``payload``, ends its side, and returns all the daemon said."""
+
+    def client(path: str) -> bytes:
+        with connect(path) as sock:
+            sock.sendall(payload)
+            sock.shutdown(socket.SHUT_WR)
+            return read_all(sock)
+
+    return client
+
+
+def replies(data: bytes) -> list[tuple[int, dict[str, str], Any]]:
+    """Split a byte stream of responses into (status, headers, JSON body)."""
+    out = []
+    while data:
+        head, _, data = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            key, _, value = line.partition(":")
+            headers[key.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        body, data = data[:length], data[length:]
+        out.append((status, headers, json.loads(body) if body else None))
+    return out
+
+
+def one(data: bytes) -> tuple[int, dict[str, str], Any]:
+    (reply,) = replies(data)
+    return reply
+
+
+def get(path: str, extra: str = "") -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: pyvirtd\r\n{extra}\r\n".encode()
 
 
 def test_routing_params_and_query(tmp_path: Path) -> None:
-    (reply,) = asyncio.run(serve_and_call(tmp_path, [b"GET /v1/hello/web%2001?x=1 HTTP/1.1\r\n\r\n"]))
-    assert reply.startswith(b"HTTP/1.1 200 OK")
-    assert body(reply) == {"name": "web 01", "q": {"x": "1"}}
+    status, headers, body = one(run(tmp_path, exchange(get("/v1/hello/web%2001?x=1"))))
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert body == {"name": "web 01", "q": {"x": "1"}}
 
 
 def test_errors_carry_code_and_status(tmp_path: Path) -> None:
-    replies = asyncio.run(
-        serve_and_call(
-            tmp_path,
-            [
-                b"GET /v1/missing HTTP/1.1\r\n\r\n",
-                b"GET /v1/nowhere HTTP/1.1\r\n\r\n",
-                b"DELETE /v1/hello/x HTTP/1.1\r\n\r\n",
-                b"POST /v1/change HTTP/1.1\r\nContent-Length: 3\r\n\r\n[1]",
-                b"nonsense\r\n\r\n",
-                b"POST /v1/change HTTP/1.1\r\nContent-Length: 99999999999\r\n\r\n",
-            ],
-        )
-    )
-    assert replies[0].startswith(b"HTTP/1.1 404") and body(replies[0])["error"]["code"] == "not-found"
-    assert replies[1].startswith(b"HTTP/1.1 404")
-    assert replies[2].startswith(b"HTTP/1.1 400") and "not allowed" in body(replies[2])["error"]["message"]
-    assert replies[3].startswith(b"HTTP/1.1 400") and "JSON object" in body(replies[3])["error"]["message"]
-    assert replies[4].startswith(b"HTTP/1.1 400")
-    assert replies[5].startswith(b"HTTP/1.1 400") and "too large" in body(replies[5])["error"]["message"]
+    cases = [
+        (get("/v1/missing"), 404, "not-found"),
+        (get("/v1/nowhere"), 404, "not-found"),
+        (b"POST /v1/change HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n[1]", 400, "JSON object"),
+        (b"nonsense\r\n\r\n", 400, "malformed request"),
+        (b"GET /v1/hello/a HTTP/1.1\r\n\r\n", 400, "Host"),  # HTTP/1.1 requires Host
+        (b"GET /v1/hello/a HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n", 400, "malformed request"),
+    ]
+    for payload, status, fragment in cases:
+        got, _headers, body = one(run(tmp_path, exchange(payload)))
+        assert got == status, (payload, body)
+        assert fragment in json.dumps(body), (payload, body)
 
 
-def test_readonly_socket_refuses_mutations(tmp_path: Path) -> None:
-    replies = asyncio.run(
-        serve_and_call(
-            tmp_path,
-            [b"POST /v1/change HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", b"GET /v1/hello/a HTTP/1.1\r\n\r\n"],
-            readonly=True,
-        )
-    )
-    assert replies[0].startswith(b"HTTP/1.1 403") and body(replies[0])["error"]["code"] == "access-denied"
-    assert replies[1].startswith(b"HTTP/1.1 200")
+def test_405_names_the_allowed_methods(tmp_path: Path) -> None:
+    status, headers, body = one(run(tmp_path, exchange(b"PUT /v1/change HTTP/1.1\r\nHost: h\r\n\r\n")))
+    assert status == 405
+    assert headers["allow"] == "GET, POST, DELETE"
+    assert "PUT is not allowed" in body["error"]["message"]
+
+
+def test_500_hides_the_exception_and_logs_it_with_an_id(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="pyvirt.daemon.http"):
+        status, _headers, body = one(run(tmp_path, exchange(get("/v1/boom"))))
+    assert status == 500 and body["error"]["code"] == "internal"
+    message = body["error"]["message"]
+    assert "secret detail" not in message and "RuntimeError" not in message
+    request_id = re.search(r"request ([0-9a-f]{8})", message)
+    assert request_id, message
+    (record,) = [r for r in caplog.records if request_id.group(1) in r.getMessage()]
+    assert record.exc_info is not None and "secret detail" in str(record.exc_info[1])
 
 
 def test_keep_alive_serves_several_requests(tmp_path: Path) -> None:
-    two = b"GET /v1/hello/a HTTP/1.1\r\n\r\nGET /v1/hello/b HTTP/1.1\r\nConnection: close\r\n\r\n"
-    (reply,) = asyncio.run(serve_and_call(tmp_path, [two]))
-    assert reply.count(b"HTTP/1.1 200 OK") == 2
+    two = get("/v1/hello/a") + get("/v1/hello/b", "Connection: close\r\n")
+    got = replies(run(tmp_path, exchange(two)))
+    assert [(status, body["name"]) for status, _h, body in got] == [(200, "a"), (200, "b")]
+
+
+def test_an_error_reply_keeps_a_bodyless_connection(tmp_path: Path) -> None:
+    got = replies(run(tmp_path, exchange(get("/v1/nowhere") + get("/v1/hello/b"))))
+    assert [status for status, _h, _b in got] == [404, 200]
+
+
+def test_chunked_body_is_read(tmp_path: Path) -> None:
+    payload = (
+        b"POST /v1/change HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'4\r\n{"a"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n'
+    )
+    status, _headers, body = one(run(tmp_path, exchange(payload)))
+    assert status == 200 and body == {"changed": {"a": 1}}
+
+
+def test_framing_that_smuggles_is_refused(tmp_path: Path) -> None:
+    app = App()
+    cases = [
+        (b"Content-Length: 2\r\nContent-Length: 2\r\n", 400, "more than once"),
+        (b"Content-Length: 2, 2\r\n", 400, "more than once"),
+        (b"Content-Length: 2\r\nContent-Length: 3\r\n", 400, "Content-Length"),
+        (b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n", 400, "both"),
+        (b"Transfer-Encoding: gzip\r\n", 501, "chunked"),
+        (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", 501, "Transfer-Encoding"),
+        (b"Content-Length: -2\r\n", 400, "Content-Length"),
+    ]
+    for framing, status, fragment in cases:
+        payload = b"POST /v1/change HTTP/1.1\r\nHost: h\r\n" + framing + b"\r\n{}"
+        got, headers, body = one(run(tmp_path, exchange(payload), app=app))
+        assert (got, headers.get("connection")) == (status, "close"), (framing, body)
+        assert fragment in body["error"]["message"], (framing, body)
+    assert app.calls == []
+
+
+def refused_before_body(method: str, path: str) -> Callable[[str], tuple[int, dict[str, str], Any]]:
+    """A client that announces a 1 MB body, sends none of it, and reads the reply."""
+
+    def client(sock_path: str) -> tuple[int, dict[str, str], Any]:
+        with connect(sock_path) as sock:
+            sock.sendall(f"{method} {path} HTTP/1.1\r\nHost: h\r\nContent-Length: 1000000\r\n\r\n".encode())
+            return one(read_all(sock))  # the daemon answers and closes without waiting for the body
+
+    return client
+
+
+def test_routes_and_rights_are_checked_before_the_body_is_read(tmp_path: Path) -> None:
+    app = App()
+    assert run(tmp_path, refused_before_body("POST", "/v1/nowhere"), app=app)[0] == 404
+    status, headers, _body = run(tmp_path, refused_before_body("PUT", "/v1/change"), app=app)
+    assert status == 405 and headers["connection"] == "close"
+    status, _headers, body = run(tmp_path, refused_before_body("POST", "/v1/change"), app=app, readonly=True)
+    assert status == 403 and body["error"]["code"] == "access-denied"
+    assert "read-only" in body["error"]["message"]
+    assert app.calls == []
+
+
+def test_readonly_socket_allows_queries(tmp_path: Path) -> None:
+    status, _headers, _body = one(run(tmp_path, exchange(get("/v1/hello/a")), readonly=True))
+    assert status == 200
+
+
+def test_size_limits(tmp_path: Path) -> None:
+    app = App()
+    big_head = get("/v1/hello/a", "X-Filler: " + "x" * 5000 + "\r\n")
+    status, _headers, body = one(run(tmp_path, exchange(big_head), app=app, max_header=4096))
+    assert status == 431 and "header too large" in body["error"]["message"]
+    declared = b"POST /v1/change HTTP/1.1\r\nHost: h\r\nContent-Length: 2000\r\n\r\n"
+    status, _headers, body = one(run(tmp_path, exchange(declared), app=app, max_body=1000))
+    assert status == 413 and "2000 > 1000" in body["error"]["message"]
+    chunk = b"400\r\n" + b" " * 0x400 + b"\r\n"
+    chunked = b"POST /v1/change HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 2
+    status, _headers, body = one(run(tmp_path, exchange(chunked + b"0\r\n\r\n"), app=app, max_body=1000))
+    assert status == 413 and "too large" in body["error"]["message"]
+    assert app.calls == []
+
+
+def test_read_timeouts(tmp_path: Path) -> None:
+    def partial_head(path: str) -> bytes:
+        with connect(path) as sock:
+            sock.sendall(b"GET /v1/hello/a HTTP/1.1\r\nHost: h\r\n")  # the head never ends
+            return read_all(sock)
+
+    def partial_body(path: str) -> bytes:
+        with connect(path) as sock:
+            sock.sendall(b"POST /v1/change HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n{}")
+            return read_all(sock)
+
+    def idle(path: str) -> bytes:
+        with connect(path) as sock:
+            return read_all(sock)
+
+    assert one(run(tmp_path, partial_head, read_timeout=0.2))[0] == 408
+    assert one(run(tmp_path, partial_body, read_timeout=0.2))[0] == 408
+    assert run(tmp_path, idle, read_timeout=0.2) == b""  # an idle connection is just closed
+
+
+def test_expect_100_continue(tmp_path: Path) -> None:
+    def client(path: str) -> tuple[bytes, bytes]:
+        with connect(path) as sock:
+            sock.sendall(
+                b"POST /v1/change HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+            )
+            interim = sock.recv(65536)
+            sock.sendall(b"{}")
+            sock.shutdown(socket.SHUT_WR)
+            return interim, read_all(sock)
+
+    interim, rest = run(tmp_path, client)
+    assert interim.startswith(b"HTTP/1.1 100 ")
+    assert one(rest)[:1] == (200,)
+
+
+def test_client_cap(tmp_path: Path) -> None:
+    def client(path: str) -> list[tuple[int, Any]]:
+        holders = [connect(path), connect(path)]  # two clients connected, saying nothing yet
+        try:
+            holders[0].sendall(get("/v1/hello/a"))
+            holders[0].recv(65536)  # the daemon has seen both by now (accepts are in order)
+            with connect(path) as third:
+                third.sendall(get("/v1/hello/c"))
+                refused = one(read_all(third))
+            holders[1].sendall(get("/v1/hello/b", "Connection: close\r\n"))
+            served = one(read_all(holders[1]))
+        finally:
+            for sock in holders:
+                sock.close()
+        with connect(path) as later:  # room again
+            later.sendall(get("/v1/hello/d", "Connection: close\r\n"))
+            again = one(read_all(later))
+        return [(status, body) for status, _h, body in (refused, served, again)]
+
+    refused, served, again = run(tmp_path, client, max_clients=2)
+    assert refused[0] == 503 and refused[1]["error"]["code"] == "connection-failed"
+    assert "maximum of 2 clients" in refused[1]["error"]["message"]
+    assert "max_clients" in refused[1]["error"]["message"]
+    assert served == (200, {"name": "b", "q": {}})
+    assert again[0] == 200
