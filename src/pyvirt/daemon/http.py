@@ -235,23 +235,27 @@ def handshake_headers(method: str, headers: dict[str, str]) -> list[tuple[str, s
     return [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", token)]
 
 
-def _reason(status: int) -> bytes:
-    try:
-        return HTTPStatus(status).phrase.encode()
-    except ValueError:
-        return b""
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
-def _content_length_repeated(head: bytes) -> bool:
-    """Whether the raw head gives Content-Length more than once (h11 folds equal repeats into one)."""
-    lines = [line for line in head.lower().split(b"\n") if line.startswith(b"content-length:")]
-    return len(lines) > 1 or any(b"," in line for line in lines)
+def _content_length_repeated(raw: bytes) -> bool:
+    """Whether the head at the start of ``raw`` gives Content-Length more than once, on two lines or as
+    a list on one (h11 folds equal repeats into one value)."""
+    text = raw.lower()
+    end = min((i for i in (text.find(b"\n\r\n"), text.find(b"\n\n")) if i >= 0), default=len(text))
+    first = text.find(b"\ncontent-length:", 0, end)
+    if first < 0:
+        return False
+    if text.find(b"\ncontent-length:", first + 1, end) >= 0:
+        return True
+    line_end = text.find(b"\n", first + 1)
+    return b"," in text[first : line_end if line_end >= 0 else end]
 
 
-def _head_of(raw: bytes) -> bytes:
-    """The header block at the start of ``raw`` (h11 accepts LF as well as CRLF line ends)."""
-    match = re.search(rb"\r?\n\r?\n", raw)
-    return raw[: match.start()] if match else raw
+def _head_size(raw: bytes) -> int:
+    """The length of the header block at the start of ``raw`` (h11 accepts LF line ends too)."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return min(ends) if ends else len(raw)
 
 
 class _Closed(Exception):
@@ -330,10 +334,13 @@ class _Connection:
         fields += headers or []
         if close:
             fields.append(("Connection", "close"))
-        self.send(h11.Response(status_code=status, headers=fields, reason=_reason(status)))
+        # One write for the whole reply: a client reading the head gets the body in the same read.
+        reason = _REASONS.get(status, b"")
+        data = self.h11.send(h11.Response(status_code=status, headers=fields, reason=reason))
         if body:
-            self.send(h11.Data(data=body))
-        self.send(h11.EndOfMessage())
+            data += self.h11.send(h11.Data(data=body))
+        data += self.h11.send(h11.EndOfMessage())
+        self.writer.write(data)
         await self.writer.drain()
 
     async def refuse(self, err: PyvirtError, *, close: bool = False) -> None:
@@ -460,7 +467,8 @@ class HTTPServer:
     async def _serve_one(self, conn: _Connection, over_cap: bool) -> bool:
         """Serve one request; whether the connection may carry another."""
         try:
-            head = await asyncio.wait_for(conn.read_head(), self.read_timeout)
+            async with asyncio.timeout(self.read_timeout):
+                head = await conn.read_head()
         except TimeoutError:
             if conn.raw:
                 await conn.refuse(_HTTPRefusal(408, "request not received in time"), close=True)
@@ -474,7 +482,7 @@ class HTTPServer:
         if head is None:
             return False
         # h11 bounds only a head still incomplete; one that arrived whole in a read is measured here.
-        if len(conn.raw) > self.max_header and len(_head_of(conn.raw)) > self.max_header:
+        if len(conn.raw) > self.max_header and _head_size(conn.raw) > self.max_header:
             await conn.refuse(_HTTPRefusal(431, "request header too large"), close=True)
             return False
         request = self._request(conn, head)
@@ -499,7 +507,8 @@ class HTTPServer:
         if route.stream is not None:
             return await self._upgrade(conn, request, route)
         try:
-            request.body = await asyncio.wait_for(conn.read_body(self.max_body), self.read_timeout)
+            async with asyncio.timeout(self.read_timeout):
+                request.body = await conn.read_body(self.max_body)
         except TimeoutError:
             await conn.refuse(_HTTPRefusal(408, "request body not received in time"), close=True)
             return False
@@ -541,12 +550,12 @@ class HTTPServer:
         has been read yet."""
         if "transfer-encoding" in request.headers and "content-length" in request.headers:
             raise InvalidArgument("a request may not carry both Transfer-Encoding and Content-Length")
-        if "content-length" in request.headers and _content_length_repeated(_head_of(conn.raw)):
+        length = request.headers.get("content-length")
+        if length is not None and _content_length_repeated(conn.raw):
             raise InvalidArgument("Content-Length is given more than once")
         route, request.params = self.router.match(request.method, request.path)
         self.router.authorize(route, request)
-        length = request.headers.get("content-length", "0")
-        if length.isdigit() and int(length) > self.max_body:
+        if length is not None and int(length) > self.max_body:  # h11 checked it is digits
             raise _HTTPRefusal(413, f"request body too large ({length} > {self.max_body} bytes)")
         if route.stream is not None and has_body:
             raise InvalidArgument(f"{request.path} opens a stream: the request may not have a body")
@@ -559,7 +568,8 @@ class HTTPServer:
             self.router.validate(route, request)
             accept_headers = handshake_headers(request.method, request.headers)
             # The (empty) body, so that h11 is ready to switch protocols.
-            await asyncio.wait_for(conn.read_body(0), self.read_timeout)
+            async with asyncio.timeout(self.read_timeout):
+                await conn.read_body(0)
         except PyvirtError as err:
             await conn.refuse(err, close=True)
             return False

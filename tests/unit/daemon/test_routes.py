@@ -75,7 +75,7 @@ async def call(tmp_path: Path, requests: list[bytes], readonly: bool) -> list[tu
 
 def post(path: str, body: object) -> bytes:
     data = json.dumps(body).encode()
-    return f"POST {path} HTTP/1.1\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data
+    return f"POST {path} HTTP/1.1\r\nHost: h\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data
 
 
 def test_routes_each_action_and_checks_requests(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_routes_each_action_and_checks_requests(tmp_path: Path) -> None:
                 post("/v1/domains/web/start", {"paused": True}),
                 post("/v1/domains/web/start", {"pause": True}),
                 post("/v1/pools/p/volumes/v/resize", {"capacity": "1G"}),
-                b"GET /v1/domains/web/xml?inactive=1&bogus=2 HTTP/1.1\r\n\r\n",
+                b"GET /v1/domains/web/xml?inactive=1&bogus=2 HTTP/1.1\r\nHost: h\r\n\r\n",
                 post("/v1/domains/web/frobnicate", {}),
                 post("/v1/networks/lan/autostart", {"enabled": False}),
             ],
@@ -106,10 +106,11 @@ def test_readonly_refuses_mutating_and_secret(tmp_path: Path) -> None:
         call(
             tmp_path,
             [
-                b"GET /v1/domains/web/xml HTTP/1.1\r\n\r\n",
-                b"GET /v1/domains/web/xml?security_info=1 HTTP/1.1\r\n\r\n",
+                b"GET /v1/domains/web/xml HTTP/1.1\r\nHost: h\r\n\r\n",
+                b"GET /v1/domains/web/xml?security_info=1 HTTP/1.1\r\nHost: h\r\n\r\n",
                 post("/v1/domains/web/start", {}),
-                b"GET /v1/pools/p/volumes/v/download HTTP/1.1\r\nUpgrade: pyvirt-stream\r\n\r\n",
+                b"GET /v1/pools/p/volumes/v/download HTTP/1.1\r\nHost: h\r\n"
+                b"Upgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
             ],
             readonly=True,
         )
