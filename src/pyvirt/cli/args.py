@@ -1,5 +1,6 @@
-"""A small virsh-style option parser: positionals that may also be named (``--domain web01``),
-boolean flags and valued options. Lighter to import than argparse, which keeps the CLI quick.
+"""A small virsh-style option parser driven by the command table (:mod:`pyvirt.cli.commands`):
+positionals that may also be named (``--domain web01``), boolean flags and valued options. Lighter
+to import than argparse, which keeps the CLI quick.
 """
 
 from __future__ import annotations
@@ -10,28 +11,12 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI star
 if TYPE_CHECKING:
     from typing import Any
 
-
-class Spec:
-    """A verb's arguments. (A plain class: dataclasses would pull ``inspect`` into every CLI start.)"""
-
-    def __init__(
-        self,
-        verb: str,
-        positionals: list[str] | None = None,
-        optional_positionals: list[str] | None = None,
-        flags: list[str] | None = None,
-        options: list[str] | None = None,
-        help: str = "",
-    ) -> None:
-        self.verb = verb
-        self.positionals = positionals or []  # required, in order
-        self.optional_positionals = optional_positionals or []
-        self.flags = flags or []  # "--all" style, stored as "all"
-        self.options = options or []  # take a value
-        self.help = help
+    from pyvirt.cli.commands import Command
 
 
 class Parsed(dict[str, object]):
+    """Option values by name, ``-`` spelled ``_`` (``--source-host`` is ``source_host``)."""
+
     def flag(self, name: str) -> bool:
         return bool(self.get(name, False))
 
@@ -45,62 +30,97 @@ class Parsed(dict[str, object]):
         return value if isinstance(value, str) else None
 
 
-def usage(spec: Spec) -> str:
-    parts = [f"<{p}>" for p in spec.positionals] + [f"[<{p}>]" for p in spec.optional_positionals]
-    parts += [f"[--{f}]" for f in spec.flags] + [f"[--{o} <value>]" for o in spec.options]
-    return f"usage: pyvirt {spec.verb} {' '.join(parts)}\n" + (f"\n  {spec.help}\n" if spec.help else "")
+def suggest(word: str, candidates: list[str]) -> str:
+    """``; did you mean 'x'?`` for the closest candidate, or nothing (only on the error path)."""
+    import difflib
+
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def parse(spec: Spec, argv: list[str]) -> Parsed:
+def parse(cmd: Command, argv: list[str]) -> Parsed:
+    """Parse ``argv`` (the words after the verb) by the command's declared options."""
+    verb = cmd.name
     out = Parsed()
-    pending = list(spec.positionals) + list(spec.optional_positionals)
-    names = {n.replace("_", "-") for n in pending}
+    required: list[str] = []
+    pending: list[str] = []  # positionals still to fill, in order
+    kinds: dict[str, str] = {}
+    for name, kind, _help in cmd.options:
+        kinds[name] = kind.lstrip("*?")
+        if kind[0] in "*?":
+            pending.append(name)
+            if kind[0] == "*":
+                required.append(name)
     args = list(argv)
     while args:
         arg = args.pop(0)
         if arg == "--":
             for rest in args:
-                _take_positional(spec, out, pending, rest)
+                _take_positional(cmd, out, pending, kinds, rest)
             break
         if arg.startswith("--") and len(arg) > 2:
             key, eq, value = arg[2:].partition("=")
-            attr = key.replace("-", "_")
-            if key in spec.flags and not eq:
-                out[attr] = True
-            elif key in spec.options or key in names:
+            found = kinds.get(key)
+            if found == "bool" and not eq:
+                out[key.replace("-", "_")] = True
+            elif found is not None and found != "bool":
                 if not eq:
                     if not args:
-                        raise InvalidArgument(f"command '{spec.verb}' requires a value for option --{key}")
+                        raise InvalidArgument(f"command '{verb}' requires a value for option --{key}")
                     value = args.pop(0)
-                out[attr] = value
-                if attr in pending:
-                    pending.remove(attr)
+                _store(out, key, found, value)
+                if key in pending:
+                    pending.remove(key)
             else:
-                raise InvalidArgument(f"command '{spec.verb}' doesn't support option --{key}")
+                hint = suggest("--" + key, ["--" + n for n in kinds])
+                raise InvalidArgument(f"command '{verb}' doesn't support option --{key}{hint}")
         elif arg.startswith("-") and len(arg) > 1 and not arg[1].isdigit():
-            raise InvalidArgument(f"command '{spec.verb}' doesn't support option {arg}")
+            hint = suggest(arg, ["--" + n for n in kinds])
+            raise InvalidArgument(f"command '{verb}' doesn't support option {arg}{hint}")
         else:
-            _take_positional(spec, out, pending, arg)
-    for name in spec.positionals:
-        if name not in out:
-            raise InvalidArgument(f"command '{spec.verb}' requires <{name}> option")
+            _take_positional(cmd, out, pending, kinds, arg)
+    for name in required:
+        if name.replace("-", "_") not in out:
+            raise InvalidArgument(f"command '{verb}' requires <{name}> option")
     return out
 
 
-def _take_positional(spec: Spec, out: Parsed, pending: list[str], value: str) -> None:
+def _store(out: Parsed, name: str, kind: str, value: str) -> None:
+    if kind.startswith("number") and not value.lstrip("-").isdigit():
+        raise InvalidArgument(f"Numeric value '{value}' for <{name}> option is malformed or out of range")
+    attr = name.replace("-", "_")
+    if kind.endswith("+"):
+        values = out.setdefault(attr, [])
+        assert isinstance(values, list)
+        values.append(value)
+    else:
+        out[attr] = value
+
+
+def _take_positional(
+    cmd: Command, out: Parsed, pending: list[str], kinds: dict[str, str], value: str
+) -> None:
     if not pending:
         raise InvalidArgument(f"unexpected data '{value}'")
-    out[pending.pop(0)] = value
+    name = pending[0]
+    _store(out, name, kinds[name], value)
+    if not kinds[name].endswith("+"):
+        pending.pop(0)
 
 
-def parse_or_usage(argv: list[str], spec: Spec) -> Parsed | None:
-    """Parse ``argv``, or print the verb's usage and return None for ``--help``."""
-    if "--help" in argv:
-        import sys
-
-        sys.stdout.write(usage(spec))
-        return None
-    return parse(spec, argv)
+def getopt_spec(cmd: Command) -> tuple[str, list[str]]:
+    """GNU getopt's (short, long) specification of a tool verb's options (``pyvirt img``)."""
+    short, long = "", []
+    for names, kind, _help in cmd.options:
+        if not names.startswith("-"):
+            continue
+        takes = not kind.startswith("bool")
+        for spelling in names.split():
+            if spelling.startswith("--"):
+                long.append(spelling[2:] + ("=" if takes else ""))
+            else:
+                short += spelling[1] + (":" if takes else "")
+    return short, long
 
 
 def filter_by_flags(items: list[dict[str, Any]], a: Parsed) -> list[dict[str, Any]]:

@@ -14,11 +14,9 @@ import os
 import select
 import sys
 
-from pyvirt.cli.args import Spec, parse, usage
-from pyvirt.cli.output import emit
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from pyvirt.cli.args import Parsed
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection
     from pyvirt.client.websocket import WebSocket
@@ -26,12 +24,7 @@ if TYPE_CHECKING:
 ESCAPE = b"\x1d"
 
 
-def cmd_console(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec("console", ["domain"], flags=["force", "safe", "history"], options=["devname", "timeout"])
-    if "--help" in argv:
-        emit(usage(spec))
-        return 0
-    a = parse(spec, argv)
+def cmd_console(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.cli.domain import _domain
 
     conn = opts.connect()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from pyvirt.cli.args import Spec, parse_or_usage
 from pyvirt.cli.output import emit, emit_json, fields, message, table
 from pyvirt.errors import InvalidArgument, NotFound, PyvirtError
 
@@ -14,6 +13,7 @@ if TYPE_CHECKING:
     from typing import Any, TypeVar
 
     T = TypeVar("T")
+    from pyvirt.cli.args import Parsed
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection, Domain
 
@@ -61,10 +61,7 @@ def _read_file(path: str) -> str:
         raise InvalidArgument(f"file '{path}' is not UTF-8 text") from err
 
 
-def cmd_define(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("define", ["file"], flags=["validate"], help="define a domain from XML"))
-    if a is None:
-        return 0
+def cmd_define(opts: GlobalOptions, a: Parsed) -> int:
     path = str(a["file"])
     conn = opts.connect()
     dom = _guard(f"Failed to define domain from {path}", lambda: conn.define_xml(_read_file(path)))
@@ -72,10 +69,7 @@ def cmd_define(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_create(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("create", ["file"], flags=["paused", "console", "autodestroy", "validate"]))
-    if a is None:
-        return 0
+def cmd_create(opts: GlobalOptions, a: Parsed) -> int:
     path = str(a["file"])
     conn = opts.connect()
     dom = _guard(
@@ -90,13 +84,7 @@ def cmd_create(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_undefine(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(
-        argv,
-        Spec("undefine", ["domain"], flags=["remove-all-storage", "nvram", "keep-nvram", "managed-save"]),
-    )
-    if a is None:
-        return 0
+def cmd_undefine(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, str(a["domain"]))
     result = _guard(
@@ -109,19 +97,13 @@ def cmd_undefine(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("dumpxml", ["domain"], flags=["inactive", "security-info", "migratable"]))
-    if a is None:
-        return 0
+def cmd_dumpxml(opts: GlobalOptions, a: Parsed) -> int:
     dom = _domain(opts.connect(), str(a["domain"]))
     emit(dom.xml(inactive=bool(a.get("inactive")), security_info=bool(a.get("security_info"))))
     return 0
 
 
-def cmd_edit(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("edit", ["domain"]))
-    if a is None:
-        return 0
+def cmd_edit(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.cli.edit import edit_xml
 
     conn = opts.connect()
@@ -129,33 +111,7 @@ def cmd_edit(opts: GlobalOptions, argv: list[str]) -> int:
     return edit_xml(dom.xml(inactive=True), f"Domain '{dom.key}'", conn.define_xml)
 
 
-LIST_SPEC = Spec(
-    "list",
-    flags=[
-        "all",
-        "inactive",
-        "name",
-        "uuid",
-        "id",
-        "table",
-        "title",
-        "state-running",
-        "state-shutoff",
-        "state-paused",
-        "state-other",
-        "autostart",
-        "no-autostart",
-        "persistent",
-        "transient",
-        "json",
-    ],
-)
-
-
-def cmd_list(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, LIST_SPEC)
-    if a is None:
-        return 0
+def cmd_list(opts: GlobalOptions, a: Parsed) -> int:
     doms = opts.connect().list_domains()
     doms = _filter(doms, a)
     running = sorted((d for d in doms if d["id"] is not None), key=lambda d: d["id"])
@@ -214,10 +170,7 @@ def _filter(doms: list[dict[str, Any]], a: dict[str, Any]) -> list[dict[str, Any
     return doms
 
 
-def cmd_dominfo(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("dominfo", ["domain"], flags=["json"]))
-    if a is None:
-        return 0
+def cmd_dominfo(opts: GlobalOptions, a: Parsed) -> int:
     key = str(a["domain"])
     try:
         info = opts.connect().domain(key).info()
@@ -249,10 +202,7 @@ def cmd_dominfo(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_domstate(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("domstate", ["domain"], flags=["reason", "json"]))
-    if a is None:
-        return 0
+def cmd_domstate(opts: GlobalOptions, a: Parsed) -> int:
     dom = _domain(opts.connect(), str(a["domain"]))
     info = dom.cached_info  # type: ignore[attr-defined]
     if opts.json or a.get("json"):
@@ -265,28 +215,19 @@ def cmd_domstate(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_domid(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("domid", ["domain"]))
-    if a is None:
-        return 0
+def cmd_domid(opts: GlobalOptions, a: Parsed) -> int:
     info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
     emit(f"{info['id'] if info['id'] is not None else '-'}\n\n")
     return 0
 
 
-def cmd_domuuid(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("domuuid", ["domain"]))
-    if a is None:
-        return 0
+def cmd_domuuid(opts: GlobalOptions, a: Parsed) -> int:
     info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
     emit(f"{info['uuid']}\n\n")
     return 0
 
 
-def cmd_domname(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("domname", ["domain"]))
-    if a is None:
-        return 0
+def cmd_domname(opts: GlobalOptions, a: Parsed) -> int:
     info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
     emit(f"{info['name']}\n\n")
     return 0
@@ -294,15 +235,11 @@ def cmd_domname(opts: GlobalOptions, argv: list[str]) -> int:
 
 def _lifecycle(
     opts: GlobalOptions,
-    argv: list[str],
-    spec: Spec,
+    a: Parsed,
     failure: str,
     success: str,
     call: Callable[[Domain, dict[str, Any]], object],
 ) -> tuple[Connection, Domain, dict[str, Any]] | None:
-    a = parse_or_usage(argv, spec)
-    if a is None:
-        return None
     conn = opts.connect()
     dom = _domain(conn, str(a["domain"]))
     _guard(failure.format(name=dom.key), lambda: call(dom, a))
@@ -310,11 +247,10 @@ def _lifecycle(
     return conn, dom, a
 
 
-def cmd_start(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_start(opts: GlobalOptions, a: Parsed) -> int:
     done = _lifecycle(
         opts,
-        argv,
-        Spec("start", ["domain"], flags=["paused", "console", "autodestroy", "bypass-cache", "force-boot"]),
+        a,
         "Failed to start domain '{name}'",
         "Domain '{name}' started",
         lambda d, a: d.start(paused=bool(a.get("paused"))),
@@ -326,11 +262,10 @@ def cmd_start(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_shutdown(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_shutdown(opts: GlobalOptions, a: Parsed) -> int:
     _lifecycle(
         opts,
-        argv,
-        Spec("shutdown", ["domain"], options=["mode"]),
+        a,
         "Failed to shutdown domain '{name}'",
         "Domain '{name}' is being shutdown",
         lambda d, a: d.shutdown(),
@@ -338,11 +273,10 @@ def cmd_shutdown(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_reboot(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_reboot(opts: GlobalOptions, a: Parsed) -> int:
     _lifecycle(
         opts,
-        argv,
-        Spec("reboot", ["domain"], options=["mode"]),
+        a,
         "Failed to reboot domain '{name}'",
         "Domain '{name}' is being rebooted",
         lambda d, a: d.reboot(),
@@ -350,11 +284,10 @@ def cmd_reboot(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_reset(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_reset(opts: GlobalOptions, a: Parsed) -> int:
     _lifecycle(
         opts,
-        argv,
-        Spec("reset", ["domain"]),
+        a,
         "Failed to reset domain '{name}'",
         "Domain '{name}' was reset",
         lambda d, a: d.reset(),
@@ -362,11 +295,10 @@ def cmd_reset(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_destroy(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_destroy(opts: GlobalOptions, a: Parsed) -> int:
     _lifecycle(
         opts,
-        argv,
-        Spec("destroy", ["domain"], flags=["graceful", "remove-logs"]),
+        a,
         "Failed to destroy domain '{name}'",
         "Domain '{name}' destroyed",
         lambda d, a: d.destroy(graceful=bool(a.get("graceful"))),
@@ -374,11 +306,10 @@ def cmd_destroy(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_suspend(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_suspend(opts: GlobalOptions, a: Parsed) -> int:
     _lifecycle(
         opts,
-        argv,
-        Spec("suspend", ["domain"]),
+        a,
         "Failed to suspend domain '{name}'",
         "Domain '{name}' suspended",
         lambda d, a: d.suspend(),
@@ -386,11 +317,10 @@ def cmd_suspend(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_resume(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_resume(opts: GlobalOptions, a: Parsed) -> int:
     _lifecycle(
         opts,
-        argv,
-        Spec("resume", ["domain"]),
+        a,
         "Failed to resume domain '{name}'",
         "Domain '{name}' resumed",
         lambda d, a: d.resume(),
@@ -398,10 +328,7 @@ def cmd_resume(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_autostart(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("autostart", ["domain"], flags=["disable"]))
-    if a is None:
-        return 0
+def cmd_autostart(opts: GlobalOptions, a: Parsed) -> int:
     dom = _domain(opts.connect(), str(a["domain"]))
     disable = bool(a.get("disable"))
     if disable:
@@ -413,10 +340,7 @@ def cmd_autostart(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_domblklist(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("domblklist", ["domain"], flags=["details", "inactive", "json"]))
-    if a is None:
-        return 0
+def cmd_domblklist(opts: GlobalOptions, a: Parsed) -> int:
     devices = _domain(opts.connect(), str(a["domain"])).devices()
     if opts.json or a.get("json"):
         emit_json(devices["disks"])
@@ -430,10 +354,7 @@ def cmd_domblklist(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_domiflist(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("domiflist", ["domain"], flags=["inactive", "json"]))
-    if a is None:
-        return 0
+def cmd_domiflist(opts: GlobalOptions, a: Parsed) -> int:
     devices = _domain(opts.connect(), str(a["domain"])).devices()
     if opts.json or a.get("json"):
         emit_json(devices["interfaces"])
@@ -446,10 +367,7 @@ def cmd_domiflist(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vncdisplay(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("vncdisplay", ["domain"], flags=["include-password"]))
-    if a is None:
-        return 0
+def cmd_vncdisplay(opts: GlobalOptions, a: Parsed) -> int:
     dom = _domain(opts.connect(), str(a["domain"]))
     vnc = dom.devices()["vnc"]
     if not vnc:
@@ -459,18 +377,7 @@ def cmd_vncdisplay(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_event(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(
-        argv,
-        Spec(
-            "event",
-            optional_positionals=["domain"],
-            flags=["loop", "all", "timestamp"],
-            options=["timeout", "event"],
-        ),
-    )
-    if a is None:
-        return 0
+def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
     import signal
     import time
 

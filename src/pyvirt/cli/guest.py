@@ -11,59 +11,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import InvalidArgument, InvalidState, PyvirtError
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise InvalidArgument(f"{message} (see {self.prog} --help)")
-
-
-class _Ordered(argparse.Action):
-    """Append (option, value) to the shared ``steps`` list, so options apply in the order given."""
-
-    def __call__(
-        self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any, option: str | None = None
-    ) -> None:
-        ns.steps.append((self.dest, values))
-
-
-def _add_disk_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "-a", "--add", dest="disks", action="append", default=[], metavar="DISK", help="disk image"
-    )
-    p.add_argument("-d", "--domain", help="a domain's disks")
-    p.add_argument("-c", "--connect", metavar="URI", help="connection URI for -d")
-    p.add_argument("--format", help="format of the following -a disks (default: detected)")
-    p.add_argument("-v", "--verbose", action="store_true", help="libguestfs debug output")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
-
-
-def _add_customize_options(p: argparse.ArgumentParser) -> None:
-    p.set_defaults(steps=[])
-    add = p.add_argument
-    add("--hostname", action=_Ordered, metavar="HOSTNAME", help="set the hostname")
-    add(
-        "--root-password",
-        action=_Ordered,
-        metavar="SELECTOR",
-        help="password:PW | file:FILE | random | disabled",
-    )
-    add(
-        "--ssh-inject",
-        action=_Ordered,
-        metavar="USER[:SELECTOR]",
-        help="USER:file:KEYFILE or USER:string:KEY",
-    )
-    add("--write", action=_Ordered, metavar="FILE:CONTENT", help="write a file")
-    add("--append-line", action=_Ordered, metavar="FILE:LINE", help="append a line to a file")
-    add("--delete", action=_Ordered, metavar="PATH", help="delete a file or directory (wildcards allowed)")
-    add("--run-command", action=_Ordered, metavar="CMD", help="run a shell command in the guest")
-    add("--install", action=_Ordered, metavar="PKG,PKG..", help="install packages (needs --network)")
-    add("--network", dest="network", action="store_true", default=None, help="give the appliance network")
-    add("--no-network", dest="network", action="store_false", help="no network (default unless --install)")
+if TYPE_CHECKING:
+    from pyvirt.cli.main import GlobalOptions
 
 
 def _steps(pairs: Sequence[tuple[str, str]]) -> list[Any]:
@@ -119,9 +72,21 @@ def _disks(ns: argparse.Namespace, *, allow_running: bool) -> tuple[list[Any], b
     return [Disk(path, ns.format) for path in ns.disks], False
 
 
-def _run(func: Callable[[list[str]], int], argv: list[str]) -> int:
+def _parser(tool: str, opts: GlobalOptions, **defaults: object) -> argparse.ArgumentParser:
+    """The tool's parser (options declared in :mod:`pyvirt.cli.commands`), the global options as
+    defaults: ``-c`` for ``-d``, ``--json``, and ``-r`` (mount read-only)."""
+    from pyvirt.cli.toolargs import tool_parser
+
+    defaults.update(connect=opts.uri, json=opts.json, ro=opts.readonly)
+    return tool_parser(tool, defaults, dest={"add": "disks"})
+
+
+def _run(func: Callable[[GlobalOptions, list[str]], int], opts: GlobalOptions | None, argv: list[str]) -> int:
+    """Run a tool with the global options (none given: the defaults); errors are one line."""
+    from pyvirt.cli.main import GlobalOptions
+
     try:
-        return func(argv)
+        return func(opts or GlobalOptions(), argv)
     except PyvirtError as err:
         sys.stderr.write(f"error: {err.message}\n")
         return 1
@@ -140,21 +105,10 @@ def _report(session: Any, as_json: bool, dry_run: bool) -> None:
             print(f"would {change}")
 
 
-def _sysprep(argv: list[str]) -> int:
+def _sysprep(opts: GlobalOptions, argv: list[str]) -> int:
     from pyvirt.guest import sysprep as sp
 
-    p = _Parser(
-        prog="pyvirt sysprep", description="Reset a guest so that clones of it are distinct machines."
-    )
-    _add_disk_options(p)
-    _add_customize_options(p)
-    p.add_argument("--operations", "--operation", "--enable", action="append", default=[], metavar="OPS")
-    p.add_argument("--list-operations", action="store_true")
-    p.add_argument(
-        "-n", "--dry-run", "--dryrun", action="store_true", help="change nothing, say what would change"
-    )
-    p.add_argument("--json", action="store_true", help="report the changes as JSON")
-    ns = p.parse_args(argv)
+    ns = _parser("sysprep", opts).parse_args(argv)
     if ns.list_operations:
         sys.stdout.write(sp.list_operations())
         return 0
@@ -176,16 +130,10 @@ def _sysprep(argv: list[str]) -> int:
     return 0
 
 
-def _customize(argv: list[str]) -> int:
+def _customize(opts: GlobalOptions, argv: list[str]) -> int:
     from pyvirt.guest.customize import customize
 
-    p = _Parser(prog="pyvirt customize", description="Customize a guest disk offline.")
-    _add_disk_options(p)
-    _add_customize_options(p)
-    p.add_argument("--prepare-template", action=_Ordered, nargs=0, help="prepare the guest as a template")
-    p.add_argument("-n", "--dry-run", "--dryrun", action="store_true")
-    p.add_argument("--json", action="store_true")
-    ns = p.parse_args(argv)
+    ns = _parser("customize", opts).parse_args(argv)
     steps = _steps(ns.steps)
     if not steps:
         raise InvalidArgument("nothing to do: give at least one customization (see pyvirt customize --help)")
@@ -197,22 +145,10 @@ def _customize(argv: list[str]) -> int:
     return 0
 
 
-def _mount(argv: list[str]) -> int:
+def _mount(opts: GlobalOptions, argv: list[str]) -> int:
     from pyvirt.guest.mount import mount, parse_fs_mount
 
-    p = _Parser(prog="pyvirt mount", description="Mount a guest's file systems on a host directory (FUSE).")
-    _add_disk_options(p)
-    p.add_argument(
-        "-i", "--inspector", action="store_true", help="mount the guest's file systems as it would"
-    )
-    p.add_argument(
-        "-m", "--mount", action="append", default=[], metavar="DEV[:MOUNTPOINT[:OPTIONS[:FSTYPE]]]"
-    )
-    p.add_argument("-r", "--ro", action="store_true", help="read-only")
-    p.add_argument("-o", "--option", action="append", default=[], metavar="FUSEOPT", help="FUSE option")
-    p.add_argument("--pid-file", metavar="FILE", help="write the server's pid here")
-    p.add_argument("mountpoint", metavar="MOUNTPOINT")
-    ns = p.parse_args(argv)
+    ns = _parser("mount", opts).parse_args(argv)
     disks, running = _disks(ns, allow_running=True)
     if running and not ns.quiet:
         sys.stderr.write(f"pyvirt mount: domain {ns.domain} is running: mounting read-only\n")
@@ -228,37 +164,32 @@ def _mount(argv: list[str]) -> int:
     return 0
 
 
-def _umount(argv: list[str]) -> int:
+def _umount(opts: GlobalOptions, argv: list[str]) -> int:
     from pyvirt.guest.mount import umount
 
-    p = _Parser(
-        prog="pyvirt umount", description="Unmount a guest mount and wait for its disk to be written."
-    )
-    p.add_argument("--retry", type=int, default=5, metavar="N", help="retries while the mount is busy")
-    p.add_argument("mountpoint", metavar="MOUNTPOINT")
-    ns = p.parse_args(argv)
+    ns = _parser("umount", opts, retry=5).parse_args(argv)
     umount(ns.mountpoint, retries=max(0, ns.retry))
     return 0
 
 
-def sysprep_main(argv: list[str]) -> int:
+def sysprep_main(argv: list[str], opts: GlobalOptions | None = None) -> int:
     """``pyvirt sysprep -d DOMAIN | -a DISK [--operations OP,...] [--list-operations] ...``."""
-    return _run(_sysprep, argv)
+    return _run(_sysprep, opts, argv)
 
 
-def customize_main(argv: list[str]) -> int:
+def customize_main(argv: list[str], opts: GlobalOptions | None = None) -> int:
     """``pyvirt customize -d DOMAIN | -a DISK [--hostname H] ... [--prepare-template]``."""
-    return _run(_customize, argv)
+    return _run(_customize, opts, argv)
 
 
-def mount_main(argv: list[str]) -> int:
+def mount_main(argv: list[str], opts: GlobalOptions | None = None) -> int:
     """``pyvirt mount -a DISK | -d DOMAIN (-i | -m DEV[:MOUNTPOINT]) [--ro] MOUNTPOINT``."""
-    return _run(_mount, argv)
+    return _run(_mount, opts, argv)
 
 
-def umount_main(argv: list[str]) -> int:
+def umount_main(argv: list[str], opts: GlobalOptions | None = None) -> int:
     """``pyvirt umount MOUNTPOINT``."""
-    return _run(_umount, argv)
+    return _run(_umount, opts, argv)
 
 
 _MAINS = {"sysprep": sysprep_main, "customize": customize_main, "mount": mount_main, "umount": umount_main}

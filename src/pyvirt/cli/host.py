@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from pyvirt.cli.args import Spec, parse_or_usage
 from pyvirt.cli.output import emit, emit_json, fields
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from pyvirt.cli.args import Parsed
     from pyvirt.cli.main import GlobalOptions
 
 
-def _flags(verb: str, argv: list[str], flags: list[str] | None = None) -> dict[str, object] | None:
-    return parse_or_usage(argv, Spec(verb, flags=["json", *(flags or [])]))
-
-
-def cmd_nodeinfo(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _flags("nodeinfo", argv)
-    if a is None:
-        return 0
+def cmd_nodeinfo(opts: GlobalOptions, a: Parsed) -> int:
     info = opts.connect().nodeinfo()
     if opts.json or a.get("json"):
         emit_json(info)
@@ -41,9 +34,7 @@ def cmd_nodeinfo(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_capabilities(opts: GlobalOptions, argv: list[str]) -> int:
-    if _flags("capabilities", argv) is None:
-        return 0
+def cmd_capabilities(opts: GlobalOptions, a: Parsed) -> int:
     emit(opts.connect().capabilities())
     return 0
 
@@ -52,10 +43,7 @@ def _dotted(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
 
 
-def cmd_version(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _flags("version", argv, ["daemon"])
-    if a is None:
-        return 0
+def cmd_version(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt import __version__
 
     info = opts.connect().version()
@@ -74,9 +62,7 @@ def cmd_version(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_uri(opts: GlobalOptions, argv: list[str]) -> int:
-    if _flags("uri", argv) is None:
-        return 0
+def cmd_uri(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.uri import default_uri, parse_uri
 
     uri = parse_uri(opts.uri or default_uri())
@@ -85,17 +71,12 @@ def cmd_uri(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_hostname(opts: GlobalOptions, argv: list[str]) -> int:
-    if _flags("hostname", argv) is None:
-        return 0
+def cmd_hostname(opts: GlobalOptions, a: Parsed) -> int:
     emit(opts.connect().hostname() + "\n")
     return 0
 
 
-def cmd_host_validate(opts: GlobalOptions, argv: list[str]) -> int:
-    a = _flags("host-validate", argv)
-    if a is None:
-        return 0
+def cmd_host_validate(opts: GlobalOptions, a: Parsed) -> int:
     checks = opts.connect().validate_host()
     if opts.json or a.get("json"):
         emit_json(checks)

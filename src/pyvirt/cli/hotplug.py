@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from pyvirt.cli.args import Spec, parse, usage
 from pyvirt.cli.domain import _domain, _guard
-from pyvirt.cli.output import emit, message
+from pyvirt.cli.output import message
 from pyvirt.client.transport import quote
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from pyvirt.cli.args import Parsed
     from pyvirt.cli.main import GlobalOptions
 
 SCOPE = ["live", "config", "current", "persistent"]
 
 
-def attach_interface(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec(
-        "attach-interface", ["domain", "type", "source"], flags=SCOPE, options=["mac", "model", "target"]
-    )
-    if "--help" in argv:
-        emit(usage(spec))
-        return 0
-    a = parse(spec, argv)
+def attach_interface(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
     body = {
@@ -39,12 +32,7 @@ def attach_interface(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def detach_interface(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec("detach-interface", ["domain", "type"], flags=SCOPE, options=["mac"])
-    if "--help" in argv:
-        emit(usage(spec))
-        return 0
-    a = parse(spec, argv)
+def detach_interface(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
     mac = a.opt("mac")
@@ -64,12 +52,7 @@ def detach_interface(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def domif_setlink(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec("domif-setlink", ["domain", "interface", "state"], flags=["config"])
-    if "--help" in argv:
-        emit(usage(spec))
-        return 0
-    a = parse(spec, argv)
+def domif_setlink(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
     device = quote(a.text("interface"), safe="")

@@ -13,24 +13,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
+    from pyvirt.cli.main import GlobalOptions
+
 PROG = "pyvirt img"
-
-USAGE = f"""usage: {PROG} COMMAND [options]
-
-Commands (as qemu-img):
-  create [-q] [-f FMT] [-b BACKING [-F BACKING_FMT]] [-u] [-o OPTIONS] FILENAME [SIZE]
-  info [-f FMT] [--output=human|json] [--backing-chain] [-U] FILENAME
-  check [-q] [-f FMT] [--output=human|json] [-r leaks|all] FILENAME
-  convert [-c] [-p] [-q] [-f FMT] [-O OUTPUT_FMT] [-o OPTIONS] [-B BACKING [-F BACKING_FMT]] [-S SIZE]
-          [-m N] [-W] [-n] [--target-is-zero] FILENAME [FILENAME2 [...]] OUTPUT_FILENAME
-  resize [-q] [-f FMT] [--shrink] FILENAME [+|-]SIZE
-  commit [-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE_LIMIT] [-d] [-p] FILENAME
-  rebase [-q] [-f FMT] [-t CACHE] [-T SRC_CACHE] [-p] [-u] [-U] -b BACKING [-F BACKING_FMT] FILENAME
-  snapshot [-q] [-f FMT] [-l | -a SNAPSHOT | -c SNAPSHOT | -d SNAPSHOT] FILENAME
-  map [-f FMT] [--output=human|json] FILENAME
-  compare [-f FMT] [-F FMT] [-s] [-q] [-p] FILENAME1 FILENAME2
-  measure [--output=human|json] [-O FMT] [-o OPTIONS] [--size N | [-f FMT] FILENAME]
-"""
 
 
 class UsageError(Exception):
@@ -39,6 +24,18 @@ class UsageError(Exception):
 
 def _err(msg: str) -> None:
     sys.stderr.write(f"{PROG}: error: {msg}\n")
+
+
+def _spec(verb: str) -> tuple[str, list[str]]:
+    """The verb's getopt specification, from the command table."""
+    from pyvirt.cli.args import getopt_spec
+    from pyvirt.cli.commands import find
+
+    img = find("img")
+    assert img is not None
+    cmd = img.subcommand(verb)
+    assert cmd is not None
+    return getopt_spec(cmd)
 
 
 def _parse(argv: list[str], short: str, long: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -189,7 +186,7 @@ def cmd_create(argv: list[str]) -> int:
     from pyvirt.image.create import create_image
     from pyvirt.image.sizes import parse_size
 
-    opts, args = _parse(argv, "qf:b:F:uo:", [])
+    opts, args = _parse(argv, *_spec("create"))
     fmt, backing, bfmt, unsafe, quiet, o = "raw", None, None, False, False, {}
     for k, v in opts:
         if k == "-f":
@@ -293,7 +290,7 @@ def _formatting_line(
 def cmd_info(argv: list[str]) -> int:
     from pyvirt.image.info import chain_list, image_info, info_human, info_json
 
-    opts, args = _parse(argv, "f:hU", ["output=", "backing-chain", "force-share", "image-opts", "limits"])
+    opts, args = _parse(argv, *_spec("info"))
     fmt, output, chain = None, "human", False
     for k, v in opts:
         if k == "-f":
@@ -316,7 +313,7 @@ def cmd_info(argv: list[str]) -> int:
 def cmd_check(argv: list[str]) -> int:
     from pyvirt.image.checker import CheckFailed, NotCheckable, check_image, render_human, render_json
 
-    opts, args = _parse(argv, "qf:r:TU", ["output=", "repair=", "force-share"])
+    opts, args = _parse(argv, *_spec("check"))
     fmt, output, repair, quiet, share = None, "human", None, False, False
     for k, v in opts:
         if k == "-f":
@@ -357,7 +354,7 @@ def cmd_convert(argv: list[str]) -> int:
     from pyvirt.image.converter import convert
     from pyvirt.image.sizes import parse_size
 
-    opts, args = _parse(argv, "cpqf:O:o:B:F:S:m:Wnt:T:U", ["force-share", "target-is-zero"])
+    opts, args = _parse(argv, *_spec("convert"))
     kw: dict[str, Any] = {}
     out_fmt, progress, quiet, o = "raw", False, False, {}
     sparse = 4096
@@ -426,7 +423,7 @@ def cmd_resize(argv: list[str]) -> int:
     # A leading "-1G" is a size, not an option: getopt must not see it.
     sizes = [a for a in argv if len(a) > 1 and a[0] == "-" and a[1].isdigit()]
     rest = [a for a in argv if a not in sizes]
-    opts, args = _parse(rest, "qf:", ["shrink", "preallocation=", "object=", "image-opts"])
+    opts, args = _parse(rest, *_spec("resize"))
     fmt, shrink, quiet = None, False, False
     for k, v in opts:
         if k == "-f":
@@ -447,7 +444,7 @@ def cmd_resize(argv: list[str]) -> int:
 def cmd_commit(argv: list[str]) -> int:
     from pyvirt.image.commit import commit
 
-    opts, args = _parse(argv, "qf:pdb:t:r:", [])
+    opts, args = _parse(argv, *_spec("commit"))
     fmt, quiet, progress, drop = None, False, False, False
     base: str | None = None
     cache: str | None = None
@@ -480,7 +477,7 @@ def cmd_commit(argv: list[str]) -> int:
 def cmd_rebase(argv: list[str]) -> int:
     from pyvirt.image.rebase import rebase
 
-    opts, args = _parse(argv, "qf:pub:F:t:T:U", ["force-share"])
+    opts, args = _parse(argv, *_spec("rebase"))
     fmt, quiet, progress, unsafe, share = None, False, False, False, False
     backing: str | None = None
     bfmt: str | None = None
@@ -529,7 +526,7 @@ def cmd_snapshot(argv: list[str]) -> int:
     from pyvirt.image.qcow2 import snapshot as S
     from pyvirt.image.qcow2.image import Qcow2Image
 
-    opts, args = _parse(argv, "qf:la:c:d:U", ["force-share"])
+    opts, args = _parse(argv, *_spec("snapshot"))
     fmt, action, name = None, "", ""
     for k, v in opts:
         if k == "-f":
@@ -572,7 +569,7 @@ def cmd_snapshot(argv: list[str]) -> int:
 def cmd_map(argv: list[str]) -> int:
     from pyvirt.image.ops import map_image
 
-    opts, args = _parse(argv, "f:U", ["output=", "force-share", "start-offset=", "max-length="])
+    opts, args = _parse(argv, *_spec("map"))
     fmt, output, share = None, "human", False
     for k, v in opts:
         if k == "-f":
@@ -590,7 +587,7 @@ def cmd_map(argv: list[str]) -> int:
 def cmd_compare(argv: list[str]) -> int:
     from pyvirt.image.ops import compare
 
-    opts, args = _parse(argv, "f:F:spqU", ["force-share"])
+    opts, args = _parse(argv, *_spec("compare"))
     f1 = f2 = None
     strict = quiet = share = False
     for k, v in opts:
@@ -616,7 +613,7 @@ def cmd_measure(argv: list[str]) -> int:
     from pyvirt.image.measure import measure, render
     from pyvirt.image.sizes import parse_size
 
-    opts, args = _parse(argv, "f:O:o:U", ["output=", "size=", "force-share", "object=", "image-opts"])
+    opts, args = _parse(argv, *_spec("measure"))
     fmt, out_fmt, output, o, size, share = None, "raw", "human", {}, None, False
     for k, v in opts:
         if k == "-f":
@@ -655,14 +652,21 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-def main(argv: list[str]) -> int:
-    """Run one ``pyvirt img`` verb; returns the exit status (qemu-img's)."""
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        sys.stdout.write(USAGE)
-        return 0 if argv else 1
+def main(argv: list[str], opts: GlobalOptions | None = None) -> int:
+    """Run one ``pyvirt img`` verb; returns the exit status (qemu-img's).
+
+    The global options reach here checked (:func:`pyvirt.cli.main.refuse_globals`): ``-c`` names
+    this host, ``--json`` is already ``--output=json``, ``-r`` only with verbs that write nothing.
+    """
+    if not argv or argv[0] == "help":
+        from pyvirt.cli.help import show
+
+        return show(["img", *argv[1:2]]) if argv else show(["img"]) or 1
     cmd = COMMANDS.get(argv[0])
     if cmd is None:
-        _err(f"Command not found: {argv[0]}")
+        from pyvirt.cli.args import suggest
+
+        _err(f"Command not found: {argv[0]}{suggest(argv[0], list(COMMANDS))}")
         return 1
     from pyvirt.errors import PyvirtError
 

@@ -1,7 +1,7 @@
 """``pyvirt``: the entry point. Parses the global options, then hands the verb to its module.
 
-Only the chosen verb's module is imported (the table below names modules as strings), so
-``pyvirt list`` pays for neither argparse trees of forty verbs nor the image or guest libraries.
+Every verb and tool is declared in :mod:`pyvirt.cli.commands`; only the chosen verb's module is
+imported, so ``pyvirt list`` pays for neither the image nor the guest libraries.
 """
 
 from __future__ import annotations
@@ -13,167 +13,13 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI star
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from pyvirt.cli.commands import Command
     from pyvirt.client.api import Connection
-
-USAGE = """\
-usage: pyvirt [-c URI] [-r] [--json] COMMAND [ARGS...]
-
-Global options:
-  -c, --connect URI   hypervisor connection URI (default: $PYVIRT_DEFAULT_URI, qemu:///system for root,
-                      qemu:///session otherwise)
-  -r, --readonly      connect read-only (queries only)
-  -h, --help          this help, or `pyvirt help COMMAND`
-  -V, --version       client version
-
-Domain management:
-  define FILE              define a persistent domain from an XML file
-  undefine DOMAIN          undefine a domain [--remove-all-storage]
-  create FILE              create and start a transient domain [--paused] [--console]
-  dumpxml DOMAIN           domain XML [--inactive]
-  edit DOMAIN              edit the domain XML in $EDITOR
-  list                     list domains [--all] [--name] [--uuid] [--state-*] [--autostart] [--json]
-  dominfo DOMAIN           domain information [--json]
-  domstate DOMAIN          domain state [--reason]
-  domid|domuuid|domname    convert between name, id and UUID
-  start DOMAIN             start a domain [--paused] [--console]
-  shutdown DOMAIN          ACPI power-button shutdown
-  reboot DOMAIN            ACPI reboot
-  reset DOMAIN             hard reset
-  destroy DOMAIN           power off at once [--graceful]
-  suspend|resume DOMAIN    pause or resume the vCPUs
-  autostart DOMAIN         start with the daemon [--disable]
-  console DOMAIN           attach to the serial console (Ctrl+] detaches) [--force] [--history]
-  domblklist DOMAIN        block devices [--details]
-  domiflist DOMAIN         network interfaces
-  vncdisplay DOMAIN        the VNC display
-  event                    print lifecycle events [--loop] [--timeout N]
-
-Networks:
-  net-list net-info net-define net-undefine net-create net-start net-destroy net-autostart
-  net-dumpxml net-edit net-uuid net-name net-dhcp-leases domifaddr attach-interface
-  detach-interface domif-setlink
-
-Storage:
-  pool-list pool-info pool-define pool-define-as pool-create pool-create-as pool-edit pool-build
-  pool-start pool-destroy pool-autostart pool-refresh pool-dumpxml pool-undefine vol-list vol-info
-  vol-create vol-create-as vol-create-from vol-clone vol-resize vol-wipe vol-delete vol-path
-  vol-dumpxml vol-upload vol-download
-
-Host:
-  nodeinfo  capabilities  version  uri  hostname  host-validate
-
-Tools:
-  img ...                  disk images (qemu-img's verbs: create info check convert resize ...)
-  sysprep | customize | mount | umount   offline guest tools
-  template ... | clone ... templates and clones
-"""
-
-# verb → (module, function). Functions take (global options, argv) and return an exit status.
-VERBS: dict[str, tuple[str, str]] = {
-    **{
-        verb: ("pyvirt.cli.domain", "cmd_" + verb.replace("-", "_"))
-        for verb in (
-            "define",
-            "undefine",
-            "create",
-            "dumpxml",
-            "edit",
-            "list",
-            "dominfo",
-            "domstate",
-            "domid",
-            "domuuid",
-            "domname",
-            "start",
-            "shutdown",
-            "reboot",
-            "reset",
-            "destroy",
-            "suspend",
-            "resume",
-            "autostart",
-            "domblklist",
-            "domiflist",
-            "vncdisplay",
-            "event",
-        )
-    },
-    "console": ("pyvirt.cli.console", "cmd_console"),
-    **{
-        verb: ("pyvirt.cli.host", "cmd_" + verb.replace("-", "_"))
-        for verb in ("nodeinfo", "capabilities", "version", "uri", "hostname", "host-validate")
-    },
-    **{
-        verb: ("pyvirt.cli.network", "cmd_" + verb.replace("-", "_"))
-        for verb in (
-            "net-list",
-            "net-info",
-            "net-define",
-            "net-undefine",
-            "net-create",
-            "net-start",
-            "net-destroy",
-            "net-autostart",
-            "net-dumpxml",
-            "net-edit",
-            "net-uuid",
-            "net-name",
-            "net-dhcp-leases",
-            "domifaddr",
-            "attach-interface",
-            "detach-interface",
-            "domif-setlink",
-        )
-    },
-    **{
-        verb: ("pyvirt.cli.storage", "cmd_" + verb.replace("-", "_"))
-        for verb in (
-            "pool-list",
-            "pool-info",
-            "pool-define",
-            "pool-define-as",
-            "pool-create",
-            "pool-create-as",
-            "pool-edit",
-            "pool-build",
-            "pool-start",
-            "pool-destroy",
-            "pool-autostart",
-            "pool-refresh",
-            "pool-dumpxml",
-            "pool-undefine",
-            "vol-list",
-            "vol-info",
-            "vol-create",
-            "vol-create-as",
-            "vol-create-from",
-            "vol-clone",
-            "vol-resize",
-            "vol-wipe",
-            "vol-delete",
-            "vol-path",
-            "vol-dumpxml",
-            "vol-upload",
-            "vol-download",
-        )
-    },
-}
-
-# Tools with their own option syntax: they get argv after the verb and nothing else.
-TOOLS: dict[str, tuple[str, str]] = {
-    "img": ("pyvirt.cli.img", "main"),
-    "sysprep": ("pyvirt.cli.guest", "sysprep_main"),
-    "customize": ("pyvirt.cli.guest", "customize_main"),
-    "mount": ("pyvirt.cli.guest", "mount_main"),
-    "umount": ("pyvirt.cli.guest", "umount_main"),
-    "template": ("pyvirt.cli.template", "main"),
-    "clone": ("pyvirt.cli.template", "clone_main"),
-    "proxy": ("pyvirt.cli.proxy", "main"),
-    "pki": ("pyvirt.cli.pki", "main"),
-}
 
 
 class GlobalOptions:
+    """The options before the verb, handed to every command (tools included)."""
+
     def __init__(self) -> None:
         self.uri: str | None = None
         self.readonly = False
@@ -212,37 +58,83 @@ def main(argv: list[str] | None = None) -> int:
         elif arg == "--json":
             opts.json = True
         elif arg in ("-h", "--help"):
-            sys.stdout.write(USAGE)
-            return 0
+            return _help([])
         elif arg in ("-V", "--version"):
             from pyvirt import __version__
 
             sys.stdout.write(f"{__version__}\n")
             return 0
         else:
-            return fail(f"unsupported option '{arg}'. See --help.")
+            from pyvirt.cli.args import suggest
+
+            hint = suggest(arg, ["--connect", "--readonly", "--json", "--help", "--version"])
+            return fail(f"unsupported option '{arg}'{hint}. See --help.")
     if not args:
-        sys.stdout.write(USAGE)
-        return 0
+        return _help([])
+    from pyvirt.cli.commands import find
+
     verb, rest = args[0], args[1:]
-    if verb == "help":
-        if rest and rest[0] in VERBS:
-            return dispatch(VERBS[rest[0]], opts, ["--help"])
-        sys.stdout.write(USAGE)
-        return 0
-    if verb in TOOLS:
-        module, func = TOOLS[verb]
-        tool: Callable[[list[str]], int] = getattr(_load(module), func)
-        return run_guarded(lambda: tool(rest))
-    if verb not in VERBS:
-        return fail(f"unknown command: '{verb}'")
-    return dispatch(VERBS[verb], opts, rest)
+    cmd = find(verb)
+    if cmd is None:
+        from pyvirt.cli.args import suggest
+        from pyvirt.cli.commands import COMMANDS
+
+        hint = suggest(verb, [c.name for c in COMMANDS if c.group is not None])
+        return fail(f"unknown command: '{verb}'{hint}")
+    sub = cmd.subcommand(rest[0]) if cmd.sub and rest else None
+    if _wants_help(rest):
+        return _help([cmd.name, sub.name] if sub else [cmd.name])
+    refused = refuse_globals(opts, sub or cmd, f"{cmd.name} {sub.name}" if sub else cmd.name)
+    if refused:
+        return fail(refused)
+    if opts.json and sub is not None and cmd.name == "img":
+        rest = [rest[0], "--output=json", *rest[1:]]
+    module, func = cmd.function()
+    if cmd.style == "virsh":
+        from pyvirt.cli.args import parse
+
+        def run() -> int:
+            verb_func: Callable[[GlobalOptions, object], int] = getattr(_load(module), func)
+            return verb_func(opts, parse(cmd, rest))
+
+        return run_guarded(run)
+    tool: Callable[[list[str], GlobalOptions], int] = getattr(_load(module), func)
+    return run_guarded(lambda: tool(rest, opts))
 
 
-def dispatch(target: tuple[str, str], opts: GlobalOptions, rest: list[str]) -> int:
-    module, func = target
-    command: Callable[[GlobalOptions, list[str]], int] = getattr(_load(module), func)
-    return run_guarded(lambda: command(opts, rest))
+def _wants_help(rest: list[str]) -> bool:
+    for arg in rest:
+        if arg == "--":
+            return False
+        if arg in ("-h", "--help"):
+            return True
+    return False
+
+
+def _help(words: list[str]) -> int:
+    from pyvirt.cli.help import show
+
+    return run_guarded(lambda: show(words))
+
+
+def refuse_globals(opts: GlobalOptions, cmd: Command, name: str) -> str | None:
+    """The error for a global option ``cmd`` cannot honour, or None."""
+    allowed = cmd.globals
+    if opts.uri is not None:
+        if "l" in allowed:
+            from pyvirt.uri import parse_uri
+
+            if not parse_uri(opts.uri).is_local:
+                return (
+                    f"option --connect: '{name}' works on local files only, not on the host of '{opts.uri}'"
+                )
+        elif "c" not in allowed:
+            return f"option --connect does not apply to '{name}': it connects to no daemon"
+    if opts.readonly and "r" not in allowed:
+        return f"option --readonly does not apply to '{name}': it changes things, or connects to no daemon"
+    if opts.json and "j" not in allowed:
+        return f"option --json does not apply to '{name}': it has no JSON output"
+    return None
 
 
 def run_guarded(call: Callable[[], int]) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyvirt.cli.args import Spec, filter_by_flags, parse_or_usage
+from pyvirt.cli.args import filter_by_flags
 from pyvirt.cli.domain import _domain, _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, fields, message, table
 from pyvirt.client.transport import quote
@@ -12,6 +12,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI star
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyvirt.cli.args import Parsed
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection
 
@@ -27,26 +28,7 @@ def _get(conn: Connection, name: str) -> dict[str, Any]:
         raise PyvirtError(f"failed to get network '{name}'\nerror: {err}") from err
 
 
-def cmd_net_list(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(
-        argv,
-        Spec(
-            "net-list",
-            flags=[
-                "all",
-                "inactive",
-                "name",
-                "uuid",
-                "autostart",
-                "no-autostart",
-                "persistent",
-                "transient",
-                "json",
-            ],
-        ),
-    )
-    if a is None:
-        return 0
+def cmd_net_list(opts: GlobalOptions, a: Parsed) -> int:
     nets = filter_by_flags(sorted(opts.connect().call("GET", "/v1/networks"), key=lambda n: n["name"]), a)
     if opts.json or a.flag("json"):
         emit_json(nets)
@@ -67,10 +49,7 @@ def cmd_net_list(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_net_info(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("net-info", ["network"], flags=["json"]))
-    if a is None:
-        return 0
+def cmd_net_info(opts: GlobalOptions, a: Parsed) -> int:
     info = _get(opts.connect(), a.text("network"))
     if opts.json or a.flag("json"):
         emit_json(info)
@@ -88,10 +67,7 @@ def cmd_net_info(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def _define(opts: GlobalOptions, argv: list[str], verb: str, start: bool) -> int:
-    a = parse_or_usage(argv, Spec(verb, ["file"], flags=["validate"]))
-    if a is None:
-        return 0
+def _define(opts: GlobalOptions, a: Parsed, start: bool) -> int:
     path = a.text("file")
     conn = opts.connect()
     what = "create" if start else "define"
@@ -103,28 +79,24 @@ def _define(opts: GlobalOptions, argv: list[str], verb: str, start: bool) -> int
     return 0
 
 
-def cmd_net_define(opts: GlobalOptions, argv: list[str]) -> int:
-    return _define(opts, argv, "net-define", False)
+def cmd_net_define(opts: GlobalOptions, a: Parsed) -> int:
+    return _define(opts, a, False)
 
 
-def cmd_net_create(opts: GlobalOptions, argv: list[str]) -> int:
-    return _define(opts, argv, "net-create", True)
+def cmd_net_create(opts: GlobalOptions, a: Parsed) -> int:
+    return _define(opts, a, True)
 
 
 def _net_action(
     opts: GlobalOptions,
-    argv: list[str],
+    a: Parsed,
     verb: str,
     failure: str,
     success: str,
     method: str,
     action: str,
     body: dict[str, Any] | None = None,
-    flags: list[str] | None = None,
 ) -> int:
-    a = parse_or_usage(argv, Spec(verb, ["network"], flags=flags or []))
-    if a is None:
-        return 0
     conn = opts.connect()
     name = _get(conn, a.text("network"))["name"]
     if verb == "net-autostart" and a.flag("disable"):
@@ -139,10 +111,10 @@ def _net_action(
     return 0
 
 
-def cmd_net_start(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_net_start(opts: GlobalOptions, a: Parsed) -> int:
     return _net_action(
         opts,
-        argv,
+        a,
         "net-start",
         "Failed to start network {name}",
         "Network {name} started",
@@ -152,10 +124,10 @@ def cmd_net_start(opts: GlobalOptions, argv: list[str]) -> int:
     )
 
 
-def cmd_net_destroy(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_net_destroy(opts: GlobalOptions, a: Parsed) -> int:
     return _net_action(
         opts,
-        argv,
+        a,
         "net-destroy",
         "Failed to destroy network {name}",
         "Network {name} destroyed",
@@ -165,10 +137,10 @@ def cmd_net_destroy(opts: GlobalOptions, argv: list[str]) -> int:
     )
 
 
-def cmd_net_undefine(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_net_undefine(opts: GlobalOptions, a: Parsed) -> int:
     return _net_action(
         opts,
-        argv,
+        a,
         "net-undefine",
         "Failed to undefine network {name}",
         "Network {name} has been undefined",
@@ -177,34 +149,27 @@ def cmd_net_undefine(opts: GlobalOptions, argv: list[str]) -> int:
     )
 
 
-def cmd_net_autostart(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_net_autostart(opts: GlobalOptions, a: Parsed) -> int:
     return _net_action(
         opts,
-        argv,
+        a,
         "net-autostart",
         "Failed to mark network {name} as autostarted",
         "Network {name} marked as autostarted",
         "POST",
         "autostart",
         {"enabled": True},
-        flags=["disable"],
     )
 
 
-def cmd_net_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("net-dumpxml", ["network"], flags=["inactive"]))
-    if a is None:
-        return 0
+def cmd_net_dumpxml(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     name = _get(conn, a.text("network"))["name"]
     emit(conn.call("GET", _path(name) + ("/xml?inactive=1" if a.flag("inactive") else "/xml"))["xml"])
     return 0
 
 
-def cmd_net_edit(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("net-edit", ["network"]))
-    if a is None:
-        return 0
+def cmd_net_edit(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.cli.edit import edit_xml
 
     conn = opts.connect()
@@ -213,26 +178,17 @@ def cmd_net_edit(opts: GlobalOptions, argv: list[str]) -> int:
     return edit_xml(original, f"Network {name}", lambda xml: conn.call("POST", "/v1/networks", {"xml": xml}))
 
 
-def cmd_net_uuid(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("net-uuid", ["network"]))
-    if a is None:
-        return 0
+def cmd_net_uuid(opts: GlobalOptions, a: Parsed) -> int:
     emit(_get(opts.connect(), a.text("network"))["uuid"] + "\n\n")
     return 0
 
 
-def cmd_net_name(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("net-name", ["network"]))
-    if a is None:
-        return 0
+def cmd_net_name(opts: GlobalOptions, a: Parsed) -> int:
     emit(_get(opts.connect(), a.text("network"))["name"] + "\n\n")
     return 0
 
 
-def cmd_net_dhcp_leases(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("net-dhcp-leases", ["network"], options=["mac"], flags=["json"]))
-    if a is None:
-        return 0
+def cmd_net_dhcp_leases(opts: GlobalOptions, a: Parsed) -> int:
     import time
 
     conn = opts.connect()
@@ -264,19 +220,7 @@ def cmd_net_dhcp_leases(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_domifaddr(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(
-        argv,
-        Spec(
-            "domifaddr",
-            ["domain"],
-            optional_positionals=["interface"],
-            flags=["full", "json"],
-            options=["source"],
-        ),
-    )
-    if a is None:
-        return 0
+def cmd_domifaddr(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
     addrs = conn.call("GET", f"/v1/domains/{quote(dom.key, safe='')}/ifaddr")
@@ -292,19 +236,19 @@ def cmd_domifaddr(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_attach_interface(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_attach_interface(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.cli.hotplug import attach_interface
 
-    return attach_interface(opts, argv)
+    return attach_interface(opts, a)
 
 
-def cmd_detach_interface(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_detach_interface(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.cli.hotplug import detach_interface
 
-    return detach_interface(opts, argv)
+    return detach_interface(opts, a)
 
 
-def cmd_domif_setlink(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_domif_setlink(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.cli.hotplug import domif_setlink
 
-    return domif_setlink(opts, argv)
+    return domif_setlink(opts, a)

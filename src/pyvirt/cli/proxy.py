@@ -14,7 +14,10 @@ import os
 import select
 import sys
 
-USAGE = "usage: pyvirt proxy [--mode system|session] [--socket PATH] [--readonly]\n"
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
+if TYPE_CHECKING:
+    from pyvirt.cli.args import Parsed
+    from pyvirt.cli.main import GlobalOptions
 
 
 def socket_path(mode: str | None, explicit: str | None, readonly: bool) -> str:
@@ -27,31 +30,14 @@ def socket_path(mode: str | None, explicit: str | None, readonly: bool) -> str:
     return local_socket(mode or ("system" if os.geteuid() == 0 else "session"), readonly)
 
 
-def main(argv: list[str]) -> int:
-    # Hand-parsed: this runs once per remote connection, and argparse's import is a measurable part.
-    mode: str | None = None
-    explicit: str | None = None
-    readonly = False
-    args = list(argv)
-    while args:
-        arg = args.pop(0)
-        if arg in ("-h", "--help"):
-            sys.stdout.write(USAGE + (__doc__ or ""))
-            return 0
-        if arg == "--readonly":
-            readonly = True
-        elif arg in ("--mode", "--socket") and args:
-            value = args.pop(0)
-            if arg == "--mode":
-                if value not in ("system", "session"):
-                    sys.stderr.write(f"error: pyvirt proxy: bad mode '{value}'\n")
-                    return 2
-                mode = value
-            else:
-                explicit = value
-        else:
-            sys.stderr.write(f"error: pyvirt proxy: unexpected argument '{arg}'\n{USAGE}")
-            return 2
+def main(opts: GlobalOptions, a: Parsed) -> int:
+    """Options as declared in :mod:`pyvirt.cli.commands`; the global ``-r`` is ``--readonly``."""
+    mode = a.opt("mode")
+    if mode not in (None, "system", "session"):
+        sys.stderr.write(f"error: pyvirt proxy: bad mode '{mode}'\n")
+        return 2
+    explicit = a.opt("socket")
+    readonly = a.flag("readonly") or opts.readonly
     path = socket_path(mode, explicit, readonly)
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from pyvirt.cli.args import Parsed, Spec, filter_by_flags, parse_or_usage
+from pyvirt.cli.args import Parsed, filter_by_flags
 from pyvirt.cli.domain import _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, message, table
 from pyvirt.client.transport import quote
@@ -82,12 +82,7 @@ def _volume(
 # ------------------------------------------------------------------------------------------------- pools
 
 
-def cmd_pool_list(opts: GlobalOptions, argv: list[str]) -> int:
-    flags = ["all", "inactive", "details", "name", "uuid", "autostart", "no-autostart"]
-    flags += ["persistent", "transient", "json"]
-    a = parse_or_usage(argv, Spec("pool-list", flags=flags, options=["type"]))
-    if a is None:
-        return 0
+def cmd_pool_list(opts: GlobalOptions, a: Parsed) -> int:
     pools = filter_by_flags(
         sorted(opts.connect().call("GET", "/v1/pools"), key=lambda p: p["name"].casefold()), a
     )
@@ -133,10 +128,7 @@ def cmd_pool_list(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_pool_info(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("pool-info", ["pool"], flags=["bytes", "json"]))
-    if a is None:
-        return 0
+def cmd_pool_info(opts: GlobalOptions, a: Parsed) -> int:
     info = _pool(opts.connect(), a.text("pool"))
     if opts.json or a.flag("json"):
         emit_json(info)
@@ -183,17 +175,7 @@ def _pool_xml(name: str, pool_type: str, a: Parsed) -> str:
     return serialize(root)
 
 
-def cmd_pool_define_as(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec(
-        "pool-define-as",
-        ["name", "type"],
-        optional_positionals=["source_host", "source_path", "source_dev", "source_name", "target"],
-        flags=["print-xml"],
-        options=["source-format"],
-    )
-    a = parse_or_usage(argv, spec)
-    if a is None:
-        return 0
+def cmd_pool_define_as(opts: GlobalOptions, a: Parsed) -> int:
     name, pool_type = a.text("name"), a.text("type")
     xml = _pool_xml(name, pool_type, a)
     if a.flag("print_xml"):
@@ -220,10 +202,7 @@ def _create_pool(conn: Connection, xml: str, build: bool, failure: str) -> dict[
     return dict(_guard(failure, lambda: conn.call("POST", "/v1/pools", body)))
 
 
-def cmd_pool_create(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("pool-create", ["file"], flags=_BUILD_FLAGS))
-    if a is None:
-        return 0
+def cmd_pool_create(opts: GlobalOptions, a: Parsed) -> int:
     build = _build_requested(a)
     path = a.text("file")
     xml = _read_file(path)
@@ -232,17 +211,7 @@ def cmd_pool_create(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_pool_create_as(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec(
-        "pool-create-as",
-        ["name", "type"],
-        optional_positionals=["source_host", "source_path", "source_dev", "source_name", "target"],
-        flags=["print-xml", *_BUILD_FLAGS],
-        options=["source-format"],
-    )
-    a = parse_or_usage(argv, spec)
-    if a is None:
-        return 0
+def cmd_pool_create_as(opts: GlobalOptions, a: Parsed) -> int:
     build = _build_requested(a)
     name = a.text("name")
     xml = _pool_xml(name, a.text("type"), a)
@@ -254,10 +223,7 @@ def cmd_pool_create_as(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_pool_edit(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("pool-edit", ["pool"]))
-    if a is None:
-        return 0
+def cmd_pool_edit(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.cli.edit import edit_xml
 
     conn = opts.connect()
@@ -266,10 +232,7 @@ def cmd_pool_edit(opts: GlobalOptions, argv: list[str]) -> int:
     return edit_xml(original, f"Pool {name}", lambda xml: conn.call("POST", "/v1/pools", {"xml": xml}))
 
 
-def cmd_pool_define(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("pool-define", ["file"], flags=["validate"]))
-    if a is None:
-        return 0
+def cmd_pool_define(opts: GlobalOptions, a: Parsed) -> int:
     path = a.text("file")
     conn = opts.connect()
     status = _guard(
@@ -280,12 +243,7 @@ def cmd_pool_define(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def _pool_action(
-    opts: GlobalOptions, argv: list[str], verb: str, action: str, failure: str, success: str, flags: list[str]
-) -> int:
-    a = parse_or_usage(argv, Spec(verb, ["pool"], flags=flags))
-    if a is None:
-        return 0
+def _pool_action(opts: GlobalOptions, a: Parsed, verb: str, action: str, failure: str, success: str) -> int:
     conn = opts.connect()
     name = _pool(conn, a.text("pool"))["name"]
     body: dict[str, Any] = {"enabled": True} if verb == "pool-autostart" else {}
@@ -305,55 +263,49 @@ def _pool_action(
     return 0
 
 
-def cmd_pool_build(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_pool_build(opts: GlobalOptions, a: Parsed) -> int:
     return _pool_action(
-        opts, argv, "pool-build", "build", "Failed to build pool {name}", "Pool {name} built",
-        ["overwrite", "no-overwrite"],
+        opts, a, "pool-build", "build", "Failed to build pool {name}", "Pool {name} built",
     )  # fmt: skip
 
 
-def cmd_pool_start(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_pool_start(opts: GlobalOptions, a: Parsed) -> int:
     return _pool_action(
-        opts, argv, "pool-start", "start", "Failed to start pool {name}", "Pool {name} started",
-        ["build", "overwrite", "no-overwrite"],
+        opts, a, "pool-start", "start", "Failed to start pool {name}", "Pool {name} started",
     )  # fmt: skip
 
 
-def cmd_pool_destroy(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_pool_destroy(opts: GlobalOptions, a: Parsed) -> int:
     return _pool_action(
-        opts, argv, "pool-destroy", "destroy", "Failed to destroy pool {name}", "Pool {name} destroyed", []
+        opts, a, "pool-destroy", "destroy", "Failed to destroy pool {name}", "Pool {name} destroyed"
     )
 
 
-def cmd_pool_refresh(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_pool_refresh(opts: GlobalOptions, a: Parsed) -> int:
     return _pool_action(
-        opts, argv, "pool-refresh", "refresh", "Failed to refresh pool {name}", "Pool {name} refreshed", []
+        opts, a, "pool-refresh", "refresh", "Failed to refresh pool {name}", "Pool {name} refreshed"
     )
 
 
-def cmd_pool_autostart(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_pool_autostart(opts: GlobalOptions, a: Parsed) -> int:
     return _pool_action(
-        opts, argv, "pool-autostart", "autostart", "failed to mark pool {name} as autostarted",
-        "Pool {name} marked as autostarted", ["disable"],
+        opts, a, "pool-autostart", "autostart", "failed to mark pool {name} as autostarted",
+        "Pool {name} marked as autostarted",
     )  # fmt: skip
 
 
-def cmd_pool_undefine(opts: GlobalOptions, argv: list[str]) -> int:
+def cmd_pool_undefine(opts: GlobalOptions, a: Parsed) -> int:
     return _pool_action(
         opts,
-        argv,
+        a,
         "pool-undefine",
         "",
         "Failed to undefine pool {name}",
         "Pool {name} has been undefined",
-        [],
     )
 
 
-def cmd_pool_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("pool-dumpxml", ["pool"], flags=["inactive"]))
-    if a is None:
-        return 0
+def cmd_pool_dumpxml(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     name = _pool(conn, a.text("pool"))["name"]
     emit(conn.call("GET", _pool_path(name) + ("/xml?inactive=1" if a.flag("inactive") else "/xml"))["xml"])
@@ -363,10 +315,7 @@ def cmd_pool_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
 # ----------------------------------------------------------------------------------------------- volumes
 
 
-def cmd_vol_list(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("vol-list", ["pool"], flags=["details", "json"]))
-    if a is None:
-        return 0
+def cmd_vol_list(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     name = _pool(conn, a.text("pool"))["name"]
     vols = _guard("Failed to list volumes", lambda: conn.call("GET", _pool_path(name) + "/volumes"))
@@ -381,10 +330,7 @@ def cmd_vol_list(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vol_info(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("vol-info", ["vol"], flags=["bytes", "physical", "json"], options=["pool"]))
-    if a is None:
-        return 0
+def cmd_vol_info(opts: GlobalOptions, a: Parsed) -> int:
     _pool_name, _name, info = _volume(opts.connect(), a.text("vol"), a.opt("pool"))
     if opts.json or a.flag("json"):
         emit_json(info)
@@ -397,16 +343,7 @@ def cmd_vol_info(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vol_create_as(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec(
-        "vol-create-as",
-        ["pool", "name", "capacity"],
-        flags=["prealloc-metadata", "print-xml"],
-        options=["allocation", "format", "backing-vol", "backing-vol-format"],
-    )
-    a = parse_or_usage(argv, spec)
-    if a is None:
-        return 0
+def cmd_vol_create_as(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.conf.storage import volume_xml
     from pyvirt.conf.units import parse_scaled
 
@@ -439,11 +376,7 @@ def cmd_vol_create_as(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vol_create(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec("vol-create", ["pool", "file"], flags=["prealloc-metadata", "validate"])
-    a = parse_or_usage(argv, spec)
-    if a is None:
-        return 0
+def cmd_vol_create(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     pool = _pool(conn, a.text("pool"))["name"]
     path = a.text("file")
@@ -455,16 +388,7 @@ def cmd_vol_create(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vol_create_from(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec(
-        "vol-create-from",
-        ["pool", "file", "vol"],
-        flags=["prealloc-metadata", "reflink", "validate"],
-        options=["inputpool"],
-    )
-    a = parse_or_usage(argv, spec)
-    if a is None:
-        return 0
+def cmd_vol_create_from(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     pool = _pool(conn, a.text("pool"))["name"]
     input_pool, input_name, _info = _volume(conn, a.text("vol"), a.opt("inputpool"), "inputpool")
@@ -481,11 +405,7 @@ def cmd_vol_create_from(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vol_clone(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec("vol-clone", ["vol", "newname"], flags=["prealloc-metadata", "reflink"], options=["pool"])
-    a = parse_or_usage(argv, spec)
-    if a is None:
-        return 0
+def cmd_vol_clone(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
     new_name = a.text("newname")
@@ -497,11 +417,7 @@ def cmd_vol_clone(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vol_resize(opts: GlobalOptions, argv: list[str]) -> int:
-    spec = Spec("vol-resize", ["vol", "capacity"], flags=["allocate", "delta", "shrink"], options=["pool"])
-    a = parse_or_usage(argv, spec)
-    if a is None:
-        return 0
+def cmd_vol_resize(opts: GlobalOptions, a: Parsed) -> int:
     text = a.text("capacity").strip()
     delta = a.flag("delta")
     if text.startswith("-"):
@@ -523,10 +439,7 @@ def cmd_vol_resize(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vol_delete(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("vol-delete", ["vol"], flags=["delete-snapshots"], options=["pool"]))
-    if a is None:
-        return 0
+def cmd_vol_delete(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     key = a.text("vol")
     pool, name, _info = _volume(conn, key, a.opt("pool"))
@@ -535,10 +448,7 @@ def cmd_vol_delete(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vol_wipe(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("vol-wipe", ["vol"], options=["pool", "algorithm"]))
-    if a is None:
-        return 0
+def cmd_vol_wipe(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.storage.volumes import WIPE_ALGORITHMS
 
     conn = opts.connect()
@@ -553,18 +463,12 @@ def cmd_vol_wipe(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vol_path(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("vol-path", ["vol"], options=["pool"]))
-    if a is None:
-        return 0
+def cmd_vol_path(opts: GlobalOptions, a: Parsed) -> int:
     emit(_volume(opts.connect(), a.text("vol"), a.opt("pool"))[2]["path"] + "\n\n")
     return 0
 
 
-def cmd_vol_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, Spec("vol-dumpxml", ["vol"], options=["pool"]))
-    if a is None:
-        return 0
+def cmd_vol_dumpxml(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
     emit(conn.call("GET", _vol_path(pool, name) + "/xml")["xml"])
@@ -572,10 +476,6 @@ def cmd_vol_dumpxml(opts: GlobalOptions, argv: list[str]) -> int:
 
 
 # ---------------------------------------------------------------------------------------- upload/download
-
-
-def _transfer_spec(verb: str) -> Spec:
-    return Spec(verb, ["vol", "file"], flags=["sparse"], options=["pool", "offset", "length"])
 
 
 def _offsets(a: Parsed) -> tuple[int, int]:
@@ -588,10 +488,7 @@ def _offsets(a: Parsed) -> tuple[int, int]:
     return values[0], values[1]
 
 
-def cmd_vol_upload(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, _transfer_spec("vol-upload"))
-    if a is None:
-        return 0
+def cmd_vol_upload(opts: GlobalOptions, a: Parsed) -> int:
     offset, length = _offsets(a)
     conn = opts.connect()
     pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
@@ -609,10 +506,7 @@ def cmd_vol_upload(opts: GlobalOptions, argv: list[str]) -> int:
     return 0
 
 
-def cmd_vol_download(opts: GlobalOptions, argv: list[str]) -> int:
-    a = parse_or_usage(argv, _transfer_spec("vol-download"))
-    if a is None:
-        return 0
+def cmd_vol_download(opts: GlobalOptions, a: Parsed) -> int:
     offset, length = _offsets(a)
     conn = opts.connect()
     pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))

@@ -11,24 +11,22 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidArgument, PyvirtError
 
 if TYPE_CHECKING:
+    from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise InvalidArgument(f"{message} (see {self.prog} --help)")
+def _parser(command: str, opts: GlobalOptions, **defaults: object) -> argparse.ArgumentParser:
+    """The command's parser (options declared in :mod:`pyvirt.cli.commands`), the global options
+    as defaults (``-c``, ``--json``)."""
+    from pyvirt.cli.toolargs import tool_parser
 
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-c", "--connect", metavar="URI", help="connection URI (a local one)")
-    p.add_argument(
-        "--pool", default="default", help="the pool holding templates and clones (default: default)"
-    )
+    defaults.update(connect=opts.uri, json=opts.json, pool="default")
+    return tool_parser(command, defaults, dest={"COMMAND": "verb", "full": "linked"})
 
 
 def _connect(ns: argparse.Namespace) -> Connection:
@@ -57,35 +55,10 @@ def _human(n: int) -> str:
     return size_to_str(n)
 
 
-def _template(argv: list[str]) -> int:
+def _template(opts: GlobalOptions, argv: list[str]) -> int:
     from pyvirt.guest import template as t
 
-    p = _Parser(prog="pyvirt template", description="Read-only golden images to clone VMs from.")
-    sub = p.add_subparsers(dest="verb", metavar="{build,import,list,delete}", parser_class=_Parser)
-    b = sub.add_parser("build", help="build a template from a distribution's packages")
-    b.add_argument("--os", required=True, metavar="OS", help="the OS to build: debian-12")
-    b.add_argument("--size", default="10G", help="the disk's virtual size (default: 10G)")
-    b.add_argument("--cache-dir", type=Path, help="where debootstrap trees are cached")
-    b.add_argument("-q", "--quiet", action="store_true")
-    b.add_argument("-v", "--verbose", action="store_true", help="libguestfs debug output")
-    b.add_argument("--json", action="store_true")
-    b.add_argument("name", metavar="NAME")
-    i = sub.add_parser("import", help="make an existing image file a template")
-    i.add_argument("--os", dest="os_name", metavar="OS", help="what the image holds, for template list")
-    i.add_argument("-q", "--quiet", action="store_true")
-    i.add_argument("--json", action="store_true")
-    i.add_argument("file", metavar="FILE")
-    i.add_argument("name", metavar="NAME")
-    ls = sub.add_parser("list", help="list the templates")
-    ls.add_argument("--json", action="store_true")
-    d = sub.add_parser("delete", help="delete a template no clone depends on")
-    d.add_argument("name", metavar="NAME")
-    for parser in (b, i, ls, d):
-        _common(parser)
-    ns = p.parse_args(argv)
-    if ns.verb is None:
-        p.print_help()
-        return 0
+    ns = _parser("template", opts, size="10G").parse_args(argv)
     with _connect(ns) as conn:
         if ns.verb == "build":
             tmpl = t.build(
@@ -101,7 +74,7 @@ def _template(argv: list[str]) -> int:
             _done(tmpl, ns.json, f"Template {tmpl.name} built: {tmpl.path}")
         elif ns.verb == "import":
             tmpl = t.import_image(
-                conn, ns.file, ns.name, pool=ns.pool, os_name=ns.os_name, say=None if ns.quiet else _say
+                conn, ns.file, ns.name, pool=ns.pool, os_name=ns.os, say=None if ns.quiet else _say
             )
             _done(tmpl, ns.json, f"Template {tmpl.name} imported: {tmpl.path}")
         elif ns.verb == "list":
@@ -126,36 +99,10 @@ def _done(tmpl: object, as_json: bool, text: str) -> None:
     print(json.dumps(tmpl.to_json(), indent=1) if as_json else text)
 
 
-def _clone(argv: list[str]) -> int:
+def _clone(global_opts: GlobalOptions, argv: list[str]) -> int:
     from pyvirt.guest.clone import DEFAULT_USER, CloneOptions, clone
 
-    p = _Parser(
-        prog="pyvirt clone",
-        description="A new VM from a template (linked: qcow2 overlays) or a shut-off domain (full copies).",
-    )
-    _common(p)
-    p.add_argument("--original", required=True, metavar="TEMPLATE|DOMAIN")
-    p.add_argument("--name", required=True, metavar="NEW")
-    kind = p.add_mutually_exclusive_group()
-    kind.add_argument("--linked", dest="linked", action="store_true", default=None, help="qcow2 overlays")
-    kind.add_argument("--full", dest="linked", action="store_false", help="full copies of the disks")
-    p.add_argument("--vcpus", type=int, metavar="N")
-    p.add_argument("--memory", metavar="SIZE", help="e.g. 2G, 512M (a bare number is MiB; default 1G)")
-    p.add_argument(
-        "--disk-size", metavar="SIZE", help="grow the first disk to SIZE (the guest grows its root)"
-    )
-    p.add_argument(
-        "--network", metavar="NET", help="a network's name, 'user' (QEMU user networking) or 'none'"
-    )
-    p.add_argument("--hostname", metavar="H", help="the guest's hostname (default: the new name)")
-    p.add_argument("--ssh-key", action="append", default=[], metavar="FILE", help="public key(s) for --user")
-    p.add_argument(
-        "--user", default=DEFAULT_USER, help=f"the user cloud-init creates (default: {DEFAULT_USER})"
-    )
-    p.add_argument("--user-data", metavar="FILE", help="cloud-init user-data merged with pyvirt's")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    ns = p.parse_args(argv)
+    ns = _parser("clone", global_opts, user=DEFAULT_USER).parse_args(argv)
     keys: list[str] = []
     for path in ns.ssh_key:
         keys.extend(line.strip() for line in _read(path, "--ssh-key").splitlines() if line.strip())
@@ -191,10 +138,13 @@ def _read(path: str, option: str) -> str:
         raise InvalidArgument(f"{option}: cannot read {path}: {err.strerror}") from err
 
 
-def _guarded(func: object, argv: list[str]) -> int:
+def _guarded(func: object, opts: GlobalOptions | None, argv: list[str]) -> int:
+    """Run a command with the global options (none given: the defaults); errors are one line."""
+    from pyvirt.cli.main import GlobalOptions
+
     assert callable(func)
     try:
-        return int(func(argv))
+        return int(func(opts or GlobalOptions(), argv))
     except PyvirtError as err:
         sys.stderr.write(f"error: {err.message}\n")
         return 1
@@ -203,11 +153,11 @@ def _guarded(func: object, argv: list[str]) -> int:
         return 1
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], opts: GlobalOptions | None = None) -> int:
     """``pyvirt template build|import|list|delete ...``."""
-    return _guarded(_template, argv)
+    return _guarded(_template, opts, argv)
 
 
-def clone_main(argv: list[str]) -> int:
+def clone_main(argv: list[str], opts: GlobalOptions | None = None) -> int:
     """``pyvirt clone --original TEMPLATE|DOMAIN --name NEW ...``."""
-    return _guarded(_clone, argv)
+    return _guarded(_clone, opts, argv)

@@ -7,9 +7,7 @@ import subprocess
 
 import pytest
 
-from pyvirt.cli.args import Spec, parse
 from pyvirt.cli.output import fields, table
-from pyvirt.errors import InvalidArgument
 
 needs_virsh = pytest.mark.skipif(
     shutil.which("virsh") is None, reason="virsh (libvirt-clients) not installed"
@@ -51,15 +49,3 @@ def test_dominfo_and_nodeinfo_layouts_match_virsh() -> None:
 
 def test_empty_table_has_header_and_rule() -> None:
     assert table(["Id", "Name", "State"], []) == " Id   Name   State\n--------------------\n"
-
-
-def test_args_parser_positional_named_and_flags() -> None:
-    spec = Spec("start", ["domain"], flags=["paused"], options=["mode"])
-    assert parse(spec, ["web01", "--paused"]) == {"domain": "web01", "paused": True}
-    assert parse(spec, ["--domain", "web01", "--mode=acpi"]) == {"domain": "web01", "mode": "acpi"}
-    with pytest.raises(InvalidArgument, match="doesn't support option --bogus"):
-        parse(spec, ["web01", "--bogus"])
-    with pytest.raises(InvalidArgument, match="requires <domain>"):
-        parse(spec, [])
-    with pytest.raises(InvalidArgument, match="unexpected data"):
-        parse(spec, ["a", "b"])
