@@ -18,6 +18,7 @@ PACKAGES=(
   fuse3 debootstrap genisoimage        # guest mounts, template builds, seed ISO checks
   fdisk scrub                          # sfdisk for template disks; scrub for vol-wipe's algorithms
   python3-venv python3-dev
+  man-db groff-base                    # man -l and groff -ww check the generated man pages
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -47,6 +48,15 @@ if [[ ! -f $stamp || pyproject.toml -nt $stamp ]]; then
 fi
 # A pyvirt launcher that skips site's start-up scan (see the script).
 .venv/bin/python scripts/write-launchers.py
+# bash completion: beside the venv's commands, where bash-completion looks for a command's script
+# (.venv/bin/pyvirt -> .venv/share/bash-completion/completions/pyvirt); a root install also puts it
+# where bash-completion loads every script at start.
+install -D -m 0644 contrib/bash-completion/pyvirt .venv/share/bash-completion/completions/pyvirt
+if [[ $(id -u) -eq 0 && -d /etc/bash_completion.d ]]; then
+  install -m 0644 contrib/bash-completion/pyvirt /etc/bash_completion.d/pyvirt
+fi
+# The man pages pyvirt(1) and pyvirtd(8), from the command table: `man pyvirt` with .venv/bin on PATH.
+.venv/bin/python scripts/make-man.py .venv/share/man
 # Byte-compile the sources now, so the CLI starts fast even where PYTHONDONTWRITEBYTECODE is set.
 .venv/bin/python -m compileall -q src >/dev/null
 echo "setup: ready (.venv/bin/pyvirt, .venv/bin/pyvirtd)"
