@@ -4,10 +4,14 @@ PY := $(VENV)/bin/python
 GUEST_DIR ?= $(CURDIR)/.cache/test-guest
 export GUEST_DIR
 
-.PHONY: setup guest test unit integration lint demo bench clean
+.PHONY: setup guest man test unit integration lint demo bench clean
 
 setup:
 	@bash scripts/setup.sh
+
+# The man pages from the command table (setup makes them too).
+man: setup
+	$(PY) scripts/make-man.py $(VENV)/share/man
 
 guest: setup
 	@bash scripts/build-test-guest.sh "$(GUEST_DIR)"

@@ -26,7 +26,8 @@ from pyvirt.paths import Layout, default_mode, layout_for
 log = logging.getLogger("pyvirtd")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """pyvirtd's options (also the OPTIONS of its man page, ``scripts/make-man.py``)."""
     parser = argparse.ArgumentParser(
         prog="pyvirtd",
         description="pyvirt management daemon: runs QEMU domains, networks and storage, "
@@ -49,7 +50,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--config", type=Path, help="configuration file (default: CONFIG_DIR/pyvirtd.conf)")
     parser.add_argument("--version", action="version", version=f"pyvirtd {__version__}")
-    return parser.parse_args(argv)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def read_config(path: Path) -> dict[str, str]:
