@@ -13,8 +13,10 @@ Every request goes through the same steps, each refusing with a JSON error and a
 5. the handler runs; an unexpected exception is logged with a request id, and the 500 reply gives only
    that id.
 
-A daemon serves at most ``max_clients`` connections at once (``max_clients`` in pyvirtd.conf, as in
-libvirtd.conf); a client over the cap gets a 503 naming the cap, and is closed.
+A daemon serves at most ``max_clients`` clients at once (``max_clients`` in pyvirtd.conf, as in
+libvirtd.conf): a connection counts from its first request until it closes, and one whose first
+request comes over the cap gets a 503 naming the cap, and is closed. (A connection that never sends a
+request is closed after the read timeout.)
 """
 
 from __future__ import annotations
@@ -278,6 +280,7 @@ class _Connection:
         self.peer = peer
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=server.max_header)
         self.raw = b""  # what this cycle's head was parsed from (see _content_length_repeated)
+        self.admitted = False  # counted among the clients served (from its first request on)
 
     async def next_event(self) -> object:
         """h11's next event (or PAUSED), reading from the client as h11 needs."""
@@ -453,18 +456,17 @@ class HTTPServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
         conn = _Connection(self, reader, writer, peer)
-        self.clients += 1
-        over_cap = self.clients > self.max_clients
         try:
-            while await self._serve_one(conn, over_cap):
+            while await self._serve_one(conn):
                 conn.h11.start_next_cycle()
         except (_Closed, ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            self.clients -= 1
+            if conn.admitted:
+                self.clients -= 1
             writer.close()
 
-    async def _serve_one(self, conn: _Connection, over_cap: bool) -> bool:
+    async def _serve_one(self, conn: _Connection) -> bool:
         """Serve one request; whether the connection may carry another."""
         try:
             async with asyncio.timeout(self.read_timeout):
@@ -486,14 +488,17 @@ class HTTPServer:
             await conn.refuse(_HTTPRefusal(431, "request header too large"), close=True)
             return False
         request = self._request(conn, head)
-        if over_cap:
-            log.warning("refused a client: %d connections already (max_clients)", self.max_clients)
+        if not conn.admitted and self.clients >= self.max_clients:
+            log.warning("refused a client: %d clients already (max_clients)", self.max_clients)
             refusal = ConnectionFailed(
                 f"pyvirtd is serving its maximum of {self.max_clients} clients; try again later "
                 "(max_clients in pyvirtd.conf)"
             )
             await conn.refuse(refusal, close=True)
             return False
+        if not conn.admitted:
+            conn.admitted = True
+            self.clients += 1
         has_body = "transfer-encoding" in request.headers or request.headers.get("content-length", "0") != "0"
         try:
             route = self._authorise(conn, request, has_body)

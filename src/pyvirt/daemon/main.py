@@ -75,6 +75,16 @@ def read_config(path: Path) -> dict[str, str]:
     return out
 
 
+def max_clients(config: dict[str, str]) -> int:
+    """``max_clients`` of pyvirtd.conf (libvirtd.conf's name): the connections served at once."""
+    from pyvirt.daemon.http import MAX_CLIENTS
+
+    text = config.get("max_clients", str(MAX_CLIENTS))
+    if not text.isdigit() or int(text) < 1:
+        raise SystemExit(f"error: max_clients in pyvirtd.conf must be a positive integer, not '{text}'")
+    return int(text)
+
+
 def bind_socket(path: Path, mode: int, group: str | None = None) -> socket.socket:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -118,6 +128,7 @@ async def serve(args: argparse.Namespace) -> None:
     layout.ensure()
     pidfd = take_pidfile(layout)
     config = read_config(args.config or layout.config_dir / "pyvirtd.conf")
+    client_cap = max_clients(config)
     usable, reason = kvm_usable()
     if usable:
         log.info("KVM: %s", reason)
@@ -148,7 +159,7 @@ async def serve(args: argparse.Namespace) -> None:
     domains.load_configs()
     await domains.reattach_all()
     api = API(domains, events, extras)
-    server = HTTPServer(api.router)
+    server = HTTPServer(api.router, max_clients=client_cap)
     if args.listen_tls:  # first: a daemon that cannot serve TLS as asked does not serve at all
         from pyvirt.daemon.tls import TLSSetupError, start_tls_listener
 

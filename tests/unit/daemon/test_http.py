@@ -289,15 +289,18 @@ def test_expect_100_continue(tmp_path: Path) -> None:
 
 def test_client_cap(tmp_path: Path) -> None:
     def client(path: str) -> list[tuple[int, Any]]:
-        holders = [connect(path), connect(path)]  # two clients connected, saying nothing yet
+        holders = [connect(path), connect(path)]
         try:
-            holders[0].sendall(get("/v1/hello/a"))
-            holders[0].recv(65536)  # the daemon has seen both by now (accepts are in order)
+            for sock in holders:  # two clients served, and staying connected
+                sock.sendall(get("/v1/hello/a"))
+                assert one(sock.recv(65536))[0] == 200
             with connect(path) as third:
                 third.sendall(get("/v1/hello/c"))
                 refused = one(read_all(third))
             holders[1].sendall(get("/v1/hello/b", "Connection: close\r\n"))
-            served = one(read_all(holders[1]))
+            served = one(read_all(holders[1]))  # an admitted client is still served
+            holders[0].sendall(get("/v1/hello/a", "Connection: close\r\n"))
+            read_all(holders[0])  # the daemon closed it: its place is free
         finally:
             for sock in holders:
                 sock.close()
