@@ -1,4 +1,13 @@
-"""Lifecycle events: a small publish/subscribe bus feeding the daemon's event stream endpoint."""
+"""Lifecycle events: a small publish/subscribe bus feeding the daemon's event stream (a WebSocket at
+``/v1/events``, one JSON text message per event).
+
+What is published, by kind (``name`` is the object's; a volume's is ``POOL/VOLUME``):
+
+- ``domain``: defined, undefined, started, stopped, suspended, resumed, shutdown, rebooted, crashed
+- ``network``: defined, undefined, started, stopped
+- ``pool``: defined, undefined, started, stopped, refreshed
+- ``volume``: created, deleted, wiped, resized, uploaded
+"""
 
 from __future__ import annotations
 
@@ -10,9 +19,9 @@ from typing import Any
 
 @dataclass
 class Event:
-    kind: str  # "domain" or "network"
+    kind: str  # domain, network, pool, volume
     name: str
-    event: str  # defined, undefined, started, stopped, suspended, resumed, shutdown, rebooted, crashed
+    event: str  # see the module's docstring
     detail: str = ""
     time: float = 0.0
 

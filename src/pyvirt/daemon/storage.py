@@ -186,6 +186,7 @@ class StorageAPI:
     async def refresh(self, req: Request) -> dict[str, Any]:
         name = self._name(req)
         await asyncio.to_thread(self.driver.refresh, name)
+        self.events.publish("pool", name, "refreshed", "")
         return dataclasses.asdict(await asyncio.to_thread(self.driver.status, name))
 
     async def set_autostart(self, req: Request) -> dict[str, Any]:
@@ -260,7 +261,7 @@ class StorageAPI:
         if capacity < 0:
             raise InvalidArgument("field 'capacity' must be a non-negative integer (bytes)")
         name, in_use = self._name(req), self._in_use()
-        return await asyncio.to_thread(
+        info = await asyncio.to_thread(
             lambda: self.driver.resize_volume(
                 name,
                 req.params["vol"],
@@ -271,6 +272,8 @@ class StorageAPI:
                 in_use=in_use,
             )
         )
+        self.events.publish("volume", f"{name}/{req.params['vol']}", "resized", "")
+        return info
 
     async def wipe_volume(self, req: Request) -> dict[str, Any]:
         body: types.WipeRequest = req.data
@@ -288,11 +291,13 @@ class StorageAPI:
         try:
             with self.driver.busy(info.path, "being uploaded to"):
                 await stream.accept()
-                await self._receive(stream, fd, offset, length)
+                if await self._receive(stream, fd, offset, length):
+                    self.events.publish("volume", f"{name}/{vol}", "uploaded", "")
         finally:
             os.close(fd)
 
-    async def _receive(self, stream: Stream, fd: int, offset: int, length: int) -> None:
+    async def _receive(self, stream: Stream, fd: int, offset: int, length: int) -> bool:
+        """Write what the client sends; whether the upload completed."""
         limit = offset + length if length else None
         pos = offset
         try:
@@ -300,7 +305,7 @@ class StorageAPI:
                 message = await stream.receive()
                 if message is None:
                     log.warning("upload aborted by the client after %d bytes", pos - offset)
-                    return
+                    return False
                 if isinstance(message, bytes):
                     if limit is not None and pos + len(message) > limit:
                         raise InvalidArgument(f"upload sends more than the {length} bytes asked for")
@@ -322,13 +327,15 @@ class StorageAPI:
                     break
                 else:
                     log.warning("upload abandoned by the client after %d bytes: %s", pos - offset, fields)
-                    return
+                    return False
             await asyncio.to_thread(os.fsync, fd)
             await stream.send(frames.end_message(pos - offset))
+            return True
         except PyvirtError as err:
             await stream.send(frames.error_message(err.code, err.message))
         except OSError as err:
             await stream.send(frames.error_message("operation-failed", f"write failed: {err}"))
+        return False
 
     async def download(self, req: Request, stream: Stream) -> None:
         name, vol = self._name(req), req.params["vol"]
