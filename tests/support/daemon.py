@@ -173,8 +173,10 @@ class Daemon:
 class Console:
     """An attached serial console through the daemon's WebSocket stream, with expect()."""
 
-    def __init__(self, daemon: Daemon, name: str, *, history: bool = True) -> None:
-        self.ws = daemon.connect().domain(name).console(history=history)
+    def __init__(self, daemon: Daemon | Connection, name: str, *, history: bool = True) -> None:
+        """The console of ``name`` through the daemon's local socket, or through any connection."""
+        conn = daemon.connect() if isinstance(daemon, Daemon) else daemon
+        self.ws = conn.domain(name).console(history=history)
         self.buffer = b""
 
     def send(self, text: str) -> None:

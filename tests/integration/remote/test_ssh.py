@@ -13,21 +13,13 @@ from typing import Any
 import pytest
 
 import pyvirt
-from pyvirt.client.api import Connection
 from pyvirt.client.streams import EventStream
 from pyvirt.errors import AccessDenied, ConnectionFailed
 from pyvirt.uri import parse_uri
 from tests.integration.remote.sshd import BIN, Sshd
+from tests.integration.remote.transfers import check_volume_transfers
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import READY, domain_xml, guest_artifacts
-
-
-class RemoteConsole(Console):
-    """The expect-style console of tests.support, over any connection (here: ssh)."""
-
-    def __init__(self, conn: Connection, name: str) -> None:
-        self.ws = conn.domain(name).console(history=True)
-        self.buffer = b""
 
 
 def read_events(stream: EventStream, count: int, timeout: float = 60) -> list[dict[str, Any]]:
@@ -67,7 +59,7 @@ def test_every_verb_over_ssh(sshd: Sshd, daemon: Daemon, tmp_path: Path) -> None
         assert "<name>far01</name>" in cli("dumpxml", "far01")
         assert re.search(r"^ 1\s+far01\s+running\s*$", cli("list"), re.M)
 
-        console = RemoteConsole(conn, "far01")
+        console = Console(conn, "far01")
         try:
             console.expect(READY)
             assert console.run("echo over-ssh-$((6*7))") == "over-ssh-42"
@@ -100,6 +92,10 @@ def test_every_verb_over_ssh(sshd: Sshd, daemon: Daemon, tmp_path: Path) -> None
     finally:
         events.close()
         conn.close()
+
+
+def test_volume_transfers_over_ssh(sshd: Sshd, daemon: Daemon, tmp_path: Path) -> None:
+    check_volume_transfers(daemon, sshd.uri(socket_path=daemon.socket), tmp_path)
 
 
 def test_python_api_over_ssh(sshd: Sshd, daemon: Daemon) -> None:

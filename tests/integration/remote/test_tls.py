@@ -19,7 +19,9 @@ import pyvirt
 from pyvirt import pki
 from pyvirt.errors import AccessDenied, ConnectionFailed
 from tests.integration.remote.sshd import free_port
-from tests.support.daemon import Daemon
+from tests.integration.remote.transfers import check_volume_transfers
+from tests.support.daemon import Console, Daemon
+from tests.support.guest import READY, domain_xml, guest_artifacts
 
 MINI = (
     "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
@@ -114,6 +116,32 @@ def test_good_client_certificate_works(tls: TLSDaemon, tmp_path: Path) -> None:
             ]
         finally:
             events.close()
+
+
+def test_volume_transfers_over_tls(tls: TLSDaemon, tmp_path: Path) -> None:
+    check_volume_transfers(tls.daemon, tls.uri(), tmp_path)
+
+
+@pytest.mark.slow
+def test_console_over_tls(tls: TLSDaemon, tmp_path: Path) -> None:
+    guest_artifacts()
+    xml = tmp_path / "tc1.xml"
+    xml.write_text(domain_xml("tc1"))
+    uri = tls.uri()
+    tls.daemon.cli("-c", uri, "define", str(xml)).ok()
+    tls.daemon.cli("-c", uri, "start", "tc1").ok()
+    with pyvirt.open(uri) as conn:
+        console = Console(conn, "tc1")
+        try:
+            console.expect(READY)
+            assert console.run("echo over-tls-$((6*7))") == "over-tls-42"
+        finally:
+            console.close()
+    out = tls.daemon.cli(
+        "-c", uri, "console", "tc1", "--force", "--timeout", "8", input="echo via-cli-$((2+3))\n"
+    ).ok()
+    assert "via-cli-5" in out.out
+    tls.daemon.cli("-c", uri, "destroy", "tc1").ok()
 
 
 def test_tls_readonly_connection(tls: TLSDaemon, tmp_path: Path) -> None:
