@@ -596,6 +596,8 @@ class HTTPServer:
                 await conn.refuse(err, close=True)
             else:
                 await ws.close(1011, err.message)
+        except ConnectionError:  # the client went away mid-stream
+            pass
         except Exception:
             payload = self._internal_error(request)
             if not ws.accepted:

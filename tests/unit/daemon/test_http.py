@@ -4,23 +4,21 @@ before its route is found and authorised)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import logging
 import re
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from pyvirt.daemon.http import HTTPServer, Request, Router
+from pyvirt.daemon.http import Request, Router
 from pyvirt.errors import NotFound
+from tests.support.rawhttp import connect, get, one, read_all, replies, serve
 
 T = TypeVar("T")
-GUARD = 30.0  # a socket timeout that only turns a hang into a failure
 
 
 class App:
@@ -51,43 +49,8 @@ class App:
         raise RuntimeError("secret detail of the failure")
 
 
-@contextlib.asynccontextmanager
-async def serving(tmp_path: Path, app: App, *, readonly: bool = False, **limits: Any) -> AsyncIterator[str]:
-    server = HTTPServer(app.router, **limits)
-    path = str(tmp_path / "s")
-    sock = socket.socket(socket.AF_UNIX)
-    sock.bind(path)
-    sock.listen()
-    await server.listen_unix(sock, readonly=readonly)
-    try:
-        yield path
-    finally:
-        await server.close()
-        Path(path).unlink()
-
-
 def run(tmp_path: Path, client: Callable[[str], T], *, app: App | None = None, **options: Any) -> T:
-    """Serve ``app`` and run the blocking ``client(socket_path)`` in a thread against it."""
-
-    async def main() -> T:
-        async with serving(tmp_path, app or App(), **options) as path:
-            return await asyncio.to_thread(client, path)
-
-    return asyncio.run(main())
-
-
-def connect(path: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX)
-    sock.settimeout(GUARD)
-    sock.connect(path)
-    return sock
-
-
-def read_all(sock: socket.socket) -> bytes:
-    data = b""
-    while chunk := sock.recv(65536):
-        data += chunk
-    return data
+    return serve(tmp_path, (app or App()).router, client, **options)
 
 
 def exchange(payload: bytes) -> Callable[[str], bytes]:
@@ -100,32 +63,6 @@ def exchange(payload: bytes) -> Callable[[str], bytes]:
             return read_all(sock)
 
     return client
-
-
-def replies(data: bytes) -> list[tuple[int, dict[str, str], Any]]:
-    """Split a byte stream of responses into (status, headers, JSON body)."""
-    out = []
-    while data:
-        head, _, data = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            key, _, value = line.partition(":")
-            headers[key.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        body, data = data[:length], data[length:]
-        out.append((status, headers, json.loads(body) if body else None))
-    return out
-
-
-def one(data: bytes) -> tuple[int, dict[str, str], Any]:
-    (reply,) = replies(data)
-    return reply
-
-
-def get(path: str, extra: str = "") -> bytes:
-    return f"GET {path} HTTP/1.1\r\nHost: pyvirtd\r\n{extra}\r\n".encode()
 
 
 def test_routing_params_and_query(tmp_path: Path) -> None:

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from websockets.exceptions import ConnectionClosedError, InvalidStatus
@@ -13,14 +14,16 @@ from websockets.sync.client import ClientConnection, unix_connect
 
 from pyvirt.client.transport import connect_unix
 from pyvirt.client.websocket import WebSocket
-from pyvirt.daemon.http import Request, Stream
+from pyvirt.daemon.http import Request, Router, Stream
 from pyvirt.errors import ConnectionFailed, InvalidState
-from tests.unit.daemon.test_http import App, connect, get, one, read_all, run
+from tests.support.rawhttp import connect, get, one, read_all, serve
+
+T = TypeVar("T")
 
 
-class StreamApp(App):
+class StreamApp:
     def __init__(self) -> None:
-        super().__init__()
+        self.router = Router()
         self.router.add("GET", "/v1/echo", stream=self.echo)
         self.router.add("GET", "/v1/feed", stream=self.feed)
         self.router.add("GET", "/v1/busy", stream=self.busy)
@@ -43,6 +46,10 @@ class StreamApp(App):
     async def fail(self, req: Request, stream: Stream) -> None:
         await stream.accept()
         raise RuntimeError("secret detail of the failure")
+
+
+def run(tmp_path: Path, client: Callable[[str], T], *, app: StreamApp, **options: Any) -> T:
+    return serve(tmp_path, app.router, client, **options)
 
 
 def third_party(path: str, target: str, **options: Any) -> ClientConnection:
