@@ -240,6 +240,7 @@ class Domain:
     name: str
     type: str = "kvm"  # kvm | qemu
     uuid: str = field(default_factory=lambda: str(uuidlib.uuid4()))
+    uuid_given: bool = field(default=False, compare=False, repr=False)  # the document had a <uuid>
     title: str | None = None
     description: str | None = None
     metadata: str | None = None  # inner XML of <metadata>, kept verbatim

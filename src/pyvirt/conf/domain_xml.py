@@ -173,6 +173,7 @@ class _Parser:
         dom.id = dom_id if self.live and dom_id is not None and dom_id >= 0 else None
         if (node := root.child("uuid")) is not None:
             dom.uuid = parse_uuid(node.text())
+            dom.uuid_given = True
             node.done()
         for tag in ("title", "description"):
             if (node := root.child(tag)) is not None:

@@ -1,10 +1,14 @@
-"""The domain registry: definitions, run state, per-domain locks, and the lifecycle state machine.
+"""The domain registry: definitions, run state, per-domain locks, and the lifecycle operations.
 
 Each domain has its own ``asyncio.Lock``: a slow start of one domain never holds up another. A
-registry-wide lock guards only name/UUID uniqueness during define and undefine. QMP events move the
-state (SHUTDOWN, RESET, STOP, RESUME, GUEST_PANICKED) and decide, with ``on_poweroff``/``on_reboot``/
-``on_crash``, whether QEMU is reset or told to quit; the QEMU process exit (seen through a pidfd) is
-the one place where a domain becomes inactive.
+registry-wide lock guards only name/UUID uniqueness during define and undefine. Every operation checks
+the domain's state with :func:`~pyvirt.daemon.lifecycle.guard`, inside that lock; every change of
+state goes through :meth:`DomainRegistry.transition`, which checks it against the lifecycle's table,
+publishes the event and saves the run state. QMP events are applied under the same lock
+(:mod:`pyvirt.daemon.qmpevents`). The QEMU process exit (seen through a pidfd) is the one place where a
+domain becomes inactive; ``destroy`` ends the process before it takes the lock, so whatever holds the
+lock waiting on that QEMU lets go, and a destroy always gets through. Nothing waits on a guest while
+holding the lock.
 """
 
 from __future__ import annotations
@@ -16,15 +20,28 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
+from pyvirt.daemon import lifecycle
 from pyvirt.daemon.console import ConsoleRelay, drop_relay
 from pyvirt.daemon.events import EventBus
+from pyvirt.daemon.lifecycle import (
+    DomainState,
+    Paused,
+    PMSuspended,
+    Reason,
+    Running,
+    Shutdown,
+    Shutoff,
+    check_transition,
+    guard,
+)
+from pyvirt.daemon.qmpevents import PAUSED_STATUS, event_handler, on_shutdown
 from pyvirt.errors import (
     AlreadyExists,
     InvalidState,
@@ -41,15 +58,8 @@ from pyvirt.store import atomic_symlink, atomic_write, remove
 
 log = logging.getLogger(__name__)
 
-# virsh's state names, by our internal state.
-STATE_NAMES = {
-    "running": "running",
-    "paused": "paused",
-    "shutdown": "in shutdown",
-    "shutoff": "shut off",
-    "crashed": "crashed",
-    "pmsuspended": "pmsuspended",
-}
+S = DomainState
+Waiter = tuple[str, Callable[[dict[str, Any]], bool], "asyncio.Future[dict[str, Any]]"]
 
 
 class NetworkHook(Protocol):
@@ -72,22 +82,23 @@ class StorageHook(Protocol):
     def volumes_in_use(self, paths: list[str]) -> None: ...
 
 
-@dataclass
+@dataclass(eq=False)
 class DomainObject:
     config: Domain | None  # the persistent definition; None for a transient domain
     live: Domain | None = None  # the running definition (with pty paths, taps, id)
-    state: str = "shutoff"
-    reason: str = "unknown"
+    state: DomainState = DomainState.SHUTOFF
+    reason: Reason = Shutoff.UNKNOWN
     autostart: bool = False
     proc: QemuProcess | None = None
     console: ConsoleRelay | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     fake_reboot: bool = False
-    stop_reason: str | None = None  # why the next QEMU exit happens (shutdown, destroyed, crashed)
+    stop_reason: Shutoff | None = None  # why the next QEMU exit happens (shutdown, destroyed, crashed)
     watcher: asyncio.Task[None] | None = None
-    waiters: list[tuple[str, Callable[[dict[str, Any]], bool], asyncio.Future[dict[str, Any]]]] = field(
-        default_factory=list
-    )
+    waiters: list[Waiter] = field(default_factory=list)
+    generation: int = 0  # counts QEMU starts: events of an earlier QEMU are dropped
+    # device id -> the removal the guest was asked for (device_del) and has not finished
+    removals: dict[str, asyncio.Future[None]] = field(default_factory=dict)
 
     @property
     def current(self) -> Domain:
@@ -120,11 +131,24 @@ class DomainObject:
             "name": self.name,
             "uuid": self.uuid,
             "id": self.id,
-            "state": STATE_NAMES[self.state],
-            "reason": self.reason,
+            "state": self.state.virsh(self.reason),
+            "reason": str(self.reason),
             "persistent": self.persistent,
             "autostart": self.autostart,
         }
+
+
+class Spawner(Protocol):
+    """Starts a domain's QEMU (:meth:`QemuProcess.spawn`; tests pass a scripted stand-in)."""
+
+    async def __call__(
+        self,
+        *,
+        argv_for_fd: Callable[[int], list[str]],
+        record: RunRecord,
+        log_path: Path,
+        on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
+    ) -> QemuProcess: ...
 
 
 class DomainRegistry:
@@ -138,8 +162,10 @@ class DomainRegistry:
         accel_check: Callable[[], tuple[bool, str]],
         networks: NetworkHook | None = None,
         storage: StorageHook | None = None,
+        spawn: Spawner = QemuProcess.spawn,
     ) -> None:
         self.layout = layout
+        self.spawn = spawn
         self.events = events
         self.accel_check = accel_check
         self.networks = networks
@@ -205,38 +231,65 @@ class DomainRegistry:
             if obj is None:
                 obj = DomainObject(config=None)
                 self._domains[record.name] = obj
-            proc = await QemuProcess.reattach(record, self._event_handler(obj))
-            if proc is None:
-                log.info("domain %s stopped while the daemon was away", record.name)
-                obj.live = None
-                self._release_resources(live, record)
-                self._remove_run_files(record.name)
-                obj.state, obj.reason = "shutoff", "unknown"
-                if obj.config is None:
-                    del self._domains[record.name]
-                continue
-            live.id = record.id
-            obj.live = live
-            obj.proc = proc
-            self._next_id = max(self._next_id, record.id + 1)
-            try:
-                running, status = await proc.monitor.status()
-            except OperationFailed:
-                running, status = True, "running"
-            obj.state, obj.reason = self._state_from_qemu(running, status, record)
-            self._open_console(obj)
-            obj.watcher = asyncio.get_running_loop().create_task(self._watch_exit(obj, proc))
-            log.info("re-attached to domain %s (pid %d)", record.name, record.pid)
+            async with obj.lock:
+                await self._reattach_locked(obj, record, live)
+
+    async def _reattach_locked(self, obj: DomainObject, record: RunRecord, live: Domain) -> None:
+        obj.generation += 1
+        proc = await QemuProcess.reattach(record, event_handler(self, obj, obj.generation))
+        if proc is None:
+            log.info("domain %s stopped while the daemon was away", record.name)
+            obj.live = None
+            self._release_resources(live, record)
+            self._remove_run_files(record.name)
+            obj.state, obj.reason = S.SHUTOFF, Shutoff.UNKNOWN
+            if obj.config is None:
+                del self._domains[record.name]
+            return
+        live.id = record.id
+        obj.live = live
+        obj.proc = proc
+        self._next_id = max(self._next_id, record.id + 1)
+        try:
+            running, status = await proc.monitor.status()
+        except OperationFailed:
+            running, status = True, "running"
+        # Not a transition: the state QEMU is in is a fact, whatever the record said.
+        obj.state, obj.reason = self._state_from_qemu(running, status, record)
+        self._open_console(obj)
+        obj.watcher = asyncio.get_running_loop().create_task(self._watch_exit(obj, proc))
+        log.info("re-attached to domain %s (pid %d)", record.name, record.pid)
+        if status != "shutdown":
+            return
+        # The guest powered off while no daemon was there to act on it, or before QEMU quit.
+        with contextlib.suppress(OperationFailed):
+            if obj.state is S.SHUTDOWN:
+                obj.stop_reason = Shutoff.SHUTDOWN
+                await proc.monitor.quit()
+            else:
+                await on_shutdown(self, obj, proc, "guest-shutdown")
 
     @staticmethod
-    def _state_from_qemu(running: bool, status: str, record: RunRecord) -> tuple[str, str]:
+    def _state_from_qemu(running: bool, status: str, record: RunRecord) -> tuple[DomainState, Reason]:
+        """The domain's state from QEMU's run state; the reason from the record when it still holds."""
+
+        def recorded(state: DomainState, family: type[Reason], default: Reason) -> Reason:
+            if record.state != state.value:
+                return default
+            try:
+                return family(record.reason)
+            except ValueError:
+                return default
+
+        if status == "suspended":
+            return S.PMSUSPENDED, PMSuspended.UNKNOWN
         if running:
-            return "running", record.reason if record.state == "running" else "unpaused"
+            return S.RUNNING, recorded(S.RUNNING, Running, Running.UNPAUSED)
         if status == "guest-panicked":
-            return "crashed", "panicked"
-        if status == "shutdown":
-            return "shutdown", "user"
-        return "paused", record.reason if record.state == "paused" else "user"
+            return S.CRASHED, lifecycle.Crashed.PANICKED
+        if status == "shutdown" and record.state == S.SHUTDOWN.value:
+            return S.SHUTDOWN, Shutdown.USER
+        return S.PAUSED, recorded(S.PAUSED, Paused, PAUSED_STATUS.get(status, Paused.UNKNOWN))
 
     async def autostart_all(self) -> None:
         tasks = [
@@ -257,7 +310,7 @@ class DomainRegistry:
             existing = self._domains.get(dom.name)
             self._check_unique(dom, existing)
             if existing is not None:
-                if existing.uuid != dom.uuid and "<uuid" in xml:
+                if existing.uuid != dom.uuid and dom.uuid_given:
                     raise AlreadyExists(
                         f"operation failed: domain '{dom.name}' already exists with uuid {existing.uuid}"
                     )
@@ -288,7 +341,7 @@ class DomainRegistry:
     async def undefine(self, key: str, *, remove_storage: bool = False) -> tuple[str, list[str]]:
         obj = self.lookup(key)
         removed: list[str] = []
-        async with obj.lock, self._registry_lock:
+        async with guard(obj, lifecycle.ANY), self._registry_lock:
             if obj.config is None:
                 raise InvalidState(
                     f"Requested operation is not valid: cannot undefine transient domain '{obj.name}'"
@@ -324,16 +377,19 @@ class DomainRegistry:
             self.events.publish("domain", name, "undefined", "removed")
             return name, removed
 
-    def set_autostart(self, key: str, enabled: bool) -> DomainObject:
+    async def set_autostart(self, key: str, enabled: bool) -> DomainObject:
         obj = self.lookup(key)
-        if obj.config is None:
-            raise InvalidState("Requested operation is not valid: cannot set autostart for transient domain")
-        link = self.layout.autostart_dir / f"{obj.name}.xml"
-        if enabled:
-            atomic_symlink(f"../{obj.name}.xml", link)
-        else:
-            remove(link)
-        obj.autostart = enabled
+        async with guard(obj, lifecycle.ANY):
+            if obj.config is None:
+                raise InvalidState(
+                    "Requested operation is not valid: cannot set autostart for transient domain"
+                )
+            link = self.layout.autostart_dir / f"{obj.name}.xml"
+            if enabled:
+                atomic_symlink(f"../{obj.name}.xml", link)
+            else:
+                remove(link)
+            obj.autostart = enabled
         return obj
 
     def dumpxml(self, key: str, *, inactive: bool = False, secure: bool = False) -> str:
@@ -355,7 +411,7 @@ class DomainRegistry:
             if existing is not None:
                 if existing.active:
                     raise AlreadyExists(f"operation failed: domain '{dom.name}' is already active")
-                if existing.uuid != dom.uuid and "<uuid" in xml:
+                if existing.uuid != dom.uuid and dom.uuid_given:
                     raise AlreadyExists(
                         f"operation failed: domain '{dom.name}' already exists with uuid {existing.uuid}"
                     )
@@ -366,7 +422,7 @@ class DomainRegistry:
                 obj.live = dom
                 self._domains[dom.name] = obj
         try:
-            async with obj.lock:
+            async with guard(obj, lifecycle.INACTIVE):
                 await self._start_locked(obj, dom, paused=paused)
         except BaseException:
             if obj.config is None and not obj.active:
@@ -376,10 +432,9 @@ class DomainRegistry:
 
     async def start(self, key: str, *, paused: bool = False, autostart: bool = False) -> DomainObject:
         obj = self.lookup(key)
-        async with obj.lock:
-            if obj.active:
-                raise InvalidState("Requested operation is not valid: domain is already running")
-            assert obj.config is not None
+        async with guard(obj, lifecycle.INACTIVE):
+            if obj.config is None:
+                raise InvalidState(f"Requested operation is not valid: domain '{obj.name}' is transient")
             await self._start_locked(obj, copy.deepcopy(obj.config), paused=paused, autostart=autostart)
         return obj
 
@@ -460,16 +515,17 @@ class DomainRegistry:
 
             obj.stop_reason = None
             obj.fake_reboot = False
+            obj.generation += 1
             t0 = time.monotonic()
-            proc = await QemuProcess.spawn(
+            proc = await self.spawn(
                 argv_for_fd=argv_for_fd,
                 record=record,
                 log_path=self.layout.domain_log(name),
-                on_event=self._event_handler(obj),
+                on_event=event_handler(self, obj, obj.generation),
             )
             t1 = time.monotonic()
             try:
-                await self._finish_start(obj, dom, proc, paused=paused)
+                await self._finish_start(obj, dom, proc, paused=paused, autostart=autostart)
                 log.debug(
                     "started %s (pid %d): QEMU up and monitor connected in %.0f ms, running %.0f ms later",
                     name,
@@ -487,11 +543,10 @@ class DomainRegistry:
                     action()
             self._remove_run_files(name)
             raise
-        self.events.publish("domain", name, "started", "booted" if not autostart else "autostart")
-        if paused:
-            self.events.publish("domain", name, "suspended", "paused")
 
-    async def _finish_start(self, obj: DomainObject, dom: Domain, proc: QemuProcess, *, paused: bool) -> None:
+    async def _finish_start(
+        self, obj: DomainObject, dom: Domain, proc: QemuProcess, *, paused: bool, autostart: bool
+    ) -> None:
         ptys = await proc.monitor.chardev_ptys()
         for index, serial in enumerate(dom.devices.serials):
             path = ptys.get(f"charserial{index}")
@@ -513,17 +568,18 @@ class DomainRegistry:
             if gfx.passwd:
                 await proc.monitor.set_vnc_password(gfx.passwd)
         for index, iface in enumerate(dom.devices.interfaces):
+            iface.alias = iface.alias or f"net{index}"  # the device id build_argv gave it
             if iface.link_state == "down":
-                await proc.monitor.set_link(iface.alias or f"net{index}", False)
+                await proc.monitor.set_link(iface.alias, False)
+        started = ("started", "autostart" if autostart else "booted")
+        if not paused:
+            await proc.monitor.cont()
         obj.live = dom
         obj.proc = proc
         if paused:
-            obj.state, obj.reason = "paused", "user"
+            self.transition(obj, S.PAUSED, Paused.USER, started, ("suspended", "paused"))
         else:
-            await proc.monitor.cont()
-            obj.state, obj.reason = "running", "booted"
-        proc.record.state, proc.record.reason = obj.state, obj.reason
-        self.save_run_state(obj)
+            self.transition(obj, S.RUNNING, Running.BOOTED, started)
         self._open_console(obj)
         obj.watcher = asyncio.get_running_loop().create_task(self._watch_exit(obj, proc))
 
@@ -578,7 +634,7 @@ class DomainRegistry:
         if obj.proc is None or obj.live is None:
             return
         run_dir = self.layout.qemu_run_dir
-        obj.proc.record.state, obj.proc.record.reason = obj.state, obj.reason
+        obj.proc.record.state, obj.proc.record.reason = obj.state.value, str(obj.reason)
         atomic_write(run_dir / f"{obj.name}.xml", format_domain(obj.live, live=True).encode(), durable=False)
         obj.proc.record.save(run_dir / f"{obj.name}.json")
 
@@ -607,8 +663,8 @@ class DomainRegistry:
             self._stopped(obj, proc)
 
     def _stopped(self, obj: DomainObject, proc: QemuProcess) -> None:
-        """The QEMU of ``obj`` is gone: release everything and mark it inactive."""
-        reason = obj.stop_reason or "crashed"
+        """The QEMU of ``obj`` is gone: release everything and mark it inactive (``obj.lock`` held)."""
+        reason = obj.stop_reason or Shutoff.CRASHED
         drop_relay(obj.console)
         obj.console = None
         asyncio.get_running_loop().create_task(proc.monitor.close())
@@ -620,146 +676,104 @@ class DomainRegistry:
         obj.proc = None
         if obj.config is not None:
             obj.live = None  # a transient domain keeps its last definition for the caller's reply
-        obj.state, obj.reason = "shutoff", reason
         obj.fake_reboot = False
         obj.stop_reason = None
-        self.events.publish("domain", name, "stopped", reason)
+        for removal in obj.removals.values():
+            if not removal.done():
+                removal.set_exception(InvalidState("Requested operation is not valid: domain is not running"))
+                removal.exception()  # retrieved here: nobody may be waiting for it any more
+        obj.removals.clear()
+        self.transition(obj, S.SHUTOFF, reason, ("stopped", str(reason)))
         if obj.config is None:
             self._domains.pop(name, None)
 
-    def _event_handler(self, obj: DomainObject) -> Callable[[str, dict[str, Any]], Any]:
-        async def on_event(event: str, data: dict[str, Any]) -> None:
-            proc = obj.proc
-            if proc is None:
-                return
-            log.debug("domain %s: QMP event %s %s", obj.name, event, data)
-            for waiter in list(obj.waiters):
-                wanted, predicate, future = waiter
-                if wanted == event and not future.done() and predicate(data):
-                    future.set_result(data)
-                    obj.waiters.remove(waiter)
-            dom = obj.live
-            if event == "SHUTDOWN":
-                await self._on_shutdown(obj, proc, str(data.get("reason", "")), dom)
-            elif event == "RESET":
-                if data.get("guest"):
-                    self.events.publish("domain", obj.name, "rebooted", "guest")
-            elif event == "STOP":
-                if obj.state == "running":
-                    obj.state, obj.reason = "paused", "user"
-                    self.events.publish("domain", obj.name, "suspended", "paused")
-                    self.save_run_state(obj)
-            elif event == "RESUME":
-                if obj.state in ("paused", "crashed", "shutdown"):
-                    obj.state, obj.reason = "running", "unpaused"
-                    self.events.publish("domain", obj.name, "resumed", "unpaused")
-                    self.save_run_state(obj)
-            elif event == "GUEST_PANICKED":
-                await self._on_panic(obj, proc, dom)
-
-        return on_event
-
-    async def _on_shutdown(
-        self, obj: DomainObject, proc: QemuProcess, reason: str, dom: Domain | None
+    def transition(
+        self, obj: DomainObject, state: DomainState, reason: Reason, *events: tuple[str, str]
     ) -> None:
-        if reason == "host-qmp-quit" or obj.stop_reason == "destroyed":
-            return
-        if obj.fake_reboot or (dom is not None and dom.on_poweroff == "restart" and reason != "guest-reset"):
-            obj.fake_reboot = False
-            await proc.monitor.system_reset()
-            await proc.monitor.cont()
-            obj.state, obj.reason = "running", "booted"
-            self.events.publish("domain", obj.name, "rebooted", "acpi")
-            self.save_run_state(obj)
-            return
-        action = dom.on_poweroff if dom is not None else "destroy"
-        if reason == "guest-reset" and dom is not None:
-            action = dom.on_reboot
-        if action == "preserve":
-            obj.state, obj.reason = "paused", "shutdown"
-            self.save_run_state(obj)
-            return
-        obj.state, obj.reason = "shutdown", "user"
-        obj.stop_reason = "shutdown"
-        self.events.publish("domain", obj.name, "shutdown", "finished")
-        await proc.monitor.quit()
+        """Move ``obj`` to ``state`` for ``reason``, publish ``events`` and save the run state.
 
-    async def _on_panic(self, obj: DomainObject, proc: QemuProcess, dom: Domain | None) -> None:
-        action = dom.on_crash if dom is not None else "destroy"
-        self.events.publish("domain", obj.name, "crashed", "panicked")
-        if action == "restart":
-            await proc.monitor.system_reset()
-            await proc.monitor.cont()
-            obj.state, obj.reason = "running", "crashed"
-            self.save_run_state(obj)
-        elif action == "preserve":
-            obj.state, obj.reason = "crashed", "panicked"
-            self.save_run_state(obj)
-        else:
-            obj.stop_reason = "crashed"
-            await proc.monitor.quit()
+        The one place a domain's state changes (besides re-adoption, which takes QEMU's word); the
+        caller holds ``obj.lock``. A move the lifecycle's table does not allow raises TransitionError.
+        """
+        assert obj.lock.locked(), "a domain's state changes only under its lock"
+        check_transition(obj.state, state, reason)
+        log.debug("domain %s: %s (%s) -> %s (%s)", obj.name, obj.state.value, obj.reason, state.value, reason)
+        obj.state, obj.reason = state, reason
+        for event, detail in events:
+            self.events.publish("domain", obj.name, event, detail)
+        self.save_run_state(obj)
 
     def expect_event(
         self, obj: DomainObject, event: str, predicate: Callable[[dict[str, Any]], bool]
     ) -> asyncio.Future[dict[str, Any]]:
-        """A future resolved by the next QMP ``event`` of ``obj`` whose data satisfies ``predicate``."""
+        """A future resolved once the next QMP ``event`` of ``obj`` whose data satisfies ``predicate``
+        has been applied. Await it without holding ``obj.lock``: events are applied under it."""
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         obj.waiters.append((event, predicate, future))
         return future
 
-    def _active(self, key: str) -> tuple[DomainObject, QemuProcess]:
-        obj = self.lookup(key)
-        if obj.proc is None:
-            raise InvalidState("Requested operation is not valid: domain is not running")
-        return obj, obj.proc
+    def resolve_waiters(self, obj: DomainObject, event: str, data: dict[str, Any]) -> None:
+        for waiter in list(obj.waiters):
+            wanted, predicate, future = waiter
+            if future.done():
+                obj.waiters.remove(waiter)
+            elif wanted == event and predicate(data):
+                future.set_result(data)
+                obj.waiters.remove(waiter)
 
     async def shutdown(self, key: str) -> DomainObject:
-        obj, proc = self._active(key)
-        async with obj.lock:
-            await proc.monitor.system_powerdown()
+        async with guard(self.lookup(key), lifecycle.GUEST_REACHABLE) as obj:
+            assert obj.proc is not None
+            await obj.proc.monitor.system_powerdown()
         return obj
 
     async def reboot(self, key: str) -> DomainObject:
-        obj, proc = self._active(key)
-        async with obj.lock:
+        async with guard(self.lookup(key), lifecycle.GUEST_REACHABLE) as obj:
+            assert obj.proc is not None
             obj.fake_reboot = True
-            await proc.monitor.system_powerdown()
+            await obj.proc.monitor.system_powerdown()
         return obj
 
     async def reset(self, key: str) -> DomainObject:
-        obj, proc = self._active(key)
-        async with obj.lock:
-            await proc.monitor.system_reset()
+        async with guard(self.lookup(key), lifecycle.GUEST_REACHABLE) as obj:
+            assert obj.proc is not None
+            await obj.proc.monitor.system_reset()
         return obj
 
     async def destroy(self, key: str, *, graceful: bool = False) -> DomainObject:
-        obj, proc = self._active(key)
+        """End the domain's QEMU. The process is ended before the lock is taken: an operation that
+        holds the lock waiting on this QEMU then fails and lets go, so a destroy always gets through."""
+        obj = self.lookup(key)
+        proc = obj.proc
+        if proc is None:  # not running, or a start holds the lock: ask again once it is done
+            async with guard(obj, lifecycle.ACTIVE):
+                proc = obj.proc
+        assert proc is not None
+        first = obj.proc is proc and obj.stop_reason is not Shutoff.DESTROYED
+        if first:
+            obj.stop_reason = Shutoff.DESTROYED
+        await proc.terminate(graceful=graceful)
         async with obj.lock:
-            if obj.proc is not proc:
-                raise InvalidState("Requested operation is not valid: domain is not running")
-            obj.stop_reason = "destroyed"
-            await proc.terminate(graceful=graceful)
-            self._stopped(obj, proc)
+            if not first:  # another destroy got there first: this one finds it stopped, as libvirt's
+                raise lifecycle.refusal(S.SHUTOFF, Shutoff.DESTROYED, lifecycle.ACTIVE)
+            if obj.proc is proc:
+                self._stopped(obj, proc)
         return obj
 
     async def suspend(self, key: str) -> DomainObject:
-        obj, proc = self._active(key)
-        async with obj.lock:
-            if obj.state == "paused":
+        async with guard(self.lookup(key), lifecycle.SUSPENDABLE) as obj:
+            assert obj.proc is not None
+            if obj.state is S.PAUSED:
                 return obj
-            await proc.monitor.stop()
-            obj.state, obj.reason = "paused", "user"
-            self.save_run_state(obj)
+            await obj.proc.monitor.stop()
+            self.transition(obj, S.PAUSED, Paused.USER, ("suspended", "paused"))
         return obj
 
     async def resume(self, key: str) -> DomainObject:
-        obj, proc = self._active(key)
-        async with obj.lock:
-            if obj.state not in ("paused", "crashed"):
-                raise InvalidState("Requested operation is not valid: domain is not paused")
-            await proc.monitor.cont()
-            obj.state, obj.reason = "running", "unpaused"
-            self.save_run_state(obj)
+        async with guard(self.lookup(key), lifecycle.RESUMABLE, refuse="domain is not paused") as obj:
+            assert obj.proc is not None
+            await obj.proc.monitor.cont()
+            self.transition(obj, S.RUNNING, Running.UNPAUSED, ("resumed", "unpaused"))
         return obj
 
     # Queries

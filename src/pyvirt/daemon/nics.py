@@ -1,9 +1,11 @@
 """NIC hot-plug on running domains: attach-interface, detach-interface, domif-setlink.
 
 Attach plugs a tap into the network's bridge, then ``netdev_add`` + ``device_add`` over QMP; any
-failure unwinds what was done. Detach asks the guest to release the device (``device_del``), waits
-for QEMU's DEVICE_DELETED, then removes the netdev and the tap. ``--config`` changes the persistent
-definition too, like virsh.
+failure unwinds what was done. Detach asks the guest to release the device (``device_del``) and lets
+go of the domain's lock; QEMU's DEVICE_DELETED, applied under the lock like every QMP event, then
+removes the netdev, the tap and the live definition's entry (:func:`device_deleted`). The caller waits
+for that without the lock, so a guest that never answers blocks nothing, and a ``destroy`` ends the
+wait. ``--config`` changes the persistent definition too, like virsh.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.domain import InterfaceConfig
 from pyvirt.conf.mac import random_mac
+from pyvirt.daemon import lifecycle
+from pyvirt.daemon.lifecycle import guard
 from pyvirt.errors import InvalidArgument, InvalidState, NotFound, OperationFailed, UnsupportedConfig
 from pyvirt.qemu.command import NIC_MODELS
 
 if TYPE_CHECKING:
     from pyvirt.daemon.domains import DomainObject, DomainRegistry
+    from pyvirt.qemu.process import QemuProcess
 
 
 def _nic_id(index: int, iface: InterfaceConfig) -> str:
@@ -46,10 +51,8 @@ async def attach_interface(
     source = spec.get("source")
     if kind != "user" and not source:
         raise InvalidArgument("attach-interface needs --source for network and bridge interfaces")
-    async with obj.lock:
+    async with guard(obj, lifecycle.HOTPLUGGABLE if live else lifecycle.ANY):
         targets = [d for d in (obj.live if live else None, obj.config if config else None) if d is not None]
-        if live and not obj.active:
-            raise InvalidState("Requested operation is not valid: domain is not running")
         if config and obj.config is None:
             raise InvalidState("Requested operation is not valid: cannot change config of transient domain")
         taken = {i.mac for d in targets for i in d.devices.interfaces if i.mac}
@@ -124,46 +127,72 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
 async def detach_interface(
     reg: DomainRegistry, key: str, mac: str, *, live: bool, config: bool, timeout: float = 30.0
 ) -> None:
+    """Remove an interface: from the persistent definition at once, from the guest once it lets go.
+
+    Returns when the guest has released the device, or fails after ``timeout`` seconds saying the
+    removal is still pending (it completes whenever the guest answers, as with libvirt)."""
     obj = reg.lookup(key)
-    async with obj.lock:
+    removal: asyncio.Future[None] | None = None
+    async with guard(obj, lifecycle.HOTPLUGGABLE if live else lifecycle.ANY):
         if live:
-            if not obj.active or obj.live is None or obj.proc is None:
-                raise InvalidState("Requested operation is not valid: domain is not running")
+            assert obj.live is not None and obj.proc is not None
             index = _find(obj.live.devices.interfaces, mac)
-            iface = obj.live.devices.interfaces[index]
-            dev_id = _nic_id(index, iface)
-            netdev = "host" + dev_id
-            deleted = reg.expect_event(obj, "DEVICE_DELETED", lambda data: data.get("device") == dev_id)
-            await obj.proc.monitor.execute("device_del", {"id": dev_id})
-            try:
-                await asyncio.wait_for(deleted, timeout)
-            except TimeoutError as err:
-                raise OperationFailed(
-                    f"operation failed: the guest did not release interface {iface.mac} within {timeout:.0f}s"
-                ) from err
-            with contextlib.suppress(OperationFailed):
-                await obj.proc.monitor.execute("netdev_del", {"id": netdev})
-            if iface.target_dev and iface.type != "user" and reg.networks is not None:
-                reg.networks.unplug_tap(iface.target_dev)
-                with contextlib.suppress(ValueError):
-                    obj.proc.record.taps.remove(iface.target_dev)
-            del obj.live.devices.interfaces[index]
-            reg.save_run_state(obj)
+            dev_id = _nic_id(index, obj.live.devices.interfaces[index])
         if config:
             if obj.config is None:
                 raise InvalidState(
                     "Requested operation is not valid: cannot change config of transient domain"
                 )
-            index = _find(obj.config.devices.interfaces, mac)
-            del obj.config.devices.interfaces[index]
+            config_index = _find(obj.config.devices.interfaces, mac)
+        if live:
+            assert obj.proc is not None
+            removal = obj.removals.get(dev_id)
+            if removal is None:  # a second detach of the same device waits for the first one's removal
+                removal = asyncio.get_running_loop().create_future()
+                obj.removals[dev_id] = removal
+                try:
+                    await obj.proc.monitor.execute("device_del", {"id": dev_id})
+                except BaseException:
+                    del obj.removals[dev_id]
+                    raise
+        if config:
+            assert obj.config is not None
+            del obj.config.devices.interfaces[config_index]
             reg.write_config(obj.config)
+    if removal is not None:
+        try:
+            await asyncio.wait_for(asyncio.shield(removal), timeout)
+        except TimeoutError as err:
+            raise OperationFailed(
+                f"operation failed: the guest did not release interface {mac} within {timeout:.0f}s; "
+                "it is removed when the guest releases it"
+            ) from err
+
+
+async def device_deleted(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, dev_id: str) -> None:
+    """QEMU's DEVICE_DELETED for ``dev_id`` (``obj.lock`` held): if it was a NIC, drop its netdev,
+    tap and live entry, whoever asked for the removal (a detach, or the guest ejecting it)."""
+    removal = obj.removals.pop(dev_id, None)
+    live = obj.live
+    nics = live.devices.interfaces if live is not None else []
+    index = next((i for i, nic in enumerate(nics) if _nic_id(i, nic) == dev_id), None)
+    if live is not None and index is not None:
+        iface = nics[index]
+        with contextlib.suppress(OperationFailed):
+            await proc.monitor.execute("netdev_del", {"id": "host" + dev_id})
+        if iface.target_dev and iface.type != "user" and reg.networks is not None:
+            reg.networks.unplug_tap(iface.target_dev)
+            with contextlib.suppress(ValueError):
+                proc.record.taps.remove(iface.target_dev)
+        del nics[index]
+        reg.save_run_state(obj)
+    if removal is not None and not removal.done():
+        removal.set_result(None)
 
 
 async def set_link(reg: DomainRegistry, key: str, device: str, up: bool) -> None:
-    obj = reg.lookup(key)
-    async with obj.lock:
-        if not obj.active or obj.live is None or obj.proc is None:
-            raise InvalidState("Requested operation is not valid: domain is not running")
+    async with guard(reg.lookup(key), lifecycle.HOTPLUGGABLE) as obj:
+        assert obj.live is not None and obj.proc is not None
         index = _find(obj.live.devices.interfaces, device)
         iface = obj.live.devices.interfaces[index]
         await obj.proc.monitor.set_link(_nic_id(index, iface), up)

@@ -152,7 +152,7 @@ class API:
 
     async def autostart(self, req: Request) -> dict[str, Any]:
         body: types.AutostartRequest = req.data
-        return self.domains.set_autostart(req.params["name"], body["enabled"]).summary()
+        return (await self.domains.set_autostart(req.params["name"], body["enabled"])).summary()
 
     async def attach_interface(self, req: Request) -> dict[str, Any]:
         body: types.AttachInterfaceRequest = req.data
