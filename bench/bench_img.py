@@ -3,7 +3,8 @@
 ``python bench/bench_img.py [--size 2G] [--rounds 7] [--rounds-c 3] [--json] [--write-docs]``
 
 Converts a raw image (first half random, second half written zeros) to qcow2 and back, and to
-compressed qcow2 (``-c``) and back; times ``info`` and ``create`` as commands; times
+compressed qcow2 (``-c``) and back, and to vmdk (monolithicSparse, streamOptimized) and vdi and
+back (``--rounds-c`` rounds each); times ``info`` and ``create`` as commands; times
 ``image_info()`` and ``create_image()`` as library calls. Each figure is the median of
 ``--rounds`` runs, the two tools alternating; every pyvirt output is checked with
 ``qemu-img compare``. ``--write-docs`` rewrites this benchmark's section in docs/BENCHMARKS.md.
@@ -27,6 +28,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 HEADING = "## Disk images (pyvirt img vs qemu-img)"
+#: the other writable formats, each converted to from raw and back (format, -o, label)
+FORMAT_ROWS = [
+    ("vmdk", "", "vmdk"),
+    ("vmdk", "subformat=streamOptimized", "vmdk streamOptimized"),
+    ("vdi", "", "vdi"),
+]
 PYVIRT = [str(Path(sys.executable).parent / "pyvirt"), "img"]  # the installed launcher, as a user runs it
 
 
@@ -228,6 +235,31 @@ def bench(size: int, rounds: int, rounds_c: int, workdir: Path, settled: bool = 
         p_raw,
         src,
     )
+    for fmt, opts, label in FORMAT_ROWS:
+        q_out, p_out = workdir / f"q-fmt.{fmt}", workdir / f"p-fmt.{fmt}"
+        o = ["-o", opts] if opts else []
+        convert_row(
+            f"convert raw → {label}",
+            ["-O", fmt, *o, str(src), str(q_out)],
+            ["-O", fmt, *o, str(src), str(p_out)],
+            [q_out, p_out],
+            p_out,
+            src,
+            rounds_c,
+        )
+        qemu_img_convert = ["qemu-img", "convert", "-O", fmt, *o, str(src), str(q_out)]
+        subprocess.run(qemu_img_convert, check=True)
+        convert_row(
+            f"convert {label} → raw",
+            ["-O", "raw", str(q_out), str(q_raw)],
+            ["-O", "raw", str(q_out), str(p_raw)],
+            [q_raw, p_raw],
+            p_raw,
+            src,
+            rounds_c,
+        )
+        for leftover in workdir.glob("q-fmt*"):
+            leftover.unlink()
     sizes = {
         "q.qcow2 bytes": q_qcow.stat().st_size,
         "p.qcow2 bytes": p_qcow.stat().st_size,
@@ -391,6 +423,11 @@ def verdicts(res: dict[str, Any]) -> list[str]:
         met = all(r["ratio"] >= 0.8 for r in plain)
         figures = ", ".join(f"{r['op'].removeprefix('convert ')} {r['ratio']:.2f}x" for r in plain)
         out.append(f"* Plain convert: {'met' if met else 'not met'} ({figures} of qemu-img's speed).")
+    others = [r for r in res["convert"] if any(label in r["op"] for _f, _o, label in FORMAT_ROWS)]
+    if others:
+        met = all(r["ratio"] >= 0.8 for r in others)
+        figures = ", ".join(f"{r['op'].removeprefix('convert ')} {r['ratio']:.2f}x" for r in others)
+        out.append(f"* Other formats (target 0.8x): {'met' if met else 'not met'} ({figures}).")
     comp = rows.get("convert -c raw → qcow2")
     if comp:
         out.append(
@@ -430,7 +467,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="2G", help="source image size (default 2G)")
     ap.add_argument("--rounds", type=int, default=7, help="rounds of each plain convert (default 7)")
-    ap.add_argument("--rounds-c", type=int, default=3, help="rounds of the -c convert (default 3)")
+    ap.add_argument(
+        "--rounds-c",
+        type=int,
+        default=3,
+        help="rounds of the -c convert and of the other formats (default 3)",
+    )
     ap.add_argument(
         "--no-settle", action="store_true", help="time runs as they come, without settle() before each"
     )

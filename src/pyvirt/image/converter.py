@@ -237,8 +237,8 @@ def _copy(
     reader = Pool(READERS)
     generic_lock = _thread.allocate_lock()
 
-    # qcow2 and raw reads may run on several threads at once (decompression then uses both cores).
-    concurrent_reads = all(img.format in ("qcow2", "raw") for img in _source_files(s))
+    # These formats' reads may run on several threads at once (decompression then uses both cores).
+    concurrent_reads = all(img.format in ("qcow2", "raw", "vmdk", "vdi") for img in _source_files(s))
 
     def generic_read(pos: int, buf: memoryview) -> None:
         if concurrent_reads:

@@ -34,7 +34,7 @@ MAX_DESCRIPTOR = 1 << 20
 MAX_GRAIN_SECTORS = 1 << 17
 MAX_CAPACITY_SECTORS = 1 << 40
 MAX_FILE_SECTORS = 1 << 32  # grain table entries are 32-bit sector numbers
-CLEAN_GT_CACHE = 64
+CLEAN_GT_CACHE = 4096  # clean grain tables kept (2 KiB each for QEMU's 512 entries)
 _HDR = struct.Struct("<4sIIQQQQIQQQB4sH")
 _MARKER = struct.Struct("<QI")
 
@@ -97,8 +97,8 @@ class _Sparse:
             return None
         gt = _le32(os.pread(self.fd, self.gtes * 4, self.gd[gdi] * 512))
         if len(self.gts) >= CLEAN_GT_CACHE:
-            for k in [k for k in self.gts if k not in self.dirty]:
-                del self.gts[k]
+            # Rebound, not mutated while iterated: convert's reader threads share this cache.
+            self.gts = {k: v for k, v in list(self.gts.items()) if k in self.dirty}
         self.gts[gdi] = gt
         return gt
 
