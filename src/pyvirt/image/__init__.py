@@ -1,4 +1,4 @@
-"""pyvirt.image: disk images in pure Python — qcow2, raw, vmdk and vdi read and written.
+"""pyvirt.image: disk images in pure Python — qcow2, raw, vmdk, vdi and vpc (VHD) read and written.
 
 Stable API (everything is imported lazily so ``import pyvirt.image`` costs almost nothing)::
 
@@ -19,7 +19,9 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
         ``size`` in bytes or a string like ``"10G"``; None with a backing file takes the backing size.
         The named options are qcow2's; vmdk takes ``subformat`` (monolithicSparse, monolithicFlat,
         twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized), ``adapter_type``, ``hwversion``,
-        ``toolsversion``, ``compat6``, ``zeroed_grain`` and a vmdk ``backing``; vdi ``static``.
+        ``toolsversion``, ``compat6``, ``zeroed_grain`` and a vmdk ``backing``; vdi ``static``; vpc
+        ``subformat`` (dynamic, fixed) and ``force_size``. A fixed VHD probes as raw: open it with
+        ``fmt="vpc"``.
     image_info(path, *, fmt=None, backing_chain=False) -> dict
         qemu-img 7.2's ``info --output json`` fields; with ``backing_chain`` the backing file's info is
         nested under ``"backing-image"``.
@@ -35,7 +37,7 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
     parse_size(text) -> int;  size_to_str(n) -> str
 
 Not supported (refused by name, never misread): extended L2 entries, external data files,
-encryption, zstd compression, VDI differencing images, writes into VMDK grain tables that are not
+encryption, zstd compression, VDI and VHD differencing images, writes into VMDK grain tables that are not
 allocated or into streamOptimized grains already written (as QEMU); persistent bitmaps are read
 but not maintained (a writable open removes them).
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CREATABLE", "create_image"]
 
-CREATABLE = ("raw", "qcow2", "vmdk", "vdi")
+CREATABLE = ("raw", "qcow2", "vmdk", "vdi", "vpc")
 
 
 def create_image(
@@ -99,9 +99,14 @@ def create_image(
     else:
         if backing:
             raise ImageError(f"Backing file not supported for file format '{fmt}'")
-        from pyvirt.image.vdi import create_vdi
+        if fmt == "vdi":
+            from pyvirt.image.vdi import create_vdi
 
-        create_vdi(path, size, **fmt_opts)
+            create_vdi(path, size, **fmt_opts)
+        else:
+            from pyvirt.image.vpc import create_vpc
+
+            create_vpc(path, size, **fmt_opts)
 
 
 def _create_raw(path: str, size: int, preallocation: str) -> None:

@@ -105,4 +105,8 @@ def open_image(
         from pyvirt.image.vdi import VdiImage
 
         return VdiImage.open(path, readonly=readonly, force_share=force_share)
+    if fmt == "vpc":
+        from pyvirt.image.vpc import VpcImage
+
+        return VpcImage.open(path, readonly=readonly, force_share=force_share)
     raise UnsupportedImage(f"{path}: opening {fmt} images is not supported")

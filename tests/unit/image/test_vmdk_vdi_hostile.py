@@ -279,3 +279,84 @@ def test_fuzzed_vdi_metadata(tmp_path: Path, muts: list[tuple[int, int]]) -> Non
         img.block_status(0, img.size)
         img.write(2 << 20, b"w" * 4096)
     assert p.stat().st_size <= size + (3 << 20)  # within the image's own three blocks
+
+
+def _vpc(tmp_path: Path) -> Path:
+    """A dynamic VHD with its first block written: footer, header at 512, BAT at 1536."""
+    p = tmp_path / "x.vpc"
+    create_image(str(p), "vpc", 5 << 20)
+    with open_image(str(p), fmt="vpc", readonly=False) as img:
+        img.write(0, b"\x02" * (1 << 20))
+    return p
+
+
+def test_vpc_round_trip(tmp_path: Path) -> None:
+    p = _vpc(tmp_path)
+    with open_image(str(p)) as img:
+        assert img.format == "vpc"
+        assert img.read(0, 1 << 20) == b"\x02" * (1 << 20)
+        assert img.read(1 << 20, 4096) == bytes(4096)
+
+
+@pytest.mark.parametrize(
+    ("offset", "fmt", "value", "message"),
+    [
+        (60, ">I", 4, "differencing VHD images are not supported"),
+        (60, ">I", 9, "unknown VHD disk type 9"),
+        (16, ">Q", 1 << 40, "dynamic VHD header out of range"),
+        (512, ">Q", 0, "Invalid header magic"),
+        (512 + 32, ">I", 3000, "Invalid block size 3000"),
+        (512 + 28, ">I", 1, "Page table too small"),
+        (512 + 16, ">Q", 1 << 33, "allocation table lies past the end"),
+        (1536, ">I", 1 << 24, "free_data_block_offset points after the end of file"),
+    ],
+)
+def test_bad_vpc_fields(tmp_path: Path, offset: int, fmt: str, value: int, message: str) -> None:
+    p = _vpc(tmp_path)
+    _poke(p, offset, fmt, value)
+    with pytest.raises(ImageError, match=message):
+        open_image(str(p), fmt="vpc")
+
+
+def test_vpc_block_pointing_into_metadata_is_not_written(tmp_path: Path) -> None:
+    p = _vpc(tmp_path)
+    _poke(p, 1536, ">I", 1)  # block 0's bitmap "at" sector 1: the dynamic header
+    before = p.read_bytes()[:2048]
+    with open_image(str(p), fmt="vpc", readonly=False) as img:
+        with pytest.raises(ImageError, match="points into the image's metadata"):
+            img.write(0, b"x" * 512)
+        with pytest.raises(ImageError, match="points into the image's metadata"):
+            img.read(0, 512)
+    assert p.read_bytes()[:2048] == before
+
+
+def test_fixed_vhd_probes_as_raw_and_opens_as_vpc(tmp_path: Path) -> None:
+    p = tmp_path / "f.vpc"
+    create_image(str(p), "vpc", 3 << 20, subformat="fixed")
+    with open_image(str(p)) as img:
+        assert (img.format, img.size) == ("raw", p.stat().st_size)
+    with open_image(str(p), fmt="vpc", readonly=False) as img:
+        assert img.size == p.stat().st_size - 512
+        img.write(img.size - 512, b"e" * 512)
+    with open_image(str(p), fmt="vpc") as img:
+        assert img.read(img.size - 512, 512) == b"e" * 512
+    assert p.read_bytes()[-512:-504] == b"conectix"  # the footer stays whole
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 2047), st.integers(0, 255)), min_size=1, max_size=16))
+def test_fuzzed_vpc_metadata(tmp_path: Path, muts: list[tuple[int, int]]) -> None:
+    src = tmp_path / "fuzz-src.vpc"
+    if not src.exists():
+        _vpc(tmp_path).rename(src)
+    data = bytearray(src.read_bytes())
+    for pos, val in muts:
+        data[pos] = val
+    p = tmp_path / "fuzz.vpc"
+    p.write_bytes(bytes(data))
+    size = len(data)
+    with contextlib.suppress(ImageError), open_image(str(p), fmt="vpc", readonly=False) as img:
+        img.read(0, min(img.size, 1 << 20))
+        img.block_status(0, min(img.size, 1 << 30))
+        img.write(min(img.size, 4 << 20) - 4096, b"w" * 4096)
+    assert p.stat().st_size <= size + (1 << 30) + 4096  # one new block (the size fuzzed) and a footer
