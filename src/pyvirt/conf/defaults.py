@@ -69,3 +69,7 @@ def apply_defaults(dom: Domain) -> None:
             nic.mac = random_mac(taken)
             taken.add(nic.mac)
     _pair_console_with_serial(dom)
+    videos = dom.devices.videos
+    primary = next((i for i, video in enumerate(videos) if video.primary), 0)
+    if primary:  # libvirt keeps the primary video first
+        videos.insert(0, videos.pop(primary))

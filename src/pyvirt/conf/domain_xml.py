@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import uuid as uuidlib
 
+from pyvirt.conf.addresses import check_address
 from pyvirt.conf.defaults import apply_defaults
 from pyvirt.conf.domain import (
     AudioConfig,
@@ -145,7 +146,9 @@ class _Parser:
         assert kind is not None
         attrs = {name: value for name in ADDRESS_ATTRS[kind] if (value := node.attr(name)) is not None}
         node.done()
-        return PCIAddress(type=kind, attrs=attrs)
+        address = PCIAddress(type=kind, attrs=attrs)
+        check_address(address, f"'{node.path}'")
+        return address
 
     @staticmethod
     def boot_order(e: Elem) -> int | None:

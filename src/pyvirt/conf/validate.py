@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from pyvirt.conf.addresses import check_addresses, parse_number
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.names import validate_name
 from pyvirt.conf.units import MAX_KIB
@@ -91,6 +92,122 @@ def _check_devices(dom: Domain) -> None:
             raise UnsupportedConfig("unsupported configuration: video model 'qxl' is not supported")
 
 
+# Tick policies QEMU can honour, per timer (rtc: -rtc driftfix; pit: kvm-pit.lost_tick_policy).
+_TICK_POLICIES = {"rtc": ("catchup", "delay"), "pit": ("delay", "catchup", "discard")}
+_PRESENT_TIMERS = ("hpet", "kvmclock", "tsc", "hypervclock")
+_PCI_TARGETS = {
+    "pcie-root-port": ("chassis", "port", "hotplug"),
+    "pci-bridge": ("chassisNr",),
+}
+_PCI_MODEL_NAMES = {
+    "pcie-root-port": ("pcie-root-port", "ioh3420"),
+    "pci-bridge": ("pci-bridge",),
+    "pcie-to-pci-bridge": ("pcie-pci-bridge",),
+}
+_USB_COMPANIONS = ("ich9-uhci1", "ich9-uhci2", "ich9-uhci3")
+
+
+def _check_clock(dom: Domain) -> None:
+    for timer in dom.clock.timers if dom.clock else []:
+        policy = timer.tickpolicy
+        if policy is not None and policy not in _TICK_POLICIES.get(timer.name, ()):
+            raise UnsupportedConfig(
+                f"unsupported configuration: tickpolicy '{policy}' of timer '{timer.name}' is not supported"
+            )
+        if timer.present is not None and timer.name not in _PRESENT_TIMERS:
+            raise UnsupportedConfig(
+                f"unsupported configuration: attribute 'present' of timer '{timer.name}' is not supported"
+            )
+
+
+def _check_firmware(dom: Domain) -> None:
+    loader = dom.os.loader
+    if loader is None or not loader.secure:
+        return
+    if "q35" not in (dom.os.machine or ""):
+        raise UnsupportedConfig(
+            "unsupported configuration: secure boot (loader secure='yes') needs a q35 machine"
+        )
+    if loader.type != "pflash":
+        raise UnsupportedConfig("unsupported configuration: loader secure='yes' needs loader type 'pflash'")
+    smm = "smm" in dom.features and dom.feature_attrs.get("smm", {}).get("state", "on") == "on"
+    if dom.os.firmware is None and not smm:
+        raise InvalidArgument(
+            "secure boot (loader secure='yes') requires the SMM feature: add <smm state='on'/>"
+        )
+
+
+def _check_controllers(dom: Domain) -> None:
+    ctrls = dom.devices.controllers
+    q35 = "q35" in (dom.os.machine or "")
+    for ctl in ctrls:
+        where = f"controller '{ctl.type}' index {ctl.index}"
+        targets = [key[7:] for key in ctl.extra if key.startswith("target.")]
+        allowed = _PCI_TARGETS.get(ctl.model or "", ())
+        for name in targets:
+            if name not in allowed:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: target {name} of {where} is not supported"
+                )
+        hotplug = ctl.extra.get("target.hotplug")
+        if hotplug not in (None, "on", "off"):
+            raise InvalidArgument(f"target hotplug='{hotplug}' of {where} must be on or off")
+        for name, low, high in (("chassis", 0, 255), ("port", 0, 255), ("chassisNr", 1, 255)):
+            text = ctl.extra.get(f"target.{name}")
+            if text is not None and not low <= parse_number(text, f"target {name} of {where}") <= high:
+                raise InvalidArgument(f"target {name}='{text}' of {where} is out of range ({low}-{high})")
+        model_name = ctl.extra.get("model.name")
+        if model_name and model_name not in _PCI_MODEL_NAMES.get(ctl.model or "", ()):
+            raise InvalidArgument(f"model name '{model_name}' does not fit {where} of model '{ctl.model}'")
+        if ctl.type == "usb":
+            if ctl.ports is not None and ctl.model not in ("qemu-xhci", "nec-xhci"):
+                raise UnsupportedConfig(
+                    f"unsupported configuration: 'ports' of usb controller model '{ctl.model}' (xHCI only)"
+                )
+            if "master.startport" in ctl.extra:
+                if ctl.model not in _USB_COMPANIONS:
+                    raise InvalidArgument(f"<master> of {where} needs a companion model (ich9-uhci1/2/3)")
+                masters = [
+                    c for c in ctrls if c.type == "usb" and c.index == ctl.index and c.model == "ich9-ehci1"
+                ]
+                if not masters:
+                    raise InvalidArgument(f"companion {where} has no ich9-ehci1 master with the same index")
+        if ctl.type == "ide" and (q35 or ctl.index != 0):
+            raise UnsupportedConfig(
+                f"unsupported configuration: {where}: only the pc machine's IDE controller (index 0) exists"
+            )
+
+
+def _check_memory_devices(dom: Domain) -> None:
+    balloon = dom.devices.memballoon
+    has_balloon = balloon is not None and balloon.model == "virtio"
+    if dom.current_memory_kib is not None and dom.current_memory_kib < dom.memory_kib and not has_balloon:
+        raise InvalidArgument(
+            f"currentMemory ({dom.current_memory_kib} KiB) below memory needs <memballoon model='virtio'> "
+            "to set the balloon target"
+        )
+    if balloon is not None and balloon.stats_period is not None and balloon.model != "virtio":
+        raise InvalidArgument("memballoon stats period needs memballoon model 'virtio'")
+
+
+def _check_watchdogs_and_video(dom: Domain) -> None:
+    dogs = dom.devices.watchdogs
+    if len({dog.action for dog in dogs}) > 1:
+        raise UnsupportedConfig("unsupported configuration: watchdogs with different actions")
+    for dog in dogs:
+        if dog.model == "itco" and "q35" not in (dom.os.machine or ""):
+            raise UnsupportedConfig("unsupported configuration: watchdog model 'itco' needs a q35 machine")
+    if sum(1 for video in dom.devices.videos if video.primary) > 1:
+        raise InvalidArgument("only one video device can be primary")
+    for video in dom.devices.videos:
+        if video.heads is not None and video.heads > 1 and video.model != "virtio":
+            raise UnsupportedConfig(f"unsupported configuration: heads > 1 for video model '{video.model}'")
+        if video.vram is not None and video.model not in ("vga", "cirrus", "bochs"):
+            raise UnsupportedConfig(f"unsupported configuration: vram for video model '{video.model}'")
+        if video.model == "cirrus" and video.vram is not None and video.vram not in (4096, 8192, 16384):
+            raise InvalidArgument(f"cirrus video vram {video.vram} KiB: QEMU's cirrus has 4, 8 or 16 MiB")
+
+
 def _check_boot(dom: Domain) -> None:
     orders = [disk.boot_order for disk in dom.devices.disks if disk.boot_order is not None]
     orders += [nic.boot_order for nic in dom.devices.interfaces if nic.boot_order is not None]
@@ -131,5 +248,11 @@ def validate_domain(dom: Domain) -> None:
         raise InvalidArgument("os/loader needs a path unless os firmware='efi' selects one")
     if dom.metadata:
         check_metadata(dom.metadata)
+    _check_clock(dom)
+    _check_firmware(dom)
     _check_devices(dom)
+    _check_controllers(dom)
+    _check_memory_devices(dom)
+    _check_watchdogs_and_video(dom)
+    check_addresses(dom)
     _check_boot(dom)

@@ -183,7 +183,7 @@ class Elem:
         digits = text[1:] if negative else text
         if not _INTEGER.fullmatch(digits):
             raise XMLError(f"invalid integer '{value}' in {what}")
-        number = int(digits, 0) * (-1 if negative else 1)
+        number = int(digits, 16 if digits[:2] == "0x" else 10) * (-1 if negative else 1)
         if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
             low = "" if minimum is None else f" >= {minimum}"
             high = "" if maximum is None else f" <= {maximum}"

@@ -51,6 +51,7 @@ from pyvirt.errors import (
     UnsupportedConfig,
 )
 from pyvirt.paths import Layout
+from pyvirt.qemu import balloon, firmware
 from pyvirt.qemu.command import RuntimeContext, build_argv
 from pyvirt.qemu.monitor import cpu_time_ns
 from pyvirt.qemu.process import QemuProcess, RunRecord, append_log
@@ -439,7 +440,8 @@ class DomainRegistry:
         return obj
 
     def _nvram_path(self, dom: Domain) -> Path | None:
-        if dom.os.loader is None or dom.os.loader.type != "pflash":
+        pflash = dom.os.loader is not None and dom.os.loader.type == "pflash"
+        if not pflash and dom.os.firmware != "efi":
             return None
         if dom.os.nvram:
             return Path(dom.os.nvram)
@@ -485,9 +487,10 @@ class DomainRegistry:
                         channel.source_path = str(channel_dir / (channel.target_name or f"channel{index}"))
                     channel_paths[index] = channel.source_path
                     Path(channel.source_path).parent.mkdir(parents=True, exist_ok=True)
+            firmware.fill_domain(dom)
             nvram = self._nvram_path(dom)
             if nvram is not None and not nvram.exists():
-                self._make_nvram(dom, nvram)
+                firmware.make_nvram(dom, nvram)
             dom.id = self._next_id
             self._next_id += 1
             record = RunRecord(
@@ -571,6 +574,7 @@ class DomainRegistry:
             iface.alias = iface.alias or f"net{index}"  # the device id build_argv gave it
             if iface.link_state == "down":
                 await proc.monitor.set_link(iface.alias, False)
+        await balloon.configure(proc.monitor, dom)
         started = ("started", "autostart" if autostart else "booted")
         if not paused:
             await proc.monitor.cont()
@@ -604,17 +608,6 @@ class DomainRegistry:
             iface.target_dev = tap
             taps[index] = tap
         return taps
-
-    def _make_nvram(self, dom: Domain, nvram: Path) -> None:
-        assert dom.os.loader is not None
-        code = dom.os.loader.path
-        template = code.replace("_CODE", "_VARS")
-        for suffix in (".secboot.fd", ".ms.fd"):
-            template = template.replace(suffix, ".fd")
-        if not os.path.exists(template):
-            raise OperationFailed(f"no NVRAM template found for firmware '{code}' (looked for {template})")
-        nvram.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(template, nvram)
 
     def _open_console(self, obj: DomainObject) -> None:
         if obj.live is None or not obj.live.devices.serials:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from pyvirt.conf.addresses import drive_address, number, parse_number
 from pyvirt.conf.domain import (
     CharDevConfig,
     ControllerConfig,
@@ -43,6 +44,9 @@ _USB_MODELS = {
     "ich9-uhci2": "ich9-usb-uhci2",
     "ich9-uhci3": "ich9-usb-uhci3",
 }
+_XHCI_MODELS = ("qemu-xhci", "nec-xhci")
+_SECONDARY_VIDEO = {"VGA": "secondary-vga", "virtio-vga": "virtio-gpu-pci", "bochs-display": "bochs-display"}
+_PIT_POLICIES = {"delay": "delay", "catchup": "slew", "discard": "discard"}
 _PCI_CONTROLLER_DEVICES = {
     "pcie-root-port": "pcie-root-port",
     "pci-bridge": "pci-bridge",
@@ -74,16 +78,14 @@ def _opts(head: str, **kv: str | int | None) -> str:
     for key, value in kv.items():
         if value is None:
             continue
-        parts.append(f"{key.replace('_', '-')}={value}")
+        parts.append(f"{key}={value}")
     return ",".join(parts)
 
 
 def _pci_placement(addr: PCIAddress | None, q35: bool) -> dict[str, str]:
     if addr is None or addr.type != "pci":
         return {}
-    bus = int(addr.attrs.get("bus", "0"), 0)
-    slot = int(addr.attrs.get("slot", "0"), 0)
-    function = int(addr.attrs.get("function", "0"), 0)
+    bus, slot, function = number(addr, "bus"), number(addr, "slot"), number(addr, "function")
     out = {"bus": ("pcie.0" if q35 else "pci.0") if bus == 0 else f"pci.{bus}"}
     out["addr"] = f"{slot:#x}" if function == 0 else f"{slot:#x}.{function:#x}"
     if addr.attrs.get("multifunction") == "on":
@@ -106,10 +108,10 @@ class _Builder:
         self.ctx = ctx
         self.q35 = is_q35(dom)
         self.argv: list[str] = []
-        self.has_usb = False
-        self.sata_bus: str | None = None
-        self.scsi_bus: str | None = None
-        self.serial_bus: str | None = None
+        self.usb_buses: set[int] = set()  # indexes of the USB controllers emitted
+        self.sata_buses: dict[int, str] = {}  # controller index → QEMU bus id
+        self.scsi_buses: dict[int, str] = {}
+        self.serial_buses: dict[int, str] = {}
         self.boot_kinds_used: set[str] = set()
 
     def add(self, *args: str) -> None:
@@ -140,6 +142,7 @@ class _Builder:
         for index, iface in enumerate(dom.devices.interfaces):
             self.interface(index, iface)
         self.chardevs()
+        self.audio()
         self.graphics()
         self.inputs()
         self.misc_devices()
@@ -160,6 +163,9 @@ class _Builder:
         smm = dom.feature_attrs.get("smm", {}).get("state")
         if "smm" in dom.features:
             opts["smm"] = smm or "on"
+        ioapic = dom.feature_attrs.get("ioapic", {}).get("driver")
+        if ioapic:
+            opts["kernel_irqchip"] = "on" if ioapic == "kvm" else "split"
         if dom.clock:
             for timer in dom.clock.timers:
                 if timer.name == "hpet" and timer.present is not None:
@@ -170,6 +176,8 @@ class _Builder:
                 opts["pflash1"] = "pyvirt-pflash1-format"
         self.pflash()
         self.add("-machine", _opts(dom.os.machine or "pc", **opts))
+        if dom.os.loader is not None and dom.os.loader.secure:
+            self.add("-global", "driver=cfi.pflash01,property=secure,value=on")
 
     def pflash(self) -> None:
         loader = self.dom.os.loader
@@ -183,61 +191,75 @@ class _Builder:
             self._raw_node("pyvirt-pflash1", self.ctx.nvram_path, readonly=False)
 
     def _raw_node(self, prefix: str, path: str, *, readonly: bool) -> None:
-        self.add(
-            *_json_arg(
-                "-blockdev",
-                {
-                    "driver": "file",
-                    "filename": path,
-                    "node-name": f"{prefix}-storage",
-                    "auto-read-only": True,
-                    "discard": "unmap",
-                },
-            )
-        )
-        self.add(
-            *_json_arg(
-                "-blockdev",
-                {
-                    "node-name": f"{prefix}-format",
-                    "read-only": readonly,
-                    "driver": "raw",
-                    "file": f"{prefix}-storage",
-                },
-            )
-        )
+        storage = {
+            "driver": "file",
+            "filename": path,
+            "node-name": f"{prefix}-storage",
+            "auto-read-only": True,
+            "discard": "unmap",
+        }
+        self.add(*_json_arg("-blockdev", storage))
+        fmt = {
+            "node-name": f"{prefix}-format",
+            "read-only": readonly,
+            "driver": "raw",
+            "file": f"{prefix}-storage",
+        }
+        self.add(*_json_arg("-blockdev", fmt))
 
     def cpu(self) -> None:
         cpu = self.dom.cpu
         kvm = self.ctx.accel == "kvm"
-        if cpu is None:
+        model: str | None = None
+        flags: list[str] = []
+        if cpu is not None:
+            if cpu.mode in ("host-passthrough", "host-model"):
+                model = "host" if kvm else "max"
+                if cpu.mode == "host-passthrough" and cpu.migratable is not None and kvm:
+                    flags.append("migratable=" + ("on" if cpu.migratable else "off"))
+            elif cpu.mode == "maximum":
+                model = "max"
+            elif cpu.model:
+                model = cpu.model
+            for feature in cpu.features:
+                if feature.policy in ("require", "force"):
+                    flags.append(f"{feature.name}=on")
+                elif feature.policy in ("disable", "forbid"):
+                    flags.append(f"{feature.name}=off")
+        flags += self._cpu_timer_flags()
+        eoi = self.dom.feature_attrs.get("apic", {}).get("eoi")
+        if eoi:
+            flags.append(f"kvm-pv-eoi={eoi}")
+        if model is None and not flags:
             return
-        if cpu.mode in ("host-passthrough", "host-model"):
-            model = "host" if kvm else "max"
-            if cpu.mode == "host-passthrough" and cpu.migratable is not None and kvm:
-                model += ",migratable=" + ("on" if cpu.migratable else "off")
-        elif cpu.mode == "maximum":
-            model = "max"
-        elif cpu.model:
-            model = cpu.model
-        else:
-            return
-        for feature in cpu.features:
-            if feature.policy in ("require", "force"):
-                model += f",{feature.name}=on"
-            elif feature.policy in ("disable", "forbid"):
-                model += f",{feature.name}=off"
-        self.add("-cpu", model)
+        self.add("-cpu", ",".join([model or "qemu64", *flags]))
+
+    def _cpu_timer_flags(self) -> list[str]:
+        flags: list[str] = []
+        for timer in self.dom.clock.timers if self.dom.clock else []:
+            if timer.present is None:
+                continue
+            state = "on" if timer.present else "off"
+            if timer.name == "kvmclock":
+                flags.append(f"kvmclock={state}")
+            elif timer.name == "hypervclock":
+                flags.append(f"hv-time={state}")
+            elif timer.name == "tsc":
+                flags.append(f"tsc={state}")
+        return flags
 
     def smp(self) -> None:
         dom = self.dom
         cpu = dom.cpu
         sockets = cpu.sockets if cpu and cpu.sockets else None
+        dies = cpu.dies if cpu and cpu.dies else None
         cores = cpu.cores if cpu and cpu.cores else None
         threads = cpu.threads if cpu and cpu.threads else None
-        if sockets is None and cores is None and threads is None:
+        if sockets is None and cores is None and threads is None and dies is None:
             sockets, cores, threads = dom.vcpus, 1, 1
-        self.add("-smp", _opts(str(dom.vcpus), sockets=sockets, cores=cores, threads=threads))
+        elif sockets is not None and dies is None:
+            dies = 1  # libvirt writes dies='1' into every topology
+        self.add("-smp", _opts(str(dom.vcpus), sockets=sockets, dies=dies, cores=cores, threads=threads))
 
     def monitor(self) -> None:
         if self.ctx.monitor_fd is not None:
@@ -258,8 +280,9 @@ class _Builder:
             for timer in clock.timers:
                 if timer.name == "rtc" and timer.tickpolicy == "catchup":
                     rtc += ",driftfix=slew"
-                if timer.name == "pit" and timer.tickpolicy == "delay" and self.ctx.accel == "kvm":
-                    self.add("-global", "kvm-pit.lost_tick_policy=delay")
+                if timer.name == "pit" and timer.tickpolicy and self.ctx.accel == "kvm":
+                    policy = _PIT_POLICIES[timer.tickpolicy]
+                    self.add("-global", f"kvm-pit.lost_tick_policy={policy}")
         self.add("-rtc", rtc)
 
     def pm(self) -> None:
@@ -281,6 +304,8 @@ class _Builder:
         opts: dict[str, str | int | None] = {"strict": "on"}
         if os_.bootmenu is not None:
             opts["menu"] = "on" if os_.bootmenu else "off"
+            if os_.bootmenu and os_.bootmenu_timeout is not None:
+                opts["splash-time"] = os_.bootmenu_timeout
         self.add("-boot", _opts("", **opts))
 
     def _boot_index(self, order: int | None, kind: str) -> int | None:
@@ -293,7 +318,10 @@ class _Builder:
         return None
 
     def controllers(self) -> None:
-        for ctrl in sorted(self.dom.devices.controllers, key=lambda c: (c.type != "pci", c.index)):
+        def order(c: ControllerConfig) -> tuple[bool, int, bool]:
+            return c.type != "pci", c.index, "master.startport" in c.extra  # companions after their master
+
+        for ctrl in sorted(self.dom.devices.controllers, key=order):
             self.controller(ctrl)
 
     def controller(self, ctrl: ControllerConfig) -> None:
@@ -302,15 +330,18 @@ class _Builder:
             model = ctrl.model or ("pcie-root" if self.q35 else "pci-root")
             if model in ("pci-root", "pcie-root"):
                 return
-            driver = _PCI_CONTROLLER_DEVICES.get(model)
+            driver = ctrl.extra.get("model.name") or _PCI_CONTROLLER_DEVICES.get(model)
             if driver is None:
                 raise UnsupportedConfig(f"unsupported configuration: pci controller model '{model}'")
             extra: dict[str, str | int | None] = {}
+            target = {k[7:]: v for k, v in ctrl.extra.items() if k.startswith("target.")}
             if model == "pcie-root-port":
-                extra["port"] = ctrl.extra.get("port")
-                extra["chassis"] = ctrl.extra.get("chassis", str(ctrl.index))
+                port = target.get("port")
+                extra["port"] = None if port is None else parse_number(port, "pcie-root-port target port")
+                extra["chassis"] = parse_number(target.get("chassis", str(ctrl.index)), "target chassis")
+                extra["hotplug"] = target.get("hotplug")
             elif model == "pci-bridge":
-                extra["chassis_nr"] = ctrl.extra.get("chassisNr", str(ctrl.index))
+                extra["chassis_nr"] = parse_number(target.get("chassisNr", str(ctrl.index)), "chassisNr")
             self.add(*_device(driver, place, **extra, id=f"pci.{ctrl.index}"))
         elif ctrl.type == "usb":
             model = ctrl.model or ("qemu-xhci" if self.q35 else "piix3-uhci")
@@ -319,54 +350,84 @@ class _Builder:
             driver = _USB_MODELS.get(model)
             if driver is None:
                 raise UnsupportedConfig(f"unsupported configuration: usb controller model '{model}'")
-            if ctrl.index == 0 and model not in ("ich9-uhci1", "ich9-uhci2", "ich9-uhci3"):
-                self.has_usb = True
-                self.add(*_device(driver, place, id="usb"))
-            elif model.startswith("ich9-uhci"):
-                self.add(*_device(driver, place, masterbus="usb.0", id=f"usb{ctrl.index}"))
-                self.has_usb = True
-            else:
-                self.add(*_device(driver, place, id=f"usb{ctrl.index}"))
+            bus_id = _usb_id(ctrl.index)
+            if "master.startport" in ctrl.extra:  # an EHCI companion: ports of its master's bus
+                firstport = int(ctrl.extra["master.startport"])
+                self.add(*_device(driver, place, masterbus=f"{bus_id}.0", firstport=firstport))
+                return
+            ports = ctrl.ports if model in _XHCI_MODELS else None
+            self.add(*_device(driver, place, id=bus_id, p2=ports, p3=ports))
+            self.usb_buses.add(ctrl.index)
         elif ctrl.type == "sata":
             if self.q35 and ctrl.index == 0:
-                self.sata_bus = "ide"
+                self.sata_buses[0] = "ide"
                 return
-            self.sata_bus = f"sata{ctrl.index}"
-            self.add(*_device("ahci", place, id=self.sata_bus))
+            self.sata_buses[ctrl.index] = f"sata{ctrl.index}"
+            self.add(*_device("ahci", place, id=f"sata{ctrl.index}"))
         elif ctrl.type == "scsi":
             model = ctrl.model or "virtio-scsi"
             if model != "virtio-scsi":
                 raise UnsupportedConfig(f"unsupported configuration: scsi controller model '{model}'")
-            self.scsi_bus = f"scsi{ctrl.index}"
-            self.add(*_device("virtio-scsi-pci", place, id=self.scsi_bus))
+            self.scsi_buses[ctrl.index] = f"scsi{ctrl.index}"
+            self.add(*_device("virtio-scsi-pci", place, id=f"scsi{ctrl.index}"))
         elif ctrl.type == "virtio-serial":
-            self.serial_bus = f"virtio-serial{ctrl.index}"
-            self.add(*_device("virtio-serial-pci", place, id=self.serial_bus))
+            name = f"virtio-serial{ctrl.index}"
+            self.serial_buses[ctrl.index] = name
+            vectors = ctrl.extra.get("vectors")
+            self.add(*_device("virtio-serial-pci", place, id=name, max_ports=ctrl.ports, vectors=vectors))
         elif ctrl.type == "ide":
+            if self.q35 or ctrl.index != 0:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: ide controller index {ctrl.index} (only pc's own)"
+                )
             return  # built into the machine (piix3-ide on pc)
         else:
             raise UnsupportedConfig(f"unsupported configuration: controller type '{ctrl.type}'")
 
-    def _ensure_sata(self) -> str:
-        if self.sata_bus is None:
+    def _sata_bus(self, controller: int) -> str:
+        if controller not in self.sata_buses:
+            if controller != 0:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: no sata controller with index {controller}"
+                )
             if self.q35:
-                self.sata_bus = "ide"
+                self.sata_buses[0] = "ide"
             else:
-                self.sata_bus = "sata0"
+                self.sata_buses[0] = "sata0"
                 self.add("-device", "ahci,id=sata0")
-        return self.sata_bus
+        return self.sata_buses[controller]
 
-    def _ensure_scsi(self) -> str:
-        if self.scsi_bus is None:
-            self.scsi_bus = "scsi0"
+    def _scsi_bus(self, controller: int) -> str:
+        if controller not in self.scsi_buses:
+            if controller != 0:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: no scsi controller with index {controller}"
+                )
+            self.scsi_buses[0] = "scsi0"
             self.add("-device", "virtio-scsi-pci,id=scsi0")
-        return self.scsi_bus
+        return self.scsi_buses[controller]
 
-    def _ensure_virtio_serial(self) -> str:
-        if self.serial_bus is None:
-            self.serial_bus = "virtio-serial0"
+    def _virtio_serial_bus(self, controller: int) -> str:
+        if controller not in self.serial_buses:
+            if controller != 0:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: no virtio-serial controller with index {controller}"
+                )
+            self.serial_buses[0] = "virtio-serial0"
             self.add("-device", "virtio-serial-pci,id=virtio-serial0")
-        return self.serial_bus
+        return self.serial_buses[controller]
+
+    def _usb_placement(self, addr: PCIAddress | None, what: str) -> dict[str, str]:
+        """``bus`` (and ``port``) of a USB device: its address, or the first USB controller."""
+        bus = (
+            number(addr, "bus") if addr is not None and addr.type == "usb" else min(self.usb_buses, default=0)
+        )
+        if bus not in self.usb_buses:
+            raise UnsupportedConfig(f"unsupported configuration: {what} needs a USB controller")
+        out = {"bus": f"{_usb_id(bus)}.0"}
+        if addr is not None and addr.type == "usb" and "port" in addr.attrs:
+            out["port"] = addr.attrs["port"]
+        return out
 
     def disk(self, index: int, disk: DiskConfig) -> None:
         node = f"pyvirt-{index + 1}"
@@ -403,7 +464,6 @@ class _Builder:
             self.add(*_json_arg("-blockdev", fmt))
         drive = f"{node}-format" if has_media else None
         bootindex = self._boot_index(disk.boot_order, "cdrom" if disk.device == "cdrom" else "hd")
-        dev_id = disk.alias or _disk_alias(disk)
         place = _pci_placement(disk.address, self.q35)
         wce = None
         if disk.cache in ("writethrough", "directsync"):
@@ -413,6 +473,7 @@ class _Builder:
                 raise UnsupportedConfig("unsupported configuration: a cdrom cannot be on the virtio bus")
             if not has_media:
                 raise UnsupportedConfig(f"unsupported configuration: disk '{disk.target_dev}' has no source")
+            dev_id = disk.alias or f"virtio-disk{_target_number(disk.target_dev)}"
             self.add(
                 *_device(
                     "virtio-blk-pci",
@@ -421,40 +482,62 @@ class _Builder:
                     id=dev_id,
                     bootindex=bootindex,
                     serial=disk.serial,
-                    write_cache=wce,
+                    **{"write-cache": wce},
                 )
             )
             return
-        unit = _drive_unit(disk.target_dev)
-        if disk.target_bus == "sata":
-            bus = self._ensure_sata()
-            driver = "ide-cd" if disk.device == "cdrom" else "ide-hd"
-            self.add(*_device(driver, {}, bus=f"{bus}.{unit}", drive=drive, id=dev_id, bootindex=bootindex))
-        elif disk.target_bus == "ide":
-            if self.q35:
-                raise UnsupportedConfig("unsupported configuration: IDE disks are not available on q35")
-            driver = "ide-cd" if disk.device == "cdrom" else "ide-hd"
+        if disk.target_bus == "usb":
+            usb = self._usb_placement(disk.address, f"USB disk '{disk.target_dev}'")
+            dev_id = disk.alias or f"usb-disk{_target_number(disk.target_dev)}"
             self.add(
                 *_device(
-                    driver,
+                    "usb-storage", {}, **usb, drive=drive, id=dev_id, bootindex=bootindex, serial=disk.serial
+                )
+            )
+            return
+        controller, bus, target, unit = drive_address(self.dom, index)
+        ide_driver = "ide-cd" if disk.device == "cdrom" else "ide-hd"
+        if disk.target_bus == "sata":
+            name = self._sata_bus(controller)
+            dev_id = disk.alias or f"sata{controller}-{bus}-{unit}"
+            self.add(
+                *_device(
+                    ide_driver,
                     {},
-                    bus=f"ide.{unit // 2}",
-                    unit=unit % 2,
+                    bus=f"{name}.{unit}",
                     drive=drive,
                     id=dev_id,
                     bootindex=bootindex,
+                    serial=disk.serial,
+                )
+            )
+        elif disk.target_bus == "ide":
+            if self.q35:
+                raise UnsupportedConfig("unsupported configuration: IDE disks are not available on q35")
+            dev_id = disk.alias or f"ide{controller}-{bus}-{unit}"
+            self.add(
+                *_device(
+                    ide_driver,
+                    {},
+                    bus=f"ide.{bus}",
+                    unit=unit,
+                    drive=drive,
+                    id=dev_id,
+                    bootindex=bootindex,
+                    serial=disk.serial,
                 )
             )
         elif disk.target_bus == "scsi":
-            bus = self._ensure_scsi()
+            name = self._scsi_bus(controller)
             driver = "scsi-cd" if disk.device == "cdrom" else "scsi-hd"
+            dev_id = disk.alias or f"scsi{controller}-{bus}-{target}-{unit}"
             self.add(
                 *_device(
                     driver,
                     {},
-                    bus=f"{bus}.0",
-                    channel=0,
-                    scsi_id=0,
+                    bus=f"{name}.0",
+                    channel=bus,
+                    **{"scsi-id": target},
                     lun=unit,
                     drive=drive,
                     id=dev_id,
@@ -462,10 +545,6 @@ class _Builder:
                     serial=disk.serial,
                 )
             )
-        elif disk.target_bus == "usb":
-            if not self.has_usb:
-                raise UnsupportedConfig("unsupported configuration: a USB disk needs a USB controller")
-            self.add(*_device("usb-storage", {}, bus="usb.0", drive=drive, id=dev_id, bootindex=bootindex))
         else:
             raise UnsupportedConfig(f"unsupported configuration: disk bus '{disk.target_bus}'")
 
@@ -509,14 +588,25 @@ class _Builder:
                 continue  # the console is the first serial port
             if console.target_type != "virtio":
                 raise UnsupportedConfig(f"unsupported configuration: console type '{console.target_type}'")
-            bus = self._ensure_virtio_serial()
+            bus = self._virtio_serial_bus(_serial_controller(console))
             chardev = f"charconsole{index}"
             self.add("-chardev", _chardev_spec(console, chardev))
             self.add("-device", f"virtconsole,bus={bus}.0,chardev={chardev},id=console{index}")
+        taken = {
+            (_serial_controller(ch), number(ch.address, "port"))
+            for ch in dom.devices.channels
+            if ch.address is not None and ch.address.type == "virtio-serial" and "port" in ch.address.attrs
+        }
         for index, channel in enumerate(dom.devices.channels):
             if channel.target_type != "virtio":
                 raise UnsupportedConfig(f"unsupported configuration: channel type '{channel.target_type}'")
-            bus = self._ensure_virtio_serial()
+            controller = _serial_controller(channel)
+            bus = self._virtio_serial_bus(controller)
+            if channel.address is not None and "port" in channel.address.attrs:
+                nr = number(channel.address, "port")
+            else:  # libvirt's rule: the lowest port from 1 up that no channel names
+                nr = next(n for n in range(1, 32) if (controller, n) not in taken)
+                taken.add((controller, nr))
             chardev = f"charchannel{index}"
             path = self.ctx.channel_paths.get(index, channel.source_path)
             spec = CharDevConfig(kind="channel", type=channel.type, source_path=path, source_mode="bind")
@@ -526,7 +616,7 @@ class _Builder:
                 _opts(
                     "virtserialport",
                     bus=f"{bus}.0",
-                    nr=index + 1,
+                    nr=nr,
                     chardev=chardev,
                     id=f"channel{index}",
                     name=channel.target_name,
@@ -554,9 +644,15 @@ class _Builder:
             spec = f"{host}:{gfx.port - 5900}"
         if gfx.passwd:
             spec += ",password=on"
+        if self.dom.devices.audios:
+            spec += f",audiodev=audio{self.dom.devices.audios[0].id}"
         self.add("-vnc", spec)
         if not self.dom.devices.videos:
             self.add("-device", "VGA,id=video0")
+
+    def audio(self) -> None:
+        for audio in self.dom.devices.audios:
+            self.add("-audiodev", f"{audio.type},id=audio{audio.id}")
 
     def inputs(self) -> None:
         for index, inp in enumerate(self.dom.devices.inputs):
@@ -566,11 +662,8 @@ class _Builder:
                 continue  # part of the machine's i8042
             name = {"tablet": "tablet", "mouse": "mouse", "keyboard": "kbd"}[inp.type]
             if inp.bus == "usb":
-                if not self.has_usb:
-                    raise UnsupportedConfig(
-                        f"unsupported configuration: usb {inp.type} needs a USB controller"
-                    )
-                self.add("-device", f"usb-{name},id=input{index},bus=usb.0")
+                usb = self._usb_placement(inp.address, f"usb {inp.type}")
+                self.add(*_device(f"usb-{name}", {}, id=f"input{index}", **usb))
             elif inp.bus == "virtio":
                 vname = {"tablet": "tablet", "mouse": "mouse", "keyboard": "keyboard"}[inp.type]
                 self.add(
@@ -579,26 +672,55 @@ class _Builder:
             else:
                 raise UnsupportedConfig(f"unsupported configuration: input bus '{inp.bus}'")
 
-    def misc_devices(self) -> None:
-        dev = self.dom.devices
-        for index, video in enumerate(dev.videos):
+    def videos(self) -> None:
+        for index, video in enumerate(self.dom.devices.videos):
             if video.model == "none":
                 continue
             driver = _VIDEO_DEVICES.get(video.model)
             if driver is None:
                 raise UnsupportedConfig(f"unsupported configuration: video model '{video.model}'")
-            if index > 0 and driver == "virtio-vga":
-                driver = "virtio-gpu-pci"
+            if index > 0:
+                driver = _SECONDARY_VIDEO.get(driver, "")
+                if not driver:
+                    raise UnsupportedConfig(
+                        f"unsupported configuration: video model '{video.model}' can only be primary"
+                    )
             extra: dict[str, str | int | None] = {}
-            if video.model == "vga" and video.vram:
+            if video.model in ("vga", "cirrus") and video.vram:
                 extra["vgamem_mb"] = max(1, video.vram // 1024)
+            elif video.model == "bochs" and video.vram:
+                extra["vgamem"] = video.vram * 1024
+            elif video.model == "virtio":
+                extra["max_outputs"] = video.heads
             self.add(*_device(driver, _pci_placement(video.address, self.q35), id=f"video{index}", **extra))
+
+    def watchdogs(self) -> None:
+        dogs = self.dom.devices.watchdogs
+        for index, dog in enumerate(dogs):
+            dog_id = dog.alias or f"watchdog{index}"
+            if dog.model == "i6300esb":
+                self.add(*_device("i6300esb", _pci_placement(dog.address, self.q35), id=dog_id))
+            elif dog.model == "ib700":
+                self.add("-device", f"ib700,id={dog_id}")
+            elif dog.model == "itco":
+                if not self.q35:
+                    raise UnsupportedConfig(
+                        "unsupported configuration: the itco watchdog needs a q35 machine"
+                    )
+                self.add("-global", "ICH9-LPC.noreboot=off")  # the ICH9's own iTCO may now reset the guest
+            else:
+                raise UnsupportedConfig(f"unsupported configuration: watchdog model '{dog.model}'")
+        if dogs:
+            self.add("-watchdog-action", dogs[0].action)
+
+    def misc_devices(self) -> None:
+        dev = self.dom.devices
+        self.videos()
+        self.watchdogs()
         if dev.memballoon is not None and dev.memballoon.model == "virtio":
-            self.add(
-                *_device(
-                    "virtio-balloon-pci", _pci_placement(dev.memballoon.address, self.q35), id="balloon0"
-                )
-            )
+            balloon_id = dev.memballoon.alias or "balloon0"
+            placement = _pci_placement(dev.memballoon.address, self.q35)
+            self.add(*_device("virtio-balloon-pci", placement, id=balloon_id))
         for index, rng in enumerate(dev.rngs):
             obj = f"objrng{index}"
             self.add(*_json_arg("-object", {"qom-type": "rng-random", "id": obj, "filename": rng.backend}))
@@ -608,14 +730,20 @@ class _Builder:
                     _pci_placement(rng.address, self.q35),
                     rng=obj,
                     id=f"rng{index}",
-                    max_bytes=rng.rate_bytes,
+                    **{"max-bytes": rng.rate_bytes},
                     period=rng.rate_period,
                 )
             )
         for panic in dev.panics:
             if panic.model not in ("isa", "pvpanic"):
                 raise UnsupportedConfig(f"unsupported configuration: panic model '{panic.model}'")
-            self.add("-device", "pvpanic,ioport=1285")
+            iobase = number(panic.address, "iobase", 0x505) if panic.address is not None else 0x505
+            self.add("-device", f"pvpanic,ioport={iobase}")
+        if (
+            "vmcoreinfo" in self.dom.features
+            and self.dom.feature_attrs.get("vmcoreinfo", {}).get("state") != "off"
+        ):
+            self.add("-device", "vmcoreinfo")
 
 
 def _cache_mode(cache: str | None) -> tuple[bool, bool]:
@@ -631,21 +759,24 @@ def _cache_mode(cache: str | None) -> tuple[bool, bool]:
     }.get(cache, (False, False))
 
 
-def _disk_alias(disk: DiskConfig) -> str:
-    prefix = {"virtio": "virtio-disk", "sata": "sata0-0-", "scsi": "scsi0-0-0-", "ide": "ide0-0-"}
-    unit = _drive_unit(disk.target_dev)
-    return f"{prefix.get(disk.target_bus, 'disk')}{unit}"
-
-
-def _drive_unit(target: str) -> int:
+def _target_number(target: str) -> int:
     """vda → 0, sdb → 1, hdc → 2, vdaa → 26."""
-    letters = target[2:] if len(target) > 2 else "a"
     value = 0
-    for char in letters:
+    for char in target[2:] or "a":
         if not "a" <= char <= "z":
             raise UnsupportedConfig(f"unsupported configuration: disk target '{target}'")
         value = value * 26 + (ord(char) - ord("a") + 1)
     return value - 1
+
+
+def _usb_id(index: int) -> str:
+    """libvirt's alias of USB controller ``index``: its bus is ``<id>.0``."""
+    return "usb" if index == 0 else f"usb{index}"
+
+
+def _serial_controller(dev: CharDevConfig) -> int:
+    addr = dev.address
+    return number(addr, "controller") if addr is not None and addr.type == "virtio-serial" else 0
 
 
 def _chardev_spec(dev: CharDevConfig, chardev_id: str) -> str:

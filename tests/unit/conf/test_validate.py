@@ -189,3 +189,136 @@ def test_domains_built_in_code_are_checked_too() -> None:
         validate_domain(dom)
     dom.devices.interfaces[0].source_network = "default"
     validate_domain(dom)
+
+
+def pci_controller(model: str, inner: str) -> str:
+    return f"<controller type='pci' index='1' model='{model}'>{inner}</controller>"
+
+
+def q35(text: str) -> str:
+    return text.replace("machine='pc'", "machine='q35'")
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "message"),
+    [
+        (
+            MINIMAL.replace("</memory>", "</memory><currentMemory unit='MiB'>256</currentMemory>"),
+            InvalidArgument,
+            "currentMemory (262144 KiB) below memory needs <memballoon model='virtio'>",
+        ),
+        (
+            with_devices("<memballoon model='none'><stats period='5'/></memballoon>"),
+            InvalidArgument,
+            "stats period",
+        ),
+        (with_devices("<watchdog model='itco'/>"), UnsupportedConfig, "watchdog model 'itco' needs a q35"),
+        (
+            with_devices(
+                "<watchdog model='ib700' action='pause'/><watchdog model='i6300esb' action='reset'/>"
+            ),
+            UnsupportedConfig,
+            "watchdogs with different actions",
+        ),
+        (
+            with_devices("<video><model type='vga' primary='yes'/></video>" * 2),
+            InvalidArgument,
+            "only one video device can be primary",
+        ),
+        (with_devices("<video><model type='vga' heads='2'/></video>"), UnsupportedConfig, "heads > 1"),
+        (
+            with_devices("<video><model type='virtio' vram='16384'/></video>"),
+            UnsupportedConfig,
+            "vram for video",
+        ),
+        (
+            with_devices("<video><model type='cirrus' vram='9000'/></video>"),
+            InvalidArgument,
+            "4, 8 or 16 MiB",
+        ),
+        (
+            with_devices(
+                "", "<loader secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader>"
+            ),
+            UnsupportedConfig,
+            "secure boot (loader secure='yes') needs a q35 machine",
+        ),
+        (
+            q35(
+                with_devices(
+                    "", "<loader secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader>"
+                )
+            ),
+            InvalidArgument,
+            "requires the SMM feature",
+        ),
+        (
+            MINIMAL.replace(
+                "</os>", "</os><clock offset='utc'><timer name='rtc' tickpolicy='merge'/></clock>"
+            ),
+            UnsupportedConfig,
+            "tickpolicy 'merge' of timer 'rtc'",
+        ),
+        (
+            MINIMAL.replace(
+                "</os>", "</os><clock offset='utc'><timer name='hpet' tickpolicy='catchup'/></clock>"
+            ),
+            UnsupportedConfig,
+            "tickpolicy 'catchup' of timer 'hpet'",
+        ),
+        (
+            MINIMAL.replace("</os>", "</os><clock offset='utc'><timer name='pit' present='no'/></clock>"),
+            UnsupportedConfig,
+            "attribute 'present' of timer 'pit'",
+        ),
+        (
+            q35(with_devices(pci_controller("pcie-to-pci-bridge", "<target chassis='3'/>"))),
+            UnsupportedConfig,
+            "target chassis of controller 'pci' index 1",
+        ),
+        (
+            q35(with_devices(pci_controller("pcie-root-port", "<target busNr='3'/>"))),
+            UnsupportedConfig,
+            "target busNr",
+        ),
+        (
+            q35(with_devices(pci_controller("pcie-root-port", "<target port='0x100'/>"))),
+            InvalidArgument,
+            "target port='0x100' of controller 'pci' index 1 is out of range",
+        ),
+        (
+            q35(with_devices(pci_controller("pcie-root-port", "<model name='pci-bridge'/>"))),
+            InvalidArgument,
+            "model name 'pci-bridge' does not fit",
+        ),
+        (
+            with_devices("<controller type='usb' index='0' model='piix3-uhci' ports='4'/>"),
+            UnsupportedConfig,
+            "'ports' of usb controller model 'piix3-uhci'",
+        ),
+        (
+            with_devices(
+                "<controller type='usb' index='0' model='ich9-uhci1'><master startport='0'/></controller>"
+            ),
+            InvalidArgument,
+            "has no ich9-ehci1 master with the same index",
+        ),
+        (
+            q35(with_devices("<controller type='ide' index='0'/>")),
+            UnsupportedConfig,
+            "only the pc machine's IDE",
+        ),
+    ],
+)
+def test_what_qemu_cannot_honour_is_refused_at_define(
+    text: str, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(text)
+
+
+def test_the_primary_video_comes_first() -> None:
+    dom = load_domain_xml(
+        with_devices("<video><model type='virtio'/></video><video><model type='vga' primary='yes'/></video>")
+    )
+    assert [video.model for video in dom.devices.videos] == ["vga", "virtio"]

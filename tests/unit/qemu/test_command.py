@@ -16,6 +16,7 @@ import pytest
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.errors import UnsupportedConfig
+from pyvirt.qemu import firmware
 from pyvirt.qemu.command import RuntimeContext, build_argv
 
 DATA_ROOT = Path(__file__).resolve().parents[2] / "data"
@@ -23,6 +24,8 @@ DATA = DATA_ROOT / "qemu"
 GOLDEN_DIRS = ("domain", "qemu")
 CASES = sorted(f"{d}/{p.stem}" for d in GOLDEN_DIRS for p in (DATA_ROOT / d).glob("*.xml"))
 REGEN = os.environ.get("PYVIRT_REGEN_GOLDEN") == "1"
+# Firmware descriptors shaped as Debian 12's ovmf installs them (checked against the host's below).
+DESCRIPTORS = firmware.load_descriptors([str(DATA / "firmware")])
 
 
 def runtime_context(dom: Domain) -> RuntimeContext:
@@ -54,6 +57,7 @@ def runtime_context(dom: Domain) -> RuntimeContext:
 def argv_for(name: str) -> list[str]:
     path = DATA_ROOT / f"{name}.xml" if "/" in name else DATA / f"{name}.xml"
     dom = load_domain_xml(path.read_text())
+    firmware.fill_domain(dom, DESCRIPTORS)  # as the daemon does at start
     return build_argv(dom, runtime_context(dom))
 
 
@@ -123,3 +127,40 @@ def test_unsupported_bus_is_named() -> None:
     dom.devices.disks[0].device = "cdrom"
     with pytest.raises(UnsupportedConfig, match="cdrom cannot be on the virtio bus"):
         build_argv(dom, RuntimeContext(accel="tcg", monitor_path="/x"))
+
+
+def dom_of(devices: str, machine: str = "q35") -> Domain:
+    text = (DATA_ROOT / "domain" / "minimal.xml").read_text().replace("machine='pc'", f"machine='{machine}'")
+    return load_domain_xml(text.replace("</domain>", f"<devices>{devices}</devices></domain>"))
+
+
+def test_itco_lets_the_ich9_watchdog_act() -> None:
+    dom = dom_of("<watchdog model='itco' action='shutdown'/>")
+    argv = build_argv(dom, runtime_context(dom))
+    assert argv[argv.index("-watchdog-action") + 1] == "shutdown"
+    assert "ICH9-LPC.noreboot=off" in argv
+
+
+def test_usb_companions_name_their_master_and_repeat_no_id() -> None:
+    dom = dom_of(
+        "<controller type='usb' index='1' model='ich9-uhci3'><master startport='4'/></controller>"
+        "<controller type='usb' index='1' model='ich9-ehci1'/>"
+        "<controller type='usb' index='1' model='ich9-uhci1'><master startport='0'/></controller>"
+        "<input type='tablet' bus='usb'><address type='usb' bus='1' port='3'/></input>"
+    )
+    devices = [a for a in build_argv(dom, runtime_context(dom)) if a.startswith(("ich9", "usb-"))]
+    assert devices == [
+        "ich9-usb-ehci1,id=usb1",
+        "ich9-usb-uhci3,masterbus=usb1.0,firstport=4",
+        "ich9-usb-uhci1,masterbus=usb1.0,firstport=0",
+        "usb-tablet,id=input0,bus=usb1.0,port=3",
+    ]
+
+
+def test_channel_ports_fill_the_gaps_the_named_ones_leave() -> None:
+    channel = "<channel type='unix'><target type='virtio' name='c{0}'/>{1}</channel>"
+    port = "<address type='virtio-serial' controller='0' bus='0' port='{0}'/>"
+    dom = dom_of(channel.format(0, "") + channel.format(1, port.format(1)) + channel.format(2, ""))
+    argv = build_argv(dom, runtime_context(dom))
+    ports = [a.split("nr=")[1].split(",")[0] for a in argv if a.startswith("virtserialport")]
+    assert ports == ["2", "1", "3"]
