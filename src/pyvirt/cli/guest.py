@@ -56,20 +56,46 @@ def _disks(ns: argparse.Namespace, *, allow_running: bool) -> tuple[list[Any], b
     if ns.domain and ns.disks:
         raise InvalidArgument("give either -a DISK or -d DOMAIN, not both")
     if ns.domain:
-        from pyvirt.guest.domains import domain_is_running, resolve_domain_disks
-
-        running = domain_is_running(ns.domain, ns.connect)
-        if running and not allow_running:
-            raise InvalidState(
-                f"domain {ns.domain} is running: its disks must not be modified while it runs; "
-                f"shut it down first (pyvirt shutdown {ns.domain})"
-            )
-        return [
-            Disk(path, fmt, readonly=running) for path, fmt in resolve_domain_disks(ns.domain, ns.connect)
-        ], running
+        return _domain_disks(ns.domain, ns.connect, allow_running=allow_running)
     if not ns.disks:
         raise InvalidArgument("no disk given: use -a DISK or -d DOMAIN")
     return [Disk(path, ns.format) for path in ns.disks], False
+
+
+def _domain_disks(name: str, uri: str | None, *, allow_running: bool) -> tuple[list[Any], bool]:
+    """Domain ``name``'s disks and whether it runs, asked of the daemon: file, block and volume disks
+    (a volume's path and format from its pool), CD-ROMs and floppies left out."""
+    from pyvirt.client.api import Connection
+    from pyvirt.conf.domain_xml import parse_domain
+    from pyvirt.guest.appliance import Disk
+
+    with Connection.open(uri) as conn:
+        if not conn.uri.is_local:
+            raise InvalidArgument(
+                f"-d {name}: the guest tools open a domain's disks on this host, and {conn.uri.canonical()} "
+                "is another one: run the tool there, or give its disks with -a"
+            )
+        handle = conn.domain(name)
+        running = handle.info().get("id") is not None
+        if running and not allow_running:
+            raise InvalidState(
+                f"domain {name} is running: its disks must not be modified while it runs; "
+                f"shut it down first (pyvirt shutdown {name})"
+            )
+        dom = parse_domain(handle.xml(inactive=not running), live=running)
+        disks = []
+        for disk in dom.devices.disks:
+            if disk.device not in ("disk", "lun"):
+                continue
+            if disk.type == "volume" and disk.source_pool and disk.source_volume:
+                info = conn.pool(disk.source_pool).volume(disk.source_volume).info()
+                fmt = disk.driver_type or info.get("format")
+                disks.append(Disk(str(info["path"]), fmt, readonly=running))
+            elif disk.source:
+                disks.append(Disk(disk.source, disk.driver_type, readonly=running))
+    if not disks:
+        raise InvalidArgument(f"domain {name} has no disks")
+    return disks, running
 
 
 def _parser(tool: str, opts: GlobalOptions, **defaults: object) -> argparse.ArgumentParser:

@@ -100,6 +100,7 @@ class StorageDriver:
         self._lock = threading.RLock()
         self._pools: dict[str, PoolObject] = {}
         self._busy: dict[str, str] = {}  # real path → what is being done to it
+        self._shared: dict[str, tuple[str, int]] = {}  # real path → (what, how many readers)
 
     # Files
 
@@ -489,26 +490,39 @@ class StorageDriver:
             ) from err
 
     @contextlib.contextmanager
-    def busy(self, path: str, what: str) -> Iterator[None]:
-        """Mark ``path`` busy for the duration; refuse when something else is already at it."""
+    def busy(self, path: str, what: str, *, shared: bool = False) -> Iterator[None]:
+        """Mark ``path`` busy for the duration; refuse when something else is already at it.
+
+        A ``shared`` mark is a reader's (a clone copying or backing onto the file): any number may hold
+        one together, but none while an exclusive mark is held, nor an exclusive one while they are.
+        """
         real = os.path.realpath(path)
         with self._lock:
-            if real in self._busy:
+            what_now = self._busy.get(real) or (self._shared[real][0] if real in self._shared else None)
+            if what_now is not None and not (shared and real in self._shared):
                 name = os.path.basename(path)
-                raise InvalidState(
-                    f"Requested operation is not valid: volume '{name}' is busy ({self._busy[real]})"
-                )
-            self._busy[real] = what
+                raise InvalidState(f"Requested operation is not valid: volume '{name}' is busy ({what_now})")
+            if shared:
+                first, count = self._shared.get(real, (what, 0))
+                self._shared[real] = (first, count + 1)
+            else:
+                self._busy[real] = what
         try:
             yield
         finally:
             with self._lock:
-                self._busy.pop(real, None)
+                if not shared:
+                    self._busy.pop(real, None)
+                elif self._shared[real][1] > 1:
+                    self._shared[real] = (self._shared[real][0], self._shared[real][1] - 1)
+                else:
+                    del self._shared[real]
 
     def check_not_busy(self, paths: list[str]) -> None:
         with self._lock:
             for path in paths:
-                what = self._busy.get(os.path.realpath(path))
+                real = os.path.realpath(path)
+                what = self._busy.get(real) or (self._shared[real][0] if real in self._shared else None)
                 if what is not None:
                     raise InvalidState(
                         "Requested operation is not valid: "

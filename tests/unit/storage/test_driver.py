@@ -155,6 +155,29 @@ def test_busy_volume_refuses_a_second_operation(layout: Layout) -> None:
     driver.delete_volume("default", "v", in_use={})
 
 
+def test_shared_marks_coexist_and_exclude_exclusive_ones(layout: Layout) -> None:
+    driver = make_driver(layout)
+    driver.ensure_default()
+    driver.create_volume("default", VolumeDef(name="t", capacity=4096))
+    path = str(layout.images_dir / "t")
+    with driver.busy(path, "being cloned to a", shared=True):
+        with (
+            driver.busy(path, "being cloned to b", shared=True),
+            pytest.raises(InvalidState, match=r"busy \(being cloned to a\)"),
+        ):
+            driver.delete_volume("default", "t", in_use={})
+        with pytest.raises(InvalidState, match="busy"):
+            driver.check_not_busy([path])
+    with (
+        driver.busy(path, "being resized"),
+        pytest.raises(InvalidState, match="being resized"),
+        driver.busy(path, "being cloned to c", shared=True),
+    ):
+        pass
+    driver.check_not_busy([path])
+    driver.delete_volume("default", "t", in_use={})
+
+
 def test_volume_operations_need_an_active_pool(layout: Layout, tmp_path: Path) -> None:
     driver = make_driver(layout)
     driver.define_xml(pool_xml("off", tmp_path / "off"))
