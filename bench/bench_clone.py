@@ -1,6 +1,6 @@
 """Clones: linked clones of a 1 GiB and a 100 GiB template (constant time), full clone vs qemu-img convert.
 
-A real pyvirtd in a scratch root. Linked: ``pyvirt.guest.clone.clone`` through the Python API, the
+A real pyvirtd in a scratch root. Linked: ``Connection.clone`` (the daemon's clone action), the
 whole job (overlay volume created by the daemon, NoCloud seed ISO, domain defined: ready to start),
 median of N clones of each template; target ≤ 100 ms and the same for both sizes. One clone of each
 is then started paused and destroyed, to show it is ready to start. The CLI's wall time (a fresh
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "src"))
 
-from pyvirt.guest.clone import CloneOptions, clone, full_copy  # noqa: E402
+from pyvirt.guest.clone import full_copy  # noqa: E402
 from pyvirt.image.api import create_image, open_image  # noqa: E402
 from tests.support.daemon import Daemon  # noqa: E402
 
@@ -51,9 +51,9 @@ def _linked(d: Daemon, template: str, repeat: int) -> tuple[list[float], float]:
     conn = d.connect()
     times = []
     for i in range(repeat):
-        opts = CloneOptions(original=template, name=f"{template}-l{i}", network="none", memory=256 << 20)
+        name = f"{template}-l{i}"
         started = time.perf_counter()
-        clone(conn, opts)
+        conn.clone(template, name, network="none", memory=256 << 20)
         times.append((time.perf_counter() - started) * 1000)
     dom = conn.domain(f"{template}-l0")
     dom.start(paused=True)

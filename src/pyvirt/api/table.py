@@ -281,6 +281,17 @@ ACTIONS: tuple[Action, ...] = (
         errors=_DOMAIN_RUN,
     ),
     Action(
+        "domain.clone",
+        "POST",
+        "/v1/clones",
+        "pyvirt clone: a new domain from a template or a shut-off domain, disks linked or copied, "
+        "a cloud-init seed, a new identity",
+        request="CloneRequest",
+        response="CloneResult",
+        mutating=True,
+        errors=("not-found", "already-exists", "invalid-state", "operation-failed", "image-error"),
+    ),
+    Action(
         "domain.ifaddr",
         "GET",
         "/v1/domains/{name}/ifaddr",

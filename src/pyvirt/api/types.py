@@ -176,6 +176,43 @@ class InterfaceAddress(TypedDict):
     address: str  # ADDRESS/PREFIX
 
 
+class CloneRequest(TypedDict):
+    """pyvirt clone: domain ``name`` from the template or shut-off domain ``original`` of ``pool``.
+
+    ``linked`` defaults to true from a template, false from a domain; ``memory`` and ``disk_size`` are
+    bytes; ``network`` is a network's name, ``user`` or ``none`` (default: ``default`` if defined, else
+    ``user``; a domain's own NICs for a domain); ``ssh_keys`` go to ``user``'s authorized_keys.
+    """
+
+    original: str
+    name: str
+    linked: NotRequired[bool]
+    vcpus: NotRequired[int]
+    memory: NotRequired[int]
+    disk_size: NotRequired[int]
+    network: NotRequired[str]
+    hostname: NotRequired[str]
+    ssh_keys: NotRequired[list[str]]
+    user: NotRequired[str]
+    user_data: NotRequired[str]
+    pool: NotRequired[str]
+
+
+class CloneResult(TypedDict):
+    """What a clone made: its volumes (disks, then the cloud-init seed), MACs, and the steps taken."""
+
+    name: str
+    uuid: str
+    original: str
+    kind: Literal["template", "domain"]
+    linked: bool
+    disks: list[str]
+    seed: str
+    macs: list[str]
+    seconds: float
+    steps: list[str]
+
+
 # Networks
 
 

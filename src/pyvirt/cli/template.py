@@ -100,34 +100,36 @@ def _done(tmpl: object, as_json: bool, text: str) -> None:
 
 
 def _clone(global_opts: GlobalOptions, argv: list[str]) -> int:
-    from pyvirt.guest.clone import DEFAULT_USER, CloneOptions, clone
+    from pyvirt.guest.clone import DEFAULT_USER
 
     ns = _parser("clone", global_opts, user=DEFAULT_USER).parse_args(argv)
     keys: list[str] = []
     for path in ns.ssh_key:
         keys.extend(line.strip() for line in _read(path, "--ssh-key").splitlines() if line.strip())
-    opts = CloneOptions(
-        original=ns.original,
-        name=ns.name,
-        linked=ns.linked,
-        vcpus=ns.vcpus,
-        memory=_memory(ns.memory) if ns.memory else None,
-        disk_size=_size(ns.disk_size, "--disk-size") if ns.disk_size else None,
-        network=ns.network,
-        hostname=ns.hostname,
-        ssh_keys=tuple(keys),
-        user=ns.user,
-        user_data=_read(ns.user_data, "--user-data") if ns.user_data else None,
-        pool=ns.pool,
-    )
     with _connect(ns) as conn:
-        result = clone(conn, opts, say=None if ns.quiet or ns.json else _say)
+        result = conn.clone(
+            ns.original,
+            ns.name,
+            linked=ns.linked,
+            vcpus=ns.vcpus,
+            memory=_memory(ns.memory) if ns.memory else None,
+            disk_size=_size(ns.disk_size, "--disk-size") if ns.disk_size else None,
+            network=ns.network,
+            hostname=ns.hostname,
+            ssh_keys=keys,
+            user=ns.user,
+            user_data=_read(ns.user_data, "--user-data") if ns.user_data else None,
+            pool=ns.pool,
+        )
     if ns.json:
-        print(json.dumps(result.to_json(), indent=1))
-    else:
-        how = "linked" if result.linked else "full"
-        origin = f"{result.kind} {result.original}"
-        print(f"Domain {result.name} cloned from {origin} ({how}, {result.seconds:.2f} s)")
+        print(json.dumps(result, indent=1))
+        return 0
+    if not ns.quiet:
+        for step in result["steps"]:
+            _say(step)
+    how = "linked" if result["linked"] else "full"
+    origin = f"{result['kind']} {result['original']}"
+    print(f"Domain {result['name']} cloned from {origin} ({how}, {result['seconds']:.2f} s)")
     return 0
 
 

@@ -32,6 +32,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI star
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyvirt.api import types
     from pyvirt.client.streams import EventStream
     from pyvirt.client.websocket import WebSocket
 
@@ -105,6 +106,13 @@ class Connection:
     def domain(self, key: str) -> Domain:
         """A handle on a domain by name, id or UUID (resolved by the daemon at each call)."""
         return Domain(self, key)
+
+    def clone(self, original: str, name: str, **options: Any) -> types.CloneResult:
+        """``pyvirt clone``: domain ``name`` from the template or shut-off domain ``original``, made by
+        the daemon. ``options`` are :class:`pyvirt.api.types.CloneRequest`'s (None: left out)."""
+        body = {"original": original, "name": name, **{k: v for k, v in options.items() if v is not None}}
+        result: types.CloneResult = self.call("POST", "/v1/clones", body)
+        return result
 
     # Networks
 

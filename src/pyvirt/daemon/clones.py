@@ -19,35 +19,64 @@ import time
 import uuid as uuidlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import AlreadyExists, InvalidState, NotFound
 from pyvirt.guest import clone as parts
 from pyvirt.revert import Revert
 
 if TYPE_CHECKING:
+    from pyvirt.api import types
     from pyvirt.conf.domain import Domain
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
+    from pyvirt.daemon.http import Request
+    from pyvirt.daemon.networks import NetworkAPI
+    from pyvirt.daemon.routes import Handlers
     from pyvirt.storage.driver import StorageDriver
 
 NetworkNames = Callable[[], Awaitable[list[str]]]
 
 
-class Cloner:
-    """Makes clones with one daemon's domain registry, storage driver and networks."""
+class CloneAPI:
+    """The ``domain.clone`` action, with one daemon's domain registry, storage driver and networks."""
 
     def __init__(
-        self,
-        domains: DomainRegistry,
-        storage: StorageDriver,
-        events: EventBus,
-        network_names: NetworkNames | None = None,
+        self, storage: StorageDriver, events: EventBus, network_names: NetworkNames | None = None
     ) -> None:
-        self.domains = domains
         self.storage = storage
         self.events = events
         self.network_names = network_names
+        self._domains: DomainRegistry | None = None
+
+    async def startup(self, domains: DomainRegistry) -> None:
+        self._domains = domains
+
+    @property
+    def domains(self) -> DomainRegistry:
+        assert self._domains is not None, "CloneAPI.startup was not called"
+        return self._domains
+
+    def handlers(self) -> Handlers:
+        return {"domain.clone": self.handle}
+
+    async def handle(self, req: Request) -> dict[str, Any]:
+        body: types.CloneRequest = req.data
+        opts = parts.CloneOptions(
+            original=body["original"],
+            name=body["name"],
+            linked=body.get("linked"),
+            vcpus=body.get("vcpus"),
+            memory=body.get("memory"),
+            disk_size=body.get("disk_size"),
+            network=body.get("network"),
+            hostname=body.get("hostname"),
+            ssh_keys=tuple(body.get("ssh_keys", ())),
+            user=body.get("user", parts.DEFAULT_USER),
+            user_data=body.get("user_data"),
+            pool=body.get("pool", "default"),
+        )
+        return (await self.clone(opts)).to_json()
 
     async def clone(self, opts: parts.CloneOptions) -> parts.CloneResult:
         """Make domain ``opts.name`` from template or domain ``opts.original``; see the module doc."""
@@ -74,11 +103,9 @@ class Cloner:
         parts.check_disk_size(opts, sources)
         names = parts.disk_names(opts.name, len(sources))
         seed = parts.seed_name(opts.name)
-        if os.path.lexists(folder / seed) and not self._in_use(folder / seed):
-            # undefine --remove-all-storage keeps CD-ROMs: a seed no domain uses is a leftover of ours.
-            steps.append(f"Replacing {seed}, left by a domain of that name that is gone")
-            (folder / seed).unlink()
-        for vol in [*names, seed]:
+        # undefine --remove-all-storage keeps CD-ROMs: a seed no domain uses is a leftover of ours.
+        leftover = os.path.lexists(folder / seed) and not self._in_use(folder / seed)
+        for vol in names if leftover else [*names, seed]:
             if os.path.lexists(folder / vol):
                 raise AlreadyExists(
                     f"volume {vol} exists already in pool {opts.pool}: nothing was created; choose another "
@@ -93,6 +120,9 @@ class Cloner:
                 marks.enter_context(self.storage.busy(src.path, f"being cloned to {opts.name}", shared=True))
             for vol in [*names, seed]:
                 marks.enter_context(self.storage.busy(str(folder / vol), "being created"))
+            if leftover:
+                steps.append(f"Replacing {seed}, left by a domain of that name that is gone")
+                (folder / seed).unlink(missing_ok=True)
             for index, (src, vol) in enumerate(zip(sources, names, strict=True)):
                 size = max(src.size, opts.disk_size or 0) if index == 0 else src.size
                 steps.append(f"Disk {vol}: {'overlay on' if linked else 'full copy of'} {src.path}")
@@ -182,6 +212,15 @@ class Cloner:
         if not sources:
             raise InvalidArgument(f"domain {name} has no disk to clone")
         return base, sources
+
+
+def network_names(api: NetworkAPI) -> NetworkNames:
+    """The names of the defined networks, asked on the network driver's thread."""
+
+    async def names() -> list[str]:
+        return await api.run(lambda: [status.name for status in api.driver.list()])
+
+    return names
 
 
 def _full_copy(src: parts.Source, dest: Path, size: int) -> None:

@@ -151,6 +151,9 @@ async def serve(args: argparse.Namespace) -> None:
         storage_api = StorageAPI(layout, events)
         storage = storage_api.hook()
         extras.append(storage_api)
+    from pyvirt.daemon.clones import CloneAPI, network_names
+
+    extras.append(CloneAPI(storage_api.driver, events, network_names(net_api)))
     domains = DomainRegistry(layout, events, accel_check=kvm_usable, networks=networks, storage=storage)
     for extra in extras:
         setup = getattr(extra, "startup", None)

@@ -8,7 +8,6 @@ snapshots both results.
 from __future__ import annotations
 
 import hashlib
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -152,23 +151,3 @@ def test_list_operations_format(capsys: pytest.CaptureFixture[str]) -> None:
     assert "machine-id * Remove the local machine ID" in lines
     assert 'ssh-userdir   Remove ".ssh" directories in the guest' in lines
     assert lines == sorted(lines)
-
-
-def test_running_domain_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
-    monkeypatch.setenv("PYVIRT_ROOT", str(tmp_path))
-    from pyvirt.paths import layout_for
-
-    layout = layout_for("system")
-    layout.qemu_config_dir.mkdir(parents=True)
-    layout.qemu_run_dir.mkdir(parents=True)
-    disk = tmp_path / "web.qcow2"
-    disk.write_bytes(b"QFI\xfb" + bytes(508))
-    layout.domain_xml("web").write_text(
-        f"<domain type='kvm'><name>web</name><devices><disk type='file' device='disk'>"
-        f"<driver name='qemu' type='qcow2'/><source file='{disk}'/><target dev='vda'/></disk>"
-        "</devices></domain>"
-    )
-    (layout.qemu_run_dir / "web.pid").write_text(f"{os.getpid()}\n")
-    assert sysprep_main(["-d", "web"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("error: domain web is running") and err.count("\n") == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import warnings
 from pathlib import Path
@@ -15,7 +14,6 @@ from pyvirt.guest import customize as c
 from pyvirt.guest import inspect as gi
 from pyvirt.guest import passwords, prepare
 from pyvirt.guest.appliance import probe_format
-from pyvirt.guest.domains import domain_is_running, resolve_domain_disks
 from pyvirt.guest.mount import parse_fs_mount, record_path
 from pyvirt.guest.sysprep import OPERATIONS, default_operations, list_operations, parse_operations
 from pyvirt.qemu.kvmprobe import kvm_usable
@@ -243,28 +241,6 @@ def test_new_handle_forces_tcg_when_kvm_is_unusable(monkeypatch: pytest.MonkeyPa
     g = appliance.new_handle()
     assert "force_tcg" not in g.get_backend_settings()
     g.close()
-
-
-def test_domain_seam(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYVIRT_ROOT", str(tmp_path))
-    (tmp_path / "etc/pyvirt/qemu").mkdir(parents=True)
-    run = tmp_path / "run/pyvirt/qemu"
-    run.mkdir(parents=True)
-    (tmp_path / "etc/pyvirt/qemu/vm.xml").write_text(
-        "<domain><name>vm</name><devices>"
-        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/a.qcow2'/></disk>"
-        "<disk type='file' device='cdrom'><source file='/seed.iso'/></disk>"
-        "<disk type='block' device='disk'><source dev='/dev/vg/b'/></disk>"
-        "</devices></domain>"
-    )
-    assert resolve_domain_disks("vm") == [("/a.qcow2", "qcow2"), ("/dev/vg/b", None)]
-    with pytest.raises(NotFound):
-        resolve_domain_disks("other")
-    assert not domain_is_running("vm")
-    (run / "vm.json").write_text(f'{{"pid": {os.getpid()}}}')
-    assert domain_is_running("vm")
-    (run / "vm.json").write_text('{"pid": 999999999}')
-    assert not domain_is_running("vm")
 
 
 def test_fs_mount_parsing(tmp_path: Path) -> None:
