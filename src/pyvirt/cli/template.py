@@ -8,16 +8,19 @@ Each takes the arguments after its verb and returns the exit status; errors are 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.errors import InvalidArgument, PyvirtError
+from pyvirt.errors import InvalidArgument, InvalidState, NotFound, PyvirtError
 
 if TYPE_CHECKING:
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection
+    from pyvirt.guest.template import TemplateStore
 
 
 def _parser(command: str, opts: GlobalOptions, **defaults: object) -> argparse.ArgumentParser:
@@ -60,25 +63,23 @@ def _template(opts: GlobalOptions, argv: list[str]) -> int:
 
     ns = _parser("template", opts, size="10G").parse_args(argv)
     with _connect(ns) as conn:
+        store = _store(conn, ns.pool)
         if ns.verb == "build":
             tmpl = t.build(
-                conn,
+                store,
                 ns.name,
                 ns.os,
                 size=_size(ns.size, "--size"),
-                pool=ns.pool,
                 cache_dir=ns.cache_dir,
                 quiet=ns.quiet or ns.json,
                 verbose=ns.verbose,
             )
             _done(tmpl, ns.json, f"Template {tmpl.name} built: {tmpl.path}")
         elif ns.verb == "import":
-            tmpl = t.import_image(
-                conn, ns.file, ns.name, pool=ns.pool, os_name=ns.os, say=None if ns.quiet else _say
-            )
+            tmpl = t.import_image(store, ns.file, ns.name, os_name=ns.os, say=None if ns.quiet else _say)
             _done(tmpl, ns.json, f"Template {tmpl.name} imported: {tmpl.path}")
         elif ns.verb == "list":
-            templates = t.list_templates(conn, pool=ns.pool)
+            templates = store.list()
             if ns.json:
                 print(json.dumps([x.to_json() for x in templates], indent=1))
             else:
@@ -87,9 +88,74 @@ def _template(opts: GlobalOptions, argv: list[str]) -> int:
                 rows = [[x.name, x.os, _human(x.virtual_size), x.created, x.volume] for x in templates]
                 sys.stdout.write(table(["Name", "OS", "Size", "Created", "Volume"], rows))
         else:
-            t.delete(conn, ns.name, pool=ns.pool)
+            _delete(conn, store, ns.name, ns.pool)
             print(f"Template {ns.name} deleted")
     return 0
+
+
+def _store(conn: Connection, pool: str) -> TemplateStore:
+    """The templates of ``pool``: made and read in the pool's folder, so on the daemon's host."""
+    from pyvirt.guest.template import TemplateStore
+
+    if not conn.uri.is_local:
+        raise InvalidArgument("templates are built and read on the pool's host: use a local connection")
+    info = conn.pool(pool).info()
+    if info.get("type") != "dir":
+        raise InvalidArgument(f"pool {pool} is a {info.get('type')} pool: templates live in dir pools")
+    if not info.get("active"):
+        raise InvalidState(f"pool {pool} is not active: start it first (pyvirt pool-start {pool})")
+    return TemplateStore(str(info["path"]))
+
+
+def _disk_paths(conn: Connection, name: str) -> list[str]:
+    """File paths of domain ``name``'s disks, volumes resolved through their pools (as the daemon says)."""
+    from pyvirt.conf.domain_xml import parse_domain
+
+    paths = []
+    for disk in parse_domain(conn.domain(name).xml(inactive=True)).devices.disks:
+        if disk.type == "volume" and disk.source_pool and disk.source_volume:
+            with contextlib.suppress(NotFound):
+                paths.append(conn.pool(disk.source_pool).volume(disk.source_volume).path())
+        elif disk.source:
+            paths.append(disk.source)
+    return paths
+
+
+def _dependents(conn: Connection, path: str) -> list[str]:
+    """What still needs the template at ``path``: volumes of active pools and domain disks whose
+    backing chain has it."""
+    from pyvirt.storage.volumes import backing_chain
+
+    target = os.path.realpath(path)
+    found: list[str] = []
+    seen: set[str] = {target}
+    for pool in conn.list_pools():
+        if not pool.get("active"):
+            continue
+        for vol in conn.pool(str(pool["name"])).list_volumes():
+            real = os.path.realpath(str(vol["path"]))
+            if real not in seen and target in backing_chain(str(vol["path"])):
+                seen.add(real)
+                found.append(f"volume {pool['name']}/{vol['name']}")
+    for dom in conn.list_domains():
+        name = str(dom["name"])
+        with contextlib.suppress(NotFound):
+            disks = _disk_paths(conn, name)
+            found.extend(f"domain {name} (disk {disk})" for disk in disks if target in backing_chain(disk))
+    return found
+
+
+def _delete(conn: Connection, store: TemplateStore, name: str, pool: str) -> None:
+    """Delete template ``name``; refused while a volume or a domain's disk is backed by it."""
+    tmpl = store.get(name)
+    users = _dependents(conn, tmpl.path)
+    if users:
+        raise InvalidState(
+            f"template {name} is in use: {', '.join(users)} depend on it; delete those clones first "
+            "(pyvirt undefine --remove-all-storage DOMAIN) or make them independent (pyvirt clone --full)"
+        )
+    conn.pool(pool).volume(tmpl.volume).delete()
+    store.remove_sidecar(name)
 
 
 def _done(tmpl: object, as_json: bool, text: str) -> None:

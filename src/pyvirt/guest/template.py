@@ -27,17 +27,15 @@ import subprocess
 import tempfile
 import time
 import uuid as uuidlib
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, OperationFailed
+from pyvirt.errors import AlreadyExists, InvalidArgument, NotFound, OperationFailed
 from pyvirt.store import atomic_write
 
 if TYPE_CHECKING:
-    from pyvirt.client.api import Connection
     from pyvirt.guest.context import Session
 
 VOLUME_SUFFIX = ".template.qcow2"
@@ -172,95 +170,18 @@ class TemplateStore:
         self.sidecar_path(name).unlink(missing_ok=True)
 
 
-# --- connection-level operations ---------------------------------------------------------------
-
-
-def store_for(conn: Connection, pool: str = "default") -> TemplateStore:
-    """The template store of ``pool``; templates need the pool's folder on this host."""
-    if not conn.uri.is_local:
-        raise InvalidArgument("templates are built and read on the pool's host: use a local connection")
-    info = conn.pool(pool).info()
-    if info.get("type") != "dir":
-        raise InvalidArgument(f"pool {pool} is a {info.get('type')} pool: templates live in dir pools")
-    if not info.get("active"):
-        raise InvalidState(f"pool {pool} is not active: start it first (pyvirt pool-start {pool})")
-    return TemplateStore(str(info["path"]))
-
-
-def disk_paths(conn: Connection, xml: str) -> list[str]:
-    """File paths of a domain's disks, volumes resolved through their pools."""
-    paths = []
-    for disk in ET.fromstring(xml).findall("./devices/disk"):
-        source = disk.find("source")
-        if source is None:
-            continue
-        if disk.get("type") == "volume" and source.get("pool") and source.get("volume"):
-            with contextlib.suppress(Exception):
-                paths.append(conn.pool(str(source.get("pool"))).volume(str(source.get("volume"))).path())
-        elif source.get("file") or source.get("dev"):
-            paths.append(str(source.get("file") or source.get("dev")))
-    return paths
-
-
-def dependents(conn: Connection, tmpl: Template) -> list[str]:
-    """What still needs ``tmpl``: volumes of active pools and domain disks whose backing chain has it."""
-    from pyvirt.storage.volumes import backing_chain
-
-    target = os.path.realpath(tmpl.path)
-    found: list[str] = []
-    seen: set[str] = {target}
-    for pool in conn.list_pools():
-        if not pool.get("active"):
-            continue
-        for vol in conn.pool(str(pool["name"])).list_volumes():
-            path = str(vol["path"])
-            real = os.path.realpath(path)
-            if real not in seen and target in backing_chain(path):
-                seen.add(real)
-                found.append(f"volume {pool['name']}/{vol['name']}")
-    for dom in conn.list_domains():
-        name = str(dom["name"])
-        with contextlib.suppress(NotFound):
-            for path in disk_paths(conn, conn.domain(name).xml(inactive=True)):
-                if target in backing_chain(path):
-                    found.append(f"domain {name} (disk {path})")
-    return found
-
-
-def delete(conn: Connection, name: str, *, pool: str = "default") -> None:
-    """Delete template ``name``; refused while a volume or a domain's disk is backed by it."""
-    store = store_for(conn, pool)
-    tmpl = store.get(name)
-    users = dependents(conn, tmpl)
-    if users:
-        raise InvalidState(
-            f"template {name} is in use: {', '.join(users)} depend on it; delete those clones first "
-            "(pyvirt undefine --remove-all-storage DOMAIN) or make them independent (pyvirt clone --full)"
-        )
-    conn.pool(pool).volume(tmpl.volume).delete()
-    store.remove_sidecar(name)
-
-
-def list_templates(conn: Connection, *, pool: str = "default") -> list[Template]:
-    return store_for(conn, pool).list()
+# --- making templates ---------------------------------------------------------------------------
 
 
 def import_image(
-    conn: Connection,
-    source: str,
-    name: str,
-    *,
-    pool: str = "default",
-    os_name: str | None = None,
-    say: Say | None = None,
+    store: TemplateStore, source: str, name: str, *, os_name: str | None = None, say: Say | None = None
 ) -> Template:
     """Copy the image file ``source`` (any format pyvirt.image reads, backing chain flattened) into
-    the pool as template ``name``."""
+    the pool of ``store`` as template ``name``."""
     from pyvirt.errors import ImageError
     from pyvirt.image.api import convert, image_info
 
     check_name(name)
-    store = store_for(conn, pool)
     if store.exists(name) or store.volume_path(name).exists():
         raise AlreadyExists(f"template {name} exists already (pyvirt template delete {name} first)")
     src = Path(source)
@@ -273,7 +194,7 @@ def import_image(
     with store.staging(name) as work:
         out = work / "disk.qcow2"
         if say:
-            say(f"Copying {source} ({fmt}) into pool {pool} as template {name}")
+            say(f"Copying {source} ({fmt}) into {store.folder} as template {name}")
         try:
             convert(str(src), str(out), "qcow2", src_fmt=fmt)
         except ImageError as err:
@@ -380,17 +301,16 @@ def guest_command(s: Session, command: str, what: str) -> str:
 
 
 def build(
-    conn: Connection,
+    store: TemplateStore,
     name: str,
     os_name: str,
     *,
     size: int = DEFAULT_SIZE,
-    pool: str = "default",
     cache_dir: Path | None = None,
     quiet: bool = False,
     verbose: bool = False,
 ) -> Template:
-    """Build template ``name`` of ``os_name`` (``debian-12``) in ``pool``; nothing is left on failure."""
+    """Build template ``name`` of ``os_name`` (``debian-12``) in ``store``; nothing is left on failure."""
     from pyvirt.guest import debootstrap
     from pyvirt.guest.appliance import log
 
@@ -398,7 +318,6 @@ def build(
     rel = debootstrap.release(os_name)
     if size < MIN_SIZE:
         raise InvalidArgument(f"--size {size} is too small: a {rel.pretty} template needs at least 256M")
-    store = store_for(conn, pool)
     if store.exists(name) or store.volume_path(name).exists():
         raise AlreadyExists(f"template {name} exists already (pyvirt template delete {name} first)")
     started = time.monotonic()
