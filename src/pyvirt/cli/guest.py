@@ -68,13 +68,15 @@ def _domain_disks(name: str, uri: str | None, *, allow_running: bool) -> tuple[l
     from pyvirt.client.api import Connection
     from pyvirt.conf.domain_xml import parse_domain
     from pyvirt.guest.appliance import Disk
+    from pyvirt.uri import default_uri, parse_uri
 
+    target = parse_uri(uri or default_uri())
+    if not target.is_local:
+        raise InvalidArgument(
+            f"-d {name}: the guest tools open a domain's disks on this host, and {target.canonical()} "
+            "is another one: run the tool there, or give its disks with -a"
+        )
     with Connection.open(uri) as conn:
-        if not conn.uri.is_local:
-            raise InvalidArgument(
-                f"-d {name}: the guest tools open a domain's disks on this host, and {conn.uri.canonical()} "
-                "is another one: run the tool there, or give its disks with -a"
-            )
         handle = conn.domain(name)
         running = handle.info().get("id") is not None
         if running and not allow_running:
