@@ -23,9 +23,11 @@ def _template(daemon: Daemon) -> Path:
     return daemon.root / "var/lib/pyvirt/images"
 
 
-def _check_clone(daemon: Daemon, uri: str, images: Path, name: str) -> None:
+def _check_clone(daemon: Daemon, uri: str, images: Path, name: str, *, global_option: bool) -> None:
+    """Clone over ``uri``, given as ``pyvirt -c URI clone`` or as ``pyvirt clone -c URI``."""
+    where = ["-c", uri, "clone"] if global_option else ["clone", "-c", uri]
     out = daemon.cli(
-        "clone", "-c", uri, "--original", "bb", "--name", name, "--network", "none", "--disk-size", "1G"
+        *where, "--original", "bb", "--name", name, "--network", "none", "--disk-size", "1G"
     ).ok()
     assert f"Domain {name} cloned from template bb (linked," in out.out
     assert f"Disk {name}.qcow2: overlay on {images / 'bb.template.qcow2'}" in out.err
@@ -36,11 +38,11 @@ def _check_clone(daemon: Daemon, uri: str, images: Path, name: str) -> None:
     assert (images / f"{name}-seed.iso").is_file()
     # A second clone of the name over the same connection: refused, nothing made or removed.
     before = sorted(p.name for p in images.iterdir())
-    again = daemon.cli("clone", "-c", uri, "--original", "bb", "--name", name, "--network", "none")
+    again = daemon.cli(*where, "--original", "bb", "--name", name, "--network", "none")
     assert again.rc == 1 and f"domain {name} exists already" in again.err
     assert sorted(p.name for p in images.iterdir()) == before
     # The guest tools find the clone's volume disks through the API, and say why they stop here.
-    refused = daemon.cli("sysprep", "-c", uri, "-d", name)
+    refused = daemon.cli("-c", uri, "sysprep", "-d", name)
     assert refused.rc == 1 and "is another one" in refused.err
 
 
@@ -56,7 +58,7 @@ def ssh_daemon() -> Iterator[Daemon]:
 
 def test_clone_over_ssh(sshd: Sshd, ssh_daemon: Daemon) -> None:
     images = _template(ssh_daemon)
-    _check_clone(ssh_daemon, sshd.uri(socket_path=ssh_daemon.socket), images, "far1")
+    _check_clone(ssh_daemon, sshd.uri(socket_path=ssh_daemon.socket), images, "far1", global_option=True)
 
 
 def test_clone_over_tls() -> None:
@@ -70,6 +72,6 @@ def test_clone_over_tls() -> None:
         wait_port(port)
         tls = TLSDaemon(daemon, port)
         images = _template(daemon)
-        _check_clone(daemon, tls.uri(), images, "far2")
+        _check_clone(daemon, tls.uri(), images, "far2", global_option=False)
     finally:
         daemon.cleanup()
