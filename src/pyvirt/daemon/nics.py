@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.domain import InterfaceConfig
@@ -24,6 +25,9 @@ from pyvirt.qemu.command import NIC_MODELS
 if TYPE_CHECKING:
     from pyvirt.daemon.domains import DomainObject, DomainRegistry
     from pyvirt.qemu.process import QemuProcess
+
+
+log = logging.getLogger(__name__)
 
 
 def _nic_id(index: int, iface: InterfaceConfig) -> str:
@@ -155,6 +159,7 @@ async def detach_interface(
                 except BaseException:
                     del obj.removals[dev_id]
                     raise
+                log.info("domain %s: waiting for the guest to release %s", obj.name, dev_id)
         if config:
             assert obj.config is not None
             del obj.config.devices.interfaces[config_index]

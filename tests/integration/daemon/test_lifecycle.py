@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -221,3 +222,113 @@ def test_kvm_refused_with_a_clear_error_when_unusable(daemon: Daemon, tmp_path: 
     assert "KVM is not usable on this host" in result.err and reason in result.err
     assert "type='qemu'" in result.err
     assert daemon.state("k1") == "shut off"
+
+
+def read_until(stream: IO[str], wanted: str, timeout: float = 180) -> str:
+    """Lines of ``stream`` up to the one containing ``wanted``."""
+    import select
+
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"{wanted!r} not seen in {timeout}s; got:\n{seen}")
+        line = stream.readline()
+        if not line:
+            raise AssertionError(f"stream ended before {wanted!r}; got:\n{seen}")
+        seen += line
+    return seen
+
+
+def test_pmsuspend_to_ram_and_wake_up(daemon: Daemon, tmp_path: Path) -> None:
+    """The guest suspends to RAM (S3): QEMU's SUSPEND makes the domain pmsuspended, which suspend and
+    resume refuse and destroy ends; an RTC alarm wakes it (WAKEUP) and it runs again."""
+    import subprocess
+
+    from tests.support.daemon import BIN
+
+    define(daemon, tmp_path, "s3")
+    events = subprocess.Popen(
+        [str(BIN / "pyvirt"), "event", "s3", "--loop"],
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert events.stdout is not None
+    try:
+        daemon.cli("start", "s3").ok()
+        console = Console(daemon, "s3")
+        console.expect(READY)
+        console.send("echo mem > /sys/power/state\n")
+        read_until(events.stdout, "event 'lifecycle' for domain 's3': Pmsuspended Memory")
+        assert daemon.cli("domstate", "--reason", "s3").ok().out == "pmsuspended (unknown)\n\n"
+        refused = daemon.cli("suspend", "s3")
+        assert refused.rc == 1 and "domain is pmsuspended" in refused.err, refused.err
+        refused = daemon.cli("resume", "s3")
+        assert refused.rc == 1 and "domain is not paused" in refused.err, refused.err
+        daemon.cli("destroy", "s3").ok()
+        assert daemon.cli("domstate", "--reason", "s3").ok().out == "shut off (destroyed)\n\n"
+        console.close()
+
+        daemon.cli("start", "s3").ok()
+        console = Console(daemon, "s3")
+        console.expect(READY)
+        console.send("echo +3 > /sys/class/rtc/rtc0/wakealarm; echo mem > /sys/power/state\n")
+        out = read_until(events.stdout, "event 'lifecycle' for domain 's3': Started Wakeup")
+        assert "Pmsuspended Memory" in out.split("Started Booted")[-1], out
+        assert daemon.cli("domstate", "--reason", "s3").ok().out == "running (event wakeup)\n\n"
+        console.close()
+        daemon.cli("destroy", "s3").ok()
+    finally:
+        events.terminate()
+        events.communicate(timeout=30)
+
+
+def test_a_detach_waiting_on_a_paused_guest_blocks_nothing(daemon: Daemon, tmp_path: Path) -> None:
+    """A paused guest cannot answer an unplug request: the detach waits for it without holding the
+    domain, so resume (then the guest releases the NIC) and destroy (then the detach fails) get through."""
+    import subprocess
+
+    from tests.support.daemon import BIN
+
+    mac = "52:54:00:00:91:01"
+    define(daemon, tmp_path, "dt", nic_user=True, mac=mac)
+    daemon.cli("start", "dt").ok()
+    console = Console(daemon, "dt")
+    console.expect(READY)
+    console.close()
+
+    def detach_while_paused() -> subprocess.Popen[str]:
+        daemon.cli("suspend", "dt").ok()
+        waiting = daemon.log.read_text().count("domain dt: waiting for the guest to release")
+        detach = subprocess.Popen(
+            [str(BIN / "pyvirt"), "detach-interface", "dt", "user", "--mac", mac],
+            env=daemon.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while daemon.log.read_text().count("domain dt: waiting for the guest to release") == waiting:
+            assert detach.poll() is None and time.monotonic() < deadline, detach.communicate()
+            time.sleep(0.1)
+        assert daemon.cli("domstate", "--reason", "dt").ok().out == "paused (user)\n\n"
+        return detach
+
+    detach = detach_while_paused()
+    daemon.cli("resume", "dt").ok()
+    out, err = detach.communicate(timeout=60)
+    assert detach.returncode == 0 and out == "Interface detached successfully\n\n", err
+    assert mac not in daemon.cli("domiflist", "dt").ok().out
+
+    daemon.cli("destroy", "dt").ok()
+    daemon.cli("start", "dt").ok()  # the NIC is back: the detach changed the running domain only
+    console = Console(daemon, "dt")
+    console.expect(READY)
+    console.close()
+    detach = detach_while_paused()
+    assert daemon.cli("destroy", "dt").ok().out == "Domain 'dt' destroyed\n\n"
+    out, err = detach.communicate(timeout=60)
+    assert detach.returncode == 1 and "domain is not running" in err, (out, err)
+    assert daemon.cli("domstate", "--reason", "dt").ok().out == "shut off (destroyed)\n\n"
