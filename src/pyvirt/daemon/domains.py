@@ -19,7 +19,6 @@ import copy
 import logging
 import os
 import shutil
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any, Protocol
 
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
-from pyvirt.daemon import lifecycle
+from pyvirt.daemon import launch, lifecycle
 from pyvirt.daemon.console import ConsoleRelay, drop_relay
 from pyvirt.daemon.events import EventBus
 from pyvirt.daemon.lifecycle import (
@@ -48,11 +47,8 @@ from pyvirt.errors import (
     NotFound,
     OperationFailed,
     PyvirtError,
-    UnsupportedConfig,
 )
 from pyvirt.paths import Layout
-from pyvirt.qemu import balloon, firmware
-from pyvirt.qemu.command import RuntimeContext, build_argv
 from pyvirt.qemu.monitor import cpu_time_ns
 from pyvirt.qemu.process import QemuProcess, RunRecord, append_log
 from pyvirt.store import atomic_symlink, atomic_write, remove
@@ -173,7 +169,7 @@ class DomainRegistry:
         self.storage = storage
         self._domains: dict[str, DomainObject] = {}
         self._registry_lock = asyncio.Lock()
-        self._next_id = 1
+        self.next_id = 1  # the id of the next domain started (virsh's domid)
 
     # Lookup
 
@@ -227,7 +223,7 @@ class DomainRegistry:
                 log.error("run record of %s has no usable live XML (%s)", record.name, err)
                 live = obj.config if obj is not None else None
             if live is None:
-                self._remove_run_files(record.name)
+                self.remove_run_files(record.name)
                 continue
             if obj is None:
                 obj = DomainObject(config=None)
@@ -242,7 +238,7 @@ class DomainRegistry:
             log.info("domain %s stopped while the daemon was away", record.name)
             obj.live = None
             self._release_resources(live, record)
-            self._remove_run_files(record.name)
+            self.remove_run_files(record.name)
             obj.state, obj.reason = S.SHUTOFF, Shutoff.UNKNOWN
             if obj.config is None:
                 del self._domains[record.name]
@@ -250,15 +246,15 @@ class DomainRegistry:
         live.id = record.id
         obj.live = live
         obj.proc = proc
-        self._next_id = max(self._next_id, record.id + 1)
+        self.next_id = max(self.next_id, record.id + 1)
         try:
             running, status = await proc.monitor.status()
         except OperationFailed:
             running, status = True, "running"
         # Not a transition: the state QEMU is in is a fact, whatever the record said.
         obj.state, obj.reason = self._state_from_qemu(running, status, record)
-        self._open_console(obj)
-        obj.watcher = asyncio.get_running_loop().create_task(self._watch_exit(obj, proc))
+        launch.open_console(obj)
+        self.watch_exit(obj, proc)
         log.info("re-attached to domain %s (pid %d)", record.name, record.pid)
         if status != "shutdown":
             return
@@ -366,7 +362,7 @@ class DomainRegistry:
                             removed.append(path)
             remove(self.layout.autostart_dir / f"{name}.xml")
             remove(self.layout.domain_xml(name))
-            nvram = self._nvram_path(obj.config)
+            nvram = self.nvram_path(obj.config)
             if nvram is not None and obj.config.os.nvram is None:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(nvram)
@@ -424,7 +420,7 @@ class DomainRegistry:
                 self._domains[dom.name] = obj
         try:
             async with guard(obj, lifecycle.INACTIVE):
-                await self._start_locked(obj, dom, paused=paused)
+                await launch.start_qemu(self, obj, dom, paused=paused)
         except BaseException:
             if obj.config is None and not obj.active:
                 self._domains.pop(dom.name, None)
@@ -436,192 +432,16 @@ class DomainRegistry:
         async with guard(obj, lifecycle.INACTIVE):
             if obj.config is None:
                 raise InvalidState(f"Requested operation is not valid: domain '{obj.name}' is transient")
-            await self._start_locked(obj, copy.deepcopy(obj.config), paused=paused, autostart=autostart)
+            await launch.start_qemu(self, obj, copy.deepcopy(obj.config), paused=paused, autostart=autostart)
         return obj
 
-    def _nvram_path(self, dom: Domain) -> Path | None:
+    def nvram_path(self, dom: Domain) -> Path | None:
         pflash = dom.os.loader is not None and dom.os.loader.type == "pflash"
         if not pflash and dom.os.firmware != "efi":
             return None
         if dom.os.nvram:
             return Path(dom.os.nvram)
         return self.layout.state_dir / "qemu/nvram" / f"{dom.name}_VARS.fd"
-
-    def _check_disks(self, dom: Domain) -> dict[int, str]:
-        paths: dict[int, str] = {}
-        for index, disk in enumerate(dom.devices.disks):
-            if disk.type == "volume":
-                if self.storage is None or not disk.source_pool or not disk.source_volume:
-                    raise UnsupportedConfig("unsupported configuration: storage pools are not available")
-                paths[index] = self.storage.volume_path(disk.source_pool, disk.source_volume)
-                continue
-            if disk.source is None:
-                continue
-            if not os.path.exists(disk.source):
-                raise OperationFailed(
-                    f"Cannot access storage file '{disk.source}': No such file or directory"
-                )
-        return paths
-
-    async def _start_locked(
-        self, obj: DomainObject, dom: Domain, *, paused: bool, autostart: bool = False
-    ) -> None:
-        usable, reason = self.accel_check() if dom.type == "kvm" else (False, "")
-        if dom.type == "kvm" and not usable:
-            raise UnsupportedConfig(
-                f"unsupported configuration: KVM is not usable on this host ({reason}); "
-                "use <domain type='qemu'> to run under TCG emulation"
-            )
-        accel = "kvm" if dom.type == "kvm" else "tcg"
-        disk_paths = self._check_disks(dom)
-        run_dir = self.layout.qemu_run_dir
-        name = dom.name
-        undo: list[Callable[[], None]] = []
-        try:
-            taps = await self._plug_interfaces(dom, undo)
-            channel_paths: dict[int, str] = {}
-            channel_dir = self.layout.qemu_run_dir / f"{name}.channels"
-            for index, channel in enumerate(dom.devices.channels):
-                if channel.type == "unix":
-                    if not channel.source_path:
-                        channel.source_path = str(channel_dir / (channel.target_name or f"channel{index}"))
-                    channel_paths[index] = channel.source_path
-                    Path(channel.source_path).parent.mkdir(parents=True, exist_ok=True)
-            firmware.fill_domain(dom)
-            nvram = self._nvram_path(dom)
-            if nvram is not None and not nvram.exists():
-                firmware.make_nvram(dom, nvram)
-            dom.id = self._next_id
-            self._next_id += 1
-            record = RunRecord(
-                name=name,
-                uuid=dom.uuid,
-                pid=0,
-                id=dom.id,
-                monitor=str(run_dir / f"{name}.monitor"),
-                started_at=time.time(),
-                accel=accel,
-                taps=list(taps.values()),
-            )
-            ctx = RuntimeContext(
-                accel=accel,
-                taps=taps,
-                channel_paths=channel_paths,
-                disk_paths=disk_paths,
-                nvram_path=str(nvram) if nvram else None,
-                pidfile=str(run_dir / f"{name}.pid"),
-            )
-
-            def argv_for_fd(fd: int) -> list[str]:
-                ctx.monitor_fd = fd
-                return build_argv(dom, ctx)
-
-            obj.stop_reason = None
-            obj.fake_reboot = False
-            obj.generation += 1
-            t0 = time.monotonic()
-            proc = await self.spawn(
-                argv_for_fd=argv_for_fd,
-                record=record,
-                log_path=self.layout.domain_log(name),
-                on_event=event_handler(self, obj, obj.generation),
-            )
-            t1 = time.monotonic()
-            try:
-                await self._finish_start(obj, dom, proc, paused=paused, autostart=autostart)
-                log.debug(
-                    "started %s (pid %d): QEMU up and monitor connected in %.0f ms, running %.0f ms later",
-                    name,
-                    proc.pid,
-                    (t1 - t0) * 1000,
-                    (time.monotonic() - t1) * 1000,
-                )
-            except BaseException:
-                await proc.monitor.close()
-                await proc.terminate(graceful=False)
-                raise
-        except BaseException:
-            for action in reversed(undo):
-                with contextlib.suppress(Exception):
-                    action()
-            self._remove_run_files(name)
-            raise
-
-    async def _finish_start(
-        self, obj: DomainObject, dom: Domain, proc: QemuProcess, *, paused: bool, autostart: bool
-    ) -> None:
-        ptys = await proc.monitor.chardev_ptys()
-        for index, serial in enumerate(dom.devices.serials):
-            path = ptys.get(f"charserial{index}")
-            if path:
-                serial.source_path = path
-        for index, console in enumerate(dom.devices.consoles):
-            if console.target_type in (None, "serial"):
-                port = console.target_port or 0
-                if port < len(dom.devices.serials):
-                    console.source_path = dom.devices.serials[port].source_path
-            else:
-                console.source_path = ptys.get(f"charconsole{index}", console.source_path)
-        proc.record.ptys = ptys
-        if dom.devices.graphics:
-            gfx = dom.devices.graphics[0]
-            vnc_port = await proc.monitor.vnc_port()
-            gfx.port = vnc_port
-            proc.record.vnc_port = vnc_port
-            if gfx.passwd:
-                await proc.monitor.set_vnc_password(gfx.passwd)
-        for index, iface in enumerate(dom.devices.interfaces):
-            iface.alias = iface.alias or f"net{index}"  # the device id build_argv gave it
-            if iface.link_state == "down":
-                await proc.monitor.set_link(iface.alias, False)
-        await balloon.configure(proc.monitor, dom)
-        started = ("started", "autostart" if autostart else "booted")
-        if not paused:
-            await proc.monitor.cont()
-        obj.live = dom
-        obj.proc = proc
-        if paused:
-            self.transition(obj, S.PAUSED, Paused.USER, started, ("suspended", "paused"))
-        else:
-            self.transition(obj, S.RUNNING, Running.BOOTED, started)
-        self._open_console(obj)
-        obj.watcher = asyncio.get_running_loop().create_task(self._watch_exit(obj, proc))
-
-    async def _plug_interfaces(self, dom: Domain, undo: list[Callable[[], None]]) -> dict[int, str]:
-        taps: dict[int, str] = {}
-        for index, iface in enumerate(dom.devices.interfaces):
-            if iface.type not in ("network", "bridge"):
-                continue
-            if self.networks is None:
-                raise UnsupportedConfig(
-                    f"unsupported configuration: interface type '{iface.type}' needs the network driver"
-                )
-            assert iface.mac is not None
-            tap = await self.networks.plug_tap(
-                network=iface.source_network if iface.type == "network" else None,
-                bridge=iface.source_bridge if iface.type == "bridge" else None,
-                mac=iface.mac,
-                tap=None,
-            )
-            hook = self.networks
-            undo.append(lambda hook=hook, tap=tap: hook.unplug_tap(tap))  # type: ignore[misc]
-            iface.target_dev = tap
-            taps[index] = tap
-        return taps
-
-    def _open_console(self, obj: DomainObject) -> None:
-        if obj.live is None or not obj.live.devices.serials:
-            return
-        path = obj.live.devices.serials[0].source_path
-        if not path or obj.live.devices.serials[0].type != "pty":
-            return
-        relay = ConsoleRelay(obj.name, path)
-        try:
-            relay.open()
-        except OSError as err:
-            log.warning("cannot open the console pty %s of %s: %s", path, obj.name, err)
-            return
-        obj.console = relay
 
     def save_run_state(self, obj: DomainObject) -> None:
         if obj.proc is None or obj.live is None:
@@ -631,7 +451,7 @@ class DomainRegistry:
         atomic_write(run_dir / f"{obj.name}.xml", format_domain(obj.live, live=True).encode(), durable=False)
         obj.proc.record.save(run_dir / f"{obj.name}.json")
 
-    def _remove_run_files(self, name: str) -> None:
+    def remove_run_files(self, name: str) -> None:
         run_dir = self.layout.qemu_run_dir
         for suffix in (".json", ".xml", ".monitor", ".pid"):
             with contextlib.suppress(FileNotFoundError):
@@ -648,12 +468,16 @@ class DomainRegistry:
                 except Exception as err:
                     log.warning("removing tap %s: %s", tap, err)
 
-    async def _watch_exit(self, obj: DomainObject, proc: QemuProcess) -> None:
-        await proc.exited
-        async with obj.lock:
-            if obj.proc is not proc:
-                return
-            self._stopped(obj, proc)
+    def watch_exit(self, obj: DomainObject, proc: QemuProcess) -> None:
+        """Mark ``obj`` inactive once ``proc`` exits (whoever ended it)."""
+
+        async def watch() -> None:
+            await proc.exited
+            async with obj.lock:
+                if obj.proc is proc:
+                    self._stopped(obj, proc)
+
+        obj.watcher = asyncio.get_running_loop().create_task(watch())
 
     def _stopped(self, obj: DomainObject, proc: QemuProcess) -> None:
         """The QEMU of ``obj`` is gone: release everything and mark it inactive (``obj.lock`` held)."""
@@ -663,7 +487,7 @@ class DomainRegistry:
         asyncio.get_running_loop().create_task(proc.monitor.close())
         if obj.live is not None:
             self._release_resources(obj.live, proc.record)
-        self._remove_run_files(obj.name)
+        self.remove_run_files(obj.name)
         append_log(self.layout.domain_log(obj.name), f"shutting down, reason={reason}")
         name = obj.name
         obj.proc = None

@@ -1,0 +1,216 @@
+"""Starting a domain's QEMU: disks, taps, channels, firmware, the command line, the process, and
+what is read back from it (ptys, VNC port) before the domain runs.
+
+Everything is undone if any step fails: taps unplugged, run files removed, the process ended. The
+caller (:meth:`DomainRegistry.start`/``create``) holds the domain's lock and has checked it is shut off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pyvirt.conf.domain import Domain
+from pyvirt.daemon.console import ConsoleRelay
+from pyvirt.daemon.lifecycle import DomainState, Paused, Running
+from pyvirt.daemon.qmpevents import event_handler
+from pyvirt.errors import OperationFailed, UnsupportedConfig
+from pyvirt.qemu import balloon, firmware
+from pyvirt.qemu.command import RuntimeContext, build_argv
+from pyvirt.qemu.process import QemuProcess, RunRecord
+
+if TYPE_CHECKING:
+    from pyvirt.daemon.domains import DomainObject, DomainRegistry
+
+log = logging.getLogger(__name__)
+
+S = DomainState
+
+
+def check_disks(reg: DomainRegistry, dom: Domain) -> dict[int, str]:
+    """Paths of volume disks; a missing file is refused before anything is started."""
+    paths: dict[int, str] = {}
+    for index, disk in enumerate(dom.devices.disks):
+        if disk.type == "volume":
+            if reg.storage is None or not disk.source_pool or not disk.source_volume:
+                raise UnsupportedConfig("unsupported configuration: storage pools are not available")
+            paths[index] = reg.storage.volume_path(disk.source_pool, disk.source_volume)
+            continue
+        if disk.source is None:
+            continue
+        if not os.path.exists(disk.source):
+            raise OperationFailed(f"Cannot access storage file '{disk.source}': No such file or directory")
+    return paths
+
+
+async def start_qemu(
+    reg: DomainRegistry, obj: DomainObject, dom: Domain, *, paused: bool, autostart: bool = False
+) -> None:
+    """Start ``dom`` as ``obj``'s QEMU (``obj.lock`` held, ``obj`` shut off); on failure nothing is left."""
+    usable, reason = reg.accel_check() if dom.type == "kvm" else (False, "")
+    if dom.type == "kvm" and not usable:
+        raise UnsupportedConfig(
+            f"unsupported configuration: KVM is not usable on this host ({reason}); "
+            "use <domain type='qemu'> to run under TCG emulation"
+        )
+    accel = "kvm" if dom.type == "kvm" else "tcg"
+    disk_paths = check_disks(reg, dom)
+    run_dir = reg.layout.qemu_run_dir
+    name = dom.name
+    undo: list[Callable[[], None]] = []
+    try:
+        taps = await _plug_interfaces(reg, dom, undo)
+        channel_paths: dict[int, str] = {}
+        channel_dir = reg.layout.qemu_run_dir / f"{name}.channels"
+        for index, channel in enumerate(dom.devices.channels):
+            if channel.type == "unix":
+                if not channel.source_path:
+                    channel.source_path = str(channel_dir / (channel.target_name or f"channel{index}"))
+                channel_paths[index] = channel.source_path
+                Path(channel.source_path).parent.mkdir(parents=True, exist_ok=True)
+        firmware.fill_domain(dom)
+        nvram = reg.nvram_path(dom)
+        if nvram is not None and not nvram.exists():
+            firmware.make_nvram(dom, nvram)
+        dom.id = reg.next_id
+        reg.next_id += 1
+        record = RunRecord(
+            name=name,
+            uuid=dom.uuid,
+            pid=0,
+            id=dom.id,
+            monitor=str(run_dir / f"{name}.monitor"),
+            started_at=time.time(),
+            accel=accel,
+            taps=list(taps.values()),
+        )
+        ctx = RuntimeContext(
+            accel=accel,
+            taps=taps,
+            channel_paths=channel_paths,
+            disk_paths=disk_paths,
+            nvram_path=str(nvram) if nvram else None,
+            pidfile=str(run_dir / f"{name}.pid"),
+        )
+
+        def argv_for_fd(fd: int) -> list[str]:
+            ctx.monitor_fd = fd
+            return build_argv(dom, ctx)
+
+        obj.stop_reason = None
+        obj.fake_reboot = False
+        obj.generation += 1
+        t0 = time.monotonic()
+        proc = await reg.spawn(
+            argv_for_fd=argv_for_fd,
+            record=record,
+            log_path=reg.layout.domain_log(name),
+            on_event=event_handler(reg, obj, obj.generation),
+        )
+        t1 = time.monotonic()
+        try:
+            await _finish_start(reg, obj, dom, proc, paused=paused, autostart=autostart)
+            log.debug(
+                "started %s (pid %d): QEMU up and monitor connected in %.0f ms, running %.0f ms later",
+                name,
+                proc.pid,
+                (t1 - t0) * 1000,
+                (time.monotonic() - t1) * 1000,
+            )
+        except BaseException:
+            await proc.monitor.close()
+            await proc.terminate(graceful=False)
+            raise
+    except BaseException:
+        for action in reversed(undo):
+            with contextlib.suppress(Exception):
+                action()
+        reg.remove_run_files(name)
+        raise
+
+
+async def _finish_start(
+    reg: DomainRegistry, obj: DomainObject, dom: Domain, proc: QemuProcess, *, paused: bool, autostart: bool
+) -> None:
+    ptys = await proc.monitor.chardev_ptys()
+    for index, serial in enumerate(dom.devices.serials):
+        path = ptys.get(f"charserial{index}")
+        if path:
+            serial.source_path = path
+    for index, console in enumerate(dom.devices.consoles):
+        if console.target_type in (None, "serial"):
+            port = console.target_port or 0
+            if port < len(dom.devices.serials):
+                console.source_path = dom.devices.serials[port].source_path
+        else:
+            console.source_path = ptys.get(f"charconsole{index}", console.source_path)
+    proc.record.ptys = ptys
+    if dom.devices.graphics:
+        gfx = dom.devices.graphics[0]
+        vnc_port = await proc.monitor.vnc_port()
+        gfx.port = vnc_port
+        proc.record.vnc_port = vnc_port
+        if gfx.passwd:
+            await proc.monitor.set_vnc_password(gfx.passwd)
+    for index, iface in enumerate(dom.devices.interfaces):
+        iface.alias = iface.alias or f"net{index}"  # the device id build_argv gave it
+        if iface.link_state == "down":
+            await proc.monitor.set_link(iface.alias, False)
+    await balloon.configure(proc.monitor, dom)
+    started = ("started", "autostart" if autostart else "booted")
+    if not paused:
+        await proc.monitor.cont()
+    obj.live = dom
+    obj.proc = proc
+    if paused:
+        reg.transition(obj, S.PAUSED, Paused.USER, started, ("suspended", "paused"))
+    else:
+        reg.transition(obj, S.RUNNING, Running.BOOTED, started)
+    open_console(obj)
+    reg.watch_exit(obj, proc)
+
+
+async def _plug_interfaces(
+    reg: DomainRegistry, dom: Domain, undo: list[Callable[[], None]]
+) -> dict[int, str]:
+    taps: dict[int, str] = {}
+    for index, iface in enumerate(dom.devices.interfaces):
+        if iface.type not in ("network", "bridge"):
+            continue
+        if reg.networks is None:
+            raise UnsupportedConfig(
+                f"unsupported configuration: interface type '{iface.type}' needs the network driver"
+            )
+        assert iface.mac is not None
+        tap = await reg.networks.plug_tap(
+            network=iface.source_network if iface.type == "network" else None,
+            bridge=iface.source_bridge if iface.type == "bridge" else None,
+            mac=iface.mac,
+            tap=None,
+        )
+        hook = reg.networks
+        undo.append(lambda hook=hook, tap=tap: hook.unplug_tap(tap))  # type: ignore[misc]
+        iface.target_dev = tap
+        taps[index] = tap
+    return taps
+
+
+def open_console(obj: DomainObject) -> None:
+    """Hold the running domain's first serial pty (the console), if it has one."""
+    if obj.live is None or not obj.live.devices.serials:
+        return
+    path = obj.live.devices.serials[0].source_path
+    if not path or obj.live.devices.serials[0].type != "pty":
+        return
+    relay = ConsoleRelay(obj.name, path)
+    try:
+        relay.open()
+    except OSError as err:
+        log.warning("cannot open the console pty %s of %s: %s", path, obj.name, err)
+        return
+    obj.console = relay
