@@ -158,7 +158,8 @@ async def _finish_start(
         if gfx.passwd:
             await proc.monitor.set_vnc_password(gfx.passwd)
     for index, iface in enumerate(dom.devices.interfaces):
-        iface.alias = iface.alias or f"net{index}"  # the device id build_argv gave it
+        iface.alias = iface.alias or f"net{index}"  # the ids build_argv gave the device and its netdev
+        proc.record.netdevs[iface.alias] = f"hostnet{index}"
         if iface.link_state == "down":
             await proc.monitor.set_link(iface.alias, False)
     await balloon.configure(proc.monitor, dom)

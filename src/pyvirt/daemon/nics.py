@@ -85,7 +85,7 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
     assert proc is not None and live is not None
     index = len(live.devices.interfaces)
     used = {_nic_id(i, nic) for i, nic in enumerate(live.devices.interfaces)}
-    while f"net{index}" in used:
+    while f"net{index}" in used or f"hostnet{index}" in proc.record.netdevs.values():
         index += 1
     dev_id, netdev = f"net{index}", f"hostnet{index}"
     iface.alias = dev_id
@@ -123,6 +123,7 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
             reg.networks.unplug_tap(tap)
         raise
     live.devices.interfaces.append(iface)
+    proc.record.netdevs[dev_id] = netdev
     if tap:
         proc.record.taps.append(tap)
     reg.save_run_state(obj)
@@ -184,7 +185,8 @@ async def device_deleted(reg: DomainRegistry, obj: DomainObject, proc: QemuProce
     if live is not None and index is not None:
         iface = nics[index]
         with contextlib.suppress(OperationFailed):
-            await proc.monitor.execute("netdev_del", {"id": "host" + dev_id})
+            await proc.monitor.execute("netdev_del", {"id": proc.record.netdevs.get(dev_id, "host" + dev_id)})
+        proc.record.netdevs.pop(dev_id, None)
         if iface.target_dev and iface.type != "user" and reg.networks is not None:
             reg.networks.unplug_tap(iface.target_dev)
             with contextlib.suppress(ValueError):

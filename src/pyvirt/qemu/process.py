@@ -46,6 +46,7 @@ class RunRecord:
     taps: list[str] = field(default_factory=list)
     ptys: dict[str, str] = field(default_factory=dict)
     vnc_port: int | None = None
+    netdevs: dict[str, str] = field(default_factory=dict)  # NIC device id -> its netdev id
     state: str = "running"
     reason: str = "booted"
 

@@ -479,3 +479,58 @@ def test_a_new_daemon_takes_the_state_from_qemu(
             assert b.reg.lookup("d1").proc is not None and qemu.count("quit") == 0
 
     run(root, body)
+
+
+def test_nics_with_user_aliases_hotplug_and_unplug_with_their_own_netdevs(
+    root: Path, errors: list[logging.LogRecord]
+) -> None:
+    """A NIC's netdev is hostnetN by its place at start, whatever its alias: a detach removes that
+    netdev, and a hot-plugged NIC never takes a netdev id already in use."""
+    from pyvirt.daemon import nics
+
+    async def body(b: Bench) -> None:
+        xml = DOMAIN_XML.format(name="d1", on_poweroff="destroy", on_crash="destroy")
+        xml = xml.replace("<model type='virtio'/>", "<model type='virtio'/><alias name='ua-lan'/>")
+        await b.reg.define(xml)
+        await b.reg.start("d1")
+        qemu = b.host["d1"]
+        assert "virtio-net-pci,netdev=hostnet0,id=ua-lan,mac=52:54:00:aa:00:01" in b.host.argvs["d1"]
+        added = await nics.attach_interface(
+            b.reg, "d1", {"type": "user", "mac": "52:54:00:aa:00:02"}, live=True, config=False
+        )
+        assert added["mac"] == "52:54:00:aa:00:02"
+        netdevs = [args["id"] for name, args in qemu.commands if name == "netdev_add"]
+        assert netdevs == ["hostnet1"]
+        await nics.detach_interface(b.reg, "d1", "52:54:00:aa:00:01", live=True, config=False)
+        assert ("netdev_del", {"id": "hostnet0"}) in qemu.commands
+        await nics.attach_interface(b.reg, "d1", {"type": "user"}, live=True, config=False)
+        netdevs = [args["id"] for name, args in qemu.commands if name == "netdev_add"]
+        assert netdevs == ["hostnet1", "hostnet2"]
+        assert ("netdev_del", {"id": "hostnet1"}) not in qemu.commands
+        assert record(b, "d1")["netdevs"] == {"net1": "hostnet1", "net2": "hostnet2"}
+
+    run(root, body)
+
+
+def test_destroy_during_a_start_ends_the_started_domain(root: Path, errors: list[logging.LogRecord]) -> None:
+    gates: list[asyncio.Event] = []
+
+    def script(qemu: FakeQemu) -> None:
+        gates.append(qemu.hold("query-chardev"))
+
+    async def body(b: Bench) -> None:
+        await b.define("d1")
+        start = asyncio.ensure_future(b.reg.start("d1"))
+        while not b.host.qemus:
+            await asyncio.sleep(0.01)
+        await b.host["d1"].received("query-chardev").wait()
+        destroy = asyncio.ensure_future(b.reg.destroy("d1"))
+        await asyncio.sleep(0.05)
+        assert not destroy.done()
+        gates[0].set()
+        await start
+        await destroy
+        assert b.state("d1") == "shut off (destroyed)"
+        assert b.drain() == [("started", "booted"), ("stopped", "destroyed")]
+
+    run(root, body, script)
