@@ -1561,7 +1561,7 @@ TOOLS = (
             ),
             ("subcommand", "?string", "a tool's verb (img create, template build, ...)"),
         ),
-        globals="crj",
+        globals="cr",
     ),
     Command(
         "complete",

@@ -99,11 +99,14 @@ def _group_text(keyword: str, title: str) -> str:
 
 def general() -> str:
     """``pyvirt help``: usage, the global options, then every command by group."""
+    import textwrap
+
     out = "usage: pyvirt [-c URI] [-r] [--json] COMMAND [ARGS...]\n\nGlobal options:\n"
     for name, kind, text in GLOBAL_OPTIONS:
         _mark, kind_type, _repeat, metavar = split_kind(kind)
         spelled = ", ".join(name.split()) + ("" if kind_type == "bool" else f" {metavar}")
-        out += f"  {spelled:<20} {text}\n"
+        lines = textwrap.wrap(text, 76)
+        out += f"  {spelled:<20} {lines[0]}\n" + "".join(f"{'':23}{line}\n" for line in lines[1:])
     out += "\nGrouped commands:\n\n"
     for keyword, title in GROUPS:
         out += _group_text(keyword, title)

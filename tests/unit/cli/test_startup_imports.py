@@ -38,6 +38,9 @@ import pyvirt.client.remote, pyvirt.cli.proxy, pyvirt.cli.network, pyvirt.cli.ho
 from pyvirt.uri import parse_uri, default_uri
 parse_uri(default_uri())
 pyvirt.cli.proxy.socket_path("system", None, True)
+from pyvirt.cli.args import parse
+from pyvirt.cli.commands import find
+parse(find("list"), ["--all"]), parse(find("dominfo"), ["web01"])
 print(" ".join(sorted(m for m in {heavy!r} if m in sys.modules)))
 """
 
