@@ -88,13 +88,7 @@ def parse(cmd: Command, argv: list[str]) -> Parsed:
 def _store(out: Parsed, name: str, kind: str, value: str) -> None:
     if kind.startswith("number") and not value.lstrip("-").isdigit():
         raise InvalidArgument(f"Numeric value '{value}' for <{name}> option is malformed or out of range")
-    attr = name.replace("-", "_")
-    if kind.endswith("+"):
-        values = out.setdefault(attr, [])
-        assert isinstance(values, list)
-        values.append(value)
-    else:
-        out[attr] = value
+    out[name.replace("-", "_")] = value
 
 
 def _take_positional(
@@ -102,10 +96,8 @@ def _take_positional(
 ) -> None:
     if not pending:
         raise InvalidArgument(f"unexpected data '{value}'")
-    name = pending[0]
+    name = pending.pop(0)
     _store(out, name, kinds[name], value)
-    if not kinds[name].endswith("+"):
-        pending.pop(0)
 
 
 def getopt_spec(cmd: Command) -> tuple[str, list[str]]:

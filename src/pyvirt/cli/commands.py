@@ -1568,10 +1568,10 @@ TOOLS = (
         None,
         "complete:cmd_complete",
         "shell completion candidates (used by the bash completion script)",
-        "Print the completions of the word at INDEX of the given command line, one a line.",
+        "Print the completions of the word under the cursor, one a line.",
         (
-            ("index", "*number", "the index of the word to complete"),
-            ("words", "?string+", "the command line's words"),
+            ("line", "*string", "the command line up to the cursor"),
+            ("word", "*string", "the word bash completes (cut at : and =)"),
         ),
         globals="cr",
     ),

@@ -1,5 +1,7 @@
-"""``pyvirt complete INDEX -- WORDS...``: the candidates for the word at INDEX of a command line, one a
-line, for the bash completion script (``contrib/bash-completion/pyvirt``).
+"""``pyvirt complete LINE WORD``: the candidates for the word under the cursor, one a line, for the
+bash completion script (``contrib/bash-completion/pyvirt``). LINE is the command line up to the
+cursor; WORD is the word bash is completing, which bash cuts at ``:`` and ``=`` (so a URI is
+several of its words): the candidates are cut the same way.
 
 Verbs, sub-verbs and options come from the command table; domain, network, pool and volume names
 are asked from the daemon the command line names (its ``-c``), read-only. A file or directory
@@ -23,15 +25,33 @@ URIS = ["qemu:///system", "qemu:///session"]
 
 
 def cmd_complete(opts: GlobalOptions, a: Parsed) -> int:
-    words = a.get("words") or []
-    assert isinstance(words, list)
-    index = int(a.text("index"))
     try:
-        found = candidates([str(w) for w in words], index, opts)
+        words = split_line(a.text("line"))
+        found = candidates(words, len(words) - 1, opts)
+        cut = len(words[-1]) - len(a.text("word"))
+        if found not in (["__files__"], ["__dirs__"]) and cut > 0 and words[-1].endswith(a.text("word")):
+            found = [c[cut:] for c in found]
     except Exception:  # completion must never print an error into the command line
         found = []
     sys.stdout.write("".join(f"{c}\n" for c in found))
     return 0
+
+
+def split_line(line: str) -> list[str]:
+    """The shell words of a command line cut at the cursor, the last one the word being typed."""
+    import shlex
+
+    for closing in ("", '"', "'"):
+        try:
+            words = shlex.split(line + closing)
+            break
+        except ValueError:
+            continue
+    else:
+        words = line.split()
+    if not line or (line[-1] in " \t" and not line.endswith("\\ ")):
+        words.append("")
+    return words
 
 
 def candidates(words: list[str], index: int, opts: GlobalOptions) -> list[str]:
@@ -52,6 +72,8 @@ def candidates(words: list[str], index: int, opts: GlobalOptions) -> list[str]:
         elif arg.startswith("--connect="):
             target.uri = arg.split("=", 1)[1]
     if not before:
+        if cur.startswith("--connect="):
+            return _prefixed(["--connect=" + uri for uri in URIS], cur)
         if cur.startswith("-"):
             return _prefixed([s for o in GLOBAL_OPTIONS for s in o[0].split() if s.startswith("--")], cur)
         return _prefixed([c.name for c in COMMANDS if c.group is not None], cur)

@@ -19,13 +19,34 @@ DATA = REPO / "tests/data"
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="bash not installed")
 
 
-def complete(daemon: Daemon, *words: str, cwd: Path | None = None) -> list[str]:
-    """COMPREPLY (sorted, as bash shows it) for the command line ``words``, the last one being completed."""
+def bash_words(line: str) -> list[str]:
+    """COMP_WORDS as readline makes them: words split at blanks, and at ``:`` and ``=`` (each of
+    which is a word of its own: after ``qemu:`` the word under the cursor is ``:``)."""
+    words: list[str] = []
+    for word in line.split(" "):
+        if not word:  # the line ends with a blank: a new, empty word
+            words.append("")
+            continue
+        piece = ""
+        for char in word:
+            if char in ":=":
+                words += [piece] if piece else []
+                words.append(char)
+                piece = ""
+            else:
+                piece += char
+        words += [piece] if piece else []
+    return words
+
+
+def complete(daemon: Daemon, line: str, cwd: Path | None = None) -> list[str]:
+    """COMPREPLY (sorted, as bash shows it) with the cursor at the end of ``line``."""
+    words = bash_words(line)
     quoted = " ".join("'" + w.replace("'", "'\\''") + "'" for w in words)
     script = (
         f"source '{SCRIPT}'\n"
         f"COMP_WORDS=({quoted}); COMP_CWORD={len(words) - 1}\n"
-        'COMP_LINE="${COMP_WORDS[*]}"; COMP_POINT=${#COMP_LINE}\n'
+        f"COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}\n"
         "_pyvirt\n"
         "printf '%s\\n' \"${COMPREPLY[@]}\"\n"
     )
@@ -61,32 +82,38 @@ def test_verbs_options_and_names_from_the_daemon(daemon: Daemon, tmp_path: Path)
     daemon.cli("vol-create-as", "scratch", "disk-a.img", "1M").ok()
     daemon.cli("vol-create-as", "scratch", "disk-b.img", "1M").ok()
 
-    assert complete(daemon, "pyvirt", "dom") == [
+    assert complete(daemon, "pyvirt dom") == [
         "domblklist", "domid", "domif-setlink", "domifaddr", "domiflist", "dominfo", "domname",
         "domstate", "domuuid",
     ]  # fmt: skip
-    assert complete(daemon, "pyvirt", "start", "web") == ["web01", "web02"]
-    assert complete(daemon, "pyvirt", "start", "--domain", "d") == ["db01"]
-    assert complete(daemon, "pyvirt", "start", "web01", "--p") == ["--paused"]
-    assert complete(daemon, "pyvirt", "net-info", "") == ["host-bridge"]
-    assert complete(daemon, "pyvirt", "pool-info", "s") == ["scratch"]
-    assert complete(daemon, "pyvirt", "vol-info", "--pool", "scratch", "disk") == ["disk-a.img", "disk-b.img"]
-    assert complete(daemon, "pyvirt", "vol-info", "") == [
+    assert complete(daemon, "pyvirt start web") == ["web01", "web02"]
+    assert complete(daemon, "pyvirt start --domain d") == ["db01"]
+    assert complete(daemon, "pyvirt start web01 --p") == ["--paused"]
+    assert complete(daemon, "pyvirt net-info ") == ["host-bridge"]
+    assert complete(daemon, "pyvirt pool-info s") == ["scratch"]
+    assert complete(daemon, "pyvirt vol-info --pool scratch disk") == ["disk-a.img", "disk-b.img"]
+    assert complete(daemon, "pyvirt vol-info ") == [
         str(pool_dir / "disk-a.img"),
         str(pool_dir / "disk-b.img"),
     ]
-    assert complete(daemon, "pyvirt", "img", "c") == ["check", "commit", "compare", "convert", "create"]
-    assert complete(daemon, "pyvirt", "img", "info", "--out") == ["--output"]
-    assert complete(daemon, "pyvirt", "sysprep", "-d", "db") == ["db01"]
-    assert complete(daemon, "pyvirt", "help", "net-d") == [
+    assert complete(daemon, "pyvirt img c") == ["check", "commit", "compare", "convert", "create"]
+    assert complete(daemon, "pyvirt img info --out") == ["--output"]
+    assert complete(daemon, "pyvirt sysprep -d db") == ["db01"]
+    assert complete(daemon, "pyvirt help net-d") == [
         "net-define",
         "net-destroy",
         "net-dhcp-leases",
         "net-dumpxml",
     ]
-    assert complete(daemon, "pyvirt", "-c", "qemu:///s") == ["qemu:///session", "qemu:///system"]
+    # bash cuts words at ':' and '=': the candidates are cut alike.
+    assert complete(daemon, "pyvirt -c qemu:///s") == ["///session", "///system"]
+    assert complete(daemon, "pyvirt --connect=qemu:") == [":///session", ":///system"]
+    assert complete(daemon, f"pyvirt -c qemu+unix:///system?socket={daemon.socket} start web") == [
+        "web01",
+        "web02",
+    ]
     # A file argument: bash completes the path.
     (tmp_path / "dom.xml").write_text("")
-    assert complete(daemon, "pyvirt", "define", "do", cwd=tmp_path) == ["dom.xml"]
+    assert complete(daemon, "pyvirt define do", cwd=tmp_path) == ["dom.xml"]
     # A daemon the -c names that is not there: nothing, and no error in the command line.
-    assert complete(daemon, "pyvirt", "-c", "qemu+unix:///system?socket=/nonexistent", "start", "") == []
+    assert complete(daemon, "pyvirt -c qemu+unix:///system?socket=/nonexistent start ") == []

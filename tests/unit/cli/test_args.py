@@ -46,11 +46,6 @@ def test_numbers_are_checked() -> None:
     assert parse(cmd("vol-upload"), ["v", "f", "--offset", "10"])["offset"] == "10"
 
 
-def test_repeatable_positional_collects_the_rest() -> None:
-    a = parse(cmd("complete"), ["2", "pyvirt", "start", "w"])
-    assert a == {"index": "2", "words": ["pyvirt", "start", "w"]}
-
-
 def test_getopt_spec_of_img_verbs() -> None:
     img = cmd("img")
     check = img.subcommand("check")
