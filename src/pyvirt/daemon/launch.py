@@ -7,11 +7,9 @@ caller (:meth:`DomainRegistry.start`/``create``) holds the domain's lock and has
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +21,7 @@ from pyvirt.errors import OperationFailed, UnsupportedConfig
 from pyvirt.qemu import balloon, firmware
 from pyvirt.qemu.command import RuntimeContext, build_argv
 from pyvirt.qemu.process import QemuProcess, RunRecord
+from pyvirt.revert import Revert
 
 if TYPE_CHECKING:
     from pyvirt.daemon.domains import DomainObject, DomainRegistry
@@ -62,9 +61,10 @@ async def start_qemu(
     disk_paths = check_disks(reg, dom)
     run_dir = reg.layout.qemu_run_dir
     name = dom.name
-    undo: list[Callable[[], None]] = []
+    revert = Revert()
+    revert.add(lambda: reg.remove_run_files(name), f"remove the run files of {name}")
     try:
-        taps = await _plug_interfaces(reg, dom, undo)
+        taps = await _plug_interfaces(reg, dom, revert)
         channel_paths: dict[int, str] = {}
         channel_dir = reg.layout.qemu_run_dir / f"{name}.channels"
         for index, channel in enumerate(dom.devices.channels):
@@ -127,10 +127,7 @@ async def start_qemu(
             await proc.terminate(graceful=False)
             raise
     except BaseException:
-        for action in reversed(undo):
-            with contextlib.suppress(Exception):
-                action()
-        reg.remove_run_files(name)
+        revert.fail()
         raise
 
 
@@ -176,9 +173,7 @@ async def _finish_start(
     reg.watch_exit(obj, proc)
 
 
-async def _plug_interfaces(
-    reg: DomainRegistry, dom: Domain, undo: list[Callable[[], None]]
-) -> dict[int, str]:
+async def _plug_interfaces(reg: DomainRegistry, dom: Domain, revert: Revert) -> dict[int, str]:
     taps: dict[int, str] = {}
     for index, iface in enumerate(dom.devices.interfaces):
         if iface.type not in ("network", "bridge"):
@@ -195,7 +190,7 @@ async def _plug_interfaces(
             tap=None,
         )
         hook = reg.networks
-        undo.append(lambda hook=hook, tap=tap: hook.unplug_tap(tap))  # type: ignore[misc]
+        revert.add(lambda hook=hook, tap=tap: hook.unplug_tap(tap), f"unplug {tap}")  # type: ignore[misc]
         iface.target_dev = tap
         taps[index] = tap
     return taps
