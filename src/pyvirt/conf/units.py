@@ -7,14 +7,11 @@ Units follow libvirt's rules: ``b``/``bytes`` are bytes; a bare letter or ``<let
 
 from __future__ import annotations
 
-import re
-
 from pyvirt.errors import InvalidArgument
 
 KIB = 1024
 MAX_KIB = 16 * 1024**3  # 16 TiB, the largest size pyvirt accepts anywhere
 _EXPONENTS = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5, "e": 6}
-_DIGITS = re.compile(r"[0-9]+")
 
 
 def unit_factor(unit: str) -> int:
@@ -62,7 +59,7 @@ def parse_size_kib(value: str, unit: str | None, *, element: str, allow_zero: bo
     Refuses non-numeric values, zero (unless ``allow_zero``) and anything above 16 TiB, naming ``element``.
     """
     text = value.strip()
-    if not _DIGITS.fullmatch(text):
+    if not (text.isascii() and text.isdigit()):
         raise InvalidArgument(
             f"invalid size '{value}' in element '{element}': expected a non-negative integer"
         )

@@ -1,4 +1,9 @@
-"""Sizes written and printed the way qemu-img does: ``10G``, ``512M``, ``+1G``; ``1 GiB``."""
+"""Sizes written and printed the way qemu-img does: ``10G``, ``512M``, ``+1G``; ``1 GiB``.
+
+qemu-img's dialect of the one size parser's units (:func:`pyvirt.conf.units.unit_factor`): a letter
+is always binary (``KB`` and ``KiB`` are both ``K``), a fraction is allowed (``1.5G``), a bare number
+is bytes.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,7 @@ import math
 
 from pyvirt.image.errors import ImageError
 
-_SUFFIXES = {
-    "": 1,
-    "b": 1,
-    "k": 1 << 10,
-    "m": 1 << 20,
-    "g": 1 << 30,
-    "t": 1 << 40,
-    "p": 1 << 50,
-    "e": 1 << 60,
-}
+_LETTERS = "bkmgtpe"
 MAX_IMAGE_SIZE = (1 << 63) - 512
 
 
@@ -28,8 +24,10 @@ def parse_size(text: str, *, what: str = "size") -> int:
     elif len(low) > 1 and low.endswith("b") and low[-2] in "kmgtpe":
         low = low[:-1]
     mult = 1
-    if low and low[-1] in _SUFFIXES:
-        mult = _SUFFIXES[low[-1]]
+    if low and low[-1] in _LETTERS:
+        from pyvirt.conf.units import unit_factor
+
+        mult = unit_factor(low[-1])  # "k" is binary there too
         low = low[:-1]
     try:
         if low.isdigit():
