@@ -377,6 +377,11 @@ def cmd_vncdisplay(opts: GlobalOptions, a: Parsed) -> int:
     return 0
 
 
+# virsh's words where they are not the daemon's event name capitalized.
+_VIRSH_EVENTS = {"pmsuspended": "PMSuspended"}
+_VIRSH_DETAILS = {"wakeup": "Event wakeup"}
+
+
 def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
     import signal
     import time
@@ -398,10 +403,9 @@ def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
                 if a.get("timestamp")
                 else ""
             )
-            emit(
-                f"{stamp}event 'lifecycle' for domain '{event['name']}': "
-                f"{event['event'].capitalize()} {event['detail'].capitalize()}\n"
-            )
+            kind = _VIRSH_EVENTS.get(event["event"], event["event"].capitalize())
+            detail = _VIRSH_DETAILS.get(event["detail"], event["detail"].capitalize())
+            emit(f"{stamp}event 'lifecycle' for domain '{event['name']}': {kind} {detail}\n")
             sys.stdout.flush()
             count += 1
             if not a.get("loop"):

@@ -261,7 +261,7 @@ def test_pmsuspend_to_ram_and_wake_up(daemon: Daemon, tmp_path: Path) -> None:
         console = Console(daemon, "s3")
         console.expect(READY)
         console.send("echo mem > /sys/power/state\n")
-        read_until(events.stdout, "event 'lifecycle' for domain 's3': Pmsuspended Memory")
+        read_until(events.stdout, "event 'lifecycle' for domain 's3': PMSuspended Memory")
         assert daemon.cli("domstate", "--reason", "s3").ok().out == "pmsuspended (unknown)\n\n"
         refused = daemon.cli("suspend", "s3")
         assert refused.rc == 1 and "domain is pmsuspended" in refused.err, refused.err
@@ -275,8 +275,8 @@ def test_pmsuspend_to_ram_and_wake_up(daemon: Daemon, tmp_path: Path) -> None:
         console = Console(daemon, "s3")
         console.expect(READY)
         console.send("echo +3 > /sys/class/rtc/rtc0/wakealarm; echo mem > /sys/power/state\n")
-        out = read_until(events.stdout, "event 'lifecycle' for domain 's3': Started Wakeup")
-        assert "Pmsuspended Memory" in out.split("Started Booted")[-1], out
+        out = read_until(events.stdout, "event 'lifecycle' for domain 's3': Started Event wakeup")
+        assert "PMSuspended Memory" in out.split("Started Booted")[-1], out
         assert daemon.cli("domstate", "--reason", "s3").ok().out == "running (event wakeup)\n\n"
         console.close()
         daemon.cli("destroy", "s3").ok()
