@@ -569,7 +569,14 @@ class DomainRegistry:
         first = obj.proc is proc and obj.stop_reason is not Shutoff.DESTROYED
         if first:
             obj.stop_reason = Shutoff.DESTROYED
-        await proc.terminate(graceful=graceful)
+        try:
+            await proc.terminate(graceful=graceful)
+        except TimeoutError as err:
+            if first and obj.proc is proc:
+                obj.stop_reason = None
+            raise OperationFailed(
+                f"Failed to terminate process {proc.pid} with SIGKILL: it did not exit"
+            ) from err
         async with obj.lock:
             if not first:  # another destroy got there first: this one finds it stopped, as libvirt's
                 raise lifecycle.refusal(S.SHUTOFF, Shutoff.DESTROYED, lifecycle.ACTIVE)

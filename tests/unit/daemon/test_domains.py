@@ -534,3 +534,29 @@ def test_destroy_during_a_start_ends_the_started_domain(root: Path, errors: list
         assert b.drain() == [("started", "booted"), ("stopped", "destroyed")]
 
     run(root, body, script)
+
+
+def test_a_destroy_that_cannot_end_the_process_says_so_and_can_be_retried(
+    root: Path, errors: list[logging.LogRecord]
+) -> None:
+    from pyvirt.errors import OperationFailed
+
+    async def body(b: Bench) -> None:
+        await b.define("d1")
+        await b.reg.start("d1")
+        proc = b.reg.lookup("d1").proc
+        assert proc is not None
+        real_terminate = proc.terminate
+
+        async def unkillable(graceful: bool, timeout: float = 10.0) -> None:
+            raise TimeoutError  # as QemuProcess.terminate when SIGKILL did not end the process
+
+        proc.terminate = unkillable  # type: ignore[method-assign]
+        with pytest.raises(OperationFailed, match=f"Failed to terminate process {proc.pid}"):
+            await b.reg.destroy("d1")
+        assert b.state("d1") == "running (booted)"
+        proc.terminate = real_terminate  # type: ignore[method-assign]
+        await b.reg.destroy("d1")
+        assert b.state("d1") == "shut off (destroyed)"
+
+    run(root, body)
