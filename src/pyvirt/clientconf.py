@@ -12,8 +12,16 @@ another file. The syntax is libvirt's::
       "sleet=qemu+tls://sleet.example.com/system",
     ]
     uri_default = "qemu:///system"
+    connect_timeout = 20    # seconds to reach the daemon (TCP, TLS handshake); 0: no limit
+    read_timeout = 30       # seconds the daemon may stay silent; 0: no limit
 
-An alias name is letters, digits, ``_``, ``-`` and ``.``; the first matching entry wins.
+An alias name is letters, digits, ``_``, ``-`` and ``.``; the first matching entry wins. Any other
+setting is refused, naming it and the file.
+
+``read_timeout`` bounds every wait for the daemon: a reply (the daemon sends ``102 Processing`` every
+few seconds while a long request runs, so only a daemon that stopped answering reaches it), and on a
+stream (console, events, volume transfers) the silence between the daemon's messages and WebSocket
+keepalive pings.
 """
 
 from __future__ import annotations
@@ -30,6 +38,10 @@ if TYPE_CHECKING:
 ConfValue = str | int | list[str]
 
 _TOKEN: list[re.Pattern[str]] = []
+
+SETTINGS = ("uri_aliases", "uri_default", "connect_timeout", "read_timeout")
+CONNECT_TIMEOUT = 20
+READ_TIMEOUT = 30
 
 
 def _token() -> re.Pattern[str]:
@@ -134,6 +146,7 @@ def _unquote(token: str) -> str:
 
 
 def load_conf(path: Path | None = None) -> dict[str, ConfValue]:
+    """The client settings in ``path`` (default: :func:`config_path`); an unknown setting is refused."""
     path = path or config_path()
     try:
         text = path.read_text()
@@ -141,7 +154,26 @@ def load_conf(path: Path | None = None) -> dict[str, ConfValue]:
         return {}
     except OSError as err:
         raise InvalidArgument(f"cannot read {path}: {err.strerror}") from err
-    return parse_conf(text, str(path))
+    conf = parse_conf(text, str(path))
+    for name in conf:
+        if name not in SETTINGS:
+            raise InvalidArgument(
+                f"{path}: unknown setting '{name}' (pyvirt.conf takes {', '.join(SETTINGS)})"
+            )
+    return conf
+
+
+def timeouts() -> tuple[float | None, float | None]:
+    """The client's (connect, read) timeouts in seconds from pyvirt.conf; None means no limit."""
+    path = config_file()
+    conf = load_conf(config_path()) if os.path.exists(path) else {}
+    out: list[float | None] = []
+    for name, default in (("connect_timeout", CONNECT_TIMEOUT), ("read_timeout", READ_TIMEOUT)):
+        value = conf.get(name, default)
+        if not isinstance(value, int) or value < 0:
+            raise InvalidArgument(f"{path}: {name} must be a whole number of seconds (0: no limit)")
+        out.append(float(value) if value else None)
+    return out[0], out[1]
 
 
 def aliases(conf: dict[str, ConfValue], origin: str = "pyvirt.conf") -> dict[str, str]:

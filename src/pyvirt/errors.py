@@ -83,6 +83,10 @@ class ConnectionFailed(PyvirtError):
     http_status = 503
 
 
+class TimedOut(ConnectionFailed):
+    """The daemon did not answer within the client's ``connect_timeout`` or ``read_timeout``."""
+
+
 class ImageError(PyvirtError):
     """A disk image is malformed, unsupported, or an image operation failed."""
 

@@ -69,7 +69,12 @@ def attach(
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             if deadline is not None and wait == 0:
                 break
+            alive = ws.alive_for()  # the daemon pings an idle stream: silence means it is gone
+            if alive is not None and (wait is None or alive < wait):
+                wait = alive
             readable = [ws] if ws.buffered() else select.select(watch, [], [], wait)[0]
+            if not readable:
+                ws.check_alive()
             if ws in readable:
                 try:
                     message = ws.receive(timeout=0)

@@ -21,7 +21,7 @@ import os
 import time
 
 from pyvirt.client.transport import Transport
-from pyvirt.errors import ConnectionFailed, InvalidArgument
+from pyvirt.errors import ConnectionFailed, InvalidArgument, TimedOut
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def shell_quote(word: str) -> str:
     return "'" + word.replace("'", "'\"'\"'") + "'"
 
 
-def ssh_argv(uri: URI, readonly: bool) -> list[str]:
+def ssh_argv(uri: URI, readonly: bool, connect_timeout: float | None = 20) -> list[str]:
     for what, value in (("host", uri.host), ("user", uri.user), ("keyfile", uri.params.get("keyfile"))):
         if value and value.startswith("-"):
             raise InvalidArgument(f"{what} '{value}' in URI '{uri.canonical()}' may not start with '-'")
@@ -52,7 +52,9 @@ def ssh_argv(uri: URI, readonly: bool) -> list[str]:
         argv += ["-o", "LogLevel=ERROR"]  # no "Permanently added ... to known hosts" on every call
     if uri.flag("no_tty"):
         argv += ["-o", "BatchMode=yes"]
-    argv += ["-T", "-o", "ConnectTimeout=20", "-e", "none"]
+    argv += ["-T", "-e", "none"]
+    if connect_timeout is not None:
+        argv += ["-o", f"ConnectTimeout={max(1, round(connect_timeout))}"]
     argv += shared_connection_options(uri)
     host = str(uri.host)
     argv.append(f"{uri.user}@{host}" if uri.user else host)
@@ -163,8 +165,10 @@ class SSHProcess:
 class SSHTransport(Transport):
     """A Transport whose socket is one end of a socketpair wired to an ssh process's stdio."""
 
-    def __init__(self, sock: _socket.socket, proc: SSHProcess, description: str) -> None:
-        super().__init__(sock, description)
+    def __init__(
+        self, sock: _socket.socket, proc: SSHProcess, description: str, read_timeout: float | None = None
+    ) -> None:
+        super().__init__(sock, description, read_timeout)
         self.proc = proc
 
     def close(self) -> None:
@@ -197,8 +201,11 @@ def _read_all(fd: int) -> str:
 
 
 def open_ssh(uri: URI, readonly: bool) -> Transport:
+    from pyvirt.clientconf import timeouts
+
+    connect_timeout, read_timeout = timeouts()
     ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    argv = ssh_argv(uri, readonly)
+    argv = ssh_argv(uri, readonly, connect_timeout)
     errfd = _scratch_file()
     try:
         proc = SSHProcess(argv, theirs.fileno(), errfd)
@@ -208,10 +215,24 @@ def open_ssh(uri: URI, readonly: bool) -> Transport:
         raise ConnectionFailed("cannot run 'ssh': install the openssh-client package") from err
     finally:
         theirs.close()
-    transport = SSHTransport(ours, proc, uri.canonical())
+    transport = SSHTransport(ours, proc, uri.canonical(), read_timeout)
     # The proxy greets with one line once it reached the daemon; ssh failures show up as EOF here.
+    # ssh may ask for a password or passphrase on the terminal first: then only ssh's own
+    # ConnectTimeout bounds the wait; with no_tty it cannot ask, and the greeting is due in time.
+    greeting_timeout: float | None = None
+    if uri.flag("no_tty") and connect_timeout is not None and read_timeout is not None:
+        greeting_timeout = connect_timeout + read_timeout
+    ours.settimeout(greeting_timeout)
     try:
         greeting = transport._recv_until(b"\n")
+    except TimedOut as err:
+        proc.stop()
+        os.close(errfd)
+        transport.sock.close()
+        raise TimedOut(
+            f"ssh to {uri.host} started, but the remote pyvirt did not greet within "
+            f"{greeting_timeout:g} s (connect_timeout + read_timeout in pyvirt.conf)"
+        ) from err
     except (ConnectionFailed, OSError):
         if proc.wait(30) is None:
             proc.stop()
@@ -220,6 +241,7 @@ def open_ssh(uri: URI, readonly: bool) -> Transport:
         transport.sock.close()
         raise ConnectionFailed(explain_ssh_failure(uri, proc.returncode, stderr)) from None
     os.close(errfd)
+    ours.settimeout(read_timeout)
     if greeting != GREETING:
         transport.close()
         raise ConnectionFailed(

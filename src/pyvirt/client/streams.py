@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,8 +89,8 @@ def upload(ws: WebSocket, fd: int, end: int, *, sparse: bool) -> int:
                     break
                 ws.send(chunk)
                 pos += len(chunk)
-                if ws.buffered() or select.select([ws], [], [], 0)[0]:
-                    # The daemon speaks before the end only to refuse the rest.
+                if ws.pending():
+                    # The daemon speaks before the end only to refuse the rest (pings aside).
                     _kind, fields = _reply(ws)
                     raise _failure(fields)
         ws.send(frames.end_message(end))

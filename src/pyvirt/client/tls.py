@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pyvirt.client.transport import Transport
-from pyvirt.errors import ConnectionFailed
+from pyvirt.errors import ConnectionFailed, TimedOut
 from pyvirt.uri import URI
 
 DEFAULT_PORT = 16514
@@ -129,8 +129,10 @@ class TLSTransport(Transport):
 
     answered = False
 
-    def __init__(self, sock: socket.socket, description: str, pki_dir: Path) -> None:
-        super().__init__(sock, description)
+    def __init__(
+        self, sock: socket.socket, description: str, pki_dir: Path, read_timeout: float | None = None
+    ) -> None:
+        super().__init__(sock, description, read_timeout)
         self.pki_dir = pki_dir
 
     def _recv_until(self, marker: bytes) -> bytes:
@@ -138,6 +140,8 @@ class TLSTransport(Transport):
             head = super()._recv_until(marker)
         except ssl.SSLError as err:
             raise ConnectionFailed(explain_tls_error(self.description, err)) from err
+        except TimedOut:
+            raise
         except ConnectionFailed as err:
             if self.answered:
                 raise
@@ -152,13 +156,19 @@ class TLSTransport(Transport):
 
 
 def open_tls(uri: URI, readonly: bool) -> Transport:
+    from pyvirt.clientconf import config_file, timeouts
+
     assert uri.host is not None
     directory = pki_dir(uri)
     ctx = client_context(directory, verify=not uri.flag("no_verify"), readonly=readonly)
     port = uri.port or DEFAULT_PORT
     where = f"{uri.host}:{port}"
+    connect_timeout, read_timeout = timeouts()
+    limit = f"within {connect_timeout:g} s (the limit is connect_timeout in {config_file()})"
     try:
-        raw = socket.create_connection((uri.host, port), timeout=20)
+        raw = socket.create_connection((uri.host, port), timeout=connect_timeout)
+    except TimeoutError as err:
+        raise TimedOut(f"cannot reach {uri.host} on port {port}: no answer {limit}") from err
     except OSError as err:
         raise ConnectionFailed(
             f"cannot reach {uri.host} on port {port}: {err.strerror or err} "
@@ -166,8 +176,10 @@ def open_tls(uri: URI, readonly: bool) -> Transport:
         ) from err
     try:
         sock = ctx.wrap_socket(raw, server_hostname=uri.host)
+    except TimeoutError as err:
+        raw.close()
+        raise TimedOut(f"{where} accepted the connection but completed no TLS handshake {limit}") from err
     except (ssl.SSLError, OSError) as err:
         raw.close()
         raise ConnectionFailed(explain_tls_error(where, err)) from err
-    sock.settimeout(None)
-    return TLSTransport(sock, where, directory)
+    return TLSTransport(sock, where, directory, read_timeout)

@@ -4,14 +4,20 @@ Kept to C-level modules (``_socket``, and ``_json`` through :mod:`pyvirt.client.
 local path so that the CLI starts fast. One connection
 carries any number of requests (keep-alive); a stream (:mod:`pyvirt.client.websocket`) takes a
 connection of its own over.
+
+No wait is unbounded: reaching the daemon takes at most ``connect_timeout`` seconds, and the daemon
+may stay silent for at most ``read_timeout`` seconds (both in pyvirt.conf, see
+:mod:`pyvirt.clientconf`), else :class:`~pyvirt.errors.TimedOut`. A long request is not cut short: the
+daemon sends ``102 Processing`` every few seconds while it works, and those are skipped here.
 """
 
 from __future__ import annotations
 
 import _socket
+import time
 
 from pyvirt.client import jsonwire
-from pyvirt.errors import ConnectionFailed, PyvirtError, error_from_wire
+from pyvirt.errors import ConnectionFailed, PyvirtError, TimedOut, error_from_wire
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
@@ -26,13 +32,29 @@ def quote(text: str, safe: str = "") -> str:
     return "".join(c if c in allowed else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
 
 
-class Transport:
-    """A byte stream to a daemon, with request/response framing on top."""
+def _setting(name: str) -> str:
+    from pyvirt.clientconf import config_file
 
-    def __init__(self, sock: _socket.socket, description: str) -> None:
+    return f"{name} in {config_file()}"
+
+
+class Transport:
+    """A byte stream to a daemon, with request/response framing on top; every read and write waits at
+    most ``read_timeout`` seconds (None: no limit)."""
+
+    def __init__(self, sock: _socket.socket, description: str, read_timeout: float | None = None) -> None:
         self.sock = sock
         self.description = description
+        self.read_timeout = read_timeout
         self._buf = b""
+        sock.settimeout(read_timeout)
+
+    def silence(self, what: str = "did not answer") -> TimedOut:
+        """The error for a daemon that stayed silent (or took no data) for ``read_timeout`` seconds."""
+        return TimedOut(
+            f"the daemon at {self.description} {what} within {self.read_timeout:g} s: is it hung? "
+            f"(the limit is {_setting('read_timeout')})"
+        )
 
     def close(self) -> None:
         try:  # noqa: SIM105 - contextlib costs the CLI 0.4 ms of imports
@@ -40,21 +62,24 @@ class Transport:
         except OSError:
             pass
 
+    def _recv_more(self, size: int) -> None:
+        try:
+            chunk = self.sock.recv(size)
+        except TimeoutError as err:
+            raise self.silence() from err
+        if not chunk:
+            raise ConnectionFailed(f"the daemon at {self.description} closed the connection")
+        self._buf += chunk
+
     def _recv_until(self, marker: bytes) -> bytes:
         while marker not in self._buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionFailed(f"the daemon at {self.description} closed the connection")
-            self._buf += chunk
+            self._recv_more(65536)
         head, _, self._buf = self._buf.partition(marker)
         return head
 
     def _recv_exactly(self, length: int) -> bytes:
         while len(self._buf) < length:
-            chunk = self.sock.recv(max(65536, length - len(self._buf)))
-            if not chunk:
-                raise ConnectionFailed(f"the daemon at {self.description} closed the connection")
-            self._buf += chunk
+            self._recv_more(max(65536, length - len(self._buf)))
         data, self._buf = self._buf[:length], self._buf[length:]
         return data
 
@@ -69,15 +94,26 @@ class Transport:
             lines.append(f"{key}: {value}")
         try:
             self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
+        except TimeoutError as err:
+            raise self.silence("took no request") from err
         except OSError as err:
             raise ConnectionFailed(f"cannot send to the daemon at {self.description}: {err}") from err
 
     def read_response(self) -> tuple[int, dict[str, str], bytes]:
-        try:
-            head = self._recv_until(b"\r\n\r\n").decode("latin-1")
-        except OSError as err:
-            raise ConnectionFailed(f"cannot read from the daemon at {self.description}: {err}") from err
-        lines = head.split("\r\n")
+        """The reply's status, headers and body; interim replies (``102 Processing``) are skipped."""
+        while True:
+            try:
+                status, headers = self._read_head()
+                if 100 <= status < 200:
+                    if status == 101:
+                        return status, headers, b""
+                    continue  # an interim reply: the daemon is still at work
+                return status, headers, self._recv_exactly(int(headers.get("content-length", "0") or 0))
+            except OSError as err:
+                raise ConnectionFailed(f"cannot read from the daemon at {self.description}: {err}") from err
+
+    def _read_head(self) -> tuple[int, dict[str, str]]:
+        lines = self._recv_until(b"\r\n\r\n").decode("latin-1").split("\r\n")
         try:
             status = int(lines[0].split(" ", 2)[1])
         except (IndexError, ValueError) as err:
@@ -86,8 +122,7 @@ class Transport:
         for line in lines[1:]:
             key, _, value = line.partition(":")
             headers[key.strip().lower()] = value.strip()
-        body = self._recv_exactly(int(headers.get("content-length", "0") or 0)) if status != 101 else b""
-        return status, headers, body
+        return status, headers
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         self.send_request(method, path, body)
@@ -112,9 +147,19 @@ class Transport:
 
 
 def connect_unix(path: str) -> Transport:
+    """A transport on the daemon's Unix socket, with the timeouts of pyvirt.conf."""
+    from pyvirt.clientconf import timeouts
+
+    connect_timeout, read_timeout = timeouts()
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        sock.connect(path)
+        _connect_unix(sock, path, connect_timeout)
+    except TimeoutError as err:
+        sock.close()
+        raise TimedOut(
+            f"Failed to connect socket to '{path}': the daemon accepted no connection within "
+            f"{connect_timeout:g} s: is it hung? (the limit is {_setting('connect_timeout')})"
+        ) from err
     except FileNotFoundError as err:
         sock.close()
         raise ConnectionFailed(
@@ -126,7 +171,28 @@ def connect_unix(path: str) -> Transport:
     except OSError as err:
         sock.close()
         raise ConnectionFailed(f"Failed to connect socket to '{path}': {err.strerror}") from err
-    return Transport(sock, path)
+    return Transport(sock, path, read_timeout)
+
+
+def _connect_unix(sock: _socket.socket, path: str, timeout: float | None) -> None:
+    """Connect, waiting at most ``timeout`` seconds while the daemon's backlog is full (TimeoutError).
+
+    A Unix socket does not wait for room in the backlog as TCP does: a socket with a timeout gets
+    EAGAIN at once, so the wait is a retry here.
+    """
+    if timeout is None:
+        sock.connect(path)
+        return
+    deadline = time.monotonic() + timeout
+    sock.setblocking(False)
+    while True:
+        try:
+            sock.connect(path)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise TimeoutError from None
+            time.sleep(0.02)
 
 
 __all__ = ["ConnectionFailed", "PyvirtError", "Transport", "connect_unix"]

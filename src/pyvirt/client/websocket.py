@@ -5,6 +5,12 @@ refusal is the daemon's JSON error, and TLS and ssh failures are explained as fo
 frames after it are wsproto's. Blocking, like the rest of the client: :meth:`WebSocket.receive` waits
 for a whole message (with an optional timeout), and :meth:`WebSocket.fileno` lets a caller ``select``
 on the stream beside other files. Only the stream commands import this module (CLI start-up time).
+
+A stream may be quiet for hours (an idle console, the event feed), so it has no read timeout. Instead
+the daemon pings every few seconds (its ``keepalive_interval``), and a stream that hears nothing at all
+-- no message, no ping -- for the connection's ``read_timeout`` fails with
+:class:`~pyvirt.errors.TimedOut`: the daemon is hung or the network is gone. Writes are bounded the
+same way: a daemon that takes no data for ``read_timeout`` seconds fails the stream.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
 from wsproto.utilities import generate_accept_token
 
-from pyvirt.errors import ConnectionFailed
+from pyvirt.errors import ConnectionFailed, TimedOut
 
 if TYPE_CHECKING:
     from pyvirt.client.transport import Transport
@@ -56,6 +62,8 @@ class WebSocket:
         self.closed = False  # no more messages will arrive
         self.close_code: int | None = None
         self.close_reason = ""
+        self.silence_limit = transport.read_timeout  # None: no limit
+        self._heard = time.monotonic()  # when the daemon last sent anything
         if leftover:
             self._feed(leftover)
 
@@ -73,9 +81,50 @@ class WebSocket:
         pending = getattr(self.sock, "pending", None)  # TLS: decrypted bytes already read
         return bool(self._messages) or self.closed or (pending is not None and pending() > 0)
 
-    def _sendall(self, data: bytes) -> None:
+    def alive_for(self) -> float | None:
+        """Seconds left before the daemon's silence fails the stream (None: no limit)."""
+        if self.silence_limit is None:
+            return None
+        return max(0.0, self._heard + self.silence_limit - time.monotonic())
+
+    def check_alive(self) -> None:
+        """Raise :class:`TimedOut` if the daemon sent nothing, not even a keepalive ping, for too long."""
+        if self.alive_for() == 0.0:
+            raise TimedOut(
+                f"the daemon at {self.transport.description} sent nothing, not even a keepalive ping, "
+                f"for {self.silence_limit:g} s: is it hung? (the limit is read_timeout in pyvirt.conf)"
+            )
+
+    def pending(self) -> bool:
+        """Whether a message (or the end of the stream) is waiting; reads what arrived, never waits."""
+        while not self._messages and not self.closed:
+            if not self.buffered() and not select.select([self.sock], [], [], 0)[0]:
+                break
+            self._read()
+        self.check_alive()
+        return bool(self._messages) or self.closed
+
+    def _read(self) -> None:
         try:
-            self.sock.sendall(data)
+            data = self.sock.recv(65536)
+        except TimeoutError as err:  # a frame begun and never finished
+            raise self.transport.silence("sent part of a message and nothing more") from err
+        except OSError as err:
+            raise ConnectionFailed(
+                f"cannot read from the daemon at {self.transport.description}: {err}"
+            ) from err
+        if data:
+            self._heard = time.monotonic()
+        self._feed(data)
+
+    def _sendall(self, data: bytes) -> None:
+        """Send it all; each part must be taken within ``read_timeout`` (a daemon still reading is fine)."""
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[self.sock.send(view) :]
+        except TimeoutError as err:
+            raise self.transport.silence("took no data") from err
         except OSError as err:
             raise ConnectionFailed(
                 f"cannot send to the daemon at {self.transport.description}: {err}"
@@ -91,8 +140,9 @@ class WebSocket:
     def receive(self, timeout: float | None = None) -> bytes | str | None:
         """The next whole message; None once the daemon ended the stream.
 
-        Raises TimeoutError when no whole message came within ``timeout`` seconds, and
-        ConnectionFailed when the daemon closed the stream over an error (the reason is its message).
+        Raises TimeoutError when no whole message came within ``timeout`` seconds, ConnectionFailed
+        when the daemon closed the stream over an error (the reason is its message), and TimedOut when
+        the daemon fell silent (see the module's docstring).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._messages:
@@ -101,16 +151,14 @@ class WebSocket:
                 return None
             if not self.buffered():
                 wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                readable, _, _ = select.select([self.sock], [], [], wait)
-                if not readable:
+                alive = self.alive_for()
+                if alive is not None and (wait is None or alive < wait):
+                    if not select.select([self.sock], [], [], alive)[0]:
+                        self.check_alive()
+                        continue
+                elif not select.select([self.sock], [], [], wait)[0]:
                     raise TimeoutError("no message from the daemon in time")
-            try:
-                data = self.sock.recv(65536)
-            except OSError as err:
-                raise ConnectionFailed(
-                    f"cannot read from the daemon at {self.transport.description}: {err}"
-                ) from err
-            self._feed(data)
+            self._read()
         return self._messages.popleft()
 
     def _raise_if_failed(self) -> None:

@@ -10,8 +10,9 @@ Every request goes through the same steps, each refusing with a JSON error and a
    asking for a change: 403) -- all *before* any of the body is read;
 4. the body is read (chunked or by length, at most :data:`MAX_BODY` bytes: 413, within the timeout),
    or, on a stream route, the connection becomes a WebSocket (:mod:`pyvirt.daemon.websocket`);
-5. the handler runs; an unexpected exception is logged with a request id, and the 500 reply gives only
-   that id.
+5. the handler runs, with a ``102 Processing`` interim reply every ``keepalive_interval`` seconds
+   (clients bound their wait by silence: a long request must not look like a hung daemon); an
+   unexpected exception is logged with a request id, and the 500 reply gives only that id.
 
 A daemon serves at most ``max_clients`` clients at once (``max_clients`` in pyvirtd.conf, as in
 libvirtd.conf): a connection counts from its first request until it closes, and one whose first
@@ -37,6 +38,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import h11
 
+from pyvirt.daemon.keepalive import KEEPALIVE_INTERVAL, Heartbeat
 from pyvirt.daemon.websocket import WebSocket, accept_token
 from pyvirt.errors import AccessDenied, ConnectionFailed, InvalidArgument, NotFound, PyvirtError
 
@@ -324,6 +326,13 @@ class _Connection:
         if data:
             self.writer.write(data)
 
+    def processing(self) -> bool:
+        """Send ``102 Processing`` (a keepalive beat); False once the client is gone."""
+        if self.writer.is_closing():
+            return False
+        self.send(h11.InformationalResponse(status_code=102, headers=[], reason=b"Processing"))
+        return True
+
     async def respond(
         self,
         status: int,
@@ -364,12 +373,14 @@ class HTTPServer:
         max_header: int = MAX_HEADER,
         max_body: int = MAX_BODY,
         read_timeout: float = READ_TIMEOUT,
+        keepalive_interval: float = KEEPALIVE_INTERVAL,
     ) -> None:
         self.router = router
         self.max_clients = max_clients
         self.max_header = max_header
         self.max_body = max_body
         self.read_timeout = read_timeout
+        self.keepalive_interval = keepalive_interval
         self.clients = 0
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task[None]] = set()
@@ -523,10 +534,8 @@ class HTTPServer:
         except PyvirtError as err:
             await conn.refuse(err, close=True)
             return False
-        assert route.handler is not None
         try:
-            self.router.validate(route, request)
-            result = await route.handler(request)
+            result = await self._handle(conn, route, request)
         except PyvirtError as err:
             await conn.refuse(err)
         except Exception:
@@ -534,6 +543,16 @@ class HTTPServer:
         else:
             await conn.respond(200, result)
         return conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
+
+    async def _handle(self, conn: _Connection, route: Route, request: Request) -> Any:
+        """The handler's result, with a keepalive beat (``102 Processing``) while it works."""
+        assert route.handler is not None
+        heartbeat = Heartbeat(self.keepalive_interval, conn.processing)
+        try:
+            self.router.validate(route, request)
+            return await route.handler(request)
+        finally:
+            heartbeat.stop()
 
     def _request(self, conn: _Connection, head: h11.Request) -> Request:
         headers: dict[str, str] = {}
@@ -588,7 +607,7 @@ class HTTPServer:
             data = conn.h11.send(response)
             return data or b"", conn.h11.trailing_data[0]
 
-        ws = WebSocket(conn.reader, conn.writer, accept)
+        ws = WebSocket(conn.reader, conn.writer, accept, keepalive_interval=self.keepalive_interval)
         try:
             await route.stream(request, ws)
         except PyvirtError as err:

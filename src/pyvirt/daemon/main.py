@@ -85,6 +85,19 @@ def max_clients(config: dict[str, str]) -> int:
     return int(text)
 
 
+def keepalive_interval(config: dict[str, str]) -> float:
+    """``keepalive_interval`` of pyvirtd.conf (libvirtd.conf's name): seconds between the keepalive
+    beats sent while a request runs or a stream is open (clients time out on silence alone)."""
+    from pyvirt.daemon.keepalive import KEEPALIVE_INTERVAL
+
+    text = config.get("keepalive_interval", str(int(KEEPALIVE_INTERVAL)))
+    if not text.isdigit() or int(text) < 1:
+        raise SystemExit(
+            f"error: keepalive_interval in pyvirtd.conf must be a positive integer, not '{text}'"
+        )
+    return float(text)
+
+
 def bind_socket(path: Path, mode: int, group: str | None = None) -> socket.socket:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
@@ -129,6 +142,7 @@ async def serve(args: argparse.Namespace) -> None:
     pidfd = take_pidfile(layout)
     config = read_config(args.config or layout.config_dir / "pyvirtd.conf")
     client_cap = max_clients(config)
+    beat = keepalive_interval(config)
     usable, reason = kvm_usable()
     if usable:
         log.info("KVM: %s", reason)
@@ -162,7 +176,7 @@ async def serve(args: argparse.Namespace) -> None:
     domains.load_configs()
     await domains.reattach_all()
     api = API(domains, events, extras)
-    server = HTTPServer(api.router, max_clients=client_cap)
+    server = HTTPServer(api.router, max_clients=client_cap, keepalive_interval=beat)
     if args.listen_tls:  # first: a daemon that cannot serve TLS as asked does not serve at all
         from pyvirt.daemon.tls import TLSSetupError, start_tls_listener
 

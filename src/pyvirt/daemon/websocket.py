@@ -4,7 +4,9 @@ The HTTP layer (:mod:`pyvirt.daemon.http`) checks the opening handshake and hand
 handler a :class:`WebSocket`; the handler validates its request, then :meth:`WebSocket.accept`\\ s (the
 ``101 Switching Protocols`` reply) -- an error raised before that is an ordinary HTTP error reply.
 After it, messages go both ways: ``bytes`` are binary messages, ``str`` text messages. Pings are
-answered as they arrive; a message over ``max_message`` bytes closes the connection with 1009.
+answered as they arrive; a message over ``max_message`` bytes closes the connection with 1009. An
+accepted WebSocket pings the client every ``keepalive_interval`` seconds, whatever the handler is
+doing, so that the client tells a quiet stream from a hung daemon (see :mod:`pyvirt.daemon.keepalive`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Callable
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Event, Message, Ping, TextMessage
 from wsproto.utilities import generate_accept_token
+
+from pyvirt.daemon.keepalive import Heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ class WebSocket:
         handshake: Callable[[], tuple[bytes, bytes]],
         *,
         max_message: int = MAX_MESSAGE,
+        keepalive_interval: float | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
@@ -67,16 +72,27 @@ class WebSocket:
         self.accepted = False
         self.closed = False  # no more messages will arrive
         self.close_code: int | None = None
+        self.keepalive_interval = keepalive_interval
+        self._heartbeat: Heartbeat | None = None
 
     async def accept(self) -> None:
         """Send ``101 Switching Protocols``: from now on, this connection speaks WebSocket."""
         response, trailing = self._handshake()
         self.accepted = True
         self.writer.write(response)
+        if self.keepalive_interval:
+            self._heartbeat = Heartbeat(self.keepalive_interval, self._ping)
         if trailing:
             self._ws.receive_data(trailing)
             self._process()
         await self.writer.drain()
+
+    def _ping(self) -> bool:
+        """A keepalive beat; False once the stream is closing."""
+        if self._ws.state is not ConnectionState.OPEN or self.writer.is_closing():
+            return False
+        self._write(Ping())
+        return True
 
     def _write(self, event: Event) -> None:
         if self.writer.is_closing():
@@ -148,6 +164,8 @@ class WebSocket:
         """Start (or finish) the closing handshake and wait a while for the peer's answer."""
         if not self.accepted:
             return
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
         if self._ws.state in (ConnectionState.OPEN, ConnectionState.REMOTE_CLOSING):
             self._write(CloseConnection(code=code, reason=_fit_reason(reason)))
         with contextlib.suppress(ConnectionError):
