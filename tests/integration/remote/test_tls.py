@@ -18,6 +18,7 @@ import pytest
 import pyvirt
 from pyvirt import pki
 from pyvirt.errors import AccessDenied, ConnectionFailed
+from pyvirt.store import atomic_write
 from tests.integration.remote.sshd import free_port
 from tests.integration.remote.transfers import check_volume_transfers
 from tests.support.daemon import Console, Daemon
@@ -217,7 +218,7 @@ def test_expired_certificate_is_refused(tls: TLSDaemon, tmp_path: Path) -> None:
     )
     client = tls.client_dir(tmp_path, "expired")
     pki._write_key(client / "clientkey.pem", key)
-    pki._write(client / "clientcert.pem", pki._cert_pem(cert), 0o644)
+    atomic_write(client / "clientcert.pem", pki._cert_pem(cert), 0o644)
     result = tls.daemon.cli("-c", tls.uri(client), "list")
     assert result.rc == 1
     assert "refused our client certificate" in result.err, result.err
