@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pyvirt.errors import InvalidArgument, OperationFailed
+from pyvirt.store import atomic_write
 
 VOLUME_LABEL = "cidata"
 # (name cloud-init reads, ISO 9660 level-1 name) of each file a seed may hold.
@@ -142,18 +142,9 @@ def build_seed_iso(
                 continue
             data = contents[name].encode()
             iso.add_fp(io.BytesIO(data), len(data), iso_path, rr_name=name, joliet_path=f"/{name}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                iso.write_fp(out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        image = io.BytesIO()  # a seed is a few dozen KiB
+        iso.write_fp(image)
+        atomic_write(target, image.getvalue(), 0o644)
     except OSError as err:
         raise OperationFailed(f"cannot write the cloud-init seed {target}: {err.strerror or err}") from err
     finally:
