@@ -1,4 +1,5 @@
-"""Fixtures for remote access: a real sshd on 127.0.0.1 with generated keys, shared by a module."""
+"""Fixtures for remote access: a real sshd on 127.0.0.1 with generated keys, shared by a module, and a
+pyvirtd listening for TLS (one per test)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.remote.sshd import SSHD, Sshd
+from tests.integration.remote.tlsd import TLSDaemon, tls_daemon
 
 
 @pytest.fixture(scope="module")
@@ -23,3 +25,9 @@ def sshd() -> Iterator[Sshd]:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def tls() -> Iterator[TLSDaemon]:
+    with tls_daemon() as server:
+        yield server

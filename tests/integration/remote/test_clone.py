@@ -6,14 +6,11 @@ and defines, whatever the transport, and the progress it reports reaches the rem
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import pyvirt
-from tests.integration.remote.sshd import Sshd, free_port
-from tests.integration.remote.test_tls import TLSDaemon, wait_port
+from tests.integration.remote.sshd import Sshd
+from tests.integration.remote.tlsd import TLSDaemon
 from tests.support.daemon import Daemon
 from tests.support.guest import guest_artifacts
 
@@ -46,32 +43,10 @@ def _check_clone(daemon: Daemon, uri: str, images: Path, name: str, *, global_op
     assert refused.rc == 1 and "is another one" in refused.err
 
 
-@pytest.fixture(scope="module")
-def ssh_daemon() -> Iterator[Daemon]:
-    d = Daemon()
-    d.start()
-    try:
-        yield d
-    finally:
-        d.cleanup()
+def test_clone_over_ssh(sshd: Sshd, daemon: Daemon) -> None:
+    images = _template(daemon)
+    _check_clone(daemon, sshd.uri(socket_path=daemon.socket), images, "far1", global_option=True)
 
 
-def test_clone_over_ssh(sshd: Sshd, ssh_daemon: Daemon) -> None:
-    images = _template(ssh_daemon)
-    _check_clone(ssh_daemon, sshd.uri(socket_path=ssh_daemon.socket), images, "far1", global_option=True)
-
-
-def test_clone_over_tls() -> None:
-    daemon = Daemon()
-    try:
-        daemon.cli("pki", "init").ok()
-        daemon.cli("pki", "issue-server", "--hostname", "pyvirt-test.invalid").ok()
-        daemon.cli("pki", "issue-client", "--cn", "admin").ok()
-        port = free_port()
-        daemon.start("--listen-tls", f"127.0.0.1:{port}")
-        wait_port(port)
-        tls = TLSDaemon(daemon, port)
-        images = _template(daemon)
-        _check_clone(daemon, tls.uri(), images, "far2", global_option=False)
-    finally:
-        daemon.cleanup()
+def test_clone_over_tls(tls: TLSDaemon) -> None:
+    _check_clone(tls.daemon, tls.uri(), _template(tls.daemon), "far2", global_option=False)

@@ -10,7 +10,6 @@ import shutil
 import socket
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from pyvirt import pki
 from pyvirt.errors import AccessDenied, ConnectionFailed
 from pyvirt.store import atomic_write
 from tests.integration.remote.sshd import free_port
+from tests.integration.remote.tlsd import TLSDaemon
 from tests.integration.remote.transfers import check_volume_transfers
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import READY, domain_xml, guest_artifacts
@@ -28,33 +28,6 @@ MINI = (
     "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>"
     "<os><type arch='x86_64' machine='pc'>hvm</type></os></domain>"
 )
-
-
-class TLSDaemon:
-    def __init__(self, daemon: Daemon, port: int) -> None:
-        self.daemon = daemon
-        self.port = port
-        self.pki = daemon.root / "etc/pki/pyvirt"
-
-    def uri(self, pkipath: Path | None = None, host: str = "127.0.0.1") -> str:
-        return f"qemu+tls://{host}:{self.port}/system?pkipath={pkipath or self.pki}"
-
-    def client_dir(self, tmp: Path, name: str) -> Path:
-        """A directory with the daemon's CA certificate only: the test adds a client certificate."""
-        out = tmp / name
-        out.mkdir()
-        shutil.copy(self.pki / "cacert.pem", out / "cacert.pem")
-        return out
-
-
-def wait_port(port: int, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        assert time.monotonic() < deadline, f"nothing listens on 127.0.0.1:{port}"
-        time.sleep(0.05)
 
 
 def assert_logged_refusal(tls: TLSDaemon, reason: str) -> None:
@@ -66,21 +39,6 @@ def assert_logged_refusal(tls: TLSDaemon, reason: str) -> None:
             return
         assert time.monotonic() < deadline, f"no refusal naming {reason!r} logged: {lines}"
         time.sleep(0.05)
-
-
-@pytest.fixture
-def tls() -> Iterator[TLSDaemon]:
-    daemon = Daemon()
-    try:
-        daemon.cli("pki", "init").ok()
-        daemon.cli("pki", "issue-server", "--hostname", "pyvirt-test.invalid").ok()
-        daemon.cli("pki", "issue-client", "--cn", "admin").ok()
-        port = free_port()
-        daemon.start("--listen-tls", f"127.0.0.1:{port}")
-        wait_port(port)
-        yield TLSDaemon(daemon, port)
-    finally:
-        daemon.cleanup()
 
 
 def test_pki_files_and_modes(tls: TLSDaemon) -> None:
