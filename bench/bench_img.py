@@ -2,9 +2,9 @@
 
 ``python bench/bench_img.py [--size 2G] [--rounds 7] [--rounds-c 3] [--json] [--write-docs]``
 
-Converts a raw image (first half random, second half written zeros) to qcow2 and back, and to
-compressed qcow2 (``-c``) and back, and to vmdk (monolithicSparse, streamOptimized), vdi and vpc, and
-back (``--rounds-c`` rounds each); times ``info`` and ``create`` as commands; times
+Converts a raw image (first half random, second half written zeros) to qcow2 and back, to
+compressed qcow2 (``-c``) and back, and to vmdk (monolithicSparse, streamOptimized), vdi, vpc
+and vhdx and back (``--rounds-c`` rounds each); times ``info`` and ``create`` as commands; times
 ``image_info()`` and ``create_image()`` as library calls. Each figure is the median of
 ``--rounds`` runs, the two tools alternating; every pyvirt output is checked with
 ``qemu-img compare``. ``--write-docs`` rewrites this benchmark's section in docs/BENCHMARKS.md.
@@ -34,6 +34,7 @@ FORMAT_ROWS = [
     ("vmdk", "subformat=streamOptimized", "vmdk streamOptimized"),
     ("vdi", "", "vdi"),
     ("vpc", "", "vpc"),
+    ("vhdx", "", "vhdx"),
 ]
 PYVIRT = [str(Path(sys.executable).parent / "pyvirt"), "img"]  # the installed launcher, as a user runs it
 

@@ -1,4 +1,4 @@
-"""pyvirt.image: disk images in pure Python — qcow2, raw, vmdk, vdi and vpc (VHD) read and written.
+"""pyvirt.image: disk images in pure Python — qcow2, raw, vmdk, vdi, vpc (VHD), vhdx read and written.
 
 Stable API (everything is imported lazily so ``import pyvirt.image`` costs almost nothing)::
 
@@ -20,8 +20,10 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
         The named options are qcow2's; vmdk takes ``subformat`` (monolithicSparse, monolithicFlat,
         twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized), ``adapter_type``, ``hwversion``,
         ``toolsversion``, ``compat6``, ``zeroed_grain`` and a vmdk ``backing``; vdi ``static``; vpc
-        ``subformat`` (dynamic, fixed) and ``force_size``. A fixed VHD probes as raw: open it with
-        ``fmt="vpc"``.
+        ``subformat`` (dynamic, fixed) and ``force_size``; vhdx ``subformat`` (dynamic, fixed),
+        ``block_size``, ``log_size``, ``block_state_zero``. A fixed VHD probes as raw: open it
+        with ``fmt="vpc"``. A VHDX whose log holds writes is replayed by a writable open and
+        refused by a read-only one.
     image_info(path, *, fmt=None, backing_chain=False) -> dict
         qemu-img 7.2's ``info --output json`` fields; with ``backing_chain`` the backing file's info is
         nested under ``"backing-image"``.
@@ -37,9 +39,9 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
     parse_size(text) -> int;  size_to_str(n) -> str
 
 Not supported (refused by name, never misread): extended L2 entries, external data files,
-encryption, zstd compression, VDI and VHD differencing images, writes into VMDK grain tables that are not
-allocated or into streamOptimized grains already written (as QEMU); persistent bitmaps are read
-but not maintained (a writable open removes them).
+encryption, zstd compression, VDI, VHD and VHDX differencing images, writes into VMDK grain
+tables that are not allocated or into streamOptimized grains already written (as QEMU);
+persistent bitmaps are read but not maintained (a writable open removes them).
 
 Errors are :class:`pyvirt.errors.ImageError` (subclasses ``CorruptImage`` and ``UnsupportedImage``
 live in :mod:`pyvirt.image.errors`).

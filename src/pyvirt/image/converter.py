@@ -189,7 +189,9 @@ def _extents(s: Image, size: int, top_only: bool) -> Extents:
                 fd = -1
                 if x.data and x.offset is not None and not x.compressed and x.depth < len(chain):
                     img = chain[x.depth]
-                    if img.format in ("raw", "qcow2", "vdi") or (img.format == "vmdk" and img.fd >= 0):
+                    if img.format in ("raw", "qcow2", "vdi", "vpc", "vhdx") or (
+                        img.format == "vmdk" and img.fd >= 0
+                    ):
                         fd = img.fd
                 start, length, host, maybe_data = x.start, x.length, x.offset or 0, x.data or not x.zero
                 if carry:
@@ -238,7 +240,9 @@ def _copy(
     generic_lock = _thread.allocate_lock()
 
     # These formats' reads may run on several threads at once (decompression then uses both cores).
-    concurrent_reads = all(img.format in ("qcow2", "raw", "vmdk", "vdi") for img in _source_files(s))
+    concurrent_reads = all(
+        img.format in ("qcow2", "raw", "vmdk", "vdi", "vpc", "vhdx") for img in _source_files(s)
+    )
 
     def generic_read(pos: int, buf: memoryview) -> None:
         if concurrent_reads:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CREATABLE", "create_image"]
 
-CREATABLE = ("raw", "qcow2", "vmdk", "vdi", "vpc")
+CREATABLE = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx")
 
 
 def create_image(
@@ -103,10 +103,14 @@ def create_image(
             from pyvirt.image.vdi import create_vdi
 
             create_vdi(path, size, **fmt_opts)
-        else:
+        elif fmt == "vpc":
             from pyvirt.image.vpc import create_vpc
 
             create_vpc(path, size, **fmt_opts)
+        else:
+            from pyvirt.image.vhdx import create_vhdx
+
+            create_vhdx(path, size, **fmt_opts)
 
 
 def _create_raw(path: str, size: int, preallocation: str) -> None:

@@ -109,4 +109,8 @@ def open_image(
         from pyvirt.image.vpc import VpcImage
 
         return VpcImage.open(path, readonly=readonly, force_share=force_share)
+    if fmt == "vhdx":
+        from pyvirt.image.vhdx import VhdxImage
+
+        return VhdxImage.open(path, readonly=readonly, force_share=force_share)
     raise UnsupportedImage(f"{path}: opening {fmt} images is not supported")

@@ -20,6 +20,8 @@ def _hex(v: int) -> str:
 
 
 def map_extents(img: Image) -> list[Extent]:
+    if not img.reports_block_status:
+        return [Extent(0, img.size, data=True, zero=False)] if img.size else []
     out: list[Extent] = []
     pos, step = 0, 1 << 30
     while pos < img.size:

@@ -7,7 +7,7 @@ import struct
 
 from pyvirt.image.errors import ImageError
 
-FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc")
+FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx")
 
 
 def probe_bytes(head: bytes) -> str:
@@ -16,6 +16,8 @@ def probe_bytes(head: bytes) -> str:
         return "qcow2"
     if head[:4] == b"KDMV" or head[:4] == b"COWD":
         return "vmdk"
+    if head[:8] == b"vhdxfile":
+        return "vhdx"
     if head[:8] == b"conectix":
         return "vpc"  # a dynamic VHD; a fixed one has only a footer, at the end, and probes as raw
     if len(head) >= 0x44 and struct.unpack_from("<I", head, 0x40)[0] == 0xBEDA107F:

@@ -360,3 +360,168 @@ def test_fuzzed_vpc_metadata(tmp_path: Path, muts: list[tuple[int, int]]) -> Non
         img.block_status(0, min(img.size, 1 << 30))
         img.write(min(img.size, 4 << 20) - 4096, b"w" * 4096)
     assert p.stat().st_size <= size + (1 << 30) + 4096  # one new block (the size fuzzed) and a footer
+
+
+def _vhdx(tmp_path: Path, name: str = "x.vhdx") -> Path:
+    """A 64 MiB dynamic VHDX (1 MiB blocks, BAT at 2 MiB) with its first block written."""
+    p = tmp_path / name
+    create_image(str(p), "vhdx", 64 << 20, block_size=1 << 20)
+    with open_image(str(p), readonly=False) as img:
+        img.write(0, b"\x05" * (1 << 20))
+    return p
+
+
+def _rechecksum(p: Path, at: int, length: int) -> None:
+    from crc32c import crc32c
+
+    data = bytearray(p.read_bytes())
+    data[at + 4 : at + 8] = bytes(4)
+    struct.pack_into("<I", data, at + 4, crc32c(bytes(data[at : at + length])))
+    p.write_bytes(bytes(data))
+
+
+def _current_header(p: Path) -> int:
+    data = p.read_bytes()
+    seqs = [struct.unpack_from("<Q", data, h + 8)[0] for h in (64 << 10, 128 << 10)]
+    return (64 << 10, 128 << 10)[seqs.index(max(seqs))]
+
+
+def _add_log(p: Path, descriptors: list[tuple[bytes, int, bytes | int]]) -> None:
+    """Write one log entry (``("desc", offset, 4 KiB)`` or ``("zero", offset, length)``) and
+    name its GUID in the current header: a log left for replay."""
+    from crc32c import crc32c
+
+    guid, seq = os.urandom(16), 7
+    datas = [d for d in descriptors if d[0] == b"desc"]
+    length = 4096 * (1 + len(datas))
+    entry = bytearray(length)
+    struct.pack_into("<4sIIIQII16sQQ", entry, 0, b"loge", 0, length, 0, seq, len(descriptors), 0, guid, 0, 0)
+    sector = 4096
+    for i, (kind, offset, payload) in enumerate(descriptors):
+        if kind == b"zero":
+            assert isinstance(payload, int)
+            struct.pack_into("<4sIQQQ", entry, 64 + 32 * i, b"zero", 0, payload, offset, seq)
+        else:
+            assert isinstance(payload, bytes) and len(payload) == 4096
+            trailing, leading = (
+                struct.unpack_from("<I", payload, 4092)[0],
+                struct.unpack_from("<Q", payload)[0],
+            )
+            struct.pack_into("<4sIQQQ", entry, 64 + 32 * i, b"desc", trailing, leading, offset, seq)
+            entry[sector : sector + 4096] = (
+                b"data" + struct.pack("<I", 0) + payload[8:4092] + struct.pack("<I", seq)
+            )
+            sector += 4096
+    struct.pack_into("<I", entry, 4, crc32c(bytes(entry)))
+    data = bytearray(p.read_bytes())
+    data[1 << 20 : (1 << 20) + length] = entry
+    h = _current_header(p)
+    data[h + 48 : h + 64] = guid
+    p.write_bytes(bytes(data))
+    _rechecksum(p, h, 4096)
+
+
+def test_vhdx_round_trip_and_replay(tmp_path: Path) -> None:
+    p = _vhdx(tmp_path)
+    with open_image(str(p)) as img:
+        assert img.format == "vhdx" and img.read(0, 1 << 20) == b"\x05" * (1 << 20)
+    bat = bytearray(p.read_bytes()[2 << 20 : (2 << 20) + 4096])
+    struct.pack_into("<Q", bat, 0, 2)  # the log sets block 0 back to ZERO
+    _add_log(p, [(b"desc", 2 << 20, bytes(bat))])
+    with pytest.raises(ImageError, match="contains a log that needs to be replayed"):
+        open_image(str(p))
+    res = check(str(p), "all")
+    assert (res.corruptions_fixed, res.exit_code) == (1, 0)
+    with open_image(str(p)) as img:
+        assert img.read(0, 4096) == bytes(4096)
+
+
+@pytest.mark.parametrize(
+    ("descriptor", "message"),
+    [
+        ((b"desc", 64 << 10, bytes(4096)), "points into the header section or the log"),
+        ((b"desc", (1 << 20) + 8192, bytes(4096)), "points into the header section or the log"),
+        ((b"desc", 1 << 52, bytes(4096)), "points far outside the image"),
+        ((b"zero", 0, 1 << 20), "points into the header section or the log"),
+        ((b"zero", 4 << 20, 1000), "zero descriptor is misaligned"),
+        ((b"desc", (2 << 20) + 100, bytes(4096)), "descriptor is invalid"),
+    ],
+)
+def test_vhdx_log_entries_pointing_outside(
+    tmp_path: Path, descriptor: tuple[bytes, int, bytes | int], message: str
+) -> None:
+    p = _vhdx(tmp_path)
+    _add_log(p, [descriptor])
+    before = p.read_bytes()
+    with pytest.raises(ImageError, match=message):
+        open_image(str(p), readonly=False)
+    after = p.read_bytes()
+    assert after[: 2 << 20] == before[: 2 << 20] and len(after) == len(before)
+
+
+def test_vhdx_log_without_a_valid_entry(tmp_path: Path) -> None:
+    p = _vhdx(tmp_path)
+    _add_log(p, [(b"desc", 2 << 20, bytes(4096))])
+    _poke(p, (1 << 20) + 100, "<I", 0xDEAD)  # the entry's checksum no longer holds
+    with pytest.raises(ImageError, match="no valid entry to replay"):
+        open_image(str(p), readonly=False)
+
+
+def test_vhdx_headers_and_regions(tmp_path: Path) -> None:
+    p = _vhdx(tmp_path)
+    h = _current_header(p)
+    _poke(p, h + 8, "<Q", 1)  # a bad checksum: the other header is used
+    with open_image(str(p)) as img:
+        assert img.read(0, 512) == b"\x05" * 512
+    _poke(p, (64 << 10) + (128 << 10) - h + 8, "<Q", 1)
+    with pytest.raises(ImageError, match="no valid VHDX header"):
+        open_image(str(p))
+    q = _vhdx(tmp_path, "y.vhdx")
+    for table in (192 << 10, 256 << 10):
+        _poke(q, table + 32, "<Q", 1 << 20)  # the BAT region over the log
+        _rechecksum(q, table, 64 << 10)
+    with pytest.raises(ImageError, match="VHDX regions overlap"):
+        open_image(str(q))
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ((1 << 20) | 6, "overlaps the image's metadata"),
+        ((1 << 40) | 6, "past the end of the file"),
+        ((8 << 20) | 7, "partially present"),
+        ((8 << 20) | 5, "invalid BAT state 5"),
+    ],
+)
+def test_vhdx_bat_entries(tmp_path: Path, entry: int, message: str) -> None:
+    p = _vhdx(tmp_path)
+    _poke(p, 2 << 20, "<Q", entry)
+    before = p.read_bytes()
+    with open_image(str(p), readonly=False) as img:
+        with pytest.raises(ImageError, match=message):
+            img.read(0, 512)
+        with pytest.raises(ImageError, match=message):
+            img.write(0, b"z" * 512)
+    assert p.read_bytes() == before
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.integers(0, 8191), st.integers(0, 255)), min_size=1, max_size=16))
+def test_fuzzed_vhdx_metadata(tmp_path: Path, muts: list[tuple[int, int]]) -> None:
+    src = tmp_path / "fuzz-src.vhdx"
+    if not src.exists():
+        _vhdx(tmp_path).rename(src)
+    data = bytearray(src.read_bytes())
+    meta = struct.unpack_from("<Q", data, (192 << 10) + 64)[0]
+    for pos, val in muts:
+        # the BAT, the metadata table and its items (neither has a checksum)
+        at = (2 << 20) + pos if pos < 4096 else meta + (pos - 4096 if pos < 6144 else (64 << 10) + pos - 6144)
+        data[at] = val
+    p = tmp_path / "fuzz.vhdx"
+    p.write_bytes(bytes(data))
+    size = len(data)
+    with contextlib.suppress(ImageError), open_image(str(p), fmt="vhdx", readonly=False) as img:
+        img.read(0, min(img.size, 1 << 20))
+        img.block_status(0, min(img.size, 1 << 30))
+        img.write(min(img.size, 4 << 20) - 4096, b"w" * 4096)
+    assert p.stat().st_size <= size + (256 << 20) + (1 << 20)  # one new block at most
