@@ -270,7 +270,7 @@ def _formatting_line(
         parts.append("extended_l2=off")
         if "preallocation" in o:
             parts.append(f"preallocation={o['preallocation']}")
-        parts.append("compression_type=zlib")
+        parts.append(f"compression_type={o.get('compression_type', 'zlib')}")
         parts.append(f"size={size}")
         if "compat" in o:
             parts.append(f"compat={o['compat']}")

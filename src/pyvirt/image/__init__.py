@@ -15,10 +15,12 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
         locks them: a running VM and a writer exclude each other; readers share (``force_share``
         skips the lock on read-only opens, like ``qemu-img -U``). An Image is not thread-safe.
     create_image(path, fmt, size, *, backing=None, backing_fmt=None, cluster_size=65536, compat="1.1",
-                 preallocation="off", lazy_refcounts=False, refcount_bits=16, **fmt_opts) -> None
+                 preallocation="off", lazy_refcounts=False, refcount_bits=16, compression_type="zlib",
+                 **fmt_opts) -> None
         ``size`` in bytes or a string like ``"10G"``; None with a backing file takes the backing size.
-        The named options are qcow2's; vmdk takes ``subformat`` (monolithicSparse, monolithicFlat,
-        twoGbMaxExtentSparse, twoGbMaxExtentFlat, streamOptimized), ``adapter_type``, ``hwversion``,
+        The named options are qcow2's (``compression_type``: zlib or zstd); vmdk takes ``subformat``
+        (monolithicSparse, monolithicFlat, twoGbMaxExtentSparse, twoGbMaxExtentFlat,
+        streamOptimized), ``adapter_type``, ``hwversion``,
         ``toolsversion``, ``compat6``, ``zeroed_grain`` and a vmdk ``backing``; vdi ``static``; vpc
         ``subformat`` (dynamic, fixed) and ``force_size``; vhdx ``subformat`` (dynamic, fixed),
         ``block_size``, ``log_size``, ``block_state_zero``. A fixed VHD probes as raw: open it
@@ -39,7 +41,7 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
     parse_size(text) -> int;  size_to_str(n) -> str
 
 Not supported (refused by name, never misread): extended L2 entries, external data files,
-encryption, zstd compression, VDI, VHD and VHDX differencing images, writes into VMDK grain
+encryption, VDI, VHD and VHDX differencing images, writes into VMDK grain
 tables that are not allocated or into streamOptimized grains already written (as QEMU);
 persistent bitmaps are read but not maintained (a writable open removes them).
 

@@ -483,6 +483,28 @@ def _compress_chunk(data: bytes, cs: int) -> list[bytes | None]:
     return out
 
 
+def _compress_chunk_zstd(data: bytes, cs: int) -> list[bytes | None]:
+    """:func:`_compress_chunk` for zstd qcow2: one frame a cluster at zstd's default level, as QEMU
+    writes (``ZSTD_compressStream2`` with ``ZSTD_e_end``: the frame states its content size)."""
+    import zstandard
+
+    z = zstandard.ZstdCompressor(level=3)
+    out: list[bytes | None] = []
+    zero = bytes(cs)
+    for i in range(0, len(data), cs):
+        piece = data[i : i + cs]
+        if len(piece) < cs:
+            out.append(b"" if piece == bytes(len(piece)) else None)
+        elif piece == zero:
+            out.append(b"")
+        elif looks_incompressible(piece):
+            out.append(None)
+        else:
+            c = z.compress(piece)
+            out.append(c if len(c) < cs else None)
+    return out
+
+
 class _Compressor:
     """Deflates chunks on a thread pool and writes results in order from the calling thread."""
 
@@ -492,7 +514,8 @@ class _Compressor:
 
         self.chunk: Callable[[bytes, int], list[bytes | None]]
         if isinstance(d, Qcow2Image):
-            self.chunk, self.cs = _compress_chunk, d.cs
+            zstd = d.header.compression_type == 1
+            self.chunk, self.cs = (_compress_chunk_zstd if zstd else _compress_chunk), d.cs
         elif isinstance(d, VmdkImage) and d.compressed and d.cluster_size:
             self.chunk, self.cs = compress_grains, d.cluster_size
         else:

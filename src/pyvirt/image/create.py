@@ -32,6 +32,7 @@ def create_image(
     preallocation: str | None = None,
     lazy_refcounts: bool | None = None,
     refcount_bits: int | None = None,
+    compression_type: str | None = None,
     check_backing: bool = True,
     **fmt_opts: Any,
 ) -> None:
@@ -50,6 +51,7 @@ def create_image(
         "preallocation": preallocation,
         "lazy_refcounts": lazy_refcounts,
         "refcount_bits": refcount_bits,
+        "compression_type": compression_type,
     }
     allowed = {"qcow2": set(qcow2_opts), "raw": {"preallocation"}}.get(fmt, set())
     for k, v in [*qcow2_opts.items(), *fmt_opts.items()]:
@@ -87,6 +89,7 @@ def create_image(
             lazy_refcounts=bool(lazy_refcounts),
             refcount_bits=16 if refcount_bits is None else refcount_bits,
             preallocation=preallocation or "off",
+            compression_type=compression_type or "zlib",
         )
     elif fmt == "raw":
         if backing:

@@ -57,11 +57,11 @@ def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]
             out["backing" if k == "backing_file" else "backing_fmt"] = v
         elif k == "size":
             out["size"] = parse_size(v)
-        elif (k in ("compression_type",) and v == "zlib") or (
-            k in ("extended_l2", "encryption") and v in ("off", "false")
-        ):
+        elif k == "compression_type":
+            out["compression_type"] = v
+        elif k in ("extended_l2", "encryption") and v in ("off", "false"):
             continue
-        elif k in ("extended_l2", "data_file", "encrypt.format", "encryption", "compression_type"):
+        elif k in ("extended_l2", "data_file", "encrypt.format", "encryption"):
             raise ImageError(f"Option '{k}={v}' is not supported by pyvirt img")
         else:
             raise ImageError(f"Invalid parameter '{k}'")

@@ -94,7 +94,6 @@ def test_backing_chain_three_deep(tmp_path: Path) -> None:
     ("opts", "name"),
     [
         ("extended_l2=on", "extended L2"),
-        ("compression_type=zstd", "zstd"),
         ("data_file=data.raw", "external data file"),
     ],
 )

@@ -525,3 +525,27 @@ def test_fuzzed_vhdx_metadata(tmp_path: Path, muts: list[tuple[int, int]]) -> No
         img.block_status(0, min(img.size, 1 << 30))
         img.write(min(img.size, 4 << 20) - 4096, b"w" * 4096)
     assert p.stat().st_size <= size + (256 << 20) + (1 << 20)  # one new block at most
+
+
+def test_zstd_qcow2_round_trip_and_bad_clusters(tmp_path: Path) -> None:
+    from pyvirt.image import convert
+
+    src = tmp_path / "src.raw"
+    text = b"".join(b"line %d\n" % i for i in range(50000))[: 256 << 10]
+    src.write_bytes(text)
+    p = tmp_path / "z.qcow2"
+    convert(str(src), str(p), "qcow2", compress=True, options={"compression_type": "zstd"})
+    with open_image(str(p)) as img:
+        assert img.read(0, len(text)) == text
+        extents = img.block_status(0, img.size)
+    assert all(x.compressed for x in extents if x.data)
+    data = bytearray(p.read_bytes())
+    at = data.find(b"\x28\xb5\x2f\xfd")  # the first zstd frame's magic
+    assert at > 0
+    data[at + 4 : at + 64] = b"\xff" * 60
+    p.write_bytes(bytes(data))
+    with open_image(str(p)) as img, pytest.raises(ImageError, match=r"does not decompress|decompresses to"):
+        img.read(0, len(text))
+    _poke(p, 104, ">B", 2)  # compression type 2: none QEMU knows
+    with pytest.raises(ImageError, match="unknown qcow2 compression type 2"):
+        open_image(str(p))

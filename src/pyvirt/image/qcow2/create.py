@@ -22,6 +22,7 @@ def create_qcow2(
     lazy_refcounts: bool = False,
     refcount_bits: int = 16,
     preallocation: str = "off",
+    compression_type: str = "zlib",
 ) -> None:
     """Write a new, empty qcow2 image (replacing ``path``); preallocate as asked."""
     if cluster_size & (cluster_size - 1) or not 512 <= cluster_size <= 2 << 20:
@@ -36,6 +37,13 @@ def create_qcow2(
     if lazy_refcounts and version == 2:
         raise ImageError(
             "Lazy refcounts only supported with compatibility level 1.1 and above (use compat=1.1 or greater)"
+        )
+    if compression_type not in H.COMPRESSION_TYPES:
+        raise ImageError(f"Parameter 'compression-type' does not accept value '{compression_type}'")
+    if compression_type != "zlib" and version == 2:
+        raise ImageError(
+            "Non-zlib compression type is only supported with compatibility level 1.1 and above "
+            "(use version=v3 or greater)"
         )
     if preallocation not in PREALLOC_MODES:
         raise ImageError(f"Invalid parameter '{preallocation}' for preallocation")
@@ -63,6 +71,8 @@ def create_qcow2(
         compatible_features=H.COMPAT_LAZY_REFCOUNTS if lazy_refcounts else 0,
         backing_file=backing,
         backing_format=backing_fmt if backing else None,
+        compression_type=H.COMPRESSION_TYPES.index(compression_type),
+        incompatible_features=H.INCOMPAT_COMPRESSION if compression_type != "zlib" else 0,
     )
     h.pack(cs)  # refuses a backing name that does not fit, before anything is created
     try:

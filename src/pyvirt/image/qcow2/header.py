@@ -52,7 +52,8 @@ KNOWN_FEATURES: list[tuple[int, int, str]] = [
     (FEATURE_AUTOCLEAR, 0, "bitmaps"),
     (FEATURE_AUTOCLEAR, 1, "raw external data"),
 ]
-SUPPORTED_INCOMPAT = INCOMPAT_DIRTY | INCOMPAT_CORRUPT
+SUPPORTED_INCOMPAT = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION
+COMPRESSION_TYPES = ("zlib", "zstd")
 
 _FIXED = struct.Struct(">4sIQIIQIIQQIIQ")
 _V3 = struct.Struct(">QQQII")
@@ -275,6 +276,8 @@ class Header:
         unknown = self.incompatible_features & ~SUPPORTED_INCOMPAT
         if self.compression_type != 0 and not self.incompatible_features & INCOMPAT_COMPRESSION:
             raise CorruptImage(f"{source}: compression type {self.compression_type} without its feature bit")
+        if self.compression_type >= len(COMPRESSION_TYPES):
+            raise UnsupportedImage(f"{source}: unknown qcow2 compression type {self.compression_type}")
         if unknown:
             names = []
             for bit in range(64):

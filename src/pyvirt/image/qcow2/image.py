@@ -271,10 +271,9 @@ class Qcow2Image(Image):
             raise CorruptImage(f"{self.path}: compressed cluster at {off:#x} lies past the end of the file")
         raw = bytearray(nbytes)
         pread_full(self.fd, memoryview(raw), off)
-        d = zlib.decompressobj(-12)
         try:
-            out = d.decompress(raw, self.cs)
-        except zlib.error as err:
+            out = decompress_cluster(raw, self.cs, self.header.compression_type)
+        except ValueError as err:
             raise CorruptImage(
                 f"{self.path}: compressed cluster at {off:#x} does not decompress: {err}"
             ) from err
@@ -821,6 +820,23 @@ class Qcow2Image(Image):
         if self.v3 and not self.readonly:
             self.header.incompatible_features |= H.INCOMPAT_CORRUPT
             self._write_header()
+
+
+def decompress_cluster(raw: bytes | bytearray, cs: int, compression_type: int) -> bytes:
+    """A compressed cluster's content: raw deflate (type 0) or the first zstd frame (type 1),
+    stopping at ``cs`` bytes as QEMU does (what follows in the last sector is ignored)."""
+    if compression_type == 0:
+        d = zlib.decompressobj(-12)
+        try:
+            return d.decompress(raw, cs)
+        except zlib.error as err:
+            raise ValueError(str(err)) from err
+    import zstandard
+
+    try:
+        return zstandard.ZstdDecompressor().decompressobj().decompress(bytes(raw))[:cs]
+    except zstandard.ZstdError as err:
+        raise ValueError(str(err)) from err
 
 
 def _fill_zero(buf: memoryview) -> None:
