@@ -476,7 +476,10 @@ class _Parser:
                         ctl.extra[f"target.{name}"] = value
                 node.done()
         if kind == "usb" and (node := e.child("master")) is not None:
-            ctl.extra["master.startport"] = str(node.integer("startport", minimum=0))
+            startport = node.integer("startport", minimum=0, maximum=15)
+            if startport is None:
+                raise XMLError(f"missing attribute 'startport' of '{node.path}'")
+            ctl.extra["master.startport"] = str(startport)
             node.done()
         ctl.alias = self.alias(e)
         ctl.address = self.address(e)

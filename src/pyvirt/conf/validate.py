@@ -24,6 +24,7 @@ _MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 _DISK_TARGET = re.compile(r"(?:vd|sd|hd)[a-z]{1,3}")
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 _LIFECYCLE = ("destroy", "restart", "preserve")
+_MACHINE = re.compile(r"pc|q35|pc-(?:i440fx|q35)-[0-9]+\.[0-9]+")
 _BUSES = ("virtio", "sata", "scsi", "ide", "usb")
 
 
@@ -47,6 +48,8 @@ def _check_memory(dom: Domain) -> None:
 
 def _check_devices(dom: Domain) -> None:
     devs = dom.devices
+    if devs.emulator is not None and not devs.emulator.startswith("/"):
+        raise InvalidArgument(f"emulator '{devs.emulator}' must be an absolute path")
     for disk in devs.disks:
         if not _DISK_TARGET.fullmatch(disk.target_dev):
             raise InvalidArgument(f"invalid disk target '{disk.target_dev}' (expected vdX, sdX or hdX)")
@@ -80,8 +83,19 @@ def _check_devices(dom: Domain) -> None:
     for chardev in dom.all_chardevs():
         if chardev.type == "file" and not chardev.source_path:
             raise InvalidArgument(f"{chardev.kind} of type 'file' needs <source path=...>")
+        if chardev.type == "unix" and chardev.kind != "channel" and not chardev.source_path:
+            raise InvalidArgument(f"{chardev.kind} of type 'unix' needs <source path=...>")
+        if chardev.kind == "channel" and chardev.target_type != "virtio":
+            raise InvalidArgument("a channel needs <target type='virtio' name=...>")
         if chardev.target_name is not None and not _CHANNEL_NAME.fullmatch(chardev.target_name):
             raise InvalidArgument(f"invalid channel target name '{chardev.target_name}'")
+    if len(devs.graphics) > 1:
+        raise UnsupportedConfig("unsupported configuration: more than one graphics device")
+    usb = any(c.type == "usb" and c.model != "none" for c in devs.controllers)
+    usb_users = [f"{i.type} input" for i in devs.inputs if i.bus == "usb"]
+    usb_users += [f"disk '{d.target_dev}'" for d in devs.disks if d.target_bus == "usb"]
+    if usb_users and not usb:
+        raise InvalidArgument(f"USB {usb_users[0]} needs a USB controller (<controller type='usb'>)")
     for gfx in devs.graphics:
         if gfx.type != "vnc":
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}' is not supported")
@@ -209,6 +223,8 @@ def _check_watchdogs_and_video(dom: Domain) -> None:
 
 
 def _check_boot(dom: Domain) -> None:
+    if "fd" in dom.os.boot:
+        raise UnsupportedConfig("unsupported configuration: os/boot dev='fd' (pyvirt has no floppy drives)")
     orders = [disk.boot_order for disk in dom.devices.disks if disk.boot_order is not None]
     orders += [nic.boot_order for nic in dom.devices.interfaces if nic.boot_order is not None]
     if orders and dom.os.boot:
@@ -224,6 +240,14 @@ def check_metadata(metadata: str, what: str = "domain") -> None:
         parse_document(f"<metadata>{metadata}</metadata>")
     except XMLError as err:
         raise XMLError(f"{what} metadata is not well-formed XML: {err.message}") from err
+
+
+def _check_machine(dom: Domain) -> None:
+    machine = dom.os.machine or "pc"
+    if not _MACHINE.fullmatch(machine):
+        raise UnsupportedConfig(
+            f"unsupported configuration: machine type '{machine}' (pc, q35, pc-i440fx-X.Y or pc-q35-X.Y)"
+        )
 
 
 def validate_domain(dom: Domain) -> None:
@@ -248,6 +272,7 @@ def validate_domain(dom: Domain) -> None:
         raise InvalidArgument("os/loader needs a path unless os firmware='efi' selects one")
     if dom.metadata:
         check_metadata(dom.metadata)
+    _check_machine(dom)
     _check_clock(dom)
     _check_firmware(dom)
     _check_devices(dom)

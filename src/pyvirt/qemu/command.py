@@ -465,6 +465,7 @@ class _Builder:
         drive = f"{node}-format" if has_media else None
         bootindex = self._boot_index(disk.boot_order, "cdrom" if disk.device == "cdrom" else "hd")
         place = _pci_placement(disk.address, self.q35)
+        share: dict[str, str | int | None] = {"share-rw": "on" if disk.shareable else None}
         wce = None
         if disk.cache in ("writethrough", "directsync"):
             wce = "off"
@@ -482,6 +483,7 @@ class _Builder:
                     id=dev_id,
                     bootindex=bootindex,
                     serial=disk.serial,
+                    **share,
                     **{"write-cache": wce},
                 )
             )
@@ -491,7 +493,14 @@ class _Builder:
             dev_id = disk.alias or f"usb-disk{_target_number(disk.target_dev)}"
             self.add(
                 *_device(
-                    "usb-storage", {}, **usb, drive=drive, id=dev_id, bootindex=bootindex, serial=disk.serial
+                    "usb-storage",
+                    {},
+                    **usb,
+                    drive=drive,
+                    id=dev_id,
+                    bootindex=bootindex,
+                    serial=disk.serial,
+                    **share,
                 )
             )
             return
@@ -509,6 +518,7 @@ class _Builder:
                     id=dev_id,
                     bootindex=bootindex,
                     serial=disk.serial,
+                    **share,
                 )
             )
         elif disk.target_bus == "ide":
@@ -525,6 +535,7 @@ class _Builder:
                     id=dev_id,
                     bootindex=bootindex,
                     serial=disk.serial,
+                    **share,
                 )
             )
         elif disk.target_bus == "scsi":
@@ -543,6 +554,7 @@ class _Builder:
                     id=dev_id,
                     bootindex=bootindex,
                     serial=disk.serial,
+                    **share,
                 )
             )
         else:
@@ -609,7 +621,8 @@ class _Builder:
                 taken.add((controller, nr))
             chardev = f"charchannel{index}"
             path = self.ctx.channel_paths.get(index, channel.source_path)
-            spec = CharDevConfig(kind="channel", type=channel.type, source_path=path, source_mode="bind")
+            mode = channel.source_mode or "bind"
+            spec = CharDevConfig(kind="channel", type=channel.type, source_path=path, source_mode=mode)
             self.add("-chardev", _chardev_spec(spec, chardev))
             self.add(
                 "-device",

@@ -116,6 +116,7 @@ def test_pci_ranges_are_checked_at_parse_time(address: str, message: str) -> Non
             "USB port 1.2 of bus 0 is used by both input #0 and input #1",
         ),
         (
+            "<controller type='usb' index='0' model='piix3-uhci'/>"
             "<input type='tablet' bus='usb'><address type='usb' bus='1' port='1'/></input>",
             "on USB bus 1, which no usb controller has",
         ),

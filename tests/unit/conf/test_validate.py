@@ -308,6 +308,26 @@ def q35(text: str) -> str:
             UnsupportedConfig,
             "only the pc machine's IDE",
         ),
+        (
+            with_devices("<emulator>qemu</emulator>"),
+            InvalidArgument,
+            "emulator 'qemu' must be an absolute path",
+        ),
+        (MINIMAL.replace("machine='pc'", "machine='rom'"), UnsupportedConfig, "machine type 'rom'"),
+        (with_devices("<serial type='unix'/>"), InvalidArgument, "serial of type 'unix' needs <source path"),
+        (with_devices("<channel type='unix'/>"), InvalidArgument, "a channel needs <target type='virtio'"),
+        (
+            with_devices("<input type='tablet' bus='usb'/>"),
+            InvalidArgument,
+            "USB tablet input needs a USB controller",
+        ),
+        (with_devices("<graphics type='vnc'/>" * 2), UnsupportedConfig, "more than one graphics device"),
+        (with_devices("", "<boot dev='fd'/>"), UnsupportedConfig, "os/boot dev='fd'"),
+        (
+            with_devices("<controller type='usb' index='0' model='ich9-uhci1'><master/></controller>"),
+            XMLError,
+            "missing attribute 'startport'",
+        ),
     ],
 )
 def test_what_qemu_cannot_honour_is_refused_at_define(

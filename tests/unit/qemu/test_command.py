@@ -164,3 +164,10 @@ def test_channel_ports_fill_the_gaps_the_named_ones_leave() -> None:
     argv = build_argv(dom, runtime_context(dom))
     ports = [a.split("nr=")[1].split(",")[0] for a in argv if a.startswith("virtserialport")]
     assert ports == ["2", "1", "3"]
+
+
+def test_a_connect_channel_connects() -> None:
+    source = "<source mode='connect' path='/run/agent.sock'/>"
+    dom = dom_of(f"<channel type='unix'>{source}<target type='virtio' name='a'/></channel>")
+    argv = build_argv(dom, runtime_context(dom))
+    assert "socket,id=charchannel0,path=/run/agent.sock" in argv
