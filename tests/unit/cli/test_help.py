@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from pyvirt.cli.commands import COMMANDS, GROUPS
+from pyvirt.cli.main import main
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -68,14 +69,15 @@ def every_path() -> list[list[str]]:
 
 
 @pytest.mark.parametrize("path", every_path(), ids=[" ".join(p) for p in every_path()])
-def test_dash_h_and_help_on_every_command(path: list[str]) -> None:
-    expected = run("help", *path)
-    assert expected.returncode == 0 and expected.stdout.startswith(f"  NAME\n    {' '.join(path)} - ")
-    for flag in ("-h", "--help"):
-        got = run(*path, flag)
-        assert (got.returncode, got.stdout, got.stderr) == (0, expected.stdout, "")
+def test_dash_h_and_help_on_every_command(path: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """In-process (main() is the entry point): one interpreter for all the commands."""
+    assert main(["help", *path]) == 0
+    expected = capsys.readouterr().out
+    assert expected.startswith(f"  NAME\n    {' '.join(path)} - ")
     # Anywhere among the options, as virsh and GNU tools take it.
-    assert run(*path, "x", "--help").stdout == expected.stdout
+    for args in ([*path, "-h"], [*path, "--help"], [*path, "x", "--help"]):
+        assert main(args) == 0
+        assert capsys.readouterr() == (expected, "")
 
 
 @pytest.mark.parametrize(
