@@ -65,7 +65,10 @@ def _parse(argv: list[str], short: str, long: list[str]) -> tuple[list[tuple[str
             elif name in long_flags and not eq:
                 opts.append((name, ""))
             else:
-                raise UsageError(f"unrecognized option '{a}'")
+                from pyvirt.cli.args import suggest
+
+                spellings = [f"--{n.rstrip('=')}" for n in long]
+                raise UsageError(f"unrecognized option '{a}'{suggest(name, spellings)}")
         elif a.startswith("-") and len(a) > 1:
             j = 1
             while j < len(a):

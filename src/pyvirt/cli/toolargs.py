@@ -21,7 +21,14 @@ from pyvirt.errors import InvalidArgument
 
 class ToolParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise InvalidArgument(f"{message} (see {self.prog} --help)")
+        hint = ""
+        if message.startswith("unrecognized arguments: "):
+            from pyvirt.cli.args import suggest
+
+            unknown = next((w for w in message.split()[2:] if w.startswith("-")), "")
+            spellings = [s for action in self._actions for s in action.option_strings]
+            hint = suggest(unknown, spellings) if unknown else ""
+        raise InvalidArgument(f"{message}{hint} (see {self.prog} --help)")
 
 
 class _Ordered(argparse.Action):

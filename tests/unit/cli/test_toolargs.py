@@ -56,3 +56,10 @@ def test_sub_verbs_and_positionals() -> None:
     ns = t.parse_args(["import", "--os", "debian-12", "f.img", "tmpl"])
     assert (ns.verb, ns.os, ns.file, ns.name) == ("import", "debian-12", "f.img", "tmpl")
     assert tool_parser("umount", {"retry": 5}).parse_args(["/mnt"]).retry == 5
+
+
+def test_unknown_option_suggests_the_closest() -> None:
+    with pytest.raises(
+        InvalidArgument, match=r"unrecognized arguments: --hostnme x; did you mean '--hostname'\?"
+    ):
+        tool_parser("customize").parse_args(["--hostnme", "x"])
