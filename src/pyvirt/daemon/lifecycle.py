@@ -108,10 +108,6 @@ class DomainState(enum.Enum):
         """A QEMU process exists for the domain."""
         return self is not DomainState.SHUTOFF
 
-    @property
-    def reasons(self) -> tuple[type[enum.StrEnum], ...]:
-        return REASONS[self]
-
     def virsh(self, reason: Reason) -> str:
         """virsh's name of this state with ``reason`` (a job state shows as its reason's family)."""
         return FAMILY[type(reason)]
@@ -132,8 +128,6 @@ REASONS: dict[DomainState, tuple[type[enum.StrEnum], ...]] = {
     S.RESTORING: (Paused,),
     S.SNAPSHOTTING: (Running, Paused),
 }
-
-_ACTIVE = frozenset(s for s in S if s.active)
 
 #: From each state, the states it may move to. Any active state may end in SHUTOFF: QEMU can exit at
 #: any moment. A state moving to itself changes only its reason (a reboot, a crash restarted).
@@ -163,7 +157,7 @@ TRANSITIONS: dict[DomainState, frozenset[DomainState]] = {
 }
 
 #: The states in which each operation may run (checked by :func:`guard` under the domain's lock).
-ACTIVE = _ACTIVE
+ACTIVE = frozenset(s for s in S if s.active)
 INACTIVE = frozenset({S.SHUTOFF})
 ANY = frozenset(S)
 #: Asking the guest something (ACPI power button, reset) needs a QEMU that is not busy with a job.
