@@ -63,7 +63,7 @@ class Daemon:
     def run_dir(self) -> Path:
         return self.root / "run/pyvirt/qemu"
 
-    def start(self, *args: str, wait: float = 30.0) -> None:
+    def start(self, *args: str, wait: float = 30.0, verbose: bool = True) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
         logfh = open(self.log, "ab")  # noqa: SIM115 - owned by the child
@@ -71,7 +71,7 @@ class Daemon:
             [
                 *(["ip", "netns", "exec", self.netns] if self.netns else []),
                 str(BIN / "pyvirtd"),
-                "--verbose",
+                *(["--verbose"] if verbose else []),
                 *args,
             ],
             env=self.env,

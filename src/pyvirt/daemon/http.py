@@ -14,6 +14,10 @@ Every request goes through the same steps, each refusing with a JSON error and a
    (clients bound their wait by silence: a long request must not look like a hung daemon); an
    unexpected exception is logged with a request id, and the 500 reply gives only that id.
 
+Every mutating request is logged (logger ``pyvirtd.audit``, at info level whatever the daemon's
+``log_level``) with the peer -- uid and pid on a Unix socket, the certificate's subject and address
+over TLS --, the action and its result; so are refused ones.
+
 A daemon serves at most ``max_clients`` clients at once (``max_clients`` in pyvirtd.conf, as in
 libvirtd.conf): a connection counts from its first request until it closes, and one whose first
 request comes over the cap gets a 503 naming the cap, and is closed. (A connection that never sends a
@@ -43,6 +47,8 @@ from pyvirt.daemon.websocket import WebSocket, accept_token
 from pyvirt.errors import AccessDenied, ConnectionFailed, InvalidArgument, NotFound, PyvirtError
 
 log = logging.getLogger(__name__)
+audit = logging.getLogger("pyvirtd.audit")
+audit.setLevel(logging.INFO)
 
 MAX_HEADER = 64 * 1024
 MAX_BODY = 8 * 1024 * 1024
@@ -77,6 +83,14 @@ class Peer:
     gid: int
     pid: int
     readonly: bool
+    dn: str = ""  # a TLS client's certificate subject
+    address: str = ""  # a TLS client's address
+    refused: str = ""  # why every request of this peer is refused (tls_allowed_dn_list)
+
+    def __str__(self) -> str:
+        if self.address:
+            return f"'{self.dn}' at {self.address}"
+        return f"uid {self.uid} pid {self.pid}"
 
 
 @dataclass
@@ -126,6 +140,7 @@ class Route:
     # Refused on a read-only connection as well: True, or a query flag that asks for secrets.
     secret: bool | str = False
     check: Callable[[Request], None] | None = None  # validates the request, fills data and args
+    action: str = ""  # the API action's name, for the audit log
 
 
 class Router:
@@ -144,9 +159,12 @@ class Router:
         mutating: bool = False,
         secret: bool | str = False,
         check: Callable[[Request], None] | None = None,
+        action: str = "",
     ) -> None:
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template) + "$"
-        self.routes.append(Route(method, re.compile(regex), handler, stream, mutating, secret, check))
+        self.routes.append(
+            Route(method, re.compile(regex), handler, stream, mutating, secret, check, action or template)
+        )
 
     @staticmethod
     def authorize(route: Route, request: Request) -> None:
@@ -210,6 +228,17 @@ def _tls_reason(err: BaseException) -> str:
     if isinstance(err, ssl.SSLError) and err.reason:
         return f"{err.reason.replace('_', ' ').lower()} ({err.library or 'SSL'})"
     return str(err) or type(err).__name__
+
+
+def log_audit(route: Route, request: Request, result: str) -> None:
+    """One line per mutating request: the action, the request, who asked, and what came of it."""
+    audit.info("%s %s %s by %s: %s", route.action, request.method, request.path, request.peer, result)
+
+
+def _outcome(err: BaseException) -> str:
+    if isinstance(err, PyvirtError):
+        return f"failed ({err.code}: {err.message})"
+    return f"failed ({type(err).__name__})"
 
 
 def error_payload(err: PyvirtError) -> dict[str, Any]:
@@ -374,6 +403,7 @@ class HTTPServer:
         max_body: int = MAX_BODY,
         read_timeout: float = READ_TIMEOUT,
         keepalive_interval: float = KEEPALIVE_INTERVAL,
+        backlog: int = 128,
     ) -> None:
         self.router = router
         self.max_clients = max_clients
@@ -381,6 +411,7 @@ class HTTPServer:
         self.max_body = max_body
         self.read_timeout = read_timeout
         self.keepalive_interval = keepalive_interval
+        self.backlog = backlog  # connections waiting to be accepted, on every listener
         self.clients = 0
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task[None]] = set()
@@ -397,11 +428,16 @@ class HTTPServer:
             finally:
                 self._connections.discard(task)
 
-        server = await asyncio.start_unix_server(on_connect, sock=sock, limit=self.max_header)
+        server = await asyncio.start_unix_server(
+            on_connect, sock=sock, limit=self.max_header, backlog=self.backlog
+        )
         self._servers.append(server)
 
-    async def listen_tcp_tls(self, host: str, port: int, ctx: ssl.SSLContext) -> None:
-        """Serve mutual-TLS connections on ``host:port``; see :mod:`pyvirt.daemon.tls`.
+    async def listen_tcp_tls(
+        self, host: str, port: int, ctx: ssl.SSLContext, judge: Callable[[Any, str], Peer]
+    ) -> None:
+        """Serve mutual-TLS connections on ``host:port``; ``judge`` tells who a client is from its TLS
+        object and address (see :mod:`pyvirt.daemon.tls`).
 
         Connections are accepted here and their handshakes awaited one by one (not by
         ``start_server(ssl=...)``, which drops a failed handshake without a word), so that each
@@ -414,15 +450,17 @@ class HTTPServer:
         try:
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             listener.bind(address)
-            listener.listen(128)
+            listener.listen(self.backlog)
             listener.setblocking(False)
         except OSError:
             listener.close()
             raise
         self._listeners.append(listener)
-        self._acceptors.append(asyncio.create_task(self._accept_tls(listener, ctx)))
+        self._acceptors.append(asyncio.create_task(self._accept_tls(listener, ctx, judge)))
 
-    async def _accept_tls(self, listener: socket.socket, ctx: ssl.SSLContext) -> None:
+    async def _accept_tls(
+        self, listener: socket.socket, ctx: ssl.SSLContext, judge: Callable[[Any, str], Peer]
+    ) -> None:
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -431,13 +469,13 @@ class HTTPServer:
                 log.warning("accepting a TLS connection failed: %s", err)
                 await asyncio.sleep(0.1)
                 continue
-            task = asyncio.create_task(self._serve_tls(conn, peer, ctx))
+            task = asyncio.create_task(self._serve_tls(conn, peer, ctx, judge))
             self._connections.add(task)
             task.add_done_callback(self._connections.discard)
 
-    async def _serve_tls(self, conn: socket.socket, peer: Any, ctx: ssl.SSLContext) -> None:
-        from pyvirt.daemon.tls import connection_is_readonly
-
+    async def _serve_tls(
+        self, conn: socket.socket, peer: Any, ctx: ssl.SSLContext, judge: Callable[[Any, str], Peer]
+    ) -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=self.max_header)
         protocol = asyncio.StreamReaderProtocol(reader)
@@ -450,8 +488,7 @@ class HTTPServer:
             conn.close()
             return
         writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        readonly = connection_is_readonly(writer.get_extra_info("ssl_object"))
-        await self._serve(reader, writer, Peer(uid=-1, gid=-1, pid=-1, readonly=readonly))
+        await self._serve(reader, writer, judge(writer.get_extra_info("ssl_object"), _address(peer)))
 
     async def close(self) -> None:
         for server in self._servers:
@@ -510,10 +547,17 @@ class HTTPServer:
         if not conn.admitted:
             conn.admitted = True
             self.clients += 1
+        if conn.peer.refused:
+            await conn.refuse(AccessDenied(conn.peer.refused), close=True)
+            return False
         has_body = "transfer-encoding" in request.headers or request.headers.get("content-length", "0") != "0"
         try:
             route = self._authorise(conn, request, has_body)
         except PyvirtError as err:
+            if isinstance(err, AccessDenied):
+                audit.info(
+                    "%s %s by %s: denied (%s)", request.method, request.path, request.peer, err.message
+                )
             # Nothing of the body was read: a connection with a body pending is not reused.
             await conn.refuse(err, close=has_body)
             if has_body:
@@ -545,14 +589,23 @@ class HTTPServer:
         return conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
 
     async def _handle(self, conn: _Connection, route: Route, request: Request) -> Any:
-        """The handler's result, with a keepalive beat (``102 Processing``) while it works."""
+        """The handler's result, with a keepalive beat (``102 Processing``) while it works; a mutating
+        request is audited."""
         assert route.handler is not None
         heartbeat = Heartbeat(self.keepalive_interval, conn.processing)
+        outcome = "cancelled"
         try:
             self.router.validate(route, request)
-            return await route.handler(request)
+            result = await route.handler(request)
+            outcome = "ok"
+            return result
+        except Exception as err:
+            outcome = _outcome(err)
+            raise
         finally:
             heartbeat.stop()
+            if route.mutating:
+                log_audit(route, request, outcome)
 
     def _request(self, conn: _Connection, head: h11.Request) -> Request:
         headers: dict[str, str] = {}
@@ -601,6 +654,8 @@ class HTTPServer:
             return False
 
         def accept() -> tuple[bytes, bytes]:
+            if route.mutating:
+                log_audit(route, request, "stream opened")
             response = h11.InformationalResponse(
                 status_code=101, headers=accept_headers, reason=b"Switching Protocols"
             )
@@ -608,28 +663,35 @@ class HTTPServer:
             return data or b"", conn.h11.trailing_data[0]
 
         ws = WebSocket(conn.reader, conn.writer, accept, keepalive_interval=self.keepalive_interval)
+        outcome = "cancelled"
         try:
             await route.stream(request, ws)
         except PyvirtError as err:
+            outcome = _outcome(err)
             if not ws.accepted:
                 await conn.refuse(err, close=True)
             else:
                 await ws.close(1011, err.message)
         except ConnectionError:  # the client went away mid-stream
-            pass
-        except Exception:
+            outcome = "the client went away"
+        except Exception as err:
+            outcome = _outcome(err)
             payload = self._internal_error(request)
             if not ws.accepted:
                 await conn.respond(500, payload, close=True)
             else:
                 await ws.close(1011, payload["error"]["message"])
         else:
+            outcome = "ok"
             if ws.accepted:
                 await ws.close()
             else:
                 log.error(
                     "stream handler of %s %s neither accepted nor refused", request.method, request.path
                 )
+        finally:
+            if route.mutating:
+                log_audit(route, request, f"stream ended: {outcome}" if ws.accepted else outcome)
         return False
 
     @staticmethod

@@ -19,9 +19,13 @@ import signal
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyvirt import __version__
 from pyvirt.paths import Layout, default_mode, layout_for
+
+if TYPE_CHECKING:
+    from pyvirt.daemon.config import DaemonConfig
 
 log = logging.getLogger("pyvirtd")
 
@@ -57,48 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return build_parser().parse_args(argv)
 
 
-def read_config(path: Path) -> dict[str, str]:
-    """libvirtd.conf-style ``key = "value"`` lines; '#' starts a comment."""
-    out: dict[str, str] = {}
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return out
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].strip()
-        if not line:
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise SystemExit(f"error: {path}:{number}: expected 'key = value'")
-        out[key.strip()] = value.strip().strip("\"'")
-    return out
-
-
-def max_clients(config: dict[str, str]) -> int:
-    """``max_clients`` of pyvirtd.conf (libvirtd.conf's name): the connections served at once."""
-    from pyvirt.daemon.http import MAX_CLIENTS
-
-    text = config.get("max_clients", str(MAX_CLIENTS))
-    if not text.isdigit() or int(text) < 1:
-        raise SystemExit(f"error: max_clients in pyvirtd.conf must be a positive integer, not '{text}'")
-    return int(text)
-
-
-def keepalive_interval(config: dict[str, str]) -> float:
-    """``keepalive_interval`` of pyvirtd.conf (libvirtd.conf's name): seconds between the keepalive
-    beats sent while a request runs or a stream is open (clients time out on silence alone)."""
-    from pyvirt.daemon.keepalive import KEEPALIVE_INTERVAL
-
-    text = config.get("keepalive_interval", str(int(KEEPALIVE_INTERVAL)))
-    if not text.isdigit() or int(text) < 1:
-        raise SystemExit(
-            f"error: keepalive_interval in pyvirtd.conf must be a positive integer, not '{text}'"
-        )
-    return float(text)
-
-
-def bind_socket(path: Path, mode: int, group: str | None = None) -> socket.socket:
+def bind_socket(path: Path, mode: int, group: str | None = None, backlog: int = 128) -> socket.socket:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -108,9 +71,9 @@ def bind_socket(path: Path, mode: int, group: str | None = None) -> socket.socke
         try:
             gid = grp.getgrnam(group).gr_gid
         except KeyError as err:
-            raise SystemExit(f"error: unix_sock_group '{group}' does not exist") from err
+            raise SystemExit(f"error: unix_sock_group '{group}' in pyvirtd.conf does not exist") from err
         os.chown(path, -1, gid)
-    sock.listen(128)
+    sock.listen(backlog)
     return sock
 
 
@@ -128,21 +91,26 @@ def take_pidfile(layout: Layout) -> int:
     return fd
 
 
-async def serve(args: argparse.Namespace) -> None:
+def tls_listen(args: argparse.Namespace, config: DaemonConfig) -> str | None:
+    """Where to serve qemu+tls://: ``--listen-tls``, else ``listen_tls = 1`` in pyvirtd.conf."""
+    if args.listen_tls:
+        return str(args.listen_tls)
+    if not config.listen_tls:
+        return None
+    host = f"[{config.listen_addr}]" if ":" in config.listen_addr else config.listen_addr
+    return f"{host}:{config.tls_port}"
+
+
+async def serve(args: argparse.Namespace, layout: Layout, config: DaemonConfig) -> None:
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
     from pyvirt.daemon.http import HTTPServer
     from pyvirt.daemon.server import API
     from pyvirt.qemu.kvmprobe import kvm_usable
 
-    mode = args.mode or default_mode()
-    layout = layout_for(mode)
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     layout.ensure()
     pidfd = take_pidfile(layout)
-    config = read_config(args.config or layout.config_dir / "pyvirtd.conf")
-    client_cap = max_clients(config)
-    beat = keepalive_interval(config)
     usable, reason = kvm_usable()
     if usable:
         log.info("KVM: %s", reason)
@@ -176,17 +144,24 @@ async def serve(args: argparse.Namespace) -> None:
     domains.load_configs()
     await domains.reattach_all()
     api = API(domains, events, extras)
-    server = HTTPServer(api.router, max_clients=client_cap, keepalive_interval=beat)
-    if args.listen_tls:  # first: a daemon that cannot serve TLS as asked does not serve at all
+    server = HTTPServer(
+        api.router,
+        max_clients=config.max_clients,
+        keepalive_interval=config.keepalive_interval,
+        backlog=config.max_queued_clients,
+    )
+    listen = tls_listen(args, config)
+    if listen:  # first: a daemon that cannot serve TLS as asked does not serve at all
         from pyvirt.daemon.tls import TLSSetupError, start_tls_listener
 
         try:
-            await start_tls_listener(server, args.listen_tls, layout.pki_dir)
+            await start_tls_listener(server, listen, layout.pki_dir, config)
         except TLSSetupError as err:
             raise SystemExit(f"error: {err}") from err
-    sock_mode = int(config.get("unix_sock_rw_perms", "0600"), 8)
-    main_sock = bind_socket(layout.socket, sock_mode, config.get("unix_sock_group"))
-    ro_sock = bind_socket(layout.socket_ro, int(config.get("unix_sock_ro_perms", "0666"), 8))
+    backlog = config.max_queued_clients
+    rw_mode, ro_mode = int(config.unix_sock_rw_perms, 8), int(config.unix_sock_ro_perms, 8)
+    main_sock = bind_socket(layout.socket, rw_mode, config.unix_sock_group or None, backlog)
+    ro_sock = bind_socket(layout.socket_ro, ro_mode, None, backlog)
     await server.listen_unix(main_sock)
     await server.listen_unix(ro_sock, readonly=True)
     log.info("pyvirtd %s listening on %s (%s mode)", __version__, layout.socket, layout.mode)
@@ -212,15 +187,23 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pyvirt.daemon.config import ConfigError, load
+
     args = parse_args(argv)
+    layout = layout_for(args.mode or default_mode())
+    try:
+        config = load(args.config or layout.config_dir / "pyvirtd.conf")
+    except ConfigError as err:
+        sys.stderr.write(f"error: {err}\n")
+        return 1
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else config.logging_level,
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
     logging.getLogger("qemu.qmp").setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args))
+        asyncio.run(serve(args, layout, config))
     return 0
 
 

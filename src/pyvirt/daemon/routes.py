@@ -54,5 +54,6 @@ def build_router(handlers: Handlers) -> Router:
             mutating=action.mutating,
             secret=action.secret,
             check=_checker(action),
+            action=action.name,
         )
     return router

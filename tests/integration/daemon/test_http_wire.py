@@ -110,11 +110,11 @@ def test_client_cap_from_pyvirtd_conf(tmp_path: Path) -> None:
         daemon.cli("list", "--all").ok()  # room again
 
         daemon.stop()
-        conf.write_text("max_clients = none\n")
+        conf.write_text('max_clients = "none"\n')
         try:
             daemon.start(wait=10)
         except RuntimeError as err:
-            assert "max_clients in pyvirtd.conf must be a positive integer" in str(err)
+            assert f"error: {conf}: max_clients must be a whole number, not 'none'" in str(err)
         else:
             raise AssertionError("pyvirtd started with max_clients = none")
     finally:

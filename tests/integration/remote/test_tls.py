@@ -199,7 +199,7 @@ def test_server_certificate_is_checked(tls: TLSDaemon, tmp_path: Path) -> None:
 def test_listener_needs_certificates() -> None:
     daemon = Daemon()
     try:
-        with pytest.raises(RuntimeError, match=r"--listen-tls needs cacert.pem, servercert.pem"):
+        with pytest.raises(RuntimeError, match=r"the TLS listener needs cacert.pem, servercert.pem"):
             daemon.start("--listen-tls", f"127.0.0.1:{free_port()}")
         assert "pyvirt pki init" in daemon.log.read_text()
     finally:
