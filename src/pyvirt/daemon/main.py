@@ -91,6 +91,15 @@ def take_pidfile(layout: Layout) -> int:
     return fd
 
 
+async def rotate_logs(layout: Layout) -> None:
+    """Keep the QEMU logs within pyvirtd.conf's max_size (see :mod:`pyvirt.qemu.logs`)."""
+    from pyvirt.qemu import logs
+
+    while True:
+        await asyncio.sleep(logs.CHECK_INTERVAL)
+        await asyncio.to_thread(logs.rotate_all, layout.log_dir)
+
+
 def tls_listen(args: argparse.Namespace, config: DaemonConfig) -> str | None:
     """Where to serve qemu+tls://: ``--listen-tls``, else ``listen_tls = 1`` in pyvirtd.conf."""
     if args.listen_tls:
@@ -106,11 +115,13 @@ async def serve(args: argparse.Namespace, layout: Layout, config: DaemonConfig) 
     from pyvirt.daemon.events import EventBus
     from pyvirt.daemon.http import HTTPServer
     from pyvirt.daemon.server import API
+    from pyvirt.qemu import logs
     from pyvirt.qemu.kvmprobe import kvm_usable
 
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     layout.ensure()
     pidfd = take_pidfile(layout)
+    logs.configure(config.max_size, config.max_backups)
     usable, reason = kvm_usable()
     if usable:
         log.info("KVM: %s", reason)
@@ -172,12 +183,14 @@ async def serve(args: argparse.Namespace, layout: Layout, config: DaemonConfig) 
                 await auto()
         await domains.autostart_all()
 
+    rotator = asyncio.create_task(rotate_logs(layout))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down; running domains keep running")
+    rotator.cancel()
     await server.close()
     await domains.shutdown_all()
     for path in (layout.socket, layout.socket_ro):

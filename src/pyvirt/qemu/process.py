@@ -24,6 +24,7 @@ from pathlib import Path
 
 from pyvirt import __version__
 from pyvirt.errors import OperationFailed
+from pyvirt.qemu import logs
 from pyvirt.qemu.monitor import Monitor
 from pyvirt.store import atomic_write
 
@@ -60,8 +61,13 @@ class RunRecord:
 
 
 def log_start_line(log_path: Path, argv: list[str]) -> int:
-    """Append libvirt's style of start header to the domain log; return the offset QEMU's output begins at."""
+    """Append libvirt's style of start header to the domain log (rotated first when it is full, see
+    :mod:`pyvirt.qemu.logs`); return the offset QEMU's output begins at."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        logs.rotate_if_needed(log_path)
+    except OSError as err:
+        log.warning("cannot rotate %s: %s", log_path, err)
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     header = f"{now}+0000: starting up pyvirt {__version__}\n" + " ".join(argv) + "\n"
     with open(log_path, "ab") as fh:

@@ -18,7 +18,8 @@ from pyvirt import pki
 from pyvirt.errors import NotFound
 from pyvirt.store import atomic_write
 from tests.integration.remote.sshd import free_port
-from tests.integration.remote.test_tls import MINI, assert_logged_refusal, wait_port
+from tests.integration.remote.test_tls import MINI, assert_logged_refusal
+from tests.integration.remote.tlsd import wait_port
 from tests.support.daemon import Daemon
 
 ALLOWED = ["O=pyvirt,CN=admin", "O=pyvirt,CN=ops-*", "OU=pyvirt-readonly,O=pyvirt,CN=*"]
