@@ -22,6 +22,16 @@ class UsageError(Exception):
     pass
 
 
+HELP = "?help"  # the key ``_options`` gives "-o help"
+
+
+def _option_help(fmt: str) -> int:
+    from pyvirt.image.options import option_help
+
+    sys.stdout.write(option_help(fmt))
+    return 0
+
+
 def _err(msg: str) -> None:
     sys.stderr.write(f"{PROG}: error: {msg}\n")
 
@@ -97,10 +107,8 @@ def _options(text: str) -> dict[str, str]:
         if not part:
             continue
         if part == "help" or part == "?":
-            raise UsageError(
-                "supported -o options: cluster_size, compat, preallocation, lazy_refcounts, "
-                "refcount_bits, backing_file, backing_fmt"
-            )
+            out[HELP] = ""  # the verb prints its format's options and stops
+            continue
         k, sep, v = part.partition("=")
         if not sep:
             raise UsageError(f"Invalid option list: {text}")
@@ -204,6 +212,8 @@ def cmd_create(argv: list[str]) -> int:
             quiet = True
         elif k == "-o":
             o.update(_options(v))
+    if HELP in o:
+        return _option_help(fmt)
     if not args or len(args) > 2:
         raise UsageError("Expecting image file name")
     path = args[0]
@@ -388,6 +398,8 @@ def cmd_convert(argv: list[str]) -> int:
             kw["target_is_zero"] = True
         elif k in ("-U", "--force-share"):
             kw["force_share"] = True
+    if HELP in o:
+        return _option_help(out_fmt)
     if len(args) < 2:
         raise UsageError("Must specify image file name")
     sources, dst = args[:-1], args[-1]
@@ -631,6 +643,8 @@ def cmd_measure(argv: list[str]) -> int:
             size = parse_size(v)
         elif k in ("-U", "--force-share"):
             share = True
+    if HELP in o:
+        return _option_help(out_fmt)
     if (size is None) == (len(args) != 1):
         raise UsageError("Either --size N or one filename must be specified.")
     res = measure(

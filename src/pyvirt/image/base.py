@@ -186,7 +186,7 @@ class Image:
         self.write_zeroes(offset, length)
 
     def truncate(self, size: int, *, shrink: bool = False) -> None:
-        raise ImageError(f"{self.path}: resizing {self.format} images is not supported")
+        raise ImageError("Image format driver does not support resize")
 
     def flush(self) -> None:
         """Write every cached change to the file and sync it."""

@@ -43,8 +43,13 @@ def measure(
     options: dict[str, str] | None = None,
     force_share: bool = False,
 ) -> dict[str, Any]:
+    from pyvirt.image.create import CREATABLE
     from pyvirt.image.options import parse_options
 
+    if out_fmt not in CREATABLE:
+        raise ImageError(f"Unknown file format '{out_fmt}'")
+    if out_fmt not in ("raw", "qcow2"):
+        raise ImageError(f"Block driver '{out_fmt}' does not support size measurement")
     kw = parse_options(options or {})
     cs = int(kw.get("cluster_size", 65536))  # type: ignore[call-overload]
     rbits = int(kw.get("refcount_bits", 16))  # type: ignore[call-overload]
@@ -66,8 +71,6 @@ def measure(
     assert size is not None
     if out_fmt == "raw":
         return {"required": size, "fully-allocated": size}
-    if out_fmt != "qcow2":
-        raise ImageError(f"Format driver '{out_fmt}' does not support measure")
     required = size
     if prealloc not in ("falloc", "full"):
         required = 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pyvirt.image.errors import ImageError
 from pyvirt.image.sizes import parse_size
 
-__all__ = ["formatting_line", "parse_options"]
+__all__ = ["formatting_line", "option_help", "parse_options"]
 
 #: Each format's creation options in qemu-img 7.2's order: name, kind, the default its
 #: "Formatting ..." line shows (None: shown only when given). The file protocol's follow.
@@ -117,3 +117,85 @@ def formatting_line(
             v = str(parse_size(v))
         parts.append(f"{name}={v}")
     return " ".join(parts)
+
+
+_SIZE_HELP = "Virtual disk size"
+#: qemu-img's "-o help" lines (its words) for the options pyvirt takes, per format
+_HELP: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "qcow2": (
+        ("backing_file", "str", "File name of a base image"),
+        ("backing_fmt", "str", "Image format of the base image"),
+        ("cluster_size", "size", "qcow2 cluster size"),
+        ("compat", "str", "Compatibility level (v2 [0.10] or v3 [1.1])"),
+        ("compression_type", "str", "Compression method used for image cluster compression"),
+        ("lazy_refcounts", "bool (on/off)", "Postpone refcount updates"),
+        ("preallocation", "str", "Preallocation mode (allowed values: off, metadata, falloc, full)"),
+        ("refcount_bits", "num", "Width of a reference count entry in bits"),
+        ("size", "size", _SIZE_HELP),
+    ),
+    "raw": (
+        ("preallocation", "str", "Preallocation mode (allowed values: off, falloc, full)"),
+        ("size", "size", _SIZE_HELP),
+    ),
+    "vmdk": (
+        (
+            "adapter_type",
+            "str",
+            "Virtual adapter type, can be one of ide (default), lsilogic, buslogic or legacyESX",
+        ),
+        ("backing_file", "str", "File name of a base image"),
+        ("backing_fmt", "str", "Must be 'vmdk' if present"),
+        ("compat6", "bool (on/off)", "VMDK version 6 image"),
+        ("hwversion", "str", "VMDK hardware version"),
+        ("size", "size", _SIZE_HELP),
+        (
+            "subformat",
+            "str",
+            "VMDK flat extent format, can be one of {monolithicSparse (default) | monolithicFlat | "
+            "twoGbMaxExtentSparse | twoGbMaxExtentFlat | streamOptimized} ",
+        ),
+        ("toolsversion", "str", "VMware guest tools version"),
+        ("zeroed_grain", "bool (on/off)", "Enable efficient zero writes using the zeroed-grain GTE feature"),
+    ),
+    "vdi": (("size", "size", _SIZE_HELP), ("static", "bool (on/off)", "VDI static (pre-allocated) image")),
+    "vpc": (
+        (
+            "force_size",
+            "bool (on/off)",
+            "Force disk size calculation to use the actual size specified, rather than using the "
+            "nearest CHS-based calculation",
+        ),
+        ("size", "size", _SIZE_HELP),
+        (
+            "subformat",
+            "str",
+            "Type of virtual hard disk format. Supported formats are {dynamic (default) | fixed} ",
+        ),
+    ),
+    "vhdx": (
+        ("block_size", "size", "Block Size; min 1MB, max 256MB. 0 means auto-calculate based on image size."),
+        (
+            "block_state_zero",
+            "bool (on/off)",
+            "Force use of payload blocks of type 'ZERO'. Non-standard, but default.  Do not set to "
+            "'off' when using 'qemu-img convert' with subformat=dynamic.",
+        ),
+        ("log_size", "size", "Log size; min 1MB."),
+        ("size", "size", "Virtual disk size; max of 64TB."),
+        (
+            "subformat",
+            "str",
+            "VHDX format type, can be either 'dynamic' or 'fixed'. Default is 'dynamic'.",
+        ),
+    ),
+}
+
+
+def option_help(fmt: str) -> str:
+    """``-o help`` as qemu-img prints it, for the options pyvirt img takes for ``fmt``."""
+    if fmt not in _HELP:
+        raise ImageError(f"Unknown file format '{fmt}'")
+    lines = ["Supported options:"]
+    for name, kind, text in _HELP[fmt]:
+        lines.append(f"  {f'{name}=<{kind}>':<22} - {text}")
+    return "\n".join(lines) + "\n"

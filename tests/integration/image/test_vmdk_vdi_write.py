@@ -393,3 +393,29 @@ def test_vhdx_log_replayed_as_qemu_replays_it(tmp_path: Path) -> None:
     with open_image(str(again), readonly=False) as img:
         assert img.read(99 << 20, 1 << 20) == b"\x03" * (1 << 20)
     assert_same(again, theirs)
+
+
+@pytest.mark.parametrize("fmt", ["qcow2", "raw", "vmdk", "vdi", "vpc", "vhdx"])
+def test_option_help_is_qemu_imgs_for_the_options_we_take(tmp_path: Path, fmt: str) -> None:
+    """``-o help``: qemu-img's lines, in its order, less the options pyvirt refuses (encryption,
+    external data files, extended L2, the file protocol's nocow and extent_size_hint)."""
+    r = pyvirt_img("create", "-f", fmt, "-o", "help", "x.img", "1G", cwd=tmp_path)
+    q = qemu_img("create", "-f", fmt, "-o", "help", "x.img", "1G", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.startswith("Supported options:\n")
+    ours, theirs = r.stdout.splitlines(), q.stdout.splitlines()
+    assert [line for line in theirs if line in ours] == ours
+    assert any("size=<size>" in line for line in ours)
+    assert not list(tmp_path.iterdir())
+    c = pyvirt_img("convert", "-O", fmt, "-o", "help", "a", "b", cwd=tmp_path)
+    assert (c.returncode, c.stdout) == (0, r.stdout)
+
+
+@pytest.mark.parametrize("fmt", ["vmdk", "vdi", "vpc", "vhdx"])
+def test_measure_and_resize_refused_as_qemu_img(tmp_path: Path, fmt: str) -> None:
+    r = pyvirt_img("measure", "-O", fmt, "--size", "1G")
+    q = qemu_img("measure", "-O", fmt, "--size", "1G", check=False)
+    assert (r.returncode, r.stderr.split("error: ")[1]) == (q.returncode, q.stderr.split("qemu-img: ")[1])
+    create_image(str(tmp_path / f"x.{fmt}"), fmt, 1 << 20)
+    r = pyvirt_img("resize", "-f", fmt, f"x.{fmt}", "2M", cwd=tmp_path)
+    q = qemu_img("resize", "-f", fmt, f"x.{fmt}", "2M", check=False, cwd=tmp_path)
+    assert (r.returncode, r.stderr.split("error: ")[1]) == (q.returncode, q.stderr.split("qemu-img: ")[1])
