@@ -393,6 +393,26 @@ DOMAIN_XML = """<domain type='qemu'>
 """
 
 
+#: A bound on a test's body, so that a deadlock fails it instead of hanging the run (not a timing check).
+HANG = 60
+
+
+def run_bench(
+    root: Path, body: Callable[[Bench], Awaitable[None]], script: Callable[[FakeQemu], None] | None = None
+) -> None:
+    """Run ``body`` on a fresh :class:`Bench` in a new event loop; every fake QEMU is ended after."""
+
+    async def main() -> None:
+        bench = Bench(root, script)
+        try:
+            async with asyncio.timeout(HANG):
+                await body(bench)
+        finally:
+            await bench.close()
+
+    asyncio.run(main())
+
+
 class Bench:
     """A :class:`~pyvirt.daemon.domains.DomainRegistry` over :class:`FakeHost`, with its event stream.
 
@@ -437,6 +457,11 @@ class Bench:
             item = self.queue.get_nowait()
             self.seen.append((item.event, item.detail))
         return self.seen
+
+    def record(self, name: str) -> dict[str, Any]:
+        """The run record the daemon saved for ``name``."""
+        data: dict[str, Any] = json.loads((self.layout.qemu_run_dir / f"{name}.json").read_text())
+        return data
 
     async def restart_daemon(self) -> None:
         """A new daemon on the same host: the old one detaches, the new one re-adopts every QEMU."""
