@@ -85,6 +85,9 @@ def _check_devices(dom: Domain) -> None:
             raise InvalidArgument(f"{chardev.kind} of type 'file' needs <source path=...>")
         if chardev.type == "unix" and chardev.kind != "channel" and not chardev.source_path:
             raise InvalidArgument(f"{chardev.kind} of type 'unix' needs <source path=...>")
+        model = chardev.target_model or chardev.target_type
+        if chardev.kind == "serial" and model not in (None, "isa-serial"):
+            raise UnsupportedConfig(f"unsupported configuration: serial target '{model}' (isa-serial only)")
         if chardev.kind == "channel" and chardev.target_type != "virtio":
             raise InvalidArgument("a channel needs <target type='virtio' name=...>")
         if chardev.target_name is not None and not _CHANNEL_NAME.fullmatch(chardev.target_name):
@@ -96,6 +99,13 @@ def _check_devices(dom: Domain) -> None:
     usb_users += [f"disk '{d.target_dev}'" for d in devs.disks if d.target_bus == "usb"]
     if usb_users and not usb:
         raise InvalidArgument(f"USB {usb_users[0]} needs a USB controller (<controller type='usb'>)")
+    for panic in devs.panics:
+        if panic.model == "isa" and panic.address is not None and panic.address.type != "isa":
+            raise InvalidArgument(f"panic model 'isa' cannot have an address of type '{panic.address.type}'")
+        if panic.model == "pvpanic" and panic.address is not None and panic.address.type != "pci":
+            raise InvalidArgument(
+                f"panic model 'pvpanic' cannot have an address of type '{panic.address.type}'"
+            )
     for gfx in devs.graphics:
         if gfx.type != "vnc":
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}' is not supported")

@@ -747,8 +747,11 @@ class _Builder:
                     period=rng.rate_period,
                 )
             )
-        for panic in dev.panics:
-            if panic.model not in ("isa", "pvpanic"):
+        for index, panic in enumerate(dev.panics):
+            if panic.model == "pvpanic":  # libvirt's name for the PCI flavour
+                self.add(*_device("pvpanic-pci", _pci_placement(panic.address, self.q35), id=f"panic{index}"))
+                continue
+            if panic.model != "isa":
                 raise UnsupportedConfig(f"unsupported configuration: panic model '{panic.model}'")
             iobase = number(panic.address, "iobase", 0x505) if panic.address is not None else 0x505
             self.add("-device", f"pvpanic,ioport={iobase}")

@@ -322,6 +322,16 @@ def q35(text: str) -> str:
             "USB tablet input needs a USB controller",
         ),
         (with_devices("<graphics type='vnc'/>" * 2), UnsupportedConfig, "more than one graphics device"),
+        (
+            with_devices("<serial type='pty'><target type='pci-serial'/></serial>"),
+            UnsupportedConfig,
+            "serial target 'pci-serial'",
+        ),
+        (
+            with_devices("<panic model='pvpanic'><address type='isa' iobase='0x505'/></panic>"),
+            InvalidArgument,
+            "panic model 'pvpanic' cannot have an address of type 'isa'",
+        ),
         (with_devices("", "<boot dev='fd'/>"), UnsupportedConfig, "os/boot dev='fd'"),
         (
             with_devices("<controller type='usb' index='0' model='ich9-uhci1'><master/></controller>"),
