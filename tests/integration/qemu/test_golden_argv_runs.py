@@ -1,0 +1,68 @@
+"""Every golden command line is one the real QEMU accepts.
+
+Each case's argv (tests/unit/qemu/test_command.py) is run by qemu-system-x86_64 with only what this
+machine cannot give it swapped: TCG for KVM (``-cpu max`` for ``host``), user networking for taps,
+scratch files for disks, NVRAM and sockets. QEMU starts paused (``-S``); a QMP ``quit`` on stdio ends
+it. A device, property or value QEMU refuses makes it exit before its QMP greeting, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.unit.qemu.test_command import CASES, argv_for
+
+NEEDS_KERNEL = {"domain/test-guest", "qemu/guest-direct-kernel"}  # boot files of a guest not built here
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+
+
+def runnable(argv: list[str], scratch: Path) -> list[str]:
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg in ("-pidfile", "-accel", "-cpu", "-netdev", "-vnc"):
+            value = next(args)
+            if arg == "-accel":
+                out += ["-accel", "tcg"]
+            elif arg == "-cpu":
+                out += ["-cpu", re.sub(r"^host", "max", value).replace(",migratable=on", "")]
+            elif arg == "-netdev":
+                out += ["-netdev", "user," + value.rsplit(",", 1)[-1] if value.startswith("tap") else value]
+            elif arg == "-vnc":
+                out += [
+                    "-vnc",
+                    "127.0.0.1:0,to=99" + "".join(re.findall(r",(?:password|audiodev)=[^,]*", value)),
+                ]
+            continue
+        out.append(arg)
+    text = "\0".join(out)
+    files = set(re.findall(r'"filename":"([^"]+)"', text)) | set(re.findall(r"path=([^,\0]+)", text))
+    for index, path in enumerate(sorted(files)):
+        if path.startswith(("/usr/share/OVMF/", "/dev/urandom", "/dev/random")):
+            continue
+        new = scratch / f"f{index}{Path(path).suffix}"
+        if path.endswith(".qcow2"):
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(new), "16M"], check=True)
+        elif "nvram" in path or "VARS" in path:
+            shutil.copyfile(OVMF_VARS, new)
+        elif not path.endswith((".sock", ".agent", ".monitor", ".second", ".0", ".log")):
+            new.write_bytes(b"\0" * 1024 * 1024)
+        text = text.replace(path, str(new))
+    # Block devices of the test data become plain files here.
+    text = text.replace('"driver":"host_device"', '"driver":"file"').replace(',"aio":"native"', "")
+    return [*text.split("\0"), "-qmp", "stdio"]
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - NEEDS_KERNEL))
+def test_qemu_accepts_the_golden_command_line(name: str, tmp_path: Path) -> None:
+    argv = runnable(argv_for(name), tmp_path)
+    commands = "".join(json.dumps({"execute": c}) + "\n" for c in ("qmp_capabilities", "quit"))
+    result = subprocess.run(argv, input=commands, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"QEMU refused {name}: {result.stderr.strip()}"
+    assert '"return"' in result.stdout
