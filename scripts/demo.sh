@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make demo`: a daemon in a scratch root, the test guest defined and booted, its console, the
-# seed's virsh workflow, and a clean shut-down. Nothing outside the scratch root is touched.
+# virsh workflow, and a clean shut-down. Nothing outside the scratch root is touched.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$PWD/.venv/bin
