@@ -92,6 +92,17 @@ def _check_devices(dom: Domain) -> None:
             raise InvalidArgument("a channel needs <target type='virtio' name=...>")
         if chardev.target_name is not None and not _CHANNEL_NAME.fullmatch(chardev.target_name):
             raise InvalidArgument(f"invalid channel target name '{chardev.target_name}'")
+    ports = [serial.target_port for serial in devs.serials if serial.target_port is not None]
+    for port in ports:
+        if port > 3:
+            raise UnsupportedConfig(f"unsupported configuration: serial port {port} (QEMU has ISA ports 0-3)")
+    for port, count in Counter(ports).items():
+        if count > 1:
+            raise InvalidArgument(f"serial port {port} is used by more than one serial device")
+    names = [ch.target_name for ch in devs.channels if ch.target_name]
+    for name, count in Counter(names).items():
+        if count > 1:
+            raise InvalidArgument(f"channel name '{name}' is used by more than one channel")
     if len(devs.graphics) > 1:
         raise UnsupportedConfig("unsupported configuration: more than one graphics device")
     usb = any(c.type == "usb" and c.model != "none" for c in devs.controllers)

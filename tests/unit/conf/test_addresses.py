@@ -96,8 +96,11 @@ def test_pci_ranges_are_checked_at_parse_time(address: str, message: str) -> Non
         ),
         (
             "<controller type='virtio-serial' index='0'/>"
-            + "<channel type='unix'><target type='virtio' name='a'/>"
-            "<address type='virtio-serial' controller='0' bus='0' port='3'/></channel>" * 2,
+            + "".join(
+                f"<channel type='unix'><target type='virtio' name='{name}'/>"
+                "<address type='virtio-serial' controller='0' bus='0' port='3'/></channel>"
+                for name in "ab"
+            ),
             "virtio-serial port 3 of controller 0 is used by both channel #0 and channel #1",
         ),
         (

@@ -322,6 +322,17 @@ def q35(text: str) -> str:
             "USB tablet input needs a USB controller",
         ),
         (with_devices("<graphics type='vnc'/>" * 2), UnsupportedConfig, "more than one graphics device"),
+        (with_devices("<serial type='pty'><target port='4'/></serial>"), UnsupportedConfig, "serial port 4"),
+        (
+            with_devices("<serial type='pty'><target port='1'/></serial>" * 2),
+            InvalidArgument,
+            "serial port 1 is used by more than one serial device",
+        ),
+        (
+            with_devices("<channel type='unix'><target type='virtio' name='a.b'/></channel>" * 2),
+            InvalidArgument,
+            "channel name 'a.b' is used by more than one channel",
+        ),
         (
             with_devices("<serial type='pty'><target type='pci-serial'/></serial>"),
             UnsupportedConfig,
