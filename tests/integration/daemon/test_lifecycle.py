@@ -274,7 +274,7 @@ def test_pmsuspend_to_ram_and_wake_up(daemon: Daemon, tmp_path: Path) -> None:
         daemon.cli("start", "s3").ok()
         console = Console(daemon, "s3")
         console.expect(READY)
-        console.send("echo +3 > /sys/class/rtc/rtc0/wakealarm; echo mem > /sys/power/state\n")
+        console.send("echo +10 > /sys/class/rtc/rtc0/wakealarm; echo mem > /sys/power/state\n")
         out = read_until(events.stdout, "event 'lifecycle' for domain 's3': Started Event wakeup")
         assert "PMSuspended Memory" in out.split("Started Booted")[-1], out
         assert daemon.cli("domstate", "--reason", "s3").ok().out == "running (event wakeup)\n\n"
