@@ -87,6 +87,8 @@ class Action:
         return bool(self.secret) and query.get(str(self.secret), "") in TRUE_WORDS
 
 
+API_VERSION = 1  # the ``/v1`` of every path
+
 TRUE_WORDS = ("1", "true", "yes")
 FALSE_WORDS = ("", "0", "false", "no")
 QUERY_TYPES = ("bool", "int", "str", "str!")
@@ -99,6 +101,13 @@ _VOLUME = ("not-found", "invalid-state", "operation-failed", "image-error")
 
 ACTIONS: tuple[Action, ...] = (
     # Host
+    Action(
+        "api.openapi",
+        "GET",
+        "/v1/openapi.json",
+        "this API's OpenAPI 3.1 document",
+        response="OpenAPIDocument",
+    ),
     Action("host.version", "GET", "/v1/version", "daemon, QEMU and API versions", response="Version"),
     Action("host.nodeinfo", "GET", "/v1/host/nodeinfo", "the host's CPUs and memory", response="NodeInfo"),
     Action(

@@ -8,7 +8,7 @@ schemas are generated from them. A field marked ``NotRequired`` may be left out;
 
 # No ``from __future__ import annotations``: Python 3.11's TypedDict sees ``NotRequired`` only in
 # evaluated annotations.
-from typing import Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 
 # Common
 
@@ -45,6 +45,15 @@ class Removed(TypedDict):
 # Host
 
 
+class OpenAPIDocument(TypedDict):
+    """The OpenAPI 3.1 document of this API (see pyvirt.api.openapi)."""
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any]
+
+
 class Version(TypedDict):
     pyvirt: str
     api: int
@@ -77,6 +86,16 @@ class HostCheck(TypedDict):
 
 class HostValidation(TypedDict):
     checks: list[HostCheck]
+
+
+class Event(TypedDict):
+    """One line of the event stream (``host.events``)."""
+
+    kind: Literal["domain", "network", "pool", "volume"]
+    name: str  # POOL/VOLUME for a volume
+    event: str  # defined, undefined, started, stopped, suspended, resumed, shutdown, crashed, created...
+    detail: str
+    time: float  # seconds since the epoch
 
 
 # Domains

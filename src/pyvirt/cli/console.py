@@ -32,7 +32,7 @@ def cmd_console(opts: GlobalOptions, a: Parsed) -> int:
     timeout = a.opt("timeout")
     return attach(
         conn,
-        dom.key,
+        dom.name,
         force=a.flag("force"),
         history=a.flag("history"),
         timeout=float(timeout) if timeout else None,
@@ -45,10 +45,11 @@ def attach(
     import time
 
     from pyvirt.cli.domain import CommandFailed
+    from pyvirt.client.api import Domain
     from pyvirt.errors import PyvirtError
 
-    try:
-        ws = conn.domain(name).console(force=force, history=history)
+    try:  # ``name`` is already resolved: a handle without a lookup
+        ws = Domain(conn, name).console(force=force, history=history)
     except PyvirtError as err:
         raise CommandFailed(f"Failed to open console for domain '{name}'", err) from err
     out = sys.stdout.buffer

@@ -41,14 +41,10 @@ def _guard(context: str, call: Callable[[], T]) -> T:
 
 def _domain(conn: Connection, key: str) -> Domain:
     """Resolve now, so an unknown domain gives virsh's 'failed to get domain' error."""
-    dom = conn.domain(key)
     try:
-        info = dom.info()
+        return conn.domain(key)
     except NotFound as err:
         raise PyvirtError(f"failed to get domain '{key}'") from err
-    dom.key = info["name"]
-    dom.cached_info = info  # type: ignore[attr-defined]
-    return dom
 
 
 def _read_file(path: str) -> str:
@@ -65,7 +61,7 @@ def cmd_define(opts: GlobalOptions, a: Parsed) -> int:
     path = str(a["file"])
     conn = opts.connect()
     dom = _guard(f"Failed to define domain from {path}", lambda: conn.define_xml(_read_file(path)))
-    message(f"Domain '{dom.key}' defined from {path}")
+    message(f"Domain '{dom.name}' defined from {path}")
     return 0
 
 
@@ -76,11 +72,11 @@ def cmd_create(opts: GlobalOptions, a: Parsed) -> int:
         f"Failed to create domain from {path}",
         lambda: conn.create_xml(_read_file(path), paused=bool(a.get("paused"))),
     )
-    message(f"Domain '{dom.key}' created from {path}")
+    message(f"Domain '{dom.name}' created from {path}")
     if a.get("console"):
         from pyvirt.cli.console import attach
 
-        return attach(conn, dom.key)
+        return attach(conn, dom.name)
     return 0
 
 
@@ -88,12 +84,12 @@ def cmd_undefine(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, str(a["domain"]))
     result = _guard(
-        f"Failed to undefine domain '{dom.key}'",
+        f"Failed to undefine domain '{dom.name}'",
         lambda: dom.undefine(remove_storage=bool(a.get("remove_all_storage"))),
     )
     for path in result.get("removed", []):
         emit(f"Volume '{path}' removed.\n")
-    message(f"Domain '{dom.key}' has been undefined")
+    message(f"Domain '{dom.name}' has been undefined")
     return 0
 
 
@@ -108,11 +104,11 @@ def cmd_edit(opts: GlobalOptions, a: Parsed) -> int:
 
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
-    return edit_xml(dom.xml(inactive=True), f"Domain '{dom.key}'", conn.define_xml)
+    return edit_xml(dom.xml(inactive=True), f"Domain '{dom.name}'", conn.define_xml)
 
 
 def cmd_list(opts: GlobalOptions, a: Parsed) -> int:
-    doms = opts.connect().list_domains()
+    doms: list[Any] = opts.connect().list_domains()
     doms = _filter(doms, a)
     running = sorted((d for d in doms if d["id"] is not None), key=lambda d: d["id"])
     inactive = sorted((d for d in doms if d["id"] is None), key=lambda d: d["name"])
@@ -173,7 +169,7 @@ def _filter(doms: list[dict[str, Any]], a: dict[str, Any]) -> list[dict[str, Any
 def cmd_dominfo(opts: GlobalOptions, a: Parsed) -> int:
     key = str(a["domain"])
     try:
-        info = opts.connect().domain(key).info()
+        info = opts.connect().domain(key).info(cached=True)
     except NotFound as err:
         raise PyvirtError(f"failed to get domain '{key}'") from err
     if opts.json or a.get("json"):
@@ -204,7 +200,7 @@ def cmd_dominfo(opts: GlobalOptions, a: Parsed) -> int:
 
 def cmd_domstate(opts: GlobalOptions, a: Parsed) -> int:
     dom = _domain(opts.connect(), str(a["domain"]))
-    info = dom.cached_info  # type: ignore[attr-defined]
+    info = dom.info(cached=True)
     if opts.json or a.get("json"):
         emit_json({"state": info["state"], "reason": info["reason"]})
         return 0
@@ -216,19 +212,19 @@ def cmd_domstate(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_domid(opts: GlobalOptions, a: Parsed) -> int:
-    info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
+    info = _domain(opts.connect(), str(a["domain"])).info(cached=True)
     emit(f"{info['id'] if info['id'] is not None else '-'}\n\n")
     return 0
 
 
 def cmd_domuuid(opts: GlobalOptions, a: Parsed) -> int:
-    info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
+    info = _domain(opts.connect(), str(a["domain"])).info(cached=True)
     emit(f"{info['uuid']}\n\n")
     return 0
 
 
 def cmd_domname(opts: GlobalOptions, a: Parsed) -> int:
-    info = _domain(opts.connect(), str(a["domain"])).cached_info  # type: ignore[attr-defined]
+    info = _domain(opts.connect(), str(a["domain"])).info(cached=True)
     emit(f"{info['name']}\n\n")
     return 0
 
@@ -242,8 +238,8 @@ def _lifecycle(
 ) -> tuple[Connection, Domain, dict[str, Any]] | None:
     conn = opts.connect()
     dom = _domain(conn, str(a["domain"]))
-    _guard(failure.format(name=dom.key), lambda: call(dom, a))
-    message(success.format(name=dom.key))
+    _guard(failure.format(name=dom.name), lambda: call(dom, a))
+    message(success.format(name=dom.name))
     return conn, dom, a
 
 
@@ -258,7 +254,7 @@ def cmd_start(opts: GlobalOptions, a: Parsed) -> int:
     if done is not None and done[2].get("console"):
         from pyvirt.cli.console import attach
 
-        return attach(done[0], done[1].key)
+        return attach(done[0], done[1].name)
     return 0
 
 
@@ -332,11 +328,11 @@ def cmd_autostart(opts: GlobalOptions, a: Parsed) -> int:
     dom = _domain(opts.connect(), str(a["domain"]))
     disable = bool(a.get("disable"))
     if disable:
-        _guard(f"Failed to unmark domain '{dom.key}' as autostarted", lambda: dom.set_autostart(False))
-        message(f"Domain '{dom.key}' unmarked as autostarted")
+        _guard(f"Failed to unmark domain '{dom.name}' as autostarted", lambda: dom.set_autostart(False))
+        message(f"Domain '{dom.name}' unmarked as autostarted")
     else:
-        _guard(f"Failed to mark domain '{dom.key}' as autostarted", lambda: dom.set_autostart(True))
-        message(f"Domain '{dom.key}' marked as autostarted")
+        _guard(f"Failed to mark domain '{dom.name}' as autostarted", lambda: dom.set_autostart(True))
+        message(f"Domain '{dom.name}' marked as autostarted")
     return 0
 
 

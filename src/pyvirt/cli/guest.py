@@ -78,7 +78,7 @@ def _domain_disks(name: str, uri: str | None, *, allow_running: bool) -> tuple[l
         )
     with Connection.open(uri) as conn:
         handle = conn.domain(name)
-        running = handle.info().get("id") is not None
+        running = handle.info(cached=True).get("id") is not None
         if running and not allow_running:
             raise InvalidState(
                 f"domain {name} is running: its disks must not be modified while it runs; "
@@ -90,7 +90,7 @@ def _domain_disks(name: str, uri: str | None, *, allow_running: bool) -> tuple[l
             if disk.device not in ("disk", "lun"):
                 continue
             if disk.type == "volume" and disk.source_pool and disk.source_volume:
-                info = conn.pool(disk.source_pool).volume(disk.source_volume).info()
+                info = conn.pool(disk.source_pool).volume(disk.source_volume).info(cached=True)
                 fmt = disk.driver_type or info.get("format")
                 disks.append(Disk(str(info["path"]), fmt, readonly=running))
             elif disk.source:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyvirt.cli.domain import _domain, _guard
 from pyvirt.cli.output import message
-from pyvirt.client.transport import quote
+from pyvirt.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
@@ -17,17 +17,17 @@ SCOPE = ["live", "config", "current", "persistent"]
 def attach_interface(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
-    body = {
-        "type": a.text("type"),
-        "source": a.text("source"),
-        "live": a.flag("live"),
-        "config": a.flag("config") or a.flag("persistent"),
-    }
-    for key in ("mac", "model"):
-        if a.opt(key):
-            body[key] = a.opt(key)
-    path = f"/v1/domains/{quote(dom.key, safe='')}/interfaces"
-    _guard("Failed to attach interface", lambda: conn.call("POST", path, body))
+    _guard(
+        "Failed to attach interface",
+        lambda: dom.attach_interface(
+            a.text("type"),
+            a.text("source"),
+            mac=a.opt("mac") or None,
+            model=a.opt("model") or None,
+            live=a.flag("live"),
+            config=a.flag("config") or a.flag("persistent"),
+        ),
+    )
     message("Interface attached successfully")
     return 0
 
@@ -39,15 +39,16 @@ def detach_interface(opts: GlobalOptions, a: Parsed) -> int:
     if not mac:
         devices = [i for i in dom.devices()["interfaces"] if i["type"] == a.text("type")]
         if len(devices) != 1:
-            from pyvirt.errors import InvalidArgument
-
             raise InvalidArgument(
                 "Failed to detach interface\nerror: Domain has several interfaces; use --mac"
             )
         mac = devices[0]["mac"]
-    query = "&".join(f"{k}=1" for k in ("live", "config") if a.flag(k))
-    path = f"/v1/domains/{quote(dom.key, safe='')}/interfaces/{quote(str(mac), safe='')}"
-    _guard("Failed to detach interface", lambda: conn.call("DELETE", path + (f"?{query}" if query else "")))
+    _guard(
+        "Failed to detach interface",
+        lambda: dom.detach_interface(
+            str(mac), live=a.flag("live"), config=a.flag("config") or a.flag("persistent")
+        ),
+    )
     message("Interface detached successfully")
     return 0
 
@@ -55,10 +56,9 @@ def detach_interface(opts: GlobalOptions, a: Parsed) -> int:
 def domif_setlink(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
-    device = quote(a.text("interface"), safe="")
-    path = f"/v1/domains/{quote(dom.key, safe='')}/interfaces/{device}/link"
-    _guard(
-        "Failed to update interface link state", lambda: conn.call("POST", path, {"state": a.text("state")})
-    )
+    state = a.text("state")
+    if state not in ("up", "down"):
+        raise InvalidArgument(f"Failed to update interface link state\nerror: invalid link state '{state}'")
+    _guard("Failed to update interface link state", lambda: dom.set_link(a.text("interface"), state == "up"))
     message("Device updated successfully")
     return 0

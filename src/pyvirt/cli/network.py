@@ -5,31 +5,28 @@ from __future__ import annotations
 from pyvirt.cli.args import filter_by_flags
 from pyvirt.cli.domain import _domain, _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, fields, message, table
-from pyvirt.client.transport import quote
 from pyvirt.errors import NotFound, PyvirtError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from pyvirt.cli.args import Parsed
     from pyvirt.cli.main import GlobalOptions
-    from pyvirt.client.api import Connection
+    from pyvirt.client.api import Connection, Network
 
 
-def _path(name: str) -> str:
-    return f"/v1/networks/{quote(name, safe='')}"
-
-
-def _get(conn: Connection, name: str) -> dict[str, Any]:
+def _get(conn: Connection, name: str) -> Network:
     try:
-        return dict(conn.call("GET", _path(name)))
+        return conn.network(name)
     except NotFound as err:
         raise PyvirtError(f"failed to get network '{name}'\nerror: {err}") from err
 
 
 def cmd_net_list(opts: GlobalOptions, a: Parsed) -> int:
-    nets = filter_by_flags(sorted(opts.connect().call("GET", "/v1/networks"), key=lambda n: n["name"]), a)
+    every: list[Any] = sorted(opts.connect().list_networks(), key=lambda n: n["name"])
+    nets = filter_by_flags(every, a)
     if opts.json or a.flag("json"):
         emit_json(nets)
         return 0
@@ -50,7 +47,7 @@ def cmd_net_list(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_net_info(opts: GlobalOptions, a: Parsed) -> int:
-    info = _get(opts.connect(), a.text("network"))
+    info = _get(opts.connect(), a.text("network")).info(cached=True)
     if opts.json or a.flag("json"):
         emit_json(info)
         return 0
@@ -71,11 +68,9 @@ def _define(opts: GlobalOptions, a: Parsed, start: bool) -> int:
     path = a.text("file")
     conn = opts.connect()
     what = "create" if start else "define"
-    status = _guard(
-        f"Failed to {what} network from {path}",
-        lambda: conn.call("POST", "/v1/networks", {"xml": _read_file(path), "start": start}),
-    )
-    message(f"Network {status['name']} {'created' if start else 'defined'} from {path}")
+    define = conn.create_network if start else conn.define_network
+    net = _guard(f"Failed to {what} network from {path}", lambda: define(_read_file(path)))
+    message(f"Network {net.name} {'created' if start else 'defined'} from {path}")
     return 0
 
 
@@ -93,20 +88,18 @@ def _net_action(
     verb: str,
     failure: str,
     success: str,
-    method: str,
-    action: str,
-    body: dict[str, Any] | None = None,
+    call: Callable[[Network, bool], object],
 ) -> int:
-    conn = opts.connect()
-    name = _get(conn, a.text("network"))["name"]
-    if verb == "net-autostart" and a.flag("disable"):
-        body = {"enabled": False}
+    """A verb on one network; ``call(network, disable)`` does it (``disable``: net-autostart's flag)."""
+    net = _get(opts.connect(), a.text("network"))
+    name = net.name
+    disable = verb == "net-autostart" and a.flag("disable")
+    if disable:
         failure, success = (
             "Failed to unmark network {name} as autostarted",
             "Network {name} unmarked as autostarted",
         )
-    path = _path(name) + (f"/{action}" if action else "")
-    _guard(failure.format(name=name), lambda: conn.call(method, path, body if method == "POST" else None))
+    _guard(failure.format(name=name), lambda: call(net, disable))
     message(success.format(name=name))
     return 0
 
@@ -118,9 +111,7 @@ def cmd_net_start(opts: GlobalOptions, a: Parsed) -> int:
         "net-start",
         "Failed to start network {name}",
         "Network {name} started",
-        "POST",
-        "start",
-        {},
+        lambda net, _: net.start(),
     )
 
 
@@ -131,9 +122,7 @@ def cmd_net_destroy(opts: GlobalOptions, a: Parsed) -> int:
         "net-destroy",
         "Failed to destroy network {name}",
         "Network {name} destroyed",
-        "POST",
-        "destroy",
-        {},
+        lambda net, _: net.destroy(),
     )
 
 
@@ -144,8 +133,7 @@ def cmd_net_undefine(opts: GlobalOptions, a: Parsed) -> int:
         "net-undefine",
         "Failed to undefine network {name}",
         "Network {name} has been undefined",
-        "DELETE",
-        "",
+        lambda net, _: net.undefine(),
     )
 
 
@@ -156,16 +144,13 @@ def cmd_net_autostart(opts: GlobalOptions, a: Parsed) -> int:
         "net-autostart",
         "Failed to mark network {name} as autostarted",
         "Network {name} marked as autostarted",
-        "POST",
-        "autostart",
-        {"enabled": True},
+        lambda net, disable: net.set_autostart(not disable),
     )
 
 
 def cmd_net_dumpxml(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
-    name = _get(conn, a.text("network"))["name"]
-    emit(conn.call("GET", _path(name) + ("/xml?inactive=1" if a.flag("inactive") else "/xml"))["xml"])
+    emit(_get(conn, a.text("network")).xml(inactive=a.flag("inactive")))
     return 0
 
 
@@ -173,18 +158,17 @@ def cmd_net_edit(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.cli.edit import edit_xml
 
     conn = opts.connect()
-    name = _get(conn, a.text("network"))["name"]
-    original = conn.call("GET", _path(name) + "/xml?inactive=1")["xml"]
-    return edit_xml(original, f"Network {name}", lambda xml: conn.call("POST", "/v1/networks", {"xml": xml}))
+    net = _get(conn, a.text("network"))
+    return edit_xml(net.xml(inactive=True), f"Network {net.name}", conn.define_network)
 
 
 def cmd_net_uuid(opts: GlobalOptions, a: Parsed) -> int:
-    emit(_get(opts.connect(), a.text("network"))["uuid"] + "\n\n")
+    emit(_get(opts.connect(), a.text("network")).info(cached=True)["uuid"] + "\n\n")
     return 0
 
 
 def cmd_net_name(opts: GlobalOptions, a: Parsed) -> int:
-    emit(_get(opts.connect(), a.text("network"))["name"] + "\n\n")
+    emit(_get(opts.connect(), a.text("network")).name + "\n\n")
     return 0
 
 
@@ -192,9 +176,7 @@ def cmd_net_dhcp_leases(opts: GlobalOptions, a: Parsed) -> int:
     import time
 
     conn = opts.connect()
-    name = _get(conn, a.text("network"))["name"]
-    mac = a.opt("mac")
-    leases = conn.call("GET", _path(name) + "/leases" + (f"?mac={quote(mac)}" if mac else ""))
+    leases = _get(conn, a.text("network")).leases(a.opt("mac") or None)
     if opts.json or a.flag("json"):
         emit_json(leases)
         return 0
@@ -223,7 +205,7 @@ def cmd_net_dhcp_leases(opts: GlobalOptions, a: Parsed) -> int:
 def cmd_domifaddr(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
-    addrs = conn.call("GET", f"/v1/domains/{quote(dom.key, safe='')}/ifaddr")
+    addrs = dom.interface_addresses()
     if a.opt("interface"):
         addrs = [x for x in addrs if x["name"] == a.opt("interface") or x["mac"] == a.opt("interface")]
     if opts.json or a.flag("json"):

@@ -12,15 +12,15 @@ import os
 from pyvirt.cli.args import Parsed, filter_by_flags
 from pyvirt.cli.domain import _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, message, table
-from pyvirt.client.transport import quote
 from pyvirt.errors import InvalidArgument, NotFound, PyvirtError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from pyvirt.cli.main import GlobalOptions
-    from pyvirt.client.api import Connection
+    from pyvirt.client.api import Connection, StoragePool, Volume
 
 
 def pretty(value: int) -> str:
@@ -34,58 +34,46 @@ def pretty(value: int) -> str:
     raise AssertionError("unreachable")
 
 
-def _pool_path(name: str) -> str:
-    return f"/v1/pools/{quote(name, safe='')}"
-
-
-def _vol_path(pool: str, vol: str) -> str:
-    return f"{_pool_path(pool)}/volumes/{quote(vol, safe='')}"
-
-
-def _pool(conn: Connection, key: str) -> dict[str, Any]:
+def _pool(conn: Connection, key: str) -> StoragePool:
     try:
-        return dict(conn.call("GET", _pool_path(key)))
+        return conn.pool(key)
     except NotFound as err:
         raise PyvirtError(f"failed to get pool '{key}'\nerror: {err}") from err
 
 
-def _volume(
-    conn: Connection, key: str, pool_key: str | None, pool_option: str = "pool"
-) -> tuple[str, str, dict[str, Any]]:
-    """virsh's volume lookup: by name in ``--pool``, then by key or path; (pool, name, info).
+def _volume(conn: Connection, key: str, pool_key: str | None, pool_option: str = "pool") -> Volume:
+    """virsh's volume lookup: by name in ``--pool``, then by key or path.
 
     ``pool_option`` is the option that names the pool, for the hint when the volume is not found.
     """
     pool = None
     if pool_key is not None:
         pool = _pool(conn, pool_key)
-        if not pool["active"]:
+        if not pool.info(cached=True)["active"]:
             raise PyvirtError(f"pool '{pool_key}' is not active")
         try:
-            return pool["name"], key, dict(conn.call("GET", _vol_path(pool["name"], key)))
+            return pool.volume(key)
         except (NotFound, InvalidArgument):
             pass
     cause = f"Storage volume not found: no storage vol with matching path '{key}'"
     try:
-        found = conn.call("GET", f"/v1/volumes?path={quote(key, safe='')}") if key.startswith("/") else None
+        found = conn.volume_by_path(key) if key.startswith("/") else None
     except NotFound:
         found = None
     if found is None:
         hint = "" if pool is not None else f", specifying --{pool_option} might help"
         raise PyvirtError(f"failed to get vol '{key}'{hint}\nerror: {cause}")
-    if pool is not None and found["pool"] != pool["name"]:
-        raise PyvirtError(f"Requested volume '{key}' is not in pool '{pool['name']}'")
-    info = dict(conn.call("GET", _vol_path(found["pool"], found["name"])))
-    return found["pool"], found["name"], info
+    if pool is not None and found.pool.name != pool.name:
+        raise PyvirtError(f"Requested volume '{key}' is not in pool '{pool.name}'")
+    return found
 
 
 # ------------------------------------------------------------------------------------------------- pools
 
 
 def cmd_pool_list(opts: GlobalOptions, a: Parsed) -> int:
-    pools = filter_by_flags(
-        sorted(opts.connect().call("GET", "/v1/pools"), key=lambda p: p["name"].casefold()), a
-    )
+    every: list[Any] = sorted(opts.connect().list_pools(), key=lambda p: p["name"].casefold())
+    pools = filter_by_flags(every, a)
     types = a.opt("type")
     if types:
         pools = [p for p in pools if p["type"] in types.split(",")]
@@ -129,7 +117,7 @@ def cmd_pool_list(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_pool_info(opts: GlobalOptions, a: Parsed) -> int:
-    info = _pool(opts.connect(), a.text("pool"))
+    info: Any = _pool(opts.connect(), a.text("pool")).info(cached=True)
     if opts.json or a.flag("json"):
         emit_json(info)
         return 0
@@ -182,7 +170,7 @@ def cmd_pool_define_as(opts: GlobalOptions, a: Parsed) -> int:
         emit(xml + "\n")
         return 0
     conn = opts.connect()
-    _guard(f"Failed to define pool {name}", lambda: conn.call("POST", "/v1/pools", {"xml": xml}))
+    _guard(f"Failed to define pool {name}", lambda: conn.define_pool(xml))
     message(f"Pool {name} defined")
     return 0
 
@@ -197,17 +185,16 @@ def _build_requested(a: Parsed) -> bool:
     return a.flag("build") or a.flag("overwrite") or a.flag("no_overwrite")
 
 
-def _create_pool(conn: Connection, xml: str, build: bool, failure: str) -> dict[str, Any]:
-    body = {"xml": xml, "start": True, "build": build}
-    return dict(_guard(failure, lambda: conn.call("POST", "/v1/pools", body)))
+def _create_pool(conn: Connection, xml: str, build: bool, failure: str) -> StoragePool:
+    return _guard(failure, lambda: conn.create_pool(xml, build=build))
 
 
 def cmd_pool_create(opts: GlobalOptions, a: Parsed) -> int:
     build = _build_requested(a)
     path = a.text("file")
     xml = _read_file(path)
-    status = _create_pool(opts.connect(), xml, build, f"Failed to create pool from {path}")
-    message(f"Pool {status['name']} created from {path}")
+    pool = _create_pool(opts.connect(), xml, build, f"Failed to create pool from {path}")
+    message(f"Pool {pool.name} created from {path}")
     return 0
 
 
@@ -227,38 +214,38 @@ def cmd_pool_edit(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.cli.edit import edit_xml
 
     conn = opts.connect()
-    name = _pool(conn, a.text("pool"))["name"]
-    original = conn.call("GET", _pool_path(name) + "/xml?inactive=1")["xml"]
-    return edit_xml(original, f"Pool {name}", lambda xml: conn.call("POST", "/v1/pools", {"xml": xml}))
+    pool = _pool(conn, a.text("pool"))
+    return edit_xml(pool.xml(inactive=True), f"Pool {pool.name}", conn.define_pool)
 
 
 def cmd_pool_define(opts: GlobalOptions, a: Parsed) -> int:
     path = a.text("file")
     conn = opts.connect()
-    status = _guard(
-        f"Failed to define pool from {path}",
-        lambda: conn.call("POST", "/v1/pools", {"xml": _read_file(path)}),
-    )
-    message(f"Pool {status['name']} defined from {path}")
+    pool = _guard(f"Failed to define pool from {path}", lambda: conn.define_pool(_read_file(path)))
+    message(f"Pool {pool.name} defined from {path}")
     return 0
 
 
 def _pool_action(opts: GlobalOptions, a: Parsed, verb: str, action: str, failure: str, success: str) -> int:
     conn = opts.connect()
-    name = _pool(conn, a.text("pool"))["name"]
-    body: dict[str, Any] = {"enabled": True} if verb == "pool-autostart" else {}
+    pool = _pool(conn, a.text("pool"))
+    name = pool.name
+    calls: dict[str, Callable[[], object]] = {
+        "build": pool.build,
+        "start": pool.start,
+        "destroy": pool.destroy,
+        "refresh": pool.refresh,
+        "autostart": lambda: pool.set_autostart(not a.flag("disable")),
+        "": pool.undefine,
+    }
     if verb == "pool-autostart" and a.flag("disable"):
-        body = {"enabled": False}
         failure, success = (
             "failed to unmark pool {name} as autostarted",
             "Pool {name} unmarked as autostarted",
         )
-    if verb == "pool-undefine":
-        _guard(failure.format(name=name), lambda: conn.call("DELETE", _pool_path(name)))
-    else:
-        if verb == "pool-start" and (a.flag("build") or a.flag("overwrite") or a.flag("no_overwrite")):
-            _guard(f"Failed to start pool {name}", lambda: conn.call("POST", _pool_path(name) + "/build", {}))
-        _guard(failure.format(name=name), lambda: conn.call("POST", f"{_pool_path(name)}/{action}", body))
+    if verb == "pool-start" and (a.flag("build") or a.flag("overwrite") or a.flag("no_overwrite")):
+        _guard(f"Failed to start pool {name}", pool.build)
+    _guard(failure.format(name=name), calls[action])
     message(success.format(name=name))
     return 0
 
@@ -307,8 +294,7 @@ def cmd_pool_undefine(opts: GlobalOptions, a: Parsed) -> int:
 
 def cmd_pool_dumpxml(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
-    name = _pool(conn, a.text("pool"))["name"]
-    emit(conn.call("GET", _pool_path(name) + ("/xml?inactive=1" if a.flag("inactive") else "/xml"))["xml"])
+    emit(_pool(conn, a.text("pool")).xml(inactive=a.flag("inactive")))
     return 0
 
 
@@ -317,8 +303,7 @@ def cmd_pool_dumpxml(opts: GlobalOptions, a: Parsed) -> int:
 
 def cmd_vol_list(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
-    name = _pool(conn, a.text("pool"))["name"]
-    vols = _guard("Failed to list volumes", lambda: conn.call("GET", _pool_path(name) + "/volumes"))
+    vols = _guard("Failed to list volumes", _pool(conn, a.text("pool")).list_volumes)
     if opts.json or a.flag("json"):
         emit_json(vols)
         return 0
@@ -331,7 +316,7 @@ def cmd_vol_list(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_vol_info(opts: GlobalOptions, a: Parsed) -> int:
-    _pool_name, _name, info = _volume(opts.connect(), a.text("vol"), a.opt("pool"))
+    info = _volume(opts.connect(), a.text("vol"), a.opt("pool")).info(cached=True)
     if opts.json or a.flag("json"):
         emit_json(info)
         return 0
@@ -356,7 +341,7 @@ def cmd_vol_create_as(opts: GlobalOptions, a: Parsed) -> int:
     backing_path = None
     backing_vol = a.opt("backing_vol")
     if backing_vol is not None:
-        backing_path = _volume(conn, backing_vol, pool["name"])[2]["path"]
+        backing_path = _volume(conn, backing_vol, pool.name).path()
     xml = volume_xml(
         name,
         capacity,
@@ -368,52 +353,44 @@ def cmd_vol_create_as(opts: GlobalOptions, a: Parsed) -> int:
     if a.flag("print_xml"):
         emit(xml + "\n")
         return 0
-    body = {"xml": xml, "prealloc_metadata": a.flag("prealloc_metadata")}
-    _guard(
-        f"Failed to create vol {name}", lambda: conn.call("POST", _pool_path(pool["name"]) + "/volumes", body)
-    )
+    prealloc = a.flag("prealloc_metadata")
+    _guard(f"Failed to create vol {name}", lambda: pool.create_volume_xml(xml, prealloc_metadata=prealloc))
     message(f"Vol {name} created")
     return 0
 
 
 def cmd_vol_create(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
-    pool = _pool(conn, a.text("pool"))["name"]
+    pool = _pool(conn, a.text("pool"))
     path = a.text("file")
-    body = {"xml": _read_file(path), "prealloc_metadata": a.flag("prealloc_metadata")}
-    info = _guard(
-        f"Failed to create vol from {path}", lambda: conn.call("POST", _pool_path(pool) + "/volumes", body)
+    xml, prealloc = _read_file(path), a.flag("prealloc_metadata")
+    vol = _guard(
+        f"Failed to create vol from {path}", lambda: pool.create_volume_xml(xml, prealloc_metadata=prealloc)
     )
-    message(f"Vol {info['name']} created from {path}")
+    message(f"Vol {vol.name} created from {path}")
     return 0
 
 
 def cmd_vol_create_from(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
-    pool = _pool(conn, a.text("pool"))["name"]
-    input_pool, input_name, _info = _volume(conn, a.text("vol"), a.opt("inputpool"), "inputpool")
+    pool = _pool(conn, a.text("pool"))
+    source = _volume(conn, a.text("vol"), a.opt("inputpool"), "inputpool")
     path = a.text("file")
-    body = {
-        "xml": _read_file(path),
-        "prealloc_metadata": a.flag("prealloc_metadata"),
-        "input": {"pool": input_pool, "name": input_name},
-    }
-    info = _guard(
-        f"Failed to create vol from {path}", lambda: conn.call("POST", _pool_path(pool) + "/volumes", body)
+    xml, prealloc = _read_file(path), a.flag("prealloc_metadata")
+    vol = _guard(
+        f"Failed to create vol from {path}",
+        lambda: pool.create_volume_from(xml, source, prealloc_metadata=prealloc),
     )
-    message(f"Vol {info['name']} created from input vol {input_name}")
+    message(f"Vol {vol.name} created from input vol {source.name}")
     return 0
 
 
 def cmd_vol_clone(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
-    pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
-    new_name = a.text("newname")
-    body = {"name": new_name, "prealloc_metadata": a.flag("prealloc_metadata")}
-    _guard(
-        f"Failed to clone vol from {name}", lambda: conn.call("POST", _vol_path(pool, name) + "/clone", body)
-    )
-    message(f"Vol {new_name} cloned from {name}")
+    vol = _volume(conn, a.text("vol"), a.opt("pool"))
+    new_name, prealloc = a.text("newname"), a.flag("prealloc_metadata")
+    _guard(f"Failed to clone vol from {vol.name}", lambda: vol.clone(new_name, prealloc_metadata=prealloc))
+    message(f"Vol {new_name} cloned from {vol.name}")
     return 0
 
 
@@ -428,22 +405,20 @@ def cmd_vol_resize(opts: GlobalOptions, a: Parsed) -> int:
 
     capacity = parse_scaled(text)
     conn = opts.connect()
-    pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
-    body = {"capacity": capacity, "delta": delta, "shrink": a.flag("shrink"), "allocate": a.flag("allocate")}
+    vol = _volume(conn, a.text("vol"), a.opt("pool"))
     how = "by" if delta else "to"
     _guard(
-        f"Failed to change size of volume '{name}' {how} {text}",
-        lambda: conn.call("POST", _vol_path(pool, name) + "/resize", body),
+        f"Failed to change size of volume '{vol.name}' {how} {text}",
+        lambda: vol.resize(capacity, delta=delta, shrink=a.flag("shrink"), allocate=a.flag("allocate")),
     )
-    message(f"Size of volume '{name}' successfully changed {how} {text}")
+    message(f"Size of volume '{vol.name}' successfully changed {how} {text}")
     return 0
 
 
 def cmd_vol_delete(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     key = a.text("vol")
-    pool, name, _info = _volume(conn, key, a.opt("pool"))
-    _guard(f"Failed to delete vol {key}", lambda: conn.call("DELETE", _vol_path(pool, name)))
+    _guard(f"Failed to delete vol {key}", _volume(conn, key, a.opt("pool")).delete)
     message(f"Vol {key} deleted")
     return 0
 
@@ -453,25 +428,23 @@ def cmd_vol_wipe(opts: GlobalOptions, a: Parsed) -> int:
 
     conn = opts.connect()
     key = a.text("vol")
-    pool, name, _info = _volume(conn, key, a.opt("pool"))
+    vol = _volume(conn, key, a.opt("pool"))
     algorithm = a.opt("algorithm") or "zero"
     if algorithm not in WIPE_ALGORITHMS:
         raise PyvirtError(f"Unsupported algorithm '{algorithm}'")
-    body = {"algorithm": algorithm}
-    _guard(f"Failed to wipe vol {key}", lambda: conn.call("POST", _vol_path(pool, name) + "/wipe", body))
+    _guard(f"Failed to wipe vol {key}", lambda: vol.wipe(algorithm))
     message(f"Vol {key} wiped")
     return 0
 
 
 def cmd_vol_path(opts: GlobalOptions, a: Parsed) -> int:
-    emit(_volume(opts.connect(), a.text("vol"), a.opt("pool"))[2]["path"] + "\n\n")
+    emit(_volume(opts.connect(), a.text("vol"), a.opt("pool")).path() + "\n\n")
     return 0
 
 
 def cmd_vol_dumpxml(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
-    pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
-    emit(conn.call("GET", _vol_path(pool, name) + "/xml")["xml"])
+    emit(_volume(conn, a.text("vol"), a.opt("pool")).xml())
     return 0
 
 
@@ -491,14 +464,15 @@ def _offsets(a: Parsed) -> tuple[int, int]:
 def cmd_vol_upload(opts: GlobalOptions, a: Parsed) -> int:
     offset, length = _offsets(a)
     conn = opts.connect()
-    pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
+    vol = _volume(conn, a.text("vol"), a.opt("pool"))
+    name = vol.name
     path = a.text("file")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as err:
         raise PyvirtError(f"cannot read {path}") from err
     try:
-        conn.pool(pool).volume(name).upload(fd, offset=offset, length=length, sparse=a.flag("sparse"))
+        vol.upload(fd, offset=offset, length=length, sparse=a.flag("sparse"))
     except (PyvirtError, OSError) as err:
         raise PyvirtError(f"cannot upload to volume {name}\nerror: {err}") from err
     finally:
@@ -509,7 +483,8 @@ def cmd_vol_upload(opts: GlobalOptions, a: Parsed) -> int:
 def cmd_vol_download(opts: GlobalOptions, a: Parsed) -> int:
     offset, length = _offsets(a)
     conn = opts.connect()
-    pool, name, _info = _volume(conn, a.text("vol"), a.opt("pool"))
+    vol = _volume(conn, a.text("vol"), a.opt("pool"))
+    name = vol.name
     path = a.text("file")
     created = False
     try:
@@ -524,8 +499,7 @@ def cmd_vol_download(opts: GlobalOptions, a: Parsed) -> int:
         raise PyvirtError(f"cannot create {path}") from err
     ok = False
     try:
-        volume = conn.pool(pool).volume(name)
-        volume.download(fd, offset=offset, length=length, sparse=a.flag("sparse"))
+        vol.download(fd, offset=offset, length=length, sparse=a.flag("sparse"))
         ok = True
     except (PyvirtError, OSError) as err:
         raise PyvirtError(f"cannot download from volume {name}\nerror: {err}") from err

@@ -99,7 +99,7 @@ def _store(conn: Connection, pool: str) -> TemplateStore:
 
     if not conn.uri.is_local:
         raise InvalidArgument("templates are built and read on the pool's host: use a local connection")
-    info = conn.pool(pool).info()
+    info = conn.pool(pool).info(cached=True)
     if info.get("type") != "dir":
         raise InvalidArgument(f"pool {pool} is a {info.get('type')} pool: templates live in dir pools")
     if not info.get("active"):

@@ -5,9 +5,9 @@ Example::
     import pyvirt
 
     conn = pyvirt.open("qemu:///system")
-    for dom in conn.list_domains():
-        print(dom["name"], dom["state"])
-    web = conn.domain("web01")
+    for summary in conn.list_domains():
+        print(summary["name"], summary["state"])
+    web = conn.domain("web01")        # NotFound at once if there is no such domain
     web.start()
     print(web.info()["state"])        # "running"
     web.shutdown()
@@ -18,23 +18,48 @@ Example::
     vol = pool.create_volume("web02.qcow2", 10 * 2**30, fmt="qcow2")
     print(vol.path())
 
-The CLI is built on this module: every verb is one or two calls here.
+Every method is one action of the API table (:mod:`pyvirt.api.table`), called by its name; replies
+are the TypedDicts of :mod:`pyvirt.api.types`. The CLI is built on this module.
+
+A handle (:class:`Domain`, :class:`Network`, :class:`StoragePool`, :class:`Volume`) is made by a
+lookup (``conn.domain(key)``, ``conn.network(key)``, ``conn.pool(key)``, ``pool.volume(name)``: one
+call, NotFound at once for a name that does not exist) or returned by the call that created the
+object. It holds the object's name; ``info(cached=True)`` returns what the lookup read, without a
+call. (One module, not two: each module costs the CLI's start-up.)
 """
 
 from __future__ import annotations
 
 import os
 
+from pyvirt.api.table import BY_NAME
 from pyvirt.client.transport import Transport, connect_unix, quote
 from pyvirt.uri import URI, default_uri, parse_uri
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
     from pyvirt.api import types
     from pyvirt.client.streams import EventStream
     from pyvirt.client.websocket import WebSocket
+
+__all__ = ["Connection", "Domain", "Network", "StoragePool", "Volume"]
+
+
+def action_path(action: str, params: Mapping[str, str] | None, query: Mapping[str, object] | None) -> str:
+    """The path of ``action`` with its path parameters and query (False, None and 0 left out)."""
+    path = BY_NAME[action].path
+    for key, value in (params or {}).items():
+        path = path.replace("{" + key + "}", quote(value))
+    args = []
+    for key, arg in (query or {}).items():
+        if arg is True:
+            args.append(f"{key}=1")
+        elif arg is not None and arg is not False and arg != 0:
+            args.append(f"{key}={quote(str(arg))}")
+    return path + ("?" + "&".join(args) if args else "")
 
 
 class Connection:
@@ -59,158 +84,447 @@ class Connection:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def call(self, method: str, path: str, body: Any = None) -> Any:
-        return self.transport.request(method, path, body)
+    def call(
+        self,
+        action: str,
+        params: Mapping[str, str] | None = None,
+        body: object = None,
+        query: Mapping[str, object] | None = None,
+    ) -> Any:
+        """Make the API call ``action`` (a name of the API table) and return its decoded reply."""
+        if self.transport.spent:  # e.g. after a refusal sent before the request's body was read
+            self.transport.close()
+            self.transport = open_transport(self.uri, self.readonly)
+        return self.transport.request(BY_NAME[action].method, action_path(action, params, query), body)
 
-    def stream(self, path: str) -> WebSocket:
-        """A new connection to the same daemon, made a WebSocket at ``path`` (a stream endpoint)."""
+    def stream(
+        self, action: str, params: Mapping[str, str] | None = None, query: Mapping[str, object] | None = None
+    ) -> WebSocket:
+        """A new connection to the same daemon, made a WebSocket for the stream action ``action``."""
         from pyvirt.client.websocket import WebSocket
 
         transport = open_transport(self.uri, self.readonly)
         try:
-            return WebSocket(transport, path)
+            return WebSocket(transport, action_path(action, params, query))
         except BaseException:
             transport.close()
             raise
 
     # Host
 
-    def version(self) -> dict[str, Any]:
-        return dict(self.call("GET", "/v1/version"))
+    def openapi(self) -> dict[str, Any]:
+        """The daemon's OpenAPI 3.1 document (the same as ``docs/openapi.json``)."""
+        return dict(self.call("api.openapi"))
 
-    def nodeinfo(self) -> dict[str, Any]:
-        return dict(self.call("GET", "/v1/host/nodeinfo"))
+    def version(self) -> types.Version:
+        version: types.Version = self.call("host.version")
+        return version
+
+    def nodeinfo(self) -> types.NodeInfo:
+        info: types.NodeInfo = self.call("host.nodeinfo")
+        return info
 
     def capabilities(self) -> str:
-        return str(self.call("GET", "/v1/host/capabilities")["xml"])
+        return str(self.call("host.capabilities")["xml"])
 
     def hostname(self) -> str:
-        return str(self.call("GET", "/v1/host/hostname")["hostname"])
+        return str(self.call("host.hostname")["hostname"])
 
-    def validate_host(self) -> list[dict[str, str]]:
-        return list(self.call("GET", "/v1/host/validate")["checks"])
+    def validate_host(self) -> list[types.HostCheck]:
+        return list(self.call("host.validate")["checks"])
+
+    def events(self) -> EventStream:
+        """Lifecycle events of domains, networks, pools and volumes: iterate for dicts
+        (:class:`pyvirt.api.types.Event`); close when done."""
+        from pyvirt.client.streams import EventStream
+
+        return EventStream(self.stream("host.events"))
 
     # Domains
 
-    def list_domains(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "/v1/domains"))
+    def list_domains(self) -> list[types.DomainSummary]:
+        return list(self.call("domain.list"))
 
     def define_xml(self, xml: str) -> Domain:
-        summary = self.call("POST", "/v1/domains", {"xml": xml})
-        return Domain(self, summary["name"])
+        """Define (or redefine) a domain from its XML."""
+        return Domain(self, self.call("domain.define", body={"xml": xml})["name"])
 
     def create_xml(self, xml: str, *, paused: bool = False) -> Domain:
-        summary = self.call("POST", "/v1/domains", {"xml": xml, "start": True, "paused": paused})
-        return Domain(self, summary["name"])
+        """Create a transient domain from its XML and start it (``paused`` if asked)."""
+        body: types.DomainDefineRequest = {"xml": xml, "start": True, "paused": paused}
+        return Domain(self, self.call("domain.define", body=body)["name"])
 
     def domain(self, key: str) -> Domain:
-        """A handle on a domain by name, id or UUID (resolved by the daemon at each call)."""
-        return Domain(self, key)
+        """The domain with this name, id or UUID (one call; NotFound if there is none)."""
+        info: types.DomainInfo = self.call("domain.info", {"name": key})
+        return Domain(self, info["name"], info)
 
     def clone(self, original: str, name: str, **options: Any) -> types.CloneResult:
         """``pyvirt clone``: domain ``name`` from the template or shut-off domain ``original``, made by
         the daemon. ``options`` are :class:`pyvirt.api.types.CloneRequest`'s (None: left out)."""
         body = {"original": original, "name": name, **{k: v for k, v in options.items() if v is not None}}
-        result: types.CloneResult = self.call("POST", "/v1/clones", body)
+        result: types.CloneResult = self.call("domain.clone", body=body)
         return result
 
     # Networks
 
-    def list_networks(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "/v1/networks"))
+    def list_networks(self) -> list[types.NetworkStatus]:
+        return list(self.call("network.list"))
 
     def define_network(self, xml: str) -> Network:
-        return Network(self, self.call("POST", "/v1/networks", {"xml": xml})["name"])
+        return Network(self, self.call("network.define", body={"xml": xml})["name"])
 
     def create_network(self, xml: str) -> Network:
-        return Network(self, self.call("POST", "/v1/networks", {"xml": xml, "start": True})["name"])
+        """Create a transient network from its XML and start it."""
+        return Network(self, self.call("network.define", body={"xml": xml, "start": True})["name"])
 
     def network(self, key: str) -> Network:
-        return Network(self, key)
+        """The network with this name or UUID (one call; NotFound if there is none)."""
+        status: types.NetworkStatus = self.call("network.info", {"name": key})
+        return Network(self, status["name"], status)
 
     # Storage
 
-    def list_pools(self) -> list[dict[str, Any]]:
-        return list(self.call("GET", "/v1/pools"))
+    def list_pools(self) -> list[types.PoolStatus]:
+        return list(self.call("pool.list"))
 
     def define_pool(self, xml: str) -> StoragePool:
-        return StoragePool(self, self.call("POST", "/v1/pools", {"xml": xml})["name"])
+        return StoragePool(self, self.call("pool.define", body={"xml": xml})["name"])
 
     def create_pool(self, xml: str, *, build: bool = False) -> StoragePool:
         """Like ``pool-create``: a transient pool, started at once (its folder made first with ``build``)."""
-        body = {"xml": xml, "start": True, "build": build}
-        return StoragePool(self, self.call("POST", "/v1/pools", body)["name"])
+        body: types.PoolDefineRequest = {"xml": xml, "start": True, "build": build}
+        return StoragePool(self, self.call("pool.define", body=body)["name"])
 
-    def pool(self, name: str) -> StoragePool:
-        return StoragePool(self, name)
+    def pool(self, key: str) -> StoragePool:
+        """The pool with this name or UUID (one call; NotFound if there is none)."""
+        status: types.PoolStatus = self.call("pool.info", {"pool": key})
+        return StoragePool(self, status["name"], status)
 
-    def events(self) -> EventStream:
-        """Lifecycle events of domains, networks, pools and volumes: iterate for dicts
-        (``kind``, ``name``, ``event``, ``detail``, ``time``); close when done."""
-        from pyvirt.client.streams import EventStream
-
-        return EventStream(self.stream("/v1/events"))
+    def volume_by_path(self, path: str) -> Volume:
+        """The volume whose key or path is ``path`` (NotFound if no active pool holds it)."""
+        ref: types.VolumeRef = self.call("volume.find", query={"path": path})
+        return StoragePool(self, ref["pool"]).volume(ref["name"])
 
 
 class Domain:
-    """A domain handle; every method is one API call."""
+    """A domain; its methods are the ``domain.*`` actions."""
 
-    def __init__(self, conn: Connection, key: str) -> None:
+    def __init__(self, conn: Connection, name: str, info: types.DomainInfo | None = None) -> None:
         self.conn = conn
-        self.key = key
+        self.name = name
+        self._info = info
 
-    @property
-    def _path(self) -> str:
-        return f"/v1/domains/{quote(self.key, safe='')}"
+    def __repr__(self) -> str:
+        return f"<Domain {self.name}>"
 
-    def _action(self, action: str, body: Any = None) -> dict[str, Any]:
-        return dict(self.conn.call("POST", f"{self._path}/{action}", body or {}))
+    def _call(self, action: str, body: object = None, **params: str) -> types.DomainSummary:
+        summary: types.DomainSummary = self.conn.call(action, {"name": self.name, **params}, body)
+        return summary
 
-    def info(self) -> dict[str, Any]:
-        return dict(self.conn.call("GET", self._path))
+    def info(self, *, cached: bool = False) -> types.DomainInfo:
+        """dominfo; with ``cached``, what the lookup read if this handle came from one."""
+        if not cached or self._info is None:
+            self._info = self.conn.call("domain.info", {"name": self.name})
+        assert self._info is not None
+        return self._info
 
     def xml(self, *, inactive: bool = False, security_info: bool = False) -> str:
-        query = "&".join(q for q, on in (("inactive=1", inactive), ("security_info=1", security_info)) if on)
-        return str(self.conn.call("GET", self._path + "/xml" + (f"?{query}" if query else ""))["xml"])
+        """dumpxml: passwords only with ``security_info`` (refused on a read-only connection)."""
+        query = {"inactive": inactive, "security_info": security_info}
+        return str(self.conn.call("domain.xml", {"name": self.name}, query=query)["xml"])
 
-    def devices(self) -> dict[str, Any]:
-        return dict(self.conn.call("GET", self._path + "/devices"))
+    def devices(self) -> types.DomainDevices:
+        devices: types.DomainDevices = self.conn.call("domain.devices", {"name": self.name})
+        return devices
 
-    def start(self, *, paused: bool = False) -> dict[str, Any]:
-        return self._action("start", {"paused": paused})
+    def start(self, *, paused: bool = False) -> types.DomainSummary:
+        return self._call("domain.start", {"paused": paused})
 
-    def shutdown(self) -> dict[str, Any]:
-        return self._action("shutdown")
+    def shutdown(self) -> types.DomainSummary:
+        return self._call("domain.shutdown")
 
-    def reboot(self) -> dict[str, Any]:
-        return self._action("reboot")
+    def reboot(self) -> types.DomainSummary:
+        return self._call("domain.reboot")
 
-    def reset(self) -> dict[str, Any]:
-        return self._action("reset")
+    def reset(self) -> types.DomainSummary:
+        return self._call("domain.reset")
 
-    def destroy(self, *, graceful: bool = False) -> dict[str, Any]:
-        return self._action("destroy", {"graceful": graceful})
+    def destroy(self, *, graceful: bool = False) -> types.DomainSummary:
+        return self._call("domain.destroy", {"graceful": graceful})
 
-    def suspend(self) -> dict[str, Any]:
-        return self._action("suspend")
+    def suspend(self) -> types.DomainSummary:
+        return self._call("domain.suspend")
 
-    def resume(self) -> dict[str, Any]:
-        return self._action("resume")
+    def resume(self) -> types.DomainSummary:
+        return self._call("domain.resume")
 
-    def set_autostart(self, enabled: bool) -> dict[str, Any]:
-        return self._action("autostart", {"enabled": enabled})
+    def set_autostart(self, enabled: bool) -> types.DomainSummary:
+        return self._call("domain.autostart", {"enabled": enabled})
 
-    def undefine(self, *, remove_storage: bool = False) -> dict[str, Any]:
-        suffix = "?remove_storage=1" if remove_storage else ""
-        return dict(self.conn.call("DELETE", self._path + suffix))
+    def undefine(self, *, remove_storage: bool = False) -> types.DomainUndefined:
+        query = {"remove_storage": remove_storage}
+        done: types.DomainUndefined = self.conn.call("domain.undefine", {"name": self.name}, query=query)
+        return done
 
     def console(self, *, force: bool = False, history: bool = False) -> WebSocket:
         """The serial console: binary messages both ways (``send`` keystrokes, ``receive`` output).
 
         ``force`` takes the console over from another client; ``history`` first sends the recent output.
         """
-        query = "&".join(q for q, on in (("force=1", force), ("history=1", history)) if on)
-        return self.conn.stream(self._path + "/console" + (f"?{query}" if query else ""))
+        return self.conn.stream("domain.console", {"name": self.name}, {"force": force, "history": history})
+
+    def attach_interface(
+        self,
+        type: str,
+        source: str | None = None,
+        *,
+        mac: str | None = None,
+        model: str | None = None,
+        live: bool = False,
+        config: bool = False,
+    ) -> types.AttachedInterface:
+        """attach-interface (``type`` network, bridge or user); neither ``live`` nor ``config``: current."""
+        body: dict[str, object] = {"type": type, "live": live, "config": config}
+        for key, value in (("source", source), ("mac", mac), ("model", model)):
+            if value is not None:
+                body[key] = value
+        params = {"name": self.name}
+        attached: types.AttachedInterface = self.conn.call("domain.attach_interface", params, body)
+        return attached
+
+    def detach_interface(self, mac: str, *, live: bool = False, config: bool = False) -> None:
+        query = {"live": live, "config": config}
+        self.conn.call("domain.detach_interface", {"name": self.name, "mac": mac}, query=query)
+
+    def set_link(self, device: str, up: bool) -> None:
+        """domif-setlink: the link of the NIC with this MAC or tap name, up or down."""
+        body: types.LinkStateRequest = {"state": "up" if up else "down"}
+        self.conn.call("domain.set_link", {"name": self.name, "device": device}, body)
+
+    def interface_addresses(self) -> list[types.InterfaceAddress]:
+        """domifaddr, from the networks' DHCP leases."""
+        return list(self.conn.call("domain.ifaddr", {"name": self.name}))
+
+
+class Network:
+    """A virtual network; its methods are the ``network.*`` actions."""
+
+    def __init__(self, conn: Connection, name: str, status: types.NetworkStatus | None = None) -> None:
+        self.conn = conn
+        self.name = name
+        self._status = status
+
+    def __repr__(self) -> str:
+        return f"<Network {self.name}>"
+
+    def _call(self, action: str, body: object = None) -> types.NetworkStatus:
+        status: types.NetworkStatus = self.conn.call(action, {"name": self.name}, body)
+        return status
+
+    def info(self, *, cached: bool = False) -> types.NetworkStatus:
+        if not cached or self._status is None:
+            self._status = self._call("network.info")
+        return self._status
+
+    def xml(self, *, inactive: bool = False) -> str:
+        return str(self.conn.call("network.xml", {"name": self.name}, query={"inactive": inactive})["xml"])
+
+    def start(self) -> types.NetworkStatus:
+        return self._call("network.start")
+
+    def destroy(self) -> types.NetworkStatus:
+        return self._call("network.destroy")
+
+    def set_autostart(self, enabled: bool) -> types.NetworkStatus:
+        return self._call("network.autostart", {"enabled": enabled})
+
+    def undefine(self) -> None:
+        self.conn.call("network.undefine", {"name": self.name})
+
+    def leases(self, mac: str | None = None) -> list[types.Lease]:
+        return list(self.conn.call("network.leases", {"name": self.name}, query={"mac": mac}))
+
+
+class StoragePool:
+    """A storage pool; its methods are the ``pool.*`` actions and the volume ones that make volumes."""
+
+    def __init__(self, conn: Connection, name: str, status: types.PoolStatus | None = None) -> None:
+        self.conn = conn
+        self.name = name
+        self._status = status
+
+    def __repr__(self) -> str:
+        return f"<StoragePool {self.name}>"
+
+    def _call(self, action: str, body: object = None) -> types.PoolStatus:
+        status: types.PoolStatus = self.conn.call(action, {"pool": self.name}, body)
+        return status
+
+    def info(self, *, cached: bool = False) -> types.PoolStatus:
+        if not cached or self._status is None:
+            self._status = self._call("pool.info")
+        return self._status
+
+    def xml(self, *, inactive: bool = False) -> str:
+        return str(self.conn.call("pool.xml", {"pool": self.name}, query={"inactive": inactive})["xml"])
+
+    def build(self) -> types.PoolStatus:
+        return self._call("pool.build")
+
+    def start(self) -> types.PoolStatus:
+        return self._call("pool.start")
+
+    def destroy(self) -> types.PoolStatus:
+        return self._call("pool.destroy")
+
+    def refresh(self) -> types.PoolStatus:
+        return self._call("pool.refresh")
+
+    def set_autostart(self, enabled: bool) -> types.PoolStatus:
+        return self._call("pool.autostart", {"enabled": enabled})
+
+    def undefine(self) -> None:
+        self.conn.call("pool.undefine", {"pool": self.name})
+
+    def list_volumes(self) -> list[types.VolumeInfo]:
+        return list(self.conn.call("volume.list", {"pool": self.name}))
+
+    def volume(self, name: str) -> Volume:
+        """The volume ``name`` of this pool (one call; NotFound if there is none)."""
+        info: types.VolumeInfo = self.conn.call("volume.info", {"pool": self.name, "vol": name})
+        return Volume(self, info["name"], info)
+
+    def _create(self, body: types.VolumeCreateRequest) -> Volume:
+        info: types.VolumeInfo = self.conn.call("volume.create", {"pool": self.name}, body)
+        return Volume(self, info["name"], info)
+
+    def create_volume_xml(self, xml: str, *, prealloc_metadata: bool = False) -> Volume:
+        """vol-create: a volume from its XML."""
+        return self._create({"xml": xml, "prealloc_metadata": prealloc_metadata})
+
+    def create_volume_from(self, xml: str, source: Volume, *, prealloc_metadata: bool = False) -> Volume:
+        """Like ``vol-create-from``: a volume defined by ``xml`` holding a copy of ``source``'s content."""
+        ref: types.VolumeRef = {"pool": source.pool.name, "name": source.name}
+        return self._create({"xml": xml, "prealloc_metadata": prealloc_metadata, "input": ref})
+
+    def create_volume(
+        self,
+        name: str,
+        capacity: int,
+        *,
+        fmt: str = "qcow2",
+        backing: str | None = None,
+        backing_fmt: str | None = None,
+    ) -> Volume:
+        """Like ``vol-create-as``: ``capacity`` in bytes; ``backing`` a path or volume of this pool."""
+        from xml.sax.saxutils import escape, quoteattr
+
+        backing_xml = ""
+        if backing:
+            backing_xml = (
+                f"<backingStore><path>{escape(backing)}</path>"
+                f"<format type={quoteattr(backing_fmt or 'qcow2')}/></backingStore>"
+            )
+        xml = (
+            f"<volume><name>{escape(name)}</name><capacity unit='bytes'>{capacity}</capacity>"
+            f"<target><format type={quoteattr(fmt)}/></target>{backing_xml}</volume>"
+        )
+        return self.create_volume_xml(xml)
+
+
+class Volume:
+    """A storage volume; its methods are the ``volume.*`` actions on one volume."""
+
+    def __init__(self, pool: StoragePool, name: str, info: types.VolumeInfo | None = None) -> None:
+        self.pool = pool
+        self.name = name
+        self._info = info
+
+    def __repr__(self) -> str:
+        return f"<Volume {self.pool.name}/{self.name}>"
+
+    @property
+    def _params(self) -> dict[str, str]:
+        return {"pool": self.pool.name, "vol": self.name}
+
+    def _call(self, action: str, body: object = None) -> types.VolumeInfo:
+        info: types.VolumeInfo = self.pool.conn.call(action, self._params, body)
+        return info
+
+    def info(self, *, cached: bool = False) -> types.VolumeInfo:
+        if not cached or self._info is None:
+            self._info = self._call("volume.info")
+        return self._info
+
+    def path(self) -> str:
+        """The volume's path (its key), as the lookup read it."""
+        return self.info(cached=True)["path"]
+
+    def xml(self) -> str:
+        return str(self.pool.conn.call("volume.xml", self._params)["xml"])
+
+    def delete(self) -> None:
+        self.pool.conn.call("volume.delete", self._params)
+
+    def clone(self, name: str, *, prealloc_metadata: bool = False) -> Volume:
+        """vol-clone: a copy named ``name`` in the same pool."""
+        body: types.VolumeCloneRequest = {"name": name, "prealloc_metadata": prealloc_metadata}
+        info = self._call("volume.clone", body)
+        return Volume(self.pool, info["name"], info)
+
+    def resize(
+        self, capacity: int, *, delta: bool = False, shrink: bool = False, allocate: bool = False
+    ) -> types.VolumeInfo:
+        """vol-resize: to ``capacity`` bytes, or by it with ``delta`` (down with ``shrink``)."""
+        body: types.ResizeRequest = {
+            "capacity": capacity,
+            "delta": delta,
+            "shrink": shrink,
+            "allocate": allocate,
+        }
+        return self._call("volume.resize", body)
+
+    def wipe(self, algorithm: str = "zero") -> types.VolumeInfo:
+        """Like ``vol-wipe``: overwrite the volume (``zero``, or one of scrub's patterns such as ``nnsa``)."""
+        return self._call("volume.wipe", {"algorithm": algorithm})
+
+    def upload(self, source: int | str, *, offset: int = 0, length: int = 0, sparse: bool = False) -> int:
+        """Like ``vol-upload``: write a file (a path, or an open descriptor read from its start) into
+        the volume at ``offset``, at most ``length`` bytes of it (0: all); with ``sparse``, its holes
+        are sent as holes. Returns the bytes written."""
+        from pyvirt.client import streams
+
+        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC) if isinstance(source, str) else source
+        try:
+            size = os.fstat(fd).st_size
+            end = min(size, length) if length else size
+            query = {"offset": offset, "length": length}
+            ws = self.pool.conn.stream("volume.upload", self._params, query)
+            return streams.upload(ws, fd, end, sparse=sparse)
+        finally:
+            if isinstance(source, str):
+                os.close(fd)
+
+    def download(self, target: int | str, *, offset: int = 0, length: int = 0, sparse: bool = False) -> int:
+        """Like ``vol-download``: the volume's bytes from ``offset`` (``length`` of them; 0: to its end)
+        into a file (a path, created or truncated, or an open descriptor written from its start);
+        with ``sparse``, holes stay holes. Returns the bytes covered."""
+        from pyvirt.client import streams
+
+        query = {"offset": offset, "length": length, "sparse": sparse}
+        ws = self.pool.conn.stream("volume.download", self._params, query)
+        if not isinstance(target, str):
+            return streams.download(ws, target)
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        except OSError:
+            ws.close()
+            raise
+        try:
+            return streams.download(ws, fd)
+        finally:
+            os.close(fd)
 
 
 def local_socket(mode: str, readonly: bool = False) -> str:
@@ -235,195 +549,3 @@ def open_transport(uri: URI, readonly: bool) -> Transport:
     from pyvirt.client import remote
 
     return remote.open_remote(uri, readonly)
-
-
-class Network:
-    """A virtual network handle."""
-
-    def __init__(self, conn: Connection, key: str) -> None:
-        self.conn = conn
-        self.key = key
-
-    @property
-    def _path(self) -> str:
-        return f"/v1/networks/{quote(self.key, safe='')}"
-
-    def info(self) -> dict[str, Any]:
-        return dict(self.conn.call("GET", self._path))
-
-    def xml(self, *, inactive: bool = False) -> str:
-        return str(self.conn.call("GET", self._path + ("/xml?inactive=1" if inactive else "/xml"))["xml"])
-
-    def start(self) -> dict[str, Any]:
-        return dict(self.conn.call("POST", self._path + "/start", {}))
-
-    def destroy(self) -> dict[str, Any]:
-        return dict(self.conn.call("POST", self._path + "/destroy", {}))
-
-    def set_autostart(self, enabled: bool) -> dict[str, Any]:
-        return dict(self.conn.call("POST", self._path + "/autostart", {"enabled": enabled}))
-
-    def undefine(self) -> None:
-        self.conn.call("DELETE", self._path)
-
-    def leases(self, mac: str | None = None) -> list[dict[str, Any]]:
-        return list(self.conn.call("GET", self._path + "/leases" + (f"?mac={quote(mac)}" if mac else "")))
-
-
-class StoragePool:
-    """A storage pool handle."""
-
-    def __init__(self, conn: Connection, name: str) -> None:
-        self.conn = conn
-        self.name = name
-
-    @property
-    def _path(self) -> str:
-        return f"/v1/pools/{quote(self.name, safe='')}"
-
-    def _action(self, action: str, body: dict[str, Any] | None = None) -> Any:
-        return self.conn.call("POST", f"{self._path}/{action}", body or {})
-
-    def info(self) -> dict[str, Any]:
-        return dict(self.conn.call("GET", self._path))
-
-    def xml(self, *, inactive: bool = False) -> str:
-        return str(self.conn.call("GET", self._path + ("/xml?inactive=1" if inactive else "/xml"))["xml"])
-
-    def build(self) -> Any:
-        return self._action("build")
-
-    def start(self) -> Any:
-        return self._action("start")
-
-    def destroy(self) -> Any:
-        return self._action("destroy")
-
-    def refresh(self) -> Any:
-        return self._action("refresh")
-
-    def set_autostart(self, enabled: bool) -> Any:
-        return self._action("autostart", {"enabled": enabled})
-
-    def undefine(self) -> None:
-        self.conn.call("DELETE", self._path)
-
-    def list_volumes(self) -> list[dict[str, Any]]:
-        return list(self.conn.call("GET", self._path + "/volumes"))
-
-    def volume(self, name: str) -> Volume:
-        return Volume(self, name)
-
-    def create_volume_xml(self, xml: str, *, prealloc_metadata: bool = False) -> Volume:
-        info = self.conn.call(
-            "POST", self._path + "/volumes", {"xml": xml, "prealloc_metadata": prealloc_metadata}
-        )
-        return Volume(self, str(info["name"]))
-
-    def create_volume_from(self, xml: str, source: Volume, *, prealloc_metadata: bool = False) -> Volume:
-        """Like ``vol-create-from``: a volume defined by ``xml`` holding a copy of ``source``'s content."""
-        body = {
-            "xml": xml,
-            "prealloc_metadata": prealloc_metadata,
-            "input": {"pool": source.pool.name, "name": source.name},
-        }
-        return Volume(self, str(self.conn.call("POST", self._path + "/volumes", body)["name"]))
-
-    def create_volume(
-        self,
-        name: str,
-        capacity: int,
-        *,
-        fmt: str = "qcow2",
-        backing: str | None = None,
-        backing_fmt: str | None = None,
-    ) -> Volume:
-        """Like ``vol-create-as``: ``capacity`` in bytes; ``backing`` a path or volume of this pool."""
-        from xml.sax.saxutils import quoteattr
-
-        backing_xml = ""
-        if backing:
-            backing_xml = (
-                f"<backingStore><path>{backing}</path>"
-                f"<format type={quoteattr(backing_fmt or 'qcow2')}/></backingStore>"
-            )
-        xml = (
-            f"<volume><name>{name}</name><capacity unit='bytes'>{capacity}</capacity>"
-            f"<target><format type={quoteattr(fmt)}/></target>{backing_xml}</volume>"
-        )
-        return self.create_volume_xml(xml)
-
-
-class Volume:
-    """A storage volume handle."""
-
-    def __init__(self, pool: StoragePool, name: str) -> None:
-        self.pool = pool
-        self.name = name
-
-    @property
-    def _path(self) -> str:
-        return f"{self.pool._path}/volumes/{quote(self.name, safe='')}"
-
-    def info(self) -> dict[str, Any]:
-        return dict(self.pool.conn.call("GET", self._path))
-
-    def path(self) -> str:
-        return str(self.info()["path"])
-
-    def xml(self) -> str:
-        return str(self.pool.conn.call("GET", self._path + "/xml")["xml"])
-
-    def delete(self) -> None:
-        self.pool.conn.call("DELETE", self._path)
-
-    def clone(self, name: str) -> Volume:
-        info = self.pool.conn.call("POST", self._path + "/clone", {"name": name})
-        return Volume(self.pool, str(info.get("name", name)))
-
-    def resize(self, capacity: int, *, shrink: bool = False) -> Any:
-        return self.pool.conn.call("POST", self._path + "/resize", {"capacity": capacity, "shrink": shrink})
-
-    def wipe(self, algorithm: str = "zero") -> dict[str, Any]:
-        """Like ``vol-wipe``: overwrite the volume (``zero``, or one of scrub's patterns such as ``nnsa``)."""
-        return dict(self.pool.conn.call("POST", self._path + "/wipe", {"algorithm": algorithm}))
-
-    def upload(self, source: int | str, *, offset: int = 0, length: int = 0, sparse: bool = False) -> int:
-        """Like ``vol-upload``: write a file (a path, or an open descriptor read from its start) into
-        the volume at ``offset``, at most ``length`` bytes of it (0: all); with ``sparse``, its holes
-        are sent as holes. Returns the bytes written."""
-        from pyvirt.client import streams
-
-        fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC) if isinstance(source, str) else source
-        try:
-            size = os.fstat(fd).st_size
-            end = min(size, length) if length else size
-            query = f"?offset={offset}" + (f"&length={length}" if length else "")
-            return streams.upload(
-                self.pool.conn.stream(self._path + "/upload" + query), fd, end, sparse=sparse
-            )
-        finally:
-            if isinstance(source, str):
-                os.close(fd)
-
-    def download(self, target: int | str, *, offset: int = 0, length: int = 0, sparse: bool = False) -> int:
-        """Like ``vol-download``: the volume's bytes from ``offset`` (``length`` of them; 0: to its end)
-        into a file (a path, created or truncated, or an open descriptor written from its start);
-        with ``sparse``, holes stay holes. Returns the bytes covered."""
-        from pyvirt.client import streams
-
-        query = (
-            f"?offset={offset}" + (f"&length={length}" if length else "") + ("&sparse=1" if sparse else "")
-        )
-        ws = self.pool.conn.stream(self._path + "/download" + query)
-        if not isinstance(target, str):
-            return streams.download(ws, target)
-        try:
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
-        except OSError:
-            ws.close()
-            raise
-        try:
-            return streams.download(ws, fd)
-        finally:
-            os.close(fd)

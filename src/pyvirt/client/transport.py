@@ -47,6 +47,7 @@ class Transport:
         self.description = description
         self.read_timeout = read_timeout
         self._buf = b""
+        self.spent = False  # the daemon closes the connection after its last reply (Connection: close)
         sock.settimeout(read_timeout)
 
     def silence(self, what: str = "did not answer") -> TimedOut:
@@ -126,7 +127,8 @@ class Transport:
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         self.send_request(method, path, body)
-        status, _headers, raw = self.read_response()
+        status, headers, raw = self.read_response()
+        self.spent = headers.get("connection", "").lower() == "close"
         data = jsonwire.loads(raw) if raw else None
         if status >= 400:
             err = data.get("error", {}) if isinstance(data, dict) else {}

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pyvirt import __version__
+from pyvirt.api.table import API_VERSION
 from pyvirt.daemon import nics
 from pyvirt.daemon.domains import DomainObject, DomainRegistry
 from pyvirt.daemon.events import EventBus
@@ -27,8 +28,6 @@ from pyvirt.qemu import host
 if TYPE_CHECKING:
     from pyvirt.api import types
 
-API_VERSION = 1
-
 
 class API:
     """Binds the actions to one daemon's registries."""
@@ -36,6 +35,7 @@ class API:
     def __init__(self, domains: DomainRegistry, events: EventBus, extra: list[Any] | None = None) -> None:
         self.domains = domains
         self.events = events
+        self._openapi: dict[str, Any] | None = None
         handlers = dict(self.handlers())
         for module in extra or []:
             for name, handler in module.handlers().items():
@@ -47,6 +47,7 @@ class API:
     def handlers(self) -> Handlers:
         d = self._domain_action
         return {
+            "api.openapi": self.openapi,
             "host.version": self.version,
             "host.nodeinfo": self.nodeinfo,
             "host.capabilities": self.capabilities,
@@ -83,6 +84,13 @@ class API:
             return (await method(req.params["name"])).summary()
 
         return handler
+
+    async def openapi(self, req: Request) -> dict[str, Any]:
+        if self._openapi is None:
+            from pyvirt.api.openapi import document
+
+            self._openapi = document()
+        return self._openapi
 
     async def version(self, req: Request) -> dict[str, Any]:
         qemu = await asyncio.to_thread(host.qemu_version)

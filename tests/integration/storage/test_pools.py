@@ -95,7 +95,7 @@ def test_every_pool_verb(daemon: Daemon, tmp_path: Path) -> None:
     # Defining from XML (the API under pool-define; cli.main's verb table has no 'pool-define' yet).
     conn = daemon.connect()
     xml = f"<pool type='dir'><name>p4</name><target><path>{tmp_path}</path></target></pool>"
-    assert conn.call("POST", "/v1/pools", {"xml": xml})["name"] == "p4"
+    assert conn.define_pool(xml).name == "p4"
     conn.close()
     daemon.cli("pool-start", "p4").ok()
     daemon.restart()
