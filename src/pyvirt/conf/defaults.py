@@ -2,8 +2,8 @@
 
 A separate pass, as in libvirt, so that parsing stays a faithful reading of the document. Only what
 libvirt itself writes is added: the UUID (the dataclass default), MAC addresses, the machine type, the
-disk bus implied by the target name, and the serial/console pairing. No default controllers or other
-devices are added.
+disk bus implied by the target name, the serial/console pairing, the model of a PCI controller that
+names none, and the primary video first. No default controllers or other devices are added.
 """
 
 from __future__ import annotations
@@ -69,6 +69,13 @@ def apply_defaults(dom: Domain) -> None:
             nic.mac = random_mac(taken)
             taken.add(nic.mac)
     _pair_console_with_serial(dom)
+    q35 = "q35" in dom.os.machine
+    for ctl in dom.devices.controllers:
+        if ctl.type == "pci" and ctl.model is None:  # libvirt's choice, written into the config
+            if ctl.index == 0:
+                ctl.model = "pcie-root" if q35 else "pci-root"
+            else:
+                ctl.model = "pcie-root-port" if q35 else "pci-bridge"
     videos = dom.devices.videos
     primary = next((i for i, video in enumerate(videos) if video.primary), 0)
     if primary:  # libvirt keeps the primary video first

@@ -363,3 +363,12 @@ def test_the_primary_video_comes_first() -> None:
         with_devices("<video><model type='virtio'/></video><video><model type='vga' primary='yes'/></video>")
     )
     assert [video.model for video in dom.devices.videos] == ["vga", "virtio"]
+
+
+@pytest.mark.parametrize(
+    ("machine", "models"), [("pc", ["pci-root", "pci-bridge"]), ("q35", ["pcie-root", "pcie-root-port"])]
+)
+def test_pci_controllers_without_a_model_get_libvirts(machine: str, models: list[str]) -> None:
+    text = with_devices("<controller type='pci' index='0'/><controller type='pci' index='1'/>")
+    dom = load_domain_xml(text.replace("machine='pc'", f"machine='{machine}'"))
+    assert [ctl.model for ctl in dom.devices.controllers] == models
