@@ -160,9 +160,13 @@ def test_hostile_api_requests(daemon: Daemon) -> None:
             sock.shutdown(socket.SHUT_WR)
             return sock.recv(65536)
 
+    host = b"Host: pyvirtd\r\n"
     assert raw(b"GARBAGE\r\n\r\n").startswith(b"HTTP/1.1 400")
-    assert raw(b"POST /v1/domains HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n").startswith(b"HTTP/1.1 400")
-    assert raw(b"POST /v1/domains HTTP/1.1\r\nContent-Length: 5\r\n\r\n{{{{{").startswith(b"HTTP/1.1 400")
-    assert raw(b"GET /v1/nothing HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 404")
+    assert raw(b"GET /v1/domains HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 400")  # HTTP/1.1 needs Host
+    too_big = b"POST /v1/domains HTTP/1.1\r\n" + host + b"Content-Length: 999999999\r\n\r\n"
+    assert raw(too_big).startswith(b"HTTP/1.1 413")
+    bad_json = b"POST /v1/domains HTTP/1.1\r\n" + host + b"Content-Length: 5\r\n\r\n{{{{{"
+    assert raw(bad_json).startswith(b"HTTP/1.1 400")
+    assert raw(b"GET /v1/nothing HTTP/1.1\r\n" + host + b"\r\n").startswith(b"HTTP/1.1 404")
     # The daemon still serves.
     daemon.cli("list").ok()
