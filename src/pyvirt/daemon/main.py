@@ -114,6 +114,7 @@ async def serve(args: argparse.Namespace, layout: Layout, config: DaemonConfig) 
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
     from pyvirt.daemon.http import HTTPServer
+    from pyvirt.daemon.routes import RouteTableError
     from pyvirt.daemon.server import API
     from pyvirt.qemu import logs
     from pyvirt.qemu.kvmprobe import kvm_usable
@@ -148,13 +149,16 @@ async def serve(args: argparse.Namespace, layout: Layout, config: DaemonConfig) 
 
     extras.append(CloneAPI(storage_api.driver, events, network_names(net_api)))
     domains = DomainRegistry(layout, events, accel_check=kvm_usable, networks=networks, storage=storage)
+    try:  # before anything is started or re-adopted
+        api = API(domains, events, extras)
+    except RouteTableError as err:
+        raise SystemExit(f"error: {err}") from err
     for extra in extras:
         setup = getattr(extra, "startup", None)
         if setup is not None:
             await setup(domains)
     domains.load_configs()
     await domains.reattach_all()
-    api = API(domains, events, extras)
     server = HTTPServer(
         api.router,
         max_clients=config.max_clients,
