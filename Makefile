@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 GUEST_DIR ?= $(CURDIR)/.cache/test-guest
 export GUEST_DIR
 
-.PHONY: setup guest man test unit integration lint demo bench clean
+.PHONY: setup guest man test unit integration lint demo bench stress clean
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +26,12 @@ unit: setup
 
 test: setup guest lint
 	$(PY) -m pytest tests -q -p no:cacheprovider --durations=25
+
+# The long forms of the fault and load tests (tests/integration/faults; `make test` runs the short
+# forms); their figures go to .cache/stress/*.json, see docs/RELIABILITY.md.
+stress: setup guest
+	PYVIRT_STRESS=long PYVIRT_STRESS_REPORT=$(CURDIR)/.cache/stress \
+		$(PY) -m pytest tests/integration/faults -q -s -p no:cacheprovider -o timeout=7200
 
 demo: setup guest
 	@bash scripts/demo.sh

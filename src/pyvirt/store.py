@@ -1,7 +1,9 @@
 """Atomic configuration files: a kill at any moment leaves the old file or the new one, never a torn one.
 
 Write to a temporary file in the same directory, fsync it, rename it over the target, then fsync the
-directory so that the rename itself is durable.
+directory so that the rename itself is durable. A kill between the two leaves the temporary file
+(``.NAME.XXXXXXXX.tmp``); the daemon sweeps them from its directories when it starts
+(:func:`sweep_temp_files`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,27 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
         raise
     if durable:
         fsync_dir(path.parent)
+
+
+def is_temp_file(name: str) -> bool:
+    """True for the names :func:`atomic_write` and :func:`atomic_symlink` give their temporary files."""
+    return name.startswith(".") and name.endswith(".tmp") and len(name) > len("..tmp")
+
+
+def sweep_temp_files(*directories: Path) -> list[Path]:
+    """Remove the temporary files a killed writer left under ``directories`` (recursively); returns them.
+
+    Only for directories no other process writes into while this runs (the daemon's own, at start)."""
+    removed: list[Path] = []
+    for directory in directories:
+        for parent, _dirs, files in os.walk(directory):
+            for name in files:
+                if is_temp_file(name):
+                    path = Path(parent) / name
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                        removed.append(path)
+    return removed
 
 
 def fsync_dir(directory: Path) -> None:

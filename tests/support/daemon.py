@@ -118,7 +118,9 @@ class Daemon:
         pids = {}
         for record in self.run_dir.glob("*.json"):
             with contextlib.suppress(OSError, ValueError):
-                pids[record.stem] = int(json.loads(record.read_text())["pid"])
+                pid = int(json.loads(record.read_text())["pid"])
+                if pid > 0:  # 0: recorded before the spawn, not running yet
+                    pids[record.stem] = pid
         return pids
 
     def cleanup(self) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pyvirt.store import atomic_symlink, atomic_write, remove
+from pyvirt.store import atomic_symlink, atomic_write, remove, sweep_temp_files
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
@@ -41,3 +41,19 @@ def test_symlink_and_remove(tmp_path: Path) -> None:
     remove(link)
     remove(link)
     assert not link.exists()
+
+
+def test_sweep_removes_what_killed_writers_left(tmp_path: Path) -> None:
+    (tmp_path / "qemu/autostart").mkdir(parents=True)
+    left = [
+        tmp_path / "qemu/.vm1.xml.k3j_9x2a.tmp",  # atomic_write's
+        tmp_path / "qemu/autostart/.vm1.xml.tmp",  # atomic_symlink's
+    ]
+    left[0].write_bytes(b"<domain")
+    os.symlink("../vm1.xml", left[1])
+    kept = [tmp_path / "qemu/vm1.xml", tmp_path / "qemu/notes.tmp", tmp_path / "qemu/.hidden"]
+    for path in kept:
+        path.write_bytes(b"x")
+    assert sorted(sweep_temp_files(tmp_path)) == sorted(left)
+    assert not any(os.path.lexists(p) for p in left)
+    assert all(p.exists() for p in kept)

@@ -50,7 +50,7 @@ from pyvirt.errors import (
 )
 from pyvirt.paths import Layout
 from pyvirt.qemu.monitor import cpu_time_ns
-from pyvirt.qemu.process import QemuProcess, RunRecord, append_log
+from pyvirt.qemu.process import QemuProcess, RunRecord, append_log, kill_and_wait, qemus_of
 from pyvirt.store import atomic_symlink, atomic_write, remove
 
 log = logging.getLogger(__name__)
@@ -220,7 +220,8 @@ class DomainRegistry:
             try:
                 live = parse_domain(live_path.read_text(), live=True)
             except Exception as err:
-                log.error("run record of %s has no usable live XML (%s)", record.name, err)
+                if record.pid:  # pid 0: recorded before the spawn, so no live XML yet
+                    log.error("run record of %s has no usable live XML (%s)", record.name, err)
                 live = obj.config if obj is not None else None
             if live is None:
                 self.remove_run_files(record.name)
@@ -230,6 +231,24 @@ class DomainRegistry:
                 self._domains[record.name] = obj
             async with obj.lock:
                 await self._reattach_locked(obj, record, live)
+        await self._end_unowned_qemus()
+
+    async def _end_unowned_qemus(self) -> None:
+        """Kill every QEMU of this layout that no domain owns now: one an earlier daemon spawned and
+        died before recording (a start it did not finish, which its client saw fail), or one whose
+        monitor no longer answers. Left running it would be unmanaged, and the next start of its
+        domain would run a second QEMU on the same disks. libvirt ends such QEMUs too."""
+        owned = {obj.proc.pid for obj in self._domains.values() if obj.proc is not None}
+        for pid, name in qemus_of(self.layout.qemu_run_dir).items():
+            if pid in owned:
+                continue
+            log.warning(
+                "killing QEMU (pid %d) of domain %s: no record of it, its start did not finish", pid, name
+            )
+            await asyncio.to_thread(kill_and_wait, pid)
+            obj = self._domains.get(name)
+            if obj is None or not obj.active:
+                self.remove_run_files(name)
 
     async def _reattach_locked(self, obj: DomainObject, record: RunRecord, live: Domain) -> None:
         obj.generation += 1

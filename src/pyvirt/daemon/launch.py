@@ -89,6 +89,9 @@ async def start_qemu(
             accel=accel,
             taps=list(taps.values()),
         )
+        # Recorded before the spawn (pid 0 until the domain runs): a daemon killed from here on leaves
+        # a record its successor cleans up after; the QEMU itself it finds by its -pidfile and ends.
+        record.save(run_dir / f"{name}.json")
         ctx = RuntimeContext(
             accel=accel,
             taps=taps,

@@ -118,10 +118,14 @@ async def serve(args: argparse.Namespace, layout: Layout, config: DaemonConfig) 
     from pyvirt.daemon.server import API
     from pyvirt.qemu import logs
     from pyvirt.qemu.kvmprobe import kvm_usable
+    from pyvirt.store import sweep_temp_files
 
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     layout.ensure()
     pidfd = take_pidfile(layout)
+    # Only now, with the pidfile held: no other daemon is writing into these directories.
+    for path in sweep_temp_files(layout.config_dir, layout.run_dir):
+        log.warning("removed %s, left by a write that an earlier daemon did not finish", path)
     logs.configure(config.max_size, config.max_backups)
     usable, reason = kvm_usable()
     if usable:

@@ -15,6 +15,7 @@ import datetime
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -276,6 +277,44 @@ def _event_adapter(
             await result
 
     return handler  # type: ignore[return-value]
+
+
+def qemus_of(run_dir: Path) -> dict[int, str]:
+    """Every QEMU whose ``-pidfile`` lies in ``run_dir``, that is every QEMU a daemon of this layout
+    started, whatever its run record says: pid → domain name (the pidfile's stem)."""
+    prefix = os.fsencode(run_dir) + b"/"
+    found: dict[int, str] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+            path = args[args.index(b"-pidfile") + 1]
+        except (OSError, ValueError, IndexError):
+            continue
+        rest = path[len(prefix) :]
+        if path.startswith(prefix) and rest.endswith(b".pid") and b"/" not in rest:
+            found[int(entry.name)] = os.fsdecode(rest[: -len(".pid")])
+    return found
+
+
+def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
+    """SIGKILL ``pid`` (not necessarily a child) and wait until it has exited."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(timeout * 1000):
+            raise OperationFailed(f"QEMU process {pid} did not exit after SIGKILL")
+    except ProcessLookupError:
+        pass
+    finally:
+        os.close(pidfd)
 
 
 def pid_is_qemu_of(pid: int, uuid: str) -> bool:
