@@ -49,6 +49,7 @@ from pyvirt.errors import (
     PyvirtError,
 )
 from pyvirt.paths import Layout
+from pyvirt.qemu import firmware
 from pyvirt.qemu.monitor import cpu_time_ns
 from pyvirt.qemu.process import QemuProcess, RunRecord, append_log, kill_and_wait, qemus_of
 from pyvirt.store import atomic_symlink, atomic_write, remove
@@ -322,6 +323,7 @@ class DomainRegistry:
     async def define(self, xml: str) -> tuple[DomainObject, bool]:
         """Define or redefine a persistent domain; returns (object, was_new)."""
         dom = load_domain_xml(xml)
+        firmware.fill_domain(copy.deepcopy(dom))  # an unsatisfiable firmware request fails now, not at start
         async with self._registry_lock:
             existing = self._domains.get(dom.name)
             self._check_unique(dom, existing)
