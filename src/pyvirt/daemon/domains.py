@@ -495,10 +495,28 @@ class DomainRegistry:
         async def watch() -> None:
             await proc.exited
             async with obj.lock:
-                if obj.proc is proc:
-                    self._stopped(obj, proc)
+                if obj.proc is not proc:
+                    return
+                unexpected = obj.stop_reason is None  # nobody asked: killed, or QEMU failed
+                self._stopped(obj, proc)
+            if unexpected:
+                await self._on_qemu_crash(obj)
 
         obj.watcher = asyncio.get_running_loop().create_task(watch())
+
+    async def _on_qemu_crash(self, obj: DomainObject) -> None:
+        """A QEMU died unasked (now ``shut off (crashed)``): ``on_crash='restart'`` starts the domain
+        again. ``destroy`` and ``preserve`` leave it shut off: there is no process left to preserve."""
+        config = obj.config
+        if config is None or config.on_crash != "restart" or self._domains.get(config.name) is not obj:
+            if obj.config is None and obj.current.on_crash == "restart":
+                log.warning("domain %s crashed; a transient domain is not restarted", obj.name)
+            return
+        log.warning("the QEMU of domain %s died; restarting it (on_crash='restart')", obj.name)
+        try:
+            await self.start(config.name)
+        except PyvirtError as err:
+            log.error("restarting crashed domain %s: %s", config.name, err)
 
     def _stopped(self, obj: DomainObject, proc: QemuProcess) -> None:
         """The QEMU of ``obj`` is gone: release everything and mark it inactive (``obj.lock`` held)."""
