@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 GUEST_DIR ?= $(CURDIR)/.cache/test-guest
 export GUEST_DIR
 
-.PHONY: setup guest man test unit integration lint demo bench stress clean
+.PHONY: setup guest man test unit integration lint demo bench stress clean install-systemd
 
 setup:
 	@bash scripts/setup.sh
@@ -12,6 +12,10 @@ setup:
 # The man pages from the command table (setup makes them too).
 man: setup
 	$(PY) scripts/make-man.py $(VENV)/share/man
+
+# systemd units (contrib/systemd) for this install's commands, into /etc/systemd/system.
+install-systemd: setup
+	$(PY) scripts/install-systemd.py --bindir $(CURDIR)/$(VENV)/bin
 
 guest: setup
 	@bash scripts/build-test-guest.sh "$(GUEST_DIR)"

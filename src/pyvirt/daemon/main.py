@@ -1,9 +1,11 @@
 """``pyvirtd``: the management daemon.
 
 Serves the JSON API on a Unix socket (mode 0600, or the group set in pyvirtd.conf) and a read-only
-socket beside it (mode 0666, queries only). On start it loads the domain definitions, re-attaches to
-every QEMU an earlier daemon left running, and starts the autostart domains. On SIGTERM/SIGINT it
-closes its sockets and exits; the QEMU processes keep running and are re-adopted by the next daemon.
+socket beside it (mode 0666, queries only), or on the two sockets systemd passes (socket activation);
+tells systemd when it is ready (``Type=notify``, see :mod:`pyvirt.daemon.systemd`). On start it
+loads the domain definitions, re-attaches to every QEMU an earlier daemon left running, and starts
+the autostart domains. On SIGTERM/SIGINT it closes its sockets and exits; the QEMU processes keep
+running and are re-adopted by the next daemon.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyvirt import __version__
+from pyvirt.daemon import systemd
 from pyvirt.paths import Layout, default_mode, layout_for
 
 if TYPE_CHECKING:
@@ -110,7 +113,23 @@ def tls_listen(args: argparse.Namespace, config: DaemonConfig) -> str | None:
     return f"{host}:{config.tls_port}"
 
 
-async def serve(args: argparse.Namespace, layout: Layout, config: DaemonConfig) -> None:
+def activated_sockets(layout: Layout, passed: list[socket.socket]) -> dict[str, socket.socket]:
+    """The sockets systemd passed, by the path each is bound to; one pyvirtd does not serve is refused."""
+    out = {}
+    for sock in passed:
+        path = systemd.bound_path(sock)
+        if path not in (str(layout.socket), str(layout.socket_ro)):
+            raise SystemExit(
+                f"error: systemd passed a socket pyvirtd does not serve ({path or sock.family.name}); "
+                f"its .socket units must listen on {layout.socket} and {layout.socket_ro}"
+            )
+        out[path] = sock
+    return out
+
+
+async def serve(
+    args: argparse.Namespace, layout: Layout, config: DaemonConfig, passed: list[socket.socket]
+) -> None:
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
     from pyvirt.daemon.http import HTTPServer
@@ -120,6 +139,8 @@ async def serve(args: argparse.Namespace, layout: Layout, config: DaemonConfig) 
     from pyvirt.qemu.kvmprobe import kvm_usable
     from pyvirt.store import sweep_temp_files
 
+    activated = activated_sockets(layout, passed)
+    socket_activated = bool(activated)
     layout.run_dir.mkdir(parents=True, exist_ok=True)
     layout.ensure()
     pidfd = take_pidfile(layout)
@@ -179,11 +200,22 @@ async def serve(args: argparse.Namespace, layout: Layout, config: DaemonConfig) 
             raise SystemExit(f"error: {err}") from err
     backlog = config.max_queued_clients
     rw_mode, ro_mode = int(config.unix_sock_rw_perms, 8), int(config.unix_sock_ro_perms, 8)
-    main_sock = bind_socket(layout.socket, rw_mode, config.unix_sock_group or None, backlog)
-    ro_sock = bind_socket(layout.socket_ro, ro_mode, None, backlog)
+    main_sock = activated.pop(str(layout.socket), None) or bind_socket(
+        layout.socket, rw_mode, config.unix_sock_group or None, backlog
+    )
+    ro_sock = activated.pop(str(layout.socket_ro), None) or bind_socket(
+        layout.socket_ro, ro_mode, None, backlog
+    )
     await server.listen_unix(main_sock)
     await server.listen_unix(ro_sock, readonly=True)
-    log.info("pyvirtd %s listening on %s (%s mode)", __version__, layout.socket, layout.mode)
+    log.info(
+        "pyvirtd %s listening on %s (%s mode%s)",
+        __version__,
+        layout.socket,
+        layout.mode,
+        ", sockets from systemd" if socket_activated else "",
+    )
+    systemd.notify("READY=1", f"STATUS=serving on {layout.socket}")
     if not args.no_autostart:
         for extra in extras:
             auto = getattr(extra, "autostart", None)
@@ -198,12 +230,14 @@ async def serve(args: argparse.Namespace, layout: Layout, config: DaemonConfig) 
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down; running domains keep running")
+    systemd.notify("STOPPING=1")
     rotator.cancel()
     await server.close()
     await domains.shutdown_all()
-    for path in (layout.socket, layout.socket_ro):
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+    if not socket_activated:  # systemd's sockets stay, to start the next daemon
+        for path in (layout.socket, layout.socket_ro):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
     os.close(pidfd)
 
 
@@ -211,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyvirt.daemon.config import ConfigError, load
 
     args = parse_args(argv)
+    passed = systemd.listen_fds()  # first: nothing may inherit them
     layout = layout_for(args.mode or default_mode())
     try:
         config = load(args.config or layout.config_dir / "pyvirtd.conf")
@@ -224,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("qemu.qmp").setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args, layout, config))
+        asyncio.run(serve(args, layout, config, passed))
     return 0
 
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes
 
 import pyvirt
 from pyvirt import pki
-from pyvirt.errors import NotFound
+from pyvirt.errors import InvalidState
 from pyvirt.store import atomic_write
 from tests.integration.remote.sshd import free_port
 from tests.integration.remote.test_tls import MINI, assert_logged_refusal
@@ -98,8 +98,8 @@ def test_listed_certificates_get_in_and_their_changes_are_audited(policy: Policy
     policy.daemon.cli("-c", admin, "define", str(xml)).ok()
     ops = policy.client(tmp_path, "ops-7")  # by the wildcard
     assert "p1" in policy.daemon.cli("-c", ops, "list", "--all").ok().out
-    with pyvirt.open(ops) as conn, pytest.raises(NotFound):
-        conn.domain("nosuch").start()
+    with pyvirt.open(ops) as conn, pytest.raises(InvalidState):
+        conn.domain("p1").resume()  # shut off: nothing to resume
     log = policy.log()
     audit = [line for line in log.splitlines() if "pyvirtd.audit" in line]
     assert any(
@@ -108,8 +108,8 @@ def test_listed_certificates_get_in_and_their_changes_are_audited(policy: Policy
         for line in audit
     ), audit
     assert any(
-        "domain.start POST /v1/domains/nosuch/start by 'O=pyvirt,CN=ops-7' at 127.0.0.1:" in line
-        and ": failed (not-found: " in line
+        "domain.resume POST /v1/domains/p1/resume by 'O=pyvirt,CN=ops-7' at 127.0.0.1:" in line
+        and ": failed (invalid-state: " in line
         for line in audit
     ), audit
     assert not any("domain.list" in line for line in audit)  # queries are not audited
