@@ -87,6 +87,20 @@ class Placed:
     address: PCIAddress
 
 
+# The address types the command builder places each kind of device by (disks, inputs, watchdogs and
+# panics are checked with their bus or model).
+_ADDRESS_TYPES = {
+    "controller": ("pci",),
+    "interface": ("pci",),
+    "video": ("pci",),
+    "rng": ("pci",),
+    "memballoon": ("pci",),
+    "serial": (),
+    "console": ("virtio-serial",),
+    "channel": ("virtio-serial",),
+}
+
+
 def placed_devices(dom: Domain) -> Iterator[Placed]:
     """Every device of ``dom`` that carries an address, with a name for error messages."""
     devs = dom.devices
@@ -159,6 +173,9 @@ def check_addresses(dom: Domain) -> None:
     for dev in placed_devices(dom):
         addr, where = dev.address, dev.where
         check_address(addr, where)
+        kind = where.split(" ", 1)[0]
+        if kind in _ADDRESS_TYPES and addr.type not in _ADDRESS_TYPES[kind]:
+            raise InvalidArgument(f"{where} cannot have an address of type '{addr.type}'")
         if addr.type == "pci":
             bus, slot, function = number(addr, "bus"), number(addr, "slot"), number(addr, "function")
             if bus not in pci_buses:

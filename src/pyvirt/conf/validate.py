@@ -110,6 +110,12 @@ def _check_devices(dom: Domain) -> None:
     usb_users += [f"disk '{d.target_dev}'" for d in devs.disks if d.target_bus == "usb"]
     if usb_users and not usb:
         raise InvalidArgument(f"USB {usb_users[0]} needs a USB controller (<controller type='usb'>)")
+    for inp in devs.inputs:
+        wanted = {"usb": "usb", "virtio": "pci"}.get(inp.bus)
+        if inp.address is not None and inp.address.type != wanted:
+            raise InvalidArgument(
+                f"{inp.bus} {inp.type} input cannot have an address of type '{inp.address.type}'"
+            )
     for panic in devs.panics:
         if panic.model == "isa" and panic.address is not None and panic.address.type != "isa":
             raise InvalidArgument(f"panic model 'isa' cannot have an address of type '{panic.address.type}'")
@@ -230,6 +236,10 @@ def _check_watchdogs_and_video(dom: Domain) -> None:
     if len({dog.action for dog in dogs}) > 1:
         raise UnsupportedConfig("unsupported configuration: watchdogs with different actions")
     for dog in dogs:
+        if dog.address is not None and (dog.model != "i6300esb" or dog.address.type != "pci"):
+            raise InvalidArgument(
+                f"watchdog '{dog.model}' cannot have an address of type '{dog.address.type}'"
+            )
         if dog.model == "itco" and "q35" not in (dom.os.machine or ""):
             raise UnsupportedConfig("unsupported configuration: watchdog model 'itco' needs a q35 machine")
     if sum(1 for video in dom.devices.videos if video.primary) > 1:

@@ -68,6 +68,15 @@ def test_pci_ranges_are_checked_at_parse_time(address: str, message: str) -> Non
     [
         (rng(pci("3")) + rng(pci("0x3")), "PCI address 00:03.0 is used by both rng #0 and rng #1"),
         (rng(pci("3", bus="2")), "on bus 0x02, which no pci controller has"),
+        (rng("<address type='usb' bus='0' port='1'/>"), "rng #0 cannot have an address of type 'usb'"),
+        (
+            "<serial type='pty'><address type='isa' iobase='0x3f8'/></serial>",
+            "serial #0 cannot have an address of type 'isa'",
+        ),
+        (
+            "<interface type='user'><address type='drive' controller='0' unit='0'/></interface>",
+            "interface #0 cannot have an address of type 'drive'",
+        ),
         (
             "<disk type='file' device='cdrom'><target dev='hda' bus='ide'/>"
             "<address type='drive' controller='0' bus='0' target='0' unit='2'/></disk>",

@@ -322,6 +322,16 @@ def q35(text: str) -> str:
             "USB tablet input needs a USB controller",
         ),
         (with_devices("<graphics type='vnc'/>" * 2), UnsupportedConfig, "more than one graphics device"),
+        (
+            with_devices("<watchdog model='ib700'><address type='pci' bus='0' slot='3'/></watchdog>"),
+            InvalidArgument,
+            "watchdog 'ib700' cannot have an address of type 'pci'",
+        ),
+        (
+            with_devices("<input type='mouse' bus='ps2'><address type='pci' bus='0' slot='3'/></input>"),
+            InvalidArgument,
+            "ps2 mouse input cannot have an address of type 'pci'",
+        ),
         (with_devices("<serial type='pty'><target port='4'/></serial>"), UnsupportedConfig, "serial port 4"),
         (
             with_devices("<serial type='pty'><target port='1'/></serial>" * 2),
