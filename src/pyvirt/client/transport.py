@@ -8,7 +8,8 @@ connection of its own over.
 No wait is unbounded: reaching the daemon takes at most ``connect_timeout`` seconds, and the daemon
 may stay silent for at most ``read_timeout`` seconds (both in pyvirt.conf, see
 :mod:`pyvirt.clientconf`), else :class:`~pyvirt.errors.TimedOut`. A long request is not cut short: the
-daemon sends ``102 Processing`` every few seconds while it works, and those are skipped here.
+daemon sends ``102 Processing`` every few seconds while it works (asked for with ``Expect:
+102-processing``), and those are skipped here.
 """
 
 from __future__ import annotations
@@ -88,7 +89,13 @@ class Transport:
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> None:
         payload = b"" if body is None else jsonwire.dumps(body).encode()
-        lines = [f"{method} {path} HTTP/1.1", "Host: pyvirtd", f"Content-Length: {len(payload)}"]
+        # Expect: the daemon's keepalive beats while the request runs (see read_response).
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            "Host: pyvirtd",
+            "Expect: 102-processing",
+            f"Content-Length: {len(payload)}",
+        ]
         if payload:
             lines.append("Content-Type: application/json")
         for key, value in (headers or {}).items():

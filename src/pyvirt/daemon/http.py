@@ -11,8 +11,10 @@ Every request goes through the same steps, each refusing with a JSON error and a
 4. the body is read (chunked or by length, at most :data:`MAX_BODY` bytes: 413, within the timeout),
    or, on a stream route, the connection becomes a WebSocket (:mod:`pyvirt.daemon.websocket`);
 5. the handler runs, with a ``102 Processing`` interim reply every ``keepalive_interval`` seconds
-   (clients bound their wait by silence: a long request must not look like a hung daemon); an
-   unexpected exception is logged with a request id, and the 500 reply gives only that id.
+   when the request asked for them with ``Expect: 102-processing`` (pyvirt's client bounds its wait
+   by silence: a long request must not look like a hung daemon; other clients, some of which take
+   any reply for the final one, get none); an unexpected exception is logged with a request id, and
+   the 500 reply gives only that id.
 
 Every mutating request is logged (logger ``pyvirtd.audit``, at info level whatever the daemon's
 ``log_level``) with the peer -- uid and pid on a Unix socket, the certificate's subject and address
@@ -589,10 +591,12 @@ class HTTPServer:
         return conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
 
     async def _handle(self, conn: _Connection, route: Route, request: Request) -> Any:
-        """The handler's result, with a keepalive beat (``102 Processing``) while it works; a mutating
-        request is audited."""
+        """The handler's result, with a keepalive beat (``102 Processing``) while it works if the client
+        asked for it; a mutating request is audited."""
         assert route.handler is not None
-        heartbeat = Heartbeat(self.keepalive_interval, conn.processing)
+        heartbeat = None
+        if "102-processing" in request.headers.get("expect", "").lower():
+            heartbeat = Heartbeat(self.keepalive_interval, conn.processing)
         outcome = "cancelled"
         try:
             self.router.validate(route, request)
@@ -603,7 +607,8 @@ class HTTPServer:
             outcome = _outcome(err)
             raise
         finally:
-            heartbeat.stop()
+            if heartbeat is not None:
+                heartbeat.stop()
             if route.mutating:
                 log_audit(route, request, outcome)
 

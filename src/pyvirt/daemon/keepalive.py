@@ -1,8 +1,9 @@
 """The daemon's keepalive: a callback repeated every ``interval`` seconds on the event loop.
 
-While a request runs, the HTTP layer sends ``102 Processing`` on each beat, and an open WebSocket
-sends a ping: a client then tells a daemon at work (or a quiet stream) from a hung one by silence
-alone (its ``read_timeout``), however long the work takes. Timer callbacks, not tasks: a request
+While a request runs that asked for it (``Expect: 102-processing``), the HTTP layer sends ``102
+Processing`` on each beat, and an open WebSocket sends a ping: a client then tells a daemon at work
+(or a quiet stream) from a hung one by silence alone (its ``read_timeout``), however long the work
+takes. Timer callbacks, not tasks: a request
 that ends before the first beat costs one timer.
 """
 

@@ -135,19 +135,31 @@ def test_a_long_request_outlives_the_read_timeout(conf: Path, tmp_path: Path) ->
     assert serve(tmp_path, SlowApp().router, client, keepalive_interval=0.1) == {"done": "yes"}
 
 
-def test_the_daemon_sends_processing_while_it_works(tmp_path: Path) -> None:
+def raw_slow(tmp_path: Path, expect: str) -> bytes:
     def client(path: str) -> bytes:
         with connect(path) as sock:
             sock.sendall(
-                b"POST /v1/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                b"POST /v1/slow HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n"
+                + expect.encode()
+                + b"\r\n"
             )
             return read_all(sock)
 
-    data = serve(tmp_path, SlowApp().router, client, keepalive_interval=0.5)
+    return serve(tmp_path, SlowApp().router, client, keepalive_interval=0.5)
+
+
+def test_the_daemon_sends_processing_while_it_works_when_asked(tmp_path: Path) -> None:
+    data = raw_slow(tmp_path, "Expect: 102-processing\r\n")
     interim, _, final = data.rpartition(b"HTTP/1.1 200 ")
     assert interim.count(b"HTTP/1.1 102 Processing\r\n\r\n") >= 2
     assert interim.replace(b"HTTP/1.1 102 Processing\r\n\r\n", b"") == b""
     assert final.endswith(b'{"done": "yes"}')
+
+
+def test_a_client_that_did_not_ask_gets_no_interim_reply(tmp_path: Path) -> None:
+    """Some HTTP clients (Python's http.client) take any reply but 100 for the final one."""
+    data = raw_slow(tmp_path, "")
+    assert data.startswith(b"HTTP/1.1 200 ") and b" 102 " not in data
 
 
 def test_without_keepalive_a_long_request_times_out(conf: Path, tmp_path: Path) -> None:
