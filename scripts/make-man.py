@@ -118,6 +118,25 @@ def pyvirt_page() -> str:
     return "\n".join(lines) + "\n"
 
 
+def configuration_section() -> list[str]:
+    """pyvirtd.conf's settings, from the daemon's table of them (pyvirt.daemon.config)."""
+    from pyvirt.daemon.config import settings
+
+    lines = [".SH CONFIGURATION"]
+    lines += paragraph(
+        "/etc/pyvirt/pyvirtd.conf (or --config FILE) takes libvirtd.conf's syntax: name = value, "
+        'a value being a number, a "string" or a list ["a", "b"]; # starts a comment. A setting '
+        "pyvirtd does not know, or a value of the wrong type or out of range, stops pyvirtd with an "
+        "error naming the setting and the file. The settings, with their defaults:"
+    )
+    rows = []
+    for field in settings():
+        default = field.default
+        shown = "(unset)" if default is None else f'"{default}"' if isinstance(default, str) else str(default)
+        rows.append((f"{field.name} = {shown}", field.metadata["help"]))
+    return lines + options_list(rows)
+
+
 def pyvirtd_page() -> str:
     from pyvirt.daemon import main as daemon
 
@@ -139,6 +158,7 @@ def pyvirtd_page() -> str:
             spelled += f" {action.dest.upper()}"
         rows.append((spelled, action.help or ""))
     lines += options_list(rows)
+    lines += configuration_section()
     lines += [
         ".SH ENVIRONMENT",
         ".TP",
@@ -147,7 +167,7 @@ def pyvirtd_page() -> str:
         ".SH FILES",
         ".TP",
         ".I /etc/pyvirt/pyvirtd.conf",
-        "configuration: unix_sock_group, unix_sock_rw_perms, unix_sock_ro_perms",
+        "configuration (see CONFIGURATION)",
         ".TP",
         ".I /etc/pyvirt/qemu/",
         "domain definitions (networks/ and storage/ beside it)",

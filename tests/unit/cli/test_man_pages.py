@@ -55,6 +55,15 @@ def test_pyvirtd_page_has_the_daemon_options(pages: Path) -> None:
         assert option in text
 
 
+def test_pyvirtd_page_has_every_setting_of_pyvirtd_conf(pages: Path) -> None:
+    from pyvirt.daemon.config import settings
+
+    text = rendered(pages / "man8/pyvirtd.8")
+    for field in settings():
+        assert f"{field.name} = " in text, field.name
+    assert 'unix_sock_rw_perms = "0600"' in text and "tls_allowed_dn_list = (unset)" in text
+
+
 def test_setup_installed_the_current_pages(pages: Path) -> None:
     venv_man = Path(sys.executable).parent.parent / "share/man"
     for page in ("man1/pyvirt.1", "man8/pyvirtd.8"):
