@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 GUEST_DIR ?= $(CURDIR)/.cache/test-guest
 export GUEST_DIR
 
-.PHONY: setup guest man test unit integration lint demo bench stress clean install-systemd
+.PHONY: setup guest man test unit integration lint demo bench stress fuzz clean install-systemd
 
 setup:
 	@bash scripts/setup.sh
@@ -36,6 +36,13 @@ test: setup guest lint
 stress: setup guest
 	PYVIRT_STRESS=long PYVIRT_STRESS_REPORT=$(CURDIR)/.cache/stress \
 		$(PY) -m pytest tests/integration/faults -q -s -p no:cacheprovider -o timeout=7200
+
+# 1,000,000 fuzzed inputs across the XML, image and HTTP parsers (tests/fuzz; `make test` runs a
+# short form); crashes, hangs and report.json go to .cache/fuzz. FUZZ_INPUTS=N, FUZZ_SEED=N to vary.
+FUZZ_INPUTS ?= 1000000
+FUZZ_SEED ?= 0
+fuzz: setup
+	$(PY) -m tests.fuzz --inputs $(FUZZ_INPUTS) --seed $(FUZZ_SEED) --out $(CURDIR)/.cache/fuzz
 
 demo: setup guest
 	@bash scripts/demo.sh

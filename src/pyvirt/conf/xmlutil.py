@@ -72,7 +72,12 @@ def parse_document(text: str, *, raw_paths: frozenset[str] = frozenset()) -> Nod
 
     Elements whose path is in ``raw_paths`` also keep their inner XML verbatim in ``raw_inner``.
     """
-    data = text.encode("utf-8")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as err:  # a lone surrogate: JSON's \ud800 escapes can carry one
+        raise XMLError(
+            f"XML document is not valid Unicode: character {err.object[err.start]!a} at offset {err.start}"
+        ) from None
     if len(data) > MAX_DOCUMENT_BYTES:
         raise XMLError(f"XML document is too large ({len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES})")
     if any(marker in data for marker in _FORBIDDEN_MARKERS):

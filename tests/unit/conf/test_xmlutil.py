@@ -151,3 +151,9 @@ def test_writer_quotes_like_libvirt() -> None:
         "  <description q='it&apos;s &quot;x&quot;'/>\n"
         "</domain>\n"
     )
+
+
+def test_a_lone_surrogate_is_refused_as_xml() -> None:
+    # JSON's "\ud800" escapes put one in a define's XML; it was a UnicodeEncodeError (a 500).
+    with pytest.raises(XMLError, match=r"not valid Unicode: character '\\udc80' at offset 11"):
+        parse_document("<domain a='\udc80'/>")
