@@ -419,3 +419,20 @@ def test_measure_and_resize_refused_as_qemu_img(tmp_path: Path, fmt: str) -> Non
     r = pyvirt_img("resize", "-f", fmt, f"x.{fmt}", "2M", cwd=tmp_path)
     q = qemu_img("resize", "-f", fmt, f"x.{fmt}", "2M", check=False, cwd=tmp_path)
     assert (r.returncode, r.stderr.split("error: ")[1]) == (q.returncode, q.stderr.split("qemu-img: ")[1])
+
+
+@pytest.mark.parametrize("subformat", ["twoGbMaxExtentSparse", "twoGbMaxExtentFlat"])
+def test_writes_across_split_extents(tmp_path: Path, subformat: str) -> None:
+    """Writes that straddle the 2 GiB extent boundaries land in the right files for qemu-io."""
+    img = tmp_path / "x.vmdk"
+    qemu_img("create", "-q", "-f", "vmdk", "-o", f"subformat={subformat}", str(img), "5G")
+    writes = [((2 << 30) - 4096, 8192, 7), ((4 << 30) - 100, 8192, 8), ((5 << 30) - 70000, 70000, 9)]
+    with open_image(str(img), readonly=False) as w:
+        for off, n, p in writes:
+            w.write(off, bytes([p]) * n)
+        w.write_zeroes((2 << 30) - 1024, 2048)
+    assert_clean(img)
+    cmds = [f"read -P {p} {off} {n}" for off, n, p in writes[1:]]
+    cmds += [f"read -P 7 {(2 << 30) - 4096} 3072", f"read -P 0 {(2 << 30) - 1024} 2048"]
+    cmds += [f"read -P 7 {(2 << 30) + 1024} 3072", "read -P 0 0 65536"]
+    qemu_io(img, *cmds, fmt="vmdk")  # qemu-io exits non-zero on a pattern mismatch
