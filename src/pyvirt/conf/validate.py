@@ -22,6 +22,8 @@ MIN_MEMORY_KIB = 1024
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
 _DISK_TARGET = re.compile(r"(?:vd|sd|hd)[a-z]{1,3}")
+# Linux's dev_valid_name: 1-15 bytes, no '/', ':' or white space, not '.' or '..'.
+_IFNAME = re.compile(r"[^/:\s]{1,15}")
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 _LIFECYCLE = ("destroy", "restart", "preserve")
 _MACHINE = re.compile(r"pc|q35|pc-(?:i440fx|q35)-[0-9]+\.[0-9]+")
@@ -31,6 +33,21 @@ _BUSES = ("virtio", "sata", "scsi", "ide", "usb")
 def validate_uuid(value: str) -> None:
     if not _UUID.fullmatch(value):
         raise InvalidArgument(f"invalid UUID '{value}': expected lower-case 8-4-4-4-12 hex digits")
+
+
+def _check_tap_name(kind: str, tap: str | None) -> None:
+    if tap is None:
+        return
+    if kind not in ("network", "bridge"):
+        raise UnsupportedConfig(
+            f"unsupported configuration: interface/target dev '{tap}': "
+            f"an interface of type '{kind}' has no tap"
+        )
+    if not _IFNAME.fullmatch(tap) or tap in (".", "..") or len(tap.encode()) > 15:
+        raise InvalidArgument(
+            f"invalid interface/target dev '{tap}': "
+            "a network device name is 1 to 15 bytes without '/', ':' or spaces"
+        )
 
 
 def _check_memory(dom: Domain) -> None:
@@ -72,6 +89,11 @@ def _check_devices(dom: Domain) -> None:
             raise InvalidArgument(f"interface '{nic.mac}' of type 'network' names no network")
         if nic.type == "bridge" and not nic.source_bridge:
             raise InvalidArgument(f"interface '{nic.mac}' of type 'bridge' names no bridge")
+    for nic in devs.interfaces:
+        _check_tap_name(nic.type, nic.target_dev)
+    for tap, count in Counter(nic.target_dev for nic in devs.interfaces if nic.target_dev).items():
+        if count > 1:
+            raise InvalidArgument(f"interface target dev '{tap}' is used by more than one interface")
     for mac, count in Counter(nic.mac for nic in devs.interfaces if nic.mac).items():
         if count > 1:
             raise InvalidArgument(f"MAC address '{mac}' is used by more than one interface")

@@ -190,7 +190,7 @@ async def _plug_interfaces(reg: DomainRegistry, dom: Domain, revert: Revert) -> 
             network=iface.source_network if iface.type == "network" else None,
             bridge=iface.source_bridge if iface.type == "bridge" else None,
             mac=iface.mac,
-            tap=None,
+            tap=iface.target_dev,  # a user-given <target dev=...>, validated at define; None: vnetN
         )
         hook = reg.networks
         revert.add(lambda hook=hook, tap=tap: hook.unplug_tap(tap), f"unplug {tap}")  # type: ignore[misc]

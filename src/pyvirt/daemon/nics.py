@@ -95,7 +95,7 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
             raise UnsupportedConfig("unsupported configuration: the network driver is not available")
         assert iface.mac is not None
         tap = await reg.networks.plug_tap(
-            network=iface.source_network, bridge=iface.source_bridge, mac=iface.mac
+            network=iface.source_network, bridge=iface.source_bridge, mac=iface.mac, tap=iface.target_dev
         )
         iface.target_dev = tap
         args: dict[str, Any] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,8 +103,6 @@ def test_guests_get_leases_and_reach_each_other(nsdaemon: Daemon, tmp_path: Path
     assert tap
     d.cli("destroy", "n1").ok()
     # The tap is removed on the network driver's thread, just after destroy answers.
-    import time
-
     deadline = time.monotonic() + 10
     while tap.group(1) in in_ns(d, "ip", "-br", "link") and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -175,3 +174,30 @@ def test_network_bad_input_changes_nothing(nsdaemon: Daemon, tmp_path: Path) -> 
     assert result.rc == 1 and "b" in result.err
     assert d.state("x1") == "shut off"
     assert not d.qemu_pids()
+
+
+def named_tap_guest(d: Daemon, tmp_path: Path, name: str, net: str, tap: str) -> None:
+    xml = domain_xml(name, nic_network=net)
+    path = tmp_path / f"{name}.xml"
+    path.write_text(xml.replace('<model type="virtio"', f'<target dev="{tap}" /><model type="virtio"', 1))
+    assert f'<target dev="{tap}"' in path.read_text()
+    d.cli("define", str(path)).ok()
+
+
+def test_user_given_tap_name_is_used(nsdaemon: Daemon, tmp_path: Path) -> None:
+    d = nsdaemon
+    net_define(d, tmp_path, "named", 81)
+    named_tap_guest(d, tmp_path, "t1", "named", "guest-t1")
+    named_tap_guest(d, tmp_path, "t2", "named", "guest-t1")
+    d.cli("start", "t1").ok()
+    assert re.search(r"^ guest-t1\s+network\s+named\s+virtio\s", d.cli("domiflist", "t1").ok().out, re.M)
+    assert "master pvt81" in in_ns(d, "ip", "link", "show", "guest-t1")
+    # a second guest asking for the same tap is refused at start
+    result = d.cli("start", "t2")
+    assert result.rc == 1 and "network device 'guest-t1' already exists" in result.err, result.err
+    assert "shut off" in d.cli("domstate", "t2").ok().out
+    d.cli("destroy", "t1").ok()
+    deadline = time.monotonic() + 10
+    while "guest-t1" in in_ns(d, "ip", "-br", "link") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "guest-t1" not in in_ns(d, "ip", "-br", "link")

@@ -382,3 +382,39 @@ def test_pci_controllers_without_a_model_get_libvirts(machine: str, models: list
     text = with_devices("<controller type='pci' index='0'/><controller type='pci' index='1'/>")
     dom = load_domain_xml(text.replace("machine='pc'", f"machine='{machine}'"))
     assert [ctl.model for ctl in dom.devices.controllers] == models
+
+
+NIC = "<interface type='{0}'><mac address='52:54:00:00:00:0{1}'/>{2}<target dev='{3}'/></interface>"
+
+
+@pytest.mark.parametrize(
+    ("devices", "error", "message"),
+    [
+        (
+            NIC.format("bridge", 1, "<source bridge='br0'/>", "a/b"),
+            InvalidArgument,
+            "invalid interface/target dev 'a/b'",
+        ),
+        (NIC.format("bridge", 1, "<source bridge='br0'/>", "x" * 16), InvalidArgument, "1 to 15 bytes"),
+        (
+            NIC.format("bridge", 1, "<source bridge='br0'/>", "a b"),
+            InvalidArgument,
+            "invalid interface/target",
+        ),
+        (NIC.format("user", 1, "", "mytap"), UnsupportedConfig, "type 'user' has no tap"),
+        (
+            NIC.format("bridge", 1, "<source bridge='br0'/>", "tap1")
+            + NIC.format("bridge", 2, "<source bridge='br0'/>", "tap1"),
+            InvalidArgument,
+            "target dev 'tap1' is used by more than one interface",
+        ),
+    ],
+)
+def test_interface_target_dev_checks(devices: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(with_devices(devices))
+
+
+def test_interface_target_dev_kept_for_the_tap() -> None:
+    dom = load_domain_xml(with_devices(NIC.format("network", 1, "<source network='default'/>", "guest-a.0")))
+    assert dom.devices.interfaces[0].target_dev == "guest-a.0"
