@@ -13,6 +13,18 @@ import os
 import tempfile
 from pathlib import Path
 
+from pyvirt.errors import OperationFailed
+
+
+class WriteFailed(OperationFailed, OSError):
+    """A file could not be written (a full disk, say): a pyvirt error that names the file and the cause,
+    so the daemon answers with it rather than an internal error, and still an OSError for callers."""
+
+    def __init__(self, path: Path, err: OSError) -> None:
+        super().__init__(f"cannot write '{path}': {err.strerror or err}")
+        self.errno = err.errno
+        self.strerror = err.strerror
+
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically and, unless ``durable=False``, durably.
@@ -20,8 +32,11 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
     Run-time state (under /run, a tmpfs that does not survive a reboot anyway) needs atomicity only:
     skipping its fsyncs keeps them off the domain start path.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise WriteFailed(path, err) from err
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -30,9 +45,11 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = 
             if durable:
                 os.fsync(fh.fileno())
         os.rename(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise WriteFailed(path, err) from err
         raise
     if durable:
         fsync_dir(path.parent)

@@ -17,11 +17,11 @@ import contextlib
 import os
 import time
 import uuid as uuidlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import AlreadyExists, InvalidState, NotFound
+from pyvirt.errors import AlreadyExists, InvalidState, NotFound, OperationFailed
 from pyvirt.guest import clone as parts
 from pyvirt.revert import Revert
 
@@ -127,12 +127,14 @@ class CloneAPI:
                 size = max(src.size, opts.disk_size or 0) if index == 0 else src.size
                 steps.append(f"Disk {vol}: {'overlay on' if linked else 'full copy of'} {src.path}")
                 make = parts.overlay if linked else _full_copy
-                await asyncio.to_thread(make, src, folder / vol, size)
+                with _creating(folder / vol):
+                    await asyncio.to_thread(make, src, folder / vol, size)
                 revert.add(lambda path=folder / vol: path.unlink(missing_ok=True), f"remove {vol}")  # type: ignore[misc]
             steps.append(f"Seed {seed}: cloud-init NoCloud, hostname {hostname}")
-            await asyncio.to_thread(
-                parts.write_seed, folder / seed, opts, uuid, hostname, macs[0] if macs else None
-            )
+            with _creating(folder / seed):
+                await asyncio.to_thread(
+                    parts.write_seed, folder / seed, opts, uuid, hostname, macs[0] if macs else None
+                )
             revert.add(lambda: (folder / seed).unlink(missing_ok=True), f"remove {seed}")
             if base is None:
                 kvm, _ = self.domains.accel_check()
@@ -221,6 +223,15 @@ def network_names(api: NetworkAPI) -> NetworkNames:
         return await api.run(lambda: [status.name for status in api.driver.list()])
 
     return names
+
+
+@contextlib.contextmanager
+def _creating(path: Path) -> Iterator[None]:
+    """A file system error making ``path`` (a full disk, say) as a pyvirt error naming it and the cause."""
+    try:
+        yield
+    except OSError as err:
+        raise OperationFailed(f"cannot create '{path}': {err.strerror or err}") from err
 
 
 def _full_copy(src: parts.Source, dest: Path, size: int) -> None:
