@@ -181,6 +181,7 @@ def debian(daemon: Daemon) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # its set-up builds the template: a fresh debootstrap alone takes minutes
 @needs_build_tools
 def test_build_debian_template(daemon: Daemon, debian: str) -> None:
     out = daemon.cli("template", "list").ok().out
@@ -221,6 +222,7 @@ def _run(console: Console, command: str, timeout: float = 60) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # two Debian boots under TCG: 680 s on a loaded 2-core machine
 @needs_build_tools
 def test_linked_clones_boot_with_their_own_identity(daemon: Daemon, debian: str, tmp_path: Path) -> None:
     key = tmp_path / "id_test.pub"
