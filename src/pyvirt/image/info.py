@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 
 from pyvirt.image.errors import ImageError
 from pyvirt.image.probe import check_format, probe_bytes
@@ -94,9 +95,9 @@ def _chain_info(
 def _qcow2_info(path: str, fd: int, head: bytes, file_size: int) -> dict[str, Any]:
     from pyvirt.image.qcow2 import header as H
 
-    h = H.Header.parse(head, file_size, source=path)
+    h = H.Header.parse(head, file_size, source=path, encrypted=True)
     if h.cluster_size > len(head):
-        h = H.Header.parse(os.pread(fd, h.cluster_size, 0), file_size, source=path)
+        h = H.Header.parse(os.pread(fd, h.cluster_size, 0), file_size, source=path, encrypted=True)
     info: dict[str, Any] = {}
     if h.backing_format and h.backing_file:
         info["backing-filename-format"] = h.backing_format
@@ -119,6 +120,8 @@ def _qcow2_info(path: str, fd: int, head: bytes, file_size: int) -> dict[str, An
             if bm is not None:
                 data["bitmaps"] = B.info(bm)
     data["refcount-bits"] = h.refcount_bits
+    if h.crypt_method:
+        data["encrypt"] = _encrypt_info(path, fd, h.crypt_method, h.luks_header, file_size)
     if h.version >= 3:
         data["corrupt"] = bool(h.incompatible_features & H.INCOMPAT_CORRUPT)
         data["extended-l2"] = bool(h.incompatible_features & H.INCOMPAT_EXTL2)
@@ -126,8 +129,64 @@ def _qcow2_info(path: str, fd: int, head: bytes, file_size: int) -> dict[str, An
     if h.backing_file:
         info["full-backing-filename"] = path_combine(path, h.backing_file)
         info["backing-filename"] = h.backing_file
+    if h.crypt_method:
+        info["encrypted"] = True
     info["dirty-flag"] = bool(h.incompatible_features & H.INCOMPAT_DIRTY)
     return info
+
+
+_LUKS = struct.Struct(">6sH32s32s32sII20s32sI40s")
+_LUKS_SLOT = struct.Struct(">II32sII")
+LUKS_SLOT_ACTIVE = 0x00AC71F3
+
+
+def _encrypt_info(
+    path: str, fd: int, method: int, where: tuple[int, int] | None, file_size: int
+) -> dict[str, Any]:
+    """qemu-img info's ``encrypt`` details: the format, and for LUKS its header's fields."""
+    if method == 1:
+        return {"format": "aes"}
+    if method != 2 or where is None:
+        raise ImageError(f"{path}: unknown qcow2 encryption method {method}")
+    off, length = where
+    if length < 592 or off + 592 > file_size:
+        raise ImageError(f"{path}: the LUKS header lies outside the file")
+    raw = os.pread(fd, 592, off)
+    magic, version, cipher, mode, hash_spec, payload, key_bytes, _d, _s, mk_iters, uuid = _LUKS.unpack_from(
+        raw
+    )
+    if magic != b"LUKS\xba\xbe" or version != 1:
+        raise ImageError(f"{path}: the LUKS header is not a LUKS version 1 header")
+
+    def text(b: bytes) -> str:
+        return b.split(b"\0", 1)[0].decode("ascii", "replace")
+
+    cipher_mode, _, ivgen = text(mode).partition("-")
+    ivgen_alg, _, ivgen_hash = ivgen.partition(":")
+    bits = key_bytes * 8 // (2 if cipher_mode == "xts" else 1)
+    out: dict[str, Any] = {"ivgen-alg": ivgen_alg}
+    if ivgen_hash:
+        out["ivgen-hash-alg"] = ivgen_hash
+    out.update(
+        {
+            "hash-alg": text(hash_spec),
+            "cipher-alg": f"{text(cipher)}-{bits}",
+            "uuid": text(uuid),
+            "format": "luks",
+            "cipher-mode": cipher_mode,
+        }
+    )
+    slots: list[dict[str, Any]] = []
+    for i in range(8):
+        active, iters, _salt, key_off, stripes = _LUKS_SLOT.unpack_from(raw, 208 + 48 * i)
+        if active == LUKS_SLOT_ACTIVE:
+            slots.append({"active": True, "iters": iters, "key-offset": key_off * 512, "stripes": stripes})
+        else:
+            slots.append({"active": False, "key-offset": key_off * 512})
+    out["slots"] = slots
+    out["payload-offset"] = payload * 512
+    out["master-key-iters"] = mk_iters
+    return out
 
 
 def _other_info(path: str, fmt: str) -> dict[str, Any]:
@@ -176,6 +235,8 @@ def info_human(info: dict[str, Any]) -> str:
         f"virtual size: {size_to_str(info['virtual-size'])} ({info['virtual-size']} bytes)",
         f"disk size: {size_to_str(info['actual-size'])}",
     ]
+    if info.get("encrypted"):
+        lines.append("encrypted: yes")
     if "cluster-size" in info:
         lines.append(f"cluster_size: {info['cluster-size']}")
     if "backing-filename" in info:

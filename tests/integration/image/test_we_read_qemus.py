@@ -10,7 +10,7 @@ import pytest
 from pyvirt.errors import ImageError
 from pyvirt.image import check, open_image
 
-from .conftest import assert_clean, qemu_img, qemu_io, qemu_raw, read_all
+from .conftest import assert_clean, pyvirt_img, qemu_img, qemu_io, qemu_raw, read_all
 
 
 def _fill(p: Path, cluster_size: int) -> None:
@@ -104,7 +104,7 @@ def test_unsupported_features_refused_by_name(tmp_path: Path, opts: str, name: s
         open_image(str(p))
 
 
-def test_encrypted_refused(tmp_path: Path) -> None:
+def test_encrypted_refused_for_io_and_described_by_info(tmp_path: Path) -> None:
     import subprocess
 
     p = tmp_path / "e.qcow2"
@@ -132,6 +132,11 @@ def test_encrypted_refused(tmp_path: Path) -> None:
     assert made.returncode == 0, made.stderr
     with pytest.raises(ImageError, match="encrypt"):
         open_image(str(p))
+    # info needs no key: the LUKS header's fields, as qemu-img shows them.
+    for args in ([], ["--output=json"]):
+        ours = pyvirt_img("info", *args, "e.qcow2", cwd=tmp_path)
+        assert ours.stdout == qemu_img("info", *args, "e.qcow2", cwd=tmp_path).stdout, ours.stderr
+    assert "encrypted: yes" in ours.stdout or '"encrypted": true' in ours.stdout
 
 
 def test_corrupt_bit_forbids_writing(tmp_path: Path) -> None:

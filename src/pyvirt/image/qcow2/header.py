@@ -122,6 +122,8 @@ class Header:
         self.backing_format = backing_format
         self.feature_names: list[tuple[int, int, str]] = []
         self.other_extensions: list[Extension] = []
+        #: (offset, length) of a LUKS header (crypt_method 2), from its header extension
+        self.luks_header: tuple[int, int] | None = None
 
     @property
     def cluster_size(self) -> int:
@@ -144,8 +146,12 @@ class Header:
     # ---------------------------------------------------------------- parse
 
     @classmethod
-    def parse(cls, buf: bytes, file_size: int, *, source: str = "image") -> Header:
-        """Decode and validate the first cluster's header; ``buf`` holds at least the first 64 KiB."""
+    def parse(cls, buf: bytes, file_size: int, *, source: str = "image", encrypted: bool = False) -> Header:
+        """Decode and validate the first cluster's header; ``buf`` holds at least the first 64 KiB.
+
+        An encrypted image is refused unless ``encrypted`` (``info`` describes one; nothing here
+        reads or writes its data).
+        """
         if len(buf) < V2_HEADER_LEN or buf[:4] != MAGIC:
             raise CorruptImage(f"{source}: not a qcow2 image (bad magic or truncated header)")
         (
@@ -199,7 +205,7 @@ class Header:
             h.refcount_order = 4
         h._parse_extensions(buf, cs, source)
         h._check_features(source)
-        if crypt:
+        if crypt and not encrypted:
             raise UnsupportedImage(
                 f"{source}: encrypted qcow2 images are not supported (encryption method {crypt})"
             )
@@ -266,7 +272,9 @@ class Header:
                     name = data[i + 2 : i + 48].split(b"\0", 1)[0].decode("utf-8", "replace")
                     self.feature_names.append((data[i], data[i + 1], name))
             elif etype == EXT_ENCRYPTION:
-                raise UnsupportedImage(f"{source}: encrypted qcow2 images (LUKS header) are not supported")
+                if len(data) < 16:
+                    raise CorruptImage(f"{source}: the encryption header extension is truncated")
+                self.luks_header = struct.unpack_from(">QQ", data)
             elif etype == EXT_DATA_FILE:
                 raise UnsupportedImage(f"{source}: qcow2 images with an external data file are not supported")
             else:
