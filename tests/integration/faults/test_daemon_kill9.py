@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -191,6 +192,20 @@ def test_kill9_under_define_start_destroy_undefine(daemon: Daemon, tmp_path: Pat
         os.path.join(d, f) for d, _, files in os.walk(daemon.root) for f in files if is_temp_file(f)
     ]
 
+    # The disks are locked by their QEMU: a second one on the same disk would have been refused too.
+    unlocked = []
+    probed = sorted(running)
+    if not probed:  # the clients happened to leave every VM stopped: start one for the probe
+        with daemon.connect() as conn:
+            conn.define_xml(vms[0].xml)
+            conn.domain(vms[0].name).start()
+        probed = [vms[0].name]
+    for name in probed:
+        probe = subprocess.run(
+            ["qemu-img", "info", str(tmp_path / f"{name}.qcow2")], capture_output=True, text=True
+        )
+        if probe.returncode == 0 or "lock" not in probe.stderr:
+            unlocked.append(name)
     report(
         "kill9",
         {
@@ -211,11 +226,13 @@ def test_kill9_under_define_start_destroy_undefine(daemon: Daemon, tmp_path: Pat
             "torn_configs": len(torn),
             "temp_files_left": len(temp_files),
             "server_errors": len(tally.server_errors),
+            "running_disks_without_a_lock": len(unlocked),
         },
     )
     assert tally.acknowledged > kills, "the clients got almost nothing done: the test tested nothing"
     assert not tally.violations
     assert not orphans and not doubles and not without_qemu
+    assert not unlocked, unlocked
     assert persistent == configs and not torn
     assert not temp_files
     assert not tally.server_errors
