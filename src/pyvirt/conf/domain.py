@@ -24,6 +24,8 @@ class Loader:
     readonly: bool = True
     type: str = "pflash"  # "pflash" or "rom"
     secure: bool | None = None
+    format: str | None = None  # "raw" (the only format pyvirt runs), as written
+    stateless: bool | None = None  # yes: no NVRAM (only the code flash)
 
 
 @dataclass
@@ -41,6 +43,8 @@ class OSConfig:
     firmware: str | None = None  # os firmware='efi' autoselection
     bootmenu_timeout: int | None = None  # milliseconds
     nvram_template: str | None = None
+    nvram_format: str | None = None  # <nvram format>: "raw", as written
+    nvram_template_format: str | None = None  # <nvram templateFormat>: "raw", as written
     firmware_features: dict[str, bool] = field(default_factory=dict)  # <firmware><feature name enabled>
 
 
@@ -60,9 +64,18 @@ class CPUConfig:
     fallback: str | None = None
     sockets: int | None = None
     dies: int | None = None
+    clusters: int | None = None  # only 1: QEMU 7.2's x86 machines have no clusters
     cores: int | None = None
     threads: int | None = None
     features: list[CPUFeature] = field(default_factory=list)
+
+
+@dataclass
+class CPUTune:
+    """``<cputune>``: pinning, applied as thread affinity (vCPU threads found over QMP)."""
+
+    vcpupin: dict[int, str] = field(default_factory=dict)  # vCPU number → CPU set as written
+    emulatorpin: str | None = None  # CPU set of every thread that is not a vCPU
 
 
 @dataclass
@@ -246,8 +259,11 @@ class Domain:
     metadata: str | None = None  # inner XML of <metadata>, kept verbatim
     memory_kib: int = 1024 * 1024
     current_memory_kib: int | None = None
-    vcpus: int = 1
+    vcpus: int = 1  # the maximum (<vcpu>'s text)
     vcpu_placement: str | None = None
+    vcpu_current: int | None = None  # vCPUs online at start (<vcpu current>); the rest can be added
+    vcpu_cpuset: str | None = None  # host CPUs every QEMU thread may run on, as written
+    cputune: CPUTune | None = None
     os: OSConfig = field(default_factory=OSConfig)
     features: list[str] = field(default_factory=list)  # acpi, apic, pae, ... in document order
     feature_attrs: dict[str, dict[str, str]] = field(default_factory=dict)  # e.g. vmport state=off
@@ -262,6 +278,10 @@ class Domain:
     devices: Devices = field(default_factory=Devices)
     # Runtime-only; written in live XML (dumpxml of a running domain), never in the config file.
     id: int | None = None
+
+    @property
+    def online_vcpus(self) -> int:
+        return self.vcpu_current if self.vcpu_current is not None else self.vcpus
 
     @property
     def current_kib(self) -> int:

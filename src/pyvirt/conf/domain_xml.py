@@ -17,6 +17,7 @@ import re
 import uuid as uuidlib
 
 from pyvirt.conf.addresses import check_address
+from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
 from pyvirt.conf.domain import (
     AudioConfig,
@@ -25,6 +26,7 @@ from pyvirt.conf.domain import (
     ControllerConfig,
     CPUConfig,
     CPUFeature,
+    CPUTune,
     Devices,
     DiskConfig,
     Domain,
@@ -120,6 +122,16 @@ def _is_auto_tap(name: str | None) -> bool:
     return name is not None and name.startswith(AUTO_TAP_PREFIXES)
 
 
+def _raw_format(node: Elem, name: str, what: str) -> str | None:
+    value = node.attr(name)
+    if value is not None and value != "raw":
+        raise unsupported(
+            f"attribute '{name}' = '{value}' of '{node.path}': only raw {what} images are supported "
+            "(the firmware QEMU 7.2 and Debian's OVMF/SeaBIOS packages ship)"
+        )
+    return value
+
+
 # ---------------------------------------------------------------------------------------------- parsing
 
 
@@ -190,8 +202,14 @@ class _Parser:
         self.memory(root, dom)
         if (node := root.child("vcpu")) is not None:
             dom.vcpu_placement = node.choice("placement", ("static",))
+            dom.vcpu_current = node.integer("current", minimum=1)
+            if (cpuset := node.attr("cpuset")) is not None:
+                parse_cpuset(cpuset, f"attribute 'cpuset' of '{node.path}'")
+                dom.vcpu_cpuset = cpuset
             dom.vcpus = node.text_int(minimum=1)
             node.done()
+        if (node := root.child("cputune")) is not None:
+            dom.cputune = self.cputune(node)
         if (node := root.child("resource")) is not None:
             partition = node.child("partition")
             if partition is not None:
@@ -223,6 +241,26 @@ class _Parser:
             self.seclabel(node)
         root.done()
         return dom
+
+    @staticmethod
+    def cputune(e: Elem) -> CPUTune:
+        tune = CPUTune()
+        for node in e.children("vcpupin"):
+            vcpu = node.integer("vcpu", minimum=0)
+            cpuset = node.require("cpuset")
+            if vcpu is None:
+                raise XMLError(f"missing attribute 'vcpu' of '{node.path}'")
+            if vcpu in tune.vcpupin:
+                raise XMLError(f"vcpu {vcpu} is pinned twice in '{node.path}'")
+            parse_cpuset(cpuset, f"attribute 'cpuset' of '{node.path}'")
+            tune.vcpupin[vcpu] = cpuset
+            node.done()
+        if (pin := e.child("emulatorpin")) is not None:
+            tune.emulatorpin = pin.require("cpuset")
+            parse_cpuset(tune.emulatorpin, f"attribute 'cpuset' of '{pin.path}'")
+            pin.done()
+        e.done()
+        return tune
 
     @staticmethod
     def memory(root: Elem, dom: Domain) -> None:
@@ -268,10 +306,14 @@ class _Parser:
                 osc.loader.readonly = readonly
             osc.loader.type = node.choice("type", ("pflash", "rom")) or osc.loader.type
             osc.loader.secure = node.flag("secure")
+            osc.loader.format = _raw_format(node, "format", "firmware")
+            osc.loader.stateless = node.flag("stateless")
             node.done()
         if (node := e.child("nvram")) is not None:
             osc.nvram = node.text(required=False) or None
             osc.nvram_template = node.attr("template")
+            osc.nvram_format = _raw_format(node, "format", "NVRAM")
+            osc.nvram_template_format = _raw_format(node, "templateFormat", "NVRAM template")
             node.done()
         if (node := e.child("firmware")) is not None:
             for feature in node.children("feature"):
@@ -311,6 +353,7 @@ class _Parser:
         if (node := e.child("topology")) is not None:
             cpu.sockets = node.integer("sockets", minimum=1)
             cpu.dies = node.integer("dies", minimum=1)
+            cpu.clusters = node.integer("clusters", minimum=1)
             cpu.cores = node.integer("cores", minimum=1)
             cpu.threads = node.integer("threads", minimum=1)
             node.done()
@@ -697,10 +740,21 @@ def _os(osc: OSConfig) -> XNode:
         node.add(firmware)
     if osc.loader is not None:
         loader = osc.loader
-        attrs = {"readonly": yes_no(loader.readonly), "secure": yes_no(loader.secure), "type": loader.type}
+        attrs = {
+            "readonly": yes_no(loader.readonly),
+            "secure": yes_no(loader.secure),
+            "type": loader.type,
+            "format": loader.format,
+            "stateless": yes_no(loader.stateless),
+        }
         node.add(x("loader", attrs, text=loader.path))
     if osc.nvram is not None or osc.nvram_template is not None:
-        node.add(x("nvram", {"template": osc.nvram_template}, text=osc.nvram))
+        nvram_attrs = {
+            "template": osc.nvram_template,
+            "templateFormat": osc.nvram_template_format,
+            "format": osc.nvram_format,
+        }
+        node.add(x("nvram", nvram_attrs, text=osc.nvram))
     for tag in ("kernel", "initrd", "cmdline"):
         value = getattr(osc, tag)
         if value is not None:
@@ -725,7 +779,13 @@ def _cpu(cpu: CPUConfig) -> XNode:
     node = x("cpu", attrs)
     if cpu.model is not None or cpu.fallback is not None:
         node.add(x("model", {"fallback": cpu.fallback}, text=cpu.model))
-    topology = {"sockets": cpu.sockets, "dies": cpu.dies, "cores": cpu.cores, "threads": cpu.threads}
+    topology = {
+        "sockets": cpu.sockets,
+        "dies": cpu.dies,
+        "clusters": cpu.clusters,
+        "cores": cpu.cores,
+        "threads": cpu.threads,
+    }
     if any(value is not None for value in topology.values()):
         node.add(x("topology", topology))
     node.add(*(x("feature", {"policy": f.policy, "name": f.name}) for f in cpu.features))
@@ -871,7 +931,15 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
     root.add(x("memory", {"unit": "KiB"}, text=str(dom.memory_kib)))
     if dom.current_memory_kib is not None:
         root.add(x("currentMemory", {"unit": "KiB"}, text=str(dom.current_memory_kib)))
-    root.add(x("vcpu", {"placement": dom.vcpu_placement}, text=str(dom.vcpus)))
+    vcpu_attrs = {"placement": dom.vcpu_placement, "cpuset": dom.vcpu_cpuset, "current": dom.vcpu_current}
+    root.add(x("vcpu", vcpu_attrs, text=str(dom.vcpus)))
+    if dom.cputune is not None:
+        tune = x("cputune")
+        for vcpu, cpuset in sorted(dom.cputune.vcpupin.items()):
+            tune.add(x("vcpupin", {"vcpu": vcpu, "cpuset": cpuset}))
+        if dom.cputune.emulatorpin is not None:
+            tune.add(x("emulatorpin", {"cpuset": dom.cputune.emulatorpin}))
+        root.add(tune)
     if dom.resource_partition is not None:
         root.add(x("resource").add(x("partition", text=dom.resource_partition)))
     root.add(_os(dom.os), _features(dom))

@@ -11,6 +11,7 @@ import re
 from collections import Counter
 
 from pyvirt.conf.addresses import check_addresses, parse_number
+from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.names import validate_name
 from pyvirt.conf.units import MAX_KIB
@@ -48,6 +49,23 @@ def _check_tap_name(kind: str, tap: str | None) -> None:
             f"invalid interface/target dev '{tap}': "
             "a network device name is 1 to 15 bytes without '/', ':' or spaces"
         )
+
+
+def _check_vcpus(dom: Domain) -> None:
+    current = dom.vcpu_current
+    if current is not None and not 1 <= current <= dom.vcpus:
+        raise InvalidArgument(f"vcpu current='{current}' must be between 1 and the maximum ({dom.vcpus})")
+    for cpuset in (dom.vcpu_cpuset, *(dom.cputune.vcpupin.values() if dom.cputune else ())):
+        if cpuset is not None:
+            parse_cpuset(cpuset, "a CPU set")
+    if dom.cputune is not None:
+        if dom.cputune.emulatorpin is not None:
+            parse_cpuset(dom.cputune.emulatorpin, "cputune/emulatorpin")
+        for vcpu in dom.cputune.vcpupin:
+            if not 0 <= vcpu < dom.vcpus:
+                raise InvalidArgument(
+                    f"cputune/vcpupin vcpu='{vcpu}' names no vCPU (the domain has vCPUs 0-{dom.vcpus - 1})"
+                )
 
 
 def _check_memory(dom: Domain) -> None:
@@ -185,6 +203,13 @@ def _check_clock(dom: Domain) -> None:
 
 def _check_firmware(dom: Domain) -> None:
     loader = dom.os.loader
+    if loader is not None and loader.stateless:
+        if dom.os.nvram is not None or dom.os.nvram_template is not None:
+            raise InvalidArgument("os/loader stateless='yes' keeps no NVRAM: remove os/nvram")
+        if loader.type == "pflash" and loader.secure:
+            raise UnsupportedConfig(
+                "unsupported configuration: stateless firmware (loader stateless='yes') cannot do secure boot"
+            )
     if loader is None or not loader.secure:
         return
     if "q35" not in (dom.os.machine or ""):
@@ -319,8 +344,15 @@ def validate_domain(dom: Domain) -> None:
     cpu = dom.cpu
     if cpu is not None and None not in (cpu.sockets, cpu.cores, cpu.threads):
         total = (cpu.sockets or 1) * (cpu.dies or 1) * (cpu.cores or 1) * (cpu.threads or 1)
+        total *= cpu.clusters or 1
         if total != dom.vcpus:
             raise InvalidArgument(f"CPU topology gives {total} vCPUs but <vcpu> is {dom.vcpus}")
+    if cpu is not None and (cpu.clusters or 1) > 1:
+        raise UnsupportedConfig(
+            f"unsupported configuration: cpu/topology clusters='{cpu.clusters}': "
+            "QEMU 7.2's x86 machines have no CPU clusters (only clusters='1')"
+        )
+    _check_vcpus(dom)
     if dom.os.loader is not None and not dom.os.loader.path and dom.os.firmware is None:
         raise InvalidArgument("os/loader needs a path unless os firmware='efi' selects one")
     if dom.metadata:

@@ -460,6 +460,8 @@ class DomainRegistry:
         pflash = dom.os.loader is not None and dom.os.loader.type == "pflash"
         if not pflash and dom.os.firmware != "efi":
             return None
+        if dom.os.loader is not None and dom.os.loader.stateless:
+            return None
         if dom.os.nvram:
             return Path(dom.os.nvram)
         return self.layout.state_dir / "qemu/nvram" / f"{dom.name}_VARS.fd"
@@ -648,7 +650,7 @@ class DomainRegistry:
         out.update(
             {
                 "os_type": dom.os.type,
-                "vcpus": dom.vcpus,
+                "vcpus": dom.online_vcpus,
                 "max_memory_kib": dom.memory_kib,
                 "used_memory_kib": dom.current_kib,
                 "cpu_time_ns": cpu_time_ns(obj.proc.pid) if obj.proc else 0,

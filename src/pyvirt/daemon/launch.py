@@ -18,7 +18,7 @@ from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running
 from pyvirt.daemon.qmpevents import event_handler
 from pyvirt.errors import OperationFailed, UnsupportedConfig
-from pyvirt.qemu import balloon, firmware
+from pyvirt.qemu import affinity, balloon, firmware
 from pyvirt.qemu.command import RuntimeContext, build_argv
 from pyvirt.qemu.process import QemuProcess, RunRecord
 from pyvirt.revert import Revert
@@ -163,6 +163,7 @@ async def _finish_start(
         if iface.link_state == "down":
             await proc.monitor.set_link(iface.alias, False)
     await balloon.configure(proc.monitor, dom)
+    await affinity.apply(proc.monitor, proc.pid, dom)
     started = ("started", "autostart" if autostart else "booted")
     if not paused:
         await proc.monitor.cont()

@@ -259,7 +259,19 @@ class _Builder:
             sockets, cores, threads = dom.vcpus, 1, 1
         elif sockets is not None and dies is None:
             dies = 1  # libvirt writes dies='1' into every topology
-        self.add("-smp", _opts(str(dom.vcpus), sockets=sockets, dies=dies, cores=cores, threads=threads))
+        # clusters: validation allows only 1, which is QEMU's default and libvirt 9.0 does not write
+        maxcpus = dom.vcpus if dom.online_vcpus != dom.vcpus else None
+        self.add(
+            "-smp",
+            _opts(
+                str(dom.online_vcpus),
+                maxcpus=maxcpus,
+                sockets=sockets,
+                dies=dies,
+                cores=cores,
+                threads=threads,
+            ),
+        )
 
     def monitor(self) -> None:
         if self.ctx.monitor_fd is not None:

@@ -131,7 +131,8 @@ def matches(dom: Domain, fw: Descriptor) -> bool:
             return False
     if loader is not None and loader.secure and "requires-smm" not in fw.features:
         return False
-    return not (fw.device == "flash" and fw.mode != "split")
+    stateless = loader is not None and bool(loader.stateless)
+    return not (fw.device == "flash" and fw.mode != ("stateless" if stateless else "split"))
 
 
 def select(dom: Domain, descriptors: list[Descriptor]) -> Descriptor | None:
@@ -168,7 +169,8 @@ def _apply(dom: Domain, fw: Descriptor) -> None:
         loader = dom.os.loader or Loader(path="")
         loader.type, loader.readonly, loader.path = "pflash", True, fw.executable
         dom.os.loader = loader
-        dom.os.nvram_template = fw.nvram_template
+        if not loader.stateless:
+            dom.os.nvram_template = fw.nvram_template
     elif fw.device == "memory":
         dom.os.loader = Loader(path=fw.executable, type="rom")
     else:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyvirt.conf.domain import DiskConfig, Domain, InterfaceConfig
-from pyvirt.conf.domain_xml import load_domain_xml
+from pyvirt.conf.domain_xml import format_domain, load_domain_xml
 from pyvirt.conf.names import validate_name
 from pyvirt.conf.validate import validate_domain, validate_uuid
 from pyvirt.errors import InvalidArgument, UnsupportedConfig, XMLError
@@ -418,3 +418,106 @@ def test_interface_target_dev_checks(devices: str, error: type[Exception], messa
 def test_interface_target_dev_kept_for_the_tap() -> None:
     dom = load_domain_xml(with_devices(NIC.format("network", 1, "<source network='default'/>", "guest-a.0")))
     assert dom.devices.interfaces[0].target_dev == "guest-a.0"
+
+
+def with_vcpu(vcpu: str, extra: str = "") -> str:
+    return MINIMAL.replace("<os>", f"{vcpu}{extra}<os>", 1)
+
+
+def test_vcpu_current_cpuset_and_cputune_round_trip() -> None:
+    text = with_vcpu(
+        "<vcpu placement='static' cpuset='0-1,^3' current='2'>4</vcpu>",
+        "<cputune><vcpupin vcpu='0' cpuset='0'/><emulatorpin cpuset='1'/></cputune>",
+    )
+    dom = load_domain_xml(text)
+    assert (dom.vcpus, dom.vcpu_current, dom.online_vcpus, dom.vcpu_cpuset) == (4, 2, 2, "0-1,^3")
+    assert dom.cputune is not None and dom.cputune.vcpupin == {0: "0"} and dom.cputune.emulatorpin == "1"
+    out = format_domain(dom)
+    assert "<vcpu placement='static' cpuset='0-1,^3' current='2'>4</vcpu>" in out
+    assert "<vcpupin vcpu='0' cpuset='0'/>" in out and "<emulatorpin cpuset='1'/>" in out
+    assert load_domain_xml(out) == dom
+
+
+@pytest.mark.parametrize(
+    ("vcpu", "extra", "error", "message"),
+    [
+        (
+            "<vcpu current='5'>4</vcpu>",
+            "",
+            InvalidArgument,
+            "vcpu current='5' must be between 1 and the maximum (4)",
+        ),
+        ("<vcpu current='0'>4</vcpu>", "", XMLError, "current"),
+        ("<vcpu cpuset='2-1'>4</vcpu>", "", XMLError, "attribute 'cpuset' of 'vcpu'"),
+        (
+            "<vcpu>2</vcpu>",
+            "<cputune><vcpupin vcpu='2' cpuset='0'/></cputune>",
+            InvalidArgument,
+            "vcpu='2' names no vCPU",
+        ),
+        ("<vcpu>2</vcpu>", "<cputune><vcpupin vcpu='1' cpuset='x'/></cputune>", XMLError, "cputune/vcpupin"),
+        ("<vcpu>2</vcpu>", "<cputune><shares>1024</shares></cputune>", UnsupportedConfig, "'cputune/shares'"),
+        (
+            "<vcpu>2</vcpu>",
+            "<cputune><vcpupin vcpu='1' cpuset='0'/><vcpupin vcpu='1' cpuset='1'/></cputune>",
+            XMLError,
+            "pinned twice",
+        ),
+    ],
+)
+def test_vcpu_checks(vcpu: str, extra: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(with_vcpu(vcpu, extra))
+
+
+def test_topology_clusters() -> None:
+    cpu = "<cpu><topology sockets='1' dies='1' clusters='{0}' cores='2' threads='1'/></cpu>"
+    dom = load_domain_xml(with_vcpu("<vcpu>2</vcpu>").replace("</os>", "</os>" + cpu.format(1)))
+    assert dom.cpu is not None and dom.cpu.clusters == 1
+    assert "clusters='1'" in format_domain(dom)
+    with pytest.raises(
+        UnsupportedConfig, match=re.escape("clusters='2': QEMU 7.2's x86 machines have no CPU clusters")
+    ):
+        load_domain_xml(with_vcpu("<vcpu>4</vcpu>").replace("</os>", "</os>" + cpu.format(2)))
+
+
+LOADER = "<loader readonly='yes' type='{0}'{1}>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+
+
+@pytest.mark.parametrize(
+    ("os_extra", "error", "message"),
+    [
+        (
+            LOADER.format("pflash", " format='qcow2'"),
+            UnsupportedConfig,
+            "format' = 'qcow2' of 'os/loader': only raw",
+        ),
+        (
+            LOADER.format("pflash", "") + "<nvram templateFormat='qcow2'/>",
+            UnsupportedConfig,
+            "only raw NVRAM template",
+        ),
+        (
+            LOADER.format("pflash", "") + "<nvram format='qcow2'>/a</nvram>",
+            UnsupportedConfig,
+            "only raw NVRAM",
+        ),
+        (
+            LOADER.format("pflash", " stateless='yes'") + "<nvram>/var/a</nvram>",
+            InvalidArgument,
+            "stateless='yes' keeps no NVRAM",
+        ),
+    ],
+)
+def test_firmware_format_and_stateless_checks(os_extra: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(with_devices("", os_extra))
+
+
+def test_firmware_formats_round_trip() -> None:
+    os_extra = (
+        LOADER.format("pflash", " format='raw'") + "<nvram templateFormat='raw' format='raw'>/v</nvram>"
+    )
+    out = format_domain(load_domain_xml(with_devices("", os_extra)))
+    assert "format='raw'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>" in out
+    assert "<nvram templateFormat='raw' format='raw'>/v</nvram>" in out

@@ -33,7 +33,7 @@ def runtime_context(dom: Domain) -> RuntimeContext:
     run = "/run/pyvirt/qemu"
     loader = dom.os.loader
     nvram = None
-    if loader is not None and loader.type == "pflash":
+    if loader is not None and loader.type == "pflash" and not loader.stateless:
         nvram = dom.os.nvram or f"/var/lib/pyvirt/qemu/nvram/{dom.name}_VARS.fd"
     return RuntimeContext(
         accel="kvm" if dom.type == "kvm" else "tcg",
