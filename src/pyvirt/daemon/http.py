@@ -436,22 +436,33 @@ class HTTPServer:
         self._servers.append(server)
 
     async def listen_tcp_tls(
-        self, host: str, port: int, ctx: ssl.SSLContext, judge: Callable[[Any, str], Peer]
+        self,
+        host: str,
+        port: int,
+        ctx: ssl.SSLContext,
+        judge: Callable[[Any, str], Peer],
+        *,
+        sock: socket.socket | None = None,
     ) -> None:
-        """Serve mutual-TLS connections on ``host:port``; ``judge`` tells who a client is from its TLS
-        object and address (see :mod:`pyvirt.daemon.tls`).
+        """Serve mutual-TLS connections on ``host:port`` (or on ``sock``, a TCP socket already bound,
+        as systemd passes one); ``judge`` tells who a client is from its TLS object and address (see
+        :mod:`pyvirt.daemon.tls`).
 
         Connections are accepted here and their handshakes awaited one by one (not by
         ``start_server(ssl=...)``, which drops a failed handshake without a word), so that each
         refused client is logged with its address and the reason.
         """
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        family, kind, proto, _name, address = infos[0]
-        listener = socket.socket(family, kind, proto)
+        if sock is None:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, kind, proto, _name, address = infos[0]
+            listener = socket.socket(family, kind, proto)
+        else:
+            listener, address = sock, None
         try:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            listener.bind(address)
+            if address is not None:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind(address)
             listener.listen(self.backlog)
             listener.setblocking(False)
         except OSError:

@@ -114,9 +114,15 @@ def tls_listen(args: argparse.Namespace, config: DaemonConfig) -> str | None:
 
 
 def activated_sockets(layout: Layout, passed: list[socket.socket]) -> dict[str, socket.socket]:
-    """The sockets systemd passed, by the path each is bound to; one pyvirtd does not serve is refused."""
+    """The sockets systemd passed, by the path each is bound to, and ``"tls"`` for a TCP one (the
+    TLS listener, pyvirtd-tls.socket); one pyvirtd does not serve is refused."""
     out = {}
     for sock in passed:
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+            if "tls" in out:
+                raise SystemExit("error: systemd passed more than one TCP socket; pyvirtd serves TLS on one")
+            out["tls"] = sock
+            continue
         path = systemd.bound_path(sock)
         if path not in (str(layout.socket), str(layout.socket_ro)):
             raise SystemExit(
@@ -190,7 +196,7 @@ async def serve(
         keepalive_interval=config.keepalive_interval,
         backlog=config.max_queued_clients,
     )
-    listen = tls_listen(args, config)
+    listen: str | socket.socket | None = activated.pop("tls", None) or tls_listen(args, config)
     if listen:  # first: a daemon that cannot serve TLS as asked does not serve at all
         from pyvirt.daemon.tls import TLSSetupError, start_tls_listener
 

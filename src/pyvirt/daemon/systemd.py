@@ -5,9 +5,10 @@ lines to it (``READY=1`` once the API is served, ``STOPPING=1`` on the way out);
 ``@`` is in the abstract namespace. Without the variable it does nothing.
 
 Socket activation: when ``$LISTEN_PID`` is this process, ``$LISTEN_FDS`` listening sockets start at
-descriptor 3 (``pyvirtd.socket`` and ``pyvirtd-ro.socket``). :func:`listen_fds` takes them (made
-close-on-exec, so that QEMU does not inherit them) and unsets the variables, as
-``sd_listen_fds(1)`` does. The daemon tells the sockets apart by the path each is bound to.
+descriptor 3 (``pyvirtd.socket``, ``pyvirtd-ro.socket`` and, for qemu+tls://,
+``pyvirtd-tls.socket``). :func:`listen_fds` takes them (made close-on-exec, so that QEMU does not
+inherit them) and unsets the variables, as ``sd_listen_fds(1)`` does. The daemon tells the sockets
+apart by the path each is bound to (the TCP one is the TLS listener's).
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ request refused (403, naming its subject), and the refusal is logged with its ad
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -133,18 +134,19 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 
 async def start_tls_listener(
-    server: HTTPServer, listen: str, pki_dir: Path, config: DaemonConfig | None = None
+    server: HTTPServer, listen: str | socket.socket, pki_dir: Path, config: DaemonConfig | None = None
 ) -> tuple[str, int]:
-    """Listen on ``listen`` (``[ADDR:]PORT``) with the certificates in ``pki_dir`` (or the files
-    pyvirtd.conf names) and its client policy."""
+    """Listen on ``listen`` (``[ADDR:]PORT``, or a bound TCP socket from systemd) with the certificates
+    in ``pki_dir`` (or the files pyvirtd.conf names) and its client policy."""
     config = config or DaemonConfig()
+    passed = listen if isinstance(listen, socket.socket) else None
     try:
-        host, port = parse_listen(listen)
+        host, port = passed.getsockname()[:2] if passed is not None else parse_listen(str(listen))
     except ValueError as err:
         raise TLSSetupError(str(err)) from err
     ctx = server_context(pki_dir, config)
     try:
-        await server.listen_tcp_tls(host, port, ctx, PeerJudge(config))
+        await server.listen_tcp_tls(host, port, ctx, PeerJudge(config), sock=passed)
     except OSError as err:
         raise TLSSetupError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
     log.info("listening for qemu+tls:// on %s:%d (CA %s)", host, port, config.tls_files(pki_dir)["ca"])

@@ -104,6 +104,28 @@ def test_socket_activation_serves_the_passed_sockets(tmp_path: Path) -> None:
         daemon.cleanup()
 
 
+def test_a_passed_tcp_socket_serves_tls(tmp_path: Path) -> None:
+    daemon = Daemon()
+    run = daemon.socket.parent
+    run.mkdir(parents=True)
+    rw, ro = listening(daemon.socket), listening(run / "pyvirt-sock-ro")
+    tcp = socket.create_server(("127.0.0.1", 0))
+    port = tcp.getsockname()[1]
+    try:
+        daemon.cli("pki", "init").ok()
+        daemon.cli("pki", "issue-server", "--hostname", "pyvirt-test.invalid").ok()
+        daemon.cli("pki", "issue-client", "--cn", "admin").ok()
+        daemon.proc = activate(daemon, [rw, ro, tcp])
+        pkipath = daemon.root / "etc/pki/pyvirt"
+        uri = f"qemu+tls://127.0.0.1:{port}/system?pkipath={pkipath}"
+        assert "Name" in daemon.cli("-c", uri, "list", "--all").ok().out
+        assert f"listening for qemu+tls:// on 127.0.0.1:{port}" in daemon.log.read_text()
+    finally:
+        for sock in (rw, ro, tcp):
+            sock.close()
+        daemon.cleanup()
+
+
 def test_a_socket_pyvirtd_does_not_serve_is_refused(tmp_path: Path) -> None:
     daemon = Daemon()
     other = listening(tmp_path / "other")

@@ -36,7 +36,13 @@ def test_units_name_this_installs_commands(tmp_path: Path, monkeypatch: pytest.M
     result = install(tmp_path)
     assert result.returncode == 0, result.stderr
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["pyvirt-guests.service", "pyvirtd-ro.socket", "pyvirtd.service", "pyvirtd.socket"]
+    assert names == [
+        "pyvirt-guests.service",
+        "pyvirtd-ro.socket",
+        "pyvirtd-tls.socket",
+        "pyvirtd.service",
+        "pyvirtd.socket",
+    ]
     daemon = unit(tmp_path / "pyvirtd.service")
     assert daemon["Service"]["Type"] == "notify"
     assert daemon["Service"]["ExecStart"] == f"{BIN}/pyvirtd --system"
