@@ -32,7 +32,8 @@ S = DomainState
 
 
 def check_disks(reg: DomainRegistry, dom: Domain) -> dict[int, str]:
-    """Paths of volume disks; a missing file is refused before anything is started."""
+    """Paths of volume disks; a missing file, or one the storage driver has busy (being cloned, resized,
+    uploaded to), is refused before anything is started."""
     paths: dict[int, str] = {}
     for index, disk in enumerate(dom.devices.disks):
         if disk.type == "volume":
@@ -44,6 +45,8 @@ def check_disks(reg: DomainRegistry, dom: Domain) -> dict[int, str]:
             continue
         if not os.path.exists(disk.source):
             raise OperationFailed(f"Cannot access storage file '{disk.source}': No such file or directory")
+        if reg.storage is not None and disk.type == "file":
+            reg.storage.volumes_in_use([disk.source])
     return paths
 
 

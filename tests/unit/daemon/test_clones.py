@@ -112,3 +112,30 @@ def test_existing_volume_refused_before_anything_is_made(setup: tuple[CloneAPI, 
     result = asyncio.run(api.clone(CloneOptions(original="tpl", name="c3", network="none")))
     assert result.steps[0] == "Replacing c3-seed.iso, left by a domain of that name that is gone"
     assert (folder / "c3-seed.iso").stat().st_size > 0
+
+
+def test_a_domain_whose_disk_is_being_cloned_does_not_start(
+    setup: tuple[CloneAPI, Registry, Path], tmp_path: Path
+) -> None:
+    """The clone of a shut-off domain reads its disks: starting that domain meanwhile is refused."""
+    from types import SimpleNamespace
+
+    from pyvirt.daemon.launch import check_disks
+    from pyvirt.daemon.storage import StorageHook
+
+    api, _registry, _folder = setup
+    disk = tmp_path / "orig.qcow2"
+    create_image(str(disk), "qcow2", 1 << 20)
+    dom = parse_domain(
+        "<domain type='qemu'><name>orig</name><memory unit='MiB'>64</memory>"
+        "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices><disk type='file' device='disk'>"
+        f"<driver name='qemu' type='qcow2'/><source file='{disk}'/><target dev='vda'/></disk>"
+        "</devices></domain>"
+    )
+    reg = SimpleNamespace(storage=StorageHook(api.storage))
+    with (
+        api.storage.busy(str(disk), "being cloned to copy", shared=True),
+        pytest.raises(InvalidState, match=r"busy \(being cloned to copy\)"),
+    ):
+        check_disks(reg, dom)  # type: ignore[arg-type]
+    assert check_disks(reg, dom) == {}  # type: ignore[arg-type]
