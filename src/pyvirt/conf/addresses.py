@@ -32,6 +32,7 @@ DRIVE_LIMITS = {
     "ide": (0, 1, 0, 1),  # the PIIX IDE controller: two buses of two units
     "sata": (255, 0, 0, 5),  # AHCI: six ports
     "scsi": (255, 0, 255, 16383),  # virtio-scsi: scsi-id and lun
+    "fdc": (0, 0, 0, 1),  # the ISA floppy controller: drives A and B
 }
 
 
@@ -148,6 +149,8 @@ def drive_address(dom: Domain, index: int) -> tuple[int, int, int, int]:
         return n // 4, (n % 4) // 2, 0, n % 2
     if disk.target_bus == "sata":
         return n // 6, 0, 0, n % 6
+    if disk.target_bus == "fdc":
+        return 0, 0, 0, n
     return n // 7, 0, 0, n % 7
 
 

@@ -13,7 +13,7 @@ from pyvirt.conf.mac import random_mac
 
 DEFAULT_MACHINE = "pc"
 # libvirt maps sd* to scsi; pyvirt maps it to sata, which needs no extra controller model on q35.
-_BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "sata"), ("hd", "ide"))
+_BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "sata"), ("hd", "ide"), ("fd", "fdc"))
 
 
 def infer_disk_bus(target_dev: str) -> str | None:

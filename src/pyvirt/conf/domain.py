@@ -94,7 +94,7 @@ class ClockConfig:
 @dataclass
 class DiskConfig:
     type: str = "file"  # file | block | volume
-    device: str = "disk"  # disk | cdrom
+    device: str = "disk"  # disk | cdrom | floppy
     driver_name: str = "qemu"
     driver_type: str = "raw"  # raw | qcow2
     cache: str | None = None  # none | writeback | writethrough | directsync | unsafe
@@ -104,7 +104,7 @@ class DiskConfig:
     source_pool: str | None = None  # type='volume'
     source_volume: str | None = None
     target_dev: str = ""
-    target_bus: str = "virtio"  # virtio | sata | scsi | ide | usb; "" from the parser when absent
+    target_bus: str = "virtio"  # virtio | sata | scsi | ide | usb | fdc; "" from the parser when absent
     readonly: bool = False
     shareable: bool = False
     boot_order: int | None = None
@@ -115,7 +115,7 @@ class DiskConfig:
 
 @dataclass
 class ControllerConfig:
-    type: str  # pci | usb | sata | scsi | virtio-serial | ide
+    type: str  # pci | usb | sata | scsi | virtio-serial | ide | fdc
     index: int = 0
     model: str | None = None
     ports: int | None = None

@@ -76,9 +76,9 @@ CPU_FEATURE_POLICIES = ("force", "require", "optional", "disable", "forbid")
 TIMER_NAMES = ("rtc", "pit", "hpet", "kvmclock", "tsc", "hypervclock")
 TICK_POLICIES = ("delay", "catchup", "merge", "discard")
 DISK_TYPES = ("file", "block", "volume")
-DISK_DEVICES = ("disk", "cdrom")
+DISK_DEVICES = ("disk", "cdrom", "floppy")
 DISK_FORMATS = ("raw", "qcow2")
-DISK_BUSES = ("virtio", "sata", "scsi", "ide", "usb")
+DISK_BUSES = ("virtio", "sata", "scsi", "ide", "usb", "fdc")
 DISK_CACHE = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
 DISK_DISCARD = ("unmap", "ignore")
 DISK_IO = ("native", "threads", "io_uring")
@@ -89,6 +89,7 @@ CONTROLLER_MODELS: dict[str, tuple[str, ...]] = {
     "scsi": ("virtio-scsi",),
     "virtio-serial": (),
     "ide": (),
+    "fdc": (),
 }
 PCI_MODEL_NAMES = ("pcie-root-port", "ioh3420", "pci-bridge", "pcie-pci-bridge")
 PCI_TARGET_ATTRS = ("chassisNr", "chassis", "port", "busNr", "hotplug")

@@ -22,13 +22,13 @@ MAX_VCPUS = 255
 MIN_MEMORY_KIB = 1024
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
-_DISK_TARGET = re.compile(r"(?:vd|sd|hd)[a-z]{1,3}")
+_DISK_TARGET = re.compile(r"(?:vd|sd|hd|fd)[a-z]{1,3}")
 # Linux's dev_valid_name: 1-15 bytes, no '/', ':' or white space, not '.' or '..'.
 _IFNAME = re.compile(r"[^/:\s]{1,15}")
 _CHANNEL_NAME = re.compile(r"[A-Za-z0-9_.-]{1,255}")
 _LIFECYCLE = ("destroy", "restart", "preserve")
 _MACHINE = re.compile(r"pc|q35|pc-(?:i440fx|q35)-[0-9]+\.[0-9]+")
-_BUSES = ("virtio", "sata", "scsi", "ide", "usb")
+_BUSES = ("virtio", "sata", "scsi", "ide", "usb", "fdc")
 
 
 def validate_uuid(value: str) -> None:
@@ -87,7 +87,12 @@ def _check_devices(dom: Domain) -> None:
         raise InvalidArgument(f"emulator '{devs.emulator}' must be an absolute path")
     for disk in devs.disks:
         if not _DISK_TARGET.fullmatch(disk.target_dev):
-            raise InvalidArgument(f"invalid disk target '{disk.target_dev}' (expected vdX, sdX or hdX)")
+            raise InvalidArgument(f"invalid disk target '{disk.target_dev}' (expected vdX, sdX, hdX or fdX)")
+        if (disk.device == "floppy") != (disk.target_bus == "fdc"):
+            raise UnsupportedConfig(
+                f"unsupported configuration: disk '{disk.target_dev}': a floppy goes on bus 'fdc', "
+                "and bus 'fdc' takes only floppies"
+            )
         if disk.target_bus not in _BUSES:
             raise InvalidArgument(f"disk '{disk.target_dev}' has no usable bus (give <target bus=...>)")
         has_source = disk.source or (disk.source_pool and disk.source_volume)
@@ -260,6 +265,10 @@ def _check_controllers(dom: Domain) -> None:
                 ]
                 if not masters:
                     raise InvalidArgument(f"companion {where} has no ich9-ehci1 master with the same index")
+        if ctl.type == "fdc" and ctl.index != 0:
+            raise UnsupportedConfig(
+                f"unsupported configuration: {where}: there is one floppy controller (index 0)"
+            )
         if ctl.type == "ide" and (q35 or ctl.index != 0):
             raise UnsupportedConfig(
                 f"unsupported configuration: {where}: only the pc machine's IDE controller (index 0) exists"
@@ -301,8 +310,8 @@ def _check_watchdogs_and_video(dom: Domain) -> None:
 
 
 def _check_boot(dom: Domain) -> None:
-    if "fd" in dom.os.boot:
-        raise UnsupportedConfig("unsupported configuration: os/boot dev='fd' (pyvirt has no floppy drives)")
+    if "fd" in dom.os.boot and not any(disk.device == "floppy" for disk in dom.devices.disks):
+        raise InvalidArgument("os/boot dev='fd' names no device: the domain has no floppy disk")
     orders = [disk.boot_order for disk in dom.devices.disks if disk.boot_order is not None]
     orders += [nic.boot_order for nic in dom.devices.interfaces if nic.boot_order is not None]
     if orders and dom.os.boot:

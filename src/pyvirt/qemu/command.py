@@ -113,6 +113,7 @@ class _Builder:
         self.scsi_buses: dict[int, str] = {}
         self.serial_buses: dict[int, str] = {}
         self.boot_kinds_used: set[str] = set()
+        self.fdc_added = False
 
     def add(self, *args: str) -> None:
         self.argv.extend(args)
@@ -393,6 +394,8 @@ class _Builder:
                     f"unsupported configuration: ide controller index {ctrl.index} (only pc's own)"
                 )
             return  # built into the machine (piix3-ide on pc)
+        elif ctrl.type == "fdc":
+            return  # pc's own isa-fdc; on q35 one is added with the first floppy
         else:
             raise UnsupportedConfig(f"unsupported configuration: controller type '{ctrl.type}'")
 
@@ -475,7 +478,8 @@ class _Builder:
                 fmt["cache"] = storage["cache"]
             self.add(*_json_arg("-blockdev", fmt))
         drive = f"{node}-format" if has_media else None
-        bootindex = self._boot_index(disk.boot_order, "cdrom" if disk.device == "cdrom" else "hd")
+        boot_kind = {"cdrom": "cdrom", "floppy": "fd"}.get(disk.device, "hd")
+        bootindex = self._boot_index(disk.boot_order, boot_kind)
         place = _pci_placement(disk.address, self.q35)
         share: dict[str, str | int | None] = {"share-rw": "on" if disk.shareable else None}
         wce = None
@@ -517,6 +521,16 @@ class _Builder:
             )
             return
         controller, bus, target, unit = drive_address(self.dom, index)
+        if disk.target_bus == "fdc":
+            if self.q35 and not self.fdc_added:
+                self.add("-device", "isa-fdc,id=fdc0")
+            self.fdc_added = True
+            dev_id = disk.alias or f"fdc0-0-{unit}"
+            placement = {"bus": "fdc0.0"} if self.q35 else {}
+            self.add(*_device("floppy", placement, unit=unit, drive=drive, id=dev_id))
+            if bootindex is not None:  # QEMU's floppy has no bootindex: its controller has one per drive
+                self.add("-global", f"isa-fdc.bootindex{'AB'[unit]}={bootindex}")
+            return
         ide_driver = "ide-cd" if disk.device == "cdrom" else "ide-hd"
         if disk.target_bus == "sata":
             name = self._sata_bus(controller)

@@ -201,7 +201,7 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
         ),
         ("<graphics type='vnc'><listen type='network' network='x'/></graphics>", "'devices/graphics/listen'"),
         ("<disk type='network'/>", "attribute 'type' = 'network' of 'devices/disk'"),
-        ("<disk device='floppy'/>", "attribute 'device' = 'floppy' of 'devices/disk'"),
+        ("<disk device='lun'/>", "attribute 'device' = 'lun' of 'devices/disk'"),
         ("<interface type='direct'/>", "attribute 'type' = 'direct' of 'devices/interface'"),
         ("<controller type='usb' model='nec-xhci'/>", "attribute 'model' = 'nec-xhci'"),
         ("<sound model='ich9'/>", "element 'devices/sound' is not supported"),

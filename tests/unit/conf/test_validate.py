@@ -353,7 +353,7 @@ def q35(text: str) -> str:
             InvalidArgument,
             "panic model 'pvpanic' cannot have an address of type 'isa'",
         ),
-        (with_devices("", "<boot dev='fd'/>"), UnsupportedConfig, "os/boot dev='fd'"),
+        (with_devices("", "<boot dev='fd'/>"), InvalidArgument, "os/boot dev='fd' names no device"),
         (
             with_devices("<controller type='usb' index='0' model='ich9-uhci1'><master/></controller>"),
             XMLError,
@@ -521,3 +521,41 @@ def test_firmware_formats_round_trip() -> None:
     out = format_domain(load_domain_xml(with_devices("", os_extra)))
     assert "format='raw'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>" in out
     assert "<nvram templateFormat='raw' format='raw'>/v</nvram>" in out
+
+
+FLOPPY = "<disk type='file' device='{0}'><source file='/f.img'/><target dev='{1}' bus='{2}'/>{3}</disk>"
+
+
+@pytest.mark.parametrize(
+    ("devices", "error", "message"),
+    [
+        (FLOPPY.format("floppy", "fda", "ide", ""), UnsupportedConfig, "a floppy goes on bus 'fdc'"),
+        (FLOPPY.format("disk", "hda", "fdc", ""), UnsupportedConfig, "bus 'fdc' takes only floppies"),
+        (FLOPPY.format("floppy", "fdc", "fdc", ""), InvalidArgument, "drive address unit 2 of disk 'fdc'"),
+        (
+            FLOPPY.format("floppy", "fda", "fdc", "<address type='drive' controller='0' bus='1' unit='0'/>"),
+            InvalidArgument,
+            "drive address bus 1 of disk 'fda' is out of range on fdc (0-0)",
+        ),
+        (
+            FLOPPY.format("floppy", "fda", "fdc", "") * 2,
+            InvalidArgument,
+            "target 'fda' is used by more than one",
+        ),
+        (
+            FLOPPY.format("floppy", "fda", "fdc", "")
+            + FLOPPY.format("floppy", "fdb", "fdc", "<address type='drive' unit='0'/>"),
+            InvalidArgument,
+            "fdc drive address 0:0:0:0 is used by both disk 'fda' and disk 'fdb'",
+        ),
+        ("<controller type='fdc' index='1'/>", UnsupportedConfig, "one floppy controller (index 0)"),
+    ],
+)
+def test_floppy_checks(devices: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(with_devices(devices))
+
+
+def test_floppy_bus_from_the_name_and_empty_drive() -> None:
+    dom = load_domain_xml(with_devices("<disk type='file' device='floppy'><target dev='fdb'/></disk>"))
+    assert (dom.devices.disks[0].target_bus, dom.devices.disks[0].source) == ("fdc", None)
