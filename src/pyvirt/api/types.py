@@ -148,15 +148,20 @@ class DomainDevices(TypedDict):
 
 
 class DomainDefineRequest(TypedDict):
-    """Define a domain from its XML; with ``start``, create it running (transient), ``paused`` if asked."""
+    """Define a domain from its XML; with ``start``, create it running (transient), ``paused`` if asked,
+    and with ``autodestroy`` destroyed when the connection that made it closes."""
 
     xml: str
     start: NotRequired[bool]
     paused: NotRequired[bool]
+    autodestroy: NotRequired[bool]
 
 
 class DomainStartRequest(TypedDict):
+    """Start; with ``autodestroy`` the domain is destroyed when the connection that started it closes."""
+
     paused: NotRequired[bool]
+    autodestroy: NotRequired[bool]
 
 
 class DomainDestroyRequest(TypedDict):
@@ -175,6 +180,7 @@ class AttachInterfaceRequest(TypedDict):
     source: NotRequired[str]  # the network or bridge; not for ``user``
     mac: NotRequired[str]
     model: NotRequired[str]
+    target: NotRequired[str]  # the tap's name (default: vnetN); kept in the definition with ``config``
     live: NotRequired[bool]
     config: NotRequired[bool]
 
@@ -185,7 +191,11 @@ class AttachedInterface(TypedDict):
 
 
 class LinkStateRequest(TypedDict):
+    """domif-setlink: the running domain's NIC, or with ``config`` (or a domain not running) the
+    definition's, read at the next start."""
+
     state: Literal["up", "down"]
+    config: NotRequired[bool]
 
 
 class InterfaceAddress(TypedDict):
@@ -306,11 +316,15 @@ class VolumeCreateRequest(TypedDict):
     xml: str
     prealloc_metadata: NotRequired[bool]
     input: NotRequired[VolumeRef]
+    reflink: NotRequired[bool]  # with input: share the input's blocks (FICLONE; raw to raw)
 
 
 class VolumeCloneRequest(TypedDict):
+    """vol-clone; ``reflink``: share the blocks (FICLONE), an error where the file system cannot."""
+
     name: str
     prealloc_metadata: NotRequired[bool]
+    reflink: NotRequired[bool]
 
 
 class ResizeRequest(TypedDict):

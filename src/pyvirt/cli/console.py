@@ -30,17 +30,26 @@ def cmd_console(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, str(a["domain"]))
     timeout = a.opt("timeout")
+    # --safe: "only connect if safe console handling is supported". It always is: the daemon never
+    # shares a console, a second session is refused unless --force takes the console over.
     return attach(
         conn,
         dom.name,
         force=a.flag("force"),
         history=a.flag("history"),
         timeout=float(timeout) if timeout else None,
+        devname=a.opt("devname"),
     )
 
 
 def attach(
-    conn: Connection, name: str, *, force: bool = False, history: bool = False, timeout: float | None = None
+    conn: Connection,
+    name: str,
+    *,
+    force: bool = False,
+    history: bool = False,
+    timeout: float | None = None,
+    devname: str | None = None,
 ) -> int:
     import time
 
@@ -49,7 +58,7 @@ def attach(
     from pyvirt.errors import PyvirtError
 
     try:  # ``name`` is already resolved: a handle without a lookup
-        ws = Domain(conn, name).console(force=force, history=history)
+        ws = Domain(conn, name).console(force=force, history=history, devname=devname)
     except PyvirtError as err:
         raise CommandFailed(f"Failed to open console for domain '{name}'", err) from err
     out = sys.stdout.buffer

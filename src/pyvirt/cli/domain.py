@@ -70,7 +70,7 @@ def cmd_create(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _guard(
         f"Failed to create domain from {path}",
-        lambda: conn.create_xml(_read_file(path), paused=bool(a.get("paused"))),
+        lambda: conn.create_xml(_read_file(path), paused=a.flag("paused"), autodestroy=a.flag("autodestroy")),
     )
     message(f"Domain '{dom.name}' created from {path}")
     if a.get("console"):
@@ -81,11 +81,19 @@ def cmd_create(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_undefine(opts: GlobalOptions, a: Parsed) -> int:
+    if a.flag("nvram") and a.flag("keep_nvram"):
+        raise InvalidArgument("Options --nvram and --keep-nvram are mutually exclusive")
     conn = opts.connect()
     dom = _domain(conn, str(a["domain"]))
+    # --managed-save: pyvirt has no managed save, so there is never a state file to remove (virsh
+    # accepts the flag on a domain without one, as here).
     result = _guard(
         f"Failed to undefine domain '{dom.name}'",
-        lambda: dom.undefine(remove_storage=bool(a.get("remove_all_storage"))),
+        lambda: dom.undefine(
+            remove_storage=a.flag("remove_all_storage"),
+            nvram=a.flag("nvram"),
+            keep_nvram=a.flag("keep_nvram"),
+        ),
     )
     for path in result.get("removed", []):
         emit(f"Volume '{path}' removed.\n")
@@ -95,7 +103,13 @@ def cmd_undefine(opts: GlobalOptions, a: Parsed) -> int:
 
 def cmd_dumpxml(opts: GlobalOptions, a: Parsed) -> int:
     dom = _domain(opts.connect(), str(a["domain"]))
-    emit(dom.xml(inactive=bool(a.get("inactive")), security_info=bool(a.get("security_info"))))
+    emit(
+        dom.xml(
+            inactive=a.flag("inactive"),
+            security_info=a.flag("security_info"),
+            migratable=a.flag("migratable"),
+        )
+    )
     return 0
 
 
@@ -249,7 +263,7 @@ def cmd_start(opts: GlobalOptions, a: Parsed) -> int:
         a,
         "Failed to start domain '{name}'",
         "Domain '{name}' started",
-        lambda d, a: d.start(paused=bool(a.get("paused"))),
+        lambda d, a: d.start(paused=bool(a.get("paused")), autodestroy=bool(a.get("autodestroy"))),
     )
     if done is not None and done[2].get("console"):
         from pyvirt.cli.console import attach
@@ -258,7 +272,33 @@ def cmd_start(opts: GlobalOptions, a: Parsed) -> int:
     return 0
 
 
+# virsh's modes; QEMU can do acpi, and agent once a guest agent exists.
+_MODES = ("acpi", "agent", "initctl", "signal", "paravirt")
+
+
+def _check_mode(a: Parsed, verb: str) -> None:
+    """virsh's --mode (a comma-separated list): acpi is what pyvirt does; the others are refused."""
+    mode = a.opt("mode")
+    if mode is None:
+        return
+    modes = mode.split(",")
+    for word in modes:
+        if word not in _MODES:
+            raise InvalidArgument(
+                f"Unknown mode {word} value, expecting 'acpi', 'agent', 'initctl', 'signal' or 'paravirt'"
+            )
+    if "acpi" in modes:
+        return  # libvirt tries the agent first and falls back to ACPI: here, ACPI
+    if "agent" in modes:
+        raise InvalidArgument(
+            "--mode agent: QEMU guest agent is not configured (pyvirt has no guest agent yet; "
+            "use --mode acpi)"
+        )
+    raise InvalidArgument(f"--mode {mode}: QEMU cannot {verb} a domain that way (it can with acpi)")
+
+
 def cmd_shutdown(opts: GlobalOptions, a: Parsed) -> int:
+    _check_mode(a, "shutdown")
     _lifecycle(
         opts,
         a,
@@ -270,6 +310,7 @@ def cmd_shutdown(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_reboot(opts: GlobalOptions, a: Parsed) -> int:
+    _check_mode(a, "reboot")
     _lifecycle(
         opts,
         a,
@@ -337,7 +378,7 @@ def cmd_autostart(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_domblklist(opts: GlobalOptions, a: Parsed) -> int:
-    devices = _domain(opts.connect(), str(a["domain"])).devices()
+    devices = _domain(opts.connect(), str(a["domain"])).devices(inactive=a.flag("inactive"))
     if opts.json or a.get("json"):
         emit_json(devices["disks"])
         return 0
@@ -351,7 +392,7 @@ def cmd_domblklist(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_domiflist(opts: GlobalOptions, a: Parsed) -> int:
-    devices = _domain(opts.connect(), str(a["domain"])).devices()
+    devices = _domain(opts.connect(), str(a["domain"])).devices(inactive=a.flag("inactive"))
     if opts.json or a.get("json"):
         emit_json(devices["interfaces"])
         return 0

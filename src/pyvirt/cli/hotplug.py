@@ -14,9 +14,20 @@ if TYPE_CHECKING:
 SCOPE = ["live", "config", "current", "persistent"]
 
 
+def _scope(a: Parsed, active: bool) -> tuple[bool, bool]:
+    """virsh's (live, config) from --live/--config/--current/--persistent; neither: the daemon's
+    default (the running domain if it runs, else its definition)."""
+    for one, other in (("persistent", "current"), ("current", "live"), ("current", "config")):
+        if a.flag(one) and a.flag(other):
+            raise InvalidArgument(f"Options --{one} and --{other} are mutually exclusive")
+    live = a.flag("live") or (a.flag("persistent") and active)
+    return live, a.flag("config") or a.flag("persistent")
+
+
 def attach_interface(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
+    live, config = _scope(a, dom.info(cached=True)["id"] is not None)
     _guard(
         "Failed to attach interface",
         lambda: dom.attach_interface(
@@ -24,8 +35,9 @@ def attach_interface(opts: GlobalOptions, a: Parsed) -> int:
             a.text("source"),
             mac=a.opt("mac") or None,
             model=a.opt("model") or None,
-            live=a.flag("live"),
-            config=a.flag("config") or a.flag("persistent"),
+            target=a.opt("target") or None,
+            live=live,
+            config=config,
         ),
     )
     message("Interface attached successfully")
@@ -35,9 +47,11 @@ def attach_interface(opts: GlobalOptions, a: Parsed) -> int:
 def detach_interface(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
+    live, config = _scope(a, dom.info(cached=True)["id"] is not None)
     mac = a.opt("mac")
     if not mac:
-        devices = [i for i in dom.devices()["interfaces"] if i["type"] == a.text("type")]
+        interfaces = dom.devices(inactive=config and not live)["interfaces"]
+        devices = [i for i in interfaces if i["type"] == a.text("type")]
         if len(devices) != 1:
             raise InvalidArgument(
                 "Failed to detach interface\nerror: Domain has several interfaces; use --mac"
@@ -45,9 +59,7 @@ def detach_interface(opts: GlobalOptions, a: Parsed) -> int:
         mac = devices[0]["mac"]
     _guard(
         "Failed to detach interface",
-        lambda: dom.detach_interface(
-            str(mac), live=a.flag("live"), config=a.flag("config") or a.flag("persistent")
-        ),
+        lambda: dom.detach_interface(str(mac), live=live, config=config),
     )
     message("Interface detached successfully")
     return 0
@@ -59,6 +71,9 @@ def domif_setlink(opts: GlobalOptions, a: Parsed) -> int:
     state = a.text("state")
     if state not in ("up", "down"):
         raise InvalidArgument(f"Failed to update interface link state\nerror: invalid link state '{state}'")
-    _guard("Failed to update interface link state", lambda: dom.set_link(a.text("interface"), state == "up"))
+    _guard(
+        "Failed to update interface link state",
+        lambda: dom.set_link(a.text("interface"), state == "up", config=a.flag("config")),
+    )
     message("Device updated successfully")
     return 0

@@ -205,7 +205,9 @@ def cmd_net_dhcp_leases(opts: GlobalOptions, a: Parsed) -> int:
 def cmd_domifaddr(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
-    addrs = dom.interface_addresses()
+    addrs = _guard(
+        "Failed to query for interfaces addresses", lambda: dom.interface_addresses(a.opt("source") or None)
+    )
     if a.opt("interface"):
         addrs = [x for x in addrs if x["name"] == a.opt("interface") or x["mac"] == a.opt("interface")]
     if opts.json or a.flag("json"):

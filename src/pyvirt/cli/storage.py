@@ -379,7 +379,7 @@ def cmd_vol_create_from(opts: GlobalOptions, a: Parsed) -> int:
     xml, prealloc = _read_file(path), a.flag("prealloc_metadata")
     vol = _guard(
         f"Failed to create vol from {path}",
-        lambda: pool.create_volume_from(xml, source, prealloc_metadata=prealloc),
+        lambda: pool.create_volume_from(xml, source, prealloc_metadata=prealloc, reflink=a.flag("reflink")),
     )
     message(f"Vol {vol.name} created from input vol {source.name}")
     return 0
@@ -389,7 +389,10 @@ def cmd_vol_clone(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     vol = _volume(conn, a.text("vol"), a.opt("pool"))
     new_name, prealloc = a.text("newname"), a.flag("prealloc_metadata")
-    _guard(f"Failed to clone vol from {vol.name}", lambda: vol.clone(new_name, prealloc_metadata=prealloc))
+    _guard(
+        f"Failed to clone vol from {vol.name}",
+        lambda: vol.clone(new_name, prealloc_metadata=prealloc, reflink=a.flag("reflink")),
+    )
     message(f"Vol {new_name} cloned from {vol.name}")
     return 0
 

@@ -149,9 +149,12 @@ class Connection:
         """Define (or redefine) a domain from its XML."""
         return Domain(self, self.call("domain.define", body={"xml": xml})["name"])
 
-    def create_xml(self, xml: str, *, paused: bool = False) -> Domain:
-        """Create a transient domain from its XML and start it (``paused`` if asked)."""
+    def create_xml(self, xml: str, *, paused: bool = False, autodestroy: bool = False) -> Domain:
+        """Create a transient domain from its XML and start it (``paused`` if asked); with
+        ``autodestroy`` it is destroyed when this connection closes."""
         body: types.DomainDefineRequest = {"xml": xml, "start": True, "paused": paused}
+        if autodestroy:
+            body["autodestroy"] = True
         return Domain(self, self.call("domain.define", body=body)["name"])
 
     def domain(self, key: str) -> Domain:
@@ -229,17 +232,24 @@ class Domain:
         assert self._info is not None
         return self._info
 
-    def xml(self, *, inactive: bool = False, security_info: bool = False) -> str:
-        """dumpxml: passwords only with ``security_info`` (refused on a read-only connection)."""
-        query = {"inactive": inactive, "security_info": security_info}
+    def xml(self, *, inactive: bool = False, security_info: bool = False, migratable: bool = False) -> str:
+        """dumpxml: passwords only with ``security_info`` (refused on a read-only connection);
+        ``migratable``: without the runtime-only state (id, aliases, pty paths, generated tap names)."""
+        query = {"inactive": inactive, "security_info": security_info, "migratable": migratable}
         return str(self.conn.call("domain.xml", {"name": self.name}, query=query)["xml"])
 
-    def devices(self) -> types.DomainDevices:
-        devices: types.DomainDevices = self.conn.call("domain.devices", {"name": self.name})
+    def devices(self, *, inactive: bool = False) -> types.DomainDevices:
+        """Disks, NICs and VNC display: of the running domain, or with ``inactive`` of its definition."""
+        query = {"inactive": inactive}
+        devices: types.DomainDevices = self.conn.call("domain.devices", {"name": self.name}, query=query)
         return devices
 
-    def start(self, *, paused: bool = False) -> types.DomainSummary:
-        return self._call("domain.start", {"paused": paused})
+    def start(self, *, paused: bool = False, autodestroy: bool = False) -> types.DomainSummary:
+        """Start; with ``autodestroy`` the domain is destroyed when this connection closes."""
+        body: types.DomainStartRequest = {"paused": paused}
+        if autodestroy:
+            body["autodestroy"] = True
+        return self._call("domain.start", body)
 
     def shutdown(self) -> types.DomainSummary:
         return self._call("domain.shutdown")
@@ -262,17 +272,22 @@ class Domain:
     def set_autostart(self, enabled: bool) -> types.DomainSummary:
         return self._call("domain.autostart", {"enabled": enabled})
 
-    def undefine(self, *, remove_storage: bool = False) -> types.DomainUndefined:
-        query = {"remove_storage": remove_storage}
+    def undefine(
+        self, *, remove_storage: bool = False, nvram: bool = False, keep_nvram: bool = False
+    ) -> types.DomainUndefined:
+        """Undefine; a domain with an NVRAM file needs ``nvram`` (delete it) or ``keep_nvram``."""
+        query = {"remove_storage": remove_storage, "nvram": nvram, "keep_nvram": keep_nvram}
         done: types.DomainUndefined = self.conn.call("domain.undefine", {"name": self.name}, query=query)
         return done
 
-    def console(self, *, force: bool = False, history: bool = False) -> WebSocket:
+    def console(self, *, force: bool = False, history: bool = False, devname: str | None = None) -> WebSocket:
         """The serial console: binary messages both ways (``send`` keystrokes, ``receive`` output).
 
-        ``force`` takes the console over from another client; ``history`` first sends the recent output.
+        ``force`` takes the console over from another client; ``history`` first sends the recent output;
+        ``devname`` names the device (libvirt's names: serial0, console0).
         """
-        return self.conn.stream("domain.console", {"name": self.name}, {"force": force, "history": history})
+        query = {"force": force, "history": history, "devname": devname}
+        return self.conn.stream("domain.console", {"name": self.name}, query)
 
     def attach_interface(
         self,
@@ -281,12 +296,14 @@ class Domain:
         *,
         mac: str | None = None,
         model: str | None = None,
+        target: str | None = None,
         live: bool = False,
         config: bool = False,
     ) -> types.AttachedInterface:
-        """attach-interface (``type`` network, bridge or user); neither ``live`` nor ``config``: current."""
+        """attach-interface (``type`` network, bridge or user); neither ``live`` nor ``config``: current;
+        ``target`` names the tap."""
         body: dict[str, object] = {"type": type, "live": live, "config": config}
-        for key, value in (("source", source), ("mac", mac), ("model", model)):
+        for key, value in (("source", source), ("mac", mac), ("model", model), ("target", target)):
             if value is not None:
                 body[key] = value
         params = {"name": self.name}
@@ -297,14 +314,18 @@ class Domain:
         query = {"live": live, "config": config}
         self.conn.call("domain.detach_interface", {"name": self.name, "mac": mac}, query=query)
 
-    def set_link(self, device: str, up: bool) -> None:
-        """domif-setlink: the link of the NIC with this MAC or tap name, up or down."""
+    def set_link(self, device: str, up: bool, *, config: bool = False) -> None:
+        """domif-setlink: the link of the NIC with this MAC or tap name, up or down; with ``config``
+        (or while the domain does not run) in its definition."""
         body: types.LinkStateRequest = {"state": "up" if up else "down"}
+        if config:
+            body["config"] = True
         self.conn.call("domain.set_link", {"name": self.name, "device": device}, body)
 
-    def interface_addresses(self) -> list[types.InterfaceAddress]:
-        """domifaddr, from the networks' DHCP leases."""
-        return list(self.conn.call("domain.ifaddr", {"name": self.name}))
+    def interface_addresses(self, source: str | None = None) -> list[types.InterfaceAddress]:
+        """domifaddr, from the networks' DHCP leases (``source`` lease, the default) or the host's ARP
+        table (``arp``)."""
+        return list(self.conn.call("domain.ifaddr", {"name": self.name}, query={"source": source}))
 
 
 class Network:
@@ -403,10 +424,16 @@ class StoragePool:
         """vol-create: a volume from its XML."""
         return self._create({"xml": xml, "prealloc_metadata": prealloc_metadata})
 
-    def create_volume_from(self, xml: str, source: Volume, *, prealloc_metadata: bool = False) -> Volume:
-        """Like ``vol-create-from``: a volume defined by ``xml`` holding a copy of ``source``'s content."""
+    def create_volume_from(
+        self, xml: str, source: Volume, *, prealloc_metadata: bool = False, reflink: bool = False
+    ) -> Volume:
+        """Like ``vol-create-from``: a volume defined by ``xml`` holding a copy of ``source``'s content
+        (with ``reflink``, sharing its blocks: raw to raw, on a copy-on-write file system)."""
         ref: types.VolumeRef = {"pool": source.pool.name, "name": source.name}
-        return self._create({"xml": xml, "prealloc_metadata": prealloc_metadata, "input": ref})
+        body: types.VolumeCreateRequest = {"xml": xml, "prealloc_metadata": prealloc_metadata, "input": ref}
+        if reflink:
+            body["reflink"] = True
+        return self._create(body)
 
     def create_volume(
         self,
@@ -467,9 +494,12 @@ class Volume:
     def delete(self) -> None:
         self.pool.conn.call("volume.delete", self._params)
 
-    def clone(self, name: str, *, prealloc_metadata: bool = False) -> Volume:
-        """vol-clone: a copy named ``name`` in the same pool."""
+    def clone(self, name: str, *, prealloc_metadata: bool = False, reflink: bool = False) -> Volume:
+        """vol-clone: a copy named ``name`` in the same pool; with ``reflink`` sharing the blocks
+        (FICLONE), an error where the file system cannot."""
         body: types.VolumeCloneRequest = {"name": name, "prealloc_metadata": prealloc_metadata}
+        if reflink:
+            body["reflink"] = True
         info = self._call("volume.clone", body)
         return Volume(self.pool, info["name"], info)
 

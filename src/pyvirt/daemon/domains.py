@@ -356,7 +356,11 @@ class DomainRegistry:
         text = format_domain(dom)
         atomic_write(self.layout.domain_xml(dom.name), text.encode())
 
-    async def undefine(self, key: str, *, remove_storage: bool = False) -> tuple[str, list[str]]:
+    async def undefine(
+        self, key: str, *, remove_storage: bool = False, nvram: str | None = None
+    ) -> tuple[str, list[str]]:
+        """Undefine; ``nvram`` says what becomes of an existing NVRAM file: ``delete`` or ``keep`` (None:
+        refuse, as libvirt does)."""
         obj = self.lookup(key)
         removed: list[str] = []
         async with guard(obj, lifecycle.ANY), self._registry_lock:
@@ -365,6 +369,14 @@ class DomainRegistry:
                     f"Requested operation is not valid: cannot undefine transient domain '{obj.name}'"
                 )
             name = obj.name
+            nvram_path = self.nvram_path(obj.config)
+            if nvram_path is not None and not nvram_path.exists():
+                nvram_path = None
+            if nvram_path is not None and nvram is None:
+                raise InvalidState(
+                    "Requested operation is not valid: cannot undefine domain with nvram "
+                    f"({nvram_path}): use --nvram to delete it or --keep-nvram to keep it"
+                )
             if remove_storage:
                 if obj.active:
                     raise InvalidState(
@@ -383,10 +395,9 @@ class DomainRegistry:
                             removed.append(path)
             remove(self.layout.autostart_dir / f"{name}.xml")
             remove(self.layout.domain_xml(name))
-            nvram = self.nvram_path(obj.config)
-            if nvram is not None and obj.config.os.nvram is None:
+            if nvram_path is not None and nvram == "delete":
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(nvram)
+                    os.unlink(nvram_path)
             obj.autostart = False
             if obj.active:
                 obj.config = None  # becomes transient until it stops
@@ -410,11 +421,17 @@ class DomainRegistry:
             obj.autostart = enabled
         return obj
 
-    def dumpxml(self, key: str, *, inactive: bool = False, secure: bool = False) -> str:
-        """Domain XML; passwords only with ``secure`` (virsh dumpxml --security-info)."""
+    def dumpxml(
+        self, key: str, *, inactive: bool = False, secure: bool = False, migratable: bool = False
+    ) -> str:
+        """Domain XML; passwords only with ``secure`` (virsh dumpxml --security-info); ``migratable``:
+        the current definition (the running one while it runs) without its runtime-only state (id,
+        aliases, pty paths, generated tap names), as another host would define it."""
         obj = self.lookup(key)
         if inactive and obj.config is not None:
             return format_domain(obj.config, secure=secure)
+        if migratable:
+            return format_domain(obj.current, secure=secure)
         if obj.active and obj.live is not None:
             return format_domain(obj.live, live=True, secure=secure)
         return format_domain(obj.current, secure=secure)
@@ -659,9 +676,12 @@ class DomainRegistry:
         )
         return out
 
-    def devices(self, key: str) -> dict[str, Any]:
+    def devices(self, key: str, *, inactive: bool = False) -> dict[str, Any]:
+        """Disks, NICs and VNC display of the running definition, or with ``inactive`` of the persistent
+        one (of the running one for a transient domain, as virsh)."""
         obj = self.lookup(key)
-        dom = obj.current
+        dom = obj.config if inactive and obj.config is not None else obj.current
+        running = obj.active and dom is obj.live
         disks = [
             {
                 "type": d.type,
@@ -673,7 +693,7 @@ class DomainRegistry:
         ]
         ifaces = [
             {
-                "interface": i.target_dev if obj.active else None,
+                "interface": i.target_dev,
                 "type": i.type,
                 "source": i.source_network or i.source_bridge,
                 "model": i.model,
@@ -682,16 +702,37 @@ class DomainRegistry:
             for i in dom.devices.interfaces
         ]
         vnc = None
-        if obj.active and dom.devices.graphics and dom.devices.graphics[0].port:
+        if running and dom.devices.graphics and dom.devices.graphics[0].port:
             gfx = dom.devices.graphics[0]
             assert gfx.port is not None
             vnc = {"listen": gfx.listen, "display": gfx.port - 5900, "port": gfx.port}
         return {"disks": disks, "interfaces": ifaces, "vnc": vnc}
 
-    def console(self, key: str) -> ConsoleRelay:
+    def console(self, key: str, devname: str | None = None) -> ConsoleRelay:
+        """The relay of the domain's console: its first serial port, which ``devname`` (libvirt's
+        device names: serial0, console0, channel0, ...) may name; other devices are refused."""
         obj = self.lookup(key)
         if not obj.active:
             raise InvalidState("Requested operation is not valid: domain is not running")
+        if devname is not None:
+            devs = obj.current.devices
+            names = {
+                dev.alias or f"{dev.kind}{index}"
+                for group in (devs.serials, devs.consoles, devs.channels)
+                for index, dev in enumerate(group)
+            }
+            if devname not in names:
+                raise OperationFailed(f"operation failed: cannot find character device {devname}")
+            relayed = {
+                "serial0",
+                "console0",
+                *(d.alias for d in (devs.serials[:1] + devs.consoles[:1]) if d.alias),
+            }
+            if devname not in relayed or not devs.serials:
+                raise OperationFailed(
+                    f"operation failed: character device {devname} cannot be opened: pyvirt "
+                    "relays only the first serial port (serial0, also named console0)"
+                )
         if obj.console is None:
             raise OperationFailed(f"operation failed: cannot find a serial console for domain '{obj.name}'")
         return obj.console

@@ -88,6 +88,9 @@ class Peer:
     dn: str = ""  # a TLS client's certificate subject
     address: str = ""  # a TLS client's address
     refused: str = ""  # why every request of this peer is refused (tls_allowed_dn_list)
+    # Called once this peer's connection closes (not when the daemon stops): autodestroy. While any
+    # is registered the connection is never closed for idling, only by the client.
+    on_close: list[Callable[[], None]] = field(default_factory=list)
 
     def __str__(self) -> str:
         if self.address:
@@ -517,20 +520,28 @@ class HTTPServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer) -> None:
         conn = _Connection(self, reader, writer, peer)
+        stopping = False
         try:
             while await self._serve_one(conn):
                 conn.h11.start_next_cycle()
-        except (_Closed, ConnectionError, asyncio.CancelledError):
+        except (_Closed, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            stopping = True
         finally:
             if conn.admitted:
                 self.clients -= 1
             writer.close()
+            for callback in () if stopping else peer.on_close:
+                try:
+                    callback()
+                except Exception:
+                    log.exception("a close callback of %s failed", peer)
 
     async def _serve_one(self, conn: _Connection) -> bool:
         """Serve one request; whether the connection may carry another."""
         try:
-            async with asyncio.timeout(self.read_timeout):
+            async with asyncio.timeout(None if conn.peer.on_close else self.read_timeout):
                 head = await conn.read_head()
         except TimeoutError:
             if conn.raw:

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyvirt.errors import NotFound
+from pyvirt.errors import InvalidArgument, InvalidState, NotFound, UnsupportedConfig
 from pyvirt.network.driver import NetworkDriver
 
 T = TypeVar("T")
 
 if TYPE_CHECKING:
     from pyvirt.api import types
+    from pyvirt.conf.domain import Domain
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
     from pyvirt.daemon.http import Request
@@ -163,6 +164,18 @@ class NetworkAPI:
     async def domifaddr(self, req: Request) -> list[dict[str, Any]]:
         assert self.domains is not None
         obj = self.domains.lookup(req.params["name"])
+        source = req.args["source"] or "lease"
+        if source == "agent":
+            raise UnsupportedConfig(
+                "argument unsupported: QEMU guest agent is not configured (pyvirt has no guest agent yet; "
+                "use the source lease or arp)"
+            )
+        if source not in ("lease", "arp"):
+            raise InvalidArgument(f"Unknown data source '{source}' (lease, arp or agent)")
+        if not obj.active:
+            raise InvalidState("Requested operation is not valid: domain is not running")
+        if source == "arp":
+            return await self._arp_addresses(obj.current)
         dom = obj.current
         out: list[dict[str, Any]] = []
         for nic in dom.devices.interfaces:
@@ -177,10 +190,24 @@ class NetworkAPI:
             for lease in leases:
                 out.append(
                     {
-                        "name": nic.target_dev if obj.active else None,
+                        "name": nic.target_dev,
                         "mac": nic.mac,
                         "protocol": lease.protocol,
                         "address": f"{lease.ip}/{lease.prefix}",
                     }
                 )
+        return out
+
+    async def _arp_addresses(self, dom: Domain) -> list[dict[str, Any]]:
+        """domifaddr --source arp: the host's neighbours with a MAC of the domain (prefix 0, as libvirt)."""
+        table = await self.run(self.driver.arp_table)
+        out: list[dict[str, Any]] = []
+        for nic in dom.devices.interfaces:
+            if not nic.mac:
+                continue
+            for ip, mac in table:
+                if mac == nic.mac.lower():
+                    out.append(
+                        {"name": nic.target_dev, "mac": nic.mac, "protocol": "ipv4", "address": f"{ip}/0"}
+                    )
         return out

@@ -15,7 +15,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.conf.domain import InterfaceConfig
+from pyvirt.conf.domain import Domain, InterfaceConfig
+from pyvirt.conf.domain_xml import AUTO_TAP_PREFIXES
 from pyvirt.conf.mac import random_mac
 from pyvirt.daemon import lifecycle
 from pyvirt.daemon.lifecycle import guard
@@ -69,15 +70,34 @@ async def attach_interface(
             source_network=str(source) if kind == "network" else None,
             source_bridge=str(source) if kind == "bridge" else None,
             model=model,
+            target_dev=_tap_name(spec.get("target"), kind, targets),
         )
         if live:
             await _hotplug(reg, obj, iface)
         if config:
             assert obj.config is not None
-            persistent = InterfaceConfig(**{**iface.__dict__, "target_dev": None, "alias": None})
+            tap = str(spec["target"]) if spec.get("target") else None
+            persistent = InterfaceConfig(**{**iface.__dict__, "target_dev": tap, "alias": None})
             obj.config.devices.interfaces.append(persistent)
             reg.write_config(obj.config)
         return {"mac": mac, "target": iface.target_dev}
+
+
+def _tap_name(target: object, kind: str, doms: list[Domain]) -> str | None:
+    """attach-interface --target: the tap's name, checked; refused for user networking (no tap)."""
+    if not target:
+        return None
+    name = str(target)
+    if kind == "user":
+        raise InvalidArgument("--target: a 'user' interface has no tap to name")
+    if name.startswith(AUTO_TAP_PREFIXES):
+        raise InvalidArgument(
+            f"--target {name}: the prefixes vnet, macvtap and macvlan are reserved for generated taps"
+        )
+    for dom in doms:
+        if any(i.target_dev == name for i in dom.devices.interfaces):
+            raise InvalidArgument(f"--target {name}: the domain already has an interface of that name")
+    return name
 
 
 async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfig) -> None:
@@ -197,8 +217,21 @@ async def device_deleted(reg: DomainRegistry, obj: DomainObject, proc: QemuProce
         removal.set_result(None)
 
 
-async def set_link(reg: DomainRegistry, key: str, device: str, up: bool) -> None:
-    async with guard(reg.lookup(key), lifecycle.HOTPLUGGABLE) as obj:
+async def set_link(reg: DomainRegistry, key: str, device: str, up: bool, *, config: bool = False) -> None:
+    """A NIC's link: of the running domain, or with ``config`` or while it does not run, of its
+    definition (virsh domif-setlink)."""
+    obj = reg.lookup(key)
+    if config or not obj.active:
+        async with guard(obj, lifecycle.ANY):
+            if obj.config is None:
+                raise InvalidState(
+                    "Requested operation is not valid: cannot change config of transient domain"
+                )
+            iface = obj.config.devices.interfaces[_find(obj.config.devices.interfaces, device)]
+            iface.link_state = "up" if up else "down"
+            reg.write_config(obj.config)
+        return
+    async with guard(obj, lifecycle.HOTPLUGGABLE) as obj:
         assert obj.live is not None and obj.proc is not None
         index = _find(obj.live.devices.interfaces, device)
         iface = obj.live.devices.interfaces[index]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -22,11 +23,13 @@ from pyvirt.daemon.domains import DomainObject, DomainRegistry
 from pyvirt.daemon.events import EventBus
 from pyvirt.daemon.http import Request, Stream
 from pyvirt.daemon.routes import Handlers, build_router
-from pyvirt.errors import InvalidArgument, InvalidState
+from pyvirt.errors import InvalidArgument, InvalidState, PyvirtError
 from pyvirt.qemu import host
 
 if TYPE_CHECKING:
     from pyvirt.api import types
+
+log = logging.getLogger(__name__)
 
 
 class API:
@@ -36,6 +39,7 @@ class API:
         self.domains = domains
         self.events = events
         self._openapi: dict[str, Any] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         handlers = dict(self.handlers())
         for module in extra or []:
             for name, handler in module.handlers().items():
@@ -123,9 +127,12 @@ class API:
         body: types.DomainDefineRequest = req.data
         if body.get("start"):
             obj = await self.domains.create(body["xml"], paused=body.get("paused", False))
+            if body.get("autodestroy"):
+                self._autodestroy(req, obj)
             return obj.summary()
-        if body.get("paused"):
-            raise InvalidArgument("field 'paused' needs 'start': a domain only defined is not running")
+        for flag in ("paused", "autodestroy"):
+            if body.get(flag):
+                raise InvalidArgument(f"field '{flag}' needs 'start': a domain only defined is not running")
         obj, _new = await self.domains.define(body["xml"])
         return obj.summary()
 
@@ -133,25 +140,55 @@ class API:
         return self.domains.info(req.params["name"])
 
     async def dumpxml(self, req: Request) -> dict[str, Any]:
-        return {
-            "xml": self.domains.dumpxml(
-                req.params["name"], inactive=req.args["inactive"], secure=req.args["security_info"]
-            )
-        }
+        args = req.args
+        xml = self.domains.dumpxml(
+            req.params["name"],
+            inactive=args["inactive"],
+            secure=args["security_info"],
+            migratable=args["migratable"],
+        )
+        return {"xml": xml}
 
     async def devices(self, req: Request) -> dict[str, Any]:
-        return self.domains.devices(req.params["name"])
+        return self.domains.devices(req.params["name"], inactive=req.args["inactive"])
 
     async def undefine(self, req: Request) -> dict[str, Any]:
+        args = req.args
+        if args["nvram"] and args["keep_nvram"]:
+            raise InvalidArgument("Options --nvram and --keep-nvram are mutually exclusive")
+        nvram = "delete" if args["nvram"] else "keep" if args["keep_nvram"] else None
         name, removed = await self.domains.undefine(
-            req.params["name"], remove_storage=req.args["remove_storage"]
+            req.params["name"], remove_storage=args["remove_storage"], nvram=nvram
         )
         return {"name": name, "removed": removed}
 
     async def start(self, req: Request) -> dict[str, Any]:
         body: types.DomainStartRequest = req.data
         obj = await self.domains.start(req.params["name"], paused=body.get("paused", False))
+        if body.get("autodestroy"):
+            self._autodestroy(req, obj)
         return obj.summary()
+
+    def _autodestroy(self, req: Request, obj: DomainObject) -> None:
+        """Destroy ``obj`` when the connection of ``req`` closes, if it still runs the QEMU started now."""
+        generation = obj.generation
+        loop = asyncio.get_running_loop()
+
+        async def destroy() -> None:
+            if obj.proc is None or obj.generation != generation:
+                return
+            log.info("domain %s: destroyed as its client's connection closed (autodestroy)", obj.name)
+            try:
+                await self.domains.destroy(obj.uuid)
+            except PyvirtError as err:
+                log.warning("autodestroy of domain %s: %s", obj.name, err)
+
+        def on_close() -> None:
+            task = loop.create_task(destroy())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        req.peer.on_close.append(on_close)
 
     async def destroy(self, req: Request) -> dict[str, Any]:
         body: types.DomainDestroyRequest = req.data
@@ -181,11 +218,17 @@ class API:
 
     async def set_link(self, req: Request) -> dict[str, Any]:
         body: types.LinkStateRequest = req.data
-        await nics.set_link(self.domains, req.params["name"], req.params["device"], body["state"] == "up")
+        await nics.set_link(
+            self.domains,
+            req.params["name"],
+            req.params["device"],
+            body["state"] == "up",
+            config=body.get("config", False),
+        )
         return {}
 
     async def console_stream(self, req: Request, stream: Stream) -> None:
-        relay = self.domains.console(req.params["name"])
+        relay = self.domains.console(req.params["name"], req.args["devname"] or None)
         force = req.flag("force")
         if relay.attached and not force:
             raise InvalidState("operation failed: Active console session exists for this domain")

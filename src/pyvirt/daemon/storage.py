@@ -210,7 +210,9 @@ class StorageAPI:
         xml, prealloc = body["xml"], body.get("prealloc_metadata", False)
         source = body.get("input")
         if source is not None:
-            return await self._create_volume_from(req, xml, source, prealloc)
+            return await self._create_volume_from(req, xml, source, prealloc, body.get("reflink", False))
+        if body.get("reflink"):
+            raise InvalidArgument("field 'reflink' needs 'input': only a copy can share its input's blocks")
         vol = parse_volume(xml)
         name = self._name(req)
         info = await asyncio.to_thread(self.driver.create_volume, name, vol, prealloc_metadata=prealloc)
@@ -218,13 +220,15 @@ class StorageAPI:
         return info
 
     async def _create_volume_from(
-        self, req: Request, xml: str, source: types.VolumeRef, prealloc: bool
+        self, req: Request, xml: str, source: types.VolumeRef, prealloc: bool, reflink: bool
     ) -> dict[str, Any]:
         name = self._name(req)
         input_info = await asyncio.to_thread(self.driver.volume, source["pool"], source["name"])
         vol = parse_volume(xml, require_capacity=False)
         info = await asyncio.to_thread(
-            lambda: self.driver.create_volume_from(name, vol, input_info, prealloc_metadata=prealloc)
+            lambda: self.driver.create_volume_from(
+                name, vol, input_info, prealloc_metadata=prealloc, reflink=reflink
+            )
         )
         self.events.publish("volume", f"{name}/{vol.name}", "created", "copied")
         return info
@@ -251,6 +255,7 @@ class StorageAPI:
             req.params["vol"],
             new_name,
             prealloc_metadata=body.get("prealloc_metadata", False),
+            reflink=body.get("reflink", False),
         )
         self.events.publish("volume", f"{name}/{new_name}", "created", "cloned")
         return info

@@ -195,6 +195,10 @@ class NetworkDriver:
             assert config is not None
             return format_network_xml(config)
 
+    def arp_table(self) -> builtins.list[tuple[str, str]]:
+        """The host's (the network namespace's) IPv4 neighbours: (address, MAC)."""
+        return self._ns.run(links.neighbours)
+
     def leases(self, name: str, mac: str | None = None) -> builtins.list[Lease]:
         with self._lock:
             _config, live = self._lookup(name)

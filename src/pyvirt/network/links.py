@@ -182,6 +182,21 @@ def master_of(dev: str) -> str | None:
         return str(found[0].get("ifname")) if found else None
 
 
+# neighbour states without a usable address (linux/neighbour.h): NUD_INCOMPLETE, NUD_FAILED
+_NUD_UNUSABLE = 0x01 | 0x20
+
+
+def neighbours() -> list[tuple[str, str]]:
+    """The IPv4 neighbour (ARP) table: (address, MAC) of every resolved entry."""
+    out: list[tuple[str, str]] = []
+    with _netlink("listing neighbours") as ipr:
+        for entry in ipr.get_neighbours(family=socket.AF_INET):
+            dst, mac = entry.get("NDA_DST"), entry.get("NDA_LLADDR")
+            if dst and mac and not int(entry["state"]) & _NUD_UNUSABLE:
+                out.append((str(dst), str(mac).lower()))
+    return out
+
+
 def routes() -> list[Route]:
     """Routes of the main table in both families, the default routes left out."""
     out: list[Route] = []

@@ -567,7 +567,13 @@ class StorageDriver:
         return self.volume_info(pool, vol.name)
 
     def create_volume_from(
-        self, pool: str, vol: VolumeDef, source: VolumeInfo, *, prealloc_metadata: bool = False
+        self,
+        pool: str,
+        vol: VolumeDef,
+        source: VolumeInfo,
+        *,
+        prealloc_metadata: bool = False,
+        reflink: bool = False,
     ) -> dict[str, Any]:
         """``vol-create-from``: ``vol`` in ``pool`` holding the content of the volume ``source``."""
         folder = self._folder(pool)
@@ -579,7 +585,7 @@ class StorageDriver:
             self.busy(source.path, "being copied"),
             self.busy(volumes.volume_path(folder, vol.name), "being created"),
         ):
-            volumes.create_from(folder, vol, source, prealloc_metadata=prealloc_metadata)
+            volumes.create_from(folder, vol, source, prealloc_metadata=prealloc_metadata, reflink=reflink)
         return self.volume_info(pool, vol.name)
 
     def wipe_volume(
@@ -601,7 +607,7 @@ class StorageDriver:
                 raise OperationFailed("operation failed: Not enough space left in storage pool")
 
     def clone_volume(
-        self, pool: str, name: str, new_name: str, *, prealloc_metadata: bool = False
+        self, pool: str, name: str, new_name: str, *, prealloc_metadata: bool = False, reflink: bool = False
     ) -> dict[str, Any]:
         folder = self._folder(pool)
         source = self.volume(pool, name)
@@ -610,7 +616,7 @@ class StorageDriver:
             self.busy(source.path, "being cloned"),
             self.busy(volumes.volume_path(folder, new_name), "being created"),
         ):
-            volumes.clone(folder, source, new_name, prealloc_metadata=prealloc_metadata)
+            volumes.clone(folder, source, new_name, prealloc_metadata=prealloc_metadata, reflink=reflink)
         return self.volume_info(pool, new_name)
 
     def resize_volume(

@@ -54,7 +54,8 @@ def test_wrong_types_named() -> None:
 
 def test_query_parsed_and_checked() -> None:
     xml = BY_NAME["domain.xml"]
-    assert check_query(xml, {"inactive": "1"}) == {"inactive": True, "security_info": False}
+    expected = {"inactive": True, "security_info": False, "migratable": False}
+    assert check_query(xml, {"inactive": "1"}) == expected
     assert check_query(BY_NAME["volume.download"], {"offset": "512"}) == {
         "offset": 512,
         "length": 0,

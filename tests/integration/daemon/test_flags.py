@@ -1,0 +1,211 @@
+"""The effect of each domain verb's flags on a real pyvirtd and a real TCG guest, or their refusal:
+``shutdown/reboot --mode``, ``start/create --autodestroy``, ``undefine --nvram/--keep-nvram/
+--managed-save``, ``console --devname/--safe``, ``detach-interface --persistent``, ``domif-setlink
+--config``, ``domblklist/domiflist --inactive`` and ``dumpxml --migratable``. The network flags
+(``attach-interface --target``, ``domifaddr --source``) are in test_flags_network.py."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from pyvirt.errors import InvalidArgument
+from tests.support.daemon import Console, Daemon
+from tests.support.guest import domain_xml
+
+pytestmark = pytest.mark.slow
+
+READY = "pyvirt-guest: ready"
+MAC1, MAC2 = "52:54:00:f1:00:01", "52:54:00:f1:00:02"
+
+
+def write(tmp_path: Path, name: str, **kw: object) -> Path:
+    path = tmp_path / f"{name}.xml"
+    path.write_text(domain_xml(name, **kw))  # type: ignore[arg-type]
+    return path
+
+
+def wait_gone(daemon: Daemon, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while name in daemon.cli("list", "--all", "--name").ok().out.split():
+        assert time.monotonic() < deadline, f"domain {name} still listed after {timeout}s"
+        time.sleep(0.2)
+
+
+def test_mode_flags_nics_and_inactive_views(daemon: Daemon, tmp_path: Path) -> None:
+    daemon.cli("define", str(write(tmp_path, "f1", nic_user=True, mac=MAC1))).ok()
+
+    # domif-setlink --config (here on a domain that does not run): the definition, read at start.
+    daemon.cli("domif-setlink", "f1", MAC1, "down", "--config").ok()
+    assert "<link state='down'/>" in daemon.cli("dumpxml", "--inactive", "f1").ok().out
+    daemon.cli("start", "f1").ok()
+    console = Console(daemon, "f1")
+    console.expect(READY)
+    link = console.run("ip link set eth0 up; sleep 1; ip link show eth0")
+    assert "NO-CARRIER" in link and "LOWER_UP" not in link
+    daemon.cli("domif-setlink", "f1", MAC1, "up").ok()  # no --config: the running guest only
+    assert "LOWER_UP" in console.run(
+        "for i in $(seq 30); do ip link show eth0 | grep -q LOWER_UP && break; sleep 1; done; "
+        "ip link show eth0",
+        60,
+    )
+    assert "<link state='down'/>" in daemon.cli("dumpxml", "--inactive", "f1").ok().out
+    daemon.cli("domif-setlink", "f1", MAC1, "up", "--config").ok()
+    assert "<link state='up'/>" in daemon.cli("dumpxml", "--inactive", "f1").ok().out
+
+    # dumpxml --migratable: the running definition without its runtime-only state.
+    live = daemon.cli("dumpxml", "f1").ok().out
+    assert re.search(r"<domain [^>]*id='1'", live) and "<alias " in live and "/dev/pts/" in live
+    migratable = daemon.cli("dumpxml", "--migratable", "f1").ok().out
+    assert "<name>f1</name>" in migratable and f"<mac address='{MAC1}'/>" in migratable
+    assert " id=" not in migratable.split("\n", 1)[0] and "<alias " not in migratable
+    assert "/dev/pts/" not in migratable
+
+    # --inactive: the persistent definition, once it differs from the running one.
+    disk = tmp_path / "extra.img"
+    disk.write_bytes(bytes(1 << 20))
+    extra = f'<disk type="file" device="disk"><source file="{disk}"/><target dev="vdb" bus="virtio"/></disk>'
+    redefined = write(tmp_path, "f1", nic_user=True, mac=MAC1, extra_devices=extra)
+    text = redefined.read_text().replace(
+        "</devices>",
+        f'<interface type="user"><mac address="{MAC2}"/><model type="virtio"/></interface></devices>',
+    )
+    redefined.write_text(text)
+    daemon.cli("define", str(redefined)).ok()
+    assert "vdb" not in daemon.cli("domblklist", "f1").ok().out
+    assert re.search(rf"^ vdb\s+{disk}$", daemon.cli("domblklist", "--inactive", "f1").ok().out, re.M)
+    assert re.search(
+        r"^ file\s+disk\s+vdb\s", daemon.cli("domblklist", "--inactive", "--details", "f1").ok().out, re.M
+    )
+    assert MAC2 not in daemon.cli("domiflist", "f1").ok().out
+    inactive = daemon.cli("domiflist", "--inactive", "f1").ok().out
+    assert MAC1 in inactive and MAC2 in inactive
+
+    # detach-interface --persistent on a running domain: from the guest and the definition.
+    result = daemon.cli("detach-interface", "f1", "user", "--mac", MAC1, "--persistent", "--current")
+    assert (
+        result.rc == 1 and result.err == "error: Options --persistent and --current are mutually exclusive\n"
+    )
+    daemon.cli("detach-interface", "f1", "user", "--mac", MAC1, "--persistent").ok()
+    assert MAC1 not in daemon.cli("domiflist", "f1").ok().out
+    assert MAC1 not in daemon.cli("domiflist", "--inactive", "f1").ok().out
+    assert MAC2 in daemon.cli("domiflist", "--inactive", "f1").ok().out
+    console.run("for i in $(seq 30); do [ -e /sys/class/net/eth0 ] || break; sleep 1; done", 60)
+    assert "can't find device 'eth0'" in console.run("ip link show eth0 2>&1")
+
+    # shutdown/reboot --mode: acpi is QEMU's power button; the others are refused, naming the mode.
+    for verb, mode, words in (
+        (
+            "shutdown",
+            "bogus",
+            "Unknown mode bogus value, expecting 'acpi', 'agent', 'initctl', 'signal' or 'paravirt'",
+        ),
+        ("shutdown", "agent", "--mode agent: QEMU guest agent is not configured"),
+        ("shutdown", "initctl", "--mode initctl: QEMU cannot shutdown a domain that way"),
+        ("reboot", "signal", "--mode signal: QEMU cannot reboot a domain that way"),
+        ("reboot", "paravirt", "--mode paravirt: QEMU cannot reboot a domain that way"),
+    ):
+        result = daemon.cli(verb, "f1", "--mode", mode)
+        assert result.rc == 1 and words in result.err, result.err
+    assert daemon.state("f1") == "running"
+    assert daemon.cli("reboot", "f1", "--mode", "acpi").ok().out == "Domain 'f1' is being rebooted\n\n"
+    console.expect("pyvirt-guest: power button", 60)
+    console.expect(READY, 120)
+    assert daemon.state("f1") == "running"
+    daemon.cli("shutdown", "f1", "--mode", "agent,acpi").ok()  # the agent is tried first, as libvirt
+    console.expect("pyvirt-guest: power button", 60)
+    daemon.wait_state("f1", "shut off")
+    console.close()
+
+
+def test_autodestroy_ends_with_the_connection(daemon: Daemon, tmp_path: Path) -> None:
+    daemon.cli("define", str(write(tmp_path, "a1"))).ok()
+    # virsh's behaviour: the CLI's connection closes as it exits, and the domain goes with it.
+    assert daemon.cli("start", "a1", "--autodestroy").ok().out == "Domain 'a1' started\n\n"
+    daemon.wait_state("a1", "shut off")
+    assert daemon.cli("domstate", "--reason", "a1").ok().out == "shut off (destroyed)\n\n"
+    transient = write(tmp_path, "a2")
+    daemon.cli("create", str(transient), "--autodestroy").ok()
+    wait_gone(daemon, "a2")
+
+    # Through the API: the domain lives as long as the connection that started it.
+    owner, other = daemon.connect(), daemon.connect()
+    owner.domain("a1").start(autodestroy=True)
+    owner.create_xml(transient.read_text(), autodestroy=True)
+    other.domain("a1").suspend()  # another client works on it meanwhile
+    assert other.domain("a1").info()["state"] == "paused"
+    assert other.domain("a2").info()["state"] == "running"
+    owner.close()
+    daemon.wait_state("a1", "shut off")
+    wait_gone(daemon, "a2")
+
+    # A domain started without the flag outlives its client; the flag needs a start.
+    other.domain("a1").start()
+    other.close()
+    with pytest.raises(InvalidArgument, match="field 'autodestroy' needs 'start'"):
+        daemon.connect().call("domain.define", body={"xml": transient.read_text(), "autodestroy": True})
+    daemon.cli("destroy", "a1").ok()  # still running: nothing destroyed it
+
+
+def test_undefine_nvram_flags(daemon: Daemon, tmp_path: Path) -> None:
+    nvram = tmp_path / "u1_VARS.fd"
+    loader = (
+        "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+        f"<nvram>{nvram}</nvram></os>"
+    )
+    path = write(tmp_path, "u1")
+    path.write_text(path.read_text().replace("</os>", loader, 1))
+    daemon.cli("define", str(path)).ok()
+    nvram.write_bytes(b"vars")  # what a first start leaves
+
+    result = daemon.cli("undefine", "u1")
+    assert (
+        result.rc == 1 and "cannot undefine domain with nvram" in result.err and "--keep-nvram" in result.err
+    )
+    assert (daemon.config_dir / "u1.xml").exists() and nvram.exists()
+    result = daemon.cli("undefine", "u1", "--nvram", "--keep-nvram")
+    assert result.rc == 1 and result.err == "error: Options --nvram and --keep-nvram are mutually exclusive\n"
+
+    assert daemon.cli("undefine", "u1", "--keep-nvram").ok().out == "Domain 'u1' has been undefined\n\n"
+    assert nvram.read_bytes() == b"vars" and not (daemon.config_dir / "u1.xml").exists()
+
+    daemon.cli("define", str(path)).ok()
+    # --managed-save: pyvirt has no managed save, so there is no state file to remove; accepted.
+    daemon.cli("undefine", "u1", "--nvram", "--managed-save").ok()
+    assert not nvram.exists() and not (daemon.config_dir / "u1.xml").exists()
+
+    daemon.cli("define", str(path)).ok()  # no NVRAM file (never started): nothing to decide
+    daemon.cli("undefine", "u1").ok()
+
+
+def test_console_devname_and_safe(daemon: Daemon, tmp_path: Path) -> None:
+    second = '<serial type="pty"><target port="1"/></serial>'
+    daemon.cli("define", str(write(tmp_path, "c1", extra_devices=second))).ok()
+    daemon.cli("start", "c1").ok()
+    conn = daemon.connect()
+    ws = conn.domain("c1").console(devname="serial0", history=True)
+    seen = b""
+    while READY.encode() not in seen:
+        message = ws.receive(timeout=180)
+        assert isinstance(message, bytes), message
+        seen += message
+
+    # --safe: a console is never shared, so a second session is refused (--force takes it over).
+    result = daemon.cli("console", "c1", "--safe", "--timeout", "1", input="")
+    assert result.rc == 1 and "Active console session exists for this domain" in result.err
+    result = daemon.cli(
+        "console", "c1", "--devname", "console0", "--safe", "--force", "--timeout", "1", input=""
+    )
+    assert result.rc == 0 and "Connected to domain 'c1'" in result.out
+    while (message := ws.receive(timeout=30)) is not None:  # the first session was taken over: it ends
+        assert isinstance(message, bytes)
+
+    result = daemon.cli("console", "c1", "--devname", "serial7")
+    assert result.rc == 1 and "cannot find character device serial7" in result.err
+    result = daemon.cli("console", "c1", "--devname", "serial1")
+    assert result.rc == 1 and "character device serial1 cannot be opened" in result.err
+    conn.close()
+    daemon.cli("destroy", "c1").ok()
