@@ -1100,6 +1100,12 @@ IMG = Command(
                 ("-T", "string=SRC_CACHE", "accepted for qemu-img compatibility"),
                 _SHARE,
                 ("--target-is-zero", "bool", "the existing output (-n) reads as zeroes: skip writing them"),
+                ("--object", "string=OBJECT", "a secret: secret,id=ID,data=PASSPHRASE (or file=PATH)"),
+                (
+                    "--image-opts",
+                    "bool",
+                    "the inputs are option lists: driver=qcow2,file.filename=PATH,encrypt.key-secret=ID",
+                ),
                 ("FILENAME", "*file+", "the input image(s)"),
                 ("OUTPUT_FILENAME", "*file", "the output image"),
             ),

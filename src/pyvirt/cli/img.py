@@ -369,6 +369,8 @@ def cmd_convert(argv: list[str]) -> int:
 
     opts, args = _parse(argv, *_spec("convert"))
     kw: dict[str, Any] = {}
+    objects: list[str] = []
+    image_opts = False
     out_fmt, progress, quiet, o = "raw", False, False, {}
     sparse = 4096
     for k, v in opts:
@@ -398,11 +400,17 @@ def cmd_convert(argv: list[str]) -> int:
             kw["target_is_zero"] = True
         elif k in ("-U", "--force-share"):
             kw["force_share"] = True
+        elif k == "--object":
+            objects.append(v)
+        elif k == "--image-opts":
+            image_opts = True
     if HELP in o:
         return _option_help(out_fmt)
     if len(args) < 2:
         raise UsageError("Must specify image file name")
     sources, dst = args[:-1], args[-1]
+    if image_opts:
+        sources, kw["src_fmt"], kw["src_passphrase"] = _image_opts(sources, _secrets(objects))
     if kw.get("backing") and not kw.get("backing_fmt") and not kw.get("skip_create"):
         kw["backing_fmt"] = _probe_backing_fmt(dst, kw["backing"])
     show = progress and not quiet
@@ -420,6 +428,73 @@ def cmd_convert(argv: list[str]) -> int:
     )
     _progress_done(show)
     return 0
+
+
+def _keyvals(text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        k, sep, v = part.partition("=")
+        if not sep:
+            raise UsageError(f"Invalid option list: {text}")
+        out[k] = v
+    return out
+
+
+def _secrets(objects: list[str]) -> dict[str, bytes]:
+    """qemu-img's ``--object secret,id=ID,data=...|file=...[,format=raw|base64]``: ID to bytes."""
+    out: dict[str, bytes] = {}
+    for text in objects:
+        kind, _, rest = text.partition(",")
+        if kind != "secret":
+            raise UsageError(f"Invalid object type '{kind}' (pyvirt img takes secret objects)")
+        kv = _keyvals(rest)
+        sid = kv.pop("id", "")
+        if not sid:
+            raise UsageError("Parameter 'id' is missing")
+        fmt = kv.pop("format", "raw")
+        if ("data" in kv) == ("file" in kv):
+            raise UsageError("Either 'data' or 'file' must be provided, but not both")
+        if "data" in kv:
+            value = kv.pop("data").encode()
+        else:
+            with open(kv.pop("file"), "rb") as f:
+                value = f.read()
+        if kv:
+            raise UsageError(f"Invalid parameter '{next(iter(kv))}'")
+        if fmt == "base64":
+            import base64
+
+            value = base64.b64decode(value)
+        elif fmt != "raw":
+            raise UsageError(f"Invalid parameter 'format': {fmt}")
+        out[sid] = value
+    return out
+
+
+def _image_opts(specs: list[str], secrets: dict[str, bytes]) -> tuple[list[str], str | None, bytes | None]:
+    """``--image-opts`` sources: their file names, one format and one passphrase for them all."""
+    names: list[str] = []
+    fmts: set[str | None] = set()
+    keys: set[bytes | None] = set()
+    for spec in specs:
+        kv = _keyvals(spec)
+        name = kv.pop("file.filename", "")
+        if not name:
+            raise UsageError(f"Could not open '{spec}': A block device must be specified for \"file\"")
+        fmts.add(kv.pop("driver", None))
+        sid = kv.pop("encrypt.key-secret", None)
+        if sid is not None and sid not in secrets:
+            raise UsageError(f"No secret with id '{sid}'")
+        keys.add(secrets[sid] if sid is not None else None)
+        if kv:
+            raise UsageError(
+                f"Invalid parameter '{next(iter(kv))}' "
+                "(pyvirt img takes driver, file.filename, encrypt.key-secret)"
+            )
+        names.append(name)
+    if len(fmts) > 1 or len(keys) > 1:
+        raise UsageError("pyvirt img converts --image-opts sources of one driver and one secret only")
+    return names, fmts.pop(), keys.pop()
 
 
 def _probe_backing_fmt(dst: str, backing: str) -> str:

@@ -3,7 +3,7 @@
 Stable API (everything is imported lazily so ``import pyvirt.image`` costs almost nothing)::
 
     open_image(path, *, fmt=None, readonly=True, backing=True, allow_backing_outside=False,
-               force_share=False) -> Image
+               force_share=False, passphrase=None) -> Image
         A context manager. ``Image`` has ``read(offset, length) -> bytes``, ``readinto(offset, buf)``,
         ``write(offset, data)``, ``write_zeroes(offset, length)``, ``discard(offset, length)``,
         ``block_status(offset, length) -> list[Extent]``, ``flush()``, ``close()``, and attributes
@@ -40,10 +40,14 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
     resize(path, size, *, fmt=None, shrink=False) -> None     (size: bytes or "+1G", "-512M", "10G")
     parse_size(text) -> int;  size_to_str(n) -> str
 
+LUKS-encrypted qcow2 opens read-only with its ``passphrase`` (``convert(..., src_passphrase=)``);
+``image_info`` describes it without one.
+
 Not supported (refused by name, never misread): extended L2 entries, external data files,
-encryption, VDI, VHD and VHDX differencing images, writes into VMDK grain
-tables that are not allocated or into streamOptimized grains already written (as QEMU);
-persistent bitmaps are read but not maintained (a writable open removes them).
+writing or creating encrypted images, legacy AES encryption, VDI, VHD and VHDX differencing
+images, writes into VMDK grain tables that are not allocated or into streamOptimized grains
+already written (as QEMU); persistent bitmaps are read but not maintained (a writable open
+removes them).
 
 Errors are :class:`pyvirt.errors.ImageError` (subclasses ``CorruptImage`` and ``UnsupportedImage``
 live in :mod:`pyvirt.image.errors`).

@@ -32,8 +32,11 @@ def convert(
     threads: int | None = None,
     allow_backing_outside: bool = False,
     force_share: bool = False,
+    src_passphrase: bytes | None = None,
 ) -> None:
     """Copy ``src`` (or several sources, concatenated) into a new ``dst`` of ``out_fmt``.
+
+    ``src_passphrase`` unlocks LUKS-encrypted qcow2 sources.
 
     See :mod:`pyvirt.image.converter`.
     """
@@ -53,6 +56,7 @@ def convert(
         threads=threads,
         allow_backing_outside=allow_backing_outside,
         force_share=force_share,
+        src_passphrase=src_passphrase,
     )
 
 

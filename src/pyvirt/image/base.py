@@ -107,6 +107,8 @@ class Image:
     backing: Image | None = None
     cluster_size: int | None = None
     fd: int = -1
+    #: The data in the file is encrypted (LUKS qcow2): never read it around :meth:`readinto`.
+    encrypted: bool = False
     #: False where QEMU's driver reports no block status (vhdx): qemu-img map then says "all data".
     reports_block_status: bool = True
     #: ``flush()``/``close()`` end with fdatasync. ``convert`` clears it, as qemu-img convert does not sync.

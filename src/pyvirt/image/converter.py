@@ -46,6 +46,7 @@ def convert(
     force_share: bool = False,
     skip_create: bool = False,
     target_is_zero: bool = False,
+    src_passphrase: bytes | None = None,
 ) -> None:
     """Copy ``src`` into a new image ``dst``; with ``backing`` only what differs from it is written.
 
@@ -65,7 +66,7 @@ def convert(
     opts.pop("backing", None)
     opts.pop("backing_fmt", None)
     _check_target(sources, out_fmt, backing, compress=compress, sparse_size=sparse_size, zero=target_is_zero)
-    with _open_sources(sources, src_fmt, allow_backing_outside, force_share) as s:
+    with _open_sources(sources, src_fmt, allow_backing_outside, force_share, src_passphrase) as s:
         if not skip_create:
             size = int(opts.pop("size", s.size))  # type: ignore[call-overload]
             create_image(
@@ -137,17 +138,37 @@ def _check_target(
         )
 
 
-def _open_sources(sources: list[str], fmt: str | None, allow_outside: bool, force_share: bool) -> Image:
-    """One source opened as ever (the fast path), several as one :class:`ConcatImage`."""
+def _open_sources(
+    sources: list[str],
+    fmt: str | None,
+    allow_outside: bool,
+    force_share: bool,
+    passphrase: bytes | None = None,
+) -> Image:
+    """One source opened as ever (the fast path), several as one :class:`ConcatImage`.
+
+    ``passphrase`` unlocks LUKS-encrypted qcow2 sources."""
     if len(sources) == 1:
-        return open_image(sources[0], fmt=fmt, allow_backing_outside=allow_outside, force_share=force_share)
+        return open_image(
+            sources[0],
+            fmt=fmt,
+            allow_backing_outside=allow_outside,
+            force_share=force_share,
+            passphrase=passphrase,
+        )
     from pyvirt.image.concat import ConcatImage
 
     parts: list[Image] = []
     try:
         for name in sources:
             parts.append(
-                open_image(name, fmt=fmt, allow_backing_outside=allow_outside, force_share=force_share)
+                open_image(
+                    name,
+                    fmt=fmt,
+                    allow_backing_outside=allow_outside,
+                    force_share=force_share,
+                    passphrase=passphrase,
+                )
             )
     except BaseException:
         ConcatImage(parts).close()
@@ -189,8 +210,9 @@ def _extents(s: Image, size: int, top_only: bool) -> Extents:
                 fd = -1
                 if x.data and x.offset is not None and not x.compressed and x.depth < len(chain):
                     img = chain[x.depth]
-                    if img.format in ("raw", "qcow2", "vdi", "vpc", "vhdx") or (
-                        img.format == "vmdk" and img.fd >= 0
+                    if not img.encrypted and (
+                        img.format in ("raw", "qcow2", "vdi", "vpc", "vhdx")
+                        or (img.format == "vmdk" and img.fd >= 0)
                     ):
                         fd = img.fd
                 start, length, host, maybe_data = x.start, x.length, x.offset or 0, x.data or not x.zero

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
 
 from pyvirt.image.errors import ImageError
 from pyvirt.image.probe import check_format, probe_bytes
@@ -135,11 +134,6 @@ def _qcow2_info(path: str, fd: int, head: bytes, file_size: int) -> dict[str, An
     return info
 
 
-_LUKS = struct.Struct(">6sH32s32s32sII20s32sI40s")
-_LUKS_SLOT = struct.Struct(">II32sII")
-LUKS_SLOT_ACTIVE = 0x00AC71F3
-
-
 def _encrypt_info(
     path: str, fd: int, method: int, where: tuple[int, int] | None, file_size: int
 ) -> dict[str, Any]:
@@ -148,45 +142,12 @@ def _encrypt_info(
         return {"format": "aes"}
     if method != 2 or where is None:
         raise ImageError(f"{path}: unknown qcow2 encryption method {method}")
+    from pyvirt.image.luks import HEADER_SIZE, LuksHeader
+
     off, length = where
-    if length < 592 or off + 592 > file_size:
+    if length < HEADER_SIZE or off + HEADER_SIZE > file_size:
         raise ImageError(f"{path}: the LUKS header lies outside the file")
-    raw = os.pread(fd, 592, off)
-    magic, version, cipher, mode, hash_spec, payload, key_bytes, _d, _s, mk_iters, uuid = _LUKS.unpack_from(
-        raw
-    )
-    if magic != b"LUKS\xba\xbe" or version != 1:
-        raise ImageError(f"{path}: the LUKS header is not a LUKS version 1 header")
-
-    def text(b: bytes) -> str:
-        return b.split(b"\0", 1)[0].decode("ascii", "replace")
-
-    cipher_mode, _, ivgen = text(mode).partition("-")
-    ivgen_alg, _, ivgen_hash = ivgen.partition(":")
-    bits = key_bytes * 8 // (2 if cipher_mode == "xts" else 1)
-    out: dict[str, Any] = {"ivgen-alg": ivgen_alg}
-    if ivgen_hash:
-        out["ivgen-hash-alg"] = ivgen_hash
-    out.update(
-        {
-            "hash-alg": text(hash_spec),
-            "cipher-alg": f"{text(cipher)}-{bits}",
-            "uuid": text(uuid),
-            "format": "luks",
-            "cipher-mode": cipher_mode,
-        }
-    )
-    slots: list[dict[str, Any]] = []
-    for i in range(8):
-        active, iters, _salt, key_off, stripes = _LUKS_SLOT.unpack_from(raw, 208 + 48 * i)
-        if active == LUKS_SLOT_ACTIVE:
-            slots.append({"active": True, "iters": iters, "key-offset": key_off * 512, "stripes": stripes})
-        else:
-            slots.append({"active": False, "key-offset": key_off * 512})
-    out["slots"] = slots
-    out["payload-offset"] = payload * 512
-    out["master-key-iters"] = mk_iters
-    return out
+    return LuksHeader(os.pread(fd, HEADER_SIZE, off), off, length, path).info()
 
 
 def _other_info(path: str, fmt: str) -> dict[str, Any]:

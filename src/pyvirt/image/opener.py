@@ -37,6 +37,7 @@ def open_image(
     backing: bool = True,
     allow_backing_outside: bool = False,
     force_share: bool = False,
+    passphrase: bytes | None = None,
     _seen: frozenset[tuple[int, int]] = frozenset(),
     _depth: int = 0,
 ) -> Image:
@@ -87,7 +88,11 @@ def open_image(
         from pyvirt.image.qcow2.image import Qcow2Image
 
         return Qcow2Image.open(
-            path, readonly=readonly, open_backing=open_backing if backing else None, force_share=force_share
+            path,
+            readonly=readonly,
+            open_backing=open_backing if backing else None,
+            force_share=force_share,
+            passphrase=passphrase,
         )
     if fmt == "raw":
         from pyvirt.image.raw import RawImage

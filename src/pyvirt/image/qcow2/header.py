@@ -206,6 +206,10 @@ class Header:
         h._parse_extensions(buf, cs, source)
         h._check_features(source)
         if crypt and not encrypted:
+            if crypt == 2:
+                raise UnsupportedImage(
+                    f"Could not open '{source}': Parameter 'encrypt.key-secret' is required for cipher"
+                )
             raise UnsupportedImage(
                 f"{source}: encrypted qcow2 images are not supported (encryption method {crypt})"
             )

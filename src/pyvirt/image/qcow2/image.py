@@ -58,6 +58,8 @@ class Qcow2Image(Image):
         self.backing_file = header.backing_file
         self.backing_format = header.backing_format
         self.backing = None
+        #: LUKS: the unlocked master key; data clusters are read through it
+        self.master_key: bytes | None = None
         self.file_size = file_size
         self.l1 = self._load_l1(header.l1_table_offset, header.l1_size)
         self.l1_dirty = False
@@ -96,6 +98,7 @@ class Qcow2Image(Image):
         open_backing: OpenBacking | None = None,
         repairing: bool = False,
         force_share: bool = False,
+        passphrase: bytes | None = None,
     ) -> Qcow2Image:
         try:
             fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
@@ -106,13 +109,15 @@ class Qcow2Image(Image):
             st = os.fstat(fd)
             first = bytearray(min(max(st.st_size, 0), 1 << H.MAX_CLUSTER_BITS))
             pread_full(fd, memoryview(first), 0)
-            header = H.Header.parse(bytes(first), st.st_size, source=path)
+            header = H.Header.parse(bytes(first), st.st_size, source=path, encrypted=passphrase is not None)
             if not readonly and header.incompatible_features & H.INCOMPAT_CORRUPT:
                 raise CorruptImage(
                     f"{path}: the image is marked corrupt; it can be opened read-only only "
                     "(repair it with `pyvirt img check -r all`)"
                 )
             img = cls(path, fd, header, readonly=readonly, file_size=st.st_size)
+            if header.crypt_method:
+                img._unlock(passphrase)
         except BaseException:
             os.close(fd)
             raise
@@ -129,6 +134,22 @@ class Qcow2Image(Image):
             img.close()
             raise
         return img
+
+    def _unlock(self, passphrase: bytes | None) -> None:
+        """Open the LUKS header with the passphrase (read-only: writing is not supported)."""
+        from pyvirt.image.luks import LuksHeader
+
+        h = self.header
+        if h.crypt_method != 2 or h.luks_header is None or passphrase is None:
+            raise UnsupportedImage(f"{self.path}: encrypted qcow2 images other than LUKS are not supported")
+        if not self.readonly:
+            raise UnsupportedImage(f"{self.path}: writing encrypted qcow2 images is not supported")
+        off, length = h.luks_header
+        if off % self.cs or off + length > self.file_size:
+            raise CorruptImage(f"{self.path}: the LUKS header lies outside the file")
+        luks = LuksHeader(os.pread(self.fd, 592, off), off, length, self.path)
+        self.master_key = luks.unlock(passphrase, lambda at, n: os.pread(self.fd, n, at))
+        self.encrypted = True
 
     def _drop_autoclear(self) -> None:
         """Clear autoclear features this library does not maintain; persistent bitmaps are removed
@@ -252,7 +273,9 @@ class Qcow2Image(Image):
             self._emit(kind, buf, rstart - offset, rhost, rlen)
 
     def _emit(self, kind: int, buf: memoryview, bpos: int, where: int, n: int) -> None:
-        if kind == 1:
+        if kind == 1 and self.master_key is not None:
+            self._read_decrypted(buf[bpos : bpos + n], where)
+        elif kind == 1:
             pread_full(self.fd, buf[bpos : bpos + n], where)
         elif kind == 2 and self.backing is not None and where < self.backing.size:
             m = min(n, self.backing.size - where)
@@ -261,6 +284,16 @@ class Qcow2Image(Image):
                 _fill_zero(buf[bpos + m : bpos + n])
         else:
             _fill_zero(buf[bpos : bpos + n])
+
+    def _read_decrypted(self, out: memoryview, host: int) -> None:
+        """LUKS: the whole sectors around ``host``, decrypted (their IV is their file offset)."""
+        from pyvirt.image.luks import decrypt_sectors
+
+        assert self.master_key is not None
+        a, b = host - host % 512, -(-(host + len(out)) // 512) * 512
+        raw = bytearray(b - a)
+        pread_full(self.fd, memoryview(raw), a)
+        out[:] = decrypt_sectors(self.master_key, bytes(raw), a // 512)[host - a : host - a + len(out)]
 
     def _decompress(self, entry: int) -> bytes:
         cached = self._dec_cache

@@ -1,0 +1,152 @@
+"""LUKS version 1 headers as qcow2 embeds them (``encrypt.format=luks``): parse, unlock, decrypt.
+
+The header names the cipher (aes in xts mode with the plain64 IV generator, as qemu-img makes
+them), the hash (PBKDF2 and the anti-forensic splitter use it) and eight key slots. A slot is
+opened by deriving a key from the passphrase (PBKDF2), decrypting its key material and merging
+its stripes (AF-merge); the master key is right if its PBKDF2 digest matches the header's.
+Sectors are 512 bytes; in qcow2 their IV is the sector's offset in the qcow2 file (QEMU's
+"physical offset" for LUKS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+
+from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
+
+HEADER = struct.Struct(">6sH32s32s32sII20s32sI40s")
+SLOT = struct.Struct(">II32sII")
+MAGIC = b"LUKS\xba\xbe"
+SLOT_ACTIVE = 0x00AC71F3
+HEADER_SIZE = 592
+MAX_STRIPES = 1 << 16
+MAX_ITERATIONS = 1 << 28
+
+
+def _text(b: bytes) -> str:
+    return b.split(b"\0", 1)[0].decode("ascii", "replace")
+
+
+class LuksHeader:
+    """A parsed LUKS1 header; ``base`` is where it lies in the file (key material is relative)."""
+
+    def __init__(self, raw: bytes, base: int, length: int, source: str) -> None:
+        if len(raw) < HEADER_SIZE:
+            raise CorruptImage(f"{source}: the LUKS header is truncated")
+        magic, version, cipher, mode, hash_spec, payload, key_bytes, digest, dsalt, diters, uuid = (
+            HEADER.unpack_from(raw)
+        )
+        if magic != MAGIC or version != 1:
+            raise CorruptImage(f"{source}: the LUKS header is not a LUKS version 1 header")
+        self.source, self.base, self.length = source, base, length
+        self.cipher, self.hash = _text(cipher), _text(hash_spec)
+        self.cipher_mode, _, ivgen = _text(mode).partition("-")
+        self.ivgen, _, self.ivgen_hash = ivgen.partition(":")
+        self.payload_offset, self.key_bytes = payload * 512, key_bytes
+        self.digest, self.digest_salt, self.digest_iters = digest, dsalt, diters
+        self.uuid = _text(uuid)
+        self.slots = [SLOT.unpack_from(raw, 208 + 48 * i) for i in range(8)]
+
+    def info(self) -> dict[str, object]:
+        """qemu-img info's ``encrypt`` fields, in its order."""
+        bits = self.key_bytes * 8 // (2 if self.cipher_mode == "xts" else 1)
+        out: dict[str, object] = {"ivgen-alg": self.ivgen}
+        if self.ivgen_hash:
+            out["ivgen-hash-alg"] = self.ivgen_hash
+        out.update(
+            {
+                "hash-alg": self.hash,
+                "cipher-alg": f"{self.cipher}-{bits}",
+                "uuid": self.uuid,
+                "format": "luks",
+                "cipher-mode": self.cipher_mode,
+            }
+        )
+        slots: list[dict[str, object]] = []
+        for active, iters, _salt, key_off, stripes in self.slots:
+            if active == SLOT_ACTIVE:
+                slots.append(
+                    {"active": True, "iters": iters, "key-offset": key_off * 512, "stripes": stripes}
+                )
+            else:
+                slots.append({"active": False, "key-offset": key_off * 512})
+        out["slots"] = slots
+        out["payload-offset"] = self.payload_offset
+        out["master-key-iters"] = self.digest_iters
+        return out
+
+    def _check_supported(self) -> None:
+        if (self.cipher, self.cipher_mode, self.ivgen) != ("aes", "xts", "plain64") or self.key_bytes not in (
+            32,
+            64,
+        ):
+            raise UnsupportedImage(
+                f"{self.source}: LUKS cipher {self.cipher}-{self.cipher_mode}-{self.ivgen} is not supported "
+                "(aes-xts-plain64 is)"
+            )
+        if self.hash not in ("sha1", "sha256", "sha512"):
+            raise UnsupportedImage(f"{self.source}: LUKS hash {self.hash} is not supported")
+
+    def unlock(self, passphrase: bytes, read_at: object) -> bytes:
+        """The master key, from the first active slot the passphrase opens.
+
+        ``read_at(offset, length)`` reads the file (the key material lies within the header area).
+        """
+        self._check_supported()
+        assert callable(read_at)
+        if self.digest_iters > MAX_ITERATIONS:
+            raise CorruptImage(f"{self.source}: LUKS master key digest iterations out of range")
+        for active, iters, salt, key_off, stripes in self.slots:
+            if active != SLOT_ACTIVE:
+                continue
+            if not 0 < stripes <= MAX_STRIPES or iters > MAX_ITERATIONS:
+                raise CorruptImage(f"{self.source}: LUKS key slot out of range")
+            size = self.key_bytes * stripes
+            start = key_off * 512
+            if start + size > self.length:
+                raise CorruptImage(f"{self.source}: LUKS key material lies outside the LUKS header")
+            slot_key = hashlib.pbkdf2_hmac(self.hash, passphrase, salt, iters, self.key_bytes)
+            material = read_at(self.base + start, -(-size // 512) * 512)
+            assert isinstance(material, bytes | bytearray)
+            split = decrypt_sectors(slot_key, bytes(material), 0)[:size]
+            master = af_merge(split, self.key_bytes, stripes, self.hash)
+            check = hashlib.pbkdf2_hmac(self.hash, master, self.digest_salt, self.digest_iters, 20)
+            if hmac.compare_digest(check, self.digest):
+                return master
+        raise ImageError(f"Could not open '{self.source}': Invalid password, cannot unlock any keyslot")
+
+
+def _diffuse(block: bytes, hash_name: str) -> bytes:
+    size = hashlib.new(hash_name).digest_size
+    out = bytearray()
+    for i in range(0, len(block), size):
+        piece = block[i : i + size]
+        out += hashlib.new(hash_name, struct.pack(">I", i // size) + piece).digest()[: len(piece)]
+    return bytes(out)
+
+
+def af_merge(split: bytes, key_bytes: int, stripes: int, hash_name: str) -> bytes:
+    """LUKS's anti-forensic merge of ``stripes`` blocks of ``key_bytes`` into the key."""
+    d = bytes(key_bytes)
+    for i in range(stripes - 1):
+        block = split[i * key_bytes : (i + 1) * key_bytes]
+        d = _diffuse(bytes(a ^ b for a, b in zip(d, block, strict=True)), hash_name)
+    last = split[(stripes - 1) * key_bytes : stripes * key_bytes]
+    return bytes(a ^ b for a, b in zip(d, last, strict=True))
+
+
+def decrypt_sectors(key: bytes, data: bytes, first_sector: int) -> bytes:
+    """AES-XTS with plain64 IVs over whole 512-byte sectors, numbered from ``first_sector``."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    if len(data) % 512:
+        raise ImageError("internal error: LUKS data not a whole number of sectors")
+    aes = algorithms.AES(key)
+    out = bytearray(len(data))
+    for k in range(0, len(data), 512):
+        tweak = struct.pack("<Q", first_sector + k // 512) + bytes(8)
+        dec = Cipher(aes, modes.XTS(tweak)).decryptor()
+        out[k : k + 512] = dec.update(data[k : k + 512]) + dec.finalize()
+    return bytes(out)

@@ -1,0 +1,89 @@
+"""LUKS-encrypted qcow2 made by qemu-img: described by info, read with the secret as qemu-img reads it."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pyvirt.errors import ImageError
+from pyvirt.image import open_image
+
+from .conftest import pyvirt_img, qemu_img
+
+SECRET = "secret,id=s0,data=correct horse"
+
+
+def _encrypted(path: Path, size: int = 8 << 20) -> None:
+    # qemu-img times its PBKDF on the CPU clock and, now and then on this VM, reads no CPU time
+    # ("Unable to get accurate CPU usage"): a transient of the calibration, so try again.
+    for _attempt in range(10):
+        made = subprocess.run(
+            ["qemu-img", "create", "--object", SECRET, "-f", "qcow2", "-o",
+             "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", str(path), str(size)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if made.returncode == 0 or "accurate CPU usage" not in made.stderr:
+            break
+    assert made.returncode == 0, made.stderr
+    spec = f"driver=qcow2,file.filename={path},encrypt.key-secret=s0"
+    subprocess.run(
+        ["qemu-io", "--object", SECRET, "--image-opts", "-c", "write -P 0x5a 0 70000",
+         "-c", "write -P 0x33 100000 4096", "-c", f"write -P 0x77 {size - 512} 512", spec],
+        check=True, capture_output=True,
+    )  # fmt: skip
+
+
+def test_convert_with_the_secret_as_qemu_img(tmp_path: Path) -> None:
+    img = tmp_path / "e.qcow2"
+    _encrypted(img)
+    spec = f"driver=qcow2,file.filename={img},encrypt.key-secret=s0"
+    ours, theirs = tmp_path / "ours.raw", tmp_path / "theirs.raw"
+    r = pyvirt_img("convert", "--object", SECRET, "--image-opts", "-O", "raw", spec, str(ours))
+    assert r.returncode == 0, r.stderr
+    qemu_img("convert", "--object", SECRET, "--image-opts", "-O", "raw", spec, str(theirs))
+    assert ours.read_bytes() == theirs.read_bytes()
+    data = ours.read_bytes()
+    assert data[:70000] == b"\x5a" * 70000 and data[100000:104096] == b"\x33" * 4096
+    with open_image(str(img), passphrase=b"correct horse") as i:
+        assert i.read(i.size - 512, 512) == b"\x77" * 512
+        assert i.encrypted
+    with pytest.raises(ImageError, match="writing encrypted"):
+        open_image(str(img), readonly=False, passphrase=b"correct horse")
+
+
+WRONG_KEY = ["--object", "secret,id=s0,data=wrong", "--image-opts"]
+SPEC = "driver=qcow2,file.filename=e.qcow2,encrypt.key-secret=s0"
+
+
+@pytest.mark.parametrize("args", [[*WRONG_KEY, SPEC], ["e.qcow2"]])
+def test_no_key_or_a_wrong_one_as_qemu_img(tmp_path: Path, args: list[str]) -> None:
+    _encrypted(tmp_path / "e.qcow2", 1 << 20)
+    r = pyvirt_img("convert", "-O", "raw", *args, "out.raw", cwd=tmp_path)
+    q = qemu_img("convert", "-O", "raw", *args, "out2.raw", check=False, cwd=tmp_path)
+    assert (r.returncode, q.returncode) == (1, 1)
+    assert (
+        r.stderr.split("error: ", 1)[1].split(": ")[-1] == q.stderr.split("qemu-img: ", 1)[1].split(": ")[-1]
+    )
+    assert not (tmp_path / "out.raw").exists()
+
+
+def test_hostile_luks_header_fields(tmp_path: Path) -> None:
+    img = tmp_path / "e.qcow2"
+    _encrypted(img, 1 << 20)
+    data = bytearray(img.read_bytes())
+    off = data.find(b"LUKS\xba\xbe")
+    assert off > 0
+    good = bytes(data)
+    for field, value, message in (
+        (208 + 44, 1 << 30, "key slot out of range"),  # slot 0's stripes
+        (208 + 40, 1 << 24, "outside the LUKS header"),  # slot 0's key material offset
+        (8, 0, "cipher"),  # cipher name
+    ):
+        data = bytearray(good)
+        struct.pack_into(">I", data, off + field, value)
+        img.write_bytes(bytes(data))
+        with pytest.raises(ImageError, match=message):
+            open_image(str(img), passphrase=b"correct horse")
