@@ -118,6 +118,16 @@ ACTIONS: tuple[Action, ...] = (
         "host.validate", "GET", "/v1/host/validate", "virt-host-validate's checks", response="HostValidation"
     ),
     Action(
+        "host.domxml_to_native",
+        "POST",
+        "/v1/host/domxml-to-native",
+        "domxml-to-native: the QEMU command line a domain XML would start with on this host",
+        request="NativeConfigRequest",
+        response="NativeConfig",
+        mutating=True,  # changes nothing, but libvirt too refuses it read-only (connect:write)
+        errors=("xml-error", "unsupported-config", "operation-failed", "not-found"),
+    ),
+    Action(
         "host.events",
         "GET",
         "/v1/events",

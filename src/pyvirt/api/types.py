@@ -30,6 +30,20 @@ class DefineRequest(TypedDict):
     start: NotRequired[bool]
 
 
+class NativeConfigRequest(TypedDict):
+    """A domain XML and the native format to give it in (``qemu-argv``, as virsh's domxml-to-native)."""
+
+    format: str
+    xml: str
+
+
+class NativeConfig(TypedDict):
+    """A domain's native configuration: QEMU's argv, and the same as one shell-quoted line."""
+
+    argv: list[str]
+    text: str
+
+
 class AutostartRequest(TypedDict):
     """Mark (``enabled: true``) or unmark an object as started with the daemon."""
 

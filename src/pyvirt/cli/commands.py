@@ -163,6 +163,18 @@ VERBS = (
         ),
     ),
     Command(
+        "domxml-to-native",
+        "domain",
+        "native",
+        "Convert domain XML to native guest configuration",
+        "Convert domain XML config to a native guest configuration format (qemu-argv: the QEMU command "
+        "line the daemon would start the domain with).",
+        (
+            ("format", "*string", "target config data type format"),
+            ("xml", "*file", "xml data file to export from"),
+        ),
+    ),
+    Command(
         "edit",
         "domain",
         "domain",

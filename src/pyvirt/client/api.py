@@ -127,6 +127,11 @@ class Connection:
     def capabilities(self) -> str:
         return str(self.call("host.capabilities")["xml"])
 
+    def domxml_to_native(self, fmt: str, xml: str) -> types.NativeConfig:
+        """The native configuration (``qemu-argv``) the daemon would start ``xml`` with."""
+        native: types.NativeConfig = self.call("host.domxml_to_native", body={"format": fmt, "xml": xml})
+        return native
+
     def hostname(self) -> str:
         return str(self.call("host.hostname")["hostname"])
 

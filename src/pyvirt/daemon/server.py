@@ -58,6 +58,7 @@ class API:
             "host.hostname": self.hostname,
             "host.validate": self.validate,
             "host.events": self.event_stream,
+            "host.domxml_to_native": self.domxml_to_native,
             "domain.list": self.list_domains,
             "domain.define": self.define,
             "domain.info": self.dominfo,
@@ -119,6 +120,13 @@ class API:
     async def validate(self, req: Request) -> dict[str, Any]:
         checks = await asyncio.to_thread(host.validate_host)
         return {"checks": [c.__dict__ for c in checks]}
+
+    async def domxml_to_native(self, req: Request) -> dict[str, Any]:
+        from pyvirt.daemon.native import native_argv, shell_line
+
+        body: types.NativeConfigRequest = req.data
+        argv = await asyncio.to_thread(native_argv, self.domains, body["format"], body["xml"])
+        return {"argv": argv, "text": shell_line(argv)}
 
     async def list_domains(self, req: Request) -> list[dict[str, Any]]:
         return [obj.summary() for obj in self.domains.all()]

@@ -159,6 +159,8 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
         "<source pool='default' volume='data.qcow2'/><target dev='vdb' bus='virtio'/></disk>"
     )
     xml = domain_xml("api1", nic_network="lan", mac=MAC, vnc=True, extra_devices=volume_disk)
+    native = w.call("host.domxml_to_native", body={"format": "qemu-argv", "xml": xml})
+    assert data["path"] in native["text"] and native["argv"][0].startswith("/")  # the volume, resolved
     w.call("domain.define", body={"xml": xml})
     dom = {"name": "api1"}
     w.call("domain.start", dom, {"paused": False})

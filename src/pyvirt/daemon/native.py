@@ -1,0 +1,56 @@
+"""domxml-to-native: the QEMU command line a domain XML would start with, built as ``start`` builds it.
+
+The firmware comes from this host's descriptors, volumes from its pools, the NVRAM path from its layout;
+nothing is created or started. What start decides only when it runs shows as start would name it: taps
+as the interface's ``<target dev>`` or ``vnetN``, the monitor as its socket path (start passes it as a
+descriptor).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from pyvirt.conf.domain_xml import load_domain_xml
+from pyvirt.daemon.domains import DomainRegistry
+from pyvirt.errors import InvalidArgument
+from pyvirt.qemu import firmware
+from pyvirt.qemu.command import RuntimeContext, build_argv
+
+FORMATS = ("qemu-argv",)
+
+
+def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
+    if fmt not in FORMATS:
+        raise InvalidArgument(f"unsupported config type {fmt} (supported: {', '.join(FORMATS)})")
+    dom = load_domain_xml(xml)
+    firmware.fill_domain(dom)
+    run = reg.layout.qemu_run_dir
+    disk_paths: dict[int, str] = {}
+    for index, disk in enumerate(dom.devices.disks):
+        if disk.type == "volume" and reg.storage is not None and disk.source_pool and disk.source_volume:
+            disk_paths[index] = reg.storage.volume_path(disk.source_pool, disk.source_volume)
+    channels = run / f"{dom.name}.channels"
+    nvram = reg.nvram_path(dom)
+    ctx = RuntimeContext(
+        accel="kvm" if dom.type == "kvm" else "tcg",
+        monitor_path=str(run / f"{dom.name}.monitor"),
+        taps={
+            index: nic.target_dev or f"vnet{index}"
+            for index, nic in enumerate(dom.devices.interfaces)
+            if nic.type in ("network", "bridge")
+        },
+        channel_paths={
+            index: channel.source_path or str(channels / (channel.target_name or f"channel{index}"))
+            for index, channel in enumerate(dom.devices.channels)
+            if channel.type == "unix"
+        },
+        disk_paths=disk_paths,
+        nvram_path=str(nvram) if nvram else None,
+        pidfile=str(run / f"{dom.name}.pid"),
+    )
+    return build_argv(dom, ctx)
+
+
+def shell_line(argv: list[str]) -> str:
+    """One line a shell runs as ``argv`` (virsh prints the command line so)."""
+    return " ".join(shlex.quote(arg) for arg in argv) + "\n"
