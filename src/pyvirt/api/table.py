@@ -228,7 +228,8 @@ ACTIONS: tuple[Action, ...] = (
         "domain.destroy",
         "POST",
         "/v1/domains/{name}/destroy",
-        "stop QEMU (SIGTERM with graceful, else SIGKILL after a grace period)",
+        "stop QEMU (SIGTERM with graceful, else SIGKILL after a grace period); remove_logs deletes "
+        "its log files",
         request="DomainDestroyRequest",
         response="DomainSummary",
         mutating=True,

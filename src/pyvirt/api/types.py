@@ -179,7 +179,10 @@ class DomainStartRequest(TypedDict):
 
 
 class DomainDestroyRequest(TypedDict):
+    """destroy; ``remove_logs`` deletes the domain's QEMU log and its rotated copies once it stopped."""
+
     graceful: NotRequired[bool]
+    remove_logs: NotRequired[bool]
 
 
 class DomainUndefined(TypedDict):

@@ -122,7 +122,8 @@ def cmd_edit(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_list(opts: GlobalOptions, a: Parsed) -> int:
-    doms: list[Any] = opts.connect().list_domains()
+    conn = opts.connect()
+    doms: list[Any] = conn.list_domains()
     doms = _filter(doms, a)
     running = sorted((d for d in doms if d["id"] is not None), key=lambda d: d["id"])
     inactive = sorted((d for d in doms if d["id"] is None), key=lambda d: d["name"])
@@ -147,6 +148,10 @@ def cmd_list(opts: GlobalOptions, a: Parsed) -> int:
         return 0
     header = ["Id", "Name", "State"]
     rows = [[str(d["id"]) if d["id"] is not None else "-", d["name"], d["state"]] for d in doms]
+    if a.flag("title"):
+        header.append("Title")
+        for row, d in zip(rows, doms, strict=True):
+            row.append(conn.domain(d["uuid"]).info(cached=True)["title"] or "")
     emit(table(header, rows) + "\n")
     return 0
 
@@ -338,7 +343,7 @@ def cmd_destroy(opts: GlobalOptions, a: Parsed) -> int:
         a,
         "Failed to destroy domain '{name}'",
         "Domain '{name}' destroyed",
-        lambda d, a: d.destroy(graceful=bool(a.get("graceful"))),
+        lambda d, a: d.destroy(graceful=bool(a.get("graceful")), remove_logs=bool(a.get("remove_logs"))),
     )
     return 0
 
@@ -410,8 +415,18 @@ def cmd_vncdisplay(opts: GlobalOptions, a: Parsed) -> int:
     if not vnc:
         raise PyvirtError("Failed to get VNC port. Is this domain using VNC?")
     listen = vnc["listen"] if vnc["listen"] not in ("0.0.0.0", "::") else ""
-    emit(f"{listen}:{vnc['display']}\n\n")
+    password = _vnc_password(dom) if a.flag("include_password") else None
+    emit(f"{f':{password}@' if password else ''}{listen}:{vnc['display']}\n\n")
     return 0
+
+
+def _vnc_password(dom: Domain) -> str | None:
+    """The VNC password, from the secure XML (refused on a read-only connection, as virsh's)."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(_guard("Failed to get VNC password", lambda: dom.xml(security_info=True)))
+    graphics = root.find("./devices/graphics[@type='vnc']")
+    return graphics.get("passwd") if graphics is not None else None
 
 
 # virsh's words where they are not the daemon's event name capitalized.
@@ -423,6 +438,12 @@ def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
     import signal
     import time
 
+    wanted = a.opt("event")
+    if wanted is not None and wanted != "lifecycle":
+        raise InvalidArgument(
+            f"event type '{wanted}' is not delivered: pyvirtd sends lifecycle events only (--event lifecycle)"
+        )
+    # --all: every event type pyvirtd delivers, which is lifecycle.
     conn = opts.connect()
     timeout = a.get("timeout")
     if timeout is not None:

@@ -214,8 +214,13 @@ def cmd_domifaddr(opts: GlobalOptions, a: Parsed) -> int:
         emit_json(addrs)
         return 0
     out = f" {'Name':<10} {'MAC address':<17}    {'Protocol':<12} Address\n" + "-" * 79 + "\n"
+    previous = None
     for row in addrs:
-        out += f" {row['name'] or '-':<10} {row['mac']:<17}    {row['protocol']:<12} {row['address']}\n"
+        # virsh names an interface on its first address only, unless --full
+        same = not a.flag("full") and (row["name"], row["mac"]) == previous
+        previous = (row["name"], row["mac"])
+        name, mac = ("-", "-") if same else (row["name"] or "-", row["mac"])
+        out += f" {name:<10} {mac:<17}    {row['protocol']:<12} {row['address']}\n"
     emit(out + "\n")
     return 0
 

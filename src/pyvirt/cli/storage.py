@@ -419,8 +419,13 @@ def cmd_vol_resize(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_vol_delete(opts: GlobalOptions, a: Parsed) -> int:
-    conn = opts.connect()
     key = a.text("vol")
+    if a.flag("delete_snapshots"):  # libvirt supports it only for rbd pools
+        raise PyvirtError(
+            f"Failed to delete vol {key}\nerror: --delete-snapshots: not supported by pyvirt's "
+            "storage pools (a qcow2 file's internal snapshots go with the file)"
+        )
+    conn = opts.connect()
     _guard(f"Failed to delete vol {key}", _volume(conn, key, a.opt("pool")).delete)
     message(f"Vol {key} deleted")
     return 0

@@ -265,8 +265,12 @@ class Domain:
     def reset(self) -> types.DomainSummary:
         return self._call("domain.reset")
 
-    def destroy(self, *, graceful: bool = False) -> types.DomainSummary:
-        return self._call("domain.destroy", {"graceful": graceful})
+    def destroy(self, *, graceful: bool = False, remove_logs: bool = False) -> types.DomainSummary:
+        """destroy; ``remove_logs`` deletes the domain's QEMU log files once it stopped."""
+        body: types.DomainDestroyRequest = {"graceful": graceful}
+        if remove_logs:
+            body["remove_logs"] = True
+        return self._call("domain.destroy", body)
 
     def suspend(self) -> types.DomainSummary:
         return self._call("domain.suspend")

@@ -483,6 +483,14 @@ class DomainRegistry:
             return Path(dom.os.nvram)
         return self.layout.state_dir / "qemu/nvram" / f"{dom.name}_VARS.fd"
 
+    def remove_logs(self, name: str) -> None:
+        """Delete the QEMU log of domain ``name`` and its rotated copies (destroy --remove-logs)."""
+        current = self.layout.domain_log(name)
+        for path in (current, *current.parent.glob(f"{current.name}.*")):
+            if path == current or path.suffix[1:].isdigit():
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
     def save_run_state(self, obj: DomainObject) -> None:
         if obj.proc is None or obj.live is None:
             return

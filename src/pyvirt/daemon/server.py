@@ -201,6 +201,8 @@ class API:
     async def destroy(self, req: Request) -> dict[str, Any]:
         body: types.DomainDestroyRequest = req.data
         obj = await self.domains.destroy(req.params["name"], graceful=body.get("graceful", False))
+        if body.get("remove_logs"):
+            self.domains.remove_logs(obj.name)
         return obj.summary()
 
     async def autostart(self, req: Request) -> dict[str, Any]:

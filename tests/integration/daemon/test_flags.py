@@ -209,3 +209,47 @@ def test_console_devname_and_safe(daemon: Daemon, tmp_path: Path) -> None:
     assert result.rc == 1 and "character device serial1 cannot be opened" in result.err
     conn.close()
     daemon.cli("destroy", "c1").ok()
+
+
+def test_title_password_events_logs_and_snapshots(daemon: Daemon, tmp_path: Path) -> None:
+    path = write(tmp_path, "p1", vnc=True)
+    text = path.read_text().replace("<name>p1</name>", "<name>p1</name><title>web front</title>", 1)
+    path.write_text(text.replace("<graphics ", "<graphics passwd='s3cret' ", 1))
+    daemon.cli("define", str(path)).ok()
+    daemon.cli("define", str(write(tmp_path, "p2"))).ok()
+
+    # list --title: a Title column, from each domain's <title>.
+    out = daemon.cli("list", "--all", "--title").ok().out
+    assert re.search(r"^ Id\s+Name\s+State\s+Title$", out, re.M), out
+    assert re.search(r"^ -\s+p1\s+shut off\s+web front$", out, re.M), out
+    assert "Title" not in daemon.cli("list", "--all").ok().out
+
+    # vncdisplay --include-password: virsh's ':PASSWORD@' prefix, from the secure XML.
+    daemon.cli("start", "p1").ok()
+    assert daemon.cli("vncdisplay", "p1").ok().out == "127.0.0.1:0\n\n"
+    assert daemon.cli("vncdisplay", "p1", "--include-password").ok().out == ":s3cret@127.0.0.1:0\n\n"
+    result = daemon.cli("-r", "vncdisplay", "p1", "--include-password")
+    assert result.rc == 1 and "s3cret" not in result.out + result.err
+
+    # event --event: lifecycle is what pyvirtd delivers; another type is refused, naming it.
+    result = daemon.cli("event", "--event", "reboot", "--timeout", "1")
+    assert result.rc == 1 and "event type 'reboot' is not delivered" in result.err
+    out = daemon.cli("event", "p1", "--event", "lifecycle", "--timeout", "1").ok().out
+    assert out == "events received: 0\n\n"
+
+    # destroy --remove-logs: the domain's log and its rotated copies go; without it they stay.
+    logs = daemon.root / "var/log/pyvirt/qemu"
+    (logs / "p1.log.1").write_text("rotated\n")
+    assert (logs / "p1.log").exists()
+    daemon.cli("start", "p2").ok()
+    daemon.cli("destroy", "p2").ok()
+    assert (logs / "p2.log").exists()
+    daemon.cli("destroy", "p1", "--remove-logs").ok()
+    assert not (logs / "p1.log").exists() and not (logs / "p1.log.1").exists()
+    assert (logs / "p2.log").exists()
+
+    # vol-delete --delete-snapshots: refused (libvirt has it for rbd pools only); the volume stays.
+    daemon.cli("vol-create-as", "default", "s.qcow2", "1M", "--format", "qcow2").ok()
+    result = daemon.cli("vol-delete", "s.qcow2", "--pool", "default", "--delete-snapshots")
+    assert result.rc == 1 and "--delete-snapshots: not supported" in result.err
+    daemon.cli("vol-info", "s.qcow2", "--pool", "default").ok()

@@ -1,0 +1,228 @@
+"""Every option of every command of the table (pyvirt.cli.commands) is shown to take effect by a test,
+or is listed below with what stands for that test. A new option without either fails here.
+
+An option counts as shown when one function of a test module names both its command (the verb, or the
+tool's sub-verb, as a word of a string) and the option (``--name``, or one of a tool option's
+spellings; a positional needs only the command). That is a heuristic, so the list below also holds
+the options whose test names them elsewhere, each with that test; an entry for an option that has
+become shown, or that the table no longer has, fails too, so the list only shrinks.
+"""
+
+from __future__ import annotations
+
+import ast
+from functools import cache
+from pathlib import Path
+
+from pyvirt.cli.commands import COMMANDS, Command
+
+TESTS = Path(__file__).resolve().parents[2]
+
+# Shown by a test that names the option away from its verb (the test is given), or not yet shown by
+# any test although the code applies it (what applies it is said). Keys: "COMMAND OPTION" as in help.
+# "img ..." options are pyvirt img's (qemu-img's flags), kept by the image library's owners.
+EXPLAINED = {
+    "define validate": "always on: the parser refuses any unknown element or attribute (test_bad_input)",
+    "create validate": "always on, as define's",
+    "net-define validate": "always on: the network parser is as strict",
+    "net-create validate": "always on, as net-define's",
+    "pool-define validate": "always on: the pool parser is as strict",
+    "vol-create validate": "always on: the volume parser is as strict",
+    "vol-create-from validate": "always on, as vol-create's",
+    "create console": "not yet shown: cmd_create attaches as cmd_console does",
+    "start console": "not yet shown: cmd_start attaches as cmd_console does",
+    "start bypass-cache": "no managed save exists, so there is no state file to load (virsh accepts it)",
+    "start force-boot": "no managed save exists, so every start is a fresh boot (virsh accepts it)",
+    "dumpxml security-info": "tests/integration/daemon/test_api_routes.py (the query security_info)",
+    "console history": "tests/integration/daemon/test_verbs.py::test_console_through_api_sees_history",
+    "domifaddr full": "tests/unit/cli/test_domifaddr_output.py::test_an_interface_is_named_once_unless_full",
+    "list id": "not yet shown: cmd_list prints ids",
+    "list table": "the default layout (virsh's --table)",
+    "list state-running": "not yet shown: _filter",
+    "list state-paused": "not yet shown: _filter",
+    "list state-other": "not yet shown: _filter",
+    "list no-autostart": "not yet shown: _filter",
+    "list persistent": "not yet shown: _filter",
+    "list transient": "not yet shown: _filter",
+    "domstate json": "not yet shown: emit_json",
+    "domblklist json": "not yet shown: emit_json",
+    "domifaddr json": "not yet shown: emit_json",
+    "nodeinfo json": "not yet shown: emit_json",
+    "capabilities json": "not yet shown: emit_json",
+    "version json": "not yet shown: emit_json",
+    "version daemon": "not yet shown: cmd_version's 'Running against daemon' line",
+    "uri json": "not yet shown: emit_json",
+    "hostname json": "not yet shown: emit_json",
+    "host-validate json": "not yet shown: emit_json",
+    "event timestamp": "not yet shown: cmd_event's time prefix",
+    "net-list inactive": "not yet shown: filter_by_flags",
+    "net-list name": "not yet shown: cmd_net_list",
+    "net-list uuid": "not yet shown: cmd_net_list",
+    "net-list autostart": "not yet shown: filter_by_flags",
+    "net-list no-autostart": "not yet shown: filter_by_flags",
+    "net-list persistent": "not yet shown: filter_by_flags",
+    "net-list transient": "not yet shown: filter_by_flags",
+    "net-list json": "not yet shown: emit_json",
+    "net-info json": "not yet shown: emit_json",
+    "net-create file": "not yet shown on the CLI: Connection.create_network",
+    "net-autostart disable": "not yet shown: cmd_net_autostart",
+    "net-dumpxml inactive": "not yet shown: Network.xml(inactive=)",
+    "net-edit network": "not yet shown: cmd_net_edit",
+    "net-uuid network": "not yet shown: cmd_net_uuid",
+    "net-name network": "not yet shown: cmd_net_name",
+    "net-dhcp-leases json": "not yet shown: emit_json",
+    "net-dhcp-leases mac": "not yet shown: Network.leases(mac=)",
+    "attach-interface live": "tests/integration/daemon/test_networks.py (the default on a running domain)",
+    "attach-interface config": "tests/integration/daemon/test_flags_network.py (--persistent is live+config)",
+    "attach-interface current": "hotplug._scope: refused with --persistent/--live/--config",
+    "attach-interface model": "not yet shown: the NIC's model, checked against QEMU's list",
+    "detach-interface live": "tests/integration/daemon/test_flags.py (--persistent: live+config)",
+    "pool-list uuid": "not yet shown: cmd_pool_list",
+    "pool-list no-autostart": "not yet shown: filter_by_flags",
+    "pool-list json": "not yet shown: emit_json",
+    "pool-list type": "not yet shown: cmd_pool_list filters by type",
+    "pool-info json": "not yet shown: emit_json",
+    "pool-define-as source-format": "not yet shown: the pool XML's <source><format>",
+    "pool-create-as source-format": "not yet shown: as pool-define-as",
+    "pool-build overwrite": "not yet shown: a dir pool's build is the same either way",
+    "pool-build no-overwrite": "not yet shown: a dir pool's build is the same either way",
+    "pool-start build": "not yet shown: builds before starting",
+    "pool-start overwrite": "not yet shown: builds before starting",
+    "pool-start no-overwrite": "not yet shown: builds before starting",
+    "vol-list json": "not yet shown: emit_json",
+    "vol-create prealloc-metadata": "not yet shown on vol-create (vol-create-as's is)",
+    "vol-resize allocate": "not yet shown: posix_fallocate of the new capacity",
+    "sysprep --format": "not yet shown: the disks' format for libguestfs",
+    "sysprep -v --verbose": "libguestfs debug output",
+    "sysprep --append-line": "not yet shown: a customize step",
+    "sysprep --run-command": "not yet shown: a customize step",
+    "sysprep --install": "not yet shown: a customize step (needs the network)",
+    "sysprep --list-operations": "not yet shown",
+    "sysprep --json": "not yet shown",
+    "customize -c --connect": "not yet shown: the domain's connection",
+    "customize --format": "not yet shown: the disks' format for libguestfs",
+    "customize -v --verbose": "libguestfs debug output",
+    "customize --root-password": "not yet shown: a customize step",
+    "customize --ssh-inject": "not yet shown: a customize step",
+    "customize --install": "not yet shown: a customize step (needs the network)",
+    "customize --network": "not yet shown: the appliance's network",
+    "customize --no-network": "not yet shown: the default",
+    "customize --json": "not yet shown",
+    "mount --format": "not yet shown: the disks' format for libguestfs",
+    "mount -v --verbose": "libguestfs debug output",
+    "mount -m --mount": "not yet shown: mounts as asked instead of inspecting",
+    "mount -r --ro": "not yet shown: a read-only mount",
+    "mount --pid-file": "not yet shown",
+    "umount --retry": "not yet shown",
+    "template build --cache-dir": "not yet shown: where debootstrap trees are cached",
+    "template build -q --quiet": "not yet shown",
+    "template build -v --verbose": "libguestfs debug output",
+    "template build --json": "not yet shown",
+    "template build -c --connect": "not yet shown",
+    "template build --pool": "not yet shown",
+    "template import -q --quiet": "not yet shown",
+    "template import --json": "not yet shown",
+    "template import --pool": "not yet shown",
+    "clone --json": "not yet shown",
+    "clone -q --quiet": "not yet shown",
+    "pki init --force": "not yet shown",
+    "pki issue-server --out": "not yet shown",
+    "pki issue-client --readonly": "not yet shown: a read-only client certificate",
+    "pki issue-client --out": "not yet shown",
+    "img info --image-opts": "img: accepted for qemu-img compatibility (the image library's to settle)",
+    "img info --limits": "img: accepted for qemu-img compatibility (the image library's to settle)",
+    "img check -T": "img: the image library's",
+    "img check -U --force-share": "img: the image library's",
+    "img convert -m": "img: the image library's",
+    "img convert -W": "img: accepted for qemu-img compatibility (the image library's to settle)",
+    "img convert -t": "img: accepted for qemu-img compatibility (the image library's to settle)",
+    "img convert -T": "img: the image library's",
+    "img convert -U --force-share": "img: the image library's",
+    "img resize -q": "img: the image library's",
+    "img resize --preallocation": "img: accepted for qemu-img compatibility (the image library's to settle)",
+    "img resize --object": "img: accepted for qemu-img compatibility (the image library's to settle)",
+    "img resize --image-opts": "img: accepted for qemu-img compatibility (the image library's to settle)",
+    "img commit -q": "img: the image library's",
+    "img rebase -q": "img: the image library's",
+    "img rebase -T": "img: the image library's",
+    "img rebase -U --force-share": "img: the image library's",
+    "img snapshot -q": "img: the image library's",
+    "img snapshot -U --force-share": "img: the image library's",
+    "img map -U --force-share": "img: the image library's",
+    "img map --start-offset": "img: accepted for qemu-img compatibility (the image library's to settle)",
+    "img map --max-length": "img: accepted for qemu-img compatibility (the image library's to settle)",
+    "img compare -s": "img: the image library's",
+    "img compare -p": "img: the image library's",
+    "img compare -U --force-share": "img: the image library's",
+    "img measure -U --force-share": "img: the image library's",
+    "img measure --object": "img: accepted for qemu-img compatibility (the image library's to settle)",
+    "img measure --image-opts": "img: accepted for qemu-img compatibility (the image library's to settle)",
+}
+
+
+@cache
+def module_functions() -> list[frozenset[str]]:
+    """Per function of every test module: its strings and their words."""
+    out = []
+    for path in sorted(TESTS.rglob("*.py")):
+        if path == Path(__file__).resolve():
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                words: set[str] = set()
+                for sub in ast.walk(node):
+                    if isinstance(sub, ast.Constant) and isinstance(sub.value, str):
+                        words.add(sub.value)
+                        words.update(sub.value.split())
+                out.append(frozenset(words))
+    return out
+
+
+def options() -> list[tuple[str, Command, str, str]]:
+    """(key, command, option name, kind) of every option of the table, sub-verbs included."""
+    out = []
+
+    def walk(cmd: Command, path: str) -> None:
+        out.extend((f"{path} {name}", cmd, name, kind) for name, kind, _help in cmd.options)
+        for sub in cmd.sub:
+            walk(sub, f"{path} {sub.name}")
+
+    for cmd in COMMANDS:
+        walk(cmd, cmd.name)
+    return out
+
+
+def shown(cmd: Command, name: str, kind: str) -> bool:
+    spellings = [f"--{name}"] if cmd.style == "virsh" else [s for s in name.split() if s.startswith("-")]
+    positional = not spellings or kind[:1] in "*?"
+    for words in module_functions():
+        if cmd.name not in words:
+            continue
+        if positional or any(s in words or any(w.startswith(s + "=") for w in words) for s in spellings):
+            return True
+    return False
+
+
+def test_every_option_is_shown_or_explained() -> None:
+    missing = [
+        key for key, cmd, name, kind in options() if key not in EXPLAINED and not shown(cmd, name, kind)
+    ]
+    assert not missing, (
+        "options no test shows taking effect (name the command and the option in one test function, "
+        f"or list the option in EXPLAINED with the test that shows it): {missing}"
+    )
+
+
+def test_the_explanations_are_current() -> None:
+    table = {key: (cmd, name, kind) for key, cmd, name, kind in options()}
+    stale = [key for key in EXPLAINED if key not in table]
+    assert not stale, f"EXPLAINED names options the table does not have: {stale}"
+    now_shown = [key for key in EXPLAINED if shown(*table[key])]
+    assert not now_shown, f"these options are shown by a test now: drop them from EXPLAINED: {now_shown}"
+    for key, why in EXPLAINED.items():
+        if why.startswith("tests/"):
+            path, _, func = why.split(" ", 1)[0].partition("::")
+            assert (TESTS.parent / path).is_file(), f"{key}: {path} does not exist"
+            assert not func or f"def {func}(" in (TESTS.parent / path).read_text(), (
+                f"{key}: no {func} in {path}"
+            )
