@@ -1,0 +1,144 @@
+"""Measure pyvirt against libvirt's own QEMU test suite: ``python bench/libvirt_compat.py LIBVIRT_CHECKOUT``.
+
+For every ``tests/qemuxmlconfdata/*.x86_64-latest.xml`` (libvirt's expanded output for its newest QEMU)
+of a libvirt checkout, it reports whether pyvirt accepts the XML (parse, defaults, validation, firmware
+from this host's descriptors, command line) or refuses it and why, and, for the accepted ones that have
+an expected ``.x86_64-latest.args``, whether the command lines agree in meaning: the same QEMU devices
+(``-device`` drivers, as a multiset), the same vCPU count and topology, memory size and machine type.
+Ids, fd numbers, paths, option order and libvirt-only options (``-object secret``, ``-overcommit``...)
+are not compared. libvirt's files are read from the checkout, never copied.
+
+``--list`` prints each file's verdict; the summary is the acceptance rate, the equivalence rate and the
+refusal reasons, most common first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+
+from pyvirt.conf.domain_xml import load_domain_xml
+from pyvirt.errors import PyvirtError
+from pyvirt.qemu import firmware
+from pyvirt.qemu.command import RuntimeContext, build_argv
+
+# Devices libvirt adds that pyvirt gets from the machine or leaves out without a difference to the guest.
+_IGNORED_DEVICES = {"pci-ohci"}
+
+
+def _argv_of_args_file(path: Path) -> list[str]:
+    text = path.read_text().replace("\\\n", " ")
+    words = shlex.split(text)
+    start = next(i for i, word in enumerate(words) if word.startswith("/") and "qemu-system" in word)
+    return words[start:]
+
+
+def _options(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == flag]
+
+
+def _driver(spec: str) -> str:
+    if spec.startswith("{"):
+        return str(json.loads(spec).get("driver", "?"))
+    return spec.split(",", 1)[0]
+
+
+def summary(argv: list[str]) -> dict[str, object]:
+    """What the comparison looks at."""
+    devices = collections.Counter(_driver(d) for d in _options(argv, "-device"))
+    for name in _IGNORED_DEVICES:
+        devices.pop(name, None)
+    smp = _options(argv, "-smp")
+    memory = [re.sub(r"^size=", "", m.split(",")[0]) for m in _options(argv, "-m")]
+    machine = [m.split(",")[0] for m in _options(argv, "-machine")]
+    return {"devices": dict(sorted(devices.items())), "smp": smp, "memory": memory, "machine": machine}
+
+
+def _context(dom_name: str, interfaces: int, channels: int) -> RuntimeContext:
+    run = "/run/pyvirt/qemu"
+    return RuntimeContext(
+        accel="tcg",
+        monitor_path=f"{run}/{dom_name}.monitor",
+        taps={i: f"vnet{i}" for i in range(interfaces)},
+        channel_paths={i: f"{run}/{dom_name}.channel{i}" for i in range(channels)},
+        pidfile=f"{run}/{dom_name}.pid",
+    )
+
+
+def check(xml_path: Path) -> tuple[str, str]:
+    """(verdict, detail): accepted-equivalent | accepted-different | accepted | refused."""
+    try:
+        dom = load_domain_xml(xml_path.read_text())
+        firmware.fill_domain(dom)
+        ctx = _context(dom.name, len(dom.devices.interfaces), len(dom.devices.channels))
+        nvram = dom.os.loader is not None and dom.os.loader.type == "pflash" and not dom.os.loader.stateless
+        ctx.nvram_path = f"/var/lib/pyvirt/qemu/nvram/{dom.name}_VARS.fd" if nvram else None
+        ctx.disk_paths = {
+            i: f"/var/lib/pyvirt/images/{d.source_volume}"
+            for i, d in enumerate(dom.devices.disks)
+            if d.type == "volume"
+        }
+        ours = build_argv(dom, ctx)
+    except PyvirtError as err:
+        return "refused", str(err)
+    except Exception as err:  # a crash is a finding, not a refusal
+        return "crashed", f"{type(err).__name__}: {err}"
+    expected = xml_path.with_name(xml_path.name.replace(".xml", ".args"))
+    if not expected.exists():
+        return "accepted", "no expected .args"
+    theirs = _argv_of_args_file(expected)
+    mine, libvirts = summary(ours), summary(theirs)
+    if mine == libvirts:
+        return "accepted-equivalent", ""
+    diff = {key: (mine[key], libvirts[key]) for key in mine if mine[key] != libvirts[key]}
+    return "accepted-different", json.dumps(diff)
+
+
+def _reason(detail: str) -> str:
+    """A refusal message with its values blanked, so that like refusals count together."""
+    return re.sub(r"= '[^']*'", "= '…'", re.sub(r"\d+", "N", detail))[:140]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("checkout", type=Path, help="a libvirt source checkout")
+    parser.add_argument("--list", action="store_true", help="print every file's verdict")
+    args = parser.parse_args()
+    data = args.checkout / "tests" / "qemuxmlconfdata"
+    files = sorted(data.glob("*.x86_64-latest.xml"))
+    if not files:
+        print(f"error: no tests/qemuxmlconfdata/*.x86_64-latest.xml under {args.checkout}", file=sys.stderr)
+        return 1
+    verdicts = collections.Counter[str]()
+    reasons = collections.Counter[str]()
+    for path in files:
+        verdict, detail = check(path)
+        verdicts[verdict] += 1
+        if verdict in ("refused", "crashed"):
+            reasons[_reason(detail)] += 1
+        if args.list:
+            print(f"{verdict:20} {path.name} {detail}")
+    total = len(files)
+    accepted = total - verdicts["refused"] - verdicts["crashed"]
+    compared = verdicts["accepted-equivalent"] + verdicts["accepted-different"]
+    print(f"files: {total}")
+    print(f"accepted: {accepted} ({100 * accepted / total:.1f}%)")
+    if compared:
+        rate = 100 * verdicts["accepted-equivalent"] / compared
+        print(f"equivalent command line: {verdicts['accepted-equivalent']} of {compared} ({rate:.1f}%)")
+    print(f"crashed: {verdicts['crashed']}")
+    print("refusals, most common first:")
+    for reason, count in reasons.most_common():
+        print(f"{count:5}  {reason}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
