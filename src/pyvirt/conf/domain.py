@@ -100,6 +100,7 @@ class DiskConfig:
     cache: str | None = None  # none | writeback | writethrough | directsync | unsafe
     discard: str | None = None  # unmap | ignore
     io: str | None = None  # native | threads | io_uring
+    iothread: int | None = None  # <driver iothread='N'>: the virtio disk's I/O runs in iothread N
     source: str | None = None  # file path or block device path
     source_pool: str | None = None  # type='volume'
     source_volume: str | None = None
@@ -264,6 +265,8 @@ class Domain:
     vcpu_current: int | None = None  # vCPUs online at start (<vcpu current>); the rest can be added
     vcpu_cpuset: str | None = None  # host CPUs every QEMU thread may run on, as written
     cputune: CPUTune | None = None
+    iothreads: int | None = None  # <iothreads>: QEMU I/O threads, ids 1..N unless <iothreadids> names them
+    iothread_ids: list[int] = field(default_factory=list)  # <iothreadids><iothread id>
     os: OSConfig = field(default_factory=OSConfig)
     features: list[str] = field(default_factory=list)  # acpi, apic, pae, ... in document order
     feature_attrs: dict[str, dict[str, str]] = field(default_factory=dict)  # e.g. vmport state=off

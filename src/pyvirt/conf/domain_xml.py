@@ -209,6 +209,17 @@ class _Parser:
                 dom.vcpu_cpuset = cpuset
             dom.vcpus = node.text_int(minimum=1)
             node.done()
+        if (node := root.child("iothreads")) is not None:
+            dom.iothreads = node.text_int(minimum=0)
+            node.done()
+        if (node := root.child("iothreadids")) is not None:
+            for thread in node.children("iothread"):
+                ident = thread.integer("id", minimum=1)
+                if ident is None:
+                    raise XMLError(f"missing attribute 'id' of '{thread.path}'")
+                dom.iothread_ids.append(ident)
+                thread.done()
+            node.done()
         if (node := root.child("cputune")) is not None:
             dom.cputune = self.cputune(node)
         if (node := root.child("resource")) is not None:
@@ -465,6 +476,7 @@ class _Parser:
             disk.cache = node.choice("cache", DISK_CACHE)
             disk.discard = node.choice("discard", DISK_DISCARD)
             disk.io = node.choice("io", DISK_IO)
+            disk.iothread = node.integer("iothread", minimum=1)
             node.done()
         if (node := e.child("source")) is not None:
             if disk.type == "file":
@@ -815,7 +827,8 @@ def _pm(dom: Domain) -> XNode | None:
 def _disk(disk: DiskConfig, live: bool) -> XNode:
     node = x("disk", {"type": disk.type, "device": disk.device})
     driver = {"name": disk.driver_name, "type": disk.driver_type}
-    node.add(x("driver", {**driver, "cache": disk.cache, "discard": disk.discard, "io": disk.io}))
+    attrs = {"cache": disk.cache, "discard": disk.discard, "io": disk.io, "iothread": disk.iothread}
+    node.add(x("driver", {**driver, **attrs}))
     if disk.type == "volume" and disk.source_pool is not None:
         node.add(x("source", {"pool": disk.source_pool, "volume": disk.source_volume}))
     elif disk.source is not None:
@@ -934,6 +947,10 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
         root.add(x("currentMemory", {"unit": "KiB"}, text=str(dom.current_memory_kib)))
     vcpu_attrs = {"placement": dom.vcpu_placement, "cpuset": dom.vcpu_cpuset, "current": dom.vcpu_current}
     root.add(x("vcpu", vcpu_attrs, text=str(dom.vcpus)))
+    if dom.iothreads is not None:
+        root.add(x("iothreads", text=str(dom.iothreads)))
+    if dom.iothread_ids:
+        root.add(x("iothreadids").add(*(x("iothread", {"id": ident}) for ident in dom.iothread_ids)))
     if dom.cputune is not None:
         tune = x("cputune")
         for vcpu, cpuset in sorted(dom.cputune.vcpupin.items()):

@@ -68,6 +68,40 @@ def _check_vcpus(dom: Domain) -> None:
                 )
 
 
+def iothread_ids(dom: Domain) -> list[int]:
+    """The domain's I/O thread ids: those <iothreadids> names, then 1, 2... up to <iothreads>."""
+    ids = list(dom.iothread_ids)
+    next_id = 1
+    while len(ids) < (dom.iothreads or 0):
+        if next_id not in ids:
+            ids.append(next_id)
+        next_id += 1
+    return ids
+
+
+def _check_iothreads(dom: Domain) -> None:
+    for ident, count in Counter(dom.iothread_ids).items():
+        if count > 1:
+            raise InvalidArgument(f"iothread id '{ident}' is given more than once in <iothreadids>")
+    if dom.iothreads is not None and len(dom.iothread_ids) > dom.iothreads:
+        raise InvalidArgument(
+            f"<iothreadids> names {len(dom.iothread_ids)} threads but <iothreads> is {dom.iothreads}"
+        )
+    ids = iothread_ids(dom)
+    for disk in dom.devices.disks:
+        if disk.iothread is None:
+            continue
+        if disk.target_bus != "virtio":
+            raise UnsupportedConfig(
+                f"unsupported configuration: disk '{disk.target_dev}': driver iothread needs bus 'virtio' "
+                f"(not '{disk.target_bus}')"
+            )
+        if disk.iothread not in ids:
+            raise InvalidArgument(
+                f"disk '{disk.target_dev}' names iothread {disk.iothread}, which the domain does not have"
+            )
+
+
 def _check_memory(dom: Domain) -> None:
     if not MIN_MEMORY_KIB <= dom.memory_kib <= MAX_KIB:
         raise InvalidArgument(f"memory of {dom.memory_kib} KiB is out of range (1 MiB to 16 TiB)")
@@ -362,6 +396,7 @@ def validate_domain(dom: Domain) -> None:
             "QEMU 7.2's x86 machines have no CPU clusters (only clusters='1')"
         )
     _check_vcpus(dom)
+    _check_iothreads(dom)
     if dom.os.loader is not None and not dom.os.loader.path and dom.os.firmware is None:
         raise InvalidArgument("os/loader needs a path unless os firmware='efi' selects one")
     if dom.metadata:

@@ -22,6 +22,7 @@ from pyvirt.conf.domain import (
     InterfaceConfig,
     PCIAddress,
 )
+from pyvirt.conf.validate import iothread_ids
 from pyvirt.errors import UnsupportedConfig
 
 DEFAULT_EMULATOR = "/usr/bin/qemu-system-x86_64"
@@ -128,6 +129,8 @@ class _Builder:
         self.cpu()
         self.add("-m", f"size={dom.memory_kib}k")
         self.smp()
+        for ident in iothread_ids(dom):
+            self.add(*_json_arg("-object", {"qom-type": "iothread", "id": f"iothread{ident}"}))
         self.add("-uuid", dom.uuid)
         self.add("-no-user-config", "-nodefaults")
         self.monitor()
@@ -499,6 +502,7 @@ class _Builder:
                     id=dev_id,
                     bootindex=bootindex,
                     serial=disk.serial,
+                    iothread=None if disk.iothread is None else f"iothread{disk.iothread}",
                     **share,
                     **{"write-cache": wce},
                 )

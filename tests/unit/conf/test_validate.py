@@ -559,3 +559,51 @@ def test_floppy_checks(devices: str, error: type[Exception], message: str) -> No
 def test_floppy_bus_from_the_name_and_empty_drive() -> None:
     dom = load_domain_xml(with_devices("<disk type='file' device='floppy'><target dev='fdb'/></disk>"))
     assert (dom.devices.disks[0].target_bus, dom.devices.disks[0].source) == ("fdc", None)
+
+
+VIRTIO = "<disk type='file'><driver name='qemu' type='raw' iothread='{0}'/><source file='/a'/><target dev='{1}'/></disk>"
+
+
+@pytest.mark.parametrize(
+    ("threads", "devices", "error", "message"),
+    [
+        (
+            "<iothreads>1</iothreads>",
+            VIRTIO.format(2, "vda"),
+            InvalidArgument,
+            "names iothread 2, which the domain",
+        ),
+        ("", VIRTIO.format(1, "vda"), InvalidArgument, "names iothread 1, which the domain does not have"),
+        (
+            "<iothreads>1</iothreads>",
+            VIRTIO.format(1, "sda"),
+            UnsupportedConfig,
+            "iothread needs bus 'virtio'",
+        ),
+        (
+            "<iothreads>1</iothreads><iothreadids><iothread id='3'/><iothread id='4'/></iothreadids>",
+            "",
+            InvalidArgument,
+            "<iothreadids> names 2 threads but <iothreads> is 1",
+        ),
+        (
+            "<iothreads>2</iothreads><iothreadids><iothread id='3'/><iothread id='3'/></iothreadids>",
+            "",
+            InvalidArgument,
+            "iothread id '3' is given more than once",
+        ),
+        ("<iothreads>1</iothreads><iothreadids><iothread id='0'/></iothreadids>", "", XMLError, "'id'"),
+    ],
+)
+def test_iothread_checks(threads: str, devices: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(with_devices(devices).replace("<os>", threads + "<os>", 1))
+
+
+def test_iothread_ids_fill_from_one() -> None:
+    from pyvirt.conf.validate import iothread_ids
+
+    text = "<iothreads>3</iothreads><iothreadids><iothread id='2'/></iothreadids>"
+    assert iothread_ids(
+        load_domain_xml(with_devices(VIRTIO.format(3, "vda")).replace("<os>", text + "<os>", 1))
+    ) == [2, 1, 3]

@@ -1,0 +1,42 @@
+"""``<iothreads>`` and a disk's ``<driver iothread>``: a real guest whose root disk is served by an I/O
+thread (QEMU names it ``IO iothreadN`` with debug-threads=on), booted under TCG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Console, Daemon
+from tests.support.guest import copy_disk, domain_xml, guest_artifacts
+
+pytestmark = pytest.mark.slow
+
+
+def thread_names(pid: int) -> list[str]:
+    return [(task / "comm").read_text().strip() for task in Path(f"/proc/{pid}/task").iterdir()]
+
+
+def test_disk_on_an_iothread_boots(daemon: Daemon, tmp_path: Path) -> None:
+    disk = copy_disk(guest_artifacts(), tmp_path / "io1.qcow2")
+    text = domain_xml("io1", disk=disk)
+    text = text.replace(
+        "<os>", "<iothreads>2</iothreads><iothreadids><iothread id='7'/></iothreadids><os>", 1
+    )
+    text = text.replace(
+        '<driver name="qemu" type="qcow2"', '<driver name="qemu" type="qcow2" iothread="7"', 1
+    )
+    assert 'iothread="7"' in text, text
+    path = tmp_path / "io1.xml"
+    path.write_text(text)
+    daemon.cli("define", str(path)).ok()
+    out = daemon.cli("dumpxml", "io1").ok().out
+    assert "<iothreads>2</iothreads>" in out and "<iothread id='7'/>" in out and "iothread='7'" in out
+    daemon.cli("start", "io1").ok()
+    names = thread_names(daemon.qemu_pids()["io1"])
+    assert "IO iothread7" in names and "IO iothread1" in names, names
+    console = Console(daemon, "io1")
+    console.expect("pyvirt-guest: ready")
+    assert "/dev/vda" in console.run("grep ' / ' /proc/mounts")
+    console.close()
+    daemon.cli("destroy", "io1").ok()
