@@ -561,7 +561,10 @@ def test_floppy_bus_from_the_name_and_empty_drive() -> None:
     assert (dom.devices.disks[0].target_bus, dom.devices.disks[0].source) == ("fdc", None)
 
 
-VIRTIO = "<disk type='file'><driver name='qemu' type='raw' iothread='{0}'/><source file='/a'/><target dev='{1}'/></disk>"
+VIRTIO = (
+    "<disk type='file'><driver name='qemu' type='raw' iothread='{0}'/>"
+    "<source file='/a'/><target dev='{1}'/></disk>"
+)
 
 
 @pytest.mark.parametrize(
