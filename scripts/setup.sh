@@ -38,6 +38,13 @@ if ((${#missing[@]})); then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# The unprivileged user QEMU runs as (pyvirtd.conf's user/group; the daemon also creates it when missing).
+if [[ $(id -u) -eq 0 ]] && ! getent passwd pyvirt-qemu >/dev/null; then
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    --comment "pyvirt QEMU processes" pyvirt-qemu
+  echo "setup: created the system user pyvirt-qemu"
+fi
+
 if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys; sys.exit(sys.base_prefix != "/usr")' 2>/dev/null; then
   rm -rf .venv
   /usr/bin/python3 -m venv --system-site-packages .venv

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +21,15 @@ def daemon() -> Iterator[Daemon]:
         yield d
     finally:
         d.cleanup()
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A scratch directory QEMU's unprivileged user can traverse, as a host's image directories are:
+    pytest's own (under /tmp/pytest-of-USER, mode 0700) would have every disk in it refused."""
+    path = Path(tempfile.mkdtemp(prefix="pvt-", dir="/tmp"))
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

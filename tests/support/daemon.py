@@ -39,12 +39,19 @@ class Daemon:
     """One pyvirtd process over a scratch root; restartable, killable."""
 
     def __init__(
-        self, root: Path | None = None, extra_env: dict[str, str] | None = None, netns: str | None = None
+        self,
+        root: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        netns: str | None = None,
+        user: str | None = None,
     ) -> None:
         # Unix socket paths are limited to 107 bytes: keep the root short.
         self.root = root or Path(tempfile.mkdtemp(prefix="pv-", dir="/tmp"))
         # Like /run and /etc: traversable, so dnsmasq can read its hosts file after dropping privileges.
         os.chmod(self.root, 0o755)
+        self.user = user  # run the daemon as this user (a session daemon), owner of the root
+        if user is not None:
+            shutil.chown(self.root, user)
         self.env = {**os.environ, "PYVIRT_ROOT": str(self.root), **(extra_env or {})}
         self.env.pop("PYVIRT_DEFAULT_URI", None)
         self.netns = netns  # run the daemon (and so its QEMUs, taps, bridges) in this namespace
@@ -78,6 +85,7 @@ class Daemon:
             stdout=logfh,
             stderr=logfh,
             start_new_session=True,
+            user=self.user,
         )
         logfh.close()
         deadline = time.monotonic() + wait

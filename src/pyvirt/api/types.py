@@ -132,6 +132,8 @@ class DomainInfo(DomainSummary):
     used_memory_kib: int
     cpu_time_ns: int
     title: str | None
+    security_model: str  # "dac" when QEMU runs as its own user, "none" when it keeps the daemon's
+    security_label: str | None  # libvirt's DAC label "+UID:+GID" of a running domain
 
 
 class DiskSummary(TypedDict):

@@ -210,9 +210,11 @@ def cmd_dominfo(opts: GlobalOptions, a: Parsed) -> int:
         ("Persistent:", "yes" if info["persistent"] else "no"),
         ("Autostart:", "enable" if info["autostart"] else "disable"),
         ("Managed save:", "no"),
-        ("Security model:", "none"),
+        ("Security model:", info.get("security_model", "none")),
         ("Security DOI:", "0"),
     ]
+    if info.get("security_label"):
+        pairs.append(("Security label:", f"{info['security_label']} (enforcing)"))
     emit(fields(pairs) + "\n")
     return 0
 

@@ -57,6 +57,13 @@ def _flag(value: int) -> str | None:
     return None if value in (0, 1) else "must be 0 or 1"
 
 
+def _account(value: str) -> str | None:
+    ok = (
+        bool(value) and len(value) <= 32 and value[0] != "-" and all(c.isalnum() or c in "-_." for c in value)
+    )
+    return None if ok else "must be a user or group name"
+
+
 def _setting(default: Any, help: str, check: Callable[[Any], str | None] | None = None) -> Any:
     return field(default=default, metadata={"help": help, "check": check})
 
@@ -92,6 +99,12 @@ class DaemonConfig:
     max_backups: int = _setting(
         3, "rotated QEMU log files kept beside the current one (virtlogd's name)", _not_negative
     )
+    user: str = _setting(
+        "pyvirt-qemu",
+        'the user QEMU runs as (system daemon; created when missing); "root": QEMU keeps root',
+        _account,
+    )
+    group: str = _setting("pyvirt-qemu", "the group QEMU runs as (qemu.conf's name)", _account)
 
     @property
     def logging_level(self) -> int:

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
 from pyvirt.daemon import launch, lifecycle
+from pyvirt.daemon.confinement import Confinement
 from pyvirt.daemon.console import ConsoleRelay, drop_relay
 from pyvirt.daemon.events import EventBus
 from pyvirt.daemon.lifecycle import (
@@ -51,7 +52,7 @@ from pyvirt.errors import (
 from pyvirt.paths import Layout
 from pyvirt.qemu import firmware
 from pyvirt.qemu.monitor import cpu_time_ns
-from pyvirt.qemu.process import QemuProcess, RunRecord, append_log, kill_and_wait, qemus_of
+from pyvirt.qemu.process import QemuProcess, RunRecord, append_log, kill_and_wait, pid_is_qemu_of, qemus_of
 from pyvirt.store import atomic_symlink, atomic_write, remove
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,13 @@ class NetworkHook(Protocol):
     """What the domain registry needs from the network driver."""
 
     async def plug_tap(
-        self, *, network: str | None, bridge: str | None, mac: str, tap: str | None = None
+        self,
+        *,
+        network: str | None,
+        bridge: str | None,
+        mac: str,
+        tap: str | None = None,
+        owner: int | None = None,
     ) -> str: ...
 
     def unplug_tap(self, tap: str) -> None: ...
@@ -161,8 +168,10 @@ class DomainRegistry:
         networks: NetworkHook | None = None,
         storage: StorageHook | None = None,
         spawn: Spawner = QemuProcess.spawn,
+        confinement: Confinement | None = None,
     ) -> None:
         self.layout = layout
+        self.confinement = confinement or Confinement(None, None, "")
         self.spawn = spawn
         self.events = events
         self.accel_check = accel_check
@@ -209,12 +218,15 @@ class DomainRegistry:
 
     async def reattach_all(self) -> None:
         """Adopt every QEMU an earlier daemon left running; clean up after the ones that are gone."""
+        records: list[RunRecord] = []
         for record_path in sorted(self.layout.qemu_run_dir.glob("*.json")):
             try:
-                record = RunRecord.load(record_path)
+                records.append(RunRecord.load(record_path))
             except (OSError, ValueError, TypeError) as err:
                 log.error("ignoring run record %s: %s", record_path, err)
                 continue
+            self.confinement.adopt(records[-1])  # before any is given back: files they share stay held
+        for record in records:
             obj = self._domains.get(record.name)
             live_path = self.layout.qemu_run_dir / f"{record.name}.xml"
             live: Domain | None
@@ -225,6 +237,8 @@ class DomainRegistry:
                     log.error("run record of %s has no usable live XML (%s)", record.name, err)
                 live = obj.config if obj is not None else None
             if live is None:
+                if not pid_is_qemu_of(record.pid, record.uuid):
+                    self.confinement.release_record(record)
                 self.remove_run_files(record.name)
                 continue
             if obj is None:
@@ -507,6 +521,8 @@ class DomainRegistry:
         shutil.rmtree(run_dir / f"{name}.channels", ignore_errors=True)
 
     def _release_resources(self, live: Domain, record: RunRecord | None = None) -> None:
+        if record is not None:
+            self.confinement.release_record(record)
         taps = set(record.taps) if record else set()
         taps.update(i.target_dev for i in live.devices.interfaces if i.target_dev and i.type != "user")
         if self.networks is not None:
@@ -680,6 +696,8 @@ class DomainRegistry:
                 "used_memory_kib": dom.current_kib,
                 "cpu_time_ns": cpu_time_ns(obj.proc.pid) if obj.proc else 0,
                 "title": dom.title,
+                "security_model": self.confinement.model,
+                "security_label": self.confinement.label(obj.proc.record if obj.proc else None),
             }
         )
         return out

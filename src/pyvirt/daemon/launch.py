@@ -75,7 +75,8 @@ async def start_qemu(
                 if not channel.source_path:
                     channel.source_path = str(channel_dir / (channel.target_name or f"channel{index}"))
                 channel_paths[index] = channel.source_path
-                Path(channel.source_path).parent.mkdir(parents=True, exist_ok=True)
+                if Path(channel.source_path).parent != channel_dir:
+                    Path(channel.source_path).parent.mkdir(parents=True, exist_ok=True)
         firmware.fill_domain(dom)
         nvram = reg.nvram_path(dom)
         if nvram is not None and not nvram.exists():
@@ -92,6 +93,9 @@ async def start_qemu(
             accel=accel,
             taps=list(taps.values()),
         )
+        pidfile = run_dir / f"{name}.pid"
+        reg.confinement.prepare(dom, record, disk_paths=disk_paths, channel_dir=channel_dir, pidfile=pidfile)
+        revert.add(lambda: reg.confinement.release_record(record), f"give back the files of {name}")
         # Recorded before the spawn (pid 0 until the domain runs): a daemon killed from here on leaves
         # a record its successor cleans up after; the QEMU itself it finds by its -pidfile and ends.
         record.save(run_dir / f"{name}.json")
@@ -101,7 +105,7 @@ async def start_qemu(
             channel_paths=channel_paths,
             disk_paths=disk_paths,
             nvram_path=str(nvram) if nvram else None,
-            pidfile=str(run_dir / f"{name}.pid"),
+            pidfile=str(pidfile),
         )
 
         def argv_for_fd(fd: int) -> list[str]:
@@ -195,6 +199,7 @@ async def _plug_interfaces(reg: DomainRegistry, dom: Domain, revert: Revert) -> 
             bridge=iface.source_bridge if iface.type == "bridge" else None,
             mac=iface.mac,
             tap=iface.target_dev,  # a user-given <target dev=...>, validated at define; None: vnetN
+            owner=reg.confinement.tap_owner,
         )
         hook = reg.networks
         revert.add(lambda hook=hook, tap=tap: hook.unplug_tap(tap), f"unplug {tap}")  # type: ignore[misc]

@@ -136,11 +136,13 @@ def activated_sockets(layout: Layout, passed: list[socket.socket]) -> dict[str, 
 async def serve(
     args: argparse.Namespace, layout: Layout, config: DaemonConfig, passed: list[socket.socket]
 ) -> None:
+    from pyvirt.daemon.confinement import Confinement
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
     from pyvirt.daemon.http import HTTPServer
     from pyvirt.daemon.routes import RouteTableError
     from pyvirt.daemon.server import API
+    from pyvirt.errors import OperationFailed
     from pyvirt.qemu import logs
     from pyvirt.qemu.kvmprobe import kvm_usable
     from pyvirt.store import sweep_temp_files
@@ -179,7 +181,13 @@ async def serve(
     from pyvirt.daemon.clones import CloneAPI, network_names
 
     extras.append(CloneAPI(storage_api.driver, events, network_names(net_api)))
-    domains = DomainRegistry(layout, events, accel_check=kvm_usable, networks=networks, storage=storage)
+    try:
+        confinement = Confinement.for_daemon(layout, config.user, config.group)
+    except OperationFailed as err:
+        raise SystemExit(f"error: {err}") from err
+    domains = DomainRegistry(
+        layout, events, accel_check=kvm_usable, networks=networks, storage=storage, confinement=confinement
+    )
     try:  # before anything is started or re-adopted
         api = API(domains, events, extras)
     except RouteTableError as err:

@@ -39,10 +39,16 @@ class NetworkHook:
         self.api = api
 
     async def plug_tap(
-        self, *, network: str | None, bridge: str | None, mac: str, tap: str | None = None
+        self,
+        *,
+        network: str | None,
+        bridge: str | None,
+        mac: str,
+        tap: str | None = None,
+        owner: int | None = None,
     ) -> str:
         return await self.api.run(
-            lambda: self.api.driver.plug_tap(network=network, bridge=bridge, mac=mac, tap=tap)
+            lambda: self.api.driver.plug_tap(network=network, bridge=bridge, mac=mac, tap=tap, owner=owner)
         )
 
     def unplug_tap(self, tap: str) -> None:

@@ -115,7 +115,11 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
             raise UnsupportedConfig("unsupported configuration: the network driver is not available")
         assert iface.mac is not None
         tap = await reg.networks.plug_tap(
-            network=iface.source_network, bridge=iface.source_bridge, mac=iface.mac, tap=iface.target_dev
+            network=iface.source_network,
+            bridge=iface.source_bridge,
+            mac=iface.mac,
+            tap=iface.target_dev,
+            owner=reg.confinement.tap_owner,
         )
         iface.target_dev = tap
         args: dict[str, Any] = {

@@ -70,11 +70,13 @@ def _write_sysctl(path: str, value: str) -> None:
         raise OperationFailed(f"cannot set {path} to {value}: {err.strerror}") from err
 
 
-def _plug(tap: str | None, bridge: str, mac: str, mtu: int | None) -> str:
-    """Create the tap (the kernel numbers ``vnet%d``), attach it to ``bridge``; undone on failure."""
+def _plug(tap: str | None, bridge: str, mac: str, mtu: int | None, owner: int | None = None) -> str:
+    """Create the tap (the kernel numbers ``vnet%d``), attach it to ``bridge``; undone on failure.
+
+    ``owner``: the uid an unprivileged QEMU attaches to it as."""
     if tap is not None and links.exists(tap):
         raise AlreadyExists(f"network device '{tap}' already exists")
-    name = links.create_tap(tap or f"{TAP_PREFIX}%d")
+    name = links.create_tap(tap or f"{TAP_PREFIX}%d", owner=owner)
     try:
         links.attach(name, bridge, mac=mac, mtu=mtu)
     except BaseException:
@@ -501,8 +503,17 @@ class NetworkDriver:
             raise InvalidArgument(f"device '{bridge}' is not a bridge")
         return bridge, None
 
-    def plug_tap(self, *, network: str | None, bridge: str | None, mac: str, tap: str | None = None) -> str:
-        """Create a persistent tap (``vnetN`` unless named), attach it to the bridge, bring it up."""
+    def plug_tap(
+        self,
+        *,
+        network: str | None,
+        bridge: str | None,
+        mac: str,
+        tap: str | None = None,
+        owner: int | None = None,
+    ) -> str:
+        """Create a persistent tap (``vnetN`` unless named), attach it to the bridge, bring it up;
+        ``owner`` is the uid of the (unprivileged) QEMU that opens it."""
         if not is_unicast_mac(mac):
             raise InvalidArgument(f"invalid unicast MAC address '{mac}'")
         if tap is not None and (len(tap.encode()) > 15 or "/" in tap or "%" in tap or not tap):
@@ -514,7 +525,7 @@ class NetworkDriver:
             host_mac = "fe" + mac.lower()[2:]
             # One trip to the namespace thread: with twenty guests starting, each trip waits its turn
             # for a CPU.
-            return self._ns.run(_plug, tap, br, host_mac, mtu)
+            return self._ns.run(_plug, tap, br, host_mac, mtu, owner)
 
     def unplug_tap(self, tap: str) -> None:
         with self._lock:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pyvirt import __version__
 from pyvirt.errors import OperationFailed
-from pyvirt.qemu import logs
+from pyvirt.qemu import cgroup, logs
 from pyvirt.qemu.monitor import Monitor
 from pyvirt.store import atomic_write
 
@@ -51,6 +51,12 @@ class RunRecord:
     netdevs: dict[str, str] = field(default_factory=dict)  # NIC device id -> its netdev id
     state: str = "running"
     reason: str = "booted"
+    # Confinement (see qemu/ownership.py and qemu/cgroup.py): the credentials QEMU runs with
+    # ([uid, gid, supplementary gids...], None: the daemon's), its cgroup, and the owner, group and
+    # mode of each file handed to it, given back when it stops.
+    credentials: list[int] | None = None
+    cgroup: str | None = None
+    owners: dict[str, list[int]] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), indent=1).encode(), durable=False)
@@ -175,7 +181,7 @@ class QemuProcess:
         # Off the event loop: the spawn waits for the child's exec, which on a host busy with
         # starting guests can take many milliseconds, and the loop has other domains to serve.
         launch = asyncio.get_running_loop().run_in_executor(
-            None, _launch, argv_for_fd, monitor_path, log_path
+            None, _launch, argv_for_fd, monitor_path, log_path, record.credentials, record.cgroup
         )
         try:
             popen, offset = await asyncio.shield(launch)
@@ -233,13 +239,21 @@ class QemuProcess:
 
 
 def _launch(
-    argv_for_fd: Callable[[int], list[str]], monitor_path: Path, log_path: Path
+    argv_for_fd: Callable[[int], list[str]],
+    monitor_path: Path,
+    log_path: Path,
+    credentials: list[int] | None = None,
+    cgroup_path: str | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Bind the monitor socket, log the command line and spawn QEMU with the socket's fd.
+    """Bind the monitor socket, log the command line and spawn QEMU with the socket's fd, in its
+    cgroup and with its credentials (both set in the child before QEMU executes).
 
     Returns the process and where its output starts in the log."""
     listener = bind_monitor_socket(monitor_path)
+    procs_fd: int | None = None
     try:
+        if cgroup_path:
+            procs_fd = cgroup.open_procs(Path(cgroup_path))
         fd = listener.fileno()
         argv = argv_for_fd(fd)
         offset = log_start_line(log_path, argv)
@@ -253,12 +267,35 @@ def _launch(
                     pass_fds=(fd,),
                     start_new_session=True,
                     env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
+                    preexec_fn=_confine(procs_fd, credentials),  # None: nothing to do (session)
                 )
-            except OSError as err:
-                raise OperationFailed(f"failed to run {argv[0]}: {err.strerror}") from err
+            except (OSError, subprocess.SubprocessError) as err:
+                reason = err.strerror if isinstance(err, OSError) else str(err)
+                raise OperationFailed(f"failed to run {argv[0]}: {reason}") from err
     finally:
         listener.close()
+        if procs_fd is not None:
+            os.close(procs_fd)
     return popen, offset
+
+
+def _confine(procs_fd: int | None, credentials: list[int] | None) -> Callable[[], None] | None:
+    """What the child does between fork and exec: join the cgroup (while still root), then drop to
+    QEMU's user, group and supplementary groups (not QEMU's ``-runas``, which needs QEMU to start
+    as root). Plain system calls only: the daemon has other threads."""
+    if procs_fd is None and credentials is None:
+        return None
+
+    def confine() -> None:
+        if procs_fd is not None:
+            os.write(procs_fd, b"0")
+        if credentials is not None:
+            uid, gid, *groups = credentials
+            os.setgroups(groups)
+            os.setresgid(gid, gid, gid)
+            os.setresuid(uid, uid, uid)
+
+    return confine
 
 
 def _kill_orphan(launch: asyncio.Future[tuple[subprocess.Popen[bytes], int]]) -> None:

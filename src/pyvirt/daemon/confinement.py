@@ -1,0 +1,180 @@
+"""The daemon's side of confining QEMU: which identity and cgroup a domain's QEMU gets, which files are
+handed to it (:mod:`pyvirt.qemu.ownership`) and given back when it stops, across daemon restarts.
+
+A system daemon running as root confines every QEMU; a session daemon (or one configured with
+``user = "root"``) starts QEMU with its own credentials and no cgroup, and hands nothing over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from pathlib import Path
+
+from pyvirt.conf.domain import Domain
+from pyvirt.errors import OperationFailed
+from pyvirt.paths import Layout
+from pyvirt.qemu import cgroup, ownership
+from pyvirt.qemu.ownership import Handover, Identity, Owner
+from pyvirt.qemu.process import RunRecord
+
+log = logging.getLogger(__name__)
+
+
+class Confinement:
+    """One daemon's QEMU identity, cgroup root and the files its running domains hold."""
+
+    def __init__(self, ident: Identity | None, cgroup_mount: Path | None, cgroup_tag: str) -> None:
+        self.ident = ident
+        self.cgroup_mount = cgroup_mount
+        self.cgroup_tag = cgroup_tag
+        self._handed: dict[str, dict[str, Owner]] = {}  # domain name → files handed, with their owners
+
+    @classmethod
+    def for_daemon(cls, layout: Layout, user: str, group: str) -> Confinement:
+        """System mode as root: QEMU as ``user``:``group`` (created when missing) in a cgroup."""
+        if layout.mode != "system" or os.geteuid() != 0:
+            log.info("QEMU runs with the daemon's credentials (session mode)")
+            return cls(None, None, "")
+        ident = ownership.resolve(user, group)
+        mount = cgroup.mount_point()
+        if mount is None:
+            log.warning("no writable cgroup v2 mount: domains get no cgroup of their own")
+        tag = "" if layout.run_dir == Path("/run/pyvirt") else str(layout.run_dir)
+        if ident is not None:
+            log.info("QEMU runs as %s:%s (%s)", ident.user, ident.group, ident.label)
+        return cls(ident, mount, tag)
+
+    @property
+    def tap_owner(self) -> int | None:
+        """The uid taps are created for, so that QEMU can attach to them without CAP_NET_ADMIN."""
+        return self.ident.uid if self.ident is not None else None
+
+    @property
+    def model(self) -> str:
+        """virsh dominfo's "Security model": ``dac`` when QEMU runs as its own user."""
+        return "dac" if self.ident is not None else "none"
+
+    def label(self, record: RunRecord | None) -> str | None:
+        """virsh dominfo's "Security label" of a running domain (libvirt's DAC form ``+UID:+GID``)."""
+        if record is None or record.credentials is None:
+            return None
+        return f"+{record.credentials[0]}:+{record.credentials[1]}"
+
+    def adopt(self, record: RunRecord) -> None:
+        """A domain left running by an earlier daemon: the files it holds are still held."""
+        if record.owners:
+            self._handed[record.name] = dict(record.owners)
+
+    def held(self, name: str) -> dict[str, Owner]:
+        """The files domains other than ``name`` hold, with the owner they had before."""
+        out: dict[str, Owner] = {}
+        for other, owners in self._handed.items():
+            if other != name:
+                for path, owner in owners.items():
+                    out.setdefault(path, owner)
+        return out
+
+    def prepare(
+        self,
+        dom: Domain,
+        record: RunRecord,
+        *,
+        disk_paths: dict[int, str],
+        channel_dir: Path,
+        pidfile: Path,
+    ) -> None:
+        """Hand ``dom``'s files to QEMU's user and make its cgroup; filled into ``record``. On failure
+        nothing is left changed."""
+        ident = self.ident
+        ownership.make_owned_dir(channel_dir, ident)
+        ownership.make_owned_file(pidfile, ident)
+        if ident is not None:
+            record.credentials = [ident.uid, ident.gid, *ident.groups]
+            handover = Handover(ident, self.held(dom.name))
+            self._handed[dom.name] = handover.owners
+            try:
+                _hand_over(handover, dom, disk_paths, channel_dir)
+            except BaseException:
+                self.release(dom.name, handover.owners)
+                raise
+            record.owners = handover.owners
+        if self.cgroup_mount is not None:
+            parent = cgroup.parent_for(self.cgroup_tag, dom.resource_partition)
+            try:
+                record.cgroup = str(cgroup.create(self.cgroup_mount, parent, dom.name))
+            except BaseException:
+                self.release(dom.name, record.owners)
+                raise
+
+    def release(self, name: str, owners: dict[str, Owner], cgroup_path: str | None = None) -> None:
+        """Give back the files ``name``'s QEMU held (except those another domain still holds) and
+        remove its cgroup; its QEMU has exited."""
+        self._handed.pop(name, None)
+        ownership.restore(owners, self.held(name))
+        if cgroup_path:
+            cgroup.remove(cgroup_path)
+
+    def release_record(self, record: RunRecord) -> None:
+        self.release(record.name, record.owners, record.cgroup)
+
+
+def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], channel_dir: Path) -> None:
+    for index, disk in enumerate(dom.devices.disks):
+        path = disk_paths.get(index, disk.source)
+        if path is None or disk.type not in ("file", "block", "volume"):
+            continue
+        if disk.readonly or disk.device == "cdrom":
+            handover.readable(path, "storage file")
+        else:
+            handover.writable(path, "storage file")
+        for backing in _backing_chain(path, disk.driver_type):
+            handover.readable(backing, f"backing file of storage file '{path}'")
+    os_ = dom.os
+    if os_.loader is not None and os_.loader.path:
+        if os_.loader.readonly:
+            handover.readable(os_.loader.path, "loader")
+        else:
+            handover.writable(os_.loader.path, "loader")
+    for path, what in ((os_.kernel, "kernel"), (os_.initrd, "initrd")):
+        if path:
+            handover.readable(path, what)
+    for dev in (*dom.devices.serials, *dom.devices.consoles):
+        if dev.type == "file" and dev.source_path:
+            if not os.path.exists(dev.source_path):
+                ownership.check_traversable(dev.source_path, handover.ident, "file")
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(dev.source_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            handover.writable(dev.source_path, "file")
+    for channel in dom.devices.channels:
+        path = channel.source_path
+        if channel.type != "unix" or not path or Path(path).parent == channel_dir:
+            continue
+        parent = Path(path).parent
+        ownership.check_traversable(path, handover.ident, "socket")
+        if channel.source_mode == "connect":
+            continue
+        try:
+            writable = ownership.allowed(os.stat(parent), handover.ident, ownership.W | ownership.X)
+        except OSError:
+            writable = False
+        if not writable:
+            raise OperationFailed(
+                f"Cannot create socket '{path}' (as {handover.ident.ids()}): Permission denied "
+                f"(directory '{parent}' is not writable by user '{handover.ident.user}')"
+            )
+
+
+def _backing_chain(path: str, fmt: str) -> list[str]:
+    """The backing files under ``path`` (QEMU opens them read-only), nearest first."""
+    if fmt not in ("qcow2", "qed", "vmdk", "vhdx", "vdi", "vpc"):
+        return []
+    from pyvirt.image.opener import open_image
+
+    try:
+        with open_image(path, fmt=fmt, readonly=True, force_share=True, allow_backing_outside=True) as img:
+            return [str(layer.path) for layer in img.chain()[1:]]
+    except Exception as err:  # QEMU reports a broken chain in its own words
+        log.debug("cannot read the backing chain of %s: %s", path, err)
+        return []

@@ -1,0 +1,113 @@
+"""A cgroup v2 per domain: QEMU is moved in before it executes, the group is removed after it exits.
+
+The group is ``PARTITION/pyvirt-NAME.scope`` under the cgroup2 mount (``/sys/fs/cgroup`` on a unified
+host, ``/sys/fs/cgroup/unified`` on a hybrid one). ``PARTITION`` is the domain's
+``<resource><partition>`` when it has one (libvirt's meaning: a path from the cgroup root), otherwise
+``pyvirt.slice`` for the system daemon, and a slice of its own inside it for a daemon over another root
+(two daemons on one host may both run a domain called ``web``). CPU accounting (``cpu.stat``) is
+always there; memory accounting (``memory.current``) where the memory controller is on cgroup v2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import time
+from pathlib import Path
+
+from pyvirt.errors import OperationFailed
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SLICE = "pyvirt.slice"
+
+
+def mount_point() -> Path | None:
+    """Where cgroup v2 is mounted, or None (no cgroup v2, or not writable by this process)."""
+    try:
+        with open("/proc/self/mounts") as fh:
+            mounts = [line.split() for line in fh]
+    except OSError:
+        return None
+    for fields in mounts:
+        if len(fields) > 2 and fields[2] == "cgroup2":
+            path = Path(fields[1].replace("\\040", " "))
+            if os.access(path, os.W_OK):
+                return path
+    return None
+
+
+def parent_for(root_tag: str, partition: str | None) -> str:
+    """The parent of a domain's group, relative to the cgroup2 mount.
+
+    ``root_tag`` says which daemon this is: ``""`` for the system daemon, else its run directory."""
+    if partition:
+        return partition.strip("/")
+    if not root_tag:
+        return DEFAULT_SLICE
+    digest = hashlib.sha256(root_tag.encode()).hexdigest()[:12]
+    return f"{DEFAULT_SLICE}/pyvirt-{digest}.slice"
+
+
+def scope_name(name: str) -> str:
+    return f"pyvirt-{name}.scope"
+
+
+def create(mount: Path, parent: str, name: str) -> Path:
+    """Make the domain's group (removing a stale empty one first); its path."""
+    path = mount / parent / scope_name(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            if _populated(path):
+                raise OperationFailed(f"cgroup {path} is in use by other processes") from None
+    except OSError as err:
+        raise OperationFailed(f"cannot create cgroup {path}: {err.strerror}") from err
+    return path
+
+
+def open_procs(path: Path) -> int:
+    """A descriptor on the group's ``cgroup.procs``: writing ``0`` to it moves the writer in."""
+    return os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+
+
+def _populated(path: Path) -> bool:
+    try:
+        return "populated 1" in (path / "cgroup.events").read_text()
+    except OSError:
+        return False
+
+
+def remove(path: str | Path) -> None:
+    """Remove a domain's group once its processes are gone (an exiting QEMU may take a moment)."""
+    path = Path(path)
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            if err.errno != errno.EBUSY:
+                log.warning("cannot remove cgroup %s: %s", path, err.strerror)
+                return
+        time.sleep(0.02)
+    log.warning("cannot remove cgroup %s: it still has processes", path)
+
+
+def stats(path: str | Path) -> dict[str, int]:
+    """The group's CPU time (``cpu_usage_usec``…) and, when accounted, ``memory_current`` in bytes."""
+    path = Path(path)
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError):
+        for line in (path / "cpu.stat").read_text().splitlines():
+            key, value = line.split()
+            out[f"cpu_{key}"] = int(value)
+    with contextlib.suppress(OSError, ValueError):
+        out["memory_current"] = int((path / "memory.current").read_text())
+    return out
