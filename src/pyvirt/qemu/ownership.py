@@ -156,7 +156,7 @@ class Handover:
         """Hand ``path`` (read and written by QEMU) to the QEMU user and group."""
         check_traversable(path, self.ident, what)
         st = os.stat(path)
-        if (st.st_uid, st.st_gid) != (self.ident.uid, self.ident.gid):
+        if path in self.held or (st.st_uid, st.st_gid) != (self.ident.uid, self.ident.gid):
             self._remember(path, st)
             os.chown(path, self.ident.uid, self.ident.gid)
 
@@ -164,6 +164,8 @@ class Handover:
         """Make ``path`` readable (never writable) by the QEMU user."""
         check_traversable(path, self.ident, what)
         st = os.stat(path)
+        if path in self.held:
+            self._remember(path, st)  # held for as long as any domain using it runs
         if allowed(st, self.ident, R):
             return
         self._remember(path, st)

@@ -25,6 +25,8 @@ def test_settings_are_read() -> None:
     assert config.log_level == 3 and config.max_clients == 7 and config.unix_sock_group == "kvm"
     assert config.tls_allowed_dn_list == ("O=pyvirt,CN=admin", "O=pyvirt,CN=ops-*")
     assert config.max_backups == 0
+    assert DaemonConfig().user == DaemonConfig().group == "pyvirt-qemu"
+    assert parse('user = "root"\ngroup = "root"\n', "/x").user == "root"
 
 
 @pytest.mark.parametrize(
@@ -41,6 +43,8 @@ def test_settings_are_read() -> None:
         ('tls_allowed_dn_list = "CN=a"', 'tls_allowed_dn_list must be a list of "strings"'),
         ("listen_tls = 2", "listen_tls must be 0 or 1, not 2"),
         ("max_backups = -1", "max_backups must not be negative, not -1"),
+        ('user = ""', "user must be a user or group name, not ''"),
+        ('group = "-g0"', "group must be a user or group name, not '-g0'"),
         ("max_clients = ", "/x/pyvirtd.conf: expected a value at end of file"),
     ],
 )
