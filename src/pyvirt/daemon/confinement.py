@@ -82,6 +82,7 @@ class Confinement:
         record: RunRecord,
         *,
         disk_paths: dict[int, str],
+        nvram: Path | None,
         channel_dir: Path,
         pidfile: Path,
     ) -> None:
@@ -96,6 +97,8 @@ class Confinement:
             self._handed[dom.name] = handover.owners
             try:
                 _hand_over(handover, dom, disk_paths, channel_dir)
+                if nvram is not None:
+                    handover.writable(str(nvram), "NVRAM file")
             except BaseException:
                 self.release(dom.name, handover.owners)
                 raise

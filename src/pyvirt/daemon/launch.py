@@ -94,7 +94,9 @@ async def start_qemu(
             taps=list(taps.values()),
         )
         pidfile = run_dir / f"{name}.pid"
-        reg.confinement.prepare(dom, record, disk_paths=disk_paths, channel_dir=channel_dir, pidfile=pidfile)
+        reg.confinement.prepare(
+            dom, record, disk_paths=disk_paths, nvram=nvram, channel_dir=channel_dir, pidfile=pidfile
+        )
         revert.add(lambda: reg.confinement.release_record(record), f"give back the files of {name}")
         # Recorded before the spawn (pid 0 until the domain runs): a daemon killed from here on leaves
         # a record its successor cleans up after; the QEMU itself it finds by its -pidfile and ends.

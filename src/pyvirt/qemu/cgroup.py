@@ -5,12 +5,13 @@ host, ``/sys/fs/cgroup/unified`` on a hybrid one). ``PARTITION`` is the domain's
 ``<resource><partition>`` when it has one (libvirt's meaning: a path from the cgroup root), otherwise
 ``pyvirt.slice`` for the system daemon, and a slice of its own inside it for a daemon over another root
 (two daemons on one host may both run a domain called ``web``). CPU accounting (``cpu.stat``) is
-always there; memory accounting (``memory.current``) where the memory controller is on cgroup v2.
+always there; the cpu, memory, io and pids controllers are enabled on the slices pyvirt makes
+wherever the host gives them to cgroup v2 (on a hybrid host they stay with v1, and
+``memory.current`` is missing).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import logging
@@ -23,6 +24,7 @@ from pyvirt.errors import OperationFailed
 log = logging.getLogger(__name__)
 
 DEFAULT_SLICE = "pyvirt.slice"
+CONTROLLERS = ("cpu", "memory", "io", "pids")  # enabled below our slices where the host has them
 
 
 def mount_point() -> Path | None:
@@ -61,6 +63,9 @@ def create(mount: Path, parent: str, name: str) -> Path:
     path = mount / parent / scope_name(name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        for ancestor in reversed(path.parents):
+            if ancestor.is_relative_to(mount) and ancestor != mount:
+                _enable_controllers(ancestor)
         try:
             path.mkdir()
         except FileExistsError:
@@ -69,6 +74,21 @@ def create(mount: Path, parent: str, name: str) -> Path:
     except OSError as err:
         raise OperationFailed(f"cannot create cgroup {path}: {err.strerror}") from err
     return path
+
+
+def _enable_controllers(path: Path) -> None:
+    """Turn on, for the groups below ``path``, the accounting controllers ``path`` has."""
+    try:
+        have = (path / "cgroup.controllers").read_text().split()
+        enabled = (path / "cgroup.subtree_control").read_text().split()
+    except OSError:
+        return
+    wanted = [c for c in CONTROLLERS if c in have and c not in enabled]
+    if wanted:
+        try:
+            (path / "cgroup.subtree_control").write_text(" ".join(f"+{c}" for c in wanted))
+        except OSError as err:
+            log.warning("cannot enable %s for the groups under %s: %s", ", ".join(wanted), path, err.strerror)
 
 
 def open_procs(path: Path) -> int:
@@ -98,16 +118,3 @@ def remove(path: str | Path) -> None:
                 return
         time.sleep(0.02)
     log.warning("cannot remove cgroup %s: it still has processes", path)
-
-
-def stats(path: str | Path) -> dict[str, int]:
-    """The group's CPU time (``cpu_usage_usec``…) and, when accounted, ``memory_current`` in bytes."""
-    path = Path(path)
-    out: dict[str, int] = {}
-    with contextlib.suppress(OSError, ValueError):
-        for line in (path / "cpu.stat").read_text().splitlines():
-            key, value = line.split()
-            out[f"cpu_{key}"] = int(value)
-    with contextlib.suppress(OSError, ValueError):
-        out["memory_current"] = int((path / "memory.current").read_text())
-    return out

@@ -222,3 +222,29 @@ def _cgroup_mount() -> Path:
         if fields[2] == "cgroup2":
             return Path(fields[1])
     raise AssertionError("no cgroup2 mount")
+
+
+def test_nvram_serial_file_and_channel_directory_are_handed_over(daemon: Daemon) -> None:
+    uid, gid = _qemu_ids()
+    serial_log = daemon.root / "images/conf7-serial.log"
+    serial_log.parent.mkdir(exist_ok=True)
+    xml = daemon.root / "conf7.xml"
+    xml.write_text(
+        "<domain type='qemu'><name>conf7</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+        "<os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type></os>"
+        "<devices><serial type='file'><source path='" + str(serial_log) + "'/><target port='0'/></serial>"
+        "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+        "<memballoon model='none'/></devices></domain>"
+    )
+    daemon.cli("define", str(xml)).ok()
+    daemon.cli("start", "--paused", "conf7").ok()
+    nvram = daemon.root / "var/lib/pyvirt/qemu/nvram/conf7_VARS.fd"
+    channels = daemon.run_dir / "conf7.channels"
+    assert _owner(nvram)[:2] == (uid, gid)
+    assert _owner(serial_log)[:2] == (uid, gid)  # created for QEMU, which appends to it
+    assert _owner(channels) == (uid, gid, 0o750)
+    assert (channels / "org.qemu.guest_agent.0").is_socket()  # QEMU could create its socket there
+    assert _owner(daemon.run_dir / "conf7.pid")[:2] == (uid, gid)
+    daemon.cli("destroy", "conf7").ok()
+    assert _owner(nvram)[:2] == (0, 0)
+    assert _owner(serial_log) == (0, 0, 0o600)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pyvirt.qemu import cgroup
 
 
@@ -11,3 +13,12 @@ def test_parent_is_pyvirt_slice_for_the_system_daemon_and_its_own_slice_otherwis
     assert one.startswith("pyvirt.slice/pyvirt-") and one.endswith(".slice") and one != two
     assert cgroup.parent_for("", "/machine/web") == "machine/web"  # <resource><partition>
     assert cgroup.scope_name("web01") == "pyvirt-web01.scope"
+
+
+def test_accounting_controllers_are_enabled_below_our_slices(tmp_path: Path) -> None:
+    slice_ = tmp_path / "pyvirt.slice"
+    slice_.mkdir()
+    (slice_ / "cgroup.controllers").write_text("cpuset cpu io memory hugetlb pids\n")
+    (slice_ / "cgroup.subtree_control").write_text("pids\n")
+    cgroup._enable_controllers(slice_)
+    assert (slice_ / "cgroup.subtree_control").read_text() == "+cpu +memory +io"
