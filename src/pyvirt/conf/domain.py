@@ -168,8 +168,11 @@ class GraphicsConfig:
 
 @dataclass
 class VideoConfig:
-    model: str = "virtio"  # vga | cirrus | virtio | qxl(unsupported) | bochs | none
-    vram: int | None = None
+    model: str = "virtio"  # vga | cirrus | virtio | qxl | bochs | none
+    vram: int | None = None  # KiB, as all the sizes here
+    ram: int | None = None  # qxl
+    vram64: int | None = None  # qxl
+    vgamem: int | None = None  # qxl
     heads: int | None = None
     primary: bool | None = None
     address: PCIAddress | None = None

@@ -102,7 +102,7 @@ CHAR_TYPES: dict[str, tuple[str, ...]] = {
 }
 SERIAL_TARGETS = ("isa-serial", "pci-serial", "usb-serial")
 CONSOLE_TARGETS = ("serial", "virtio")
-VIDEO_MODELS = ("vga", "cirrus", "virtio", "bochs", "none")
+VIDEO_MODELS = ("vga", "cirrus", "virtio", "bochs", "qxl", "none")
 INPUT_TYPES = ("mouse", "keyboard", "tablet")
 INPUT_BUSES = ("ps2", "usb", "virtio")
 RNG_BACKENDS = ("/dev/urandom", "/dev/random", "/dev/hwrng")
@@ -642,6 +642,9 @@ class _Parser:
         if (node := e.child("model")) is not None:
             video.model = node.choice("type", VIDEO_MODELS, required=True) or "virtio"
             video.vram = node.integer("vram", minimum=0)
+            video.ram = node.integer("ram", minimum=0)
+            video.vram64 = node.integer("vram64", minimum=0)
+            video.vgamem = node.integer("vgamem", minimum=0)
             video.heads = node.integer("heads", minimum=1, maximum=16)
             video.primary = node.flag("primary")
             node.done()
@@ -898,7 +901,15 @@ def _graphics(gfx: GraphicsConfig, live: bool, secure: bool) -> XNode:
 
 
 def _video(video: VideoConfig, live: bool) -> XNode:
-    attrs = {"type": video.model, "vram": video.vram, "heads": video.heads, "primary": yes_no(video.primary)}
+    attrs = {
+        "type": video.model,
+        "ram": video.ram,
+        "vram": video.vram,
+        "vram64": video.vram64,
+        "vgamem": video.vgamem,
+        "heads": video.heads,
+        "primary": yes_no(video.primary),
+    }
     return x("video").add(x("model", attrs), _alias(video.alias, live), _address(video.address))
 
 

@@ -207,9 +207,6 @@ def _check_devices(dom: Domain) -> None:
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}' is not supported")
         if not gfx.autoport and (gfx.port is None or not 5900 <= gfx.port <= 65535):
             raise InvalidArgument(f"VNC port {gfx.port} is out of range (5900-65535, or autoport='yes')")
-    for video in devs.videos:
-        if video.model == "qxl":
-            raise UnsupportedConfig("unsupported configuration: video model 'qxl' is not supported")
 
 
 # Tick policies QEMU can honour, per timer (rtc: -rtc driftfix; pit: kvm-pit.lost_tick_policy).
@@ -335,12 +332,28 @@ def _check_watchdogs_and_video(dom: Domain) -> None:
     if sum(1 for video in dom.devices.videos if video.primary) > 1:
         raise InvalidArgument("only one video device can be primary")
     for video in dom.devices.videos:
-        if video.heads is not None and video.heads > 1 and video.model != "virtio":
+        for name in ("ram", "vram64", "vgamem"):
+            if getattr(video, name) is not None and video.model != "qxl":
+                raise UnsupportedConfig(f"unsupported configuration: {name} for video model '{video.model}'")
+        if video.model == "qxl":
+            _check_qxl(video.ram, video.vram, video.vgamem)
+        if video.heads is not None and video.heads > 1 and video.model not in ("virtio", "qxl"):
             raise UnsupportedConfig(f"unsupported configuration: heads > 1 for video model '{video.model}'")
-        if video.vram is not None and video.model not in ("vga", "cirrus", "bochs"):
+        if video.vram is not None and video.model not in ("vga", "cirrus", "bochs", "qxl"):
             raise UnsupportedConfig(f"unsupported configuration: vram for video model '{video.model}'")
         if video.model == "cirrus" and video.vram is not None and video.vram not in (4096, 8192, 16384):
             raise InvalidArgument(f"cirrus video vram {video.vram} KiB: QEMU's cirrus has 4, 8 or 16 MiB")
+
+
+def _check_qxl(ram: int | None, vram: int | None, vgamem: int | None) -> None:
+    """QEMU's qxl takes power-of-two sizes; vgamem (the VGA framebuffer) must fit in ram (libvirt's rules)."""
+    for name, value in (("ram", ram), ("vram", vram), ("vgamem", vgamem)):
+        if value is not None and (value < 1024 or value & (value - 1)):
+            raise InvalidArgument(
+                f"qxl video {name} {value} KiB: a power of two of at least 1024 KiB is needed"
+            )
+    if ram is not None and vgamem is not None and vgamem * 2 > ram:
+        raise InvalidArgument(f"qxl video ram {ram} KiB must be at least twice vgamem ({vgamem} KiB)")
 
 
 def _check_boot(dom: Domain) -> None:

@@ -34,7 +34,13 @@ NIC_MODELS = {
     "e1000e": "e1000e",
     "rtl8139": "rtl8139",
 }
-_VIDEO_DEVICES = {"vga": "VGA", "cirrus": "cirrus-vga", "virtio": "virtio-vga", "bochs": "bochs-display"}
+_VIDEO_DEVICES = {
+    "vga": "VGA",
+    "cirrus": "cirrus-vga",
+    "virtio": "virtio-vga",
+    "bochs": "bochs-display",
+    "qxl": "qxl-vga",
+}
 _USB_MODELS = {
     "qemu-xhci": "qemu-xhci",
     "nec-xhci": "nec-usb-xhci",
@@ -46,7 +52,12 @@ _USB_MODELS = {
     "ich9-uhci3": "ich9-usb-uhci3",
 }
 _XHCI_MODELS = ("qemu-xhci", "nec-xhci")
-_SECONDARY_VIDEO = {"VGA": "secondary-vga", "virtio-vga": "virtio-gpu-pci", "bochs-display": "bochs-display"}
+_SECONDARY_VIDEO = {
+    "VGA": "secondary-vga",
+    "virtio-vga": "virtio-gpu-pci",
+    "bochs-display": "bochs-display",
+    "qxl-vga": "qxl",
+}
 _PIT_POLICIES = {"delay": "delay", "catchup": "slew", "discard": "discard"}
 _PCI_CONTROLLER_DEVICES = {
     "pcie-root-port": "pcie-root-port",
@@ -734,6 +745,12 @@ class _Builder:
             elif video.model == "bochs" and video.vram:
                 extra["vgamem"] = video.vram * 1024
             elif video.model == "virtio":
+                extra["max_outputs"] = video.heads
+            elif video.model == "qxl":  # libvirt's mapping of its KiB sizes onto qxl's properties
+                extra["ram_size"] = None if video.ram is None else video.ram * 1024
+                extra["vram_size"] = None if video.vram is None else video.vram * 1024
+                extra["vram64_size_mb"] = None if video.vram64 is None else video.vram64 // 1024
+                extra["vgamem_mb"] = None if video.vgamem is None else video.vgamem // 1024
                 extra["max_outputs"] = video.heads
             self.add(*_device(driver, _pci_placement(video.address, self.q35), id=f"video{index}", **extra))
 

@@ -610,3 +610,31 @@ def test_iothread_ids_fill_from_one() -> None:
     assert iothread_ids(
         load_domain_xml(with_devices(VIRTIO.format(3, "vda")).replace("<os>", text + "<os>", 1))
     ) == [2, 1, 3]
+
+
+@pytest.mark.parametrize(
+    ("model", "error", "message"),
+    [
+        (
+            "<model type='qxl' ram='65536' vgamem='65536'/>",
+            InvalidArgument,
+            "ram 65536 KiB must be at least twice",
+        ),
+        ("<model type='qxl' vram='3000'/>", InvalidArgument, "qxl video vram 3000 KiB: a power of two"),
+        ("<model type='qxl' vgamem='512'/>", InvalidArgument, "qxl video vgamem 512 KiB"),
+        ("<model type='vga' ram='65536'/>", UnsupportedConfig, "ram for video model 'vga'"),
+        ("<model type='virtio' vgamem='16384'/>", UnsupportedConfig, "vgamem for video model 'virtio'"),
+        ("<model type='bochs' heads='2'/>", UnsupportedConfig, "heads > 1 for video model 'bochs'"),
+    ],
+)
+def test_video_checks(model: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(with_devices(f"<video>{model}</video>"))
+
+
+def test_qxl_round_trips() -> None:
+    model = (
+        "<model type='qxl' ram='65536' vram='65536' vram64='131072' vgamem='16384' heads='2' primary='yes'/>"
+    )
+    out = format_domain(load_domain_xml(with_devices(f"<video>{model}</video>")))
+    assert model in out
