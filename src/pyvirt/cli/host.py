@@ -35,7 +35,11 @@ def cmd_nodeinfo(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_capabilities(opts: GlobalOptions, a: Parsed) -> int:
-    emit(opts.connect().capabilities())
+    xml = opts.connect().capabilities()
+    if opts.json or a.get("json"):
+        emit_json({"xml": xml})
+        return 0
+    emit(xml)
     return 0
 
 
@@ -67,12 +71,19 @@ def cmd_uri(opts: GlobalOptions, a: Parsed) -> int:
 
     uri = parse_uri(opts.uri or default_uri())
     opts.connect().close()  # like virsh: `uri` fails when the daemon cannot be reached
+    if opts.json or a.get("json"):
+        emit_json({"uri": uri.canonical()})
+        return 0
     emit(uri.canonical() + "\n\n")
     return 0
 
 
 def cmd_hostname(opts: GlobalOptions, a: Parsed) -> int:
-    emit(opts.connect().hostname() + "\n")
+    name = opts.connect().hostname()
+    if opts.json or a.get("json"):
+        emit_json({"hostname": name})
+        return 0
+    emit(name + "\n")
     return 0
 
 

@@ -227,6 +227,9 @@ def cmd_pool_define(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def _pool_action(opts: GlobalOptions, a: Parsed, verb: str, action: str, failure: str, success: str) -> int:
+    # --overwrite/--no-overwrite choose whether a file system is made over existing data (libvirt's
+    # fs pools); a dir pool's build makes its folder either way. Both at once are refused.
+    build = verb in ("pool-build", "pool-start") and _build_requested(a)
     conn = opts.connect()
     pool = _pool(conn, a.text("pool"))
     name = pool.name
@@ -243,7 +246,7 @@ def _pool_action(opts: GlobalOptions, a: Parsed, verb: str, action: str, failure
             "failed to unmark pool {name} as autostarted",
             "Pool {name} unmarked as autostarted",
         )
-    if verb == "pool-start" and (a.flag("build") or a.flag("overwrite") or a.flag("no_overwrite")):
+    if verb == "pool-start" and build:
         _guard(f"Failed to start pool {name}", pool.build)
     _guard(failure.format(name=name), calls[action])
     message(success.format(name=name))

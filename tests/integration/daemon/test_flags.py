@@ -253,3 +253,134 @@ def test_title_password_events_logs_and_snapshots(daemon: Daemon, tmp_path: Path
     result = daemon.cli("vol-delete", "s.qcow2", "--pool", "default", "--delete-snapshots")
     assert result.rc == 1 and "--delete-snapshots: not supported" in result.err
     daemon.cli("vol-info", "s.qcow2", "--pool", "default").ok()
+
+
+NET = (
+    "<network><name>{name}</name><bridge name='{bridge}'/>"
+    "<ip address='10.{n}.0.1' netmask='255.255.255.0'/></network>"
+)
+
+
+def test_listing_filters_and_json_outputs(daemon: Daemon, tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from tests.support.daemon import BIN
+
+    daemon.cli("define", str(write(tmp_path, "l1"))).ok()
+    daemon.cli("define", str(write(tmp_path, "l2"))).ok()
+    daemon.cli("autostart", "l2").ok()
+    # event --timestamp: each event line starts with its time.
+    watcher = subprocess.Popen(
+        [str(BIN / "pyvirt"), "event", "l1", "--timestamp", "--timeout", "120"],
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    daemon.cli("start", "l1").ok()
+    out, _ = watcher.communicate(timeout=150)
+    assert re.match(
+        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4}: event 'lifecycle' for domain 'l1': Started", out
+    ), out
+    daemon.cli("create", str(write(tmp_path, "l3"))).ok()
+    daemon.cli("suspend", "l3").ok()
+
+    def names(*flags: str) -> list[str]:
+        return daemon.cli("list", *flags, "--name").ok().out.split()
+
+    assert names("--all", "--state-running") == ["l1"]
+    assert names("--all", "--state-paused") == ["l3"]
+    assert names("--all", "--state-other") == []
+    assert names("--all", "--no-autostart") == ["l1", "l3"]
+    assert names("--all", "--persistent") == ["l1", "l2"]
+    assert names("--all", "--transient") == ["l3"]
+    assert daemon.cli("list", "--all", "--id").ok().out.split() == ["1", "2"]
+    assert re.search(r"^ 1\s+l1\s+running$", daemon.cli("list", "--table").ok().out, re.M)
+
+    assert json.loads(daemon.cli("domstate", "l3", "--json").ok().out) == {
+        "state": "paused",
+        "reason": "user",
+    }
+    disk = tmp_path / "d.img"
+    disk.write_bytes(bytes(1 << 20))
+    extra = f'<disk type="file" device="disk"><source file="{disk}"/><target dev="vdb" bus="virtio"/></disk>'
+    daemon.cli("define", str(write(tmp_path, "l4", extra_devices=extra))).ok()
+    blk = json.loads(daemon.cli("domblklist", "l4", "--json").ok().out)
+    assert blk == [{"type": "file", "device": "disk", "target": "vdb", "source": str(disk)}]
+    for verb, key in (
+        ("nodeinfo", "cpus"),
+        ("capabilities", "xml"),
+        ("version", "hypervisor"),
+        ("uri", "uri"),
+        ("hostname", "hostname"),
+    ):
+        data = json.loads(daemon.cli(verb, "--json").ok().out)
+        assert key in data, (verb, data)
+    assert json.loads(daemon.cli("uri", "--json").ok().out) == {"uri": "qemu:///system"}
+    checks = json.loads(daemon.cli("host-validate", "--json").ok().out)
+    assert any(check["name"] for check in checks)
+    assert "Running against daemon: " in daemon.cli("version", "--daemon").ok().out
+    assert "Running against daemon: " not in daemon.cli("version").ok().out
+
+    # Networks, defined only (starting one needs a bridge: test_networks does that in a namespace).
+    for name, n in (("na", 61), ("nb", 62)):
+        path = tmp_path / f"{name}.xml"
+        path.write_text(NET.format(name=name, bridge=f"pvtf{n}", n=n))
+        daemon.cli("net-define", str(path)).ok()
+    daemon.cli("net-autostart", "nb").ok()
+    uuid = daemon.cli("net-uuid", "na").ok().out.strip()
+    assert daemon.cli("net-name", uuid).ok().out == "na\n\n"
+
+    def nets(*flags: str) -> list[str]:
+        return [n for n in daemon.cli("net-list", *flags, "--name").ok().out.split() if n in ("na", "nb")]
+
+    assert nets() == []  # active ones only, by default
+    assert nets("--inactive") == ["na", "nb"]
+    assert nets("--all", "--autostart") == ["nb"]
+    assert nets("--all", "--no-autostart") == ["na"]
+    assert nets("--all", "--persistent") == ["na", "nb"]
+    assert nets("--all", "--transient") == []
+    assert uuid in daemon.cli("net-list", "--all", "--uuid").ok().out.split()
+    listed = json.loads(daemon.cli("net-list", "--all", "--json").ok().out)
+    assert {n["name"]: n["autostart"] for n in listed if n["name"] in ("na", "nb")} == {
+        "na": False,
+        "nb": True,
+    }
+    assert json.loads(daemon.cli("net-info", "nb", "--json").ok().out)["autostart"] is True
+    daemon.cli("net-autostart", "nb", "--disable").ok()
+    assert json.loads(daemon.cli("net-info", "nb", "--json").ok().out)["autostart"] is False
+    assert "<bridge name='pvtf61'" in daemon.cli("net-dumpxml", "na", "--inactive").ok().out
+    editor = tmp_path / "editor.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/pvtf61/pvtf63/' \"$1\"\n")
+    editor.chmod(0o755)
+    daemon.cli("net-edit", "na", env={"EDITOR": str(editor)}).ok()
+    assert "<bridge name='pvtf63'" in daemon.cli("net-dumpxml", "na").ok().out
+
+    # Pools and volumes.
+    folder = tmp_path / "p"
+    daemon.cli("pool-define-as", "fp", "dir", "--target", str(folder)).ok()
+    result = daemon.cli("pool-build", "fp", "--overwrite", "--no-overwrite")
+    assert result.rc == 1 and "mutually exclusive" in result.err
+    daemon.cli("pool-start", "fp", "--build", "--no-overwrite").ok()  # builds (makes the folder), then starts
+    assert folder.is_dir()
+    pool_uuid = json.loads(daemon.cli("pool-info", "fp", "--json").ok().out)["uuid"]
+    assert pool_uuid in daemon.cli("pool-list", "--uuid").ok().out.split()
+    assert "fp" in daemon.cli("pool-list", "--no-autostart", "--name").ok().out.split()
+    assert "fp" in daemon.cli("pool-list", "--type", "dir", "--name").ok().out.split()
+    assert "fp" not in daemon.cli("pool-list", "--type", "logical", "--name").ok().out.split()
+    assert "fp" in [p["name"] for p in json.loads(daemon.cli("pool-list", "--json").ok().out)]
+    volxml = tmp_path / "v.xml"
+    volxml.write_text(
+        "<volume><name>v.qcow2</name><capacity unit='M'>64</capacity><target><format type='qcow2'/></target></volume>"
+    )
+    daemon.cli("vol-create", "fp", str(volxml), "--prealloc-metadata").ok()
+    volxml.write_text(volxml.read_text().replace("v.qcow2", "w.qcow2"))
+    daemon.cli("vol-create", "fp", str(volxml)).ok()
+    vols = {v["name"]: v for v in json.loads(daemon.cli("vol-list", "fp", "--json").ok().out)}
+    assert vols["v.qcow2"]["allocation"] > vols["w.qcow2"]["allocation"]  # the L2 tables are allocated
+    daemon.cli("vol-create-as", "fp", "r.img", "1M", "--format", "raw", "--allocation", "0").ok()
+    daemon.cli("vol-resize", "r.img", "8M", "--pool", "fp", "--allocate").ok()
+    info = json.loads(daemon.cli("vol-info", "r.img", "--pool", "fp", "--json").ok().out)
+    assert info["capacity"] == 8 << 20 and info["allocation"] >= 7 << 20
+    daemon.cli("destroy", "l1").ok()
+    daemon.cli("destroy", "l3").ok()
