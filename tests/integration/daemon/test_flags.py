@@ -371,7 +371,8 @@ def test_listing_filters_and_json_outputs(daemon: Daemon, tmp_path: Path) -> Non
     assert "fp" in [p["name"] for p in json.loads(daemon.cli("pool-list", "--json").ok().out)]
     volxml = tmp_path / "v.xml"
     volxml.write_text(
-        "<volume><name>v.qcow2</name><capacity unit='M'>64</capacity><target><format type='qcow2'/></target></volume>"
+        "<volume><name>v.qcow2</name><capacity unit='M'>64</capacity>"
+        "<target><format type='qcow2'/></target></volume>"
     )
     daemon.cli("vol-create", "fp", str(volxml), "--prealloc-metadata").ok()
     volxml.write_text(volxml.read_text().replace("v.qcow2", "w.qcow2"))
