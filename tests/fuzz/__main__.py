@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     targets = [BY_NAME[name] for name in args.target] if args.target else TARGETS
-    per_target = max(1, args.inputs // len(targets))
+    per_target = -(-args.inputs // len(targets))  # rounded up: at least --inputs in all
     report: dict[str, object] = {"seed": args.seed, "limit_seconds": args.limit}
     failed = False
     with tempfile.TemporaryDirectory(

@@ -116,22 +116,32 @@ def _image_target(
 
 class _Server:
     """The daemon's HTTP server in a thread of its own, every route of the API table answered by a
-    stub once the request has passed the route's checks; anything it logs as an error is kept."""
+    stub once the request has passed the route's checks (a stream route's stub refuses, as a handler
+    must accept or refuse). Whatever escapes a connection's task, or is logged as an error, is kept,
+    and :meth:`settle` waits until the server is done with every connection made so far, so that it is
+    put down to the input that caused it."""
 
     def __init__(self, work: Path) -> None:
         self.path = str(work / "http.sock")
         self.errors: list[str] = []
+        self.finished = 0
+        self.done = threading.Condition()
         ready = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
         self.thread.start()
         ready.wait(30)
 
+    def settle(self, connections: int, timeout: float) -> bool:
+        with self.done:
+            return self.done.wait_for(lambda: self.finished >= connections, timeout)
+
     def _run(self, ready: threading.Event) -> None:
         from pyvirt.api.table import ACTIONS
-        from pyvirt.daemon.http import HTTPServer
+        from pyvirt.daemon.http import HTTPServer, Peer
         from pyvirt.daemon.routes import build_router
+        from pyvirt.errors import NotFound
 
-        errors = self.errors
+        errors, outer = self.errors, self
 
         class Keep(logging.Handler):
             def emit(self, record: logging.LogRecord) -> None:
@@ -139,15 +149,27 @@ class _Server:
 
         handler = Keep(logging.ERROR)
         logging.getLogger("pyvirt").addHandler(handler)
-        logging.getLogger("asyncio").addHandler(handler)
+
+        class Watched(HTTPServer):
+            async def _serve(
+                self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: Peer
+            ) -> None:
+                try:
+                    await super()._serve(reader, writer, peer)
+                except Exception as err:
+                    errors.append(f"escaped the connection: {err!r}")
+                finally:
+                    with outer.done:
+                        outer.finished += 1
+                        outer.done.notify_all()
 
         async def stub(*args: object) -> dict[str, object]:
+            if len(args) > 1:  # a stream handler: (request, websocket)
+                raise NotFound("no such thing (fuzz stub)")
             return {}
 
         async def main() -> None:
-            loop = asyncio.get_running_loop()
-            loop.set_exception_handler(lambda _loop, ctx: errors.append(str(ctx)))
-            server = HTTPServer(build_router({a.name: stub for a in ACTIONS}), read_timeout=5.0)
+            server = Watched(build_router({a.name: stub for a in ACTIONS}), read_timeout=5.0)
             Path(self.path).unlink(missing_ok=True)
             sock = socket.socket(socket.AF_UNIX)
             sock.bind(self.path)
@@ -178,10 +200,14 @@ def http_requests(work: Path, rng: random.Random) -> tuple[Mutator, Feed]:
             )
         else:
             seeds.append(f"{head}\r\n".encode())
+            seeds.append(f"HEAD{head[len(action.method) :]}\r\n".encode())
             seeds.append(f"{head.replace(' HTTP/1.1', '?force=1&x= HTTP/1.1')}\r\n".encode())
     server = _Server(work)
+    made = 0
 
     def feed(data: bytes) -> None:
+        nonlocal made
+        made += 1
         with socket.socket(socket.AF_UNIX) as sock:
             sock.settimeout(30)
             sock.connect(server.path)
@@ -198,6 +224,8 @@ def http_requests(work: Path, rng: random.Random) -> tuple[Mutator, Feed]:
                 raise Hang("the server did not answer in 30 s") from err
             except ConnectionResetError:
                 pass
+        if not server.settle(made, 30):
+            raise Hang("the server did not finish the connection in 30 s")
         if re.search(rb"(^|\r\n)HTTP/1\.[01] 500 ", reply):
             raise AssertionError(f"server error: {reply[:200]!r}")
         if server.errors:

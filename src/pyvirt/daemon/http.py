@@ -317,6 +317,7 @@ class _Connection:
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=server.max_header)
         self.raw = b""  # what this cycle's head was parsed from (see _content_length_repeated)
         self.admitted = False  # counted among the clients served (from its first request on)
+        self.head_only = False  # this cycle's request is a HEAD: its reply has no body
 
     async def next_event(self) -> object:
         """h11's next event (or PAUSED), reading from the client as h11 needs."""
@@ -332,10 +333,12 @@ class _Connection:
     async def read_head(self) -> h11.Request | None:
         """The next request's head; None when the client closed between requests."""
         self.raw = self.h11.trailing_data[0]
+        self.head_only = False
         event = await self.next_event()
         if isinstance(event, h11.ConnectionClosed):
             return None
         assert isinstance(event, h11.Request), event
+        self.head_only = event.method == b"HEAD"
         return event
 
     async def read_body(self, limit: int) -> bytes:
@@ -383,7 +386,7 @@ class _Connection:
         # One write for the whole reply: a client reading the head gets the body in the same read.
         reason = _REASONS.get(status, b"")
         data = self.h11.send(h11.Response(status_code=status, headers=fields, reason=reason))
-        if body:
+        if body and not self.head_only:  # h11 refuses a body after a HEAD (it was an escaping error)
             data += self.h11.send(h11.Data(data=body))
         data += self.h11.send(h11.EndOfMessage())
         self.writer.write(data)

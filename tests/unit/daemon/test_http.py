@@ -252,3 +252,16 @@ def test_client_cap(tmp_path: Path) -> None:
     assert "max_clients" in refused[1]["error"]["message"]
     assert served == (200, {"name": "b", "q": {}})
     assert again[0] == 200
+
+
+def test_head_gets_the_head_without_a_body(tmp_path: Path) -> None:
+    # A body after a HEAD broke h11's framing: the connection's task died and the client got nothing.
+    head = b"HEAD /v1/hello/a HTTP/1.1\r\nHost: h\r\n\r\n"
+    data = run(tmp_path, exchange(head))
+    status, _, rest = data.partition(b"\r\n")
+    assert status == b"HTTP/1.1 405 Method Not Allowed"
+    assert b"\r\nAllow: GET\r\n" in rest and rest.endswith(b"\r\n\r\n")  # the head, and nothing after
+    # The request after a HEAD on the same connection gets its reply whole, body and all.
+    data = run(tmp_path, exchange(head + b"nonsense\r\n\r\n"))
+    assert data.count(b"HTTP/1.1 ") == 2
+    assert data.endswith(b"}") and b"malformed request" in data
