@@ -1042,6 +1042,7 @@ IMG = Command(
                 ("-F", "string=BACKING_FMT", "the backing file's format"),
                 ("-u", "bool", "unsafe: do not check that the backing file opens"),
                 _OPTS,
+                ("--object", "string=OBJECT", "a secret: secret,id=ID,data=PASSPHRASE (or file=PATH)"),
                 ("FILENAME", "*file", "the image to create"),
                 ("SIZE", "?string", "virtual size (default: the backing file's)"),
             ),

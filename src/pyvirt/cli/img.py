@@ -199,6 +199,7 @@ def cmd_create(argv: list[str]) -> int:
 
     opts, args = _parse(argv, *_spec("create"))
     fmt, backing, bfmt, unsafe, quiet, o = "raw", None, None, False, False, {}
+    objects: list[str] = []
     for k, v in opts:
         if k == "-f":
             fmt = v
@@ -212,6 +213,8 @@ def cmd_create(argv: list[str]) -> int:
             quiet = True
         elif k == "-o":
             o.update(_options(v))
+        elif k == "--object":
+            objects.append(v)
     if HELP in o:
         return _option_help(fmt)
     if not args or len(args) > 2:
@@ -239,6 +242,13 @@ def cmd_create(argv: list[str]) -> int:
     kw.pop("backing_fmt", None)
     size: int | None = parse_size(args[1]) if len(args) == 2 else kw.pop("size", None)  # type: ignore[assignment]
     kw.pop("size", None)
+    try:
+        passphrase = _encrypt_key(kw, _secrets(objects))
+    except UsageError as err:
+        _err(f"{path}: {err}")
+        return 1
+    if passphrase is not None:
+        kw["encrypt_passphrase"] = passphrase
     if backing and not bfmt:
         _err(f"{path}: Backing file specified without backing format")
         return 1
@@ -278,6 +288,9 @@ def _formatting_line(
     kw: dict[str, object],
 ) -> str:
     parts = [f"Formatting '{path}', fmt={fmt}"]
+    for name in ("encrypt.format", "encrypt.key-secret", "encrypt.hash-alg", "encrypt.iter-time"):
+        if fmt == "qcow2" and name in o:
+            parts.append(f"{name}={o[name]}")
     if fmt == "qcow2":
         parts.append(f"cluster_size={kw.get('cluster_size', 65536)}")
         parts.append("extended_l2=off")
@@ -411,6 +424,13 @@ def cmd_convert(argv: list[str]) -> int:
     sources, dst = args[:-1], args[-1]
     if image_opts:
         sources, kw["src_fmt"], kw["src_passphrase"] = _image_opts(sources, _secrets(objects))
+    if any(k.startswith("encrypt.") for k in o):
+        from pyvirt.image.options import parse_options
+
+        enc = {k: v for k, v in o.items() if k.startswith("encrypt.")}
+        kw["dst_passphrase"] = _encrypt_key(parse_options(enc, out_fmt), _secrets(objects))
+        if kw.get("compress"):
+            raise UsageError("Compression and encryption not supported at the same time")
     if kw.get("backing") and not kw.get("backing_fmt") and not kw.get("skip_create"):
         kw["backing_fmt"] = _probe_backing_fmt(dst, kw["backing"])
     show = progress and not quiet
@@ -428,6 +448,21 @@ def cmd_convert(argv: list[str]) -> int:
     )
     _progress_done(show)
     return 0
+
+
+def _encrypt_key(kw: dict[str, object], secrets: dict[str, bytes]) -> bytes | None:
+    """Take ``encrypt.format``/``encrypt.key-secret`` out of parsed -o options: the passphrase."""
+    fmt = kw.pop("encrypt_format", None)
+    sid = kw.pop("encrypt_key_secret", None)
+    if fmt is None:
+        if sid is not None or "encrypt_iter_time" in kw or "encrypt_hash_alg" in kw:
+            raise UsageError("encrypt.* options need encrypt.format=luks")
+        return None
+    if sid is None:
+        raise UsageError("Parameter 'encrypt.key-secret' is required for cipher")
+    if not isinstance(sid, str) or sid not in secrets:
+        raise UsageError(f"No secret with id '{sid}'")
+    return secrets[sid]
 
 
 def _keyvals(text: str) -> dict[str, str]:

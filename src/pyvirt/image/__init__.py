@@ -40,11 +40,12 @@ Stable API (everything is imported lazily so ``import pyvirt.image`` costs almos
     resize(path, size, *, fmt=None, shrink=False) -> None     (size: bytes or "+1G", "-512M", "10G")
     parse_size(text) -> int;  size_to_str(n) -> str
 
-LUKS-encrypted qcow2 opens read-only with its ``passphrase`` (``convert(..., src_passphrase=)``);
-``image_info`` describes it without one.
+LUKS-encrypted qcow2 (aes-xts-plain64) opens with its ``passphrase`` and is read and written
+through it; ``create_image(..., encrypt_passphrase=, encrypt_iter_time=2000, encrypt_hash_alg=)``
+makes one; ``convert(..., src_passphrase=, dst_passphrase=)``; ``image_info`` needs no key.
 
 Not supported (refused by name, never misread): extended L2 entries, external data files,
-writing or creating encrypted images, legacy AES encryption, VDI, VHD and VHDX differencing
+compressed or preallocated encrypted images, legacy AES encryption, VDI, VHD and VHDX differencing
 images, writes into VMDK grain tables that are not allocated or into streamOptimized grains
 already written (as QEMU); persistent bitmaps are read but not maintained (a writable open
 removes them).

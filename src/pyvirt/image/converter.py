@@ -47,6 +47,7 @@ def convert(
     skip_create: bool = False,
     target_is_zero: bool = False,
     src_passphrase: bytes | None = None,
+    dst_passphrase: bytes | None = None,
 ) -> None:
     """Copy ``src`` into a new image ``dst``; with ``backing`` only what differs from it is written.
 
@@ -65,6 +66,10 @@ def convert(
     backing_fmt = backing_fmt or opts.pop("backing_fmt", None)  # type: ignore[assignment]
     opts.pop("backing", None)
     opts.pop("backing_fmt", None)
+    for k in ("encrypt_format", "encrypt_key_secret"):  # the caller passes the key itself
+        opts.pop(k, None)
+    if dst_passphrase is not None:
+        opts["encrypt_passphrase"] = dst_passphrase
     _check_target(sources, out_fmt, backing, compress=compress, sparse_size=sparse_size, zero=target_is_zero)
     with _open_sources(sources, src_fmt, allow_backing_outside, force_share, src_passphrase) as s:
         if not skip_create:
@@ -85,6 +90,7 @@ def convert(
                 readonly=False,
                 backing=backing is not None or skip_create,
                 allow_backing_outside=True,
+                passphrase=dst_passphrase,
             ) as d:
                 if d.size < s.size:
                     raise ImageError("output file is smaller than input file")

@@ -33,6 +33,9 @@ def create_image(
     lazy_refcounts: bool | None = None,
     refcount_bits: int | None = None,
     compression_type: str | None = None,
+    encrypt_passphrase: bytes | None = None,
+    encrypt_iter_time: int | None = None,
+    encrypt_hash_alg: str | None = None,
     check_backing: bool = True,
     **fmt_opts: Any,
 ) -> None:
@@ -52,6 +55,9 @@ def create_image(
         "lazy_refcounts": lazy_refcounts,
         "refcount_bits": refcount_bits,
         "compression_type": compression_type,
+        "encrypt_passphrase": encrypt_passphrase,
+        "encrypt_iter_time": encrypt_iter_time,
+        "encrypt_hash_alg": encrypt_hash_alg,
     }
     allowed = {"qcow2": set(qcow2_opts), "raw": {"preallocation"}}.get(fmt, set())
     for k, v in [*qcow2_opts.items(), *fmt_opts.items()]:
@@ -90,6 +96,9 @@ def create_image(
             refcount_bits=16 if refcount_bits is None else refcount_bits,
             preallocation=preallocation or "off",
             compression_type=compression_type or "zlib",
+            encrypt_passphrase=encrypt_passphrase,
+            encrypt_iter_time=2000 if encrypt_iter_time is None else encrypt_iter_time,
+            encrypt_hash_alg=encrypt_hash_alg or "sha256",
         )
     elif fmt == "raw":
         if backing:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import struct
+import time
+import uuid
 
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
 
@@ -137,8 +140,7 @@ def af_merge(split: bytes, key_bytes: int, stripes: int, hash_name: str) -> byte
     return bytes(a ^ b for a, b in zip(d, last, strict=True))
 
 
-def decrypt_sectors(key: bytes, data: bytes, first_sector: int) -> bytes:
-    """AES-XTS with plain64 IVs over whole 512-byte sectors, numbered from ``first_sector``."""
+def _xts(key: bytes, data: bytes, first_sector: int, encrypt: bool) -> bytes:
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     if len(data) % 512:
@@ -147,6 +149,90 @@ def decrypt_sectors(key: bytes, data: bytes, first_sector: int) -> bytes:
     out = bytearray(len(data))
     for k in range(0, len(data), 512):
         tweak = struct.pack("<Q", first_sector + k // 512) + bytes(8)
-        dec = Cipher(aes, modes.XTS(tweak)).decryptor()
-        out[k : k + 512] = dec.update(data[k : k + 512]) + dec.finalize()
+        c = Cipher(aes, modes.XTS(tweak))
+        op = c.encryptor() if encrypt else c.decryptor()
+        out[k : k + 512] = op.update(data[k : k + 512]) + op.finalize()
     return bytes(out)
+
+
+def decrypt_sectors(key: bytes, data: bytes, first_sector: int) -> bytes:
+    """AES-XTS with plain64 IVs over whole 512-byte sectors, numbered from ``first_sector``."""
+    return _xts(key, data, first_sector, False)
+
+
+def encrypt_sectors(key: bytes, data: bytes, first_sector: int) -> bytes:
+    """The inverse of :func:`decrypt_sectors`."""
+    return _xts(key, data, first_sector, True)
+
+
+def af_split(key: bytes, stripes: int, hash_name: str) -> bytes:
+    """LUKS's anti-forensic split: ``stripes - 1`` random blocks, the last one making the key."""
+    n = len(key)
+    out = bytearray()
+    d = bytes(n)
+    for _ in range(stripes - 1):
+        block = os.urandom(n)
+        out += block
+        d = _diffuse(bytes(a ^ b for a, b in zip(d, block, strict=True)), hash_name)
+    out += bytes(a ^ b for a, b in zip(d, key, strict=True))
+    return bytes(out)
+
+
+STRIPES = 4000
+KEY_BYTES = 64  # aes-256 in xts mode: two 256-bit keys
+MIN_ITERS = 1000
+
+
+def _iterations(hash_name: str, secret: bytes, out_len: int, iter_time_ms: int) -> int:
+    """As QEMU: PBKDF2 iterations that take ``iter_time_ms`` here (counted on this CPU)."""
+    n = 1 << 14
+    while True:
+        t = time.process_time()
+        hashlib.pbkdf2_hmac(hash_name, secret, bytes(32), n, out_len)
+        spent = time.process_time() - t
+        if spent >= 0.05 or n >= 1 << 26:
+            break
+        n *= 4
+    per_second = n / max(spent, 1e-6)
+    return int(per_second * iter_time_ms / 1000)
+
+
+def create_header(
+    passphrase: bytes, *, iter_time_ms: int = 2000, hash_name: str = "sha256"
+) -> tuple[bytes, bytes]:
+    """A new LUKS1 header area (header and eight key slots, slot 0 opened by ``passphrase``) for
+    aes-xts-plain64, laid out as QEMU lays it out; returns (area, master key)."""
+    master = os.urandom(KEY_BYTES)
+    material = -(-KEY_BYTES * STRIPES // 4096) * 4096
+    payload = 4096 + 8 * material
+    mk_salt = os.urandom(32)
+    mk_iters = max(MIN_ITERS, _iterations(hash_name, master, 20, iter_time_ms) // 8)
+    digest = hashlib.pbkdf2_hmac(hash_name, master, mk_salt, mk_iters, 20)
+    area = bytearray(payload)
+    HEADER.pack_into(
+        area,
+        0,
+        MAGIC,
+        1,
+        b"aes",
+        b"xts-plain64",
+        hash_name.encode(),
+        payload // 512,
+        KEY_BYTES,
+        digest,
+        mk_salt,
+        mk_iters,
+        str(uuid.uuid4()).encode(),
+    )
+    for i in range(8):
+        key_off = (4096 + i * material) // 512
+        if i:
+            SLOT.pack_into(area, 208 + 48 * i, 0x0000DEAD, 0, bytes(32), key_off, STRIPES)
+            continue
+        salt = os.urandom(32)
+        iters = max(MIN_ITERS, _iterations(hash_name, passphrase, KEY_BYTES, iter_time_ms))
+        slot_key = hashlib.pbkdf2_hmac(hash_name, passphrase, salt, iters, KEY_BYTES)
+        split = af_split(master, STRIPES, hash_name)
+        area[key_off * 512 : key_off * 512 + len(split)] = encrypt_sectors(slot_key, split, 0)
+        SLOT.pack_into(area, 208 + 48 * i, SLOT_ACTIVE, iters, salt, key_off, STRIPES)
+    return bytes(area), master

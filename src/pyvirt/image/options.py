@@ -59,9 +59,29 @@ def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]
             out["size"] = parse_size(v)
         elif k == "compression_type":
             out["compression_type"] = v
-        elif k in ("extended_l2", "encryption") and v in ("off", "false"):
+        elif k == "encrypt.format":
+            if v != "luks":
+                raise ImageError(f"Option 'encrypt.format={v}' is not supported by pyvirt img (luks is)")
+            out["encrypt_format"] = v
+        elif k == "encrypt.key-secret":
+            out["encrypt_key_secret"] = v
+        elif k == "encrypt.iter-time":
+            out["encrypt_iter_time"] = int(v)
+        elif k == "encrypt.hash-alg":
+            if v not in ("sha1", "sha256", "sha512"):
+                raise ImageError(f"Option 'encrypt.hash-alg={v}' is not supported by pyvirt img")
+            out["encrypt_hash_alg"] = v
+        elif (
+            k in ("encrypt.cipher-alg", "encrypt.cipher-mode", "encrypt.ivgen-alg")
+            and v
+            in (
+                "aes-256",
+                "xts",
+                "plain64",
+            )
+        ) or (k in ("extended_l2", "encryption") and v in ("off", "false")):
             continue
-        elif k in ("extended_l2", "data_file", "encrypt.format", "encryption"):
+        elif k in ("extended_l2", "data_file", "encryption") or k.startswith("encrypt."):
             raise ImageError(f"Option '{k}={v}' is not supported by pyvirt img")
         else:
             raise ImageError(f"Invalid parameter '{k}'")

@@ -23,8 +23,15 @@ def create_qcow2(
     refcount_bits: int = 16,
     preallocation: str = "off",
     compression_type: str = "zlib",
+    encrypt_passphrase: bytes | None = None,
+    encrypt_iter_time: int = 2000,
+    encrypt_hash_alg: str = "sha256",
 ) -> None:
-    """Write a new, empty qcow2 image (replacing ``path``); preallocate as asked."""
+    """Write a new, empty qcow2 image (replacing ``path``); preallocate as asked.
+
+    With ``encrypt_passphrase`` the image is LUKS-encrypted (aes-xts-plain64), its LUKS header in
+    clusters after the L1 table, as qemu-img puts it.
+    """
     if cluster_size & (cluster_size - 1) or not 512 <= cluster_size <= 2 << 20:
         raise ImageError("Cluster size must be a power of two between 512 and 2048k")
     if compat not in ("0.10", "1.1", "v2", "v3"):
@@ -47,6 +54,8 @@ def create_qcow2(
         )
     if preallocation not in PREALLOC_MODES:
         raise ImageError(f"Invalid parameter '{preallocation}' for preallocation")
+    if encrypt_passphrase is not None and preallocation != "off":
+        raise ImageError("Preallocation of encrypted qcow2 images is not supported by pyvirt img")
     if size % 512:
         raise ImageError("Image size must be a multiple of 512 bytes")
     if backing and not backing_fmt:
@@ -89,12 +98,37 @@ def create_qcow2(
         _unlink(path)
         raise
     os.close(fd)
+    if encrypt_passphrase is not None:
+        try:
+            _add_luks(path, encrypt_passphrase, encrypt_iter_time, encrypt_hash_alg)
+        except BaseException:
+            _unlink(path)
+            raise
     if preallocation != "off":
         try:
             _preallocate(path, preallocation)
         except BaseException:
             _unlink(path)
             raise
+
+
+def _add_luks(path: str, passphrase: bytes, iter_time: int, hash_alg: str) -> None:
+    """Give a new image its LUKS header: clusters allocated for it, crypt method 2, the extension."""
+    from pyvirt.image.luks import create_header
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    area, _master = create_header(passphrase, iter_time_ms=iter_time, hash_name=hash_alg)
+    img = Qcow2Image.open(path, readonly=False)
+    try:
+        clusters = -(-len(area) // img.cs)
+        off = img.refs.alloc(clusters)
+        pwrite_full(img.fd, [area, bytes(clusters * img.cs - len(area))], off)
+        img.header.crypt_method = 2
+        img.header.luks_header = (off, len(area))
+        img.header_dirty = True
+        img.write_metadata()
+    finally:
+        img.close()
 
 
 def _metadata_clusters(h: H.Header) -> int:

@@ -347,6 +347,8 @@ class Header:
 
         if self.backing_format and self.backing_file:
             ext(EXT_BACKING_FORMAT, self.backing_format.encode())
+        if self.luks_header is not None:
+            ext(EXT_ENCRYPTION, struct.pack(">QQ", *self.luks_header))
         if self.version == 3 and cluster_size > 4096:  # QEMU leaves it out of small first clusters
             table = b"".join(struct.pack(">BB46s", k, b, name.encode()) for k, b, name in KNOWN_FEATURES)
             ext(EXT_FEATURE_TABLE, table)

@@ -142,8 +142,6 @@ class Qcow2Image(Image):
         h = self.header
         if h.crypt_method != 2 or h.luks_header is None or passphrase is None:
             raise UnsupportedImage(f"{self.path}: encrypted qcow2 images other than LUKS are not supported")
-        if not self.readonly:
-            raise UnsupportedImage(f"{self.path}: writing encrypted qcow2 images is not supported")
         off, length = h.luks_header
         if off % self.cs or off + length > self.file_size:
             raise CorruptImage(f"{self.path}: the LUKS header lies outside the file")
@@ -324,7 +322,7 @@ class Qcow2Image(Image):
         elif entry & OFLAG_ZERO and self.v3:
             _fill_zero(buf)
         elif entry & L2_OFFSET_MASK:
-            pread_full(self.fd, buf, self._host(entry))
+            self._emit(1, buf, 0, self._host(entry), len(buf))
         else:
             if self.backing is None and self.backing_file is not None:
                 raise ImageError(f"{self.path}: copy-on-write needs the backing file, which is not open")
@@ -495,7 +493,7 @@ class Qcow2Image(Image):
         if allocs:
             base = self.refs.alloc(len(allocs))
             self._check_fresh(base, len(allocs))
-            pwrite_full(self.fd, [p for _, _, p in allocs], base)
+            self._pwrite_data([p for _, _, p in allocs], base)
             for k, (i, e, _) in enumerate(allocs):
                 table[i] = (base + k * cs) | OFLAG_COPIED
                 self._release(e)
@@ -508,14 +506,32 @@ class Qcow2Image(Image):
                     run.append(piece)
                     run_len += len(piece)
                 else:
-                    pwrite_full(self.fd, run, run_host)
+                    self._pwrite_data(run, run_host)
                     run_host, run, run_len = host, [piece], len(piece)
-            pwrite_full(self.fd, run, run_host)
+            self._pwrite_data(run, run_host)
+
+    def _pwrite_data(self, bufs: list[memoryview], host: int) -> None:
+        """Write guest data at ``host``; LUKS: encrypted, whole sectors (the edges read back)."""
+        if self.master_key is None:
+            pwrite_full(self.fd, bufs, host)
+            return
+        from pyvirt.image.luks import encrypt_sectors
+
+        data = b"".join(bytes(b) for b in bufs)
+        a, b = host - host % 512, -(-(host + len(data)) // 512) * 512
+        if (a, b) != (host, host + len(data)):
+            whole = bytearray(b - a)
+            self._read_decrypted(memoryview(whole), a)
+            whole[host - a : host - a + len(data)] = data
+            data = bytes(whole)
+        pwrite_full(self.fd, [encrypt_sectors(self.master_key, data, a // 512)], a)
 
     def map_for_write(self, offset: int, length: int) -> list[tuple[int, int, int]] | None:
         """Allocate fresh clusters for a cluster-aligned range that is wholly unallocated."""
         self._check_writable()
         self._check_range(offset, length)
+        if self.master_key is not None:
+            return None  # the data must be encrypted on its way: write() does it
         cs, cb = self.cs, self.cb
         if offset % cs or length % cs or not length:
             return None
@@ -666,6 +682,8 @@ class Qcow2Image(Image):
     def write_compressed(self, items: Iterable[tuple[int, bytes]]) -> None:
         """Store deflated clusters: ``(guest cluster index, raw-deflate payload shorter than a cluster)``."""
         self._check_writable()
+        if self.master_key is not None:
+            raise ImageError("Compression and encryption not supported at the same time")
         self._mark_write()
         for c, payload in items:
             if (c << self.cb) >= self.size:
