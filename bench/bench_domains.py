@@ -5,7 +5,11 @@ with 200 domains defined, ``dominfo``, ``define``, 20 concurrent starts, and the
 memory. Both daemons run inside a network namespace this script makes, so libvirt's default NAT
 network cannot touch the host; libvirt is installed and started by the script itself.
 
-    python bench/bench_domains.py [--repeat N] [--json] [--no-libvirt]
+    python bench/bench_domains.py [--repeat N] [--json] [--no-libvirt] [--cli-only [--rounds R]]
+
+``--cli-only`` measures only ``list --all`` (200 domains defined) and ``dominfo``: R rounds (default
+40), each round one call of each tool for each metric, the tools' order alternating round by round;
+the load average is sampled every round. It takes a few minutes and starts no guest.
 """
 
 from __future__ import annotations
@@ -99,7 +103,10 @@ class Pyvirt(Tool):
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="pvb-", dir="/tmp"))
-        self.env = {**os.environ, "PYVIRT_ROOT": str(self.root)}
+        # A user's environment: the caller's PYTHON* settings (e.g. PYTHONDONTWRITEBYTECODE, which
+        # makes every edited module compile on each start) would be measured too.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        self.env = {**env, "PYVIRT_ROOT": str(self.root)}
         self.proc = subprocess.Popen(
             in_ns(str(BIN / "pyvirtd")), env=self.env, stderr=subprocess.DEVNULL, start_new_session=True
         )
@@ -206,6 +213,38 @@ def interleaved(tools: list[Tool], repeat: int, run: Callable[[Tool, int], float
     return samples
 
 
+def define_all(tools: list[Tool], tmp: Path, first: int, count: int = 200) -> None:
+    for tool in tools:
+        for i in range(first, count):
+            result = tool.cli("define", str(write_xml(tmp, f"bench-def{i}")))
+            assert result.returncode == 0, f"{tool.name}: {result.stderr}"
+
+
+def measure_cli(tools: list[Tool], tmp: Path, rounds: int, loads: list[float]) -> dict[str, dict[str, float]]:
+    """``dominfo`` and ``list --all`` with 200 domains defined; each round both metrics for every tool
+    (alternating who goes first), so a load change touches both tools alike."""
+    define_all(tools, tmp, 0)
+    for tool in tools:  # the outputs are checked once, outside the timings
+        listing = tool.cli("list", "--all").stdout
+        assert sum(f" bench-def{i} " in listing for i in range(200)) == 200, f"{tool.name}: {listing}"
+        assert "bench-def0" in tool.cli("dominfo", "bench-def0").stdout
+    samples: dict[str, dict[str, list[float]]] = {"dominfo_ms": {}, "list_all_200_ms": {}}
+    for metric in samples:
+        samples[metric] = {t.name: [] for t in tools}
+    for i in range(rounds):
+        loads.append(os.getloadavg()[0])
+        for tool in tools if i % 2 == 0 else list(reversed(tools)):
+            for metric, argv in (
+                ("dominfo_ms", ("dominfo", "bench-def0")),
+                ("list_all_200_ms", ("list", "--all")),
+            ):
+                samples[metric][tool.name].append(timed(lambda t=tool, a=argv: t.cli(*a)))
+    for tool in tools:
+        for i in range(200):
+            tool.cli("undefine", f"bench-def{i}")
+    return {t.name: {metric: median_ms(values[t.name]) for metric, values in samples.items()} for t in tools}
+
+
 def measure(tools: list[Tool], tmp: Path, repeat: int) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {t.name: {} for t in tools}
 
@@ -241,9 +280,7 @@ def measure(tools: list[Tool], tmp: Path, repeat: int) -> dict[str, dict[str, fl
         return t
 
     record("start_bzimage_ms", interleaved(tools, repeat, start_bzimage))
-    for tool in tools:
-        for i in range(repeat, 200):
-            tool.cli("define", str(write_xml(tmp, f"bench-def{i}")))
+    define_all(tools, tmp, repeat)
     record(
         "dominfo_ms",
         interleaved(tools, repeat * 4, lambda t, i: timed(lambda: t.cli("dominfo", "bench-def0"))),
@@ -273,10 +310,13 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-libvirt", action="store_true")
+    parser.add_argument("--cli-only", action="store_true", help="only list --all and dominfo")
+    parser.add_argument("--rounds", type=int, default=40, help="rounds of --cli-only")
     args = parser.parse_args()
     guest_artifacts()
     results: dict[str, dict[str, float]] = {}
     load_before = os.getloadavg()[0]
+    loads: list[float] = []
     with netns(), tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         os.chmod(tmp, 0o755)
@@ -285,7 +325,10 @@ def main() -> int:
         try:
             for make in makers:
                 tools.append(make())
-            results = measure(tools, tmp, args.repeat)
+            if args.cli_only:
+                results = measure_cli(tools, tmp, args.rounds, loads)
+            else:
+                results = measure(tools, tmp, args.repeat)
         finally:
             for tool in tools:
                 tool.close()
@@ -295,6 +338,7 @@ def main() -> int:
     print(
         f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after"
+        + (f", median {statistics.median(loads):.1f} while measuring ({len(loads)} rounds)" if loads else "")
     )
     keys = list(results["pyvirt"])
     print(f"{'metric':<34} {'pyvirt':>10} {'libvirt':>10} {'ratio':>7}")

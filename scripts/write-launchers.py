@@ -20,9 +20,9 @@ TEMPLATE = """\
 # Written by scripts/write-launchers.py: pyvirt's client, started without site (see that script).
 import sys
 sys.path += {paths!r}
-from pyvirt.cli.main import main
+from pyvirt.cli.main import run
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
 """
 
 

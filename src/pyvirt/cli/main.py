@@ -152,5 +152,25 @@ def run_guarded(call: Callable[[], int]) -> int:
         return 1
 
 
+def run() -> None:
+    """The ``pyvirt`` command: :func:`main`, then exit without the interpreter's teardown when nothing
+    is left for it to do (no ``atexit`` handler, no other thread): freeing every module and object of
+    a process about to end is a fifth of a local ``dominfo``'s instructions (7.7 of 40 million, most
+    of what the command adds to the bare interpreter's 21). Output is flushed first; should that fail
+    (a closed pipe), the ordinary exit reports it as before."""
+    code = main()
+    import atexit
+
+    threading = sys.modules.get("threading")
+    if atexit._ncallbacks() or (threading is not None and threading.active_count() > 1):
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        sys.exit(code)
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -55,8 +55,7 @@ def test_wheel_builds_offline_with_the_distributions_setuptools(tmp_path: Path) 
     assert licence == (REPO / "LICENSE").read_text()
     assert "GNU GENERAL PUBLIC LICENSE" in licence and "Version 2, June 1991" in licence
     assert (
-        "pyvirt = pyvirt.cli.main:main" in entry_points
-        and "pyvirtd = pyvirt.daemon.main:main" in entry_points
+        "pyvirt = pyvirt.cli.main:run" in entry_points and "pyvirtd = pyvirt.daemon.main:main" in entry_points
     )
     assert "pyvirt/py.typed" in names and "pyvirt/daemon/main.py" in names
     # Installed (without dependencies: the venv's serve), both commands start.
