@@ -246,6 +246,12 @@ class DomainRegistry:
                 self._domains[record.name] = obj
             async with obj.lock:
                 await self._reattach_locked(obj, record, live)
+            if record.autodestroy and obj.active:
+                log.info(
+                    "domain %s: destroyed, its autodestroy client is gone with the old daemon", record.name
+                )
+                with contextlib.suppress(PyvirtError):
+                    await self.destroy(record.name)
         await self._end_unowned_qemus()
 
     async def _end_unowned_qemus(self) -> None:

@@ -181,6 +181,9 @@ class API:
         """Destroy ``obj`` when the connection of ``req`` closes, if it still runs the QEMU started now."""
         generation = obj.generation
         loop = asyncio.get_running_loop()
+        if obj.proc is not None:  # recorded, so that a daemon restarted meanwhile destroys it
+            obj.proc.record.autodestroy = True
+            self.domains.save_run_state(obj)
 
         async def destroy() -> None:
             if obj.proc is None or obj.generation != generation:

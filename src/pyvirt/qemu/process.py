@@ -57,6 +57,8 @@ class RunRecord:
     credentials: list[int] | None = None
     cgroup: str | None = None
     owners: dict[str, list[int]] = field(default_factory=dict)
+    # Started with autodestroy: ends with its client's connection, which no later daemon holds.
+    autodestroy: bool = False
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), indent=1).encode(), durable=False)

@@ -142,7 +142,13 @@ def test_autodestroy_ends_with_the_connection(daemon: Daemon, tmp_path: Path) ->
     daemon.wait_state("a1", "shut off")
     wait_gone(daemon, "a2")
 
+    # The daemon restarts while the client is connected: the new daemon has no such connection.
+    daemon.connect().domain("a1").start(autodestroy=True)
+    daemon.restart()
+    daemon.wait_state("a1", "shut off")
+
     # A domain started without the flag outlives its client; the flag needs a start.
+    other = daemon.connect()  # the restart closed the earlier one
     other.domain("a1").start()
     other.close()
     with pytest.raises(InvalidArgument, match="field 'autodestroy' needs 'start'"):
