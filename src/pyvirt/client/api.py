@@ -30,6 +30,7 @@ call. (One module, not two: each module costs the CLI's start-up.)
 
 from __future__ import annotations
 
+import _socket
 import os
 
 from pyvirt.api.table import BY_NAME
@@ -92,7 +93,7 @@ class Connection:
         query: Mapping[str, object] | None = None,
     ) -> Any:
         """Make the API call ``action`` (a name of the API table) and return its decoded reply."""
-        if self.transport.spent:  # e.g. after a refusal sent before the request's body was read
+        if not _usable(self.transport):
             self.transport.close()
             self.transport = open_transport(self.uri, self.readonly)
         return self.transport.request(BY_NAME[action].method, action_path(action, params, query), body)
@@ -564,6 +565,27 @@ class Volume:
             return streams.download(ws, fd)
         finally:
             os.close(fd)
+
+
+def _usable(transport: Transport) -> bool:
+    """Whether the daemon may still answer on ``transport``: not once it said ``Connection: close``
+    (a refusal sent before the body was read), nor once it ended the connection (an idle one, after
+    its read timeout); then the next call reconnects."""
+    if transport.spent:
+        return False
+    sock = transport.sock
+    timeout = sock.gettimeout()
+    sock.setblocking(False)  # with a timeout, recv would wait for data instead of failing at once
+    try:
+        return sock.recv(1, _socket.MSG_PEEK) != b""
+    except BlockingIOError:
+        return True  # open, nothing to read
+    except ValueError:
+        return True  # a TLS socket takes no flags: assume open
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(timeout)
 
 
 def local_socket(mode: str, readonly: bool = False) -> str:

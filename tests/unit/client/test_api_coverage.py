@@ -56,10 +56,27 @@ def test_action_path_quotes_params_and_keeps_only_set_query() -> None:
     assert action_path("network.leases", {"name": "n"}, {"mac": None}) == "/v1/networks/n/leases"
 
 
+class OpenSocket:
+    """A socket with nothing to read: the daemon has not closed it."""
+
+    def gettimeout(self) -> float | None:
+        return None
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def settimeout(self, value: float | None) -> None:
+        pass
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        raise BlockingIOError
+
+
 class FakeTransport:
     """Answers by route; records every request."""
 
     spent = False
+    sock = OpenSocket()
 
     def __init__(self, replies: dict[tuple[str, str], Any]) -> None:
         self.replies = replies
@@ -121,3 +138,26 @@ def test_methods_send_the_declared_bodies() -> None:
         ("DELETE", "/v1/domains/web/interfaces/52%3A54%3A00%3A00%3A00%3A01?config=1", None),
         ("POST", "/v1/domains/web/interfaces/vnet0/link", {"state": "down"}),
     ]
+
+
+def test_a_connection_the_daemon_ended_is_reopened(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An idle connection the daemon closed (its read timeout), or one it marked spent, is replaced."""
+    import socket
+
+    from pyvirt.client import api
+    from pyvirt.client.transport import Transport
+
+    ours, theirs = socket.socketpair()
+    conn = Connection(Transport(ours, "test", read_timeout=30.0), parse_uri("qemu:///system"))
+    fresh = FakeTransport({("GET", "/v1/domains"): []})
+    monkeypatch.setattr(api, "open_transport", lambda uri, readonly: fresh)
+    assert api._usable(conn.transport)  # at once, although reads wait up to 30 s
+    assert ours.gettimeout() == 30.0
+    theirs.close()
+    assert conn.list_domains() == []
+    assert conn.transport is fresh and fresh.sent == [("GET", "/v1/domains", None)]
+    fresh.spent = True
+    again = FakeTransport({("GET", "/v1/domains"): []})
+    monkeypatch.setattr(api, "open_transport", lambda uri, readonly: again)
+    conn.list_domains()
+    assert conn.transport is again
