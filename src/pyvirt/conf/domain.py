@@ -159,11 +159,15 @@ class CharDevConfig:
 
 @dataclass
 class GraphicsConfig:
-    type: str = "vnc"
+    type: str = "vnc"  # vnc | spice
     port: int | None = None  # -1 with autoport
     autoport: bool = True
     listen: str = "127.0.0.1"  # also when the XML gives none; always written out, so the config says it
     passwd: str | None = None
+    socket: str | None = None  # <listen type='socket' socket=...>: a UNIX socket instead of a TCP port
+    listen_socket: bool = False  # <listen type='socket'> (the path is chosen at start when not given)
+    # SPICE's settings as written: (element, attribute) → value, e.g. ("image", "compression") → "auto_glz"
+    spice: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 @dataclass

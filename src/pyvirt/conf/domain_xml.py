@@ -116,6 +116,18 @@ ADDRESS_ATTRS: dict[str, tuple[str, ...]] = {
     "usb": ("bus", "port"),
     "isa": ("iobase", "irq"),
 }
+# SPICE's child elements libvirt writes, each with the one attribute pyvirt maps onto -spice.
+SPICE_SETTINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("image", "compression", ("auto_glz", "auto_lz", "quic", "glz", "lz", "off")),
+    ("jpeg", "compression", ("auto", "never", "always")),
+    ("zlib", "compression", ("auto", "never", "always")),
+    ("playback", "compression", ("on", "off")),
+    ("streaming", "mode", ("filter", "all", "off")),
+    ("clipboard", "copypaste", ("yes", "no")),
+    ("mouse", "mode", ("server", "client")),
+    ("filetransfer", "enable", ("yes", "no")),
+    ("gl", "enable", ("no",)),
+)
 AUTO_TAP_PREFIXES = ("vnet", "macvtap", "macvlan")
 
 
@@ -609,8 +621,7 @@ class _Parser:
         return dev
 
     def graphics(self, e: Elem) -> GraphicsConfig:
-        e.choice("type", ("vnc",), required=True)
-        gfx = GraphicsConfig()
+        gfx = GraphicsConfig(type=e.choice("type", ("vnc", "spice"), required=True) or "vnc")
         port = e.integer("port", minimum=-1, maximum=65535)
         autoport = e.flag("autoport")
         gfx.autoport = autoport if autoport is not None else port is None or port == -1
@@ -624,8 +635,14 @@ class _Parser:
             raise unsupported(f"element '{listens[1].path}' given more than once is not supported")
         listen_addr = None
         for node in listens:
-            node.choice("type", ("address",), required=True)
-            listen_addr = node.attr("address")
+            kind = node.choice("type", ("address", "socket"), required=True)
+            if kind == "socket":
+                gfx.listen_socket = True
+                gfx.socket = node.attr("socket")
+                if gfx.socket is not None and not gfx.socket.startswith("/"):
+                    raise XMLError(f"socket '{gfx.socket}' of '{node.path}' must be an absolute path")
+            else:
+                listen_addr = node.attr("address")
             node.done()
         if listen_attr and listen_addr and listen_attr != listen_addr:
             raise XMLError(
@@ -634,6 +651,16 @@ class _Parser:
             )
         gfx.listen = listen_addr or listen_attr or gfx.listen
         gfx.passwd = e.attr("passwd")
+        if gfx.type == "spice":
+            if (tls := e.integer("tlsPort", minimum=-1, maximum=65535)) not in (None, -1):
+                raise unsupported(
+                    f"attribute 'tlsPort' = '{tls}' of '{e.path}': SPICE over TLS is not supported"
+                )
+            e.choice("defaultMode", ("any", "insecure"))
+            for tag, attr, values in SPICE_SETTINGS:
+                if (setting := e.child(tag)) is not None:
+                    gfx.spice[(tag, attr)] = setting.choice(attr, values, required=True) or ""
+                    setting.done()
         e.done()
         return gfx
 
@@ -893,10 +920,18 @@ def _chardev(dev: CharDevConfig, live: bool) -> XNode:
 
 def _graphics(gfx: GraphicsConfig, live: bool, secure: bool) -> XNode:
     port = gfx.port if gfx.port is not None and (live or not gfx.autoport) else -1
-    attrs: dict[str, AttrValue] = {"type": "vnc", "port": port, "autoport": yes_no(gfx.autoport)}
-    attrs["listen"] = gfx.listen or None
-    node = x("graphics", {**attrs, "passwd": gfx.passwd if secure else None})
-    node.add(x("listen", {"type": "address", "address": gfx.listen or None}))
+    attrs: dict[str, AttrValue] = {"type": gfx.type, "port": port, "autoport": yes_no(gfx.autoport)}
+    if gfx.listen_socket:
+        attrs = {"type": gfx.type}
+        node = x("graphics", {**attrs, "passwd": gfx.passwd if secure else None})
+        socket = gfx.socket if live or gfx.socket else None
+        node.add(x("listen", {"type": "socket", "socket": socket}))
+    else:
+        attrs["listen"] = gfx.listen or None
+        node = x("graphics", {**attrs, "passwd": gfx.passwd if secure else None})
+        node.add(x("listen", {"type": "address", "address": gfx.listen or None}))
+    for (tag, attr), value in gfx.spice.items():
+        node.add(x(tag, {attr: value}))
     return node
 
 

@@ -203,10 +203,18 @@ def _check_devices(dom: Domain) -> None:
                 f"panic model 'pvpanic' cannot have an address of type '{panic.address.type}'"
             )
     for gfx in devs.graphics:
-        if gfx.type != "vnc":
+        if gfx.type not in ("vnc", "spice"):
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}' is not supported")
+        if gfx.spice and gfx.type != "spice":
+            raise UnsupportedConfig(
+                f"unsupported configuration: SPICE settings on graphics type '{gfx.type}'"
+            )
+        if gfx.listen_socket:
+            continue
         if not gfx.autoport and (gfx.port is None or not 5900 <= gfx.port <= 65535):
-            raise InvalidArgument(f"VNC port {gfx.port} is out of range (5900-65535, or autoport='yes')")
+            raise InvalidArgument(
+                f"{gfx.type.upper()} port {gfx.port} is out of range (5900-65535, or autoport='yes')"
+            )
 
 
 # Tick policies QEMU can honour, per timer (rtc: -rtc driftfix; pit: kvm-pit.lost_tick_policy).

@@ -18,7 +18,7 @@ from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running
 from pyvirt.daemon.qmpevents import event_handler
 from pyvirt.errors import OperationFailed, UnsupportedConfig
-from pyvirt.qemu import affinity, balloon, firmware
+from pyvirt.qemu import affinity, balloon, firmware, graphics
 from pyvirt.qemu.command import RuntimeContext, build_argv
 from pyvirt.qemu.process import QemuProcess, RunRecord
 from pyvirt.revert import Revert
@@ -109,6 +109,11 @@ async def start_qemu(
             nvram_path=str(nvram) if nvram else None,
             pidfile=str(pidfile),
         )
+        for gfx in dom.devices.graphics[:1]:
+            if gfx.listen_socket and not gfx.socket:
+                gfx.socket = ctx.graphics_socket = str(channel_dir / f"{gfx.type}.sock")
+            if graphics.needs_port(gfx):
+                gfx.port = ctx.graphics_port = graphics.free_port(gfx.listen or "127.0.0.1")
 
         def argv_for_fd(fd: int) -> list[str]:
             ctx.monitor_fd = fd
@@ -159,7 +164,12 @@ async def _finish_start(
         else:
             console.source_path = ptys.get(f"charconsole{index}", console.source_path)
     proc.record.ptys = ptys
-    if dom.devices.graphics:
+    if dom.devices.graphics and dom.devices.graphics[0].type == "spice":
+        await graphics.configure_spice(proc.monitor, dom.devices.graphics[0])
+    elif dom.devices.graphics and dom.devices.graphics[0].listen_socket:
+        if dom.devices.graphics[0].passwd:
+            await proc.monitor.set_vnc_password(dom.devices.graphics[0].passwd)
+    elif dom.devices.graphics:
         gfx = dom.devices.graphics[0]
         vnc_port = await proc.monitor.vnc_port()
         gfx.port = vnc_port

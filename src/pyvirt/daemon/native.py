@@ -13,7 +13,7 @@ import shlex
 from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.daemon.domains import DomainRegistry
 from pyvirt.errors import InvalidArgument
-from pyvirt.qemu import firmware
+from pyvirt.qemu import firmware, graphics
 from pyvirt.qemu.command import RuntimeContext, build_argv
 
 FORMATS = ("qemu-argv",)
@@ -48,6 +48,10 @@ def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
         nvram_path=str(nvram) if nvram else None,
         pidfile=str(run / f"{dom.name}.pid"),
     )
+    for gfx in dom.devices.graphics[:1]:
+        ctx.graphics_socket = str(channels / f"{gfx.type}.sock")
+        if graphics.needs_port(gfx):
+            ctx.graphics_port = graphics.free_port(gfx.listen or "127.0.0.1")
     return build_argv(dom, ctx)
 
 

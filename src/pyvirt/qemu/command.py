@@ -19,6 +19,7 @@ from pyvirt.conf.domain import (
     ControllerConfig,
     DiskConfig,
     Domain,
+    GraphicsConfig,
     InterfaceConfig,
     PCIAddress,
 )
@@ -78,6 +79,8 @@ class RuntimeContext:
     disk_paths: dict[int, str] = field(default_factory=dict)  # disk index → resolved path (volumes)
     nvram_path: str | None = None
     pidfile: str | None = None
+    graphics_port: int | None = None  # the free port start chose for an autoport SPICE display
+    graphics_socket: str | None = None  # the socket path start chose for <listen type='socket'/>
 
 
 def is_q35(dom: Domain) -> bool:
@@ -685,8 +688,20 @@ class _Builder:
         if len(graphics) > 1:
             raise UnsupportedConfig("unsupported configuration: only one graphics device is supported")
         gfx = graphics[0]
+        if gfx.type == "spice":
+            self.spice(gfx)
+            return
         if gfx.type != "vnc":
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}'")
+        if gfx.listen_socket:
+            spec = f"unix:{self._graphics_socket(gfx)}"
+            spec += ",password=on" if gfx.passwd else ""
+            if self.dom.devices.audios:
+                spec += f",audiodev=audio{self.dom.devices.audios[0].id}"
+            self.add("-vnc", spec)
+            if not self.dom.devices.videos:
+                self.add("-device", "VGA,id=video0")
+            return
         listen = gfx.listen or "127.0.0.1"
         host = f"[{listen}]" if ":" in listen else listen
         if gfx.autoport or gfx.port in (None, -1):
@@ -703,6 +718,44 @@ class _Builder:
         self.add("-vnc", spec)
         if not self.dom.devices.videos:
             self.add("-device", "VGA,id=video0")
+
+    def _graphics_socket(self, gfx: GraphicsConfig) -> str:
+        path = gfx.socket or self.ctx.graphics_socket
+        if not path:
+            raise UnsupportedConfig(
+                "unsupported configuration: graphics listen type 'socket' has no socket path"
+            )
+        return path
+
+    def spice(self, gfx: GraphicsConfig) -> None:
+        opts: dict[str, str | int | None] = {}
+        if gfx.listen_socket:
+            opts["unix"] = "on"
+            opts["addr"] = self._graphics_socket(gfx)
+        else:
+            port = self.ctx.graphics_port if gfx.autoport or gfx.port in (None, -1) else gfx.port
+            if port is None:
+                raise UnsupportedConfig("unsupported configuration: no port was chosen for the SPICE display")
+            opts["port"] = port
+            opts["addr"] = gfx.listen or "127.0.0.1"
+        if not gfx.passwd:
+            opts["disable-ticketing"] = "on"  # with a password, ticketing is on and it is set over QMP
+        settings = gfx.spice
+        opts["image-compression"] = settings.get(("image", "compression"))
+        opts["jpeg-wan-compression"] = settings.get(("jpeg", "compression"))
+        opts["zlib-glz-wan-compression"] = settings.get(("zlib", "compression"))
+        opts["playback-compression"] = settings.get(("playback", "compression"))
+        opts["streaming-video"] = settings.get(("streaming", "mode"))
+        mouse = settings.get(("mouse", "mode"))
+        opts["agent-mouse"] = None if mouse is None else ("on" if mouse == "client" else "off")
+        if settings.get(("clipboard", "copypaste")) == "no":
+            opts["disable-copy-paste"] = "on"
+        if settings.get(("filetransfer", "enable")) == "no":
+            opts["disable-agent-file-xfer"] = "on"
+        opts["seamless-migration"] = "on"
+        self.add("-spice", _opts("", **opts))
+        if not self.dom.devices.videos:
+            self.add("-device", "qxl-vga,id=video0")
 
     def audio(self) -> None:
         for audio in self.dom.devices.audios:

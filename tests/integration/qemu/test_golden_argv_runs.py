@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pyvirt.qemu.graphics import free_port
 from tests.unit.qemu.test_command import CASES, argv_for
 
 NEEDS_KERNEL = {"domain/test-guest", "qemu/guest-direct-kernel"}  # boot files of a guest not built here
@@ -26,7 +27,7 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
     out: list[str] = []
     args = iter(argv)
     for arg in args:
-        if arg in ("-pidfile", "-accel", "-cpu", "-netdev", "-vnc"):
+        if arg in ("-pidfile", "-accel", "-cpu", "-netdev", "-vnc", "-spice"):
             value = next(args)
             if arg == "-accel":
                 out += ["-accel", "tcg"]
@@ -34,6 +35,8 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
                 out += ["-cpu", re.sub(r"^host", "max", value).replace(",migratable=on", "")]
             elif arg == "-netdev":
                 out += ["-netdev", "user," + value.rsplit(",", 1)[-1] if value.startswith("tap") else value]
+            elif arg == "-spice":  # a port free on this machine (other guests may hold 5900)
+                out += ["-spice", re.sub(r"^port=\d+", f"port={free_port('127.0.0.1')}", value)]
             elif arg == "-vnc":
                 out += [
                     "-vnc",
@@ -42,7 +45,9 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
             continue
         out.append(arg)
     text = "\0".join(out)
-    files = set(re.findall(r'"filename":"([^"]+)"', text)) | set(re.findall(r"path=([^,\0]+)", text))
+    files = set(re.findall(r'"filename":"([^"]+)"', text)) | set(
+        re.findall(r"(?:path|addr)=(/[^,\0]+)", text)
+    )
     for index, path in enumerate(sorted(files)):
         if path.startswith(("/usr/share/OVMF/", "/dev/urandom", "/dev/random")):
             continue

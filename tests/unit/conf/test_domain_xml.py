@@ -193,7 +193,7 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
     ("snippet", "message"),
     [
         ("<hostdev mode='subsystem' type='pci'/>", "element 'devices/hostdev' is not supported"),
-        ("<graphics type='spice'/>", "attribute 'type' = 'spice' of 'devices/graphics' is not supported"),
+        ("<graphics type='rdp'/>", "attribute 'type' = 'rdp' of 'devices/graphics' is not supported"),
         ("<video><model type='ramfb'/></video>", "attribute 'type' = 'ramfb' of 'devices/video/model'"),
         (
             "<channel type='spicevmc'><target type='virtio'/></channel>",

@@ -638,3 +638,47 @@ def test_qxl_round_trips() -> None:
     )
     out = format_domain(load_domain_xml(with_devices(f"<video>{model}</video>")))
     assert model in out
+
+
+@pytest.mark.parametrize(
+    ("graphics", "error", "message"),
+    [
+        ("<graphics type='spice' tlsPort='5901'/>", UnsupportedConfig, "SPICE over TLS is not supported"),
+        (
+            "<graphics type='vnc'><image compression='off'/></graphics>",
+            UnsupportedConfig,
+            "element 'devices/graphics/image' is not supported",
+        ),
+        ("<graphics type='spice'><listen type='socket' socket='rel.sock'/></graphics>", XMLError, "absolute"),
+        (
+            "<graphics type='spice'><image compression='zip'/></graphics>",
+            UnsupportedConfig,
+            "'compression' = 'zip'",
+        ),
+        ("<graphics type='spice'><gl enable='yes'/></graphics>", UnsupportedConfig, "'enable' = 'yes'"),
+        (
+            "<graphics type='spice'><channel name='main' mode='secure'/></graphics>",
+            UnsupportedConfig,
+            "channel",
+        ),
+        (
+            "<graphics type='spice' port='80' autoport='no'/>",
+            InvalidArgument,
+            "SPICE port 80 is out of range",
+        ),
+    ],
+)
+def test_spice_checks(graphics: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(with_devices(graphics))
+
+
+def test_spice_round_trips() -> None:
+    graphics = (
+        "<graphics type='spice' port='5930' autoport='no' listen='0.0.0.0'>"
+        "<listen type='address' address='0.0.0.0'/><image compression='auto_glz'/><mouse mode='server'/>"
+        "</graphics>"
+    )
+    out = format_domain(load_domain_xml(with_devices(graphics)))
+    assert "<graphics type='spice' port='5930' autoport='no' listen='0.0.0.0'>" in out
+    assert "<image compression='auto_glz'/>" in out and "<mouse mode='server'/>" in out

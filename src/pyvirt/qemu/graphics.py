@@ -1,0 +1,38 @@
+"""The run-time side of a SPICE display: the port an autoport display gets, its password over QMP.
+
+QEMU picks a VNC port itself (``to=99``) but needs a SPICE port given, so start chooses one as libvirt
+does: the first from 5900 that nothing listens on at the display's address. The password is set over
+QMP while the guest is paused (it never appears on the command line).
+"""
+
+from __future__ import annotations
+
+import socket
+
+from pyvirt.conf.domain import GraphicsConfig
+from pyvirt.errors import OperationFailed
+from pyvirt.qemu.monitor import Monitor
+
+FIRST_PORT, LAST_PORT = 5900, 65535
+
+
+def free_port(address: str, first: int = FIRST_PORT) -> int:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    for port in range(first, LAST_PORT + 1):
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, port))
+            except OSError:
+                continue
+            return port
+    raise OperationFailed(f"no free port for the SPICE display on {address} ({first}-{LAST_PORT})")
+
+
+def needs_port(gfx: GraphicsConfig) -> bool:
+    return gfx.type == "spice" and not gfx.listen_socket and (gfx.autoport or gfx.port in (None, -1))
+
+
+async def configure_spice(monitor: Monitor, gfx: GraphicsConfig) -> None:
+    if gfx.passwd:
+        await monitor.execute("set_password", {"protocol": "spice", "password": gfx.passwd})
