@@ -317,7 +317,7 @@ def cmd_info(argv: list[str]) -> int:
     from pyvirt.image.info import chain_list, image_info, info_human, info_json
 
     opts, args = _parse(argv, *_spec("info"))
-    fmt, output, chain = None, "human", False
+    fmt, output, chain, image_opts = None, "human", False, False
     for k, v in opts:
         if k == "-f":
             fmt = v
@@ -325,8 +325,13 @@ def cmd_info(argv: list[str]) -> int:
             output = _output_fmt(v)
         elif k == "--backing-chain":
             chain = True
+        elif k == "--image-opts":
+            image_opts = True
     if len(args) != 1:
         raise UsageError("Expecting one image file name")
+    if image_opts:  # info needs no key: an encrypt.key-secret is taken and not used
+        names, fmt, _key = _image_opts(args, {}, need_secrets=False)
+        args = names
     info = image_info(args[0], fmt=fmt, backing_chain=chain, allow_backing_outside=True)
     if output == "json":
         print(info_json(chain_list(info) if chain else info))
@@ -506,7 +511,9 @@ def _secrets(objects: list[str]) -> dict[str, bytes]:
     return out
 
 
-def _image_opts(specs: list[str], secrets: dict[str, bytes]) -> tuple[list[str], str | None, bytes | None]:
+def _image_opts(
+    specs: list[str], secrets: dict[str, bytes], *, need_secrets: bool = True
+) -> tuple[list[str], str | None, bytes | None]:
     """``--image-opts`` sources: their file names, one format and one passphrase for them all."""
     names: list[str] = []
     fmts: set[str | None] = set()
@@ -518,6 +525,8 @@ def _image_opts(specs: list[str], secrets: dict[str, bytes]) -> tuple[list[str],
             raise UsageError(f"Could not open '{spec}': A block device must be specified for \"file\"")
         fmts.add(kv.pop("driver", None))
         sid = kv.pop("encrypt.key-secret", None)
+        if not need_secrets:
+            sid = None
         if sid is not None and sid not in secrets:
             raise UsageError(f"No secret with id '{sid}'")
         keys.add(secrets[sid] if sid is not None else None)

@@ -52,6 +52,10 @@ def test_convert_with_the_secret_as_qemu_img(tmp_path: Path) -> None:
         assert i.encrypted
     with pytest.raises(ImageError, match="Invalid password"):
         open_image(str(img), readonly=False, passphrase=b"wrong horse")
+    # info takes the image as an option list too, and needs no key.
+    opts_spec = f"driver=qcow2,file.filename={img.name}"
+    r = pyvirt_img("info", "--image-opts", opts_spec, cwd=tmp_path)
+    assert r.stdout == qemu_img("info", "--image-opts", opts_spec, cwd=tmp_path).stdout, r.stderr
 
 
 WRONG_KEY = ["--object", "secret,id=s0,data=wrong", "--image-opts"]
