@@ -300,3 +300,18 @@ def test_bad_requests_name_the_field(daemon: Daemon) -> None:
             daemon, action.method, path + ("&" if "?" in path else "?") + "bogus_param=1", None
         )
         assert status == 400 and "'bogus_param'" in reply["error"]["message"], (action, reply)
+
+
+def test_missing_objects_get_declared_errors(daemon: Daemon) -> None:
+    """Every action on a domain, network, pool or volume that does not exist: an error the table
+    declares for it (so the OpenAPI document lists it)."""
+    from pyvirt.api.table import error_codes
+
+    for action in ACTIONS:
+        if not action.path_params or action.stream:
+            continue
+        path = action_path(action.name, {name: "nothing-here" for name in action.path_params}, None)
+        body = valid_value(resolve(action.request)) if action.request else None
+        status, reply = raw(daemon, action.method, path, body)
+        assert status >= 400, (action, reply)
+        assert reply["error"]["code"] in error_codes(action), (action, reply)
