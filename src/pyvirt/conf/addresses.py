@@ -96,6 +96,7 @@ _ADDRESS_TYPES = {
     "video": ("pci",),
     "rng": ("pci",),
     "memballoon": ("pci",),
+    "sound": ("pci",),
     "serial": (),
     "console": ("virtio-serial",),
     "channel": ("virtio-serial",),
@@ -118,6 +119,7 @@ def placed_devices(dom: Domain) -> Iterator[Placed]:
         ("panic", list(devs.panics)),
         ("watchdog", list(devs.watchdogs)),
         ("memballoon", [devs.memballoon] if devs.memballoon is not None else []),
+        ("sound", list(devs.sounds)),
     ]
     for kind, items in groups:
         for index, item in enumerate(items):

@@ -222,7 +222,18 @@ class AudioConfig:
     """``<audio id='1' type='none'/>``, which libvirt >= 7.2 writes into every x86 guest's config."""
 
     id: int = 1
-    type: str = "none"
+    type: str = "none"  # none | spice (the sound goes to the SPICE client)
+
+
+@dataclass
+class SoundConfig:
+    """``<sound model='ich9'>``: an emulated sound card, its HDA codecs, and the ``<audio>`` it plays to."""
+
+    model: str = "ich9"  # ich9 | ich6 | ac97
+    codecs: list[str] = field(default_factory=list)  # HDA codecs: duplex | micro | output
+    audio_id: int | None = None  # <audio id='N'/> inside <sound>
+    address: PCIAddress | None = None
+    alias: str | None = None
 
 
 @dataclass
@@ -251,6 +262,7 @@ class Devices:
     rngs: list[RNGConfig] = field(default_factory=list)
     panics: list[PanicConfig] = field(default_factory=list)
     audios: list[AudioConfig] = field(default_factory=list)
+    sounds: list[SoundConfig] = field(default_factory=list)
     watchdogs: list[WatchdogConfig] = field(default_factory=list)
 
 

@@ -39,6 +39,7 @@ from pyvirt.conf.domain import (
     PanicConfig,
     PCIAddress,
     RNGConfig,
+    SoundConfig,
     Timer,
     VideoConfig,
     WatchdogConfig,
@@ -128,6 +129,9 @@ SPICE_SETTINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("filetransfer", "enable", ("yes", "no")),
     ("gl", "enable", ("no",)),
 )
+AUDIO_TYPES = ("none", "spice")
+SOUND_MODELS = ("ich9", "ich6", "ac97")
+SOUND_CODECS = ("duplex", "micro", "output")
 AUTO_TAP_PREFIXES = ("vnet", "macvtap", "macvlan")
 
 
@@ -466,9 +470,11 @@ class _Parser:
                 devs.panics.append(panic)
             elif tag == "audio":
                 audio = AudioConfig(id=node.integer("id", minimum=1) or 1)
-                audio.type = node.choice("type", ("none",), required=True) or "none"
+                audio.type = node.choice("type", AUDIO_TYPES, required=True) or "none"
                 node.done()
                 devs.audios.append(audio)
+            elif tag == "sound":
+                devs.sounds.append(self.sound(node))
             elif tag == "watchdog":
                 devs.watchdogs.append(self.watchdog(node))
             else:
@@ -679,6 +685,19 @@ class _Parser:
         video.address = self.address(e)
         e.done()
         return video
+
+    def sound(self, e: Elem) -> SoundConfig:
+        sound = SoundConfig(model=e.choice("model", SOUND_MODELS, required=True) or "ich9")
+        for node in e.children("codec"):
+            sound.codecs.append(node.choice("type", SOUND_CODECS, required=True) or "duplex")
+            node.done()
+        if (target := e.child("audio")) is not None:
+            sound.audio_id = target.integer("id", minimum=1)
+            target.done()
+        sound.alias = self.alias(e)
+        sound.address = self.address(e)
+        e.done()
+        return sound
 
     def input(self, e: Elem) -> InputConfig:
         kind = e.choice("type", INPUT_TYPES, required=True) or "mouse"
@@ -935,6 +954,13 @@ def _graphics(gfx: GraphicsConfig, live: bool, secure: bool) -> XNode:
     return node
 
 
+def _sound(sound: SoundConfig, live: bool) -> XNode:
+    node = x("sound", {"model": sound.model})
+    node.add(*(x("codec", {"type": codec}) for codec in sound.codecs))
+    node.add(x("audio", {"id": sound.audio_id}) if sound.audio_id is not None else None)
+    return node.add(_alias(sound.alias, live), _address(sound.address))
+
+
 def _video(video: VideoConfig, live: bool) -> XNode:
     attrs = {
         "type": video.model,
@@ -959,6 +985,7 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         extra = (_alias(dev.alias, live), _address(dev.address))
         node.add(x("input", {"type": dev.type, "bus": dev.bus}).add(*extra))
     node.add(*(_graphics(gfx, live, secure) for gfx in devs.graphics))
+    node.add(*(_sound(sound, live) for sound in devs.sounds))
     node.add(*(x("audio", {"id": audio.id, "type": audio.type}) for audio in devs.audios))
     node.add(*(_video(video, live) for video in devs.videos))
     for dog in devs.watchdogs:

@@ -364,6 +364,28 @@ def _check_qxl(ram: int | None, vram: int | None, vgamem: int | None) -> None:
         raise InvalidArgument(f"qxl video ram {ram} KiB must be at least twice vgamem ({vgamem} KiB)")
 
 
+def _check_audio(dom: Domain) -> None:
+    devs = dom.devices
+    ids = [audio.id for audio in devs.audios]
+    for ident, count in Counter(ids).items():
+        if count > 1:
+            raise InvalidArgument(f"audio id '{ident}' is used by more than one <audio>")
+    for audio in devs.audios:
+        if audio.type == "spice" and not any(gfx.type == "spice" for gfx in devs.graphics):
+            raise UnsupportedConfig(
+                f"unsupported configuration: audio id '{audio.id}' of type 'spice' needs a SPICE display"
+            )
+    for index, sound in enumerate(devs.sounds):
+        if sound.audio_id is not None and sound.audio_id not in ids:
+            raise InvalidArgument(
+                f"sound #{index} plays to audio id '{sound.audio_id}', which is not defined"
+            )
+        if sound.codecs and sound.model == "ac97":
+            raise UnsupportedConfig("unsupported configuration: codecs are for HDA sound models (ich6, ich9)")
+        if sound.model == "ich9" and "q35" not in (dom.os.machine or ""):
+            raise UnsupportedConfig("unsupported configuration: sound model 'ich9' needs a q35 machine")
+
+
 def _check_boot(dom: Domain) -> None:
     if "fd" in dom.os.boot and not any(disk.device == "floppy" for disk in dom.devices.disks):
         raise InvalidArgument("os/boot dev='fd' names no device: the domain has no floppy disk")
@@ -418,6 +440,7 @@ def validate_domain(dom: Domain) -> None:
         )
     _check_vcpus(dom)
     _check_iothreads(dom)
+    _check_audio(dom)
     if dom.os.loader is not None and not dom.os.loader.path and dom.os.firmware is None:
         raise InvalidArgument("os/loader needs a path unless os firmware='efi' selects one")
     if dom.metadata:

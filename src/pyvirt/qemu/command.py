@@ -761,6 +761,30 @@ class _Builder:
         for audio in self.dom.devices.audios:
             self.add("-audiodev", f"{audio.type},id=audio{audio.id}")
 
+    def sounds(self) -> None:
+        audios = self.dom.devices.audios
+        for index, sound in enumerate(self.dom.devices.sounds):
+            sound_id = sound.alias or f"sound{index}"
+            audio_id = sound.audio_id if sound.audio_id is not None else (audios[0].id if audios else None)
+            audiodev = None if audio_id is None else f"audio{audio_id}"
+            place = _pci_placement(sound.address, self.q35)
+            if sound.model == "ac97":
+                self.add(*_device("AC97", place, id=sound_id, audiodev=audiodev))
+                continue
+            driver = "ich9-intel-hda" if sound.model == "ich9" else "intel-hda"
+            self.add(*_device(driver, place, id=sound_id))
+            for cad, codec in enumerate(sound.codecs or ["duplex"]):
+                self.add(
+                    *_device(
+                        f"hda-{codec}",
+                        {},
+                        id=f"{sound_id}-codec{cad}",
+                        bus=f"{sound_id}.0",
+                        cad=cad,
+                        audiodev=audiodev,
+                    )
+                )
+
     def inputs(self) -> None:
         for index, inp in enumerate(self.dom.devices.inputs):
             if inp.bus == "ps2":
@@ -828,6 +852,7 @@ class _Builder:
 
     def misc_devices(self) -> None:
         dev = self.dom.devices
+        self.sounds()
         self.videos()
         self.watchdogs()
         if dev.memballoon is not None and dev.memballoon.model == "virtio":

@@ -25,7 +25,7 @@ def define(daemon: Daemon, tmp_path: Path, name: str, graphics: str) -> None:
 def test_spice_autoport_with_password_and_qxl(daemon: Daemon, tmp_path: Path) -> None:
     graphics = (
         "<graphics type='spice' autoport='yes' passwd='s3cret'><listen type='address' address='127.0.0.1'/>"
-        "<image compression='off'/></graphics>"
+        "<image compression='off'/></graphics><sound model='ich6'/><audio id='1' type='spice'/>"
     )
     define(daemon, tmp_path, "sp1", graphics)
     assert "port='-1' autoport='yes'" in daemon.cli("dumpxml", "sp1").ok().out
@@ -41,10 +41,11 @@ def test_spice_autoport_with_password_and_qxl(daemon: Daemon, tmp_path: Path) ->
     spice = cmdline[cmdline.index(b"-spice") + 1].decode()
     assert spice.startswith(f"port={port},addr=127.0.0.1,image-compression=off"), spice
     assert "s3cret" not in b" ".join(cmdline).decode() and "disable-ticketing" not in spice
+    assert cmdline[cmdline.index(b"-audiodev") + 1] == b"spice,id=audio1"
     console = Console(daemon, "sp1")
     console.expect("pyvirt-guest: ready")
     out = console.run("for d in /sys/bus/pci/devices/*; do echo $(cat $d/vendor $d/device); done")
-    assert "0x1b36 0x0100" in out, out  # the qxl VGA
+    assert "0x1b36 0x0100" in out and "0x8086 0x2668" in out, out  # the qxl VGA, the ICH6 HDA
     console.close()
     daemon.cli("destroy", "sp1").ok()
 

@@ -1,4 +1,5 @@
-"""Video models libvirt writes, seen by a real guest under TCG: qxl as the primary VGA device."""
+"""Video models libvirt writes, seen by a real guest under TCG: qxl as the primary VGA device (and an AC97
+sound card beside it)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ def test_qxl_primary_and_secondary_reach_the_guest(daemon: Daemon, tmp_path: Pat
     video = (
         "<video><model type='qxl' ram='65536' vram='32768' vgamem='16384' heads='1' primary='yes'/></video>"
         "<video><model type='qxl' ram='32768' vram='16384' vgamem='8192' heads='2'/></video>"
+        "<sound model='ac97'/><audio id='1' type='none'/>"
     )
     path = tmp_path / "qxl1.xml"
     path.write_text(domain_xml("qxl1", vnc=True, extra_devices=video))
@@ -28,5 +30,7 @@ def test_qxl_primary_and_secondary_reach_the_guest(daemon: Daemon, tmp_path: Pat
         "for d in /sys/bus/pci/devices/*; do echo $(cat $d/vendor $d/device $d/class); done | grep 0x0100"
     )
     assert "0x1b36 0x0100 0x030000" in out and "0x1b36 0x0100 0x038000" in out, out
+    out = console.run("for d in /sys/bus/pci/devices/*; do echo $(cat $d/vendor $d/device); done")
+    assert "0x8086 0x2415" in out, out  # the AC97 sound card
     console.close()
     daemon.cli("destroy", "qxl1").ok()

@@ -204,7 +204,7 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
         ("<disk device='lun'/>", "attribute 'device' = 'lun' of 'devices/disk'"),
         ("<interface type='direct'/>", "attribute 'type' = 'direct' of 'devices/interface'"),
         ("<controller type='usb' model='nec-xhci'/>", "attribute 'model' = 'nec-xhci'"),
-        ("<sound model='ich9'/>", "element 'devices/sound' is not supported"),
+        ("<smartcard mode='passthrough' type='spicevmc'/>", "element 'devices/smartcard' is not supported"),
         ("<audio id='1' type='pulseaudio'/>", "attribute 'type' = 'pulseaudio' of 'devices/audio'"),
         ("<rng model='virtio'><backend model='egd' type='tcp'/></rng>", "attribute 'model' = 'egd'"),
         ("<rng model='virtio'><backend model='random'>/etc/passwd</backend></rng>", "value '/etc/passwd'"),

@@ -682,3 +682,39 @@ def test_spice_round_trips() -> None:
     out = format_domain(load_domain_xml(with_devices(graphics)))
     assert "<graphics type='spice' port='5930' autoport='no' listen='0.0.0.0'>" in out
     assert "<image compression='auto_glz'/>" in out and "<mouse mode='server'/>" in out
+
+
+@pytest.mark.parametrize(
+    ("devices", "error", "message"),
+    [
+        ("<audio id='1' type='spice'/>", UnsupportedConfig, "of type 'spice' needs a SPICE display"),
+        (
+            "<audio id='1' type='none'/><audio id='1' type='none'/>",
+            InvalidArgument,
+            "audio id '1' is used by more",
+        ),
+        ("<audio id='1' type='alsa'/>", UnsupportedConfig, "'type' = 'alsa'"),
+        (
+            "<sound model='ac97'><audio id='2'/></sound><audio id='1' type='none'/>",
+            InvalidArgument,
+            "audio id '2'",
+        ),
+        ("<sound model='ac97'><codec type='micro'/></sound>", UnsupportedConfig, "codecs are for HDA"),
+        ("<sound model='ich9'/>", UnsupportedConfig, "sound model 'ich9' needs a q35 machine"),
+        ("<sound model='sb16'/>", UnsupportedConfig, "'model' = 'sb16'"),
+        (
+            "<sound model='ich6'><address type='usb' bus='0' port='1'/></sound>",
+            InvalidArgument,
+            "sound #0 cannot have an address of type 'usb'",
+        ),
+    ],
+)
+def test_audio_and_sound_checks(devices: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(with_devices(devices))
+
+
+def test_sound_round_trips() -> None:
+    sound = "<sound model='ich6'><codec type='duplex'/><codec type='output'/><audio id='1'/></sound>"
+    out = format_domain(load_domain_xml(with_devices(sound + "<audio id='1' type='none'/>")))
+    assert sound in re.sub(r">\s+<", "><", out)
