@@ -268,7 +268,8 @@ ACTIONS: tuple[Action, ...] = (
         "GET",
         "/v1/domains/{name}/console",
         "the serial console, both ways (force takes it over, history replays recent output; devname "
-        "names the device: serial0 or console0); never shared: a second session needs force",
+        "names a pty serial, console or channel by libvirt's names: serial0, serial1, channel0...); never "
+        "shared: a second session needs force",
         response=None,
         query={"force": "bool", "history": "bool", "devname": "str"},
         mutating=True,

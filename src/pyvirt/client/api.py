@@ -294,7 +294,7 @@ class Domain:
         """The serial console: binary messages both ways (``send`` keystrokes, ``receive`` output).
 
         ``force`` takes the console over from another client; ``history`` first sends the recent output;
-        ``devname`` names the device (libvirt's names: serial0, console0).
+        ``devname`` names the pty device (libvirt's names: serial0, console0, serial1, channel0...).
         """
         query = {"force": force, "history": history, "devname": devname}
         return self.conn.stream("domain.console", {"name": self.name}, query)

@@ -96,6 +96,8 @@ class DomainObject:
     autostart: bool = False
     proc: QemuProcess | None = None
     console: ConsoleRelay | None = None
+    # the other pty character devices a client opened by name (console --devname serial1, ...)
+    device_relays: dict[str, ConsoleRelay] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     fake_reboot: bool = False
     stop_reason: Shutoff | None = None  # why the next QEMU exit happens (shutdown, destroyed, crashed)
@@ -572,6 +574,9 @@ class DomainRegistry:
         reason = obj.stop_reason or Shutoff.CRASHED
         drop_relay(obj.console)
         obj.console = None
+        for relay in obj.device_relays.values():
+            drop_relay(relay)
+        obj.device_relays.clear()
         asyncio.get_running_loop().create_task(proc.monitor.close())
         if obj.live is not None:
             self._release_resources(obj.live, proc.record)
@@ -741,33 +746,45 @@ class DomainRegistry:
         return {"disks": disks, "interfaces": ifaces, "vnc": vnc}
 
     def console(self, key: str, devname: str | None = None) -> ConsoleRelay:
-        """The relay of the domain's console: its first serial port, which ``devname`` (libvirt's
-        device names: serial0, console0, channel0, ...) may name; other devices are refused."""
+        """The relay of the domain's console (its first serial port), or of the pty character device
+        ``devname`` names (libvirt's names: serial0, console0, serial1, channel0, ...)."""
         obj = self.lookup(key)
         if not obj.active:
             raise InvalidState("Requested operation is not valid: domain is not running")
-        if devname is not None:
-            devs = obj.current.devices
-            names = {
-                dev.alias or f"{dev.kind}{index}"
-                for group in (devs.serials, devs.consoles, devs.channels)
-                for index, dev in enumerate(group)
-            }
-            if devname not in names:
-                raise OperationFailed(f"operation failed: cannot find character device {devname}")
-            relayed = {
-                "serial0",
-                "console0",
-                *(d.alias for d in (devs.serials[:1] + devs.consoles[:1]) if d.alias),
-            }
-            if devname not in relayed or not devs.serials:
-                raise OperationFailed(
-                    f"operation failed: character device {devname} cannot be opened: pyvirt "
-                    "relays only the first serial port (serial0, also named console0)"
-                )
+        devs = obj.current.devices
+        first = {"serial0", "console0", *(d.alias for d in (devs.serials[:1] + devs.consoles[:1]) if d.alias)}
+        if devname is not None and not (devname in first and devs.serials):
+            return self._device_relay(obj, devname)
         if obj.console is None:
             raise OperationFailed(f"operation failed: cannot find a serial console for domain '{obj.name}'")
         return obj.console
+
+    @staticmethod
+    def _device_relay(obj: DomainObject, devname: str) -> ConsoleRelay:
+        """The relay of the pty character device ``devname`` of running ``obj``, opened at first use."""
+        relay = obj.device_relays.get(devname)
+        if relay is not None:
+            return relay
+        devs = obj.current.devices
+        named = {
+            dev.alias or f"{dev.kind}{index}": dev
+            for group in (devs.serials, devs.consoles, devs.channels)
+            for index, dev in enumerate(group)
+        }
+        dev = named.get(devname)
+        if dev is None:
+            raise OperationFailed(f"operation failed: cannot find character device {devname}")
+        if dev.type != "pty" or not dev.source_path:
+            raise OperationFailed(f"operation failed: character device {devname} is not using a PTY")
+        relay = ConsoleRelay(obj.name, dev.source_path)
+        try:
+            relay.open()
+        except OSError as err:
+            raise OperationFailed(
+                f"operation failed: cannot open {dev.source_path} of {devname}: {err}"
+            ) from err
+        obj.device_relays[devname] = relay
+        return relay
 
     async def shutdown_all(self) -> None:
         """Daemon exit: detach from every QEMU (they keep running) and close monitors."""
@@ -775,5 +792,7 @@ class DomainRegistry:
             if obj.watcher is not None:
                 obj.watcher.cancel()
             drop_relay(obj.console)
+            for relay in obj.device_relays.values():
+                drop_relay(relay)
             if obj.proc is not None:
                 await obj.proc.monitor.close()
