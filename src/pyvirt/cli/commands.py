@@ -163,6 +163,19 @@ VERBS = (
         ),
     ),
     Command(
+        "domxml-from-native",
+        "domain",
+        "native",
+        "Convert native config to domain XML",
+        "Convert a native guest configuration (qemu-argv: a QEMU command line) to domain XML; what has no "
+        "domain XML is refused, naming it.",
+        (
+            ("format", "*string", "source config data format"),
+            ("config", "*file", "config data file to import from"),
+        ),
+        globals="l",
+    ),
+    Command(
         "domxml-to-native",
         "domain",
         "native",

@@ -1,0 +1,98 @@
+"""domxml-from-native qemu-argv: QEMU command lines to domain XML, and what has no XML refused by name."""
+
+from __future__ import annotations
+
+import collections
+import re
+import shlex
+
+import pytest
+
+from pyvirt.conf.domain_xml import load_domain_xml
+from pyvirt.conf.from_native import _IGNORED_DEVICES, domxml_from_native
+from pyvirt.errors import InvalidArgument, UnsupportedConfig
+from pyvirt.qemu.command import build_argv
+from tests.unit.qemu.test_command import argv_for, runtime_context
+
+HAND_WRITTEN = (
+    "LC_ALL=C PATH=/bin /usr/bin/qemu-system-x86_64 -name guest=fromargv -machine pc,accel=tcg -m 512 "
+    "-smp 2 -drive file=/srv/a.qcow2,if=virtio,format=qcow2 -cdrom /srv/b.iso -netdev user,id=n0 "
+    "-device e1000,netdev=n0,mac=52:54:00:12:34:56 -vnc 127.0.0.1:3 -boot order=dc -rtc base=localtime"
+)
+
+
+def test_a_hand_written_command_line() -> None:
+    dom = load_domain_xml(domxml_from_native("qemu-argv", HAND_WRITTEN))
+    assert (dom.name, dom.type, dom.memory_kib, dom.vcpus, dom.os.machine) == (
+        "fromargv",
+        "qemu",
+        524288,
+        2,
+        "pc",
+    )
+    assert [(d.target_dev, d.target_bus, d.device, d.source) for d in dom.devices.disks] == [
+        ("vda", "virtio", "disk", "/srv/a.qcow2"),
+        ("hdc", "ide", "cdrom", "/srv/b.iso"),
+    ]
+    nic = dom.devices.interfaces[0]
+    assert (nic.type, nic.model, nic.mac) == ("user", "e1000", "52:54:00:12:34:56")
+    assert (dom.devices.graphics[0].port, dom.devices.graphics[0].autoport) == (5903, False)
+    assert dom.os.boot == ["cdrom", "hd"] and dom.clock is not None and dom.clock.offset == "localtime"
+
+
+def _devices(argv: list[str]) -> collections.Counter[str]:
+    """The -device drivers but the controllers from_native leaves to defaults and addresses."""
+    drivers = (argv[i + 1].split(",")[0] for i, a in enumerate(argv[:-1]) if a == "-device")
+    return collections.Counter(d for d in drivers if d not in _IGNORED_DEVICES)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "domain/minimal",
+        "domain/libvirt-pc-ide-floppy",
+        "domain/libvirt-spice-qxl",
+        "domain/libvirt-iothreads",
+    ],
+)
+def test_pyvirts_own_command_lines_come_back_to_the_same_devices(name: str) -> None:
+    argv = argv_for(name)
+    dom = load_domain_xml(domxml_from_native("qemu-argv", shlex.join(argv)))
+    again = build_argv(dom, runtime_context(dom))
+    assert _devices(again) == _devices(argv)
+    for flag in ("-smp", "-m", "-cpu", "-spice", "-audiodev"):
+        assert [a for i, a in enumerate(again[1:]) if again[i] == flag] == [
+            a for i, a in enumerate(argv[1:]) if argv[i] == flag
+        ], flag
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "message"),
+    [
+        ("/usr/bin/qemu-system-x86_64 -foo bar", UnsupportedConfig, "QEMU option '-foo' has no domain XML"),
+        (
+            "/usr/bin/qemu-system-x86_64 -device ivshmem-plain,id=x",
+            UnsupportedConfig,
+            "QEMU device 'ivshmem-plain'",
+        ),
+        ("/usr/bin/qemu-system-x86_64 -display gtk", UnsupportedConfig, "-display 'gtk'"),
+        ("/usr/bin/qemu-system-x86_64 -serial stdio", UnsupportedConfig, "-serial 'stdio' (only pty)"),
+        ("/usr/bin/qemu-system-x86_64 -global foo.bar=1", UnsupportedConfig, "-global 'foo.bar=1'"),
+        ("/usr/bin/qemu-system-x86_64 -cpu qemu64,model-id=x", UnsupportedConfig, "-cpu flag 'model-id=x'"),
+        ("/usr/bin/qemu-system-x86_64 -m", InvalidArgument, "option '-m' needs a value"),
+        ("LC_ALL=C", InvalidArgument, "no QEMU command line"),
+    ],
+)
+def test_what_has_no_xml_is_refused_by_name(text: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        domxml_from_native("qemu-argv", text)
+
+
+def test_only_qemu_argv() -> None:
+    with pytest.raises(InvalidArgument, match="unsupported config type xen-xm"):
+        domxml_from_native("xen-xm", HAND_WRITTEN)
+
+
+def test_a_vnc_password_cannot_come_from_the_command_line() -> None:
+    with pytest.raises(UnsupportedConfig, match="-vnc option 'password=on'"):
+        domxml_from_native("qemu-argv", "/usr/bin/qemu-system-x86_64 -vnc 127.0.0.1:0,password=on")
