@@ -55,6 +55,15 @@ class CPUFeature:
 
 
 @dataclass
+class NUMACell:
+    """``<cpu><numa><cell id cpus memory/>``: a guest NUMA node with its vCPUs and memory (KiB)."""
+
+    id: int
+    cpus: str  # a CPU set, as written
+    memory_kib: int
+
+
+@dataclass
 class CPUConfig:
     mode: str = "custom"  # host-passthrough | host-model | custom | maximum
     match: str | None = None
@@ -68,6 +77,7 @@ class CPUConfig:
     cores: int | None = None
     threads: int | None = None
     features: list[CPUFeature] = field(default_factory=list)
+    numa: list[NUMACell] = field(default_factory=list)
 
 
 @dataclass

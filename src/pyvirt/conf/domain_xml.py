@@ -35,6 +35,7 @@ from pyvirt.conf.domain import (
     InterfaceConfig,
     Loader,
     MemballoonConfig,
+    NUMACell,
     OSConfig,
     PanicConfig,
     PCIAddress,
@@ -389,6 +390,17 @@ class _Parser:
             policy = node.choice("policy", CPU_FEATURE_POLICIES) or "require"
             cpu.features.append(CPUFeature(name=node.require("name"), policy=policy))
             node.done()
+        if (numa := e.child("numa")) is not None:
+            for cell in numa.children("cell"):
+                ident = cell.integer("id", minimum=0)
+                cpus = cell.require("cpus")
+                parse_cpuset(cpus, f"attribute 'cpus' of '{cell.path}'")
+                memory = parse_size_kib(cell.require("memory"), cell.attr("unit"), element="cpu/numa/cell")
+                cpu.numa.append(
+                    NUMACell(id=len(cpu.numa) if ident is None else ident, cpus=cpus, memory_kib=memory)
+                )
+                cell.done()
+            numa.done()
         e.done()
         return cpu
 
@@ -851,6 +863,11 @@ def _cpu(cpu: CPUConfig) -> XNode:
     if any(value is not None for value in topology.values()):
         node.add(x("topology", topology))
     node.add(*(x("feature", {"policy": f.policy, "name": f.name}) for f in cpu.features))
+    if cpu.numa:
+        cells = (
+            x("cell", {"id": c.id, "cpus": c.cpus, "memory": c.memory_kib, "unit": "KiB"}) for c in cpu.numa
+        )
+        node.add(x("numa").add(*cells))
     return node
 
 

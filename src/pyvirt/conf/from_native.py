@@ -29,6 +29,7 @@ from pyvirt.conf.domain import (
     InterfaceConfig,
     Loader,
     MemballoonConfig,
+    NUMACell,
     RNGConfig,
     SoundConfig,
     Timer,
@@ -119,6 +120,8 @@ class _Converter:
         self.named = False
         self.boot_order = ""
         self.floppy_boot: dict[int, int] = {}
+        self.backends: dict[str, int] = {}  # memory-backend id → KiB
+        self.rng_backends: dict[str, str] = {}  # rng-random id → file
         self.secure = False
 
     def value(self, index: int, flag: str) -> str:
@@ -291,9 +294,30 @@ class _Converter:
             ident = opts.get("id", "audio1").removeprefix("audio")
             dom.devices.audios.append(AudioConfig(id=int(ident) if ident.isdigit() else 1, type=head))
         elif flag == "-object":
-            head, _opts = _kv(value)
-            if head not in ("iothread", "rng-random", "secret"):
-                raise UnsupportedConfig(f"unsupported configuration: -object '{head}'")
+            head, opts = _kv(value)
+            ident = opts.get("id", "")
+            if head == "iothread" and ident.startswith("iothread") and ident[8:].isdigit():
+                dom.iothread_ids.append(int(ident[8:]))
+                dom.iothreads = len(dom.iothread_ids)
+            elif head == "memory-backend-ram" and "size" in opts:
+                self.backends[ident] = int(opts["size"]) // 1024
+            elif head == "rng-random":
+                self.rng_backends[ident] = opts.get("filename", "/dev/urandom")
+            else:
+                raise UnsupportedConfig(f"unsupported configuration: -object '{head}' has no domain XML here")
+        elif flag == "-numa":
+            _head, opts = _kv(value)
+            cpus = [part[5:] for part in value.split(",") if part.startswith("cpus=")]
+            memdev = opts.get("memdev", "")
+            if memdev not in self.backends or not cpus:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: -numa '{value}' (cpus= and memdev= needed)"
+                )
+            dom.cpu = dom.cpu or CPUConfig()
+            cell = NUMACell(
+                id=int(opts.get("nodeid", "0")), cpus=",".join(cpus), memory_kib=self.backends[memdev]
+            )
+            dom.cpu.numa.append(cell)
         else:
             raise UnsupportedConfig(f"unsupported configuration: QEMU option '{flag}' has no domain XML here")
 
@@ -368,6 +392,8 @@ class _Converter:
             self.add_disk(storage.get("filename"), bus, device, fmt, None)
             if "bootindex" in opts:
                 devs.disks[-1].boot_order = int(opts["bootindex"])
+            if opts.get("iothread", "").startswith("iothread"):
+                devs.disks[-1].iothread = int(opts["iothread"][8:])
         elif driver in _NIC_DRIVERS:
             kind, netdev = self.netdevs.get(opts.get("netdev", ""), ("", {}))
             if kind == "tap" and "br" not in netdev:
@@ -399,7 +425,7 @@ class _Converter:
         elif driver == "virtio-balloon-pci":
             devs.memballoon = MemballoonConfig(model="virtio")
         elif driver == "virtio-rng-pci":
-            devs.rngs.append(RNGConfig())
+            devs.rngs.append(RNGConfig(backend=self.rng_backends.get(opts.get("rng", ""), "/dev/urandom")))
         elif driver not in _IGNORED_DEVICES:
             raise UnsupportedConfig(
                 f"unsupported configuration: QEMU device '{driver}' has no domain XML here"

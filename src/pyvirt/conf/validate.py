@@ -102,6 +102,29 @@ def _check_iothreads(dom: Domain) -> None:
             )
 
 
+def _check_numa(dom: Domain) -> None:
+    cells = dom.cpu.numa if dom.cpu is not None else []
+    if not cells:
+        return
+    if sorted(cell.id for cell in cells) != list(range(len(cells))):
+        raise InvalidArgument("NUMA cell ids must be 0, 1, ... in any order, each once")
+    seen: set[int] = set()
+    for cell in cells:
+        cpus = parse_cpuset(cell.cpus, f"cpu/numa/cell id='{cell.id}'")
+        if max(cpus) >= dom.vcpus:
+            raise InvalidArgument(
+                f"NUMA cell {cell.id} has vCPU {max(cpus)}, beyond the domain's {dom.vcpus}"
+            )
+        if cpus & seen:
+            raise InvalidArgument(f"NUMA cell {cell.id} shares vCPUs {sorted(cpus & seen)} with another cell")
+        seen |= cpus
+    total = sum(cell.memory_kib for cell in cells)
+    if total != dom.memory_kib:
+        raise InvalidArgument(
+            f"NUMA cells have {total} KiB of memory in all, but <memory> is {dom.memory_kib} KiB"
+        )
+
+
 def _check_memory(dom: Domain) -> None:
     if not MIN_MEMORY_KIB <= dom.memory_kib <= MAX_KIB:
         raise InvalidArgument(f"memory of {dom.memory_kib} KiB is out of range (1 MiB to 16 TiB)")
@@ -440,6 +463,7 @@ def validate_domain(dom: Domain) -> None:
         )
     _check_vcpus(dom)
     _check_iothreads(dom)
+    _check_numa(dom)
     _check_audio(dom)
     if dom.os.loader is not None and not dom.os.loader.path and dom.os.firmware is None:
         raise InvalidArgument("os/loader needs a path unless os firmware='efi' selects one")

@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 
 from pyvirt.conf.addresses import drive_address, number, parse_number
+from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.domain import (
     CharDevConfig,
     ControllerConfig,
@@ -143,6 +144,7 @@ class _Builder:
         self.cpu()
         self.add("-m", f"size={dom.memory_kib}k")
         self.smp()
+        self.numa()
         for ident in iothread_ids(dom):
             self.add(*_json_arg("-object", {"qom-type": "iothread", "id": f"iothread{ident}"}))
         self.add("-uuid", dom.uuid)
@@ -290,6 +292,18 @@ class _Builder:
                 threads=threads,
             ),
         )
+
+    def numa(self) -> None:
+        for cell in self.dom.cpu.numa if self.dom.cpu is not None else []:
+            backend = f"ram-node{cell.id}"
+            self.add(
+                *_json_arg(
+                    "-object",
+                    {"qom-type": "memory-backend-ram", "id": backend, "size": cell.memory_kib * 1024},
+                )
+            )
+            ranges = ",".join(f"cpus={r}" for r in _ranges(parse_cpuset(cell.cpus, "cpu/numa/cell")))
+            self.add("-numa", f"node,nodeid={cell.id},{ranges},memdev={backend}")
 
     def monitor(self) -> None:
         if self.ctx.monitor_fd is not None:
@@ -885,6 +899,17 @@ class _Builder:
             and self.dom.feature_attrs.get("vmcoreinfo", {}).get("state") != "off"
         ):
             self.add("-device", "vmcoreinfo")
+
+
+def _ranges(cpus: frozenset[int]) -> list[str]:
+    """{0, 1, 2, 5} → ["0-2", "5"] (QEMU's -numa cpus= takes one range each)."""
+    out: list[str] = []
+    for cpu in sorted(cpus):
+        if out and int(out[-1].split("-")[-1]) == cpu - 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{cpu}"
+        else:
+            out.append(str(cpu))
+    return out
 
 
 def _cache_mode(cache: str | None) -> tuple[bool, bool]:

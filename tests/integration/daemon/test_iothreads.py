@@ -1,8 +1,10 @@
-"""``<iothreads>`` and a disk's ``<driver iothread>``: a real guest whose root disk is served by an I/O
-thread (QEMU names it ``IO iothreadN`` with debug-threads=on), booted under TCG."""
+"""``<iothreads>`` and a disk's ``<driver iothread>``, with a NUMA topology: a real guest whose root disk is
+served by an I/O thread (QEMU names it ``IO iothreadN`` with debug-threads=on) and which sees two NUMA
+nodes, booted under TCG."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,12 @@ def thread_names(pid: int) -> list[str]:
 
 def test_disk_on_an_iothread_boots(daemon: Daemon, tmp_path: Path) -> None:
     disk = copy_disk(guest_artifacts(), tmp_path / "io1.qcow2")
-    text = domain_xml("io1", disk=disk)
+    text = domain_xml("io1", disk=disk, vcpus=2, memory_mib=256)
+    numa = (
+        "<cpu><numa><cell id='0' cpus='0' memory='128' unit='MiB'/>"
+        "<cell id='1' cpus='1' memory='128' unit='MiB'/></numa></cpu>"
+    )
+    text = text.replace("</os>", "</os>" + numa, 1)
     text = text.replace(
         "<os>", "<iothreads>2</iothreads><iothreadids><iothread id='7'/></iothreadids><os>", 1
     )
@@ -38,5 +45,7 @@ def test_disk_on_an_iothread_boots(daemon: Daemon, tmp_path: Path) -> None:
     console = Console(daemon, "io1")
     console.expect("pyvirt-guest: ready")
     assert "/dev/vda" in console.run("grep ' / ' /proc/mounts")
+    nodes = console.run("ls -d /sys/devices/system/node/node*; cat /sys/devices/system/node/node1/cpulist")
+    assert "node0" in nodes and "node1" in nodes and re.search(r"^1\s*$", nodes, re.M), nodes
     console.close()
     daemon.cli("destroy", "io1").ok()

@@ -60,7 +60,7 @@ def test_pyvirts_own_command_lines_come_back_to_the_same_devices(name: str) -> N
     dom = load_domain_xml(domxml_from_native("qemu-argv", shlex.join(argv)))
     again = build_argv(dom, runtime_context(dom))
     assert _devices(again) == _devices(argv)
-    for flag in ("-smp", "-m", "-cpu", "-spice", "-audiodev"):
+    for flag in ("-smp", "-m", "-cpu", "-spice", "-audiodev", "-object", "-numa"):
         assert [a for i, a in enumerate(again[1:]) if again[i] == flag] == [
             a for i, a in enumerate(argv[1:]) if argv[i] == flag
         ], flag

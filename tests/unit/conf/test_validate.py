@@ -718,3 +718,37 @@ def test_sound_round_trips() -> None:
     sound = "<sound model='ich6'><codec type='duplex'/><codec type='output'/><audio id='1'/></sound>"
     out = format_domain(load_domain_xml(with_devices(sound + "<audio id='1' type='none'/>")))
     assert sound in re.sub(r">\s+<", "><", out)
+
+
+CELL = "<cell id='{0}' cpus='{1}' memory='{2}' unit='MiB'/>"
+
+
+@pytest.mark.parametrize(
+    ("cells", "error", "message"),
+    [
+        (CELL.format(0, "0", 256) + CELL.format(1, "1", 256), InvalidArgument, "1048576 KiB"),
+        (CELL.format(0, "0-1", 512) + CELL.format(1, "1", 512), InvalidArgument, "cell 1 shares vCPUs [1]"),
+        (CELL.format(0, "0", 512) + CELL.format(2, "1", 512), InvalidArgument, "cell ids must be 0, 1"),
+        (CELL.format(0, "0-2", 1024), InvalidArgument, "NUMA cell 0 has vCPU 2, beyond the domain's 2"),
+        (
+            "<cell id='0' cpus='0-1' memory='1024' unit='MiB' memAccess='shared'/>",
+            UnsupportedConfig,
+            "memAccess",
+        ),
+        ("<cell id='0' cpus='x' memory='1024' unit='MiB'/>", XMLError, "attribute 'cpus' of 'cpu/numa/cell'"),
+    ],
+)
+def test_numa_checks(cells: str, error: type[Exception], message: str) -> None:
+    text = with_vcpu("<vcpu>2</vcpu>").replace("</os>", f"</os><cpu><numa>{cells}</numa></cpu>", 1)
+    text = re.sub(r"<memory unit='MiB'>\d+</memory>", "<memory unit='MiB'>1024</memory>", text)
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(text)
+
+
+def test_numa_round_trips() -> None:
+    text = with_vcpu("<vcpu>2</vcpu>").replace(
+        "</os>", "</os><cpu><numa>" + CELL.format(0, "0", 512) + CELL.format(1, "1", 512) + "</numa></cpu>", 1
+    )
+    text = re.sub(r"<memory unit='MiB'>\d+</memory>", "<memory unit='MiB'>1024</memory>", text)
+    out = format_domain(load_domain_xml(text))
+    assert "<cell id='1' cpus='1' memory='524288' unit='KiB'/>" in out
