@@ -301,6 +301,8 @@ class _Converter:
                 dom.iothreads = len(dom.iothread_ids)
             elif head == "memory-backend-ram" and "size" in opts:
                 self.backends[ident] = int(opts["size"]) // 1024
+            elif head == "secret" and ident == "masterKey0":
+                pass  # libvirt's per-domain master key: how libvirt passes secrets, not guest configuration
             elif head == "rng-random":
                 self.rng_backends[ident] = opts.get("filename", "/dev/urandom")
             else:
@@ -446,7 +448,10 @@ def domxml_from_native(fmt: str, text: str) -> str:
     """The domain XML of a QEMU command line (``fmt``: ``qemu-argv``); checked as define would."""
     if fmt != "qemu-argv":
         raise InvalidArgument(f"unsupported config type {fmt} (supported: qemu-argv)")
-    dom = _Converter(argv_from_text(text)).run()
+    try:
+        dom = _Converter(argv_from_text(text)).run()
+    except ValueError as err:  # a number that is not one, JSON that is not JSON, unbalanced quotes
+        raise InvalidArgument(f"cannot read the QEMU command line: {err}") from err
     if dom.devices.memballoon is None:
         dom.devices.memballoon = MemballoonConfig(model="none")
     xml = format_domain(dom)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import re
 import shlex
 
@@ -96,3 +97,20 @@ def test_only_qemu_argv() -> None:
 def test_a_vnc_password_cannot_come_from_the_command_line() -> None:
     with pytest.raises(UnsupportedConfig, match="-vnc option 'password=on'"):
         domxml_from_native("qemu-argv", "/usr/bin/qemu-system-x86_64 -vnc 127.0.0.1:0,password=on")
+
+
+VALUES = ["", "-1", "abc", "{", "a=b,c"]
+
+
+def test_mutated_command_lines_are_read_or_refused_never_crash() -> None:
+    from tests.unit.qemu.test_command import CASES
+
+    seen = 0
+    for name in CASES:
+        argv = argv_for(name)
+        for i in range(1 + len(name) % 2, len(argv), 2):  # half the positions, a different half per case
+            for mutant in ([*argv[:i], *argv[i + 1 :]], *([*argv[:i], v, *argv[i + 1 :]] for v in VALUES)):
+                with contextlib.suppress(InvalidArgument, UnsupportedConfig):  # anything else fails the test
+                    domxml_from_native("qemu-argv", shlex.join(mutant))
+                seen += 1
+    assert seen > 500
