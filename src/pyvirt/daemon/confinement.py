@@ -1,5 +1,7 @@
 """The daemon's side of confining QEMU: which identity and cgroup a domain's QEMU gets, which files are
-handed to it (:mod:`pyvirt.qemu.ownership`) and given back when it stops, across daemon restarts.
+handed to it (:mod:`pyvirt.qemu.ownership`) and given back when it stops, across daemon restarts, and
+which files alone it may open (:mod:`pyvirt.qemu.landlock`: every QEMU runs as the same user, so the
+mode bits alone would not keep one domain's QEMU out of another running domain's disks).
 
 A system daemon running as root confines every QEMU; a session daemon (or one configured with
 ``user = "root"``) starts QEMU with its own credentials and no cgroup, and hands nothing over.
@@ -103,6 +105,7 @@ class Confinement:
                 self.release(dom.name, handover.owners)
                 raise
             record.owners = handover.owners
+            record.access = {**handover.access, str(channel_dir): "dir", str(pidfile): "rw"}
         if self.cgroup_mount is not None:
             parent = cgroup.parent_for(self.cgroup_tag, dom.resource_partition)
             try:
@@ -167,6 +170,7 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
                 f"Cannot create socket '{path}' (as {handover.ident.ids()}): Permission denied "
                 f"(directory '{parent}' is not writable by user '{handover.ident.user}')"
             )
+        handover.access[str(parent)] = "dir"
 
 
 def _backing_chain(path: str, fmt: str) -> list[str]:

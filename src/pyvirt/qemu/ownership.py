@@ -146,6 +146,7 @@ class Handover:
         self.ident = ident
         self.held = held  # files other running domains hold, with the owner they had before
         self.owners: dict[str, Owner] = {}
+        self.access: dict[str, str] = {}  # path → "ro"/"rw": what this QEMU may open (qemu/landlock.py)
 
     def _remember(self, path: str, st: os.stat_result) -> None:
         if path not in self.owners:
@@ -155,6 +156,7 @@ class Handover:
     def writable(self, path: str, what: str) -> None:
         """Hand ``path`` (read and written by QEMU) to the QEMU user and group."""
         check_traversable(path, self.ident, what)
+        self.access[path] = "rw"
         st = os.stat(path)
         if path in self.held or (st.st_uid, st.st_gid) != (self.ident.uid, self.ident.gid):
             self._remember(path, st)
@@ -163,6 +165,7 @@ class Handover:
     def readable(self, path: str, what: str) -> None:
         """Make ``path`` readable (never writable) by the QEMU user."""
         check_traversable(path, self.ident, what)
+        self.access.setdefault(path, "ro")
         st = os.stat(path)
         if path in self.held:
             self._remember(path, st)  # held for as long as any domain using it runs

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pyvirt import __version__
 from pyvirt.errors import OperationFailed
-from pyvirt.qemu import cgroup, logs
+from pyvirt.qemu import cgroup, landlock, logs
 from pyvirt.qemu.monitor import Monitor
 from pyvirt.store import atomic_write
 
@@ -57,6 +57,7 @@ class RunRecord:
     credentials: list[int] | None = None
     cgroup: str | None = None
     owners: dict[str, list[int]] = field(default_factory=dict)
+    access: dict[str, str] = field(default_factory=dict)  # the files QEMU may open (qemu/landlock.py)
     # Started with autodestroy: ends with its client's connection, which no later daemon holds.
     autodestroy: bool = False
 
@@ -183,7 +184,14 @@ class QemuProcess:
         # Off the event loop: the spawn waits for the child's exec, which on a host busy with
         # starting guests can take many milliseconds, and the loop has other domains to serve.
         launch = asyncio.get_running_loop().run_in_executor(
-            None, _launch, argv_for_fd, monitor_path, log_path, record.credentials, record.cgroup
+            None,
+            _launch,
+            argv_for_fd,
+            monitor_path,
+            log_path,
+            record.credentials,
+            record.cgroup,
+            record.access,
         )
         try:
             popen, offset = await asyncio.shield(launch)
@@ -246,6 +254,7 @@ def _launch(
     log_path: Path,
     credentials: list[int] | None = None,
     cgroup_path: str | None = None,
+    access: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Bind the monitor socket, log the command line and spawn QEMU with the socket's fd, in its
     cgroup and with its credentials (both set in the child before QEMU executes).
@@ -253,9 +262,12 @@ def _launch(
     Returns the process and where its output starts in the log."""
     listener = bind_monitor_socket(monitor_path)
     procs_fd: int | None = None
+    ruleset: int | None = None
     try:
         if cgroup_path:
             procs_fd = cgroup.open_procs(Path(cgroup_path))
+        if access:
+            ruleset = landlock.build(access)
         fd = listener.fileno()
         argv = argv_for_fd(fd)
         offset = log_start_line(log_path, argv)
@@ -269,24 +281,29 @@ def _launch(
                     pass_fds=(fd,),
                     start_new_session=True,
                     env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
-                    preexec_fn=_confine(procs_fd, credentials),  # None: nothing to do (session)
+                    preexec_fn=_confine(procs_fd, credentials, ruleset),  # None: nothing to do (session)
                 )
             except (OSError, subprocess.SubprocessError) as err:
                 reason = err.strerror if isinstance(err, OSError) else str(err)
                 raise OperationFailed(f"failed to run {argv[0]}: {reason}") from err
     finally:
         listener.close()
-        if procs_fd is not None:
-            os.close(procs_fd)
+        for fd_ in (procs_fd, ruleset):
+            if fd_ is not None:
+                os.close(fd_)
     return popen, offset
 
 
-def _confine(procs_fd: int | None, credentials: list[int] | None) -> Callable[[], None] | None:
+def _confine(
+    procs_fd: int | None, credentials: list[int] | None, ruleset: int | None = None
+) -> Callable[[], None] | None:
     """What the child does between fork and exec: join the cgroup (while still root), then drop to
     QEMU's user, group and supplementary groups (not QEMU's ``-runas``, which needs QEMU to start
-    as root). Plain system calls only: the daemon has other threads."""
-    if procs_fd is None and credentials is None:
+    as root), then shut itself in its files (Landlock). Plain system calls only: the daemon has
+    other threads."""
+    if procs_fd is None and credentials is None and ruleset is None:
         return None
+    enforce = landlock.enforcer(ruleset) if ruleset is not None else None
 
     def confine() -> None:
         if procs_fd is not None:
@@ -296,6 +313,8 @@ def _confine(procs_fd: int | None, credentials: list[int] | None) -> Callable[[]
             os.setgroups(groups)
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
+        if enforce is not None:
+            enforce()
 
     return confine
 

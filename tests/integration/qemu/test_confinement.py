@@ -84,6 +84,7 @@ def test_qemu_runs_as_its_user_in_its_cgroup_with_its_disk(daemon: Daemon) -> No
     kvm = [g.gr_gid for g in grp.getgrall() if g.gr_name == "kvm"]
     assert ids["Groups"] == kvm  # /dev/kvm, nothing else (no root group)
     assert _owner(disk) == (uid, gid, 0o600)
+    assert "NoNewPrivs:\t1" in Path(f"/proc/{pid}/status").read_text()  # set for Landlock
 
     info = daemon.cli("dominfo", "conf1").ok().out
     assert re.search(r"^Security model:\s+dac$", info, re.M), info
@@ -168,6 +169,8 @@ def test_one_domain_cannot_open_another_domains_disk(daemon: Daemon) -> None:
     _define(daemon, "conf5", mine)
     _define(daemon, "conf6", theirs)
     daemon.cli("start", "conf5").ok()
+    daemon.cli("start", "conf6").ok()  # its disk is now the QEMU user's too: Landlock keeps them apart
+    assert theirs.stat().st_uid == _qemu_ids()[0]
     monitor = _record(daemon, "conf5")["monitor"]
     daemon.stop()  # frees QEMU's one monitor connection; QEMU runs on
 
@@ -190,6 +193,7 @@ def test_one_domain_cannot_open_another_domains_disk(daemon: Daemon) -> None:
         assert f"Could not open '{theirs}': Permission denied" in reply, reply
     daemon.start()
     daemon.cli("destroy", "conf5").ok()
+    daemon.cli("destroy", "conf6").ok()
 
 
 def test_session_daemon_starts_qemu_as_itself(tmp_path: Path) -> None:
