@@ -2,10 +2,11 @@
 
 :func:`parse_domain` reads exactly what the model holds and refuses everything else by name and path
 (``unsupported configuration: element 'devices/hostdev' is not supported``). A few things real libvirt
-files carry are accepted and dropped, because pyvirt has nothing to do with them: ``<seclabel>`` (pyvirt
-does not run sVirt confinement), an empty ``<backingStore/>`` of a disk, runtime ``<alias>`` names (kept
-in live mode, and in config mode when user-defined ``ua-`` names), the runtime pty paths, tap names and
-channel states of a running domain's XML (kept in live mode).
+files carry are accepted and dropped, because pyvirt has nothing to do with them: ``<seclabel>`` of the
+DAC model or none (pyvirt's own DAC confinement applies, and dominfo reports it; SELinux and AppArmor
+labels are refused, being what pyvirt does not do), an empty ``<backingStore/>`` of a disk, runtime
+``<alias>`` names (kept in live mode, and in config mode when user-defined ``ua-`` names), the runtime
+pty paths, tap names and channel states of a running domain's XML (kept in live mode).
 
 :func:`format_domain` writes libvirt's layout; ``live=True`` adds the runtime bits (``id``, aliases, pty
 paths, tap names, the VNC port in use). :func:`load_domain_xml` is parse, post-parse defaults, validate.
@@ -427,10 +428,14 @@ class _Parser:
             node.done()
         e.done()
 
-    @staticmethod
-    def seclabel(e: Elem) -> None:
+    def seclabel(self, e: Elem) -> None:
         e.choice("type", ("none", "dynamic"))
-        e.choice("model", ("dac", "selinux", "apparmor", "none"))
+        model = e.choice("model", ("dac", "selinux", "apparmor", "none"))
+        if model in ("selinux", "apparmor") and not self.live:
+            raise unsupported(
+                f"seclabel model '{model}': pyvirt confines QEMU by DAC only (a user of its own), "
+                f"it does no {'SELinux' if model == 'selinux' else 'AppArmor'} labelling"
+            )
         e.flag("relabel")
         for tag in ("label", "imagelabel", "baselabel"):
             if (node := e.child(tag)) is not None:

@@ -229,6 +229,11 @@ def test_unsupported_devices_are_named(snippet: str, message: str) -> None:
         ("<features><hyperv/></features>", "element 'features/hyperv' is not supported"),
         ("<memoryBacking><hugepages/></memoryBacking>", "element 'memoryBacking' is not supported"),
         ("<seclabel type='static' model='selinux'/>", "attribute 'type' = 'static' of 'seclabel'"),
+        (
+            "<seclabel type='dynamic' model='selinux'/>",
+            "seclabel model 'selinux': pyvirt confines QEMU by DAC only",
+        ),
+        ("<seclabel type='dynamic' model='apparmor'/>", "it does no AppArmor labelling"),
         ("<sysinfo type='smbios'/>", "element 'sysinfo' is not supported"),
     ],
 )
