@@ -39,6 +39,11 @@ def test_domifaddr_source_and_attach_interface_target(nsdaemon: Daemon, tmp_path
     assert "0% packet loss" in console.run("ping -c 2 -W 3 10.79.0.1")
     out = d.cli("domifaddr", "g1", "--source", "arp").ok().out
     assert re.search(rf"^ vnet\d+\s+52:54:00:\S+\s+ipv4\s+{re.escape(lease)}/0$", out, re.M), out
+    mac = re.search(r"(52:54:00:\S+)", out)
+    assert mac
+    leases = d.cli("net-dhcp-leases", "fl", "--mac", mac.group(1)).ok().out
+    assert lease in leases
+    assert lease not in d.cli("net-dhcp-leases", "fl", "--mac", "52:54:00:ff:ff:ff").ok().out
     result = d.cli("domifaddr", "g1", "--source", "agent")
     assert result.rc == 1 and "QEMU guest agent is not configured" in result.err
     result = d.cli("domifaddr", "g1", "--source", "dhcp")
@@ -47,7 +52,15 @@ def test_domifaddr_source_and_attach_interface_target(nsdaemon: Daemon, tmp_path
     # attach-interface --target: the tap's name, in the running domain and (--config) its definition.
     result = d.cli("attach-interface", "g1", "network", "fl", "--target", "vnet42")
     assert result.rc == 1 and "--target vnet42" in result.err and "reserved" in result.err
-    d.cli("attach-interface", "g1", "network", "fl", "--target", "fltap1", "--persistent").ok()
+    d.cli(
+        "attach-interface", "g1", "network", "fl", "--target", "fltap1", "--model", "e1000", "--persistent"
+    ).ok()
+    assert "<model type='e1000'/>" in d.cli("dumpxml", "--inactive", "g1").ok().out
+    # the guest sees an Intel NIC (PCI vendor 8086, hot-plugged) beside its virtio one (1af4)
+    console.run(
+        "for i in $(seq 60); do grep -q 0x8086 /sys/class/net/*/device/vendor && break; sleep 1; done", 90
+    )
+    assert "0x8086" in console.run("cat /sys/class/net/*/device/vendor")
     assert re.search(r"^fltap1\s", in_ns(d, "ip", "-br", "link"), re.M)
     assert re.search(r"^ fltap1\s+network\s+fl\s", d.cli("domiflist", "g1").ok().out, re.M)
     assert "<target dev='fltap1'/>" in d.cli("dumpxml", "--inactive", "g1").ok().out
