@@ -400,3 +400,17 @@ def test_listing_filters_and_json_outputs(daemon: Daemon, tmp_path: Path) -> Non
     assert info["capacity"] == 8 << 20 and info["allocation"] >= 7 << 20
     daemon.cli("destroy", "l1").ok()
     daemon.cli("destroy", "l3").ok()
+
+
+def test_start_and_create_console(daemon: Daemon, tmp_path: Path) -> None:
+    daemon.cli("define", str(write(tmp_path, "k1"))).ok()
+    # --console: attached right after the start; Ctrl+] (0x1d) on stdin detaches.
+    out = daemon.cli("start", "k1", "--console", input="\x1d").ok().out
+    assert out.startswith("Domain 'k1' started\n\nConnected to domain 'k1'\n"), out
+    path = write(tmp_path, "k2")
+    out = daemon.cli("create", str(path), "--console", input="\x1d").ok().out
+    assert out.startswith(f"Domain 'k2' created from {path}\n\nConnected to domain 'k2'\n"), out
+    daemon.cli("destroy", "k1").ok()
+    daemon.cli("destroy", "k2").ok()
+    assert "Connected" not in daemon.cli("start", "k1").ok().out  # without it, no console
+    daemon.cli("destroy", "k1").ok()

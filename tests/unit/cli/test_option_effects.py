@@ -33,8 +33,6 @@ EXPLAINED = {
     "pool-define validate": "always on: the pool parser is as strict",
     "vol-create validate": "always on: the volume parser is as strict",
     "vol-create-from validate": "always on, as vol-create's",
-    "create console": "not yet shown: cmd_create attaches as cmd_console does",
-    "start console": "not yet shown: cmd_start attaches as cmd_console does",
     "start bypass-cache": "no managed save exists, so there is no state file to load (virsh accepts it)",
     "start force-boot": "no managed save exists, so every start is a fresh boot (virsh accepts it)",
     "dumpxml security-info": "tests/integration/daemon/test_api_routes.py (the query security_info)",
