@@ -103,7 +103,7 @@ class ClockConfig:
 
 @dataclass
 class DiskConfig:
-    type: str = "file"  # file | block | volume
+    type: str = "file"  # file | block | volume | network
     device: str = "disk"  # disk | cdrom | floppy
     driver_name: str = "qemu"
     driver_type: str = "raw"  # raw | qcow2
@@ -114,6 +114,10 @@ class DiskConfig:
     source: str | None = None  # file path or block device path
     source_pool: str | None = None  # type='volume'
     source_volume: str | None = None
+    source_protocol: str | None = None  # type='network': nbd
+    source_name: str | None = None  # the NBD export
+    # type='network': the server, (transport, host name or socket path, port); tcp or unix
+    source_host: tuple[str, str, str | None] | None = None
     target_dev: str = ""
     target_bus: str = "virtio"  # virtio | sata | scsi | ide | usb | fdc; "" from the parser when absent
     readonly: bool = False

@@ -152,7 +152,7 @@ def _check_devices(dom: Domain) -> None:
             )
         if disk.target_bus not in _BUSES:
             raise InvalidArgument(f"disk '{disk.target_dev}' has no usable bus (give <target bus=...>)")
-        has_source = disk.source or (disk.source_pool and disk.source_volume)
+        has_source = disk.source or (disk.source_pool and disk.source_volume) or disk.source_host
         if disk.device == "disk" and not has_source:
             raise InvalidArgument(f"disk '{disk.target_dev}' has no source")
     for dev, count in Counter(disk.target_dev for disk in devs.disks).items():

@@ -479,9 +479,8 @@ class _Builder:
         node = f"pyvirt-{index + 1}"
         path = self.ctx.disk_paths.get(index, disk.source)
         readonly = disk.readonly or disk.device == "cdrom"
-        has_media = path is not None
+        has_media = path is not None or disk.source_host is not None
         if has_media:
-            assert path is not None
             storage: dict[str, object] = {
                 "driver": "host_device" if disk.type == "block" else "file",
                 "filename": path,
@@ -489,6 +488,21 @@ class _Builder:
                 "auto-read-only": True,
                 "discard": "unmap" if disk.discard == "unmap" else "ignore",
             }
+            if disk.source_host is not None:  # type='network', protocol 'nbd'
+                transport, where, port = disk.source_host
+                server = {"type": "unix", "path": where} if transport == "unix" else {
+                    "type": "inet", "host": where, "port": port,
+                }  # fmt: skip
+                storage = {
+                    "driver": "nbd",
+                    "server": server,
+                    "export": disk.source_name,
+                    "node-name": f"{node}-storage",
+                }
+                storage = {k: v for k, v in storage.items() if v is not None}
+                storage.update(
+                    {"auto-read-only": True, "discard": "unmap" if disk.discard == "unmap" else "ignore"}
+                )
             cache_direct, cache_no_flush = _cache_mode(disk.cache)
             if cache_direct:
                 storage["cache"] = {"direct": True, "no-flush": cache_no_flush}

@@ -20,6 +20,9 @@ from pyvirt.qemu.graphics import free_port
 from tests.unit.qemu.test_command import CASES, argv_for
 
 NEEDS_KERNEL = {"domain/test-guest", "qemu/guest-direct-kernel"}  # boot files of a guest not built here
+NEEDS_SERVER = {
+    "domain/libvirt-nbd-disks"
+}  # NBD servers: tests/integration/daemon/test_nbd_disks.py runs one
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
 
@@ -64,7 +67,7 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
     return [*text.split("\0"), "-qmp", "stdio"]
 
 
-@pytest.mark.parametrize("name", sorted(set(CASES) - NEEDS_KERNEL))
+@pytest.mark.parametrize("name", sorted(set(CASES) - NEEDS_KERNEL - NEEDS_SERVER))
 def test_qemu_accepts_the_golden_command_line(name: str, tmp_path: Path) -> None:
     argv = runnable(argv_for(name), tmp_path)
     commands = "".join(json.dumps({"execute": c}) + "\n" for c in ("qmp_capabilities", "quit"))

@@ -200,7 +200,7 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
             "attribute 'type' = 'spicevmc' of 'devices/channel' is not supported",
         ),
         ("<graphics type='vnc'><listen type='network' network='x'/></graphics>", "'devices/graphics/listen'"),
-        ("<disk type='network'/>", "attribute 'type' = 'network' of 'devices/disk'"),
+        ("<disk type='nvme'/>", "attribute 'type' = 'nvme' of 'devices/disk'"),
         ("<disk device='lun'/>", "attribute 'device' = 'lun' of 'devices/disk'"),
         ("<interface type='direct'/>", "attribute 'type' = 'direct' of 'devices/interface'"),
         ("<controller type='usb' model='nec-xhci'/>", "attribute 'model' = 'nec-xhci'"),

@@ -752,3 +752,40 @@ def test_numa_round_trips() -> None:
     text = re.sub(r"<memory unit='MiB'>\d+</memory>", "<memory unit='MiB'>1024</memory>", text)
     out = format_domain(load_domain_xml(text))
     assert "<cell id='1' cpus='1' memory='524288' unit='KiB'/>" in out
+
+
+NBD = (
+    "<disk type='network' device='disk'><driver name='qemu' type='raw'/>{0}"
+    "<target dev='vda' bus='virtio'/></disk>"
+)
+
+
+@pytest.mark.parametrize(
+    ("source", "error", "message"),
+    [
+        (
+            "<source protocol='iscsi' name='iqn.x/1'><host name='h'/></source>",
+            UnsupportedConfig,
+            "protocol 'iscsi'",
+        ),
+        ("<source protocol='rbd' name='pool/img'><host name='h'/></source>", UnsupportedConfig, "only 'nbd'"),
+        ("<source protocol='nbd'/>", XMLError, "needs exactly one <host>"),
+        ("<source protocol='nbd'><host name='a'/><host name='b'/></source>", XMLError, "exactly one <host>"),
+        ("<source protocol='nbd'><host transport='unix' socket='rel'/></source>", XMLError, "absolute path"),
+        ("<source protocol='nbd'><host transport='rdma' name='a'/></source>", UnsupportedConfig, "'rdma'"),
+        ("<source protocol='nbd'><host name='a' port='0'/></source>", XMLError, "port"),
+        ("", InvalidArgument, "disk 'vda' has no source"),
+    ],
+)
+def test_network_disk_checks(source: str, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(with_devices(NBD.format(source)))
+
+
+def test_nbd_disk_round_trips() -> None:
+    for source in (
+        "<source protocol='nbd' name='root'><host name='nbd.example.org' port='10809'/></source>",
+        "<source protocol='nbd'><host transport='unix' socket='/run/nbd.sock'/></source>",
+    ):
+        out = format_domain(load_domain_xml(with_devices(NBD.format(source))))
+        assert source in re.sub(r">\s+<", "><", out)
