@@ -293,6 +293,8 @@ class Domain:
     metadata: str | None = None  # inner XML of <metadata>, kept verbatim
     memory_kib: int = 1024 * 1024
     current_memory_kib: int | None = None
+    memory_source: str | None = None  # <memoryBacking><source type>: anonymous | memfd
+    memory_access: str | None = None  # <memoryBacking><access mode>: shared | private
     vcpus: int = 1  # the maximum (<vcpu>'s text)
     vcpu_placement: str | None = None
     vcpu_current: int | None = None  # vCPUs online at start (<vcpu current>); the rest can be added

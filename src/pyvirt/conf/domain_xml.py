@@ -302,6 +302,14 @@ class _Parser:
         if (node := root.child("currentMemory")) is not None:
             dom.current_memory_kib = parse_size_kib(node.text(), node.attr("unit"), element="currentMemory")
             node.done()
+        if (node := root.child("memoryBacking")) is not None:
+            if (source := node.child("source")) is not None:
+                dom.memory_source = source.choice("type", ("anonymous", "memfd"), required=True)
+                source.done()
+            if (access := node.child("access")) is not None:
+                dom.memory_access = access.choice("mode", ("shared", "private"), required=True)
+                access.done()
+            node.done()
 
     @staticmethod
     def os(e: Elem) -> OSConfig:
@@ -1074,6 +1082,11 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
     root.add(x("memory", {"unit": "KiB"}, text=str(dom.memory_kib)))
     if dom.current_memory_kib is not None:
         root.add(x("currentMemory", {"unit": "KiB"}, text=str(dom.current_memory_kib)))
+    if dom.memory_source is not None or dom.memory_access is not None:
+        backing = x("memoryBacking")
+        backing.add(x("source", {"type": dom.memory_source}) if dom.memory_source else None)
+        backing.add(x("access", {"mode": dom.memory_access}) if dom.memory_access else None)
+        root.add(backing)
     vcpu_attrs = {"placement": dom.vcpu_placement, "cpuset": dom.vcpu_cpuset, "current": dom.vcpu_current}
     root.add(x("vcpu", vcpu_attrs, text=str(dom.vcpus)))
     if dom.iothreads is not None:

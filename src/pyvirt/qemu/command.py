@@ -190,6 +190,8 @@ class _Builder:
             for timer in dom.clock.timers:
                 if timer.name == "hpet" and timer.present is not None:
                     opts["hpet"] = "on" if timer.present else "off"
+        if self._main_ram_backend():
+            opts["memory-backend"] = "pc.ram"
         if dom.os.loader is not None and dom.os.loader.type == "pflash":
             opts["pflash0"] = "pyvirt-pflash0-format"
             if self.ctx.nvram_path:
@@ -293,15 +295,26 @@ class _Builder:
             ),
         )
 
+    def _main_ram_backend(self) -> bool:
+        """<memoryBacking> without NUMA cells: the guest RAM is one backend (libvirt's "pc.ram")."""
+        dom = self.dom
+        backed = dom.memory_source is not None or dom.memory_access is not None
+        return backed and not (dom.cpu is not None and dom.cpu.numa)
+
+    def _ram_backend(self, backend: str, size_kib: int) -> dict[str, object]:
+        dom = self.dom
+        qom = "memory-backend-memfd" if dom.memory_source == "memfd" else "memory-backend-ram"
+        obj: dict[str, object] = {"qom-type": qom, "id": backend, "size": size_kib * 1024}
+        if dom.memory_access is not None:
+            obj["share"] = dom.memory_access == "shared"
+        return obj
+
     def numa(self) -> None:
+        if self._main_ram_backend():
+            self.add(*_json_arg("-object", self._ram_backend("pc.ram", self.dom.memory_kib)))
         for cell in self.dom.cpu.numa if self.dom.cpu is not None else []:
             backend = f"ram-node{cell.id}"
-            self.add(
-                *_json_arg(
-                    "-object",
-                    {"qom-type": "memory-backend-ram", "id": backend, "size": cell.memory_kib * 1024},
-                )
-            )
+            self.add(*_json_arg("-object", self._ram_backend(backend, cell.memory_kib)))
             ranges = ",".join(f"cpus={r}" for r in _ranges(parse_cpuset(cell.cpus, "cpu/numa/cell")))
             self.add("-numa", f"node,nodeid={cell.id},{ranges},memdev={backend}")
 

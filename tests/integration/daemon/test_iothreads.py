@@ -1,4 +1,5 @@
-"""``<iothreads>`` and a disk's ``<driver iothread>``, with a NUMA topology: a real guest whose root disk is
+"""``<iothreads>`` and a disk's ``<driver iothread>``, with a NUMA topology on
+shared memfd memory: a real guest whose root disk is
 served by an I/O thread (QEMU names it ``IO iothreadN`` with debug-threads=on) and which sees two NUMA
 nodes, booted under TCG."""
 
@@ -27,6 +28,8 @@ def test_disk_on_an_iothread_boots(daemon: Daemon, tmp_path: Path) -> None:
         "<cell id='1' cpus='1' memory='128' unit='MiB'/></numa></cpu>"
     )
     text = text.replace("</os>", "</os>" + numa, 1)
+    backing = "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>"
+    text = text.replace("<vcpu", backing + "<vcpu", 1)
     text = text.replace(
         "<os>", "<iothreads>2</iothreads><iothreadids><iothread id='7'/></iothreadids><os>", 1
     )
@@ -42,6 +45,9 @@ def test_disk_on_an_iothread_boots(daemon: Daemon, tmp_path: Path) -> None:
     daemon.cli("start", "io1").ok()
     names = thread_names(daemon.qemu_pids()["io1"])
     assert "IO iothread7" in names and "IO iothread1" in names, names
+    maps = Path(f"/proc/{daemon.qemu_pids()['io1']}/maps").read_text()
+    shared = [line for line in maps.splitlines() if line.endswith("/memfd:memory-backend-memfd (deleted)")]
+    assert len(shared) == 2 and all(" rw-s " in line for line in shared), maps  # a shared memfd per NUMA cell
     console = Console(daemon, "io1")
     console.expect("pyvirt-guest: ready")
     assert "/dev/vda" in console.run("grep ' / ' /proc/mounts")

@@ -227,7 +227,12 @@ def test_unsupported_devices_are_named(snippet: str, message: str) -> None:
         ("<clock offset='variable' adjustment='10'/>", "attribute 'offset' = 'variable' of 'clock'"),
         ("<cpu mode='host-model'><vendor>Intel</vendor></cpu>", "element 'cpu/vendor' is not supported"),
         ("<features><hyperv/></features>", "element 'features/hyperv' is not supported"),
-        ("<memoryBacking><hugepages/></memoryBacking>", "element 'memoryBacking' is not supported"),
+        ("<memoryBacking><hugepages/></memoryBacking>", "element 'memoryBacking/hugepages' is not supported"),
+        (
+            "<memoryBacking><source type='file'/></memoryBacking>",
+            "attribute 'type' = 'file' of 'memoryBacking/source'",
+        ),
+        ("<memoryBacking><locked/></memoryBacking>", "element 'memoryBacking/locked' is not supported"),
         ("<seclabel type='static' model='selinux'/>", "attribute 'type' = 'static' of 'seclabel'"),
         (
             "<seclabel type='dynamic' model='selinux'/>",

@@ -789,3 +789,9 @@ def test_nbd_disk_round_trips() -> None:
     ):
         out = format_domain(load_domain_xml(with_devices(NBD.format(source))))
         assert source in re.sub(r">\s+<", "><", out)
+
+
+def test_memory_backing_round_trips() -> None:
+    backing = "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>"
+    out = format_domain(load_domain_xml(MINIMAL.replace("<os>", backing + "<os>", 1)))
+    assert backing in re.sub(r">\s+<", "><", out)
