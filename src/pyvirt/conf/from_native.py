@@ -120,6 +120,8 @@ class _Converter:
         self.named = False
         self.boot_order = ""
         self.floppy_boot: dict[int, int] = {}
+        self.memory_backend: str | None = None
+        self.pflash: dict[str, str] = {}  # pflash0/1 → -blockdev node name
         self.backends: dict[str, int] = {}  # memory-backend id → KiB
         self.rng_backends: dict[str, str] = {}  # rng-random id → file
         self.secure = False
@@ -153,6 +155,26 @@ class _Converter:
             value = self.value(i, flag)
             self.option(flag, value)
             i += 2
+        for key, node_name in self.pflash.items():
+            node = self.nodes.get(node_name, {})
+            storage = self.nodes.get(node.get("file", ""), node)
+            if "filename" not in storage:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: -machine {key}={node_name} names no file"
+                )
+            if key == "pflash0":
+                dom.os.loader = Loader(
+                    path=storage["filename"], readonly=node.get("read-only", "off") == "on"
+                )
+            else:
+                dom.os.nvram = storage["filename"]
+        if self.memory_backend is not None:
+            if self.memory_backend not in self.backends:
+                raise UnsupportedConfig(
+                    "unsupported configuration: -machine memory-backend="
+                    f"{self.memory_backend} names no object"
+                )
+            dom.memory_source = dom.memory_source or "anonymous"
         floppies = [disk for disk in dom.devices.disks if disk.target_bus == "fdc"]
         for unit, order in self.floppy_boot.items():
             if unit < len(floppies):
@@ -193,7 +215,8 @@ class _Converter:
             base = _kv(value)[1].get("base", "utc")
             if base not in ("utc", "localtime"):
                 raise UnsupportedConfig(f"unsupported configuration: -rtc base '{base}'")
-            dom.clock = ClockConfig(offset=base)
+            dom.clock = dom.clock or ClockConfig()
+            dom.clock.offset = base
         elif flag == "-global":
             self.global_(value)
         elif flag == "-bios":
@@ -205,8 +228,9 @@ class _Converter:
             dom.os.machine = opts.get("type", head) or None
             if opts.get("accel") == "kvm":
                 dom.type = "kvm"
-            if opts.get("acpi") != "off":
+            if opts.pop("acpi", "on") != "off":
                 dom.features.append("acpi")
+            self.machine_options(opts)
         elif flag == "-accel":
             dom.type = "kvm" if value.split(",")[0] == "kvm" else "qemu"
         elif flag == "-cpu":
@@ -299,8 +323,12 @@ class _Converter:
             if head == "iothread" and ident.startswith("iothread") and ident[8:].isdigit():
                 dom.iothread_ids.append(int(ident[8:]))
                 dom.iothreads = len(dom.iothread_ids)
-            elif head == "memory-backend-ram" and "size" in opts:
+            elif head in ("memory-backend-ram", "memory-backend-memfd") and "size" in opts:
                 self.backends[ident] = int(opts["size"]) // 1024
+                if head == "memory-backend-memfd":
+                    dom.memory_source = "memfd"
+                if "share" in opts:
+                    dom.memory_access = "shared" if opts["share"] == "on" else "private"
             elif head == "secret" and ident == "masterKey0":
                 pass  # libvirt's per-domain master key: how libvirt passes secrets, not guest configuration
             elif head == "rng-random":
@@ -322,6 +350,27 @@ class _Converter:
             dom.cpu.numa.append(cell)
         else:
             raise UnsupportedConfig(f"unsupported configuration: QEMU option '{flag}' has no domain XML here")
+
+    def machine_options(self, opts: dict[str, str]) -> None:
+        dom = self.dom
+        for key in ("type", "accel", "usb", "dump-guest-core"):  # read above, or QEMU's defaults libvirt sets
+            opts.pop(key, None)
+        for feature in ("vmport", "smm"):
+            if (state := opts.pop(feature, None)) is not None:
+                dom.features.append(feature)
+                dom.feature_attrs[feature] = {"state": state}
+        if (irqchip := opts.pop("kernel_irqchip", None)) is not None:
+            dom.features.append("ioapic")
+            dom.feature_attrs["ioapic"] = {"driver": "kvm" if irqchip == "on" else "qemu"}
+        if (hpet := opts.pop("hpet", None)) is not None:
+            dom.clock = dom.clock or ClockConfig()
+            dom.clock.timers.append(Timer(name="hpet", present=hpet == "on"))
+        self.memory_backend = opts.pop("memory-backend", None)  # checked once the objects are read
+        for key in ("pflash0", "pflash1"):
+            if key in opts:
+                self.pflash[key] = opts.pop(key)
+        if opts:
+            raise UnsupportedConfig(f"unsupported configuration: -machine option '{next(iter(opts))}'")
 
     def global_(self, value: str) -> None:
         dom = self.dom
@@ -392,6 +441,24 @@ class _Converter:
             storage = self.nodes.get(node.get("file", ""), node)
             fmt = node.get("driver") if node.get("driver") in ("raw", "qcow2") else None
             self.add_disk(storage.get("filename"), bus, device, fmt, None)
+            if node.get("read-only") == "on" and device != "cdrom":
+                devs.disks[-1].readonly = True
+            disk = devs.disks[-1]
+            if storage.get("discard") == "unmap":
+                disk.discard = "unmap"
+            if storage.get("aio") in ("native", "io_uring"):
+                disk.io = storage["aio"]
+            cache = json.loads(storage.get("cache", "{}"))
+            direct, no_flush = bool(cache.get("direct")), bool(cache.get("no-flush"))
+            write_through = opts.get("write-cache") == "off"
+            disk.cache = {
+                (True, False, False): "none",
+                (True, False, True): "directsync",
+                (False, True, False): "unsafe",
+                (False, False, True): "writethrough",
+            }.get((direct, no_flush, write_through))
+            disk.serial = opts.get("serial")
+            disk.shareable = opts.get("share-rw") == "on"
             if "bootindex" in opts:
                 devs.disks[-1].boot_order = int(opts["bootindex"])
             if opts.get("iothread", "").startswith("iothread"):

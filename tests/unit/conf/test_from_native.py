@@ -54,6 +54,9 @@ def _devices(argv: list[str]) -> collections.Counter[str]:
         "domain/libvirt-pc-ide-floppy",
         "domain/libvirt-spice-qxl",
         "domain/libvirt-iothreads",
+        "domain/libvirt-cpu-pinning",
+        "qemu/firmware-formats",
+        "qemu/efi-secure-no-keys",
     ],
 )
 def test_pyvirts_own_command_lines_come_back_to_the_same_devices(name: str) -> None:
@@ -61,7 +64,18 @@ def test_pyvirts_own_command_lines_come_back_to_the_same_devices(name: str) -> N
     dom = load_domain_xml(domxml_from_native("qemu-argv", shlex.join(argv)))
     again = build_argv(dom, runtime_context(dom))
     assert _devices(again) == _devices(argv)
-    for flag in ("-smp", "-m", "-cpu", "-spice", "-audiodev", "-object", "-numa"):
+    for flag in (
+        "-smp",
+        "-m",
+        "-cpu",
+        "-spice",
+        "-audiodev",
+        "-object",
+        "-numa",
+        "-machine",
+        "-blockdev",
+        "-global",
+    ):
         assert [a for i, a in enumerate(again[1:]) if again[i] == flag] == [
             a for i, a in enumerate(argv[1:]) if argv[i] == flag
         ], flag
@@ -114,3 +128,8 @@ def test_mutated_command_lines_are_read_or_refused_never_crash() -> None:
                     domxml_from_native("qemu-argv", shlex.join(mutant))
                 seen += 1
     assert seen > 500
+
+
+def test_machine_options_without_xml_are_refused() -> None:
+    with pytest.raises(UnsupportedConfig, match="-machine option 'nvdimm'"):
+        domxml_from_native("qemu-argv", "/usr/bin/qemu-system-x86_64 -machine q35,nvdimm=on")
