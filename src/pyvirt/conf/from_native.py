@@ -435,7 +435,10 @@ class _Converter:
     def device(self, value: str) -> None:
         driver, opts = _kv(value)
         devs = self.dom.devices
+        used = {"id", "bus", "addr", "multifunction", "port"}  # placement: the defaults and addresses redo it
         if driver in _DISK_DRIVERS:
+            used |= {"drive", "bootindex", "iothread", "serial", "share-rw", "write-cache", "unit"}
+            used |= {"channel", "scsi-id", "lun"}
             bus, device = _DISK_DRIVERS[driver]
             node = self.nodes.get(opts.get("drive", ""), {})
             storage = self.nodes.get(node.get("file", ""), node)
@@ -465,39 +468,66 @@ class _Converter:
                 devs.disks[-1].iothread = int(opts["iothread"][8:])
         elif driver in _NIC_DRIVERS:
             kind, netdev = self.netdevs.get(opts.get("netdev", ""), ("", {}))
+            used |= {"netdev", "mac", "bootindex"}
             if kind == "tap" and "br" not in netdev:
                 netdev = {**netdev, "br": "virbr0"}  # a tap of libvirt's or pyvirt's: on the default network
                 self.add_nic("tap", netdev, driver, opts.get("mac"))
                 nic = devs.interfaces[-1]
                 nic.type, nic.source_network, nic.source_bridge = "network", "default", None
-                return
-            self.add_nic(kind, netdev, driver, opts.get("mac"))
-        elif driver in _VIDEO_DRIVERS:
-            devs.videos.append(VideoConfig(model=_VIDEO_DRIVERS[driver]))
+            else:
+                self.add_nic(kind, netdev, driver, opts.get("mac"))
+            if "bootindex" in opts:
+                devs.interfaces[-1].boot_order = int(opts["bootindex"])
+        elif driver in _VIDEO_DRIVERS or driver == "qxl":
+            video = VideoConfig(model=_VIDEO_DRIVERS.get(driver, "qxl"))
+            used |= {"max_outputs", "vgamem_mb", "vgamem", "ram_size", "vram_size", "vram64_size_mb"}
+            video.heads = int(opts["max_outputs"]) if "max_outputs" in opts else None
+            if video.model == "qxl":
+                video.ram = int(opts["ram_size"]) // 1024 if "ram_size" in opts else None
+                video.vram = int(opts["vram_size"]) // 1024 if "vram_size" in opts else None
+                video.vram64 = int(opts["vram64_size_mb"]) * 1024 if "vram64_size_mb" in opts else None
+                video.vgamem = int(opts["vgamem_mb"]) * 1024 if "vgamem_mb" in opts else None
+            elif "vgamem_mb" in opts:
+                video.vram = int(opts["vgamem_mb"]) * 1024
+            elif "vgamem" in opts:
+                video.vram = int(opts["vgamem"]) // 1024
+            devs.videos.append(video)
         elif driver in ("qemu-xhci", "piix3-usb-uhci"):
             model = "qemu-xhci" if driver == "qemu-xhci" else "piix3-uhci"
             index = sum(1 for c in devs.controllers if c.type == "usb")
             devs.controllers.append(ControllerConfig(type="usb", index=index, model=model))
-        elif driver == "qxl":
-            devs.videos.append(VideoConfig(model="qxl"))
+            used |= {"p2", "p3"}
+            if "p2" in opts:
+                devs.controllers[-1].ports = int(opts["p2"])
         elif driver == "isa-serial":
+            used |= {"chardev", "index"}
             devs.serials.append(CharDevConfig(kind="serial", type="pty"))
+            if "index" in opts:
+                devs.serials[-1].target_port = int(opts["index"])
         elif driver in ("AC97", "intel-hda", "ich9-intel-hda"):
             model = {"AC97": "ac97", "intel-hda": "ich6", "ich9-intel-hda": "ich9"}[driver]
             devs.sounds.append(SoundConfig(model=model))
+            used.add("audiodev")
         elif driver in ("hda-duplex", "hda-micro", "hda-output"):
             if not devs.sounds:
                 raise UnsupportedConfig(f"unsupported configuration: codec '{driver}' with no HDA controller")
             devs.sounds[-1].codecs.append(driver[4:])
+            used |= {"cad", "audiodev"}
         elif driver in _INPUTS:
             devs.inputs.append(InputConfig(type=_INPUTS[driver], bus="usb"))
         elif driver == "virtio-balloon-pci":
             devs.memballoon = MemballoonConfig(model="virtio")
         elif driver == "virtio-rng-pci":
             devs.rngs.append(RNGConfig(backend=self.rng_backends.get(opts.get("rng", ""), "/dev/urandom")))
+            used.add("rng")
         elif driver not in _IGNORED_DEVICES:
             raise UnsupportedConfig(
                 f"unsupported configuration: QEMU device '{driver}' has no domain XML here"
+            )
+        if driver not in _IGNORED_DEVICES and (extra := sorted(set(opts) - used)):
+            raise UnsupportedConfig(
+                f"unsupported configuration: property '{extra[0]}' of QEMU device '{driver}' "
+                "has no domain XML here"
             )
 
 

@@ -133,3 +133,10 @@ def test_mutated_command_lines_are_read_or_refused_never_crash() -> None:
 def test_machine_options_without_xml_are_refused() -> None:
     with pytest.raises(UnsupportedConfig, match="-machine option 'nvdimm'"):
         domxml_from_native("qemu-argv", "/usr/bin/qemu-system-x86_64 -machine q35,nvdimm=on")
+
+
+def test_device_properties_without_xml_are_refused() -> None:
+    with pytest.raises(UnsupportedConfig, match="property 'rombar' of QEMU device 'e1000'"):
+        domxml_from_native(
+            "qemu-argv", "/usr/bin/qemu-system-x86_64 -netdev user,id=n -device e1000,netdev=n,rombar=0"
+        )
