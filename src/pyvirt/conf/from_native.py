@@ -395,6 +395,10 @@ class _Converter:
 
     def drive(self, value: str) -> None:
         _head, opts = _kv(value)
+        if extra := sorted(set(opts) - {"file", "if", "format", "media", "index", "id", "readonly", "cache"}):
+            raise UnsupportedConfig(
+                f"unsupported configuration: -drive option '{extra[0]}' has no domain XML here"
+            )
         interface = opts.get("if", "ide")
         if interface == "none":
             self.nodes[opts.get("id", "")] = {
@@ -406,6 +410,12 @@ class _Converter:
             raise UnsupportedConfig(f"unsupported configuration: -drive if='{interface}'")
         media = "cdrom" if opts.get("media") == "cdrom" else "disk"
         self.add_disk(opts.get("file"), interface, media, opts.get("format"), None)
+        disk = self.dom.devices.disks[-1]
+        disk.readonly = disk.readonly or opts.get("readonly") == "on"
+        if (cache := opts.get("cache")) is not None:
+            if cache not in ("none", "writeback", "writethrough", "directsync", "unsafe"):
+                raise UnsupportedConfig(f"unsupported configuration: -drive cache='{cache}'")
+            disk.cache = cache
 
     def add_disk(self, path: str | None, bus: str, device: str, fmt: str | None, unit: int | None) -> None:
         disks = self.dom.devices.disks
@@ -423,6 +433,10 @@ class _Converter:
         model = _NIC_DRIVERS.get(driver)
         if model is None:
             raise UnsupportedConfig(f"unsupported configuration: NIC model '{driver}'")
+        if extra := sorted(set(opts) - {"id", "model", "mac", "br", "ifname", "script", "downscript"}):
+            raise UnsupportedConfig(
+                f"unsupported configuration: network option '{extra[0]}' has no domain XML here"
+            )
         if kind == "user":
             nic = InterfaceConfig(type="user")
         elif kind in ("tap", "bridge") and "br" in opts:
@@ -430,6 +444,9 @@ class _Converter:
         else:
             raise UnsupportedConfig(f"unsupported configuration: netdev type '{kind}' (user, or bridge br=)")
         nic.model, nic.mac = model, mac
+        ifname = opts.get("ifname")
+        if ifname and kind != "user" and not ifname.startswith(("vnet", "macvtap", "macvlan")):
+            nic.target_dev = ifname  # a chosen tap name; the numbered ones are the host's to pick again
         self.dom.devices.interfaces.append(nic)
 
     def device(self, value: str) -> None:

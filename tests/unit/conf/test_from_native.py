@@ -140,3 +140,24 @@ def test_device_properties_without_xml_are_refused() -> None:
         domxml_from_native(
             "qemu-argv", "/usr/bin/qemu-system-x86_64 -netdev user,id=n -device e1000,netdev=n,rombar=0"
         )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("-netdev user,id=n,hostfwd=tcp::2222-:22 -device e1000,netdev=n", "network option 'hostfwd'"),
+        ("-nic user,model=virtio-net-pci,smb=/srv", "network option 'smb'"),
+        ("-drive file=/a.img,if=virtio,snapshot=on", "-drive option 'snapshot'"),
+    ],
+)
+def test_netdev_and_drive_options_without_xml_are_refused(text: str, message: str) -> None:
+    with pytest.raises(UnsupportedConfig, match=re.escape(message)):
+        domxml_from_native("qemu-argv", "/usr/bin/qemu-system-x86_64 " + text)
+
+
+def test_drive_readonly_and_cache() -> None:
+    xml = domxml_from_native(
+        "qemu-argv", "/usr/bin/qemu-system-x86_64 -drive file=/a.img,if=virtio,readonly=on,cache=none"
+    )
+    disk = load_domain_xml(xml).devices.disks[0]
+    assert (disk.readonly, disk.cache) == (True, "none")
