@@ -1,7 +1,12 @@
 # pyvirt: `make demo` and `make test` do all set-up themselves on a fresh Debian 12 machine (as root).
 VENV := .venv
 PY := $(VENV)/bin/python
-GUEST_DIR ?= $(CURDIR)/.cache/test-guest
+# QEMU runs as its own user and boots the test guest's kernel from GUEST_DIR: inside the checkout when
+# every folder above it lets others in, else (a checkout under /root, say) a system cache folder.
+ifeq ($(origin GUEST_DIR),undefined)
+GUEST_DIR := $(shell if scripts/others-can-enter.sh "$(CURDIR)"; then echo "$(CURDIR)/.cache/test-guest"; \
+	else echo /var/cache/pyvirt/test-guest; fi)
+endif
 export GUEST_DIR
 
 .PHONY: setup guest man test unit integration lint demo bench stress fuzz clean install-systemd

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 BIN=$PWD/.venv/bin
 GUEST_DIR=${GUEST_DIR:-$PWD/.cache/test-guest}
 ROOT=$(mktemp -d /tmp/pyvirt-demo.XXXXXX)
+chmod 755 "$ROOT"   # like /run and /etc: QEMU runs as its own user and must reach the disk
 export PYVIRT_ROOT=$ROOT
 cleanup() {
   [[ -n "${DAEMON:-}" ]] && kill "$DAEMON" 2>/dev/null && wait "$DAEMON" 2>/dev/null
