@@ -9,6 +9,7 @@ from pyvirt.image.errors import ImageError
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from types import TracebackType
+    from typing import Self
 
 ZERO_CHUNK = bytes(2 << 20)
 
@@ -228,6 +229,37 @@ class Image:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class FileImage(Image):
+    """An image held in one file it opens by path, with QEMU's image lock, and closes itself."""
+
+    def __init__(self, path: str, fd: int, *, readonly: bool) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def open(cls, path: str, *, readonly: bool = True, force_share: bool = False) -> Self:
+        """Open and lock ``path``; the descriptor is closed again if the image cannot be read."""
+        from pyvirt.image.locking import lock_image
+
+        try:
+            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
+        except OSError as err:
+            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
+        try:
+            lock_image(fd, path, readonly=readonly, force_share=force_share)
+            return cls(path, fd, readonly=readonly)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                self.flush()
+            finally:
+                os.close(self.fd)
+                self.fd = -1
 
 
 def merge_extent(out: list[Extent], x: Extent) -> None:

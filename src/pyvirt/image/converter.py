@@ -494,8 +494,10 @@ def looks_incompressible(data: bytes) -> bool:
     return len(zlib.compress(sample, 1)) >= len(sample)
 
 
-def _compress_chunk(data: bytes, cs: int) -> list[bytes | None]:
-    """One entry per cluster: payload, None (store raw), or b"" (all zeros: skip)."""
+def _compress_clusters(data: bytes, cs: int, compress: Callable[[bytes], bytes | None]) -> list[bytes | None]:
+    """One entry per cluster: payload, None (store raw), or b"" (all zeros: skip).
+
+    ``compress`` gives a whole cluster's payload, or None if it does not shrink it."""
     out: list[bytes | None] = []
     zero = bytes(cs)
     for i in range(0, len(data), cs):
@@ -507,30 +509,27 @@ def _compress_chunk(data: bytes, cs: int) -> list[bytes | None]:
         elif looks_incompressible(piece):
             out.append(None)
         else:
-            out.append(compress_cluster(piece))
+            out.append(compress(piece))
     return out
 
 
+def _compress_chunk(data: bytes, cs: int) -> list[bytes | None]:
+    """:func:`_compress_clusters` with raw deflate (:func:`compress_cluster`)."""
+    return _compress_clusters(data, cs, compress_cluster)
+
+
 def _compress_chunk_zstd(data: bytes, cs: int) -> list[bytes | None]:
-    """:func:`_compress_chunk` for zstd qcow2: one frame a cluster at zstd's default level, as QEMU
+    """:func:`_compress_clusters` for zstd qcow2: one frame a cluster at zstd's default level, as QEMU
     writes (``ZSTD_compressStream2`` with ``ZSTD_e_end``: the frame states its content size)."""
     import zstandard
 
     z = zstandard.ZstdCompressor(level=3)
-    out: list[bytes | None] = []
-    zero = bytes(cs)
-    for i in range(0, len(data), cs):
-        piece = data[i : i + cs]
-        if len(piece) < cs:
-            out.append(b"" if piece == bytes(len(piece)) else None)
-        elif piece == zero:
-            out.append(b"")
-        elif looks_incompressible(piece):
-            out.append(None)
-        else:
-            c = z.compress(piece)
-            out.append(c if len(c) < cs else None)
-    return out
+
+    def compress(piece: bytes) -> bytes | None:
+        c = z.compress(piece)
+        return c if len(c) < cs else None
+
+    return _compress_clusters(data, cs, compress)
 
 
 class _Compressor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 
-from pyvirt.image.base import Extent, Image
+from pyvirt.image.base import Extent, FileImage
 from pyvirt.image.errors import ImageError
 from pyvirt.image.fileio import pread_full, pwrite_full
 
@@ -52,7 +52,7 @@ def data_extents(fd: int, offset: int, end: int) -> list[tuple[int, int, bool]]:
     return out
 
 
-class RawImage(Image):
+class RawImage(FileImage):
     """A raw file (or block device) as a disk image."""
 
     format = "raw"
@@ -65,21 +65,6 @@ class RawImage(Image):
         self.file_size = os.lseek(fd, 0, os.SEEK_END)
         self.size = -(-self.file_size // 512) * 512
         self.probed = False
-
-    @classmethod
-    def open(cls, path: str, *, readonly: bool = True, force_share: bool = False) -> RawImage:
-        from pyvirt.image.locking import lock_image
-
-        try:
-            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
-        except OSError as err:
-            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
-        try:
-            lock_image(fd, path, readonly=readonly, force_share=force_share)
-        except BaseException:
-            os.close(fd)
-            raise
-        return cls(path, fd, readonly=readonly)
 
     def readinto(self, offset: int, buf: memoryview) -> None:
         self._check_range(offset, len(buf))
@@ -139,11 +124,3 @@ class RawImage(Image):
     def flush(self) -> None:
         if not self.readonly and self.durable:
             os.fdatasync(self.fd)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            try:
-                self.flush()
-            finally:
-                os.close(self.fd)
-                self.fd = -1

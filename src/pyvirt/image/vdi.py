@@ -12,9 +12,9 @@ import struct
 import sys
 from array import array
 
-from pyvirt.image.base import Extent, Image
+from pyvirt.image.blocktable import BlockTableImage
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
-from pyvirt.image.fileio import pread_full, pwrite_full
+from pyvirt.image.fileio import pwrite_full
 
 SIGNATURE = 0xBEDA107F
 VERSION_1_1 = 0x00010001
@@ -45,7 +45,7 @@ def _dump(a: array[int]) -> bytes:
     return a.tobytes()
 
 
-class VdiImage(Image):
+class VdiImage(BlockTableImage):
     """A VDI file; unallocated and zero blocks read as zeros."""
 
     format = "vdi"
@@ -134,21 +134,6 @@ class VdiImage(Image):
                 "it can be read but not written"
             )
 
-    @classmethod
-    def open(cls, path: str, *, readonly: bool = True, force_share: bool = False) -> VdiImage:
-        from pyvirt.image.locking import lock_image
-
-        try:
-            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
-        except OSError as err:
-            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
-        try:
-            lock_image(fd, path, readonly=readonly, force_share=force_share)
-            return cls(path, fd, readonly=readonly)
-        except BaseException:
-            os.close(fd)
-            raise
-
     def _host(self, block: int) -> int | None:
         e = self.bmap[block]
         if e >= ZERO_BLOCK:
@@ -156,50 +141,6 @@ class VdiImage(Image):
         if e >= len(self.bmap):
             raise CorruptImage(f"{self.path}: block {block} maps to {e}, beyond the image")
         return int(self.data_off + e * self.block_size)
-
-    def readinto(self, offset: int, buf: memoryview) -> None:
-        self._check_range(offset, len(buf))
-        bs = self.block_size
-        pos, end = offset, offset + len(buf)
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            host = self._host(b)
-            dst = buf[pos - offset : pos - offset + n]
-            if host is None:
-                dst[:] = bytes(n)
-            else:
-                pread_full(self.fd, dst, host + inoff)
-            pos += n
-
-    def block_status(self, offset: int, length: int) -> list[Extent]:
-        out: list[Extent] = []
-        bs = self.block_size
-        pos, end = offset, offset + length
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            host = self._host(b)
-            x = Extent(
-                pos,
-                n,
-                data=host is not None,
-                zero=host is None,
-                offset=None if host is None else host + inoff,
-            )
-            p = out[-1] if out else None
-            if (
-                p is not None
-                and p.data == x.data
-                and p.start + p.length == pos
-                and (p.offset is None) == (x.offset is None)
-                and (p.offset is None or x.offset == p.offset + p.length)
-            ):
-                out[-1] = Extent(p.start, p.length + n, p.data, p.zero, offset=p.offset)
-            else:
-                out.append(x)
-            pos += n
-        return out
 
     # ------------------------------------------------------------ writing
 
@@ -213,66 +154,8 @@ class VdiImage(Image):
         self.dirty_lo, self.dirty_hi = min(self.dirty_lo, block), max(self.dirty_hi, block)
         return int(self.data_off + idx * self.block_size)
 
-    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        self._check_writable()
-        self._check_range(offset, len(data))
-        mv = memoryview(data).cast("B")
-        bs = self.block_size
-        pos, end = offset, offset + len(mv)
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            piece = mv[pos - offset : pos - offset + n]
-            host = self._host(b)
-            if host is not None:
-                pwrite_full(self.fd, [piece], host + inoff)
-            elif n == bs:
-                pwrite_full(self.fd, [piece], self._allocate(b))
-            else:
-                block = bytearray(bs)
-                block[inoff : inoff + n] = piece
-                pwrite_full(self.fd, [memoryview(block)], self._allocate(b))
-            pos += n
-
     def write_granule(self) -> int | None:
         return None if self.static else self.block_size
-
-    def map_for_write(self, offset: int, length: int) -> list[tuple[int, int, int]] | None:
-        """Direct runs into allocated blocks and whole new ones; None if a new block is partly written."""
-        self._check_writable()
-        self._check_range(offset, length)
-        bs = self.block_size
-        pieces: list[tuple[int, int, int]] = []
-        pos, end = offset, offset + length
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            if self.bmap[b] >= ZERO_BLOCK and n != bs:
-                return None
-            pieces.append((b, inoff, n))
-            pos += n
-        runs: list[tuple[int, int, int]] = []
-        for b, inoff, n in pieces:
-            host = self._host(b)
-            at = (self._allocate(b) if host is None else host) + inoff
-            if runs and runs[-1][1] + runs[-1][2] == at:
-                runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + n)
-            else:
-                runs.append((b * bs + inoff, at, n))
-        return runs
-
-    def write_zeroes(self, offset: int, length: int) -> None:
-        self._check_writable()
-        self._check_range(offset, length)
-        bs = self.block_size
-        pos, end = offset, offset + length
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            host = self._host(b)
-            if host is not None:
-                pwrite_full(self.fd, [bytes(n)], host + inoff)
-            pos += n
 
     def flush(self) -> None:
         if self.readonly:
@@ -285,14 +168,6 @@ class VdiImage(Image):
             self.dirty_lo, self.dirty_hi = len(self.bmap), -1
         if self.durable:
             os.fdatasync(self.fd)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            try:
-                self.flush()
-            finally:
-                os.close(self.fd)
-                self.fd = -1
 
     def check(self) -> tuple[int, list[str]]:
         """QEMU's VDI check: (corruptions, messages), each block map entry against the others."""

@@ -24,9 +24,9 @@ from array import array
 
 from crc32c import crc32c
 
-from pyvirt.image.base import Extent, Image
+from pyvirt.image.blocktable import BlockTableImage
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
-from pyvirt.image.fileio import pread_full, pwrite_full
+from pyvirt.image.fileio import pwrite_full
 
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 FILE_SIGNATURE = b"vhdxfile"
@@ -111,7 +111,7 @@ class _Header:
         return bytes(out)
 
 
-class VhdxImage(Image):
+class VhdxImage(BlockTableImage):
     """A VHDX file (dynamic or fixed; differencing refused)."""
 
     format = "vhdx"
@@ -374,52 +374,10 @@ class VhdxImage(Image):
         """Raise CorruptImage if the block's BAT entry is invalid, past the file or over metadata."""
         self._host(block)
 
-    def readinto(self, offset: int, buf: memoryview) -> None:
-        self._check_range(offset, len(buf))
-        bs = self.block_size
-        pos, end = offset, offset + len(buf)
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            host = self._host(b)
-            dst = buf[pos - offset : pos - offset + n]
-            if host is None:
-                dst[:] = bytes(n)
-            else:
-                pread_full(self.fd, dst, host + inoff)
-            pos += n
-
-    def block_status(self, offset: int, length: int) -> list[Extent]:
-        out: list[Extent] = []
-        bs = self.block_size
-        pos, end = offset, offset + length
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            host = self._host(b)
-            x = Extent(
-                pos,
-                n,
-                data=host is not None,
-                zero=host is None,
-                offset=None if host is None else host + inoff,
-            )
-            p = out[-1] if out else None
-            if (
-                p is not None
-                and p.data == x.data
-                and (p.offset is None) == (x.offset is None)
-                and (p.offset is None or x.offset == p.offset + p.length)
-            ):
-                out[-1] = Extent(p.start, p.length + n, p.data, p.zero, offset=p.offset)
-            else:
-                out.append(x)
-            pos += n
-        return out
-
     # ------------------------------------------------------------ writing
 
     def _touch(self) -> None:
+        """The first change since opening rewrites the headers (new GUIDs) before anything else."""
         if not self.headers_updated:
             self.headers_updated = True
             self._write_headers(new_guids=True)
@@ -436,33 +394,13 @@ class VhdxImage(Image):
         self.bat_dirty = True
         return off
 
-    def _runs(self, offset: int, length: int) -> list[tuple[int, int, int]]:
-        """(guest, file, length) runs for a write, allocating the blocks it needs.
-
-        Every block is checked before anything is written (headers included)."""
-        bs = self.block_size
-        pieces: list[tuple[int, int, int, int | None]] = []
-        pos, end = offset, offset + length
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            pieces.append((b, inoff, n, self._host(b)))
-            pos += n
-        self._touch()
-        runs: list[tuple[int, int, int]] = []
-        for b, inoff, n, host in pieces:
-            at = (self._allocate(b) if host is None else host) + inoff
-            if runs and runs[-1][1] + runs[-1][2] == at:
-                runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + n)
-            else:
-                runs.append((b * bs + inoff, at, n))
-        return runs
-
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         self._check_writable()
         self._check_range(offset, len(data))
         mv = memoryview(data).cast("B")
-        for gpos, host, n in self._runs(offset, len(mv)):
+        runs = self._runs(offset, len(mv), whole_new=False)
+        assert runs is not None  # only whole_new gives up
+        for gpos, host, n in runs:
             pwrite_full(self.fd, [mv[gpos - offset : gpos - offset + n]], host)
 
     def write_granule(self) -> int | None:
@@ -471,21 +409,7 @@ class VhdxImage(Image):
     def map_for_write(self, offset: int, length: int) -> list[tuple[int, int, int]] | None:
         self._check_writable()
         self._check_range(offset, length)
-        return self._runs(offset, length)
-
-    def write_zeroes(self, offset: int, length: int) -> None:
-        self._check_writable()
-        self._check_range(offset, length)
-        bs = self.block_size
-        pos, end = offset, offset + length
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            host = self._host(b)
-            if host is not None:
-                self._touch()
-                pwrite_full(self.fd, [bytes(n)], host + inoff)
-            pos += n
+        return self._runs(offset, length, whole_new=False)
 
     def flush(self) -> None:
         if self.readonly:
@@ -498,29 +422,6 @@ class VhdxImage(Image):
             self.bat_dirty = False
         if self.durable:
             os.fdatasync(self.fd)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            try:
-                self.flush()
-            finally:
-                os.close(self.fd)
-                self.fd = -1
-
-    @classmethod
-    def open(cls, path: str, *, readonly: bool = True, force_share: bool = False) -> VhdxImage:
-        from pyvirt.image.locking import lock_image
-
-        try:
-            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
-        except OSError as err:
-            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
-        try:
-            lock_image(fd, path, readonly=readonly, force_share=force_share)
-            return cls(path, fd, readonly=readonly)
-        except BaseException:
-            os.close(fd)
-            raise
 
 
 def default_block_size(size: int) -> int:

@@ -17,6 +17,7 @@ import uuid
 from array import array
 
 from pyvirt.image.base import Extent, Image
+from pyvirt.image.blocktable import BlockTableImage
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
 from pyvirt.image.fileio import pread_full, pwrite_full
 
@@ -49,7 +50,7 @@ def _footer_size(footer: bytes) -> int:
     return int(chs) * 512
 
 
-class VpcImage(Image):
+class VpcImage(BlockTableImage):
     """A VHD file (fixed or dynamic)."""
 
     format = "vpc"
@@ -121,21 +122,6 @@ class VpcImage(Image):
             )
         self.free = free
 
-    @classmethod
-    def open(cls, path: str, *, readonly: bool = True, force_share: bool = False) -> VpcImage:
-        from pyvirt.image.locking import lock_image
-
-        try:
-            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
-        except OSError as err:
-            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
-        try:
-            lock_image(fd, path, readonly=readonly, force_share=force_share)
-            return cls(path, fd, readonly=readonly)
-        except BaseException:
-            os.close(fd)
-            raise
-
     def _host(self, block: int) -> int | None:
         """The file offset of a block's data (past its bitmap), or None if unallocated."""
         e = self.bat[block]
@@ -147,22 +133,11 @@ class VpcImage(Image):
         return int(off + self.bitmap_size)
 
     def readinto(self, offset: int, buf: memoryview) -> None:
-        self._check_range(offset, len(buf))
-        if self.fixed:
-            pread_full(self.fd, buf, offset)
+        if not self.fixed:
+            super().readinto(offset, buf)
             return
-        bs = self.block_size
-        pos, end = offset, offset + len(buf)
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            host = self._host(b)
-            dst = buf[pos - offset : pos - offset + n]
-            if host is None:
-                dst[:] = bytes(n)
-            else:
-                pread_full(self.fd, dst, host + inoff)
-            pos += n
+        self._check_range(offset, len(buf))
+        pread_full(self.fd, buf, offset)
 
     def block_status(self, offset: int, length: int) -> list[Extent]:
         if self.fixed:
@@ -172,32 +147,7 @@ class VpcImage(Image):
                 Extent(s, n, data=True, zero=not d, offset=s)
                 for s, n, d in data_extents(self.fd, offset, offset + length)
             ]
-        out: list[Extent] = []
-        bs = self.block_size
-        pos, end = offset, offset + length
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            host = self._host(b)
-            x = Extent(
-                pos,
-                n,
-                data=host is not None,
-                zero=host is None,
-                offset=None if host is None else host + inoff,
-            )
-            p = out[-1] if out else None
-            if (
-                p is not None
-                and p.data == x.data
-                and (p.offset is None) == (x.offset is None)
-                and (p.offset is None or x.offset == p.offset + p.length)
-            ):
-                out[-1] = Extent(p.start, p.length + n, p.data, p.zero, offset=p.offset)
-            else:
-                out.append(x)
-            pos += n
-        return out
+        return super().block_status(offset, length)
 
     # ------------------------------------------------------------ writing
 
@@ -213,28 +163,12 @@ class VpcImage(Image):
         return int(at + self.bitmap_size)
 
     def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        if not self.fixed:
+            super().write(offset, data)
+            return
         self._check_writable()
         self._check_range(offset, len(data))
-        mv = memoryview(data).cast("B")
-        if self.fixed:
-            pwrite_full(self.fd, [mv], offset)
-            return
-        bs = self.block_size
-        pos, end = offset, offset + len(mv)
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            piece = mv[pos - offset : pos - offset + n]
-            host = self._host(b)
-            if host is not None:
-                pwrite_full(self.fd, [piece], host + inoff)
-            elif n == bs:
-                pwrite_full(self.fd, [piece], self._allocate(b))
-            else:
-                whole = bytearray(bs)
-                whole[inoff : inoff + n] = piece
-                pwrite_full(self.fd, [memoryview(whole)], self._allocate(b))
-            pos += n
+        pwrite_full(self.fd, [memoryview(data).cast("B")], offset)
 
     def write_granule(self) -> int | None:
         return None if self.fixed else self.block_size
@@ -245,44 +179,18 @@ class VpcImage(Image):
         self._check_range(offset, length)
         if self.fixed:
             return [(offset, offset, length)]
-        bs = self.block_size
-        pieces: list[tuple[int, int, int]] = []
-        pos, end = offset, offset + length
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            if self.bat[b] == UNALLOCATED and n != bs:
-                return None
-            pieces.append((b, inoff, n))
-            pos += n
-        runs: list[tuple[int, int, int]] = []
-        for b, inoff, n in pieces:
-            host = self._host(b)
-            at = (self._allocate(b) if host is None else host) + inoff
-            if runs and runs[-1][1] + runs[-1][2] == at:
-                runs[-1] = (runs[-1][0], runs[-1][1], runs[-1][2] + n)
-            else:
-                runs.append((b * bs + inoff, at, n))
-        return runs
+        return self._runs(offset, length, whole_new=True)
 
     def write_zeroes(self, offset: int, length: int) -> None:
+        if not self.fixed:
+            super().write_zeroes(offset, length)
+            return
         self._check_writable()
         self._check_range(offset, length)
-        if self.fixed:
-            from pyvirt.image.raw import punch_hole
+        from pyvirt.image.raw import punch_hole
 
-            if not punch_hole(self.fd, offset, length):
-                super().write_zeroes(offset, length)
-            return
-        bs = self.block_size
-        pos, end = offset, offset + length
-        while pos < end:
-            b, inoff = divmod(pos, bs)
-            n = min(bs - inoff, end - pos)
-            host = self._host(b)
-            if host is not None:
-                pwrite_full(self.fd, [bytes(n)], host + inoff)
-            pos += n
+        if not punch_hole(self.fd, offset, length):
+            Image.write_zeroes(self, offset, length)
 
     def flush(self) -> None:
         if self.readonly:
@@ -296,14 +204,6 @@ class VpcImage(Image):
             self.dirty = False
         if self.durable:
             os.fdatasync(self.fd)
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            try:
-                self.flush()
-            finally:
-                os.close(self.fd)
-                self.fd = -1
 
 
 def geometry(total_sectors: int) -> tuple[int, int, int]:
