@@ -47,8 +47,8 @@ makes one; ``convert(..., src_passphrase=, dst_passphrase=)``; ``image_info`` ne
 Not supported (refused by name, never misread): extended L2 entries, external data files,
 compressed or preallocated encrypted images, legacy AES encryption, VDI, VHD and VHDX differencing
 images, writes into VMDK grain tables that are not allocated or into streamOptimized grains
-already written (as QEMU); persistent bitmaps are read but not maintained (a writable open
-removes them).
+already written (as QEMU). Persistent dirty bitmaps are kept and maintained as qemu-img does
+(enabled ones marked in use while open, dirtied by writes, resized with the image).
 
 Errors are :class:`pyvirt.errors.ImageError` (subclasses ``CorruptImage`` and ``UnsupportedImage``
 live in :mod:`pyvirt.image.errors`).

@@ -10,7 +10,7 @@ import pytest
 from pyvirt.errors import ImageError
 from pyvirt.image import check, open_image
 
-from .conftest import assert_clean, pyvirt_img, qemu_img, qemu_io, qemu_raw, read_all
+from .conftest import assert_clean, pyvirt_img, qemu_img, qemu_io, qemu_raw, qinfo, read_all
 
 
 def _fill(p: Path, cluster_size: int) -> None:
@@ -151,7 +151,7 @@ def test_corrupt_bit_forbids_writing(tmp_path: Path) -> None:
         open_image(str(p), readonly=False)
 
 
-def test_persistent_bitmaps_counted_then_dropped_cleanly(tmp_path: Path) -> None:
+def test_persistent_bitmaps_counted_then_kept_and_dirtied(tmp_path: Path) -> None:
     from .conftest import pyvirt_img
 
     p = tmp_path / "b.qcow2"
@@ -165,4 +165,4 @@ def test_persistent_bitmaps_counted_then_dropped_cleanly(tmp_path: Path) -> None
     with open_image(str(p), readonly=False) as img:
         img.write(65536, b"x" * 1000)
     assert_clean(p)
-    assert "bitmaps:" not in qemu_img("info", str(p)).stdout
+    assert [b["name"] for b in qinfo(p)["format-specific"]["data"]["bitmaps"]] == ["b0", "b1"]

@@ -32,6 +32,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
+    from pyvirt.image.qcow2.bitmaps import Tracker
+
     OpenBacking = Callable[[str, str | None], Image]
 
 L2_CACHE_BYTES = 32 << 20
@@ -86,6 +88,8 @@ class Qcow2Image(Image):
         self._meta: set[int] | None = None
         self.lazy = bool(header.compatible_features & H.COMPAT_LAZY_REFCOUNTS)
         self._marked_dirty = False
+        #: the persistent bitmaps a writable open maintains
+        self.bitmaps: Tracker | None = None
 
     # ------------------------------------------------------------ open
 
@@ -127,7 +131,7 @@ class Qcow2Image(Image):
 
                 rebuild_refcounts(img)
             if not readonly and header.autoclear_features and not repairing:
-                img._drop_autoclear()
+                img._open_autoclear()
             if header.backing_file and open_backing is not None:
                 img.backing = open_backing(header.backing_file, header.backing_format)
         except BaseException:
@@ -149,20 +153,26 @@ class Qcow2Image(Image):
         self.master_key = luks.unlock(passphrase, lambda at, n: os.pread(self.fd, n, at))
         self.encrypted = True
 
-    def _drop_autoclear(self) -> None:
-        """Clear autoclear features this library does not maintain; persistent bitmaps are removed
-        (header first, then their clusters freed) rather than left stale and leaked."""
+    def _open_autoclear(self) -> None:
+        """Clear the autoclear features this library does not maintain; persistent bitmaps are
+        kept and maintained (:class:`bitmaps.Tracker`)."""
         from pyvirt.image.qcow2 import bitmaps as B
 
         h = self.header
         bm = B.read_bitmaps(self.fd, h, self.file_size, source=self.path)
-        ranges = B.bitmap_ranges(self.fd, bm, self.cs, self.file_size) if bm is not None else []
-        h.other_extensions = [e for e in h.other_extensions if e.type != H.EXT_BITMAPS]
-        h.autoclear_features = 0
-        self._write_header()
-        os.fdatasync(self.fd)
-        for off, n in ranges:
-            self.refs.free(off, n)
+        keep = H.AUTOCLEAR_BITMAPS if bm is not None else 0
+        if h.autoclear_features & ~keep:
+            if not keep:
+                h.other_extensions = [e for e in h.other_extensions if e.type != H.EXT_BITMAPS]
+            h.autoclear_features &= keep
+            self._write_header()
+            os.fdatasync(self.fd)
+        if bm is not None:
+            self.bitmaps = B.Tracker(self, bm)
+
+    def _dirty(self, offset: int, length: int) -> None:
+        if self.bitmaps is not None:
+            self.bitmaps.mark(offset, length)
 
     def _load_l1(self, offset: int, entries: int) -> array[int]:
         raw = bytearray(entries * 8)
@@ -452,6 +462,7 @@ class Qcow2Image(Image):
         if not len(mv):
             return
         self._mark_write()
+        self._dirty(offset, len(mv))
         pos, end = offset, offset + len(mv)
         while pos < end:
             l1i = pos >> self.l2_shift
@@ -538,6 +549,7 @@ class Qcow2Image(Image):
         if not self._unallocated(offset >> cb, (offset + length) >> cb):
             return None
         self._mark_write()
+        self._dirty(offset, length)
         runs: list[tuple[int, int, int]] = []
         pos, end = offset, offset + length
         while pos < end:
@@ -627,6 +639,7 @@ class Qcow2Image(Image):
         if not length:
             return
         self._mark_write()
+        self._dirty(offset, length)
         cs, cb = self.cs, self.cb
         end = offset + length
         first_full = -(-offset // cs)
@@ -690,6 +703,7 @@ class Qcow2Image(Image):
                 raise ImageError(f"{self.path}: compressed write beyond the end of the image")
             if not 0 < len(payload) < self.cs:
                 raise ImageError(f"{self.path}: a compressed cluster must be shorter than a cluster")
+            self._dirty(c << self.cb, self.cs)
             table, toff = self._l2_for_write(c >> self.l2_bits)
             i = c & self.l2_mask
             old = table[i]
@@ -734,7 +748,15 @@ class Qcow2Image(Image):
     # ------------------------------------------------------------ resize
 
     def truncate(self, size: int, *, shrink: bool = False) -> None:
-        """Resize; as QEMU, a new area a longer backing file would show through is zeroed."""
+        """Resize; as QEMU, a new area a longer backing file would show through is zeroed.
+        Its own zeroing dirties no bitmap (QEMU's neither)."""
+        tracker, self.bitmaps = self.bitmaps, None
+        try:
+            self._truncate(size, shrink)
+        finally:
+            self.bitmaps = tracker
+
+    def _truncate(self, size: int, shrink: bool) -> None:
         self._check_writable()
         if size % 512:
             raise ImageError(f"{self.path}: qcow2 image size must be a multiple of 512 bytes")
@@ -825,6 +847,10 @@ class Qcow2Image(Image):
             return
         try:
             if not self.readonly:
+                self._cstream_flush()
+                if self.bitmaps is not None:
+                    self.bitmaps.close()
+                    self.bitmaps = None
                 self.write_metadata()
                 self.refs.flush()
                 end = self._cpos if self._cpos >= 0 else 0

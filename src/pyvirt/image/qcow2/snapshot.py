@@ -304,6 +304,8 @@ def delete_snapshot(img: Qcow2Image, name: str) -> None:
 
 def apply_snapshot(img: Qcow2Image, name: str) -> None:
     img._check_writable()
+    if img.bitmaps is not None:  # qemu-img refuses while any persistent bitmap is loaded
+        raise ImageError("Device has active dirty bitmaps")
     snap = find(read_snapshots(img), name)
     l1 = _load_l1(img, snap)
     update_tree(img, l1, 1, active=False)
