@@ -422,6 +422,11 @@ def cmd_convert(argv: list[str]) -> int:
             objects.append(v)
         elif k == "--image-opts":
             image_opts = True
+        elif k == "-t":
+            _check_cache(v)
+            kw["durable"] = v != "unsafe"  # qemu-img's convert default; every other mode flushes
+        elif k == "-T" and v not in CACHE_MODES:
+            raise UsageError(f"Invalid source cache option: {v}")
     if HELP in o:
         return _option_help(out_fmt)
     if len(args) < 2:
@@ -702,9 +707,11 @@ def cmd_snapshot(argv: list[str]) -> int:
 
 def cmd_map(argv: list[str]) -> int:
     from pyvirt.image.ops import map_image
+    from pyvirt.image.sizes import parse_size
 
     opts, args = _parse(argv, *_spec("map"))
     fmt, output, share = None, "human", False
+    start, length = 0, None
     for k, v in opts:
         if k == "-f":
             fmt = v
@@ -712,9 +719,14 @@ def cmd_map(argv: list[str]) -> int:
             output = _output_fmt(v)
         elif k in ("-U", "--force-share"):
             share = True
+        elif k == "--start-offset":
+            start = parse_size(v, what="start offset")
+        elif k == "--max-length":
+            length = parse_size(v, what="max length")
     if len(args) != 1:
         raise UsageError("Expecting one image file name")
-    sys.stdout.write(map_image(args[0], fmt=fmt, output=output, force_share=share))
+    text = map_image(args[0], fmt=fmt, output=output, force_share=share, start=start, max_length=length)
+    sys.stdout.write(text)
     return 0
 
 

@@ -46,13 +46,25 @@ def _mergeable(p: Extent, x: Extent) -> bool:
     return p.offset + p.length == x.offset
 
 
-def map_image(path: str, *, fmt: str | None = None, output: str = "human", force_share: bool = False) -> str:
-    """qemu-img map's output, human or JSON."""
+def map_image(
+    path: str,
+    *,
+    fmt: str | None = None,
+    output: str = "human",
+    force_share: bool = False,
+    start: int = 0,
+    max_length: int | None = None,
+) -> str:
+    """qemu-img map's output, human or JSON, of ``[start, start + max_length)`` (clipped to the image)."""
     with open_image(path, fmt=fmt, allow_backing_outside=True, force_share=force_share) as img:
-        extents = map_extents(img)
+        end = img.size if max_length is None else min(img.size, start + max_length)
+        extents = [c for x in map_extents(img) if (c := _clip(x, start, end)) is not None]
         chain = img.chain()
         names = [i.path for i in chain]
     if output == "json":
+        if start >= end:  # qemu-img prints one empty extent
+            empty = '"length": 0, "depth": 0, "present": false, "zero": false, "data": false'
+            return f'[{{ "start": {start}, {empty}}}]\n'
         lines = []
         for x in extents:
             s = (
@@ -69,6 +81,17 @@ def map_image(path: str, *, fmt: str | None = None, output: str = "human", force
             name = names[x.depth] if x.depth < len(names) else path
             out.append(f"{_hex(x.start):<16}{_hex(x.length):<16}{_hex(x.offset):<16}{name}\n")
     return "".join(out)
+
+
+def _clip(x: Extent, start: int, end: int) -> Extent | None:
+    """The part of an extent inside ``[start, end)``, its file offset moved along."""
+    lo, hi = max(x.start, start), min(x.start + x.length, end)
+    if lo >= hi:
+        return None
+    if (lo, hi) == (x.start, x.start + x.length):
+        return x
+    off = None if x.offset is None else x.offset + lo - x.start
+    return Extent(lo, hi - lo, x.data, x.zero, x.depth, off, x.compressed, x.present)
 
 
 def _b(v: bool) -> str:
