@@ -1147,7 +1147,7 @@ IMG = Command(
                 _QUIET,
                 _FMT,
                 ("--shrink", "bool", "allow shrinking (data past the new end is lost)"),
-                ("--preallocation", "string=MODE", "accepted for qemu-img compatibility"),
+                ("--preallocation", "string=MODE", "off, metadata (qcow2), falloc or full: for the new area"),
                 ("--object", "string=OBJECT", "accepted for qemu-img compatibility"),
                 ("--image-opts", "bool", "accepted for qemu-img compatibility"),
                 ("FILENAME", "*file", "the image"),

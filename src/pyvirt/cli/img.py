@@ -563,7 +563,7 @@ def cmd_resize(argv: list[str]) -> int:
     sizes = [a for a in argv if len(a) > 1 and a[0] == "-" and a[1].isdigit()]
     rest = [a for a in argv if a not in sizes]
     opts, args = _parse(rest, *_spec("resize"))
-    fmt, shrink, quiet = None, False, False
+    fmt, shrink, quiet, prealloc = None, False, False, "off"
     for k, v in opts:
         if k == "-f":
             fmt = v
@@ -571,10 +571,12 @@ def cmd_resize(argv: list[str]) -> int:
             shrink = True
         elif k == "-q":
             quiet = True
+        elif k == "--preallocation":
+            prealloc = v
     args += sizes
     if len(args) != 2:
         raise UsageError("Expecting image file name and size")
-    resize(args[0], args[1], fmt=fmt, shrink=shrink)
+    resize(args[0], args[1], fmt=fmt, shrink=shrink, preallocation=prealloc)
     if not quiet:
         print("Image resized.")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pyvirt.image.create import create_image
+from pyvirt.image.errors import ImageError
 from pyvirt.image.info import image_info
 from pyvirt.image.opener import open_image
 from pyvirt.image.sizes import parse_relative_size
@@ -72,11 +73,29 @@ def check(
     return check_image(path, fmt=fmt, repair=repair, force_share=force_share)
 
 
-def resize(path: str, size: int | str, *, fmt: str | None = None, shrink: bool = False) -> None:
-    """Grow (or with ``shrink``, shrink) the virtual size; ``size`` may be relative (``+1G``)."""
+PREALLOCATION = ("off", "metadata", "falloc", "full")
+
+
+def resize(
+    path: str, size: int | str, *, fmt: str | None = None, shrink: bool = False, preallocation: str = "off"
+) -> None:
+    """Grow (or with ``shrink``, shrink) the virtual size; ``size`` may be relative (``+1G``).
+    ``preallocation`` (qemu-img's modes) applies to the new area of a grown raw or qcow2 image."""
+    if preallocation not in PREALLOCATION:
+        raise ImageError(f"Invalid preallocation mode '{preallocation}'")
     with open_image(path, fmt=fmt, readonly=False, allow_backing_outside=True) as img:
         new = parse_relative_size(size, img.size) if isinstance(size, str) else size
+        old = img.size
+        if preallocation != "off":
+            if new < old:
+                raise ImageError("Preallocation can only be used for growing images")
+            if img.format not in ("raw", "qcow2") or (img.format == "raw" and preallocation == "metadata"):
+                raise ImageError(f"Unsupported preallocation mode: {preallocation}")
         img.truncate(new, shrink=shrink)
+        if preallocation != "off" and new > old:
+            from pyvirt.image.preallocate import preallocate
+
+            preallocate(img, old, new, preallocation)
 
 
 def info(path: str, **kw: Any) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import make_layer, pyvirt_img, qemu_img
+from .conftest import assert_clean, make_layer, pyvirt_img, qemu_img, qinfo
 
 
 @pytest.fixture
@@ -81,3 +81,54 @@ def test_convert_out_of_order_writes_give_qemu_imgs_image(mapped: Path) -> None:
     assert qemu_img("map", "--output=json", str(ours)).stdout.count("data") == qemu_img(
         "map", "--output=json", str(theirs)
     ).stdout.count("data")
+
+
+def _map_flags(path: Path) -> list[tuple[int, int, bool, bool, bool]]:
+    import json
+
+    out = json.loads(qemu_img("map", "--output=json", str(path)).stdout)
+    return [(x["start"], x["length"], x["present"], x["zero"], x["data"]) for x in out]
+
+
+@pytest.mark.parametrize("mode", ["off", "metadata", "falloc", "full"])
+@pytest.mark.parametrize("fmt", ["qcow2", "raw"])
+def test_resize_preallocation_as_qemu_img(tmp_path: Path, fmt: str, mode: str) -> None:
+    ours, theirs = tmp_path / f"ours.{fmt}", tmp_path / f"theirs.{fmt}"
+    for p in (ours, theirs):
+        qemu_img("create", "-q", "-f", fmt, str(p), "1M")
+    args = ["resize", "-f", fmt, f"--preallocation={mode}"]
+    want = qemu_img(*args, str(theirs), "3M", check=False)
+    got = pyvirt_img(*args, str(ours), "3M")
+    assert got.returncode == want.returncode, got.stderr
+    if want.returncode:  # raw has no metadata mode
+        assert want.stderr.removeprefix("qemu-img: ") == got.stderr.removeprefix("pyvirt img: error: ")
+        assert ours.stat().st_size == 1 << 20
+        return
+    used = ours.stat().st_blocks * 512
+    assert (used >= 2 << 20) == (mode in ("falloc", "full"))
+    assert (used >= 2 << 20) == (theirs.stat().st_blocks * 512 >= 2 << 20)
+    assert ours.stat().st_size == theirs.stat().st_size
+    if fmt == "qcow2":
+        assert _map_flags(ours) == _map_flags(theirs)
+        assert_clean(ours)
+    assert qemu_img("compare", str(ours), str(theirs)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--preallocation=bogus", "F", "3M"], "Invalid preallocation mode 'bogus'"),
+        (
+            ["--shrink", "--preallocation=full", "F", "512k"],
+            "Preallocation can only be used for growing images",
+        ),
+    ],
+)
+def test_resize_preallocation_refused_as_qemu_img(tmp_path: Path, args: list[str], error: str) -> None:
+    p = tmp_path / "i.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", str(p), "1M")
+    argv = ["resize", *[str(p) if a == "F" else a for a in args]]
+    want = qemu_img(*argv, check=False)
+    got = pyvirt_img(*argv)
+    assert want.returncode == got.returncode == 1 and error in want.stderr and error in got.stderr
+    assert qinfo(p)["virtual-size"] == 1 << 20

@@ -90,7 +90,6 @@ EXPLAINED = {
     "img convert -T": "img: the image library's",
     "img convert -U --force-share": "img: the image library's",
     "img resize -q": "img: the image library's",
-    "img resize --preallocation": "img: accepted for qemu-img compatibility (the image library's to settle)",
     "img resize --object": "img: accepted for qemu-img compatibility (the image library's to settle)",
     "img resize --image-opts": "img: accepted for qemu-img compatibility (the image library's to settle)",
     "img commit -q": "img: the image library's",
