@@ -91,13 +91,25 @@ if [[ -z "$deb" ]]; then
   deb=$(ls "$dl/${kpkg}_"*_amd64.deb 2>/dev/null | head -n1 || true)
   [[ -n "$deb" ]] || die "apt-get download $kpkg left no .deb in $dl"
 fi
-find "$dl" -name '*.deb' ! -path "$deb" -delete # older kernels
+find "$dl" -name 'linux-image-*.deb' ! -path "$deb" -delete # older kernels
+# qemu-guest-agent: Debian's binary, run in the guest with the host's copies of its libraries (the
+# host has them: qemu-system depends on the same glib, libnuma, liburing and libudev).
+qga_deb=$(ls "$dl"/qemu-guest-agent_*_amd64.deb 2>/dev/null | head -n1 || true)
+if [[ -z "$qga_deb" ]]; then
+  log "downloading qemu-guest-agent"
+  chmod 0777 "$dl" 2>/dev/null || true
+  (cd "$dl" && apt-get download -q qemu-guest-agent >&2) || die "apt-get download qemu-guest-agent failed"
+  chmod 0755 "$dl" 2>/dev/null || true
+  qga_deb=$(ls "$dl"/qemu-guest-agent_*_amd64.deb 2>/dev/null | head -n1 || true)
+  [[ -n "$qga_deb" ]] || die "apt-get download qemu-guest-agent left no .deb in $dl"
+fi
 kpkg_version=$(dpkg-deb -f "$deb" Version)
 
 work=$(mktemp -d "$out/.build.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 log "unpacking $(basename "$deb")"
 dpkg -x "$deb" "$work/kpkg"
+dpkg -x "$qga_deb" "$work/qga"
 kver=$(ls "$work/kpkg/lib/modules")
 [[ $(wc -w <<<"$kver") -eq 1 ]] || die "expected one module tree in $deb, found: $kver"
 kmods="$work/kpkg/lib/modules/$kver"
@@ -165,7 +177,15 @@ ln -sf /init "$tree/sbin/init"
 install -m 0644 "$here/test-guest/inittab" "$tree/etc/inittab"
 install -m 0755 "$here/test-guest/udhcpc.script" "$tree/etc/pyvirt/udhcpc.script"
 install -m 0755 "$here/test-guest/power-button" "$tree/etc/acpi/PWRF/00000080"
+install -m 0755 "$here/test-guest/shutdown" "$tree/sbin/shutdown"
+install -m 0755 "$work/qga/usr/sbin/qemu-ga" "$tree/usr/sbin/qemu-ga"
+ldd "$work/qga/usr/sbin/qemu-ga" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\/lib64\// {print $1}' \
+  | while read -r lib; do install -D -m 0755 "$(readlink -f "$lib")" "$tree$lib"; done
+[[ -e "$tree/lib64/ld-linux-x86-64.so.2" ]] || die "qemu-ga: the dynamic loader was not copied"
+printf 'PRETTY_NAME="pyvirt test guest"\nNAME="pyvirt-guest"\nID=pyvirt-guest\nVERSION_ID="1"\n' >"$tree/etc/os-release"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$tree/etc/passwd"
+printf 'root:*:19000:0:99999:7:::\n' >"$tree/etc/shadow"
+chmod 0600 "$tree/etc/shadow"
 printf 'root:x:0:\ntty:x:5:\n' >"$tree/etc/group"
 printf '127.0.0.1 localhost\n127.0.1.1 pyvirt-guest\n' >"$tree/etc/hosts"
 printf 'pyvirt-guest\n' >"$tree/etc/hostname"
@@ -227,5 +247,5 @@ JSON
 rm -f "$out/.stamp"
 for f in "${ARTIFACTS[@]}"; do mv -f "$work/$f" "$out/$f"; done
 printf '%s\n' "$key" >"$out/.stamp"
-rm -rf "$dl" # the .deb (70 MB) is only needed to build; a rebuild downloads it again
+rm -rf "$dl" # the .debs (70 MB) are only needed to build; a rebuild downloads them again
 log "built in $out: kernel $kver, initrd $(size "$out/initrd.img") bytes, disk $(size "$out/disk.qcow2") bytes"
