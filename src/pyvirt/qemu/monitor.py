@@ -31,6 +31,7 @@ class Monitor:
         self._client = QMPClient(domain)
         self._listener: EventListener | None = None
         self._pump: asyncio.Task[None] | None = None
+        self._fd_lock = asyncio.Lock()  # an fd sent by SCM_RIGHTS belongs to the next command that takes one
 
     async def connect(self, timeout: float = 30.0) -> None:
         try:
@@ -77,6 +78,41 @@ class Monitor:
             self._listener = None
         with contextlib.suppress(QMPError, OSError, EOFError):
             await self._client.disconnect()
+
+    async def add_fd(self, fd: int, opaque: str, fdset: int | None = None) -> str:
+        """Hand an open file to QEMU (SCM_RIGHTS + ``add-fd``) and return the path QEMU opens it by.
+
+        QEMU is confined to the files it was started with (:mod:`pyvirt.qemu.landlock`, its own user):
+        a file that joins later (a hot-plugged disk, a snapshot overlay, a block-copy target) is opened
+        by the daemon and passed in. QEMU picks the fdset member whose access mode matches its open, so
+        open ``fd`` O_RDWR for a writable node, O_RDONLY for a read-only one. The caller keeps ``fd``;
+        it may close it once this returns. ``remove_fdset`` drops the set once QEMU is done with it.
+        """
+        args: dict[str, Any] = {"opaque": opaque}
+        if fdset is not None:
+            args["fdset-id"] = fdset
+        async with self._fd_lock:
+            self._send_fd(fd)
+            reply = await self.execute("add-fd", args)
+        return f"/dev/fdset/{int(reply['fdset-id'])}"
+
+    async def remove_fdset(self, path: str) -> None:
+        """Forget the fdset behind ``path`` (from :meth:`add_fd`); QEMU closes its copies once unused."""
+        fdset = int(path.rsplit("/", 1)[1])
+        with contextlib.suppress(OperationFailed):  # already gone with its last user
+            await self.execute("remove-fd", {"fdset-id": fdset})
+
+    async def get_fd(self, fd: int, name: str) -> None:
+        """Hand an open file to QEMU under ``name`` (``getfd``), for ``migrate fd:NAME`` and the like."""
+        async with self._fd_lock:
+            self._send_fd(fd)
+            await self.execute("getfd", {"fdname": name})
+
+    def _send_fd(self, fd: int) -> None:
+        try:
+            self._client.send_fd_scm(fd)
+        except (QMPError, OSError) as err:
+            raise OperationFailed(f"cannot pass a file to QEMU for '{self.domain}': {err}") from err
 
     # Typed helpers for the commands the driver uses.
 
