@@ -106,7 +106,7 @@ class DiskConfig:
     type: str = "file"  # file | block | volume | network
     device: str = "disk"  # disk | cdrom | floppy
     driver_name: str = "qemu"
-    driver_type: str = "raw"  # raw | qcow2
+    driver_type: str = "raw"  # conf.domain_xml.DISK_FORMATS
     cache: str | None = None  # none | writeback | writethrough | directsync | unsafe
     discard: str | None = None  # unmap | ignore
     io: str | None = None  # native | threads | io_uring

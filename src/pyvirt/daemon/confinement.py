@@ -135,7 +135,13 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
             handover.readable(path, "storage file")
         else:
             handover.writable(path, "storage file")
-        for backing in _backing_chain(path, disk.driver_type):
+        members, backing_files = _image_files(path, disk.driver_type)
+        for member in members:
+            if disk.readonly or disk.device == "cdrom":
+                handover.readable(member, f"extent of storage file '{path}'")
+            else:
+                handover.writable(member, f"extent of storage file '{path}'")
+        for backing in backing_files:
             handover.readable(backing, f"backing file of storage file '{path}'")
     os_ = dom.os
     if os_.loader is not None and os_.loader.path:
@@ -173,15 +179,20 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
         handover.access[str(parent)] = "dir"
 
 
-def _backing_chain(path: str, fmt: str) -> list[str]:
-    """The backing files under ``path`` (QEMU opens them read-only), nearest first."""
+def _image_files(path: str, fmt: str) -> tuple[list[str], list[str]]:
+    """The files QEMU opens for ``path`` besides it: its own data files (a VMDK's extents), then its
+    backing files and theirs (opened read-only), nearest first."""
     if fmt not in ("qcow2", "qed", "vmdk", "vhdx", "vdi", "vpc"):
-        return []
+        return [], []
     from pyvirt.image.opener import open_image
 
     try:
         with open_image(path, fmt=fmt, readonly=True, force_share=True, allow_backing_outside=True) as img:
-            return [str(layer.path) for layer in img.chain()[1:]]
+            layers = img.chain()
+            backing: list[str] = []
+            for layer in layers[1:]:
+                backing += [str(layer.path), *layer.member_files()]
+            return layers[0].member_files(), backing
     except Exception as err:  # QEMU reports a broken chain in its own words
-        log.debug("cannot read the backing chain of %s: %s", path, err)
-        return []
+        log.debug("cannot read the files of %s: %s", path, err)
+        return [], []

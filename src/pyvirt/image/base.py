@@ -218,6 +218,10 @@ class Image:
             img = img.backing
         return out
 
+    def member_files(self) -> list[str]:
+        """Files other than :attr:`path` that hold this image's data (a VMDK's extent files)."""
+        return []
+
     def actual_size(self) -> int:
         """Bytes the file occupies on disk (``st_blocks * 512``)."""
         return os.stat(self.path).st_blocks * 512

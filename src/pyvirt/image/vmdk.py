@@ -414,6 +414,11 @@ class VmdkImage(Image):
             raise CorruptImage(f"{path}: VMDK descriptor lists no extents")
         return parts
 
+    def member_files(self) -> list[str]:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        files = [os.path.join(folder, p.name) for p in self.parts if p.listed and p.name]
+        return [f for f in dict.fromkeys(files) if f != os.path.abspath(self.path)]
+
     def extent_bytes(self) -> int:
         """Disk space of extent files other than the descriptor (qemu-img adds it to actual-size)."""
         total = 0

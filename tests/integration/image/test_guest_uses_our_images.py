@@ -1,5 +1,6 @@
-"""QEMU boots the test guest from disks ``pyvirt img`` made (directly and through a backing chain),
-the guest writes to them, and the library reads back exactly what the guest wrote."""
+"""QEMU boots the test guest from disks ``pyvirt img`` made (directly, through a backing chain, and in
+every format a domain takes: vmdk with its extents, vdi, vhdx, vpc), the guest writes to them, and the
+library reads back exactly what the guest wrote."""
 
 from __future__ import annotations
 
@@ -22,13 +23,15 @@ def img(*args: str) -> None:
     subprocess.run([*IMG, *args], check=True, capture_output=True)
 
 
-def boot_and_write(daemon: Daemon, tmp_path: Path, name: str, root: Path, data: Path) -> str:
+def boot_and_write(
+    daemon: Daemon, tmp_path: Path, name: str, root: Path, data: Path, fmt: str = "qcow2"
+) -> str:
     extra = (
-        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+        f"<disk type='file' device='disk'><driver name='qemu' type='{fmt}'/>"
         f"<source file='{data}'/><target dev='vdb' bus='virtio'/></disk>"
     )
     xml = tmp_path / f"{name}.xml"
-    xml.write_text(domain_xml(name, disk=root, extra_devices=extra))
+    xml.write_text(domain_xml(name, disk=root, disk_format=fmt, extra_devices=extra))
     daemon.cli("define", str(xml)).ok()
     daemon.cli("start", name).ok()
     console = Console(daemon, name)
@@ -90,3 +93,35 @@ def test_guest_boots_through_a_backing_chain(daemon: Daemon, tmp_path: Path) -> 
     assert names[0].endswith("top.qcow2")
     for path in (top, mid, base, data):
         check_qemu_clean(path)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "options"),
+    [
+        ("vmdk", "subformat=monolithicSparse"),
+        ("vmdk", "subformat=twoGbMaxExtentFlat"),
+        ("vhdx", "subformat=dynamic"),
+        ("vdi", "static=off"),
+        ("vpc", "subformat=dynamic"),
+    ],
+)
+def test_guest_boots_from_and_writes_to_other_formats(
+    daemon: Daemon, tmp_path: Path, fmt: str, options: str
+) -> None:
+    art = guest_artifacts()
+    root = tmp_path / f"root.{fmt}"
+    data = tmp_path / f"data.{fmt}"
+    img("convert", "-f", "qcow2", "-O", fmt, "-o", options, str(art.disk), str(root))
+    img("create", "-f", fmt, "-o", options, str(data), "64M")
+    name = f"boot-{fmt}-{options.split('=')[1].lower()}"
+    payload = boot_and_write(daemon, tmp_path, name, root, data, fmt)
+    with open_image(str(data), fmt=fmt) as image:
+        assert image.read(PATTERN_OFFSET, len(payload)).decode() == payload
+    if fmt != "vpc":  # qemu-img check does not check vpc
+        for path in (root, data):
+            check_qemu_clean(path)
+    compare = subprocess.run(
+        ["qemu-img", "compare", "-f", "qcow2", "-F", fmt, str(art.disk), str(root)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert compare.returncode == 1, compare.stdout  # the guest wrote to its root while it ran
