@@ -1,0 +1,126 @@
+"""virt-install 4.1 as an oracle: a private libvirtd (system mode) in its own mount and network
+namespace, and ``virt-install --print-xml --dry-run`` run inside it.
+
+The libvirtd sees scratch copies of /etc/libvirt, /run/libvirt, /var/lib/libvirt and /var/log/libvirt,
+so it never meets the machine's own libvirt state (nor another test's), and its network namespace holds
+only loopback. QEMU's capability probe is cached across runs under ``.cache/virtinst-oracle``.
+``Oracle.missing()`` says why the oracle cannot run here (no virt-install, no libvirtd, not root).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent.parent
+CACHE = REPO / ".cache/virtinst-oracle"
+UNSHARE = ("unshare", "--mount", "--net", "--propagation", "private", "--fork")
+
+_SETUP = r"""
+set -e
+S="$1"
+mount -t tmpfs tmpfs "$S/run"
+cp -a /etc/libvirt/. "$S/etc/"
+rm -f "$S/etc/qemu/networks/autostart/"*
+mkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt
+mount --bind "$S/etc" /etc/libvirt
+mount --bind "$S/run" /run/libvirt
+mount --bind "$S/lib" /var/lib/libvirt
+mount --bind "$S/cache" /var/cache/libvirt
+mount --bind "$S/log" /var/log/libvirt
+ip link set lo up
+exec libvirtd
+"""
+
+
+class Oracle:
+    """One private libvirtd; :meth:`run` runs virt-install against it."""
+
+    def __init__(self) -> None:
+        self.scratch = Path(tempfile.mkdtemp(prefix="vi-oracle-", dir="/tmp"))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def missing() -> str | None:
+        """Why virt-install cannot be the oracle on this machine, or None when it can."""
+        for tool in ("virt-install", "libvirtd", "unshare", "nsenter"):
+            if shutil.which(tool) is None:
+                return f"{tool} is not installed (Debian's virtinst and libvirt-daemon-system are the oracle)"
+        if os.geteuid() != 0:
+            return "the oracle's private libvirtd needs root (mount and network namespaces)"
+        return None
+
+    def start(self) -> None:
+        for sub in ("etc", "run", "lib", "log"):
+            (self.scratch / sub).mkdir()
+        CACHE.mkdir(parents=True, exist_ok=True)
+        (self.scratch / "cache").symlink_to(CACHE)
+        log = open(self.scratch / "libvirtd.log", "wb")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(
+            [*UNSHARE, "sh", "-c", _SETUP, "sh", str(self.scratch)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.libvirtd_pid() is not None and self._virsh("uri").returncode == 0:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(
+            f"the oracle's libvirtd did not start: {(self.scratch / 'libvirtd.log').read_text()}"
+        )
+
+    def libvirtd_pid(self) -> int | None:
+        """The libvirtd inside the namespace (a child of unshare's forked shell, or that shell exec'd)."""
+        if self.proc is None:
+            return None
+        out = subprocess.run(
+            ["pgrep", "-s", str(self.proc.pid), "-x", "libvirtd"], capture_output=True, text=True
+        ).stdout.split()
+        return int(out[0]) if out else None
+
+    def _enter(self) -> list[str]:
+        pid = self.libvirtd_pid()
+        assert pid is not None, "the oracle's libvirtd is not running"
+        return ["nsenter", "--target", str(pid), "--mount", "--net"]
+
+    def _virsh(self, *args: str) -> subprocess.CompletedProcess[str]:
+        pid = self.libvirtd_pid()
+        if pid is None:
+            return subprocess.CompletedProcess([], 1, "", "")
+        return subprocess.run(
+            [*self._enter(), "virsh", "-c", "qemu:///system", *args], capture_output=True, text=True
+        )
+
+    def virsh(self, *args: str) -> str:
+        result = self._virsh(*args)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def command(self, *args: str) -> list[str]:
+        """The argv that runs ``virt-install ARGS`` against the private libvirtd."""
+        return [*self._enter(), "virt-install", "--connect", "qemu:///system", *args]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), capture_output=True, text=True)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                    self.proc.wait()
+            self.proc = None
+        shutil.rmtree(self.scratch, ignore_errors=True)
