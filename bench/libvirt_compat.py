@@ -1,15 +1,20 @@
-"""Measure pyvirt against libvirt's own QEMU test suite: ``python bench/libvirt_compat.py LIBVIRT_CHECKOUT``.
+"""Measure pyvirt against libvirt's own QEMU test suite: ``python bench/libvirt_compat.py LIBVIRT_TREE``.
 
-For every ``tests/qemuxmlconfdata/*.x86_64-latest.xml`` (libvirt's expanded output for its newest QEMU)
-of a libvirt checkout, it reports whether pyvirt accepts the XML (parse, defaults, validation, firmware
-from this host's descriptors, command line) or refuses it and why, and, for the accepted ones that have
-an expected ``.x86_64-latest.args``, whether the command lines agree in meaning: the same QEMU devices
-(``-device`` drivers, as a multiset), the same vCPU count and topology, memory size and machine type.
+LIBVIRT_TREE is a libvirt source tree: a git checkout (``tests/qemuxmlconfdata``, libvirt ≥ 10) or a
+release such as Debian's ``libvirt_9.0.0.orig.tar.xz`` (``tests/qemuxml2argvdata`` with the expanded
+XML in ``tests/qemuxml2xmloutdata``). For every x86_64-latest case (libvirt's expanded XML for its
+newest QEMU where the tree has it, else the input XML) it reports whether pyvirt accepts the XML
+(parse, defaults, validation, firmware from this host's descriptors, command line) or refuses it and
+why, and, for the accepted ones that have an expected ``.x86_64-latest.args``, whether the command
+lines agree in meaning: the same QEMU devices (``-device`` drivers, as a multiset), the same vCPU count
+and topology, memory size and machine type.
 Ids, fd numbers, paths, option order and libvirt-only options (``-object secret``, ``-overcommit``...)
 are not compared. libvirt's files are read from the checkout, never copied.
 
 ``--list`` prints each file's verdict; the summary is the acceptance rate, the equivalence rate and the
-refusal reasons, most common first.
+refusal reasons, most common first. ``--libvirt`` keeps only the cases libvirt 9.0 itself runs on this
+host (``virsh domxml-to-native qemu-argv`` succeeds against a libvirtd started in a scratch network
+namespace, as the other benchmarks start it): the population the compatibility target is about.
 """
 
 from __future__ import annotations
@@ -48,13 +53,20 @@ def _driver(spec: str) -> str:
     return spec.split(",", 1)[0]
 
 
+def _kib(size: str) -> int:
+    """QEMU's ``-m`` value in KiB (a bare number is MiB)."""
+    units = {"k": 1, "m": 1024, "g": 1024 * 1024, "t": 1024**3}
+    unit = size[-1:].lower()
+    return int(size[:-1]) * units[unit] if unit in units else int(size) * 1024
+
+
 def summary(argv: list[str]) -> dict[str, object]:
     """What the comparison looks at."""
     devices = collections.Counter(_driver(d) for d in _options(argv, "-device"))
     for name in _IGNORED_DEVICES:
         devices.pop(name, None)
     smp = _options(argv, "-smp")
-    memory = [re.sub(r"^size=", "", m.split(",")[0]) for m in _options(argv, "-m")]
+    memory = [_kib(re.sub(r"^size=", "", m.split(",")[0])) for m in _options(argv, "-m")]
     machine = [m.split(",")[0] for m in _options(argv, "-machine")]
     return {"devices": dict(sorted(devices.items())), "smp": smp, "memory": memory, "machine": machine}
 
@@ -70,7 +82,7 @@ def _context(dom_name: str, interfaces: int, channels: int) -> RuntimeContext:
     )
 
 
-def check(xml_path: Path) -> tuple[str, str]:
+def check(xml_path: Path, expected: Path | None = None) -> tuple[str, str]:
     """(verdict, detail): accepted-equivalent | accepted-different | accepted | refused."""
     try:
         dom = load_domain_xml(xml_path.read_text())
@@ -88,8 +100,7 @@ def check(xml_path: Path) -> tuple[str, str]:
         return "refused", str(err)
     except Exception as err:  # a crash is a finding, not a refusal
         return "crashed", f"{type(err).__name__}: {err}"
-    expected = xml_path.with_name(xml_path.name.replace(".xml", ".args"))
-    if not expected.exists():
+    if expected is None or not expected.exists():
         return "accepted", "no expected .args"
     theirs = _argv_of_args_file(expected)
     mine, libvirts = summary(ours), summary(theirs)
@@ -97,6 +108,36 @@ def check(xml_path: Path) -> tuple[str, str]:
         return "accepted-equivalent", ""
     diff = {key: (mine[key], libvirts[key]) for key in mine if mine[key] != libvirts[key]}
     return "accepted-different", json.dumps(diff)
+
+
+def cases(tree: Path) -> list[tuple[Path, Path | None]]:
+    """(domain XML, expected .args or None) of every x86_64-latest case in the tree."""
+    confdata = tree / "tests" / "qemuxmlconfdata"
+    if confdata.is_dir():
+        return [
+            (xml, xml.with_name(xml.name.replace(".xml", ".args")))
+            for xml in sorted(confdata.glob("*.x86_64-latest.xml"))
+        ]
+    argvdata, outdata = tree / "tests" / "qemuxml2argvdata", tree / "tests" / "qemuxml2xmloutdata"
+    out: list[tuple[Path, Path | None]] = []
+    for args in sorted(argvdata.glob("*.x86_64-latest.args")):
+        base = args.name.removesuffix(".x86_64-latest.args")
+        expanded = outdata / f"{base}.x86_64-latest.xml"
+        xml = expanded if expanded.exists() else argvdata / f"{base}.xml"
+        if xml.exists():
+            out.append((xml, args))
+    return out
+
+
+def libvirt_runs(xml: Path) -> bool:
+    """Whether libvirt 9.0 here turns the XML into a QEMU command line (its own verdict)."""
+    import subprocess
+
+    result = subprocess.run(
+        ["virsh", "-c", "qemu:///system", "domxml-to-native", "qemu-argv", str(xml)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return result.returncode == 0
 
 
 def _reason(detail: str) -> str:
@@ -108,18 +149,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("checkout", type=Path, help="a libvirt source checkout")
+    parser.add_argument("tree", type=Path, help="a libvirt source tree (checkout or release)")
     parser.add_argument("--list", action="store_true", help="print every file's verdict")
+    parser.add_argument(
+        "--libvirt", action="store_true", help="only the cases libvirt 9.0 itself runs on this host"
+    )
     args = parser.parse_args()
-    data = args.checkout / "tests" / "qemuxmlconfdata"
-    files = sorted(data.glob("*.x86_64-latest.xml"))
+    files = cases(args.tree)
     if not files:
-        print(f"error: no tests/qemuxmlconfdata/*.x86_64-latest.xml under {args.checkout}", file=sys.stderr)
+        print(f"error: no x86_64-latest test cases under {args.tree}/tests", file=sys.stderr)
         return 1
+    if args.libvirt:
+        files = _libvirt_population(files)
     verdicts = collections.Counter[str]()
     reasons = collections.Counter[str]()
-    for path in files:
-        verdict, detail = check(path)
+    for path, expected in files:
+        verdict, detail = check(path, expected)
         verdicts[verdict] += 1
         if verdict in ("refused", "crashed"):
             reasons[_reason(detail)] += 1
@@ -128,7 +173,7 @@ def main() -> int:
     total = len(files)
     accepted = total - verdicts["refused"] - verdicts["crashed"]
     compared = verdicts["accepted-equivalent"] + verdicts["accepted-different"]
-    print(f"files: {total}")
+    print(f"cases: {total}" + (" (those libvirt 9.0 runs here)" if args.libvirt else ""))
     print(f"accepted: {accepted} ({100 * accepted / total:.1f}%)")
     if compared:
         rate = 100 * verdicts["accepted-equivalent"] / compared
@@ -138,6 +183,18 @@ def main() -> int:
     for reason, count in reasons.most_common():
         print(f"{count:5}  {reason}")
     return 0
+
+
+def _libvirt_population(files: list[tuple[Path, Path | None]]) -> list[tuple[Path, Path | None]]:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_domains import Libvirt, netns
+
+    with netns():
+        libvirt = Libvirt()
+        try:
+            return [case for case in files if libvirt_runs(case[0])]
+        finally:
+            libvirt.close()
 
 
 if __name__ == "__main__":

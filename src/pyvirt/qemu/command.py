@@ -142,7 +142,8 @@ class _Builder:
         self.machine()
         self.add("-accel", self.ctx.accel)
         self.cpu()
-        self.add("-m", f"size={dom.memory_kib}k")
+        # Rounded up to whole MiB, as libvirt aligns guest memory for QEMU.
+        self.add("-m", f"size={-(-dom.memory_kib // 1024) * 1024}k")
         self.smp()
         self.numa()
         for ident in iothread_ids(dom):

@@ -175,3 +175,11 @@ def test_a_connect_channel_connects() -> None:
     dom = dom_of(f"<channel type='unix'>{source}<target type='virtio' name='a'/></channel>")
     argv = build_argv(dom, runtime_context(dom))
     assert "socket,id=charchannel0,path=/run/agent.sock" in argv
+
+
+@pytest.mark.parametrize(("kib", "emitted"), [(219100, "219136k"), (262144, "262144k"), (1, "1024k")])
+def test_memory_is_rounded_up_to_whole_mib_as_libvirt_aligns_it(kib: int, emitted: str) -> None:
+    dom = dom_of("")
+    dom.memory_kib = kib
+    argv = build_argv(dom, runtime_context(dom))
+    assert argv[argv.index("-m") + 1] == f"size={emitted}"
