@@ -1253,6 +1253,29 @@ IMG = Command(
             globals="lr",
         ),
         Command(
+            "dd",
+            "image",
+            _IMG + "dd",
+            "copy a range of an image into a new image",
+            "Copy blocks of INPUT into a new OUTPUT image, as dd(1) copies files: bs=BLOCK_SIZE (default\n"
+            "512), count=BLOCKS (counted from the start of the input, as qemu-img counts them),\n"
+            "skip=BLOCKS, if=INPUT, of=OUTPUT.",
+            (
+                _FMT,
+                ("-O", "string=OUTPUT_FMT", "the output image's format (default: raw)"),
+                _SHARE,
+                ("--object", "string=OBJECT", "a secret object (secret,id=ID,data=...|file=...)"),
+                (
+                    "--image-opts",
+                    "bool",
+                    "if= is an option string (driver=,file.filename=,encrypt.key-secret=)",
+                ),
+                ("OPERAND", "*string", "bs=, count=, skip=, if=, of="),
+            ),
+            style="tool",
+            globals="l",
+        ),
+        Command(
             "measure",
             "image",
             _IMG + "measure",

@@ -82,6 +82,7 @@ def create_image(
         raise ImageError("Image creation needs a size parameter")
     if size < 0:
         raise ImageError("Image size must be positive")
+    size = -(-size // 512) * 512  # every qemu block driver rounds the size up to whole sectors
     if fmt == "qcow2":
         from pyvirt.image.qcow2.create import create_qcow2
 
