@@ -327,6 +327,38 @@ ACTIONS: tuple[Action, ...] = (
         query={"source": "str"},
         errors=(*_DOMAIN_RUN, "unsupported-config"),
     ),
+    # Statistics and resources of domains
+    Action(
+        "domain.stats",
+        "GET",
+        "/v1/domainstats",
+        "domstats in one request: the statistics groups asked (comma-separated: state, cpu-total, "
+        "balloon, vcpu, interface, block; all by default) of the domains named (comma-separated names, "
+        "ids or UUIDs), or of every domain passing every filter (active, inactive, persistent, "
+        "transient, running, paused, shutoff, other)",
+        response="DomainStatsList",
+        query={"domains": "str", "groups": "str", "filters": "str"},
+        errors=_LOOKUP,
+    ),
+    Action(
+        "domain.memstats",
+        "GET",
+        "/v1/domains/{name}/memstats",
+        "dommemstat: the balloon's size, the guest's memory statistics and QEMU's resident set",
+        response="MemoryStats",
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.memstats_period",
+        "POST",
+        "/v1/domains/{name}/memstats/period",
+        "dommemstat --period: how often the guest reports its memory statistics (0: never), live "
+        "and/or in the definition (config)",
+        request="ScopedValueRequest",
+        response="Empty",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
     # Networks
     Action("network.list", "GET", "/v1/networks", "every network's status", response="NetworkList"),
     Action(

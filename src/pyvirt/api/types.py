@@ -261,6 +261,32 @@ class CloneResult(TypedDict):
     steps: list[str]
 
 
+# Statistics and resources of domains
+
+
+class DomainStats(TypedDict):
+    """One domain's statistics, libvirt's field names (``state.state``, ``block.0.rd.bytes``...) in
+    libvirt's order."""
+
+    name: str
+    fields: dict[str, int | str]
+
+
+class MemoryStats(TypedDict):
+    """dommemstat's tags (actual, swap_in, ..., rss) in libvirt's order and units (KiB or counts)."""
+
+    stats: dict[str, int]
+
+
+class ScopedValueRequest(TypedDict):
+    """A number for the running domain (``live``), its definition (``config``), or neither: the
+    current one (the running domain while it runs, else the definition)."""
+
+    value: int
+    live: NotRequired[bool]
+    config: NotRequired[bool]
+
+
 # Networks
 
 
@@ -365,5 +391,6 @@ DomainList = list[DomainSummary]
 InterfaceAddressList = list[InterfaceAddress]
 NetworkList = list[NetworkStatus]
 LeaseList = list[Lease]
+DomainStatsList = list[DomainStats]
 PoolList = list[PoolStatus]
 VolumeList = list[VolumeInfo]

@@ -96,7 +96,13 @@ def _take_positional(
 ) -> None:
     if not pending:
         raise InvalidArgument(f"unexpected data '{value}'")
-    name = pending.pop(0)
+    name = pending[0]
+    if kinds[name].endswith("+"):  # a repeated positional (domstats' domains) takes every word left
+        values = out.setdefault(name.replace("-", "_"), [])
+        assert isinstance(values, list)
+        values.append(value)
+        return
+    pending.pop(0)
     _store(out, name, kinds[name], value)
 
 

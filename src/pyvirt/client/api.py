@@ -168,6 +168,23 @@ class Connection:
         info: types.DomainInfo = self.call("domain.info", {"name": key})
         return Domain(self, info["name"], info)
 
+    def domain_stats(
+        self,
+        domains: list[str] | None = None,
+        *,
+        groups: list[str] | None = None,
+        filters: list[str] | None = None,
+    ) -> list[types.DomainStats]:
+        """domstats in one request: the ``groups`` (state, cpu-total, balloon, vcpu, interface, block;
+        None: all) of ``domains`` (None: every domain passing ``filters``: active, inactive, persistent,
+        transient, running, paused, shutoff, other)."""
+        query = {
+            "domains": ",".join(domains or []),
+            "groups": ",".join(groups or []),
+            "filters": ",".join(filters or []),
+        }
+        return list(self.call("domain.stats", query=query))
+
     def clone(self, original: str, name: str, **options: Any) -> types.CloneResult:
         """``pyvirt clone``: domain ``name`` from the template or shut-off domain ``original``, made by
         the daemon. ``options`` are :class:`pyvirt.api.types.CloneRequest`'s (None: left out)."""
@@ -336,6 +353,17 @@ class Domain:
         """domifaddr, from the networks' DHCP leases (``source`` lease, the default) or the host's ARP
         table (``arp``)."""
         return list(self.conn.call("domain.ifaddr", {"name": self.name}, query={"source": source}))
+
+    # Statistics and resources
+
+    def memory_stats(self) -> dict[str, int]:
+        """dommemstat: actual, the guest's balloon statistics, rss (libvirt's names, KiB or counts)."""
+        return dict(self.conn.call("domain.memstats", {"name": self.name})["stats"])
+
+    def set_memory_stats_period(self, seconds: int, *, live: bool = False, config: bool = False) -> None:
+        """dommemstat --period; neither ``live`` nor ``config``: the current state."""
+        body: types.ScopedValueRequest = {"value": seconds, "live": live, "config": config}
+        self.conn.call("domain.memstats_period", {"name": self.name}, body)
 
 
 class Network:

@@ -181,6 +181,9 @@ async def serve(
     from pyvirt.daemon.clones import CloneAPI, network_names
 
     extras.append(CloneAPI(storage_api.driver, events, network_names(net_api)))
+    from pyvirt.daemon.monitoring import MonitoringAPI
+
+    extras.append(MonitoringAPI())
     try:
         confinement = Confinement.for_daemon(layout, config.user, config.group)
     except OperationFailed as err:

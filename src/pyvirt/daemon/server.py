@@ -145,7 +145,13 @@ class API:
         return obj.summary()
 
     async def dominfo(self, req: Request) -> dict[str, Any]:
-        return self.domains.info(req.params["name"])
+        from pyvirt.daemon.stats import balloon_kib
+
+        info = self.domains.info(req.params["name"])
+        obj = self.domains.lookup(info["uuid"])
+        if obj.active:  # the balloon's actual size, as virsh shows "Used memory"
+            info["used_memory_kib"] = await balloon_kib(obj)
+        return info
 
     async def dumpxml(self, req: Request) -> dict[str, Any]:
         args = req.args

@@ -1,0 +1,66 @@
+"""The handlers of domain statistics and resources (domstats, dommemstat, setmem, setvcpus...), bound
+to their actions of the API table; the work is in :mod:`pyvirt.daemon.stats` and
+:mod:`pyvirt.daemon.resources`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pyvirt.daemon import stats
+from pyvirt.daemon.http import Request
+from pyvirt.daemon.routes import Handlers
+
+if TYPE_CHECKING:
+    from pyvirt.api import types
+    from pyvirt.daemon.domains import DomainRegistry
+
+
+def scope(body: dict[str, Any], active: bool) -> tuple[bool, bool]:
+    """virsh's --live/--config/--current: neither given is the current state (the running domain
+    while it runs, else its definition)."""
+    live, config = bool(body.get("live")), bool(body.get("config"))
+    if not live and not config:
+        return (True, False) if active else (False, True)
+    return live, config
+
+
+def _words(text: str | None) -> list[str]:
+    return [word for word in (text or "").split(",") if word]
+
+
+class MonitoringAPI:
+    """Statistics and resource handlers of one daemon (the domain registry is bound at start-up)."""
+
+    def __init__(self) -> None:
+        self._domains: DomainRegistry | None = None
+
+    async def startup(self, domains: DomainRegistry) -> None:
+        self._domains = domains
+
+    @property
+    def domains(self) -> DomainRegistry:
+        assert self._domains is not None, "MonitoringAPI used before start-up"
+        return self._domains
+
+    def handlers(self) -> Handlers:
+        return {
+            "domain.stats": self.domstats,
+            "domain.memstats": self.memstats,
+            "domain.memstats_period": self.memstats_period,
+        }
+
+    async def domstats(self, req: Request) -> list[dict[str, Any]]:
+        args = req.args
+        return await stats.collect(
+            self.domains, _words(args["domains"]), _words(args["groups"]), _words(args["filters"])
+        )
+
+    async def memstats(self, req: Request) -> dict[str, Any]:
+        return {"stats": await stats.memory_stats(self.domains.lookup(req.params["name"]))}
+
+    async def memstats_period(self, req: Request) -> dict[str, Any]:
+        body: types.ScopedValueRequest = req.data
+        name = req.params["name"]
+        live, config = scope(dict(body), self.domains.lookup(name).active)
+        await stats.set_period(self.domains, name, body["value"], live=live, config=config)
+        return {}

@@ -1,0 +1,79 @@
+"""The statistics helpers: libvirt's state and reason numbers, the guest's balloon statistics in libvirt's
+names and units, disks found in QMP replies by their node name, and the kernel counters read from /proc."""
+
+from __future__ import annotations
+
+import os
+
+from pyvirt.conf.domain_xml import load_domain_xml
+from pyvirt.daemon.domains import DomainObject
+from pyvirt.daemon.lifecycle import Paused, Running, Shutoff
+from pyvirt.daemon.stats import block_entries, guest_memory, reason_code
+from pyvirt.qemu import procstats
+
+XML = """<domain type='qemu'><name>u1</name><memory unit='MiB'>128</memory>
+<os><type arch='x86_64' machine='pc'>hvm</type></os>
+<devices>
+  <disk type='file' device='disk'><source file='/tmp/a.qcow2'/><driver name='qemu' type='qcow2'/>
+    <target dev='vda' bus='virtio'/></disk>
+  <disk type='file' device='disk'><source file='/tmp/b.raw'/><driver name='qemu' type='raw'/>
+    <target dev='vdb' bus='virtio'/></disk>
+</devices></domain>"""
+
+
+def test_reason_numbers_are_libvirts() -> None:
+    assert reason_code(Running.BOOTED) == 1 and reason_code(Running.UNPAUSED) == 5
+    assert reason_code(Shutoff.DESTROYED) == 2 and reason_code(Shutoff.DAEMON) == 8
+    assert reason_code(Paused.USER) == 1 and reason_code(Paused.SNAPSHOT) == 9
+    assert reason_code(Paused.STARTING_UP) == 11  # libvirt's 10 is 'crashed', which pyvirt never gives
+
+
+def test_guest_memory_in_libvirts_names_and_units() -> None:
+    reply = {
+        "last-update": 1700000000,
+        "stats": {
+            "stat-swap-in": 4096,
+            "stat-free-memory": 100 * 1024 * 1024,
+            "stat-total-memory": 128 * 1024 * 1024,
+            "stat-major-faults": 7,
+            "stat-htlb-pgfail": -1,
+        },
+    }
+    stats = guest_memory(reply)
+    assert stats == {
+        "swap_in": 4,
+        "major_fault": 7,
+        "unused": 102400,
+        "available": 131072,
+        "last_update": 1700000000,
+    }
+    assert list(stats) == ["swap_in", "major_fault", "unused", "available", "last_update"]
+    assert guest_memory({"last-update": 0, "stats": {"stat-swap-in": 1}}) == {}  # no report yet
+
+
+def test_disks_found_by_node_name_then_device_id() -> None:
+    dom = load_domain_xml(XML)
+    dom.devices.disks[1].alias = "ua-data"
+    obj = DomainObject(config=dom)
+    replies = [
+        {"node-name": "pyvirt-1-format", "qdev": "/machine/peripheral/virtio-disk0/virtio-backend"},
+        {"node-name": "somewhere-else", "qdev": "/machine/peripheral/ua-data/virtio-backend"},
+        {"inserted": {"node-name": "pyvirt-9-format"}},
+    ]
+    found = block_entries(obj, replies)
+    assert found == {0: replies[0], 1: replies[1]}
+    assert block_entries(obj, None) == {}
+
+
+def test_kernel_counters() -> None:
+    nets = procstats.net_devices()
+    assert "lo" in nets
+    lo = nets["lo"]
+    assert lo.guest_view().rx_bytes == lo.tx_bytes and lo.guest_view().tx_packets == lo.rx_packets
+    cpu = procstats.process_cpu(os.getpid())
+    assert cpu.total == cpu.user + cpu.system and cpu.total > 0
+    run, _wait = procstats.thread_schedstat(os.getpid(), os.getpid())
+    assert run > 0
+    assert procstats.thread_schedstat(os.getpid(), 2**22 + 7) == (0, 0)
+    assert (procstats.rss_kib(os.getpid()) or 0) > 0
+    assert procstats.thread_cpu(os.getpid(), os.getpid()) in os.sched_getaffinity(0)
