@@ -1,0 +1,190 @@
+"""``pyvirt img bitmap`` against ``qemu-img bitmap``: the same operations on twin images leave the same
+bitmaps — names, flags and granularities (``qemu-img info``), and the same bits, as QEMU itself reads
+them (``x-debug-block-dirty-bitmap-sha256`` and the dirty count of each bitmap) — and a clean image."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.image.conftest import assert_clean, pyvirt_img, qemu_img, qemu_io, qinfo
+
+
+def qemu_bitmaps(path: Path) -> dict[str, tuple[str, int]]:
+    """Bitmap name → (sha256 of its bits, dirty count), as QEMU reads the image."""
+    names = [b["name"] for b in qinfo(path).get("format-specific", {}).get("data", {}).get("bitmaps", [])]
+    cmds = [
+        {"execute": "qmp_capabilities"},
+        {"execute": "query-named-block-nodes", "arguments": {"flat": True}},
+    ]
+    cmds += [
+        {"execute": "x-debug-block-dirty-bitmap-sha256", "arguments": {"node": "d", "name": n}} for n in names
+    ]
+    cmds.append({"execute": "quit"})
+    out = subprocess.run(
+        ["qemu-system-x86_64", "-machine", "none", "-nodefaults", "-display", "none", "-qmp", "stdio",
+         "-blockdev", f"driver=qcow2,node-name=d,read-only=on,file.driver=file,file.filename={path}"],
+        input="".join(json.dumps(c) + "\n" for c in cmds), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    replies = [json.loads(line) for line in out.splitlines() if '"return"' in line]
+    nodes = replies[1]["return"]
+    counts = {
+        b["name"]: b["count"] for n in nodes if n["node-name"] == "d" for b in n.get("dirty-bitmaps", [])
+    }
+    return {n: (replies[2 + i]["return"]["sha256"], counts[n]) for i, n in enumerate(names)}
+
+
+def info_bitmaps(path: Path) -> list[dict[str, object]]:
+    bitmaps: list[dict[str, object]] = qinfo(path)["format-specific"]["data"].get("bitmaps", [])
+    return bitmaps
+
+
+def twins(tmp_path: Path, size: str = "10M", options: str = "cluster_size=65536") -> tuple[Path, Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    ours, theirs = tmp_path / "ours.qcow2", tmp_path / "theirs.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", "-o", options, str(ours), size)
+    shutil.copy(ours, theirs)
+    return ours, theirs
+
+
+def both(ours: Path, theirs: Path, *args: str) -> None:
+    """Run one bitmap command on each twin: ours through pyvirt, theirs through qemu-img."""
+    *opts, name = args
+    mine = pyvirt_img("bitmap", *opts, str(ours), name)
+    ref = qemu_img("bitmap", *opts, str(theirs), name, check=False)
+    assert mine.returncode == ref.returncode == 0, (mine.stderr, ref.stderr)
+
+
+def write_both(ours: Path, theirs: Path, *cmds: str) -> None:
+    qemu_io(ours, *cmds)
+    qemu_io(theirs, *cmds)
+
+
+def assert_twins(ours: Path, theirs: Path) -> None:
+    assert info_bitmaps(ours) == info_bitmaps(theirs)
+    assert qemu_bitmaps(ours) == qemu_bitmaps(theirs)
+    assert_clean(ours)
+
+
+def test_add_enable_disable_clear_remove_as_qemu_img(tmp_path: Path) -> None:
+    ours, theirs = twins(tmp_path)
+    both(ours, theirs, "--add", "b0")
+    both(ours, theirs, "--add", "-g", "128k", "--disable", "b1")
+    both(ours, theirs, "--add", "-g", "512", "small")
+    write_both(ours, theirs, "write 0 100k", "write 5M 1M", "write 9999k 1k")
+    assert_twins(ours, theirs)
+    assert qemu_bitmaps(ours)["b0"][1] > 0 and qemu_bitmaps(ours)["b1"][1] == 0
+    both(ours, theirs, "--enable", "b1")
+    both(ours, theirs, "--disable", "b0")
+    write_both(ours, theirs, "write 3M 64k")
+    assert_twins(ours, theirs)
+    both(ours, theirs, "--clear", "b0")
+    both(ours, theirs, "--remove", "small")
+    assert_twins(ours, theirs)
+    assert [b["name"] for b in info_bitmaps(ours)] == ["b0", "b1"]
+    both(ours, theirs, "--remove", "b0")
+    both(ours, theirs, "--remove", "b1")
+    assert info_bitmaps(ours) == info_bitmaps(theirs) == []
+    assert_clean(ours)
+
+
+def test_merge_within_and_from_another_file_with_other_granularities(tmp_path: Path) -> None:
+    ours, theirs = twins(tmp_path)
+    both(ours, theirs, "--add", "-g", "64k", "a")
+    both(ours, theirs, "--add", "-g", "1M", "--disable", "b")
+    write_both(ours, theirs, "write 1000k 200k", "write 7M 4k")
+    both(ours, theirs, "--merge", "a", "b")
+    assert_twins(ours, theirs)
+    other = tmp_path / "other.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", str(other), "10M")
+    qemu_img("bitmap", "--add", "-g", "4k", str(other), "src")
+    qemu_io(other, "write 4k 4k", "write 9M 512k")
+    mine = pyvirt_img("bitmap", "--merge", "src", "-b", str(other), "-F", "qcow2", str(ours), "a")
+    ref = qemu_img("bitmap", "--merge", "src", "-b", str(other), "-F", "qcow2", str(theirs), "a")
+    assert mine.returncode == ref.returncode == 0, mine.stderr
+    assert_twins(ours, theirs)
+
+
+def test_small_clusters_and_a_default_granularity_as_qemu_picks_it(tmp_path: Path) -> None:
+    for cluster, expected in (("512", 4096), ("4096", 4096), ("2M", 65536)):
+        ours, theirs = twins(tmp_path / cluster, "3M", f"cluster_size={cluster}")
+        both(ours, theirs, "--add", "x")
+        write_both(ours, theirs, "write 1M 300k")
+        assert_twins(ours, theirs)
+        assert info_bitmaps(ours)[0]["granularity"] == expected
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        ([], ["--add", "IMG"], "Expecting filename and bitmap name"),
+        ([], ["IMG", "x"], "Need at least one of --add, --remove, --clear, --enable, --disable, or --merge"),
+        ([], ["-g", "64k", "--enable", "IMG", "x"], "granularity only supported with --add"),
+        ([], ["-b", "y", "--add", "IMG", "x"], "Merge bitmap source file only supported with --merge"),
+        ([], ["-F", "qcow2", "--add", "IMG", "x"], "-F only supported with -b"),
+        (
+            [["--add", "x"]],
+            ["--add", "IMG", "x"],
+            "Operation add on bitmap x failed: Bitmap already exists: x",
+        ),
+        (
+            [],
+            ["--remove", "IMG", "nope"],
+            "Operation remove on bitmap nope failed: Dirty bitmap 'nope' not found",
+        ),
+        ([], ["--add", "-g", "100", "IMG", "x"], "Granularity must be power of 2 and at least 512"),
+        ([], ["--add", "IMG", ""], "Operation add on bitmap  failed: Bitmap name cannot be empty"),
+        (
+            [["--add", "x"]],
+            ["--merge", "nope", "IMG", "x"],
+            "on bitmap x failed: Dirty bitmap 'nope' not found",
+        ),
+    ],
+)
+def test_refusals_as_qemu_img(tmp_path: Path, setup: list[list[str]], args: list[str], message: str) -> None:
+    ours, theirs = twins(tmp_path)
+    for step in setup:
+        both(ours, theirs, *step)
+    mine = pyvirt_img("bitmap", *[str(ours) if a == "IMG" else a for a in args])
+    ref = qemu_img("bitmap", *[str(theirs) if a == "IMG" else a for a in args], check=False)
+    assert mine.returncode == ref.returncode == 1
+    assert message in mine.stderr and message in ref.stderr
+    assert info_bitmaps(ours) == info_bitmaps(theirs)
+
+
+def test_v2_and_raw_images_cannot_hold_bitmaps(tmp_path: Path) -> None:
+    old = tmp_path / "old.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", "-o", "compat=0.10", str(old), "1M")
+    before = old.read_bytes()
+    result = pyvirt_img("bitmap", "--add", str(old), "x")
+    assert result.returncode == 1 and "Cannot store dirty bitmaps in qcow2 v2 files" in result.stderr
+    assert old.read_bytes() == before
+    raw = tmp_path / "r.raw"
+    raw.write_bytes(bytes(1 << 20))
+    result = pyvirt_img("bitmap", "--add", "-f", "raw", str(raw), "x")
+    assert result.returncode == 1 and "Can't store persistent bitmaps" in result.stderr
+
+
+def test_an_encrypted_image_through_image_opts_and_its_secret(tmp_path: Path) -> None:
+    secret = "secret,id=s0,data=correct horse"
+    ours, theirs = tmp_path / "ours.qcow2", tmp_path / "theirs.qcow2"
+    for path in (ours, theirs):
+        qemu_img(
+            "create", "-q", "--object", secret, "-f", "qcow2", "-o",
+            "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", str(path), "4M",
+        )  # fmt: skip
+    for path, tool in ((ours, pyvirt_img), (theirs, qemu_img)):
+        spec = f"driver=qcow2,file.filename={path},encrypt.key-secret=s0"
+        for action in (["--add", "-g", "8k"], ["--disable", "--clear"]):
+            result = tool("bitmap", "--object", secret, "--image-opts", *action, spec, "enc")
+            assert result.returncode == 0, result.stderr
+    assert info_bitmaps(ours) == info_bitmaps(theirs) == [{"flags": [], "name": "enc", "granularity": 8192}]
+    wrong = pyvirt_img(
+        "bitmap", "--object", "secret,id=s0,data=nope", "--image-opts", "--remove",
+        f"driver=qcow2,file.filename={ours},encrypt.key-secret=s0", "enc",
+    )  # fmt: skip
+    assert wrong.returncode == 1 and info_bitmaps(ours)[0]["name"] == "enc"
