@@ -1230,6 +1230,8 @@ IMG = Command(
                 ("-T", "string=SRC_CACHE", "source cache mode (checked; reads go through the page cache)"),
                 _SHARE,
                 ("--target-is-zero", "bool", "the existing output (-n) reads as zeroes: skip writing them"),
+                ("--bitmaps", "bool", "copy the source's persistent bitmaps (qcow2 to qcow2)"),
+                ("--skip-broken-bitmaps", "bool", "with --bitmaps, leave out inconsistent bitmaps"),
                 ("--object", "string=OBJECT", "a secret: secret,id=ID,data=PASSPHRASE (or file=PATH)"),
                 (
                     "--image-opts",

@@ -388,7 +388,7 @@ def cmd_convert(argv: list[str]) -> int:
     opts, args = _parse(argv, *_spec("convert"))
     kw: dict[str, Any] = {}
     objects: list[str] = []
-    image_opts = False
+    image_opts = bitmaps = skip_broken = False
     out_fmt, progress, quiet, o = "raw", False, False, {}
     sparse = 4096
     for k, v in opts:
@@ -427,11 +427,19 @@ def cmd_convert(argv: list[str]) -> int:
             kw["durable"] = v != "unsafe"  # qemu-img's convert default; every other mode flushes
         elif k == "-T" and v not in CACHE_MODES:
             raise UsageError(f"Invalid source cache option: {v}")
+        elif k == "--bitmaps":
+            bitmaps = True
+        elif k == "--skip-broken-bitmaps":
+            skip_broken = True
     if HELP in o:
         return _option_help(out_fmt)
     if len(args) < 2:
         raise UsageError("Must specify image file name")
+    if skip_broken and not bitmaps:
+        raise UsageError("Use of --skip-broken-bitmaps requires --bitmaps")
     sources, dst = args[:-1], args[-1]
+    if bitmaps and len(sources) > 1:
+        raise UsageError("Copying bitmaps only possible with single source")
     if image_opts:
         sources, kw["src_fmt"], kw["src_passphrase"] = _image_opts(sources, _secrets(objects))
     if any(k.startswith("encrypt.") for k in o):
@@ -443,6 +451,15 @@ def cmd_convert(argv: list[str]) -> int:
             raise UsageError("Compression and encryption not supported at the same time")
     if kw.get("backing") and not kw.get("backing_fmt") and not kw.get("skip_create"):
         kw["backing_fmt"] = _probe_backing_fmt(dst, kw["backing"])
+    if bitmaps:
+        from pyvirt.image.opener import open_image
+        from pyvirt.image.qcow2.bitmap_edit import check_copyable
+
+        with open_image(
+            sources[0], fmt=kw.get("src_fmt"), allow_backing_outside=True,
+            force_share=kw.get("force_share", False), passphrase=kw.get("src_passphrase"),
+        ) as src:  # fmt: skip
+            check_copyable(src, out_fmt, o.get("compat"))
     show = progress and not quiet
     if show:
         sys.stdout.write("    (0.00/100%)\r")
@@ -457,7 +474,27 @@ def cmd_convert(argv: list[str]) -> int:
         **kw,
     )
     _progress_done(show)
+    if bitmaps:
+        _copy_bitmaps(sources[0], dst, kw, skip_broken)
     return 0
+
+
+def _copy_bitmaps(src_path: str, dst: str, kw: dict[str, Any], skip_broken: bool) -> None:
+    from pyvirt.image.opener import open_image
+    from pyvirt.image.qcow2.bitmap_edit import copy_bitmaps
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    with (
+        open_image(
+            src_path, fmt=kw.get("src_fmt"), allow_backing_outside=True,
+            force_share=kw.get("force_share", False), passphrase=kw.get("src_passphrase"),
+        ) as src,
+        open_image(
+            dst, fmt="qcow2", readonly=False, allow_backing_outside=True, passphrase=kw.get("dst_passphrase")
+        ) as out,
+    ):  # fmt: skip
+        assert isinstance(src, Qcow2Image) and isinstance(out, Qcow2Image)
+        copy_bitmaps(src, out, skip_broken=skip_broken)
 
 
 def _encrypt_key(kw: dict[str, object], secrets: dict[str, bytes]) -> bytes | None:

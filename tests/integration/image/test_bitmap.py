@@ -188,3 +188,75 @@ def test_an_encrypted_image_through_image_opts_and_its_secret(tmp_path: Path) ->
         f"driver=qcow2,file.filename={ours},encrypt.key-secret=s0", "enc",
     )  # fmt: skip
     assert wrong.returncode == 1 and info_bitmaps(ours)[0]["name"] == "enc"
+
+
+def _mark_in_use(path: Path, name: str) -> None:
+    """What a QEMU killed while tracking leaves behind: the bitmap flagged in use (inconsistent)."""
+    import os
+    import struct
+
+    from pyvirt.image.qcow2 import bitmaps as B
+    from pyvirt.image.qcow2 import header as H
+
+    fd = os.open(path, os.O_RDWR)
+    try:
+        h = H.Header.parse(os.pread(fd, 65536, 0), os.fstat(fd).st_size)
+        found = B.read_bitmaps(fd, h, os.fstat(fd).st_size, source=str(path))
+        assert found is not None
+        b = next(b for b in found.bitmaps if b.name == name)
+        os.pwrite(fd, struct.pack(">I", b.flags | B.FLAG_IN_USE), b.entry + 12)
+    finally:
+        os.close(fd)
+
+
+def test_convert_bitmaps_copies_them_as_qemu_img(tmp_path: Path) -> None:
+    src = tmp_path / "src.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", str(src), "10M")
+    qemu_img("bitmap", "--add", str(src), "b0")
+    qemu_img("bitmap", "--add", "-g", "1M", "--disable", str(src), "b1")
+    qemu_io(src, "write 0 100k", "write 6M 8k")
+    qemu_img("bitmap", "--merge", "b0", str(src), "b1")
+    ours, theirs = tmp_path / "ours.qcow2", tmp_path / "theirs.qcow2"
+    mine = pyvirt_img("convert", "--bitmaps", "-O", "qcow2", str(src), str(ours))
+    assert mine.returncode == 0, mine.stderr
+    qemu_img("convert", "--bitmaps", "-O", "qcow2", str(src), str(theirs))
+    assert_twins(ours, theirs)
+    assert qemu_bitmaps(ours) == qemu_bitmaps(src)
+    again = pyvirt_img("convert", "--bitmaps", "-n", "-O", "qcow2", str(src), str(ours))
+    assert again.returncode == 1 and "Failed to create bitmap b1: Bitmap already exists: b1" in again.stderr
+    _mark_in_use(src, "b0")
+    broken = pyvirt_img("convert", "--bitmaps", "-O", "qcow2", str(src), str(tmp_path / "broken.qcow2"))
+    assert broken.returncode == 1 and "Cannot copy inconsistent bitmap 'b0'" in broken.stderr
+    skipped = tmp_path / "skipped.qcow2"
+    result = pyvirt_img(
+        "convert", "--bitmaps", "--skip-broken-bitmaps", "-O", "qcow2", str(src), str(skipped)
+    )
+    assert result.returncode == 0, result.stderr
+    assert [b["name"] for b in info_bitmaps(skipped)] == ["b1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--bitmaps", "-O", "raw"], "Format driver 'raw' does not support bitmaps"),
+        (["--bitmaps", "-O", "qcow2", "-o", "compat=0.10"], "Format driver 'qcow2' does not support bitmaps"),
+        (["--skip-broken-bitmaps", "-O", "qcow2"], "Use of --skip-broken-bitmaps requires --bitmaps"),
+    ],
+)
+def test_convert_bitmaps_refusals_as_qemu_img(tmp_path: Path, args: list[str], message: str) -> None:
+    src = tmp_path / "src.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", str(src), "1M")
+    mine = pyvirt_img("convert", *args, str(src), str(tmp_path / "ours"))
+    ref = qemu_img("convert", *args, str(src), str(tmp_path / "theirs"), check=False)
+    assert mine.returncode == ref.returncode == 1
+    assert message in mine.stderr and message in ref.stderr
+    assert not (tmp_path / "ours").exists()
+
+
+def test_convert_bitmaps_needs_a_qcow2_source(tmp_path: Path) -> None:
+    raw = tmp_path / "src.raw"
+    raw.write_bytes(bytes(1 << 20))
+    mine = pyvirt_img("convert", "--bitmaps", "-f", "raw", "-O", "qcow2", str(raw), str(tmp_path / "o.qcow2"))
+    assert mine.returncode == 1 and "Source lacks bitmap support" in mine.stderr
+    two = pyvirt_img("convert", "--bitmaps", "-O", "qcow2", str(raw), str(raw), str(tmp_path / "o.qcow2"))
+    assert two.returncode == 1 and "Copying bitmaps only possible with single source" in two.stderr

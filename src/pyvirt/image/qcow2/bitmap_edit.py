@@ -256,3 +256,35 @@ class BitmapEditor:
         for b in self.list:
             b.entry = pos
             pos += (B._ENTRY.size + len(b.name.encode()) + 7) & ~7
+
+
+def check_copyable(src: Image, out_fmt: str, compat: str | None) -> None:
+    """Refuse ``convert --bitmaps`` before anything is written, in qemu-img's words."""
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    if out_fmt != "qcow2" or compat in ("0.10", "v2"):
+        raise ImageError(f"Format driver '{out_fmt}' does not support bitmaps")
+    if not isinstance(src, Qcow2Image):
+        raise ImageError("Source lacks bitmap support")
+
+
+def copy_bitmaps(src: Qcow2Image, dst: Qcow2Image, *, skip_broken: bool = False) -> None:
+    """``convert --bitmaps``: every persistent bitmap of ``src`` recreated in ``dst``, bits and flags."""
+    source = BitmapEditor(src, edit=False)
+    target = BitmapEditor(dst)
+    usable = []
+    for b in source.list:
+        if b.flags & B.FLAG_IN_USE:
+            if skip_broken:
+                continue
+            raise ImageError(
+                f"Cannot copy inconsistent bitmap '{b.name}'; try --skip-broken-bitmaps, or use "
+                f"'qemu-img bitmap --remove' to delete it"
+            )
+        usable.append(b)
+    for b in reversed(usable):  # QEMU walks them newest first, so it names the last clash first
+        if any(t.name == b.name for t in target.list):
+            raise ImageError(f"Failed to create bitmap {b.name}: Bitmap already exists: {b.name}")
+    for b in usable:
+        target.add(b.name, b.granularity, enabled=bool(b.flags & B.FLAG_AUTO))
+        target.merge(b.name, src, b.name)
