@@ -56,6 +56,7 @@ def measure(
     prealloc = str(kw.get("preallocation", "off"))
     compat = str(kw.get("compat", "1.1"))
     src_is_qcow2 = False
+    bitmaps: list[tuple[str, int]] = []  # the source's persistent bitmaps: (name, granularity)
     extents: list[tuple[int, int, bool]] = []
     if path is not None:
         from pyvirt.image.opener import open_image
@@ -63,6 +64,12 @@ def measure(
         with open_image(path, fmt=fmt, allow_backing_outside=True, force_share=force_share) as img:
             size = img.size
             src_is_qcow2 = img.format == "qcow2"
+            from pyvirt.image.qcow2.image import Qcow2Image
+
+            if isinstance(img, Qcow2Image):
+                from pyvirt.image.qcow2.bitmap_edit import BitmapEditor
+
+                bitmaps = [(b.name, b.granularity) for b in BitmapEditor(img, edit=False).list]
             pos = 0
             while pos < size:
                 n = min(1 << 30, size - pos)
@@ -90,8 +97,23 @@ def measure(
     full = prealloc_size(size, cs, rbits.bit_length() - 1)
     out: dict[str, Any] = {"required": full - size + required, "fully-allocated": full}
     if src_is_qcow2 and compat not in ("0.10", "v2"):
-        out["bitmaps"] = 0
+        out["bitmaps"] = bitmaps_size(bitmaps, size, cs)
     return out
+
+
+def bitmaps_size(bitmaps: list[tuple[str, int]], size: int, cs: int) -> int:
+    """Room for ``bitmaps`` (name, granularity) in a qcow2 of ``size`` and cluster size ``cs``, as
+    QEMU reserves it: every bitmap fully allocated, its table, and the directory."""
+
+    def ceil(a: int, b: int) -> int:
+        return -(-a // b)
+
+    total = directory = 0
+    for name, granularity in bitmaps:
+        clusters = ceil(ceil(ceil(size, granularity), 8), cs)
+        total += clusters * cs + ceil(clusters * 8, cs) * cs
+        directory += (24 + len(name.encode()) + 7) & ~7
+    return total + ceil(directory, cs) * cs
 
 
 def render(res: dict[str, Any], output: str) -> str:

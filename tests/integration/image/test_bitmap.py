@@ -260,3 +260,19 @@ def test_convert_bitmaps_needs_a_qcow2_source(tmp_path: Path) -> None:
     assert mine.returncode == 1 and "Source lacks bitmap support" in mine.stderr
     two = pyvirt_img("convert", "--bitmaps", "-O", "qcow2", str(raw), str(raw), str(tmp_path / "o.qcow2"))
     assert two.returncode == 1 and "Copying bitmaps only possible with single source" in two.stderr
+
+
+@pytest.mark.parametrize(
+    "options", [[], ["-o", "cluster_size=4k"], ["-o", "cluster_size=2M"], ["--output=json"]]
+)
+def test_measure_counts_the_bitmaps_room_as_qemu_img(tmp_path: Path, options: list[str]) -> None:
+    src = tmp_path / "src.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", str(src), "100M")
+    qemu_img("bitmap", "--add", str(src), "a")
+    qemu_img("bitmap", "--add", "-g", "512", str(src), "a-rather-long-bitmap-name-" * 3)
+    qemu_io(src, "write 0 1M")
+    mine = pyvirt_img("measure", "-O", "qcow2", *options, str(src))
+    ref = qemu_img("measure", "-O", "qcow2", *options, str(src))
+    assert mine.returncode == 0, mine.stderr
+    assert mine.stdout == ref.stdout
+    assert "bitmaps" in mine.stdout
