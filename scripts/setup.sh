@@ -17,6 +17,7 @@ PACKAGES=(
   linux-image-amd64                    # the kernel libguestfs's appliance boots
   fuse3 debootstrap genisoimage        # guest mounts, template builds, seed ISO checks
   fdisk scrub                          # sfdisk for template disks; scrub for vol-wipe's algorithms
+  syslinux mtools                      # tests: test-guest disks that boot by themselves (launch, OVA)
   btrfs-progs                          # a copy-on-write file system for vol-clone --reflink
   python3-venv python3-dev
   python3-pip python3-setuptools python3-wheel   # the offline wheel build with Debian's own tools

@@ -318,6 +318,17 @@ ACTIONS: tuple[Action, ...] = (
         errors=("not-found", "already-exists", "invalid-state", "operation-failed", "image-error"),
     ),
     Action(
+        "domain.launch",
+        "POST",
+        "/v1/launches",
+        "pyvirt launch: a running domain from a template in one call (linked clone, cloud-init seed, "
+        "start); undone if the start fails",
+        request="LaunchRequest",
+        response="LaunchResult",
+        mutating=True,
+        errors=("not-found", "already-exists", "invalid-state", "operation-failed", "image-error"),
+    ),
+    Action(
         "domain.ifaddr",
         "GET",
         "/v1/domains/{name}/ifaddr",

@@ -261,6 +261,36 @@ class CloneResult(TypedDict):
     steps: list[str]
 
 
+class LaunchRequest(TypedDict):
+    """pyvirt launch: domain ``name`` from template ``template`` of ``pool``, started.
+
+    A linked clone (a qcow2 overlay) unless ``full``; ``memory`` and ``disk_size`` are bytes (default:
+    the template's, else 1 GiB and the template's size); ``network`` as in :class:`CloneRequest`;
+    ``ssh_keys`` go to ``user``'s authorized_keys, ``password`` is set for ``user`` (``root`` when no
+    keys are given).
+    """
+
+    template: str
+    name: str
+    full: NotRequired[bool]
+    vcpus: NotRequired[int]
+    memory: NotRequired[int]
+    disk_size: NotRequired[int]
+    network: NotRequired[str]
+    hostname: NotRequired[str]
+    ssh_keys: NotRequired[list[str]]
+    user: NotRequired[str]
+    user_data: NotRequired[str]
+    password: NotRequired[str]
+    pool: NotRequired[str]
+
+
+class LaunchResult(CloneResult):
+    """What a launch made (as a clone's result) and the domain's state (``running``)."""
+
+    state: str
+
+
 # Statistics and resources of domains
 
 

@@ -20,7 +20,7 @@ from pyvirt.errors import InvalidArgument, InvalidState, NotFound, PyvirtError
 if TYPE_CHECKING:
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Connection
-    from pyvirt.guest.template import TemplateStore
+    from pyvirt.guest.template import Template, TemplateStore
 
 
 def _parser(command: str, opts: GlobalOptions, **defaults: object) -> argparse.ArgumentParser:
@@ -80,13 +80,19 @@ def _template(opts: GlobalOptions, argv: list[str]) -> int:
             _done(tmpl, ns.json, f"Template {tmpl.name} imported: {tmpl.path}")
         elif ns.verb == "list":
             templates = store.list()
+            linked = _linked_domains(conn, templates)
             if ns.json:
-                print(json.dumps([x.to_json() for x in templates], indent=1))
+                print(json.dumps([{**x.to_json(), "domains": linked[x.name]} for x in templates], indent=1))
             else:
                 from pyvirt.cli.output import table
 
-                rows = [[x.name, x.os, _human(x.virtual_size), x.created, x.volume] for x in templates]
-                sys.stdout.write(table(["Name", "OS", "Size", "Created", "Volume"], rows))
+                rows = [
+                    [x.name, x.os, _human(x.virtual_size), x.created, x.volume, ",".join(linked[x.name])]
+                    for x in templates
+                ]
+                for row in rows:
+                    row[-1] = row[-1] or "-"
+                sys.stdout.write(table(["Name", "OS", "Size", "Created", "Volume", "Domains"], rows))
         else:
             _delete(conn, store, ns.name, ns.pool)
             print(f"Template {ns.name} deleted")
@@ -121,6 +127,24 @@ def _disk_paths(conn: Connection, name: str) -> list[str]:
     return paths
 
 
+def _linked_domains(conn: Connection, templates: list[Template]) -> dict[str, list[str]]:
+    """The domains whose disks are overlays on each template (linked clones), by template name."""
+    from pyvirt.storage.volumes import backing_chain
+
+    owner = {os.path.realpath(path): x.name for x in templates for path in x.paths}
+    found: dict[str, list[str]] = {x.name: [] for x in templates}
+    if not templates:
+        return found
+    for dom in conn.list_domains():
+        name = str(dom["name"])
+        with contextlib.suppress(NotFound):
+            for disk in _disk_paths(conn, name):
+                for real in backing_chain(disk)[1:]:
+                    if real in owner and name not in found[owner[real]]:
+                        found[owner[real]].append(name)
+    return found
+
+
 def _dependents(conn: Connection, path: str) -> list[str]:
     """What still needs the template at ``path``: volumes of active pools and domain disks whose
     backing chain has it."""
@@ -148,13 +172,14 @@ def _dependents(conn: Connection, path: str) -> list[str]:
 def _delete(conn: Connection, store: TemplateStore, name: str, pool: str) -> None:
     """Delete template ``name``; refused while a volume or a domain's disk is backed by it."""
     tmpl = store.get(name)
-    users = _dependents(conn, tmpl.path)
+    users = [user for path in tmpl.paths for user in _dependents(conn, path)]
     if users:
         raise InvalidState(
             f"template {name} is in use: {', '.join(users)} depend on it; delete those clones first "
             "(pyvirt undefine --remove-all-storage DOMAIN) or make them independent (pyvirt clone --full)"
         )
-    conn.pool(pool).volume(tmpl.volume).delete()
+    for path in reversed(tmpl.paths):
+        conn.pool(pool).volume(os.path.basename(path)).delete()
     store.remove_sidecar(name)
 
 

@@ -192,6 +192,15 @@ class Connection:
         result: types.CloneResult = self.call("domain.clone", body=body)
         return result
 
+    def launch(self, template: str, name: str, **options: Any) -> types.LaunchResult:
+        """``pyvirt launch``: domain ``name`` from ``template``, cloned (linked unless ``full=True``),
+        given its cloud-init identity and started, by the daemon in one call. ``options`` are
+        :class:`pyvirt.api.types.LaunchRequest`'s (None: left out); see also
+        :meth:`Domain.wait_address`."""
+        body = {"template": template, "name": name, **{k: v for k, v in options.items() if v is not None}}
+        result: types.LaunchResult = self.call("domain.launch", body=body)
+        return result
+
     # Networks
 
     def list_networks(self) -> list[types.NetworkStatus]:
@@ -353,6 +362,13 @@ class Domain:
         """domifaddr, from the networks' DHCP leases (``source`` lease, the default) or the host's ARP
         table (``arp``)."""
         return list(self.conn.call("domain.ifaddr", {"name": self.name}, query={"source": source}))
+
+    def wait_address(self, timeout: float = 300.0, interval: float = 0.5) -> types.InterfaceAddress:
+        """The guest's first IPv4 address once it has one: its DHCP lease from a pyvirt network, else
+        (a guest with an agent) the agent's answer. TimeoutError after ``timeout`` seconds."""
+        from pyvirt.client.addresses import wait_address
+
+        return wait_address(self, timeout, interval)
 
     # Statistics and resources
 

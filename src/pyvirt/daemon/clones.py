@@ -93,10 +93,14 @@ class CloneAPI:
             )
         store = TemplateStore(folder)
         base: Domain | None = None
+        hardware = None
         if store.exists(opts.original):
             template = await asyncio.to_thread(store.get, opts.original)
             linked = True if opts.linked is None else opts.linked
             sources = [parts.Source(template.path, "qcow2", template.virtual_size)]
+            for extra in template.extra_paths:
+                sources.append(await asyncio.to_thread(parts.probe_source, extra))
+            hardware = template.hardware
         else:
             base, sources = await self._domain_sources(opts.original)
             linked = False if opts.linked is None else opts.linked
@@ -139,7 +143,7 @@ class CloneAPI:
             if base is None:
                 kvm, _ = self.domains.accel_check()
                 xml = parts.template_domain_xml(
-                    opts, uuid, names, seed, nics, domain_type="kvm" if kvm else "qemu"
+                    opts, uuid, names, seed, nics, domain_type="kvm" if kvm else "qemu", hardware=hardware
                 )
             else:
                 xml = parts.domain_clone_xml(base, opts, uuid, names, seed, nics)

@@ -179,8 +179,10 @@ async def serve(
         storage = storage_api.hook()
         extras.append(storage_api)
     from pyvirt.daemon.clones import CloneAPI, network_names
+    from pyvirt.daemon.provision import LaunchAPI
 
-    extras.append(CloneAPI(storage_api.driver, events, network_names(net_api)))
+    clone_api = CloneAPI(storage_api.driver, events, network_names(net_api))
+    extras += [clone_api, LaunchAPI(clone_api)]
     from pyvirt.daemon.monitoring import MonitoringAPI
 
     extras.append(MonitoringAPI())

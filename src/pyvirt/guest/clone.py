@@ -31,6 +31,7 @@ from pyvirt.errors import AlreadyExists, InvalidArgument, NotFound
 
 if TYPE_CHECKING:
     from pyvirt.conf.domain import DiskConfig, Domain
+    from pyvirt.guest.hardware import Hardware
 
 DEFAULT_MEMORY = 1 << 30
 MIN_MEMORY = 64 << 20
@@ -56,6 +57,7 @@ class CloneOptions:
     user: str = DEFAULT_USER
     user_data: str | None = None
     pool: str = "default"
+    password: str | None = None  # for ``user`` (root without ssh_keys), given to cloud-init's chpasswd
 
 
 @dataclass
@@ -201,6 +203,7 @@ def write_seed(path: Path, opts: CloneOptions, uuid: str, hostname: str, mac: st
             hostname=hostname,
             ssh_keys=opts.ssh_keys,
             user=opts.user if opts.ssh_keys else None,
+            password=opts.password,
             mac=mac,
             user_data=opts.user_data,
         )
@@ -232,32 +235,46 @@ def template_domain_xml(
     nics: Sequence[Interface],
     *,
     domain_type: str,
+    hardware: Hardware | None = None,
 ) -> str:
-    """A headless BIOS machine booting its first disk, serial console, guest agent channel, virtio RNG."""
+    """A headless machine booting its first disk, serial console, guest agent channel, virtio RNG; the
+    firmware, buses and NIC model an appliance template asks for (``hardware``), virtio and BIOS else."""
     from pyvirt.conf.xmlutil import serialize, x
+    from pyvirt.guest.hardware import BUS_PREFIX, Hardware
 
+    hw = hardware or Hardware()
+    os_attrs = {"firmware": "efi"} if hw.firmware == "efi" else {}
     dom = x("domain", {"type": domain_type}).add(
         x("name", text=opts.name),
         x("uuid", text=uuid),
-        x("memory", {"unit": "KiB"}, text=str((opts.memory or DEFAULT_MEMORY) // 1024)),
-        x("vcpu", text=str(opts.vcpus or 1)),
-        x("os").add(x("type", {"arch": "x86_64", "machine": "pc"}, text="hvm"), x("boot", {"dev": "hd"})),
+        x("memory", {"unit": "KiB"}, text=str((opts.memory or hw.memory or DEFAULT_MEMORY) // 1024)),
+        x("vcpu", text=str(opts.vcpus or hw.vcpus or 1)),
+        x("os", os_attrs).add(
+            x("type", {"arch": "x86_64", "machine": hw.machine}, text="hvm"), x("boot", {"dev": "hd"})
+        ),
         x("features").add(x("acpi"), x("apic")),
     )
     devices = x("devices")
+    used: dict[str, int] = {}
     for index, vol in enumerate(disks):
+        bus = hw.disk_bus(index)
+        prefix = BUS_PREFIX[bus]
+        letter = used.get(prefix, 0)
+        used[prefix] = letter + 1
         devices.add(
             x("disk", {"type": "volume", "device": "disk"}).add(
                 x("driver", {"name": "qemu", "type": "qcow2"}),
                 x("source", {"pool": opts.pool, "volume": vol}),
-                x("target", {"dev": f"vd{chr(ord('a') + index)}", "bus": "virtio"}),
+                x("target", {"dev": f"{prefix}{chr(ord('a') + letter)}", "bus": bus}),
             )
         )
+    if "scsi" in (hw.disk_bus(i) for i in range(len(disks))):
+        devices.add(x("controller", {"type": "scsi", "model": "virtio-scsi"}))
     devices.add(
         x("disk", {"type": "volume", "device": "cdrom"}).add(
             x("driver", {"name": "qemu", "type": "raw"}),
             x("source", {"pool": opts.pool, "volume": seed}),
-            x("target", {"dev": "sda", "bus": "sata"}),
+            x("target", {"dev": f"sd{chr(ord('a') + used.get('sd', 0))}", "bus": "sata"}),
             x("readonly"),
         )
     )
@@ -265,7 +282,7 @@ def template_domain_xml(
         nic = x("interface", {"type": kind}).add(x("mac", {"address": mac}))
         if kind == "network":
             nic.add(x("source", {"network": source}))
-        devices.add(nic.add(x("model", {"type": "virtio"})))
+        devices.add(nic.add(x("model", {"type": hw.nic_model})))
     devices.add(
         x("serial", {"type": "pty"}).add(x("target", {"port": 0})),
         x("console", {"type": "pty"}).add(x("target", {"type": "serial", "port": 0})),

@@ -28,11 +28,12 @@ import tempfile
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import AlreadyExists, InvalidArgument, NotFound, OperationFailed
+from pyvirt.guest.hardware import Hardware
 from pyvirt.store import atomic_write
 
 if TYPE_CHECKING:
@@ -78,9 +79,19 @@ class Template:
     virtual_size: int
     source: str  # "debootstrap bookworm" or the imported file's path
     created: str  # ISO 8601, UTC
+    hardware: Hardware = field(default_factory=Hardware)  # what an appliance's disks expect
+    extra_paths: tuple[str, ...] = ()  # an appliance's second, third... disks (volumes of the pool)
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """Every disk of the template, the boot disk first."""
+        return (self.path, *self.extra_paths)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["hardware"] = self.hardware.to_json()
+        data["extra_paths"] = list(self.extra_paths)
+        return data
 
 
 class TemplateStore:
@@ -91,8 +102,11 @@ class TemplateStore:
         if not self.folder.is_dir():
             raise NotFound(f"the pool folder {self.folder} does not exist (is the pool active?)")
 
-    def volume_path(self, name: str) -> Path:
-        return self.folder / f"{name}{VOLUME_SUFFIX}"
+    def volume_path(self, name: str, index: int = 0) -> Path:
+        """The volume of the template's disk ``index`` (an appliance may have several)."""
+        if index == 0:
+            return self.folder / f"{name}{VOLUME_SUFFIX}"
+        return self.folder / f"{name}.template-{index}.qcow2"
 
     def sidecar_path(self, name: str) -> Path:
         return self.folder / f".{name}{SIDECAR_SUFFIX}"
@@ -126,6 +140,8 @@ class TemplateStore:
             virtual_size=int(meta.get("virtual_size", 0)),
             source=str(meta.get("source", "")),
             created=str(meta.get("created", "")),
+            hardware=Hardware.from_json(meta.get("hardware")),
+            extra_paths=tuple(str(self.volume_path(name, i)) for i in range(1, int(meta.get("disks", 1)))),
         )
 
     @contextlib.contextmanager
@@ -137,32 +153,53 @@ class TemplateStore:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def install(self, name: str, image: Path, *, os_name: str, source: str) -> Template:
-        """Publish the finished qcow2 ``image`` (inside a staging folder) as template ``name``."""
+    def install(
+        self,
+        name: str,
+        image: Path,
+        *,
+        os_name: str,
+        source: str,
+        hardware: Hardware | None = None,
+        extra_images: tuple[Path, ...] = (),
+    ) -> Template:
+        """Publish the finished qcow2 ``image`` (and an appliance's further disks ``extra_images``),
+        inside a staging folder, as template ``name``."""
         from pyvirt.image.api import image_info
 
-        info = image_info(str(image))
-        if info.get("format") != "qcow2" or info.get("backing-filename"):
-            raise OperationFailed(f"internal error: {image} is not a standalone qcow2")
-        meta = {
+        images = (image, *extra_images)
+        for disk in images:
+            info = image_info(str(disk))
+            if info.get("format") != "qcow2" or info.get("backing-filename"):
+                raise OperationFailed(f"internal error: {disk} is not a standalone qcow2")
+        meta: dict[str, Any] = {
             "name": name,
             "os": os_name,
-            "virtual_size": int(info["virtual-size"]),
+            "virtual_size": int(image_info(str(image))["virtual-size"]),
             "source": source,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        os.chmod(image, TEMPLATE_MODE)
-        volume, sidecar = self.volume_path(name), self.sidecar_path(name)
-        if sidecar.exists() and not volume.exists():
+        if hardware is not None and not hardware.is_default():
+            meta["hardware"] = hardware.to_json()
+        if extra_images:
+            meta["disks"] = len(images)
+        sidecar = self.sidecar_path(name)
+        if sidecar.exists() and not self.volume_path(name).exists():
             sidecar.unlink()  # left by a delete that was interrupted
+        linked: list[Path] = []
         try:
-            os.link(image, volume)
-        except FileExistsError as err:
-            raise AlreadyExists(f"template {name}: the volume {volume.name} exists already") from err
-        try:
+            for index, disk in enumerate(images):
+                os.chmod(disk, TEMPLATE_MODE)
+                volume = self.volume_path(name, index)
+                try:
+                    os.link(disk, volume)
+                except FileExistsError as err:
+                    raise AlreadyExists(f"template {name}: the volume {volume.name} exists already") from err
+                linked.append(volume)
             atomic_write(sidecar, (json.dumps(meta, indent=1) + "\n").encode(), 0o644)
-        except OSError:
-            volume.unlink()
+        except BaseException:
+            for volume in linked:
+                volume.unlink(missing_ok=True)
             raise
         return self.get(name)
 

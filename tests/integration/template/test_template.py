@@ -58,7 +58,7 @@ def busybox(daemon: Daemon) -> str:
 
 def test_import_and_list(daemon: Daemon, busybox: str) -> None:
     out = daemon.cli("template", "list").ok().out
-    assert re.search(r"^ bb\s+busybox\s+\d+ MiB\s+\S+Z\s+bb\.template\.qcow2$", out, re.M), out
+    assert re.search(r"^ bb\s+busybox\s+\d+ MiB\s+\S+Z\s+bb\.template\.qcow2\s+-$", out, re.M), out
     vol = _images(daemon) / "bb.template.qcow2"
     assert vol.stat().st_mode & 0o777 == 0o444
     # The sidecar is hidden: vol-list shows the template's volume only.
