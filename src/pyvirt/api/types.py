@@ -105,7 +105,7 @@ class HostValidation(TypedDict):
 class Event(TypedDict):
     """One line of the event stream (``host.events``)."""
 
-    kind: Literal["domain", "network", "pool", "volume"]
+    kind: Literal["domain", "agent", "network", "pool", "volume"]  # agent: connected, disconnected
     name: str  # POOL/VOLUME for a volume
     event: str  # defined, undefined, started, stopped, suspended, resumed, shutdown, crashed, created...
     detail: str
@@ -417,8 +417,94 @@ class WipeRequest(TypedDict):
 
 # Lists: the body of the listing actions.
 
+# The guest agent
+
+
+class DomainShutdownRequest(TypedDict):
+    """How to shut down or reboot: a comma-separated list of acpi and agent, tried in order."""
+
+    mode: NotRequired[str]
+
+
+class AgentCommandRequest(TypedDict):
+    """One guest agent command as JSON text; timeout in seconds (-1 default, -2 block, 0 no wait)."""
+
+    command: str
+    timeout: NotRequired[int]
+
+
+class AgentCommandReply(TypedDict):
+    """The agent's whole reply as JSON text (empty when the command was not waited for)."""
+
+    reply: str
+
+
+class GuestInfo(TypedDict):
+    """libvirt's typed parameters of guestinfo (``user.count``, ``os.id``, ``fs.0.mountpoint``...)."""
+
+    params: dict[str, Any]
+
+
+class FSInfo(TypedDict):
+    mountpoint: str
+    name: str
+    fstype: str
+    targets: list[str]  # the domain's disks (vda...) the file system is on
+
+
+class FSFreezeRequest(TypedDict):
+    mountpoints: NotRequired[list[str]]
+
+
+class FSCount(TypedDict):
+    """How many file systems were frozen or thawed."""
+
+    count: int
+
+
+class FSTrimRequest(TypedDict):
+    minimum: NotRequired[int]
+    mountpoint: NotRequired[str]
+
+
+class UserPasswordRequest(TypedDict):
+    password: str
+    encrypted: NotRequired[bool]
+
+
+class SSHKeys(TypedDict):
+    keys: list[str]
+
+
+class SSHKeysRequest(TypedDict):
+    """Keys to add (``reset``: replacing all, which with no keys empties the file), or to ``remove``."""
+
+    keys: list[str]
+    reset: NotRequired[bool]
+    remove: NotRequired[bool]
+
+
+class DomainTime(TypedDict):
+    seconds: int
+    nseconds: int
+
+
+class SetTimeRequest(TypedDict):
+    """The time to set (seconds since the epoch), or ``sync``: the guest reads its RTC."""
+
+    seconds: NotRequired[int]
+    nseconds: NotRequired[int]
+    sync: NotRequired[bool]
+
+
+class PMSuspendRequest(TypedDict):
+    target: Literal["mem", "disk", "hybrid"]
+    duration: NotRequired[int]
+
+
 DomainList = list[DomainSummary]
 InterfaceAddressList = list[InterfaceAddress]
+FSInfoList = list[FSInfo]
 NetworkList = list[NetworkStatus]
 LeaseList = list[Lease]
 DomainStatsList = list[DomainStats]

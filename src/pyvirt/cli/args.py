@@ -29,6 +29,11 @@ class Parsed(dict[str, object]):
         value = self.get(name)
         return value if isinstance(value, str) else None
 
+    def texts(self, name: str) -> list[str]:
+        """The values of a repeatable option (none given: an empty list)."""
+        value = self.get(name)
+        return [str(v) for v in value] if isinstance(value, list) else []
+
 
 def suggest(word: str, candidates: list[str]) -> str:
     """``; did you mean 'x'?`` for the closest candidate, or nothing (only on the error path)."""
@@ -69,7 +74,7 @@ def parse(cmd: Command, argv: list[str]) -> Parsed:
                         raise InvalidArgument(f"command '{verb}' requires a value for option --{key}")
                     value = args.pop(0)
                 _store(out, key, found, value)
-                if key in pending:
+                if key in pending and not found.endswith("+"):
                     pending.remove(key)
             else:
                 hint = suggest("--" + key, ["--" + n for n in kinds])
@@ -86,9 +91,16 @@ def parse(cmd: Command, argv: list[str]) -> Parsed:
 
 
 def _store(out: Parsed, name: str, kind: str, value: str) -> None:
+    """Keep an option's value; a repeatable one (kind ``...+``) collects a list."""
     if kind.startswith("number") and not value.lstrip("-").isdigit():
         raise InvalidArgument(f"Numeric value '{value}' for <{name}> option is malformed or out of range")
-    out[name.replace("-", "_")] = value
+    key = name.replace("-", "_")
+    if kind.endswith("+"):
+        values = out.setdefault(key, [])
+        assert isinstance(values, list)
+        values.append(value)
+    else:
+        out[key] = value
 
 
 def _take_positional(

@@ -279,51 +279,39 @@ def cmd_start(opts: GlobalOptions, a: Parsed) -> int:
     return 0
 
 
-# virsh's modes; QEMU can do acpi, and agent once a guest agent exists.
+# virsh's modes; QEMU can do acpi and agent (the daemon refuses the others, naming them).
 _MODES = ("acpi", "agent", "initctl", "signal", "paravirt")
 
 
-def _check_mode(a: Parsed, verb: str) -> None:
-    """virsh's --mode (a comma-separated list): acpi is what pyvirt does; the others are refused."""
+def _check_mode(a: Parsed, expecting: str) -> str | None:
+    """virsh's --mode: a comma-separated list of methods, tried in order by the daemon."""
     mode = a.opt("mode")
-    if mode is None:
-        return
-    modes = mode.split(",")
-    for word in modes:
+    for word in (mode or "").split(",") if mode is not None else []:
         if word not in _MODES:
-            raise InvalidArgument(
-                f"Unknown mode {word} value, expecting 'acpi', 'agent', 'initctl', 'signal' or 'paravirt'"
-            )
-    if "acpi" in modes:
-        return  # libvirt tries the agent first and falls back to ACPI: here, ACPI
-    if "agent" in modes:
-        raise InvalidArgument(
-            "--mode agent: QEMU guest agent is not configured (pyvirt has no guest agent yet; "
-            "use --mode acpi)"
-        )
-    raise InvalidArgument(f"--mode {mode}: QEMU cannot {verb} a domain that way (it can with acpi)")
+            raise InvalidArgument(f"Unknown mode {word} value, expecting {expecting}")
+    return mode
 
 
 def cmd_shutdown(opts: GlobalOptions, a: Parsed) -> int:
-    _check_mode(a, "shutdown")
+    mode = _check_mode(a, "'acpi', 'agent', 'initctl', 'signal', or 'paravirt'")
     _lifecycle(
         opts,
         a,
         "Failed to shutdown domain '{name}'",
         "Domain '{name}' is being shutdown",
-        lambda d, a: d.shutdown(),
+        lambda d, a: d.shutdown(mode=mode),
     )
     return 0
 
 
 def cmd_reboot(opts: GlobalOptions, a: Parsed) -> int:
-    _check_mode(a, "reboot")
+    mode = _check_mode(a, "'acpi', 'agent', 'initctl', 'signal' or 'paravirt'")
     _lifecycle(
         opts,
         a,
         "Failed to reboot domain '{name}'",
         "Domain '{name}' is being rebooted",
-        lambda d, a: d.reboot(),
+        lambda d, a: d.reboot(mode=mode),
     )
     return 0
 
@@ -434,6 +422,8 @@ def _vnc_password(dom: Domain) -> str | None:
 # virsh's words where they are not the daemon's event name capitalized.
 _VIRSH_EVENTS = {"pmsuspended": "PMSuspended"}
 _VIRSH_DETAILS = {"wakeup": "Event wakeup"}
+# virsh's event types → the kind of the daemon's events
+_EVENT_KINDS = {"lifecycle": "domain", "agent-lifecycle": "agent"}
 
 
 def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
@@ -441,11 +431,13 @@ def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
     import time
 
     wanted = a.opt("event")
-    if wanted is not None and wanted != "lifecycle":
+    if wanted is not None and wanted not in _EVENT_KINDS:
         raise InvalidArgument(
-            f"event type '{wanted}' is not delivered: pyvirtd sends lifecycle events only (--event lifecycle)"
+            f"event type '{wanted}' is not delivered: pyvirtd sends the event types "
+            + ", ".join(_EVENT_KINDS)
         )
-    # --all: every event type pyvirtd delivers, which is lifecycle.
+    # --all: every event type pyvirtd delivers; by default (as --event lifecycle), lifecycle events.
+    kinds = set(_EVENT_KINDS.values()) if a.flag("all") else {_EVENT_KINDS[wanted or "lifecycle"]}
     conn = opts.connect()
     timeout = a.get("timeout")
     if timeout is not None:
@@ -456,16 +448,22 @@ def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
         for event in conn.events():
             if a.get("domain") and event["name"] != a["domain"]:
                 continue
-            if event["kind"] != "domain":
+            if event["kind"] not in kinds:
                 continue
             stamp = (
                 time.strftime("%Y-%m-%d %H:%M:%S%z: ", time.localtime(event["time"]))
                 if a.get("timestamp")
                 else ""
             )
-            kind = _VIRSH_EVENTS.get(event["event"], event["event"].capitalize())
-            detail = _VIRSH_DETAILS.get(event["detail"], event["detail"].capitalize())
-            emit(f"{stamp}event 'lifecycle' for domain '{event['name']}': {kind} {detail}\n")
+            if event["kind"] == "agent":
+                emit(
+                    f"{stamp}event 'agent-lifecycle' for domain '{event['name']}': state: "
+                    f"'{event['event']}' reason: '{event['detail']}'\n"
+                )
+            else:
+                kind = _VIRSH_EVENTS.get(event["event"], event["event"].capitalize())
+                detail = _VIRSH_DETAILS.get(event["detail"], event["detail"].capitalize())
+                emit(f"{stamp}event 'lifecycle' for domain '{event['name']}': {kind} {detail}\n")
             sys.stdout.flush()
             count += 1
             if not a.get("loop"):

@@ -283,11 +283,12 @@ class Domain:
             body["autodestroy"] = True
         return self._call("domain.start", body)
 
-    def shutdown(self) -> types.DomainSummary:
-        return self._call("domain.shutdown")
+    def shutdown(self, *, mode: str | None = None) -> types.DomainSummary:
+        """Ask the guest to power off; ``mode``: "acpi", "agent" or a comma list tried in order."""
+        return self._call("domain.shutdown", {"mode": mode} if mode else None)
 
-    def reboot(self) -> types.DomainSummary:
-        return self._call("domain.reboot")
+    def reboot(self, *, mode: str | None = None) -> types.DomainSummary:
+        return self._call("domain.reboot", {"mode": mode} if mode else None)
 
     def reset(self) -> types.DomainSummary:
         return self._call("domain.reset")
@@ -359,8 +360,8 @@ class Domain:
         self.conn.call("domain.set_link", {"name": self.name, "device": device}, body)
 
     def interface_addresses(self, source: str | None = None) -> list[types.InterfaceAddress]:
-        """domifaddr, from the networks' DHCP leases (``source`` lease, the default) or the host's ARP
-        table (``arp``)."""
+        """domifaddr, from the networks' DHCP leases (``source`` lease, the default), the host's ARP
+        table (``arp``) or the guest agent (``agent``)."""
         return list(self.conn.call("domain.ifaddr", {"name": self.name}, query={"source": source}))
 
     def wait_address(self, timeout: float = 300.0, interval: float = 0.5) -> types.InterfaceAddress:
@@ -380,6 +381,82 @@ class Domain:
         """dommemstat --period; neither ``live`` nor ``config``: the current state."""
         body: types.ScopedValueRequest = {"value": seconds, "live": live, "config": config}
         self.conn.call("domain.memstats_period", {"name": self.name}, body)
+
+    # The guest agent
+
+    def agent_command(self, command: str, *, timeout: int = -1) -> str:
+        """qemu-agent-command: ``command`` as JSON text; the reply as JSON text ("" if not waited for).
+        ``timeout``: seconds, -1 the default, -2 as long as it takes, 0 no wait."""
+        return str(
+            self.conn.call(
+                "domain.agent_command", {"name": self.name}, {"command": command, "timeout": timeout}
+            )["reply"]
+        )
+
+    def guest_info(self, types: list[str] | None = None) -> dict[str, Any]:
+        """guestinfo's typed parameters, of the ``types`` given (user, os, ...) or of all."""
+        query = {"types": ",".join(types)} if types else None
+        return dict(self.conn.call("domain.guestinfo", {"name": self.name}, None, query)["params"])
+
+    def fs_info(self) -> list[types.FSInfo]:
+        return list(self.conn.call("domain.fsinfo", {"name": self.name}, None))
+
+    def fs_freeze(self, mountpoints: list[str] | None = None) -> int:
+        return int(
+            self.conn.call("domain.fsfreeze", {"name": self.name}, {"mountpoints": mountpoints or []})[
+                "count"
+            ]
+        )
+
+    def fs_thaw(self, mountpoints: list[str] | None = None) -> int:
+        body = {"mountpoints": mountpoints} if mountpoints else None
+        return int(self.conn.call("domain.fsthaw", {"name": self.name}, body)["count"])
+
+    def fs_trim(self, *, minimum: int = 0, mountpoint: str | None = None) -> None:
+        body: dict[str, object] = {"minimum": minimum}
+        if mountpoint is not None:
+            body["mountpoint"] = mountpoint
+        self.conn.call("domain.fstrim", {"name": self.name}, body)
+
+    def set_user_password(self, user: str, password: str, *, encrypted: bool = False) -> None:
+        body = {"password": password, "encrypted": encrypted}
+        self.conn.call("domain.set_user_password", {"name": self.name, "user": user}, body)
+
+    def user_ssh_keys(self, user: str) -> list[str]:
+        return list(self.conn.call("domain.sshkeys", {"name": self.name, "user": user}, None)["keys"])
+
+    def set_user_ssh_keys(
+        self, user: str, keys: list[str], *, reset: bool = False, remove: bool = False
+    ) -> None:
+        self.conn.call(
+            "domain.set_sshkeys",
+            {"name": self.name, "user": user},
+            {"keys": keys, "reset": reset, "remove": remove},
+        )
+
+    def guest_hostname(self, source: str | None = None) -> str:
+        """domhostname, from the guest agent (the default) or a DHCP lease (``source`` "lease")."""
+        return str(
+            self.conn.call("domain.hostname", {"name": self.name}, None, {"source": source})["hostname"]
+        )
+
+    def guest_time(self) -> types.DomainTime:
+        reply: types.DomainTime = self.conn.call("domain.time", {"name": self.name}, None)
+        return reply
+
+    def set_guest_time(self, seconds: int | None = None, nseconds: int = 0, *, sync: bool = False) -> None:
+        """Set the guest's clock to ``seconds`` (since the epoch), or with ``sync`` from its RTC."""
+        body: dict[str, object] = {"sync": True} if sync else {"seconds": seconds, "nseconds": nseconds}
+        self.conn.call("domain.set_time", {"name": self.name}, body)
+
+    def pm_suspend(self, target: str, *, duration: int = 0) -> types.DomainSummary:
+        summary: types.DomainSummary = self.conn.call(
+            "domain.pmsuspend", {"name": self.name}, {"target": target, "duration": duration}
+        )
+        return summary
+
+    def pm_wakeup(self) -> types.DomainSummary:
+        return self._call("domain.pmwakeup")
 
 
 class Network:

@@ -178,6 +178,7 @@ async def serve(
         storage_api = StorageAPI(layout, events)
         storage = storage_api.hook()
         extras.append(storage_api)
+    from pyvirt.daemon.agent import AgentAPI
     from pyvirt.daemon.clones import CloneAPI, network_names
     from pyvirt.daemon.provision import LaunchAPI
 
@@ -186,6 +187,7 @@ async def serve(
     from pyvirt.daemon.monitoring import MonitoringAPI
 
     extras.append(MonitoringAPI())
+    extras.append(AgentAPI(net_api))
     try:
         confinement = Confinement.for_daemon(layout, config.user, config.group)
     except OperationFailed as err:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pyvirt.errors import InvalidArgument, InvalidState, NotFound, UnsupportedConfig
+from pyvirt.errors import InvalidArgument, InvalidState, NotFound
 from pyvirt.network.driver import NetworkDriver
 
 T = TypeVar("T")
@@ -172,10 +172,9 @@ class NetworkAPI:
         obj = self.domains.lookup(req.params["name"])
         source = req.args["source"] or "lease"
         if source == "agent":
-            raise UnsupportedConfig(
-                "argument unsupported: QEMU guest agent is not configured (pyvirt has no guest agent yet; "
-                "use the source lease or arp)"
-            )
+            from pyvirt.daemon.agent import call, interface_addresses
+
+            return interface_addresses(await call(obj, "guest-network-get-interfaces") or [])
         if source not in ("lease", "arp"):
             raise InvalidArgument(f"Unknown data source '{source}' (lease, arp or agent)")
         if not obj.active:

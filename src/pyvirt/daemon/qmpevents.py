@@ -102,6 +102,10 @@ async def apply_event(
         from pyvirt.daemon.nics import device_deleted
 
         await device_deleted(reg, obj, proc, str(data.get("device", "")))
+    elif event == "VSERPORT_CHANGE":
+        from pyvirt.daemon.agent import port_changed
+
+        port_changed(reg, obj, data)
 
 
 async def on_shutdown(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, reason: str) -> None:

@@ -66,8 +66,6 @@ class API:
             "domain.devices": self.devices,
             "domain.undefine": self.undefine,
             "domain.start": self.start,
-            "domain.shutdown": d(self.domains.shutdown),
-            "domain.reboot": d(self.domains.reboot),
             "domain.reset": d(self.domains.reset),
             "domain.destroy": self.destroy,
             "domain.suspend": d(self.domains.suspend),
