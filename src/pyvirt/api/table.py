@@ -513,6 +513,49 @@ ACTIONS: tuple[Action, ...] = (
         mutating=True,
         errors=_DOMAIN_RUN,
     ),
+    Action(
+        "domain.set_memory",
+        "POST",
+        "/v1/domains/{name}/memory",
+        "setmem: the balloon's target (live) and/or <currentMemory> (config); with maximum, setmaxmem: "
+        "<memory> (config only)",
+        request="SetMemoryRequest",
+        response="Empty",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.vcpus",
+        "GET",
+        "/v1/domains/{name}/vcpus",
+        "vcpucount and vcpuinfo: the vCPU counts, each vCPU's host CPU, time and affinity, and the "
+        "emulator threads' affinity; with config, of the definition",
+        response="VcpuInfo",
+        query={"config": "bool"},
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.set_vcpus",
+        "POST",
+        "/v1/domains/{name}/vcpus",
+        "setvcpus: the vCPUs online, live by hot-plug (up to the maximum) and/or in the definition; "
+        "with maximum, the definition's maximum",
+        request="SetVcpusRequest",
+        response="Empty",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.pin",
+        "POST",
+        "/v1/domains/{name}/pin",
+        "vcpupin (vcpu given) or emulatorpin: the host CPUs the thread(s) may run on, live and/or in "
+        "<cputune>; cpulist 'r' resets to every host CPU",
+        request="PinRequest",
+        response="Empty",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
     # Networks
     Action("network.list", "GET", "/v1/networks", "every network's status", response="NetworkList"),
     Action(

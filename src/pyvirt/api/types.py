@@ -317,6 +317,55 @@ class ScopedValueRequest(TypedDict):
     config: NotRequired[bool]
 
 
+class SetMemoryRequest(TypedDict):
+    """setmem/setmaxmem: ``kib`` for the running domain (``live``), its definition (``config``) or,
+    neither given, the current one; ``maximum``: ``<memory>`` (setmaxmem, config only)."""
+
+    kib: int
+    maximum: NotRequired[bool]
+    live: NotRequired[bool]
+    config: NotRequired[bool]
+
+
+class SetVcpusRequest(TypedDict):
+    """setvcpus: ``count`` vCPUs online (live: by hot-plug), or with ``maximum`` the definition's
+    maximum; scope as :class:`SetMemoryRequest`."""
+
+    count: int
+    maximum: NotRequired[bool]
+    live: NotRequired[bool]
+    config: NotRequired[bool]
+
+
+class PinRequest(TypedDict):
+    """vcpupin (``vcpu``) or emulatorpin (no ``vcpu``): a libvirt CPU list (``0-3,^2``; ``r``: all)."""
+
+    cpulist: str
+    vcpu: NotRequired[int]
+    live: NotRequired[bool]
+    config: NotRequired[bool]
+
+
+class VcpuState(TypedDict):
+    vcpu: int
+    cpu: int | None  # the host CPU it last ran on (running domain)
+    state: str | None  # "running" (running domain)
+    time_ns: int | None
+    affinity: list[int]
+
+
+class VcpuInfo(TypedDict):
+    """vCPU counts (None: not running, or transient), each vCPU, the emulator threads' affinity."""
+
+    maximum_config: int | None
+    current_config: int | None
+    maximum_live: int | None
+    current_live: int | None
+    host_cpus: int
+    vcpus: list[VcpuState]
+    emulator: list[int]
+
+
 # Networks
 
 

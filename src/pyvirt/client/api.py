@@ -458,6 +458,35 @@ class Domain:
     def pm_wakeup(self) -> types.DomainSummary:
         return self._call("domain.pmwakeup")
 
+    def set_memory(
+        self, kib: int, *, maximum: bool = False, live: bool = False, config: bool = False
+    ) -> None:
+        """setmem (the balloon, ``<currentMemory>``), or with ``maximum`` setmaxmem; neither ``live``
+        nor ``config``: the current state."""
+        body: types.SetMemoryRequest = {"kib": kib, "maximum": maximum, "live": live, "config": config}
+        self.conn.call("domain.set_memory", {"name": self.name}, body)
+
+    def vcpus(self, *, config: bool = False) -> types.VcpuInfo:
+        """vcpucount's counts and vcpuinfo's vCPUs: of the running domain, or of the definition (while
+        it does not run, or with ``config``)."""
+        query = {"config": config}
+        info: types.VcpuInfo = self.conn.call("domain.vcpus", {"name": self.name}, query=query)
+        return info
+
+    def set_vcpus(
+        self, count: int, *, maximum: bool = False, live: bool = False, config: bool = False
+    ) -> None:
+        """setvcpus: live by vCPU hot-plug (up to the maximum); ``maximum``: the definition's maximum."""
+        body: types.SetVcpusRequest = {"count": count, "maximum": maximum, "live": live, "config": config}
+        self.conn.call("domain.set_vcpus", {"name": self.name}, body)
+
+    def pin(self, cpulist: str, *, vcpu: int | None = None, live: bool = False, config: bool = False) -> None:
+        """vcpupin (``vcpu``) or emulatorpin: a libvirt CPU list, ``r`` for every host CPU."""
+        body: types.PinRequest = {"cpulist": cpulist, "live": live, "config": config}
+        if vcpu is not None:
+            body["vcpu"] = vcpu
+        self.conn.call("domain.pin", {"name": self.name}, body)
+
 
 class Network:
     """A virtual network; its methods are the ``network.*`` actions."""

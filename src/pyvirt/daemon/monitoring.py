@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.daemon import stats
+from pyvirt.daemon import resources, stats
 from pyvirt.daemon.http import Request
 from pyvirt.daemon.routes import Handlers
 
@@ -47,6 +47,10 @@ class MonitoringAPI:
             "domain.stats": self.domstats,
             "domain.memstats": self.memstats,
             "domain.memstats_period": self.memstats_period,
+            "domain.set_memory": self.set_memory,
+            "domain.vcpus": self.vcpus,
+            "domain.set_vcpus": self.set_vcpus,
+            "domain.pin": self.pin,
         }
 
     async def domstats(self, req: Request) -> list[dict[str, Any]]:
@@ -63,4 +67,36 @@ class MonitoringAPI:
         name = req.params["name"]
         live, config = scope(dict(body), self.domains.lookup(name).active)
         await stats.set_period(self.domains, name, body["value"], live=live, config=config)
+        return {}
+
+    def _scope(self, req: Request) -> tuple[str, bool, bool]:
+        name = req.params["name"]
+        live, config = scope(dict(req.data), self.domains.lookup(name).active)
+        return name, live, config
+
+    async def set_memory(self, req: Request) -> dict[str, Any]:
+        body: types.SetMemoryRequest = req.data
+        name, live, config = self._scope(req)
+        await resources.set_memory(
+            self.domains, name, body["kib"], maximum=body.get("maximum", False), live=live, config=config
+        )
+        return {}
+
+    async def vcpus(self, req: Request) -> dict[str, Any]:
+        return await resources.vcpu_info(self.domains, req.params["name"], config=req.args["config"])
+
+    async def set_vcpus(self, req: Request) -> dict[str, Any]:
+        body: types.SetVcpusRequest = req.data
+        name, live, config = self._scope(req)
+        await resources.set_vcpus(
+            self.domains, name, body["count"], maximum=body.get("maximum", False), live=live, config=config
+        )
+        return {}
+
+    async def pin(self, req: Request) -> dict[str, Any]:
+        body: types.PinRequest = req.data
+        name, live, config = self._scope(req)
+        await resources.pin(
+            self.domains, name, body["cpulist"], vcpu=body.get("vcpu"), live=live, config=config
+        )
         return {}
