@@ -583,6 +583,20 @@ def _image_opts(
     return names, fmts.pop(), keys.pop()
 
 
+def _one_image(
+    path: str, fmt: str | None, objects: list[str], image_opts: bool
+) -> tuple[str, str | None, bytes | None]:
+    """(file name, format, LUKS passphrase) of a verb's one image: with ``--image-opts`` PATH is an
+    option string whose ``encrypt.key-secret`` names one of the ``--object`` secrets (each checked)."""
+    secrets = _secrets(objects)
+    if not image_opts:
+        return path, fmt, None
+    if fmt is not None:
+        raise UsageError("--image-opts and --format are mutually exclusive")
+    names, fmt, passphrase = _image_opts([path], secrets)
+    return names[0], fmt, passphrase
+
+
 def _probe_backing_fmt(dst: str, backing: str) -> str:
     from pyvirt.image.opener import resolve_backing
     from pyvirt.image.probe import probe_file
@@ -601,9 +615,15 @@ def cmd_resize(argv: list[str]) -> int:
     rest = [a for a in argv if a not in sizes]
     opts, args = _parse(rest, *_spec("resize"))
     fmt, shrink, quiet, prealloc = None, False, False, "off"
+    objects: list[str] = []
+    image_opts = False
     for k, v in opts:
         if k == "-f":
             fmt = v
+        elif k == "--object":
+            objects.append(v)
+        elif k == "--image-opts":
+            image_opts = True
         elif k == "--shrink":
             shrink = True
         elif k == "-q":
@@ -613,7 +633,8 @@ def cmd_resize(argv: list[str]) -> int:
     args += sizes
     if len(args) != 2:
         raise UsageError("Expecting image file name and size")
-    resize(args[0], args[1], fmt=fmt, shrink=shrink, preallocation=prealloc)
+    path, fmt, passphrase = _one_image(args[0], fmt, objects, image_opts)
+    resize(path, args[1], fmt=fmt, shrink=shrink, preallocation=prealloc, passphrase=passphrase)
     if not quiet:
         print("Image resized.")
     return 0
@@ -774,9 +795,11 @@ def cmd_compare(argv: list[str]) -> int:
 
     opts, args = _parse(argv, *_spec("compare"))
     f1 = f2 = None
-    strict = quiet = share = False
+    strict = quiet = share = progress = False
     for k, v in opts:
-        if k == "-f":
+        if k == "-p":
+            progress = True
+        elif k == "-f":
             f1 = v
         elif k == "-F":
             f2 = v
@@ -788,9 +811,17 @@ def cmd_compare(argv: list[str]) -> int:
             share = True
     if len(args) != 2:
         raise UsageError("Expecting two image file names")
-    code, msgs = compare(args[0], args[1], fmt1=f1, fmt2=f2 if f2 else f1, strict=strict, force_share=share)
+    show = progress and not quiet
+    if show:
+        sys.stdout.write("    (0.00/100%)\r")
+    code, msgs = compare(
+        args[0], args[1], fmt1=f1, fmt2=f2 if f2 else f1, strict=strict, force_share=share,
+        progress=_progress_printer(quiet) if show else None,
+    )  # fmt: skip
+    if show and code == 0:  # a mismatch stops the walk where it is, as qemu-img's does
+        sys.stdout.write("    (100.00/100%)\r")
     if not quiet:
-        sys.stdout.write("".join(msgs))
+        sys.stdout.write("".join(msgs) + ("\n" if show else ""))
     return code
 
 
@@ -800,7 +831,13 @@ def cmd_measure(argv: list[str]) -> int:
 
     opts, args = _parse(argv, *_spec("measure"))
     fmt, out_fmt, output, o, size, share = None, "raw", "human", {}, None, False
+    objects: list[str] = []
+    image_opts = False
     for k, v in opts:
+        if k == "--object":
+            objects.append(v)
+        elif k == "--image-opts":
+            image_opts = True
         if k == "-f":
             fmt = v
         elif k == "-O":
@@ -817,8 +854,14 @@ def cmd_measure(argv: list[str]) -> int:
         return _option_help(out_fmt)
     if (size is None) == (len(args) != 1):
         raise UsageError("Either --size N or one filename must be specified.")
+    path, fmt, passphrase = _one_image(args[0], fmt, objects, image_opts) if args else (None, fmt, None)
+    if any(k.startswith("encrypt.") for k in o):
+        from pyvirt.image.options import parse_options
+
+        enc = {k: v for k, v in o.items() if k.startswith("encrypt.")}
+        _encrypt_key(parse_options(enc, out_fmt), _secrets(objects))  # the secret must exist
     res = measure(
-        args[0] if args else None, out_fmt=out_fmt, fmt=fmt, size=size, options=o, force_share=share
+        path, out_fmt=out_fmt, fmt=fmt, size=size, options=o, force_share=share, passphrase=passphrase
     )
     sys.stdout.write(render(res, output))
     return 0
@@ -862,12 +905,7 @@ def cmd_dd(argv: list[str]) -> int:
                     f"Invalid {key} specified. You may use k, M, G, T, P or E suffixes for "
                     "kilobytes, megabytes, gigabytes, terabytes, petabytes and exabytes."
                 ) from None
-    src = operands["if"]
-    if image_opts:
-        names, kw["fmt"], kw["passphrase"] = _image_opts([src], _secrets(objects))
-        src = names[0]
-    elif objects:
-        _secrets(objects)  # checked as qemu-img checks them, though nothing here references one
+    src, kw["fmt"], kw["passphrase"] = _one_image(operands["if"], kw.get("fmt"), objects, image_opts)
     warning = dd(src, operands["of"], **kw)
     if warning:
         sys.stderr.write(f"{PROG}: warning: {warning}\n")
@@ -912,12 +950,8 @@ def cmd_bitmap(argv: list[str]) -> int:
         raise UsageError("Merge bitmap source file only supported with --merge")
     if len(args) != 2:
         raise UsageError("Expecting filename and bitmap name")
-    path, name = args
-    passphrase = None
-    secrets = _secrets(objects)
-    if image_opts:
-        names, fmt, passphrase = _image_opts([path], secrets)
-        path = names[0]
+    path, fmt, passphrase = _one_image(args[0], fmt, objects, image_opts)
+    name = args[1]
     with open_image(path, fmt=fmt, readonly=False, allow_backing_outside=True, passphrase=passphrase) as img:
         if not isinstance(img, Qcow2Image):
             _err(f"Operation {actions[0][0]} on bitmap {name} failed: Can't store persistent bitmaps to "

@@ -77,13 +77,19 @@ PREALLOCATION = ("off", "metadata", "falloc", "full")
 
 
 def resize(
-    path: str, size: int | str, *, fmt: str | None = None, shrink: bool = False, preallocation: str = "off"
+    path: str,
+    size: int | str,
+    *,
+    fmt: str | None = None,
+    shrink: bool = False,
+    preallocation: str = "off",
+    passphrase: bytes | None = None,
 ) -> None:
     """Grow (or with ``shrink``, shrink) the virtual size; ``size`` may be relative (``+1G``).
     ``preallocation`` (qemu-img's modes) applies to the new area of a grown raw or qcow2 image."""
     if preallocation not in PREALLOCATION:
         raise ImageError(f"Invalid preallocation mode '{preallocation}'")
-    with open_image(path, fmt=fmt, readonly=False, allow_backing_outside=True) as img:
+    with open_image(path, fmt=fmt, readonly=False, allow_backing_outside=True, passphrase=passphrase) as img:
         new = parse_relative_size(size, img.size) if isinstance(size, str) else size
         old = img.size
         if preallocation != "off":

@@ -197,6 +197,11 @@ def _iterations(hash_name: str, secret: bytes, out_len: int, iter_time_ms: int) 
     return int(per_second * iter_time_ms / 1000)
 
 
+def header_area_size() -> int:
+    """Bytes of the LUKS area :func:`create_header` makes: the header, then eight key slots."""
+    return 4096 + 8 * -(-KEY_BYTES * STRIPES // 4096) * 4096
+
+
 def create_header(
     passphrase: bytes, *, iter_time_ms: int = 2000, hash_name: str = "sha256"
 ) -> tuple[bytes, bytes]:
@@ -204,7 +209,7 @@ def create_header(
     aes-xts-plain64, laid out as QEMU lays it out; returns (area, master key)."""
     master = os.urandom(KEY_BYTES)
     material = -(-KEY_BYTES * STRIPES // 4096) * 4096
-    payload = 4096 + 8 * material
+    payload = header_area_size()
     mk_salt = os.urandom(32)
     mk_iters = max(MIN_ITERS, _iterations(hash_name, master, 20, iter_time_ms) // 8)
     digest = hashlib.pbkdf2_hmac(hash_name, master, mk_salt, mk_iters, 20)

@@ -42,6 +42,7 @@ def measure(
     size: int | None = None,
     options: dict[str, str] | None = None,
     force_share: bool = False,
+    passphrase: bytes | None = None,
 ) -> dict[str, Any]:
     from pyvirt.image.create import CREATABLE
     from pyvirt.image.options import parse_options
@@ -61,7 +62,9 @@ def measure(
     if path is not None:
         from pyvirt.image.opener import open_image
 
-        with open_image(path, fmt=fmt, allow_backing_outside=True, force_share=force_share) as img:
+        with open_image(
+            path, fmt=fmt, allow_backing_outside=True, force_share=force_share, passphrase=passphrase
+        ) as img:
             size = img.size
             src_is_qcow2 = img.format == "qcow2"
             from pyvirt.image.qcow2.image import Qcow2Image
@@ -95,6 +98,10 @@ def measure(
                 required += offset % cs + pnum
             offset += pnum
     full = prealloc_size(size, cs, rbits.bit_length() - 1)
+    if kw.get("encrypt_format") == "luks":
+        from pyvirt.image.luks import header_area_size
+
+        full += -(-header_area_size() // cs) * cs
     out: dict[str, Any] = {"required": full - size + required, "fully-allocated": full}
     if src_is_qcow2 and compat not in ("0.10", "v2"):
         out["bitmaps"] = bitmaps_size(bitmaps, size, cs)

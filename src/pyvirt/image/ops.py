@@ -106,8 +106,10 @@ def compare(
     fmt2: str | None = None,
     strict: bool = False,
     force_share: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[int, list[str]]:
-    """qemu-img compare: exit code (0 same, 1 different, 2 error) and the lines it prints."""
+    """qemu-img compare: exit code (0 same, 1 different, 2 error) and the lines it prints;
+    ``progress`` hears the percentage of the larger image compared so far."""
     msgs: list[str] = []
     try:
         with (
@@ -118,11 +120,12 @@ def compare(
                 if strict:
                     return 1, ["Strict mode: Image size mismatch!\n"]
                 msgs.append("Warning: Image size mismatch!\n")
-            common = min(a.size, b.size)
-            off = _first_difference(a, b, common)
+            common, total = min(a.size, b.size), max(a.size, b.size, 1)
+            tick = (lambda done: progress(100.0 * done / total)) if progress is not None else None
+            off = _first_difference(a, b, common, tick)
             if off is None:
                 bigger = a if a.size > b.size else b
-                off = _first_nonzero(bigger, common, bigger.size)
+                off = _first_nonzero(bigger, common, bigger.size, tick)
             if off is not None:
                 msgs.append(f"Content mismatch at offset {off}!\n")
                 return 1, msgs
@@ -142,7 +145,9 @@ def _zero_runs(img: Image, length: int) -> list[tuple[int, int]]:
     return runs
 
 
-def _first_difference(a: Image, b: Image, length: int) -> int | None:
+def _first_difference(
+    a: Image, b: Image, length: int, tick: Callable[[int], None] | None = None
+) -> int | None:
     za, zb = _zero_runs(a, length), _zero_runs(b, length)
     both = _intersect(za, zb)
     ba, bb = bytearray(CHUNK), bytearray(CHUNK)
@@ -164,10 +169,12 @@ def _first_difference(a: Image, b: Image, length: int) -> int | None:
                 if ma[i : i + 512] != mb[i : i + 512]:
                     return pos + i
         pos += n
+        if tick is not None:
+            tick(pos)
     return None
 
 
-def _first_nonzero(img: Image, start: int, end: int) -> int | None:
+def _first_nonzero(img: Image, start: int, end: int, tick: Callable[[int], None] | None = None) -> int | None:
     buf = bytearray(CHUNK)
     pos = start
     while pos < end:
@@ -179,6 +186,8 @@ def _first_nonzero(img: Image, start: int, end: int) -> int | None:
                 if m[i : i + 512] != bytes(len(m[i : i + 512])):
                     return pos + i
         pos += n
+        if tick is not None:
+            tick(pos)
     return None
 
 

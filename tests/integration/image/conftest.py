@@ -81,3 +81,24 @@ def qemu_raw(path: Path, tmp: Path) -> bytes:
     data = out.read_bytes()
     out.unlink()
     return data
+
+
+LUKS_SECRET = "secret,id=s0,data=correct horse"
+
+
+def luks_qcow2(path: Path, size: int | str, secret: str = LUKS_SECRET) -> str:
+    """A LUKS-encrypted qcow2 made by qemu-img with ``secret`` (id s0); returns its --image-opts spec.
+
+    qemu-img times its PBKDF on the CPU clock and, now and then on a busy VM, reads no CPU time
+    ("Unable to get accurate CPU usage"): a transient of the calibration, so it tries again.
+    """
+    for _attempt in range(10):
+        made = subprocess.run(
+            ["qemu-img", "create", "-q", "--object", secret, "-f", "qcow2", "-o",
+             "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", str(path), str(size)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if made.returncode == 0 or "accurate CPU usage" not in made.stderr:
+            break
+    assert made.returncode == 0, made.stderr
+    return f"driver=qcow2,file.filename={path},encrypt.key-secret=s0"

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.image.conftest import assert_clean, pyvirt_img, qemu_img, qemu_io, qinfo
+from tests.integration.image.conftest import (
+    LUKS_SECRET,
+    assert_clean,
+    luks_qcow2,
+    pyvirt_img,
+    qemu_img,
+    qemu_io,
+    qinfo,
+)
 
 
 def qemu_bitmaps(path: Path) -> dict[str, tuple[str, int]]:
@@ -170,13 +178,10 @@ def test_v2_and_raw_images_cannot_hold_bitmaps(tmp_path: Path) -> None:
 
 
 def test_an_encrypted_image_through_image_opts_and_its_secret(tmp_path: Path) -> None:
-    secret = "secret,id=s0,data=correct horse"
+    secret = LUKS_SECRET
     ours, theirs = tmp_path / "ours.qcow2", tmp_path / "theirs.qcow2"
     for path in (ours, theirs):
-        qemu_img(
-            "create", "-q", "--object", secret, "-f", "qcow2", "-o",
-            "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", str(path), "4M",
-        )  # fmt: skip
+        luks_qcow2(path, "4M")
     for path, tool in ((ours, pyvirt_img), (theirs, qemu_img)):
         spec = f"driver=qcow2,file.filename={path},encrypt.key-secret=s0"
         for action in (["--add", "-g", "8k"], ["--disable", "--clear"]):

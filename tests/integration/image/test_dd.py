@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.integration.image.conftest import (
+    LUKS_SECRET,
     assert_clean,
     assert_same,
+    luks_qcow2,
     make_layer,
     pyvirt_img,
     qemu_img,
@@ -110,12 +112,9 @@ def test_dd_force_share_reads_an_image_a_vm_writes(tmp_path: Path, chain: Path) 
 
 
 def test_dd_image_opts_with_a_secret_reads_a_luks_qcow2(tmp_path: Path) -> None:
-    secret = "secret,id=s0,data=correct horse"
+    secret = LUKS_SECRET
     src = tmp_path / "enc.qcow2"
-    qemu_img(
-        "create", "-q", "--object", secret, "-f", "qcow2", "-o",
-        "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", str(src), "2M",
-    )  # fmt: skip
+    luks_qcow2(src, "2M")
     spec = f"driver=qcow2,file.filename={src},encrypt.key-secret=s0"
     subprocess.run(
         ["qemu-io", "--object", secret, "--image-opts", "-c", "write -P 0x42 4096 8192", spec],

@@ -90,8 +90,6 @@ EXPLAINED = {
     "img convert -T": "img: the image library's",
     "img convert -U --force-share": "img: the image library's",
     "img resize -q": "img: the image library's",
-    "img resize --object": "img: accepted for qemu-img compatibility (the image library's to settle)",
-    "img resize --image-opts": "img: accepted for qemu-img compatibility (the image library's to settle)",
     "img commit -q": "img: the image library's",
     "img rebase -q": "img: the image library's",
     "img rebase -T": "img: the image library's",
@@ -100,11 +98,8 @@ EXPLAINED = {
     "img snapshot -U --force-share": "img: the image library's",
     "img map -U --force-share": "img: the image library's",
     "img compare -s": "img: the image library's",
-    "img compare -p": "img: the image library's",
     "img compare -U --force-share": "img: the image library's",
     "img measure -U --force-share": "img: the image library's",
-    "img measure --object": "img: accepted for qemu-img compatibility (the image library's to settle)",
-    "img measure --image-opts": "img: accepted for qemu-img compatibility (the image library's to settle)",
 }
 
 
