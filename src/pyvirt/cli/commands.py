@@ -1838,15 +1838,18 @@ TOOLS = (
                 "import",
                 "template",
                 "template:main",
-                "make an existing image file a template",
-                "Copy an image file into the pool as a template.",
+                "make an image file or an appliance (OVA/OVF) a template",
+                "Copy an image file (qcow2, raw, vmdk, vdi, vhdx, vpc) into the pool as a\n"
+                "template; or an appliance exported by VMware or VirtualBox (OVA, or OVF with\n"
+                "its disks beside it): its disks converted, its CPUs, memory, firmware, disk\n"
+                "buses and NIC model kept for the VMs launched from it.",
                 (
                     ("--os", "string=OS", "what the image holds, for template list"),
                     ("-q --quiet", "bool", "no progress messages"),
                     ("--json", "bool", "print the template as JSON"),
                     _CONNECT,
                     _POOL,
-                    ("FILE", "*file", "the image file"),
+                    ("FILE", "*file", "the image file, .ova or .ovf"),
                     ("NAME", "*string", "the template's name"),
                 ),
                 style="tool",

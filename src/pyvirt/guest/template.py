@@ -211,11 +211,19 @@ class TemplateStore:
 
 
 def import_image(
-    store: TemplateStore, source: str, name: str, *, os_name: str | None = None, say: Say | None = None
+    store: TemplateStore,
+    source: str,
+    name: str,
+    *,
+    os_name: str | None = None,
+    say: Say | None = None,
+    warn: Say | None = None,
 ) -> Template:
-    """Copy the image file ``source`` (any format pyvirt.image reads, backing chain flattened) into
-    the pool of ``store`` as template ``name``."""
+    """Copy the image file ``source`` (any format pyvirt.image reads, backing chain flattened), or the
+    disks of the appliance ``source`` (OVA/OVF: :func:`import_appliance`), into the pool of ``store``
+    as template ``name``."""
     from pyvirt.errors import ImageError
+    from pyvirt.guest.ovf import is_appliance
     from pyvirt.image.api import convert, image_info
 
     check_name(name)
@@ -224,6 +232,8 @@ def import_image(
     src = Path(source)
     if not src.is_file():
         raise NotFound(f"cannot import {source}: no such file")
+    if is_appliance(src):
+        return import_appliance(store, source, name, os_name=os_name, say=say, warn=warn)
     try:
         fmt = str(image_info(str(src))["format"])
     except ImageError as err:
@@ -237,6 +247,40 @@ def import_image(
         except ImageError as err:
             raise OperationFailed(f"cannot import {source}: {err}") from err
         return store.install(name, out, os_name=os_name or "unknown", source=str(src.resolve()))
+
+
+def import_appliance(
+    store: TemplateStore,
+    source: str,
+    name: str,
+    *,
+    os_name: str | None = None,
+    say: Say | None = None,
+    warn: Say | None = None,
+) -> Template:
+    """Template ``name`` from the OVA/OVF ``source``: its disks converted to qcow2 (the boot disk
+    first), its machine (CPUs, memory, firmware, buses, NIC model) kept with the template; what is
+    not carried over is said through ``warn``."""
+    from pyvirt.guest.ovf import convert_disks, read_appliance
+
+    app = read_appliance(source)
+    if not app.disks:
+        raise InvalidArgument(f"cannot import {source}: the appliance has no disk")
+    hardware = app.hardware()
+    if say:
+        say(f"Appliance {app.name} ({app.os}): {hardware.describe()}, {len(app.disks)} disk(s)")
+    for note in app.notes:
+        (warn or say or (lambda _text: None))(f"Not carried over: {note}")
+    with store.staging(name) as work:
+        disks = convert_disks(app, work, say=say)
+        return store.install(
+            name,
+            disks[0],
+            os_name=os_name or app.os,
+            source=str(Path(source).resolve()),
+            hardware=hardware,
+            extra_images=tuple(disks[1:]),
+        )
 
 
 # --- building from Debian's packages -----------------------------------------------------------
