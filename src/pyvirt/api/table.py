@@ -556,6 +556,66 @@ ACTIONS: tuple[Action, ...] = (
         mutating=True,
         errors=_DOMAIN_RUN,
     ),
+    # Screen, keyboard, monitor and jobs
+    Action(
+        "domain.screenshot",
+        "GET",
+        "/v1/domains/{name}/screenshot",
+        "screenshot: the screen (number screen, counted over the video devices' heads) as a PNG image, "
+        "base64 in data",
+        response="Screenshot",
+        query={"screen": "int"},
+        secret=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.send_key",
+        "POST",
+        "/v1/domains/{name}/keys",
+        "send-key: press keycodes together (numbers, or names in the linux and win32 codesets) for "
+        "holdtime ms",
+        request="SendKeyRequest",
+        response="Empty",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.monitor_command",
+        "POST",
+        "/v1/domains/{name}/monitor/command",
+        "qemu-monitor-command: one QMP command (JSON text) or, with hmp, a human monitor command; the "
+        "reply as text",
+        request="MonitorCommandRequest",
+        response="MonitorCommandReply",
+        mutating=True,
+        errors=(*_DOMAIN_RUN, "unsupported-config"),
+    ),
+    Action(
+        "domain.inject_nmi",
+        "POST",
+        "/v1/domains/{name}/nmi",
+        "inject-nmi: a non-maskable interrupt to the guest",
+        response="Empty",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
+    Action(
+        "domain.jobinfo",
+        "GET",
+        "/v1/domains/{name}/job",
+        "domjobinfo: the domain's running job (type None when there is none)",
+        response="JobInfo",
+        errors=_LOOKUP,
+    ),
+    Action(
+        "domain.jobabort",
+        "POST",
+        "/v1/domains/{name}/job/abort",
+        "domjobabort: abort the running job (a migration or a save)",
+        response="Empty",
+        mutating=True,
+        errors=_DOMAIN_RUN,
+    ),
     # Networks
     Action("network.list", "GET", "/v1/networks", "every network's status", response="NetworkList"),
     Action(

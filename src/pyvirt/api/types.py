@@ -551,6 +551,42 @@ class PMSuspendRequest(TypedDict):
     duration: NotRequired[int]
 
 
+# Screen, keyboard, monitor and jobs
+
+
+class Screenshot(TypedDict):
+    mime: str  # image/png
+    data: str  # base64
+
+
+class SendKeyRequest(TypedDict):
+    """Keys pressed together: numbers (decimal or 0x hex) or names (linux: KEY_A, win32: VK_A)."""
+
+    keycodes: list[str]
+    codeset: NotRequired[str]  # linux (default), xt, atset1, usb, win32, qnum, rfb
+    holdtime: NotRequired[int]  # milliseconds; 0: QEMU's default
+
+
+class MonitorCommandRequest(TypedDict):
+    command: str  # QMP JSON text, or with hmp a human monitor command line
+    hmp: NotRequired[bool]
+
+
+class MonitorCommandReply(TypedDict):
+    """QMP's reply as JSON text ({"return": ...} or {"error": ...}); HMP's output as it is."""
+
+    reply: str
+
+
+class JobInfo(TypedDict):
+    type: str  # None, Unbounded
+    operation: str  # "", Save, Outgoing migration, Restore, Snapshot
+    time_elapsed_ms: NotRequired[int]
+    data_processed: NotRequired[int]
+    data_remaining: NotRequired[int]
+    data_total: NotRequired[int]
+
+
 DomainList = list[DomainSummary]
 InterfaceAddressList = list[InterfaceAddress]
 FSInfoList = list[FSInfo]

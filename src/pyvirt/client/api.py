@@ -458,6 +458,35 @@ class Domain:
     def pm_wakeup(self) -> types.DomainSummary:
         return self._call("domain.pmwakeup")
 
+    # Screen, keyboard, monitor and jobs
+
+    def screenshot(self, screen: int = 0) -> bytes:
+        """screenshot: the screen as PNG."""
+        import base64
+
+        reply = self.conn.call("domain.screenshot", {"name": self.name}, None, {"screen": screen})
+        return base64.b64decode(reply["data"])
+
+    def send_key(self, keycodes: list[str], *, codeset: str = "linux", holdtime: int = 0) -> None:
+        """send-key: ``keycodes`` (numbers or names) pressed together, released after ``holdtime`` ms."""
+        body = {"keycodes": keycodes, "codeset": codeset, "holdtime": holdtime}
+        self.conn.call("domain.send_key", {"name": self.name}, body)
+
+    def monitor_command(self, command: str, *, hmp: bool = False) -> str:
+        """qemu-monitor-command: QMP JSON text (the reply as JSON text), or with ``hmp`` an HMP line."""
+        body = {"command": command, "hmp": hmp}
+        return str(self.conn.call("domain.monitor_command", {"name": self.name}, body)["reply"])
+
+    def inject_nmi(self) -> None:
+        self.conn.call("domain.inject_nmi", {"name": self.name})
+
+    def job_info(self) -> types.JobInfo:
+        info: types.JobInfo = self.conn.call("domain.jobinfo", {"name": self.name})
+        return info
+
+    def abort_job(self) -> None:
+        self.conn.call("domain.jobabort", {"name": self.name})
+
     def set_memory(
         self, kib: int, *, maximum: bool = False, live: bool = False, config: bool = False
     ) -> None:

@@ -188,6 +188,9 @@ async def serve(
 
     extras.append(MonitoringAPI())
     extras.append(AgentAPI(net_api))
+    from pyvirt.daemon.display import DisplayAPI
+
+    extras.append(DisplayAPI())
     try:
         confinement = Confinement.for_daemon(layout, config.user, config.group)
     except OperationFailed as err:

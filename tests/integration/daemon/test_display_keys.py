@@ -1,0 +1,124 @@
+"""The screen, keyboard and monitor of a real TCG guest through a real pyvirtd: domdisplay, screenshot
+(a PNG whose pixels show the text console, and change as keys are typed), send-key in four codesets
+typing onto the guest's VGA console, qemu-monitor-command (QMP and HMP), inject-nmi, domjobinfo/
+domjobabort with no job, and console --devname on a virtio console."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Console, Daemon
+from tests.support.guest import domain_xml
+from tests.support.png import read_png
+
+pytestmark = pytest.mark.slow
+
+READY = "pyvirt-guest: ready"
+EXTRA = "<video><model type='vga'/></video><console type='pty'><target type='virtio'/></console>"
+
+
+def pixels(path: Path) -> tuple[int, int, set[bytes], list[bytes]]:
+    width, height, bpp, rows = read_png(path.read_bytes())
+    colours = {row[x : x + bpp] for row in rows[::4] for x in range(0, len(row), bpp * 4)}
+    return width, height, colours, rows
+
+
+def test_screen_keys_and_monitor(daemon: Daemon, tmp_path: Path) -> None:
+    xml = tmp_path / "kb1.xml"
+    text = domain_xml("kb1", vnc=True, extra_devices=EXTRA)
+    xml.write_text(text.replace("<graphics ", "<graphics passwd='s3cret' ", 1))
+    daemon.cli("define", str(xml)).ok()
+    daemon.cli("start", "kb1").ok()
+    console = Console(daemon, "kb1")
+    console.expect(READY, 180)
+
+    # domdisplay: the VNC display as a URI (vncdisplay's display number); the password on request.
+    display = daemon.cli("vncdisplay", "kb1").ok().out.strip().rsplit(":", 1)[1]
+    assert daemon.cli("domdisplay", "kb1").ok().out == f"vnc://127.0.0.1:{display}\n"
+    assert (
+        daemon.cli("domdisplay", "kb1", "--include-password").ok().out
+        == f"vnc://:s3cret@127.0.0.1:{display}\n"
+    )
+    assert (
+        daemon.cli("domdisplay", "kb1", "--type", "vnc", "--all").ok().out == f"vnc://127.0.0.1:{display}\n\n"
+    )
+    result = daemon.cli("domdisplay", "kb1", "--type", "spice")
+    assert result.rc == 1 and result.err == "error: No graphical display with type 'spice' found\n"
+
+    # A reader on the VGA console's tty: what send-key types lands there (and is echoed on screen).
+    console.send("(head -n1 /dev/tty1 > /tmp/typed; echo TYPED-DONE) &\n")
+    console.run("true")
+    before = tmp_path / "before.png"
+    out = daemon.cli("screenshot", "kb1", "--file", str(before)).ok().out
+    assert out == f"Screenshot saved to {before}, with type of image/png\n"
+    width, height, colours, rows_before = pixels(before)
+    assert (width, height) == (720, 400) or width >= 640, (width, height)  # VGA text mode, or graphics
+    assert len(colours) > 1, "the screenshot is one flat colour: no text console in it"
+
+    # send-key: one key per call (keys of one call are pressed together), a codeset each.
+    daemon.cli("send-key", "kb1", "KEY_H").ok()  # linux, by name
+    daemon.cli("send-key", "kb1", "--codeset", "usb", "0x0c").ok()  # usb: i
+    daemon.cli("send-key", "kb1", "--codeset", "win32", "VK_LSHIFT", "VK_A").ok()  # shift+a together
+    daemon.cli("send-key", "kb1", "--codeset", "xt", "--holdtime", "50", "--keycode", "0x1c").ok()  # Enter
+    console.expect("TYPED-DONE", 60)
+    assert console.run("cat /tmp/typed") == "hiA"
+    after = tmp_path / "after.png"
+    daemon.cli("screenshot", "kb1", "--file", str(after), "--screen", "0").ok()
+    assert pixels(after)[3] != rows_before, "typing changed nothing on the screen"
+
+    # Bad keys and screens: clear errors.
+    result = daemon.cli("send-key", "kb1", "KEY_BOGUS")
+    assert result.rc == 1 and result.err == "error: invalid keycode: 'KEY_BOGUS'\n"
+    result = daemon.cli("send-key", "kb1", "--codeset", "klingon", "1")
+    assert result.rc == 1 and result.err == "error: unknown codeset: 'klingon'\n"
+    result = daemon.cli("screenshot", "kb1", "--file", str(tmp_path / "x.png"), "--screen", "3")
+    assert result.rc == 1 and "no screen with index 3" in result.err
+    assert not (tmp_path / "x.png").exists()
+
+    # qemu-monitor-command: QMP (compact, --pretty, --return-value), HMP, and QEMU's error reply.
+    out = daemon.cli("qemu-monitor-command", "kb1", '{"execute":"query-status"}').ok().out
+    assert re.fullmatch(r'\{"return":\{"status":"running","singlestep":false,"running":true\}\}\n\n', out), (
+        out
+    )
+    out = daemon.cli("qemu-monitor-command", "kb1", "--pretty", '{"execute":"query-status"}').ok().out
+    assert out.startswith('{\n  "return": {\n    "status": "running",'), out
+    out = daemon.cli("qemu-monitor-command", "kb1", "--return-value", '{"execute":"query-name"}').ok().out
+    assert out == '{"name":"kb1"}\n\n', out
+    out = daemon.cli("qemu-monitor-command", "kb1", "--hmp", "info", "status").ok().out
+    assert out.startswith("VM status: running"), out
+    out = daemon.cli("qemu-monitor-command", "kb1", '{"execute":"no-such-command","id":7}').ok().out
+    assert '"class":"CommandNotFound"' in out and '"id":7' in out, out
+    result = daemon.cli("qemu-monitor-command", "kb1", "--pass-fds", "3", '{"execute":"query-status"}')
+    assert result.rc == 1 and "--pass-fds" in result.err
+
+    # inject-nmi: the guest's kernel sees the NMI.
+    daemon.cli("inject-nmi", "kb1").ok()
+    assert "NMI" in console.run("dmesg | grep -i nmi | tail -n 3")
+
+    # domjobinfo/domjobabort: no job.
+    assert daemon.cli("domjobinfo", "kb1").ok().out == "Job type:         None        \n\n"
+    assert daemon.cli("domjobinfo", "kb1", "--rawstats").ok().out.startswith("Job type: 0\n")
+    result = daemon.cli("domjobabort", "kb1")
+    assert result.rc == 1 and "no job is active on the domain" in result.err
+    for flag in ("--completed", "--keep-completed", "--anystats"):  # no finished job is kept to show
+        result = daemon.cli("domjobinfo", "kb1", flag)
+        assert result.rc == 1 and flag in result.err
+    result = daemon.cli("domjobabort", "kb1", "--postcopy")
+    assert result.rc == 1 and "--postcopy" in result.err
+
+    # console --devname console1: the virtio console (the guest's hvc0), beside the serial one.
+    conn = daemon.connect()
+    hvc = conn.domain("kb1").console(devname="console1")
+    console.send("echo from-hvc0 > /dev/hvc0\n")
+    seen = b""
+    while b"from-hvc0" not in seen:
+        message = hvc.receive(timeout=60)
+        assert isinstance(message, bytes), message
+        seen += message
+    hvc.close()
+    conn.close()
+    console.close()
+    daemon.cli("destroy", "kb1").ok()
