@@ -2001,6 +2001,26 @@ TOOLS = (
         globals="cj",
     ),
     Command(
+        "import-libvirt",
+        "host",
+        "import_libvirt:main",
+        "define a libvirt host's domains, networks and pools in pyvirt",
+        "Every domain, network and storage pool of a libvirt host, defined in pyvirt\n"
+        "unchanged (paths, UUIDs and MACs kept; autostart kept). Nothing is started:\n"
+        "what runs under libvirt is left to it and reported, as is what pyvirt cannot\n"
+        "carry over, and why. --dir reads libvirt's files (no libvirt needed); --uri\n"
+        "asks a running libvirtd through virsh.",
+        (
+            _CONNECT,
+            ("--dir", "dir=DIR", "libvirt's configuration folder (default: /etc/libvirt)"),
+            ("--uri", "uri=URI", "a libvirtd to ask instead, e.g. qemu:///system (needs virsh)"),
+            ("-n --dry-run", "bool", "check and report, define nothing"),
+            ("--json", "bool", "the report as JSON"),
+        ),
+        style="tool",
+        globals="cj",
+    ),
+    Command(
         "launch",
         "template",
         "launch:main",
