@@ -105,8 +105,8 @@ class HostValidation(TypedDict):
 class Event(TypedDict):
     """One line of the event stream (``host.events``)."""
 
-    kind: Literal["domain", "agent", "network", "pool", "volume"]  # agent: connected, disconnected
-    name: str  # POOL/VOLUME for a volume
+    kind: Literal["domain", "agent", "network", "pool", "volume", "snapshot"]  # agent: (dis)connected
+    name: str  # POOL/VOLUME for a volume, DOMAIN/SNAPSHOT for a snapshot
     event: str  # defined, undefined, started, stopped, suspended, resumed, shutdown, crashed, created...
     detail: str
     time: float  # seconds since the epoch
@@ -595,3 +595,57 @@ LeaseList = list[Lease]
 DomainStatsList = list[DomainStats]
 PoolList = list[PoolStatus]
 VolumeList = list[VolumeInfo]
+
+
+# Snapshots
+
+
+class SnapshotCreateRequest(TypedDict):
+    """snapshot-create: domainsnapshot XML and virsh's flags. ``redefine`` (with ``current``) only
+    (re)defines metadata. Every way pyvirt takes a snapshot is all-or-nothing (``atomic`` always holds)
+    and the XML is always checked strictly (``validate``)."""
+
+    xml: str
+    redefine: NotRequired[bool]
+    current: NotRequired[bool]
+    no_metadata: NotRequired[bool]
+    halt: NotRequired[bool]
+    disk_only: NotRequired[bool]
+    reuse_external: NotRequired[bool]
+    quiesce: NotRequired[bool]
+    atomic: NotRequired[bool]
+    live: NotRequired[bool]
+    validate: NotRequired[bool]
+
+
+class SnapshotInfo(TypedDict):
+    """snapshot-info, and one row of snapshot-list."""
+
+    name: str
+    domain: str
+    description: str | None
+    parent: str | None
+    state: str  # running, paused, shutoff, disk-snapshot
+    creation_time: int  # seconds since the epoch
+    location: Literal["internal", "external"]
+    memory: Literal["internal", "external", "no"]
+    current: bool
+    children: int
+    descendants: int
+    metadata: bool
+
+
+SnapshotList = list[SnapshotInfo]
+
+
+class SnapshotRevertRequest(TypedDict):
+    running: NotRequired[bool]
+    paused: NotRequired[bool]
+    force: NotRequired[bool]
+    reset_nvram: NotRequired[bool]
+
+
+class SnapshotDeleted(TypedDict):
+    """The snapshots deleted, children first."""
+
+    deleted: list[str]

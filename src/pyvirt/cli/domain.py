@@ -93,6 +93,7 @@ def cmd_undefine(opts: GlobalOptions, a: Parsed) -> int:
             remove_storage=a.flag("remove_all_storage"),
             nvram=a.flag("nvram"),
             keep_nvram=a.flag("keep_nvram"),
+            snapshots_metadata=a.flag("snapshots_metadata"),
         ),
     )
     for path in result.get("removed", []):

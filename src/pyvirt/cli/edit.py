@@ -12,8 +12,9 @@ from pyvirt.cli.output import message
 from pyvirt.errors import InvalidArgument, PyvirtError
 
 
-def edit_xml(original: str, what: str, define: Callable[[str], object]) -> int:
-    """Edit ``original``; ``define`` the result. ``what`` names the object in messages."""
+def edit_xml(original: str, what: str, define: Callable[[str], object], *, success: str | None = None) -> int:
+    """Edit ``original``; ``define`` the result. ``what`` names the object in messages; ``success``
+    replaces the message of success."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.NamedTemporaryFile("w", suffix=".xml", prefix="pyvirt-edit-", delete=False) as fh:
         fh.write(original)
@@ -34,7 +35,7 @@ def edit_xml(original: str, what: str, define: Callable[[str], object]) -> int:
                     sys.stderr.write(f"error: {what} XML configuration left unchanged\n")
                     return 1
                 continue
-            message(f"{what} XML configuration edited.")
+            message(success or f"{what} XML configuration edited.")
             return 0
     finally:
         os.unlink(fh.name)

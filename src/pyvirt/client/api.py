@@ -310,10 +310,21 @@ class Domain:
         return self._call("domain.autostart", {"enabled": enabled})
 
     def undefine(
-        self, *, remove_storage: bool = False, nvram: bool = False, keep_nvram: bool = False
+        self,
+        *,
+        remove_storage: bool = False,
+        nvram: bool = False,
+        keep_nvram: bool = False,
+        snapshots_metadata: bool = False,
     ) -> types.DomainUndefined:
-        """Undefine; a domain with an NVRAM file needs ``nvram`` (delete it) or ``keep_nvram``."""
-        query = {"remove_storage": remove_storage, "nvram": nvram, "keep_nvram": keep_nvram}
+        """Undefine; a domain with an NVRAM file needs ``nvram`` (delete it) or ``keep_nvram``, a
+        shut-off one with snapshots ``snapshots_metadata`` (their metadata is removed)."""
+        query = {
+            "remove_storage": remove_storage,
+            "nvram": nvram,
+            "keep_nvram": keep_nvram,
+            "snapshots_metadata": snapshots_metadata,
+        }
         done: types.DomainUndefined = self.conn.call("domain.undefine", {"name": self.name}, query=query)
         return done
 
@@ -325,6 +336,60 @@ class Domain:
         """
         query = {"force": force, "history": history, "devname": devname}
         return self.conn.stream("domain.console", {"name": self.name}, query)
+
+    # Snapshots (snapshot-* verbs)
+
+    def snapshots(self, **filters: bool | str | None) -> list[types.SnapshotInfo]:
+        """snapshot-list; ``filters`` are the ``snapshot.list`` query flags (roots, leaves, no_leaves,
+        from_ (a snapshot's name), current, descendants, inactive, active, disk_only, internal,
+        external, metadata, no_metadata, topological)."""
+        query = {("from" if k == "from_" else k): v for k, v in filters.items()}
+        return list(self.conn.call("snapshot.list", {"name": self.name}, query=query))
+
+    def create_snapshot(self, xml: str, **flags: bool) -> types.SnapshotInfo:
+        """snapshot-create from domainsnapshot XML; ``flags`` as :class:`types.SnapshotCreateRequest`."""
+        body = {"xml": xml, **{k: v for k, v in flags.items() if v}}
+        info: types.SnapshotInfo = self.conn.call("snapshot.create", {"name": self.name}, body)
+        return info
+
+    def snapshot(self, name: str) -> types.SnapshotInfo:
+        """snapshot-info of snapshot ``name`` (NotFound if the domain has none of that name)."""
+        info: types.SnapshotInfo = self.conn.call("snapshot.info", {"name": self.name, "snapshot": name})
+        return info
+
+    def snapshot_xml(self, name: str, *, security_info: bool = False) -> str:
+        params = {"name": self.name, "snapshot": name}
+        return str(self.conn.call("snapshot.xml", params, query={"security_info": security_info})["xml"])
+
+    def current_snapshot(self) -> types.SnapshotInfo:
+        """The current snapshot (NotFound if there is none)."""
+        info: types.SnapshotInfo = self.conn.call("snapshot.current", {"name": self.name})
+        return info
+
+    def set_current_snapshot(self, name: str) -> types.SnapshotInfo:
+        info: types.SnapshotInfo = self.conn.call(
+            "snapshot.set_current", {"name": self.name, "snapshot": name}
+        )
+        return info
+
+    def revert_to_snapshot(
+        self, name: str, *, running: bool = False, paused: bool = False, force: bool = False,
+        reset_nvram: bool = False,
+    ) -> types.DomainSummary:  # fmt: skip
+        body: types.SnapshotRevertRequest = {}
+        for key, value in (("running", running), ("paused", paused), ("force", force),
+                           ("reset_nvram", reset_nvram)):  # fmt: skip
+            if value:
+                body[key] = True  # type: ignore[literal-required]
+        return self._call("snapshot.revert", body, snapshot=name)
+
+    def delete_snapshot(
+        self, name: str, *, children: bool = False, children_only: bool = False, metadata: bool = False
+    ) -> list[str]:
+        """snapshot-delete; returns the names deleted, children first."""
+        query = {"children": children, "children_only": children_only, "metadata": metadata}
+        done = self.conn.call("snapshot.delete", {"name": self.name, "snapshot": name}, query=query)
+        return list(done["deleted"])
 
     def attach_interface(
         self,

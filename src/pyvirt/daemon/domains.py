@@ -87,6 +87,14 @@ class StorageHook(Protocol):
     def volumes_in_use(self, paths: list[str]) -> None: ...
 
 
+class SnapshotHook(Protocol):
+    """What undefine asks of the snapshot metadata (:mod:`pyvirt.daemon.snapshots`)."""
+
+    def check_undefine(self, obj: DomainObject, remove_metadata: bool) -> None: ...
+
+    def undefined(self, obj: DomainObject, remove_metadata: bool) -> None: ...
+
+
 @dataclass(eq=False)
 class DomainObject:
     config: Domain | None  # the persistent definition; None for a transient domain
@@ -182,6 +190,7 @@ class DomainRegistry:
         self._domains: dict[str, DomainObject] = {}
         self._registry_lock = asyncio.Lock()
         self.next_id = 1  # the id of the next domain started (virsh's domid)
+        self.snapshot_hook: SnapshotHook | None = None  # set by the snapshot API at start-up
 
     # Lookup
 
@@ -379,10 +388,16 @@ class DomainRegistry:
         atomic_write(self.layout.domain_xml(dom.name), text.encode())
 
     async def undefine(
-        self, key: str, *, remove_storage: bool = False, nvram: str | None = None
+        self,
+        key: str,
+        *,
+        remove_storage: bool = False,
+        nvram: str | None = None,
+        snapshots_metadata: bool = False,
     ) -> tuple[str, list[str]]:
         """Undefine; ``nvram`` says what becomes of an existing NVRAM file: ``delete`` or ``keep`` (None:
-        refuse, as libvirt does)."""
+        refuse, as libvirt does); ``snapshots_metadata`` removes the snapshots' metadata of a shut-off
+        domain that has any (refused without it)."""
         obj = self.lookup(key)
         removed: list[str] = []
         async with guard(obj, lifecycle.ANY), self._registry_lock:
@@ -399,6 +414,8 @@ class DomainRegistry:
                     "Requested operation is not valid: cannot undefine domain with nvram "
                     f"({nvram_path}): use --nvram to delete it or --keep-nvram to keep it"
                 )
+            if self.snapshot_hook is not None:
+                self.snapshot_hook.check_undefine(obj, snapshots_metadata)
             if remove_storage:
                 if obj.active:
                     raise InvalidState(
@@ -421,6 +438,8 @@ class DomainRegistry:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(nvram_path)
             obj.autostart = False
+            if self.snapshot_hook is not None:
+                self.snapshot_hook.undefined(obj, snapshots_metadata)
             if obj.active:
                 obj.config = None  # becomes transient until it stops
             else:

@@ -191,6 +191,9 @@ async def serve(
     from pyvirt.daemon.display import DisplayAPI
 
     extras.append(DisplayAPI())
+    from pyvirt.daemon.snapshots import SnapshotAPI
+
+    extras.append(SnapshotAPI(layout, events))
     try:
         confinement = Confinement.for_daemon(layout, config.user, config.group)
     except OperationFailed as err:

@@ -170,7 +170,10 @@ class API:
             raise InvalidArgument("Options --nvram and --keep-nvram are mutually exclusive")
         nvram = "delete" if args["nvram"] else "keep" if args["keep_nvram"] else None
         name, removed = await self.domains.undefine(
-            req.params["name"], remove_storage=args["remove_storage"], nvram=nvram
+            req.params["name"],
+            remove_storage=args["remove_storage"],
+            nvram=nvram,
+            snapshots_metadata=args["snapshots_metadata"],
         )
         return {"name": name, "removed": removed}
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from qemu.qmp import ConnectError, EventListener, ExecuteError, QMPClient, QMPError
@@ -20,6 +20,18 @@ from pyvirt.errors import OperationFailed
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class EventQueue:
+    """The events one :meth:`Monitor.events` block listens for, in order."""
+
+    def __init__(self, listener: EventListener) -> None:
+        self._listener = listener
+
+    async def get(self) -> tuple[str, dict[str, Any]]:
+        event = await self._listener.get()
+        data = event.get("data") or {}
+        return str(event["event"]), dict(data) if isinstance(data, dict) else {}
 
 
 class Monitor:
@@ -78,6 +90,18 @@ class Monitor:
             self._listener = None
         with contextlib.suppress(QMPError, OSError, EOFError):
             await self._client.disconnect()
+
+    @contextlib.asynccontextmanager
+    async def events(self, *names: str) -> AsyncIterator[EventQueue]:
+        """A queue of the QMP events ``names`` that QEMU sends from now until the block ends, apart
+        from the domain's own handler: a job's caller waits on it while it holds the domain's lock."""
+        listener = EventListener(names=list(names))
+        self._client.register_listener(listener)
+        try:
+            yield EventQueue(listener)
+        finally:
+            with contextlib.suppress(QMPError, ValueError):
+                self._client.remove_listener(listener)
 
     async def add_fd(self, fd: int, opaque: str, fdset: int | None = None) -> str:
         """Hand an open file to QEMU (SCM_RIGHTS + ``add-fd``) and return the path QEMU opens it by.

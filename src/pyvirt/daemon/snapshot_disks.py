@@ -1,0 +1,275 @@
+"""The disk (and memory) work of snapshots, on a running QEMU over QMP or on shut-off images with
+pyvirt's image library.
+
+Running: internal snapshots are QEMU's ``snapshot-save``/``snapshot-load``/``snapshot-delete`` jobs
+on the disks' top nodes; an external snapshot creates each qcow2 overlay here (the daemon owns the
+files), hands it to the confined QEMU by descriptor, adds it with ``blockdev-add`` and makes it the
+active layer with ``blockdev-snapshot``, all disks in one ``transaction``; deleting one commits the
+overlay back into its base with an active ``block-commit``. Shut off: the same through the image
+library (qcow2 internal snapshots, overlay creation, commit). Each function leaves nothing behind if
+it fails part way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable
+
+from pyvirt.errors import ImageError, OperationFailed
+from pyvirt.qemu.jobs import run_job
+from pyvirt.qemu.process import QemuProcess
+
+log = logging.getLogger(__name__)
+
+_NODE = re.compile(r"pyvirt-(\d+)-")
+
+
+async def top_nodes(proc: QemuProcess) -> dict[int, str]:
+    """Disk index → the node name of its active layer (the device's root node)."""
+    out: dict[int, str] = {}
+    for dev in await proc.monitor.execute("query-block"):
+        node = str((dev.get("inserted") or {}).get("node-name") or "")
+        match = _NODE.match(node)
+        if match:
+            out[int(match.group(1)) - 1] = node
+    return out
+
+
+async def _nodes_of(proc: QemuProcess, indices: list[int]) -> list[str]:
+    nodes = await top_nodes(proc)
+    missing = [i for i in indices if i not in nodes]
+    if missing:
+        raise OperationFailed(
+            f"operation failed: cannot find the block node of disk #{missing[0] + 1} in QEMU"
+        )
+    return [nodes[i] for i in indices]
+
+
+# Internal snapshots of a running domain
+
+
+async def save_internal(proc: QemuProcess, name: str, indices: list[int]) -> None:
+    """``snapshot-save``: the disks' state and the VM state (in the first disk) under tag ``name``."""
+    devices = await _nodes_of(proc, indices)
+    await run_job(
+        proc.monitor,
+        "snapshot-save",
+        {"tag": name, "vmstate": devices[0], "devices": devices},
+        exited=proc.exited,
+        kind="snapshot-save",
+    )
+
+
+async def load_internal(proc: QemuProcess, name: str, indices: list[int]) -> None:
+    devices = await _nodes_of(proc, indices)
+    await run_job(
+        proc.monitor,
+        "snapshot-load",
+        {"tag": name, "vmstate": devices[0], "devices": devices},
+        exited=proc.exited,
+        kind="snapshot-load",
+    )
+
+
+async def delete_internal_live(proc: QemuProcess, name: str, indices: list[int]) -> None:
+    devices = await _nodes_of(proc, indices)
+    await run_job(
+        proc.monitor,
+        "snapshot-delete",
+        {"tag": name, "devices": devices},
+        exited=proc.exited,
+        kind="snapshot-delete",
+    )
+
+
+# Internal snapshots of shut-off images
+
+
+def create_internal_offline(name: str, paths: list[str]) -> None:
+    """A qcow2 internal snapshot ``name`` in every image of ``paths``; all or none."""
+    from pyvirt.image.qcow2 import snapshot as qsnap
+
+    done: list[str] = []
+    try:
+        for path in paths:
+            with _open_qcow2(path) as img:
+                qsnap.create_snapshot(img, name)
+            done.append(path)
+    except BaseException:
+        for path in done:
+            try:
+                with _open_qcow2(path) as img:
+                    qsnap.delete_snapshot(img, name)
+            except Exception as err:
+                log.error("removing snapshot %s from %s after a failure: %s", name, path, err)
+        raise
+
+
+def apply_internal_offline(name: str, paths: list[str]) -> None:
+    from pyvirt.image.qcow2 import snapshot as qsnap
+
+    for path in paths:  # checked first: a snapshot missing in one image changes none of them
+        with _open_qcow2(path, readonly=True) as img:
+            qsnap.find(qsnap.read_snapshots(img), name)
+    for path in paths:
+        with _open_qcow2(path) as img:
+            qsnap.apply_snapshot(img, name)
+
+
+def delete_internal_offline(name: str, paths: list[str]) -> None:
+    from pyvirt.image.qcow2 import snapshot as qsnap
+
+    for path in paths:
+        with _open_qcow2(path) as img:
+            try:
+                qsnap.find(qsnap.read_snapshots(img), name)
+            except ImageError:
+                log.warning("image %s has no internal snapshot %s any more", path, name)
+                continue
+            qsnap.delete_snapshot(img, name)
+
+
+@contextlib.contextmanager
+def _open_qcow2(path: str, *, readonly: bool = False):  # type: ignore[no-untyped-def]
+    from pyvirt.image.opener import open_image
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    try:
+        img = open_image(path, fmt="qcow2", readonly=readonly, backing=False)
+    except ImageError as err:
+        raise OperationFailed(f"operation failed: {err}") from err
+    with img:
+        if not isinstance(img, Qcow2Image):
+            raise OperationFailed(f"operation failed: '{path}' is not a qcow2 image")
+        yield img
+
+
+# External (overlay) snapshots
+
+
+def make_overlay(path: str, base: str, base_fmt: str, *, target: str, reuse: bool) -> bool:
+    """Create the qcow2 overlay ``path`` over ``base``; returns whether it was created (not reused)."""
+    from pyvirt.image.opener import open_image
+    from pyvirt.image.qcow2.create import create_qcow2
+
+    if reuse:
+        if not os.path.isfile(path):
+            raise OperationFailed(
+                f"operation failed: external snapshot file for disk {target} does not exist: {path} "
+                "(--reuse-external needs it made beforehand)"
+            )
+        return False
+    if os.path.lexists(path):
+        raise OperationFailed(
+            f"operation failed: external snapshot file for disk {target} already exists and is not a "
+            f"block device: {path}"
+        )
+    try:
+        with open_image(base, fmt=base_fmt, readonly=True, backing=False, force_share=True) as img:
+            size = img.size
+        create_qcow2(path, size, backing=base, backing_fmt=base_fmt)
+    except ImageError as err:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        raise OperationFailed(
+            f"operation failed: creating the overlay {path} of disk {target}: {err}"
+        ) from err
+    return True
+
+
+async def _free_suffix(proc: QemuProcess) -> int:
+    taken = {str(n.get("node-name", "")) for n in await proc.monitor.execute("query-named-block-nodes")}
+    n = 1
+    while any(name.endswith(f"-o{n}-format") for name in taken):
+        n += 1
+    return n
+
+
+Undo = Callable[[], Awaitable[None]]
+
+
+async def snapshot_external_live(proc: QemuProcess, overlays: list[tuple[int, str]], name: str) -> None:
+    """Make each ``(disk index, overlay path)`` (made by :func:`make_overlay`) the disk's active layer,
+    every disk in one transaction. On failure the nodes added are removed again."""
+    monitor = proc.monitor
+    nodes = await _nodes_of(proc, [i for i, _ in overlays])
+    suffix = await _free_suffix(proc)
+    undo: list[Undo] = []
+    actions = []
+    try:
+        for (index, path), top in zip(overlays, nodes, strict=True):
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                fdset = await monitor.add_fd(fd, f"snapshot {name} of disk #{index + 1}")
+            finally:
+                os.close(fd)
+            undo.append(lambda fdset=fdset: monitor.remove_fdset(fdset))  # type: ignore[misc]
+            storage, fmt = f"pyvirt-{index + 1}-o{suffix}-storage", f"pyvirt-{index + 1}-o{suffix}-format"
+            await monitor.execute(
+                "blockdev-add",
+                {"driver": "file", "filename": fdset, "node-name": storage, "discard": "unmap"},
+            )
+            undo.append(lambda node=storage: _blockdev_del(proc, node))  # type: ignore[misc]
+            await monitor.execute(
+                "blockdev-add", {"driver": "qcow2", "node-name": fmt, "file": storage, "backing": None}
+            )
+            undo.append(lambda node=fmt: _blockdev_del(proc, node))  # type: ignore[misc]
+            actions.append({"type": "blockdev-snapshot", "data": {"node": top, "overlay": fmt}})
+        await monitor.execute("transaction", {"actions": actions})
+    except BaseException:
+        for step in reversed(undo):
+            with contextlib.suppress(OperationFailed):
+                await step()
+        raise
+
+
+async def _blockdev_del(proc: QemuProcess, node: str) -> None:
+    await proc.monitor.execute("blockdev-del", {"node-name": node})
+
+
+async def _children(proc: QemuProcess, node: str) -> dict[str, str]:
+    """The child nodes of ``node`` by role (``backing``, ``file``), from QEMU's block graph."""
+    graph = await proc.monitor.execute("x-debug-query-block-graph")
+    ids = {n["id"]: str(n.get("name") or "") for n in graph["nodes"]}
+    mine = [i for i, name in ids.items() if name == node]
+    return {str(e["name"]): ids[e["child"]] for e in graph["edges"] if e["parent"] in mine}
+
+
+async def commit_active_live(proc: QemuProcess, index: int) -> None:
+    """Commit disk ``index``'s active layer into its backing node (an active ``block-commit``,
+    completed once ready), then drop the committed layer's nodes."""
+    top = (await _nodes_of(proc, [index]))[0]
+    children = await _children(proc, top)
+    base = children.get("backing")
+    if not base:
+        raise OperationFailed(f"operation failed: disk #{index + 1} has no backing image to commit into")
+    await run_job(
+        proc.monitor,
+        "block-commit",
+        {"device": top, "base-node": base, "auto-dismiss": False},
+        exited=proc.exited,
+        kind="commit",
+        complete_when_ready=True,
+    )
+    for node in (top, children.get("file", "")):
+        if node and not node.startswith("#"):  # "#block…": QEMU's own, gone with their parent
+            with contextlib.suppress(OperationFailed):
+                await _blockdev_del(proc, node)
+
+
+def commit_offline(overlay: str) -> None:
+    """Commit ``overlay`` into its backing file (the image library's ``commit``)."""
+    from pyvirt.image.commit import commit
+
+    try:
+        commit(overlay, fmt="qcow2", drop=True)
+    except ImageError as err:
+        raise OperationFailed(f"operation failed: committing {overlay}: {err}") from err
+
+
+async def in_thread(func: Callable[..., object], *args: object) -> None:
+    await asyncio.to_thread(func, *args)

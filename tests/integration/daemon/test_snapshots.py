@@ -1,0 +1,335 @@
+"""Snapshots on real QEMU guests under TCG: internal with memory (QEMU's snapshot jobs), external
+disk-only overlays (blockdev-snapshot, then block-commit on delete), with qemu-img as the oracle for
+the images they leave."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Console, Daemon
+from tests.support.guest import copy_disk, domain_xml, guest_artifacts
+
+pytestmark = pytest.mark.slow
+
+READY = r"pyvirt-guest: ready"
+QEMU_IMG = shutil.which("qemu-img")
+
+
+def define(daemon: Daemon, tmp_path: Path, name: str) -> Path:
+    disk = copy_disk(guest_artifacts(), tmp_path / f"{name}.qcow2")
+    path = tmp_path / f"{name}.xml"
+    path.write_text(domain_xml(name, disk=disk))
+    daemon.cli("define", str(path)).ok()
+    return disk
+
+
+def qemu_img(*args: str) -> str:
+    assert QEMU_IMG is not None
+    return subprocess.run([QEMU_IMG, *args], check=True, capture_output=True, text=True).stdout
+
+
+def boot(daemon: Daemon, name: str) -> Console:
+    daemon.cli("start", name).ok()
+    console = Console(daemon, name)
+    console.expect(READY)
+    return console
+
+
+def test_internal_snapshot_with_memory_brings_back_ram_and_processes(daemon: Daemon, tmp_path: Path) -> None:
+    disk = define(daemon, tmp_path, "s1vm")
+    console = boot(daemon, "s1vm")
+    console.run("mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && echo before > /mnt/t/marker")
+    pid = console.run("sleep 10000 & echo $!")
+    assert pid.isdigit(), pid
+
+    out = daemon.cli("snapshot-create-as", "s1vm", "snap1", "--description", "before the change").ok().out
+    assert out == "Domain snapshot snap1 created\n"
+    assert daemon.cli("domstate", "--reason", "s1vm").ok().out == "running (booted)\n\n"
+    assert (daemon.config_dir / "snapshot/s1vm/snap1.xml").is_file()
+
+    console.run(f"echo after > /mnt/t/marker; kill {pid}; wait {pid}")
+    assert console.run(f"kill -0 {pid} 2>/dev/null && echo alive || echo gone") == "gone"
+    assert console.run("cat /mnt/t/marker") == "after"
+
+    assert daemon.cli("snapshot-revert", "s1vm", "snap1").ok().out == "Domain snapshot snap1 reverted\n"
+    assert daemon.cli("domstate", "--reason", "s1vm").ok().out == "running (from snapshot)\n\n"
+    assert console.run("cat /mnt/t/marker") == "before"
+    assert console.run(f"kill -0 {pid} 2>/dev/null && echo alive || echo gone") == "alive"
+
+    info = daemon.cli("snapshot-info", "s1vm", "--current").ok().out
+    assert re.search(r"^Name:\s+snap1$", info, re.M) and re.search(r"^State:\s+running$", info, re.M)
+    assert re.search(r"^Location:\s+internal$", info, re.M)
+    xml = daemon.cli("snapshot-dumpxml", "s1vm", "snap1").ok().out
+    assert "<memory snapshot='internal'/>" in xml and "<description>before the change</description>" in xml
+    assert "<disk name='vda' snapshot='internal'/>" in xml and "<name>s1vm</name>" in xml
+
+    if QEMU_IMG:  # the oracle: QEMU's own snapshot table in the image holds the VM state
+        table = json.loads(qemu_img("info", "-U", "--output=json", str(disk)))["snapshots"]
+        assert [s["name"] for s in table] == ["snap1"] and table[0]["vm-state-size"] > 0
+
+    assert daemon.cli("snapshot-delete", "s1vm", "snap1").ok().out == "Domain snapshot snap1 deleted\n"
+    assert daemon.cli("snapshot-list", "s1vm", "--name").ok().out == "\n"
+    assert not (daemon.config_dir / "snapshot/s1vm/snap1.xml").exists()
+    if QEMU_IMG:
+        assert "snapshots" not in json.loads(qemu_img("info", "-U", "--output=json", str(disk)))
+    assert console.run("echo still-$((40+2))") == "still-42"
+    console.close()
+
+
+def test_external_disk_only_snapshot_then_delete_commits_it(daemon: Daemon, tmp_path: Path) -> None:
+    disk = define(daemon, tmp_path, "e1vm")
+    console = boot(daemon, "e1vm")
+    overlay = tmp_path / "e1vm.ext1"
+    out = daemon.cli("snapshot-create-as", "e1vm", "ext1", "--disk-only", "--atomic").ok().out
+    assert out == "Domain snapshot ext1 created\n"
+    blk = daemon.cli("domblklist", "e1vm").ok().out
+    assert re.search(rf"^ vda\s+{re.escape(str(overlay))}$", blk, re.M), blk
+    assert f"<source file='{overlay}'/>" in daemon.cli("dumpxml", "--inactive", "e1vm").ok().out
+    info = daemon.cli("snapshot-info", "e1vm", "ext1").ok().out
+    assert re.search(r"^State:\s+disk-snapshot$", info, re.M) and re.search(
+        r"^Location:\s+external$", info, re.M
+    )
+    assert daemon.cli("snapshot-list", "e1vm", "--external", "--name").ok().out == "ext1\n\n"
+    assert daemon.cli("snapshot-list", "e1vm", "--internal", "--name").ok().out == "\n"
+    assert daemon.cli("snapshot-list", "e1vm", "--disk-only", "--name").ok().out == "ext1\n\n"
+    assert daemon.cli("snapshot-list", "e1vm", "--active", "--name").ok().out == "\n"
+
+    console.run("echo written-after > /root/after; sync")
+    if QEMU_IMG:
+        chain = json.loads(qemu_img("info", "-U", "--backing-chain", "--output=json", str(overlay)))
+        assert [c["filename"] for c in chain] == [str(overlay), str(disk)]
+        assert chain[0]["format"] == "qcow2" and chain[0]["backing-filename"] == str(disk)
+        qemu_img("check", "-U", str(overlay))
+
+    # a second snapshot builds on the first overlay: deleting the first alone is refused, unchanged
+    daemon.cli("snapshot-create-as", "e1vm", "ext2", "--disk-only").ok()
+    refused = daemon.cli("snapshot-delete", "e1vm", "ext1")
+    assert refused.rc == 1 and "built on its overlay" in refused.err, refused.err
+    assert daemon.cli("snapshot-list", "e1vm", "--name").ok().out == "ext1\next2\n\n"
+    assert daemon.cli("snapshot-parent", "e1vm", "ext2").ok().out == "ext1\n"
+
+    # --children: ext2's overlay is committed into ext1's, then that one into the base
+    out = daemon.cli("snapshot-delete", "e1vm", "ext1", "--children").ok().out
+    assert out == "Domain snapshot ext1 deleted\n"
+    blk = daemon.cli("domblklist", "e1vm").ok().out
+    assert re.search(rf"^ vda\s+{re.escape(str(disk))}$", blk, re.M), blk
+    assert not overlay.exists() and not (tmp_path / "e1vm.ext2").exists()
+    assert console.run("cat /root/after") == "written-after"
+    console.run("sync")
+    daemon.cli("destroy", "e1vm").ok()
+    if QEMU_IMG:
+        qemu_img("check", str(disk))
+        assert "backing-filename" not in json.loads(qemu_img("info", "--output=json", str(disk)))
+    console.close()
+    console = boot(daemon, "e1vm")  # the data written on the overlay is in the base now
+    assert console.run("cat /root/after") == "written-after"
+    console.close()
+
+
+def test_external_revert_restarts_from_the_snapshot(daemon: Daemon, tmp_path: Path) -> None:
+    define(daemon, tmp_path, "r1vm")
+    console = boot(daemon, "r1vm")
+    console.run("echo kept > /root/kept; sync")
+    daemon.cli("snapshot-create-as", "r1vm", "--name", "point", "--disk-only").ok()
+    console.run("echo lost > /root/lost; sync")
+    console.close()
+    assert daemon.cli("snapshot-revert", "r1vm", "point", "--running").ok().out == (
+        "Domain snapshot point reverted\n"
+    )
+    console = Console(daemon, "r1vm")
+    console.expect(READY)
+    assert console.run("cat /root/kept") == "kept"
+    assert console.run("ls /root/lost 2>&1 | grep -c 'No such'") == "1"
+    console.close()
+    daemon.cli("destroy", "r1vm").ok()
+    out = daemon.cli("snapshot-revert", "r1vm", "point", "--paused").ok().out
+    assert out == "Domain snapshot point reverted\n"
+    assert daemon.cli("domstate", "r1vm").ok().out == "paused\n\n"
+
+
+def test_shut_off_snapshots_tree_revert_and_undefine(daemon: Daemon, tmp_path: Path) -> None:
+    """Internal snapshots of a shut-off domain through the image library; the list filters and tree."""
+    disk = define(daemon, tmp_path, "offvm")
+    for name in ("a", "b"):
+        assert daemon.cli("snapshot-create-as", "offvm", name).ok().out == f"Domain snapshot {name} created\n"
+    assert daemon.cli("snapshot-current", "offvm", "a").ok().out == "Snapshot a set as current\n"
+    daemon.cli("snapshot-create-as", "offvm", "c").ok()
+    assert daemon.cli("snapshot-current", "offvm", "--name").ok().out == "c\n"
+    cur = daemon.cli("snapshot-current", "offvm").ok().out
+    assert cur.startswith("<domainsnapshot>\n  <name>c</name>\n") and "<state>shutoff</state>" in cur
+    assert "<memory snapshot='no'/>" in cur and "<parent>\n    <name>a</name>\n  </parent>" in cur
+    assert daemon.cli("snapshot-list", "offvm", "--tree").ok().out == "a\n  |\n  +- b\n  +- c\n    \n\n"
+    assert daemon.cli("snapshot-list", "offvm", "--roots", "--name").ok().out == "a\n\n"
+    assert daemon.cli("snapshot-list", "offvm", "--leaves", "--name").ok().out == "b\nc\n\n"
+    assert daemon.cli("snapshot-list", "offvm", "--no-leaves", "--name").ok().out == "a\n\n"
+    assert daemon.cli("snapshot-list", "offvm", "--from", "a", "--name").ok().out == "b\nc\n\n"
+    assert daemon.cli("snapshot-list", "offvm", "--current", "--name").ok().out == "\n"
+    assert daemon.cli("snapshot-list", "offvm", "--inactive", "--name").ok().out == "a\nb\nc\n\n"
+    assert daemon.cli("snapshot-list", "offvm", "--metadata", "--name").ok().out == "a\nb\nc\n\n"
+    assert daemon.cli("snapshot-list", "offvm", "--no-metadata", "--name").ok().out == "\n"
+    assert daemon.cli("snapshot-list", "offvm", "--topological", "--name").ok().out == "a\nb\nc\n\n"
+    assert (
+        daemon.cli("snapshot-list", "offvm", "--from", "a", "--descendants", "--name").ok().out == "b\nc\n\n"
+    )
+    listing = daemon.cli("snapshot-list", "offvm", "--parent").ok().out
+    assert re.search(r"^ b\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\s+shutoff\s+a$", listing, re.M), listing
+    rows = json.loads(daemon.cli("snapshot-list", "offvm", "--json").ok().out)
+    assert [(r["name"], r["parent"], r["current"]) for r in rows] == [("a", None, False), ("b", "a", False),
+                                                                       ("c", "a", True)]  # fmt: skip
+    assert daemon.cli("snapshot-parent", "offvm", "--current").ok().out == "a\n"
+    assert daemon.cli("snapshot-parent", "offvm", "--snapshotname", "a").rc == 1
+    if QEMU_IMG:
+        table = json.loads(qemu_img("info", "--output=json", str(disk)))["snapshots"]
+        assert [s["name"] for s in table] == ["a", "b", "c"]
+        qemu_img("check", str(disk))
+
+    # revert to a (shut off): the disk goes back, the domain stays off; --running starts it
+    console = boot(daemon, "offvm")
+    console.run("echo later > /root/later; sync")
+    console.close()
+    assert daemon.cli("snapshot-revert", "offvm", "a").ok().out == "Domain snapshot a reverted\n"
+    assert daemon.cli("domstate", "--reason", "offvm").ok().out == "shut off (from snapshot)\n\n"
+    console = boot(daemon, "offvm")
+    assert console.run("ls /root/later 2>&1 | grep -c 'No such'") == "1"
+    console.close()
+    daemon.cli("destroy", "offvm").ok()
+
+    # deletes: --children-only keeps a; --metadata leaves the image's snapshot
+    out = daemon.cli("snapshot-delete", "offvm", "a", "--children-only").ok().out
+    assert out == "Domain snapshot a children deleted\n"
+    assert daemon.cli("snapshot-list", "offvm", "--name").ok().out == "a\n\n"
+    refused = daemon.cli("undefine", "offvm")
+    assert refused.rc == 1 and "cannot delete inactive domain with 1 snapshots" in refused.err
+    assert daemon.cli("snapshot-delete", "offvm", "--current", "--metadata").ok().out == (
+        "Domain snapshot a deleted\n"
+    )
+    if QEMU_IMG:
+        assert [s["name"] for s in json.loads(qemu_img("info", "--output=json", str(disk)))["snapshots"]] == [
+            "a"
+        ]
+    daemon.cli("snapshot-create-as", "offvm", "z").ok()
+    daemon.cli("undefine", "offvm", "--snapshots-metadata").ok()
+    assert not (daemon.config_dir / "snapshot/offvm").exists()
+
+
+def test_halt_no_metadata_and_print_xml(daemon: Daemon, tmp_path: Path) -> None:
+    define(daemon, tmp_path, "h1vm")
+    printed = daemon.cli(
+        "snapshot-create-as", "h1vm", "p", "--description", "d", "--print-xml",
+        "--diskspec", "vda,snapshot=external,driver=qcow2,stype=file,file=/tmp/x.qcow2",
+        "--memspec", "file=/tmp/mem,snapshot=external",
+    ).ok().out  # fmt: skip
+    assert printed == (
+        "<domainsnapshot>\n  <name>p</name>\n  <description>d</description>\n"
+        "  <memory snapshot='external' file='/tmp/mem'/>\n  <disks>\n"
+        "    <disk name='vda' snapshot='external' type='file'>\n      <driver type='qcow2'/>\n"
+        "      <source file='/tmp/x.qcow2'/>\n    </disk>\n  </disks>\n</domainsnapshot>\n\n"
+    )
+    assert daemon.cli("snapshot-list", "h1vm", "--name").ok().out == "\n"  # nothing was taken
+    console = boot(daemon, "h1vm")
+    console.close()
+    daemon.cli("snapshot-create-as", "h1vm", "gone", "--no-metadata").ok()
+    assert daemon.cli("snapshot-list", "h1vm", "--name").ok().out == "\n"
+    daemon.cli("snapshot-create-as", "h1vm", "stop", "--halt").ok()
+    assert daemon.cli("domstate", "--reason", "h1vm").ok().out == "shut off (from snapshot)\n\n"
+    assert "State:          running" in daemon.cli("snapshot-info", "h1vm", "stop").ok().out
+    # back to the running state it was taken in, paused as asked
+    daemon.cli("snapshot-revert", "h1vm", "stop", "--paused").ok()
+    assert daemon.cli("domstate", "--reason", "h1vm").ok().out == "paused (from snapshot)\n\n"
+    daemon.cli("snapshot-revert", "h1vm", "--current", "--running", "--force").ok()
+    assert daemon.cli("domstate", "--reason", "h1vm").ok().out == "running (from snapshot)\n\n"
+    console = Console(daemon, "h1vm")
+    assert console.run("echo ok-$((1+1))") == "ok-2"
+    console.close()
+
+
+def test_bad_input_is_refused_and_changes_nothing(daemon: Daemon, tmp_path: Path) -> None:
+    disk = define(daemon, tmp_path, "b1vm")
+    define(daemon, tmp_path, "b2vm")
+    daemon.cli("snapshot-create-as", "b1vm", "s1").ok()
+
+    dup = daemon.cli("snapshot-create-as", "b1vm", "s1")
+    assert dup.rc == 1 and dup.err == "error: operation failed: domain moment s1 already exists\n"
+    other = daemon.cli("snapshot-revert", "b2vm", "s1")
+    assert other.rc == 1
+    assert "Domain snapshot not found: no domain snapshot with matching name 's1'" in other.err
+    assert daemon.cli("snapshot-info", "b1vm").err == "error: --snapshotname or --current is required\n"
+    nocur = daemon.cli("snapshot-current", "b2vm")
+    assert nocur.rc == 1 and "domain 'b2vm' has no current snapshot" in nocur.err
+
+    # a raw disk cannot hold an internal snapshot: refused, no metadata, no image touched
+    raw = tmp_path / "raw.img"
+    raw.write_bytes(b"\0" * 1024 * 1024)
+    xml = tmp_path / "raw.xml"
+    xml.write_text(domain_xml("rawvm", disk=raw, disk_format="raw"))
+    daemon.cli("define", str(xml)).ok()
+    refused = daemon.cli("snapshot-create-as", "rawvm", "r1")
+    assert refused.rc == 1
+    assert "internal snapshot for disk vda unsupported for storage type raw" in refused.err
+    assert not (daemon.config_dir / "snapshot/rawvm").exists()
+    refused = daemon.cli("snapshot-create-as", "rawvm", "r1", "--diskspec", "vdz,snapshot=external")
+    assert refused.rc == 1 and "no disk named 'vdz'" in refused.err
+
+    # malformed and unknown XML
+    bad = tmp_path / "bad.xml"
+    for text, message in (
+        ("<domainsnapshot><name>x</nam></domainsnapshot>", "malformed XML"),
+        ("<domainsnapshot><name>x</name><colour/></domainsnapshot>", "element 'colour' is not supported"),
+        ("<domainsnapshot><name>a/b</name></domainsnapshot>", "invalid snapshot name"),
+        ("<domainsnapshot><state>running</state></domainsnapshot>", "--redefine"),
+        ("<domainsnapshot><memory snapshot='bogus'/></domainsnapshot>", "'snapshot' = 'bogus'"),
+    ):
+        bad.write_text(text)
+        result = daemon.cli("snapshot-create", "b1vm", "--xmlfile", str(bad))
+        assert result.rc == 1 and message in result.err, (text, result.err)
+    assert daemon.cli("snapshot-list", "b1vm", "--name").ok().out == "s1\n\n"
+
+    for flag in ("--quiesce", "--live"):
+        result = daemon.cli("snapshot-create-as", "b1vm", "q", flag)
+        assert result.rc == 1 and "unsupported configuration" in result.err, result.err
+    result = daemon.cli("snapshot-create-as", "b1vm", "m", "--memspec", "file=/tmp/m.mem")
+    assert result.rc == 1 and "memory state cannot be saved with offline" in result.err
+    result = daemon.cli("snapshot-create-as", "b1vm", "e", "--reuse-external", "--disk-only")
+    assert result.rc == 1 and "does not exist" in result.err
+    assert not (tmp_path / "b1vm.e").exists()
+    result = daemon.cli("snapshot-revert", "b1vm", "s1", "--running", "--paused")
+    assert result.rc == 1 and "mutually exclusive" in result.err
+    result = daemon.cli("snapshot-delete", "b1vm", "s1", "--children", "--children-only")
+    assert result.rc == 1 and "mutually exclusive" in result.err
+    for flag in ("--rename", "--clone"):
+        result = daemon.cli("snapshot-edit", "b1vm", "s1", flag)
+        assert result.rc == 1 and flag in result.err
+    if QEMU_IMG:
+        assert [s["name"] for s in json.loads(qemu_img("info", "--output=json", str(disk)))["snapshots"]] == [
+            "s1"
+        ]
+
+
+def test_create_from_xml_redefine_and_edit(daemon: Daemon, tmp_path: Path) -> None:
+    define(daemon, tmp_path, "x1vm")
+    spec = tmp_path / "snap.xml"
+    spec.write_text("<domainsnapshot><name>fromxml</name><description>first</description></domainsnapshot>")
+    out = daemon.cli("snapshot-create", "x1vm", "--xmlfile", str(spec), "--validate").ok().out
+    assert out == f"Domain snapshot fromxml created from '{spec}'\n"
+    daemon.cli("snapshot-create-as", "x1vm", "second").ok()
+    # redefine: the metadata only, with --current
+    dumped = daemon.cli("snapshot-dumpxml", "x1vm", "fromxml", "--security-info").ok().out
+    spec.write_text(dumped.replace("<description>first</description>", "<description>changed</description>"))
+    out = daemon.cli("snapshot-create", "x1vm", "--xmlfile", str(spec), "--redefine", "--current").ok().out
+    assert out == f"Domain snapshot fromxml created from '{spec}'\n"
+    assert daemon.cli("snapshot-current", "x1vm", "--name").ok().out == "fromxml\n"
+    assert "<description>changed</description>" in daemon.cli("snapshot-dumpxml", "x1vm", "fromxml").ok().out
+    # snapshot-edit through $EDITOR
+    editor = "sed -i s/changed/edited/"
+    result = daemon.cli("snapshot-edit", "x1vm", "--snapshotname", "fromxml", env={"EDITOR": editor}).ok()
+    assert result.out == "Snapshot fromxml edited.\n\n"
+    assert "<description>edited</description>" in daemon.cli("snapshot-dumpxml", "x1vm", "fromxml").ok().out
+    daemon.cli("snapshot-current", "x1vm", "second").ok()
+    daemon.cli("snapshot-edit", "x1vm", "fromxml", "--current", env={"EDITOR": "sed -i s/edited/again/"}).ok()
+    assert daemon.cli("snapshot-current", "x1vm", "--name").ok().out == "fromxml\n"
