@@ -346,8 +346,14 @@ def cmd_check(argv: list[str]) -> int:
 
     opts, args = _parse(argv, *_spec("check"))
     fmt, output, repair, quiet, share = None, "human", None, False, False
+    objects: list[str] = []
+    image_opts = False
     for k, v in opts:
-        if k == "-f":
+        if k == "--object":
+            objects.append(v)
+        elif k == "--image-opts":
+            image_opts = True
+        elif k == "-f":
             fmt = v
         elif k == "--output":
             output = _output_fmt(v)
@@ -361,8 +367,9 @@ def cmd_check(argv: list[str]) -> int:
             share = True
     if len(args) != 1:
         raise UsageError("Expecting one image file name")
+    path, fmt, passphrase = _one_image(args[0], fmt, objects, image_opts)
     try:
-        res = check_image(args[0], fmt=fmt, repair=repair, force_share=share)
+        res = check_image(path, fmt=fmt, repair=repair, force_share=share, passphrase=passphrase)
     except NotCheckable as err:
         _err(str(err))
         return 63
@@ -766,14 +773,20 @@ def cmd_snapshot(argv: list[str]) -> int:
 
 
 def cmd_map(argv: list[str]) -> int:
-    from pyvirt.image.ops import map_image
+    from pyvirt.image.ops import PartialMap, map_image
     from pyvirt.image.sizes import parse_size
 
     opts, args = _parse(argv, *_spec("map"))
     fmt, output, share = None, "human", False
     start, length = 0, None
+    objects: list[str] = []
+    image_opts = False
     for k, v in opts:
-        if k == "-f":
+        if k == "--object":
+            objects.append(v)
+        elif k == "--image-opts":
+            image_opts = True
+        elif k == "-f":
             fmt = v
         elif k == "--output":
             output = _output_fmt(v)
@@ -785,7 +798,22 @@ def cmd_map(argv: list[str]) -> int:
             length = parse_size(v, what="max length")
     if len(args) != 1:
         raise UsageError("Expecting one image file name")
-    text = map_image(args[0], fmt=fmt, output=output, force_share=share, start=start, max_length=length)
+    path, fmt, passphrase = _one_image(args[0], fmt, objects, image_opts)
+    try:
+        text = map_image(
+            path,
+            fmt=fmt,
+            output=output,
+            force_share=share,
+            start=start,
+            max_length=length,
+            passphrase=passphrase,
+        )
+    except PartialMap as err:
+        sys.stdout.write(err.text)
+        sys.stdout.flush()
+        _err(str(err))
+        return 1
     sys.stdout.write(text)
     return 0
 
@@ -795,9 +823,14 @@ def cmd_compare(argv: list[str]) -> int:
 
     opts, args = _parse(argv, *_spec("compare"))
     f1 = f2 = None
-    strict = quiet = share = progress = False
+    strict = quiet = share = progress = image_opts = False
+    objects: list[str] = []
     for k, v in opts:
-        if k == "-p":
+        if k == "--object":
+            objects.append(v)
+        elif k == "--image-opts":
+            image_opts = True
+        elif k == "-p":
             progress = True
         elif k == "-f":
             f1 = v
@@ -811,12 +844,16 @@ def cmd_compare(argv: list[str]) -> int:
             share = True
     if len(args) != 2:
         raise UsageError("Expecting two image file names")
+    if image_opts and f2 is not None:
+        raise UsageError("--image-opts and -F are mutually exclusive")
+    path1, f1, key1 = _one_image(args[0], f1, objects, image_opts)
+    path2, f2, key2 = _one_image(args[1], None if image_opts else f2, objects, image_opts)
     show = progress and not quiet
     if show:
         sys.stdout.write("    (0.00/100%)\r")
     code, msgs = compare(
-        args[0], args[1], fmt1=f1, fmt2=f2 if f2 else f1, strict=strict, force_share=share,
-        progress=_progress_printer(quiet) if show else None,
+        path1, path2, fmt1=f1, fmt2=f2 if f2 or image_opts else f1, strict=strict, force_share=share,
+        progress=_progress_printer(quiet) if show else None, passphrases=(key1, key2),
     )  # fmt: skip
     if show and code == 0:  # a mismatch stops the walk where it is, as qemu-img's does
         sys.stdout.write("    (100.00/100%)\r")

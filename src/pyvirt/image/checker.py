@@ -133,9 +133,14 @@ def render_human(res: CheckResult) -> str:
 
 
 def check_image(
-    path: str, *, fmt: str | None = None, repair: str | None = None, force_share: bool = False
+    path: str,
+    *,
+    fmt: str | None = None,
+    repair: str | None = None,
+    force_share: bool = False,
+    passphrase: bytes | None = None,
 ) -> CheckResult:
-    """Check ``path``; ``repair`` is None, ``"leaks"`` or ``"all"``."""
+    """Check ``path``; ``repair`` is None, ``"leaks"`` or ``"all"``; ``passphrase`` opens a LUKS qcow2."""
     from pyvirt.image.probe import probe_file
     from pyvirt.image.qcow2.image import Qcow2Image
 
@@ -150,19 +155,19 @@ def check_image(
         res = CheckResult(path, fmt, checkable=False)
         raise NotCheckable(res)
     if repair is None:
-        img = Qcow2Image.open(path, readonly=True, force_share=force_share)
+        img = Qcow2Image.open(path, readonly=True, force_share=force_share, passphrase=passphrase)
         try:
             return _check(img, path)
         finally:
             img.close()
-    img = Qcow2Image.open(path, readonly=False, repairing=True)
+    img = Qcow2Image.open(path, readonly=False, repairing=True, passphrase=passphrase)
     try:
         first = _check(img, path, fix=repair)
         fixed = (first.leaks_fixed, first.corruptions_fixed)
         img.flush()
     finally:
         img.close()
-    img = Qcow2Image.open(path, readonly=True)
+    img = Qcow2Image.open(path, readonly=True, passphrase=passphrase)
     try:
         res = _check(img, path)
     finally:
@@ -317,6 +322,8 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
     h = img.header
     res.total_clusters = -(-img.size // cs)
     inc(0, cs)
+    if h.luks_header is not None:  # the LUKS header and its key slots
+        inc(h.luks_header[0], h.luks_header[1])
     walk_l1(img.l1, h.l1_table_offset, True)
     snaps = []
     if h.nb_snapshots:

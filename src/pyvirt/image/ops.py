@@ -54,9 +54,12 @@ def map_image(
     force_share: bool = False,
     start: int = 0,
     max_length: int | None = None,
+    passphrase: bytes | None = None,
 ) -> str:
     """qemu-img map's output, human or JSON, of ``[start, start + max_length)`` (clipped to the image)."""
-    with open_image(path, fmt=fmt, allow_backing_outside=True, force_share=force_share) as img:
+    with open_image(
+        path, fmt=fmt, allow_backing_outside=True, force_share=force_share, passphrase=passphrase
+    ) as img:
         end = img.size if max_length is None else min(img.size, start + max_length)
         extents = [c for x in map_extents(img) if (c := _clip(x, start, end)) is not None]
         chain = img.chain()
@@ -77,10 +80,20 @@ def map_image(
         return "[" + ",\n".join(lines) + "]\n"
     out = [f"{'Offset':<16}{'Length':<16}{'Mapped to':<16}File\n"]
     for x in extents:
+        if x.data and (x.offset is None or x.compressed):
+            raise PartialMap("".join(out), "File contains external, encrypted or compressed clusters.")
         if x.data and x.offset is not None:
             name = names[x.depth] if x.depth < len(names) else path
             out.append(f"{_hex(x.start):<16}{_hex(x.length):<16}{_hex(x.offset):<16}{name}\n")
     return "".join(out)
+
+
+class PartialMap(ImageError):
+    """qemu-img map's human output stops at data it cannot place in a file: what it printed before."""
+
+    def __init__(self, text: str, message: str) -> None:
+        super().__init__(message)
+        self.text = text
 
 
 def _clip(x: Extent, start: int, end: int) -> Extent | None:
@@ -107,14 +120,27 @@ def compare(
     strict: bool = False,
     force_share: bool = False,
     progress: Progress | None = None,
+    passphrases: tuple[bytes | None, bytes | None] = (None, None),
 ) -> tuple[int, list[str]]:
     """qemu-img compare: exit code (0 same, 1 different, 2 error) and the lines it prints;
     ``progress`` hears the percentage of the larger image compared so far."""
     msgs: list[str] = []
     try:
         with (
-            open_image(path1, fmt=fmt1, allow_backing_outside=True, force_share=force_share) as a,
-            open_image(path2, fmt=fmt2, allow_backing_outside=True, force_share=force_share) as b,
+            open_image(
+                path1,
+                fmt=fmt1,
+                allow_backing_outside=True,
+                force_share=force_share,
+                passphrase=passphrases[0],
+            ) as a,
+            open_image(
+                path2,
+                fmt=fmt2,
+                allow_backing_outside=True,
+                force_share=force_share,
+                passphrase=passphrases[1],
+            ) as b,
         ):
             if a.size != b.size:
                 if strict:

@@ -201,3 +201,34 @@ def test_compare_shows_progress_as_qemu_img(tmp_path: Path) -> None:
     assert pyvirt_img("compare", "-p", "-q", str(a), str(b)).stdout == ""
     same = pyvirt_img("compare", "-p", str(a), str(a))
     assert same.returncode == 0 and same.stdout.endswith("    (100.00/100%)\nImages are identical.\n\n")
+
+
+def test_check_map_compare_open_an_encrypted_image_with_its_secret(tmp_path: Path) -> None:
+    img = tmp_path / "e.qcow2"
+    _encrypted(img)
+    spec = f"driver=qcow2,file.filename={img},encrypt.key-secret=s0"
+    for verb in (["check"], ["map", "--output=json"]):
+        without = pyvirt_img(*verb, str(img))
+        assert without.returncode == 1 and "encrypt.key-secret" in without.stderr
+        mine = pyvirt_img(*verb, "--object", SECRET, "--image-opts", spec)
+        ref = qemu_img(*verb, "--object", SECRET, "--image-opts", spec)
+        assert mine.returncode == 0, mine.stderr
+        assert mine.stdout == ref.stdout
+    # ciphertext has no place a reader could copy from: the human map stops there, as qemu-img's
+    mine = pyvirt_img("map", "--object", SECRET, "--image-opts", spec)
+    ref = qemu_img("map", "--object", SECRET, "--image-opts", spec, check=False)
+    assert mine.returncode == ref.returncode == 1 and mine.stdout == ref.stdout
+    assert "File contains external, encrypted or compressed clusters." in mine.stderr
+    plain = tmp_path / "plain.raw"
+    qemu_img("convert", "--object", SECRET, "--image-opts", spec, "-O", "raw", str(plain))
+    args = ["--object", SECRET, "--image-opts", spec, f"driver=raw,file.filename={plain}"]
+    mine = pyvirt_img("compare", *args)
+    assert (
+        mine.returncode == 0 and mine.stdout == qemu_img("compare", *args).stdout == "Images are identical.\n"
+    )
+    with plain.open("r+b") as f:
+        f.seek(100000)
+        f.write(b"changed")
+    mine = pyvirt_img("compare", *args)
+    ref = qemu_img("compare", *args, check=False)
+    assert mine.returncode == ref.returncode == 1 and mine.stdout == ref.stdout

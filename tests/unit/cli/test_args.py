@@ -51,5 +51,5 @@ def test_getopt_spec_of_img_verbs() -> None:
     check = img.subcommand("check")
     assert check is not None
     short, long = getopt_spec(check)
-    assert sorted(long) == ["force-share", "output=", "repair="]
+    assert sorted(long) == ["force-share", "image-opts", "object=", "output=", "repair="]
     assert "r:" in short and "q" in short and "U" in short

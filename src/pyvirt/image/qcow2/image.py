@@ -399,7 +399,9 @@ class Qcow2Image(Image):
                 ext = Extent(pos, n, data=False, zero=True)
             else:
                 self._host(last)
-                ext = Extent(pos, n, data=True, zero=False, offset=self._host(e) + (pos & (cs - 1)))
+                # An encrypted cluster holds ciphertext: no offset a reader could copy from, as in QEMU.
+                host = None if self.encrypted else self._host(e) + (pos & (cs - 1))
+                ext = Extent(pos, n, data=True, zero=False, offset=host)
             merge_extent(out, ext)
         if hole_len:
             self._hole_status(out, hole_start, hole_len)
