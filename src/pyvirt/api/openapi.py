@@ -14,7 +14,7 @@ import sys
 import types as pytypes
 from typing import Any, Literal, Union, get_args, get_origin, is_typeddict
 
-from pyvirt.api.table import ACTIONS, API_VERSION, Action, error_codes
+from pyvirt.api.table import ACTIONS, API_VERSION, TEXT_RESPONSES, Action, error_codes
 from pyvirt.api.validate import hints, resolve
 from pyvirt.errors import ERRORS_BY_CODE
 
@@ -113,9 +113,10 @@ def _operation(action: Action, builder: SchemaBuilder) -> dict[str, Any]:
         responses["101"] = {"description": f"switched to the {action.stream} stream"}
     else:
         assert action.response is not None
+        media = TEXT_RESPONSES.get(action.response, "application/json")
         responses["200"] = {
             "description": "success",
-            "content": {"application/json": {"schema": builder.named(action.response)}},
+            "content": {media: {"schema": builder.named(action.response)}},
         }
     for status, codes in _status_codes(action).items():
         responses[str(status)] = {

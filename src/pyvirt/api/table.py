@@ -136,6 +136,14 @@ ACTIONS: tuple[Action, ...] = (
         response=None,
         stream="events",
     ),
+    Action(
+        "host.metrics",
+        "GET",
+        "/v1/metrics",
+        "Prometheus metrics (text exposition format) of the host, domains, networks, pools and this "
+        "API; also served at /metrics",
+        response="MetricsText",
+    ),
     # Domains
     Action("domain.list", "GET", "/v1/domains", "every domain's summary", response="DomainList"),
     Action(
@@ -966,6 +974,11 @@ ACTIONS: tuple[Action, ...] = (
 )
 
 BY_NAME: dict[str, Action] = {action.name: action for action in ACTIONS}
+
+#: Responses that are not JSON: the type's name → the reply's Content-Type.
+TEXT_RESPONSES = {"MetricsText": "text/plain; version=0.0.4; charset=utf-8"}
+#: Paths an action is also served at, outside /v1 (where a tool looks for it: Prometheus' /metrics).
+ALIASES = {"host.metrics": "/metrics"}
 
 
 def error_codes(action: Action) -> list[str]:

@@ -588,6 +588,8 @@ class JobInfo(TypedDict):
 
 
 DomainList = list[DomainSummary]
+# Prometheus' text exposition format (a text/plain reply, not JSON).
+MetricsText = str
 InterfaceAddressList = list[InterfaceAddress]
 FSInfoList = list[FSInfo]
 NetworkList = list[NetworkStatus]

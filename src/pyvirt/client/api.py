@@ -133,6 +133,10 @@ class Connection:
         native: types.NativeConfig = self.call("host.domxml_to_native", body={"format": fmt, "xml": xml})
         return native
 
+    def metrics(self) -> str:
+        """The daemon's Prometheus metrics, in the text exposition format (also at GET /metrics)."""
+        return str(self.call("host.metrics"))
+
     def hostname(self) -> str:
         return str(self.call("host.hostname")["hostname"])
 

@@ -136,6 +136,8 @@ class Transport:
         self.send_request(method, path, body)
         status, headers, raw = self.read_response()
         self.spent = headers.get("connection", "").lower() == "close"
+        if status < 400 and headers.get("content-type", "").startswith("text/plain"):
+            return raw.decode()  # the metrics' text format
         data = jsonwire.loads(raw) if raw else None
         if status >= 400:
             err = data.get("error", {}) if isinstance(data, dict) else {}

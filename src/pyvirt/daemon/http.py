@@ -36,6 +36,7 @@ import re
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -126,6 +127,14 @@ class Request:
 
     def flag(self, name: str) -> bool:
         return self.query.get(name, "") in ("1", "true", "yes")
+
+
+@dataclass
+class RawReply:
+    """A handler's reply that is not JSON (Prometheus' text format): sent as it is."""
+
+    body: bytes
+    content_type: str
 
 
 # A stream route's connection, once upgraded: a WebSocket (RFC 6455).
@@ -378,8 +387,11 @@ class _Connection:
         headers: list[tuple[str, str]] | None = None,
         close: bool = False,
     ) -> None:
-        body = b"" if payload is None else json.dumps(payload).encode()
-        fields = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        if isinstance(payload, RawReply):
+            body, content_type = payload.body, payload.content_type
+        else:
+            body, content_type = b"" if payload is None else json.dumps(payload).encode(), "application/json"
+        fields = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
         fields += headers or []
         if close:
             fields.append(("Connection", "close"))
@@ -420,6 +432,8 @@ class HTTPServer:
         self.read_timeout = read_timeout
         self.keepalive_interval = keepalive_interval
         self.backlog = backlog  # connections waiting to be accepted, on every listener
+        # Told of each answered request: (action, HTTP status, seconds) — the daemon's metrics.
+        self.observer: Callable[[str, int, float], None] | None = None
         self.clients = 0
         self._servers: list[asyncio.AbstractServer] = []
         self._connections: set[asyncio.Task[None]] = set()
@@ -438,6 +452,27 @@ class HTTPServer:
 
         server = await asyncio.start_unix_server(
             on_connect, sock=sock, limit=self.max_header, backlog=self.backlog
+        )
+        self._servers.append(server)
+
+    async def listen_tcp(self, host: str, port: int) -> None:
+        """Serve plain HTTP on ``host:port``, every peer read-only (the metrics listener: its router
+        holds nothing else)."""
+
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._connections.add(task)
+            try:
+                peer = Peer(
+                    uid=-1, gid=-1, pid=-1, readonly=True, address=_address(writer.get_extra_info("peername"))
+                )
+                await self._serve(reader, writer, peer)
+            finally:
+                self._connections.discard(task)
+
+        server = await asyncio.start_server(
+            on_connect, host, port, limit=self.max_header, backlog=self.backlog, reuse_address=True
         )
         self._servers.append(server)
 
@@ -605,14 +640,20 @@ class HTTPServer:
         except PyvirtError as err:
             await conn.refuse(err, close=True)
             return False
+        started = time.monotonic()
         try:
             result = await self._handle(conn, route, request)
         except PyvirtError as err:
+            status = err.http_status
             await conn.refuse(err)
         except Exception:
+            status = 500
             await conn.respond(500, self._internal_error(request))
         else:
+            status = 200
             await conn.respond(200, result)
+        if self.observer is not None:
+            self.observer(route.action, status, time.monotonic() - started)
         return conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE
 
     async def _handle(self, conn: _Connection, route: Route, request: Request) -> Any:

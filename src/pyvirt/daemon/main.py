@@ -21,7 +21,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyvirt import __version__
 from pyvirt.daemon import systemd
@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         const="16514",
         metavar="[ADDR:]PORT",
         help="also serve qemu+tls:// (mutual TLS, certificates from 'pyvirt pki'); default 0.0.0.0:16514",
+    )
+    parser.add_argument(
+        "--listen-metrics",
+        metavar="ADDR:PORT",
+        help="also serve Prometheus metrics over plain HTTP at http://ADDR:PORT/metrics (read-only; "
+        "they are at /metrics on the API's sockets too)",
     )
     parser.add_argument("--config", type=Path, help="configuration file (default: CONFIG_DIR/pyvirtd.conf)")
     parser.add_argument("--version", action="version", version=f"pyvirtd {__version__}")
@@ -133,6 +139,26 @@ def activated_sockets(layout: Layout, passed: list[socket.socket]) -> dict[str, 
     return out
 
 
+async def listen_metrics(where: str | None, monitoring: Any) -> Any:
+    """The plain HTTP metrics listener of ``--listen-metrics ADDR:PORT`` (None: none)."""
+    if not where:
+        return None
+    from pyvirt.daemon.http import HTTPServer
+    from pyvirt.daemon.routes import metrics_router
+
+    host, sep, port = where.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise SystemExit(f"error: --listen-metrics {where}: expected ADDR:PORT (127.0.0.1:9177)")
+    server = HTTPServer(metrics_router(monitoring.scrape))
+    server.observer = monitoring.metrics.observe
+    try:
+        await server.listen_tcp(host.strip("[]"), int(port))
+    except OSError as err:
+        raise SystemExit(f"error: --listen-metrics {where}: {err.strerror}") from err
+    log.info("serving metrics on http://%s/metrics", where)
+    return server
+
+
 async def serve(
     args: argparse.Namespace, layout: Layout, config: DaemonConfig, passed: list[socket.socket]
 ) -> None:
@@ -186,7 +212,8 @@ async def serve(
     extras += [clone_api, LaunchAPI(clone_api)]
     from pyvirt.daemon.monitoring import MonitoringAPI
 
-    extras.append(MonitoringAPI())
+    monitoring = MonitoringAPI(net_api, storage_api)
+    extras.append(monitoring)
     extras.append(AgentAPI(net_api))
     from pyvirt.daemon.display import DisplayAPI
 
@@ -217,6 +244,8 @@ async def serve(
         keepalive_interval=config.keepalive_interval,
         backlog=config.max_queued_clients,
     )
+    server.observer = monitoring.metrics.observe
+    metrics_server = await listen_metrics(args.listen_metrics, monitoring)
     listen: str | socket.socket | None = activated.pop("tls", None) or tls_listen(args, config)
     if listen:  # first: a daemon that cannot serve TLS as asked does not serve at all
         from pyvirt.daemon.tls import TLSSetupError, start_tls_listener
@@ -260,6 +289,8 @@ async def serve(
     systemd.notify("STOPPING=1")
     rotator.cancel()
     await server.close()
+    if metrics_server is not None:
+        await metrics_server.close()
     await domains.shutdown_all()
     if not socket_activated:  # systemd's sockets stay, to start the next daemon
         for path in (layout.socket, layout.socket_ro):

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.daemon import resources, stats
-from pyvirt.daemon.http import Request
+from pyvirt.daemon.http import RawReply, Request
+from pyvirt.daemon.metrics import CONTENT_TYPE, Metrics
 from pyvirt.daemon.routes import Handlers
 
 if TYPE_CHECKING:
@@ -31,11 +32,15 @@ def _words(text: str | None) -> list[str]:
 class MonitoringAPI:
     """Statistics and resource handlers of one daemon (the domain registry is bound at start-up)."""
 
-    def __init__(self) -> None:
+    def __init__(self, networks: Any = None, storage: Any = None) -> None:
         self._domains: DomainRegistry | None = None
+        self.metrics = Metrics()
+        self.metrics.networks = networks
+        self.metrics.storage = storage
 
     async def startup(self, domains: DomainRegistry) -> None:
         self._domains = domains
+        self.metrics.domains = domains
 
     @property
     def domains(self) -> DomainRegistry:
@@ -44,6 +49,7 @@ class MonitoringAPI:
 
     def handlers(self) -> Handlers:
         return {
+            "host.metrics": self.scrape,
             "domain.stats": self.domstats,
             "domain.memstats": self.memstats,
             "domain.memstats_period": self.memstats_period,
@@ -52,6 +58,9 @@ class MonitoringAPI:
             "domain.set_vcpus": self.set_vcpus,
             "domain.pin": self.pin,
         }
+
+    async def scrape(self, req: Request) -> RawReply:
+        return RawReply(await self.metrics.scrape(), CONTENT_TYPE)
 
     async def domstats(self, req: Request) -> list[dict[str, Any]]:
         args = req.args

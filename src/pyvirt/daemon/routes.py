@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from pyvirt.api import validate
-from pyvirt.api.table import ACTIONS, BY_NAME, Action
+from pyvirt.api.table import ACTIONS, ALIASES, BY_NAME, Action
 from pyvirt.daemon.http import Handler, Request, Router, StreamHandler
 
 Handlers = Mapping[str, Callable[..., Awaitable[Any]]]
@@ -56,4 +56,17 @@ def build_router(handlers: Handlers) -> Router:
             check=_checker(action),
             action=action.name,
         )
+    for name, path in ALIASES.items():
+        action = BY_NAME[name]
+        router.add(action.method, path, handlers[name], check=_checker(action), action=name)
+    return router
+
+
+def metrics_router(handler: Callable[..., Awaitable[Any]]) -> Router:
+    """The router of the plain HTTP metrics listener: the metrics action alone, at /metrics and its
+    /v1 path."""
+    action = BY_NAME["host.metrics"]
+    router = Router()
+    for path in (ALIASES[action.name], action.path):
+        router.add(action.method, path, handler, check=_checker(action), action=action.name)
     return router

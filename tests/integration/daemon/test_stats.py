@@ -5,6 +5,7 @@ in a network namespace this test makes: the guest's network never reaches the ma
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -65,6 +66,28 @@ def pairs(text: str, prefix: str) -> dict[str, int]:
             assert head == prefix, line
             out[name] = int(value)
     return out
+
+
+def metric_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a /metrics text, read by Prometheus' own parser: (name, labels) → value."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def raw_get(sock_path: Path, path: str) -> bytes:
+    """One plain HTTP/1.1 GET on the daemon's socket: the raw reply."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(str(sock_path))
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: pyvirt\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def stats_xml(name: str, tmp_path: Path, *, network: str | None) -> Path:
@@ -153,6 +176,35 @@ def test_counters_move_with_the_guest(nsdaemon: Daemon, tmp_path: Path) -> None:
     cpu = d.cli("cpu-stats", "st1", "--total").ok().out
     assert re.match(r"Total:\n\tcpu_time\s+\d+\.\d{9} seconds\n\tuser_time", cpu), cpu
     assert d.cli("domcontrol", "st1").ok().out == "ok\n\n"
+
+    # /metrics: Prometheus' own parser reads it, and its counters are domstats' (taken between two).
+    first = parse_domstats(d.cli("domstats", "st1").ok().out)["st1"]
+    text = d.connect().metrics()
+    last = parse_domstats(d.cli("domstats", "st1").ok().out)["st1"]
+    samples = metric_samples(text)
+
+    def between(metric: str, field: str, scale: float = 1, **labels: str) -> None:
+        value = samples[(metric, tuple(sorted({"domain": "st1", **labels}.items())))]
+        slack = 1e-9 * value  # float rounding of the seconds
+        assert int(first[field]) * scale - slack <= value <= int(last[field]) * scale + slack, (metric, value)
+
+    between("pyvirt_domain_block_read_bytes_total", "block.0.rd.bytes", device="vda")
+    between("pyvirt_domain_block_write_requests_total", "block.0.wr.reqs", device="vda")
+    between("pyvirt_domain_interface_transmit_packets_total", "net.0.tx.pkts", interface=tap)
+    between("pyvirt_domain_interface_receive_bytes_total", "net.0.rx.bytes", interface=tap)
+    between("pyvirt_domain_vcpu_seconds_total", "vcpu.0.time", 1e-9, vcpu="0")
+    between("pyvirt_domain_memory_balloon_bytes", "balloon.current", 1024)
+    assert samples[("pyvirt_domain_state", (("domain", "st1"),))] == 1
+    assert samples[("pyvirt_domain_state", (("domain", "st2"),))] == 5
+    assert samples[("pyvirt_host_domains", (("state", "running"),))] == 1
+    assert samples[("pyvirt_host_domains", (("state", "shut off"),))] == 1
+    assert samples[("pyvirt_network_dhcp_leases", (("network", "statnet"),))] >= 1
+    assert samples[("pyvirt_pool_active", (("pool", "default"),))] in (0, 1)
+    assert samples[("pyvirt_host_memory_bytes", (("kind", "total"),))] > 0
+    assert samples[("pyvirt_api_requests_total", (("action", "domain.stats"), ("code", "200")))] >= 3
+    head, _, body = raw_get(d.socket, "/metrics").partition(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n")[0] and b"text/plain; version=0.0.4" in head, head
+    assert b'pyvirt_domain_state{domain="st1"} 1.0' in body
 
     # Bad input: clear errors.
     unknown = d.cli("domstats", "st1", "nosuch")

@@ -1,0 +1,260 @@
+"""Prometheus metrics of the daemon: the host, every domain, network and pool, and the API's own
+request counts and latencies, in the text exposition format (``prometheus_client`` writes it).
+
+A scrape gathers the domains' statistics concurrently (:func:`pyvirt.daemon.stats.collect`, the same
+numbers as ``domstats``), reads the host's counters from /proc and asks the network and storage
+drivers for their status; the families are built then and written at once. Request metrics are kept
+as requests end (:meth:`Metrics.observe`, the HTTP server's hook).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from pyvirt.daemon import stats
+
+if TYPE_CHECKING:
+    from pyvirt.daemon.domains import DomainRegistry
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_TICK = os.sysconf("SC_CLK_TCK")
+_STATES = ("running", "paused", "in shutdown", "shut off", "crashed", "pmsuspended")
+
+
+class _Families:
+    """A collector-shaped holder of one scrape's families, written with the registry's."""
+
+    def __init__(self, families: list[Metric], registry: CollectorRegistry) -> None:
+        self.families = families
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+        yield from self.registry.collect()
+
+
+class Metrics:
+    """One daemon's metrics: request counters kept as requests end, everything else read per scrape."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = Counter(
+            "pyvirt_api_requests",
+            "API requests served, by action and HTTP status",
+            ["action", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "pyvirt_api_request_duration_seconds",
+            "Time to answer an API request, by action",
+            ["action"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.domains: DomainRegistry | None = None
+        self.networks: Any = None  # pyvirt.daemon.networks.NetworkAPI
+        self.storage: Any = None  # pyvirt.daemon.storage.StorageAPI
+
+    def observe(self, action: str, status: int, seconds: float) -> None:
+        """A request of ``action`` answered with HTTP ``status`` after ``seconds``."""
+        self.requests.labels(action, str(status)).inc()
+        self.latency.labels(action).observe(seconds)
+
+    async def scrape(self) -> bytes:
+        """Every metric, in the text exposition format."""
+        families: list[Metric] = []
+        families += host_families()
+        if self.domains is not None:
+            families += await domain_families(self.domains)
+        if self.networks is not None:
+            families += await self._network_families()
+        if self.storage is not None:
+            families += await self._pool_families()
+        return bytes(generate_latest(_Families(families, self.registry)))  # type: ignore[arg-type]
+
+    async def _network_families(self) -> list[Metric]:
+        api = self.networks
+        active = GaugeMetricFamily("pyvirt_network_active", "Whether the network runs", labels=["network"])
+        leases = GaugeMetricFamily(
+            "pyvirt_network_dhcp_leases", "DHCP leases the network's dnsmasq holds", labels=["network"]
+        )
+        for status in await api.run(api.driver.list):
+            active.add_metric([status.name], 1 if status.active else 0)
+            if status.active:
+                try:
+                    count = len(await api.run(lambda name=status.name: api.driver.leases(name)))
+                except Exception:  # a network stopping meanwhile: its leases are left out
+                    continue
+                leases.add_metric([status.name], count)
+        return [active, leases]
+
+    async def _pool_families(self) -> list[Metric]:
+        driver = self.storage.driver
+        out = {
+            key: GaugeMetricFamily(f"pyvirt_pool_{key}_bytes", text, labels=["pool"])
+            for key, text in (
+                ("capacity", "The pool's capacity"),
+                ("allocation", "Bytes allocated in the pool"),
+                ("available", "Bytes still free in the pool"),
+            )
+        }
+        active = GaugeMetricFamily("pyvirt_pool_active", "Whether the pool is started", labels=["pool"])
+        volumes = GaugeMetricFamily("pyvirt_pool_volumes", "Volumes in the pool", labels=["pool"])
+        for pool in await asyncio.to_thread(driver.list_pools):
+            active.add_metric([pool.name], 1 if pool.active else 0)
+            for key, family in out.items():
+                value = getattr(pool, key)
+                if value is not None:
+                    family.add_metric([pool.name], value)
+            if pool.volumes is not None:
+                volumes.add_metric([pool.name], pool.volumes)
+        return [active, *out.values(), volumes]
+
+
+def host_families() -> list[Metric]:
+    cpu = CounterMetricFamily(
+        "pyvirt_host_cpu_seconds", "CPU time of the host, by mode (nodecpustats)", labels=["mode"]
+    )
+    for mode, seconds in host_cpu_seconds().items():
+        cpu.add_metric([mode], seconds)
+    memory = GaugeMetricFamily("pyvirt_host_memory_bytes", "Host memory (nodememstats)", labels=["kind"])
+    for kind, kib in host_memory_kib().items():
+        memory.add_metric([kind], kib * 1024)
+    return [cpu, memory]
+
+
+def host_cpu_seconds() -> dict[str, float]:
+    """The host's CPU time per mode, as nodecpustats counts it (user includes nice, system the
+    interrupts)."""
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq = (fields + [0] * 7)[:7]
+    return {
+        "user": (user + nice) / _TICK,
+        "system": (system + irq + softirq) / _TICK,
+        "idle": idle / _TICK,
+        "iowait": iowait / _TICK,
+    }
+
+
+def host_memory_kib() -> dict[str, int]:
+    """/proc/meminfo's total, free, buffers and cached (nodememstats' fields), and available."""
+    wanted = {"MemTotal": "total", "MemFree": "free", "Buffers": "buffers", "Cached": "cached"}
+    wanted["MemAvailable"] = "available"
+    out: dict[str, int] = {}
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            key, _, rest = line.partition(":")
+            if key in wanted:
+                out[wanted[key]] = int(rest.split()[0])
+    return out
+
+
+_BLOCK = (
+    ("rd.bytes", "read_bytes", "Bytes read by the guest from the disk"),
+    ("wr.bytes", "write_bytes", "Bytes written by the guest to the disk"),
+    ("rd.reqs", "read_requests", "Read requests of the guest to the disk"),
+    ("wr.reqs", "write_requests", "Write requests of the guest to the disk"),
+    ("fl.reqs", "flush_requests", "Flush requests of the guest to the disk"),
+)
+_NET = (
+    ("rx.bytes", "receive_bytes", "Bytes the guest received on the interface"),
+    ("tx.bytes", "transmit_bytes", "Bytes the guest sent on the interface"),
+    ("rx.pkts", "receive_packets", "Packets the guest received on the interface"),
+    ("tx.pkts", "transmit_packets", "Packets the guest sent on the interface"),
+    ("rx.errs", "receive_errors", "Receive errors on the interface"),
+    ("tx.errs", "transmit_errors", "Transmit errors on the interface"),
+    ("rx.drop", "receive_drops", "Received packets dropped on the interface"),
+    ("tx.drop", "transmit_drops", "Sent packets dropped on the interface"),
+)
+
+
+async def domain_families(reg: DomainRegistry) -> list[Metric]:
+    from pyvirt.daemon.agent import agent_channel, agent_connected
+
+    records = await stats.collect(reg, [], [])
+    by_state = GaugeMetricFamily("pyvirt_host_domains", "Domains by state", labels=["state"])
+    counts = dict.fromkeys(_STATES, 0)
+    for each in reg.all():
+        word = each.state.virsh(each.reason)
+        counts[word] = counts.get(word, 0) + 1
+    for word, count in counts.items():
+        by_state.add_metric([word], count)
+
+    def gauge(name: str, text: str, *labels: str) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, text, labels=["domain", *labels])
+
+    def counter(name: str, text: str, *labels: str) -> CounterMetricFamily:
+        return CounterMetricFamily(name, text, labels=["domain", *labels])
+
+    state = gauge("pyvirt_domain_state", "libvirt's state number (1 running, 3 paused, 5 shut off...)")
+    reason = gauge("pyvirt_domain_state_reason", "libvirt's number of the state's reason")
+    cpu = counter("pyvirt_domain_cpu_seconds", "CPU time of the domain's QEMU, by mode", "mode")
+    vcpus = gauge("pyvirt_domain_vcpus", "vCPUs online")
+    vcpus_max = gauge("pyvirt_domain_vcpus_maximum", "vCPUs the domain may have")
+    vcpu_time = counter("pyvirt_domain_vcpu_seconds", "CPU time of each vCPU", "vcpu")
+    balloon = gauge("pyvirt_domain_memory_balloon_bytes", "The balloon's size: the guest's memory now")
+    maximum = gauge("pyvirt_domain_memory_maximum_bytes", "The domain's maximum memory")
+    usable = gauge("pyvirt_domain_memory_usable_bytes", "Memory the guest can use (its balloon driver)")
+    unused = gauge("pyvirt_domain_memory_unused_bytes", "Memory the guest leaves unused (its balloon driver)")
+    rss = gauge("pyvirt_domain_memory_rss_bytes", "Resident set of the domain's QEMU")
+    block = {key: counter(f"pyvirt_domain_block_{name}", text, "device") for key, name, text in _BLOCK}
+    net = {key: counter(f"pyvirt_domain_interface_{name}", text, "interface") for key, name, text in _NET}
+    agent = gauge("pyvirt_domain_agent_up", "Whether the guest agent is connected (domains with one)")
+    objs = {obj.name: obj for obj in reg.all()}
+    for record in records:
+        name = record["name"]
+        fields: dict[str, Any] = record["fields"]
+        state.add_metric([name], fields["state.state"])
+        reason.add_metric([name], fields["state.reason"])
+        if "cpu.time" in fields:
+            cpu.add_metric([name, "user"], fields["cpu.user"] / 1e9)
+            cpu.add_metric([name, "system"], fields["cpu.system"] / 1e9)
+        vcpus.add_metric([name], fields["vcpu.current"])
+        vcpus_max.add_metric([name], fields["vcpu.maximum"])
+        for index in range(int(fields["vcpu.maximum"])):
+            if f"vcpu.{index}.time" in fields:
+                vcpu_time.add_metric([name, str(index)], fields[f"vcpu.{index}.time"] / 1e9)
+        balloon.add_metric([name], fields["balloon.current"] * 1024)
+        maximum.add_metric([name], fields["balloon.maximum"] * 1024)
+        for gauge_f, key in ((usable, "balloon.usable"), (unused, "balloon.unused"), (rss, "balloon.rss")):
+            if key in fields:
+                gauge_f.add_metric([name], fields[key] * 1024)
+        for index in range(int(fields.get("block.count", 0))):
+            device = str(fields[f"block.{index}.name"])
+            for key, block_f in block.items():
+                if f"block.{index}.{key}" in fields:
+                    block_f.add_metric([name, device], fields[f"block.{index}.{key}"])
+        for index in range(int(fields.get("net.count", 0))):
+            if f"net.{index}.name" not in fields:
+                continue
+            iface = str(fields[f"net.{index}.name"])
+            for key, net_f in net.items():
+                net_f.add_metric([name, iface], fields[f"net.{index}.{key}"])
+        obj = objs.get(name)
+        if obj is not None and obj.active and agent_channel(obj.current) is not None:
+            agent.add_metric([name], 1 if agent_connected(obj) else 0)
+    families: Iterable[Metric] = [
+        by_state,
+        state,
+        reason,
+        cpu,
+        vcpus,
+        vcpus_max,
+        vcpu_time,
+        balloon,
+        maximum,
+        usable,
+        unused,
+        rss,
+        *block.values(),
+        *net.values(),
+        agent,
+    ]
+    return list(families)
