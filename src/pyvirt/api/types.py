@@ -217,6 +217,86 @@ class LinkStateRequest(TypedDict):
     config: NotRequired[bool]
 
 
+class BlockCommitRequest(TypedDict):
+    """blockcommit: ``top`` and ``base`` name images of the disk's chain by path (defaults: the disk's
+    source with ``active``, the bottom of the chain; ``shallow``: the image under ``top``);
+    ``bandwidth`` in bytes/s; ``delete`` removes the committed images once the job completed."""
+
+    base: NotRequired[str]
+    top: NotRequired[str]
+    active: NotRequired[bool]
+    shallow: NotRequired[bool]
+    bandwidth: NotRequired[int]
+    keep_relative: NotRequired[bool]
+    delete: NotRequired[bool]
+
+
+class BlockPullRequest(TypedDict):
+    """blockpull: copy the backing data (down to ``base``, excluded) into the disk's source."""
+
+    base: NotRequired[str]
+    bandwidth: NotRequired[int]
+    keep_relative: NotRequired[bool]
+
+
+class BlockCopyRequest(TypedDict):
+    """blockcopy: mirror the disk to ``dest`` (created unless ``reuse_external``; ``format`` default: the
+    disk's, or the probed one of a reused file); ``shallow`` copies the top image only, over the same
+    backing chain; ``synchronous_writes`` makes guest writes reach the copy before they complete."""
+
+    dest: str
+    format: NotRequired[Literal["raw", "qcow2"]]
+    blockdev: NotRequired[bool]
+    shallow: NotRequired[bool]
+    reuse_external: NotRequired[bool]
+    bandwidth: NotRequired[int]
+    granularity: NotRequired[int]
+    buf_size: NotRequired[int]
+    synchronous_writes: NotRequired[bool]
+
+
+class BlockJobInfo(TypedDict):
+    """A disk's block job (``state`` running or ready) or how its last one ended (completed, failed,
+    canceled); ``type`` None: the disk never had one while this QEMU runs. ``cur`` of ``end`` bytes."""
+
+    disk: str
+    type: Literal["pull", "copy", "commit", "active_commit"] | None
+    state: Literal["running", "ready", "completed", "failed", "canceled"] | None
+    bandwidth: NotRequired[int]  # bytes/s, 0: no limit
+    cur: NotRequired[int]
+    end: NotRequired[int]
+    error: NotRequired[str | None]
+
+
+class BlockJobAbortRequest(TypedDict):
+    """blockjob --abort/--pivot; ``wait`` false: return at once (virsh's --async)."""
+
+    pivot: NotRequired[bool]
+    wait: NotRequired[bool]
+
+
+class BlockJobSpeedRequest(TypedDict):
+    bandwidth: int  # bytes/s, 0: no limit
+
+
+class BlockResizeRequest(TypedDict):
+    size: int  # bytes, rounded up to 512
+
+
+class BlockInfo(TypedDict):
+    """domblkinfo, in bytes: the guest's size, the host's bytes in use, the file's or device's size."""
+
+    disk: str
+    capacity: int
+    allocation: int
+    physical: int
+
+
+class BlockError(TypedDict):
+    disk: str
+    error: Literal["no space", "unspecified error"]
+
+
 class InterfaceAddress(TypedDict):
     name: str | None
     mac: str
@@ -591,6 +671,7 @@ DomainList = list[DomainSummary]
 # Prometheus' text exposition format (a text/plain reply, not JSON).
 MetricsText = str
 InterfaceAddressList = list[InterfaceAddress]
+BlockErrorList = list[BlockError]
 FSInfoList = list[FSInfo]
 NetworkList = list[NetworkStatus]
 LeaseList = list[Lease]

@@ -428,6 +428,105 @@ class Domain:
             body["config"] = True
         self.conn.call("domain.set_link", {"name": self.name, "device": device}, body)
 
+    # Block jobs: ``disk`` is a disk's target (vda) or its source's path; bandwidths in bytes/s.
+
+    def block_commit(
+        self,
+        disk: str,
+        *,
+        base: str | None = None,
+        top: str | None = None,
+        active: bool = False,
+        shallow: bool = False,
+        bandwidth: int = 0,
+        keep_relative: bool = False,
+        delete: bool = False,
+    ) -> types.BlockJobInfo:
+        """blockcommit: start merging ``top`` (with ``active``, the disk's source) down into ``base``."""
+        body: dict[str, object] = {
+            "active": active,
+            "shallow": shallow,
+            "bandwidth": bandwidth,
+            "keep_relative": keep_relative,
+            "delete": delete,
+        }
+        for key, value in (("base", base), ("top", top)):
+            if value is not None:
+                body[key] = value
+        job: types.BlockJobInfo = self.conn.call(
+            "domain.blockcommit", {"name": self.name, "disk": disk}, body
+        )
+        return job
+
+    def block_pull(
+        self, disk: str, *, base: str | None = None, bandwidth: int = 0, keep_relative: bool = False
+    ) -> types.BlockJobInfo:
+        """blockpull: start copying the backing images' data (down to ``base``) into the source."""
+        body: dict[str, object] = {"bandwidth": bandwidth, "keep_relative": keep_relative}
+        if base is not None:
+            body["base"] = base
+        job: types.BlockJobInfo = self.conn.call("domain.blockpull", {"name": self.name, "disk": disk}, body)
+        return job
+
+    def block_copy(
+        self,
+        disk: str,
+        dest: str,
+        *,
+        format: str | None = None,
+        blockdev: bool = False,
+        shallow: bool = False,
+        reuse_external: bool = False,
+        bandwidth: int = 0,
+        granularity: int | None = None,
+        buf_size: int | None = None,
+        synchronous_writes: bool = False,
+    ) -> types.BlockJobInfo:
+        """blockcopy: start mirroring the disk to ``dest``; ``block_job_abort(disk, pivot=True)`` once
+        ready switches the disk to the copy."""
+        body: dict[str, object] = {
+            "dest": dest,
+            "blockdev": blockdev,
+            "shallow": shallow,
+            "reuse_external": reuse_external,
+            "bandwidth": bandwidth,
+            "synchronous_writes": synchronous_writes,
+        }
+        for key, value in (("format", format), ("granularity", granularity), ("buf_size", buf_size)):
+            if value is not None:
+                body[key] = value
+        job: types.BlockJobInfo = self.conn.call("domain.blockcopy", {"name": self.name, "disk": disk}, body)
+        return job
+
+    def block_job(self, disk: str) -> types.BlockJobInfo:
+        """The disk's block job and its progress, or how its last one ended."""
+        job: types.BlockJobInfo = self.conn.call("domain.blockjob", {"name": self.name, "disk": disk})
+        return job
+
+    def block_job_abort(self, disk: str, *, pivot: bool = False, wait: bool = True) -> types.BlockJobInfo:
+        """End the disk's block job (``pivot``: switch to the copy or base); ``wait`` False: at once."""
+        body: types.BlockJobAbortRequest = {"pivot": pivot, "wait": wait}
+        job: types.BlockJobInfo = self.conn.call(
+            "domain.blockjob_abort", {"name": self.name, "disk": disk}, body
+        )
+        return job
+
+    def block_job_set_speed(self, disk: str, bandwidth: int) -> None:
+        body: types.BlockJobSpeedRequest = {"bandwidth": bandwidth}
+        self.conn.call("domain.blockjob_speed", {"name": self.name, "disk": disk}, body)
+
+    def block_resize(self, disk: str, size: int) -> None:
+        """blockresize: the disk's new size in bytes, seen by the guest at once."""
+        body: types.BlockResizeRequest = {"size": size}
+        self.conn.call("domain.blockresize", {"name": self.name, "disk": disk}, body)
+
+    def block_info(self, disk: str) -> types.BlockInfo:
+        info: types.BlockInfo = self.conn.call("domain.blkinfo", {"name": self.name, "disk": disk})
+        return info
+
+    def block_errors(self) -> list[types.BlockError]:
+        return list(self.conn.call("domain.blkerrors", {"name": self.name}))
+
     def interface_addresses(self, source: str | None = None) -> list[types.InterfaceAddress]:
         """domifaddr, from the networks' DHCP leases (``source`` lease, the default), the host's ARP
         table (``arp``) or the guest agent (``agent``)."""

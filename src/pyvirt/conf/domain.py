@@ -102,6 +102,15 @@ class ClockConfig:
 
 
 @dataclass
+class BackingLayer:
+    """One image under a disk's source, as a running domain's ``<backingStore>`` shows it."""
+
+    source: str
+    format: str = "raw"  # qcow2, raw, ... (libvirt's format names)
+    type: str = "file"  # file | block
+
+
+@dataclass
 class DiskConfig:
     type: str = "file"  # file | block | volume | network
     device: str = "disk"  # disk | cdrom | floppy
@@ -126,6 +135,9 @@ class DiskConfig:
     serial: str | None = None
     address: PCIAddress | None = None
     alias: str | None = None
+    # The images under the source, nearest first (live only; None: not known, as for a shut-off
+    # domain; []: the source stands alone).
+    backing: list[BackingLayer] | None = None
 
 
 @dataclass

@@ -22,6 +22,7 @@ from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
 from pyvirt.conf.domain import (
     AudioConfig,
+    BackingLayer,
     CharDevConfig,
     ClockConfig,
     ControllerConfig,
@@ -534,6 +535,8 @@ class _Parser:
             node.skip("index")
             node.done()
         if (node := e.child("backingStore")) is not None:
+            if self.live:
+                disk.backing = self.backing_store(node)
             node.done()
         target = e.child("target")
         if target is None:
@@ -555,6 +558,30 @@ class _Parser:
         disk.address = self.address(e)
         e.done()
         return disk
+
+    def backing_store(self, e: Elem) -> list[BackingLayer]:
+        """A running domain's ``<backingStore>`` chain (nearest first); an empty one ends it."""
+        chain: list[BackingLayer] = []
+        node: Elem | None = e
+        while node is not None and (node.attr("type") is not None or node.child("source") is not None):
+            kind = node.choice("type", ("file", "block")) or "file"
+            node.skip("index")
+            fmt = node.child("format")
+            source = node.child("source")
+            if source is None or fmt is None:
+                raise XMLError(f"'{node.path}' needs <format> and <source>")
+            path = source.require("file" if kind == "file" else "dev")
+            layer = BackingLayer(path, fmt.require("type"), kind)
+            source.skip("index")
+            source.done()
+            fmt.done()
+            chain.append(layer)
+            below = node.child("backingStore")
+            node.done()
+            node = below
+        if node is not None:
+            node.done()
+        return chain
 
     @staticmethod
     def network_source(node: Elem, disk: DiskConfig) -> None:
@@ -946,11 +973,24 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
         )
     elif disk.source is not None:
         node.add(x("source", {"file" if disk.type == "file" else "dev": disk.source}))
+    if live and disk.backing is not None:
+        node.add(_backing_store(disk.backing))
     node.add(x("target", {"dev": disk.target_dev, "bus": disk.target_bus or None}))
     node.add(x("readonly") if disk.readonly else None, x("shareable") if disk.shareable else None)
     node.add(x("serial", text=disk.serial) if disk.serial else None)
     node.add(_boot(disk.boot_order), _alias(disk.alias, live), _address(disk.address))
     return node
+
+
+def _backing_store(chain: list[BackingLayer]) -> XNode:
+    """libvirt's nested ``<backingStore>`` for ``chain`` (nearest first), ended by an empty one."""
+    inner = x("backingStore")
+    for layer in reversed(chain):
+        node = x("backingStore", {"type": layer.type})
+        node.add(x("format", {"type": layer.format}))
+        node.add(x("source", {"file" if layer.type == "file" else "dev": layer.source}))
+        inner = node.add(inner)
+    return inner
 
 
 def _controller(ctl: ControllerConfig, live: bool) -> XNode:

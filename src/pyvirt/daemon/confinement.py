@@ -114,6 +114,29 @@ class Confinement:
                 self.release(dom.name, record.owners)
                 raise
 
+    def hand_over_more(self, record: RunRecord, path: str, *, writable: bool, what: str) -> None:
+        """A file that joins a running domain (a block copy's target, a base image that becomes the
+        disk's top): handed to its QEMU user like those it was started with, kept in ``record``."""
+        if self.ident is None:
+            return
+        handover = Handover(self.ident, self.held(record.name))
+        if writable:
+            handover.writable(path, what)
+        else:
+            handover.readable(path, what)
+        for file, owner in handover.owners.items():
+            record.owners.setdefault(file, owner)
+        record.access.setdefault(path, "rw" if writable else "ro")
+        self._handed[record.name] = record.owners
+
+    def give_back(self, record: RunRecord, paths: list[str]) -> None:
+        """Files a running domain's QEMU no longer uses (the layers a block job dropped)."""
+        owners = {path: record.owners.pop(path) for path in paths if path in record.owners}
+        for path in paths:
+            record.access.pop(path, None)
+        self._handed[record.name] = record.owners
+        ownership.restore(owners, self.held(record.name))
+
     def release(self, name: str, owners: dict[str, Owner], cgroup_path: str | None = None) -> None:
         """Give back the files ``name``'s QEMU held (except those another domain still holds) and
         remove its cgroup; its QEMU has exited."""

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
-from pyvirt.daemon import launch, lifecycle
+from pyvirt.daemon import blockjobs, launch, lifecycle
 from pyvirt.daemon.confinement import Confinement
 from pyvirt.daemon.console import ConsoleRelay, drop_relay
 from pyvirt.daemon.events import EventBus
@@ -307,6 +307,7 @@ class DomainRegistry:
         launch.open_console(obj)
         self.watch_exit(obj, proc)
         log.info("re-attached to domain %s (pid %d)", record.name, record.pid)
+        await blockjobs.reattach(self, obj, proc)
         if status != "shutdown":
             return
         # The guest powered off while no daemon was there to act on it, or before QEMU quit.

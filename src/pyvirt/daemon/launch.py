@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyvirt.conf.domain import Domain
+from pyvirt.daemon import blockjobs
 from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running
 from pyvirt.daemon.qmpevents import event_handler
@@ -62,6 +63,7 @@ async def start_qemu(
         )
     accel = "kvm" if dom.type == "kvm" else "tcg"
     disk_paths = check_disks(reg, dom)
+    blockjobs.fill_chains(dom, disk_paths)
     run_dir = reg.layout.qemu_run_dir
     name = dom.name
     revert = Revert()

@@ -106,6 +106,10 @@ async def apply_event(
         from pyvirt.daemon.agent import port_changed
 
         port_changed(reg, obj, data)
+    elif event.startswith("BLOCK_JOB_"):
+        from pyvirt.daemon import blockjobs
+
+        await blockjobs.on_event(reg, obj, proc, event, data)
 
 
 async def on_shutdown(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, reason: str) -> None:

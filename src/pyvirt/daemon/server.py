@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt import __version__
 from pyvirt.api.table import API_VERSION
-from pyvirt.daemon import nics
+from pyvirt.daemon import blockjobs, nics
 from pyvirt.daemon.domains import DomainObject, DomainRegistry
 from pyvirt.daemon.events import EventBus
 from pyvirt.daemon.http import Request, Stream
@@ -75,6 +75,7 @@ class API:
             "domain.attach_interface": self.attach_interface,
             "domain.detach_interface": self.detach_interface,
             "domain.set_link": self.set_link,
+            **blockjobs.handlers(self.domains),
         }
 
     @staticmethod

@@ -22,6 +22,7 @@ import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pyvirt import __version__
 from pyvirt.errors import OperationFailed
@@ -60,6 +61,10 @@ class RunRecord:
     access: dict[str, str] = field(default_factory=dict)  # the files QEMU may open (qemu/landlock.py)
     # Started with autodestroy: ends with its client's connection, which no later daemon holds.
     autodestroy: bool = False
+    # Block jobs (daemon/blockjobs.py) by disk target: the one running, or how the last one ended.
+    blockjobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A disk's top node in QEMU, by target, once a block job changed it from the command line's.
+    blockroots: dict[str, str] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), indent=1).encode(), durable=False)

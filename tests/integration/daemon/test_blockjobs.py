@@ -1,0 +1,227 @@
+"""Block jobs on a real guest under TCG: blockcommit, blockpull, blockcopy, blockjob, blockresize,
+domblkinfo and domblkerror, with qemu-img as the oracle of every image the jobs leave.
+
+The guest boots from its initramfs and sees one data disk, /dev/vda: a qcow2 overlay over a qcow2
+base, made with qemu-img before the start. The guest writes a pattern through the overlay; the
+expected content of each image is a raw file written here, which ``qemu-img compare`` checks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Console, Daemon
+from tests.support.guest import domain_xml
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img (the oracle) is not installed"),
+]
+
+MIB = 1 << 20
+SIZE = 64 * MIB
+
+
+def qemu_img(*args: str) -> str:
+    done = subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, f"qemu-img {' '.join(args)}: {done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def chain(path: Path) -> list[str]:
+    """The files of ``path``'s backing chain, top first, as qemu-img sees them."""
+    infos = json.loads(qemu_img("info", "-U", "--backing-chain", "--output=json", str(path)))
+    return [str(info["filename"]) for info in infos]
+
+
+def make_chain(tmp: Path, base_mib: int = 4) -> tuple[Path, Path, Path]:
+    """base.qcow2 (``base_mib`` MiB of 0x11) under top.qcow2; returns (base, top, expected raw file)."""
+    expected = tmp / "expected.raw"
+    with open(expected, "wb") as fh:
+        fh.write(b"\x11" * base_mib * MIB)
+        fh.truncate(SIZE)
+    base, top = tmp / "base.qcow2", tmp / "top.qcow2"
+    qemu_img("convert", "-f", "raw", "-O", "qcow2", str(expected), str(base))
+    qemu_img("create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(top))
+    return base, top, expected
+
+
+def expect_written(expected: Path, offset: int, length: int, byte: int) -> None:
+    with open(expected, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(bytes([byte]) * length)
+
+
+def guest_write(console: Console, offset_mib: int, mib: int, byte: int) -> None:
+    """The guest writes ``mib`` MiB of ``byte`` at ``offset_mib`` MiB of /dev/vda, flushed."""
+    out = console.run(
+        f"dd if=/dev/zero bs=1M count={mib} 2>/dev/null | tr '\\000' '\\{byte:03o}' | "
+        f"dd of=/dev/vda bs=1M seek={offset_mib} conv=fsync 2>&1; echo rc=$?",
+        timeout=120,
+    )
+    assert "rc=0" in out, out
+
+
+def disk_xml(path: Path, target: str = "vda", fmt: str = "qcow2") -> str:
+    return (
+        f"<disk type='file' device='disk'><driver name='qemu' type='{fmt}'/>"
+        f"<source file='{path}'/><target dev='{target}' bus='virtio'/></disk>"
+    )
+
+
+def define_and_start(daemon: Daemon, tmp: Path, name: str, disks: str) -> Console:
+    xml = tmp / f"{name}.xml"
+    xml.write_text(domain_xml(name, extra_devices=disks))
+    daemon.cli("define", str(xml)).ok()
+    daemon.cli("start", name).ok()
+    console = Console(daemon, name)
+    console.expect("pyvirt-guest: ready")
+    return console
+
+
+def disk_element(daemon: Daemon, name: str, *extra: str) -> str:
+    out = daemon.cli("dumpxml", name, *extra).ok().out
+    return out[out.index("<disk") : out.index("</disk>")]
+
+
+def wait_state(daemon: Daemon, name: str, disk: str, states: tuple[str, ...], limit: float = 600) -> str:
+    """Poll the job (as virsh --wait does) until it reaches one of ``states``; a generous limit only
+    keeps a broken job from hanging the suite."""
+    conn = daemon.connect()
+    deadline = time.monotonic() + limit
+    while True:
+        state = conn.domain(name).block_job(disk)["state"]
+        if state in states or time.monotonic() > deadline:
+            return str(state)
+        time.sleep(0.5)
+
+
+def test_active_commit_pivots_to_the_base_and_blockresize_grows_it(daemon: Daemon, tmp_path: Path) -> None:
+    base, top, expected = make_chain(tmp_path)
+    console = define_and_start(daemon, tmp_path, "bjc", disk_xml(top))
+    assert daemon.cli("blockjob", "bjc", "vda", "--info").ok().out == "No current block job for vda\n"
+    live = disk_element(daemon, "bjc")
+    assert f"<source file='{top}'/>" in live and f"<source file='{base}'/>" in live, live
+    assert "<backingStore type='file'>" in live and "<format type='qcow2'/>" in live, live
+
+    guest_write(console, 1, 2, 0x22)
+    expect_written(expected, 1 * MIB, 2 * MIB, 0x22)
+    done = daemon.cli("blockcommit", "bjc", "vda", "--active", "--pivot", "--wait", "--verbose").ok()
+    assert done.out == "\nSuccessfully pivoted\n", done
+    assert "Block commit: [100 %]" in done.err, done
+    live = disk_element(daemon, "bjc")
+    assert f"<source file='{base}'/>" in live and str(top) not in live, live
+    assert re.search(r"<source file='[^']+'/>\s*<backingStore/>", live), live  # the base stands alone
+    assert f"<source file='{base}'/>" in disk_element(daemon, "bjc", "--inactive")
+    assert daemon.cli("blockjob", "bjc", "vda", "--info").ok().out == "No current block job for vda\n"
+    # The guest still reads what it wrote, now from the base.
+    assert '"' * 16 in console.run("dd if=/dev/vda bs=1M skip=1 count=1 2>/dev/null | hexdump -C | head -1")
+
+    # blockresize: the guest sees the new size at once; domblkinfo reports it.
+    assert console.run("cat /sys/block/vda/size").split()[-1] == str(SIZE // 512)
+    done = daemon.cli("blockresize", "bjc", "vda", "128M").ok()
+    assert done.out == "Block device 'vda' is resized\n", done
+    sectors = console.run("sleep 1; cat /sys/block/vda/size").split()[-1]
+    assert sectors == str(128 * MIB // 512), sectors
+    info = daemon.cli("domblkinfo", "bjc", "vda").ok().out
+    assert info.startswith(f"Capacity:       {128 * MIB}\n"), info
+    human = daemon.cli("domblkinfo", "bjc", "--all", "--human").ok().out
+    assert re.search(r" vda\s+128\.000 MiB\s", human), human
+    assert daemon.cli("domblkerror", "bjc").ok().out == "No errors found\n\n"
+    console.close()
+    daemon.cli("destroy", "bjc").ok()
+
+    # The oracle: the base holds the guest's data, its chain is itself, the image is sound.
+    assert chain(base) == [str(base)]
+    qemu_img("check", str(base))
+    expanded = tmp_path / "expected128.raw"
+    shutil.copyfile(expected, expanded)
+    os.truncate(expanded, 128 * MIB)
+    assert "Images are identical" in qemu_img("compare", "-f", "raw", "-F", "qcow2", str(expanded), str(base))
+    # Shut off: blockresize is refused as virsh's, nothing changes.
+    refused = daemon.cli("blockresize", "bjc", "vda", "256M")
+    assert refused.rc == 1 and "domain is not running" in refused.err, refused
+    assert qemu_img("info", "--output=json", str(base)).count(str(128 * MIB)) == 1
+
+
+def test_pull_copy_with_a_slow_job_across_a_daemon_restart(daemon: Daemon, tmp_path: Path) -> None:
+    base, top, expected = make_chain(tmp_path, base_mib=8)
+    raw = tmp_path / "plain.raw"
+    with open(raw, "wb") as fh:
+        fh.truncate(16 * MIB)
+    console = define_and_start(daemon, tmp_path, "bjp", disk_xml(top) + disk_xml(raw, "vdb", "raw"))
+    before = disk_element(daemon, "bjp")
+
+    # Bad input: refused with the reason, nothing started, nothing changed.
+    cases = [
+        (("blockcommit", "bjp", "vdb", "--wait"), "has no backing file"),
+        (("blockpull", "bjp", "vdb"), "has no backing file"),
+        (
+            ("blockcommit", "bjp", "vda", "--active", "--base", str(tmp_path / "no.qcow2")),
+            "could not find image",
+        ),
+        (("blockcommit", "bjp", "vdz", "--active"), "disk 'vdz' not found in domain"),
+        (("blockcommit", "bjp", "vda", "--wait"), "active layer requires active flag"),
+        (("blockcommit", "bjp", "vda", "--verbose"), "--verbose requires at least one of"),
+        (("blockcopy", "bjp", "vda", "--dest", str(raw)), "already exists"),
+        (("blockcopy", "bjp", "vda"), "need either --dest or --xml"),
+        (("blockjob", "bjp", "vda", "--abort"), "does not have an active block job"),
+        (("blockjob", "bjp", "vda", "--raw", "--abort"), "mutually exclusive"),
+    ]
+    for args, message in cases:
+        result = daemon.cli(*args)
+        assert result.rc == 1 and message in result.err, (args, result)
+    assert disk_element(daemon, "bjp") == before
+    assert daemon.cli("blockjob", "bjp", "vda", "--info").ok().out == "No current block job for vda\n"
+    assert os.path.getsize(raw) == 16 * MIB
+
+    # blockpull: the overlay takes in its backing data and stands alone.
+    guest_write(console, 0, 1, 0x33)
+    expect_written(expected, 0, MIB, 0x33)
+    done = daemon.cli("blockpull", "bjp", "vda", "--wait", "--verbose").ok()
+    assert done.out == "\nPull complete\n" and "Block Pull: [100 %]" in done.err, done
+    live = disk_element(daemon, "bjp")
+    assert str(base) not in live and re.search(r"<source file='[^']+'/>\s*<backingStore/>", live), live
+    assert chain(top) == [str(top)]
+
+    # blockcopy at 1 MiB/s: the job runs long enough to be seen, and to outlive a daemon restart.
+    guest_write(console, 8, 6, 0x44)
+    expect_written(expected, 8 * MIB, 6 * MIB, 0x44)
+    copy = tmp_path / "copy.qcow2"
+    dest = str(copy)
+    started = daemon.cli("blockcopy", "bjp", "vda", "--dest", dest, "--bandwidth", "1", "--transient-job")
+    assert started.ok().out == "Block Copy started\n"
+    info = daemon.cli("blockjob", "bjp", "vda", "--info").ok()
+    assert "Block Copy: [" in info.err, info
+    assert info.out == "    Bandwidth limit: 1048576 bytes/s (1.000 MiB/s)\n\n", info
+    raw_info = daemon.cli("blockjob", "bjp", "vda", "--raw").ok().out
+    assert raw_info.startswith(" type=copy\n bandwidth=1\n cur="), raw_info
+    console.close()
+    daemon.restart()
+    console = Console(daemon, "bjp", history=False)
+    again = daemon.cli("blockjob", "bjp", "vda", "--raw").ok().out
+    assert again.startswith(" type=copy\n bandwidth=1\n"), again
+    daemon.cli("blockjob", "bjp", "vda", "--bandwidth", "0").ok()
+    assert wait_state(daemon, "bjp", "vda", ("ready", "failed", "canceled")) == "ready"
+    daemon.cli("blockjob", "bjp", "vda", "--pivot").ok()
+    live = disk_element(daemon, "bjp")
+    assert f"<source file='{copy}'/>" in live and str(top) not in live, live
+    assert f"<source file='{copy}'/>" in disk_element(daemon, "bjp", "--inactive")
+    # The guest goes on writing, into the copy.
+    guest_write(console, 20, 1, 0x55)
+    expect_written(expected, 20 * MIB, MIB, 0x55)
+    console.close()
+    daemon.cli("destroy", "bjp").ok()
+
+    for image in (top, copy):
+        qemu_img("check", str(image))
+    assert chain(copy) == [str(copy)]
+    assert "Images are identical" in qemu_img("compare", "-f", "raw", "-F", "qcow2", str(expected), str(copy))
