@@ -22,6 +22,8 @@ PACKAGES=(
   python3-venv python3-dev
   python3-pip python3-setuptools python3-wheel   # the offline wheel build with Debian's own tools
   man-db groff-base                    # man -l and groff -ww check the generated man pages
+  osinfo-db python3-gi gir1.2-libosinfo-1.0   # pyvirt install: OS facts from osinfo-db through libosinfo
+  virtinst libvirt-daemon              # pyvirt install's test oracle: virt-install 4.1, a private libvirtd
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

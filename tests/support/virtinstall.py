@@ -25,6 +25,7 @@ _SETUP = r"""
 set -e
 S="$1"
 mount -t tmpfs tmpfs "$S/run"
+mkdir -p "$S/lib/boot" "$S/lib/images"
 cp -a /etc/libvirt/. "$S/etc/"
 rm -f "$S/etc/qemu/networks/autostart/"*
 mkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt
@@ -35,6 +36,15 @@ mount --bind "$S/cache" /var/cache/libvirt
 mount --bind "$S/log" /var/log/libvirt
 ip link set lo up
 exec libvirtd
+"""
+
+
+_DEFAULT_NETWORK = """<network>
+  <name>default</name>
+  <forward mode='nat'/>
+  <bridge name='virbr0' stp='on' delay='0'/>
+  <ip address='192.168.122.1' netmask='255.255.255.0'/>
+</network>
 """
 
 
@@ -70,6 +80,7 @@ class Oracle:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.libvirtd_pid() is not None and self._virsh("uri").returncode == 0:
+                self._default_network()
                 return
             if self.proc.poll() is not None:
                 break
@@ -78,6 +89,15 @@ class Oracle:
         raise RuntimeError(
             f"the oracle's libvirtd did not start: {(self.scratch / 'libvirtd.log').read_text()}"
         )
+
+    def _default_network(self) -> None:
+        """A network named ``default`` (defined, not started), as a Debian host has one: virt-install's
+        default NIC is on it."""
+        if self._virsh("net-info", "default").returncode == 0:
+            return
+        xml = self.scratch / "default-net.xml"
+        xml.write_text(_DEFAULT_NETWORK)
+        self.virsh("net-define", str(xml))
 
     def libvirtd_pid(self) -> int | None:
         """The libvirtd inside the namespace (a child of unshare's forked shell, or that shell exec'd)."""

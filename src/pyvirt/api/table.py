@@ -341,6 +341,17 @@ ACTIONS: tuple[Action, ...] = (
         errors=("not-found", "already-exists", "invalid-state", "operation-failed", "image-error"),
     ),
     Action(
+        "domain.install",
+        "POST",
+        "/v1/installs",
+        "pyvirt install: a new domain with virt-install 4.1's options and OS defaults (osinfo-db); its "
+        "disks, installer kernel and cloud-init seed made, defined, and its install started",
+        request="InstallRequest",
+        response="InstallResult",
+        mutating=True,
+        errors=("not-found", "already-exists", "invalid-state", "operation-failed", "unsupported-config"),
+    ),
+    Action(
         "domain.ifaddr",
         "GET",
         "/v1/domains/{name}/ifaddr",

@@ -446,6 +446,68 @@ class VcpuInfo(TypedDict):
     emulator: list[int]
 
 
+Suboptions = dict[str, str]
+
+
+class InstallRequest(TypedDict):
+    """pyvirt install: virt-install 4.1's options, each complex one as its ``key=value`` suboptions
+    (``{"path": "/x.qcow2", "size": "8"}``; a bare first value under the option's first key: ``path``,
+    ``memory``, ``vcpus``, ``model`` (cpu, video, watchdog), ``type`` (network, graphics, serial,
+    console, channel, controller, rng, tpm), ``location``, ``name`` (os_variant)). ``cloud_init``'s
+    ``user-data``, ``meta-data``, ``network-config``, ``root-password-file`` and ``*-ssh-key`` carry
+    the files' contents. ``dry_run``: build and check only, nothing is made (``--print-xml``,
+    ``--dry-run``)."""
+
+    name: NotRequired[str]
+    memory: NotRequired[Suboptions]
+    vcpus: NotRequired[Suboptions]
+    cpu: NotRequired[Suboptions]
+    machine: NotRequired[str]
+    arch: NotRequired[str]
+    virt_type: NotRequired[str]
+    os_variant: NotRequired[Suboptions]
+    disk: NotRequired[list[Suboptions]]
+    cdrom: NotRequired[str]
+    location: NotRequired[Suboptions]
+    extra_args: NotRequired[str]
+    initrd_inject: NotRequired[list[str]]
+    import_install: NotRequired[bool]
+    boot: NotRequired[Suboptions]
+    network: NotRequired[list[Suboptions]]
+    graphics: NotRequired[list[Suboptions]]
+    video: NotRequired[list[Suboptions]]
+    console: NotRequired[list[Suboptions]]
+    serial: NotRequired[list[Suboptions]]
+    channel: NotRequired[list[Suboptions]]
+    rng: NotRequired[list[Suboptions]]
+    watchdog: NotRequired[list[Suboptions]]
+    controller: NotRequired[list[Suboptions]]
+    tpm: NotRequired[list[Suboptions]]
+    cloud_init: NotRequired[Suboptions]
+    noreboot: NotRequired[bool]
+    transient: NotRequired[bool]
+    autostart: NotRequired[bool]
+    check: NotRequired[Suboptions]
+    dry_run: NotRequired[bool]
+
+
+class InstallResult(TypedDict):
+    """What an install made: ``xml`` is the install-time document then the final one (just the final
+    one for an install with no phase of its own); ``created``: the files made (disks, the kernel and
+    initrd copies, the seed); ``root_password``: cloud-init's generated password, shown once;
+    ``notes``: what virt-install would add that pyvirt does not run."""
+
+    name: str
+    uuid: str
+    os: str
+    xml: list[str]
+    dry_run: bool
+    started: bool
+    created: list[str]
+    notes: list[str]
+    root_password: NotRequired[str]
+
+
 # Networks
 
 

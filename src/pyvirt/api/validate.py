@@ -63,7 +63,7 @@ def _expected(tp: Any) -> str:
         return " or ".join(_expected(a) for a in get_args(tp))
     if origin is list:
         return "an array"
-    return "an object"
+    return "an object"  # a TypedDict or a dict[str, ...]
 
 
 def check_value(tp: Any, value: object, where: str) -> Any:
@@ -84,6 +84,11 @@ def check_value(tp: Any, value: object, where: str) -> Any:
         if isinstance(value, list):
             (item,) = get_args(tp)
             return [check_value(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, dict):
+            key_tp, item = get_args(tp)
+            assert key_tp is str, "the API types' objects have string keys"
+            return {k: check_value(item, v, f"{where}.{k}") for k, v in value.items()}
     elif tp is type(None):
         if value is None:
             return value

@@ -2375,6 +2375,75 @@ TOOLS = (
         globals="cj",
     ),
     Command(
+        "install",
+        "template",
+        "install:main",
+        "a new VM with virt-install's options and OS defaults",
+        "virt-install 4.1's options and meanings: a new domain from an ISO (--cdrom), an\n"
+        "installer tree (--location), an existing image (--import) or cloud-init, with the\n"
+        "defaults osinfo-db gives the OS (--os-variant). Complex options take virt-install's\n"
+        "KEY=VALUE,... suboptions; a suboption pyvirt does not carry out is refused by name.\n"
+        "The daemon makes the disks, defines the domain and starts the install; when the\n"
+        "install-time boot ends it starts the installed system.",
+        (
+            _CONNECT,
+            ("-n --name", "string=NAME", "the new domain's name (default: from the OS name)"),
+            ("--memory", "string=MiB", "memory in MiB (,maxmemory=,currentMemory=)"),
+            ("--vcpus", "string=N", "virtual CPUs (,maxvcpus=,sockets=,dies=,cores=,threads=)"),
+            ("--cpu", "string=MODEL", "host-passthrough, host-model, maximum or a CPU model"),
+            ("--machine", "string=MACHINE", "the machine type (default: q35 where the OS knows it)"),
+            ("--arch", "string=ARCH", "the guest architecture (x86_64)"),
+            ("--virt-type", "string=TYPE", "kvm or qemu (TCG) (default: kvm when usable)"),
+            ("--os-variant --osinfo", "string=OS", "the OS by its osinfo-db name (or detect=on,require=off)"),
+            (
+                "--disk",
+                "string+=OPTS",
+                "a disk: path=, size= (GiB), format=, bus=, pool=, vol=, backing_store=, cache=, "
+                "device=, sparse=, readonly=, boot.order= (repeatable; none: no disk)",
+            ),
+            ("--cdrom", "string=ISO", "install from this ISO"),
+            ("-l --location", "string=TREE", "install from an installer tree or ISO (,kernel=,initrd=)"),
+            ("-x --extra-args", "string=ARGS", "kernel arguments for a --location install"),
+            ("--initrd-inject", "string+=FILE", "add a file to the installer's initrd (refused for now)"),
+            ("--import", "bool", "boot the existing image of the first --disk"),
+            (
+                "--boot",
+                "string=OPTS",
+                "boot devices (hd, cdrom, network), uefi, menu=, kernel=, initrd=, kernel_args=, "
+                "firmware.featureN.name= and .enabled=",
+            ),
+            ("-w --network", "string+=OPTS", "network=, bridge=, user, model=, mac= or none (repeatable)"),
+            ("--graphics", "string+=OPTS", "vnc, spice or none, with listen=, password=, port="),
+            ("--video", "string+=MODEL", "the video model"),
+            ("--console", "string+=OPTS", "a console: pty[,target.type=serial|virtio]"),
+            ("--serial", "string+=OPTS", "a serial port: pty, file,path= or unix,path=,mode="),
+            ("--channel", "string+=OPTS", "a channel: unix,target.type=virtio,name="),
+            ("--rng", "string+=DEV", "/dev/urandom (a random backend) or none"),
+            ("--watchdog", "string+=MODEL", "MODEL[,action=]"),
+            ("--controller", "string+=OPTS", "type=, model=, index=, ports="),
+            ("--tpm", "string+=OPTS", "only none: pyvirt runs no TPM yet"),
+            (
+                "--cloud-init",
+                "string=OPTS",
+                "root-password-generate=, root-password-file=, root-ssh-key=, "
+                "clouduser-ssh-key=, user-data=, meta-data=, network-config=, disable=",
+            ),
+            ("--noautoconsole", "bool", "don't attach a console"),
+            ("--autoconsole", "string=KIND", "the console to attach: text (the default) or none"),
+            ("--wait", "string=MINUTES", "wait for the install to end (minutes; -1 or none: for ever)"),
+            ("--noreboot", "bool", "don't start the installed system after the install"),
+            ("--transient", "bool", "make a transient domain (not defined)"),
+            ("--autostart", "bool", "start the domain when the host starts"),
+            ("--print-xml", "string=STEP", "print the XML (every step, or step N) and make nothing"),
+            ("--dry-run", "bool", "check everything and make nothing"),
+            ("--check", "string=OPTS", "virt-install's checks: all=off, disk_size=off, ..."),
+            ("--json", "bool", "print the result as JSON"),
+            ("-q --quiet", "bool", "no progress messages"),
+        ),
+        style="tool",
+        globals="cj",
+    ),
+    Command(
         "pki",
         "remote",
         "pki:main",

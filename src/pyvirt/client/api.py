@@ -205,6 +205,13 @@ class Connection:
         result: types.LaunchResult = self.call("domain.launch", body=body)
         return result
 
+    def install(self, **options: Any) -> types.InstallResult:
+        """``pyvirt install``: a new domain from virt-install's options, made by the daemon;
+        ``options`` are :class:`pyvirt.api.types.InstallRequest`'s (None: left out)."""
+        body = {k: v for k, v in options.items() if v is not None}
+        result: types.InstallResult = self.call("domain.install", body=body)
+        return result
+
     # Networks
 
     def list_networks(self) -> list[types.NetworkStatus]:

@@ -221,6 +221,9 @@ async def serve(
     from pyvirt.daemon.snapshots import SnapshotAPI
 
     extras.append(SnapshotAPI(layout, events))
+    from pyvirt.daemon.installs import InstallAPI
+
+    extras.append(InstallAPI(storage_api.driver, events, network_names(net_api)))
     try:
         confinement = Confinement.for_daemon(layout, config.user, config.group)
     except OperationFailed as err:

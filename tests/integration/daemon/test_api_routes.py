@@ -237,6 +237,14 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
         "domain.clone", body={"original": "src", "name": "src-c", "network": "none", "linked": False}
     )
     assert clone["name"] == "src-c"
+    install = w.call(
+        "domain.install",
+        body={
+            "name": "inst", "memory": {"memory": "256"}, "os_variant": {"name": "debian11"},
+            "disk": [{"size": "1"}], "import_install": True, "network": [{"type": "none"}], "dry_run": True,
+        },
+    )  # fmt: skip
+    assert install["name"] == "inst" and install["dry_run"] and not install["created"]
     w.call("domain.undefine", {"name": "src-c"}, query={"remove_storage": True})
     w.call("domain.undefine", {"name": "src"})
     w.call("domain.undefine", dom)

@@ -1,0 +1,172 @@
+"""``pyvirt install`` for real under TCG: a --location install of an installer tree made of the test
+guest's kernel and initrd (the "installer"), its serial console, the switch to the installed system
+after the install-time reboot, and a cloud-init --import install."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import BIN, Console, Daemon
+from tests.support.guest import copy_disk, guest_artifacts
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Iterator[Path]:
+    """A Debian "url" installer tree (virt-install's layout) whose kernel and initrd are the test guest's."""
+    art = guest_artifacts()
+    kernel = art.vmlinuz or art.kernel
+    root = tmp_path / "installer-amd64"
+    images = root / "current/images"
+    (images / "netboot/debian-installer/amd64").mkdir(parents=True)
+    (images / "MANIFEST").write_text("Debian installer images\n")
+    shutil.copyfile(kernel, images / "netboot/debian-installer/amd64/linux")
+    shutil.copyfile(art.initrd, images / "netboot/debian-installer/amd64/initrd.gz")
+    yield root
+
+
+def test_location_install_two_phases(daemon: Daemon, tree: Path) -> None:
+    art = guest_artifacts()
+    result = daemon.cli(
+        "install", "--json", "--name", "inst", "--memory", "256", "--vcpus", "1", "--os-variant", "debian11",
+        "--location", str(tree), "--extra-args", art.cmdline, "--disk", "size=1", "--network", "none",
+        "--graphics", "none", "--virt-type", "qemu", "--noautoconsole",
+    ).ok()  # fmt: skip
+    info = json.loads(result.out)
+    assert info["started"] and len(info["xml"]) == 2
+    disk = daemon.root / "var/lib/pyvirt/images/inst.qcow2"
+    assert str(disk) in info["created"] and disk.exists()
+    assert "inst.qcow2" in daemon.cli("vol-list", "default").ok().out
+    inactive = ET.fromstring(daemon.cli("dumpxml", "--inactive", "inst").ok().out)
+    assert inactive.find("os/kernel") is None and inactive.findtext("on_reboot") in (None, "restart")
+    live = ET.fromstring(daemon.cli("dumpxml", "inst").ok().out)
+    kernel = live.findtext("os/kernel")
+    assert kernel and Path(kernel).read_bytes() == (art.vmlinuz or art.kernel).read_bytes()
+    assert live.findtext("on_reboot") == "destroy"
+    console = Console(daemon, "inst")
+    try:
+        console.expect("guest# ", timeout=300)
+        console.send("reboot -f\n")
+    finally:
+        console.close()
+    # the install phase ends (on_reboot destroy); the daemon starts the installed system
+    for _ in range(600):  # running again, from its final definition
+        live = ET.fromstring(daemon.cli("dumpxml", "inst").ok().out)
+        if daemon.state("inst") == "running" and live.find("os/kernel") is None:
+            break
+        time.sleep(0.2)
+    assert live.find("os/kernel") is None and live.find("os/boot").get("dev") == "hd"
+    assert not Path(kernel).exists()  # the installer's copies are gone with the install phase
+    daemon.cli("destroy", "inst").ok()
+    daemon.cli("undefine", "--remove-all-storage", "inst").ok()
+    assert not disk.exists()
+
+
+def _popen(daemon: Daemon, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(BIN / "pyvirt"), "install", *args],
+        env=daemon.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _location_args(tree: Path, name: str) -> list[str]:
+    return [
+        "--name", name, "--memory", "256", "--vcpus", "1", "--os-variant", "debian11",
+        "--location", str(tree), "--extra-args", guest_artifacts().cmdline, "--disk", "size=1",
+        "--network", "none", "--graphics", "none", "--virt-type", "qemu",
+    ]  # fmt: skip
+
+
+def test_autoconsole_text_attaches_the_installer_console(daemon: Daemon, tree: Path) -> None:
+    """pyvirt install --autoconsole text: the serial console of the install phase, on stdin/stdout."""
+    proc = _popen(daemon, *_location_args(tree, "ac"), "--autoconsole", "text")
+    assert proc.stdout is not None and proc.stdin is not None
+    seen = b""
+    deadline = time.monotonic() + 300
+    os.set_blocking(proc.stdout.fileno(), False)
+    while b"guest# " not in seen and time.monotonic() < deadline and proc.poll() is None:
+        chunk = proc.stdout.read(65536)
+        seen += chunk or b""
+        if not chunk:
+            time.sleep(0.1)
+    assert b"guest# " in seen, seen[-2000:]
+    assert b"Connected to domain 'ac'" in seen
+    proc.stdin.write(b"reboot -f\n")
+    proc.stdin.flush()
+    assert proc.wait(120) == 0  # the console ends with the install phase
+    daemon.wait_state("ac", "running", timeout=120)  # the installed system
+    daemon.cli("destroy", "ac").ok()
+
+
+def test_wait_noreboot_autostart_quiet(daemon: Daemon, tree: Path) -> None:
+    """pyvirt install --wait follows the install phase; --noreboot leaves the domain off after it;
+    --autostart marks it; -q prints nothing."""
+    proc = _popen(
+        daemon,
+        *_location_args(tree, "wt"),
+        "--noautoconsole",
+        "--wait",
+        "10",
+        "--noreboot",
+        "--autostart",
+        "-q",
+    )
+    daemon.wait_state("wt", "running", timeout=60)
+    console = Console(daemon, "wt")
+    try:
+        console.expect("guest# ", timeout=300)
+        console.send("reboot -f\n")
+    finally:
+        console.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and err == b"", err
+    assert daemon.state("wt") == "shut off"  # --noreboot: the installed system is not started
+    time.sleep(1)
+    assert daemon.state("wt") == "shut off"
+    info = daemon.cli("dominfo", "wt").ok().out
+    assert re.search(r"Autostart:\s+enable", info), info
+
+
+def test_dry_run_transient_cloud_init(daemon: Daemon, tmp_path: Path) -> None:
+    art = guest_artifacts()
+    disk = copy_disk(art, tmp_path / "root.qcow2")
+    boot = f'kernel={art.kernel},initrd={art.initrd},kernel_args="{art.disk_cmdline}"'
+    args = [
+        "--name", "ci", "--memory", "256", "--os-variant", "debian11", "--import", "--disk", str(disk),
+        "--boot", boot, "--cloud-init", "root-password-generate=on", "--network", "none",
+        "--graphics", "none", "--virt-type", "qemu", "--noautoconsole",
+    ]  # fmt: skip
+    dry = daemon.cli("install", "--dry-run", *args).ok()
+    assert "Dry run completed successfully" in dry.err
+    assert daemon.cli("list", "--all", "--name").ok().out.strip() == ""
+    assert not (daemon.root / "var/lib/pyvirt/boot").exists()
+    result = daemon.cli("install", "--transient", *args).ok()
+    assert re.search(r"Generated password for first root login: \S{8,}", result.out), result.out
+    assert re.search(r"Persistent:\s+no", daemon.cli("dominfo", "ci").ok().out)
+    console = Console(daemon, "ci")
+    try:
+        console.expect("guest# ", timeout=300)
+        out = console.run(
+            "modprobe ahci; modprobe sr_mod; modprobe isofs; sleep 1; mount -t iso9660 -o ro /dev/sr0 /mnt "
+            "&& cat /mnt/meta-data /mnt/user-data",
+            timeout=120,
+        )
+    finally:
+        console.close()
+    assert "instance-id: ci" in out and '"expire": true' in out, out
+    daemon.cli("destroy", "ci").ok()
+    assert daemon.cli("list", "--all", "--name").ok().out.strip() == ""  # transient: gone
