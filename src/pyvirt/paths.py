@@ -83,6 +83,14 @@ class Layout:
     def domain_log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
+    @property
+    def save_dir(self) -> Path:
+        """Managed save images (libvirt's /var/lib/libvirt/qemu/save)."""
+        return self.state_dir / "qemu/save"
+
+    def managed_save(self, name: str) -> Path:
+        return self.save_dir / f"{name}.save"
+
     def ensure(self) -> None:
         """Create the directories the daemon writes to (idempotent)."""
         for path in (

@@ -147,7 +147,12 @@ class Daemon:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def cli(
-        self, *args: str, input: str | None = None, timeout: float = 120, env: dict[str, str] | None = None
+        self,
+        *args: str,
+        input: str | None = None,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> Result:
         proc = subprocess.run(
             [str(BIN / "pyvirt"), *args],
@@ -156,6 +161,7 @@ class Daemon:
             capture_output=True,
             text=True,
             timeout=timeout,
+            cwd=cwd,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

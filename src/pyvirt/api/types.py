@@ -123,6 +123,7 @@ class DomainSummary(TypedDict):
     reason: str
     persistent: bool
     autostart: bool
+    managed_save: bool  # a managed save image waits for the next start
 
 
 class DomainInfo(DomainSummary):
@@ -174,10 +175,14 @@ class DomainDefineRequest(TypedDict):
 
 
 class DomainStartRequest(TypedDict):
-    """Start; with ``autodestroy`` the domain is destroyed when the connection that started it closes."""
+    """Start; with ``autodestroy`` the domain is destroyed when the connection that started it closes.
+    A domain with a managed save resumes from it (read with O_DIRECT with ``bypass_cache``) unless
+    ``force_boot``, which discards it and boots afresh."""
 
     paused: NotRequired[bool]
     autodestroy: NotRequired[bool]
+    force_boot: NotRequired[bool]
+    bypass_cache: NotRequired[bool]
 
 
 class DomainDestroyRequest(TypedDict):
@@ -185,6 +190,58 @@ class DomainDestroyRequest(TypedDict):
 
     graceful: NotRequired[bool]
     remove_logs: NotRequired[bool]
+
+
+class SaveRequest(TypedDict):
+    """save: the domain's state into ``file`` (an absolute path on the daemon's host); ``xml`` replaces
+    the domain XML kept in the image (compatible with the running one); ``running``/``paused`` set the
+    state a restore gives it (default: the current one); ``bypass_cache`` writes with O_DIRECT."""
+
+    file: str
+    xml: NotRequired[str]
+    running: NotRequired[bool]
+    paused: NotRequired[bool]
+    bypass_cache: NotRequired[bool]
+
+
+class ManagedSaveRequest(TypedDict):
+    """managedsave: as save, into the domain's managed save image, which the next start resumes."""
+
+    running: NotRequired[bool]
+    paused: NotRequired[bool]
+    bypass_cache: NotRequired[bool]
+
+
+class RestoreRequest(TypedDict):
+    """restore: start the domain saved in ``file``, with ``xml`` instead of the image's (compatible),
+    ``running``/``paused`` overriding the state saved; ``bypass_cache`` reads with O_DIRECT."""
+
+    file: str
+    xml: NotRequired[str]
+    running: NotRequired[bool]
+    paused: NotRequired[bool]
+    bypass_cache: NotRequired[bool]
+
+
+class SaveImageDefineRequest(TypedDict):
+    """Replace the domain XML of a managed save image (compatible with the one it holds)."""
+
+    xml: str
+    running: NotRequired[bool]
+    paused: NotRequired[bool]
+
+
+class SaveImageFileDefineRequest(TypedDict):
+    """save-image-define: replace the domain XML of the save image ``file``."""
+
+    file: str
+    xml: str
+    running: NotRequired[bool]
+    paused: NotRequired[bool]
+
+
+class ManagedSaveRemoved(TypedDict):
+    removed: bool  # False: there was no managed save image
 
 
 class DomainUndefined(TypedDict):

@@ -85,8 +85,6 @@ def cmd_undefine(opts: GlobalOptions, a: Parsed) -> int:
         raise InvalidArgument("Options --nvram and --keep-nvram are mutually exclusive")
     conn = opts.connect()
     dom = _domain(conn, str(a["domain"]))
-    # --managed-save: pyvirt has no managed save, so there is never a state file to remove (virsh
-    # accepts the flag on a domain without one, as here).
     result = _guard(
         f"Failed to undefine domain '{dom.name}'",
         lambda: dom.undefine(
@@ -94,6 +92,7 @@ def cmd_undefine(opts: GlobalOptions, a: Parsed) -> int:
             nvram=a.flag("nvram"),
             keep_nvram=a.flag("keep_nvram"),
             snapshots_metadata=a.flag("snapshots_metadata"),
+            managed_save=a.flag("managed_save"),
         ),
     )
     for path in result.get("removed", []):
@@ -148,13 +147,20 @@ def cmd_list(opts: GlobalOptions, a: Parsed) -> int:
         emit("".join(f"{line}\n" for line in lines) + "\n")
         return 0
     header = ["Id", "Name", "State"]
-    rows = [[str(d["id"]) if d["id"] is not None else "-", d["name"], d["state"]] for d in doms]
+    rows = [[str(d["id"]) if d["id"] is not None else "-", d["name"], _list_state(d, a)] for d in doms]
     if a.flag("title"):
         header.append("Title")
         for row, d in zip(rows, doms, strict=True):
             row.append(conn.domain(d["uuid"]).info(cached=True)["title"] or "")
     emit(table(header, rows) + "\n")
     return 0
+
+
+def _list_state(d: dict[str, Any], a: Parsed) -> str:
+    """The State cell: ``saved`` for an inactive domain with a managed save with --managed-save."""
+    if a.flag("managed_save") and d["id"] is None and d.get("managed_save"):
+        return "saved"
+    return str(d["state"])
 
 
 def _filter(doms: list[dict[str, Any]], a: dict[str, Any]) -> list[dict[str, Any]]:
@@ -183,6 +189,10 @@ def _filter(doms: list[dict[str, Any]], a: dict[str, Any]) -> list[dict[str, Any
         doms = [d for d in doms if d["persistent"]]
     if a.get("transient"):
         doms = [d for d in doms if not d["persistent"]]
+    if a.get("with_managed_save"):
+        doms = [d for d in doms if d.get("managed_save")]
+    if a.get("without_managed_save"):
+        doms = [d for d in doms if not d.get("managed_save")]
     return doms
 
 
@@ -210,7 +220,7 @@ def cmd_dominfo(opts: GlobalOptions, a: Parsed) -> int:
         ("Used memory:", f"{info['used_memory_kib']} KiB"),
         ("Persistent:", "yes" if info["persistent"] else "no"),
         ("Autostart:", "enable" if info["autostart"] else "disable"),
-        ("Managed save:", "no"),
+        ("Managed save:", "yes" if info.get("managed_save") else "no"),
         ("Security model:", info.get("security_model", "none")),
         ("Security DOI:", "0"),
     ]
@@ -271,7 +281,12 @@ def cmd_start(opts: GlobalOptions, a: Parsed) -> int:
         a,
         "Failed to start domain '{name}'",
         "Domain '{name}' started",
-        lambda d, a: d.start(paused=bool(a.get("paused")), autodestroy=bool(a.get("autodestroy"))),
+        lambda d, a: d.start(
+            paused=bool(a.get("paused")),
+            autodestroy=bool(a.get("autodestroy")),
+            force_boot=bool(a.get("force_boot")),
+            bypass_cache=bool(a.get("bypass_cache")),
+        ),
     )
     if done is not None and done[2].get("console"):
         from pyvirt.cli.console import attach

@@ -189,6 +189,41 @@ class Connection:
         }
         return list(self.call("domain.stats", query=query))
 
+    def restore(
+        self,
+        file: str,
+        *,
+        xml: str | None = None,
+        running: bool = False,
+        paused: bool = False,
+        bypass_cache: bool = False,
+    ) -> Domain:
+        """restore: start the domain saved in ``file`` (a path on the daemon's host), with ``xml``
+        instead of the image's if given (compatible with it); ``running``/``paused`` override the
+        state saved; ``bypass_cache`` reads with O_DIRECT."""
+        body: types.RestoreRequest = {"file": file}
+        if xml is not None:
+            body["xml"] = xml
+        for key, value in (("running", running), ("paused", paused), ("bypass_cache", bypass_cache)):
+            if value:
+                body[key] = True  # type: ignore[literal-required]
+        return Domain(self, self.call("saveimage.restore", body=body)["name"])
+
+    def save_image_xml(self, file: str, *, security_info: bool = False) -> str:
+        """save-image-dumpxml: the domain XML kept in the save image ``file``."""
+        query = {"file": file, "security_info": security_info}
+        return str(self.call("saveimage.xml", query=query)["xml"])
+
+    def save_image_define(self, file: str, xml: str, *, running: bool = False, paused: bool = False) -> None:
+        """save-image-define: replace the domain XML of the save image ``file`` (compatible with it);
+        ``running``/``paused`` change the state a restore gives the domain."""
+        body: types.SaveImageFileDefineRequest = {"file": file, "xml": xml}
+        if running:
+            body["running"] = True
+        if paused:
+            body["paused"] = True
+        self.call("saveimage.define", body=body)
+
     def clone(self, original: str, name: str, **options: Any) -> types.CloneResult:
         """``pyvirt clone``: domain ``name`` from the template or shut-off domain ``original``, made by
         the daemon. ``options`` are :class:`pyvirt.api.types.CloneRequest`'s (None: left out)."""
@@ -287,12 +322,74 @@ class Domain:
         devices: types.DomainDevices = self.conn.call("domain.devices", {"name": self.name}, query=query)
         return devices
 
-    def start(self, *, paused: bool = False, autodestroy: bool = False) -> types.DomainSummary:
-        """Start; with ``autodestroy`` the domain is destroyed when this connection closes."""
+    def start(
+        self,
+        *,
+        paused: bool = False,
+        autodestroy: bool = False,
+        force_boot: bool = False,
+        bypass_cache: bool = False,
+    ) -> types.DomainSummary:
+        """Start; with ``autodestroy`` the domain is destroyed when this connection closes. A domain
+        with a managed save resumes from it (read with O_DIRECT with ``bypass_cache``), unless
+        ``force_boot``, which discards it."""
         body: types.DomainStartRequest = {"paused": paused}
-        if autodestroy:
-            body["autodestroy"] = True
+        for key, value in (
+            ("autodestroy", autodestroy),
+            ("force_boot", force_boot),
+            ("bypass_cache", bypass_cache),
+        ):
+            if value:
+                body[key] = True  # type: ignore[literal-required]
         return self._call("domain.start", body)
+
+    def save(
+        self,
+        file: str,
+        *,
+        xml: str | None = None,
+        running: bool = False,
+        paused: bool = False,
+        bypass_cache: bool = False,
+    ) -> types.DomainSummary:
+        """save: the domain's state into ``file`` (a path on the daemon's host), then it stops; ``xml``
+        is kept in the image instead of the running definition (compatible with it);
+        ``running``/``paused`` set the state a restore gives it."""
+        body: types.SaveRequest = {"file": file}
+        if xml is not None:
+            body["xml"] = xml
+        for key, value in (("running", running), ("paused", paused), ("bypass_cache", bypass_cache)):
+            if value:
+                body[key] = True  # type: ignore[literal-required]
+        return self._call("domain.save", body)
+
+    def managed_save(
+        self, *, running: bool = False, paused: bool = False, bypass_cache: bool = False
+    ) -> types.DomainSummary:
+        """managedsave: save the domain's state where the next ``start`` resumes it from."""
+        body: types.ManagedSaveRequest = {}
+        for key, value in (("running", running), ("paused", paused), ("bypass_cache", bypass_cache)):
+            if value:
+                body[key] = True  # type: ignore[literal-required]
+        return self._call("domain.managed_save", body)
+
+    def managed_save_remove(self) -> bool:
+        """managedsave-remove: discard the managed save image; False if there was none."""
+        return bool(self.conn.call("domain.managed_save_remove", {"name": self.name})["removed"])
+
+    def managed_save_xml(self, *, security_info: bool = False) -> str:
+        """managedsave-dumpxml: the domain XML kept in the managed save image."""
+        query = {"security_info": security_info}
+        return str(self.conn.call("domain.managed_save_xml", {"name": self.name}, query=query)["xml"])
+
+    def managed_save_define(self, xml: str, *, running: bool = False, paused: bool = False) -> None:
+        """managedsave-define: replace the domain XML of the managed save image (compatible with it)."""
+        body: types.SaveImageDefineRequest = {"xml": xml}
+        if running:
+            body["running"] = True
+        if paused:
+            body["paused"] = True
+        self.conn.call("domain.managed_save_define", {"name": self.name}, body)
 
     def shutdown(self, *, mode: str | None = None) -> types.DomainSummary:
         """Ask the guest to power off; ``mode``: "acpi", "agent" or a comma list tried in order."""
@@ -327,14 +424,17 @@ class Domain:
         nvram: bool = False,
         keep_nvram: bool = False,
         snapshots_metadata: bool = False,
+        managed_save: bool = False,
     ) -> types.DomainUndefined:
         """Undefine; a domain with an NVRAM file needs ``nvram`` (delete it) or ``keep_nvram``, a
-        shut-off one with snapshots ``snapshots_metadata`` (their metadata is removed)."""
+        shut-off one with snapshots ``snapshots_metadata`` (their metadata is removed), one with a
+        managed save image ``managed_save`` (delete it)."""
         query = {
             "remove_storage": remove_storage,
             "nvram": nvram,
             "keep_nvram": keep_nvram,
             "snapshots_metadata": snapshots_metadata,
+            "managed_save": managed_save,
         }
         done: types.DomainUndefined = self.conn.call("domain.undefine", {"name": self.name}, query=query)
         return done

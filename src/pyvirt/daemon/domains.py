@@ -114,6 +114,7 @@ class DomainObject:
     generation: int = 0  # counts QEMU starts: events of an earlier QEMU are dropped
     # device id -> the removal the guest was asked for (device_del) and has not finished
     removals: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    managed_save: bool = False  # a managed save image waits for the next start (pyvirt.daemon.saves)
 
     @property
     def current(self) -> Domain:
@@ -150,6 +151,7 @@ class DomainObject:
             "reason": str(self.reason),
             "persistent": self.persistent,
             "autostart": self.autostart,
+            "managed_save": self.managed_save,
         }
 
 
@@ -225,7 +227,8 @@ class DomainRegistry:
                 log.error("ignoring %s: it defines domain '%s'", path, dom.name)
                 continue
             autostart = (self.layout.autostart_dir / path.name).is_symlink()
-            self._domains[dom.name] = DomainObject(config=dom, autostart=autostart)
+            managed_save = self.layout.managed_save(dom.name).exists()
+            self._domains[dom.name] = DomainObject(config=dom, autostart=autostart, managed_save=managed_save)
 
     async def reattach_all(self) -> None:
         """Adopt every QEMU an earlier daemon left running; clean up after the ones that are gone."""
@@ -395,10 +398,12 @@ class DomainRegistry:
         remove_storage: bool = False,
         nvram: str | None = None,
         snapshots_metadata: bool = False,
+        managed_save: bool = False,
     ) -> tuple[str, list[str]]:
         """Undefine; ``nvram`` says what becomes of an existing NVRAM file: ``delete`` or ``keep`` (None:
         refuse, as libvirt does); ``snapshots_metadata`` removes the snapshots' metadata of a shut-off
-        domain that has any (refused without it)."""
+        domain that has any (refused without it); a managed save image is removed with
+        ``managed_save``, else refused."""
         obj = self.lookup(key)
         removed: list[str] = []
         async with guard(obj, lifecycle.ANY), self._registry_lock:
@@ -417,6 +422,12 @@ class DomainRegistry:
                 )
             if self.snapshot_hook is not None:
                 self.snapshot_hook.check_undefine(obj, snapshots_metadata)
+            saved = self.layout.managed_save(name)
+            if saved.exists() and not managed_save:
+                raise InvalidState(
+                    "Requested operation is not valid: Refusing to undefine while domain managed save "
+                    "image exists"
+                )
             if remove_storage:
                 if obj.active:
                     raise InvalidState(
@@ -433,6 +444,8 @@ class DomainRegistry:
                         with contextlib.suppress(FileNotFoundError):
                             os.unlink(path)
                             removed.append(path)
+            remove(saved)
+            obj.managed_save = False
             remove(self.layout.autostart_dir / f"{name}.xml")
             remove(self.layout.domain_xml(name))
             if nvram_path is not None and nvram == "delete":
@@ -507,13 +520,51 @@ class DomainRegistry:
             raise
         return obj
 
-    async def start(self, key: str, *, paused: bool = False, autostart: bool = False) -> DomainObject:
+    async def start(
+        self,
+        key: str,
+        *,
+        paused: bool = False,
+        autostart: bool = False,
+        force_boot: bool = False,
+        bypass_cache: bool = False,
+    ) -> DomainObject:
+        """Start a defined domain: from its managed save if it has one (``force_boot`` discards it
+        instead; ``bypass_cache`` reads it with O_DIRECT), else with a fresh boot."""
+        from pyvirt.daemon import saves
+
         obj = self.lookup(key)
         async with guard(obj, lifecycle.INACTIVE):
             if obj.config is None:
                 raise InvalidState(f"Requested operation is not valid: domain '{obj.name}' is transient")
+            if await saves.start_managed(
+                self, obj, paused=paused, force_boot=force_boot, bypass_cache=bypass_cache
+            ):
+                return obj
             await launch.start_qemu(self, obj, copy.deepcopy(obj.config), paused=paused, autostart=autostart)
         return obj
+
+    async def restore_target(self, dom: Domain) -> tuple[DomainObject, bool]:
+        """The domain a restore of ``dom`` starts: the one with its name and UUID, or a new transient
+        one (then True). A domain with the name or the UUID but not both is refused."""
+        async with self._registry_lock:
+            existing = self._domains.get(dom.name)
+            if existing is not None:
+                if existing.uuid != dom.uuid:
+                    raise AlreadyExists(
+                        f"operation failed: domain '{dom.name}' already exists with uuid {existing.uuid}"
+                    )
+                return existing, False
+            self._check_unique(dom, None)
+            obj = DomainObject(config=None)
+            obj.live = dom
+            self._domains[dom.name] = obj
+            return obj, True
+
+    def forget(self, obj: DomainObject) -> None:
+        """Drop a transient domain that never ran (a restore into it failed)."""
+        if obj.config is None and not obj.active and self._domains.get(obj.name) is obj:
+            del self._domains[obj.name]
 
     def nvram_path(self, dom: Domain) -> Path | None:
         pflash = dom.os.loader is not None and dom.os.loader.type == "pflash"

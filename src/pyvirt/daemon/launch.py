@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyvirt.conf.domain import Domain
 from pyvirt.daemon import blockjobs
 from pyvirt.daemon.console import ConsoleRelay
-from pyvirt.daemon.lifecycle import DomainState, Paused, Running
+from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
 from pyvirt.errors import OperationFailed, UnsupportedConfig
 from pyvirt.qemu import affinity, balloon, firmware, graphics
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 S = DomainState
+
+#: Loads a saved machine state into a QEMU started with ``-incoming defer`` (a restore) and returns
+#: once it is loaded; the domain is RESTORING meanwhile.
+Incoming = Callable[[QemuProcess], Awaitable[None]]
 
 
 def check_disks(reg: DomainRegistry, dom: Domain) -> dict[int, str]:
@@ -52,9 +57,18 @@ def check_disks(reg: DomainRegistry, dom: Domain) -> dict[int, str]:
 
 
 async def start_qemu(
-    reg: DomainRegistry, obj: DomainObject, dom: Domain, *, paused: bool, autostart: bool = False
+    reg: DomainRegistry,
+    obj: DomainObject,
+    dom: Domain,
+    *,
+    paused: bool,
+    autostart: bool = False,
+    incoming: Incoming | None = None,
 ) -> None:
-    """Start ``dom`` as ``obj``'s QEMU (``obj.lock`` held, ``obj`` shut off); on failure nothing is left."""
+    """Start ``dom`` as ``obj``'s QEMU (``obj.lock`` held, ``obj`` shut off); on failure nothing is left.
+
+    With ``incoming``, QEMU starts waiting for its machine state, which ``incoming`` feeds it (a
+    restore), before the domain runs (or stays paused)."""
     usable, reason = reg.accel_check() if dom.type == "kvm" else (False, "")
     if dom.type == "kvm" and not usable:
         raise UnsupportedConfig(
@@ -110,6 +124,7 @@ async def start_qemu(
             disk_paths=disk_paths,
             nvram_path=str(nvram) if nvram else None,
             pidfile=str(pidfile),
+            incoming=incoming is not None,
         )
         for gfx in dom.devices.graphics[:1]:
             if gfx.listen_socket and not gfx.socket:
@@ -133,7 +148,7 @@ async def start_qemu(
         )
         t1 = time.monotonic()
         try:
-            await _finish_start(reg, obj, dom, proc, paused=paused, autostart=autostart)
+            await _finish_start(reg, obj, dom, proc, paused=paused, autostart=autostart, incoming=incoming)
             log.debug(
                 "started %s (pid %d): QEMU up and monitor connected in %.0f ms, running %.0f ms later",
                 name,
@@ -142,6 +157,11 @@ async def start_qemu(
                 (time.monotonic() - t1) * 1000,
             )
         except BaseException:
+            if obj.proc is proc:  # a restore that failed once the domain was RESTORING
+                obj.proc = None
+                if obj.config is not None:
+                    obj.live = None
+                reg.transition(obj, S.SHUTOFF, Shutoff.FAILED)
             await proc.monitor.close()
             await proc.terminate(graceful=False)
             raise
@@ -151,8 +171,19 @@ async def start_qemu(
 
 
 async def _finish_start(
-    reg: DomainRegistry, obj: DomainObject, dom: Domain, proc: QemuProcess, *, paused: bool, autostart: bool
+    reg: DomainRegistry,
+    obj: DomainObject,
+    dom: Domain,
+    proc: QemuProcess,
+    *,
+    paused: bool,
+    autostart: bool,
+    incoming: Incoming | None = None,
 ) -> None:
+    if incoming is not None:
+        obj.live, obj.proc = dom, proc
+        reg.transition(obj, S.RESTORING, Paused.STARTING_UP)
+        await incoming(proc)
     ptys = await proc.monitor.chardev_ptys()
     for index, serial in enumerate(dom.devices.serials):
         path = ptys.get(f"charserial{index}")
@@ -185,7 +216,7 @@ async def _finish_start(
             await proc.monitor.set_link(iface.alias, False)
     await balloon.configure(proc.monitor, dom)
     await affinity.apply(proc.monitor, proc.pid, dom)
-    started = ("started", "autostart" if autostart else "booted")
+    started = ("started", "restored" if incoming else "autostart" if autostart else "booted")
     if not paused:
         await proc.monitor.cont()
     obj.live = dom
@@ -193,7 +224,7 @@ async def _finish_start(
     if paused:
         reg.transition(obj, S.PAUSED, Paused.USER, started, ("suspended", "paused"))
     else:
-        reg.transition(obj, S.RUNNING, Running.BOOTED, started)
+        reg.transition(obj, S.RUNNING, Running.RESTORED if incoming else Running.BOOTED, started)
     open_console(obj)
     reg.watch_exit(obj, proc)
 

@@ -224,6 +224,9 @@ async def serve(
     from pyvirt.daemon.installs import InstallAPI
 
     extras.append(InstallAPI(storage_api.driver, events, network_names(net_api)))
+    from pyvirt.daemon.saves import SaveAPI
+
+    extras.append(SaveAPI())
     try:
         confinement = Confinement.for_daemon(layout, config.user, config.group)
     except OperationFailed as err:

@@ -175,12 +175,18 @@ class API:
             remove_storage=args["remove_storage"],
             nvram=nvram,
             snapshots_metadata=args["snapshots_metadata"],
+            managed_save=args["managed_save"],
         )
         return {"name": name, "removed": removed}
 
     async def start(self, req: Request) -> dict[str, Any]:
         body: types.DomainStartRequest = req.data
-        obj = await self.domains.start(req.params["name"], paused=body.get("paused", False))
+        obj = await self.domains.start(
+            req.params["name"],
+            paused=body.get("paused", False),
+            force_boot=body.get("force_boot", False),
+            bypass_cache=body.get("bypass_cache", False),
+        )
         if body.get("autodestroy"):
             self._autodestroy(req, obj)
         return obj.summary()

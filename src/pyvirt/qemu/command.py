@@ -82,6 +82,7 @@ class RuntimeContext:
     pidfile: str | None = None
     graphics_port: int | None = None  # the free port start chose for an autoport SPICE display
     graphics_socket: str | None = None  # the socket path start chose for <listen type='socket'/>
+    incoming: bool = False  # -incoming defer: the machine state comes later (migrate-incoming, a restore)
 
 
 def is_q35(dom: Domain) -> bool:
@@ -171,6 +172,8 @@ class _Builder:
         self.add("-msg", "timestamp=on")
         if self.ctx.pidfile:
             self.add("-pidfile", self.ctx.pidfile)
+        if self.ctx.incoming:
+            self.add("-incoming", "defer")
         return self.argv
 
     def machine(self) -> None:

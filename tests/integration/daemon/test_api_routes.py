@@ -205,6 +205,25 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     # Lifecycle.
     w.call("domain.suspend", dom)
     w.call("domain.resume", dom)
+
+    # Save and restore, and a managed save resumed by start (the NIC, volume disk and VNC come back).
+    image = str(tmp_path / "api1.save")
+    w.call("domain.save", dom, {"file": image})
+    w.call("saveimage.xml", query={"file": image})
+    w.call("saveimage.xml", query={"file": image, "security_info": True})
+    saved = w.rw.save_image_xml(image, security_info=True)
+    w.call("saveimage.define", body={"file": image, "xml": saved, "paused": True})
+    w.call("saveimage.restore", body={"file": image, "running": True})
+    w.call("domain.managed_save", dom, {})
+    assert w.call("domain.info", dom)["managed_save"]
+    managed = w.rw.domain("api1").managed_save_xml(security_info=True)
+    w.call("domain.managed_save_xml", dom, query={"security_info": True})
+    w.call("domain.managed_save_define", dom, {"xml": managed})
+    w.call("domain.start", dom, {"bypass_cache": True})
+    assert w.call("domain.info", dom)["reason"] == "restored"
+    w.call("domain.managed_save", dom, {"running": True})
+    assert w.call("domain.managed_save_remove", dom) == {"removed": True}
+    w.call("domain.start", dom, {"force_boot": True})
     w.call("domain.reset", dom)
     w.call("domain.reboot", dom)
     w.call("domain.shutdown", dom)

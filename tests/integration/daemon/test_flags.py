@@ -181,7 +181,7 @@ def test_undefine_nvram_flags(daemon: Daemon, tmp_path: Path) -> None:
     assert nvram.read_bytes() == b"vars" and not (daemon.config_dir / "u1.xml").exists()
 
     daemon.cli("define", str(path)).ok()
-    # --managed-save: pyvirt has no managed save, so there is no state file to remove; accepted.
+    # --managed-save on a domain without a managed save image: nothing to remove, accepted (as virsh).
     daemon.cli("undefine", "u1", "--nvram", "--managed-save").ok()
     assert not nvram.exists() and not (daemon.config_dir / "u1.xml").exists()
 

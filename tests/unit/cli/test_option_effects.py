@@ -59,8 +59,6 @@ EXPLAINED = {
     "pool-define validate": "always on: the pool parser is as strict",
     "vol-create validate": "always on: the volume parser is as strict",
     "vol-create-from validate": "always on, as vol-create's",
-    "start bypass-cache": "no managed save exists, so there is no state file to load (virsh accepts it)",
-    "start force-boot": "no managed save exists, so every start is a fresh boot (virsh accepts it)",
     "dumpxml security-info": "tests/integration/daemon/test_api_routes.py (the query security_info)",
     "console history": "tests/integration/daemon/test_verbs.py::test_console_through_api_sees_history",
     "domifaddr full": "tests/unit/cli/test_domifaddr_output.py::test_an_interface_is_named_once_unless_full",
