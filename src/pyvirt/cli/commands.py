@@ -2163,6 +2163,33 @@ IMG = Command(
             globals="lr",
         ),
         Command(
+            "amend",
+            "image",
+            _IMG + "amend",
+            "change a qcow2 image's compat level, lazy refcounts, refcount width or size",
+            "Change options of an existing qcow2 image in place: compat (0.10 or 1.1), lazy_refcounts,\n"
+            "refcount_bits and size (-o help lists them).",
+            (
+                _FMT,
+                (
+                    "-o",
+                    "string=OPTIONS",
+                    "the options to change: compat=, lazy_refcounts=, refcount_bits=, size=",
+                ),
+                ("-p", "bool", "show progress"),
+                _QUIET,
+                ("--object", "string=OBJECT", "a secret object (secret,id=ID,data=...|file=...)"),
+                (
+                    "--image-opts",
+                    "bool",
+                    "FILENAME is an option string (driver=,file.filename=,encrypt.key-secret=)",
+                ),
+                ("FILENAME", "*file", "the image"),
+            ),
+            style="tool",
+            globals="l",
+        ),
+        Command(
             "bitmap",
             "image",
             _IMG + "bitmap",

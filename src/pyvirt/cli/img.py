@@ -1016,6 +1016,47 @@ def cmd_bitmap(argv: list[str]) -> int:
     return 0
 
 
+def cmd_amend(argv: list[str]) -> int:
+    from pyvirt.image.opener import open_image
+    from pyvirt.image.qcow2 import amend
+    from pyvirt.image.qcow2.image import Qcow2Image
+
+    opts, args = _parse(argv, *_spec("amend"))
+    fmt: str | None = None
+    o: dict[str, str] = {}
+    objects: list[str] = []
+    image_opts = progress = quiet = False
+    for k, v in opts:
+        if k == "-f":
+            fmt = v
+        elif k == "-o":
+            o.update(_options(v))
+        elif k == "--object":
+            objects.append(v)
+        elif k == "--image-opts":
+            image_opts = True
+        elif k == "-p":
+            progress = True
+        elif k == "-q":
+            quiet = True
+    if not o:
+        raise UsageError("Must specify options (-o)")
+    if len(args) != 1:
+        raise UsageError("Expecting one image file name")
+    if HELP in o:
+        return _option_help("qcow2")
+    path, fmt, passphrase = _one_image(args[0], fmt, objects, image_opts)
+    bar = _ProgressLine(1.0) if progress and not quiet else None
+    with open_image(path, fmt=fmt, readonly=False, allow_backing_outside=True, passphrase=passphrase) as img:
+        if not isinstance(img, Qcow2Image):
+            raise UsageError(f"Format driver '{img.format}' does not support option amendment")
+        changes = amend.parse(o)
+        if bar is not None:
+            bar(0.0)
+        _run_with_progress(bar, lambda: amend.amend(img, changes))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "create": cmd_create,
     "info": cmd_info,
@@ -1030,6 +1071,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "measure": cmd_measure,
     "dd": cmd_dd,
     "bitmap": cmd_bitmap,
+    "amend": cmd_amend,
 }
 
 

@@ -242,18 +242,32 @@ def rebuild_refcounts(img: Qcow2Image) -> None:
     img.flush()
 
 
-def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
+def _inc(counts: array[int], res: CheckResult, cb: int, offset: int, nbytes: int) -> None:
+    """Count one more reference to every cluster of ``[offset, offset + nbytes)``."""
+    if nbytes <= 0:
+        return
+    first, last = offset >> cb, (offset + nbytes - 1) >> cb
+    if last >= len(counts):
+        res.messages.append(f"ERROR: reference to cluster {last} beyond the end of the image")
+        res.corruptions += 1
+        return
+    for c in range(first, last + 1):
+        counts[c] += 1
+
+
+def count_references(img: Qcow2Image, res: CheckResult) -> array[int]:
+    """Cluster → references from everything but the refcount structures themselves: header, LUKS
+    area, L1/L2 tables and data of the active tree and of every snapshot, snapshot table, bitmaps."""
     from pyvirt.image.qcow2 import header as H
     from pyvirt.image.qcow2.tables import (
         L1_OFFSET_MASK,
         L2_OFFSET_MASK,
         OFLAG_COMPRESSED,
-        OFLAG_COPIED,
         OFLAG_ZERO,
         compressed_range,
     )
 
-    res = CheckResult(path, "qcow2")
+    path = img.path
     cb, cs = img.cb, img.cs
     file_size = os.fstat(img.fd).st_size
     nb = max(-(-file_size // cs), img.refs.end)
@@ -261,15 +275,7 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
     msgs = res.messages
 
     def inc(offset: int, nbytes: int) -> None:
-        if nbytes <= 0:
-            return
-        first, last = offset >> cb, (offset + nbytes - 1) >> cb
-        if last >= len(counts):
-            msgs.append(f"ERROR: reference to cluster {last} beyond the end of the image")
-            res.corruptions += 1
-            return
-        for c in range(first, last + 1):
-            counts[c] += 1
+        _inc(counts, res, cb, offset, nbytes)
 
     def walk_l1(l1: array[int], l1_off: int, active: bool) -> None:
         inc(l1_off, len(l1) * 8)
@@ -350,6 +356,21 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
         except CorruptImage as err:
             msgs.append(f"ERROR {err}")
             res.corruptions += 1
+    return counts
+
+
+def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
+    from pyvirt.image.qcow2.tables import L1_OFFSET_MASK, L2_OFFSET_MASK, OFLAG_COMPRESSED, OFLAG_COPIED
+
+    res = CheckResult(path, "qcow2")
+    cb, cs = img.cb, img.cs
+    file_size = os.fstat(img.fd).st_size
+    msgs = res.messages
+    counts = count_references(img, res)
+
+    def inc(offset: int, nbytes: int) -> None:
+        _inc(counts, res, cb, offset, nbytes)
+
     refs = img.refs
     inc(refs.table_offset, refs.table_clusters * cs)
     for bidx, e in enumerate(refs.table):

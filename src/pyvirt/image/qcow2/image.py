@@ -773,8 +773,6 @@ class Qcow2Image(Image):
                     "warning: Shrinking an image will delete all data beyond the shrunken image's end. "
                     "Before performing such an operation, make sure there is no important data there."
                 )
-            if self.header.nb_snapshots:
-                raise ImageError(f"{self.path}: can't shrink an image which has snapshots")
             cut = -(-size // self.cs) * self.cs
             if cut < self.size:
                 self.discard(cut, self.size - cut)
