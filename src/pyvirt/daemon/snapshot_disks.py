@@ -255,10 +255,67 @@ async def commit_active_live(proc: QemuProcess, index: int) -> None:
         kind="commit",
         complete_when_ready=True,
     )
-    for node in (top, children.get("file", "")):
-        if node and not node.startswith("#"):  # "#block…": QEMU's own, gone with their parent
+    await _drop(proc, top)
+
+
+def file_chain(path: str, fmt: str) -> list[str]:
+    """The image files of ``path``'s backing chain, ``path`` first (read from the headers)."""
+    from pyvirt.image.opener import open_image
+
+    try:
+        with open_image(path, fmt=fmt, readonly=True, force_share=True, allow_backing_outside=True) as img:
+            return [str(layer.path) for layer in img.chain()]
+    except ImageError as err:
+        raise OperationFailed(f"operation failed: reading the backing chain of {path}: {err}") from err
+
+
+async def commit_intermediate_live(proc: QemuProcess, index: int, depth: int, base_path: str) -> None:
+    """Commit the image ``depth`` layers below disk ``index``'s active layer into the one below it
+    (a ``block-commit`` that ends by itself); QEMU points the layer above at ``base_path``."""
+    node = (await _nodes_of(proc, [index]))[0]
+    chain = [node]
+    for _ in range(depth + 1):
+        below = (await _children(proc, chain[-1])).get("backing")
+        if not below:
+            raise OperationFailed(f"operation failed: disk #{index + 1}'s chain is shorter than its images'")
+        chain.append(below)
+    await run_job(
+        proc.monitor,
+        "block-commit",
+        {
+            "device": node,
+            "top-node": chain[depth],
+            "base-node": chain[depth + 1],
+            "backing-file": base_path,
+            "auto-dismiss": False,
+        },
+        exited=proc.exited,
+        kind="commit",
+    )
+    await _drop(proc, chain[depth])
+
+
+async def _drop(proc: QemuProcess, node: str) -> None:
+    """Delete a node QEMU no longer uses, and its file node: left in place, it would still be a
+    parent of its backing node, which then is no root node for the next block job."""
+    children = await _children(proc, node)
+    for name in (node, children.get("file", "")):
+        if name and not name.startswith("#"):  # "#block…": QEMU's own, gone with their parent
             with contextlib.suppress(OperationFailed):
-                await _blockdev_del(proc, node)
+                await _blockdev_del(proc, name)
+
+
+def merge_offline(overlay: str, base: str, base_fmt: str, above: list[str]) -> None:
+    """Commit ``overlay`` (not in use) into ``base``, then make ``base`` the backing file of every
+    image in ``above`` (those built on ``overlay``), as qemu-img rebase -u."""
+    from pyvirt.image.rebase import rebase
+
+    commit_offline(overlay)
+    for path in above:
+        try:
+            rebase(path, base, base_fmt, fmt="qcow2", unsafe=True)
+        except ImageError as err:
+            raise OperationFailed(f"operation failed: rebasing {path} onto {base}: {err}") from err
 
 
 def commit_offline(overlay: str) -> None:

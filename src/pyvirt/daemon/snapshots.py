@@ -575,27 +575,62 @@ class SnapshotAPI:
                 self.events.publish("snapshot", f"{obj.name}/{target}", "deleted")
             return {"deleted": deleted}
 
+    def _disk_chain(self, obj: DomainObject, target: str) -> list[str]:
+        """The image files of the domain's disk ``target`` now, its active layer first."""
+        current = next((d for d in obj.current.devices.disks if d.target_dev == target), None)
+        if (
+            current is None
+            or not current.source
+            or current.type != "file"
+            or not os.path.exists(current.source)
+        ):
+            return []
+        return disks.file_chain(current.source, current.driver_type)
+
     def _check_discard(
         self, obj: DomainObject, store: SnapshotStore, snap: DomainSnapshot, going: set[str]
     ) -> None:
-        """Refuse, before anything is done, an external snapshot whose overlay a snapshot that stays
-        builds on."""
-        overlays = {d.source for d in snap.disks if d.snapshot == "external" and d.source}
-        if not overlays:
-            return
+        """Refuse, before anything is done, to delete an external snapshot whose overlay cannot be
+        merged into its base without changing what another snapshot or the domain sees."""
+        assert snap.name is not None
+        snapdom = load_domain_xml(snap.domain_xml) if snap.domain_xml else obj.current
+        for index, spec in enumerate(snap.disks):
+            if spec.snapshot != "external" or not spec.source:
+                continue
+            overlay, base = spec.source, snapdom.devices.disks[index].source
+            chain = self._disk_chain(obj, spec.name)
+            users = self._built_on(store, overlay, going)
+            if overlay not in chain and not users:
+                continue  # nothing builds on it any more: the file just goes
+            why = None
+            needing = self._built_on(store, base or "", going | {snap.name})
+            if needing:
+                why = f"snapshot '{needing[0].name}' needs its base image {base} as it is"
+            elif base in chain and overlay not in chain:
+                why = f"the domain's disk {spec.name} is built on its base image {base}"
+            elif obj.active and overlay not in chain:
+                why = f"snapshot '{users[0].name}' is built on it and the running domain does not use it"
+            if why:
+                raise OperationFailed(
+                    f"operation failed: cannot delete snapshot '{snap.name}': its overlay {overlay} cannot "
+                    f"be merged: {why}"
+                )
+
+    @staticmethod
+    def _built_on(store: SnapshotStore, image: str, going: set[str]) -> list[DomainSnapshot]:
+        """The snapshots (other than those in ``going``) taken while a disk's image was ``image``."""
+        out = []
         for other in store.snaps.values():
             if other.name in going or not other.domain_xml:
                 continue
-            used = {d.source for d in load_domain_xml(other.domain_xml).devices.disks} & overlays
-            if used:
-                raise OperationFailed(
-                    f"operation failed: cannot delete snapshot '{snap.name}': snapshot '{other.name}' is "
-                    f"built on its overlay {used.pop()}; delete that one first (or both, with --children)"
-                )
+            if any(d.source == image for d in load_domain_xml(other.domain_xml).devices.disks):
+                out.append(other)
+        return out
 
     async def _discard(self, obj: DomainObject, snap: DomainSnapshot) -> None:
-        """Remove ``snap``'s state from the images: internal snapshots deleted, external overlays
-        committed into their base (the active one) or removed (one nothing uses any more)."""
+        """Remove ``snap``'s state from the images: internal snapshots deleted; an external overlay
+        committed into its base when it is the active layer, merged into it when something still
+        builds on it, removed when nothing does."""
         assert snap.name is not None
         snapdom = load_domain_xml(snap.domain_xml) if snap.domain_xml else obj.current
         internal = [i for i, d in enumerate(snap.disks) if d.snapshot == "internal"]
@@ -615,20 +650,70 @@ class SnapshotAPI:
                 await asyncio.to_thread(
                     disks.delete_internal_offline, snap.name, [_source(snapdom, i) for i in offline]
                 )
+        store = self.store(obj.name)
         for index, spec in enumerate(snap.disks):
             if spec.snapshot != "external" or not spec.source:
                 continue
             base = snapdom.devices.disks[index]
-            current_disk = next((d for d in obj.current.devices.disks if d.target_dev == spec.name), None)
-            if current_disk is not None and current_disk.source == spec.source:
+            assert base.source is not None
+            overlay = spec.source
+            chain = await asyncio.to_thread(self._disk_chain, obj, spec.name)
+            users = self._built_on(store, overlay, {snap.name})
+            if chain and chain[0] == overlay:
                 if obj.proc is not None:
                     await disks.commit_active_live(obj.proc, _index_of(obj.current, spec.name))
                 else:
-                    await asyncio.to_thread(disks.commit_offline, spec.source)
-                assert base.source is not None
-                self._move_sources(obj, {spec.source: (base.source, base.driver_type)})
+                    await asyncio.to_thread(disks.commit_offline, overlay)
+                self._move_sources(obj, {overlay: (base.source, base.driver_type)})
+            elif overlay in chain or users:
+                await self._merge(obj, spec.name, overlay, (base.source, base.driver_type), users, chain)
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(spec.source)
+                os.unlink(overlay)
+
+    async def _merge(
+        self,
+        obj: DomainObject,
+        target: str,
+        overlay: str,
+        base: tuple[str, str],
+        users: list[DomainSnapshot],
+        chain: list[str],
+    ) -> None:
+        """Merge ``overlay`` (not the active layer) into its base: the images built on it (the users'
+        overlays, the layer above it in the domain's chain) then build on the base, and the users'
+        metadata says so."""
+        above = {
+            d.source
+            for user in users
+            for d in user.disks
+            if d.name == target and d.snapshot == "external" and d.source and os.path.exists(d.source)
+        }
+        if overlay in chain:
+            above.add(chain[chain.index(overlay) - 1])
+        if obj.proc is not None:  # overlay in chain: _check_discard saw to it
+            depth = chain.index(overlay)
+            await disks.commit_intermediate_live(obj.proc, _index_of(obj.current, target), depth, base[0])
+            idle = sorted(path for path in above if path not in chain)
+            if idle:
+                await asyncio.to_thread(_rebase_all, idle, *base)
+        else:
+            await asyncio.to_thread(disks.merge_offline, overlay, base[0], base[1], sorted(above))
+        store = self.store(obj.name)
+        for user in users:
+            assert user.domain_xml is not None
+            dom = load_domain_xml(user.domain_xml)
+            for disk in dom.devices.disks:
+                if disk.source == overlay:
+                    disk.source, disk.driver_type = base
+            user.domain_xml = format_domain(dom)
+            store.write(user)
+
+
+def _rebase_all(paths: list[str], base: str, base_fmt: str) -> None:
+    from pyvirt.image.rebase import rebase
+
+    for path in paths:
+        rebase(path, base, base_fmt, fmt="qcow2", unsafe=True)
 
 
 def _source(dom: Domain, index: int) -> str:
