@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from pyvirt.conf.addresses import drive_address, number, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
+from pyvirt.conf.defaults import hotplug_ports
 from pyvirt.conf.domain import (
     CharDevConfig,
     ControllerConfig,
@@ -382,7 +383,7 @@ class _Builder:
         def order(c: ControllerConfig) -> tuple[bool, int, bool]:
             return c.type != "pci", c.index, "master.startport" in c.extra  # companions after their master
 
-        for ctrl in sorted(self.dom.devices.controllers, key=order):
+        for ctrl in sorted([*self.dom.devices.controllers, *hotplug_ports(self.dom)], key=order):
             self.controller(ctrl)
 
     def controller(self, ctrl: ControllerConfig) -> None:
@@ -495,64 +496,22 @@ class _Builder:
     def disk(self, index: int, disk: DiskConfig) -> None:
         node = f"pyvirt-{index + 1}"
         path = self.ctx.disk_paths.get(index, disk.source)
-        readonly = disk.readonly or disk.device == "cdrom"
         has_media = path is not None or disk.source_host is not None
         if has_media:
-            storage: dict[str, object] = {
-                "driver": "host_device" if disk.type == "block" else "file",
-                "filename": path,
-                "node-name": f"{node}-storage",
-                "auto-read-only": True,
-                "discard": "unmap" if disk.discard == "unmap" else "ignore",
-            }
-            if disk.source_host is not None:  # type='network', protocol 'nbd'
-                transport, where, port = disk.source_host
-                server = {"type": "unix", "path": where} if transport == "unix" else {
-                    "type": "inet", "host": where, "port": port,
-                }  # fmt: skip
-                storage = {
-                    "driver": "nbd",
-                    "server": server,
-                    "export": disk.source_name,
-                    "node-name": f"{node}-storage",
-                }
-                storage = {k: v for k, v in storage.items() if v is not None}
-                storage.update(
-                    {"auto-read-only": True, "discard": "unmap" if disk.discard == "unmap" else "ignore"}
-                )
-            cache_direct, cache_no_flush = _cache_mode(disk.cache)
-            if cache_direct:
-                storage["cache"] = {"direct": True, "no-flush": cache_no_flush}
-            elif cache_no_flush:
-                storage["cache"] = {"direct": False, "no-flush": True}
-            if disk.io in ("native", "io_uring"):
-                storage["aio"] = disk.io
-            self.add(*_json_arg("-blockdev", storage))
-            fmt: dict[str, object] = {
-                "node-name": f"{node}-format",
-                "read-only": readonly,
-                "driver": disk.driver_type,
-                "file": f"{node}-storage",
-            }
-            if disk.discard == "unmap":
-                fmt["discard"] = "unmap"
-            if cache_direct or cache_no_flush:
-                fmt["cache"] = storage["cache"]
-            self.add(*_json_arg("-blockdev", fmt))
+            self.add(*_json_arg("-blockdev", storage_node(disk, node, path)))
+            self.add(*_json_arg("-blockdev", format_node(disk, node)))
         drive = f"{node}-format" if has_media else None
         boot_kind = {"cdrom": "cdrom", "floppy": "fd"}.get(disk.device, "hd")
         bootindex = self._boot_index(disk.boot_order, boot_kind)
         place = _pci_placement(disk.address, self.q35)
         share: dict[str, str | int | None] = {"share-rw": "on" if disk.shareable else None}
-        wce = None
-        if disk.cache in ("writethrough", "directsync"):
-            wce = "off"
+        wce = "off" if disk.cache in ("writethrough", "directsync") else None
+        dev_id = disk_device_id(self.dom, index)
         if disk.target_bus == "virtio":
             if disk.device == "cdrom":
                 raise UnsupportedConfig("unsupported configuration: a cdrom cannot be on the virtio bus")
             if not has_media:
                 raise UnsupportedConfig(f"unsupported configuration: disk '{disk.target_dev}' has no source")
-            dev_id = disk.alias or f"virtio-disk{_target_number(disk.target_dev)}"
             self.add(
                 *_device(
                     "virtio-blk-pci",
@@ -569,7 +528,6 @@ class _Builder:
             return
         if disk.target_bus == "usb":
             usb = self._usb_placement(disk.address, f"USB disk '{disk.target_dev}'")
-            dev_id = disk.alias or f"usb-disk{_target_number(disk.target_dev)}"
             self.add(
                 *_device(
                     "usb-storage",
@@ -588,7 +546,6 @@ class _Builder:
             if self.q35 and not self.fdc_added:
                 self.add("-device", "isa-fdc,id=fdc0")
             self.fdc_added = True
-            dev_id = disk.alias or f"fdc0-0-{unit}"
             placement = {"bus": "fdc0.0"} if self.q35 else {}
             self.add(*_device("floppy", placement, unit=unit, drive=drive, id=dev_id))
             if bootindex is not None:  # QEMU's floppy has no bootindex: its controller has one per drive
@@ -597,7 +554,6 @@ class _Builder:
         ide_driver = "ide-cd" if disk.device == "cdrom" else "ide-hd"
         if disk.target_bus == "sata":
             name = self._sata_bus(controller)
-            dev_id = disk.alias or f"sata{controller}-{bus}-{unit}"
             self.add(
                 *_device(
                     ide_driver,
@@ -613,7 +569,6 @@ class _Builder:
         elif disk.target_bus == "ide":
             if self.q35:
                 raise UnsupportedConfig("unsupported configuration: IDE disks are not available on q35")
-            dev_id = disk.alias or f"ide{controller}-{bus}-{unit}"
             self.add(
                 *_device(
                     ide_driver,
@@ -630,7 +585,6 @@ class _Builder:
         elif disk.target_bus == "scsi":
             name = self._scsi_bus(controller)
             driver = "scsi-cd" if disk.device == "cdrom" else "scsi-hd"
-            dev_id = disk.alias or f"scsi{controller}-{bus}-{target}-{unit}"
             self.add(
                 *_device(
                     driver,
@@ -930,6 +884,78 @@ class _Builder:
             and self.dom.feature_attrs.get("vmcoreinfo", {}).get("state") != "off"
         ):
             self.add("-device", "vmcoreinfo")
+
+
+def storage_node(disk: DiskConfig, node: str, path: str | None) -> dict[str, object]:
+    """The protocol node ``NODE-storage`` of a disk whose file is ``path`` (``/dev/fdset/N`` when the
+    daemon opened it for a running QEMU), or its NBD server."""
+    storage: dict[str, object] = {
+        "driver": "host_device" if disk.type == "block" else "file",
+        "filename": path,
+        "node-name": f"{node}-storage",
+        "auto-read-only": True,
+        "discard": "unmap" if disk.discard == "unmap" else "ignore",
+    }
+    if disk.source_host is not None:  # type='network', protocol 'nbd'
+        transport, where, port = disk.source_host
+        server = {"type": "unix", "path": where} if transport == "unix" else {
+            "type": "inet", "host": where, "port": port,
+        }  # fmt: skip
+        storage = {
+            "driver": "nbd",
+            "server": server,
+            "export": disk.source_name,
+            "node-name": f"{node}-storage",
+        }
+        storage = {k: v for k, v in storage.items() if v is not None}
+        storage.update({"auto-read-only": True, "discard": "unmap" if disk.discard == "unmap" else "ignore"})
+    cache = _cache_options(disk)
+    if cache is not None:
+        storage["cache"] = cache
+    if disk.io in ("native", "io_uring"):
+        storage["aio"] = disk.io
+    return storage
+
+
+def format_node(disk: DiskConfig, node: str, **extra: object) -> dict[str, object]:
+    """The format node ``NODE-format`` above ``NODE-storage`` (``extra``: e.g. an explicit backing)."""
+    fmt: dict[str, object] = {
+        "node-name": f"{node}-format",
+        "read-only": disk.readonly or disk.device == "cdrom",
+        "driver": disk.driver_type,
+        "file": f"{node}-storage",
+    }
+    if disk.discard == "unmap":
+        fmt["discard"] = "unmap"
+    cache = _cache_options(disk)
+    if cache is not None:
+        fmt["cache"] = cache
+    fmt.update(extra)
+    return fmt
+
+
+def _cache_options(disk: DiskConfig) -> dict[str, bool] | None:
+    direct, no_flush = _cache_mode(disk.cache)
+    return {"direct": direct, "no-flush": no_flush} if direct or no_flush else None
+
+
+def disk_device_id(dom: Domain, index: int) -> str:
+    """The QEMU device id of disk ``index``: its alias, or libvirt's name for its bus and address."""
+    disk = dom.devices.disks[index]
+    if disk.alias:
+        return disk.alias
+    if disk.target_bus == "virtio":
+        return f"virtio-disk{_target_number(disk.target_dev)}"
+    if disk.target_bus == "usb":
+        return f"usb-disk{_target_number(disk.target_dev)}"
+    controller, bus, target, unit = drive_address(dom, index)
+    if disk.target_bus == "fdc":
+        return f"fdc0-0-{unit}"
+    if disk.target_bus == "sata":
+        return f"sata{controller}-{bus}-{unit}"
+    if disk.target_bus == "ide":
+        return f"ide{controller}-{bus}-{unit}"
+    return f"scsi{controller}-{bus}-{target}-{unit}"
 
 
 def _ranges(cpus: frozenset[int]) -> list[str]:
