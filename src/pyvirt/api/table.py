@@ -408,6 +408,50 @@ ACTIONS: tuple[Action, ...] = (
         errors=_DOMAIN_RUN,
     ),
     Action(
+        "domain.attach_device",
+        "POST",
+        "/v1/domains/{name}/devices",
+        "attach-device: plug a device (disk, interface) into the running domain and/or add any "
+        "device to the definition",
+        request="DeviceRequest",
+        response="DeviceChange",
+        mutating=True,
+        errors=(*_DOMAIN_RUN, "xml-error", "unsupported-config"),
+    ),
+    Action(
+        "domain.detach_device",
+        "POST",
+        "/v1/domains/{name}/devices/detach",
+        "detach-device: unplug the device the XML names (a disk by target, an interface by MAC) "
+        "and/or remove it from the definition; a live removal waits for the guest",
+        request="DeviceRequest",
+        response="DeviceChange",
+        mutating=True,
+        errors=(*_DOMAIN_RUN, "xml-error", "unsupported-config"),
+    ),
+    Action(
+        "domain.update_device",
+        "POST",
+        "/v1/domains/{name}/devices/update",
+        "update-device: change a device in place (a cdrom's medium, a NIC's link, a display's "
+        "password while running; anything in the definition)",
+        request="DeviceRequest",
+        response="Empty",
+        mutating=True,
+        errors=(*_DOMAIN_RUN, "xml-error", "unsupported-config"),
+    ),
+    Action(
+        "domain.detach_device_alias",
+        "DELETE",
+        "/v1/domains/{name}/devices/{alias}",
+        "detach-device-alias: remove the device with this alias (live: the request is sent to the "
+        "guest, not waited for)",
+        response="Empty",
+        query={"live": "bool", "config": "bool"},
+        mutating=True,
+        errors=(*_DOMAIN_RUN, "unsupported-config"),
+    ),
+    Action(
         "domain.clone",
         "POST",
         "/v1/clones",

@@ -266,6 +266,22 @@ class AttachedInterface(TypedDict):
     target: str | None  # the tap, when attached live
 
 
+class DeviceRequest(TypedDict):
+    """attach-device, detach-device, update-device: one device element (``<disk>``, ``<interface>``,
+    ...) and virsh's scope flags, ``live``/``config`` (neither: the current state); ``force``
+    (update-device) opens a cdrom's tray the guest keeps locked."""
+
+    xml: str
+    live: NotRequired[bool]
+    config: NotRequired[bool]
+    force: NotRequired[bool]
+
+
+class DeviceChange(TypedDict):
+    kind: str  # the device's element: disk, interface, controller, ...
+    alias: str | None  # its device id in the running domain, when plugged or unplugged live
+
+
 class LinkStateRequest(TypedDict):
     """domif-setlink: the running domain's NIC, or with ``config`` (or a domain not running) the
     definition's, read at the next start."""

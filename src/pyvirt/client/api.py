@@ -634,6 +634,33 @@ class Domain:
     def block_errors(self) -> list[types.BlockError]:
         return list(self.conn.call("domain.blkerrors", {"name": self.name}))
 
+    def attach_device(self, xml: str, *, live: bool = False, config: bool = False) -> types.DeviceChange:
+        """attach-device: plug the device ``xml`` describes and/or add it to the definition (neither
+        ``live`` nor ``config``: the current state)."""
+        body: types.DeviceRequest = {"xml": xml, "live": live, "config": config}
+        done: types.DeviceChange = self.conn.call("domain.attach_device", {"name": self.name}, body)
+        return done
+
+    def detach_device(self, xml: str, *, live: bool = False, config: bool = False) -> types.DeviceChange:
+        """detach-device: a disk by its target, an interface by its MAC, others by alias or XML; a
+        live removal returns once the guest let go of the device."""
+        body: types.DeviceRequest = {"xml": xml, "live": live, "config": config}
+        done: types.DeviceChange = self.conn.call("domain.detach_device", {"name": self.name}, body)
+        return done
+
+    def update_device(
+        self, xml: str, *, live: bool = False, config: bool = False, force: bool = False
+    ) -> None:
+        """update-device (change-media is one: the cdrom's XML with its new source, or none)."""
+        body: types.DeviceRequest = {"xml": xml, "live": live, "config": config}
+        if force:
+            body["force"] = True
+        self.conn.call("domain.update_device", {"name": self.name}, body)
+
+    def detach_device_alias(self, alias: str, *, live: bool = False, config: bool = False) -> None:
+        query = {"live": live, "config": config}
+        self.conn.call("domain.detach_device_alias", {"name": self.name, "alias": alias}, query=query)
+
     def interface_addresses(self, source: str | None = None) -> list[types.InterfaceAddress]:
         """domifaddr, from the networks' DHCP leases (``source`` lease, the default), the host's ARP
         table (``arp``) or the guest agent (``agent``)."""

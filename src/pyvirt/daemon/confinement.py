@@ -137,6 +137,30 @@ class Confinement:
         self._handed[record.name] = record.owners
         ownership.restore(owners, self.held(record.name))
 
+    def hand_over(self, name: str, record: RunRecord, files: list[tuple[str, bool]]) -> list[str]:
+        """Files joining running domain ``name`` (a hot-plugged disk and its backing chain; ``True``:
+        QEMU writes it), handed to its user as at start and kept in ``record`` so that they are given
+        back when it stops. Returns the files this call took over (for :meth:`give_back`); on failure
+        nothing is left changed. QEMU gets them as descriptors: Landlock keeps it from the paths."""
+        if self.ident is None or record.credentials is None:
+            return []
+        before = set(record.owners)
+        handover = Handover(self.ident, self.held(name))
+        handover.owners = dict(record.owners)
+        try:
+            for path, writable in files:
+                if writable:
+                    handover.writable(path, "storage file")
+                else:
+                    handover.readable(path, "storage file")
+        except BaseException:
+            new = {path: owner for path, owner in handover.owners.items() if path not in before}
+            ownership.restore(new, self.held(name))
+            raise
+        record.owners = handover.owners
+        self._handed[name] = record.owners
+        return [path for path in record.owners if path not in before]
+
     def release(self, name: str, owners: dict[str, Owner], cgroup_path: str | None = None) -> None:
         """Give back the files ``name``'s QEMU held (except those another domain still holds) and
         remove its cgroup; its QEMU has exited."""

@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pyvirt.conf.defaults import hotplug_ports
 from pyvirt.conf.domain import Domain
-from pyvirt.daemon import blockjobs
+from pyvirt.daemon import blockdevs, blockjobs
 from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
@@ -78,6 +79,7 @@ async def start_qemu(
     accel = "kvm" if dom.type == "kvm" else "tcg"
     disk_paths = check_disks(reg, dom)
     blockjobs.fill_chains(dom, disk_paths)
+    dom.devices.controllers.extend(hotplug_ports(dom))  # q35's spare root ports, in the live XML too
     run_dir = reg.layout.qemu_run_dir
     name = dom.name
     revert = Revert()
@@ -214,6 +216,7 @@ async def _finish_start(
         proc.record.netdevs[iface.alias] = f"hostnet{index}"
         if iface.link_state == "down":
             await proc.monitor.set_link(iface.alias, False)
+    blockdevs.record_disks(dom, proc.record)
     await balloon.configure(proc.monitor, dom)
     await affinity.apply(proc.monitor, proc.pid, dom)
     started = ("started", "restored" if incoming else "autostart" if autostart else "booted")

@@ -227,6 +227,9 @@ async def serve(
     from pyvirt.daemon.saves import SaveAPI
 
     extras.append(SaveAPI())
+    from pyvirt.daemon.device_api import DeviceAPI
+
+    extras.append(DeviceAPI())
     try:
         confinement = Confinement.for_daemon(layout, config.user, config.group)
     except OperationFailed as err:

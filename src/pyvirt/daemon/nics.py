@@ -22,6 +22,7 @@ from pyvirt.daemon import lifecycle
 from pyvirt.daemon.lifecycle import guard
 from pyvirt.errors import InvalidArgument, InvalidState, NotFound, OperationFailed, UnsupportedConfig
 from pyvirt.qemu.command import NIC_MODELS
+from pyvirt.qemu.hotplug import pci_placement, pci_slot
 
 if TYPE_CHECKING:
     from pyvirt.daemon.domains import DomainObject, DomainRegistry
@@ -46,44 +47,59 @@ def _find(ifaces: list[InterfaceConfig], key: str) -> int:
 async def attach_interface(
     reg: DomainRegistry, key: str, spec: dict[str, Any], *, live: bool, config: bool
 ) -> dict[str, Any]:
-    obj = reg.lookup(key)
     kind = str(spec.get("type", "network"))
     if kind not in ("network", "bridge", "user"):
         raise InvalidArgument(f"interface type '{kind}' is not supported (network, bridge or user)")
     model = str(spec.get("model") or "virtio")
-    if model not in NIC_MODELS:
-        raise UnsupportedConfig(f"unsupported configuration: interface model '{model}'")
     source = spec.get("source")
     if kind != "user" and not source:
         raise InvalidArgument("attach-interface needs --source for network and bridge interfaces")
+    iface = InterfaceConfig(
+        type=kind,
+        mac=str(spec["mac"]).lower() if spec.get("mac") else None,
+        source_network=str(source) if kind == "network" else None,
+        source_bridge=str(source) if kind == "bridge" else None,
+        model=model,
+        target_dev=str(spec["target"]) if spec.get("target") else None,
+    )
+    return await attach_nic(reg, key, iface, live=live, config=config)
+
+
+async def attach_nic(
+    reg: DomainRegistry, key: str, iface: InterfaceConfig, *, live: bool, config: bool
+) -> dict[str, Any]:
+    """Plug ``iface`` into the running domain and/or add it to the definition (attach-interface, and
+    attach-device of an ``<interface>``); the MAC is generated when it has none."""
+    obj = reg.lookup(key)
+    if iface.type not in ("network", "bridge", "user"):
+        raise InvalidArgument(f"interface type '{iface.type}' is not supported (network, bridge or user)")
+    if iface.model not in NIC_MODELS:
+        raise UnsupportedConfig(f"unsupported configuration: interface model '{iface.model}'")
+    if iface.type != "user" and not (iface.source_network or iface.source_bridge):
+        raise InvalidArgument("an interface of type network or bridge needs a source")
     async with guard(obj, lifecycle.HOTPLUGGABLE if live else lifecycle.ANY):
         targets = [d for d in (obj.live if live else None, obj.config if config else None) if d is not None]
         if config and obj.config is None:
             raise InvalidState("Requested operation is not valid: cannot change config of transient domain")
         taken = {i.mac for d in targets for i in d.devices.interfaces if i.mac}
-        mac = str(spec.get("mac") or random_mac(taken)).lower()
+        mac = (iface.mac or random_mac(taken)).lower()
         if mac in taken:
             raise InvalidArgument(f"MAC address {mac} is already in use by the domain")
-        iface = InterfaceConfig(
-            type=kind,
-            mac=mac,
-            source_network=str(source) if kind == "network" else None,
-            source_bridge=str(source) if kind == "bridge" else None,
-            model=model,
-            target_dev=_tap_name(spec.get("target"), kind, targets),
-        )
+        tap = _tap_name(iface.target_dev, iface.type, targets)
+        persistent = InterfaceConfig(**{**iface.__dict__, "mac": mac, "target_dev": tap})
+        if persistent.alias and not persistent.alias.startswith("ua-"):
+            persistent.alias = None
+        iface = InterfaceConfig(**{**persistent.__dict__, "alias": iface.alias})
         if live:
             await _hotplug(reg, obj, iface)
         if config:
             assert obj.config is not None
-            tap = str(spec["target"]) if spec.get("target") else None
-            persistent = InterfaceConfig(**{**iface.__dict__, "target_dev": tap, "alias": None})
             obj.config.devices.interfaces.append(persistent)
             reg.write_config(obj.config)
         return {"mac": mac, "target": iface.target_dev}
 
 
-def _tap_name(target: object, kind: str, doms: list[Domain]) -> str | None:
+def _tap_name(target: str | None, kind: str, doms: list[Domain]) -> str | None:
     """attach-interface --target: the tap's name, checked; refused for user networking (no tap)."""
     if not target:
         return None
@@ -107,8 +123,11 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
     used = {_nic_id(i, nic) for i, nic in enumerate(live.devices.interfaces)}
     while f"net{index}" in used or f"hostnet{index}" in proc.record.netdevs.values():
         index += 1
-    dev_id, netdev = f"net{index}", f"hostnet{index}"
+    dev_id, netdev = iface.alias or f"net{index}", f"hostnet{index}"
+    if dev_id in used:
+        raise InvalidArgument(f"device alias '{dev_id}' is already used by the domain")
     iface.alias = dev_id
+    address = iface.address or pci_slot(live)
     tap: str | None = None
     if iface.type in ("network", "bridge"):
         if reg.networks is None:
@@ -136,8 +155,16 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
         try:
             await proc.monitor.execute(
                 "device_add",
-                {"driver": NIC_MODELS[iface.model], "netdev": netdev, "id": dev_id, "mac": iface.mac},
+                {
+                    "driver": NIC_MODELS[iface.model],
+                    "netdev": netdev,
+                    "id": dev_id,
+                    "mac": iface.mac,
+                    **pci_placement(address, live),
+                },
             )
+            if iface.link_state == "down":
+                await proc.monitor.set_link(dev_id, False)
         except OperationFailed:
             with contextlib.suppress(OperationFailed):
                 await proc.monitor.execute("netdev_del", {"id": netdev})
@@ -146,11 +173,13 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
         if tap and reg.networks is not None:
             reg.networks.unplug_tap(tap)
         raise
+    iface.address = address
     live.devices.interfaces.append(iface)
     proc.record.netdevs[dev_id] = netdev
     if tap:
         proc.record.taps.append(tap)
     reg.save_run_state(obj)
+    reg.events.publish("domain", obj.name, "device-added", dev_id)
 
 
 async def detach_interface(
@@ -217,6 +246,7 @@ async def device_deleted(reg: DomainRegistry, obj: DomainObject, proc: QemuProce
                 proc.record.taps.remove(iface.target_dev)
         del nics[index]
         reg.save_run_state(obj)
+        reg.events.publish("domain", obj.name, "device-removed", dev_id)
     if removal is not None and not removal.done():
         removal.set_result(None)
 

@@ -99,7 +99,7 @@ async def apply_event(
     elif event == "GUEST_PANICKED":
         await on_panic(reg, obj, proc)
     elif event == "DEVICE_DELETED":
-        from pyvirt.daemon.nics import device_deleted
+        from pyvirt.daemon.devices import device_deleted
 
         await device_deleted(reg, obj, proc, str(data.get("device", "")))
     elif event == "VSERPORT_CHANGE":

@@ -50,6 +50,12 @@ class RunRecord:
     ptys: dict[str, str] = field(default_factory=dict)
     vnc_port: int | None = None
     netdevs: dict[str, str] = field(default_factory=dict)  # NIC device id -> its netdev id
+    # Disks by target (daemon/devices.py): the prefixes of their block nodes (NODE-format above
+    # NODE-storage, top layer first), the fdsets and the files handed to QEMU for those plugged live.
+    blockdevs: dict[str, list[str]] = field(default_factory=dict)
+    fdsets: dict[str, list[str]] = field(default_factory=dict)
+    disk_files: dict[str, list[str]] = field(default_factory=dict)
+    node_counter: int = 0  # the highest N of the pyvirt-N block nodes named so far
     state: str = "running"
     reason: str = "booted"
     # Confinement (see qemu/ownership.py and qemu/cgroup.py): the credentials QEMU runs with
@@ -63,7 +69,8 @@ class RunRecord:
     autodestroy: bool = False
     # Block jobs (daemon/blockjobs.py) by disk target: the one running, or how the last one ended.
     blockjobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # A disk's top node in QEMU, by target, once a block job changed it from the command line's.
+    # A disk's top node in QEMU, by target: the command line's or a hot-plugged disk's (recorded at
+    # start and plug, daemon/blockdevs.py), or the one a block job made it.
     blockroots: dict[str, str] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:

@@ -113,6 +113,8 @@ EXPLAINED = {
     "pki issue-server --out": "not yet shown: the out_dir of issue_client's test, for a server",
     "pki issue-client --readonly": "tests/unit/test_pki.py::test_readonly_client_and_out_dir",
     "pki issue-client --out": "tests/unit/test_pki.py::test_readonly_client_and_out_dir",
+    "update-device force": "tests/integration/daemon/test_hotplug_disks.py (change-media --force, "
+    "which is update-device --force, opens a tray the guest keeps locked)",
     "img check -T": "img: the image library's",
     "img check -U --force-share": "img: the image library's",
     "img convert -m": "img: the image library's",

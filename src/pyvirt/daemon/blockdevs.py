@@ -1,0 +1,240 @@
+"""The block nodes of a running domain's disks: which nodes each disk has, and the files behind the
+ones plugged while it runs.
+
+QEMU runs unprivileged and Landlock-confined to the files it was started with, so a disk that joins
+later (hot-plugged, or a medium inserted into a cdrom) is opened here, by the daemon: each image of
+its backing chain, handed over as an fdset (``add-fd``), then one ``blockdev-add`` per layer from the
+base up, each format node naming its backing node, the storage and format nodes named as the command
+line names them (``pyvirt-N-storage`` under ``pyvirt-N-format``). The files are handed to the QEMU
+user in the run record (:meth:`Confinement.hand_over`), so they are given back at the latest when the
+domain stops; an unplug deletes the nodes, drops the fdsets and gives the files back at once.
+
+The run record keeps, per disk target, the node prefixes (:attr:`RunRecord.blockdevs`), its fdsets
+and the files handed over; the disks a domain was started with are recorded by :func:`record_disks`
+when it starts (node ``pyvirt-N`` for its N-th disk, QEMU device id as the live alias).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from pyvirt.conf.domain import DiskConfig, Domain
+from pyvirt.errors import OperationFailed, UnsupportedConfig
+from pyvirt.qemu.command import disk_device_id
+from pyvirt.qemu.hotplug import disk_nodes
+
+if TYPE_CHECKING:
+    from pyvirt.daemon.domains import DomainObject, DomainRegistry
+    from pyvirt.qemu.monitor import Monitor
+    from pyvirt.qemu.process import QemuProcess, RunRecord
+
+log = logging.getLogger(__name__)
+
+Undo = Callable[[], Awaitable[None]]
+
+
+def has_media(disk: DiskConfig) -> bool:
+    return bool(disk.source or disk.source_volume or disk.source_host)
+
+
+def record_disks(live: Domain, record: RunRecord) -> None:
+    """Name the block nodes and device of each disk ``live`` was started with (once per start)."""
+    if record.blockdevs:
+        return
+    for index, disk in enumerate(live.devices.disks):
+        disk.alias = disk.alias or disk_device_id(live, index)
+        record.blockdevs[disk.target_dev] = [f"pyvirt-{index + 1}"] if has_media(disk) else []
+        if has_media(disk):  # the disk's root node by target, for block jobs (indexes shift)
+            record.blockroots.setdefault(disk.target_dev, f"pyvirt-{index + 1}-format")
+    record.node_counter = max(record.node_counter, len(live.devices.disks))
+
+
+def _new_prefixes(record: RunRecord, count: int) -> list[str]:
+    first = record.node_counter + 1
+    record.node_counter += count
+    return [f"pyvirt-{n}" for n in range(first, first + count)]
+
+
+def disk_path(reg: DomainRegistry, disk: DiskConfig) -> str | None:
+    """The file or block device behind ``disk`` (a volume's path from its pool); None for NBD."""
+    if disk.type == "volume":
+        if reg.storage is None or not disk.source_pool or not disk.source_volume:
+            raise UnsupportedConfig("unsupported configuration: storage pools are not available")
+        return reg.storage.volume_path(disk.source_pool, disk.source_volume)
+    return disk.source
+
+
+def check_source(path: str) -> None:
+    if not os.path.exists(path):
+        raise OperationFailed(f"Cannot access storage file '{path}': No such file or directory")
+
+
+def backing_chain(path: str, fmt: str) -> list[tuple[str, str]]:
+    """(path, format) of ``path`` and each image below it, top first."""
+    if fmt not in ("qcow2", "qed", "vmdk", "vhdx", "vdi", "vpc"):
+        return [(path, fmt)]
+    from pyvirt.image.opener import open_image
+
+    try:
+        with open_image(path, fmt=fmt, readonly=True, force_share=True, allow_backing_outside=True) as img:
+            return [(str(layer.path), layer.format or fmt) for layer in img.chain()]
+    except Exception as err:
+        raise OperationFailed(f"cannot open disk image '{path}' as {fmt}: {err}") from err
+
+
+async def _hand_fd(monitor: Monitor, path: str, writable: bool, opaque: str) -> str:
+    """Open ``path`` and pass it to QEMU as a new fdset (O_RDWR and O_RDONLY members for a writable
+    file: QEMU picks the one whose mode matches each open, a reopen read-only included)."""
+    modes = (os.O_RDWR, os.O_RDONLY) if writable else (os.O_RDONLY,)
+    fdset: str | None = None
+    for mode in modes:
+        try:
+            fd = os.open(path, mode | os.O_CLOEXEC)
+        except OSError as err:
+            if fdset is not None:
+                await monitor.remove_fdset(fdset)
+            raise OperationFailed(f"Cannot access storage file '{path}': {err.strerror}") from err
+        try:
+            number = None if fdset is None else int(fdset.rsplit("/", 1)[1])
+            fdset = await monitor.add_fd(fd, opaque, number)
+        except BaseException:
+            if fdset is not None:
+                await monitor.remove_fdset(fdset)
+            raise
+        finally:
+            os.close(fd)
+    assert fdset is not None
+    return fdset
+
+
+async def _undo_all(steps: list[Undo]) -> None:
+    for undo in reversed(steps):
+        try:
+            await undo()
+        except Exception:
+            log.exception("while undoing a failed hot-plug")
+
+
+async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -> str:
+    """Open ``disk``'s files, hand them to ``obj``'s QEMU and add its block nodes (``obj.lock`` held);
+    returns the top format node. Recorded under the disk's target; on failure nothing is left."""
+    proc = obj.proc
+    assert proc is not None
+    record, monitor = proc.record, proc.monitor
+    writable = not (disk.readonly or disk.device == "cdrom")
+    if disk.source_host is not None:
+        chain: list[tuple[str, str]] = [("", disk.driver_type)]
+    else:
+        path = disk_path(reg, disk)
+        assert path is not None
+        check_source(path)
+        chain = await asyncio.to_thread(backing_chain, path, disk.driver_type)
+        chain[0] = (path, disk.driver_type)
+    files = [(path, writable and depth == 0) for depth, (path, _fmt) in enumerate(chain) if path]
+    steps: list[Undo] = []
+    try:
+        handed = reg.confinement.hand_over(obj.name, record, files)
+
+        async def give_back() -> None:
+            reg.confinement.give_back(record, handed)
+
+        steps.append(give_back)
+        fdsets: list[str] = []
+        layers: list[tuple[str, str]] = []
+        for depth, (path, fmt) in enumerate(chain):
+            if not path:
+                layers.append(("", fmt))
+                continue
+            fdset = await _hand_fd(monitor, path, writable and depth == 0, f"{obj.name}:{disk.target_dev}")
+            fdsets.append(fdset)
+            steps.append(lambda fdset=fdset: monitor.remove_fdset(fdset))  # type: ignore[misc]
+            layers.append((fdset, fmt))
+        prefixes = _new_prefixes(record, len(chain))
+        for args in disk_nodes(disk, prefixes, layers):
+            await monitor.execute("blockdev-add", args)
+            steps.append(lambda node=args["node-name"]: _del_node(monitor, node))  # type: ignore[misc]
+    except BaseException:
+        await _undo_all(steps)
+        raise
+    record.blockdevs[disk.target_dev] = prefixes
+    record.blockroots[disk.target_dev] = f"{prefixes[0]}-format"
+    record.fdsets[disk.target_dev] = fdsets
+    record.disk_files[disk.target_dev] = [path for path, _ in files]
+    return f"{prefixes[0]}-format"
+
+
+async def _del_node(monitor: Monitor, node: str) -> None:
+    await monitor.execute("blockdev-del", {"node-name": node})
+
+
+async def unplug_nodes(
+    reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, disk: DiskConfig, keep: list[DiskConfig]
+) -> None:
+    """Delete the block nodes of ``disk`` (no longer attached to a device), drop its fdsets and give
+    back the files that none of the disks in ``keep`` uses (``obj.lock`` held). Failures are logged:
+    the device is already gone from the guest."""
+    record, monitor = proc.record, proc.monitor
+    target = disk.target_dev
+    prefixes = record.blockdevs.pop(target, [])
+    nodes = [f"{prefix}-{role}" for prefix in prefixes for role in ("format", "storage")]
+    root = record.blockroots.pop(target, None)
+    if root is not None and root not in nodes:  # a block job made another node the disk's root
+        nodes.insert(0, root)
+    for node in nodes:
+        try:
+            await monitor.execute("blockdev-del", {"node-name": node})
+        except OperationFailed as err:
+            log.warning("domain %s: removing block node %s of %s: %s", obj.name, node, target, err)
+    for fdset in record.fdsets.pop(target, []):
+        await monitor.remove_fdset(fdset)
+    files = record.disk_files.pop(target, None)
+    if files is None:  # a disk it was started with: its file and backing chain, as handed over then
+        path = disk_path(reg, disk) if disk.source_host is None and has_media(disk) else None
+        files = []
+        if path is not None:
+            with contextlib.suppress(OperationFailed):
+                chain = await asyncio.to_thread(backing_chain, path, disk.driver_type)
+                files = [layer for layer, _ in chain]
+    used: set[str] = set()
+    for other in keep:
+        used.update(record.disk_files.get(other.target_dev, []))
+        if other.source:
+            used.add(other.source)
+    reg.confinement.give_back(record, [path for path in files if path not in used])
+
+
+def disk_in_use(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig, path: str) -> None:
+    """Refuse a disk whose file another running domain (or another disk of this one) uses, unless
+    both sides share it read-only or as ``<shareable/>`` (what libvirt's disk leases refuse)."""
+    real = os.path.realpath(path)
+
+    def shared(d: DiskConfig) -> bool:
+        return d.readonly or d.shareable or d.device == "cdrom"
+
+    for other in reg.all():
+        dom = other.live if other.active else None
+        if dom is None:
+            continue
+        for used in dom.devices.disks:
+            if other is obj and used.target_dev == disk.target_dev:
+                continue
+            source = used.source if used.type in ("file", "block") else None
+            if source is None and used.type == "volume" and reg.storage is not None and used.source_pool:
+                with contextlib.suppress(Exception):
+                    source = disk_path(reg, used)
+            if source is None or os.path.realpath(source) != real:
+                continue
+            if shared(disk) and shared(used):
+                continue
+            whose = f"disk '{used.target_dev}' of " + (
+                "this domain" if other is obj else f"running domain '{other.name}'"
+            )
+            raise OperationFailed(
+                f"resource busy: '{path}' is in use by {whose}; two disks may "
+                "share a file only when both are <shareable/> or read-only"
+            )

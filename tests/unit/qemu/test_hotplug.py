@@ -1,0 +1,81 @@
+"""Hot-plug arguments, conf → QMP: where a plugged device goes (a free PCIe root port on q35, QEMU's
+choice on pc), the device_add of each hot-pluggable disk bus, the block nodes of a backing chain."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyvirt.conf.defaults import hotplug_ports
+from pyvirt.conf.domain import ControllerConfig, DiskConfig, Domain, PCIAddress
+from pyvirt.errors import OperationFailed, UnsupportedConfig
+from pyvirt.qemu.hotplug import disk_device, disk_nodes, pci_placement, pci_slot
+
+
+def q35() -> Domain:
+    dom = Domain(name="q")
+    dom.os.machine = "q35"
+    dom.devices.controllers.extend(hotplug_ports(dom))
+    return dom
+
+
+def test_pci_slot_takes_the_first_free_root_port() -> None:
+    dom = q35()
+    addr = pci_slot(dom)
+    assert addr is not None and addr.attrs["bus"] == "0x01"
+    assert pci_placement(addr, dom) == {"bus": "pci.1", "addr": "0x0"}
+    dom.devices.disks.append(DiskConfig(source="/a", target_dev="vdb", address=addr))
+    second = pci_slot(dom)
+    assert second is not None and second.attrs["bus"] == "0x02"
+    for index in (2, 3, 4):
+        dom.devices.disks.append(
+            DiskConfig(
+                source="/a",
+                target_dev=f"vd{'cdef'[index - 2]}",
+                address=PCIAddress("pci", {"bus": str(index)}),
+            )
+        )
+    with pytest.raises(OperationFailed, match="no free PCIe root port"):
+        pci_slot(dom)
+    pc = Domain(name="p")
+    pc.os.machine = "pc"
+    assert pci_slot(pc) is None and pci_placement(None, pc) == {}
+
+
+def test_disk_device_per_bus() -> None:
+    dom = Domain(name="d")
+    dom.os.machine = "pc"
+    dom.devices.controllers.append(ControllerConfig(type="scsi", model="virtio-scsi"))
+    dom.devices.disks += [
+        DiskConfig(
+            source="/a", target_dev="vdc", serial="S", cache="writethrough", iothread=1, shareable=True
+        ),
+        DiskConfig(source="/b", target_dev="sdb", target_bus="scsi", device="cdrom"),
+        DiskConfig(source="/c", target_dev="sde", target_bus="sata"),
+    ]
+    assert disk_device(dom, 0, "n-format") == {
+        "id": "virtio-disk2", "drive": "n-format", "serial": "S", "share-rw": True,
+        "driver": "virtio-blk-pci", "iothread": "iothread1", "write-cache": "off",
+    }  # fmt: skip
+    assert disk_device(dom, 1, None) == {
+        "id": "scsi0-0-0-1", "driver": "scsi-cd", "bus": "scsi0.0", "channel": 0, "scsi-id": 0, "lun": 1,
+    }  # fmt: skip
+    with pytest.raises(UnsupportedConfig, match="disk bus 'sata' cannot be hotplugged"):
+        disk_device(dom, 2, None)
+
+
+def test_disk_nodes_name_each_backing_layer() -> None:
+    disk = DiskConfig(source="/top.qcow2", target_dev="vdb", driver_type="qcow2")
+    nodes = disk_nodes(disk, ["pyvirt-7", "pyvirt-8"], [("/dev/fdset/3", "qcow2"), ("/dev/fdset/4", "raw")])
+    assert [n["node-name"] for n in nodes] == [
+        "pyvirt-8-storage", "pyvirt-8-format", "pyvirt-7-storage", "pyvirt-7-format",
+    ]  # fmt: skip
+    assert nodes[1] == {
+        "node-name": "pyvirt-8-format",
+        "read-only": True,
+        "driver": "raw",
+        "file": "pyvirt-8-storage",
+    }
+    assert nodes[2]["filename"] == "/dev/fdset/3" and nodes[0]["read-only"] is True
+    assert nodes[3]["backing"] == "pyvirt-8-format" and nodes[3]["read-only"] is False
+    alone = disk_nodes(disk, ["pyvirt-9"], [("/dev/fdset/5", "qcow2")])
+    assert alone[1]["backing"] is None  # QEMU is not to look for a backing file by name
