@@ -438,8 +438,24 @@ def _vnc_password(dom: Domain) -> str | None:
 # virsh's words where they are not the daemon's event name capitalized.
 _VIRSH_EVENTS = {"pmsuspended": "PMSuspended"}
 _VIRSH_DETAILS = {"wakeup": "Event wakeup"}
-# virsh's event types → the kind of the daemon's events
-_EVENT_KINDS = {"lifecycle": "domain", "agent-lifecycle": "agent"}
+# virsh's event types pyvirtd delivers: lifecycle and agent-lifecycle (the daemon's event kinds domain
+# and agent), and the domain events whose names are virsh's.
+_DEVICE_EVENTS = ("device-added", "device-removed", "tray-change")
+_EVENT_TYPES = ("lifecycle", "agent-lifecycle", *_DEVICE_EVENTS)
+
+
+def _event_line(event: dict[str, object]) -> tuple[str, str]:
+    """(virsh's event type, its line after the domain's name) of one daemon event."""
+    name, detail = str(event["event"]), str(event["detail"])
+    if event["kind"] == "agent":
+        return "agent-lifecycle", f": state: '{name}' reason: '{detail}'"
+    if name == "tray-change":
+        device, _, state = detail.partition(" ")
+        return name, f" disk {device}: {state}"
+    if name in _DEVICE_EVENTS:
+        return name, f": {detail}"
+    kind = _VIRSH_EVENTS.get(name, name.capitalize())
+    return "lifecycle", f": {kind} {_VIRSH_DETAILS.get(detail, detail.capitalize())}"
 
 
 def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
@@ -447,13 +463,12 @@ def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
     import time
 
     wanted = a.opt("event")
-    if wanted is not None and wanted not in _EVENT_KINDS:
+    if wanted is not None and wanted not in _EVENT_TYPES:
         raise InvalidArgument(
             f"event type '{wanted}' is not delivered: pyvirtd sends the event types "
-            + ", ".join(_EVENT_KINDS)
+            + ", ".join(_EVENT_TYPES)
         )
     # --all: every event type pyvirtd delivers; by default (as --event lifecycle), lifecycle events.
-    kinds = set(_EVENT_KINDS.values()) if a.flag("all") else {_EVENT_KINDS[wanted or "lifecycle"]}
     conn = opts.connect()
     timeout = a.get("timeout")
     if timeout is not None:
@@ -464,22 +479,17 @@ def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
         for event in conn.events():
             if a.get("domain") and event["name"] != a["domain"]:
                 continue
-            if event["kind"] not in kinds:
+            if event["kind"] not in ("domain", "agent"):
+                continue
+            kind, line = _event_line(dict(event))
+            if not a.get("all") and kind != (wanted or "lifecycle"):
                 continue
             stamp = (
                 time.strftime("%Y-%m-%d %H:%M:%S%z: ", time.localtime(event["time"]))
                 if a.get("timestamp")
                 else ""
             )
-            if event["kind"] == "agent":
-                emit(
-                    f"{stamp}event 'agent-lifecycle' for domain '{event['name']}': state: "
-                    f"'{event['event']}' reason: '{event['detail']}'\n"
-                )
-            else:
-                kind = _VIRSH_EVENTS.get(event["event"], event["event"].capitalize())
-                detail = _VIRSH_DETAILS.get(event["detail"], event["detail"].capitalize())
-                emit(f"{stamp}event 'lifecycle' for domain '{event['name']}': {kind} {detail}\n")
+            emit(f"{stamp}event '{kind}' for domain '{event['name']}'{line}\n")
             sys.stdout.flush()
             count += 1
             if not a.get("loop"):

@@ -521,7 +521,6 @@ async def _change_media(
     if node is not None:
         await monitor.execute("blockdev-insert-medium", {"id": dev_id, "node-name": node})
     await monitor.execute("blockdev-close-tray", {"id": dev_id})
-    reg.events.publish("domain", obj.name, "tray-change" if node is None else "media-change", dev_id)
 
 
 async def _tray_open(proc: QemuProcess, dev_id: str) -> bool:

@@ -3,7 +3,9 @@
 
 What is published, by kind (``name`` is the object's; a volume's is ``POOL/VOLUME``):
 
-- ``domain``: defined, undefined, started, stopped, suspended, resumed, shutdown, rebooted, crashed
+- ``domain``: defined, undefined, started, stopped, suspended, resumed, shutdown, rebooted, crashed;
+  device-added and device-removed (detail: the device's alias), tray-change (detail: the device's alias
+  and ``opened`` or ``closed``)
 - ``network``: defined, undefined, started, stopped
 - ``pool``: defined, undefined, started, stopped, refreshed
 - ``volume``: created, deleted, wiped, resized, uploaded

@@ -98,6 +98,9 @@ async def apply_event(
             reg.transition(obj, S.RUNNING, Running.WAKEUP, ("started", "wakeup"))
     elif event == "GUEST_PANICKED":
         await on_panic(reg, obj, proc)
+    elif event == "DEVICE_TRAY_MOVED" and data.get("id"):
+        state = "opened" if data.get("tray-open") else "closed"
+        reg.events.publish("domain", obj.name, "tray-change", f"{data['id']} {state}")
     elif event == "DEVICE_DELETED":
         from pyvirt.daemon.devices import device_deleted
 

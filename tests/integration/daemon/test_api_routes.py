@@ -201,6 +201,15 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     w.call("domain.set_link", {"name": "api1", "device": MAC}, {"state": "up"})
     added = w.call("domain.attach_interface", dom, {"type": "user", "config": True})
     w.call("domain.detach_interface", {"name": "api1", "mac": added["mac"]}, query={"config": True})
+    # Devices, in the definition only (the live paths have tests of their own: test_hotplug_disks.py).
+    rng = "<rng model='virtio'><backend model='random'>/dev/urandom</backend>{}</rng>"
+    w.call("domain.attach_device", dom, {"xml": rng.format("<alias name='ua-rng'/>"), "config": True})
+    w.call("domain.detach_device_alias", {"name": "api1", "alias": "ua-rng"}, query={"config": True})
+    vnc = "<graphics type='vnc' autoport='yes' listen='127.0.0.1'/>"
+    w.call("domain.update_device", dom, {"xml": vnc, "config": True})
+    rng = rng.format("")
+    w.call("domain.attach_device", dom, {"xml": rng, "config": True})
+    w.call("domain.detach_device", dom, {"xml": rng, "config": True})
 
     # Lifecycle.
     w.call("domain.suspend", dom)

@@ -5,11 +5,13 @@ by name (and then changes nothing)."""
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Console, Daemon
+from tests.support.daemon import BIN, Console, Daemon
 from tests.support.guest import domain_xml
 
 pytestmark = pytest.mark.slow
@@ -66,6 +68,12 @@ def test_device_verbs_and_their_scopes(daemon: Daemon, tmp_path: Path) -> None:
     d.cli("start", "dv").ok()
     console = Console(d, "dv")
     console.expect(READY)
+    # virsh event: device-added and device-removed (--event), and with --all the tray's moves too.
+    watch = [str(BIN / "pyvirt"), "event", "dv", "--loop", "--timeout", "300"]
+    added = subprocess.Popen(
+        [*watch, "--event", "device-added"], env=d.env, stdout=subprocess.PIPE, text=True
+    )
+    every = subprocess.Popen([*watch, "--all"], env=d.env, stdout=subprocess.PIPE, text=True)
 
     # An <rng> only into the definition while running (--config); --live is refused by name.
     result = d.cli("attach-device", "dv", str(files["rng"]), "--live")
@@ -129,3 +137,15 @@ def test_device_verbs_and_their_scopes(daemon: Daemon, tmp_path: Path) -> None:
     result = d.cli("change-media", "dv", "vdz", "--eject")
     assert result.rc == 1 and "No disk found whose source path or target is vdz" in result.err
     d.cli("destroy", "dv").ok()
+    outputs = []
+    for proc in (added, every):
+        proc.send_signal(signal.SIGINT)
+        outputs.append(proc.communicate(timeout=30)[0])
+    assert "event 'device-added' for domain 'dv': ua-extra\n" in outputs[0]
+    assert "event 'device-added' for domain 'dv': net0\n" in outputs[0]
+    assert "removed" not in outputs[0] and "lifecycle" not in outputs[0]
+    assert "event 'device-removed' for domain 'dv': ua-extra\n" in outputs[1]
+    assert "event 'device-removed' for domain 'dv': net0\n" in outputs[1]
+    assert "event 'tray-change' for domain 'dv' disk scsi0-0-0-2: opened\n" in outputs[1]
+    assert "event 'tray-change' for domain 'dv' disk scsi0-0-0-2: closed\n" in outputs[1]
+    assert "event 'lifecycle' for domain 'dv': Stopped Destroyed\n" in outputs[1]

@@ -196,5 +196,21 @@ def test_pc_acpi_hotplug_and_a_disk_another_domain_uses(daemon: Daemon, tmp_path
     assert "vdb" not in d.cli("dumpxml", "--inactive", "hp3").ok().out  # --current: live only
     d.cli("detach-disk", "hp3", str(mine), "--current").ok()  # by its source path, as virsh
     _guest_disk(console, "PYVIRT-HP", present=False)
+
+    # A qcow2 overlay: QEMU cannot open its backing file by name (Landlock), so the daemon hands over
+    # each layer; the guest reads the base's data through the overlay.
+    base = tmp_path / "base.raw"
+    base.write_bytes(b"pyvirt-backing-marker\n".ljust(1024 * 1024, b"\0"))
+    top = tmp_path / "top.qcow2"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base), str(top)], check=True
+    )
+    d.cli("attach-disk", "hp3", str(top), "vdc", "--subdriver", "qcow2", "--serial", "LAYERED").ok()
+    dev = _guest_disk(console, "LAYERED")
+    assert console.run(f"head -c 21 /dev/{dev}") == "pyvirt-backing-marker"
+    d.cli("detach-disk", "hp3", "vdc").ok()
+    _guest_disk(console, "LAYERED", present=False)
+    if shutil.which("qemu-img"):
+        subprocess.run(["qemu-img", "check", "-q", str(top)], check=True)
     d.cli("destroy", "hp2").ok()
     d.cli("destroy", "hp3").ok()

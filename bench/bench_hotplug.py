@@ -1,0 +1,131 @@
+"""Disk hot-plug, pyvirt side by side with libvirt 9.0 (libvirtd + virsh) in one run.
+
+One running test guest per tool (TCG, 64 MiB, pc machine: ACPI hotplug on pci.0), the same raw file
+type for both. Each round, per tool (the tools' order alternating round by round): ``attach-disk DOM
+FILE vdb`` (command issued → answered; the guest then sees the disk), then ``detach-disk DOM vdb`` and
+``domblklist`` polled until vdb is gone (libvirt's detach returns once the guest let go, or after its
+5 s wait; pyvirt's once the guest let go). A warm-up round per tool first (the guest must have booted
+far enough to answer ACPI eject requests). Both daemons run in a network namespace this script makes,
+with the helpers of ``bench_domains.py``.
+
+    flock /tmp/bench.lock python bench/bench_hotplug.py [--repeat N] [--json] [--no-libvirt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_domains import Libvirt, Pyvirt, Tool, interleaved, median_ms, netns, write_xml
+
+from tests.support.guest import guest_artifacts
+
+DOMAIN = "bench-hp"
+
+
+def gone(tool: Tool, target: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if target not in tool.cli("domblklist", DOMAIN).stdout:
+            return
+        time.sleep(0.01)
+    raise SystemExit(f"{tool.name}: {target} still attached after {timeout:.0f}s")
+
+
+def cycle(tool: Tool, disk: Path) -> tuple[float, float, float]:
+    """(attach, detach command, attach → gone) seconds of one attach-disk + detach-disk."""
+    t0 = time.perf_counter()
+    result = tool.cli("attach-disk", DOMAIN, str(disk), "vdb")
+    t1 = time.perf_counter()
+    assert result.returncode == 0, f"{tool.name}: attach-disk: {result.stderr}"
+    result = tool.cli("detach-disk", DOMAIN, "vdb")
+    t2 = time.perf_counter()
+    assert result.returncode == 0, f"{tool.name}: detach-disk: {result.stderr}"
+    gone(tool, "vdb")
+    t3 = time.perf_counter()
+    return t1 - t0, t2 - t1, t3 - t0
+
+
+def measure(tools: list[Tool], tmp: Path, repeat: int) -> dict[str, dict[str, float]]:
+    disks = {}
+    for tool in tools:
+        disk = tmp / f"{tool.name}-data.raw"
+        with open(disk, "wb") as fh:
+            fh.truncate(64 * 1024 * 1024)
+        disks[tool.name] = disk
+        result = tool.cli("define", str(write_xml(tmp, DOMAIN)))
+        assert result.returncode == 0, f"{tool.name}: {result.stderr}"
+        result = tool.cli("start", DOMAIN)
+        assert result.returncode == 0, f"{tool.name}: {result.stderr}"
+    time.sleep(20)  # the guests boot (TCG) far enough to handle ACPI hotplug
+    for tool in tools:  # warm-up, waiting as long as the guest needs
+        cycle(tool, disks[tool.name])
+    parts: dict[str, dict[str, list[float]]] = {t.name: {"a": [], "d": [], "ad": []} for t in tools}
+
+    def run(tool: Tool, i: int) -> float:
+        attach, detach, total = cycle(tool, disks[tool.name])
+        parts[tool.name]["a"].append(attach)
+        parts[tool.name]["d"].append(detach)
+        return total
+
+    totals = interleaved(tools, repeat, run)
+    out: dict[str, dict[str, float]] = {}
+    for tool in tools:
+        out[tool.name] = {
+            "attach_disk_ms": median_ms(parts[tool.name]["a"]),
+            "detach_disk_ms": median_ms(parts[tool.name]["d"]),
+            "attach_then_detach_until_gone_ms": median_ms(totals[tool.name]),
+        }
+        tool.cli("destroy", DOMAIN)
+        tool.cli("undefine", DOMAIN)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-libvirt", action="store_true")
+    args = parser.parse_args()
+    guest_artifacts()
+    load_before = os.getloadavg()[0]
+    with netns(), tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        os.chmod(tmp, 0o755)
+        makers: list[Callable[[], Tool]] = [Pyvirt] if args.no_libvirt else [Pyvirt, Libvirt]
+        tools: list[Tool] = []
+        try:
+            for make in makers:
+                tools.append(make())
+            results = measure(tools, tmp, args.repeat)
+        finally:
+            for tool in tools:
+                tool.close()
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after"
+    )
+    print(f"{'metric':<36} {'pyvirt':>10} {'libvirt':>10} {'ratio':>7}")
+    for key in results["pyvirt"]:
+        ours = results["pyvirt"][key]
+        theirs = results.get("libvirt", {}).get(key)
+        ratio = f"{ours / theirs:.2f}" if theirs else "-"
+        print(f"{key:<36} {ours:>10} {theirs if theirs is not None else '-':>10} {ratio:>7}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
