@@ -244,8 +244,8 @@ def disk_path(reg: DomainRegistry, obj: DomainObject, index: int) -> str | None:
 
 
 def block_entries(obj: DomainObject, replies: Any) -> dict[int, dict[str, Any]]:
-    """Disk index → its entry in a ``query-blockstats`` or ``query-block`` reply: by the node name
-    pyvirt gave the disk (``pyvirt-N-format``), else by its device id."""
+    """Disk index → its entry in a ``query-blockstats`` or ``query-block`` reply: by its device id,
+    else by the node name pyvirt gave the disk at start (``pyvirt-N-format``)."""
     if not isinstance(replies, list):
         return {}
     by_node: dict[str, dict[str, Any]] = {}
@@ -260,9 +260,10 @@ def block_entries(obj: DomainObject, replies: Any) -> dict[int, dict[str, Any]]:
             by_qdev[parts[3] if qdev.startswith("/machine/peripheral/") and len(parts) > 3 else qdev] = entry
     out: dict[int, dict[str, Any]] = {}
     for index, disk in enumerate(obj.current.devices.disks):
-        entry = by_node.get(f"pyvirt-{index + 1}-format")
-        if entry is None and disk.alias:
-            entry = by_qdev.get(disk.alias)
+        # By device id first: a disk plugged or unplugged live shifts the indexes, not the ids.
+        entry = by_qdev.get(disk.alias) if disk.alias else None
+        if entry is None:
+            entry = by_node.get(f"pyvirt-{index + 1}-format")
         if entry is not None:
             out[index] = entry
     return out
