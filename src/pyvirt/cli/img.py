@@ -346,6 +346,7 @@ def cmd_check(argv: list[str]) -> int:
 
     opts, args = _parse(argv, *_spec("check"))
     fmt, output, repair, quiet, share = None, "human", None, False, False
+    src_cache: str | None = None
     objects: list[str] = []
     image_opts = False
     for k, v in opts:
@@ -353,6 +354,10 @@ def cmd_check(argv: list[str]) -> int:
             objects.append(v)
         elif k == "--image-opts":
             image_opts = True
+        elif k == "-T":
+            if v not in CACHE_MODES:
+                raise UsageError(f"Invalid source cache option: {v}")
+            src_cache = v
         elif k == "-f":
             fmt = v
         elif k == "--output":
@@ -369,7 +374,12 @@ def cmd_check(argv: list[str]) -> int:
         raise UsageError("Expecting one image file name")
     path, fmt, passphrase = _one_image(args[0], fmt, objects, image_opts)
     try:
-        res = check_image(path, fmt=fmt, repair=repair, force_share=share, passphrase=passphrase)
+        from pyvirt.image.pagecache import bypasses
+
+        res = check_image(
+            path, fmt=fmt, repair=repair, force_share=share, passphrase=passphrase,
+            bypass_cache=bypasses(src_cache),
+        )  # fmt: skip
     except NotCheckable as err:
         _err(str(err))
         return 63
@@ -395,7 +405,7 @@ def cmd_convert(argv: list[str]) -> int:
     opts, args = _parse(argv, *_spec("convert"))
     kw: dict[str, Any] = {}
     objects: list[str] = []
-    image_opts = bitmaps = skip_broken = False
+    image_opts = bitmaps = skip_broken = out_bypass = src_bypass = False
     out_fmt, progress, quiet, o = "raw", False, False, {}
     sparse = 4096
     for k, v in opts:
@@ -432,8 +442,11 @@ def cmd_convert(argv: list[str]) -> int:
         elif k == "-t":
             _check_cache(v)
             kw["durable"] = v != "unsafe"  # qemu-img's convert default; every other mode flushes
-        elif k == "-T" and v not in CACHE_MODES:
-            raise UsageError(f"Invalid source cache option: {v}")
+            out_bypass = v in ("none", "directsync")
+        elif k == "-T":
+            if v not in CACHE_MODES:
+                raise UsageError(f"Invalid source cache option: {v}")
+            src_bypass = v in ("none", "directsync")
         elif k == "--bitmaps":
             bitmaps = True
         elif k == "--skip-broken-bitmaps":
@@ -478,6 +491,7 @@ def cmd_convert(argv: list[str]) -> int:
         sparse_size=sparse,
         allow_backing_outside=True,
         progress=_progress_printer(quiet) if show else None,
+        bypass_cache=(src_bypass, out_bypass),
         **kw,
     )
     _progress_done(show)
@@ -654,6 +668,7 @@ def cmd_commit(argv: list[str]) -> int:
     fmt, quiet, progress, drop = None, False, False, False
     base: str | None = None
     cache: str | None = None
+    rate: int | None = None
     for k, v in opts:
         if k == "-f":
             fmt = v
@@ -668,13 +683,26 @@ def cmd_commit(argv: list[str]) -> int:
         elif k == "-t":
             cache = v
         elif k == "-r":
-            _rate_limit(v)
+            rate = _rate_limit(v)
     if len(args) != 1:
         raise UsageError("Expecting one image file name")
     if cache is not None:
         _check_cache(cache)
+    from pyvirt.image.pagecache import bypasses
+
     bar = _ProgressLine(1.0) if progress and not quiet else None
-    _run_with_progress(bar, lambda: commit(args[0], fmt=fmt, base=base, drop=drop, progress=bar))
+    _run_with_progress(
+        bar,
+        lambda: commit(
+            args[0],
+            fmt=fmt,
+            base=base,
+            drop=drop,
+            progress=bar,
+            rate_limit=rate,
+            bypass_cache=bypasses(cache),
+        ),
+    )
     if not quiet:
         print("Image committed.")
     return 0
@@ -712,10 +740,16 @@ def cmd_rebase(argv: list[str]) -> int:
     bar = _ProgressLine(2.0) if progress and not quiet else None
 
     def run() -> None:
+        from pyvirt.image.pagecache import bypasses
+
         if bar is not None:
             bar(0.0)  # qemu-img starts the line before it checks or opens anything
         _check_caches(caches)
-        rebase(args[0], backing, bfmt, fmt=fmt, unsafe=unsafe, progress=bar, force_share=share)
+        modes = dict(caches)
+        rebase(
+            args[0], backing, bfmt, fmt=fmt, unsafe=unsafe, progress=bar, force_share=share,
+            bypass_cache=(bypasses(modes.get("-T")), bypasses(modes.get("-t"))),
+        )  # fmt: skip
 
     _run_with_progress(bar, run)
     return 0

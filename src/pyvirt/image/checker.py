@@ -139,8 +139,24 @@ def check_image(
     repair: str | None = None,
     force_share: bool = False,
     passphrase: bytes | None = None,
+    bypass_cache: bool = False,
 ) -> CheckResult:
-    """Check ``path``; ``repair`` is None, ``"leaks"`` or ``"all"``; ``passphrase`` opens a LUKS qcow2."""
+    """Check ``path``; ``repair`` is None, ``"leaks"`` or ``"all"``; ``passphrase`` opens a LUKS qcow2;
+    ``bypass_cache`` drops the file's pages from the page cache afterwards (-T none, directsync)."""
+    try:
+        return _check_image(path, fmt, repair, force_share, passphrase)
+    finally:
+        if bypass_cache:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def _check_image(
+    path: str, fmt: str | None, repair: str | None, force_share: bool, passphrase: bytes | None
+) -> CheckResult:
     from pyvirt.image.probe import probe_file
     from pyvirt.image.qcow2.image import Qcow2Image
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pyvirt.image.base import Image
+    from pyvirt.image.pagecache import DropBehind
     from pyvirt.image.qcow2.image import Qcow2Image
 
     Progress = Callable[[float], None]
@@ -36,11 +37,15 @@ def commit(
     base: str | None = None,
     drop: bool = False,
     progress: Progress | None = None,
+    rate_limit: int | None = None,
+    bypass_cache: bool = False,
 ) -> None:
     """Commit ``path`` into ``base`` (a name from its backing chain; None: the backing file).
 
     ``progress`` is called with 0.0 once the image is open (where qemu-img starts its progress
     line), then with percentages. Unless ``drop`` or ``base``, the top is emptied afterwards.
+    ``rate_limit`` (bytes per second) paces the copy; ``bypass_cache`` keeps every file of the chain
+    out of the page cache (:mod:`pyvirt.image.pagecache`).
     """
     with open_image(path, fmt=fmt, readonly=False, backing=True, allow_backing_outside=True) as top:
         if progress is not None:
@@ -48,9 +53,17 @@ def commit(
         chain = top.chain()
         depth = _base_depth(chain, path, base)
         target = _reopen_writable(chain[depth - 1])
-        _copy_into(_layers(chain[:depth]), top, target, progress)
+        from pyvirt.image.pagecache import DropBehind, chain_fds, image_fds
+
+        dropper = DropBehind(chain_fds(top), image_fds(target)) if bypass_cache else None
+        _copy_into(_layers(chain[:depth]), top, target, _Meter(progress, rate_limit, dropper))
         if base is None and not drop:
             _make_empty(chain[0])
+        if dropper is not None:
+            target.flush()
+            top.flush()
+            dropper.output_fds += image_fds(top)
+            dropper.drop()
 
 
 def _base_depth(chain: list[Image], path: str, base: str | None) -> int:
@@ -155,11 +168,11 @@ def _union(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return out
 
 
-def _copy_into(layers: list[Qcow2Image], top: Image, target: Image, progress: Progress | None) -> None:
+def _copy_into(layers: list[Qcow2Image], top: Image, target: Image, meter: _Meter) -> None:
     """Write the top's view of every dirty range into ``target``, grown first to the top's size."""
     _grow(target, top.size)
     runs = dirty_runs(layers, top.size)
-    meter = _Meter(sum(e - s for s, e in runs), progress)
+    meter.total = sum(e - s for s, e in runs)
     for s, e in runs:
         for pos in range(s, e, STATUS_STEP):
             for x in top.block_status(pos, min(STATUS_STEP, e - pos)):
@@ -182,15 +195,28 @@ def _grow(target: Image, size: int) -> None:
 
 
 class _Meter:
-    """Counts the bytes committed and reports the percentage done."""
+    """Counts the bytes committed, reports the percentage done, paces the copy to ``rate`` bytes per
+    second and keeps the page cache out (``dropper``)."""
 
-    def __init__(self, total: int, progress: Progress | None) -> None:
-        self.total, self.done, self.progress = total, 0, progress
+    def __init__(self, progress: Progress | None, rate: int | None, dropper: DropBehind | None) -> None:
+        import time
+
+        self.total, self.done, self.progress = 0, 0, progress
+        self.rate, self.dropper = rate, dropper
+        self.started = time.monotonic()
 
     def add(self, n: int) -> None:
         self.done += n
         if self.progress is not None and self.total:
             self.progress(self.done * 100.0 / self.total)
+        if self.dropper is not None:
+            self.dropper.advance(n)
+        if self.rate:
+            import time
+
+            ahead = self.done / self.rate - (time.monotonic() - self.started)
+            if ahead > 0:
+                time.sleep(ahead)
 
 
 def _copy_data(top: Image, target: Image, start: int, length: int, meter: _Meter) -> None:

@@ -17,6 +17,7 @@ from pyvirt.image.base import ZERO_CHUNK, Image
 from pyvirt.image.errors import ImageError
 from pyvirt.image.opener import open_image
 from pyvirt.image.options import parse_options
+from pyvirt.image.pagecache import DropBehind, image_fds
 from pyvirt.image.workers import Job, Pool
 
 CHUNK = 2 << 20
@@ -48,6 +49,7 @@ def convert(
     target_is_zero: bool = False,
     src_passphrase: bytes | None = None,
     dst_passphrase: bytes | None = None,
+    bypass_cache: tuple[bool, bool] = (False, False),
 ) -> None:
     """Copy ``src`` into a new image ``dst``; with ``backing`` only what differs from it is written.
 
@@ -55,7 +57,9 @@ def convert(
     concatenated, as qemu-img does. ``skip_create`` (qemu-img's ``-n``) writes into an existing
     ``dst`` instead, zeroing what reads as zero unless ``target_is_zero``; with ``backing`` it then
     only names the mode (unallocated ranges of the source's top are left alone). Like qemu-img
-    convert, the result is not fdatasync'ed unless ``durable``.
+    convert, the result is not fdatasync'ed unless ``durable``. ``bypass_cache`` (source, output):
+    qemu-img's ``-T``/``-t none`` and ``directsync``: those files' pages leave the host page cache as
+    the copy goes (the output synced first), so the copy neither fills the cache nor is served by it.
     """
     from pyvirt.image.api import create_image
 
@@ -99,17 +103,24 @@ def convert(
                     # As qemu-img: streamOptimized takes only compressed grains; other vmdk
                     # subformats store what -c asks to compress as it is.
                     compress = bool(getattr(d, "compressed", False))
+                dropper = DropBehind(
+                    [f for img in _source_files(s) for f in image_fds(img)] if bypass_cache[0] else [],
+                    image_fds(d) if bypass_cache[1] else [],
+                )
                 _copy(
                     s,
                     d,
                     compress=compress,
                     progress=progress,
+                    dropper=dropper,
                     sparse=sparse_size,
                     has_backing=backing is not None,
                     must_zero=backing is not None or (skip_create and not target_is_zero),
                     threads=threads,
                     size=s.size if skip_create else d.size,
                 )
+                d.flush()
+                dropper.drop()
         except BaseException:
             if not skip_create:
                 try:  # noqa: SIM105 (contextlib is slow to import)
@@ -244,6 +255,7 @@ def _copy(
     *,
     compress: bool,
     progress: Progress | None,
+    dropper: DropBehind | None = None,
     sparse: int,
     has_backing: bool,
     must_zero: bool,
@@ -290,6 +302,8 @@ def _copy(
     def report(n: int) -> None:
         nonlocal done, last_pct
         done += n
+        if dropper is not None:
+            dropper.advance(n)
         if progress is not None and size:
             pct = done * 100.0 / size
             if pct - last_pct >= 0.01 or done >= size:

@@ -18,11 +18,24 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from pyvirt.image.base import Image
+    from pyvirt.image.pagecache import DropBehind
     from pyvirt.image.qcow2.image import Qcow2Image
 
     Progress = Callable[[float], None]
 
 CHUNK = 2 << 20
+
+
+def _ticking(progress: Progress | None, dropper: DropBehind) -> Progress | None:
+    if not dropper.active:
+        return progress
+
+    def report(pct: float) -> None:
+        dropper.tick()
+        if progress is not None:
+            progress(pct)
+
+    return report
 
 
 def rebase(
@@ -34,12 +47,14 @@ def rebase(
     unsafe: bool = False,
     progress: Progress | None = None,
     force_share: bool = False,
+    bypass_cache: tuple[bool, bool] = (False, False),
 ) -> None:
     """Make ``backing`` (None or "": none) the backing file of ``path``; see the module's text.
 
     Like qemu-img, safe mode without ``backing_fmt`` probes the new backing file, copies what
     differs, and only then fails: the header needs the format. ``progress`` gets percentages;
-    ``force_share`` opens the new backing file without a lock.
+    ``force_share`` opens the new backing file without a lock. ``bypass_cache`` (the new backing
+    chain, the image): keep those files out of the page cache (-T/-t none, directsync).
     """
     with open_image(path, fmt=fmt, readonly=False, backing=not unsafe, allow_backing_outside=True) as img:
         if backing_fmt is not None and backing_fmt not in FORMATS:
@@ -47,9 +62,18 @@ def rebase(
         if not unsafe:
             new = _open_new_backing(path, backing, backing_fmt, force_share)
             try:
+                from pyvirt.image.pagecache import DropBehind, chain_fds, image_fds
+
+                dropper = DropBehind(
+                    (chain_fds(new) if new is not None else []) if bypass_cache[0] else [],
+                    image_fds(img) if bypass_cache[1] else [],
+                )
                 qcow2 = _qcow2(img)  # any other format has no backing file: nothing to copy
                 if qcow2 is not None:
-                    copy_differences(qcow2, new, progress)
+                    copy_differences(qcow2, new, _ticking(progress, dropper))
+                img.flush()
+                if dropper.active:
+                    dropper.drop()
             finally:
                 if new is not None:
                     new.close()
