@@ -23,6 +23,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.daemon import guestinfo
 from pyvirt.daemon.lifecycle import DomainState
 from pyvirt.errors import (
     InvalidArgument,
@@ -53,19 +54,6 @@ AGENT_CHANNEL = "org.qemu.guest_agent.0"
 SHUTDOWN_MODES = ("acpi", "agent", "initctl", "signal", "paravirt")
 GUESTINFO_TYPES = ("user", "os", "timezone", "hostname", "filesystem", "disk", "interface")
 PM_TARGETS = {"mem": "guest-suspend-ram", "disk": "guest-suspend-disk", "hybrid": "guest-suspend-hybrid"}
-# libvirt's names of the fields of guest-get-osinfo, in its order
-_OS_FIELDS = (
-    "id",
-    "name",
-    "pretty-name",
-    "version",
-    "version-id",
-    "machine",
-    "variant",
-    "variant-id",
-    "kernel-release",
-    "kernel-version",
-)
 
 
 def agent_channel(dom: Domain) -> tuple[int, CharDevConfig] | None:
@@ -152,47 +140,10 @@ async def call(
     return await (await agent_of(obj)).command(command, arguments, timeout=timeout)
 
 
-# What the agent reports, in libvirt's shapes
+# What the agent reports, with the domain's disks
 
 
-def _user_params(users: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"user.count": len(users)}
-    for i, user in enumerate(users):
-        out[f"user.{i}.name"] = user.get("user", "")
-        if user.get("domain"):
-            out[f"user.{i}.domain"] = user["domain"]
-        if "login-time" in user:
-            out[f"user.{i}.login-time"] = int(float(user["login-time"]) * 1000)
-    return out
-
-
-def _os_params(info: dict[str, Any]) -> dict[str, Any]:
-    return {f"os.{key}": info[key] for key in _OS_FIELDS if key in info}
-
-
-def _timezone_params(info: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if info.get("zone"):
-        out["timezone.name"] = info["zone"]
-    out["timezone.offset"] = int(info.get("offset", 0))
-    return out
-
-
-def _pci_key(address: dict[str, Any] | None) -> tuple[int, int, int, int] | None:
-    if not isinstance(address, dict):
-        return None
-    try:
-        return (
-            int(address.get("domain", 0)),
-            int(address["bus"]),
-            int(address["slot"]),
-            int(address["function"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-async def _disk_targets(obj: DomainObject) -> dict[tuple[int, int, int, int], str]:
+async def _disk_targets(obj: DomainObject) -> guestinfo.Targets:
     """PCI address (as the guest sees it) → the domain's disk target, for the virtio disks."""
     assert obj.proc is not None
     ids: dict[str, str] = {}
@@ -202,7 +153,7 @@ async def _disk_targets(obj: DomainObject) -> dict[tuple[int, int, int, int], st
             for char in disk.target_dev[2:]:
                 number = number * 26 + (ord(char) - ord("a") + 1)
             ids[disk.alias or f"virtio-disk{number - 1}"] = disk.target_dev
-    out: dict[tuple[int, int, int, int], str] = {}
+    out: guestinfo.Targets = {}
     with contextlib.suppress(OperationFailed):
         for bus in await obj.proc.monitor.execute("query-pci"):
             for dev in bus.get("devices", []):
@@ -210,24 +161,6 @@ async def _disk_targets(obj: DomainObject) -> dict[tuple[int, int, int, int], st
                 if target is not None:
                     out[(0, int(dev["bus"]), int(dev["slot"]), int(dev["function"]))] = target
     return out
-
-
-def _disk_target(
-    disk: dict[str, Any], targets: dict[tuple[int, int, int, int], str], dom: Domain
-) -> str | None:
-    """The domain's target name of a disk the guest agent describes (PCI address, serial, or name)."""
-    found = targets.get(_pci_key(disk.get("pci-controller")) or (-1, -1, -1, -1))
-    if found is not None and disk.get("bus-type") == "virtio":
-        return found
-    serial = disk.get("serial")
-    for config in dom.devices.disks:
-        if serial and config.serial == serial:
-            return config.target_dev
-    dev = str(disk.get("dev", "")).rsplit("/", 1)[-1]
-    for config in dom.devices.disks:
-        if dev and config.target_dev == dev.rstrip("0123456789"):
-            return config.target_dev
-    return None
 
 
 async def _filesystems(obj: DomainObject) -> list[dict[str, Any]]:
@@ -240,7 +173,7 @@ async def _filesystems(obj: DomainObject) -> list[dict[str, Any]]:
         for disk in fs.get("disk") or []:
             disks.append(
                 {
-                    "alias": _disk_target(disk, targets, obj.current),
+                    "alias": guestinfo.disk_target(disk, targets, obj.current),
                     "serial": disk.get("serial"),
                     "device": disk.get("dev"),
                 }
@@ -258,81 +191,9 @@ async def _filesystems(obj: DomainObject) -> list[dict[str, Any]]:
     return out
 
 
-def _filesystem_params(filesystems: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"fs.count": len(filesystems)}
-    for i, fs in enumerate(filesystems):
-        out[f"fs.{i}.name"] = fs["name"]
-        out[f"fs.{i}.mountpoint"] = fs["mountpoint"]
-        out[f"fs.{i}.fstype"] = fs["fstype"]
-        if fs["total_bytes"] is not None:
-            out[f"fs.{i}.total-bytes"] = int(fs["total_bytes"])
-        if fs["used_bytes"] is not None:
-            out[f"fs.{i}.used-bytes"] = int(fs["used_bytes"])
-        out[f"fs.{i}.disk.count"] = len(fs["disks"])
-        for j, disk in enumerate(fs["disks"]):
-            for key in ("alias", "serial", "device"):
-                if disk[key]:
-                    out[f"fs.{i}.disk.{j}.{key}"] = disk[key]
-    return out
-
-
 async def _disk_params(obj: DomainObject) -> dict[str, Any]:
     disks = await call(obj, "guest-get-disks") or []
-    targets = await _disk_targets(obj)
-    out: dict[str, Any] = {"disk.count": len(disks)}
-    for i, disk in enumerate(disks):
-        out[f"disk.{i}.name"] = disk.get("name", "")
-        out[f"disk.{i}.partition"] = bool(disk.get("partition"))
-        deps = disk.get("dependencies") or []
-        if deps:
-            out[f"disk.{i}.dependency.count"] = len(deps)
-            for j, dep in enumerate(deps):
-                out[f"disk.{i}.dependency.{j}.name"] = dep
-        address = disk.get("address") or {}
-        if address.get("serial"):
-            out[f"disk.{i}.serial"] = address["serial"]
-        if address:
-            alias = _disk_target(address, targets, obj.current)
-            if alias:
-                out[f"disk.{i}.alias"] = alias
-        if disk.get("alias"):
-            out[f"disk.{i}.guest_alias"] = disk["alias"]
-    return out
-
-
-def _interface_params(ifaces: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"if.count": len(ifaces)}
-    for i, iface in enumerate(ifaces):
-        out[f"if.{i}.name"] = iface.get("name", "")
-        if iface.get("hardware-address"):
-            out[f"if.{i}.hwaddr"] = iface["hardware-address"]
-        addrs = iface.get("ip-addresses") or []
-        out[f"if.{i}.addr.count"] = len(addrs)
-        for j, addr in enumerate(addrs):
-            out[f"if.{i}.addr.{j}.type"] = addr.get("ip-address-type", "")
-            out[f"if.{i}.addr.{j}.addr"] = addr.get("ip-address", "")
-            out[f"if.{i}.addr.{j}.prefix"] = int(addr.get("prefix", 0))
-    return out
-
-
-def interface_addresses(ifaces: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """guest-network-get-interfaces as domifaddr's rows (an interface without address: N/A)."""
-    out: list[dict[str, Any]] = []
-    for iface in ifaces:
-        name, mac = iface.get("name"), iface.get("hardware-address") or "-"
-        addrs = iface.get("ip-addresses") or []
-        if not addrs:
-            out.append({"name": name, "mac": mac, "protocol": "N/A", "address": "N/A"})
-        for addr in addrs:
-            out.append(
-                {
-                    "name": name,
-                    "mac": mac,
-                    "protocol": addr.get("ip-address-type", ""),
-                    "address": f"{addr.get('ip-address', '')}/{addr.get('prefix', 0)}",
-                }
-            )
-    return out
+    return guestinfo.disk_params(disks, await _disk_targets(obj), obj.current)
 
 
 def parse_modes(text: str | None) -> list[str]:
@@ -484,18 +345,18 @@ class AgentAPI:
 
     async def _guestinfo_group(self, obj: DomainObject, kind: str) -> dict[str, Any]:
         if kind == "user":
-            return _user_params(await call(obj, "guest-get-users") or [])
+            return guestinfo.user_params(await call(obj, "guest-get-users") or [])
         if kind == "os":
-            return _os_params(await call(obj, "guest-get-osinfo") or {})
+            return guestinfo.os_params(await call(obj, "guest-get-osinfo") or {})
         if kind == "timezone":
-            return _timezone_params(await call(obj, "guest-get-timezone") or {})
+            return guestinfo.timezone_params(await call(obj, "guest-get-timezone") or {})
         if kind == "hostname":
             return {"hostname": (await call(obj, "guest-get-host-name") or {}).get("host-name", "")}
         if kind == "filesystem":
-            return _filesystem_params(await _filesystems(obj))
+            return guestinfo.filesystem_params(await _filesystems(obj))
         if kind == "disk":
             return await _disk_params(obj)
-        return _interface_params(await call(obj, "guest-network-get-interfaces") or [])
+        return guestinfo.interface_params(await call(obj, "guest-network-get-interfaces") or [])
 
     async def fsinfo(self, req: Request) -> list[dict[str, Any]]:
         filesystems = await _filesystems(self._obj(req))

@@ -172,7 +172,8 @@ class NetworkAPI:
         obj = self.domains.lookup(req.params["name"])
         source = req.args["source"] or "lease"
         if source == "agent":
-            from pyvirt.daemon.agent import call, interface_addresses
+            from pyvirt.daemon.agent import call
+            from pyvirt.daemon.guestinfo import interface_addresses
 
             return interface_addresses(await call(obj, "guest-network-get-interfaces") or [])
         if source not in ("lease", "arp"):

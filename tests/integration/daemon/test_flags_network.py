@@ -1,6 +1,7 @@
 """The network flags of the domain verbs on a real pyvirtd (in a test-made network namespace) and a real
 TCG guest: ``attach-interface --target`` names the tap (live, and in the definition for the next start)
-and ``domifaddr --source`` reads the DHCP leases or the host's ARP table (the guest agent refused)."""
+``domifaddr --source`` reads the DHCP leases or the host's ARP table (the guest agent refused), and
+``domhostname --source lease`` the name the guest's DHCP client gave."""
 
 from __future__ import annotations
 
@@ -48,6 +49,12 @@ def test_domifaddr_source_and_attach_interface_target(nsdaemon: Daemon, tmp_path
     assert result.rc == 1 and "QEMU guest agent is not configured" in result.err
     result = d.cli("domifaddr", "g1", "--source", "dhcp")
     assert result.rc == 1 and "Unknown data source 'dhcp'" in result.err
+    # domhostname --source lease: the name the guest's DHCP client gave (udhcpc -x hostname:...).
+    assert d.cli("domhostname", "g1", "--source", "lease").ok().out == "pyvirt-guest\n\n"
+    result = d.cli("domhostname", "g1", "--source", "dhcp")
+    assert result.rc == 1 and "Unknown data source 'dhcp'" in result.err
+    result = d.cli("domhostname", "g1")  # the agent, the default source: this domain has none
+    assert result.rc == 1 and "failed to get hostname" in result.err and "not configured" in result.err
 
     # attach-interface --target: the tap's name, in the running domain and (--config) its definition.
     result = d.cli("attach-interface", "g1", "network", "fl", "--target", "vnet42")

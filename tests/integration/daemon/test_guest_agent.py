@@ -1,12 +1,15 @@
 """The guest agent on a real pyvirtd and a real TCG guest running Debian's qemu-guest-agent: the agent's
 connection seen as events, guestinfo, domfsinfo, domifaddr --source agent, domhostname, domtime,
 passwords and SSH keys, a file system frozen and thawed, qemu-agent-command, an agent that stops
-answering, a domain without an agent, and shutdown --mode agent."""
+answering, a domain without an agent, shutdown and reboot --mode agent, a daemon restarted, and power
+management suspend and wakeup."""
 
 from __future__ import annotations
 
 import base64
+import os
 import re
+import select
 import subprocess
 import time
 from pathlib import Path
@@ -35,6 +38,26 @@ done
 """
 
 
+# qemu-guest-agent 7.2 runs "shutdown -h -P|-H|-r +0 MESSAGE": the test guest's shim reads only its first
+# argument (so it powers off for a reboot too); the test installs one that reads them all.
+SHUTDOWN = """#!/bin/sh
+sync
+for arg; do
+    case "$arg" in
+        -r) exec /bin/busybox reboot -f ;;
+        -H) exec /bin/busybox halt -f ;;
+    esac
+done
+exec /bin/busybox poweroff -f
+"""
+
+
+def install(console: Console, path: str, text: str) -> None:
+    """Write an executable file into the guest (on its disk: it stays for the next boot)."""
+    data = base64.b64encode(text.encode()).decode()
+    console.run(f"echo {data} | base64 -d > {path} && chmod 755 {path} && sync")
+
+
 def scratch_ext4(path: Path) -> Path:
     """A small raw ext4 image for the guest to mount (its own disk, so freezing it spares the root)."""
     with open(path, "wb") as fh:
@@ -43,14 +66,47 @@ def scratch_ext4(path: Path) -> Path:
     return path
 
 
-def read_event(events: subprocess.Popen[str], wanted: str) -> str:
-    assert events.stdout is not None
-    seen = ""
-    while wanted not in seen:
-        line = events.stdout.readline()
-        assert line, f"the event stream ended before {wanted!r}; it gave:\n{seen}"
-        seen += line
-    return seen
+class EventReader:
+    """``pyvirt event --event agent-lifecycle --loop`` run in the background, read with a deadline."""
+
+    def __init__(self, daemon: Daemon, domain: str) -> None:
+        self.proc = subprocess.Popen(
+            [
+                str(BIN / "pyvirt"),
+                "event",
+                domain,
+                "--event",
+                "agent-lifecycle",
+                "--loop",
+                "--timeout",
+                "600",
+            ],
+            env=daemon.env,
+            stdout=subprocess.PIPE,
+        )
+        self.pending = b""
+
+    def until(self, wanted: str, timeout: float = 180) -> str:
+        """The lines up to the first with ``wanted`` (AssertionError after ``timeout`` s)."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        seen = ""
+        while True:
+            while b"\n" in self.pending:
+                line, self.pending = self.pending.split(b"\n", 1)
+                seen += line.decode() + "\n"
+                if wanted in line.decode():
+                    return seen
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no {wanted!r} event in {timeout}s; the stream gave:\n{seen}"
+            data = os.read(fd, 4096)
+            assert data, f"the event stream ended before {wanted!r}; it gave:\n{seen}"
+            self.pending += data
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
 
 
 def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
@@ -67,19 +123,14 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
     daemon.cli("define", str(xml)).ok()
 
     # The agent's lifecycle, as virsh event --event agent-lifecycle prints it.
-    events = subprocess.Popen(
-        [str(BIN / "pyvirt"), "event", "ga1", "--event", "agent-lifecycle", "--loop", "--timeout", "600"],
-        env=daemon.env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    events = EventReader(daemon, "ga1")
     try:
         time.sleep(1)  # subscribed before the start (an early event would be missed, not misread)
         daemon.cli("start", "ga1").ok()
         console = Console(daemon, "ga1")
         console.expect(r"pyvirt-guest: agent on vport\w+", 180)
         console.expect(READY, 180)
-        seen = read_event(events, "state: 'connected'")
+        seen = events.until("state: 'connected'")
         assert "event 'agent-lifecycle' for domain 'ga1': state: 'connected' reason: 'channel event'" in seen
 
         # guestinfo: every group by default; one group when asked.
@@ -138,8 +189,7 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
 
         # set-user-password: plain (hashed by the guest's chpasswd; the same password with the same salt
         # gives the same hash) and --encrypted (stored as given).
-        shim = base64.b64encode(CHPASSWD.encode()).decode()
-        console.run(f"echo {shim} | base64 -d > /usr/sbin/chpasswd && chmod 755 /usr/sbin/chpasswd")
+        install(console, "/usr/sbin/chpasswd", CHPASSWD)
         out = daemon.cli("set-user-password", "ga1", "root", "s3cret").ok().out
         assert out == "Password set successfully for root in ga1\n"
         check = (
@@ -206,12 +256,13 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
         console.run("kill -CONT $(cat /run/qemu-ga.pid)")
         assert daemon.cli("domhostname", "ga1").ok().out == "renamed-guest\n\n"
 
+        install(console, "/sbin/shutdown", SHUTDOWN)
         # shutdown --mode agent: the guest powers itself off (no power button press), and its agent
         # leaves first.
         daemon.cli("shutdown", "ga1", "--mode", "agent").ok()
         daemon.wait_state("ga1", "shut off", 120)
         assert "power button" not in console.buffer.decode(errors="replace")
-        seen = read_event(events, "state: 'disconnected'")
+        seen = events.until("state: 'disconnected'")
         assert "state: 'disconnected' reason: 'channel event'" in seen
         console.close()
         result = daemon.cli("domtime", "ga1")
@@ -219,7 +270,14 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
 
         # dompmsuspend mem (on a fresh boot): the guest suspends itself to RAM; dompmwakeup wakes it.
         daemon.cli("start", "ga1").ok()
-        read_event(events, "state: 'connected'")
+        events.until("state: 'connected'")
+        # reboot --mode agent: the guest reboots itself; its agent leaves and comes back.
+        assert daemon.cli("reboot", "ga1", "--mode", "agent").ok().out == "Domain 'ga1' is being rebooted\n\n"
+        seen = events.until("state: 'connected'")
+        assert "state: 'disconnected'" in seen
+        # A daemon restarted meanwhile asks QEMU whether the agent's port is open, and reaches it.
+        daemon.restart()
+        assert daemon.cli("domhostname", "ga1").ok().out == "pyvirt-guest\n\n"
         result = daemon.cli("dompmsuspend", "ga1", "mem", "--duration", "5")
         assert result.rc == 1 and "Duration not supported" in result.err
         result = daemon.cli("dompmwakeup", "ga1")
@@ -231,8 +289,7 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
         daemon.wait_state("ga1", "running", 60)  # QEMU's wakeup (whether this kernel resumes is its own)
         daemon.cli("destroy", "ga1").ok()
     finally:
-        events.kill()
-        events.wait()
+        events.close()
 
 
 def test_no_agent_is_refused(daemon: Daemon, tmp_path: Path) -> None:
