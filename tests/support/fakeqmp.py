@@ -34,6 +34,10 @@ from pyvirt.qemu.process import QemuProcess, RunRecord
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
+async def _returning(value: Any) -> Any:
+    return value
+
+
 class QmpError(Exception):
     """Raised by a handler: answered as a QMP error."""
 
@@ -231,8 +235,19 @@ class FakeQemu:
                 asyncio.get_running_loop().call_soon(self.guest_release, device)
             return {}
 
+        fdsets = iter(range(1, 1 << 30))
+
+        async def add_fd(args: dict[str, Any]) -> Any:
+            fdset = args.get("fdset-id", next(fdsets))
+            return {"fdset-id": fdset, "fd": 100 + fdset}
+
         self._handlers.update(
             {
+                "add-fd": add_fd,
+                "remove-fd": ok,
+                "blockdev-add": ok,
+                "blockdev-del": ok,
+                "query-block": lambda args: _returning([]),
                 "query-status": query_status,
                 "cont": cont,
                 "stop": stop,

@@ -320,7 +320,8 @@ async def _request_removal(obj: DomainObject, disk: DiskConfig) -> tuple[asyncio
     return removal, dev_id
 
 
-async def _wait_removal(removal: asyncio.Future[None], what: str, timeout: float = REMOVAL_TIMEOUT) -> None:
+async def _wait_removal(removal: asyncio.Future[None], what: str) -> None:
+    timeout = REMOVAL_TIMEOUT
     try:
         await asyncio.wait_for(asyncio.shield(removal), timeout)
     except TimeoutError as err:

@@ -1,0 +1,83 @@
+"""Disk hot-plug against a scripted QEMU: the files go over as fdsets and the nodes are added before the
+device, a refused device_add leaves nothing behind, and a detach the guest does not answer fails after
+its wait (the disk stays until the guest lets go, then its nodes and fdsets go)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from pyvirt.daemon import devices
+from pyvirt.errors import OperationFailed
+from tests.support.fakeqmp import Bench, FakeQemu, QmpError, run_bench
+
+
+def _disk_xml(root: Path) -> str:
+    path = root / "extra.raw"
+    path.write_bytes(b"\0" * 65536)
+    return f"<disk type='file'><source file='{path}'/><target dev='vdb' bus='virtio'/></disk>"
+
+
+def test_detach_the_guest_does_not_answer(
+    root: Path, errors: list[logging.LogRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(devices, "REMOVAL_TIMEOUT", 0.05)
+
+    def script(qemu: FakeQemu) -> None:
+        qemu.auto_release = False
+
+    async def body(b: Bench) -> None:
+        await b.define("d1")
+        await b.reg.start("d1")
+        qemu, obj = b.host["d1"], b.reg.lookup("d1")
+        xml = _disk_xml(root)
+        done = await devices.attach(b.reg, "d1", xml, live=True, config=False)
+        assert done == {"kind": "disk", "alias": "virtio-disk1"}
+        names = [name for name, _ in qemu.commands]
+        assert names.index("add-fd") < names.index("blockdev-add") < names.index("device_add")
+        added = [args for name, args in qemu.commands if name == "blockdev-add"]
+        assert [a["node-name"] for a in added] == ["pyvirt-1-storage", "pyvirt-1-format"]
+        assert added[0]["filename"] == "/dev/fdset/1"
+        assert (
+            "device_add",
+            {"id": "virtio-disk1", "drive": "pyvirt-1-format", "driver": "virtio-blk-pci"},
+        ) in (qemu.commands)
+        assert obj.proc is not None and obj.proc.record.blockdevs["vdb"] == ["pyvirt-1"]
+        with pytest.raises(OperationFailed, match="did not release disk vdb within"):
+            await devices.detach(b.reg, "d1", xml, live=True, config=False)
+        assert obj.live is not None and [d.target_dev for d in obj.live.devices.disks] == ["vdb"]
+        assert qemu.count("blockdev-del") == 0
+        qemu.guest_release("virtio-disk1")
+        await b.event("device-removed", "virtio-disk1")
+        assert obj.live.devices.disks == []
+        deleted = [args["node-name"] for name, args in qemu.commands if name == "blockdev-del"]
+        assert deleted == ["pyvirt-1-format", "pyvirt-1-storage"]
+        assert ("remove-fd", {"fdset-id": 1}) in qemu.commands
+        assert "vdb" not in obj.proc.record.blockdevs and "vdb" not in obj.proc.record.fdsets
+
+    run_bench(root, body, script)
+
+
+def test_a_refused_device_add_leaves_nothing(root: Path, errors: list[logging.LogRecord]) -> None:
+    def script(qemu: FakeQemu) -> None:
+        async def refuse(args: dict[str, object]) -> object:
+            raise QmpError("Bus 'pci.0' does not support hotplugging")
+
+        qemu.handle("device_add", refuse)
+
+    async def body(b: Bench) -> None:
+        await b.define("d1")
+        await b.reg.start("d1")
+        qemu, obj = b.host["d1"], b.reg.lookup("d1")
+        with pytest.raises(OperationFailed, match="does not support hotplugging"):
+            await devices.attach(b.reg, "d1", _disk_xml(root), live=True, config=True)
+        deleted = [args["node-name"] for name, args in qemu.commands if name == "blockdev-del"]
+        assert deleted == ["pyvirt-1-format", "pyvirt-1-storage"]
+        assert qemu.count("remove-fd") == 1
+        assert obj.live is not None and obj.live.devices.disks == []
+        assert obj.config is not None and obj.config.devices.disks == []  # --persistent: neither changed
+        assert obj.proc is not None and "vdb" not in obj.proc.record.blockdevs
+
+    run_bench(root, body, script)
