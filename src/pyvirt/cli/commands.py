@@ -2167,6 +2167,11 @@ IMG = Command(
                 _SHARE,
                 ("--target-is-zero", "bool", "the existing output (-n) reads as zeroes: skip writing them"),
                 ("--bitmaps", "bool", "copy the source's persistent bitmaps (qcow2 to qcow2)"),
+                (
+                    "-l",
+                    "string=SNAPSHOT_PARAM",
+                    "copy an internal snapshot: NAME, or snapshot.id=ID,snapshot.name=NAME",
+                ),
                 ("--skip-broken-bitmaps", "bool", "with --bitmaps, leave out inconsistent bitmaps"),
                 ("--object", "string=OBJECT", "a secret: secret,id=ID,data=PASSPHRASE (or file=PATH)"),
                 (

@@ -449,6 +449,8 @@ def cmd_convert(argv: list[str]) -> int:
             src_bypass = v in ("none", "directsync")
         elif k == "--bitmaps":
             bitmaps = True
+        elif k == "-l":
+            kw["snapshot"] = _snapshot_param(v)
         elif k == "--skip-broken-bitmaps":
             skip_broken = True
     if HELP in o:
@@ -516,6 +518,17 @@ def _copy_bitmaps(src_path: str, dst: str, kw: dict[str, Any], skip_broken: bool
     ):  # fmt: skip
         assert isinstance(src, Qcow2Image) and isinstance(out, Qcow2Image)
         copy_bitmaps(src, out, skip_broken=skip_broken)
+
+
+def _snapshot_param(text: str) -> tuple[str | None, str | None]:
+    """``-l``: ``snapshot.id=ID,snapshot.name=NAME`` (either or both), or a plain id-or-name."""
+    if not text.startswith("snapshot."):
+        return text, text
+    kv = _keyvals(text)
+    ident, name = kv.pop("snapshot.id", None), kv.pop("snapshot.name", None)
+    if kv:
+        raise UsageError(f"Invalid parameter '{next(iter(kv))}'")
+    return ident, name
 
 
 def _encrypt_key(kw: dict[str, object], secrets: dict[str, bytes]) -> bytes | None:

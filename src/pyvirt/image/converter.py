@@ -50,6 +50,7 @@ def convert(
     src_passphrase: bytes | None = None,
     dst_passphrase: bytes | None = None,
     bypass_cache: tuple[bool, bool] = (False, False),
+    snapshot: tuple[str | None, str | None] | None = None,
 ) -> None:
     """Copy ``src`` into a new image ``dst``; with ``backing`` only what differs from it is written.
 
@@ -60,6 +61,7 @@ def convert(
     convert, the result is not fdatasync'ed unless ``durable``. ``bypass_cache`` (source, output):
     qemu-img's ``-T``/``-t none`` and ``directsync``: those files' pages leave the host page cache as
     the copy goes (the output synced first), so the copy neither fills the cache nor is served by it.
+    ``snapshot`` (id, name) copies that internal snapshot of a single qcow2 source (``-l``).
     """
     from pyvirt.image.api import create_image
 
@@ -75,7 +77,16 @@ def convert(
     if dst_passphrase is not None:
         opts["encrypt_passphrase"] = dst_passphrase
     _check_target(sources, out_fmt, backing, compress=compress, sparse_size=sparse_size, zero=target_is_zero)
+    if snapshot is not None and len(sources) > 1:
+        raise ImageError("No support for concatenating multiple snapshot")
     with _open_sources(sources, src_fmt, allow_backing_outside, force_share, src_passphrase) as s:
+        if snapshot is not None:
+            from pyvirt.image.qcow2.image import Qcow2Image
+            from pyvirt.image.qcow2.snapshot import view_snapshot
+
+            if not isinstance(s, Qcow2Image):
+                raise ImageError(f"Failed to load snapshot: '{s.format}' images have no internal snapshots")
+            view_snapshot(s, ident=snapshot[0], name=snapshot[1])
         if not skip_create:
             size = int(opts.pop("size", s.size))  # type: ignore[call-overload]
             create_image(

@@ -263,6 +263,23 @@ def find(snaps: list[Snapshot], name: str) -> Snapshot:
     raise ImageError(f"Could not find snapshot '{name}'")
 
 
+def view_snapshot(img: Qcow2Image, *, ident: str | None = None, name: str | None = None) -> None:
+    """Make a read-only open image read as its internal snapshot: the one whose id is ``ident`` and
+    whose name is ``name`` (either may be None; a plain ``-l NAME`` passes it as both, matching
+    either). Reads past the snapshot's tables read as zeroes, as QEMU's temporary snapshot load."""
+    if not img.readonly:
+        raise ImageError(f"{img.path}: a snapshot is only read through a read-only open")
+    for s in read_snapshots(img):
+        if ident is not None and name is not None and ident == name:
+            match = s.id == ident or s.name == name
+        else:
+            match = (ident is None or s.id == ident) and (name is None or s.name == name)
+        if match:
+            img.l1 = _load_l1(img, s)
+            return
+    raise ImageError("Failed to load snapshot: Can't find snapshot")
+
+
 def create_snapshot(img: Qcow2Image, name: str) -> Snapshot:
     from pyvirt.image.qcow2.refcount import dump_be64
 
