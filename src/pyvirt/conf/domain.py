@@ -317,6 +317,7 @@ class Domain:
     os: OSConfig = field(default_factory=OSConfig)
     features: list[str] = field(default_factory=list)  # acpi, apic, pae, ... in document order
     feature_attrs: dict[str, dict[str, str]] = field(default_factory=dict)  # e.g. vmport state=off
+    hyperv: dict[str, dict[str, str]] = field(default_factory=dict)  # <hyperv> children: name → attrs
     cpu: CPUConfig | None = None
     clock: ClockConfig | None = None
     on_poweroff: str = "destroy"  # destroy | restart | preserve

@@ -369,6 +369,12 @@ class _Parser:
     @staticmethod
     def features(e: Elem, dom: Domain) -> None:
         for node in e.each():
+            if node.tag == "hyperv":
+                from pyvirt.conf import hyperv
+
+                dom.features.append("hyperv")
+                dom.hyperv = hyperv.parse(node)
+                continue
             allowed = FEATURES.get(node.tag)
             if allowed is None:
                 raise node.refuse()
@@ -910,6 +916,11 @@ def _features(dom: Domain) -> XNode | None:
         return None
     node = x("features")
     for name in dom.features:
+        if name == "hyperv":
+            from pyvirt.conf import hyperv
+
+            node.add(hyperv.write(dom.hyperv))
+            continue
         node.add(x(name, dom.feature_attrs.get(name, {})))
     return node
 

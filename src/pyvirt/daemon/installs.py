@@ -6,8 +6,10 @@ makes everything: new disks (in their pools through the storage driver, or as pl
 installer's kernel and initrd copied out of the tree, the cloud-init seed; then it defines the final
 domain and starts the install-time XML as virt-install does (``createXML`` of the install XML, then
 ``defineXML`` of the final one: the running install keeps its media, the next start is the installed
-system). When the install phase ends (the guest reboots into ``on_reboot`` destroy), the daemon starts
-the domain again with its final definition, unless ``noreboot``; a later start is an ordinary one.
+system). When the install phase ends (the guest reboots into ``on_reboot`` destroy, or powers off), the
+daemon starts the domain again with its final definition, unless ``noreboot`` (a destroyed or crashed
+install is left off); a later start is an ordinary one. The watch lives in the daemon's memory: after a
+daemon restart, an install phase that ends is not followed by the start of the installed system.
 Everything made is removed again if a step fails (:class:`~pyvirt.revert.Revert`).
 """
 
@@ -259,8 +261,10 @@ class InstallAPI:
                 if path:
                     with contextlib.suppress(OSError):
                         os.unlink(path)
-            if plan.noreboot:
-                return
+            from pyvirt.daemon.lifecycle import Shutoff
+
+            if plan.noreboot or obj.reason is not Shutoff.SHUTDOWN:
+                return  # --noreboot, or the install was destroyed (or crashed): it is not restarted
             try:
                 await self.domains.start(plan.name)
             except Exception as err:

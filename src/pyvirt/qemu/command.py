@@ -254,6 +254,10 @@ class _Builder:
                 elif feature.policy in ("disable", "forbid"):
                     flags.append(f"{feature.name}=off")
         flags += self._cpu_timer_flags()
+        if self.dom.hyperv:
+            from pyvirt.conf.hyperv import cpu_flags
+
+            flags += cpu_flags(self.dom.hyperv)
         eoi = self.dom.feature_attrs.get("apic", {}).get("eoi")
         if eoi:
             flags.append(f"kvm-pv-eoi={eoi}")

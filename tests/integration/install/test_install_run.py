@@ -170,3 +170,31 @@ def test_dry_run_transient_cloud_init(daemon: Daemon, tmp_path: Path) -> None:
     assert "instance-id: ci" in out and '"expire": true' in out, out
     daemon.cli("destroy", "ci").ok()
     assert daemon.cli("list", "--all", "--name").ok().out.strip() == ""  # transient: gone
+
+
+def test_windows_11_install_starts_with_uefi_and_hyperv(daemon: Daemon, tmp_path: Path) -> None:
+    """pyvirt install --os-variant win11 --cdrom: SATA disks, e1000e, localtime, Hyper-V
+    enlightenments on QEMU's -cpu, UEFI firmware chosen from QEMU's descriptors; --tpm none."""
+    (tmp_path / "iso").mkdir()
+    (tmp_path / "iso/README").write_text("setup.exe would be here\n")
+    iso = tmp_path / "win.iso"
+    subprocess.run(["genisoimage", "-quiet", "-o", str(iso), str(tmp_path / "iso")], check=True)
+    daemon.cli(
+        "install", "--name", "win", "--memory", "512", "--vcpus", "1", "--os-variant", "win11",
+        "--cdrom", str(iso), "--disk", "size=1", "--network", "user", "--graphics", "vnc",
+        "--tpm", "none", "--virt-type", "qemu", "--noautoconsole",
+    ).ok()  # fmt: skip
+    live = ET.fromstring(daemon.cli("dumpxml", "win").ok().out)
+    inactive = ET.fromstring(daemon.cli("dumpxml", "--inactive", "win").ok().out)
+    assert inactive.find("os").get("firmware") == "efi"
+    assert "OVMF" in (live.findtext("os/loader") or "") and live.find("clock").get("offset") == "localtime"
+    assert live.find("features/hyperv/spinlocks").get("retries") == "8191"
+    assert live.find("devices/disk[@device='disk']/target").get("bus") == "sata"
+    assert live.find("devices/interface/model").get("type") == "e1000e"
+    pid = daemon.qemu_pids()["win"]
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    cpu = argv[argv.index(b"-cpu") + 1].decode()
+    assert "hv-relaxed=on" in cpu and "hv-vapic=on" in cpu and "hv-spinlocks=0x1fff" in cpu, cpu
+    assert any(b"OVMF" in a for a in argv), argv
+    daemon.cli("destroy", "win").ok()
+    daemon.cli("undefine", "--nvram", "--remove-all-storage", "win").ok()

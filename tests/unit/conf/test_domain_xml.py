@@ -227,7 +227,11 @@ def test_unsupported_devices_are_named(snippet: str, message: str) -> None:
         ("<on_reboot>rename-restart</on_reboot>", "value 'rename-restart' of element 'on_reboot'"),
         ("<clock offset='variable' adjustment='10'/>", "attribute 'offset' = 'variable' of 'clock'"),
         ("<cpu mode='host-model'><vendor>Intel</vendor></cpu>", "element 'cpu/vendor' is not supported"),
-        ("<features><hyperv/></features>", "element 'features/hyperv' is not supported"),
+        ("<features><kvm/></features>", "element 'features/kvm' is not supported"),
+        (
+            "<features><hyperv><evmcs state='on'/></hyperv></features>",
+            "element 'features/hyperv/evmcs' is not supported",
+        ),
         ("<memoryBacking><hugepages/></memoryBacking>", "element 'memoryBacking/hugepages' is not supported"),
         (
             "<memoryBacking><source type='file'/></memoryBacking>",
