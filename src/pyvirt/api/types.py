@@ -92,6 +92,15 @@ class Hostname(TypedDict):
     hostname: str
 
 
+class FreeCell(TypedDict):
+    cell: int
+    free_kib: int
+
+
+class MaxVcpus(TypedDict):
+    max: int
+
+
 class HostCheck(TypedDict):
     name: str
     status: Literal["PASS", "WARN", "FAIL"]
@@ -803,6 +812,9 @@ class JobInfo(TypedDict):
 
 
 DomainList = list[DomainSummary]
+HostCounters = dict[str, int]  # nodecpustats (ns), nodememstats (KiB): libvirt's field names
+FreeCellList = list[FreeCell]
+NameList = list[str]
 # Prometheus' text exposition format (a text/plain reply, not JSON).
 MetricsText = str
 InterfaceAddressList = list[InterfaceAddress]

@@ -133,6 +133,37 @@ class Connection:
         native: types.NativeConfig = self.call("host.domxml_to_native", body={"format": fmt, "xml": xml})
         return native
 
+    def cpu_stats(self, cpu: int | None = None) -> dict[str, int]:
+        """nodecpustats: user, system, idle, iowait (ns) of every CPU, or of CPU ``cpu``."""
+        return dict(self.call("host.cpustats", query={"cpu": None if cpu is None else str(cpu)}))
+
+    def memory_stats(self, cell: int | None = None) -> dict[str, int]:
+        """nodememstats (KiB): total, free, buffers, cached; a NUMA cell's total and free."""
+        return dict(self.call("host.memstats", query={"cell": None if cell is None else str(cell)}))
+
+    def free_cells(self) -> list[types.FreeCell]:
+        return list(self.call("host.freecells"))
+
+    def max_vcpus(self, virt_type: str | None = None) -> int:
+        return int(self.call("host.maxvcpus", query={"type": virt_type})["max"])
+
+    def cpu_models(self, arch: str) -> list[str]:
+        return list(self.call("host.cpu_models", query={"arch": arch}))
+
+    def sysinfo(self) -> str:
+        return str(self.call("host.sysinfo")["xml"])
+
+    def domain_capabilities(
+        self,
+        *,
+        virttype: str | None = None,
+        emulator: str | None = None,
+        arch: str | None = None,
+        machine: str | None = None,
+    ) -> str:
+        query = {"virttype": virttype, "emulator": emulator, "arch": arch, "machine": machine}
+        return str(self.call("host.domcapabilities", query=query)["xml"])
+
     def metrics(self) -> str:
         """The daemon's Prometheus metrics, in the text exposition format (also at GET /metrics)."""
         return str(self.call("host.metrics"))

@@ -214,6 +214,9 @@ async def serve(
 
     monitoring = MonitoringAPI(net_api, storage_api)
     extras.append(monitoring)
+    from pyvirt.daemon.hostinfo import HostInfoAPI
+
+    extras.append(HostInfoAPI())
     extras.append(AgentAPI(net_api))
     from pyvirt.daemon.display import DisplayAPI
 

@@ -132,6 +132,10 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     w.call("api.openapi")
     for name in ("host.version", "host.nodeinfo", "host.capabilities", "host.hostname", "host.validate"):
         w.call(name)
+    for name in ("host.cpustats", "host.memstats", "host.freecells", "host.maxvcpus", "host.sysinfo"):
+        w.call(name)
+    assert "qemu64" in w.call("host.cpu_models", query={"arch": "x86_64"})
+    w.call("host.domcapabilities", query={"virttype": "qemu"})
     w.stream("host.events")
 
     # Storage: volumes for the guest's disk and the clone's source.
