@@ -103,6 +103,7 @@ class Pyvirt(Tool):
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="pvb-", dir="/tmp"))
+        os.chmod(self.root, 0o755)  # like /run and /var: the unprivileged QEMU user traverses it
         # A user's environment: the caller's PYTHON* settings (e.g. PYTHONDONTWRITEBYTECODE, which
         # makes every edited module compile on each start) would be measured too.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
