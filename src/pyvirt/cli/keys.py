@@ -158,8 +158,25 @@ def cmd_domjobinfo(opts: GlobalOptions, a: Parsed) -> int:
         text += f"{'Operation:':<17} {info['operation']:<12}\n"
         if "time_elapsed_ms" in info:
             text += f"{'Time elapsed:':<17} {info['time_elapsed_ms']:<12} ms\n"
+        for label, size in (
+            ("Data processed:", info.get("data_processed")),
+            ("Data remaining:", info.get("data_remaining")),
+            ("Data total:", info.get("data_total")),
+        ):
+            if size is not None:
+                text += f"{label:<17} {_capacity(size)}\n"
     emit(text + "\n")
     return 0
+
+
+def _capacity(size: int) -> str:
+    """virsh's vshPrettyCapacity: the size in the largest unit that keeps it at least 1, 3 decimals."""
+    value, unit = float(size), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            break
+        value /= 1024
+    return f"{value:.3f} {unit}"
 
 
 def cmd_domjobabort(opts: GlobalOptions, a: Parsed) -> int:

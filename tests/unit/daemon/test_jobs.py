@@ -1,0 +1,100 @@
+"""domjobinfo/domjobabort on a domain in a job state (pyvirt.daemon.display), with a scripted monitor:
+the job is read from the lifecycle, its progress from query-migrate, and a save or migration is
+cancelled (the operation running it then fails and puts the domain back)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from pyvirt.cli.keys import _capacity
+from pyvirt.daemon.display import DisplayAPI
+from pyvirt.daemon.lifecycle import DomainState
+from pyvirt.errors import InvalidState, OperationFailed
+
+
+class Monitor:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        self.calls.append(command)
+        if command == "query-migrate":
+            return {
+                "status": "active",
+                "total-time": 1500,
+                "ram": {"transferred": 3 << 20, "remaining": 1 << 20, "total": 4 << 20},
+            }
+        return {}
+
+
+class Proc:
+    def __init__(self) -> None:
+        self.monitor = Monitor()
+
+
+class Obj:
+    def __init__(self, state: DomainState) -> None:
+        self.state = state
+        self.name = "vm1"
+        self.proc = Proc() if state.active else None
+
+    @property
+    def active(self) -> bool:
+        return self.proc is not None
+
+
+class Registry:
+    def __init__(self, obj: Obj) -> None:
+        self.obj = obj
+
+    def lookup(self, key: str) -> Obj:
+        return self.obj
+
+
+class Request:
+    params = {"name": "vm1"}
+
+
+def api(state: DomainState) -> tuple[DisplayAPI, Obj]:
+    obj = Obj(state)
+    display = DisplayAPI()
+    asyncio.run(display.startup(Registry(obj)))  # type: ignore[arg-type]
+    return display, obj
+
+
+def test_no_job() -> None:
+    display, _ = api(DomainState.RUNNING)
+    assert asyncio.run(display.jobinfo(Request())) == {"type": "None", "operation": ""}  # type: ignore[arg-type]
+    with pytest.raises(InvalidState, match="no job is active on the domain"):
+        asyncio.run(display.jobabort(Request()))  # type: ignore[arg-type]
+
+
+def test_a_save_in_progress_is_reported_and_cancelled() -> None:
+    display, obj = api(DomainState.SAVING)
+    info = asyncio.run(display.jobinfo(Request()))  # type: ignore[arg-type]
+    assert info == {
+        "type": "Unbounded",
+        "operation": "Save",
+        "time_elapsed_ms": 1500,
+        "data_processed": 3 << 20,
+        "data_remaining": 1 << 20,
+        "data_total": 4 << 20,
+    }
+    asyncio.run(display.jobabort(Request()))  # type: ignore[arg-type]
+    assert obj.proc is not None and obj.proc.monitor.calls[-1] == "migrate_cancel"
+
+
+def test_a_snapshot_cannot_be_aborted() -> None:
+    display, obj = api(DomainState.SNAPSHOTTING)
+    with pytest.raises(OperationFailed, match="snapshot job of domain 'vm1' cannot be aborted"):
+        asyncio.run(display.jobabort(Request()))  # type: ignore[arg-type]
+    assert obj.proc is not None and "migrate_cancel" not in obj.proc.monitor.calls
+
+
+def test_capacity_as_virsh() -> None:
+    assert _capacity(512) == "512.000 B"
+    assert _capacity(3 << 20) == "3.000 MiB"
+    assert _capacity(1536 << 30) == "1.500 TiB"
