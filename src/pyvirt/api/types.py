@@ -114,7 +114,9 @@ class HostValidation(TypedDict):
 class Event(TypedDict):
     """One line of the event stream (``host.events``)."""
 
-    kind: Literal["domain", "agent", "network", "pool", "volume", "snapshot"]  # agent: (dis)connected
+    # agent: (dis)connected; block-job: a disk's job ready or ended (event: completed, failed,
+    # canceled, ready; detail: TYPE:TARGET:PATH, TYPE pull, copy, commit or active_commit)
+    kind: Literal["domain", "agent", "block-job", "network", "pool", "volume", "snapshot"]
     name: str  # POOL/VOLUME for a volume, DOMAIN/SNAPSHOT for a snapshot
     event: str  # defined, undefined, started, stopped, suspended, resumed, shutdown, crashed, created...
     detail: str

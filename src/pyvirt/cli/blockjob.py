@@ -12,10 +12,13 @@ import sys
 
 from pyvirt.cli.domain import _domain, _guard, _read_file
 from pyvirt.cli.output import emit, emit_json, table
-from pyvirt.errors import InvalidArgument, PyvirtError
+from pyvirt.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
+
     from pyvirt.cli.args import Parsed
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Domain
@@ -28,8 +31,16 @@ TYPE_NAMES = {
 }
 
 
-class JobEnded(PyvirtError):
-    """A waited-for job was aborted or failed: virsh's message is already printed."""
+def event_lines(event: Mapping[str, Any], wanted: str | None, every: bool) -> list[str]:
+    """virsh's lines for a block job event: ``block-job`` names the disk by path, ``block-job-2`` by
+    target; ``--all`` prints both."""
+    kind, target, path = str(event["detail"]).split(":", 2)
+    what = f"{TYPE_NAMES.get(kind, 'Unknown job')} for %s {event['event']}\n"
+    names = ["block-job", "block-job-2"] if every else [wanted or "block-job"]
+    return [
+        f"event '{name}' for domain '{event['name']}': " + what % (target if name == "block-job-2" else path)
+        for name in names
+    ]
 
 
 def _exclusive(a: Parsed, *pairs: tuple[str, str]) -> None:
@@ -103,14 +114,17 @@ def wait_job(dom: Domain, disk: str, label: str, *, verbose: bool, timeout: floa
     return result
 
 
-def _ended(result: str, what: str) -> None:
-    """virsh's line for a waited-for job that was aborted or failed, and exit status 1."""
-    if result == "canceled":
-        emit(f"\n{what} aborted\n")
-        raise JobEnded(f"{what} aborted")
+def _ended(result: str, what: str, dom: Domain, disk: str) -> bool:
+    """virsh's line for a waited-for job that was aborted or failed (the command then exits 1); a
+    failure's cause goes to stderr."""
+    if result not in ("canceled", "failed"):
+        return False
+    emit(f"\n{what} {'aborted' if result == 'canceled' else 'failed'}\n")
     if result == "failed":
-        emit(f"\n{what} failed\n")
-        raise JobEnded(f"{what} failed")
+        cause = dom.block_job(disk).get("error")
+        sys.stdout.flush()
+        sys.stderr.write(f"error: {cause or 'the block job failed'}\n")
+    return True
 
 
 def _finish_ready(dom: Domain, disk: str, *, pivot: bool, finish: bool, async_abort: bool, kept: str) -> None:
@@ -165,7 +179,8 @@ def cmd_blockcommit(opts: GlobalOptions, a: Parsed) -> int:
     result = wait_job(
         dom, disk, "Block commit", verbose=a.flag("verbose"), timeout=timeout, async_abort=async_abort
     )
-    _ended(result, "Commit")
+    if _ended(result, "Commit", dom, disk):
+        return 1
     if not active:
         emit("\nCommit complete\n")
     elif pivot or finish:
@@ -198,7 +213,8 @@ def cmd_blockpull(opts: GlobalOptions, a: Parsed) -> int:
     result = wait_job(
         dom, disk, "Block Pull", verbose=a.flag("verbose"), timeout=timeout, async_abort=a.flag("async")
     )
-    _ended(result, "Pull")
+    if _ended(result, "Pull", dom, disk):
+        return 1
     emit("\nPull complete\n")
     return 0
 
@@ -272,7 +288,8 @@ def cmd_blockcopy(opts: GlobalOptions, a: Parsed) -> int:
     result = wait_job(
         dom, disk, "Block Copy", verbose=a.flag("verbose"), timeout=timeout, async_abort=async_abort
     )
-    _ended(result, "Copy")
+    if _ended(result, "Copy", dom, disk):
+        return 1
     if pivot or finish:
         _finish_ready(
             dom, disk, pivot=pivot, finish=finish, async_abort=async_abort, kept="Successfully copied"

@@ -441,7 +441,7 @@ _VIRSH_DETAILS = {"wakeup": "Event wakeup"}
 # virsh's event types pyvirtd delivers: lifecycle and agent-lifecycle (the daemon's event kinds domain
 # and agent), and the domain events whose names are virsh's.
 _DEVICE_EVENTS = ("device-added", "device-removed", "tray-change")
-_EVENT_TYPES = ("lifecycle", "agent-lifecycle", *_DEVICE_EVENTS)
+_EVENT_TYPES = ("lifecycle", "agent-lifecycle", *_DEVICE_EVENTS, "block-job", "block-job-2")
 
 
 def _event_line(event: dict[str, object]) -> tuple[str, str]:
@@ -479,19 +479,27 @@ def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
         for event in conn.events():
             if a.get("domain") and event["name"] != a["domain"]:
                 continue
-            if event["kind"] not in ("domain", "agent"):
-                continue
-            kind, line = _event_line(dict(event))
-            if not a.get("all") and kind != (wanted or "lifecycle"):
+            if event["kind"] == "block-job":  # virsh's block-job (by path) and block-job-2 (by target)
+                if not a.get("all") and wanted not in ("block-job", "block-job-2"):
+                    continue
+                from pyvirt.cli.blockjob import event_lines
+
+                lines = event_lines(dict(event), wanted, bool(a.get("all")))
+            elif event["kind"] in ("domain", "agent"):
+                kind, line = _event_line(dict(event))
+                if not a.get("all") and kind != (wanted or "lifecycle"):
+                    continue
+                lines = [f"event '{kind}' for domain '{event['name']}'{line}\n"]
+            else:
                 continue
             stamp = (
                 time.strftime("%Y-%m-%d %H:%M:%S%z: ", time.localtime(event["time"]))
                 if a.get("timestamp")
                 else ""
             )
-            emit(f"{stamp}event '{kind}' for domain '{event['name']}'{line}\n")
+            emit("".join(stamp + text for text in lines))
             sys.stdout.flush()
-            count += 1
+            count += len(lines)
             if not a.get("loop"):
                 break
     except KeyboardInterrupt:

@@ -78,6 +78,7 @@ class Job:
     ending: str | None = None  # "pivot" or "abort" once asked
     error: str | None = None
     relative: str | None = None  # the backing name written into the image above the removed layers
+    path: str = ""  # the disk's source when the job started (the path its events name)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -333,7 +334,8 @@ def _running(obj: DomainObject) -> tuple[QemuProcess, Domain]:
 
 
 def _start(reg: DomainRegistry, obj: DomainObject, job: Job) -> dict[str, Any]:
-    proc, _live = _running(obj)
+    proc, live = _running(obj)
+    job.path = next((d.source or "" for d in live.devices.disks if d.target_dev == job.target), "")
     proc.record.blockjobs[job.target] = asdict(job)
     reg.save_run_state(obj)
     log.info("domain %s: %s job %s started on %s", obj.name, job.type, job.id, job.target)
@@ -806,7 +808,8 @@ async def _apply_chain(
 
 
 def _publish(reg: DomainRegistry, obj: DomainObject, job: Job, status: str) -> None:
-    reg.events.publish("domain", obj.name, "block-job", f"{job.target} {job.type} {status}")
+    """virsh's block-job (by path) and block-job-2 (by target) events, as one of kind block-job."""
+    reg.events.publish("block-job", obj.name, status, f"{job.type}:{job.target}:{job.path}")
 
 
 async def reattach(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess) -> None:

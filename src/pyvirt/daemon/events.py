@@ -9,6 +9,7 @@ What is published, by kind (``name`` is the object's; a volume's is ``POOL/VOLUM
 - ``network``: defined, undefined, started, stopped
 - ``pool``: defined, undefined, started, stopped, refreshed
 - ``volume``: created, deleted, wiped, resized, uploaded
+- ``block-job`` (``name``: the domain): completed, failed, canceled, ready; detail ``TYPE:TARGET:PATH``
 """
 
 from __future__ import annotations

@@ -225,3 +225,114 @@ def test_pull_copy_with_a_slow_job_across_a_daemon_restart(daemon: Daemon, tmp_p
         qemu_img("check", str(image))
     assert chain(copy) == [str(copy)]
     assert "Images are identical" in qemu_img("compare", "-f", "raw", "-F", "qcow2", str(expected), str(copy))
+
+
+def overlay_from(raw: Path, backing: Path, dest: Path) -> None:
+    """A qcow2 ``dest`` over ``backing`` holding what ``raw`` has that ``backing`` has not (qemu-img)."""
+    qemu_img("convert", "-f", "raw", "-O", "qcow2", "-B", str(backing), "-F", "qcow2", str(raw), str(dest))
+
+
+def next_event(events: object, kind: str) -> dict[str, object]:
+    for event in events:  # type: ignore[attr-defined]
+        if event["kind"] == kind:
+            return dict(event)
+    raise AssertionError("the event stream ended")
+
+
+def test_chain_jobs_with_every_option(daemon: Daemon, tmp_path: Path) -> None:
+    """base <- m1 <- m2 <- top: an intermediate commit, a partial pull, aborted and throttled jobs, a
+    shallow copy left behind, an active commit keeping its overlay, and a pivot to a reused raw file."""
+    base, _top, expected = make_chain(tmp_path)
+    m1, m2, top = tmp_path / "m1.qcow2", tmp_path / "m2.qcow2", tmp_path / "t.qcow2"
+    expect_written(expected, 4 * MIB, MIB, 0x21)
+    overlay_from(expected, base, m1)
+    expect_written(expected, 5 * MIB, MIB, 0x31)
+    overlay_from(expected, m1, m2)
+    qemu_img("create", "-q", "-f", "qcow2", "-b", str(m2), "-F", "qcow2", str(top))
+    console = define_and_start(daemon, tmp_path, "bj3", disk_xml(top))
+    guest_write(console, 6, 1, 0x41)
+    expect_written(expected, 6 * MIB, MIB, 0x41)
+    conn = daemon.connect()
+    events = iter(conn.events())
+
+    # The intermediate m2 into m1, named relative in the top's header, then deleted.
+    done = daemon.cli(
+        "blockcommit", "bj3", "vda", "--top", str(m2), "--shallow", "--keep-relative", "--delete",
+        "--bytes", "--bandwidth", str(100 * MIB), "--wait",
+    ).ok()  # fmt: skip
+    assert done.out == "\nCommit complete\n", done
+    assert not m2.exists()
+    assert chain(top) == [str(top), str(m1), str(base)]
+    assert json.loads(qemu_img("info", "-U", "--output=json", str(top)))["backing-filename"] == "m1.qcow2"
+    event = next_event(events, "block-job")
+    assert (event["event"], event["detail"]) == ("completed", f"commit:vda:{top}"), event
+    live = disk_element(daemon, "bj3")
+    assert str(m2) not in live and f"<source file='{m1}'/>" in live, live
+
+    # A pull at 1 byte/s outlasts --timeout: aborted, the chain as it was.
+    slow = daemon.cli(
+        "blockpull", "bj3", "vda", "--bytes", "--bandwidth", "1", "--wait", "--timeout", "1", "--async"
+    )
+    assert slow.rc == 1 and slow.out == "\nPull aborted\n" and "error" not in slow.err, slow
+    assert wait_state(daemon, "bj3", "vda", ("canceled", "completed", "failed")) == "canceled"
+    assert chain(top) == [str(top), str(m1), str(base)]
+
+    # A partial pull: m1's data into the top, which then backs onto the base (relative).
+    done = daemon.cli("blockpull", "bj3", "vda", "--base", str(base), "--keep-relative", "--wait").ok()
+    assert done.out == "\nPull complete\n", done
+    assert chain(top) == [str(top), str(base)] and m1.exists()
+    assert json.loads(qemu_img("info", "-U", "--output=json", str(top)))["backing-filename"] == "base.qcow2"
+
+    # A shallow copy over the same base, finished without a pivot: the domain keeps its top.
+    copy = tmp_path / "shallow.qcow2"
+    done = daemon.cli(
+        "blockcopy", "bj3", "vda", "--dest", str(copy), "--shallow", "--format", "qcow2",
+        "--granularity", "65536", "--buf-size", str(MIB), "--synchronous-writes", "--finish",
+        "--timeout", "600",
+    ).ok()  # fmt: skip
+    assert done.out == "\nSuccessfully copied\n", done
+    assert f"<source file='{top}'/>" in disk_element(daemon, "bj3")
+    assert chain(copy) == [str(copy), str(base)]
+    assert "Images are identical" in qemu_img("compare", "-U", str(top), str(copy))
+    printed = daemon.cli(
+        "blockcopy", "bj3", "vda", "--dest", "/x.img", "--format", "qcow2", "--print-xml"
+    ).ok()
+    assert printed.out == "<disk type='file'>\n  <source file='/x.img'/>\n  <driver type='qcow2'/>\n</disk>\n"
+    refused = daemon.cli("blockcopy", "bj3", "vda", "--dest", str(tmp_path / "b.img"), "--blockdev")
+    assert refused.rc == 1 and "is not a block device" in refused.err, refused
+
+    # An active commit ended without a pivot: the base has everything, the top stays the disk.
+    done = daemon.cli("blockcommit", "bj3", "vda", "--active", "--keep-overlay", "--async").ok()
+    assert done.out == "\nCommit complete, overlay image kept\n", done
+    assert f"<source file='{top}'/>" in disk_element(daemon, "bj3")
+    assert "Images are identical" in qemu_img("compare", "-U", "-F", "qcow2", str(base), str(top))
+
+    # A throttled job: its limit in bytes, changed, then aborted without waiting.
+    started = daemon.cli("blockcommit", "bj3", "vda", "--active", "--bytes", "--bandwidth", "1").ok()
+    assert started.out == "Active Block Commit started\n", started
+    info = daemon.cli("blockjob", "bj3", "vda", "--info", "--bytes").ok()
+    assert info.out == "    Bandwidth limit: 1 bytes/s (1.000 B/s)\n\n", info
+    assert "Active Block Commit: [" in info.err, info
+    daemon.cli("blockjob", "bj3", "vda", "--bandwidth", "2", "--bytes").ok()
+    assert " bandwidth=2\n" in daemon.cli("blockjob", "bj3", "vda", "--raw", "--bytes").ok().out
+    assert daemon.cli("blockjob", "bj3", "vda", "--async").ok().out == "\n"
+    assert wait_state(daemon, "bj3", "vda", ("canceled", "completed", "failed")) == "canceled"
+
+    # A pivot to a raw file that exists (--xml, --reuse-external): the domain now runs on it.
+    reused = tmp_path / "reused.raw"
+    with open(reused, "wb") as fh:
+        fh.truncate(SIZE)
+    spec = tmp_path / "dest.xml"
+    spec.write_text(f"<disk type='file'><source file='{reused}'/><driver type='raw'/></disk>")
+    done = daemon.cli("blockcopy", "bj3", "vda", "--xml", str(spec), "--reuse-external", "--pivot", "--wait")
+    assert done.ok().out == "\nSuccessfully pivoted\n", done
+    live = disk_element(daemon, "bj3")
+    assert f"<source file='{reused}'/>" in live and "type='raw'" in live, live
+    assert "<backingStore/>" in live and "<backingStore type" not in live, live
+    guest_write(console, 7, 1, 0x51)
+    expect_written(expected, 7 * MIB, MIB, 0x51)
+    console.close()
+    daemon.cli("destroy", "bj3").ok()
+    assert "Images are identical" in qemu_img("compare", "-f", "raw", "-F", "raw", str(expected), str(reused))
+    for image in (base, top, copy):
+        qemu_img("check", str(image))
