@@ -317,6 +317,10 @@ def test_chain_jobs_with_every_option(daemon: Daemon, tmp_path: Path) -> None:
     assert " bandwidth=2\n" in daemon.cli("blockjob", "bj3", "vda", "--raw", "--bytes").ok().out
     assert daemon.cli("blockjob", "bj3", "vda", "--async").ok().out == "\n"
     assert wait_state(daemon, "bj3", "vda", ("canceled", "completed", "failed")) == "canceled"
+    event = next_event(events, "block-job")  # the stream saw every job: the ones above, then this
+    while event["event"] != "canceled" or not str(event["detail"]).startswith("active_commit"):
+        event = next_event(events, "block-job")
+    assert event["detail"] == f"active_commit:vda:{top}", event
 
     # A pivot to a raw file that exists (--xml, --reuse-external): the domain now runs on it.
     reused = tmp_path / "reused.raw"
