@@ -1,18 +1,22 @@
 """domjobinfo/domjobabort on a domain in a job state (pyvirt.daemon.display), with a scripted monitor:
 the job is read from the lifecycle, its progress from query-migrate, and a save or migration is
-cancelled (the operation running it then fails and puts the domain back)."""
+cancelled (the operation running it then fails and puts the domain back: shown with a real save
+against a scripted QEMU)."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pyvirt.cli.keys import _capacity
+from pyvirt.daemon import saves
 from pyvirt.daemon.display import DisplayAPI
 from pyvirt.daemon.lifecycle import DomainState
 from pyvirt.errors import InvalidState, OperationFailed
+from tests.support.fakeqmp import Bench, FakeQemu, run_bench
 
 
 class Monitor:
@@ -98,3 +102,50 @@ def test_capacity_as_virsh() -> None:
     assert _capacity(512) == "512.000 B"
     assert _capacity(3 << 20) == "3.000 MiB"
     assert _capacity(1536 << 30) == "1.500 TiB"
+
+
+def test_a_real_save_is_reported_then_aborted(root: Path) -> None:
+    cancelled = asyncio.Event()
+
+    def script(qemu: FakeQemu) -> None:
+        async def ok(args: dict[str, Any]) -> Any:
+            return {}
+
+        async def query_migrate(args: dict[str, Any]) -> Any:
+            if cancelled.is_set():
+                qemu.status = "paused"
+                return {"status": "cancelled"}
+            return {
+                "status": "active",
+                "total-time": 20,
+                "ram": {"total": 1000, "remaining": 400, "transferred": 600},
+            }
+
+        async def migrate_cancel(args: dict[str, Any]) -> Any:
+            cancelled.set()
+            return {}
+
+        for command in ("getfd", "migrate-set-parameters", "migrate"):
+            qemu.handle(command, ok)
+        qemu.handle("query-migrate", query_migrate)
+        qemu.handle("migrate_cancel", migrate_cancel)
+
+    async def body(b: Bench) -> None:
+        await b.define("d1")
+        await b.reg.start("d1")
+        display = DisplayAPI()
+        await display.startup(b.reg)
+        request = Request()
+        request.params = {"name": "d1"}
+        saving = asyncio.ensure_future(saves.save(b.reg, "d1", str(root / "d1.save")))
+        await b.host["d1"].received("migrate").wait()
+        info = await display.jobinfo(request)  # type: ignore[arg-type]
+        assert (info["type"], info["operation"], info["data_remaining"]) == ("Unbounded", "Save", 400)
+        await display.jobabort(request)  # type: ignore[arg-type]
+        with pytest.raises(OperationFailed, match="migration cancelled"):
+            await saving
+        assert b.state("d1") == "running (save canceled)"
+        assert not (root / "d1.save").exists()
+        assert (await display.jobinfo(request))["type"] == "None"  # type: ignore[arg-type]
+
+    run_bench(root, body, script)
