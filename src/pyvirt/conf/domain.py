@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyvirt.conf.spicevmc import RedirdevConfig
 
 
 @dataclass
@@ -290,6 +294,7 @@ class Devices:
     audios: list[AudioConfig] = field(default_factory=list)
     sounds: list[SoundConfig] = field(default_factory=list)
     watchdogs: list[WatchdogConfig] = field(default_factory=list)
+    redirdevs: list[RedirdevConfig] = field(default_factory=list)  # USB redirection (pyvirt.conf.spicevmc)
 
 
 @dataclass

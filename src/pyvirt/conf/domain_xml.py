@@ -102,7 +102,7 @@ NET_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
 CHAR_TYPES: dict[str, tuple[str, ...]] = {
     "serial": ("pty", "unix", "file", "null"),
     "console": ("pty", "unix", "file", "null"),
-    "channel": ("unix", "pty"),
+    "channel": ("unix", "pty", "spicevmc"),
 }
 SERIAL_TARGETS = ("isa-serial", "pci-serial", "usb-serial")
 CONSOLE_TARGETS = ("serial", "virtio")
@@ -509,6 +509,14 @@ class _Parser:
                 devs.sounds.append(self.sound(node))
             elif tag == "watchdog":
                 devs.watchdogs.append(self.watchdog(node))
+            elif tag == "redirdev":
+                from pyvirt.conf.spicevmc import parse_redirdev
+
+                redir = parse_redirdev(node)
+                redir.alias = self.alias(node)
+                redir.address = self.address(node)
+                node.done()
+                devs.redirdevs.append(redir)
             else:
                 raise node.refuse()
         for controller in pending_index:
@@ -1106,6 +1114,10 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
     for dog in devs.watchdogs:
         attrs = {"model": dog.model, "action": dog.action}
         node.add(x("watchdog", attrs).add(_alias(dog.alias, live), _address(dog.address)))
+    if devs.redirdevs:
+        from pyvirt.conf.spicevmc import write_redirdev
+
+        node.add(*(write_redirdev(r, (_alias(r.alias, live), _address(r.address))) for r in devs.redirdevs))
     if (balloon := devs.memballoon) is not None:
         stats = x("stats", {"period": balloon.stats_period}) if balloon.stats_period is not None else None
         extra = (_alias(balloon.alias, live), _address(balloon.address))

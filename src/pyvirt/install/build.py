@@ -570,11 +570,12 @@ def plan(req: dict[str, object], facts: OSFacts, host: Host) -> Plan:
                 x("target", {"type": "virtio", "name": "org.qemu.guest_agent.0"}),
             )
         )
-    if spice:
-        b.notes.append(
-            "SPICE's agent channel (com.redhat.spice.0) and USB redirection are not made: pyvirt does not "
-            "run them yet"
-        )
+    redirdevs: list[XNode] = []
+    if spice:  # the agent channel, and two USB redirections (not all four USB 2 ports: virt-install's choice)
+        if not any(_attr(c, "type") == "spicevmc" for c in channels):
+            agent = x("target", {"type": "virtio", "name": "com.redhat.spice.0"})
+            channels.append(x("channel", {"type": "spicevmc"}).add(agent))
+        redirdevs = [x("redirdev", {"bus": "usb", "type": "spicevmc"}) for _ in range(2)]
 
     inputs: list[XNode] = []
     if graphics is not None:
@@ -677,6 +678,7 @@ def plan(req: dict[str, object], facts: OSFacts, host: Host) -> Plan:
             graphics,
             *sounds,
             *videos,
+            *redirdevs,
             *watchdogs,
             balloon,
             *rngs,
@@ -987,6 +989,9 @@ def _chardev(kind: str, sub: Sub) -> XNode:
     ctype = sub.pop("type", "pty")
     allowed = ("path", "mode", "target.type", "target_type", "name", "target.name", "target.port")
     _refuse_unknown(kind, sub, allowed)
+    if kind == "channel" and ctype == "spicevmc":
+        name = sub.get("name") or sub.get("target.name") or "com.redhat.spice.0"
+        return x("channel", {"type": "spicevmc"}).add(x("target", {"type": "virtio", "name": name}))
     if ctype not in ("pty", "unix", "file", "null"):
         raise UnsupportedConfig(f"--{kind} {ctype}: pyvirt runs pty, unix, file and null character devices")
     node = x(kind, {"type": ctype})

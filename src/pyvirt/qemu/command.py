@@ -168,6 +168,7 @@ class _Builder:
         self.audio()
         self.graphics()
         self.inputs()
+        self.redirdevs()
         self.misc_devices()
         self.add("-sandbox", SANDBOX)
         self.add("-msg", "timestamp=on")
@@ -667,10 +668,16 @@ class _Builder:
                 nr = next(n for n in range(1, 32) if (controller, n) not in taken)
                 taken.add((controller, nr))
             chardev = f"charchannel{index}"
-            path = self.ctx.channel_paths.get(index, channel.source_path)
-            mode = channel.source_mode or "bind"
-            spec = CharDevConfig(kind="channel", type=channel.type, source_path=path, source_mode=mode)
-            self.add("-chardev", _chardev_spec(spec, chardev))
+            if channel.type == "spicevmc":
+                from pyvirt.conf import spicevmc
+
+                spicevmc.require_spice(any(g.type == "spice" for g in dom.devices.graphics), "a channel")
+                self.add("-chardev", spicevmc.chardev_spec("channel", chardev))
+            else:
+                path = self.ctx.channel_paths.get(index, channel.source_path)
+                mode = channel.source_mode or "bind"
+                spec = CharDevConfig(kind="channel", type=channel.type, source_path=path, source_mode=mode)
+                self.add("-chardev", _chardev_spec(spec, chardev))
             self.add(
                 "-device",
                 _opts(
@@ -805,6 +812,19 @@ class _Builder:
                 )
             else:
                 raise UnsupportedConfig(f"unsupported configuration: input bus '{inp.bus}'")
+
+    def redirdevs(self) -> None:
+        if not self.dom.devices.redirdevs:
+            return
+        from pyvirt.conf import spicevmc
+
+        spice = any(g.type == "spice" for g in self.dom.devices.graphics)
+        for index, redir in enumerate(self.dom.devices.redirdevs):
+            spicevmc.require_spice(spice, "a redirdev")
+            chardev = f"charredir{index}"
+            self.add("-chardev", spicevmc.chardev_spec("redirdev", chardev))
+            usb = self._usb_placement(redir.address, "usb redirection")
+            self.add(*_device("usb-redir", {}, chardev=chardev, id=redir.alias or f"redir{index}", **usb))
 
     def videos(self) -> None:
         for index, video in enumerate(self.dom.devices.videos):

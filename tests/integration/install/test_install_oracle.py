@@ -28,8 +28,6 @@ NETWORK = """<network><name>default</name><bridge name='pvinst0'/>
 
 # What virt-install adds that pyvirt does not run yet (pyvirt reports each in its notes).
 PYVIRT_LACKS = (
-    "./devices/channel[@type='spicevmc']",
-    "./devices/redirdev",
     "./os/smbios",
     "./sysinfo",
 )

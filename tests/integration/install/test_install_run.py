@@ -198,3 +198,25 @@ def test_windows_11_install_starts_with_uefi_and_hyperv(daemon: Daemon, tmp_path
     assert any(b"OVMF" in a for a in argv), argv
     daemon.cli("destroy", "win").ok()
     daemon.cli("undefine", "--nvram", "--remove-all-storage", "win").ok()
+
+
+def test_default_spice_display_runs(daemon: Daemon, tmp_path: Path) -> None:
+    """pyvirt install with no --graphics: SPICE with its agent channel, two USB redirections, ich9 sound
+    and a virtio video, as virt-install gives; the guest boots with them."""
+    art = guest_artifacts()
+    disk = copy_disk(art, tmp_path / "root.qcow2")
+    boot = f'kernel={art.kernel},initrd={art.initrd},kernel_args="{art.disk_cmdline}"'
+    daemon.cli(
+        "install", "--name", "sp", "--memory", "256", "--os-variant", "debian11", "--import",
+        "--disk", str(disk), "--boot", boot, "--network", "none", "--virt-type", "qemu", "--noautoconsole",
+    ).ok()  # fmt: skip
+    pid = daemon.qemu_pids()["sp"]
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    assert "spicevmc,id=charredir1,name=usbredir" in argv and any(a.startswith("usb-redir,") for a in argv)
+    assert any("name=com.redhat.spice.0" in a for a in argv) and "-spice" in argv
+    console = Console(daemon, "sp")
+    try:
+        console.expect("guest# ", timeout=300)
+    finally:
+        console.close()
+    daemon.cli("destroy", "sp").ok()

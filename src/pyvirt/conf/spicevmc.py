@@ -1,0 +1,45 @@
+"""SPICE's own channels: the agent channel (``<channel type='spicevmc'>``, the guest's vdagent talking
+to the SPICE client) and USB redirection (``<redirdev bus='usb' type='spicevmc'/>``, a client's USB
+device passed to the guest), as virt-install adds them to every SPICE guest.
+
+Both are QEMU ``spicevmc`` character devices (``name=vdagent``, ``name=usbredir``) that exist only with
+a SPICE display, so a domain without one has them refused by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyvirt.conf.domain import PCIAddress
+from pyvirt.conf.xmlutil import Elem, XNode, x
+from pyvirt.errors import UnsupportedConfig
+
+
+@dataclass
+class RedirdevConfig:
+    bus: str = "usb"
+    type: str = "spicevmc"
+    address: PCIAddress | None = None  # a USB address: bus, port
+    alias: str | None = None
+
+
+def parse_redirdev(e: Elem) -> RedirdevConfig:
+    dev = RedirdevConfig(
+        bus=e.choice("bus", ("usb",), required=True) or "usb",
+        type=e.choice("type", ("spicevmc",), required=True) or "spicevmc",
+    )
+    return dev
+
+
+def write_redirdev(dev: RedirdevConfig, extra: tuple[XNode | None, ...]) -> XNode:
+    return x("redirdev", {"bus": dev.bus, "type": dev.type}).add(*extra)
+
+
+def chardev_spec(kind: str, chardev_id: str) -> str:
+    """``-chardev`` of a spicevmc device: the agent (channel) or USB redirection (redirdev)."""
+    return f"spicevmc,id={chardev_id},name={'vdagent' if kind == 'channel' else 'usbredir'}"
+
+
+def require_spice(has_spice: bool, what: str) -> None:
+    if not has_spice:
+        raise UnsupportedConfig(f"unsupported configuration: {what} of type 'spicevmc' needs a SPICE display")
