@@ -2,12 +2,12 @@
 
 ``--dir``: a folder laid out as /etc/libvirt holding what libvirt 9.0 itself wrote
 (tests/data/libvirt-9.0: libvirtd defined a domain booting the test guest on a NAT network, a
-virt-manager-style SPICE desktop, the network and a directory pool, then its files were copied),
-read without libvirt. Everything pyvirt can run is defined unchanged (UUIDs, MACs, paths, autostart);
-the desktop is reported with the reason; what libvirt's status files say runs is left alone and
-reported; a second run skips what exists; the imported domain starts in pyvirt on the imported
-network. ``--uri``: libvirt's own test driver (``test:///default``, inside virsh, no libvirtd) as the
-oracle of what virsh reports.
+virt-manager-style SPICE desktop, a floppy-booting ISA PC, the network and a directory pool, then its
+files were copied), read without libvirt. Everything pyvirt can run is defined unchanged (UUIDs, MACs,
+paths, autostart); the ISA PC (a machine type pyvirt does not run) is reported with the reason; what
+libvirt's status files say runs is left alone and reported; a second run skips what exists; the
+imported domain starts in pyvirt on the imported network. ``--uri``: libvirt's own test driver
+(``test:///default``, inside virsh, no libvirtd) as the oracle of what virsh reports.
 """
 
 from __future__ import annotations
@@ -70,12 +70,14 @@ def libvirt_host(root: Path) -> Path:
 def test_import_from_libvirts_files(d: Daemon, tmp_path: Path) -> None:
     etc = libvirt_host(tmp_path)
     dry = d.cli("import-libvirt", "--dir", str(etc), "--dry-run")
-    assert dry.rc == 1, dry.out  # the desktop cannot be carried over
+    assert dry.rc == 1, dry.out  # the ISA PC cannot be carried over
     assert re.search(r"^ domain\s+web1\s+would-import\s+autostart$", dry.out, re.M), dry.out
-    assert re.search(r"^ domain\s+desktop\s+failed\s+not imported: .*spicevmc", dry.out, re.M), dry.out
+    assert re.search(r"^ domain\s+desktop\s+would-import\s+-$", dry.out, re.M), dry.out
+    assert re.search(r"^ domain\s+legacy\s+failed\s+not imported: .*machine type 'isapc'", dry.out, re.M)
     assert re.search(r"^ pool\s+imgs\s+would-import\s+autostart; active under libvirt", dry.out, re.M)
-    assert "3 would be imported" in dry.out and "nothing was defined" in dry.out
-    assert "web1" not in d.cli("list", "--all", "--name").ok().out
+    assert "4 would be imported" in dry.out and "1 not importable" in dry.out, dry.out
+    assert "nothing was defined" in dry.out
+    assert not {"web1", "desktop"} & set(d.cli("list", "--all", "--name").ok().out.split())
     assert "lan" not in d.cli("net-list", "--all", "--name").ok().out
 
     report = json.loads(d.cli("import-libvirt", "--dir", str(etc), "--json").out)
@@ -84,7 +86,8 @@ def test_import_from_libvirts_files(d: Daemon, tmp_path: Path) -> None:
         ("pool", "imgs"): "imported",
         ("network", "lan"): "imported",
         ("domain", "web1"): "imported",
-        ("domain", "desktop"): "failed",
+        ("domain", "desktop"): "imported",
+        ("domain", "legacy"): "failed",
     }
     conn = d.connect()
     info = conn.domain("web1").info()
