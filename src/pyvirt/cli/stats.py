@@ -80,8 +80,10 @@ def _one(conn: Connection, name: str, groups: list[str]) -> dict[str, Any]:
 
 
 def cmd_dommemstat(opts: GlobalOptions, a: Parsed) -> int:
+    from pyvirt.client.api import Domain
+
     conn = opts.connect()
-    dom = _domain(conn, a.text("domain"))
+    dom = Domain(conn, a.text("domain"))  # no lookup first: one request (NotFound says which domain)
     period = a.opt("period")
     scoped = a.flag("live") or a.flag("config") or a.flag("current")
     if a.flag("current") and (a.flag("live") or a.flag("config")):
@@ -89,7 +91,7 @@ def cmd_dommemstat(opts: GlobalOptions, a: Parsed) -> int:
     if period is None:
         if scoped:
             raise InvalidArgument("--live, --config and --current choose where --period goes: give --period")
-        stats = _run("Failed to get memory statistics", lambda: dom.memory_stats())
+        stats = _run("Failed to get memory statistics", lambda: dom.memory_stats(), dom.name)
         emit("".join(f"{k} {v}\n" for k, v in stats.items()) + "\n")
         return 0
     seconds = int(period)
@@ -98,16 +100,17 @@ def cmd_dommemstat(opts: GlobalOptions, a: Parsed) -> int:
     _run(
         "Unable to change balloon collection period.",
         lambda: dom.set_memory_stats_period(seconds, live=a.flag("live"), config=a.flag("config")),
+        dom.name,
     )
     emit("\n")
     return 0
 
 
-def _run(context: str, call: Any) -> Any:
+def _run(context: str, call: Any, key: str) -> Any:
     try:
         return call()
-    except NotFound:
-        raise
+    except NotFound as err:
+        raise PyvirtError(f"failed to get domain '{key}'") from err
     except PyvirtError as err:
         raise CommandFailed(context, err) from err
 

@@ -109,6 +109,10 @@ async def apply_event(
         from pyvirt.daemon.agent import port_changed
 
         port_changed(reg, obj, data)
+    elif event == "BALLOON_CHANGE":
+        from pyvirt.daemon.stats import balloon_changed
+
+        balloon_changed(proc, data)
     elif event.startswith("BLOCK_JOB_"):
         from pyvirt.daemon import blockjobs
 

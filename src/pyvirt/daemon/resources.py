@@ -23,7 +23,7 @@ from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.domain import CPUTune, Domain
 from pyvirt.daemon import lifecycle
 from pyvirt.daemon.lifecycle import guard
-from pyvirt.daemon.stats import scope_targets
+from pyvirt.daemon.stats import forget_vcpus, scope_targets
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, PyvirtError, XMLError
 from pyvirt.qemu import affinity, procstats
 from pyvirt.qemu.process import QemuProcess
@@ -221,6 +221,7 @@ async def _wait_unplugged(reg: DomainRegistry, key: str, dev_ids: list[str]) -> 
         await asyncio.sleep(0.2)
     async with obj.lock:
         if obj.proc is not None and obj.live is not None:
+            forget_vcpus(obj.proc)
             online = len(await obj.proc.monitor.execute("query-cpus-fast"))
             obj.live.vcpu_current = online if online != obj.live.vcpus else None
             reg.save_run_state(obj)
@@ -230,6 +231,7 @@ async def _set_live_vcpus(reg: DomainRegistry, obj: DomainObject, count: int) ->
     """Plug vCPUs up to ``count`` or ask the guest to release the hot-plugged ones above it (``obj.lock``
     held); the removals to wait for, without the lock."""
     assert obj.proc is not None and obj.live is not None
+    forget_vcpus(obj.proc)
     monitor = obj.proc.monitor
     slots = await monitor.execute("query-hotpluggable-cpus")
     present = [s for s in slots if s.get("qom-path")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from pyvirt.daemon import lifecycle
 from pyvirt.daemon.lifecycle import Paused, Reason, guard
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed
 from pyvirt.qemu import procstats
+from pyvirt.qemu.process import QemuProcess
 from pyvirt.qemu.procstats import NetCounters
 
 if TYPE_CHECKING:
@@ -55,6 +57,23 @@ BALLOON_STATS = (
 )
 
 Fields = dict[str, int | str]
+
+# Kept per QEMU, so that statistics of many domains need fewer QMP round trips: the balloon's actual
+# size (bytes; QEMU's BALLOON_CHANGE events keep it current once it was asked for) and the vCPUs'
+# thread ids (cpu-index, thread-id; forgotten when vCPUs are plugged or unplugged).
+_BALLOON: weakref.WeakKeyDictionary[QemuProcess, int] = weakref.WeakKeyDictionary()
+_VCPUS: weakref.WeakKeyDictionary[QemuProcess, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+
+def balloon_changed(proc: QemuProcess, data: dict[str, Any]) -> None:
+    """QEMU's BALLOON_CHANGE event: the balloon's new actual size."""
+    if isinstance(data.get("actual"), int):
+        _BALLOON[proc] = int(data["actual"])
+
+
+def forget_vcpus(proc: QemuProcess) -> None:
+    """The vCPUs of ``proc`` changed (hot-plug): ask QEMU for their threads again."""
+    _VCPUS.pop(proc, None)
 
 
 def reason_code(reason: Reason) -> int:
@@ -93,6 +112,8 @@ async def collect(
     names: Sequence[str],
     groups: Sequence[str],
     filters: Sequence[str] = (),
+    *,
+    capacity: bool = True,
 ) -> list[dict[str, Any]]:
     """domstats: for each domain named (every domain when none is, in name order, those that pass
     ``filters``) its fields of ``groups`` (every group when none is given)."""
@@ -107,19 +128,19 @@ async def collect(
     else:
         objs = sorted((o for o in reg.all() if matches(o, filters)), key=lambda o: o.name)
     nets = procstats.net_devices() if "interface" in wanted and any(o.active for o in objs) else {}
-    records = await asyncio.gather(*(_domain(reg, obj, wanted, nets) for obj in objs))
+    records = await asyncio.gather(*(_domain(reg, obj, wanted, nets, capacity) for obj in objs))
     return [{"name": obj.name, "fields": fields} for obj, fields in zip(objs, records, strict=True)]
 
 
 async def _domain(
-    reg: DomainRegistry, obj: DomainObject, groups: list[str], nets: dict[str, NetCounters]
+    reg: DomainRegistry, obj: DomainObject, groups: list[str], nets: dict[str, NetCounters], capacity: bool
 ) -> Fields:
     proc = obj.proc
     dom = obj.current
     fields: Fields = {}
     queries: dict[str, Any] = {}
     if proc is not None:
-        queries = await _query(obj, groups)
+        queries = await _query(obj, groups, capacity=capacity)
     for group in groups:
         if group == "state":
             fields["state.state"] = STATE_CODES[obj.state.virsh(obj.reason)]
@@ -147,21 +168,25 @@ async def _domain(
     return fields
 
 
-async def _query(obj: DomainObject, groups: list[str]) -> dict[str, Any]:
+async def _query(obj: DomainObject, groups: list[str], *, capacity: bool = True) -> dict[str, Any]:
     """The QMP replies the groups need, asked at once; a query QEMU refuses is left out."""
     assert obj.proc is not None
     monitor = obj.proc.monitor
     calls: dict[str, tuple[str, dict[str, Any] | None]] = {}
     balloon = obj.current.devices.memballoon
-    if "balloon" in groups and balloon is not None and balloon.model == "virtio":
+    proc = obj.proc
+    virtio_balloon = balloon is not None and balloon.model == "virtio"
+    if virtio_balloon and {"balloon", "balloon-actual"} & set(groups) and proc not in _BALLOON:
         calls["query-balloon"] = ("query-balloon", None)
+    if "balloon" in groups and balloon is not None and virtio_balloon:
         path = f"/machine/peripheral/{balloon.alias or 'balloon0'}"
         calls["guest-stats"] = ("qom-get", {"path": path, "property": "guest-stats"})
-    if "vcpu" in groups:
+    if "vcpu" in groups and proc not in _VCPUS:
         calls["query-cpus-fast"] = ("query-cpus-fast", None)
     if "block" in groups and obj.current.devices.disks:
         calls["query-blockstats"] = ("query-blockstats", None)
-        calls["query-block"] = ("query-block", None)
+        if capacity:  # the images' virtual size (block.N.capacity)
+            calls["query-block"] = ("query-block", None)
     replies = await asyncio.gather(
         *(monitor.execute(cmd, args) for cmd, args in calls.values()), return_exceptions=True
     )
@@ -172,6 +197,14 @@ async def _query(obj: DomainObject, groups: list[str]) -> dict[str, Any]:
                 raise reply
             continue
         out[key] = reply
+    if "query-balloon" in out:
+        _BALLOON.setdefault(proc, int(out["query-balloon"]["actual"]))
+    if "query-cpus-fast" in out:
+        _VCPUS[proc] = list(out["query-cpus-fast"])
+    if {"balloon", "balloon-actual"} & set(groups) and proc in _BALLOON:
+        out["query-balloon"] = {"actual": _BALLOON[proc]}
+    if "vcpu" in groups and proc in _VCPUS:
+        out["query-cpus-fast"] = _VCPUS[proc]
     return out
 
 
@@ -331,9 +364,9 @@ async def balloon_kib(obj: DomainObject) -> int:
     dom = obj.current
     balloon = dom.devices.memballoon
     if obj.proc is not None and balloon is not None and balloon.model == "virtio":
-        actual = await obj.proc.monitor.balloon_actual()
-        if actual is not None:
-            return actual // 1024
+        replies = await _query(obj, ["balloon-actual"])
+        if "query-balloon" in replies:
+            return int(replies["query-balloon"]["actual"]) // 1024
     return dom.current_kib
 
 
@@ -341,13 +374,11 @@ async def memory_stats(obj: DomainObject) -> dict[str, int]:
     """dommemstat: actual (KiB), the guest's balloon statistics, rss (KiB); libvirt's order."""
     if obj.proc is None:
         raise _not_running()
-    out = {"actual": await balloon_kib(obj)}
-    balloon = obj.current.devices.memballoon
-    if balloon is not None and balloon.model == "virtio":
-        path = f"/machine/peripheral/{balloon.alias or 'balloon0'}"
-        with contextlib.suppress(OperationFailed):
-            reply = await obj.proc.monitor.execute("qom-get", {"path": path, "property": "guest-stats"})
-            out.update(guest_memory(reply))
+    out = {"actual": obj.current.current_kib}
+    replies = await _query(obj, ["balloon"])  # query-balloon and the guest's report, at once
+    if "query-balloon" in replies:
+        out["actual"] = int(replies["query-balloon"]["actual"]) // 1024
+    out.update(guest_memory(replies.get("guest-stats")))
     rss = procstats.rss_kib(obj.proc.pid)
     if rss is not None:
         out["rss"] = rss
