@@ -592,6 +592,39 @@ class InstallResult(TypedDict):
     root_password: NotRequired[str]
 
 
+class IoTuneRequest(TypedDict):
+    """blkdeviotune's limits (virsh's names; bytes or operations per second, lengths in seconds);
+    those left out keep their value. ``config`` is refused: pyvirt's XML has no <iotune> yet."""
+
+    total_bytes_sec: NotRequired[int]
+    read_bytes_sec: NotRequired[int]
+    write_bytes_sec: NotRequired[int]
+    total_iops_sec: NotRequired[int]
+    read_iops_sec: NotRequired[int]
+    write_iops_sec: NotRequired[int]
+    total_bytes_sec_max: NotRequired[int]
+    read_bytes_sec_max: NotRequired[int]
+    write_bytes_sec_max: NotRequired[int]
+    total_iops_sec_max: NotRequired[int]
+    read_iops_sec_max: NotRequired[int]
+    write_iops_sec_max: NotRequired[int]
+    size_iops_sec: NotRequired[int]
+    group_name: NotRequired[str]
+    total_bytes_sec_max_length: NotRequired[int]
+    read_bytes_sec_max_length: NotRequired[int]
+    write_bytes_sec_max_length: NotRequired[int]
+    total_iops_sec_max_length: NotRequired[int]
+    read_iops_sec_max_length: NotRequired[int]
+    write_iops_sec_max_length: NotRequired[int]
+    live: NotRequired[bool]
+    config: NotRequired[bool]
+
+
+class IOThread(TypedDict):
+    id: int
+    affinity: list[int]
+
+
 # Networks
 
 
@@ -814,6 +847,8 @@ class JobInfo(TypedDict):
 
 
 DomainList = list[DomainSummary]
+IoTune = dict[str, int | str]  # blkdeviotune's fields, virsh's names and order
+IOThreadList = list[IOThread]
 HostCounters = dict[str, int]  # nodecpustats (ns), nodememstats (KiB): libvirt's field names
 FreeCellList = list[FreeCell]
 NameList = list[str]

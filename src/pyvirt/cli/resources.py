@@ -170,3 +170,69 @@ def cmd_emulatorpin(opts: GlobalOptions, a: Parsed) -> int:
     dom.pin(cpus, live=live, config=config)
     emit("\n")
     return 0
+
+
+_IOTUNE = (
+    "total_bytes_sec",
+    "read_bytes_sec",
+    "write_bytes_sec",
+    "total_iops_sec",
+    "read_iops_sec",
+    "write_iops_sec",
+    "total_bytes_sec_max",
+    "read_bytes_sec_max",
+    "write_bytes_sec_max",
+    "total_iops_sec_max",
+    "read_iops_sec_max",
+    "write_iops_sec_max",
+    "size_iops_sec",
+    "group_name",
+    "total_bytes_sec_max_length",
+    "read_bytes_sec_max_length",
+    "write_bytes_sec_max_length",
+    "total_iops_sec_max_length",
+    "read_iops_sec_max_length",
+    "write_iops_sec_max_length",
+)
+
+
+def cmd_blkdeviotune(opts: GlobalOptions, a: Parsed) -> int:
+    from pyvirt.conf.units import parse_scaled
+
+    live, config = _scope(a)
+    dom = _domain(opts.connect(), a.text("domain"))
+    device = a.text("device")
+    changes: dict[str, int | str] = {}
+    for name in _IOTUNE:
+        text = a.opt(name)
+        if text is None:
+            continue
+        if name == "group_name":
+            changes[name] = text
+        elif "bytes_sec" in name and not name.endswith("_length"):
+            changes[name] = parse_scaled(text)  # a scaled integer, bytes by default
+        elif text.isdigit():
+            changes[name] = int(text)
+        else:
+            raise InvalidArgument(
+                f"Numeric value '{text}' for <{name.replace('_', '-')}> option is malformed"
+            )
+    if not changes:
+        values = dom.iotune(device, config=config)
+        emit("".join(f"{k:<15}: {v}\n" for k, v in values.items()) + "\n")
+        return 0
+    dom.set_iotune(device, live=live, config=config, **changes)
+    emit("\n")
+    return 0
+
+
+def cmd_iothreadinfo(opts: GlobalOptions, a: Parsed) -> int:
+    _live, config = _scope(a)
+    dom = _domain(opts.connect(), a.text("domain"))
+    threads = dom.iothreads(config=config)
+    if not threads:
+        emit("No IOThreads found for the domain\n")
+        return 0
+    rows = [[str(t["id"]), cpulist(t["affinity"])] for t in threads]
+    emit(table(["IOThread ID", "CPU Affinity"], rows) + "\n")
+    return 0

@@ -842,6 +842,22 @@ class Domain:
         body: types.SetVcpusRequest = {"count": count, "maximum": maximum, "live": live, "config": config}
         self.conn.call("domain.set_vcpus", {"name": self.name}, body)
 
+    def iotune(self, device: str, *, config: bool = False) -> dict[str, int | str]:
+        """blkdeviotune: the running disk's I/O limits (virsh's names)."""
+        params = {"name": self.name, "device": device}
+        return dict(self.conn.call("domain.iotune", params, query={"config": config}))
+
+    def set_iotune(
+        self, device: str, *, live: bool = False, config: bool = False, **limits: int | str
+    ) -> None:
+        """blkdeviotune: set I/O limits (virsh's names: total_bytes_sec=..., group_name=...)."""
+        body = {**limits, "live": live, "config": config}
+        self.conn.call("domain.set_iotune", {"name": self.name, "device": device}, body)
+
+    def iothreads(self, *, config: bool = False) -> list[types.IOThread]:
+        """iothreadinfo: each I/O thread's id and CPU affinity."""
+        return list(self.conn.call("domain.iothreads", {"name": self.name}, query={"config": config}))
+
     def pin(self, cpulist: str, *, vcpu: int | None = None, live: bool = False, config: bool = False) -> None:
         """vcpupin (``vcpu``) or emulatorpin: a libvirt CPU list, ``r`` for every host CPU."""
         body: types.PinRequest = {"cpulist": cpulist, "live": live, "config": config}

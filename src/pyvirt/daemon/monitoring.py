@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.daemon import resources, stats
+from pyvirt.daemon import iotune, resources, stats
 from pyvirt.daemon.http import RawReply, Request
 from pyvirt.daemon.metrics import CONTENT_TYPE, Metrics
 from pyvirt.daemon.routes import Handlers
@@ -57,6 +57,9 @@ class MonitoringAPI:
             "domain.vcpus": self.vcpus,
             "domain.set_vcpus": self.set_vcpus,
             "domain.pin": self.pin,
+            "domain.iotune": self.iotune,
+            "domain.set_iotune": self.set_iotune,
+            "domain.iothreads": self.iothreads,
         }
 
     async def scrape(self, req: Request) -> RawReply:
@@ -109,3 +112,18 @@ class MonitoringAPI:
             self.domains, name, body["cpulist"], vcpu=body.get("vcpu"), live=live, config=config
         )
         return {}
+
+    async def iotune(self, req: Request) -> dict[str, Any]:
+        return await iotune.get_iotune(
+            self.domains, req.params["name"], req.params["device"], config=req.args["config"]
+        )
+
+    async def set_iotune(self, req: Request) -> dict[str, Any]:
+        name = req.params["name"]
+        live, config = scope(dict(req.data), self.domains.lookup(name).active)
+        changes = {k: v for k, v in req.data.items() if k not in ("live", "config")}
+        await iotune.set_iotune(self.domains, name, req.params["device"], changes, live=live, config=config)
+        return {}
+
+    async def iothreads(self, req: Request) -> list[dict[str, Any]]:
+        return await iotune.iothreads(self.domains, req.params["name"], config=req.args["config"])

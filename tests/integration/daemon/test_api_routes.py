@@ -199,6 +199,10 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     assert w.call("domain.vcpus", dom)["current_live"] == 1
     w.call("domain.set_vcpus", dom, {"count": 1, "config": True})
     w.call("domain.pin", dom, {"cpulist": "r", "vcpu": 0, "config": True})
+    vdb = {"name": "api1", "device": "vdb"}
+    w.call("domain.set_iotune", vdb, {"total_iops_sec": 1000, "group_name": "api", "live": True})
+    assert w.call("domain.iotune", vdb, query={"config": False})["total_iops_sec"] == 1000
+    assert w.call("domain.iothreads", dom, query={"config": False}) == []
 
     # NICs: the live one's link, and one added to the definition only (no guest in the loop).
     w.call("domain.set_link", {"name": "api1", "device": MAC}, {"state": "down"})
