@@ -82,7 +82,15 @@ def test_verbs_options_and_names_from_the_daemon(daemon: Daemon, tmp_path: Path)
     daemon.cli("vol-create-as", "scratch", "disk-a.img", "1M").ok()
     daemon.cli("vol-create-as", "scratch", "disk-b.img", "1M").ok()
 
-    assert complete(daemon, "pyvirt domi") == ["domid", "domif-setlink", "domifaddr", "domiflist", "dominfo"]
+    assert complete(daemon, "pyvirt domi") == [
+        "domid",
+        "domif-getlink",
+        "domif-setlink",
+        "domifaddr",
+        "domiflist",
+        "domifstat",
+        "dominfo",
+    ]
     assert complete(daemon, "pyvirt start web") == ["web01", "web02"]
     assert complete(daemon, "pyvirt start --domain d") == ["db01"]
     assert complete(daemon, "pyvirt start web01 --p") == ["--paused"]
