@@ -463,8 +463,8 @@ ACTIONS: tuple[Action, ...] = (
         "domain.attach_device",
         "POST",
         "/v1/domains/{name}/devices",
-        "attach-device: plug a device (disk, interface) into the running domain and/or add any "
-        "device to the definition",
+        "attach-device: plug a device (disk, interface, virtio-scsi controller) into the running "
+        "domain and/or add any device to the definition",
         request="DeviceRequest",
         response="DeviceChange",
         mutating=True,

@@ -6,7 +6,9 @@ detach-device-alias and update-device, which attach-disk, detach-disk and change
 --config; the caller resolves --current and --persistent). Both are checked before either changes, so
 a refused request leaves both as they were. A disk plugged live gets its files opened by the daemon
 (:mod:`pyvirt.daemon.blockdevs`) and a device on a free PCIe root port on q35
-(:func:`pyvirt.qemu.hotplug.pci_slot`); an ``<interface>`` goes through :mod:`pyvirt.daemon.nics`.
+(:func:`pyvirt.qemu.hotplug.pci_slot`); an ``<interface>`` goes through :mod:`pyvirt.daemon.nics`;
+a virtio-scsi ``<controller>`` is plugged too, by itself or (libvirt's way) before a SCSI disk that
+needs it.
 
 A live removal asks the guest (``device_del``) and lets go of the domain's lock; QEMU's
 DEVICE_DELETED, applied under the lock like every QMP event (:func:`device_deleted`), removes the
@@ -39,7 +41,7 @@ from pyvirt.conf.validate import validate_domain
 from pyvirt.daemon import blockdevs, lifecycle, nics
 from pyvirt.daemon.lifecycle import guard
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, UnsupportedConfig
-from pyvirt.qemu.hotplug import HOTPLUG_BUSES, disk_device, pci_slot
+from pyvirt.qemu.hotplug import HOTPLUG_BUSES, disk_device, pci_placement, pci_slot
 
 if TYPE_CHECKING:
     from pyvirt.daemon.domains import DomainObject, DomainRegistry
@@ -127,12 +129,19 @@ async def attach(reg: DomainRegistry, key: str, xml: str, *, live: bool, config:
                 _check_files(reg, item)
         alias = None
         if live:
-            if not isinstance(dev.obj, DiskConfig):
+            item = copy.deepcopy(dev.obj)
+            if isinstance(item, ControllerConfig):
+                if not dev.index_given:
+                    assert obj.live is not None
+                    item.index = next_controller_index(obj.live, item)
+                alias = await _plug_controller(reg, obj, item)
+            elif isinstance(item, DiskConfig):
+                alias = await _attach_disk_live(reg, obj, item)
+            else:
                 raise UnsupportedConfig(
                     f"unsupported configuration: a <{dev.kind}> cannot be attached to a running domain "
-                    "(disks and interfaces can; use --config for the next start)"
+                    "(disks, interfaces and virtio-scsi controllers can; use --config for the next start)"
                 )
-            alias = await _attach_disk_live(reg, obj, copy.deepcopy(dev.obj))
         if new_config is not None:
             reg.write_config(new_config)
             obj.config = new_config
@@ -175,7 +184,7 @@ async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
             f"unsupported configuration: disk bus '{disk.target_bus}' cannot be hotplugged "
             f"(only {', '.join(HOTPLUG_BUSES)}; sdX targets default to sata: give bus='scsi')"
         )
-    _check_controller(trial, disk)
+    missing = _check_controller(trial, disk)
     path = blockdevs.disk_path(reg, disk) if disk.source_host is None else None
     if path is not None:
         blockdevs.check_source(path)
@@ -188,6 +197,8 @@ async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
         attrs = {"controller": str(controller), "bus": str(bus), "target": str(target), "unit": str(unit)}
         disk.address = PCIAddress(type="drive", attrs=attrs)
     args = disk_device(trial, index, None)
+    if missing is not None:  # as libvirt: the controller first (it stays if the disk then fails)
+        await _plug_controller(reg, obj, ControllerConfig(type="scsi", index=missing, model="virtio-scsi"))
     dev_id = str(args["id"])
     if any(d.alias == dev_id for d in live.devices.disks) or any(
         n.alias == dev_id for n in live.devices.interfaces
@@ -209,25 +220,50 @@ async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
     return dev_id
 
 
-def _check_controller(dom: Domain, disk: DiskConfig) -> None:
-    """A SCSI or USB disk needs its controller in the running machine."""
+def _check_controller(dom: Domain, disk: DiskConfig) -> int | None:
+    """The SCSI controller a SCSI disk needs that the running machine lacks (libvirt plugs it first);
+    a USB disk without a USB controller is refused."""
     if disk.target_bus == "scsi":
         controller = drive_address(dom, dom.devices.disks.index(disk))[0]
-        ok = any(c.type == "scsi" and c.index == controller for c in dom.devices.controllers) or (
+        present = any(c.type == "scsi" and c.index == controller for c in dom.devices.controllers) or (
             controller == 0 and any(d.target_bus == "scsi" and d is not disk for d in dom.devices.disks)
         )
-        if not ok:
-            raise UnsupportedConfig(
-                f"unsupported configuration: disk '{disk.target_dev}' needs scsi controller {controller}, "
-                "which the running domain does not have (define one and start the domain again)"
-            )
-    elif disk.target_bus == "usb" and not any(
+        return None if present else controller
+    if disk.target_bus == "usb" and not any(
         c.type == "usb" and c.model != "none" for c in dom.devices.controllers
     ):
         raise UnsupportedConfig(
             f"unsupported configuration: disk '{disk.target_dev}' needs a USB controller, "
             "which the running domain does not have"
         )
+    return None
+
+
+async def _plug_controller(reg: DomainRegistry, obj: DomainObject, ctl: ControllerConfig) -> str:
+    """Plug a virtio-scsi controller into running ``obj`` (``obj.lock`` held); its device id."""
+    live, proc = obj.live, obj.proc
+    assert live is not None and proc is not None
+    if ctl.type != "scsi" or (ctl.model or "virtio-scsi") != "virtio-scsi":
+        raise UnsupportedConfig(
+            f"unsupported configuration: a {ctl.type} controller cannot be attached to a running domain "
+            "(virtio-scsi ones can; use --config for the next start)"
+        )
+    if any(c.type == "scsi" and c.index == ctl.index for c in live.devices.controllers):
+        raise InvalidArgument(f"the domain already has scsi controller {ctl.index}")
+    trial = _live_trial(live)
+    trial.devices.controllers.append(ctl)
+    _checked(trial, f"attach of scsi controller {ctl.index}")
+    ctl.model = "virtio-scsi"
+    address = ctl.address or pci_slot(live)
+    dev_id = f"scsi{ctl.index}"
+    await proc.monitor.execute(
+        "device_add", {"driver": "virtio-scsi-pci", "id": dev_id, **pci_placement(address, live)}
+    )
+    ctl.address = address
+    live.devices.controllers.append(ctl)
+    reg.save_run_state(obj)
+    reg.events.publish("domain", obj.name, "device-added", dev_id)
+    return dev_id
 
 
 # ------------------------------------------------------------------------------------------- detach
@@ -257,18 +293,22 @@ async def detach(
             _remove(new_config, dev, xml)
         if live:
             assert obj.live is not None
-            if not isinstance(dev.obj, DiskConfig):
+            if isinstance(dev.obj, ControllerConfig):
+                removal, alias = await _request_controller_removal(obj, dev.obj)
+            elif isinstance(dev.obj, DiskConfig):
+                live_disk = obj.live.devices.disks[_find_disk(obj.live, dev.obj.target_dev)]
+                removal, alias = await _request_removal(obj, live_disk)
+            else:
                 raise UnsupportedConfig(
                     f"unsupported configuration: a <{dev.kind}> cannot be detached from a running domain "
-                    "(disks and interfaces can; use --config for the next start)"
+                    "(disks, interfaces and virtio-scsi controllers can; use --config for the next start)"
                 )
-            live_disk = obj.live.devices.disks[_find_disk(obj.live, dev.obj.target_dev)]
-            removal, alias = await _request_removal(obj, live_disk)
         if new_config is not None:
             reg.write_config(new_config)
             obj.config = new_config
     if removal is not None and wait:
-        await _wait_removal(removal, f"disk {dev.obj.target_dev}")  # type: ignore[attr-defined]
+        what = f"disk {dev.obj.target_dev}" if isinstance(dev.obj, DiskConfig) else f"device {alias}"
+        await _wait_removal(removal, what)
     return {"kind": dev.kind, "alias": alias}
 
 
@@ -301,11 +341,33 @@ def _remove(dom: Domain, dev: Device, xml: str) -> int:
     raise OperationFailed(f"operation failed: matching <{dev.kind}> device not found in the domain")
 
 
-async def _request_removal(obj: DomainObject, disk: DiskConfig) -> tuple[asyncio.Future[None], str]:
-    """Ask the guest to release ``disk`` (``obj.lock`` held); a second request joins the first."""
+async def _request_controller_removal(
+    obj: DomainObject, ctl: ControllerConfig
+) -> tuple[asyncio.Future[None], str]:
+    live = obj.live
+    assert live is not None
+    if ctl.type != "scsi" or not any(
+        c.type == "scsi" and c.index == ctl.index for c in live.devices.controllers
+    ):
+        raise OperationFailed(
+            "operation failed: matching <controller> device not found in the running domain"
+        )
+    dom = copy.deepcopy(live)
+    for index, disk in enumerate(dom.devices.disks):
+        if disk.target_bus == "scsi" and drive_address(dom, index)[0] == ctl.index:
+            raise InvalidState(
+                f"Requested operation is not valid: scsi controller {ctl.index} still has disk "
+                f"{disk.target_dev}"
+            )
+    return await _request_removal(obj, f"scsi{ctl.index}")
+
+
+async def _request_removal(obj: DomainObject, device: DiskConfig | str) -> tuple[asyncio.Future[None], str]:
+    """Ask the guest to release ``device`` (a disk, or a device id) (``obj.lock`` held); a second
+    request joins the first."""
     assert obj.proc is not None and obj.live is not None
     blockdevs.record_disks(obj.live, obj.proc.record)
-    dev_id = disk.alias
+    dev_id = device.alias if isinstance(device, DiskConfig) else device
     assert dev_id is not None
     removal = obj.removals.get(dev_id)
     if removal is None:
@@ -583,6 +645,12 @@ async def device_deleted(reg: DomainRegistry, obj: DomainObject, proc: QemuProce
         if index is not None:
             disk = live.devices.disks.pop(index)
             await blockdevs.unplug_nodes(reg, obj, proc, disk, live.devices.disks)
+            reg.save_run_state(obj)
+            reg.events.publish("domain", obj.name, "device-removed", dev_id)
+        ctls = live.devices.controllers
+        index = next((i for i, c in enumerate(ctls) if c.type == "scsi" and f"scsi{c.index}" == dev_id), None)
+        if index is not None:
+            del ctls[index]
             reg.save_run_state(obj)
             reg.events.publish("domain", obj.name, "device-removed", dev_id)
     await nics.device_deleted(reg, obj, proc, dev_id)

@@ -212,5 +212,21 @@ def test_pc_acpi_hotplug_and_a_disk_another_domain_uses(daemon: Daemon, tmp_path
     _guest_disk(console, "LAYERED", present=False)
     if shutil.which("qemu-img"):
         subprocess.run(["qemu-img", "check", "-q", str(top)], check=True)
+
+    # A SCSI disk on a machine with no SCSI controller: libvirt's way, the controller is plugged first;
+    # detach-device of the controller is refused while it holds the disk, then unplugs it.
+    d.cli("attach-disk", "hp3", str(mine), "sdb", "--targetbus", "scsi", "--serial", "SCSIHP").ok()
+    live = d.cli("dumpxml", "hp3").ok().out
+    assert "<controller type='scsi' index='0' model='virtio-scsi'" in live
+    find = "for b in /sys/block/sd*; do grep -q SCSIHP $b/device/vpd_pg80 2>/dev/null && echo ${b##*/}; done"
+    console.run(f'for i in $(seq 120); do [ -n "$({find})" ] && break; sleep 0.5; done', 90)
+    assert console.run(find).startswith("sd")
+    ctl = tmp_path / "scsi.xml"
+    ctl.write_text("<controller type='scsi' index='0' model='virtio-scsi'/>")
+    result = d.cli("detach-device", "hp3", str(ctl))
+    assert result.rc == 1 and "still has disk sdb" in result.err
+    d.cli("detach-disk", "hp3", "sdb").ok()
+    d.cli("detach-device", "hp3", str(ctl)).ok()
+    assert "<controller type='scsi'" not in d.cli("dumpxml", "hp3").ok().out
     d.cli("destroy", "hp2").ok()
     d.cli("destroy", "hp3").ok()
