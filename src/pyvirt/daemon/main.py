@@ -204,7 +204,7 @@ async def serve(
         storage_api = StorageAPI(layout, events)
         storage = storage_api.hook()
         extras.append(storage_api)
-    from pyvirt.daemon.agent import AgentAPI
+    from pyvirt.daemon.agent_api import AgentAPI
     from pyvirt.daemon.clones import CloneAPI, network_names
     from pyvirt.daemon.provision import LaunchAPI
 

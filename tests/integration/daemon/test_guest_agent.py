@@ -268,15 +268,27 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
         result = daemon.cli("domtime", "ga1")
         assert result.rc == 1 and "domain is not running" in result.err
 
-        # dompmsuspend mem (on a fresh boot): the guest suspends itself to RAM; dompmwakeup wakes it.
+        # reboot --mode agent (on a fresh boot): the guest reboots itself; its agent leaves and comes back.
         daemon.cli("start", "ga1").ok()
         events.until("state: 'connected'")
-        # reboot --mode agent: the guest reboots itself; its agent leaves and comes back.
         assert daemon.cli("reboot", "ga1", "--mode", "agent").ok().out == "Domain 'ga1' is being rebooted\n\n"
         seen = events.until("state: 'connected'")
         assert "state: 'disconnected'" in seen
-        # A daemon restarted meanwhile asks QEMU whether the agent's port is open, and reaches it.
+        # A daemon restarted meanwhile asks QEMU whether the agent's port is open: a shutdown with no
+        # --mode goes through the connected agent (no power button press), as libvirt's.
+        events.close()
         daemon.restart()
+        console = Console(daemon, "ga1", history=False)
+        events = EventReader(daemon, "ga1")
+        daemon.cli("shutdown", "ga1").ok()
+        before = console.expect(r"(?s)(.*)reboot: Power down", 120).group(1).decode(errors="replace")
+        assert "power button" not in before, before
+        daemon.wait_state("ga1", "shut off", 120)
+        console.close()
+
+        # dompmsuspend mem (a third boot): the guest suspends itself to RAM; dompmwakeup wakes it.
+        daemon.cli("start", "ga1").ok()
+        events.until("state: 'connected'")
         assert daemon.cli("domhostname", "ga1").ok().out == "pyvirt-guest\n\n"
         result = daemon.cli("dompmsuspend", "ga1", "mem", "--duration", "5")
         assert result.rc == 1 and "Duration not supported" in result.err
