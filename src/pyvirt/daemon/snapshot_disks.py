@@ -239,14 +239,94 @@ async def _children(proc: QemuProcess, node: str) -> dict[str, str]:
     return {str(e["name"]): ids[e["child"]] for e in graph["edges"] if e["parent"] in mine}
 
 
-async def commit_active_live(proc: QemuProcess, index: int) -> None:
-    """Commit disk ``index``'s active layer into its backing node (an active ``block-commit``,
-    completed once ready), then drop the committed layer's nodes."""
+async def writable_base(proc: QemuProcess, parent: str, node: str, path: str) -> None:
+    """Let QEMU write ``node`` (the backing node of ``parent``), whose image ``path`` it opened
+    read-only as a backing file.
+
+    A confined QEMU cannot open the file again for writing by its path, which is what a commit into
+    it does. So the node's file is given again on an fdset holding one read-write descriptor (QEMU
+    picks a set's descriptor by access mode, and a second open file of the image would be another
+    user to its locks): a new file node, read-write, under the still read-only format node, which
+    the commit reopens for writing. A node we named gets the new file node as its file
+    (``blockdev-reopen``); one QEMU opened by itself from an image's header ("#block…", which cannot
+    be reopened) is replaced under ``parent`` by a new node of ours."""
+    monitor = proc.monitor
+    infos = {str(n.get("node-name")): n for n in await monitor.execute("query-named-block-nodes")}
+    children = await _children(proc, node)
+    file = infos.get(children.get("file", ""), {})
+    handed = str(file.get("file", "")).startswith("/dev/fdset/") and not file.get("ro")
+    if handed and not node.startswith("#"):
+        return  # its file is already one we handed over read-write
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except OSError as err:
+        raise OperationFailed(f"operation failed: cannot open {path} for writing: {err.strerror}") from err
+    try:
+        fdset = await monitor.add_fd(fd, f"backing file {path}")
+    finally:
+        os.close(fd)
+    n = 1
+    while f"pyvirt-rw{n}" in infos or f"pyvirt-rw{n}-format" in infos:
+        n += 1
+    new_file = f"pyvirt-rw{n}"
+    await monitor.execute(
+        "blockdev-add",
+        {
+            "driver": "file",
+            "filename": fdset,
+            "node-name": new_file,
+            "read-only": False,
+            "discard": "unmap",
+        },
+    )
+    added = [new_file]
+    try:
+        options: dict[str, object] = {"driver": str(infos[node]["drv"]), "file": new_file, "read-only": True}
+        if "backing" in children:
+            options["backing"] = children["backing"]
+        elif options["driver"] not in ("raw", "file"):
+            options["backing"] = None
+        if not node.startswith("#"):
+            await monitor.execute("blockdev-reopen", {"options": [{**options, "node-name": node}]})
+        else:
+            if parent.startswith("#"):
+                raise OperationFailed(
+                    f"operation failed: cannot make {path} writable for QEMU: the image above it was opened "
+                    "by QEMU itself (restart the domain first)"
+                )
+            replacement = f"pyvirt-rw{n}-format"
+            await monitor.execute("blockdev-add", {**options, "node-name": replacement})
+            added.append(replacement)
+            above = await _children(proc, parent)
+            reopen: dict[str, object] = {
+                "driver": str(infos[parent]["drv"]),
+                "node-name": parent,
+                "file": above["file"],
+                "backing": replacement,
+                "read-only": bool(infos[parent].get("ro", False)),
+            }
+            await monitor.execute("blockdev-reopen", {"options": [reopen]})
+    except BaseException:
+        for name in reversed(added):
+            with contextlib.suppress(OperationFailed):
+                await _blockdev_del(proc, name)
+        raise
+    old = children.get("file", "")
+    if not node.startswith("#") and old and not old.startswith("#"):
+        with contextlib.suppress(OperationFailed):
+            await _blockdev_del(proc, old)
+
+
+async def commit_active_live(proc: QemuProcess, index: int, base_path: str) -> None:
+    """Commit disk ``index``'s active layer into its backing node, the image ``base_path`` (an
+    active ``block-commit``, completed once ready), then drop the committed layer's nodes."""
     top = (await _nodes_of(proc, [index]))[0]
     children = await _children(proc, top)
     base = children.get("backing")
     if not base:
         raise OperationFailed(f"operation failed: disk #{index + 1} has no backing image to commit into")
+    await writable_base(proc, top, base, base_path)
+    base = (await _children(proc, top))["backing"]  # a replacement of ours, if QEMU had opened it
     await run_job(
         proc.monitor,
         "block-commit",
@@ -279,6 +359,8 @@ async def commit_intermediate_live(proc: QemuProcess, index: int, depth: int, ba
         if not below:
             raise OperationFailed(f"operation failed: disk #{index + 1}'s chain is shorter than its images'")
         chain.append(below)
+    await writable_base(proc, chain[depth], chain[depth + 1], base_path)
+    chain[depth + 1] = (await _children(proc, chain[depth]))["backing"]
     await run_job(
         proc.monitor,
         "block-commit",

@@ -13,7 +13,11 @@ Kinds of snapshot, as libvirt names them:
 - external, disk-only: a new qcow2 overlay per disk becomes its active layer, running
   (``blockdev-snapshot``) or not; the domain's ``<source>`` follows it, persistently too. Reverting
   restarts the domain from a fresh overlay over the snapshot's image; deleting commits the overlay
-  back into its base.
+  back into its base;
+- external with memory (``--memspec``): the same overlays, and the RAM and device state of the
+  running domain in a file of the save format (:mod:`pyvirt.daemon.snapshot_memory`), the guest
+  paused meanwhile unless ``--live``. Reverting starts QEMU on fresh overlays and loads that state;
+  deleting removes the file too (libvirt 9.0 can do neither).
 
 The disk and QEMU work is in :mod:`pyvirt.daemon.snapshot_disks`; what goes where is settled first
 (:mod:`pyvirt.conf.snapshot_disks`), so a bad request changes nothing.
@@ -37,7 +41,7 @@ from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
 from pyvirt.conf.snapshot_disks import align_disks
 from pyvirt.conf.snapshot_xml import DomainSnapshot, check_name, format_snapshot, parse_snapshot
-from pyvirt.daemon import launch, lifecycle
+from pyvirt.daemon import launch, lifecycle, snapshot_memory
 from pyvirt.daemon import snapshot_disks as disks
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff, guard
 from pyvirt.errors import InvalidArgument, InvalidState, NotFound, OperationFailed, UnsupportedConfig
@@ -283,12 +287,12 @@ class SnapshotAPI:
             dom = obj.current
             active = obj.active
             align_disks(snap, dom, active=active, disk_only=body.get("disk_only", False))
+            if snap.memory == "external" and not snap.memory_file:
+                raise InvalidArgument("an external memory state needs its file (--memspec file=PATH)")
             if snap.memory == "external":
-                raise UnsupportedConfig(
-                    "unsupported configuration: snapshots with an external memory state (--memspec) are "
-                    "not supported yet"
-                )
-            if body.get("live"):
+                assert snap.memory_file is not None
+                snapshot_memory.check_new(snap.memory_file)
+            if body.get("live") and snap.memory != "external":
                 raise UnsupportedConfig(
                     "unsupported configuration: live snapshot creation is supported only during full "
                     "system snapshots with an external memory state"
@@ -302,7 +306,9 @@ class SnapshotAPI:
             if snap.location == "internal":
                 await self._create_internal(obj, snap)
             else:
-                await self._create_external(obj, snap, reuse=body.get("reuse_external", False))
+                await self._create_external(
+                    obj, snap, reuse=body.get("reuse_external", False), live=body.get("live", False)
+                )
             if body.get("halt") and obj.active:
                 await self._stop(obj)
             if not body.get("no_metadata"):
@@ -338,10 +344,16 @@ class SnapshotAPI:
             await proc.monitor.cont()
         self.reg.transition(obj, *was)
 
-    async def _create_external(self, obj: DomainObject, snap: DomainSnapshot, *, reuse: bool) -> None:
+    async def _create_external(
+        self, obj: DomainObject, snap: DomainSnapshot, *, reuse: bool, live: bool
+    ) -> None:
+        """New overlays for the external disks and, for a running domain, its memory state into
+        ``snap.memory_file`` first (the guest paused meanwhile unless ``live``; the disks then switch
+        while it does not run, so they match the memory)."""
         assert snap.name is not None
         dom = obj.current
         overlays = [(i, d.source) for i, d in enumerate(snap.disks) if d.snapshot == "external" and d.source]
+        memory = snap.memory_file if snap.memory == "external" else None
         made: list[str] = []
         try:
             for index, path in overlays:
@@ -359,11 +371,21 @@ class SnapshotAPI:
             proc = obj.proc
             if proc is not None:
                 was = (obj.state, obj.reason)
-                self.reg.transition(obj, S.SNAPSHOTTING, obj.reason)
+                pause = memory is not None and not live
+                self.reg.transition(obj, S.SNAPSHOTTING, Paused.SNAPSHOT if pause else obj.reason)
                 try:
-                    await disks.snapshot_external_live(proc, overlays, snap.name)
+                    if memory is not None:
+                        if pause and was[0] is S.RUNNING:
+                            await proc.monitor.stop()
+                        xml = format_domain(obj.current)
+                        await snapshot_memory.save_memory(proc, xml, was[0] is S.RUNNING, memory)
+                        made.append(memory)
+                    if overlays:
+                        await disks.snapshot_external_live(proc, overlays, snap.name)
                 finally:
-                    if obj.proc is proc and proc.alive():
+                    if memory is not None:
+                        await self._back_from_job(obj, proc, was)
+                    elif obj.proc is proc and proc.alive():
                         self.reg.transition(obj, *was)
         except BaseException:
             for path in made:
@@ -447,10 +469,10 @@ class SnapshotAPI:
         self, obj: DomainObject, snap: DomainSnapshot, body: types.SnapshotRevertRequest
     ) -> None:
         assert snap.name is not None
-        if snap.memory == "external":
-            raise UnsupportedConfig(
-                "unsupported configuration: reverting to a snapshot with an external memory state is not "
-                "supported yet"
+        if snap.memory == "external" and not (snap.memory_file and os.path.isfile(snap.memory_file)):
+            raise OperationFailed(
+                f"operation failed: the memory state file '{snap.memory_file}' of snapshot '{snap.name}' "
+                "is gone"
             )
         snapdom = load_domain_xml(snap.domain_xml) if snap.domain_xml else copy.deepcopy(obj.current)
         if body.get("reset_nvram"):
@@ -482,7 +504,17 @@ class SnapshotAPI:
         self._reset_nvram(snapdom, body)
         obj.config = snapdom
         self.reg.write_config(snapdom)
-        if body.get("running") or body.get("paused"):
+        if snap.memory == "external":
+            assert snap.memory_file is not None
+            run = (snap.state == "running" or body.get("running", False)) and not body.get("paused", False)
+            await snapshot_memory.restore_memory(
+                self.reg, obj, copy.deepcopy(snapdom), snap.memory_file, paused=not run
+            )
+            if run:
+                self.reg.transition(obj, S.RUNNING, Running.FROM_SNAPSHOT, ("started", "from snapshot"))
+            else:
+                self.reg.transition(obj, S.PAUSED, Paused.FROM_SNAPSHOT, ("suspended", "from snapshot"))
+        elif body.get("running") or body.get("paused"):
             await launch.start_qemu(self.reg, obj, copy.deepcopy(snapdom), paused=body.get("paused", False))
 
     def _reset_nvram(self, dom: Domain, body: types.SnapshotRevertRequest) -> None:
@@ -650,6 +682,9 @@ class SnapshotAPI:
                 await asyncio.to_thread(
                     disks.delete_internal_offline, snap.name, [_source(snapdom, i) for i in offline]
                 )
+        if snap.memory == "external" and snap.memory_file:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(snap.memory_file)
         store = self.store(obj.name)
         for index, spec in enumerate(snap.disks):
             if spec.snapshot != "external" or not spec.source:
@@ -661,7 +696,7 @@ class SnapshotAPI:
             users = self._built_on(store, overlay, {snap.name})
             if chain and chain[0] == overlay:
                 if obj.proc is not None:
-                    await disks.commit_active_live(obj.proc, _index_of(obj.current, spec.name))
+                    await disks.commit_active_live(obj.proc, _index_of(obj.current, spec.name), base.source)
                 else:
                     await asyncio.to_thread(disks.commit_offline, overlay)
                 self._move_sources(obj, {overlay: (base.source, base.driver_type)})

@@ -360,3 +360,64 @@ def test_create_from_xml_redefine_and_edit(daemon: Daemon, tmp_path: Path) -> No
     daemon.cli("snapshot-current", "x1vm", "second").ok()
     daemon.cli("snapshot-edit", "x1vm", "fromxml", "--current", env={"EDITOR": "sed -i s/edited/again/"}).ok()
     assert daemon.cli("snapshot-current", "x1vm", "--name").ok().out == "fromxml\n"
+
+
+def test_external_snapshot_with_memory_reverts_ram_and_disk(daemon: Daemon, tmp_path: Path) -> None:
+    disk = define(daemon, tmp_path, "m1vm")
+    console = boot(daemon, "m1vm")
+    console.run("mkdir -p /mnt/t && mount -t tmpfs none /mnt/t && echo before > /mnt/t/marker")
+    pid = console.run("sleep 10000 & echo $!")
+    memfile = tmp_path / "m1vm.mem1.state"
+    out = (
+        daemon.cli(
+            "snapshot-create-as",
+            "m1vm",
+            "mem1",
+            "--memspec",
+            f"file={memfile}",
+            "--diskspec",
+            "vda,snapshot=external",
+        )
+        .ok()
+        .out
+    )
+    assert out == "Domain snapshot mem1 created\n"
+    assert daemon.cli("domstate", "m1vm").ok().out == "running\n\n"
+    overlay = tmp_path / "m1vm.mem1"
+    assert str(overlay) in daemon.cli("domblklist", "m1vm").ok().out
+    info = daemon.cli("snapshot-info", "m1vm", "mem1").ok().out
+    assert re.search(r"^State:\s+running$", info, re.M) and re.search(r"^Location:\s+external$", info, re.M)
+    assert (
+        f"<memory snapshot='external' file='{memfile}'/>"
+        in daemon.cli("snapshot-dumpxml", "m1vm", "mem1").ok().out
+    )
+    # the memory file is a save image: the save verbs read it
+    assert "<name>m1vm</name>" in daemon.cli("save-image-dumpxml", str(memfile)).ok().out
+
+    console.run(f"echo after > /mnt/t/marker; kill {pid}; wait {pid}; echo new > /root/new; sync")
+    console.close()
+    assert daemon.cli("snapshot-revert", "m1vm", "mem1").ok().out == "Domain snapshot mem1 reverted\n"
+    assert daemon.cli("domstate", "--reason", "m1vm").ok().out == "running (from snapshot)\n\n"
+    console = Console(daemon, "m1vm")
+    assert console.run("cat /mnt/t/marker") == "before"
+    assert console.run(f"kill -0 {pid} 2>/dev/null && echo alive || echo gone") == "alive"
+    assert console.run("ls /root/new 2>&1 | grep -c 'No such'") == "1"
+
+    # --live: the guest runs while its memory is written
+    memfile2 = tmp_path / "m1vm.mem2.state"
+    daemon.cli("snapshot-create-as", "m1vm", "mem2", "--memspec", str(memfile2), "--live").ok()
+    assert daemon.cli("domstate", "m1vm").ok().out == "running\n\n"
+    assert memfile2.is_file() and (tmp_path / "m1vm.mem2").is_file()
+    assert (
+        daemon.cli("snapshot-list", "m1vm", "--external", "--active", "--name").ok().out == "mem1\nmem2\n\n"
+    )
+    taken = daemon.cli("snapshot-create-as", "m1vm", "mem3", "--memspec", str(memfile2))
+    assert taken.rc == 1 and "already exists" in taken.err
+
+    daemon.cli("snapshot-delete", "m1vm", "mem1", "--children").ok()
+    assert not memfile.exists() and not memfile2.exists() and not overlay.exists()
+    assert re.search(rf"^ vda\s+{re.escape(str(disk))}$", daemon.cli("domblklist", "m1vm").ok().out, re.M)
+    assert console.run("cat /mnt/t/marker") == "before"
+    console.close()
+    if QEMU_IMG:
+        qemu_img("check", "-U", str(disk))
