@@ -82,6 +82,7 @@ class Job:
 
     def public(self) -> dict[str, Any]:
         return {
+            "disk": self.target,
             "type": self.type,
             "state": self.state,
             "bandwidth": self.bandwidth,
@@ -683,7 +684,7 @@ async def abort(
             reg.save_run_state(obj)
         _waiters.setdefault((id(obj), job.id), []).append(future)
     if not wait:
-        return {"type": job.type, "state": job.state}
+        return {"disk": job.target, "type": job.type, "state": job.state}
     state = await future
     result = Job(**_running(obj)[0].record.blockjobs[job.target]) if obj.proc is not None else job
     if state == "failed":

@@ -12,6 +12,7 @@ field or query parameter.
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,6 +43,9 @@ NET_XML = """<network>
 </network>
 """
 MAC = "52:54:00:ab:00:01"
+AGENT = "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+# qemu-guest-agent sets passwords with chpasswd, which busybox-static lacks: one that takes the lines.
+CHPASSWD = "printf '#!/bin/sh\\ncat >/dev/null\\n' >/usr/sbin/chpasswd && chmod 755 /usr/sbin/chpasswd"
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +106,32 @@ class Walk:
         self.check_reply(action, reply)
         self.done.add(action)
         return reply
+
+    def fails(
+        self,
+        action: str,
+        code: str,
+        params: dict[str, str] | None = None,
+        body: object = None,
+        query: dict[str, Any] | None = None,
+    ) -> None:
+        """A call that can only fail in the walk's state (domjobabort with no job): refused on the
+        read-only socket when it should be, else the error ``code`` (one the table declares) on both."""
+        from pyvirt.api.table import error_codes
+        from pyvirt.errors import PyvirtError
+
+        assert code in error_codes(BY_NAME[action]), (action, code)
+        connections = [self.rw]
+        if self.readonly_refused(action, query):
+            with pytest.raises(AccessDenied, match="read-only"):
+                self.ro.call(action, params, body, query)
+        else:
+            connections.append(self.ro)
+        for conn in connections:
+            with pytest.raises(PyvirtError) as failed:
+                conn.call(action, params, body, query)
+            assert failed.value.code == code, (action, failed.value)
+        self.done.add(action)
 
     def stream(
         self, action: str, params: dict[str, str] | None = None, query: dict[str, Any] | None = None
@@ -167,7 +197,19 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
         "<disk type='volume' device='disk'><driver name='qemu' type='qcow2'/>"
         "<source pool='default' volume='data.qcow2'/><target dev='vdb' bus='virtio'/></disk>"
     )
-    xml = domain_xml("api1", nic_network="lan", mac=MAC, vnc=True, balloon=True, extra_devices=volume_disk)
+    # vdc: top.qcow2 over mid.qcow2 over base.qcow2, for the block jobs.
+    chain = [tmp_path / f"{layer}.qcow2" for layer in ("base", "mid", "top")]
+    for below, layer in zip([None, *chain], chain, strict=False):
+        backing = ["-b", str(below), "-F", "qcow2"] if below else []
+        d.cli("img", "create", "-q", "-f", "qcow2", *backing, str(layer), "16M").ok()
+    chain_disk = (
+        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{chain[2]}'/>"
+        "<target dev='vdc' bus='virtio'/></disk>"
+    )
+    xml = domain_xml(
+        "api1", nic_network="lan", mac=MAC, vnc=True, balloon=True,
+        extra_devices=volume_disk + chain_disk + AGENT + "<video><model type='vga'/></video>",
+    ).replace("<devices>", "<pm><suspend-to-mem enabled='yes'/></pm><devices>", 1)  # fmt: skip
     native = w.call("host.domxml_to_native", body={"format": "qemu-argv", "xml": xml})
     assert data["path"] in native["text"] and native["argv"][0].startswith("/")  # the volume, resolved
     w.call("domain.define", body={"xml": xml})
@@ -175,7 +217,8 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     w.call("domain.start", dom, {"paused": False})
     console = Console(d, "api1")
     try:
-        console.expect(r"eth0 lease (10\.91\.0\.\d+)\s", 120)
+        console.expect(r"(?s)(?=.*agent on vport)(?=.*eth0 lease 10\.91\.0\.\d+\s)", 120)
+        console.run(CHPASSWD)
     finally:
         console.close()
     w.call("domain.list")
@@ -184,7 +227,7 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     w.call("domain.xml", dom, query={"inactive": False})
     w.call("domain.xml", dom, query={"security_info": True})
     devices = w.call("domain.devices", dom)
-    assert devices["vnc"] is not None and [d["target"] for d in devices["disks"]] == ["vdb"]
+    assert devices["vnc"] is not None and [d["target"] for d in devices["disks"]] == ["vdb", "vdc"]
     assert w.call("domain.ifaddr", dom), "no address from the lease"
     assert w.call("network.leases", lan, query={"mac": MAC})
     w.stream("domain.console", dom, {"force": True})
@@ -218,6 +261,11 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     rng = rng.format("")
     w.call("domain.attach_device", dom, {"xml": rng, "config": True})
     w.call("domain.detach_device", dom, {"xml": rng, "config": True})
+
+    _walk_agent(w, d)
+    _walk_screen_and_jobs(w)
+    _walk_snapshots(w)
+    _walk_block_jobs(w, tmp_path)
 
     # Lifecycle.
     w.call("domain.suspend", dom)
@@ -287,6 +335,8 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     w.call("network.destroy", lan)
     w.call("network.undefine", lan)
 
+    _walk_launch(w, d, tmp_path)
+
     # A second pool through its whole life.
     folder = tmp_path / "p2"
     p2 = {"pool": "p2"}
@@ -300,6 +350,103 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     w.call("pool.autostart", p2, {"enabled": True})
     w.call("pool.destroy", p2)
     w.call("pool.undefine", p2)
+
+
+def _walk_agent(w: Walk, d: Daemon) -> None:
+    """The guest agent's calls, on api1's qemu-guest-agent."""
+    dom = {"name": "api1"}
+    assert (
+        "guest-ping" in w.call("domain.agent_command", dom, {"command": '{"execute":"guest-info"}'})["reply"]
+    )
+    w.call("domain.guestinfo", dom)
+    w.call("domain.guestinfo", dom, query={"types": "os,hostname"})
+    w.call("domain.hostname", dom, query={"source": "agent"})
+    w.call("domain.fsinfo", dom)
+    w.call("domain.fsfreeze", dom, {})
+    w.call("domain.fsthaw", dom, {})
+    w.call("domain.fstrim", dom, {})
+    w.call("domain.time", dom)
+    w.call("domain.set_time", dom, {"sync": True})
+    root = {"name": "api1", "user": "root"}
+    w.call("domain.set_user_password", root, {"password": "s3cret"})
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq3bm9ZbP1oW1Vr1Ux1rWfQqkYt0n0yS1k8m4b9cXyZ walk@test"
+    w.call("domain.set_sshkeys", root, {"keys": [key]})
+    assert key in w.call("domain.sshkeys", root)["keys"]
+    w.call("domain.pmsuspend", dom, {"target": "mem"})
+    d.wait_state("api1", "pmsuspended", 60)
+    w.call("domain.pmwakeup", dom)
+    d.wait_state("api1", "running", 60)
+
+
+def _walk_screen_and_jobs(w: Walk) -> None:
+    """Screen, keys, monitor, NMI, and the domain job (none running: domjobabort has nothing to stop)."""
+    dom = {"name": "api1"}
+    w.call("domain.screenshot", dom)
+    w.call("domain.screenshot", dom, query={"screen": 0})
+    w.call("domain.send_key", dom, {"keycodes": ["KEY_LEFTSHIFT"]})
+    w.call("domain.monitor_command", dom, {"command": '{"execute":"query-status"}'})
+    w.call("domain.monitor_command", dom, {"command": "info status", "hmp": True})
+    w.call("domain.inject_nmi", dom)
+    assert w.call("domain.jobinfo", dom)["type"] == "None"
+    w.fails("domain.jobabort", "invalid-state", dom)
+
+
+def _walk_snapshots(w: Walk) -> None:
+    """An internal snapshot of the running guest (RAM and qcow2 disks) through its whole life."""
+    dom = {"name": "api1"}
+    w.call("snapshot.create", dom, {"xml": "<domainsnapshot><name>s1</name></domainsnapshot>"})
+    snap = {"name": "api1", "snapshot": "s1"}
+    assert [row["name"] for row in w.call("snapshot.list", dom)] == ["s1"]
+    w.call("snapshot.list", dom, query={"roots": True, "internal": True})
+    assert w.call("snapshot.info", snap)["state"] == "running"
+    w.call("snapshot.xml", snap)
+    w.call("snapshot.xml", snap, query={"security_info": True})
+    w.call("snapshot.current", dom)
+    w.call("snapshot.set_current", snap)
+    w.call("snapshot.revert", snap, {"running": True})
+    w.call("snapshot.delete", snap)
+
+
+def _walk_block_jobs(w: Walk, tmp_path: Path) -> None:
+    """vdc's chain (top over mid over base): mid committed into base, the rest pulled into top, top
+    copied to a new file and pivoted to it, and grown."""
+    vdc = {"name": "api1", "disk": "vdc"}
+    w.call("domain.blkinfo", vdc)
+    w.call("domain.blkerrors", {"name": "api1"})
+    base, mid = str(tmp_path / "base.qcow2"), str(tmp_path / "mid.qcow2")
+    assert w.call("domain.blockcommit", vdc, {"top": mid, "base": base})["disk"] == "vdc"
+    assert _job_reaches(w, vdc, "completed")
+    w.call("domain.blockpull", vdc, {})
+    assert _job_reaches(w, vdc, "completed")
+    w.call("domain.blockcopy", vdc, {"dest": str(tmp_path / "copy.qcow2"), "format": "qcow2"})
+    w.call("domain.blockjob_speed", vdc, {"bandwidth": 0})
+    assert _job_reaches(w, vdc, "ready")
+    w.call("domain.blockjob_abort", vdc, {"pivot": True, "wait": True})
+    w.call("domain.blockresize", vdc, {"size": 32 << 20})
+
+
+def _job_reaches(w: Walk, disk: dict[str, str], state: str) -> bool:
+    """Poll the disk's block job until ``state`` (a generous limit only keeps a broken job from hanging)."""
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if w.call("domain.blockjob", disk)["state"] == state:
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def _walk_launch(w: Walk, d: Daemon, tmp_path: Path) -> None:
+    """A template (a blank disk imported), launched and removed."""
+    blank = tmp_path / "blank.qcow2"
+    d.cli("img", "create", "-q", "-f", "qcow2", str(blank), "16M").ok()
+    d.cli("template", "import", "--os", "busybox", str(blank), "tpl").ok()
+    launched = w.call(
+        "domain.launch", body={"template": "tpl", "name": "l1", "network": "none", "memory": 64 << 20}
+    )
+    assert launched["state"] == "running"
+    w.call("domain.destroy", {"name": "l1"}, {"graceful": False})
+    w.call("domain.undefine", {"name": "l1"}, query={"remove_storage": True})
+    d.cli("template", "delete", "tpl").ok()
 
 
 def wrong_value(tp: Any) -> object:
