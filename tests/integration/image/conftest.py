@@ -19,7 +19,16 @@ SRC = str(Path(__file__).resolve().parents[3] / "src")
 
 
 def qemu_img(*args: str, check: bool = True, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=check, cwd=cwd)
+    """qemu-img's result. With LUKS, qemu-img times its PBKDF on the CPU clock and, now and then on a
+    busy VM, reads no CPU time ("Unable to get accurate CPU usage"): a transient of that calibration,
+    not an answer, so the run is made again."""
+    for _attempt in range(10):
+        done = subprocess.run(["qemu-img", *args], capture_output=True, text=True, cwd=cwd)
+        if done.returncode == 0 or "accurate CPU usage" not in done.stderr:
+            break
+    if check:
+        done.check_returncode()
+    return done
 
 
 def qemu_io(path: Path, *cmds: str, fmt: str = "qcow2") -> None:
@@ -87,18 +96,9 @@ LUKS_SECRET = "secret,id=s0,data=correct horse"
 
 
 def luks_qcow2(path: Path, size: int | str, secret: str = LUKS_SECRET) -> str:
-    """A LUKS-encrypted qcow2 made by qemu-img with ``secret`` (id s0); returns its --image-opts spec.
-
-    qemu-img times its PBKDF on the CPU clock and, now and then on a busy VM, reads no CPU time
-    ("Unable to get accurate CPU usage"): a transient of the calibration, so it tries again.
-    """
-    for _attempt in range(10):
-        made = subprocess.run(
-            ["qemu-img", "create", "-q", "--object", secret, "-f", "qcow2", "-o",
-             "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", str(path), str(size)],
-            capture_output=True, text=True,
-        )  # fmt: skip
-        if made.returncode == 0 or "accurate CPU usage" not in made.stderr:
-            break
+    """A LUKS-encrypted qcow2 made by qemu-img with ``secret`` (id s0); returns its --image-opts spec."""
+    made = qemu_img("create", "-q", "--object", secret, "-f", "qcow2", "-o",
+                    "encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10", str(path), str(size),
+                    check=False)  # fmt: skip
     assert made.returncode == 0, made.stderr
     return f"driver=qcow2,file.filename={path},encrypt.key-secret=s0"
