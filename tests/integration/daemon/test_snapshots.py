@@ -5,14 +5,17 @@ the images they leave."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Console, Daemon
+from tests.support.daemon import BIN, Console, Daemon
 from tests.support.guest import copy_disk, domain_xml, guest_artifacts
 
 pytestmark = pytest.mark.slow
@@ -421,3 +424,98 @@ def test_external_snapshot_with_memory_reverts_ram_and_disk(daemon: Daemon, tmp_
     console.close()
     if QEMU_IMG:
         qemu_img("check", "-U", str(disk))
+
+
+def test_state_during_the_job_revert_force_reuse_external_and_create_flags(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    disk = define(daemon, tmp_path, "j1vm")
+    console = boot(daemon, "j1vm")
+    console.run("echo one > /root/one; sync")
+
+    # During the job: QEMU is held (SIGSTOP), so the job waits on its first QMP command while
+    # domstate and dominfo are asked
+    qemu = daemon.qemu_pids()["j1vm"]
+    os.kill(qemu, signal.SIGSTOP)
+    try:
+        job = subprocess.Popen(
+            [str(BIN / "pyvirt"), "snapshot-create-as", "j1vm", "busy"],
+            env=daemon.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        seen, deadline = "", time.monotonic() + 120
+        while seen != "paused (creating snapshot)" and time.monotonic() < deadline:
+            seen = daemon.cli("domstate", "--reason", "j1vm").ok().out.strip()
+            time.sleep(0.1)
+        assert seen == "paused (creating snapshot)"
+        assert re.search(r"^State:\s+paused$", daemon.cli("dominfo", "j1vm").ok().out, re.M)
+    finally:
+        os.kill(qemu, signal.SIGCONT)
+    out, err = job.communicate(timeout=300)
+    assert (job.returncode, out) == (0, "Domain snapshot busy created\n"), err
+    assert daemon.cli("domstate", "--reason", "j1vm").ok().out == "running (booted)\n\n"
+
+    # --force: the running definition changed since the snapshot (a disk plugged), so QEMU must restart
+    extra = tmp_path / "extra.raw"
+    extra.write_bytes(b"\0" * 1024 * 1024)
+    daemon.cli("attach-disk", "j1vm", str(extra), "vdb", "--subdriver", "raw").ok()
+    console.run("echo two > /root/two; sync")
+    refused = daemon.cli("snapshot-revert", "j1vm", "busy")
+    assert refused.rc == 1 and "revert requires force" in refused.err, refused.err
+    assert str(extra) in daemon.cli("domblklist", "j1vm").ok().out
+    assert console.run("cat /root/two") == "two"  # the guest ran on, untouched
+    console.close()
+    daemon.cli("snapshot-revert", "j1vm", "busy", "--force").ok()
+    assert daemon.cli("domstate", "--reason", "j1vm").ok().out == "running (from snapshot)\n\n"
+    assert str(extra) not in daemon.cli("domblklist", "j1vm").ok().out
+    console = Console(daemon, "j1vm")
+    assert console.run("cat /root/one") == "one"
+    assert console.run("ls /root/two 2>&1 | grep -c 'No such'") == "1"
+
+    # --reuse-external: an overlay made beforehand (cluster size 128 KiB) is used as it is, not made anew
+    reused = tmp_path / "reused.qcow2"
+    size = json.loads(daemon.cli("img", "info", "-U", "--output=json", str(disk)).ok().out)["virtual-size"]
+    daemon.cli(
+        "img", "create", "-u", "-f", "qcow2", "-F", "qcow2", "-b", str(disk), "-o", "cluster_size=131072",
+        str(reused), str(size),
+    ).ok()  # fmt: skip
+    daemon.cli(
+        "snapshot-create-as", "j1vm", "reuse", "--disk-only", "--reuse-external",
+        "--diskspec", f"vda,snapshot=external,file={reused}",
+    ).ok()  # fmt: skip
+    assert re.search(rf"^ vda\s+{re.escape(str(reused))}$", daemon.cli("domblklist", "j1vm").ok().out, re.M)
+    console.run("echo three > /root/three; sync")
+    if QEMU_IMG:
+        info = json.loads(qemu_img("info", "-U", "--output=json", str(reused)))
+        assert info["cluster-size"] == 131072 and info["backing-filename"] == str(disk)
+        qemu_img("check", "-U", str(reused))
+
+    # snapshot-create from XML with the creation flags
+    spec = tmp_path / "spec.xml"
+    spec.write_text("<domainsnapshot><name>nometa</name></domainsnapshot>")
+    out = daemon.cli("snapshot-create", "j1vm", "--xmlfile", str(spec), "--no-metadata").ok().out
+    assert out == f"Domain snapshot nometa created from '{spec}'\n"
+    assert daemon.cli("snapshot-list", "j1vm", "--name").ok().out == "busy\nreuse\n\n"
+    if QEMU_IMG:  # the snapshot is in the image all the same
+        table = json.loads(qemu_img("info", "-U", "--output=json", str(reused)))["snapshots"]
+        assert [t["name"] for t in table] == ["nometa"]
+    spec.write_text("<domainsnapshot><name>xdisk</name></domainsnapshot>")
+    daemon.cli("snapshot-create", "j1vm", "--xmlfile", str(spec), "--disk-only", "--atomic").ok()
+    xdisk = tmp_path / "reused.xdisk"
+    assert re.search(rf"^ vda\s+{re.escape(str(xdisk))}$", daemon.cli("domblklist", "j1vm").ok().out, re.M)
+    memfile = tmp_path / "xlive.mem"
+    spec.write_text(
+        f"<domainsnapshot><name>xlive</name><memory snapshot='external' file='{memfile}'/></domainsnapshot>"
+    )
+    daemon.cli("snapshot-create", "j1vm", "--xmlfile", str(spec), "--live").ok()
+    assert memfile.is_file() and (tmp_path / "reused.xlive").is_file()
+    assert daemon.cli("domstate", "--reason", "j1vm").ok().out == "running (from snapshot)\n\n"
+    spec.write_text("<domainsnapshot><name>xhalt</name><memory snapshot='no'/></domainsnapshot>")
+    daemon.cli("snapshot-create", "j1vm", "--xmlfile", str(spec), "--halt", "--disk-only").ok()
+    assert daemon.cli("domstate", "--reason", "j1vm").ok().out == "shut off (from snapshot)\n\n"
+    info = daemon.cli("snapshot-info", "j1vm", "xhalt").ok().out
+    assert re.search(r"^State:\s+disk-snapshot$", info, re.M), info
+    console.close()
+    assert daemon.cli("snapshot-list", "j1vm", "--name").ok().out == "busy\nreuse\nxdisk\nxhalt\nxlive\n\n"

@@ -39,10 +39,6 @@ EXPLAINED = {
     "domifaddr json": "not yet shown: emit_json",
     "net-create file": "not yet shown on the CLI: Connection.create_network",
     "net-dhcp-leases json": "not yet shown: emit_json",
-    "snapshot-create no-metadata": "tests/integration/daemon/test_snapshots.py (shown on snapshot-create-as, "
-    "which sends the same request field)",
-    "snapshot-create halt": "tests/integration/daemon/test_snapshots.py (shown on snapshot-create-as)",
-    "snapshot-create atomic": "always holds: every snapshot pyvirt takes is all-or-nothing",
     "snapshot-revert reset-nvram": "not yet shown: snapshots._reset_nvram removes the NVRAM file first",
     "attach-interface live": "tests/integration/daemon/test_networks.py (the default on a running domain)",
     "attach-interface config": "tests/integration/daemon/test_flags_network.py (--persistent is live+config)",
