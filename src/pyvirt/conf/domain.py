@@ -138,6 +138,7 @@ class DiskConfig:
     boot_order: int | None = None
     serial: str | None = None
     address: PCIAddress | None = None
+    virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
     # The images under the source, nearest first (live only; None: not known, as for a shut-off
     # domain; []: the source stands alone).
@@ -154,6 +155,7 @@ class ControllerConfig:
     # "model.name", "target.chassis", "target.port", "target.chassisNr", "target.busNr", "target.hotplug",
     # "master.startport" (USB companions) and "vectors" (virtio-serial), as written in the XML.
     extra: dict[str, str] = field(default_factory=dict)
+    virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
 
 
@@ -168,6 +170,7 @@ class InterfaceConfig:
     link_state: str | None = None  # up | down
     boot_order: int | None = None
     address: PCIAddress | None = None
+    virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
 
 
@@ -209,7 +212,9 @@ class VideoConfig:
     vgamem: int | None = None  # qxl
     heads: int | None = None
     primary: bool | None = None
+    accel3d: str | None = None  # <acceleration accel3d='no'/>: only 'no' (no virgl here)
     address: PCIAddress | None = None
+    virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
 
 
@@ -218,6 +223,7 @@ class InputConfig:
     type: str  # mouse | keyboard | tablet
     bus: str = "ps2"  # ps2 | usb | virtio
     address: PCIAddress | None = None
+    virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
 
 
@@ -226,6 +232,7 @@ class MemballoonConfig:
     model: str = "virtio"  # virtio | none
     stats_period: int | None = None
     address: PCIAddress | None = None
+    virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
 
 
@@ -237,6 +244,7 @@ class RNGConfig:
     rate_bytes: int | None = None
     rate_period: int | None = None
     address: PCIAddress | None = None
+    virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
 
 

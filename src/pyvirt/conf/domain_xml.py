@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import uuid as uuidlib
 
+from pyvirt.conf import virtio_options
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
@@ -535,6 +536,7 @@ class _Parser:
             disk.discard = node.choice("discard", DISK_DISCARD)
             disk.io = node.choice("io", DISK_IO)
             disk.iothread = node.integer("iothread", minimum=1)
+            disk.virtio = virtio_options.parse(node)
             node.done()
         if (node := e.child("source")) is not None:
             if disk.type == "file":
@@ -647,6 +649,7 @@ class _Parser:
                 raise XMLError(f"missing attribute 'startport' of '{node.path}'")
             ctl.extra["master.startport"] = str(startport)
             node.done()
+        ctl.virtio = virtio_options.parse_driver(e)
         ctl.alias = self.alias(e)
         ctl.address = self.address(e)
         e.done()
@@ -674,6 +677,7 @@ class _Parser:
         if (node := e.child("link")) is not None:
             nic.link_state = node.choice("state", ("up", "down"), required=True)
             node.done()
+        nic.virtio = virtio_options.parse_driver(e)
         nic.boot_order = self.boot_order(e)
         nic.alias = self.alias(e)
         nic.address = self.address(e)
@@ -772,7 +776,11 @@ class _Parser:
             video.vgamem = node.integer("vgamem", minimum=0)
             video.heads = node.integer("heads", minimum=1, maximum=16)
             video.primary = node.flag("primary")
+            if (accel := node.child("acceleration")) is not None:
+                video.accel3d = accel.choice("accel3d", ("no",))  # virgl needs a GL display pyvirt lacks
+                accel.done()
             node.done()
+        video.virtio = virtio_options.parse_driver(e)
         video.alias = self.alias(e)
         video.address = self.address(e)
         e.done()
@@ -795,6 +803,7 @@ class _Parser:
         kind = e.choice("type", INPUT_TYPES, required=True) or "mouse"
         bus = e.choice("bus", INPUT_BUSES) or ("usb" if kind == "tablet" else "ps2")
         dev = InputConfig(type=kind, bus=bus)
+        dev.virtio = virtio_options.parse_driver(e)
         dev.alias = self.alias(e)
         dev.address = self.address(e)
         e.done()
@@ -805,6 +814,7 @@ class _Parser:
         if (node := e.child("stats")) is not None:
             balloon.stats_period = node.integer("period", minimum=0)
             node.done()
+        balloon.virtio = virtio_options.parse_driver(e)
         balloon.alias = self.alias(e)
         balloon.address = self.address(e)
         e.done()
@@ -825,6 +835,7 @@ class _Parser:
             raise unsupported(f"value '{path}' of element '{backend.path}' is not supported")
         rng.backend = path
         backend.done()
+        rng.virtio = virtio_options.parse_driver(e)
         rng.alias = self.alias(e)
         rng.address = self.address(e)
         e.done()
@@ -878,6 +889,10 @@ def _address(address: PCIAddress | None) -> XNode | None:
     if address is None:
         return None
     return x("address", {"type": address.type, **address.attrs})
+
+
+def _driver(options: dict[str, str]) -> XNode | None:
+    return x("driver", virtio_options.attrs(options)) if options else None
 
 
 def _boot(order: int | None) -> XNode | None:
@@ -979,7 +994,7 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
     node = x("disk", {"type": disk.type, "device": disk.device})
     driver = {"name": disk.driver_name, "type": disk.driver_type}
     attrs = {"cache": disk.cache, "discard": disk.discard, "io": disk.io, "iothread": disk.iothread}
-    node.add(x("driver", {**driver, **attrs}))
+    node.add(x("driver", {**driver, **attrs, **virtio_options.attrs(disk.virtio)}))
     if disk.type == "volume" and disk.source_pool is not None:
         node.add(x("source", {"pool": disk.source_pool, "volume": disk.source_volume}))
     elif disk.type == "network" and disk.source_host is not None:
@@ -1016,6 +1031,7 @@ def _controller(ctl: ControllerConfig, live: bool) -> XNode:
     attrs: dict[str, AttrValue] = {"type": ctl.type, "index": ctl.index, "model": ctl.model}
     attrs["ports"] = ctl.ports
     node = x("controller", {**attrs, "vectors": ctl.extra.get("vectors")})
+    node.add(_driver(ctl.virtio))
     if "model.name" in ctl.extra:
         node.add(x("model", {"name": ctl.extra["model.name"]}))
     target = {name: ctl.extra.get(f"target.{name}") for name in PCI_TARGET_ATTRS}
@@ -1037,7 +1053,7 @@ def _interface(nic: InterfaceConfig, live: bool) -> XNode:
         node.add(x("source", {"bridge": nic.source_bridge}))
     if nic.target_dev and (live or not _is_auto_tap(nic.target_dev)):
         node.add(x("target", {"dev": nic.target_dev}))
-    node.add(x("model", {"type": nic.model}))
+    node.add(x("model", {"type": nic.model}), _driver(nic.virtio))
     node.add(x("link", {"state": nic.link_state}) if nic.link_state else None)
     node.add(_boot(nic.boot_order), _alias(nic.alias, live), _address(nic.address))
     return node
@@ -1094,7 +1110,8 @@ def _video(video: VideoConfig, live: bool) -> XNode:
         "heads": video.heads,
         "primary": yes_no(video.primary),
     }
-    return x("video").add(x("model", attrs), _alias(video.alias, live), _address(video.address))
+    model = x("model", attrs).add(x("acceleration", {"accel3d": video.accel3d}) if video.accel3d else None)
+    return x("video").add(_driver(video.virtio), model, _alias(video.alias, live), _address(video.address))
 
 
 def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
@@ -1105,7 +1122,7 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
     node.add(*(_interface(nic, live) for nic in devs.interfaces))
     node.add(*(_chardev(dev, live) for dev in (*devs.serials, *devs.consoles, *devs.channels)))
     for dev in devs.inputs:
-        extra = (_alias(dev.alias, live), _address(dev.address))
+        extra = (_driver(dev.virtio), _alias(dev.alias, live), _address(dev.address))
         node.add(x("input", {"type": dev.type, "bus": dev.bus}).add(*extra))
     node.add(*(_graphics(gfx, live, secure) for gfx in devs.graphics))
     node.add(*(_sound(sound, live) for sound in devs.sounds))
@@ -1120,13 +1137,13 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         node.add(*(write_redirdev(r, (_alias(r.alias, live), _address(r.address))) for r in devs.redirdevs))
     if (balloon := devs.memballoon) is not None:
         stats = x("stats", {"period": balloon.stats_period}) if balloon.stats_period is not None else None
-        extra = (_alias(balloon.alias, live), _address(balloon.address))
+        extra = (_alias(balloon.alias, live), _address(balloon.address), _driver(balloon.virtio))
         node.add(x("memballoon", {"model": balloon.model}).add(stats, *extra))
     for rng in devs.rngs:
         rate = {"bytes": rng.rate_bytes, "period": rng.rate_period}
         rng_node = x("rng", {"model": rng.model})
         rng_node.add(x("rate", rate) if rng.rate_bytes is not None else None)
-        rng_node.add(x("backend", {"model": rng.backend_model}, text=rng.backend))
+        rng_node.add(x("backend", {"model": rng.backend_model}, text=rng.backend), _driver(rng.virtio))
         node.add(rng_node.add(_alias(rng.alias, live), _address(rng.address)))
     for panic in devs.panics:
         node.add(x("panic", {"model": panic.model}).add(_alias(panic.alias, live), _address(panic.address)))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from pyvirt.conf import virtio_options
 from pyvirt.conf.addresses import drive_address, number, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import hotplug_ports
@@ -393,6 +394,10 @@ class _Builder:
 
     def controller(self, ctrl: ControllerConfig) -> None:
         place = _pci_placement(ctrl.address, self.q35)
+        is_virtio = ctrl.type == "virtio-serial" or (
+            ctrl.type == "scsi" and ctrl.model in (None, "virtio-scsi")
+        )
+        place.update(virtio_options.props(ctrl.virtio, virtio=is_virtio, what=f"controller '{ctrl.type}'"))
         if ctrl.type == "pci":
             model = ctrl.model or ("pcie-root" if self.q35 else "pci-root")
             if model in ("pci-root", "pcie-root"):
@@ -512,6 +517,8 @@ class _Builder:
         share: dict[str, str | int | None] = {"share-rw": "on" if disk.shareable else None}
         wce = "off" if disk.cache in ("writethrough", "directsync") else None
         dev_id = disk_device_id(self.dom, index)
+        what = f"disk '{disk.target_dev}'"
+        place.update(virtio_options.props(disk.virtio, virtio=disk.target_bus == "virtio", what=what))
         if disk.target_bus == "virtio":
             if disk.device == "cdrom":
                 raise UnsupportedConfig("unsupported configuration: a cdrom cannot be on the virtio bus")
@@ -622,10 +629,12 @@ class _Builder:
         driver = NIC_MODELS.get(iface.model)
         if driver is None:
             raise UnsupportedConfig(f"unsupported configuration: interface model '{iface.model}'")
+        place = _pci_placement(iface.address, self.q35)
+        place.update(virtio_options.props(iface.virtio, virtio=iface.model == "virtio", what="an interface"))
         self.add(
             *_device(
                 driver,
-                _pci_placement(iface.address, self.q35),
+                place,
                 netdev=netdev,
                 id=iface.alias or f"net{index}",
                 mac=iface.mac,
@@ -797,6 +806,7 @@ class _Builder:
 
     def inputs(self) -> None:
         for index, inp in enumerate(self.dom.devices.inputs):
+            virtio = virtio_options.props(inp.virtio, virtio=inp.bus == "virtio", what=f"input '{inp.type}'")
             if inp.bus == "ps2":
                 if inp.type == "tablet":
                     raise UnsupportedConfig("unsupported configuration: a tablet cannot be on the ps2 bus")
@@ -807,9 +817,8 @@ class _Builder:
                 self.add(*_device(f"usb-{name}", {}, id=f"input{index}", **usb))
             elif inp.bus == "virtio":
                 vname = {"tablet": "tablet", "mouse": "mouse", "keyboard": "keyboard"}[inp.type]
-                self.add(
-                    *_device(f"virtio-{vname}-pci", _pci_placement(inp.address, self.q35), id=f"input{index}")
-                )
+                place = _pci_placement(inp.address, self.q35)
+                self.add(*_device(f"virtio-{vname}-pci", {**place, **virtio}, id=f"input{index}"))
             else:
                 raise UnsupportedConfig(f"unsupported configuration: input bus '{inp.bus}'")
 
@@ -839,7 +848,9 @@ class _Builder:
                     raise UnsupportedConfig(
                         f"unsupported configuration: video model '{video.model}' can only be primary"
                     )
-            extra: dict[str, str | int | None] = {}
+            extra: dict[str, str | int | None] = {
+                **virtio_options.props(video.virtio, virtio=video.model == "virtio", what="a video device")
+            }
             if video.model in ("vga", "cirrus") and video.vram:
                 extra["vgamem_mb"] = max(1, video.vram // 1024)
             elif video.model == "bochs" and video.vram:
@@ -881,6 +892,7 @@ class _Builder:
         if dev.memballoon is not None and dev.memballoon.model == "virtio":
             balloon_id = dev.memballoon.alias or "balloon0"
             placement = _pci_placement(dev.memballoon.address, self.q35)
+            placement.update(virtio_options.props(dev.memballoon.virtio))
             self.add(*_device("virtio-balloon-pci", placement, id=balloon_id))
         for index, rng in enumerate(dev.rngs):
             obj = f"objrng{index}"
@@ -888,7 +900,7 @@ class _Builder:
             self.add(
                 *_device(
                     "virtio-rng-pci",
-                    _pci_placement(rng.address, self.q35),
+                    {**_pci_placement(rng.address, self.q35), **virtio_options.props(rng.virtio)},
                     rng=obj,
                     id=f"rng{index}",
                     **{"max-bytes": rng.rate_bytes},
