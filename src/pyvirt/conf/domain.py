@@ -201,6 +201,7 @@ class GraphicsConfig:
     listen_socket: bool = False  # <listen type='socket'> (the path is chosen at start when not given)
     # SPICE's settings as written: (element, attribute) → value, e.g. ("image", "compression") → "auto_glz"
     spice: dict[tuple[str, str], str] = field(default_factory=dict)
+    audio_id: int | None = None  # <audio id='N'/> inside <graphics>: the display's sound
 
 
 @dataclass
@@ -260,14 +261,16 @@ class AudioConfig:
     """``<audio id='1' type='none'/>``, which libvirt >= 7.2 writes into every x86 guest's config."""
 
     id: int = 1
-    type: str = "none"  # none | spice (the sound goes to the SPICE client)
+    type: str = "none"  # none | spice | alsa | oss | pulseaudio | sdl | jack | file (pyvirt.conf.audio)
+    options: dict[str, str] = field(default_factory=dict)  # the backend's attributes, as written
+    streams: dict[str, dict[str, str]] = field(default_factory=dict)  # input/output → attributes
 
 
 @dataclass
 class SoundConfig:
     """``<sound model='ich9'>``: an emulated sound card, its HDA codecs, and the ``<audio>`` it plays to."""
 
-    model: str = "ich9"  # ich9 | ich6 | ac97
+    model: str = "ich9"  # ich9 | ich6 | ac97 | es1370 | sb16
     codecs: list[str] = field(default_factory=list)  # HDA codecs: duplex | micro | output
     audio_id: int | None = None  # <audio id='N'/> inside <sound>
     address: PCIAddress | None = None

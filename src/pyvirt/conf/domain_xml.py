@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import uuid as uuidlib
 
+from pyvirt.conf import audio as audio_backends
 from pyvirt.conf import virtio_options
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
@@ -133,8 +134,8 @@ SPICE_SETTINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("filetransfer", "enable", ("yes", "no")),
     ("gl", "enable", ("no",)),
 )
-AUDIO_TYPES = ("none", "spice")
-SOUND_MODELS = ("ich9", "ich6", "ac97")
+AUDIO_TYPES = (*audio_backends.TYPES, "coreaudio")  # coreaudio: refused by name (macOS only)
+SOUND_MODELS = ("ich9", "ich6", "ac97", "es1370", "sb16")
 SOUND_CODECS = ("duplex", "micro", "output")
 AUTO_TAP_PREFIXES = ("vnet", "macvtap", "macvlan")
 
@@ -504,6 +505,7 @@ class _Parser:
             elif tag == "audio":
                 audio = AudioConfig(id=node.integer("id", minimum=1) or 1)
                 audio.type = node.choice("type", AUDIO_TYPES, required=True) or "none"
+                audio_backends.parse(node, audio)
                 node.done()
                 devs.audios.append(audio)
             elif tag == "sound":
@@ -763,6 +765,9 @@ class _Parser:
                 if (setting := e.child(tag)) is not None:
                     gfx.spice[(tag, attr)] = setting.choice(attr, values, required=True) or ""
                     setting.done()
+        if (sound := e.child("audio")) is not None:
+            gfx.audio_id = sound.integer("id", minimum=1)
+            sound.done()
         e.done()
         return gfx
 
@@ -1090,6 +1095,7 @@ def _graphics(gfx: GraphicsConfig, live: bool, secure: bool) -> XNode:
         node.add(x("listen", {"type": "address", "address": gfx.listen or None}))
     for (tag, attr), value in gfx.spice.items():
         node.add(x(tag, {attr: value}))
+    node.add(x("audio", {"id": gfx.audio_id}) if gfx.audio_id is not None else None)
     return node
 
 
@@ -1126,7 +1132,7 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         node.add(x("input", {"type": dev.type, "bus": dev.bus}).add(*extra))
     node.add(*(_graphics(gfx, live, secure) for gfx in devs.graphics))
     node.add(*(_sound(sound, live) for sound in devs.sounds))
-    node.add(*(x("audio", {"id": audio.id, "type": audio.type}) for audio in devs.audios))
+    node.add(*(audio_backends.write(audio) for audio in devs.audios))
     node.add(*(_video(video, live) for video in devs.videos))
     for dog in devs.watchdogs:
         attrs = {"model": dog.model, "action": dog.action}

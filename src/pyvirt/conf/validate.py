@@ -403,7 +403,9 @@ def _check_audio(dom: Domain) -> None:
             raise InvalidArgument(
                 f"sound #{index} plays to audio id '{sound.audio_id}', which is not defined"
             )
-        if sound.codecs and sound.model == "ac97":
+        if sound.model == "sb16" and sound.address is not None:
+            raise InvalidArgument("sound model 'sb16' is an ISA card: it takes no address")
+        if sound.codecs and sound.model not in ("ich6", "ich9"):
             raise UnsupportedConfig("unsupported configuration: codecs are for HDA sound models (ich6, ich9)")
         if sound.model == "ich9" and "q35" not in (dom.os.machine or ""):
             raise UnsupportedConfig("unsupported configuration: sound model 'ich9' needs a q35 machine")

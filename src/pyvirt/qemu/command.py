@@ -715,8 +715,7 @@ class _Builder:
         if gfx.listen_socket:
             spec = f"unix:{self._graphics_socket(gfx)}"
             spec += ",password=on" if gfx.passwd else ""
-            if self.dom.devices.audios:
-                spec += f",audiodev=audio{self.dom.devices.audios[0].id}"
+            spec += self._display_audio(gfx)
             self.add("-vnc", spec)
             if not self.dom.devices.videos:
                 self.add("-device", "VGA,id=video0")
@@ -732,11 +731,21 @@ class _Builder:
             spec = f"{host}:{gfx.port - 5900}"
         if gfx.passwd:
             spec += ",password=on"
-        if self.dom.devices.audios:
-            spec += f",audiodev=audio{self.dom.devices.audios[0].id}"
+        spec += self._display_audio(gfx)
         self.add("-vnc", spec)
         if not self.dom.devices.videos:
             self.add("-device", "VGA,id=video0")
+
+    def _display_audio(self, gfx: GraphicsConfig) -> str:
+        """``,audiodev=`` of a VNC display: its ``<audio id>``, else the first ``<audio>``."""
+        audios = self.dom.devices.audios
+        if gfx.audio_id is not None:
+            if gfx.audio_id not in {audio.id for audio in audios}:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: graphics names no <audio id='{gfx.audio_id}'>"
+                )
+            return f",audiodev=audio{gfx.audio_id}"
+        return f",audiodev=audio{audios[0].id}" if audios else ""
 
     def _graphics_socket(self, gfx: GraphicsConfig) -> str:
         path = gfx.socket or self.ctx.graphics_socket
@@ -747,6 +756,8 @@ class _Builder:
         return path
 
     def spice(self, gfx: GraphicsConfig) -> None:
+        if gfx.audio_id is not None:  # SPICE's sound is its own audiodev of type 'spice'
+            raise UnsupportedConfig("unsupported configuration: <audio id> of a SPICE display (only VNC's)")
         opts: dict[str, str | int | None] = {}
         if gfx.listen_socket:
             opts["unix"] = "on"
@@ -777,8 +788,10 @@ class _Builder:
             self.add("-device", "qxl-vga,id=video0")
 
     def audio(self) -> None:
+        from pyvirt.conf.audio import audiodev
+
         for audio in self.dom.devices.audios:
-            self.add("-audiodev", f"{audio.type},id=audio{audio.id}")
+            self.add("-audiodev", audiodev(audio))
 
     def sounds(self) -> None:
         audios = self.dom.devices.audios
@@ -787,8 +800,9 @@ class _Builder:
             audio_id = sound.audio_id if sound.audio_id is not None else (audios[0].id if audios else None)
             audiodev = None if audio_id is None else f"audio{audio_id}"
             place = _pci_placement(sound.address, self.q35)
-            if sound.model == "ac97":
-                self.add(*_device("AC97", place, id=sound_id, audiodev=audiodev))
+            single = {"ac97": "AC97", "es1370": "ES1370", "sb16": "sb16"}.get(sound.model)
+            if single is not None:  # a card without codecs (sb16 is an ISA card)
+                self.add(*_device(single, place, id=sound_id, audiodev=audiodev))
                 continue
             driver = "ich9-intel-hda" if sound.model == "ich9" else "intel-hda"
             self.add(*_device(driver, place, id=sound_id))

@@ -207,7 +207,7 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
         ("<interface type='direct'/>", "attribute 'type' = 'direct' of 'devices/interface'"),
         ("<controller type='usb' model='nec-xhci'/>", "attribute 'model' = 'nec-xhci'"),
         ("<smartcard mode='passthrough' type='spicevmc'/>", "element 'devices/smartcard' is not supported"),
-        ("<audio id='1' type='pulseaudio'/>", "attribute 'type' = 'pulseaudio' of 'devices/audio'"),
+        ("<audio id='1' type='dbus'/>", "attribute 'type' = 'dbus' of 'devices/audio'"),
         ("<rng model='virtio'><backend model='egd' type='tcp'/></rng>", "attribute 'model' = 'egd'"),
         ("<rng model='virtio'><backend model='random'>/etc/passwd</backend></rng>", "value '/etc/passwd'"),
         ("<memballoon model='xen'/>", "attribute 'model' = 'xen' of 'devices/memballoon'"),

@@ -693,7 +693,7 @@ def test_spice_round_trips() -> None:
             InvalidArgument,
             "audio id '1' is used by more",
         ),
-        ("<audio id='1' type='alsa'/>", UnsupportedConfig, "'type' = 'alsa'"),
+        ("<audio id='1' type='dbus'/>", UnsupportedConfig, "'type' = 'dbus'"),
         (
             "<sound model='ac97'><audio id='2'/></sound><audio id='1' type='none'/>",
             InvalidArgument,
@@ -701,7 +701,7 @@ def test_spice_round_trips() -> None:
         ),
         ("<sound model='ac97'><codec type='micro'/></sound>", UnsupportedConfig, "codecs are for HDA"),
         ("<sound model='ich9'/>", UnsupportedConfig, "sound model 'ich9' needs a q35 machine"),
-        ("<sound model='sb16'/>", UnsupportedConfig, "'model' = 'sb16'"),
+        ("<sound model='pcspk'/>", UnsupportedConfig, "'model' = 'pcspk'"),
         (
             "<sound model='ich6'><address type='usb' bus='0' port='1'/></sound>",
             InvalidArgument,
