@@ -620,6 +620,26 @@ class IoTuneRequest(TypedDict):
     config: NotRequired[bool]
 
 
+class MemtuneRequest(TypedDict):
+    """memtune's limits in KiB (9007199254740991: unlimited); those left out keep their value."""
+
+    hard_limit: NotRequired[int]
+    soft_limit: NotRequired[int]
+    swap_hard_limit: NotRequired[int]
+    live: NotRequired[bool]
+    config: NotRequired[bool]
+
+
+class SchedinfoRequest(TypedDict):
+    """schedinfo's cgroup parameters (global_quota -1: unlimited); those left out keep their value."""
+
+    cpu_shares: NotRequired[int]
+    global_period: NotRequired[int]
+    global_quota: NotRequired[int]
+    live: NotRequired[bool]
+    config: NotRequired[bool]
+
+
 class IOThread(TypedDict):
     id: int
     affinity: list[int]
@@ -849,6 +869,7 @@ class JobInfo(TypedDict):
 DomainList = list[DomainSummary]
 IoTune = dict[str, int | str]  # blkdeviotune's fields, virsh's names and order
 IOThreadList = list[IOThread]
+Tunables = dict[str, int]  # memtune's (KiB) or schedinfo's parameters, libvirt's names
 HostCounters = dict[str, int]  # nodecpustats (ns), nodememstats (KiB): libvirt's field names
 FreeCellList = list[FreeCell]
 NameList = list[str]

@@ -854,6 +854,24 @@ class Domain:
         body = {**limits, "live": live, "config": config}
         self.conn.call("domain.set_iotune", {"name": self.name, "device": device}, body)
 
+    def memtune(self, *, config: bool = False) -> dict[str, int]:
+        """memtune: hard_limit, soft_limit, swap_hard_limit in KiB (UNLIMITED_KIB: none)."""
+        return dict(self.conn.call("domain.memtune", {"name": self.name}, query={"config": config}))
+
+    def set_memtune(self, *, live: bool = False, config: bool = False, **limits: int) -> None:
+        """memtune: set limits in KiB (hard_limit=..., soft_limit=..., swap_hard_limit=...)."""
+        self.conn.call("domain.set_memtune", {"name": self.name}, {**limits, "live": live, "config": config})
+
+    def schedinfo(self, *, config: bool = False) -> dict[str, int]:
+        """schedinfo: cpu_shares, global_period, global_quota."""
+        return dict(self.conn.call("domain.schedinfo", {"name": self.name}, query={"config": config}))
+
+    def set_schedinfo(self, *, live: bool = False, config: bool = False, **params: int) -> None:
+        """schedinfo --set: cpu_shares=..., global_period=..., global_quota=... (-1: unlimited)."""
+        self.conn.call(
+            "domain.set_schedinfo", {"name": self.name}, {**params, "live": live, "config": config}
+        )
+
     def iothreads(self, *, config: bool = False) -> list[types.IOThread]:
         """iothreadinfo: each I/O thread's id and CPU affinity."""
         return list(self.conn.call("domain.iothreads", {"name": self.name}, query={"config": config}))

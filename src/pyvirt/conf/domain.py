@@ -90,6 +90,31 @@ class CPUTune:
 
     vcpupin: dict[int, str] = field(default_factory=dict)  # vCPU number → CPU set as written
     emulatorpin: str | None = None  # CPU set of every thread that is not a vCPU
+    # The domain cgroup's CPU controller (qemu/cgtune.py): weight, and bandwidth in µs per period.
+    shares: int | None = None
+    global_period: int | None = None
+    global_quota: int | None = None  # -1: unlimited
+
+    def empty(self) -> bool:
+        return not self.vcpupin and self.emulatorpin is None and self.cgroup_fields() == {}
+
+    def cgroup_fields(self) -> dict[str, int]:
+        """schedinfo's names of the cgroup values set."""
+        values = {
+            "cpu_shares": self.shares,
+            "global_period": self.global_period,
+            "global_quota": self.global_quota,
+        }
+        return {k: v for k, v in values.items() if v is not None}
+
+
+@dataclass
+class MemTune:
+    """``<memtune>``: the domain cgroup's memory limits in KiB (qemu/cgtune.py); None is unlimited."""
+
+    hard_limit: int | None = None
+    soft_limit: int | None = None
+    swap_hard_limit: int | None = None
 
 
 @dataclass
@@ -328,6 +353,7 @@ class Domain:
     vcpu_current: int | None = None  # vCPUs online at start (<vcpu current>); the rest can be added
     vcpu_cpuset: str | None = None  # host CPUs every QEMU thread may run on, as written
     cputune: CPUTune | None = None
+    memtune: MemTune | None = None
     iothreads: int | None = None  # <iothreads>: QEMU I/O threads, ids 1..N unless <iothreadids> names them
     iothread_ids: list[int] = field(default_factory=list)  # <iothreadids><iothread id>
     os: OSConfig = field(default_factory=OSConfig)

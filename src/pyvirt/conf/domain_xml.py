@@ -39,6 +39,7 @@ from pyvirt.conf.domain import (
     InterfaceConfig,
     Loader,
     MemballoonConfig,
+    MemTune,
     NUMACell,
     OSConfig,
     PanicConfig,
@@ -292,6 +293,15 @@ class _Parser:
             tune.emulatorpin = pin.require("cpuset")
             parse_cpuset(tune.emulatorpin, f"attribute 'cpuset' of '{pin.path}'")
             pin.done()
+        for tag, low, high in (("shares", 2, 262144), ("global_period", 1000, 1000000)):
+            if (value := e.child(tag)) is not None:
+                setattr(tune, tag, value.text_int(minimum=low, maximum=high))
+                value.done()
+        if (quota := e.child("global_quota")) is not None:
+            tune.global_quota = quota.text_int(minimum=-1, maximum=17592186044415)
+            if tune.global_quota in range(0, 1000):
+                raise XMLError(f"'{quota.path}' must be -1 or at least 1000")
+            quota.done()
         e.done()
         return tune
 
@@ -304,6 +314,18 @@ class _Parser:
         node.done()
         if (node := root.child("currentMemory")) is not None:
             dom.current_memory_kib = parse_size_kib(node.text(), node.attr("unit"), element="currentMemory")
+            node.done()
+        if (node := root.child("memtune")) is not None:
+            dom.memtune = MemTune()
+            for tag in ("hard_limit", "soft_limit", "swap_hard_limit"):
+                if (limit := node.child(tag)) is not None:
+                    setattr(
+                        dom.memtune, tag, parse_size_kib(limit.text(), limit.attr("unit"), element=limit.path)
+                    )
+                    limit.done()
+            hard, swap = dom.memtune.hard_limit, dom.memtune.swap_hard_limit
+            if hard is not None and swap is not None and swap < hard:
+                raise XMLError("memtune/hard_limit must be lower than or equal to memtune/swap_hard_limit")
             node.done()
         if (node := root.child("memoryBacking")) is not None:
             if (source := node.child("source")) is not None:
@@ -1168,6 +1190,9 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
     root.add(x("memory", {"unit": "KiB"}, text=str(dom.memory_kib)))
     if dom.current_memory_kib is not None:
         root.add(x("currentMemory", {"unit": "KiB"}, text=str(dom.current_memory_kib)))
+    if dom.memtune is not None:
+        limits = [(t, getattr(dom.memtune, t)) for t in ("hard_limit", "soft_limit", "swap_hard_limit")]
+        root.add(x("memtune").add(*(x(t, {"unit": "KiB"}, text=str(v)) for t, v in limits if v is not None)))
     if dom.memory_source is not None or dom.memory_access is not None:
         backing = x("memoryBacking")
         backing.add(x("source", {"type": dom.memory_source}) if dom.memory_source else None)
@@ -1181,6 +1206,9 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
         root.add(x("iothreadids").add(*(x("iothread", {"id": ident}) for ident in dom.iothread_ids)))
     if dom.cputune is not None:
         tune = x("cputune")
+        for tag in ("shares", "global_period", "global_quota"):
+            value = getattr(dom.cputune, tag)
+            tune.add(x(tag, text=str(value)) if value is not None else None)
         for vcpu, cpuset in sorted(dom.cputune.vcpupin.items()):
             tune.add(x("vcpupin", {"vcpu": vcpu, "cpuset": cpuset}))
         if dom.cputune.emulatorpin is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from pyvirt.conf.domain import Domain
 from pyvirt.errors import OperationFailed
 from pyvirt.paths import Layout
-from pyvirt.qemu import cgroup, ownership
+from pyvirt.qemu import cgroup, cgtune, ownership
 from pyvirt.qemu.ownership import Handover, Identity, Owner
 from pyvirt.qemu.process import RunRecord
 
@@ -168,6 +168,7 @@ class Confinement:
         ownership.restore(owners, self.held(name))
         if cgroup_path:
             cgroup.remove(cgroup_path)
+            cgtune.remove_twins(cgroup_path)
 
     def release_record(self, record: RunRecord) -> None:
         self.release(record.name, record.owners, record.cgroup)

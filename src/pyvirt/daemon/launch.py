@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from pyvirt.conf import audio
 from pyvirt.conf.defaults import hotplug_ports
 from pyvirt.conf.domain import Domain
-from pyvirt.daemon import blockdevs, blockjobs
+from pyvirt.daemon import blockdevs, blockjobs, tuning
 from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
@@ -221,6 +221,7 @@ async def _finish_start(
     blockdevs.record_disks(dom, proc.record)
     await balloon.configure(proc.monitor, dom)
     await affinity.apply(proc.monitor, proc.pid, dom)
+    tuning.apply_at_start(proc, dom)
     started = ("started", "restored" if incoming else "autostart" if autostart else "booted")
     if not paused:
         await proc.monitor.cont()

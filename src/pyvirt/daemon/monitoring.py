@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.daemon import iotune, resources, stats
+from pyvirt.daemon import iotune, resources, stats, tuning
 from pyvirt.daemon.http import RawReply, Request
 from pyvirt.daemon.metrics import CONTENT_TYPE, Metrics
 from pyvirt.daemon.routes import Handlers
@@ -60,6 +60,10 @@ class MonitoringAPI:
             "domain.iotune": self.iotune,
             "domain.set_iotune": self.set_iotune,
             "domain.iothreads": self.iothreads,
+            "domain.memtune": self.memtune,
+            "domain.set_memtune": self.set_memtune,
+            "domain.schedinfo": self.schedinfo,
+            "domain.set_schedinfo": self.set_schedinfo,
         }
 
     async def scrape(self, req: Request) -> RawReply:
@@ -127,3 +131,21 @@ class MonitoringAPI:
 
     async def iothreads(self, req: Request) -> list[dict[str, Any]]:
         return await iotune.iothreads(self.domains, req.params["name"], config=req.args["config"])
+
+    async def memtune(self, req: Request) -> dict[str, int]:
+        return await tuning.memtune(self.domains, req.params["name"], config=req.args["config"])
+
+    async def set_memtune(self, req: Request) -> dict[str, Any]:
+        name = req.params["name"]
+        live, config = scope(dict(req.data), self.domains.lookup(name).active)
+        await tuning.set_memtune(self.domains, name, tuning.body_values(req.data), live=live, config=config)
+        return {}
+
+    async def schedinfo(self, req: Request) -> dict[str, int]:
+        return await tuning.schedinfo(self.domains, req.params["name"], config=req.args["config"])
+
+    async def set_schedinfo(self, req: Request) -> dict[str, Any]:
+        name = req.params["name"]
+        live, config = scope(dict(req.data), self.domains.lookup(name).active)
+        await tuning.set_schedinfo(self.domains, name, tuning.body_values(req.data), live=live, config=config)
+        return {}

@@ -368,4 +368,4 @@ def _record_pin(dom: Domain, vcpu: int | None, cpulist: str, host: frozenset[int
         tune.vcpupin.pop(vcpu, None)
     else:
         tune.vcpupin[vcpu] = cpulist
-    dom.cputune = tune if (tune.vcpupin or tune.emulatorpin) else None
+    dom.cputune = None if tune.empty() else tune

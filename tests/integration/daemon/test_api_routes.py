@@ -246,6 +246,18 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     w.call("domain.set_iotune", vdb, {"total_iops_sec": 1000, "group_name": "api", "live": True})
     assert w.call("domain.iotune", vdb, query={"config": False})["total_iops_sec"] == 1000
     assert w.call("domain.iothreads", dom, query={"config": False}) == []
+    # On a domain of their own, never started: this daemon gives domains no cgroup, and a start with
+    # <memtune> would be refused (test_tuning.py has the live side).
+    tune = {"name": "apitune"}
+    tune_xml = (
+        "<domain type='qemu'><name>apitune</name><memory>65536</memory><os><type>hvm</type></os></domain>"
+    )
+    w.call("domain.define", body={"xml": tune_xml})
+    w.call("domain.set_memtune", tune, {"soft_limit": 262144, "config": True})
+    assert w.call("domain.memtune", tune, query={"config": True})["soft_limit"] == 262144
+    w.call("domain.set_schedinfo", tune, {"cpu_shares": 512, "config": True})
+    assert w.call("domain.schedinfo", tune, query={"config": False})["cpu_shares"] == 512
+    w.call("domain.undefine", tune)
 
     # NICs: the live one's link, and one added to the definition only (no guest in the loop).
     w.call("domain.set_link", {"name": "api1", "device": MAC}, {"state": "down"})

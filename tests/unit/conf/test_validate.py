@@ -456,7 +456,7 @@ def test_vcpu_current_cpuset_and_cputune_round_trip() -> None:
             "vcpu='2' names no vCPU",
         ),
         ("<vcpu>2</vcpu>", "<cputune><vcpupin vcpu='1' cpuset='x'/></cputune>", XMLError, "cputune/vcpupin"),
-        ("<vcpu>2</vcpu>", "<cputune><shares>1024</shares></cputune>", UnsupportedConfig, "'cputune/shares'"),
+        ("<vcpu>2</vcpu>", "<cputune><period>1024</period></cputune>", UnsupportedConfig, "'cputune/period'"),
         (
             "<vcpu>2</vcpu>",
             "<cputune><vcpupin vcpu='1' cpuset='0'/><vcpupin vcpu='1' cpuset='1'/></cputune>",

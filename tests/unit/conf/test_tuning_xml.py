@@ -1,0 +1,46 @@
+"""<memtune> and the cgroup values of <cputune> (shares, global_period, global_quota): parsed, written
+back as libvirt writes them, and refused by name when out of range or unknown."""
+
+from __future__ import annotations
+
+import pytest
+
+from pyvirt.conf.domain_xml import format_domain, load_domain_xml
+from pyvirt.errors import PyvirtError
+
+XML = """<domain type='qemu'><name>t</name><memory>65536</memory>
+<memtune><hard_limit unit='MiB'>512</hard_limit><swap_hard_limit>1048576</swap_hard_limit></memtune>
+<cputune><shares>512</shares><global_period>100000</global_period><global_quota>-1</global_quota>
+<emulatorpin cpuset='0'/></cputune><os><type>hvm</type></os></domain>"""
+
+
+def test_round_trip() -> None:
+    dom = load_domain_xml(XML)
+    assert dom.memtune is not None and dom.cputune is not None
+    assert (dom.memtune.hard_limit, dom.memtune.soft_limit, dom.memtune.swap_hard_limit) == (
+        524288,
+        None,
+        1048576,
+    )
+    assert dom.cputune.cgroup_fields() == {"cpu_shares": 512, "global_period": 100000, "global_quota": -1}
+    text = format_domain(dom)
+    assert "<memtune>\n    <hard_limit unit='KiB'>524288</hard_limit>\n    <swap_hard_limit" in text
+    assert "<shares>512</shares>\n    <global_period>100000</global_period>" in text
+    again = load_domain_xml(text)
+    assert again.memtune == dom.memtune and again.cputune == dom.cputune
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "word"),
+    [
+        ("<shares>512</shares>", "<shares>1</shares>", "shares"),
+        ("<global_quota>-1</global_quota>", "<global_quota>10</global_quota>", "global_quota"),
+        ("<global_period>100000</global_period>", "<period>100000</period>", "period"),
+        ("<swap_hard_limit>1048576</swap_hard_limit>", "<min_guarantee>1</min_guarantee>", "min_guarantee"),
+        ("unit='MiB'", "unit='parsec'", "parsec"),
+        ("unit='MiB'>512", "unit='GiB'>2", "swap_hard_limit"),
+    ],
+)
+def test_refused_by_name(old: str, new: str, word: str) -> None:
+    with pytest.raises(PyvirtError, match=word):
+        load_domain_xml(XML.replace(old, new))
