@@ -157,9 +157,9 @@ class NetworkAPI:
 
     async def destroy(self, req: Request) -> dict[str, Any]:
         name = await self._resolve(req.params["name"])
-        await self.run(lambda: self.driver.destroy(name))
+        status = await self.run(lambda: self.driver.destroy(name))
         self.events.publish("network", name, "stopped", "")
-        return dataclasses.asdict(await self.run(lambda: self.driver.info(name)))
+        return dataclasses.asdict(status)
 
     async def set_autostart(self, req: Request) -> dict[str, Any]:
         body: types.AutostartRequest = req.data

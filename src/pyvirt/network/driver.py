@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import dataclasses
 import functools
 import ipaddress
 import json
@@ -372,12 +373,14 @@ class NetworkDriver:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
-    def destroy(self, name: str) -> None:
+    def destroy(self, name: str) -> NetworkStatus:
+        """Stop the network; its status after (a transient network's last: it no longer exists)."""
         with self._lock:
-            _config, live = self._lookup(name)
+            config, live = self._lookup(name)
             if live is None:
                 raise InvalidState(f"network '{name}' is not active")
             self._teardown(live.net, live.dnsmasq_pid)
+            return dataclasses.replace(self._status(name, config, live), active=False)
 
     def _teardown(self, net: Network, pid: int | None) -> None:
         """Remove everything a start made; tolerant of pieces already gone."""

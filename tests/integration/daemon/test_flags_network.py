@@ -5,6 +5,7 @@ TCG guest: ``attach-interface --target`` names the tap (live, and in the definit
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -44,6 +45,11 @@ def test_domifaddr_source_and_attach_interface_target(nsdaemon: Daemon, tmp_path
     assert mac
     leases = d.cli("net-dhcp-leases", "fl", "--mac", mac.group(1)).ok().out
     assert lease in leases
+    # --json: the same lease and address as data, not a table.
+    [entry] = json.loads(d.cli("net-dhcp-leases", "fl", "--mac", mac.group(1), "--json").ok().out)
+    assert (entry["ip"], entry["prefix"], entry["mac"]) == (lease, 24, mac.group(1))
+    [addr] = json.loads(d.cli("domifaddr", "g1", "--json").ok().out)
+    assert (addr["address"], addr["mac"], addr["protocol"]) == (f"{lease}/24", mac.group(1), "ipv4")
     assert lease not in d.cli("net-dhcp-leases", "fl", "--mac", "52:54:00:ff:ff:ff").ok().out
     result = d.cli("domifaddr", "g1", "--source", "agent")
     assert result.rc == 1 and "QEMU guest agent is not configured" in result.err

@@ -201,3 +201,19 @@ def test_user_given_tap_name_is_used(nsdaemon: Daemon, tmp_path: Path) -> None:
     while "guest-t1" in in_ns(d, "ip", "-br", "link") and time.monotonic() < deadline:
         time.sleep(0.2)
     assert "guest-t1" not in in_ns(d, "ip", "-br", "link")
+
+
+def test_net_create_makes_a_transient_network(nsdaemon: Daemon, tmp_path: Path) -> None:
+    """net-create FILE: the network runs (its bridge exists) without a definition, and is gone once
+    destroyed, as virsh's transient networks are."""
+    d = nsdaemon
+    path = tmp_path / "tr.xml"
+    path.write_text(NET_XML.format(name="tr", bridge="pvt83", n=83))
+    assert d.cli("net-create", str(path)).ok().out == f"Network tr created from {path}\n\n"
+    assert "pvt83" in in_ns(d, "ip", "-br", "link")
+    info = d.cli("net-info", "tr").ok().out
+    assert re.search(r"^Active:\s+yes$", info, re.M) and re.search(r"^Persistent:\s+no$", info, re.M), info
+    d.cli("net-destroy", "tr").ok()
+    assert "pvt83" not in in_ns(d, "ip", "-br", "link")
+    result = d.cli("net-info", "tr")
+    assert result.rc == 1 and "tr" in result.err
