@@ -96,3 +96,17 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert pki_main(["show", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "CN=ops" in out and "CN=hail.example.com" in out
+
+
+def test_cli_issue_server_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """issue-server --out: the server's files and a copy of the CA certificate go there, not to the CA's
+    directory."""
+    assert pki_main(["init", "--dir", str(tmp_path / "ca")]) == 0
+    out = tmp_path / "for-host"
+    argv = ["issue-server", "--dir", str(tmp_path / "ca"), "--hostname", "h1", "--out", str(out)]
+    assert pki_main(argv) == 0
+    assert f"server certificate {out / 'servercert.pem'}" in capsys.readouterr().out
+    assert "h1" in pki.describe(out / "servercert.pem")["names"]
+    assert (out / "serverkey.pem").stat().st_mode & 0o077 == 0
+    assert (out / "cacert.pem").read_bytes() == (tmp_path / "ca/cacert.pem").read_bytes()
+    assert not (tmp_path / "ca/servercert.pem").exists()

@@ -77,7 +77,7 @@ def _template(opts: GlobalOptions, argv: list[str]) -> int:
             _done(tmpl, ns.json, f"Template {tmpl.name} built: {tmpl.path}")
         elif ns.verb == "import":
             tmpl = t.import_image(
-                store, ns.file, ns.name, os_name=ns.os, say=None if ns.quiet else _say, warn=_say
+                store, ns.file, ns.name, os_name=ns.os, say=None if ns.quiet or ns.json else _say, warn=_say
             )
             _done(tmpl, ns.json, f"Template {tmpl.name} imported: {tmpl.path}")
         elif ns.verb == "list":

@@ -71,6 +71,14 @@ def test_every_pool_verb(daemon: Daemon, tmp_path: Path) -> None:
     )
     printed = daemon.cli("pool-define-as", "p3", "dir", "-", "-", "-", "-", "/srv/p3", "--print-xml").ok().out
     assert "<host name='-'/>" in printed and "<path>/srv/p3</path>" in printed
+    # --source-format: the pool XML's <source><format>, which a dir pool has no use for: refused by name
+    # at define and at create, with nothing defined.
+    printed = daemon.cli("pool-define-as", "p5", "dir", "--source-format", "ext4", "--print-xml").ok().out
+    assert "<source>\n    <format type='ext4'/>\n  </source>" in printed, printed
+    for verb in ("pool-define-as", "pool-create-as"):
+        refused = daemon.cli(verb, "p5", "dir", "--target", str(tmp_path / "p5"), "--source-format", "ext4")
+        assert refused.rc == 1 and "element 'source/format' is not supported" in refused.err, refused.err
+    assert "p5" not in daemon.cli("pool-list", "--all").ok().out
     assert daemon.cli("pool-info", "p2").ok().out == (
         f"Name:           p2\nUUID:           {_uuid(daemon, 'p2')}\nState:          inactive\n"
         "Persistent:     yes\nAutostart:      no\n\n"

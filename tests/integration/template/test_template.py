@@ -9,6 +9,7 @@ first run pays for it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -269,3 +270,42 @@ def test_linked_clones_boot_with_their_own_identity(daemon: Daemon, debian: str,
     assert re.fullmatch(r"[0-9a-f]{32}", a["machine_id"]) and a["machine_id"] != b["machine_id"]
     assert a["host_key"] and a["host_key"] != b["host_key"]
     assert KEY in a["keys"].splitlines() and KEY in b["keys"].splitlines()
+
+
+def test_import_and_clone_options_quiet_json_pool(daemon: Daemon, tmp_path: Path) -> None:
+    """template import and clone: --pool puts the template and the clone in another pool; -q drops the
+    progress lines from stderr; --json prints the result as data instead of the sentence."""
+    folder = tmp_path / "other"
+    daemon.cli("pool-create-as", "other", "dir", "--target", str(folder), "--build").ok()
+    disk = str(guest_artifacts().disk)
+    loud = daemon.cli("template", "import", "--os", "busybox", "--pool", "other", disk, "ob").ok()
+    assert "Copying" in loud.err and loud.out.startswith("Template ob imported: ")
+    assert (folder / "ob.template.qcow2").is_file() and not (_images(daemon) / "ob.template.qcow2").exists()
+    quiet = daemon.cli("template", "import", "-q", "--pool", "other", disk, "oq").ok()
+    assert quiet.err == "" and quiet.out.startswith("Template oq imported: ")
+    as_json = daemon.cli("template", "import", "--json", "--pool", "other", disk, "oj").ok()
+    tmpl = json.loads(as_json.out)
+    assert tmpl["name"] == "oj" and tmpl["path"] == str(folder / "oj.template.qcow2") and as_json.err == ""
+
+    quiet = daemon.cli(
+        "clone", "-q", "--pool", "other", "--original", "ob", "--name", "oc1", "--network", "none"
+    )
+    assert quiet.ok().err == "" and quiet.out.startswith("Domain oc1 cloned from template ob (linked")
+    loud = daemon.cli(
+        "clone", "--pool", "other", "--original", "ob", "--name", "oc2", "--network", "none"
+    ).ok()
+    assert loud.err != ""
+    result = json.loads(
+        daemon.cli(
+            "clone", "--json", "--pool", "other", "--original", "ob", "--name", "oc3", "--network", "none"
+        )
+        .ok()
+        .out
+    )
+    assert result["name"] == "oc3" and result["linked"] and result["kind"] == "template"
+    assert (folder / "oc3.qcow2").is_file()
+    for name in ("oc1", "oc2", "oc3"):
+        daemon.cli("undefine", name, "--remove-all-storage").ok()
+    for name in ("ob", "oq", "oj"):
+        daemon.cli("template", "delete", "--pool", "other", name).ok()
+    daemon.cli("pool-destroy", "other").ok()
