@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from pyvirt.errors import PyvirtError
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -18,8 +20,9 @@ if TYPE_CHECKING:
 PROG = "pyvirt img"
 
 
-class UsageError(Exception):
-    pass
+class UsageError(PyvirtError):
+    """Bad options or operands (a PyvirtError, so that verbs in other modules raise the one class
+    ``main`` catches even when this module runs as ``__main__``)."""
 
 
 HELP = "?help"  # the key ``_options`` gives "-o help"
@@ -1104,6 +1107,12 @@ def cmd_amend(argv: list[str]) -> int:
     return 0
 
 
+def cmd_bench(argv: list[str]) -> int:
+    from pyvirt.cli.img_bench import cmd_bench as bench
+
+    return bench(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "create": cmd_create,
     "info": cmd_info,
@@ -1119,6 +1128,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "dd": cmd_dd,
     "bitmap": cmd_bitmap,
     "amend": cmd_amend,
+    "bench": cmd_bench,
 }
 
 
