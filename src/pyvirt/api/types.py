@@ -620,6 +620,24 @@ class IoTuneRequest(TypedDict):
     config: NotRequired[bool]
 
 
+class BandwidthRates(TypedDict):
+    """One direction of a NIC's <bandwidth>: rates in KiB/s, burst in KiB (average 0 clears it)."""
+
+    average: NotRequired[int]
+    peak: NotRequired[int]
+    burst: NotRequired[int]
+    floor: NotRequired[int]
+
+
+class IfTuneRequest(TypedDict):
+    """domiftune: a direction given replaces that direction, one left out is kept."""
+
+    inbound: NotRequired[BandwidthRates]
+    outbound: NotRequired[BandwidthRates]
+    live: NotRequired[bool]
+    config: NotRequired[bool]
+
+
 class MemtuneRequest(TypedDict):
     """memtune's limits in KiB (9007199254740991: unlimited); those left out keep their value."""
 

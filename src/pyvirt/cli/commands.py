@@ -1408,6 +1408,22 @@ VERBS = (
         ),
     ),
     Command(
+        "domiftune",
+        "domain",
+        "tuning",
+        "get/set parameters of a virtual interface",
+        "Get/set parameters of a domain's virtual interface (traffic control on its tap while it runs).",
+        (
+            ("domain", "*domain", "domain name, id or uuid"),
+            ("interface", "*string", "interface device (MAC Address)"),
+            ("inbound", "string", "control domain's incoming traffics"),
+            ("outbound", "string", "control domain's outgoing traffics"),
+            ("config", "bool", "affect next boot"),
+            ("live", "bool", "affect running domain"),
+            ("current", "bool", "affect current domain"),
+        ),
+    ),
+    Command(
         "memtune",
         "domain",
         "tuning",

@@ -1,4 +1,4 @@
-"""memtune and schedinfo, with virsh 9.0's options and output."""
+"""memtune, schedinfo and domiftune, with virsh 9.0's options and output."""
 
 from __future__ import annotations
 
@@ -67,4 +67,31 @@ def cmd_schedinfo(opts: GlobalOptions, a: Parsed) -> int:
         dom.set_schedinfo(live=live, config=config, **{name: number})
     values = dom.schedinfo(config=config and not live)
     emit("Scheduler      : posix\n" + "".join(f"{k:<15}: {v}\n" for k, v in values.items()) + "\n")
+    return 0
+
+
+def _rates(option: str, text: str, names: tuple[str, ...]) -> dict[str, int]:
+    """virsh's ``average[,peak[,burst[,floor]]]`` (fields may be empty: ``100,,200``)."""
+    words = text.split(",")
+    if len(words) > len(names) or not all(w == "" or w.isdigit() for w in words):
+        raise InvalidArgument(f"inbound format is incorrect: {option} {text}".replace("inbound", option[2:]))
+    return {name: int(word) for name, word in zip(names, words, strict=False) if word != ""}
+
+
+def cmd_domiftune(opts: GlobalOptions, a: Parsed) -> int:
+    live, config = _scope(a)
+    changes = {}
+    for direction, names in (
+        ("inbound", ("average", "peak", "burst", "floor")),
+        ("outbound", ("average", "peak", "burst")),
+    ):
+        if (text := a.opt(direction)) is not None:
+            changes[direction] = _rates(f"--{direction}", text, names)
+    dom = _domain(opts.connect(), a.text("domain"))
+    device = a.text("interface")
+    if changes:
+        dom.set_iftune(device, live=live, config=config, **changes)  # type: ignore[arg-type]
+        return 0
+    values = dom.iftune(device, config=config and not live)
+    emit("".join(f"{k:<15}: {v}\n" for k, v in values.items()))
     return 0

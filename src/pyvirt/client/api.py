@@ -854,6 +854,28 @@ class Domain:
         body = {**limits, "live": live, "config": config}
         self.conn.call("domain.set_iotune", {"name": self.name, "device": device}, body)
 
+    def iftune(self, device: str, *, config: bool = False) -> dict[str, int]:
+        """domiftune: the NIC's (MAC or tap) inbound.average ... outbound.burst (KiB/s, KiB)."""
+        params = {"name": self.name, "device": device}
+        return dict(self.conn.call("domain.iftune", params, query={"config": config}))
+
+    def set_iftune(
+        self,
+        device: str,
+        *,
+        inbound: types.BandwidthRates | None = None,
+        outbound: types.BandwidthRates | None = None,
+        live: bool = False,
+        config: bool = False,
+    ) -> None:
+        """domiftune: set a direction's limits (average 0 clears it); a direction left None is kept."""
+        body: types.IfTuneRequest = {"live": live, "config": config}
+        if inbound is not None:
+            body["inbound"] = inbound
+        if outbound is not None:
+            body["outbound"] = outbound
+        self.conn.call("domain.set_iftune", {"name": self.name, "device": device}, body)
+
     def memtune(self, *, config: bool = False) -> dict[str, int]:
         """memtune: hard_limit, soft_limit, swap_hard_limit in KiB (UNLIMITED_KIB: none)."""
         return dict(self.conn.call("domain.memtune", {"name": self.name}, query={"config": config}))

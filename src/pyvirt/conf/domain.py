@@ -197,6 +197,8 @@ class InterfaceConfig:
     address: PCIAddress | None = None
     virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
+    # <bandwidth>: direction (inbound | outbound) → average/peak (KiB/s), burst (KiB); conf.bandwidth
+    bandwidth: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass

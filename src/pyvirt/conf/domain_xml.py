@@ -18,7 +18,7 @@ import re
 import uuid as uuidlib
 
 from pyvirt.conf import audio as audio_backends
-from pyvirt.conf import virtio_options
+from pyvirt.conf import bandwidth, virtio_options
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
@@ -698,6 +698,14 @@ class _Parser:
         if (node := e.child("model")) is not None:
             nic.model = node.choice("type", NET_MODELS, required=True) or "virtio"
             node.done()
+        if (node := e.child("bandwidth")) is not None:
+            for direction in bandwidth.DIRECTIONS:
+                if (rates := node.child(direction)) is not None:
+                    values = {name: rates.integer(name, minimum=0) for name in bandwidth.FIELDS}
+                    nic.bandwidth[direction] = {k: v for k, v in values.items() if v is not None}
+                    rates.done()
+            node.done()
+            bandwidth.check(nic.bandwidth, "interface/bandwidth")
         if (node := e.child("link")) is not None:
             nic.link_state = node.choice("state", ("up", "down"), required=True)
             node.done()
@@ -1081,6 +1089,9 @@ def _interface(nic: InterfaceConfig, live: bool) -> XNode:
     if nic.target_dev and (live or not _is_auto_tap(nic.target_dev)):
         node.add(x("target", {"dev": nic.target_dev}))
     node.add(x("model", {"type": nic.model}), _driver(nic.virtio))
+    if any(nic.bandwidth.values()):
+        rates = [x(d, dict(v)) for d, v in nic.bandwidth.items() if v]  # type: ignore[arg-type]
+        node.add(x("bandwidth").add(*rates))
     node.add(x("link", {"state": nic.link_state}) if nic.link_state else None)
     node.add(_boot(nic.boot_order), _alias(nic.alias, live), _address(nic.address))
     return node

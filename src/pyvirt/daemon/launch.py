@@ -7,6 +7,7 @@ caller (:meth:`DomainRegistry.start`/``create``) holds the domain's lock and has
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -22,6 +23,7 @@ from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
 from pyvirt.errors import OperationFailed, UnsupportedConfig
+from pyvirt.network import shaping
 from pyvirt.qemu import affinity, balloon, firmware, graphics
 from pyvirt.qemu.command import RuntimeContext, build_argv
 from pyvirt.qemu.process import QemuProcess, RunRecord
@@ -239,6 +241,10 @@ async def _plug_interfaces(reg: DomainRegistry, dom: Domain, revert: Revert) -> 
     taps: dict[int, str] = {}
     for index, iface in enumerate(dom.devices.interfaces):
         if iface.type not in ("network", "bridge"):
+            if iface.bandwidth:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: <bandwidth> of interface type '{iface.type}': it has no tap"
+                )
             continue
         if reg.networks is None:
             raise UnsupportedConfig(
@@ -256,6 +262,8 @@ async def _plug_interfaces(reg: DomainRegistry, dom: Domain, revert: Revert) -> 
         revert.add(lambda hook=hook, tap=tap: hook.unplug_tap(tap), f"unplug {tap}")  # type: ignore[misc]
         iface.target_dev = tap
         taps[index] = tap
+        if iface.bandwidth:
+            await asyncio.to_thread(shaping.apply, tap, iface.bandwidth)
     return taps
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.daemon import iotune, resources, stats, tuning
+from pyvirt.daemon import iftune, iotune, resources, stats, tuning
 from pyvirt.daemon.http import RawReply, Request
 from pyvirt.daemon.metrics import CONTENT_TYPE, Metrics
 from pyvirt.daemon.routes import Handlers
@@ -60,6 +60,8 @@ class MonitoringAPI:
             "domain.iotune": self.iotune,
             "domain.set_iotune": self.set_iotune,
             "domain.iothreads": self.iothreads,
+            "domain.iftune": self.iftune,
+            "domain.set_iftune": self.set_iftune,
             "domain.memtune": self.memtune,
             "domain.set_memtune": self.set_memtune,
             "domain.schedinfo": self.schedinfo,
@@ -148,4 +150,17 @@ class MonitoringAPI:
         name = req.params["name"]
         live, config = scope(dict(req.data), self.domains.lookup(name).active)
         await tuning.set_schedinfo(self.domains, name, tuning.body_values(req.data), live=live, config=config)
+        return {}
+
+    async def iftune(self, req: Request) -> dict[str, int]:
+        params = req.params
+        return await iftune.get_iftune(
+            self.domains, params["name"], params["device"], config=req.args["config"]
+        )
+
+    async def set_iftune(self, req: Request) -> dict[str, Any]:
+        name = req.params["name"]
+        live, config = scope(dict(req.data), self.domains.lookup(name).active)
+        changes = {k: dict(v) for k, v in req.data.items() if k in ("inbound", "outbound")}
+        await iftune.set_iftune(self.domains, name, req.params["device"], changes, live=live, config=config)
         return {}

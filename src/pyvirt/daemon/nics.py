@@ -21,6 +21,7 @@ from pyvirt.conf.mac import random_mac
 from pyvirt.daemon import lifecycle
 from pyvirt.daemon.lifecycle import guard
 from pyvirt.errors import InvalidArgument, InvalidState, NotFound, OperationFailed, UnsupportedConfig
+from pyvirt.network import shaping
 from pyvirt.qemu.command import NIC_MODELS
 from pyvirt.qemu.hotplug import pci_placement, pci_slot
 
@@ -129,6 +130,10 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
     iface.alias = dev_id
     address = iface.address or pci_slot(live)
     tap: str | None = None
+    if iface.bandwidth and iface.type not in ("network", "bridge"):
+        raise UnsupportedConfig(
+            f"unsupported configuration: <bandwidth> of interface type '{iface.type}': no tap"
+        )
     if iface.type in ("network", "bridge"):
         if reg.networks is None:
             raise UnsupportedConfig("unsupported configuration: the network driver is not available")
@@ -151,6 +156,8 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
     else:
         args = {"type": "user", "id": netdev}
     try:
+        if tap and iface.bandwidth:
+            await asyncio.to_thread(shaping.apply, tap, iface.bandwidth)
         await proc.monitor.execute("netdev_add", args)
         try:
             await proc.monitor.execute(

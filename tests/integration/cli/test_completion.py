@@ -89,6 +89,7 @@ def test_verbs_options_and_names_from_the_daemon(daemon: Daemon, tmp_path: Path)
         "domifaddr",
         "domiflist",
         "domifstat",
+        "domiftune",
         "dominfo",
     ]
     assert complete(daemon, "pyvirt start web") == ["web01", "web02"]

@@ -246,6 +246,11 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     w.call("domain.set_iotune", vdb, {"total_iops_sec": 1000, "group_name": "api", "live": True})
     assert w.call("domain.iotune", vdb, query={"config": False})["total_iops_sec"] == 1000
     assert w.call("domain.iothreads", dom, query={"config": False}) == []
+    nic = {"name": "api1", "device": MAC}
+    rates = {"average": 1000, "burst": 64}
+    w.call("domain.set_iftune", nic, {"inbound": rates, "live": True, "config": True})
+    assert w.call("domain.iftune", nic, query={"config": False})["inbound.average"] == 1000
+    w.call("domain.set_iftune", nic, {"inbound": {"average": 0}, "live": True, "config": True})
     # On a domain of their own, never started: this daemon gives domains no cgroup, and a start with
     # <memtune> would be refused (test_tuning.py has the live side).
     tune = {"name": "apitune"}

@@ -44,3 +44,35 @@ def test_round_trip() -> None:
 def test_refused_by_name(old: str, new: str, word: str) -> None:
     with pytest.raises(PyvirtError, match=word):
         load_domain_xml(XML.replace(old, new))
+
+
+NIC = """<domain type='qemu'><name>n</name><memory>65536</memory><os><type>hvm</type></os><devices>
+<interface type='network'><source network='default'/>
+<bandwidth><inbound average='1000' peak='2000' burst='64'/><outbound average='10'/></bandwidth>
+</interface></devices></domain>"""
+
+
+def test_bandwidth_round_trip() -> None:
+    nic = load_domain_xml(NIC).devices.interfaces[0]
+    assert nic.bandwidth == {
+        "inbound": {"average": 1000, "peak": 2000, "burst": 64},
+        "outbound": {"average": 10},
+    }
+    text = format_domain(load_domain_xml(NIC))
+    assert "<bandwidth>\n        <inbound average='1000' peak='2000' burst='64'/>\n" in text
+    assert load_domain_xml(text).devices.interfaces[0].bandwidth == nic.bandwidth
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "word"),
+    [
+        ("<outbound average='10'/>", "<outbound average='10' floor='5'/>", "floor"),
+        ("<outbound average='10'/>", "<outbound peak='10'/>", "average"),
+        ("peak='2000'", "peak='500'", "peak"),
+        ("<outbound average='10'/>", "<outbound average='10' mtu='1'/>", "mtu"),
+        ("<outbound average='10'/>", "<sideways average='10'/>", "sideways"),
+    ],
+)
+def test_bandwidth_refused_by_name(old: str, new: str, word: str) -> None:
+    with pytest.raises(PyvirtError, match=word):
+        load_domain_xml(NIC.replace(old, new))
