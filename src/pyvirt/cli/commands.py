@@ -1365,7 +1365,7 @@ VERBS = (
         "Returns capabilities of emulator with respect to host and libvirt.",
         (
             ("virttype", "string", "virtualization type (/domain/@type)"),
-            ("emulator", "string", "path to emulator binary (/domain/devices/emulator)"),
+            ("emulatorbin", "string", "path to emulator binary (/domain/devices/emulator)"),
             ("arch", "string", "domain architecture (/domain/os/type/@arch)"),
             ("machine", "string", "machine type (/domain/os/type/@machine)"),
             ("xpath", "string", "xpath expression to filter the XML document (refused)"),

@@ -90,7 +90,10 @@ def cmd_domcapabilities(opts: GlobalOptions, a: Parsed) -> int:
         if a.get(flag):
             raise InvalidArgument(f"--{flag}: pyvirt prints the whole document (use an XML tool to select)")
     xml = opts.connect().domain_capabilities(
-        virttype=a.opt("virttype"), emulator=a.opt("emulator"), arch=a.opt("arch"), machine=a.opt("machine")
+        virttype=a.opt("virttype"),
+        emulator=a.opt("emulatorbin"),
+        arch=a.opt("arch"),
+        machine=a.opt("machine"),
     )
     emit(xml + "\n")
     return 0

@@ -42,10 +42,15 @@ def cmd_memtune(opts: GlobalOptions, a: Parsed) -> int:
     dom = _domain(opts.connect(), a.text("domain"))
     if changes:
         dom.set_memtune(live=live, config=config, **changes)
+        emit("\n")
         return 0
     values = dom.memtune(config=config)
-    for name, kib in values.items():
-        emit(f"{name:<15}: {'unlimited' if kib >= UNLIMITED_KIB else kib}\n")
+    emit(
+        "".join(
+            f"{name:<15}: {'unlimited' if kib >= UNLIMITED_KIB else kib}\n" for name, kib in values.items()
+        )
+    )
+    emit("\n")
     return 0
 
 
@@ -91,7 +96,8 @@ def cmd_domiftune(opts: GlobalOptions, a: Parsed) -> int:
     device = a.text("interface")
     if changes:
         dom.set_iftune(device, live=live, config=config, **changes)  # type: ignore[arg-type]
+        emit("\n")
         return 0
     values = dom.iftune(device, config=config and not live)
-    emit("".join(f"{k:<15}: {v}\n" for k, v in values.items()))
+    emit("".join(f"{k:<15}: {v}\n" for k, v in values.items()) + "\n")
     return 0

@@ -81,6 +81,9 @@ def test_host_capabilities(daemon: Daemon) -> None:
     refused = d.cli("domcapabilities", "--xpath", "//vcpu")
     assert refused.rc == 1 and "--xpath" in refused.err
     assert d.cli("domcapabilities", "--wrap").rc == 1
-    unknown = d.cli("domcapabilities", "--emulator", "/nonexistent/qemu")
+    binary = default.findtext("path", "")
+    chosen = ET.fromstring(d.cli("domcapabilities", "--emulatorbin", binary).ok().out)
+    assert chosen.findtext("path") == binary
+    unknown = d.cli("domcapabilities", "--emulatorbin", "/nonexistent/qemu")
     assert unknown.rc == 1 and "/nonexistent/qemu" in unknown.err
     assert d.cli("domcapabilities", "--arch", "ppc64").rc == 1
