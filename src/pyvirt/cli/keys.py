@@ -136,6 +136,9 @@ def cmd_inject_nmi(opts: GlobalOptions, a: Parsed) -> int:
     return 0
 
 
+_OPERATIONS = {"Save": 2, "Restore": 3, "Outgoing migration": 5, "Snapshot": 6}
+
+
 def cmd_domjobinfo(opts: GlobalOptions, a: Parsed) -> int:
     for flag in ("completed", "keep_completed", "anystats"):
         if a.flag(flag):
@@ -147,6 +150,8 @@ def cmd_domjobinfo(opts: GlobalOptions, a: Parsed) -> int:
     if a.flag("rawstats"):
         kinds = {"None": 0, "Bounded": 1, "Unbounded": 2}
         text = f"Job type: {kinds.get(info['type'], 0)}\n\n"
+        if info["type"] != "None":  # libvirt's virDomainJobOperation
+            text += f"operation: {_OPERATIONS.get(info['operation'], 0)}\n"
         values = dict(info)
         for key in ("time_elapsed_ms", "data_processed", "data_remaining", "data_total"):
             if key in values:

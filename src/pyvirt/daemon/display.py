@@ -181,11 +181,13 @@ class DisplayAPI:
         if obj.state in (S.MIGRATING, S.SAVING) and obj.proc is not None:
             with contextlib.suppress(OperationFailed):
                 info = await obj.proc.monitor.execute("query-migrate")
-                ram = info.get("ram") or {}
-                out["time_elapsed_ms"] = int(info.get("total-time", 0))
-                out["data_processed"] = int(ram.get("transferred", 0))
-                out["data_remaining"] = int(ram.get("remaining", 0))
-                out["data_total"] = int(ram.get("total", 0))
+                ram = info.get("ram")
+                if "total-time" in info:
+                    out["time_elapsed_ms"] = int(info["total-time"])
+                if ram:  # not while QEMU sets the migration up: no figures rather than zeros
+                    out["data_processed"] = int(ram.get("transferred", 0))
+                    out["data_remaining"] = int(ram.get("remaining", 0))
+                    out["data_total"] = int(ram.get("total", 0))
         return out
 
     async def jobabort(self, req: Request) -> dict[str, Any]:

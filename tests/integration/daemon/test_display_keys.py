@@ -1,16 +1,20 @@
 """The screen, keyboard and monitor of a real TCG guest through a real pyvirtd: domdisplay, screenshot
-(a PNG whose pixels show the text console, and change as keys are typed), send-key in four codesets
+(a PNG whose pixels show the text console, and change as keys are typed), send-key in five codesets
 typing onto the guest's VGA console, qemu-monitor-command (QMP and HMP), inject-nmi, domjobinfo/
-domjobabort with no job, and console --devname on a virtio console."""
+domjobabort with no job and on a save held before its switch-over, and console --devname on a virtio
+console."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Console, Daemon
+from tests.support.daemon import BIN, Console, Daemon
 from tests.support.guest import domain_xml
 from tests.support.png import read_png
 
@@ -61,10 +65,11 @@ def test_screen_keys_and_monitor(daemon: Daemon, tmp_path: Path) -> None:
     # send-key: one key per call (keys of one call are pressed together), a codeset each.
     daemon.cli("send-key", "kb1", "KEY_H").ok()  # linux, by name
     daemon.cli("send-key", "kb1", "--codeset", "usb", "0x0c").ok()  # usb: i
+    daemon.cli("send-key", "kb1", "--codeset", "qnum", "0x2d").ok()  # qnum: x
     daemon.cli("send-key", "kb1", "--codeset", "win32", "VK_LSHIFT", "VK_A").ok()  # shift+a together
     daemon.cli("send-key", "kb1", "--codeset", "xt", "--holdtime", "50", "--keycode", "0x1c").ok()  # Enter
     console.expect("TYPED-DONE", 60)
-    assert console.run("cat /tmp/typed") == "hiA"
+    assert console.run("cat /tmp/typed") == "hixA"
     after = tmp_path / "after.png"
     daemon.cli("screenshot", "kb1", "--file", str(after), "--screen", "0").ok()
     assert pixels(after)[3] != rows_before, "typing changed nothing on the screen"
@@ -91,6 +96,9 @@ def test_screen_keys_and_monitor(daemon: Daemon, tmp_path: Path) -> None:
     assert out.startswith("VM status: running"), out
     out = daemon.cli("qemu-monitor-command", "kb1", '{"execute":"no-such-command","id":7}').ok().out
     assert '"class":"CommandNotFound"' in out and '"id":7' in out, out
+    for flag in ("--pretty", "--return-value"):  # HMP replies are text: nothing to pretty-print or extract
+        result = daemon.cli("qemu-monitor-command", "kb1", "--hmp", flag, "info", "status")
+        assert result.rc == 1 and result.err == f"error: Options --hmp and {flag} are mutually exclusive\n"
     result = daemon.cli("qemu-monitor-command", "kb1", "--pass-fds", "3", '{"execute":"query-status"}')
     assert result.rc == 1 and "--pass-fds" in result.err
 
@@ -108,6 +116,41 @@ def test_screen_keys_and_monitor(daemon: Daemon, tmp_path: Path) -> None:
         assert result.rc == 1 and flag in result.err
     result = daemon.cli("domjobabort", "kb1", "--postcopy")
     assert result.rc == 1 and "--postcopy" in result.err
+
+    # domjobinfo/domjobabort on a real job: a save held before its switch-over (QEMU's
+    # pause-before-switchover, set through the monitor) shows its progress; domjobabort cancels it, the
+    # guest runs on and no image is left.
+    capability = {"capability": "pause-before-switchover", "state": True}
+    command = {"execute": "migrate-set-capabilities", "arguments": {"capabilities": [capability]}}
+    daemon.cli("qemu-monitor-command", "kb1", json.dumps(command)).ok()
+    image = tmp_path / "kb1.save"
+    saving = subprocess.Popen(
+        [str(BIN / "pyvirt"), "save", "kb1", str(image)],
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out, deadline = "", time.monotonic() + 120
+    while not ("Operation:        Save" in out and "Data total:" in out):  # until the save has begun
+        assert saving.poll() is None and time.monotonic() < deadline, (out, saving.poll())
+        out = daemon.cli("domjobinfo", "kb1").ok().out
+    assert re.fullmatch(
+        r"Job type:         Unbounded   \nOperation:        Save        \nTime elapsed:     \d+ +ms\n"
+        r"Data processed:   \d+\.\d{3} [KMG]?i?B\nData remaining:   \d+\.\d{3} [KMG]?i?B\n"
+        r"Data total:       \d+\.\d{3} [KMG]iB\n\n",
+        out,
+    ), out
+    raw = daemon.cli("domjobinfo", "kb1", "--rawstats").ok().out
+    assert raw.startswith("Job type: 2\n\noperation: 2\ntime_elapsed: ") and "\ndata_total: " in raw, raw
+    assert daemon.cli("domstate", "kb1", "--reason").ok().out == "paused (saving)\n\n"
+    daemon.cli("domjobabort", "kb1").ok()
+    _, err = saving.communicate(timeout=120)
+    assert saving.returncode == 1 and "migration cancelled" in err, err
+    assert daemon.cli("domstate", "kb1", "--reason").ok().out == "running (save canceled)\n\n"
+    assert not image.exists()
+    assert daemon.cli("domjobinfo", "kb1").ok().out == "Job type:         None        \n\n"
+    assert console.run("echo still-$((1+1))") == "still-2"
 
     # console --devname console1: the virtio console (the guest's hvc0), beside the serial one.
     conn = daemon.connect()

@@ -1,8 +1,8 @@
 """The guest agent on a real pyvirtd and a real TCG guest running Debian's qemu-guest-agent: the agent's
 connection seen as events, guestinfo, domfsinfo, domifaddr --source agent, domhostname, domtime,
 passwords and SSH keys, a file system frozen and thawed, qemu-agent-command, an agent that stops
-answering, a domain without an agent, shutdown and reboot --mode agent, a daemon restarted, and power
-management suspend and wakeup."""
+answering, an agent leaving and coming back, a domain without an agent (--mode lists falling back to
+ACPI), shutdown and reboot --mode agent, a daemon restarted, and power management suspend and wakeup."""
 
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
         time.sleep(1)  # subscribed before the start (an early event would be missed, not misread)
         daemon.cli("start", "ga1").ok()
         console = Console(daemon, "ga1")
-        console.expect(r"pyvirt-guest: agent on vport\w+", 180)
+        port = console.expect(r"pyvirt-guest: agent on (vport\w+)", 180).group(1).decode()
         console.expect(READY, 180)
         seen = events.until("state: 'connected'")
         assert "event 'agent-lifecycle' for domain 'ga1': state: 'connected' reason: 'channel event'" in seen
@@ -286,10 +286,29 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
         daemon.wait_state("ga1", "shut off", 120)
         console.close()
 
-        # dompmsuspend mem (a third boot): the guest suspends itself to RAM; dompmwakeup wakes it.
+        # A third boot.
         daemon.cli("start", "ga1").ok()
+        console3 = Console(daemon, "ga1")
+        console3.expect(READY, 180)
         events.until("state: 'connected'")
         assert daemon.cli("domhostname", "ga1").ok().out == "pyvirt-guest\n\n"
+
+        # An agent that leaves (its port closed): 'disconnected' at once, and calls refused at once, with
+        # libvirt's words; started again, it is 'connected' and answers.
+        console3.run("kill $(cat /run/qemu-ga.pid)")
+        seen = events.until("state: 'disconnected'")
+        assert "state: 'disconnected' reason: 'channel event'" in seen
+        for argv in (("domtime", "ga1"), ("domfsfreeze", "ga1"), ("shutdown", "ga1", "--mode", "agent")):
+            result = daemon.cli(*argv)
+            assert result.rc == 1 and "Guest agent is not responding: QEMU guest agent is not connected" in (
+                result.err
+            ), (argv, result.err)
+        console3.run(f"qemu-ga -m virtio-serial -p /dev/{port} -t /run/qemu-ga -d -f /run/qemu-ga.pid")
+        events.until("state: 'connected'")
+        assert daemon.cli("domhostname", "ga1").ok().out == "pyvirt-guest\n\n"
+        console3.close()
+
+        # dompmsuspend mem: the guest suspends itself to RAM; dompmwakeup wakes it.
         result = daemon.cli("dompmsuspend", "ga1", "mem", "--duration", "5")
         assert result.rc == 1 and "Duration not supported" in result.err
         result = daemon.cli("dompmwakeup", "ga1")
@@ -305,7 +324,7 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_no_agent_is_refused(daemon: Daemon, tmp_path: Path) -> None:
-    """A domain without the agent channel: every agent verb says so, at once."""
+    """A domain without the agent channel: every agent verb says so, at once; --mode lists fall back."""
     xml = tmp_path / "na1.xml"
     xml.write_text(domain_xml("na1"))
     daemon.cli("define", str(xml)).ok()
@@ -320,4 +339,21 @@ def test_no_agent_is_refused(daemon: Daemon, tmp_path: Path) -> None:
     ):
         result = daemon.cli(*argv)
         assert result.rc == 1 and "QEMU guest agent is not configured" in result.err, (argv, result.err)
-    daemon.cli("destroy", "na1").ok()
+
+    # --mode lists are tried in order: here the agent (absent), then ACPI's power button (the guest's
+    # acpid powers it off, or QEMU resets it for a reboot). A mode QEMU lacks is refused by name unless a
+    # later one works; an unknown mode is refused before anything is tried.
+    result = daemon.cli("shutdown", "na1", "--mode", "acpi,bogus")
+    assert result.rc == 1 and "Unknown mode bogus value, expecting 'acpi', 'agent'" in result.err
+    result = daemon.cli("reboot", "na1", "--mode", "initctl")
+    assert result.rc == 1 and "cannot reboot a domain by initctl" in result.err
+    console = Console(daemon, "na1")
+    console.expect(READY, 180)
+    out = daemon.cli("reboot", "na1", "--mode", "agent,acpi").ok().out
+    assert out == "Domain 'na1' is being rebooted\n\n"
+    console.expect(r"(?s)power button.*pyvirt-guest: ready", 180)
+    assert daemon.cli("domstate", "na1").ok().out == "running\n\n"
+    daemon.cli("shutdown", "na1", "--mode", "signal,agent,acpi").ok()
+    console.expect("pyvirt-guest: power button", 120)
+    daemon.wait_state("na1", "shut off", 120)
+    console.close()

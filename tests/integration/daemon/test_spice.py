@@ -1,5 +1,6 @@
 """SPICE displays as libvirt writes them, on a real QEMU: an autoport TCP display (the port start chose
-shows in the live XML and accepts connections) and a UNIX-socket display, each with qxl video."""
+shows in the live XML and accepts connections) and a UNIX-socket display, each with qxl video, and
+domdisplay's URIs of each."""
 
 from __future__ import annotations
 
@@ -37,6 +38,12 @@ def test_spice_autoport_with_password_and_qxl(daemon: Daemon, tmp_path: Path) ->
     assert port >= 5900 and "passwd" not in live  # the password only with --security-info
     with socket.create_connection(("127.0.0.1", port), timeout=10):
         pass
+    # domdisplay: SPICE's URI has the port itself (VNC's a display number), the password as a query.
+    assert daemon.cli("domdisplay", "sp1").ok().out == f"spice://127.0.0.1:{port}\n"
+    out = daemon.cli("domdisplay", "sp1", "--type", "spice", "--include-password").ok().out
+    assert out == f"spice://127.0.0.1:{port}?password=s3cret\n", out
+    result = daemon.cli("domdisplay", "sp1", "--type", "vnc")
+    assert result.rc == 1 and result.err == "error: No graphical display with type 'vnc' found\n"
     cmdline = Path(f"/proc/{daemon.qemu_pids()['sp1']}/cmdline").read_bytes().split(b"\0")
     spice = cmdline[cmdline.index(b"-spice") + 1].decode()
     assert spice.startswith(f"port={port},addr=127.0.0.1,image-compression=off"), spice
@@ -59,5 +66,6 @@ def test_spice_on_a_unix_socket(daemon: Daemon, tmp_path: Path) -> None:
     assert match, live
     with socket.socket(socket.AF_UNIX) as client:
         client.connect(match.group(1))
+    assert daemon.cli("domdisplay", "sp2").ok().out == f"spice+unix://{match.group(1)}\n"
     assert "<listen type='socket'/>" in daemon.cli("dumpxml", "--inactive", "sp2").ok().out
     daemon.cli("destroy", "sp2").ok()

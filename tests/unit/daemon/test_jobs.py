@@ -91,6 +91,18 @@ def test_a_save_in_progress_is_reported_and_cancelled() -> None:
     assert obj.proc is not None and obj.proc.monitor.calls[-1] == "migrate_cancel"
 
 
+def test_a_migration_being_set_up_has_no_figures_yet() -> None:
+    display, obj = api(DomainState.SAVING)
+    assert obj.proc is not None
+
+    async def setup(command: str, arguments: dict[str, Any] | None = None) -> Any:
+        return {"status": "setup"}  # QEMU 7.2's query-migrate before the first pass: no ram, no total-time
+
+    obj.proc.monitor.execute = setup  # type: ignore[method-assign]
+    info = asyncio.run(display.jobinfo(Request()))  # type: ignore[arg-type]
+    assert info == {"type": "Unbounded", "operation": "Save"}
+
+
 def test_a_snapshot_cannot_be_aborted() -> None:
     display, obj = api(DomainState.SNAPSHOTTING)
     with pytest.raises(OperationFailed, match="snapshot job of domain 'vm1' cannot be aborted"):
