@@ -97,7 +97,7 @@ _ADDRESS_TYPES = {
     "rng": ("pci",),
     "memballoon": ("pci",),
     "sound": ("pci",),
-    "serial": (),
+    "serial": ("pci", "isa"),
     "console": ("virtio-serial",),
     "channel": ("virtio-serial",),
 }

@@ -38,7 +38,7 @@ def _pair_console_with_serial(dom: Domain) -> None:
         if serial.target_type is None and dom.os.arch in ("x86_64", "i686"):
             serial.target_type = "isa-serial"
         if serial.target_model is None and serial.target_type is not None:
-            serial.target_model = serial.target_type
+            serial.target_model = {"isa-debug": "isa-debugcon"}.get(serial.target_type, serial.target_type)
     if not devs.consoles:
         return
     console = devs.consoles[0]
@@ -51,6 +51,7 @@ def _pair_console_with_serial(dom: Domain) -> None:
                 type=console.type,
                 source_path=console.source_path,
                 source_mode=console.source_mode,
+                source_extra=dict(console.source_extra),
                 target_type="isa-serial",
                 target_port=0,
                 target_model="isa-serial",
@@ -59,6 +60,8 @@ def _pair_console_with_serial(dom: Domain) -> None:
     if devs.serials:
         console.target_type = "serial"
         console.target_port = devs.serials[0].target_port
+        if console.address is not None and console.address == devs.serials[0].address:
+            console.address = None  # libvirt's copy of the serial port's own address
 
 
 def apply_defaults(dom: Domain) -> None:

@@ -205,14 +205,15 @@ class InterfaceConfig:
 class CharDevConfig:
     """A ``<serial>``, ``<console>`` or ``<channel>``."""
 
-    kind: str  # serial | console | channel
-    type: str = "pty"  # pty | unix | file | null
+    kind: str  # serial | console | channel | parallel
+    type: str = "pty"  # pty | unix | file | null | tcp | udp | dev | vc (conf.chardev_backends)
     source_path: str | None = None  # pty path while running, socket or file path
     source_mode: str | None = None  # bind | connect (unix)
     target_type: str | None = None  # isa-serial | serial | virtio (channel/console)
     target_port: int | None = None
     target_name: str | None = None  # channel target name e.g. org.qemu.guest_agent.0
     target_model: str | None = None  # <model name='isa-serial'/>
+    source_extra: dict[str, str] = field(default_factory=dict)  # tcp/udp sources; file's "append"
     address: PCIAddress | None = None
     alias: str | None = None
 
@@ -321,6 +322,7 @@ class Devices:
     controllers: list[ControllerConfig] = field(default_factory=list)
     interfaces: list[InterfaceConfig] = field(default_factory=list)
     serials: list[CharDevConfig] = field(default_factory=list)
+    parallels: list[CharDevConfig] = field(default_factory=list)
     consoles: list[CharDevConfig] = field(default_factory=list)
     channels: list[CharDevConfig] = field(default_factory=list)
     graphics: list[GraphicsConfig] = field(default_factory=list)

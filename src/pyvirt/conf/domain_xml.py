@@ -18,7 +18,7 @@ import re
 import uuid as uuidlib
 
 from pyvirt.conf import audio as audio_backends
-from pyvirt.conf import bandwidth, virtio_options
+from pyvirt.conf import bandwidth, chardev_backends, virtio_options
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
@@ -103,11 +103,13 @@ PCI_TARGET_ATTRS = ("chassisNr", "chassis", "port", "busNr", "hotplug")
 NET_TYPES = ("network", "bridge", "user")
 NET_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
 CHAR_TYPES: dict[str, tuple[str, ...]] = {
-    "serial": ("pty", "unix", "file", "null"),
-    "console": ("pty", "unix", "file", "null"),
+    "serial": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
+    "console": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
+    "parallel": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
     "channel": ("unix", "pty", "spicevmc"),
 }
-SERIAL_TARGETS = ("isa-serial", "pci-serial", "usb-serial")
+SERIAL_TARGETS = ("isa-serial", "pci-serial", "usb-serial", "isa-debug")
+SERIAL_MODELS = ("isa-serial", "pci-serial", "usb-serial", "isa-debugcon")
 CONSOLE_TARGETS = ("serial", "virtio")
 VIDEO_MODELS = ("vga", "cirrus", "virtio", "bochs", "qxl", "none")
 INPUT_TYPES = ("mouse", "keyboard", "tablet")
@@ -503,8 +505,9 @@ class _Parser:
                     pending_index.append(controller)
             elif tag == "interface":
                 devs.interfaces.append(self.interface(node))
-            elif tag in ("serial", "console", "channel"):
+            elif tag in ("serial", "console", "channel", "parallel"):
                 lists = {"serial": devs.serials, "console": devs.consoles, "channel": devs.channels}
+                lists["parallel"] = devs.parallels
                 lists[tag].append(self.chardev(node))
             elif tag == "graphics":
                 devs.graphics.append(self.graphics(node))
@@ -721,13 +724,17 @@ class _Parser:
         dev = CharDevConfig(kind=kind, type=e.choice("type", CHAR_TYPES[kind], required=True) or "pty")
         if kind == "console" and (tty := e.attr("tty")) is not None and self.live:
             dev.source_path = tty
-        if (node := e.child("source")) is not None:
+        if dev.type in chardev_backends.TYPES:
+            chardev_backends.parse(e, dev)
+        elif (node := e.child("source")) is not None:
             path = node.attr("path")
             if dev.type == "unix":
                 dev.source_mode = node.choice("mode", ("bind", "connect"))
                 dev.source_path = path
             elif dev.type == "file":
                 dev.source_path = node.require("path")
+                if (append := node.choice("append", ("on", "off"))) is not None:
+                    dev.source_extra["append"] = append
             elif dev.type == "pty":
                 if self.live and path is not None:
                     dev.source_path = path
@@ -738,11 +745,11 @@ class _Parser:
             if kind == "serial":
                 dev.target_type = node.choice("type", SERIAL_TARGETS)
                 if (model := node.child("model")) is not None:
-                    dev.target_model = model.choice("name", SERIAL_TARGETS, required=True)
+                    dev.target_model = model.choice("name", SERIAL_MODELS, required=True)
                     model.done()
             elif kind == "console":
                 dev.target_type = node.choice("type", CONSOLE_TARGETS)
-            else:
+            elif kind == "channel":
                 dev.target_type = node.choice("type", ("virtio",), required=True)
                 dev.target_name = node.attr("name")
                 node.skip("state")
@@ -1103,7 +1110,10 @@ def _chardev(dev: CharDevConfig, live: bool) -> XNode:
     if dev.type == "pty":
         node.add(x("source", {"path": dev.source_path}) if live and dev.source_path else None)
     elif dev.type in ("unix", "file") and (dev.source_path or dev.source_mode):
-        node.add(x("source", {"mode": dev.source_mode, "path": dev.source_path}))
+        append = dev.source_extra.get("append")
+        node.add(x("source", {"mode": dev.source_mode, "path": dev.source_path, "append": append}))
+    elif dev.type in chardev_backends.TYPES:
+        node.add(*chardev_backends.write(dev))
     if dev.kind == "channel":
         target = x("target", {"type": dev.target_type, "name": dev.target_name})
     else:
@@ -1159,7 +1169,8 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
     node.add(*(_disk(disk, live) for disk in devs.disks))
     node.add(*(_controller(ctl, live) for ctl in devs.controllers))
     node.add(*(_interface(nic, live) for nic in devs.interfaces))
-    node.add(*(_chardev(dev, live) for dev in (*devs.serials, *devs.consoles, *devs.channels)))
+    chardevs = (*devs.serials, *devs.parallels, *devs.consoles, *devs.channels)
+    node.add(*(_chardev(dev, live) for dev in chardevs))
     for dev in devs.inputs:
         extra = (_driver(dev.virtio), _alias(dev.alias, live), _address(dev.address))
         node.add(x("input", {"type": dev.type, "bus": dev.bus}).add(*extra))

@@ -188,13 +188,22 @@ def _check_devices(dom: Domain) -> None:
         if chardev.type == "unix" and chardev.kind != "channel" and not chardev.source_path:
             raise InvalidArgument(f"{chardev.kind} of type 'unix' needs <source path=...>")
         model = chardev.target_model or chardev.target_type
-        if chardev.kind == "serial" and model not in (None, "isa-serial"):
-            raise UnsupportedConfig(f"unsupported configuration: serial target '{model}' (isa-serial only)")
+        if chardev.kind == "serial" and model not in (None, "isa-serial", "pci-serial", "isa-debugcon"):
+            raise UnsupportedConfig(
+                f"unsupported configuration: serial target '{model}' (isa-serial, pci-serial, isa-debugcon)"
+            )
+        kinds = {"isa-serial": ("isa",), "isa-debugcon": ("isa",), "pci-serial": ("pci",)}
+        address = chardev.address
+        allowed = kinds.get(model or "isa-serial", ())
+        if chardev.kind == "serial" and address is not None and address.type not in allowed:
+            raise InvalidArgument(f"serial '{model}' cannot have an address of type '{address.type}'")
         if chardev.kind == "channel" and chardev.target_type != "virtio":
             raise InvalidArgument("a channel needs <target type='virtio' name=...>")
         if chardev.target_name is not None and not _CHANNEL_NAME.fullmatch(chardev.target_name):
             raise InvalidArgument(f"invalid channel target name '{chardev.target_name}'")
-    ports = [serial.target_port for serial in devs.serials if serial.target_port is not None]
+    ports = [
+        s.target_port for s in devs.serials if s.target_port is not None and s.target_model == "isa-serial"
+    ]
     for port in ports:
         if port > 3:
             raise UnsupportedConfig(f"unsupported configuration: serial port {port} (QEMU has ISA ports 0-3)")

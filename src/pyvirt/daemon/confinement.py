@@ -200,7 +200,9 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
     for path, what in ((os_.kernel, "kernel"), (os_.initrd, "initrd")):
         if path:
             handover.readable(path, what)
-    for dev in (*dom.devices.serials, *dom.devices.consoles):
+    for dev in (*dom.devices.serials, *dom.devices.parallels, *dom.devices.consoles):
+        if dev.type == "dev" and dev.source_path:  # a host serial or parallel port, as libvirt relabels it
+            handover.writable(dev.source_path, f"host {dev.kind} device")
         if dev.type == "file" and dev.source_path:
             if not os.path.exists(dev.source_path):
                 ownership.check_traversable(dev.source_path, handover.ident, "file")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from pyvirt.conf import virtio_options
+from pyvirt.conf import chardev_backends, virtio_options
 from pyvirt.conf.addresses import drive_address, number, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import hotplug_ports
@@ -649,9 +649,26 @@ class _Builder:
             self.add("-chardev", _chardev_spec(serial, chardev))
             port = serial.target_port if serial.target_port is not None else index
             model = serial.target_model or "isa-serial"
-            if model != "isa-serial":
+            addr = serial.address
+            isa = {
+                "iobase": number(addr, "iobase") if addr is not None and "iobase" in addr.attrs else None,
+                "irq": number(addr, "irq") if addr is not None and "irq" in addr.attrs else None,
+            }
+            if model == "isa-serial":
+                self.add(*_device("isa-serial", {}, chardev=chardev, id=f"serial{index}", index=port, **isa))
+            elif model == "pci-serial":
+                place = _pci_placement(addr, self.q35)
+                self.add(*_device("pci-serial", {}, chardev=chardev, id=f"serial{index}", **place))
+            elif model == "isa-debugcon":  # QEMU's debug port (SeaBIOS and OVMF log to 0x402)
+                self.add(
+                    *_device("isa-debugcon", {}, chardev=chardev, id=f"serial{index}", iobase=isa["iobase"])
+                )
+            else:
                 raise UnsupportedConfig(f"unsupported configuration: serial model '{model}'")
-            self.add("-device", f"isa-serial,chardev={chardev},id=serial{index},index={port}")
+        for index, parallel in enumerate(dom.devices.parallels):
+            chardev = f"charparallel{index}"
+            self.add("-chardev", _chardev_spec(parallel, chardev))
+            self.add("-device", f"isa-parallel,chardev={chardev},id=parallel{index}")
         for index, console in enumerate(dom.devices.consoles):
             if console.target_type in (None, "serial"):
                 continue  # the console is the first serial port
@@ -1053,6 +1070,8 @@ def _serial_controller(dev: CharDevConfig) -> int:
 
 
 def _chardev_spec(dev: CharDevConfig, chardev_id: str) -> str:
+    if dev.type in chardev_backends.TYPES:
+        return chardev_backends.spec(dev, chardev_id)
     if dev.type == "pty":
         return f"pty,id={chardev_id}"
     if dev.type == "null":
@@ -1060,7 +1079,8 @@ def _chardev_spec(dev: CharDevConfig, chardev_id: str) -> str:
     if dev.type == "file":
         if not dev.source_path:
             raise UnsupportedConfig(f"unsupported configuration: {dev.kind} of type 'file' needs a path")
-        return f"file,id={chardev_id},path={dev.source_path}"
+        append = dev.source_extra.get("append")
+        return f"file,id={chardev_id},path={dev.source_path}" + (f",append={append}" if append else "")
     if dev.type == "unix":
         if not dev.source_path:
             raise UnsupportedConfig(f"unsupported configuration: {dev.kind} of type 'unix' needs a path")

@@ -44,6 +44,10 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("-audiodev", ("none", "wav", "alsa")),
         ("-device", ("AC97", "ES1370", "intel-hda", "hda-output")),
     ),
+    "libvirt-chardev-backends": (
+        ("-chardev", ("socket", "udp", "vc", "file", "pty")),
+        ("-device", ("isa-serial", "pci-serial", "isa-debugcon", "isa-parallel")),
+    ),
 }
 
 
@@ -98,7 +102,8 @@ Options = list[tuple[str, list[tuple[str, str]]]]
 
 
 def options(argv: list[str], option: str, drivers: tuple[str, ...]) -> Options:
-    found = [normalise(option, argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == option]
+    values = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == option]
+    found = [normalise(option, value) for value in values if "id=charmonitor" not in value]  # each its own
     return sorted((head, sorted(props.items())) for head, props in found if head in drivers)
 
 

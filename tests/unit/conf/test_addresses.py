@@ -70,8 +70,8 @@ def test_pci_ranges_are_checked_at_parse_time(address: str, message: str) -> Non
         (rng(pci("3", bus="2")), "on bus 0x02, which no pci controller has"),
         (rng("<address type='usb' bus='0' port='1'/>"), "rng #0 cannot have an address of type 'usb'"),
         (
-            "<serial type='pty'><address type='isa' iobase='0x3f8'/></serial>",
-            "serial #0 cannot have an address of type 'isa'",
+            "<serial type='pty'><address type='usb' bus='0' port='1'/></serial>",
+            "serial 'isa-serial' cannot have an address of type 'usb'",
         ),
         (
             "<interface type='user'><address type='drive' controller='0' unit='0'/></interface>",

@@ -344,9 +344,9 @@ def q35(text: str) -> str:
             "channel name 'a.b' is used by more than one channel",
         ),
         (
-            with_devices("<serial type='pty'><target type='pci-serial'/></serial>"),
+            with_devices("<serial type='pty'><target type='usb-serial'/></serial>"),
             UnsupportedConfig,
-            "serial target 'pci-serial'",
+            "serial target 'usb-serial'",
         ),
         (
             with_devices("<panic model='pvpanic'><address type='isa' iobase='0x505'/></panic>"),
