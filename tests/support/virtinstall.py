@@ -35,7 +35,7 @@ mount --bind "$S/lib" /var/lib/libvirt
 mount --bind "$S/cache" /var/cache/libvirt
 mount --bind "$S/log" /var/log/libvirt
 ip link set lo up
-exec libvirtd
+exec libvirtd --pid-file /run/libvirt/libvirtd.pid  # its own: /run/libvirtd.pid may be another one's
 """
 
 

@@ -97,6 +97,7 @@ _ADDRESS_TYPES = {
     "rng": ("pci",),
     "memballoon": ("pci",),
     "sound": ("pci",),
+    "iommu": ("pci",),
     "serial": ("pci", "isa"),
     "console": ("virtio-serial",),
     "channel": ("virtio-serial",),
@@ -120,6 +121,7 @@ def placed_devices(dom: Domain) -> Iterator[Placed]:
         ("watchdog", list(devs.watchdogs)),
         ("memballoon", [devs.memballoon] if devs.memballoon is not None else []),
         ("sound", list(devs.sounds)),
+        ("iommu", [devs.iommu] if devs.iommu is not None else []),
     ]
     for kind, items in groups:
         for index, item in enumerate(items):

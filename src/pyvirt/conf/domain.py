@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pyvirt.conf.iommu import IOMMUConfig
     from pyvirt.conf.spicevmc import RedirdevConfig
 
 
@@ -335,6 +336,7 @@ class Devices:
     sounds: list[SoundConfig] = field(default_factory=list)
     watchdogs: list[WatchdogConfig] = field(default_factory=list)
     redirdevs: list[RedirdevConfig] = field(default_factory=list)  # USB redirection (pyvirt.conf.spicevmc)
+    iommu: IOMMUConfig | None = None  # pyvirt.conf.iommu
 
 
 @dataclass

@@ -63,7 +63,7 @@ from pyvirt.conf.xmlutil import (
     x,
     yes_no,
 )
-from pyvirt.errors import InvalidArgument, XMLError
+from pyvirt.errors import InvalidArgument, UnsupportedConfig, XMLError
 
 DOMAIN_TYPES = ("kvm", "qemu")
 LIFECYCLE_ACTIONS = ("destroy", "restart", "preserve")
@@ -537,6 +537,15 @@ class _Parser:
                 devs.sounds.append(self.sound(node))
             elif tag == "watchdog":
                 devs.watchdogs.append(self.watchdog(node))
+            elif tag == "iommu":
+                from pyvirt.conf import iommu
+
+                if devs.iommu is not None:
+                    raise UnsupportedConfig(f"unsupported configuration: more than one '{node.path}'")
+                devs.iommu = iommu.parse(node)
+                devs.iommu.alias = self.alias(node)
+                devs.iommu.address = self.address(node)
+                node.done()
             elif tag == "redirdev":
                 from pyvirt.conf.spicevmc import parse_redirdev
 
@@ -1197,6 +1206,10 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         node.add(rng_node.add(_alias(rng.alias, live), _address(rng.address)))
     for panic in devs.panics:
         node.add(x("panic", {"model": panic.model}).add(_alias(panic.alias, live), _address(panic.address)))
+    if (guest_iommu := devs.iommu) is not None:
+        from pyvirt.conf import iommu
+
+        node.add(iommu.write(guest_iommu, (_alias(guest_iommu.alias, live), _address(guest_iommu.address))))
     return node
 
 

@@ -160,6 +160,7 @@ class _Builder:
             self.add("-no-reboot")
         self.pm()
         self.boot()
+        self.iommu()
         self.controllers()
         for index, disk in enumerate(dom.devices.disks):
             self.disk(index, disk)
@@ -384,6 +385,21 @@ class _Builder:
             self.boot_kinds_used.add(kind)
             return boots.index(kind) + 1
         return None
+
+    def iommu(self) -> None:
+        if (guest_iommu := self.dom.devices.iommu) is None:
+            return
+        from pyvirt.conf import iommu
+
+        ioapic = self.dom.feature_attrs.get("ioapic", {}).get("driver")
+        iommu.check(guest_iommu, self.q35, ioapic)
+        if guest_iommu.driver.get("eim") == "on" and self.ctx.accel != "kvm":
+            raise UnsupportedConfig(
+                "unsupported configuration: IOMMU eim='on' needs KVM (QEMU refuses it under TCG)"
+            )
+        driver, props = iommu.device_props(guest_iommu)
+        place = _pci_placement(guest_iommu.address, self.q35)
+        self.add(*_device(driver, {}, id=guest_iommu.alias or "iommu0", **props, **place))
 
     def controllers(self) -> None:
         def order(c: ControllerConfig) -> tuple[bool, int, bool]:

@@ -44,6 +44,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("-audiodev", ("none", "wav", "alsa")),
         ("-device", ("AC97", "ES1370", "intel-hda", "hda-output")),
     ),
+    "libvirt-intel-iommu": (("-device", ("intel-iommu",)),),
     "libvirt-chardev-backends": (
         ("-chardev", ("socket", "udp", "vc", "file", "pty")),
         ("-device", ("isa-serial", "pci-serial", "isa-debugcon", "isa-parallel")),
