@@ -228,6 +228,7 @@ class GraphicsConfig:
     passwd: str | None = None
     socket: str | None = None  # <listen type='socket' socket=...>: a UNIX socket instead of a TCP port
     listen_socket: bool = False  # <listen type='socket'> (the path is chosen at start when not given)
+    listen_none: bool = False  # <listen type='none'>: no network or socket listener (QMP can add one)
     # SPICE's settings as written: (element, attribute) → value, e.g. ("image", "compression") → "auto_glz"
     spice: dict[tuple[str, str], str] = field(default_factory=dict)
     audio_id: int | None = None  # <audio id='N'/> inside <graphics>: the display's sound
@@ -347,6 +348,7 @@ class Domain:
     type: str = "kvm"  # kvm | qemu
     uuid: str = field(default_factory=lambda: str(uuidlib.uuid4()))
     uuid_given: bool = field(default=False, compare=False, repr=False)  # the document had a <uuid>
+    genid: str | None = None  # <genid>: the VM generation GUID (pyvirt.conf.genid)
     title: str | None = None
     description: str | None = None
     metadata: str | None = None  # inner XML of <metadata>, kept verbatim

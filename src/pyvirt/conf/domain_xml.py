@@ -77,6 +77,7 @@ FEATURES: dict[str, dict[str, tuple[str, ...]]] = {
     "ioapic": {"driver": ("kvm", "qemu")},
     "smm": {"state": ("on", "off")},
     "vmcoreinfo": {"state": ("on", "off")},
+    "pvspinlock": {"state": ("on", "off")},  # KVM's paravirtual spinlocks: -cpu kvm-pv-unhalt
 }
 CPU_MODES = ("host-passthrough", "host-model", "custom", "maximum")
 CPU_FEATURE_POLICIES = ("force", "require", "optional", "disable", "forbid")
@@ -115,7 +116,7 @@ VIDEO_MODELS = ("vga", "cirrus", "virtio", "bochs", "qxl", "none")
 INPUT_TYPES = ("mouse", "keyboard", "tablet")
 INPUT_BUSES = ("ps2", "usb", "virtio")
 RNG_BACKENDS = ("/dev/urandom", "/dev/random", "/dev/hwrng")
-PANIC_MODELS = ("isa", "pvpanic")
+PANIC_MODELS = ("isa", "pvpanic", "hyperv")
 WATCHDOG_MODELS = ("itco", "i6300esb", "ib700")
 WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "inject-nmi")
 ADDRESS_ATTRS: dict[str, tuple[str, ...]] = {
@@ -215,6 +216,10 @@ class _Parser:
             dom.uuid = parse_uuid(node.text())
             dom.uuid_given = True
             node.done()
+        if (node := root.child("genid")) is not None:
+            from pyvirt.conf import genid
+
+            dom.genid = genid.parse(node)
         for tag in ("title", "description"):
             if (node := root.child(tag)) is not None:
                 setattr(dom, tag, node.text(required=False))
@@ -785,8 +790,10 @@ class _Parser:
             raise unsupported(f"element '{listens[1].path}' given more than once is not supported")
         listen_addr = None
         for node in listens:
-            kind = node.choice("type", ("address", "socket"), required=True)
-            if kind == "socket":
+            kind = node.choice("type", ("address", "socket", "none"), required=True)
+            if kind == "none":
+                gfx.listen_none = True
+            elif kind == "socket":
                 gfx.listen_socket = True
                 gfx.socket = node.attr("socket")
                 if gfx.socket is not None and not gfx.socket.startswith("/"):
@@ -880,8 +887,10 @@ class _Parser:
         backend = e.child("backend")
         if backend is None:
             raise XMLError(f"missing element 'backend' of '{e.path}'")
-        rng.backend_model = backend.choice("model", ("random",), required=True) or "random"
+        rng.backend_model = backend.choice("model", ("random", "builtin"), required=True) or "random"
         path = backend.text(required=False) or "/dev/urandom"
+        if rng.backend_model == "builtin" and backend.node.text.strip():
+            raise XMLError(f"'{backend.path}' of model 'builtin' takes no device path")
         if path not in RNG_BACKENDS:
             raise unsupported(f"value '{path}' of element '{backend.path}' is not supported")
         rng.backend = path
@@ -1136,7 +1145,10 @@ def _chardev(dev: CharDevConfig, live: bool) -> XNode:
 def _graphics(gfx: GraphicsConfig, live: bool, secure: bool) -> XNode:
     port = gfx.port if gfx.port is not None and (live or not gfx.autoport) else -1
     attrs: dict[str, AttrValue] = {"type": gfx.type, "port": port, "autoport": yes_no(gfx.autoport)}
-    if gfx.listen_socket:
+    if gfx.listen_none:
+        node = x("graphics", {"type": gfx.type, "passwd": gfx.passwd if secure else None})
+        node.add(x("listen", {"type": "none"}))
+    elif gfx.listen_socket:
         attrs = {"type": gfx.type}
         node = x("graphics", {**attrs, "passwd": gfx.passwd if secure else None})
         socket = gfx.socket if live or gfx.socket else None
@@ -1202,7 +1214,8 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         rate = {"bytes": rng.rate_bytes, "period": rng.rate_period}
         rng_node = x("rng", {"model": rng.model})
         rng_node.add(x("rate", rate) if rng.rate_bytes is not None else None)
-        rng_node.add(x("backend", {"model": rng.backend_model}, text=rng.backend), _driver(rng.virtio))
+        rng_text = rng.backend if rng.backend_model == "random" else None
+        rng_node.add(x("backend", {"model": rng.backend_model}, text=rng_text), _driver(rng.virtio))
         node.add(rng_node.add(_alias(rng.alias, live), _address(rng.address)))
     for panic in devs.panics:
         node.add(x("panic", {"model": panic.model}).add(_alias(panic.alias, live), _address(panic.address)))
@@ -1217,6 +1230,10 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
     """Domain XML as libvirt writes it; ``live`` adds runtime state, ``secure=False`` hides passwords."""
     root = x("domain", {"type": dom.type, "id": dom.id if live else None})
     root.add(x("name", text=dom.name), x("uuid", text=dom.uuid))
+    if dom.genid is not None:
+        from pyvirt.conf import genid
+
+        root.add(genid.write(dom.genid))
     root.add(x("title", text=dom.title) if dom.title else None)
     root.add(x("description", text=dom.description) if dom.description else None)
     if dom.metadata:

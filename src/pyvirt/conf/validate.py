@@ -228,6 +228,8 @@ def _check_devices(dom: Domain) -> None:
                 f"{inp.bus} {inp.type} input cannot have an address of type '{inp.address.type}'"
             )
     for panic in devs.panics:
+        if panic.model == "hyperv" and panic.address is not None:
+            raise InvalidArgument("panic model 'hyperv' is a CPU feature (hv-crash): it takes no address")
         if panic.model == "isa" and panic.address is not None and panic.address.type != "isa":
             raise InvalidArgument(f"panic model 'isa' cannot have an address of type '{panic.address.type}'")
         if panic.model == "pvpanic" and panic.address is not None and panic.address.type != "pci":
@@ -241,7 +243,7 @@ def _check_devices(dom: Domain) -> None:
             raise UnsupportedConfig(
                 f"unsupported configuration: SPICE settings on graphics type '{gfx.type}'"
             )
-        if gfx.listen_socket:
+        if gfx.listen_socket or gfx.listen_none:
             continue
         if not gfx.autoport and (gfx.port is None or not 5900 <= gfx.port <= 65535):
             raise InvalidArgument(

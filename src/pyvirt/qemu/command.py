@@ -264,6 +264,10 @@ class _Builder:
         eoi = self.dom.feature_attrs.get("apic", {}).get("eoi")
         if eoi:
             flags.append(f"kvm-pv-eoi={eoi}")
+        if pvspinlock := self.dom.feature_attrs.get("pvspinlock", {}).get("state"):
+            flags.append(f"kvm-pv-unhalt={pvspinlock}")
+        if any(panic.model == "hyperv" for panic in self.dom.devices.panics):
+            flags.append("hv-crash")  # the Hyper-V crash MSRs a Windows guest reports its crash through
         if model is None and not flags:
             return
         self.add("-cpu", ",".join([model or "qemu64", *flags]))
@@ -745,6 +749,11 @@ class _Builder:
             return
         if gfx.type != "vnc":
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}'")
+        if gfx.listen_none:
+            self.add("-vnc", "none" + ("," + "password=on" if gfx.passwd else "") + self._display_audio(gfx))
+            if not self.dom.devices.videos:
+                self.add("-device", "VGA,id=video0")
+            return
         if gfx.listen_socket:
             spec = f"unix:{self._graphics_socket(gfx)}"
             spec += ",password=on" if gfx.passwd else ""
@@ -792,7 +801,9 @@ class _Builder:
         if gfx.audio_id is not None:  # SPICE's sound is its own audiodev of type 'spice'
             raise UnsupportedConfig("unsupported configuration: <audio id> of a SPICE display (only VNC's)")
         opts: dict[str, str | int | None] = {}
-        if gfx.listen_socket:
+        if gfx.listen_none:
+            opts["port"] = 0  # SPICE's 'no listener'
+        elif gfx.listen_socket:
             opts["unix"] = "on"
             opts["addr"] = self._graphics_socket(gfx)
         else:
@@ -933,6 +944,10 @@ class _Builder:
 
     def misc_devices(self) -> None:
         dev = self.dom.devices
+        if self.dom.genid is not None:
+            from pyvirt.conf import genid
+
+            self.add(*genid.device(self.dom.genid))
         self.sounds()
         self.videos()
         self.watchdogs()
@@ -943,7 +958,12 @@ class _Builder:
             self.add(*_device("virtio-balloon-pci", placement, id=balloon_id))
         for index, rng in enumerate(dev.rngs):
             obj = f"objrng{index}"
-            self.add(*_json_arg("-object", {"qom-type": "rng-random", "id": obj, "filename": rng.backend}))
+            if rng.backend_model == "builtin":  # QEMU's own getrandom() source
+                self.add(*_json_arg("-object", {"qom-type": "rng-builtin", "id": obj}))
+            else:
+                self.add(
+                    *_json_arg("-object", {"qom-type": "rng-random", "id": obj, "filename": rng.backend})
+                )
             self.add(
                 *_device(
                     "virtio-rng-pci",
@@ -955,6 +975,8 @@ class _Builder:
                 )
             )
         for index, panic in enumerate(dev.panics):
+            if panic.model == "hyperv":
+                continue  # a CPU flag (hv-crash)
             if panic.model == "pvpanic":  # libvirt's name for the PCI flavour
                 self.add(*_device("pvpanic-pci", _pci_placement(panic.address, self.q35), id=f"panic{index}"))
                 continue

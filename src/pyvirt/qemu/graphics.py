@@ -30,7 +30,8 @@ def free_port(address: str, first: int = FIRST_PORT) -> int:
 
 
 def needs_port(gfx: GraphicsConfig) -> bool:
-    return gfx.type == "spice" and not gfx.listen_socket and (gfx.autoport or gfx.port in (None, -1))
+    listens = not (gfx.listen_socket or gfx.listen_none)
+    return gfx.type == "spice" and listens and (gfx.autoport or gfx.port in (None, -1))
 
 
 async def configure_spice(monitor: Monitor, gfx: GraphicsConfig) -> None:

@@ -45,6 +45,10 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("-device", ("AC97", "ES1370", "intel-hda", "hda-output")),
     ),
     "libvirt-intel-iommu": (("-device", ("intel-iommu",)),),
+    "libvirt-pvspinlock-hyperv-panic": (("-cpu", ("qemu64",)),),
+    "libvirt-genid-rng-builtin": (("-device", ("vmgenid", "virtio-rng-pci")), ("-object", ("rng-builtin",))),
+    "libvirt-vnc-listen-none": (("-vnc", ("none",)),),
+    "libvirt-spice-listen-none": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
     "libvirt-chardev-backends": (
         ("-chardev", ("socket", "udp", "vc", "file", "pty")),
         ("-device", ("isa-serial", "pci-serial", "isa-debugcon", "isa-parallel")),
@@ -92,10 +96,11 @@ def normalise(option: str, value: str) -> tuple[str, dict[str, str]]:
     """(driver or backend, properties) of one ``-device``/``-audiodev``/``-chardev`` value."""
     if value.startswith("{"):
         props = _flatten(json.loads(value))
-        head = props.pop("driver", "") or props.pop("backend", "")
+        head = props.pop("driver", "") or props.pop("qom-type", "")
     else:
-        head, *rest = _split_keyval(value)
-        props = dict(item.split("=", 1) if "=" in item else (item, "on") for item in rest)
+        items = _split_keyval(value)
+        head = option if "=" in items[0] else items.pop(0)  # -spice port=0,...: no head of its own
+        props = dict(item.split("=", 1) if "=" in item else (item, "on") for item in items)
     return head, {key: val for key, val in props.items() if key not in NAMING}
 
 
