@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf import snapshot_tree as tree
-from pyvirt.conf.domain import Domain
+from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
 from pyvirt.conf.snapshot_disks import align_disks
 from pyvirt.conf.snapshot_xml import DomainSnapshot, check_name, format_snapshot, parse_snapshot
@@ -401,6 +401,8 @@ class SnapshotAPI:
                 continue
             for disk in dom.devices.disks:
                 if disk.type == "file" and disk.source in moves:
+                    if dom is obj.live:  # the running chain (<backingStore>) follows, for block jobs
+                        disk.backing = _moved_chain(disk, *moves[disk.source])
                     disk.source, disk.driver_type = moves[disk.source]
         if obj.config is not None:
             self.reg.write_config(obj.config)
@@ -728,6 +730,8 @@ class SnapshotAPI:
         if obj.proc is not None:  # overlay in chain: _check_discard saw to it
             depth = chain.index(overlay)
             await disks.commit_intermediate_live(obj.proc, _index_of(obj.current, target), depth, base[0])
+            live = obj.current.devices.disks[_index_of(obj.current, target)]
+            live.backing = [layer for layer in live.backing or [] if layer.source != overlay]
             idle = sorted(path for path in above if path not in chain)
             if idle:
                 await asyncio.to_thread(_rebase_all, idle, *base)
@@ -742,6 +746,15 @@ class SnapshotAPI:
                     disk.source, disk.driver_type = base
             user.domain_xml = format_domain(dom)
             store.write(user)
+
+
+def _moved_chain(disk: DiskConfig, path: str, fmt: str) -> list[BackingLayer]:
+    """The backing chain of running ``disk`` once ``path`` is its top: the layers below ``path``
+    when it was in the chain (an overlay committed), else the old top over the old chain (``path``
+    a new overlay)."""
+    chain = [BackingLayer(disk.source or "", disk.driver_type, disk.type), *(disk.backing or [])]
+    below = next((i + 1 for i, layer in enumerate(chain) if layer.source == path), None)
+    return chain[below:] if below is not None else chain
 
 
 def _rebase_all(paths: list[str], base: str, base_fmt: str) -> None:
