@@ -181,10 +181,12 @@ def _xml_text(element: Element) -> str:
 def detach_disk(opts: GlobalOptions, a: Parsed) -> int:
     dom, live, config = _connect(opts, a)
     disk, _device = _find_disk(dom, a.text("target"), config and not live)
-    xml = _xml_text(disk)
     if a.flag("print_xml"):
-        emit(xml)
+        emit(_xml_text(disk))
         return 0
+    for chain in disk.findall("backingStore"):  # the running chain: no part of a device's definition
+        disk.remove(chain)
+    xml = _xml_text(disk)
     _guard("Failed to detach disk", lambda: dom.detach_device(xml, live=live, config=config))
     message("Disk detached successfully")
     return 0

@@ -20,10 +20,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import stat
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from pyvirt.conf.domain import DiskConfig, Domain
+from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain
 from pyvirt.errors import OperationFailed, UnsupportedConfig
 from pyvirt.qemu.command import disk_device_id
 from pyvirt.qemu.hotplug import disk_nodes
@@ -161,11 +162,52 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
     except BaseException:
         await _undo_all(steps)
         raise
+    if disk.source_host is None:  # the live <backingStore> chain, as for the disks it started with
+        disk.backing = [BackingLayer(p, fmt, _kind(p)) for p, fmt in chain[1:]]
     record.blockdevs[disk.target_dev] = prefixes
     record.blockroots[disk.target_dev] = f"{prefixes[0]}-format"
     record.fdsets[disk.target_dev] = fdsets
     record.disk_files[disk.target_dev] = [path for path, _ in files]
     return f"{prefixes[0]}-format"
+
+
+async def _chain_below(monitor: Monitor, root: str) -> tuple[list[str], set[str] | None]:
+    """The named nodes of ``root``'s chain from its topmost overlay down, each format node then its
+    file node, and
+    every node name QEMU has; ``([], None)`` when QEMU does not show its block graph."""
+    try:
+        graph = await monitor.execute("x-debug-query-block-graph")
+    except OperationFailed:
+        return [], None
+    names = {int(n["id"]): str(n["name"]) for n in graph["nodes"]}
+    edges = {(int(e["parent"]), str(e["name"])): int(e["child"]) for e in graph["edges"]}
+    ids = {name: node for node, name in names.items()}
+    parents = {child: parent for (parent, role), child in edges.items() if role == "backing"}
+    current = ids.get(root)
+    while current in parents:  # an external snapshot's overlay over the recorded root
+        current = parents[current]
+    out: list[str] = []
+    while current is not None:
+        out.append(names[current])
+        file_id = edges.get((current, "file"))
+        if file_id is not None:
+            out.append(names[file_id])
+        current = edges.get((current, "backing"))
+    return [name for name in out if name and not name.startswith("#")], set(names.values())
+
+
+async def release_fdsets(monitor: Monitor, paths: list[str]) -> None:
+    """Drop the fdsets block jobs handed over for ``paths`` (opaque ``pyvirt:PATH``: see
+    :mod:`pyvirt.daemon.blockjobs`); their nodes are gone."""
+    wanted = {f"pyvirt:{p}" for p in paths}
+    with contextlib.suppress(OperationFailed):
+        for fdset in await monitor.execute("query-fdsets"):
+            if any(fd.get("opaque") in wanted for fd in fdset.get("fds", [])):
+                await monitor.remove_fdset(f"/dev/fdset/{fdset['fdset-id']}")
+
+
+def _kind(path: str) -> str:
+    return "block" if os.path.exists(path) and stat.S_ISBLK(os.stat(path).st_mode) else "file"
 
 
 async def _del_node(monitor: Monitor, node: str) -> None:
@@ -183,16 +225,24 @@ async def unplug_nodes(
     prefixes = record.blockdevs.pop(target, [])
     nodes = [f"{prefix}-{role}" for prefix in prefixes for role in ("format", "storage")]
     root = record.blockroots.pop(target, None)
-    if root is not None and root not in nodes:  # a block job made another node the disk's root
-        nodes.insert(0, root)
-    for node in nodes:
+    present: set[str] | None = None
+    if root is not None:  # a block job may have put nodes of its own under (or as) the root
+        below, present = await _chain_below(monitor, root)
+        nodes = [*below, *(n for n in nodes if n not in below)] if below else [root, *nodes]
+    for node in dict.fromkeys(nodes):
+        if present is not None and node not in present:
+            continue  # a block job removed it already
         try:
             await monitor.execute("blockdev-del", {"node-name": node})
         except OperationFailed as err:
             log.warning("domain %s: removing block node %s of %s: %s", obj.name, node, target, err)
     for fdset in record.fdsets.pop(target, []):
         await monitor.remove_fdset(fdset)
+    layers = [disk.source or "", *(layer.source for layer in disk.backing or [])]
+    await release_fdsets(monitor, [path for path in layers if path])
     files = record.disk_files.pop(target, None)
+    if files is not None:  # and the files block jobs handed over since the plug
+        files = list(dict.fromkeys([*files, *(path for path in layers if path)]))
     if files is None:  # a disk it was started with: its file and backing chain, as handed over then
         path = disk_path(reg, disk) if disk.source_host is None and has_media(disk) else None
         files = []
