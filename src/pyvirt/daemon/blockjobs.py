@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain
-from pyvirt.daemon import lifecycle
+from pyvirt.daemon import blockdevs, lifecycle
 from pyvirt.daemon.lifecycle import guard
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, PyvirtError, UnsupportedConfig
 
@@ -159,8 +159,33 @@ def _locate(chain: list[BackingLayer], path: str, target: str) -> int:
 
 
 def _root(obj: DomainObject, index: int, disk: DiskConfig) -> str:
+    """The disk's top node as recorded: the command line's, or the one a block job or a hot-plug made."""
     assert obj.proc is not None
     return obj.proc.record.blockroots.get(disk.target_dev, f"pyvirt-{index + 1}-format")
+
+
+def _device(entry: dict[str, Any]) -> str:
+    """The device id of a ``query-block`` entry (virtio's is inside a QOM path)."""
+    qdev = str(entry.get("qdev") or "")
+    prefix = "/machine/peripheral/"
+    return qdev[len(prefix) :].split("/", 1)[0] if qdev.startswith(prefix) else qdev
+
+
+def _tops(entries: list[dict[str, Any]]) -> dict[str, str]:
+    """Device id → the node its device reads (``query-block``'s entries)."""
+    return {
+        _device(e): str(e["inserted"]["node-name"])
+        for e in entries
+        if (e.get("inserted") or {}).get("node-name")
+    }
+
+
+async def _top(obj: DomainObject, index: int, disk: DiskConfig) -> str:
+    """The node the disk's device reads: the recorded root, unless an external snapshot has put an
+    overlay over it since (``blockdev-snapshot``)."""
+    assert obj.proc is not None
+    found = _tops(await obj.proc.monitor.execute("query-block")).get(disk.alias or "")
+    return found or _root(obj, index, disk)
 
 
 async def _graph(mon: Monitor) -> tuple[dict[str, int], dict[int, str], dict[tuple[int, str], int]]:
@@ -206,15 +231,6 @@ async def _fdset(mon: Monitor, path: str) -> tuple[str, bool]:
         os.close(fd)
 
 
-async def _release_fdsets(mon: Monitor, paths: list[str]) -> None:
-    """Drop the fdsets this module made for ``paths`` (their nodes are gone)."""
-    wanted = {f"pyvirt:{p}" for p in paths}
-    with contextlib.suppress(OperationFailed):
-        for fdset in await mon.execute("query-fdsets"):
-            if any(fd.get("opaque") in wanted for fd in fdset.get("fds", [])):
-                await mon.remove_fdset(f"/dev/fdset/{fdset['fdset-id']}")
-
-
 def _node_name(target: str, kind: str) -> str:
     return f"pv-{target[:8]}-{secrets.token_hex(3)}-{kind}"  # QEMU allows 31 characters
 
@@ -254,26 +270,31 @@ def _format_options(
 
 async def _own_chain(obj: DomainObject, index: int, disk: DiskConfig) -> list[list[str]]:
     """The disk's nodes, its backing chain first opened again by the daemon (see the module's
-    docstring) when QEMU opened it by path; the ``obj.lock`` is held."""
+    docstring) when QEMU opened it by path, or read-only (a hot-plugged disk's); ``obj.lock`` held."""
     assert obj.proc is not None
     mon = obj.proc.monitor
     chain = layers(disk)
-    root = _root(obj, index, disk)
+    root = await _top(obj, index, disk)
     nodes = await _chain_nodes(mon, root)
     if len(nodes) != len(chain):
         raise OperationFailed(
             f"operation failed: the backing chain of disk '{disk.target_dev}' in QEMU ({len(nodes)} images) "
             f"is not the domain's ({len(chain)} images)"
         )
-    if all(not fmt.startswith("#") for fmt, _file in nodes[1:]):
-        return nodes
+    ro_nodes = {
+        str(n["node-name"])
+        for n in await mon.execute("query-named-block-nodes", {"flat": True})
+        if n.get("ro")
+    }
+    if all(not fmt.startswith("#") and file not in ro_nodes for fmt, file in nodes[1:]):
+        return nodes  # the daemon's own nodes, over files it handed over writable
     undo = _Undo()
     added: list[list[str]] = []
     try:
         below: str | None = None
         for layer in reversed(chain[1:]):
             fdset, writable = await _fdset(mon, layer.source)
-            undo.add(lambda path=layer.source: _release_fdsets(mon, [path]))  # type: ignore[misc]
+            undo.add(lambda path=layer.source: blockdevs.release_fdsets(mon, [path]))  # type: ignore[misc]
             file_node, fmt_node = _node_name(disk.target_dev, "s"), _node_name(disk.target_dev, "f")
             await mon.execute("blockdev-add", _file_options(layer, fdset, file_node, disk, writable=writable))
             undo.add(lambda node=file_node: _blockdev_del(mon, [node]))  # type: ignore[misc]
@@ -288,6 +309,7 @@ async def _own_chain(obj: DomainObject, index: int, disk: DiskConfig) -> list[li
     except BaseException:
         await undo.run()
         raise
+    await _blockdev_del(mon, [name for pair in nodes[1:] for name in pair])  # a hot-plug's own, if any
     return [nodes[0], *added]
 
 
@@ -534,7 +556,7 @@ async def copy(
             reg.confinement.hand_over_more(proc.record, dest, writable=True, what="storage file")
             undo.add(lambda: reg.confinement.give_back(proc.record, [dest]))
             fdset, writable = await _fdset(mon, dest)
-            undo.add(lambda: _release_fdsets(mon, [dest]))
+            undo.add(lambda: blockdevs.release_fdsets(mon, [dest]))
             if not writable:
                 raise OperationFailed(f"Cannot access storage file '{dest}': it cannot be written")
             layer = BackingLayer(dest, fmt, "block" if blockdev else "file")
@@ -739,7 +761,7 @@ async def finish(
             dropped = await _apply_chain(reg, obj, proc, job, disk)
         elif job.dest is not None:
             await _blockdev_del(mon, [job.dest["node"], job.dest["file_node"]])
-            await _release_fdsets(mon, [job.dest["path"]])
+            await blockdevs.release_fdsets(mon, [job.dest["path"]])
             reg.confinement.give_back(proc.record, [job.dest["path"]])
     except PyvirtError as err:
         log.error("domain %s: applying the end of block job %s: %s", obj.name, job.id, err)
@@ -803,7 +825,7 @@ async def _apply_chain(
                     reg.write_config(obj.config)
     mon = proc.monitor
     await _blockdev_del(mon, [name for pair in gone_nodes for name in pair])
-    await _release_fdsets(mon, dropped)
+    await blockdevs.release_fdsets(mon, dropped)
     reg.confinement.give_back(proc.record, dropped)
     return dropped
 
@@ -856,7 +878,7 @@ async def resize(reg: DomainRegistry, key: str, disk_key: str, size: int) -> Non
         if disk.readonly or disk.device == "cdrom":
             raise InvalidArgument(f"invalid argument: disk '{disk.target_dev}' is read-only")
         size = (size + 511) // 512 * 512
-        await proc.monitor.execute("block_resize", {"node-name": _root(obj, index, disk), "size": size})
+        await proc.monitor.execute("block_resize", {"node-name": await _top(obj, index, disk), "size": size})
 
 
 async def block_info(reg: DomainRegistry, key: str, disk_key: str) -> dict[str, Any]:
@@ -898,14 +920,17 @@ async def errors(reg: DomainRegistry, key: str) -> list[dict[str, str]]:
     obj = reg.lookup(key)
     async with guard(obj, lifecycle.ACTIVE):
         proc, live = _running(obj)
+        entries = await proc.monitor.execute("query-block")
+        targets = {d.alias: d.target_dev for d in live.devices.disks if d.alias}
         roots = {_root(obj, i, d): d.target_dev for i, d in enumerate(live.devices.disks)}
         out: list[dict[str, str]] = []
-        for entry in await proc.monitor.execute("query-block"):
+        for entry in entries:
             status = entry.get("io-status", "ok")
             node = (entry.get("inserted") or {}).get("node-name")
-            if status != "ok" and node in roots:
+            target = targets.get(_device(entry)) or roots.get(str(node))
+            if status != "ok" and target is not None:
                 out.append(
-                    {"disk": roots[node], "error": "no space" if status == "nospace" else "unspecified error"}
+                    {"disk": target, "error": "no space" if status == "nospace" else "unspecified error"}
                 )
         return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -60,11 +61,11 @@ def expect_written(expected: Path, offset: int, length: int, byte: int) -> None:
         fh.write(bytes([byte]) * length)
 
 
-def guest_write(console: Console, offset_mib: int, mib: int, byte: int) -> None:
-    """The guest writes ``mib`` MiB of ``byte`` at ``offset_mib`` MiB of /dev/vda, flushed."""
+def guest_write(console: Console, offset_mib: int, mib: int, byte: int, dev: str = "vda") -> None:
+    """The guest writes ``mib`` MiB of ``byte`` at ``offset_mib`` MiB of /dev/``dev``, flushed."""
     out = console.run(
         f"dd if=/dev/zero bs=1M count={mib} 2>/dev/null | tr '\\000' '\\{byte:03o}' | "
-        f"dd of=/dev/vda bs=1M seek={offset_mib} conv=fsync 2>&1; echo rc=$?",
+        f"dd of=/dev/{dev} bs=1M seek={offset_mib} conv=fsync 2>&1; echo rc=$?",
         timeout=120,
     )
     assert "rc=0" in out, out
@@ -146,7 +147,10 @@ def test_active_commit_pivots_to_the_base_and_blockresize_grows_it(daemon: Daemo
     shutil.copyfile(expected, expanded)
     os.truncate(expanded, 128 * MIB)
     assert "Images are identical" in qemu_img("compare", "-f", "raw", "-F", "qcow2", str(expanded), str(base))
-    # Shut off: blockresize is refused as virsh's, nothing changes.
+    # Shut off: domblkinfo reads the image; blockresize is refused as virsh's, nothing changes.
+    assert daemon.cli("domblkinfo", "bjc", "vda").ok().out.startswith(f"Capacity:       {128 * MIB}\n")
+    unknown = daemon.cli("domblkinfo", "bjc", "vdz")
+    assert unknown.rc == 1 and "disk 'vdz' not found in domain" in unknown.err, unknown
     refused = daemon.cli("blockresize", "bjc", "vda", "256M")
     assert refused.rc == 1 and "domain is not running" in refused.err, refused
     assert qemu_img("info", "--output=json", str(base)).count(str(128 * MIB)) == 1
@@ -212,6 +216,12 @@ def test_pull_copy_with_a_slow_job_across_a_daemon_restart(daemon: Daemon, tmp_p
     daemon.cli("blockjob", "bjp", "vda", "--bandwidth", "0").ok()
     assert wait_state(daemon, "bjp", "vda", ("ready", "failed", "canceled")) == "ready"
     daemon.cli("blockjob", "bjp", "vda", "--pivot").ok()
+    # The files handed to QEMU follow: the copy is its (recorded), the old top given back.
+    owners = json.loads((daemon.run_dir / "bjp.json").read_text())["owners"]
+    if owners:  # QEMU runs as its own user (a system daemon)
+        qemu_uid = pwd.getpwnam("pyvirt-qemu").pw_uid
+        assert str(copy) in owners and str(top) not in owners, owners
+        assert copy.stat().st_uid == qemu_uid and top.stat().st_uid == os.getuid()
     live = disk_element(daemon, "bjp")
     assert f"<source file='{copy}'/>" in live and str(top) not in live, live
     assert f"<source file='{copy}'/>" in disk_element(daemon, "bjp", "--inactive")
@@ -221,6 +231,7 @@ def test_pull_copy_with_a_slow_job_across_a_daemon_restart(daemon: Daemon, tmp_p
     console.close()
     daemon.cli("destroy", "bjp").ok()
 
+    assert copy.stat().st_uid == os.getuid()  # given back when QEMU stopped
     for image in (top, copy):
         qemu_img("check", str(image))
     assert chain(copy) == [str(copy)]
@@ -340,3 +351,60 @@ def test_chain_jobs_with_every_option(daemon: Daemon, tmp_path: Path) -> None:
     assert "Images are identical" in qemu_img("compare", "-f", "raw", "-F", "raw", str(expected), str(reused))
     for image in (base, top, copy):
         qemu_img("check", str(image))
+
+
+def test_jobs_over_an_external_snapshot_and_on_a_hot_plugged_disk(daemon: Daemon, tmp_path: Path) -> None:
+    """The disk's top is no longer the node QEMU started with: an external snapshot's overlay (commit
+    it back), or a hot-plugged disk whose backing file the daemon handed over read-only (committing
+    into it hands it over again writable); then blockresize, domblkinfo and an unplug."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    base, top, expected = make_chain(first)
+    console = define_and_start(daemon, tmp_path, "bjs", disk_xml(top))
+
+    overlay = first / "snap.qcow2"
+    spec = f"vda,snapshot=external,driver=qcow2,file={overlay}"
+    daemon.cli("snapshot-create-as", "bjs", "s1", "--disk-only", "--diskspec", spec).ok()
+    assert chain(overlay) == [str(overlay), str(top), str(base)]
+    guest_write(console, 2, 1, 0x61)
+    expect_written(expected, 2 * MIB, MIB, 0x61)
+    done = daemon.cli("blockcommit", "bjs", "vda", "--active", "--pivot", "--wait").ok()
+    assert done.out == "\nSuccessfully pivoted\n", done
+    assert re.search(rf"^ vda\s+{re.escape(str(base))}$", daemon.cli("domblklist", "bjs").ok().out, re.M)
+    done = daemon.cli("blockresize", "bjs", "vda", "96M").ok()
+    assert console.run("sleep 1; cat /sys/block/vda/size").split()[-1] == str(96 * MIB // 512)
+
+    # A qcow2 chain plugged live: /dev/vdb in the guest.
+    hbase, htop, hexpected = make_chain(second)
+    daemon.cli("attach-disk", "bjs", str(htop), "vdb", "--subdriver", "qcow2", "--serial", "HOTJOB").ok()
+    console.run("for i in $(seq 120); do [ -e /sys/block/vdb ] && break; sleep 0.5; done", 90)
+    guest_write(console, 1, 2, 0x62, dev="vdb")
+    expect_written(hexpected, 1 * MIB, 2 * MIB, 0x62)
+    done = daemon.cli("blockcommit", "bjs", "vdb", "--active", "--pivot", "--wait", "--verbose").ok()
+    assert done.out == "\nSuccessfully pivoted\n" and "Block commit: [100 %]" in done.err, done
+    out = daemon.cli("domblklist", "bjs").ok().out
+    assert re.search(rf"^ vdb\s+{re.escape(str(hbase))}$", out, re.M), out
+    daemon.cli("blockresize", "bjs", "vdb", "80M").ok()
+    assert console.run("sleep 1; cat /sys/block/vdb/size").split()[-1] == str(80 * MIB // 512)
+    info = daemon.cli("domblkinfo", "bjs", "vdb").ok().out
+    assert info.startswith(f"Capacity:       {80 * MIB}\n"), info
+    assert daemon.cli("domblkerror", "bjs").ok().out == "No errors found\n\n"
+    guest_write(console, 4, 1, 0x63, dev="vdb")
+    expect_written(hexpected, 4 * MIB, MIB, 0x63)
+    daemon.cli("detach-disk", "bjs", "vdb").ok()  # waits for the guest to let go
+    assert console.run("ls /sys/block").split().count("vdb") == 0
+    # QEMU let go of every file of the disk, the job's nodes too, and they were given back.
+    pid = daemon.qemu_pids()["bjs"]
+    held = {os.path.realpath(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    assert str(top) not in held and str(base) in held  # (seen: the domain's own disk is)
+    assert str(hbase) not in held and str(htop) not in held, held
+    assert hbase.stat().st_uid == os.getuid() and htop.stat().st_uid == os.getuid()
+    console.close()
+    daemon.cli("destroy", "bjs").ok()
+
+    for image, raw, mib in ((base, expected, 96), (hbase, hexpected, 80)):
+        assert chain(image) == [str(image)]
+        qemu_img("check", str(image))
+        os.truncate(raw, mib * MIB)
+        assert "Images are identical" in qemu_img("compare", "-f", "raw", "-F", "qcow2", str(raw), str(image))
