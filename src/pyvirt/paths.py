@@ -77,6 +77,11 @@ class Layout:
     def daemon_pidfile(self) -> Path:
         return self.run_dir / "pyvirtd.pid"
 
+    @property
+    def secret_dir(self) -> Path:
+        """Persistent secrets and their values (libvirt's /etc/libvirt/secrets), root-only."""
+        return self.config_dir / "secrets"
+
     def domain_xml(self, name: str) -> Path:
         return self.qemu_config_dir / f"{name}.xml"
 

@@ -1061,6 +1061,63 @@ ACTIONS: tuple[Action, ...] = (
         mutating=True,
         errors=(*_LOOKUP, "invalid-state", "operation-failed"),
     ),
+    # Secrets
+    Action(
+        "secret.list",
+        "GET",
+        "/v1/secrets",
+        "secret-list: every secret, without values",
+        response="SecretList",
+    ),
+    Action(
+        "secret.define",
+        "POST",
+        "/v1/secrets",
+        "secret-define: define or redefine a secret from its XML (persistent unless ephemeral)",
+        request="DefineRequest",
+        response="SecretInfo",
+        mutating=True,
+        errors=("xml-error", "unsupported-config", "operation-failed"),
+    ),
+    Action(
+        "secret.info", "GET", "/v1/secrets/{uuid}", "a secret, by UUID", response="SecretInfo", errors=_LOOKUP
+    ),
+    Action(
+        "secret.xml",
+        "GET",
+        "/v1/secrets/{uuid}/xml",
+        "secret-dumpxml: the secret's XML (never its value)",
+        response="XmlDocument",
+        errors=_LOOKUP,
+    ),
+    Action(
+        "secret.set_value",
+        "POST",
+        "/v1/secrets/{uuid}/value",
+        "secret-set-value: the secret's value, base64 in the request",
+        request="SecretValue",
+        response="Empty",
+        mutating=True,
+        errors=(*_LOOKUP, "operation-failed"),
+    ),
+    Action(
+        "secret.get_value",
+        "GET",
+        "/v1/secrets/{uuid}/value",
+        "secret-get-value: the secret's value, base64 (refused for a private secret)",
+        response="SecretValue",
+        secret=True,
+        errors=_LOOKUP,
+    ),
+    Action(
+        "secret.undefine",
+        "DELETE",
+        "/v1/secrets/{uuid}",
+        "secret-undefine: the secret and its value",
+        response="SecretRef",
+        mutating=True,
+        errors=(*_LOOKUP, "operation-failed"),
+    ),
     # Storage pools
     Action("pool.list", "GET", "/v1/pools", "every pool's status", response="PoolList"),
     Action(

@@ -687,6 +687,31 @@ class Lease(TypedDict):
     interface: str | None
 
 
+# Secrets
+
+
+class SecretInfo(TypedDict):
+    """A secret as secret-list shows it (its value is never part of it)."""
+
+    uuid: str
+    ephemeral: bool
+    private: bool
+    description: str | None
+    usage_type: str | None  # volume, ceph, iscsi, tls or vtpm; None: unused
+    usage_id: str | None  # the volume's path, or the usage's name or target
+    has_value: bool
+
+
+class SecretValue(TypedDict):
+    """A secret's value, base64-encoded."""
+
+    value: str
+
+
+class SecretRef(TypedDict):
+    uuid: str
+
+
 # Storage
 
 
@@ -901,6 +926,7 @@ LeaseList = list[Lease]
 DomainStatsList = list[DomainStats]
 PoolList = list[PoolStatus]
 VolumeList = list[VolumeInfo]
+SecretList = list[SecretInfo]
 
 
 # Snapshots

@@ -86,6 +86,7 @@ GROUPS = (
     ("events", "Domain Events"),
     ("host", "Host and Hypervisor"),
     ("network", "Networking"),
+    ("secret", "Secret"),
     ("snapshot", "Snapshot"),
     ("pool", "Storage Pool"),
     ("volume", "Storage Volume"),
@@ -111,6 +112,7 @@ GLOBAL_OPTIONS = (
 )
 
 _DOM = ("domain", "*domain", "domain name, id or uuid")
+_SECRET = ("secret", "*secret", "secret UUID")
 _SNAPNAME = ("snapshotname", "?string", "snapshot name")
 SNAPSHOT_VERBS = (
     Command(
@@ -1652,6 +1654,88 @@ VERBS = (
             ("network", "*network", "network name or uuid"),
             ("json", "bool", "print the result as JSON"),
             ("mac", "string", "MAC address"),
+        ),
+    ),
+    Command(
+        "secret-define",
+        "secret",
+        "secret",
+        "define or modify a secret from an XML file",
+        "Define or modify a secret.",
+        (
+            ("file", "*file", "file containing secret attributes in XML"),
+            ("validate", "bool", "validate the XML against the schema"),
+        ),
+    ),
+    Command(
+        "secret-dumpxml",
+        "secret",
+        "secret",
+        "secret attributes in XML",
+        "Output attributes of a secret as an XML dump to stdout.",
+        (
+            _SECRET,
+            ("xpath", "string", "xpath expression to filter the XML document (refused)"),
+            ("wrap", "bool", "wrap xpath results in an common root element (refused)"),
+        ),
+    ),
+    Command(
+        "secret-set-value",
+        "secret",
+        "secret",
+        "set a secret value",
+        "Set a secret value.",
+        (
+            _SECRET,
+            ("file", "file", "read secret from file"),
+            ("plain", "bool", "read the secret from file without converting from base64"),
+            ("interactive", "bool", "read the secret from the terminal"),
+            ("base64", "?string", "base64-encoded secret value"),
+        ),
+    ),
+    Command(
+        "secret-get-value",
+        "secret",
+        "secret",
+        "Output a secret value",
+        "Output a secret value to stdout.",
+        (_SECRET, ("plain", "bool", "get value without converting to base64")),
+    ),
+    Command(
+        "secret-undefine",
+        "secret",
+        "secret",
+        "undefine a secret",
+        "Undefine a secret.",
+        (_SECRET,),
+    ),
+    Command(
+        "secret-list",
+        "secret",
+        "secret",
+        "list secrets",
+        "Returns a list of secrets",
+        (
+            ("ephemeral", "bool", "list ephemeral secrets"),
+            ("no-ephemeral", "bool", "list non-ephemeral secrets"),
+            ("private", "bool", "list private secrets"),
+            ("no-private", "bool", "list non-private secrets"),
+            ("json", "bool", "print the result as JSON"),
+        ),
+    ),
+    Command(
+        "secret-event",
+        "secret",
+        "secret",
+        "Secret Events",
+        "List event types, or wait for secret events to occur",
+        (
+            ("secret", "secret", "filter by secret name or uuid"),
+            ("event", "string", "which event type to wait for"),
+            ("loop", "bool", "loop until timeout or interrupt, rather than one-shot"),
+            ("timeout", "number", "timeout seconds"),
+            ("list", "bool", "list valid event types"),
+            ("timestamp", "bool", "show timestamp for each printed event"),
         ),
     ),
     Command(

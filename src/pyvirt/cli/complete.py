@@ -148,10 +148,12 @@ def _values(kind_type: str, cur: str, given: dict[str, str], target: GlobalOptio
         return ["__dirs__"]
     if kind_type == "uri":
         return _prefixed(URIS, cur)
-    if kind_type not in ("domain", "network", "pool", "vol"):
+    if kind_type not in ("domain", "network", "pool", "vol", "secret"):
         return []
     with target.connect() as conn:
-        if kind_type == "domain":
+        if kind_type == "secret":
+            names = [s["uuid"] for s in conn.list_secrets()]
+        elif kind_type == "domain":
             names = [d["name"] for d in conn.list_domains()]
         elif kind_type == "network":
             names = [n["name"] for n in conn.list_networks()]

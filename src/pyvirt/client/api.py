@@ -295,6 +295,20 @@ class Connection:
         status: types.NetworkStatus = self.call("network.info", {"name": key})
         return Network(self, status["name"], status)
 
+    # Secrets
+
+    def list_secrets(self) -> list[types.SecretInfo]:
+        return list(self.call("secret.list"))
+
+    def define_secret(self, xml: str) -> Secret:
+        info: types.SecretInfo = self.call("secret.define", body={"xml": xml})
+        return Secret(self, info["uuid"], info)
+
+    def secret(self, uuid: str) -> Secret:
+        """The secret with this UUID (one call; NotFound if there is none)."""
+        info: types.SecretInfo = self.call("secret.info", {"uuid": uuid})
+        return Secret(self, info["uuid"], info)
+
     # Storage
 
     def list_pools(self) -> list[types.PoolStatus]:
@@ -943,6 +957,40 @@ class Network:
 
     def leases(self, mac: str | None = None) -> list[types.Lease]:
         return list(self.conn.call("network.leases", {"name": self.name}, query={"mac": mac}))
+
+
+class Secret:
+    """A secret; its methods are the ``secret.*`` actions. Values are bytes here, base64 on the wire."""
+
+    def __init__(self, conn: Connection, uuid: str, info: types.SecretInfo | None = None) -> None:
+        self.conn = conn
+        self.uuid = uuid
+        self._info = info
+
+    def __repr__(self) -> str:
+        return f"<Secret {self.uuid}>"
+
+    def info(self, *, cached: bool = False) -> types.SecretInfo:
+        if not cached or self._info is None:
+            self._info = self.conn.call("secret.info", {"uuid": self.uuid})
+        assert self._info is not None
+        return self._info
+
+    def xml(self) -> str:
+        return str(self.conn.call("secret.xml", {"uuid": self.uuid})["xml"])
+
+    def set_value(self, value: bytes) -> None:
+        import base64
+
+        self.conn.call("secret.set_value", {"uuid": self.uuid}, {"value": base64.b64encode(value).decode()})
+
+    def value(self) -> bytes:
+        import base64
+
+        return base64.b64decode(self.conn.call("secret.get_value", {"uuid": self.uuid})["value"])
+
+    def undefine(self) -> None:
+        self.conn.call("secret.undefine", {"uuid": self.uuid})
 
 
 class StoragePool:

@@ -22,7 +22,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
@@ -54,6 +54,9 @@ from pyvirt.qemu import firmware
 from pyvirt.qemu.monitor import cpu_time_ns
 from pyvirt.qemu.process import QemuProcess, RunRecord, append_log, kill_and_wait, pid_is_qemu_of, qemus_of
 from pyvirt.store import atomic_symlink, atomic_write, remove
+
+if TYPE_CHECKING:
+    from pyvirt.daemon.secrets import SecretStore
 
 log = logging.getLogger(__name__)
 
@@ -193,6 +196,7 @@ class DomainRegistry:
         self._registry_lock = asyncio.Lock()
         self.next_id = 1  # the id of the next domain started (virsh's domid)
         self.snapshot_hook: SnapshotHook | None = None  # set by the snapshot API at start-up
+        self.secrets: SecretStore | None = None  # set by the secret API at start-up (encrypted disks)
 
     # Lookup
 

@@ -233,6 +233,9 @@ async def serve(
     from pyvirt.daemon.device_api import DeviceAPI
 
     extras.append(DeviceAPI())
+    from pyvirt.daemon.secrets import SecretAPI
+
+    extras.append(SecretAPI(layout.secret_dir, events))
     try:
         confinement = Confinement.for_daemon(layout, config.user, config.group)
     except OperationFailed as err:

@@ -368,6 +368,16 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     w.call("pool.destroy", p2)
     w.call("pool.undefine", p2)
 
+    # A secret through its whole life (its value only on the read-write socket).
+    sec = {"uuid": "5b2a81f5-8403-7b23-c8d6-21ccc2f80d6f"}
+    w.call("secret.define", body={"xml": f"<secret private='no'><uuid>{sec['uuid']}</uuid></secret>"})
+    w.call("secret.list")
+    w.call("secret.info", sec)
+    w.call("secret.xml", sec)
+    w.call("secret.set_value", sec, {"value": "c2VjcmV0"})
+    assert w.call("secret.get_value", sec) == {"value": "c2VjcmV0"}
+    w.call("secret.undefine", sec)
+
 
 def _walk_agent(w: Walk, d: Daemon) -> None:
     """The guest agent's calls, on api1's qemu-guest-agent."""

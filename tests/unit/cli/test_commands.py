@@ -12,7 +12,20 @@ import pytest
 from pyvirt.cli.commands import COMMANDS, GROUPS, Command
 from pyvirt.cli.help import split_kind
 
-KINDS = {"bool", "string", "number", "domain", "network", "pool", "vol", "file", "dir", "path", "uri"}
+KINDS = {
+    "bool",
+    "string",
+    "number",
+    "domain",
+    "network",
+    "pool",
+    "vol",
+    "secret",
+    "file",
+    "dir",
+    "path",
+    "uri",
+}
 
 
 def every() -> list[tuple[str, Command]]:
