@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pyvirt.conf.disk_encryption import DiskEncryption
     from pyvirt.conf.iommu import IOMMUConfig
     from pyvirt.conf.spicevmc import RedirdevConfig
 
@@ -169,6 +170,7 @@ class DiskConfig:
     # The images under the source, nearest first (live only; None: not known, as for a shut-off
     # domain; []: the source stands alone).
     backing: list[BackingLayer] | None = None
+    encryption: DiskEncryption | None = None  # <encryption format='luks'>: the image's passphrase secret
 
 
 @dataclass

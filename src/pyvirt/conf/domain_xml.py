@@ -22,6 +22,8 @@ from pyvirt.conf import bandwidth, chardev_backends, virtio_options
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
+from pyvirt.conf.disk_encryption import DISK_FORMATS as ENCRYPTED_FORMATS
+from pyvirt.conf.disk_encryption import encryption_node, parse_encryption
 from pyvirt.conf.domain import (
     AudioConfig,
     BackingLayer,
@@ -590,6 +592,8 @@ class _Parser:
                 disk.source_pool = node.require("pool")
                 disk.source_volume = node.require("volume")
             node.skip("index")
+            if (enc := node.child("encryption")) is not None:
+                disk.encryption = parse_encryption(enc, in_source=True)
             node.done()
         if (node := e.child("backingStore")) is not None:
             if self.live:
@@ -610,6 +614,15 @@ class _Parser:
         if (node := e.child("serial")) is not None:
             disk.serial = node.text()
             node.done()
+        if (enc := e.child("encryption")) is not None:
+            if disk.encryption is not None:
+                raise XMLError("an <encryption> definition already found for disk source")
+            disk.encryption = parse_encryption(enc, in_source=False)
+        if disk.encryption is not None and disk.driver_type not in ENCRYPTED_FORMATS:
+            raise unsupported(
+                f"disk '{disk.target_dev}' of format '{disk.driver_type}' cannot be LUKS-encrypted "
+                f"(only {' or '.join(ENCRYPTED_FORMATS)})"
+            )
         disk.boot_order = self.boot_order(e)
         disk.alias = self.alias(e)
         disk.address = self.address(e)
@@ -1055,23 +1068,29 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
     driver = {"name": disk.driver_name, "type": disk.driver_type}
     attrs = {"cache": disk.cache, "discard": disk.discard, "io": disk.io, "iothread": disk.iothread}
     node.add(x("driver", {**driver, **attrs, **virtio_options.attrs(disk.virtio)}))
+    source: XNode | None = None
     if disk.type == "volume" and disk.source_pool is not None:
-        node.add(x("source", {"pool": disk.source_pool, "volume": disk.source_volume}))
+        source = x("source", {"pool": disk.source_pool, "volume": disk.source_volume})
     elif disk.type == "network" and disk.source_host is not None:
         transport, where, port = disk.source_host
         host = (
             {"transport": "unix", "socket": where} if transport == "unix" else {"name": where, "port": port}
         )
-        node.add(
-            x("source", {"protocol": disk.source_protocol, "name": disk.source_name}).add(x("host", host))
-        )
+        source = x("source", {"protocol": disk.source_protocol, "name": disk.source_name})
+        source.add(x("host", host))
     elif disk.source is not None:
-        node.add(x("source", {"file" if disk.type == "file" else "dev": disk.source}))
+        source = x("source", {"file" if disk.type == "file" else "dev": disk.source})
+    enc = disk.encryption
+    if source is not None and enc is not None and enc.in_source:
+        source.add(encryption_node(enc))
+    node.add(source)
     if live and disk.backing is not None:
         node.add(_backing_store(disk.backing))
     node.add(x("target", {"dev": disk.target_dev, "bus": disk.target_bus or None}))
     node.add(x("readonly") if disk.readonly else None, x("shareable") if disk.shareable else None)
     node.add(x("serial", text=disk.serial) if disk.serial else None)
+    if enc is not None and (not enc.in_source or source is None):
+        node.add(encryption_node(enc))
     node.add(_boot(disk.boot_order), _alias(disk.alias, live), _address(disk.address))
     return node
 

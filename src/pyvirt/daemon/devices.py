@@ -163,10 +163,19 @@ def _check_files(reg: DomainRegistry, disk: DiskConfig) -> None:
         blockdevs.check_source(path)
 
 
+def _not_encrypted(disk: DiskConfig) -> None:
+    if disk.encryption is not None:
+        raise UnsupportedConfig(
+            f"unsupported configuration: the encrypted disk '{disk.target_dev}' (<encryption>) cannot be "
+            "plugged into a running domain: attach it with --config and restart the domain"
+        )
+
+
 async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -> str:
     """Plug ``disk`` into running ``obj`` (``obj.lock`` held); returns its device id."""
     live, proc = obj.live, obj.proc
     assert live is not None and proc is not None
+    _not_encrypted(disk)
     blockdevs.record_disks(live, proc.record)
     existing = next((d for d in live.devices.disks if d.target_dev == disk.target_dev), None)
     if existing is not None:
@@ -516,6 +525,7 @@ def _find_nic(dom: Domain, nic: InterfaceConfig) -> int:
 async def _update_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig, force: bool) -> None:
     live = obj.live
     assert live is not None
+    _not_encrypted(disk)
     trial = _live_trial(live)
     index = _find_disk(trial, disk.target_dev)
     trial.devices.disks[index] = disk

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pyvirt.conf import audio
 from pyvirt.conf.defaults import hotplug_ports
 from pyvirt.conf.domain import Domain
-from pyvirt.daemon import blockdevs, blockjobs, tuning
+from pyvirt.daemon import blockdevs, blockjobs, disk_secrets, tuning
 from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
@@ -82,6 +82,7 @@ async def start_qemu(
     accel = "kvm" if dom.type == "kvm" else "tcg"
     disk_paths = check_disks(reg, dom)
     audio.require_host_backends(dom)
+    passphrases = disk_secrets.passphrases(reg, dom)
     blockjobs.fill_chains(dom, disk_paths)
     dom.devices.controllers.extend(hotplug_ports(dom))  # q35's spare root ports, in the live XML too
     run_dir = reg.layout.qemu_run_dir
@@ -120,6 +121,7 @@ async def start_qemu(
             dom, record, disk_paths=disk_paths, nvram=nvram, channel_dir=channel_dir, pidfile=pidfile
         )
         revert.add(lambda: reg.confinement.release_record(record), f"give back the files of {name}")
+        master_key, sealed = disk_secrets.seal(passphrases, channel_dir, reg.confinement.ident)
         # Recorded before the spawn (pid 0 until the domain runs): a daemon killed from here on leaves
         # a record its successor cleans up after; the QEMU itself it finds by its -pidfile and ends.
         record.save(run_dir / f"{name}.json")
@@ -131,6 +133,8 @@ async def start_qemu(
             nvram_path=str(nvram) if nvram else None,
             pidfile=str(pidfile),
             incoming=incoming is not None,
+            master_key_path=master_key,
+            disk_secrets=sealed,
         )
         for gfx in dom.devices.graphics[:1]:
             if gfx.listen_socket and not gfx.socket:

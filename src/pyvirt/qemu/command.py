@@ -30,6 +30,7 @@ from pyvirt.conf.validate import iothread_ids
 from pyvirt.errors import UnsupportedConfig
 
 DEFAULT_EMULATOR = "/usr/bin/qemu-system-x86_64"
+MASTER_KEY_ID = "masterKey0"  # libvirt's name for the per-domain key that secrets are encrypted with
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
 NIC_MODELS = {
@@ -85,6 +86,11 @@ class RuntimeContext:
     graphics_port: int | None = None  # the free port start chose for an autoport SPICE display
     graphics_socket: str | None = None  # the socket path start chose for <listen type='socket'/>
     incoming: bool = False  # -incoming defer: the machine state comes later (migrate-incoming, a restore)
+    # Encrypted disks (pyvirt.daemon.disk_secrets): the file QEMU reads the domain's master key from, and
+    # each disk's passphrase encrypted with it, as (ciphertext, IV) in base64: the passphrase itself is
+    # never on the command line.
+    master_key_path: str | None = None
+    disk_secrets: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 def is_q35(dom: Domain) -> bool:
@@ -152,6 +158,9 @@ class _Builder:
         for ident in iothread_ids(dom):
             self.add(*_json_arg("-object", {"qom-type": "iothread", "id": f"iothread{ident}"}))
         self.add("-uuid", dom.uuid)
+        if self.ctx.master_key_path:
+            master = {"qom-type": "secret", "id": MASTER_KEY_ID, "format": "raw"}
+            self.add(*_json_arg("-object", {**master, "file": self.ctx.master_key_path}))
         self.add("-no-user-config", "-nodefaults")
         self.monitor()
         self.clock()
@@ -527,6 +536,8 @@ class _Builder:
         node = f"pyvirt-{index + 1}"
         path = self.ctx.disk_paths.get(index, disk.source)
         has_media = path is not None or disk.source_host is not None
+        if has_media and disk.encryption is not None:
+            self.disk_secret(index, disk, node)
         if has_media:
             self.add(*_json_arg("-blockdev", storage_node(disk, node, path)))
             self.add(*_json_arg("-blockdev", format_node(disk, node)))
@@ -634,6 +645,18 @@ class _Builder:
             )
         else:
             raise UnsupportedConfig(f"unsupported configuration: disk bus '{disk.target_bus}'")
+
+    def disk_secret(self, index: int, disk: DiskConfig, node: str) -> None:
+        """The ``secret`` object holding an encrypted disk's passphrase, itself encrypted."""
+        sealed = self.ctx.disk_secrets.get(index)
+        if sealed is None or not self.ctx.master_key_path:
+            raise UnsupportedConfig(
+                f"unsupported configuration: disk '{disk.target_dev}' is encrypted: its secret is given "
+                "to QEMU only when the domain starts"
+            )
+        data, iv = sealed
+        obj = {"qom-type": "secret", "id": disk_secret_id(node), "data": data, "keyid": MASTER_KEY_ID}
+        self.add(*_json_arg("-object", {**obj, "iv": iv, "format": "base64"}))
 
     def interface(self, index: int, iface: InterfaceConfig) -> None:
         netdev = f"hostnet{index}"
@@ -1030,6 +1053,11 @@ def format_node(disk: DiskConfig, node: str, **extra: object) -> dict[str, objec
         "driver": disk.driver_type,
         "file": f"{node}-storage",
     }
+    if disk.encryption is not None:  # the secret object disk_secret() adds before the nodes
+        if disk.driver_type == "raw":  # a raw LUKS volume: QEMU's luks format driver
+            fmt.update({"driver": "luks", "key-secret": disk_secret_id(node)})
+        else:
+            fmt["encrypt"] = {"format": "luks", "key-secret": disk_secret_id(node)}
     if disk.discard == "unmap":
         fmt["discard"] = "unmap"
     cache = _cache_options(disk)
@@ -1037,6 +1065,11 @@ def format_node(disk: DiskConfig, node: str, **extra: object) -> dict[str, objec
         fmt["cache"] = cache
     fmt.update(extra)
     return fmt
+
+
+def disk_secret_id(node: str) -> str:
+    """The id of the secret object of the disk whose nodes are named ``node``-*."""
+    return f"{node}-encryption-secret0"
 
 
 def _cache_options(disk: DiskConfig) -> dict[str, bool] | None:
