@@ -223,7 +223,19 @@ class QemuProcess:
                     "internal error: QEMU exited while connecting to its monitor: "
                     + (log_tail(log_path, offset) or "no output")
                 )
-            connect.result()
+            try:
+                connect.result()
+            except OperationFailed:
+                # QEMU that fails at start-up (a disk it cannot open) may close the monitor just
+                # before it exits: its own words, not the reset connection, say why.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(proc.exited), 5)
+                if proc.exited.done():
+                    raise OperationFailed(
+                        "internal error: QEMU exited while connecting to its monitor: "
+                        + (log_tail(log_path, offset) or "no output")
+                    ) from None
+                raise
             monitor.listen(_event_adapter(on_event))
         except BaseException:
             await monitor.close()
