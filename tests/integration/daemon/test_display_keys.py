@@ -79,6 +79,15 @@ def test_screen_keys_and_monitor(daemon: Daemon, tmp_path: Path) -> None:
     assert result.rc == 1 and result.err == "error: invalid keycode: 'KEY_BOGUS'\n"
     result = daemon.cli("send-key", "kb1", "--codeset", "klingon", "1")
     assert result.rc == 1 and result.err == "error: unknown codeset: 'klingon'\n"
+    # No --file: virsh's name, DOMAIN-DATE-TIME.png, in the current directory.
+    shots = tmp_path / "shots"
+    shots.mkdir()
+    out = daemon.cli("screenshot", "kb1", cwd=shots).ok().out
+    match = re.fullmatch(
+        r"Screenshot saved to (kb1-\d{4}-\d\d-\d\d-\d\d:\d\d:\d\d\.png), with type of image/png\n", out
+    )
+    assert match, out
+    assert [p.name for p in shots.iterdir()] == [match.group(1)] and pixels(shots / match.group(1))[0] > 0
     result = daemon.cli("screenshot", "kb1", "--file", str(tmp_path / "x.png"), "--screen", "3")
     assert result.rc == 1 and "no screen with index 3" in result.err
     assert not (tmp_path / "x.png").exists()

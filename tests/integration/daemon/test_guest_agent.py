@@ -7,6 +7,7 @@ ACPI), shutdown and reboot --mode agent, a daemon restarted, and power managemen
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import select
@@ -170,6 +171,10 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
         assert re.search(r"^ (eth0|-)\s+\S+\s+ipv4\s+192\.0\.2\.7/24$", out, re.M), out
         full = daemon.cli("domifaddr", "ga1", "--source", "agent", "--full").ok().out
         assert re.search(r"^ eth0\s+52:54:00:\S+\s+ipv4\s+192\.0\.2\.7/24$", full, re.M), full
+        out = daemon.cli("domifaddr", "ga1", "--source", "agent", "--interface", "eth0", "--json").ok().out
+        rows = json.loads(out)
+        assert {row["name"] for row in rows} == {"eth0"}, rows
+        assert any(row["protocol"] == "ipv4" and row["address"] == "192.0.2.7/24" for row in rows), rows
 
         # domhostname (the agent's, the default); domtime get, set and --sync.
         assert daemon.cli("domhostname", "ga1").ok().out == "pyvirt-guest\n\n"
