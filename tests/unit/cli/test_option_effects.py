@@ -35,7 +35,6 @@ EXPLAINED = {
     "vol-create-from validate": "always on, as vol-create's",
     "dumpxml security-info": "tests/integration/daemon/test_api_routes.py (the query security_info)",
     "console history": "tests/integration/daemon/test_verbs.py::test_console_through_api_sees_history",
-    "domifaddr full": "tests/unit/cli/test_domifaddr_output.py::test_an_interface_is_named_once_unless_full",
     "snapshot-revert reset-nvram": "not yet shown: snapshots._reset_nvram removes the NVRAM file first",
     "attach-interface live": "tests/integration/daemon/test_networks.py (the default on a running domain)",
     "attach-interface config": "tests/integration/daemon/test_flags_network.py (--persistent is live+config)",
