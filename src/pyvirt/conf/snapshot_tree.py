@@ -41,15 +41,41 @@ def children(snaps: Mapping[str, DomainSnapshot], name: str | None) -> list[str]
     return sorted((n for n, s in snaps.items() if s.parent == name), key=sort_key)
 
 
+def _kids(snaps: Mapping[str, DomainSnapshot]) -> dict[str | None, list[str]]:
+    """Parent → its children, sorted (one pass, for walks over the whole tree)."""
+    kids: dict[str | None, list[str]] = {}
+    for name in sorted(snaps, key=sort_key):
+        kids.setdefault(snaps[name].parent, []).append(name)
+    return kids
+
+
 def descendants(snaps: Mapping[str, DomainSnapshot], name: str) -> list[str]:
     """Every snapshot below ``name``, parents before their children."""
+    kids = _kids(snaps)
     out: list[str] = []
-    todo = children(snaps, name)
+    todo = list(reversed(kids.get(name, [])))
     while todo:
-        head = todo.pop(0)
+        head = todo.pop()
         out.append(head)
-        todo[0:0] = children(snaps, head)
+        todo.extend(reversed(kids.get(head, [])))
     return out
+
+
+def family_counts(snaps: Mapping[str, DomainSnapshot]) -> dict[str, tuple[int, int]]:
+    """Name → (children, descendants) of every snapshot, in one walk of the tree (what a listing
+    shows for each; asking :func:`descendants` for each would be quadratic)."""
+    kids = _kids(snaps)
+    order: list[str] = []
+    todo = [n for n, s in snaps.items() if s.parent not in snaps]
+    while todo:
+        head = todo.pop()
+        order.append(head)
+        todo.extend(kids.get(head, []))
+    counts: dict[str, tuple[int, int]] = {}
+    for name in reversed(order):  # children before their parents
+        below = kids.get(name, [])
+        counts[name] = (len(below), sum(1 + counts[c][1] for c in below))
+    return counts
 
 
 def topological(snaps: Mapping[str, DomainSnapshot], names: list[str]) -> list[str]:

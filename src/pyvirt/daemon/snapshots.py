@@ -176,9 +176,20 @@ class SnapshotAPI:
 
     # Queries
 
-    def info(self, domain: str, snap: DomainSnapshot) -> dict[str, Any]:
+    def info(
+        self, domain: str, snap: DomainSnapshot, counts: dict[str, tuple[int, int]] | None = None
+    ) -> dict[str, Any]:
+        """``snap`` as the API shows it; ``counts``: :func:`~pyvirt.conf.snapshot_tree.family_counts`
+        of the domain's snapshots, when several are shown."""
         store = self.store(domain)
         assert snap.name is not None
+        if counts is None or snap.name not in counts:
+            counts = {
+                snap.name: (
+                    len(tree.children(store.snaps, snap.name)),
+                    len(tree.descendants(store.snaps, snap.name)),
+                )
+            }
         return {
             "name": snap.name,
             "domain": domain,
@@ -189,8 +200,8 @@ class SnapshotAPI:
             "location": snap.location,
             "memory": snap.memory or "no",
             "current": snap.name in store.snaps and snap.current,
-            "children": len(tree.children(store.snaps, snap.name)),
-            "descendants": len(tree.descendants(store.snaps, snap.name)),
+            "children": counts[snap.name][0],
+            "descendants": counts[snap.name][1],
             "metadata": snap.name in store.snaps,
         }
 
@@ -222,7 +233,8 @@ class SnapshotAPI:
             external=args["external"],
             topological=args["topological"],
         )
-        return [self.info(obj.name, store.snaps[n]) for n in tree.select(store.snaps, f)]
+        counts = tree.family_counts(store.snaps)
+        return [self.info(obj.name, store.snaps[n], counts) for n in tree.select(store.snaps, f)]
 
     def _snap(self, req: Request) -> tuple[DomainObject, DomainSnapshot]:
         obj = self.reg.lookup(req.params["name"])

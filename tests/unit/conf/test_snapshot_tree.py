@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from pyvirt.conf.snapshot_tree import ListFilter, children, descendants, select, topological
+from pyvirt.conf.snapshot_tree import (
+    ListFilter,
+    children,
+    descendants,
+    family_counts,
+    select,
+    topological,
+)
 from pyvirt.conf.snapshot_xml import DomainSnapshot, SnapshotDisk
 from pyvirt.errors import InvalidArgument, NotFound
 
@@ -28,6 +35,16 @@ def test_tree_relations() -> None:
     assert children(snaps, "root") == ["a", "B"]  # case-insensitive order, as virsh
     assert descendants(snaps, "root") == ["a", "B", "c"]
     assert topological(snaps, ["c", "z", "B", "root"]) == ["root", "B", "c", "z"]
+
+
+def test_family_counts_agree_with_children_and_descendants() -> None:
+    snaps = _snaps()
+    chain = {f"s{i}": DomainSnapshot(name=f"s{i}", state="shutoff", parent=f"s{i - 1}" if i else None)
+             for i in range(300)}  # fmt: skip
+    for tree in (snaps, chain, {}):
+        counts = family_counts(tree)
+        assert counts == {n: (len(children(tree, n)), len(descendants(tree, n))) for n in tree}
+    assert family_counts(snaps)["root"] == (2, 3) and family_counts(chain)["s0"] == (1, 299)
 
 
 @pytest.mark.parametrize(
