@@ -324,6 +324,7 @@ class SnapshotAPI:
             if body.get("halt") and obj.active:
                 await self._stop(obj)
             if not body.get("no_metadata"):
+                snap.current = True  # written current at once: set_current then rewrites only the old one
                 store.write(snap)
                 store.set_current(snap.name)
             self.events.publish("snapshot", f"{obj.name}/{snap.name}", "created", snap.location)

@@ -37,6 +37,53 @@ def test_create_as_xml_parses_back() -> None:
     ]
 
 
+def _xmlutil_create_as(
+    name: str | None, description: str | None, memspec: str | None, diskspecs: list[str]
+) -> str:
+    """What the project's XML writer makes of the same options (create_as_xml avoids importing it)."""
+    from pyvirt.conf.xmlutil import XNode, serialize, x
+
+    root = XNode("domainsnapshot")
+    root.add(x("name", text=name) if name else None)
+    root.add(x("description", text=description) if description else None)
+    if memspec is not None:
+        mem = parse_memspec(memspec)
+        root.add(x("memory", {"snapshot": mem.get("snapshot"), "file": mem.get("file") or None}))
+    if diskspecs:
+        disks = XNode("disks")
+        for spec in map(parse_diskspec, diskspecs):
+            node = x(
+                "disk", {"name": spec["name"], "snapshot": spec.get("snapshot"), "type": spec.get("stype")}
+            )
+            node.add(x("driver", {"type": spec["driver"]}) if spec.get("driver") else None)
+            node.add(x("source", {"file": spec["file"]}) if spec.get("file") else None)
+            disks.add(node)
+        root.add(disks)
+    return serialize(root)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        (None, None, None, []),
+        ("n", None, None, []),
+        ("a&b<c>'\"", "line\nwith\ttab & <tags>", "file=/m 'q',,\"x\"&", []),
+        (None, "", "", ["vda"]),
+        (
+            "s",
+            "d",
+            "snapshot=no",
+            ["vda,snapshot=external,driver=qcow2,stype=file,file=/o<'&>,,x", "hdc,snapshot=no"],
+        ),
+        ("s", None, "/m\r\n", ["vdb,driver=raw", "vdc,file=/x", "vdd,stype=block"]),
+    ],
+)
+def test_create_as_xml_is_what_xmlutil_writes(
+    args: tuple[str | None, str | None, str | None, list[str]],
+) -> None:
+    assert create_as_xml(*args) == _xmlutil_create_as(*args)
+
+
 def _chain(*pairs: tuple[str, str | None]) -> list[dict[str, object]]:
     return [{"name": n, "parent": p} for n, p in pairs]
 

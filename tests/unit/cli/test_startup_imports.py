@@ -41,6 +41,8 @@ pyvirt.cli.proxy.socket_path("system", None, True)
 from pyvirt.cli.args import parse
 from pyvirt.cli.commands import find
 parse(find("list"), ["--all"]), parse(find("dominfo"), ["web01"])
+import pyvirt.cli.snapshot
+pyvirt.cli.snapshot.create_as_xml("s", "d", "file=/m", ["vda,snapshot=external,file=/o"])
 print(" ".join(sorted(m for m in {heavy!r} if m in sys.modules)))
 """
 
