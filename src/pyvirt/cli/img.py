@@ -307,6 +307,9 @@ def _formatting_line(
             parts.append(f"backing_file={backing}")
         if bfmt:
             parts.append(f"backing_fmt={bfmt}")
+        for name in ("data_file", "data_file_raw"):
+            if name in o:
+                parts.append(f"{name}={o[name]}")
         parts.append(f"lazy_refcounts={'on' if kw.get('lazy_refcounts') else 'off'}")
         parts.append(f"refcount_bits={kw.get('refcount_bits', 16)}")
     else:

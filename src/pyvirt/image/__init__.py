@@ -44,11 +44,15 @@ LUKS-encrypted qcow2 (aes-xts-plain64) opens with its ``passphrase`` and is read
 through it; ``create_image(..., encrypt_passphrase=, encrypt_iter_time=2000, encrypt_hash_alg=)``
 makes one; ``convert(..., src_passphrase=, dst_passphrase=)``; ``image_info`` needs no key.
 
-Not supported (refused by name, never misread): extended L2 entries, external data files,
-compressed or preallocated encrypted images, legacy AES encryption, VDI, VHD and VHDX differencing
-images, writes into VMDK grain tables that are not allocated or into streamOptimized grains
-already written (as QEMU). Persistent dirty bitmaps are kept and maintained as qemu-img does
-(enabled ones marked in use while open, dirtied by writes, resized with the image).
+An external data file (``create_image(..., data_file=NAME, data_file_raw=)``) holds the guest data
+of a qcow2 image, each cluster at its guest offset; it is opened by the name in the header, as
+qemu 7.2 opens it (from the current folder).
+
+Not supported (refused by name, never misread): extended L2 entries, compressed or preallocated
+encrypted images, legacy AES encryption, VDI, VHD and VHDX differencing images, writes into VMDK
+grain tables that are not allocated or into streamOptimized grains already written (as QEMU).
+Persistent dirty bitmaps are kept and maintained as qemu-img does (enabled ones marked in use
+while open, dirtied by writes, resized with the image).
 
 Errors are :class:`pyvirt.errors.ImageError` (subclasses ``CorruptImage`` and ``UnsupportedImage``
 live in :mod:`pyvirt.image.errors`).

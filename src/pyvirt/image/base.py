@@ -115,6 +115,16 @@ class Image:
     #: ``flush()``/``close()`` end with fdatasync. ``convert`` clears it, as qemu-img convert does not sync.
     durable: bool = True
 
+    @property
+    def data_fd(self) -> int:
+        """The file holding the guest data that :meth:`block_status` offsets point into."""
+        return self.fd
+
+    @property
+    def data_path(self) -> str:
+        """The name of :attr:`data_fd` (qemu-img map's File column)."""
+        return self.path
+
     # ------------------------------------------------------------ reading
 
     def readinto(self, offset: int, buf: memoryview) -> None:

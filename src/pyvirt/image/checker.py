@@ -325,7 +325,7 @@ def count_references(img: Qcow2Image, res: CheckResult) -> array[int]:
                     inc(off & ~511, n + (off & 511))
                     continue
                 host = ent & L2_OFFSET_MASK
-                if not host:
+                if not ent & img.alloc_mask:
                     continue
                 if host % cs:
                     kind = "zero " if ent & OFLAG_ZERO else ""
@@ -339,7 +339,8 @@ def count_references(img: Qcow2Image, res: CheckResult) -> array[int]:
                     if next_contig and host != next_contig:
                         res.fragmented_clusters += 1
                     next_contig = host + cs
-                inc(host, cs)
+                if not img.external:  # an external data file's clusters have no refcounts
+                    inc(host, cs)
 
     h = img.header
     res.total_clusters = -(-img.size // cs)
@@ -462,7 +463,7 @@ def _check(img: Qcow2Image, path: str, fix: str | None = None) -> CheckResult:
             host = ent & L2_OFFSET_MASK
             if ent & OFLAG_COMPRESSED or not host or host % cs:
                 continue
-            rc = refs.get(host >> cb)
+            rc = 1 if img.external else refs.get(host >> cb)  # data file clusters: as QEMU counts them
             if (rc == 1) != bool(ent & OFLAG_COPIED):
                 msgs.append(f"ERROR OFLAG_COPIED data cluster: l2_entry={ent:x} refcount={rc}")
                 if fix == "all":

@@ -242,7 +242,7 @@ def _extents(s: Image, size: int, top_only: bool) -> Extents:
                         img.format in ("raw", "qcow2", "vdi", "vpc", "vhdx")
                         or (img.format == "vmdk" and img.fd >= 0)
                     ):
-                        fd = img.fd
+                        fd = img.data_fd
                 start, length, host, maybe_data = x.start, x.length, x.offset or 0, x.data or not x.zero
                 if carry:
                     start, length, host, carry = start + carry, length - carry, host + carry, 0

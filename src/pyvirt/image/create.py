@@ -36,6 +36,8 @@ def create_image(
     encrypt_passphrase: bytes | None = None,
     encrypt_iter_time: int | None = None,
     encrypt_hash_alg: str | None = None,
+    data_file: str | None = None,
+    data_file_raw: bool | None = None,
     check_backing: bool = True,
     **fmt_opts: Any,
 ) -> None:
@@ -58,6 +60,8 @@ def create_image(
         "encrypt_passphrase": encrypt_passphrase,
         "encrypt_iter_time": encrypt_iter_time,
         "encrypt_hash_alg": encrypt_hash_alg,
+        "data_file": data_file,
+        "data_file_raw": data_file_raw,
     }
     allowed = {"qcow2": set(qcow2_opts), "raw": {"preallocation"}}.get(fmt, set())
     for k, v in [*qcow2_opts.items(), *fmt_opts.items()]:
@@ -100,6 +104,8 @@ def create_image(
             encrypt_passphrase=encrypt_passphrase,
             encrypt_iter_time=2000 if encrypt_iter_time is None else encrypt_iter_time,
             encrypt_hash_alg=encrypt_hash_alg or "sha256",
+            data_file=data_file,
+            data_file_raw=bool(data_file_raw),
         )
     elif fmt == "raw":
         if backing:

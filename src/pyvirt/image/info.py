@@ -119,8 +119,12 @@ def _qcow2_info(path: str, fd: int, head: bytes, file_size: int) -> dict[str, An
             if bm is not None:
                 data["bitmaps"] = B.info(bm)
     data["refcount-bits"] = h.refcount_bits
+    if h.data_file:
+        data["data-file"] = h.data_file
     if h.crypt_method:
         data["encrypt"] = _encrypt_info(path, fd, h.crypt_method, h.luks_header, file_size)
+    if h.data_file:
+        data["data-file-raw"] = h.data_file_raw
     if h.version >= 3:
         data["corrupt"] = bool(h.incompatible_features & H.INCOMPAT_CORRUPT)
         data["extended-l2"] = bool(h.incompatible_features & H.INCOMPAT_EXTL2)

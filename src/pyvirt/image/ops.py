@@ -63,7 +63,7 @@ def map_image(
         end = img.size if max_length is None else min(img.size, start + max_length)
         extents = [c for x in map_extents(img) if (c := _clip(x, start, end)) is not None]
         chain = img.chain()
-        names = [i.path for i in chain]
+        names = [i.data_path for i in chain]
     if output == "json":
         if start >= end:  # qemu-img prints one empty extent
             empty = '"length": 0, "depth": 0, "present": false, "zero": false, "data": false'

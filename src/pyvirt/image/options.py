@@ -59,6 +59,10 @@ def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]
             out["size"] = parse_size(v)
         elif k == "compression_type":
             out["compression_type"] = v
+        elif k == "data_file":
+            out["data_file"] = v
+        elif k == "data_file_raw":
+            out["data_file_raw"] = _onoff(k, v)
         elif k == "encrypt.format":
             if v != "luks":
                 raise ImageError(f"Option 'encrypt.format={v}' is not supported by pyvirt img (luks is)")
@@ -81,7 +85,7 @@ def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]
             )
         ) or (k in ("extended_l2", "encryption") and v in ("off", "false")):
             continue
-        elif k in ("extended_l2", "data_file", "encryption") or k.startswith("encrypt."):
+        elif k in ("extended_l2", "encryption") or k.startswith("encrypt."):
             raise ImageError(f"Option '{k}={v}' is not supported by pyvirt img")
         else:
             raise ImageError(f"Invalid parameter '{k}'")
@@ -148,6 +152,8 @@ _HELP: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("cluster_size", "size", "qcow2 cluster size"),
         ("compat", "str", "Compatibility level (v2 [0.10] or v3 [1.1])"),
         ("compression_type", "str", "Compression method used for image cluster compression"),
+        ("data_file", "str", "File name of an external data file"),
+        ("data_file_raw", "bool (on/off)", "The external data file must stay valid as a raw image"),
         ("lazy_refcounts", "bool (on/off)", "Postpone refcount updates"),
         ("preallocation", "str", "Preallocation mode (allowed values: off, metadata, falloc, full)"),
         ("refcount_bits", "num", "Width of a reference count entry in bits"),

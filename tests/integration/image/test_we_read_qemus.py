@@ -94,7 +94,6 @@ def test_backing_chain_three_deep(tmp_path: Path) -> None:
     ("opts", "name"),
     [
         ("extended_l2=on", "extended L2"),
-        ("data_file=data.raw", "external data file"),
     ],
 )
 def test_unsupported_features_refused_by_name(tmp_path: Path, opts: str, name: str) -> None:

@@ -23,7 +23,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:
     from pyvirt.image.qcow2.image import Qcow2Image
 
-AMENDABLE = ("compat", "lazy_refcounts", "refcount_bits", "size")
+AMENDABLE = ("compat", "lazy_refcounts", "refcount_bits", "size", "data_file", "data_file_raw")
 CREATION_ONLY = (
     "cluster_size", "preallocation", "compression_type", "extended_l2", "encryption", "encrypt.format",
     "encrypt.cipher-alg", "encrypt.cipher-mode", "encrypt.hash-alg", "encrypt.iter-time",
@@ -39,8 +39,14 @@ def parse(options: dict[str, str]) -> dict[str, object]:
     for key, value in options.items():
         if key in ("backing_file", "backing_fmt"):
             raise ImageError("Cannot amend the backing file\nYou can use 'qemu-img rebase' instead.")
-        if key in ("data_file", "data_file_raw"):
-            raise ImageError("data-file can only be set for images that use an external data file")
+        if key == "data_file":
+            out["data_file"] = value
+            continue
+        if key == "data_file_raw":
+            if value not in ("on", "off"):
+                raise ImageError("Parameter 'data_file_raw' expects 'on' or 'off'")
+            out["data_file_raw"] = value == "on"
+            continue
         if key in CREATION_ONLY:
             raise ImageError(f"Invalid parameter '{key}'\nThis option is only supported for image creation")
         if key.startswith("encrypt."):
@@ -69,6 +75,8 @@ def parse(options: dict[str, str]) -> dict[str, object]:
 def amend(img: Qcow2Image, changes: dict[str, object]) -> None:
     """Apply parsed ``changes`` to ``img`` (open writable)."""
     h = img.header
+    if "data_file" in changes or "data_file_raw" in changes:
+        _data_file(img, changes)
     version = int(changes.get("version", h.version))  # type: ignore[call-overload]
     order = int(changes.get("refcount_order", h.refcount_order))  # type: ignore[call-overload]
     if version == 2 and order != 4:
@@ -93,6 +101,21 @@ def amend(img: Qcow2Image, changes: dict[str, object]) -> None:
         img.flush()
     if version < h.version:
         _downgrade(img)
+
+
+def _data_file(img: Qcow2Image, changes: dict[str, object]) -> None:
+    """A new name for the external data file (the file itself is not touched, as in QEMU); raw
+    mode can be cleared but not set on an existing image."""
+    h = img.header
+    if not h.data_file:
+        raise ImageError("data-file can only be set for images that use an external data file")
+    if changes.get("data_file_raw") and not h.data_file_raw:
+        raise ImageError("data-file-raw cannot be set on existing images")
+    if changes.get("data_file_raw") is False:
+        h.autoclear_features &= ~H.AUTOCLEAR_DATA_FILE_RAW
+    if "data_file" in changes:
+        h.data_file = str(changes["data_file"])
+    _write_header(img)
 
 
 def _write_header(img: Qcow2Image) -> None:

@@ -26,8 +26,14 @@ def create_qcow2(
     encrypt_passphrase: bytes | None = None,
     encrypt_iter_time: int = 2000,
     encrypt_hash_alg: str = "sha256",
+    data_file: str | None = None,
+    data_file_raw: bool = False,
 ) -> None:
     """Write a new, empty qcow2 image (replacing ``path``); preallocate as asked.
+
+    With ``data_file`` the guest data goes to that file (created empty, of the virtual size, by the
+    name given as qemu-img creates it); with ``data_file_raw`` (or any preallocation) every cluster
+    is mapped at once to its own offset there, so the data file is the guest's raw image.
 
     With ``encrypt_passphrase`` the image is LUKS-encrypted (aes-xts-plain64), its LUKS header in
     clusters after the L1 table, as qemu-img puts it.
@@ -56,6 +62,13 @@ def create_qcow2(
         raise ImageError(f"Invalid parameter '{preallocation}' for preallocation")
     if encrypt_passphrase is not None and preallocation != "off":
         raise ImageError("Preallocation of encrypted qcow2 images is not supported by pyvirt img")
+    if data_file_raw and not data_file:
+        raise ImageError("data-file-raw requires data-file")
+    if data_file and version == 2:
+        raise ImageError(
+            "External data files are only supported with compatibility level 1.1 and above "
+            "(use version=v3 or greater)"
+        )
     if size % 512:
         raise ImageError("Image size must be a multiple of 512 bytes")
     if backing and not backing_fmt:
@@ -83,7 +96,21 @@ def create_qcow2(
         compression_type=H.COMPRESSION_TYPES.index(compression_type),
         incompatible_features=H.INCOMPAT_COMPRESSION if compression_type != "zlib" else 0,
     )
+    if data_file:
+        h.data_file = data_file
+        h.incompatible_features |= H.INCOMPAT_DATA_FILE
+        if data_file_raw:
+            h.autoclear_features |= H.AUTOCLEAR_DATA_FILE_RAW
     h.pack(cs)  # refuses a backing name that does not fit, before anything is created
+    if data_file:
+        try:
+            dfd = os.open(data_file, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as err:
+            raise ImageError(f"Could not create '{data_file}': {err.strerror}") from err
+        try:
+            os.ftruncate(dfd, size)
+        finally:
+            os.close(dfd)
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     except OSError as err:
@@ -104,12 +131,49 @@ def create_qcow2(
         except BaseException:
             _unlink(path)
             raise
-    if preallocation != "off":
+    if data_file and (data_file_raw or preallocation != "off"):
+        try:
+            _map_data_file(path, preallocation)
+        except BaseException:
+            _unlink(path)
+            _unlink(data_file)
+            raise
+    elif preallocation != "off":
         try:
             _preallocate(path, preallocation)
         except BaseException:
             _unlink(path)
             raise
+
+
+def _map_data_file(path: str, mode: str) -> None:
+    """Map every cluster to its own offset in the external data file; falloc/full reserve or
+    write that file's blocks."""
+    from pyvirt.image.qcow2.image import Qcow2Image
+    from pyvirt.image.qcow2.tables import OFLAG_COPIED
+
+    img = Qcow2Image.open(path, readonly=False)
+    try:
+        cs, cb = img.cs, img.cb
+        nclusters = -(-img.size // cs)
+        c = 0
+        while c < nclusters:
+            l1i = c >> img.l2_bits
+            stop = min(nclusters, (l1i + 1) << img.l2_bits)
+            table, toff = img._l2_for_write(l1i)
+            for k in range(c, stop):
+                table[k & img.l2_mask] = (k << cb) | OFLAG_COPIED
+            img.cache.mark_dirty(toff)
+            c = stop
+        img.write_metadata()
+        if os.fstat(img.data_fd).st_size < nclusters * cs:  # whole clusters, as QEMU maps them
+            os.ftruncate(img.data_fd, nclusters * cs)
+        if mode == "falloc" and img.size:
+            os.posix_fallocate(img.data_fd, 0, img.size)
+        elif mode == "full":
+            _fill_zeroes(img.data_fd, 0, img.size)
+    finally:
+        img.close()
 
 
 def _add_luks(path: str, passphrase: bytes, iter_time: int, hash_alg: str) -> None:

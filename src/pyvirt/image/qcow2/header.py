@@ -52,7 +52,7 @@ KNOWN_FEATURES: list[tuple[int, int, str]] = [
     (FEATURE_AUTOCLEAR, 0, "bitmaps"),
     (FEATURE_AUTOCLEAR, 1, "raw external data"),
 ]
-SUPPORTED_INCOMPAT = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION
+SUPPORTED_INCOMPAT = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION | INCOMPAT_DATA_FILE
 COMPRESSION_TYPES = ("zlib", "zstd")
 
 _FIXED = struct.Struct(">4sIQIIQIIQQIIQ")
@@ -124,6 +124,12 @@ class Header:
         self.other_extensions: list[Extension] = []
         #: (offset, length) of a LUKS header (crypt_method 2), from its header extension
         self.luks_header: tuple[int, int] | None = None
+        #: the external data file's name (incompatible feature bit 2), as written in the header
+        self.data_file: str | None = None
+
+    @property
+    def data_file_raw(self) -> bool:
+        return bool(self.data_file and self.autoclear_features & AUTOCLEAR_DATA_FILE_RAW)
 
     @property
     def cluster_size(self) -> int:
@@ -205,6 +211,8 @@ class Header:
             h.refcount_order = 4
         h._parse_extensions(buf, cs, source)
         h._check_features(source)
+        if h.incompatible_features & INCOMPAT_DATA_FILE and h.data_file is None:
+            raise UnsupportedImage(f"Could not open '{source}': 'data-file' is required for this image")
         if crypt and not encrypted:
             if crypt == 2:
                 raise UnsupportedImage(
@@ -279,8 +287,13 @@ class Header:
                 if len(data) < 16:
                     raise CorruptImage(f"{source}: the encryption header extension is truncated")
                 self.luks_header = struct.unpack_from(">QQ", data)
-            elif etype == EXT_DATA_FILE:
-                raise UnsupportedImage(f"{source}: qcow2 images with an external data file are not supported")
+            elif etype == EXT_DATA_FILE and self.incompatible_features & INCOMPAT_DATA_FILE:
+                try:
+                    self.data_file = data.decode()
+                except UnicodeDecodeError:
+                    raise CorruptImage(f"{source}: data file name is not valid UTF-8") from None
+                if not self.data_file or "\0" in self.data_file or len(data) > MAX_BACKING_NAME:
+                    raise CorruptImage(f"{source}: data file name is empty, too long or holds a NUL byte")
             else:
                 self.other_extensions.append(Extension(etype, data))
 
@@ -347,6 +360,8 @@ class Header:
 
         if self.backing_format and self.backing_file:
             ext(EXT_BACKING_FORMAT, self.backing_format.encode())
+        if self.data_file:
+            ext(EXT_DATA_FILE, self.data_file.encode())
         if self.luks_header is not None:
             ext(EXT_ENCRYPTION, struct.pack(">QQ", *self.luks_header))
         if self.version == 3 and cluster_size > 4096:  # QEMU leaves it out of small first clusters

@@ -90,6 +90,22 @@ class Qcow2Image(Image):
         self._marked_dirty = False
         #: the persistent bitmaps a writable open maintains
         self.bitmaps: Tracker | None = None
+        #: an external data file (header.data_file): guest data lies there, each cluster at its own
+        #: guest offset and not refcounted; with data_file_raw the file is the guest's raw image
+        self.external = header.data_file is not None
+        #: the bits of an L2 entry that make it a data cluster: with a data file, offset 0 is a
+        #: cluster too, told from a hole by its COPIED flag (always set there, as in QEMU)
+        self.alloc_mask = L2_OFFSET_MASK | (OFLAG_COPIED if self.external else 0)
+        self._dfd = fd
+        self._dpath = path
+
+    @property
+    def data_fd(self) -> int:
+        return self._dfd
+
+    @property
+    def data_path(self) -> str:
+        return self._dpath
 
     # ------------------------------------------------------------ open
 
@@ -120,9 +136,13 @@ class Qcow2Image(Image):
                     "(repair it with `pyvirt img check -r all`)"
                 )
             img = cls(path, fd, header, readonly=readonly, file_size=st.st_size)
+            if header.data_file is not None:
+                img._open_data_file(header.data_file, force_share)
             if header.crypt_method:
                 img._unlock(passphrase)
         except BaseException:
+            if "img" in locals() and img._dfd != fd:
+                os.close(img._dfd)
             os.close(fd)
             raise
         try:
@@ -138,6 +158,22 @@ class Qcow2Image(Image):
             img.close()
             raise
         return img
+
+    def _open_data_file(self, name: str, force_share: bool) -> None:
+        """Open the external data file by the name in the header, as qemu 7.2 does (from the
+        current folder, not the image's); locked as the image is."""
+        try:
+            dfd = os.open(name, os.O_RDONLY if self.readonly else os.O_RDWR)
+        except OSError as err:
+            raise ImageError(
+                f"Could not open '{self.path}': Could not open '{name}': {err.strerror}"
+            ) from err
+        try:
+            lock_image(dfd, name, readonly=self.readonly, force_share=force_share)
+        except BaseException:
+            os.close(dfd)
+            raise
+        self._dfd, self._dpath = dfd, name
 
     def _unlock(self, passphrase: bytes | None) -> None:
         """Open the LUKS header with the passphrase (read-only: writing is not supported)."""
@@ -161,6 +197,8 @@ class Qcow2Image(Image):
         h = self.header
         bm = B.read_bitmaps(self.fd, h, self.file_size, source=self.path)
         keep = H.AUTOCLEAR_BITMAPS if bm is not None else 0
+        if self.external:
+            keep |= H.AUTOCLEAR_DATA_FILE_RAW  # maintained: zeroes are written into a raw data file
         if h.autoclear_features & ~keep:
             if not keep:
                 h.other_extensions = [e for e in h.other_extensions if e.type != H.EXT_BITMAPS]
@@ -232,6 +270,10 @@ class Qcow2Image(Image):
 
     def _host(self, entry: int) -> int:
         host = entry & L2_OFFSET_MASK
+        if self.external:
+            if host % self.cs:
+                raise CorruptImage(f"{self.path}: data cluster at {host:#x} is misaligned")
+            return host
         if host % self.cs or host + self.cs > self._limit():
             raise CorruptImage(
                 f"{self.path}: data cluster at {host:#x} is misaligned or past the end of the file"
@@ -266,7 +308,7 @@ class Qcow2Image(Image):
                     continue
                 if e & OFLAG_ZERO and self.v3:
                     k, host = 0, 0
-                elif e & L2_OFFSET_MASK:
+                elif e & self.alloc_mask:
                     k, host = 1, self._host(e) + inoff
                 else:
                     k, host = 2, pos
@@ -284,7 +326,7 @@ class Qcow2Image(Image):
         if kind == 1 and self.master_key is not None:
             self._read_decrypted(buf[bpos : bpos + n], where)
         elif kind == 1:
-            pread_full(self.fd, buf[bpos : bpos + n], where)
+            pread_full(self._dfd, buf[bpos : bpos + n], where)
         elif kind == 2 and self.backing is not None and where < self.backing.size:
             m = min(n, self.backing.size - where)
             self.backing.readinto(where, buf[bpos : bpos + m])
@@ -300,7 +342,7 @@ class Qcow2Image(Image):
         assert self.master_key is not None
         a, b = host - host % 512, -(-(host + len(out)) // 512) * 512
         raw = bytearray(b - a)
-        pread_full(self.fd, memoryview(raw), a)
+        pread_full(self._dfd, memoryview(raw), a)
         out[:] = decrypt_sectors(self.master_key, bytes(raw), a // 512)[host - a : host - a + len(out)]
 
     def _decompress(self, entry: int) -> bytes:
@@ -331,7 +373,7 @@ class Qcow2Image(Image):
             buf[:] = self._decompress(entry)
         elif entry & OFLAG_ZERO and self.v3:
             _fill_zero(buf)
-        elif entry & L2_OFFSET_MASK:
+        elif entry & self.alloc_mask:
             self._emit(1, buf, 0, self._host(entry), len(buf))
         else:
             if self.backing is None and self.backing_file is not None:
@@ -372,7 +414,7 @@ class Qcow2Image(Image):
                 if e & OFLAG_COMPRESSED:
                     k, step = 1, 0
                 else:
-                    step = cs if e & L2_OFFSET_MASK else 0
+                    step = cs if e & self.alloc_mask else 0
                     k = _run_length(table, i, i_end, e, step)
                 n = min(k << cb, seg_end - pos)
                 yield pos, n, e, e + (k - 1) * step
@@ -384,7 +426,7 @@ class Qcow2Image(Image):
         cs = self.cs
         hole_start, hole_len = -1, 0
         for pos, n, e, last in self._entries(offset, length):
-            if not e & (L2_OFFSET_MASK | OFLAG_COMPRESSED) and not (e & OFLAG_ZERO and self.v3):
+            if not e & (self.alloc_mask | OFLAG_COMPRESSED) and not (e & OFLAG_ZERO and self.v3):
                 if hole_len and hole_start + hole_len == pos:
                     hole_len += n
                 else:
@@ -418,7 +460,7 @@ class Qcow2Image(Image):
         """``(start, length, allocated)`` runs of this file alone (not the backing chain)."""
         out: list[tuple[int, int, bool]] = []
         for pos, n, e, _ in self._entries(offset, length):
-            alloc = bool(e & (L2_OFFSET_MASK | OFLAG_COMPRESSED) or (e & OFLAG_ZERO and self.v3))
+            alloc = bool(e & (self.alloc_mask | OFLAG_COMPRESSED) or (e & OFLAG_ZERO and self.v3))
             if out and out[-1][2] == alloc:
                 st, m, a = out[-1]
                 out[-1] = (st, m + n, a)
@@ -484,10 +526,10 @@ class Qcow2Image(Image):
             piece = mv[a - pos : b - pos]
             i = c & self.l2_mask
             e = table[i]
-            host = e & L2_OFFSET_MASK
-            if host and not e & OFLAG_COMPRESSED and e & OFLAG_COPIED:
+            if e & self.alloc_mask and not e & OFLAG_COMPRESSED and e & OFLAG_COPIED:
                 host = self._host(e)
-                self._check_not_metadata(host)
+                if not self.external:
+                    self._check_not_metadata(host)
                 if e & OFLAG_ZERO and self.v3:
                     if b - a < cs:
                         full = bytearray(cs)
@@ -503,7 +545,15 @@ class Qcow2Image(Image):
                     full[a - cstart : b - cstart] = piece
                     piece = memoryview(full)
                 allocs.append((i, e, piece))
-        if allocs:
+        if allocs and self.external:
+            # Each new cluster lies at its own guest offset in the data file, unrefcounted.
+            for i, e, piece in allocs:
+                host = (((pos >> cb) & ~self.l2_mask) + i) << cb
+                self._pwrite_data([piece], host)
+                table[i] = host | OFLAG_COPIED
+                self._release(e)
+            self.cache.mark_dirty(toff)
+        elif allocs:
             base = self.refs.alloc(len(allocs))
             self._check_fresh(base, len(allocs))
             self._pwrite_data([p for _, _, p in allocs], base)
@@ -526,7 +576,7 @@ class Qcow2Image(Image):
     def _pwrite_data(self, bufs: list[memoryview], host: int) -> None:
         """Write guest data at ``host``; LUKS: encrypted, whole sectors (the edges read back)."""
         if self.master_key is None:
-            pwrite_full(self.fd, bufs, host)
+            pwrite_full(self._dfd, bufs, host)
             return
         from pyvirt.image.luks import encrypt_sectors
 
@@ -537,14 +587,14 @@ class Qcow2Image(Image):
             self._read_decrypted(memoryview(whole), a)
             whole[host - a : host - a + len(data)] = data
             data = bytes(whole)
-        pwrite_full(self.fd, [encrypt_sectors(self.master_key, data, a // 512)], a)
+        pwrite_full(self._dfd, [encrypt_sectors(self.master_key, data, a // 512)], a)
 
     def map_for_write(self, offset: int, length: int) -> list[tuple[int, int, int]] | None:
         """Allocate fresh clusters for a cluster-aligned range that is wholly unallocated."""
         self._check_writable()
         self._check_range(offset, length)
-        if self.master_key is not None:
-            return None  # the data must be encrypted on its way: write() does it
+        if self.master_key is not None or self.external:
+            return None  # encrypted on its way, or into the data file: write() does it
         cs, cb = self.cs, self.cb
         if offset % cs or length % cs or not length:
             return None
@@ -588,7 +638,7 @@ class Qcow2Image(Image):
             off, nbytes = compressed_range(entry, self.cb)
             self.refs.free(off, nbytes)
             self._dec_cache = None
-        elif entry & L2_OFFSET_MASK:
+        elif entry & L2_OFFSET_MASK and not self.external:
             self.refs.add((entry & L2_OFFSET_MASK) >> self.cb, -1)
 
     def _check_not_metadata(self, host: int) -> None:
@@ -639,6 +689,9 @@ class Qcow2Image(Image):
         self._check_writable()
         self._check_range(offset, length)
         if not length:
+            return
+        if self.header.data_file_raw:
+            self._write_zero_bytes(offset, length)  # the raw data file must read as zeros there
             return
         self._mark_write()
         self._dirty(offset, length)
@@ -699,6 +752,11 @@ class Qcow2Image(Image):
         self._check_writable()
         if self.master_key is not None:
             raise ImageError("Compression and encryption not supported at the same time")
+        if self.external:
+            raise ImageError(
+                f"{self.path}: compressed clusters cannot be written with an external data file: "
+                "Operation not supported"
+            )
         self._mark_write()
         for c, payload in items:
             if (c << self.cb) >= self.size:
@@ -783,6 +841,8 @@ class Qcow2Image(Image):
             self._grow_l1(need)
         self.size = self.header.size = size
         self.header_dirty = True
+        if self.external:
+            os.ftruncate(self._dfd, size)  # as QEMU resizes the data file with the image
         if zero_new:
             self.write_zeroes(old, size - old)
 
@@ -838,6 +898,8 @@ class Qcow2Image(Image):
     def flush(self) -> None:
         if self.readonly or self.fd < 0:
             return
+        if self.durable and self._dfd != self.fd:
+            os.fdatasync(self._dfd)  # the data before the tables that point to it
         self.write_metadata()
         if self.durable:
             os.fdatasync(self.fd)
@@ -863,6 +925,11 @@ class Qcow2Image(Image):
                 if self.durable:
                     os.fdatasync(self.fd)
         finally:
+            if self._dfd != self.fd:
+                if not self.readonly and self.durable:
+                    os.fdatasync(self._dfd)
+                os.close(self._dfd)
+            self._dfd = -1
             os.close(self.fd)
             self.fd = -1
             if self.backing is not None:

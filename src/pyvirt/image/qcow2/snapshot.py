@@ -284,6 +284,8 @@ def create_snapshot(img: Qcow2Image, name: str) -> Snapshot:
     from pyvirt.image.qcow2.refcount import dump_be64
 
     img._check_writable()
+    if img.external:
+        raise ImageError(f"Could not create snapshot '{name}': -95 (Operation not supported)")
     snaps = read_snapshots(img)
     if any(s.name == name for s in snaps):
         raise ImageError(f"Could not create snapshot '{name}': a snapshot with that name already exists")
