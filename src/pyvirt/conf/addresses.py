@@ -98,6 +98,7 @@ _ADDRESS_TYPES = {
     "memballoon": ("pci",),
     "sound": ("pci",),
     "iommu": ("pci",),
+    "filesystem": ("pci",),
     "serial": ("pci", "isa"),
     "console": ("virtio-serial",),
     "channel": ("virtio-serial",),
@@ -122,6 +123,7 @@ def placed_devices(dom: Domain) -> Iterator[Placed]:
         ("memballoon", [devs.memballoon] if devs.memballoon is not None else []),
         ("sound", list(devs.sounds)),
         ("iommu", [devs.iommu] if devs.iommu is not None else []),
+        ("filesystem", list(devs.filesystems)),
     ]
     for kind, items in groups:
         for index, item in enumerate(items):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pyvirt.conf.disk_encryption import DiskEncryption
+    from pyvirt.conf.filesystem import FilesystemConfig
     from pyvirt.conf.iommu import IOMMUConfig
     from pyvirt.conf.spicevmc import RedirdevConfig
 
@@ -340,6 +341,7 @@ class Devices:
     watchdogs: list[WatchdogConfig] = field(default_factory=list)
     redirdevs: list[RedirdevConfig] = field(default_factory=list)  # USB redirection (pyvirt.conf.spicevmc)
     iommu: IOMMUConfig | None = None  # pyvirt.conf.iommu
+    filesystems: list[FilesystemConfig] = field(default_factory=list)  # virtio-9p (pyvirt.conf.filesystem)
 
 
 @dataclass

@@ -544,6 +544,14 @@ class _Parser:
                 devs.sounds.append(self.sound(node))
             elif tag == "watchdog":
                 devs.watchdogs.append(self.watchdog(node))
+            elif tag == "filesystem":
+                from pyvirt.conf import filesystem
+
+                share = filesystem.parse(node)
+                share.alias = self.alias(node)
+                share.address = self.address(node)
+                node.done()
+                devs.filesystems.append(share)
             elif tag == "iommu":
                 from pyvirt.conf import iommu
 
@@ -1208,6 +1216,11 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
     node.add(x("emulator", text=devs.emulator) if devs.emulator else None)
     node.add(*(_disk(disk, live) for disk in devs.disks))
     node.add(*(_controller(ctl, live) for ctl in devs.controllers))
+    if devs.filesystems:
+        from pyvirt.conf import filesystem
+
+        for share in devs.filesystems:
+            node.add(filesystem.write(share, (_alias(share.alias, live), _address(share.address))))
     node.add(*(_interface(nic, live) for nic in devs.interfaces))
     chardevs = (*devs.serials, *devs.parallels, *devs.consoles, *devs.channels)
     node.add(*(_chardev(dev, live) for dev in chardevs))

@@ -200,6 +200,9 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
     for path, what in ((os_.kernel, "kernel"), (os_.initrd, "initrd")):
         if path:
             handover.readable(path, what)
+    for share in dom.devices.filesystems:  # a virtio-9p export: the whole tree, as QEMU's user may use it
+        ownership.check_traversable(share.source, handover.ident, "filesystem source")
+        handover.access[share.source] = "dir"
     for dev in (*dom.devices.serials, *dom.devices.parallels, *dom.devices.consoles):
         if dev.type == "dev" and dev.source_path:  # a host serial or parallel port, as libvirt relabels it
             handover.writable(dev.source_path, f"host {dev.kind} device")

@@ -175,6 +175,7 @@ class _Builder:
             self.disk(index, disk)
         for index, iface in enumerate(dom.devices.interfaces):
             self.interface(index, iface)
+        self.filesystems()
         self.chardevs()
         self.audio()
         self.graphics()
@@ -684,6 +685,16 @@ class _Builder:
                 bootindex=self._boot_index(iface.boot_order, "network"),
             )
         )
+
+    def filesystems(self) -> None:
+        if not self.dom.devices.filesystems:
+            return
+        from pyvirt.conf import filesystem
+
+        for index, share in enumerate(self.dom.devices.filesystems):
+            self.add("-fsdev", filesystem.fsdev(share, index))
+            place = _pci_placement(share.address, self.q35)
+            self.add(*_device("virtio-9p-pci", {}, **filesystem.device_props(share, index), **place))
 
     def chardevs(self) -> None:
         dom = self.dom

@@ -51,11 +51,14 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
     files = set(re.findall(r'"filename":"([^"]+)"', text)) | set(
         re.findall(r"(?:path|addr)=(/[^,\0]+)", text)
     )
+    shares = set(re.findall(r"(?:^|\0)local,[^\0]*?path=(/[^,\0]+)", text))  # -fsdev: directories
     for index, path in enumerate(sorted(files)):
         if path.startswith(("/usr/share/OVMF/", "/dev/urandom", "/dev/random")):
             continue
         new = scratch / f"f{index}{Path(path).suffix}"
-        if path.endswith(".qcow2"):
+        if path in shares:
+            new.mkdir()
+        elif path.endswith(".qcow2"):
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(new), "16M"], check=True)
         elif "nvram" in path or "VARS" in path:
             shutil.copyfile(OVMF_VARS, new)

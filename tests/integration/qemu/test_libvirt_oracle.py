@@ -49,6 +49,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "libvirt-genid-rng-builtin": (("-device", ("vmgenid", "virtio-rng-pci")), ("-object", ("rng-builtin",))),
     "libvirt-vnc-listen-none": (("-vnc", ("none",)),),
     "libvirt-spice-listen-none": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
+    "libvirt-virtio-9p": (("-fsdev", ("local",)), ("-device", ("virtio-9p-pci",))),
     "libvirt-chardev-backends": (
         ("-chardev", ("socket", "udp", "vc", "file", "pty")),
         ("-device", ("isa-serial", "pci-serial", "isa-debugcon", "isa-parallel")),
