@@ -18,7 +18,7 @@ import re
 import uuid as uuidlib
 
 from pyvirt.conf import audio as audio_backends
-from pyvirt.conf import bandwidth, chardev_backends, virtio_options
+from pyvirt.conf import bandwidth, chardev_backends, controller_models, virtio_options
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
@@ -93,15 +93,38 @@ DISK_CACHE = ("default", "none", "writethrough", "writeback", "directsync", "uns
 DISK_DISCARD = ("unmap", "ignore")
 DISK_IO = ("native", "threads", "io_uring")
 CONTROLLER_MODELS: dict[str, tuple[str, ...]] = {
-    "pci": ("pci-root", "pcie-root", "pcie-root-port", "pci-bridge", "pcie-to-pci-bridge"),
-    "usb": ("qemu-xhci", "ich9-ehci1", "ich9-uhci1", "ich9-uhci2", "ich9-uhci3", "piix3-uhci", "none"),
+    "pci": (
+        "pci-root",
+        "pcie-root",
+        "pcie-root-port",
+        "pci-bridge",
+        "pcie-to-pci-bridge",
+        *controller_models.PCI_DEVICES,
+    ),
+    "usb": (
+        "qemu-xhci",
+        "nec-xhci",
+        "ich9-ehci1",
+        "ich9-uhci1",
+        "ich9-uhci2",
+        "ich9-uhci3",
+        "piix3-uhci",
+        "piix4-uhci",
+        "none",
+    ),
     "sata": (),
-    "scsi": ("virtio-scsi",),
+    "scsi": tuple(controller_models.SCSI_DEVICES),
     "virtio-serial": (),
     "ide": (),
     "fdc": (),
 }
-PCI_MODEL_NAMES = ("pcie-root-port", "ioh3420", "pci-bridge", "pcie-pci-bridge")
+PCI_MODEL_NAMES = (
+    "pcie-root-port",
+    "ioh3420",
+    "pci-bridge",
+    "pcie-pci-bridge",
+    *controller_models.PCI_MODEL_NAMES,
+)
 PCI_TARGET_ATTRS = ("chassisNr", "chassis", "port", "busNr", "hotplug")
 NET_TYPES = ("network", "bridge", "user")
 NET_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
@@ -711,7 +734,11 @@ class _Parser:
                 raise XMLError(f"missing attribute 'startport' of '{node.path}'")
             ctl.extra["master.startport"] = str(startport)
             node.done()
-        ctl.virtio = virtio_options.parse_driver(e)
+        if (driver := e.child("driver")) is not None:
+            ctl.virtio = virtio_options.parse(driver)
+            if kind == "scsi" and ctl.model in (None, "virtio-scsi"):
+                controller_models.parse_scsi_driver(driver, ctl.extra)
+            driver.done()
         ctl.alias = self.alias(e)
         ctl.address = self.address(e)
         e.done()
@@ -1118,7 +1145,8 @@ def _controller(ctl: ControllerConfig, live: bool) -> XNode:
     attrs: dict[str, AttrValue] = {"type": ctl.type, "index": ctl.index, "model": ctl.model}
     attrs["ports"] = ctl.ports
     node = x("controller", {**attrs, "vectors": ctl.extra.get("vectors")})
-    node.add(_driver(ctl.virtio))
+    driver = {**controller_models.scsi_driver_attrs(ctl.extra), **virtio_options.attrs(ctl.virtio)}
+    node.add(x("driver", driver) if driver else None)
     if "model.name" in ctl.extra:
         node.add(x("model", {"name": ctl.extra["model.name"]}))
     target = {name: ctl.extra.get(f"target.{name}") for name in PCI_TARGET_ATTRS}

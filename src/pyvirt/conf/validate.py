@@ -256,12 +256,17 @@ _TICK_POLICIES = {"rtc": ("catchup", "delay"), "pit": ("delay", "catchup", "disc
 _PRESENT_TIMERS = ("hpet", "kvmclock", "tsc", "hypervclock")
 _PCI_TARGETS = {
     "pcie-root-port": ("chassis", "port", "hotplug"),
+    "pcie-switch-downstream-port": ("chassis", "port", "hotplug"),
     "pci-bridge": ("chassisNr",),
+    "pci-root": ("hotplug",),  # ACPI hotplug of pc's root bus (-global PIIX4_PM.acpi-root-pci-hotplug)
 }
 _PCI_MODEL_NAMES = {
     "pcie-root-port": ("pcie-root-port", "ioh3420"),
     "pci-bridge": ("pci-bridge",),
     "pcie-to-pci-bridge": ("pcie-pci-bridge",),
+    "dmi-to-pci-bridge": ("i82801b11-bridge",),
+    "pcie-switch-upstream-port": ("x3130-upstream",),
+    "pcie-switch-downstream-port": ("xio3130-downstream",),
 }
 _USB_COMPANIONS = ("ich9-uhci1", "ich9-uhci2", "ich9-uhci3")
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from pyvirt.conf import chardev_backends, virtio_options
+from pyvirt.conf import chardev_backends, controller_models, virtio_options
 from pyvirt.conf.addresses import drive_address, number, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import hotplug_ports
@@ -431,13 +431,16 @@ class _Builder:
         if ctrl.type == "pci":
             model = ctrl.model or ("pcie-root" if self.q35 else "pci-root")
             if model in ("pci-root", "pcie-root"):
+                if (hotplug := ctrl.extra.get("target.hotplug")) is not None:  # pc's root bus (ACPI)
+                    self.add("-global", f"PIIX4_PM.acpi-root-pci-hotplug={hotplug}")
                 return
             driver = ctrl.extra.get("model.name") or _PCI_CONTROLLER_DEVICES.get(model)
+            driver = driver or controller_models.PCI_DEVICES.get(model)
             if driver is None:
                 raise UnsupportedConfig(f"unsupported configuration: pci controller model '{model}'")
             extra: dict[str, str | int | None] = {}
             target = {k[7:]: v for k, v in ctrl.extra.items() if k.startswith("target.")}
-            if model == "pcie-root-port":
+            if model in ("pcie-root-port", "pcie-switch-downstream-port"):
                 port = target.get("port")
                 extra["port"] = None if port is None else parse_number(port, "pcie-root-port target port")
                 extra["chassis"] = parse_number(target.get("chassis", str(ctrl.index)), "target chassis")
@@ -468,10 +471,12 @@ class _Builder:
             self.add(*_device("ahci", place, id=f"sata{ctrl.index}"))
         elif ctrl.type == "scsi":
             model = ctrl.model or "virtio-scsi"
-            if model != "virtio-scsi":
+            scsi_driver = controller_models.SCSI_DEVICES.get(model)
+            if scsi_driver is None:
                 raise UnsupportedConfig(f"unsupported configuration: scsi controller model '{model}'")
             self.scsi_buses[ctrl.index] = f"scsi{ctrl.index}"
-            self.add(*_device("virtio-scsi-pci", place, id=f"scsi{ctrl.index}"))
+            tuning = controller_models.scsi_driver_props(ctrl.extra)
+            self.add(*_device(scsi_driver, place, id=f"scsi{ctrl.index}", **tuning))
         elif ctrl.type == "virtio-serial":
             name = f"virtio-serial{ctrl.index}"
             self.serial_buses[ctrl.index] = name

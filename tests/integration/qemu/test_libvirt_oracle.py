@@ -50,6 +50,21 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "libvirt-vnc-listen-none": (("-vnc", ("none",)),),
     "libvirt-spice-listen-none": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
     "libvirt-virtio-9p": (("-fsdev", ("local",)), ("-device", ("virtio-9p-pci",))),
+    "libvirt-controller-models": (
+        (
+            "-device",
+            (
+                "x3130-upstream",
+                "xio3130-downstream",
+                "i82801b11-bridge",
+                "pci-bridge",
+                "lsi",
+                "virtio-scsi-pci",
+                "nec-usb-xhci",
+            ),
+        ),
+    ),
+    "libvirt-pci-root-hotplug": (("-global", ("-global",)), ("-device", ("piix4-usb-uhci",))),
     "libvirt-chardev-backends": (
         ("-chardev", ("socket", "udp", "vc", "file", "pty")),
         ("-device", ("isa-serial", "pci-serial", "isa-debugcon", "isa-parallel")),
