@@ -14,6 +14,7 @@ import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
+from pyvirt.conf.disk_encryption import DiskEncryption, parse_encryption
 from pyvirt.conf.names import validate_name
 from pyvirt.conf.units import unit_factor
 from pyvirt.conf.xmlutil import Elem, XNode, parse_document, serialize, unsupported, x
@@ -102,6 +103,7 @@ class VolumeDef:
     cluster_size: int | None = None
     features: list[str] | None = None  # None: no <features>; [] an empty one
     backing: BackingStore | None = None
+    encryption: DiskEncryption | None = None  # <target><encryption format='luks'>: made with its secret
 
 
 @dataclass
@@ -273,6 +275,8 @@ def parse_volume(text: str, *, require_capacity: bool = True) -> VolumeDef:
                 vol.features.append(feature.tag)
             features.done()
             vol.compat = vol.compat or "1.1"
+        if (enc := target.child("encryption")) is not None:
+            vol.encryption = parse_encryption(enc, in_source=False)
         target.done()
     if (backing := root.child("backingStore")) is not None:
         backing.skip("permissions", "timestamps")
@@ -299,6 +303,7 @@ def validate_volume(vol: VolumeDef) -> None:
             ("<compat>", vol.compat is not None),
             ("<clusterSize>", vol.cluster_size is not None),
             ("<features>", vol.features is not None),
+            ("<encryption> (LUKS inside qcow2)", vol.encryption is not None),
         ):
             if present:
                 raise unsupported(f"volume format '{vol.format}' does not support {what}; use qcow2")

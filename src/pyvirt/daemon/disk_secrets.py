@@ -19,11 +19,23 @@ from typing import TYPE_CHECKING
 from pyvirt.errors import UnsupportedConfig
 
 if TYPE_CHECKING:
+    from pyvirt.conf.disk_encryption import DiskEncryption
     from pyvirt.conf.domain import Domain
     from pyvirt.daemon.domains import DomainRegistry
+    from pyvirt.daemon.secrets import SecretStore
     from pyvirt.qemu.ownership import Identity
 
 MASTER_KEY_FILE = "master-key.aes"
+
+
+def passphrase_of(secrets: SecretStore | None, enc: DiskEncryption) -> bytes:
+    """The value of the secret an ``<encryption>`` names (by UUID, or by its volume usage)."""
+    if secrets is None:
+        raise UnsupportedConfig("unsupported configuration: encrypted disks need the secret driver")
+    if enc.secret_uuid is not None:
+        return secrets.value(secrets.get(enc.secret_uuid))
+    assert enc.secret_usage is not None
+    return secrets.value(secrets.by_usage("volume", enc.secret_usage))
 
 
 def passphrases(reg: DomainRegistry, dom: Domain) -> dict[int, bytes]:
@@ -31,17 +43,8 @@ def passphrases(reg: DomainRegistry, dom: Domain) -> dict[int, bytes]:
     A secret that is missing or has no value is refused here, before anything is started."""
     out: dict[int, bytes] = {}
     for index, disk in enumerate(dom.devices.disks):
-        enc = disk.encryption
-        if enc is None:
-            continue
-        if reg.secrets is None:
-            raise UnsupportedConfig("unsupported configuration: encrypted disks need the secret driver")
-        if enc.secret_uuid is not None:
-            secret = reg.secrets.get(enc.secret_uuid)
-        else:
-            assert enc.secret_usage is not None
-            secret = reg.secrets.by_usage("volume", enc.secret_usage)
-        out[index] = reg.secrets.value(secret)
+        if disk.encryption is not None:
+            out[index] = passphrase_of(reg.secrets, disk.encryption)
     return out
 
 

@@ -17,7 +17,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.storage import parse_volume
-from pyvirt.errors import InvalidArgument, PyvirtError
+from pyvirt.errors import InvalidArgument, PyvirtError, UnsupportedConfig
 from pyvirt.storage import stream as frames
 from pyvirt.storage.driver import StorageDriver
 
@@ -215,7 +215,14 @@ class StorageAPI:
             raise InvalidArgument("field 'reflink' needs 'input': only a copy can share its input's blocks")
         vol = parse_volume(xml)
         name = self._name(req)
-        info = await asyncio.to_thread(self.driver.create_volume, name, vol, prealloc_metadata=prealloc)
+        passphrase = None
+        if vol.encryption is not None:
+            from pyvirt.daemon.disk_secrets import passphrase_of
+
+            passphrase = passphrase_of(self.domains.secrets if self.domains else None, vol.encryption)
+        info = await asyncio.to_thread(
+            lambda: self.driver.create_volume(name, vol, prealloc_metadata=prealloc, passphrase=passphrase)
+        )
         self.events.publish("volume", f"{name}/{vol.name}", "created", "")
         return info
 
@@ -225,6 +232,11 @@ class StorageAPI:
         name = self._name(req)
         input_info = await asyncio.to_thread(self.driver.volume, source["pool"], source["name"])
         vol = parse_volume(xml, require_capacity=False)
+        if vol.encryption is not None:
+            raise UnsupportedConfig(
+                "unsupported configuration: vol-create-from cannot make an encrypted volume (<encryption>): "
+                "create it with vol-create, or copy into it with pyvirt img convert"
+            )
         info = await asyncio.to_thread(
             lambda: self.driver.create_volume_from(
                 name, vol, input_info, prealloc_metadata=prealloc, reflink=reflink

@@ -557,13 +557,16 @@ class StorageDriver:
                 return BackingStore(path=os.path.normpath(path), format=fmt)
         raise NotFound(f"Storage volume not found: no storage vol with matching path '{backing.path}'")
 
-    def create_volume(self, pool: str, vol: VolumeDef, *, prealloc_metadata: bool = False) -> dict[str, Any]:
+    def create_volume(
+        self, pool: str, vol: VolumeDef, *, prealloc_metadata: bool = False, passphrase: bytes | None = None
+    ) -> dict[str, Any]:
+        """vol-create; an encrypted volume with ``passphrase``, the value of its ``<encryption>``'s secret."""
         folder = self._folder(pool)
         if vol.backing is not None:
             vol.backing = self._resolve_backing(pool, folder, vol.backing)
         self._check_space(folder, vol)
         with self.busy(volumes.volume_path(folder, vol.name), "being created"):
-            volumes.create(folder, vol, prealloc_metadata=prealloc_metadata)
+            volumes.create(folder, vol, prealloc_metadata=prealloc_metadata, passphrase=passphrase)
         return self.volume_info(pool, vol.name)
 
     def create_volume_from(

@@ -188,8 +188,13 @@ def _building(folder: str, name: str, build: Callable[[str], None], perms: Permi
     return final
 
 
-def create(folder: str, vol: VolumeDef, *, prealloc_metadata: bool = False) -> str:
-    """Create ``vol`` in ``folder``; its backing path (if any) must already be resolved and checked."""
+def create(
+    folder: str, vol: VolumeDef, *, prealloc_metadata: bool = False, passphrase: bytes | None = None
+) -> str:
+    """Create ``vol`` in ``folder``; its backing path (if any) must already be resolved and checked.
+    An encrypted volume (``<encryption>``) is a LUKS qcow2 made with ``passphrase``, its secret's value."""
+    if (vol.encryption is None) != (passphrase is None):
+        raise OperationFailed(f"volume '{vol.name}': an encrypted volume is made with its secret's value")
     from pyvirt.image.api import create_image
 
     def build(tmp: str) -> None:
@@ -221,6 +226,7 @@ def create(folder: str, vol: VolumeDef, *, prealloc_metadata: bool = False) -> s
             compat=vol.compat or "1.1",
             preallocation="metadata" if prealloc_metadata else "off",
             lazy_refcounts=bool(vol.features and "lazy_refcounts" in vol.features),
+            encrypt_passphrase=passphrase,
         )
 
     return _building(folder, vol.name, build, vol.permissions)
