@@ -107,6 +107,14 @@ def find_disk(dom: Domain, key: str) -> tuple[int, DiskConfig]:
     raise InvalidArgument(f"invalid argument: disk '{key}' not found in domain")
 
 
+def _not_encrypted(disk: DiskConfig, verb: str) -> None:
+    if disk.encryption is not None:
+        raise UnsupportedConfig(
+            f"unsupported configuration: {verb} of the encrypted disk '{disk.target_dev}' (<encryption>) "
+            "is not supported: its new images would not be encrypted"
+        )
+
+
 def layers(disk: DiskConfig) -> list[BackingLayer]:
     """The disk's images, its source first."""
     if disk.type not in ("file", "block") or disk.source is None:
@@ -387,6 +395,7 @@ async def commit(
     async with guard(obj, JOB_STATES):
         proc, live = _running(obj)
         index, disk = find_disk(live, disk_key)
+        _not_encrypted(disk, "blockcommit")
         target = disk.target_dev
         _idle(obj, target)
         chain = layers(disk)
@@ -458,6 +467,7 @@ async def pull(
     async with guard(obj, JOB_STATES):
         proc, live = _running(obj)
         index, disk = find_disk(live, disk_key)
+        _not_encrypted(disk, "blockpull")
         target = disk.target_dev
         _idle(obj, target)
         chain = layers(disk)
@@ -517,6 +527,7 @@ async def copy(
     async with guard(obj, JOB_STATES):
         proc, live = _running(obj)
         index, disk = find_disk(live, disk_key)
+        _not_encrypted(disk, "blockcopy")
         target = disk.target_dev
         _idle(obj, target)
         chain = layers(disk)

@@ -367,6 +367,12 @@ class SnapshotAPI:
         dom = obj.current
         overlays = [(i, d.source) for i, d in enumerate(snap.disks) if d.snapshot == "external" and d.source]
         memory = snap.memory_file if snap.memory == "external" else None
+        for index, _path in overlays:
+            if (encrypted := dom.devices.disks[index]).encryption is not None:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: an external snapshot of the encrypted disk "
+                    f"'{encrypted.target_dev}' (<encryption>) is not supported; take an internal one"
+                )
         made: list[str] = []
         try:
             for index, path in overlays:

@@ -145,6 +145,15 @@ def test_guest_on_luks_qcow2_disks(daemon: Daemon, tmp_path: Path) -> None:
     )
     hot = d.cli("attach-device", "enc", str(tmp_path / "hot.xml"), "--live")
     assert hot.rc == 1 and "encrypted disk 'vdd'" in hot.err
+    # nor are new images made under or beside an encrypted one (they would not be encrypted)
+    copy = d.cli("blockcopy", "enc", "vdb", "--dest", str(tmp_path / "copy.qcow2"), "--wait")
+    assert copy.rc == 1 and "blockcopy of the encrypted disk 'vdb'" in copy.err, copy
+    pull = d.cli("blockpull", "enc", "vdc")
+    assert pull.rc == 1 and "blockpull of the encrypted disk 'vdc'" in pull.err, pull
+    snap = d.cli("snapshot-create-as", "enc", "s1", "--disk-only")
+    assert snap.rc == 1 and "external snapshot of the encrypted disk 'vdb'" in snap.err, snap
+    assert not (tmp_path / "copy.qcow2").exists() and not list(tmp_path.glob("made.s1*"))
+    assert d.cli("snapshot-list", "enc", "--name").ok().out.strip() == ""
     console.close()
     d.cli("destroy", "enc").ok()
     assert not master.exists()
