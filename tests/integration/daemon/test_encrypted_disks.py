@@ -155,6 +155,10 @@ def test_guest_on_luks_qcow2_disks(daemon: Daemon, tmp_path: Path) -> None:
     assert not (tmp_path / "copy.qcow2").exists() and not list(tmp_path.glob("made.s1*"))
     assert d.cli("snapshot-list", "enc", "--name").ok().out.strip() == ""
     console.close()
+    # a restarted daemon adopts the running guest, whose QEMU keeps its key
+    d.restart()
+    assert d.state("enc") == "running" and d.qemu_pids()["enc"] == pid
+    assert Console(d, "enc").run("dd if=/dev/vdb bs=29 count=1 2>/dev/null") == MARKER.decode()
     d.cli("destroy", "enc").ok()
     assert not master.exists()
 
