@@ -594,7 +594,7 @@ class InstallResult(TypedDict):
 
 class IoTuneRequest(TypedDict):
     """blkdeviotune's limits (virsh's names; bytes or operations per second, lengths in seconds);
-    those left out keep their value. ``config`` is refused: pyvirt's XML has no <iotune> yet."""
+    those left out keep their value, a kind given replaces its total/read/write limits whole."""
 
     total_bytes_sec: NotRequired[int]
     read_bytes_sec: NotRequired[int]

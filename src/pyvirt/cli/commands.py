@@ -1379,8 +1379,8 @@ VERBS = (
         "domain",
         "resources",
         "Set or query a block device I/O tuning parameters.",
-        "Set or query disk I/O parameters such as block throttling (QEMU's, on the running domain: "
-        "pyvirt's XML has no <iotune> yet, so --config is refused).",
+        "Set or query disk I/O parameters such as block throttling (QEMU's on the running domain, the "
+        "disk's <iotune> with --config).",
         (
             ("domain", "*domain", "domain name, id or uuid"),
             ("device", "*string", "block device"),

@@ -152,6 +152,7 @@ class DiskConfig:
     discard: str | None = None  # unmap | ignore
     io: str | None = None  # native | threads | io_uring
     iothread: int | None = None  # <driver iothread='N'>: the virtio disk's I/O runs in iothread N
+    iotune: dict[str, int | str] = field(default_factory=dict)  # <iotune>: conf.iotune's names
     source: str | None = None  # file path or block device path
     source_pool: str | None = None  # type='volume'
     source_volume: str | None = None

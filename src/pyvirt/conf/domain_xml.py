@@ -18,7 +18,7 @@ import re
 import uuid as uuidlib
 
 from pyvirt.conf import audio as audio_backends
-from pyvirt.conf import bandwidth, chardev_backends, controller_models, virtio_options
+from pyvirt.conf import bandwidth, chardev_backends, controller_models, iotune, virtio_options
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
@@ -654,6 +654,14 @@ class _Parser:
                 f"disk '{disk.target_dev}' of format '{disk.driver_type}' cannot be LUKS-encrypted "
                 f"(only {' or '.join(ENCRYPTED_FORMATS)})"
             )
+        if (node := e.child("iotune")) is not None:
+            for name in iotune.NAMES:
+                if (limit := node.child(name)) is not None:
+                    disk.iotune[name] = limit.text() if name == "group_name" else limit.text_int(minimum=0)
+                    limit.done()
+            node.done()
+            iotune.check(disk.iotune, "disk/iotune")
+            disk.iotune = iotune.nonzero(disk.iotune)
         disk.boot_order = self.boot_order(e)
         disk.alias = self.alias(e)
         disk.address = self.address(e)
@@ -1122,6 +1130,8 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
     if live and disk.backing is not None:
         node.add(_backing_store(disk.backing))
     node.add(x("target", {"dev": disk.target_dev, "bus": disk.target_bus or None}))
+    if disk.iotune:
+        node.add(x("iotune").add(*(x(name, text=str(value)) for name, value in disk.iotune.items())))
     node.add(x("readonly") if disk.readonly else None, x("shareable") if disk.shareable else None)
     node.add(x("serial", text=disk.serial) if disk.serial else None)
     if enc is not None and (not enc.in_source or source is None):

@@ -1,10 +1,10 @@
-"""Disk I/O throttling (blkdeviotune, QEMU's ``block_set_io_throttle``) and I/O threads (iothreadinfo)
-of a running domain.
+"""Disk I/O throttling (blkdeviotune, QEMU's ``block_set_io_throttle``; the disk's ``<iotune>``) and
+I/O threads (iothreadinfo) of a domain.
 
-Throttling is live only: pyvirt's domain XML has no ``<iotune>`` element yet, so a limit is neither
-kept in the definition nor shown in the live XML; ``--config`` is refused, naming why. Limits not given
-keep their values, but a group given (total/read/write of one kind) replaces the old group whole, as
-libvirt merges them.
+Live limits are QEMU's (read back from ``query-block``) and kept in the live XML; ``--config`` ones go
+to the definition's ``<iotune>``, which a start gives QEMU before the guest runs, as libvirt does. Limits
+not given keep their values, but a kind given (total/read/write of bytes, iops, max, max length)
+replaces the old kind whole, as libvirt merges them.
 """
 
 from __future__ import annotations
@@ -12,111 +12,141 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.conf import iotune as conf_iotune
+from pyvirt.conf.domain import DiskConfig, Domain
 from pyvirt.conf.validate import iothread_ids
 from pyvirt.daemon import lifecycle
 from pyvirt.daemon.lifecycle import guard
-from pyvirt.daemon.stats import block_entries
-from pyvirt.errors import InvalidArgument, InvalidState
+from pyvirt.daemon.stats import disk_entries, scope_targets
+from pyvirt.errors import InvalidArgument
+from pyvirt.qemu.monitor import Monitor
 
 if TYPE_CHECKING:
-    from pyvirt.daemon.domains import DomainObject, DomainRegistry
+    from pyvirt.daemon.domains import DomainRegistry
 
 # virsh's names → QEMU's (query-block's and block_set_io_throttle's), in virsh's order.
-FIELDS = (
-    ("total_bytes_sec", "bps"),
-    ("read_bytes_sec", "bps_rd"),
-    ("write_bytes_sec", "bps_wr"),
-    ("total_iops_sec", "iops"),
-    ("read_iops_sec", "iops_rd"),
-    ("write_iops_sec", "iops_wr"),
-    ("total_bytes_sec_max", "bps_max"),
-    ("read_bytes_sec_max", "bps_rd_max"),
-    ("write_bytes_sec_max", "bps_wr_max"),
-    ("total_iops_sec_max", "iops_max"),
-    ("read_iops_sec_max", "iops_rd_max"),
-    ("write_iops_sec_max", "iops_wr_max"),
-    ("size_iops_sec", "iops_size"),
-    ("group_name", "group"),
-    ("total_bytes_sec_max_length", "bps_max_length"),
-    ("read_bytes_sec_max_length", "bps_rd_max_length"),
-    ("write_bytes_sec_max_length", "bps_wr_max_length"),
-    ("total_iops_sec_max_length", "iops_max_length"),
-    ("read_iops_sec_max_length", "iops_rd_max_length"),
-    ("write_iops_sec_max_length", "iops_wr_max_length"),
-)
-
-#: Limits set together: one of a group given, the group's others are reset (QEMU refuses a total and a
-#: read or write limit of the same kind at once).
-GROUPS = (
-    ("total_bytes_sec", "read_bytes_sec", "write_bytes_sec"),
-    ("total_iops_sec", "read_iops_sec", "write_iops_sec"),
-    ("total_bytes_sec_max", "read_bytes_sec_max", "write_bytes_sec_max"),
-    ("total_iops_sec_max", "read_iops_sec_max", "write_iops_sec_max"),
-    ("total_bytes_sec_max_length", "read_bytes_sec_max_length", "write_bytes_sec_max_length"),
-    ("total_iops_sec_max_length", "read_iops_sec_max_length", "write_iops_sec_max_length"),
-)
+QEMU_NAMES = {
+    "total_bytes_sec": "bps",
+    "read_bytes_sec": "bps_rd",
+    "write_bytes_sec": "bps_wr",
+    "total_iops_sec": "iops",
+    "read_iops_sec": "iops_rd",
+    "write_iops_sec": "iops_wr",
+    "total_bytes_sec_max": "bps_max",
+    "read_bytes_sec_max": "bps_rd_max",
+    "write_bytes_sec_max": "bps_wr_max",
+    "total_iops_sec_max": "iops_max",
+    "read_iops_sec_max": "iops_rd_max",
+    "write_iops_sec_max": "iops_wr_max",
+    "size_iops_sec": "iops_size",
+    "group_name": "group",
+    "total_bytes_sec_max_length": "bps_max_length",
+    "read_bytes_sec_max_length": "bps_rd_max_length",
+    "write_bytes_sec_max_length": "bps_wr_max_length",
+    "total_iops_sec_max_length": "iops_max_length",
+    "read_iops_sec_max_length": "iops_rd_max_length",
+    "write_iops_sec_max_length": "iops_wr_max_length",
+}
 
 
-async def _disk_entry(obj: DomainObject, device: str) -> dict[str, Any]:
-    """The ``query-block`` entry of the disk named by target (vda) or source path."""
-    assert obj.proc is not None
-    disks = obj.current.devices.disks
-    index = next((i for i, d in enumerate(disks) if device in (d.target_dev, d.source)), None)
-    if index is None:
-        raise InvalidArgument(f"invalid argument: disk '{device}' was not found in the domain config")
-    entry = block_entries(obj, await obj.proc.monitor.execute("query-block")).get(index)
+def _find(dom: Domain, device: str) -> tuple[int, DiskConfig]:
+    """The disk named by target (vda) or source path."""
+    for index, disk in enumerate(dom.devices.disks):
+        if device in (disk.target_dev, disk.source):
+            return index, disk
+    raise InvalidArgument(f"invalid argument: disk '{device}' was not found in the domain config")
+
+
+async def _entry(monitor: Monitor, dom: Domain, index: int, device: str) -> dict[str, Any]:
+    entry = disk_entries(dom, await monitor.execute("query-block")).get(index)
     if entry is None or "inserted" not in entry:
         raise InvalidArgument(f"invalid argument: disk '{device}' has no medium to throttle")
     return entry
 
 
-def _values(entry: dict[str, Any]) -> dict[str, Any]:
+def _shown(values: dict[str, Any]) -> dict[str, Any]:
+    """Every limit in virsh's order (0 or an empty group name for those unset)."""
+    return {
+        name: str(values.get(name, "")) if name == "group_name" else int(values.get(name, 0))
+        for name in QEMU_NAMES
+    }
+
+
+def _from_qemu(entry: dict[str, Any]) -> dict[str, Any]:
     inserted = entry["inserted"]
-    out: dict[str, Any] = {}
-    for name, qemu in FIELDS:
-        out[name] = str(inserted.get(qemu, "")) if name == "group_name" else int(inserted.get(qemu, 0))
-    return out
+    return _shown({name: inserted[qemu] for name, qemu in QEMU_NAMES.items() if qemu in inserted})
+
+
+async def _throttle(monitor: Monitor, entry: dict[str, Any], values: dict[str, Any]) -> None:
+    args: dict[str, Any] = {"id": str(entry.get("qdev", ""))}
+    for name, qemu in QEMU_NAMES.items():
+        value = values.get(name)
+        if name == "group_name" or name.endswith("_length"):
+            if value:
+                args[qemu] = value
+        else:
+            args[qemu] = int(value or 0)
+    await monitor.execute("block_set_io_throttle", args)
 
 
 async def get_iotune(reg: DomainRegistry, key: str, device: str, *, config: bool) -> dict[str, Any]:
+    """The running QEMU's limits, or the definition's with ``config`` or while shut off."""
     obj = reg.lookup(key)
-    if config or obj.proc is None:
-        raise InvalidState(
-            "Requested operation is not valid: pyvirt's domain XML has no <iotune>: throttling is set on "
-            "the running domain only"
-        )
-    return _values(await _disk_entry(obj, device))
+    if config or obj.proc is None or obj.live is None:
+        dom = obj.config if config and obj.config is not None else obj.current
+        return _shown(_find(dom, device)[1].iotune)
+    index, _ = _find(obj.live, device)
+    return _from_qemu(await _entry(obj.proc.monitor, obj.live, index, device))
+
+
+def _merged(old: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    values = dict(old)
+    for group in conf_iotune.GROUPS:  # a kind given anew replaces the old one whole, as libvirt's
+        if any(name in changes for name in group):
+            for name in group:
+                values.pop(name, None)
+    values.update(changes)
+    conf_iotune.check(values, "blkdeviotune")
+    return conf_iotune.nonzero(values)
 
 
 async def set_iotune(
     reg: DomainRegistry, key: str, device: str, changes: dict[str, Any], *, live: bool, config: bool
 ) -> None:
-    if config:
-        raise InvalidArgument(
-            "--config: pyvirt's domain XML has no <iotune> yet; throttling applies to the running domain only"
-        )
-    async with guard(reg.lookup(key), lifecycle.HOTPLUGGABLE) as obj:
-        assert obj.proc is not None
-        entry = await _disk_entry(obj, device)
-        values = _values(entry)
-        for group in GROUPS:  # a group given anew replaces the old one whole, as libvirt's
-            if any(name in changes for name in group):
-                values.update({name: 0 for name in group})
-        values.update(changes)
-        for name, value in values.items():
-            if name != "group_name" and int(value) < 0:
-                raise InvalidArgument(f"invalid argument: {name} must not be negative")
-        args: dict[str, Any] = {"id": str(entry.get("qdev", ""))}
-        for name, qemu in FIELDS:
-            if name == "group_name":
-                if values[name]:
-                    args[qemu] = values[name]
-            elif name.endswith("_length"):
-                if int(values[name]) > 0:
-                    args[qemu] = int(values[name])
-            else:
-                args[qemu] = int(values[name])
-        await obj.proc.monitor.execute("block_set_io_throttle", args)
+    conf_iotune.check({k: v for k, v in changes.items() if k != "group_name"}, "blkdeviotune")
+    async with guard(reg.lookup(key), lifecycle.ANY) as obj:
+        scope_targets(obj, live=live, config=config)
+        if config:
+            assert obj.config is not None
+            _merged(_find(obj.config, device)[1].iotune, changes)  # checked before anything changes
+        if live:
+            assert obj.proc is not None and obj.live is not None
+            index, disk = _find(obj.live, device)
+            entry = await _entry(obj.proc.monitor, obj.live, index, device)
+            wanted = _merged(_from_qemu(entry), changes)
+            await _throttle(obj.proc.monitor, entry, wanted)
+            disk.iotune = wanted
+            reg.save_run_state(obj)
+        if config:
+            assert obj.config is not None
+            disk = _find(obj.config, device)[1]
+            disk.iotune = _merged(disk.iotune, changes)
+            reg.write_config(obj.config)
+
+
+async def apply_at_start(monitor: Monitor, dom: Domain) -> None:
+    """The definition's ``<iotune>`` limits, given to the new QEMU before the guest runs."""
+    if not any(disk.iotune for disk in dom.devices.disks):
+        return
+    entries = disk_entries(dom, await monitor.execute("query-block"))
+    for index, disk in enumerate(dom.devices.disks):
+        if disk.iotune:
+            entry = entries.get(index)
+            if entry is None or "inserted" not in entry:
+                raise InvalidArgument(
+                    f"invalid argument: disk '{disk.target_dev}' has <iotune> but no medium"
+                )
+            await _throttle(monitor, entry, disk.iotune)
 
 
 async def iothreads(reg: DomainRegistry, key: str, *, config: bool) -> list[dict[str, Any]]:

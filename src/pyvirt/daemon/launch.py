@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pyvirt.conf import audio
 from pyvirt.conf.defaults import hotplug_ports
 from pyvirt.conf.domain import Domain
-from pyvirt.daemon import blockdevs, blockjobs, disk_secrets, tuning
+from pyvirt.daemon import blockdevs, blockjobs, disk_secrets, iotune, tuning
 from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
@@ -225,6 +225,7 @@ async def _finish_start(
         if iface.link_state == "down":
             await proc.monitor.set_link(iface.alias, False)
     blockdevs.record_disks(dom, proc.record)
+    await iotune.apply_at_start(proc.monitor, dom)
     await balloon.configure(proc.monitor, dom)
     await affinity.apply(proc.monitor, proc.pid, dom)
     tuning.apply_at_start(proc, dom)

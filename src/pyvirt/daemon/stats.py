@@ -279,6 +279,11 @@ def disk_path(reg: DomainRegistry, obj: DomainObject, index: int) -> str | None:
 def block_entries(obj: DomainObject, replies: Any) -> dict[int, dict[str, Any]]:
     """Disk index → its entry in a ``query-blockstats`` or ``query-block`` reply: by its device id,
     else by the node name pyvirt gave the disk at start (``pyvirt-N-format``)."""
+    return disk_entries(obj.current, replies)
+
+
+def disk_entries(dom: Domain, replies: Any) -> dict[int, dict[str, Any]]:
+    """:func:`block_entries` of the disks of ``dom``."""
     if not isinstance(replies, list):
         return {}
     by_node: dict[str, dict[str, Any]] = {}
@@ -292,7 +297,7 @@ def block_entries(obj: DomainObject, replies: Any) -> dict[int, dict[str, Any]]:
             parts = qdev.split("/")
             by_qdev[parts[3] if qdev.startswith("/machine/peripheral/") and len(parts) > 3 else qdev] = entry
     out: dict[int, dict[str, Any]] = {}
-    for index, disk in enumerate(obj.current.devices.disks):
+    for index, disk in enumerate(dom.devices.disks):
         # By device id first: a disk plugged or unplugged live shifts the indexes, not the ids.
         entry = by_qdev.get(disk.alias) if disk.alias else None
         if entry is None:

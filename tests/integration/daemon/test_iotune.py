@@ -22,16 +22,25 @@ def test_throttle_and_iothreads(daemon: Daemon, tmp_path: Path) -> None:
     xml = domain_xml("io1", disk=disk)
     xml = xml.replace("<os>", "<iothreads>2</iothreads><os>", 1)
     xml = xml.replace('<driver name="qemu" type="qcow2"', '<driver name="qemu" type="qcow2" iothread="2"', 1)
+    xml = re.sub(
+        r"(<target dev=.vda.[^>]*/>)",
+        r"\1<iotune><write_bytes_sec>777000</write_bytes_sec></iotune>",
+        xml,
+        count=1,
+    )
+    assert "<iotune>" in xml
     (tmp_path / "io1.xml").write_text(xml)
     d.cli("define", str(tmp_path / "io1.xml")).ok()
     offline = d.cli("iothreadinfo", "io1").ok().out
     assert re.search(r"^ IOThread ID\s+CPU Affinity$", offline, re.M) and re.search(
         r"^ 2\s+\S+$", offline, re.M
     )
+    assert "write_bytes_sec: 777000\n" in d.cli("blkdeviotune", "io1", "vda").ok().out  # shut off: the XML's
     d.cli("start", "io1").ok()
+    assert _inserted(d)["bps_wr"] == 777000  # <iotune> given to QEMU at start
 
     first = d.cli("blkdeviotune", "io1", "vda").ok().out
-    assert first.startswith("total_bytes_sec: 0\nread_bytes_sec : 0\n"), first
+    assert first.startswith("total_bytes_sec: 0\nread_bytes_sec : 0\nwrite_bytes_sec: 777000\n"), first
     d.cli("blkdeviotune", "io1", "vda", "--total-bytes-sec", "1M", "--read-iops-sec", "100").ok()
     d.cli("blkdeviotune", "io1", str(disk), "--write-iops-sec", "50", "--group-name", "g1", "--live").ok()
     values = dict(re.findall(r"^(\w+)\s*: ?(.*)$", d.cli("blkdeviotune", "io1", "vda").ok().out, re.M))
@@ -41,8 +50,18 @@ def test_throttle_and_iothreads(daemon: Daemon, tmp_path: Path) -> None:
     # QEMU's own word, through its monitor.
     inserted = _inserted(d)
     assert inserted["bps"] == 1048576 and inserted["iops_rd"] == 0 and inserted["iops_wr"] == 50
-    refused = d.cli("blkdeviotune", "io1", "vda", "--total-iops-sec", "10", "--config")
-    assert refused.rc == 1 and "<iotune>" in refused.err
+    # --config: the definition's <iotune> only; QEMU keeps its limits.
+    d.cli("blkdeviotune", "io1", "vda", "--total-iops-sec", "10", "--config").ok()
+    inactive = d.cli("dumpxml", "io1", "--inactive").ok().out
+    assert "<total_iops_sec>10</total_iops_sec>" in inactive and "<write_bytes_sec>777000" in inactive
+    assert "<group_name>g1</group_name>" in d.cli("dumpxml", "io1").ok().out  # the live XML follows
+    assert _inserted(d).get("iops", 0) == 0
+    configured = dict(
+        re.findall(r"^(\w+)\s*: ?(.*)$", d.cli("blkdeviotune", "io1", "vda", "--config").ok().out, re.M)
+    )
+    assert configured["total_iops_sec"] == "10" and configured["group_name"] == "", configured
+    both = d.cli("blkdeviotune", "io1", "vda", "--total-iops-sec", "10", "--read-iops-sec", "5")
+    assert both.rc == 1 and "total_iops_sec" in both.err
     current = d.cli("blkdeviotune", "io1", "vda", "--size-iops-sec", "4096", "--current")
     assert current.ok().out == "\n"
     unknown = d.cli("blkdeviotune", "io1", "vdz")

@@ -76,3 +76,33 @@ def test_bandwidth_round_trip() -> None:
 def test_bandwidth_refused_by_name(old: str, new: str, word: str) -> None:
     with pytest.raises(PyvirtError, match=word):
         load_domain_xml(NIC.replace(old, new))
+
+
+DISK = """<domain type='qemu'><name>d</name><memory>65536</memory><os><type>hvm</type></os><devices>
+<disk type='file' device='disk'><source file='/x.img'/><target dev='vda' bus='virtio'/>
+<iotune><read_bytes_sec>1000</read_bytes_sec><total_iops_sec>0</total_iops_sec><group_name>g</group_name>
+<read_bytes_sec_max_length>3</read_bytes_sec_max_length></iotune></disk></devices></domain>"""
+
+
+def test_iotune_round_trip() -> None:
+    disk = load_domain_xml(DISK).devices.disks[0]
+    assert disk.iotune == {"read_bytes_sec": 1000, "group_name": "g", "read_bytes_sec_max_length": 3}
+    text = format_domain(load_domain_xml(DISK))
+    assert (
+        "<target dev='vda' bus='virtio'/>\n      <iotune>\n        <read_bytes_sec>1000</read_bytes_sec>"
+        in text
+    )
+    assert load_domain_xml(text).devices.disks[0].iotune == disk.iotune
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "word"),
+    [
+        ("<total_iops_sec>0</total_iops_sec>", "<total_bytes_sec>5</total_bytes_sec>", "total_bytes_sec"),
+        ("<total_iops_sec>0</total_iops_sec>", "<total_iops_sec>-1</total_iops_sec>", "total_iops_sec"),
+        ("<total_iops_sec>0</total_iops_sec>", "<fast>1</fast>", "fast"),
+    ],
+)
+def test_iotune_refused_by_name(old: str, new: str, word: str) -> None:
+    with pytest.raises(PyvirtError, match=word):
+        load_domain_xml(DISK.replace(old, new))
