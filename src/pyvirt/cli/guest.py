@@ -124,11 +124,12 @@ def _run(func: Callable[[GlobalOptions, list[str]], int], opts: GlobalOptions | 
 
 
 def _report(session: Any, as_json: bool, dry_run: bool) -> None:
+    if as_json:  # the notes go inside: stdout is one JSON document
+        print(json.dumps({"dry_run": dry_run, "changes": session.changes, "notes": session.notes}, indent=1))
+        return
     for note in session.notes:
         print(note)
-    if as_json:
-        print(json.dumps({"dry_run": dry_run, "changes": session.changes, "notes": session.notes}, indent=1))
-    elif dry_run:
+    if dry_run:
         for change in session.changes:
             print(f"would {change}")
 

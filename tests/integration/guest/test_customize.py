@@ -6,6 +6,9 @@ tree, one read-only launch that snapshots both.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,10 @@ def results(base_disks: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
          "--run-command", "sh -n /usr/local/sbin/pyvirt-growroot"]
     )  # fmt: skip
     assert status == 0
-    assert customize_main(["-q", "-a", str(rhel), "--prepare-template"]) == 0
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = customize_main(["--json", "--format", "qcow2", "-a", str(rhel), "--prepare-template"])
+    assert status == 0
     with reading(deb, rhel) as g:
         deb_after = snapshot_root(g, "/dev/sda2", "/dev/sda1")
         rhel_after = snapshot_root(g, "/dev/sdb1")
@@ -45,6 +51,7 @@ def results(base_disks: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         "deb_after": deb_after,
         "rhel": diff(rhel_before, rhel_after),
         "rhel_after": rhel_after,
+        "rhel_json": json.loads(out.getvalue()),
     }
 
 
@@ -96,6 +103,13 @@ def test_prepare_template_rhel(results: dict[str, Any]) -> None:
     assert "/etc/systemd/system/multi-user.target.wants/pyvirt-growroot.service" in after
 
 
+def test_json(results: dict[str, Any]) -> None:
+    """--json prints the run as data only."""
+    report = results["rhel_json"]
+    assert report["dry_run"] is False and report["changes"], report
+    assert any("grub" in change.lower() for change in report["changes"]), report["changes"]
+
+
 def test_install_without_network_is_a_clear_error(base_disks: Any, tmp_path: Path, capsys: Any) -> None:
     disk = overlay(base_disks[0], tmp_path / "deb.qcow2")
     before = disk.read_bytes()
@@ -103,6 +117,11 @@ def test_install_without_network_is_a_clear_error(base_disks: Any, tmp_path: Pat
     err = capsys.readouterr().err
     assert err.startswith("error: --install cloud-guest-utils: the appliance has no network")
     assert disk.read_bytes() == before
+    # --network: the appliance has one, so the install reaches the guest's package manager (which this
+    # test tree lacks: nothing is fetched).
+    assert customize_main(["-a", str(disk), "--network", "--install", "cloud-guest-utils"]) == 1
+    err = capsys.readouterr().err
+    assert "--install cloud-guest-utils failed in the guest" in err and "apt-get: not found" in err, err
 
 
 def test_bad_arguments(capsys: Any, tmp_path: Path) -> None:

@@ -7,7 +7,10 @@ snapshots both results.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,10 +43,12 @@ def results(base_disks: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     key_file = tmp / "key.pub"
     key_file.write_text(KEY + "\n")
 
-    status = sysprep_main(
-        ["-q", "-a", str(deb), "--hostname", "web01.example.org", "--root-password", f"password:{PASSWORD}",
-         "--ssh-inject", f"root:file:{key_file}"]
-    )  # fmt: skip
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = sysprep_main(
+            ["--json", "--format", "qcow2", "-a", str(deb), "--hostname", "web01.example.org",
+             "--root-password", f"password:{PASSWORD}", "--ssh-inject", f"root:file:{key_file}"]
+        )  # fmt: skip
     assert status == 0
     sysprep(
         [Disk(str(rhel))],
@@ -52,7 +57,11 @@ def results(base_disks: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         quiet=True,
     )
     dry_before = (_sha(dry), _sha(deb_base))
-    dry_session = sysprep([Disk(str(dry))], dry_run=True, quiet=True)
+    dry_out, dry_err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(dry_out), contextlib.redirect_stderr(dry_err):
+        assert sysprep_main(["-q", "--dry-run", "-a", str(dry)]) == 0  # -q: no progress on stderr
+    assert dry_err.getvalue() == ""
+    dry_changes = [line.removeprefix("would ") for line in dry_out.getvalue().splitlines()]
     dry_after = (_sha(dry), _sha(deb_base))
 
     with reading(deb, rhel) as g:
@@ -63,7 +72,8 @@ def results(base_disks: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         "deb_after": deb_after,
         "rhel": diff(rhel_before, rhel_after),
         "rhel_after": rhel_after,
-        "dry": (dry_before, dry_after, dry_session.changes),
+        "dry": (dry_before, dry_after, dry_changes),
+        "json": json.loads(out.getvalue()),
     }
 
 
@@ -137,6 +147,13 @@ def test_operations_selection_on_rhel_tree(results: dict[str, Any]) -> None:
     assert "DEVICE=eth0" in ifcfg and "BOOTPROTO=dhcp" in ifcfg
     assert "HWADDR=" not in after["/etc/sysconfig/network-scripts/ifcfg-ens3"][2]
     assert {"/etc/machine-id", "/etc/sysconfig/network-scripts/ifcfg-eth0"} <= changed
+
+
+def test_json_report(results: dict[str, Any]) -> None:
+    """sysprep --json: stdout is the run as data (no progress, no notes outside it)."""
+    report = results["json"]
+    assert report["dry_run"] is False
+    assert any(change.endswith(" /etc/hostname") for change in report["changes"]), report["changes"]
 
 
 def test_dry_run_changes_nothing(results: dict[str, Any]) -> None:

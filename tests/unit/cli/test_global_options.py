@@ -76,6 +76,11 @@ def test_connect_reaches_the_tools() -> None:
     """The tools that talk to a daemon use the global -c: here one that is not there."""
     remote = run("-c", "qemu+ssh://nowhere.invalid/system", "sysprep", "-d", "web")
     assert "qemu+ssh://nowhere.invalid/system" in remote.stderr
+    # customize's own -c (after the tool's name), as virt-customize takes it.
+    local = run(
+        "customize", "-c", "qemu+unix:///system?socket=/nonexistent-pyvirt", "-d", "web", "--write", "/x:y"
+    )
+    assert local.returncode == 1 and "/nonexistent-pyvirt" in local.stderr, local.stderr
     for args in (
         ["clone", "--original", "t", "--name", "n"],
         ["template", "list"],
