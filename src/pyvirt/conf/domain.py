@@ -173,6 +173,7 @@ class DiskConfig:
     # domain; []: the source stands alone).
     backing: list[BackingLayer] | None = None
     encryption: DiskEncryption | None = None  # <encryption format='luks'>: the image's passphrase secret
+    tuning: dict[str, str] = field(default_factory=dict)  # device tuning as written (conf.disk_tuning)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import re
 import uuid as uuidlib
 
 from pyvirt.conf import audio as audio_backends
-from pyvirt.conf import bandwidth, chardev_backends, controller_models, iotune, virtio_options
+from pyvirt.conf import bandwidth, chardev_backends, controller_models, disk_tuning, iotune, virtio_options
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
@@ -611,6 +611,7 @@ class _Parser:
             disk.io = node.choice("io", DISK_IO)
             disk.iothread = node.integer("iothread", minimum=1)
             disk.virtio = virtio_options.parse(node)
+            disk_tuning.parse_driver(node, disk.tuning)
             node.done()
         if (node := e.child("source")) is not None:
             if disk.type == "file":
@@ -635,6 +636,7 @@ class _Parser:
             raise XMLError(f"missing element 'target' of '{e.path}'")
         disk.target_dev = target.require("dev")
         disk.target_bus = target.choice("bus", DISK_BUSES) or ""
+        disk_tuning.parse_target(target, disk.tuning)
         if disk.device == "cdrom":
             target.choice("tray", ("closed",))
         target.done()
@@ -645,6 +647,7 @@ class _Parser:
         if (node := e.child("serial")) is not None:
             disk.serial = node.text()
             node.done()
+        disk_tuning.parse_children(e, disk.tuning)
         if (enc := e.child("encryption")) is not None:
             if disk.encryption is not None:
                 raise XMLError("an <encryption> definition already found for disk source")
@@ -1110,7 +1113,8 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
     node = x("disk", {"type": disk.type, "device": disk.device})
     driver = {"name": disk.driver_name, "type": disk.driver_type}
     attrs = {"cache": disk.cache, "discard": disk.discard, "io": disk.io, "iothread": disk.iothread}
-    node.add(x("driver", {**driver, **attrs, **virtio_options.attrs(disk.virtio)}))
+    tuning = disk_tuning.driver_attrs(disk.tuning)
+    node.add(x("driver", {**driver, **attrs, **tuning, **virtio_options.attrs(disk.virtio)}))
     source: XNode | None = None
     if disk.type == "volume" and disk.source_pool is not None:
         source = x("source", {"pool": disk.source_pool, "volume": disk.source_volume})
@@ -1129,11 +1133,12 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
     node.add(source)
     if live and disk.backing is not None:
         node.add(_backing_store(disk.backing))
-    node.add(x("target", {"dev": disk.target_dev, "bus": disk.target_bus or None}))
+    target = {"dev": disk.target_dev, "bus": disk.target_bus or None, **disk_tuning.target_attrs(disk.tuning)}
+    node.add(x("target", target))
     if disk.iotune:
         node.add(x("iotune").add(*(x(name, text=str(value)) for name, value in disk.iotune.items())))
     node.add(x("readonly") if disk.readonly else None, x("shareable") if disk.shareable else None)
-    node.add(x("serial", text=disk.serial) if disk.serial else None)
+    node.add(x("serial", text=disk.serial) if disk.serial else None, *disk_tuning.children(disk.tuning))
     if enc is not None and (not enc.in_source or source is None):
         node.add(encryption_node(enc))
     node.add(_boot(disk.boot_order), _alias(disk.alias, live), _address(disk.address))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from pyvirt.conf import chardev_backends, controller_models, virtio_options
+from pyvirt.conf import chardev_backends, controller_models, disk_tuning, virtio_options
 from pyvirt.conf.addresses import drive_address, number, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import hotplug_ports
@@ -552,6 +552,8 @@ class _Builder:
         bootindex = self._boot_index(disk.boot_order, boot_kind)
         place = _pci_placement(disk.address, self.q35)
         share: dict[str, str | int | None] = {"share-rw": "on" if disk.shareable else None}
+        disk_tuning.check(disk)
+        share.update(disk_tuning.device_props(disk))
         wce = "off" if disk.cache in ("writethrough", "directsync") else None
         dev_id = disk_device_id(self.dom, index)
         what = f"disk '{disk.target_dev}'"
@@ -1076,6 +1078,8 @@ def format_node(disk: DiskConfig, node: str, **extra: object) -> dict[str, objec
             fmt["encrypt"] = {"format": "luks", "key-secret": disk_secret_id(node)}
     if disk.discard == "unmap":
         fmt["discard"] = "unmap"
+    if (zeroes := disk_tuning.detect_zeroes(disk)) is not None:
+        fmt["detect-zeroes"] = zeroes
     cache = _cache_options(disk)
     if cache is not None:
         fmt["cache"] = cache

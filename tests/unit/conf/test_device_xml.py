@@ -42,7 +42,7 @@ def test_other_devices_and_controller_index() -> None:
     [
         ("<hostdev mode='subsystem'/>", UnsupportedConfig, "device 'hostdev' is not supported"),
         ("<domain type='kvm'/>", UnsupportedConfig, "expected one device element"),
-        ("<disk type='file'><target dev='vdb'/><wwn>1</wwn></disk>", UnsupportedConfig, "'wwn'"),
+        ("<disk type='file'><target dev='vdb'/><transient/></disk>", UnsupportedConfig, "'transient'"),
         ("<disk type='file'><source file='/a'/></disk>", XMLError, "missing element 'target'"),
         ("<disk", XMLError, "malformed"),
     ],
