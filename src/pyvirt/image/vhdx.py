@@ -135,6 +135,8 @@ class VhdxImage(BlockTableImage):
         self._read_regions()
         self._read_metadata()
         self._read_bat()
+        if not readonly:
+            self._check_bat_for_writing()
         self.cluster_size = self.block_size
         self.bat_dirty = False
         self.headers_updated = False
@@ -244,6 +246,23 @@ class VhdxImage(BlockTableImage):
             raise CorruptImage(f"{self.path}: the VHDX BAT region is too small for the disk")
         self.bat = _le64(os.pread(self.fd, entries * 8, self.bat_offset))
         self.blocks = blocks
+
+    def _check_bat_for_writing(self) -> None:
+        """Two BAT entries sharing file space would make a write to one block land in another's
+        data: such an image can be read but not written (as a VDI whose block map repeats)."""
+        spans = sorted(
+            (e >> 20) << 20
+            for b in range(self.blocks)
+            if (e := self._entry(b)) & 7 in (FULLY_PRESENT, PARTIALLY_PRESENT)
+        )
+        from itertools import pairwise
+
+        for a, b in pairwise(spans):
+            if b < a + self.block_size:
+                raise CorruptImage(
+                    f"{self.path}: the VHDX BAT is inconsistent (blocks at {a:#x} and {b:#x} overlap); "
+                    "it can be read but not written"
+                )
 
     # ------------------------------------------------------------ the log
 

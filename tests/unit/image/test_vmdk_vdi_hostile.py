@@ -549,3 +549,25 @@ def test_zstd_qcow2_round_trip_and_bad_clusters(tmp_path: Path) -> None:
     _poke(p, 104, ">B", 2)  # compression type 2: none QEMU knows
     with pytest.raises(ImageError, match="unknown qcow2 compression type 2"):
         open_image(str(p))
+
+
+@pytest.mark.parametrize("fmt", ["vpc", "vhdx"])
+def test_repeating_block_tables_are_read_but_never_written(tmp_path: Path, fmt: str) -> None:
+    """A BAT whose entries share file space (block 1 made to point at block 0's data): read as it
+    says, but a write into one block would land in the other's, so no writable open."""
+    p = _vpc(tmp_path) if fmt == "vpc" else _vhdx(tmp_path)
+    at, width = (1536, ">I") if fmt == "vpc" else (2 << 20, "<Q")
+    first = struct.unpack_from(width, p.read_bytes(), at)[0]
+    _poke(p, at + struct.calcsize(width), width, first)
+    with open_image(str(p), fmt=fmt) as img:
+        block = img.cluster_size
+        assert block is not None
+        assert img.read(block, 4096) == img.read(0, 4096)
+    before = _digest(p)
+    with pytest.raises(ImageError, match="it can be read but not written"):
+        open_image(str(p), fmt=fmt, readonly=False)
+    assert _digest(p) == before
+    if fmt == "vpc":  # overlapping without being equal: block 1 starts inside block 0
+        _poke(p, at + 4, width, first + 1)
+        with pytest.raises(ImageError, match="it can be read but not written"):
+            open_image(str(p), fmt=fmt, readonly=False)
