@@ -125,6 +125,9 @@ def test_memtune_and_schedinfo(daemon: Daemon, tmp_path: Path) -> None:
     d.cli("destroy", "tune1").ok()
     assert not Path(record["cgroup"]).exists()
     assert not any(t.exists() and t.name == "pyvirt-tune1.scope" for t in twins)
+    assert not any(
+        t.parent.exists() for t in twins if t.parent.name.startswith("pyvirt-")
+    )  # the daemon's slice
     # The definition's values apply at the next start.
     d.cli("start", "tune1").ok()
     pid = d.qemu_pids()["tune1"]
