@@ -85,3 +85,38 @@ def test_errors_are_reported(daemon: Daemon) -> None:
     assert bad.rc == 1 and bad.err == "error: --timeout must not be negative\n"
     nowhere = guests(daemon, "-c", "qemu+unix:///system?socket=/nonexistent", "start")
     assert nowhere.rc == 1 and nowhere.err.startswith("error: Failed to connect socket to '/nonexistent'")
+
+
+def test_suspend_saves_guests_and_start_resumes_them(daemon: Daemon, tmp_path: Path) -> None:
+    """--on-shutdown suspend (libvirt-guests' ON_SHUTDOWN=suspend): the guest is saved, not shut down, and
+    the next start resumes it where it was (a file it wrote in RAM is still there, no new boot); a
+    transient guest is shut down instead."""
+    define(daemon, tmp_path, "sv", domain_xml("sv"))
+    daemon.cli("start", "sv").ok()
+    console = Console(daemon, "sv")
+    console.expect(READY)
+    console.run("echo kept-in-ram > /tmp/marker")
+    console.close()
+    transient = tmp_path / "tr.xml"
+    transient.write_text(DEAF.format(name="tr"))
+    daemon.cli("create", str(transient)).ok()
+
+    stop = guests(daemon, "stop", "--on-shutdown", "suspend", "--timeout", "3", "--bypass-cache").ok()
+    assert stop.out == (
+        "Saving sv\nDomain sv has been saved\nDomain tr is transient and cannot be saved: shutting it down\n"
+        "Shutting down tr\nTimeout expired while shutting down tr: destroying it\n"
+    )
+    assert daemon.cli("domstate", "--reason", "sv").ok().out.strip() == "shut off (saved)"
+    assert "Managed save:   yes" in daemon.cli("dominfo", "sv").ok().out
+    assert "tr" not in daemon.cli("list", "--all", "--name").ok().out.split()
+
+    assert guests(daemon, "start", "--bypass-cache=1").ok().out == "Domain sv restored\n"
+    assert daemon.cli("domstate", "--reason", "sv").ok().out.strip() == "running (restored)"
+    console = Console(daemon, "sv")
+    assert "kept-in-ram" in console.run("cat /tmp/marker")
+    console.close()
+    assert "Managed save:   no" in daemon.cli("dominfo", "sv").ok().out
+    daemon.cli("destroy", "sv").ok()
+
+    bad = guests(daemon, "stop", "--on-shutdown", "hibernate")
+    assert bad.rc == 1 and bad.err.startswith("error: argument --on-shutdown: invalid choice: 'hibernate'")
