@@ -75,14 +75,16 @@ def check_source(path: str) -> None:
         raise OperationFailed(f"Cannot access storage file '{path}': No such file or directory")
 
 
-def backing_chain(path: str, fmt: str) -> list[tuple[str, str]]:
-    """(path, format) of ``path`` and each image below it, top first."""
+def backing_chain(path: str, fmt: str, passphrase: bytes | None = None) -> list[tuple[str, str]]:
+    """(path, format) of ``path`` and each image below it, top first (``passphrase``: a LUKS qcow2's)."""
     if fmt not in ("qcow2", "qed", "vmdk", "vhdx", "vdi", "vpc"):
         return [(path, fmt)]
     from pyvirt.image.opener import open_image
 
     try:
-        with open_image(path, fmt=fmt, readonly=True, force_share=True, allow_backing_outside=True) as img:
+        with open_image(
+            path, fmt=fmt, readonly=True, force_share=True, allow_backing_outside=True, passphrase=passphrase
+        ) as img:
             return [(str(layer.path), layer.format or fmt) for layer in img.chain()]
     except Exception as err:
         raise OperationFailed(f"cannot open disk image '{path}' as {fmt}: {err}") from err
@@ -134,7 +136,12 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
         path = disk_path(reg, disk)
         assert path is not None
         check_source(path)
-        chain = await asyncio.to_thread(backing_chain, path, disk.driver_type)
+        passphrase = None
+        if disk.encryption is not None:
+            from pyvirt.daemon.disk_secrets import passphrase_of
+
+            passphrase = passphrase_of(reg.secrets, disk.encryption)
+        chain = await asyncio.to_thread(backing_chain, path, disk.driver_type, passphrase)
         chain[0] = (path, disk.driver_type)
     files = [(path, writable and depth == 0) for depth, (path, _fmt) in enumerate(chain) if path]
     steps: list[Undo] = []
@@ -156,6 +163,10 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
             steps.append(lambda fdset=fdset: monitor.remove_fdset(fdset))  # type: ignore[misc]
             layers.append((fdset, fmt))
         prefixes = _new_prefixes(record, len(chain))
+        if disk.encryption is not None:  # its passphrase, as a secret object the format node names
+            from pyvirt.daemon import disk_secrets
+
+            steps.append(await disk_secrets.plug_secret(reg, obj, disk, prefixes[0]))
         for args in disk_nodes(disk, prefixes, layers):
             await monitor.execute("blockdev-add", args)
             steps.append(lambda node=args["node-name"]: _del_node(monitor, node))  # type: ignore[misc]
@@ -236,6 +247,10 @@ async def unplug_nodes(
             await monitor.execute("blockdev-del", {"node-name": node})
         except OperationFailed as err:
             log.warning("domain %s: removing block node %s of %s: %s", obj.name, node, target, err)
+    if disk.encryption is not None and prefixes:
+        from pyvirt.daemon.disk_secrets import drop_secret
+
+        await drop_secret(monitor, prefixes[0])
     for fdset in record.fdsets.pop(target, []):
         await monitor.remove_fdset(fdset)
     layers = [disk.source or "", *(layer.source for layer in disk.backing or [])]

@@ -167,7 +167,7 @@ def _not_encrypted(disk: DiskConfig) -> None:
     if disk.encryption is not None:
         raise UnsupportedConfig(
             f"unsupported configuration: the encrypted disk '{disk.target_dev}' (<encryption>) cannot be "
-            "plugged into a running domain: attach it with --config and restart the domain"
+            "updated in a running domain: detach it and attach the new one"
         )
 
 
@@ -175,7 +175,6 @@ async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
     """Plug ``disk`` into running ``obj`` (``obj.lock`` held); returns its device id."""
     live, proc = obj.live, obj.proc
     assert live is not None and proc is not None
-    _not_encrypted(disk)
     blockdevs.record_disks(live, proc.record)
     existing = next((d for d in live.devices.disks if d.target_dev == disk.target_dev), None)
     if existing is not None:

@@ -16,11 +16,18 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.errors import UnsupportedConfig
+from pyvirt.errors import OperationFailed, UnsupportedConfig
+from pyvirt.qemu.command import MASTER_KEY_ID, disk_secret_id
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from pyvirt.conf.disk_encryption import DiskEncryption
-    from pyvirt.conf.domain import Domain
+    from pyvirt.conf.domain import DiskConfig, Domain
+    from pyvirt.daemon.domains import DomainObject
+    from pyvirt.qemu.monitor import Monitor
+
+    Undo = Callable[[], Awaitable[None]]
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.secrets import SecretStore
     from pyvirt.qemu.ownership import Identity
@@ -55,9 +62,6 @@ def seal(
     (the key's path, disk index → (ciphertext, IV) in base64). Nothing is written without a value."""
     if not values:
         return None, {}
-    from cryptography.hazmat.primitives import padding
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
     key = os.urandom(32)
     path = folder / MASTER_KEY_FILE
     with contextlib.suppress(FileNotFoundError):  # left by a start that failed
@@ -69,12 +73,59 @@ def seal(
         os.write(fd, key)
     finally:
         os.close(fd)
-    sealed: dict[int, tuple[str, str]] = {}
-    for index, value in values.items():
-        iv = os.urandom(16)
-        padder = padding.PKCS7(128).padder()
-        plain = padder.update(value) + padder.finalize()
-        encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-        data = encryptor.update(plain) + encryptor.finalize()
-        sealed[index] = (base64.b64encode(data).decode(), base64.b64encode(iv).decode())
-    return str(path), sealed
+    return str(path), {index: _encrypt(key, value) for index, value in values.items()}
+
+
+def _encrypt(key: bytes, value: bytes) -> tuple[str, str]:
+    """``value`` under ``key`` as QEMU's secret object decrypts it: (ciphertext, IV) in base64."""
+    from cryptography.hazmat.primitives import padding
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    iv = os.urandom(16)
+    padder = padding.PKCS7(128).padder()
+    plain = padder.update(value) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    data = encryptor.update(plain) + encryptor.finalize()
+    return base64.b64encode(data).decode(), base64.b64encode(iv).decode()
+
+
+async def plug_secret(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig, node: str) -> Undo:
+    """The secret object of an encrypted disk plugged into running ``obj`` (its nodes named ``node``-*),
+    added over QMP; the domain's master key too when it started without one. Returns the undo."""
+    assert disk.encryption is not None and obj.proc is not None
+    monitor = obj.proc.monitor
+    value = passphrase_of(reg.secrets, disk.encryption)
+    folder = reg.layout.qemu_run_dir / f"{obj.name}.channels"
+    path = folder / MASTER_KEY_FILE
+    if not path.exists():
+        key_path, _ = seal({0: value}, folder, reg.confinement.ident)
+        master = {"qom-type": "secret", "id": MASTER_KEY_ID, "format": "raw", "file": key_path}
+        try:
+            await monitor.execute("object-add", master)
+        except BaseException:
+            path.unlink()
+            raise
+    data, iv = _encrypt(path.read_bytes(), value)
+    secret_id = disk_secret_id(node)
+    await monitor.execute(
+        "object-add",
+        {
+            "qom-type": "secret",
+            "id": secret_id,
+            "data": data,
+            "keyid": MASTER_KEY_ID,
+            "iv": iv,
+            "format": "base64",
+        },
+    )
+
+    async def undo() -> None:
+        await drop_secret(monitor, node)
+
+    return undo
+
+
+async def drop_secret(monitor: Monitor, node: str) -> None:
+    """Delete the secret object of the disk whose nodes were ``node``-* (gone already: nothing to do)."""
+    with contextlib.suppress(OperationFailed):
+        await monitor.execute("object-del", {"id": disk_secret_id(node)})

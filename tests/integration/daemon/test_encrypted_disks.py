@@ -2,7 +2,7 @@
 ``pyvirt img``: the guest reads what the host wrote and writes what the host (and qemu-img, where
 present) reads back with the same secret; the passphrase is never in QEMU's command line, the daemon's
 or the domain's log, the domain XML or anything the read-only socket gives; a wrong or missing secret
-is a clear error and the domain stays shut off."""
+is a clear error and the domain stays shut off. An encrypted disk is hot-plugged and unplugged too."""
 
 from __future__ import annotations
 
@@ -137,14 +137,27 @@ def test_guest_on_luks_qcow2_disks(daemon: Daemon, tmp_path: Path) -> None:
     master = d.run_dir / "enc.channels/master-key.aes"
     assert stat.S_IMODE(master.stat().st_mode) == 0o600 and master.stat().st_size == 32
     assert master.stat().st_uid == Path(f"/proc/{pid}").stat().st_uid  # QEMU's user alone reads it
-    # an encrypted disk is not hot-plugged (refused by name, nothing changes)
+    # an encrypted disk hot-plugged: its secret object added over QMP, under the same master key
+    hot_image = tmp_path / "hot.qcow2"
+    (tmp_path / "pw3").write_text(PASSPHRASE)
+    d.cli(
+        "img", "create", "-f", "qcow2", "--object", f"secret,id=s3,file={tmp_path / 'pw3'}", "-o",
+        _luks_opts("s3"), str(hot_image), "8M",
+    ).ok()  # fmt: skip
+    (tmp_path / "pw3").unlink()
     (tmp_path / "hot.xml").write_text(
-        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{made}'/>"
+        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{hot_image}'/>"
         f"<target dev='vdd' bus='virtio'/><encryption format='luks'>"
         f"<secret type='passphrase' uuid='{UUID}'/></encryption></disk>"
     )
-    hot = d.cli("attach-device", "enc", str(tmp_path / "hot.xml"), "--live")
-    assert hot.rc == 1 and "encrypted disk 'vdd'" in hot.err
+    d.cli("attach-device", "enc", str(tmp_path / "hot.xml"), "--live").ok()
+    console.run("for i in $(seq 60); do [ -e /dev/vdc ] && break; sleep 1; done", 90)
+    console.run("printf HOT-PLUGGED > /dev/vdc; sync")
+    assert console.run("dd if=/dev/vdc bs=11 count=1 2>/dev/null") == "HOT-PLUGGED"
+    assert PASSPHRASE not in d.cli("dumpxml", "enc").ok().out
+    d.cli("detach-device", "enc", str(tmp_path / "hot.xml"), "--live").ok()
+    console.run("for i in $(seq 60); do [ -e /dev/vdc ] || break; sleep 1; done", 90)
+    assert "vdd" not in d.cli("domblklist", "enc").ok().out
     # nor are new images made under or beside an encrypted one (they would not be encrypted)
     copy = d.cli("blockcopy", "enc", "vdb", "--dest", str(tmp_path / "copy.qcow2"), "--wait")
     assert copy.rc == 1 and "blockcopy of the encrypted disk 'vdb'" in copy.err, copy
@@ -164,6 +177,9 @@ def test_guest_on_luks_qcow2_disks(daemon: Daemon, tmp_path: Path) -> None:
 
     # what the guest wrote, read back through the same secret: pyvirt img, and qemu-img as the oracle
     assert _read_with_secret(d, tmp_path, made, PASSPHRASE, tmp_path / "out.raw").startswith(WRITTEN.encode())
+    assert _read_with_secret(d, tmp_path, hot_image, PASSPHRASE, tmp_path / "hot.raw").startswith(
+        b"HOT-PLUGGED"
+    )
     if shutil.which("qemu-img"):
         (tmp_path / "pw").write_text(PASSPHRASE)
         oracle_out = tmp_path / "q.raw"
@@ -188,3 +204,20 @@ def test_guest_on_luks_qcow2_disks(daemon: Daemon, tmp_path: Path) -> None:
     missing = d.cli("start", "enc")
     assert missing.rc == 1 and f"no secret with matching usage '{converted}'" in missing.err, missing
     assert d.state("enc") == "shut off"
+
+    # a guest started without encrypted disks gets its master key when the first one is plugged
+    (tmp_path / "plain.xml").write_text(domain_xml("plain"))
+    d.cli("define", str(tmp_path / "plain.xml")).ok()
+    d.cli("start", "plain").ok()
+    plain = Console(d, "plain")
+    plain.expect(READY)
+    plain_key = d.run_dir / "plain.channels/master-key.aes"
+    assert not plain_key.exists()
+    d.cli("attach-device", "plain", str(tmp_path / "hot.xml"), "--live").ok()
+    assert stat.S_IMODE(plain_key.stat().st_mode) == 0o600
+    plain.run("for i in $(seq 60); do [ -e /dev/vda ] && break; sleep 1; done", 90)
+    assert plain.run("dd if=/dev/vda bs=11 count=1 2>/dev/null") == "HOT-PLUGGED"
+    plain_pid = d.qemu_pids()["plain"]
+    assert PASSPHRASE.encode() not in Path(f"/proc/{plain_pid}/cmdline").read_bytes()
+    plain.close()
+    d.cli("destroy", "plain").ok()
