@@ -519,3 +519,22 @@ def test_state_during_the_job_revert_force_reuse_external_and_create_flags(
     assert re.search(r"^State:\s+disk-snapshot$", info, re.M), info
     console.close()
     assert daemon.cli("snapshot-list", "j1vm", "--name").ok().out == "busy\nreuse\nxdisk\nxhalt\nxlive\n\n"
+
+
+def test_revert_reset_nvram(daemon: Daemon, tmp_path: Path) -> None:
+    disk = copy_disk(guest_artifacts(), tmp_path / "n1vm.qcow2")
+    nvram = tmp_path / "n1vm_VARS.fd"
+    loader = (
+        "<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+        f"<nvram>{nvram}</nvram></os>"
+    )
+    xml = tmp_path / "n1vm.xml"
+    xml.write_text(domain_xml("n1vm", disk=disk).replace("</os>", loader, 1))
+    daemon.cli("define", str(xml)).ok()
+    nvram.write_bytes(b"vars")  # what a first start leaves
+    daemon.cli("snapshot-create-as", "n1vm", "s").ok()
+    nvram.write_bytes(b"changed")
+    daemon.cli("snapshot-revert", "n1vm", "s").ok()
+    assert nvram.read_bytes() == b"changed"  # a plain revert leaves the NVRAM as it is
+    daemon.cli("snapshot-revert", "n1vm", "s", "--reset-nvram").ok()
+    assert not nvram.exists()  # made again from its template at the next start

@@ -35,7 +35,6 @@ EXPLAINED = {
     "vol-create-from validate": "always on, as vol-create's",
     "dumpxml security-info": "tests/integration/daemon/test_api_routes.py (the query security_info)",
     "console history": "tests/integration/daemon/test_verbs.py::test_console_through_api_sees_history",
-    "snapshot-revert reset-nvram": "not yet shown: snapshots._reset_nvram removes the NVRAM file first",
     "attach-interface live": "tests/integration/daemon/test_networks.py (the default on a running domain)",
     "attach-interface config": "tests/integration/daemon/test_flags_network.py (--persistent is live+config)",
     "attach-interface current": "hotplug._scope: refused with --persistent/--live/--config",
