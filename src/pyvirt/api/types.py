@@ -260,6 +260,15 @@ class DomainUndefined(TypedDict):
     removed: list[str]  # the storage removed with ``remove_storage``
 
 
+class BandwidthRates(TypedDict):
+    """One direction of a NIC's <bandwidth>: rates in KiB/s, burst in KiB (average 0 clears it)."""
+
+    average: NotRequired[int]
+    peak: NotRequired[int]
+    burst: NotRequired[int]
+    floor: NotRequired[int]
+
+
 class AttachInterfaceRequest(TypedDict):
     """attach-interface: ``live``/``config`` as virsh's scope flags (neither: the current state)."""
 
@@ -268,6 +277,8 @@ class AttachInterfaceRequest(TypedDict):
     mac: NotRequired[str]
     model: NotRequired[str]
     target: NotRequired[str]  # the tap's name (default: vnetN); kept in the definition with ``config``
+    inbound: NotRequired[BandwidthRates]  # <bandwidth>, as domiftune sets it
+    outbound: NotRequired[BandwidthRates]
     live: NotRequired[bool]
     config: NotRequired[bool]
 
@@ -618,15 +629,6 @@ class IoTuneRequest(TypedDict):
     write_iops_sec_max_length: NotRequired[int]
     live: NotRequired[bool]
     config: NotRequired[bool]
-
-
-class BandwidthRates(TypedDict):
-    """One direction of a NIC's <bandwidth>: rates in KiB/s, burst in KiB (average 0 clears it)."""
-
-    average: NotRequired[int]
-    peak: NotRequired[int]
-    burst: NotRequired[int]
-    floor: NotRequired[int]
 
 
 class IfTuneRequest(TypedDict):

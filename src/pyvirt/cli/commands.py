@@ -1769,6 +1769,8 @@ VERBS = (
             ("mac", "string", "MAC address"),
             ("model", "string", "model type"),
             ("target", "string", "target network name"),
+            ("inbound", "string", "control domain's incoming traffics"),
+            ("outbound", "string", "control domain's outgoing traffics"),
         ),
     ),
     Command(

@@ -28,6 +28,11 @@ def attach_interface(opts: GlobalOptions, a: Parsed) -> int:
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
     live, config = _scope(a, dom.info(cached=True)["id"] is not None)
+    rates: dict[str, dict[str, int]] = {}
+    if a.opt("inbound") is not None or a.opt("outbound") is not None:
+        from pyvirt.cli.tuning import bandwidth_options
+
+        rates = bandwidth_options(a)
     _guard(
         "Failed to attach interface",
         lambda: dom.attach_interface(
@@ -36,6 +41,8 @@ def attach_interface(opts: GlobalOptions, a: Parsed) -> int:
             mac=a.opt("mac") or None,
             model=a.opt("model") or None,
             target=a.opt("target") or None,
+            inbound=rates.get("inbound"),  # type: ignore[arg-type]
+            outbound=rates.get("outbound"),  # type: ignore[arg-type]
             live=live,
             config=config,
         ),

@@ -83,8 +83,8 @@ def _rates(option: str, text: str, names: tuple[str, ...]) -> dict[str, int]:
     return {name: int(word) for name, word in zip(names, words, strict=False) if word != ""}
 
 
-def cmd_domiftune(opts: GlobalOptions, a: Parsed) -> int:
-    live, config = _scope(a)
+def bandwidth_options(a: Parsed) -> dict[str, dict[str, int]]:
+    """--inbound and --outbound (domiftune, attach-interface) as <bandwidth> directions."""
     changes = {}
     for direction, names in (
         ("inbound", ("average", "peak", "burst", "floor")),
@@ -92,6 +92,12 @@ def cmd_domiftune(opts: GlobalOptions, a: Parsed) -> int:
     ):
         if (text := a.opt(direction)) is not None:
             changes[direction] = _rates(f"--{direction}", text, names)
+    return changes
+
+
+def cmd_domiftune(opts: GlobalOptions, a: Parsed) -> int:
+    live, config = _scope(a)
+    changes = bandwidth_options(a)
     dom = _domain(opts.connect(), a.text("domain"))
     device = a.text("interface")
     if changes:

@@ -555,13 +555,16 @@ class Domain:
         mac: str | None = None,
         model: str | None = None,
         target: str | None = None,
+        inbound: types.BandwidthRates | None = None,
+        outbound: types.BandwidthRates | None = None,
         live: bool = False,
         config: bool = False,
     ) -> types.AttachedInterface:
         """attach-interface (``type`` network, bridge or user); neither ``live`` nor ``config``: current;
-        ``target`` names the tap."""
+        ``target`` names the tap; ``inbound``/``outbound`` its <bandwidth> (KiB/s, KiB)."""
         body: dict[str, object] = {"type": type, "live": live, "config": config}
-        for key, value in (("source", source), ("mac", mac), ("model", model), ("target", target)):
+        pairs = (("source", source), ("mac", mac), ("model", model), ("target", target))
+        for key, value in (*pairs, ("inbound", inbound), ("outbound", outbound)):
             if value is not None:
                 body[key] = value
         params = {"name": self.name}

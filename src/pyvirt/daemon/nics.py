@@ -15,6 +15,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.conf.bandwidth import DIRECTIONS
+from pyvirt.conf.bandwidth import check as bandwidth_check
 from pyvirt.conf.domain import Domain, InterfaceConfig
 from pyvirt.conf.domain_xml import AUTO_TAP_PREFIXES
 from pyvirt.conf.mac import random_mac
@@ -62,7 +64,9 @@ async def attach_interface(
         source_bridge=str(source) if kind == "bridge" else None,
         model=model,
         target_dev=str(spec["target"]) if spec.get("target") else None,
+        bandwidth={d: {k: int(v) for k, v in spec[d].items()} for d in DIRECTIONS if spec.get(d)},
     )
+    bandwidth_check(iface.bandwidth, "attach-interface")
     return await attach_nic(reg, key, iface, live=live, config=config)
 
 

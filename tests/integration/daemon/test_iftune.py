@@ -43,7 +43,7 @@ def _tc(ns: str, *args: str) -> str:
 
 
 def _htb(ns: str, tap: str) -> tuple[int, int] | None:
-    """The tap's HTB class rate and ceil in bytes/s, or None without one."""
+    """The tap's HTB class rate and ceil in bytes/s (as tc prints them: to 4 digits), or None."""
     found = re.search(
         r"class htb 1:1 .*?rate (\d+)(\w+) ceil (\d+)(\w+)", _tc(ns, "class", "show", "dev", tap)
     )
@@ -79,11 +79,11 @@ def test_domiftune_on_the_tap(nsdaemon: tuple[Daemon, str], tmp_path: Path) -> N
     tap = re.search(r"<target dev='([^']+)'/>", d.cli("dumpxml", "if1").ok().out)
     assert tap is not None
     tap_name = tap.group(1)
-    assert _htb(ns, tap_name) == (1000 * 1024, 2000 * 1024)  # set at start
+    assert _htb(ns, tap_name) == pytest.approx((1000 * 1024, 2000 * 1024), rel=1e-3)  # set at start
 
     # Live, by tap name: the kernel's class follows.
     d.cli("domiftune", "if1", tap_name, "--inbound", "500,,32", "--live").ok()
-    assert _htb(ns, tap_name) == (500 * 1024, 500 * 1024)
+    assert _htb(ns, tap_name) == pytest.approx((500 * 1024, 500 * 1024), rel=1e-3)
     live = _values(d.cli("domiftune", "if1", MAC).ok().out)
     assert (live["inbound.average"], live["inbound.peak"], live["inbound.burst"]) == (500, 0, 32), live
     assert "<inbound average='500' burst='32'/>" in d.cli("dumpxml", "if1").ok().out
@@ -98,14 +98,14 @@ def test_domiftune_on_the_tap(nsdaemon: tuple[Daemon, str], tmp_path: Path) -> N
         assert _values(d.cli("domiftune", "if1", MAC).ok().out)["outbound.average"] == 300
     else:
         assert "cls_u32" in out.err and "outbound" in out.err, out.err
-        assert _htb(ns, tap_name) == (500 * 1024, 500 * 1024)
+        assert _htb(ns, tap_name) == pytest.approx((500 * 1024, 500 * 1024), rel=1e-3)
         assert _values(d.cli("domiftune", "if1", MAC).ok().out)["outbound.average"] == 0
 
     # --config: the definition only; average 0 clears a direction.
     d.cli("domiftune", "if1", MAC, "--inbound", "0", "--config").ok()
     assert "<bandwidth>" not in d.cli("dumpxml", "if1", "--inactive").ok().out
     assert _values(d.cli("domiftune", "if1", MAC, "--config").ok().out)["inbound.average"] == 0
-    assert _htb(ns, tap_name) == (500 * 1024, 500 * 1024)
+    assert _htb(ns, tap_name) == pytest.approx((500 * 1024, 500 * 1024), rel=1e-3)
     d.cli("domiftune", "if1", MAC, "--inbound", "0", "--live").ok()
     assert _htb(ns, tap_name) is None
 
@@ -119,6 +119,21 @@ def test_domiftune_on_the_tap(nsdaemon: tuple[Daemon, str], tmp_path: Path) -> N
         assert bad.rc == 1 and word in bad.err, (args, bad.err)
     missing = d.cli("domiftune", "if1", "52:54:00:00:00:99")
     assert missing.rc == 1 and "52:54:00:00:00:99" in missing.err
+
+    # attach-interface --inbound: the hot-plugged NIC's tap is shaped, its <bandwidth> kept.
+    second = "52:54:00:7a:11:02"
+    d.cli(
+        "attach-interface", "if1", "network", "tunenet", "--mac", second, "--inbound", "800,1600", "--live"
+    ).ok()
+    new_tap = re.search(
+        rf"<mac address='{second}'/>\s*<source [^>]*/>\s*<target dev='([^']+)'/>",
+        d.cli("dumpxml", "if1").ok().out,
+    )
+    assert new_tap is not None
+    assert _htb(ns, new_tap.group(1)) == pytest.approx((800 * 1024, 1600 * 1024), rel=1e-3)
+    assert _values(d.cli("domiftune", "if1", second).ok().out)["inbound.peak"] == 1600
+    refused = d.cli("attach-interface", "if1", "network", "tunenet", "--inbound", "10,5", "--live")
+    assert refused.rc == 1 and "peak" in refused.err
     d.cli("destroy", "if1").ok()
 
     # A user NIC has no tap: its <bandwidth> is refused at start.
