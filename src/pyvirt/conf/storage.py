@@ -130,6 +130,8 @@ class VolumeInfo:
     cluster_size: int | None = None
     features: list[str] | None = None
     backing: BackingStore | None = None
+    encryption: str | None = None  # the image's own encryption: luks (or qcow, QEMU's old AES)
+    encryption_secret: str | None = None  # the UUID of the secret whose usage is this volume's path
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -381,6 +383,13 @@ def _target(tag: str, path: str, fmt: str | None, info: VolumeInfo | None) -> XN
                 _timestamp("ctime", ts.ctime_ns),
             )
         )
+    if info.encryption is not None:  # libvirt 9.0: the secret whose usage is the path, if there is one
+        enc = x("encryption", {"format": info.encryption})
+        if info.encryption_secret:
+            enc.add(x("secret", {"type": "passphrase", "uuid": info.encryption_secret}))
+        else:
+            enc.text = "\0"  # written as an open and a close tag, as libvirt does
+        node.add(enc)
     if info.compat is not None:
         node.add(x("compat", text=info.compat))
     if info.cluster_size:
@@ -402,7 +411,8 @@ def format_volume(info: VolumeInfo) -> str:
     )
     if info.backing is not None:
         root.add(_target("backingStore", info.backing.path, info.backing.format or "raw", None))
-    return serialize(root)
+    text = serialize(root)
+    return re.sub(r"( *)(<encryption [^>]*>)\0(</encryption>)", r"\1\2\n\1\3", text)
 
 
 def volume_xml(

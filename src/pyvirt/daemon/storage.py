@@ -16,8 +16,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.conf.storage import parse_volume
-from pyvirt.errors import InvalidArgument, PyvirtError, UnsupportedConfig
+from pyvirt.conf.storage import format_volume, parse_volume
+from pyvirt.errors import InvalidArgument, NotFound, PyvirtError, UnsupportedConfig
 from pyvirt.storage import stream as frames
 from pyvirt.storage.driver import StorageDriver
 
@@ -249,7 +249,12 @@ class StorageAPI:
         return await asyncio.to_thread(self.driver.volume_info, self._name(req), req.params["vol"])
 
     async def volume_xml(self, req: Request) -> dict[str, Any]:
-        return {"xml": await asyncio.to_thread(self.driver.volume_xml, self._name(req), req.params["vol"])}
+        info = await asyncio.to_thread(self.driver.volume, self._name(req), req.params["vol"])
+        secrets = self.domains.secrets if self.domains else None
+        if info.encryption is not None and secrets is not None:  # as libvirt: by the volume's path
+            with contextlib.suppress(NotFound):
+                info.encryption_secret = secrets.by_usage("volume", info.path).uuid
+        return {"xml": format_volume(info)}
 
     async def delete_volume(self, req: Request) -> dict[str, Any]:
         name, vol = self._name(req), req.params["vol"]

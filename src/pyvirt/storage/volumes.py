@@ -119,6 +119,8 @@ def describe(folder: str, name: str) -> VolumeInfo:
         info.cluster_size = data.get("cluster-size")
         if info.compat != "0.10":
             info.features = ["lazy_refcounts"] if specific.get("lazy-refcounts") else []
+        crypt = specific.get("encrypt", {}).get("format")
+        info.encryption = {"luks": "luks", "aes": "qcow"}.get(str(crypt)) if crypt else None
     backing = data.get("backing-filename")
     if backing:
         info.backing = BackingStore(

@@ -25,6 +25,7 @@ from tests.support.daemon import BIN, Daemon
 PASSPHRASE = "correct horse battery staple"
 UUID1 = "0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f"
 UUID2 = "11111111-2222-3333-4444-555555555555"
+UUID3 = "44444444-2222-3333-4444-555555555555"
 
 PRIVATE = f"""<secret ephemeral='no' private='yes'>
   <description>Super secret &amp; name of my first puppy</description>
@@ -305,6 +306,17 @@ def test_vol_create_makes_a_luks_qcow2_with_the_secret(daemon: Daemon, tmp_path:
     image = folder / "enc.qcow2"
     info = daemon.cli("img", "info", str(image)).ok().out
     assert "encrypted: yes" in info and "format: luks" in info
+    # vol-dumpxml as libvirt 9.0: the secret whose usage is the volume's path, once there is one
+    dumped = daemon.cli("vol-dumpxml", "--pool", "encp", "enc.qcow2").ok().out
+    assert "    </timestamps>\n    <encryption format='luks'>\n    </encryption>\n    <compat>" in dumped
+    volume_secret = define(
+        daemon,
+        tmp_path,
+        "vs",
+        PRIVATE.replace(UUID1, UUID3).replace("/var/lib/pyvirt/images/puppyname.img", str(image)),
+    )
+    dumped = daemon.cli("vol-dumpxml", "--pool", "encp", "enc.qcow2").ok().out
+    assert f"<encryption format='luks'>\n      <secret type='passphrase' uuid='{volume_secret}'/>" in dumped
     (tmp_path / "pw").write_text(PASSPHRASE)
     opened = daemon.cli(
         "img", "convert", "--object", f"secret,id=k,file={tmp_path / 'pw'}", "--image-opts",
