@@ -2834,7 +2834,7 @@ TOOLS = (
                 "build a template from a distribution's packages",
                 "Build a template disk with debootstrap and prepare it for cloning.",
                 (
-                    ("--os", "*string=OS", "the OS to build: debian-12"),
+                    ("--os", "*string=OS", "the OS to build: debian-11, debian-12 or debian-13"),
                     ("--size", "string=SIZE", "the disk's virtual size (default: 10G)"),
                     ("--cache-dir", "path=DIR", "where debootstrap trees are cached"),
                     ("-q --quiet", "bool", "no progress messages"),

@@ -94,6 +94,7 @@ class CloneAPI:
         store = TemplateStore(folder)
         base: Domain | None = None
         hardware = None
+        cloud_init = ""
         if store.exists(opts.original):
             template = await asyncio.to_thread(store.get, opts.original)
             linked = True if opts.linked is None else opts.linked
@@ -101,6 +102,7 @@ class CloneAPI:
             for extra in template.extra_paths:
                 sources.append(await asyncio.to_thread(parts.probe_source, extra))
             hardware = template.hardware
+            cloud_init = template.cloud_init
         else:
             base, sources = await self._domain_sources(opts.original)
             linked = False if opts.linked is None else opts.linked
@@ -137,7 +139,13 @@ class CloneAPI:
             steps.append(f"Seed {seed}: cloud-init NoCloud, hostname {hostname}")
             with _creating(folder / seed):
                 await asyncio.to_thread(
-                    parts.write_seed, folder / seed, opts, uuid, hostname, macs[0] if macs else None
+                    parts.write_seed,
+                    folder / seed,
+                    opts,
+                    uuid,
+                    hostname,
+                    macs[0] if macs else None,
+                    cloud_init,
                 )
             revert.add(lambda: (folder / seed).unlink(missing_ok=True), f"remove {seed}")
             if base is None:

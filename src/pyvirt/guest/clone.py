@@ -191,8 +191,11 @@ def full_copy(src: str, fmt: str, dest: Path, size: int) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_seed(path: Path, opts: CloneOptions, uuid: str, hostname: str, mac: str | None) -> None:
-    """The clone's cloud-init NoCloud seed ISO at ``path`` (never replacing a file)."""
+def write_seed(
+    path: Path, opts: CloneOptions, uuid: str, hostname: str, mac: str | None, cloud_init: str = ""
+) -> None:
+    """The clone's cloud-init NoCloud seed ISO at ``path`` (never replacing a file), for the guest's
+    cloud-init version ``cloud_init`` (a template's, when known)."""
     from pyvirt.guest.cloudinit import make_seed
 
     tmp = _work_name(path)
@@ -206,6 +209,7 @@ def write_seed(path: Path, opts: CloneOptions, uuid: str, hostname: str, mac: st
             password=opts.password,
             mac=mac,
             user_data=opts.user_data,
+            cloud_init=cloud_init,
         )
         _link_in(tmp, path)
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Sequence
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -47,8 +48,10 @@ def cloud_config(
     password: str | None = None,
     grow_root: bool = True,
     extra: dict[str, Any] | None = None,
+    cloud_init: str = "",
 ) -> str:
-    """A ``#cloud-config`` user-data document (JSON syntax, which YAML parsers accept)."""
+    """A ``#cloud-config`` user-data document (JSON syntax, which YAML parsers accept) for the
+    cloud-init version ``cloud_init`` of the guest (``""``: unknown, taken as a current one)."""
     config: dict[str, Any] = {}
     if hostname:
         config["hostname"] = hostname.split(".", 1)[0]
@@ -70,7 +73,10 @@ def cloud_config(
         config["ssh_authorized_keys"] = list(ssh_keys)
         config["disable_root"] = False
     if password:
-        config["chpasswd"] = {"expire": False, "users": [{"name": user or "root", "password": password}]}
+        if reads_chpasswd_users(cloud_init):
+            config["chpasswd"] = {"expire": False, "users": [{"name": user or "root", "password": password}]}
+        else:  # the only form before 22.2, deprecated since (a warning, and status "degraded")
+            config["chpasswd"] = {"expire": False, "list": [f"{user or 'root'}:{password}"]}
         config["ssh_pwauth"] = True
     if grow_root:
         config["growpart"] = {"mode": "auto", "devices": ["/"]}
@@ -78,6 +84,13 @@ def cloud_config(
     if extra:
         config.update(extra)
     return "#cloud-config\n" + json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def reads_chpasswd_users(version: str) -> bool:
+    """Whether cloud-init ``version`` (e.g. ``20.4.1``; ``""`` unknown) reads ``chpasswd: users``,
+    which came in 22.2: Debian 11's 20.4 reads only ``chpasswd: list`` and ignores ``users``."""
+    numbers = re.match(r"(\d+)\.(\d+)", version)
+    return numbers is None or (int(numbers[1]), int(numbers[2])) >= (22, 2)
 
 
 def network_config(mac: str | None = None, interface: str = "eth0") -> str:
@@ -162,9 +175,13 @@ def make_seed(
     password: str | None = None,
     mac: str | None = None,
     user_data: str | None = None,
+    cloud_init: str = "",
 ) -> Path:
-    """The seed of a new clone: its identity, login, eth0 on DHCP, and the user's own user-data if any."""
-    ours = cloud_config(hostname=hostname, ssh_keys=ssh_keys, user=user, password=password)
+    """The seed of a new clone: its identity, login, eth0 on DHCP, and the user's own user-data if any;
+    ``cloud_init`` the guest's cloud-init version when known."""
+    ours = cloud_config(
+        hostname=hostname, ssh_keys=ssh_keys, user=user, password=password, cloud_init=cloud_init
+    )
     return build_seed_iso(
         path,
         meta_data=meta_data(instance_id, hostname),

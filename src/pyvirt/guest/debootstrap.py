@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -61,8 +62,14 @@ class Release:
     pretty: str
 
 
+DEBIAN = "http://deb.debian.org/debian"
+
+#: The Debian releases deb.debian.org serves and this host's debootstrap knows (older ones moved to
+#: archive.debian.org; testing and unstable change under a build and are not offered).
 RELEASES: dict[str, Release] = {
-    "debian-12": Release("debian-12", "bookworm", "http://deb.debian.org/debian", "Debian 12 (bookworm)"),
+    "debian-11": Release("debian-11", "bullseye", DEBIAN, "Debian 11 (bullseye)"),
+    "debian-12": Release("debian-12", "bookworm", DEBIAN, "Debian 12 (bookworm)"),
+    "debian-13": Release("debian-13", "trixie", DEBIAN, "Debian 13 (trixie)"),
 }
 
 
@@ -73,6 +80,21 @@ def release(name: str) -> Release:
     except KeyError:
         known = ", ".join(sorted(RELEASES))
         raise InvalidArgument(f"unknown --os {name!r}: pyvirt template build knows {known}") from None
+
+
+def package_version(tree: Path, package: str) -> str:
+    """The version of ``package`` installed in ``tree`` (its dpkg status), upstream part only
+    (``20.4.1`` of ``20.4.1-2+deb11u1``); ``""`` when it is not installed."""
+    try:
+        status = (tree / "var/lib/dpkg/status").read_text(errors="replace")
+    except OSError:
+        return ""
+    for stanza in status.split("\n\n"):
+        fields: dict[str, str] = dict(re.findall(r"^([\w-]+): (.*)$", stanza, re.M))
+        if fields.get("Package") == package and "Version" in fields:
+            version = fields["Version"].split(":", 1)[-1]
+            return version.rsplit("-", 1)[0] if "-" in version else version
+    return ""
 
 
 def cache_key(rel: Release, packages: tuple[str, ...], variant: str = "minbase") -> str:

@@ -81,6 +81,7 @@ class Template:
     created: str  # ISO 8601, UTC
     hardware: Hardware = field(default_factory=Hardware)  # what an appliance's disks expect
     extra_paths: tuple[str, ...] = ()  # an appliance's second, third... disks (volumes of the pool)
+    cloud_init: str = ""  # the version of cloud-init the image holds, when known (built templates)
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -142,6 +143,7 @@ class TemplateStore:
             created=str(meta.get("created", "")),
             hardware=Hardware.from_json(meta.get("hardware")),
             extra_paths=tuple(str(self.volume_path(name, i)) for i in range(1, int(meta.get("disks", 1)))),
+            cloud_init=str(meta.get("cloud_init", "")),
         )
 
     @contextlib.contextmanager
@@ -162,6 +164,7 @@ class TemplateStore:
         source: str,
         hardware: Hardware | None = None,
         extra_images: tuple[Path, ...] = (),
+        cloud_init: str = "",
     ) -> Template:
         """Publish the finished qcow2 ``image`` (and an appliance's further disks ``extra_images``),
         inside a staging folder, as template ``name``."""
@@ -183,6 +186,8 @@ class TemplateStore:
             meta["hardware"] = hardware.to_json()
         if extra_images:
             meta["disks"] = len(images)
+        if cloud_init:
+            meta["cloud_init"] = cloud_init
         sidecar = self.sidecar_path(name)
         if sidecar.exists() and not self.volume_path(name).exists():
             sidecar.unlink()  # left by a delete that was interrupted
@@ -419,7 +424,13 @@ def build(
 
         convert(str(raw), str(out), "qcow2", src_fmt="raw")
         raw.unlink()
-        tmpl = store.install(name, out, os_name=rel.name, source=f"debootstrap {rel.suite} {rel.mirror}")
+        tmpl = store.install(
+            name,
+            out,
+            os_name=rel.name,
+            source=f"debootstrap {rel.suite} {rel.mirror}",
+            cloud_init=debootstrap.package_version(tree, "cloud-init"),
+        )
     progress(f"Template {name} ready: {tmpl.path}")
     return tmpl
 

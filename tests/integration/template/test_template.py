@@ -93,6 +93,30 @@ def test_linked_clone_defines_overlay_seed_and_new_identity(daemon: Daemon, busy
     assert "<interface" not in conn.domain("c2").xml()
 
 
+def test_password_seeded_in_the_form_the_templates_cloud_init_reads(daemon: Daemon, busybox: str) -> None:
+    import json
+
+    from pyvirt.guest.cloudinit import read_seed_iso
+
+    daemon.cli("template", "import", str(guest_artifacts().disk), "old-ci").ok()
+    # What a debian-11 build records: the cloud-init version its tree holds (20.4, before chpasswd's users).
+    sidecar = _images(daemon) / ".old-ci.template.json"
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "cloud_init": "20.4.1"}))
+    listed = json.loads(daemon.cli("template", "list", "--json").ok().out)
+    assert {t["name"]: t["cloud_init"] for t in listed if t["name"] in ("old-ci", busybox)} == {
+        "old-ci": "20.4.1",
+        busybox: "",
+    }
+    for original, name in ((busybox, "pw-new"), ("old-ci", "pw-old")):  # launch: clone's has no --password
+        launch = ("launch", "-q", original, name, "--network", "none", "--memory", "64M", "--password", "a:b")
+        daemon.cli(*launch).ok()
+        daemon.cli("destroy", name).ok()
+    new = json.loads(read_seed_iso(_images(daemon) / "pw-new-seed.iso")["user-data"].split("\n", 1)[1])
+    old = json.loads(read_seed_iso(_images(daemon) / "pw-old-seed.iso")["user-data"].split("\n", 1)[1])
+    assert new["chpasswd"] == {"expire": False, "users": [{"name": "root", "password": "a:b"}]}
+    assert old["chpasswd"] == {"expire": False, "list": ["root:a:b"]}
+
+
 def test_clone_onto_existing_name_creates_nothing(daemon: Daemon, busybox: str) -> None:
     daemon.cli("clone", "--original", busybox, "--name", "dup", "--network", "none").ok()
     before = _pool_files(daemon)

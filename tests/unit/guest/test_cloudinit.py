@@ -101,3 +101,23 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
             blocker / "seed.iso", meta_data="instance-id: x\n", user_data="#cloud-config\n"
         )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+@pytest.mark.parametrize(
+    ("version", "users"),
+    [("", True), ("25.1.4", True), ("22.2", True), ("22.1.2", False), ("20.4.1", False), ("odd", True)],
+)
+def test_password_in_the_form_the_guests_cloud_init_reads(version: str, users: bool) -> None:
+    config = json.loads(
+        cloudinit.cloud_config(user="tester", password="s:cret", cloud_init=version).split("\n", 1)[1]
+    )
+    assert cloudinit.reads_chpasswd_users(version) is users
+    if users:
+        assert config["chpasswd"] == {"expire": False, "users": [{"name": "tester", "password": "s:cret"}]}
+    else:  # cloud-init before 22.2 (Debian 11's 20.4) ignores chpasswd's users
+        assert config["chpasswd"] == {"expire": False, "list": ["tester:s:cret"]}
+    root = json.loads(cloudinit.cloud_config(password="pw", cloud_init=version).split("\n", 1)[1])
+    assert (root["chpasswd"].get("users") or root["chpasswd"]["list"]) in (
+        [{"name": "root", "password": "pw"}],
+        ["root:pw"],
+    )

@@ -21,6 +21,31 @@ def test_release_names_the_known_ones_when_unknown() -> None:
         debootstrap.release("bogus-1")
 
 
+@pytest.mark.parametrize(
+    ("name", "suite"), [("debian-11", "bullseye"), ("debian-12", "bookworm"), ("debian-13", "trixie")]
+)
+def test_every_debian_release_is_offered(name: str, suite: str) -> None:
+    rel = debootstrap.release(name)
+    assert rel.suite == suite and rel.mirror == "http://deb.debian.org/debian"
+    assert debootstrap.tree_path(Path("/c"), rel, ("x",)).name.startswith(f"{suite}-")
+
+
+def test_package_version_from_the_trees_dpkg_status(tmp_path: Path) -> None:
+    status = tmp_path / "var/lib/dpkg/status"
+    assert debootstrap.package_version(tmp_path, "cloud-init") == ""  # no dpkg database at all
+    status.parent.mkdir(parents=True)
+    status.write_text(
+        "Package: cloud-guest-utils\nStatus: install ok installed\nVersion: 0.31-2\n\n"
+        "Package: cloud-init\nStatus: install ok installed\nPriority: optional\n"
+        "Version: 20.4.1-2+deb11u1\nDescription: x\n\n"
+        "Package: systemd\nVersion: 1:252.30-1~deb12u2\n"
+    )
+    assert debootstrap.package_version(tmp_path, "cloud-init") == "20.4.1"
+    assert debootstrap.package_version(tmp_path, "cloud-guest-utils") == "0.31"
+    assert debootstrap.package_version(tmp_path, "systemd") == "252.30"  # epoch and revision off
+    assert debootstrap.package_version(tmp_path, "sudo") == ""
+
+
 def test_cache_key_depends_on_packages_not_their_order() -> None:
     rel = debootstrap.release("debian-12")
     key = debootstrap.cache_key(rel, ("a", "b"))
@@ -59,11 +84,18 @@ def test_store_install_list_get_remove(tmp_path: Path) -> None:
     assert tmpl.volume == "t1.template.qcow2" and tmpl.virtual_size == 1 << 20
     assert os.stat(tmpl.path).st_mode & 0o777 == 0o444
     meta = json.loads((tmp_path / ".t1.template.json").read_text())
-    assert meta["os"] == "debian-12" and meta["source"] == "test"
+    assert meta["os"] == "debian-12" and meta["source"] == "test" and "cloud_init" not in meta
     assert [t.name for t in store.list()] == ["t1"]
     assert store.get("t1") == tmpl
     # Only the volume and the hidden sidecar remain in the pool folder.
     assert sorted(p.name for p in tmp_path.iterdir()) == [".t1.template.json", "t1.template.qcow2"]
+    with store.staging("t2") as work:
+        t2 = store.install(
+            "t2", _qcow2(work / "d.qcow2"), os_name="debian-11", source="s", cloud_init="20.4.1"
+        )
+    assert t2.cloud_init == "20.4.1" and store.get("t2").cloud_init == "20.4.1" and tmpl.cloud_init == ""
+    store.remove_sidecar("t2")
+    os.unlink(t2.path)
     with store.staging("t1") as work, pytest.raises(AlreadyExists):
         store.install("t1", _qcow2(work / "disk.qcow2"), os_name="x", source="y")
     assert [t.name for t in store.list()] == ["t1"]
