@@ -287,10 +287,12 @@ def _virtual_size(path: str) -> int:
 
 
 def _probe(path: str) -> str:
+    """The image format of ``path``, or ``appliance`` for an OVA/OVF (a package, not a disk)."""
+    from pyvirt.guest.ovf import is_appliance
     from pyvirt.image.probe import probe_file
 
     try:
-        return probe_file(path)
+        return "appliance" if is_appliance(path) else probe_file(path)
     except Exception:
         return "raw"
 

@@ -129,8 +129,13 @@ def is_appliance(path: str | os.PathLike[str]) -> bool:
     text = str(path).lower()
     if text.endswith(".ovf"):
         return True
-    if not os.path.isfile(path) or not tarfile.is_tarfile(path):
+    if not os.path.isfile(path):
         return False
+    # The ustar magic of the first header first: tarfile.is_tarfile takes a file of zeros (a fresh raw
+    # disk) for an empty archive, after reading all of it.
+    with open(path, "rb") as f:
+        if f.read(512)[257:262] != b"ustar":
+            return False
     with tarfile.open(path, "r:") as tar:
         return any(m.name.lower().endswith(".ovf") for m in tar.getmembers())
 

@@ -882,6 +882,11 @@ def _disk(b: _Builder, sub: Sub, name: str, index: int, used: set[str], is_q35: 
         return disk
     if exists:
         probed = host.formats.get(disk.path, "raw")
+        if probed == "appliance":
+            raise UnsupportedConfig(
+                f"--disk {disk.path}: an OVA/OVF appliance, not a disk image (qcow2, raw, vmdk, vdi): "
+                f"pyvirt template import {disk.path} NAME maps and converts it, then pyvirt launch NAME VM"
+            )
         if fmt and fmt != probed:
             raise InvalidArgument(f"--disk {disk.path},format={fmt}: the image exists and is {probed}")
         if size is not None and "check_disk_size" not in b.req and host.existing.get(disk.path, 0) != size:

@@ -301,6 +301,15 @@ def test_bad_input_leaves_nothing(work: Path, pyvirtd: Daemon) -> None:
         *(f"{work}/plain.iso", "--disk", "size=1", "--network", "none"),
     )
     assert result.rc == 1 and "not an installer" in result.err
+    # an appliance as an --import disk: a package of disks, not one; named, and the way that takes it
+    from tests.support.ova import Spec, make_ova, vmware_ovf
+
+    ova = make_ova(
+        work / "app.ova", "app.ovf", vmware_ovf(Spec(disk_file="d1.vmdk")), {"d1.vmdk": work / "cloud.qcow2"}
+    )
+    result = pyvirtd.cli("install", "--name", "b5", "--memory", "512", "--os-variant", "debian11", "--import",
+                         "--disk", str(ova), "--network", "none")  # fmt: skip
+    assert result.rc == 1 and "an OVA/OVF appliance" in result.err and "pyvirt template import" in result.err
     assert sorted(p.name for p in images.iterdir()) == before
     assert pyvirtd.cli("list", "--all", "--name").ok().out.strip() == ""
     boot = pyvirtd.root / "var/lib/pyvirt/boot"

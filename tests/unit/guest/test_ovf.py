@@ -3,6 +3,7 @@ disks converted, and every kind of bad package refused by name."""
 
 from __future__ import annotations
 
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,19 @@ def test_virtualbox_ovf_is_mapped(tmp_path: Path) -> None:
     assert [n.model for n in app.nics] == ["e1000"]
     bios = ovf.read_appliance(_ovf_folder(tmp_path, virtualbox_ovf(Spec(controller="ide")), disk=False))
     assert bios.firmware == "bios" and [d.bus for d in bios.disks] == ["ide"]
+
+
+def test_a_fresh_raw_disk_is_no_appliance(tmp_path: Path) -> None:
+    # 64 GiB of zeros (sparse): tarfile alone takes it for an empty archive, after reading it all.
+    zeros = tmp_path / "fresh.raw"
+    with open(zeros, "wb") as f:
+        f.truncate(64 << 30)
+    assert not ovf.is_appliance(zeros)
+    (tmp_path / "notes.txt").write_text("x\n")
+    plain = tmp_path / "plain.tar"
+    with tarfile.open(plain, "w") as tar:
+        tar.add(tmp_path / "notes.txt", arcname="notes.txt")
+    assert not ovf.is_appliance(plain)  # a tar, without an .ovf
 
 
 def test_ova_manifest_checked_and_disks_converted(tmp_path: Path) -> None:
