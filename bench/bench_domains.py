@@ -101,16 +101,22 @@ class Tool:
 class Pyvirt(Tool):
     name = "pyvirt"
 
-    def __init__(self) -> None:
+    def __init__(self, *, debug_log: bool = False) -> None:
+        """``debug_log``: pyvirtd -v, its log in ``self.log`` (where a start says how long QEMU took)."""
         self.root = Path(tempfile.mkdtemp(prefix="pvb-", dir="/tmp"))
         os.chmod(self.root, 0o755)  # like /run and /var: the unprivileged QEMU user traverses it
         # A user's environment: the caller's PYTHON* settings (e.g. PYTHONDONTWRITEBYTECODE, which
         # makes every edited module compile on each start) would be measured too.
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         self.env = {**env, "PYVIRT_ROOT": str(self.root)}
-        self.proc = subprocess.Popen(
-            in_ns(str(BIN / "pyvirtd")), env=self.env, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        self.log = self.root / "pyvirtd.log"
+        with open(self.log, "wb") if debug_log else contextlib.nullcontext() as log:
+            self.proc = subprocess.Popen(
+                in_ns(str(BIN / "pyvirtd"), *(["-v"] if debug_log else [])),
+                env=self.env,
+                stderr=log if debug_log else subprocess.DEVNULL,
+                start_new_session=True,
+            )
         sock = self.root / "run/pyvirt/pyvirt-sock"
         for _ in range(200):
             if sock.exists():
@@ -146,7 +152,9 @@ class Libvirt(Tool):
         # Never let libvirt's default NAT network start (it would be inside our netns anyway).
         with contextlib.suppress(FileNotFoundError):
             Path("/etc/libvirt/qemu/networks/autostart/default.xml").unlink()
-        if sh("pgrep", "-x", "libvirtd", check=False).stdout.strip():
+        # One answering on the machine's socket (the install oracle's libvirtds live in mount
+        # namespaces of their own, with a /run/libvirt of their own, and do not meet this one).
+        if self.cli("uri").returncode == 0:
             raise SystemExit("error: a libvirtd is already running; stop it before benchmarking")
         # libvirt's QEMU driver logs through virtlogd, which systemd would socket-activate.
         self.virtlogd: subprocess.Popen[bytes] | None = None

@@ -6,7 +6,17 @@ pyvirtd in a scratch root) and to virt-install 4.1 ``--print-xml --dry-run`` (a 
 private libvirtd 9.0, tests/support/virtinstall.py), alternating which goes first; median wall time
 of each, and the ratio. Target: pyvirt ≤ 0.2x virt-install.
 
-    python bench/bench_provision.py [--only install] [--repeat N] [--json]
+launch: ``pyvirt launch TEMPLATE NAME`` (a linked clone, a cloud-init seed, the start, one daemon
+action) beside ``virt-clone`` + ``virsh start`` on the same template (a BIOS-bootable test-guest disk,
+tests/support/bootable.py, 64 MiB, no NIC), with libvirt 9.0's libvirtd and pyvirtd both in a network
+namespace (bench/bench_domains.py's helpers), alternating which goes first; command issued → the
+domain running. The daemon's time (request → running) is split into QEMU's own (spawned → answering
+QMP, from pyvirtd -v's log) and pyvirt's management time (the rest: the overlay, the seed ISO, the
+definition, QEMU's command line and its confinement, QMP, cont). Targets: ≤ 200 ms of management
+time, ≤ 0.3x virt-clone + virsh start. Run it under
+``flock /tmp/bench.lock`` (libvirtd is the machine's own, as in bench_domains.py).
+
+    python bench/bench_provision.py [--only install|launch] [--repeat N] [--json]
 
 Each part is one function in PARTS; a part returns its figures and prints its own table.
 """
@@ -112,7 +122,133 @@ def bench_install(repeat: int) -> dict[str, object]:
     return results
 
 
-PARTS: dict[str, Callable[[int], dict[str, object]]] = {"install": bench_install}
+LAUNCH_TARGET_MS = 200
+LAUNCH_TARGET_RATIO = 0.3
+
+
+def _libvirt_template_xml(disk: Path) -> str:
+    return f"""<domain type='qemu'>
+  <name>bench-tmpl</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <features><acpi/><apic/></features>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='{disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+"""
+
+
+def _qemu_up_ms(log: Path, name: str) -> float:
+    """QEMU's own share of a start, as pyvirtd -v logs it: spawned → answering QMP."""
+    import re
+
+    found = re.findall(
+        rf"started {name} \(pid \d+\): QEMU up and monitor connected in (\d+) ms", log.read_text()
+    )
+    assert found, f"pyvirtd's log has no start of {name}"
+    return float(found[-1])
+
+
+def bench_launch(repeat: int) -> dict[str, object]:
+    """``pyvirt launch`` vs ``virt-clone`` + ``virsh start`` on the same template disk."""
+    import os
+    import shutil
+
+    sys.path.insert(0, str(REPO / "bench"))
+    import bench_domains as bd
+
+    from tests.support import bootable
+
+    for tool in ("virt-clone", "virsh", "libvirtd", *bootable.TOOLS):
+        if shutil.which(tool) is None:
+            print(f"launch: skipped ({tool} is not installed)")
+            return {"skipped": f"{tool} is not installed"}
+    results: dict[str, object] = {}
+    with bd.netns(), tempfile.TemporaryDirectory(prefix="bench-launch-", dir="/var/tmp") as tmp:
+        work = Path(tmp)
+        os.chmod(work, 0o755)
+        disk = bootable.make_disk(work / "template.qcow2")
+        libvirt = bd.Libvirt()  # first: it refuses to run beside another libvirtd
+        pyvirt = bd.Pyvirt(debug_log=True)
+        try:
+            imported = pyvirt.cli("template", "import", "--os", "busybox", str(disk), "bench-tmpl")
+            assert imported.returncode == 0, imported.stderr
+            clones = work / "libvirt"
+            clones.mkdir()
+            tmpl_disk = clones / "bench-tmpl.qcow2"
+            shutil.copyfile(disk, tmpl_disk)
+            xml = work / "bench-tmpl.xml"
+            xml.write_text(_libvirt_template_xml(tmpl_disk))
+            defined = libvirt.cli("define", str(xml))
+            assert defined.returncode == 0, defined.stderr
+            times: dict[str, list[float]] = {"pyvirt": [], "libvirt": [], "pyvirt_daemon": [], "qemu": []}
+            for run in range(repeat):
+                name = f"bench-l{run}"
+                order = ["pyvirt", "libvirt"] if run % 2 == 0 else ["libvirt", "pyvirt"]
+                for tool in order:
+                    if tool == "pyvirt":
+                        argv = ["launch", "--json", "bench-tmpl", name, "--network", "none", "--memory", "64"]
+                        started = time.perf_counter()
+                        result = pyvirt.cli(*argv)
+                        times["pyvirt"].append((time.perf_counter() - started) * 1000)
+                        assert result.returncode == 0, result.stderr
+                        times["pyvirt_daemon"].append(json.loads(result.stdout)["seconds"] * 1000)
+                        times["qemu"].append(_qemu_up_ms(pyvirt.log, name))
+                        assert pyvirt.running(name)
+                        pyvirt.cli("destroy", name)
+                        pyvirt.cli("undefine", "--remove-all-storage", name)
+                        pyvirt.cli("vol-delete", f"{name}-seed.iso", "--pool", "default")
+                    else:
+                        virt_clone = [
+                            "virt-clone", "--connect", "qemu:///system", "--original", "bench-tmpl",
+                            "--name", name, "--file", str(clones / f"{name}.qcow2"),
+                        ]  # fmt: skip
+                        started = time.perf_counter()
+                        cloned = subprocess.run(virt_clone, capture_output=True, text=True)
+                        start = libvirt.cli("start", name)
+                        times["libvirt"].append((time.perf_counter() - started) * 1000)
+                        assert cloned.returncode == 0 and start.returncode == 0, cloned.stderr + start.stderr
+                        assert libvirt.running(name)
+                        libvirt.cli("destroy", name)
+                        libvirt.cli("undefine", "--remove-all-storage", name)
+            py, lv = statistics.median(times["pyvirt"]), statistics.median(times["libvirt"])
+            daemon = statistics.median(times["pyvirt_daemon"])
+            own = [d - q for d, q in zip(times["pyvirt_daemon"], times["qemu"], strict=True)]
+            results = {
+                "pyvirt_launch_ms": round(py, 1),
+                "pyvirt_daemon_ms": round(daemon, 1),
+                "qemu_up_ms": round(statistics.median(times["qemu"]), 1),
+                "pyvirt_management_ms": round(statistics.median(own), 1),
+                "virt_clone_and_start_ms": round(lv, 1),
+                "ratio": round(py / lv, 3),
+                "load": round(os.getloadavg()[0], 1),
+            }
+        finally:
+            libvirt.close()
+            pyvirt.close()
+    print(
+        f"{'launch → running':<20}{'pyvirt ms':>10}{'daemon ms':>10}{'QEMU ms':>9}{'mgmt ms':>9}"
+        f"{'virt-clone+start ms':>21}{'ratio':>7}"
+        f"   targets: mgmt ≤ {LAUNCH_TARGET_MS} ms, ≤ {LAUNCH_TARGET_RATIO}x"
+    )
+    print(
+        f"{'linked clone, seed':<20}{results['pyvirt_launch_ms']:>10}{results['pyvirt_daemon_ms']:>10}"
+        f"{results['qemu_up_ms']:>9}{results['pyvirt_management_ms']:>9}"
+        f"{results['virt_clone_and_start_ms']:>21}{results['ratio']:>7}"
+    )
+    return results
+
+
+PARTS: dict[str, Callable[[int], dict[str, object]]] = {"install": bench_install, "launch": bench_launch}
 
 
 def main() -> int:
