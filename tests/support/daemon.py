@@ -144,7 +144,22 @@ class Daemon:
                 cmdline = (proc_dir / "cmdline").read_bytes()
                 if f"{self.root}/".encode() in cmdline and int(proc_dir.name) != os.getpid():
                     os.kill(int(proc_dir.name), signal.SIGKILL)
+        self._remove_cgroups()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _remove_cgroups(self) -> None:
+        """The groups of domains whose QEMU was killed with a killed daemon, and the daemon's slice: a
+        test daemon's root goes with the test, nothing else would remove them."""
+        from pyvirt.paths import system_layout
+        from pyvirt.qemu import cgroup, cgtune
+
+        run_dir = system_layout(str(self.root)).run_dir
+        parent = cgroup.parent_for(str(run_dir), None)
+        for mount in (cgroup.mount_point(), *cgtune.v1_mounts().values()):
+            if mount is not None and (mount / parent).is_dir():
+                for scope in (mount / parent).glob("pyvirt-*.scope"):
+                    cgroup.remove(scope)
+                cgroup.drop_daemon_slice(mount / parent)
 
     def cli(
         self,

@@ -12,6 +12,7 @@ wherever the host gives them to cgroup v2 (on a hybrid host they stay with v1, a
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
@@ -62,15 +63,21 @@ def create(mount: Path, parent: str, name: str) -> Path:
     """Make the domain's group (removing a stale empty one first); its path."""
     path = mount / parent / scope_name(name)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for ancestor in reversed(path.parents):
-            if ancestor.is_relative_to(mount) and ancestor != mount:
-                _enable_controllers(ancestor)
-        try:
-            path.mkdir()
-        except FileExistsError:
-            if _populated(path):
-                raise OperationFailed(f"cgroup {path} is in use by other processes") from None
+        for attempt in range(3):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for ancestor in reversed(path.parents):
+                if ancestor.is_relative_to(mount) and ancestor != mount:
+                    _enable_controllers(ancestor)
+            try:
+                path.mkdir()
+            except FileExistsError:
+                if _populated(path):
+                    raise OperationFailed(f"cgroup {path} is in use by other processes") from None
+            except FileNotFoundError:
+                if attempt < 2:  # the daemon's slice went with its last other domain meanwhile
+                    continue
+                raise
+            break
     except OSError as err:
         raise OperationFailed(f"cannot create cgroup {path}: {err.strerror}") from err
     return path
@@ -91,6 +98,14 @@ def _enable_controllers(path: Path) -> None:
             log.warning("cannot enable %s for the groups under %s: %s", ", ".join(wanted), path, err.strerror)
 
 
+def drop_daemon_slice(slice_dir: Path) -> None:
+    """Remove a daemon's own slice (``pyvirt-HASH.slice``, of a daemon over another root) once empty;
+    the shared ``pyvirt.slice`` and a ``<partition>`` stay."""
+    if slice_dir.name.startswith("pyvirt-") and slice_dir.parent.name == DEFAULT_SLICE:
+        with contextlib.suppress(OSError):  # busy: the daemon's other domains still have groups
+            slice_dir.rmdir()
+
+
 def open_procs(path: Path) -> int:
     """A descriptor on the group's ``cgroup.procs``: writing ``0`` to it moves the writer in."""
     return os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
@@ -104,11 +119,13 @@ def _populated(path: Path) -> bool:
 
 
 def remove(path: str | Path) -> None:
-    """Remove a domain's group once its processes are gone (an exiting QEMU may take a moment)."""
+    """Remove a domain's group once its processes are gone (an exiting QEMU may take a moment), and the
+    slice of its daemon when that was its last group."""
     path = Path(path)
     for _ in range(50):
         try:
             path.rmdir()
+            drop_daemon_slice(path.parent)
             return
         except FileNotFoundError:
             return

@@ -183,12 +183,6 @@ def remove_twins(v2: str | Path) -> None:
         twin = twin_path(Path(v2), controller)
         if twin is not None and twin.is_dir():
             cgroup.remove(twin)
-            # A daemon's own slice (pyvirt-HASH.slice, of a daemon over another root) goes when empty;
-            # the shared pyvirt.slice and a <partition> stay.
-            slice_dir = twin.parent
-            if slice_dir.name.startswith("pyvirt-") and slice_dir.parent.name == cgroup.DEFAULT_SLICE:
-                with contextlib.suppress(OSError):
-                    slice_dir.rmdir()
 
 
 def _read(path: Path) -> str:
