@@ -3,12 +3,14 @@
 A separate pass, as in libvirt, so that parsing stays a faithful reading of the document. Only what
 libvirt itself writes is added: the UUID (the dataclass default), MAC addresses, the machine type, the
 disk bus implied by the target name, the serial/console pairing, the model of a PCI controller that
-names none, and the primary video first. No default controllers or other devices are added to the
-definition; :func:`hotplug_ports` names the spare PCIe root ports a q35 machine is started with.
+names none, the primary video first, and the USB controller and balloon libvirt adds
+(:mod:`pyvirt.conf.implicit_devices`); :func:`hotplug_ports` names the spare PCIe root ports a q35
+machine is started with.
 """
 
 from __future__ import annotations
 
+from pyvirt.conf import implicit_devices
 from pyvirt.conf.addresses import number, placed_devices
 from pyvirt.conf.domain import CharDevConfig, ControllerConfig, Domain, PCIAddress
 from pyvirt.conf.mac import random_mac
@@ -84,6 +86,7 @@ def apply_defaults(dom: Domain) -> None:
                 ctl.model = "pcie-root" if q35 else "pci-root"
             else:
                 ctl.model = "pcie-root-port" if q35 else "pci-bridge"
+    implicit_devices.add(dom)
     videos = dom.devices.videos
     primary = next((i for i, video in enumerate(videos) if video.primary), 0)
     if primary:  # libvirt keeps the primary video first

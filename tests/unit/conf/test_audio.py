@@ -12,7 +12,8 @@ from pyvirt.errors import PyvirtError
 from pyvirt.qemu.command import RuntimeContext, build_argv
 
 XML = """<domain type='qemu'><name>a</name><memory>65536</memory><os><type machine='pc'>hvm</type></os>
-<devices><sound model='sb16'><audio id='2'/></sound>{audio}</devices></domain>"""
+<devices><sound model='sb16'><audio id='2'/></sound>{audio}<controller type='usb' model='none'/>
+<memballoon model='none'/></devices></domain>"""
 OSS = """<audio id='2' type='oss' tryMMap='yes' dspPolicy='3'>
 <input mixingEngine='yes' fixedSettings='yes' dev='/dev/dsp0' bufferCount='50' tryPoll='yes'>
 <settings frequency='44100' channels='2' format='s16'/></input><output dev='/dev/dsp,1'/></audio>"""

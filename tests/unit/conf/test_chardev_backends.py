@@ -9,7 +9,7 @@ from pyvirt.errors import PyvirtError
 from pyvirt.qemu.command import RuntimeContext, build_argv
 
 XML = """<domain type='qemu'><name>c</name><memory>65536</memory><os><type machine='pc'>hvm</type></os>
-<devices>{devices}</devices></domain>"""
+<devices>{devices}<controller type='usb' model='none'/><memballoon model='none'/></devices></domain>"""
 DEVICES = """<serial type='tcp'><source mode='connect' host='10.0.0.1' service='4555'/>
 <protocol type='telnet'/><target port='0'/></serial>
 <serial type='udp'><source mode='connect' service='9999'/><target port='1'/></serial>

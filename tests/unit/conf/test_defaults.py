@@ -25,8 +25,23 @@ def test_minimal_gains_nothing_but_what_libvirt_writes() -> None:
     dom = with_devices("", machine="")
     apply_defaults(dom)
     assert dom.os.machine == "pc"
-    assert dom.devices.controllers == [] and dom.devices.inputs == []
-    assert format_domain(dom).count("<devices/>") == 1
+    # libvirt's implicit USB controller (PIIX3's, at 00:01.2) and virtio balloon, nothing else
+    assert [(c.type, c.model) for c in dom.devices.controllers] == [("usb", "piix3-uhci")]
+    assert dom.devices.controllers[0].address is not None
+    assert dom.devices.controllers[0].address.attrs["function"] == "0x2"
+    assert dom.devices.memballoon is not None and dom.devices.memballoon.model == "virtio"
+    assert dom.devices.inputs == []
+    again = with_devices(
+        "<controller type='usb' model='none'/><memballoon model='none'/>", machine=" machine='q35'"
+    )
+    apply_defaults(again)  # 'none' says there is to be none
+    assert [c.model for c in again.devices.controllers] == [
+        "none"
+    ] and again.devices.memballoon.model == "none"
+    q35 = with_devices("", machine=" machine='q35'")
+    apply_defaults(q35)
+    apply_defaults(q35)  # idempotent
+    assert [(c.model, c.address) for c in q35.devices.controllers] == [("qemu-xhci", None)]
 
 
 def test_uuid_is_generated_when_absent() -> None:

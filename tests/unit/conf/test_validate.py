@@ -203,7 +203,9 @@ def q35(text: str) -> str:
     ("text", "error", "message"),
     [
         (
-            MINIMAL.replace("</memory>", "</memory><currentMemory unit='MiB'>256</currentMemory>"),
+            MINIMAL.replace("</memory>", "</memory><currentMemory unit='MiB'>256</currentMemory>").replace(
+                "</domain>", "<devices><memballoon model='none'/></devices></domain>"
+            ),
             InvalidArgument,
             "currentMemory (262144 KiB) below memory needs <memballoon model='virtio'>",
         ),
@@ -317,7 +319,7 @@ def q35(text: str) -> str:
         (with_devices("<serial type='unix'/>"), InvalidArgument, "serial of type 'unix' needs <source path"),
         (with_devices("<channel type='unix'/>"), InvalidArgument, "a channel needs <target type='virtio'"),
         (
-            with_devices("<input type='tablet' bus='usb'/>"),
+            with_devices("<input type='tablet' bus='usb'/><controller type='usb' model='none'/>"),
             InvalidArgument,
             "USB tablet input needs a USB controller",
         ),
@@ -381,7 +383,7 @@ def test_the_primary_video_comes_first() -> None:
 def test_pci_controllers_without_a_model_get_libvirts(machine: str, models: list[str]) -> None:
     text = with_devices("<controller type='pci' index='0'/><controller type='pci' index='1'/>")
     dom = load_domain_xml(text.replace("machine='pc'", f"machine='{machine}'"))
-    assert [ctl.model for ctl in dom.devices.controllers] == models
+    assert [ctl.model for ctl in dom.devices.controllers if ctl.type == "pci"] == models
 
 
 NIC = "<interface type='{0}'><mac address='52:54:00:00:00:0{1}'/>{2}<target dev='{3}'/></interface>"
