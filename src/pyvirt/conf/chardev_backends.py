@@ -1,4 +1,5 @@
-"""Character device backends beyond pty/file/unix/null: ``tcp``, ``udp``, ``dev`` and ``vc``.
+"""Character device backends beyond pty/file/unix/null: ``tcp``, ``udp``, ``dev``, ``vc``, ``stdio``,
+``spiceport`` and ``qemu-vdagent``.
 
 For a ``<serial>``, ``<console>``, ``<parallel>`` or ``<channel>`` of these types this module reads the
 ``<source>`` elements (and tcp's ``<protocol>``), writes them back, and gives QEMU's ``-chardev``:
@@ -10,7 +11,11 @@ For a ``<serial>``, ``<console>``, ``<parallel>`` or ``<channel>`` of these type
   ``udp,host,port,localaddr,localport``, each empty (port 0 locally) when not given, as libvirt writes;
 - ``dev``: a host serial (or, for ``<parallel>``, parallel) port ``<source path/>`` as ``serial``
   or ``parallel`` with ``path``; the daemon hands the device node to QEMU's user;
-- ``vc``: QEMU's virtual console.
+- ``vc``: QEMU's virtual console; ``stdio``: QEMU's standard input and output (the domain's log);
+- ``spiceport``: ``<source channel/>``, a named port of the SPICE display (refused without one);
+- ``qemu-vdagent`` (channels): QEMU's own vdagent, ``<source><clipboard copypaste/><mouse mode/>``
+  as ``clipboard=on|off`` and ``mouse=on`` (client) / ``off`` (server), each left out when not given;
+- ``dbus``: refused by name, as it needs a D-Bus display pyvirt does not offer.
 
 The source attributes are kept in :attr:`CharDevConfig.source_extra` (``host``, ``service``,
 ``bind.host``, ``bind.service``, ``protocol``).
@@ -20,13 +25,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyvirt.conf import chardev_options
 from pyvirt.conf.xmlutil import Elem, XNode, unsupported, x
 from pyvirt.errors import UnsupportedConfig, XMLError
 
 if TYPE_CHECKING:
     from pyvirt.conf.domain import CharDevConfig
 
-TYPES = ("tcp", "udp", "dev", "vc")
+TYPES = ("tcp", "udp", "dev", "vc", "stdio", "spiceport", "qemu-vdagent", "dbus")
 PROTOCOLS = ("raw", "telnet")
 
 
@@ -39,9 +45,23 @@ def parse(e: Elem, dev: CharDevConfig) -> None:
     """The sources of a chardev of one of :data:`TYPES` (its type already read)."""
     extra = dev.source_extra
     sources = e.children("source")
-    if dev.type == "vc":
+    if dev.type == "dbus":
+        raise unsupported(
+            f"attribute 'type' = 'dbus' of '{e.path}': a D-Bus chardev needs a D-Bus display "
+            "(<graphics type='dbus'>), which pyvirt does not offer"
+        )
+    if dev.type in ("vc", "stdio"):
         if sources:
             raise sources[0].refuse()
+        return
+    if dev.type == "spiceport":
+        if len(sources) != 1:
+            raise XMLError(f"'{e.path}' of type 'spiceport' needs one <source channel>")
+        extra["channel"] = sources[0].require("channel")
+        sources[0].done()
+        return
+    if dev.type == "qemu-vdagent":
+        _vdagent(e, dev, sources)
         return
     if dev.type == "dev":
         if len(sources) != 1:
@@ -64,6 +84,7 @@ def parse(e: Elem, dev: CharDevConfig) -> None:
             if len(sources) > 1:
                 raise XMLError(f"'{e.path}' of type 'tcp' takes one <source>")
             dev.source_mode = mode
+            chardev_options.parse_reconnect(source, dev, mode)
         if f"{prefix}service" in extra or f"{prefix}host" in extra:
             raise XMLError(f"'{e.path}' has two <source mode='{mode}'>")
         if (host := source.attr("host")) is not None:
@@ -79,18 +100,46 @@ def parse(e: Elem, dev: CharDevConfig) -> None:
             protocol.done()
 
 
+def _vdagent(e: Elem, dev: CharDevConfig, sources: list[Elem]) -> None:
+    if dev.kind != "channel":
+        raise unsupported(f"attribute 'type' = 'qemu-vdagent' of '{e.path}': only a <channel> can be one")
+    if len(sources) > 1:
+        raise XMLError(f"'{e.path}' of type 'qemu-vdagent' takes one <source>")
+    for source in sources:
+        if (clipboard := source.child("clipboard")) is not None:
+            copypaste = clipboard.choice("copypaste", ("yes", "no"), required=True) or "no"
+            dev.source_extra["clipboard"] = copypaste
+            clipboard.done()
+        if (mouse := source.child("mouse")) is not None:
+            dev.source_extra["mouse"] = mouse.choice("mode", ("client", "server"), required=True) or "client"
+            mouse.done()
+        source.done()
+
+
 def write(dev: CharDevConfig) -> list[XNode]:
     """The ``<source>`` (and ``<protocol>``) elements of a chardev of one of :data:`TYPES`."""
     extra = dev.source_extra
     if dev.type == "dev":
         return [x("source", {"path": dev.source_path})]
+    if dev.type == "spiceport":
+        return [x("source", {"channel": extra["channel"]})]
+    if dev.type == "qemu-vdagent":
+        agent = x("source")
+        if "clipboard" in extra:
+            agent.add(x("clipboard", {"copypaste": extra["clipboard"]}))
+        if "mouse" in extra:
+            agent.add(x("mouse", {"mode": extra["mouse"]}))
+        return [agent] if agent.children else []
     if dev.type == "tcp":
         source = {
             "mode": dev.source_mode or "connect",
             "host": extra.get("host"),
             "service": extra["service"],
         }
-        return [x("source", source), x("protocol", {"type": extra.get("protocol", "raw")})]
+        return [
+            x("source", source).add(chardev_options.write_reconnect(dev)),
+            x("protocol", {"type": extra.get("protocol", "raw")}),
+        ]
     out = []
     if dev.type == "udp":
         if "bind.host" in extra or "bind.service" in extra:
@@ -106,11 +155,29 @@ def write(dev: CharDevConfig) -> list[XNode]:
     return out
 
 
+def require_display(devices: list[CharDevConfig], has_spice: bool) -> None:
+    """A ``spiceport`` chardev exists only with a SPICE display."""
+    for dev in devices:
+        if dev.type == "spiceport" and not has_spice:
+            raise UnsupportedConfig(
+                f"unsupported configuration: {dev.kind} of type 'spiceport' needs a SPICE display"
+            )
+
+
 def spec(dev: CharDevConfig, chardev_id: str) -> str:
     """The ``-chardev`` value of a chardev of one of :data:`TYPES`."""
     extra = dev.source_extra
-    if dev.type == "vc":
-        return f"vc,id={chardev_id}"
+    if dev.type in ("vc", "stdio"):
+        return f"{dev.type},id={chardev_id}"
+    if dev.type == "spiceport":
+        return f"spiceport,id={chardev_id},name={extra['channel']}"
+    if dev.type == "qemu-vdagent":
+        out = f"qemu-vdagent,id={chardev_id},name=vdagent"
+        if "clipboard" in extra:
+            out += f",clipboard={'on' if extra['clipboard'] == 'yes' else 'off'}"
+        if "mouse" in extra:
+            out += f",mouse={'on' if extra['mouse'] == 'client' else 'off'}"
+        return out
     if dev.type == "dev":
         backend = "parallel" if dev.kind == "parallel" else "serial"
         return f"{backend},id={chardev_id},path={dev.source_path}"

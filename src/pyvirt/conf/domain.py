@@ -218,6 +218,7 @@ class CharDevConfig:
     target_type: str | None = None  # isa-serial | serial | virtio (channel/console)
     target_port: int | None = None
     target_name: str | None = None  # channel target name e.g. org.qemu.guest_agent.0
+    target_address: str | None = None  # a guestfwd channel's guest-side IPv4 address (conf.guestfwd)
     target_model: str | None = None  # <model name='isa-serial'/>
     source_extra: dict[str, str] = field(default_factory=dict)  # tcp/udp sources; file's "append"
     address: PCIAddress | None = None

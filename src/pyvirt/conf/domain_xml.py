@@ -18,7 +18,16 @@ import re
 import uuid as uuidlib
 
 from pyvirt.conf import audio as audio_backends
-from pyvirt.conf import bandwidth, chardev_backends, controller_models, disk_tuning, iotune, virtio_options
+from pyvirt.conf import (
+    bandwidth,
+    chardev_backends,
+    chardev_options,
+    controller_models,
+    disk_tuning,
+    guestfwd,
+    iotune,
+    virtio_options,
+)
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
@@ -132,7 +141,7 @@ CHAR_TYPES: dict[str, tuple[str, ...]] = {
     "serial": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
     "console": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
     "parallel": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
-    "channel": ("unix", "pty", "spicevmc"),
+    "channel": ("unix", "pty", "spicevmc", "file", "null", *chardev_backends.TYPES),
 }
 SERIAL_TARGETS = ("isa-serial", "pci-serial", "usb-serial", "isa-debug")
 SERIAL_MODELS = ("isa-serial", "pci-serial", "usb-serial", "isa-debugcon")
@@ -804,6 +813,7 @@ class _Parser:
             if dev.type == "unix":
                 dev.source_mode = node.choice("mode", ("bind", "connect"))
                 dev.source_path = path
+                chardev_options.parse_reconnect(node, dev, dev.source_mode)
             elif dev.type == "file":
                 dev.source_path = node.require("path")
                 if (append := node.choice("append", ("on", "off"))) is not None:
@@ -814,6 +824,7 @@ class _Parser:
             else:
                 raise node.refuse()
             node.done()
+        chardev_options.parse_log(e, dev)
         if (node := e.child("target")) is not None:
             if kind == "serial":
                 dev.target_type = node.choice("type", SERIAL_TARGETS)
@@ -823,9 +834,12 @@ class _Parser:
             elif kind == "console":
                 dev.target_type = node.choice("type", CONSOLE_TARGETS)
             elif kind == "channel":
-                dev.target_type = node.choice("type", ("virtio",), required=True)
-                dev.target_name = node.attr("name")
-                node.skip("state")
+                dev.target_type = node.choice("type", ("virtio", "guestfwd"), required=True)
+                if dev.target_type == "guestfwd":
+                    guestfwd.parse_target(node, dev)
+                else:
+                    dev.target_name = node.attr("name")
+                    node.skip("state")
             if kind != "channel":
                 dev.target_port = node.integer("port", minimum=0, maximum=31)
             node.done()
@@ -1199,10 +1213,14 @@ def _chardev(dev: CharDevConfig, live: bool) -> XNode:
         node.add(x("source", {"path": dev.source_path}) if live and dev.source_path else None)
     elif dev.type in ("unix", "file") and (dev.source_path or dev.source_mode):
         append = dev.source_extra.get("append")
-        node.add(x("source", {"mode": dev.source_mode, "path": dev.source_path, "append": append}))
+        source = x("source", {"mode": dev.source_mode, "path": dev.source_path, "append": append})
+        node.add(source.add(chardev_options.write_reconnect(dev)))
     elif dev.type in chardev_backends.TYPES:
         node.add(*chardev_backends.write(dev))
-    if dev.kind == "channel":
+    node.add(chardev_options.write_log(dev))
+    if dev.target_type == "guestfwd":
+        target = guestfwd.write_target(dev)
+    elif dev.kind == "channel":
         target = x("target", {"type": dev.target_type, "name": dev.target_name})
     else:
         target = x("target", {"type": dev.target_type, "port": dev.target_port})

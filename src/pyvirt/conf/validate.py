@@ -197,7 +197,7 @@ def _check_devices(dom: Domain) -> None:
         allowed = kinds.get(model or "isa-serial", ())
         if chardev.kind == "serial" and address is not None and address.type not in allowed:
             raise InvalidArgument(f"serial '{model}' cannot have an address of type '{address.type}'")
-        if chardev.kind == "channel" and chardev.target_type != "virtio":
+        if chardev.kind == "channel" and chardev.target_type not in ("virtio", "guestfwd"):
             raise InvalidArgument("a channel needs <target type='virtio' name=...>")
         if chardev.target_name is not None and not _CHANNEL_NAME.fullmatch(chardev.target_name):
             raise InvalidArgument(f"invalid channel target name '{chardev.target_name}'")

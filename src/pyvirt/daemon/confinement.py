@@ -203,15 +203,17 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
     for share in dom.devices.filesystems:  # a virtio-9p export: the whole tree, as QEMU's user may use it
         ownership.check_traversable(share.source, handover.ident, "filesystem source")
         handover.access[share.source] = "dir"
-    for dev in (*dom.devices.serials, *dom.devices.parallels, *dom.devices.consoles):
+    for dev in (*dom.devices.serials, *dom.devices.parallels, *dom.devices.consoles, *dom.devices.channels):
         if dev.type == "dev" and dev.source_path:  # a host serial or parallel port, as libvirt relabels it
             handover.writable(dev.source_path, f"host {dev.kind} device")
-        if dev.type == "file" and dev.source_path:
-            if not os.path.exists(dev.source_path):
-                ownership.check_traversable(dev.source_path, handover.ident, "file")
+        files = [dev.source_path] if dev.type == "file" and dev.source_path else []
+        files += [path] if (path := dev.source_extra.get("log.file")) else []  # <log file>
+        for path in files:
+            if not os.path.exists(path):
+                ownership.check_traversable(path, handover.ident, "file")
                 with contextlib.suppress(FileExistsError):
-                    os.close(os.open(dev.source_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            handover.writable(dev.source_path, "file")
+                    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            handover.writable(path, "file")
     for channel in dom.devices.channels:
         path = channel.source_path
         if channel.type != "unix" or not path or Path(path).parent == channel_dir:

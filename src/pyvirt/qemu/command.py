@@ -11,9 +11,16 @@ means (``on_poweroff``/``on_crash``).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from pyvirt.conf import chardev_backends, controller_models, disk_tuning, virtio_options
+from pyvirt.conf import (
+    chardev_backends,
+    chardev_options,
+    controller_models,
+    disk_tuning,
+    guestfwd,
+    virtio_options,
+)
 from pyvirt.conf.addresses import drive_address, number, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import hotplug_ports
@@ -739,12 +746,21 @@ class _Builder:
             chardev = f"charconsole{index}"
             self.add("-chardev", _chardev_spec(console, chardev))
             self.add("-device", f"virtconsole,bus={bus}.0,chardev={chardev},id=console{index}")
+        chardev_backends.require_display(
+            dom.all_chardevs(), any(g.type == "spice" for g in dom.devices.graphics)
+        )
         taken = {
             (_serial_controller(ch), number(ch.address, "port"))
             for ch in dom.devices.channels
             if ch.address is not None and ch.address.type == "virtio-serial" and "port" in ch.address.attrs
         }
         for index, channel in enumerate(dom.devices.channels):
+            if channel.target_type == "guestfwd":
+                self.add(
+                    "-chardev", _chardev_spec(self._channel_source(index, channel), f"charchannel{index}")
+                )
+                self.add("-netdev", guestfwd.netdev(channel, f"charchannel{index}", f"channel{index}"))
+                continue
             if channel.target_type != "virtio":
                 raise UnsupportedConfig(f"unsupported configuration: channel type '{channel.target_type}'")
             controller = _serial_controller(channel)
@@ -761,10 +777,7 @@ class _Builder:
                 spicevmc.require_spice(any(g.type == "spice" for g in dom.devices.graphics), "a channel")
                 self.add("-chardev", spicevmc.chardev_spec("channel", chardev))
             else:
-                path = self.ctx.channel_paths.get(index, channel.source_path)
-                mode = channel.source_mode or "bind"
-                spec = CharDevConfig(kind="channel", type=channel.type, source_path=path, source_mode=mode)
-                self.add("-chardev", _chardev_spec(spec, chardev))
+                self.add("-chardev", _chardev_spec(self._channel_source(index, channel), chardev))
             self.add(
                 "-device",
                 _opts(
@@ -776,6 +789,12 @@ class _Builder:
                     name=channel.target_name,
                 ),
             )
+
+    def _channel_source(self, index: int, channel: CharDevConfig) -> CharDevConfig:
+        if channel.type != "unix":
+            return channel
+        path = self.ctx.channel_paths.get(index, channel.source_path)
+        return replace(channel, source_path=path, source_mode=channel.source_mode or "bind")
 
     def graphics(self) -> None:
         graphics = self.dom.devices.graphics
@@ -1161,6 +1180,10 @@ def _serial_controller(dev: CharDevConfig) -> int:
 
 
 def _chardev_spec(dev: CharDevConfig, chardev_id: str) -> str:
+    return _backend_spec(dev, chardev_id) + chardev_options.spec_tail(dev)
+
+
+def _backend_spec(dev: CharDevConfig, chardev_id: str) -> str:
     if dev.type in chardev_backends.TYPES:
         return chardev_backends.spec(dev, chardev_id)
     if dev.type == "pty":

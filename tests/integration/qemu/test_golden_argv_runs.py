@@ -49,7 +49,7 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
         out.append(arg)
     text = "\0".join(out)
     files = set(re.findall(r'"filename":"([^"]+)"', text)) | set(
-        re.findall(r"(?:path|addr)=(/[^,\0]+)", text)
+        re.findall(r"(?:path|addr|logfile)=(/[^,\0]+)", text)
     )
     shares = set(re.findall(r"(?:^|\0)local,[^\0]*?path=(/[^,\0]+)", text))  # -fsdev: directories
     for index, path in enumerate(sorted(files)):
@@ -67,6 +67,7 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
         text = text.replace(path, str(new))
     # Block devices of the test data become plain files here.
     text = text.replace('"driver":"host_device"', '"driver":"file"').replace(',"aio":"native"', "")
+    text = re.sub(r"(^|\0)stdio,", r"\1null,", text)  # stdio is QMP's here
     return [*text.split("\0"), "-qmp", "stdio"]
 
 

@@ -71,6 +71,11 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("-chardev", ("socket", "udp", "vc", "file", "pty")),
         ("-device", ("isa-serial", "pci-serial", "isa-debugcon", "isa-parallel")),
     ),
+    "libvirt-chardev-extras": (
+        ("-chardev", ("file", "spiceport", "socket", "stdio", "qemu-vdagent")),
+        ("-netdev", ("user",)),
+        ("-device", ("isa-serial", "virtserialport")),
+    ),
 }
 
 
@@ -114,7 +119,7 @@ def normalise(option: str, value: str) -> tuple[str, dict[str, str]]:
     """(driver or backend, properties) of one ``-device``/``-audiodev``/``-chardev`` value."""
     if value.startswith("{"):
         props = _flatten(json.loads(value))
-        head = props.pop("driver", "") or props.pop("qom-type", "")
+        head = props.pop("type" if option == "-netdev" else "driver", "") or props.pop("qom-type", "")
     else:
         items = _split_keyval(value)
         head = option if "=" in items[0] else items.pop(0)  # -spice port=0,...: no head of its own

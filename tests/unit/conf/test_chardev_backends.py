@@ -62,7 +62,9 @@ def test_backends_models_and_parallel_ports_on_the_command_line_and_back() -> No
             "<serial type='pty'><target type='isa-serial'/><address type='pci' slot='3'/></serial>",
             "type 'pci'",
         ),
-        ("<serial type='spiceport'/>", "'type' = 'spiceport'"),
+        ("<serial type='spiceport'/>", "needs one <source channel>"),
+        ("<serial type='qemu-vdagent'/>", "only a <channel>"),
+        ("<channel type='dbus'><target type='virtio' name='org.x.0'/></channel>", "D-Bus display"),
     ],
 )
 def test_refused_by_name(devices: str, reason: str) -> None:

@@ -197,8 +197,8 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
         ("<graphics type='rdp'/>", "attribute 'type' = 'rdp' of 'devices/graphics' is not supported"),
         ("<video><model type='ramfb'/></video>", "attribute 'type' = 'ramfb' of 'devices/video/model'"),
         (
-            "<channel type='spiceport'><target type='virtio'/></channel>",
-            "attribute 'type' = 'spiceport' of 'devices/channel' is not supported",
+            "<channel type='pipe'><target type='virtio'/></channel>",
+            "attribute 'type' = 'pipe' of 'devices/channel' is not supported",
         ),
         ("<redirdev bus='usb' type='tcp'/>", "attribute 'type' = 'tcp' of 'devices/redirdev'"),
         ("<graphics type='vnc'><listen type='network' network='x'/></graphics>", "'devices/graphics/listen'"),
