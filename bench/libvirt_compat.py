@@ -79,6 +79,9 @@ def _context(dom_name: str, interfaces: int, channels: int) -> RuntimeContext:
         taps={i: f"vnet{i}" for i in range(interfaces)},
         channel_paths={i: f"{run}/{dom_name}.channel{i}" for i in range(channels)},
         pidfile=f"{run}/{dom_name}.pid",
+        # what start chooses for an autoport SPICE display and a <listen type='socket'/> without a path
+        graphics_port=5900,
+        graphics_socket=f"{run}/{dom_name}.channels/graphics.sock",
     )
 
 
