@@ -81,7 +81,8 @@ def test_guestfwd_channels_are_user_netdevs_without_a_serial_port() -> None:
         "<channel type='tcp'><source mode='connect' host='127.0.0.1' service='5000'/>"
         "<target type='guestfwd' address='10.0.2.1' port='4600'/></channel>"
     )
-    out = round_trip(devices, "-chardev", "-netdev", "-device")
+    assert not [d for d in round_trip(devices, "-device") if "virtserialport" in d or "virtio-serial" in d]
+    out = round_trip(devices, "-chardev", "-netdev")
     assert out == [
         "socket,id=charchannel0,host=127.0.0.1,port=5000",
         '{"type":"user","guestfwd":[{"str":"tcp:10.0.2.1:4600-chardev:charchannel0"}],"id":"channel0"}',
