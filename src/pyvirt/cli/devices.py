@@ -68,12 +68,8 @@ def disk_xml(a: Parsed) -> str:
     import os
     import xml.etree.ElementTree as ET
 
-    for option, why in (
-        ("wwn", "pyvirt's disks have no <wwn>"),
-        ("rawio", "rawio needs a device='lun' disk, which pyvirt does not support"),
-    ):
-        if a.get(option):
-            raise InvalidArgument(f"--{option}: {why}")
+    if a.get("rawio"):
+        raise InvalidArgument("--rawio: rawio needs a device='lun' disk, which pyvirt does not support")
     source = a.text("source")
     protocol = a.opt("source_protocol")
     stype = a.opt("sourcetype") or ("network" if protocol else None)
@@ -127,6 +123,8 @@ def disk_xml(a: Parsed) -> str:
         ET.SubElement(disk, mode)
     if a.opt("serial"):
         ET.SubElement(disk, "serial").text = a.opt("serial")
+    if a.opt("wwn"):
+        ET.SubElement(disk, "wwn").text = a.opt("wwn")
     if a.opt("alias"):
         ET.SubElement(disk, "alias", name=str(a.opt("alias")))
     if a.opt("address"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pyvirt.conf import disk_tuning
 from pyvirt.conf.addresses import drive_address, number, placed_devices
 from pyvirt.conf.domain import DiskConfig, Domain, PCIAddress
 from pyvirt.errors import OperationFailed, UnsupportedConfig
@@ -84,7 +85,23 @@ def disk_device(dom: Domain, index: int, drive: str | None) -> dict[str, Any]:
             f"unsupported configuration: disk bus '{disk.target_bus}' cannot be hotplugged "
             f"(only {', '.join(HOTPLUG_BUSES)})"
         )
+    disk_tuning.check(disk)
+    args.update({prop: _qmp_value(prop, value) for prop, value in disk_tuning.device_props(disk).items()})
     return args
+
+
+_FLAGS = ("ioeventfd", "event_idx", "removable")
+_NUMBERS = ("num-queues", "queue-size", "rotation_rate", "wwn", "cyls", "heads", "secs")
+
+
+def _qmp_value(prop: str, value: str) -> bool | int | str:
+    """A device property of :func:`disk_tuning.device_props` (command-line text) as ``device_add``
+    takes it: typed JSON."""
+    if prop in _FLAGS:
+        return value == "on"
+    if prop in _NUMBERS or prop.endswith("_block_size"):
+        return int(value)
+    return value.replace(",,", ",")
 
 
 def disk_nodes(disk: DiskConfig, prefixes: list[str], layers: list[tuple[str, str]]) -> list[dict[str, Any]]:

@@ -1,8 +1,8 @@
 """attach-disk's options on a real TCG guest through a real pyvirtd: each one seen where it acts (the
 guest's view of the disk, QEMU's own reply to qemu-monitor-command, the live XML): the driver, cache,
 io and iothread, serial, alias, PCI address with multifunction, read-only and shareable modes, a SCSI
-cdrom at a drive address, a block device (--sourcetype block) and NBD exports over a UNIX socket and
-TCP on loopback (--source-protocol, --source-host-*)."""
+cdrom at a drive address with a World Wide Name (--wwn), a block device (--sourcetype block) and NBD
+exports over a UNIX socket and TCP on loopback (--source-protocol, --source-host-*)."""
 
 from __future__ import annotations
 
@@ -124,8 +124,9 @@ def test_attach_disk_options_take_effect_in_the_guest(daemon: Daemon, tmp_path: 
     assert iothread.endswith("iothread1"), iothread
     multi = _qmp(d, "qom-get", path="/machine/peripheral/ua-data", property="multifunction")
     assert multi is True, multi
-    result = d.cli("attach-disk", "ado", str(data), "vdz", "--wwn", "5000c50015ea71ad")
-    assert result.rc == 1 and "--wwn" in result.err, result
+    other = _marked(tmp_path / "other.raw", b"OTHER")
+    result = d.cli("attach-disk", "ado", str(other), "vdz", "--wwn", "5000c50015ea71ad")
+    assert result.rc == 1 and "wwn of disk 'vdz' (bus 'virtio')" in result.err, result
     _detach(d, console, "vdb", "OPTS1")
 
     # --mode shareable: QEMU lets another writer share the image (share-rw).
@@ -142,20 +143,12 @@ def test_attach_disk_options_take_effect_in_the_guest(daemon: Daemon, tmp_path: 
     _detach(d, console, "vdc", "OPTS2")
 
     # --type cdrom on SCSI at --address scsi:0.0.3 (controller.bus.unit: LUN 3 of target 0, as
-    # libvirt places it), the controller plugged first as libvirt does.
+    # libvirt places it), the controller plugged first as libvirt does; --wwn: its World Wide Name.
     iso = _marked(tmp_path / "disc.iso", b"CDROMMRK", 2048 * 64)
     d.cli(
-        "attach-disk",
-        "ado",
-        str(iso),
-        "sdb",
-        "--type",
-        "cdrom",
-        "--targetbus",
-        "scsi",
-        "--address",
-        "scsi:0.0.3",
-    ).ok()
+        "attach-disk", "ado", str(iso), "sdb", "--type", "cdrom", "--targetbus", "scsi",
+        "--address", "scsi:0.0.3", "--wwn", "0x5000c50015ea71ad",
+    ).ok()  # fmt: skip
     console.run(
         "for i in $(seq 120); do ls /sys/class/scsi_device | grep -q ':0:0:3$' && break; sleep 0.5; done", 90
     )
@@ -167,6 +160,11 @@ def test_attach_disk_options_take_effect_in_the_guest(daemon: Daemon, tmp_path: 
     _guest_reads(console, cd, b"CDROMMRK")
     live = _live_disk(d, "sdb")
     assert "device='cdrom'" in live and re.search(r"<address type='drive' [^>]*unit='3'", live), live
+    assert "<wwn>0x5000c50015ea71ad</wwn>" in live, live
+    alias = re.search(r"<alias name='([^']+)'/>", live)
+    assert alias is not None, live
+    wwn = _qmp(d, "qom-get", path=f"/machine/peripheral/{alias.group(1)}", property="wwn")
+    assert wwn == 0x5000C50015EA71AD, wwn
     d.cli("detach-disk", "ado", "sdb").ok()
     assert "sdb" not in d.cli("domblklist", "ado").ok().out
 

@@ -30,7 +30,7 @@ def test_attach_disk_options_reach_the_disk(tmp_path: object) -> None:
     disk = attach_disk(
         "/srv/a.qcow2", "vdb", "--targetbus", "virtio", "--driver", "qemu", "--subdriver", "qcow2",
         "--cache", "none", "--io", "native", "--iothread", "2", "--serial", "S1", "--alias", "ua-data",
-        "--mode", "readonly", "--address", "pci:0000.00.0a.0", "--multifunction",
+        "--mode", "readonly", "--address", "pci:0000.00.0a.0", "--multifunction", "--wwn", "5000c50015ea71ad",
     )  # fmt: skip
     assert (disk.type, disk.device, disk.source, disk.target_dev, disk.target_bus) == (
         "file", "disk", "/srv/a.qcow2", "vdb", "virtio",
@@ -39,6 +39,7 @@ def test_attach_disk_options_reach_the_disk(tmp_path: object) -> None:
         "qemu", "qcow2", "none", "native", 2,
     )  # fmt: skip
     assert disk.readonly and not disk.shareable and disk.serial == "S1" and disk.alias == "ua-data"
+    assert disk.tuning["wwn"] == "5000c50015ea71ad"
     assert disk.address is not None and disk.address.attrs == {
         "domain": "0x0000", "bus": "0x00", "slot": "0x0a", "function": "0x0", "multifunction": "on",
     }  # fmt: skip
@@ -86,7 +87,6 @@ def test_attach_disk_network_source() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (("--wwn", "5000c50015ea71ad"), "--wwn"),
         (("--rawio",), "--rawio"),
         (("--mode", "exclusive"), "No support for exclusive"),
         (("--sourcetype", "dir"), "Unknown source type"),
@@ -96,6 +96,6 @@ def test_attach_disk_network_source() -> None:
     ],
 )
 def test_attach_disk_refusals_name_the_option(argv: tuple[str, ...], message: str) -> None:
-    """attach-disk refuses what pyvirt does not do (--wwn, --rawio) naming it."""
+    """attach-disk refuses what pyvirt does not do (--rawio) and bad values, naming them."""
     with pytest.raises(InvalidArgument, match=message):
         attach_disk("/srv/a.raw", "vdb", *argv)

@@ -79,3 +79,23 @@ def test_disk_nodes_name_each_backing_layer() -> None:
     assert nodes[3]["backing"] == "pyvirt-8-format" and nodes[3]["read-only"] is False
     alone = disk_nodes(disk, ["pyvirt-9"], [("/dev/fdset/5", "qcow2")])
     assert alone[1]["backing"] is None  # QEMU is not to look for a backing file by name
+
+
+def test_a_plugged_disk_gets_its_tuning_as_typed_device_add_arguments() -> None:
+    """The tuning QEMU's command line gets as text (conf.disk_tuning) goes to device_add as JSON of
+    the property's type; tuning the bus's device lacks is refused by name."""
+    dom = Domain(name="p")
+    tuning = {"wwn": "0x5000c50015ea71ad", "vendor": "A,B", "target.rotation_rate": "1"}
+    tuning["driver.error_policy"] = "report"
+    dom.devices.disks.append(DiskConfig(source="/a", target_dev="sdb", target_bus="scsi", tuning=tuning))
+    args = disk_device(dom, 0, "n")
+    assert args["wwn"] == 0x5000C50015EA71AD and args["vendor"] == "A,B" and args["rotation_rate"] == 1
+    assert (args["werror"], args["rerror"]) == ("report", "report")
+    dom.devices.disks[0] = DiskConfig(
+        source="/a", target_dev="vdb", tuning={"driver.ioeventfd": "off", "driver.queues": "2"}
+    )
+    args = disk_device(dom, 0, "n")
+    assert args["ioeventfd"] is False and args["num-queues"] == 2
+    dom.devices.disks[0] = DiskConfig(source="/a", target_dev="vdb", tuning={"wwn": "5000c50015ea71ad"})
+    with pytest.raises(UnsupportedConfig, match="wwn of disk 'vdb'"):
+        disk_device(dom, 0, "n")
