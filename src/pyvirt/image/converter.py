@@ -577,6 +577,10 @@ class _Compressor:
         self.n = threads or os.cpu_count() or 1
         self.pool = Pool(self.n)
         self.pending: deque[tuple[int, bytes, Job[list[bytes | None]]]] = deque()
+        # Clusters stored uncompressed into fresh qcow2 space are written by a thread of their own,
+        # as plain convert writes, so that the main thread goes on reading and compressing.
+        self.writer = Pool(1) if isinstance(d, Qcow2Image) and d.master_key is None else None
+        self.writes: deque[Job[None]] = deque()
 
     def submit(self, pos: int, data: bytes) -> None:
         if pos % self.cs:
@@ -598,7 +602,7 @@ class _Compressor:
                     raw_start = off
                 continue
             if raw_start >= 0:
-                d.write(raw_start, memoryview(data)[raw_start - pos : off - pos])
+                self._write_raw(raw_start, memoryview(data)[raw_start - pos : off - pos])
                 raw_start = -1
             if payload:
                 items.append((off // cs, payload))
@@ -607,9 +611,27 @@ class _Compressor:
         if items:
             d.write_compressed(items)
 
+    def _write_raw(self, at: int, data: memoryview) -> None:
+        from pyvirt.image.fileio import pwrite_full
+
+        runs = self.d.map_for_write(at, len(data)) if self.writer is not None else None
+        if runs is None or self.writer is None:
+            self.d.write(at, data)
+            return
+        for gpos, host, m in runs:
+            self.writes.append(
+                self.writer.submit(pwrite_full, self.d.fd, [data[gpos - at : gpos - at + m]], host)
+            )
+        while len(self.writes) > 8:
+            self.writes.popleft().result()
+
     def finish(self) -> None:
         while self.pending:
             self._drain_one()
+        while self.writes:
+            self.writes.popleft().result()
 
     def shutdown(self) -> None:
         self.pool.shutdown()
+        if self.writer is not None:
+            self.writer.shutdown()
