@@ -205,6 +205,7 @@ class InterfaceConfig:
     alias: str | None = None
     # <bandwidth>: direction (inbound | outbound) → average/peak (KiB/s), burst (KiB); conf.bandwidth
     bandwidth: dict[str, dict[str, int]] = field(default_factory=dict)
+    driver: dict[str, str] = field(default_factory=dict)  # <driver name txmode ...> (conf.net_driver)
 
 
 @dataclass

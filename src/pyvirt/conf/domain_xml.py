@@ -794,7 +794,12 @@ class _Parser:
         if (node := e.child("link")) is not None:
             nic.link_state = node.choice("state", ("up", "down"), required=True)
             node.done()
-        nic.virtio = virtio_options.parse_driver(e)
+        if (driver := e.child("driver")) is not None:
+            from pyvirt.conf import net_driver
+
+            nic.virtio = virtio_options.parse(driver)
+            net_driver.parse(driver, nic.driver)
+            driver.done()
         nic.boot_order = self.boot_order(e)
         nic.alias = self.alias(e)
         nic.address = self.address(e)
@@ -1197,7 +1202,8 @@ def _interface(nic: InterfaceConfig, live: bool) -> XNode:
         node.add(x("source", {"bridge": nic.source_bridge}))
     if nic.target_dev and (live or not _is_auto_tap(nic.target_dev)):
         node.add(x("target", {"dev": nic.target_dev}))
-    node.add(x("model", {"type": nic.model}), _driver(nic.virtio))
+    driver = {**nic.driver, **virtio_options.attrs(nic.virtio)}
+    node.add(x("model", {"type": nic.model}), x("driver", driver) if driver else None)
     if any(nic.bandwidth.values()):
         rates = [x(d, dict(v)) for d, v in nic.bandwidth.items() if v]  # type: ignore[arg-type]
         node.add(x("bandwidth").add(*rates))

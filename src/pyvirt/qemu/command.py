@@ -689,6 +689,10 @@ class _Builder:
             raise UnsupportedConfig(f"unsupported configuration: interface model '{iface.model}'")
         place = _pci_placement(iface.address, self.q35)
         place.update(virtio_options.props(iface.virtio, virtio=iface.model == "virtio", what="an interface"))
+        if iface.driver:
+            from pyvirt.conf import net_driver
+
+            place.update(net_driver.device_props(iface.driver, iface.type, iface.model))
         self.add(
             *_device(
                 driver,
