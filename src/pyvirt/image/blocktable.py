@@ -7,6 +7,7 @@ A subclass says where a block lies (:meth:`BlockTableImage._host`) and how to gi
 from __future__ import annotations
 
 from pyvirt.image.base import Extent, FileImage
+from pyvirt.image.errors import CorruptImage
 from pyvirt.image.fileio import pread_full, pwrite_full
 
 
@@ -25,6 +26,18 @@ class BlockTableImage(FileImage):
 
     def _touch(self) -> None:
         """Called before a change reaches the file (a format may mark the file as changed)."""
+
+    def _refuse_overlaps(self, starts: list[int], span: int, table: str) -> None:
+        """Blocks at file offsets ``starts``, each ``span`` bytes long, must not share file space: a
+        write to one would land in another's data. Such an image can be read but not written."""
+        from itertools import pairwise
+
+        for a, b in pairwise(sorted(starts)):
+            if b < a + span:
+                raise CorruptImage(
+                    f"{self.path}: the {table} is inconsistent (blocks at {a:#x} and {b:#x} overlap); "
+                    "it can be read but not written"
+                )
 
     def readinto(self, offset: int, buf: memoryview) -> None:
         self._check_range(offset, len(buf))

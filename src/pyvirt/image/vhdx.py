@@ -248,21 +248,12 @@ class VhdxImage(BlockTableImage):
         self.blocks = blocks
 
     def _check_bat_for_writing(self) -> None:
-        """Two BAT entries sharing file space would make a write to one block land in another's
-        data: such an image can be read but not written (as a VDI whose block map repeats)."""
-        spans = sorted(
+        starts = [
             (e >> 20) << 20
             for b in range(self.blocks)
             if (e := self._entry(b)) & 7 in (FULLY_PRESENT, PARTIALLY_PRESENT)
-        )
-        from itertools import pairwise
-
-        for a, b in pairwise(spans):
-            if b < a + self.block_size:
-                raise CorruptImage(
-                    f"{self.path}: the VHDX BAT is inconsistent (blocks at {a:#x} and {b:#x} overlap); "
-                    "it can be read but not written"
-                )
+        ]
+        self._refuse_overlaps(starts, self.block_size, "VHDX BAT")
 
     # ------------------------------------------------------------ the log
 

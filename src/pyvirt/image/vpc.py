@@ -125,18 +125,8 @@ class VpcImage(BlockTableImage):
             self._check_bat_for_writing()
 
     def _check_bat_for_writing(self) -> None:
-        """Two BAT entries sharing file space would make a write to one block land in another's
-        data (or bitmap): such an image can be read but not written (as a VDI whose map repeats)."""
-        span = self.bitmap_size + self.block_size
-        starts = sorted(512 * e for e in self.bat if e != UNALLOCATED)
-        from itertools import pairwise
-
-        for a, b in pairwise(starts):
-            if b < a + span:
-                raise CorruptImage(
-                    f"{self.path}: the VHD block allocation table is inconsistent (blocks at {a:#x} and "
-                    f"{b:#x} overlap); it can be read but not written"
-                )
+        starts = [512 * e for e in self.bat if e != UNALLOCATED]
+        self._refuse_overlaps(starts, self.bitmap_size + self.block_size, "VHD block allocation table")
 
     def _host(self, block: int) -> int | None:
         """The file offset of a block's data (past its bitmap), or None if unallocated."""
