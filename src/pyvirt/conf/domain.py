@@ -125,12 +125,20 @@ class Timer:
     name: str
     tickpolicy: str | None = None
     present: bool | None = None
+    track: str | None = None  # rtc: guest | wall | realtime (conf.clock)
+    frequency: int | None = None  # tsc, Hz
+    mode: str | None = None  # tsc: auto | native | emulate | paravirt | smpsafe
+    catchup: dict[str, int] = field(default_factory=dict)  # <catchup threshold slew limit/>
 
 
 @dataclass
 class ClockConfig:
-    offset: str = "utc"  # utc | localtime
+    offset: str = "utc"  # utc | localtime | absolute | timezone | variable (conf.clock)
     timers: list[Timer] = field(default_factory=list)
+    start: int | None = None  # absolute: seconds since the epoch
+    timezone: str | None = None  # timezone: an IANA name
+    adjustment: int | None = None  # variable: seconds from the basis
+    basis: str | None = None  # variable: utc | localtime
 
 
 @dataclass

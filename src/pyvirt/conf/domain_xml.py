@@ -28,6 +28,7 @@ from pyvirt.conf import (
     iotune,
     virtio_options,
 )
+from pyvirt.conf import clock as clock_xml
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import apply_defaults
@@ -57,7 +58,6 @@ from pyvirt.conf.domain import (
     PCIAddress,
     RNGConfig,
     SoundConfig,
-    Timer,
     VideoConfig,
     WatchdogConfig,
 )
@@ -92,8 +92,6 @@ FEATURES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 CPU_MODES = ("host-passthrough", "host-model", "custom", "maximum")
 CPU_FEATURE_POLICIES = ("force", "require", "optional", "disable", "forbid")
-TIMER_NAMES = ("rtc", "pit", "hpet", "kvmclock", "tsc", "hypervclock")
-TICK_POLICIES = ("delay", "catchup", "merge", "discard")
 DISK_TYPES = ("file", "block", "volume", "network")
 DISK_DEVICES = ("disk", "cdrom", "floppy")
 DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx")
@@ -487,16 +485,7 @@ class _Parser:
 
     @staticmethod
     def clock(e: Elem) -> ClockConfig:
-        clock = ClockConfig(offset=e.choice("offset", ("utc", "localtime")) or "utc")
-        for node in e.children("timer"):
-            name = node.choice("name", TIMER_NAMES, required=True)
-            assert name is not None
-            timer = Timer(name=name, tickpolicy=node.choice("tickpolicy", TICK_POLICIES))
-            timer.present = node.flag("present")
-            clock.timers.append(timer)
-            node.done()
-        e.done()
-        return clock
+        return clock_xml.parse(e)
 
     @staticmethod
     def pm(e: Elem, dom: Domain) -> None:
@@ -1109,14 +1098,6 @@ def _cpu(cpu: CPUConfig) -> XNode:
     return node
 
 
-def _clock(clock: ClockConfig) -> XNode:
-    node = x("clock", {"offset": clock.offset})
-    for timer in clock.timers:
-        attrs = {"name": timer.name, "tickpolicy": timer.tickpolicy, "present": yes_no(timer.present)}
-        node.add(x("timer", attrs))
-    return node
-
-
 def _pm(dom: Domain) -> XNode | None:
     if dom.pm_suspend_to_mem is None and dom.pm_suspend_to_disk is None:
         return None
@@ -1369,7 +1350,7 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
         root.add(x("resource").add(x("partition", text=dom.resource_partition)))
     root.add(_os(dom.os), _features(dom))
     root.add(_cpu(dom.cpu) if dom.cpu is not None else None)
-    root.add(_clock(dom.clock) if dom.clock is not None else None)
+    root.add(clock_xml.write(dom.clock) if dom.clock is not None else None)
     for tag in ("on_poweroff", "on_reboot", "on_crash"):
         root.add(x(tag, text=getattr(dom, tag)))
     root.add(_pm(dom), _devices(dom.devices, live, secure))

@@ -11,6 +11,7 @@ means (``on_poweroff``/``on_crash``).
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field, replace
 
 from pyvirt.conf import (
@@ -21,6 +22,7 @@ from pyvirt.conf import (
     guestfwd,
     virtio_options,
 )
+from pyvirt.conf import clock as clock_xml
 from pyvirt.conf.addresses import drive_address, number, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.defaults import hotplug_ports
@@ -98,6 +100,7 @@ class RuntimeContext:
     # never on the command line.
     master_key_path: str | None = None
     disk_secrets: dict[int, tuple[str, str]] = field(default_factory=dict)
+    now: float | None = None  # the start's time, for the RTC's base (conf.clock); the current time if None
 
 
 def is_q35(dom: Domain) -> bool:
@@ -273,7 +276,7 @@ class _Builder:
                     flags.append(f"{feature.name}=on")
                 elif feature.policy in ("disable", "forbid"):
                     flags.append(f"{feature.name}=off")
-        flags += self._cpu_timer_flags()
+        flags += self._cpu_timer_flags() + clock_xml.tsc_frequency(self.dom.clock)
         if self.dom.hyperv:
             from pyvirt.conf.hyperv import cpu_flags
 
@@ -362,18 +365,11 @@ class _Builder:
 
     def clock(self) -> None:
         clock = self.dom.clock
-        offset = clock.offset if clock else "utc"
-        if offset not in ("utc", "localtime"):
-            raise UnsupportedConfig(f"unsupported configuration: clock offset '{offset}' is not supported")
-        rtc = f"base={offset}"
-        if clock:
-            for timer in clock.timers:
-                if timer.name == "rtc" and timer.tickpolicy == "catchup":
-                    rtc += ",driftfix=slew"
-                if timer.name == "pit" and timer.tickpolicy and self.ctx.accel == "kvm":
-                    policy = _PIT_POLICIES[timer.tickpolicy]
-                    self.add("-global", f"kvm-pit.lost_tick_policy={policy}")
-        self.add("-rtc", rtc)
+        for timer in clock.timers if clock else []:
+            if timer.name == "pit" and timer.tickpolicy and self.ctx.accel == "kvm":
+                policy = _PIT_POLICIES[timer.tickpolicy]
+                self.add("-global", f"kvm-pit.lost_tick_policy={policy}")
+        self.add("-rtc", clock_xml.rtc(clock, self.ctx.now if self.ctx.now is not None else time.time()))
 
     def pm(self) -> None:
         dom = self.dom

@@ -71,6 +71,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("-chardev", ("socket", "udp", "vc", "file", "pty")),
         ("-device", ("isa-serial", "pci-serial", "isa-debugcon", "isa-parallel")),
     ),
+    "libvirt-clock": (("-rtc", ("-rtc",)),),
     "libvirt-chardev-extras": (
         ("-chardev", ("file", "spiceport", "socket", "stdio", "qemu-vdagent")),
         ("-netdev", ("user",)),

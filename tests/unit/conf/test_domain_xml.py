@@ -226,7 +226,7 @@ def test_unsupported_devices_are_named(snippet: str, message: str) -> None:
     [
         ("<on_crash>coredump-destroy</on_crash>", "value 'coredump-destroy' of element 'on_crash'"),
         ("<on_reboot>rename-restart</on_reboot>", "value 'rename-restart' of element 'on_reboot'"),
-        ("<clock offset='variable' adjustment='10'/>", "attribute 'offset' = 'variable' of 'clock'"),
+        ("<clock offset='utc' adjustment='reset'/>", "attribute 'adjustment' = 'reset' of 'clock'"),
         ("<cpu mode='host-model'><vendor>Intel</vendor></cpu>", "element 'cpu/vendor' is not supported"),
         ("<features><kvm/></features>", "element 'features/kvm' is not supported"),
         (
