@@ -266,8 +266,9 @@ class VideoConfig:
 
 @dataclass
 class InputConfig:
-    type: str  # mouse | keyboard | tablet
+    type: str  # mouse | keyboard | tablet | passthrough
     bus: str = "ps2"  # ps2 | usb | virtio
+    evdev: str | None = None  # passthrough: the host's /dev/input/eventN, as virtio-input-host-pci
     address: PCIAddress | None = None
     virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None

@@ -145,7 +145,7 @@ SERIAL_TARGETS = ("isa-serial", "pci-serial", "usb-serial", "isa-debug")
 SERIAL_MODELS = ("isa-serial", "pci-serial", "usb-serial", "isa-debugcon")
 CONSOLE_TARGETS = ("serial", "virtio")
 VIDEO_MODELS = ("vga", "cirrus", "virtio", "bochs", "qxl", "none")
-INPUT_TYPES = ("mouse", "keyboard", "tablet")
+INPUT_TYPES = ("mouse", "keyboard", "tablet", "passthrough")
 INPUT_BUSES = ("ps2", "usb", "virtio")
 RNG_BACKENDS = ("/dev/urandom", "/dev/random", "/dev/hwrng")
 PANIC_MODELS = ("isa", "pvpanic", "hyperv")
@@ -928,6 +928,16 @@ class _Parser:
         kind = e.choice("type", INPUT_TYPES, required=True) or "mouse"
         bus = e.choice("bus", INPUT_BUSES) or ("usb" if kind == "tablet" else "ps2")
         dev = InputConfig(type=kind, bus=bus)
+        if kind == "passthrough":  # a host input device, on virtio only
+            if bus != "virtio":
+                raise unsupported(f"input type 'passthrough' on bus '{bus}' (virtio only)")
+            source = e.child("source")
+            if source is None:
+                raise XMLError(f"'{e.path}' of type 'passthrough' needs <source evdev>")
+            dev.evdev = source.require("evdev")
+            if not dev.evdev.startswith("/dev/input/"):
+                raise XMLError(f"evdev '{dev.evdev}' of '{source.path}' must be a device under /dev/input")
+            source.done()
         dev.virtio = virtio_options.parse_driver(e)
         dev.alias = self.alias(e)
         dev.address = self.address(e)
@@ -1273,8 +1283,12 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
     chardevs = (*devs.serials, *devs.parallels, *devs.consoles, *devs.channels)
     node.add(*(_chardev(dev, live) for dev in chardevs))
     for dev in devs.inputs:
-        extra = (_driver(dev.virtio), _alias(dev.alias, live), _address(dev.address))
-        node.add(x("input", {"type": dev.type, "bus": dev.bus}).add(*extra))
+        source = x("source", {"evdev": dev.evdev}) if dev.evdev else None
+        node.add(
+            x("input", {"type": dev.type, "bus": dev.bus}).add(
+                source, _driver(dev.virtio), _alias(dev.alias, live), _address(dev.address)
+            )
+        )
     node.add(*(_graphics(gfx, live, secure) for gfx in devs.graphics))
     node.add(*(_sound(sound, live) for sound in devs.sounds))
     node.add(*(audio_backends.write(audio) for audio in devs.audios))

@@ -200,6 +200,9 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
     for path, what in ((os_.kernel, "kernel"), (os_.initrd, "initrd")):
         if path:
             handover.readable(path, what)
+    for inp in dom.devices.inputs:
+        if inp.evdev:  # a host input device passed through: QEMU's user reads it, as libvirt relabels it
+            handover.writable(inp.evdev, "input device")
     for share in dom.devices.filesystems:  # a virtio-9p export: the whole tree, as QEMU's user may use it
         ownership.check_traversable(share.source, handover.ident, "filesystem source")
         handover.access[share.source] = "dir"

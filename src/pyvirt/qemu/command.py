@@ -929,6 +929,14 @@ class _Builder:
                 if inp.type == "tablet":
                     raise UnsupportedConfig("unsupported configuration: a tablet cannot be on the ps2 bus")
                 continue  # part of the machine's i8042
+            if inp.type == "passthrough":
+                place = _pci_placement(inp.address, self.q35)
+                self.add(
+                    *_device(
+                        "virtio-input-host-pci", {**virtio, **place}, id=f"input{index}", evdev=inp.evdev
+                    )
+                )
+                continue
             name = {"tablet": "tablet", "mouse": "mouse", "keyboard": "kbd"}[inp.type]
             if inp.bus == "usb":
                 usb = self._usb_placement(inp.address, f"usb {inp.type}")

@@ -21,7 +21,8 @@ from tests.unit.qemu.test_command import CASES, argv_for
 
 NEEDS_KERNEL = {"domain/test-guest", "qemu/guest-direct-kernel"}  # boot files of a guest not built here
 NEEDS_SERVER = {
-    "domain/libvirt-nbd-disks"
+    "domain/libvirt-nbd-disks",
+    "domain/libvirt-input-passthrough",  # a host /dev/input/event device, which this machine has none of
 }  # NBD servers: tests/integration/daemon/test_nbd_disks.py runs one
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 

@@ -67,6 +67,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "libvirt-pci-root-hotplug": (("-global", ("-global",)), ("-device", ("piix4-usb-uhci",))),
     # (scsi-hd is left out: pyvirt sets no device_id, libvirt does; a difference older than this case)
     "libvirt-disk-tuning": (("-device", ("ide-hd", "virtio-blk-pci", "usb-storage")),),
+    "libvirt-input-passthrough": (("-device", ("virtio-input-host-pci",)),),
     "libvirt-chardev-backends": (
         ("-chardev", ("socket", "udp", "vc", "file", "pty")),
         ("-device", ("isa-serial", "pci-serial", "isa-debugcon", "isa-parallel")),

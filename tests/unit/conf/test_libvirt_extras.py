@@ -53,3 +53,13 @@ def test_the_builtin_rng_and_displays_that_listen_nowhere() -> None:
 def test_refused_by_name(features: str, devices: str, reason: str) -> None:
     with pytest.raises(PyvirtError, match=reason):
         argv(features, devices)
+
+
+def test_a_host_input_device_passed_through_on_virtio() -> None:
+    evdev = "<input type='passthrough' bus='virtio'><source evdev='/dev/input/event3'/></input>"
+    out = argv(devices=evdev)
+    assert "virtio-input-host-pci,id=input0,evdev=/dev/input/event3" in out
+    with pytest.raises(PyvirtError, match="input type 'passthrough' on bus 'usb'"):
+        argv(devices=evdev.replace("virtio", "usb"))
+    with pytest.raises(PyvirtError, match="must be a device under /dev/input"):
+        argv(devices=evdev.replace("/dev/input/event3", "/etc/shadow"))
