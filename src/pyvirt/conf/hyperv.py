@@ -24,6 +24,9 @@ ENLIGHTENMENTS = {
     "frequencies": "hv-frequencies",
     "tlbflush": "hv-tlbflush",
     "ipi": "hv-ipi",
+    "reenlightenment": "hv-reenlightenment",
+    "avic": "hv-avic",
+    "vendor_id": "hv-vendor-id",  # value: up to 12 characters, as libvirt writes it
 }
 
 
@@ -42,6 +45,13 @@ def parse(e: Elem) -> dict[str, dict[str, str]]:
             if retries is None:
                 raise XMLError(f"missing attribute 'retries' of '{node.path}'")
             attrs["retries"] = str(retries)
+        if node.tag == "vendor_id" and state == "on":
+            value = node.require("value")
+            if not 0 < len(value) <= 12 or not value.isprintable() or "," in value:
+                raise XMLError(
+                    f"value '{value}' of '{node.path}' must be 1-12 printable characters, no comma"
+                )
+            attrs["value"] = value
         out[node.tag] = attrs
         node.done()
     e.done()
@@ -60,6 +70,8 @@ def cpu_flags(hyperv: dict[str, dict[str, str]]) -> list[str]:
             continue
         if name == "spinlocks":
             flags.append(f"hv-spinlocks={int(attrs['retries']):#x}")
+        elif name == "vendor_id":
+            flags.append(f"hv-vendor-id={attrs['value']}")
         else:
             flags.append(f"{ENLIGHTENMENTS[name]}=on")
     return flags

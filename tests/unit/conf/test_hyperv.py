@@ -31,3 +31,13 @@ def test_round_trip_and_cpu_flags() -> None:
 def test_refused_by_name(inner: str, word: str) -> None:
     with pytest.raises(PyvirtError, match=word):
         load_domain_xml(XML.replace("<relaxed state='on'/>", inner))
+
+
+def test_vendor_id_reenlightenment_and_avic() -> None:
+    inner = "<vendor_id state='on' value='KVM Hv'/><reenlightenment state='on'/><avic state='off'/>"
+    dom = load_domain_xml(format_domain(load_domain_xml(XML.replace("<relaxed state='on'/>", inner))))
+    argv = build_argv(dom, RuntimeContext(accel="tcg", monitor_path="/x"))
+    cpu = argv[argv.index("-cpu") + 1]
+    assert "hv-vendor-id=KVM Hv" in cpu and "hv-reenlightenment=on" in cpu and "hv-avic" not in cpu
+    with pytest.raises(PyvirtError, match="must be 1-12 printable characters"):
+        load_domain_xml(XML.replace("<relaxed state='on'/>", "<vendor_id state='on' value='ThirteenChars'/>"))
