@@ -99,6 +99,7 @@ _ADDRESS_TYPES = {
     "sound": ("pci",),
     "iommu": ("pci",),
     "filesystem": ("pci",),
+    "vsock": ("pci",),
     "serial": ("pci", "isa"),
     "console": ("virtio-serial",),
     "channel": ("virtio-serial",),
@@ -124,6 +125,7 @@ def placed_devices(dom: Domain) -> Iterator[Placed]:
         ("sound", list(devs.sounds)),
         ("iommu", [devs.iommu] if devs.iommu is not None else []),
         ("filesystem", list(devs.filesystems)),
+        ("vsock", [devs.vsock] if devs.vsock is not None else []),
     ]
     for kind, items in groups:
         for index, item in enumerate(items):

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pyvirt.conf.filesystem import FilesystemConfig
     from pyvirt.conf.iommu import IOMMUConfig
     from pyvirt.conf.spicevmc import RedirdevConfig
+    from pyvirt.conf.vsock import VsockConfig
 
 
 @dataclass
@@ -355,6 +356,7 @@ class Devices:
     redirdevs: list[RedirdevConfig] = field(default_factory=list)  # USB redirection (pyvirt.conf.spicevmc)
     iommu: IOMMUConfig | None = None  # pyvirt.conf.iommu
     filesystems: list[FilesystemConfig] = field(default_factory=list)  # virtio-9p (pyvirt.conf.filesystem)
+    vsock: VsockConfig | None = None  # pyvirt.conf.vsock
 
 
 @dataclass

@@ -573,6 +573,15 @@ class _Parser:
                 share.address = self.address(node)
                 node.done()
                 devs.filesystems.append(share)
+            elif tag == "vsock":
+                from pyvirt.conf import vsock
+
+                if devs.vsock is not None:
+                    raise UnsupportedConfig(f"unsupported configuration: more than one '{node.path}'")
+                devs.vsock = vsock.parse(node)
+                devs.vsock.alias = self.alias(node)
+                devs.vsock.address = self.address(node)
+                node.done()
             elif tag == "iommu":
                 from pyvirt.conf import iommu
 
@@ -1317,6 +1326,10 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         from pyvirt.conf import iommu
 
         node.add(iommu.write(guest_iommu, (_alias(guest_iommu.alias, live), _address(guest_iommu.address))))
+    if (sock := devs.vsock) is not None:
+        from pyvirt.conf import vsock
+
+        node.add(vsock.write(sock, (_alias(sock.alias, live), _address(sock.address))))
     return node
 
 

@@ -186,6 +186,7 @@ class _Builder:
         for index, iface in enumerate(dom.devices.interfaces):
             self.interface(index, iface)
         self.filesystems()
+        self.vsock()
         self.chardevs()
         self.audio()
         self.graphics()
@@ -699,6 +700,14 @@ class _Builder:
                 bootindex=self._boot_index(iface.boot_order, "network"),
             )
         )
+
+    def vsock(self) -> None:
+        if (sock := self.dom.devices.vsock) is None:
+            return
+        from pyvirt.conf import vsock
+
+        place = _pci_placement(sock.address, self.q35)
+        self.add(*_device("vhost-vsock-pci", {}, **vsock.device_props(sock), **place))
 
     def filesystems(self) -> None:
         if not self.dom.devices.filesystems:

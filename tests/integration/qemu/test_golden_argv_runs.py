@@ -72,7 +72,11 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
     return [*text.split("\0"), "-qmp", "stdio"]
 
 
-@pytest.mark.parametrize("name", sorted(set(CASES) - NEEDS_KERNEL - NEEDS_SERVER))
+# Host devices this machine lacks (pyvirt refuses these domains at start here, by name).
+NEEDS_HOST = {"domain/libvirt-vsock"} if not Path("/dev/vhost-vsock").exists() else set()
+
+
+@pytest.mark.parametrize("name", sorted(set(CASES) - NEEDS_KERNEL - NEEDS_SERVER - NEEDS_HOST))
 def test_qemu_accepts_the_golden_command_line(name: str, tmp_path: Path) -> None:
     argv = runnable(argv_for(name), tmp_path)
     commands = "".join(json.dumps({"execute": c}) + "\n" for c in ("qmp_capabilities", "quit"))

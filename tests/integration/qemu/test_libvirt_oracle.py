@@ -22,7 +22,9 @@ from tests.support.virtinstall import Oracle
 from tests.unit.qemu.test_command import DATA_ROOT, argv_for
 
 # Properties that name things each daemon chooses (ids, buses, descriptors), not what a device does.
-NAMING = frozenset({"id", "bus", "addr", "drive", "netdev", "chardev", "rng", "bootindex", "fsdev", "fd"})
+NAMING = frozenset(
+    {"id", "bus", "addr", "drive", "netdev", "chardev", "rng", "bootindex", "fsdev", "fd", "vhostfd"}
+)
 
 # case → (option, the drivers or backends of the feature under test) pairs
 CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
@@ -73,6 +75,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("-device", ("isa-serial", "pci-serial", "isa-debugcon", "isa-parallel")),
     ),
     "libvirt-clock": (("-rtc", ("-rtc",)),),
+    "libvirt-vsock": (("-device", ("vhost-vsock-pci",)),),
     "libvirt-chardev-extras": (
         ("-chardev", ("file", "spiceport", "socket", "stdio", "qemu-vdagent")),
         ("-netdev", ("user",)),
