@@ -91,8 +91,16 @@ PASSWORD = "pyvirt:test"  # a colon: the old chpasswd list form splits on the fi
 def _login(console: Console, user: str, password: str) -> None:
     # Generous: on a 2-core machine other suites load, a TCG guest's getty can take minutes.
     console.expect(r"Cloud-init v\. \S+ finished at", timeout=900)
-    console.send("\n")
-    console.expect(r"login: ", timeout=600)
+    # Enter until getty answers: one sent while the console is busy with the journal can go unanswered.
+    for _ in range(20):
+        console.send("\n")
+        try:
+            console.expect(r"login: ", timeout=30)
+            break
+        except AssertionError:
+            continue
+    else:
+        raise AssertionError("no login prompt on the serial console in 10 minutes")
     console.send(user + "\n")
     console.expect(r"Password: ", timeout=300)
     console.send(password + "\n")
