@@ -568,6 +568,8 @@ def domxml_from_native(fmt: str, text: str) -> str:
         raise InvalidArgument(f"cannot read the QEMU command line: {err}") from err
     if dom.devices.memballoon is None:
         dom.devices.memballoon = MemballoonConfig(model="none")
+    if not any(ctl.type == "usb" for ctl in dom.devices.controllers):  # else define adds libvirt's
+        dom.devices.controllers.append(ControllerConfig(type="usb", index=0, model="none"))
     xml = format_domain(dom)
     load_domain_xml(xml)  # what it says must define
     return xml

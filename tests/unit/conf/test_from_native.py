@@ -12,7 +12,7 @@ import pytest
 from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.conf.from_native import _IGNORED_DEVICES, domxml_from_native
 from pyvirt.errors import InvalidArgument, UnsupportedConfig
-from pyvirt.qemu.command import build_argv
+from pyvirt.qemu.command import RuntimeContext, build_argv
 from tests.unit.qemu.test_command import argv_for, runtime_context
 
 HAND_WRITTEN = (
@@ -161,3 +161,12 @@ def test_drive_readonly_and_cache() -> None:
     )
     disk = load_domain_xml(xml).devices.disks[0]
     assert (disk.readonly, disk.cache) == (True, "none")
+
+
+def test_a_command_line_without_usb_or_balloon_keeps_them_out() -> None:
+    """define adds libvirt's implicit USB controller and balloon; the XML says there are none."""
+    xml = domxml_from_native("qemu-argv", "/usr/bin/qemu-system-x86_64 -machine pc -m 64 -nodefaults")
+    assert "<controller type='usb' index='0' model='none'/>" in xml and "<memballoon model='none'/>" in xml
+    argv = build_argv(load_domain_xml(xml), RuntimeContext(accel="tcg", monitor_path="/x"))
+    devices = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-device"]
+    assert not any("usb" in dev or "balloon" in dev for dev in devices), devices
