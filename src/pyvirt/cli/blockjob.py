@@ -242,11 +242,9 @@ def _copy_xml(path: str) -> tuple[str, str | None, bool]:
     return dest, fmt, kind == "block"
 
 
-def _escape(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
-
-
 def cmd_blockcopy(opts: GlobalOptions, a: Parsed) -> int:
+    from pyvirt.conf.xmlescape import escape_attr
+
     _exclusive(a, ("dest", "xml"), ("format", "xml"), ("blockdev", "xml"), ("pivot", "finish"))
     if not a.opt("dest") and not a.get("xml"):
         raise InvalidArgument("need either --dest or --xml")
@@ -261,8 +259,8 @@ def cmd_blockcopy(opts: GlobalOptions, a: Parsed) -> int:
         dest, fmt, blockdev = a.text("dest"), a.opt("format"), a.flag("blockdev")
     if a.flag("print_xml"):
         kind, attr = ("block", "dev") if blockdev else ("file", "file")
-        driver = f"  <driver type='{_escape(fmt)}'/>\n" if fmt else ""
-        emit(f"<disk type='{kind}'>\n  <source {attr}='{_escape(dest)}'/>\n{driver}</disk>\n")
+        driver = f"  <driver type='{escape_attr(fmt)}'/>\n" if fmt else ""
+        emit(f"<disk type='{kind}'>\n  <source {attr}='{escape_attr(dest)}'/>\n{driver}</disk>\n")
         return 0
     granularity = int(a.text("granularity")) if a.opt("granularity") else None
     buf_size = int(a.text("buf_size")) if a.opt("buf_size") else None

@@ -120,11 +120,13 @@ def create_as_xml(
     :func:`pyvirt.conf.xmlutil.serialize` writes it. Written here: xmlutil's imports (dataclasses,
     re, inspect) would cost more than the rest of the verb's start-up; test_snapshot_cli holds the
     two writers to the same output."""
+    from pyvirt.conf.xmlescape import escape_text
+
     inner: list[str] = []
     if name:
-        inner.append(f"  <name>{_text(name)}</name>")
+        inner.append(f"  <name>{escape_text(name)}</name>")
     if description:
-        inner.append(f"  <description>{_text(description)}</description>")
+        inner.append(f"  <description>{escape_text(description)}</description>")
     if memspec is not None:
         mem = parse_memspec(memspec)
         inner.append(
@@ -148,16 +150,10 @@ def create_as_xml(
     return "\n".join(["<domainsnapshot>", *inner, "</domainsnapshot>"]) + "\n"
 
 
-def _text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _attrs(*pairs: tuple[str, str | None]) -> str:
-    def escape(value: str) -> str:
-        value = _text(value).replace("'", "&apos;").replace('"', "&quot;")
-        return value.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
+    from pyvirt.conf.xmlescape import escape_attr
 
-    return "".join(f" {key}='{escape(value)}'" for key, value in pairs if value is not None)
+    return "".join(f" {key}='{escape_attr(value)}'" for key, value in pairs if value is not None)
 
 
 def cmd_snapshot_create_as(opts: GlobalOptions, a: Parsed) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pyvirt.conf.xmlescape import escape_attr
 from pyvirt.conf.xmlutil import Elem, XNode, parse_document, serialize, x
 from pyvirt.errors import InvalidArgument, XMLError
 
@@ -170,16 +171,12 @@ def _parse_disk(disk: Elem) -> SnapshotDisk:
 
 
 def _domain_text(dom: Elem) -> str:
-    attrs = "".join(f" {k}='{_quote(v)}'" for k, v in dom.node.attrib.items())
+    attrs = "".join(f" {k}='{escape_attr(v)}'" for k, v in dom.node.attrib.items())
     inner = dom.node.raw_inner or ""
     if not inner:
         return f"<domain{attrs}/>\n"
     body = "\n".join("  " + line if line else line for line in inner.split("\n"))
     return f"<domain{attrs}>\n{body}\n</domain>\n"
-
-
-def _quote(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
 
 
 def format_snapshot(snap: DomainSnapshot, *, stored: bool = False) -> str:

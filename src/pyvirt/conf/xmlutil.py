@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from xml.parsers import expat
 
+from pyvirt.conf.xmlescape import escape_attr, escape_text
 from pyvirt.errors import UnsupportedConfig, XMLError
 
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
@@ -287,18 +288,9 @@ def on_off(value: bool | None) -> str | None:
     return None if value is None else ("on" if value else "off")
 
 
-def _escape_text(value: str) -> str:
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _escape_attr(value: str) -> str:
-    escaped = _escape_text(value).replace("'", "&apos;").replace('"', "&quot;")
-    return escaped.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;")
-
-
 def _write(node: XNode, depth: int, out: list[str]) -> None:
     pad = "  " * depth
-    attrs = "".join(f" {key}='{_escape_attr(value)}'" for key, value in node.attrs)
+    attrs = "".join(f" {key}='{escape_attr(value)}'" for key, value in node.attrs)
     if node.raw:
         inner_pad = "  " * (depth + 1)
         body = "\n".join(inner_pad + line if line else line for line in node.raw.split("\n"))
@@ -309,7 +301,7 @@ def _write(node: XNode, depth: int, out: list[str]) -> None:
             _write(child, depth + 1, out)
         out.append(f"{pad}</{node.tag}>")
     elif node.text is not None and node.text != "":
-        out.append(f"{pad}<{node.tag}{attrs}>{_escape_text(node.text)}</{node.tag}>")
+        out.append(f"{pad}<{node.tag}{attrs}>{escape_text(node.text)}</{node.tag}>")
     else:
         out.append(f"{pad}<{node.tag}{attrs}/>")
 
