@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from pyvirt.conf.filesystem import FilesystemConfig
     from pyvirt.conf.iommu import IOMMUConfig
     from pyvirt.conf.spicevmc import RedirdevConfig
+    from pyvirt.conf.tpm import TPMConfig
     from pyvirt.conf.vsock import VsockConfig
 
 
@@ -357,6 +358,7 @@ class Devices:
     iommu: IOMMUConfig | None = None  # pyvirt.conf.iommu
     filesystems: list[FilesystemConfig] = field(default_factory=list)  # virtio-9p (pyvirt.conf.filesystem)
     vsock: VsockConfig | None = None  # pyvirt.conf.vsock
+    tpm: TPMConfig | None = None  # pyvirt.conf.tpm
 
 
 @dataclass

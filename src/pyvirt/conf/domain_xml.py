@@ -573,6 +573,15 @@ class _Parser:
                 share.address = self.address(node)
                 node.done()
                 devs.filesystems.append(share)
+            elif tag == "tpm":
+                from pyvirt.conf import tpm
+
+                if devs.tpm is not None:
+                    raise UnsupportedConfig(f"unsupported configuration: more than one '{node.path}'")
+                devs.tpm = tpm.parse(node)
+                devs.tpm.alias = self.alias(node)
+                devs.tpm.address = self.address(node)
+                node.done()
             elif tag == "vsock":
                 from pyvirt.conf import vsock
 
@@ -1326,6 +1335,10 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         from pyvirt.conf import iommu
 
         node.add(iommu.write(guest_iommu, (_alias(guest_iommu.alias, live), _address(guest_iommu.address))))
+    if (guest_tpm := devs.tpm) is not None:
+        from pyvirt.conf import tpm
+
+        node.add(tpm.write(guest_tpm, (_alias(guest_tpm.alias, live), _address(guest_tpm.address))))
     if (sock := devs.vsock) is not None:
         from pyvirt.conf import vsock
 

@@ -100,6 +100,7 @@ class RuntimeContext:
     # never on the command line.
     master_key_path: str | None = None
     disk_secrets: dict[int, tuple[str, str]] = field(default_factory=dict)
+    tpm_socket: str | None = None  # swtpm's control socket (conf.tpm)
     now: float | None = None  # the start's time, for the RTC's base (conf.clock); the current time if None
 
 
@@ -187,6 +188,10 @@ class _Builder:
             self.interface(index, iface)
         self.filesystems()
         self.vsock()
+        if self.dom.devices.tpm is not None:
+            from pyvirt.conf import tpm
+
+            self.add(*tpm.options(self.dom.devices.tpm, self.ctx.tpm_socket))
         self.chardevs()
         self.audio()
         self.graphics()

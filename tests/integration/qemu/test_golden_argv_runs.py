@@ -74,6 +74,7 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
 
 # Host devices this machine lacks (pyvirt refuses these domains at start here, by name).
 NEEDS_HOST = {"domain/libvirt-vsock"} if not Path("/dev/vhost-vsock").exists() else set()
+NEEDS_HOST |= {"domain/libvirt-tpm-passthrough"} if not Path("/dev/tpm0").exists() else set()
 
 
 @pytest.mark.parametrize("name", sorted(set(CASES) - NEEDS_KERNEL - NEEDS_SERVER - NEEDS_HOST))

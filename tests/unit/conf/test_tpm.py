@@ -1,0 +1,68 @@
+"""<tpm> (pyvirt.conf.tpm): emulator and passthrough backends on the command line, written back,
+refused by name."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from pyvirt.conf.domain_xml import format_domain, load_domain_xml
+from pyvirt.errors import PyvirtError
+from pyvirt.qemu.command import RuntimeContext, build_argv
+
+XML = """<domain type='qemu'><name>t</name><memory>65536</memory><os><type machine='q35'>hvm</type></os>
+<devices>{devices}</devices></domain>"""
+
+
+def tpm_options(xml: str) -> list[str]:
+    ctx = RuntimeContext(accel="tcg", monitor_path="/x", tpm_socket="/run/t/swtpm.sock")
+    argv = build_argv(load_domain_xml(xml), ctx)
+    pairs = itertools.pairwise(argv)
+    return [f"{a} {b}" for a, b in pairs if a in ("-chardev", "-tpmdev", "-device") and "tpm" in b]
+
+
+@pytest.mark.parametrize(
+    ("tpm", "expected"),
+    [
+        (
+            "<tpm model='tpm-tis'><backend type='emulator' version='2.0'/></tpm>",
+            [
+                "-chardev socket,id=chrtpm,path=/run/t/swtpm.sock",
+                "-tpmdev emulator,id=tpm-tpm0,chardev=chrtpm",
+                "-device tpm-tis,tpmdev=tpm-tpm0,id=tpm0",
+            ],
+        ),
+        (
+            "<tpm model='tpm-crb'><backend type='passthrough'><device path='/dev/tpm1'/></backend></tpm>",
+            [
+                "-tpmdev passthrough,id=tpm-tpm0,path=/dev/tpm1,"
+                "cancel-path=/sys/class/tpm/tpm1/device/cancel",
+                "-device tpm-crb,tpmdev=tpm-tpm0,id=tpm0",
+            ],
+        ),
+    ],
+)
+def test_tpm_on_the_command_line_and_back(tpm: str, expected: list[str]) -> None:
+    xml = XML.format(devices=tpm)
+    assert tpm_options(xml) == expected
+    assert tpm_options(format_domain(load_domain_xml(xml))) == expected
+
+
+@pytest.mark.parametrize(
+    ("tpm", "reason"),
+    [
+        ("<tpm model='tpm-tis'><backend type='emulator' version='1.2'/></tpm>", "'version' = '1.2'"),
+        ("<tpm model='tpm-spapr'><backend type='emulator'/></tpm>", "'model' = 'tpm-spapr'"),
+        ("<tpm model='tpm-tis'/>", "needs a <backend>"),
+        ("<tpm><backend type='external'/></tpm>", "'type' = 'external'"),
+        (
+            "<tpm><backend type='emulator' version='2.0'><encryption secret='x'/></backend></tpm>",
+            "backend/encryption",
+        ),
+        ("<tpm><backend type='passthrough'><device path='/tmp/x'/></backend></tpm>", "must be under /dev"),
+    ],
+)
+def test_refused_by_name(tpm: str, reason: str) -> None:
+    with pytest.raises(PyvirtError, match=reason):
+        load_domain_xml(XML.format(devices=tpm))
