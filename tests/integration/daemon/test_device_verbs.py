@@ -4,16 +4,14 @@ by name (and then changes nothing)."""
 
 from __future__ import annotations
 
-import os
 import re
-import select
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import BIN, Console, Daemon
+from tests.support import events
+from tests.support.daemon import Console, Daemon
 from tests.support.guest import domain_xml
 
 pytestmark = pytest.mark.slow
@@ -33,25 +31,6 @@ def _disk(target: str, path: Path, alias: str = "", serial: str = "") -> str:
         f"<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{path}'/>"
         f"<target dev='{target}' bus='virtio'/>{extra}</disk>"
     )
-
-
-def _read_until(
-    proc: subprocess.Popen[bytes], wanted: bytes, bound: float = 300, settle: bool = False
-) -> bytes:
-    """What a watcher printed up to ``wanted``: a destroy's reply comes before its event reaches a
-    watcher, so the test waits for the event rather than interrupting the watcher at once. With
-    ``settle``, nothing printed within ``bound`` seconds is no failure."""
-    assert proc.stdout is not None
-    seen = b""
-    while wanted not in seen:
-        ready, _, _ = select.select([proc.stdout], [], [], bound)
-        if not ready and settle:
-            return seen
-        chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""
-        if not chunk:
-            raise AssertionError(f"{wanted!r} not printed by the watcher; it printed:\n{seen.decode()}")
-        seen += chunk
-    return seen
 
 
 def test_device_verbs_and_their_scopes(daemon: Daemon, tmp_path: Path) -> None:
@@ -89,14 +68,9 @@ def test_device_verbs_and_their_scopes(daemon: Daemon, tmp_path: Path) -> None:
     # virsh event: device-added and device-removed (--event), and with --all the tray's moves too.
     # No --timeout (a busy machine outlasts any fixed one): the watchers end on SIGINT. The domain is
     # defined again until the --all one prints it: then both listen (the other one started first).
-    watch = [str(BIN / "pyvirt"), "event", "dv", "--loop"]
-    added = subprocess.Popen([*watch, "--event", "device-added"], env=d.env, stdout=subprocess.PIPE)
-    every = subprocess.Popen([*watch, "--all"], env=d.env, stdout=subprocess.PIPE)
-    (tmp_path / "again.xml").write_text(d.cli("dumpxml", "--inactive", "dv").ok().out)
-    seen = b""
-    while b": Defined Updated\n" not in seen:
-        d.cli("define", str(tmp_path / "again.xml")).ok()
-        seen += _read_until(every, b"\n", bound=5, settle=True)
+    added = events.watch(d, "dv", "--event", "device-added")
+    every = events.watch(d, "dv", "--all")
+    seen = events.listening(d, every, "dv", tmp_path)
     d.cli("start", "dv").ok()
     console = Console(d, "dv")
     console.expect(READY)
@@ -165,7 +139,7 @@ def test_device_verbs_and_their_scopes(daemon: Daemon, tmp_path: Path) -> None:
     d.cli("destroy", "dv").ok()
     outputs = []
     for proc, last in ((added, b": ua-extra\n"), (every, b": Stopped Destroyed\n")):
-        seen = _read_until(proc, last)
+        seen = events.read_until(proc, last)
         proc.send_signal(signal.SIGINT)
         outputs.append((seen + proc.communicate(timeout=30)[0]).decode())
     assert "event 'device-added' for domain 'dv': ua-extra\n" in outputs[0]

@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import re
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
 from pyvirt.errors import InvalidArgument
+from tests.support import events
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import domain_xml
 
@@ -280,25 +282,21 @@ NET = (
 
 def test_listing_filters_and_json_outputs(daemon: Daemon, tmp_path: Path) -> None:
     import json
-    import subprocess
-
-    from tests.support.daemon import BIN
 
     daemon.cli("define", str(write(tmp_path, "l1"))).ok()
     daemon.cli("define", str(write(tmp_path, "l2"))).ok()
     daemon.cli("autostart", "l2").ok()
-    # event --timestamp: each event line starts with its time.
-    watcher = subprocess.Popen(
-        [str(BIN / "pyvirt"), "event", "l1", "--timestamp", "--timeout", "120"],
-        env=daemon.env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    # event --timestamp: each event line starts with its time (shown listening first: a redefinition).
+    watcher = events.watch(daemon, "l1", "--timestamp")
+    seen = events.listening(daemon, watcher, "l1", tmp_path)
     daemon.cli("start", "l1").ok()
-    out, _ = watcher.communicate(timeout=150)
-    assert re.match(
-        r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4}: event 'lifecycle' for domain 'l1': Started", out
-    ), out
+    seen += events.read_until(watcher, b": Started Booted\n")
+    watcher.send_signal(signal.SIGINT)
+    watcher.wait(timeout=60)
+    out = seen.decode()
+    stamp = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4}: "
+    assert re.search(rf"^{stamp}event 'lifecycle' for domain 'l1': Defined Updated$", out, re.M), out
+    assert re.search(rf"^{stamp}event 'lifecycle' for domain 'l1': Started Booted$", out, re.M), out
     daemon.cli("create", str(write(tmp_path, "l3"))).ok()
     daemon.cli("suspend", "l3").ok()
 
