@@ -100,6 +100,7 @@ _ADDRESS_TYPES = {
     "iommu": ("pci",),
     "filesystem": ("pci",),
     "vsock": ("pci",),
+    "hostdev": ("pci", "usb"),
     "serial": ("pci", "isa"),
     "console": ("virtio-serial",),
     "channel": ("virtio-serial",),
@@ -126,6 +127,7 @@ def placed_devices(dom: Domain) -> Iterator[Placed]:
         ("iommu", [devs.iommu] if devs.iommu is not None else []),
         ("filesystem", list(devs.filesystems)),
         ("vsock", [devs.vsock] if devs.vsock is not None else []),
+        ("hostdev", list(devs.hostdevs)),
     ]
     for kind, items in groups:
         for index, item in enumerate(items):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyvirt.conf.disk_encryption import DiskEncryption
     from pyvirt.conf.filesystem import FilesystemConfig
+    from pyvirt.conf.hostdev import HostdevConfig
     from pyvirt.conf.iommu import IOMMUConfig
     from pyvirt.conf.spicevmc import RedirdevConfig
     from pyvirt.conf.tpm import TPMConfig
@@ -359,6 +360,7 @@ class Devices:
     filesystems: list[FilesystemConfig] = field(default_factory=list)  # virtio-9p (pyvirt.conf.filesystem)
     vsock: VsockConfig | None = None  # pyvirt.conf.vsock
     tpm: TPMConfig | None = None  # pyvirt.conf.tpm
+    hostdevs: list[HostdevConfig] = field(default_factory=list)  # pyvirt.conf.hostdev
 
 
 @dataclass

@@ -573,6 +573,14 @@ class _Parser:
                 share.address = self.address(node)
                 node.done()
                 devs.filesystems.append(share)
+            elif tag == "hostdev":
+                from pyvirt.conf import hostdev
+
+                host = hostdev.parse(node)
+                host.alias = self.alias(node)
+                host.address = self.address(node)
+                node.done()
+                devs.hostdevs.append(host)
             elif tag == "tpm":
                 from pyvirt.conf import tpm
 
@@ -1335,6 +1343,10 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         from pyvirt.conf import iommu
 
         node.add(iommu.write(guest_iommu, (_alias(guest_iommu.alias, live), _address(guest_iommu.address))))
+    if devs.hostdevs:
+        from pyvirt.conf import hostdev
+
+        node.add(*(hostdev.write(h, (_alias(h.alias, live), _address(h.address))) for h in devs.hostdevs))
     if (guest_tpm := devs.tpm) is not None:
         from pyvirt.conf import tpm
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.conf import audio, tpm, vsock
+from pyvirt.conf import audio, hostdev, tpm, vsock
 from pyvirt.conf.defaults import hotplug_ports
 from pyvirt.conf.domain import Domain
 from pyvirt.daemon import blockdevs, blockjobs, disk_secrets, iotune, tuning
@@ -84,6 +84,7 @@ async def start_qemu(
     audio.require_host_backends(dom)
     vsock.require_host(dom)
     tpm.require_host(dom)
+    hostdev.require_host(dom)
     passphrases = disk_secrets.passphrases(reg, dom)
     blockjobs.fill_chains(dom, disk_paths)
     dom.devices.controllers.extend(hotplug_ports(dom))  # q35's spare root ports, in the live XML too

@@ -188,6 +188,7 @@ class _Builder:
             self.interface(index, iface)
         self.filesystems()
         self.vsock()
+        self.hostdevs()
         if self.dom.devices.tpm is not None:
             from pyvirt.conf import tpm
 
@@ -705,6 +706,26 @@ class _Builder:
                 bootindex=self._boot_index(iface.boot_order, "network"),
             )
         )
+
+    def hostdevs(self) -> None:
+        if not self.dom.devices.hostdevs:
+            return
+        from pyvirt.conf import hostdev
+
+        for index, dev in enumerate(self.dom.devices.hostdevs):
+            driver, props = hostdev.device_props(dev, index)
+            if dev.type == "pci":
+                place = _pci_placement(dev.address, self.q35)
+            else:
+                place = {
+                    "bus": "usb.0",
+                    **(
+                        {"port": dev.address.attrs["port"]}
+                        if dev.address and "port" in dev.address.attrs
+                        else {}
+                    ),
+                }
+            self.add(*_device(driver, place, **props))
 
     def vsock(self) -> None:
         if (sock := self.dom.devices.vsock) is None:

@@ -75,6 +75,7 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
 # Host devices this machine lacks (pyvirt refuses these domains at start here, by name).
 NEEDS_HOST = {"domain/libvirt-vsock"} if not Path("/dev/vhost-vsock").exists() else set()
 NEEDS_HOST |= {"domain/libvirt-tpm-passthrough"} if not Path("/dev/tpm0").exists() else set()
+NEEDS_HOST.add("domain/libvirt-hostdev")  # a made-up host PCI address and USB device
 
 
 @pytest.mark.parametrize("name", sorted(set(CASES) - NEEDS_KERNEL - NEEDS_SERVER - NEEDS_HOST))

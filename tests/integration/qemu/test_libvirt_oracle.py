@@ -78,6 +78,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "libvirt-clock": (("-rtc", ("-rtc",)),),
     "libvirt-vsock": (("-device", ("vhost-vsock-pci",)),),
     "libvirt-tpm-passthrough": (("-device", ("tpm-crb",)),),
+    "libvirt-hostdev": (("-device", ("vfio-pci", "usb-host")),),
     "libvirt-chardev-extras": (
         ("-chardev", ("file", "spiceport", "socket", "stdio", "qemu-vdagent")),
         ("-netdev", ("user",)),
@@ -86,7 +87,10 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
 }
 
 # Cases whose host device libvirt opens even to print the command line.
-HOST_DEVICES = {"libvirt-tpm-passthrough": "/dev/tpm0"}
+HOST_DEVICES = {
+    "libvirt-tpm-passthrough": "/dev/tpm0",
+    "libvirt-hostdev": "/sys/bus/pci/devices/0000:06:12.5",
+}
 
 
 def _split_keyval(text: str) -> list[str]:

@@ -1,0 +1,72 @@
+"""<hostdev> (pyvirt.conf.hostdev): PCI and USB host devices parsed, written back, on the command line
+as vfio-pci and usb-host, refused by name."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from pyvirt.conf.domain_xml import format_domain, load_domain_xml
+from pyvirt.errors import PyvirtError
+from pyvirt.qemu.command import RuntimeContext, build_argv
+
+XML = """<domain type='qemu'><name>h</name><memory>65536</memory><os><type machine='pc'>hvm</type></os>
+<devices>{devices}</devices></domain>"""
+
+
+def hostdev_devices(xml: str) -> list[str]:
+    argv = build_argv(load_domain_xml(xml), RuntimeContext(accel="tcg", monitor_path="/x"))
+    return [b for a, b in itertools.pairwise(argv) if a == "-device" and b.startswith(("vfio", "usb-host"))]
+
+
+@pytest.mark.parametrize(
+    ("hostdev", "device"),
+    [
+        (
+            "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+            "<address domain='0' bus='6' slot='0x12' function='1'/></source>"
+            "<rom file='/usr/share/x.rom'/></hostdev>",
+            "vfio-pci,host=0000:06:12.1,id=hostdev0,romfile=/usr/share/x.rom",
+        ),
+        (
+            "<hostdev mode='subsystem' type='usb'><source><vendor id='0x1234'/><product id='0xbeef'/>"
+            "<address bus='1' device='12'/></source></hostdev>",
+            "usb-host,bus=usb.0,hostdevice=/dev/bus/usb/001/012,id=hostdev0",
+        ),
+    ],
+)
+def test_hostdevs_on_the_command_line_and_back(hostdev: str, device: str) -> None:
+    xml = XML.format(devices=hostdev)
+    assert [d.replace("bus=pci.0,addr=0x3,", "") for d in hostdev_devices(xml)] == [device]
+    again = format_domain(load_domain_xml(xml))
+    assert hostdev_devices(again) == hostdev_devices(xml)
+
+
+@pytest.mark.parametrize(
+    ("hostdev", "reason"),
+    [
+        ("<hostdev mode='capabilities' type='storage'/>", "'mode' = 'capabilities'"),
+        ("<hostdev mode='subsystem' type='scsi'/>", "'type' = 'scsi'"),
+        ("<hostdev mode='subsystem' type='pci'/>", "needs a <source>"),
+        (
+            "<hostdev mode='subsystem' type='pci'><source><address bus='1' slot='40' function='0'/>"
+            "</source></hostdev>",
+            "out of range",
+        ),
+        ("<hostdev mode='subsystem' type='pci'><driver name='kvm'/><source/></hostdev>", "'name' = 'kvm'"),
+        ("<hostdev mode='subsystem' type='usb'><source/></hostdev>", "an <address> or a <vendor>"),
+    ],
+)
+def test_refused_by_name(hostdev: str, reason: str) -> None:
+    with pytest.raises(PyvirtError, match=reason):
+        load_domain_xml(XML.format(devices=hostdev))
+
+
+def test_a_usb_device_named_by_vendor_is_looked_up_at_start() -> None:
+    xml = XML.format(
+        devices="<hostdev mode='subsystem' type='usb'><source><vendor id='0x1'/><product id='0x2'/>"
+        "</source></hostdev>"
+    )
+    with pytest.raises(PyvirtError, match="looked up at start"):
+        hostdev_devices(xml)
