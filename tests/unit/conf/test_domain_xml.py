@@ -193,7 +193,7 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
 @pytest.mark.parametrize(
     ("snippet", "message"),
     [
-        ("<hostdev mode='subsystem' type='pci'/>", "element 'devices/hostdev' is not supported"),
+        ("<hostdev mode='subsystem' type='mdev'/>", "attribute 'type' = 'mdev' of 'devices/hostdev'"),
         ("<graphics type='rdp'/>", "attribute 'type' = 'rdp' of 'devices/graphics' is not supported"),
         ("<video><model type='ramfb'/></video>", "attribute 'type' = 'ramfb' of 'devices/video/model'"),
         (
