@@ -834,6 +834,11 @@ class _Parser:
                 dev.source_mode = node.choice("mode", ("bind", "connect"))
                 dev.source_path = path
                 chardev_options.parse_reconnect(node, dev, dev.source_mode)
+                if (
+                    proto := e.child("protocol")
+                ) is not None:  # a UNIX socket is raw (libvirt writes none back)
+                    proto.choice("type", ("raw",), required=True)
+                    proto.done()
             elif dev.type == "file":
                 dev.source_path = node.require("path")
                 if (append := node.choice("append", ("on", "off"))) is not None:

@@ -50,6 +50,10 @@ def round_trip(devices: str, *names: str) -> list[str]:
         ),
         ("<serial type='stdio'/>", "stdio,id=charserial0"),
         (
+            "<serial type='unix'><source mode='bind' path='/v/p.sock'/><protocol type='raw'/></serial>",
+            "socket,id=charserial0,path=/v/p.sock,server=on,wait=off",
+        ),
+        (
             f"<serial type='spiceport'><source channel='org.qemu.console.serial.0'/></serial>{SPICE}",
             "spiceport,id=charserial0,name=org.qemu.console.serial.0",
         ),
@@ -118,6 +122,10 @@ def test_guestfwd_channels_are_user_netdevs_without_a_serial_port() -> None:
             "missing attribute 'port'",
         ),
         ("<serial type='stdio'><source path='/x'/></serial>", "devices/serial/source"),
+        (
+            "<serial type='unix'><source mode='bind' path='/v/p'/><protocol type='telnet'/></serial>",
+            "'type' = 'telnet'",
+        ),
     ],
 )
 def test_refused_by_name(devices: str, reason: str) -> None:
