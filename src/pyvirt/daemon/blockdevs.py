@@ -22,7 +22,7 @@ import logging
 import os
 import stat
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain
 from pyvirt.errors import OperationFailed, UnsupportedConfig
@@ -303,3 +303,19 @@ def disk_in_use(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig, path: 
                 f"resource busy: '{path}' is in use by {whose}; two disks may "
                 "share a file only when both are <shareable/> or read-only"
             )
+
+
+def device_id(entry: dict[str, Any]) -> str:
+    """The device id of a ``query-block`` entry (virtio's is inside a QOM path)."""
+    qdev = str(entry.get("qdev") or "")
+    prefix = "/machine/peripheral/"
+    return qdev[len(prefix) :].split("/", 1)[0] if qdev.startswith(prefix) else qdev
+
+
+def device_tops(entries: list[dict[str, Any]]) -> dict[str, str]:
+    """Device id → the node its device reads (``query-block``'s entries)."""
+    return {
+        device_id(e): str(e["inserted"]["node-name"])
+        for e in entries
+        if (e.get("inserted") or {}).get("node-name")
+    }

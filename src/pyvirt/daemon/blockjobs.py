@@ -172,27 +172,11 @@ def _root(obj: DomainObject, index: int, disk: DiskConfig) -> str:
     return obj.proc.record.blockroots.get(disk.target_dev, f"pyvirt-{index + 1}-format")
 
 
-def _device(entry: dict[str, Any]) -> str:
-    """The device id of a ``query-block`` entry (virtio's is inside a QOM path)."""
-    qdev = str(entry.get("qdev") or "")
-    prefix = "/machine/peripheral/"
-    return qdev[len(prefix) :].split("/", 1)[0] if qdev.startswith(prefix) else qdev
-
-
-def _tops(entries: list[dict[str, Any]]) -> dict[str, str]:
-    """Device id → the node its device reads (``query-block``'s entries)."""
-    return {
-        _device(e): str(e["inserted"]["node-name"])
-        for e in entries
-        if (e.get("inserted") or {}).get("node-name")
-    }
-
-
 async def _top(obj: DomainObject, index: int, disk: DiskConfig) -> str:
     """The node the disk's device reads: the recorded root, unless an external snapshot has put an
     overlay over it since (``blockdev-snapshot``)."""
     assert obj.proc is not None
-    found = _tops(await obj.proc.monitor.execute("query-block")).get(disk.alias or "")
+    found = blockdevs.device_tops(await obj.proc.monitor.execute("query-block")).get(disk.alias or "")
     return found or _root(obj, index, disk)
 
 
@@ -938,7 +922,7 @@ async def errors(reg: DomainRegistry, key: str) -> list[dict[str, str]]:
         for entry in entries:
             status = entry.get("io-status", "ok")
             node = (entry.get("inserted") or {}).get("node-name")
-            target = targets.get(_device(entry)) or roots.get(str(node))
+            target = targets.get(blockdevs.device_id(entry)) or roots.get(str(node))
             if status != "ok" and target is not None:
                 out.append(
                     {"disk": target, "error": "no space" if status == "nospace" else "unspecified error"}

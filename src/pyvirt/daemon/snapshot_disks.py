@@ -16,45 +16,41 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Awaitable, Callable
 
+from pyvirt.conf.domain import DiskConfig
+from pyvirt.daemon import blockdevs
 from pyvirt.errors import ImageError, OperationFailed
 from pyvirt.qemu.jobs import run_job
 from pyvirt.qemu.process import QemuProcess
 
 log = logging.getLogger(__name__)
 
-_NODE = re.compile(r"pyvirt-(\d+)-")
 
-
-async def top_nodes(proc: QemuProcess) -> dict[int, str]:
-    """Disk index → the node name of its active layer (the device's root node)."""
-    out: dict[int, str] = {}
-    for dev in await proc.monitor.execute("query-block"):
-        node = str((dev.get("inserted") or {}).get("node-name") or "")
-        match = _NODE.match(node)
-        if match:
-            out[int(match.group(1)) - 1] = node
-    return out
-
-
-async def _nodes_of(proc: QemuProcess, indices: list[int]) -> list[str]:
-    nodes = await top_nodes(proc)
-    missing = [i for i in indices if i not in nodes]
-    if missing:
-        raise OperationFailed(
-            f"operation failed: cannot find the block node of disk #{missing[0] + 1} in QEMU"
+async def _nodes_of(proc: QemuProcess, indices: list[int], disks: list[DiskConfig]) -> list[str]:
+    """The node each disk's device reads (its active layer), for the disks at ``indices`` of the
+    running definition ``disks``: found by the device's id (a block job, a hot-plug or an external
+    snapshot changes the node, and a hot-plugged disk's node numbers need not follow the disks' order),
+    else the root the daemon recorded for the disk's target."""
+    tops = blockdevs.device_tops(await proc.monitor.execute("query-block"))
+    out = []
+    for i in indices:
+        disk = disks[i] if 0 <= i < len(disks) else None
+        node = (tops.get(disk.alias) if disk and disk.alias else None) or (
+            proc.record.blockroots.get(disk.target_dev) if disk else None
         )
-    return [nodes[i] for i in indices]
+        if not node:
+            raise OperationFailed(f"operation failed: cannot find the block node of disk #{i + 1} in QEMU")
+        out.append(node)
+    return out
 
 
 # Internal snapshots of a running domain
 
 
-async def save_internal(proc: QemuProcess, name: str, indices: list[int]) -> None:
+async def save_internal(proc: QemuProcess, name: str, indices: list[int], disks: list[DiskConfig]) -> None:
     """``snapshot-save``: the disks' state and the VM state (in the first disk) under tag ``name``."""
-    devices = await _nodes_of(proc, indices)
+    devices = await _nodes_of(proc, indices, disks)
     await run_job(
         proc.monitor,
         "snapshot-save",
@@ -64,8 +60,8 @@ async def save_internal(proc: QemuProcess, name: str, indices: list[int]) -> Non
     )
 
 
-async def load_internal(proc: QemuProcess, name: str, indices: list[int]) -> None:
-    devices = await _nodes_of(proc, indices)
+async def load_internal(proc: QemuProcess, name: str, indices: list[int], disks: list[DiskConfig]) -> None:
+    devices = await _nodes_of(proc, indices, disks)
     await run_job(
         proc.monitor,
         "snapshot-load",
@@ -75,8 +71,10 @@ async def load_internal(proc: QemuProcess, name: str, indices: list[int]) -> Non
     )
 
 
-async def delete_internal_live(proc: QemuProcess, name: str, indices: list[int]) -> None:
-    devices = await _nodes_of(proc, indices)
+async def delete_internal_live(
+    proc: QemuProcess, name: str, indices: list[int], disks: list[DiskConfig]
+) -> None:
+    devices = await _nodes_of(proc, indices, disks)
     await run_job(
         proc.monitor,
         "snapshot-delete",
@@ -192,11 +190,13 @@ async def _free_suffix(proc: QemuProcess) -> int:
 Undo = Callable[[], Awaitable[None]]
 
 
-async def snapshot_external_live(proc: QemuProcess, overlays: list[tuple[int, str]], name: str) -> None:
+async def snapshot_external_live(
+    proc: QemuProcess, overlays: list[tuple[int, str]], name: str, disks: list[DiskConfig]
+) -> None:
     """Make each ``(disk index, overlay path)`` (made by :func:`make_overlay`) the disk's active layer,
     every disk in one transaction. On failure the nodes added are removed again."""
     monitor = proc.monitor
-    nodes = await _nodes_of(proc, [i for i, _ in overlays])
+    nodes = await _nodes_of(proc, [i for i, _ in overlays], disks)
     suffix = await _free_suffix(proc)
     undo: list[Undo] = []
     actions = []
@@ -317,10 +317,10 @@ async def writable_base(proc: QemuProcess, parent: str, node: str, path: str) ->
             await _blockdev_del(proc, old)
 
 
-async def commit_active_live(proc: QemuProcess, index: int, base_path: str) -> None:
+async def commit_active_live(proc: QemuProcess, index: int, base_path: str, disks: list[DiskConfig]) -> None:
     """Commit disk ``index``'s active layer into its backing node, the image ``base_path`` (an
     active ``block-commit``, completed once ready), then drop the committed layer's nodes."""
-    top = (await _nodes_of(proc, [index]))[0]
+    top = (await _nodes_of(proc, [index], disks))[0]
     children = await _children(proc, top)
     base = children.get("backing")
     if not base:
@@ -349,10 +349,12 @@ def file_chain(path: str, fmt: str) -> list[str]:
         raise OperationFailed(f"operation failed: reading the backing chain of {path}: {err}") from err
 
 
-async def commit_intermediate_live(proc: QemuProcess, index: int, depth: int, base_path: str) -> None:
+async def commit_intermediate_live(
+    proc: QemuProcess, index: int, depth: int, base_path: str, disks: list[DiskConfig]
+) -> None:
     """Commit the image ``depth`` layers below disk ``index``'s active layer into the one below it
     (a ``block-commit`` that ends by itself); QEMU points the layer above at ``base_path``."""
-    node = (await _nodes_of(proc, [index]))[0]
+    node = (await _nodes_of(proc, [index], disks))[0]
     chain = [node]
     for _ in range(depth + 1):
         below = (await _children(proc, chain[-1])).get("backing")

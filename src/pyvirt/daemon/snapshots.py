@@ -343,7 +343,7 @@ class SnapshotAPI:
         try:
             if was[0] is S.RUNNING:
                 await proc.monitor.stop()
-            await disks.save_internal(proc, snap.name, indices)
+            await disks.save_internal(proc, snap.name, indices, obj.current.devices.disks)
         finally:
             await self._back_from_job(obj, proc, was)
 
@@ -400,7 +400,9 @@ class SnapshotAPI:
                         await snapshot_memory.save_memory(proc, xml, was[0] is S.RUNNING, memory)
                         made.append(memory)
                     if overlays:
-                        await disks.snapshot_external_live(proc, overlays, snap.name)
+                        await disks.snapshot_external_live(
+                            proc, overlays, snap.name, obj.current.devices.disks
+                        )
                 finally:
                     if memory is not None:
                         await self._back_from_job(obj, proc, was)
@@ -589,7 +591,7 @@ class SnapshotAPI:
         try:
             if was[0] is S.RUNNING:
                 await proc.monitor.stop()
-            await disks.load_internal(proc, snap.name, indices)
+            await disks.load_internal(proc, snap.name, indices, obj.current.devices.disks)
         except BaseException:
             if started and obj.proc is proc:
                 await self._stop(obj)
@@ -698,7 +700,7 @@ class SnapshotAPI:
             offline = [i for i in internal if i not in live]
             if live:
                 assert proc is not None
-                await disks.delete_internal_live(proc, snap.name, live)
+                await disks.delete_internal_live(proc, snap.name, live, current)
             if offline:
                 await asyncio.to_thread(
                     disks.delete_internal_offline, snap.name, [_source(snapdom, i) for i in offline]
@@ -717,7 +719,9 @@ class SnapshotAPI:
             users = self._built_on(store, overlay, {snap.name})
             if chain and chain[0] == overlay:
                 if obj.proc is not None:
-                    await disks.commit_active_live(obj.proc, _index_of(obj.current, spec.name), base.source)
+                    await disks.commit_active_live(
+                        obj.proc, _index_of(obj.current, spec.name), base.source, obj.current.devices.disks
+                    )
                 else:
                     await asyncio.to_thread(disks.commit_offline, overlay)
                 self._move_sources(obj, {overlay: (base.source, base.driver_type)})
@@ -748,7 +752,9 @@ class SnapshotAPI:
             above.add(chain[chain.index(overlay) - 1])
         if obj.proc is not None:  # overlay in chain: _check_discard saw to it
             depth = chain.index(overlay)
-            await disks.commit_intermediate_live(obj.proc, _index_of(obj.current, target), depth, base[0])
+            await disks.commit_intermediate_live(
+                obj.proc, _index_of(obj.current, target), depth, base[0], obj.current.devices.disks
+            )
             live = obj.current.devices.disks[_index_of(obj.current, target)]
             live.backing = [layer for layer in live.backing or [] if layer.source != overlay]
             idle = sorted(path for path in above if path not in chain)

@@ -538,3 +538,28 @@ def test_revert_reset_nvram(daemon: Daemon, tmp_path: Path) -> None:
     assert nvram.read_bytes() == b"changed"  # a plain revert leaves the NVRAM as it is
     daemon.cli("snapshot-revert", "n1vm", "s", "--reset-nvram").ok()
     assert not nvram.exists()  # made again from its template at the next start
+
+
+def test_internal_snapshot_after_hotplug_finds_each_disks_node(daemon: Daemon, tmp_path: Path) -> None:
+    """After two disks were plugged live and the first of them unplugged, the disks' block nodes no
+    longer follow their order: the snapshot still goes to each disk's own node (the device's)."""
+    disk = define(daemon, tmp_path, "hpsnap")
+    console = boot(daemon, "hpsnap")
+    extra = {}
+    for target in ("vdb", "vdc"):
+        extra[target] = tmp_path / f"{target}.qcow2"
+        daemon.cli("img", "create", "-q", "-f", "qcow2", str(extra[target]), "8M").ok()
+        daemon.cli("attach-disk", "hpsnap", str(extra[target]), target, "--subdriver", "qcow2", "--live").ok()
+    console.run("for i in $(seq 60); do [ -e /sys/block/vdc ] && break; sleep 1; done", 90)
+    daemon.cli("detach-disk", "hpsnap", "vdb", "--live").ok()
+    console.run("for i in $(seq 60); do [ -e /sys/block/vdb ] || break; sleep 1; done", 90)
+
+    daemon.cli("snapshot-create-as", "hpsnap", "after-plug").ok()
+    if QEMU_IMG:  # the oracle: each image's own table
+        for path, tags in ((disk, ["after-plug"]), (extra["vdc"], ["after-plug"]), (extra["vdb"], [])):
+            info = json.loads(qemu_img("info", "-U", "--output=json", str(path)))
+            assert [s["name"] for s in info.get("snapshots", [])] == tags, (path, info)
+    daemon.cli("snapshot-revert", "hpsnap", "after-plug").ok()
+    daemon.cli("snapshot-delete", "hpsnap", "after-plug").ok()
+    console.close()
+    daemon.cli("destroy", "hpsnap").ok()
