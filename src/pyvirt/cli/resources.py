@@ -172,38 +172,15 @@ def cmd_emulatorpin(opts: GlobalOptions, a: Parsed) -> int:
     return 0
 
 
-_IOTUNE = (
-    "total_bytes_sec",
-    "read_bytes_sec",
-    "write_bytes_sec",
-    "total_iops_sec",
-    "read_iops_sec",
-    "write_iops_sec",
-    "total_bytes_sec_max",
-    "read_bytes_sec_max",
-    "write_bytes_sec_max",
-    "total_iops_sec_max",
-    "read_iops_sec_max",
-    "write_iops_sec_max",
-    "size_iops_sec",
-    "group_name",
-    "total_bytes_sec_max_length",
-    "read_bytes_sec_max_length",
-    "write_bytes_sec_max_length",
-    "total_iops_sec_max_length",
-    "read_iops_sec_max_length",
-    "write_iops_sec_max_length",
-)
-
-
 def cmd_blkdeviotune(opts: GlobalOptions, a: Parsed) -> int:
+    from pyvirt.conf.iotune import NAMES
     from pyvirt.conf.units import parse_scaled
 
     live, config = _scope(a)
     dom = _domain(opts.connect(), a.text("domain"))
     device = a.text("device")
     changes: dict[str, int | str] = {}
-    for name in _IOTUNE:
+    for name in NAMES:
         text = a.opt(name)
         if text is None:
             continue
