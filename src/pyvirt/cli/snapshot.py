@@ -71,7 +71,9 @@ def cmd_snapshot_create(opts: GlobalOptions, a: Parsed) -> int:
 
 def parse_diskspec(spec: str) -> dict[str, str]:
     """virsh's ``disk[,snapshot=type][,driver=type][,stype=type][,file=name]`` (``,,`` is a comma)."""
-    parts = _split_commas(spec)
+    from pyvirt.qemu import keyval
+
+    parts = keyval.split(spec)
     out = {"name": parts[0]}
     for part in parts[1:]:
         key, eq, value = part.partition("=")
@@ -85,8 +87,10 @@ def parse_diskspec(spec: str) -> dict[str, str]:
 
 def parse_memspec(spec: str) -> dict[str, str]:
     """virsh's ``[file=]name[,snapshot=type]``."""
+    from pyvirt.qemu import keyval
+
     out: dict[str, str] = {}
-    for index, part in enumerate(_split_commas(spec)):
+    for index, part in enumerate(keyval.split(spec)):
         key, eq, value = part.partition("=")
         if not eq and index == 0:
             key, value = "file", part
@@ -94,23 +98,6 @@ def parse_memspec(spec: str) -> dict[str, str]:
             raise InvalidArgument(f"unable to parse memspec: {spec}")
         out[key] = value
     return out
-
-
-def _split_commas(text: str) -> list[str]:
-    parts, current, i = [], "", 0
-    while i < len(text):
-        if text[i] == ",":
-            if text[i + 1 : i + 2] == ",":
-                current += ","
-                i += 2
-                continue
-            parts.append(current)
-            current = ""
-        else:
-            current += text[i]
-        i += 1
-    parts.append(current)
-    return parts
 
 
 def create_as_xml(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from pyvirt.conf.xmlutil import Elem, XNode, unsupported, x
 from pyvirt.errors import UnsupportedConfig, XMLError
+from pyvirt.qemu import keyval
 
 if TYPE_CHECKING:
     from pyvirt.conf.domain import AudioConfig, Domain
@@ -134,7 +135,7 @@ def write(audio: AudioConfig) -> XNode:
 def _qemu_value(value: str, kind: tuple[str, ...] | str) -> str:
     if kind == _YES_NO:
         return "on" if value == "yes" else "off"
-    return value.replace(",", ",,")  # QEMU's key=value escape
+    return keyval.escape(value)
 
 
 def audiodev(audio: AudioConfig) -> str:

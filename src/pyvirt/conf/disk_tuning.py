@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from pyvirt.conf.xmlutil import Elem, XNode, x
 from pyvirt.errors import InvalidArgument, UnsupportedConfig, XMLError
+from pyvirt.qemu import keyval
 
 if TYPE_CHECKING:
     from pyvirt.conf.domain import DiskConfig
@@ -162,7 +163,7 @@ def device_props(disk: DiskConfig) -> dict[str, str]:
         "blockio.logical_block_size": "logical_block_size",
         "blockio.physical_block_size": "physical_block_size",
     }
-    props.update({prop: t[key].replace(",", ",,") for key, prop in names.items() if key in t})
+    props.update({prop: keyval.escape(t[key]) for key, prop in names.items() if key in t})
     if "wwn" in t:
         props["wwn"] = str(int(t["wwn"].lower().removeprefix("0x"), 16))  # as libvirt: in decimal
     return props

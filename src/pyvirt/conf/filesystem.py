@@ -20,6 +20,7 @@ from pyvirt.conf import virtio_options
 from pyvirt.conf.domain import PCIAddress
 from pyvirt.conf.xmlutil import Elem, XNode, unsupported, x
 from pyvirt.errors import InvalidArgument, XMLError
+from pyvirt.qemu import keyval
 
 ACCESS_MODES = {"passthrough": "passthrough", "mapped": "mapped", "squash": "none"}
 MULTIDEVS = ("default", "remap", "forbid", "warn")
@@ -114,5 +115,5 @@ def device_props(fs: FilesystemConfig, index: int) -> dict[str, str]:
         **virtio_options.props(fs.virtio),
         "id": fs.alias or f"fs{index}",
         "fsdev": f"fsdev-fs{index}",
-        "mount_tag": fs.target.replace(",", ",,"),
+        "mount_tag": keyval.escape(fs.target),
     }

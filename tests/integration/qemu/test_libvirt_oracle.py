@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from pyvirt.qemu import keyval
 from tests.support.virtinstall import Oracle
 from tests.unit.qemu.test_command import DATA_ROOT, argv_for
 
@@ -93,24 +94,6 @@ HOST_DEVICES = {
 }
 
 
-def _split_keyval(text: str) -> list[str]:
-    """QEMU's key=value list, where ``,,`` is a literal comma."""
-    parts, current, i = [], "", 0
-    while i < len(text):
-        if text[i] == ",":
-            if text[i + 1 : i + 2] == ",":
-                current += ","
-                i += 2
-                continue
-            parts.append(current)
-            current = ""
-        else:
-            current += text[i]
-        i += 1
-    parts.append(current)
-    return parts
-
-
 def _value(value: object) -> str:
     if value is True:
         return "on"
@@ -135,7 +118,7 @@ def normalise(option: str, value: str) -> tuple[str, dict[str, str]]:
         props = _flatten(json.loads(value))
         head = props.pop("type" if option == "-netdev" else "driver", "") or props.pop("qom-type", "")
     else:
-        items = _split_keyval(value)
+        items = keyval.split(value)
         head = option if "=" in items[0] else items.pop(0)  # -spice port=0,...: no head of its own
         props = dict(item.split("=", 1) if "=" in item else (item, "on") for item in items)
     return head, {key: val for key, val in props.items() if key not in NAMING}
