@@ -74,7 +74,10 @@ def cloud_config(
         config["disable_root"] = False
     if password:
         if reads_chpasswd_users(cloud_init):
-            config["chpasswd"] = {"expire": False, "users": [{"name": user or "root", "password": password}]}
+            config["chpasswd"] = {
+                "expire": False,
+                "users": [{"name": user or "root", "password": password, "type": "text"}],
+            }
         else:  # the only form before 22.2, deprecated since (a warning, and status "degraded")
             config["chpasswd"] = {"expire": False, "list": [f"{user or 'root'}:{password}"]}
         config["ssh_pwauth"] = True

@@ -113,7 +113,10 @@ def test_password_seeded_in_the_form_the_templates_cloud_init_reads(daemon: Daem
         daemon.cli("destroy", name).ok()
     new = json.loads(read_seed_iso(_images(daemon) / "pw-new-seed.iso")["user-data"].split("\n", 1)[1])
     old = json.loads(read_seed_iso(_images(daemon) / "pw-old-seed.iso")["user-data"].split("\n", 1)[1])
-    assert new["chpasswd"] == {"expire": False, "users": [{"name": "root", "password": "a:b"}]}
+    assert new["chpasswd"] == {
+        "expire": False,
+        "users": [{"name": "root", "password": "a:b", "type": "text"}],
+    }
     assert old["chpasswd"] == {"expire": False, "list": ["root:a:b"]}
 
 

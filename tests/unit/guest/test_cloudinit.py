@@ -113,11 +113,14 @@ def test_password_in_the_form_the_guests_cloud_init_reads(version: str, users: b
     )
     assert cloudinit.reads_chpasswd_users(version) is users
     if users:
-        assert config["chpasswd"] == {"expire": False, "users": [{"name": "tester", "password": "s:cret"}]}
+        assert config["chpasswd"] == {
+            "expire": False,
+            "users": [{"name": "tester", "password": "s:cret", "type": "text"}],
+        }
     else:  # cloud-init before 22.2 (Debian 11's 20.4) ignores chpasswd's users
         assert config["chpasswd"] == {"expire": False, "list": ["tester:s:cret"]}
     root = json.loads(cloudinit.cloud_config(password="pw", cloud_init=version).split("\n", 1)[1])
     assert (root["chpasswd"].get("users") or root["chpasswd"]["list"]) in (
-        [{"name": "root", "password": "pw"}],
+        [{"name": "root", "password": "pw", "type": "text"}],
         ["root:pw"],
     )
