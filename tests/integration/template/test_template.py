@@ -199,11 +199,18 @@ needs_build_tools = pytest.mark.skipif(
 )
 
 
+GRUB_CROSS_DISK = "embedding is not possible, but this is required for cross-disk install"
+
+
 @pytest.fixture(scope="module")
 def debian(daemon: Daemon) -> str:
     started = time.monotonic()
     result = daemon.cli("template", "build", "--os", "debian-12", "--size", "2G", "deb12", timeout=1500)
     print(f"template build: {time.monotonic() - started:.0f} s\n{result.err}")
+    if result.rc == 1 and GRUB_CROSS_DISK in result.err:
+        # Known since 2026-12-07 (a fresh tree from Debian's archive, grub 2.06-13+deb12u2, in this
+        # host's libguestfs appliance): only this exact failure is excused, any other still fails.
+        pytest.xfail(f"template build: grub-install refuses the disk ({GRUB_CROSS_DISK})")
     result.ok()
     return "deb12"
 
