@@ -10,8 +10,8 @@ Timers: ``rtc`` with ``tickpolicy='catchup'`` (``driftfix=slew``; ``delay`` is Q
 (``clock=vm|host|rt``); ``pit`` with a tickpolicy (``kvm-pit.lost_tick_policy`` under KVM); ``hpet``
 present or not (the machine's ``hpet``); ``kvmclock``/``hypervclock``/``tsc`` present (``-cpu`` flags),
 ``tsc frequency`` (``-cpu tsc-frequency``); ``tsc mode='auto'`` (QEMU's default; other modes refused as
-libvirt does for QEMU). ``<catchup threshold slew limit/>`` is kept and written back: QEMU's slew has no
-such parameters and libvirt passes none either.
+libvirt does for QEMU). ``<catchup threshold slew limit/>`` is refused at define, naming the attributes:
+QEMU's ``driftfix=slew`` has no such settings (libvirt accepts them and passes nothing to QEMU).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ TIMER_NAMES = ("rtc", "pit", "hpet", "kvmclock", "tsc", "hypervclock")
 TICK_POLICIES = ("delay", "catchup", "merge", "discard")
 TRACKS = {"guest": "vm", "wall": "host", "realtime": "rt"}
 TSC_MODES = ("auto", "native", "emulate", "paravirt", "smpsafe")
+CATCHUP_ATTRS = ("threshold", "slew", "limit")
 
 
 def parse(e: Elem) -> ClockConfig:
@@ -65,9 +66,13 @@ def _timer(node: Elem) -> Timer:
     if (catchup := node.child("catchup")) is not None:
         if timer.tickpolicy != "catchup":
             raise XMLError(f"'{catchup.path}' needs tickpolicy='catchup'")
-        for attr in ("threshold", "slew", "limit"):
-            if (value := catchup.integer(attr, minimum=0)) is not None:
-                timer.catchup[attr] = value
+        given = [attr for attr in CATCHUP_ATTRS if catchup.attr(attr) is not None]
+        if given:
+            raise unsupported(
+                f"attribute{'s' if len(given) > 1 else ''} {', '.join(repr(a) for a in given)} of "
+                f"'{catchup.path}': QEMU has no such setting (its catch-up is driftfix=slew, which takes "
+                "no threshold, slew or limit)"
+            )
         catchup.done()
     node.done()
     return timer
@@ -91,9 +96,7 @@ def write(clock: ClockConfig) -> XNode:
             "mode": timer.mode,
             "present": yes_no(timer.present),
         }
-        child = x("timer", tattrs)
-        child.add(x("catchup", dict(timer.catchup)) if timer.catchup else None)
-        node.add(child)
+        node.add(x("timer", tattrs))
     return node
 
 

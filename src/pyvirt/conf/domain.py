@@ -131,7 +131,6 @@ class Timer:
     track: str | None = None  # rtc: guest | wall | realtime (conf.clock)
     frequency: int | None = None  # tsc, Hz
     mode: str | None = None  # tsc: auto | native | emulate | paravirt | smpsafe
-    catchup: dict[str, int] = field(default_factory=dict)  # <catchup threshold slew limit/>
 
 
 @dataclass

@@ -38,7 +38,7 @@ def option(clock: str, name: str) -> str:
         ("<clock offset='variable' adjustment='86400'/>", "base=2024-07-02T12:00:00"),
         (
             "<clock offset='utc'><timer name='rtc' tickpolicy='catchup' track='wall'>"
-            "<catchup threshold='1' slew='2' limit='3'/></timer></clock>",
+            "<catchup/></timer></clock>",
             "base=utc,clock=host,driftfix=slew",
         ),
         ("<clock offset='utc'><timer name='rtc' track='realtime'/></clock>", "base=utc,clock=rt"),
@@ -74,6 +74,16 @@ def test_tsc_frequency_and_timers_on_cpu_and_machine() -> None:
         ("<clock offset='utc'><timer name='rtc' track='boot'/></clock>", "'track' = 'boot'"),
         ("<clock offset='utc'><timer name='tsc' mode='native'/></clock>", "QEMU has no TSC modes"),
         ("<clock offset='utc'><timer name='rtc'><catchup slew='1'/></timer></clock>", "tickpolicy='catchup'"),
+        (
+            "<clock offset='utc'><timer name='rtc' tickpolicy='catchup'>"
+            "<catchup slew='4636'/></timer></clock>",
+            "attribute 'slew' of 'clock/timer/catchup': QEMU has no such setting",
+        ),
+        (
+            "<clock offset='utc'><timer name='pit' tickpolicy='catchup'>"
+            "<catchup threshold='123' limit='2342'/></timer></clock>",
+            "attributes 'threshold', 'limit' of 'clock/timer/catchup': QEMU has no such setting",
+        ),
         ("<clock offset='utc' adjustment='reset'/>", "'adjustment'"),
     ],
 )
