@@ -76,6 +76,16 @@ def seal(
     return str(path), {index: _encrypt(key, value) for index, value in values.items()}
 
 
+def pretend(values: dict[int, bytes], folder: Path) -> tuple[str | None, dict[int, tuple[str, str]]]:
+    """As :func:`seal`, for a command line that is only shown (domxml-to-native, as libvirt's): the key's
+    path is where a start would write it, and each passphrase is encrypted under a random key that is
+    thrown away, so the line has the shape start gives it and opens nothing."""
+    if not values:
+        return None, {}
+    key = os.urandom(32)
+    return str(folder / MASTER_KEY_FILE), {index: _encrypt(key, value) for index, value in values.items()}
+
+
 def _encrypt(key: bytes, value: bytes) -> tuple[str, str]:
     """``value`` under ``key`` as QEMU's secret object decrypts it: (ciphertext, IV) in base64."""
     from cryptography.hazmat.primitives import padding

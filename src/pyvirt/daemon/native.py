@@ -3,7 +3,8 @@
 The firmware comes from this host's descriptors, volumes from its pools, the NVRAM path from its layout;
 nothing is created or started. What start decides only when it runs shows as start would name it: taps
 as the interface's ``<target dev>`` or ``vnetN``, the monitor as its socket path (start passes it as a
-descriptor).
+descriptor), an encrypted disk's passphrase as a secret object encrypted under a master key that exists
+nowhere (:func:`pyvirt.daemon.disk_secrets.pretend`): as libvirt's, the secrets must have values.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import shlex
 
 from pyvirt.conf.domain_xml import load_domain_xml
+from pyvirt.daemon import disk_secrets
 from pyvirt.daemon.domains import DomainRegistry
 from pyvirt.errors import InvalidArgument
 from pyvirt.qemu import firmware, graphics
@@ -30,6 +32,7 @@ def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
         if disk.type == "volume" and reg.storage is not None and disk.source_pool and disk.source_volume:
             disk_paths[index] = reg.storage.volume_path(disk.source_pool, disk.source_volume)
     channels = run / f"{dom.name}.channels"
+    master_key, sealed = disk_secrets.pretend(disk_secrets.passphrases(reg, dom), channels)
     nvram = reg.nvram_path(dom)
     ctx = RuntimeContext(
         accel="kvm" if dom.type == "kvm" else "tcg",
@@ -47,6 +50,8 @@ def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
         disk_paths=disk_paths,
         nvram_path=str(nvram) if nvram else None,
         pidfile=str(run / f"{dom.name}.pid"),
+        master_key_path=master_key,
+        disk_secrets=sealed,
     )
     for gfx in dom.devices.graphics[:1]:
         ctx.graphics_socket = str(channels / f"{gfx.type}.sock")

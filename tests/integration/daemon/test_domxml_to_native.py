@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import shlex
 from pathlib import Path
 
@@ -38,3 +40,54 @@ def test_domxml_to_native_refusals(daemon: Daemon, tmp_path: Path) -> None:
     bad.write_text(CASE.read_text().replace("<controller type='fdc' index='0'/>", "<hub type='usb'/>"))
     result = daemon.cli("domxml-to-native", "qemu-argv", str(bad))
     assert result.rc == 1 and "element 'devices/hub' is not supported" in result.err, result.err
+
+
+def test_domxml_to_native_of_encrypted_disks(daemon: Daemon, tmp_path: Path) -> None:
+    """As libvirt 9.0's: the master key object where start would write the key, each encrypted disk's
+    passphrase a secret object encrypted under a key that exists nowhere; the passphrase never shown."""
+    uuid, passphrase = "0b6bdbf4-7f7e-4a8c-9a43-1c1f6e3b2a11", "native passphrase 42"
+    raw, qcow2 = tmp_path / "r.img", tmp_path / "q.qcow2"
+    (tmp_path / "s.xml").write_text(
+        f"<secret ephemeral='no' private='yes'><uuid>{uuid}</uuid>"
+        f"<usage type='volume'><volume>{raw}</volume></usage></secret>"
+    )
+    daemon.cli("secret-define", str(tmp_path / "s.xml")).ok()
+    disks = (
+        f"<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{raw}'/>"
+        f"<target dev='vda' bus='virtio'/><encryption format='luks'><secret type='passphrase' uuid='{uuid}'/>"
+        "</encryption></disk>"
+        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{qcow2}'>"
+        f"<encryption format='luks'><secret type='passphrase' usage='{raw}'/></encryption></source>"
+        "<target dev='vdb' bus='virtio'/></disk>"
+    )
+    xml = tmp_path / "enc.xml"
+    xml.write_text(
+        "<domain type='qemu'><name>enc-native</name><memory unit='MiB'>128</memory>"
+        "<os><type arch='x86_64' machine='pc'>hvm</type></os>"
+        f"<devices><emulator>/usr/bin/qemu-system-x86_64</emulator>{disks}</devices></domain>"
+    )
+    nothing = daemon.cli("domxml-to-native", "qemu-argv", str(xml))
+    assert nothing.rc == 1 and f"secret '{uuid}'" in nothing.err and "value" in nothing.err, nothing
+    passfile = tmp_path / "pass"
+    passfile.write_text(passphrase)
+    daemon.cli("secret-set-value", uuid, "--file", str(passfile), "--plain").ok()
+    outs = [daemon.cli("domxml-to-native", "qemu-argv", str(xml)).ok().out for _ in range(2)]
+    argv = shlex.split(outs[0])
+    objects = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-object"]
+    key_file = daemon.run_dir / "enc-native.channels" / "master-key.aes"
+    assert {"qom-type": "secret", "id": "masterKey0", "format": "raw", "file": str(key_file)} in objects
+    assert not key_file.exists()  # nothing written: the key the secrets are sealed with is gone
+    secrets = [o for o in objects if o["qom-type"] == "secret" and o["id"] != "masterKey0"]
+    assert len(secrets) == 2 and all(
+        o["keyid"] == "masterKey0" and o["format"] == "base64" and len(base64.b64decode(o["iv"])) == 16
+        for o in secrets
+    )
+    nodes = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-blockdev"]
+    ids = {o["id"] for o in secrets}
+    assert any(n.get("driver") == "luks" and n.get("key-secret") in ids for n in nodes), nodes
+    assert any(n.get("encrypt", {}).get("key-secret") in ids for n in nodes), nodes
+    for out in outs:
+        for form in (passphrase, base64.b64encode(passphrase.encode()).decode()):
+            assert form not in out
+    assert outs[0] != outs[1]  # a new throw-away key each time
+    assert "enc-native" not in daemon.cli("list", "--all").ok().out
