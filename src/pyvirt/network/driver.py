@@ -30,7 +30,7 @@ from pyvirt.conf.network import Network
 from pyvirt.conf.network_validate import apply_defaults, subnets_overlap, validate_network
 from pyvirt.conf.network_xml import format_network_xml, parse_network_xml
 from pyvirt.errors import AlreadyExists, InvalidArgument, InvalidState, NotFound, OperationFailed
-from pyvirt.network import dnsmasq, links
+from pyvirt.network import dnsmasq, links, shaping
 from pyvirt.network.dnsmasq import DnsmasqFiles, Lease
 from pyvirt.network.firewall import Firewall, build_rules, chain_id
 from pyvirt.network.netns import NetnsRunner
@@ -531,7 +531,9 @@ class NetworkDriver:
             return self._ns.run(_plug, tap, br, host_mac, mtu, owner)
 
     def unplug_tap(self, tap: str) -> None:
+        """Delete ``tap`` and the IFB device shaping its outbound traffic, if any."""
         with self._lock:
+            self._ns.run(shaping.remove, tap)
             if not self._ns.run(links.link_exists, tap):
                 return
             if self._ns.run(links.link_kind, tap) != "tun":

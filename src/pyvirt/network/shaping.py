@@ -1,15 +1,27 @@
-"""A NIC's ``<bandwidth>`` (domiftune) as traffic control on its tap, the way libvirt sets it.
+"""A NIC's ``<bandwidth>`` (domiftune) as traffic control on its tap.
 
-``inbound`` is traffic to the guest, which leaves the host through the tap: an HTB root qdisc whose
-default class is limited to ``average`` (KiB/s), bursting to ``peak`` (KiB/s) for ``burst`` KiB.
-``outbound`` is traffic from the guest, which enters the host through the tap: an ingress qdisc with a
-u32 match-all filter policing it to ``average`` with ``burst``, dropping the excess (a kernel without
-the u32 classifier or the police action refuses it, and the error says so). Setting replaces what the
-tap had; a direction with ``average`` 0 is left unlimited, as libvirt clears it.
+``inbound`` is traffic to the guest, which leaves the host through the tap: an HTB root qdisc on the
+tap whose default class is limited to ``average`` (KiB/s), bursting to ``peak`` (KiB/s) for ``burst``
+KiB.
+
+``outbound`` is traffic from the guest, which enters the host through the tap, where no qdisc can
+queue it. It is shaped the same way on the tap's own IFB device (:func:`ifb_name`): an ingress qdisc
+on the tap with a u32 match-all filter whose mirred action redirects every frame to the IFB's egress,
+where an HTB class gives ``average``, ``peak`` and ``burst`` their meaning as for inbound; the IFB
+then hands the frames back to the tap's ingress path (the bridge). libvirt polices outbound instead
+(``act_police``, which drops the excess and ignores ``peak``); IFB, ``cls_u32``, ``act_mirred`` and
+``sch_htb`` are in stock kernels where the police action may not be. A kernel lacking one refuses and
+the error names them.
+
+Setting replaces what the tap had (its IFB is made anew); a direction with ``average`` 0 is left
+unlimited, as libvirt clears it, and an unlimited outbound has no IFB. :func:`remove` deletes the IFB
+when the tap goes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from typing import Any
 
 from pyvirt.conf.bandwidth import check
@@ -18,6 +30,13 @@ from pyvirt.network.links import _index, _netlink
 
 ROOT, CLASS, INGRESS = 0x10000, 0x10001, 0xFFFF0000
 ETH_P_ALL = 0x0003
+IFB_PREFIX = "pvifb"
+
+
+def ifb_name(tap: str) -> str:
+    """The IFB device shaping ``tap``'s outbound traffic: ``pvifb`` and 8 hex digits of a hash of the
+    tap's name (13 bytes: within IFNAMSIZ; the same in every run, so a restarted daemon finds it)."""
+    return IFB_PREFIX + hashlib.sha256(tap.encode()).hexdigest()[:8]
 
 
 def apply(tap: str, bandwidth: dict[str, dict[str, int]]) -> None:
@@ -26,21 +45,28 @@ def apply(tap: str, bandwidth: dict[str, dict[str, int]]) -> None:
     with _netlink(f"shaping {tap}") as ipr:
         index = _index(ipr, tap)
         _clear(ipr, index)
+        _delete_ifb(ipr, tap)
         inbound = bandwidth.get("inbound", {})
         if inbound.get("average"):
-            _inbound(ipr, index, inbound)
+            _htb(ipr, index, inbound)
         outbound = bandwidth.get("outbound", {})
         if outbound.get("average"):
             try:
-                _outbound(ipr, index, outbound)
-            except OperationFailed:
-                raise
+                _outbound(ipr, index, tap, outbound)
             except Exception as err:
-                _clear(ipr, index)
+                with contextlib.suppress(Exception):
+                    _clear(ipr, index)
+                    _delete_ifb(ipr, tap)
                 raise OperationFailed(
-                    f"cannot limit {tap}'s outbound traffic: the kernel refused an ingress u32 filter with a "
-                    f"police action (cls_u32, act_police): {err}"
+                    f"cannot limit {tap}'s outbound traffic: the kernel refused an IFB device shaped by HTB "
+                    f"with an ingress u32 filter redirecting to it (ifb, sch_htb, cls_u32, act_mirred): {err}"
                 ) from err
+
+
+def remove(tap: str) -> None:
+    """Delete ``tap``'s IFB device, if it has one (the tap is going, or going unshaped); blocking."""
+    with _netlink(f"removing {tap}'s outbound shaping") as ipr:
+        _delete_ifb(ipr, tap)
 
 
 def _clear(ipr: Any, index: int) -> None:
@@ -51,11 +77,18 @@ def _clear(ipr: Any, index: int) -> None:
                 break
 
 
+def _delete_ifb(ipr: Any, tap: str) -> None:
+    found = ipr.link_lookup(ifname=ifb_name(tap))
+    if found:
+        ipr.link("del", index=found[0])
+
+
 def _bits(kib: int) -> str:
     return f"{kib * 1024 * 8}bit"
 
 
-def _inbound(ipr: Any, index: int, values: dict[str, int]) -> None:
+def _htb(ipr: Any, index: int, values: dict[str, int]) -> None:
+    """An HTB root on device ``index`` whose one (default) class has the direction's limits."""
     average = values["average"]
     peak = values.get("peak") or average
     burst = values.get("burst")
@@ -66,7 +99,12 @@ def _inbound(ipr: Any, index: int, values: dict[str, int]) -> None:
     ipr.tc("add-class", "htb", index, CLASS, parent=ROOT, **params)
 
 
-def _outbound(ipr: Any, index: int, values: dict[str, int]) -> None:
+def _outbound(ipr: Any, index: int, tap: str, values: dict[str, int]) -> None:
+    ifb = ifb_name(tap)
+    ipr.link("add", ifname=ifb, kind="ifb")
+    ifb_index = _index(ipr, ifb)
+    ipr.link("set", index=ifb_index, state="up")
+    _htb(ipr, ifb_index, values)
     ipr.tc("add", "ingress", index, INGRESS)
     ipr.tc(
         "add-filter",
@@ -76,21 +114,6 @@ def _outbound(ipr: Any, index: int, values: dict[str, int]) -> None:
         protocol=ETH_P_ALL,
         prio=1,
         keys=["0x0/0x0+0"],
-        target=0x1,
-        rate=_bits(values["average"]),
-        burst=(values.get("burst") or values["average"]) * 1024,
-        mtu=65536,
-        action="drop",
+        target=CLASS,
+        action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": ifb_index},
     )
-
-
-def classes(tap: str) -> list[dict[str, Any]]:
-    """The tap's HTB classes as the kernel has them (rate and ceil in bytes per second)."""
-    out = []
-    with _netlink(f"reading {tap}'s traffic control") as ipr:
-        for msg in ipr.get_classes(_index(ipr, tap)):
-            options = msg.get_attr("TCA_OPTIONS")
-            parms = options.get_attr("TCA_HTB_PARMS") if options is not None else None
-            if parms is not None:
-                out.append({"handle": msg["handle"], "rate": parms["rate"], "ceil": parms["ceil"]})
-    return out

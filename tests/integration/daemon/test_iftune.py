@@ -1,25 +1,29 @@
 """domiftune on a real TCG guest in a test-made network namespace: a NIC's <bandwidth> becomes an HTB
 class on its tap at start, live changes reach the kernel (read back with tc), --config changes the
-definition only, outbound policing works or is refused naming what the kernel lacks, and bad input is
-refused by name."""
+definition only, outbound goes through the tap's IFB device (a redirect filter on the tap, an HTB
+class on the IFB that holds the guest's own traffic back: its counters), the IFB goes when outbound is
+cleared and when the domain stops, and bad input is refused by name."""
 
 from __future__ import annotations
 
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Daemon
+from pyvirt.network.shaping import ifb_name
+from tests.support.daemon import Console, Daemon
 from tests.support.guest import copy_disk, domain_xml, guest_artifacts
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
 MAC = "52:54:00:7a:11:01"
 NET_XML = """<network><name>tunenet</name><bridge name='pvtu0' stp='off' delay='0'/>
-<ip address='10.94.0.1' netmask='255.255.255.0'/></network>"""
+<ip address='10.94.0.1' netmask='255.255.255.0'><dhcp><range start='10.94.0.10' end='10.94.0.50'/></dhcp>
+</ip></network>"""
 UNITS = {"bit": 1, "Kbit": 1000, "Mbit": 1000**2, "Gbit": 1000**3}
 
 
@@ -51,6 +55,21 @@ def _htb(ns: str, tap: str) -> tuple[int, int] | None:
         return None
     rate, rate_unit, ceil, ceil_unit = found.groups()
     return int(rate) * UNITS[rate_unit] // 8, int(ceil) * UNITS[ceil_unit] // 8
+
+
+def _ifb_counters(ns: str, ifb: str) -> tuple[int, int, int]:
+    """The IFB's HTB class: bytes and packets sent, and how often it was over its rate."""
+    found = re.search(
+        r"class htb 1:1 .*?\n\s*Sent (\d+) bytes (\d+) pkt \(dropped \d+, overlimits (\d+)",
+        _tc(ns, "-s", "class", "show", "dev", ifb),
+    )
+    assert found is not None, f"{ifb} has no HTB class"
+    sent, packets, overlimits = found.groups()
+    return int(sent), int(packets), int(overlimits)
+
+
+def _links(ns: str) -> str:
+    return subprocess.run(["ip", "-n", ns, "-br", "link"], check=True, capture_output=True, text=True).stdout
 
 
 def _values(text: str) -> dict[str, int]:
@@ -91,15 +110,38 @@ def test_domiftune_on_the_tap(nsdaemon: tuple[Daemon, str], tmp_path: Path) -> N
         "<inbound average='1000' peak='2000' burst='64'/>" in d.cli("dumpxml", "if1", "--inactive").ok().out
     )
 
-    # Outbound: an ingress police filter, or a refusal naming what the kernel lacks (limits kept).
-    out = d.cli("domiftune", "if1", MAC, "--outbound", "300,400,16", "--current")
-    if out.rc == 0:
-        assert "police" in _tc(ns, "filter", "show", "dev", tap_name, "ingress")
-        assert _values(d.cli("domiftune", "if1", MAC).ok().out)["outbound.average"] == 300
-    else:
-        assert "cls_u32" in out.err and "outbound" in out.err, out.err
-        assert _htb(ns, tap_name) == pytest.approx((500 * 1024, 500 * 1024), rel=1e-3)
-        assert _values(d.cli("domiftune", "if1", MAC).ok().out)["outbound.average"] == 0
+    # Outbound: the tap's ingress redirected to its IFB, whose HTB class has average, peak and burst.
+    console = Console(d, "if1")
+    console.expect(r"eth0 lease 10\.94\.0\.\d+\s", 120)
+    ifb = ifb_name(tap_name)
+    d.cli("domiftune", "if1", MAC, "--outbound", "8,16,4", "--current").ok()
+    redirect = _tc(ns, "filter", "show", "dev", tap_name, "ingress")
+    assert f"mirred (Egress Redirect to device {ifb})" in redirect, redirect
+    assert _htb(ns, ifb) == pytest.approx((8 * 1024, 16 * 1024), rel=1e-3)
+    live = _values(d.cli("domiftune", "if1", MAC).ok().out)
+    assert (live["outbound.average"], live["outbound.peak"], live["outbound.burst"]) == (8, 16, 4), live
+    assert _htb(ns, tap_name) == pytest.approx((500 * 1024, 500 * 1024), rel=1e-3)  # inbound kept
+    # The guest's pings (1.4 KiB each, sent as soon as the last is answered or a second has passed)
+    # all pass the IFB's class, which had to hold them back to 8 KiB/s, ~6 a second (its overlimits
+    # count): however many the guest sent and the class dropped or delayed, each answered ping passed it.
+    before = _ifb_counters(ns, ifb)
+    out = console.run("ping -A -q -c 20 -s 1400 -w 60 10.94.0.1", timeout=180)
+    counts = re.search(r"(\d+) packets transmitted, (\d+) packets received", out)
+    assert counts is not None and int(counts.group(2)) > 0, out
+    sent, packets, overlimits = (a - b for a, b in zip(_ifb_counters(ns, ifb), before, strict=True))
+    answered = int(counts.group(2))
+    assert packets >= answered and sent >= answered * 1400 and overlimits > 0, (
+        out,
+        sent,
+        packets,
+        overlimits,
+    )
+    # Cleared: no IFB, no redirect; set again, the IFB goes with the domain's stop (below).
+    d.cli("domiftune", "if1", MAC, "--outbound", "0", "--live").ok()
+    assert ifb not in _links(ns)
+    assert "mirred" not in _tc(ns, "filter", "show", "dev", tap_name, "ingress")
+    d.cli("domiftune", "if1", MAC, "--outbound", "100", "--live").ok()
+    assert _htb(ns, ifb) == pytest.approx((100 * 1024, 100 * 1024), rel=1e-3)
 
     # --config: the definition only; average 0 clears a direction.
     d.cli("domiftune", "if1", MAC, "--inbound", "0", "--config").ok()
@@ -123,8 +165,9 @@ def test_domiftune_on_the_tap(nsdaemon: tuple[Daemon, str], tmp_path: Path) -> N
     # attach-interface --inbound: the hot-plugged NIC's tap is shaped, its <bandwidth> kept.
     second = "52:54:00:7a:11:02"
     d.cli(
-        "attach-interface", "if1", "network", "tunenet", "--mac", second, "--inbound", "800,1600", "--live"
-    ).ok()
+        "attach-interface", "if1", "network", "tunenet", "--mac", second, "--inbound", "800,1600",
+        "--outbound", "200,400", "--live",
+    ).ok()  # fmt: skip
     new_tap = re.search(
         rf"<mac address='{second}'/>\s*<source [^>]*/>\s*<target dev='([^']+)'/>",
         d.cli("dumpxml", "if1").ok().out,
@@ -132,9 +175,16 @@ def test_domiftune_on_the_tap(nsdaemon: tuple[Daemon, str], tmp_path: Path) -> N
     assert new_tap is not None
     assert _htb(ns, new_tap.group(1)) == pytest.approx((800 * 1024, 1600 * 1024), rel=1e-3)
     assert _values(d.cli("domiftune", "if1", second).ok().out)["inbound.peak"] == 1600
+    second_ifb = ifb_name(new_tap.group(1))
+    assert _htb(ns, second_ifb) == pytest.approx((200 * 1024, 400 * 1024), rel=1e-3)
     refused = d.cli("attach-interface", "if1", "network", "tunenet", "--inbound", "10,5", "--live")
     assert refused.rc == 1 and "peak" in refused.err
+    console.close()
     d.cli("destroy", "if1").ok()
+    deadline = time.monotonic() + 30  # the taps and their IFBs go on the network driver's thread
+    while (ifb in _links(ns) or second_ifb in _links(ns)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ifb not in _links(ns) and second_ifb not in _links(ns), _links(ns)
 
     # A user NIC has no tap: its <bandwidth> is refused at start.
     user = domain_xml("if2", disk=copy_disk(guest_artifacts(), tmp_path / "if2.qcow2"), nic_user=True)
