@@ -1,5 +1,6 @@
-"""Shutting down and rebooting a domain by its agent or by ACPI (virsh's ``--mode`` lists, tried in
-order), and suspending the guest through its agent (dompmsuspend) and waking it through QEMU."""
+"""Shutting down and rebooting a domain by its agent or by ACPI (virsh's ``--mode`` lists: a set of
+methods, the agent tried first as libvirt 9.0's qemuDomainShutdownFlags does), and suspending the
+guest through its agent (dompmsuspend) and waking it through QEMU."""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ SHUTDOWN_MODES = ("acpi", "agent", "initctl", "signal", "paravirt")
 PM_TARGETS = {"mem": "guest-suspend-ram", "disk": "guest-suspend-disk", "hybrid": "guest-suspend-hybrid"}
 
 
-def parse_modes(text: str | None) -> list[str]:
-    """virsh's --mode: a comma-separated list of shutdown/reboot methods, tried in order."""
+def parse_modes(text: str | None, *, reboot: bool = False) -> list[str]:
+    """virsh's --mode: a comma-separated set of shutdown/reboot methods, in the order they are tried:
+    libvirt's QEMU driver takes them as flags, so the agent comes first whatever the order given, then
+    ACPI's power button if the agent fails. The methods QEMU lacks are refused before anything is tried
+    (libvirt refuses their flags)."""
     if not text:
         return []
     modes = text.split(",")
@@ -31,7 +35,13 @@ def parse_modes(text: str | None) -> list[str]:
             raise InvalidArgument(
                 f"Unknown mode {mode} value, expecting 'acpi', 'agent', 'initctl', 'signal' or 'paravirt'"
             )
-    return modes
+    for mode in modes:
+        if mode not in ("agent", "acpi"):
+            raise UnsupportedConfig(
+                f"argument unsupported: QEMU cannot {'reboot' if reboot else 'shut down'} a domain "
+                f"by {mode} (it can by acpi or agent)"
+            )
+    return [mode for mode in ("agent", "acpi") if mode in modes]
 
 
 class PowerAPI(AgentHandlers):
@@ -50,7 +60,7 @@ class PowerAPI(AgentHandlers):
     async def _power(self, req: Request, *, reboot: bool) -> dict[str, Any]:
         body: types.DomainShutdownRequest = req.data
         obj = self._obj(req)
-        modes = parse_modes(body.get("mode"))
+        modes = parse_modes(body.get("mode"), reboot=reboot)
         if not modes:  # libvirt's default: the agent when one is connected, else (or failing) ACPI
             modes = ["agent", "acpi"] if await agent_listening(obj) else ["acpi"]
         error: PyvirtError | None = None
@@ -67,14 +77,9 @@ class PowerAPI(AgentHandlers):
                         err,
                     )
                     error = err
-            elif mode == "acpi":
+            else:
                 done = await (self.domains.reboot if reboot else self.domains.shutdown)(obj.uuid)
                 return done.summary()
-            else:
-                error = UnsupportedConfig(
-                    f"argument unsupported: QEMU cannot {'reboot' if reboot else 'shut down'} a domain "
-                    f"by {mode} (it can by acpi or agent)"
-                )
         assert error is not None
         raise error
 

@@ -262,9 +262,9 @@ def test_guest_agent_verbs(daemon: Daemon, tmp_path: Path) -> None:
         assert daemon.cli("domhostname", "ga1").ok().out == "renamed-guest\n\n"
 
         install(console, "/sbin/shutdown", SHUTDOWN)
-        # shutdown --mode agent: the guest powers itself off (no power button press), and its agent
-        # leaves first.
-        daemon.cli("shutdown", "ga1", "--mode", "agent").ok()
+        # shutdown --mode acpi,agent: the agent comes first whatever the order given (libvirt takes the
+        # modes as flags): the guest powers itself off (no power button press), and its agent leaves first.
+        daemon.cli("shutdown", "ga1", "--mode", "acpi,agent").ok()
         daemon.wait_state("ga1", "shut off", 120)
         assert "power button" not in console.buffer.decode(errors="replace")
         seen = events.until("state: 'disconnected'")
@@ -345,20 +345,22 @@ def test_no_agent_is_refused(daemon: Daemon, tmp_path: Path) -> None:
         result = daemon.cli(*argv)
         assert result.rc == 1 and "QEMU guest agent is not configured" in result.err, (argv, result.err)
 
-    # --mode lists are tried in order: here the agent (absent), then ACPI's power button (the guest's
-    # acpid powers it off, or QEMU resets it for a reboot). A mode QEMU lacks is refused by name unless a
-    # later one works; an unknown mode is refused before anything is tried.
+    # --mode lists: the agent first (absent here), then ACPI's power button (the guest's acpid powers it
+    # off, or QEMU resets it for a reboot). An unknown mode, or one QEMU lacks, is refused by name before
+    # anything is tried, even with acpi in the list (libvirt refuses its flag).
     result = daemon.cli("shutdown", "na1", "--mode", "acpi,bogus")
     assert result.rc == 1 and "Unknown mode bogus value, expecting 'acpi', 'agent'" in result.err
     result = daemon.cli("reboot", "na1", "--mode", "initctl")
     assert result.rc == 1 and "cannot reboot a domain by initctl" in result.err
+    result = daemon.cli("shutdown", "na1", "--mode", "signal,agent,acpi")
+    assert result.rc == 1 and "cannot shut down a domain by signal" in result.err
     console = Console(daemon, "na1")
     console.expect(READY, 180)
     out = daemon.cli("reboot", "na1", "--mode", "agent,acpi").ok().out
     assert out == "Domain 'na1' is being rebooted\n\n"
     console.expect(r"(?s)power button.*pyvirt-guest: ready", 180)
     assert daemon.cli("domstate", "na1").ok().out == "running\n\n"
-    daemon.cli("shutdown", "na1", "--mode", "signal,agent,acpi").ok()
+    daemon.cli("shutdown", "na1", "--mode", "acpi,agent").ok()
     console.expect("pyvirt-guest: power button", 120)
     daemon.wait_state("na1", "shut off", 120)
     console.close()
