@@ -151,13 +151,15 @@ class Daemon:
         """The groups of domains whose QEMU was killed with a killed daemon, and the daemon's slice: a
         test daemon's root goes with the test, nothing else would remove them."""
         from pyvirt.paths import system_layout
-        from pyvirt.qemu import cgroup, cgtune
+        from pyvirt.qemu import cgroup, cgtune, cpuacct
 
         run_dir = system_layout(str(self.root)).run_dir
         parent = cgroup.parent_for(str(run_dir), None)
-        for mount in (cgroup.mount_point(), *cgtune.v1_mounts().values()):
+        for mount in (cgroup.mount_point(), *cgtune.v1_mounts().values(), cpuacct.hierarchy()):
             if mount is not None and (mount / parent).is_dir():
                 for scope in (mount / parent).glob("pyvirt-*.scope"):
+                    for vcpu in scope.glob("vcpu*"):  # cpuacct's vCPU groups
+                        cgroup.remove(vcpu)
                     cgroup.remove(scope)
                 cgroup.drop_daemon_slice(mount / parent)
 

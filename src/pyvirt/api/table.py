@@ -560,6 +560,17 @@ ACTIONS: tuple[Action, ...] = (
         errors=_LOOKUP,
     ),
     Action(
+        "domain.cpu_stats",
+        "GET",
+        "/v1/domains/{name}/cpustats",
+        "cpu-stats' per-CPU figures: the time each host CPU spent on the running domain's QEMU "
+        "(cpu_time) and on its vCPUs (vcpu_time), from cgroup v1's cpuacct (a host with cgroup v2 alone "
+        "keeps none); count: only how many CPUs the host lists",
+        response="PerCpuStats",
+        query={"count": "bool"},
+        errors=(*_DOMAIN_RUN, "unsupported-config"),
+    ),
+    Action(
         "domain.memstats",
         "GET",
         "/v1/domains/{name}/memstats",

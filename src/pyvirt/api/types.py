@@ -477,6 +477,20 @@ class DomainStats(TypedDict):
     fields: dict[str, int | str]
 
 
+class CpuTimes(TypedDict):
+    """Nanoseconds one host CPU spent on a domain: on all of its QEMU, and on its vCPUs alone."""
+
+    cpu_time: int
+    vcpu_time: int
+
+
+class PerCpuStats(TypedDict):
+    """cpu-stats' per-CPU figures: how many CPUs the host lists, and each one's times (index: CPU)."""
+
+    host_cpus: int
+    cpus: list[CpuTimes]
+
+
 class MemoryStats(TypedDict):
     """dommemstat's tags (actual, swap_in, ..., rss) in libvirt's order and units (KiB or counts)."""
 

@@ -1175,8 +1175,8 @@ VERBS = (
         "monitor",
         "stats",
         "show domain cpu statistics",
-        "Display the total statistics about the domain's CPUs (pyvirt has no per-CPU statistics: "
-        "--start and --count are refused).",
+        "Display statistics about the domain's CPUs: the time each host CPU spent on the domain and "
+        "on its vCPUs (cgroup v1's cpuacct; a host with cgroup v2 alone has none), then the totals.",
         (
             ("domain", "*domain", "domain name, id or uuid"),
             ("total", "bool", "Show total statistics only"),

@@ -195,27 +195,60 @@ def cmd_domifstat(opts: GlobalOptions, a: Parsed) -> int:
     return 0
 
 
+def _seconds(name: str, ns: int) -> str:
+    return f"\t{name:<12} {ns // 1_000_000_000:9d}.{ns % 1_000_000_000:09d} seconds\n"
+
+
+def _signed(a: Parsed, name: str) -> int | None:
+    value = a.opt(name)
+    return None if value is None else int(value)
+
+
 def cmd_cpu_stats(opts: GlobalOptions, a: Parsed) -> int:
-    if a.opt("start") is not None or a.opt("count") is not None:
-        raise InvalidArgument(
-            "--start/--count: pyvirt has no per-CPU statistics of a domain (cgroup v2 keeps none); "
-            "use --total"
-        )
+    # virsh 9.0's cmdCPUStats: each host CPU's figures (from --start, at most --count of them), then the
+    # totals; --total alone: the totals only; --start or --count alone: the CPUs only.
+    start, count = _signed(a, "start"), _signed(a, "count")
+    if start is not None and start < 0:
+        raise InvalidArgument("Invalid value for start CPU")
+    if count is not None and count < 0:
+        raise InvalidArgument("Invalid value for number of CPUs to show")
+    show_total = a.flag("total")
+    show_per_cpu = start is not None or count is not None
+    if not show_total and not show_per_cpu:
+        show_total = show_per_cpu = True
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
+    context = f"Failed to retrieve CPU statistics for domain '{dom.name}'"
     if not dom.info()["id"]:
-        raise CommandFailed(
-            f"Failed to retrieve CPU statistics for domain '{dom.name}'",
-            InvalidState("Requested operation is not valid: domain is not running"),
-        )
-    fields = _one(conn, dom.name, ["cpu-total"])
-    values = {
-        "cpu_time": int(fields.get("cpu.time", 0)),
-        "user_time": int(fields.get("cpu.user", 0)),
-        "system_time": int(fields.get("cpu.system", 0)),
-    }
-    # Without --total virsh also lists each host CPU's share; pyvirt has only the total.
-    emit("Total:\n" + "".join(f"\t{k:<15} {v / 1e9:16.9f} seconds\n" for k, v in values.items()) + "\n")
+        raise CommandFailed(context, InvalidState("Requested operation is not valid: domain is not running"))
+    text = ""
+    if show_per_cpu:
+        first = start or 0
+        try:
+            host_cpus = dom.percpu_stats(count=True)["host_cpus"]
+        except PyvirtError as err:
+            raise CommandFailed(context, err) from err
+        if first >= host_cpus:
+            raise InvalidArgument(f"Start CPU {first} is out of range (min: 0, max: {host_cpus - 1})")
+        if count is None or count > host_cpus:
+            if count is not None:
+                text += f"Only {host_cpus} CPUs available to show\n"
+            count = host_cpus - first
+        try:
+            cpus = dom.percpu_stats()["cpus"]
+        except PyvirtError as err:
+            emit(text)
+            raise CommandFailed(context, err) from err
+        for index in range(first, min(first + count, len(cpus))):
+            times = cpus[index]
+            text += f"CPU{index}:\n" + _seconds("cpu_time", times["cpu_time"])
+            text += _seconds("vcpu_time", times["vcpu_time"])
+    if show_total:
+        fields = _one(conn, dom.name, ["cpu-total"])
+        text += "Total:\n"
+        for name, key in (("cpu_time", "cpu.time"), ("user_time", "cpu.user"), ("system_time", "cpu.system")):
+            text += _seconds(name, int(fields.get(key, 0)))
+    emit(text + "\n")
     return 0
 
 

@@ -723,6 +723,13 @@ class Domain:
 
     # Statistics and resources
 
+    def percpu_stats(self, *, count: bool = False) -> types.PerCpuStats:
+        """cpu-stats' per-CPU figures (ns) of the running domain; ``count``: only the host's CPU count."""
+        reply: types.PerCpuStats = self.conn.call(
+            "domain.cpu_stats", {"name": self.name}, query={"count": count}
+        )
+        return reply
+
     def memory_stats(self) -> dict[str, int]:
         """dommemstat: actual, the guest's balloon statistics, rss (libvirt's names, KiB or counts)."""
         return dict(self.conn.call("domain.memstats", {"name": self.name})["stats"])

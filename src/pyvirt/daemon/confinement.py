@@ -17,7 +17,7 @@ from pathlib import Path
 from pyvirt.conf.domain import Domain
 from pyvirt.errors import OperationFailed
 from pyvirt.paths import Layout
-from pyvirt.qemu import cgroup, cgtune, ownership
+from pyvirt.qemu import cgroup, cgtune, cpuacct, ownership
 from pyvirt.qemu.ownership import Handover, Identity, Owner
 from pyvirt.qemu.process import RunRecord
 
@@ -113,6 +113,10 @@ class Confinement:
             except BaseException:
                 self.release(dom.name, record.owners)
                 raise
+            try:
+                cpuacct.create(record.cgroup)
+            except OperationFailed as err:  # the domain runs; cpu-stats will say it has no per-CPU figures
+                log.warning("domain %s: %s", dom.name, err)
 
     def hand_over_more(self, record: RunRecord, path: str, *, writable: bool, what: str) -> None:
         """A file that joins a running domain (a block copy's target, a base image that becomes the
@@ -169,6 +173,7 @@ class Confinement:
         if cgroup_path:
             cgroup.remove(cgroup_path)
             cgtune.remove_twins(cgroup_path)
+            cpuacct.remove(cgroup_path)
 
     def release_record(self, record: RunRecord) -> None:
         self.release(record.name, record.owners, record.cgroup)

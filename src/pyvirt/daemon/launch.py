@@ -24,7 +24,7 @@ from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
 from pyvirt.errors import OperationFailed, UnsupportedConfig
 from pyvirt.network import shaping
-from pyvirt.qemu import affinity, balloon, firmware, graphics
+from pyvirt.qemu import affinity, balloon, cpuacct, firmware, graphics
 from pyvirt.qemu.command import RuntimeContext, build_argv
 from pyvirt.qemu.process import QemuProcess, RunRecord
 from pyvirt.revert import Revert
@@ -231,6 +231,7 @@ async def _finish_start(
     await iotune.apply_at_start(proc.monitor, dom)
     await balloon.configure(proc.monitor, dom)
     await affinity.apply(proc.monitor, proc.pid, dom)
+    await cpuacct.place(proc.monitor, proc.record.cgroup)
     tuning.apply_at_start(proc, dom)
     started = ("started", "restored" if incoming else "autostart" if autostart else "booted")
     if not paused:

@@ -51,6 +51,7 @@ class MonitoringAPI:
         return {
             "host.metrics": self.scrape,
             "domain.stats": self.domstats,
+            "domain.cpu_stats": self.cpu_stats,
             "domain.memstats": self.memstats,
             "domain.memstats_period": self.memstats_period,
             "domain.set_memory": self.set_memory,
@@ -76,6 +77,9 @@ class MonitoringAPI:
         return await stats.collect(
             self.domains, _words(args["domains"]), _words(args["groups"]), _words(args["filters"])
         )
+
+    async def cpu_stats(self, req: Request) -> dict[str, Any]:
+        return await stats.percpu(self.domains.lookup(req.params["name"]), count_only=req.args["count"])
 
     async def memstats(self, req: Request) -> dict[str, Any]:
         return {"stats": await stats.memory_stats(self.domains.lookup(req.params["name"]))}

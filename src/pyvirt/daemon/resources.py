@@ -25,7 +25,7 @@ from pyvirt.daemon import lifecycle
 from pyvirt.daemon.lifecycle import guard
 from pyvirt.daemon.stats import forget_vcpus, scope_targets
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, PyvirtError, XMLError
-from pyvirt.qemu import affinity, procstats
+from pyvirt.qemu import affinity, cpuacct, procstats
 from pyvirt.qemu.process import QemuProcess
 
 if TYPE_CHECKING:
@@ -265,8 +265,9 @@ async def _set_live_vcpus(reg: DomainRegistry, obj: DomainObject, count: int) ->
         obj.live.vcpu_current = count if count != obj.live.vcpus else None
         try:
             await affinity.apply(monitor, obj.proc.pid, obj.live)
+            await cpuacct.place(monitor, obj.proc.record.cgroup)
         except OperationFailed as err:
-            log.warning("domain %s: pinning the new vCPUs: %s", obj.name, err)
+            log.warning("domain %s: pinning or accounting the new vCPUs: %s", obj.name, err)
         reg.save_run_state(obj)
     elif count < online:
         removable = [s for s in present if "/peripheral/" in str(s.get("qom-path"))]

@@ -20,7 +20,7 @@ from pyvirt.conf.domain import Domain
 from pyvirt.daemon import lifecycle
 from pyvirt.daemon.lifecycle import Paused, Reason, guard
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed
-from pyvirt.qemu import procstats
+from pyvirt.qemu import cpuacct, procstats
 from pyvirt.qemu.process import QemuProcess
 from pyvirt.qemu.procstats import NetCounters
 
@@ -388,6 +388,24 @@ async def memory_stats(obj: DomainObject) -> dict[str, int]:
     if rss is not None:
         out["rss"] = rss
     return out
+
+
+async def percpu(obj: DomainObject, *, count_only: bool = False) -> dict[str, Any]:
+    """cpu-stats' per-CPU figures of a running domain (:mod:`pyvirt.qemu.cpuacct`): each host CPU's
+    time on QEMU and on the online vCPUs; ``count_only``: only how many CPUs the host lists."""
+    proc = obj.proc
+    if proc is None:
+        raise _not_running()
+    if count_only:
+        return {"host_cpus": cpuacct.host_cpus(), "cpus": []}
+    if proc not in _VCPUS:
+        await _query(obj, ["vcpu"])
+    vcpus = [int(cpu["cpu-index"]) for cpu in _VCPUS.get(proc, [])]
+    times = cpuacct.percpu(proc.record.cgroup, vcpus)
+    return {
+        "host_cpus": len(times),
+        "cpus": [{"cpu_time": t.cpu_time, "vcpu_time": t.vcpu_time} for t in times],
+    }
 
 
 def _not_running() -> InvalidState:

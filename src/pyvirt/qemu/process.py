@@ -26,7 +26,7 @@ from typing import Any
 
 from pyvirt import __version__
 from pyvirt.errors import OperationFailed
-from pyvirt.qemu import cgroup, landlock, logs
+from pyvirt.qemu import cgroup, cpuacct, landlock, logs
 from pyvirt.qemu.monitor import Monitor
 from pyvirt.store import atomic_write
 
@@ -285,11 +285,14 @@ def _launch(
 
     Returns the process and where its output starts in the log."""
     listener = bind_monitor_socket(monitor_path)
-    procs_fd: int | None = None
+    procs_fds: list[int] = []
     ruleset: int | None = None
     try:
         if cgroup_path:
-            procs_fd = cgroup.open_procs(Path(cgroup_path))
+            procs_fds.append(cgroup.open_procs(Path(cgroup_path)))
+            acct_fd = cpuacct.open_twin_procs(cgroup_path)  # per-CPU accounting on a hybrid host
+            if acct_fd is not None:
+                procs_fds.append(acct_fd)
         if access:
             ruleset = landlock.build(access)
         fd = listener.fileno()
@@ -305,32 +308,32 @@ def _launch(
                     pass_fds=(fd,),
                     start_new_session=True,
                     env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
-                    preexec_fn=_confine(procs_fd, credentials, ruleset),  # None: nothing to do (session)
+                    preexec_fn=_confine(procs_fds, credentials, ruleset),  # None: nothing to do (session)
                 )
             except (OSError, subprocess.SubprocessError) as err:
                 reason = err.strerror if isinstance(err, OSError) else str(err)
                 raise OperationFailed(f"failed to run {argv[0]}: {reason}") from err
     finally:
         listener.close()
-        for fd_ in (procs_fd, ruleset):
+        for fd_ in (*procs_fds, ruleset):
             if fd_ is not None:
                 os.close(fd_)
     return popen, offset
 
 
 def _confine(
-    procs_fd: int | None, credentials: list[int] | None, ruleset: int | None = None
+    procs_fds: list[int], credentials: list[int] | None, ruleset: int | None = None
 ) -> Callable[[], None] | None:
-    """What the child does between fork and exec: join the cgroup (while still root), then drop to
+    """What the child does between fork and exec: join the cgroups (while still root), then drop to
     QEMU's user, group and supplementary groups (not QEMU's ``-runas``, which needs QEMU to start
     as root), then shut itself in its files (Landlock). Plain system calls only: the daemon has
     other threads."""
-    if procs_fd is None and credentials is None and ruleset is None:
+    if not procs_fds and credentials is None and ruleset is None:
         return None
     enforce = landlock.enforcer(ruleset) if ruleset is not None else None
 
     def confine() -> None:
-        if procs_fd is not None:
+        for procs_fd in procs_fds:
             os.write(procs_fd, b"0")
         if credentials is not None:
             uid, gid, *groups = credentials

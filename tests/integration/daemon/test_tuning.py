@@ -1,6 +1,8 @@
-"""memtune and schedinfo on a real TCG guest: <memtune> and <cputune><shares> reach QEMU's cgroup at
-start, live changes reach the kernel's cgroup files (v2, or the v1 controllers of a hybrid host) and the
-live XML, --config changes the definition only, and bad values are refused by name."""
+"""memtune, schedinfo and cpu-stats' per-CPU figures on a real TCG guest: <memtune> and <cputune><shares>
+reach QEMU's cgroup at start, live changes reach the kernel's cgroup files (v2, or the v1 controllers of
+a hybrid host) and the live XML, --config changes the definition only, bad values are refused by name;
+cpu-stats lists each host CPU's time from cgroup v1's cpuacct (compared with virsh's format in
+tests/integration/daemon/test_libvirt_jobs_oracle.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pyvirt.qemu import cpuacct
 from tests.support.daemon import Daemon
 from tests.support.guest import copy_disk, domain_xml, guest_artifacts
 
@@ -120,8 +123,10 @@ def test_memtune_and_schedinfo(daemon: Daemon, tmp_path: Path) -> None:
         result = d.cli("schedinfo", "tune1", *bad)
         assert result.rc == 1 and word in result.err, (bad, result.err)
 
+    percpu_figures(d, "tune1", pid)
+
     # Gone with QEMU: the groups pyvirt made for it, v1 twins included.
-    twins = [_controller_dir(pid, c) for c in ("memory", "cpu")]
+    twins = [_controller_dir(pid, c) for c in ("memory", "cpu", "cpuacct")]
     d.cli("destroy", "tune1").ok()
     assert not Path(record["cgroup"]).exists()
     assert not any(t.exists() and t.name == "pyvirt-tune1.scope" for t in twins)
@@ -133,3 +138,35 @@ def test_memtune_and_schedinfo(daemon: Daemon, tmp_path: Path) -> None:
     pid = d.qemu_pids()["tune1"]
     assert _cpu(pid)[0] == 1024
     d.cli("destroy", "tune1").ok()
+
+
+def percpu_figures(d: Daemon, name: str, pid: int) -> None:
+    """cpu-stats' per-CPU figures: cgroup v1's cpuacct on a hybrid host (QEMU in a twin of its group,
+    its vCPU threads in groups of their own), libvirt's refusal on a host with cgroup v2 alone."""
+    result = d.cli("cpu-stats", name)
+    if cpuacct.hierarchy() is None:
+        assert result.rc == 1 and "not supported for backend 'cgroup V2'" in result.err, result.err
+        return
+    assert _controller_dir(pid, "cpuacct").name == f"pyvirt-{name}.scope"
+    blocks = re.findall(
+        r"CPU(\d+):\n\tcpu_time +(\d+)\.(\d{9}) seconds\n\tvcpu_time +(\d+)\.(\d{9}) seconds\n",
+        result.ok().out,
+    )
+    host_cpus = cpuacct.host_cpus()
+    assert [int(b[0]) for b in blocks] == list(range(host_cpus)), result.out
+    cpu = [int(b[1]) * 10**9 + int(b[2]) for b in blocks]
+    vcpu = [int(b[3]) * 10**9 + int(b[4]) for b in blocks]
+    # The guest has run (its vCPU's time is counted), and a vCPU's time is part of QEMU's on each CPU.
+    assert sum(vcpu) > 0 and all(v <= c for v, c in zip(vcpu, cpu, strict=True)), (cpu, vcpu)
+    assert result.out.endswith("seconds\n\n") and "\nTotal:\n\tcpu_time" in result.out
+    # --start/--count: those CPUs only, no total; virsh's checks and messages.
+    last = host_cpus - 1
+    out = d.cli("cpu-stats", name, "--start", str(last), "--count", "1").ok().out
+    assert out.startswith(f"CPU{last}:\n\tcpu_time") and "Total" not in out and out.count("CPU") == 1, out
+    out = d.cli("cpu-stats", name, "--count", str(host_cpus + 1)).ok().out
+    assert out.startswith(f"Only {host_cpus} CPUs available to show\nCPU0:"), out
+    result = d.cli("cpu-stats", name, "--start", str(host_cpus))
+    assert result.rc == 1
+    assert result.err == f"error: Start CPU {host_cpus} is out of range (min: 0, max: {last})\n"
+    result = d.cli("cpu-stats", name, "--start", "-1")
+    assert result.rc == 1 and result.err == "error: Invalid value for start CPU\n"

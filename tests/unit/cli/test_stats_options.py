@@ -12,7 +12,8 @@ from pyvirt.cli import stats
 from pyvirt.cli.args import parse
 from pyvirt.cli.commands import find
 from pyvirt.cli.main import GlobalOptions
-from pyvirt.errors import InvalidArgument
+from pyvirt.errors import InvalidArgument, PyvirtError, UnsupportedConfig
+from pyvirt.qemu.cpuacct import NO_PERCPU
 
 
 class FakeConnection:
@@ -59,7 +60,81 @@ def test_domstats_filters_and_names_exclude_each_other(monkeypatch: pytest.Monke
         run(monkeypatch, "domstats", "--list-running", "d1")
 
 
-@pytest.mark.parametrize("option", ["--start", "--count"])
-def test_cpu_stats_has_no_per_cpu_statistics(monkeypatch: pytest.MonkeyPatch, option: str) -> None:
-    with pytest.raises(InvalidArgument, match="per-CPU"):
-        run(monkeypatch, "cpu-stats", "d1", option, "0")
+class FakeDomain:
+    """A running domain on a host of 3 CPUs, or (``v2``) one whose host keeps no per-CPU figures."""
+
+    name = "d1"
+
+    def __init__(self, v2: bool = False) -> None:
+        self.v2 = v2
+
+    def info(self) -> dict[str, Any]:
+        return {"id": 7}
+
+    def percpu_stats(self, *, count: bool = False) -> dict[str, Any]:
+        if count:
+            return {"host_cpus": 3, "cpus": []}
+        if self.v2:
+            raise UnsupportedConfig(NO_PERCPU)
+        return {
+            "host_cpus": 3,
+            "cpus": [{"cpu_time": c * 1_500_000_000 + 7, "vcpu_time": c} for c in range(3)],
+        }
+
+
+def run_cpu_stats(monkeypatch: pytest.MonkeyPatch, *argv: str, v2: bool = False) -> None:
+    conn = FakeConnection()
+    conn.domain = lambda key: FakeDomain(v2)  # type: ignore[attr-defined]
+    conn.domain_stats = lambda names, groups: [  # type: ignore[method-assign]
+        {"name": "d1", "fields": {"cpu.time": 12_000_000_001, "cpu.user": 2, "cpu.system": 3}}
+    ]
+    monkeypatch.setattr(GlobalOptions, "connect", lambda self: conn)
+    cmd = find("cpu-stats")
+    assert cmd is not None
+    assert stats.cmd_cpu_stats(GlobalOptions(), parse(cmd, ["d1", *argv])) == 0
+
+
+CPU = "CPU{0}:\n\tcpu_time     {1:>9}.{2:09d} seconds\n\tvcpu_time            0.{0:09d} seconds\n"
+TOTAL = (
+    "Total:\n\tcpu_time            12.000000001 seconds\n"
+    "\tuser_time            0.000000002 seconds\n\tsystem_time          0.000000003 seconds\n"
+)
+
+
+def test_cpu_stats_per_cpu_then_total(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_cpu_stats(monkeypatch)
+    cpus = CPU.format(0, 0, 7) + CPU.format(1, 1, 500_000_007) + CPU.format(2, 3, 7)
+    assert capsys.readouterr().out == cpus + TOTAL + "\n"
+    run_cpu_stats(monkeypatch, "--total")
+    assert capsys.readouterr().out == TOTAL + "\n"
+    run_cpu_stats(monkeypatch, "--start", "1", "--count", "1")
+    assert capsys.readouterr().out == CPU.format(1, 1, 500_000_007) + "\n"
+    run_cpu_stats(monkeypatch, "--start", "2", "--total")
+    assert capsys.readouterr().out == CPU.format(2, 3, 7) + TOTAL + "\n"
+    run_cpu_stats(monkeypatch, "--count", "5")
+    out = capsys.readouterr().out
+    assert out.startswith("Only 3 CPUs available to show\nCPU0:\n") and out.count("CPU") == 3 + 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--start", "-1"], "Invalid value for start CPU"),
+        (["--count", "-2"], "Invalid value for number of CPUs to show"),
+        (["--start", "3"], r"Start CPU 3 is out of range \(min: 0, max: 2\)"),
+    ],
+)
+def test_cpu_stats_refuses_as_virsh(monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str) -> None:
+    with pytest.raises(InvalidArgument, match=message):
+        run_cpu_stats(monkeypatch, *argv)
+
+
+def test_cpu_stats_without_per_cpu_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(PyvirtError) as err:
+        run_cpu_stats(monkeypatch, v2=True)
+    assert str(err.value) == (
+        "Failed to retrieve CPU statistics for domain 'd1'\nerror: Operation not supported: "
+        "operation 'getCpuacctPercpuUsage' not supported for backend 'cgroup V2'"
+    )
