@@ -28,7 +28,6 @@ from pyvirt.client.api import action_path
 from pyvirt.client.transport import connect_unix
 from pyvirt.client.websocket import WebSocket
 from pyvirt.errors import AccessDenied
-from pyvirt.qemu import cpuacct
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import domain_xml
 
@@ -238,11 +237,10 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
     stats = w.call("domain.stats", query={"domains": "api1", "groups": "state,block"})
     assert stats[0]["fields"]["state.state"] == 1 and stats[0]["fields"]["block.0.name"] == "vdb"
     assert w.call("domain.memstats", dom)["stats"]["actual"] == 131072
-    host_cpus = w.call("domain.cpu_stats", dom, query={"count": True})["host_cpus"]
-    if cpuacct.hierarchy() is not None:  # per-CPU figures: cgroup v1's cpuacct (a hybrid host)
-        assert len(w.call("domain.cpu_stats", dom)["cpus"]) == host_cpus
-    else:
-        w.fails("domain.cpu_stats", "unsupported-config", dom)
+    # This daemon (in a network namespace, without the cgroup mounts) gives domains no cgroup: no
+    # per-CPU figures (they are shown in tests/integration/daemon/test_tuning.py), only the CPU count.
+    assert w.call("domain.cpu_stats", dom, query={"count": True})["host_cpus"] >= 1
+    w.fails("domain.cpu_stats", "invalid-state", dom)
     w.call("domain.memstats_period", dom, {"value": 2, "live": True})
     w.call("domain.set_memory", dom, {"kib": 131072, "config": True})
     assert w.call("domain.vcpus", dom)["current_live"] == 1
