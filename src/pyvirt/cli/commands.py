@@ -3010,7 +3010,12 @@ TOOLS = (
             ("-l --location", "string=TREE", "install from an installer tree or ISO (,kernel=,initrd=)"),
             ("-x --extra-args", "string=ARGS", "kernel arguments for a --location install"),
             ("--initrd-inject", "string+=FILE", "add a file to the installer's initrd (refused for now)"),
-            ("--import", "bool", "boot the existing image of the first --disk"),
+            (
+                "--import",
+                "bool",
+                "boot the existing image of the first --disk; an OVA/OVF --disk: its disks converted "
+                "into the pool, its CPUs, memory, firmware, buses and NICs the defaults",
+            ),
             (
                 "--boot",
                 "string=OPTS",

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import InvalidArgument, OperationFailed
-from pyvirt.install import build, osinfo
+from pyvirt.install import appliance, build, osinfo
 from pyvirt.revert import Revert
 
 if TYPE_CHECKING:
@@ -153,7 +153,12 @@ class InstallAPI:
     async def install(self, body: dict[str, Any]) -> dict[str, Any]:
         facts = await self._os(body)
         host = await self._host(body)
+        imported = await self._appliance(body, host)
+        if imported is not None:
+            body = imported.body
         plan = build.plan(body, facts, host)
+        if imported is not None:
+            plan.notes[:0] = imported.notes
         dry = bool(body.get("dry_run"))
         result: dict[str, Any] = {
             "name": plan.name,
@@ -170,6 +175,8 @@ class InstallAPI:
         created: list[str] = []
         password: str | None = None
         with Revert() as revert:
+            if imported is not None:
+                created += await self._convert(imported, revert)
             for vol in plan.volumes:
                 await asyncio.to_thread(self._create_volume, vol)
                 revert.add(lambda path=vol.path: Path(path).unlink(missing_ok=True), f"remove {vol.path}")  # type: ignore[misc]
@@ -216,6 +223,29 @@ class InstallAPI:
         if plan.install and not plan.transient:
             self._watch(plan)
         return result
+
+    async def _appliance(self, body: dict[str, Any], host: build.Host) -> appliance.Imported | None:
+        """An OVA/OVF ``--disk`` read and mapped onto the request (:mod:`pyvirt.install.appliance`)."""
+        paths = appliance.appliance_paths(body, host)
+        if not paths:
+            return None
+        if len(set(paths)) > 1:
+            raise InvalidArgument(f"--disk: {len(paths)} appliances ({', '.join(paths)}): give one")
+        from pyvirt.guest.ovf import read_appliance
+
+        app = await asyncio.to_thread(read_appliance, paths[0])
+        return appliance.rewrite(body, host, app)
+
+    async def _convert(self, imported: appliance.Imported, revert: Revert) -> list[str]:
+        """The appliance's disks converted into their pool (removed again by ``revert``)."""
+        for disk in imported.disks:
+            revert.add(lambda p=disk.path: Path(p).unlink(missing_ok=True), f"remove {disk.path}")  # type: ignore[misc]
+        await asyncio.to_thread(appliance.convert, imported)
+        for disk in imported.disks:
+            if disk.pool:
+                volume = f"{disk.pool}/{os.path.basename(disk.path)}"
+                self.events.publish("volume", volume, "created", "install")
+        return [disk.path for disk in imported.disks]
 
     async def _undefine(self, name: str) -> None:
         with contextlib.suppress(Exception):

@@ -25,8 +25,8 @@ E1000 / E1000e NIC                     e1000 / e1000e
 VmxNet3, PCNet32, other NICs           virtio (a note says so)
 =====================================  ===============================================
 
-Used by ``pyvirt template import`` (:func:`pyvirt.guest.template.import_appliance`) and meant for
-``pyvirt install --import`` as well: read, convert, then define a domain from ``hardware()``.
+Used by ``pyvirt template import`` (:func:`pyvirt.guest.template.import_appliance`) and by
+``pyvirt install --import --disk X.ova`` (:mod:`pyvirt.install.appliance`): read, map, convert.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import os
 import re
 import shutil
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -432,36 +432,51 @@ class _Hashing:
         return data
 
 
-def convert_disks(app: Appliance, dest: Path, *, say: Say | None = None) -> list[Path]:
-    """Each disk of ``app`` as a standalone qcow2 ``dest/disk-N.qcow2`` (the boot disk first), made
-    through pyvirt's image library; digests checked against the manifest."""
+def convert_disks(
+    app: Appliance,
+    dest: Path | None = None,
+    *,
+    targets: Sequence[tuple[Path, str]] | None = None,
+    say: Say | None = None,
+) -> list[Path]:
+    """Each disk of ``app`` as a standalone image made through pyvirt's image library: qcow2
+    ``dest/disk-N.qcow2`` (the boot disk first), or the (path, format) of ``targets`` (one per disk,
+    none of them existing: ``pyvirt install --import``); digests checked against the manifest."""
     from pyvirt.errors import ImageError
     from pyvirt.image.api import convert, image_info, resize
 
+    if targets is None:
+        assert dest is not None
+        targets = [(dest / f"disk-{index}.qcow2", "qcow2") for index in range(len(app.disks))]
+    else:
+        if len(targets) != len(app.disks):
+            raise ValueError(f"{len(app.disks)} disks, {len(targets)} targets")
+        for target, _fmt in targets:
+            if os.path.lexists(target):
+                raise InvalidArgument(f"cannot convert the appliance's disk to {target}: the file exists")
     out = []
     with _package(app.path) as (_text, open_file):
-        for index, disk in enumerate(app.disks):
+        for disk, (target, target_fmt) in zip(app.disks, targets, strict=True):
             handle = open_file(disk.file)
             if handle is None:
                 raise InvalidArgument(f"the appliance lost its file {disk.file} while being imported")
-            raw = dest / f"disk-{index}.source"
+            raw = target.parent / f".{target.name}.source"
             algorithm, expected = app.digests.get(disk.file, (None, ""))
             with handle, open(raw, "wb") as copy:
                 reader = _Hashing(handle, algorithm)
                 shutil.copyfileobj(reader, copy, 1 << 20)  # type: ignore[misc]
-            if reader.hash is not None and reader.hash.hexdigest() != expected:
-                raise InvalidArgument(
-                    f"{disk.file} does not match the manifest's {reader.hash.name.upper()} digest: the "
-                    "appliance is damaged or was changed"
-                )
             try:
+                if reader.hash is not None and reader.hash.hexdigest() != expected:
+                    raise InvalidArgument(
+                        f"{disk.file} does not match the manifest's {reader.hash.name.upper()} digest: the "
+                        "appliance is damaged or was changed"
+                    )
                 fmt = str(image_info(str(raw))["format"])
                 if say:
-                    say(f"Converting disk {disk.disk_id} ({disk.file}, {fmt}) to qcow2")
-                target = dest / f"disk-{index}.qcow2"
-                convert(str(raw), str(target), "qcow2", src_fmt=fmt)
+                    say(f"Converting disk {disk.disk_id} ({disk.file}, {fmt}) to {target_fmt}")
+                convert(str(raw), str(target), target_fmt, src_fmt=fmt)
                 if disk.capacity > int(image_info(str(target))["virtual-size"]):
-                    resize(str(target), disk.capacity, fmt="qcow2")
+                    resize(str(target), disk.capacity, fmt=target_fmt)
             except ImageError as err:
                 raise OperationFailed(f"cannot convert {disk.file} of {app.path}: {err}") from err
             finally:

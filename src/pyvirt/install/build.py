@@ -885,7 +885,7 @@ def _disk(b: _Builder, sub: Sub, name: str, index: int, used: set[str], is_q35: 
         if probed == "appliance":
             raise UnsupportedConfig(
                 f"--disk {disk.path}: an OVA/OVF appliance, not a disk image (qcow2, raw, vmdk, vdi): "
-                f"pyvirt template import {disk.path} NAME maps and converts it, then pyvirt launch NAME VM"
+                f"give it as --import --disk {disk.path} (its disks converted, its machine mapped)"
             )
         if fmt and fmt != probed:
             raise InvalidArgument(f"--disk {disk.path},format={fmt}: the image exists and is {probed}")

@@ -301,19 +301,57 @@ def test_bad_input_leaves_nothing(work: Path, pyvirtd: Daemon) -> None:
         *(f"{work}/plain.iso", "--disk", "size=1", "--network", "none"),
     )
     assert result.rc == 1 and "not an installer" in result.err
-    # an appliance as an --import disk: a package of disks, not one; named, and the way that takes it
+    # an appliance: installed with --import only; an OVF that references a disk it does not hold
     from tests.support.ova import Spec, make_ova, vmware_ovf
 
     ova = make_ova(
         work / "app.ova", "app.ovf", vmware_ovf(Spec(disk_file="d1.vmdk")), {"d1.vmdk": work / "cloud.qcow2"}
     )
-    result = pyvirtd.cli("install", "--name", "b5", "--memory", "512", "--os-variant", "debian11", "--import",
-                         "--disk", str(ova), "--network", "none")  # fmt: skip
-    assert result.rc == 1 and "an OVA/OVF appliance" in result.err and "pyvirt template import" in result.err
+    result = pyvirtd.cli("install", "--name", "b5", "--memory", "512", "--os-variant", "debian11", "--cdrom",
+                         f"{work}/plain.iso", "--disk", str(ova), "--network", "none")  # fmt: skip
+    assert result.rc == 1 and "an OVA/OVF appliance is installed with --import" in result.err, result.err
+    two = vmware_ovf(Spec(disk_file="d1.vmdk", extra_disk_ref="d2.vmdk"))
+    missing = make_ova(work / "two.ova", "two.ovf", two, {"d1.vmdk": work / "cloud.qcow2"})
+    result = pyvirtd.cli("install", "--name", "b6", "--os-variant", "debian11", "--import", "--disk",
+                         str(missing), "--network", "none")  # fmt: skip
+    assert result.rc == 1 and "references the file d2.vmdk (disk vmdisk2)" in result.err, result.err
     assert sorted(p.name for p in images.iterdir()) == before
     assert pyvirtd.cli("list", "--all", "--name").ok().out.strip() == ""
     boot = pyvirtd.root / "var/lib/pyvirt/boot"
     assert not boot.exists() or not list(boot.iterdir())
+
+
+def test_appliance_import_matches_virt_install(work: Path, pyvirtd: Daemon, oracle: Oracle | None) -> None:
+    """pyvirt install --import --disk X.ova: the domain virt-install makes (it has no appliance import)
+    for the options the OVF stands for: its vCPUs, memory, machine (pc: a BIOS appliance), disk bus and
+    NIC model, with the disk converted to a new qcow2 in the default pool."""
+    from tests.support.ova import Spec, make_ova, vmware_ovf
+
+    spec = Spec(name="vm", vcpus=2, memory_mib=160, disk_file="d1.vmdk", nic="E1000")
+    ova = make_ova(work / "vm.ova", "vm.ovf", vmware_ovf(spec), {"d1.vmdk": work / "cloud.qcow2"})
+    argv = ["--name", "o1", "--os-variant", "debian11", "--import", "--disk", str(ova), "--graphics", "none"]
+    result = pyvirtd.cli("install", "--print-xml", *argv, *COMMON.split()).ok()
+    (dom,) = _documents(result.out)
+    source = dom.find("devices/disk/source")
+    pool_disk = str(pyvirtd.root / "var/lib/pyvirt/images/o1.qcow2")
+    assert source.get("file") == pool_disk and not Path(pool_disk).exists()  # --print-xml converts nothing
+    assert dom.findtext("vcpu") == "2" and dom.findtext("memory") == str(160 << 10)
+    machine = dom.find("os/type").get("machine")
+    assert machine.startswith("pc-i440fx-") and dom.find("devices/disk/target").get("bus") == "sata"
+    assert dom.find("devices/interface/model").get("type") == "e1000"
+    if oracle is None:
+        pytest.skip(f"virt-install oracle unavailable: {Oracle.missing()}")
+    equivalent = [
+        "--name", "o1", "--os-variant", "debian11", "--import", "--disk", f"{work}/cloud.qcow2,bus=sata",
+        "--graphics", "none", "--vcpus", "2", "--memory", "160", "--machine", machine,
+        "--network", "network=default,model=e1000",
+    ]  # fmt: skip
+    ref = oracle.run("--print-xml", "--dry-run", *equivalent, *COMMON.split())
+    assert ref.returncode == 0, ref.stderr
+    (theirs,) = _documents(ref.stdout)
+    source.set("file", f"{work}/cloud.qcow2")
+    differences = _diff(_normalise(dom), _normalise(theirs, PYVIRT_LACKS))
+    assert not differences, "\n".join(differences)
 
 
 def _compare(d: Daemon, oracle: Oracle | None, argv: list[str]) -> list[ET.Element]:
