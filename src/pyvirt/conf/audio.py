@@ -3,8 +3,11 @@
 libvirt (≥ 7.2) writes an ``<audio>`` into every x86 guest it defines, and each sound card, VNC or
 SPICE display plays to one of them. The backends of QEMU 7.2 on Linux are modelled: ``none``, ``alsa``,
 ``oss``, ``pulseaudio`` (QEMU's ``pa``), ``sdl``, ``jack``, ``spice`` and ``file`` (QEMU's ``wav``),
-with libvirt's attributes of each (common stream settings, and the backend's own). ``coreaudio`` is
-macOS's and ``sdl``'s ``driver`` is an environment variable of QEMU's process; both are refused by name.
+with libvirt's attributes of each (common stream settings, and the backend's own). A ``file`` backend
+without a ``path`` is ``-audiodev wav`` without one, as libvirt gives it: QEMU's default ``qemu.wav`` in
+its working directory, which the confined QEMU cannot create (it logs that and plays nowhere).
+``coreaudio`` is macOS's and ``sdl``'s ``driver`` is an environment variable of QEMU's process; both
+are refused by name.
 
 Debian ships the PulseAudio, SDL and JACK backends in the ``qemu-system-gui`` package as loadable
 modules: a domain using one is defined anywhere, and refused at start on a host without the module
@@ -101,8 +104,6 @@ def parse(e: Elem, audio: AudioConfig) -> None:
             "process (SDL_AUDIODRIVER), which pyvirt does not set"
         )
     audio.options = _read(e, {**_COMMON_TOP, **_TOP.get(audio.type, {})})
-    if audio.type == "file" and "path" not in audio.options:
-        raise XMLError(f"missing attribute 'path' of '{e.path}' (type 'file')")
     for tag in STREAMS:
         if (stream := e.child(tag)) is None:
             continue

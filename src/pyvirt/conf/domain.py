@@ -249,6 +249,7 @@ class GraphicsConfig:
     # SPICE's settings as written: (element, attribute) → value, e.g. ("image", "compression") → "auto_glz"
     spice: dict[tuple[str, str], str] = field(default_factory=dict)
     audio_id: int | None = None  # <audio id='N'/> inside <graphics>: the display's sound
+    vnc: dict[str, str] = field(default_factory=dict)  # sharePolicy, powerControl... (conf.vnc_options)
 
 
 @dataclass
@@ -280,6 +281,7 @@ class InputConfig:
 class MemballoonConfig:
     model: str = "virtio"  # virtio | none
     stats_period: int | None = None
+    free_page_reporting: str | None = None  # on | off: virtio-balloon's free-page-reporting
     address: PCIAddress | None = None
     virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None

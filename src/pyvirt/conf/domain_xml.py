@@ -24,9 +24,11 @@ from pyvirt.conf import (
     chardev_options,
     controller_models,
     disk_tuning,
+    feature_sizes,
     guestfwd,
     iotune,
     virtio_options,
+    vnc_options,
 )
 from pyvirt.conf import clock as clock_xml
 from pyvirt.conf.addresses import check_address
@@ -89,6 +91,7 @@ FEATURES: dict[str, dict[str, tuple[str, ...]]] = {
     "smm": {"state": ("on", "off")},
     "vmcoreinfo": {"state": ("on", "off")},
     "pvspinlock": {"state": ("on", "off")},  # KVM's paravirtual spinlocks: -cpu kvm-pv-unhalt
+    "tcg": {},  # <tb-cache> (conf.feature_sizes)
 }
 CPU_MODES = ("host-passthrough", "host-model", "custom", "maximum")
 CPU_FEATURE_POLICIES = ("force", "require", "optional", "disable", "forbid")
@@ -144,7 +147,7 @@ CHAR_TYPES: dict[str, tuple[str, ...]] = {
 SERIAL_TARGETS = ("isa-serial", "pci-serial", "usb-serial", "isa-debug")
 SERIAL_MODELS = ("isa-serial", "pci-serial", "usb-serial", "isa-debugcon")
 CONSOLE_TARGETS = ("serial", "virtio")
-VIDEO_MODELS = ("vga", "cirrus", "virtio", "bochs", "qxl", "none")
+VIDEO_MODELS = ("vga", "cirrus", "virtio", "bochs", "qxl", "ramfb", "none")
 INPUT_TYPES = ("mouse", "keyboard", "tablet", "passthrough")
 INPUT_BUSES = ("ps2", "usb", "virtio")
 RNG_BACKENDS = ("/dev/urandom", "/dev/random", "/dev/hwrng")
@@ -443,6 +446,8 @@ class _Parser:
                 raise node.refuse()
             dom.features.append(node.tag)
             attrs = {name: value for name, values in allowed.items() if (value := node.choice(name, values))}
+            if node.tag in feature_sizes.TAGS:
+                feature_sizes.parse(node, attrs)
             if attrs:
                 dom.feature_attrs[node.tag] = attrs
             node.done()
@@ -882,6 +887,11 @@ class _Parser:
             gfx.port = port if self.live and port is not None and port >= 0 else -1
         else:
             gfx.port = port
+        vnc_options.parse(e, gfx.vnc)
+        if (socket_attr := e.attr("socket")) is not None:  # the legacy form of <listen type='socket'>
+            gfx.listen_socket, gfx.socket = True, socket_attr
+            if not socket_attr.startswith("/"):
+                raise XMLError(f"socket '{socket_attr}' of '{e.path}' must be an absolute path")
         listen_attr = e.attr("listen")
         listens = e.children("listen")
         if len(listens) > 1:
@@ -977,6 +987,7 @@ class _Parser:
 
     def memballoon(self, e: Elem) -> MemballoonConfig:
         balloon = MemballoonConfig(model=e.choice("model", ("virtio", "none"), required=True) or "virtio")
+        balloon.free_page_reporting = e.choice("freePageReporting", ("on", "off"))
         if (node := e.child("stats")) is not None:
             balloon.stats_period = node.integer("period", minimum=0)
             node.done()
@@ -1112,7 +1123,8 @@ def _features(dom: Domain) -> XNode | None:
 
             node.add(hyperv.write(dom.hyperv))
             continue
-        node.add(x(name, dom.feature_attrs.get(name, {})))
+        attrs = dom.feature_attrs.get(name, {})
+        node.add(feature_sizes.write(name, attrs) if name in feature_sizes.TAGS else x(name, attrs))
     return node
 
 
@@ -1259,13 +1271,16 @@ def _chardev(dev: CharDevConfig, live: bool) -> XNode:
 
 
 def _graphics(gfx: GraphicsConfig, live: bool, secure: bool) -> XNode:
-    port = gfx.port if gfx.port is not None and (live or not gfx.autoport) else -1
+    port: int | None = gfx.port if gfx.port is not None and (live or not gfx.autoport) else -1
+    if not gfx.autoport and gfx.port is None:
+        port = None  # SPICE without a port (conf.validate): written as it was read
     attrs: dict[str, AttrValue] = {"type": gfx.type, "port": port, "autoport": yes_no(gfx.autoport)}
+    attrs.update(gfx.vnc)
     if gfx.listen_none:
-        node = x("graphics", {"type": gfx.type, "passwd": gfx.passwd if secure else None})
+        node = x("graphics", {"type": gfx.type, **gfx.vnc, "passwd": gfx.passwd if secure else None})
         node.add(x("listen", {"type": "none"}))
     elif gfx.listen_socket:
-        attrs = {"type": gfx.type}
+        attrs = {"type": gfx.type, **gfx.vnc}
         node = x("graphics", {**attrs, "passwd": gfx.passwd if secure else None})
         socket = gfx.socket if live or gfx.socket else None
         node.add(x("listen", {"type": "socket", "socket": socket}))
@@ -1334,7 +1349,8 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
     if (balloon := devs.memballoon) is not None:
         stats = x("stats", {"period": balloon.stats_period}) if balloon.stats_period is not None else None
         extra = (_alias(balloon.alias, live), _address(balloon.address), _driver(balloon.virtio))
-        node.add(x("memballoon", {"model": balloon.model}).add(stats, *extra))
+        reporting = balloon.free_page_reporting
+        node.add(x("memballoon", {"model": balloon.model, "freePageReporting": reporting}).add(stats, *extra))
     for rng in devs.rngs:
         rate = {"bytes": rng.rate_bytes, "period": rng.rate_period}
         rng_node = x("rng", {"model": rng.model})

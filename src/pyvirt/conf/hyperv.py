@@ -2,8 +2,9 @@
 
 What virt-install gives a Windows guest (relaxed, vapic, spinlocks with retries) and the other common
 ones, each ``state='on'|'off'``; QEMU gets them as ``-cpu`` properties (``hv-relaxed=on``,
-``hv-spinlocks=0x1fff``), as libvirt gives them. Any other child, and ``mode='passthrough'``, is refused
-by name.
+``hv-spinlocks=0x1fff``, ``hv-stimer-direct`` for ``<stimer><direct state='on'/>``), as libvirt gives
+them. ``mode='passthrough'`` (every enlightenment the host's KVM has) is ``hv-passthrough=on``, kept under
+the key ``MODE``. Any other child is refused by name.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ ENLIGHTENMENTS = {
     "reenlightenment": "hv-reenlightenment",
     "avic": "hv-avic",
     "vendor_id": "hv-vendor-id",  # value: up to 12 characters, as libvirt writes it
+    "evmcs": "hv-evmcs",  # enlightened VMCS for a nested Hyper-V (KVM on Intel hosts)
 }
+MODE = "@mode"  # the key of <hyperv mode='passthrough'> in the parsed dict
 
 
 def parse(e: Elem) -> dict[str, dict[str, str]]:
     """The enlightenments of a ``<hyperv>`` element, name → attributes, in document order."""
-    e.choice("mode", ("custom",))
     out: dict[str, dict[str, str]] = {}
+    if e.choice("mode", ("custom", "passthrough")) == "passthrough":
+        out[MODE] = {"mode": "passthrough"}
     for node in e.each():
         if node.tag not in ENLIGHTENMENTS:
             raise node.refuse()
@@ -52,6 +56,9 @@ def parse(e: Elem) -> dict[str, dict[str, str]]:
                     f"value '{value}' of '{node.path}' must be 1-12 printable characters, no comma"
                 )
             attrs["value"] = value
+        if node.tag == "stimer" and (direct := node.child("direct")) is not None:
+            attrs["direct"] = direct.choice("state", ("on", "off"), required=True) or "off"
+            direct.done()
         out[node.tag] = attrs
         node.done()
     e.done()
@@ -59,12 +66,19 @@ def parse(e: Elem) -> dict[str, dict[str, str]]:
 
 
 def write(hyperv: dict[str, dict[str, str]]) -> XNode:
-    return x("hyperv").add(*(x(name, attrs) for name, attrs in hyperv.items()))
+    node = x("hyperv", hyperv.get(MODE))
+    for name, attrs in hyperv.items():
+        if name == MODE:
+            continue
+        direct = attrs.get("direct")
+        child = x(name, {k: v for k, v in attrs.items() if k != "direct"})
+        node.add(child.add(x("direct", {"state": direct}) if direct else None))
+    return node
 
 
 def cpu_flags(hyperv: dict[str, dict[str, str]]) -> list[str]:
     """QEMU's ``-cpu`` properties for the enlightenments that are on."""
-    flags = []
+    flags = ["hv-passthrough=on"] if MODE in hyperv else []
     for name, attrs in hyperv.items():
         if attrs.get("state") != "on":
             continue
@@ -74,4 +88,6 @@ def cpu_flags(hyperv: dict[str, dict[str, str]]) -> list[str]:
             flags.append(f"hv-vendor-id={attrs['value']}")
         else:
             flags.append(f"{ENLIGHTENMENTS[name]}=on")
+        if attrs.get("direct") == "on":
+            flags.append("hv-stimer-direct=on")
     return flags

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from pyvirt.conf import feature_sizes, vnc_options
 from pyvirt.conf.addresses import check_addresses, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.domain import Domain
@@ -19,6 +20,7 @@ from pyvirt.conf.xmlutil import parse_document
 from pyvirt.errors import InvalidArgument, UnsupportedConfig, XMLError
 
 MAX_VCPUS = 255
+MAX_VCPUS_EIM = 288
 MIN_MEMORY_KIB = 1024
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _MAC = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
@@ -49,6 +51,20 @@ def _check_tap_name(kind: str, tap: str | None) -> None:
             f"invalid interface/target dev '{tap}': "
             "a network device name is 1 to 15 bytes without '/', ':' or spaces"
         )
+
+
+def _check_vcpu_count(dom: Domain) -> None:
+    """1-255 vCPUs; up to 288 (QEMU 7.2's q35 limit) with the x2APIC IDs an Intel IOMMU's EIM gives, as
+    libvirt rules."""
+    top = MAX_VCPUS
+    iommu = dom.devices.iommu
+    if "q35" in (dom.os.machine or "") and iommu is not None and iommu.driver.get("eim") == "on":
+        top = MAX_VCPUS_EIM
+    if not 1 <= dom.vcpus <= top:
+        more = ""
+        if MAX_VCPUS < dom.vcpus <= MAX_VCPUS_EIM:
+            more = f"; up to {MAX_VCPUS_EIM} on q35 with an Intel IOMMU's eim='on'"
+        raise InvalidArgument(f"vcpu count {dom.vcpus} is out of range (1-{top}{more})")
 
 
 def _check_vcpus(dom: Domain) -> None:
@@ -243,8 +259,11 @@ def _check_devices(dom: Domain) -> None:
             raise UnsupportedConfig(
                 f"unsupported configuration: SPICE settings on graphics type '{gfx.type}'"
             )
+        vnc_options.check(gfx.type, gfx.vnc)
         if gfx.listen_socket or gfx.listen_none:
             continue
+        if gfx.type == "spice" and not gfx.autoport and gfx.port is None:
+            continue  # no port at all: SPICE listens nowhere (port=0), as libvirt starts it
         if not gfx.autoport and (gfx.port is None or not 5900 <= gfx.port <= 65535):
             raise InvalidArgument(
                 f"{gfx.type.upper()} port {gfx.port} is out of range (5900-65535, or autoport='yes')"
@@ -379,6 +398,12 @@ def _check_watchdogs_and_video(dom: Domain) -> None:
     if sum(1 for video in dom.devices.videos if video.primary) > 1:
         raise InvalidArgument("only one video device can be primary")
     for video in dom.devices.videos:
+        sized = video.vram or video.heads not in (None, 1)
+        if video.model == "ramfb" and (video.address is not None or sized):
+            raise UnsupportedConfig(
+                "unsupported configuration: video model 'ramfb' is no PCI device: it takes no address, "
+                "vram or heads"
+            )
         for name in ("ram", "vram64", "vgamem"):
             if getattr(video, name) is not None and video.model != "qxl":
                 raise UnsupportedConfig(f"unsupported configuration: {name} for video model '{video.model}'")
@@ -428,8 +453,8 @@ def _check_audio(dom: Domain) -> None:
 
 
 def _check_boot(dom: Domain) -> None:
-    if "fd" in dom.os.boot and not any(disk.device == "floppy" for disk in dom.devices.disks):
-        raise InvalidArgument("os/boot dev='fd' names no device: the domain has no floppy disk")
+    # A <boot dev> of a kind the domain has no device of orders nothing, as with libvirt (whose boot
+    # order is the bootindex of each kind's first device).
     orders = [disk.boot_order for disk in dom.devices.disks if disk.boot_order is not None]
     orders += [nic.boot_order for nic in dom.devices.interfaces if nic.boot_order is not None]
     if orders and dom.os.boot:
@@ -466,8 +491,7 @@ def validate_domain(dom: Domain) -> None:
         if value not in _LIFECYCLE:
             raise UnsupportedConfig(f"unsupported configuration: {tag} action '{value}' is not supported")
     _check_memory(dom)
-    if not 1 <= dom.vcpus <= MAX_VCPUS:
-        raise InvalidArgument(f"vcpu count {dom.vcpus} is out of range (1-{MAX_VCPUS})")
+    _check_vcpu_count(dom)
     cpu = dom.cpu
     if cpu is not None and None not in (cpu.sockets, cpu.cores, cpu.threads):
         total = (cpu.sockets or 1) * (cpu.dies or 1) * (cpu.cores or 1) * (cpu.threads or 1)
@@ -488,6 +512,7 @@ def validate_domain(dom: Domain) -> None:
     if dom.metadata:
         check_metadata(dom.metadata)
     _check_machine(dom)
+    feature_sizes.check(dom, "q35" in (dom.os.machine or ""))
     _check_clock(dom)
     _check_firmware(dom)
     _check_devices(dom)

@@ -19,8 +19,10 @@ from pyvirt.conf import (
     chardev_options,
     controller_models,
     disk_tuning,
+    feature_sizes,
     guestfwd,
     virtio_options,
+    vnc_options,
 )
 from pyvirt.conf import clock as clock_xml
 from pyvirt.conf.addresses import drive_address, number, parse_number
@@ -160,7 +162,8 @@ class _Builder:
         self.add("-name", f"guest={dom.name},debug-threads=on")
         self.add("-S")
         self.machine()
-        self.add("-accel", self.ctx.accel)
+        self.add("-accel", feature_sizes.accel(dom, self.ctx.accel))
+        self.add(*feature_sizes.globals_(dom))
         self.cpu()
         # Rounded up to whole MiB, as libvirt aligns guest memory for QEMU.
         self.add("-m", f"size={-(-dom.memory_kib // 1024) * 1024}k")
@@ -845,12 +848,13 @@ class _Builder:
         if gfx.type != "vnc":
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}'")
         if gfx.listen_none:
-            self.add("-vnc", "none" + ("," + "password=on" if gfx.passwd else "") + self._display_audio(gfx))
+            spec = "none" + vnc_options.props(gfx.vnc) + ("," + "password=on" if gfx.passwd else "")
+            self.add("-vnc", spec + self._display_audio(gfx))
             if not self.dom.devices.videos:
                 self.add("-device", "VGA,id=video0")
             return
         if gfx.listen_socket:
-            spec = f"unix:{self._graphics_socket(gfx)}"
+            spec = f"unix:{self._graphics_socket(gfx)}" + vnc_options.props(gfx.vnc)
             spec += ",password=on" if gfx.passwd else ""
             spec += self._display_audio(gfx)
             self.add("-vnc", spec)
@@ -866,6 +870,7 @@ class _Builder:
             if gfx.port < 5900:
                 raise UnsupportedConfig(f"unsupported configuration: vnc port {gfx.port} is below 5900")
             spec = f"{host}:{gfx.port - 5900}"
+        spec += vnc_options.props(gfx.vnc)
         if gfx.passwd:
             spec += ",password=on"
         spec += self._display_audio(gfx)
@@ -896,7 +901,7 @@ class _Builder:
         if gfx.audio_id is not None:  # SPICE's sound is its own audiodev of type 'spice'
             raise UnsupportedConfig("unsupported configuration: <audio id> of a SPICE display (only VNC's)")
         opts: dict[str, str | int | None] = {}
-        if gfx.listen_none:
+        if gfx.listen_none or (not gfx.autoport and gfx.port is None):
             opts["port"] = 0  # SPICE's 'no listener'
         elif gfx.listen_socket:
             opts["unix"] = "on"
@@ -1000,6 +1005,9 @@ class _Builder:
         for index, video in enumerate(self.dom.devices.videos):
             if video.model == "none":
                 continue
+            if video.model == "ramfb":  # a framebuffer in guest RAM over fw_cfg: no PCI device
+                self.add(*_device("ramfb", {}, id=f"video{index}"))
+                continue
             driver = _VIDEO_DEVICES.get(video.model)
             if driver is None:
                 raise UnsupportedConfig(f"unsupported configuration: video model '{video.model}'")
@@ -1058,7 +1066,8 @@ class _Builder:
             balloon_id = dev.memballoon.alias or "balloon0"
             placement = _pci_placement(dev.memballoon.address, self.q35)
             placement.update(virtio_options.props(dev.memballoon.virtio))
-            self.add(*_device("virtio-balloon-pci", placement, id=balloon_id))
+            reporting = {"free-page-reporting": dev.memballoon.free_page_reporting}
+            self.add(*_device("virtio-balloon-pci", placement, id=balloon_id, **reporting))
         for index, rng in enumerate(dev.rngs):
             obj = f"objrng{index}"
             if rng.backend_model == "builtin":  # QEMU's own getrandom() source

@@ -46,7 +46,6 @@ def test_backends_become_audiodev_properties_and_round_trip() -> None:
     [
         ("<audio id='2' type='coreaudio'/>", "macOS"),
         ("<audio id='2' type='sdl' driver='pulseaudio'/>", "SDL_AUDIODRIVER"),
-        ("<audio id='2' type='file'/>", "missing attribute 'path'"),
         ("<audio id='2' type='alsa'><output fixedSettings='yes'/></audio>", "need mixingEngine='yes'"),
         (
             "<audio id='2' type='alsa'><output><settings channels='2'/></output></audio>",

@@ -195,7 +195,7 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
     [
         ("<hostdev mode='subsystem' type='mdev'/>", "attribute 'type' = 'mdev' of 'devices/hostdev'"),
         ("<graphics type='rdp'/>", "attribute 'type' = 'rdp' of 'devices/graphics' is not supported"),
-        ("<video><model type='ramfb'/></video>", "attribute 'type' = 'ramfb' of 'devices/video/model'"),
+        ("<video><model type='xen'/></video>", "attribute 'type' = 'xen' of 'devices/video/model'"),
         (
             "<channel type='pipe'><target type='virtio'/></channel>",
             "attribute 'type' = 'pipe' of 'devices/channel' is not supported",
@@ -230,8 +230,8 @@ def test_unsupported_devices_are_named(snippet: str, message: str) -> None:
         ("<cpu mode='host-model'><vendor>Intel</vendor></cpu>", "element 'cpu/vendor' is not supported"),
         ("<features><kvm/></features>", "element 'features/kvm' is not supported"),
         (
-            "<features><hyperv><evmcs state='on'/></hyperv></features>",
-            "element 'features/hyperv/evmcs' is not supported",
+            "<features><hyperv><xmm_input state='on'/></hyperv></features>",
+            "element 'features/hyperv/xmm_input' is not supported",
         ),
         ("<memoryBacking><hugepages/></memoryBacking>", "element 'memoryBacking/hugepages' is not supported"),
         (

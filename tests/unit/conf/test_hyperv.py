@@ -26,7 +26,12 @@ def test_round_trip_and_cpu_flags() -> None:
 
 @pytest.mark.parametrize(
     ("inner", "word"),
-    [("<evmcs state='on'/>", "evmcs"), ("<spinlocks state='on'/>", "retries"), ("<relaxed/>", "state")],
+    [
+        ("<xmm_input state='on'/>", "xmm_input"),
+        ("<spinlocks state='on'/>", "retries"),
+        ("<relaxed/>", "state"),
+        ("<stimer state='on'><direct/></stimer>", "state"),
+    ],
 )
 def test_refused_by_name(inner: str, word: str) -> None:
     with pytest.raises(PyvirtError, match=word):
@@ -41,3 +46,17 @@ def test_vendor_id_reenlightenment_and_avic() -> None:
     assert "hv-vendor-id=KVM Hv" in cpu and "hv-reenlightenment=on" in cpu and "hv-avic" not in cpu
     with pytest.raises(PyvirtError, match="must be 1-12 printable characters"):
         load_domain_xml(XML.replace("<relaxed state='on'/>", "<vendor_id state='on' value='ThirteenChars'/>"))
+
+
+def test_evmcs_stimer_direct_and_passthrough_mode() -> None:
+    inner = "<synic state='on'/><stimer state='on'><direct state='on'/></stimer><evmcs state='on'/>"
+    dom = load_domain_xml(format_domain(load_domain_xml(XML.replace("<relaxed state='on'/>", inner))))
+    assert dom.hyperv["stimer"] == {"state": "on", "direct": "on"}
+    argv = build_argv(dom, RuntimeContext(accel="tcg", monitor_path="/x"))
+    cpu = argv[argv.index("-cpu") + 1]
+    assert "hv-stimer=on,hv-stimer-direct=on,hv-evmcs=on" in cpu
+    passthrough = XML.replace("<hyperv>", "<hyperv mode='passthrough'>")
+    again = load_domain_xml(format_domain(load_domain_xml(passthrough)))
+    assert "<hyperv mode='passthrough'>" in format_domain(again)
+    argv = build_argv(again, RuntimeContext(accel="tcg", monitor_path="/x"))
+    assert argv[argv.index("-cpu") + 1].startswith("qemu64,hv-passthrough=on,hv-relaxed=on")

@@ -63,3 +63,31 @@ def test_a_host_input_device_passed_through_on_virtio() -> None:
         argv(devices=evdev.replace("virtio", "usb"))
     with pytest.raises(PyvirtError, match="must be a device under /dev/input"):
         argv(devices=evdev.replace("/dev/input/event3", "/etc/shadow"))
+
+
+def test_ramfb_free_page_reporting_and_a_boot_kind_without_devices() -> None:
+    balloon = "<memballoon model='virtio' freePageReporting='on'/>"
+    out = argv(devices=f"<video><model type='ramfb'/></video>{balloon}")
+    assert "ramfb,id=video0" in out
+    assert any(arg.startswith("virtio-balloon-pci,") and "free-page-reporting=on" in arg for arg in out)
+    with pytest.raises(PyvirtError, match="video model 'ramfb' is no PCI device"):
+        argv(devices="<video><model type='ramfb'/><address type='pci' bus='0' slot='5'/></video>")
+    text = XML.format(features="", devices="").replace("<type>hvm</type>", "<type>hvm</type><boot dev='fd'/>")
+    assert load_domain_xml(text).os.boot == ["fd"]  # nothing to boot from that kind: orders nothing
+
+
+def test_a_file_audio_backend_without_a_path_is_qemus_default() -> None:
+    out = argv(devices="<audio id='1' type='file'/>")
+    assert out[out.index("-audiodev") + 1] == "wav,id=audio1"
+
+
+def test_vcpus_beyond_255_need_q35_and_an_intel_iommu_with_eim() -> None:
+    base = XML.format(features="<ioapic driver='qemu'/>", devices="{iommu}").replace("<vcpu>", "")
+    base = base.replace("<memory>", "<vcpu>288</vcpu><memory>")
+    base = base.replace("<type>hvm", "<type machine='q35'>hvm")
+    eim = "<iommu model='intel'><driver intremap='on' eim='on'/></iommu>"
+    assert load_domain_xml(base.format(iommu=eim)).vcpus == 288
+    with pytest.raises(PyvirtError, match=r"\(1-255; up to 288 on q35 with an Intel IOMMU's eim"):
+        load_domain_xml(base.format(iommu=""))
+    with pytest.raises(PyvirtError, match=r"out of range \(1-288\)"):
+        load_domain_xml(base.format(iommu=eim).replace("288", "289"))

@@ -355,7 +355,6 @@ def q35(text: str) -> str:
             InvalidArgument,
             "panic model 'pvpanic' cannot have an address of type 'isa'",
         ),
-        (with_devices("", "<boot dev='fd'/>"), InvalidArgument, "os/boot dev='fd' names no device"),
         (
             with_devices("<controller type='usb' index='0' model='ich9-uhci1'><master/></controller>"),
             XMLError,
