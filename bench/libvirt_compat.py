@@ -13,8 +13,9 @@ are not compared. libvirt's files are read from the checkout, never copied.
 
 ``--list`` prints each file's verdict; the summary is the acceptance rate, the equivalence rate and the
 refusal reasons, most common first. ``--libvirt`` keeps only the cases libvirt 9.0 itself runs on this
-host (``virsh domxml-to-native qemu-argv`` succeeds against a libvirtd started in a scratch network
-namespace, as the other benchmarks start it): the population the compatibility target is about.
+host (``virsh domxml-to-native qemu-argv`` succeeds against a private libvirtd in mount and network
+namespaces of its own, the tests' oracle, so a libvirtd already running on the machine neither stops
+the run nor answers for it): the population the compatibility target is about.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.errors import PyvirtError
 from pyvirt.qemu import firmware
 from pyvirt.qemu.command import RuntimeContext, build_argv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.support.virtinstall import Oracle
 
 # Devices libvirt adds that pyvirt gets from the machine or leaves out without a difference to the guest.
 _IGNORED_DEVICES = {"pci-ohci"}
@@ -132,15 +136,9 @@ def cases(tree: Path) -> list[tuple[Path, Path | None]]:
     return out
 
 
-def libvirt_runs(xml: Path) -> bool:
+def libvirt_runs(oracle: Oracle, xml: Path) -> bool:
     """Whether libvirt 9.0 here turns the XML into a QEMU command line (its own verdict)."""
-    import subprocess
-
-    result = subprocess.run(
-        ["virsh", "-c", "qemu:///system", "domxml-to-native", "qemu-argv", str(xml)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    return result.returncode == 0
+    return oracle.runs("domxml-to-native", "qemu-argv", str(xml))
 
 
 def _reason(detail: str) -> str:
@@ -189,15 +187,15 @@ def main() -> int:
 
 
 def _libvirt_population(files: list[tuple[Path, Path | None]]) -> list[tuple[Path, Path | None]]:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from bench_domains import Libvirt, netns
-
-    with netns():
-        libvirt = Libvirt()
-        try:
-            return [case for case in files if libvirt_runs(case[0])]
-        finally:
-            libvirt.close()
+    why = Oracle.missing()
+    if why is not None:
+        raise SystemExit(f"error: --libvirt needs libvirt 9.0 as the oracle: {why}")
+    oracle = Oracle()
+    oracle.start()
+    try:
+        return [case for case in files if libvirt_runs(oracle, case[0])]
+    finally:
+        oracle.stop()
 
 
 if __name__ == "__main__":

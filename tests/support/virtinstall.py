@@ -126,6 +126,10 @@ class Oracle:
         assert result.returncode == 0, result.stderr
         return result.stdout
 
+    def runs(self, *args: str) -> bool:
+        """Whether ``virsh ARGS`` succeeds against the private libvirtd."""
+        return self._virsh(*args).returncode == 0
+
     def command(self, *args: str) -> list[str]:
         """The argv that runs ``virt-install ARGS`` against the private libvirtd."""
         return [*self._enter(), "virt-install", "--connect", "qemu:///system", *args]
