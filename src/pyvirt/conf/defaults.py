@@ -4,21 +4,16 @@ A separate pass, as in libvirt, so that parsing stays a faithful reading of the 
 libvirt itself writes is added: the UUID (the dataclass default), MAC addresses, the machine type, the
 disk bus implied by the target name, the serial/console pairing, the model of a PCI controller that
 names none, the primary video first, and the USB controller and balloon libvirt adds
-(:mod:`pyvirt.conf.implicit_devices`); :func:`hotplug_ports` names the spare PCIe root ports a q35
-machine is started with.
+(:mod:`pyvirt.conf.implicit_devices`).
 """
 
 from __future__ import annotations
 
 from pyvirt.conf import implicit_devices
-from pyvirt.conf.addresses import number, placed_devices
-from pyvirt.conf.domain import CharDevConfig, ControllerConfig, Domain, PCIAddress
+from pyvirt.conf.domain import CharDevConfig, Domain
 from pyvirt.conf.mac import random_mac
 
 DEFAULT_MACHINE = "pc"
-# Free pcie-root-ports a q35 machine starts with, for devices plugged while it runs (pcie.0 itself
-# takes no hot-plugged device; libvirt's tools add spare root ports for the same reason).
-HOTPLUG_PORTS = 4
 # libvirt maps sd* to scsi; pyvirt maps it to sata, which needs no extra controller model on q35.
 _BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "sata"), ("hd", "ide"), ("fd", "fdc"))
 
@@ -91,44 +86,3 @@ def apply_defaults(dom: Domain) -> None:
     primary = next((i for i, video in enumerate(videos) if video.primary), 0)
     if primary:  # libvirt keeps the primary video first
         videos.insert(0, videos.pop(primary))
-
-
-def hotplug_ports(dom: Domain) -> list[ControllerConfig]:
-    """The pcie-root-ports to add to a q35 ``dom`` so that ``HOTPLUG_PORTS`` of them hold no device
-    and allow hotplug; none when it already has them (so adding them to the domain is idempotent).
-
-    They share one slot of pcie.0 as functions 0-3 (libvirt's layout), the highest slot no device
-    names, so that the devices QEMU places itself (from the lowest free slot up) never meet them."""
-    if "q35" not in (dom.os.machine or ""):
-        return []
-    pci = [c for c in dom.devices.controllers if c.type == "pci"]
-    used = {number(p.address, "bus") for p in placed_devices(dom) if p.address.type == "pci"}
-    free = [
-        c
-        for c in pci
-        if c.model == "pcie-root-port" and c.index not in used and c.extra.get("target.hotplug") != "off"
-    ]
-    ports = {c.extra.get("target.port") for c in pci}
-    index = max((c.index for c in pci), default=0)
-    out: list[ControllerConfig] = []
-    port = 0x10
-    slots = {
-        number(p.address, "slot")
-        for p in placed_devices(dom)
-        if p.address.type == "pci" and number(p.address, "bus") == 0
-    }
-    slot = next((s for s in range(0x1E, 0, -1) if s not in slots), None)
-    for function in range(HOTPLUG_PORTS - len(free) if slot is not None else 0):
-        index += 1
-        while hex(port) in ports:
-            port += 1
-        ports.add(hex(port))
-        extra = {"model.name": "pcie-root-port", "target.chassis": str(index), "target.port": hex(port)}
-        attrs = {"domain": "0x0000", "bus": "0x00", "slot": f"{slot:#04x}", "function": hex(function)}
-        if function == 0:
-            attrs["multifunction"] = "on"
-        address = PCIAddress(type="pci", attrs=attrs)
-        out.append(
-            ControllerConfig(type="pci", index=index, model="pcie-root-port", extra=extra, address=address)
-        )
-    return out

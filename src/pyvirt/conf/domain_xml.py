@@ -776,7 +776,7 @@ class _Parser:
             node.done()
         if (driver := e.child("driver")) is not None:
             ctl.virtio = virtio_options.parse(driver)
-            if kind == "scsi" and ctl.model in (None, "virtio-scsi"):
+            if kind == "scsi" and ctl.model == "virtio-scsi":
                 controller_models.parse_scsi_driver(driver, ctl.extra)
             driver.done()
         ctl.alias = self.alias(e)

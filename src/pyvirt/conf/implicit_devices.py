@@ -2,21 +2,29 @@
 
 As ``qemuDomainDefAddDefaultDevices`` does for i440fx and q35 machines: a USB controller (``piix3-uhci``
 at 00:01.2 on pc, ``qemu-xhci`` on q35) unless the domain has one (``model='none'`` says there is to be
-none), and a virtio memory balloon unless it has a ``<memballoon>`` (``model='none'`` likewise). So a
-definition from elsewhere runs with the devices libvirt would give it, and ``dumpxml`` shows them.
+none), a virtio memory balloon unless it has a ``<memballoon>`` (``model='none'`` likewise), and a SCSI
+controller of libvirt's default model for x86 (``lsilogic``, QEMU's ``lsi``, on pc and q35 alike) for
+each controller index a SCSI disk names that no ``<controller type='scsi'>`` has; a SCSI controller
+without a model gets that model too. So a definition from elsewhere runs with the devices libvirt would
+give it, and ``dumpxml`` shows them. PCIe root ports are not added: libvirt adds one only for a device
+it places itself, and a domain's spare ports for hot-plug are in its XML (``pyvirt install`` writes
+them, as virt-install does).
 """
 
 from __future__ import annotations
 
-from pyvirt.conf.addresses import number, placed_devices
+from pyvirt.conf.addresses import drive_address, number, placed_devices
 from pyvirt.conf.domain import ControllerConfig, Domain, MemballoonConfig, PCIAddress
 
+# libvirt's SCSI controller model for x86 when none is named (qemuDomainGetSCSIControllerModel with
+# QEMU's lsi53c895a there).
+DEFAULT_SCSI_MODEL = "lsilogic"
 # libvirt's fixed place of pc's USB controller: function 2 of the PIIX3 (slot 1), beside its IDE.
 _PIIX3_USB = {"domain": "0x0000", "bus": "0x00", "slot": "0x01", "function": "0x2"}
 
 
 def add(dom: Domain) -> None:
-    """Add the implicit USB controller and balloon ``dom`` lacks; idempotent."""
+    """Add the implicit USB controller, balloon and SCSI controllers ``dom`` lacks; idempotent."""
     if dom.os.arch not in ("x86_64", "i686"):
         return
     devs = dom.devices
@@ -36,3 +44,17 @@ def add(dom: Domain) -> None:
         devs.controllers.append(usb)
     if devs.memballoon is None:
         devs.memballoon = MemballoonConfig(model="virtio")
+    _scsi_controllers(dom)
+
+
+def _scsi_controllers(dom: Domain) -> None:
+    devs = dom.devices
+    for ctl in devs.controllers:
+        if ctl.type == "scsi" and ctl.model is None:
+            ctl.model = DEFAULT_SCSI_MODEL
+    have = {ctl.index for ctl in devs.controllers if ctl.type == "scsi"}
+    wanted = sorted(
+        {drive_address(dom, i)[0] for i, disk in enumerate(devs.disks) if disk.target_bus == "scsi"} - have
+    )
+    for index in wanted:
+        devs.controllers.append(ControllerConfig(type="scsi", index=index, model=DEFAULT_SCSI_MODEL))

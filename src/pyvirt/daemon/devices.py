@@ -192,7 +192,7 @@ async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
             f"unsupported configuration: disk bus '{disk.target_bus}' cannot be hotplugged "
             f"(only {', '.join(HOTPLUG_BUSES)}; sdX targets default to sata: give bus='scsi')"
         )
-    missing = _check_controller(trial, disk)
+    missing = _check_controller(trial, disk, live)
     path = blockdevs.disk_path(reg, disk) if disk.source_host is None else None
     if path is not None:
         blockdevs.check_source(path)
@@ -228,13 +228,14 @@ async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
     return dev_id
 
 
-def _check_controller(dom: Domain, disk: DiskConfig) -> int | None:
-    """The SCSI controller a SCSI disk needs that the running machine lacks (libvirt plugs it first);
-    a USB disk without a USB controller is refused."""
+def _check_controller(dom: Domain, disk: DiskConfig, live: Domain) -> int | None:
+    """The SCSI controller a SCSI disk of ``dom`` (``live`` with the disk, defaults applied) needs that the
+    running machine ``live`` lacks (libvirt plugs it first); a USB disk without a USB controller is
+    refused."""
     if disk.target_bus == "scsi":
         controller = drive_address(dom, dom.devices.disks.index(disk))[0]
-        present = any(c.type == "scsi" and c.index == controller for c in dom.devices.controllers) or (
-            controller == 0 and any(d.target_bus == "scsi" and d is not disk for d in dom.devices.disks)
+        present = any(c.type == "scsi" and c.index == controller for c in live.devices.controllers) or (
+            controller == 0 and any(d.target_bus == "scsi" for d in live.devices.disks)
         )
         return None if present else controller
     if disk.target_bus == "usb" and not any(

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyvirt.conf import audio, hostdev, tpm, vsock
-from pyvirt.conf.defaults import hotplug_ports
 from pyvirt.conf.domain import Domain
 from pyvirt.daemon import blockdevs, blockjobs, disk_secrets, iotune, tuning
 from pyvirt.daemon.console import ConsoleRelay
@@ -87,7 +86,6 @@ async def start_qemu(
     hostdev.require_host(dom)
     passphrases = disk_secrets.passphrases(reg, dom)
     blockjobs.fill_chains(dom, disk_paths)
-    dom.devices.controllers.extend(hotplug_ports(dom))  # q35's spare root ports, in the live XML too
     run_dir = reg.layout.qemu_run_dir
     name = dom.name
     revert = Revert()

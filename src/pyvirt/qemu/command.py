@@ -27,7 +27,6 @@ from pyvirt.conf import (
 from pyvirt.conf import clock as clock_xml
 from pyvirt.conf.addresses import drive_address, number, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
-from pyvirt.conf.defaults import hotplug_ports
 from pyvirt.conf.domain import (
     CharDevConfig,
     ControllerConfig,
@@ -37,6 +36,7 @@ from pyvirt.conf.domain import (
     InterfaceConfig,
     PCIAddress,
 )
+from pyvirt.conf.implicit_devices import DEFAULT_SCSI_MODEL
 from pyvirt.conf.validate import iothread_ids
 from pyvirt.errors import UnsupportedConfig
 
@@ -432,14 +432,12 @@ class _Builder:
         def order(c: ControllerConfig) -> tuple[bool, int, bool]:
             return c.type != "pci", c.index, "master.startport" in c.extra  # companions after their master
 
-        for ctrl in sorted([*self.dom.devices.controllers, *hotplug_ports(self.dom)], key=order):
+        for ctrl in sorted(self.dom.devices.controllers, key=order):
             self.controller(ctrl)
 
     def controller(self, ctrl: ControllerConfig) -> None:
         place = _pci_placement(ctrl.address, self.q35)
-        is_virtio = ctrl.type == "virtio-serial" or (
-            ctrl.type == "scsi" and ctrl.model in (None, "virtio-scsi")
-        )
+        is_virtio = ctrl.type == "virtio-serial" or (ctrl.type == "scsi" and ctrl.model == "virtio-scsi")
         place.update(virtio_options.props(ctrl.virtio, virtio=is_virtio, what=f"controller '{ctrl.type}'"))
         if ctrl.type == "pci":
             model = ctrl.model or ("pcie-root" if self.q35 else "pci-root")
@@ -483,7 +481,7 @@ class _Builder:
             self.sata_buses[ctrl.index] = f"sata{ctrl.index}"
             self.add(*_device("ahci", place, id=f"sata{ctrl.index}"))
         elif ctrl.type == "scsi":
-            model = ctrl.model or "virtio-scsi"
+            model = ctrl.model or DEFAULT_SCSI_MODEL
             scsi_driver = controller_models.SCSI_DEVICES.get(model)
             if scsi_driver is None:
                 raise UnsupportedConfig(f"unsupported configuration: scsi controller model '{model}'")
@@ -526,7 +524,7 @@ class _Builder:
                     f"unsupported configuration: no scsi controller with index {controller}"
                 )
             self.scsi_buses[0] = "scsi0"
-            self.add("-device", "virtio-scsi-pci,id=scsi0")
+            self.add("-device", f"{controller_models.SCSI_DEVICES[DEFAULT_SCSI_MODEL]},id=scsi0")
         return self.scsi_buses[controller]
 
     def _virtio_serial_bus(self, controller: int) -> str:

@@ -86,6 +86,8 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "libvirt-vnc-options": (("-vnc", ("127.0.0.1:3",)),),
     "libvirt-spice-no-args": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
     "libvirt-vsock": (("-device", ("vhost-vsock-pci",)),),
+    # a SCSI disk without a controller: libvirt's default model for x86 (lsilogic)
+    "libvirt-scsi-implicit": (("-device", ("lsi",)),),
     "libvirt-tpm-passthrough": (("-device", ("tpm-crb",)),),
     "libvirt-hostdev": (("-device", ("vfio-pci", "usb-host")),),
     "libvirt-chardev-extras": (

@@ -11,6 +11,7 @@ from pyvirt.conf.defaults import apply_defaults, infer_disk_bus
 from pyvirt.conf.domain import CharDevConfig, Domain, InterfaceConfig
 from pyvirt.conf.domain_xml import format_domain, parse_domain
 from pyvirt.conf.mac import random_mac
+from pyvirt.errors import UnsupportedConfig
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "domain"
 MINIMAL = (DATA / "minimal.xml").read_text()
@@ -120,3 +121,35 @@ def test_apply_defaults_is_idempotent() -> None:
     once = format_domain(dom)
     apply_defaults(dom)
     assert format_domain(dom) == once
+
+
+def test_scsi_disks_get_libvirts_default_controller_model() -> None:
+    """libvirt's SCSI controller model for x86 is lsilogic, on pc and q35 alike: one per controller index
+    a disk names, and for a <controller type='scsi'> that names no model."""
+    disks = (
+        "<disk type='file' device='disk'><source file='/a'/><target dev='sda' bus='scsi'/></disk>"
+        "<disk type='file' device='disk'><source file='/b'/><target dev='sdb' bus='scsi'/>"
+        "<address type='drive' controller='2' bus='0' target='0' unit='1'/></disk>"
+    )
+    for machine in (" machine='pc'", " machine='q35'"):
+        dom = with_devices(disks, machine=machine)
+        apply_defaults(dom)
+        apply_defaults(dom)  # idempotent
+        scsi = [(c.index, c.model) for c in dom.devices.controllers if c.type == "scsi"]
+        assert scsi == [(0, "lsilogic"), (2, "lsilogic")]
+    named = with_devices("<controller type='scsi' index='0'/><controller type='scsi' model='virtio-scsi'/>")
+    apply_defaults(named)
+    assert [c.model for c in named.devices.controllers if c.type == "scsi"] == ["lsilogic", "virtio-scsi"]
+    assert "<controller type='scsi' index='0' model='lsilogic'" in format_domain(named)
+
+
+def test_q35_gets_no_spare_root_ports() -> None:
+    """libvirt adds a root port only for a device it places; spare ones are the XML's (pyvirt install)."""
+    dom = with_devices("", machine=" machine='q35'")
+    apply_defaults(dom)
+    assert not [c for c in dom.devices.controllers if c.type == "pci"]
+
+
+def test_virtio_scsi_tuning_on_a_controller_without_model_is_refused() -> None:
+    with pytest.raises(UnsupportedConfig, match="'queues'"):  # libvirt: only virtio-scsi has queues
+        with_devices("<controller type='scsi' index='0'><driver queues='4'/></controller>")

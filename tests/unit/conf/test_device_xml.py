@@ -1,13 +1,12 @@
 """One device's XML: read by the domain parser's own readers (refusing what they refuse), written back as
-dumpxml writes it; the spare PCIe root ports of a q35 machine."""
+dumpxml writes it."""
 
 from __future__ import annotations
 
 import pytest
 
-from pyvirt.conf.defaults import HOTPLUG_PORTS, hotplug_ports
 from pyvirt.conf.device_xml import format_device, parse_device
-from pyvirt.conf.domain import ControllerConfig, DiskConfig, Domain, InterfaceConfig, PCIAddress
+from pyvirt.conf.domain import ControllerConfig, DiskConfig, InterfaceConfig
 from pyvirt.errors import UnsupportedConfig, XMLError
 
 DISK = """<disk type='file' device='disk'>
@@ -50,26 +49,3 @@ def test_other_devices_and_controller_index() -> None:
 def test_refusals(xml: str, error: type[Exception], message: str) -> None:
     with pytest.raises(error, match=message):
         parse_device(xml)
-
-
-def test_q35_gets_spare_root_ports_once() -> None:
-    dom = Domain(name="q")
-    dom.os.machine = "pc-q35-7.2"
-    ports = hotplug_ports(dom)
-    assert len(ports) == HOTPLUG_PORTS
-    assert [p.index for p in ports] == [1, 2, 3, 4]
-    assert [p.address.attrs["function"] if p.address else None for p in ports] == ["0x0", "0x1", "0x2", "0x3"]
-    assert ports[0].address is not None and ports[0].address.attrs["multifunction"] == "on"
-    dom.devices.controllers.extend(ports)
-    assert hotplug_ports(dom) == []  # idempotent: enough free ports now
-    # A port a device sits on, or one with hotplug off, is not spare: one more is added.
-    dom.devices.disks.append(
-        DiskConfig(source="/a", target_dev="vda", address=PCIAddress("pci", {"bus": "0x01", "slot": "0"}))
-    )
-    ports[1].extra["target.hotplug"] = "off"
-    more = hotplug_ports(dom)
-    assert [p.index for p in more] == [5, 6]
-    assert all(p.address is not None and p.address.attrs["slot"] == "0x1d" for p in more)  # 0x1e is taken
-    pc = Domain(name="p")
-    pc.os.machine = "pc"
-    assert hotplug_ports(pc) == []
