@@ -565,7 +565,8 @@ class InstallRequest(TypedDict):
     console, channel, controller, rng, tpm), ``location``, ``name`` (os_variant)). ``cloud_init``'s
     ``user-data``, ``meta-data``, ``network-config``, ``root-password-file`` and ``*-ssh-key`` carry
     the files' contents. ``dry_run``: build and check only, nothing is made (``--print-xml``,
-    ``--dry-run``)."""
+    ``--dry-run``). A ``disk`` whose path is an OVA/OVF, with ``import_install``: its disks converted
+    into the pool, its CPUs, memory, firmware, buses and NICs the defaults of the options not given."""
 
     name: NotRequired[str]
     memory: NotRequired[Suboptions]

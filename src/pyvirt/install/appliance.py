@@ -1,8 +1,11 @@
 """``pyvirt install --import --disk APPLIANCE``: an OVA or OVF's machine turned into install options.
 
-virt-install has no appliance import (``virt-v2v -i ova`` has, and converts the guest too). pyvirt
-reads the package with its one OVF reader, :mod:`pyvirt.guest.ovf` (as ``template import`` does), and
-rewrites the request before it is planned (:func:`rewrite`):
+virt-install has no appliance import. ``virt-v2v -i ova`` has: it reads the same OVF facts (name,
+memory, vCPUs, firmware, disks and their controllers, NICs, put on ``default`` unless mapped) and also
+rewrites the guest for virtio devices, so it gives virtio buses; pyvirt does not touch the guest, so
+it keeps the appliance's buses and NIC models instead. pyvirt reads the package with its one OVF
+reader, :mod:`pyvirt.guest.ovf` (as ``template import`` does), and rewrites the request before it is
+planned (:func:`rewrite`):
 
 - the appliance's ``--disk`` becomes one disk per OVF disk, each a new image (``NAME.qcow2``,
   ``NAME-1.qcow2``... in the pool its ``pool=`` names, else the default pool) that the daemon
