@@ -52,7 +52,7 @@ def _cvtnum(text: str, what: str, top: int) -> int:
 
 def cmd_bench(argv: list[str]) -> int:
     from pyvirt.image import open_image
-    from pyvirt.image.bench import header_lines, run_bench
+    from pyvirt.image.bench import BenchSpec, run_bench
 
     opts, args = _parse(argv, *_spec("bench"))
     count, depth, size, offset, step = 75000, 64, 4096, 0, 0
@@ -121,31 +121,12 @@ def cmd_bench(argv: list[str]) -> int:
         force_share=share,
         passphrase=passphrase,
     ) as img:
-        step = step or size
-        sys.stdout.write(
-            header_lines(
-                count=count,
-                write=write,
-                size=size,
-                depth=depth,
-                offset=offset,
-                step=step,
-                flush_interval=flush_interval,
-            )
-        )
+        spec = BenchSpec(
+            count=count, depth=depth, size=size, offset=offset, step=step or size, write=write,
+            pattern=pattern, flush_interval=flush_interval, drain=not no_drain, cache=cache,
+        )  # fmt: skip
+        sys.stdout.write(spec.header())
         sys.stdout.flush()
-        seconds = run_bench(
-            img,
-            count=count,
-            depth=depth,
-            size=size,
-            offset=offset,
-            step=step,
-            write=write,
-            pattern=pattern,
-            flush_interval=flush_interval,
-            drain=not no_drain,
-            cache=cache,
-        )
+        seconds = run_bench(img, spec)
     sys.stdout.write(f"Run completed in {seconds:.3f} seconds.\n")
     return 0

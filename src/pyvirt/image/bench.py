@@ -12,6 +12,7 @@ in flight during it) unless ``drain`` is off, when it runs beside the requests.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from pyvirt.image.errors import ImageError
 
@@ -25,16 +26,30 @@ class FailedRequest(ImageError):
     """A request failed: qemu-img prints ``Failed request: <strerror>`` and exits 1."""
 
 
-def header_lines(
-    *, count: int, write: bool, size: int, depth: int, offset: int, step: int, flush_interval: int
-) -> str:
-    out = (
-        f"Sending {count} {'write' if write else 'read'} requests, {size} bytes each, {depth} in parallel "
-        f"(starting at offset {offset}, step size {step})\n"
-    )
-    if flush_interval:
-        out += f"Sending flush every {flush_interval} requests\n"
-    return out
+@dataclass(frozen=True)
+class BenchSpec:
+    """One ``qemu-img bench`` run as its options give it."""
+
+    count: int = 75000
+    depth: int = 64
+    size: int = 4096
+    offset: int = 0
+    step: int = 4096
+    write: bool = False
+    pattern: int = 0
+    flush_interval: int = 0
+    drain: bool = True
+    cache: str = "writeback"
+
+    def header(self) -> str:
+        """The lines qemu-img prints before the run."""
+        out = (
+            f"Sending {self.count} {'write' if self.write else 'read'} requests, {self.size} bytes each, "
+            f"{self.depth} in parallel (starting at offset {self.offset}, step size {self.step})\n"
+        )
+        if self.flush_interval:
+            out += f"Sending flush every {self.flush_interval} requests\n"
+        return out
 
 
 FLUSH = -1
@@ -46,43 +61,28 @@ class _Run:
     a drained flush runs. A completion issues the next requests (or a flush) into ``ready``, which
     the worker threads take from."""
 
-    def __init__(
-        self,
-        img: Image,
-        *,
-        count: int,
-        depth: int,
-        size: int,
-        offset: int,
-        step: int,
-        write: bool,
-        pattern: int,
-        flush_interval: int,
-        drain: bool,
-        writethrough: bool,
-        dropper: DropBehind | None,
-    ) -> None:
+    def __init__(self, img: Image, spec: BenchSpec, dropper: DropBehind | None) -> None:
         import threading
         from collections import deque
 
         self.img = img
-        self.n = count
+        self.n = spec.count
         self.in_flight = 0
-        self.depth = depth
-        self.size = size
-        self.offset = offset
-        self.step = step
-        self.write = write
-        self.flush_interval = flush_interval
-        self.drain = drain
-        self.writethrough = writethrough
+        self.depth = spec.depth
+        self.size = spec.size
+        self.offset = spec.offset
+        self.step = spec.step
+        self.write = spec.write
+        self.flush_interval = spec.flush_interval
+        self.drain = spec.drain
+        self.writethrough = spec.cache in ("writethrough", "directsync")
         self.dropper = dropper
         self.in_flush = False
         self.ready: deque[int] = deque()
         self.error: BaseException | None = None
         self.cond = threading.Condition()
         self.io_lock = threading.Lock()  # the image is written and flushed by one thread at a time
-        self.data = bytes([pattern]) * size
+        self.data = bytes([spec.pattern]) * spec.size
 
     def start(self) -> None:
         with self.cond:
@@ -158,51 +158,25 @@ class _Run:
                     self.dropper.advance(n)
 
 
-def run_bench(
-    img: Image,
-    *,
-    count: int,
-    depth: int,
-    size: int,
-    offset: int,
-    step: int,
-    write: bool,
-    pattern: int,
-    flush_interval: int,
-    drain: bool,
-    cache: str,
-) -> float:
+def run_bench(img: Image, spec: BenchSpec) -> float:
     """Run the requests on the open ``img``; returns the seconds they took (qemu-img's figure).
 
-    ``cache``: writethrough/directsync flush after every write, none/directsync keep the image out
-    of the page cache as the run goes (:mod:`pyvirt.image.pagecache`), unsafe never syncs.
+    ``spec.cache``: writethrough/directsync flush after every write, none/directsync keep the image
+    out of the page cache as the run goes (:mod:`pyvirt.image.pagecache`), unsafe never syncs.
     """
     from pyvirt.image.pagecache import DropBehind, bypasses, image_fds
 
-    img.durable = cache != "unsafe"
+    img.durable = spec.cache != "unsafe"
     dropper = None
-    if bypasses(cache):
+    if bypasses(spec.cache):
         fds = image_fds(img)
-        dropper = DropBehind([] if write else fds, fds if write else [])
-    run = _Run(
-        img,
-        count=count,
-        depth=depth,
-        size=size,
-        offset=offset,
-        step=step,
-        write=write,
-        pattern=pattern,
-        flush_interval=flush_interval,
-        drain=drain,
-        writethrough=cache in ("writethrough", "directsync"),
-        dropper=dropper,
-    )
-    if count and img.size == 0:
+        dropper = DropBehind([] if spec.write else fds, fds if spec.write else [])
+    run = _Run(img, spec, dropper)
+    if spec.count and img.size == 0:
         raise FailedRequest("Failed request: Input/output error")
     import threading
 
-    threads = [threading.Thread(target=run.worker, daemon=True) for _ in range(min(depth, count))]
+    threads = [threading.Thread(target=run.worker, daemon=True) for _ in range(min(spec.depth, spec.count))]
     t0 = time.monotonic()
     run.start()
     for t in threads:

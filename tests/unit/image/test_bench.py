@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from pyvirt.image.base import Image
-from pyvirt.image.bench import FailedRequest, header_lines, run_bench
+from pyvirt.image.bench import BenchSpec, FailedRequest, run_bench
 
 
 class Recorder(Image):
@@ -47,12 +47,8 @@ class Recorder(Image):
 
 
 def _run(img: Recorder, **kw: object) -> None:
-    args: dict[str, object] = dict(
-        count=20, depth=4, size=4096, offset=0, step=4096, write=False, pattern=0x5A,
-        flush_interval=0, drain=True, cache="writeback",
-    )  # fmt: skip
-    args.update(kw)
-    run_bench(img, **args)  # type: ignore[arg-type]
+    args: dict[str, object] = {"count": 20, "depth": 4, "pattern": 0x5A, **kw}
+    run_bench(img, BenchSpec(**args))  # type: ignore[arg-type]
 
 
 def test_requests_go_from_the_offset_by_step_and_wrap_at_the_end() -> None:
@@ -107,10 +103,14 @@ def test_a_request_past_the_end_fails_the_run() -> None:
 
 
 def test_the_lines_qemu_img_prints() -> None:
-    assert header_lines(count=5, write=True, size=512, depth=2, offset=7, step=9, flush_interval=0) == (
+    assert BenchSpec(count=5, write=True, size=512, depth=2, offset=7, step=9).header() == (
         "Sending 5 write requests, 512 bytes each, 2 in parallel (starting at offset 7, step size 9)\n"
     )
-    assert header_lines(count=5, write=False, size=1, depth=2, offset=0, step=1, flush_interval=3).endswith(
-        "Sending 5 read requests, 1 bytes each, 2 in parallel (starting at offset 0, step size 1)\n"
-        "Sending flush every 3 requests\n"
+    assert (
+        BenchSpec(count=5, size=1, depth=2, step=1, flush_interval=3)
+        .header()
+        .endswith(
+            "Sending 5 read requests, 1 bytes each, 2 in parallel (starting at offset 0, step size 1)\n"
+            "Sending flush every 3 requests\n"
+        )
     )
