@@ -23,6 +23,7 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.daemon.actions import DomainActions
 from pyvirt.daemon.lifecycle import DomainState
 from pyvirt.errors import InvalidState, OperationFailed, UnsupportedConfig
 from pyvirt.qemu.agent import DEFAULT_TIMEOUT, NOT_RESPONDING, AgentClient
@@ -133,19 +134,8 @@ async def call(
     return await (await agent_of(obj)).command(command, arguments, timeout=timeout)
 
 
-class AgentHandlers:
+class AgentHandlers(DomainActions):
     """What every group of agent action handlers shares: the domain registry, set at start-up."""
-
-    def __init__(self) -> None:
-        self._domains: DomainRegistry | None = None
-
-    async def startup(self, domains: DomainRegistry) -> None:
-        self._domains = domains
-
-    @property
-    def domains(self) -> DomainRegistry:
-        assert self._domains is not None, f"{type(self).__name__} used before startup"
-        return self._domains
 
     def handlers(self) -> Handlers:
         raise NotImplementedError

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.daemon.actions import DomainActions
 from pyvirt.errors import AlreadyExists, InvalidState, NotFound, OperationFailed
 from pyvirt.guest import clone as parts
 from pyvirt.revert import Revert
@@ -28,7 +29,6 @@ from pyvirt.revert import Revert
 if TYPE_CHECKING:
     from pyvirt.api import types
     from pyvirt.conf.domain import Domain
-    from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
     from pyvirt.daemon.http import Request
     from pyvirt.daemon.networks import NetworkAPI
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 NetworkNames = Callable[[], Awaitable[list[str]]]
 
 
-class CloneAPI:
+class CloneAPI(DomainActions):
     """The ``domain.clone`` action, with one daemon's domain registry, storage driver and networks."""
 
     def __init__(
@@ -47,15 +47,6 @@ class CloneAPI:
         self.storage = storage
         self.events = events
         self.network_names = network_names
-        self._domains: DomainRegistry | None = None
-
-    async def startup(self, domains: DomainRegistry) -> None:
-        self._domains = domains
-
-    @property
-    def domains(self) -> DomainRegistry:
-        assert self._domains is not None, "CloneAPI.startup was not called"
-        return self._domains
 
     def handlers(self) -> Handlers:
         return {"domain.clone": self.handle}

@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.daemon import devices
+from pyvirt.daemon.actions import DomainActions
 
 if TYPE_CHECKING:
     from pyvirt.api import types
-    from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.http import Request
     from pyvirt.daemon.routes import Handlers
 
@@ -21,19 +21,8 @@ def scope(live: bool, config: bool, active: bool) -> tuple[bool, bool]:
     return live, config
 
 
-class DeviceAPI:
+class DeviceAPI(DomainActions):
     """Binds the device actions to one daemon's domain registry."""
-
-    def __init__(self) -> None:
-        self._domains: DomainRegistry | None = None
-
-    async def startup(self, domains: DomainRegistry) -> None:
-        self._domains = domains
-
-    @property
-    def domains(self) -> DomainRegistry:
-        assert self._domains is not None, "DeviceAPI.startup was not called"
-        return self._domains
 
     def handlers(self) -> Handlers:
         return {

@@ -16,13 +16,14 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.daemon import lifecycle
+from pyvirt.daemon.actions import DomainActions
 from pyvirt.daemon.lifecycle import DomainState, guard
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, UnsupportedConfig
 from pyvirt.qemu.keymaps import to_qnum
 
 if TYPE_CHECKING:
     from pyvirt.api import types
-    from pyvirt.daemon.domains import DomainObject, DomainRegistry
+    from pyvirt.daemon.domains import DomainObject
     from pyvirt.daemon.http import Request
     from pyvirt.daemon.routes import Handlers
 
@@ -66,19 +67,8 @@ def _qmp_error(err: OperationFailed) -> dict[str, str] | None:
     return {"class": str(getattr(response, "class_", "GenericError")), "desc": str(response.desc)}
 
 
-class DisplayAPI:
+class DisplayAPI(DomainActions):
     """The handlers of screenshot, send-key, qemu-monitor-command, inject-nmi and the job actions."""
-
-    def __init__(self) -> None:
-        self._domains: DomainRegistry | None = None
-
-    async def startup(self, domains: DomainRegistry) -> None:
-        self._domains = domains
-
-    @property
-    def domains(self) -> DomainRegistry:
-        assert self._domains is not None, "DisplayAPI used before startup"
-        return self._domains
 
     def handlers(self) -> Handlers:
         return {

@@ -22,13 +22,13 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.daemon.actions import DomainActions
 from pyvirt.errors import InvalidArgument, OperationFailed
 from pyvirt.install import appliance, build, osinfo
 from pyvirt.revert import Revert
 
 if TYPE_CHECKING:
     from pyvirt.daemon.clones import NetworkNames
-    from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
     from pyvirt.daemon.http import Request
     from pyvirt.daemon.routes import Handlers
@@ -45,23 +45,14 @@ _REQUIRE_MESSAGE = (
 )
 
 
-class InstallAPI:
+class InstallAPI(DomainActions):
     """The ``domain.install`` action, with one daemon's domains, storage and networks."""
 
     def __init__(self, storage: StorageDriver, events: EventBus, network_names: NetworkNames | None) -> None:
         self.storage = storage
         self.events = events
         self.network_names = network_names
-        self._domains: DomainRegistry | None = None
         self._watches: set[asyncio.Task[None]] = set()
-
-    async def startup(self, domains: DomainRegistry) -> None:
-        self._domains = domains
-
-    @property
-    def domains(self) -> DomainRegistry:
-        assert self._domains is not None, "InstallAPI.startup was not called"
-        return self._domains
 
     def handlers(self) -> Handlers:
         return {"domain.install": self.handle}

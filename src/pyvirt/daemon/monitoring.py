@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.daemon import iftune, iotune, resources, stats, tuning
+from pyvirt.daemon.actions import DomainActions
 from pyvirt.daemon.http import RawReply, Request
 from pyvirt.daemon.metrics import CONTENT_TYPE, Metrics
 from pyvirt.daemon.routes import Handlers
@@ -29,23 +30,17 @@ def _words(text: str | None) -> list[str]:
     return [word for word in (text or "").split(",") if word]
 
 
-class MonitoringAPI:
+class MonitoringAPI(DomainActions):
     """Statistics and resource handlers of one daemon (the domain registry is bound at start-up)."""
 
     def __init__(self, networks: Any = None, storage: Any = None) -> None:
-        self._domains: DomainRegistry | None = None
         self.metrics = Metrics()
         self.metrics.networks = networks
         self.metrics.storage = storage
 
     async def startup(self, domains: DomainRegistry) -> None:
-        self._domains = domains
+        await super().startup(domains)
         self.metrics.domains = domains
-
-    @property
-    def domains(self) -> DomainRegistry:
-        assert self._domains is not None, "MonitoringAPI used before start-up"
-        return self._domains
 
     def handlers(self) -> Handlers:
         return {

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
 from pyvirt.daemon import directio, launch, lifecycle
+from pyvirt.daemon.actions import DomainActions
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff, guard
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, UnsupportedConfig
 from pyvirt.qemu import savefile
@@ -437,19 +438,8 @@ def _running_flag(body: dict[str, Any]) -> bool | None:
     return None
 
 
-class SaveAPI:
+class SaveAPI(DomainActions):
     """The save, restore and managed save actions of one daemon's domain registry."""
-
-    def __init__(self) -> None:
-        self._domains: DomainRegistry | None = None
-
-    async def startup(self, domains: DomainRegistry) -> None:
-        self._domains = domains
-
-    @property
-    def domains(self) -> DomainRegistry:
-        assert self._domains is not None, "SaveAPI.startup was not called"
-        return self._domains
 
     def handlers(self) -> Handlers:
         return {
