@@ -271,11 +271,12 @@ async def serve(
             raise SystemExit(f"error: {err}") from err
     backlog = config.max_queued_clients
     rw_mode, ro_mode = int(config.unix_sock_rw_perms, 8), int(config.unix_sock_ro_perms, 8)
-    main_sock = activated.pop(str(layout.socket), None) or bind_socket(
-        layout.socket, rw_mode, config.unix_sock_group or None, backlog
-    )
+    # The read-only socket first: a client that reaches the main socket finds both (tests wait on it).
     ro_sock = activated.pop(str(layout.socket_ro), None) or bind_socket(
         layout.socket_ro, ro_mode, None, backlog
+    )
+    main_sock = activated.pop(str(layout.socket), None) or bind_socket(
+        layout.socket, rw_mode, config.unix_sock_group or None, backlog
     )
     await server.listen_unix(main_sock)
     await server.listen_unix(ro_sock, readonly=True)
