@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -201,6 +202,24 @@ class Daemon:
                 return
             time.sleep(0.2)
         raise AssertionError(f"domain {name} did not reach '{state}' in {timeout}s (last: {last})")
+
+
+@contextlib.contextmanager
+def netns_daemon(prefix: str) -> Iterator[Daemon]:
+    """A started daemon in a network namespace of its own (loopback up), so that its bridges, taps
+    and traffic stay inside; the namespace goes with it."""
+    import uuid
+
+    ns = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
+    d = Daemon(netns=ns)
+    try:
+        d.start()
+        yield d
+    finally:
+        d.cleanup()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 class Console:

@@ -16,13 +16,12 @@ import json
 import re
 import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Console, Daemon
+from tests.support.daemon import Console, Daemon, netns_daemon
 from tests.support.guest import REPO, guest_artifacts
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -33,16 +32,8 @@ WEB1_UUID = "5f939c51-dbcd-4c81-a4b8-3407131f7c27"
 
 @pytest.fixture
 def d() -> Iterator[Daemon]:
-    ns = f"pvi-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
-    daemon = Daemon(netns=ns)
-    try:
-        daemon.start()
+    with netns_daemon("pvi") as daemon:
         yield daemon
-    finally:
-        daemon.cleanup()
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def libvirt_host(root: Path) -> Path:

@@ -11,9 +11,7 @@ field or query parameter.
 
 from __future__ import annotations
 
-import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from pyvirt.client.api import action_path
 from pyvirt.client.transport import connect_unix
 from pyvirt.client.websocket import WebSocket
 from pyvirt.errors import AccessDenied
-from tests.support.daemon import Console, Daemon
+from tests.support.daemon import Console, Daemon, netns_daemon
 from tests.support.guest import domain_xml
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -50,16 +48,8 @@ CHPASSWD = "printf '#!/bin/sh\\ncat >/dev/null\\n' >/usr/sbin/chpasswd && chmod 
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Daemon]:
-    ns = f"pva-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
-    d = Daemon(netns=ns)
-    try:
-        d.start()
+    with netns_daemon("pva") as d:
         yield d
-    finally:
-        d.cleanup()
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 class Walk:

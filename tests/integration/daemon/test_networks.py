@@ -6,13 +6,12 @@ from __future__ import annotations
 import re
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Console, Daemon
+from tests.support.daemon import Console, Daemon, netns_daemon
 from tests.support.guest import domain_xml
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -33,16 +32,8 @@ NET_XML = """<network>
 
 @pytest.fixture
 def nsdaemon() -> Iterator[Daemon]:
-    ns = f"pvt-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
-    d = Daemon(netns=ns)
-    try:
-        d.start()
+    with netns_daemon("pvt") as d:
         yield d
-    finally:
-        d.cleanup()
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def in_ns(d: Daemon, *argv: str) -> str:

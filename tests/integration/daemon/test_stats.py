@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import re
 import socket
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Console, Daemon
+from tests.support.daemon import Console, Daemon, netns_daemon
 from tests.support.guest import copy_disk, domain_xml, guest_artifacts
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -30,16 +28,8 @@ NET_XML = """<network>
 
 @pytest.fixture
 def nsdaemon() -> Iterator[Daemon]:
-    ns = f"pvt-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"], check=True)
-    d = Daemon(netns=ns)
-    try:
-        d.start()
+    with netns_daemon("pvt") as d:
         yield d
-    finally:
-        d.cleanup()
-        subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
 def parse_domstats(text: str) -> dict[str, dict[str, str]]:
