@@ -367,9 +367,16 @@ def configure_debian(s: Session, fs_uuid: str) -> None:
     grub = s.read_if_exists("/etc/default/grub") or ""
     grub = _set_grub_default(grub, "GRUB_TIMEOUT", "1")
     s.write("/etc/default/grub", grub)
-    device = str(s.g.list_devices()[0])
-    s.say(f"Installing grub on {device}")
-    guest_command(s, f"grub-install --target=i386-pc {device}", "grub-install")
+    s.say("Installing grub on the disk holding the root file system")
+    # libguestfs's device names (/dev/sda = the first drive added) are not the appliance kernel's: when
+    # the kernel enumerates the appliance's own disk first, /dev/sda in a shell is that disk. The root
+    # file system's UUID names the kernel's partition; its parent is the disk to install on.
+    guest_command(
+        s,
+        f'part=$(blkid -U {fs_uuid}) && disk=/dev/$(lsblk -no PKNAME "$part") && echo "on $disk" '
+        '&& grub-install --target=i386-pc "$disk"',
+        "grub-install",
+    )
 
 
 def guest_command(s: Session, command: str, what: str) -> str:
