@@ -14,6 +14,9 @@ from pyvirt.conf.domain import CharDevConfig, Domain
 from pyvirt.conf.mac import random_mac
 
 DEFAULT_MACHINE = "pc"
+# The empty pcie-root-ports a q35 guest is given for hot-plug by the tools that write its XML
+# (virt-install's default, pyvirt install, clone and launch); the daemon itself adds none, as libvirt.
+HOTPLUG_ROOT_PORTS = 14
 # libvirt maps sd* to scsi; pyvirt maps it to sata, which needs no extra controller model on q35.
 _BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "sata"), ("hd", "ide"), ("fd", "fdc"))
 

@@ -243,6 +243,7 @@ def template_domain_xml(
 ) -> str:
     """A headless machine booting its first disk, serial console, guest agent channel, virtio RNG; the
     firmware, buses and NIC model an appliance template asks for (``hardware``), virtio and BIOS else."""
+    from pyvirt.conf.defaults import HOTPLUG_ROOT_PORTS
     from pyvirt.conf.xmlutil import serialize, x
     from pyvirt.guest.hardware import BUS_PREFIX, Hardware
 
@@ -274,6 +275,10 @@ def template_domain_xml(
         )
     if "scsi" in (hw.disk_bus(i) for i in range(len(disks))):
         devices.add(x("controller", {"type": "scsi", "model": "virtio-scsi"}))
+    if hw.machine == "q35":
+        devices.add(x("controller", {"type": "pci", "model": "pcie-root"}))
+        for _ in range(HOTPLUG_ROOT_PORTS):
+            devices.add(x("controller", {"type": "pci", "model": "pcie-root-port"}))
     devices.add(
         x("disk", {"type": "volume", "device": "cdrom"}).add(
             x("driver", {"name": "qemu", "type": "raw"}),

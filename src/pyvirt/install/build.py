@@ -20,6 +20,7 @@ import os
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
+from pyvirt.conf.defaults import HOTPLUG_ROOT_PORTS
 from pyvirt.conf.mac import is_unicast_mac, random_mac
 from pyvirt.conf.names import validate_name
 from pyvirt.conf.units import parse_scaled
@@ -39,7 +40,6 @@ from pyvirt.install.osinfo import (
 )
 
 OSINFO_NS = "http://libosinfo.org/xmlns/libvirt/domain/1.0"
-ROOT_PORTS = 14
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -522,7 +522,7 @@ def plan(req: dict[str, object], facts: OSFacts, host: Host) -> Plan:
         controllers.append(x("controller", {"type": "scsi", "model": "virtio-scsi"}))
     if is_q35 and not any(_attr(c, "type") == "pci" for c in controllers):
         controllers.append(x("controller", {"type": "pci", "model": "pcie-root"}))
-        for _ in range(ROOT_PORTS):
+        for _ in range(HOTPLUG_ROOT_PORTS):
             controllers.append(x("controller", {"type": "pci", "model": "pcie-root-port"}))
 
     # Graphics

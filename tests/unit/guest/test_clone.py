@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from pyvirt.conf.defaults import HOTPLUG_ROOT_PORTS
 from pyvirt.conf.domain_xml import format_domain, parse_domain
 from pyvirt.conf.mac import random_mac
 from pyvirt.errors import AlreadyExists
 from pyvirt.guest import clone
+from pyvirt.guest.hardware import Hardware
 from pyvirt.image.api import create_image, image_info, open_image
 
 OPTS = clone.CloneOptions(original="deb12", name="web01", vcpus=2, memory=512 << 20)
@@ -41,6 +43,20 @@ def test_template_domain_xml() -> None:
     assert (nic.type, nic.mac) == ("user", "52:54:00:00:00:01")
     assert [c.target_name for c in dom.devices.channels] == ["org.qemu.guest_agent.0"]
     assert dom.devices.serials and dom.devices.rngs
+    assert not [c for c in dom.devices.controllers if c.type == "pci"]  # pc: hot-plug goes on pci.0
+
+
+def test_template_domain_xml_q35_has_hotplug_ports() -> None:
+    """A UEFI template's clone is q35: it gets virt-install's empty root ports, since the daemon adds
+    none (as libvirt) and a device hot-plugged on q35 needs a free one."""
+    xml = clone.template_domain_xml(
+        OPTS, "6f1e8c1a-0d5e-4c1e-9d38-6f6b7f2a9a01", ["web01.qcow2"], "web01-seed.iso", [],
+        domain_type="qemu", hardware=Hardware(firmware="efi"),
+    )  # fmt: skip
+    dom = parse_domain(xml)
+    assert dom.os.machine == "q35"
+    models = [c.model for c in dom.devices.controllers if c.type == "pci"]
+    assert models == ["pcie-root"] + ["pcie-root-port"] * HOTPLUG_ROOT_PORTS
 
 
 ORIGINAL = """<domain type='qemu'>
