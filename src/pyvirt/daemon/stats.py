@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -59,10 +60,15 @@ BALLOON_STATS = (
 Fields = dict[str, int | str]
 
 # Kept per QEMU, so that statistics of many domains need fewer QMP round trips: the balloon's actual
-# size (bytes; QEMU's BALLOON_CHANGE events keep it current once it was asked for) and the vCPUs'
-# thread ids (cpu-index, thread-id; forgotten when vCPUs are plugged or unplugged).
+# size (bytes; QEMU's BALLOON_CHANGE events keep it current once it was asked for), the vCPUs'
+# thread ids (cpu-index, thread-id; forgotten when vCPUs are plugged or unplugged), the guest's
+# last memory report (the balloon's guest-stats: QEMU changes it only when the guest reports, once
+# per polling period, see _guest_report) and the last query-blockstats reply with when it was asked
+# (what a /metrics scrape shows between refreshes, see pyvirt.daemon.metrics).
 _BALLOON: weakref.WeakKeyDictionary[QemuProcess, int] = weakref.WeakKeyDictionary()
 _VCPUS: weakref.WeakKeyDictionary[QemuProcess, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
+_GUEST: weakref.WeakKeyDictionary[QemuProcess, dict[str, Any]] = weakref.WeakKeyDictionary()
+_BLOCKSTATS: weakref.WeakKeyDictionary[QemuProcess, tuple[Any, float]] = weakref.WeakKeyDictionary()
 
 
 def balloon_changed(proc: QemuProcess, data: dict[str, Any]) -> None:
@@ -74,6 +80,43 @@ def balloon_changed(proc: QemuProcess, data: dict[str, Any]) -> None:
 def forget_vcpus(proc: QemuProcess) -> None:
     """The vCPUs of ``proc`` changed (hot-plug): ask QEMU for their threads again."""
     _VCPUS.pop(proc, None)
+
+
+def _guest_report(obj: DomainObject, proc: QemuProcess, now: float) -> dict[str, Any] | None:
+    """The guest's last memory report as QEMU would give it now, if it cannot have changed since it
+    was asked: QEMU asks the guest once every polling period and stamps the answer (``last-update``,
+    whole seconds), so the report stays the same until ``last-update + period`` (for ever with no
+    polling). None: ask QEMU (no report kept, none made yet, or the next one may have come)."""
+    report = _GUEST.get(proc)
+    balloon = obj.live.devices.memballoon if obj.live is not None else None
+    if report is None or balloon is None or not isinstance(report.get("last-update"), int):
+        return None
+    last = int(report["last-update"])
+    period = balloon.stats_period or 0
+    if not last:
+        return None
+    if period and now >= last + period:
+        return None
+    return report
+
+
+def block_stats_time(proc: QemuProcess) -> float | None:
+    """When (epoch seconds) the block statistics a /metrics scrape shows for ``proc`` were asked."""
+    kept = _BLOCKSTATS.get(proc)
+    return kept[1] if kept is not None else None
+
+
+async def refresh_block_stats(reg: DomainRegistry) -> None:
+    """Ask every running domain with disks for its block statistics, concurrently, and keep them
+    (the /metrics scrapes' background refresh)."""
+    procs = [o.proc for o in reg.all() if o.proc is not None and o.current.devices.disks]
+
+    async def one(proc: QemuProcess) -> None:
+        asked = time.time()
+        with contextlib.suppress(OperationFailed):
+            _BLOCKSTATS[proc] = (await proc.monitor.execute("query-blockstats"), asked)
+
+    await asyncio.gather(*(one(proc) for proc in procs))
 
 
 def reason_code(reason: Reason) -> int:
@@ -114,9 +157,12 @@ async def collect(
     filters: Sequence[str] = (),
     *,
     capacity: bool = True,
+    kept_blocks: bool = False,
 ) -> list[dict[str, Any]]:
     """domstats: for each domain named (every domain when none is, in name order, those that pass
-    ``filters``) its fields of ``groups`` (every group when none is given)."""
+    ``filters``) its fields of ``groups`` (every group when none is given). ``kept_blocks``: the block
+    statistics last asked (of this call, a refresh or an earlier call) where there are some (a
+    /metrics scrape), not asked again."""
     for group in groups:
         if group not in GROUPS:
             raise InvalidArgument(f"unknown statistics group '{group}' (one of {', '.join(GROUPS)})")
@@ -128,19 +174,24 @@ async def collect(
     else:
         objs = sorted((o for o in reg.all() if matches(o, filters)), key=lambda o: o.name)
     nets = procstats.net_devices() if "interface" in wanted and any(o.active for o in objs) else {}
-    records = await asyncio.gather(*(_domain(reg, obj, wanted, nets, capacity) for obj in objs))
+    records = await asyncio.gather(*(_domain(reg, obj, wanted, nets, capacity, kept_blocks) for obj in objs))
     return [{"name": obj.name, "fields": fields} for obj, fields in zip(objs, records, strict=True)]
 
 
 async def _domain(
-    reg: DomainRegistry, obj: DomainObject, groups: list[str], nets: dict[str, NetCounters], capacity: bool
+    reg: DomainRegistry,
+    obj: DomainObject,
+    groups: list[str],
+    nets: dict[str, NetCounters],
+    capacity: bool,
+    kept_blocks: bool = False,
 ) -> Fields:
     proc = obj.proc
     dom = obj.current
     fields: Fields = {}
     queries: dict[str, Any] = {}
     if proc is not None:
-        queries = await _query(obj, groups, capacity=capacity)
+        queries = await _query(obj, groups, capacity=capacity, kept_blocks=kept_blocks)
     for group in groups:
         if group == "state":
             fields["state.state"] = STATE_CODES[obj.state.virsh(obj.reason)]
@@ -168,23 +219,29 @@ async def _domain(
     return fields
 
 
-async def _query(obj: DomainObject, groups: list[str], *, capacity: bool = True) -> dict[str, Any]:
+async def _query(
+    obj: DomainObject, groups: list[str], *, capacity: bool = True, kept_blocks: bool = False
+) -> dict[str, Any]:
     """The QMP replies the groups need, asked at once; a query QEMU refuses is left out."""
     assert obj.proc is not None
     monitor = obj.proc.monitor
     calls: dict[str, tuple[str, dict[str, Any] | None]] = {}
     balloon = obj.current.devices.memballoon
     proc = obj.proc
+    now = time.time()
     virtio_balloon = balloon is not None and balloon.model == "virtio"
     if virtio_balloon and {"balloon", "balloon-actual"} & set(groups) and proc not in _BALLOON:
         calls["query-balloon"] = ("query-balloon", None)
-    if "balloon" in groups and balloon is not None and virtio_balloon:
+    report = _guest_report(obj, proc, now) if "balloon" in groups and virtio_balloon else None
+    if "balloon" in groups and balloon is not None and virtio_balloon and report is None:
         path = f"/machine/peripheral/{balloon.alias or 'balloon0'}"
         calls["guest-stats"] = ("qom-get", {"path": path, "property": "guest-stats"})
     if "vcpu" in groups and proc not in _VCPUS:
         calls["query-cpus-fast"] = ("query-cpus-fast", None)
+    kept = _BLOCKSTATS.get(proc) if kept_blocks else None
     if "block" in groups and obj.current.devices.disks:
-        calls["query-blockstats"] = ("query-blockstats", None)
+        if kept is None:
+            calls["query-blockstats"] = ("query-blockstats", None)
         if capacity:  # the images' virtual size (block.N.capacity)
             calls["query-block"] = ("query-block", None)
     replies = await asyncio.gather(
@@ -197,6 +254,14 @@ async def _query(obj: DomainObject, groups: list[str], *, capacity: bool = True)
                 raise reply
             continue
         out[key] = reply
+    if "guest-stats" in out and isinstance(out["guest-stats"], dict):
+        _GUEST[proc] = out["guest-stats"]
+    elif report is not None:
+        out["guest-stats"] = report
+    if "query-blockstats" in out:
+        _BLOCKSTATS[proc] = (out["query-blockstats"], now)
+    elif kept is not None and "block" in groups:
+        out["query-blockstats"] = kept[0]
     if "query-balloon" in out:
         _BALLOON.setdefault(proc, int(out["query-balloon"]["actual"]))
     if "query-cpus-fast" in out:
@@ -431,6 +496,7 @@ async def set_period(reg: DomainRegistry, key: str, period: int, *, live: bool, 
             args = {"path": path, "property": "guest-stats-polling-interval", "value": period}
             await obj.proc.monitor.execute("qom-set", args)
             balloon.stats_period = period or None
+            _GUEST.pop(obj.proc, None)  # the next report comes on the new period
             reg.save_run_state(obj)
         if config:
             assert obj.config is not None and obj.config.devices.memballoon

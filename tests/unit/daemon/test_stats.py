@@ -1,11 +1,18 @@
 """The statistics helpers: libvirt's state and reason numbers, the guest's balloon statistics in libvirt's
-names and units, disks found in QMP replies by their node name, and the kernel counters read from /proc."""
+names and units, disks found in QMP replies by their node name, the kernel counters read from /proc, and
+the QMP replies kept between calls (the guest's memory report, the block statistics of /metrics)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
 
 from pyvirt.conf.domain_xml import load_domain_xml
+from pyvirt.daemon import stats
 from pyvirt.daemon.domains import DomainObject
 from pyvirt.daemon.lifecycle import Paused, Running, Shutoff
 from pyvirt.daemon.stats import block_entries, guest_memory, reason_code
@@ -77,3 +84,70 @@ def test_kernel_counters() -> None:
     assert procstats.thread_schedstat(os.getpid(), 2**22 + 7) == (0, 0)
     assert (procstats.rss_kib(os.getpid()) or 0) > 0
     assert procstats.thread_cpu(os.getpid(), os.getpid()) in os.sched_getaffinity(0)
+
+
+class _Monitor:
+    """Answers the statistics queries and counts them."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        self.report = report
+        self.asked: list[str] = []
+
+    async def execute(self, command: str, args: dict[str, Any] | None = None) -> Any:
+        name = f"{command}:{args['property']}" if command == "qom-get" and args else command
+        self.asked.append(name)
+        return {
+            "query-balloon": {"actual": 128 << 20},
+            "qom-get:guest-stats": self.report,
+            "query-blockstats": [{"qdev": "/machine/peripheral/virtio-disk0/virtio-backend", "stats": {}}],
+        }[name]
+
+
+class _Proc:
+    def __init__(self, monitor: _Monitor) -> None:
+        self.monitor = monitor
+
+
+def _running(report: dict[str, Any], period: int | None) -> tuple[Any, _Monitor]:
+    dom = load_domain_xml(XML.replace("</devices>", "<memballoon model='virtio'/></devices>"))
+    assert dom.devices.memballoon is not None
+    dom.devices.memballoon.stats_period = period
+    monitor = _Monitor(report)
+    obj = SimpleNamespace(proc=_Proc(monitor), current=dom, live=dom)
+    return obj, monitor
+
+
+def test_guest_report_kept_until_the_next_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QEMU changes the guest's memory report only when the guest reports, once per polling period:
+    it is asked again only once the next report may have come (or while there is none yet)."""
+    now = 1_000_000.0
+    monkeypatch.setattr(stats.time, "time", lambda: now)
+    obj, monitor = _running({"last-update": 999_999, "stats": {"stat-free-memory": 4096}}, period=2)
+    for _ in range(2):
+        replies = asyncio.run(stats._query(obj, ["balloon"]))
+        assert replies["guest-stats"]["stats"] == {"stat-free-memory": 4096}
+    assert monitor.asked.count("qom-get:guest-stats") == 1
+    now = 1_000_001.0  # last-update + period: the guest may have reported again
+    asyncio.run(stats._query(obj, ["balloon"]))
+    assert monitor.asked.count("qom-get:guest-stats") == 2
+    # No report yet (last-update 0): asked every time.
+    obj, monitor = _running({"last-update": 0, "stats": {}}, period=2)
+    for _ in range(2):
+        asyncio.run(stats._query(obj, ["balloon"]))
+    assert monitor.asked.count("qom-get:guest-stats") == 2
+    # No polling: the last report stays.
+    obj, monitor = _running({"last-update": 5, "stats": {}}, period=None)
+    for _ in range(3):
+        asyncio.run(stats._query(obj, ["balloon"]))
+    assert monitor.asked.count("qom-get:guest-stats") == 1
+
+
+def test_kept_block_statistics() -> None:
+    """domstats asks for block statistics every time; a /metrics scrape takes the last ones kept."""
+    obj, monitor = _running({"last-update": 0}, period=None)
+    asyncio.run(stats._query(obj, ["block"], capacity=False))
+    asyncio.run(stats._query(obj, ["block"], capacity=False))
+    assert monitor.asked == ["query-blockstats"] * 2
+    assert stats.block_stats_time(obj.proc) is not None
+    replies = asyncio.run(stats._query(obj, ["block"], capacity=False, kept_blocks=True))
+    assert monitor.asked == ["query-blockstats"] * 2 and replies["query-blockstats"][0]["stats"] == {}
