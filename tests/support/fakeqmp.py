@@ -360,6 +360,7 @@ class FakeHost:
         record: RunRecord,
         log_path: Path,
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
+        pass_fds: tuple[int, ...] = (),
     ) -> QemuProcess:
         argv = argv_for_fd(3)  # a start builds its command line: keep it for the test to look at
         self.argvs[record.name] = argv

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from pyvirt.conf.domain import Domain
+from pyvirt.daemon import chardev_sockets
 from pyvirt.errors import OperationFailed
 from pyvirt.paths import Layout
 from pyvirt.qemu import cgroup, cgtune, cpuacct, ownership
@@ -222,24 +223,16 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
                 with contextlib.suppress(FileExistsError):
                     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             handover.writable(path, "file")
-    for channel in dom.devices.channels:
-        path = channel.source_path
-        if channel.type != "unix" or not path or Path(path).parent == channel_dir:
+    for dev in chardev_sockets.outside(dom, channel_dir):
+        # QEMU connects to these by path (Landlock does not govern connecting); those it listens on
+        # the daemon binds and hands over as descriptors (daemon/chardev_sockets.py).
+        path = dev.source_path
+        if path is None or chardev_sockets.listens(dev):
             continue
-        parent = Path(path).parent
-        ownership.check_traversable(path, handover.ident, "socket")
-        if channel.source_mode == "connect":
-            continue
-        try:
-            writable = ownership.allowed(os.stat(parent), handover.ident, ownership.W | ownership.X)
-        except OSError:
-            writable = False
-        if not writable:
-            raise OperationFailed(
-                f"Cannot create socket '{path}' (as {handover.ident.ids()}): Permission denied "
-                f"(directory '{parent}' is not writable by user '{handover.ident.user}')"
-            )
-        handover.access[str(parent)] = "dir"
+        if os.path.exists(path):
+            handover.writable(path, f"{dev.kind} socket")
+        else:
+            ownership.check_traversable(path, handover.ident, f"{dev.kind} socket")
 
 
 def _image_files(path: str, fmt: str) -> tuple[list[str], list[str]]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
-from pyvirt.daemon import blockjobs, launch, lifecycle
+from pyvirt.daemon import blockjobs, chardev_sockets, launch, lifecycle
 from pyvirt.daemon.confinement import Confinement
 from pyvirt.daemon.console import ConsoleRelay, drop_relay
 from pyvirt.daemon.events import EventBus
@@ -168,6 +168,7 @@ class Spawner(Protocol):
         record: RunRecord,
         log_path: Path,
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
+        pass_fds: tuple[int, ...] = (),
     ) -> QemuProcess: ...
 
 
@@ -606,6 +607,7 @@ class DomainRegistry:
     def _release_resources(self, live: Domain, record: RunRecord | None = None) -> None:
         if record is not None:
             self.confinement.release_record(record)
+            chardev_sockets.remove(record.sockets)
         taps = set(record.taps) if record else set()
         taps.update(i.target_dev for i in live.devices.interfaces if i.target_dev and i.type != "user")
         if self.networks is not None:

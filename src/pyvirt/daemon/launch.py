@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from pyvirt.conf import audio, hostdev, tpm, vsock
 from pyvirt.conf.domain import Domain
-from pyvirt.daemon import blockdevs, blockjobs, disk_secrets, iotune, tuning
+from pyvirt.daemon import blockdevs, blockjobs, chardev_sockets, disk_secrets, iotune, tuning
 from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
@@ -122,6 +122,10 @@ async def start_qemu(
             dom, record, disk_paths=disk_paths, nvram=nvram, channel_dir=channel_dir, pidfile=pidfile
         )
         revert.add(lambda: reg.confinement.release_record(record), f"give back the files of {name}")
+        sockets = chardev_sockets.bind(dom, channel_dir)
+        record.sockets = list(sockets)
+        revert.add(lambda: chardev_sockets.remove(record.sockets), f"remove the chardev sockets of {name}")
+        revert.add(lambda: chardev_sockets.close(sockets), "close the chardev sockets")
         master_key, sealed = disk_secrets.seal(passphrases, channel_dir, reg.confinement.ident)
         # Recorded before the spawn (pid 0 until the domain runs): a daemon killed from here on leaves
         # a record its successor cleans up after; the QEMU itself it finds by its -pidfile and ends.
@@ -136,6 +140,7 @@ async def start_qemu(
             incoming=incoming is not None,
             master_key_path=master_key,
             disk_secrets=sealed,
+            socket_fds={path: sock.fileno() for path, sock in sockets.items()},
         )
         for gfx in dom.devices.graphics[:1]:
             if gfx.listen_socket and not gfx.socket:
@@ -151,12 +156,16 @@ async def start_qemu(
         obj.fake_reboot = False
         obj.generation += 1
         t0 = time.monotonic()
-        proc = await reg.spawn(
-            argv_for_fd=argv_for_fd,
-            record=record,
-            log_path=reg.layout.domain_log(name),
-            on_event=event_handler(reg, obj, obj.generation),
-        )
+        try:
+            proc = await reg.spawn(
+                argv_for_fd=argv_for_fd,
+                record=record,
+                log_path=reg.layout.domain_log(name),
+                on_event=event_handler(reg, obj, obj.generation),
+                pass_fds=tuple(ctx.socket_fds.values()),
+            )
+        finally:
+            chardev_sockets.close(sockets)
         t1 = time.monotonic()
         try:
             await _finish_start(reg, obj, dom, proc, paused=paused, autostart=autostart, incoming=incoming)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from pyvirt.conf import (
@@ -104,6 +105,8 @@ class RuntimeContext:
     disk_secrets: dict[int, tuple[str, str]] = field(default_factory=dict)
     tpm_socket: str | None = None  # swtpm's control socket (conf.tpm)
     now: float | None = None  # the start's time, for the RTC's base (conf.clock); the current time if None
+    # UNIX chardev path → a listening socket the daemon bound there, inherited by QEMU (chardev_sockets)
+    socket_fds: dict[str, int] = field(default_factory=dict)
 
 
 def is_q35(dom: Domain) -> bool:
@@ -750,7 +753,7 @@ class _Builder:
         dom = self.dom
         for index, serial in enumerate(dom.devices.serials):
             chardev = f"charserial{index}"
-            self.add("-chardev", _chardev_spec(serial, chardev))
+            self.add("-chardev", _chardev_spec(serial, chardev, self.ctx.socket_fds))
             port = serial.target_port if serial.target_port is not None else index
             model = serial.target_model or "isa-serial"
             addr = serial.address
@@ -771,7 +774,7 @@ class _Builder:
                 raise UnsupportedConfig(f"unsupported configuration: serial model '{model}'")
         for index, parallel in enumerate(dom.devices.parallels):
             chardev = f"charparallel{index}"
-            self.add("-chardev", _chardev_spec(parallel, chardev))
+            self.add("-chardev", _chardev_spec(parallel, chardev, self.ctx.socket_fds))
             self.add("-device", f"isa-parallel,chardev={chardev},id=parallel{index}")
         for index, console in enumerate(dom.devices.consoles):
             if console.target_type in (None, "serial"):
@@ -780,7 +783,7 @@ class _Builder:
                 raise UnsupportedConfig(f"unsupported configuration: console type '{console.target_type}'")
             bus = self._virtio_serial_bus(_serial_controller(console))
             chardev = f"charconsole{index}"
-            self.add("-chardev", _chardev_spec(console, chardev))
+            self.add("-chardev", _chardev_spec(console, chardev, self.ctx.socket_fds))
             self.add("-device", f"virtconsole,bus={bus}.0,chardev={chardev},id=console{index}")
         chardev_backends.require_display(
             dom.all_chardevs(), any(g.type == "spice" for g in dom.devices.graphics)
@@ -793,7 +796,10 @@ class _Builder:
         for index, channel in enumerate(dom.devices.channels):
             if channel.target_type == "guestfwd":
                 self.add(
-                    "-chardev", _chardev_spec(self._channel_source(index, channel), f"charchannel{index}")
+                    "-chardev",
+                    _chardev_spec(
+                        self._channel_source(index, channel), f"charchannel{index}", self.ctx.socket_fds
+                    ),
                 )
                 self.add("-netdev", guestfwd.netdev(channel, f"charchannel{index}", f"channel{index}"))
                 continue
@@ -813,7 +819,10 @@ class _Builder:
                 spicevmc.require_spice(any(g.type == "spice" for g in dom.devices.graphics), "a channel")
                 self.add("-chardev", spicevmc.chardev_spec("channel", chardev))
             else:
-                self.add("-chardev", _chardev_spec(self._channel_source(index, channel), chardev))
+                self.add(
+                    "-chardev",
+                    _chardev_spec(self._channel_source(index, channel), chardev, self.ctx.socket_fds),
+                )
             self.add(
                 "-device",
                 _opts(
@@ -1229,11 +1238,11 @@ def _serial_controller(dev: CharDevConfig) -> int:
     return number(addr, "controller") if addr is not None and addr.type == "virtio-serial" else 0
 
 
-def _chardev_spec(dev: CharDevConfig, chardev_id: str) -> str:
-    return _backend_spec(dev, chardev_id) + chardev_options.spec_tail(dev)
+def _chardev_spec(dev: CharDevConfig, chardev_id: str, socket_fds: Mapping[str, int] | None = None) -> str:
+    return _backend_spec(dev, chardev_id, socket_fds or {}) + chardev_options.spec_tail(dev)
 
 
-def _backend_spec(dev: CharDevConfig, chardev_id: str) -> str:
+def _backend_spec(dev: CharDevConfig, chardev_id: str, socket_fds: Mapping[str, int]) -> str:
     if dev.type in chardev_backends.TYPES:
         return chardev_backends.spec(dev, chardev_id)
     if dev.type == "pty":
@@ -1250,6 +1259,8 @@ def _backend_spec(dev: CharDevConfig, chardev_id: str) -> str:
             raise UnsupportedConfig(f"unsupported configuration: {dev.kind} of type 'unix' needs a path")
         server = dev.source_mode != "connect"
         tail = ",server=on,wait=off" if server else ""
+        if server and (fd := socket_fds.get(dev.source_path)) is not None:
+            return f"socket,id={chardev_id},fd={fd}{tail}"
         return f"socket,id={chardev_id},path={dev.source_path}{tail}"
     raise UnsupportedConfig(f"unsupported configuration: {dev.kind} type '{dev.type}'")
 

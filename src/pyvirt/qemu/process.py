@@ -72,6 +72,8 @@ class RunRecord:
     # A disk's top node in QEMU, by target: the command line's or a hot-plugged disk's (recorded at
     # start and plug, daemon/blockdevs.py), or the one a block job made it.
     blockroots: dict[str, str] = field(default_factory=dict)
+    # The chardev UNIX sockets the daemon bound for QEMU (daemon/chardev_sockets.py), removed at stop.
+    sockets: list[str] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), indent=1).encode(), durable=False)
@@ -190,8 +192,10 @@ class QemuProcess:
         record: RunRecord,
         log_path: Path,
         on_event: Callable[[str, dict[str, object]], object],
+        pass_fds: tuple[int, ...] = (),
     ) -> QemuProcess:
-        """Start QEMU (paused, -S) and connect its monitor; on any failure nothing is left running."""
+        """Start QEMU (paused, -S) and connect its monitor; on any failure nothing is left running.
+        ``pass_fds``: descriptors QEMU inherits besides its monitor's (those its command line names)."""
         monitor_path = Path(record.monitor)
         # Off the event loop: the spawn waits for the child's exec, which on a host busy with
         # starting guests can take many milliseconds, and the loop has other domains to serve.
@@ -204,6 +208,7 @@ class QemuProcess:
             record.credentials,
             record.cgroup,
             record.access,
+            pass_fds,
         )
         try:
             popen, offset = await asyncio.shield(launch)
@@ -279,6 +284,7 @@ def _launch(
     credentials: list[int] | None = None,
     cgroup_path: str | None = None,
     access: dict[str, str] | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Bind the monitor socket, log the command line and spawn QEMU with the socket's fd, in its
     cgroup and with its credentials (both set in the child before QEMU executes).
@@ -305,7 +311,7 @@ def _launch(
                     stdin=subprocess.DEVNULL,
                     stdout=logfh,
                     stderr=logfh,
-                    pass_fds=(fd,),
+                    pass_fds=(fd, *pass_fds),
                     start_new_session=True,
                     env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
                     preexec_fn=_confine(procs_fds, credentials, ruleset),  # None: nothing to do (session)
