@@ -4,12 +4,13 @@ shutdown/destroy → autostart, plus reboot, reset, suspend/resume and the on_* 
 from __future__ import annotations
 
 import re
+import signal
 import time
 from pathlib import Path
-from typing import IO
 
 import pytest
 
+from tests.support import events
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import domain_xml, guest_artifacts
 
@@ -123,13 +124,12 @@ def test_start_paused_and_console_from_a_pipe(daemon: Daemon, tmp_path: Path) ->
     assert proc.stdin is not None
     proc.stdin.write(b"echo piped-$((40+2))\n")
     proc.stdin.flush()
-    time.sleep(3)
+    seen = events.read_until(proc, b"piped-42", bound=60)  # the answer, then 0x1d detaches
     proc.stdin.write(b"\x1d")
     proc.stdin.flush()
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert b"Connected to domain 'p1'" in out
-    assert b"piped-42" in out
+    assert b"Connected to domain 'p1'" in seen + out
     daemon.cli("destroy", "p1").ok()
 
 
@@ -224,44 +224,18 @@ def test_kvm_refused_with_a_clear_error_when_unusable(daemon: Daemon, tmp_path: 
     assert daemon.state("k1") == "shut off"
 
 
-def read_until(stream: IO[str], wanted: str, timeout: float = 180) -> str:
-    """Lines of ``stream`` up to the one containing ``wanted``."""
-    import select
-
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while wanted not in seen:
-        ready, _, _ = select.select([stream], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            raise AssertionError(f"{wanted!r} not seen in {timeout}s; got:\n{seen}")
-        line = stream.readline()
-        if not line:
-            raise AssertionError(f"stream ended before {wanted!r}; got:\n{seen}")
-        seen += line
-    return seen
-
-
 def test_pmsuspend_to_ram_and_wake_up(daemon: Daemon, tmp_path: Path) -> None:
     """The guest suspends to RAM (S3): QEMU's SUSPEND makes the domain pmsuspended, which suspend and
     resume refuse and destroy ends; an RTC alarm wakes it (WAKEUP) and it runs again."""
-    import subprocess
-
-    from tests.support.daemon import BIN
-
     define(daemon, tmp_path, "s3")
-    events = subprocess.Popen(
-        [str(BIN / "pyvirt"), "event", "s3", "--loop"],
-        env=daemon.env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert events.stdout is not None
+    watcher = events.watch(daemon, "s3", "--event", "lifecycle")
     try:
+        events.listening(daemon, watcher, "s3", tmp_path)
         daemon.cli("start", "s3").ok()
         console = Console(daemon, "s3")
         console.expect(READY)
         console.send("echo mem > /sys/power/state\n")
-        read_until(events.stdout, "event 'lifecycle' for domain 's3': PMSuspended Memory")
+        events.read_until(watcher, b"event 'lifecycle' for domain 's3': PMSuspended Memory\n")
         assert daemon.cli("domstate", "--reason", "s3").ok().out == "pmsuspended (unknown)\n\n"
         refused = daemon.cli("suspend", "s3")
         assert refused.rc == 1 and "domain is pmsuspended" in refused.err, refused.err
@@ -275,14 +249,16 @@ def test_pmsuspend_to_ram_and_wake_up(daemon: Daemon, tmp_path: Path) -> None:
         console = Console(daemon, "s3")
         console.expect(READY)
         console.send("echo +10 > /sys/class/rtc/rtc0/wakealarm; echo mem > /sys/power/state\n")
-        out = read_until(events.stdout, "event 'lifecycle' for domain 's3': Started Event wakeup")
+        out = events.read_until(
+            watcher, b"event 'lifecycle' for domain 's3': Started Event wakeup\n"
+        ).decode()
         assert "PMSuspended Memory" in out.split("Started Booted")[-1], out
         assert daemon.cli("domstate", "--reason", "s3").ok().out == "running (event wakeup)\n\n"
         console.close()
         daemon.cli("destroy", "s3").ok()
     finally:
-        events.terminate()
-        events.communicate(timeout=30)
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(timeout=60)
 
 
 def test_a_detach_waiting_on_a_paused_guest_blocks_nothing(daemon: Daemon, tmp_path: Path) -> None:
