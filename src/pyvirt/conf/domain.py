@@ -53,6 +53,7 @@ class OSConfig:
     firmware: str | None = None  # os firmware='efi' autoselection
     bootmenu_timeout: int | None = None  # milliseconds
     nvram_template: str | None = None
+    nvram_type: str | None = None  # <nvram type='file'><source file/>: libvirt's other form of the path
     nvram_format: str | None = None  # <nvram format>: "raw", as written
     nvram_template_format: str | None = None  # <nvram templateFormat>: "raw", as written
     firmware_features: dict[str, bool] = field(default_factory=dict)  # <firmware><feature name enabled>
@@ -172,11 +173,15 @@ class DiskConfig:
     source_host: tuple[str, str, str | None] | None = None
     target_dev: str = ""
     target_bus: str = "virtio"  # virtio | sata | scsi | ide | usb | fdc; "" from the parser when absent
+    # <target tray='open'> of a cdrom or floppy: the tray's state as libvirt records it (events change it
+    # on a running domain); a start does nothing with it, as libvirt's does not: the medium is inserted.
+    tray: str | None = None
     readonly: bool = False
     shareable: bool = False
     boot_order: int | None = None
     serial: str | None = None
     address: PCIAddress | None = None
+    acpi_index: int | None = None  # <acpi index> (conf.acpi_index)
     virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
     # The images under the source, nearest first (live only; None: not known, as for a shut-off
@@ -211,6 +216,7 @@ class InterfaceConfig:
     link_state: str | None = None  # up | down
     boot_order: int | None = None
     address: PCIAddress | None = None
+    acpi_index: int | None = None  # <acpi index> (conf.acpi_index)
     virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
     # <bandwidth>: direction (inbound | outbound) → average/peak (KiB/s), burst (KiB); conf.bandwidth
@@ -263,15 +269,17 @@ class VideoConfig:
     primary: bool | None = None
     accel3d: str | None = None  # <acceleration accel3d='no'/>: only 'no' (no virgl here)
     address: PCIAddress | None = None
+    acpi_index: int | None = None  # <acpi index> (conf.acpi_index)
     virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
 
 
 @dataclass
 class InputConfig:
-    type: str  # mouse | keyboard | tablet | passthrough
-    bus: str = "ps2"  # ps2 | usb | virtio
-    evdev: str | None = None  # passthrough: the host's /dev/input/eventN, as virtio-input-host-pci
+    type: str  # mouse | keyboard | tablet | passthrough | evdev
+    bus: str = "ps2"  # ps2 | usb | virtio; "" for evdev
+    evdev: str | None = None  # passthrough, evdev: the host's /dev/input/eventN
+    evdev_options: dict[str, str] = field(default_factory=dict)  # evdev: grab, grabToggle, repeat
     address: PCIAddress | None = None
     virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
@@ -290,8 +298,9 @@ class MemballoonConfig:
 @dataclass
 class RNGConfig:
     model: str = "virtio"
-    backend_model: str = "random"
+    backend_model: str = "random"  # random | builtin | egd
     backend: str = "/dev/urandom"
+    egd: CharDevConfig | None = None  # egd: the character device an EGD daemon answers on
     rate_bytes: int | None = None
     rate_period: int | None = None
     address: PCIAddress | None = None
@@ -388,6 +397,7 @@ class Domain:
     memtune: MemTune | None = None
     iothreads: int | None = None  # <iothreads>: QEMU I/O threads, ids 1..N unless <iothreadids> names them
     iothread_ids: list[int] = field(default_factory=list)  # <iothreadids><iothread id>
+    iothread_pools: dict[int, dict[str, int]] = field(default_factory=dict)  # conf.iothread_pools
     os: OSConfig = field(default_factory=OSConfig)
     features: list[str] = field(default_factory=list)  # acpi, apic, pae, ... in document order
     feature_attrs: dict[str, dict[str, str]] = field(default_factory=dict)  # e.g. vmport state=off

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 import uuid as uuidlib
 
-from pyvirt.conf import audio as audio_backends
 from pyvirt.conf import (
+    acpi_index,
     bandwidth,
     chardev_backends,
     chardev_options,
@@ -26,10 +26,12 @@ from pyvirt.conf import (
     disk_tuning,
     feature_sizes,
     guestfwd,
+    iothread_pools,
     iotune,
     virtio_options,
     vnc_options,
 )
+from pyvirt.conf import audio as audio_backends
 from pyvirt.conf import clock as clock_xml
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
@@ -143,12 +145,14 @@ CHAR_TYPES: dict[str, tuple[str, ...]] = {
     "console": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
     "parallel": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
     "channel": ("unix", "pty", "spicevmc", "file", "null", *chardev_backends.TYPES),
+    "rng": ("unix", "pty", "file", "null", *chardev_backends.TYPES),  # an egd backend's
+    "redirdev": ("unix", "tcp"),  # a usbredir peer on a socket (a redirdev other than spicevmc)
 }
 SERIAL_TARGETS = ("isa-serial", "pci-serial", "usb-serial", "isa-debug")
 SERIAL_MODELS = ("isa-serial", "pci-serial", "usb-serial", "isa-debugcon")
 CONSOLE_TARGETS = ("serial", "virtio")
 VIDEO_MODELS = ("vga", "cirrus", "virtio", "bochs", "qxl", "ramfb", "none")
-INPUT_TYPES = ("mouse", "keyboard", "tablet", "passthrough")
+INPUT_TYPES = ("mouse", "keyboard", "tablet", "passthrough", "evdev")
 INPUT_BUSES = ("ps2", "usb", "virtio")
 RNG_BACKENDS = ("/dev/urandom", "/dev/random", "/dev/hwrng")
 PANIC_MODELS = ("isa", "pvpanic", "hyperv")
@@ -282,7 +286,13 @@ class _Parser:
                 if ident is None:
                     raise XMLError(f"missing attribute 'id' of '{thread.path}'")
                 dom.iothread_ids.append(ident)
+                if pool := iothread_pools.parse(thread):
+                    dom.iothread_pools[ident] = pool
                 thread.done()
+            node.done()
+        if (node := root.child("defaultiothread")) is not None:
+            if pool := iothread_pools.parse(node):
+                dom.iothread_pools[iothread_pools.DEFAULT] = pool
             node.done()
         if (node := root.child("cputune")) is not None:
             dom.cputune = self.cputune(node)
@@ -416,6 +426,12 @@ class _Parser:
             node.done()
         if (node := e.child("nvram")) is not None:
             osc.nvram = node.text(required=False) or None
+            if (kind := node.choice("type", ("file",))) is not None:  # the path in <source file>
+                source = node.child("source")
+                if source is None or osc.nvram is not None:
+                    raise XMLError(f"'{node.path}' of type 'file' takes its path in <source file> only")
+                osc.nvram, osc.nvram_type = source.require("file"), kind
+                source.done()
             osc.nvram_template = node.attr("template")
             osc.nvram_format = _raw_format(node, "format", "NVRAM")
             osc.nvram_template_format = _raw_format(node, "templateFormat", "NVRAM template")
@@ -616,7 +632,9 @@ class _Parser:
             elif tag == "redirdev":
                 from pyvirt.conf.spicevmc import parse_redirdev
 
-                redir = parse_redirdev(node)
+                redir = parse_redirdev(node, CHAR_TYPES["redirdev"])
+                if redir.source is not None:
+                    self.char_source(node, redir.source)
                 redir.alias = self.alias(node)
                 redir.address = self.address(node)
                 node.done()
@@ -666,8 +684,9 @@ class _Parser:
         disk.target_dev = target.require("dev")
         disk.target_bus = target.choice("bus", DISK_BUSES) or ""
         disk_tuning.parse_target(target, disk.tuning)
-        if disk.device == "cdrom":
-            target.choice("tray", ("closed",))
+        if disk.device in ("cdrom", "floppy"):
+            disk.tray = target.choice("tray", ("open", "closed"))
+            disk.tray = None if disk.tray == "closed" else disk.tray  # libvirt writes only an open one
         target.done()
         for tag in ("readonly", "shareable"):
             if (node := e.child(tag)) is not None:
@@ -695,6 +714,7 @@ class _Parser:
             iotune.check(disk.iotune, "disk/iotune")
             disk.iotune = iotune.nonzero(disk.iotune)
         disk.boot_order = self.boot_order(e)
+        disk.acpi_index = acpi_index.parse(e)
         disk.alias = self.alias(e)
         disk.address = self.address(e)
         e.done()
@@ -821,6 +841,7 @@ class _Parser:
             net_driver.parse(driver, nic.driver)
             driver.done()
         nic.boot_order = self.boot_order(e)
+        nic.acpi_index = acpi_index.parse(e)
         nic.alias = self.alias(e)
         nic.address = self.address(e)
         e.done()
@@ -831,29 +852,7 @@ class _Parser:
         dev = CharDevConfig(kind=kind, type=e.choice("type", CHAR_TYPES[kind], required=True) or "pty")
         if kind == "console" and (tty := e.attr("tty")) is not None and self.live:
             dev.source_path = tty
-        if dev.type in chardev_backends.TYPES:
-            chardev_backends.parse(e, dev)
-        elif (node := e.child("source")) is not None:
-            path = node.attr("path")
-            if dev.type == "unix":
-                dev.source_mode = node.choice("mode", ("bind", "connect"))
-                dev.source_path = path
-                chardev_options.parse_reconnect(node, dev, dev.source_mode)
-                if (
-                    proto := e.child("protocol")
-                ) is not None:  # a UNIX socket is raw (libvirt writes none back)
-                    proto.choice("type", ("raw",), required=True)
-                    proto.done()
-            elif dev.type == "file":
-                dev.source_path = node.require("path")
-                if (append := node.choice("append", ("on", "off"))) is not None:
-                    dev.source_extra["append"] = append
-            elif dev.type == "pty":
-                if self.live and path is not None:
-                    dev.source_path = path
-            else:
-                raise node.refuse()
-            node.done()
+        self.char_source(e, dev)
         chardev_options.parse_log(e, dev)
         if (node := e.child("target")) is not None:
             if kind == "serial":
@@ -877,6 +876,32 @@ class _Parser:
         dev.address = self.address(e)
         e.done()
         return dev
+
+    def char_source(self, e: Elem, dev: CharDevConfig) -> None:
+        """The host side of a character device (``<source>``, ``<protocol>``) of ``e`` into ``dev``."""
+        if dev.type in chardev_backends.TYPES:
+            chardev_backends.parse(e, dev)
+        elif (node := e.child("source")) is not None:
+            path = node.attr("path")
+            if dev.type == "unix":
+                dev.source_mode = node.choice("mode", ("bind", "connect"))
+                dev.source_path = path
+                chardev_options.parse_reconnect(node, dev, dev.source_mode)
+                if (
+                    proto := e.child("protocol")
+                ) is not None:  # a UNIX socket is raw (libvirt writes none back)
+                    proto.choice("type", ("raw",), required=True)
+                    proto.done()
+            elif dev.type == "file":
+                dev.source_path = node.require("path")
+                if (append := node.choice("append", ("on", "off"))) is not None:
+                    dev.source_extra["append"] = append
+            elif dev.type == "pty":
+                if self.live and path is not None:
+                    dev.source_path = path
+            else:
+                raise node.refuse()
+            node.done()
 
     def graphics(self, e: Elem) -> GraphicsConfig:
         gfx = GraphicsConfig(type=e.choice("type", ("vnc", "spice"), required=True) or "vnc")
@@ -947,6 +972,7 @@ class _Parser:
                 accel.done()
             node.done()
         video.virtio = virtio_options.parse_driver(e)
+        video.acpi_index = acpi_index.parse(e)
         video.alias = self.alias(e)
         video.address = self.address(e)
         e.done()
@@ -967,6 +993,14 @@ class _Parser:
 
     def input(self, e: Elem) -> InputConfig:
         kind = e.choice("type", INPUT_TYPES, required=True) or "mouse"
+        if kind == "evdev":  # a host device read by QEMU (conf.input_linux): no guest device, no bus
+            from pyvirt.conf import input_linux
+
+            evdev = InputConfig(type=kind, bus="")
+            input_linux.parse(e, evdev)
+            evdev.alias = self.alias(e)
+            e.done()
+            return evdev
         bus = e.choice("bus", INPUT_BUSES) or ("usb" if kind == "tablet" else "ps2")
         dev = InputConfig(type=kind, bus=bus)
         if kind == "passthrough":  # a host input device, on virtio only
@@ -1006,7 +1040,16 @@ class _Parser:
         backend = e.child("backend")
         if backend is None:
             raise XMLError(f"missing element 'backend' of '{e.path}'")
-        rng.backend_model = backend.choice("model", ("random", "builtin"), required=True) or "random"
+        rng.backend_model = backend.choice("model", ("random", "builtin", "egd"), required=True) or "random"
+        if rng.backend_model == "egd":  # an Entropy Gathering Daemon behind a character device
+            kind = backend.choice("type", CHAR_TYPES["rng"], required=True) or "unix"
+            rng.egd = CharDevConfig(kind="rng", type=kind)
+            self.char_source(backend, rng.egd)
+            backend.done()
+            rng.virtio = virtio_options.parse_driver(e)
+            rng.alias, rng.address = self.alias(e), self.address(e)
+            e.done()
+            return rng
         path = backend.text(required=False) or "/dev/urandom"
         if rng.backend_model == "builtin" and backend.node.text.strip():
             raise XMLError(f"'{backend.path}' of model 'builtin' takes no device path")
@@ -1102,7 +1145,11 @@ def _os(osc: OSConfig) -> XNode:
             "templateFormat": osc.nvram_template_format,
             "format": osc.nvram_format,
         }
-        node.add(x("nvram", nvram_attrs, text=osc.nvram))
+        if osc.nvram_type == "file":
+            nvram_attrs["type"] = "file"
+            node.add(x("nvram", nvram_attrs).add(x("source", {"file": osc.nvram})))
+        else:
+            node.add(x("nvram", nvram_attrs, text=osc.nvram))
     for tag in ("kernel", "initrd", "cmdline"):
         value = getattr(osc, tag)
         if value is not None:
@@ -1186,7 +1233,8 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
     node.add(source)
     if live and disk.backing is not None:
         node.add(_backing_store(disk.backing))
-    target = {"dev": disk.target_dev, "bus": disk.target_bus or None, **disk_tuning.target_attrs(disk.tuning)}
+    target = {"dev": disk.target_dev, "bus": disk.target_bus or None, "tray": disk.tray}
+    target.update(disk_tuning.target_attrs(disk.tuning))
     node.add(x("target", target))
     if disk.iotune:
         node.add(x("iotune").add(*(x(name, text=str(value)) for name, value in disk.iotune.items())))
@@ -1194,7 +1242,8 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
     node.add(x("serial", text=disk.serial) if disk.serial else None, *disk_tuning.children(disk.tuning))
     if enc is not None and (not enc.in_source or source is None):
         node.add(encryption_node(enc))
-    node.add(_boot(disk.boot_order), _alias(disk.alias, live), _address(disk.address))
+    node.add(_boot(disk.boot_order), acpi_index.write(disk.acpi_index), _alias(disk.alias, live))
+    node.add(_address(disk.address))
     return node
 
 
@@ -1242,21 +1291,27 @@ def _interface(nic: InterfaceConfig, live: bool) -> XNode:
         rates = [x(d, dict(v)) for d, v in nic.bandwidth.items() if v]  # type: ignore[arg-type]
         node.add(x("bandwidth").add(*rates))
     node.add(x("link", {"state": nic.link_state}) if nic.link_state else None)
-    node.add(_boot(nic.boot_order), _alias(nic.alias, live), _address(nic.address))
+    node.add(_boot(nic.boot_order), acpi_index.write(nic.acpi_index), _alias(nic.alias, live))
+    node.add(_address(nic.address))
     return node
+
+
+def char_source_nodes(dev: CharDevConfig, live: bool) -> list[XNode | None]:
+    """The ``<source>`` (and ``<protocol>``) of a character device's host side."""
+    if dev.type == "pty":
+        return [x("source", {"path": dev.source_path}) if live and dev.source_path else None]
+    if dev.type in ("unix", "file") and (dev.source_path or dev.source_mode):
+        append = dev.source_extra.get("append")
+        source = x("source", {"mode": dev.source_mode, "path": dev.source_path, "append": append})
+        return [source.add(chardev_options.write_reconnect(dev))]
+    if dev.type in chardev_backends.TYPES:
+        return list(chardev_backends.write(dev))
+    return []
 
 
 def _chardev(dev: CharDevConfig, live: bool) -> XNode:
     tty = dev.source_path if live and dev.kind == "console" and dev.type == "pty" else None
-    node = x(dev.kind, {"type": dev.type, "tty": tty})
-    if dev.type == "pty":
-        node.add(x("source", {"path": dev.source_path}) if live and dev.source_path else None)
-    elif dev.type in ("unix", "file") and (dev.source_path or dev.source_mode):
-        append = dev.source_extra.get("append")
-        source = x("source", {"mode": dev.source_mode, "path": dev.source_path, "append": append})
-        node.add(source.add(chardev_options.write_reconnect(dev)))
-    elif dev.type in chardev_backends.TYPES:
-        node.add(*chardev_backends.write(dev))
+    node = x(dev.kind, {"type": dev.type, "tty": tty}).add(*char_source_nodes(dev, live))
     node.add(chardev_options.write_log(dev))
     if dev.target_type == "guestfwd":
         target = guestfwd.write_target(dev)
@@ -1312,7 +1367,8 @@ def _video(video: VideoConfig, live: bool) -> XNode:
         "primary": yes_no(video.primary),
     }
     model = x("model", attrs).add(x("acceleration", {"accel3d": video.accel3d}) if video.accel3d else None)
-    return x("video").add(_driver(video.virtio), model, _alias(video.alias, live), _address(video.address))
+    extra = (acpi_index.write(video.acpi_index), _alias(video.alias, live), _address(video.address))
+    return x("video").add(_driver(video.virtio), model, *extra)
 
 
 def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
@@ -1330,8 +1386,12 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
     node.add(*(_chardev(dev, live) for dev in chardevs))
     for dev in devs.inputs:
         source = x("source", {"evdev": dev.evdev}) if dev.evdev else None
+        if dev.type == "evdev":
+            from pyvirt.conf import input_linux
+
+            source = input_linux.write(dev)
         node.add(
-            x("input", {"type": dev.type, "bus": dev.bus}).add(
+            x("input", {"type": dev.type, "bus": dev.bus or None}).add(
                 source, _driver(dev.virtio), _alias(dev.alias, live), _address(dev.address)
             )
         )
@@ -1345,7 +1405,9 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
     if devs.redirdevs:
         from pyvirt.conf.spicevmc import write_redirdev
 
-        node.add(*(write_redirdev(r, (_alias(r.alias, live), _address(r.address))) for r in devs.redirdevs))
+        for r in devs.redirdevs:
+            redir_source = char_source_nodes(r.source, live) if r.source else []
+            node.add(write_redirdev(r, (*redir_source, _alias(r.alias, live), _address(r.address))))
     if (balloon := devs.memballoon) is not None:
         stats = x("stats", {"period": balloon.stats_period}) if balloon.stats_period is not None else None
         extra = (_alias(balloon.alias, live), _address(balloon.address), _driver(balloon.virtio))
@@ -1356,7 +1418,10 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         rng_node = x("rng", {"model": rng.model})
         rng_node.add(x("rate", rate) if rng.rate_bytes is not None else None)
         rng_text = rng.backend if rng.backend_model == "random" else None
-        rng_node.add(x("backend", {"model": rng.backend_model}, text=rng_text), _driver(rng.virtio))
+        egd_type = rng.egd.type if rng.egd else None
+        backend = x("backend", {"model": rng.backend_model, "type": egd_type}, text=rng_text)
+        backend.add(*(char_source_nodes(rng.egd, live) if rng.egd else ()))
+        rng_node.add(backend, _driver(rng.virtio))
         node.add(rng_node.add(_alias(rng.alias, live), _address(rng.address)))
     for panic in devs.panics:
         node.add(x("panic", {"model": panic.model}).add(_alias(panic.alias, live), _address(panic.address)))
@@ -1408,7 +1473,12 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
     if dom.iothreads is not None:
         root.add(x("iothreads", text=str(dom.iothreads)))
     if dom.iothread_ids:
-        root.add(x("iothreadids").add(*(x("iothread", {"id": ident}) for ident in dom.iothread_ids)))
+        threads = (
+            x("iothread", {"id": ident, **iothread_pools.attrs(dom.iothread_pools.get(ident))})
+            for ident in dom.iothread_ids
+        )
+        root.add(x("iothreadids").add(*threads))
+    root.add(iothread_pools.default_node(dom))
     if dom.cputune is not None:
         tune = x("cputune")
         for tag in ("shares", "global_period", "global_quota"):

@@ -3,14 +3,16 @@ to the SPICE client) and USB redirection (``<redirdev bus='usb' type='spicevmc'/
 device passed to the guest), as virt-install adds them to every SPICE guest.
 
 Both are QEMU ``spicevmc`` character devices (``name=vdagent``, ``name=usbredir``) that exist only with
-a SPICE display, so a domain without one has them refused by name.
+a SPICE display, so a domain without one has them refused by name. A redirdev of another type
+(``unix``, ``tcp``...: a usbredir server or client on a socket) has its character device in
+``RedirdevConfig.source`` and needs no SPICE.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyvirt.conf.domain import PCIAddress
+from pyvirt.conf.domain import CharDevConfig, PCIAddress
 from pyvirt.conf.xmlutil import Elem, XNode, x
 from pyvirt.errors import UnsupportedConfig
 
@@ -19,15 +21,18 @@ from pyvirt.errors import UnsupportedConfig
 class RedirdevConfig:
     bus: str = "usb"
     type: str = "spicevmc"
+    source: CharDevConfig | None = None  # a type other than spicevmc: its character device
     address: PCIAddress | None = None  # a USB address: bus, port
     alias: str | None = None
 
 
-def parse_redirdev(e: Elem) -> RedirdevConfig:
+def parse_redirdev(e: Elem, char_types: tuple[str, ...]) -> RedirdevConfig:
     dev = RedirdevConfig(
         bus=e.choice("bus", ("usb",), required=True) or "usb",
-        type=e.choice("type", ("spicevmc",), required=True) or "spicevmc",
+        type=e.choice("type", ("spicevmc", *char_types), required=True) or "spicevmc",
     )
+    if dev.type != "spicevmc":
+        dev.source = CharDevConfig(kind="redirdev", type=dev.type)
     return dev
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from pyvirt.conf import feature_sizes, vnc_options
+from pyvirt.conf import acpi_index, feature_sizes, vnc_options
 from pyvirt.conf.addresses import check_addresses, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.domain import Domain
@@ -513,6 +513,7 @@ def validate_domain(dom: Domain) -> None:
         check_metadata(dom.metadata)
     _check_machine(dom)
     feature_sizes.check(dom, "q35" in (dom.os.machine or ""))
+    acpi_index.check(dom)
     _check_clock(dom)
     _check_firmware(dom)
     _check_devices(dom)

@@ -212,7 +212,17 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
     for share in dom.devices.filesystems:  # a virtio-9p export: the whole tree, as QEMU's user may use it
         ownership.check_traversable(share.source, handover.ident, "filesystem source")
         handover.access[share.source] = "dir"
-    for dev in (*dom.devices.serials, *dom.devices.parallels, *dom.devices.consoles, *dom.devices.channels):
+    # the character devices of an EGD RNG backend and of a socket USB redirection, as a serial's
+    others = [r.egd for r in dom.devices.rngs if r.egd] + [
+        r.source for r in dom.devices.redirdevs if r.source
+    ]
+    for dev in (
+        *dom.devices.serials,
+        *dom.devices.parallels,
+        *dom.devices.consoles,
+        *dom.devices.channels,
+        *others,
+    ):
         if dev.type == "dev" and dev.source_path:  # a host serial or parallel port, as libvirt relabels it
             handover.writable(dev.source_path, f"host {dev.kind} device")
         files = [dev.source_path] if dev.type == "file" and dev.source_path else []

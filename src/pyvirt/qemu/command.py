@@ -22,6 +22,7 @@ from pyvirt.conf import (
     disk_tuning,
     feature_sizes,
     guestfwd,
+    iothread_pools,
     virtio_options,
     vnc_options,
 )
@@ -173,7 +174,10 @@ class _Builder:
         self.smp()
         self.numa()
         for ident in iothread_ids(dom):
-            self.add(*_json_arg("-object", {"qom-type": "iothread", "id": f"iothread{ident}"}))
+            pool = iothread_pools.props(dom.iothread_pools.get(ident))
+            self.add(*_json_arg("-object", {"qom-type": "iothread", "id": f"iothread{ident}", **pool}))
+        if (main_loop := iothread_pools.main_loop(dom)) is not None:
+            self.add(*_json_arg("-object", main_loop))
         self.add("-uuid", dom.uuid)
         if self.ctx.master_key_path:
             master = {"qom-type": "secret", "id": MASTER_KEY_ID, "format": "raw"}
@@ -566,6 +570,7 @@ class _Builder:
         bootindex = self._boot_index(disk.boot_order, boot_kind)
         place = _pci_placement(disk.address, self.q35)
         share: dict[str, str | int | None] = {"share-rw": "on" if disk.shareable else None}
+        share["acpi-index"] = disk.acpi_index
         disk_tuning.check(disk)
         share.update(disk_tuning.device_props(disk))
         wce = "off" if disk.cache in ("writethrough", "directsync") else None
@@ -708,6 +713,7 @@ class _Builder:
                 id=iface.alias or f"net{index}",
                 mac=iface.mac,
                 bootindex=self._boot_index(iface.boot_order, "network"),
+                **{"acpi-index": iface.acpi_index},
             )
         )
 
@@ -971,6 +977,11 @@ class _Builder:
 
     def inputs(self) -> None:
         for index, inp in enumerate(self.dom.devices.inputs):
+            if inp.type == "evdev":
+                from pyvirt.conf import input_linux
+
+                self.add(*_json_arg("-object", input_linux.qemu_object(inp, inp.alias or f"input{index}")))
+                continue
             virtio = virtio_options.props(inp.virtio, virtio=inp.bus == "virtio", what=f"input '{inp.type}'")
             if inp.bus == "ps2":
                 if inp.type == "tablet":
@@ -1002,9 +1013,12 @@ class _Builder:
 
         spice = any(g.type == "spice" for g in self.dom.devices.graphics)
         for index, redir in enumerate(self.dom.devices.redirdevs):
-            spicevmc.require_spice(spice, "a redirdev")
             chardev = f"charredir{index}"
-            self.add("-chardev", spicevmc.chardev_spec("redirdev", chardev))
+            if redir.source is not None:  # a usbredir peer on a socket
+                self.add("-chardev", _chardev_spec(redir.source, chardev, self.ctx.socket_fds))
+            else:
+                spicevmc.require_spice(spice, "a redirdev")
+                self.add("-chardev", spicevmc.chardev_spec("redirdev", chardev))
             usb = self._usb_placement(redir.address, "usb redirection")
             self.add(*_device("usb-redir", {}, chardev=chardev, id=redir.alias or f"redir{index}", **usb))
 
@@ -1025,9 +1039,10 @@ class _Builder:
                         f"unsupported configuration: video model '{video.model}' can only be primary"
                     )
             extra: dict[str, str | int | None] = {
-                **virtio_options.props(video.virtio, virtio=video.model == "virtio", what="a video device")
+                **virtio_options.props(video.virtio, virtio=video.model == "virtio", what="a video device"),
+                "acpi-index": video.acpi_index,
             }
-            if video.model in ("vga", "cirrus") and video.vram:
+            if video.model == "vga" and video.vram:  # (libvirt passes no size to cirrus: its 4 MiB)
                 extra["vgamem_mb"] = max(1, video.vram // 1024)
             elif video.model == "bochs" and video.vram:
                 extra["vgamem"] = video.vram * 1024
@@ -1079,6 +1094,10 @@ class _Builder:
             obj = f"objrng{index}"
             if rng.backend_model == "builtin":  # QEMU's own getrandom() source
                 self.add(*_json_arg("-object", {"qom-type": "rng-builtin", "id": obj}))
+            elif rng.egd is not None:  # an EGD daemon on a character device
+                chardev = f"charrng{index}"
+                self.add("-chardev", _chardev_spec(rng.egd, chardev, self.ctx.socket_fds))
+                self.add(*_json_arg("-object", {"qom-type": "rng-egd", "id": obj, "chardev": chardev}))
             else:
                 self.add(
                     *_json_arg("-object", {"qom-type": "rng-random", "id": obj, "filename": rng.backend})

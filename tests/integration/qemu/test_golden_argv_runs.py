@@ -23,6 +23,7 @@ NEEDS_KERNEL = {"domain/test-guest", "qemu/guest-direct-kernel"}  # boot files o
 NEEDS_SERVER = {
     "domain/libvirt-nbd-disks",
     "domain/libvirt-input-passthrough",  # a host /dev/input/event device, which this machine has none of
+    "domain/libvirt-input-evdev",  # the same
 }  # NBD servers: tests/integration/daemon/test_nbd_disks.py runs one
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 

@@ -84,6 +84,13 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("-device", ("ramfb", "virtio-balloon-pci")),
     ),
     "libvirt-vnc-options": (("-vnc", ("127.0.0.1:3",)),),
+    "libvirt-iothread-pools": (("-object", ("iothread", "main-loop")), ("-device", ("virtio-blk-pci",))),
+    # (virtio-net-pci is left out: domxml-to-native rebuilds each NIC from its MAC and model only, and
+    # drops its acpi-index, which libvirt's own test data, devices-acpi-index, gives QEMU)
+    "libvirt-acpi-index": (("-device", ("virtio-blk-pci", "cirrus-vga")),),
+    # (the sockets' -chardev are left out: libvirt hands QEMU a listening fd, pyvirt the path)
+    "libvirt-egd-usbredir": (("-object", ("rng-egd",)), ("-device", ("virtio-rng-pci", "usb-redir"))),
+    "libvirt-input-evdev": (("-object", ("input-linux",)),),
     "libvirt-spice-no-args": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
     "libvirt-vsock": (("-device", ("vhost-vsock-pci",)),),
     # a SCSI disk without a controller: libvirt's default model for x86 (lsilogic)

@@ -200,7 +200,7 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
             "<channel type='pipe'><target type='virtio'/></channel>",
             "attribute 'type' = 'pipe' of 'devices/channel' is not supported",
         ),
-        ("<redirdev bus='usb' type='tcp'/>", "attribute 'type' = 'tcp' of 'devices/redirdev'"),
+        ("<redirdev bus='usb' type='spiceport'/>", "attribute 'type' = 'spiceport' of 'devices/redirdev'"),
         ("<graphics type='vnc'><listen type='network' network='x'/></graphics>", "'devices/graphics/listen'"),
         ("<disk type='nvme'/>", "attribute 'type' = 'nvme' of 'devices/disk'"),
         ("<disk device='lun'/>", "attribute 'device' = 'lun' of 'devices/disk'"),
@@ -208,10 +208,10 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
         ("<controller type='usb' model='qusb2'/>", "attribute 'model' = 'qusb2'"),
         ("<smartcard mode='passthrough' type='spicevmc'/>", "element 'devices/smartcard' is not supported"),
         ("<audio id='1' type='dbus'/>", "attribute 'type' = 'dbus' of 'devices/audio'"),
-        ("<rng model='virtio'><backend model='egd' type='tcp'/></rng>", "attribute 'model' = 'egd'"),
+        ("<rng model='virtio'><backend model='gather'/></rng>", "attribute 'model' = 'gather'"),
         ("<rng model='virtio'><backend model='random'>/etc/passwd</backend></rng>", "value '/etc/passwd'"),
         ("<memballoon model='xen'/>", "attribute 'model' = 'xen' of 'devices/memballoon'"),
-        ("<input type='evdev'/>", "attribute 'type' = 'evdev'"),
+        ("<input type='joystick'/>", "attribute 'type' = 'joystick'"),
     ],
 )
 def test_unsupported_devices_are_named(snippet: str, message: str) -> None:

@@ -42,7 +42,7 @@ def test_the_builtin_rng_and_displays_that_listen_nowhere() -> None:
             "<rng model='virtio'><backend model='builtin'>/dev/random</backend></rng>",
             "takes no device path",
         ),
-        ("", "<rng model='virtio'><backend model='egd' type='tcp'/></rng>", "'model' = 'egd'"),
+        ("", "<rng model='virtio'><backend model='egd' type='tcp'/></rng>", "of type 'tcp' needs a <source>"),
         (
             "",
             "<graphics type='vnc'><listen type='network' network='default'/></graphics>",
@@ -91,3 +91,50 @@ def test_vcpus_beyond_255_need_q35_and_an_intel_iommu_with_eim() -> None:
         load_domain_xml(base.format(iommu=""))
     with pytest.raises(PyvirtError, match=r"out of range \(1-288\)"):
         load_domain_xml(base.format(iommu=eim).replace("288", "289"))
+
+
+def test_an_egd_rng_and_a_usb_redirection_on_sockets() -> None:
+    egd = "<rng model='virtio'><backend model='egd' type='unix'><source mode='connect' path='/run/egd'/>"
+    egd += "<protocol type='raw'/></backend></rng>"
+    redir = (
+        "<redirdev bus='usb' type='tcp'><source mode='connect' host='127.0.0.1' service='4000'/></redirdev>"
+    )
+    usb = "<controller type='usb' model='qemu-xhci'/>"
+    text = format_domain(load_domain_xml(XML.format(features="", devices=egd + redir + usb)))
+    assert "<backend model='egd' type='unix'>" in text and "<source mode='connect' path='/run/egd'/>" in text
+    assert "<redirdev bus='usb' type='tcp'>" in text
+    out = argv(devices=egd + redir + usb)
+    assert "socket,id=charrng0,path=/run/egd" in out
+    assert '{"qom-type":"rng-egd","id":"objrng0","chardev":"charrng0"}' in out
+    assert any(arg.startswith("socket,id=charredir0,host=127.0.0.1,port=4000") for arg in out)
+    assert any(arg.startswith("usb-redir,chardev=charredir0") for arg in out)  # no SPICE needed
+    with pytest.raises(PyvirtError, match="'type' = 'spicevmc'"):
+        argv(devices=egd.replace("type='unix'", "type='spicevmc'"))
+
+
+def test_a_tray_state_is_kept_and_the_medium_still_inserted() -> None:
+    cdrom = "<disk type='file' device='{dev}'><source file='/x.iso'/>"
+    cdrom += "<target dev='{t}' bus='{bus}' tray='{tray}'/></disk>"
+    dom = load_domain_xml(
+        XML.format(features="", devices=cdrom.format(dev="cdrom", t="hdc", bus="ide", tray="open"))
+    )
+    assert dom.devices.disks[0].tray == "open" and "tray='open'" in format_domain(dom)
+    closed = cdrom.format(dev="floppy", t="fda", bus="fdc", tray="closed")
+    assert "tray=" not in format_domain(load_domain_xml(XML.format(features="", devices=closed)))
+    out = argv(devices=cdrom.format(dev="cdrom", t="hdc", bus="ide", tray="open"))
+    assert any('"filename":"/x.iso"' in arg for arg in out)
+    with pytest.raises(PyvirtError, match="'tray'"):
+        argv(devices=cdrom.format(dev="disk", t="hda", bus="ide", tray="open"))
+
+
+def test_nvram_of_type_file() -> None:
+    text = XML.format(features="", devices="").replace(
+        "<type>hvm</type>",
+        "<type>hvm</type><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+        "<nvram type='file'><source file='/var/lib/pyvirt/nvram/x_VARS.fd'/></nvram>",
+    )
+    dom = load_domain_xml(text)
+    assert dom.os.nvram == "/var/lib/pyvirt/nvram/x_VARS.fd"
+    assert "<nvram type='file'>\n      <source file='/var/lib/pyvirt/nvram/x_VARS.fd'/>" in format_domain(dom)
+    with pytest.raises(PyvirtError, match="takes its path in <source file> only"):
+        load_domain_xml(text.replace("<source file", "/x<source file"))
