@@ -68,3 +68,25 @@ def test_a_file_that_is_no_socket_is_refused_and_nothing_is_left_bound(tmp_path:
 def test_sockets_in_the_channel_directory_are_qemus_own(tmp_path: Path) -> None:
     dom = dom_of(_devices(tmp_path))
     assert chardev_sockets.bind(dom, tmp_path) == {}
+
+
+def test_an_egd_backend_and_a_usb_redirection_listen_the_same_way(tmp_path: Path) -> None:
+    devices = (
+        "<controller type='usb' model='qemu-xhci'/>"
+        f"<redirdev bus='usb' type='unix'><source mode='bind' path='{tmp_path}/redir.sock'/></redirdev>"
+        "<rng model='virtio'><backend model='egd' type='unix'>"
+        f"<source mode='bind' path='{tmp_path}/egd.sock'/>"
+        "</backend></rng>"
+    )
+    dom = dom_of(devices)
+    bound = chardev_sockets.bind(dom, tmp_path / "channels")
+    try:
+        assert sorted(bound) == [f"{tmp_path}/egd.sock", f"{tmp_path}/redir.sock"]
+        fds = {path: sock.fileno() for path, sock in bound.items()}
+        argv = build_argv(dom, replace(runtime_context(dom), socket_fds=fds))
+        assert f"socket,id=charrng0,fd={fds[f'{tmp_path}/egd.sock']},server=on,wait=off" in argv
+        assert f"socket,id=charredir0,fd={fds[f'{tmp_path}/redir.sock']},server=on,wait=off" in argv
+    finally:
+        for sock in bound.values():
+            sock.close()
+        chardev_sockets.remove(list(bound))
