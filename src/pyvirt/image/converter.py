@@ -20,6 +20,10 @@ from pyvirt.image.options import parse_options
 from pyvirt.image.pagecache import DropBehind, image_fds
 from pyvirt.image.workers import Job, Pool
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyvirt.image.luks import CipherSpec
+
 CHUNK = 2 << 20
 READ_AHEAD = 4
 WRITE_BEHIND = 4
@@ -49,6 +53,7 @@ def convert(
     target_is_zero: bool = False,
     src_passphrase: bytes | None = None,
     dst_passphrase: bytes | None = None,
+    dst_cipher: CipherSpec | None = None,
     bypass_cache: tuple[bool, bool] = (False, False),
     snapshot: tuple[str | None, str | None] | None = None,
 ) -> None:
@@ -62,6 +67,7 @@ def convert(
     qemu-img's ``-T``/``-t none`` and ``directsync``: those files' pages leave the host page cache as
     the copy goes (the output synced first), so the copy neither fills the cache nor is served by it.
     ``snapshot`` (id, name) copies that internal snapshot of a single qcow2 source (``-l``).
+    ``dst_cipher``: the LUKS cipher of a new output encrypted with ``dst_passphrase``.
     """
     from pyvirt.image.api import create_image
 
@@ -76,6 +82,8 @@ def convert(
         opts.pop(k, None)
     if dst_passphrase is not None:
         opts["encrypt_passphrase"] = dst_passphrase
+        if dst_cipher is not None:
+            opts["encrypt_cipher"] = dst_cipher
     _check_target(sources, out_fmt, backing, compress=compress, sparse_size=sparse_size, zero=target_is_zero)
     if snapshot is not None and len(sources) > 1:
         raise ImageError("No support for concatenating multiple snapshot")

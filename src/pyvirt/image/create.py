@@ -15,6 +15,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:
     from typing import Any
 
+    from pyvirt.image.luks import CipherSpec
+
 __all__ = ["CREATABLE", "create_image"]
 
 CREATABLE = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx")
@@ -36,6 +38,7 @@ def create_image(
     encrypt_passphrase: bytes | None = None,
     encrypt_iter_time: int | None = None,
     encrypt_hash_alg: str | None = None,
+    encrypt_cipher: CipherSpec | None = None,
     data_file: str | None = None,
     data_file_raw: bool | None = None,
     check_backing: bool = True,
@@ -60,6 +63,7 @@ def create_image(
         "encrypt_passphrase": encrypt_passphrase,
         "encrypt_iter_time": encrypt_iter_time,
         "encrypt_hash_alg": encrypt_hash_alg,
+        "encrypt_cipher": encrypt_cipher,
         "data_file": data_file,
         "data_file_raw": data_file_raw,
     }
@@ -104,6 +108,7 @@ def create_image(
             encrypt_passphrase=encrypt_passphrase,
             encrypt_iter_time=2000 if encrypt_iter_time is None else encrypt_iter_time,
             encrypt_hash_alg=encrypt_hash_alg or "sha256",
+            encrypt_cipher=encrypt_cipher,
             data_file=data_file,
             data_file_raw=bool(data_file_raw),
         )

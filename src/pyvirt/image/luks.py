@@ -1,11 +1,13 @@
-"""LUKS version 1 headers as qcow2 embeds them (``encrypt.format=luks``): parse, unlock, decrypt.
+"""LUKS version 1 headers, as qcow2 embeds them (``encrypt.format=luks``) and as a raw LUKS container
+(qemu's ``luks`` driver) starts: parse, unlock, decrypt, create.
 
-The header names the cipher (aes in xts mode with the plain64 IV generator, as qemu-img makes
-them), the hash (PBKDF2 and the anti-forensic splitter use it) and eight key slots. A slot is
+The header names the cipher (:class:`CipherSpec`: aes-128/192/256 in xts or cbc mode with the plain,
+plain64 or essiv IV generator; qemu-img's default is aes-256 xts plain64), the hash (PBKDF2 and the
+anti-forensic splitter use it) and eight key slots. A slot is
 opened by deriving a key from the passphrase (PBKDF2), decrypting its key material and merging
 its stripes (AF-merge); the master key is right if its PBKDF2 digest matches the header's.
 Sectors are 512 bytes; in qcow2 their IV is the sector's offset in the qcow2 file (QEMU's
-"physical offset" for LUKS).
+"physical offset" for LUKS); in a raw container, their offset in the payload.
 """
 
 from __future__ import annotations
@@ -26,6 +28,88 @@ SLOT_ACTIVE = 0x00AC71F3
 HEADER_SIZE = 592
 MAX_STRIPES = 1 << 16
 MAX_ITERATIONS = 1 << 28
+HASHES = ("sha1", "sha256", "sha512")
+CIPHER_ALGS = {"aes-128": 16, "aes-256": 32}
+CIPHER_MODES = ("xts", "cbc")
+IVGENS = ("plain", "plain64", "essiv")
+
+
+class CipherSpec:
+    """A LUKS cipher as qemu-img's ``cipher-alg``, ``cipher-mode``, ``ivgen-alg`` and ``ivgen-hash-alg``
+    name it; what the ``cryptography`` package cannot do (twofish, serpent, cast5) and aes-192 (its
+    key slots are not whole sectors, which QEMU 7.2 aborts on) are refused by name."""
+
+    def __init__(
+        self,
+        alg: str = "aes-256",
+        mode: str = "xts",
+        ivgen: str = "plain64",
+        ivgen_hash: str | None = None,
+        *,
+        source: str = "LUKS",
+    ) -> None:
+        if alg == "aes-192":  # 4000 stripes of 24 bytes are not whole sectors: QEMU 7.2 aborts on them
+            raise UnsupportedImage(
+                f"{source}: cipher algorithm 'aes-192' is not supported: QEMU cannot open its LUKS key slots"
+            )
+        if alg not in CIPHER_ALGS:
+            raise UnsupportedImage(
+                f"{source}: cipher algorithm '{alg}' is not supported by pyvirt img "
+                f"({', '.join(CIPHER_ALGS)} are)"
+            )
+        if mode not in CIPHER_MODES:
+            raise UnsupportedImage(
+                f"{source}: cipher mode '{mode}' is not supported by pyvirt img (xts, cbc are)"
+            )
+        if ivgen not in IVGENS:
+            raise UnsupportedImage(
+                f"{source}: IV generator '{ivgen}' is not supported by pyvirt img (plain, plain64, essiv are)"
+            )
+        if ivgen == "essiv":
+            ivgen_hash = ivgen_hash or "sha256"
+            if ivgen_hash not in ("sha256", "md5"):  # its digest is the key of the IVs' AES
+                raise UnsupportedImage(f"{source}: essiv hash '{ivgen_hash}' is not supported (sha256 is)")
+        elif ivgen_hash is not None:
+            raise UnsupportedImage(f"{source}: IV generator '{ivgen}' takes no hash ('{ivgen_hash}' given)")
+        self.alg, self.mode, self.ivgen, self.ivgen_hash = alg, mode, ivgen, ivgen_hash
+        self.key_bytes = CIPHER_ALGS[alg] * (2 if mode == "xts" else 1)
+
+    @property
+    def mode_string(self) -> str:
+        """The header's cipher mode field: ``xts-plain64``, ``cbc-essiv:sha256`` ..."""
+        ivgen = f"{self.ivgen}:{self.ivgen_hash}" if self.ivgen_hash else self.ivgen
+        return f"{self.mode}-{ivgen}"
+
+    def crypt(self, key: bytes, data: bytes, first_sector: int, *, encrypt: bool) -> bytes:
+        """Whole 512-byte sectors numbered from ``first_sector``, each with its generated IV."""
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+        if len(data) % 512:
+            raise ImageError("internal error: LUKS data not a whole number of sectors")
+        if len(key) != self.key_bytes:
+            raise CorruptImage(f"LUKS master key of {len(key)} bytes for {self.alg}-{self.mode}")
+        aes = algorithms.AES(key)
+        essiv = None
+        if self.ivgen == "essiv":
+            assert self.ivgen_hash is not None
+            salt = hashlib.new(self.ivgen_hash, key).digest()
+            essiv = Cipher(algorithms.AES(salt), modes.ECB()).encryptor()
+        out = bytearray(len(data))
+        for k in range(0, len(data), 512):
+            sector = first_sector + k // 512
+            if self.ivgen == "plain":
+                sector &= 0xFFFFFFFF
+            iv = struct.pack("<Q", sector) + bytes(8)
+            if essiv is not None:
+                iv = essiv.update(iv)
+            mode = modes.XTS(iv) if self.mode == "xts" else modes.CBC(iv)
+            c = Cipher(aes, mode)
+            op = c.encryptor() if encrypt else c.decryptor()
+            out[k : k + 512] = op.update(data[k : k + 512]) + op.finalize()
+        return bytes(out)
+
+
+DEFAULT_CIPHER = CipherSpec()
 
 
 def _text(b: bytes) -> str:
@@ -50,6 +134,7 @@ class LuksHeader:
         self.payload_offset, self.key_bytes = payload * 512, key_bytes
         self.digest, self.digest_salt, self.digest_iters = digest, dsalt, diters
         self.uuid = _text(uuid)
+        self.source_name = source
         self.slots = [SLOT.unpack_from(raw, 208 + 48 * i) for i in range(8)]
 
     def info(self) -> dict[str, object]:
@@ -80,24 +165,29 @@ class LuksHeader:
         out["master-key-iters"] = self.digest_iters
         return out
 
-    def _check_supported(self) -> None:
-        if (self.cipher, self.cipher_mode, self.ivgen) != ("aes", "xts", "plain64") or self.key_bytes not in (
-            32,
-            64,
-        ):
-            raise UnsupportedImage(
-                f"{self.source}: LUKS cipher {self.cipher}-{self.cipher_mode}-{self.ivgen} is not supported "
-                "(aes-xts-plain64 is)"
-            )
-        if self.hash not in ("sha1", "sha256", "sha512"):
+    def spec(self) -> CipherSpec:
+        """The header's cipher, or the refusal of one this library cannot run."""
+        per_key = self.key_bytes // (2 if self.cipher_mode == "xts" else 1)
+        return CipherSpec(
+            f"{self.cipher}-{per_key * 8}",
+            self.cipher_mode,
+            self.ivgen,
+            self.ivgen_hash or None,
+            source=f"{self.source}: LUKS",
+        )
+
+    def _check_supported(self) -> CipherSpec:
+        spec = self.spec()
+        if self.hash not in HASHES:
             raise UnsupportedImage(f"{self.source}: LUKS hash {self.hash} is not supported")
+        return spec
 
     def unlock(self, passphrase: bytes, read_at: object) -> bytes:
         """The master key, from the first active slot the passphrase opens.
 
         ``read_at(offset, length)`` reads the file (the key material lies within the header area).
         """
-        self._check_supported()
+        spec = self._check_supported()
         assert callable(read_at)
         if self.digest_iters > MAX_ITERATIONS:
             raise CorruptImage(f"{self.source}: LUKS master key digest iterations out of range")
@@ -113,7 +203,7 @@ class LuksHeader:
             slot_key = hashlib.pbkdf2_hmac(self.hash, passphrase, salt, iters, self.key_bytes)
             material = read_at(self.base + start, -(-size // 512) * 512)
             assert isinstance(material, bytes | bytearray)
-            split = decrypt_sectors(slot_key, bytes(material), 0)[:size]
+            split = spec.crypt(slot_key, bytes(material), 0, encrypt=False)[:size]
             master = af_merge(split, self.key_bytes, stripes, self.hash)
             check = hashlib.pbkdf2_hmac(self.hash, master, self.digest_salt, self.digest_iters, 20)
             if hmac.compare_digest(check, self.digest):
@@ -140,29 +230,21 @@ def af_merge(split: bytes, key_bytes: int, stripes: int, hash_name: str) -> byte
     return bytes(a ^ b for a, b in zip(d, last, strict=True))
 
 
-def _xts(key: bytes, data: bytes, first_sector: int, encrypt: bool) -> bytes:
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    if len(data) % 512:
-        raise ImageError("internal error: LUKS data not a whole number of sectors")
-    aes = algorithms.AES(key)
-    out = bytearray(len(data))
-    for k in range(0, len(data), 512):
-        tweak = struct.pack("<Q", first_sector + k // 512) + bytes(8)
-        c = Cipher(aes, modes.XTS(tweak))
-        op = c.encryptor() if encrypt else c.decryptor()
-        out[k : k + 512] = op.update(data[k : k + 512]) + op.finalize()
-    return bytes(out)
+def decrypt_sectors(key: bytes, data: bytes, first_sector: int, spec: CipherSpec | None = None) -> bytes:
+    """Whole 512-byte sectors, numbered from ``first_sector``, decrypted (by default aes-256-xts-plain64;
+    the key's length picks aes-128 in xts mode, as the header's key size does)."""
+    return _spec_for(key, spec).crypt(key, data, first_sector, encrypt=False)
 
 
-def decrypt_sectors(key: bytes, data: bytes, first_sector: int) -> bytes:
-    """AES-XTS with plain64 IVs over whole 512-byte sectors, numbered from ``first_sector``."""
-    return _xts(key, data, first_sector, False)
-
-
-def encrypt_sectors(key: bytes, data: bytes, first_sector: int) -> bytes:
+def encrypt_sectors(key: bytes, data: bytes, first_sector: int, spec: CipherSpec | None = None) -> bytes:
     """The inverse of :func:`decrypt_sectors`."""
-    return _xts(key, data, first_sector, True)
+    return _spec_for(key, spec).crypt(key, data, first_sector, encrypt=True)
+
+
+def _spec_for(key: bytes, spec: CipherSpec | None) -> CipherSpec:
+    if spec is not None:
+        return spec
+    return DEFAULT_CIPHER if len(key) == 64 else CipherSpec("aes-128")
 
 
 def af_split(key: bytes, stripes: int, hash_name: str) -> bytes:
@@ -197,19 +279,28 @@ def _iterations(hash_name: str, secret: bytes, out_len: int, iter_time_ms: int) 
     return int(per_second * iter_time_ms / 1000)
 
 
-def header_area_size() -> int:
+def header_area_size(key_bytes: int = KEY_BYTES) -> int:
     """Bytes of the LUKS area :func:`create_header` makes: the header, then eight key slots."""
-    return 4096 + 8 * -(-KEY_BYTES * STRIPES // 4096) * 4096
+    return 4096 + 8 * -(-key_bytes * STRIPES // 4096) * 4096
 
 
 def create_header(
-    passphrase: bytes, *, iter_time_ms: int = 2000, hash_name: str = "sha256"
+    passphrase: bytes,
+    *,
+    iter_time_ms: int = 2000,
+    hash_name: str = "sha256",
+    spec: CipherSpec = DEFAULT_CIPHER,
 ) -> tuple[bytes, bytes]:
     """A new LUKS1 header area (header and eight key slots, slot 0 opened by ``passphrase``) for
-    aes-xts-plain64, laid out as QEMU lays it out; returns (area, master key)."""
-    master = os.urandom(KEY_BYTES)
-    material = -(-KEY_BYTES * STRIPES // 4096) * 4096
-    payload = header_area_size()
+    ``spec``, laid out as QEMU lays it out; returns (area, master key)."""
+    if hash_name not in HASHES:
+        raise UnsupportedImage(
+            f"LUKS hash '{hash_name}' is not supported by pyvirt img ({', '.join(HASHES)} are)"
+        )
+    key_bytes = spec.key_bytes
+    master = os.urandom(key_bytes)
+    material = -(-key_bytes * STRIPES // 4096) * 4096
+    payload = header_area_size(key_bytes)
     mk_salt = os.urandom(32)
     mk_iters = max(MIN_ITERS, _iterations(hash_name, master, 20, iter_time_ms) // 8)
     digest = hashlib.pbkdf2_hmac(hash_name, master, mk_salt, mk_iters, 20)
@@ -219,11 +310,11 @@ def create_header(
         0,
         MAGIC,
         1,
-        b"aes",
-        b"xts-plain64",
+        spec.alg.split("-")[0].encode(),
+        spec.mode_string.encode(),
         hash_name.encode(),
         payload // 512,
-        KEY_BYTES,
+        key_bytes,
         digest,
         mk_salt,
         mk_iters,
@@ -235,9 +326,10 @@ def create_header(
             SLOT.pack_into(area, 208 + 48 * i, 0x0000DEAD, 0, bytes(32), key_off, STRIPES)
             continue
         salt = os.urandom(32)
-        iters = max(MIN_ITERS, _iterations(hash_name, passphrase, KEY_BYTES, iter_time_ms))
-        slot_key = hashlib.pbkdf2_hmac(hash_name, passphrase, salt, iters, KEY_BYTES)
+        iters = max(MIN_ITERS, _iterations(hash_name, passphrase, key_bytes, iter_time_ms))
+        slot_key = hashlib.pbkdf2_hmac(hash_name, passphrase, salt, iters, key_bytes)
         split = af_split(master, STRIPES, hash_name)
-        area[key_off * 512 : key_off * 512 + len(split)] = encrypt_sectors(slot_key, split, 0)
+        padded = split + bytes(-len(split) % 512)
+        area[key_off * 512 : key_off * 512 + len(padded)] = spec.crypt(slot_key, padded, 0, encrypt=True)
         SLOT.pack_into(area, 208 + 48 * i, SLOT_ACTIVE, iters, salt, key_off, STRIPES)
     return bytes(area), master

@@ -8,6 +8,10 @@ from pyvirt.image.errors import ImageError
 from pyvirt.image.fileio import pwrite_full
 from pyvirt.image.qcow2 import header as H
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pyvirt.image.luks import CipherSpec
+
 PREALLOC_MODES = ("off", "metadata", "falloc", "full")
 
 
@@ -26,6 +30,7 @@ def create_qcow2(
     encrypt_passphrase: bytes | None = None,
     encrypt_iter_time: int = 2000,
     encrypt_hash_alg: str = "sha256",
+    encrypt_cipher: CipherSpec | None = None,
     data_file: str | None = None,
     data_file_raw: bool = False,
 ) -> None:
@@ -127,7 +132,7 @@ def create_qcow2(
     os.close(fd)
     if encrypt_passphrase is not None:
         try:
-            _add_luks(path, encrypt_passphrase, encrypt_iter_time, encrypt_hash_alg)
+            _add_luks(path, encrypt_passphrase, encrypt_iter_time, encrypt_hash_alg, encrypt_cipher)
         except BaseException:
             _unlink(path)
             raise
@@ -176,12 +181,16 @@ def _map_data_file(path: str, mode: str) -> None:
         img.close()
 
 
-def _add_luks(path: str, passphrase: bytes, iter_time: int, hash_alg: str) -> None:
+def _add_luks(
+    path: str, passphrase: bytes, iter_time: int, hash_alg: str, cipher: CipherSpec | None = None
+) -> None:
     """Give a new image its LUKS header: clusters allocated for it, crypt method 2, the extension."""
-    from pyvirt.image.luks import create_header
+    from pyvirt.image.luks import DEFAULT_CIPHER, create_header
     from pyvirt.image.qcow2.image import Qcow2Image
 
-    area, _master = create_header(passphrase, iter_time_ms=iter_time, hash_name=hash_alg)
+    area, _master = create_header(
+        passphrase, iter_time_ms=iter_time, hash_name=hash_alg, spec=cipher or DEFAULT_CIPHER
+    )
     img = Qcow2Image.open(path, readonly=False)
     try:
         clusters = -(-len(area) // img.cs)

@@ -32,6 +32,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
+    from pyvirt.image.luks import CipherSpec
     from pyvirt.image.qcow2.bitmaps import Tracker
 
     OpenBacking = Callable[[str, str | None], Image]
@@ -62,6 +63,7 @@ class Qcow2Image(Image):
         self.backing = None
         #: LUKS: the unlocked master key; data clusters are read through it
         self.master_key: bytes | None = None
+        self.luks_spec: CipherSpec | None = None
         self.file_size = file_size
         self.l1 = self._load_l1(header.l1_table_offset, header.l1_size)
         self.l1_dirty = False
@@ -187,6 +189,7 @@ class Qcow2Image(Image):
             raise CorruptImage(f"{self.path}: the LUKS header lies outside the file")
         luks = LuksHeader(os.pread(self.fd, 592, off), off, length, self.path)
         self.master_key = luks.unlock(passphrase, lambda at, n: os.pread(self.fd, n, at))
+        self.luks_spec = luks.spec()
         self.encrypted = True
 
     def _open_autoclear(self) -> None:
@@ -343,7 +346,9 @@ class Qcow2Image(Image):
         a, b = host - host % 512, -(-(host + len(out)) // 512) * 512
         raw = bytearray(b - a)
         pread_full(self._dfd, memoryview(raw), a)
-        out[:] = decrypt_sectors(self.master_key, bytes(raw), a // 512)[host - a : host - a + len(out)]
+        out[:] = decrypt_sectors(self.master_key, bytes(raw), a // 512, self.luks_spec)[
+            host - a : host - a + len(out)
+        ]
 
     def _decompress(self, entry: int) -> bytes:
         cached = self._dec_cache
@@ -587,7 +592,7 @@ class Qcow2Image(Image):
             self._read_decrypted(memoryview(whole), a)
             whole[host - a : host - a + len(data)] = data
             data = bytes(whole)
-        pwrite_full(self._dfd, [encrypt_sectors(self.master_key, data, a // 512)], a)
+        pwrite_full(self._dfd, [encrypt_sectors(self.master_key, data, a // 512, self.luks_spec)], a)
 
     def map_for_write(self, offset: int, length: int) -> list[tuple[int, int, int]] | None:
         """Allocate fresh clusters for a cluster-aligned range that is wholly unallocated."""
