@@ -14,7 +14,7 @@ import re
 import uuid as uuidlib
 from dataclasses import dataclass, field
 
-from pyvirt.conf.disk_encryption import DiskEncryption, parse_encryption
+from pyvirt.conf.disk_encryption import Cipher, DiskEncryption, cipher_nodes, parse_encryption
 from pyvirt.conf.names import validate_name
 from pyvirt.conf.units import unit_factor
 from pyvirt.conf.xmlutil import Elem, XNode, parse_document, serialize, unsupported, x
@@ -132,6 +132,7 @@ class VolumeInfo:
     backing: BackingStore | None = None
     encryption: str | None = None  # the image's own encryption: luks (or qcow, QEMU's old AES)
     encryption_secret: str | None = None  # the UUID of the secret whose usage is this volume's path
+    encryption_cipher: Cipher | None = None  # the <cipher>/<ivgen> it was made with, while remembered
 
 
 # ------------------------------------------------------------------------------------------------ parsing
@@ -278,7 +279,7 @@ def parse_volume(text: str, *, require_capacity: bool = True) -> VolumeDef:
             features.done()
             vol.compat = vol.compat or "1.1"
         if (enc := target.child("encryption")) is not None:
-            vol.encryption = parse_encryption(enc, in_source=False)
+            vol.encryption = parse_encryption(enc, in_source=False, volume=True)
         target.done()
     if (backing := root.child("backingStore")) is not None:
         backing.skip("permissions", "timestamps")
@@ -305,10 +306,13 @@ def validate_volume(vol: VolumeDef) -> None:
             ("<compat>", vol.compat is not None),
             ("<clusterSize>", vol.cluster_size is not None),
             ("<features>", vol.features is not None),
-            ("<encryption> (LUKS inside qcow2)", vol.encryption is not None),
         ):
             if present:
                 raise unsupported(f"volume format '{vol.format}' does not support {what}; use qcow2")
+    if vol.encryption is not None and vol.format not in ("qcow2", "raw"):
+        raise unsupported(
+            f"volume format '{vol.format}' does not support <encryption>: use qcow2 or raw (a LUKS container)"
+        )
     if vol.cluster_size is not None and (
         vol.cluster_size < 512
         or vol.cluster_size > 2 * 1024 * 1024
@@ -387,7 +391,9 @@ def _target(tag: str, path: str, fmt: str | None, info: VolumeInfo | None) -> XN
         enc = x("encryption", {"format": info.encryption})
         if info.encryption_secret:
             enc.add(x("secret", {"type": "passphrase", "uuid": info.encryption_secret}))
-        else:
+        if info.encryption_cipher is not None:
+            enc.add(*cipher_nodes(info.encryption_cipher))
+        if not info.encryption_secret and info.encryption_cipher is None:
             enc.text = "\0"  # written as an open and a close tag, as libvirt does
         node.add(enc)
     if info.compat is not None:

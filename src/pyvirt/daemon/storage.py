@@ -16,6 +16,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.conf.disk_encryption import DiskEncryption
 from pyvirt.conf.storage import format_volume, parse_volume
 from pyvirt.errors import InvalidArgument, NotFound, PyvirtError, UnsupportedConfig
 from pyvirt.storage import stream as frames
@@ -23,6 +24,7 @@ from pyvirt.storage.driver import StorageDriver
 
 if TYPE_CHECKING:
     from pyvirt.api import types
+    from pyvirt.conf.storage import VolumeInfo
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.events import EventBus
     from pyvirt.daemon.http import Request, Stream
@@ -251,8 +253,12 @@ class StorageAPI:
     async def volume_xml(self, req: Request) -> dict[str, Any]:
         info = await asyncio.to_thread(self.driver.volume, self._name(req), req.params["vol"])
         secrets = self.domains.secrets if self.domains else None
-        if info.encryption is not None and secrets is not None:  # as libvirt: by the volume's path
-            with contextlib.suppress(NotFound):
+        made = self.driver.made_with(info.path)
+        if info.encryption is not None and made is not None:  # as libvirt: the definition it was made by
+            info.encryption_cipher = made.cipher
+            info.encryption_secret = made.secret_uuid
+        if info.encryption is not None and secrets is not None and not info.encryption_secret:
+            with contextlib.suppress(NotFound):  # as libvirt after a refresh: by the volume's path
                 info.encryption_secret = secrets.by_usage("volume", info.path).uuid
         return {"xml": format_volume(info)}
 
@@ -266,6 +272,8 @@ class StorageAPI:
         body: types.VolumeCloneRequest = req.data
         new_name = body["name"]
         name = self._name(req)
+        source = await asyncio.to_thread(self.driver.volume, name, req.params["vol"])
+        secret = self._volume_secret(source, "clone")
         info = await asyncio.to_thread(
             self.driver.clone_volume,
             name,
@@ -273,6 +281,7 @@ class StorageAPI:
             new_name,
             prealloc_metadata=body.get("prealloc_metadata", False),
             reflink=body.get("reflink", False),
+            secret=secret,
         )
         self.events.publish("volume", f"{name}/{new_name}", "created", "cloned")
         return info
@@ -283,6 +292,8 @@ class StorageAPI:
         if capacity < 0:
             raise InvalidArgument("field 'capacity' must be a non-negative integer (bytes)")
         name, in_use = self._name(req), self._in_use()
+        volume = await asyncio.to_thread(self.driver.volume, name, req.params["vol"])
+        secret = self._volume_secret(volume, "resize") if volume.format == "qcow2" else None
         info = await asyncio.to_thread(
             lambda: self.driver.resize_volume(
                 name,
@@ -292,10 +303,31 @@ class StorageAPI:
                 shrink=body.get("shrink", False),
                 allocate=body.get("allocate", False),
                 in_use=in_use,
+                passphrase=secret[1] if secret else None,
             )
         )
         self.events.publish("volume", f"{name}/{req.params['vol']}", "resized", "")
         return info
+
+    def _volume_secret(self, info: VolumeInfo, action: str) -> tuple[DiskEncryption, bytes] | None:
+        """An encrypted volume's secret, as libvirt finds it: the one it was made with (while remembered),
+        else the one whose usage is its path; with its value. None for a volume that is not encrypted."""
+        if info.encryption is None:
+            return None
+        if info.encryption != "luks":
+            raise UnsupportedConfig(
+                f"unsupported configuration: cannot {action} volume '{info.name}': its encryption "
+                f"'{info.encryption}' is not LUKS"
+            )
+        from pyvirt.daemon.disk_secrets import passphrase_of
+
+        made = self.driver.made_with(info.path)
+        enc = made or DiskEncryption(secret_usage=info.path)
+        secrets = self.domains.secrets if self.domains else None
+        value = passphrase_of(secrets, enc)
+        if enc.secret_uuid is None and secrets is not None:
+            enc = DiskEncryption(secret_uuid=secrets.by_usage("volume", info.path).uuid)
+        return enc, value
 
     async def wipe_volume(self, req: Request) -> dict[str, Any]:
         body: types.WipeRequest = req.data
@@ -312,6 +344,7 @@ class StorageAPI:
         info, fd = await asyncio.to_thread(self.driver.open_volume, name, vol, write=True, in_use=in_use)
         try:
             with self.driver.busy(info.path, "being uploaded to"):
+                self.driver.forget_encryption(info.path)  # its bytes are the client's now
                 await stream.accept()
                 if await self._receive(stream, fd, offset, length):
                     self.events.publish("volume", f"{name}/{vol}", "uploaded", "")

@@ -17,6 +17,7 @@ meanwhile so that nothing else deletes, resizes or streams into a volume being b
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyvirt.conf.disk_encryption import DiskEncryption
 from pyvirt.conf.names import validate_name
 from pyvirt.conf.storage import (
     BackingStore,
@@ -101,6 +103,10 @@ class StorageDriver:
         self._pools: dict[str, PoolObject] = {}
         self._busy: dict[str, str] = {}  # real path → what is being done to it
         self._shared: dict[str, tuple[str, int]] = {}  # real path → (what, how many readers)
+        # The <encryption> an encrypted volume was made with (its secret, its <cipher>): vol-dumpxml
+        # shows it, as libvirt shows its volume definition, until the volume is rewritten or the pool
+        # refreshed (then the secret is found by the volume's path, and the cipher is not shown).
+        self._made_with: dict[str, DiskEncryption] = {}
 
     # Files
 
@@ -403,6 +409,9 @@ class StorageDriver:
         """Volumes are read from the folder on every request; refreshing checks the folder is still there."""
         with self._lock:
             obj = self._active(name)
+            folder = os.path.join(obj.config.target_path, "")
+            for path in [p for p in self._made_with if p.startswith(folder)]:
+                self.forget_encryption(path)
             try:
                 self._check_target(obj.config)
             except OperationFailed:
@@ -566,8 +575,17 @@ class StorageDriver:
             vol.backing = self._resolve_backing(pool, folder, vol.backing)
         self._check_space(folder, vol)
         with self.busy(volumes.volume_path(folder, vol.name), "being created"):
-            volumes.create(folder, vol, prealloc_metadata=prealloc_metadata, passphrase=passphrase)
+            path = volumes.create(folder, vol, prealloc_metadata=prealloc_metadata, passphrase=passphrase)
+        if vol.encryption is not None:
+            self._made_with[path] = vol.encryption
         return self.volume_info(pool, vol.name)
+
+    def made_with(self, path: str) -> DiskEncryption | None:
+        """The ``<encryption>`` the volume at ``path`` was made with, while it is remembered."""
+        return self._made_with.get(path)
+
+    def forget_encryption(self, path: str) -> None:
+        self._made_with.pop(path, None)
 
     def create_volume_from(
         self,
@@ -598,6 +616,7 @@ class StorageDriver:
         self.check_not_in_use(info, in_use, "wipe")
         with self.busy(info.path, "being wiped"):
             volumes.wipe(info, algorithm)
+        self.forget_encryption(info.path)
         return self.volume_info(pool, name)
 
     @staticmethod
@@ -610,16 +629,39 @@ class StorageDriver:
                 raise OperationFailed("operation failed: Not enough space left in storage pool")
 
     def clone_volume(
-        self, pool: str, name: str, new_name: str, *, prealloc_metadata: bool = False, reflink: bool = False
+        self,
+        pool: str,
+        name: str,
+        new_name: str,
+        *,
+        prealloc_metadata: bool = False,
+        reflink: bool = False,
+        secret: tuple[DiskEncryption, bytes] | None = None,
     ) -> dict[str, Any]:
+        """vol-clone; an encrypted volume with ``secret`` (its ``<encryption>`` and value): the clone is
+        a new LUKS image (its own master key) made with the same secret, as libvirt makes it."""
         folder = self._folder(pool)
         source = self.volume(pool, name)
         validate_name(new_name, "volume")
+        if source.encryption is not None and secret is None:
+            raise OperationFailed(f"operation failed: cloning the encrypted volume '{name}' needs its secret")
+        made = self.made_with(source.path)
+        cipher = made.cipher if made is not None else None
         with (
             self.busy(source.path, "being cloned"),
             self.busy(volumes.volume_path(folder, new_name), "being created"),
         ):
-            volumes.clone(folder, source, new_name, prealloc_metadata=prealloc_metadata, reflink=reflink)
+            path = volumes.clone(
+                folder,
+                source,
+                new_name,
+                prealloc_metadata=prealloc_metadata,
+                reflink=reflink,
+                passphrase=secret[1] if secret else None,
+                cipher=cipher,
+            )
+        if secret is not None:
+            self._made_with[path] = dataclasses.replace(secret[0], cipher=cipher)
         return self.volume_info(pool, new_name)
 
     def resize_volume(
@@ -632,7 +674,10 @@ class StorageDriver:
         shrink: bool,
         allocate: bool,
         in_use: Mapping[str, str],
+        passphrase: bytes | None = None,
     ) -> dict[str, Any]:
+        """vol-resize; an encrypted qcow2 is opened with ``passphrase``, its secret's value (a raw LUKS
+        container's payload is only cut or extended)."""
         info = self.volume(pool, name)
         self.check_not_in_use(info, in_use, "resize")
         if delta:
@@ -649,12 +694,13 @@ class StorageDriver:
                 if capacity - info.capacity > volumes.pool_sizes(os.path.dirname(info.path)).available:
                     raise OperationFailed("operation failed: Not enough space left in storage pool")
         with self.busy(info.path, "being resized"):
-            volumes.resize(info, capacity, shrink=shrink, allocate=allocate)
+            volumes.resize(info, capacity, shrink=shrink, allocate=allocate, passphrase=passphrase)
         return self.volume_info(pool, name)
 
     def delete_volume(self, pool: str, name: str, *, in_use: Mapping[str, str]) -> None:
         info = self.volume(pool, name)
         self.check_not_in_use(info, in_use, "delete")
+        self.forget_encryption(info.path)
         with self.busy(info.path, "being deleted"):
             try:
                 os.unlink(info.path)

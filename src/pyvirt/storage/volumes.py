@@ -18,8 +18,9 @@ import stat
 import subprocess
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pyvirt.conf.disk_encryption import Cipher, DiskEncryption
 from pyvirt.conf.names import validate_name
 from pyvirt.conf.storage import (
     BackingStore,
@@ -37,6 +38,11 @@ from pyvirt.errors import (
     OperationFailed,
     UnsupportedConfig,
 )
+
+if TYPE_CHECKING:
+    from pyvirt.image.luks import CipherSpec
+
+LUKS_COPY_CHUNK = 1 << 20
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +117,8 @@ def describe(folder: str, name: str) -> VolumeInfo:
         log.warning("volume %s: cannot read its image header (%s); shown as raw", path, err)
         return info
     info.format = str(data.get("format", "raw"))
+    if info.format == "raw":
+        _describe_luks(info)
     if info.format != "raw":
         info.capacity = int(data.get("virtual-size", st.st_size))
     if info.format == "qcow2":
@@ -128,6 +136,20 @@ def describe(folder: str, name: str) -> VolumeInfo:
             format=data.get("backing-filename-format"),
         )
     return info
+
+
+def _describe_luks(info: VolumeInfo) -> None:
+    """A raw LUKS container, as libvirt shows one: format raw, encryption luks, the payload's capacity."""
+    from pyvirt.image.luks_raw import read_header
+
+    try:
+        header = read_header(info.path)
+    except (ImageError, OSError) as err:
+        log.warning("volume %s: cannot read its LUKS header (%s); shown as raw", info.path, err)
+        return
+    if header is not None:
+        info.encryption = "luks"
+        info.capacity = max(0, info.physical - header.payload_offset)
 
 
 def backing_chain(path: str) -> list[str]:
@@ -194,12 +216,21 @@ def create(
     folder: str, vol: VolumeDef, *, prealloc_metadata: bool = False, passphrase: bytes | None = None
 ) -> str:
     """Create ``vol`` in ``folder``; its backing path (if any) must already be resolved and checked.
-    An encrypted volume (``<encryption>``) is a LUKS qcow2 made with ``passphrase``, its secret's value."""
+    An encrypted volume (``<encryption>``) is made with ``passphrase``, its secret's value: a qcow2 with
+    LUKS inside, or for format raw a LUKS container (as libvirt makes them), with the cipher its
+    ``<cipher>``/``<ivgen>`` name."""
     if (vol.encryption is None) != (passphrase is None):
         raise OperationFailed(f"volume '{vol.name}': an encrypted volume is made with its secret's value")
     from pyvirt.image.api import create_image
 
+    spec, hash_alg = _cipher_spec(vol)
+
     def build(tmp: str) -> None:
+        if vol.format == "raw" and passphrase is not None:
+            from pyvirt.image.luks_raw import create_luks
+
+            create_luks(tmp, vol.capacity or 0, passphrase, spec=spec, hash_alg=hash_alg)
+            return  # as libvirt's: the payload left a hole, whatever <allocation> says
         if vol.format == "raw":
             capacity = vol.capacity or 0
             # libvirt allocates a raw volume up to <allocation>, which defaults to the capacity.
@@ -229,9 +260,37 @@ def create(
             preallocation="metadata" if prealloc_metadata else "off",
             lazy_refcounts=bool(vol.features and "lazy_refcounts" in vol.features),
             encrypt_passphrase=passphrase,
+            encrypt_hash_alg=hash_alg if passphrase is not None else None,
+            encrypt_cipher=spec if passphrase is not None else None,
         )
 
     return _building(folder, vol.name, build, vol.permissions)
+
+
+def _cipher_spec(vol: VolumeDef) -> tuple[CipherSpec, str]:
+    """The LUKS cipher and hash of a new encrypted volume: its ``<cipher>``/``<ivgen>``, else
+    qemu-img's defaults (aes-256 xts plain64, sha256); what cannot be made refused by name."""
+    from pyvirt.image.luks import DEFAULT_CIPHER, HASHES, CipherSpec
+
+    c = vol.encryption.cipher if vol.encryption is not None else None
+    if c is None:
+        return DEFAULT_CIPHER, "sha256"
+    what = f"the <cipher> of volume '{vol.name}'"
+    try:
+        spec = CipherSpec(
+            f"{c.name}-{c.size}",
+            c.mode or "xts",
+            c.ivgen or "plain64",
+            c.ivgen_hash,
+            source=what,
+        )
+    except ImageError as err:
+        raise UnsupportedConfig(f"unsupported configuration: {err}") from err
+    if c.hash is not None and c.hash not in HASHES:
+        raise UnsupportedConfig(
+            f"unsupported configuration: {what}: hash '{c.hash}' is not supported ({', '.join(HASHES)} are)"
+        )
+    return spec, c.hash or "sha256"
 
 
 def _allocate(path: str, length: int, name: str) -> None:
@@ -323,16 +382,56 @@ def create_from(
 
 
 def clone(
-    folder: str, source: VolumeInfo, new_name: str, *, prealloc_metadata: bool = False, reflink: bool = False
+    folder: str,
+    source: VolumeInfo,
+    new_name: str,
+    *,
+    prealloc_metadata: bool = False,
+    reflink: bool = False,
+    passphrase: bytes | None = None,
+    cipher: Cipher | None = None,
 ) -> str:
     """Copy ``source`` to a new volume of the same format (a qcow2 keeps its backing file); with
-    ``reflink``, the file's blocks are shared (copy-on-write) instead of copied."""
+    ``reflink``, the file's blocks are shared (copy-on-write) instead of copied. An encrypted volume is
+    read with ``passphrase`` and the copy made with it, a new LUKS image (its own master key; ``cipher``
+    as the source was made with, else qemu-img's default), as libvirt clones one."""
     from pyvirt.image.api import convert
 
     if reflink and prealloc_metadata:
         raise InvalidArgument(
             "--reflink and --prealloc-metadata cannot go together: a clone shares the blocks"
         )
+    if source.encryption is not None:
+        if reflink:
+            raise InvalidArgument(
+                f"--reflink cannot clone the encrypted volume '{source.name}': the clone gets its own key"
+            )
+        assert passphrase is not None
+        vol = VolumeDef(name=new_name, capacity=source.capacity, format=source.format)
+        vol.encryption = DiskEncryption(cipher=cipher)
+        spec, hash_alg = _cipher_spec(vol)
+
+        def build_encrypted(tmp: str) -> None:
+            if source.format == "raw":
+                _copy_luks(source.path, tmp, source.capacity, passphrase, spec, hash_alg)
+                return
+            from pyvirt.image.converter import convert as convert_images
+
+            backing = source.backing
+            convert_images(
+                source.path,
+                tmp,
+                "qcow2",
+                src_fmt="qcow2",
+                backing=backing.path if backing else None,
+                backing_fmt=(backing.format or "raw") if backing else None,
+                options={"preallocation": "metadata"} if prealloc_metadata else {},
+                src_passphrase=passphrase,
+                dst_passphrase=passphrase,
+                dst_cipher=spec,
+            )
+
+        return _building(folder, new_name, build_encrypted, Permissions(mode=source.permissions.mode))
 
     def build(tmp: str) -> None:
         if reflink:
@@ -355,9 +454,29 @@ def clone(
     return _building(folder, new_name, build, perms)
 
 
-def resize(info: VolumeInfo, capacity: int, *, shrink: bool, allocate: bool) -> None:
-    """Set the volume's capacity (bytes); the caller has checked direction and free space."""
+def _copy_luks(src: str, dst: str, size: int, passphrase: bytes, spec: CipherSpec, hash_alg: str) -> None:
+    """A new raw LUKS container holding what ``src``'s holds: every sector written (a hole in a
+    container does not read as zeros)."""
+    from pyvirt.image.luks_raw import LuksContainer, create_luks
+
+    create_luks(dst, size, passphrase, spec=spec, hash_alg=hash_alg)
+    with LuksContainer(src, passphrase) as inp, LuksContainer(dst, passphrase, readonly=False) as out:
+        for offset in range(0, size, LUKS_COPY_CHUNK):
+            out.write(offset, inp.read(offset, min(LUKS_COPY_CHUNK, size - offset)))
+
+
+def resize(
+    info: VolumeInfo, capacity: int, *, shrink: bool, allocate: bool, passphrase: bytes | None = None
+) -> None:
+    """Set the volume's capacity (bytes); the caller has checked direction and free space. A raw LUKS
+    container's file grows or shrinks with its payload (the header stays); an encrypted qcow2 is
+    opened with ``passphrase``."""
     from pyvirt.image.api import resize as image_resize
+
+    if info.format == "raw" and info.encryption is not None:
+        header = info.physical - info.capacity
+        _resize_file(info, header + capacity, allocate)
+        return
 
     if info.format not in ("raw", "qcow2"):
         raise InvalidArgument(f"cannot resize volume '{info.name}' of format '{info.format}'")
@@ -366,7 +485,7 @@ def resize(info: VolumeInfo, capacity: int, *, shrink: bool, allocate: bool) -> 
     if allocate and info.format != "raw":
         raise InvalidArgument("preallocating the new capacity (--allocate) needs a raw volume")
     try:
-        image_resize(info.path, capacity, fmt=info.format, shrink=shrink)
+        image_resize(info.path, capacity, fmt=info.format, shrink=shrink, passphrase=passphrase)
         if allocate and capacity > info.capacity:
             fd = os.open(info.path, os.O_RDWR | os.O_CLOEXEC)
             try:
@@ -375,6 +494,20 @@ def resize(info: VolumeInfo, capacity: int, *, shrink: bool, allocate: bool) -> 
                 os.close(fd)
     except ImageError as err:
         raise OperationFailed(f"cannot resize volume '{info.name}': {err}") from err
+    except OSError as err:
+        raise OperationFailed(f"cannot resize volume '{info.name}': {err.strerror}") from err
+
+
+def _resize_file(info: VolumeInfo, size: int, allocate: bool) -> None:
+    try:
+        old = os.path.getsize(info.path)
+        os.truncate(info.path, size)
+        if allocate and size > old:
+            fd = os.open(info.path, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                os.posix_fallocate(fd, old, size - old)
+            finally:
+                os.close(fd)
     except OSError as err:
         raise OperationFailed(f"cannot resize volume '{info.name}': {err.strerror}") from err
 

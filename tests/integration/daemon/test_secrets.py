@@ -26,6 +26,7 @@ PASSPHRASE = "correct horse battery staple"
 UUID1 = "0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f"
 UUID2 = "11111111-2222-3333-4444-555555555555"
 UUID3 = "44444444-2222-3333-4444-555555555555"
+TWOFISH = "<cipher name='twofish' size='256'/></encryption>"
 
 PRIVATE = f"""<secret ephemeral='no' private='yes'>
   <description>Super secret &amp; name of my first puppy</description>
@@ -306,7 +307,11 @@ def test_vol_create_makes_a_luks_qcow2_with_the_secret(daemon: Daemon, tmp_path:
     image = folder / "enc.qcow2"
     info = daemon.cli("img", "info", str(image)).ok().out
     assert "encrypted: yes" in info and "format: luks" in info
-    # vol-dumpxml as libvirt 9.0: the secret whose usage is the volume's path, once there is one
+    # vol-dumpxml as libvirt 9.0: the secret it was made with until the pool is refreshed, then the
+    # secret whose usage is the volume's path, once there is one
+    dumped = daemon.cli("vol-dumpxml", "--pool", "encp", "enc.qcow2").ok().out
+    assert f"<encryption format='luks'>\n      <secret type='passphrase' uuid='{UUID2}'/>" in dumped
+    daemon.cli("pool-refresh", "encp").ok()
     dumped = daemon.cli("vol-dumpxml", "--pool", "encp", "enc.qcow2").ok().out
     assert "    </timestamps>\n    <encryption format='luks'>\n    </encryption>\n    <compat>" in dumped
     volume_secret = define(
@@ -337,8 +342,10 @@ def test_vol_create_makes_a_luks_qcow2_with_the_secret(daemon: Daemon, tmp_path:
     # what is refused, by name, leaving no file
     for xml, words in (
         (
-            f"<volume><name>r</name><capacity>1048576</capacity><target>{enc}</target></volume>",
-            "<encryption>",
+            f"<volume><name>r</name><capacity>1048576</capacity><target>"
+            f"{enc.replace('</encryption>', TWOFISH)}</target>"
+            "</volume>",
+            "cipher algorithm 'twofish-256' is not supported",
         ),
         (
             f"<volume><name>m</name><capacity>1048576</capacity><target><format type='qcow2'/>"
