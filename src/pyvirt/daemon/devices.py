@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 REMOVAL_TIMEOUT = 30.0
 _MEDIA_FIELDS = (
     *("type", "source", "source_pool", "source_volume", "source_protocol", "source_name"),
-    *("source_host", "driver_type"),
+    *("source_host", "driver_type", "encryption"),
 )
 # Fields of a disk that update-device may not change while the domain runs.
 _FIXED_FIELDS = (
@@ -161,14 +161,6 @@ def _check_files(reg: DomainRegistry, disk: DiskConfig) -> None:
     path = blockdevs.disk_path(reg, disk) if disk.source_host is None else None
     if path is not None:
         blockdevs.check_source(path)
-
-
-def _not_encrypted(disk: DiskConfig) -> None:
-    if disk.encryption is not None:
-        raise UnsupportedConfig(
-            f"unsupported configuration: the encrypted disk '{disk.target_dev}' (<encryption>) cannot be "
-            "updated in a running domain: detach it and attach the new one"
-        )
 
 
 async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -> str:
@@ -525,7 +517,6 @@ def _find_nic(dom: Domain, nic: InterfaceConfig) -> int:
 async def _update_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig, force: bool) -> None:
     live = obj.live
     assert live is not None
-    _not_encrypted(disk)
     trial = _live_trial(live)
     index = _find_disk(trial, disk.target_dev)
     trial.devices.disks[index] = disk
