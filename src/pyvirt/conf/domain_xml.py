@@ -884,7 +884,9 @@ class _Parser:
         elif (node := e.child("source")) is not None:
             path = node.attr("path")
             if dev.type == "unix":
-                dev.source_mode = node.choice("mode", ("bind", "connect"))
+                # libvirt: a socket at a given path without a mode is connected to (a channel without
+                # a path gets one made by the daemon and listens there).
+                dev.source_mode = node.choice("mode", ("bind", "connect")) or ("connect" if path else None)
                 dev.source_path = path
                 chardev_options.parse_reconnect(node, dev, dev.source_mode)
                 if (

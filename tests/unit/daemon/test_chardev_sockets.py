@@ -21,7 +21,10 @@ def _devices(tmp: Path) -> str:
         f"<serial type='unix'><source mode='bind' path='{tmp}/s0.sock'/><target port='0'/></serial>"
         f"<serial type='unix'><source mode='connect' path='{tmp}/s1.sock'/><target port='1'/></serial>"
         f"<console type='unix'><source mode='bind' path='{tmp}/s0.sock'/><target type='serial'/></console>"
-        f"<channel type='unix'><source path='{tmp}/c.sock'/><target type='virtio' name='org.x.c'/></channel>"
+        f"<channel type='unix'><source mode='bind' path='{tmp}/c.sock'/>"
+        "<target type='virtio' name='org.x.c'/></channel>"
+        # libvirt's default for a path without a mode: connect
+        f"<channel type='unix'><source path='{tmp}/d.sock'/><target type='virtio' name='org.x.d'/></channel>"
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pyvirt.conf.domain import Domain
-from pyvirt.conf.domain_xml import load_domain_xml
+from pyvirt.conf.domain_xml import format_domain, load_domain_xml
 from pyvirt.errors import UnsupportedConfig
 from pyvirt.qemu import firmware
 from pyvirt.qemu.command import RuntimeContext, build_argv
@@ -170,11 +170,14 @@ def test_channel_ports_fill_the_gaps_the_named_ones_leave() -> None:
     assert ports == ["2", "1", "3"]
 
 
-def test_a_connect_channel_connects() -> None:
-    source = "<source mode='connect' path='/run/agent.sock'/>"
+@pytest.mark.parametrize("mode", ["mode='connect' ", ""])
+def test_a_connect_channel_connects(mode: str) -> None:
+    """mode='connect', or no mode with a path (libvirt's default, as virsh domxml-to-native shows)."""
+    source = f"<source {mode}path='/run/agent.sock'/>"
     dom = dom_of(f"<channel type='unix'>{source}<target type='virtio' name='a'/></channel>")
     argv = build_argv(dom, runtime_context(dom))
     assert "socket,id=charchannel0,path=/run/agent.sock" in argv
+    assert "mode='connect'" in format_domain(dom)
 
 
 @pytest.mark.parametrize(("kib", "emitted"), [(219100, "219136k"), (262144, "262144k"), (1, "1024k")])
