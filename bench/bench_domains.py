@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,16 @@ def sh(*argv: str, env: dict[str, str] | None = None, check: bool = True) -> sub
 
 def in_ns(*argv: str) -> list[str]:
     return ["ip", "netns", "exec", NETNS, *argv]
+
+
+def _listening(path: str) -> bool:
+    """Whether a process answers on the unix socket ``path``."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        try:
+            sock.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -158,12 +169,12 @@ class Libvirt(Tool):
             raise SystemExit("error: a libvirtd is already running; stop it before benchmarking")
         # libvirt's QEMU driver logs through virtlogd, which systemd would socket-activate.
         self.virtlogd: subprocess.Popen[bytes] | None = None
-        if not Path("/run/libvirt/virtlogd-sock").exists():
+        if not _listening("/run/libvirt/virtlogd-sock"):  # absent, or left by a killed virtlogd
             self.virtlogd = subprocess.Popen(
                 in_ns("virtlogd"), stderr=subprocess.DEVNULL, start_new_session=True
             )
             for _ in range(200):
-                if Path("/run/libvirt/virtlogd-sock").exists():
+                if _listening("/run/libvirt/virtlogd-sock"):
                     break
                 time.sleep(0.05)
         self.proc = subprocess.Popen(in_ns("libvirtd"), stderr=subprocess.DEVNULL, start_new_session=True)
