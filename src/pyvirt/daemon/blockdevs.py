@@ -174,7 +174,7 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
         await _undo_all(steps)
         raise
     if disk.source_host is None:  # the live <backingStore> chain, as for the disks it started with
-        disk.backing = [BackingLayer(p, fmt, _kind(p)) for p, fmt in chain[1:]]
+        disk.backing = [BackingLayer(p, fmt, path_kind(p)) for p, fmt in chain[1:]]
     record.blockdevs[disk.target_dev] = prefixes
     record.blockroots[disk.target_dev] = f"{prefixes[0]}-format"
     record.fdsets[disk.target_dev] = fdsets
@@ -217,7 +217,8 @@ async def release_fdsets(monitor: Monitor, paths: list[str]) -> None:
                 await monitor.remove_fdset(f"/dev/fdset/{fdset['fdset-id']}")
 
 
-def _kind(path: str) -> str:
+def path_kind(path: str) -> str:
+    """``block`` for a block device, else ``file`` (a disk's or backing layer's type)."""
     return "block" if os.path.exists(path) and stat.S_ISBLK(os.stat(path).st_mode) else "file"
 
 

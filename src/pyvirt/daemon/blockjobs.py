@@ -96,11 +96,16 @@ _waiters: dict[tuple[int, str], list[asyncio.Future[str]]] = {}
 # Disks and their chains
 
 
-def find_disk(dom: Domain, key: str) -> tuple[int, DiskConfig]:
-    """The disk ``key`` names: its target (``vda``) or its source's path, as virsh takes either."""
+def find_disk(dom: Domain, key: str, reg: DomainRegistry | None = None) -> tuple[int, DiskConfig]:
+    """The disk ``key`` names: its target (``vda``) or its source's path (with ``reg``, a pool
+    volume's path too), as virsh takes either."""
     for index, disk in enumerate(dom.devices.disks):
         if key == disk.target_dev or (disk.source is not None and key == disk.source):
             return index, disk
+    if reg is not None and os.path.isabs(key):
+        for index, disk in enumerate(dom.devices.disks):
+            if disk.type == "volume" and disk.source_volume and _volume_path(reg, disk) == key:
+                return index, disk
     for index, disk in enumerate(dom.devices.disks):
         if any(layer.source == key for layer in disk.backing or []):
             return index, disk
@@ -115,12 +120,23 @@ def _not_encrypted(disk: DiskConfig, verb: str) -> None:
         )
 
 
-def layers(disk: DiskConfig) -> list[BackingLayer]:
-    """The disk's images, its source first."""
+def _volume_path(reg: DomainRegistry, disk: DiskConfig) -> str | None:
+    with contextlib.suppress(PyvirtError):
+        return blockdevs.disk_path(reg, disk)
+    return None
+
+
+def layers(reg: DomainRegistry, disk: DiskConfig) -> list[BackingLayer]:
+    """The disk's images, its source first; a pool volume's by the path its pool gives it (where
+    QEMU opened it), as libvirt runs block jobs on a volume's file."""
+    if disk.type == "volume" and disk.source_volume:
+        path = blockdevs.disk_path(reg, disk)
+        assert path is not None
+        return [BackingLayer(path, disk.driver_type, blockdevs.path_kind(path)), *(disk.backing or [])]
     if disk.type not in ("file", "block") or disk.source is None:
         raise UnsupportedConfig(
             f"unsupported configuration: block jobs on disk '{disk.target_dev}' of type '{disk.type}' "
-            "(only file and block disks with a source)"
+            "(only file, block and volume disks with a source)"
         )
     return [BackingLayer(disk.source, disk.driver_type, disk.type), *(disk.backing or [])]
 
@@ -260,12 +276,14 @@ def _format_options(
     return opts
 
 
-async def _own_chain(obj: DomainObject, index: int, disk: DiskConfig) -> list[list[str]]:
-    """The disk's nodes, its backing chain first opened again by the daemon (see the module's
-    docstring) when QEMU opened it by path, or read-only (a hot-plugged disk's); ``obj.lock`` held."""
+async def _own_chain(
+    obj: DomainObject, index: int, disk: DiskConfig, chain: list[BackingLayer]
+) -> list[list[str]]:
+    """The nodes of the disk's ``chain``, its backing files first opened again by the daemon (see the
+    module's docstring) when QEMU opened them by path, or read-only (a hot-plugged disk's);
+    ``obj.lock`` held."""
     assert obj.proc is not None
     mon = obj.proc.monitor
-    chain = layers(disk)
     root = await _top(obj, index, disk)
     nodes = await _chain_nodes(mon, root)
     if len(nodes) != len(chain):
@@ -348,9 +366,9 @@ def _running(obj: DomainObject) -> tuple[QemuProcess, Domain]:
     return obj.proc, obj.live
 
 
-def _start(reg: DomainRegistry, obj: DomainObject, job: Job) -> dict[str, Any]:
-    proc, live = _running(obj)
-    job.path = next((d.source or "" for d in live.devices.disks if d.target_dev == job.target), "")
+def _start(reg: DomainRegistry, obj: DomainObject, job: Job, path: str) -> dict[str, Any]:
+    proc, _live = _running(obj)
+    job.path = path
     proc.record.blockjobs[job.target] = asdict(job)
     reg.save_run_state(obj)
     log.info("domain %s: %s job %s started on %s", obj.name, job.type, job.id, job.target)
@@ -378,11 +396,11 @@ async def commit(
     obj = reg.lookup(key)
     async with guard(obj, JOB_STATES):
         proc, live = _running(obj)
-        index, disk = find_disk(live, disk_key)
+        index, disk = find_disk(live, disk_key, reg)
         _not_encrypted(disk, "blockcommit")
         target = disk.target_dev
         _idle(obj, target)
-        chain = layers(disk)
+        chain = layers(reg, disk)
         top_i = _locate(chain, top, target) if top else 0
         if top_i + 1 >= len(chain):
             raise InvalidArgument(
@@ -410,7 +428,7 @@ async def commit(
             raise InvalidArgument(
                 f"invalid argument: active commit requested but '{chain[top_i].source}' is not active"
             )
-        nodes = await _own_chain(obj, index, disk)
+        nodes = await _own_chain(obj, index, disk, chain)
         job = Job(
             id=f"commit-{target}",
             type="active_commit" if top_i == 0 else "commit",
@@ -434,7 +452,7 @@ async def commit(
             job.relative = _backing_name(chain[top_i - 1].source, chain[base_i].source, keep_relative)
             args["backing-file"] = job.relative
         await proc.monitor.execute("block-commit", args)
-        return _start(reg, obj, job)
+        return _start(reg, obj, job, chain[0].source)
 
 
 async def pull(
@@ -450,11 +468,11 @@ async def pull(
     obj = reg.lookup(key)
     async with guard(obj, JOB_STATES):
         proc, live = _running(obj)
-        index, disk = find_disk(live, disk_key)
+        index, disk = find_disk(live, disk_key, reg)
         _not_encrypted(disk, "blockpull")
         target = disk.target_dev
         _idle(obj, target)
-        chain = layers(disk)
+        chain = layers(reg, disk)
         if len(chain) < 2:
             raise InvalidArgument(f"invalid argument: disk '{target}' has no backing file to pull from")
         base_i: int | None = None
@@ -469,7 +487,7 @@ async def pull(
             raise InvalidArgument(
                 "invalid argument: --keep-relative needs --base (a pull to the bottom leaves no backing file)"
             )
-        nodes = await _own_chain(obj, index, disk)
+        nodes = await _own_chain(obj, index, disk, chain)
         job = Job(
             id=f"pull-{target}", type="pull", target=target, base=base_i, nodes=nodes, bandwidth=bandwidth
         )
@@ -481,7 +499,7 @@ async def pull(
             job.relative = _backing_name(chain[0].source, chain[base_i].source, keep_relative)
             args["backing-file"] = job.relative
         await proc.monitor.execute("block-stream", args)
-        return _start(reg, obj, job)
+        return _start(reg, obj, job, chain[0].source)
 
 
 async def copy(
@@ -510,11 +528,11 @@ async def copy(
         raise InvalidArgument("invalid argument: granularity must be a power of 2 between 512 and 64 MiB")
     async with guard(obj, JOB_STATES):
         proc, live = _running(obj)
-        index, disk = find_disk(live, disk_key)
+        index, disk = find_disk(live, disk_key, reg)
         _not_encrypted(disk, "blockcopy")
         target = disk.target_dev
         _idle(obj, target)
-        chain = layers(disk)
+        chain = layers(reg, disk)
         if any(dest in (layer.source, os.path.realpath(layer.source)) for layer in chain):
             raise InvalidArgument(f"invalid argument: '{dest}' is an image of disk '{target}'")
         shallow = shallow and len(chain) > 1
@@ -541,7 +559,7 @@ async def copy(
             raise InvalidArgument(
                 f"invalid argument: a shallow copy needs a format with backing files, not '{fmt}'"
             )
-        nodes = await _own_chain(obj, index, disk)
+        nodes = await _own_chain(obj, index, disk, chain)
         undo = _Undo()
         mon = proc.monitor
         try:
@@ -598,7 +616,7 @@ async def copy(
         except BaseException:
             await undo.run()
             raise
-        return _start(reg, obj, job)
+        return _start(reg, obj, job, chain[0].source)
 
 
 def _probe(path: str) -> str:
@@ -625,9 +643,9 @@ def _create_copy(dest: str, fmt: str, chain: list[BackingLayer], shallow: bool) 
 # Managing jobs
 
 
-def _job(obj: DomainObject, disk_key: str) -> tuple[int, DiskConfig, Job | None]:
+def _job(reg: DomainRegistry, obj: DomainObject, disk_key: str) -> tuple[int, DiskConfig, Job | None]:
     proc, live = _running(obj)
-    index, disk = find_disk(live, disk_key)
+    index, disk = find_disk(live, disk_key, reg)
     data = proc.record.blockjobs.get(disk.target_dev)
     return index, disk, Job(**data) if data is not None else None
 
@@ -637,7 +655,7 @@ async def info(reg: DomainRegistry, key: str, disk_key: str) -> dict[str, Any]:
     obj = reg.lookup(key)
     async with guard(obj, lifecycle.ACTIVE):
         proc, _live = _running(obj)
-        _index, disk, job = _job(obj, disk_key)
+        _index, disk, job = _job(reg, obj, disk_key)
         out: dict[str, Any] = {"disk": disk.target_dev, "type": None, "state": None}
         if job is None:
             return out
@@ -656,7 +674,7 @@ async def set_speed(reg: DomainRegistry, key: str, disk_key: str, bandwidth: int
     obj = reg.lookup(key)
     async with guard(obj, JOB_STATES):
         proc, _live = _running(obj)
-        _index, disk, job = _job(obj, disk_key)
+        _index, disk, job = _job(reg, obj, disk_key)
         if job is None or job.state not in ACTIVE_STATES:
             raise InvalidArgument(
                 f"invalid argument: disk {disk.target_dev} does not have an active block job"
@@ -675,7 +693,7 @@ async def abort(
     obj = reg.lookup(key)
     async with guard(obj, JOB_STATES):
         proc, _live = _running(obj)
-        _index, disk, job = _job(obj, disk_key)
+        _index, disk, job = _job(reg, obj, disk_key)
         if job is None or job.state not in ACTIVE_STATES:
             raise InvalidArgument(
                 f"invalid argument: disk {disk.target_dev} does not have an active block job"
@@ -782,7 +800,7 @@ async def _apply_chain(
     reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, job: Job, disk: DiskConfig
 ) -> list[str]:
     """The chain after a completed job; returns the paths it no longer has."""
-    chain = layers(disk)
+    chain = layers(reg, disk)
     nodes = job.nodes
     new_root: str | None = None
     base = job.base
@@ -806,23 +824,29 @@ async def _apply_chain(
         new_root = job.dest["node"]
     kept = {layer.source for layer in keep}
     dropped = [layer.source for layer in chain if layer.source not in kept]
-    source_changed = keep[0].source != disk.source
-    disk.source, disk.driver_type, disk.type = keep[0].source, keep[0].format, keep[0].type
+    source_changed = keep[0].source != chain[0].source
+    if source_changed:  # a pool volume stays the disk's source while it stays its top image (libvirt's)
+        _set_source(disk, keep[0])
     disk.backing = keep[1:]
     if new_root is not None:
         proc.record.blockroots[disk.target_dev] = new_root
     if source_changed:
-        reg.confinement.hand_over_more(proc.record, disk.source, writable=True, what="storage file")
+        reg.confinement.hand_over_more(proc.record, keep[0].source, writable=True, what="storage file")
         if obj.config is not None:
             for saved in obj.config.devices.disks:
                 if saved.target_dev == disk.target_dev:
-                    saved.source, saved.driver_type, saved.type = disk.source, disk.driver_type, disk.type
+                    _set_source(saved, keep[0])
                     reg.write_config(obj.config)
     mon = proc.monitor
     await _blockdev_del(mon, [name for pair in gone_nodes for name in pair])
     await blockdevs.release_fdsets(mon, dropped)
     reg.confinement.give_back(proc.record, dropped)
     return dropped
+
+
+def _set_source(disk: DiskConfig, top: BackingLayer) -> None:
+    disk.source, disk.driver_type, disk.type = top.source, top.format, top.type
+    disk.source_pool = disk.source_volume = None
 
 
 def _publish(reg: DomainRegistry, obj: DomainObject, job: Job, status: str) -> None:
@@ -867,7 +891,7 @@ async def resize(reg: DomainRegistry, key: str, disk_key: str, size: int) -> Non
     obj = reg.lookup(key)
     async with guard(obj, JOB_STATES):
         proc, live = _running(obj)
-        index, disk = find_disk(live, disk_key)
+        index, disk = find_disk(live, disk_key, reg)
         if disk.source is None and disk.source_host is None and disk.source_volume is None:
             raise InvalidArgument(f"invalid argument: disk '{disk.target_dev}' has no media to resize")
         if disk.readonly or disk.device == "cdrom":
@@ -882,7 +906,7 @@ async def block_info(reg: DomainRegistry, key: str, disk_key: str) -> dict[str, 
     obj = reg.lookup(key)
     async with guard(obj, lifecycle.ANY):
         dom = obj.current
-        _index, disk = find_disk(dom, disk_key)
+        _index, disk = find_disk(dom, disk_key, reg)
         path, fmt = disk.source, disk.driver_type
         if disk.type == "volume" and disk.source_pool and disk.source_volume and reg.storage is not None:
             path = reg.storage.volume_path(disk.source_pool, disk.source_volume)
