@@ -43,6 +43,20 @@ def event_lines(event: Mapping[str, Any], wanted: str | None, every: bool) -> li
     ]
 
 
+def io_error_lines(event: Mapping[str, Any], wanted: str | None, every: bool) -> list[str]:
+    """virsh's lines for a disk I/O error: ``io-error`` (path, alias, action) and ``io-error-reason``
+    (and why: ``enospc`` or nothing); ``--all`` prints both."""
+    import json
+
+    d = json.loads(str(event["detail"]))
+    head = f"for domain '{event['name']}': {d['path']} ({d['alias']}) {d['action']}"
+    names = ["io-error", "io-error-reason"] if every else [wanted or "io-error"]
+    return [
+        f"event '{name}' {head}" + (f" due to {d['reason']}\n" if name == "io-error-reason" else "\n")
+        for name in names
+    ]
+
+
 def _exclusive(a: Parsed, *pairs: tuple[str, str]) -> None:
     for one, other in pairs:
         if a.get(one.replace("-", "_")) and a.get(other.replace("-", "_")):

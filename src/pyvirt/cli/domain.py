@@ -437,11 +437,19 @@ def _vnc_password(dom: Domain) -> str | None:
 
 # virsh's words where they are not the daemon's event name capitalized.
 _VIRSH_EVENTS = {"pmsuspended": "PMSuspended"}
-_VIRSH_DETAILS = {"wakeup": "Event wakeup"}
+_VIRSH_DETAILS = {"wakeup": "Event wakeup", "ioerror": "I/O Error"}
 # virsh's event types pyvirtd delivers: lifecycle and agent-lifecycle (the daemon's event kinds domain
 # and agent), and the domain events whose names are virsh's.
 _DEVICE_EVENTS = ("device-added", "device-removed", "tray-change")
-_EVENT_TYPES = ("lifecycle", "agent-lifecycle", *_DEVICE_EVENTS, "block-job", "block-job-2")
+_IO_ERROR_EVENTS = ("io-error", "io-error-reason")
+_EVENT_TYPES = (
+    "lifecycle",
+    "agent-lifecycle",
+    *_DEVICE_EVENTS,
+    "block-job",
+    "block-job-2",
+    *_IO_ERROR_EVENTS,
+)
 
 
 def _event_line(event: dict[str, object]) -> tuple[str, str]:
@@ -485,6 +493,12 @@ def cmd_event(opts: GlobalOptions, a: Parsed) -> int:
                 from pyvirt.cli.blockjob import event_lines
 
                 lines = event_lines(dict(event), wanted, bool(a.get("all")))
+            elif event["kind"] == "domain" and event["event"] == "io-error":
+                if not a.get("all") and wanted not in _IO_ERROR_EVENTS:
+                    continue
+                from pyvirt.cli.blockjob import io_error_lines
+
+                lines = io_error_lines(dict(event), wanted, bool(a.get("all")))
             elif event["kind"] in ("domain", "agent"):
                 kind, line = _event_line(dict(event))
                 if not a.get("all") and kind != (wanted or "lifecycle"):

@@ -81,7 +81,8 @@ async def apply_event(
             running, status = await proc.monitor.status()
             reason = PAUSED_STATUS.get(status)
             if not running and reason is not None:
-                reg.transition(obj, S.PAUSED, reason, ("suspended", "paused"))
+                detail = "ioerror" if reason is Paused.IOERROR else "paused"  # virsh: Suspended I/O Error
+                reg.transition(obj, S.PAUSED, reason, ("suspended", detail))
     elif event == "RESUME":
         if obj.state in (S.PAUSED, S.CRASHED, S.SHUTDOWN):
             running, _status = await proc.monitor.status()
@@ -113,6 +114,10 @@ async def apply_event(
         from pyvirt.daemon.stats import balloon_changed
 
         balloon_changed(proc, data)
+    elif event == "BLOCK_IO_ERROR":
+        from pyvirt.daemon import ioerrors
+
+        await ioerrors.on_event(reg, obj, proc, data)
     elif event.startswith("BLOCK_JOB_"):
         from pyvirt.daemon import blockjobs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pyvirt.cli.blockjob import _size, event_lines, pretty, progress
+from pyvirt.cli.blockjob import _size, event_lines, io_error_lines, pretty, progress
 from pyvirt.errors import InvalidArgument
 
 
@@ -33,6 +33,19 @@ def test_event_lines_name_the_disk_by_path_or_target() -> None:
         "event 'block-job-2' for domain 'web': Active Block Commit for vda completed\n"
     ]
     assert len(event_lines(event, None, True)) == 2
+
+
+def test_io_error_lines_are_virsh_s() -> None:
+    detail = '{"path": "/i/d.raw", "alias": "virtio-disk1", "action": "report", "reason": ""}'
+    event = {"kind": "domain", "name": "web", "event": "io-error", "detail": detail}
+    assert io_error_lines(event, None, False) == [
+        "event 'io-error' for domain 'web': /i/d.raw (virtio-disk1) report\n"
+    ]
+    assert io_error_lines(event, "io-error-reason", False) == [
+        "event 'io-error-reason' for domain 'web': /i/d.raw (virtio-disk1) report due to \n"
+    ]
+    kinds = [line.split("'")[1] for line in io_error_lines(event, None, True)]
+    assert kinds == ["io-error", "io-error-reason"]
 
 
 def test_blockresize_size_is_kib_without_a_unit() -> None:
