@@ -406,6 +406,26 @@ def test_external_snapshot_with_memory_reverts_ram_and_disk(daemon: Daemon, tmp_
     assert console.run(f"kill -0 {pid} 2>/dev/null && echo alive || echo gone") == "alive"
     assert console.run("ls /root/new 2>&1 | grep -c 'No such'") == "1"
 
+    # --paused: back to mem1's RAM with the vCPUs stopped until a resume
+    console.run("echo changed > /mnt/t/marker")
+    console.close()
+    out = daemon.cli("snapshot-revert", "m1vm", "mem1", "--paused").ok().out
+    assert out == "Domain snapshot mem1 reverted\n"
+    assert daemon.cli("domstate", "--reason", "m1vm").ok().out == "paused (from snapshot)\n\n"
+    daemon.cli("resume", "m1vm").ok()
+    console = Console(daemon, "m1vm")
+    assert console.run("cat /mnt/t/marker") == "before"
+    # --running, from a shut-off domain: mem1's RAM and process, running
+    console.run("echo changed > /mnt/t/marker")
+    console.close()
+    daemon.cli("destroy", "m1vm").ok()
+    out = daemon.cli("snapshot-revert", "m1vm", "mem1", "--running").ok().out
+    assert out == "Domain snapshot mem1 reverted\n"
+    assert daemon.cli("domstate", "--reason", "m1vm").ok().out == "running (from snapshot)\n\n"
+    console = Console(daemon, "m1vm")
+    assert console.run("cat /mnt/t/marker") == "before"
+    assert console.run(f"kill -0 {pid} 2>/dev/null && echo alive || echo gone") == "alive"
+
     # --live: the guest runs while its memory is written
     memfile2 = tmp_path / "m1vm.mem2.state"
     daemon.cli("snapshot-create-as", "m1vm", "mem2", "--memspec", str(memfile2), "--live").ok()
