@@ -13,13 +13,13 @@ import os
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import BIN, Console, Daemon
+from tests.support import events
+from tests.support.daemon import Console, Daemon
 from tests.support.guest import domain_xml
 
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -39,15 +39,6 @@ def small_fs() -> Iterator[Path]:
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)
         mnt.rmdir()
-
-
-def _wait_for(path: Path, text: str, proc: subprocess.Popen[str], limit: float = 120) -> None:
-    """Until the output file of the event listener ``proc`` holds ``text`` (a generous limit only
-    keeps a lost event from hanging the suite)."""
-    deadline = time.monotonic() + limit
-    while text not in path.read_text():
-        assert proc.poll() is None and time.monotonic() < deadline, f"{text!r} not in: {path.read_text()!r}"
-        time.sleep(0.2)
 
 
 def test_a_full_host_file_system_pauses_the_guest_until_space_is_freed(
@@ -70,24 +61,10 @@ def test_a_full_host_file_system_pauses_the_guest_until_space_is_freed(
     console.expect("pyvirt-guest: ready")
     assert daemon.cli("domblkerror", "ioe").ok().out == "No errors found\n\n"
 
-    # virsh's event listener, subscribed before the error (a pause and a resume it has seen).
-    events = tmp_path / "events.txt"
-    with open(events, "w") as out:
-        listener = subprocess.Popen(
-            [str(BIN / "pyvirt"), "event", "--domain", "ioe", "--all", "--loop"],
-            env=daemon.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    # virsh's event listener, shown listening before the error.
+    watcher = events.watch(daemon, "--domain", "ioe", "--all")
+    seen = events.listening(daemon, watcher, "ioe", tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while "Resumed Unpaused" not in events.read_text():  # until the listener has subscribed
-            assert listener.poll() is None and time.monotonic() < deadline, events.read_text()
-            daemon.cli("suspend", "ioe").ok()
-            daemon.cli("resume", "ioe").ok()
-            time.sleep(0.5)
-
         # 4 MiB where 2 fit: the write stops the guest, the shell waits for it.
         console.send(
             "dd if=/dev/zero bs=1M count=4 2>/dev/null | tr '\\000' '\\125' | "
@@ -96,7 +73,7 @@ def test_a_full_host_file_system_pauses_the_guest_until_space_is_freed(
         daemon.wait_state("ioe", "paused", timeout=300)
         assert daemon.cli("domstate", "--reason", "ioe").ok().out == "paused (I/O error)\n\n"
         assert daemon.cli("domblkerror", "ioe").ok().out == "vda: no space\n\n"
-        _wait_for(events, "Suspended I/O Error", listener)
+        seen += events.read_until(watcher, b"Suspended I/O Error\n")
         assert daemon.cli("domstate", "--reason", "ioe").ok().out == "paused (I/O error)\n\n"
 
         # Space freed: resumed, QEMU retries the failed writes, the guest's dd ends well.
@@ -108,10 +85,11 @@ def test_a_full_host_file_system_pauses_the_guest_until_space_is_freed(
         # QEMU keeps the device's I/O status until the device is reset (its ``cont`` resets only
         # named backends, not a -blockdev disk's), and libvirt 9.0 shows it as it is: so do we.
         assert daemon.cli("domblkerror", "ioe").ok().out == "vda: no space\n\n"
+        seen += events.read_until(watcher, b"Resumed Unpaused\n")
     finally:
-        listener.send_signal(signal.SIGINT)
-        listener.wait(timeout=30)
-    lines = events.read_text().splitlines()
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait(timeout=30)
+    lines = seen.decode().splitlines()
     error_at = next(i for i, line in enumerate(lines) if "'io-error'" in line)
     assert lines[error_at] == f"event 'io-error' for domain 'ioe': {image} (virtio-disk0) pause", lines
     assert lines[error_at + 1] == (
