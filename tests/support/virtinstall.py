@@ -27,6 +27,7 @@ S="$1"
 mount -t tmpfs tmpfs "$S/run"
 mkdir -p "$S/lib/boot" "$S/lib/images"
 cp -a /etc/libvirt/. "$S/etc/"
+if [ -f "$S/qemu.conf.extra" ]; then cat "$S/qemu.conf.extra" >> "$S/etc/qemu.conf"; fi
 rm -f "$S/etc/qemu/networks/autostart/"*
 mkdir -p /run/libvirt /var/lib/libvirt /var/cache/libvirt /var/log/libvirt
 mount --bind "$S/etc" /etc/libvirt
@@ -51,9 +52,12 @@ _DEFAULT_NETWORK = """<network>
 class Oracle:
     """One private libvirtd; :meth:`run` runs virt-install against it."""
 
-    def __init__(self) -> None:
+    def __init__(self, qemu_conf: str = "") -> None:
+        """``qemu_conf``: settings appended to the private copy of qemu.conf (to run guests)."""
         self.scratch = Path(tempfile.mkdtemp(prefix="vi-oracle-", dir="/tmp"))
         self.proc: subprocess.Popen[bytes] | None = None
+        if qemu_conf:
+            (self.scratch / "qemu.conf.extra").write_text(qemu_conf)
 
     @staticmethod
     def missing() -> str | None:
@@ -120,6 +124,10 @@ class Oracle:
         return subprocess.run(
             [*self._enter(), "virsh", "-c", "qemu:///system", *args], capture_output=True, text=True
         )
+
+    def virsh_command(self, *args: str) -> list[str]:
+        """The argv that runs ``virsh ARGS`` against the private libvirtd."""
+        return [*self._enter(), "virsh", "-c", "qemu:///system", *args]
 
     def virsh(self, *args: str) -> str:
         result = self._virsh(*args)

@@ -924,6 +924,9 @@ class JobInfo(TypedDict):
     data_processed: NotRequired[int]
     data_remaining: NotRequired[int]
     data_total: NotRequired[int]
+    # virDomainGetJobStats' parameters (time_elapsed, downtime, data_total, memory_constant...), libvirt's
+    # names, order and units (ms, bytes, pages, bytes/s)
+    stats: NotRequired[dict[str, int]]
 
 
 DomainList = list[DomainSummary]

@@ -125,6 +125,8 @@ def cmd_qemu_monitor_command(opts: GlobalOptions, a: Parsed) -> int:
         reply = json.dumps(
             value, indent=2 if a.flag("pretty") else None, separators=None if a.flag("pretty") else (",", ":")
         )
+        emit(f"{reply}\n")  # virsh prints a value it formatted with one newline, QEMU's reply with two
+        return 0
     emit(f"{reply}\n\n")
     return 0
 
@@ -147,31 +149,78 @@ def cmd_domjobinfo(opts: GlobalOptions, a: Parsed) -> int:
             )
     dom = _domain(opts.connect(), a.text("domain"))
     info = dom.job_info()
+    stats = dict(info.get("stats") or {})
+    if not stats:  # a daemon that gives the few figures of older versions
+        for key in ("time_elapsed_ms", "data_total", "data_processed", "data_remaining"):
+            if key in info:
+                stats[key.removesuffix("_ms")] = int(info[key])  # type: ignore[literal-required]
     if a.flag("rawstats"):
         kinds = {"None": 0, "Bounded": 1, "Unbounded": 2}
         text = f"Job type: {kinds.get(info['type'], 0)}\n\n"
         if info["type"] != "None":  # libvirt's virDomainJobOperation
             text += f"operation: {_OPERATIONS.get(info['operation'], 0)}\n"
-        values = dict(info)
-        for key in ("time_elapsed_ms", "data_processed", "data_remaining", "data_total"):
-            if key in values:
-                text += f"{key.removesuffix('_ms')}: {values[key]}\n"
+            text += "".join(f"{key}: {value}\n" for key, value in stats.items())
         emit(text + "\n")
         return 0
     text = f"{'Job type:':<17} {info['type']:<12}\n"
     if info["type"] != "None":
         text += f"{'Operation:':<17} {info['operation']:<12}\n"
-        if "time_elapsed_ms" in info:
-            text += f"{'Time elapsed:':<17} {info['time_elapsed_ms']:<12} ms\n"
-        for label, size in (
-            ("Data processed:", info.get("data_processed")),
-            ("Data remaining:", info.get("data_remaining")),
-            ("Data total:", info.get("data_total")),
-        ):
-            if size is not None:
-                text += f"{label:<17} {_capacity(size)}\n"
+        text += _job_lines(stats)
     emit(text + "\n")
     return 0
+
+
+def _job_lines(stats: dict[str, int]) -> str:
+    """virsh 9.0's cmdDomjobinfo lines of a running job's statistics (a job of pyvirt's is unbounded)."""
+
+    def line(label: str, value: str) -> str:
+        return f"{label:<17} {value}\n"
+
+    def count(label: str, key: str, unit: str = "") -> str:
+        return line(label, f"{stats[key]:<12}" + (f" {unit}" if unit else "")) if key in stats else ""
+
+    def sizes(*pairs: tuple[str, str]) -> str:
+        if not any(stats.get(key) for _, key in pairs):
+            return ""
+        return "".join(line(label, _capacity(stats.get(key, 0))) for label, key in pairs)
+
+    text = line("Time elapsed:", f"{stats.get('time_elapsed', 0):<12} ms")
+    text += sizes(
+        ("Data processed:", "data_processed"),
+        ("Data remaining:", "data_remaining"),
+        ("Data total:", "data_total"),
+    )
+    text += sizes(
+        ("Memory processed:", "memory_processed"),
+        ("Memory remaining:", "memory_remaining"),
+        ("Memory total:", "memory_total"),
+    )
+    if stats.get("memory_bps"):
+        text += line("Memory bandwidth:", _capacity(stats["memory_bps"]) + "/s")
+    text += count("Dirty rate:", "memory_dirty_rate", "pages/s")
+    text += count("Page size:", "memory_page_size", "bytes")
+    text += count("Iteration:", "memory_iteration")
+    text += count("Postcopy requests:", "memory_postcopy_requests")
+    text += count("Constant pages:", "memory_constant")
+    text += count("Normal pages:", "memory_normal")
+    if "memory_normal_bytes" in stats:
+        text += line("Normal data:", _capacity(stats["memory_normal_bytes"]))
+    text += count("Expected downtime:", "downtime", "ms")
+    text += count("Setup time:", "setup_time", "ms")
+    if "compression_cache" in stats:
+        text += line("Compression cache:", _capacity(stats["compression_cache"]))
+    if "compression_bytes" in stats:
+        text += line("Compressed data:", _capacity(stats["compression_bytes"]))
+    for label, key in (
+        ("Compressed pages:", "compression_pages"),
+        ("Compression cache misses:", "compression_cache_misses"),
+        ("Compression overflows:", "compression_overflow"),
+    ):
+        if key in stats:
+            text += line(label, f"{stats[key]:<13}")
+    if "auto_converge_throttle" in stats:
+        text += line("Auto converge throttle:", f"{stats['auto_converge_throttle']:<13}")
+    return text
 
 
 def _capacity(size: int) -> str:

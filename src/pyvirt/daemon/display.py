@@ -19,6 +19,7 @@ from pyvirt.daemon import lifecycle
 from pyvirt.daemon.actions import DomainActions
 from pyvirt.daemon.lifecycle import DomainState, guard
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, UnsupportedConfig
+from pyvirt.qemu import migstats
 from pyvirt.qemu.keymaps import to_qnum
 
 if TYPE_CHECKING:
@@ -170,14 +171,16 @@ class DisplayAPI(DomainActions):
         out: dict[str, Any] = {"type": kind, "operation": operation}
         if obj.state in (S.MIGRATING, S.SAVING) and obj.proc is not None:
             with contextlib.suppress(OperationFailed):
-                info = await obj.proc.monitor.execute("query-migrate")
-                ram = info.get("ram")
-                if "total-time" in info:
-                    out["time_elapsed_ms"] = int(info["total-time"])
-                if ram:  # not while QEMU sets the migration up: no figures rather than zeros
-                    out["data_processed"] = int(ram.get("transferred", 0))
-                    out["data_remaining"] = int(ram.get("remaining", 0))
-                    out["data_total"] = int(ram.get("total", 0))
+                stats = migstats.job_stats(await obj.proc.monitor.execute("query-migrate"))
+                out["stats"] = stats
+                for key, name in (
+                    ("time_elapsed_ms", "time_elapsed"),
+                    ("data_processed", "data_processed"),
+                    ("data_remaining", "data_remaining"),
+                    ("data_total", "data_total"),
+                ):
+                    if name in stats:
+                        out[key] = stats[name]
         return out
 
     async def jobabort(self, req: Request) -> dict[str, Any]:

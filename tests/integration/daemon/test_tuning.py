@@ -2,7 +2,7 @@
 reach QEMU's cgroup at start, live changes reach the kernel's cgroup files (v2, or the v1 controllers of
 a hybrid host) and the live XML, --config changes the definition only, bad values are refused by name;
 cpu-stats lists each host CPU's time from cgroup v1's cpuacct (compared with virsh's format in
-tests/integration/daemon/test_libvirt_jobs_oracle.py)."""
+tests/integration/daemon/test_libvirt_jobs_oracle.py, where libvirt has per-CPU figures)."""
 
 from __future__ import annotations
 
