@@ -156,7 +156,7 @@ class BackingLayer:
 @dataclass
 class DiskConfig:
     type: str = "file"  # file | block | volume | network
-    device: str = "disk"  # disk | cdrom | floppy
+    device: str = "disk"  # disk | cdrom | floppy | lun (a host SCSI device passed through, scsi-block)
     driver_name: str = "qemu"
     driver_type: str = "raw"  # conf.domain_xml.DISK_FORMATS
     cache: str | None = None  # none | writeback | writethrough | directsync | unsafe
@@ -207,10 +207,11 @@ class ControllerConfig:
 
 @dataclass
 class InterfaceConfig:
-    type: str = "network"  # network | bridge | user
+    type: str = "network"  # network | bridge | user | vdpa
     mac: str | None = None  # filled by post-parse defaults (52:54:00:xx:xx:xx)
     source_network: str | None = None
     source_bridge: str | None = None
+    source_dev: str | None = None  # vdpa: the host's /dev/vhost-vdpa-N (conf.net_vdpa)
     model: str = "virtio"  # virtio | e1000 | e1000e | rtl8139
     target_dev: str | None = None  # tap name, set while running
     link_state: str | None = None  # up | down

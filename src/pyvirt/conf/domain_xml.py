@@ -98,7 +98,7 @@ FEATURES: dict[str, dict[str, tuple[str, ...]]] = {
 CPU_MODES = ("host-passthrough", "host-model", "custom", "maximum")
 CPU_FEATURE_POLICIES = ("force", "require", "optional", "disable", "forbid")
 DISK_TYPES = ("file", "block", "volume", "network")
-DISK_DEVICES = ("disk", "cdrom", "floppy")
+DISK_DEVICES = ("disk", "cdrom", "floppy", "lun")
 DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx")
 DISK_BUSES = ("virtio", "sata", "scsi", "ide", "usb", "fdc")
 DISK_CACHE = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
@@ -138,7 +138,7 @@ PCI_MODEL_NAMES = (
     *controller_models.PCI_MODEL_NAMES,
 )
 PCI_TARGET_ATTRS = ("chassisNr", "chassis", "port", "busNr", "hotplug")
-NET_TYPES = ("network", "bridge", "user")
+NET_TYPES = ("network", "bridge", "user", "vdpa")
 NET_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
 CHAR_TYPES: dict[str, tuple[str, ...]] = {
     "serial": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
@@ -815,6 +815,10 @@ class _Parser:
                 node.skip("portid", "bridge")
             elif nic.type == "bridge":
                 nic.source_bridge = node.require("bridge")
+            elif nic.type == "vdpa":
+                from pyvirt.conf import net_vdpa
+
+                net_vdpa.parse_source(node, nic)
             node.done()
         if (node := e.child("target")) is not None:
             dev = node.require("dev")
@@ -1285,6 +1289,8 @@ def _interface(nic: InterfaceConfig, live: bool) -> XNode:
         node.add(x("source", {"network": nic.source_network}))
     elif nic.type == "bridge":
         node.add(x("source", {"bridge": nic.source_bridge}))
+    elif nic.type == "vdpa":
+        node.add(x("source", {"dev": nic.source_dev}))
     if nic.target_dev and (live or not _is_auto_tap(nic.target_dev)):
         node.add(x("target", {"dev": nic.target_dev}))
     driver = {**nic.driver, **virtio_options.attrs(nic.virtio)}

@@ -5,7 +5,8 @@
 ``virtio-net-pci`` properties. ``name='qemu'`` is what pyvirt does anyway (QEMU's own virtio-net, no
 vhost-net); ``name='vhost'`` asks for the kernel's vhost-net, which pyvirt's taps do not use, so it is
 refused on a tap, and on user networking, where libvirt ignores it too, it has no effect. Multiqueue
-(``queues``) and ``tx_queue_size`` (vhost-user only) are refused by name.
+(``queues``) is a vDPA interface's only (conf.net_vdpa); ``tx_queue_size`` (vhost-user only) is refused
+by name.
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ def parse(driver: Elem, options: dict[str, str]) -> None:
         if size & (size - 1):
             raise XMLError(f"rx_queue_size '{size}' of '{driver.path}' must be a power of two")
         options["rx_queue_size"] = str(size)
-    for name in ("queues", "tx_queue_size"):
-        if (value := driver.attr(name)) is not None:
-            raise unsupported(f"attribute '{name}' = '{value}' of '{driver.path}' is not supported")
+    if (count := driver.integer("queues", minimum=1, maximum=256)) is not None:
+        options["queues"] = str(count)  # vdpa only (conf.net_vdpa checks)
+    if (value := driver.attr("tx_queue_size")) is not None:
+        raise unsupported(f"attribute 'tx_queue_size' = '{value}' of '{driver.path}' is not supported")
 
 
 def device_props(options: dict[str, str], nic_type: str, model: str) -> dict[str, str]:
     """The ``virtio-net-pci`` properties; refused where they cannot take effect."""
-    tuning = {k: v for k, v in options.items() if k != "name"}
+    tuning = {k: v for k, v in options.items() if k not in ("name", "queues")}
     if tuning and model != "virtio":
         raise UnsupportedConfig(
             f"unsupported configuration: driver {', '.join(sorted(tuning))} of a '{model}' NIC"

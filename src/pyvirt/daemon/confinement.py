@@ -207,6 +207,9 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
     for path, what in ((os_.kernel, "kernel"), (os_.initrd, "initrd")):
         if path:
             handover.readable(path, what)
+    for nic in dom.devices.interfaces:
+        if nic.type == "vdpa" and nic.source_dev:  # QEMU opens the vDPA device (libvirt passes its fd)
+            handover.writable(nic.source_dev, "vDPA device")
     for inp in dom.devices.inputs:
         if inp.evdev:  # a host input device passed through: QEMU's user reads it, as libvirt relabels it
             handover.writable(inp.evdev, "input device")

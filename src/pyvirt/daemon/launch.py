@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.conf import audio, hostdev, tpm, vsock
+from pyvirt.conf import audio, hostdev, net_vdpa, tpm, vsock
 from pyvirt.conf.domain import Domain
 from pyvirt.daemon import blockdevs, blockjobs, chardev_sockets, disk_secrets, iotune, tuning
 from pyvirt.daemon.console import ConsoleRelay
@@ -84,6 +84,7 @@ async def start_qemu(
     vsock.require_host(dom)
     tpm.require_host(dom)
     hostdev.require_host(dom)
+    net_vdpa.require_host(dom)
     passphrases = disk_secrets.passphrases(reg, dom)
     blockjobs.fill_chains(dom, disk_paths)
     run_dir = reg.layout.qemu_run_dir

@@ -654,7 +654,7 @@ class _Builder:
             )
         elif disk.target_bus == "scsi":
             name = self._scsi_bus(controller)
-            driver = "scsi-cd" if disk.device == "cdrom" else "scsi-hd"
+            driver = {"cdrom": "scsi-cd", "lun": "scsi-block"}.get(disk.device, "scsi-hd")
             self.add(
                 *_device(
                     driver,
@@ -694,6 +694,10 @@ class _Builder:
             self.add("-netdev", f"tap,ifname={tap},script=no,downscript=no,id={netdev}")
         elif iface.type == "user":
             self.add("-netdev", f"user,id={netdev}")
+        elif iface.type == "vdpa":
+            from pyvirt.conf import net_vdpa
+
+            self.add(*_json_arg("-netdev", net_vdpa.netdev(iface, netdev)))
         else:
             raise UnsupportedConfig(f"unsupported configuration: interface type '{iface.type}'")
         driver = NIC_MODELS.get(iface.model)
@@ -705,6 +709,10 @@ class _Builder:
             from pyvirt.conf import net_driver
 
             place.update(net_driver.device_props(iface.driver, iface.type, iface.model))
+        if iface.type == "vdpa":
+            from pyvirt.conf import net_vdpa
+
+            place.update({k: str(v) for k, v in net_vdpa.device_props(iface).items()})
         self.add(
             *_device(
                 driver,

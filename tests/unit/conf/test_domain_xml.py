@@ -203,7 +203,7 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
         ("<redirdev bus='usb' type='spiceport'/>", "attribute 'type' = 'spiceport' of 'devices/redirdev'"),
         ("<graphics type='vnc'><listen type='network' network='x'/></graphics>", "'devices/graphics/listen'"),
         ("<disk type='nvme'/>", "attribute 'type' = 'nvme' of 'devices/disk'"),
-        ("<disk device='lun'/>", "attribute 'device' = 'lun' of 'devices/disk'"),
+        ("<disk device='tape'/>", "attribute 'device' = 'tape' of 'devices/disk'"),
         ("<interface type='direct'/>", "attribute 'type' = 'direct' of 'devices/interface'"),
         ("<controller type='usb' model='qusb2'/>", "attribute 'model' = 'qusb2'"),
         ("<smartcard mode='passthrough' type='spicevmc'/>", "element 'devices/smartcard' is not supported"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
@@ -138,3 +140,57 @@ def test_nvram_of_type_file() -> None:
     assert "<nvram type='file'>\n      <source file='/var/lib/pyvirt/nvram/x_VARS.fd'/>" in format_domain(dom)
     with pytest.raises(PyvirtError, match="takes its path in <source file> only"):
         load_domain_xml(text.replace("<source file", "/x<source file"))
+
+
+def test_a_host_scsi_lun_and_a_vdpa_nic() -> None:
+    lun = "<disk type='block' device='lun'><source dev='/dev/sdz'/><target dev='sda' bus='scsi'/></disk>"
+    lun += "<controller type='scsi' model='virtio-scsi'/>"
+    out = argv(devices=lun)
+    assert any(arg.startswith("scsi-block,bus=scsi0.0,") for arg in out)
+    vdpa = "<interface type='vdpa'><source dev='/dev/vhost-vdpa-0'/><driver queues='4'/></interface>"
+    out = argv(devices=vdpa)
+    assert '{"type":"vhost-vdpa","vhostdev":"/dev/vhost-vdpa-0","queues":4,"id":"hostnet0"}' in out
+    assert any(arg.startswith("virtio-net-pci,mq=on,vectors=10,netdev=hostnet0") for arg in out)
+
+
+@pytest.mark.parametrize(
+    ("devices", "reason"),
+    [
+        (
+            "<disk type='block' device='lun'><source dev='/dev/sdz'/><target dev='vda' bus='virtio'/></disk>",
+            "only on a legacy virtio 0.9 device",
+        ),
+        (
+            "<disk type='file' device='lun'><source file='/x.img'/><target dev='sda' bus='scsi'/></disk>",
+            "must be of type 'block'",
+        ),
+        (
+            "<disk type='block' device='lun'><source dev='/dev/sdz'/><target dev='sda' bus='scsi'/>"
+            "<serial>X1</serial></disk>",
+            "serial of disk 'sda' of device 'lun'",
+        ),
+        (
+            "<interface type='vdpa'><source dev='/dev/vhost-vdpa-0'/><model type='e1000'/></interface>",
+            "only virtio",
+        ),
+        ("<interface type='user'><driver queues='2'/></interface>", "multiqueue only on vdpa"),
+        ("<interface type='vdpa'><source dev='vhost-vdpa-0'/></interface>", "device node under /dev"),
+    ],
+)
+def test_luns_and_vdpa_refused_by_name(devices: str, reason: str) -> None:
+    with pytest.raises(PyvirtError, match=reason):
+        argv(devices=devices)
+
+
+def test_a_vdpa_nic_is_refused_at_start_on_a_host_without_the_device(tmp_path: Path) -> None:
+    from pyvirt.conf import net_vdpa
+
+    missing = tmp_path / "vhost-vdpa-9"
+    dom = load_domain_xml(
+        XML.format(features="", devices="<interface type='vdpa'><source dev='/dev/x'/></interface>")
+    )
+    dom.devices.interfaces[0].source_dev = str(missing)
+    with pytest.raises(PyvirtError, match=f"this host has no {missing}"):
+        net_vdpa.require_host(dom)
+    missing.touch()
+    net_vdpa.require_host(dom)

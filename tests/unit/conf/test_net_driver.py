@@ -38,7 +38,7 @@ def test_tuning_reaches_virtio_net() -> None:
     [
         ("<driver name='vhost'/>", "bridge", "virtio", "pyvirt's taps do not use vhost-net"),
         ("<driver txmode='timer'/>", "user", "e1000", "driver txmode of a 'e1000' NIC"),
-        ("<driver queues='4'/>", "user", "virtio", "'queues' = '4'"),
+        ("<driver queues='4'/>", "user", "virtio", "<driver queues> of interface type 'user'"),
         ("<driver rx_queue_size='300'/>", "user", "virtio", "must be a power of two"),
         ("<driver name='vfio'/>", "user", "virtio", "'name' = 'vfio'"),
     ],
