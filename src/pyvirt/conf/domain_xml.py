@@ -1310,7 +1310,10 @@ def char_source_nodes(dev: CharDevConfig, live: bool) -> list[XNode | None]:
         return [x("source", {"path": dev.source_path}) if live and dev.source_path else None]
     if dev.type in ("unix", "file") and (dev.source_path or dev.source_mode):
         append = dev.source_extra.get("append")
-        source = x("source", {"mode": dev.source_mode, "path": dev.source_path, "append": append})
+        mode = dev.source_mode
+        if dev.type == "unix" and mode is None and dev.source_path:
+            mode = "bind"  # the path the daemon made for a listening socket (read back, no mode connects)
+        source = x("source", {"mode": mode, "path": dev.source_path, "append": append})
         return [source.add(chardev_options.write_reconnect(dev))]
     if dev.type in chardev_backends.TYPES:
         return list(chardev_backends.write(dev))

@@ -316,3 +316,17 @@ def test_format_of_a_domain_built_in_code() -> None:
         "  <memory unit='KiB'>1048576</memory>",
     ]
     assert parse_domain(text) == dom
+
+
+def test_a_channel_path_made_by_the_daemon_reads_back_as_a_listening_socket() -> None:
+    xml = (
+        "<domain type='qemu'><name>c</name><memory>65536</memory><os><type>hvm</type></os><devices>"
+        "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+        "</devices></domain>"
+    )
+    dom = load_domain_xml(xml)
+    channel = dom.devices.channels[0]
+    assert channel.source_mode is None
+    channel.source_path = "/run/pyvirt/qemu/c.channels/org.qemu.guest_agent.0"  # as the start fills it in
+    again = load_domain_xml(format_domain(dom, live=True))  # a save's or a migration's XML, read back
+    assert again.devices.channels[0].source_mode == "bind"
