@@ -296,7 +296,7 @@ def _formatting_line(
             parts.append(f"{name}={o[name]}")
     if fmt == "qcow2":
         parts.append(f"cluster_size={kw.get('cluster_size', 65536)}")
-        parts.append("extended_l2=off")
+        parts.append(f"extended_l2={'on' if kw.get('extended_l2') else 'off'}")
         if "preallocation" in o:
             parts.append(f"preallocation={o['preallocation']}")
         parts.append(f"compression_type={o.get('compression_type', 'zlib')}")

@@ -48,7 +48,10 @@ An external data file (``create_image(..., data_file=NAME, data_file_raw=)``) ho
 of a qcow2 image, each cluster at its guest offset; it is opened by the name in the header, as
 qemu 7.2 opens it (from the current folder).
 
-Not supported (refused by name, never misread): extended L2 entries, compressed or preallocated
+Extended L2 entries (``create_image(..., extended_l2=True)``, clusters of 16 KiB or more): 32
+subclusters a cluster, each allocated, zeroed and copied from the backing file on its own.
+
+Not supported (refused by name, never misread): compressed or preallocated
 encrypted images, legacy AES encryption, VDI, VHD and VHDX differencing images, writes into VMDK
 grain tables that are not allocated or into streamOptimized grains already written (as QEMU).
 Persistent dirty bitmaps are kept and maintained as qemu-img does (enabled ones marked in use

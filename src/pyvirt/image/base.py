@@ -142,7 +142,8 @@ class Image:
         return [Extent(offset, length, data=True, zero=False, offset=offset)]
 
     def backing_status(self, pos: int, n: int) -> list[Extent]:
-        """The backing chain's extents for a range this image leaves unallocated (depth one deeper)."""
+        """The backing chain's extents for a range this image leaves unallocated (depth one deeper);
+        past the end of the backing file, zeros of this image (depth 0), as qemu-img map says."""
         assert self.backing is not None
         bsize = self.backing.size
         out: list[Extent] = []
@@ -153,9 +154,9 @@ class Image:
                     Extent(x.start, x.length, x.data, x.zero, x.depth + 1, x.offset, x.compressed, x.present)
                 )
             if m < n:
-                out.append(Extent(pos + m, n - m, data=False, zero=True, depth=1, present=False))
+                out.append(Extent(pos + m, n - m, data=False, zero=True, present=False))
         else:
-            out.append(Extent(pos, n, data=False, zero=True, depth=1, present=False))
+            out.append(Extent(pos, n, data=False, zero=True, present=False))
         return out
 
     def read_backing(self, where: int, buf: memoryview) -> None:

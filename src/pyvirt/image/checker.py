@@ -275,6 +275,7 @@ def count_references(img: Qcow2Image, res: CheckResult) -> array[int]:
     """Cluster → references from everything but the refcount structures themselves: header, LUKS
     area, L1/L2 tables and data of the active tree and of every snapshot, snapshot table, bitmaps."""
     from pyvirt.image.qcow2 import header as H
+    from pyvirt.image.qcow2.subclusters import bitmap_error
     from pyvirt.image.qcow2.tables import (
         L1_OFFSET_MASK,
         L2_OFFSET_MASK,
@@ -315,7 +316,13 @@ def count_references(img: Qcow2Image, res: CheckResult) -> array[int]:
                 msgs.append(f"ERROR {err}")
                 res.check_errors += 1
                 continue
-            for ent in table:
+            bits = getattr(table, "bits", None)  # extended L2 entries: the subcluster bitmaps
+            for j, ent in enumerate(table):
+                if bits is not None and (bad := bitmap_error(ent, bits[j], j, img.alloc_mask)):
+                    msgs.append(bad)
+                    res.corruptions += 1
+                    if ent & OFLAG_COMPRESSED:
+                        continue  # as QEMU: not counted
                 if ent & OFLAG_COMPRESSED:
                     off, n = compressed_range(ent, cb)
                     if active:

@@ -41,6 +41,7 @@ def create_image(
     encrypt_cipher: CipherSpec | None = None,
     data_file: str | None = None,
     data_file_raw: bool | None = None,
+    extended_l2: bool | None = None,
     check_backing: bool = True,
     **fmt_opts: Any,
 ) -> None:
@@ -66,6 +67,7 @@ def create_image(
         "encrypt_cipher": encrypt_cipher,
         "data_file": data_file,
         "data_file_raw": data_file_raw,
+        "extended_l2": extended_l2,
     }
     allowed = {"qcow2": set(qcow2_opts), "raw": {"preallocation"}}.get(fmt, set())
     for k, v in [*qcow2_opts.items(), *fmt_opts.items()]:
@@ -111,6 +113,7 @@ def create_image(
             encrypt_cipher=encrypt_cipher,
             data_file=data_file,
             data_file_raw=bool(data_file_raw),
+            extended_l2=bool(extended_l2),
         )
     elif fmt == "raw":
         if backing:

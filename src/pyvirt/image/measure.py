@@ -22,13 +22,14 @@ def refcount_metadata_size(clusters: int, cs: int, refcount_order: int) -> int:
     return (blocks + table) * cs
 
 
-def prealloc_size(total: int, cs: int, refcount_order: int) -> int:
+def prealloc_size(total: int, cs: int, refcount_order: int, *, extended_l2: bool = False) -> int:
     aligned = -(-total // cs) * cs
     meta = cs
+    l2e = 16 if extended_l2 else 8
     per_table = cs // 8
-    nl2e = -(-(aligned // cs) // per_table) * per_table
-    meta += nl2e * 8
-    nl1e = -(-(nl2e * 8 // cs) // per_table) * per_table
+    nl2e = -(-(aligned // cs) // (cs // l2e)) * (cs // l2e)
+    meta += nl2e * l2e
+    nl1e = -(-(nl2e * l2e // cs) // per_table) * per_table
     meta += nl1e * 8
     meta += refcount_metadata_size((meta + aligned) // cs, cs, refcount_order)
     return meta + aligned
@@ -97,7 +98,7 @@ def measure(
                 pnum = -(-(offset + pnum) // cs) * cs - offset
                 required += offset % cs + pnum
             offset += pnum
-    full = prealloc_size(size, cs, rbits.bit_length() - 1)
+    full = prealloc_size(size, cs, rbits.bit_length() - 1, extended_l2=bool(kw.get("extended_l2")))
     if kw.get("encrypt_format") == "luks":
         from pyvirt.image.luks import header_area_size
 

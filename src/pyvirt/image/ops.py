@@ -74,7 +74,7 @@ def map_image(
                 f'{{ "start": {x.start}, "length": {x.length}, "depth": {x.depth}, '
                 f'"present": {_b(x.present)}, "zero": {_b(x.zero)}, "data": {_b(x.data)}'
             )
-            if x.offset is not None and (x.data or x.present) and not x.compressed:
+            if x.offset is not None and not x.compressed:  # qcow2 subclusters: also unallocated ones
                 s += f', "offset": {x.offset}'
             lines.append(s + "}")
         return "[" + ",\n".join(lines) + "]\n"

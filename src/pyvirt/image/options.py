@@ -63,6 +63,8 @@ def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]
             out["data_file"] = v
         elif k == "data_file_raw":
             out["data_file_raw"] = _onoff(k, v)
+        elif k == "extended_l2":
+            out["extended_l2"] = _onoff(k, v)
         elif k == "encrypt.format":
             if v != "luks":
                 raise ImageError(f"Option 'encrypt.format={v}' is not supported by pyvirt img (luks is)")
@@ -83,9 +85,9 @@ def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]
                 "xts",
                 "plain64",
             )
-        ) or (k in ("extended_l2", "encryption") and v in ("off", "false")):
+        ) or (k == "encryption" and v in ("off", "false")):
             continue
-        elif k in ("extended_l2", "encryption") or k.startswith("encrypt."):
+        elif k == "encryption" or k.startswith("encrypt."):
             raise ImageError(f"Option '{k}={v}' is not supported by pyvirt img")
         else:
             raise ImageError(f"Invalid parameter '{k}'")
@@ -154,6 +156,7 @@ _HELP: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("compression_type", "str", "Compression method used for image cluster compression"),
         ("data_file", "str", "File name of an external data file"),
         ("data_file_raw", "bool (on/off)", "The external data file must stay valid as a raw image"),
+        ("extended_l2", "bool (on/off)", "Extended L2 tables"),
         ("lazy_refcounts", "bool (on/off)", "Postpone refcount updates"),
         ("preallocation", "str", "Preallocation mode (allowed values: off, metadata, falloc, full)"),
         ("refcount_bits", "num", "Width of a reference count entry in bits"),

@@ -45,10 +45,10 @@ def _qcow2(img: Qcow2Image, old: int, new: int, mode: str) -> None:
         c, c_end = old >> cb, -(-new // cs)
         while c < c_end:
             stop = min(c_end, ((c >> img.l2_bits) + 1) << img.l2_bits)
-            got = img.map_for_write(c << cb, (stop - c) << cb)
+            got = img.map_for_write(c << cb, (stop - c) << cb, prealloc=True)
             if got is None:  # some clusters already mapped: one by one
                 for cc in range(c, stop):
-                    one = img.map_for_write(cc << cb, cs)
+                    one = img.map_for_write(cc << cb, cs, prealloc=True)
                     runs.extend(one or [])
             else:
                 runs.extend(got)

@@ -398,7 +398,7 @@ def test_vhdx_log_replayed_as_qemu_replays_it(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["qcow2", "raw", "vmdk", "vdi", "vpc", "vhdx"])
 def test_option_help_is_qemu_imgs_for_the_options_we_take(tmp_path: Path, fmt: str) -> None:
     """``-o help``: qemu-img's lines, in its order, less the options pyvirt refuses (encryption,
-    external data files, extended L2, the file protocol's nocow and extent_size_hint)."""
+    the file protocol's nocow and extent_size_hint)."""
     r = pyvirt_img("create", "-f", fmt, "-o", "help", "x.img", "1G", cwd=tmp_path)
     q = qemu_img("create", "-f", fmt, "-o", "help", "x.img", "1G", cwd=tmp_path)
     assert r.returncode == 0 and r.stdout.startswith("Supported options:\n")

@@ -90,19 +90,6 @@ def test_backing_chain_three_deep(tmp_path: Path) -> None:
     assert read_all(d) == b"\x07" * (1 << 20) + bytes(1 << 20)
 
 
-@pytest.mark.parametrize(
-    ("opts", "name"),
-    [
-        ("extended_l2=on", "extended L2"),
-    ],
-)
-def test_unsupported_features_refused_by_name(tmp_path: Path, opts: str, name: str) -> None:
-    p = tmp_path / "u.qcow2"
-    qemu_img("create", "-f", "qcow2", "-o", opts, str(p), "1M", cwd=tmp_path)
-    with pytest.raises(ImageError, match=name):
-        open_image(str(p))
-
-
 def test_encrypted_refused_for_io_and_described_by_info(tmp_path: Path) -> None:
     p = tmp_path / "e.qcow2"
     made = qemu_img("create", "--object", "secret,id=s0,data=123456", "-f", "qcow2", "-o",

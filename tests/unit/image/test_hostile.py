@@ -43,7 +43,7 @@ def _poke(p: Path, offset: int, fmt: str, value: int) -> None:
         (100, ">I", 7, "header length"),
         (24, ">Q", 1 << 62, "virtual size"),
         (72, ">Q", 1 << 9, "unknown feature bit 9"),
-        (72, ">Q", 1 << 4, "extended L2 entries"),
+        (72, ">Q", 1 << 5, "unknown feature bit 5"),
         (16, ">I", 5000, "backing file name"),
     ],
 )

@@ -160,8 +160,9 @@ def _downgrade(img: Qcow2Image) -> None:
     h = img.header
     if h.incompatible_features & H.INCOMPAT_DATA_FILE:
         raise ImageError("Cannot downgrade an image with a data file")
-    if h.incompatible_features & H.INCOMPAT_EXTL2:
-        raise ImageError("Cannot downgrade an image with extended L2 entries")
+    if h.incompatible_features & ~(H.INCOMPAT_COMPRESSION | H.INCOMPAT_DIRTY):
+        bits = h.incompatible_features & ~(H.INCOMPAT_COMPRESSION | H.INCOMPAT_DIRTY)
+        raise ImageError(f"Cannot downgrade an image with incompatible features {bits:#x} set")
     if h.compression_type:
         for table in _l2_tables(img):
             if any(e & OFLAG_COMPRESSED for e in table[1]):

@@ -33,6 +33,7 @@ def create_qcow2(
     encrypt_cipher: CipherSpec | None = None,
     data_file: str | None = None,
     data_file_raw: bool = False,
+    extended_l2: bool = False,
 ) -> None:
     """Write a new, empty qcow2 image (replacing ``path``); preallocate as asked.
 
@@ -42,12 +43,21 @@ def create_qcow2(
 
     With ``encrypt_passphrase`` the image is LUKS-encrypted (aes-xts-plain64), its LUKS header in
     clusters after the L1 table, as qemu-img puts it.
+
+    With ``extended_l2`` each L2 entry has a subcluster bitmap (:mod:`.subclusters`).
     """
     if cluster_size & (cluster_size - 1) or not 512 <= cluster_size <= 2 << 20:
         raise ImageError("Cluster size must be a power of two between 512 and 2048k")
     if compat not in ("0.10", "1.1", "v2", "v3"):
         raise ImageError(f"Invalid parameter '{compat}' for compat (use 0.10 or 1.1)")
     version = 2 if compat in ("0.10", "v2") else 3
+    if extended_l2 and version == 2:
+        raise ImageError(
+            "Extended L2 entries are only supported with compatibility level 1.1 and above "
+            "(use version=v3 or greater)"
+        )
+    if extended_l2 and cluster_size < 16384:
+        raise ImageError("Extended L2 entries are only supported with cluster sizes of at least 16384 bytes")
     if refcount_bits not in (1, 2, 4, 8, 16, 32, 64) or (version == 2 and refcount_bits != 16):
         raise ImageError(
             "Refcount width must be a power of two and may not exceed 64 bits (16 for compat=0.10)"
@@ -78,13 +88,13 @@ def create_qcow2(
         raise ImageError("Image size must be a multiple of 512 bytes")
     if backing and not backing_fmt:
         raise ImageError("Backing file specified without backing format (use -F FMT)")
-    if backing and preallocation != "off":
+    if backing and preallocation != "off" and not extended_l2:
         raise ImageError(
             "Backing file and preallocation can only be used at the same time if extended_l2 is on"
         )
     cb = cluster_size.bit_length() - 1
     cs = cluster_size
-    l1_size = -(-size // (cs * (cs // 8)))
+    l1_size = -(-size // (cs * (cs // (16 if extended_l2 else 8))))
     if l1_size * 8 > H.MAX_L1_BYTES:
         raise ImageError(f"Image size {size} is too large for cluster size {cs} (L1 table too big)")
     h = H.Header(
@@ -99,7 +109,8 @@ def create_qcow2(
         backing_file=backing,
         backing_format=backing_fmt if backing else None,
         compression_type=H.COMPRESSION_TYPES.index(compression_type),
-        incompatible_features=H.INCOMPAT_COMPRESSION if compression_type != "zlib" else 0,
+        incompatible_features=(H.INCOMPAT_COMPRESSION if compression_type != "zlib" else 0)
+        | (H.INCOMPAT_EXTL2 if extended_l2 else 0),
     )
     if data_file:
         h.data_file = data_file

@@ -52,7 +52,11 @@ KNOWN_FEATURES: list[tuple[int, int, str]] = [
     (FEATURE_AUTOCLEAR, 0, "bitmaps"),
     (FEATURE_AUTOCLEAR, 1, "raw external data"),
 ]
-SUPPORTED_INCOMPAT = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION | INCOMPAT_DATA_FILE
+SUPPORTED_INCOMPAT = (
+    INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_COMPRESSION | INCOMPAT_DATA_FILE | INCOMPAT_EXTL2
+)
+#: subclusters a cluster has with extended L2 entries; a subcluster is at least 512 bytes
+SUBCLUSTERS = 32
 COMPRESSION_TYPES = ("zlib", "zstd")
 
 _FIXED = struct.Struct(">4sIQIIQIIQQIIQ")
@@ -224,7 +228,11 @@ class Header:
         if size > MAX_VIRTUAL_SIZE:
             raise CorruptImage(f"{source}: virtual size {size} too large")
         h._check_table(source, "L1 table", l1_off, l1_size * 8, file_size, MAX_L1_BYTES)
-        entries_per_l2 = cs // 8
+        if h.incompatible_features & INCOMPAT_EXTL2 and cs // SUBCLUSTERS < 512:
+            raise UnsupportedImage(
+                f"Could not open '{source}': Unsupported subcluster size: {cs // SUBCLUSTERS}"
+            )
+        entries_per_l2 = cs // (16 if h.incompatible_features & INCOMPAT_EXTL2 else 8)
         needed_l1 = -(-size // (cs * entries_per_l2))
         if l1_size < needed_l1:
             raise CorruptImage(f"{source}: L1 table too small ({l1_size} entries) for virtual size {size}")

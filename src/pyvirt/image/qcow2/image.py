@@ -54,7 +54,8 @@ class Qcow2Image(Image):
         self.cb = header.cluster_bits
         self.cs = 1 << self.cb
         self.cluster_size = self.cs
-        self.l2_bits = self.cb - 3
+        #: an L2 entry is 8 bytes, or 16 with extended L2 entries (:mod:`.subclusters`)
+        self.l2_bits = self.cb - (4 if header.incompatible_features & H.INCOMPAT_EXTL2 else 3)
         self.l2_shift = self.cb + self.l2_bits
         self.l2_mask = (1 << self.l2_bits) - 1
         self.v3 = header.version >= 3
@@ -137,7 +138,12 @@ class Qcow2Image(Image):
                     f"{path}: the image is marked corrupt; it can be opened read-only only "
                     "(repair it with `pyvirt img check -r all`)"
                 )
-            img = cls(path, fd, header, readonly=readonly, file_size=st.st_size)
+            klass = cls
+            if header.incompatible_features & H.INCOMPAT_EXTL2 and cls is Qcow2Image:
+                from pyvirt.image.qcow2.subclusters import Qcow2ExtL2Image
+
+                klass = Qcow2ExtL2Image
+            img = klass(path, fd, header, readonly=readonly, file_size=st.st_size)
             if header.data_file is not None:
                 img._open_data_file(header.data_file, force_share)
             if header.crypt_method:
@@ -258,14 +264,24 @@ class Qcow2Image(Image):
                 )
             raw = bytearray(self.cs)
             pread_full(self.fd, memoryview(raw), off)
-            t = load_be64(raw)
+            t = self._decode_l2(raw)
             self.cache.put(off, t)
             return t
 
     def _write_l2(self, off: int, table: array[int]) -> None:
         if not self.lazy:
             self.refs.write_blocks()
-        pwrite_full(self.fd, [dump_be64(table)], off)
+        pwrite_full(self.fd, [self._encode_l2(table)], off)
+
+    def _decode_l2(self, raw: bytearray) -> array[int]:
+        return load_be64(raw)
+
+    def _encode_l2(self, table: array[int]) -> bytes:
+        return dump_be64(table)
+
+    def _copy_l2(self, table: array[int] | None) -> array[int]:
+        """A new L2 table: a copy of ``table``, or empty."""
+        return array("Q", bytes(self.cs)) if table is None else array("Q", table)
 
     def l2_entry(self, cluster: int) -> int:
         t = self._l2(cluster >> self.l2_bits)
@@ -492,11 +508,11 @@ class Qcow2Image(Image):
         new_off = self.refs.alloc(1)
         self._check_fresh(new_off, 1)
         if off:
-            table = array("Q", self._load_l2(off))
+            table = self._copy_l2(self._load_l2(off))
             if self.refs.add(off >> self.cb, -1) == 0:
                 self.cache.drop(off)
         else:
-            table = array("Q", bytes(self.cs))
+            table = self._copy_l2(None)
         self.cache.put(new_off, table, dirty=True)
         self.l1[l1i] = new_off | OFLAG_COPIED
         self.l1_dirty = True
@@ -594,8 +610,13 @@ class Qcow2Image(Image):
             data = bytes(whole)
         pwrite_full(self._dfd, [encrypt_sectors(self.master_key, data, a // 512, self.luks_spec)], a)
 
-    def map_for_write(self, offset: int, length: int) -> list[tuple[int, int, int]] | None:
-        """Allocate fresh clusters for a cluster-aligned range that is wholly unallocated."""
+    def map_for_write(
+        self, offset: int, length: int, *, prealloc: bool = False
+    ) -> list[tuple[int, int, int]] | None:
+        """Allocate fresh clusters for a cluster-aligned range that is wholly unallocated.
+
+        ``prealloc``: the clusters are reserved, not written (extended L2: they stay unallocated
+        subclusters, as QEMU preallocates them)."""
         self._check_writable()
         self._check_range(offset, length)
         if self.master_key is not None or self.external:
