@@ -11,6 +11,20 @@ from pyvirt.image.errors import CorruptImage
 from pyvirt.image.fileio import pread_full, pwrite_full
 
 
+def refuse_overlaps(path: str, ranges: list[tuple[int, int]], table: str) -> None:
+    """File ranges ``(offset, length)`` a table points to must not share file space: a write to one
+    would land in another's data. Such an image can be read but not written."""
+    end, last = -1, -1
+    for at, n in sorted(ranges):
+        if at < end:
+            raise CorruptImage(
+                f"{path}: the {table} is inconsistent (blocks at {last:#x} and {at:#x} overlap); "
+                "it can be read but not written"
+            )
+        if at + n > end:
+            end, last = at + n, at
+
+
 class BlockTableImage(FileImage):
     """An image whose guest blocks of ``block_size`` bytes each lie whole in the file, or nowhere."""
 
@@ -28,16 +42,8 @@ class BlockTableImage(FileImage):
         """Called before a change reaches the file (a format may mark the file as changed)."""
 
     def _refuse_overlaps(self, starts: list[int], span: int, table: str) -> None:
-        """Blocks at file offsets ``starts``, each ``span`` bytes long, must not share file space: a
-        write to one would land in another's data. Such an image can be read but not written."""
-        from itertools import pairwise
-
-        for a, b in pairwise(sorted(starts)):
-            if b < a + span:
-                raise CorruptImage(
-                    f"{self.path}: the {table} is inconsistent (blocks at {a:#x} and {b:#x} overlap); "
-                    "it can be read but not written"
-                )
+        """Blocks at file offsets ``starts``, each ``span`` bytes long: see :func:`refuse_overlaps`."""
+        refuse_overlaps(self.path, [(x, span) for x in starts], table)
 
     def readinto(self, offset: int, buf: memoryview) -> None:
         self._check_range(offset, len(buf))

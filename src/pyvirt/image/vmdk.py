@@ -83,6 +83,23 @@ class _Sparse:
         self.next_sector = -(-self.next_sector // grain) * grain
         self.gts: dict[int, array[int]] = {}
         self.dirty: set[int] = set()
+        if writable and not self.compressed:
+            self._refuse_shared_space()
+
+    def _refuse_shared_space(self) -> None:
+        """No two grains, grain tables or a grain and a table may share file space (a write to one
+        would land in the other): such an extent can be read, not written, as vdi, vpc, vhdx."""
+        from pyvirt.image.blocktable import refuse_overlaps
+
+        gt_bytes, grain_bytes = self.gtes * 4, self.grain * 512
+        ranges = [(e * 512, gt_bytes) for table in (self.gd, self.rgd or ()) for e in table if e]
+        for e in self.gd:
+            if not e:
+                continue
+            gt = _le32(os.pread(self.fd, gt_bytes, e * 512))
+            if gt.count(0) + gt.count(GTE_ZEROED) < len(gt):
+                ranges += [(g * 512, grain_bytes) for g in gt if g > GTE_ZEROED]
+        refuse_overlaps(self.path, ranges, "VMDK grain table")
 
     def _directory(self, sector: int, n: int, what: str) -> array[int]:
         if n * 4 > 64 << 20 or sector * 512 + n * 4 > self.file_size:

@@ -571,3 +571,27 @@ def test_repeating_block_tables_are_read_but_never_written(tmp_path: Path, fmt: 
         _poke(p, at + 4, width, first + 1)
         with pytest.raises(ImageError, match="it can be read but not written"):
             open_image(str(p), fmt=fmt, readonly=False)
+
+
+def test_vmdk_repeating_grain_tables_are_read_but_never_written(tmp_path: Path) -> None:
+    """Two grain table entries pointing at one grain, a grain inside a grain table, two directory
+    entries sharing a table: read as they say, never opened for writing (as vdi, vpc, vhdx)."""
+    p, gd, gt = _vmdk(tmp_path)
+    grain = struct.unpack_from("<I", p.read_bytes(), gt * 512)[0]
+    _poke(p, gt * 512 + 4 * 5, "<I", grain)  # grain 5 (unwritten) now shares grain 0's data
+    with open_image(str(p)) as img:
+        assert img.read(5 * 65536, 4096) == b"\x07" * 4096
+    before = _digest(p)
+    with pytest.raises(ImageError, match=r"VMDK grain table is inconsistent.*it can be read but not written"):
+        open_image(str(p), readonly=False)
+    assert _digest(p) == before
+    p, gd, gt = _vmdk(tmp_path, "b.vmdk")
+    _poke(p, gt * 512 + 4 * 5, "<I", gt + 1)  # a grain over the grain table itself
+    with pytest.raises(ImageError, match="it can be read but not written"):
+        open_image(str(p), readonly=False)
+    p = tmp_path / "c.vmdk"
+    create_image(str(p), "vmdk", 64 << 20)  # two grain tables
+    gd = struct.unpack_from("<Q", p.read_bytes(), 56)[0]
+    _poke(p, gd * 512 + 4, "<I", struct.unpack_from("<I", p.read_bytes(), gd * 512)[0])
+    with pytest.raises(ImageError, match="it can be read but not written"):
+        open_image(str(p), readonly=False)
