@@ -2348,7 +2348,12 @@ IMG = Command(
                 _OUTPUT,
                 ("--backing-chain", "bool", "also show every image in the backing chain"),
                 _SHARE,
-                ("--image-opts", "bool", "FILENAME is an option string (driver=,file.filename=)"),
+                ("--object", "string=OBJECT", "a secret object (secret,id=ID,data=...|file=...)"),
+                (
+                    "--image-opts",
+                    "bool",
+                    "FILENAME is an option string (driver=,file.filename=,encrypt.key-secret=)",
+                ),
                 ("FILENAME", "*file", "the image"),
             ),
             style="tool",

@@ -324,6 +324,7 @@ def cmd_info(argv: list[str]) -> int:
 
     opts, args = _parse(argv, *_spec("info"))
     fmt, output, chain, image_opts = None, "human", False, False
+    objects: list[str] = []
     for k, v in opts:
         if k == "-f":
             fmt = v
@@ -333,12 +334,27 @@ def cmd_info(argv: list[str]) -> int:
             chain = True
         elif k == "--image-opts":
             image_opts = True
+        elif k == "--object":
+            objects.append(v)
     if len(args) != 1:
         raise UsageError("Expecting one image file name")
+    _secrets(objects)  # checked as qemu-img checks them, though info reads no encrypted data
+    shown = None
     if image_opts:  # info needs no key: an encrypt.key-secret is taken and not used
+        if fmt is not None:
+            raise UsageError("--image-opts and --format are mutually exclusive")
+        sid = _keyvals(args[0]).get("encrypt.key-secret")
         names, fmt, _key = _image_opts(args, {}, need_secrets=False)
         args = names
+        if sid is not None:  # qemu-img names such an image by its options, in this order
+            import json
+
+            shown = "json:" + json.dumps(
+                {"encrypt.key-secret": sid, "driver": fmt, "file": {"driver": "file", "filename": names[0]}}
+            )
     info = image_info(args[0], fmt=fmt, backing_chain=chain, allow_backing_outside=True)
+    if shown is not None:
+        info["filename"] = shown
     if output == "json":
         print(info_json(chain_list(info) if chain else info))
     else:

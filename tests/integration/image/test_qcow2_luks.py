@@ -232,3 +232,26 @@ def test_check_map_compare_open_an_encrypted_image_with_its_secret(tmp_path: Pat
     mine = pyvirt_img("compare", *args)
     ref = qemu_img("compare", *args, check=False)
     assert mine.returncode == ref.returncode == 1 and mine.stdout == ref.stdout
+
+
+def test_info_takes_object_as_qemu_img(tmp_path: Path) -> None:
+    """``info --object secret,... --image-opts driver=,file.filename=,encrypt.key-secret=``: the
+    secret is checked, not needed (info reads no encrypted data: a wrong one is no error, as in
+    qemu-img), and the image is named by its options as qemu-img names it."""
+    spec = luks_qcow2(tmp_path / "e.qcow2", "3M", SECRET)
+    for obj in (SECRET, "secret,id=s0,data=wrong", "secret,id=s0,data=eHl6,format=base64"):
+        for out in ([], ["--output=json"], ["--backing-chain"]):
+            for target in (["--image-opts", spec], [str(tmp_path / "e.qcow2")]):
+                args = ["info", "--object", obj, *out, *target]
+                ours, theirs = pyvirt_img(*args), qemu_img(*args)
+                assert (ours.returncode, ours.stdout) == (0, theirs.stdout), ours.stderr
+    named = pyvirt_img("info", "--object", SECRET, "--image-opts", spec).stdout.splitlines()[0]
+    assert (
+        named == f'image: json:{{"encrypt.key-secret": "s0", "driver": "qcow2", "file": {{"driver": "file", '
+        f'"filename": "{tmp_path / "e.qcow2"}"}}}}'
+    )
+    bad = pyvirt_img("info", "--object", "secret,id=s0", str(tmp_path / "e.qcow2"))
+    assert bad.returncode == 1 and bad.stderr.startswith("pyvirt img: error: ")
+    assert (
+        qemu_img("info", "--object", "secret,id=s0", str(tmp_path / "e.qcow2"), check=False).returncode == 1
+    )
