@@ -8,9 +8,10 @@ table and log entry carries a CRC-32C.
 
 A log that is not empty (the current header names a log GUID) holds metadata writes that may
 not have reached their place: a writable open replays it first, as QEMU does; a read-only open
-refuses the image, naming the command that replays it. Writes here go straight to their place
-(new blocks at the 1 MiB-aligned end of the file, BAT entries after them), the headers get new
-write GUIDs on the first write after each open. Creation is :func:`create_vhdx`.
+refuses the image, naming the command that replays it. Guest data goes straight to its place
+(new blocks at the 1 MiB-aligned end of the file); the BAT sectors that name new blocks are
+written through the log (:mod:`pyvirt.image.vhdx_journal`) when flushed, after the blocks; the
+headers get new write GUIDs on the first write after each open. Creation is :func:`create_vhdx`.
 """
 
 from __future__ import annotations
@@ -124,14 +125,17 @@ class VhdxImage(BlockTableImage):
             raise CorruptImage(f"{path}: not a VHDX image (no file identifier)")
         self.header = self._read_headers()
         self.replayed = False
-        if self.header.log_guid != bytes(16):
+        # A log GUID without a valid entry under it is no log (a crash before the entry was
+        # written, or the entry was torn): QEMU opens such an image as it is, and so do we.
+        active = self._active_log() if self.header.log_guid != bytes(16) else []
+        if active:
             if readonly:
                 raise ImageError(
                     f"Could not open '{path}': VHDX image file '{path}' opened read-only, but contains "
                     "a log that needs to be "
                     f"replayed\nTo replay the log, run:\npyvirt img check -r all '{path}'"
                 )
-            self._replay_log()
+            self._replay_log(active)
         self._read_regions()
         self._read_metadata()
         self._read_bat()
@@ -139,6 +143,10 @@ class VhdxImage(BlockTableImage):
             self._check_bat_for_writing()
         self.cluster_size = self.block_size
         self.bat_dirty = False
+        #: BAT entries changed since the last flush, whose sectors go through the log
+        self.bat_changed: set[int] = set()
+        #: the last log entry's sequence number (QEMU numbers from 1 in each open)
+        self.log_seq = 0
         self.headers_updated = False
 
     # ------------------------------------------------------------ parsing
@@ -257,12 +265,13 @@ class VhdxImage(BlockTableImage):
 
     # ------------------------------------------------------------ the log
 
-    def _replay_log(self) -> None:
-        """Apply the active sequence of log entries (the valid run with the highest sequence)."""
+    def _active_log(self) -> list[tuple[int, bytes]]:
+        """The active sequence of log entries (the valid run with the highest sequence), each as
+        (its sequence number, its bytes); empty if the log has no valid entry."""
         h = self.header
         start, length = h.log_offset, h.log_length
         if not length:
-            raise CorruptImage(f"{self.path}: the VHDX header names a log but the log is empty")
+            return []  # as QEMU: no log region, nothing to replay
         log = os.pread(self.fd, length, start)
         entries: dict[int, tuple[int, int, int, int, int]] = {}  # offset: seq, length, count, tail, last
         for off in range(0, length, 4096):
@@ -293,12 +302,23 @@ class VhdxImage(BlockTableImage):
                 off = nxt
             if not best or entries[chain[-1]][0] > entries[best[-1]][0]:
                 best = chain
-        if not best:
-            raise CorruptImage(f"{self.path}: the VHDX log has no valid entry to replay")
-        last_file_offset = 0
+        out = []
         for off in best:
-            seq, elen, count, _tail, last = entries[off]
-            raw = log[off : off + elen] if off + elen <= length else log[off:] + log[: off + elen - length]
+            elen = entries[off][1]
+            out.append(
+                (
+                    entries[off][0],
+                    log[off : off + elen] if off + elen <= length else log[off:] + log[: off + elen - length],
+                )
+            )
+        return out
+
+    def _replay_log(self, active: list[tuple[int, bytes]]) -> None:
+        """Apply the active log entries, then mark the log empty."""
+        h = self.header
+        last_file_offset = 0
+        for seq, raw in active:
+            _sig, _crc, _elen, _tail, _seq, count, _r, _guid, _flushed, last = LOG_ENTRY.unpack_from(raw, 0)
             self._apply_entry(raw, seq, count)
             last_file_offset = max(last_file_offset, last)
         if os.fstat(self.fd).st_size < last_file_offset:
@@ -354,7 +374,8 @@ class VhdxImage(BlockTableImage):
             h.seq += 1
             h.slot = 1 - h.slot
             pwrite_full(self.fd, [h.pack()], HEADER_OFFSETS[h.slot])
-            os.fdatasync(self.fd)
+            if self.durable:
+                os.fdatasync(self.fd)
 
     # ------------------------------------------------------------ reading
 
@@ -401,6 +422,7 @@ class VhdxImage(BlockTableImage):
         os.ftruncate(self.fd, off + self.block_size)
         self.file_size = off + self.block_size
         self.bat[block + block // self.chunk_ratio] = off | FULLY_PRESENT
+        self.bat_changed.add(block + block // self.chunk_ratio)
         self.bat_dirty = True
         return off
 
@@ -412,6 +434,21 @@ class VhdxImage(BlockTableImage):
         assert runs is not None  # only whole_new gives up
         for gpos, host, n in runs:
             pwrite_full(self.fd, [mv[gpos - offset : gpos - offset + n]], host)
+
+    def _bat_sectors(self) -> list[tuple[int, bytes]]:
+        """(file offset, content) of each 4 KiB BAT sector holding a changed entry."""
+        bat = array("Q", self.bat)
+        if sys.byteorder == "big":
+            bat.byteswap()
+        raw = bat.tobytes()
+        out = []
+        for k in sorted({i * 8 // 4096 for i in self.bat_changed}):
+            sector = raw[k * 4096 : (k + 1) * 4096]
+            if len(sector) < 4096:  # the BAT's last sector: what follows its entries is kept
+                at = self.bat_offset + k * 4096 + len(sector)
+                sector += os.pread(self.fd, 4096 - len(sector), at).ljust(4096 - len(sector), b"\0")
+            out.append((self.bat_offset + k * 4096, sector))
+        return out
 
     def write_granule(self) -> int | None:
         return None  # new blocks are file space past the end: zero runs left unwritten read as zeros
@@ -425,10 +462,10 @@ class VhdxImage(BlockTableImage):
         if self.readonly:
             return
         if self.bat_dirty:
-            bat = array("Q", self.bat)
-            if sys.byteorder == "big":
-                bat.byteswap()
-            pwrite_full(self.fd, [bat.tobytes()], self.bat_offset)
+            from pyvirt.image.vhdx_journal import write_through_log
+
+            write_through_log(self, self._bat_sectors())
+            self.bat_changed.clear()
             self.bat_dirty = False
         if self.durable:
             os.fdatasync(self.fd)
