@@ -255,3 +255,50 @@ def test_amend_refuses_extended_l2_and_the_downgrade(tmp_path: Path) -> None:
 
     with _ext(p) as img, pytest.raises(ImageError, match="incompatible features 0x10 set"):
         _downgrade(img)
+
+
+@pytest.fixture(scope="module")
+def _seed_image(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    p = tmp_path_factory.mktemp("ext") / "seed.qcow2"
+    create_image(str(p), "qcow2", MiB, cluster_size=16384, extended_l2=True)
+    with open_image(str(p), readonly=False) as img:
+        img.write(0, b"\x01" * 100000)
+        img.write_zeroes(200000, 50000)
+        img.write(600000, b"\x02" * 3000)
+    return p
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_hostile_l2_entries_give_image_errors(tmp_path: Path, _seed_image: Path, seed: int) -> None:
+    """Random descriptors and bitmaps in the L2 table: reads, maps, checks and writes end in an
+    ImageError or succeed, never a crash, a hang, or a write past the image's clusters."""
+    import contextlib
+
+    rnd = random.Random(seed)
+    p = tmp_path / "h.qcow2"
+    p.write_bytes(_seed_image.read_bytes())
+    raw = bytearray(p.read_bytes())
+    l1 = struct.unpack_from(">Q", raw, 40)[0]
+    l2 = struct.unpack_from(">Q", raw, l1)[0] & 0x00FFFFFFFFFFFE00
+    for _ in range(rnd.randrange(1, 6)):
+        i = rnd.randrange(0, 64)
+        if rnd.random() < 0.5:
+            bits = rnd.choice(
+                [rnd.getrandbits(64), ALL_ALLOC, ALL_ZERO, 1 << rnd.randrange(64), ALL_ZERO | 1]
+            )
+            struct.pack_into(">Q", raw, l2 + 16 * i + 8, bits)
+        else:
+            entry = rnd.choice([rnd.getrandbits(64), 1 << 62 | rnd.getrandbits(40), rnd.getrandbits(30) << 9])
+            struct.pack_into(">Q", raw, l2 + 16 * i, entry)
+    p.write_bytes(bytes(raw))
+    size = len(raw)
+    with contextlib.suppress(ImageError), open_image(str(p)) as img:
+        img.read(0, MiB)
+    with contextlib.suppress(ImageError), open_image(str(p)) as img:
+        img.block_status(0, MiB)
+    with contextlib.suppress(ImageError):
+        check(str(p))
+    with contextlib.suppress(ImageError), open_image(str(p), readonly=False) as img:
+        img.write(rnd.randrange(0, MiB - 5000), b"w" * 5000)
+        img.write_zeroes(rnd.randrange(0, MiB - 40000), 40000)
+    assert p.stat().st_size <= size + 64 * 16384  # a few new clusters at most
