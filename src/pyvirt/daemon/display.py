@@ -172,7 +172,8 @@ class DisplayAPI(DomainActions):
         if obj.state in (S.MIGRATING, S.SAVING) and obj.proc is not None:
             with contextlib.suppress(OperationFailed):
                 stats = migstats.job_stats(await obj.proc.monitor.execute("query-migrate"))
-                out["stats"] = stats
+                if stats:
+                    out["stats"] = stats
                 for key, name in (
                     ("time_elapsed_ms", "time_elapsed"),
                     ("data_processed", "data_processed"),
