@@ -349,6 +349,7 @@ class FakeHost:
         self.qemus: dict[str, FakeQemu] = {}  # the latest QEMU of each domain
         self.all: list[FakeQemu] = []
         self.argvs: dict[str, list[str]] = {}
+        self.envs: dict[str, dict[str, str]] = {}  # the environment each start gave QEMU
 
     def __getitem__(self, name: str) -> FakeQemu:
         return self.qemus[name]
@@ -361,9 +362,11 @@ class FakeHost:
         log_path: Path,
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
         pass_fds: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> QemuProcess:
         argv = argv_for_fd(3)  # a start builds its command line: keep it for the test to look at
         self.argvs[record.name] = argv
+        self.envs[record.name] = dict(env or {})
         qemu = FakeQemu(record.monitor, record.uuid)
         for index, arg in enumerate(argv[:-1]):
             if arg == "-device":

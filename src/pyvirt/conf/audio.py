@@ -6,8 +6,8 @@ SPICE display plays to one of them. The backends of QEMU 7.2 on Linux are modell
 with libvirt's attributes of each (common stream settings, and the backend's own). A ``file`` backend
 without a ``path`` is ``-audiodev wav`` without one, as libvirt gives it: QEMU's default ``qemu.wav`` in
 its working directory, which the confined QEMU cannot create (it logs that and plays nowhere).
-``coreaudio`` is macOS's and ``sdl``'s ``driver`` is an environment variable of QEMU's process; both
-are refused by name.
+``coreaudio`` is macOS's, refused by name. ``sdl``'s ``driver`` is no QEMU option but SDL's choice of
+output, ``SDL_AUDIODRIVER`` in QEMU's environment (:func:`environment`), as libvirt sets it.
 
 Debian ships the PulseAudio, SDL and JACK backends in the ``qemu-system-gui`` package as loadable
 modules: a domain using one is defined anywhere, and refused at start on a host without the module
@@ -36,6 +36,7 @@ FORMATS = ("s8", "u8", "s16", "u16", "s32", "u32", "f32")
 _YES_NO = ("yes", "no")
 _UINT = "uint"
 _TEXT = "text"
+_ENV = ""  # no QEMU property: an environment variable of QEMU's process (environment())
 # attribute → (QEMU property, kind: a tuple of allowed values, _UINT or _TEXT)
 _Spec = dict[str, tuple[str, tuple[str, ...] | str]]
 _COMMON_TOP: _Spec = {"timerPeriod": ("timer-period", _UINT)}
@@ -46,6 +47,7 @@ _TOP: dict[str, _Spec] = {
         "dspPolicy": ("dsp-policy", _UINT),
     },
     "pulseaudio": {"serverName": ("server", _TEXT)},
+    "sdl": {"driver": (_ENV, ("esd", "alsa", "arts", "pulseaudio"))},  # SDL_AUDIODRIVER
     "file": {"path": ("path", _TEXT)},
 }
 _COMMON_STREAM: _Spec = {
@@ -98,11 +100,6 @@ def parse(e: Elem, audio: AudioConfig) -> None:
     """Fill ``audio`` from ``<audio>`` (its id and type already read)."""
     if audio.type == "coreaudio":
         raise unsupported(f"audio type 'coreaudio' of '{e.path}': macOS's backend, not in QEMU on Linux")
-    if audio.type == "sdl" and e.attr("driver") is not None:
-        raise unsupported(
-            f"attribute 'driver' of '{e.path}': SDL's audio driver is an environment variable of QEMU's "
-            "process (SDL_AUDIODRIVER), which pyvirt does not set"
-        )
     audio.options = _read(e, {**_COMMON_TOP, **_TOP.get(audio.type, {})})
     for tag in STREAMS:
         if (stream := e.child(tag)) is None:
@@ -143,7 +140,7 @@ def audiodev(audio: AudioConfig) -> str:
     """The ``-audiodev`` value (key=value, nested streams as ``in.``/``out.`` keys)."""
     parts = [DRIVERS.get(audio.type, audio.type), f"id=audio{audio.id}"]
     top = {**_COMMON_TOP, **_TOP.get(audio.type, {})}
-    parts += [f"{top[k][0]}={_qemu_value(v, top[k][1])}" for k, v in audio.options.items()]
+    parts += [f"{top[k][0]}={_qemu_value(v, top[k][1])}" for k, v in audio.options.items() if top[k][0]]
     stream_spec = {**_COMMON_STREAM, **_STREAM.get(audio.type, {})}
     stream_spec.update({f"settings.{k}": v for k, v in _SETTINGS.items()})
     for tag in STREAMS:
@@ -151,6 +148,14 @@ def audiodev(audio: AudioConfig) -> str:
             prop, kind = stream_spec[key]
             parts.append(f"{_QEMU_STREAM[tag]}.{prop}={_qemu_value(value, kind)}")
     return ",".join(parts)
+
+
+def environment(dom: Domain) -> dict[str, str]:
+    """QEMU's environment for the domain's audio: SDL's driver (libvirt takes the first SDL backend's)."""
+    for audio in dom.devices.audios:
+        if audio.type == "sdl" and "driver" in audio.options:
+            return {"SDL_AUDIODRIVER": audio.options["driver"]}
+    return {}
 
 
 def require_host_backends(dom: Domain, module_dir: Path = QEMU_MODULE_DIR) -> None:

@@ -166,6 +166,10 @@ class DiskConfig:
     iotune: dict[str, int | str] = field(default_factory=dict)  # <iotune>: conf.iotune's names
     source: str | None = None  # file path or block device path
     source_pool: str | None = None  # type='volume'
+    # <source startupPolicy>: what a start does when the source is missing: mandatory (refuse), requisite
+    # (refuse a boot, empty the drive of a restore or migration), optional (empty the cdrom or floppy,
+    # leave a hard disk out), as libvirt (daemon/launch.check_disks)
+    startup_policy: str | None = None
     source_volume: str | None = None
     source_protocol: str | None = None  # type='network': nbd
     source_name: str | None = None  # the NBD export

@@ -671,6 +671,7 @@ class _Parser:
                 disk.source_pool = node.require("pool")
                 disk.source_volume = node.require("volume")
             node.skip("index")
+            disk.startup_policy = node.choice("startupPolicy", ("mandatory", "requisite", "optional"))
             if (enc := node.child("encryption")) is not None:
                 disk.encryption = parse_encryption(enc, in_source=True)
             node.done()
@@ -1233,6 +1234,9 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
         source.add(x("host", host))
     elif disk.source is not None:
         source = x("source", {"file" if disk.type == "file" else "dev": disk.source})
+    if disk.startup_policy is not None:
+        source = source or x("source")
+        source.attrs.append(("startupPolicy", disk.startup_policy))
     enc = disk.encryption
     if source is not None and enc is not None and enc.in_source:
         source.add(encryption_node(enc))

@@ -199,6 +199,14 @@ def _check_devices(dom: Domain) -> None:
             raise InvalidArgument(f"disk '{disk.target_dev}' has no source")
         if disk.device == "lun":
             _check_lun(disk)
+        if disk.startup_policy is not None and disk.type not in ("file", "block", "volume"):
+            raise UnsupportedConfig(
+                f"unsupported configuration: startupPolicy of disk '{disk.target_dev}' of type '{disk.type}'"
+            )
+        if disk.startup_policy == "requisite" and disk.device not in ("cdrom", "floppy"):
+            raise InvalidArgument(
+                f"startupPolicy 'requisite' of disk '{disk.target_dev}' is for a cdrom or floppy only"
+            )
     for dev, count in Counter(disk.target_dev for disk in devs.disks).items():
         if count > 1:
             raise InvalidArgument(f"target '{dev}' is used by more than one disk")

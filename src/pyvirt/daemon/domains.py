@@ -169,6 +169,7 @@ class Spawner(Protocol):
         log_path: Path,
         on_event: Callable[[str, dict[str, Any]], Awaitable[None]],
         pass_fds: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> QemuProcess: ...
 
 

@@ -40,6 +40,33 @@ S = DomainState
 Incoming = Callable[[QemuProcess], Awaitable[None]]
 
 
+def apply_startup_policies(dom: Domain, *, incoming: bool) -> None:
+    """A missing source of a disk with a ``startupPolicy`` (libvirt's rules): ``optional`` empties a
+    cdrom or floppy and leaves a hard disk out of this run (``dom`` is the running definition; the
+    domain's configuration keeps it); ``requisite`` does that on a restore or an incoming migration
+    only. Otherwise (``mandatory``, none) check_disks refuses the start."""
+    kept = []
+    for disk in dom.devices.disks:
+        policy = disk.startup_policy
+        missing = (
+            disk.type in ("file", "block") and disk.source is not None and not os.path.exists(disk.source)
+        )
+        if missing and (policy == "optional" or (policy == "requisite" and incoming)):
+            log.warning(
+                "%s: the source '%s' of disk %s is missing: %s (startupPolicy='%s')",
+                dom.name,
+                disk.source,
+                disk.target_dev,
+                "the drive starts empty" if disk.device in ("cdrom", "floppy") else "the disk is left out",
+                policy,
+            )
+            if disk.device not in ("cdrom", "floppy"):
+                continue
+            disk.source = None
+        kept.append(disk)
+    dom.devices.disks = kept
+
+
 def check_disks(reg: DomainRegistry, dom: Domain) -> dict[int, str]:
     """Paths of volume disks; a missing file, or one the storage driver has busy (being cloned, resized,
     uploaded to), is refused before anything is started."""
@@ -79,6 +106,7 @@ async def start_qemu(
             "use <domain type='qemu'> to run under TCG emulation"
         )
     accel = "kvm" if dom.type == "kvm" else "tcg"
+    apply_startup_policies(dom, incoming=incoming is not None)
     disk_paths = check_disks(reg, dom)
     audio.require_host_backends(dom)
     vsock.require_host(dom)
@@ -164,6 +192,7 @@ async def start_qemu(
                 log_path=reg.layout.domain_log(name),
                 on_event=event_handler(reg, obj, obj.generation),
                 pass_fds=tuple(ctx.socket_fds.values()),
+                env=audio.environment(dom),
             )
         finally:
             chardev_sockets.close(sockets)

@@ -193,9 +193,11 @@ class QemuProcess:
         log_path: Path,
         on_event: Callable[[str, dict[str, object]], object],
         pass_fds: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> QemuProcess:
         """Start QEMU (paused, -S) and connect its monitor; on any failure nothing is left running.
-        ``pass_fds``: descriptors QEMU inherits besides its monitor's (those its command line names)."""
+        ``pass_fds``: descriptors QEMU inherits besides its monitor's (those its command line names);
+        ``env``: variables QEMU's environment gets besides the fixed ones (SDL's audio driver)."""
         monitor_path = Path(record.monitor)
         # Off the event loop: the spawn waits for the child's exec, which on a host busy with
         # starting guests can take many milliseconds, and the loop has other domains to serve.
@@ -209,6 +211,7 @@ class QemuProcess:
             record.cgroup,
             record.access,
             pass_fds,
+            env,
         )
         try:
             popen, offset = await asyncio.shield(launch)
@@ -285,6 +288,7 @@ def _launch(
     cgroup_path: str | None = None,
     access: dict[str, str] | None = None,
     pass_fds: tuple[int, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Bind the monitor socket, log the command line and spawn QEMU with the socket's fd, in its
     cgroup and with its credentials (both set in the child before QEMU executes).
@@ -315,7 +319,7 @@ def _launch(
                     stderr=logfh,
                     pass_fds=(fd, *pass_fds),
                     start_new_session=True,
-                    env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
+                    env={**(env or {}), "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
                     preexec_fn=_confine(procs_fds, credentials, ruleset),  # None: nothing to do (session)
                 )
             except (OSError, subprocess.SubprocessError) as err:

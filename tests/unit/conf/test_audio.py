@@ -45,7 +45,7 @@ def test_backends_become_audiodev_properties_and_round_trip() -> None:
     ("xml", "reason"),
     [
         ("<audio id='2' type='coreaudio'/>", "macOS"),
-        ("<audio id='2' type='sdl' driver='pulseaudio'/>", "SDL_AUDIODRIVER"),
+        ("<audio id='2' type='sdl' driver='directsound'/>", "'driver' = 'directsound'"),
         ("<audio id='2' type='alsa'><output fixedSettings='yes'/></audio>", "need mixingEngine='yes'"),
         (
             "<audio id='2' type='alsa'><output><settings channels='2'/></output></audio>",
@@ -75,3 +75,17 @@ def test_a_display_names_an_audio_that_exists() -> None:
     )
     with pytest.raises(PyvirtError, match="graphics names no <audio id='7'>"):
         audiodevs(xml)
+
+
+def test_sdl_audio_driver_is_qemus_environment() -> None:
+    dom = load_domain_xml(
+        format_domain(
+            load_domain_xml(
+                XML.format(audio="<audio id='2' type='sdl' driver='pulseaudio' timerPeriod='50'/>")
+            )
+        )
+    )
+    assert audio.environment(dom) == {"SDL_AUDIODRIVER": "pulseaudio"}
+    assert "driver='pulseaudio'" in format_domain(dom)
+    assert audio.audiodev(dom.devices.audios[0]) == "sdl,id=audio2,timer-period=50"  # no driver option
+    assert audio.environment(load_domain_xml(XML.format(audio="<audio id='2' type='sdl'/>"))) == {}
