@@ -82,7 +82,8 @@ def measure(
     assert size is not None
     if out_fmt == "raw":
         return {"required": size, "fully-allocated": size}
-    required = size
+    rounded = -(-size // cs) * cs  # as qemu-img: the virtual size in whole clusters
+    required = rounded
     if prealloc not in ("falloc", "full"):
         required = 0
         offset = 0
@@ -103,7 +104,7 @@ def measure(
         from pyvirt.image.luks import header_area_size
 
         full += -(-header_area_size() // cs) * cs
-    out: dict[str, Any] = {"required": full - size + required, "fully-allocated": full}
+    out: dict[str, Any] = {"required": full - rounded + required, "fully-allocated": full}
     if src_is_qcow2 and compat not in ("0.10", "v2"):
         out["bitmaps"] = bitmaps_size(bitmaps, size, cs)
     return out

@@ -86,8 +86,16 @@ def test_refusals_as_qemu_img(tmp_path: Path, args: list[str], opts: str) -> Non
 
 
 def test_measure_as_qemu_img() -> None:
-    for opts in ("extended_l2=on", "extended_l2=on,cluster_size=16k", "extended_l2=on,preallocation=full"):
-        for size in ("10G", "1M", "3000M"):
+    """With and without extended L2 entries; sizes not a multiple of a cluster count whole ones."""
+    for opts in (
+        "extended_l2=on",
+        "extended_l2=on,cluster_size=16k",
+        "extended_l2=on,preallocation=full",
+        "cluster_size=64k",
+        "preallocation=falloc",
+        "extended_l2=off,preallocation=metadata",
+    ):
+        for size in ("10G", "1M", "3000M", "123456789", "1000000"):
             ours = pyvirt_img("measure", "-O", "qcow2", "-o", opts, "--size", size)
             theirs = qemu_img("measure", "-O", "qcow2", "-o", opts, "--size", size)
             assert ours.stdout == theirs.stdout, (opts, size, ours.stderr)
