@@ -1,7 +1,8 @@
 """QEMU's background jobs (``snapshot-save``, ``snapshot-load``, ``snapshot-delete``, ``block-commit``)
 run to their end: started with a job id, followed through ``JOB_STATUS_CHANGE`` until ``concluded``
 (a job that becomes ``ready``, an active commit, is told to complete), its error read from
-``query-jobs``, then dismissed.
+``query-jobs`` when it went through ``aborting`` (a job that fails or is cancelled does; one that
+succeeds does not, and costs no query), then dismissed.
 
 The events are read from a queue of their own (:meth:`Monitor.events`), not through the domain's
 event handler, so the caller may hold the domain's lock throughout. A QEMU that exits meanwhile ends
@@ -38,6 +39,7 @@ async def run_job(
     Raises :class:`OperationFailed` with QEMU's error if the job fails, or if QEMU exits first.
     """
     jid = job_id(kind)
+    aborted = False
     async with monitor.events("JOB_STATUS_CHANGE") as events:
         await monitor.execute(command, {"job-id": jid, **arguments})
         while True:
@@ -51,14 +53,16 @@ async def run_job(
             if data.get("id") != jid:
                 continue
             status = data.get("status")
+            aborted = aborted or status == "aborting"
             if status == "ready" and complete_when_ready:
                 await monitor.execute("job-complete", {"id": jid})
             elif status == "concluded":
                 break
     error = None
-    for job in await monitor.execute("query-jobs"):
-        if job.get("id") == jid:
-            error = job.get("error")
+    if aborted:
+        for job in await monitor.execute("query-jobs"):
+            if job.get("id") == jid:
+                error = job.get("error") or "the job was aborted"
     await monitor.execute("job-dismiss", {"id": jid})
     if error:
         raise OperationFailed(f"operation failed: {command}: {error}")
