@@ -294,7 +294,6 @@ def _copy(
         granule = 0
     done = 0
     last_pct = -1.0
-    comp = _Compressor(d, threads, must_zero) if compress else None
     reader = Pool(READERS)
     generic_lock = _thread.allocate_lock()
 
@@ -313,6 +312,13 @@ def _copy(
     def direct_read(fd: int, buf: memoryview, host: int) -> None:
         pread_full(fd, buf, host)  # bytes past the end of the file read as zeros
 
+    def read_chunk(pos: int, buf: memoryview, fd: int, host: int) -> None:
+        if fd >= 0:
+            pread_full(fd, buf, host)
+        else:
+            generic_read(pos, buf)
+
+    comp = _Compressor(d, threads, must_zero, read_chunk) if compress else None
     writer = Pool(WRITERS)
     free: list[bytearray] = []
     ahead: deque[tuple[int, int, bytearray, Job[None]]] = deque()
@@ -343,19 +349,16 @@ def _copy(
         pos, n, buf, fut = ahead.popleft()
         fut.result()
         futs: list[Job[None]] = []
-        if comp is not None:
-            comp.submit(pos, bytes(buf[:n]))
-        else:
 
-            def sink(at: int, data: memoryview) -> None:
-                runs = d.map_for_write(at, len(data))
-                if runs is None:
-                    d.write(at, data)
-                    return
-                for gpos, host, m in runs:
-                    futs.append(writer.submit(pwrite_full, d.fd, [data[gpos - at : gpos - at + m]], host))
+        def sink(at: int, data: memoryview) -> None:
+            runs = d.map_for_write(at, len(data))
+            if runs is None:
+                d.write(at, data)
+                return
+            for gpos, host, m in runs:
+                futs.append(writer.submit(pwrite_full, d.fd, [data[gpos - at : gpos - at + m]], host))
 
-            _write_nonzero(d, pos, buf, n, granule, must_zero, sink)
+        _write_nonzero(d, pos, buf, n, granule, must_zero, sink)
         if futs:
             inflight.append((buf, futs))
         else:
@@ -375,6 +378,12 @@ def _copy(
             pos, end = start, start + length
             while pos < end:
                 n = min(CHUNK - pos % CHUNK, end - pos)
+                if comp is not None:
+                    # Read and compressed on the compressor's threads: one hand-off a chunk.
+                    comp.submit(pos, n, fd, host + pos - start)
+                    report(n)
+                    pos += n
+                    continue
                 buf = get_buffer()
                 mv = memoryview(buf)[:n]
                 if fd >= 0:
@@ -471,7 +480,7 @@ def _write_nonzero(
         if must_zero:
             d.write_zeroes(pos, n)
         return
-    zero_g = bytes(granule)
+    zero_g = _zeros(granule)
     end = pos + n
     # Only granules whose first byte is zero can be zero: gather every granule's first byte with one
     # extended slice (C speed), then compare just those candidates. The main thread must stay light,
@@ -506,73 +515,110 @@ def _write_nonzero(
         sink(at, mv[at - pos : end - pos])
 
 
-def compress_cluster(data: bytes) -> bytes | None:
+def compress_cluster(data: bytes | bytearray) -> bytes | None:
     """Raw deflate with a 4 KiB window, as QEMU writes; None if it does not shrink the cluster."""
     c = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -12, 9)
     out = c.compress(data) + c.flush()
     return out if len(out) < len(data) else None
 
 
-def looks_incompressible(data: bytes) -> bool:
-    """Early abort: four 1 KiB samples that fast deflate cannot shrink at all mean random-like data.
+def looks_incompressible(
+    data: bytes | bytearray, probe: Callable[[bytes | bytearray], bytes] | None = None
+) -> bool:
+    """Early abort: four 1 KiB samples that fast compression cannot shrink at all mean random-like data.
 
     Deflating incompressible data at the default level is the slowest case and gains nothing; the
-    cluster is then stored uncompressed, as it would be after a failed attempt.
+    cluster is then stored uncompressed, as it would be after a failed attempt. ``probe`` is the
+    fast compressor (zlib level 1 by default; a reused zstd level-1 context costs a tenth of it,
+    deflate allocating and clearing its tables at every call).
     """
     n = len(data)
     if n < 16384:
         return False
     q = n // 4
     sample = data[:1024] + data[q : q + 1024] + data[2 * q : 2 * q + 1024] + data[3 * q : 3 * q + 1024]
-    return len(zlib.compress(sample, 1)) >= len(sample)
+    return len(probe(sample) if probe is not None else zlib.compress(sample, 1)) >= len(sample)
 
 
-def _compress_clusters(data: bytes, cs: int, compress: Callable[[bytes], bytes | None]) -> list[bytes | None]:
+def _compress_clusters(
+    data: bytes | bytearray,
+    cs: int,
+    compress: Callable[[bytes | bytearray], bytes | None],
+    probe: Callable[[bytes | bytearray], bytes] | None,
+) -> list[bytes | None]:
     """One entry per cluster: payload, None (store raw), or b"" (all zeros: skip).
 
-    ``compress`` gives a whole cluster's payload, or None if it does not shrink it."""
+    ``compress`` gives a whole cluster's payload, or None if it does not shrink it; with ``probe``,
+    a cluster :func:`looks_incompressible` to it is not tried."""
     out: list[bytes | None] = []
-    zero = bytes(cs)
+    zero = _zeros(cs)
     for i in range(0, len(data), cs):
         piece = data[i : i + cs]
         if len(piece) < cs:
             out.append(b"" if piece == bytes(len(piece)) else None)
         elif piece == zero:
             out.append(b"")
-        elif looks_incompressible(piece):
+        elif probe is not None and looks_incompressible(piece, probe):
             out.append(None)
         else:
             out.append(compress(piece))
     return out
 
 
-def _compress_chunk(data: bytes, cs: int) -> list[bytes | None]:
+def _compress_chunk(data: bytes | bytearray, cs: int) -> list[bytes | None]:
     """:func:`_compress_clusters` with raw deflate (:func:`compress_cluster`)."""
-    return _compress_clusters(data, cs, compress_cluster)
+    import zstandard
+
+    return _compress_clusters(data, cs, compress_cluster, zstandard.ZstdCompressor(level=1).compress)
 
 
-def _compress_chunk_zstd(data: bytes, cs: int) -> list[bytes | None]:
+def _compress_chunk_zstd(data: bytes | bytearray, cs: int) -> list[bytes | None]:
     """:func:`_compress_clusters` for zstd qcow2: one frame a cluster at zstd's default level, as QEMU
-    writes (``ZSTD_compressStream2`` with ``ZSTD_e_end``: the frame states its content size)."""
+    writes (``ZSTD_compressStream2`` with ``ZSTD_e_end``: the frame states its content size).
+
+    No early abort: zstd gives up on incompressible data by itself, faster than any probe, and one
+    context serves the whole chunk (the GIL released while it compresses)."""
     import zstandard
 
     z = zstandard.ZstdCompressor(level=3)
 
-    def compress(piece: bytes) -> bytes | None:
+    def compress(piece: bytes | bytearray) -> bytes | None:
         c = z.compress(piece)
         return c if len(c) < cs else None
 
-    return _compress_clusters(data, cs, compress)
+    return _compress_clusters(data, cs, compress, None)
+
+
+def _zeros(n: int) -> bytes:
+    """``bytes(n)``, made once per size: a fresh large buffer costs its page faults at every use."""
+    z = _ZEROS.get(n)
+    if z is None:
+        z = _ZEROS[n] = bytes(n)
+    return z
+
+
+_ZEROS: dict[int, bytes] = {len(ZERO_CHUNK): ZERO_CHUNK}
 
 
 class _Compressor:
-    """Deflates chunks on a thread pool and writes results in order from the calling thread."""
+    """Reads and compresses chunks on a thread pool; the calling thread writes the results in order.
 
-    def __init__(self, d: Image, threads: int | None, must_zero: bool = False) -> None:
+    A worker reads its chunk itself (into a recycled buffer: fresh 2 MiB allocations fault their
+    pages in) and compresses it, so a chunk changes threads once on its way in and once on its
+    way out; the calling thread allocates and writes, the uncompressed clusters in place too.
+    """
+
+    def __init__(
+        self,
+        d: Image,
+        threads: int | None,
+        must_zero: bool,
+        read: Callable[[int, memoryview, int, int], None],
+    ) -> None:
         from pyvirt.image.qcow2.image import Qcow2Image
         from pyvirt.image.vmdk import VmdkImage, compress_grains
 
-        self.chunk: Callable[[bytes, int], list[bytes | None]]
+        self.chunk: Callable[[bytes | bytearray, int], list[bytes | None]]
         if isinstance(d, Qcow2Image):
             zstd = d.header.compression_type == 1
             self.chunk, self.cs = (_compress_chunk_zstd if zstd else _compress_chunk), d.cs
@@ -582,25 +628,32 @@ class _Compressor:
             raise ImageError(f"Compression not supported for this file format ({d.format})")
         self.d: Qcow2Image | VmdkImage = d
         self.must_zero = must_zero
+        self.read = read
         self.n = threads or os.cpu_count() or 1
         self.pool = Pool(self.n)
-        self.pending: deque[tuple[int, bytes, Job[list[bytes | None]]]] = deque()
-        # Clusters stored uncompressed into fresh qcow2 space are written by a thread of their own,
-        # as plain convert writes, so that the main thread goes on reading and compressing.
-        self.writer = Pool(1) if isinstance(d, Qcow2Image) and d.master_key is None else None
-        self.writes: deque[Job[None]] = deque()
+        self.pending: deque[tuple[int, int, bytearray, Job[list[bytes | None]]]] = deque()
+        self.free: list[bytearray] = []
+        # Clusters stored uncompressed go straight into fresh qcow2 space (one pwrite a run).
+        self.direct = isinstance(d, Qcow2Image) and d.master_key is None
 
-    def submit(self, pos: int, data: bytes) -> None:
+    def submit(self, pos: int, n: int, fd: int, host: int) -> None:
+        """Read ``n`` guest bytes at ``pos`` (from ``fd`` at ``host`` if ``fd >= 0``) and compress them."""
         if pos % self.cs:
             raise ImageError("internal error: unaligned compressed chunk")
-        self.pending.append((pos, data, self.pool.submit(self.chunk, data, self.cs)))
-        while len(self.pending) > 2 * self.n:
+        buf = self.free.pop() if self.free else bytearray(CHUNK)
+        self.pending.append((pos, n, buf, self.pool.submit(self._work, pos, n, buf, fd, host)))
+        while len(self.pending) > 2 * self.n + 2:
             self._drain_one()
 
+    def _work(self, pos: int, n: int, buf: bytearray, fd: int, host: int) -> list[bytes | None]:
+        self.read(pos, memoryview(buf)[:n], fd, host)
+        return self.chunk(buf if n == len(buf) else buf[:n], self.cs)
+
     def _drain_one(self) -> None:
-        pos, data, fut = self.pending.popleft()
+        pos, n, buf, fut = self.pending.popleft()
         results = fut.result()
         d, cs = self.d, self.cs
+        data = memoryview(buf)[:n]
         items: list[tuple[int, bytes]] = []
         raw_start = -1
         for k, payload in enumerate([*results, b""]):
@@ -610,36 +663,29 @@ class _Compressor:
                     raw_start = off
                 continue
             if raw_start >= 0:
-                self._write_raw(raw_start, memoryview(data)[raw_start - pos : off - pos])
+                self._write_raw(raw_start, data[raw_start - pos : off - pos])
                 raw_start = -1
             if payload:
                 items.append((off // cs, payload))
             elif self.must_zero and k < len(results):
-                d.write_zeroes(off, min(cs, pos + len(data) - off))
+                d.write_zeroes(off, min(cs, pos + n - off))
         if items:
             d.write_compressed(items)
+        self.free.append(buf)
 
     def _write_raw(self, at: int, data: memoryview) -> None:
         from pyvirt.image.fileio import pwrite_full
 
-        runs = self.d.map_for_write(at, len(data)) if self.writer is not None else None
-        if runs is None or self.writer is None:
+        runs = self.d.map_for_write(at, len(data)) if self.direct else None
+        if runs is None:
             self.d.write(at, data)
             return
         for gpos, host, m in runs:
-            self.writes.append(
-                self.writer.submit(pwrite_full, self.d.fd, [data[gpos - at : gpos - at + m]], host)
-            )
-        while len(self.writes) > 8:
-            self.writes.popleft().result()
+            pwrite_full(self.d.fd, [data[gpos - at : gpos - at + m]], host)
 
     def finish(self) -> None:
         while self.pending:
             self._drain_one()
-        while self.writes:
-            self.writes.popleft().result()
 
     def shutdown(self) -> None:
         self.pool.shutdown()
-        if self.writer is not None:
-            self.writer.shutdown()

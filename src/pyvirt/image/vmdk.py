@@ -762,7 +762,7 @@ class VmdkImage(Image):
                 self.backing = None
 
 
-def compress_grains(data: bytes, cs: int) -> list[bytes | None]:
+def compress_grains(data: bytes | bytearray, cs: int) -> list[bytes | None]:
     """One zlib stream per grain of ``data`` (as QEMU's ``compress()``), b"" for an all-zero grain.
 
     A grain that fast deflate cannot shrink at all (random-like data) is stored in the stream
