@@ -84,6 +84,7 @@ class VpcImage(BlockTableImage):
         self.block_size = 0
         self.cluster_size = None
         self.dirty = False
+        self.new_bitmaps: list[int] = []
         if self.fixed:
             if self.size + 512 > self.file_size:
                 raise CorruptImage(f"{path}: the fixed VHD is shorter than its size")
@@ -158,11 +159,14 @@ class VpcImage(BlockTableImage):
     # ------------------------------------------------------------ writing
 
     def _allocate(self, block: int) -> int:
-        """A new block where the footer is (bitmap all ones, as QEMU); returns its data offset."""
+        """A new block where the footer is (bitmap all ones, as QEMU); returns its data offset.
+
+        The bitmap is written at :meth:`flush`, before the BAT that points to it: written here, at
+        the end of the file, it waited for the inode lock that ``convert``'s writer thread holds."""
         at = self.free
         if at // 512 >= UNALLOCATED:
             raise ImageError(f"{self.path}: the VHD file cannot grow further")
-        pwrite_full(self.fd, [b"\xff" * self.bitmap_size], at)
+        self.new_bitmaps.append(at)
         self.free = at + self.bitmap_size + self.block_size
         self.bat[block] = at // 512
         self.dirty = True
@@ -201,6 +205,11 @@ class VpcImage(BlockTableImage):
     def flush(self) -> None:
         if self.readonly:
             return
+        if self.new_bitmaps:
+            ones = b"\xff" * self.bitmap_size
+            for at in self.new_bitmaps:
+                pwrite_full(self.fd, [ones], at)
+            self.new_bitmaps.clear()
         if self.dirty:
             bat = array("I", self.bat)
             if struct.pack("=I", 1) != struct.pack(">I", 1):
