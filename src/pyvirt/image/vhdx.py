@@ -414,12 +414,13 @@ class VhdxImage(BlockTableImage):
             self._write_headers(new_guids=True)
 
     def _allocate(self, block: int) -> int:
-        """A new block at the 1 MiB-aligned end of the file (which reads as zeros until written)."""
-        end = os.fstat(self.fd).st_size
-        off = -(-max(end, self.file_size) // MiB) * MiB
+        """A new block at the 1 MiB-aligned end of the file (which reads as zeros until written).
+
+        The file is extended over it at :meth:`flush`, before the BAT names it: extended here, the
+        ``ftruncate`` waited for the inode lock that ``convert``'s writer thread holds."""
+        off = -(-self.file_size // MiB) * MiB
         if off + self.block_size > MAX_IMAGE_SIZE + 64 * GiB:
             raise ImageError(f"{self.path}: the VHDX file cannot grow further")
-        os.ftruncate(self.fd, off + self.block_size)
         self.file_size = off + self.block_size
         self.bat[block + block // self.chunk_ratio] = off | FULLY_PRESENT
         self.bat_changed.add(block + block // self.chunk_ratio)
@@ -463,6 +464,9 @@ class VhdxImage(BlockTableImage):
             return
         if self.bat_dirty:
             from pyvirt.image.vhdx_journal import write_through_log
+
+            if os.fstat(self.fd).st_size < self.file_size:
+                os.ftruncate(self.fd, self.file_size)
 
             write_through_log(self, self._bat_sectors())
             self.bat_changed.clear()
