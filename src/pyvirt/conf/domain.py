@@ -155,7 +155,7 @@ class BackingLayer:
 
 @dataclass
 class DiskConfig:
-    type: str = "file"  # file | block | volume | network
+    type: str = "file"  # file | block | volume | network | dir (a host directory as a FAT disk, vvfat)
     device: str = "disk"  # disk | cdrom | floppy | lun (a host SCSI device passed through, scsi-block)
     driver_name: str = "qemu"
     driver_type: str = "raw"  # conf.domain_xml.DISK_FORMATS

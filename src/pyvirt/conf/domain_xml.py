@@ -97,9 +97,9 @@ FEATURES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 CPU_MODES = ("host-passthrough", "host-model", "custom", "maximum")
 CPU_FEATURE_POLICIES = ("force", "require", "optional", "disable", "forbid")
-DISK_TYPES = ("file", "block", "volume", "network")
+DISK_TYPES = ("file", "block", "volume", "network", "dir")
 DISK_DEVICES = ("disk", "cdrom", "floppy", "lun")
-DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx")
+DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx", "fat")  # fat: a type='dir' disk's
 DISK_BUSES = ("virtio", "sata", "scsi", "ide", "usb", "fdc")
 DISK_CACHE = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
 DISK_DISCARD = ("unmap", "ignore")
@@ -665,6 +665,8 @@ class _Parser:
                 disk.source = node.attr("file")
             elif disk.type == "block":
                 disk.source = node.attr("dev")
+            elif disk.type == "dir":
+                disk.source = node.attr("dir")
             elif disk.type == "network":
                 self.network_source(node, disk)
             else:
@@ -1233,7 +1235,7 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
         source = x("source", {"protocol": disk.source_protocol, "name": disk.source_name})
         source.add(x("host", host))
     elif disk.source is not None:
-        source = x("source", {"file" if disk.type == "file" else "dev": disk.source})
+        source = x("source", {{"file": "file", "dir": "dir"}.get(disk.type, "dev"): disk.source})
     if disk.startup_policy is not None:
         source = source or x("source")
         source.attrs.append(("startupPolicy", disk.startup_policy))

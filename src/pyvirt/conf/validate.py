@@ -199,6 +199,12 @@ def _check_devices(dom: Domain) -> None:
             raise InvalidArgument(f"disk '{disk.target_dev}' has no source")
         if disk.device == "lun":
             _check_lun(disk)
+        if (disk.type == "dir") != (disk.driver_type == "fat") or (disk.type == "dir" and not disk.readonly):
+            raise UnsupportedConfig(
+                f"unsupported configuration: disk '{disk.target_dev}': a disk of type 'dir' is the FAT image "
+                "QEMU makes of the directory (<driver type='fat'/>, <readonly/>: QEMU's writes to it are "
+                "experimental), and format 'fat' is for it only"
+            )
         if disk.startup_policy is not None and disk.type not in ("file", "block", "volume"):
             raise UnsupportedConfig(
                 f"unsupported configuration: startupPolicy of disk '{disk.target_dev}' of type '{disk.type}'"

@@ -184,6 +184,10 @@ class Confinement:
 def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], channel_dir: Path) -> None:
     for index, disk in enumerate(dom.devices.disks):
         path = disk_paths.get(index, disk.source)
+        if path is not None and disk.type == "dir":  # vvfat: QEMU reads the tree
+            ownership.check_traversable(path, handover.ident, "disk directory")
+            handover.access[path] = "rodir"
+            continue
         if path is None or disk.type not in ("file", "block", "volume"):
             continue
         if disk.readonly or disk.device == "cdrom":

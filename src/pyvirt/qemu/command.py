@@ -1147,6 +1147,16 @@ def storage_node(disk: DiskConfig, node: str, path: str | None) -> dict[str, obj
         "auto-read-only": True,
         "discard": "unmap" if disk.discard == "unmap" else "ignore",
     }
+    if disk.type == "dir":  # a host directory as a FAT image QEMU makes up, read-only as libvirt runs it
+        storage = {
+            "driver": "vvfat",
+            "dir": path,
+            "floppy": disk.device == "floppy",
+            "rw": False,
+            "node-name": f"{node}-storage",
+            "auto-read-only": True,
+            "discard": "unmap" if disk.discard == "unmap" else "ignore",
+        }
     if disk.source_host is not None:  # type='network', protocol 'nbd'
         transport, where, port = disk.source_host
         server = {"type": "unix", "path": where} if transport == "unix" else {
@@ -1172,8 +1182,8 @@ def format_node(disk: DiskConfig, node: str, **extra: object) -> dict[str, objec
     """The format node ``NODE-format`` above ``NODE-storage`` (``extra``: e.g. an explicit backing)."""
     fmt: dict[str, object] = {
         "node-name": f"{node}-format",
-        "read-only": disk.readonly or disk.device == "cdrom",
-        "driver": disk.driver_type,
+        "read-only": disk.readonly or disk.device == "cdrom" or disk.type == "dir",
+        "driver": "raw" if disk.driver_type == "fat" else disk.driver_type,  # vvfat's image is raw
         "file": f"{node}-storage",
     }
     if disk.encryption is not None:  # the secret object disk_secret() adds before the nodes

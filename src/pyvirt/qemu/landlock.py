@@ -50,8 +50,8 @@ def abi() -> int:
 
 
 def build(access: Mapping[str, str]) -> int | None:
-    """A ruleset descriptor allowing the system paths and ``access`` (path → ``ro``, ``rw`` or ``dir``,
-    a directory QEMU creates sockets in); None without Landlock."""
+    """A ruleset descriptor allowing the system paths and ``access`` (path → ``ro``, ``rw``, ``dir``, a
+    directory QEMU creates sockets in, or ``rodir``, a tree it reads); None without Landlock."""
     version = abi()
     if version < 1:
         return None
@@ -66,7 +66,12 @@ def build(access: Mapping[str, str]) -> int | None:
         for path in SYSTEM_RW:
             _allow(fd, path, ALL, handled)
         for path, kind in access.items():
-            rights = {"ro": READ_FILE, "rw": READ_FILE | WRITE_FILE | TRUNCATE, "dir": ALL}[kind]
+            rights = {
+                "ro": READ_FILE,
+                "rw": READ_FILE | WRITE_FILE | TRUNCATE,
+                "dir": ALL,
+                "rodir": READ_FILE | READ_DIR,  # a tree QEMU only reads (a vvfat disk's directory)
+            }[kind]
             _allow(fd, path, rights, handled)
     except BaseException:
         os.close(fd)

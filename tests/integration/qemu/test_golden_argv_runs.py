@@ -55,6 +55,8 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
         re.findall(r"(?:path|addr|logfile)=(/[^,\0]+)", text)
     )
     shares = set(re.findall(r"(?:^|\0)local,[^\0]*?path=(/[^,\0]+)", text))  # -fsdev: directories
+    shares |= set(re.findall(r'"dir":"([^"]+)"', text))  # vvfat disks: directories
+    files |= shares
     for index, path in enumerate(sorted(files)):
         if path.startswith(("/usr/share/OVMF/", "/dev/urandom", "/dev/random")):
             continue

@@ -94,6 +94,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     # (the vdpa NIC is left out: domxml-to-native turns every NIC into a tap; libvirt's own test data,
     # net-vdpa-multiqueue, gives the vhost-vdpa netdev with queues=2 and virtio-net-pci mq, vectors=6)
     "libvirt-vdpa-lun": (("-device", ("scsi-block",)),),
+    "libvirt-floppy-dir": (("-device", ("floppy",)), ("-global", ("-global",))),  # vvfat: test_libvirt_extras
     "libvirt-spice-no-args": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
     "libvirt-vsock": (("-device", ("vhost-vsock-pci",)),),
     # a SCSI disk without a controller: libvirt's default model for x86 (lsilogic)

@@ -194,3 +194,17 @@ def test_a_vdpa_nic_is_refused_at_start_on_a_host_without_the_device(tmp_path: P
         net_vdpa.require_host(dom)
     missing.touch()
     net_vdpa.require_host(dom)
+
+
+def test_a_directory_as_a_read_only_fat_floppy() -> None:
+    floppy = "<disk type='dir' device='floppy'><driver name='qemu' type='fat'/><source dir='/srv/files'/>"
+    floppy += "<target dev='fda' bus='fdc'/><readonly/></disk>"
+    dom = load_domain_xml(XML.format(features="", devices=floppy))
+    assert "<source dir='/srv/files'/>" in format_domain(dom)
+    out = argv(devices=floppy)
+    blockdevs = [out[i + 1] for i, arg in enumerate(out) if arg == "-blockdev"]
+    assert blockdevs[0].startswith('{"driver":"vvfat","dir":"/srv/files","floppy":true,"rw":false,')
+    assert '"read-only":true' in blockdevs[1]
+    for wrong in (floppy.replace("type='fat'", "type='raw'"), floppy.replace("<readonly/>", "")):
+        with pytest.raises(PyvirtError, match="a disk of type 'dir' is the FAT image"):
+            argv(devices=wrong)
