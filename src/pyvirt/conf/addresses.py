@@ -26,6 +26,7 @@ LIMITS: dict[str, dict[str, tuple[int, int]]] = {
     "virtio-serial": {"controller": (0, 255), "bus": (0, 0), "port": (1, 30)},
     "usb": {"bus": (0, 255)},
     "isa": {"iobase": (0, 0xFFFF), "irq": (0, 15)},
+    "dimm": {"slot": (0, 255), "base": (0, 0xFFFFFFFFFFFFFFFF)},
 }
 # Per disk bus: (controller, bus, target, unit) maxima QEMU's devices accept.
 DRIVE_LIMITS = {
@@ -101,6 +102,7 @@ _ADDRESS_TYPES = {
     "filesystem": ("pci",),
     "vsock": ("pci",),
     "hostdev": ("pci", "usb"),
+    "memory": ("pci", "dimm"),
     "serial": ("pci", "isa"),
     "console": ("virtio-serial",),
     "channel": ("virtio-serial",),
@@ -128,6 +130,7 @@ def placed_devices(dom: Domain) -> Iterator[Placed]:
         ("filesystem", list(devs.filesystems)),
         ("vsock", [devs.vsock] if devs.vsock is not None else []),
         ("hostdev", list(devs.hostdevs)),
+        ("memory", list(devs.memory)),
     ]
     for kind, items in groups:
         for index, item in enumerate(items):

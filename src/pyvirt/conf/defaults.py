@@ -3,8 +3,9 @@
 A separate pass, as in libvirt, so that parsing stays a faithful reading of the document. Only what
 libvirt itself writes is added: the UUID (the dataclass default), MAC addresses, the machine type, the
 disk bus implied by the target name, the serial/console pairing, the model of a PCI controller that
-names none, the primary video first, and the USB controller and balloon libvirt adds
-(:mod:`pyvirt.conf.implicit_devices`).
+names none, the primary video first, the USB controller and balloon libvirt adds
+(:mod:`pyvirt.conf.implicit_devices`), and, as libvirt's define does, a NUMA guest's ``<memory>`` as the
+sum of its cells and memory modules.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from pyvirt.conf import implicit_devices
 from pyvirt.conf.domain import CharDevConfig, Domain
 from pyvirt.conf.mac import random_mac
+from pyvirt.conf.memory_devices import aligned
 
 DEFAULT_MACHINE = "pc"
 # The empty pcie-root-ports a q35 guest is given for hot-plug by the tools that write its XML
@@ -85,6 +87,13 @@ def apply_defaults(dom: Domain) -> None:
             else:
                 ctl.model = "pcie-root-port" if q35 else "pci-bridge"
     implicit_devices.add(dom)
+    if dom.cpu is not None and dom.cpu.numa:  # libvirt's define: <memory> is the cells and the modules
+        modules = sum(aligned(mem.size_kib) for mem in dom.devices.memory)
+        total = sum(cell.memory_kib for cell in dom.cpu.numa) + modules
+        current = dom.current_memory_kib
+        if current is not None and (current > total or current == dom.memory_kib):
+            dom.current_memory_kib = total  # all of it stays all of it; libvirt's clamp otherwise
+        dom.memory_kib = total
     videos = dom.devices.videos
     primary = next((i for i, video in enumerate(videos) if video.primary), 0)
     if primary:  # libvirt keeps the primary video first

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from pyvirt.conf.filesystem import FilesystemConfig
     from pyvirt.conf.hostdev import HostdevConfig
     from pyvirt.conf.iommu import IOMMUConfig
+    from pyvirt.conf.memory_backing import MemoryBacking, NumaTune
+    from pyvirt.conf.memory_devices import MemoryDeviceConfig
     from pyvirt.conf.spicevmc import RedirdevConfig
     from pyvirt.conf.tpm import TPMConfig
     from pyvirt.conf.vsock import VsockConfig
@@ -70,8 +72,10 @@ class NUMACell:
     """``<cpu><numa><cell id cpus memory/>``: a guest NUMA node with its vCPUs and memory (KiB)."""
 
     id: int
-    cpus: str  # a CPU set, as written
+    cpus: str  # a CPU set, as written ("" for a node without CPUs)
     memory_kib: int
+    mem_access: str | None = None  # shared | private: the cell's backend's share
+    discard: bool | None = None  # the cell's file backend's discard-data
 
 
 @dataclass
@@ -376,6 +380,7 @@ class Devices:
     vsock: VsockConfig | None = None  # pyvirt.conf.vsock
     tpm: TPMConfig | None = None  # pyvirt.conf.tpm
     hostdevs: list[HostdevConfig] = field(default_factory=list)  # pyvirt.conf.hostdev
+    memory: list[MemoryDeviceConfig] = field(default_factory=list)  # pyvirt.conf.memory_devices
 
 
 @dataclass
@@ -392,8 +397,12 @@ class Domain:
     metadata: str | None = None  # inner XML of <metadata>, kept verbatim
     memory_kib: int = 1024 * 1024
     current_memory_kib: int | None = None
-    memory_source: str | None = None  # <memoryBacking><source type>: anonymous | memfd
+    max_memory_kib: int | None = None  # <maxMemory>: the hotplug space (pyvirt.conf.memory_devices)
+    max_memory_slots: int | None = None  # <maxMemory slots>
+    memory_source: str | None = None  # <memoryBacking><source type>: file | anonymous | memfd
     memory_access: str | None = None  # <memoryBacking><access mode>: shared | private
+    memory_backing: MemoryBacking | None = None  # the rest of <memoryBacking> (pyvirt.conf.memory_backing)
+    numatune: NumaTune | None = None  # <numatune> (pyvirt.conf.memory_backing)
     vcpus: int = 1  # the maximum (<vcpu>'s text)
     vcpu_placement: str | None = None
     vcpu_current: int | None = None  # vCPUs online at start (<vcpu current>); the rest can be added

@@ -28,6 +28,7 @@ from pyvirt.conf import (
     guestfwd,
     iothread_pools,
     iotune,
+    memory_backing,
     virtio_options,
     vnc_options,
 )
@@ -164,6 +165,7 @@ ADDRESS_ATTRS: dict[str, tuple[str, ...]] = {
     "virtio-serial": ("controller", "bus", "port"),
     "usb": ("bus", "port"),
     "isa": ("iobase", "irq"),
+    "dimm": ("slot", "base"),
 }
 # SPICE's child elements libvirt writes, each with the one attribute pyvirt maps onto -spice.
 SPICE_SETTINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -296,6 +298,8 @@ class _Parser:
             node.done()
         if (node := root.child("cputune")) is not None:
             dom.cputune = self.cputune(node)
+        if (node := root.child("numatune")) is not None:
+            dom.numatune = memory_backing.parse_numatune(node)
         if (node := root.child("resource")) is not None:
             partition = node.child("partition")
             if partition is not None:
@@ -364,6 +368,10 @@ class _Parser:
             raise XMLError("missing element 'memory' in the domain XML")
         dom.memory_kib = parse_size_kib(node.text(), node.attr("unit"), element="memory")
         node.done()
+        if (node := root.child("maxMemory")) is not None:
+            from pyvirt.conf import memory_devices
+
+            dom.max_memory_kib, dom.max_memory_slots = memory_devices.parse_max_memory(node)
         if (node := root.child("currentMemory")) is not None:
             dom.current_memory_kib = parse_size_kib(node.text(), node.attr("unit"), element="currentMemory")
             node.done()
@@ -380,13 +388,7 @@ class _Parser:
                 raise XMLError("memtune/hard_limit must be lower than or equal to memtune/swap_hard_limit")
             node.done()
         if (node := root.child("memoryBacking")) is not None:
-            if (source := node.child("source")) is not None:
-                dom.memory_source = source.choice("type", ("anonymous", "memfd"), required=True)
-                source.done()
-            if (access := node.child("access")) is not None:
-                dom.memory_access = access.choice("mode", ("shared", "private"), required=True)
-                access.done()
-            node.done()
+            memory_backing.parse(node, dom)
 
     @staticmethod
     def os(e: Elem) -> OSConfig:
@@ -493,12 +495,16 @@ class _Parser:
         if (numa := e.child("numa")) is not None:
             for cell in numa.children("cell"):
                 ident = cell.integer("id", minimum=0)
-                cpus = cell.require("cpus")
-                parse_cpuset(cpus, f"attribute 'cpus' of '{cell.path}'")
+                cpus = cell.attr("cpus") or ""  # a node without CPUs: memory only
+                if cpus:
+                    parse_cpuset(cpus, f"attribute 'cpus' of '{cell.path}'")
                 memory = parse_size_kib(cell.require("memory"), cell.attr("unit"), element="cpu/numa/cell")
-                cpu.numa.append(
-                    NUMACell(id=len(cpu.numa) if ident is None else ident, cpus=cpus, memory_kib=memory)
+                numa_cell = NUMACell(
+                    id=len(cpu.numa) if ident is None else ident, cpus=cpus, memory_kib=memory
                 )
+                numa_cell.mem_access = cell.choice("memAccess", ("shared", "private"))
+                numa_cell.discard = cell.flag("discard")
+                cpu.numa.append(numa_cell)
                 cell.done()
             numa.done()
         e.done()
@@ -611,6 +617,14 @@ class _Parser:
                 devs.tpm.alias = self.alias(node)
                 devs.tpm.address = self.address(node)
                 node.done()
+            elif tag == "memory":
+                from pyvirt.conf import memory_devices
+
+                mem = memory_devices.parse(node)
+                mem.alias = self.alias(node)
+                mem.address = self.address(node)
+                node.done()
+                devs.memory.append(mem)
             elif tag == "vsock":
                 from pyvirt.conf import vsock
 
@@ -1201,7 +1215,18 @@ def _cpu(cpu: CPUConfig) -> XNode:
     node.add(*(x("feature", {"policy": f.policy, "name": f.name}) for f in cpu.features))
     if cpu.numa:
         cells = (
-            x("cell", {"id": c.id, "cpus": c.cpus, "memory": c.memory_kib, "unit": "KiB"}) for c in cpu.numa
+            x(
+                "cell",
+                {
+                    "id": c.id,
+                    "cpus": c.cpus or None,
+                    "memory": c.memory_kib,
+                    "unit": "KiB",
+                    "memAccess": c.mem_access,
+                    "discard": yes_no(c.discard),
+                },
+            )
+            for c in cpu.numa
         )
         node.add(x("numa").add(*cells))
     return node
@@ -1454,6 +1479,11 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         from pyvirt.conf import tpm
 
         node.add(tpm.write(guest_tpm, (_alias(guest_tpm.alias, live), _address(guest_tpm.address))))
+    if devs.memory:
+        from pyvirt.conf import memory_devices
+
+        for mem in devs.memory:
+            node.add(memory_devices.write(mem, (_alias(mem.alias, live), _address(mem.address))))
     if (sock := devs.vsock) is not None:
         from pyvirt.conf import vsock
 
@@ -1474,17 +1504,16 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
     if dom.metadata:
         check_metadata(dom.metadata)  # raw text goes out verbatim: never let it break the document
         root.add(XNode("metadata", raw=dom.metadata))
+    if dom.max_memory_kib is not None:
+        attrs = {"slots": dom.max_memory_slots, "unit": "KiB"}
+        root.add(x("maxMemory", attrs, text=str(dom.max_memory_kib)))
     root.add(x("memory", {"unit": "KiB"}, text=str(dom.memory_kib)))
     if dom.current_memory_kib is not None:
         root.add(x("currentMemory", {"unit": "KiB"}, text=str(dom.current_memory_kib)))
     if dom.memtune is not None:
         limits = [(t, getattr(dom.memtune, t)) for t in ("hard_limit", "soft_limit", "swap_hard_limit")]
         root.add(x("memtune").add(*(x(t, {"unit": "KiB"}, text=str(v)) for t, v in limits if v is not None)))
-    if dom.memory_source is not None or dom.memory_access is not None:
-        backing = x("memoryBacking")
-        backing.add(x("source", {"type": dom.memory_source}) if dom.memory_source else None)
-        backing.add(x("access", {"mode": dom.memory_access}) if dom.memory_access else None)
-        root.add(backing)
+    root.add(memory_backing.write(dom))
     vcpu_attrs = {"placement": dom.vcpu_placement, "cpuset": dom.vcpu_cpuset, "current": dom.vcpu_current}
     root.add(x("vcpu", vcpu_attrs, text=str(dom.vcpus)))
     if dom.iothreads is not None:
@@ -1506,6 +1535,8 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
         if dom.cputune.emulatorpin is not None:
             tune.add(x("emulatorpin", {"cpuset": dom.cputune.emulatorpin}))
         root.add(tune)
+    if dom.numatune is not None:
+        root.add(memory_backing.write_numatune(dom.numatune))
     if dom.resource_partition is not None:
         root.add(x("resource").add(x("partition", text=dom.resource_partition)))
     root.add(_os(dom.os), _features(dom))

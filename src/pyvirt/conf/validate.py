@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from pyvirt.conf import acpi_index, feature_sizes, net_vdpa, vnc_options
+from pyvirt.conf import acpi_index, feature_sizes, memory_backing, memory_devices, net_vdpa, vnc_options
 from pyvirt.conf.addresses import check_addresses, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.domain import DiskConfig, Domain
@@ -126,8 +126,8 @@ def _check_numa(dom: Domain) -> None:
         raise InvalidArgument("NUMA cell ids must be 0, 1, ... in any order, each once")
     seen: set[int] = set()
     for cell in cells:
-        cpus = parse_cpuset(cell.cpus, f"cpu/numa/cell id='{cell.id}'")
-        if max(cpus) >= dom.vcpus:
+        cpus = parse_cpuset(cell.cpus, f"cpu/numa/cell id='{cell.id}'") if cell.cpus else set()
+        if cpus and max(cpus) >= dom.vcpus:
             raise InvalidArgument(
                 f"NUMA cell {cell.id} has vCPU {max(cpus)}, beyond the domain's {dom.vcpus}"
             )
@@ -135,7 +135,7 @@ def _check_numa(dom: Domain) -> None:
             raise InvalidArgument(f"NUMA cell {cell.id} shares vCPUs {sorted(cpus & seen)} with another cell")
         seen |= cpus
     total = sum(cell.memory_kib for cell in cells)
-    if total != dom.memory_kib:
+    if total != dom.memory_kib and not dom.devices.memory:  # (defaults make them agree)
         raise InvalidArgument(
             f"NUMA cells have {total} KiB of memory in all, but <memory> is {dom.memory_kib} KiB"
         )
@@ -549,6 +549,8 @@ def validate_domain(dom: Domain) -> None:
     _check_vcpus(dom)
     _check_iothreads(dom)
     _check_numa(dom)
+    memory_devices.validate(dom)
+    memory_backing.validate(dom)
     _check_audio(dom)
     if dom.os.loader is not None and not dom.os.loader.path and dom.os.firmware is None:
         raise InvalidArgument("os/loader needs a path unless os firmware='efi' selects one")

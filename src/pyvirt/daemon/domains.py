@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
-from pyvirt.daemon import blockjobs, chardev_sockets, launch, lifecycle
+from pyvirt.daemon import blockjobs, chardev_sockets, guest_memory, launch, lifecycle
 from pyvirt.daemon.confinement import Confinement
 from pyvirt.daemon.console import ConsoleRelay, drop_relay
 from pyvirt.daemon.events import EventBus
@@ -604,6 +604,7 @@ class DomainRegistry:
             with contextlib.suppress(FileNotFoundError):
                 (run_dir / f"{name}{suffix}").unlink()
         shutil.rmtree(run_dir / f"{name}.channels", ignore_errors=True)
+        guest_memory.cleanup(name)
 
     def _release_resources(self, live: Domain, record: RunRecord | None = None) -> None:
         if record is not None:

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.conf import audio, hostdev, net_vdpa, tpm, vsock
+from pyvirt.conf import audio, hostdev, memory_backing, net_vdpa, tpm, vsock
 from pyvirt.conf.domain import Domain
-from pyvirt.daemon import blockdevs, blockjobs, chardev_sockets, disk_secrets, iotune, tuning
+from pyvirt.daemon import blockdevs, blockjobs, chardev_sockets, disk_secrets, guest_memory, iotune, tuning
 from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
@@ -113,6 +113,7 @@ async def start_qemu(
     tpm.require_host(dom)
     hostdev.require_host(dom)
     net_vdpa.require_host(dom)
+    hugepage_mounts = memory_backing.require_host(dom)
     passphrases = disk_secrets.passphrases(reg, dom)
     blockjobs.fill_chains(dom, disk_paths)
     run_dir = reg.layout.qemu_run_dir
@@ -155,6 +156,7 @@ async def start_qemu(
         record.sockets = list(sockets)
         revert.add(lambda: chardev_sockets.remove(record.sockets), f"remove the chardev sockets of {name}")
         revert.add(lambda: chardev_sockets.close(sockets), "close the chardev sockets")
+        hugepage_dirs = guest_memory.prepare(reg.confinement, dom, record, hugepage_mounts)
         master_key, sealed = disk_secrets.seal(passphrases, channel_dir, reg.confinement.ident)
         # Recorded before the spawn (pid 0 until the domain runs): a daemon killed from here on leaves
         # a record its successor cleans up after; the QEMU itself it finds by its -pidfile and ends.
@@ -170,6 +172,8 @@ async def start_qemu(
             master_key_path=master_key,
             disk_secrets=sealed,
             socket_fds={path: sock.fileno() for path, sock in sockets.items()},
+            hugepage_dirs=hugepage_dirs,
+            memory_dir=str(channel_dir),
         )
         for gfx in dom.devices.graphics[:1]:
             if gfx.listen_socket and not gfx.socket:

@@ -23,6 +23,8 @@ from pyvirt.conf import (
     feature_sizes,
     guestfwd,
     iothread_pools,
+    memory_backing,
+    memory_devices,
     virtio_options,
     vnc_options,
 )
@@ -36,6 +38,7 @@ from pyvirt.conf.domain import (
     Domain,
     GraphicsConfig,
     InterfaceConfig,
+    NUMACell,
     PCIAddress,
 )
 from pyvirt.conf.implicit_devices import DEFAULT_SCSI_MODEL
@@ -105,6 +108,9 @@ class RuntimeContext:
     master_key_path: str | None = None
     disk_secrets: dict[int, tuple[str, str]] = field(default_factory=dict)
     tpm_socket: str | None = None  # swtpm's control socket (conf.tpm)
+    # Huge page size (KiB) → the directory the domain's huge page backend files go in (conf.memory_backing).
+    hugepage_dirs: dict[int, str] = field(default_factory=dict)
+    memory_dir: str | None = None  # where <memoryBacking><source type='file'/> backend files go
     now: float | None = None  # the start's time, for the RTC's base (conf.clock); the current time if None
     # UNIX chardev path → a listening socket the daemon bound there, inherited by QEMU (chardev_sockets)
     socket_fds: dict[str, int] = field(default_factory=dict)
@@ -170,9 +176,11 @@ class _Builder:
         self.add(*feature_sizes.globals_(dom))
         self.cpu()
         # Rounded up to whole MiB, as libvirt aligns guest memory for QEMU.
-        self.add("-m", f"size={-(-dom.memory_kib // 1024) * 1024}k")
+        self.add("-m", memory_devices.memory_option(dom))
+        self.add(*memory_backing.overcommit(dom))
         self.smp()
         self.numa()
+        self.memory_devices()
         for ident in iothread_ids(dom):
             pool = iothread_pools.props(dom.iothread_pools.get(ident))
             self.add(*_json_arg("-object", {"qom-type": "iothread", "id": f"iothread{ident}", **pool}))
@@ -237,6 +245,8 @@ class _Builder:
                     opts["hpet"] = "on" if timer.present else "off"
         if self._main_ram_backend():
             opts["memory-backend"] = "pc.ram"
+        opts.update(memory_devices.machine_options(dom))
+        opts.update(memory_backing.machine_options(dom))
         if dom.os.loader is not None and dom.os.loader.type == "pflash":
             opts["pflash0"] = "pyvirt-pflash0-format"
             if self.ctx.nvram_path:
@@ -351,25 +361,38 @@ class _Builder:
     def _main_ram_backend(self) -> bool:
         """<memoryBacking> without NUMA cells: the guest RAM is one backend (libvirt's "pc.ram")."""
         dom = self.dom
-        backed = dom.memory_source is not None or dom.memory_access is not None
-        return backed and not (dom.cpu is not None and dom.cpu.numa)
+        return memory_backing.needs_main_backend(dom) and not (dom.cpu is not None and dom.cpu.numa)
 
-    def _ram_backend(self, backend: str, size_kib: int) -> dict[str, object]:
-        dom = self.dom
-        qom = "memory-backend-memfd" if dom.memory_source == "memfd" else "memory-backend-ram"
-        obj: dict[str, object] = {"qom-type": qom, "id": backend, "size": size_kib * 1024}
-        if dom.memory_access is not None:
-            obj["share"] = dom.memory_access == "shared"
-        return obj
+    def _ram_backend(self, backend: str, size_kib: int, cell: NUMACell | None) -> dict[str, object]:
+        return memory_backing.backend(
+            self.dom,
+            backend,
+            size_kib,
+            cell,
+            hugepage_dirs=self.ctx.hugepage_dirs,
+            memory_dir=self.ctx.memory_dir,
+        )
 
     def numa(self) -> None:
         if self._main_ram_backend():
-            self.add(*_json_arg("-object", self._ram_backend("pc.ram", self.dom.memory_kib)))
+            size = memory_devices.initial_kib(self.dom)
+            for obj in memory_backing.with_thread_context(self._ram_backend("pc.ram", size, None)):
+                self.add(*_json_arg("-object", obj))
         for cell in self.dom.cpu.numa if self.dom.cpu is not None else []:
             backend = f"ram-node{cell.id}"
-            self.add(*_json_arg("-object", self._ram_backend(backend, cell.memory_kib)))
-            ranges = ",".join(f"cpus={r}" for r in _ranges(parse_cpuset(cell.cpus, "cpu/numa/cell")))
-            self.add("-numa", f"node,nodeid={cell.id},{ranges},memdev={backend}")
+            for obj in memory_backing.with_thread_context(self._ram_backend(backend, cell.memory_kib, cell)):
+                self.add(*_json_arg("-object", obj))
+            cpus = parse_cpuset(cell.cpus, "cpu/numa/cell") if cell.cpus else frozenset()
+            ranges = "".join(f",cpus={r}" for r in _ranges(cpus))
+            self.add("-numa", f"node,nodeid={cell.id}{ranges},memdev={backend}")
+
+    def memory_devices(self) -> None:
+        placement = {
+            index: _pci_placement(mem.address, self.q35)
+            for index, mem in enumerate(self.dom.devices.memory)
+            if mem.model in ("virtio-pmem", "virtio-mem")
+        }
+        self.add(*memory_devices.options(self.dom, self.ctx.hugepage_dirs, placement))
 
     def monitor(self) -> None:
         if self.ctx.monitor_fd is not None:

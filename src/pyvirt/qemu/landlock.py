@@ -51,7 +51,8 @@ def abi() -> int:
 
 def build(access: Mapping[str, str]) -> int | None:
     """A ruleset descriptor allowing the system paths and ``access`` (path → ``ro``, ``rw``, ``dir``, a
-    directory QEMU creates sockets in, or ``rodir``, a tree it reads); None without Landlock."""
+    directory QEMU creates sockets and files in, such as file-backed guest memory, which it sizes with
+    ftruncate, or ``rodir``, a tree it reads); None without Landlock."""
     version = abi()
     if version < 1:
         return None
@@ -69,7 +70,7 @@ def build(access: Mapping[str, str]) -> int | None:
             rights = {
                 "ro": READ_FILE,
                 "rw": READ_FILE | WRITE_FILE | TRUNCATE,
-                "dir": ALL,
+                "dir": ALL | TRUNCATE,
                 "rodir": READ_FILE | READ_DIR,  # a tree QEMU only reads (a vvfat disk's directory)
             }[kind]
             _allow(fd, path, rights, handled)

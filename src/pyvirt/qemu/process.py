@@ -15,6 +15,7 @@ import datetime
 import json
 import logging
 import os
+import resource
 import select
 import signal
 import socket
@@ -67,6 +68,7 @@ class RunRecord:
     access: dict[str, str] = field(default_factory=dict)  # the files QEMU may open (qemu/landlock.py)
     # Started with autodestroy: ends with its client's connection, which no later daemon holds.
     autodestroy: bool = False
+    memlock: bool = False  # <memoryBacking><locked/>: QEMU may lock all its memory (RLIMIT_MEMLOCK)
     # Block jobs (daemon/blockjobs.py) by disk target: the one running, or how the last one ended.
     blockjobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # A disk's top node in QEMU, by target: the command line's or a hot-plugged disk's (recorded at
@@ -212,6 +214,7 @@ class QemuProcess:
             record.access,
             pass_fds,
             env,
+            record.memlock,
         )
         try:
             popen, offset = await asyncio.shield(launch)
@@ -289,6 +292,7 @@ def _launch(
     access: dict[str, str] | None = None,
     pass_fds: tuple[int, ...] = (),
     env: dict[str, str] | None = None,
+    memlock: bool = False,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Bind the monitor socket, log the command line and spawn QEMU with the socket's fd, in its
     cgroup and with its credentials (both set in the child before QEMU executes).
@@ -320,7 +324,7 @@ def _launch(
                     pass_fds=(fd, *pass_fds),
                     start_new_session=True,
                     env={**(env or {}), "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
-                    preexec_fn=_confine(procs_fds, credentials, ruleset),  # None: nothing to do (session)
+                    preexec_fn=_confine(procs_fds, credentials, ruleset, memlock),  # None: nothing to do
                 )
             except (OSError, subprocess.SubprocessError) as err:
                 reason = err.strerror if isinstance(err, OSError) else str(err)
@@ -334,19 +338,21 @@ def _launch(
 
 
 def _confine(
-    procs_fds: list[int], credentials: list[int] | None, ruleset: int | None = None
+    procs_fds: list[int], credentials: list[int] | None, ruleset: int | None = None, memlock: bool = False
 ) -> Callable[[], None] | None:
     """What the child does between fork and exec: join the cgroups (while still root), then drop to
     QEMU's user, group and supplementary groups (not QEMU's ``-runas``, which needs QEMU to start
     as root), then shut itself in its files (Landlock). Plain system calls only: the daemon has
     other threads."""
-    if not procs_fds and credentials is None and ruleset is None:
+    if not procs_fds and credentials is None and ruleset is None and not memlock:
         return None
     enforce = landlock.enforcer(ruleset) if ruleset is not None else None
 
     def confine() -> None:
         for procs_fd in procs_fds:
             os.write(procs_fd, b"0")
+        if memlock:  # while still root: -overcommit mem-lock=on locks all of QEMU's memory
+            resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
         if credentials is not None:
             uid, gid, *groups = credentials
             os.setgroups(groups)

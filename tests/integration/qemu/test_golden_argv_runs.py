@@ -54,6 +54,8 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
     files = set(re.findall(r'"filename":"([^"]+)"', text)) | set(
         re.findall(r"(?:path|addr|logfile)=(/[^,\0]+)", text)
     )
+    memory_files = set(re.findall(r'"mem-path":"([^"]+)"', text))  # NVDIMM, virtio-pmem: QEMU sizes them
+    files |= memory_files
     shares = set(re.findall(r"(?:^|\0)local,[^\0]*?path=(/[^,\0]+)", text))  # -fsdev: directories
     shares |= set(re.findall(r'"dir":"([^"]+)"', text))  # vvfat disks: directories
     files |= shares
@@ -63,6 +65,8 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
         new = scratch / f"f{index}{Path(path).suffix}"
         if path in shares:
             new.mkdir()
+        elif path in memory_files:
+            new.touch()
         elif path.endswith(".qcow2"):
             subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(new), "16M"], check=True)
         elif "nvram" in path or "VARS" in path:

@@ -97,6 +97,16 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "libvirt-floppy-dir": (("-device", ("floppy",)), ("-global", ("-global",))),  # vvfat: test_libvirt_extras
     "libvirt-spice-no-args": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
     "libvirt-vsock": (("-device", ("vhost-vsock-pci",)),),
+    "libvirt-memory-devices": (
+        ("-device", ("pc-dimm", "nvdimm", "virtio-pmem-pci", "virtio-mem-pci")),
+        ("-object", ("memory-backend-ram", "memory-backend-file")),
+        ("-m", ("-m",)),
+    ),
+    "libvirt-memory-backing": (
+        ("-object", ("memory-backend-ram", "thread-context")),
+        ("-overcommit", ("-overcommit",)),
+    ),
+    "libvirt-numa-shared-cells": (("-object", ("memory-backend-memfd",)), ("-numa", ("node",))),
     # a SCSI disk without a controller: libvirt's default model for x86 (lsilogic)
     "libvirt-scsi-implicit": (("-device", ("lsi",)),),
     "libvirt-tpm-passthrough": (("-device", ("tpm-crb",)),),

@@ -233,12 +233,15 @@ def test_unsupported_devices_are_named(snippet: str, message: str) -> None:
             "<features><hyperv><xmm_input state='on'/></hyperv></features>",
             "element 'features/hyperv/xmm_input' is not supported",
         ),
-        ("<memoryBacking><hugepages/></memoryBacking>", "element 'memoryBacking/hugepages' is not supported"),
         (
-            "<memoryBacking><source type='file'/></memoryBacking>",
-            "attribute 'type' = 'file' of 'memoryBacking/source'",
+            "<memoryBacking><hugepages><page size='2' unit='M' x='1'/></hugepages></memoryBacking>",
+            "attribute 'x' = '1' of 'memoryBacking/hugepages/page'",
         ),
-        ("<memoryBacking><locked/></memoryBacking>", "element 'memoryBacking/locked' is not supported"),
+        (
+            "<memoryBacking><source type='shm'/></memoryBacking>",
+            "attribute 'type' = 'shm' of 'memoryBacking/source'",
+        ),
+        ("<memoryBacking><locked/><hmat/></memoryBacking>", "element 'memoryBacking/hmat' is not supported"),
         ("<seclabel type='static' model='selinux'/>", "attribute 'type' = 'static' of 'seclabel'"),
         (
             "<seclabel type='dynamic' model='selinux'/>",

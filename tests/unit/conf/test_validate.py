@@ -727,12 +727,11 @@ CELL = "<cell id='{0}' cpus='{1}' memory='{2}' unit='MiB'/>"
 @pytest.mark.parametrize(
     ("cells", "error", "message"),
     [
-        (CELL.format(0, "0", 256) + CELL.format(1, "1", 256), InvalidArgument, "1048576 KiB"),
         (CELL.format(0, "0-1", 512) + CELL.format(1, "1", 512), InvalidArgument, "cell 1 shares vCPUs [1]"),
         (CELL.format(0, "0", 512) + CELL.format(2, "1", 512), InvalidArgument, "cell ids must be 0, 1"),
         (CELL.format(0, "0-2", 1024), InvalidArgument, "NUMA cell 0 has vCPU 2, beyond the domain's 2"),
         (
-            "<cell id='0' cpus='0-1' memory='1024' unit='MiB' memAccess='shared'/>",
+            "<cell id='0' cpus='0-1' memory='1024' unit='MiB' memAccess='none'/>",
             UnsupportedConfig,
             "memAccess",
         ),
@@ -743,6 +742,34 @@ def test_numa_checks(cells: str, error: type[Exception], message: str) -> None:
     text = with_vcpu("<vcpu>2</vcpu>").replace("</os>", f"</os><cpu><numa>{cells}</numa></cpu>", 1)
     text = re.sub(r"<memory unit='MiB'>\d+</memory>", "<memory unit='MiB'>1024</memory>", text)
     with pytest.raises(error, match=re.escape(message)):
+        load_domain_xml(text)
+
+
+def test_numa_memory_is_the_cells_sum_as_libvirts_define_makes_it() -> None:
+    text = with_vcpu("<vcpu>2</vcpu>").replace(
+        "</os>", "</os><cpu><numa>" + CELL.format(0, "0", 256) + CELL.format(1, "1", 256) + "</numa></cpu>", 1
+    )
+    text = re.sub(r"<memory unit='MiB'>\d+</memory>", "<memory unit='MiB'>1024</memory>", text)
+    dom = load_domain_xml(text)
+    assert dom.memory_kib == 512 * 1024
+    assert dom.current_memory_kib in (None, 512 * 1024)  # the balloon clamped to the new total
+
+
+@pytest.mark.parametrize(
+    ("numatune", "message"),
+    [
+        ("<memory placement='auto'/>", "numatune placement='auto' needs numad"),
+        ("<memory mode='restrictive' nodeset='0'/>", "mode='restrictive'"),
+        ("<memnode cellid='3' mode='strict' nodeset='0'/>", "memnode cellid 3 names no NUMA cell"),
+    ],
+)
+def test_numatune_refusals(numatune: str, message: str) -> None:
+    text = with_vcpu("<vcpu>2</vcpu>").replace(
+        "</os>", "</os><cpu><numa>" + CELL.format(0, "0-1", 1024) + "</numa></cpu>", 1
+    )
+    text = re.sub(r"<memory unit='MiB'>\d+</memory>", "<memory unit='MiB'>1024</memory>", text)
+    text = text.replace("<os>", f"<numatune>{numatune}</numatune><os>", 1)
+    with pytest.raises((InvalidArgument, UnsupportedConfig), match=re.escape(message)):
         load_domain_xml(text)
 
 
