@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.daemon import blockdevs
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: QEMU's actions on an I/O error, in libvirt's words (virDomainEventIOErrorAction).
 ACTIONS = {"stop": "pause", "report": "report", "ignore": "none"}
+# What each QEMU's errors have already put in the log: (alias, action, reason).
+_logged: weakref.WeakKeyDictionary[QemuProcess, set[tuple[str, str, str]]] = weakref.WeakKeyDictionary()
 
 
 async def _disk(obj: DomainObject, proc: QemuProcess, device: str, node: str) -> DiskConfig | None:
@@ -57,13 +60,16 @@ async def on_event(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, da
     action = ACTIONS.get(str(data.get("action", "")), "none")
     reason = "enospc" if data.get("nospace") else ""
     alias = disk.alias or "" if disk is not None else ""
-    log.warning(
-        "domain %s: I/O error on %s (%s): %s, %s",
-        obj.name,
-        path or "an unknown disk",
-        alias,
-        data.get("reason", ""),
-        action,
-    )
+    said = _logged.setdefault(proc, set())
+    if (alias, action, reason) not in said:  # QEMU sends one event per failed request: say it once
+        said.add((alias, action, reason))
+        log.warning(
+            "domain %s: I/O error on %s (%s): %s, %s",
+            obj.name,
+            path or "an unknown disk",
+            alias,
+            data.get("reason", ""),
+            action,
+        )
     detail = {"path": path, "alias": alias, "action": action, "reason": reason}
     reg.events.publish("domain", obj.name, "io-error", json.dumps(detail))

@@ -1,6 +1,7 @@
 """QEMU's BLOCK_IO_ERROR against a scripted QEMU: the disk found by its device id, by the node its
 device reads (the anonymous backend of a -blockdev disk), or by an overlay's node (query-block); the
-io-error event carries libvirt's action and reason; the STOP that follows is 'Suspended I/O Error'."""
+io-error event carries libvirt's action and reason, the log says each kind once; the STOP that
+follows is 'Suspended I/O Error'."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import logging
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.support.fakeqmp import Bench, FakeQemu, run_bench
 
@@ -32,7 +35,7 @@ def _overlay_over_vda(qemu: FakeQemu) -> None:
 
 
 def test_io_errors_name_the_disk_and_pause_with_their_reason(
-    root: Path, errors: list[logging.LogRecord]
+    root: Path, errors: list[logging.LogRecord], caplog: pytest.LogCaptureFixture
 ) -> None:
     disk = root / "d.raw"
     disk.write_bytes(bytes(1 << 20))
@@ -63,5 +66,7 @@ def test_io_errors_name_the_disk_and_pause_with_their_reason(
             {"path": "", "alias": "", "action": "none", "reason": "enospc"},
         ]
         assert b.seen[-1] == ("suspended", "ioerror")
+        logged = [r.getMessage() for r in caplog.records if "I/O error on" in r.getMessage()]
+        assert len(logged) == 3, logged  # the same error twice is logged once
 
     run_bench(root, body, _overlay_over_vda)
