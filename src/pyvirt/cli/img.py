@@ -246,12 +246,15 @@ def cmd_create(argv: list[str]) -> int:
     size: int | None = parse_size(args[1]) if len(args) == 2 else kw.pop("size", None)  # type: ignore[assignment]
     kw.pop("size", None)
     try:
-        passphrase = _encrypt_key(kw, _secrets(objects))
-    except UsageError as err:
+        if fmt == "luks":
+            kw = luks_options(kw, _secrets(objects))
+        else:
+            passphrase = _encrypt_key(kw, _secrets(objects))
+            if passphrase is not None:
+                kw["encrypt_passphrase"] = passphrase
+    except PyvirtError as err:
         _err(f"{path}: {err}")
         return 1
-    if passphrase is not None:
-        kw["encrypt_passphrase"] = passphrase
     if backing and not bfmt:
         _err(f"{path}: Backing file specified without backing format")
         return 1
@@ -291,7 +294,10 @@ def _formatting_line(
     kw: dict[str, object],
 ) -> str:
     parts = [f"Formatting '{path}', fmt={fmt}"]
-    for name in ("encrypt.format", "encrypt.key-secret", "encrypt.hash-alg", "encrypt.iter-time"):
+    for name in (
+        *("encrypt.format", "encrypt.key-secret", "encrypt.cipher-alg", "encrypt.cipher-mode"),
+        *("encrypt.ivgen-alg", "encrypt.ivgen-hash-alg", "encrypt.hash-alg", "encrypt.iter-time"),
+    ):
         if fmt == "qcow2" and name in o:
             parts.append(f"{name}={o[name]}")
     if fmt == "qcow2":
@@ -486,6 +492,13 @@ def cmd_convert(argv: list[str]) -> int:
         raise UsageError("Copying bitmaps only possible with single source")
     if image_opts:
         sources, kw["src_fmt"], kw["src_passphrase"] = _image_opts(sources, _secrets(objects))
+    if out_fmt == "luks":
+        sid = o.get("key-secret")
+        if sid is None:
+            raise UsageError("Parameter 'key-secret' is required for cipher")
+        if sid not in (secrets := _secrets(objects)):
+            raise UsageError(f"No secret with id '{sid}'")
+        kw["dst_passphrase"] = secrets[sid]
     if any(k.startswith("encrypt.") for k in o):
         from pyvirt.image.options import parse_options
 
@@ -553,12 +566,26 @@ def _snapshot_param(text: str) -> tuple[str | None, str | None]:
     return ident, name
 
 
+def luks_options(kw: dict[str, object], secrets: dict[str, bytes]) -> dict[str, object]:
+    """A luks container's parsed ``-o`` options with the passphrase of its ``key-secret``."""
+    from pyvirt.image.options import luks_create_kwargs
+
+    sid = kw.pop("key-secret", None)
+    if sid is None:
+        raise UsageError("Parameter 'key-secret' is required for cipher")
+    if not isinstance(sid, str) or sid not in secrets:
+        raise UsageError(f"No secret with id '{sid}'")
+    return luks_create_kwargs(kw, secrets[sid])
+
+
 def _encrypt_key(kw: dict[str, object], secrets: dict[str, bytes]) -> bytes | None:
     """Take ``encrypt.format``/``encrypt.key-secret`` out of parsed -o options: the passphrase."""
     fmt = kw.pop("encrypt_format", None)
     sid = kw.pop("encrypt_key_secret", None)
     if fmt is None:
-        if sid is not None or "encrypt_iter_time" in kw or "encrypt_hash_alg" in kw:
+        if sid is not None or any(
+            k in kw for k in ("encrypt_iter_time", "encrypt_hash_alg", "encrypt_cipher")
+        ):
             raise UsageError("encrypt.* options need encrypt.format=luks")
         return None
     if sid is None:
@@ -621,8 +648,9 @@ def _image_opts(
         name = kv.pop("file.filename", "")
         if not name:
             raise UsageError(f"Could not open '{spec}': A block device must be specified for \"file\"")
-        fmts.add(kv.pop("driver", None))
-        sid = kv.pop("encrypt.key-secret", None)
+        driver = kv.pop("driver", None)
+        fmts.add(driver)
+        sid = kv.pop("key-secret" if driver == "luks" else "encrypt.key-secret", None)
         if not need_secrets:
             sid = None
         if sid is not None and sid not in secrets:
@@ -631,7 +659,7 @@ def _image_opts(
         if kv:
             raise UsageError(
                 f"Invalid parameter '{next(iter(kv))}' "
-                "(pyvirt img takes driver, file.filename, encrypt.key-secret)"
+                "(pyvirt img takes driver, file.filename, encrypt.key-secret; key-secret for luks)"
             )
         names.append(name)
     if len(fmts) > 1 or len(keys) > 1:

@@ -167,6 +167,8 @@ def _check_image(
         return _check_other(path, fmt, force_share)
     if fmt == "vhdx":
         return _check_vhdx(path, repair, force_share)
+    if fmt == "luks" and passphrase is None:  # qemu-img opens the container before it answers
+        raise ImageError(f"Could not open '{path}': Parameter 'key-secret' is required for cipher")
     if fmt != "qcow2":
         res = CheckResult(path, fmt, checkable=False)
         raise NotCheckable(res)

@@ -80,7 +80,14 @@ def convert(
     opts.pop("backing_fmt", None)
     for k in ("encrypt_format", "encrypt_key_secret"):  # the caller passes the key itself
         opts.pop(k, None)
-    if dst_passphrase is not None:
+    if out_fmt == "luks":  # a container: its key-secret is the caller's dst_passphrase
+        from pyvirt.image.options import luks_create_kwargs
+
+        opts.pop("key-secret", None)
+        if dst_passphrase is None:
+            raise ImageError("Parameter 'key-secret' is required for cipher")
+        opts = luks_create_kwargs(opts, dst_passphrase)
+    elif dst_passphrase is not None:
         opts["encrypt_passphrase"] = dst_passphrase
         if dst_cipher is not None:
             opts["encrypt_cipher"] = dst_cipher

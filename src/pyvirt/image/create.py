@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CREATABLE", "create_image"]
 
-CREATABLE = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx")
+CREATABLE = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx", "luks")
+_LUKS_OPTS = {"encrypt_passphrase", "encrypt_iter_time", "encrypt_hash_alg", "encrypt_cipher"}
 
 
 def create_image(
@@ -50,7 +51,7 @@ def create_image(
     The keyword arguments named are qcow2's (``preallocation`` also raw's); other formats take
     their qemu-img ``-o`` names in ``fmt_opts`` (vmdk: subformat, adapter_type, hwversion,
     toolsversion, compat6, zeroed_grain; vdi: static; vhdx: subformat, block_size, log_size,
-    block_state_zero; vpc: subformat, force_size).
+    block_state_zero; vpc: subformat, force_size). A ``luks`` container takes the ``encrypt_*`` ones.
     """
     if fmt not in CREATABLE:
         raise ImageError(f"Unknown file format '{fmt}'")
@@ -69,7 +70,7 @@ def create_image(
         "data_file_raw": data_file_raw,
         "extended_l2": extended_l2,
     }
-    allowed = {"qcow2": set(qcow2_opts), "raw": {"preallocation"}}.get(fmt, set())
+    allowed = {"qcow2": set(qcow2_opts), "raw": {"preallocation"}, "luks": _LUKS_OPTS}.get(fmt, set())
     for k, v in [*qcow2_opts.items(), *fmt_opts.items()]:
         if v is not None and k not in allowed and (fmt in ("qcow2", "raw") or k in qcow2_opts):
             raise ImageError(f"Invalid parameter '{k}'")
@@ -114,6 +115,22 @@ def create_image(
             data_file=data_file,
             data_file_raw=bool(data_file_raw),
             extended_l2=bool(extended_l2),
+        )
+    elif fmt == "luks":
+        if backing:
+            raise ImageError("luks images do not support backing files")
+        if encrypt_passphrase is None:
+            raise ImageError("Parameter 'key-secret' is required for cipher")
+        from pyvirt.image.luks import DEFAULT_CIPHER
+        from pyvirt.image.luks_raw import create_luks
+
+        create_luks(
+            path,
+            size,
+            encrypt_passphrase,
+            spec=encrypt_cipher or DEFAULT_CIPHER,
+            hash_alg=encrypt_hash_alg or "sha256",
+            iter_time=2000 if encrypt_iter_time is None else encrypt_iter_time,
         )
     elif fmt == "raw":
         if backing:

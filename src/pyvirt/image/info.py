@@ -37,6 +37,10 @@ def image_info(
         info: dict[str, Any]
         if fmt == "qcow2":
             info = _qcow2_info(path, fd, head, st.st_size)
+        elif fmt == "luks":
+            from pyvirt.image.luks_raw import luks_info
+
+            info = luks_info(path, st.st_size)
         elif fmt == "raw":
             size = -(-os.lseek(fd, 0, os.SEEK_END) // 512) * 512
             info = {"virtual-size": size, "filename": path, "format": "raw"}

@@ -140,18 +140,15 @@ class LuksHeader:
     def info(self) -> dict[str, object]:
         """qemu-img info's ``encrypt`` fields, in its order."""
         bits = self.key_bytes * 8 // (2 if self.cipher_mode == "xts" else 1)
-        out: dict[str, object] = {"ivgen-alg": self.ivgen}
+        out: dict[str, object] = {
+            "ivgen-alg": self.ivgen,
+            "hash-alg": self.hash,
+            "cipher-alg": f"{self.cipher}-{bits}",
+            "uuid": self.uuid,
+        }
         if self.ivgen_hash:
             out["ivgen-hash-alg"] = self.ivgen_hash
-        out.update(
-            {
-                "hash-alg": self.hash,
-                "cipher-alg": f"{self.cipher}-{bits}",
-                "uuid": self.uuid,
-                "format": "luks",
-                "cipher-mode": self.cipher_mode,
-            }
-        )
+        out.update({"format": "luks", "cipher-mode": self.cipher_mode})
         slots: list[dict[str, object]] = []
         for active, iters, _salt, key_off, stripes in self.slots:
             if active == SLOT_ACTIVE:

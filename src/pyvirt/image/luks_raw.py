@@ -10,11 +10,13 @@ format='luks'>``.
 from __future__ import annotations
 
 import os
+from typing import Any
 
+from pyvirt.image.base import Extent, FileImage
 from pyvirt.image.errors import ImageError
 from pyvirt.image.luks import DEFAULT_CIPHER, HEADER_SIZE, MAGIC, CipherSpec, LuksHeader, create_header
 
-__all__ = ["LuksContainer", "create_luks", "read_header"]
+__all__ = ["LuksContainer", "LuksImage", "create_luks", "luks_info", "read_header"]
 
 
 def create_luks(
@@ -27,16 +29,19 @@ def create_luks(
     iter_time: int = 2000,
 ) -> None:
     """A new container of ``size`` guest bytes (rounded up to whole sectors), key slot 0 opened by
-    ``passphrase``; ``path`` must not exist."""
+    ``passphrase`` (a file at ``path`` is replaced, as qemu-img create replaces it)."""
     size = -(-size // 512) * 512
     area, _master = create_header(passphrase, iter_time_ms=iter_time, hash_name=hash_alg, spec=spec)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     except OSError as err:
         raise ImageError(f"Could not create '{path}': {err.strerror}") from err
     try:
-        os.pwrite(fd, area, 0)
         os.ftruncate(fd, len(area) + size)
+        for at in range(0, len(area), 4096):  # the unused key slots stay holes, as qemu-img leaves them
+            chunk = area[at : at + 4096]
+            if chunk.count(0) != len(chunk):
+                os.pwrite(fd, chunk, at)
     finally:
         os.close(fd)
 
@@ -97,3 +102,95 @@ class LuksContainer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def luks_info(path: str, file_size: int) -> dict[str, Any]:
+    """qemu-img info's fields of a container (no key needed): the payload's size, the header's fields
+    in qemu-img's order."""
+    header = read_header(path)
+    if header is None:
+        raise ImageError(f"{path}: not a LUKS container")
+    data = {k: v for k, v in header.info().items() if k != "format"}  # qcow2's fields, in its order
+    return {
+        "virtual-size": max(0, file_size - header.payload_offset),
+        "filename": path,
+        "format": "luks",
+        "format-specific": {"type": "luks", "data": data},
+        "encrypted": True,
+    }
+
+
+class LuksImage(FileImage):
+    """A container as an :class:`Image` (``pyvirt img`` with ``driver=luks,key-secret=``): every sector
+    of the payload is data (a hole in it does not read as zeros)."""
+
+    format = "luks"
+
+    def __init__(self, path: str, fd: int, *, readonly: bool, passphrase: bytes | None = None) -> None:
+        if passphrase is None:
+            raise ImageError(f"Could not open '{path}': Parameter 'key-secret' is required for cipher")
+        self.path, self.fd, self.readonly = path, fd, readonly
+        header = read_header(path)
+        if header is None:
+            raise ImageError(f"Could not open '{path}': not a LUKS container")
+        self.spec = header.spec()
+        self.key = header.unlock(passphrase, lambda at, n: os.pread(fd, n, at))
+        self.offset = header.payload_offset
+        self.size = os.fstat(fd).st_size - self.offset
+
+    @classmethod
+    def open_luks(
+        cls, path: str, passphrase: bytes | None, *, readonly: bool = True, force_share: bool = False
+    ) -> LuksImage:
+        """Open and lock ``path`` as :meth:`FileImage.open` does, unlocked with ``passphrase``."""
+        from pyvirt.image.locking import lock_image
+
+        try:
+            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
+        except OSError as err:
+            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
+        try:
+            lock_image(fd, path, readonly=readonly, force_share=force_share)
+            return cls(path, fd, readonly=readonly, passphrase=passphrase)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def readinto(self, offset: int, buf: memoryview) -> None:
+        self._check_range(offset, len(buf))
+        a, b = offset - offset % 512, -(-(offset + len(buf)) // 512) * 512
+        raw = os.pread(self.fd, b - a, self.offset + a)
+        raw += bytes(b - a - len(raw))
+        plain = self.spec.crypt(self.key, raw, a // 512, encrypt=False)
+        buf[:] = plain[offset - a : offset - a + len(buf)]
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        self._check_writable()
+        self._check_range(offset, len(data))
+        a, b = offset - offset % 512, -(-(offset + len(data)) // 512) * 512
+        whole = bytearray(b - a)
+        if (a, b) != (offset, offset + len(data)):
+            self.readinto(a, memoryview(whole))
+        whole[offset - a : offset - a + len(data)] = data
+        out = self.spec.crypt(self.key, bytes(whole), a // 512, encrypt=True)
+        pos = 0
+        while pos < len(out):
+            pos += os.pwrite(self.fd, out[pos:], self.offset + a + pos)
+
+    def block_status(self, offset: int, length: int) -> list[Extent]:
+        return [Extent(offset, length, data=True, zero=False, offset=None)] if length else []
+
+    def truncate(self, size: int, *, shrink: bool = False) -> None:
+        self._check_writable()
+        if size < self.size and not shrink:
+            raise ImageError(
+                "Use the --shrink option to perform a shrink operation.\n"
+                "warning: Shrinking an image will delete all data beyond the shrunken image's end. "
+                "Before performing such an operation, make sure there is no important data there."
+            )
+        os.ftruncate(self.fd, self.offset + size)
+        self.size = size
+
+    def flush(self) -> None:
+        if not self.readonly and self.durable:
+            os.fdatasync(self.fd)

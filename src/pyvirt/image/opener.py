@@ -94,6 +94,10 @@ def open_image(
             force_share=force_share,
             passphrase=passphrase,
         )
+    if fmt == "luks":
+        from pyvirt.image.luks_raw import LuksImage
+
+        return LuksImage.open_luks(path, passphrase, readonly=readonly, force_share=force_share)
     if fmt == "raw":
         from pyvirt.image.raw import RawImage
 

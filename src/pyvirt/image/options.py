@@ -8,7 +8,7 @@ from __future__ import annotations
 from pyvirt.image.errors import ImageError
 from pyvirt.image.sizes import parse_size
 
-__all__ = ["formatting_line", "option_help", "parse_options"]
+__all__ = ["formatting_line", "luks_create_kwargs", "option_help", "parse_options"]
 
 #: Each format's creation options in qemu-img 7.2's order: name, kind, the default its
 #: "Formatting ..." line shows (None: shown only when given). The file protocol's follow.
@@ -33,8 +33,26 @@ CREATE_OPTS: dict[str, tuple[tuple[str, str, str | None], ...]] = {
         ("block_state_zero", "bool", None),
     ),
     "vpc": (("size", "size", None), ("subformat", "str", None), ("force_size", "bool", None)),
+    "luks": (
+        ("size", "size", None),
+        ("key-secret", "str", None),
+        ("cipher-alg", "str", None),
+        ("cipher-mode", "str", None),
+        ("ivgen-alg", "str", None),
+        ("ivgen-hash-alg", "str", None),
+        ("hash-alg", "str", None),
+        ("iter-time", "num", None),
+    ),
 }
 PROTOCOL_OPTS = (("preallocation", "str", None), ("nocow", "bool", None), ("extent_size_hint", "size", None))
+
+
+_CIPHER_KEYS = {
+    "encrypt.cipher-alg": "alg",
+    "encrypt.cipher-mode": "mode",
+    "encrypt.ivgen-alg": "ivgen",
+    "encrypt.ivgen-hash-alg": "ivgen_hash",
+}
 
 
 def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]:
@@ -42,6 +60,7 @@ def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]
     if fmt in CREATE_OPTS:
         return _parse_table(opts, fmt)
     out: dict[str, object] = {}
+    cipher: dict[str, str] = {}
     for k, v in opts.items():
         if k == "cluster_size":
             out["cluster_size"] = parse_size(v, what="cluster size")
@@ -77,20 +96,44 @@ def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]
             if v not in ("sha1", "sha256", "sha512"):
                 raise ImageError(f"Option 'encrypt.hash-alg={v}' is not supported by pyvirt img")
             out["encrypt_hash_alg"] = v
-        elif (
-            k in ("encrypt.cipher-alg", "encrypt.cipher-mode", "encrypt.ivgen-alg")
-            and v
-            in (
-                "aes-256",
-                "xts",
-                "plain64",
-            )
-        ) or (k == "encryption" and v in ("off", "false")):
+        elif k in _CIPHER_KEYS:
+            cipher[_CIPHER_KEYS[k]] = v
+        elif k == "encryption" and v in ("off", "false"):
             continue
         elif k == "encryption" or k.startswith("encrypt."):
             raise ImageError(f"Option '{k}={v}' is not supported by pyvirt img")
         else:
             raise ImageError(f"Invalid parameter '{k}'")
+    if cipher:
+        from pyvirt.image.luks import CipherSpec
+
+        out["encrypt_cipher"] = CipherSpec(
+            cipher.get("alg", "aes-256"),
+            cipher.get("mode", "xts"),
+            cipher.get("ivgen", "plain64"),
+            cipher.get("ivgen_hash"),
+        )
+    return out
+
+
+def luks_create_kwargs(kw: dict[str, object], passphrase: bytes) -> dict[str, object]:
+    """A luks container's parsed ``-o`` options (its ``key-secret`` taken out) as create_image's
+    keyword arguments: the passphrase, the cipher, hash and PBKDF time."""
+    from pyvirt.image.luks import CipherSpec
+
+    ivgen_hash = kw.pop("ivgen-hash-alg", None)
+    spec = CipherSpec(
+        str(kw.pop("cipher-alg", "aes-256")),
+        str(kw.pop("cipher-mode", "xts")),
+        str(kw.pop("ivgen-alg", "plain64")),
+        None if ivgen_hash is None else str(ivgen_hash),
+    )
+    out: dict[str, object] = {"encrypt_passphrase": passphrase, "encrypt_cipher": spec}
+    if "hash-alg" in kw:
+        out["encrypt_hash_alg"] = kw.pop("hash-alg")
+    if "iter-time" in kw:
+        out["encrypt_iter_time"] = kw.pop("iter-time")
+    out.update(kw)
     return out
 
 
@@ -119,6 +162,11 @@ def _parse_table(opts: dict[str, str], fmt: str) -> dict[str, object]:
             out[k] = parse_size(v)
         elif k == "backing_file":
             out["backing"] = v
+        elif kind == "num":
+            try:
+                out[k] = int(v)
+            except ValueError:
+                raise ImageError(f"Parameter '{k}' expects a number") from None
         else:
             out[k] = v
     return out
@@ -200,6 +248,16 @@ _HELP: dict[str, tuple[tuple[str, str, str], ...]] = {
             "str",
             "Type of virtual hard disk format. Supported formats are {dynamic (default) | fixed} ",
         ),
+    ),
+    "luks": (
+        ("cipher-alg", "str", "Name of encryption cipher algorithm"),
+        ("cipher-mode", "str", "Name of encryption cipher mode"),
+        ("hash-alg", "str", "Name of encryption hash algorithm"),
+        ("iter-time", "num", "Time to spend in PBKDF in milliseconds"),
+        ("ivgen-alg", "str", "Name of IV generator algorithm"),
+        ("ivgen-hash-alg", "str", "Name of IV generator hash algorithm"),
+        ("key-secret", "str", "ID of the secret that provides the keyslot passphrase"),
+        ("size", "size", _SIZE_HELP),
     ),
     "vhdx": (
         ("block_size", "size", "Block Size; min 1MB, max 256MB. 0 means auto-calculate based on image size."),

@@ -7,7 +7,7 @@ import struct
 
 from pyvirt.image.errors import ImageError
 
-FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx")
+FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx", "luks")
 
 
 def probe_bytes(head: bytes) -> str:
@@ -16,6 +16,8 @@ def probe_bytes(head: bytes) -> str:
         return "qcow2"
     if head[:4] == b"KDMV" or head[:4] == b"COWD":
         return "vmdk"
+    if head[:6] == b"LUKS\xba\xbe":
+        return "luks"  # a raw LUKS container (qemu's luks driver)
     if head[:8] == b"vhdxfile":
         return "vhdx"
     if head[:8] == b"conectix":

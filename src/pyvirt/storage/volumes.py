@@ -117,9 +117,10 @@ def describe(folder: str, name: str) -> VolumeInfo:
         log.warning("volume %s: cannot read its image header (%s); shown as raw", path, err)
         return info
     info.format = str(data.get("format", "raw"))
-    if info.format == "raw":
-        _describe_luks(info)
-    if info.format != "raw":
+    if info.format == "luks":  # a raw LUKS container, as libvirt shows one: its payload's capacity
+        info.format, info.encryption = "raw", "luks"
+        info.capacity = int(data.get("virtual-size", st.st_size))
+    elif info.format != "raw":
         info.capacity = int(data.get("virtual-size", st.st_size))
     if info.format == "qcow2":
         specific = data.get("format-specific", {}).get("data", {})
@@ -136,20 +137,6 @@ def describe(folder: str, name: str) -> VolumeInfo:
             format=data.get("backing-filename-format"),
         )
     return info
-
-
-def _describe_luks(info: VolumeInfo) -> None:
-    """A raw LUKS container, as libvirt shows one: format raw, encryption luks, the payload's capacity."""
-    from pyvirt.image.luks_raw import read_header
-
-    try:
-        header = read_header(info.path)
-    except (ImageError, OSError) as err:
-        log.warning("volume %s: cannot read its LUKS header (%s); shown as raw", info.path, err)
-        return
-    if header is not None:
-        info.encryption = "luks"
-        info.capacity = max(0, info.physical - header.payload_offset)
 
 
 def backing_chain(path: str) -> list[str]:

@@ -13,7 +13,7 @@ from pyvirt.errors import ImageError
 from pyvirt.image.luks import CipherSpec
 from pyvirt.image.luks_raw import LuksContainer, create_luks, read_header
 
-from .conftest import qemu_img
+from .conftest import pyvirt_img, qemu_img
 
 PASSPHRASE = b"raw luks passphrase"
 SECRET = "secret,id=s0,data=raw luks passphrase"
@@ -111,3 +111,96 @@ def test_qemu_img_made_container_opens(tmp_path: Path) -> None:
 def test_what_cannot_be_made_is_refused(args: tuple[str, ...], words: str) -> None:
     with pytest.raises(ImageError, match=words):
         CipherSpec(*args)
+
+
+def test_img_create_info_convert_check_as_qemu_img(tmp_path: Path) -> None:
+    """``pyvirt img`` with ``-f luks`` as qemu-img 7.2 has it: the Formatting line, info (no key needed),
+    convert in and out with ``key-secret``, check's answers."""
+    opts = (
+        "key-secret=s0,cipher-alg=aes-128,cipher-mode=cbc,ivgen-alg=essiv,ivgen-hash-alg=sha256,iter-time=10"
+    )
+    ours, theirs = tmp_path / "ours.luks", tmp_path / "theirs.luks"
+    made = pyvirt_img("create", "-f", "luks", "--object", SECRET, "-o", opts, str(ours), "1M")
+    assert made.returncode == 0, made.stderr
+    theirs_made = qemu_img("create", "-f", "luks", "--object", SECRET, "-o", opts, str(theirs), "1M")
+    assert made.stdout == theirs_made.stdout.replace("theirs.luks", "ours.luks")
+    for path in (ours, theirs):  # info: the same fields (the uuid and PBKDF counts are each image's)
+        mine = pyvirt_img("info", str(path)).stdout.splitlines()
+        qemu = qemu_img("info", str(path)).stdout.splitlines()
+        assert [line.split(":")[0] for line in mine] == [line.split(":")[0] for line in qemu]
+        assert [line for line in mine if "disk size" not in line] == [
+            line for line in qemu if "disk size" not in line
+        ]
+    refused = pyvirt_img("create", "-f", "luks", str(tmp_path / "nokey.luks"), "1M")
+    assert refused.returncode == 1 and "Parameter 'key-secret' is required for cipher" in refused.stderr
+
+    data = tmp_path / "in.raw"
+    data.write_bytes(bytes(range(256)) * 4096)
+    into = tmp_path / "into.luks"
+    done = pyvirt_img(
+        "convert", "-O", "luks", "--object", SECRET, "-o", "key-secret=s0,iter-time=10", str(data), str(into)
+    )
+    assert done.returncode == 0, done.stderr
+    back = tmp_path / "back.raw"
+    qemu_img(
+        "convert",
+        "--object",
+        SECRET,
+        "--image-opts",
+        f"driver=luks,file.filename={into},key-secret=s0",
+        "-O",
+        "raw",
+        str(back),
+    )
+    assert back.read_bytes() == data.read_bytes()
+    ours_back = tmp_path / "ours-back.raw"
+    done = pyvirt_img(
+        "convert",
+        "--object",
+        SECRET,
+        "--image-opts",
+        f"driver=luks,file.filename={into},key-secret=s0",
+        "-O",
+        "raw",
+        str(ours_back),
+    )
+    assert done.returncode == 0, done.stderr
+    assert ours_back.read_bytes() == data.read_bytes()
+
+    for args in (
+        (str(into),),
+        ("--object", SECRET, "--image-opts", f"driver=luks,file.filename={into},key-secret=s0"),
+    ):
+        mine_check, qemu_check = pyvirt_img("check", *args), qemu_img("check", *args, check=False)
+        assert mine_check.returncode == qemu_check.returncode, (mine_check.stderr, qemu_check.stderr)
+        assert mine_check.stderr.split("error: ")[-1] == qemu_check.stderr.split("qemu-img: ")[-1]
+
+
+def test_qcow2_encrypt_cipher_options_as_qemu_img(tmp_path: Path) -> None:
+    """qcow2's ``encrypt.cipher-alg``/``-mode``/``ivgen-alg``/``ivgen-hash-alg`` taken as qemu-img takes
+    them: the same Formatting line and info; qemu writes into ours, we read it."""
+    opts = (
+        "encrypt.format=luks,encrypt.key-secret=s0,encrypt.cipher-alg=aes-128,encrypt.cipher-mode=cbc,"
+        "encrypt.ivgen-alg=essiv,encrypt.ivgen-hash-alg=sha256,encrypt.hash-alg=sha1,encrypt.iter-time=10"
+    )
+    ours, theirs = tmp_path / "ours.qcow2", tmp_path / "theirs.qcow2"
+    made = pyvirt_img("create", "-f", "qcow2", "--object", SECRET, "-o", opts, str(ours), "1M")
+    assert made.returncode == 0, made.stderr
+    theirs_made = qemu_img("create", "-f", "qcow2", "--object", SECRET, "-o", opts, str(theirs), "1M")
+    assert made.stdout == theirs_made.stdout.replace("theirs.qcow2", "ours.qcow2")
+    mine = [line for line in pyvirt_img("info", str(ours)).stdout.splitlines() if "uuid" not in line]
+    qemu = [line for line in qemu_img("info", str(ours)).stdout.splitlines() if "uuid" not in line]
+    assert mine == qemu
+    spec = f"driver=qcow2,file.filename={ours},encrypt.key-secret=s0"
+    subprocess.run(
+        ["qemu-io", "--object", SECRET, "--image-opts", "-c", "write -P 0x41 512 4096", spec],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    out = tmp_path / "out.raw"
+    done = pyvirt_img("convert", "--object", SECRET, "--image-opts", spec, "-O", "raw", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes()[512:4608] == b"A" * 4096 and not out.read_bytes()[:512].strip(b"\0")
+    refused = pyvirt_img(
+        "create", "-f", "qcow2", "-o", "encrypt.cipher-alg=aes-128", str(tmp_path / "x"), "1M"
+    )
+    assert refused.returncode == 1 and "need encrypt.format=luks" in refused.stderr
