@@ -1,18 +1,26 @@
-"""Host devices: ``<hostdev mode='subsystem' type='pci'|'usb'>`` as libvirt 9.0 writes them.
+"""Host devices: ``<hostdev mode='subsystem' type='pci'|'usb'|'mdev'>`` as libvirt 9.0 writes them.
 
 - PCI (``managed``, ``<driver name='vfio'/>``, ``<source><address domain bus slot function/>``, ``<rom bar
   file/>``) is QEMU's ``vfio-pci,host=DDDD:BB:SS.F``;
 - USB (``<source><vendor id/><product id/>`` and/or ``<address bus device/>``) is ``usb-host`` with the
-  device's node ``/dev/bus/usb/BBB/DDD`` (a vendor/product pair is looked up at start).
+  device's node ``/dev/bus/usb/BBB/DDD`` (a vendor/product pair is looked up at start);
+  ``<source guestReset='off|uninitialized|on'>`` is its ``guest-reset``/``guest-resets-all``;
+- a mediated device (``type='mdev' model='vfio-pci'``, ``<source><address uuid/>``, ``display``,
+  ``ramfb``) is ``vfio-pci`` with ``sysfsdev=/sys/bus/mdev/devices/UUID`` (``vfio-pci-nohotplug`` with
+  ``ramfb``, as libvirt);
+- ``<boot order>`` is the device's ``bootindex``. SCSI host devices (``type='scsi'``) are refused by
+  name: iSCSI sources need Debian's ``qemu-block-extra``, host adapters' ``/dev/sg`` nodes are not
+  handed to QEMU yet.
 
 Starting a domain with one is refused by name before QEMU runs when the host lacks the device or VFIO
 (``/dev/vfio/vfio``), and otherwise too: pyvirt does not yet bind devices to vfio-pci nor hand device
-nodes to its unprivileged QEMU.
+nodes (VFIO groups, USB device nodes) to its unprivileged QEMU.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from pyvirt.conf.domain import Domain, PCIAddress
@@ -29,17 +37,40 @@ class HostdevConfig:
     vendor: int | None = None  # usb
     product: int | None = None  # usb
     rom: dict[str, str] = field(default_factory=dict)  # pci <rom bar file>
+    uuid: str | None = None  # mdev
+    model: str | None = None  # mdev: vfio-pci
+    display: str | None = None  # mdev: on | off
+    ramfb: str | None = None  # mdev: on | off
+    guest_reset: str | None = None  # usb: off | uninitialized | on
+    boot_order: int | None = None
     alias: str | None = None
     address: PCIAddress | None = None
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
 _PCI_LIMITS = {"domain": 0xFFFF, "bus": 0xFF, "slot": 0x1F, "function": 7}
 
 
 def parse(e: Elem) -> HostdevConfig:
     e.choice("mode", ("subsystem",), required=True)
-    dev = HostdevConfig(type=e.choice("type", ("pci", "usb"), required=True) or "pci")
+    kind = e.require("type")
+    if kind == "scsi":
+        protocol = (e.child("source") or e).attr("protocol")
+        reason = (
+            "an iSCSI source needs Debian's qemu-block-extra, which pyvirt does not require"
+            if protocol == "iscsi"
+            else "pyvirt does not hand a host SCSI adapter's /dev/sg node to QEMU yet"
+        )
+        raise UnsupportedConfig(f"unsupported configuration: <hostdev type='scsi'>: {reason}")
+    dev = HostdevConfig(type=e.choice("type", ("pci", "usb", "mdev"), required=True) or "pci")
     dev.managed = e.flag("managed")
+    if (node := e.child("boot")) is not None:
+        dev.boot_order = node.integer("order", minimum=1)
+        if dev.boot_order is None:
+            raise XMLError(f"missing attribute 'order' of '{node.path}'")
+        node.done()
+    if dev.type == "mdev":
+        return _parse_mdev(e, dev)
     if (driver := e.child("driver")) is not None:
         if dev.type != "pci":
             raise driver.refuse()
@@ -48,6 +79,8 @@ def parse(e: Elem) -> HostdevConfig:
     source = e.child("source")
     if source is None:
         raise XMLError(f"'{e.path}' needs a <source>")
+    if dev.type == "usb":
+        dev.guest_reset = source.choice("guestReset", ("off", "uninitialized", "on"))
     if (addr := source.child("address")) is not None:
         keys = tuple(_PCI_LIMITS) if dev.type == "pci" else ("bus", "device")
         for key in keys:
@@ -79,10 +112,33 @@ def parse(e: Elem) -> HostdevConfig:
     return dev
 
 
+def _parse_mdev(e: Elem, dev: HostdevConfig) -> HostdevConfig:
+    dev.model = e.choice("model", ("vfio-pci",), required=True)
+    dev.display = e.choice("display", ("on", "off"))
+    dev.ramfb = e.choice("ramfb", ("on", "off"))
+    source = e.child("source")
+    addr = source.child("address") if source is not None else None
+    if source is None or addr is None:
+        raise XMLError(f"'{e.path}' of type 'mdev' needs <source><address uuid/>")
+    uuid = addr.require("uuid")
+    if not _UUID.fullmatch(uuid):
+        raise XMLError(f"invalid uuid '{uuid}' of '{addr.path}'")
+    dev.uuid = uuid.lower()
+    addr.done()
+    source.done()
+    return dev
+
+
 def write(dev: HostdevConfig, extra: tuple[XNode | None, ...]) -> XNode:
-    node = x("hostdev", {"mode": "subsystem", "type": dev.type, "managed": yes_no(dev.managed)})
+    attrs = {"mode": "subsystem", "type": dev.type, "managed": yes_no(dev.managed)}
+    attrs |= {"model": dev.model, "display": dev.display, "ramfb": dev.ramfb}
+    node = x("hostdev", attrs)
     node.add(x("driver", {"name": dev.driver}) if dev.driver else None)
-    source = x("source")
+    if dev.type == "mdev":
+        node.add(x("source").add(x("address", {"uuid": dev.uuid})))
+        node.add(x("boot", {"order": dev.boot_order}) if dev.boot_order is not None else None)
+        return node.add(*extra)
+    source = x("source", {"guestReset": dev.guest_reset})
     if dev.vendor is not None:
         source.add(x("vendor", {"id": f"0x{dev.vendor:04x}"}))
     if dev.product is not None:
@@ -98,13 +154,16 @@ def write(dev: HostdevConfig, extra: tuple[XNode | None, ...]) -> XNode:
         source.add(x("address", attrs))
     elif dev.source:
         source.add(x("address", {"bus": dev.source["bus"], "device": dev.source["device"]}))
-    node.add(source, x("rom", dict(dev.rom)) if dev.rom else None)
+    node.add(source, x("boot", {"order": dev.boot_order}) if dev.boot_order is not None else None)
+    node.add(x("rom", dict(dev.rom)) if dev.rom else None)
     return node.add(*extra)
 
 
 def host_name(dev: HostdevConfig) -> str:
     """The host device as QEMU and sysfs name it."""
     s = dev.source
+    if dev.type == "mdev":
+        return f"/sys/bus/mdev/devices/{dev.uuid}"
     if dev.type == "pci":
         return f"{s['domain']:04x}:{s['bus']:02x}:{s['slot']:02x}.{s['function']:x}"
     if not s:
@@ -118,18 +177,40 @@ def host_name(dev: HostdevConfig) -> str:
 def device_props(dev: HostdevConfig, index: int) -> tuple[str, dict[str, str | int | None]]:
     """(QEMU driver, its properties besides the placement)."""
     dev_id = dev.alias or f"hostdev{index}"
+    if dev.type == "mdev":
+        driver = "vfio-pci-nohotplug" if dev.ramfb == "on" else "vfio-pci"
+        mdev: dict[str, str | int | None] = {"id": dev_id, "sysfsdev": host_name(dev), "display": dev.display}
+        mdev["ramfb"] = "on" if dev.ramfb == "on" else None
+        mdev["bootindex"] = dev.boot_order
+        return driver, mdev
     if dev.type == "pci":
         props: dict[str, str | int | None] = {"host": host_name(dev), "id": dev_id}
         props["rombar"] = {"on": 1, "off": 0}.get(dev.rom.get("bar", ""))
         props["romfile"] = dev.rom.get("file")
+        props["bootindex"] = dev.boot_order
         return "vfio-pci", props
-    return "usb-host", {"hostdevice": host_name(dev), "id": dev_id}
+    usb: dict[str, str | int | None] = {"hostdevice": host_name(dev), "id": dev_id}
+    if dev.guest_reset is not None:  # libvirt's mapping onto usb-host's two switches
+        usb["guest-reset"] = "off" if dev.guest_reset == "off" else "on"
+        usb["guest-resets-all"] = "on" if dev.guest_reset == "on" else "off"
+    usb["bootindex"] = dev.boot_order
+    return "usb-host", usb
 
 
 def require_host(dom: Domain) -> None:
     """Refuse the start by name: the host device or VFIO is missing, or pyvirt cannot pass it yet."""
     for dev in dom.devices.hostdevs:
-        if dev.type == "pci":
+        if dev.type == "mdev":
+            name = host_name(dev)
+            if not os.path.exists(name):
+                raise UnsupportedConfig(
+                    f"unsupported configuration: mediated device {dev.uuid} does not exist"
+                )
+            if not os.path.exists("/dev/vfio/vfio"):
+                raise UnsupportedConfig(
+                    f"unsupported configuration: mediated device {dev.uuid}: no VFIO on this host"
+                )
+        elif dev.type == "pci":
             name = host_name(dev)
             if not os.path.exists(f"/sys/bus/pci/devices/{name}"):
                 raise UnsupportedConfig(f"unsupported configuration: host PCI device {name} does not exist")

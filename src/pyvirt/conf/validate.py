@@ -500,6 +500,7 @@ def _check_boot(dom: Domain) -> None:
     # order is the bootindex of each kind's first device).
     orders = [disk.boot_order for disk in dom.devices.disks if disk.boot_order is not None]
     orders += [nic.boot_order for nic in dom.devices.interfaces if nic.boot_order is not None]
+    orders += [dev.boot_order for dev in dom.devices.hostdevs if dev.boot_order is not None]
     if orders and dom.os.boot:
         raise InvalidArgument("per-device boot elements cannot be used together with os/boot elements")
     for order, count in Counter(orders).items():

@@ -755,7 +755,7 @@ class _Builder:
 
         for index, dev in enumerate(self.dom.devices.hostdevs):
             driver, props = hostdev.device_props(dev, index)
-            if dev.type == "pci":
+            if dev.type in ("pci", "mdev"):
                 place = _pci_placement(dev.address, self.q35)
             else:
                 place = {

@@ -84,6 +84,7 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
 NEEDS_HOST = {"domain/libvirt-vsock"} if not Path("/dev/vhost-vsock").exists() else set()
 NEEDS_HOST |= {"domain/libvirt-tpm-passthrough"} if not Path("/dev/tpm0").exists() else set()
 NEEDS_HOST.add("domain/libvirt-hostdev")  # a made-up host PCI address and USB device
+NEEDS_HOST.add("domain/libvirt-hostdev-mdev-usb")  # made-up mediated devices and USB device
 
 
 @pytest.mark.parametrize("name", sorted(set(CASES) - NEEDS_KERNEL - NEEDS_SERVER - NEEDS_HOST))

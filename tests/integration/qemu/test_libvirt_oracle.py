@@ -97,6 +97,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "libvirt-floppy-dir": (("-device", ("floppy",)), ("-global", ("-global",))),  # vvfat: test_libvirt_extras
     "libvirt-spice-no-args": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
     "libvirt-vsock": (("-device", ("vhost-vsock-pci",)),),
+    "libvirt-hostdev-mdev-usb": (("-device", ("vfio-pci", "vfio-pci-nohotplug", "usb-host")),),
     "libvirt-memory-devices": (
         ("-device", ("pc-dimm", "nvdimm", "virtio-pmem-pci", "virtio-mem-pci")),
         ("-object", ("memory-backend-ram", "memory-backend-file")),

@@ -193,7 +193,10 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
 @pytest.mark.parametrize(
     ("snippet", "message"),
     [
-        ("<hostdev mode='subsystem' type='mdev'/>", "attribute 'type' = 'mdev' of 'devices/hostdev'"),
+        (
+            "<hostdev mode='subsystem' type='mdev' model='vfio-ap'/>",
+            "attribute 'model' = 'vfio-ap' of 'devices/hostdev'",
+        ),
         ("<graphics type='rdp'/>", "attribute 'type' = 'rdp' of 'devices/graphics' is not supported"),
         ("<video><model type='xen'/></video>", "attribute 'type' = 'xen' of 'devices/video/model'"),
         (

@@ -1,5 +1,5 @@
-"""<hostdev> (pyvirt.conf.hostdev): PCI and USB host devices parsed, written back, on the command line
-as vfio-pci and usb-host, refused by name."""
+"""<hostdev> (pyvirt.conf.hostdev): PCI, USB and mediated host devices parsed, written back, on the
+command line as vfio-pci and usb-host, refused by name."""
 
 from __future__ import annotations
 
@@ -34,6 +34,18 @@ def hostdev_devices(xml: str) -> list[str]:
             "<address bus='1' device='12'/></source></hostdev>",
             "usb-host,bus=usb.0,hostdevice=/dev/bus/usb/001/012,id=hostdev0",
         ),
+        (
+            "<hostdev mode='subsystem' type='usb'><source guestReset='off'><address bus='1' device='12'/>"
+            "</source><boot order='2'/></hostdev>",
+            "usb-host,bus=usb.0,hostdevice=/dev/bus/usb/001/012,id=hostdev0,guest-reset=off,"
+            "guest-resets-all=off,bootindex=2",
+        ),
+        (
+            "<hostdev mode='subsystem' type='mdev' model='vfio-pci' display='on' ramfb='on'><source>"
+            "<address uuid='53764d0e-85a0-42b4-af5c-2046b460b1dc'/></source><boot order='1'/></hostdev>",
+            "vfio-pci-nohotplug,id=hostdev0,sysfsdev=/sys/bus/mdev/devices/53764d0e-85a0-42b4-af5c-2046b460b1dc,"
+            "display=on,ramfb=on,bootindex=1",
+        ),
     ],
 )
 def test_hostdevs_on_the_command_line_and_back(hostdev: str, device: str) -> None:
@@ -47,7 +59,22 @@ def test_hostdevs_on_the_command_line_and_back(hostdev: str, device: str) -> Non
     ("hostdev", "reason"),
     [
         ("<hostdev mode='capabilities' type='storage'/>", "'mode' = 'capabilities'"),
-        ("<hostdev mode='subsystem' type='scsi'/>", "'type' = 'scsi'"),
+        (
+            "<hostdev mode='subsystem' type='scsi'><source protocol='iscsi' name='iqn.x/1'/></hostdev>",
+            "an iSCSI source needs Debian's qemu-block-extra",
+        ),
+        (
+            "<hostdev mode='subsystem' type='scsi'><source><adapter name='scsi_host0'/></source></hostdev>",
+            "/dev/sg",
+        ),
+        ("<hostdev mode='subsystem' type='mdev' model='vfio-ccw'><source/></hostdev>", "'vfio-ccw'"),
+        ("<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source/></hostdev>", "<address uuid/>"),
+        ("<hostdev mode='subsystem' type='usb'><source guestReset='x'/></hostdev>", "'guestReset' = 'x'"),
+        (
+            "<hostdev mode='subsystem' type='usb'><source><address bus='1' device='2'/></source>"
+            "<boot order='1'/></hostdev><interface type='user'><boot order='1'/></interface>",
+            "boot order 1 is used by more than one device",
+        ),
         ("<hostdev mode='subsystem' type='pci'/>", "needs a <source>"),
         (
             "<hostdev mode='subsystem' type='pci'><source><address bus='1' slot='40' function='0'/>"
@@ -70,3 +97,18 @@ def test_a_usb_device_named_by_vendor_is_looked_up_at_start() -> None:
     )
     with pytest.raises(PyvirtError, match="looked up at start"):
         hostdev_devices(xml)
+
+
+def test_a_missing_mediated_device_refuses_the_start_by_name() -> None:
+    from pyvirt.conf import hostdev
+
+    dom = load_domain_xml(
+        XML.format(
+            devices="<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source>"
+            "<address uuid='00000000-85a0-42b4-af5c-2046b460b1dc'/></source></hostdev>"
+        )
+    )
+    with pytest.raises(
+        PyvirtError, match="mediated device 00000000-85a0-42b4-af5c-2046b460b1dc does not exist"
+    ):
+        hostdev.require_host(dom)
