@@ -177,6 +177,8 @@ class DiskConfig:
     source_volume: str | None = None
     source_protocol: str | None = None  # type='network': nbd
     source_name: str | None = None  # the NBD export
+    source_tls: str | None = None  # NBD: tls='yes'/'no' (conf.nbd_tls)
+    source_tls_hostname: str | None = None  # NBD over TLS: the name the server's certificate carries
     # type='network': the server, (transport, host name or socket path, port); tcp or unix
     source_host: tuple[str, str, str | None] | None = None
     target_dev: str = ""

@@ -770,6 +770,10 @@ class _Parser:
                 "iSCSI and RBD only with the qemu-block-extra modules, which pyvirt does not require)"
             )
         disk.source_protocol, disk.source_name = protocol, node.attr("name")
+        disk.source_tls = node.choice("tls", ("yes", "no"))
+        disk.source_tls_hostname = node.attr("tlsHostname")
+        if disk.source_tls_hostname is not None and disk.source_tls != "yes":
+            raise XMLError(f"tlsHostname of '{node.path}' needs tls='yes'")
         hosts = node.children("host")
         if len(hosts) != 1:
             raise XMLError(f"'{node.path}' of protocol 'nbd' needs exactly one <host>")
@@ -1257,7 +1261,15 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
         host = (
             {"transport": "unix", "socket": where} if transport == "unix" else {"name": where, "port": port}
         )
-        source = x("source", {"protocol": disk.source_protocol, "name": disk.source_name})
+        source = x(
+            "source",
+            {
+                "protocol": disk.source_protocol,
+                "name": disk.source_name,
+                "tls": disk.source_tls,
+                "tlsHostname": disk.source_tls_hostname,
+            },
+        )
         source.add(x("host", host))
     elif disk.source is not None:
         source = x("source", {{"file": "file", "dir": "dir"}.get(disk.type, "dev"): disk.source})

@@ -88,9 +88,10 @@ class Confinement:
         nvram: Path | None,
         channel_dir: Path,
         pidfile: Path,
+        nbd_tls_dir: str | None = None,
     ) -> None:
         """Hand ``dom``'s files to QEMU's user and make its cgroup; filled into ``record``. On failure
-        nothing is left changed."""
+        nothing is left changed. ``nbd_tls_dir``: the client credentials of NBD disks over TLS."""
         ident = self.ident
         ownership.make_owned_dir(channel_dir, ident)
         ownership.make_owned_file(pidfile, ident)
@@ -100,6 +101,11 @@ class Confinement:
             self._handed[dom.name] = handover.owners
             try:
                 _hand_over(handover, dom, disk_paths, channel_dir)
+                if nbd_tls_dir and any(disk.source_tls == "yes" for disk in dom.devices.disks):
+                    from pyvirt.conf.nbd_tls import FILES
+
+                    for name in FILES:  # QEMU's tls-creds-x509 opens them by name in the directory
+                        handover.readable(f"{nbd_tls_dir}/{name}", "NBD TLS credentials")
                 if nvram is not None:
                     handover.writable(str(nvram), "NVRAM file")
             except BaseException:

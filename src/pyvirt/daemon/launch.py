@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.conf import audio, hostdev, memory_backing, net_vdpa, tpm, vsock
+from pyvirt.conf import audio, hostdev, memory_backing, nbd_tls, net_vdpa, tpm, vsock
 from pyvirt.conf.domain import Domain
 from pyvirt.daemon import blockdevs, blockjobs, chardev_sockets, disk_secrets, guest_memory, iotune, tuning
 from pyvirt.daemon.console import ConsoleRelay
@@ -114,6 +114,7 @@ async def start_qemu(
     hostdev.require_host(dom)
     net_vdpa.require_host(dom)
     hugepage_mounts = memory_backing.require_host(dom)
+    nbd_tls.require_host(dom, str(reg.layout.pki_dir / "qemu"))
     passphrases = disk_secrets.passphrases(reg, dom)
     blockjobs.fill_chains(dom, disk_paths)
     run_dir = reg.layout.qemu_run_dir
@@ -149,7 +150,13 @@ async def start_qemu(
         )
         pidfile = run_dir / f"{name}.pid"
         reg.confinement.prepare(
-            dom, record, disk_paths=disk_paths, nvram=nvram, channel_dir=channel_dir, pidfile=pidfile
+            dom,
+            record,
+            disk_paths=disk_paths,
+            nvram=nvram,
+            channel_dir=channel_dir,
+            pidfile=pidfile,
+            nbd_tls_dir=str(reg.layout.pki_dir / "qemu"),
         )
         revert.add(lambda: reg.confinement.release_record(record), f"give back the files of {name}")
         sockets = chardev_sockets.bind(dom, channel_dir)
@@ -174,6 +181,7 @@ async def start_qemu(
             socket_fds={path: sock.fileno() for path, sock in sockets.items()},
             hugepage_dirs=hugepage_dirs,
             memory_dir=str(channel_dir),
+            nbd_tls_dir=str(reg.layout.pki_dir / "qemu"),
         )
         for gfx in dom.devices.graphics[:1]:
             if gfx.listen_socket and not gfx.socket:

@@ -25,6 +25,7 @@ from pyvirt.conf import (
     iothread_pools,
     memory_backing,
     memory_devices,
+    nbd_tls,
     virtio_options,
     vnc_options,
 )
@@ -111,6 +112,7 @@ class RuntimeContext:
     # Huge page size (KiB) → the directory the domain's huge page backend files go in (conf.memory_backing).
     hugepage_dirs: dict[int, str] = field(default_factory=dict)
     memory_dir: str | None = None  # where <memoryBacking><source type='file'/> backend files go
+    nbd_tls_dir: str = nbd_tls.DEFAULT_DIR  # the client credentials of NBD disks over TLS
     now: float | None = None  # the start's time, for the RTC's base (conf.clock); the current time if None
     # UNIX chardev path → a listening socket the daemon bound there, inherited by QEMU (chardev_sockets)
     socket_fds: dict[str, int] = field(default_factory=dict)
@@ -585,6 +587,8 @@ class _Builder:
         has_media = path is not None or disk.source_host is not None
         if has_media and disk.encryption is not None:
             self.disk_secret(index, disk, node)
+        if has_media and nbd_tls.uses_tls(disk):
+            self.add(*_json_arg("-object", nbd_tls.creds_object(node, self.ctx.nbd_tls_dir)))
         if has_media:
             self.add(*_json_arg("-blockdev", storage_node(disk, node, path)))
             self.add(*_json_arg("-blockdev", format_node(disk, node)))
@@ -1192,6 +1196,7 @@ def storage_node(disk: DiskConfig, node: str, path: str | None) -> dict[str, obj
             "node-name": f"{node}-storage",
         }
         storage = {k: v for k, v in storage.items() if v is not None}
+        storage.update(nbd_tls.storage_props(disk, node))
         storage.update({"auto-read-only": True, "discard": "unmap" if disk.discard == "unmap" else "ignore"})
     cache = _cache_options(disk)
     if cache is not None:

@@ -23,9 +23,10 @@ from pyvirt.qemu import keyval
 from tests.support.virtinstall import Oracle
 from tests.unit.qemu.test_command import DATA_ROOT, argv_for
 
-# Properties that name things each daemon chooses (ids, buses, descriptors), not what a device does.
+# Properties that name things each daemon chooses (ids, buses, descriptors, its own directories), not
+# what a device does.
 NAMING = frozenset(
-    {"id", "bus", "addr", "drive", "netdev", "chardev", "rng", "bootindex", "fsdev", "fd", "vhostfd"}
+    {"id", "bus", "addr", "drive", "netdev", "chardev", "rng", "bootindex", "fsdev", "fd", "vhostfd", "dir"}
 )
 
 # case → (option, the drivers or backends of the feature under test) pairs
@@ -94,6 +95,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     # (the vdpa NIC is left out: domxml-to-native turns every NIC into a tap; libvirt's own test data,
     # net-vdpa-multiqueue, gives the vhost-vdpa netdev with queues=2 and virtio-net-pci mq, vectors=6)
     "libvirt-vdpa-lun": (("-device", ("scsi-block",)),),
+    "libvirt-nbd-tls": (("-object", ("tls-creds-x509",)),),  # the NBD node's tls-*: test_nbd_tls
     "libvirt-floppy-dir": (("-device", ("floppy",)), ("-global", ("-global",))),  # vvfat: test_libvirt_extras
     "libvirt-spice-no-args": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
     "libvirt-vsock": (("-device", ("vhost-vsock-pci",)),),

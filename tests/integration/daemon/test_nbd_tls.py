@@ -1,0 +1,91 @@
+"""An NBD disk over TLS on a real guest under TCG: qemu-nbd serves the root disk with x509 credentials
+on the loopback, the guest boots from it through QEMU's TLS client (the credentials from the daemon's
+NBD TLS directory, the server's name given by tlsHostname); without the client credentials the start is
+refused by name."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pyvirt import pki
+from pyvirt.qemu.graphics import free_port
+from tests.support.daemon import Console, Daemon
+from tests.support.guest import copy_disk, domain_xml, guest_artifacts
+
+pytestmark = pytest.mark.slow
+
+
+def _credentials(ca_dir: Path, server_dir: Path, client_dir: Path) -> None:
+    """QEMU's file names for a CA, a server certificate for 'nbd.test' and a client certificate."""
+    pki.init_ca(ca_dir)
+    for directory in (server_dir, client_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ca_dir / "cacert.pem", directory / "ca-cert.pem")
+    pki.issue_server(ca_dir, ["nbd.test"], out_dir=server_dir)
+    (server_dir / "servercert.pem").rename(server_dir / "server-cert.pem")
+    (server_dir / "serverkey.pem").rename(server_dir / "server-key.pem")
+    pki.issue_client(ca_dir, "pyvirt-nbd-client", out_dir=client_dir)
+    (client_dir / "clientcert.pem").rename(client_dir / "client-cert.pem")
+    (client_dir / "clientkey.pem").rename(client_dir / "client-key.pem")
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, daemon: Daemon) -> Iterator[int]:
+    root = copy_disk(guest_artifacts(), tmp_path / "root.qcow2")
+    server_dir = tmp_path / "server"
+    _credentials(tmp_path / "ca", server_dir, daemon.root / "etc/pki/pyvirt/qemu")
+    port = free_port("127.0.0.1", 10900)
+    proc = subprocess.Popen(
+        [
+            "qemu-nbd",
+            "--object",
+            f"tls-creds-x509,id=tls0,dir={server_dir},endpoint=server,verify-peer=on",
+            "--tls-creds",
+            "tls0",
+            "-f",
+            "qcow2",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-x",
+            "root",
+            "--persistent",
+            str(root),
+        ]
+    )
+    try:
+        for _ in range(100):
+            if subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout:
+                break
+            time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_a_guest_boots_from_nbd_over_tls(daemon: Daemon, tmp_path: Path, tls_server: int) -> None:
+    disk = (
+        "<disk type='network' device='disk'><driver name='qemu' type='raw'/>"
+        "<source protocol='nbd' name='root' tls='yes' tlsHostname='nbd.test'>"
+        f"<host name='127.0.0.1' port='{tls_server}'/></source><target dev='vda' bus='virtio'/></disk>"
+    )
+    text = domain_xml("nbdtls", disk=tmp_path / "placeholder.qcow2")
+    text = text[: text.index("<disk")] + disk + text[text.index("</disk>") + len("</disk>") :]
+    path = tmp_path / "nbdtls.xml"
+    path.write_text(text)
+    daemon.cli("define", str(path)).ok()
+    assert "tls='yes' tlsHostname='nbd.test'" in daemon.cli("dumpxml", "nbdtls").ok().out
+    daemon.cli("start", "nbdtls").ok()
+    Console(daemon, "nbdtls").expect("pyvirt-guest: ready")
+    daemon.cli("destroy", "nbdtls").ok()
+    (daemon.root / "etc/pki/pyvirt/qemu/client-key.pem").unlink()
+    refused = daemon.cli("start", "nbdtls")
+    assert refused.rc == 1 and "client-key.pem missing" in refused.err
