@@ -71,6 +71,28 @@ def test_compression_helpers() -> None:
     assert not looks_incompressible(b"abcd" * 16384)
 
 
+def test_compressed_chunks_with_the_zstd_probe() -> None:
+    """The zlib path's early abort probes with zstd: random clusters are stored raw (None), a
+    compressible one is deflated (and inflates back), a zero one skipped, as with the deflate probe."""
+    import zlib
+
+    import zstandard
+
+    from pyvirt.image.converter import _compress_chunk, _compress_chunk_zstd
+
+    probe = zstandard.ZstdCompressor(level=1).compress
+    noise = random.Random(3).randbytes(65536)
+    text = b"pyvirt " * (65536 // 7) + b"x" * (65536 % 7)
+    assert looks_incompressible(noise, probe) and not looks_incompressible(text, probe)
+    data = bytearray(noise + bytes(65536) + text)
+    deflated = _compress_chunk(data, 65536)
+    assert deflated[0] is None and deflated[1] == b""
+    assert deflated[2] is not None and zlib.decompressobj(-12).decompress(deflated[2]) == text
+    frames = _compress_chunk_zstd(data, 65536)
+    assert frames[0] is None and frames[1] == b""
+    assert frames[2] is not None and zstandard.ZstdDecompressor().decompress(frames[2]) == text
+
+
 def test_convert_keeps_size_and_info(tmp_path: Path) -> None:
     src = _source(tmp_path)
     out = tmp_path / "o.qcow2"
