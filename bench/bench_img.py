@@ -345,7 +345,7 @@ def _mem() -> str:
         return "unknown"
 
 
-def markdown(res: dict[str, Any]) -> str:
+def markdown(res: dict[str, Any], runs: list[dict[str, Any]] | None = None) -> str:
     m = res["machine"]
     size = res["size"]
     lines = [
@@ -377,6 +377,8 @@ def markdown(res: dict[str, Any]) -> str:
         lines.append(
             f"| {r['op']} | {r['qemu_ms']:.1f} ms | {r['pyvirt_ms']:.1f} ms | {r['ratio']:.2f}x | | |"
         )
+    if runs:
+        lines += ["", *across_runs(runs)]
     lines += ["", "Every sample, in seconds (sorted), qemu-img | pyvirt:", ""]
     for r in res["convert"]:
         q = " ".join(f"{x:.2f}" for x in sorted(r["qemu_samples"]))
@@ -397,11 +399,14 @@ def markdown(res: dict[str, Any]) -> str:
         "main thread stays light: the I/O threads need the GIL back after each system call), clusters "
         "reserved by the main thread and written by a writer thread (threads from a small `_thread` "
         "pool: `concurrent.futures` alone costs ~8 ms to import), qcow2 block status found run by "
-        "run with slice comparisons of the L2 tables; `-c` deflates on a thread pool (zlib drops the "
-        "GIL) with an early abort: four "
-        "1 KiB samples that fast deflate cannot shrink mark a cluster incompressible, and it is stored "
-        "uncompressed without a full level-6 attempt (QEMU stores such clusters uncompressed too, after "
-        "trying). Like qemu-img, convert does not fsync the result.",
+        "run with slice comparisons of the L2 tables; vpc bitmaps and the vhdx file's growth written "
+        "at flush, not one call a block (each waited for the writer on the inode lock). `-c`: each "
+        "worker of a thread pool reads its 2 MiB chunk itself into a recycled buffer and compresses "
+        "it (zlib and zstd drop the GIL), the main thread writes the results in order; zlib with an "
+        "early abort: four 1 KiB samples that a reused zstd level-1 context cannot shrink mark a "
+        "cluster incompressible, and it is stored uncompressed without a full level-6 attempt (QEMU "
+        "stores such clusters uncompressed too, after trying); zstd gives up on such clusters by "
+        "itself, faster than any probe. Like qemu-img, convert does not fsync the result.",
         "",
         "Targets (issues 3 and 16): plain convert raw ↔ qcow2 >= 1.0x qemu-img, the other formats >= 0.8x, "
         "compressed (zlib and zstd) >= 1.0x, info/create commands no slower than qemu-img and < 1 ms as "
@@ -411,6 +416,25 @@ def markdown(res: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def across_runs(runs: list[dict[str, Any]]) -> list[str]:
+    """Each convert's median ratio in every run, and their min/median/max, with each run's load."""
+    loads = ", ".join(f"{r['load'][0]:.1f}→{r['load'][1]:.1f}" for r in runs)
+    lines = [
+        f"Across {len(runs)} runs of this bench (load average at each run's start→end: {loads}), "
+        "each run's median ratio:",
+        "",
+        "| operation | min | median | max | each run |",
+        "|---|---|---|---|---|",
+    ]
+    for op in [r["op"] for r in runs[-1]["convert"]]:
+        ratios = [x["ratio"] for run in runs for x in run["convert"] if x["op"] == op]
+        each = " ".join(f"{x:.2f}" for x in ratios)
+        lines.append(
+            f"| {op} | {min(ratios):.2f}x | {statistics.median(ratios):.2f}x | {max(ratios):.2f}x | {each} |"
+        )
+    return lines
 
 
 def settle_text(res: dict[str, Any]) -> str:
@@ -501,10 +525,17 @@ def main() -> int:
     ap.add_argument("--dir", help="work directory (default: a temporary one under /var/tmp)")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--write-docs", action="store_true", help="rewrite the section in docs/BENCHMARKS.md")
-    ap.add_argument("--from-json", metavar="FILE", help="render a result saved with --json, run nothing")
+    ap.add_argument(
+        "--from-json",
+        metavar="FILE",
+        nargs="+",
+        help="render results saved with --json, run nothing: the last one in full, and with several, "
+        "each ratio's min/median/max across them",
+    )
     args = ap.parse_args()
     if args.from_json:
-        text = markdown(json.loads(Path(args.from_json).read_text()))
+        runs = [json.loads(Path(f).read_text()) for f in args.from_json]
+        text = markdown(runs[-1], runs if len(runs) > 1 else None)
         print(text)
         if args.write_docs:
             write_docs(text)
