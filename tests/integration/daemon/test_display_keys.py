@@ -1,13 +1,14 @@
 """The screen, keyboard and monitor of a real TCG guest through a real pyvirtd: domdisplay, screenshot
 (a PNG whose pixels show the text console, and change as keys are typed), send-key in five codesets
-typing onto the guest's VGA console, qemu-monitor-command (QMP and HMP), inject-nmi, domjobinfo/
-domjobabort with no job and on a save held before its switch-over, and console --devname on a virtio
-console."""
+typing onto the guest's VGA console and --holdtime seen in the guest's evdev timestamps,
+qemu-monitor-command (QMP and HMP), inject-nmi, domjobinfo/domjobabort with no job and on a save held
+before its switch-over, and console --devname on a virtio console."""
 
 from __future__ import annotations
 
 import json
 import re
+import struct
 import subprocess
 import time
 from pathlib import Path
@@ -73,6 +74,8 @@ def test_screen_keys_and_monitor(daemon: Daemon, tmp_path: Path) -> None:
     after = tmp_path / "after.png"
     daemon.cli("screenshot", "kb1", "--file", str(after), "--screen", "0").ok()
     assert pixels(after)[3] != rows_before, "typing changed nothing on the screen"
+
+    held_in_the_guest(daemon, console)
 
     # Bad keys and screens: clear errors.
     result = daemon.cli("send-key", "kb1", "KEY_BOGUS")
@@ -175,3 +178,26 @@ def test_screen_keys_and_monitor(daemon: Daemon, tmp_path: Path) -> None:
     conn.close()
     console.close()
     daemon.cli("destroy", "kb1").ok()
+
+
+def held_in_the_guest(daemon: Daemon, console: Console) -> None:
+    """send-key --holdtime as the guest sees it: the PS/2 keyboard's press and release events, read
+    from its evdev device with the guest kernel's timestamps, are --holdtime apart (QEMU's default hold
+    is 100 ms). (The emulated keyboard has no typematic repeat, so a held key does not repeat.)"""
+    devices = console.run("cat /proc/bus/input/devices")
+    block = next(b for b in devices.split("\n\n") if "AT Translated Set 2 keyboard" in b)
+    event = re.search(r"Handlers=.*\b(event\d+)", block)
+    assert event, block
+    console.send(
+        f"(dd if=/dev/input/{event.group(1)} of=/tmp/ev bs=24 count=12 2>/dev/null; echo EV-DONE) &\n"
+    )
+    console.run("true")
+    daemon.cli("send-key", "kb1", "KEY_LEFTSHIFT").ok()  # no character: nothing typed on the tty
+    daemon.cli("send-key", "kb1", "--holdtime", "1000", "KEY_LEFTSHIFT").ok()
+    console.expect("EV-DONE", 120)
+    raw = bytes.fromhex("".join(console.run("od -A n -v -t x1 /tmp/ev").split()))
+    events = [struct.unpack_from("<qqHHi", raw, offset) for offset in range(0, len(raw), 24)]
+    shift = [(sec + usec / 1e6, value) for sec, usec, kind, code, value in events if (kind, code) == (1, 42)]
+    assert [value for _, value in shift] == [1, 0, 1, 0], events  # press, release, twice
+    default, held = shift[1][0] - shift[0][0], shift[3][0] - shift[2][0]
+    assert held >= 0.95 and held > default, (default, held)  # QEMU releases it no sooner
