@@ -9,15 +9,9 @@ daemons inside a network namespace this script makes (bench_domains' helpers):
 - the daemon's resident memory with the 50 domains running.
 
 One side at a time holds its 50 guests (100 TCG guests at once would measure the CPU, not the tools);
-each figure is the median of ``--repeat`` calls, made once every guest has booted. Each daemon enters
-the network namespace only (``nsenter --net``), so that it sees the host's cgroups as on a host
-(``ip netns exec`` mounts a /sys of its own, without them): libvirt puts its guests in
-``machine.slice``, pyvirt in ``pyvirt.slice``, and the guests share the CPU as one group beside the
-daemon and the clients (``--no-cgroups``: as ``ip netns exec`` runs them, each vCPU thread weighing
-as much as a client).
+each figure is the median of ``--repeat`` calls, made once every guest has booted.
 
     flock /tmp/bench.lock python bench/bench_stats.py [--repeat N] [--count N] [--json] [--no-libvirt]
-        [--no-cgroups]
 """
 
 from __future__ import annotations
@@ -35,7 +29,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench import bench_domains  # noqa: E402
 from bench.bench_domains import Libvirt, Pyvirt, Tool, median_ms, netns, rss_kib, timed  # noqa: E402
 
 from tests.support.guest import domain_xml, guest_artifacts  # noqa: E402
@@ -96,11 +89,6 @@ def measure(tool: Tool, tmp: Path, count: int, repeat: int) -> dict[str, float]:
     return out
 
 
-def in_netns_only(*argv: str) -> list[str]:
-    """``argv`` in the benchmark's network namespace, with the host's mounts (its cgroups)."""
-    return ["nsenter", f"--net=/run/netns/{bench_domains.NETNS}", *argv]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,10 +97,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--no-libvirt", action="store_true")
-    parser.add_argument("--no-cgroups", action="store_true", help="the daemons under ip netns exec")
     args = parser.parse_args()
-    if not args.no_cgroups:
-        bench_domains.in_ns = in_netns_only
     guest_artifacts()
     results: dict[str, dict[str, float]] = {}
     load_before = os.getloadavg()[0]
@@ -127,12 +112,7 @@ def main() -> int:
                 results[tool.name] = measure(tool, tmp, args.count, args.repeat)
             finally:
                 tool.close()  # type: ignore[attr-defined]
-    report: dict[str, object] = {
-        "results": results,
-        "load_before": load_before,
-        "count": args.count,
-        "cgroups": not args.no_cgroups,
-    }
+    report: dict[str, object] = {"results": results, "load_before": load_before, "count": args.count}
     if "libvirt" in results:
         p, lv = results["pyvirt"], results["libvirt"]
         report["ratios"] = {key: round(p[key] / lv[key], 2) for key in p if lv.get(key)}

@@ -121,9 +121,8 @@ class Confinement:
                 self.release(dom.name, record.owners)
                 raise
             try:
-                cgtune.make_cpu_twin(record.cgroup)
                 cpuacct.create(record.cgroup)
-            except OperationFailed as err:  # the domain runs, in its v2 group (no per-CPU figures)
+            except OperationFailed as err:  # the domain runs; cpu-stats will say it has no per-CPU figures
                 log.warning("domain %s: %s", dom.name, err)
 
     def hand_over_more(self, record: RunRecord, path: str, *, writable: bool, what: str) -> None:

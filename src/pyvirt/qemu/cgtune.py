@@ -2,9 +2,8 @@
 
 The values go to the domain's cgroup v2 group (:mod:`pyvirt.qemu.cgroup`) when the v2 hierarchy has
 the controller. On a hybrid host, whose memory and cpu controllers stay with cgroup v1, they go to a
-twin group of the same path in that controller's v1 hierarchy (as libvirt uses the v1 controllers
-there): QEMU joins the cpu twin as it starts (:func:`make_cpu_twin`), the memory twin the first time a
-limit is set; the twins are removed with the v2 group.
+twin group of the same path in that controller's v1 hierarchy, which QEMU is moved into the first time
+a limit is set (as libvirt uses the v1 controllers there); the twins are removed with the v2 group.
 
 Sizes are in KiB, as libvirt's: :data:`UNLIMITED_KIB` stands for no limit. On cgroup v2 the soft limit
 is ``memory.high`` and the swap limit ``memory.swap.max``, as libvirt maps them. CPU shares are
@@ -176,21 +175,6 @@ def twin_path(v2: Path, controller: str) -> Path | None:
     if mount is None or hierarchy is None or not v2.is_relative_to(mount):
         return None
     return hierarchy / v2.relative_to(mount)
-
-
-def make_cpu_twin(v2: str | Path) -> Path | None:
-    """Make the v1 cpu twin of a domain's group before its QEMU starts, which joins it as it executes
-    (:mod:`pyvirt.qemu.process`): on a hybrid host the guests' threads then share the CPU as one group
-    (``pyvirt.slice``) beside the host's other tasks, as libvirt's ``machine.slice`` does, instead of
-    each vCPU thread weighing as much as the daemon or a client. None: no v1 cpu hierarchy."""
-    twin = twin_path(Path(v2), "cpu")
-    if twin is None:
-        return None
-    try:
-        twin.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OperationFailed(f"cannot make the cpu cgroup {twin}: {err.strerror}") from err
-    return twin
 
 
 def remove_twins(v2: str | Path) -> None:

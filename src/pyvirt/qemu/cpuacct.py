@@ -12,6 +12,7 @@ twin and its children are removed with the v2 group. On a host without a v1 cpua
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,3 +143,11 @@ def percpu(v2: str | None, vcpus: list[int]) -> list[CpuTimes]:
         for cpu, value in enumerate(_usage(child, cpus, total)):
             vcpu_time[cpu] += value
     return [CpuTimes(c, v) for c, v in zip(cpu_time, vcpu_time, strict=True)]
+
+
+def open_twin_procs(v2: str | Path) -> int | None:
+    """A descriptor on the twin's ``cgroup.procs`` (QEMU writes ``0`` to join), or None."""
+    path = twin(v2)
+    if path is None or not path.is_dir():
+        return None
+    return os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)

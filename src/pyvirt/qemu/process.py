@@ -27,7 +27,7 @@ from typing import Any
 
 from pyvirt import __version__
 from pyvirt.errors import OperationFailed
-from pyvirt.qemu import cgroup, cgtune, cpuacct, landlock, logs
+from pyvirt.qemu import cgroup, cpuacct, landlock, logs
 from pyvirt.qemu.monitor import Monitor
 from pyvirt.store import atomic_write
 
@@ -304,11 +304,9 @@ def _launch(
     try:
         if cgroup_path:
             procs_fds.append(cgroup.open_procs(Path(cgroup_path)))
-            # On a hybrid host, the v1 twins made for it: cpu (the guests share the CPU as one group)
-            # and cpuacct (per-CPU accounting).
-            for twin in {cgtune.twin_path(Path(cgroup_path), "cpu"), cpuacct.twin(cgroup_path)}:
-                if twin is not None and twin.is_dir():
-                    procs_fds.append(cgroup.open_procs(twin))
+            acct_fd = cpuacct.open_twin_procs(cgroup_path)  # per-CPU accounting on a hybrid host
+            if acct_fd is not None:
+                procs_fds.append(acct_fd)
         if access:
             ruleset = landlock.build(access)
         fd = listener.fileno()
