@@ -86,6 +86,7 @@ def _context(dom_name: str, interfaces: int, channels: int) -> RuntimeContext:
         # what start chooses for an autoport SPICE display and a <listen type='socket'/> without a path
         graphics_port=5900,
         graphics_socket=f"{run}/{dom_name}.channels/graphics.sock",
+        vsock_cid=3,  # what start chooses for <cid auto='yes'/> on a host with no other guest
     )
 
 

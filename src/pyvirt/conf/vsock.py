@@ -3,7 +3,8 @@ with ``guest-cid``, as libvirt 9.0 writes it.
 
 The device is the host kernel's vhost-vsock (``/dev/vhost-vsock``): a host without it (this one, and any
 without the ``vhost_vsock`` module) has the domain's start refused by name. A CID is 3 or more (0-2 are
-the hypervisor's, the host's and reserved); with ``auto='yes'`` and no address the CID is chosen at start.
+the hypervisor's, the host's and reserved); with ``auto='yes'`` and no address the CID is chosen at start
+(:func:`free_cid`: the lowest no running domain holds) and written into the live XML, as libvirt does.
 """
 
 from __future__ import annotations
@@ -45,13 +46,30 @@ def write(vsock: VsockConfig, extra: tuple[XNode | None, ...]) -> XNode:
     return node.add(*extra)
 
 
-def device_props(vsock: VsockConfig) -> dict[str, str | int | None]:
-    """``vhost-vsock-pci``'s properties (besides its PCI placement)."""
-    if vsock.cid is None:
+def device_props(vsock: VsockConfig, chosen: int | None = None) -> dict[str, str | int | None]:
+    """``vhost-vsock-pci``'s properties (besides its PCI placement); ``chosen``: the CID start chose
+    for ``<cid auto='yes'/>`` without an address."""
+    cid = vsock.cid if vsock.cid is not None else chosen
+    if cid is None:
         raise UnsupportedConfig(
             "unsupported configuration: a vsock's CID is chosen at start (<cid auto='yes'>)"
         )
-    return {"id": vsock.alias or "vsock0", "guest-cid": vsock.cid}
+    return {"id": vsock.alias or "vsock0", "guest-cid": cid}
+
+
+def free_cid(taken: set[int]) -> int:
+    """The lowest guest CID (3 and up) not in ``taken``."""
+    cid = 3
+    while cid in taken:
+        cid += 1
+    return cid
+
+
+def cids_in_use(doms: list[Domain]) -> set[int]:
+    """The CIDs the vsocks of ``doms`` (running domains' live definitions) hold."""
+    return {
+        d.devices.vsock.cid for d in doms if d.devices.vsock is not None and d.devices.vsock.cid is not None
+    }
 
 
 def require_host(dom: Domain) -> None:

@@ -110,6 +110,9 @@ async def start_qemu(
     disk_paths = check_disks(reg, dom)
     audio.require_host_backends(dom)
     vsock.require_host(dom)
+    if dom.devices.vsock is not None and dom.devices.vsock.cid is None:  # <cid auto='yes'/>: in the live XML
+        running = [other.live for other in reg.all() if other.live is not None and other is not obj]
+        dom.devices.vsock.cid = vsock.free_cid(vsock.cids_in_use(running))
     tpm.require_host(dom)
     hostdev.require_host(dom)
     net_vdpa.require_host(dom)

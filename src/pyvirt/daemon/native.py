@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shlex
 
+from pyvirt.conf import vsock
 from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.daemon import disk_secrets
 from pyvirt.daemon.domains import DomainRegistry
@@ -53,6 +54,9 @@ def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
         master_key_path=master_key,
         disk_secrets=sealed,
     )
+    if dom.devices.vsock is not None and dom.devices.vsock.cid is None:  # as start would choose it
+        running = [obj.live for obj in reg.all() if obj.live is not None]
+        ctx.vsock_cid = vsock.free_cid(vsock.cids_in_use(running))
     for gfx in dom.devices.graphics[:1]:
         ctx.graphics_socket = str(channels / f"{gfx.type}.sock")
         if graphics.needs_port(gfx):

@@ -113,6 +113,7 @@ class RuntimeContext:
     hugepage_dirs: dict[int, str] = field(default_factory=dict)
     memory_dir: str | None = None  # where <memoryBacking><source type='file'/> backend files go
     nbd_tls_dir: str = nbd_tls.DEFAULT_DIR  # the client credentials of NBD disks over TLS
+    vsock_cid: int | None = None  # the CID start chose for a <vsock><cid auto='yes'/> without an address
     now: float | None = None  # the start's time, for the RTC's base (conf.clock); the current time if None
     # UNIX chardev path → a listening socket the daemon bound there, inherited by QEMU (chardev_sockets)
     socket_fds: dict[str, int] = field(default_factory=dict)
@@ -778,7 +779,7 @@ class _Builder:
         from pyvirt.conf import vsock
 
         place = _pci_placement(sock.address, self.q35)
-        self.add(*_device("vhost-vsock-pci", {}, **vsock.device_props(sock), **place))
+        self.add(*_device("vhost-vsock-pci", {}, **vsock.device_props(sock, self.ctx.vsock_cid), **place))
 
     def filesystems(self) -> None:
         if not self.dom.devices.filesystems:

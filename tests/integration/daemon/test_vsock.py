@@ -23,3 +23,11 @@ def test_vsock_start_refused_without_the_hosts_device(daemon: Daemon, tmp_path: 
     assert result.rc == 1 and "/dev/vhost-vsock" in result.err, result.err
     assert daemon.cli("domstate", "vs1").ok().out.strip() == "shut off"
     assert "vs1" not in daemon.qemu_pids()
+
+
+def test_an_automatic_cid_shows_as_start_would_choose_it(daemon: Daemon, tmp_path: Path) -> None:
+    """domxml-to-native of <cid auto='yes'/>: the lowest CID no running domain holds (3 here)."""
+    path = tmp_path / "vs2.xml"
+    path.write_text(domain_xml("vs2", extra_devices="<vsock model='virtio'><cid auto='yes'/></vsock>"))
+    argv = daemon.cli("domxml-to-native", "qemu-argv", str(path)).ok().out
+    assert "-device vhost-vsock-pci,id=vsock0,guest-cid=3 " in argv, argv

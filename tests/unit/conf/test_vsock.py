@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pyvirt.conf import vsock
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
 from pyvirt.errors import PyvirtError
 from pyvirt.qemu.command import RuntimeContext, build_argv
@@ -52,5 +53,18 @@ def test_refused_by_name(vsock: str, reason: str) -> None:
 
 
 def test_an_automatic_cid_is_chosen_at_start_only() -> None:
+    xml = XML.format(machine="pc", devices="<vsock><cid auto='yes'/></vsock>")
     with pytest.raises(PyvirtError, match="chosen at start"):
-        devices(XML.format(machine="pc", devices="<vsock><cid auto='yes'/></vsock>"))
+        devices(xml)
+    argv = build_argv(load_domain_xml(xml), RuntimeContext(accel="tcg", monitor_path="/x", vsock_cid=5))
+    assert any(a.startswith("vhost-vsock-pci,id=vsock0,guest-cid=5") for a in argv)
+
+
+def test_the_lowest_cid_no_running_domain_holds() -> None:
+    held = [
+        load_domain_xml(XML.format(machine="pc", devices=f"<vsock><cid address='{c}'/></vsock>"))
+        for c in (3, 5)
+    ]
+    held.append(load_domain_xml(XML.format(machine="pc", devices="")))
+    assert vsock.cids_in_use(held) == {3, 5}
+    assert vsock.free_cid({3, 5}) == 4 and vsock.free_cid(set()) == 3 and vsock.free_cid({3, 4}) == 5
