@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from pyvirt.guest.debootstrap import RELEASES, TEMPLATE_PACKAGES
-from tests.integration.template.test_template import CACHE, KEY, _run
+from tests.integration.template.test_template import CACHE, KEY, _login, _run
 from tests.support.daemon import Console, Daemon
 
 WANTED = os.environ.get("PYVIRT_TEMPLATE_RELEASES", "")
@@ -86,25 +86,6 @@ write_files:
   - {path: /etc/pyvirt-user-data, content: "merged\\n"}
 """
 PASSWORD = "pyvirt:test"  # a colon: the old chpasswd list form splits on the first one only
-
-
-def _login(console: Console, user: str, password: str) -> None:
-    # Generous: on a 2-core machine other suites load, a TCG guest's getty can take minutes.
-    console.expect(r"Cloud-init v\. \S+ finished at", timeout=900)
-    # Enter until getty answers: one sent while the console is busy with the journal can go unanswered.
-    for _ in range(20):
-        console.send("\n")
-        try:
-            console.expect(r"login: ", timeout=30)
-            break
-        except AssertionError:
-            continue
-    else:
-        raise AssertionError("no login prompt on the serial console in 10 minutes")
-    console.send(user + "\n")
-    console.expect(r"Password: ", timeout=300)
-    console.send(password + "\n")
-    console.expect(rf"{user}@\S+:~\$ ", timeout=300)
 
 
 @pytest.mark.skipif(not SELECTED, reason="the long template test: make test-templates")

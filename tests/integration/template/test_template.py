@@ -1,7 +1,10 @@
 """Templates and clones on a real daemon: import/list/delete/clone with the busybox test guest's disk,
 then (slow) a Debian 12 template built from Debian's packages, two linked clones booted under TCG and
 checked through their serial consoles: hostnames set by cloud-init, root grown to the clone's disk
-size, distinct machine-ids and SSH host keys, the injected key in the user's authorized_keys.
+size, distinct machine-ids and SSH host keys, the injected key in the user's authorized_keys. One is
+made by ``clone`` (root's password from its --user-data), the other by ``launch --password`` (the
+login on its console is with that password: the seed's chpasswd in the form the template's
+cloud-init reads).
 
 The debootstrap tree is cached in ``<repo>/.cache/templates`` (``PYVIRT_TEMPLATE_CACHE``), so only the
 first run pays for it.
@@ -13,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +29,7 @@ from tests.support.guest import REPO, guest_artifacts
 CACHE = Path(os.environ.get("PYVIRT_TEMPLATE_CACHE") or REPO / ".cache" / "templates")
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHq3bm9ZbP1oW1Vr1Ux1rWfQqkYt0n0yS1k8m4b9cXyZ pyvirt-test@host"
 ROOT_PASSWORD = "pyvirt-test"
+LAUNCH_PASSWORD = "pyvirt:launch"  # a colon: chpasswd's old list form splits on the first one only
 USER_DATA = f"""#cloud-config
 chpasswd:
   expire: false
@@ -203,10 +208,23 @@ TEMPLATE_POOL = "tpl"
 
 
 @pytest.fixture(scope="module")
-def debian(daemon: Daemon, tmp_path_factory: pytest.TempPathFactory) -> str:
+def tpl_folder() -> Iterator[Path]:
+    """The ``tpl`` pool's folder: one QEMU's unprivileged user can traverse, as a host's image
+    directories are (pytest's own, under /tmp/pytest-of-USER, mode 0700, would have every clone's disk
+    refused at start)."""
+    path = Path(tempfile.mkdtemp(prefix="pvt-tpl-", dir="/tmp"))
+    os.chmod(path, 0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def debian(daemon: Daemon, tpl_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> str:
     """deb12, built in pool ``tpl`` with the tree cached where --cache-dir says (not where the
     environment's PYVIRT_TEMPLATE_CACHE points), through the URI -c names (not the environment's)."""
-    folder = tmp_path_factory.mktemp("tpl")
+    folder = tpl_folder
     daemon.cli("pool-create-as", TEMPLATE_POOL, "dir", "--target", str(folder), "--build").ok()
     decoy = tmp_path_factory.mktemp("decoy-cache")
     env = {
@@ -255,14 +273,24 @@ def test_build_failing_part_way_leaves_no_volume(daemon: Daemon, debian: str) ->
     assert "tiny" not in daemon.cli("template", "list").ok().out
 
 
-def _login(console: Console) -> None:
+def _login(console: Console, user: str = "root", password: str = ROOT_PASSWORD) -> None:
+    """Log in on a Debian guest's serial console once cloud-init is done (also test_debian_releases')."""
+    # Generous: on a 2-core machine other suites load, a TCG guest's getty can take minutes.
     console.expect(r"Cloud-init v\. \S+ finished at", timeout=900)
-    console.send("\n")
-    console.expect(r"login: ", timeout=60)
-    console.send("root\n")
-    console.expect(r"Password: ", timeout=60)
-    console.send(ROOT_PASSWORD + "\n")
-    console.expect(r"root@\S+:~# ", timeout=120)
+    # Enter until getty answers: one sent while the console is busy with the journal can go unanswered.
+    for _ in range(20):
+        console.send("\n")
+        try:
+            console.expect(r"login: ", timeout=30)
+            break
+        except AssertionError:
+            continue
+    else:
+        raise AssertionError("no login prompt on the serial console in 10 minutes")
+    console.send(user + "\n")
+    console.expect(r"Password: ", timeout=300)
+    console.send(password + "\n")
+    console.expect(rf"{user}@\S+:~[#$] ", timeout=300)
 
 
 def _run(console: Console, command: str, timeout: float = 60) -> str:
@@ -283,22 +311,28 @@ def test_linked_clones_boot_with_their_own_identity(daemon: Daemon, debian: str,
     user_data.write_text(USER_DATA)
     sizes = {"vm-a": None, "vm-b": "4G"}
     conn = daemon.connect()
-    for name, disk_size in sizes.items():
-        daemon.cli(
-            "clone", "--original", debian, "--pool", TEMPLATE_POOL, "--name", name, "--linked", "--memory",
-            "512M", "--vcpus", "1", "--network", "user", "--ssh-key", str(key), "--user", "tester",
-            "--user-data", str(user_data), *(["--disk-size", disk_size] if disk_size else []),
-        ).ok()  # fmt: skip
+    # vm-a: clone, then start; root's password from the --user-data
+    daemon.cli(
+        "clone", "--original", debian, "--pool", TEMPLATE_POOL, "--name", "vm-a", "--linked", "--memory",
+        "512M", "--vcpus", "1", "--network", "user", "--ssh-key", str(key), "--user", "tester",
+        "--user-data", str(user_data),
+    ).ok()  # fmt: skip
+    conn.domain("vm-a").start()
+    # vm-b: launch (clone, seed, start in one): the user's password from --password, nothing else
+    daemon.cli(
+        "launch", debian, "vm-b", "--pool", TEMPLATE_POOL, "--memory", "512M", "--vcpus", "1",
+        "--network", "user", "--ssh-key", str(key), "--user", "tester", "--password", LAUNCH_PASSWORD,
+        "--disk-size", "4G",
+    ).ok()  # fmt: skip
+    for name in sizes:
         backing = conn.pool(TEMPLATE_POOL).volume(f"{name}.qcow2").info()["backing"]
         assert backing.endswith("deb12.template.qcow2")
-    consoles = {}
-    for name in sizes:
-        conn.domain(name).start()
-        consoles[name] = Console(daemon, name)
+    consoles = {name: Console(daemon, name) for name in sizes}
+    logins = {"vm-a": ("root", ROOT_PASSWORD), "vm-b": ("tester", LAUNCH_PASSWORD)}
     facts: dict[str, dict[str, str]] = {}
     try:
         for name, console in consoles.items():
-            _login(console)
+            _login(console, *logins[name])
             facts[name] = {
                 "hostname": _run(console, "hostname"),
                 "root_bytes": _run(console, "df -B1 --output=size / | tail -1"),
