@@ -994,6 +994,10 @@ def cmd_measure(argv: list[str]) -> int:
 
         enc = {k: v for k, v in o.items() if k.startswith("encrypt.")}
         _encrypt_key(parse_options(enc, out_fmt), _secrets(objects))  # the secret must exist
+    if out_fmt == "luks":
+        from pyvirt.image.options import parse_options
+
+        luks_options(parse_options(o, out_fmt), _secrets(objects))  # key-secret named, the secret there
     res = measure(
         path, out_fmt=out_fmt, fmt=fmt, size=size, options=o, force_share=share, passphrase=passphrase
     )

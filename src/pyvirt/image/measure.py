@@ -50,9 +50,9 @@ def measure(
 
     if out_fmt not in CREATABLE:
         raise ImageError(f"Unknown file format '{out_fmt}'")
-    if out_fmt not in ("raw", "qcow2"):
+    if out_fmt not in ("raw", "qcow2", "luks"):
         raise ImageError(f"Block driver '{out_fmt}' does not support size measurement")
-    kw = parse_options(options or {})
+    kw = parse_options(options or {}, "luks" if out_fmt == "luks" else "qcow2")
     cs = int(kw.get("cluster_size", 65536))  # type: ignore[call-overload]
     rbits = int(kw.get("refcount_bits", 16))  # type: ignore[call-overload]
     prealloc = str(kw.get("preallocation", "off"))
@@ -82,6 +82,14 @@ def measure(
     assert size is not None
     if out_fmt == "raw":
         return {"required": size, "fully-allocated": size}
+    if out_fmt == "luks":  # the header area (its key slots sized by the cipher), then the payload
+        from pyvirt.image.luks import header_area_size
+        from pyvirt.image.options import luks_create_kwargs
+
+        kw.pop("key-secret", None)
+        spec = luks_create_kwargs(kw, b"")["encrypt_cipher"]
+        need = header_area_size(spec.key_bytes) + size  # type: ignore[attr-defined]
+        return {"required": need, "fully-allocated": need}
     rounded = -(-size // cs) * cs  # as qemu-img: the virtual size in whole clusters
     required = rounded
     if prealloc not in ("falloc", "full"):
@@ -101,9 +109,10 @@ def measure(
             offset += pnum
     full = prealloc_size(size, cs, rbits.bit_length() - 1, extended_l2=bool(kw.get("extended_l2")))
     if kw.get("encrypt_format") == "luks":
-        from pyvirt.image.luks import header_area_size
+        from pyvirt.image.luks import DEFAULT_CIPHER, header_area_size
 
-        full += -(-header_area_size() // cs) * cs
+        key_bytes = getattr(kw.get("encrypt_cipher"), "key_bytes", DEFAULT_CIPHER.key_bytes)
+        full += -(-header_area_size(key_bytes) // cs) * cs
     out: dict[str, Any] = {"required": full - rounded + required, "fully-allocated": full}
     if src_is_qcow2 and compat not in ("0.10", "v2"):
         out["bitmaps"] = bitmaps_size(bitmaps, size, cs)
