@@ -159,7 +159,7 @@ class BackingLayer:
 
 @dataclass
 class DiskConfig:
-    type: str = "file"  # file | block | volume | network | dir (a host directory as a FAT disk, vvfat)
+    type: str = "file"  # file | block | volume | network | dir (vvfat) | vhostuser (conf.vhostuser_disk)
     device: str = "disk"  # disk | cdrom | floppy | lun (a host SCSI device passed through, scsi-block)
     driver_name: str = "qemu"
     driver_type: str = "raw"  # conf.domain_xml.DISK_FORMATS
@@ -178,6 +178,7 @@ class DiskConfig:
     source_protocol: str | None = None  # type='network': nbd
     source_name: str | None = None  # the NBD export
     source_tls: str | None = None  # NBD: tls='yes'/'no' (conf.nbd_tls)
+    vhostuser: CharDevConfig | None = None  # type='vhostuser': the backend's socket (source is its path)
     source_tls_hostname: str | None = None  # NBD over TLS: the name the server's certificate carries
     # type='network': the server, (transport, host name or socket path, port); tcp or unix
     source_host: tuple[str, str, str | None] | None = None

@@ -98,7 +98,7 @@ FEATURES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 CPU_MODES = ("host-passthrough", "host-model", "custom", "maximum")
 CPU_FEATURE_POLICIES = ("force", "require", "optional", "disable", "forbid")
-DISK_TYPES = ("file", "block", "volume", "network", "dir")
+DISK_TYPES = ("file", "block", "volume", "network", "dir", "vhostuser")
 DISK_DEVICES = ("disk", "cdrom", "floppy", "lun")
 DISK_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx", "fat")  # fat: a type='dir' disk's
 DISK_BUSES = ("virtio", "sata", "scsi", "ide", "usb", "fdc")
@@ -681,6 +681,10 @@ class _Parser:
                 disk.source = node.attr("dev")
             elif disk.type == "dir":
                 disk.source = node.attr("dir")
+            elif disk.type == "vhostuser":
+                from pyvirt.conf import vhostuser_disk
+
+                vhostuser_disk.parse_source(node, disk)
             elif disk.type == "network":
                 self.network_source(node, disk)
             else:
@@ -1271,6 +1275,10 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
             },
         )
         source.add(x("host", host))
+    elif disk.type == "vhostuser":
+        from pyvirt.conf import vhostuser_disk
+
+        source = vhostuser_disk.write_source(disk)
     elif disk.source is not None:
         source = x("source", {{"file": "file", "dir": "dir"}.get(disk.type, "dev"): disk.source})
     if disk.startup_policy is not None:

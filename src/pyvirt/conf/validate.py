@@ -199,6 +199,10 @@ def _check_devices(dom: Domain) -> None:
             raise InvalidArgument(f"disk '{disk.target_dev}' has no source")
         if disk.device == "lun":
             _check_lun(disk)
+        if disk.type == "vhostuser":
+            from pyvirt.conf import vhostuser_disk
+
+            vhostuser_disk.check(dom, disk)
         if (disk.type == "dir") != (disk.driver_type == "fat") or (disk.type == "dir" and not disk.readonly):
             raise UnsupportedConfig(
                 f"unsupported configuration: disk '{disk.target_dev}': a disk of type 'dir' is the FAT image "

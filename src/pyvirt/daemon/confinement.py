@@ -189,6 +189,12 @@ class Confinement:
 def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], channel_dir: Path) -> None:
     for index, disk in enumerate(dom.devices.disks):
         path = disk_paths.get(index, disk.source)
+        if path is not None and disk.type == "vhostuser":  # the backend's socket, connected to by path
+            if os.path.exists(path):
+                handover.writable(path, "vhost-user socket")
+            else:
+                ownership.check_traversable(path, handover.ident, "vhost-user socket")
+            continue
         if path is not None and disk.type == "dir":  # vvfat: QEMU reads the tree
             ownership.check_traversable(path, handover.ident, "disk directory")
             handover.access[path] = "rodir"

@@ -77,7 +77,7 @@ def check_disks(reg: DomainRegistry, dom: Domain) -> dict[int, str]:
                 raise UnsupportedConfig("unsupported configuration: storage pools are not available")
             paths[index] = reg.storage.volume_path(disk.source_pool, disk.source_volume)
             continue
-        if disk.source is None:
+        if disk.source is None or disk.type == "vhostuser":  # the backend's socket: QEMU connects
             continue
         if not os.path.exists(disk.source):
             raise OperationFailed(f"Cannot access storage file '{disk.source}': No such file or directory")

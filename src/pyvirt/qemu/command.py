@@ -583,6 +583,17 @@ class _Builder:
         return out
 
     def disk(self, index: int, disk: DiskConfig) -> None:
+        if disk.type == "vhostuser":  # a vhost-user block backend: no image, no block nodes
+            from pyvirt.conf import vhostuser_disk
+
+            dev_id = disk_device_id(self.dom, index)
+            self.add("-chardev", vhostuser_disk.chardev_spec(disk, dev_id))
+            place = _pci_placement(disk.address, self.q35)
+            place.update(virtio_options.props(disk.virtio, virtio=True, what=f"disk '{disk.target_dev}'"))
+            bootindex = self._boot_index(disk.boot_order, "hd")
+            chardev = vhostuser_disk.chardev_id(dev_id)
+            self.add(*_device("vhost-user-blk-pci", place, chardev=chardev, id=dev_id, bootindex=bootindex))
+            return
         node = f"pyvirt-{index + 1}"
         path = self.ctx.disk_paths.get(index, disk.source)
         has_media = path is not None or disk.source_host is not None

@@ -24,6 +24,7 @@ NEEDS_SERVER = {
     "domain/libvirt-nbd-disks",
     "domain/libvirt-input-passthrough",  # a host /dev/input/event device, which this machine has none of
     "domain/libvirt-input-evdev",  # the same
+    "domain/libvirt-vhostuser-disk",  # vhost-user block backends (QEMU waits for them at start)
     "domain/libvirt-nbd-tls",  # an NBD server with TLS and client credentials: test_nbd_tls (unit)
     "domain/libvirt-vdpa-lun",  # a vDPA device and a host SCSI disk (scsi-block), which this machine lacks
 }  # NBD servers: tests/integration/daemon/test_nbd_disks.py runs one

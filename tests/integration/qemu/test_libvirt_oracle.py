@@ -96,6 +96,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     # net-vdpa-multiqueue, gives the vhost-vdpa netdev with queues=2 and virtio-net-pci mq, vectors=6)
     "libvirt-vdpa-lun": (("-device", ("scsi-block",)),),
     "libvirt-nbd-tls": (("-object", ("tls-creds-x509",)),),  # the NBD node's tls-*: test_nbd_tls
+    "libvirt-vhostuser-disk": (("-chardev", ("socket",)), ("-device", ("vhost-user-blk-pci",))),
     "libvirt-floppy-dir": (("-device", ("floppy",)), ("-global", ("-global",))),  # vvfat: test_libvirt_extras
     "libvirt-spice-no-args": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
     "libvirt-vsock": (("-device", ("vhost-vsock-pci",)),),
