@@ -554,7 +554,7 @@ def looks_incompressible(
 
 
 def _compress_clusters(
-    data: bytes | bytearray,
+    data: bytes | bytearray | mmap,
     cs: int,
     compress: Callable[[bytes | bytearray], bytes | None],
     probe: Callable[[bytes | bytearray], bytes] | None,
@@ -578,14 +578,14 @@ def _compress_clusters(
     return out
 
 
-def _compress_chunk(data: bytes | bytearray, cs: int) -> list[bytes | None]:
+def _compress_chunk(data: bytes | bytearray | mmap, cs: int) -> list[bytes | None]:
     """:func:`_compress_clusters` with raw deflate (:func:`compress_cluster`)."""
     import zstandard
 
     return _compress_clusters(data, cs, compress_cluster, zstandard.ZstdCompressor(level=1).compress)
 
 
-def _compress_chunk_zstd(data: bytes | bytearray, cs: int) -> list[bytes | None]:
+def _compress_chunk_zstd(data: bytes | bytearray | mmap, cs: int) -> list[bytes | None]:
     """:func:`_compress_clusters` for zstd qcow2: one frame a cluster at zstd's default level, as QEMU
     writes (``ZSTD_compressStream2`` with ``ZSTD_e_end``: the frame states its content size).
 
@@ -631,7 +631,7 @@ class _Compressor:
         from pyvirt.image.qcow2.image import Qcow2Image
         from pyvirt.image.vmdk import VmdkImage, compress_grains
 
-        self.chunk: Callable[[bytes | bytearray, int], list[bytes | None]]
+        self.chunk: Callable[[bytes | mmap, int], list[bytes | None]]
         if isinstance(d, Qcow2Image):
             zstd = d.header.compression_type == 1
             self.chunk, self.cs = (_compress_chunk_zstd if zstd else _compress_chunk), d.cs
@@ -644,8 +644,11 @@ class _Compressor:
         self.read = read
         self.n = threads or os.cpu_count() or 1
         self.pool = Pool(self.n)
-        self.pending: deque[tuple[int, int, bytearray, Job[list[bytes | None]]]] = deque()
-        self.free: list[bytearray] = []
+        self.pending: deque[tuple[int, int, mmap, Job[list[bytes | None]]]] = deque()
+        self.free: list[mmap] = []
+        from mmap import mmap as new_buffer
+
+        self.new_buffer = new_buffer
         # Clusters stored uncompressed go straight into fresh qcow2 space (one pwrite a run).
         self.direct = isinstance(d, Qcow2Image) and d.master_key is None
 
@@ -653,12 +656,12 @@ class _Compressor:
         """Read ``n`` guest bytes at ``pos`` (from ``fd`` at ``host`` if ``fd >= 0``) and compress them."""
         if pos % self.cs:
             raise ImageError("internal error: unaligned compressed chunk")
-        buf = self.free.pop() if self.free else bytearray(CHUNK)
+        buf = self.free.pop() if self.free else self.new_buffer(-1, CHUNK)  # page-aligned, as _copy's
         self.pending.append((pos, n, buf, self.pool.submit(self._work, pos, n, buf, fd, host)))
         while len(self.pending) > 2 * self.n + 2:
             self._drain_one()
 
-    def _work(self, pos: int, n: int, buf: bytearray, fd: int, host: int) -> list[bytes | None]:
+    def _work(self, pos: int, n: int, buf: mmap, fd: int, host: int) -> list[bytes | None]:
         self.read(pos, memoryview(buf)[:n], fd, host)
         return self.chunk(buf if n == len(buf) else buf[:n], self.cs)
 

@@ -23,6 +23,10 @@ from pyvirt.image.base import Extent, Image, merge_extent
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
 from pyvirt.image.fileio import pread_full, pwrite_full
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:
+    from mmap import mmap
+
 SPARSE_MAGIC = b"KDMV"
 GD_AT_END = 0xFFFFFFFFFFFFFFFF
 FLAG_RGD = 1 << 1
@@ -762,7 +766,7 @@ class VmdkImage(Image):
                 self.backing = None
 
 
-def compress_grains(data: bytes | bytearray, cs: int) -> list[bytes | None]:
+def compress_grains(data: bytes | bytearray | mmap, cs: int) -> list[bytes | None]:
     """One zlib stream per grain of ``data`` (as QEMU's ``compress()``), b"" for an all-zero grain.
 
     A grain that fast deflate cannot shrink at all (random-like data) is stored in the stream
