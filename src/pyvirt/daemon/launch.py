@@ -152,6 +152,8 @@ async def start_qemu(
             taps=list(taps.values()),
         )
         pidfile = run_dir / f"{name}.pid"
+        if dom.clock is not None and dom.clock.offset == "variable":  # QEMU's RTC changes add to it
+            record.rtc_adjustment0 = dom.clock.adjustment or 0
         reg.confinement.prepare(
             dom,
             record,

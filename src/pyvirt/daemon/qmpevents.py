@@ -110,6 +110,10 @@ async def apply_event(
         from pyvirt.daemon.agent import port_changed
 
         port_changed(reg, obj, data)
+    elif event == "RTC_CHANGE":
+        from pyvirt.daemon.rtc import on_rtc_change
+
+        on_rtc_change(reg, obj, proc, data)
     elif event == "BALLOON_CHANGE":
         from pyvirt.daemon.stats import balloon_changed
 

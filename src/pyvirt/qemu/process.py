@@ -69,6 +69,7 @@ class RunRecord:
     # Started with autodestroy: ends with its client's connection, which no later daemon holds.
     autodestroy: bool = False
     memlock: bool = False  # <memoryBacking><locked/>: QEMU may lock all its memory (RLIMIT_MEMLOCK)
+    rtc_adjustment0: int | None = None  # <clock offset='variable'>: the adjustment it started with
     # Block jobs (daemon/blockjobs.py) by disk target: the one running, or how the last one ended.
     blockjobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     # A disk's top node in QEMU, by target: the command line's or a hot-plugged disk's (recorded at
