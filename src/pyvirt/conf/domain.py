@@ -179,6 +179,9 @@ class DiskConfig:
     source_name: str | None = None  # the NBD export
     source_tls: str | None = None  # NBD: tls='yes'/'no' (conf.nbd_tls)
     vhostuser: CharDevConfig | None = None  # type='vhostuser': the backend's socket (source is its path)
+    # <disk snapshot='no|internal|external|manual'>: the disk's part in a snapshot that does not name
+    # it (conf.snapshot_disks), as libvirt takes it
+    snapshot: str | None = None
     source_tls_hostname: str | None = None  # NBD over TLS: the name the server's certificate carries
     # type='network': the server, (transport, host name or socket path, port); tcp or unix
     source_host: tuple[str, str, str | None] | None = None

@@ -664,6 +664,7 @@ class _Parser:
     def disk(self, e: Elem) -> DiskConfig:
         disk = DiskConfig(type=e.choice("type", DISK_TYPES) or "file")
         disk.device = e.choice("device", DISK_DEVICES) or "disk"
+        disk.snapshot = e.choice("snapshot", ("no", "internal", "external", "manual"))
         if (node := e.child("driver")) is not None:
             disk.driver_name = node.choice("name", ("qemu",)) or "qemu"
             disk.driver_type = node.choice("type", DISK_FORMATS) or "raw"
@@ -1252,7 +1253,7 @@ def _pm(dom: Domain) -> XNode | None:
 
 
 def _disk(disk: DiskConfig, live: bool) -> XNode:
-    node = x("disk", {"type": disk.type, "device": disk.device})
+    node = x("disk", {"type": disk.type, "device": disk.device, "snapshot": disk.snapshot})
     driver = {"name": disk.driver_name, "type": disk.driver_type}
     attrs = {"cache": disk.cache, "discard": disk.discard, "io": disk.io, "iothread": disk.iothread}
     tuning = disk_tuning.driver_attrs(disk.tuning)

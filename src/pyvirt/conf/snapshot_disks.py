@@ -31,7 +31,9 @@ def _find(dom: Domain, name: str) -> int:
 
 
 def _snapshottable(disk: DiskConfig) -> bool:
-    return disk.device == "disk" and not disk.readonly and disk.source is not None
+    return (
+        disk.device == "disk" and not disk.readonly and disk.source is not None and disk.type != "vhostuser"
+    )
 
 
 def align_disks(snap: DomainSnapshot, dom: Domain, *, active: bool, disk_only: bool) -> None:
@@ -59,8 +61,8 @@ def align_disks(snap: DomainSnapshot, dom: Domain, *, active: bool, disk_only: b
     for index, disk in enumerate(dom.devices.disks):
         spec = given.get(index) or SnapshotDisk(name=disk.target_dev)
         spec.name = disk.target_dev
-        if spec.snapshot is None:
-            spec.snapshot = default if _snapshottable(disk) else "no"
+        if spec.snapshot is None:  # the disk's own snapshot='...' first, as libvirt
+            spec.snapshot = disk.snapshot or (default if _snapshottable(disk) else "no")
         if spec.snapshot == "manual":
             raise UnsupportedConfig(
                 f"unsupported configuration: disk '{disk.target_dev}': snapshot='manual' is not supported"

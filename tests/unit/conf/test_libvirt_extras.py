@@ -208,3 +208,12 @@ def test_a_directory_as_a_read_only_fat_floppy() -> None:
     for wrong in (floppy.replace("type='fat'", "type='raw'"), floppy.replace("<readonly/>", "")):
         with pytest.raises(PyvirtError, match="a disk of type 'dir' is the FAT image"):
             argv(devices=wrong)
+
+
+def test_a_disks_snapshot_attribute_round_trips() -> None:
+    disk = "<disk type='file' device='disk' snapshot='external'><source file='/x.qcow2'/>"
+    disk += "<target dev='vda'/></disk>"
+    dom = load_domain_xml(format_domain(load_domain_xml(XML.format(features="", devices=disk))))
+    assert dom.devices.disks[0].snapshot == "external"
+    with pytest.raises(PyvirtError, match="'snapshot' = 'sometimes'"):
+        load_domain_xml(XML.format(features="", devices=disk.replace("external", "sometimes")))

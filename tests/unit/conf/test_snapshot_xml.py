@@ -164,3 +164,17 @@ def test_overlay_names_follow_libvirt() -> None:
     assert overlay_name("/img/vm", "s1") == "/img/vm.s1"
     assert overlay_name("/img/.hidden", "s1") == "/img/.hidden.s1"
     assert overlay_name("/img/a.b.qcow2", "s1") == "/img/a.b.s1"
+
+
+def test_a_disks_own_snapshot_attribute_is_its_default() -> None:
+    skipped = DiskConfig(source="/img/data.qcow2", driver_type="qcow2", target_dev="vdb", snapshot="no")
+    snap = DomainSnapshot(name="s1")
+    align_disks(snap, _dom(QCOW, skipped), active=True, disk_only=False)
+    assert [(d.name, d.snapshot) for d in snap.disks] == [("vda", "internal"), ("vdb", "no")]
+    manual = DiskConfig(source="/img/data.qcow2", driver_type="qcow2", target_dev="vdb", snapshot="manual")
+    with pytest.raises(UnsupportedConfig, match="snapshot='manual' is not supported"):
+        align_disks(DomainSnapshot(name="s2"), _dom(QCOW, manual), active=True, disk_only=False)
+    vhost = DiskConfig(source="/run/vu.sock", type="vhostuser", target_dev="vdc")
+    snap = DomainSnapshot(name="s3")
+    align_disks(snap, _dom(QCOW, vhost), active=True, disk_only=False)
+    assert snap.disks[1].snapshot == "no"  # a vhost-user backend's disk is not QEMU's to snapshot
