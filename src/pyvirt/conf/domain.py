@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pyvirt.conf.iommu import IOMMUConfig
     from pyvirt.conf.memory_backing import MemoryBacking, NumaTune
     from pyvirt.conf.memory_devices import MemoryDeviceConfig
+    from pyvirt.conf.numa_hmat import Cache, Interconnect
     from pyvirt.conf.spicevmc import RedirdevConfig
     from pyvirt.conf.tpm import TPMConfig
     from pyvirt.conf.vsock import VsockConfig
@@ -76,6 +77,7 @@ class NUMACell:
     memory_kib: int
     mem_access: str | None = None  # shared | private: the cell's backend's share
     discard: bool | None = None  # the cell's file backend's discard-data
+    caches: list[Cache] = field(default_factory=list)  # HMAT (pyvirt.conf.numa_hmat)
 
 
 @dataclass
@@ -93,6 +95,7 @@ class CPUConfig:
     threads: int | None = None
     features: list[CPUFeature] = field(default_factory=list)
     numa: list[NUMACell] = field(default_factory=list)
+    interconnects: list[Interconnect] = field(default_factory=list)  # HMAT (pyvirt.conf.numa_hmat)
 
 
 @dataclass

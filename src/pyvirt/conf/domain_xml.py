@@ -29,6 +29,7 @@ from pyvirt.conf import (
     iothread_pools,
     iotune,
     memory_backing,
+    numa_hmat,
     virtio_options,
     vnc_options,
 )
@@ -504,8 +505,10 @@ class _Parser:
                 )
                 numa_cell.mem_access = cell.choice("memAccess", ("shared", "private"))
                 numa_cell.discard = cell.flag("discard")
+                numa_cell.caches = numa_hmat.parse_caches(cell)
                 cpu.numa.append(numa_cell)
                 cell.done()
+            cpu.interconnects = numa_hmat.parse_interconnects(numa)
             numa.done()
         e.done()
         return cpu
@@ -1234,10 +1237,10 @@ def _cpu(cpu: CPUConfig) -> XNode:
                     "memAccess": c.mem_access,
                     "discard": yes_no(c.discard),
                 },
-            )
+            ).add(*numa_hmat.write_caches(c))
             for c in cpu.numa
         )
-        node.add(x("numa").add(*cells))
+        node.add(x("numa").add(*cells, numa_hmat.write_interconnects(cpu)))
     return node
 
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from pyvirt.conf import acpi_index, feature_sizes, memory_backing, memory_devices, net_vdpa, vnc_options
+from pyvirt.conf import (
+    acpi_index,
+    feature_sizes,
+    memory_backing,
+    memory_devices,
+    net_vdpa,
+    numa_hmat,
+    vnc_options,
+)
 from pyvirt.conf.addresses import check_addresses, parse_number
 from pyvirt.conf.cpuset import parse_cpuset
 from pyvirt.conf.domain import DiskConfig, Domain
@@ -556,6 +564,7 @@ def validate_domain(dom: Domain) -> None:
     _check_numa(dom)
     memory_devices.validate(dom)
     memory_backing.validate(dom)
+    numa_hmat.validate(dom.cpu)
     _check_audio(dom)
     if dom.os.loader is not None and not dom.os.loader.path and dom.os.firmware is None:
         raise InvalidArgument("os/loader needs a path unless os firmware='efi' selects one")

@@ -26,6 +26,7 @@ from pyvirt.conf import (
     memory_backing,
     memory_devices,
     nbd_tls,
+    numa_hmat,
     virtio_options,
     vnc_options,
 )
@@ -250,6 +251,8 @@ class _Builder:
             opts["memory-backend"] = "pc.ram"
         opts.update(memory_devices.machine_options(dom))
         opts.update(memory_backing.machine_options(dom))
+        if numa_hmat.in_use(dom.cpu):
+            opts["hmat"] = "on"
         if dom.os.loader is not None and dom.os.loader.type == "pflash":
             opts["pflash0"] = "pyvirt-pflash0-format"
             if self.ctx.nvram_path:
@@ -387,7 +390,10 @@ class _Builder:
                 self.add(*_json_arg("-object", obj))
             cpus = parse_cpuset(cell.cpus, "cpu/numa/cell") if cell.cpus else frozenset()
             ranges = "".join(f",cpus={r}" for r in _ranges(cpus))
-            self.add("-numa", f"node,nodeid={cell.id}{ranges},memdev={backend}")
+            initiator = numa_hmat.initiator(self.dom.cpu, cell) if self.dom.cpu is not None else None
+            hmat = "" if initiator is None else f",initiator={initiator}"
+            self.add("-numa", f"node,nodeid={cell.id}{ranges}{hmat},memdev={backend}")
+        self.add(*numa_hmat.options(self.dom.cpu))
 
     def memory_devices(self) -> None:
         placement = {

@@ -110,6 +110,7 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("-object", ("memory-backend-ram", "thread-context")),
         ("-overcommit", ("-overcommit",)),
     ),
+    "libvirt-numa-hmat": (("-numa", ("node", "hmat-lb", "hmat-cache")),),
     "libvirt-numa-shared-cells": (("-object", ("memory-backend-memfd",)), ("-numa", ("node",))),
     # a SCSI disk without a controller: libvirt's default model for x86 (lsilogic)
     "libvirt-scsi-implicit": (("-device", ("lsi",)),),
