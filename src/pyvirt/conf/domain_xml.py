@@ -330,6 +330,11 @@ class _Parser:
             dom.devices = self.devices(node)
         for node in root.children("seclabel"):
             self.seclabel(node)
+        if root.children("idmap"):
+            raise UnsupportedConfig(
+                "unsupported configuration: element 'idmap' maps a container's user namespace (libvirt's "
+                "LXC driver): a QEMU guest has none, and its QEMU runs as a user of its own"
+            )
         root.done()
         return dom
 

@@ -252,6 +252,7 @@ def test_unsupported_devices_are_named(snippet: str, message: str) -> None:
         ),
         ("<seclabel type='dynamic' model='apparmor'/>", "it does no AppArmor labelling"),
         ("<sysinfo type='smbios'/>", "element 'sysinfo' is not supported"),
+        ("<idmap><uid start='0' target='1000' count='10'/></idmap>", "element 'idmap' maps a container's"),
     ],
 )
 def test_unsupported_top_level_config_is_named(top: str, message: str) -> None:
