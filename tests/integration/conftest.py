@@ -13,14 +13,25 @@ import pytest
 from tests.support.daemon import Daemon
 
 
-@pytest.fixture
-def daemon() -> Iterator[Daemon]:
+def _running() -> Iterator[Daemon]:
     d = Daemon()
     d.start()
     try:
         yield d
     finally:
         d.cleanup()
+
+
+@pytest.fixture
+def daemon() -> Iterator[Daemon]:
+    """A daemon of the test's own."""
+    yield from _running()
+
+
+@pytest.fixture(scope="module")
+def module_daemon() -> Iterator[Daemon]:
+    """One daemon for all the tests of a module."""
+    yield from _running()
 
 
 @pytest.fixture

@@ -36,13 +36,8 @@ COMMON = (
 
 
 @pytest.fixture(scope="module")
-def d() -> Iterator[Daemon]:
-    daemon = Daemon()
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.cleanup()
+def d(module_daemon: Daemon) -> Daemon:
+    return module_daemon
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,8 @@ pytestmark = [pytest.mark.slow, bootable.needs_tools]
 
 
 @pytest.fixture(scope="module")
-def d() -> Iterator[Daemon]:
-    daemon = Daemon()
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.cleanup()
+def d(module_daemon: Daemon) -> Daemon:
+    return module_daemon
 
 
 @pytest.fixture(scope="module")
