@@ -255,14 +255,10 @@ class FileImage(Image):
     @classmethod
     def open(cls, path: str, *, readonly: bool = True, force_share: bool = False) -> Self:
         """Open and lock ``path``; the descriptor is closed again if the image cannot be read."""
-        from pyvirt.image.locking import lock_image
+        from pyvirt.image.locking import open_locked
 
+        fd = open_locked(path, readonly=readonly, force_share=force_share)
         try:
-            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
-        except OSError as err:
-            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
-        try:
-            lock_image(fd, path, readonly=readonly, force_share=force_share)
             return cls(path, fd, readonly=readonly)
         except BaseException:
             os.close(fd)

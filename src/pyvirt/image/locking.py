@@ -10,6 +10,7 @@ refuses to write (or, without ``force_share``, even read) an image a VM is using
 from __future__ import annotations
 
 import fcntl
+import os
 import struct
 
 from pyvirt.image.errors import ImageError
@@ -63,3 +64,18 @@ def lock_image(fd: int, path: str, *, readonly: bool, force_share: bool = False)
         if err.errno in (22, 95, 38):  # EINVAL, EOPNOTSUPP, ENOSYS: no OFD locks here
             return
         raise ImageError(f"Failed to lock '{path}': {err.strerror}") from err
+
+
+def open_locked(path: str, *, readonly: bool, force_share: bool = False) -> int:
+    """``path`` opened (read-only or read-write) and locked as :func:`lock_image` locks it; the
+    descriptor is closed again when the lock is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
+    except OSError as err:
+        raise ImageError(f"Could not open '{path}': {err.strerror}") from err
+    try:
+        lock_image(fd, path, readonly=readonly, force_share=force_share)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

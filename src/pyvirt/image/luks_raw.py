@@ -143,14 +143,10 @@ class LuksImage(FileImage):
         cls, path: str, passphrase: bytes | None, *, readonly: bool = True, force_share: bool = False
     ) -> LuksImage:
         """Open and lock ``path`` as :meth:`FileImage.open` does, unlocked with ``passphrase``."""
-        from pyvirt.image.locking import lock_image
+        from pyvirt.image.locking import open_locked
 
+        fd = open_locked(path, readonly=readonly, force_share=force_share)
         try:
-            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
-        except OSError as err:
-            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
-        try:
-            lock_image(fd, path, readonly=readonly, force_share=force_share)
             return cls(path, fd, readonly=readonly, passphrase=passphrase)
         except BaseException:
             os.close(fd)

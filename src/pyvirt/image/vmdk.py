@@ -256,18 +256,9 @@ def _read_sparse_header(fd: int, path: str) -> tuple[tuple[object, ...], int]:
 
 
 def _open_fd(path: str, writable: bool, force_share: bool) -> int:
-    from pyvirt.image.locking import lock_image
+    from pyvirt.image.locking import open_locked
 
-    try:
-        fd = os.open(path, os.O_RDWR if writable else os.O_RDONLY)
-    except OSError as err:
-        raise ImageError(f"Could not open '{path}': {err.strerror}") from err
-    try:
-        lock_image(fd, path, readonly=not writable, force_share=force_share)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return open_locked(path, readonly=not writable, force_share=force_share)
 
 
 def _open_sparse(path: str, writable: bool, force_share: bool) -> tuple[_Sparse, bytes, int, int]:

@@ -14,7 +14,7 @@ from array import array
 from pyvirt.image.base import ZERO_CHUNK, Extent, Image, merge_extent
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
 from pyvirt.image.fileio import pread_full, pwrite_full
-from pyvirt.image.locking import lock_image
+from pyvirt.image.locking import lock_image, open_locked
 from pyvirt.image.qcow2 import header as H
 from pyvirt.image.qcow2.refcount import Refcounts, dump_be64, load_be64
 from pyvirt.image.qcow2.tables import (
@@ -123,12 +123,8 @@ class Qcow2Image(Image):
         force_share: bool = False,
         passphrase: bytes | None = None,
     ) -> Qcow2Image:
+        fd = open_locked(path, readonly=readonly, force_share=force_share)
         try:
-            fd = os.open(path, os.O_RDONLY if readonly else os.O_RDWR)
-        except OSError as err:
-            raise ImageError(f"Could not open '{path}': {err.strerror}") from err
-        try:
-            lock_image(fd, path, readonly=readonly, force_share=force_share)
             st = os.fstat(fd)
             first = bytearray(min(max(st.st_size, 0), 1 << H.MAX_CLUSTER_BITS))
             pread_full(fd, memoryview(first), 0)
