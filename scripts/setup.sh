@@ -24,6 +24,8 @@ PACKAGES=(
   man-db groff-base                    # man -l and groff -ww check the generated man pages
   osinfo-db python3-gi gir1.2-libosinfo-1.0   # pyvirt install: OS facts from osinfo-db through libosinfo
   virtinst libvirt-daemon              # pyvirt install's test oracle: virt-install 4.1, a private libvirtd
+  qemu-block-extra                     # QEMU's network block drivers: http(s), nfs, rbd, gluster, iscsi, ssh
+  swtpm swtpm-tools                    # emulated TPMs (<tpm><backend type='emulator'>)
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
