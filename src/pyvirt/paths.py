@@ -96,6 +96,11 @@ class Layout:
     def managed_save(self, name: str) -> Path:
         return self.save_dir / f"{name}.save"
 
+    @property
+    def auto_dump_dir(self) -> Path:
+        """Where a watchdog's ``dump`` action writes guest memory (libvirt's /var/lib/libvirt/qemu/dump)."""
+        return self.state_dir / "qemu/dump"
+
     def ensure(self) -> None:
         """Create the directories the daemon writes to (idempotent)."""
         for path in (

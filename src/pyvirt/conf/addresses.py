@@ -27,6 +27,7 @@ LIMITS: dict[str, dict[str, tuple[int, int]]] = {
     "usb": {"bus": (0, 255)},
     "isa": {"iobase": (0, 0xFFFF), "irq": (0, 15)},
     "dimm": {"slot": (0, 255), "base": (0, 0xFFFFFFFFFFFFFFFF)},
+    "ccid": {"controller": (0, 255), "slot": (0, 0)},  # a CCID reader has one slot (conf.smartcard)
 }
 # Per disk bus: (controller, bus, target, unit) maxima QEMU's devices accept.
 DRIVE_LIMITS = {
@@ -106,6 +107,8 @@ _ADDRESS_TYPES = {
     "serial": ("pci", "isa"),
     "console": ("virtio-serial",),
     "channel": ("virtio-serial",),
+    "ccid": ("usb",),  # a smartcard reader is a USB device (conf.smartcard)
+    "smartcard": ("ccid",),
 }
 
 
@@ -114,7 +117,9 @@ def placed_devices(dom: Domain) -> Iterator[Placed]:
     devs = dom.devices
     groups: list[tuple[str, list[object]]] = [
         ("disk", list(devs.disks)),
-        ("controller", list(devs.controllers)),
+        ("controller", [c for c in devs.controllers if c.type != "ccid"]),
+        ("ccid", [c for c in devs.controllers if c.type == "ccid"]),
+        ("smartcard", list(devs.smartcards)),
         ("interface", list(devs.interfaces)),
         ("serial", list(devs.serials)),
         ("console", list(devs.consoles)),

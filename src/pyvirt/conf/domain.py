@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pyvirt.conf.memory_backing import MemoryBacking, NumaTune
     from pyvirt.conf.memory_devices import MemoryDeviceConfig
     from pyvirt.conf.numa_hmat import Cache, Interconnect
+    from pyvirt.conf.smartcard import SmartcardConfig
     from pyvirt.conf.spicevmc import RedirdevConfig
     from pyvirt.conf.tpm import TPMConfig
     from pyvirt.conf.vsock import VsockConfig
@@ -384,6 +385,7 @@ class Devices:
     sounds: list[SoundConfig] = field(default_factory=list)
     watchdogs: list[WatchdogConfig] = field(default_factory=list)
     redirdevs: list[RedirdevConfig] = field(default_factory=list)  # USB redirection (pyvirt.conf.spicevmc)
+    smartcards: list[SmartcardConfig] = field(default_factory=list)  # pyvirt.conf.smartcard
     iommu: IOMMUConfig | None = None  # pyvirt.conf.iommu
     filesystems: list[FilesystemConfig] = field(default_factory=list)  # virtio-9p (pyvirt.conf.filesystem)
     vsock: VsockConfig | None = None  # pyvirt.conf.vsock

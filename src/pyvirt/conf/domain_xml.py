@@ -131,6 +131,7 @@ CONTROLLER_MODELS: dict[str, tuple[str, ...]] = {
     "virtio-serial": (),
     "ide": (),
     "fdc": (),
+    "ccid": (),  # a USB smartcard reader (conf.smartcard)
 }
 PCI_MODEL_NAMES = (
     "pcie-root-port",
@@ -149,6 +150,7 @@ CHAR_TYPES: dict[str, tuple[str, ...]] = {
     "channel": ("unix", "pty", "spicevmc", "file", "null", *chardev_backends.TYPES),
     "rng": ("unix", "pty", "file", "null", *chardev_backends.TYPES),  # an egd backend's
     "redirdev": ("unix", "tcp"),  # a usbredir peer on a socket (a redirdev other than spicevmc)
+    "smartcard": ("unix", "pty", "file", "null", *chardev_backends.TYPES),  # passthrough's
 }
 SERIAL_TARGETS = ("isa-serial", "pci-serial", "usb-serial", "isa-debug")
 SERIAL_MODELS = ("isa-serial", "pci-serial", "usb-serial", "isa-debugcon")
@@ -159,7 +161,7 @@ INPUT_BUSES = ("ps2", "usb", "virtio")
 RNG_BACKENDS = ("/dev/urandom", "/dev/random", "/dev/hwrng")
 PANIC_MODELS = ("isa", "pvpanic", "hyperv")
 WATCHDOG_MODELS = ("itco", "i6300esb", "ib700")
-WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "inject-nmi")
+WATCHDOG_ACTIONS = ("reset", "shutdown", "poweroff", "pause", "none", "inject-nmi", "dump")
 ADDRESS_ATTRS: dict[str, tuple[str, ...]] = {
     "pci": ("domain", "bus", "slot", "function", "multifunction"),
     "drive": ("controller", "bus", "target", "unit"),
@@ -167,6 +169,7 @@ ADDRESS_ATTRS: dict[str, tuple[str, ...]] = {
     "usb": ("bus", "port"),
     "isa": ("iobase", "irq"),
     "dimm": ("slot", "base"),
+    "ccid": ("controller", "slot"),
 }
 # SPICE's child elements libvirt writes, each with the one attribute pyvirt maps onto -spice.
 SPICE_SETTINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -651,6 +654,16 @@ class _Parser:
                 devs.iommu.alias = self.alias(node)
                 devs.iommu.address = self.address(node)
                 node.done()
+            elif tag == "smartcard":
+                from pyvirt.conf import smartcard
+
+                card = smartcard.parse(node, CHAR_TYPES["smartcard"])
+                if card.source is not None and card.source.type != "spicevmc":
+                    self.char_source(node, card.source)
+                card.alias = self.alias(node)
+                card.address = self.address(node)
+                node.done()
+                devs.smartcards.append(card)
             elif tag == "redirdev":
                 from pyvirt.conf.spicevmc import parse_redirdev
 
@@ -1479,6 +1492,13 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         for r in devs.redirdevs:
             redir_source = char_source_nodes(r.source, live) if r.source else []
             node.add(write_redirdev(r, (*redir_source, _alias(r.alias, live), _address(r.address))))
+    if devs.smartcards:
+        from pyvirt.conf import smartcard
+
+        for card in devs.smartcards:
+            spicevmc = card.source is None or card.source.type == "spicevmc"
+            card_source = [] if spicevmc or card.source is None else char_source_nodes(card.source, live)
+            node.add(smartcard.write(card, (*card_source, _alias(card.alias, live), _address(card.address))))
     if (balloon := devs.memballoon) is not None:
         stats = x("stats", {"period": balloon.stats_period}) if balloon.stats_period is not None else None
         extra = (_alias(balloon.alias, live), _address(balloon.address), _driver(balloon.virtio))

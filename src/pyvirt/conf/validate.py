@@ -579,5 +579,9 @@ def validate_domain(dom: Domain) -> None:
     _check_controllers(dom)
     _check_memory_devices(dom)
     _check_watchdogs_and_video(dom)
+    if dom.devices.smartcards:
+        from pyvirt.conf import smartcard
+
+        smartcard.check(dom)
     check_addresses(dom)
     _check_boot(dom)

@@ -33,6 +33,7 @@ def outside(dom: Domain, channel_dir: Path) -> Iterator[CharDevConfig]:
     devices = dom.devices
     consoles = [c for c in devices.consoles if c.target_type not in (None, "serial")]  # else: the serial's
     others = [rng.egd for rng in devices.rngs if rng.egd] + [r.source for r in devices.redirdevs if r.source]
+    others += [card.source for card in devices.smartcards if card.source]
     for dev in (*devices.serials, *consoles, *devices.parallels, *devices.channels, *others):
         if dev.type == "unix" and dev.source_path and Path(dev.source_path).parent != channel_dir:
             yield dev

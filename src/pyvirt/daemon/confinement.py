@@ -235,6 +235,7 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
     others = [r.egd for r in dom.devices.rngs if r.egd] + [
         r.source for r in dom.devices.redirdevs if r.source
     ]
+    others += [card.source for card in dom.devices.smartcards if card.source]
     for dev in (
         *dom.devices.serials,
         *dom.devices.parallels,

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.conf import audio, hostdev, memory_backing, nbd_tls, net_vdpa, tpm, vsock
+from pyvirt.conf import audio, hostdev, memory_backing, nbd_tls, net_vdpa, smartcard, tpm, vsock
 from pyvirt.conf.domain import Domain
 from pyvirt.daemon import blockdevs, blockjobs, chardev_sockets, disk_secrets, guest_memory, iotune, tuning
 from pyvirt.daemon.console import ConsoleRelay
@@ -116,6 +116,7 @@ async def start_qemu(
     tpm.require_host(dom)
     hostdev.require_host(dom)
     net_vdpa.require_host(dom)
+    smartcard.require_host(dom)
     hugepage_mounts = memory_backing.require_host(dom)
     nbd_tls.require_host(dom, str(reg.layout.pki_dir / "qemu"))
     passphrases = disk_secrets.passphrases(reg, dom)

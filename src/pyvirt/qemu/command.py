@@ -220,6 +220,7 @@ class _Builder:
         self.graphics()
         self.inputs()
         self.redirdevs()
+        self.smartcards()
         self.misc_devices()
         self.add("-sandbox", SANDBOX)
         self.add("-msg", "timestamp=on")
@@ -540,6 +541,8 @@ class _Builder:
             return  # built into the machine (piix3-ide on pc)
         elif ctrl.type == "fdc":
             return  # pc's own isa-fdc; on q35 one is added with the first floppy
+        elif ctrl.type == "ccid":
+            return  # with its smartcard (smartcards())
         else:
             raise UnsupportedConfig(f"unsupported configuration: controller type '{ctrl.type}'")
 
@@ -1075,6 +1078,33 @@ class _Builder:
             usb = self._usb_placement(redir.address, "usb redirection")
             self.add(*_device("usb-redir", {}, chardev=chardev, id=redir.alias or f"redir{index}", **usb))
 
+    def smartcards(self) -> None:
+        """Each CCID controller (``usb-ccid``) and its card (conf.smartcard)."""
+        devs = self.dom.devices
+        if not devs.smartcards and not any(c.type == "ccid" for c in devs.controllers):
+            return
+        from pyvirt.conf import smartcard, spicevmc
+
+        ctls = {c.index: c for c in self.dom.devices.controllers if c.type == "ccid"}
+        for index in smartcard.ccid_indexes(self.dom):
+            ctl = ctls.get(index)
+            usb = self._usb_placement(ctl.address if ctl else None, "a smartcard reader (usb-ccid)")
+            self.add(*_device("usb-ccid", {}, id=(ctl.alias if ctl else None) or f"ccid{index}", **usb))
+        for index, card in enumerate(self.dom.devices.smartcards):
+            driver, props = smartcard.device_props(card)
+            ctl = ctls.get(ccid := smartcard.controller_of(card))
+            bus = f"{(ctl.alias if ctl else None) or f'ccid{ccid}'}.0"
+            if card.source is not None:
+                chardev = f"charsmartcard{index}"
+                if card.source.type == "spicevmc":
+                    spice = any(g.type == "spice" for g in self.dom.devices.graphics)
+                    spicevmc.require_spice(spice, "a smartcard")
+                    self.add("-chardev", f"spicevmc,id={chardev},name=smartcard")
+                else:
+                    self.add("-chardev", _chardev_spec(card.source, chardev, self.ctx.socket_fds))
+                props["chardev"] = chardev
+            self.add(*_device(driver, {}, **props, id=card.alias or f"smartcard{index}", bus=bus))
+
     def videos(self) -> None:
         for index, video in enumerate(self.dom.devices.videos):
             if video.model == "none":
@@ -1126,7 +1156,8 @@ class _Builder:
             else:
                 raise UnsupportedConfig(f"unsupported configuration: watchdog model '{dog.model}'")
         if dogs:
-            self.add("-watchdog-action", dogs[0].action)
+            # dump: QEMU pauses, the daemon dumps and resumes (daemon.watchdog_dump)
+            self.add("-watchdog-action", "pause" if dogs[0].action == "dump" else dogs[0].action)
 
     def misc_devices(self) -> None:
         dev = self.dom.devices

@@ -27,6 +27,7 @@ NEEDS_SERVER = {
     "domain/libvirt-vhostuser-disk",  # vhost-user block backends (QEMU waits for them at start)
     "domain/libvirt-nbd-tls",  # an NBD server with TLS and client credentials: test_nbd_tls (unit)
     "domain/libvirt-vdpa-lun",  # a vDPA device and a host SCSI disk (scsi-block), which this machine lacks
+    "domain/libvirt-smartcard-certificates",  # an NSS database with the card's certificates
 }  # NBD servers: tests/integration/daemon/test_nbd_disks.py runs one
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 

@@ -121,6 +121,12 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("-netdev", ("user",)),
         ("-device", ("isa-serial", "virtserialport")),
     ),
+    "libvirt-smartcard-watchdog": (
+        ("-device", ("usb-ccid", "ccid-card-passthru", "i6300esb")),
+        ("-chardev", ("socket",)),
+        ("-watchdog-action", ("pause",)),
+    ),
+    "libvirt-smartcard-certificates": (("-device", ("usb-ccid", "ccid-card-emulated")),),
 }
 
 # Cases whose host device libvirt opens even to print the command line.

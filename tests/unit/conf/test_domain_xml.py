@@ -209,7 +209,7 @@ def test_every_element_refuses_an_unknown_attribute_and_child(name: str) -> None
         ("<disk device='tape'/>", "attribute 'device' = 'tape' of 'devices/disk'"),
         ("<interface type='direct'/>", "attribute 'type' = 'direct' of 'devices/interface'"),
         ("<controller type='usb' model='qusb2'/>", "attribute 'model' = 'qusb2'"),
-        ("<smartcard mode='passthrough' type='spicevmc'/>", "element 'devices/smartcard' is not supported"),
+        ("<smartcard mode='passthrough' type='pipe'/>", "attribute 'type' = 'pipe' of 'devices/smartcard'"),
         ("<audio id='1' type='dbus'/>", "attribute 'type' = 'dbus' of 'devices/audio'"),
         ("<rng model='virtio'><backend model='gather'/></rng>", "attribute 'model' = 'gather'"),
         ("<rng model='virtio'><backend model='random'>/etc/passwd</backend></rng>", "value '/etc/passwd'"),
