@@ -11,12 +11,11 @@ from __future__ import annotations
 from pyvirt.cli.domain import _domain, _guard, _read_file
 from pyvirt.cli.hotplug import _scope
 from pyvirt.cli.output import emit, message
+from pyvirt.cli.xmlnode import Node, parse, tostring
 from pyvirt.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
-    from xml.etree.ElementTree import Element
-
     from pyvirt.cli.args import Parsed
     from pyvirt.cli.main import GlobalOptions
     from pyvirt.client.api import Domain
@@ -66,7 +65,6 @@ def _address(text: str, multifunction: bool) -> dict[str, str]:
 def disk_xml(a: Parsed) -> str:
     """The ``<disk>`` element virsh's attach-disk makes from its options."""
     import os
-    import xml.etree.ElementTree as ET
 
     if a.get("rawio"):
         raise InvalidArgument("--rawio: rawio needs a device='lun' disk, which pyvirt does not support")
@@ -87,7 +85,7 @@ def disk_xml(a: Parsed) -> str:
     mode = a.opt("mode")
     if mode not in (None, "readonly", "shareable"):
         raise InvalidArgument(f"No support for {mode} in command 'attach-disk'")
-    disk = ET.Element("disk", type=stype, device=a.opt("type") or "disk")
+    disk = Node("disk", {"type": stype, "device": a.opt("type") or "disk"})
     driver = {
         key: value
         for key, value in (
@@ -100,9 +98,9 @@ def disk_xml(a: Parsed) -> str:
         if value
     }
     if driver:
-        ET.SubElement(disk, "driver", driver)
+        disk.add("driver", driver)
     if stype == "network":
-        src = ET.SubElement(disk, "source", protocol=str(protocol), name=source)
+        src = disk.add("source", {"protocol": str(protocol), "name": source})
         host: dict[str, str] = {}
         if a.opt("source_host_name"):
             name, _, port = str(a.opt("source_host_name")).partition(":")
@@ -112,27 +110,26 @@ def disk_xml(a: Parsed) -> str:
         for key in ("transport", "socket"):
             if a.opt(f"source_host_{key}"):
                 host[key] = str(a.opt(f"source_host_{key}"))
-        ET.SubElement(src, "host", host)
+        src.add("host", host)
     else:
-        ET.SubElement(disk, "source", {"dev" if stype == "block" else "file": source})
+        disk.add("source", {"dev" if stype == "block" else "file": source})
     target = {"dev": a.text("target")}
     if a.opt("targetbus"):
         target["bus"] = str(a.opt("targetbus"))
-    ET.SubElement(disk, "target", target)
+    disk.add("target", target)
     if mode:
-        ET.SubElement(disk, mode)
+        disk.add(mode)
     if a.opt("serial"):
-        ET.SubElement(disk, "serial").text = a.opt("serial")
+        disk.add("serial", text=a.opt("serial"))
     if a.opt("wwn"):
-        ET.SubElement(disk, "wwn").text = a.opt("wwn")
+        disk.add("wwn", text=a.opt("wwn"))
     if a.opt("alias"):
-        ET.SubElement(disk, "alias", name=str(a.opt("alias")))
+        disk.add("alias", {"name": str(a.opt("alias"))})
     if a.opt("address"):
-        ET.SubElement(disk, "address", _address(str(a.opt("address")), a.flag("multifunction")))
+        disk.add("address", _address(str(a.opt("address")), a.flag("multifunction")))
     elif a.flag("multifunction"):
         raise InvalidArgument("--multifunction needs a PCI --address")
-    ET.indent(disk)
-    return ET.tostring(disk, encoding="unicode") + "\n"
+    return tostring(disk)
 
 
 def attach_disk(opts: GlobalOptions, a: Parsed) -> int:
@@ -149,11 +146,9 @@ def attach_disk(opts: GlobalOptions, a: Parsed) -> int:
 # ---------------------------------------------------------------------------------------- by path
 
 
-def _find_disk(dom: Domain, path: str, inactive: bool) -> tuple[Element, str]:
+def _find_disk(dom: Domain, path: str, inactive: bool) -> tuple[Node, str]:
     """The ``<disk>`` element whose target or source is ``path``, and its device type."""
-    import xml.etree.ElementTree as ET
-
-    root = ET.fromstring(dom.xml(inactive=inactive))
+    root = parse(dom.xml(inactive=inactive))
     for disk in root.iter("disk"):
         target = disk.find("target")
         source = disk.find("source")
@@ -164,35 +159,25 @@ def _find_disk(dom: Domain, path: str, inactive: bool) -> tuple[Element, str]:
             for runtime in disk.findall("alias"):
                 if not str(runtime.get("name", "")).startswith("ua-"):
                     disk.remove(runtime)
-            return disk, disk.get("device", "disk")
+            return disk, disk.get("device") or "disk"
     raise InvalidArgument(f"No disk found whose source path or target is {path}")
-
-
-def _xml_text(element: Element) -> str:
-    import xml.etree.ElementTree as ET
-
-    element.tail = None
-    ET.indent(element)
-    return ET.tostring(element, encoding="unicode") + "\n"
 
 
 def detach_disk(opts: GlobalOptions, a: Parsed) -> int:
     dom, live, config = _connect(opts, a)
     disk, _device = _find_disk(dom, a.text("target"), config and not live)
     if a.flag("print_xml"):
-        emit(_xml_text(disk))
+        emit(tostring(disk))
         return 0
     for chain in disk.findall("backingStore"):  # the running chain: no part of a device's definition
         disk.remove(chain)
-    xml = _xml_text(disk)
+    xml = tostring(disk)
     _guard("Failed to detach disk", lambda: dom.detach_device(xml, live=live, config=config))
     message("Disk detached successfully")
     return 0
 
 
 def change_media(opts: GlobalOptions, a: Parsed) -> int:
-    import xml.etree.ElementTree as ET
-
     chosen = [name for name in ("eject", "insert", "update") if a.flag(name)]
     if len(chosen) > 1:
         raise InvalidArgument(f"Options --{chosen[0]} and --{chosen[1]} are mutually exclusive")
@@ -214,15 +199,14 @@ def change_media(opts: GlobalOptions, a: Parsed) -> int:
         raise InvalidArgument(f"The disk device '{name}' doesn't have media")
     if action == "insert" and old is not None:
         raise InvalidArgument(f"The disk device '{name}' already has media")
-    position = list(disk).index(old) if old is not None else _source_position(disk)
+    position = disk.children.index(old) if old is not None else _source_position(disk)
     if old is not None:
         disk.remove(old)
     if source:
         block = a.flag("block")
         disk.set("type", "block" if block else "file")
-        new = ET.Element("source", {"dev" if block else "file": source})
-        disk.insert(position, new)
-    xml = _xml_text(disk)
+        disk.insert(position, Node("source", {"dev" if block else "file": source}))
+    xml = tostring(disk)
     if a.flag("print_xml"):
         emit(xml)
         return 0
@@ -235,7 +219,7 @@ def change_media(opts: GlobalOptions, a: Parsed) -> int:
     return 0
 
 
-def _source_position(disk: Element) -> int:
+def _source_position(disk: Node) -> int:
     tags = [child.tag for child in disk]
     return tags.index("driver") + 1 if "driver" in tags else 0
 

@@ -1,5 +1,6 @@
-"""The CLI stays lean: what `pyvirt list`/`dominfo` loads, locally or over qemu+ssh:// (the client's
-ssh transport and the remote `pyvirt proxy`), imports nothing heavy.
+"""The CLI stays lean: what `pyvirt list`/`dominfo`, the snapshot verbs and attach-disk/detach-disk
+load, locally or over qemu+ssh:// (the client's ssh transport and the remote `pyvirt proxy`), imports
+nothing heavy.
 
 Each heavy module here costs from 0.5 to 4 ms of a ~10 ms command (see docs/BENCHMARKS.md).
 """
@@ -23,6 +24,7 @@ HEAVY = (
     "argparse",
     "threading",
     "collections",
+    "xml.etree.ElementTree",  # attach-disk, detach-disk, change-media: pyvirt.cli.xmlnode instead
     # WebSocket code: only the stream verbs (console, event, vol-upload, vol-download) load it.
     "wsproto",
     "h11",
@@ -43,6 +45,9 @@ from pyvirt.cli.commands import find
 parse(find("list"), ["--all"]), parse(find("dominfo"), ["web01"])
 import pyvirt.cli.snapshot
 pyvirt.cli.snapshot.create_as_xml("s", "d", "file=/m", ["vda,snapshot=external,file=/o"])
+import pyvirt.cli.devices, pyvirt.cli.xmlnode
+pyvirt.cli.devices.disk_xml(parse(find("attach-disk"), ["d", "/dev/null", "vdb", "--serial", "s"]))
+pyvirt.cli.xmlnode.tostring(pyvirt.cli.xmlnode.parse("<domain><devices><disk/></devices></domain>"))
 print(" ".join(sorted(m for m in {heavy!r} if m in sys.modules)))
 """
 
