@@ -146,6 +146,7 @@ class DomainInfo(DomainSummary):
     title: str | None
     security_model: str  # "dac" when QEMU runs as its own user, "none" when it keeps the daemon's
     security_label: str | None  # libvirt's DAC label "+UID:+GID" of a running domain
+    messages: list[str]  # virsh's "Messages:" of a running domain: its taints (pyvirt.conf.qemu_ns)
 
 
 class DiskSummary(TypedDict):

@@ -226,6 +226,8 @@ def cmd_dominfo(opts: GlobalOptions, a: Parsed) -> int:
     ]
     if info.get("security_label"):
         pairs.append(("Security label:", f"{info['security_label']} (enforcing)"))
+    for i, text in enumerate(info.get("messages") or []):
+        pairs.append(("Messages:" if i == 0 else "", text))
     emit(fields(pairs) + "\n")
     return 0
 

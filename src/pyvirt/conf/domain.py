@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pyvirt.conf.memory_backing import MemoryBacking, NumaTune
     from pyvirt.conf.memory_devices import MemoryDeviceConfig
     from pyvirt.conf.numa_hmat import Cache, Interconnect
+    from pyvirt.conf.qemu_ns import QemuNamespace
     from pyvirt.conf.smartcard import SmartcardConfig
     from pyvirt.conf.spicevmc import RedirdevConfig
     from pyvirt.conf.tpm import TPMConfig
@@ -406,6 +407,7 @@ class Domain:
     title: str | None = None
     description: str | None = None
     metadata: str | None = None  # inner XML of <metadata>, kept verbatim
+    qemu_ns: QemuNamespace | None = None  # xmlns:qemu's elements (pyvirt.conf.qemu_ns)
     memory_kib: int = 1024 * 1024
     current_memory_kib: int | None = None
     max_memory_kib: int | None = None  # <maxMemory>: the hotplug space (pyvirt.conf.memory_devices)

@@ -333,6 +333,10 @@ class _Parser:
             dom.devices = self.devices(node)
         for node in root.children("seclabel"):
             self.seclabel(node)
+        if any(name.startswith("xmlns:") for name in root.node.attrib):
+            from pyvirt.conf import qemu_ns
+
+            dom.qemu_ns = qemu_ns.parse(root)
         if root.children("idmap"):
             raise UnsupportedConfig(
                 "unsupported configuration: element 'idmap' maps a container's user namespace (libvirt's "
@@ -1594,6 +1598,11 @@ def format_domain(dom: Domain, *, live: bool = False, secure: bool = True) -> st
     for tag in ("on_poweroff", "on_reboot", "on_crash"):
         root.add(x(tag, text=getattr(dom, tag)))
     root.add(_pm(dom), _devices(dom.devices, live, secure))
+    if dom.qemu_ns is not None:
+        from pyvirt.conf import qemu_ns
+
+        root.attrs.append(("xmlns:qemu", qemu_ns.NS))
+        root.add(*qemu_ns.write(dom.qemu_ns))
     return serialize(root)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pyvirt.conf import qemu_ns
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
 from pyvirt.daemon import blockjobs, chardev_sockets, guest_memory, launch, lifecycle
@@ -788,6 +789,7 @@ class DomainRegistry:
                 "title": dom.title,
                 "security_model": self.confinement.model,
                 "security_label": self.confinement.label(obj.proc.record if obj.proc else None),
+                "messages": qemu_ns.messages(dom) if obj.active else [],
             }
         )
         return out

@@ -8,6 +8,7 @@ caller (:meth:`DomainRegistry.start`/``create``) holds the domain's lock and has
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -15,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.conf import audio, hostdev, memory_backing, nbd_tls, net_vdpa, smartcard, tpm, vsock
+from pyvirt.conf import audio, hostdev, memory_backing, nbd_tls, net_vdpa, qemu_ns, smartcard, tpm, vsock
 from pyvirt.conf.domain import Domain
 from pyvirt.daemon import blockdevs, blockjobs, chardev_sockets, disk_secrets, guest_memory, iotune, tuning
 from pyvirt.daemon.console import ConsoleRelay
@@ -210,11 +211,12 @@ async def start_qemu(
                 log_path=reg.layout.domain_log(name),
                 on_event=event_handler(reg, obj, obj.generation),
                 pass_fds=tuple(ctx.socket_fds.values()),
-                env=audio.environment(dom),
+                env={**audio.environment(dom), **qemu_ns.environment(dom)},
             )
         finally:
             chardev_sockets.close(sockets)
         t1 = time.monotonic()
+        _log_taints(reg.layout.domain_log(name), dom)
         try:
             await _finish_start(reg, obj, dom, proc, paused=paused, autostart=autostart, incoming=incoming)
             log.debug(
@@ -345,3 +347,11 @@ def open_console(obj: DomainObject) -> None:
         log.warning("cannot open the console pty %s of %s: %s", path, obj.name, err)
         return
     obj.console = relay
+
+
+def _log_taints(log_path: Path, dom: Domain) -> None:
+    """libvirt's taint lines in the domain's log (QEMU appends to it too: one write each)."""
+    for flag in qemu_ns.taints(dom):
+        log.warning("domain %s is tainted: %s", dom.name, flag)
+        with contextlib.suppress(OSError), open(log_path, "a") as out:
+            out.write(f"Domain name='{dom.name}' uuid={dom.uuid} is tainted: {flag}\n")

@@ -174,6 +174,11 @@ class _Builder:
         dom = self.dom
         self.add(dom.devices.emulator or DEFAULT_EMULATOR)
         self.add("-name", f"guest={dom.name},debug-threads=on")
+        if dom.qemu_ns is not None:
+            from pyvirt.conf import qemu_ns
+
+            if (policy := qemu_ns.compat(dom.qemu_ns)) is not None:
+                self.add(*_json_arg("-compat", policy))
         self.add("-S")
         self.machine()
         self.add("-accel", feature_sizes.accel(dom, self.ctx.accel))
@@ -222,6 +227,11 @@ class _Builder:
         self.redirdevs()
         self.smartcards()
         self.misc_devices()
+        if dom.qemu_ns is not None:  # libvirt applies the overrides, then appends the arguments
+            from pyvirt.qemu import overrides
+
+            overrides.apply(dom.qemu_ns, self.argv)
+            self.add(*dom.qemu_ns.args)
         self.add("-sandbox", SANDBOX)
         self.add("-msg", "timestamp=on")
         if self.ctx.pidfile:

@@ -20,9 +20,23 @@ from tests.support.guest import domain_xml
 pytestmark = pytest.mark.slow
 READY = r"pyvirt-guest: ready"
 NAME = "devs1"
+NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 DEVICES = """
 <watchdog model='ib700' action='dump'/>
-<smartcard mode='passthrough' type='unix'><source mode='bind' path='{card}'/></smartcard>
+<smartcard mode='passthrough' type='unix'>
+  <source mode='bind' path='{card}'/><alias name='ua-card'/>
+</smartcard>
+"""
+QEMU_NS = """
+<qemu:commandline>
+  <qemu:arg value='-object'/><qemu:arg value='secret,id=nssecret,data=from-the-xml'/>
+  <qemu:env name='PYVIRT_NS_TEST' value='ns'/><qemu:env name='PYVIRT_NS_EMPTY'/>
+</qemu:commandline>
+<qemu:override>
+  <qemu:device alias='ua-card'><qemu:frontend>
+    <qemu:property name='debug' type='unsigned' value='3'/>
+  </qemu:frontend></qemu:device>
+</qemu:override>
 """
 
 
@@ -39,7 +53,11 @@ def guest(module_daemon: Daemon) -> Iterator[Console]:
     scratch = d.root / "scratch"
     scratch.mkdir(mode=0o755)
     path = scratch / f"{NAME}.xml"
-    path.write_text(domain_xml(NAME, extra_devices=DEVICES.format(card=scratch / "card.sock")))
+    xml = domain_xml(NAME, extra_devices=DEVICES.format(card=scratch / "card.sock"))
+    xml = xml.replace("<domain ", f"<domain xmlns:qemu='{NS}' ", 1).replace(
+        "</domain>", QEMU_NS + "</domain>"
+    )
+    path.write_text(xml)
     d.cli("define", str(path)).ok()
     d.cli("start", NAME).ok()
     console = Console(d, NAME)
@@ -73,8 +91,8 @@ def test_watchdog_dump_writes_guest_memory_and_resumes(module_daemon: Daemon, gu
 def test_smartcard_passthrough_reader_and_socket(module_daemon: Daemon, guest: Console) -> None:
     d = module_daemon
     peripherals = {item["name"] for item in _qmp(d, "qom-list", {"path": "/machine/peripheral"})}
-    assert {"ccid0", "smartcard0"} <= peripherals, peripherals
-    card = _qmp(d, "qom-get", {"path": "/machine/peripheral/smartcard0", "property": "type"})
+    assert {"ccid0", "ua-card"} <= peripherals, peripherals
+    card = _qmp(d, "qom-get", {"path": "/machine/peripheral/ua-card", "property": "type"})
     assert card == "ccid-card-passthru"
     # The daemon listens on the card's socket for QEMU: a vscclient can connect there.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
@@ -98,3 +116,22 @@ def test_emulated_smartcard_without_its_database_is_refused_at_start(
     assert result.rc == 1
     assert "smartcard mode 'host-certificates' needs the NSS database /nonexistent/nssdb" in result.err
     assert d.state("sc2") == "shut off"
+
+
+def test_qemu_namespace_argv_env_override_and_taint(module_daemon: Daemon, guest: Console) -> None:
+    d = module_daemon
+    objects = {item["name"] for item in _qmp(d, "qom-list", {"path": "/objects"})}
+    assert "nssecret" in objects  # <qemu:arg>s reached QEMU's command line
+    environ = Path(f"/proc/{d.qemu_pids()[NAME]}/environ").read_bytes().split(b"\0")
+    assert b"PYVIRT_NS_TEST=ns" in environ and b"PYVIRT_NS_EMPTY=" in environ
+    debug = _qmp(d, "qom-get", {"path": "/machine/peripheral/ua-card", "property": "debug"})
+    assert debug == 3  # the override set the card's property
+    info = d.cli("dominfo", NAME).ok().out
+    assert "Messages:       tainted: custom configuration parameters specified" in info
+    assert "tainted: custom device configuration" in info
+    log = (d.root / f"var/log/pyvirt/qemu/{NAME}.log").read_text()
+    assert "is tainted: custom-argv" in log and "is tainted: custom-device" in log
+    dumped = d.cli("dumpxml", NAME).ok().out
+    assert "xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" in dumped
+    assert "<qemu:env name='PYVIRT_NS_EMPTY'/>" in dumped
+    assert "<qemu:property name='debug' type='unsigned' value='3'/>" in dumped

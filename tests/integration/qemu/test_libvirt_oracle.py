@@ -127,6 +127,8 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
         ("-watchdog-action", ("pause",)),
     ),
     "libvirt-smartcard-certificates": (("-device", ("usb-ccid", "ccid-card-emulated")),),
+    # the overridden disk's properties, -compat and the <qemu:arg>s (env: test_qemu_ns)
+    "libvirt-qemu-ns": (("-device", ("virtio-blk-pci",)), ("-compat", ("",)), ("-fw_cfg", ("-fw_cfg",))),
 }
 
 # Cases whose host device libvirt opens even to print the command line.
