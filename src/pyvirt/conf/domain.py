@@ -276,6 +276,12 @@ class GraphicsConfig:
     spice: dict[tuple[str, str], str] = field(default_factory=dict)
     audio_id: int | None = None  # <audio id='N'/> inside <graphics>: the display's sound
     vnc: dict[str, str] = field(default_factory=dict)  # sharePolicy, powerControl... (conf.vnc_options)
+    local: dict[str, str] = field(
+        default_factory=dict
+    )  # sdl's display, xauth, fullscreen (conf.graphics_local)
+    gl: dict[str, str] = field(default_factory=dict)  # <gl enable rendernode> (conf.graphics_local)
+    passwd_valid_to: str | None = None  # passwdValidTo, as written (UTC)
+    connected: str | None = None  # SPICE: keep | disconnect | fail
 
 
 @dataclass

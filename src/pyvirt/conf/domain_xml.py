@@ -181,7 +181,6 @@ SPICE_SETTINGS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("clipboard", "copypaste", ("yes", "no")),
     ("mouse", "mode", ("server", "client")),
     ("filetransfer", "enable", ("yes", "no")),
-    ("gl", "enable", ("no",)),
 )
 AUDIO_TYPES = (*audio_backends.TYPES, "coreaudio")  # coreaudio: refused by name (macOS only)
 SOUND_MODELS = ("ich9", "ich6", "ac97", "es1370", "sb16")
@@ -961,7 +960,15 @@ class _Parser:
             node.done()
 
     def graphics(self, e: Elem) -> GraphicsConfig:
-        gfx = GraphicsConfig(type=e.choice("type", ("vnc", "spice"), required=True) or "vnc")
+        from pyvirt.conf import graphics_local
+
+        kinds = ("vnc", "spice", *graphics_local.LOCAL_TYPES)
+        gfx = GraphicsConfig(type=e.choice("type", kinds, required=True) or "vnc")
+        if gfx.type in graphics_local.LOCAL_TYPES:
+            graphics_local.parse_local(e, gfx)
+            e.done()
+            return gfx
+        graphics_local.parse_password_settings(e, gfx)
         port = e.integer("port", minimum=-1, maximum=65535)
         autoport = e.flag("autoport")
         gfx.autoport = autoport if autoport is not None else port is None or port == -1
@@ -1008,6 +1015,7 @@ class _Parser:
                 if (setting := e.child(tag)) is not None:
                     gfx.spice[(tag, attr)] = setting.choice(attr, values, required=True) or ""
                     setting.done()
+            graphics_local.parse_gl(e, gfx)
         if (sound := e.child("audio")) is not None:
             gfx.audio_id = sound.integer("id", minimum=1)
             sound.done()
@@ -1414,6 +1422,22 @@ def _chardev(dev: CharDevConfig, live: bool) -> XNode:
 
 
 def _graphics(gfx: GraphicsConfig, live: bool, secure: bool) -> XNode:
+    from pyvirt.conf import graphics_local
+
+    if gfx.type in graphics_local.LOCAL_TYPES:
+        return graphics_local.write_local(gfx)
+    node = _network_graphics(gfx, live, secure)
+    node.attrs += [
+        (k, v) for k, v in (("passwdValidTo", gfx.passwd_valid_to), ("connected", gfx.connected)) if v
+    ]
+    for (tag, attr), value in gfx.spice.items():
+        node.add(x(tag, {attr: value}))
+    node.add(graphics_local.write_gl(gfx))
+    node.add(x("audio", {"id": gfx.audio_id}) if gfx.audio_id is not None else None)
+    return node
+
+
+def _network_graphics(gfx: GraphicsConfig, live: bool, secure: bool) -> XNode:
     port: int | None = gfx.port if gfx.port is not None and (live or not gfx.autoport) else -1
     if not gfx.autoport and gfx.port is None:
         port = None  # SPICE without a port (conf.validate): written as it was read
@@ -1431,9 +1455,6 @@ def _graphics(gfx: GraphicsConfig, live: bool, secure: bool) -> XNode:
         attrs["listen"] = gfx.listen or None
         node = x("graphics", {**attrs, "passwd": gfx.passwd if secure else None})
         node.add(x("listen", {"type": "address", "address": gfx.listen or None}))
-    for (tag, attr), value in gfx.spice.items():
-        node.add(x(tag, {attr: value}))
-    node.add(x("audio", {"id": gfx.audio_id}) if gfx.audio_id is not None else None)
     return node
 
 

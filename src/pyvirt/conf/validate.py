@@ -308,14 +308,14 @@ def _check_devices(dom: Domain) -> None:
                 f"panic model 'pvpanic' cannot have an address of type '{panic.address.type}'"
             )
     for gfx in devs.graphics:
-        if gfx.type not in ("vnc", "spice"):
+        if gfx.type not in ("vnc", "spice", "sdl", "egl-headless"):
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}' is not supported")
         if gfx.spice and gfx.type != "spice":
             raise UnsupportedConfig(
                 f"unsupported configuration: SPICE settings on graphics type '{gfx.type}'"
             )
         vnc_options.check(gfx.type, gfx.vnc)
-        if gfx.listen_socket or gfx.listen_none:
+        if gfx.listen_socket or gfx.listen_none or gfx.type in ("sdl", "egl-headless"):
             continue
         if gfx.type == "spice" and not gfx.autoport and gfx.port is None:
             continue  # no port at all: SPICE listens nowhere (port=0), as libvirt starts it

@@ -225,6 +225,11 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
     for nic in dom.devices.interfaces:
         if nic.type == "vdpa" and nic.source_dev:  # QEMU opens the vDPA device (libvirt passes its fd)
             handover.writable(nic.source_dev, "vDPA device")
+    for gfx in dom.devices.graphics:  # OpenGL: QEMU renders on the host's DRM render node
+        from pyvirt.conf.graphics_local import render_node
+
+        if (render := render_node(gfx)) is not None:
+            handover.writable(render, "DRM render node")
     for inp in dom.devices.inputs:
         if inp.evdev:  # a host input device passed through: QEMU's user reads it, as libvirt relabels it
             handover.writable(inp.evdev, "input device")

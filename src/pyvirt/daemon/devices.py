@@ -626,10 +626,20 @@ async def _update_graphics_live(reg: DomainRegistry, obj: DomainObject, gfx: Gra
             f"unsupported configuration: only the password of the {gfx.type} display can change while "
             "the domain runs"
         )
-    if gfx.passwd != current.passwd:
-        protocol = "spice" if gfx.type == "spice" else "vnc"
-        await proc.monitor.execute("set_password", {"protocol": protocol, "password": gfx.passwd or ""})
-        current.passwd = gfx.passwd
+    if (gfx.passwd, gfx.passwd_valid_to, gfx.connected) != (
+        current.passwd,
+        current.passwd_valid_to,
+        current.connected,
+    ):
+        from pyvirt.qemu import graphics
+
+        args = {"protocol": "spice" if gfx.type == "spice" else "vnc", "password": gfx.passwd or ""}
+        if gfx.connected is not None:
+            args["connected"] = gfx.connected
+        await proc.monitor.execute("set_password", args)
+        await graphics.expire_password(proc.monitor, gfx)  # its passwdValidTo, or never
+        current.passwd, current.passwd_valid_to = gfx.passwd, gfx.passwd_valid_to
+        current.connected = gfx.connected
         reg.save_run_state(obj)
 
 

@@ -16,7 +16,18 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.conf import audio, hostdev, memory_backing, nbd_tls, net_vdpa, qemu_ns, smartcard, tpm, vsock
+from pyvirt.conf import (
+    audio,
+    graphics_local,
+    hostdev,
+    memory_backing,
+    nbd_tls,
+    net_vdpa,
+    qemu_ns,
+    smartcard,
+    tpm,
+    vsock,
+)
 from pyvirt.conf.domain import Domain
 from pyvirt.daemon import blockdevs, blockjobs, chardev_sockets, disk_secrets, guest_memory, iotune, tuning
 from pyvirt.daemon.console import ConsoleRelay
@@ -118,6 +129,7 @@ async def start_qemu(
     hostdev.require_host(dom)
     net_vdpa.require_host(dom)
     smartcard.require_host(dom)
+    graphics_local.require_host(dom)
     hugepage_mounts = memory_backing.require_host(dom)
     nbd_tls.require_host(dom, str(reg.layout.pki_dir / "qemu"))
     passphrases = disk_secrets.passphrases(reg, dom)
@@ -211,7 +223,7 @@ async def start_qemu(
                 log_path=reg.layout.domain_log(name),
                 on_event=event_handler(reg, obj, obj.generation),
                 pass_fds=tuple(ctx.socket_fds.values()),
-                env={**audio.environment(dom), **qemu_ns.environment(dom)},
+                env={**audio.environment(dom), **graphics_local.environment(dom), **qemu_ns.environment(dom)},
             )
         finally:
             chardev_sockets.close(sockets)
@@ -272,13 +284,15 @@ async def _finish_start(
     elif dom.devices.graphics and dom.devices.graphics[0].listen_socket:
         if dom.devices.graphics[0].passwd:
             await proc.monitor.set_vnc_password(dom.devices.graphics[0].passwd)
-    elif dom.devices.graphics:
+    elif dom.devices.graphics and dom.devices.graphics[0].type == "vnc":
         gfx = dom.devices.graphics[0]
         vnc_port = await proc.monitor.vnc_port()
         gfx.port = vnc_port
         proc.record.vnc_port = vnc_port
         if gfx.passwd:
             await proc.monitor.set_vnc_password(gfx.passwd)
+    for gfx in dom.devices.graphics[:1]:
+        await graphics.expire_password(proc.monitor, gfx)
     for index, iface in enumerate(dom.devices.interfaces):
         iface.alias = iface.alias or f"net{index}"  # the ids build_argv gave the device and its netdev
         proc.record.netdevs[iface.alias] = f"hostnet{index}"

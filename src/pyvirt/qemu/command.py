@@ -924,6 +924,13 @@ class _Builder:
         if gfx.type == "spice":
             self.spice(gfx)
             return
+        if gfx.type in ("sdl", "egl-headless"):
+            from pyvirt.conf import graphics_local
+
+            self.add(*graphics_local.display_args(gfx))
+            if not self.dom.devices.videos:
+                self.add("-device", "VGA,id=video0")
+            return
         if gfx.type != "vnc":
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}'")
         if gfx.listen_none:
@@ -1005,6 +1012,10 @@ class _Builder:
             opts["disable-copy-paste"] = "on"
         if settings.get(("filetransfer", "enable")) == "no":
             opts["disable-agent-file-xfer"] = "on"
+        if gfx.gl:
+            from pyvirt.conf import graphics_local
+
+            opts.update(graphics_local.spice_props(gfx))
         opts["seamless-migration"] = "on"
         self.add("-spice", _opts("", **opts))
         if not self.dom.devices.videos:

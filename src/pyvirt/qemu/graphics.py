@@ -36,4 +36,17 @@ def needs_port(gfx: GraphicsConfig) -> bool:
 
 async def configure_spice(monitor: Monitor, gfx: GraphicsConfig) -> None:
     if gfx.passwd:
-        await monitor.execute("set_password", {"protocol": "spice", "password": gfx.passwd})
+        args = {"protocol": "spice", "password": gfx.passwd}
+        if gfx.connected is not None:
+            args["connected"] = gfx.connected
+        await monitor.execute("set_password", args)
+
+
+async def expire_password(monitor: Monitor, gfx: GraphicsConfig) -> None:
+    """``passwdValidTo``: the display's password expires then (conf.graphics_local), else never, as
+    libvirt sets it with each password."""
+    if gfx.passwd and gfx.type in ("vnc", "spice"):
+        from pyvirt.conf.graphics_local import expires_at
+
+        when = "never" if gfx.passwd_valid_to is None else str(expires_at(gfx.passwd_valid_to, "graphics"))
+        await monitor.execute("expire_password", {"protocol": gfx.type, "time": when})

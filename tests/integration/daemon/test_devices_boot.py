@@ -1,5 +1,6 @@
 """Devices of libvirt's XML on one real TCG guest: a watchdog whose ``dump`` action fires, a smartcard
-reader passing a card through a socket, and the QEMU namespace's command line and environment.
+reader passing a card through a socket, the QEMU namespace's command line and environment, and a VNC
+password whose ``passwdValidTo`` has passed; displays this host cannot open refused by name at start.
 
 The guest boots once for the module; each test looks at one device.
 """
@@ -23,6 +24,7 @@ NAME = "devs1"
 NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 DEVICES = """
 <watchdog model='ib700' action='dump'/>
+<graphics type='vnc' autoport='yes' passwd='s3cret' passwdValidTo='2011-05-31T16:11:22'/>
 <smartcard mode='passthrough' type='unix'>
   <source mode='bind' path='{card}'/><alias name='ua-card'/>
 </smartcard>
@@ -135,3 +137,71 @@ def test_qemu_namespace_argv_env_override_and_taint(module_daemon: Daemon, guest
     assert "xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'" in dumped
     assert "<qemu:env name='PYVIRT_NS_EMPTY'/>" in dumped
     assert "<qemu:property name='debug' type='unsigned' value='3'/>" in dumped
+
+
+def _vnc_auth(port: int, password: str) -> bool:
+    """Whether QEMU's VNC server accepts ``password`` (RFB 3.8, VNC authentication)."""
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+    from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        stream = sock.makefile("rwb")
+        assert stream.read(12) == b"RFB 003.008\n"
+        stream.write(b"RFB 003.008\n")
+        stream.flush()
+        count = stream.read(1)[0]
+        assert 2 in stream.read(count)  # VNC authentication offered: the display has a password
+        stream.write(b"\x02")
+        stream.flush()
+        challenge = stream.read(16)
+        # VNC's DES key is the password with each byte's bits reversed
+        key = bytes(int(f"{b:08b}"[::-1], 2) for b in password.encode().ljust(8, b"\0")[:8])
+        encryptor = Cipher(TripleDES(key * 3), modes.ECB()).encryptor()
+        stream.write(encryptor.update(challenge) + encryptor.finalize())
+        stream.flush()
+        return stream.read(4) == b"\0\0\0\0"
+
+
+def test_vnc_password_expired_by_passwd_valid_to(module_daemon: Daemon, guest: Console) -> None:
+    d = module_daemon
+    port = int(_qmp(d, "query-vnc")["service"])
+    assert not _vnc_auth(port, "s3cret")  # valid until 2011: expired at start
+    graphics = d.root / "scratch/vnc.xml"
+    graphics.write_text("<graphics type='vnc' autoport='yes' passwd='n3w'/>")
+    d.cli("update-device", NAME, str(graphics), "--live").ok()
+    assert _vnc_auth(port, "n3w")  # a new password without a limit: accepted
+    assert "passwdValidTo='2011-05-31T16:11:22'" in d.cli("dumpxml", NAME, "--inactive").ok().out
+
+
+@pytest.mark.parametrize(
+    ("graphics", "message"),
+    [
+        ("<graphics type='sdl' display=':0'/>", "graphics type 'sdl' needs QEMU's ui-sdl.so module"),
+        (
+            "<graphics type='egl-headless'/>",
+            "graphics type 'egl-headless' with OpenGL needs a DRM render node",
+        ),
+        (
+            "<graphics type='spice' autoport='yes'>"
+            "<gl enable='yes' rendernode='/dev/dri/renderD200'/></graphics>",
+            "graphics type 'spice' with OpenGL: this host has no render node /dev/dri/renderD200",
+        ),
+    ],
+)
+def test_displays_this_host_cannot_open_are_refused_at_start(
+    module_daemon: Daemon, tmp_path: Path, graphics: str, message: str
+) -> None:
+    d = module_daemon
+    if "'sdl'" in message and Path("/usr/lib/x86_64-linux-gnu/qemu/ui-sdl.so").exists():
+        pytest.skip("this host has QEMU's SDL display")
+    if "needs a DRM render node" in message and any(Path("/dev/dri").glob("renderD*")):
+        pytest.skip("this host has a DRM render node")
+    path = tmp_path / "gfx.xml"
+    path.write_text(domain_xml("gfx1", extra_devices=graphics))
+    d.cli("define", str(path)).ok()
+    try:
+        result = d.cli("start", "gfx1")
+        assert result.rc == 1 and message in result.err, result.err
+        assert d.state("gfx1") == "shut off"
+    finally:
+        d.cli("undefine", "gfx1").ok()

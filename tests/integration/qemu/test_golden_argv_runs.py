@@ -28,6 +28,9 @@ NEEDS_SERVER = {
     "domain/libvirt-nbd-tls",  # an NBD server with TLS and client credentials: test_nbd_tls (unit)
     "domain/libvirt-vdpa-lun",  # a vDPA device and a host SCSI disk (scsi-block), which this machine lacks
     "domain/libvirt-smartcard-certificates",  # an NSS database with the card's certificates
+    "domain/libvirt-sdl",  # an X display and QEMU's ui-sdl.so (start refuses: test_devices_boot)
+    "domain/libvirt-egl-headless",  # a DRM render node (the same)
+    "domain/libvirt-spice-gl",  # the same
 }  # NBD servers: tests/integration/daemon/test_nbd_disks.py runs one
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 

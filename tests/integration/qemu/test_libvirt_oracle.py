@@ -128,6 +128,9 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     ),
     "libvirt-smartcard-certificates": (("-device", ("usb-ccid", "ccid-card-emulated")),),
     # the overridden disk's properties, -compat and the <qemu:arg>s (env: test_qemu_ns)
+    "libvirt-sdl": (("-display", ("sdl",)), ("-audiodev", ("sdl",)), ("-device", ("virtio-vga",))),
+    "libvirt-egl-headless": (("-display", ("egl-headless",)),),
+    "libvirt-spice-gl": (("-spice", ("-spice",)),),  # passwdValidTo, connected: QMP (test_devices_boot)
     "libvirt-qemu-ns": (("-device", ("virtio-blk-pci",)), ("-compat", ("",)), ("-fw_cfg", ("-fw_cfg",))),
 }
 

@@ -656,7 +656,7 @@ def test_qxl_round_trips() -> None:
             UnsupportedConfig,
             "'compression' = 'zip'",
         ),
-        ("<graphics type='spice'><gl enable='yes'/></graphics>", UnsupportedConfig, "'enable' = 'yes'"),
+        ("<graphics type='spice'><gl enable='maybe'/></graphics>", UnsupportedConfig, "'enable' = 'maybe'"),
         (
             "<graphics type='spice'><channel name='main' mode='secure'/></graphics>",
             UnsupportedConfig,
