@@ -28,7 +28,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from pyvirt.conf import network_disk
 from pyvirt.conf.domain_xml import load_domain_xml
+from pyvirt.daemon.disk_secrets import pretend_all
 from pyvirt.errors import PyvirtError
 from pyvirt.qemu import firmware
 from pyvirt.qemu.command import RuntimeContext, build_argv
@@ -103,6 +105,15 @@ def check(xml_path: Path, expected: Path | None = None) -> tuple[str, str]:
             for i, d in enumerate(dom.devices.disks)
             if d.type == "volume"
         }
+        # network disks' credentials and cookies as start seals them (libvirt's own run needs the
+        # credentials' secrets defined, so its population has only cookies)
+        network = {
+            sid: network_disk.cookie_string(d.net).encode() if "cookie" in sid else b"password"
+            for i, d in enumerate(dom.devices.disks)
+            if d.net is not None
+            for sid in network_disk.secret_ids(d.net, f"pyvirt-{i + 1}")
+        }
+        ctx.master_key_path, _, ctx.net_secrets = pretend_all({}, network, Path("/run/pyvirt/qemu/channels"))
         ours = build_argv(dom, ctx)
     except PyvirtError as err:
         return "refused", str(err)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pyvirt.conf.iommu import IOMMUConfig
     from pyvirt.conf.memory_backing import MemoryBacking, NumaTune
     from pyvirt.conf.memory_devices import MemoryDeviceConfig
+    from pyvirt.conf.network_disk import NetworkSource
     from pyvirt.conf.numa_hmat import Cache, Interconnect
     from pyvirt.conf.qemu_ns import QemuNamespace
     from pyvirt.conf.smartcard import SmartcardConfig
@@ -183,6 +184,7 @@ class DiskConfig:
     source_protocol: str | None = None  # type='network': nbd
     source_name: str | None = None  # the NBD export
     source_tls: str | None = None  # NBD: tls='yes'/'no' (conf.nbd_tls)
+    net: NetworkSource | None = None  # type='network' on the protocols other than NBD (conf.network_disk)
     vhostuser: CharDevConfig | None = None  # type='vhostuser': the backend's socket (source is its path)
     # <disk snapshot='no|internal|external|manual'>: the disk's part in a snapshot that does not name
     # it (conf.snapshot_disks), as libvirt takes it

@@ -163,13 +163,13 @@ def _check_memory(dom: Domain) -> None:
 
 
 def _check_lun(disk: DiskConfig) -> None:
-    """A ``device='lun'``: the host's SCSI device itself (SCSI commands passed through), as libvirt runs
+    """A ``device='lun'``: a host SCSI device or an iSCSI LUN (SCSI commands passed through), as libvirt runs
     it on a SCSI bus (``scsi-block``). On virtio libvirt 9.0 gives ``virtio-blk-pci,scsi=on``, which
     QEMU 7.2 refuses on a virtio 1.0 device ("Please set scsi=off"): refused here before QEMU is run."""
-    if disk.type != "block":
+    if disk.type != "block" and not (disk.net is not None and disk.net.protocol == "iscsi"):
         raise UnsupportedConfig(
             f"unsupported configuration: disk '{disk.target_dev}' of device 'lun' must be of type 'block' "
-            "(a host SCSI device)"
+            "(a host SCSI device) or an iSCSI network disk"
         )
     if disk.target_bus == "virtio":
         raise UnsupportedConfig(
@@ -202,7 +202,7 @@ def _check_devices(dom: Domain) -> None:
             )
         if disk.target_bus not in _BUSES:
             raise InvalidArgument(f"disk '{disk.target_dev}' has no usable bus (give <target bus=...>)")
-        has_source = disk.source or (disk.source_pool and disk.source_volume) or disk.source_host
+        has_source = disk.source or (disk.source_pool and disk.source_volume) or disk.source_host or disk.net
         if disk.device in ("disk", "lun") and not has_source:
             raise InvalidArgument(f"disk '{disk.target_dev}' has no source")
         if disk.device == "lun":

@@ -40,7 +40,7 @@ Undo = Callable[[], Awaitable[None]]
 
 
 def has_media(disk: DiskConfig) -> bool:
-    return bool(disk.source or disk.source_volume or disk.source_host)
+    return bool(disk.source or disk.source_volume or disk.source_host or disk.net)
 
 
 def record_disks(live: Domain, record: RunRecord) -> None:
@@ -130,7 +130,7 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
     assert proc is not None
     record, monitor = proc.record, proc.monitor
     writable = not (disk.readonly or disk.device == "cdrom")
-    if disk.source_host is not None:
+    if disk.type == "network":
         chain: list[tuple[str, str]] = [("", disk.driver_type)]
     else:
         path = disk_path(reg, disk)
@@ -173,7 +173,7 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
     except BaseException:
         await _undo_all(steps)
         raise
-    if disk.source_host is None:  # the live <backingStore> chain, as for the disks it started with
+    if disk.type != "network":  # the live <backingStore> chain, as for the disks it started with
         disk.backing = [BackingLayer(p, fmt, path_kind(p)) for p, fmt in chain[1:]]
     record.blockdevs[disk.target_dev] = prefixes
     record.blockroots[disk.target_dev] = f"{prefixes[0]}-format"
@@ -260,7 +260,7 @@ async def unplug_nodes(
     if files is not None:  # and the files block jobs handed over since the plug
         files = list(dict.fromkeys([*files, *(path for path in layers if path)]))
     if files is None:  # a disk it was started with: its file and backing chain, as handed over then
-        path = disk_path(reg, disk) if disk.source_host is None and has_media(disk) else None
+        path = disk_path(reg, disk) if disk.type != "network" and has_media(disk) else None
         files = []
         if path is not None:
             with contextlib.suppress(OperationFailed):

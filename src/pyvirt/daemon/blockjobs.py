@@ -892,7 +892,7 @@ async def resize(reg: DomainRegistry, key: str, disk_key: str, size: int) -> Non
     async with guard(obj, JOB_STATES):
         proc, live = _running(obj)
         index, disk = find_disk(live, disk_key, reg)
-        if disk.source is None and disk.source_host is None and disk.source_volume is None:
+        if disk.source is None and disk.type != "network" and disk.source_volume is None:
             raise InvalidArgument(f"invalid argument: disk '{disk.target_dev}' has no media to resize")
         if disk.readonly or disk.device == "cdrom":
             raise InvalidArgument(f"invalid argument: disk '{disk.target_dev}' is read-only")

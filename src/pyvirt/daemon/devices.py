@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 REMOVAL_TIMEOUT = 30.0
 _MEDIA_FIELDS = (
     *("type", "source", "source_pool", "source_volume", "source_protocol", "source_name"),
-    *("source_host", "driver_type", "encryption"),
+    *("source_host", "net", "driver_type", "encryption"),
 )
 # Fields of a disk that update-device may not change while the domain runs.
 _FIXED_FIELDS = (
@@ -158,7 +158,7 @@ def _add(dom: Domain, kind: str, item: object) -> None:
 
 
 def _check_files(reg: DomainRegistry, disk: DiskConfig) -> None:
-    path = blockdevs.disk_path(reg, disk) if disk.source_host is None else None
+    path = blockdevs.disk_path(reg, disk) if disk.type != "network" else None
     if path is not None:
         blockdevs.check_source(path)
 
@@ -185,7 +185,7 @@ async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
             f"(only {', '.join(HOTPLUG_BUSES)}; sdX targets default to sata: give bus='scsi')"
         )
     missing = _check_controller(trial, disk, live)
-    path = blockdevs.disk_path(reg, disk) if disk.source_host is None else None
+    path = blockdevs.disk_path(reg, disk) if disk.type != "network" else None
     if path is not None:
         blockdevs.check_source(path)
         blockdevs.disk_in_use(reg, obj, disk, path)
@@ -548,7 +548,7 @@ async def _change_media(
     dev_id = current.alias
     assert dev_id is not None
     monitor = proc.monitor
-    path = blockdevs.disk_path(reg, disk) if blockdevs.has_media(disk) and disk.source_host is None else None
+    path = blockdevs.disk_path(reg, disk) if blockdevs.has_media(disk) and disk.type != "network" else None
     if path is not None:
         blockdevs.check_source(path)
         blockdevs.disk_in_use(reg, obj, disk, path)

@@ -14,7 +14,7 @@ import base64
 import contextlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from pyvirt.errors import OperationFailed, UnsupportedConfig
 from pyvirt.qemu.command import MASTER_KEY_ID, disk_secret_id
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pyvirt.qemu.ownership import Identity
 
 MASTER_KEY_FILE = "master-key.aes"
+K = TypeVar("K", int, str, "int | str")
 
 
 def passphrase_of(secrets: SecretStore | None, enc: DiskEncryption) -> bytes:
@@ -55,9 +56,66 @@ def passphrases(reg: DomainRegistry, dom: Domain) -> dict[int, bytes]:
     return out
 
 
+def network_values(reg: DomainRegistry, dom: Domain) -> dict[str, bytes]:
+    """The password, cephx key or cookies of each network disk (conf.network_disk), by the id of the
+    secret object that carries it; a secret missing or without a value is refused before any start."""
+    from pyvirt.conf import network_disk
+
+    out: dict[str, bytes] = {}
+    for index, disk in enumerate(dom.devices.disks):
+        if disk.net is None:
+            continue
+        node = f"pyvirt-{index + 1}"
+        if (auth := disk.net.auth) is not None:
+            if reg.secrets is None:
+                raise UnsupportedConfig("unsupported configuration: disk credentials need the secret driver")
+            if auth.secret_uuid is not None:
+                secret = reg.secrets.get(auth.secret_uuid)
+            else:
+                assert auth.secret_usage is not None
+                secret = reg.secrets.by_usage(auth.secret_type, auth.secret_usage)
+            out[network_disk.auth_secret_id(node)] = reg.secrets.value(secret)
+        if disk.net.cookies:
+            out[network_disk.cookie_secret_id(node)] = network_disk.cookie_string(disk.net).encode()
+    return out
+
+
+def seal_all(
+    passphrases: dict[int, bytes], network: dict[str, bytes], folder: Path, ident: Identity | None
+) -> tuple[str | None, dict[int, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """:func:`seal` for encrypted disks' passphrases and network disks' secrets under one master key."""
+    values = _merged(passphrases, network)
+    path, sealed = seal(values, folder, ident)
+    return path, _ints(sealed), _strs(sealed)
+
+
+def pretend_all(
+    passphrases: dict[int, bytes], network: dict[str, bytes], folder: Path
+) -> tuple[str | None, dict[int, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """:func:`pretend` for both kinds, as :func:`seal_all`."""
+    values = _merged(passphrases, network)
+    path, sealed = pretend(values, folder)
+    return path, _ints(sealed), _strs(sealed)
+
+
+def _merged(passphrases: dict[int, bytes], network: dict[str, bytes]) -> dict[int | str, bytes]:
+    out: dict[int | str, bytes] = {}
+    out.update(passphrases.items())
+    out.update(network.items())
+    return out
+
+
+def _ints(sealed: dict[int | str, tuple[str, str]]) -> dict[int, tuple[str, str]]:
+    return {key: value for key, value in sealed.items() if isinstance(key, int)}
+
+
+def _strs(sealed: dict[int | str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    return {key: value for key, value in sealed.items() if isinstance(key, str)}
+
+
 def seal(
-    values: dict[int, bytes], folder: Path, ident: Identity | None
-) -> tuple[str | None, dict[int, tuple[str, str]]]:
+    values: dict[K, bytes], folder: Path, ident: Identity | None
+) -> tuple[str | None, dict[K, tuple[str, str]]]:
     """Write a new master key into ``folder`` for QEMU's user and encrypt each passphrase with it:
     (the key's path, disk index → (ciphertext, IV) in base64). Nothing is written without a value."""
     if not values:
@@ -76,7 +134,7 @@ def seal(
     return str(path), {index: _encrypt(key, value) for index, value in values.items()}
 
 
-def pretend(values: dict[int, bytes], folder: Path) -> tuple[str | None, dict[int, tuple[str, str]]]:
+def pretend(values: dict[K, bytes], folder: Path) -> tuple[str | None, dict[K, tuple[str, str]]]:
     """As :func:`seal`, for a command line that is only shown (domxml-to-native, as libvirt's): the key's
     path is where a start would write it, and each passphrase is encrypted under a random key that is
     thrown away, so the line has the shape start gives it and opens nothing."""

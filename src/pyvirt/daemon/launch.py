@@ -133,6 +133,7 @@ async def start_qemu(
     hugepage_mounts = memory_backing.require_host(dom)
     nbd_tls.require_host(dom, str(reg.layout.pki_dir / "qemu"))
     passphrases = disk_secrets.passphrases(reg, dom)
+    network_secrets = disk_secrets.network_values(reg, dom)
     blockjobs.fill_chains(dom, disk_paths)
     run_dir = reg.layout.qemu_run_dir
     name = dom.name
@@ -183,7 +184,9 @@ async def start_qemu(
         revert.add(lambda: chardev_sockets.remove(record.sockets), f"remove the chardev sockets of {name}")
         revert.add(lambda: chardev_sockets.close(sockets), "close the chardev sockets")
         hugepage_dirs = guest_memory.prepare(reg.confinement, dom, record, hugepage_mounts)
-        master_key, sealed = disk_secrets.seal(passphrases, channel_dir, reg.confinement.ident)
+        master_key, sealed, net_sealed = disk_secrets.seal_all(
+            passphrases, network_secrets, channel_dir, reg.confinement.ident
+        )
         # Recorded before the spawn (pid 0 until the domain runs): a daemon killed from here on leaves
         # a record its successor cleans up after; the QEMU itself it finds by its -pidfile and ends.
         record.save(run_dir / f"{name}.json")
@@ -197,6 +200,7 @@ async def start_qemu(
             incoming=incoming is not None,
             master_key_path=master_key,
             disk_secrets=sealed,
+            net_secrets=net_sealed,
             socket_fds={path: sock.fileno() for path, sock in sockets.items()},
             hugepage_dirs=hugepage_dirs,
             memory_dir=str(channel_dir),

@@ -33,7 +33,8 @@ def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
         if disk.type == "volume" and reg.storage is not None and disk.source_pool and disk.source_volume:
             disk_paths[index] = reg.storage.volume_path(disk.source_pool, disk.source_volume)
     channels = run / f"{dom.name}.channels"
-    master_key, sealed = disk_secrets.pretend(disk_secrets.passphrases(reg, dom), channels)
+    passphrases, network = disk_secrets.passphrases(reg, dom), disk_secrets.network_values(reg, dom)
+    master_key, sealed, net_sealed = disk_secrets.pretend_all(passphrases, network, channels)
     nvram = reg.nvram_path(dom)
     ctx = RuntimeContext(
         accel="kvm" if dom.type == "kvm" else "tcg",
@@ -53,6 +54,7 @@ def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
         pidfile=str(run / f"{dom.name}.pid"),
         master_key_path=master_key,
         disk_secrets=sealed,
+        net_secrets=net_sealed,
     )
     if dom.devices.vsock is not None and dom.devices.vsock.cid is None:  # as start would choose it
         running = [obj.live for obj in reg.all() if obj.live is not None]

@@ -26,6 +26,7 @@ from pyvirt.conf import (
     memory_backing,
     memory_devices,
     nbd_tls,
+    network_disk,
     numa_hmat,
     virtio_options,
     vnc_options,
@@ -109,6 +110,8 @@ class RuntimeContext:
     # never on the command line.
     master_key_path: str | None = None
     disk_secrets: dict[int, tuple[str, str]] = field(default_factory=dict)
+    # Network disks' passwords, keys and cookies (conf.network_disk), the same way: secret id → sealed
+    net_secrets: dict[str, tuple[str, str]] = field(default_factory=dict)
     tpm_socket: str | None = None  # swtpm's control socket (conf.tpm)
     # Huge page size (KiB) → the directory the domain's huge page backend files go in (conf.memory_backing).
     hugepage_dirs: dict[int, str] = field(default_factory=dict)
@@ -615,9 +618,11 @@ class _Builder:
             return
         node = f"pyvirt-{index + 1}"
         path = self.ctx.disk_paths.get(index, disk.source)
-        has_media = path is not None or disk.source_host is not None
+        has_media = path is not None or disk.source_host is not None or disk.net is not None
         if has_media and disk.encryption is not None:
             self.disk_secret(index, disk, node)
+        if has_media and disk.net is not None:
+            self.network_secrets(disk, node)
         if has_media and nbd_tls.uses_tls(disk):
             self.add(*_json_arg("-object", nbd_tls.creds_object(node, self.ctx.nbd_tls_dir)))
         if has_media:
@@ -742,6 +747,20 @@ class _Builder:
         data, iv = sealed
         obj = {"qom-type": "secret", "id": disk_secret_id(node), "data": data, "keyid": MASTER_KEY_ID}
         self.add(*_json_arg("-object", {**obj, "iv": iv, "format": "base64"}))
+
+    def network_secrets(self, disk: DiskConfig, node: str) -> None:
+        """The secret objects of a network disk's password, key or cookies, encrypted."""
+        assert disk.net is not None
+        for secret_id in network_disk.secret_ids(disk.net, node):
+            sealed = self.ctx.net_secrets.get(secret_id)
+            if sealed is None or not self.ctx.master_key_path:
+                raise UnsupportedConfig(
+                    f"unsupported configuration: disk '{disk.target_dev}' has credentials or cookies: "
+                    "they are given to QEMU only when the domain starts"
+                )
+            data, iv = sealed
+            obj = {"qom-type": "secret", "id": secret_id, "data": data, "keyid": MASTER_KEY_ID}
+            self.add(*_json_arg("-object", {**obj, "iv": iv, "format": "base64"}))
 
     def interface(self, index: int, iface: InterfaceConfig) -> None:
         netdev = f"hostnet{index}"
@@ -1267,6 +1286,9 @@ def storage_node(disk: DiskConfig, node: str, path: str | None) -> dict[str, obj
         }
         storage = {k: v for k, v in storage.items() if v is not None}
         storage.update(nbd_tls.storage_props(disk, node))
+        storage.update({"auto-read-only": True, "discard": "unmap" if disk.discard == "unmap" else "ignore"})
+    if disk.net is not None:  # type='network' on the other protocols (conf.network_disk)
+        storage = {**network_disk.storage_props(disk.net, node), "node-name": f"{node}-storage"}
         storage.update({"auto-read-only": True, "discard": "unmap" if disk.discard == "unmap" else "ignore"})
     cache = _cache_options(disk)
     if cache is not None:

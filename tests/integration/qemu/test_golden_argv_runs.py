@@ -31,6 +31,7 @@ NEEDS_SERVER = {
     "domain/libvirt-sdl",  # an X display and QEMU's ui-sdl.so (start refuses: test_devices_boot)
     "domain/libvirt-egl-headless",  # a DRM render node (the same)
     "domain/libvirt-spice-gl",  # the same
+    "domain/libvirt-network-disks",  # http, nfs, gluster, rbd, iscsi, ssh, ftp servers: test_disk_sources
 }  # NBD servers: tests/integration/daemon/test_nbd_disks.py runs one
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 

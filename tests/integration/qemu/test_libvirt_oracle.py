@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -204,3 +205,71 @@ def test_golden_command_line_agrees_with_libvirt(case: str, oracle: Oracle) -> N
         expected = options(theirs, option, drivers)
         assert expected, f"libvirt's command line has no {option} of {drivers}: the case tests nothing"
         assert options(ours, option, drivers) == expected, option
+
+
+# Network disks (conf.network_disk): each protocol node as libvirt writes it. Not compared: node names
+# and the ids of the secret objects they name (libvirt-N-..., pyvirt-N-...), and the protocol node's
+# discard: libvirt's 'unmap' under a format node that ignores discards, pyvirt's 'ignore', the same.
+NETWORK_DRIVERS = frozenset({"http", "https", "ftp", "ftps", "nfs", "gluster", "rbd", "iscsi"})
+SECRET_REFS = ("key-secret", "password-secret", "cookie-secret")
+
+
+def network_nodes(argv: list[str]) -> list[dict[str, object]]:
+    nodes = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-blockdev"]
+    out = []
+    for node in nodes:
+        if node.get("driver") in NETWORK_DRIVERS:
+            node.pop("node-name")
+            node.pop("discard")
+            out.append({key: ("<secret>" if key in SECRET_REFS else value) for key, value in node.items()})
+    return sorted(out, key=lambda n: json.dumps(n, sort_keys=True))
+
+
+def secret_objects(argv: list[str]) -> list[str]:
+    """The secret objects other than the master key, by what they are for (auth, httpcookie)."""
+    objects = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-object"]
+    secrets = [o for o in objects if o["qom-type"] == "secret" and o["id"] != "masterKey0"]
+    assert all(o["keyid"] == "masterKey0" and o["format"] == "base64" and "iv" in o for o in secrets)
+    return sorted(str(o["id"]).split("-storage-")[1] for o in secrets)
+
+
+def test_network_disks_agree_with_libvirt(oracle: Oracle) -> None:
+    xml = DATA_ROOT / "domain" / "libvirt-network-disks.xml"
+    theirs = network_nodes(shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml))))
+    assert len(theirs) == 7
+    assert network_nodes(argv_for("domain/libvirt-network-disks")) == theirs
+
+
+def test_network_disk_credentials_agree_with_libvirt(oracle: Oracle, tmp_path: Path) -> None:
+    """rbd's cephx key, iSCSI's and https's passwords and https's cookies: secret objects in both."""
+    from pyvirt.conf import network_disk
+    from pyvirt.conf.domain_xml import load_domain_xml
+    from pyvirt.daemon.disk_secrets import pretend_all
+    from pyvirt.qemu.command import build_argv
+    from tests.unit.qemu.test_command import runtime_context
+
+    for kind, usage, element in (("ceph", "netdisk-ceph", "name"), ("iscsi", "netdisk-iscsi", "target")):
+        secret = tmp_path / f"{kind}.xml"
+        secret.write_text(
+            f"<secret ephemeral='no'><usage type='{kind}'><{element}>{usage}</{element}></usage></secret>"
+        )
+        uuid = oracle.virsh("secret-define", str(secret)).split()[1]
+        oracle.virsh("secret-set-value", uuid, "c2VjcmV0")
+    xml = DATA_ROOT / "netdisk" / "credentials.xml"
+    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
+    dom = load_domain_xml(xml.read_text())
+    ctx = runtime_context(dom)
+    values = {
+        sid: b"secret"
+        for index, disk in enumerate(dom.devices.disks)
+        if disk.net is not None
+        for sid in network_disk.secret_ids(disk.net, f"pyvirt-{index + 1}")
+    }
+    ctx.master_key_path, _, ctx.net_secrets = pretend_all({}, values, tmp_path)
+    ours = build_argv(dom, ctx)
+    assert network_nodes(ours) == network_nodes(theirs)
+    assert (
+        secret_objects(ours)
+        == secret_objects(theirs)
+        == sorted(["auth-secret0", "auth-secret0", "auth-secret0", "httpcookie-secret0"])
+    )

@@ -791,12 +791,8 @@ NBD = (
 @pytest.mark.parametrize(
     ("source", "error", "message"),
     [
-        (
-            "<source protocol='iscsi' name='iqn.x/1'><host name='h'/></source>",
-            UnsupportedConfig,
-            "protocol 'iscsi'",
-        ),
-        ("<source protocol='rbd' name='pool/img'><host name='h'/></source>", UnsupportedConfig, "only 'nbd'"),
+        ("<source protocol='tftp' name='a'><host name='h'/></source>", UnsupportedConfig, "protocol 'tftp'"),
+        ("<source protocol='rbd' name='pool'><host name='h'/></source>", XMLError, "pool or image name"),
         ("<source protocol='nbd'/>", XMLError, "needs exactly one <host>"),
         ("<source protocol='nbd'><host name='a'/><host name='b'/></source>", XMLError, "exactly one <host>"),
         ("<source protocol='nbd'><host transport='unix' socket='rel'/></source>", XMLError, "absolute path"),
