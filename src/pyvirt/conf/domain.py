@@ -10,6 +10,8 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pyvirt.conf.disk_layers import DiskLayers
+
 if TYPE_CHECKING:
     from pyvirt.conf.disk_encryption import DiskEncryption
     from pyvirt.conf.filesystem import FilesystemConfig
@@ -210,6 +212,8 @@ class DiskConfig:
     backing: list[BackingLayer] | None = None
     encryption: DiskEncryption | None = None  # <encryption format='luks'>: the image's passphrase secret
     tuning: dict[str, str] = field(default_factory=dict)  # device tuning as written (conf.disk_tuning)
+    # copy_on_read, <metadata_cache>, <transient/> (conf.disk_layers)
+    layers: DiskLayers = field(default_factory=DiskLayers)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from pyvirt.conf import (
     chardev_backends,
     chardev_options,
     controller_models,
+    disk_layers,
     disk_tuning,
     feature_sizes,
     guestfwd,
@@ -698,6 +699,7 @@ class _Parser:
             disk.iothread = node.integer("iothread", minimum=1)
             disk.virtio = virtio_options.parse(node)
             disk_tuning.parse_driver(node, disk.tuning)
+            disk_layers.parse_driver(node, disk.layers)
             node.done()
         if (node := e.child("source")) is not None:
             if disk.type == "file":
@@ -750,6 +752,7 @@ class _Parser:
             disk.serial = node.text()
             node.done()
         disk_tuning.parse_children(e, disk.tuning)
+        disk_layers.parse_transient(e, disk.layers)
         if (enc := e.child("encryption")) is not None:
             if disk.encryption is not None:
                 raise XMLError("an <encryption> definition already found for disk source")
@@ -767,6 +770,10 @@ class _Parser:
             node.done()
             iotune.check(disk.iotune, "disk/iotune")
             disk.iotune = iotune.nonzero(disk.iotune)
+        readonly = disk.readonly or disk.device == "cdrom"
+        disk_layers.check(
+            disk.layers, fmt=disk.driver_type, disk_type=disk.type, readonly=readonly, target=disk.target_dev
+        )
         disk.boot_order = self.boot_order(e)
         disk.acpi_index = acpi_index.parse(e)
         disk.alias = self.alias(e)
@@ -1304,7 +1311,9 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
     driver = {"name": disk.driver_name, "type": disk.driver_type}
     attrs = {"cache": disk.cache, "discard": disk.discard, "io": disk.io, "iothread": disk.iothread}
     tuning = disk_tuning.driver_attrs(disk.tuning)
-    node.add(x("driver", {**driver, **attrs, **tuning, **virtio_options.attrs(disk.virtio)}))
+    attrs.update(disk_layers.driver_attrs(disk.layers))
+    driver_node = x("driver", {**driver, **attrs, **tuning, **virtio_options.attrs(disk.virtio)})
+    node.add(driver_node.add(*disk_layers.driver_children(disk.layers)))
     source: XNode | None = None
     if disk.type == "volume" and disk.source_pool is not None:
         source = x("source", {"pool": disk.source_pool, "volume": disk.source_volume})
@@ -1351,6 +1360,7 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
         node.add(x("iotune").add(*(x(name, text=str(value)) for name, value in disk.iotune.items())))
     node.add(x("readonly") if disk.readonly else None, x("shareable") if disk.shareable else None)
     node.add(x("serial", text=disk.serial) if disk.serial else None, *disk_tuning.children(disk.tuning))
+    node.add(disk_layers.transient_node(disk.layers))
     if enc is not None and (not enc.in_source or source is None):
         node.add(encryption_node(enc))
     node.add(_boot(disk.boot_order), acpi_index.write(disk.acpi_index), _alias(disk.alias, live))

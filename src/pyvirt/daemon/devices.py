@@ -57,7 +57,7 @@ _MEDIA_FIELDS = (
 # Fields of a disk that update-device may not change while the domain runs.
 _FIXED_FIELDS = (
     *("device", "target_bus", "readonly", "shareable", "serial", "cache", "io", "discard"),
-    *("iothread", "driver_name"),
+    *("iothread", "driver_name", "layers"),
 )
 
 

@@ -609,6 +609,9 @@ class DomainRegistry:
 
     def _release_resources(self, live: Domain, record: RunRecord | None = None) -> None:
         if record is not None:
+            from pyvirt.daemon import transient_disks
+
+            transient_disks.remove(record)
             self.confinement.release_record(record)
             chardev_sockets.remove(record.sockets)
         taps = set(record.taps) if record else set()

@@ -29,7 +29,16 @@ from pyvirt.conf import (
     vsock,
 )
 from pyvirt.conf.domain import Domain
-from pyvirt.daemon import blockdevs, blockjobs, chardev_sockets, disk_secrets, guest_memory, iotune, tuning
+from pyvirt.daemon import (
+    blockdevs,
+    blockjobs,
+    chardev_sockets,
+    disk_secrets,
+    guest_memory,
+    iotune,
+    transient_disks,
+    tuning,
+)
 from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
@@ -119,6 +128,7 @@ async def start_qemu(
         )
     accel = "kvm" if dom.type == "kvm" else "tcg"
     apply_startup_policies(dom, incoming=incoming is not None)
+    transient_disks.check_start(dom, incoming=incoming is not None)
     disk_paths = check_disks(reg, dom)
     audio.require_host_backends(dom)
     vsock.require_host(dom)
@@ -303,6 +313,8 @@ async def _finish_start(
         if iface.link_state == "down":
             await proc.monitor.set_link(iface.alias, False)
     blockdevs.record_disks(dom, proc.record)
+    if incoming is None:  # refused at the start of a restore (check_start)
+        await transient_disks.add_overlays(reg, dom, proc)
     await iotune.apply_at_start(proc.monitor, dom)
     await balloon.configure(proc.monitor, dom)
     await affinity.apply(proc.monitor, proc.pid, dom)

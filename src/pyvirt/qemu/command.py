@@ -19,6 +19,7 @@ from pyvirt.conf import (
     chardev_backends,
     chardev_options,
     controller_models,
+    disk_layers,
     disk_tuning,
     feature_sizes,
     guestfwd,
@@ -629,6 +630,9 @@ class _Builder:
             self.add(*_json_arg("-blockdev", storage_node(disk, node, path)))
             self.add(*_json_arg("-blockdev", format_node(disk, node)))
         drive = f"{node}-format" if has_media else None
+        if has_media and disk.layers.copy_on_read:
+            self.add(*_json_arg("-blockdev", disk_layers.cor_blockdev(disk.target_dev, f"{node}-format")))
+            drive = disk_layers.cor_node(disk.target_dev)
         boot_kind = {"cdrom": "cdrom", "floppy": "fd"}.get(disk.device, "hd")
         bootindex = self._boot_index(disk.boot_order, boot_kind)
         place = _pci_placement(disk.address, self.q35)
@@ -1311,6 +1315,8 @@ def format_node(disk: DiskConfig, node: str, **extra: object) -> dict[str, objec
             fmt.update({"driver": "luks", "key-secret": disk_secret_id(node)})
         else:
             fmt["encrypt"] = {"format": "luks", "key-secret": disk_secret_id(node)}
+    if disk.layers.metadata_cache is not None:
+        fmt["cache-size"] = disk.layers.metadata_cache
     if disk.discard == "unmap":
         fmt["discard"] = "unmap"
     if (zeroes := disk_tuning.detect_zeroes(disk)) is not None:

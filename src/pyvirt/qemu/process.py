@@ -77,6 +77,8 @@ class RunRecord:
     blockroots: dict[str, str] = field(default_factory=dict)
     # The chardev UNIX sockets the daemon bound for QEMU (daemon/chardev_sockets.py), removed at stop.
     sockets: list[str] = field(default_factory=list)
+    # The overlays of <transient/> disks (daemon/transient_disks.py), deleted at stop.
+    transient: list[str] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), indent=1).encode(), durable=False)

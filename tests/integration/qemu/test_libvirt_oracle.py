@@ -273,3 +273,24 @@ def test_network_disk_credentials_agree_with_libvirt(oracle: Oracle, tmp_path: P
         == secret_objects(theirs)
         == sorted(["auth-secret0", "auth-secret0", "auth-secret0", "httpcookie-secret0"])
     )
+
+
+def layer_nodes(argv: list[str]) -> list[dict[str, object]]:
+    """The copy-on-read filters and qcow2 format nodes, their node names and children left out."""
+    nodes = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-blockdev"]
+    out = [
+        {key: value for key, value in node.items() if key not in ("node-name", "file")}
+        for node in nodes
+        if node.get("driver") in ("copy-on-read", "qcow2")
+    ]
+    return sorted(out, key=lambda n: json.dumps(n, sort_keys=True))
+
+
+def test_disk_layers_agree_with_libvirt(oracle: Oracle) -> None:
+    """copy_on_read's filter node, metadata_cache's cache-size; a transient disk's nodes as any disk's."""
+    xml = DATA_ROOT / "domain" / "libvirt-disk-layers.xml"
+    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
+    ours = argv_for("domain/libvirt-disk-layers")
+    assert layer_nodes(ours) == layer_nodes(theirs)
+    assert any('"drive":"libvirt-CoR-vda"' in arg for arg in theirs)
+    assert any("drive=pyvirt-CoR-vda" in arg for arg in ours)
