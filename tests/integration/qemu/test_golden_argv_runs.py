@@ -31,7 +31,8 @@ NEEDS_SERVER = {
     "domain/libvirt-sdl",  # an X display and QEMU's ui-sdl.so (start refuses: test_devices_boot)
     "domain/libvirt-egl-headless",  # a DRM render node (the same)
     "domain/libvirt-spice-gl",  # the same
-    "domain/libvirt-network-disks",  # http, nfs, gluster, rbd, iscsi, ssh, ftp servers: test_disk_sources
+    "domain/libvirt-nvram-network",  # a made-up NBD server (a real one: daemon/test_nbd_disks.py)
+    "domain/libvirt-network-disks",  # made-up remote servers (HTTP for real: daemon/test_disk_sources.py)
 }  # NBD servers: tests/integration/daemon/test_nbd_disks.py runs one
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 

@@ -41,7 +41,11 @@ def test_other_devices_and_controller_index() -> None:
     [
         ("<hostdev mode='subsystem'/>", UnsupportedConfig, "device 'hostdev' is not supported"),
         ("<domain type='kvm'/>", UnsupportedConfig, "expected one device element"),
-        ("<disk type='file'><target dev='vdb'/><transient/></disk>", UnsupportedConfig, "'transient'"),
+        (
+            "<disk type='file'><target dev='vdb'/><transient shareBacking='yes'/></disk>",
+            UnsupportedConfig,
+            "shareBacking",
+        ),
         ("<disk type='file'><source file='/a'/></disk>", XMLError, "missing element 'target'"),
         ("<disk", XMLError, "malformed"),
     ],

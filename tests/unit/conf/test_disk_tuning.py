@@ -50,7 +50,7 @@ def test_tuning_reaches_the_device() -> None:
         ({"children": "<blockio logical_block_size='1000'/>"}, "must be a power of two"),
         ({"children": "<geometry cyls='1' heads='1'/>"}, "missing attribute 'secs'"),
         ({"driver": "error_policy='retry'"}, "'error_policy' = 'retry'"),
-        ({"driver": "copy_on_read='on'"}, "'copy_on_read' = 'on'"),
+        ({"driver": "copy_on_read='yes'"}, "'copy_on_read' = 'yes'"),
     ],
 )
 def test_refused_by_name(kwargs: dict[str, str], reason: str) -> None:
