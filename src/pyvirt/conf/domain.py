@@ -62,6 +62,8 @@ class OSConfig:
     bootmenu_timeout: int | None = None  # milliseconds
     nvram_template: str | None = None
     nvram_type: str | None = None  # <nvram type='file'><source file/>: libvirt's other form of the path
+    # <nvram type='network'><source protocol=...>: the NVRAM on a server, as a network disk's source
+    nvram_source: DiskConfig | None = None
     nvram_format: str | None = None  # <nvram format>: "raw", as written
     nvram_template_format: str | None = None  # <nvram templateFormat>: "raw", as written
     firmware_features: dict[str, bool] = field(default_factory=dict)  # <firmware><feature name enabled>

@@ -441,11 +441,15 @@ class _Parser:
             node.done()
         if (node := e.child("nvram")) is not None:
             osc.nvram = node.text(required=False) or None
-            if (kind := node.choice("type", ("file",))) is not None:  # the path in <source file>
+            if (kind := node.choice("type", ("file", "network"))) is not None:  # in <source>
                 source = node.child("source")
                 if source is None or osc.nvram is not None:
-                    raise XMLError(f"'{node.path}' of type 'file' takes its path in <source file> only")
-                osc.nvram, osc.nvram_type = source.require("file"), kind
+                    raise XMLError(f"'{node.path}' of type '{kind}' takes its source in <source> only")
+                osc.nvram_type = kind
+                if kind == "network":
+                    osc.nvram_source = _Parser.nvram_network(source)
+                else:
+                    osc.nvram = source.require("file")
                 source.done()
             osc.nvram_template = node.attr("template")
             osc.nvram_format = _raw_format(node, "format", "NVRAM")
@@ -804,6 +808,17 @@ class _Parser:
         if node is not None:
             node.done()
         return chain
+
+    @staticmethod
+    def nvram_network(source: Elem) -> DiskConfig:
+        """``<nvram type='network'>``'s source, as a network disk's (libvirt 9.0's NBD NVRAM)."""
+        disk = DiskConfig(type="network", target_dev="nvram")
+        _Parser.network_source(source, disk)
+        if disk.net is not None and (disk.net.auth is not None or disk.net.cookies):
+            raise unsupported(f"credentials or cookies of '{source.path}': not given to an NVRAM yet")
+        if disk.source_tls == "yes":
+            raise unsupported(f"tls='yes' of '{source.path}': no TLS credentials are given to an NVRAM yet")
+        return disk
 
     @staticmethod
     def network_source(node: Elem, disk: DiskConfig) -> None:
@@ -1225,13 +1240,16 @@ def _os(osc: OSConfig) -> XNode:
             "stateless": yes_no(loader.stateless),
         }
         node.add(x("loader", attrs, text=loader.path))
-    if osc.nvram is not None or osc.nvram_template is not None:
+    if osc.nvram is not None or osc.nvram_template is not None or osc.nvram_source is not None:
         nvram_attrs = {
             "template": osc.nvram_template,
             "templateFormat": osc.nvram_template_format,
             "format": osc.nvram_format,
         }
-        if osc.nvram_type == "file":
+        if osc.nvram_type == "network" and osc.nvram_source is not None:
+            nvram_attrs["type"] = "network"
+            node.add(x("nvram", nvram_attrs).add(_network_source(osc.nvram_source)))
+        elif osc.nvram_type == "file":
             nvram_attrs["type"] = "file"
             node.add(x("nvram", nvram_attrs).add(x("source", {"file": osc.nvram})))
         else:
@@ -1324,20 +1342,7 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
         if disk.net.auth is not None and not disk.net.auth.in_source:
             node.add(network_disk.write_auth(disk.net.auth))
     elif disk.type == "network" and disk.source_host is not None:
-        transport, where, port = disk.source_host
-        host = (
-            {"transport": "unix", "socket": where} if transport == "unix" else {"name": where, "port": port}
-        )
-        source = x(
-            "source",
-            {
-                "protocol": disk.source_protocol,
-                "name": disk.source_name,
-                "tls": disk.source_tls,
-                "tlsHostname": disk.source_tls_hostname,
-            },
-        )
-        source.add(x("host", host))
+        source = _network_source(disk)
     elif disk.type == "vhostuser":
         from pyvirt.conf import vhostuser_disk
 
@@ -1366,6 +1371,27 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
     node.add(_boot(disk.boot_order), acpi_index.write(disk.acpi_index), _alias(disk.alias, live))
     node.add(_address(disk.address))
     return node
+
+
+def _network_source(disk: DiskConfig) -> XNode:
+    """The ``<source protocol=...>`` of a network disk (or NVRAM)."""
+    if disk.net is not None:
+        from pyvirt.conf import network_disk
+
+        return network_disk.write_source(disk.net)
+    assert disk.source_host is not None
+    transport, where, port = disk.source_host
+    host = {"transport": "unix", "socket": where} if transport == "unix" else {"name": where, "port": port}
+    source = x(
+        "source",
+        {
+            "protocol": disk.source_protocol,
+            "name": disk.source_name,
+            "tls": disk.source_tls,
+            "tlsHostname": disk.source_tls_hostname,
+        },
+    )
+    return source.add(x("host", host))
 
 
 def _backing_store(chain: list[BackingLayer]) -> XNode:

@@ -579,6 +579,8 @@ class DomainRegistry:
             return None
         if dom.os.loader is not None and dom.os.loader.stateless:
             return None
+        if dom.os.nvram_source is not None:  # on a server (<nvram type='network'>): no file here
+            return None
         if dom.os.nvram:
             return Path(dom.os.nvram)
         return self.layout.state_dir / "qemu/nvram" / f"{dom.name}_VARS.fd"

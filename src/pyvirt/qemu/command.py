@@ -270,7 +270,7 @@ class _Builder:
             opts["hmat"] = "on"
         if dom.os.loader is not None and dom.os.loader.type == "pflash":
             opts["pflash0"] = "pyvirt-pflash0-format"
-            if self.ctx.nvram_path:
+            if self.ctx.nvram_path or dom.os.nvram_source is not None:
                 opts["pflash1"] = "pyvirt-pflash1-format"
         self.pflash()
         self.add("-machine", _opts(dom.os.machine or "pc", **opts))
@@ -285,7 +285,11 @@ class _Builder:
             self.add("-bios", loader.path)
             return
         self._raw_node("pyvirt-pflash0", loader.path, readonly=loader.readonly)
-        if self.ctx.nvram_path:
+        if (remote := self.dom.os.nvram_source) is not None:  # <nvram type='network'>: as a disk's source
+            self.add(*_json_arg("-blockdev", storage_node(remote, "pyvirt-pflash1", None)))
+            fmt = {"node-name": "pyvirt-pflash1-format", "read-only": False, "driver": "raw"}
+            self.add(*_json_arg("-blockdev", {**fmt, "file": "pyvirt-pflash1-storage"}))
+        elif self.ctx.nvram_path:
             self._raw_node("pyvirt-pflash1", self.ctx.nvram_path, readonly=False)
 
     def _raw_node(self, prefix: str, path: str, *, readonly: bool) -> None:

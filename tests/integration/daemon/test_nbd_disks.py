@@ -1,8 +1,10 @@
 """``<disk type='network'>`` with protocol NBD, on a real guest under TCG: the root disk served by qemu-nbd on
-a UNIX socket, a data disk on a TCP port of the loopback, both as libvirt writes them."""
+a UNIX socket, a data disk on a TCP port of the loopback, both as libvirt writes them; and a UEFI
+domain whose NVRAM (``<nvram type='network'>``) qemu-nbd serves."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -94,3 +96,42 @@ def test_root_on_nbd_unix_socket_and_data_on_nbd_tcp(
     assert MARKER.decode() in console.run("head -c 20 /dev/vdb; echo")
     console.close()
     daemon.cli("destroy", "nbd1").ok()
+
+
+def test_nvram_served_over_nbd(daemon: Daemon, tmp_path: Path) -> None:
+    """QEMU opens the NVRAM from the NBD server (started paused: the firmware need not run)."""
+    sock_dir = Path(tempfile.mkdtemp(prefix="pv-nbd-", dir="/tmp"))
+    sock_dir.chmod(0o755)
+    vars_copy, sock = tmp_path / "vars.fd", sock_dir / "vars.sock"
+    shutil.copyfile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars_copy)
+    server = subprocess.Popen(
+        ["qemu-nbd", "-f", "raw", "-k", str(sock), "-x", "vars", "--persistent", str(vars_copy)]
+    )
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.1)
+        sock.chmod(0o666)
+        text = domain_xml("nvnbd")
+        assert "<os>" in text
+        text = text.replace(
+            "<os>",
+            "<os><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+            "<nvram type='network'><source protocol='nbd' name='vars'>"
+            f"<host transport='unix' socket='{sock}'/></source></nvram>",
+        )
+        path = tmp_path / "nvnbd.xml"
+        path.write_text(text)
+        daemon.cli("define", str(path)).ok()
+        assert "<nvram type='network'>" in daemon.cli("dumpxml", "nvnbd").ok().out
+        daemon.cli("start", "--paused", "nvnbd").ok()
+        nodes = daemon.cli("qemu-monitor-command", "nvnbd", '{"execute":"query-named-block-nodes"}').ok().out
+        flash = [n for n in json.loads(nodes)["return"] if n["node-name"] == "pyvirt-pflash1-storage"]
+        assert flash and flash[0]["drv"] == "nbd" and "vars" in flash[0]["file"]
+        assert not list(Path(daemon.root).rglob("nvnbd_VARS.fd"))  # no NVRAM file of its own
+        daemon.cli("destroy", "nvnbd").ok()
+    finally:
+        server.terminate()
+        server.wait(10)
+        shutil.rmtree(sock_dir, ignore_errors=True)

@@ -294,3 +294,18 @@ def test_disk_layers_agree_with_libvirt(oracle: Oracle) -> None:
     assert layer_nodes(ours) == layer_nodes(theirs)
     assert any('"drive":"libvirt-CoR-vda"' in arg for arg in theirs)
     assert any("drive=pyvirt-CoR-vda" in arg for arg in ours)
+
+
+def test_network_nvram_agrees_with_libvirt(oracle: Oracle) -> None:
+    """<nvram type='network'>: the NBD node libvirt gives pflash1."""
+    xml = DATA_ROOT / "domain" / "libvirt-nvram-network.xml"
+    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
+    ours = argv_for("domain/libvirt-nvram-network")
+
+    def pflash1(argv: list[str]) -> list[dict[str, object]]:
+        nodes = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-blockdev"]
+        found = [n for n in nodes if "pflash1" in str(n["node-name"])]
+        return [{k: v for k, v in n.items() if k not in ("node-name", "file", "discard")} for n in found]
+
+    assert pflash1(ours) == pflash1(theirs) != []
+    assert any("pflash1=libvirt-pflash1-format" in arg for arg in theirs)

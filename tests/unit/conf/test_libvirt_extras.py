@@ -138,7 +138,7 @@ def test_nvram_of_type_file() -> None:
     dom = load_domain_xml(text)
     assert dom.os.nvram == "/var/lib/pyvirt/nvram/x_VARS.fd"
     assert "<nvram type='file'>\n      <source file='/var/lib/pyvirt/nvram/x_VARS.fd'/>" in format_domain(dom)
-    with pytest.raises(PyvirtError, match="takes its path in <source file> only"):
+    with pytest.raises(PyvirtError, match="of type 'file' takes its source in <source> only"):
         load_domain_xml(text.replace("<source file", "/x<source file"))
 
 
