@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from pyvirt.cli.output import emit, emit_json, fields, table
-from pyvirt.errors import InvalidArgument, PyvirtError
+from pyvirt.errors import InvalidArgument, NotFound, PyvirtError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from pyvirt.cli.args import Parsed
@@ -16,9 +17,39 @@ if TYPE_CHECKING:
 
 
 def _domain(opts: GlobalOptions, a: Parsed) -> Domain:
+    """The domain, looked up (one call; virsh's 'failed to get domain' if there is none)."""
     from pyvirt.cli.domain import _domain as lookup
 
     return lookup(opts.connect(), a.text("domain"))
+
+
+def _handle(opts: GlobalOptions, a: Parsed) -> Domain:
+    """A handle on the domain without a lookup call, for the verbs that print nothing of it: each
+    snapshot action finds the domain by name, id or UUID itself, so the lookup would be one round
+    trip to the daemon more (under load, a wake-up of the daemon and one of the CLI). The verb is
+    wrapped in :func:`_named`, which reports an unknown domain as the lookup does."""
+    from pyvirt.client.api import Domain
+
+    return Domain(opts.connect(), a.text("domain"))
+
+
+def _unknown_domain(err: PyvirtError) -> bool:
+    return isinstance(err, NotFound) and str(err).startswith("Domain not found")
+
+
+def _named(verb: Callable[[GlobalOptions, Parsed], int]) -> Callable[[GlobalOptions, Parsed], int]:
+    """``verb`` (which uses :func:`_handle`) with the daemon's "Domain not found" turned into virsh's
+    "failed to get domain 'KEY'"."""
+
+    def run(opts: GlobalOptions, a: Parsed) -> int:
+        try:
+            return verb(opts, a)
+        except PyvirtError as err:
+            if _unknown_domain(err):
+                raise PyvirtError(f"failed to get domain '{a.text('domain')}'") from err
+            raise
+
+    return run
 
 
 def _snapshot_name(dom: Domain, a: Parsed) -> str:
@@ -34,11 +65,11 @@ def _snapshot_name(dom: Domain, a: Parsed) -> str:
 
 
 def _current(dom: Domain) -> Any:
-    from pyvirt.errors import NotFound
-
     try:
         return dom.current_snapshot()
     except NotFound as err:
+        if _unknown_domain(err):
+            raise
         raise PyvirtError(f"domain '{dom.name}' has no current snapshot") from err
 
 
@@ -54,12 +85,13 @@ _CREATE_FLAGS = (
 )
 
 
+@_named
 def cmd_snapshot_create(opts: GlobalOptions, a: Parsed) -> int:
     from pyvirt.cli.domain import _read_file
 
     path = a.opt("xmlfile")
     xml = _read_file(path) if path else "<domainsnapshot/>"
-    dom = _domain(opts, a)
+    dom = _handle(opts, a)
     flags = {k: a.flag(k) for k in (*_CREATE_FLAGS, "redefine", "current")}
     info = dom.create_snapshot(xml, **flags)
     if path:
@@ -143,6 +175,7 @@ def _attrs(*pairs: tuple[str, str | None]) -> str:
     return "".join(f" {key}='{escape_attr(value)}'" for key, value in pairs if value is not None)
 
 
+@_named
 def cmd_snapshot_create_as(opts: GlobalOptions, a: Parsed) -> int:
     specs = a.get("diskspec") or []
     assert isinstance(specs, list)
@@ -150,7 +183,7 @@ def cmd_snapshot_create_as(opts: GlobalOptions, a: Parsed) -> int:
     if a.flag("print_xml"):
         emit(xml + "\n")
         return 0
-    dom = _domain(opts, a)
+    dom = _handle(opts, a)
     info = dom.create_snapshot(xml, **{k: a.flag(k) for k in _CREATE_FLAGS})
     emit(f"Domain snapshot {info['name']} created\n")
     return 0
@@ -210,8 +243,9 @@ def cmd_snapshot_parent(opts: GlobalOptions, a: Parsed) -> int:
     return 0
 
 
+@_named
 def cmd_snapshot_revert(opts: GlobalOptions, a: Parsed) -> int:
-    dom = _domain(opts, a)
+    dom = _handle(opts, a)
     name = _snapshot_name(dom, a)
     dom.revert_to_snapshot(
         name,
@@ -224,8 +258,9 @@ def cmd_snapshot_revert(opts: GlobalOptions, a: Parsed) -> int:
     return 0
 
 
+@_named
 def cmd_snapshot_delete(opts: GlobalOptions, a: Parsed) -> int:
-    dom = _domain(opts, a)
+    dom = _handle(opts, a)
     name = _snapshot_name(dom, a)
     try:
         dom.delete_snapshot(
@@ -237,6 +272,8 @@ def cmd_snapshot_delete(opts: GlobalOptions, a: Parsed) -> int:
     except PyvirtError as err:
         from pyvirt.cli.domain import CommandFailed
 
+        if _unknown_domain(err):
+            raise
         raise CommandFailed(f"Failed to delete snapshot {name}", err) from err
     emit(f"Domain snapshot {name} {'children ' if a.flag('children_only') else ''}deleted\n")
     return 0
@@ -269,8 +306,9 @@ def cmd_snapshot_edit(opts: GlobalOptions, a: Parsed) -> int:
     return edit_xml(original, f"Snapshot {name}", redefine, success=f"Snapshot {name} edited.")
 
 
+@_named
 def cmd_snapshot_list(opts: GlobalOptions, a: Parsed) -> int:
-    dom = _domain(opts, a)
+    dom = _handle(opts, a)
     flags: dict[str, Any] = {
         k: a.flag(k)
         for k in (

@@ -132,6 +132,23 @@ def test_verbs_on_unknown_domain(daemon: Daemon) -> None:
         assert result.err == "error: failed to get domain 'no-such'\n", (verb, result.err)
 
 
+def test_snapshot_verbs_on_unknown_domain(daemon: Daemon) -> None:
+    """The snapshot verbs that make no lookup call of their own (the action finds the domain) still
+    give virsh's error, with --current too."""
+    for argv in (
+        ("snapshot-list", "no-such"),
+        ("snapshot-list", "no-such", "--tree", "--current"),
+        ("snapshot-create-as", "no-such", "s1"),
+        ("snapshot-create", "no-such"),
+        ("snapshot-revert", "no-such", "s1"),
+        ("snapshot-revert", "no-such", "--current"),
+        ("snapshot-delete", "no-such", "s1"),
+        ("snapshot-delete", "no-such", "--current"),
+    ):
+        result = daemon.cli(*argv)
+        assert (result.rc, result.err) == (1, "error: failed to get domain 'no-such'\n"), argv
+
+
 def test_missing_file_and_bad_usage(daemon: Daemon) -> None:
     result = daemon.cli("define", "/nonexistent.xml")
     assert result.rc == 1 and "Failed to open file '/nonexistent.xml'" in result.err
