@@ -52,17 +52,51 @@ def test_tpm_on_the_command_line_and_back(tpm: str, expected: list[str]) -> None
 @pytest.mark.parametrize(
     ("tpm", "reason"),
     [
-        ("<tpm model='tpm-tis'><backend type='emulator' version='1.2'/></tpm>", "'version' = '1.2'"),
+        ("<tpm model='tpm-crb'><backend type='emulator' version='1.2'/></tpm>", "needs TPM 2.0"),
         ("<tpm model='tpm-spapr'><backend type='emulator'/></tpm>", "'model' = 'tpm-spapr'"),
         ("<tpm model='tpm-tis'/>", "needs a <backend>"),
         ("<tpm><backend type='external'/></tpm>", "'type' = 'external'"),
+        ("<tpm><backend type='emulator' version='3.0'/></tpm>", "'version' = '3.0'"),
+        ("<tpm><backend type='emulator' persistent_state='maybe'/></tpm>", "'persistent_state' = 'maybe'"),
+        ("<tpm><backend type='emulator' version='2.0'><encryption/></backend></tpm>", "'secret'"),
+        ("<tpm><backend type='emulator' version='2.0'><encryption secret='x'/></backend></tpm>", "malformed"),
         (
-            "<tpm><backend type='emulator' version='2.0'><encryption secret='x'/></backend></tpm>",
-            "backend/encryption",
+            "<tpm><backend type='emulator' version='2.0'><active_pcr_banks><md5/></active_pcr_banks>"
+            "</backend></tpm>",
+            "'devices/tpm/backend/active_pcr_banks/md5' is not supported",
         ),
+        (
+            "<tpm><backend type='emulator' version='1.2'><active_pcr_banks><sha1/></active_pcr_banks>"
+            "</backend></tpm>",
+            "only a TPM 2.0 has PCR banks",
+        ),
+        ("<tpm><backend type='emulator' version='2.0'><profile name='x'/></backend></tpm>", "profile"),
         ("<tpm><backend type='passthrough'><device path='/tmp/x'/></backend></tpm>", "must be under /dev"),
     ],
 )
 def test_refused_by_name(tpm: str, reason: str) -> None:
     with pytest.raises(PyvirtError, match=reason):
         load_domain_xml(XML.format(devices=tpm))
+
+
+@pytest.mark.parametrize(
+    ("tpm", "written"),
+    [
+        ("<tpm><backend type='emulator'/></tpm>", "<backend type='emulator' version='1.2'/>"),
+        ("<tpm model='tpm-crb'><backend type='emulator'/></tpm>", "<backend type='emulator' version='2.0'/>"),
+        (
+            "<tpm><backend type='emulator' version='2.0' persistent_state='yes'>"
+            "<encryption secret='6DD3E4A51D7644CE961FF119F5AAD935'/>"
+            "<active_pcr_banks><sha512/><sha1/><sha512/></active_pcr_banks></backend></tpm>",
+            "<backend type='emulator' version='2.0' persistent_state='yes'>\n"
+            "        <encryption secret='6dd3e4a5-1d76-44ce-961f-f119f5aad935'/>\n"
+            "        <active_pcr_banks>\n          <sha1/>\n          <sha512/>\n        </active_pcr_banks>",
+        ),
+    ],
+)
+def test_emulator_settings_written_back_as_libvirt_does(tpm: str, written: str) -> None:
+    """libvirt 9.0's defaults (1.2 behind TIS, 2.0 behind CRB), the secret's canonical UUID, the banks
+    once each in libvirt's order; a second round trip changes nothing."""
+    text = format_domain(load_domain_xml(XML.format(devices=tpm)))
+    assert written in text, text
+    assert format_domain(load_domain_xml(text)) == text
