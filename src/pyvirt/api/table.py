@@ -243,12 +243,15 @@ ACTIONS: tuple[Action, ...] = (
         "/v1/domains/{name}",
         "undefine, and with remove_storage delete its disk images; a domain with an NVRAM file needs "
         "nvram (delete it) or keep_nvram, a shut-off one with snapshots snapshots_metadata, one with a "
-        "managed save image managed_save (delete it)",
+        "managed save image managed_save (delete it); an emulated TPM's state goes unless keep_tpm "
+        "(with persistent_state='yes' it stays unless tpm)",
         response="DomainUndefined",
         query={
             "remove_storage": "bool",
             "nvram": "bool",
             "keep_nvram": "bool",
+            "tpm": "bool",
+            "keep_tpm": "bool",
             "snapshots_metadata": "bool",
             "managed_save": "bool",
         },

@@ -306,6 +306,8 @@ VERBS = (
             ("remove-all-storage", "bool", "remove all associated storage volumes (use with caution)"),
             ("nvram", "bool", "remove nvram file"),
             ("keep-nvram", "bool", "keep nvram file"),
+            ("tpm", "bool", "remove TPM state"),
+            ("keep-tpm", "bool", "keep TPM state"),
             ("managed-save", "bool", "remove domain managed state file"),
             ("snapshots-metadata", "bool", "remove all domain snapshot metadata (vm must be inactive)"),
         ),

@@ -83,6 +83,8 @@ def cmd_create(opts: GlobalOptions, a: Parsed) -> int:
 def cmd_undefine(opts: GlobalOptions, a: Parsed) -> int:
     if a.flag("nvram") and a.flag("keep_nvram"):
         raise InvalidArgument("Options --nvram and --keep-nvram are mutually exclusive")
+    if a.flag("tpm") and a.flag("keep_tpm"):
+        raise InvalidArgument("Options --tpm and --keep-tpm are mutually exclusive")
     conn = opts.connect()
     dom = _domain(conn, str(a["domain"]))
     result = _guard(
@@ -91,6 +93,8 @@ def cmd_undefine(opts: GlobalOptions, a: Parsed) -> int:
             remove_storage=a.flag("remove_all_storage"),
             nvram=a.flag("nvram"),
             keep_nvram=a.flag("keep_nvram"),
+            tpm=a.flag("tpm"),
+            keep_tpm=a.flag("keep_tpm"),
             snapshots_metadata=a.flag("snapshots_metadata"),
             managed_save=a.flag("managed_save"),
         ),

@@ -470,14 +470,19 @@ class Domain:
         keep_nvram: bool = False,
         snapshots_metadata: bool = False,
         managed_save: bool = False,
+        tpm: bool = False,
+        keep_tpm: bool = False,
     ) -> types.DomainUndefined:
         """Undefine; a domain with an NVRAM file needs ``nvram`` (delete it) or ``keep_nvram``, a
         shut-off one with snapshots ``snapshots_metadata`` (their metadata is removed), one with a
-        managed save image ``managed_save`` (delete it)."""
+        managed save image ``managed_save`` (delete it). An emulated TPM's state is removed unless
+        ``keep_tpm`` (one with ``persistent_state='yes'`` is kept unless ``tpm``)."""
         query = {
             "remove_storage": remove_storage,
             "nvram": nvram,
             "keep_nvram": keep_nvram,
+            "tpm": tpm,
+            "keep_tpm": keep_tpm,
             "snapshots_metadata": snapshots_metadata,
             "managed_save": managed_save,
         }

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pyvirt.conf import qemu_ns
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
-from pyvirt.daemon import blockjobs, chardev_sockets, guest_memory, launch, lifecycle
+from pyvirt.daemon import blockjobs, chardev_sockets, guest_memory, launch, lifecycle, tpm
 from pyvirt.daemon.confinement import Confinement
 from pyvirt.daemon.console import ConsoleRelay, drop_relay
 from pyvirt.daemon.events import EventBus
@@ -404,6 +404,7 @@ class DomainRegistry:
         *,
         remove_storage: bool = False,
         nvram: str | None = None,
+        tpm_flag: str | None = None,
         snapshots_metadata: bool = False,
         managed_save: bool = False,
     ) -> tuple[str, list[str]]:
@@ -458,6 +459,8 @@ class DomainRegistry:
             if nvram_path is not None and nvram == "delete":
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(nvram_path)
+            if not obj.active and not tpm.keep_at_undefine(obj.config, tpm_flag):
+                tpm.remove_state(self.layout, obj.config)  # a running one's: when it stops, as libvirt
             obj.autostart = False
             if self.snapshot_hook is not None:
                 self.snapshot_hook.undefined(obj, snapshots_metadata)
@@ -606,6 +609,7 @@ class DomainRegistry:
         for suffix in (".json", ".xml", ".monitor", ".pid"):
             with contextlib.suppress(FileNotFoundError):
                 (run_dir / f"{name}{suffix}").unlink()
+        tpm.stop(run_dir / f"{name}.channels")  # swtpm ends with QEMU: this waits for it
         shutil.rmtree(run_dir / f"{name}.channels", ignore_errors=True)
         guest_memory.cleanup(name)
 
@@ -681,6 +685,8 @@ class DomainRegistry:
         self.transition(obj, S.SHUTOFF, reason, ("stopped", str(reason)))
         if obj.config is None:
             self._domains.pop(name, None)
+            if obj.live is not None and not tpm.keep_at_undefine(obj.live, None):
+                tpm.remove_state(self.layout, obj.live)
 
     def transition(
         self, obj: DomainObject, state: DomainState, reason: Reason, *events: tuple[str, str]

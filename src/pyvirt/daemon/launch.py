@@ -39,6 +39,7 @@ from pyvirt.daemon import (
     transient_disks,
     tuning,
 )
+from pyvirt.daemon import tpm as tpm_emulator
 from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
@@ -197,6 +198,10 @@ async def start_qemu(
         master_key, sealed, net_sealed = disk_secrets.seal_all(
             passphrases, network_secrets, channel_dir, reg.confinement.ident
         )
+        revert.add(lambda: tpm_emulator.stop(channel_dir), f"stop the TPM emulator of {name}")
+        tpm_socket = await tpm_emulator.start(
+            reg, obj, dom, record, channel_dir, incoming=incoming is not None
+        )
         # Recorded before the spawn (pid 0 until the domain runs): a daemon killed from here on leaves
         # a record its successor cleans up after; the QEMU itself it finds by its -pidfile and ends.
         record.save(run_dir / f"{name}.json")
@@ -215,6 +220,7 @@ async def start_qemu(
             hugepage_dirs=hugepage_dirs,
             memory_dir=str(channel_dir),
             nbd_tls_dir=str(reg.layout.pki_dir / "qemu"),
+            tpm_socket=tpm_socket,
         )
         for gfx in dom.devices.graphics[:1]:
             if gfx.listen_socket and not gfx.socket:

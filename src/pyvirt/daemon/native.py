@@ -16,7 +16,7 @@ from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.daemon import disk_secrets
 from pyvirt.daemon.domains import DomainRegistry
 from pyvirt.errors import InvalidArgument
-from pyvirt.qemu import firmware, graphics
+from pyvirt.qemu import firmware, graphics, swtpm
 from pyvirt.qemu.command import RuntimeContext, build_argv
 
 FORMATS = ("qemu-argv",)
@@ -55,6 +55,7 @@ def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
         master_key_path=master_key,
         disk_secrets=sealed,
         net_secrets=net_sealed,
+        tpm_socket=str(channels / swtpm.SOCKET),  # where start has the domain's swtpm listen
     )
     if dom.devices.vsock is not None and dom.devices.vsock.cid is None:  # as start would choose it
         running = [obj.live for obj in reg.all() if obj.live is not None]

@@ -170,10 +170,14 @@ class API:
         if args["nvram"] and args["keep_nvram"]:
             raise InvalidArgument("Options --nvram and --keep-nvram are mutually exclusive")
         nvram = "delete" if args["nvram"] else "keep" if args["keep_nvram"] else None
+        if args["tpm"] and args["keep_tpm"]:
+            raise InvalidArgument("Options --tpm and --keep-tpm are mutually exclusive")
+        tpm = "delete" if args["tpm"] else "keep" if args["keep_tpm"] else None
         name, removed = await self.domains.undefine(
             req.params["name"],
             remove_storage=args["remove_storage"],
             nvram=nvram,
+            tpm_flag=tpm,
             snapshots_metadata=args["snapshots_metadata"],
             managed_save=args["managed_save"],
         )

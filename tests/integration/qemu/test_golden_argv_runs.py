@@ -33,6 +33,7 @@ NEEDS_SERVER = {
     "domain/libvirt-spice-gl",  # the same
     "domain/libvirt-nvram-network",  # a made-up NBD server (a real one: daemon/test_nbd_disks.py)
     "domain/libvirt-network-disks",  # made-up remote servers (HTTP for real: daemon/test_disk_sources.py)
+    "domain/libvirt-tpm-emulator",  # swtpm, which the daemon starts: tests/integration/daemon/test_tpm.py
 }  # NBD servers: tests/integration/daemon/test_nbd_disks.py runs one
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 

@@ -27,7 +27,10 @@ from tests.unit.qemu.test_command import DATA_ROOT, argv_for
 # Properties that name things each daemon chooses (ids, buses, descriptors, its own directories), not
 # what a device does.
 NAMING = frozenset(
-    {"id", "bus", "addr", "drive", "netdev", "chardev", "rng", "bootindex", "fsdev", "fd", "vhostfd", "dir"}
+    {
+        *("id", "bus", "addr", "drive", "netdev", "chardev", "rng", "bootindex", "fsdev", "fd", "vhostfd"),
+        *("dir", "tpmdev"),
+    }
 )
 
 # case → (option, the drivers or backends of the feature under test) pairs
@@ -116,6 +119,8 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     # a SCSI disk without a controller: libvirt's default model for x86 (lsilogic)
     "libvirt-scsi-implicit": (("-device", ("lsi",)),),
     "libvirt-tpm-passthrough": (("-device", ("tpm-crb",)),),
+    # (the -chardev is left out: its path is swtpm's socket, under each daemon's own directories)
+    "libvirt-tpm-emulator": (("-tpmdev", ("emulator",)), ("-device", ("tpm-tis",))),
     "libvirt-hostdev": (("-device", ("vfio-pci", "usb-host")),),
     "libvirt-chardev-extras": (
         ("-chardev", ("file", "spiceport", "socket", "stdio", "qemu-vdagent")),

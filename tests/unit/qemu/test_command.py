@@ -55,6 +55,7 @@ def runtime_context(dom: Domain) -> RuntimeContext:
         graphics_socket=f"{run}/{dom.name}.channels/{dom.devices.graphics[0].type}.sock"
         if dom.devices.graphics
         else None,
+        tpm_socket=f"{run}/{dom.name}.channels/swtpm.sock",  # where start has swtpm listen
     )
 
 
