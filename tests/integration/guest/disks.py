@@ -1,11 +1,12 @@
-"""Test disks for the offline guest tools, built with libguestfs itself, and snapshots of their trees.
+"""Test disks for the offline guest tools, and snapshots of their trees, both made on the host.
 
-Two qcow2 disks are built in ONE appliance launch and cached under ``.cache/guest-tools`` (keyed by
-this file's content, so editing the trees rebuilds them): a Debian-like tree (``/boot`` and ``/`` on
-two partitions, fstab by UUID, busybox as /bin/sh) and a RHEL-like tree (one partition, fstab by
-LABEL). Tests never touch them: they work on qcow2 overlays (``qemu-img create -b``). A snapshot is
-``{path: [kind, mode, content-or-size]}`` of the whole tree, so a test can say exactly which paths an
-operation removed, changed or added.
+Two qcow2 disks are built with e2fsprogs (``mkfs.ext4 -d``) and sfdisk, without an appliance launch,
+and cached under ``.cache/guest-tools`` (keyed by this file's content, so editing the trees rebuilds
+them): a Debian-like tree (``/boot`` and ``/`` on two partitions, fstab by UUID, busybox as /bin/sh)
+and a RHEL-like tree (one partition, fstab by LABEL). Tests never touch them: they work on qcow2
+overlays (``qemu-img create -b``). A snapshot is ``{path: [kind, mode, content-or-size]}`` of the
+whole tree, so a test can say exactly which paths an operation removed, changed or added; it is read
+on the host too (:func:`snapshot_disk`), so checking a tool's result costs no appliance launch.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+import tempfile
+import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ OLD_SHADOW_HASH = (
 )
 
 Snapshot = dict[str, list[Any]]
+_BUSYBOX_DIRS = ("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/")  # busybox's links: left out of snapshots
 
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n"
 SHADOW = f"root:{OLD_SHADOW_HASH}:19000:0:99999:7:::\nalice:!:19000:0:99999:7:::\n"
@@ -121,43 +126,75 @@ def _builder_key() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
-def _write_tree(g: Any, files: dict[str, str], dirs: tuple[str, ...]) -> None:
+def _write_tree(root: Path, files: dict[str, str], dirs: tuple[str, ...], *, busybox: bool = False) -> None:
+    """The tree under ``root`` with the modes a fresh install has (dirs 0755, files 0644, then the few
+    special ones), and busybox as /bin/sh and the rest (``busybox --install -s``'s links)."""
     for d in dirs:
-        g.mkdir_p(d)
+        (root / d.lstrip("/")).mkdir(parents=True, exist_ok=True)
     for path, content in files.items():
-        g.mkdir_p(os.path.dirname(path))
-        g.write(path, content.encode())
-    g.chmod(0o1777, "/tmp")
-    g.chmod(0o640, "/etc/shadow")
-    g.chmod(0o700, "/root")
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    if busybox:
+        (root / "bin").mkdir(exist_ok=True)
+        shutil.copyfile(BUSYBOX, root / "bin/busybox")
+        names = subprocess.run([BUSYBOX, "--list-full"], capture_output=True, text=True, check=True)
+        for name in names.stdout.split():
+            link = root / name
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.exists():
+                link.symlink_to("/bin/busybox")
+    for top, _, names in os.walk(root):
+        os.chmod(top, 0o755)
+        for name in names:
+            if not os.path.islink(os.path.join(top, name)):
+                os.chmod(os.path.join(top, name), 0o644)
+    for path, mode in (("bin/busybox", 0o755), ("tmp", 0o1777), ("etc/shadow", 0o640), ("root", 0o700)):
+        if (root / path).exists():
+            os.chmod(root / path, mode)
 
 
-def _install_busybox(g: Any) -> None:
-    for d in ("/bin", "/sbin", "/usr/bin", "/usr/sbin"):
-        g.mkdir_p(d)
-    g.upload(str(BUSYBOX), "/bin/busybox")
-    g.chmod(0o755, "/bin/busybox")
-    g.command(["/bin/busybox", "--install", "-s"])
+def _mkfs(tree: Path, image: Path, size: int, *options: str) -> None:
+    """An ext4 file system of ``size`` bytes in the file ``image``, holding ``tree``."""
+    _run("mkfs.ext4", "-q", "-F", "-d", str(tree), *options, str(image), f"{size // 1024}k")
 
 
-def snapshot(g: Any) -> Snapshot:
-    """Every path under / (mounted) except lost+found and busybox's links: kind, mode, content or size."""
-    out: Snapshot = {}
-    for rel in g.find("/"):
-        path = "/" + rel
-        if "lost+found" in path or path.startswith(("/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/")):
-            continue
-        st = g.lstatns(path)
-        mode = st["st_mode"]
-        kind = {0o040000: "dir", 0o120000: "link", 0o100000: "file"}.get(mode & 0o170000, "other")
-        if kind == "file":
-            data = g.read_file(path) if st["st_size"] <= 65536 else b""
-            out[path] = [kind, mode & 0o7777, data.decode("utf-8", "replace")]
-        elif kind == "link":
-            out[path] = [kind, 0, g.readlink(path)]
-        else:
-            out[path] = [kind, mode & 0o7777, ""]
-    return out
+def _assemble(disk: Path, partitions: list[tuple[int, Path]]) -> None:
+    """A qcow2 ``disk`` of DISK_SIZE with an MBR table whose partitions hold the given file systems,
+    each at its start sector (copied sparsely)."""
+    raw = disk.with_suffix(".raw")
+    with open(raw, "wb") as f:
+        f.truncate(DISK_SIZE)
+    table = "label: dos\n" + "".join(
+        f"start={start}, size={image.stat().st_size // 512}, type=83\n" for start, image in partitions
+    )
+    _run("sfdisk", "-q", str(raw), stdin=table)
+    with open(raw, "r+b") as out:
+        for start, image in partitions:
+            with open(image, "rb") as src:
+                offset = start * 512
+                while chunk := src.read(1 << 20):
+                    if chunk.count(0) != len(chunk):
+                        out.seek(offset)
+                        out.write(chunk)
+                    offset += len(chunk)
+    _run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(disk))
+    raw.unlink()
+
+
+def _entry(mode: int, size: int, content: Callable[[], bytes], target: Callable[[], str]) -> list[Any]:
+    """A snapshot's [kind, mode, content-or-link-target] of one path."""
+    kind = {0o040000: "dir", 0o120000: "link", 0o100000: "file"}.get(mode & 0o170000, "other")
+    if kind == "file":
+        data = content() if size <= 65536 else b""
+        return [kind, mode & 0o7777, data.decode("utf-8", "replace")]
+    if kind == "link":
+        return [kind, 0, target()]
+    return [kind, mode & 0o7777, ""]
+
+
+def _kept(path: str) -> bool:
+    return "lost+found" not in path and not path.startswith(_BUSYBOX_DIRS)
 
 
 def diff(before: Snapshot, after: Snapshot) -> tuple[set[str], set[str], set[str]]:
@@ -166,12 +203,6 @@ def diff(before: Snapshot, after: Snapshot) -> tuple[set[str], set[str], set[str
     added = set(after) - set(before)
     changed = {p for p in set(before) & set(after) if before[p] != after[p]}
     return removed, added, changed
-
-
-def _guestfs() -> Any:
-    from pyvirt.guest.appliance import new_handle
-
-    return new_handle()
 
 
 def build_base_disks() -> tuple[Path, Path, Snapshot, Snapshot]:
@@ -185,38 +216,29 @@ def build_base_disks() -> tuple[Path, Path, Snapshot, Snapshot]:
         shutil.rmtree(CACHE, ignore_errors=True)
     work = CACHE / f".build-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
-    g = _guestfs()
-    try:
-        for name in ("debian.qcow2", "rhel.qcow2"):
-            g.disk_create(str(work / name), "qcow2", DISK_SIZE)
-            g.add_drive_opts(str(work / name), format="qcow2")
-        g.launch()
-        # Debian: /boot on sda1, / on sda2, fstab by UUID.
-        g.part_init("/dev/sda", "mbr")
-        g.part_add("/dev/sda", "p", 2048, 2048 + 64 * 2048 - 1)
-        g.part_add("/dev/sda", "p", 2048 + 64 * 2048, -2048)
-        g.mkfs("ext4", "/dev/sda1")
-        g.mkfs("ext4", "/dev/sda2")
-        boot_uuid, root_uuid = g.vfs_uuid("/dev/sda1"), g.vfs_uuid("/dev/sda2")
-        g.mount("/dev/sda2", "/")
-        g.mkdir("/boot")
-        g.mount("/dev/sda1", "/boot")
-        fstab = f"UUID={root_uuid} / ext4 errors=remount-ro 0 1\nUUID={boot_uuid} /boot ext4 defaults 0 2\n"
-        fstab += "/dev/vdb1 none swap sw 0 0\nproc /proc proc defaults 0 0\n"
-        _write_tree(g, {**DEBIAN_FILES, "/etc/fstab": fstab, "/boot/grub/grub.cfg": "# grub\n"}, DEBIAN_DIRS)
-        _install_busybox(g)
-        debian_snap = snapshot(g)
-        g.umount_all()
-        # RHEL: one partition, fstab by LABEL.
-        g.part_disk("/dev/sdb", "mbr")
-        g.mkfs("ext4", "/dev/sdb1", label="root")
-        g.mount("/dev/sdb1", "/")
-        _write_tree(g, {**RHEL_FILES, "/etc/fstab": "LABEL=root / ext4 defaults 0 1\n"}, RHEL_DIRS)
-        rhel_snap = snapshot(g)
-        g.umount_all()
-        g.shutdown()
-    finally:
-        g.close()
+    # Debian: /boot on partition 1 (64 MiB), / on partition 2, fstab by UUID.
+    boot_uuid, root_uuid = str(uuid.uuid4()), str(uuid.uuid4())
+    fstab = f"UUID={root_uuid} / ext4 errors=remount-ro 0 1\nUUID={boot_uuid} /boot ext4 defaults 0 2\n"
+    fstab += "/dev/vdb1 none swap sw 0 0\nproc /proc proc defaults 0 0\n"
+    files = {**DEBIAN_FILES, "/etc/fstab": fstab, "/boot/grub/grub.cfg": "# grub\n"}
+    _write_tree(work / "deb-root", files, DEBIAN_DIRS, busybox=True)
+    (work / "deb-root/boot").rename(work / "deb-boot")
+    _write_tree(work / "deb-root", {}, ("/boot",))
+    boot_size, root_size = 64 << 20, DISK_SIZE - (2048 + 64 * 2048 + 2048) * 512
+    _mkfs(work / "deb-boot", work / "boot.img", boot_size, "-U", boot_uuid)
+    _mkfs(work / "deb-root", work / "root.img", root_size, "-U", root_uuid)
+    _assemble(work / "debian.qcow2", [(2048, work / "boot.img"), (2048 + 64 * 2048, work / "root.img")])
+    # RHEL: one partition, fstab by LABEL.
+    _write_tree(
+        work / "rhel-root", {**RHEL_FILES, "/etc/fstab": "LABEL=root / ext4 defaults 0 1\n"}, RHEL_DIRS
+    )
+    _mkfs(work / "rhel-root", work / "rhel.img", DISK_SIZE - 2 * 2048 * 512, "-L", "root")
+    _assemble(work / "rhel.qcow2", [(2048, work / "rhel.img")])
+    for scratch in ("deb-root", "deb-boot", "rhel-root", "boot.img", "root.img", "rhel.img"):
+        path = work / scratch
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    debian_snap = snapshot_disk(work / "debian.qcow2", root=2, boot=1)
+    rhel_snap = snapshot_disk(work / "rhel.qcow2", root=1)
     (work / "snapshots.json").write_text(json.dumps({"debian": debian_snap, "rhel": rhel_snap}))
     work.rename(directory)
     return deb, rhel, debian_snap, rhel_snap
@@ -230,24 +252,75 @@ def overlay(base: Path, path: Path) -> Path:
     return path
 
 
-@contextmanager
-def reading(*disks: Path) -> Iterator[Any]:
-    """One read-only launch on ``disks`` (sda, sdb, ...)."""
-    g = _guestfs()
-    try:
-        for disk in disks:
-            g.add_drive_opts(str(disk), format="qcow2", readonly=True)
-        g.launch()
-        yield g
-    finally:
-        g.close()
+def _run(*argv: str, stdin: str | None = None) -> str:
+    result = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    assert result.returncode == 0, f"{argv[0]} failed: {result.stderr.strip()}"
+    return result.stdout
 
 
-def snapshot_root(g: Any, root: str, boot: str | None = None) -> Snapshot:
-    g.mount_ro(root, "/")
-    if boot:
-        g.mount_ro(boot, "/boot")
-    try:
-        return snapshot(g)
-    finally:
-        g.umount_all()
+def _partition_offsets(raw: Path) -> list[int]:
+    table = json.loads(_run("sfdisk", "--json", str(raw)))["partitiontable"]
+    sector = int(table.get("sectorsize", 512))
+    return [int(part["start"]) * sector for part in table["partitions"]]
+
+
+def _modes(device: str, dirs: list[str]) -> dict[str, int]:
+    """{path: st_mode} of every entry of ``dirs`` (and of "/" itself), from ONE debugfs run."""
+    script = "ls -p /\n" + "".join(f'ls -p "{d}"\n' for d in dirs)
+    out = _run("debugfs", "-f", "-", device, stdin=script)
+    modes: dict[str, int] = {}
+    directory = "/"
+    for line in out.splitlines():
+        if line.startswith("debugfs: ls -p "):
+            directory = line.removeprefix("debugfs: ls -p ").strip('"')
+        elif line.startswith("/") and line.count("/") >= 6:
+            _, _ino, mode, _uid, _gid, name, *_ = line.split("/")
+            if name == "." and directory == "/":
+                modes["/"] = int(mode, 8)
+            elif name not in (".", ".."):
+                modes[os.path.join(directory, name)] = int(mode, 8)
+    return modes
+
+
+def _read_fs(device: str, into: Path) -> dict[str, int]:
+    """Dump the file system ``device`` into ``into``; {path in the fs: st_mode} of everything in it.
+
+    The file system must be clean (unmounted, no journal to replay), as the tool under test left it.
+    """
+    header = _run("dumpe2fs", "-h", device)
+    assert re.search(r"^Filesystem state:\s+clean$", header, re.M), header
+    assert "needs_recovery" not in header, header
+    into.mkdir(parents=True)
+    _run("debugfs", "-R", f"rdump / {into}", device)
+    dirs = []
+    for top, subdirs, _ in os.walk(into):
+        dirs += ["/" + os.path.relpath(os.path.join(top, d), into) for d in subdirs]
+    return _modes(device, dirs)
+
+
+def snapshot_disk(disk: Path, root: int, boot: int | None = None) -> Snapshot:
+    """The snapshot of a qcow2 disk's tree (partition numbers from 1, ``boot`` mounted on /boot), read on
+    the host with e2fsprogs' debugfs: no appliance launch. Modes come from debugfs (its dump drops the
+    sticky and set-id bits), contents and link targets from the dump."""
+    with tempfile.TemporaryDirectory(prefix="pvt-read-") as tmp:
+        raw = Path(tmp) / "disk.raw"
+        _run("qemu-img", "convert", "-f", "qcow2", "-O", "raw", str(disk), str(raw))
+        offsets = _partition_offsets(raw)
+        tree = Path(tmp) / "tree"
+        modes = _read_fs(f"{raw}?offset={offsets[root - 1]}", tree)
+        where = {path: tree / path.lstrip("/") for path in modes}
+        if boot is not None:
+            boot_modes = _read_fs(f"{raw}?offset={offsets[boot - 1]}", Path(tmp) / "boot")
+            where = {p: w for p, w in where.items() if not p.startswith("/boot/")}
+            for path, mode in boot_modes.items():
+                name = "/boot" + (path if path != "/" else "")
+                modes[name] = mode
+                where[name] = Path(tmp) / "boot" / path.lstrip("/")
+            modes = {p: m for p, m in modes.items() if p in where}
+        out: Snapshot = {}
+        for path in sorted(modes):
+            if path != "/" and _kept(path):
+                host = where[path]
+                size = host.lstat().st_size
+                out[path] = _entry(modes[path], size, host.read_bytes, partial(os.readlink, host))
+        return out
