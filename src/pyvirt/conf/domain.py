@@ -234,7 +234,7 @@ class ControllerConfig:
 
 @dataclass
 class InterfaceConfig:
-    type: str = "network"  # network | bridge | user | vdpa
+    type: str = "network"  # network | bridge | user | vdpa | vhostuser | server | client | mcast | udp
     mac: str | None = None  # filled by post-parse defaults (52:54:00:xx:xx:xx)
     source_network: str | None = None
     source_bridge: str | None = None
@@ -250,6 +250,7 @@ class InterfaceConfig:
     # <bandwidth>: direction (inbound | outbound) → average/peak (KiB/s), burst (KiB); conf.bandwidth
     bandwidth: dict[str, dict[str, int]] = field(default_factory=dict)
     driver: dict[str, str] = field(default_factory=dict)  # <driver name txmode ...> (conf.net_driver)
+    socket: dict[str, str] = field(default_factory=dict)  # vhostuser, server... <source> (conf.net_sockets)
 
 
 @dataclass

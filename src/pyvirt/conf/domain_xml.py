@@ -142,7 +142,7 @@ PCI_MODEL_NAMES = (
     *controller_models.PCI_MODEL_NAMES,
 )
 PCI_TARGET_ATTRS = ("chassisNr", "chassis", "port", "busNr", "hotplug")
-NET_TYPES = ("network", "bridge", "user", "vdpa")
+NET_TYPES = ("network", "bridge", "user", "vdpa", "vhostuser", "server", "client", "mcast", "udp")
 NET_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
 CHAR_TYPES: dict[str, tuple[str, ...]] = {
     "serial": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
@@ -905,6 +905,10 @@ class _Parser:
                 from pyvirt.conf import net_vdpa
 
                 net_vdpa.parse_source(node, nic)
+            elif nic.type in ("vhostuser", "server", "client", "mcast", "udp"):
+                from pyvirt.conf import net_sockets
+
+                net_sockets.parse_source(node, nic)
             node.done()
         if (node := e.child("target")) is not None:
             dev = node.require("dev")
@@ -1432,6 +1436,10 @@ def _interface(nic: InterfaceConfig, live: bool) -> XNode:
         node.add(x("source", {"bridge": nic.source_bridge}))
     elif nic.type == "vdpa":
         node.add(x("source", {"dev": nic.source_dev}))
+    elif nic.socket:
+        from pyvirt.conf import net_sockets
+
+        node.add(net_sockets.write_source(nic))
     if nic.target_dev and (live or not _is_auto_tap(nic.target_dev)):
         node.add(x("target", {"dev": nic.target_dev}))
     driver = {**nic.driver, **virtio_options.attrs(nic.virtio)}

@@ -40,10 +40,10 @@ def check(nic: InterfaceConfig) -> None:
             )
         if not nic.source_dev:
             raise XMLError("an interface of type 'vdpa' needs <source dev>")
-    elif "queues" in nic.driver:
+    elif "queues" in nic.driver and nic.type != "vhostuser":
         raise UnsupportedConfig(
             f"unsupported configuration: <driver queues> of interface type '{nic.type}': pyvirt's taps and "
-            "user networking have one queue pair (multiqueue only on vdpa)"
+            "user networking have one queue pair (multiqueue only on vdpa and vhostuser)"
         )
 
 

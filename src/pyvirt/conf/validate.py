@@ -15,6 +15,7 @@ from pyvirt.conf import (
     feature_sizes,
     memory_backing,
     memory_devices,
+    net_sockets,
     net_vdpa,
     numa_hmat,
     vnc_options,
@@ -236,6 +237,7 @@ def _check_devices(dom: Domain) -> None:
         if int(nic.mac[:2], 16) & 1:
             raise InvalidArgument(f"MAC address '{nic.mac}' is multicast; a unicast address is needed")
         net_vdpa.check(nic)
+        net_sockets.check(nic)
         if nic.type == "network" and not nic.source_network:
             raise InvalidArgument(f"interface '{nic.mac}' of type 'network' names no network")
         if nic.type == "bridge" and not nic.source_bridge:

@@ -223,6 +223,8 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
         if path:
             handover.readable(path, what)
     for nic in dom.devices.interfaces:
+        if nic.type == "vhostuser" and os.path.exists(nic.socket["path"]):  # the backend's, QEMU connects
+            handover.writable(nic.socket["path"], "vhost-user socket")
         if nic.type == "vdpa" and nic.source_dev:  # QEMU opens the vDPA device (libvirt passes its fd)
             handover.writable(nic.source_dev, "vDPA device")
     for gfx in dom.devices.graphics:  # OpenGL: QEMU renders on the host's DRM render node

@@ -22,6 +22,7 @@ from pyvirt.conf import (
     hostdev,
     memory_backing,
     nbd_tls,
+    net_sockets,
     net_vdpa,
     qemu_ns,
     smartcard,
@@ -140,6 +141,7 @@ async def start_qemu(
     hostdev.require_host(dom)
     net_vdpa.require_host(dom)
     smartcard.require_host(dom)
+    net_sockets.require_host(dom)
     graphics_local.require_host(dom)
     hugepage_mounts = memory_backing.require_host(dom)
     nbd_tls.require_host(dom, str(reg.layout.pki_dir / "qemu"))

@@ -783,6 +783,12 @@ class _Builder:
             from pyvirt.conf import net_vdpa
 
             self.add(*_json_arg("-netdev", net_vdpa.netdev(iface, netdev)))
+        elif iface.socket:
+            from pyvirt.conf import net_sockets
+
+            if iface.type == "vhostuser":
+                self.add("-chardev", net_sockets.chardev_spec(iface, index))
+            self.add(*_json_arg("-netdev", net_sockets.netdev(iface, index, netdev)))
         else:
             raise UnsupportedConfig(f"unsupported configuration: interface type '{iface.type}'")
         driver = NIC_MODELS.get(iface.model)
@@ -794,7 +800,7 @@ class _Builder:
             from pyvirt.conf import net_driver
 
             place.update(net_driver.device_props(iface.driver, iface.type, iface.model))
-        if iface.type == "vdpa":
+        if iface.type in ("vdpa", "vhostuser"):  # multiqueue: mq, vectors
             from pyvirt.conf import net_vdpa
 
             place.update({k: str(v) for k, v in net_vdpa.device_props(iface).items()})

@@ -1,6 +1,7 @@
 """Devices of libvirt's XML on one real TCG guest: a watchdog whose ``dump`` action fires, a smartcard
-reader passing a card through a socket, the QEMU namespace's command line and environment, and a VNC
-password whose ``passwdValidTo`` has passed; displays this host cannot open refused by name at start.
+reader passing a card through a socket, a NIC whose frames go over a TCP socket (``type='server'``), the
+QEMU namespace's command line and environment, and a VNC password whose ``passwdValidTo`` has passed;
+displays this host cannot open and vhost-user NICs without a backend refused by name at start.
 
 The guest boots once for the module; each test looks at one device.
 """
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from pyvirt.qemu.graphics import free_port
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import domain_xml
 
@@ -25,6 +27,8 @@ NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 DEVICES = """
 <watchdog model='ib700' action='dump'/>
 <graphics type='vnc' autoport='yes' passwd='s3cret' passwdValidTo='2011-05-31T16:11:22'/>
+<interface type='server'><mac address='52:54:00:5e:00:02'/><source address='127.0.0.1' port='{port}'/>
+  <model type='virtio'/></interface>
 <smartcard mode='passthrough' type='unix'>
   <source mode='bind' path='{card}'/><alias name='ua-card'/>
 </smartcard>
@@ -55,7 +59,9 @@ def guest(module_daemon: Daemon) -> Iterator[Console]:
     scratch = d.root / "scratch"
     scratch.mkdir(mode=0o755)
     path = scratch / f"{NAME}.xml"
-    xml = domain_xml(NAME, extra_devices=DEVICES.format(card=scratch / "card.sock"))
+    port = free_port("127.0.0.1")
+    (scratch / "port").write_text(str(port))
+    xml = domain_xml(NAME, extra_devices=DEVICES.format(card=scratch / "card.sock", port=port))
     xml = xml.replace("<domain ", f"<domain xmlns:qemu='{NS}' ", 1).replace(
         "</domain>", QEMU_NS + "</domain>"
     )
@@ -205,3 +211,67 @@ def test_displays_this_host_cannot_open_are_refused_at_start(
         assert d.state("gfx1") == "shut off"
     finally:
         d.cli("undefine", "gfx1").ok()
+
+
+GUEST_MAC = bytes.fromhex("5254005e0002")
+OUR_MAC = bytes.fromhex("020000000001")
+
+
+def _arp_request() -> bytes:
+    """Who has 10.77.0.2? Tell 10.77.0.1 (from OUR_MAC)."""
+    arp = (
+        bytes.fromhex("0001080006040001")
+        + OUR_MAC
+        + bytes([10, 77, 0, 1])
+        + b"\0" * 6
+        + bytes([10, 77, 0, 2])
+    )
+    return b"\xff" * 6 + OUR_MAC + b"\x08\x06" + arp
+
+
+def test_server_socket_nic_carries_the_guests_frames(module_daemon: Daemon, guest: Console) -> None:
+    d = module_daemon
+    port = int((d.root / "scratch/port").read_text())
+    guest.run("ip addr add 10.77.0.2/24 dev eth0 && ip link set eth0 up")
+    # QEMU's socket netdev: each Ethernet frame as a 4-byte big-endian length and the frame
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        stream = sock.makefile("rwb")
+        frame = _arp_request()
+        stream.write(len(frame).to_bytes(4, "big") + frame)
+        stream.flush()
+        for _ in range(50):  # the guest may send other frames first (IPv6 neighbour discovery)
+            reply = stream.read(int.from_bytes(stream.read(4), "big"))
+            if reply[12:14] == b"\x08\x06" and reply[20:22] == b"\0\x02":
+                break
+        else:
+            raise AssertionError("no ARP reply from the guest")
+    assert reply[:6] == OUR_MAC and reply[6:12] == GUEST_MAC
+    assert reply[28:32] == bytes([10, 77, 0, 2])  # the guest's address, answered over the socket
+
+
+@pytest.mark.parametrize(
+    ("memory", "mode", "message"),
+    [
+        ("", "client", "the backend maps the guest's memory, which must be shared"),
+        ("<memoryBacking><access mode='shared'/></memoryBacking>", "server", "in mode 'server'"),
+        ("<memoryBacking><access mode='shared'/></memoryBacking>", "client", "no vhost-user backend listens"),
+    ],
+)
+def test_vhostuser_nic_start_refusals(
+    module_daemon: Daemon, tmp_path: Path, memory: str, mode: str, message: str
+) -> None:
+    d = module_daemon
+    nic = (
+        f"<interface type='vhostuser'><source type='unix' path='{tmp_path}/vhu.sock' mode='{mode}'/>"
+        "<model type='virtio'/></interface>"
+    )
+    xml = domain_xml("vhu1", extra_devices=nic).replace("<vcpu>", memory + "<vcpu>", 1)
+    path = tmp_path / "vhu1.xml"
+    path.write_text(xml)
+    d.cli("define", str(path)).ok()
+    try:
+        result = d.cli("start", "vhu1")
+        assert result.rc == 1 and message in result.err, result.err
+        assert d.state("vhu1") == "shut off"
+    finally:
+        d.cli("undefine", "vhu1").ok()
