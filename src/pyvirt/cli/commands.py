@@ -3038,7 +3038,7 @@ TOOLS = (
             ("--rng", "string+=DEV", "/dev/urandom (a random backend) or none"),
             ("--watchdog", "string+=MODEL", "MODEL[,action=]"),
             ("--controller", "string+=OPTS", "type=, model=, index=, ports="),
-            ("--tpm", "string+=OPTS", "only none: pyvirt runs no TPM yet"),
+            ("--tpm", "string+=OPTS", "Configure a guest TPM device. Ex: --tpm /dev/tpm, --tpm emulator"),
             (
                 "--cloud-init",
                 "string=OPTS",

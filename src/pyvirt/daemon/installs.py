@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,7 @@ class InstallAPI(DomainActions):
             domains=[obj.name for obj in self.domains.all()],
             boot_dir=str(self.domains.layout.state_dir / "boot"),
             uefi=uefi,
+            tpm_emulator=all(shutil.which(tool) for tool in ("swtpm", "swtpm_setup")),
             existing=existing,
             formats=formats,
         )

@@ -65,6 +65,7 @@ class Host:
     domains: list[str]
     boot_dir: str  # where --location's kernel and initrd are copied
     uefi: bool  # firmware descriptors for UEFI on x86_64
+    tpm_emulator: bool = False  # swtpm installed: a UEFI guest gets an emulated TPM, as virt-install's
     existing: dict[str, int] = field(default_factory=dict)  # path → size in bytes of files that exist
     formats: dict[str, str] = field(default_factory=dict)  # path → probed format of files that exist
 
@@ -107,6 +108,56 @@ class Plan:
     @property
     def documents(self) -> list[str]:
         return [self.install, self.final] if self.install else [self.final]
+
+
+_TPM_KEYS = {
+    "type": "type",
+    "backend.type": "type",
+    "model": "model",
+    "version": "version",
+    "backend.version": "version",
+    "path": "path",
+    "backend.device.path": "path",
+    "backend.encryption.secret": "secret",
+    "backend.persistent_state": "persistent_state",
+    **{f"active_pcr_banks.{bank}": bank for bank in ("sha1", "sha256", "sha384", "sha512")},
+}
+
+
+def _tpms(subs: list[Sub], *, default: bool) -> list[XNode]:
+    """``--tpm`` as virt-install reads it (``none``, ``emulator``, ``/dev/tpm0``, ``default``, or
+    ``type=,model=,backend.version=,backend.encryption.secret=,active_pcr_banks.sha256=on``...);
+    without one a UEFI guest gets an emulated TPM 2.0 on a host with swtpm, as virt-install's."""
+    if any(sub.get("type") == "none" for sub in subs):
+        return []
+    if not subs:
+        subs = [{"type": "emulator"}] if default else []
+    out: list[XNode] = []
+    for sub in subs:
+        _refuse_unknown("tpm", sub, tuple(_TPM_KEYS))
+        opts = {_TPM_KEYS[key]: value for key, value in sub.items()}
+        kind = opts.get("type", "default")
+        if kind.startswith("/"):
+            kind, opts["path"] = "passthrough", kind
+        if kind == "default":
+            kind = "passthrough" if "path" in opts else "emulator"
+        if kind not in ("emulator", "passthrough"):
+            raise UnsupportedConfig(f"--tpm type={kind}: pyvirt runs emulator and passthrough TPMs")
+        model = opts.get("model")
+        if kind == "emulator" and model is None and "version" not in opts:
+            model = "tpm-crb"  # QEMU has it on x86: virt-install's choice
+        state = opts.get("persistent_state")
+        persistent = None if state is None else "yes" if state in ("on", "yes", "true", "1") else "no"
+        backend = x("backend", {"type": kind, "version": opts.get("version"), "persistent_state": persistent})
+        if "path" in opts:
+            backend.add(x("device", {"path": opts["path"]}))
+        if "secret" in opts:
+            backend.add(x("encryption", {"secret": opts["secret"]}))
+        banks = [bank for bank in ("sha1", "sha256", "sha384", "sha512") if opts.get(bank) in ("on", "yes")]
+        if banks:
+            backend.add(x("active_pcr_banks").add(*(x(bank) for bank in banks)))
+        out.append(x("tpm", {"model": model}).add(backend))
+    return out
 
 
 def _refuse_unknown(option: str, sub: Sub, allowed: tuple[str, ...]) -> None:
@@ -621,11 +672,7 @@ def plan(req: dict[str, object], facts: OSFacts, host: Host) -> Plan:
     if not rng_subs and facts.supports(VIRTIO_RNG):
         rngs.append(x("rng", {"model": "virtio"}).add(x("backend", {"model": "random"}, text="/dev/urandom")))
 
-    for tsub in b.subs("tpm"):
-        if tsub.get("type") != "none" or len(tsub) > 1:
-            raise UnsupportedConfig(
-                "--tpm: pyvirt does not run TPM devices yet (only --tpm none is accepted)"
-            )
+    tpms = _tpms(b.subs("tpm"), default=use_uefi and host.tpm_emulator)
 
     # Cloud-init
     seed_path: str | None = None
@@ -675,6 +722,7 @@ def plan(req: dict[str, object], facts: OSFacts, host: Host) -> Plan:
             *consoles,
             *channels,
             *inputs,
+            *tpms,
             graphics,
             *sounds,
             *videos,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -69,5 +70,30 @@ def test_refusals(tmp_path: Path) -> None:
         plan({**base, "cdrom": "/nonexistent.iso"}, LINUX, host(tmp_path))
     with pytest.raises(InvalidArgument, match="does not match 3 vCPUs"):
         plan({**base, "vcpus": {"vcpus": "3", "sockets": "2", "cores": "2"}}, LINUX, host(tmp_path))
-    with pytest.raises(UnsupportedConfig, match="--tpm"):
-        plan({**base, "tpm": [{"type": "emulator"}]}, LINUX, host(tmp_path))
+    with pytest.raises(UnsupportedConfig, match="--tpm type=external"):
+        plan({**base, "tpm": [{"type": "external"}]}, LINUX, host(tmp_path))
+    with pytest.raises(UnsupportedConfig, match="--tpm profile="):
+        plan({**base, "tpm": [{"type": "emulator", "profile": "x"}]}, LINUX, host(tmp_path))
+
+
+def test_tpm_default_on_uefi_with_swtpm_and_options(tmp_path: Path) -> None:
+    """virt-install's rules: a UEFI guest gets an emulated TPM (CRB) when the host has swtpm, unless
+    --tpm none; --tpm /dev/tpm0 is a passthrough; the options land in <backend>."""
+    base = {"name": "t", "import_install": True, "disk": [{"size": "1"}], "boot": {"uefi": "on"}}
+    with_swtpm = dataclasses.replace(host(tmp_path), tpm_emulator=True)
+    tpm = ET.fromstring(plan(base, LINUX, with_swtpm).final).find("devices/tpm")
+    assert tpm is not None and tpm.attrib == {"model": "tpm-crb"}
+    assert [(e.tag, e.attrib) for e in tpm] == [("backend", {"type": "emulator"})]
+    assert ET.fromstring(plan(base, LINUX, host(tmp_path)).final).find("devices/tpm") is None
+    none = plan({**base, "tpm": [{"type": "none"}]}, LINUX, with_swtpm)
+    assert ET.fromstring(none.final).find("devices/tpm") is None
+    passthrough = plan({**base, "tpm": [{"type": "/dev/tpm0"}]}, LINUX, host(tmp_path))
+    assert ET.fromstring(passthrough.final).find("devices/tpm/backend/device").get("path") == "/dev/tpm0"
+    opts = {"type": "emulator", "backend.version": "2.0", "active_pcr_banks.sha1": "on"}
+    opts |= {"backend.encryption.secret": "6dd3e4a5-1d76-44ce-961f-f119f5aad935"}
+    backend = ET.fromstring(plan({**base, "tpm": [opts]}, LINUX, host(tmp_path)).final).find(
+        "devices/tpm/backend"
+    )
+    assert backend is not None and backend.get("version") == "2.0"
+    assert backend.find("encryption").get("secret") == "6dd3e4a5-1d76-44ce-961f-f119f5aad935"
+    assert [bank.tag for bank in backend.find("active_pcr_banks")] == ["sha1"]
