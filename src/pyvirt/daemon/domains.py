@@ -275,14 +275,14 @@ class DomainRegistry:
                     await self.destroy(record.name)
         await self._end_unowned_qemus()
 
-    async def _end_unowned_qemus(self) -> None:
-        """Kill every QEMU of this layout that no domain owns now: one an earlier daemon spawned and
-        died before recording (a start it did not finish, which its client saw fail), or one whose
-        monitor no longer answers. Left running it would be unmanaged, and the next start of its
-        domain would run a second QEMU on the same disks. libvirt ends such QEMUs too."""
+    async def _end_unowned_qemus(self, only: str | None = None) -> None:
+        """Kill every QEMU of this layout (of domain ``only``, if given) that no domain owns now: one an
+        earlier daemon spawned and died before recording (a start it did not finish, which its client
+        saw fail), or one whose monitor no longer answers. Left running it would be unmanaged, and the
+        next start of its domain would run a second QEMU on the same disks. libvirt ends such QEMUs too."""
         owned = {obj.proc.pid for obj in self._domains.values() if obj.proc is not None}
         for pid, name in qemus_of(self.layout.qemu_run_dir).items():
-            if pid in owned:
+            if pid in owned or (only is not None and name != only):
                 continue
             log.warning(
                 "killing QEMU (pid %d) of domain %s: no record of it, its start did not finish", pid, name
@@ -297,6 +297,9 @@ class DomainRegistry:
         proc = await QemuProcess.reattach(record, event_handler(self, obj, obj.generation))
         if proc is None:
             log.info("domain %s stopped while the daemon was away", record.name)
+            # Before its resources go: an unrecorded QEMU of a start that did not finish still holds its
+            # cgroup, whose removal would wait for it in vain.
+            await self._end_unowned_qemus(only=record.name)
             obj.live = None
             self._release_resources(live, record)
             self.remove_run_files(record.name)
