@@ -123,7 +123,7 @@ class DisplayAPI(DomainActions):
         body: types.MonitorCommandRequest = req.data
         text = body["command"]
         arguments: dict[str, Any] | None
-        ident: dict[str, Any] = {}  # a QMP command's id comes back in its reply, as QEMU does
+        own_id = False  # libvirt 9.0 gives each command an id of its own and refuses a second one
         if body.get("hmp"):
             command, arguments = "human-monitor-command", {"command-line": text}
         else:
@@ -144,20 +144,21 @@ class DisplayAPI(DomainActions):
                     + (" (destroy ends QEMU)" if request["execute"] == "quit" else "")
                 )
             command, arguments = request["execute"], request.get("arguments")
-            if "id" in request:
-                ident = {"id": request["id"]}
+            own_id = "id" in request
         async with guard(self.domains.lookup(req.params["name"]), lifecycle.ACTIVE) as obj:
             assert obj.proc is not None
+            if own_id:  # checked once the domain is known to run, as libvirt does
+                raise InvalidArgument("internal error: Unable to append command 'id' string")
             try:
                 result = await obj.proc.monitor.execute(command, arguments)
             except OperationFailed as err:
                 error = _qmp_error(err)
                 if error is None:
                     raise
-                return {"reply": json.dumps({"error": error, **ident}, separators=(",", ":"))}
+                return {"reply": json.dumps({"error": error}, separators=(",", ":"))}
         if body.get("hmp"):
             return {"reply": str(result)}
-        return {"reply": json.dumps({"return": result, **ident}, separators=(",", ":"))}
+        return {"reply": json.dumps({"return": result}, separators=(",", ":"))}
 
     async def inject_nmi(self, req: Request) -> dict[str, Any]:
         async with guard(self.domains.lookup(req.params["name"]), lifecycle.HOTPLUGGABLE) as obj:
