@@ -1,18 +1,20 @@
 """Prometheus metrics of the daemon: the host, every domain, network and pool, and the API's own
-request counts and latencies, in the text exposition format (``prometheus_client`` writes it).
+request counts and latencies, in the text exposition format.
 
-A scrape gathers the domains' statistics concurrently (:func:`pyvirt.daemon.stats.collect`, the same
-numbers as ``domstats``), reads the host's counters from /proc and asks the network and storage
-drivers for their status; the families are built then and written at once. Request metrics are kept
-as requests end (:meth:`Metrics.observe`, the HTTP server's hook).
+A scrape gathers the domains' statistics (:func:`pyvirt.daemon.stats.collect`, the same numbers as
+``domstats``), reads the host's counters from /proc and asks the network and storage drivers for their
+status; :mod:`pyvirt.daemon.exposition` writes those families' text as they are filled. Request
+counts and latencies are kept as requests end (:meth:`Metrics.observe`, the HTTP server's hook).
 
-A scrape asks no QEMU anything it already knows: CPU, vCPU, memory and network counters are read from
-/proc and the cgroups, the balloon's size and the guest's memory report are the ones the daemon keeps
-(:mod:`pyvirt.daemon.stats`), and the block counters are those of the last ``query-blockstats`` of each
-domain, which a background task asks every :data:`REFRESH_SECONDS` while scrapes keep coming (and any
-``domstats`` refreshes); ``pyvirt_domain_block_stats_timestamp_seconds`` says when they were asked. On
-a host whose CPUs the guests saturate, each QEMU answers a query when the scheduler gets to it: a
-scrape that waited for fifty of them would take as long as the slowest.
+A scrape asks QEMU nothing: CPU, vCPU, memory and network counters are read from /proc and the
+cgroups, the balloon's size is the one the daemon keeps from QEMU's events, and the guest's memory
+report and the block counters are the last ones asked of each QEMU (:mod:`pyvirt.daemon.stats`),
+which a background task asks again every :data:`REFRESH_SECONDS` while scrapes keep coming (and any
+``domstats`` or ``dommemstat`` refreshes); ``pyvirt_domain_block_stats_timestamp_seconds`` says when
+the block counters were asked (the memory report's own time is the guest's ``last_update``). Only a
+domain never asked yet is asked during the scrape. On a host whose CPUs the guests saturate, each QEMU
+answers a query when the scheduler gets to it: a scrape that waited for fifty of them would take as
+long as the slowest.
 """
 
 from __future__ import annotations
@@ -21,54 +23,32 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-
 from pyvirt.daemon import stats
+from pyvirt.daemon.exposition import Family, Requests, counter, gauge, render
 
 if TYPE_CHECKING:
     from pyvirt.daemon.domains import DomainRegistry
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-REFRESH_SECONDS = 5  # how often the block statistics a scrape shows are asked again
+REFRESH_SECONDS = 5  # how often the QEMU statistics a scrape shows are asked again
 IDLE_SECONDS = 300  # no scrape for this long: the refresh stops (the next scrape starts it again)
 _TICK = os.sysconf("SC_CLK_TCK")
 _STATES = ("running", "paused", "in shutdown", "shut off", "crashed", "pmsuspended")
-
-
-class _Families:
-    """A collector-shaped holder of one scrape's families, written with the registry's."""
-
-    def __init__(self, families: list[Metric], registry: CollectorRegistry) -> None:
-        self.families = families
-        self.registry = registry
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self.families
-        yield from self.registry.collect()
 
 
 class Metrics:
     """One daemon's metrics: request counters kept as requests end, everything else read per scrape."""
 
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.requests = Counter(
+        self.requests = Requests(
             "pyvirt_api_requests",
             "API requests served, by action and HTTP status",
-            ["action", "code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
             "pyvirt_api_request_duration_seconds",
             "Time to answer an API request, by action",
-            ["action"],
-            registry=self.registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
         self.domains: DomainRegistry | None = None
         self._refresher: asyncio.Task[None] | None = None
@@ -77,7 +57,7 @@ class Metrics:
         self.storage: Any = None  # pyvirt.daemon.storage.StorageAPI
 
     def _keep_refreshing(self) -> None:
-        """Refresh the block statistics in the background while scrapes keep coming."""
+        """Refresh the QEMU statistics scrapes show, in the background, while scrapes keep coming."""
         self._last_scrape = time.monotonic()
         if self._refresher is None or self._refresher.done():
             self._refresher = asyncio.get_running_loop().create_task(self._refresh())
@@ -87,18 +67,17 @@ class Metrics:
         while time.monotonic() - self._last_scrape < IDLE_SECONDS:
             await asyncio.sleep(REFRESH_SECONDS)
             try:
-                await stats.refresh_block_stats(self.domains)
+                await stats.refresh_kept(self.domains)
             except Exception:  # a domain going away meanwhile: the next round asks the others again
-                log.exception("refreshing the block statistics for /metrics")
+                log.exception("refreshing the statistics /metrics shows")
 
     def observe(self, action: str, status: int, seconds: float) -> None:
         """A request of ``action`` answered with HTTP ``status`` after ``seconds``."""
-        self.requests.labels(action, str(status)).inc()
-        self.latency.labels(action).observe(seconds)
+        self.requests.observe(action, status, seconds)
 
     async def scrape(self) -> bytes:
         """Every metric, in the text exposition format."""
-        families: list[Metric] = []
+        families: list[Family] = []
         families += host_families()
         if self.domains is not None:
             families += await domain_families(self.domains)
@@ -107,56 +86,52 @@ class Metrics:
             families += await self._network_families()
         if self.storage is not None:
             families += await self._pool_families()
-        return bytes(generate_latest(_Families(families, self.registry)))  # type: ignore[arg-type]
+        return (render(families) + self.requests.text()).encode()
 
-    async def _network_families(self) -> list[Metric]:
+    async def _network_families(self) -> list[Family]:
         api = self.networks
-        active = GaugeMetricFamily("pyvirt_network_active", "Whether the network runs", labels=["network"])
-        leases = GaugeMetricFamily(
-            "pyvirt_network_dhcp_leases", "DHCP leases the network's dnsmasq holds", labels=["network"]
-        )
+        active = gauge("pyvirt_network_active", "Whether the network runs", "network")
+        leases = gauge("pyvirt_network_dhcp_leases", "DHCP leases the network's dnsmasq holds", "network")
         for status in await api.run(api.driver.list):
-            active.add_metric([status.name], 1 if status.active else 0)
+            active.add([status.name], 1 if status.active else 0)
             if status.active:
                 try:
                     count = len(await api.run(lambda name=status.name: api.driver.leases(name)))
                 except Exception:  # a network stopping meanwhile: its leases are left out
                     continue
-                leases.add_metric([status.name], count)
+                leases.add([status.name], count)
         return [active, leases]
 
-    async def _pool_families(self) -> list[Metric]:
+    async def _pool_families(self) -> list[Family]:
         driver = self.storage.driver
         out = {
-            key: GaugeMetricFamily(f"pyvirt_pool_{key}_bytes", text, labels=["pool"])
+            key: gauge(f"pyvirt_pool_{key}_bytes", text, "pool")
             for key, text in (
                 ("capacity", "The pool's capacity"),
                 ("allocation", "Bytes allocated in the pool"),
                 ("available", "Bytes still free in the pool"),
             )
         }
-        active = GaugeMetricFamily("pyvirt_pool_active", "Whether the pool is started", labels=["pool"])
-        volumes = GaugeMetricFamily("pyvirt_pool_volumes", "Volumes in the pool", labels=["pool"])
+        active = gauge("pyvirt_pool_active", "Whether the pool is started", "pool")
+        volumes = gauge("pyvirt_pool_volumes", "Volumes in the pool", "pool")
         for pool in await asyncio.to_thread(driver.list_pools):
-            active.add_metric([pool.name], 1 if pool.active else 0)
+            active.add([pool.name], 1 if pool.active else 0)
             for key, family in out.items():
                 value = getattr(pool, key)
                 if value is not None:
-                    family.add_metric([pool.name], value)
+                    family.add([pool.name], value)
             if pool.volumes is not None:
-                volumes.add_metric([pool.name], pool.volumes)
+                volumes.add([pool.name], pool.volumes)
         return [active, *out.values(), volumes]
 
 
-def host_families() -> list[Metric]:
-    cpu = CounterMetricFamily(
-        "pyvirt_host_cpu_seconds", "CPU time of the host, by mode (nodecpustats)", labels=["mode"]
-    )
+def host_families() -> list[Family]:
+    cpu = counter("pyvirt_host_cpu_seconds", "CPU time of the host, by mode (nodecpustats)", "mode")
     for mode, seconds in host_cpu_seconds().items():
-        cpu.add_metric([mode], seconds)
-    memory = GaugeMetricFamily("pyvirt_host_memory_bytes", "Host memory (nodememstats)", labels=["kind"])
+        cpu.add([mode], seconds)
+    memory = gauge("pyvirt_host_memory_bytes", "Host memory (nodememstats)", "kind")
     for kind, kib in host_memory_kib().items():
-        memory.add_metric([kind], kib * 1024)
+        memory.add([kind], kib * 1024)
     return [cpu, memory]
 
 
@@ -206,79 +181,91 @@ _NET = (
 )
 
 
-async def domain_families(reg: DomainRegistry) -> list[Metric]:
+async def domain_families(reg: DomainRegistry) -> list[Family]:
     from pyvirt.daemon.agent import agent_channel, agent_connected
 
-    # No capacity metric (one query less); the block counters the daemon keeps (see the module's text).
-    records = await stats.collect(reg, [], [], capacity=False, kept_blocks=True)
-    by_state = GaugeMetricFamily("pyvirt_host_domains", "Domains by state", labels=["state"])
+    # No capacity metric (one query less); what the daemon keeps of QEMU's answers (the module's text).
+    records = await stats.collect(reg, [], [], capacity=False, kept=True)
+    by_state = gauge("pyvirt_host_domains", "Domains by state", "state")
     counts = dict.fromkeys(_STATES, 0)
     for each in reg.all():
         word = each.state.virsh(each.reason)
         counts[word] = counts.get(word, 0) + 1
     for word, count in counts.items():
-        by_state.add_metric([word], count)
+        by_state.add([word], count)
 
-    def gauge(name: str, text: str, *labels: str) -> GaugeMetricFamily:
-        return GaugeMetricFamily(name, text, labels=["domain", *labels])
-
-    def counter(name: str, text: str, *labels: str) -> CounterMetricFamily:
-        return CounterMetricFamily(name, text, labels=["domain", *labels])
-
-    state = gauge("pyvirt_domain_state", "libvirt's state number (1 running, 3 paused, 5 shut off...)")
-    reason = gauge("pyvirt_domain_state_reason", "libvirt's number of the state's reason")
-    cpu = counter("pyvirt_domain_cpu_seconds", "CPU time of the domain's QEMU, by mode", "mode")
-    vcpus = gauge("pyvirt_domain_vcpus", "vCPUs online")
-    vcpus_max = gauge("pyvirt_domain_vcpus_maximum", "vCPUs the domain may have")
-    vcpu_time = counter("pyvirt_domain_vcpu_seconds", "CPU time of each vCPU", "vcpu")
-    balloon = gauge("pyvirt_domain_memory_balloon_bytes", "The balloon's size: the guest's memory now")
-    maximum = gauge("pyvirt_domain_memory_maximum_bytes", "The domain's maximum memory")
-    usable = gauge("pyvirt_domain_memory_usable_bytes", "Memory the guest can use (its balloon driver)")
-    unused = gauge("pyvirt_domain_memory_unused_bytes", "Memory the guest leaves unused (its balloon driver)")
-    rss = gauge("pyvirt_domain_memory_rss_bytes", "Resident set of the domain's QEMU")
-    block = {key: counter(f"pyvirt_domain_block_{name}", text, "device") for key, name, text in _BLOCK}
-    net = {key: counter(f"pyvirt_domain_interface_{name}", text, "interface") for key, name, text in _NET}
-    agent = gauge("pyvirt_domain_agent_up", "Whether the guest agent is connected (domains with one)")
+    state = gauge(
+        "pyvirt_domain_state", "libvirt's state number (1 running, 3 paused, 5 shut off...)", "domain"
+    )
+    reason = gauge("pyvirt_domain_state_reason", "libvirt's number of the state's reason", "domain")
+    cpu = counter("pyvirt_domain_cpu_seconds", "CPU time of the domain's QEMU, by mode", "domain", "mode")
+    vcpus = gauge("pyvirt_domain_vcpus", "vCPUs online", "domain")
+    vcpus_max = gauge("pyvirt_domain_vcpus_maximum", "vCPUs the domain may have", "domain")
+    vcpu_time = counter("pyvirt_domain_vcpu_seconds", "CPU time of each vCPU", "domain", "vcpu")
+    balloon = gauge(
+        "pyvirt_domain_memory_balloon_bytes", "The balloon's size: the guest's memory now", "domain"
+    )
+    maximum = gauge("pyvirt_domain_memory_maximum_bytes", "The domain's maximum memory", "domain")
+    usable = gauge(
+        "pyvirt_domain_memory_usable_bytes", "Memory the guest can use (its balloon driver)", "domain"
+    )
+    unused = gauge(
+        "pyvirt_domain_memory_unused_bytes", "Memory the guest leaves unused (its balloon driver)", "domain"
+    )
+    rss = gauge("pyvirt_domain_memory_rss_bytes", "Resident set of the domain's QEMU", "domain")
+    block = {
+        key: counter(f"pyvirt_domain_block_{name}", text, "domain", "device") for key, name, text in _BLOCK
+    }
+    net = {
+        key: counter(f"pyvirt_domain_interface_{name}", text, "domain", "interface")
+        for key, name, text in _NET
+    }
+    agent = gauge(
+        "pyvirt_domain_agent_up", "Whether the guest agent is connected (domains with one)", "domain"
+    )
     block_time = gauge(
-        "pyvirt_domain_block_stats_timestamp_seconds", "When the block counters shown were asked of QEMU"
+        "pyvirt_domain_block_stats_timestamp_seconds",
+        "When the block counters shown were asked of QEMU",
+        "domain",
     )
     objs = {obj.name: obj for obj in reg.all()}
     for record in records:
         name = record["name"]
+        one = [name]
         fields: dict[str, Any] = record["fields"]
-        state.add_metric([name], fields["state.state"])
-        reason.add_metric([name], fields["state.reason"])
+        state.add(one, fields["state.state"])
+        reason.add(one, fields["state.reason"])
         if "cpu.time" in fields:
-            cpu.add_metric([name, "user"], fields["cpu.user"] / 1e9)
-            cpu.add_metric([name, "system"], fields["cpu.system"] / 1e9)
-        vcpus.add_metric([name], fields["vcpu.current"])
-        vcpus_max.add_metric([name], fields["vcpu.maximum"])
+            cpu.add([name, "user"], fields["cpu.user"] / 1e9)
+            cpu.add([name, "system"], fields["cpu.system"] / 1e9)
+        vcpus.add(one, fields["vcpu.current"])
+        vcpus_max.add(one, fields["vcpu.maximum"])
         for index in range(int(fields["vcpu.maximum"])):
             if f"vcpu.{index}.time" in fields:
-                vcpu_time.add_metric([name, str(index)], fields[f"vcpu.{index}.time"] / 1e9)
-        balloon.add_metric([name], fields["balloon.current"] * 1024)
-        maximum.add_metric([name], fields["balloon.maximum"] * 1024)
-        for gauge_f, key in ((usable, "balloon.usable"), (unused, "balloon.unused"), (rss, "balloon.rss")):
+                vcpu_time.add([name, str(index)], fields[f"vcpu.{index}.time"] / 1e9)
+        balloon.add(one, fields["balloon.current"] * 1024)
+        maximum.add(one, fields["balloon.maximum"] * 1024)
+        for family, key in ((usable, "balloon.usable"), (unused, "balloon.unused"), (rss, "balloon.rss")):
             if key in fields:
-                gauge_f.add_metric([name], fields[key] * 1024)
+                family.add(one, fields[key] * 1024)
         for index in range(int(fields.get("block.count", 0))):
             device = str(fields[f"block.{index}.name"])
-            for key, block_f in block.items():
+            for key, family in block.items():
                 if f"block.{index}.{key}" in fields:
-                    block_f.add_metric([name, device], fields[f"block.{index}.{key}"])
+                    family.add([name, device], fields[f"block.{index}.{key}"])
         for index in range(int(fields.get("net.count", 0))):
             if f"net.{index}.name" not in fields:
                 continue
             iface = str(fields[f"net.{index}.name"])
-            for key, net_f in net.items():
-                net_f.add_metric([name, iface], fields[f"net.{index}.{key}"])
+            for key, family in net.items():
+                family.add([name, iface], fields[f"net.{index}.{key}"])
         obj = objs.get(name)
         asked = stats.block_stats_time(obj.proc) if obj is not None and obj.proc is not None else None
         if asked is not None and int(fields.get("block.count", 0)):
-            block_time.add_metric([name], asked)
+            block_time.add(one, asked)
         if obj is not None and obj.active and agent_channel(obj.current) is not None:
-            agent.add_metric([name], 1 if agent_connected(obj) else 0)
-    families: Iterable[Metric] = [
+            agent.add(one, 1 if agent_connected(obj) else 0)
+    return [
         by_state,
         state,
         reason,
@@ -296,4 +283,3 @@ async def domain_families(reg: DomainRegistry) -> list[Metric]:
         *net.values(),
         agent,
     ]
-    return list(families)

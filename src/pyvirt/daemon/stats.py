@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import time
 import weakref
@@ -106,19 +107,20 @@ def block_stats_time(proc: QemuProcess) -> float | None:
     return kept[1] if kept is not None else None
 
 
-async def refresh_block_stats(reg: DomainRegistry) -> None:
-    """Ask every running domain with disks for its block statistics, concurrently, and keep them
-    (the /metrics scrapes' background refresh)."""
-    procs = [o.proc for o in reg.all() if o.proc is not None and o.current.devices.disks]
+async def refresh_kept(reg: DomainRegistry) -> None:
+    """Ask every running domain, concurrently, for what a /metrics scrape shows as kept (its block
+    statistics, the guest's memory report once the next one may have come) and keep the answers (the
+    scrapes' background refresh)."""
 
-    async def one(proc: QemuProcess) -> None:
-        asked = time.time()
-        with contextlib.suppress(OperationFailed):
-            _BLOCKSTATS[proc] = (await proc.monitor.execute("query-blockstats"), asked)
+    async def one(obj: DomainObject) -> None:
+        # A QEMU going away meanwhile (its monitor closing) leaves its statistics as they were.
+        with contextlib.suppress(OperationFailed, EOFError, ConnectionError):
+            await _query(obj, ["block", "balloon"], capacity=False)
 
-    await asyncio.gather(*(one(proc) for proc in procs))
+    await asyncio.gather(*(one(obj) for obj in reg.all() if obj.proc is not None))
 
 
+@functools.cache
 def reason_code(reason: Reason) -> int:
     """libvirt's number of ``reason`` in its family (the enums list them in libvirt's order, but
     for the paused reason 'crashed' (10), which pyvirt never gives)."""
@@ -157,12 +159,12 @@ async def collect(
     filters: Sequence[str] = (),
     *,
     capacity: bool = True,
-    kept_blocks: bool = False,
+    kept: bool = False,
 ) -> list[dict[str, Any]]:
     """domstats: for each domain named (every domain when none is, in name order, those that pass
-    ``filters``) its fields of ``groups`` (every group when none is given). ``kept_blocks``: the block
-    statistics last asked (of this call, a refresh or an earlier call) where there are some (a
-    /metrics scrape), not asked again."""
+    ``filters``) its fields of ``groups`` (every group when none is given). ``kept``: the block
+    statistics and the guest's memory report last asked (of a call, a refresh or an earlier call)
+    where there are some (a /metrics scrape), not asked again."""
     for group in groups:
         if group not in GROUPS:
             raise InvalidArgument(f"unknown statistics group '{group}' (one of {', '.join(GROUPS)})")
@@ -174,7 +176,7 @@ async def collect(
     else:
         objs = sorted((o for o in reg.all() if matches(o, filters)), key=lambda o: o.name)
     nets = procstats.net_devices() if "interface" in wanted and any(o.active for o in objs) else {}
-    records = await asyncio.gather(*(_domain(reg, obj, wanted, nets, capacity, kept_blocks) for obj in objs))
+    records = await asyncio.gather(*(_domain(reg, obj, wanted, nets, capacity, kept) for obj in objs))
     return [{"name": obj.name, "fields": fields} for obj, fields in zip(objs, records, strict=True)]
 
 
@@ -184,14 +186,14 @@ async def _domain(
     groups: list[str],
     nets: dict[str, NetCounters],
     capacity: bool,
-    kept_blocks: bool = False,
+    kept: bool = False,
 ) -> Fields:
     proc = obj.proc
     dom = obj.current
     fields: Fields = {}
     queries: dict[str, Any] = {}
     if proc is not None:
-        queries = await _query(obj, groups, capacity=capacity, kept_blocks=kept_blocks)
+        queries = await _query(obj, groups, capacity=capacity, kept=kept)
     for group in groups:
         if group == "state":
             fields["state.state"] = STATE_CODES[obj.state.virsh(obj.reason)]
@@ -220,9 +222,11 @@ async def _domain(
 
 
 async def _query(
-    obj: DomainObject, groups: list[str], *, capacity: bool = True, kept_blocks: bool = False
+    obj: DomainObject, groups: list[str], *, capacity: bool = True, kept: bool = False
 ) -> dict[str, Any]:
-    """The QMP replies the groups need, asked at once; a query QEMU refuses is left out."""
+    """The QMP replies the groups need, asked at once; a query QEMU refuses is left out. ``kept``:
+    the block statistics and the guest's memory report kept from earlier queries, whatever their
+    age, asked only when none is kept."""
     assert obj.proc is not None
     monitor = obj.proc.monitor
     calls: dict[str, tuple[str, dict[str, Any] | None]] = {}
@@ -233,19 +237,25 @@ async def _query(
     if virtio_balloon and {"balloon", "balloon-actual"} & set(groups) and proc not in _BALLOON:
         calls["query-balloon"] = ("query-balloon", None)
     report = _guest_report(obj, proc, now) if "balloon" in groups and virtio_balloon else None
+    if report is None and kept and "balloon" in groups and virtio_balloon:
+        report = _GUEST.get(proc)
     if "balloon" in groups and balloon is not None and virtio_balloon and report is None:
         path = f"/machine/peripheral/{balloon.alias or 'balloon0'}"
         calls["guest-stats"] = ("qom-get", {"path": path, "property": "guest-stats"})
     if "vcpu" in groups and proc not in _VCPUS:
         calls["query-cpus-fast"] = ("query-cpus-fast", None)
-    kept = _BLOCKSTATS.get(proc) if kept_blocks else None
+    blocks = _BLOCKSTATS.get(proc) if kept else None
     if "block" in groups and obj.current.devices.disks:
-        if kept is None:
+        if blocks is None:
             calls["query-blockstats"] = ("query-blockstats", None)
         if capacity:  # the images' virtual size (block.N.capacity)
             calls["query-block"] = ("query-block", None)
-    replies = await asyncio.gather(
-        *(monitor.execute(cmd, args) for cmd, args in calls.values()), return_exceptions=True
+    replies = (
+        await asyncio.gather(
+            *(monitor.execute(cmd, args) for cmd, args in calls.values()), return_exceptions=True
+        )
+        if calls
+        else []
     )
     out: dict[str, Any] = {}
     for key, reply in zip(calls, replies, strict=True):
@@ -260,8 +270,8 @@ async def _query(
         out["guest-stats"] = report
     if "query-blockstats" in out:
         _BLOCKSTATS[proc] = (out["query-blockstats"], now)
-    elif kept is not None and "block" in groups:
-        out["query-blockstats"] = kept[0]
+    elif blocks is not None and "block" in groups:
+        out["query-blockstats"] = blocks[0]
     if "query-balloon" in out:
         _BALLOON.setdefault(proc, int(out["query-balloon"]["actual"]))
     if "query-cpus-fast" in out:

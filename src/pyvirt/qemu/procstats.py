@@ -91,15 +91,17 @@ def thread_cpu(pid: int, tid: int) -> int:
         return -1
 
 
+_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
 def rss_kib(pid: int) -> int | None:
+    """The resident set of ``pid`` in KiB (``statm``'s resident pages: ``status``' VmRSS, one short line
+    to read instead of fifty)."""
     try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            return int(fh.read().split()[1]) * _PAGE_KIB
+    except (OSError, ValueError, IndexError):
         return None
-    return None
 
 
 def net_devices() -> dict[str, NetCounters]:

@@ -149,5 +149,37 @@ def test_kept_block_statistics() -> None:
     asyncio.run(stats._query(obj, ["block"], capacity=False))
     assert monitor.asked == ["query-blockstats"] * 2
     assert stats.block_stats_time(obj.proc) is not None
-    replies = asyncio.run(stats._query(obj, ["block"], capacity=False, kept_blocks=True))
+    replies = asyncio.run(stats._query(obj, ["block"], capacity=False, kept=True))
     assert monitor.asked == ["query-blockstats"] * 2 and replies["query-blockstats"][0]["stats"] == {}
+
+
+def test_kept_guest_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A /metrics scrape shows the guest's last memory report even once a newer one may have come
+    (the background refresh asks for it); with none kept yet it asks."""
+    now = 1_000_000.0
+    monkeypatch.setattr(stats.time, "time", lambda: now)
+    obj, monitor = _running({"last-update": 999_990, "stats": {"stat-free-memory": 4096}}, period=2)
+    replies = asyncio.run(stats._query(obj, ["balloon"], kept=True))  # none kept: asked
+    assert monitor.asked.count("qom-get:guest-stats") == 1
+    for _ in range(2):  # the report is 10 s old, past its period: still the one shown
+        replies = asyncio.run(stats._query(obj, ["balloon"], kept=True))
+        assert replies["guest-stats"]["stats"] == {"stat-free-memory": 4096}
+    assert monitor.asked.count("qom-get:guest-stats") == 1
+    asyncio.run(stats._query(obj, ["balloon"]))  # domstats or dommemstat: asked again
+    assert monitor.asked.count("qom-get:guest-stats") == 2
+
+
+def test_refresh_kept_asks_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scrapes' background refresh asks each running QEMU for its block statistics and, once the
+    next one may have come, the guest's memory report."""
+    now = 1_000_000.0
+    monkeypatch.setattr(stats.time, "time", lambda: now)
+    obj, monitor = _running({"last-update": 999_999, "stats": {}}, period=2)
+    stopped = SimpleNamespace(proc=None)
+    reg = SimpleNamespace(all=lambda: [obj, stopped])
+    asyncio.run(stats.refresh_kept(reg))  # type: ignore[arg-type]
+    asyncio.run(stats.refresh_kept(reg))  # type: ignore[arg-type]
+    assert monitor.asked.count("query-blockstats") == 2 and monitor.asked.count("qom-get:guest-stats") == 1
+    now = 1_000_001.0
+    asyncio.run(stats.refresh_kept(reg))  # type: ignore[arg-type]
+    assert monitor.asked.count("qom-get:guest-stats") == 2
