@@ -34,7 +34,7 @@ unit: setup
 	$(PY) -m pytest tests/unit -q
 
 test: setup guest lint
-	$(PY) -m pytest tests -q -p no:cacheprovider --durations=25
+	@PY=$(PY) bash scripts/test.sh
 
 # The long forms of the fault and load tests (tests/integration/faults; `make test` runs the short
 # forms); their figures go to .cache/stress/*.json, see docs/RELIABILITY.md.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import resource
-import time
 
 import pytest
 
@@ -33,12 +32,10 @@ EXTERNAL_ENTITY = """<?xml version="1.0"?>
 """
 
 
-def test_entity_bomb_fails_fast_and_small() -> None:
+def test_entity_bomb_is_refused_before_expansion() -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = time.monotonic()
     with pytest.raises(XMLError, match="entities are not allowed"):
         parse_document(BILLION_LAUGHS)
-    assert time.monotonic() - start < 1.0
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 16 * 1024
 

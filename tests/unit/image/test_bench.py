@@ -14,7 +14,7 @@ from pyvirt.image.bench import BenchSpec, FailedRequest, run_bench
 class Recorder(Image):
     format = "raw"
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, hold_first: bool = False) -> None:
         self.size = size
         self.readonly = False
         self.ops: list[tuple[str, int]] = []
@@ -23,12 +23,20 @@ class Recorder(Image):
         self.max_busy = 0
         self.busy_at_flush: list[int] = []
         self.gate = threading.Event()
+        # hold_first: the first request waits (up to 10 s) for a second one to be issued beside it, so that
+        # overlap is shown however late the scheduler runs the other threads
+        self.overlapped = threading.Event()
+        self.hold_first = hold_first
 
     def _op(self, kind: str, offset: int) -> None:
         with self.lock:
             self.busy += 1
             self.max_busy = max(self.max_busy, self.busy)
             self.ops.append((kind, offset))
+            if self.busy > 1:
+                self.overlapped.set()
+        if self.hold_first:
+            self.overlapped.wait(10)
         self.gate.wait(0.001)  # lets other requests overlap this one
         with self.lock:
             self.busy -= 1
@@ -52,7 +60,7 @@ def _run(img: Recorder, **kw: object) -> None:
 
 
 def test_requests_go_from_the_offset_by_step_and_wrap_at_the_end() -> None:
-    img = Recorder(10 * 4096)
+    img = Recorder(10 * 4096, hold_first=True)
     _run(img, count=25, offset=8192, step=8192, depth=3)
     offsets = sorted(o for _, o in img.ops)
     want = sorted((8192 + i * 8192) % (10 * 4096) for i in range(25))
