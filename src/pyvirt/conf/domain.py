@@ -14,6 +14,7 @@ from pyvirt.conf.disk_layers import DiskLayers
 
 if TYPE_CHECKING:
     from pyvirt.conf.disk_encryption import DiskEncryption
+    from pyvirt.conf.disk_reservations import Reservations
     from pyvirt.conf.filesystem import FilesystemConfig
     from pyvirt.conf.hostdev import HostdevConfig
     from pyvirt.conf.iommu import IOMMUConfig
@@ -189,6 +190,7 @@ class DiskConfig:
     source_name: str | None = None  # the NBD export
     source_tls: str | None = None  # NBD: tls='yes'/'no' (conf.nbd_tls)
     net: NetworkSource | None = None  # type='network' on the protocols other than NBD (conf.network_disk)
+    reservations: Reservations | None = None  # <source><reservations> of a LUN (conf.disk_reservations)
     vhostuser: CharDevConfig | None = None  # type='vhostuser': the backend's socket (source is its path)
     # <disk snapshot='no|internal|external|manual'>: the disk's part in a snapshot that does not name
     # it (conf.snapshot_disks), as libvirt takes it

@@ -24,6 +24,7 @@ from pyvirt.conf import (
     chardev_options,
     controller_models,
     disk_layers,
+    disk_reservations,
     disk_tuning,
     feature_sizes,
     guestfwd,
@@ -722,6 +723,7 @@ class _Parser:
                 disk.source_pool = node.require("pool")
                 disk.source_volume = node.require("volume")
             node.skip("index")
+            disk.reservations = disk_reservations.parse(node)
             disk.startup_policy = node.choice("startupPolicy", ("mandatory", "requisite", "optional"))
             if (enc := node.child("encryption")) is not None:
                 disk.encryption = parse_encryption(enc, in_source=True)
@@ -774,6 +776,9 @@ class _Parser:
             node.done()
             iotune.check(disk.iotune, "disk/iotune")
             disk.iotune = iotune.nonzero(disk.iotune)
+        disk_reservations.check(
+            disk.reservations, device=disk.device, disk_type=disk.type, target=disk.target_dev
+        )
         readonly = disk.readonly or disk.device == "cdrom"
         disk_layers.check(
             disk.layers, fmt=disk.driver_type, disk_type=disk.type, readonly=readonly, target=disk.target_dev
@@ -1353,6 +1358,8 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
         source = vhostuser_disk.write_source(disk)
     elif disk.source is not None:
         source = x("source", {{"file": "file", "dir": "dir"}.get(disk.type, "dev"): disk.source})
+    if source is not None and disk.reservations is not None:
+        source.add(disk_reservations.write(disk.reservations))
     if disk.startup_policy is not None:
         source = source or x("source")
         source.attrs.append(("startupPolicy", disk.startup_policy))

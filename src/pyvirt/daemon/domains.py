@@ -618,9 +618,10 @@ class DomainRegistry:
 
     def _release_resources(self, live: Domain, record: RunRecord | None = None) -> None:
         if record is not None:
-            from pyvirt.daemon import transient_disks
+            from pyvirt.daemon import pr_helper, transient_disks
 
             transient_disks.remove(record)
+            pr_helper.release(record)
             self.confinement.release_record(record)
             chardev_sockets.remove(record.sockets)
         taps = set(record.taps) if record else set()

@@ -37,6 +37,7 @@ from pyvirt.daemon import (
     disk_secrets,
     guest_memory,
     iotune,
+    pr_helper,
     transient_disks,
     tuning,
 )
@@ -131,6 +132,7 @@ async def start_qemu(
     accel = "kvm" if dom.type == "kvm" else "tcg"
     apply_startup_policies(dom, incoming=incoming is not None)
     transient_disks.check_start(dom, incoming=incoming is not None)
+    pr_helper.require_host(dom)
     disk_paths = check_disks(reg, dom)
     audio.require_host_backends(dom)
     vsock.require_host(dom)
@@ -197,6 +199,10 @@ async def start_qemu(
         revert.add(lambda: chardev_sockets.remove(record.sockets), f"remove the chardev sockets of {name}")
         revert.add(lambda: chardev_sockets.close(sockets), "close the chardev sockets")
         hugepage_dirs = guest_memory.prepare(reg.confinement, dom, record, hugepage_mounts)
+        helper_socket = None
+        if pr_helper.needed(dom):
+            record.pr_helper, helper_socket = await pr_helper.start(channel_dir, reg.confinement.ident)
+            revert.add(lambda: pr_helper.release(record), "end the qemu-pr-helper")
         master_key, sealed, net_sealed = disk_secrets.seal_all(
             passphrases, network_secrets, channel_dir, reg.confinement.ident
         )
@@ -218,6 +224,7 @@ async def start_qemu(
             master_key_path=master_key,
             disk_secrets=sealed,
             net_secrets=net_sealed,
+            pr_helper_socket=helper_socket,
             socket_fds={path: sock.fileno() for path, sock in sockets.items()},
             hugepage_dirs=hugepage_dirs,
             memory_dir=str(channel_dir),

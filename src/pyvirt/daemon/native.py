@@ -12,6 +12,7 @@ from __future__ import annotations
 import shlex
 
 from pyvirt.conf import vsock
+from pyvirt.conf.disk_reservations import MANAGED_SOCKET
 from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.daemon import disk_secrets
 from pyvirt.daemon.domains import DomainRegistry
@@ -56,6 +57,7 @@ def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
         disk_secrets=sealed,
         net_secrets=net_sealed,
         tpm_socket=str(channels / swtpm.SOCKET),  # where start has the domain's swtpm listen
+        pr_helper_socket=str(channels / MANAGED_SOCKET),  # where start's helper listens
     )
     if dom.devices.vsock is not None and dom.devices.vsock.cid is None:  # as start would choose it
         running = [obj.live for obj in reg.all() if obj.live is not None]

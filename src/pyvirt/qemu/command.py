@@ -20,6 +20,7 @@ from pyvirt.conf import (
     chardev_options,
     controller_models,
     disk_layers,
+    disk_reservations,
     disk_tuning,
     feature_sizes,
     guestfwd,
@@ -113,6 +114,7 @@ class RuntimeContext:
     disk_secrets: dict[int, tuple[str, str]] = field(default_factory=dict)
     # Network disks' passwords, keys and cookies (conf.network_disk), the same way: secret id → sealed
     net_secrets: dict[str, tuple[str, str]] = field(default_factory=dict)
+    pr_helper_socket: str | None = None  # the managed qemu-pr-helper's socket (conf.disk_reservations)
     tpm_socket: str | None = None  # swtpm's control socket (conf.tpm)
     # Huge page size (KiB) → the directory the domain's huge page backend files go in (conf.memory_backing).
     hugepage_dirs: dict[int, str] = field(default_factory=dict)
@@ -203,6 +205,13 @@ class _Builder:
         if self.ctx.master_key_path:
             master = {"qom-type": "secret", "id": MASTER_KEY_ID, "format": "raw"}
             self.add(*_json_arg("-object", {**master, "file": self.ctx.master_key_path}))
+        if any(d.reservations is not None and d.reservations.managed for d in dom.devices.disks):
+            if self.ctx.pr_helper_socket is None:
+                raise UnsupportedConfig(
+                    "unsupported configuration: <reservations managed='yes'>: the helper is run at start only"
+                )
+            helper = disk_reservations.helper_object(disk_reservations.MANAGED_ID, self.ctx.pr_helper_socket)
+            self.add(*_json_arg("-object", helper))
         self.add("-no-user-config", "-nodefaults")
         self.monitor()
         self.clock()
@@ -628,6 +637,11 @@ class _Builder:
             self.disk_secret(index, disk, node)
         if has_media and disk.net is not None:
             self.network_secrets(disk, node)
+        if has_media and disk.reservations is not None and disk.reservations.path is not None:
+            helper = disk_reservations.helper_object(
+                disk_reservations.object_id(disk.reservations, node), disk.reservations.path
+            )
+            self.add(*_json_arg("-object", helper))
         if has_media and nbd_tls.uses_tls(disk):
             self.add(*_json_arg("-object", nbd_tls.creds_object(node, self.ctx.nbd_tls_dir)))
         if has_media:
@@ -1301,6 +1315,8 @@ def storage_node(disk: DiskConfig, node: str, path: str | None) -> dict[str, obj
         storage = {k: v for k, v in storage.items() if v is not None}
         storage.update(nbd_tls.storage_props(disk, node))
         storage.update({"auto-read-only": True, "discard": "unmap" if disk.discard == "unmap" else "ignore"})
+    if disk.reservations is not None:
+        storage["pr-manager"] = disk_reservations.object_id(disk.reservations, node)
     if disk.net is not None:  # type='network' on the other protocols (conf.network_disk)
         storage = {**network_disk.storage_props(disk.net, node), "node-name": f"{node}-storage"}
         storage.update({"auto-read-only": True, "discard": "unmap" if disk.discard == "unmap" else "ignore"})

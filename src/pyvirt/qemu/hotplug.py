@@ -114,6 +114,11 @@ def disk_nodes(disk: DiskConfig, prefixes: list[str], layers: list[tuple[str, st
             f"unsupported configuration: hot-plugging disk '{disk.target_dev}', NBD over TLS (its "
             "credentials object is given at start only)"
         )
+    if disk.reservations is not None:
+        raise UnsupportedConfig(
+            f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with <reservations> (the "
+            "helper's object is given at start only)"
+        )
     if disk.layers.copy_on_read or disk.layers.transient:
         raise UnsupportedConfig(
             f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with copy_on_read or "

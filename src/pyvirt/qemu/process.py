@@ -79,6 +79,7 @@ class RunRecord:
     sockets: list[str] = field(default_factory=list)
     # The overlays of <transient/> disks (daemon/transient_disks.py), deleted at stop.
     transient: list[str] = field(default_factory=list)
+    pr_helper: int | None = None  # the pid of the domain's qemu-pr-helper (daemon/pr_helper.py)
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), indent=1).encode(), durable=False)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -314,3 +315,28 @@ def test_network_nvram_agrees_with_libvirt(oracle: Oracle) -> None:
 
     assert pflash1(ours) == pflash1(theirs) != []
     assert any("pflash1=libvirt-pflash1-format" in arg for arg in theirs)
+
+
+def test_reservations_agree_with_libvirt(oracle: Oracle) -> None:
+    """<reservations managed='yes'/'no'>: the pr-manager-helper objects and the nodes naming them (the
+    managed helper's socket is in each daemon's own run directory: its name is compared)."""
+    xml = DATA_ROOT / "domain" / "libvirt-reservations.xml"
+    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
+    ours = argv_for("domain/libvirt-reservations")
+
+    def helpers(argv: list[str]) -> list[tuple[str, str]]:
+        values = [
+            json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg in ("-object", "-blockdev")
+        ]
+        objects = {o["id"]: o["path"] for o in values if o.get("qom-type") == "pr-manager-helper"}
+        used = [str(node["pr-manager"]) for node in values if "pr-manager" in node]
+        return [
+            (
+                re.sub(r"(libvirt|pyvirt)-\d+", "N", name),
+                os.path.basename(objects[name]) if name == "pr-helper0" else objects[name],
+            )
+            for name in used
+        ]
+
+    expected = [("pr-helper0", "pr-helper0.sock"), ("pr-helper-N-storage", "/run/qemu-pr-helper.sock")]
+    assert helpers(ours) == helpers(theirs) == expected

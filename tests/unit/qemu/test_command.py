@@ -51,6 +51,7 @@ def runtime_context(dom: Domain) -> RuntimeContext:
             if ch.type == "unix"
         },
         nvram_path=nvram,
+        pr_helper_socket=f"{run}/{dom.name}.channels/pr-helper0.sock",  # a managed qemu-pr-helper's
         graphics_port=5900,  # what start picks for an autoport SPICE display on a host with none
         graphics_socket=f"{run}/{dom.name}.channels/{dom.devices.graphics[0].type}.sock"
         if dom.devices.graphics
