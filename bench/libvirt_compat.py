@@ -115,6 +115,11 @@ def check(xml_path: Path, expected: Path | None = None) -> tuple[str, str]:
             for sid in network_disk.secret_ids(d.net, f"pyvirt-{i + 1}")
         }
         ctx.master_key_path, _, ctx.net_secrets = pretend_all({}, network, Path("/run/pyvirt/qemu/channels"))
+        ctx.shared_overlays = {  # where start makes the overlays of <transient shareBacking='yes'/> disks
+            i: f"{d.source}.TRANSIENT-{dom.name}"
+            for i, d in enumerate(dom.devices.disks)
+            if d.layers.share_backing
+        }
         ours = build_argv(dom, ctx)
     except PyvirtError as err:
         return "refused", str(err)

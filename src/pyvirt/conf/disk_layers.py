@@ -7,8 +7,9 @@
   format node's ``cache-size`` in bytes (qcow2 only, as libvirt checks);
 - ``<transient/>``: the guest's writes go to an overlay made at start over the disk's image
   (``IMAGE.TRANSIENT-DOMAIN``, libvirt's name) and deleted when the domain stops
-  (:mod:`pyvirt.daemon.transient_disks`). ``shareBacking='yes'`` (libvirt's plugging of the disk after
-  the overlay so that several domains share the image read-only) is refused.
+  (:mod:`pyvirt.daemon.transient_disks`). With ``shareBacking='yes'`` the image is opened read-only
+  (several domains may share it) and the overlay, made before QEMU starts, is on the command line
+  above it (libvirt plugs that disk after QEMU starts instead: the guest sees the same disk).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class DiskLayers:
     copy_on_read: bool = False
     metadata_cache: int | None = None  # bytes
     transient: bool = False
+    share_backing: bool = False  # <transient shareBacking='yes'/>: the image read-only, shared
 
 
 def parse_driver(node: Elem, layers: DiskLayers) -> None:
@@ -41,11 +43,7 @@ def parse_transient(e: Elem, layers: DiskLayers) -> None:
     """A ``<disk>``'s ``<transient/>``."""
     if (node := e.child("transient")) is None:
         return
-    if node.choice("shareBacking", ("yes", "no")) == "yes":
-        raise unsupported(
-            f"shareBacking='yes' of '{node.path}': the disk plugged after its overlay, to share the image "
-            "between domains, is not implemented"
-        )
+    layers.share_backing = node.choice("shareBacking", ("yes", "no")) == "yes"
     layers.transient = True
     node.done()
 
@@ -80,4 +78,5 @@ def driver_children(layers: DiskLayers) -> list[XNode]:
 
 
 def transient_node(layers: DiskLayers) -> XNode | None:
-    return x("transient") if layers.transient else None
+    share = "yes" if layers.share_backing else None
+    return x("transient", {"shareBacking": share}) if layers.transient else None

@@ -101,6 +101,8 @@ class Confinement:
             self._handed[dom.name] = handover.owners
             try:
                 _hand_over(handover, dom, disk_paths, channel_dir)
+                for overlay in record.transient:  # those of shareBacking disks (daemon/transient_disks)
+                    handover.writable(overlay, "transient overlay")
                 if nbd_tls_dir and any(disk.source_tls == "yes" for disk in dom.devices.disks):
                     from pyvirt.conf.nbd_tls import FILES
 
@@ -201,13 +203,14 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
             continue
         if path is None or disk.type not in ("file", "block", "volume"):
             continue
-        if disk.readonly or disk.device == "cdrom":
+        readonly = disk.readonly or disk.device == "cdrom" or disk.layers.share_backing
+        if readonly:
             handover.readable(path, "storage file")
         else:
             handover.writable(path, "storage file")
         members, backing_files = _image_files(path, disk.driver_type)
         for member in members:
-            if disk.readonly or disk.device == "cdrom":
+            if readonly:
                 handover.readable(member, f"extent of storage file '{path}'")
             else:
                 handover.writable(member, f"extent of storage file '{path}'")

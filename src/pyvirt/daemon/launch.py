@@ -184,6 +184,8 @@ async def start_qemu(
         pidfile = run_dir / f"{name}.pid"
         if dom.clock is not None and dom.clock.offset == "variable":  # QEMU's RTC changes add to it
             record.rtc_adjustment0 = dom.clock.adjustment or 0
+        shared_overlays = transient_disks.make_shared_overlays(dom, disk_paths, record)
+        revert.add(lambda: transient_disks.remove(record), "delete the transient overlays")
         reg.confinement.prepare(
             dom,
             record,
@@ -225,6 +227,7 @@ async def start_qemu(
             disk_secrets=sealed,
             net_secrets=net_sealed,
             pr_helper_socket=helper_socket,
+            shared_overlays=shared_overlays,
             socket_fds={path: sock.fileno() for path, sock in sockets.items()},
             hugepage_dirs=hugepage_dirs,
             memory_dir=str(channel_dir),

@@ -16,6 +16,7 @@ from pyvirt.conf.disk_reservations import MANAGED_SOCKET
 from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.daemon import disk_secrets
 from pyvirt.daemon.domains import DomainRegistry
+from pyvirt.daemon.transient_disks import overlay_path
 from pyvirt.errors import InvalidArgument
 from pyvirt.qemu import firmware, graphics, swtpm
 from pyvirt.qemu.command import RuntimeContext, build_argv
@@ -58,6 +59,11 @@ def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
         net_secrets=net_sealed,
         tpm_socket=str(channels / swtpm.SOCKET),  # where start has the domain's swtpm listen
         pr_helper_socket=str(channels / MANAGED_SOCKET),  # where start's helper listens
+        shared_overlays={  # where start makes them
+            index: overlay_path(disk_paths.get(index, disk.source or ""), dom.name)
+            for index, disk in enumerate(dom.devices.disks)
+            if disk.layers.share_backing
+        },
     )
     if dom.devices.vsock is not None and dom.devices.vsock.cid is None:  # as start would choose it
         running = [obj.live for obj in reg.all() if obj.live is not None]

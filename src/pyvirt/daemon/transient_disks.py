@@ -1,7 +1,9 @@
 """``<transient/>`` disks (conf.disk_layers) as libvirt 9.0 runs them: the guest's writes go to a qcow2
 overlay the daemon makes over the disk's image when the domain starts (``IMAGE.TRANSIENT-DOMAIN``,
 libvirt's name for it), while QEMU is still paused, and makes the disk's active layer as an external
-snapshot does (the file handed over by descriptor, ``blockdev-snapshot``). The overlay is deleted when
+snapshot does (the file handed over by descriptor, ``blockdev-snapshot``). With ``shareBacking='yes'``
+the overlay is made before QEMU starts, and QEMU opens it above the image, read-only so that other
+domains may share it, from its command line. The overlay is deleted when
 the domain stops, however it stops, and the image is as it was. An overlay already there (a start that
 another daemon left) is refused by name, as libvirt refuses it.
 """
@@ -38,12 +40,32 @@ def overlay_path(image: str, domain: str) -> str:
     return f"{image}.TRANSIENT-{domain}"
 
 
+def make_shared_overlays(dom: Domain, disk_paths: dict[int, str], record: RunRecord) -> dict[int, str]:
+    """The overlays of ``shareBacking='yes'`` disks, made before QEMU starts (it opens them, and the
+    images read-only, from its command line): disk index → overlay, kept in ``record`` for the stop."""
+    out: dict[int, str] = {}
+    try:
+        for index, disk in enumerate(dom.devices.disks):
+            if disk.layers.share_backing:
+                image = disk_paths.get(index, disk.source)
+                assert image is not None
+                path = overlay_path(image, dom.name)
+                make_overlay(path, image, disk.driver_type, target=disk.target_dev, reuse=False)
+                record.transient.append(path)
+                out[index] = path
+    except BaseException:
+        remove(record)
+        raise
+    return out
+
+
 async def add_overlays(reg: DomainRegistry, dom: Domain, proc: QemuProcess) -> None:
-    """Make each transient disk of ``dom`` (just started, paused) write to an overlay of its own."""
+    """Make each transient disk of ``dom`` (just started, paused) write to an overlay of its own (those
+    sharing their image have theirs already, from :func:`make_shared_overlays`)."""
     overlays: list[tuple[int, str]] = []
     try:
         for index, disk in enumerate(dom.devices.disks):
-            if not disk.layers.transient:
+            if not disk.layers.transient or disk.layers.share_backing:
                 continue
             image = blockdevs.disk_path(reg, disk)
             assert image is not None

@@ -114,6 +114,8 @@ class RuntimeContext:
     disk_secrets: dict[int, tuple[str, str]] = field(default_factory=dict)
     # Network disks' passwords, keys and cookies (conf.network_disk), the same way: secret id → sealed
     net_secrets: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # <transient shareBacking='yes'/> disks: disk index → the overlay start made above the image
+    shared_overlays: dict[int, str] = field(default_factory=dict)
     pr_helper_socket: str | None = None  # the managed qemu-pr-helper's socket (conf.disk_reservations)
     tpm_socket: str | None = None  # swtpm's control socket (conf.tpm)
     # Huge page size (KiB) → the directory the domain's huge page backend files go in (conf.memory_backing).
@@ -644,12 +646,16 @@ class _Builder:
             self.add(*_json_arg("-object", helper))
         if has_media and nbd_tls.uses_tls(disk):
             self.add(*_json_arg("-object", nbd_tls.creds_object(node, self.ctx.nbd_tls_dir)))
-        if has_media:
+        drive = f"{node}-format" if has_media else None
+        if has_media and disk.layers.share_backing:  # the image read-only under the transient overlay
+            self.add(*_json_arg("-blockdev", storage_node(disk, node, path)))
+            self.add(*_json_arg("-blockdev", format_node(disk, node, **{"read-only": True})))
+            drive = self.shared_overlay(index, disk, node)
+        elif has_media:
             self.add(*_json_arg("-blockdev", storage_node(disk, node, path)))
             self.add(*_json_arg("-blockdev", format_node(disk, node)))
-        drive = f"{node}-format" if has_media else None
-        if has_media and disk.layers.copy_on_read:
-            self.add(*_json_arg("-blockdev", disk_layers.cor_blockdev(disk.target_dev, f"{node}-format")))
+        if drive is not None and disk.layers.copy_on_read:
+            self.add(*_json_arg("-blockdev", disk_layers.cor_blockdev(disk.target_dev, drive)))
             drive = disk_layers.cor_node(disk.target_dev)
         boot_kind = {"cdrom": "cdrom", "floppy": "fd"}.get(disk.device, "hd")
         bootindex = self._boot_index(disk.boot_order, boot_kind)
@@ -769,6 +775,26 @@ class _Builder:
         data, iv = sealed
         obj = {"qom-type": "secret", "id": disk_secret_id(node), "data": data, "keyid": MASTER_KEY_ID}
         self.add(*_json_arg("-object", {**obj, "iv": iv, "format": "base64"}))
+
+    def shared_overlay(self, index: int, disk: DiskConfig, node: str) -> str:
+        """The qcow2 overlay of a ``<transient shareBacking='yes'/>`` disk over its read-only image
+        (daemon/transient_disks.py makes it before QEMU starts); returns its format node."""
+        overlay = self.ctx.shared_overlays.get(index)
+        if overlay is None:
+            raise UnsupportedConfig(
+                f"unsupported configuration: disk '{disk.target_dev}' is transient: its overlay is made "
+                "when the domain starts"
+            )
+        top = f"{node}-o1"
+        storage: dict[str, object] = {"driver": "file", "filename": overlay, "node-name": f"{top}-storage"}
+        storage.update({"auto-read-only": True, "discard": "unmap" if disk.discard == "unmap" else "ignore"})
+        fmt: dict[str, object] = {"node-name": f"{top}-format", "read-only": False, "driver": "qcow2"}
+        fmt.update({"file": f"{top}-storage", "backing": f"{node}-format"})
+        if (cache := _cache_options(disk)) is not None:
+            storage["cache"] = fmt["cache"] = cache
+        self.add(*_json_arg("-blockdev", storage))
+        self.add(*_json_arg("-blockdev", fmt))
+        return f"{top}-format"
 
     def network_secrets(self, disk: DiskConfig, node: str) -> None:
         """The secret objects of a network disk's password, key or cookies, encrypted."""

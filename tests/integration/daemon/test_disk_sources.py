@@ -65,6 +65,7 @@ def images() -> Iterator[Path]:
         check=True,
     )
     (root / "transient.raw").write_bytes(ORIGINAL.ljust(MIB, b"\0"))
+    (root / "shared.raw").write_bytes(ORIGINAL.ljust(MIB, b"\0"))
     try:
         yield root
     finally:
@@ -100,6 +101,9 @@ def guest(
         "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
         f"<source file='{images / 'transient.raw'}'/><target dev='vdd' bus='virtio'/>"
         "<serial>transient</serial><transient/></disk>"
+        "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+        f"<source file='{images / 'shared.raw'}'/><target dev='vde' bus='virtio'/>"
+        "<serial>shared</serial><transient shareBacking='yes'/></disk>"
     )
     path = tmp_path_factory.mktemp("xml") / "srcs.xml"
     path.write_text(domain_xml("srcs", extra_devices=disks))
@@ -145,15 +149,22 @@ def test_copy_on_read_copies_what_the_guest_reads_into_the_overlay(guest: Consol
 def test_a_transient_disk_forgets_the_guest_writes_at_stop(
     guest: Console, module_daemon: Daemon, images: Path
 ) -> None:
-    """The last test of the module: it stops the guest."""
-    image = images / "transient.raw"
-    overlay = Path(f"{image}.TRANSIENT-srcs")
-    assert "<transient/>" in module_daemon.cli("dumpxml", "srcs").ok().out
-    assert overlay.exists()
-    dev = serial_devices(guest)["transient"]
-    guest.run(f"echo guest-wrote-this | dd of={dev} conv=notrunc 2>/dev/null; sync")
-    assert "guest-wrote-this" in guest.run(f"head -c 16 {dev}; echo")
+    """The last test of the module: it stops the guest. The shareBacking='yes' disk's image is open
+    read-only (another reader may lock it) under the overlay start made."""
+    xml = module_daemon.cli("dumpxml", "srcs").ok().out
+    assert "<transient/>" in xml and "<transient shareBacking='yes'/>" in xml
+    images_of = {"transient": images / "transient.raw", "shared": images / "shared.raw"}
+    overlays = {serial: Path(f"{image}.TRANSIENT-srcs") for serial, image in images_of.items()}
+    assert all(overlay.exists() for overlay in overlays.values())
+    info = subprocess.run(["qemu-img", "info", str(images_of["shared"])], capture_output=True, text=True)
+    assert info.returncode == 0, info.stderr  # no write lock on the shared image
+    devices = serial_devices(guest)
+    for serial in images_of:
+        dev = devices[serial]
+        guest.run(f"echo guest-wrote-this | dd of={dev} conv=notrunc 2>/dev/null; sync")
+        assert "guest-wrote-this" in guest.run(f"head -c 16 {dev}; echo")
     module_daemon.cli("destroy", "srcs").ok()
-    assert not overlay.exists()
-    assert image.read_bytes().startswith(ORIGINAL)
-    assert os.path.getsize(image) == MIB
+    for serial, image in images_of.items():
+        assert not overlays[serial].exists()
+        assert image.read_bytes().startswith(ORIGINAL)
+        assert os.path.getsize(image) == MIB

@@ -42,7 +42,7 @@ def test_other_devices_and_controller_index() -> None:
         ("<hostdev mode='subsystem'/>", UnsupportedConfig, "device 'hostdev' is not supported"),
         ("<domain type='kvm'/>", UnsupportedConfig, "expected one device element"),
         (
-            "<disk type='file'><target dev='vdb'/><transient shareBacking='yes'/></disk>",
+            "<disk type='file'><target dev='vdb'/><transient shareBacking='maybe'/></disk>",
             UnsupportedConfig,
             "shareBacking",
         ),

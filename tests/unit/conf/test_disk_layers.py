@@ -53,7 +53,6 @@ def test_metadata_cache_is_the_qcow2_cache_size() -> None:
 @pytest.mark.parametrize(
     ("xml", "message"),
     [
-        (disk_xml(extra="<transient shareBacking='yes'/>"), "shareBacking='yes'"),
         (disk_xml(extra="<transient/><readonly/>"), "not supported with read-only disks"),
         (disk_xml(fmt="raw", kind="network", extra="<transient/>"), "needs a local raw or qcow2 image"),
         (disk_xml(driver=" copy_on_read='maybe'>"), "copy_on_read"),
@@ -73,3 +72,19 @@ def test_transient_written_back_and_refused_where_no_overlay_is_made() -> None:
         check_start(dom, incoming=True)
     with pytest.raises(PyvirtError, match="hot-plugging disk 'vda' with copy_on_read or <transient/>"):
         disk_nodes(dom.devices.disks[0], ["pyvirt-9"], [("/dev/fdset/1", "qcow2")])
+
+
+def test_a_shared_image_is_read_only_under_the_overlay_start_makes() -> None:
+    dom = load_domain_xml(disk_xml(driver=" copy_on_read='on'>", extra="<transient shareBacking='yes'/>"))
+    assert "<transient shareBacking='yes'/>" in format_domain(dom)
+    with pytest.raises(PyvirtError, match="its overlay is made when the domain starts"):
+        build_argv(dom, RuntimeContext(accel="tcg", monitor_path="/x"))
+    ctx = RuntimeContext(accel="tcg", monitor_path="/x", shared_overlays={0: "/i.img.TRANSIENT-n"})
+    argv = build_argv(dom, ctx)
+    nodes = [arg for arg in argv if arg.startswith("{") and '"node-name"' in arg]
+    assert '"node-name":"pyvirt-1-format","read-only":true' in nodes[1]
+    assert nodes[2].startswith(
+        '{"driver":"file","filename":"/i.img.TRANSIENT-n","node-name":"pyvirt-1-o1-storage"'
+    )
+    assert '"driver":"qcow2","file":"pyvirt-1-o1-storage","backing":"pyvirt-1-format"' in nodes[3]
+    assert '"file":"pyvirt-1-o1-format"' in nodes[4]  # copy-on-read above the overlay

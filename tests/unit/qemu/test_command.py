@@ -52,6 +52,11 @@ def runtime_context(dom: Domain) -> RuntimeContext:
         },
         nvram_path=nvram,
         pr_helper_socket=f"{run}/{dom.name}.channels/pr-helper0.sock",  # a managed qemu-pr-helper's
+        shared_overlays={  # where start makes the overlays of <transient shareBacking='yes'/> disks
+            i: f"{d.source}.TRANSIENT-{dom.name}"
+            for i, d in enumerate(dom.devices.disks)
+            if d.layers.share_backing
+        },
         graphics_port=5900,  # what start picks for an autoport SPICE display on a host with none
         graphics_socket=f"{run}/{dom.name}.channels/{dom.devices.graphics[0].type}.sock"
         if dom.devices.graphics
