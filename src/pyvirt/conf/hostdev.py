@@ -9,8 +9,8 @@
   ``ramfb``) is ``vfio-pci`` with ``sysfsdev=/sys/bus/mdev/devices/UUID`` (``vfio-pci-nohotplug`` with
   ``ramfb``, as libvirt);
 - ``<boot order>`` is the device's ``bootindex``. SCSI host devices (``type='scsi'``) are refused by
-  name: iSCSI sources need Debian's ``qemu-block-extra``, host adapters' ``/dev/sg`` nodes are not
-  handed to QEMU yet.
+  name: iSCSI sources are not implemented yet, host adapters' ``/dev/sg`` nodes are not handed to QEMU
+  yet.
 
 Starting a domain with one is refused by name before QEMU runs when the host lacks the device or VFIO
 (``/dev/vfio/vfio``), and otherwise too: pyvirt does not yet bind devices to vfio-pci nor hand device
@@ -57,7 +57,7 @@ def parse(e: Elem) -> HostdevConfig:
     if kind == "scsi":
         protocol = (e.child("source") or e).attr("protocol")
         reason = (
-            "an iSCSI source needs Debian's qemu-block-extra, which pyvirt does not require"
+            "an iSCSI source is not implemented yet (scsi-generic on QEMU's iscsi driver)"
             if protocol == "iscsi"
             else "pyvirt does not hand a host SCSI adapter's /dev/sg node to QEMU yet"
         )
