@@ -56,6 +56,8 @@ def check(layers: DiskLayers, *, fmt: str, disk_type: str, readonly: bool, targe
             raise unsupported(f"disk '{target}': <transient/> needs a local raw or qcow2 image")
         if readonly:
             raise unsupported(f"disk '{target}': <transient/> is not supported with read-only disks")
+        if layers.copy_on_read and not layers.share_backing:  # its overlay would go above the filter
+            raise unsupported(f"disk '{target}': copy_on_read with <transient/> needs shareBacking='yes'")
 
 
 def cor_node(target: str) -> str:

@@ -56,6 +56,7 @@ def test_metadata_cache_is_the_qcow2_cache_size() -> None:
         (disk_xml(extra="<transient/><readonly/>"), "not supported with read-only disks"),
         (disk_xml(fmt="raw", kind="network", extra="<transient/>"), "needs a local raw or qcow2 image"),
         (disk_xml(driver=" copy_on_read='maybe'>"), "copy_on_read"),
+        (disk_xml(driver=" copy_on_read='on'>", extra="<transient/>"), "needs shareBacking='yes'"),
     ],
 )
 def test_refused_with_the_reason(xml: str, message: str) -> None:
