@@ -146,6 +146,27 @@ def test_copy_on_read_copies_what_the_guest_reads_into_the_overlay(guest: Consol
     assert not allocated_in_top(overlay, 3 * MIB)  # what it did not read stays in the base
 
 
+def test_an_http_disk_plugged_into_the_running_guest_is_read(
+    guest: Console, module_daemon: Daemon, http_root: tuple[Path, int, list[str]], images: Path
+) -> None:
+    _, port, _ = http_root
+    xml = images / "hot.xml"
+    xml.write_text(
+        "<disk type='network' device='disk'><driver name='qemu' type='raw'/>"
+        f"<source protocol='http' name='disk.img'><host name='127.0.0.1' port='{port}'/></source>"
+        "<target dev='vdf' bus='virtio'/><readonly/><serial>hot</serial></disk>"
+    )
+    module_daemon.cli("attach-device", "srcs", str(xml), "--live").ok()
+    # until the guest's kernel has the new disk (a wait, not a timing: the assertion is on its content)
+    guest.run(
+        "for i in $(seq 300); do grep -qs hot /sys/block/vd*/serial && break; sleep 0.2; done", timeout=90
+    )
+    dev = serial_devices(guest)["hot"]
+    assert HTTP_MARKER.decode() in guest.run(f"head -c 16 {dev}; echo")
+    assert "<source protocol='http' name='disk.img'>" in module_daemon.cli("dumpxml", "srcs").ok().out
+    module_daemon.cli("detach-device", "srcs", str(xml), "--live").ok()
+
+
 def test_a_transient_disk_forgets_the_guest_writes_at_stop(
     guest: Console, module_daemon: Daemon, images: Path
 ) -> None:
