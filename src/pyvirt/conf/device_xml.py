@@ -32,6 +32,7 @@ KINDS = {
     "sound": "sounds",
     "watchdog": "watchdogs",
     "memballoon": "memballoon",
+    "memory": "memory",
 }
 
 

@@ -37,8 +37,9 @@ from pyvirt.conf.domain import (
     PCIAddress,
 )
 from pyvirt.conf.domain_xml import AUTO_TAP_PREFIXES
+from pyvirt.conf.memory_devices import MemoryDeviceConfig, aligned
 from pyvirt.conf.validate import validate_domain
-from pyvirt.daemon import blockdevs, lifecycle, nics
+from pyvirt.daemon import blockdevs, lifecycle, memory_hotplug, nics
 from pyvirt.daemon.lifecycle import guard
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, UnsupportedConfig
 from pyvirt.qemu.hotplug import HOTPLUG_BUSES, disk_device, pci_placement, pci_slot
@@ -137,10 +138,13 @@ async def attach(reg: DomainRegistry, key: str, xml: str, *, live: bool, config:
                 alias = await _plug_controller(reg, obj, item)
             elif isinstance(item, DiskConfig):
                 alias = await _attach_disk_live(reg, obj, item)
+            elif isinstance(item, MemoryDeviceConfig):
+                alias = await memory_hotplug.plug(reg, obj, item)
             else:
                 raise UnsupportedConfig(
                     f"unsupported configuration: a <{dev.kind}> cannot be attached to a running domain "
-                    "(disks, interfaces and virtio-scsi controllers can; use --config for the next start)"
+                    "(disks, interfaces, virtio-scsi controllers and DIMMs can; use --config for the next "
+                    "start)"
                 )
         if new_config is not None:
             reg.write_config(new_config)
@@ -149,6 +153,8 @@ async def attach(reg: DomainRegistry, key: str, xml: str, *, live: bool, config:
 
 
 def _add(dom: Domain, kind: str, item: object) -> None:
+    if isinstance(item, MemoryDeviceConfig):  # the domain's memory grows with its modules (libvirt)
+        dom.memory_kib += aligned(item.size_kib)
     if kind == "memballoon":
         if dom.devices.memballoon is not None:
             raise InvalidArgument("the domain already has a memballoon")
@@ -338,6 +344,8 @@ def _remove(dom: Domain, dev: Device, xml: str) -> int:
                 dom.devices.memballoon = None
             else:
                 del items[index]
+            if isinstance(item, MemoryDeviceConfig):
+                dom.memory_kib -= aligned(item.size_kib)
             return index
     raise OperationFailed(f"operation failed: matching <{dev.kind}> device not found in the domain")
 

@@ -1,0 +1,75 @@
+"""Memory modules plugged into a running domain (``attach-device`` of ``<memory model='dimm'>``), as
+libvirt 9.0 plugs them: ``object-add`` of the module's backend (``memory-backend-ram``, named
+``memdimmN``) then ``device_add pc-dimm`` (``dimmN``, in slot N), the domain's ``<memory>`` grown by the
+module's (2 MiB-aligned) size. The hotplug space's rules (``<maxMemory slots>``, a NUMA cell, ACPI)
+are checked on the running definition with the module added, before QEMU is asked. The guest's
+kernel decides when the new memory goes online (Linux: ``memhp_default_state``, or writing ``online``
+to the memory block's ``state``).
+
+Other models (``nvdimm``, ``virtio-pmem``, ``virtio-mem``) and unplugging are refused by name.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from pyvirt.conf import memory_devices
+from pyvirt.conf.memory_devices import MemoryDeviceConfig
+from pyvirt.errors import OperationFailed, PyvirtError, UnsupportedConfig
+
+if TYPE_CHECKING:
+    from pyvirt.daemon.domains import DomainObject, DomainRegistry
+
+log = logging.getLogger(__name__)
+
+
+def _last_module_args(argv: list[str]) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """The ``-object``s and the ``-device`` of the last module on ``argv`` (memory_devices.options)."""
+    device_at = max(i for i, arg in enumerate(argv) if arg == "-device")
+    start = max((i for i, arg in enumerate(argv[:device_at]) if arg == "-device"), default=-2) + 2
+    objects = [json.loads(argv[i + 1]) for i in range(start, device_at) if argv[i] == "-object"]
+    return objects, json.loads(argv[device_at + 1])
+
+
+async def plug(reg: DomainRegistry, obj: DomainObject, mem: MemoryDeviceConfig) -> str:
+    """Plug ``mem`` into ``obj``'s running QEMU (``obj.lock`` held); returns its alias."""
+    live, proc = obj.live, obj.proc
+    assert live is not None and proc is not None
+    if mem.model != "dimm":
+        raise UnsupportedConfig(
+            f"unsupported configuration: a <memory model='{mem.model}'> cannot be plugged into a running "
+            "domain here (model 'dimm' can; use --config for the next start)"
+        )
+    trial = copy.deepcopy(live)
+    trial.devices.memory.append(copy.deepcopy(mem))
+    trial.memory_kib += memory_devices.aligned(mem.size_kib)
+    memory_devices.validate(trial)
+    objects, device = _last_module_args(memory_devices.options(trial, {}, {}))
+    alias = str(device["id"])
+    if any(m.alias == alias for m in live.devices.memory):
+        raise OperationFailed(f"internal error: a memory device '{alias}' is plugged already")
+    mon = proc.monitor
+    added: list[str] = []
+    try:
+        for backend in objects:
+            await mon.execute("object-add", backend)
+            added.append(str(backend["id"]))
+        await mon.execute("device_add", device)
+    except BaseException:
+        for ident in reversed(added):
+            try:
+                await mon.execute("object-del", {"id": ident})
+            except PyvirtError as err:
+                log.warning("domain %s: removing %s after a failed plug: %s", obj.name, ident, err)
+        raise
+    plugged = copy.deepcopy(mem)
+    plugged.alias = alias
+    live.devices.memory.append(plugged)
+    live.memory_kib = trial.memory_kib
+    if live.current_memory_kib is not None:
+        live.current_memory_kib += memory_devices.aligned(mem.size_kib)
+    reg.save_run_state(obj)
+    return alias

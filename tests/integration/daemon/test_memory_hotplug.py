@@ -1,0 +1,66 @@
+"""Memory hot-plug (pyvirt.daemon.memory_hotplug) on a real guest under TCG: attach-device --live of a
+<memory model='dimm'> into the hotplug space of <maxMemory slots>; the guest's kernel sees the new
+memory (its MemTotal grows once the blocks are online), the live XML has the module and the larger
+<memory>; a module past the slots is refused by name, and one of another model is refused live."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Console, Daemon
+from tests.support.guest import domain_xml
+
+pytestmark = pytest.mark.slow
+
+DIMM = "<memory model='dimm'><target><size unit='MiB'>128</size><node>0</node></target></memory>"
+
+
+def mem_total_kib(console: Console) -> int:
+    return int(console.run("grep MemTotal /proc/meminfo").split()[1])
+
+
+def test_a_dimm_plugged_into_a_running_guest(daemon: Daemon, tmp_path: Path) -> None:
+    text = domain_xml("mh1", memory_mib=256).replace(
+        '<memory unit="MiB">256</memory>',
+        '<memory unit="MiB">256</memory><maxMemory slots="1" unit="MiB">1024</maxMemory>'
+        '<cpu><numa><cell id="0" cpus="0" memory="256" unit="MiB" /></numa></cpu>',
+    )
+    path = tmp_path / "mh1.xml"
+    path.write_text(text)
+    daemon.cli("define", str(path)).ok()
+    daemon.cli("start", "mh1").ok()
+    console = Console(daemon, "mh1")
+    console.expect("pyvirt-guest: ready")
+    before = mem_total_kib(console)
+    dimm = tmp_path / "dimm.xml"
+    dimm.write_text(DIMM)
+    out = daemon.cli("attach-device", "mh1", str(dimm), "--live").ok().out
+    assert "Device attached successfully" in out
+    live = daemon.cli("dumpxml", "mh1").ok().out
+    assert "<memory unit='KiB'>393216</memory>" in live, live
+    assert re.search(r"<memory model='dimm'>.*<alias name='dimm0'/>", live, re.S), live
+    # Linux leaves hot-added memory offline unless told otherwise: bring each block online.
+    console.run(
+        "for s in /sys/devices/system/memory/memory*/state; do "
+        "grep -q offline $s && echo online > $s; done; true"
+    )
+    assert mem_total_kib(console) - before == 128 * 1024
+    # the single slot is taken now
+    result = daemon.cli("attach-device", "mh1", str(dimm), "--live")
+    assert result.rc == 1 and "exceeds slots count '1'" in result.err, result.err
+    mem = tmp_path / "vmem.xml"
+    mem.write_text(
+        "<memory model='virtio-mem'><target><size unit='MiB'>128</size><node>0</node>"
+        "<block unit='MiB'>2</block><requested unit='MiB'>64</requested></target></memory>"
+    )
+    result = daemon.cli("attach-device", "mh1", str(mem), "--live")
+    assert result.rc == 1 and "<memory model='virtio-mem'> cannot be plugged" in result.err, result.err
+    console.close()
+    daemon.cli("destroy", "mh1").ok()
+    # --config: the definition gets the module and the larger <memory> for the next start
+    daemon.cli("attach-device", "mh1", str(dimm), "--config").ok()
+    defined = daemon.cli("dumpxml", "mh1", "--inactive").ok().out
+    assert "<memory unit='KiB'>393216</memory>" in defined and "<memory model='dimm'>" in defined
