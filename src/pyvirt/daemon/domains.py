@@ -119,6 +119,8 @@ class DomainObject:
     # device id -> the removal the guest was asked for (device_del) and has not finished
     removals: dict[str, asyncio.Future[None]] = field(default_factory=dict)
     managed_save: bool = False  # a managed save image waits for the next start (pyvirt.daemon.saves)
+    # the running definition last written to the run directory, and for which QEMU (see save_run_state)
+    run_xml: tuple[QemuProcess, str] | None = None
 
     @property
     def current(self) -> Domain:
@@ -604,11 +606,19 @@ class DomainRegistry:
             return
         run_dir = self.layout.qemu_run_dir
         obj.proc.record.state, obj.proc.record.reason = obj.state.value, str(obj.reason)
-        atomic_write(run_dir / f"{obj.name}.xml", format_domain(obj.live, live=True).encode(), durable=False)
+        xml = format_domain(obj.live, live=True)
+        # A change of state alone (a pause around a snapshot or a save, suspend, resume) leaves the
+        # running definition as it was: the file already holds it, and a rename over it is not free.
+        if obj.run_xml is None or obj.run_xml[0] is not obj.proc or obj.run_xml[1] != xml:
+            atomic_write(run_dir / f"{obj.name}.xml", xml.encode(), durable=False)
+            obj.run_xml = (obj.proc, xml)
         obj.proc.record.save(run_dir / f"{obj.name}.json")
 
     def remove_run_files(self, name: str) -> None:
         run_dir = self.layout.qemu_run_dir
+        obj = self._domains.get(name)
+        if obj is not None:
+            obj.run_xml = None
         for suffix in (".json", ".xml", ".monitor", ".pid"):
             with contextlib.suppress(FileNotFoundError):
                 (run_dir / f"{name}{suffix}").unlink()

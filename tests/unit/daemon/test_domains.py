@@ -277,3 +277,30 @@ def test_a_destroy_that_cannot_end_the_process_says_so_and_can_be_retried(
         assert b.state("d1") == "shut off (destroyed)"
 
     run_bench(root, body)
+
+
+def test_run_state_rewrites_the_running_definition_only_when_it_changed(
+    root: Path, errors: list[logging.LogRecord]
+) -> None:
+    """A change of state alone (suspend, resume) rewrites the run record, not the running definition's
+    file; a changed definition, or a new QEMU, writes it again."""
+
+    async def body(b: Bench) -> None:
+        await b.define("d1")
+        await b.reg.start("d1")
+        xml = b.layout.qemu_run_dir / "d1.xml"
+        first = xml.stat().st_ino
+        await b.reg.suspend("d1")
+        await b.reg.resume("d1")
+        assert xml.stat().st_ino == first and b.record("d1")["reason"] == "unpaused"
+        obj = b.reg.lookup("d1")
+        assert obj.live is not None
+        obj.live.description = "changed"
+        b.reg.save_run_state(obj)
+        assert xml.stat().st_ino != first and "changed" in xml.read_text()
+        await b.reg.destroy("d1")
+        assert not xml.exists()
+        await b.reg.start("d1")
+        assert xml.exists() and b.record("d1")["state"] == "running"
+
+    run_bench(root, body)
