@@ -321,6 +321,7 @@ class DomainRegistry:
         obj.state, obj.reason = self._state_from_qemu(running, status, record)
         launch.open_console(obj)
         self.watch_exit(obj, proc)
+        tpm.rewatch(self, obj, self.layout.qemu_run_dir / f"{record.name}.channels")
         log.info("re-attached to domain %s (pid %d)", record.name, record.pid)
         await blockjobs.reattach(self, obj, proc)
         if status != "shutdown":

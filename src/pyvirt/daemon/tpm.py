@@ -165,6 +165,38 @@ def stop(run_dir: Path) -> None:
     swtpm.stop(run_dir)
 
 
+def rewatch(reg: DomainRegistry, obj: DomainObject, run_dir: Path) -> None:
+    """A domain an earlier daemon left running: watch its swtpm again (not this daemon's child, so
+    its exit status is unknown: any exit under a guest nobody is stopping counts). One already gone
+    ends the domain as crashed."""
+    if obj.live is None or not emulated(obj.live):
+        return
+    loop = asyncio.get_running_loop()
+    generation = obj.generation
+
+    def died(how: str) -> None:
+        task = loop.create_task(_on_death(reg, obj, generation, how))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+    pid = swtpm.running_pid(run_dir)
+    if pid is None:
+        died("gone while the daemon was away")
+        return
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        died("gone while the daemon was away")
+        return
+
+    def exited() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        died("its process ended")
+
+    loop.add_reader(pidfd, exited)
+
+
 def _watch(reg: DomainRegistry, obj: DomainObject, generation: int, proc: subprocess.Popen[bytes]) -> None:
     """Reap swtpm when it exits; one that dies unasked under the running guest ends the domain."""
     loop = asyncio.get_running_loop()

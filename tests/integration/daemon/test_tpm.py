@@ -2,9 +2,9 @@
 the checks in order: the guest sees a TPM 2.0 with the PCR banks <active_pcr_banks> names, the state
 (its endorsement key) survives a stop and start, and the banks change at the next start; a save and
 restore carries the TPM's volatile state (an extended PCR); the state is encrypted on disk; swtpm
-killed under the guest ends the domain as crashed, with the reason in its log; undefine removes the
-state unless --keep-tpm. A TPM 1.2 boots too. A passthrough TPM is refused by name on a host without
-one."""
+killed under the guest ends the domain as crashed, with the reason in its log (also under a daemon
+restarted since the start); undefine removes the state unless --keep-tpm. A TPM 1.2 boots too. A
+passthrough TPM is refused by name on a host without one."""
 
 from __future__ import annotations
 
@@ -182,8 +182,18 @@ def test_an_emulated_tpm_1_2_in_a_guest(module_daemon: Daemon, tmp_path: Path) -
     console = boot(module_daemon, "tpm12")
     assert console.run("cat /sys/class/tpm/tpm0/tpm_version_major") == "1"
     console.close()
-    module_daemon.cli("destroy", "tpm12").ok()
+    # A daemon restarted under the running domain watches its swtpm again.
+    module_daemon.restart()
+    assert module_daemon.cli("domstate", "tpm12").ok().out.strip() == "running"
+    os.kill(int((module_daemon.run_dir / "tpm12.channels/swtpm.pid").read_text()), signal.SIGKILL)
+    deadline = time.monotonic() + 120  # a bound on the wait, not a measure of it
+    while module_daemon.cli("domstate", "tpm12", "--reason").ok().out.strip() != "shut off (crashed)":
+        assert time.monotonic() < deadline, module_daemon.cli("domstate", "tpm12", "--reason").out
+        time.sleep(0.2)
+    log = (module_daemon.root / "var/log/pyvirt/qemu/tpm12.log").read_text()
+    assert "swtpm) of domain tpm12 exited unexpectedly (its process ended)" in log
     module_daemon.cli("undefine", "tpm12", "--tpm").ok()
+    assert not any((module_daemon.root / "var/lib/pyvirt/swtpm").iterdir())
 
 
 @pytest.mark.skipif(Path("/dev/tpm0").exists(), reason="this host has a TPM")
