@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pyvirt.conf.iommu import IOMMUConfig
     from pyvirt.conf.memory_backing import MemoryBacking, NumaTune
     from pyvirt.conf.memory_devices import MemoryDeviceConfig
+    from pyvirt.conf.net_ethernet import EthernetConfig
     from pyvirt.conf.network_disk import NetworkSource
     from pyvirt.conf.numa_hmat import Cache, Interconnect
     from pyvirt.conf.qemu_ns import QemuNamespace
@@ -253,6 +254,7 @@ class InterfaceConfig:
     bandwidth: dict[str, dict[str, int]] = field(default_factory=dict)
     driver: dict[str, str] = field(default_factory=dict)  # <driver name txmode ...> (conf.net_driver)
     socket: dict[str, str] = field(default_factory=dict)  # vhostuser, server... <source> (conf.net_sockets)
+    ethernet: EthernetConfig | None = None  # type='ethernet': managed, scripts, host IPs (conf.net_ethernet)
 
 
 @dataclass

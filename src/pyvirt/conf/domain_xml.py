@@ -143,7 +143,7 @@ PCI_MODEL_NAMES = (
     *controller_models.PCI_MODEL_NAMES,
 )
 PCI_TARGET_ATTRS = ("chassisNr", "chassis", "port", "busNr", "hotplug")
-NET_TYPES = ("network", "bridge", "user", "vdpa", "vhostuser", "server", "client", "mcast", "udp")
+NET_TYPES = ("network", "bridge", "user", "vdpa", "vhostuser", "server", "client", "mcast", "udp", "ethernet")
 NET_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
 CHAR_TYPES: dict[str, tuple[str, ...]] = {
     "serial": ("pty", "unix", "file", "null", *chardev_backends.TYPES),
@@ -918,7 +918,17 @@ class _Parser:
         if (node := e.child("target")) is not None:
             dev = node.require("dev")
             nic.target_dev = dev if self.live or not _is_auto_tap(dev) else None
+            if nic.type == "ethernet":
+                from pyvirt.conf import net_ethernet
+
+                net_ethernet.parse_target(node, nic)
+                if nic.ethernet is not None and not nic.ethernet.managed:
+                    nic.target_dev = dev  # the user's tap, whatever its name
             node.done()
+        if nic.type == "ethernet":
+            from pyvirt.conf import net_ethernet
+
+            net_ethernet.parse(e, nic)
         if (node := e.child("model")) is not None:
             nic.model = node.choice("type", NET_MODELS, required=True) or "virtio"
             node.done()
@@ -1447,8 +1457,13 @@ def _interface(nic: InterfaceConfig, live: bool) -> XNode:
         from pyvirt.conf import net_sockets
 
         node.add(net_sockets.write_source(nic))
-    if nic.target_dev and (live or not _is_auto_tap(nic.target_dev)):
-        node.add(x("target", {"dev": nic.target_dev}))
+    if nic.ethernet is not None:
+        from pyvirt.conf import net_ethernet
+
+        node.add(*net_ethernet.write(nic))
+    unmanaged = "no" if nic.ethernet is not None and not nic.ethernet.managed else None
+    if nic.target_dev and (live or unmanaged or not _is_auto_tap(nic.target_dev)):
+        node.add(x("target", {"dev": nic.target_dev, "managed": unmanaged}))
     driver = {**nic.driver, **virtio_options.attrs(nic.virtio)}
     node.add(x("model", {"type": nic.model}), x("driver", driver) if driver else None)
     if any(nic.bandwidth.values()):

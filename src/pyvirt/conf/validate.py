@@ -15,6 +15,7 @@ from pyvirt.conf import (
     feature_sizes,
     memory_backing,
     memory_devices,
+    net_ethernet,
     net_sockets,
     net_vdpa,
     numa_hmat,
@@ -50,7 +51,7 @@ def validate_uuid(value: str) -> None:
 def _check_tap_name(kind: str, tap: str | None) -> None:
     if tap is None:
         return
-    if kind not in ("network", "bridge"):
+    if kind not in ("network", "bridge", "ethernet"):
         raise UnsupportedConfig(
             f"unsupported configuration: interface/target dev '{tap}': "
             f"an interface of type '{kind}' has no tap"
@@ -238,6 +239,7 @@ def _check_devices(dom: Domain) -> None:
             raise InvalidArgument(f"MAC address '{nic.mac}' is multicast; a unicast address is needed")
         net_vdpa.check(nic)
         net_sockets.check(nic)
+        net_ethernet.check(nic)
         if nic.type == "network" and not nic.source_network:
             raise InvalidArgument(f"interface '{nic.mac}' of type 'network' names no network")
         if nic.type == "bridge" and not nic.source_bridge:

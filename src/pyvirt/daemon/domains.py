@@ -80,6 +80,20 @@ class NetworkHook(Protocol):
 
     def unplug_tap(self, tap: str) -> None: ...
 
+    async def plug_ethernet(
+        self,
+        *,
+        tap: str | None,
+        mac: str,
+        owner: int | None,
+        addresses: list[tuple[str, int | None, str | None]],
+        routes: list[tuple[str, int | None, str]],
+    ) -> str: ...
+
+    async def tap_kind(self, tap: str) -> str | None: ...
+
+    async def open_tap(self, tap: str) -> int: ...
+
     async def set_link(self, tap: str, up: bool) -> None: ...
 
 
@@ -635,8 +649,12 @@ class DomainRegistry:
             pr_helper.release(record)
             self.confinement.release_record(record)
             chardev_sockets.remove(record.sockets)
+        from pyvirt.daemon import ethernet
+
+        ethernet.run_downscripts(live)
         taps = set(record.taps) if record else set()
         taps.update(i.target_dev for i in live.devices.interfaces if i.target_dev and i.type != "user")
+        taps -= ethernet.unmanaged_taps(live)  # the user's, left as they are
         if self.networks is not None:
             for tap in taps:
                 try:

@@ -244,6 +244,10 @@ async def start_qemu(
             ctx.monitor_fd = fd
             return build_argv(dom, ctx)
 
+        from pyvirt.daemon import ethernet
+
+        ctx.tap_fds = await ethernet.open_fds(reg, dom)
+
         obj.stop_reason = None
         obj.fake_reboot = False
         obj.generation += 1
@@ -254,11 +258,12 @@ async def start_qemu(
                 record=record,
                 log_path=reg.layout.domain_log(name),
                 on_event=event_handler(reg, obj, obj.generation),
-                pass_fds=tuple(ctx.socket_fds.values()),
+                pass_fds=(*ctx.socket_fds.values(), *ctx.tap_fds.values()),
                 env={**audio.environment(dom), **graphics_local.environment(dom), **qemu_ns.environment(dom)},
             )
         finally:
             chardev_sockets.close(sockets)
+            ethernet.close_fds(ctx.tap_fds)
         t1 = time.monotonic()
         _log_taints(reg.layout.domain_log(name), dom)
         try:
@@ -354,6 +359,14 @@ async def _finish_start(
 async def _plug_interfaces(reg: DomainRegistry, dom: Domain, revert: Revert) -> dict[int, str]:
     taps: dict[int, str] = {}
     for index, iface in enumerate(dom.devices.interfaces):
+        if iface.type == "ethernet":
+            from pyvirt.daemon import ethernet
+
+            if (made := await ethernet.plug(reg, iface, revert)) is not None:
+                taps[index] = made
+            if iface.bandwidth and iface.target_dev:
+                await asyncio.to_thread(shaping.apply, iface.target_dev, iface.bandwidth)
+            continue
         if iface.type not in ("network", "bridge"):
             if iface.bandwidth:
                 raise UnsupportedConfig(

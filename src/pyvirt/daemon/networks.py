@@ -54,6 +54,26 @@ class NetworkHook:
     def unplug_tap(self, tap: str) -> None:
         self.api.executor.submit(self.api.driver.unplug_tap, tap)
 
+    async def plug_ethernet(
+        self,
+        *,
+        tap: str | None,
+        mac: str,
+        owner: int | None,
+        addresses: list[tuple[str, int | None, str | None]],
+        routes: list[tuple[str, int | None, str]],
+    ) -> str:
+        driver = self.api.driver
+        return await self.api.run(
+            lambda: driver.plug_ethernet(tap=tap, mac=mac, owner=owner, addresses=addresses, routes=routes)
+        )
+
+    async def tap_kind(self, tap: str) -> str | None:
+        return await self.api.run(lambda: self.api.driver.tap_kind(tap))
+
+    async def open_tap(self, tap: str) -> int:
+        return await self.api.run(lambda: self.api.driver.open_tap(tap))
+
     async def set_link(self, tap: str, up: bool) -> None:
         await self.api.run(lambda: self.api.driver.set_link(tap, up))
 

@@ -530,6 +530,35 @@ class NetworkDriver:
             # for a CPU.
             return self._ns.run(_plug, tap, br, host_mac, mtu, owner)
 
+    def plug_ethernet(
+        self,
+        *,
+        tap: str | None,
+        mac: str,
+        owner: int | None,
+        addresses: links.TapAddresses,
+        routes: links.TapRoutes,
+    ) -> str:
+        """An ethernet interface's tap on no bridge (``vnetN`` unless named), set up as libvirt does
+        (conf.net_ethernet); removed again if that fails."""
+        if not is_unicast_mac(mac):
+            raise InvalidArgument(f"invalid unicast MAC address '{mac}'")
+        with self._lock:
+            if tap is not None and self._ns.run(links.exists, tap):
+                raise AlreadyExists(f"network device '{tap}' already exists")
+            name = self._ns.run(links.create_tap, tap or f"{TAP_PREFIX}%d", owner=owner)
+            try:
+                self._ns.run(links.configure_tap, name, "fe" + mac.lower()[2:], addresses, routes)
+            except BaseException:
+                self._ns.run(links.delete_link, name)
+                raise
+            return name
+
+    def tap_kind(self, tap: str) -> str | None:
+        """The kind of network device ``tap`` (``tun`` for a tap), None when there is none."""
+        with self._lock:
+            return self._ns.run(links.link_kind, tap) if self._ns.run(links.link_exists, tap) else None
+
     def unplug_tap(self, tap: str) -> None:
         """Delete ``tap`` and the IFB device shaping its outbound traffic, if any."""
         with self._lock:

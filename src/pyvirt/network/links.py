@@ -285,3 +285,23 @@ def exists(dev: str) -> bool:
     except OSError:
         return False
     return True
+
+
+# An ethernet interface's host-side (address, prefix, peer) addresses and (network, prefix, gateway) routes
+TapAddresses = list[tuple[str, int | None, str | None]]
+TapRoutes = list[tuple[str, int | None, str]]
+
+
+def configure_tap(dev: str, mac: str, addresses: TapAddresses, routes: TapRoutes) -> None:
+    """An ethernet interface's tap: its host-side MAC, up, with ``(address, prefix, peer)`` addresses
+    and ``(network, prefix, gateway)`` routes, as libvirt sets them (``<interface type='ethernet'>``)."""
+    with _netlink(f"configuring tap {dev}") as ipr:
+        idx = _index(ipr, dev)
+        ipr.link("set", index=idx, address=mac, state="up")
+        for address, prefix, peer in addresses:
+            length = prefix if prefix is not None else (32 if ":" not in address else 128)
+            extra: dict[str, object] = {"address": peer} if peer else {}
+            ipr.addr("add", index=idx, local=address, prefixlen=length, **({"address": address} | extra))
+        for network, prefix, gateway in routes:
+            length = prefix if prefix is not None else (32 if ":" not in network else 128)
+            ipr.route("add", dst=f"{network}/{length}", gateway=gateway, oif=idx)

@@ -100,6 +100,7 @@ class RuntimeContext:
     monitor_fd: int | None = None  # pre-bound listening QMP socket, inherited by QEMU
     monitor_path: str | None = None  # alternative to monitor_fd (used by golden tests)
     taps: dict[int, str] = field(default_factory=dict)  # interface index → tap name
+    tap_fds: dict[int, int] = field(default_factory=dict)  # interface index → an ethernet tap's fd
     channel_paths: dict[int, str] = field(default_factory=dict)  # channel index → unix socket path
     disk_paths: dict[int, str] = field(default_factory=dict)  # disk index → resolved path (volumes)
     nvram_path: str | None = None
@@ -819,6 +820,15 @@ class _Builder:
             self.add("-netdev", f"tap,ifname={tap},script=no,downscript=no,id={netdev}")
         elif iface.type == "user":
             self.add("-netdev", f"user,id={netdev}")
+        elif iface.type == "ethernet":  # the daemon's descriptor on the tap (daemon.ethernet), as libvirt
+            if index in self.ctx.tap_fds:
+                self.add(
+                    *_json_arg("-netdev", {"type": "tap", "fd": str(self.ctx.tap_fds[index]), "id": netdev})
+                )
+            elif tap := self.ctx.taps.get(index) or iface.target_dev:
+                self.add("-netdev", f"tap,ifname={tap},script=no,downscript=no,id={netdev}")
+            else:
+                raise UnsupportedConfig(f"interface {index} has no tap device")
         elif iface.type == "vdpa":
             from pyvirt.conf import net_vdpa
 

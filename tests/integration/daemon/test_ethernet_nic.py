@@ -1,0 +1,91 @@
+"""``<interface type='ethernet'>`` end to end, in a network namespace this test makes (the daemon runs
+inside it): a tap the daemon makes, with its host-side address, route and MAC, the guest pinging that
+address, the script and downscript run with the tap's name; and the user's own tap (``managed='no'``)
+handed to QEMU and left behind when the domain stops."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.daemon import Console, Daemon, netns_daemon
+from tests.support.guest import domain_xml
+
+pytestmark = [pytest.mark.slow, pytest.mark.root]
+READY = r"pyvirt-guest: ready"
+SCRIPT = '#!/bin/sh\necho "$1 {word}" >> {marker}\n'
+
+
+@pytest.fixture
+def nsdaemon() -> Iterator[Daemon]:
+    with netns_daemon("pvte") as d:
+        yield d
+
+
+def in_ns(d: Daemon, *argv: str) -> subprocess.CompletedProcess[str]:
+    assert d.netns
+    return subprocess.run(["ip", "netns", "exec", d.netns, *argv], capture_output=True, text=True)
+
+
+def test_ethernet_taps_managed_and_unmanaged(nsdaemon: Daemon, tmp_path: Path) -> None:
+    d = nsdaemon
+    marker = tmp_path / "marker"
+    for name, word in (("up.sh", "up"), ("down.sh", "down")):
+        (tmp_path / name).write_text(SCRIPT.format(word=word, marker=marker))
+        (tmp_path / name).chmod(0o755)
+    assert in_ns(d, "ip", "tuntap", "add", "dev", "usertap0", "mode", "tap").returncode == 0
+    nics = f"""
+<interface type='ethernet'><mac address='52:54:00:e0:00:01'/><target dev='pvt-eth0'/>
+  <ip address='10.88.0.1' prefix='24'/><route address='10.99.0.0' prefix='24' gateway='10.88.0.2'/>
+  <script path='{tmp_path}/up.sh'/><downscript path='{tmp_path}/down.sh'/><model type='virtio'/>
+</interface>
+<interface type='ethernet'><mac address='52:54:00:e0:00:02'/><target dev='usertap0' managed='no'/>
+  <model type='virtio'/></interface>
+"""
+    path = tmp_path / "eth1.xml"
+    path.write_text(domain_xml("eth1", extra_devices=nics))
+    d.cli("define", str(path)).ok()
+    dumped = d.cli("dumpxml", "eth1").ok().out
+    assert (
+        "<target dev='usertap0' managed='no'/>" in dumped and f"<script path='{tmp_path}/up.sh'/>" in dumped
+    )
+    d.cli("start", "eth1").ok()
+    console = Console(d, "eth1")
+    try:
+        console.expect(READY)
+        assert marker.read_text() == "pvt-eth0 up\n"  # the script ran with the tap's name
+        host = in_ns(d, "ip", "-o", "addr", "show", "dev", "pvt-eth0").stdout
+        assert "10.88.0.1/24" in host
+        assert "fe:54:00:e0:00:01" in in_ns(d, "ip", "link", "show", "dev", "pvt-eth0").stdout
+        assert "10.99.0.0/24 via 10.88.0.2 dev pvt-eth0" in in_ns(d, "ip", "route").stdout
+        console.run("ip addr add 10.88.0.2/24 dev eth0 && ip link set eth0 up")
+        assert "0% packet loss" in console.run("ping -c 2 -W 3 10.88.0.1")  # the host end of its tap
+        # the user's tap is QEMU's too: its carrier is up while QEMU holds it
+        assert "NO-CARRIER" not in in_ns(d, "ip", "link", "show", "dev", "usertap0").stdout
+    finally:
+        console.close()
+        d.cli("destroy", "eth1").ok()
+    assert marker.read_text() == "pvt-eth0 up\npvt-eth0 down\n"
+    assert in_ns(d, "ip", "link", "show", "dev", "pvt-eth0").returncode != 0  # the daemon's tap: gone
+    assert in_ns(d, "ip", "link", "show", "dev", "usertap0").returncode == 0  # the user's: left
+
+
+def test_failing_script_and_missing_user_tap_refuse_the_start(nsdaemon: Daemon, tmp_path: Path) -> None:
+    d = nsdaemon
+    (tmp_path / "fail.sh").write_text("#!/bin/sh\necho 'no way' >&2\nexit 3\n")
+    (tmp_path / "fail.sh").chmod(0o755)
+    cases = {
+        "eth2": (f"<script path='{tmp_path}/fail.sh'/>", "exited with status 3: no way"),
+        "eth3": ("<target dev='nosuchtap' managed='no'/>", "no device 'nosuchtap'"),
+    }
+    for name, (extra, message) in cases.items():
+        path = tmp_path / f"{name}.xml"
+        path.write_text(domain_xml(name, extra_devices=f"<interface type='ethernet'>{extra}</interface>"))
+        d.cli("define", str(path)).ok()
+        result = d.cli("start", name)
+        assert result.rc == 1 and message in result.err, result.err
+        assert d.state(name) == "shut off"
+    assert "vnet" not in in_ns(d, "ip", "link").stdout  # the failed start's tap was removed
