@@ -210,6 +210,8 @@ def page_size(dom: Domain, cell: int | None) -> int | bool | None:
     pages = of(dom).hugepages
     if pages is None:
         return False
+    if not pages:  # <hugepages/>: all the RAM on the host's default huge pages
+        return None
     for page in pages:
         if page.nodeset is None or (cell is not None and cell in parse_cpuset(page.nodeset, "nodeset")):
             return page.size_kib if _huge(page.size_kib) else False
@@ -367,6 +369,8 @@ def can_lift_memlock() -> bool:
 def wanted_page_sizes(dom: Domain) -> set[int]:
     """The huge page sizes (KiB) the domain's RAM and memory modules use."""
     sizes: set[int] = set()
+    if of(dom).hugepages == []:  # <hugepages/>
+        sizes.add(default_hugepage_kib())
     for page in of(dom).hugepages or []:
         if _huge(page.size_kib):
             sizes.add(page.size_kib or default_hugepage_kib())

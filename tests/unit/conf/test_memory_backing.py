@@ -76,3 +76,14 @@ def test_the_host_is_checked_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
         memory_backing.require_host(load_domain_xml(BACKING))
     monkeypatch.setattr(memory_backing, "can_lift_memlock", lambda: True)
     assert memory_backing.require_host(load_domain_xml(BACKING)) == {}
+
+
+def test_bare_hugepages_use_the_default_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``<hugepages/>`` without a ``<page>``: all the RAM on the host's default huge pages (libvirt's)."""
+    monkeypatch.setattr(memory_backing, "default_hugepage_kib", lambda: 2048)
+    bare = load_domain_xml(re.sub(r"<hugepages>.*?</hugepages>", "<hugepages/>", BACKING, flags=re.S))
+    assert memory_backing.page_size(bare, None) is None and memory_backing.needs_main_backend(bare)
+    assert memory_backing.wanted_page_sizes(bare) == {2048}
+    obj = memory_backing.backend(bare, "pc.ram", 131072, None, hugepage_dirs={2048: "/h/d"}, memory_dir=None)
+    assert obj["qom-type"] == "memory-backend-file" and obj["mem-path"] == "/h/d"
+    assert "<hugepages/>" in format_domain(bare)
