@@ -102,7 +102,7 @@ _ADDRESS_TYPES = {
     "iommu": ("pci",),
     "filesystem": ("pci",),
     "vsock": ("pci",),
-    "hostdev": ("pci", "usb"),
+    "hostdev": ("pci", "usb", "drive"),  # drive: an iSCSI LUN (conf.hostdev)
     "memory": ("pci", "dimm"),
     "serial": ("pci", "isa"),
     "console": ("virtio-serial",),
@@ -221,6 +221,9 @@ def check_addresses(dom: Domain) -> None:
                 claim(("usb", bus, port), where, f"USB port {port} of bus {bus}")
         elif addr.type == "isa" and (iobase := addr.attrs.get("iobase")) is not None:
             claim(("isa", number(addr, "iobase")), where, f"ISA iobase {iobase}")
+    for number_, host in enumerate(dom.devices.hostdevs):
+        if host.address is not None and host.address.type == "drive" and host.type != "scsi":
+            raise InvalidArgument(f"hostdev #{number_} of type '{host.type}' cannot have a drive address")
     for index, disk in enumerate(dom.devices.disks):
         where = f"disk '{disk.target_dev}'"
         if disk.address is not None and disk.address.type not in ("drive", "pci", "usb"):

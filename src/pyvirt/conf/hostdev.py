@@ -8,9 +8,11 @@
 - a mediated device (``type='mdev' model='vfio-pci'``, ``<source><address uuid/>``, ``display``,
   ``ramfb``) is ``vfio-pci`` with ``sysfsdev=/sys/bus/mdev/devices/UUID`` (``vfio-pci-nohotplug`` with
   ``ramfb``, as libvirt);
-- ``<boot order>`` is the device's ``bootindex``. SCSI host devices (``type='scsi'``) are refused by
-  name: iSCSI sources are not implemented yet, host adapters' ``/dev/sg`` nodes are not handed to QEMU
-  yet.
+- ``<boot order>`` is the device's ``bootindex``;
+- an iSCSI LUN (``type='scsi'``, ``<source protocol='iscsi' name='IQN/LUN'><host/>``, ``<readonly/>``,
+  ``<address type='drive'>``) is ``scsi-generic`` on an ``iscsi`` block node; a host SCSI adapter's
+  LUN is refused by name (its ``/dev/sg`` node is not handed to QEMU yet), and so are iSCSI
+  credentials.
 
 Starting a domain with one is refused by name before QEMU runs when the host lacks the device or VFIO
 (``/dev/vfio/vfio``), and otherwise too: pyvirt does not yet bind devices to vfio-pci nor hand device
@@ -24,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 
 from pyvirt.conf.domain import Domain, PCIAddress
+from pyvirt.conf.network_disk import NetworkSource
 from pyvirt.conf.xmlutil import Elem, XNode, x, yes_no
 from pyvirt.errors import UnsupportedConfig, XMLError
 
@@ -44,7 +47,10 @@ class HostdevConfig:
     guest_reset: str | None = None  # usb: off | uninitialized | on
     boot_order: int | None = None
     alias: str | None = None
-    address: PCIAddress | None = None
+    address: PCIAddress | None = None  # PCI; type='drive' for an iSCSI LUN (controller bus target unit)
+    iscsi: NetworkSource | None = None  # type='scsi': the iSCSI LUN (conf.network_disk)
+    readonly: bool = False  # scsi
+    shareable: bool = False  # scsi
 
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}")
@@ -55,13 +61,7 @@ def parse(e: Elem) -> HostdevConfig:
     e.choice("mode", ("subsystem",), required=True)
     kind = e.require("type")
     if kind == "scsi":
-        protocol = (e.child("source") or e).attr("protocol")
-        reason = (
-            "an iSCSI source is not implemented yet (scsi-generic on QEMU's iscsi driver)"
-            if protocol == "iscsi"
-            else "pyvirt does not hand a host SCSI adapter's /dev/sg node to QEMU yet"
-        )
-        raise UnsupportedConfig(f"unsupported configuration: <hostdev type='scsi'>: {reason}")
+        return _parse_iscsi(e)
     dev = HostdevConfig(type=e.choice("type", ("pci", "usb", "mdev"), required=True) or "pci")
     dev.managed = e.flag("managed")
     if (node := e.child("boot")) is not None:
@@ -112,6 +112,33 @@ def parse(e: Elem) -> HostdevConfig:
     return dev
 
 
+def _parse_iscsi(e: Elem) -> HostdevConfig:
+    """``<hostdev type='scsi'><source protocol='iscsi' name='IQN/LUN'><host/></source>``: the LUN as
+    QEMU's ``scsi-generic`` on an ``iscsi`` node, as libvirt 9.0 runs it."""
+    from pyvirt.conf import network_disk
+
+    dev = HostdevConfig(type="scsi", managed=e.flag("managed"))
+    source = e.child("source")
+    if source is None or source.attr("protocol") != "iscsi":
+        raise UnsupportedConfig(
+            "unsupported configuration: <hostdev type='scsi'>: pyvirt does not hand a host SCSI adapter's "
+            "/dev/sg node to QEMU yet (an iSCSI source is taken)"
+        )
+    dev.iscsi = network_disk.parse(source, "iscsi")
+    if dev.iscsi.auth is not None:
+        raise UnsupportedConfig(
+            f"unsupported configuration: <auth> of '{source.path}': credentials of an iSCSI hostdev are "
+            "not given to QEMU yet"
+        )
+    source.skip("protocol")
+    source.done()
+    for tag in ("readonly", "shareable"):
+        if (node := e.child(tag)) is not None:
+            setattr(dev, tag, True)
+            node.done()
+    return dev
+
+
 def _parse_mdev(e: Elem, dev: HostdevConfig) -> HostdevConfig:
     dev.model = e.choice("model", ("vfio-pci",), required=True)
     dev.display = e.choice("display", ("on", "off"))
@@ -133,6 +160,12 @@ def write(dev: HostdevConfig, extra: tuple[XNode | None, ...]) -> XNode:
     attrs = {"mode": "subsystem", "type": dev.type, "managed": yes_no(dev.managed)}
     attrs |= {"model": dev.model, "display": dev.display, "ramfb": dev.ramfb}
     node = x("hostdev", attrs)
+    if dev.iscsi is not None:
+        from pyvirt.conf import network_disk
+
+        node.add(network_disk.write_source(dev.iscsi))
+        node.add(x("readonly") if dev.readonly else None, x("shareable") if dev.shareable else None)
+        return node.add(*extra)
     node.add(x("driver", {"name": dev.driver}) if dev.driver else None)
     if dev.type == "mdev":
         node.add(x("source").add(x("address", {"uuid": dev.uuid})))
@@ -197,9 +230,21 @@ def device_props(dev: HostdevConfig, index: int) -> tuple[str, dict[str, str | i
     return "usb-host", usb
 
 
+def iscsi_nodes(dev: HostdevConfig, index: int) -> tuple[str, dict[str, object]]:
+    """(node name, the ``iscsi`` block node) of an iSCSI hostdev, as libvirt writes it."""
+    from pyvirt.conf import network_disk
+
+    assert dev.iscsi is not None
+    node = f"pyvirt-hostdev{index}-backend"
+    props = network_disk.storage_props(dev.iscsi, node)
+    return node, {**props, "node-name": node, "read-only": dev.readonly}
+
+
 def require_host(dom: Domain) -> None:
     """Refuse the start by name: the host device or VFIO is missing, or pyvirt cannot pass it yet."""
     for dev in dom.devices.hostdevs:
+        if dev.iscsi is not None:  # a LUN over the network: nothing of the host's to hand over
+            continue
         if dev.type == "mdev":
             name = host_name(dev)
             if not os.path.exists(name):

@@ -31,6 +31,7 @@ NEEDS_SERVER = {
     "domain/libvirt-sdl",  # an X display and QEMU's ui-sdl.so (start refuses: test_devices_boot)
     "domain/libvirt-egl-headless",  # a DRM render node (the same)
     "domain/libvirt-spice-gl",  # the same
+    "domain/libvirt-hostdev-iscsi",  # made-up iSCSI targets
     "domain/libvirt-reservations",  # host SCSI LUNs (scsi-block) and qemu-pr-helpers: test_pr_helper
     "domain/libvirt-nvram-network",  # a made-up NBD server (a real one: daemon/test_nbd_disks.py)
     "domain/libvirt-network-disks",  # made-up remote servers (HTTP for real: daemon/test_disk_sources.py)

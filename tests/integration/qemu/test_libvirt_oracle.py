@@ -340,3 +340,18 @@ def test_reservations_agree_with_libvirt(oracle: Oracle) -> None:
 
     expected = [("pr-helper0", "pr-helper0.sock"), ("pr-helper-N-storage", "/run/qemu-pr-helper.sock")]
     assert helpers(ours) == helpers(theirs) == expected
+
+
+def test_iscsi_hostdevs_agree_with_libvirt(oracle: Oracle) -> None:
+    """<hostdev type='scsi'> on iSCSI: the iscsi node and scsi-generic at the LUN's drive address."""
+    xml = DATA_ROOT / "domain" / "libvirt-hostdev-iscsi.xml"
+    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
+    ours = argv_for("domain/libvirt-hostdev-iscsi")
+
+    def backends(argv: list[str]) -> list[dict[str, object]]:
+        nodes = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-blockdev"]
+        return [{k: v for k, v in n.items() if k != "node-name"} for n in nodes if n.get("driver") == "iscsi"]
+
+    assert backends(ours) == backends(theirs) != []
+    generic = options(theirs, "-device", ("scsi-generic",))
+    assert generic and options(ours, "-device", ("scsi-generic",)) == generic

@@ -61,7 +61,17 @@ def test_hostdevs_on_the_command_line_and_back(hostdev: str, device: str) -> Non
         ("<hostdev mode='capabilities' type='storage'/>", "'mode' = 'capabilities'"),
         (
             "<hostdev mode='subsystem' type='scsi'><source protocol='iscsi' name='iqn.x/1'/></hostdev>",
-            "an iSCSI source is not implemented yet",
+            "needs exactly one <host>",
+        ),
+        (
+            "<hostdev mode='subsystem' type='scsi'><source protocol='iscsi' name='iqn.x/1'><host name='h'/>"
+            "<auth username='u'><secret type='iscsi' usage='x'/></auth></source></hostdev>",
+            "credentials of an iSCSI hostdev are not given to QEMU yet",
+        ),
+        (
+            "<hostdev mode='subsystem' type='usb'><source><address bus='1' device='2'/></source>"
+            "<address type='drive' controller='0' bus='0' target='0' unit='1'/></hostdev>",
+            "cannot have a drive address",
         ),
         (
             "<hostdev mode='subsystem' type='scsi'><source><adapter name='scsi_host0'/></source></hostdev>",
