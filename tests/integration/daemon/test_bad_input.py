@@ -54,8 +54,10 @@ def test_entity_bomb_and_external_entities(daemon: Daemon, tmp_path: Path) -> No
 def test_unknown_device_is_named(daemon: Daemon, tmp_path: Path) -> None:
     xml = GOOD.replace("</devices>", "<hostdev mode='subsystem' type='pci'/></devices>")
     refused(daemon, tmp_path, xml, "hostdev")
-    xml = GOOD.replace("<devices>", "<devices><smartcard mode='passthrough' type='spicevmc'/>")
-    refused(daemon, tmp_path, xml, "smartcard")
+    xml = GOOD.replace(
+        "<devices>", "<devices><crypto model='virtio' type='qemu'><backend model='builtin'/></crypto>"
+    )
+    refused(daemon, tmp_path, xml, "devices/crypto")
 
 
 @pytest.mark.parametrize(
