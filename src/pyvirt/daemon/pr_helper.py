@@ -43,7 +43,8 @@ def needed(dom: Domain) -> bool:
 def require_host(dom: Domain) -> None:
     if needed(dom) and shutil.which(BINARY) is None:
         raise UnsupportedConfig(
-            "unsupported configuration: <reservations managed='yes'> needs qemu-pr-helper (in qemu-utils)"
+            "unsupported configuration: <reservations managed='yes'> needs qemu-pr-helper "
+            "(Debian's qemu-system-common)"
         )
 
 
