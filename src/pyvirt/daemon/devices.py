@@ -305,10 +305,13 @@ async def detach(
             elif isinstance(dev.obj, DiskConfig):
                 live_disk = obj.live.devices.disks[_find_disk(obj.live, dev.obj.target_dev)]
                 removal, alias = await _request_removal(obj, live_disk)
+            elif isinstance(dev.obj, MemoryDeviceConfig) and dev.obj.model == "dimm":
+                removal, alias = await _request_removal(obj, memory_hotplug.find(obj.live, dev.obj))
             else:
                 raise UnsupportedConfig(
                     f"unsupported configuration: a <{dev.kind}> cannot be detached from a running domain "
-                    "(disks, interfaces and virtio-scsi controllers can; use --config for the next start)"
+                    "(disks, interfaces, virtio-scsi controllers and DIMMs can; use --config for the next "
+                    "start)"
                 )
         if new_config is not None:
             reg.write_config(new_config)
@@ -672,4 +675,5 @@ async def device_deleted(reg: DomainRegistry, obj: DomainObject, proc: QemuProce
             del ctls[index]
             reg.save_run_state(obj)
             reg.events.publish("domain", obj.name, "device-removed", dev_id)
+        await memory_hotplug.unplugged(reg, obj, proc, dev_id)
     await nics.device_deleted(reg, obj, proc, dev_id)

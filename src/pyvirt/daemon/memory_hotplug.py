@@ -6,7 +6,10 @@ are checked on the running definition with the module added, before QEMU is aske
 kernel decides when the new memory goes online (Linux: ``memhp_default_state``, or writing ``online``
 to the memory block's ``state``).
 
-Other models (``nvdimm``, ``virtio-pmem``, ``virtio-mem``) and unplugging are refused by name.
+``detach-device --live`` of a DIMM asks the guest to release it (``device_del``); once QEMU says it
+is gone (``DEVICE_DELETED``) its backend is deleted and ``<memory>`` shrinks. The guest releases only
+memory it can take offline (Linux: blocks onlined as movable). Plugging other models (``nvdimm``,
+``virtio-pmem``, ``virtio-mem``) is refused by name.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from pyvirt.conf.memory_devices import MemoryDeviceConfig
 from pyvirt.errors import OperationFailed, PyvirtError, UnsupportedConfig
 
 if TYPE_CHECKING:
+    from pyvirt.conf.domain import Domain
     from pyvirt.daemon.domains import DomainObject, DomainRegistry
+    from pyvirt.qemu.process import QemuProcess
 
 log = logging.getLogger(__name__)
 
@@ -73,3 +78,33 @@ async def plug(reg: DomainRegistry, obj: DomainObject, mem: MemoryDeviceConfig) 
         live.current_memory_kib += memory_devices.aligned(mem.size_kib)
     reg.save_run_state(obj)
     return alias
+
+
+def find(live: Domain, mem: MemoryDeviceConfig) -> str:
+    """The alias of the plugged module ``mem`` describes: by its alias, else the first of the same
+    model, size and node."""
+    for plugged in live.devices.memory:
+        same = (plugged.model, plugged.size_kib, plugged.node) == (mem.model, mem.size_kib, mem.node)
+        if plugged.alias is not None and (plugged.alias == mem.alias or (mem.alias is None and same)):
+            return plugged.alias
+    raise OperationFailed("operation failed: matching <memory> device not found in the domain")
+
+
+async def unplugged(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, dev_id: str) -> None:
+    """QEMU's DEVICE_DELETED of a module (``obj.lock`` held): its backend and live entry go."""
+    live = obj.live
+    if live is None:
+        return
+    index = next((i for i, m in enumerate(live.devices.memory) if m.alias == dev_id), None)
+    if index is None:
+        return
+    mem = live.devices.memory.pop(index)
+    try:
+        await proc.monitor.execute("object-del", {"id": f"mem{dev_id}"})
+    except PyvirtError as err:
+        log.warning("domain %s: deleting the backend of %s: %s", obj.name, dev_id, err)
+    live.memory_kib -= memory_devices.aligned(mem.size_kib)
+    if live.current_memory_kib is not None:
+        live.current_memory_kib -= memory_devices.aligned(mem.size_kib)
+    reg.save_run_state(obj)
+    reg.events.publish("domain", obj.name, "device-removed", dev_id)

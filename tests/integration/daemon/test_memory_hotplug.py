@@ -1,7 +1,8 @@
 """Memory hot-plug (pyvirt.daemon.memory_hotplug) on a real guest under TCG: attach-device --live of a
 <memory model='dimm'> into the hotplug space of <maxMemory slots>; the guest's kernel sees the new
 memory (its MemTotal grows once the blocks are online), the live XML has the module and the larger
-<memory>; a module past the slots is refused by name, and one of another model is refused live."""
+<memory>; a module past the slots is refused by name, and one of another model is refused live;
+detach-device --live gives it back."""
 
 from __future__ import annotations
 
@@ -42,10 +43,11 @@ def test_a_dimm_plugged_into_a_running_guest(daemon: Daemon, tmp_path: Path) -> 
     live = daemon.cli("dumpxml", "mh1").ok().out
     assert "<memory unit='KiB'>393216</memory>" in live, live
     assert re.search(r"<memory model='dimm'>.*<alias name='dimm0'/>", live, re.S), live
-    # Linux leaves hot-added memory offline unless told otherwise: bring each block online.
+    # Linux leaves hot-added memory offline unless told otherwise: bring each block online, movable
+    # (so that the guest can give it back).
     console.run(
         "for s in /sys/devices/system/memory/memory*/state; do "
-        "grep -q offline $s && echo online > $s; done; true"
+        "grep -q offline $s && echo online_movable > $s; done; true"
     )
     assert mem_total_kib(console) - before == 128 * 1024
     # the single slot is taken now
@@ -58,6 +60,12 @@ def test_a_dimm_plugged_into_a_running_guest(daemon: Daemon, tmp_path: Path) -> 
     )
     result = daemon.cli("attach-device", "mh1", str(mem), "--live")
     assert result.rc == 1 and "<memory model='virtio-mem'> cannot be plugged" in result.err, result.err
+    # detach-device --live: the guest gives the module back, and the domain's memory shrinks again.
+    out = daemon.cli("detach-device", "mh1", str(dimm), "--live").ok().out
+    assert "Device detached successfully" in out
+    assert mem_total_kib(console) == before
+    live = daemon.cli("dumpxml", "mh1").ok().out
+    assert "<memory unit='KiB'>262144</memory>" in live and "<memory model='dimm'>" not in live, live
     console.close()
     daemon.cli("destroy", "mh1").ok()
     # --config: the definition gets the module and the larger <memory> for the next start
