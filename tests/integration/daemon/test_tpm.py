@@ -1,10 +1,10 @@
 """Emulated TPMs (pyvirt.daemon.tpm, pyvirt.qemu.swtpm) in real guests under TCG, one guest shared by
 the checks in order: the guest sees a TPM 2.0 with the PCR banks <active_pcr_banks> names, the state
 (its endorsement key) survives a stop and start, and the banks change at the next start; a save and
-restore carries the TPM's volatile state (an extended PCR); the state is encrypted on disk; swtpm
-killed under the guest ends the domain as crashed, with the reason in its log (also under a daemon
-restarted since the start); undefine removes the state unless --keep-tpm. A TPM 1.2 boots too. A
-passthrough TPM is refused by name on a host without one."""
+restore and a snapshot with memory carry the TPM's volatile state (an extended PCR); the state is
+encrypted on disk; swtpm killed under the guest ends the domain as crashed, with the reason in its
+log (also under a daemon restarted since the start); undefine removes the state unless --keep-tpm. A
+TPM 1.2 boots too. A passthrough TPM is refused by name on a host without one."""
 
 from __future__ import annotations
 
@@ -152,7 +152,16 @@ def test_an_emulated_tpm_2_in_a_guest(module_daemon: Daemon, tmp_path: Path) -> 
     daemon.cli("restore", str(image)).ok()
     console = Console(daemon, "tpm1", history=False)
     assert console.run("cat /sys/class/tpm/tpm0/pcr-sha256/16").lower() == extended
+    # So does a snapshot with memory: PCR 16 extended after it is as it was once reverted.
+    daemon.cli("snapshot-create-as", "tpm1", "s1", "--memspec", f"file={tmp_path}/s1.mem").ok()
+    ok(tpm_exchange(console, pcr_extend(16, DIGEST)))
+    assert console.run("cat /sys/class/tpm/tpm0/pcr-sha256/16").lower() != extended
     console.close()
+    daemon.cli("snapshot-revert", "tpm1", "s1").ok()
+    console = Console(daemon, "tpm1", history=False)
+    assert console.run("cat /sys/class/tpm/tpm0/pcr-sha256/16").lower() == extended
+    console.close()
+    daemon.cli("snapshot-delete", "tpm1", "s1", "--metadata").ok()
 
     # swtpm killed under the guest: the domain ends as crashed and its log says why.
     pid = int((daemon.run_dir / "tpm1.channels/swtpm.pid").read_text())
