@@ -1,9 +1,10 @@
 """LUKS version 1 headers, as qcow2 embeds them (``encrypt.format=luks``) and as a raw LUKS container
 (qemu's ``luks`` driver) starts: parse, unlock, decrypt, create.
 
-The header names the cipher (:class:`CipherSpec`: aes-128/192/256 in xts or cbc mode with the plain,
-plain64 or essiv IV generator; qemu-img's default is aes-256 xts plain64), the hash (PBKDF2 and the
-anti-forensic splitter use it) and eight key slots. A slot is
+The header names the cipher (:class:`CipherSpec`: aes-128/192/256 or cast5-128 in xts, cbc, ctr or ecb
+mode with the plain, plain64 or essiv IV generator, run by :mod:`pyvirt.image.luks_cipher`; qemu-img's
+default is aes-256 xts plain64), the hash (PBKDF2 and the anti-forensic splitter use it) and eight key
+slots. A slot is
 opened by deriving a key from the passphrase (PBKDF2), decrypting its key material and merging
 its stripes (AF-merge); the master key is right if its PBKDF2 digest matches the header's.
 Sectors are 512 bytes; in qcow2 their IV is the sector's offset in the qcow2 file (QEMU's
@@ -12,6 +13,7 @@ Sectors are 512 bytes; in qcow2 their IV is the sector's offset in the qcow2 fil
 
 from __future__ import annotations
 
+import _thread
 import hashlib
 import hmac
 import os
@@ -29,15 +31,18 @@ HEADER_SIZE = 592
 MAX_STRIPES = 1 << 16
 MAX_ITERATIONS = 1 << 28
 HASHES = ("sha1", "sha256", "sha512")
-CIPHER_ALGS = {"aes-128": 16, "aes-256": 32}
-CIPHER_MODES = ("xts", "cbc")
+CIPHER_ALGS = {"aes-128": 16, "aes-192": 24, "aes-256": 32, "cast5-128": 16}
+CIPHER_MODES = ("xts", "cbc", "ctr", "ecb")
 IVGENS = ("plain", "plain64", "essiv")
+STRIPES = 4000
 
 
 class CipherSpec:
     """A LUKS cipher as qemu-img's ``cipher-alg``, ``cipher-mode``, ``ivgen-alg`` and ``ivgen-hash-alg``
-    name it; what the ``cryptography`` package cannot do (twofish, serpent, cast5) and aes-192 (its
-    key slots are not whole sectors, which QEMU 7.2 aborts on) are refused by name."""
+    name it. What QEMU takes but no maintained Python library runs (twofish, serpent), what QEMU 7.2
+    cannot open (aes-192 outside xts: its key slots are not whole sectors) and what it refuses
+    (cast5 in xts mode, essiv with a hash whose digest is no key size of the cipher) are refused
+    by name."""
 
     def __init__(
         self,
@@ -48,9 +53,12 @@ class CipherSpec:
         *,
         source: str = "LUKS",
     ) -> None:
-        if alg == "aes-192":  # 4000 stripes of 24 bytes are not whole sectors: QEMU 7.2 aborts on them
+        from pyvirt.image.luks_cipher import BLOCK_CIPHERS, UNAVAILABLE
+
+        family = alg.split("-")[0]
+        if family in UNAVAILABLE:
             raise UnsupportedImage(
-                f"{source}: cipher algorithm 'aes-192' is not supported: QEMU cannot open its LUKS key slots"
+                f"{source}: cipher algorithm '{alg}' is not supported by pyvirt img: {UNAVAILABLE[family]}"
             )
         if alg not in CIPHER_ALGS:
             raise UnsupportedImage(
@@ -59,7 +67,20 @@ class CipherSpec:
             )
         if mode not in CIPHER_MODES:
             raise UnsupportedImage(
-                f"{source}: cipher mode '{mode}' is not supported by pyvirt img (xts, cbc are)"
+                f"{source}: cipher mode '{mode}' is not supported by pyvirt img "
+                f"({', '.join(CIPHER_MODES)} are)"
+            )
+        block = BLOCK_CIPHERS[family][1]
+        if mode == "xts" and block != 16:
+            raise UnsupportedImage(
+                f"{source}: Unsupported cipher mode xts (for '{alg}', a {block * 8}-bit block)"
+            )
+        key_bytes = CIPHER_ALGS[alg] * (2 if mode == "xts" else 1)
+        if key_bytes * STRIPES % 512:
+            # QEMU 7.2 asserts that key material is whole sectors, and aborts (qemu-img create too)
+            raise UnsupportedImage(
+                f"{source}: cipher algorithm '{alg}' is not supported in {mode} mode: QEMU cannot open "
+                f"its LUKS key slots ({key_bytes} x {STRIPES} bytes are not whole sectors)"
             )
         if ivgen not in IVGENS:
             raise UnsupportedImage(
@@ -67,12 +88,20 @@ class CipherSpec:
             )
         if ivgen == "essiv":
             ivgen_hash = ivgen_hash or "sha256"
-            if ivgen_hash not in ("sha256", "md5"):  # its digest is the key of the IVs' AES
-                raise UnsupportedImage(f"{source}: essiv hash '{ivgen_hash}' is not supported (sha256 is)")
+            if ivgen_hash not in hashlib.algorithms_available:
+                raise UnsupportedImage(f"{source}: essiv hash '{ivgen_hash}' is not supported")
+            digest = hashlib.new(ivgen_hash).digest_size
+            if digest not in BLOCK_CIPHERS[family][0]:  # the digest is the key of the IVs' cipher
+                raise UnsupportedImage(
+                    f"{source}: essiv hash '{ivgen_hash}' is not supported with {alg}: no {family} key "
+                    f"of its {digest} bytes (QEMU's words: no cipher with key size {digest} available)"
+                )
         elif ivgen_hash is not None:
             raise UnsupportedImage(f"{source}: IV generator '{ivgen}' takes no hash ('{ivgen_hash}' given)")
         self.alg, self.mode, self.ivgen, self.ivgen_hash = alg, mode, ivgen, ivgen_hash
-        self.key_bytes = CIPHER_ALGS[alg] * (2 if mode == "xts" else 1)
+        self.family, self.block = family, block
+        self.key_bytes = key_bytes
+        self._ciphers: dict[tuple[bytes, int], object] = {}
 
     @property
     def mode_string(self) -> str:
@@ -82,31 +111,21 @@ class CipherSpec:
 
     def crypt(self, key: bytes, data: bytes, first_sector: int, *, encrypt: bool) -> bytes:
         """Whole 512-byte sectors numbered from ``first_sector``, each with its generated IV."""
-        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        from pyvirt.image.luks_cipher import SectorCipher
 
-        if len(data) % 512:
-            raise ImageError("internal error: LUKS data not a whole number of sectors")
         if len(key) != self.key_bytes:
             raise CorruptImage(f"LUKS master key of {len(key)} bytes for {self.alg}-{self.mode}")
-        aes = algorithms.AES(key)
-        essiv = None
-        if self.ivgen == "essiv":
-            assert self.ivgen_hash is not None
-            salt = hashlib.new(self.ivgen_hash, key).digest()
-            essiv = Cipher(algorithms.AES(salt), modes.ECB()).encryptor()
-        out = bytearray(len(data))
-        for k in range(0, len(data), 512):
-            sector = first_sector + k // 512
-            if self.ivgen == "plain":
-                sector &= 0xFFFFFFFF
-            iv = struct.pack("<Q", sector) + bytes(8)
-            if essiv is not None:
-                iv = essiv.update(iv)
-            mode = modes.XTS(iv) if self.mode == "xts" else modes.CBC(iv)
-            c = Cipher(aes, mode)
-            op = c.encryptor() if encrypt else c.decryptor()
-            out[k : k + 512] = op.update(data[k : k + 512]) + op.finalize()
-        return bytes(out)
+        # One per thread (an OpenSSL context is not to be shared) and key (each key slot has one).
+        ident = (key, _thread.get_ident())
+        cipher = self._ciphers.get(ident)
+        if cipher is None:
+            if len(self._ciphers) > 8:
+                self._ciphers.clear()
+            cipher = self._ciphers[ident] = SectorCipher(
+                self.family, self.mode, self.ivgen, self.ivgen_hash, key, self.block
+            )
+        assert isinstance(cipher, SectorCipher)
+        return cipher.crypt(data, first_sector, encrypt=encrypt)
 
 
 DEFAULT_CIPHER = CipherSpec()
@@ -257,7 +276,6 @@ def af_split(key: bytes, stripes: int, hash_name: str) -> bytes:
     return bytes(out)
 
 
-STRIPES = 4000
 KEY_BYTES = 64  # aes-256 in xts mode: two 256-bit keys
 MIN_ITERS = 1000
 
