@@ -1,8 +1,10 @@
 """``convert``: copy an image into a new one of any writable format, fast.
 
 Big sequential chunks (2 MiB), holes found by block status (SEEK_DATA/SEEK_HOLE on raw files), zero
-granules skipped rather than written, and with ``compress`` clusters deflated on every core by a
-thread pool (zlib drops the GIL) while the main thread reads and writes.
+granules skipped rather than written, data lying in a source file copied file to file by the kernel
+(``copy_file_range``, after a look at the mapped chunk for its zero granules), and with ``compress``
+clusters deflated on every core by a thread pool (zlib drops the GIL) while the main thread reads and
+writes.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from pyvirt.image.luks import CipherSpec
 
 CHUNK = 2 << 20
+PAGE = 4096
 READ_AHEAD = 4
 WRITE_BEHIND = 4
 READERS = 2
@@ -378,6 +381,7 @@ def _copy(
             free.append(buf)
         report(n)
 
+    offload = _Offload(d, writer, granule, must_zero) if comp is None else None
     extents = _extents(s, size, top_only=has_backing)
     if comp is not None:
         extents = _whole_clusters(extents, comp.cs, size)
@@ -397,6 +401,10 @@ def _copy(
                     report(n)
                     pos += n
                     continue
+                if fd >= 0 and offload is not None and offload.take(pos, n, fd, host + pos - start):
+                    report(n)
+                    pos += n
+                    continue
                 buf = get_buffer()
                 mv = memoryview(buf)[:n]
                 if fd >= 0:
@@ -412,6 +420,8 @@ def _copy(
         while inflight:
             for f in inflight.popleft()[1]:
                 f.result()
+        if offload is not None:
+            offload.finish()
         if comp is not None:
             comp.finish()
     finally:
@@ -421,6 +431,73 @@ def _copy(
             comp.shutdown()
     if progress is not None and done < size:
         progress(100.0)
+
+
+class _Offload:
+    """Copies data lying in a source file without bringing it into user space: the chunk is mapped
+    (no copy) to find its zero granules, and the kernel copies the rest file to file
+    (``copy_file_range``: a reflink where the file system shares extents, else one in-kernel copy
+    instead of a read and a write). Falls back for good on the first refusal (EXDEV, ENOSYS...)."""
+
+    def __init__(self, d: Image, writer: Pool, granule: int, must_zero: bool) -> None:
+        self.d, self.writer, self.granule, self.must_zero = d, writer, granule, must_zero
+        self.enabled = hasattr(os, "copy_file_range") and d.fd >= 0 and not d.encrypted
+        self.jobs: deque[Job[None]] = deque()
+        self.sizes: dict[int, int] = {}
+
+    def take(self, pos: int, n: int, fd: int, host: int) -> bool:
+        """Copy guest ``[pos, pos+n)`` from ``fd`` at ``host``; False if it must be read instead
+        (not page-aligned, or running past the end of the file, which a read zero-fills)."""
+        from mmap import MAP_SHARED, PROT_READ, mmap
+
+        if not self.enabled or host % PAGE:
+            return False
+        size = self.sizes.get(fd)
+        if size is None:
+            size = self.sizes[fd] = os.fstat(fd).st_size
+        if host + n > size:
+            return False
+        view = mmap(fd, n, MAP_SHARED, PROT_READ, offset=host)
+
+        def sink(at: int, data: memoryview) -> None:
+            runs = self.d.map_for_write(at, len(data))
+            if runs is None:
+                self.d.write(at, data)
+                return
+            for gpos, h, m in runs:
+                self.jobs.append(self.writer.submit(_copy_range, fd, host + gpos - pos, self.d.fd, h, m))
+
+        try:
+            _write_nonzero(self.d, pos, view, n, self.granule, self.must_zero, sink)
+        finally:
+            try:  # noqa: SIM105 (contextlib is slow to import)
+                view.close()
+            except BufferError:  # a view of it is still referenced: the collector unmaps it
+                pass
+        while len(self.jobs) > 2 * WRITE_BEHIND:
+            self.jobs.popleft().result()
+        return True
+
+    def finish(self) -> None:
+        while self.jobs:
+            self.jobs.popleft().result()
+
+
+def _copy_range(src: int, src_off: int, dst: int, dst_off: int, n: int) -> None:
+    """``n`` bytes from file to file, by the kernel (a plain read and write where it refuses)."""
+    from pyvirt.image.fileio import pread_full, pwrite_full
+
+    while n:
+        try:
+            done = os.copy_file_range(src, dst, n, src_off, dst_off)
+        except OSError:
+            done = 0
+        if done <= 0:
+            buf = bytearray(n)
+            pread_full(src, memoryview(buf), src_off)
+            pwrite_full(dst, [memoryview(buf)], dst_off)
+            return
+        src_off, dst_off, n = src_off + done, dst_off + done, n - done
 
 
 def _source_files(s: Image) -> list[Image]:
