@@ -239,12 +239,21 @@ def cmd_create(argv: list[str]) -> int:
         except PyvirtError as err:
             _err(f"{path}: {err}")
             return 1
+    if fmt not in ("qcow2", "vmdk"):
+        for key, name in (("backing", "backing_file"), ("backing_fmt", "backing_fmt")):
+            if key in kw:  # not among this format's creation options
+                _err(f"{path}: Invalid parameter '{name}'")
+                return 1
+        if backing:
+            _err(f"{path}: Backing file not supported for file format '{fmt}'")
+            return 1
     backing = backing or kw.pop("backing", None)  # type: ignore[assignment]
     bfmt = bfmt or kw.pop("backing_fmt", None)  # type: ignore[assignment]
     kw.pop("backing", None)
     kw.pop("backing_fmt", None)
     size: int | None = parse_size(args[1]) if len(args) == 2 else kw.pop("size", None)  # type: ignore[assignment]
     kw.pop("size", None)
+    secret_error: PyvirtError | None = None  # qemu-img finds it creating: after the Formatting line
     try:
         if fmt == "luks":
             kw = luks_options(kw, _secrets(objects))
@@ -253,8 +262,7 @@ def cmd_create(argv: list[str]) -> int:
             if passphrase is not None:
                 kw["encrypt_passphrase"] = passphrase
     except PyvirtError as err:
-        _err(f"{path}: {err}")
-        return 1
+        secret_error = err
     if backing and not bfmt:
         _err(f"{path}: Backing file specified without backing format")
         return 1
@@ -275,6 +283,9 @@ def cmd_create(argv: list[str]) -> int:
 
             print(formatting_line(path, fmt, size, o, backing, bfmt))
         sys.stdout.flush()
+    if secret_error is not None:
+        _err(f"{path}: {secret_error}")
+        return 1
     try:
         create_image(path, fmt, size, backing=backing, backing_fmt=bfmt, check_backing=not unsafe, **kw)  # type: ignore[arg-type]
     except PyvirtError as err:

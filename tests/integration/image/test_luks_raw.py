@@ -218,6 +218,29 @@ def test_qcow2_encrypt_cipher_options_as_qemu_img(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ("-f", "luks", "IMG", "1M"),  # no key-secret: the Formatting line first, as qemu-img
+        ("-f", "luks", "--object", SECRET, "-o", "key-secret=nope", "IMG", "1M"),
+        ("-f", "qcow2", "-o", "encrypt.format=luks", "IMG", "1M"),
+        ("-f", "qcow2", "--object", SECRET, "-o", "encrypt.format=luks,encrypt.key-secret=nope", "IMG", "1M"),
+        ("-f", "luks", "-o", "key-secret=s0", "IMG"),  # no size: refused before the Formatting line
+        ("-f", "luks", "-b", "base", "-F", "raw", "IMG", "1M"),
+        ("-f", "raw", "-b", "base", "IMG"),
+        ("-f", "vpc", "-o", "backing_fmt=raw", "IMG", "1M"),
+        ("-f", "raw", "-o", "backing_file=base,backing_fmt=raw", "IMG", "1M"),
+    ],
+)
+def test_create_refusals_in_qemu_img_order(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """What ``img create`` prints before refusing (the Formatting line or not) and its error, as qemu-img."""
+    argv = [str(tmp_path / "x.img") if a == "IMG" else a for a in args]
+    mine, qemu = pyvirt_img("create", *argv), qemu_img("create", *argv, check=False)
+    assert (mine.returncode, mine.stdout) == (qemu.returncode, qemu.stdout) and qemu.returncode == 1
+    assert mine.stderr.split("error: ")[-1] == qemu.stderr.split("qemu-img: ")[-1]
+    assert not (tmp_path / "x.img").exists()
+
+
+@pytest.mark.parametrize(
     "cipher",
     [
         "cipher-alg=aes-192,cipher-mode=xts",
