@@ -293,7 +293,7 @@ class StorageAPI:
             raise InvalidArgument("field 'capacity' must be a non-negative integer (bytes)")
         name, in_use = self._name(req), self._in_use()
         volume = await asyncio.to_thread(self.driver.volume, name, req.params["vol"])
-        secret = self._volume_secret(volume, "resize") if volume.format == "qcow2" else None
+        secret = self._volume_secret(volume, "resize")  # a raw LUKS container's too, as libvirt
         info = await asyncio.to_thread(
             lambda: self.driver.resize_volume(
                 name,

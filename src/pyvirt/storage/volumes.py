@@ -456,11 +456,12 @@ def resize(
     info: VolumeInfo, capacity: int, *, shrink: bool, allocate: bool, passphrase: bytes | None = None
 ) -> None:
     """Set the volume's capacity (bytes); the caller has checked direction and free space. A raw LUKS
-    container's file grows or shrinks with its payload (the header stays); an encrypted qcow2 is
-    opened with ``passphrase``."""
+    container's file grows or shrinks with its payload (the header stays) once ``passphrase`` opens
+    it; an encrypted qcow2 is opened with ``passphrase``."""
     from pyvirt.image.api import resize as image_resize
 
     if info.format == "raw" and info.encryption is not None:
+        _unlock_container(info, passphrase)  # as libvirt, which resizes it through qemu's luks driver
         header = info.physical - info.capacity
         _resize_file(info, header + capacity, allocate)
         return
@@ -483,6 +484,18 @@ def resize(
         raise OperationFailed(f"cannot resize volume '{info.name}': {err}") from err
     except OSError as err:
         raise OperationFailed(f"cannot resize volume '{info.name}': {err.strerror}") from err
+
+
+def _unlock_container(info: VolumeInfo, passphrase: bytes | None) -> None:
+    """A raw LUKS container opened with ``passphrase`` (the secret checked), or the refusal."""
+    from pyvirt.image.luks_raw import LuksContainer
+
+    if passphrase is None:
+        raise InvalidArgument(f"cannot resize the encrypted volume '{info.name}' without its secret")
+    try:
+        LuksContainer(info.path, passphrase).close()
+    except ImageError as err:
+        raise OperationFailed(f"cannot resize volume '{info.name}': {err}") from err
 
 
 def _resize_file(info: VolumeInfo, size: int, allocate: bool) -> None:

@@ -1,8 +1,9 @@
 """Encrypted volumes through a real pyvirtd, as libvirt 9.0 handles them (checked on its own daemon): a raw
 volume with ``<encryption format='luks'>`` is a LUKS container with the ``<cipher>``/``<ivgen>`` named;
 vol-dumpxml shows the definition it was made by until the pool is refreshed; vol-clone makes a new
-LUKS image (its own master key) with the source's secret; vol-resize works (an encrypted qcow2 opened
-with the secret); vol-wipe, vol-download and vol-upload work on the file's bytes. qemu-img is the judge."""
+LUKS image (its own master key) with the source's secret; vol-resize works (an encrypted qcow2 or a raw
+container opened with the secret); vol-wipe, vol-download and vol-upload work on the file's bytes.
+qemu-img is the judge."""
 
 from __future__ import annotations
 
@@ -123,6 +124,13 @@ def test_raw_luks_volumes(daemon: Daemon, tmp_path: Path) -> None:
     assert _luks_info(tmp_path, raw)["virtual-size"] == 32 << 20
     assert _payload(raw, 1 << 20, len(MARKER)) == MARKER
     assert "Capacity:       32.00 MiB" in daemon.cli("vol-info", "--pool", "lp", "r.img").ok().out
+    # ... and only with the secret that opens it (libvirt resizes through qemu's luks driver)
+    wrong = base64.b64encode(b"not the passphrase").decode()
+    daemon.cli("secret-set-value", UUID, "--base64", wrong).ok()
+    refused = daemon.cli("vol-resize", "--pool", "lp", "r.img", "48M")
+    assert refused.rc == 1 and "Invalid password, cannot unlock any keyslot" in refused.err, refused
+    assert qemu_info(raw)["virtual-size"] == 32 << 20
+    daemon.cli("secret-set-value", UUID, "--base64", base64.b64encode(PASSPHRASE.encode()).decode()).ok()
 
     # vol-download and vol-upload move the container's bytes; vol-wipe zeroes the file
     daemon.cli("vol-download", "--pool", "lp", "r.img", str(tmp_path / "down")).ok()
