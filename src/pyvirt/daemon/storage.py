@@ -234,14 +234,22 @@ class StorageAPI:
         name = self._name(req)
         input_info = await asyncio.to_thread(self.driver.volume, source["pool"], source["name"])
         vol = parse_volume(xml, require_capacity=False)
-        if vol.encryption is not None:
-            raise UnsupportedConfig(
-                "unsupported configuration: vol-create-from cannot make an encrypted volume (<encryption>): "
-                "create it with vol-create, or copy into it with pyvirt img convert"
-            )
+        passphrase = source_passphrase = None
+        if vol.encryption is not None:  # as libvirt: the copy encrypted, an encrypted input read with its own
+            from pyvirt.daemon.disk_secrets import passphrase_of
+
+            passphrase = passphrase_of(self.domains.secrets if self.domains else None, vol.encryption)
+            secret = self._volume_secret(input_info, "copy")
+            source_passphrase = secret[1] if secret else None
         info = await asyncio.to_thread(
             lambda: self.driver.create_volume_from(
-                name, vol, input_info, prealloc_metadata=prealloc, reflink=reflink
+                name,
+                vol,
+                input_info,
+                prealloc_metadata=prealloc,
+                reflink=reflink,
+                passphrase=passphrase,
+                source_passphrase=source_passphrase,
             )
         )
         self.events.publish("volume", f"{name}/{vol.name}", "created", "copied")

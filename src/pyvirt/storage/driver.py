@@ -595,8 +595,11 @@ class StorageDriver:
         *,
         prealloc_metadata: bool = False,
         reflink: bool = False,
+        passphrase: bytes | None = None,
+        source_passphrase: bytes | None = None,
     ) -> dict[str, Any]:
-        """``vol-create-from``: ``vol`` in ``pool`` holding the content of the volume ``source``."""
+        """``vol-create-from``: ``vol`` in ``pool`` holding the content of the volume ``source``; with
+        ``<encryption>``, encrypted with ``passphrase`` (an encrypted source read with its own)."""
         folder = self._folder(pool)
         if os.path.lexists(volumes.volume_path(folder, vol.name)):
             raise AlreadyExists(f"internal error: storage volume name '{vol.name}' already in use.")
@@ -606,7 +609,17 @@ class StorageDriver:
             self.busy(source.path, "being copied"),
             self.busy(volumes.volume_path(folder, vol.name), "being created"),
         ):
-            volumes.create_from(folder, vol, source, prealloc_metadata=prealloc_metadata, reflink=reflink)
+            path = volumes.create_from(
+                folder,
+                vol,
+                source,
+                prealloc_metadata=prealloc_metadata,
+                reflink=reflink,
+                passphrase=passphrase,
+                source_passphrase=source_passphrase,
+            )
+        if vol.encryption is not None:
+            self._made_with[path] = vol.encryption
         return self.volume_info(pool, vol.name)
 
     def wipe_volume(

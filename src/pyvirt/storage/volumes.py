@@ -332,18 +332,56 @@ def create_from(
     *,
     prealloc_metadata: bool = False,
     reflink: bool = False,
+    passphrase: bytes | None = None,
+    source_passphrase: bytes | None = None,
 ) -> str:
     """``vol`` with ``source``'s content, as libvirt's ``vol-create-from`` makes it.
 
     The content is copied as the guest sees it (a backing chain is flattened into the new volume, and
     a backing store named in ``vol`` is not used); the capacity is ``vol``'s or, when larger, the
-    input's; a raw volume is allocated up to ``<allocation>`` (by default, all of it).
+    input's; a raw volume is allocated up to ``<allocation>`` (by default, all of it). With
+    ``<encryption>``, the copy is encrypted with ``passphrase`` (its secret's value) as :func:`create`
+    makes it: a LUKS container for raw, LUKS inside a qcow2; an encrypted input is read with
+    ``source_passphrase``.
     """
     from pyvirt.image.api import convert
 
     capacity = max(vol.capacity or 0, source.capacity)
     if reflink and (vol.format != "raw" or source.format != "raw"):
         raise InvalidArgument("--reflink needs a raw input volume and a raw new volume")
+    if (vol.encryption is None) != (passphrase is None):
+        raise OperationFailed(f"volume '{vol.name}': an encrypted volume is made with its secret's value")
+    if vol.encryption is not None:
+        if reflink:
+            raise InvalidArgument(
+                f"--reflink cannot make the encrypted volume '{vol.name}': it has its own key"
+            )
+        assert passphrase is not None
+        spec, hash_alg = _cipher_spec(vol)
+        src_fmt = "luks" if source.format == "raw" and source.encryption else source.format
+
+        def build_encrypted(tmp: str) -> None:
+            from pyvirt.image.converter import convert as convert_images
+
+            options = {"size": str(capacity)}
+            if vol.format == "raw":
+                options.update(_luks_options(spec, hash_alg))
+            else:
+                options.update(_qcow2_options(vol, prealloc_metadata))
+                options["encrypt.hash-alg"] = hash_alg
+            convert_images(
+                source.path,
+                tmp,
+                "luks" if vol.format == "raw" else "qcow2",
+                src_fmt=src_fmt,
+                options=options,
+                allow_backing_outside=True,
+                src_passphrase=source_passphrase,
+                dst_passphrase=passphrase,
+                dst_cipher=spec if vol.format != "raw" else None,
+            )
+
+        return _building(folder, vol.name, build_encrypted, vol.permissions)
 
     def build(tmp: str) -> None:
         if reflink:
@@ -366,6 +404,14 @@ def create_from(
             _allocate(tmp, capacity if vol.allocation is None else min(vol.allocation, capacity), vol.name)
 
     return _building(folder, vol.name, build, vol.permissions)
+
+
+def _luks_options(spec: CipherSpec, hash_alg: str) -> dict[str, str]:
+    """qemu-img's ``-O luks`` options for ``spec`` and ``hash_alg``."""
+    out = {"cipher-alg": spec.alg, "cipher-mode": spec.mode, "ivgen-alg": spec.ivgen, "hash-alg": hash_alg}
+    if spec.ivgen_hash:
+        out["ivgen-hash-alg"] = spec.ivgen_hash
+    return out
 
 
 def clone(

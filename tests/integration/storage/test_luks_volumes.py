@@ -1,9 +1,9 @@
 """Encrypted volumes through a real pyvirtd, as libvirt 9.0 handles them (checked on its own daemon): a raw
 volume with ``<encryption format='luks'>`` is a LUKS container with the ``<cipher>``/``<ivgen>`` named;
 vol-dumpxml shows the definition it was made by until the pool is refreshed; vol-clone makes a new
-LUKS image (its own master key) with the source's secret; vol-resize works (an encrypted qcow2 or a raw
-container opened with the secret); vol-wipe, vol-download and vol-upload work on the file's bytes.
-qemu-img is the judge."""
+LUKS image (its own master key) with the source's secret, and vol-create-from one with the cipher asked;
+vol-resize works (an encrypted qcow2 or a raw container opened with the secret); vol-wipe, vol-download
+and vol-upload work on the file's bytes. qemu-img is the judge."""
 
 from __future__ import annotations
 
@@ -117,6 +117,20 @@ def test_raw_luks_volumes(daemon: Daemon, tmp_path: Path) -> None:
     )  # fmt: skip
     assert same.returncode == 0, same.stdout + same.stderr
     assert f"uuid='{UUID}'" in daemon.cli("vol-dumpxml", "--pool", "lp", "c.img").ok().out
+
+    # vol-create-from with <encryption>: a new container (the cipher asked for), the input read with its
+    # secret, as libvirt copies into one
+    made = enc.replace(CIPHER + IVGEN, "<cipher name='aes' size='192' mode='xts'/>")
+    daemon.cli("vol-create-from", "lp", str(_volume(tmp_path, "f.img", "raw", made)), "r.img").ok()
+    copied = folder / "f.img"
+    crypt = qemu_info(copied)["format-specific"]["data"]  # type: ignore[index]
+    assert (crypt["cipher-alg"], crypt["cipher-mode"]) == ("aes-192", "xts")
+    same = qemu_img(
+        "compare", "--object", _object(tmp_path), "--image-opts",
+        f"driver=luks,file.filename={raw},key-secret=k", f"driver=luks,file.filename={copied},key-secret=k",
+    )  # fmt: skip
+    assert same.returncode == 0, same.stdout + same.stderr
+    daemon.cli("vol-delete", "--pool", "lp", "f.img").ok()
 
     # vol-resize: the payload grows, the header and the data stay
     daemon.cli("vol-resize", "--pool", "lp", "r.img", "32M").ok()
