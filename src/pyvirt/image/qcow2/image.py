@@ -853,11 +853,11 @@ class Qcow2Image(Image):
                     "warning: Shrinking an image will delete all data beyond the shrunken image's end. "
                     "Before performing such an operation, make sure there is no important data there."
                 )
+            # As QEMU 7.2: only the clusters wholly past the new end go; the one it cuts stays as it
+            # is (compressed or not, its tail unzeroed: a later grow shows that tail again).
             cut = -(-size // self.cs) * self.cs
             if cut < self.size:
                 self.discard(cut, self.size - cut)
-            if size < cut:
-                self.write_zeroes(size, min(cut, self.size) - size)
         need = -(-size // (self.cs << self.l2_bits))
         if need > len(self.l1):
             self._grow_l1(need)
