@@ -121,7 +121,9 @@ def test_raw_luks_volumes(daemon: Daemon, tmp_path: Path) -> None:
     # vol-create-from with <encryption>: a new container (the cipher asked for), the input read with its
     # secret, as libvirt copies into one
     made = enc.replace(CIPHER + IVGEN, "<cipher name='aes' size='192' mode='xts'/>")
-    daemon.cli("vol-create-from", "lp", str(_volume(tmp_path, "f.img", "raw", made)), "r.img").ok()
+    daemon.cli(
+        "vol-create-from", "lp", str(_volume(tmp_path, "f.img", "raw", made)), "r.img", "--inputpool", "lp"
+    ).ok()
     copied = folder / "f.img"
     crypt = qemu_info(copied)["format-specific"]["data"]  # type: ignore[index]
     assert (crypt["cipher-alg"], crypt["cipher-mode"]) == ("aes-192", "xts")
