@@ -357,7 +357,10 @@ def test_vol_create_makes_a_luks_qcow2_with_the_secret(daemon: Daemon, tmp_path:
         result = daemon.cli("vol-create", "encp", str(vol))
         assert result.rc == 1 and words in result.err, result
     assert sorted(p.name for p in folder.iterdir()) == ["enc.qcow2"]
-    # vol-create-from with <encryption>: as libvirt, the copy is encrypted (the input read with its secret)
+    # vol-create-from with <encryption>: as libvirt, the copy is encrypted (the input read with its secret,
+    # found by the volume's path since the refresh)
+    value = base64.b64encode(PASSPHRASE.encode()).decode()
+    daemon.cli("secret-set-value", volume_secret, "--base64", value).ok()
     vol.write_text(f"<volume><name>c</name><target><format type='qcow2'/>{enc}</target></volume>")
     daemon.cli("vol-create-from", "encp", str(vol), "enc.qcow2", "--inputpool", "encp").ok()
     (tmp_path / "pw").write_text(PASSPHRASE)
