@@ -493,6 +493,8 @@ async def update(
                 await _update_nic_live(reg, obj, dev.obj)
             elif isinstance(dev.obj, GraphicsConfig):
                 await _update_graphics_live(reg, obj, dev.obj)
+            elif isinstance(dev.obj, MemoryDeviceConfig):
+                await memory_hotplug.update_requested(reg, obj, dev.obj)
             else:
                 raise UnsupportedConfig(
                     f"unsupported configuration: a <{dev.kind}> cannot be updated in a running domain"
@@ -512,6 +514,11 @@ def _replace(dom: Domain, dev: Device) -> None:
         if not same:
             raise OperationFailed(f"operation failed: the domain has no {dev.obj.type} graphics device")
         dom.devices.graphics[same[0]] = dev.obj
+    elif isinstance(dev.obj, MemoryDeviceConfig):
+        index = memory_hotplug.find_virtio_mem(dom, dev.obj)
+        dom.devices.memory[index].requested_kib = memory_hotplug.new_requested(
+            dom.devices.memory[index], dev.obj
+        )
     else:
         raise UnsupportedConfig(
             f"unsupported configuration: update-device of a <{dev.kind}> is not supported"

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from pyvirt.conf import memory_devices
 from pyvirt.conf.memory_devices import MemoryDeviceConfig
-from pyvirt.errors import OperationFailed, PyvirtError, UnsupportedConfig
+from pyvirt.errors import InvalidArgument, OperationFailed, PyvirtError, UnsupportedConfig
 
 if TYPE_CHECKING:
     from pyvirt.conf.domain import Domain
@@ -80,13 +80,22 @@ async def plug(reg: DomainRegistry, obj: DomainObject, mem: MemoryDeviceConfig) 
     return alias
 
 
+def module_ids(dom: Domain) -> list[str]:
+    """Each module's device id in QEMU, as the command line named it (libvirt's names)."""
+    try:
+        argv = memory_devices.options(dom, {}, {})
+    except PyvirtError:  # huge page modules: their backend needs the mount; their ids are still these
+        return [m.alias or "" for m in dom.devices.memory]
+    return [json.loads(argv[i + 1])["id"] for i, arg in enumerate(argv) if arg == "-device"]
+
+
 def find(live: Domain, mem: MemoryDeviceConfig) -> str:
-    """The alias of the plugged module ``mem`` describes: by its alias, else the first of the same
+    """The id of the plugged module ``mem`` describes: by its alias, else the first of the same
     model, size and node."""
-    for plugged in live.devices.memory:
+    for plugged, ident in zip(live.devices.memory, module_ids(live), strict=True):
         same = (plugged.model, plugged.size_kib, plugged.node) == (mem.model, mem.size_kib, mem.node)
-        if plugged.alias is not None and (plugged.alias == mem.alias or (mem.alias is None and same)):
-            return plugged.alias
+        if ident == mem.alias or (mem.alias is None and same):
+            return ident
     raise OperationFailed("operation failed: matching <memory> device not found in the domain")
 
 
@@ -95,7 +104,7 @@ async def unplugged(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, d
     live = obj.live
     if live is None:
         return
-    index = next((i for i, m in enumerate(live.devices.memory) if m.alias == dev_id), None)
+    index = next((i for i, ident in enumerate(module_ids(live)) if ident == dev_id), None)
     if index is None:
         return
     mem = live.devices.memory.pop(index)
@@ -108,3 +117,65 @@ async def unplugged(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, d
         live.current_memory_kib -= memory_devices.aligned(mem.size_kib)
     reg.save_run_state(obj)
     reg.events.publish("domain", obj.name, "device-removed", dev_id)
+
+
+def _same_but_requested(a: MemoryDeviceConfig, b: MemoryDeviceConfig) -> bool:
+    a, b = copy.copy(a), copy.copy(b)
+    a.requested_kib = b.requested_kib = None
+    a.alias = b.alias = None
+    a.address = b.address = None
+    return a == b
+
+
+def find_virtio_mem(dom: Domain, mem: MemoryDeviceConfig) -> int:
+    """The index of the virtio-mem module ``mem`` names (by alias, else the one like it)."""
+    for index, (plugged, ident) in enumerate(zip(dom.devices.memory, module_ids(dom), strict=True)):
+        if plugged.model != "virtio-mem":
+            continue
+        if (mem.alias is not None and ident == mem.alias) or (
+            mem.alias is None and _same_but_requested(plugged, mem)
+        ):
+            return index
+    raise OperationFailed("operation failed: matching <memory model='virtio-mem'> device not found")
+
+
+def new_requested(plugged: MemoryDeviceConfig, mem: MemoryDeviceConfig) -> int:
+    """The ``<requested>`` size ``mem`` asks of the module ``plugged``: all else must stay as it is."""
+    if mem.model != "virtio-mem" or not _same_but_requested(plugged, mem):
+        raise UnsupportedConfig(
+            "unsupported configuration: of a <memory> device, update-device changes a virtio-mem "
+            "module's <requested> size only"
+        )
+    requested = mem.requested_kib or 0
+    assert plugged.block_kib is not None
+    if requested % plugged.block_kib or requested > plugged.size_kib:
+        raise InvalidArgument(
+            f"requested size {requested} KiB of a virtio-mem device must be a multiple of its "
+            f"block size ({plugged.block_kib} KiB) and at most its size ({plugged.size_kib} KiB)"
+        )
+    return requested
+
+
+async def update_requested(reg: DomainRegistry, obj: DomainObject, mem: MemoryDeviceConfig) -> None:
+    """update-device --live of a virtio-mem module: QEMU's ``requested-size`` set (the guest's driver
+    plugs or unplugs blocks to reach it), as libvirt does."""
+    live, proc = obj.live, obj.proc
+    assert live is not None and proc is not None
+    if mem.model != "virtio-mem":
+        raise UnsupportedConfig(
+            "unsupported configuration: of a <memory> device, update-device changes a virtio-mem "
+            "module's <requested> size only"
+        )
+    index = find_virtio_mem(live, mem)
+    plugged = live.devices.memory[index]
+    requested = new_requested(plugged, mem)
+    await proc.monitor.execute(
+        "qom-set",
+        {
+            "path": f"/machine/peripheral/{module_ids(live)[index]}",
+            "property": "requested-size",
+            "value": requested * 1024,
+        },
+    )
+    plugged.requested_kib = requested
+    reg.save_run_state(obj)
