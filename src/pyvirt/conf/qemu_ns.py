@@ -9,8 +9,9 @@ applies it:
 - ``<qemu:deprecation behavior>``: QEMU's ``-compat`` policy for deprecated interfaces (``omit``: hide
   them; ``reject``/``crash``: also refuse or abort on their use);
 - ``<qemu:capabilities><qemu:add|del capability>``: libvirt's switches of its probed QEMU features.
-  pyvirt probes no such flags, so they change nothing; they are kept, and the domain's log and
-  ``dominfo`` say so.
+  pyvirt probes no such flags. Those libvirt 9.0 has retired (:data:`RETIRED_CAPABILITIES`: it keeps
+  their names but no code reads them) change nothing in libvirt either, and are accepted as such; any
+  other switch would change what libvirt runs, and is refused by name.
 
 A domain using any of it is *tainted*, as libvirt marks it: ``custom-argv`` (command line, environment,
 capabilities, deprecation) and ``custom-device`` (overrides), shown by ``dominfo`` as libvirt's
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pyvirt.conf.xmlutil import Elem, XNode, x
-from pyvirt.errors import XMLError
+from pyvirt.errors import UnsupportedConfig, XMLError
 
 if TYPE_CHECKING:
     from pyvirt.conf.domain import Domain
@@ -33,6 +34,17 @@ if TYPE_CHECKING:
 NS = "http://libvirt.org/schemas/domain/qemu/1.0"
 PROPERTY_TYPES = ("string", "signed", "unsigned", "bool", "remove")
 DEPRECATION = ("none", "omit", "reject", "crash")
+# libvirt's capability flags that were retired (X_QEMU_CAPS_*) long before 9.0: named in its table, read by
+# no code, so switching them changes nothing there either
+RETIRED_CAPABILITIES = frozenset(
+    {
+        "vnc-colon", "no-reboot", "drive", "drive-boot", "name", "uuid", "domid", "vnet-hdr",
+        "migrate-kvm-stdio", "migrate-qemu-tcp", "migrate-qemu-exec", "drive-cache-v2", "drive-format",
+        "vga", "0.10", "pci-device", "mem-path", "drive-serial", "xen-domid", "migrate-qemu-unix",
+        "chardev", "enable-kvm", "monitor-json", "balloon", "device", "sdl", "smp-topology", "netdev",
+        "rtc", "vhost-net", "rtc-td-hack",
+    }
+)  # fmt: skip
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # libvirt's taint flags and the words its messages give them
 TAINT_MESSAGES = {
@@ -86,7 +98,14 @@ def parse(root: Elem) -> QemuNamespace | None:
     for node in root.children(f"{prefix}:capabilities"):
         for kind, into in (("add", ns.caps_add), ("del", ns.caps_del)):
             for cap in node.children(f"{prefix}:{kind}"):
-                into.append(cap.require("capability"))
+                name = cap.require("capability")
+                if name not in RETIRED_CAPABILITIES:
+                    raise UnsupportedConfig(
+                        f"unsupported configuration: qemu:capabilities '{name}' of '{cap.path}' switches"
+                        " one of libvirt's probed QEMU features, which pyvirt does not have (only the"
+                        " switches libvirt 9.0 has retired, which change nothing, are accepted)"
+                    )
+                into.append(name)
                 cap.done()
         node.done()
     for node in root.children(f"{prefix}:override"):
@@ -180,5 +199,5 @@ def messages(dom: Domain) -> list[str]:
     ns = dom.qemu_ns
     if ns is not None and (ns.caps_add or ns.caps_del):
         names = ", ".join([*(f"+{c}" for c in ns.caps_add), *(f"-{c}" for c in ns.caps_del)])
-        out.append(f"qemu:capabilities {names} change nothing: pyvirt probes no capability flags")
+        out.append(f"qemu:capabilities {names} change nothing: libvirt 9.0 has retired them")
     return out

@@ -9,7 +9,7 @@ import pytest
 
 from pyvirt.conf import qemu_ns
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
-from pyvirt.errors import PyvirtError
+from pyvirt.errors import PyvirtError, UnsupportedConfig
 from pyvirt.qemu import overrides
 from pyvirt.qemu.command import RuntimeContext, build_argv
 
@@ -95,11 +95,18 @@ def test_override_of_a_keyval_and_a_json_device_and_an_unknown_alias() -> None:
 
 
 def test_messages_name_the_taints_and_the_capabilities() -> None:
-    extra = "<q:capabilities><q:add capability='a'/><q:del capability='b'/></q:capabilities>"
+    extra = "<q:capabilities><q:add capability='vnc-colon'/><q:del capability='name'/></q:capabilities>"
     dom = load_domain_xml(XML.format(ns=NS, extra=extra))
     assert qemu_ns.messages(dom) == [
         "tainted: custom configuration parameters specified",
-        "qemu:capabilities +a, -b change nothing: pyvirt probes no capability flags",
+        "qemu:capabilities +vnc-colon, -name change nothing: libvirt 9.0 has retired them",
     ]
     plain = load_domain_xml(XML.format(ns=NS, extra=""))
     assert qemu_ns.taints(plain) == [] and qemu_ns.messages(plain) == []
+
+
+@pytest.mark.parametrize("kind", ["add", "del"])
+def test_a_capability_switch_libvirt_still_reads_is_refused_by_name(kind: str) -> None:
+    extra = f"<q:capabilities><q:{kind} capability='blockdev'/></q:capabilities>"
+    with pytest.raises(UnsupportedConfig, match="qemu:capabilities 'blockdev'"):
+        load_domain_xml(XML.format(ns=NS, extra=extra))
