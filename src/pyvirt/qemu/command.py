@@ -1037,8 +1037,8 @@ class _Builder:
             from pyvirt.conf import graphics_local
 
             self.add(*graphics_local.display_args(gfx))
-            if not self.dom.devices.videos:
-                self.add("-device", "VGA,id=video0")
+            if not self.dom.devices.videos:  # libvirt 9.0's default video for these displays
+                self.add("-device", "cirrus-vga,id=video0")
             return
         if gfx.type != "vnc":
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}'")
