@@ -325,7 +325,8 @@ def _launch(
                     stderr=logfh,
                     pass_fds=(fd, *pass_fds),
                     start_new_session=True,
-                    env={**(env or {}), "LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/"},
+                    # the domain's own variables (<qemu:env>, audio, display) win over the defaults
+                    env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/", **(env or {})},
                     preexec_fn=_confine(procs_fds, credentials, ruleset, memlock),  # None: nothing to do
                 )
             except (OSError, subprocess.SubprocessError) as err:

@@ -37,6 +37,7 @@ QEMU_NS = """
 <qemu:commandline>
   <qemu:arg value='-object'/><qemu:arg value='secret,id=nssecret,data=from-the-xml'/>
   <qemu:env name='PYVIRT_NS_TEST' value='ns'/><qemu:env name='PYVIRT_NS_EMPTY'/>
+  <qemu:env name='LC_ALL' value='C.UTF-8'/>
 </qemu:commandline>
 <qemu:override>
   <qemu:device alias='ua-card'><qemu:frontend>
@@ -132,6 +133,7 @@ def test_qemu_namespace_argv_env_override_and_taint(module_daemon: Daemon, guest
     assert "nssecret" in objects  # <qemu:arg>s reached QEMU's command line
     environ = Path(f"/proc/{d.qemu_pids()[NAME]}/environ").read_bytes().split(b"\0")
     assert b"PYVIRT_NS_TEST=ns" in environ and b"PYVIRT_NS_EMPTY=" in environ
+    assert b"LC_ALL=C.UTF-8" in environ and b"LC_ALL=C" not in environ  # the domain's value wins (libvirt)
     debug = _qmp(d, "qom-get", {"path": "/machine/peripheral/ua-card", "property": "debug"})
     assert debug == 3  # the override set the card's property
     info = d.cli("dominfo", NAME).ok().out
