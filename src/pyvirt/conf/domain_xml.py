@@ -616,6 +616,9 @@ class _Parser:
                 from pyvirt.conf import filesystem
 
                 share = filesystem.parse(node)
+                share.boot_order = self.boot_order(node)
+                if share.boot_order is not None and share.virtiofs is None:
+                    raise unsupported(f"element 'boot' of '{node.path}': a virtio-9p share cannot boot")
                 share.alias = self.alias(node)
                 share.address = self.address(node)
                 node.done()
@@ -1575,7 +1578,8 @@ def _devices(devs: Devices, live: bool, secure: bool) -> XNode:
         from pyvirt.conf import filesystem
 
         for share in devs.filesystems:
-            node.add(filesystem.write(share, (_alias(share.alias, live), _address(share.address))))
+            extra = (_boot(share.boot_order), _alias(share.alias, live), _address(share.address))
+            node.add(filesystem.write(share, extra))
     node.add(*(_interface(nic, live) for nic in devs.interfaces))
     chardevs = (*devs.serials, *devs.parallels, *devs.consoles, *devs.channels)
     node.add(*(_chardev(dev, live) for dev in chardevs))

@@ -7,8 +7,8 @@ type='path' wrpolicy='immediate'>`` as ``writeout``, ``<readonly/>``, and the vi
 directory is handed to QEMU's Landlock ruleset; QEMU's own user must be able to use it (files are
 created as that user in passthrough mode).
 
-QEMU 7.2 has no ``handle`` fsdev driver any more, and virtiofs (``<driver type='virtiofs'>``) needs a
-virtiofsd per share that pyvirt does not run: both are refused by name.
+QEMU 7.2 has no ``handle`` fsdev driver any more: refused by name. ``<driver type='virtiofs'>`` is a
+virtiofs share (:mod:`pyvirt.conf.virtiofs`): its own virtiofsd and a ``vhost-user-fs-pci`` device.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from pyvirt.conf import virtio_options
+from pyvirt.conf import virtio_options, virtiofs
 from pyvirt.conf.domain import PCIAddress
+from pyvirt.conf.virtiofs import VirtiofsConfig
 from pyvirt.conf.xmlutil import Elem, XNode, unsupported, x
 from pyvirt.errors import InvalidArgument, XMLError
 from pyvirt.qemu import keyval
@@ -41,6 +42,8 @@ class FilesystemConfig:
     virtio: dict[str, str] = field(default_factory=dict)
     address: PCIAddress | None = None
     alias: str | None = None
+    virtiofs: VirtiofsConfig | None = None  # <driver type='virtiofs'>
+    boot_order: int | None = None  # <boot order>: virtiofs only (a 9p share has no bootindex)
 
 
 def parse(e: Elem) -> FilesystemConfig:
@@ -55,15 +58,14 @@ def parse(e: Elem) -> FilesystemConfig:
     multidevs = e.choice("multidevs", MULTIDEVS)
     driver_type = wrpolicy = None
     virtio: dict[str, str] = {}
+    fs_conf = None
     if (driver := e.child("driver")) is not None:
         kind = driver.attr("type")
         if kind == "handle":
             raise unsupported(f"filesystem driver 'handle' of '{driver.path}': QEMU 7.2 has no such fsdev")
         if kind == "virtiofs":
-            raise unsupported(
-                f"filesystem driver 'virtiofs' of '{driver.path}': pyvirt runs no virtiofsd (use virtio-9p)"
-            )
-        if kind not in (None, "path"):
+            fs_conf = virtiofs.parse(e, driver)
+        elif kind not in (None, "path"):
             raise unsupported(f"attribute 'type' = '{kind}' of '{driver.path}' is not supported")
         driver_type = kind
         wrpolicy = driver.choice("wrpolicy", ("immediate",))
@@ -72,6 +74,11 @@ def parse(e: Elem) -> FilesystemConfig:
     source, target = e.child("source"), e.child("target")
     if source is None or target is None:
         raise XMLError(f"'{e.path}' needs <source dir> and <target dir>")
+    if fs_conf is not None and source.attr("socket") is not None:
+        raise unsupported(
+            f"attribute 'socket' of '{source.path}': pyvirt starts the virtiofsd of each share itself "
+            "(give <source dir>)"
+        )
     fs = FilesystemConfig(source=source.require("dir"), target=target.require("dir"))
     source.done()
     target.done()
@@ -82,14 +89,24 @@ def parse(e: Elem) -> FilesystemConfig:
     if (node := e.child("readonly")) is not None:
         fs.readonly = True
         node.done()
+    if fs_conf is not None:
+        fs.virtiofs = fs_conf
+        virtiofs.check_share(fs)
     return fs
 
 
 def write(fs: FilesystemConfig, extra: tuple[XNode | None, ...]) -> XNode:
     attrs = {"type": "mount", "accessmode": fs.accessmode, "fmode": fs.fmode, "dmode": fs.dmode}
     node = x("filesystem", {**attrs, "multidevs": fs.multidevs})
-    driver = {"type": fs.driver_type, "wrpolicy": fs.wrpolicy, **virtio_options.attrs(fs.virtio)}
+    queue = fs.virtiofs.queue if fs.virtiofs is not None else None
+    driver = {
+        "type": fs.driver_type,
+        "wrpolicy": fs.wrpolicy,
+        "queue": queue,
+        **virtio_options.attrs(fs.virtio),
+    }
     node.add(x("driver", driver) if any(v is not None for v in driver.values()) else None)
+    node.add(virtiofs.write_binary(fs.virtiofs) if fs.virtiofs is not None else None)
     node.add(x("source", {"dir": fs.source}), x("target", {"dir": fs.target}))
     node.add(x("readonly") if fs.readonly else None)
     return node.add(*extra)

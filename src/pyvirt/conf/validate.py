@@ -194,6 +194,11 @@ def _check_devices(dom: Domain) -> None:
     devs = dom.devices
     if devs.emulator is not None and not devs.emulator.startswith("/"):
         raise InvalidArgument(f"emulator '{devs.emulator}' must be an absolute path")
+    for share in devs.filesystems:
+        if share.virtiofs is not None:
+            from pyvirt.conf import virtiofs
+
+            virtiofs.check_memory(dom, share)
     for disk in devs.disks:
         if not _DISK_TARGET.fullmatch(disk.target_dev):
             raise InvalidArgument(f"invalid disk target '{disk.target_dev}' (expected vdX, sdX, hdX or fdX)")
@@ -517,6 +522,7 @@ def _check_boot(dom: Domain) -> None:
     orders = [disk.boot_order for disk in dom.devices.disks if disk.boot_order is not None]
     orders += [nic.boot_order for nic in dom.devices.interfaces if nic.boot_order is not None]
     orders += [dev.boot_order for dev in dom.devices.hostdevs if dev.boot_order is not None]
+    orders += [fs.boot_order for fs in dom.devices.filesystems if fs.boot_order is not None]
     if orders and dom.os.boot:
         raise InvalidArgument("per-device boot elements cannot be used together with os/boot elements")
     for order, count in Counter(orders).items():

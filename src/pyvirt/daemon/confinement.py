@@ -239,6 +239,8 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
         if inp.evdev:  # a host input device passed through: QEMU's user reads it, as libvirt relabels it
             handover.writable(inp.evdev, "input device")
     for share in dom.devices.filesystems:  # a virtio-9p export: the whole tree, as QEMU's user may use it
+        if share.virtiofs is not None:  # its virtiofsd (root, daemon/virtiofs.py) serves it, not QEMU
+            continue
         ownership.check_traversable(share.source, handover.ident, "filesystem source")
         handover.access[share.source] = "dir"
     # the character devices of an EGD RNG backend and of a socket USB redirection, as a serial's

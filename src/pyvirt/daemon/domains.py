@@ -643,10 +643,11 @@ class DomainRegistry:
 
     def _release_resources(self, live: Domain, record: RunRecord | None = None) -> None:
         if record is not None:
-            from pyvirt.daemon import pr_helper, transient_disks
+            from pyvirt.daemon import pr_helper, transient_disks, virtiofs
 
             transient_disks.remove(record)
             pr_helper.release(record)
+            virtiofs.stop(record)
             self.confinement.release_record(record)
             chardev_sockets.remove(record.sockets)
         from pyvirt.daemon import ethernet

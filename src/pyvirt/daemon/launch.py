@@ -42,6 +42,7 @@ from pyvirt.daemon import (
     tuning,
 )
 from pyvirt.daemon import tpm as tpm_emulator
+from pyvirt.daemon import virtiofs as virtiofs_daemons
 from pyvirt.daemon.console import ConsoleRelay
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff
 from pyvirt.daemon.qmpevents import event_handler
@@ -133,6 +134,7 @@ async def start_qemu(
     apply_startup_policies(dom, incoming=incoming is not None)
     transient_disks.check_start(dom, incoming=incoming is not None)
     pr_helper.require_host(dom)
+    virtiofs_daemons.require_host(dom)
     disk_paths = check_disks(reg, dom)
     audio.require_host_backends(dom)
     vsock.require_host(dom)
@@ -212,6 +214,8 @@ async def start_qemu(
         tpm_socket = await tpm_emulator.start(
             reg, obj, dom, record, channel_dir, incoming=incoming is not None
         )
+        revert.add(lambda: virtiofs_daemons.stop(record), f"end the virtiofsds of {name}")
+        fs_sockets = await virtiofs_daemons.start(reg.layout, dom, record, channel_dir, reg.confinement.ident)
         # Recorded before the spawn (pid 0 until the domain runs): a daemon killed from here on leaves
         # a record its successor cleans up after; the QEMU itself it finds by its -pidfile and ends.
         record.save(run_dir / f"{name}.json")
@@ -233,6 +237,7 @@ async def start_qemu(
             memory_dir=str(channel_dir),
             nbd_tls_dir=str(reg.layout.pki_dir / "qemu"),
             tpm_socket=tpm_socket,
+            virtiofs_sockets=fs_sockets,
         )
         for gfx in dom.devices.graphics[:1]:
             if gfx.listen_socket and not gfx.socket:

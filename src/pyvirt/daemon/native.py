@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shlex
 
-from pyvirt.conf import vsock
+from pyvirt.conf import virtiofs, vsock
 from pyvirt.conf.disk_reservations import MANAGED_SOCKET
 from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.daemon import disk_secrets
@@ -58,6 +58,11 @@ def native_argv(reg: DomainRegistry, fmt: str, xml: str) -> list[str]:
         disk_secrets=sealed,
         net_secrets=net_sealed,
         tpm_socket=str(channels / swtpm.SOCKET),  # where start has the domain's swtpm listen
+        virtiofs_sockets={  # where start has each share's virtiofsd listen
+            i: str(channels / virtiofs.socket_name(fs.alias or f"fs{i}"))
+            for i, fs in enumerate(dom.devices.filesystems)
+            if fs.virtiofs is not None
+        },
         pr_helper_socket=str(channels / MANAGED_SOCKET),  # where start's helper listens
         shared_overlays={  # where start makes them
             index: overlay_path(disk_paths.get(index, disk.source or ""), dom.name)

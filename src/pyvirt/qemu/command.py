@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from pyvirt.conf import (
     chardev_backends,
@@ -50,6 +51,9 @@ from pyvirt.conf.domain import (
 from pyvirt.conf.implicit_devices import DEFAULT_SCSI_MODEL
 from pyvirt.conf.validate import iothread_ids
 from pyvirt.errors import UnsupportedConfig
+
+if TYPE_CHECKING:
+    from pyvirt.conf.filesystem import FilesystemConfig
 
 DEFAULT_EMULATOR = "/usr/bin/qemu-system-x86_64"
 MASTER_KEY_ID = "masterKey0"  # libvirt's name for the per-domain key that secrets are encrypted with
@@ -120,6 +124,7 @@ class RuntimeContext:
     shared_overlays: dict[int, str] = field(default_factory=dict)
     pr_helper_socket: str | None = None  # the managed qemu-pr-helper's socket (conf.disk_reservations)
     tpm_socket: str | None = None  # swtpm's control socket (conf.tpm)
+    virtiofs_sockets: dict[int, str] = field(default_factory=dict)  # share index -> its virtiofsd's socket
     # Huge page size (KiB) → the directory the domain's huge page backend files go in (conf.memory_backing).
     hugepage_dirs: dict[int, str] = field(default_factory=dict)
     memory_dir: str | None = None  # where <memoryBacking><source type='file'/> backend files go
@@ -926,9 +931,29 @@ class _Builder:
         from pyvirt.conf import filesystem
 
         for index, share in enumerate(self.dom.devices.filesystems):
+            if share.virtiofs is not None:
+                self.virtiofs(share, index)
+                continue
             self.add("-fsdev", filesystem.fsdev(share, index))
             place = _pci_placement(share.address, self.q35)
             self.add(*_device("virtio-9p-pci", {}, **filesystem.device_props(share, index), **place))
+
+    def virtiofs(self, share: FilesystemConfig, index: int) -> None:
+        from pyvirt.conf import virtiofs
+
+        alias = share.alias or f"fs{index}"
+        socket_path = self.ctx.virtiofs_sockets.get(index)
+        if socket_path is None:
+            raise UnsupportedConfig(
+                f"unsupported configuration: no virtiofsd serves filesystem '{share.target}'"
+            )
+        self.add("-chardev", virtiofs.chardev_spec(alias, socket_path))
+        place = _pci_placement(share.address, self.q35)
+        place.update(virtio_options.props(share.virtio))
+        bootindex = self._boot_index(share.boot_order, "fs")
+        self.add(
+            *_device("vhost-user-fs-pci", place, **virtiofs.device_props(share, alias), bootindex=bootindex)
+        )
 
     def chardevs(self) -> None:
         dom = self.dom

@@ -80,6 +80,7 @@ class RunRecord:
     # The overlays of <transient/> disks (daemon/transient_disks.py), deleted at stop.
     transient: list[str] = field(default_factory=list)
     pr_helper: int | None = None  # the pid of the domain's qemu-pr-helper (daemon/pr_helper.py)
+    virtiofsd: list[int] = field(default_factory=list)  # the pids of its virtiofsds (daemon/virtiofs.py)
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), indent=1).encode(), durable=False)

@@ -102,6 +102,8 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "libvirt-vdpa-lun": (("-device", ("scsi-block",)),),
     "libvirt-nbd-tls": (("-object", ("tls-creds-x509",)),),  # the NBD node's tls-*: test_nbd_tls
     "libvirt-vhostuser-disk": (("-chardev", ("socket",)), ("-device", ("vhost-user-blk-pci",))),
+    # (the -chardev is left out: its path is the virtiofsd's socket, under each daemon's own directories)
+    "libvirt-virtiofs": (("-device", ("vhost-user-fs-pci",)),),
     "libvirt-floppy-dir": (("-device", ("floppy",)), ("-global", ("-global",))),  # vvfat: test_libvirt_extras
     "libvirt-spice-no-args": (("-spice", ("-spice",)), ("-audiodev", ("spice",))),
     "libvirt-vsock": (("-device", ("vhost-vsock-pci",)),),

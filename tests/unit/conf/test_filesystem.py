@@ -39,7 +39,8 @@ def test_a_share_on_the_command_line_and_back() -> None:
     ("fs", "reason"),
     [
         (SHARE.replace("type='path'", "type='handle'"), "QEMU 7.2 has no such fsdev"),
-        (SHARE.replace("type='path' wrpolicy='immediate'", "type='virtiofs'"), "runs no virtiofsd"),
+        (SHARE.replace("<readonly/>", "<boot order='1'/>"), "a virtio-9p share cannot boot"),
+        ("<filesystem><binary/><source dir='/s'/><target dir='t'/></filesystem>", "binary"),
         (
             SHARE.replace("accessmode='mapped' ", ""),
             "dmode of 'devices/filesystem' needs accessmode='mapped'",

@@ -52,6 +52,11 @@ def runtime_context(dom: Domain) -> RuntimeContext:
         },
         nvram_path=nvram,
         pr_helper_socket=f"{run}/{dom.name}.channels/pr-helper0.sock",  # a managed qemu-pr-helper's
+        virtiofs_sockets={  # where start has each virtiofs share's virtiofsd listen
+            i: f"{run}/{dom.name}.channels/{fs.alias or f'fs{i}'}-fs.sock"
+            for i, fs in enumerate(dom.devices.filesystems)
+            if fs.virtiofs is not None
+        },
         shared_overlays={  # where start makes the overlays of <transient shareBacking='yes'/> disks
             i: f"{d.source}.TRANSIENT-{dom.name}"
             for i, d in enumerate(dom.devices.disks)

@@ -1,0 +1,152 @@
+"""The virtiofsd of each virtiofs share (:mod:`pyvirt.conf.virtiofs`), run as libvirt 9.0 runs it.
+
+Before QEMU, for each share, the daemon binds a listening socket ``ALIAS-fs.sock`` in the domain's run
+folder (handed to QEMU's user, who connects to it: ``-chardev socket,path=``) and starts virtiofsd
+with the daemon's privileges (root: it serves the share with the file owners the guest asks for) on
+that socket (``--fd=N``), its standard output and error going to ``DOMAIN-ALIAS-virtiofsd.log`` in
+the domain's log folder. virtiofsd ends when QEMU disconnects; the stop of the domain (or a failed
+start) ends any left (their pids are in the run record, so a later daemon ends them too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import stat
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pyvirt.conf import virtiofs
+from pyvirt.errors import OperationFailed, UnsupportedConfig
+from pyvirt.qemu.process import append_log
+
+if TYPE_CHECKING:
+    from pyvirt.conf.domain import Domain
+    from pyvirt.conf.filesystem import FilesystemConfig
+    from pyvirt.paths import Layout
+    from pyvirt.qemu.ownership import Identity
+    from pyvirt.qemu.process import RunRecord
+
+SOCKET_MODE = 0o600
+
+
+def shares(dom: Domain) -> list[tuple[int, FilesystemConfig]]:
+    return [(i, fs) for i, fs in enumerate(dom.devices.filesystems) if fs.virtiofs is not None]
+
+
+def binary(fs: FilesystemConfig) -> str:
+    """The virtiofsd of ``fs``: its ``<binary path>``, else the vhost-user descriptors' one."""
+    assert fs.virtiofs is not None
+    path = fs.virtiofs.binary or virtiofs.default_binary()
+    if path is None:
+        raise UnsupportedConfig(
+            f"unsupported configuration: filesystem '{fs.target}': no virtiofsd found (no QEMU vhost-user "
+            "descriptor of type 'fs'; install Debian's qemu-system-common or give <binary path>)"
+        )
+    return path
+
+
+def require_host(dom: Domain) -> None:
+    for _, fs in shares(dom):
+        if os.geteuid() != 0:
+            raise UnsupportedConfig(
+                "unsupported configuration: virtiofs is not yet supported in session mode "
+                "(virtiofsd runs as root)"
+            )
+        path = binary(fs)
+        if not os.access(path, os.X_OK):
+            raise OperationFailed(f"internal error: virtiofsd binary '{path}' is not executable")
+        if not os.path.isdir(fs.source):
+            raise OperationFailed(
+                f"internal error: the virtiofs export directory '{fs.source}' does not exist"
+            )
+
+
+def log_path(layout: Layout, name: str, alias: str) -> Path:
+    return layout.log_dir / f"{name}-{alias}-virtiofsd.log"
+
+
+def _listen(path: Path, ident: Identity | None) -> socket.socket:
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            path.unlink()  # a stale one of an earlier run
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, SOCKET_MODE)
+        if ident is not None:
+            os.chown(path, ident.uid, ident.gid)
+        sock.listen(1)
+    except OSError as err:
+        sock.close()
+        raise OperationFailed(f"operation failed: cannot listen on virtiofs socket '{path}': {err}") from err
+    return sock
+
+
+async def start(
+    layout: Layout, dom: Domain, record: RunRecord, channel_dir: Path, ident: Identity | None
+) -> dict[int, str]:
+    """Start the virtiofsd of each virtiofs share of ``dom``: {share index: its socket for QEMU}.
+    Their pids go into ``record`` as they start (the caller ends them with :func:`stop` on failure)."""
+    sockets: dict[int, str] = {}
+    for index, fs in shares(dom):
+        alias = fs.alias or f"fs{index}"
+        path = channel_dir / virtiofs.socket_name(alias)
+        sock = _listen(path, ident)
+        try:
+            argv = virtiofs.daemon_argv(fs, binary(fs), sock.fileno())
+            log = log_path(layout, dom.name, alias)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            append_log(layout.domain_log(dom.name), "starting virtiofsd: " + " ".join(argv))
+            with open(log, "ab") as out:
+                os.chmod(log, 0o600)
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                    pass_fds=(sock.fileno(),),
+                    start_new_session=True,
+                )
+        except OSError as err:
+            path.unlink(missing_ok=True)
+            raise OperationFailed(f"internal error: Could not start 'virtiofsd': {err}") from err
+        finally:
+            sock.close()
+        record.virtiofsd.append(proc.pid)
+        _reap(proc)
+        sockets[index] = str(path)
+    return sockets
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    loop = asyncio.get_running_loop()
+    pidfd = os.pidfd_open(proc.pid)
+
+    def exited() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        proc.wait()
+
+    loop.add_reader(pidfd, exited)
+
+
+def _is_virtiofsd(pid: int) -> bool:
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
+        return False
+    return b"virtiofsd" in os.path.basename(argv0)
+
+
+def stop(record: RunRecord) -> None:
+    """End the virtiofsds of ``record`` that are left (each ends by itself when QEMU goes)."""
+    for pid in record.virtiofsd:
+        if _is_virtiofsd(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+    record.virtiofsd = []
