@@ -102,6 +102,11 @@ def check(xml_path: Path, expected: Path | None = None) -> tuple[str, str]:
         ctx = _context(dom.name, len(dom.devices.interfaces), len(dom.devices.channels))
         nvram = dom.os.loader is not None and dom.os.loader.type == "pflash" and not dom.os.loader.stateless
         ctx.nvram_path = f"/var/lib/pyvirt/qemu/nvram/{dom.name}_VARS.fd" if nvram else None
+        ctx.virtiofs_sockets = {  # where start has each virtiofs share's virtiofsd listen
+            i: f"/run/pyvirt/qemu/{dom.name}.channels/{fs.alias or f'fs{i}'}-fs.sock"
+            for i, fs in enumerate(dom.devices.filesystems)
+            if fs.virtiofs is not None
+        }
         ctx.disk_paths = {
             i: f"/var/lib/pyvirt/images/{d.source_volume}"
             for i, d in enumerate(dom.devices.disks)
