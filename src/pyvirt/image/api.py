@@ -34,10 +34,12 @@ def convert(
     allow_backing_outside: bool = False,
     force_share: bool = False,
     src_passphrase: bytes | None = None,
+    share_extents: bool = True,
 ) -> None:
     """Copy ``src`` (or several sources, concatenated) into a new ``dst`` of ``out_fmt``.
 
-    ``src_passphrase`` unlocks LUKS-encrypted qcow2 sources.
+    ``src_passphrase`` unlocks LUKS-encrypted qcow2 sources. ``share_extents=False``: the copy owns
+    its blocks (no copy_file_range, which reflinks where the file system shares extents).
 
     See :mod:`pyvirt.image.converter`.
     """
@@ -58,6 +60,7 @@ def convert(
         allow_backing_outside=allow_backing_outside,
         force_share=force_share,
         src_passphrase=src_passphrase,
+        share_extents=share_extents,
     )
 
 

@@ -61,8 +61,11 @@ def convert(
     dst_cipher: CipherSpec | None = None,
     bypass_cache: tuple[bool, bool] = (False, False),
     snapshot: tuple[str | None, str | None] | None = None,
+    share_extents: bool = True,
 ) -> None:
     """Copy ``src`` into a new image ``dst``; with ``backing`` only what differs from it is written.
+    ``share_extents=False``: no copy_file_range (which reflinks on a file system that shares extents),
+    for copies that must own their blocks (a volume cloned without ``--reflink``, as libvirt copies it).
 
     ``src`` may be several images (all of format ``src_fmt``, or each probed): they are
     concatenated, as qemu-img does. ``skip_create`` (qemu-img's ``-n``) writes into an existing
@@ -149,6 +152,7 @@ def convert(
                     must_zero=backing is not None or (skip_create and not target_is_zero),
                     threads=threads,
                     size=s.size if skip_create else d.size,
+                    share_extents=share_extents,
                 )
                 d.flush()
                 dropper.drop()
@@ -292,6 +296,7 @@ def _copy(
     must_zero: bool,
     threads: int | None,
     size: int,
+    share_extents: bool = True,
 ) -> None:
     """Stream ``s`` into ``d``; ``must_zero``: ranges reading as zero are zeroed in ``d``, not skipped.
 
@@ -381,7 +386,7 @@ def _copy(
             free.append(buf)
         report(n)
 
-    offload = _Offload(d, writer, granule, must_zero) if comp is None else None
+    offload = _Offload(d, writer, granule, must_zero) if comp is None and share_extents else None
     extents = _extents(s, size, top_only=has_backing)
     if comp is not None:
         extents = _whole_clusters(extents, comp.cs, size)

@@ -399,6 +399,7 @@ def create_from(
             src_fmt=source.format,
             options=options,
             allow_backing_outside=True,
+            share_extents=False,  # a copy of its own, as libvirt makes it without --reflink
         )
         if vol.format == "raw":
             _allocate(tmp, capacity if vol.allocation is None else min(vol.allocation, capacity), vol.name)
@@ -481,6 +482,7 @@ def clone(
             backing=backing.path if backing else None,
             backing_fmt=(backing.format or "raw") if backing else None,
             options=options,
+            share_extents=False,  # a copy of its own, as libvirt makes it without --reflink
         )
 
     perms = Permissions(mode=source.permissions.mode)
