@@ -292,7 +292,10 @@ class FakeQemu:
                     await self._command(message)
                     if self._writer is not None:
                         await self._writer.drain()
-        self._drop_connection()
+        if self._writer is writer:  # a newer client may have connected since: its connection stays
+            self._drop_connection()
+        else:
+            writer.close()
 
     async def _command(self, message: dict[str, Any]) -> None:
         command = str(message["execute"])
