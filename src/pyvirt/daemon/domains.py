@@ -57,44 +57,13 @@ from pyvirt.qemu.process import QemuProcess, RunRecord, append_log, kill_and_wai
 from pyvirt.store import atomic_symlink, atomic_write, remove
 
 if TYPE_CHECKING:
+    from pyvirt.daemon.networks import NetworkHook
     from pyvirt.daemon.secrets import SecretStore
 
 log = logging.getLogger(__name__)
 
 S = DomainState
 Waiter = tuple[str, Callable[[dict[str, Any]], bool], "asyncio.Future[dict[str, Any]]"]
-
-
-class NetworkHook(Protocol):
-    """What the domain registry needs from the network driver."""
-
-    async def plug_tap(
-        self,
-        *,
-        network: str | None,
-        bridge: str | None,
-        mac: str,
-        tap: str | None = None,
-        owner: int | None = None,
-    ) -> str: ...
-
-    def unplug_tap(self, tap: str) -> None: ...
-
-    async def plug_ethernet(
-        self,
-        *,
-        tap: str | None,
-        mac: str,
-        owner: int | None,
-        addresses: list[tuple[str, int | None, str | None]],
-        routes: list[tuple[str, int | None, str]],
-    ) -> str: ...
-
-    async def tap_kind(self, tap: str) -> str | None: ...
-
-    async def open_tap(self, tap: str) -> int: ...
-
-    async def set_link(self, tap: str, up: bool) -> None: ...
 
 
 class StorageHook(Protocol):
