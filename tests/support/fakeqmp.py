@@ -132,6 +132,12 @@ class FakeQemu:
         self.emit("GUEST_PANICKED", {"action": "pause", "info": {"type": "hyper-v"}})
         self._stop("guest-panicked")
 
+    def watchdog_fires(self, action: str) -> None:
+        """The guest's watchdog expires: QEMU (-watchdog-action ACTION) reports WATCHDOG; pause stops it."""
+        self.emit("WATCHDOG", {"action": action})
+        if action == "pause":
+            self._stop("watchdog")
+
     def guest_suspend(self, to_disk: bool = False) -> None:
         """The guest suspends to RAM (S3), or writes its image and powers off (S4)."""
         if to_disk:

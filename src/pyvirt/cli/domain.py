@@ -446,7 +446,7 @@ _VIRSH_EVENTS = {"pmsuspended": "PMSuspended"}
 _VIRSH_DETAILS = {"wakeup": "Event wakeup", "ioerror": "I/O Error"}
 # virsh's event types pyvirtd delivers: lifecycle and agent-lifecycle (the daemon's event kinds domain
 # and agent), and the domain events whose names are virsh's.
-_DEVICE_EVENTS = ("device-added", "device-removed", "tray-change", "rtc-change")
+_DEVICE_EVENTS = ("device-added", "device-removed", "tray-change", "rtc-change", "watchdog")
 _IO_ERROR_EVENTS = ("io-error", "io-error-reason")
 _EVENT_TYPES = (
     "lifecycle",

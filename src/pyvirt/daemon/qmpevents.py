@@ -98,9 +98,9 @@ async def apply_event(
         if obj.state is S.PMSUSPENDED:
             reg.transition(obj, S.RUNNING, Running.WAKEUP, ("started", "wakeup"))
     elif event == "WATCHDOG":
-        from pyvirt.daemon import watchdog_dump
+        from pyvirt.daemon import watchdog
 
-        await watchdog_dump.on_watchdog(reg, obj, proc, str(data.get("action", "")))
+        await watchdog.on_watchdog(reg, obj, proc, str(data.get("action", "")))
     elif event == "GUEST_PANICKED":
         await on_panic(reg, obj, proc)
     elif event == "DEVICE_TRAY_MOVED" and data.get("id"):

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.daemon.lifecycle import DomainState, Paused, Running
+from pyvirt.daemon.lifecycle import DomainState, Running
 from pyvirt.errors import OperationFailed
 
 if TYPE_CHECKING:
@@ -40,11 +40,9 @@ def dump_path(directory: Path, name: str, now: float | None = None) -> Path:
     return directory / f"{name}-{stamp}"
 
 
-async def on_watchdog(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, action: str) -> None:
-    """QEMU's ``WATCHDOG`` event; the caller holds ``obj.lock``. Only a dump domain's pause is ours."""
-    if action != "pause" or not wants_dump(obj.live) or obj.state is not DomainState.RUNNING:
-        return
-    reg.transition(obj, DomainState.PAUSED, Paused.WATCHDOG, ("suspended", "watchdog"))
+async def dump_and_resume(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess) -> None:
+    """Dump the guest paused by its watchdog (:mod:`pyvirt.daemon.watchdog`), then resume it; the caller
+    holds ``obj.lock``."""
     directory = reg.layout.auto_dump_dir
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = dump_path(directory, obj.name)

@@ -1,7 +1,8 @@
-"""Devices of libvirt's XML on one real TCG guest: a watchdog whose ``dump`` action fires, a smartcard
-reader passing a card through a socket, a NIC whose frames go over a TCP socket (``type='server'``), the
-QEMU namespace's command line and environment, and a VNC password whose ``passwdValidTo`` has passed;
-displays this host cannot open and vhost-user NICs without a backend refused by name at start.
+"""Devices of libvirt's XML on one real TCG guest: a watchdog whose ``dump`` action fires (with its
+events), a smartcard reader passing a card through a socket, a NIC whose frames go over a TCP socket
+(``type='server'``), the QEMU namespace's command line and environment, and a VNC password whose
+``passwdValidTo`` has passed; displays this host cannot open and vhost-user NICs without a backend
+refused by name at start.
 
 The guest boots once for the module; each test looks at one device.
 """
@@ -9,6 +10,7 @@ The guest boots once for the module; each test looks at one device.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 
 from pyvirt.qemu.graphics import free_port
 from tests.support.daemon import Console, Daemon
+from tests.support.events import listening, read_until, watch
 from tests.support.guest import domain_xml
 
 pytestmark = pytest.mark.slow
@@ -82,12 +85,26 @@ def test_watchdog_dump_writes_guest_memory_and_resumes(module_daemon: Daemon, gu
     d = module_daemon
     dump_dir = d.root / "var/lib/pyvirt/qemu/dump"
     assert "-watchdog-action pause" in (d.root / f"var/log/pyvirt/qemu/{NAME}.log").read_text()
-    # The ib700 is armed by writing a timeout index to its I/O port 0x443 (14: two seconds); the
-    # guest has no driver for it, so /dev/port does it, and nothing pets it afterwards.
-    # The guest sleeps past the timeout (both count the guest's virtual time); the dump done, the
-    # daemon resumes it and it answers.
-    arm = "printf '\\016' | dd of=/dev/port bs=1 seek=1091 count=1 2>/dev/null"
-    assert guest.run(f"{arm}; sleep 6; echo alive-after-dump", timeout=180) == "alive-after-dump"
+    watcher = watch(d, "--all", "--domain", NAME)
+    try:
+        listening(d, watcher, NAME, d.root / "scratch")
+        # The ib700 is armed by writing a timeout index to its I/O port 0x443 (14: two seconds); the
+        # guest has no driver for it, so /dev/port does it, and nothing pets it afterwards.
+        # The guest sleeps past the timeout (both count the guest's virtual time); the dump done, the
+        # daemon resumes it and it answers.
+        arm = "printf '\\016' | dd of=/dev/port bs=1 seek=1091 count=1 2>/dev/null"
+        assert guest.run(f"{arm}; sleep 6; echo alive-after-dump", timeout=180) == "alive-after-dump"
+        seen = read_until(watcher, b"Resumed Unpaused\n").decode()
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait()
+    # libvirt's order: the watchdog event with QEMU's action (a dump runs QEMU's pause), the pause, the resume
+    events = seen[seen.index(f"event 'watchdog' for domain '{NAME}'") :].splitlines()
+    assert events == [
+        f"event 'watchdog' for domain '{NAME}': pause",
+        f"event 'lifecycle' for domain '{NAME}': Suspended Watchdog",
+        f"event 'lifecycle' for domain '{NAME}': Resumed Unpaused",
+    ], seen
     dumps = list(dump_dir.glob(f"{NAME}-*")) if dump_dir.exists() else []
     assert len(dumps) == 1, f"expected one dump in {dump_dir}: {dumps}"
     with dumps[0].open("rb") as f:
