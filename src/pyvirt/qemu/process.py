@@ -406,22 +406,26 @@ def qemus_of(run_dir: Path) -> dict[int, str]:
     return found
 
 
-def kill_and_wait(pid: int, timeout: float = 10.0) -> None:
-    """SIGKILL ``pid`` (not necessarily a child) and wait until it has exited."""
+def kill_and_wait(pid: int, timeout: float = 10.0, *, term: bool = False) -> None:
+    """End ``pid`` (not necessarily a child) and wait until it has exited, through a pidfd: SIGKILL at
+    once, or with ``term`` SIGTERM first and SIGKILL only if it is still there after ``timeout``.
+    Raises OperationFailed if it outlives the SIGKILL by ``timeout``. A child is left to its reaper."""
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
     try:
-        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
         poller = select.poll()
         poller.register(pidfd, select.POLLIN)
-        if not poller.poll(timeout * 1000):
-            raise OperationFailed(f"QEMU process {pid} did not exit after SIGKILL")
+        for sig in (signal.SIGTERM, signal.SIGKILL) if term else (signal.SIGKILL,):
+            signal.pidfd_send_signal(pidfd, sig)
+            if poller.poll(int(timeout * 1000)):
+                return
     except ProcessLookupError:
-        pass
+        return
     finally:
         os.close(pidfd)
+    raise OperationFailed(f"process {pid} did not exit after SIGKILL")
 
 
 def pid_is_qemu_of(pid: int, uuid: str) -> bool:

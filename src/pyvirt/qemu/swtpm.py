@@ -15,8 +15,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +23,7 @@ from pathlib import Path
 
 from pyvirt.errors import OperationFailed
 from pyvirt.qemu import landlock
+from pyvirt.qemu.process import _confine, kill_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +147,6 @@ def passphrase_pipe(value: bytes) -> int:
 @contextlib.contextmanager
 def _confined(credentials: list[int] | None, paths: Paths) -> Iterator[Callable[[], None] | None]:
     """What the child runs before exec: drop to QEMU's user and shut itself in its files."""
-    from pyvirt.qemu.process import _confine
-
     ruleset = landlock.build(_access(paths))
     try:
         yield _confine([], credentials, ruleset)
@@ -266,19 +263,8 @@ def stop(run_dir: Path, timeout: float = 5.0) -> None:
     if pid is None:
         return
     try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        signal.pidfd_send_signal(pidfd, signal.SIGTERM)
-        poller = select.poll()
-        poller.register(pidfd, select.POLLIN)
-        if not poller.poll(int(timeout * 1000)):
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-            poller.poll(int(timeout * 1000))
-    except ProcessLookupError:
-        pass
-    finally:
-        os.close(pidfd)
+        kill_and_wait(pid, timeout, term=True)
+    except OperationFailed as err:
+        log.warning("swtpm in %s: %s", run_dir, err)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
