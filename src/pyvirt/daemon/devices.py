@@ -7,8 +7,8 @@ detach-device-alias and update-device, which attach-disk, detach-disk and change
 a refused request leaves both as they were. A disk plugged live gets its files opened by the daemon
 (:mod:`pyvirt.daemon.blockdevs`) and a device on a free PCIe root port on q35
 (:func:`pyvirt.qemu.hotplug.pci_slot`); an ``<interface>`` goes through :mod:`pyvirt.daemon.nics`;
-a virtio-scsi ``<controller>`` is plugged too, by itself or (libvirt's way) before a SCSI disk that
-needs it.
+a SCSI ``<controller>`` is plugged too, by itself or (libvirt's way) before a SCSI disk that needs
+it, then of libvirt's default model (``lsilogic``).
 
 A live removal asks the guest (``device_del``) and lets go of the domain's lock; QEMU's
 DEVICE_DELETED, applied under the lock like every QMP event (:func:`device_deleted`), removes the
@@ -26,6 +26,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.addresses import drive_address
+from pyvirt.conf.controller_models import SCSI_DEVICES, scsi_driver_attrs
 from pyvirt.conf.defaults import apply_defaults
 from pyvirt.conf.device_xml import Device, device_list, format_device, next_controller_index, parse_device
 from pyvirt.conf.domain import (
@@ -37,6 +38,7 @@ from pyvirt.conf.domain import (
     PCIAddress,
 )
 from pyvirt.conf.domain_xml import AUTO_TAP_PREFIXES
+from pyvirt.conf.implicit_devices import DEFAULT_SCSI_MODEL
 from pyvirt.conf.memory_devices import MemoryDeviceConfig, aligned
 from pyvirt.conf.validate import validate_domain
 from pyvirt.daemon import blockdevs, lifecycle, memory_hotplug, nics
@@ -143,7 +145,7 @@ async def attach(reg: DomainRegistry, key: str, xml: str, *, live: bool, config:
             else:
                 raise UnsupportedConfig(
                     f"unsupported configuration: a <{dev.kind}> cannot be attached to a running domain "
-                    "(disks, interfaces, virtio-scsi controllers and DIMMs can; use --config for the next "
+                    "(disks, interfaces, SCSI controllers and DIMMs can; use --config for the next "
                     "start)"
                 )
         if new_config is not None:
@@ -204,7 +206,7 @@ async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
         disk.address = PCIAddress(type="drive", attrs=attrs)
     args = disk_device(trial, index, None)
     if missing is not None:  # as libvirt: the controller first (it stays if the disk then fails)
-        await _plug_controller(reg, obj, ControllerConfig(type="scsi", index=missing, model="virtio-scsi"))
+        await _plug_controller(reg, obj, ControllerConfig(type="scsi", index=missing))
     dev_id = str(args["id"])
     if any(d.alias == dev_id for d in live.devices.disks) or any(
         n.alias == dev_id for n in live.devices.interfaces
@@ -247,25 +249,31 @@ def _check_controller(dom: Domain, disk: DiskConfig, live: Domain) -> int | None
 
 
 async def _plug_controller(reg: DomainRegistry, obj: DomainObject, ctl: ControllerConfig) -> str:
-    """Plug a virtio-scsi controller into running ``obj`` (``obj.lock`` held); its device id."""
+    """Plug a SCSI controller into running ``obj`` (``obj.lock`` held); its device id. One without a
+    model gets libvirt's default (``lsilogic`` on x86, as libvirt 9.0's hot-plug picks it)."""
     live, proc = obj.live, obj.proc
     assert live is not None and proc is not None
-    if ctl.type != "scsi" or (ctl.model or "virtio-scsi") != "virtio-scsi":
+    if ctl.type != "scsi":
         raise UnsupportedConfig(
             f"unsupported configuration: a {ctl.type} controller cannot be attached to a running domain "
-            "(virtio-scsi ones can; use --config for the next start)"
+            "(SCSI ones can; use --config for the next start)"
         )
     if any(c.type == "scsi" and c.index == ctl.index for c in live.devices.controllers):
         raise InvalidArgument(f"the domain already has scsi controller {ctl.index}")
     trial = _live_trial(live)
     trial.devices.controllers.append(ctl)
-    _checked(trial, f"attach of scsi controller {ctl.index}")
-    ctl.model = "virtio-scsi"
+    _checked(trial, f"attach of scsi controller {ctl.index}")  # a model-less one gets libvirt's default
+    driver = SCSI_DEVICES.get(ctl.model or DEFAULT_SCSI_MODEL)
+    if driver is None:
+        raise UnsupportedConfig(f"unsupported configuration: scsi controller model '{ctl.model}'")
+    if scsi_driver_attrs(ctl.extra) or ctl.virtio:
+        raise UnsupportedConfig(
+            f"unsupported configuration: the <driver> tuning of scsi controller {ctl.index} is not applied "
+            "to a running domain (use --config for the next start)"
+        )
     address = ctl.address or pci_slot(live)
     dev_id = f"scsi{ctl.index}"
-    await proc.monitor.execute(
-        "device_add", {"driver": "virtio-scsi-pci", "id": dev_id, **pci_placement(address, live)}
-    )
+    await proc.monitor.execute("device_add", {"driver": driver, "id": dev_id, **pci_placement(address, live)})
     ctl.address = address
     live.devices.controllers.append(ctl)
     reg.save_run_state(obj)
@@ -310,7 +318,7 @@ async def detach(
             else:
                 raise UnsupportedConfig(
                     f"unsupported configuration: a <{dev.kind}> cannot be detached from a running domain "
-                    "(disks, interfaces, virtio-scsi controllers and DIMMs can; use --config for the next "
+                    "(disks, interfaces, SCSI controllers and DIMMs can; use --config for the next "
                     "start)"
                 )
         if new_config is not None:

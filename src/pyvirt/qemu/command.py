@@ -51,6 +51,7 @@ from pyvirt.conf.domain import (
 from pyvirt.conf.implicit_devices import DEFAULT_SCSI_MODEL
 from pyvirt.conf.validate import iothread_ids
 from pyvirt.errors import UnsupportedConfig
+from pyvirt.qemu import scsi_address
 
 if TYPE_CHECKING:
     from pyvirt.conf.filesystem import FilesystemConfig
@@ -751,16 +752,14 @@ class _Builder:
                 )
             )
         elif disk.target_bus == "scsi":
-            name = self._scsi_bus(controller)
+            self._scsi_bus(controller)
             driver = {"cdrom": "scsi-cd", "lun": "scsi-block"}.get(disk.device, "scsi-hd")
+            where = (controller, bus, target, unit)
             self.add(
                 *_device(
                     driver,
                     {},
-                    bus=f"{name}.0",
-                    channel=bus,
-                    **{"scsi-id": target},
-                    lun=unit,
+                    **scsi_address.placement(self.dom, where, f"disk '{disk.target_dev}'"),
                     drive=drive,
                     id=dev_id,
                     bootindex=bootindex,
@@ -1467,7 +1466,7 @@ def disk_device_id(dom: Domain, index: int) -> str:
         return f"sata{controller}-{bus}-{unit}"
     if disk.target_bus == "ide":
         return f"ide{controller}-{bus}-{unit}"
-    return f"scsi{controller}-{bus}-{target}-{unit}"
+    return scsi_address.device_id(dom, (controller, bus, target, unit))
 
 
 def _ranges(cpus: frozenset[int]) -> list[str]:

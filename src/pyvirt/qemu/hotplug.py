@@ -14,6 +14,7 @@ from pyvirt.conf import disk_tuning
 from pyvirt.conf.addresses import drive_address, number, placed_devices
 from pyvirt.conf.domain import DiskConfig, Domain, PCIAddress
 from pyvirt.errors import OperationFailed, UnsupportedConfig
+from pyvirt.qemu import scsi_address
 from pyvirt.qemu.command import _pci_placement, disk_device_id, format_node, is_q35, storage_node
 
 # Buses a disk can be plugged into while the machine runs (AHCI, IDE and the floppy controller
@@ -71,7 +72,8 @@ def disk_device(dom: Domain, index: int, drive: str | None) -> dict[str, Any]:
     elif disk.target_bus == "scsi":
         controller, bus, target, unit = drive_address(dom, index)
         args["driver"] = "scsi-cd" if disk.device == "cdrom" else "scsi-hd"
-        args.update({"bus": f"scsi{controller}.0", "channel": bus, "scsi-id": target, "lun": unit})
+        where = (controller, bus, target, unit)
+        args.update(scsi_address.placement(dom, where, f"disk '{disk.target_dev}'"))
     elif disk.target_bus == "usb":
         if disk.device != "disk":
             raise UnsupportedConfig(f"unsupported configuration: a {disk.device} cannot be on the usb bus")

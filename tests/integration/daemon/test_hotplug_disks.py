@@ -5,6 +5,7 @@ machine's spare PCIe root ports, pc's ACPI hotplug, and the refusals that leave 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -54,6 +55,13 @@ def _guest_disk(console: Console, serial: str, present: bool = True) -> str:
     name = console.run(find)
     assert bool(name) == present, f"disk {serial}: {name!r}"
     return name
+
+
+def _qom_type(d: Daemon, name: str, device: str) -> str:
+    """QEMU's type of the device with id ``device`` in domain ``name``."""
+    path = f"/machine/peripheral/{device}"
+    qom = json.dumps({"execute": "qom-get", "arguments": {"path": path, "property": "type"}})
+    return str(json.loads(d.cli("qemu-monitor-command", name, qom).ok().out)["return"])
 
 
 def _iso(tmp: Path, text: str) -> Path:
@@ -218,16 +226,27 @@ def test_pc_acpi_hotplug_and_a_disk_another_domain_uses(daemon: Daemon, tmp_path
     if shutil.which("qemu-img"):
         subprocess.run(["qemu-img", "check", "-q", str(top)], check=True)
 
-    # A SCSI disk on a machine with no SCSI controller: libvirt's way, the controller is plugged first;
-    # detach-device of the controller is refused while it holds the disk, then unplugs it.
+    # A SCSI disk on a machine with no SCSI controller: libvirt's way, the controller is plugged first,
+    # of libvirt 9.0's default model (lsilogic: QEMU's lsi53c895a; the test guest has no driver for it).
+    d.cli("attach-disk", "hp3", str(mine), "sdb", "--targetbus", "scsi").ok()
+    assert "<controller type='scsi' index='0' model='lsilogic'" in d.cli("dumpxml", "hp3").ok().out
+    assert _qom_type(d, "hp3", "scsi0") == "lsi53c895a"
+    assert _qom_type(d, "hp3", "scsi0-0-1") == "scsi-hd"  # libvirt's id on an lsilogic: sdb is SCSI id 1
+    d.cli("detach-disk", "hp3", "sdb").ok()
+    lsi = tmp_path / "lsi.xml"
+    lsi.write_text("<controller type='scsi' index='0' model='lsilogic'/>")
+    d.cli("detach-device", "hp3", str(lsi)).ok()
+    # A virtio-scsi controller attached by itself, then a disk on it the guest sees; detach-device of
+    # the controller is refused while it holds the disk, then unplugs it.
+    ctl = tmp_path / "scsi.xml"
+    ctl.write_text("<controller type='scsi' index='0' model='virtio-scsi'/>")
+    d.cli("attach-device", "hp3", str(ctl)).ok()
     d.cli("attach-disk", "hp3", str(mine), "sdb", "--targetbus", "scsi", "--serial", "SCSIHP").ok()
     live = d.cli("dumpxml", "hp3").ok().out
     assert "<controller type='scsi' index='0' model='virtio-scsi'" in live
     find = "for b in /sys/block/sd*; do grep -q SCSIHP $b/device/vpd_pg80 2>/dev/null && echo ${b##*/}; done"
     console.run(f'for i in $(seq 120); do [ -n "$({find})" ] && break; sleep 0.5; done', 90)
     assert console.run(find).startswith("sd")
-    ctl = tmp_path / "scsi.xml"
-    ctl.write_text("<controller type='scsi' index='0' model='virtio-scsi'/>")
     result = d.cli("detach-device", "hp3", str(ctl))
     assert result.rc == 1 and "still has disk sdb" in result.err
     d.cli("detach-disk", "hp3", "sdb").ok()

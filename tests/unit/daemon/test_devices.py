@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pyvirt.daemon import devices
-from pyvirt.errors import OperationFailed
+from pyvirt.errors import OperationFailed, UnsupportedConfig
 from tests.support.fakeqmp import Bench, FakeQemu, QmpError, run_bench
 
 
@@ -81,3 +81,59 @@ def test_a_refused_device_add_leaves_nothing(root: Path, errors: list[logging.Lo
         assert obj.proc is not None and "vdb" not in obj.proc.record.blockdevs
 
     run_bench(root, body, script)
+
+
+def test_a_scsi_disk_brings_libvirts_default_controller(root: Path, errors: list[logging.LogRecord]) -> None:
+    """A SCSI disk plugged into a domain without a SCSI controller: the controller goes first, of
+    libvirt 9.0's x86 default model (lsilogic: QEMU's lsi), then the disk on its bus."""
+
+    async def body(b: Bench) -> None:
+        await b.define("d1")
+        await b.reg.start("d1")
+        qemu, obj = b.host["d1"], b.reg.lookup("d1")
+        path = root / "extra.raw"
+        path.write_bytes(b"\0" * 65536)
+        xml = f"<disk type='file'><source file='{path}'/><target dev='sda' bus='scsi'/></disk>"
+        await devices.attach(b.reg, "d1", xml, live=True, config=False)
+        added = [args for name, args in qemu.commands if name == "device_add"]
+        assert added[0] == {"driver": "lsi", "id": "scsi0"}
+        assert added[1]["driver"] == "scsi-hd" and added[1]["id"] == "scsi0-0-0"
+        assert (added[1]["bus"], added[1]["scsi-id"], "lun" in added[1]) == ("scsi0.0", 0, False)
+        assert obj.live is not None
+        assert [(c.type, c.model) for c in obj.live.devices.controllers if c.type == "scsi"] == [
+            ("scsi", "lsilogic")
+        ]
+
+    run_bench(root, body)
+
+
+@pytest.mark.parametrize(
+    ("xml", "driver"),
+    [
+        ("<controller type='scsi' index='1'/>", "lsi"),
+        ("<controller type='scsi' index='1' model='virtio-scsi'/>", "virtio-scsi-pci"),
+        ("<controller type='scsi' index='1' model='lsisas1078'/>", "megasas"),
+    ],
+)
+def test_scsi_controllers_plug_with_their_model(
+    root: Path, xml: str, driver: str, errors: list[logging.LogRecord]
+) -> None:
+    async def body(b: Bench) -> None:
+        await b.define("d1")
+        await b.reg.start("d1")
+        await devices.attach(b.reg, "d1", xml, live=True, config=False)
+        assert ("device_add", {"driver": driver, "id": "scsi1"}) in b.host["d1"].commands
+
+    run_bench(root, body)
+
+
+def test_scsi_controller_tuning_is_refused_live(root: Path, errors: list[logging.LogRecord]) -> None:
+    async def body(b: Bench) -> None:
+        await b.define("d1")
+        await b.reg.start("d1")
+        xml = "<controller type='scsi' index='1' model='virtio-scsi'><driver queues='4'/></controller>"
+        with pytest.raises(UnsupportedConfig, match="the <driver> tuning of scsi controller 1"):
+            await devices.attach(b.reg, "d1", xml, live=True, config=False)
+        assert b.host["d1"].count("device_add") == 0
+
+    run_bench(root, body)
