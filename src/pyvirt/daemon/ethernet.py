@@ -1,6 +1,8 @@
 """The host side of ``<interface type='ethernet'>`` (pyvirt.conf.net_ethernet): the tap made or found at
 start, its script run, its descriptor handed to QEMU; at stop its downscript run and a managed tap
-deleted (an unmanaged one is the user's and stays).
+deleted (an unmanaged one is the user's and stays). The same for one plugged into a running domain
+(:func:`plug_live`: the descriptor goes over ``getfd``) and unplugged again (:func:`unplug_live`), as
+libvirt's hot-plug and removal of an ethernet interface do.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pyvirt.revert import Revert
 if TYPE_CHECKING:
     from pyvirt.conf.domain import Domain, InterfaceConfig
     from pyvirt.daemon.domains import DomainRegistry
+    from pyvirt.qemu.process import QemuProcess
 
 log = logging.getLogger(__name__)
 SCRIPT_TIMEOUT = 60.0
@@ -55,6 +58,36 @@ async def plug(reg: DomainRegistry, iface: InterfaceConfig, revert: Revert) -> s
     if eth.script:
         await asyncio.to_thread(run_script, eth.script, tap)
     return made
+
+
+async def plug_live(
+    reg: DomainRegistry, proc: QemuProcess, iface: InterfaceConfig, netdev: str, revert: Revert
+) -> dict[str, str]:
+    """The tap of ``iface``, plugged into running ``proc``: made (or found), its script run, its
+    descriptor handed to QEMU; ``netdev_add``'s arguments. ``revert`` deletes a tap the daemon made."""
+    await plug(reg, iface, revert)
+    assert reg.networks is not None and iface.target_dev is not None
+    fd = await reg.networks.open_tap(iface.target_dev)
+    name = f"{netdev}-fd"
+    try:
+        await proc.monitor.get_fd(fd, name)
+    finally:
+        os.close(fd)
+    return {"type": "tap", "id": netdev, "fd": name}
+
+
+async def unplug_live(reg: DomainRegistry, iface: InterfaceConfig) -> None:
+    """``iface`` removed from a running domain: its downscript run, a tap the daemon made deleted."""
+    eth = iface.ethernet
+    if eth is None or not iface.target_dev:
+        return
+    if eth.downscript:
+        try:
+            await asyncio.to_thread(run_script, eth.downscript, iface.target_dev)
+        except OperationFailed as err:
+            log.warning("%s", err)
+    if eth.managed and reg.networks is not None:
+        reg.networks.unplug_tap(iface.target_dev)
 
 
 def run_script(script: str, tap: str) -> None:

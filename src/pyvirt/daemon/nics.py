@@ -1,8 +1,10 @@
 """NIC hot-plug on running domains: attach-interface, detach-interface, domif-setlink.
 
-Attach plugs a tap into the network's bridge, then ``netdev_add`` + ``device_add`` over QMP; any
-failure unwinds what was done. Detach asks the guest to release the device (``device_del``) and lets
-go of the domain's lock; QEMU's DEVICE_DELETED, applied under the lock like every QMP event, then
+Attach plugs a tap into the network's bridge (an ``ethernet`` interface's tap is made or found, its
+script run and its descriptor handed over: :mod:`pyvirt.daemon.ethernet`), then ``netdev_add`` +
+``device_add`` over QMP; any failure unwinds what was done. Detach asks the guest to release the
+device (``device_del``) and lets go of the domain's lock; QEMU's DEVICE_DELETED, applied under the
+lock like every QMP event, then
 removes the netdev, the tap and the live definition's entry (:func:`device_deleted`). The caller waits
 for that without the lock, so a guest that never answers blocks nothing, and a ``destroy`` ends the
 wait. ``--config`` changes the persistent definition too, like virsh.
@@ -26,6 +28,7 @@ from pyvirt.errors import InvalidArgument, InvalidState, NotFound, OperationFail
 from pyvirt.network import shaping
 from pyvirt.qemu.command import NIC_MODELS
 from pyvirt.qemu.hotplug import pci_placement, pci_slot
+from pyvirt.revert import Revert
 
 if TYPE_CHECKING:
     from pyvirt.daemon.domains import DomainObject, DomainRegistry
@@ -76,11 +79,13 @@ async def attach_nic(
     """Plug ``iface`` into the running domain and/or add it to the definition (attach-interface, and
     attach-device of an ``<interface>``); the MAC is generated when it has none."""
     obj = reg.lookup(key)
-    if iface.type not in ("network", "bridge", "user"):
-        raise InvalidArgument(f"interface type '{iface.type}' is not supported (network, bridge or user)")
+    if iface.type not in ("network", "bridge", "user", "ethernet"):
+        raise InvalidArgument(
+            f"interface type '{iface.type}' is not supported (network, bridge, user or ethernet)"
+        )
     if iface.model not in NIC_MODELS:
         raise UnsupportedConfig(f"unsupported configuration: interface model '{iface.model}'")
-    if iface.type != "user" and not (iface.source_network or iface.source_bridge):
+    if iface.type in ("network", "bridge") and not (iface.source_network or iface.source_bridge):
         raise InvalidArgument("an interface of type network or bridge needs a source")
     async with guard(obj, lifecycle.HOTPLUGGABLE if live else lifecycle.ANY):
         targets = [d for d in (obj.live if live else None, obj.config if config else None) if d is not None]
@@ -134,7 +139,7 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
     iface.alias = dev_id
     address = iface.address or pci_slot(live)
     tap: str | None = None
-    if iface.bandwidth and iface.type not in ("network", "bridge"):
+    if iface.bandwidth and iface.type not in ("network", "bridge", "ethernet"):
         raise UnsupportedConfig(
             f"unsupported configuration: <bandwidth> of interface type '{iface.type}': no tap"
         )
@@ -157,12 +162,28 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
             "script": "no",
             "downscript": "no",
         }
+    elif iface.type == "ethernet":  # its tap made or found, its script run, its descriptor QEMU's
+        from pyvirt.daemon import ethernet
+
+        revert = Revert()
+        try:
+            args = await ethernet.plug_live(reg, proc, iface, netdev, revert)
+        except BaseException:
+            revert.fail()
+            raise
+        tap = iface.target_dev if iface.ethernet is None or iface.ethernet.managed else None
     else:
         args = {"type": "user", "id": netdev}
     try:
-        if tap and iface.bandwidth:
-            await asyncio.to_thread(shaping.apply, tap, iface.bandwidth)
-        await proc.monitor.execute("netdev_add", args)
+        if iface.target_dev and iface.bandwidth:
+            await asyncio.to_thread(shaping.apply, iface.target_dev, iface.bandwidth)
+        try:
+            await proc.monitor.execute("netdev_add", args)
+        except OperationFailed:
+            if "fd" in args:  # the descriptor handed over for it
+                with contextlib.suppress(OperationFailed):
+                    await proc.monitor.execute("closefd", {"fdname": args["fd"]})
+            raise
         try:
             await proc.monitor.execute(
                 "device_add",
@@ -251,8 +272,13 @@ async def device_deleted(reg: DomainRegistry, obj: DomainObject, proc: QemuProce
         with contextlib.suppress(OperationFailed):
             await proc.monitor.execute("netdev_del", {"id": proc.record.netdevs.get(dev_id, "host" + dev_id)})
         proc.record.netdevs.pop(dev_id, None)
-        if iface.target_dev and iface.type != "user" and reg.networks is not None:
+        if iface.type == "ethernet":
+            from pyvirt.daemon import ethernet
+
+            await ethernet.unplug_live(reg, iface)
+        elif iface.target_dev and iface.type != "user" and reg.networks is not None:
             reg.networks.unplug_tap(iface.target_dev)
+        if iface.target_dev:
             with contextlib.suppress(ValueError):
                 proc.record.taps.remove(iface.target_dev)
         del nics[index]

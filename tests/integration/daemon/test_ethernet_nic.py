@@ -1,7 +1,8 @@
 """``<interface type='ethernet'>`` end to end, in a network namespace this test makes (the daemon runs
 inside it): a tap the daemon makes, with its host-side address, route and MAC, the guest pinging that
 address, the script and downscript run with the tap's name; and the user's own tap (``managed='no'``)
-handed to QEMU and left behind when the domain stops."""
+handed to QEMU and left behind when the domain stops; an ethernet interface plugged into the running
+guest and unplugged again."""
 
 from __future__ import annotations
 
@@ -68,6 +69,7 @@ def test_ethernet_taps_managed_and_unmanaged(nsdaemon: Daemon, tmp_path: Path) -
         assert re.search(r"\b[1-3] packets received", replies), replies
         # the user's tap is QEMU's too: its carrier is up while QEMU holds it
         assert "NO-CARRIER" not in in_ns(d, "ip", "link", "show", "dev", "usertap0").stdout
+        _hotplug(d, console, tmp_path)
     finally:
         console.close()
         d.cli("destroy", "eth1").ok()
@@ -79,6 +81,44 @@ def test_ethernet_taps_managed_and_unmanaged(nsdaemon: Daemon, tmp_path: Path) -
         time.sleep(0.1)
     assert in_ns(d, "ip", "link", "show", "dev", "pvt-eth0").returncode != 0
     assert in_ns(d, "ip", "link", "show", "dev", "usertap0").returncode == 0  # the user's: left
+
+
+def _gone(d: Daemon, tap: str) -> bool:
+    """Whether ``tap`` is gone (the network driver's thread removes it after the reply)."""
+    deadline = time.monotonic() + 30
+    while in_ns(d, "ip", "link", "show", "dev", tap).returncode == 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return in_ns(d, "ip", "link", "show", "dev", tap).returncode != 0
+
+
+def _hotplug(d: Daemon, console: Console, tmp_path: Path) -> None:
+    """attach-device of an ethernet interface to the running guest: its tap made with its address, its
+    script run, the guest reaching the host through it; detach-device: its downscript run, the tap gone."""
+    marker = tmp_path / "hotplug-marker"
+    for name, word in (("hup.sh", "up"), ("hdown.sh", "down")):
+        (tmp_path / name).write_text(SCRIPT.format(word=word, marker=marker))
+        (tmp_path / name).chmod(0o755)
+    nic = tmp_path / "hot-nic.xml"
+    nic.write_text(
+        "<interface type='ethernet'><mac address='52:54:00:e0:00:03'/><target dev='pvt-eth9'/>"
+        f"<ip address='10.89.0.1' prefix='24'/><script path='{tmp_path}/hup.sh'/>"
+        f"<downscript path='{tmp_path}/hdown.sh'/><model type='virtio'/></interface>"
+    )
+    d.cli("attach-device", "eth1", str(nic)).ok()
+    assert marker.read_text() == "pvt-eth9 up\n"
+    assert "10.89.0.1/24" in in_ns(d, "ip", "-o", "addr", "show", "dev", "pvt-eth9").stdout
+    assert "<target dev='pvt-eth9'/>" in d.cli("dumpxml", "eth1").ok().out
+    find = "for i in /sys/class/net/*; do grep -q 52:54:00:e0:00:03 $i/address && echo ${i##*/}; done"
+    console.run(f'for i in $(seq 120); do [ -n "$({find})" ] && break; sleep 0.5; done', 90)
+    dev = console.run(find)
+    assert dev.startswith("eth"), dev
+    console.run(f"ip addr add 10.89.0.2/24 dev {dev} && ip link set {dev} up")
+    replies = console.run("ping -c 3 -W 10 10.89.0.1", timeout=120)
+    assert re.search(r"\b[1-3] packets received", replies), replies
+    d.cli("detach-device", "eth1", str(nic)).ok()
+    assert marker.read_text() == "pvt-eth9 up\npvt-eth9 down\n"
+    assert _gone(d, "pvt-eth9")
+    assert "pvt-eth9" not in d.cli("dumpxml", "eth1").ok().out
 
 
 def test_failing_script_and_missing_user_tap_refuse_the_start(nsdaemon: Daemon, tmp_path: Path) -> None:
