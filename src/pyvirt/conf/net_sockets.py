@@ -8,16 +8,19 @@
 - ``<interface type='server'|'client'|'mcast'|'udp'>``: QEMU's ``socket`` netdev, guests' Ethernet
   frames over TCP (``listen=``/``connect=``), multicast or UDP (``udp=``, ``localaddr=``) between QEMUs.
 
-The backend maps the guest's memory, so a vhost-user NIC needs it shared (``<memoryBacking><access
-mode='shared'/>``, or ``memAccess='shared'`` on every NUMA cell); libvirt leaves that to the user, and
-QEMU fails only when the guest's driver starts the NIC. pyvirt accepts the definition as libvirt does
-and refuses the start, by name, without shared memory, in server mode (QEMU would block the start
-waiting for a backend) and, in client mode, when no backend listens on the socket.
+The backend maps the guest's memory, so a vhost-user NIC carries traffic only when it is shared
+(``<memoryBacking><access mode='shared'/>``, or ``memAccess='shared'`` on every NUMA cell); libvirt 9.0
+leaves that to the user and starts the domain all the same (its guest RAM a plain
+``memory-backend-ram``): QEMU connects to the backend and fails only when the guest's driver starts the
+NIC (``Failed initializing vhost-user memory map`` in the domain's log). pyvirt starts it as libvirt
+does, with a warning in its log; it refuses the start, by name, in server mode (QEMU would block the
+start waiting for a backend) and, in client mode, when no backend listens on the socket.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 from typing import TYPE_CHECKING
 
@@ -27,6 +30,7 @@ from pyvirt.errors import UnsupportedConfig, XMLError
 if TYPE_CHECKING:
     from pyvirt.conf.domain import Domain, InterfaceConfig
 
+log = logging.getLogger(__name__)
 SOCKET_TYPES = ("server", "client", "mcast", "udp")
 TYPES = ("vhostuser", *SOCKET_TYPES)
 
@@ -131,10 +135,12 @@ def require_host(dom: Domain) -> None:
     shared = dom.memory_access == "shared" or (cells and all(c.mem_access == "shared" for c in cells))
     for nic in nics:
         path, what = nic.socket["path"], f"interface type 'vhostuser' on {nic.socket['path']}"
-        if not shared:
-            raise UnsupportedConfig(
-                f"unsupported configuration: {what}: the backend maps the guest's memory, which must be "
-                "shared (<memoryBacking><access mode='shared'/>, or memAccess='shared' on every NUMA cell)"
+        if not shared:  # libvirt 9.0 starts it
+            log.warning(
+                "domain %s: %s: the guest's memory is not shared (<memoryBacking><access mode='shared'/>): "
+                "the backend cannot map it, and the NIC will carry no traffic",
+                dom.name,
+                what,
             )
         if nic.socket["mode"] == "server":
             raise UnsupportedConfig(

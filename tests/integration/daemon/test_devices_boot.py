@@ -22,6 +22,7 @@ from pyvirt.qemu.graphics import free_port
 from tests.support.daemon import Console, Daemon
 from tests.support.events import listening, read_until, watch
 from tests.support.guest import domain_xml
+from tests.support.vhost_user_net import Backend
 
 pytestmark = pytest.mark.slow
 READY = r"pyvirt-guest: ready"
@@ -271,7 +272,6 @@ def test_server_socket_nic_carries_the_guests_frames(module_daemon: Daemon, gues
 @pytest.mark.parametrize(
     ("memory", "mode", "message"),
     [
-        ("", "client", "the backend maps the guest's memory, which must be shared"),
         ("<memoryBacking><access mode='shared'/></memoryBacking>", "server", "in mode 'server'"),
         ("<memoryBacking><access mode='shared'/></memoryBacking>", "client", "no vhost-user backend listens"),
     ],
@@ -294,3 +294,31 @@ def test_vhostuser_nic_start_refusals(
         assert d.state("vhu1") == "shut off"
     finally:
         d.cli("undefine", "vhu1").ok()
+
+
+def test_vhostuser_nic_without_shared_memory_starts_as_libvirt_starts_it(module_daemon: Daemon) -> None:
+    """libvirt 9.0 starts a vhost-user NIC on plain guest RAM (the NIC fails only once the guest's
+    driver starts it): QEMU starts and negotiates with the backend, the daemon's log warns. Paused: the
+    guest never starts the NIC, which the test backend could not serve."""
+    d = module_daemon
+    scratch = d.root / "vhu"
+    scratch.mkdir(mode=0o755, exist_ok=True)
+    backend = Backend(scratch / "vhu.sock")
+    nic = (
+        f"<interface type='vhostuser'><source type='unix' path='{backend.path}' mode='client'/>"
+        "<model type='virtio'/></interface>"
+    )
+    path = scratch / "vhu2.xml"
+    path.write_text(domain_xml("vhu2", extra_devices=nic))
+    d.cli("define", str(path)).ok()
+    try:
+        d.cli("start", "vhu2", "--paused").ok()
+        assert d.state("vhu2") == "paused"
+        assert backend.requests[:2] == ["GET_FEATURES", "SET_OWNER"], backend.requests  # QEMU's start
+        assert "the guest's memory is not shared" in d.log.read_text()
+        argv = (d.root / "var/log/pyvirt/qemu/vhu2.log").read_text()
+        assert '"type":"vhost-user"' in argv and "share=on" not in argv  # plain RAM, as libvirt's
+    finally:
+        d.cli("destroy", "vhu2")
+        d.cli("undefine", "vhu2").ok()
+        backend.close()
