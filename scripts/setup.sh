@@ -26,6 +26,7 @@ PACKAGES=(
   virtinst libvirt-daemon              # pyvirt install's test oracle: virt-install 4.1, a private libvirtd
   qemu-block-extra                     # QEMU's network block drivers: http(s), nfs, rbd, gluster, iscsi, ssh
   swtpm swtpm-tools                    # emulated TPMs (<tpm><backend type='emulator'>)
+  libnettle8                           # GNU Nettle: LUKS Twofish, Serpent and per-sector XTS/CBC/CTR
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do

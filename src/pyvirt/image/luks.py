@@ -1,12 +1,13 @@
 """LUKS version 1 headers, as qcow2 embeds them (``encrypt.format=luks``) and as a raw LUKS container
 (qemu's ``luks`` driver) starts: parse, unlock, decrypt, create.
 
-The header names the cipher (:class:`CipherSpec`: aes-128/192/256 or cast5-128 in xts, cbc, ctr or ecb
-mode with the plain, plain64 or essiv IV generator, run by :mod:`pyvirt.image.luks_cipher`; qemu-img's
-default is aes-256 xts plain64), the hash (PBKDF2 and the anti-forensic splitter use it) and eight key
-slots. A slot is
-opened by deriving a key from the passphrase (PBKDF2), decrypting its key material and merging
-its stripes (AF-merge); the master key is right if its PBKDF2 digest matches the header's.
+The header names the cipher (:class:`CipherSpec`: aes, twofish or serpent with 128, 192 or 256-bit
+keys, or cast5-128, in xts, cbc, ctr or ecb mode with the plain, plain64 or essiv IV generator, run
+by :mod:`pyvirt.image.luks_cipher`; qemu-img's default is aes-256 xts plain64), the hash (md5, sha1,
+sha224, sha256, sha384, sha512 or ripemd160: PBKDF2 and the anti-forensic splitter use it) and
+eight key slots. A slot is opened by deriving a key from the passphrase (PBKDF2), decrypting its
+key material and merging its stripes (AF-merge); the master key is right if its PBKDF2 digest
+matches the header's.
 Sectors are 512 bytes; in qcow2 their IV is the sector's offset in the qcow2 file (QEMU's
 "physical offset" for LUKS); in a raw container, their offset in the payload.
 """
@@ -30,19 +31,63 @@ SLOT_ACTIVE = 0x00AC71F3
 HEADER_SIZE = 592
 MAX_STRIPES = 1 << 16
 MAX_ITERATIONS = 1 << 28
-HASHES = ("sha1", "sha256", "sha512")
-CIPHER_ALGS = {"aes-128": 16, "aes-192": 24, "aes-256": 32, "cast5-128": 16}
+#: qemu's QCryptoHashAlgorithm: hash-alg and ivgen-hash-alg take each
+HASHES = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512", "ripemd160")
+CIPHER_ALGS = {
+    "aes-128": 16,
+    "aes-192": 24,
+    "aes-256": 32,
+    "cast5-128": 16,
+    "serpent-128": 16,
+    "serpent-192": 24,
+    "serpent-256": 32,
+    "twofish-128": 16,
+    "twofish-192": 24,
+    "twofish-256": 32,
+}
+#: qemu 7.2's QCryptoCipherAlgorithm as Debian builds it (no sm4): the rest LUKS refuses by name
+QEMU_CIPHER_ALGS = (*CIPHER_ALGS, "des", "3des")
 CIPHER_MODES = ("xts", "cbc", "ctr", "ecb")
 IVGENS = ("plain", "plain64", "essiv")
+
+
+def check_names(
+    alg: str = "aes-256",
+    mode: str = "xts",
+    ivgen: str = "plain64",
+    ivgen_hash: str | None = None,
+    hash_alg: str | None = None,
+) -> None:
+    """qemu-img's refusal of a name outside its enumerations, in the order it parses the options."""
+    for param, value, allowed in (
+        ("cipher-alg", alg, QEMU_CIPHER_ALGS),
+        ("cipher-mode", mode, CIPHER_MODES),
+        ("ivgen-alg", ivgen, IVGENS),
+        ("ivgen-hash-alg", ivgen_hash, HASHES),
+        ("hash-alg", hash_alg, HASHES),
+    ):
+        if value is not None and value not in allowed:
+            raise UnsupportedImage(f"Parameter '{param}' does not accept value '{value}'")
+
+
+def check_hash(name: str) -> None:
+    """A LUKS hash (PBKDF2 and the anti-forensic splitter use it) refused if unknown or absent here."""
+    check_names(hash_alg=name)
+    if name not in hashlib.algorithms_available:
+        raise UnsupportedImage(f"Hash algorithm {name} not supported: this Python's OpenSSL lacks it")
+
+
+_ESSIV_FAMILY = {"aes": "AES", "serpent": "Serpent", "twofish": "Twofish"}
 STRIPES = 4000
 
 
 class CipherSpec:
     """A LUKS cipher as qemu-img's ``cipher-alg``, ``cipher-mode``, ``ivgen-alg`` and ``ivgen-hash-alg``
-    name it. What QEMU takes but no maintained Python library runs (twofish, serpent), what QEMU 7.2
-    cannot open (aes-192 outside xts: its key slots are not whole sectors) and what it refuses
-    (cast5 in xts mode, essiv with a hash whose digest is no key size of the cipher) are refused
-    by name."""
+    name it. What qemu-img 7.2 refuses is refused in its words (names outside its enumerations, des
+    and 3des, cast5 in xts mode, essiv with a hash whose digest is no key size of the cipher); what
+    it cannot open (192-bit keys outside xts: its key slots are not whole sectors, and it aborts) and
+    an IV generator's hash it would ignore are refused in ours. ``source`` prefixes the words (the
+    image a header was read from)."""
 
     def __init__(
         self,
@@ -51,53 +96,42 @@ class CipherSpec:
         ivgen: str = "plain64",
         ivgen_hash: str | None = None,
         *,
-        source: str = "LUKS",
+        source: str = "",
     ) -> None:
-        from pyvirt.image.luks_cipher import BLOCK_CIPHERS, UNAVAILABLE
+        from pyvirt.image.luks_cipher import BLOCK_CIPHERS
 
-        family = alg.split("-")[0]
-        if family in UNAVAILABLE:
-            raise UnsupportedImage(
-                f"{source}: cipher algorithm '{alg}' is not supported by pyvirt img: {UNAVAILABLE[family]}"
-            )
+        def refuse(words: str) -> UnsupportedImage:
+            return UnsupportedImage(f"{source}: {words}" if source else words)
+
+        try:
+            check_names(alg, mode, ivgen, ivgen_hash)
+        except UnsupportedImage as err:
+            raise refuse(str(err)) from None
         if alg not in CIPHER_ALGS:
-            raise UnsupportedImage(
-                f"{source}: cipher algorithm '{alg}' is not supported by pyvirt img "
-                f"({', '.join(CIPHER_ALGS)} are)"
-            )
-        if mode not in CIPHER_MODES:
-            raise UnsupportedImage(
-                f"{source}: cipher mode '{mode}' is not supported by pyvirt img "
-                f"({', '.join(CIPHER_MODES)} are)"
-            )
+            raise refuse(f"Algorithm '{alg}' not supported")
+        family = alg.split("-")[0]
         block = BLOCK_CIPHERS[family][1]
-        if mode == "xts" and block != 16:
-            raise UnsupportedImage(
-                f"{source}: Unsupported cipher mode xts (for '{alg}', a {block * 8}-bit block)"
+        if ivgen == "essiv":  # QEMU's words (block-luks.c): the digest is the key of the IVs' cipher
+            ivgen_hash = ivgen_hash or "sha256"
+            check_hash(ivgen_hash)
+            digest = hashlib.new(ivgen_hash).digest_size
+            if digest not in BLOCK_CIPHERS[family][0]:
+                if family in _ESSIV_FAMILY:
+                    raise refuse(f"No {_ESSIV_FAMILY[family]} cipher with key size {digest} available")
+                raise refuse(f"Cipher {alg} not supported with essiv")
+        elif ivgen_hash is not None:
+            raise refuse(
+                f"IV generator '{ivgen}' takes no hash ('{ivgen_hash}' given): pyvirt img refuses it"
             )
+        if mode == "xts" and block != 16:
+            raise refuse(f"Unsupported cipher mode {mode}")
         key_bytes = CIPHER_ALGS[alg] * (2 if mode == "xts" else 1)
         if key_bytes * STRIPES % 512:
             # QEMU 7.2 asserts that key material is whole sectors, and aborts (qemu-img create too)
-            raise UnsupportedImage(
-                f"{source}: cipher algorithm '{alg}' is not supported in {mode} mode: QEMU cannot open "
+            raise refuse(
+                f"cipher algorithm '{alg}' is not supported in {mode} mode: QEMU cannot open "
                 f"its LUKS key slots ({key_bytes} x {STRIPES} bytes are not whole sectors)"
             )
-        if ivgen not in IVGENS:
-            raise UnsupportedImage(
-                f"{source}: IV generator '{ivgen}' is not supported by pyvirt img (plain, plain64, essiv are)"
-            )
-        if ivgen == "essiv":
-            ivgen_hash = ivgen_hash or "sha256"
-            if ivgen_hash not in hashlib.algorithms_available:
-                raise UnsupportedImage(f"{source}: essiv hash '{ivgen_hash}' is not supported")
-            digest = hashlib.new(ivgen_hash).digest_size
-            if digest not in BLOCK_CIPHERS[family][0]:  # the digest is the key of the IVs' cipher
-                raise UnsupportedImage(
-                    f"{source}: essiv hash '{ivgen_hash}' is not supported with {alg}: no {family} key "
-                    f"of its {digest} bytes (QEMU's words: no cipher with key size {digest} available)"
-                )
-        elif ivgen_hash is not None:
-            raise UnsupportedImage(f"{source}: IV generator '{ivgen}' takes no hash ('{ivgen_hash}' given)")
         self.alg, self.mode, self.ivgen, self.ivgen_hash = alg, mode, ivgen, ivgen_hash
         self.family, self.block = family, block
         self.key_bytes = key_bytes
@@ -195,7 +229,8 @@ class LuksHeader:
     def _check_supported(self) -> CipherSpec:
         spec = self.spec()
         if self.hash not in HASHES:
-            raise UnsupportedImage(f"{self.source}: LUKS hash {self.hash} is not supported")
+            raise UnsupportedImage(f"{self.source}: LUKS: Hash algorithm {self.hash} not supported")
+        check_hash(self.hash)
         return spec
 
     def unlock(self, passphrase: bytes, read_at: object) -> bytes:
@@ -308,10 +343,7 @@ def create_header(
 ) -> tuple[bytes, bytes]:
     """A new LUKS1 header area (header and eight key slots, slot 0 opened by ``passphrase``) for
     ``spec``, laid out as QEMU lays it out; returns (area, master key)."""
-    if hash_name not in HASHES:
-        raise UnsupportedImage(
-            f"LUKS hash '{hash_name}' is not supported by pyvirt img ({', '.join(HASHES)} are)"
-        )
+    check_hash(hash_name)
     key_bytes = spec.key_bytes
     master = os.urandom(key_bytes)
     material = -(-key_bytes * STRIPES // 4096) * 4096

@@ -1,43 +1,76 @@
-"""LUKS sector encryption as QEMU does it, for every block cipher and mode the ``cryptography``
-package can run, over whole runs of 512-byte sectors at once.
+"""LUKS sector encryption as QEMU does it, for every block cipher and mode qemu-img 7.2 takes
+(aes, cast5, twofish, serpent in xts, cbc, ctr and ecb), over whole runs of 512-byte sectors.
 
-QEMU encrypts each sector on its own: the IV generator gives the sector's IV, and the mode (xts,
-cbc, ctr, ecb) restarts from it. Making one ``cryptography`` context per sector costs more than
-the encryption itself, and OpenSSL has no XTS for 192-bit keys or for ciphers other than AES. So
-every mode is built here on the block cipher's ECB, applied to the whole run in one call: the IVs
-of all the run's sectors are computed together, XTS's tweaks are doubled lane-wise on one big
-integer (each sector's 128-bit tweak a lane), blocks are moved between sectors with strided
-memoryview copies, and XORs are done on big integers. Only CBC encryption is sequential within a
-sector: it goes block column by block column, each column of every sector one ECB call.
+QEMU encrypts each sector on its own: the IV generator gives the sector's IV, and the mode restarts
+from it. Two engines run that, measured on whole runs (docs/BENCHMARKS.md):
+
+- GNU Nettle (:mod:`pyvirt.image.nettle`), when it is here: XTS, CTR and CBC encryption one C call
+  a sector (2-10x the other engine), ECB one call a run, and the only Twofish and Serpent.
+- The ``cryptography`` package (AES, CAST5) with the modes built on the cipher's ECB over the whole
+  run: the IVs of all sectors computed together, XTS's tweaks doubled lane-wise on one big integer
+  (each sector's 128-bit tweak a lane), blocks moved between sectors with strided memoryview copies,
+  XORs on big integers, CBC encryption block column by block column. It runs AES and CAST5 where
+  Nettle is missing, and CBC decryption always (one OpenSSL CBC stream over the run, each
+  sector's first block mended after: faster than a Nettle call a sector).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import sys
 from array import array
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pyvirt.image.errors import ImageError, UnsupportedImage
+
+if TYPE_CHECKING:
+    from pyvirt.image.nettle import BlockCipher as NettleCipher
 
 SECTOR = 512
 #: a block cipher's name as LUKS and qemu-img write it -> (key bytes allowed, block bytes)
 BLOCK_CIPHERS: dict[str, tuple[tuple[int, ...], int]] = {
     "aes": ((16, 24, 32), 16),
     "cast5": ((16,), 8),
+    "twofish": ((16, 24, 32), 16),
+    "serpent": ((16, 24, 32), 16),
 }
-#: ciphers QEMU accepts that no maintained Python library implements: refused with this reason
-UNAVAILABLE = {
-    "twofish": "no maintained Python library implements Twofish (cryptography and OpenSSL 3 do not)",
-    "serpent": "no maintained Python library implements Serpent (cryptography and OpenSSL 3 do not)",
-}
+#: ciphers only GNU Nettle runs here (cryptography and OpenSSL 3 have neither)
+NETTLE_ONLY = ("twofish", "serpent")
 MODES = ("xts", "cbc", "ctr", "ecb")
 Ecb = Callable[[bytes], bytes]
 
 
+def nettle_name(name: str, key: bytes) -> str:
+    """Nettle's name of cipher ``name`` with ``key``: ``aes256``, ``twofish128``, ``cast128`` ..."""
+    return "cast128" if name == "cast5" else f"{name}{len(key) * 8}"
+
+
+def nettle_cipher(name: str, key: bytes) -> NettleCipher | None:
+    """Nettle's ``name`` with ``key``; None where Nettle is missing and another engine runs the cipher
+    (for Twofish and Serpent, the refusal saying why)."""
+    from pyvirt.image import nettle
+
+    try:
+        return nettle.BlockCipher(nettle_name(name, key), key)
+    except UnsupportedImage as err:
+        if name in NETTLE_ONLY:
+            raise UnsupportedImage(
+                f"LUKS cipher '{name}-{len(key) * 8}' needs GNU Nettle {nettle.MIN_VERSION[0]}."
+                f"{nettle.MIN_VERSION[1]} or later (Debian's libnettle8): {err}"
+            ) from err
+        return None
+
+
 def block_cipher(name: str, key: bytes, *, decrypt: bool = False, cbc_iv: bytes | None = None) -> Ecb:
-    """The ECB transform of ``name`` (``aes``, ``cast5``) with ``key``: bytes -> bytes, whole blocks
-    (with ``cbc_iv``, a CBC stream from that IV instead)."""
+    """The ECB transform of ``name`` (``aes``, ``cast5``, ``twofish``, ``serpent``) with ``key``: bytes
+    -> bytes, whole blocks (with ``cbc_iv``, a CBC stream from that IV instead: aes and cast5 only)."""
+    if name in NETTLE_ONLY:
+        assert cbc_iv is None
+        nc = nettle_cipher(name, key)
+        assert nc is not None
+        return functools.partial(nc.ecb, decrypt=decrypt)
     from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
     if name == "aes":
@@ -109,14 +142,26 @@ class SectorCipher:
     """One LUKS cipher with its key: ``crypt(data, first_sector, encrypt)`` over whole sectors."""
 
     def __init__(
-        self, name: str, mode: str, ivgen: str, ivgen_hash: str | None, key: bytes, block: int
+        self,
+        name: str,
+        mode: str,
+        ivgen: str,
+        ivgen_hash: str | None,
+        key: bytes,
+        block: int,
+        *,
+        per_sector: bool = True,
     ) -> None:
+        """``per_sector=False`` builds every mode on the run's ECB even where Nettle is here (tests
+        and benchmarks compare the two engines with it)."""
         self.name, self.mode, self.ivgen, self.block = name, mode, ivgen, block
         half = len(key) // 2 if mode == "xts" else len(key)
         data_key = self.data_key = key[:half]
+        self.fast = nettle_cipher(name, data_key) if per_sector and mode != "ecb" else None
+        self.fast_tweak = nettle_cipher(name, key[half:]) if mode == "xts" and self.fast else None
         self.enc = block_cipher(name, data_key)
         self.dec = block_cipher(name, data_key, decrypt=True)
-        self.tweak = block_cipher(name, key[half:]) if mode == "xts" else None
+        self.tweak = block_cipher(name, key[half:]) if mode == "xts" and not self.fast else None
         self.essiv: Ecb | None = None
         if ivgen == "essiv":
             assert ivgen_hash is not None
@@ -136,6 +181,14 @@ class SectorCipher:
             return self.enc(data) if encrypt else self.dec(data)
         count = len(data) // SECTOR
         ivs = self.ivs(first, count)
+        fast = self.fast
+        if fast is not None and (encrypt or self.mode != "cbc"):
+            if self.mode == "xts":
+                assert self.fast_tweak is not None
+                return fast.xts_sectors(self.fast_tweak, ivs, data, encrypt=encrypt)
+            if self.mode == "ctr":
+                return fast.ctr_sectors(ivs, data)
+            return fast.cbc_encrypt_sectors(ivs, data)
         if self.mode == "xts":
             n = len(data)
             tweaks = int.from_bytes(self._xts_tweaks(ivs, count), "big")
@@ -178,8 +231,13 @@ class SectorCipher:
 
     def _cbc_decrypt(self, data: bytes, ivs: bytes) -> bytes:
         """The run decrypted as one CBC stream (OpenSSL's speed), then each sector's first block
-        mended: it was chained on the previous sector's last ciphertext block, not on its IV."""
+        mended: it was chained on the previous sector's last ciphertext block, not on its IV.
+        (Twofish and Serpent: the run's ECB decryption XORed with the ciphertext one block on.)"""
         b = self.block
+        if self.name in NETTLE_ONLY:
+            chain = bytearray(ivs[:b] + data[:-b])
+            scatter(chain, ivs, b, 0, SECTOR)
+            return xor(self.dec(data), bytes(chain))
         plain = bytearray(block_cipher(self.name, self.data_key, decrypt=True, cbc_iv=ivs[:b])(data))
         chained = ivs[:b] + gather(data, b, SECTOR // b - 1, SECTOR)[:-b]
         firsts = gather(plain, b, 0, SECTOR)

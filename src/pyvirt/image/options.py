@@ -93,9 +93,7 @@ def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]
         elif k == "encrypt.iter-time":
             out["encrypt_iter_time"] = int(v)
         elif k == "encrypt.hash-alg":
-            if v not in ("sha1", "sha256", "sha512"):
-                raise ImageError(f"Option 'encrypt.hash-alg={v}' is not supported by pyvirt img")
-            out["encrypt_hash_alg"] = v
+            out["encrypt_hash_alg"] = cipher["hash_alg"] = v
         elif k in _CIPHER_KEYS:
             cipher[_CIPHER_KEYS[k]] = v
         elif k == "encryption" and v in ("off", "false"):
@@ -105,32 +103,41 @@ def parse_options(opts: dict[str, str], fmt: str = "qcow2") -> dict[str, object]
         else:
             raise ImageError(f"Invalid parameter '{k}'")
     if cipher:
-        from pyvirt.image.luks import CipherSpec
+        from pyvirt.image.luks import CipherSpec, check_hash, check_names
 
-        out["encrypt_cipher"] = CipherSpec(
+        names = (
             cipher.get("alg", "aes-256"),
             cipher.get("mode", "xts"),
             cipher.get("ivgen", "plain64"),
             cipher.get("ivgen_hash"),
         )
+        check_names(*names, cipher.get("hash_alg"))
+        if "hash_alg" in cipher:
+            check_hash(cipher.pop("hash_alg"))
+        if cipher:
+            out["encrypt_cipher"] = CipherSpec(*names)
     return out
 
 
 def luks_create_kwargs(kw: dict[str, object], passphrase: bytes) -> dict[str, object]:
     """A luks container's parsed ``-o`` options (its ``key-secret`` taken out) as create_image's
     keyword arguments: the passphrase, the cipher, hash and PBKDF time."""
-    from pyvirt.image.luks import CipherSpec
+    from pyvirt.image.luks import CipherSpec, check_hash, check_names
 
     ivgen_hash = kw.pop("ivgen-hash-alg", None)
-    spec = CipherSpec(
+    hash_alg = kw.pop("hash-alg", None)
+    names = (
         str(kw.pop("cipher-alg", "aes-256")),
         str(kw.pop("cipher-mode", "xts")),
         str(kw.pop("ivgen-alg", "plain64")),
         None if ivgen_hash is None else str(ivgen_hash),
     )
+    check_names(*names, None if hash_alg is None else str(hash_alg))
+    spec = CipherSpec(*names)
     out: dict[str, object] = {"encrypt_passphrase": passphrase, "encrypt_cipher": spec}
-    if "hash-alg" in kw:
-        out["encrypt_hash_alg"] = kw.pop("hash-alg")
+    if hash_alg is not None:
+        check_hash(str(hash_alg))
+        out["encrypt_hash_alg"] = hash_alg
     if "iter-time" in kw:
         out["encrypt_iter_time"] = kw.pop("iter-time")
     out.update(kw)

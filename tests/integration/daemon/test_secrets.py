@@ -26,7 +26,7 @@ PASSPHRASE = "correct horse battery staple"
 UUID1 = "0a81f5b2-8403-7b23-c8d6-21ccc2f80d6f"
 UUID2 = "11111111-2222-3333-4444-555555555555"
 UUID3 = "44444444-2222-3333-4444-555555555555"
-TWOFISH = "<cipher name='twofish' size='256'/></encryption>"
+SM4 = "<cipher name='sm4' size='128'/></encryption>"
 
 PRIVATE = f"""<secret ephemeral='no' private='yes'>
   <description>Super secret &amp; name of my first puppy</description>
@@ -343,9 +343,9 @@ def test_vol_create_makes_a_luks_qcow2_with_the_secret(daemon: Daemon, tmp_path:
     for xml, words in (
         (
             f"<volume><name>r</name><capacity>1048576</capacity><target>"
-            f"{enc.replace('</encryption>', TWOFISH)}</target>"
+            f"{enc.replace('</encryption>', SM4)}</target>"
             "</volume>",
-            "cipher algorithm 'twofish-256' is not supported",
+            "Parameter 'cipher-alg' does not accept value 'sm4-128'",
         ),
         (
             f"<volume><name>m</name><capacity>1048576</capacity><target><format type='qcow2'/>"
