@@ -11,7 +11,7 @@ from __future__ import annotations
 from pyvirt.cli.domain import _domain, _guard, _read_file
 from pyvirt.cli.hotplug import _scope
 from pyvirt.cli.output import emit, message
-from pyvirt.cli.xmlnode import Node, parse, tostring
+from pyvirt.conf.xmlutil import XNode, editable, parse_document, serialize, x
 from pyvirt.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
@@ -85,7 +85,7 @@ def disk_xml(a: Parsed) -> str:
     mode = a.opt("mode")
     if mode not in (None, "readonly", "shareable"):
         raise InvalidArgument(f"No support for {mode} in command 'attach-disk'")
-    disk = Node("disk", {"type": stype, "device": a.opt("type") or "disk"})
+    disk = x("disk", {"type": stype, "device": a.opt("type") or "disk"})
     driver = {
         key: value
         for key, value in (
@@ -98,9 +98,9 @@ def disk_xml(a: Parsed) -> str:
         if value
     }
     if driver:
-        disk.add("driver", driver)
+        disk.add(x("driver", driver))
     if stype == "network":
-        src = disk.add("source", {"protocol": str(protocol), "name": source})
+        src = x("source", {"protocol": str(protocol), "name": source})
         host: dict[str, str] = {}
         if a.opt("source_host_name"):
             name, _, port = str(a.opt("source_host_name")).partition(":")
@@ -110,26 +110,26 @@ def disk_xml(a: Parsed) -> str:
         for key in ("transport", "socket"):
             if a.opt(f"source_host_{key}"):
                 host[key] = str(a.opt(f"source_host_{key}"))
-        src.add("host", host)
+        disk.add(src.add(x("host", host)))
     else:
-        disk.add("source", {"dev" if stype == "block" else "file": source})
+        disk.add(x("source", {"dev" if stype == "block" else "file": source}))
     target = {"dev": a.text("target")}
     if a.opt("targetbus"):
         target["bus"] = str(a.opt("targetbus"))
-    disk.add("target", target)
+    disk.add(x("target", target))
     if mode:
-        disk.add(mode)
+        disk.add(x(mode))
     if a.opt("serial"):
-        disk.add("serial", text=a.opt("serial"))
+        disk.add(x("serial", text=a.opt("serial")))
     if a.opt("wwn"):
-        disk.add("wwn", text=a.opt("wwn"))
+        disk.add(x("wwn", text=a.opt("wwn")))
     if a.opt("alias"):
-        disk.add("alias", {"name": str(a.opt("alias"))})
+        disk.add(x("alias", {"name": str(a.opt("alias"))}))
     if a.opt("address"):
-        disk.add("address", _address(str(a.opt("address")), a.flag("multifunction")))
+        disk.add(x("address", _address(str(a.opt("address")), a.flag("multifunction"))))
     elif a.flag("multifunction"):
         raise InvalidArgument("--multifunction needs a PCI --address")
-    return tostring(disk)
+    return serialize(disk)
 
 
 def attach_disk(opts: GlobalOptions, a: Parsed) -> int:
@@ -146,10 +146,10 @@ def attach_disk(opts: GlobalOptions, a: Parsed) -> int:
 # ---------------------------------------------------------------------------------------- by path
 
 
-def _find_disk(dom: Domain, path: str, inactive: bool) -> tuple[Node, str]:
+def _find_disk(dom: Domain, path: str, inactive: bool) -> tuple[XNode, str]:
     """The ``<disk>`` element whose target or source is ``path``, and its device type."""
-    root = parse(dom.xml(inactive=inactive))
-    for disk in root.iter("disk"):
+    devices = editable(parse_document(dom.xml(inactive=inactive))).find("devices")
+    for disk in devices.findall("disk") if devices is not None else []:
         target = disk.find("target")
         source = disk.find("source")
         names = {target.get("dev") if target is not None else None}
@@ -157,8 +157,8 @@ def _find_disk(dom: Domain, path: str, inactive: bool) -> tuple[Node, str]:
             names.update((source.get("file"), source.get("dev"), source.get("volume")))
         if path in names:
             for runtime in disk.findall("alias"):
-                if not str(runtime.get("name", "")).startswith("ua-"):
-                    disk.remove(runtime)
+                if not (runtime.get("name") or "").startswith("ua-"):
+                    disk.children.remove(runtime)
             return disk, disk.get("device") or "disk"
     raise InvalidArgument(f"No disk found whose source path or target is {path}")
 
@@ -167,11 +167,11 @@ def detach_disk(opts: GlobalOptions, a: Parsed) -> int:
     dom, live, config = _connect(opts, a)
     disk, _device = _find_disk(dom, a.text("target"), config and not live)
     if a.flag("print_xml"):
-        emit(tostring(disk))
+        emit(serialize(disk))
         return 0
     for chain in disk.findall("backingStore"):  # the running chain: no part of a device's definition
-        disk.remove(chain)
-    xml = tostring(disk)
+        disk.children.remove(chain)
+    xml = serialize(disk)
     _guard("Failed to detach disk", lambda: dom.detach_device(xml, live=live, config=config))
     message("Disk detached successfully")
     return 0
@@ -201,12 +201,12 @@ def change_media(opts: GlobalOptions, a: Parsed) -> int:
         raise InvalidArgument(f"The disk device '{name}' already has media")
     position = disk.children.index(old) if old is not None else _source_position(disk)
     if old is not None:
-        disk.remove(old)
+        disk.children.remove(old)
     if source:
         block = a.flag("block")
         disk.set("type", "block" if block else "file")
-        disk.insert(position, Node("source", {"dev" if block else "file": source}))
-    xml = tostring(disk)
+        disk.children.insert(position, x("source", {"dev" if block else "file": source}))
+    xml = serialize(disk)
     if a.flag("print_xml"):
         emit(xml)
         return 0
@@ -219,8 +219,8 @@ def change_media(opts: GlobalOptions, a: Parsed) -> int:
     return 0
 
 
-def _source_position(disk: Node) -> int:
-    tags = [child.tag for child in disk]
+def _source_position(disk: XNode) -> int:
+    tags = [child.tag for child in disk.children]
     return tags.index("driver") + 1 if "driver" in tags else 0
 
 

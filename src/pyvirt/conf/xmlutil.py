@@ -7,40 +7,54 @@ documents larger than :data:`MAX_DOCUMENT_BYTES` are refused unread. The result 
 so that :meth:`Elem.done` can refuse everything the model does not know, by name and path.
 
 Writing builds :class:`XNode` trees and prints them the way libvirt does: two-space indentation,
-attribute values in single quotes, empty elements as ``<tag/>``.
+attribute values in single quotes, empty elements as ``<tag/>``. A parsed element becomes an element to
+write with :func:`editable`: that is how a client edits a device element of a domain's XML and sends
+it back (the CLI's attach-disk, detach-disk and change-media).
+
+Those CLI verbs import this module at start-up, so it loads nothing heavy (no ``re``, ``dataclasses``,
+``typing`` or ``xml.etree``: each costs a short CLI command more CPU than the rest of its start);
+expat is a C module.
 """
 
 from __future__ import annotations
 
-import re
-import textwrap
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from xml.parsers import expat
+import pyexpat as expat  # xml.parsers.expat re-exports it, through two packages more to import
 
 from pyvirt.conf.xmlescape import escape_attr, escape_text
 from pyvirt.errors import UnsupportedConfig, XMLError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (CLI start-up time)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+
 MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
 _FORBIDDEN_MARKERS = (b"<!DOCTYPE", b"<!ENTITY")
-_INTEGER = re.compile(r"(?:0x[0-9a-fA-F]+|[0-9]+)")
+_DECIMAL = frozenset("0123456789")
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 class _Refused(Exception):
     """Raised inside expat callbacks to abort parsing of a forbidden construct."""
 
 
-@dataclass
 class Node:
     """One parsed element. ``path`` is relative to the root (``devices/disk/driver``)."""
 
-    tag: str
-    attrib: dict[str, str]
-    path: str
-    line: int
-    children: list[Node] = field(default_factory=list)
-    text: str = ""
-    raw_inner: str | None = None  # inner XML kept verbatim, for elements named in raw_paths
+    __slots__ = ("attrib", "children", "line", "path", "raw_inner", "tag", "text")
+
+    def __init__(
+        self, tag: str, attrib: dict[str, str], path: str, line: int, children: list[Node] | None = None
+    ) -> None:
+        self.tag = tag
+        self.attrib = attrib
+        self.path = path
+        self.line = line
+        self.children: list[Node] = [] if children is None else children
+        self.text = ""
+        self.raw_inner: str | None = None  # inner XML kept verbatim, for elements named in raw_paths
+
+    def __repr__(self) -> str:
+        return f"Node({self.path!r}, line {self.line})"
 
 
 def _start_tag_end(data: bytes, start: int) -> int:
@@ -60,6 +74,8 @@ def _start_tag_end(data: bytes, start: int) -> int:
 
 def normalise_raw(inner: str) -> str:
     """Inner XML without surrounding blank lines and common indentation (stable across re-indenting)."""
+    import textwrap
+
     lines = inner.split("\n")
     while lines and not lines[0].strip():
         lines.pop(0)
@@ -187,9 +203,11 @@ class Elem:
         text = value.strip()
         negative = text.startswith("-")
         digits = text[1:] if negative else text
-        if not _INTEGER.fullmatch(digits):
+        hexadecimal = digits[:2] == "0x"
+        body = digits[2:] if hexadecimal else digits
+        if not body or not set(body) <= (_HEX if hexadecimal else _DECIMAL):
             raise XMLError(f"invalid integer '{value}' in {what}")
-        number = int(digits, 16 if digits[:2] == "0x" else 10) * (-1 if negative else 1)
+        number = int(body, 16 if hexadecimal else 10) * (-1 if negative else 1)
         if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
             low = "" if minimum is None else f" >= {minimum}"
             high = "" if maximum is None else f" <= {maximum}"
@@ -256,19 +274,49 @@ class Elem:
             raise unsupported(f"text content in element '{self.path}' is not supported")
 
 
-@dataclass
 class XNode:
     """An element to write. ``raw`` is inner XML written verbatim (re-indented)."""
 
-    tag: str
-    attrs: list[tuple[str, str]] = field(default_factory=list)
-    children: list[XNode] = field(default_factory=list)
-    text: str | None = None
-    raw: str | None = None
+    __slots__ = ("attrs", "children", "raw", "tag", "text")
+
+    def __init__(
+        self,
+        tag: str,
+        attrs: list[tuple[str, str]] | None = None,
+        children: list[XNode] | None = None,
+        text: str | None = None,
+        raw: str | None = None,
+    ) -> None:
+        self.tag = tag
+        self.attrs: list[tuple[str, str]] = [] if attrs is None else attrs
+        self.children: list[XNode] = [] if children is None else children
+        self.text = text
+        self.raw = raw
+
+    def __repr__(self) -> str:
+        return f"XNode({self.tag!r}, {self.attrs!r}, {len(self.children)} children)"
 
     def add(self, *children: XNode | None) -> XNode:
         self.children.extend(child for child in children if child is not None)
         return self
+
+    def get(self, name: str) -> str | None:
+        return next((value for key, value in self.attrs if key == name), None)
+
+    def set(self, name: str, value: str) -> None:
+        """Change attribute ``name`` where it stands, or add it at the end."""
+        for index, (key, _) in enumerate(self.attrs):
+            if key == name:
+                self.attrs[index] = (name, value)
+                return
+        self.attrs.append((name, value))
+
+    def find(self, tag: str) -> XNode | None:
+        """The first child element ``tag``."""
+        return next((child for child in self.children if child.tag == tag), None)
+
+    def findall(self, tag: str) -> list[XNode]:
+        return [child for child in self.children if child.tag == tag]
 
 
 AttrValue = str | int | None
@@ -278,6 +326,13 @@ def x(tag: str, attrs: Mapping[str, AttrValue] | None = None, *, text: str | Non
     """An :class:`XNode`; attributes whose value is None are left out."""
     pairs = [(key, str(value)) for key, value in (attrs or {}).items() if value is not None]
     return XNode(tag, pairs, text=text)
+
+
+def editable(node: Node) -> XNode:
+    """A parsed element (and its subtree) as an element to write: attributes in document order, text
+    where an element has no children (libvirt's XML has no mixed content)."""
+    text = None if node.children else node.text or None
+    return XNode(node.tag, list(node.attrib.items()), [editable(child) for child in node.children], text)
 
 
 def yes_no(value: bool | None) -> str | None:

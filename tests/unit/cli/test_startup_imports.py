@@ -24,7 +24,7 @@ HEAVY = (
     "argparse",
     "threading",
     "collections",
-    "xml.etree.ElementTree",  # attach-disk, detach-disk, change-media: pyvirt.cli.xmlnode instead
+    "xml.etree.ElementTree",  # attach-disk, detach-disk, change-media: pyvirt.conf.xmlutil on expat
     # WebSocket code: only the stream verbs (console, event, vol-upload, vol-download) load it.
     "wsproto",
     "h11",
@@ -45,9 +45,10 @@ from pyvirt.cli.commands import find
 parse(find("list"), ["--all"]), parse(find("dominfo"), ["web01"])
 import pyvirt.cli.snapshot
 pyvirt.cli.snapshot.create_as_xml("s", "d", "file=/m", ["vda,snapshot=external,file=/o"])
-import pyvirt.cli.devices, pyvirt.cli.xmlnode
+import pyvirt.cli.devices
+from pyvirt.conf.xmlutil import editable, parse_document, serialize
 pyvirt.cli.devices.disk_xml(parse(find("attach-disk"), ["d", "/dev/null", "vdb", "--serial", "s"]))
-pyvirt.cli.xmlnode.tostring(pyvirt.cli.xmlnode.parse("<domain><devices><disk/></devices></domain>"))
+serialize(editable(parse_document("<domain><devices><disk><serial>s</serial></disk></devices></domain>")))
 print(" ".join(sorted(m for m in {heavy!r} if m in sys.modules)))
 """
 

@@ -139,6 +139,12 @@ def test_integer_and_flag_attributes() -> None:
         elem.integer("n", minimum=8)
 
 
+@pytest.mark.parametrize("value", ["", "-", "0x", "0X10", "0xg", "1_000", " ", "\u0663", "+1", "1.0"])
+def test_what_is_not_an_integer(value: str) -> None:
+    with pytest.raises(XMLError, match="invalid integer"):
+        Elem(parse_document(f"<t n='{value}'/>")).integer("n")
+
+
 def test_writer_quotes_like_libvirt() -> None:
     root = x("domain", {"type": "kvm", "skip": None})
     root.add(x("name", text="a<b&c"), x("description", {"q": 'it\'s "x"'}), None)
