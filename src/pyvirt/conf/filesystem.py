@@ -8,7 +8,8 @@ directory is handed to QEMU's Landlock ruleset; QEMU's own user must be able to 
 created as that user in passthrough mode).
 
 QEMU 7.2 has no ``handle`` fsdev driver any more: refused by name. ``<driver type='virtiofs'>`` is a
-virtiofs share (:mod:`pyvirt.conf.virtiofs`): its own virtiofsd and a ``vhost-user-fs-pci`` device.
+virtiofs share (:mod:`pyvirt.conf.virtiofs`): its own virtiofsd and a ``vhost-user-fs-pci`` device, or
+with ``<source socket>`` instead of ``<source dir>`` the device on a virtiofsd someone else runs.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FilesystemConfig:
     address: PCIAddress | None = None
     alias: str | None = None
     virtiofs: VirtiofsConfig | None = None  # <driver type='virtiofs'>
+    socket: str | None = None  # virtiofs <source socket>: a virtiofsd someone else runs (source is "")
     boot_order: int | None = None  # <boot order>: virtiofs only (a 9p share has no bootindex)
 
 
@@ -74,16 +76,19 @@ def parse(e: Elem) -> FilesystemConfig:
     source, target = e.child("source"), e.child("target")
     if source is None or target is None:
         raise XMLError(f"'{e.path}' needs <source dir> and <target dir>")
-    if fs_conf is not None and source.attr("socket") is not None:
-        raise unsupported(
-            f"attribute 'socket' of '{source.path}': pyvirt starts the virtiofsd of each share itself "
-            "(give <source dir>)"
-        )
-    fs = FilesystemConfig(source=source.require("dir"), target=target.require("dir"))
+    sock = source.attr("socket") if fs_conf is not None else None
+    if sock is not None:  # a virtiofsd someone else runs, listening there (libvirt: QEMU connects to it)
+        if source.attr("dir") is not None:
+            raise XMLError(f"'{source.path}' takes either 'dir' or 'socket'")
+        if not sock.startswith("/"):
+            raise XMLError(f"source socket '{sock}' of '{e.path}' must be an absolute path")
+        fs = FilesystemConfig(source="", target=target.require("dir"), socket=sock)
+    else:
+        fs = FilesystemConfig(source=source.require("dir"), target=target.require("dir"))
+        if not fs.source.startswith("/"):
+            raise XMLError(f"source dir '{fs.source}' of '{e.path}' must be an absolute path")
     source.done()
     target.done()
-    if not fs.source.startswith("/"):
-        raise XMLError(f"source dir '{fs.source}' of '{e.path}' must be an absolute path")
     fs.accessmode, fs.fmode, fs.dmode, fs.multidevs = accessmode, modes["fmode"], modes["dmode"], multidevs
     fs.driver_type, fs.wrpolicy, fs.virtio = driver_type, wrpolicy, virtio
     if (node := e.child("readonly")) is not None:
@@ -107,7 +112,8 @@ def write(fs: FilesystemConfig, extra: tuple[XNode | None, ...]) -> XNode:
     }
     node.add(x("driver", driver) if any(v is not None for v in driver.values()) else None)
     node.add(virtiofs.write_binary(fs.virtiofs) if fs.virtiofs is not None else None)
-    node.add(x("source", {"dir": fs.source}), x("target", {"dir": fs.target}))
+    source = {"socket": fs.socket} if fs.socket is not None else {"dir": fs.source}
+    node.add(x("source", source), x("target", {"dir": fs.target}))
     node.add(x("readonly") if fs.readonly else None)
     return node.add(*extra)
 

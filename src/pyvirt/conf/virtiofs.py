@@ -12,7 +12,13 @@ socket,id=chr-vu-ALIAS,path=`` + ``-device vhost-user-fs-pci,chardev=,tag=`` (``
 libvirt's rules, checked at define: ``accessmode`` passthrough only, no ``<readonly/>``, ``wrpolicy``,
 ``multidevs``, ``fmode``/``dmode``; the guest's memory must be shared (the daemon maps it):
 ``<memoryBacking><access mode='shared'/>`` with no NUMA cell saying otherwise, or ``memAccess='shared'``
-on every cell. ``<source socket>`` (a virtiofsd someone else runs) and ``<idmap>`` are refused by name.
+on every cell. ``<idmap>`` is refused by name.
+
+``<source socket='PATH'>`` instead of ``<source dir>``: a virtiofsd someone else runs, listening on
+PATH, as libvirt 9.0 has it: the daemon starts none, QEMU connects to PATH (``-chardev
+socket,path=PATH``) and the start is refused by name when nothing listens there. That virtiofsd's
+options are its runner's: a ``<binary>`` beside the socket (which libvirt keeps and ignores) is refused
+by name.
 """
 
 from __future__ import annotations
@@ -93,6 +99,11 @@ def write_binary(conf: VirtiofsConfig) -> XNode | None:
 def check_share(fs: FilesystemConfig) -> None:
     """libvirt's refusals of the 9p options virtiofs has not (at parse, naming the option)."""
     what = f"virtiofs filesystem '{fs.target}'"
+    if fs.socket is not None and fs.virtiofs is not None and write_binary(fs.virtiofs) is not None:
+        raise UnsupportedConfig(
+            f"unsupported configuration: {what}: <binary> with <source socket>: the virtiofsd listening "
+            f"on {fs.socket} is run by someone else, with their options"
+        )
     if fs.readonly:
         raise UnsupportedConfig(
             f"unsupported configuration: {what}: virtiofs does not yet support read-only mode"

@@ -803,7 +803,9 @@ class DomainRegistry:
                 "title": dom.title,
                 "security_model": self.confinement.model,
                 "security_label": self.confinement.label(obj.proc.record if obj.proc else None),
-                "messages": qemu_ns.messages(dom) if obj.active else [],
+                "messages": qemu_ns.messages(dom) + (obj.proc.record.messages if obj.proc else [])
+                if obj.active
+                else [],
             }
         )
         return out

@@ -215,7 +215,7 @@ async def start_qemu(
             reg, obj, dom, record, channel_dir, incoming=incoming is not None
         )
         revert.add(lambda: virtiofs_daemons.stop(record), f"end the virtiofsds of {name}")
-        fs_sockets = await virtiofs_daemons.start(reg.layout, dom, record, channel_dir, reg.confinement.ident)
+        fs_sockets = await virtiofs_daemons.start(reg, obj, dom, record, channel_dir)
         # Recorded before the spawn (pid 0 until the domain runs): a daemon killed from here on leaves
         # a record its successor cleans up after; the QEMU itself it finds by its -pidfile and ends.
         record.save(run_dir / f"{name}.json")

@@ -6,12 +6,19 @@ with the daemon's privileges (root: it serves the share with the file owners the
 that socket (``--fd=N``), its standard output and error going to ``DOMAIN-ALIAS-virtiofsd.log`` in
 the domain's log folder. virtiofsd ends when QEMU disconnects; the stop of the domain (or a failed
 start) ends any left (their pids are in the run record, so a later daemon ends them too).
+
+A virtiofsd that dies under the running guest (killed, crashed) leaves the guest a share that answers
+no more; libvirt 9.0 does not watch it. The daemon does: it logs the death (its log and the domain's),
+and ``dominfo`` lists it under ``Messages:`` for the rest of that run; the guest runs on, as with
+libvirt. A share on ``<source socket>`` has a virtiofsd someone else runs: none is started or watched,
+and the start is refused by name when no socket is there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -27,15 +34,19 @@ from pyvirt.qemu.process import append_log
 if TYPE_CHECKING:
     from pyvirt.conf.domain import Domain
     from pyvirt.conf.filesystem import FilesystemConfig
+    from pyvirt.daemon.domains import DomainObject, DomainRegistry
     from pyvirt.paths import Layout
     from pyvirt.qemu.ownership import Identity
     from pyvirt.qemu.process import RunRecord
 
+log = logging.getLogger(__name__)
 SOCKET_MODE = 0o600
 
 
 def shares(dom: Domain) -> list[tuple[int, FilesystemConfig]]:
-    return [(i, fs) for i, fs in enumerate(dom.devices.filesystems) if fs.virtiofs is not None]
+    """The virtiofs shares whose virtiofsd the daemon runs (not those on ``<source socket>``)."""
+    filesystems = enumerate(dom.devices.filesystems)
+    return [(i, fs) for i, fs in filesystems if fs.virtiofs is not None and fs.socket is None]
 
 
 def binary(fs: FilesystemConfig) -> str:
@@ -51,6 +62,15 @@ def binary(fs: FilesystemConfig) -> str:
 
 
 def require_host(dom: Domain) -> None:
+    for fs in dom.devices.filesystems:
+        if fs.virtiofs is not None and fs.socket is not None:  # not probed: a connection would end it
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_ISSOCK(os.stat(fs.socket).st_mode):
+                    continue
+            raise UnsupportedConfig(
+                f"unsupported configuration: virtiofs filesystem '{fs.target}': no socket at {fs.socket} "
+                "(start its virtiofsd first)"
+            )
     for _, fs in shares(dom):
         if os.geteuid() != 0:
             raise UnsupportedConfig(
@@ -88,10 +108,12 @@ def _listen(path: Path, ident: Identity | None) -> socket.socket:
 
 
 async def start(
-    layout: Layout, dom: Domain, record: RunRecord, channel_dir: Path, ident: Identity | None
+    reg: DomainRegistry, obj: DomainObject, dom: Domain, record: RunRecord, channel_dir: Path
 ) -> dict[int, str]:
-    """Start the virtiofsd of each virtiofs share of ``dom``: {share index: its socket for QEMU}.
-    Their pids go into ``record`` as they start (the caller ends them with :func:`stop` on failure)."""
+    """Start the virtiofsd of each virtiofs share of ``dom`` (before ``obj``'s QEMU): {share index: its
+    socket for QEMU}. Their pids go into ``record`` as they start (the caller ends them with
+    :func:`stop` on failure); each is watched while the QEMU about to start runs."""
+    layout, ident = reg.layout, reg.confinement.ident
     sockets: dict[int, str] = {}
     for index, fs in shares(dom):
         alias = fs.alias or f"fs{index}"
@@ -118,21 +140,45 @@ async def start(
         finally:
             sock.close()
         record.virtiofsd.append(proc.pid)
-        _reap(proc)
+        _watch(reg, obj, obj.generation + 1, proc, f"virtiofsd of filesystem '{fs.target}' ({alias})")
         sockets[index] = str(path)
     return sockets
 
 
-def _reap(proc: subprocess.Popen[bytes]) -> None:
+def _watch(
+    reg: DomainRegistry, obj: DomainObject, generation: int, proc: subprocess.Popen[bytes], what: str
+) -> None:
+    """Reap a virtiofsd when it exits; one that dies under the running guest is reported."""
     loop = asyncio.get_running_loop()
     pidfd = os.pidfd_open(proc.pid)
 
     def exited() -> None:
         loop.remove_reader(pidfd)
         os.close(pidfd)
-        proc.wait()
+        status = proc.wait()
+        how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
+        task = loop.create_task(_on_exit(reg, obj, generation, proc.pid, f"{what} exited ({how})"))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
 
     loop.add_reader(pidfd, exited)
+
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+async def _on_exit(reg: DomainRegistry, obj: DomainObject, generation: int, pid: int, what: str) -> None:
+    async with obj.lock:
+        qemu = obj.proc
+        if obj.generation != generation or qemu is None or not qemu.alive() or obj.stop_reason is not None:
+            return  # QEMU is going (or gone): virtiofsd went with it
+        message = f"{what} under the running guest: the guest's share answers no more"
+        log.error("domain %s: %s", obj.name, message)
+        append_log(reg.layout.domain_log(obj.name), message)
+        with contextlib.suppress(ValueError):
+            qemu.record.virtiofsd.remove(pid)
+        qemu.record.messages.append(what)
+        reg.save_run_state(obj)
 
 
 def _is_virtiofsd(pid: int) -> bool:

@@ -941,7 +941,7 @@ class _Builder:
         from pyvirt.conf import virtiofs
 
         alias = share.alias or f"fs{index}"
-        socket_path = self.ctx.virtiofs_sockets.get(index)
+        socket_path = share.socket or self.ctx.virtiofs_sockets.get(index)
         if socket_path is None:
             raise UnsupportedConfig(
                 f"unsupported configuration: no virtiofsd serves filesystem '{share.target}'"

@@ -81,6 +81,7 @@ class RunRecord:
     transient: list[str] = field(default_factory=list)
     pr_helper: int | None = None  # the pid of the domain's qemu-pr-helper (daemon/pr_helper.py)
     virtiofsd: list[int] = field(default_factory=list)  # the pids of its virtiofsds (daemon/virtiofs.py)
+    messages: list[str] = field(default_factory=list)  # dominfo's Messages of this run (a virtiofsd died)
 
     def save(self, path: Path) -> None:
         atomic_write(path, json.dumps(asdict(self), indent=1).encode(), durable=False)

@@ -1,12 +1,16 @@
 """virtiofs shares (pyvirt.conf.virtiofs, pyvirt.daemon.virtiofs) in a real guest under TCG: the daemon
 starts a virtiofsd per share on a socket of its own (logged in the domain's log folder), the guest
 mounts the tag, reads what the host put in the shared folder and writes what the host then sees; the
-virtiofsds end with the domain. A definition without shared memory is refused by name."""
+virtiofsds end with the domain. A share on ``<source socket>`` has QEMU connect to a virtiofsd the test
+runs; a virtiofsd killed under the guest is reported (log, dominfo). A definition without shared memory
+is refused by name."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -146,3 +150,63 @@ def test_the_guest_reads_and_writes_the_share(module_daemon: Daemon, tmp_path: P
         time.sleep(0.1)
     assert not servers(share) and not servers(other), "a virtiofsd outlived its domain"
     assert not (daemon.run_dir / "vfs1.channels").exists()
+
+
+def _external_virtiofsd(daemon: Daemon) -> tuple[Path, subprocess.Popen[bytes]]:
+    """A virtiofsd the test runs on a socket of its own, as a user would for ``<source socket>``."""
+    folder = daemon.root / "extvfs"
+    (folder / "tree").mkdir(parents=True)
+    folder.chmod(0o755)
+    socket = folder / "vfs.sock"
+    argv = [VIRTIOFSD, f"--socket-path={socket}", "-o", f"source={folder / 'tree'}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while not socket.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert socket.exists(), "the test's virtiofsd made no socket"
+    socket.chmod(0o666)  # QEMU's own user connects to it
+    return socket, proc
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.access(VIRTIOFSD, os.X_OK), reason=f"no {VIRTIOFSD} (Debian's qemu-system-common)")
+def test_a_socket_share_and_a_virtiofsd_dying(module_daemon: Daemon, tmp_path: Path) -> None:
+    """``<source socket>``: QEMU connects to a virtiofsd the user runs (the daemon starts none for it);
+    the daemon's own virtiofsd killed under the guest: logged, listed by dominfo, the guest left as it
+    is (libvirt 9.0 does not watch it at all). Paused: no guest driver is needed."""
+    daemon = module_daemon
+    share = tmp_path / "share"
+    share.mkdir()
+    socket, external = _external_virtiofsd(daemon)
+    shares = share_xml(share, "mine") + (
+        "<filesystem type='mount'><driver type='virtiofs'/>"
+        f"<source socket='{socket}'/><target dir='external'/></filesystem>"
+    )
+    define(daemon, tmp_path, "vfs2", shares)
+    try:
+        assert f"<source socket='{socket}'/>" in daemon.cli("dumpxml", "vfs2").ok().out
+        daemon.cli("start", "vfs2", "--paused").ok()
+        pids = json.loads((daemon.run_dir / "vfs2.json").read_text())["virtiofsd"]
+        assert len(pids) == 1  # the daemon started only its own share's
+        domain_log = daemon.root / "var/log/pyvirt/qemu/vfs2.log"
+        assert f"socket,id=chr-vu-fs1,path={socket}" in domain_log.read_text()
+
+        os.kill(pids[0], signal.SIGKILL)
+        expected = "virtiofsd of filesystem 'mine' (fs0) exited (killed by signal 9)"
+        deadline = time.monotonic() + 60
+        while expected not in daemon.cli("dominfo", "vfs2").ok().out and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert expected in daemon.cli("dominfo", "vfs2").ok().out
+        assert expected in domain_log.read_text() and daemon.state("vfs2") == "paused"
+
+        daemon.cli("destroy", "vfs2").ok()
+        # QEMU was the user's virtiofsd's client: that virtiofsd ends once QEMU has gone
+        assert external.wait(60) == 0
+        assert external.stderr is not None
+        assert b"Received vhost-user socket connection" in external.stderr.read()
+        assert expected not in daemon.cli("dominfo", "vfs2").ok().out  # of that run only
+    finally:
+        daemon.cli("destroy", "vfs2")
+        if external.poll() is None:
+            external.kill()
+        external.wait()

@@ -61,6 +61,19 @@ def test_virtiofsd_command_line() -> None:
     assert format_domain(load_domain_xml(domain(PLAIN))).count("<binary") == 0
 
 
+def test_a_virtiofsd_someone_else_runs() -> None:
+    """<source socket>: QEMU connects to that socket, as libvirt 9.0's domxml-to-native shows it."""
+    xml = domain(PLAIN.replace("<driver type='virtiofs'/>", "<driver type='virtiofs' queue='1024'/>"))
+    dom = load_domain_xml(xml.replace("<source dir='/srv/p'/>", "<source socket='/run/vfs.sock'/>"))
+    validate_domain(dom)
+    again = format_domain(dom)
+    assert "<source socket='/run/vfs.sock'/>" in again and "dir=" not in again.split("<target")[0][-60:]
+    assert format_domain(load_domain_xml(again)) == again
+    argv = build_argv(dom, RuntimeContext(accel="tcg", monitor_path="/x"))
+    assert "socket,id=chr-vu-fs0,path=/run/vfs.sock" in argv
+    assert "vhost-user-fs-pci,id=fs0,chardev=chr-vu-fs0,queue-size=1024,tag=p" in argv
+
+
 def test_no_socket_no_device() -> None:
     with pytest.raises(PyvirtError, match="no virtiofsd serves filesystem 'p'"):
         build_argv(load_domain_xml(domain(PLAIN)), RuntimeContext(accel="tcg", monitor_path="/x"))
@@ -77,7 +90,16 @@ def test_no_socket_no_device() -> None:
             PLAIN.replace("type='virtiofs'", "type='virtiofs' wrpolicy='immediate'"),
             "does not support wrpolicy",
         ),
-        (PLAIN.replace("<source dir='/srv/p'/>", "<source socket='/s.sock'/>"), "attribute 'socket'"),
+        (PLAIN.replace("<source dir='/srv/p'/>", "<source socket='s.sock'/>"), "must be an absolute path"),
+        (PLAIN.replace("<source dir='/srv/p'/>", "<source dir='/p' socket='/s'/>"), "either 'dir' or"),
+        (
+            SHARE.replace("<source dir='/srv/a,b'/>", "<source socket='/s.sock'/>"),
+            "<binary> with <source socket>: the virtiofsd listening on /s.sock is run by someone else",
+        ),
+        (
+            "<filesystem><source socket='/s.sock'/><target dir='p'/></filesystem>",  # 9p has no socket
+            "missing attribute 'dir'",
+        ),
         (PLAIN.replace("</filesystem>", "<idmap/></filesystem>"), "idmap"),
         (
             PLAIN.replace("<driver type='virtiofs'/>", "<driver type='virtiofs'/><binary path='v'/>"),
