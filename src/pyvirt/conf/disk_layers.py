@@ -32,11 +32,17 @@ def parse_driver(node: Elem, layers: DiskLayers) -> None:
     """``copy_on_read`` and ``<metadata_cache>`` of a disk's ``<driver>``."""
     layers.copy_on_read = node.choice("copy_on_read", ("on", "off")) == "on"
     if (cache := node.child("metadata_cache")) is not None:
-        if (size := cache.child("max_size")) is not None:
-            factor = unit_factor(size.attr("unit") or "bytes")
-            layers.metadata_cache = size.text_int(minimum=0) * factor
-            size.done()
-        cache.done()
+        layers.metadata_cache = parse_metadata_cache(cache)
+
+
+def parse_metadata_cache(cache: Elem) -> int | None:
+    """``<metadata_cache><max_size unit=...>N</max_size></metadata_cache>`` in bytes (None: no size)."""
+    size_bytes = None
+    if (size := cache.child("max_size")) is not None:
+        size_bytes = size.text_int(minimum=0) * unit_factor(size.attr("unit") or "bytes")
+        size.done()
+    cache.done()
+    return size_bytes
 
 
 def parse_transient(e: Elem, layers: DiskLayers) -> None:

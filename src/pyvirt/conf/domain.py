@@ -162,11 +162,12 @@ class ClockConfig:
 
 @dataclass
 class BackingLayer:
-    """One image under a disk's source, as a running domain's ``<backingStore>`` shows it."""
+    """One image under a disk's source, in a ``<backingStore>`` (conf.backing_chain)."""
 
     source: str
     format: str = "raw"  # qcow2, raw, ... (libvirt's format names)
     type: str = "file"  # file | block
+    metadata_cache: int | None = None  # <format><metadata_cache>: its qcow2 node's cache-size (bytes)
 
 
 @dataclass
@@ -212,9 +213,12 @@ class DiskConfig:
     acpi_index: int | None = None  # <acpi index> (conf.acpi_index)
     virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)
     alias: str | None = None
-    # The images under the source, nearest first (live only; None: not known, as for a shut-off
-    # domain; []: the source stands alone).
+    # The images under the source, nearest first (None: not known, as for a shut-off domain; []: the
+    # source stands alone): the running chain, or in a definition the user's <backingStore>.
     backing: list[BackingLayer] | None = None
+    # A user-given chain, used as given (conf.backing_chain): "closed" (ends with <backingStore/>) or
+    # "open" (what is under its last layer is read from that image); None: read from the images.
+    backing_given: str | None = None
     encryption: DiskEncryption | None = None  # <encryption format='luks'>: the image's passphrase secret
     tuning: dict[str, str] = field(default_factory=dict)  # device tuning as written (conf.disk_tuning)
     # copy_on_read, <metadata_cache>, <transient/> (conf.disk_layers)

@@ -4,9 +4,9 @@
 (``unsupported configuration: element 'devices/hostdev' is not supported``). A few things real libvirt
 files carry are accepted and dropped, because pyvirt has nothing to do with them: ``<seclabel>`` of the
 DAC model or none (pyvirt's own DAC confinement applies, and dominfo reports it; SELinux and AppArmor
-labels are refused, being what pyvirt does not do), an empty ``<backingStore/>`` of a disk, runtime
-``<alias>`` names (kept in live mode, and in config mode when user-defined ``ua-`` names), the runtime
-pty paths, tap names and channel states of a running domain's XML (kept in live mode).
+labels are refused, being what pyvirt does not do), runtime ``<alias>`` names (kept in live mode, and
+in config mode when user-defined ``ua-`` names), the runtime pty paths, tap names and channel states
+of a running domain's XML (kept in live mode).
 
 :func:`format_domain` writes libvirt's layout; ``live=True`` adds the runtime bits (``id``, aliases, pty
 paths, tap names, the VNC port in use). :func:`load_domain_xml` is parse, post-parse defaults, validate.
@@ -19,6 +19,7 @@ import uuid as uuidlib
 
 from pyvirt.conf import (
     acpi_index,
+    backing_chain,
     bandwidth,
     chardev_backends,
     chardev_options,
@@ -44,7 +45,6 @@ from pyvirt.conf.disk_encryption import DISK_FORMATS as ENCRYPTED_FORMATS
 from pyvirt.conf.disk_encryption import encryption_node, parse_encryption
 from pyvirt.conf.domain import (
     AudioConfig,
-    BackingLayer,
     CharDevConfig,
     ClockConfig,
     ControllerConfig,
@@ -740,9 +740,7 @@ class _Parser:
                 raise unsupported("an <auth> definition already found for disk source")
             disk.net.auth = network_disk.parse_auth(node, disk.net.protocol, in_source=False)
         if (node := e.child("backingStore")) is not None:
-            if self.live:
-                disk.backing = self.backing_store(node)
-            node.done()
+            disk.backing, disk.backing_given = backing_chain.parse(node, live=self.live)
         target = e.child("target")
         if target is None:
             raise XMLError(f"missing element 'target' of '{e.path}'")
@@ -786,36 +784,13 @@ class _Parser:
         disk_layers.check(
             disk.layers, fmt=disk.driver_type, disk_type=disk.type, readonly=readonly, target=disk.target_dev
         )
+        backing_chain.check(disk)
         disk.boot_order = self.boot_order(e)
         disk.acpi_index = acpi_index.parse(e)
         disk.alias = self.alias(e)
         disk.address = self.address(e)
         e.done()
         return disk
-
-    def backing_store(self, e: Elem) -> list[BackingLayer]:
-        """A running domain's ``<backingStore>`` chain (nearest first); an empty one ends it."""
-        chain: list[BackingLayer] = []
-        node: Elem | None = e
-        while node is not None and (node.attr("type") is not None or node.child("source") is not None):
-            kind = node.choice("type", ("file", "block")) or "file"
-            node.skip("index")
-            fmt = node.child("format")
-            source = node.child("source")
-            if source is None or fmt is None:
-                raise XMLError(f"'{node.path}' needs <format> and <source>")
-            path = source.require("file" if kind == "file" else "dev")
-            layer = BackingLayer(path, fmt.require("type"), kind)
-            source.skip("index")
-            source.done()
-            fmt.done()
-            chain.append(layer)
-            below = node.child("backingStore")
-            node.done()
-            node = below
-        if node is not None:
-            node.done()
-        return chain
 
     @staticmethod
     def nvram_network(source: Elem) -> DiskConfig:
@@ -1380,8 +1355,8 @@ def _disk(disk: DiskConfig, live: bool) -> XNode:
     if source is not None and enc is not None and enc.in_source:
         source.add(encryption_node(enc))
     node.add(source)
-    if live and disk.backing is not None:
-        node.add(_backing_store(disk.backing))
+    if disk.backing is not None and (live or disk.backing_given is not None):
+        node.add(backing_chain.write(disk.backing, closed=live or disk.backing_given == backing_chain.CLOSED))
     target = {"dev": disk.target_dev, "bus": disk.target_bus or None, "tray": disk.tray}
     target.update(disk_tuning.target_attrs(disk.tuning))
     node.add(x("target", target))
@@ -1416,17 +1391,6 @@ def _network_source(disk: DiskConfig) -> XNode:
         },
     )
     return source.add(x("host", host))
-
-
-def _backing_store(chain: list[BackingLayer]) -> XNode:
-    """libvirt's nested ``<backingStore>`` for ``chain`` (nearest first), ended by an empty one."""
-    inner = x("backingStore")
-    for layer in reversed(chain):
-        node = x("backingStore", {"type": layer.type})
-        node.add(x("format", {"type": layer.format}))
-        node.add(x("source", {"file" if layer.type == "file" else "dev": layer.source}))
-        inner = node.add(inner)
-    return inner
 
 
 def _controller(ctl: ControllerConfig, live: bool) -> XNode:

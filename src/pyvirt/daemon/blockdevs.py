@@ -90,6 +90,26 @@ def backing_chain(path: str, fmt: str, passphrase: bytes | None = None) -> list[
         raise OperationFailed(f"cannot open disk image '{path}' as {fmt}: {err}") from err
 
 
+def given_chain(path: str, disk: DiskConfig) -> list[tuple[str, str]]:
+    """(path, format) of ``path`` and of each layer of ``disk``'s given chain (conf.backing_chain),
+    with what an open chain's last layer names below it."""
+    from pyvirt.conf.backing_chain import OPEN
+
+    assert disk.backing is not None
+    if any(layer.metadata_cache is not None for layer in disk.backing):
+        raise UnsupportedConfig(
+            f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with a backing store's "
+            "<metadata_cache> (set at start only)"
+        )
+    chain = [(path, disk.driver_type)]
+    for layer in disk.backing:
+        check_source(layer.source)
+        chain.append((layer.source, layer.format))
+    if disk.backing and disk.backing_given == OPEN:
+        chain += backing_chain(chain[-1][0], chain[-1][1])[1:]
+    return chain
+
+
 async def _hand_fd(monitor: Monitor, path: str, writable: bool, opaque: str) -> str:
     """Open ``path`` and pass it to QEMU as a new fdset (O_RDWR and O_RDONLY members for a writable
     file: QEMU picks the one whose mode matches each open, a reopen read-only included)."""
@@ -141,7 +161,10 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
             from pyvirt.daemon.disk_secrets import passphrase_of
 
             passphrase = passphrase_of(reg.secrets, disk.encryption)
-        chain = await asyncio.to_thread(backing_chain, path, disk.driver_type, passphrase)
+        if disk.backing_given is not None and disk.backing is not None:
+            chain = await asyncio.to_thread(given_chain, path, disk)
+        else:
+            chain = await asyncio.to_thread(backing_chain, path, disk.driver_type, passphrase)
         chain[0] = (path, disk.driver_type)
     files = [(path, writable and depth == 0) for depth, (path, _fmt) in enumerate(chain) if path]
     steps: list[Undo] = []

@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.conf import backing_chain
 from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain
 from pyvirt.daemon import blockdevs, lifecycle
 from pyvirt.daemon.lifecycle import guard
@@ -158,9 +159,17 @@ def read_chain(path: str, fmt: str) -> list[BackingLayer]:
 
 def fill_chains(dom: Domain, disk_paths: dict[int, str]) -> None:
     """Fill the backing chain of each qcow2 disk of ``dom`` about to start (its live ``<backingStore>``);
-    one that cannot be read stays unknown, for QEMU to report in its own words."""
+    one that cannot be read stays unknown, for QEMU to report in its own words. A given chain stays as
+    given (an open one gets what is under its last layer); a missing layer of it is refused."""
     for index, disk in enumerate(dom.devices.disks):
         path = disk_paths.get(index, disk.source)
+        if disk.backing_given is not None and disk.backing is not None:
+            _check_given(disk, path)
+            if disk.backing and disk.backing_given == backing_chain.OPEN:
+                last = disk.backing[-1]
+                with contextlib.suppress(Exception):  # QEMU opens (and reports) the rest itself
+                    disk.backing = [*disk.backing, *read_chain(last.source, last.format)]
+            continue
         if (
             path is None
             or disk.type not in ("file", "block", "volume")
@@ -172,6 +181,15 @@ def fill_chains(dom: Domain, disk_paths: dict[int, str]) -> None:
         except Exception as err:
             log.debug("cannot read the backing chain of %s: %s", path, err)
             disk.backing = None
+
+
+def _check_given(disk: DiskConfig, path: str | None) -> None:
+    for layer in disk.backing or []:
+        if not os.path.exists(layer.source):
+            raise OperationFailed(
+                f"Cannot access backing file '{layer.source}' of storage file '{path}': "
+                "No such file or directory"
+            )
 
 
 def _locate(chain: list[BackingLayer], path: str, target: str) -> int:
@@ -832,11 +850,16 @@ async def _apply_chain(
         proc.record.blockroots[disk.target_dev] = new_root
     if source_changed:
         reg.confinement.hand_over_more(proc.record, keep[0].source, writable=True, what="storage file")
-        if obj.config is not None:
-            for saved in obj.config.devices.disks:
-                if saved.target_dev == disk.target_dev:
-                    _set_source(saved, keep[0])
-                    reg.write_config(obj.config)
+    for saved in obj.config.devices.disks if obj.config is not None else []:
+        if saved.target_dev != disk.target_dev:
+            continue
+        given = saved.backing_given is not None and bool(dropped)
+        if given:  # the definition's given chain (conf.backing_chain) is now the running one
+            saved.backing, saved.backing_given = list(keep[1:]), backing_chain.CLOSED
+        if source_changed:
+            _set_source(saved, keep[0])
+        if (given or source_changed) and obj.config is not None:
+            reg.write_config(obj.config)
     mon = proc.monitor
     await _blockdev_del(mon, [name for pair in gone_nodes for name in pair])
     await blockdevs.release_fdsets(mon, dropped)

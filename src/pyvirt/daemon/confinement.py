@@ -14,7 +14,8 @@ import logging
 import os
 from pathlib import Path
 
-from pyvirt.conf.domain import Domain
+from pyvirt.conf import backing_chain
+from pyvirt.conf.domain import DiskConfig, Domain
 from pyvirt.daemon import chardev_sockets
 from pyvirt.errors import OperationFailed
 from pyvirt.paths import Layout
@@ -208,7 +209,7 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
             handover.readable(path, "storage file")
         else:
             handover.writable(path, "storage file")
-        members, backing_files = _image_files(path, disk.driver_type)
+        members, backing_files = _image_files(path, disk.driver_type, disk)
         for member in members:
             if readonly:
                 handover.readable(member, f"extent of storage file '{path}'")
@@ -277,20 +278,39 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
             ownership.check_traversable(path, handover.ident, f"{dev.kind} socket")
 
 
-def _image_files(path: str, fmt: str) -> tuple[list[str], list[str]]:
+def _image_files(path: str, fmt: str, disk: DiskConfig | None = None) -> tuple[list[str], list[str]]:
     """The files QEMU opens for ``path`` besides it: its own data files (a VMDK's extents), then its
-    backing files and theirs (opened read-only), nearest first."""
+    backing files and theirs (opened read-only), nearest first: those of the disk's given chain
+    (conf.backing_chain), else those its header names."""
+    if fmt not in ("qcow2", "qed", "vmdk", "vhdx", "vdi", "vpc"):
+        return [], []
+    if disk is not None and disk.backing_given is not None and disk.backing is not None:
+        own, _ = _read_files(path, fmt, backing=False)
+        files: list[str] = []
+        for index, layer in enumerate(disk.backing):
+            last = index == len(disk.backing) - 1
+            rest = last and disk.backing_given == backing_chain.OPEN  # the header names the rest
+            members, below = _read_files(layer.source, layer.format, backing=rest)
+            files += [layer.source, *members, *below]
+        return own, files
+    return _read_files(path, fmt, backing=True)
+
+
+def _read_files(path: str, fmt: str, *, backing: bool) -> tuple[list[str], list[str]]:
+    """``path``'s own data files and (``backing``: else none) those of the chain its header names."""
     if fmt not in ("qcow2", "qed", "vmdk", "vhdx", "vdi", "vpc"):
         return [], []
     from pyvirt.image.opener import open_image
 
     try:
-        with open_image(path, fmt=fmt, readonly=True, force_share=True, allow_backing_outside=True) as img:
+        with open_image(
+            path, fmt=fmt, readonly=True, force_share=True, allow_backing_outside=True, backing=backing
+        ) as img:
             layers = img.chain()
-            backing: list[str] = []
+            files: list[str] = []
             for layer in layers[1:]:
-                backing += [str(layer.path), *layer.member_files()]
-            return layers[0].member_files(), backing
+                files += [str(layer.path), *layer.member_files()]
+            return layers[0].member_files(), files
     except Exception as err:  # QEMU reports a broken chain in its own words
         log.debug("cannot read the files of %s: %s", path, err)
         return [], []

@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.conf import backing_chain
 from pyvirt.conf import snapshot_tree as tree
 from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
@@ -424,6 +425,8 @@ class SnapshotAPI:
                 if disk.type == "file" and disk.source in moves:
                     if dom is obj.live:  # the running chain (<backingStore>) follows, for block jobs
                         disk.backing = _moved_chain(disk, *moves[disk.source])
+                    else:  # a given chain (conf.backing_chain) follows
+                        backing_chain.moved(disk, moves[disk.source][0])
                     disk.source, disk.driver_type = moves[disk.source]
         if obj.config is not None:
             self.reg.write_config(obj.config)
@@ -523,6 +526,7 @@ class SnapshotAPI:
             await asyncio.to_thread(
                 disks.make_overlay, path, disk.source, disk.driver_type, target=disk.target_dev, reuse=False
             )
+            backing_chain.moved(disk, path)
             disk.source, disk.driver_type = path, "qcow2"
         self._reset_nvram(snapdom, body)
         obj.config = snapdom
@@ -768,6 +772,7 @@ class SnapshotAPI:
             dom = load_domain_xml(user.domain_xml)
             for disk in dom.devices.disks:
                 if disk.source == overlay:
+                    backing_chain.moved(disk, base[0])
                     disk.source, disk.driver_type = base
             user.domain_xml = format_domain(dom)
             store.write(user)

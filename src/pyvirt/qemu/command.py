@@ -51,7 +51,7 @@ from pyvirt.conf.domain import (
 from pyvirt.conf.implicit_devices import DEFAULT_SCSI_MODEL
 from pyvirt.conf.validate import iothread_ids
 from pyvirt.errors import UnsupportedConfig
-from pyvirt.qemu import scsi_address
+from pyvirt.qemu import backing_nodes, scsi_address
 
 if TYPE_CHECKING:
     from pyvirt.conf.filesystem import FilesystemConfig
@@ -655,13 +655,16 @@ class _Builder:
         if has_media and nbd_tls.uses_tls(disk):
             self.add(*_json_arg("-object", nbd_tls.creds_object(node, self.ctx.nbd_tls_dir)))
         drive = f"{node}-format" if has_media else None
+        layers, backing = backing_nodes.layer_nodes(disk, node) if has_media else ([], {})
+        for layer in layers:
+            self.add(*_json_arg("-blockdev", layer))
         if has_media and disk.layers.share_backing:  # the image read-only under the transient overlay
             self.add(*_json_arg("-blockdev", storage_node(disk, node, path)))
-            self.add(*_json_arg("-blockdev", format_node(disk, node, **{"read-only": True})))
+            self.add(*_json_arg("-blockdev", format_node(disk, node, **{"read-only": True}, **backing)))
             drive = self.shared_overlay(index, disk, node)
         elif has_media:
             self.add(*_json_arg("-blockdev", storage_node(disk, node, path)))
-            self.add(*_json_arg("-blockdev", format_node(disk, node)))
+            self.add(*_json_arg("-blockdev", format_node(disk, node, **backing)))
         if drive is not None and disk.layers.copy_on_read:
             self.add(*_json_arg("-blockdev", disk_layers.cor_blockdev(disk.target_dev, drive)))
             drive = disk_layers.cor_node(disk.target_dev)

@@ -1,0 +1,116 @@
+"""A disk's ``<backingStore>`` chain, as libvirt 9.0 reads and runs it.
+
+In a running domain's XML the chain is the one QEMU has open (read from the images at start, or the
+one given). In a definition it is the user's, and libvirt 9.0 uses it as written instead of reading
+the image headers: each layer gets a pair of block nodes of its own with its own format, the layer
+above names it as its ``backing``, and an empty ``<backingStore/>`` ends the chain (the image above it
+has no backing: ``"backing": null`` under a format that has backing files). A given chain whose last
+layer has no ``<backingStore>`` of its own leaves what is below that layer to the image's header
+(QEMU opens it, as in libvirt's ``domxml-to-native``). ``<backingStore/>`` directly under the disk:
+the source stands alone.
+
+Layers are local files (``type='file'``) and block devices (``type='block'``), each with its
+``<format type=...>`` (and, for qcow2, ``<metadata_cache>``, the node's ``cache-size``); network
+layers are refused by name. :func:`moved` keeps a given chain true when the daemon changes the
+disk's source (an external snapshot's overlay, a commit, a block copy).
+"""
+
+from __future__ import annotations
+
+from pyvirt.conf import disk_layers
+from pyvirt.conf.domain import BackingLayer, DiskConfig
+from pyvirt.conf.xmlutil import Elem, XNode, unsupported, x
+from pyvirt.errors import XMLError
+
+LAYER_TYPES = ("file", "block")
+# The formats a backing layer may have (libvirt's names, as a disk's <driver type>).
+LAYER_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx")
+# Formats whose images name a backing file: their node gets "backing" (null at the chain's end).
+BACKING_FORMATS = ("qcow2", "vmdk")
+CLOSED, OPEN = "closed", "open"
+
+
+def parse(e: Elem, *, live: bool) -> tuple[list[BackingLayer], str | None]:
+    """The chain under a disk (nearest first) and, in a definition, whether it is ``closed`` by an
+    empty ``<backingStore/>`` or ``open`` (None in live XML: it is the running chain, not a given one)."""
+    chain: list[BackingLayer] = []
+    node: Elem | None = e
+    while node is not None and (node.attr("type") is not None or node.child("source") is not None):
+        kind = node.attr("type") or "file"
+        if kind not in LAYER_TYPES:
+            raise unsupported(
+                f"backing store type '{kind}' of '{node.path}': only local files and block devices "
+                "(a network image's backing chain is read from its header)"
+            )
+        node.skip("index")
+        fmt = node.child("format")
+        source = node.child("source")
+        if source is None or fmt is None:
+            raise XMLError(f"'{node.path}' needs <format> and <source>")
+        layer = BackingLayer(source.require("file" if kind == "file" else "dev"), "raw", kind)
+        layer.format = fmt.choice("type", LAYER_FORMATS, required=True) or "raw"
+        if (cache := fmt.child("metadata_cache")) is not None:  # as a disk's <driver> has it
+            layer.metadata_cache = disk_layers.parse_metadata_cache(cache)
+            if layer.format != "qcow2":
+                raise unsupported(f"'{fmt.path}': metadata_cache is only supported with the qcow2 format")
+        source.skip("index")
+        source.done()
+        fmt.done()
+        chain.append(layer)
+        below = node.child("backingStore")
+        node.done()
+        if below is None:
+            return chain, None if live else OPEN
+        node = below
+    if node is not None:
+        node.done()
+    return chain, None if live else CLOSED
+
+
+def write(chain: list[BackingLayer], *, closed: bool = True) -> XNode:
+    """libvirt's nested ``<backingStore>`` for ``chain`` (nearest first), ended by an empty one when
+    ``closed``; an empty closed chain is ``<backingStore/>``."""
+    inner: XNode | None = x("backingStore") if closed else None
+    for layer in reversed(chain):
+        node = x("backingStore", {"type": layer.type})
+        fmt = x("format", {"type": layer.format})
+        if layer.metadata_cache is not None:
+            size = x("max_size", {"unit": "bytes"}, text=str(layer.metadata_cache))
+            fmt.add(x("metadata_cache").add(size))
+        node.add(fmt, x("source", {"file" if layer.type == "file" else "dev": layer.source}))
+        inner = node.add(inner)
+    assert inner is not None, "an open chain has a layer"
+    return inner
+
+
+def check(disk: DiskConfig) -> None:
+    """A given chain needs a local image with a format that has backing files."""
+    if disk.backing_given is None or not disk.backing:
+        return
+    if disk.type not in ("file", "block", "volume") or disk.driver_type not in BACKING_FORMATS:
+        raise unsupported(
+            f"disk '{disk.target_dev}': a <backingStore> chain needs a local image of a format with "
+            f"backing files ({', '.join(BACKING_FORMATS)}), not {disk.type} '{disk.driver_type}'"
+        )
+    for layer in disk.backing[:-1]:
+        if layer.format not in BACKING_FORMATS:
+            raise unsupported(
+                f"disk '{disk.target_dev}': backing store '{layer.source}' of format '{layer.format}' "
+                "cannot have a backing store of its own"
+            )
+
+
+def moved(disk: DiskConfig, path: str) -> None:
+    """``disk``'s given chain once ``path`` is to be its source (the caller sets it after): the layers
+    below ``path`` when it was in the chain (an overlay committed, a pull), else the old source over the
+    old chain (a new overlay). An open chain whose end would be in doubt is given up: the images'
+    headers tell."""
+    if disk.backing_given is None or disk.backing is None:
+        return
+    chain = [BackingLayer(disk.source or "", disk.driver_type, "block" if disk.type == "block" else "file")]
+    chain += disk.backing
+    below = next((i + 1 for i, layer in enumerate(chain) if layer.source == path), None)
+    if disk.backing_given == OPEN and (below is None or below == len(chain)):
+        disk.backing, disk.backing_given = None, None
+    else:
+        disk.backing = chain[below:] if below is not None else chain

@@ -1,0 +1,117 @@
+"""A given ``<backingStore>`` chain on a real QEMU through a real pyvirtd (conf.backing_chain).
+
+The images' headers name a file that is gone (a decoy), so a QEMU or a daemon that read the chain
+from the headers instead of the one given would fail: the started domain opens the 3-layer qcow2
+chain as given (QEMU's query-named-block-nodes), confined to exactly those files, and an empty
+``<backingStore/>`` opens the image alone. The domain is started paused: opening the images is what
+is tested, not the guest's boot. A disk plugged with a given chain gets it too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyvirt.image.create import create_image
+from tests.support.daemon import Daemon
+from tests.support.guest import domain_xml
+
+pytestmark = pytest.mark.slow
+MIB = 1 << 20
+
+
+def _qmp(d: Daemon, name: str, command: str) -> Any:
+    out = d.cli("qemu-monitor-command", name, json.dumps({"execute": command})).ok().out
+    return json.loads(out)["return"]
+
+
+def _plain(filename: str) -> str:
+    """The file of an image QEMU names by its options (``json:{...}``: it has an explicit backing)."""
+    return str(json.loads(filename[5:])["file"]["filename"]) if filename.startswith("json:") else filename
+
+
+def _chain_of(d: Daemon, name: str, device: str) -> list[tuple[str, str]]:
+    """(file, format) of the image of QEMU device ``device`` and of each one under it, as QEMU has them
+    open (a hot-plugged disk's files are the daemon's descriptors, /dev/fdset/N)."""
+    (block,) = [b for b in _qmp(d, name, "query-block") if f"/{device}/" in b.get("qdev", "")]
+    out = []
+    image = block["inserted"]["image"]
+    while image is not None:
+        out.append((_plain(image["filename"]), image["format"]))
+        image = image.get("backing-image")
+    return out
+
+
+def _images(folder: Path, tag: str) -> tuple[Path, Path, Path]:
+    """base ← mid ← top, each qcow2; the headers of top and mid name a decoy, deleted afterwards."""
+    base, mid, top, decoy = (folder / f"{tag}-{n}.qcow2" for n in ("base", "mid", "top", "decoy"))
+    create_image(str(decoy), "qcow2", 16 * MIB)
+    create_image(str(base), "qcow2", 16 * MIB)
+    create_image(str(mid), "qcow2", 16 * MIB, backing=str(decoy), backing_fmt="qcow2")
+    create_image(str(top), "qcow2", 16 * MIB, backing=str(decoy), backing_fmt="qcow2")
+    decoy.unlink()
+    return base, mid, top
+
+
+def _disk(top: Path, target: str, backing: str) -> str:
+    return (
+        f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='{top}'/>"
+        f"{backing}<target dev='{target}' bus='virtio'/></disk>"
+    )
+
+
+def _given(mid: Path, base: Path) -> str:
+    return (
+        f"<backingStore type='file'><format type='qcow2'/><source file='{mid}'/>"
+        f"<backingStore type='file'><format type='qcow2'/><source file='{base}'/><backingStore/>"
+        "</backingStore></backingStore>"
+    )
+
+
+def test_a_given_chain_is_what_qemu_opens(module_daemon: Daemon, tmp_path: Path) -> None:
+    d = module_daemon
+    base, mid, top = _images(tmp_path, "a")
+    alone = tmp_path / "alone.qcow2"
+    create_image(str(alone), "qcow2", 16 * MIB, backing=str(base), backing_fmt="qcow2")  # named, not used
+    devices = _disk(top, "vdb", _given(mid, base)) + _disk(alone, "vdc", "<backingStore/>")
+    (tmp_path / "chain.xml").write_text(domain_xml("chain", extra_devices=devices))
+    d.cli("define", str(tmp_path / "chain.xml")).ok()
+    inactive = d.cli("dumpxml", "chain", "--inactive").ok().out
+    assert inactive.count("<backingStore") == 4 and f"<source file='{mid}'/>" in inactive, inactive
+    d.cli("start", "chain", "--paused").ok()
+    chain = [(str(top), "qcow2"), (str(mid), "qcow2"), (str(base), "qcow2")]
+    assert _chain_of(d, "chain", "virtio-disk1") == chain
+    assert _chain_of(d, "chain", "virtio-disk2") == [(str(alone), "qcow2")]
+    record = json.loads((d.run_dir / "chain.json").read_text())  # what Landlock lets QEMU open
+    assert record["credentials"][0] != 0, record  # QEMU runs as its own user
+    assert (record["access"][str(top)], record["access"][str(mid)], record["access"][str(base)]) == (
+        "rw", "ro", "ro",
+    )  # fmt: skip
+    live = d.cli("dumpxml", "chain").ok().out
+    assert f"<source file='{base}'/>" in live and "<backingStore/>" in live, live
+
+    # A disk plugged with a given chain: its layers, not its header's.
+    base2, mid2, top2 = _images(tmp_path, "b")
+    (tmp_path / "plug.xml").write_text(_disk(top2, "vdd", _given(mid2, base2)))
+    d.cli("attach-device", "chain", str(tmp_path / "plug.xml")).ok()
+    plugged = _chain_of(d, "chain", "virtio-disk3")
+    assert [fmt for _, fmt in plugged] == ["qcow2"] * 3, plugged  # the decoy is gone: the given layers
+    assert all(path.startswith("/dev/fdset/") for path, _ in plugged), plugged
+    live = d.cli("dumpxml", "chain").ok().out
+    assert f"<source file='{base2}'/>" in live and f"<source file='{mid2}'/>" in live, live
+    d.cli("destroy", "chain").ok()
+    for path in (base, mid, top, base2, mid2, top2):
+        assert os.stat(path).st_uid == 0, path  # given back to their owner
+
+
+def test_a_missing_layer_is_refused_by_name(module_daemon: Daemon, tmp_path: Path) -> None:
+    base, mid, top = _images(tmp_path, "c")
+    mid.unlink()
+    (tmp_path / "gone.xml").write_text(domain_xml("gone", extra_devices=_disk(top, "vdb", _given(mid, base))))
+    module_daemon.cli("define", str(tmp_path / "gone.xml")).ok()
+    result = module_daemon.cli("start", "gone", "--paused")
+    assert result.rc == 1 and f"Cannot access backing file '{mid}'" in result.err, result

@@ -1,0 +1,172 @@
+"""A disk's given ``<backingStore>`` chain: parsed, written back, checked, followed when the source
+moves, and the files it hands QEMU (conf.backing_chain, qemu.backing_nodes, daemon.confinement)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pyvirt.conf import backing_chain
+from pyvirt.conf.domain import BackingLayer, DiskConfig
+from pyvirt.conf.domain_xml import format_domain, load_domain_xml
+from pyvirt.errors import PyvirtError
+from pyvirt.qemu.backing_nodes import layer_nodes
+
+LAYER = "<backingStore type='file'><format type='{fmt}'/><source file='{path}'/>{below}</backingStore>"
+
+
+def domain(backing: str, *, fmt: str = "qcow2", disk_type: str = "file") -> str:
+    source = "<source file='/img/top.qcow2'/>" if disk_type == "file" else "<source dev='/dev/vg/top'/>"
+    return (
+        "<domain type='qemu'><name>c</name><memory>65536</memory>"
+        "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+        f"<disk type='{disk_type}' device='disk'><driver name='qemu' type='{fmt}'/>{source}{backing}"
+        "<target dev='vda' bus='virtio'/></disk></devices></domain>"
+    )
+
+
+def chain_xml(*layers: tuple[str, str], closed: bool = True) -> str:
+    below = "<backingStore/>" if closed else ""
+    for path, fmt in reversed(layers):
+        below = LAYER.format(fmt=fmt, path=path, below=below)
+    return below
+
+
+def disk_of(xml: str) -> DiskConfig:
+    return load_domain_xml(xml).devices.disks[0]
+
+
+def test_a_closed_chain_is_kept_as_given_and_written_back() -> None:
+    xml = domain(chain_xml(("/img/mid.qcow2", "qcow2"), ("/img/base.img", "raw")))
+    disk = disk_of(xml)
+    assert disk.backing_given == backing_chain.CLOSED
+    assert disk.backing == [BackingLayer("/img/mid.qcow2", "qcow2"), BackingLayer("/img/base.img", "raw")]
+    text = format_domain(load_domain_xml(xml))
+    assert disk_of(text).backing == disk.backing  # dumpxml shows it, and it reads back the same
+    assert text.count("<backingStore") == 3 and "<backingStore/>" in text
+
+
+def test_an_empty_backing_store_means_no_backing() -> None:
+    disk = disk_of(domain("<backingStore/>"))
+    assert (disk.backing, disk.backing_given) == ([], backing_chain.CLOSED)
+    storage, top = layer_nodes(disk, "pyvirt-1")
+    assert storage == [] and top == {"backing": None}
+    assert "<backingStore/>" in format_domain(load_domain_xml(domain("<backingStore/>")))
+
+
+def test_an_open_chain_leaves_the_rest_to_the_header() -> None:
+    xml = domain(chain_xml(("/img/mid.qcow2", "qcow2"), closed=False))
+    disk = disk_of(xml)
+    assert disk.backing_given == backing_chain.OPEN
+    nodes, top = layer_nodes(disk, "pyvirt-1")
+    assert top == {"backing": "pyvirt-1-b1-format"}
+    assert "backing" not in nodes[1]  # QEMU opens what mid.qcow2 names
+    assert "<backingStore/>" not in format_domain(load_domain_xml(xml))
+
+
+def test_no_backing_store_is_read_from_the_images() -> None:
+    disk = disk_of(domain(""))
+    assert (disk.backing, disk.backing_given) == (None, None)
+    assert layer_nodes(disk, "pyvirt-1") == ([], {})
+
+
+def test_layer_nodes_bottom_first_each_naming_the_one_below() -> None:
+    xml = domain(
+        chain_xml(("/img/mid.qcow2", "qcow2"), ("/dev/vg/base", "qcow2")).replace(
+            "type='file'><format type='qcow2'/><source file='/dev/vg/base'/>",
+            "type='block'><format type='qcow2'/><source dev='/dev/vg/base'/>",
+        )
+    )
+    nodes, top = layer_nodes(disk_of(xml), "pyvirt-3")
+    assert [n["node-name"] for n in nodes] == [
+        "pyvirt-3-b2-storage", "pyvirt-3-b2-format", "pyvirt-3-b1-storage", "pyvirt-3-b1-format",
+    ]  # fmt: skip
+    assert nodes[0]["driver"] == "host_device" and nodes[2]["driver"] == "file"
+    assert nodes[1]["backing"] is None and nodes[3]["backing"] == "pyvirt-3-b2-format"
+    assert all(n["read-only"] for n in nodes[1::2])
+    assert top == {"backing": "pyvirt-3-b1-format"}
+
+
+def test_metadata_cache_of_a_layer() -> None:
+    layer = (
+        "<backingStore type='file'><format type='qcow2'><metadata_cache><max_size unit='KiB'>64"
+        "</max_size></metadata_cache></format><source file='/img/b.qcow2'/><backingStore/></backingStore>"
+    )
+    disk = disk_of(domain(layer))
+    assert disk.backing is not None and disk.backing[0].metadata_cache == 65536
+    assert layer_nodes(disk, "pyvirt-1")[0][1]["cache-size"] == 65536
+    assert "<max_size unit='bytes'>65536</max_size>" in format_domain(load_domain_xml(domain(layer)))
+    with pytest.raises(PyvirtError, match="metadata_cache is only supported with the qcow2 format"):
+        disk_of(domain(layer.replace("type='qcow2'", "type='raw'")))
+
+
+@pytest.mark.parametrize(
+    ("backing", "fmt", "message"),
+    [
+        (
+            "<backingStore type='network'><format type='qcow2'/><source protocol='nbd' name='x'>"
+            "<host name='h'/></source><backingStore/></backingStore>",
+            "qcow2",
+            "backing store type 'network' .*only local files and block devices",
+        ),
+        (chain_xml(("/img/b.qcow2", "qcow2")), "raw", "needs a local image of a format with backing files"),
+        (chain_xml(("/img/b.img", "raw"), ("/img/c.img", "raw")), "qcow2", "cannot have a backing store"),
+        ("<backingStore type='file'><source file='/img/b'/></backingStore>", "qcow2", "needs <format>"),
+        (chain_xml(("/img/b", "qed")), "qcow2", "attribute 'type' = 'qed'"),
+        (
+            "<backingStore type='file'><format type='qcow2'/><source file='/b' bogus='1'/></backingStore>",
+            "qcow2",
+            "attribute 'bogus'",
+        ),
+    ],
+)
+def test_refused_by_name(backing: str, fmt: str, message: str) -> None:
+    with pytest.raises(PyvirtError, match=message):
+        disk_of(domain(backing, fmt=fmt))
+
+
+def test_live_xml_chain_is_the_running_one() -> None:
+    """In a running domain's XML the chain is what QEMU has open: read back, not a given one."""
+    from pyvirt.conf.domain_xml import parse_domain
+
+    xml = domain(chain_xml(("/img/mid.qcow2", "qcow2")))
+    disk = parse_domain(xml, live=True).devices.disks[0]
+    assert disk.backing == [BackingLayer("/img/mid.qcow2", "qcow2")] and disk.backing_given is None
+
+
+def test_a_given_chain_follows_its_source() -> None:
+    disk = disk_of(domain(chain_xml(("/img/mid.qcow2", "qcow2"), ("/img/base.qcow2", "qcow2"))))
+    backing_chain.moved(disk, "/img/snap.qcow2")  # a new overlay over the old source
+    assert [layer.source for layer in disk.backing or []] == [
+        "/img/top.qcow2",
+        "/img/mid.qcow2",
+        "/img/base.qcow2",
+    ]
+    disk.source = "/img/snap.qcow2"
+    backing_chain.moved(disk, "/img/mid.qcow2")  # committed down to mid
+    assert [layer.source for layer in disk.backing or []] == ["/img/base.qcow2"]
+    assert disk.backing_given == backing_chain.CLOSED
+    open_disk = disk_of(domain(chain_xml(("/img/mid.qcow2", "qcow2"), closed=False)))
+    backing_chain.moved(open_disk, "/img/snap.qcow2")  # what an open chain's end holds is in doubt
+    assert (open_disk.backing, open_disk.backing_given) == (None, None)
+
+
+def test_the_files_handed_to_qemu_are_the_given_layers(tmp_path: Path) -> None:
+    """Confinement hands over each given layer (and what an open chain's last layer names), never
+    what the top's header names instead."""
+    from pyvirt.daemon.confinement import _image_files
+    from pyvirt.image.create import create_image
+
+    base, other, mid, top = (
+        str(tmp_path / name) for name in ("base.qcow2", "other.qcow2", "mid.qcow2", "top.qcow2")
+    )
+    create_image(base, "qcow2", 1 << 20)
+    create_image(other, "qcow2", 1 << 20)
+    create_image(mid, "qcow2", 1 << 20, backing=base, backing_fmt="qcow2")
+    create_image(top, "qcow2", 1 << 20, backing=other, backing_fmt="qcow2")  # the header says other
+    closed = disk_of(domain(chain_xml((mid, "qcow2"))))
+    assert _image_files(top, "qcow2", closed) == ([], [mid])
+    open_chain = disk_of(domain(chain_xml((mid, "qcow2"), closed=False)))
+    assert _image_files(top, "qcow2", open_chain) == ([], [mid, base])
+    assert _image_files(top, "qcow2", disk_of(domain(""))) == ([], [other])
