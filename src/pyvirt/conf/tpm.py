@@ -2,7 +2,11 @@
 started per domain by the daemon: :mod:`pyvirt.daemon.tpm`) or ``<backend type='passthrough'><device
 path='/dev/tpm0'/></backend>`` (the host's TPM), as libvirt 9.0 writes them and gives them to QEMU:
 ``-chardev socket`` (swtpm's control socket) and ``-tpmdev emulator,chardev=``, or ``-tpmdev
-passthrough,path=,cancel-path=``, then ``-device tpm-tis|tpm-crb,tpmdev=``.
+passthrough,path=,cancel-path=``, then ``-device tpm-tis|tpm-crb,tpmdev=``. ``<backend
+type='external'><source type='unix' mode='connect' path='...'/></backend>``: a TPM emulator someone
+else runs (an swtpm serving that control socket); QEMU connects to it as to the daemon's own swtpm
+(``-tpmdev emulator``), the socket handed to QEMU's user for the run (qemu.ownership) as libvirt
+relabels it, and a start without the socket is refused by name.
 
 The emulator's ``persistent_state``, ``<encryption secret=…/>`` (a ``vtpm`` secret) and
 ``<active_pcr_banks>`` are read and written back as libvirt does; libvirt 9.0 has no ``<profile>``.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 
 from pyvirt.conf.domain import Domain, PCIAddress
@@ -31,9 +36,9 @@ PCR_BANKS = ("sha1", "sha256", "sha384", "sha512")
 @dataclass
 class TPMConfig:
     model: str = "tpm-tis"
-    backend: str = "emulator"  # emulator | passthrough
+    backend: str = "emulator"  # emulator | passthrough | external
     version: str | None = None  # emulator: 2.0 or 1.2
-    path: str | None = None  # passthrough: the host's TPM device
+    path: str | None = None  # passthrough: the host's TPM device; external: the emulator's socket
     persistent_state: bool | None = None  # emulator: keep the state when a transient domain ends
     secret: str | None = None  # emulator: UUID of the vtpm secret the state is encrypted with
     pcr_banks: list[str] | None = None  # emulator (2.0): the PCR banks to activate at each start
@@ -46,7 +51,7 @@ def parse(e: Elem) -> TPMConfig:
     backend = e.child("backend")
     if backend is None:
         raise XMLError("'devices/tpm' needs a <backend>")
-    tpm.backend = backend.choice("type", ("emulator", "passthrough"), required=True) or "emulator"
+    tpm.backend = backend.choice("type", ("emulator", "passthrough", "external"), required=True) or "emulator"
     if tpm.backend == "emulator":
         default = "2.0" if tpm.model == "tpm-crb" else "1.2"
         tpm.version = backend.choice("version", ("2.0", "1.2")) or default
@@ -70,6 +75,16 @@ def parse(e: Elem) -> TPMConfig:
             if tpm.version != "2.0" and tpm.pcr_banks:
                 raise unsupported(f"'{banks.path}' of a TPM {tpm.version}: only a TPM 2.0 has PCR banks")
             banks.done()
+    elif tpm.backend == "external":
+        source = backend.child("source")
+        if source is None:
+            raise XMLError(f"missing element 'source' of '{backend.path}'")
+        source.choice("type", ("unix",), required=True)
+        source.choice("mode", ("connect",))
+        tpm.path = source.require("path")
+        if not tpm.path.startswith("/"):
+            raise XMLError(f"TPM socket '{tpm.path}' of '{source.path}' must be an absolute path")
+        source.done()
     else:
         device = backend.child("device")
         tpm.path = device.require("path") if device is not None else "/dev/tpm0"
@@ -88,6 +103,8 @@ def write(tpm: TPMConfig, extra: tuple[XNode | None, ...]) -> XNode:
     )
     if tpm.backend == "passthrough":
         backend.add(x("device", {"path": tpm.path}))
+    elif tpm.backend == "external":
+        backend.add(x("source", {"type": "unix", "mode": "connect", "path": tpm.path}))
     if tpm.secret is not None:
         backend.add(x("encryption", {"secret": tpm.secret}))
     if tpm.pcr_banks is not None:
@@ -104,6 +121,13 @@ def options(tpm: TPMConfig, socket: str | None) -> list[str]:
             f"passthrough,id=tpm-{dev_id},path={tpm.path},cancel-path=/sys/class/tpm/{name}/device/cancel"
         )
         out = ["-tpmdev", tpmdev]
+    elif tpm.backend == "external":
+        out = [
+            "-chardev",
+            f"socket,id=chrtpm,path={tpm.path}",
+            "-tpmdev",
+            f"emulator,id=tpm-{dev_id},chardev=chrtpm",
+        ]
     else:
         if socket is None:
             raise UnsupportedConfig("unsupported configuration: the TPM emulator's socket is made at start")
@@ -120,6 +144,14 @@ def require_host(dom: Domain) -> None:
     """Refuse the start by name when the host lacks the TPM's backend."""
     tpm = dom.devices.tpm
     if tpm is None:
+        return
+    if tpm.backend == "external":
+        path = tpm.path or ""
+        if not os.path.exists(path) or not stat.S_ISSOCK(os.stat(path).st_mode):
+            raise UnsupportedConfig(
+                f"unsupported configuration: external TPM: no emulator's socket at '{path}' (start the "
+                "swtpm that serves it first)"
+            )
         return
     if tpm.backend == "passthrough" and not os.path.exists(tpm.path or "/dev/tpm0"):
         raise UnsupportedConfig(f"unsupported configuration: TPM passthrough: this host has no {tpm.path}")

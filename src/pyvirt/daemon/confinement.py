@@ -231,6 +231,9 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
             handover.writable(nic.socket["path"], "vhost-user socket")
         if nic.type == "vdpa" and nic.source_dev:  # QEMU opens the vDPA device (libvirt passes its fd)
             handover.writable(nic.source_dev, "vDPA device")
+    tpm = dom.devices.tpm
+    if tpm is not None and tpm.backend == "external" and tpm.path:  # the emulator's, QEMU connects
+        handover.writable(tpm.path, "TPM emulator socket")
     for gfx in dom.devices.graphics:  # OpenGL: QEMU renders on the host's DRM render node
         from pyvirt.conf.graphics_local import render_node
 

@@ -36,6 +36,7 @@ NEEDS_SERVER = {
     "domain/libvirt-nvram-network",  # a made-up NBD server (a real one: daemon/test_nbd_disks.py)
     "domain/libvirt-network-disks",  # made-up remote servers (HTTP for real: daemon/test_disk_sources.py)
     "domain/libvirt-tpm-emulator",  # swtpm, which the daemon starts: tests/integration/daemon/test_tpm.py
+    "domain/libvirt-tpm-external",  # an swtpm someone else runs: tests/integration/daemon/test_tpm.py
     "domain/libvirt-net-sockets",  # vhost-user net backends (test_devices_boot runs a socket NIC)
     "domain/libvirt-virtiofs",  # its virtiofsds, started by the daemon: daemon/test_virtiofs.py
 }  # NBD servers: tests/integration/daemon/test_nbd_disks.py runs one

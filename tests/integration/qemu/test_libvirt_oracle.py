@@ -124,6 +124,12 @@ CASES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "libvirt-tpm-passthrough": (("-device", ("tpm-crb",)),),
     # (the -chardev is left out: its path is swtpm's socket, under each daemon's own directories)
     "libvirt-tpm-emulator": (("-tpmdev", ("emulator",)), ("-device", ("tpm-tis",))),
+    # an swtpm someone else runs: its socket is the user's, so the -chardev is compared too
+    "libvirt-tpm-external": (
+        ("-chardev", ("socket",)),
+        ("-tpmdev", ("emulator",)),
+        ("-device", ("tpm-crb",)),
+    ),
     "libvirt-hostdev": (("-device", ("vfio-pci", "usb-host")),),
     "libvirt-chardev-extras": (
         ("-chardev", ("file", "spiceport", "socket", "stdio", "qemu-vdagent")),

@@ -1,9 +1,11 @@
-"""<tpm> (pyvirt.conf.tpm): emulator and passthrough backends on the command line, written back,
-refused by name."""
+"""<tpm> (pyvirt.conf.tpm): emulator, passthrough and external backends on the command line, written
+back, refused by name."""
 
 from __future__ import annotations
 
 import itertools
+import socket
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +43,15 @@ def tpm_options(xml: str) -> list[str]:
                 "-device tpm-crb,tpmdev=tpm-tpm0,id=tpm0",
             ],
         ),
+        (
+            "<tpm model='tpm-crb'><backend type='external'>"
+            "<source type='unix' mode='connect' path='/srv/tpm/ctrl.sock'/></backend></tpm>",
+            [
+                "-chardev socket,id=chrtpm,path=/srv/tpm/ctrl.sock",
+                "-tpmdev emulator,id=tpm-tpm0,chardev=chrtpm",
+                "-device tpm-crb,tpmdev=tpm-tpm0,id=tpm0",
+            ],
+        ),
     ],
 )
 def test_tpm_on_the_command_line_and_back(tpm: str, expected: list[str]) -> None:
@@ -55,7 +66,18 @@ def test_tpm_on_the_command_line_and_back(tpm: str, expected: list[str]) -> None
         ("<tpm model='tpm-crb'><backend type='emulator' version='1.2'/></tpm>", "needs TPM 2.0"),
         ("<tpm model='tpm-spapr'><backend type='emulator'/></tpm>", "'model' = 'tpm-spapr'"),
         ("<tpm model='tpm-tis'/>", "needs a <backend>"),
-        ("<tpm><backend type='external'/></tpm>", "'type' = 'external'"),
+        ("<tpm><backend type='external'/></tpm>", "missing element 'source'"),
+        ("<tpm><backend type='external'><source type='tcp' path='/s'/></backend></tpm>", "'type' = 'tcp'"),
+        (
+            "<tpm><backend type='external'><source type='unix' mode='bind' path='/s'/></backend></tpm>",
+            "'mode' = 'bind'",
+        ),
+        ("<tpm><backend type='external'><source type='unix' path='s'/></backend></tpm>", "absolute path"),
+        (
+            "<tpm><backend type='external' version='2.0'><source type='unix' path='/s'/></backend></tpm>",
+            "'version' = '2.0'",
+        ),
+        ("<tpm><backend type='bogus'/></tpm>", "'type' = 'bogus'"),
         ("<tpm><backend type='emulator' version='3.0'/></tpm>", "'version' = '3.0'"),
         ("<tpm><backend type='emulator' persistent_state='maybe'/></tpm>", "'persistent_state' = 'maybe'"),
         ("<tpm><backend type='emulator' version='2.0'><encryption/></backend></tpm>", "'secret'"),
@@ -100,3 +122,21 @@ def test_emulator_settings_written_back_as_libvirt_does(tpm: str, written: str) 
     text = format_domain(load_domain_xml(XML.format(devices=tpm)))
     assert written in text, text
     assert format_domain(load_domain_xml(text)) == text
+
+
+def test_an_external_tpm_needs_its_socket(tmp_path: Path) -> None:
+    """A start is refused by name while nobody serves the socket (a plain file is no socket)."""
+    from pyvirt.conf import tpm
+
+    path = tmp_path / "ctrl.sock"
+    xml = f"<tpm><backend type='external'><source type='unix' mode='connect' path='{path}'/></backend></tpm>"
+    dom = load_domain_xml(XML.format(devices=xml))
+    with pytest.raises(PyvirtError, match=f"no emulator's socket at '{path}'"):
+        tpm.require_host(dom)
+    path.write_text("")
+    with pytest.raises(PyvirtError, match="no emulator's socket"):
+        tpm.require_host(dom)
+    path.unlink()
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        tpm.require_host(dom)
