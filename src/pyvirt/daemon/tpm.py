@@ -4,7 +4,8 @@
 At each start, before QEMU: the state is made on the first start (``swtpm_setup``, as QEMU's user,
 the state owned by it under ``STATE/swtpm/UUID``), the PCR banks ``<active_pcr_banks>`` names are
 activated (not on a restore: the saved state carries its own), and ``swtpm socket`` is started in the
-domain's run folder; QEMU gets its control socket. swtpm ends with QEMU (``--terminate``), and the
+domain's run folder and cgroup (as libvirt places it: the domain's limits and accounting cover it);
+QEMU gets its control socket. swtpm ends with QEMU (``--terminate``), and the
 stop waits for it so that the state on disk is complete.
 
 A swtpm that dies under a running guest (killed, out of memory) leaves the guest a TPM that lost its
@@ -114,8 +115,9 @@ def _pipes(passphrase: bytes | None, count: int) -> Iterator[list[int]]:
 
 
 def _start_blocking(
-    reg: DomainRegistry, dom: Domain, paths: swtpm.Paths, credentials: list[int] | None, incoming: bool
+    reg: DomainRegistry, dom: Domain, paths: swtpm.Paths, record: RunRecord, incoming: bool
 ) -> subprocess.Popen[bytes]:
+    credentials = record.credentials
     tpm = dom.devices.tpm
     assert tpm is not None and tpm.version is not None
     passphrase = _passphrase(reg, dom)
@@ -140,7 +142,7 @@ def _start_blocking(
         with _pipes(passphrase, 2) as fds:
             argv = swtpm.swtpm_argv(paths, tpm.version, key_fds=(fds[0], fds[1]) if fds else None)
             append_log(reg.layout.domain_log(dom.name), "starting swtpm: " + " ".join(argv))
-            return swtpm.spawn(argv, paths, credentials, tuple(fds))
+            return swtpm.spawn(argv, paths, credentials, tuple(fds), record.cgroup)
     except BaseException:
         if created:
             shutil.rmtree(paths.state, ignore_errors=True)
@@ -155,7 +157,7 @@ async def start(
     if not emulated(dom):
         return None
     paths = _paths(reg, dom, run_dir)
-    proc = await asyncio.to_thread(_start_blocking, reg, dom, paths, record.credentials, incoming)
+    proc = await asyncio.to_thread(_start_blocking, reg, dom, paths, record, incoming)
     _watch(reg, obj, obj.generation + 1, proc)  # the generation of the QEMU about to start
     return str(paths.socket)
 

@@ -2,8 +2,9 @@
 
 The values go to the domain's cgroup v2 group (:mod:`pyvirt.qemu.cgroup`) when the v2 hierarchy has
 the controller. On a hybrid host, whose memory and cpu controllers stay with cgroup v1, they go to a
-twin group of the same path in that controller's v1 hierarchy, which QEMU is moved into the first time
-a limit is set (as libvirt uses the v1 controllers there); the twins are removed with the v2 group.
+twin group of the same path in that controller's v1 hierarchy, which QEMU (and the domain's other
+processes in its v2 group: its swtpm) is moved into the first time a limit is set (as libvirt uses
+the v1 controllers there); the twins are removed with the v2 group.
 
 Sizes are in KiB, as libvirt's: :data:`UNLIMITED_KIB` stands for no limit. On cgroup v2 the soft limit
 is ``memory.high`` and the swap limit ``memory.swap.max``, as libvirt maps them. CPU shares are
@@ -77,7 +78,17 @@ class DomainGroup:
             raise OperationFailed(
                 f"cannot move QEMU into the {controller} cgroup {twin}: {err.strerror}"
             ) from err
+        self._move_helpers(twin)
         return twin, 1
+
+    def _move_helpers(self, twin: Path) -> None:
+        """The domain's other processes in its v2 group (its swtpm) follow QEMU into ``twin``."""
+        with contextlib.suppress(OSError):
+            there = set((twin / "cgroup.procs").read_text().split())
+            for pid in (self.v2 / "cgroup.procs").read_text().split():
+                if pid not in there:
+                    with contextlib.suppress(ProcessLookupError):  # gone meanwhile
+                        (twin / "cgroup.procs").write_text(pid)
 
     # Memory
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyvirt.errors import OperationFailed
-from pyvirt.qemu import landlock
+from pyvirt.qemu import cgroup, cpuacct, landlock
 from pyvirt.qemu.process import _confine, kill_and_wait
 
 log = logging.getLogger(__name__)
@@ -145,12 +145,24 @@ def passphrase_pipe(value: bytes) -> int:
 
 
 @contextlib.contextmanager
-def _confined(credentials: list[int] | None, paths: Paths) -> Iterator[Callable[[], None] | None]:
-    """What the child runs before exec: drop to QEMU's user and shut itself in its files."""
-    ruleset = landlock.build(_access(paths))
+def _confined(
+    credentials: list[int] | None, paths: Paths, cgroup_path: str | None = None
+) -> Iterator[Callable[[], None] | None]:
+    """What the child runs before exec: join the domain's cgroup (``cgroup_path``) and its cpuacct twin,
+    as QEMU does, drop to QEMU's user and shut itself in its files."""
+    procs_fds: list[int] = []
+    ruleset = None
     try:
-        yield _confine([], credentials, ruleset)
+        if cgroup_path:
+            procs_fds.append(cgroup.open_procs(Path(cgroup_path)))
+            acct_fd = cpuacct.open_twin_procs(cgroup_path)  # a hybrid host's per-CPU accounting
+            if acct_fd is not None:
+                procs_fds.append(acct_fd)
+        ruleset = landlock.build(_access(paths))
+        yield _confine(procs_fds, credentials, ruleset)
     finally:
+        for fd in procs_fds:
+            os.close(fd)
         if ruleset is not None:
             os.close(ruleset)
 
@@ -203,14 +215,19 @@ def run_setup(argv: list[str], paths: Paths, credentials: list[int] | None, fds:
 
 
 def spawn(
-    argv: list[str], paths: Paths, credentials: list[int] | None, fds: tuple[int, ...]
+    argv: list[str],
+    paths: Paths,
+    credentials: list[int] | None,
+    fds: tuple[int, ...],
+    cgroup_path: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start ``swtpm socket`` in a session of its own (it outlives a daemon restart, as QEMU does)
-    and return once its control socket is there; on failure it is ended and the error says why."""
+    """Start ``swtpm socket`` in a session of its own (it outlives a daemon restart, as QEMU does), in
+    the domain's cgroup ``cgroup_path`` when it has one (as libvirt puts it), and return once its
+    control socket is there; on failure it is ended and the error says why."""
     with contextlib.suppress(FileNotFoundError):
         paths.socket.unlink()
     try:
-        with _confined(credentials, paths) as preexec:
+        with _confined(credentials, paths, cgroup_path) as preexec:
             proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

@@ -4,11 +4,13 @@ the checks in order: the guest sees a TPM 2.0 with the PCR banks <active_pcr_ban
 restore and a snapshot with memory carry the TPM's volatile state (an extended PCR); the state is
 encrypted on disk; swtpm killed under the guest ends the domain as crashed, with the reason in its
 log (also under a daemon restarted since the start); undefine removes the state unless --keep-tpm. A
-TPM 1.2 boots too. A passthrough TPM is refused by name on a host without one."""
+TPM 1.2 boots too, its swtpm in the domain's cgroup. A passthrough TPM is refused by name on a host
+without one; an external TPM (an swtpm the test runs) serves a guest."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -191,6 +193,18 @@ def test_an_emulated_tpm_1_2_in_a_guest(module_daemon: Daemon, tmp_path: Path) -
     console = boot(module_daemon, "tpm12")
     assert console.run("cat /sys/class/tpm/tpm0/tpm_version_major") == "1"
     console.close()
+    # swtpm runs in the domain's cgroup, as QEMU does (libvirt's placement), and follows QEMU into
+    # the v1 group a limit makes on a hybrid host (this one's memory controller is v1)
+    swtpm_pid = int((module_daemon.run_dir / "tpm12.channels/swtpm.pid").read_text())
+    qemu_pid = module_daemon.qemu_pids()["tpm12"]
+
+    def groups(pid: int) -> str:
+        return Path(f"/proc/{pid}/cgroup").read_text()
+
+    assert "/pyvirt-tpm12.scope\n" in groups(qemu_pid), groups(qemu_pid)
+    assert groups(swtpm_pid) == groups(qemu_pid)
+    module_daemon.cli("memtune", "tpm12", "--hard-limit", "1048576").ok()
+    assert groups(swtpm_pid) == groups(qemu_pid)
     # A daemon restarted under the running domain watches its swtpm again.
     module_daemon.restart()
     assert module_daemon.cli("domstate", "tpm12").ok().out.strip() == "running"
@@ -213,3 +227,47 @@ def test_tpm_passthrough_refused_without_the_hosts_device(module_daemon: Daemon,
     result = module_daemon.cli("start", "tpmpt")
     assert result.rc == 1 and "TPM passthrough: this host has no /dev/tpm0" in result.err, result.err
     assert module_daemon.cli("domstate", "tpmpt").ok().out.strip() == "shut off"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("swtpm") is None, reason="swtpm is not installed")
+def test_an_external_tpm_in_a_guest(module_daemon: Daemon, tmp_path: Path) -> None:
+    """<backend type='external'>: QEMU connects to an swtpm this test runs (as root, its socket not
+    the QEMU user's until the start hands it over); a start without it is refused by name."""
+    sock = tmp_path / "ctrl.sock"
+    tpm = (
+        "<tpm model='tpm-crb'><backend type='external'>"
+        f"<source type='unix' mode='connect' path='{sock}'/></backend></tpm>"
+    )
+    define(module_daemon, tmp_path, "tpmext", tpm)
+    assert (
+        f"<source type='unix' mode='connect' path='{sock}'/>"
+        in module_daemon.cli("dumpxml", "tpmext").ok().out
+    )
+    result = module_daemon.cli("start", "tpmext")
+    assert result.rc == 1 and f"external TPM: no emulator's socket at '{sock}'" in result.err, result.err
+    (tmp_path / "state").mkdir()
+    swtpm = subprocess.Popen(
+        ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={tmp_path / 'state'}", "--terminate",
+         "--ctrl", f"type=unixio,path={sock}", "--log", f"file={tmp_path / 'swtpm.log'}"],
+    )  # fmt: skip
+    try:
+        for _ in range(600):  # swtpm makes its socket
+            if sock.exists() or swtpm.poll() is not None:
+                break
+            time.sleep(0.05)
+        before = os.stat(sock)
+        assert before.st_uid == 0
+        console = boot(module_daemon, "tpmext")
+        assert console.run("cat /sys/class/tpm/tpm0/tpm_version_major") == "2"
+        console.close()
+        out = module_daemon.cli("qemu-monitor-command", "tpmext", '{"execute":"query-tpm"}').ok().out
+        (found,) = json.loads(out)["return"]
+        assert found["model"] == "tpm-crb" and found["options"]["type"] == "emulator", found
+        assert found["options"]["data"]["chardev"] == "chrtpm", found
+        module_daemon.cli("destroy", "tpmext").ok()
+        swtpm.wait(timeout=60)  # --terminate: it ends when QEMU closes the connection
+    finally:
+        if swtpm.poll() is None:
+            swtpm.kill()
+            swtpm.wait()
