@@ -5,11 +5,14 @@ into a cache folder keyed by a hash of the release, mirror and package list, so 
 template, or a second test run, reuses the tree. The tree is never changed after it is made: template
 builds copy it into a file system image (``mkfs.ext4 -d``) and configure the copy.
 A tree is complete only once its stamp file exists; an interrupted debootstrap leaves a hidden
-work folder that the next run removes.
+work folder that the next run removes, after unmounting what debootstrap left mounted in it (``proc``,
+``sys``, ``dev``; :func:`pyvirt.mounts.remove_tree`). A build holds a lock on its work folder, so the
+next run tells a dead build's folder from one in use at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyvirt.errors import InvalidArgument, OperationFailed
+from pyvirt.mounts import remove_tree
 
 #: Packages of a cloud template on top of minbase: kernel, bootloader, init, cloud-init (NoCloud),
 #: the guest agent, growpart, classic ifupdown networking on DHCP, and sshd.
@@ -50,6 +54,8 @@ TEMPLATE_PACKAGES: tuple[str, ...] = (
 )
 
 STAMP = ".pyvirt-debootstrap.json"
+LOCK = "build.lock"  # in a work folder, locked by the build using it
+STALE_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -134,6 +140,8 @@ def ensure_tree(
     tree.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(tree.parent)
     work = Path(tempfile.mkdtemp(prefix=f".{tree.name}.", suffix=".work", dir=tree.parent))
+    lock = os.open(work / LOCK, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # released when this process ends, however it ends
     argv = [
         "debootstrap",
         "--variant=minbase",
@@ -171,7 +179,10 @@ def ensure_tree(
         (work / "root" / STAMP).write_text(json.dumps(stamp, indent=1) + "\n")
         os.rename(work / "root", tree)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            remove_tree(work)
+        finally:
+            os.close(lock)
     if say:
         say(f"debootstrap done in {time.monotonic() - started:.0f} s: {tree}")
     return tree
@@ -194,20 +205,20 @@ def _env() -> dict[str, str]:
 
 
 def _remove_stale(folder: Path) -> None:
-    """Work folders of debootstraps that died (their process is gone: nothing of ours is mounted)."""
+    """Work folders of builds that died: their lock is free (a folder without one, of an older pyvirt
+    or whose build is just starting, counts once it is an hour old)."""
     for stale in folder.glob(".*.work"):
-        if time.time() - stale.stat().st_mtime > 3600:
-            _unmount_below(stale)
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _unmount_below(path: Path) -> None:
-    """debootstrap mounts /proc and /sys in the tree; a killed one can leave them mounted."""
-    try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
-    except OSError:
-        return
-    prefix = str(path.resolve()) + "/"
-    targets = [line.split()[1] for line in mounts if len(line.split()) > 1]
-    for target in sorted((t for t in targets if t.startswith(prefix)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", target], check=False, stderr=subprocess.DEVNULL)
+        try:
+            lock = os.open(stale / LOCK, os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if time.time() - stale.stat().st_mtime > STALE_SECONDS:
+                remove_tree(stale)
+            continue
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a build in progress
+        else:
+            remove_tree(stale)
+        finally:
+            os.close(lock)

@@ -24,6 +24,7 @@ from pathlib import Path
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, PyvirtError, error_from_wire
 from pyvirt.guest.appliance import Disk, Handle, launch, new_handle
 from pyvirt.guest.inspect import inspect, mount_all
+from pyvirt.mounts import read_mounts
 from pyvirt.paths import default_mode, layout_for
 from pyvirt.store import atomic_write
 
@@ -78,16 +79,10 @@ def is_fuse_mount(mountpoint: str) -> bool:
     """True if ``mountpoint`` is the mount point of a FUSE file system."""
     real = os.path.realpath(mountpoint)
     try:
-        with open("/proc/self/mountinfo") as fh:
-            for line in fh:
-                fields = line.split()
-                sep = fields.index("-")
-                target = fields[4].replace("\\040", " ")
-                if target == real and fields[sep + 1].startswith("fuse"):
-                    return True
-    except (OSError, ValueError):
-        pass
-    return False
+        table = read_mounts()
+    except OSError:
+        return False
+    return any(m.mountpoint == real and m.fstype.startswith("fuse") for m in table)
 
 
 def _mount_filesystems(
