@@ -57,6 +57,9 @@ if TYPE_CHECKING:
     from pyvirt.conf.filesystem import FilesystemConfig
 
 DEFAULT_EMULATOR = "/usr/bin/qemu-system-x86_64"
+# The video device libvirt 9.0 adds for a display with no <video> (its qemuDomainDefaultVideoDevice on
+# x86 with QEMU's cirrus-vga: checked with virsh domxml-to-native for VNC, SPICE and SDL, pc and q35)
+DEFAULT_VIDEO = "cirrus-vga,id=video0"
 MASTER_KEY_ID = "masterKey0"  # libvirt's name for the per-domain key that secrets are encrypted with
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 
@@ -1064,8 +1067,8 @@ class _Builder:
             from pyvirt.conf import graphics_local
 
             self.add(*graphics_local.display_args(gfx))
-            if not self.dom.devices.videos:  # libvirt 9.0's default video for these displays
-                self.add("-device", "cirrus-vga,id=video0")
+            if not self.dom.devices.videos:
+                self.add("-device", DEFAULT_VIDEO)
             return
         if gfx.type != "vnc":
             raise UnsupportedConfig(f"unsupported configuration: graphics type '{gfx.type}'")
@@ -1073,7 +1076,7 @@ class _Builder:
             spec = "none" + vnc_options.props(gfx.vnc) + ("," + "password=on" if gfx.passwd else "")
             self.add("-vnc", spec + self._display_audio(gfx))
             if not self.dom.devices.videos:
-                self.add("-device", "VGA,id=video0")
+                self.add("-device", DEFAULT_VIDEO)
             return
         if gfx.listen_socket:
             spec = f"unix:{self._graphics_socket(gfx)}" + vnc_options.props(gfx.vnc)
@@ -1081,7 +1084,7 @@ class _Builder:
             spec += self._display_audio(gfx)
             self.add("-vnc", spec)
             if not self.dom.devices.videos:
-                self.add("-device", "VGA,id=video0")
+                self.add("-device", DEFAULT_VIDEO)
             return
         listen = gfx.listen or "127.0.0.1"
         host = f"[{listen}]" if ":" in listen else listen
@@ -1098,7 +1101,7 @@ class _Builder:
         spec += self._display_audio(gfx)
         self.add("-vnc", spec)
         if not self.dom.devices.videos:
-            self.add("-device", "VGA,id=video0")
+            self.add("-device", DEFAULT_VIDEO)
 
     def _display_audio(self, gfx: GraphicsConfig) -> str:
         """``,audiodev=`` of a VNC display: its ``<audio id>``, else the first ``<audio>``."""
@@ -1155,7 +1158,7 @@ class _Builder:
         opts["seamless-migration"] = "on"
         self.add("-spice", _opts("", **opts))
         if not self.dom.devices.videos:
-            self.add("-device", "qxl-vga,id=video0")
+            self.add("-device", DEFAULT_VIDEO)
 
     def audio(self) -> None:
         from pyvirt.conf.audio import audiodev
