@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pyvirt.conf import qemu_ns
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
-from pyvirt.daemon import blockjobs, chardev_sockets, guest_memory, launch, lifecycle, tpm
+from pyvirt.daemon import blockjobs, chardev_sockets, guest_memory, launch, lifecycle, tpm, virtiofs
 from pyvirt.daemon.confinement import Confinement
 from pyvirt.daemon.console import ConsoleRelay, drop_relay
 from pyvirt.daemon.events import EventBus
@@ -305,6 +305,7 @@ class DomainRegistry:
         launch.open_console(obj)
         self.watch_exit(obj, proc)
         tpm.rewatch(self, obj, self.layout.qemu_run_dir / f"{record.name}.channels")
+        virtiofs.rewatch(self, obj, record)
         log.info("re-attached to domain %s (pid %d)", record.name, record.pid)
         await blockjobs.reattach(self, obj, proc)
         if status != "shutdown":
@@ -612,7 +613,7 @@ class DomainRegistry:
 
     def _release_resources(self, live: Domain, record: RunRecord | None = None) -> None:
         if record is not None:
-            from pyvirt.daemon import pr_helper, transient_disks, virtiofs
+            from pyvirt.daemon import pr_helper, transient_disks
 
             transient_disks.remove(record)
             pr_helper.release(record)

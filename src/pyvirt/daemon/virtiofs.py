@@ -167,6 +167,34 @@ def _watch(
 _tasks: set[asyncio.Task[None]] = set()
 
 
+def rewatch(reg: DomainRegistry, obj: DomainObject, record: RunRecord) -> None:
+    """A domain an earlier daemon left running (``obj.lock`` held): watch its virtiofsds again (not
+    this daemon's children: their exit status is unknown); one already gone is reported now."""
+    loop = asyncio.get_running_loop()
+    generation = obj.generation
+
+    def report(pid: int, how: str) -> None:
+        task = loop.create_task(_on_exit(reg, obj, generation, pid, f"virtiofsd (pid {pid}) {how}"))
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+    for pid in list(record.virtiofsd):
+        try:
+            pidfd = os.pidfd_open(pid) if _is_virtiofsd(pid) else None
+        except ProcessLookupError:
+            pidfd = None
+        if pidfd is None:
+            report(pid, "exited while the daemon was away")
+            continue
+
+        def exited(pidfd: int = pidfd, pid: int = pid) -> None:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            report(pid, "exited")
+
+        loop.add_reader(pidfd, exited)
+
+
 async def _on_exit(reg: DomainRegistry, obj: DomainObject, generation: int, pid: int, what: str) -> None:
     async with obj.lock:
         qemu = obj.proc

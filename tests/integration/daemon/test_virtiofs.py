@@ -173,23 +173,29 @@ def _external_virtiofsd(daemon: Daemon) -> tuple[Path, subprocess.Popen[bytes]]:
 def test_a_socket_share_and_a_virtiofsd_dying(module_daemon: Daemon, tmp_path: Path) -> None:
     """``<source socket>``: QEMU connects to a virtiofsd the user runs (the daemon starts none for it);
     the daemon's own virtiofsd killed under the guest: logged, listed by dominfo, the guest left as it
-    is (libvirt 9.0 does not watch it at all). Paused: no guest driver is needed."""
+    is (libvirt 9.0 does not watch it at all), also after a daemon restart. Paused: no guest driver is
+    needed."""
     daemon = module_daemon
-    share = tmp_path / "share"
+    share, share2 = tmp_path / "share", tmp_path / "share2"
     share.mkdir()
+    share2.mkdir()
     socket, external = _external_virtiofsd(daemon)
-    shares = share_xml(share, "mine") + (
-        "<filesystem type='mount'><driver type='virtiofs'/>"
-        f"<source socket='{socket}'/><target dir='external'/></filesystem>"
+    shares = (
+        share_xml(share, "mine")
+        + share_xml(share2, "mine2")
+        + (
+            "<filesystem type='mount'><driver type='virtiofs'/>"
+            f"<source socket='{socket}'/><target dir='external'/></filesystem>"
+        )
     )
     define(daemon, tmp_path, "vfs2", shares)
     try:
         assert f"<source socket='{socket}'/>" in daemon.cli("dumpxml", "vfs2").ok().out
         daemon.cli("start", "vfs2", "--paused").ok()
         pids = json.loads((daemon.run_dir / "vfs2.json").read_text())["virtiofsd"]
-        assert len(pids) == 1  # the daemon started only its own share's
+        assert len(pids) == 2  # the daemon started only its own shares'
         domain_log = daemon.root / "var/log/pyvirt/qemu/vfs2.log"
-        assert f"socket,id=chr-vu-fs1,path={socket}" in domain_log.read_text()
+        assert f"socket,id=chr-vu-fs2,path={socket}" in domain_log.read_text()
 
         os.kill(pids[0], signal.SIGKILL)
         expected = "virtiofsd of filesystem 'mine' (fs0) exited (killed by signal 9)"
@@ -198,6 +204,14 @@ def test_a_socket_share_and_a_virtiofsd_dying(module_daemon: Daemon, tmp_path: P
             time.sleep(0.2)
         assert expected in daemon.cli("dominfo", "vfs2").ok().out
         assert expected in domain_log.read_text() and daemon.state("vfs2") == "paused"
+        # A later daemon (which re-adopts the domain) watches the virtiofsds left
+        daemon.restart()
+        os.kill(pids[1], signal.SIGKILL)
+        again = f"virtiofsd (pid {pids[1]}) exited"
+        while again not in daemon.cli("dominfo", "vfs2").ok().out and time.monotonic() < deadline + 60:
+            time.sleep(0.2)
+        info = daemon.cli("dominfo", "vfs2").ok().out
+        assert again in info and expected in info, info  # the first one's report kept in the record
 
         daemon.cli("destroy", "vfs2").ok()
         # QEMU was the user's virtiofsd's client: that virtiofsd ends once QEMU has gone
