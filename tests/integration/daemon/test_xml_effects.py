@@ -1,19 +1,31 @@
 """XML features that reach QEMU and the guest, seen from inside a real guest under TCG: the balloon
 target of ``<currentMemory>``, firmware chosen from QEMU's descriptors for ``firmware='efi'``, and devices
-(watchdog, USB port, PCIe root port) on the addresses the XML gives them."""
+(watchdog, USB port, PCIe root port) on the addresses the XML gives them; the watchdog, armed by the
+guest and never fed, fires: libvirt's watchdog event, the domain paused for it."""
 
 from __future__ import annotations
 
 import re
+import signal
 from pathlib import Path
 
 import pytest
 
 from tests.support.daemon import Console, Daemon
+from tests.support.events import listening, read_until, watch
 from tests.support.guest import domain_xml, guest_artifacts
 
 pytestmark = pytest.mark.slow
 OVMF = "/usr/share/OVMF"
+# The i6300ESB armed from inside the guest: memory decoding on, both stage timers (~1 s each: 1000 at
+# its 1 kHz scale) written after the unlock sequence 0x80 0x86 at BAR+0xc, then WDT_ENABLE (bit 1) in
+# its lock register (config 0x68).
+ARM_I6300ESB = (
+    "echo 1 > {dev}/enable; B=$(head -1 {dev}/resource | cut -d' ' -f1);"
+    " devmem $((B+12)) 16 0x80; devmem $((B+12)) 16 0x86; devmem $B 32 1000;"
+    " devmem $((B+12)) 16 0x80; devmem $((B+12)) 16 0x86; devmem $((B+4)) 32 1000;"
+    " printf '\\002' | dd of={dev}/config bs=1 seek=104 count=1 2>/dev/null; echo armed"
+)
 
 
 def define(daemon: Daemon, tmp_path: Path, name: str, text: str) -> None:
@@ -98,7 +110,7 @@ def test_devices_sit_where_the_xml_puts_them(daemon: Daemon, tmp_path: Path) -> 
     extra = (
         "<controller type='usb' index='0' model='piix3-uhci'/>"
         "<input type='tablet' bus='usb'><address type='usb' bus='0' port='2'/></input>"
-        "<watchdog model='i6300esb' action='reset'>"
+        "<watchdog model='i6300esb' action='pause'>"
         "<address type='pci' domain='0x0000' bus='0x00' slot='011' function='0x0'/></watchdog>"
     )
     define(daemon, tmp_path, "dev1", domain_xml("dev1", extra_devices=extra))
@@ -109,6 +121,23 @@ def test_devices_sit_where_the_xml_puts_them(daemon: Daemon, tmp_path: Path) -> 
     ids = console.run("cat /sys/bus/pci/devices/0000:00:09.0/vendor /sys/bus/pci/devices/0000:00:09.0/device")
     assert ids.split() == ["0x8086", "0x25ab"]
     log = (daemon.root / "var/log/pyvirt/qemu/dev1.log").read_text()
-    assert "usb-tablet,id=input0,bus=usb.0,port=2" in log and "-watchdog-action reset" in log
+    assert "usb-tablet,id=input0,bus=usb.0,port=2" in log and "-watchdog-action pause" in log
+    # The guest arms the i6300ESB and never feeds it (it has no driver for it: through sysfs and
+    # /dev/mem): QEMU's WATCHDOG is libvirt's watchdog event, and the domain is paused for it.
+    watcher = watch(daemon, "--all", "--domain", "dev1")
+    try:
+        listening(daemon, watcher, "dev1", tmp_path)
+        console.run(ARM_I6300ESB.format(dev="/sys/bus/pci/devices/0000:00:09.0"))
+        seen = read_until(watcher, b"Suspended Watchdog\n").decode()
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        watcher.wait()
+    fired = seen[seen.index("event 'watchdog'") :].splitlines()
+    assert fired == [
+        "event 'watchdog' for domain 'dev1': pause",
+        "event 'lifecycle' for domain 'dev1': Suspended Watchdog",
+    ], seen
+    assert daemon.cli("domstate", "dev1", "--reason").ok().out.strip() == "paused (watchdog)"
+    daemon.cli("resume", "dev1").ok()
     console.close()
     daemon.cli("destroy", "dev1").ok()
