@@ -93,10 +93,9 @@ def available() -> bool:
     return True
 
 
-def _buffer(data: bytes | bytearray) -> tuple[ctypes.Array[ctypes.c_char], int]:
-    """A C copy of ``data`` and its address."""
-    buf = ctypes.create_string_buffer(bytes(data), len(data))
-    return buf, ctypes.addressof(buf)
+def _address(data: bytes) -> int:
+    """Where the bytes of ``data`` lie (no copy: valid while the caller holds ``data``)."""
+    return ctypes.cast(ctypes.c_char_p(data), c_void_p).value or 0
 
 
 def _out(n: int) -> tuple[bytearray, ctypes.Array[ctypes.c_char], int]:
@@ -136,8 +135,8 @@ class BlockCipher:
         """XTS (IEEE P1619) over each sector, sector ``s``'s tweak ``ivs[16s:16s+16]`` (this cipher holds
         the data key, ``tweak`` the tweak key)."""
         lib, n = self.lib, len(data)
-        keep, src = _buffer(data)
-        ivbuf, iv = _buffer(ivs)
+        data, ivs = bytes(data), bytes(ivs)
+        src, iv = _address(data), _address(ivs)
         out, view, dst = _out(n)
         twk = tweak.enc_ctx
         if encrypt:
@@ -150,7 +149,7 @@ class BlockCipher:
             for at in range(0, n, SECTOR):
                 g(ctx, twk, decf, twkf, iv, SECTOR, dst + at, src + at)
                 iv += 16
-        del keep, ivbuf, view
+        del view
         return bytes(out)
 
     def cbc_encrypt_sectors(self, ivs: bytes, data: bytes) -> bytes:
@@ -163,14 +162,16 @@ class BlockCipher:
 
     def _per_sector(self, f: _Func, ivs: bytes, data: bytes) -> bytes:
         n, b = len(data), self.block
-        keep, src = _buffer(data)
-        ivbuf, iv = _buffer(ivs)
+        data = bytes(data)
+        src = _address(data)
+        ivbuf = ctypes.create_string_buffer(ivs, len(ivs))  # a copy: Nettle moves each IV on in place
+        iv = ctypes.addressof(ivbuf)
         out, view, dst = _out(n)
         ctx, encf = self.enc_ctx, self.encf
         for at in range(0, n, SECTOR):
             f(ctx, encf, b, iv, SECTOR, dst + at, src + at)
             iv += b
-        del keep, ivbuf, view
+        del ivbuf, view
         return bytes(out)
 
 
