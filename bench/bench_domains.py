@@ -105,6 +105,9 @@ class Tool:
     def daemon_pid(self) -> int:
         raise NotImplementedError
 
+    def close(self) -> None:
+        raise NotImplementedError
+
     def running(self, dom: str) -> bool:
         return self.cli("domstate", dom).stdout.strip() == "running"
 
@@ -210,6 +213,56 @@ def netns() -> Iterator[None]:
         yield
     finally:
         sh("ip", "netns", "del", NETNS, check=False)
+
+
+def arguments(doc: str | None, repeat: int, *, guest: bool = False) -> argparse.ArgumentParser:
+    """The options every side-by-side benchmark takes: --repeat, --json, --no-libvirt; with ``guest``,
+    those of one booted guest per tool: --memory, --settle."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-libvirt", action="store_true")
+    if guest:
+        parser.add_argument("--memory", type=int, default=256, help="guest memory, MiB")
+        parser.add_argument("--settle", type=float, default=15.0, help="seconds to let the guests boot")
+    return parser
+
+
+@contextlib.contextmanager
+def side_by_side(no_libvirt: bool) -> Iterator[tuple[list[Tool], Path]]:
+    """pyvirtd and (unless ``no_libvirt``) libvirtd in this run's network namespace, and a scratch
+    folder QEMU's unprivileged users traverse; every daemon closed at the end."""
+    with netns(), tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        os.chmod(tmp, 0o755)
+        makers: list[Callable[[], Tool]] = [Pyvirt] if no_libvirt else [Pyvirt, Libvirt]
+        tools: list[Tool] = []
+        try:
+            for make in makers:
+                tools.append(make())
+            yield tools, tmp
+        finally:
+            for tool in tools:
+                tool.close()
+
+
+def report(results: dict[str, dict[str, float]], load_before: float, *, as_json: bool, note: str = "") -> int:
+    """The results as JSON, or the machine's load before and after and a row per metric: each tool's
+    figure and their ratio. The exit status."""
+    if as_json:
+        print(json.dumps(results, indent=2))
+        return 0
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after{note}"
+    )
+    width = max(len("metric"), *(len(key) for key in results["pyvirt"])) + 2
+    print(f"{'metric':<{width}} {'pyvirt':>10} {'libvirt':>10} {'ratio':>7}")
+    for key, ours in results["pyvirt"].items():
+        theirs = results.get("libvirt", {}).get(key)
+        ratio = f"{ours / theirs:.2f}" if theirs else "-"
+        print(f"{key:<{width}} {ours:>10} {theirs if theirs is not None else '-':>10} {ratio:>7}")
+    return 0
 
 
 def write_xml(tmp: Path, name: str, *, bzimage: bool = False) -> Path:
@@ -324,50 +377,20 @@ def measure(tools: list[Tool], tmp: Path, repeat: int) -> dict[str, dict[str, fl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--no-libvirt", action="store_true")
+    parser = arguments(__doc__, repeat=5)
     parser.add_argument("--cli-only", action="store_true", help="only list --all and dominfo")
     parser.add_argument("--rounds", type=int, default=40, help="rounds of --cli-only")
     args = parser.parse_args()
     guest_artifacts()
-    results: dict[str, dict[str, float]] = {}
     load_before = os.getloadavg()[0]
     loads: list[float] = []
-    with netns(), tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        os.chmod(tmp, 0o755)
-        makers: list[Callable[[], Tool]] = [Pyvirt] if args.no_libvirt else [Pyvirt, Libvirt]
-        tools: list[Tool] = []
-        try:
-            for make in makers:
-                tools.append(make())
-            if args.cli_only:
-                results = measure_cli(tools, tmp, args.rounds, loads)
-            else:
-                results = measure(tools, tmp, args.repeat)
-        finally:
-            for tool in tools:
-                tool.close()
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    print(
-        f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after"
-        + (f", median {statistics.median(loads):.1f} while measuring ({len(loads)} rounds)" if loads else "")
-    )
-    keys = list(results["pyvirt"])
-    print(f"{'metric':<34} {'pyvirt':>10} {'libvirt':>10} {'ratio':>7}")
-    for key in keys:
-        ours = results["pyvirt"][key]
-        theirs = results.get("libvirt", {}).get(key)
-        ratio = f"{ours / theirs:.2f}" if theirs else "-"
-        print(f"{key:<34} {ours:>10} {theirs if theirs is not None else '-':>10} {ratio:>7}")
-    return 0
+    with side_by_side(args.no_libvirt) as (tools, tmp):
+        if args.cli_only:
+            results = measure_cli(tools, tmp, args.rounds, loads)
+        else:
+            results = measure(tools, tmp, args.repeat)
+    during = f", median {statistics.median(loads):.1f} while measuring ({len(loads)} rounds)" if loads else ""
+    return report(results, load_before, as_json=args.json, note=during)
 
 
 if __name__ == "__main__":

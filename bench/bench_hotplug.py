@@ -13,18 +13,14 @@ makes, with the helpers of ``bench_domains.py``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_domains import Libvirt, Pyvirt, Tool, interleaved, median_ms, netns, write_xml
+from bench_domains import Tool, arguments, interleaved, median_ms, report, side_by_side, write_xml
 
 from tests.support.guest import guest_artifacts
 
@@ -114,41 +110,12 @@ def measure(tools: list[Tool], tmp: Path, repeat: int) -> dict[str, dict[str, fl
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--no-libvirt", action="store_true")
-    args = parser.parse_args()
+    args = arguments(__doc__, repeat=15).parse_args()
     guest_artifacts()
     load_before = os.getloadavg()[0]
-    with netns(), tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        os.chmod(tmp, 0o755)
-        makers: list[Callable[[], Tool]] = [Pyvirt] if args.no_libvirt else [Pyvirt, Libvirt]
-        tools: list[Tool] = []
-        try:
-            for make in makers:
-                tools.append(make())
-            results = measure(tools, tmp, args.repeat)
-        finally:
-            for tool in tools:
-                tool.close()
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    print(
-        f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after"
-    )
-    print(f"{'metric':<36} {'pyvirt':>10} {'libvirt':>10} {'ratio':>7}")
-    for key in results["pyvirt"]:
-        ours = results["pyvirt"][key]
-        theirs = results.get("libvirt", {}).get(key)
-        ratio = f"{ours / theirs:.2f}" if theirs else "-"
-        print(f"{key:<36} {ours:>10} {theirs if theirs is not None else '-':>10} {ratio:>7}")
-    return 0
+    with side_by_side(args.no_libvirt) as (tools, tmp):
+        results = measure(tools, tmp, args.repeat)
+    return report(results, load_before, as_json=args.json)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,8 @@ started by them). Run it under ``flock /tmp/bench.lock`` so that no other benchm
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -93,43 +90,13 @@ def measure(
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--memory", type=int, default=256, help="guest memory, MiB")
-    parser.add_argument("--settle", type=float, default=15.0, help="seconds to let the guests boot")
-    parser.add_argument("--json", action="store_true")
-    parser.add_argument("--no-libvirt", action="store_true")
-    args = parser.parse_args()
+    args = bd.arguments(__doc__, repeat=7, guest=True).parse_args()
     guest_artifacts()
     load_before = os.getloadavg()[0]
-    with bd.netns(), tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        os.chmod(tmp, 0o755)
-        makers = [bd.Pyvirt] if args.no_libvirt else [bd.Pyvirt, bd.Libvirt]
-        tools: list[bd.Tool] = []
-        try:
-            for make in makers:
-                tools.append(make())
-            results = measure(tools, tmp, args.repeat, args.memory, args.settle)
-        finally:
-            for tool in tools:
-                tool.close()  # type: ignore[attr-defined]
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    print(
-        f"machine: {os.cpu_count()} CPUs, load average {load_before:.1f} before, "
-        f"{os.getloadavg()[0]:.1f} after; guest {args.memory} MiB, {args.repeat} rounds, median ms"
-    )
-    print(f"{'metric':<26} {'pyvirt':>10} {'libvirt':>10} {'ratio':>7}")
-    for key in results["pyvirt"]:
-        ours = results["pyvirt"][key]
-        theirs = results.get("libvirt", {}).get(key)
-        ratio = f"{ours / theirs:.2f}" if theirs else "-"
-        print(f"{key:<26} {ours:>10} {theirs if theirs is not None else '-':>10} {ratio:>7}")
-    return 0
+    with bd.side_by_side(args.no_libvirt) as (tools, tmp):
+        results = measure(tools, tmp, args.repeat, args.memory, args.settle)
+    note = f"; guest {args.memory} MiB, {args.repeat} rounds, median ms"
+    return bd.report(results, load_before, as_json=args.json, note=note)
 
 
 if __name__ == "__main__":

@@ -212,7 +212,7 @@ def main() -> int:
             try:
                 results[tool.name] = measure(tool, tmp, args.count, args.repeat, args.idle_cpu)
             finally:
-                tool.close()  # type: ignore[attr-defined]
+                tool.close()
     report: dict[str, object] = {"results": results, "load_before": load_before, "count": args.count}
     report["load_end"] = os.getloadavg()[0]
     if "libvirt" in results:
