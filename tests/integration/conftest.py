@@ -34,6 +34,17 @@ def module_daemon() -> Iterator[Daemon]:
     yield from _running()
 
 
+@pytest.fixture(scope="module")
+def sata_raw(module_daemon: Daemon) -> Iterator[Path]:
+    """The bootable test disk with its root on /dev/sda2: the disk of the appliances (OVA, OVF) the
+    tests make, whose controller is SATA."""
+    from tests.support import bootable
+
+    raw = bootable.make_raw(module_daemon.root / "sata.raw", root="/dev/sda2")
+    yield raw
+    raw.unlink(missing_ok=True)
+
+
 @pytest.fixture
 def tmp_path() -> Iterator[Path]:
     """A scratch directory QEMU's unprivileged user can traverse, as a host's image directories are:

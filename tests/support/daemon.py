@@ -71,6 +71,11 @@ class Daemon:
     def run_dir(self) -> Path:
         return self.root / "run/pyvirt/qemu"
 
+    @property
+    def pool_dir(self) -> Path:
+        """The default storage pool's folder."""
+        return self.root / "var/lib/pyvirt/images"
+
     def start(self, *args: str, wait: float = 30.0, verbose: bool = True) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.socket.unlink()
@@ -193,12 +198,14 @@ class Daemon:
         return self.cli("domstate", name).ok().out.strip()
 
     def wait_state(self, name: str, state: str, timeout: float = 60) -> None:
+        """Wait until ``domstate --reason`` says ``state`` (``shut off``), or, where it names a reason
+        too, that state for that reason (``shut off (crashed)``)."""
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
             result = self.cli("domstate", "--reason", name)
             last = result.out.strip() or result.err.strip()
-            if last.split(" (")[0] == state:
+            if state in (last, last.split(" (")[0]):
                 return
             time.sleep(0.2)
         raise AssertionError(f"domain {name} did not reach '{state}' in {timeout}s (last: {last})")

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.daemon import BIN
 
 STREAM_OPTIMIZED = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
 
@@ -290,4 +293,13 @@ def make_ova(
                 info.size = len(content)
                 info.mode = 0o644
                 tar.addfile(info, io.BytesIO(content))
+    return dest
+
+
+def appliance_disk(raw: Path, dest: Path, fmt: str) -> Path:
+    """``raw`` converted by ``pyvirt img convert`` into an exporter's disk format: a VMDK as VMware
+    ships it (streamOptimized), a VDI as VirtualBox does."""
+    options = ["-o", "subformat=streamOptimized"] if fmt == "vmdk" else []
+    argv = [str(BIN / "pyvirt"), "img", "convert", "-f", "raw", "-O", fmt, *options, str(raw), str(dest)]
+    subprocess.run(argv, check=True, capture_output=True)
     return dest

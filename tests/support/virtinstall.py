@@ -10,6 +10,7 @@ only loopback. QEMU's capability probe is cached across runs under ``.cache/virt
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -144,6 +145,17 @@ class Oracle:
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(self.command(*args), capture_output=True, text=True)
+
+    def __enter__(self) -> Oracle:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    def native_argv(self, xml: Path) -> list[str]:
+        """libvirt's QEMU command line for the domain XML file ``xml`` (``virsh domxml-to-native``)."""
+        return shlex.split(self.virsh("domxml-to-native", "qemu-argv", str(xml)))
 
     def stop(self) -> None:
         if self.proc is not None:

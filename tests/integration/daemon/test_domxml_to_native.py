@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-import json
 import shlex
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.support.argv import json_values
 from tests.support.daemon import Daemon
 from tests.support.virtinstall import Oracle
 from tests.unit.qemu.test_command import DATA_ROOT
@@ -77,12 +76,6 @@ def _encrypted_domain(tmp_path: Path) -> tuple[Path, Path]:
     return secret, xml
 
 
-def _json_args(argv: list[str], option: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == option and argv[i + 1][:1] == "{"
-    ]
-
-
 def test_domxml_to_native_of_encrypted_disks(daemon: Daemon, tmp_path: Path) -> None:
     """As libvirt 9.0's: the master key object where start would write the key, each encrypted disk's
     passphrase a secret object encrypted under a key that exists nowhere; the passphrase never shown."""
@@ -96,7 +89,7 @@ def test_domxml_to_native_of_encrypted_disks(daemon: Daemon, tmp_path: Path) -> 
     daemon.cli("secret-set-value", uuid, "--file", str(passfile), "--plain").ok()
     outs = [daemon.cli("domxml-to-native", "qemu-argv", str(xml)).ok().out for _ in range(2)]
     argv = shlex.split(outs[0])
-    objects = _json_args(argv, "-object")
+    objects = json_values(argv, "-object")
     key_file = daemon.run_dir / "enc-native.channels" / "master-key.aes"
     assert {"qom-type": "secret", "id": "masterKey0", "format": "raw", "file": str(key_file)} in objects
     assert not key_file.exists()  # nothing written: the key the secrets are sealed with is gone
@@ -105,7 +98,7 @@ def test_domxml_to_native_of_encrypted_disks(daemon: Daemon, tmp_path: Path) -> 
         o["keyid"] == "masterKey0" and o["format"] == "base64" and len(base64.b64decode(o["iv"])) == 16
         for o in secrets
     )
-    nodes = _json_args(argv, "-blockdev")
+    nodes = json_values(argv, "-blockdev")
     ids = {o["id"] for o in secrets}
     assert any(n.get("driver") == "luks" and n.get("key-secret") in ids for n in nodes), nodes
     assert any(n.get("encrypt", {}).get("key-secret") in ids for n in nodes), nodes
@@ -127,20 +120,16 @@ def test_encrypted_disks_agree_with_libvirt(daemon: Daemon, tmp_path: Path) -> N
     daemon.cli("secret-define", str(secret)).ok()
     daemon.cli("secret-set-value", UUID, "--base64", value).ok()
     ours = shlex.split(daemon.cli("domxml-to-native", "qemu-argv", str(xml)).ok().out)
-    oracle = Oracle()
-    oracle.start()
-    try:
+    with Oracle() as oracle:
         oracle.virsh("secret-define", str(secret))
         oracle._virsh("secret-set-value", UUID, value)  # virsh warns that an argument is insecure
-        theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
-    finally:
-        oracle.stop()
+        theirs = oracle.native_argv(xml)
 
     def shape(argv: list[str]) -> tuple[list[list[str]], list[tuple[str, ...]]]:
-        secrets = sorted(sorted(o) for o in _json_args(argv, "-object") if o["qom-type"] == "secret")
-        named = {o["id"] for o in _json_args(argv, "-object") if o["qom-type"] == "secret"}
+        secrets = sorted(sorted(o) for o in json_values(argv, "-object") if o["qom-type"] == "secret")
+        named = {o["id"] for o in json_values(argv, "-object") if o["qom-type"] == "secret"}
         nodes = []
-        for node in _json_args(argv, "-blockdev"):
+        for node in json_values(argv, "-blockdev"):
             key = node.get("key-secret") or node.get("encrypt", {}).get("key-secret")
             if key is not None:
                 assert key in named

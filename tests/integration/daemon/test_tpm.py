@@ -169,10 +169,7 @@ def test_an_emulated_tpm_2_in_a_guest(module_daemon: Daemon, tmp_path: Path) -> 
     pid = int((daemon.run_dir / "tpm1.channels/swtpm.pid").read_text())
     assert Path(f"/proc/{pid}/comm").read_text().strip() == "swtpm"
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 120  # a bound on the wait, not a measure of it
-    while daemon.cli("domstate", "tpm1", "--reason").ok().out.strip() != "shut off (crashed)":
-        assert time.monotonic() < deadline, daemon.cli("domstate", "tpm1", "--reason").out
-        time.sleep(0.2)
+    daemon.wait_state("tpm1", "shut off (crashed)", timeout=120)
     log = (daemon.root / "var/log/pyvirt/qemu/tpm1.log").read_text()
     assert "the TPM emulator (swtpm) of domain tpm1 exited unexpectedly (killed by signal 9)" in log
 
@@ -209,10 +206,7 @@ def test_an_emulated_tpm_1_2_in_a_guest(module_daemon: Daemon, tmp_path: Path) -
     module_daemon.restart()
     assert module_daemon.cli("domstate", "tpm12").ok().out.strip() == "running"
     os.kill(int((module_daemon.run_dir / "tpm12.channels/swtpm.pid").read_text()), signal.SIGKILL)
-    deadline = time.monotonic() + 120  # a bound on the wait, not a measure of it
-    while module_daemon.cli("domstate", "tpm12", "--reason").ok().out.strip() != "shut off (crashed)":
-        assert time.monotonic() < deadline, module_daemon.cli("domstate", "tpm12", "--reason").out
-        time.sleep(0.2)
+    module_daemon.wait_state("tpm12", "shut off (crashed)", timeout=120)
     log = (module_daemon.root / "var/log/pyvirt/qemu/tpm12.log").read_text()
     assert "swtpm) of domain tpm12 exited unexpectedly (its process ended)" in log
     module_daemon.cli("undefine", "tpm12", "--tpm").ok()

@@ -8,18 +8,24 @@ manifest) with command-line options that win over the OVF's; a damaged appliance
 from __future__ import annotations
 
 import json
-import subprocess
 import tarfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pyvirt.image.api import image_info
 from tests.support import bootable
-from tests.support.daemon import BIN, Console, Daemon
-from tests.support.ova import SOUND_AND_CD, Spec, make_ova, manifest, virtualbox_ovf, vmware_ovf
+from tests.support.daemon import Console, Daemon
+from tests.support.ova import (
+    SOUND_AND_CD,
+    Spec,
+    appliance_disk,
+    make_ova,
+    manifest,
+    virtualbox_ovf,
+    vmware_ovf,
+)
 
 pytestmark = [pytest.mark.slow, bootable.needs_tools]
 
@@ -40,32 +46,16 @@ def d(module_daemon: Daemon) -> Daemon:
     return module_daemon
 
 
-@pytest.fixture(scope="module")
-def sata_raw(d: Daemon) -> Iterator[Path]:
-    """The bootable test disk with its root on /dev/sda2 (the appliances' SATA controller)."""
-    raw = bootable.make_raw(d.root / "sata.raw", root="/dev/sda2")
-    yield raw
-    raw.unlink(missing_ok=True)
-
-
-def _pool(d: Daemon) -> Path:
-    return d.root / "var/lib/pyvirt/images"
-
-
-def _img(*argv: str) -> None:
-    subprocess.run([str(BIN / "pyvirt"), "img", *argv], check=True, capture_output=True)
-
-
 def test_vmware_ova_installs_and_boots(d: Daemon, sata_raw: Path, tmp_path: Path) -> None:
     vmdk = tmp_path / "web-disk1.vmdk"
-    _img("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", str(sata_raw), str(vmdk))
+    appliance_disk(sata_raw, vmdk, "vmdk")
     spec = Spec(name="web", vcpus=2, memory_mib=160, disk_file=vmdk.name, disk_capacity=256 << 20,
                 nic="E1000", extra_items=SOUND_AND_CD)  # fmt: skip
     ova = make_ova(tmp_path / "web.ova", "web.ovf", vmware_ovf(spec), {vmdk.name: vmdk})
     # no --name: the OVF's; no --memory/--vcpus: the OVF's; --network none wins over its NIC
     result = d.cli("install", "--json", "--disk", str(ova), "--network", "none", *COMMON).ok()
     info = json.loads(result.out)
-    disk = _pool(d) / "web.qcow2"
+    disk = d.pool_dir / "web.qcow2"
     assert info["name"] == "web" and info["started"] and info["created"] == [str(disk)]
     assert any("Sound card (sound card)" in note for note in info["notes"]), info["notes"]
     converted = image_info(str(disk))
@@ -95,7 +85,7 @@ def test_vmware_ova_installs_and_boots(d: Daemon, sata_raw: Path, tmp_path: Path
 
 def test_virtualbox_ovf_folder_with_options_that_win(d: Daemon, sata_raw: Path, tmp_path: Path) -> None:
     vdi = tmp_path / "box-disk001.vdi"
-    _img("convert", "-f", "raw", "-O", "vdi", str(sata_raw), str(vdi))
+    appliance_disk(sata_raw, vdi, "vdi")
     ovf = tmp_path / "box.ovf"
     ovf.write_text(virtualbox_ovf(Spec(name="box", vcpus=2, memory_mib=512, disk_file=vdi.name,
                                        disk_capacity=sata_raw.stat().st_size)))  # fmt: skip
@@ -108,16 +98,16 @@ def test_virtualbox_ovf_folder_with_options_that_win(d: Daemon, sata_raw: Path, 
     assert dom.findtext("vcpu") == "1" and dom.findtext("memory") == str(128 << 10)
     driver = dom.find("devices/disk/driver")
     assert driver.get("type") == "raw" and driver.get("cache") == "none"
-    assert dom.find("devices/disk/source").get("file") == str(_pool(d) / "vb.raw")
-    assert (_pool(d) / "vb.raw").read_bytes()[:512] == sata_raw.read_bytes()[:512]  # the MBR came across
+    assert dom.find("devices/disk/source").get("file") == str(d.pool_dir / "vb.raw")
+    assert (d.pool_dir / "vb.raw").read_bytes()[:512] == sata_raw.read_bytes()[:512]  # the MBR came across
     d.cli("destroy", "vb").ok()
     d.cli("undefine", "--remove-all-storage", "vb").ok()
 
 
 def test_a_damaged_appliance_leaves_nothing(d: Daemon, sata_raw: Path, tmp_path: Path) -> None:
-    before = sorted(p.name for p in _pool(d).iterdir())
+    before = sorted(p.name for p in d.pool_dir.iterdir())
     vmdk = tmp_path / "d1.vmdk"
-    _img("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", str(sata_raw), str(vmdk))
+    appliance_disk(sata_raw, vmdk, "vmdk")
     ova = make_ova(tmp_path / "x.ova", "x.ovf", vmware_ovf(Spec(disk_file="d1.vmdk")), {"d1.vmdk": vmdk})
     with tarfile.open(ova) as tar:
         member = tar.getmember("d1.vmdk")
@@ -129,5 +119,5 @@ def test_a_damaged_appliance_leaves_nothing(d: Daemon, sata_raw: Path, tmp_path:
         f.write(bytes([byte[0] ^ 0xFF]))
     result = d.cli("install", "--name", "bad", "--disk", str(ova), "--network", "none", *COMMON)
     assert result.rc == 1 and "does not match the manifest's SHA256 digest" in result.err, result.err
-    assert sorted(p.name for p in _pool(d).iterdir()) == before
+    assert sorted(p.name for p in d.pool_dir.iterdir()) == before
     assert "bad" not in d.cli("list", "--all", "--name").ok().out.split()

@@ -84,12 +84,8 @@ def oracle() -> Iterator[Oracle | None]:
     if Oracle.missing():
         yield None
         return
-    o = Oracle()
-    o.start()
-    try:
+    with Oracle() as o:
         yield o
-    finally:
-        o.stop()
 
 
 COMMON = "--virt-type qemu --noautoconsole"

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pyvirt.qemu import keyval
+from tests.support.argv import json_values
 from tests.support.virtinstall import Oracle
 from tests.unit.qemu.test_command import DATA_ROOT, argv_for
 
@@ -200,21 +200,20 @@ def oracle() -> Iterator[Oracle]:
     reason = Oracle.missing()
     if reason:
         pytest.skip(f"libvirt 9.0 is not the oracle here: {reason}")
-    o = Oracle()
-    o.start()
-    try:
+    with Oracle() as o:
         yield o
-    finally:
-        o.stop()
+
+
+def both(oracle: Oracle, case: str) -> tuple[list[str], list[str]]:
+    """libvirt's command line for tests/data/domain/CASE.xml, and pyvirt's golden one."""
+    return oracle.native_argv(DATA_ROOT / "domain" / f"{case}.xml"), argv_for(f"domain/{case}")
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_command_line_agrees_with_libvirt(case: str, oracle: Oracle) -> None:
     if (device := HOST_DEVICES.get(case)) and not os.path.exists(device):
         pytest.skip(f"libvirt opens {device}, which this host lacks")
-    xml = DATA_ROOT / "domain" / f"{case}.xml"
-    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
-    ours = argv_for(f"domain/{case}")
+    theirs, ours = both(oracle, case)
     for option, drivers in CASES[case]:
         expected = options(theirs, option, drivers)
         assert expected, f"libvirt's command line has no {option} of {drivers}: the case tests nothing"
@@ -229,7 +228,7 @@ SECRET_REFS = ("key-secret", "password-secret", "cookie-secret")
 
 
 def network_nodes(argv: list[str]) -> list[dict[str, object]]:
-    nodes = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-blockdev"]
+    nodes = json_values(argv, "-blockdev")
     out = []
     for node in nodes:
         if node.get("driver") in NETWORK_DRIVERS:
@@ -241,15 +240,14 @@ def network_nodes(argv: list[str]) -> list[dict[str, object]]:
 
 def secret_objects(argv: list[str]) -> list[str]:
     """The secret objects other than the master key, by what they are for (auth, httpcookie)."""
-    objects = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-object"]
+    objects = json_values(argv, "-object")
     secrets = [o for o in objects if o["qom-type"] == "secret" and o["id"] != "masterKey0"]
     assert all(o["keyid"] == "masterKey0" and o["format"] == "base64" and "iv" in o for o in secrets)
     return sorted(str(o["id"]).split("-storage-")[1] for o in secrets)
 
 
 def test_network_disks_agree_with_libvirt(oracle: Oracle) -> None:
-    xml = DATA_ROOT / "domain" / "libvirt-network-disks.xml"
-    theirs = network_nodes(shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml))))
+    theirs = network_nodes(oracle.native_argv(DATA_ROOT / "domain" / "libvirt-network-disks.xml"))
     assert len(theirs) == 7
     assert network_nodes(argv_for("domain/libvirt-network-disks")) == theirs
 
@@ -270,7 +268,7 @@ def test_network_disk_credentials_agree_with_libvirt(oracle: Oracle, tmp_path: P
         uuid = oracle.virsh("secret-define", str(secret)).split()[1]
         oracle.virsh("secret-set-value", uuid, "c2VjcmV0")
     xml = DATA_ROOT / "netdisk" / "credentials.xml"
-    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
+    theirs = oracle.native_argv(xml)
     dom = load_domain_xml(xml.read_text())
     ctx = runtime_context(dom)
     values = {
@@ -291,7 +289,7 @@ def test_network_disk_credentials_agree_with_libvirt(oracle: Oracle, tmp_path: P
 
 def layer_nodes(argv: list[str]) -> list[dict[str, object]]:
     """The copy-on-read filters and qcow2 format nodes, their node names and children left out."""
-    nodes = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-blockdev"]
+    nodes = json_values(argv, "-blockdev")
     out = [
         {key: value for key, value in node.items() if key not in ("node-name", "file")}
         for node in nodes
@@ -302,9 +300,7 @@ def layer_nodes(argv: list[str]) -> list[dict[str, object]]:
 
 def test_disk_layers_agree_with_libvirt(oracle: Oracle) -> None:
     """copy_on_read's filter node, metadata_cache's cache-size; a transient disk's nodes as any disk's."""
-    xml = DATA_ROOT / "domain" / "libvirt-disk-layers.xml"
-    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
-    ours = argv_for("domain/libvirt-disk-layers")
+    theirs, ours = both(oracle, "libvirt-disk-layers")
     assert layer_nodes(ours) == layer_nodes(theirs)
     assert any('"drive":"libvirt-CoR-vda"' in arg for arg in theirs)
     assert any("drive=pyvirt-CoR-vda" in arg for arg in ours)
@@ -312,12 +308,10 @@ def test_disk_layers_agree_with_libvirt(oracle: Oracle) -> None:
 
 def test_network_nvram_agrees_with_libvirt(oracle: Oracle) -> None:
     """<nvram type='network'>: the NBD node libvirt gives pflash1."""
-    xml = DATA_ROOT / "domain" / "libvirt-nvram-network.xml"
-    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
-    ours = argv_for("domain/libvirt-nvram-network")
+    theirs, ours = both(oracle, "libvirt-nvram-network")
 
     def pflash1(argv: list[str]) -> list[dict[str, object]]:
-        nodes = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-blockdev"]
+        nodes = json_values(argv, "-blockdev")
         found = [n for n in nodes if "pflash1" in str(n["node-name"])]
         return [{k: v for k, v in n.items() if k not in ("node-name", "file", "discard")} for n in found]
 
@@ -328,14 +322,10 @@ def test_network_nvram_agrees_with_libvirt(oracle: Oracle) -> None:
 def test_reservations_agree_with_libvirt(oracle: Oracle) -> None:
     """<reservations managed='yes'/'no'>: the pr-manager-helper objects and the nodes naming them (the
     managed helper's socket is in each daemon's own run directory: its name is compared)."""
-    xml = DATA_ROOT / "domain" / "libvirt-reservations.xml"
-    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
-    ours = argv_for("domain/libvirt-reservations")
+    theirs, ours = both(oracle, "libvirt-reservations")
 
     def helpers(argv: list[str]) -> list[tuple[str, str]]:
-        values = [
-            json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg in ("-object", "-blockdev")
-        ]
+        values = json_values(argv, "-object", "-blockdev")
         objects = {o["id"]: o["path"] for o in values if o.get("qom-type") == "pr-manager-helper"}
         used = [str(node["pr-manager"]) for node in values if "pr-manager" in node]
         return [
@@ -352,12 +342,10 @@ def test_reservations_agree_with_libvirt(oracle: Oracle) -> None:
 
 def test_iscsi_hostdevs_agree_with_libvirt(oracle: Oracle) -> None:
     """<hostdev type='scsi'> on iSCSI: the iscsi node and scsi-generic at the LUN's drive address."""
-    xml = DATA_ROOT / "domain" / "libvirt-hostdev-iscsi.xml"
-    theirs = shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml)))
-    ours = argv_for("domain/libvirt-hostdev-iscsi")
+    theirs, ours = both(oracle, "libvirt-hostdev-iscsi")
 
     def backends(argv: list[str]) -> list[dict[str, object]]:
-        nodes = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-blockdev"]
+        nodes = json_values(argv, "-blockdev")
         return [{k: v for k, v in n.items() if k != "node-name"} for n in nodes if n.get("driver") == "iscsi"]
 
     assert backends(ours) == backends(theirs) != []
@@ -368,7 +356,7 @@ def test_iscsi_hostdevs_agree_with_libvirt(oracle: Oracle) -> None:
 def chain_nodes(argv: list[str]) -> list[dict[str, object]]:
     """Each format node over its file, naming its backing by file (node names left out; the protocol
     nodes' discard too: libvirt's 'unmap' under a format node that ignores discards, pyvirt's 'ignore')."""
-    nodes = [json.loads(argv[i + 1]) for i, arg in enumerate(argv[:-1]) if arg == "-blockdev"]
+    nodes = json_values(argv, "-blockdev")
     by_name = {str(n["node-name"]): n for n in nodes}
     out = []
     for node in nodes:
@@ -389,7 +377,6 @@ def test_backing_chains_agree_with_libvirt(oracle: Oracle) -> None:
     """A given <backingStore> chain: a node pair per layer with its own format (and cache-size), the
     layer above naming it; an empty <backingStore/> is "backing": null; an open chain's last layer
     names none (QEMU reads its header)."""
-    xml = DATA_ROOT / "domain" / "libvirt-backing-chain.xml"
-    theirs = chain_nodes(shlex.split(oracle.virsh("domxml-to-native", "qemu-argv", str(xml))))
+    theirs = chain_nodes(oracle.native_argv(DATA_ROOT / "domain" / "libvirt-backing-chain.xml"))
     assert len(theirs) == 8
     assert chain_nodes(argv_for("domain/libvirt-backing-chain")) == theirs

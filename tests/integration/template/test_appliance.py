@@ -10,14 +10,21 @@ import json
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import bootable
-from tests.support.daemon import BIN, Console, Daemon
-from tests.support.ova import SOUND_AND_CD, Spec, make_ova, manifest, virtualbox_ovf, vmware_ovf
+from tests.support.daemon import Console, Daemon
+from tests.support.ova import (
+    SOUND_AND_CD,
+    Spec,
+    appliance_disk,
+    make_ova,
+    manifest,
+    virtualbox_ovf,
+    vmware_ovf,
+)
 
 pytestmark = [pytest.mark.slow, bootable.needs_tools]
 
@@ -27,24 +34,8 @@ def d(module_daemon: Daemon) -> Daemon:
     return module_daemon
 
 
-@pytest.fixture(scope="module")
-def sata_raw(d: Daemon) -> Iterator[Path]:
-    """The bootable test disk with its root on /dev/sda2 (the appliances' SATA controller)."""
-    raw = bootable.make_raw(d.root / "sata.raw", root="/dev/sda2")
-    yield raw
-    raw.unlink(missing_ok=True)
-
-
-def _images(d: Daemon) -> Path:
-    return d.root / "var/lib/pyvirt/images"
-
-
 def _pool_files(d: Daemon) -> list[str]:
-    return sorted(p.name for p in _images(d).iterdir())
-
-
-def _img(*argv: str) -> None:
-    subprocess.run([str(BIN / "pyvirt"), "img", *argv], check=True, capture_output=True)
+    return sorted(p.name for p in d.pool_dir.iterdir())
 
 
 def _boot_and_check(d: Daemon, template: str, name: str) -> None:
@@ -64,7 +55,7 @@ def _boot_and_check(d: Daemon, template: str, name: str) -> None:
 
 def test_vmware_ova_imports_and_boots(d: Daemon, sata_raw: Path, tmp_path: Path) -> None:
     vmdk = tmp_path / "appliance-disk1.vmdk"
-    _img("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", str(sata_raw), str(vmdk))
+    appliance_disk(sata_raw, vmdk, "vmdk")
     if shutil.which("qemu-img"):  # the reference tool agrees on what was made
         info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", str(vmdk)],
                                          capture_output=True, text=True, check=True).stdout)  # fmt: skip
@@ -89,7 +80,7 @@ def test_vmware_ova_imports_and_boots(d: Daemon, sata_raw: Path, tmp_path: Path)
 
 def test_virtualbox_ovf_folder_imports_and_boots(d: Daemon, sata_raw: Path, tmp_path: Path) -> None:
     vdi = tmp_path / "appliance-disk001.vdi"
-    _img("convert", "-f", "raw", "-O", "vdi", str(sata_raw), str(vdi))
+    appliance_disk(sata_raw, vdi, "vdi")
     ovf = tmp_path / "appliance.ovf"
     ovf.write_text(
         virtualbox_ovf(
@@ -106,7 +97,7 @@ def test_virtualbox_ovf_folder_imports_and_boots(d: Daemon, sata_raw: Path, tmp_
 def test_bad_appliances_leave_nothing(d: Daemon, sata_raw: Path, tmp_path: Path) -> None:
     before = _pool_files(d)
     vmdk = tmp_path / "d1.vmdk"
-    _img("convert", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", str(sata_raw), str(vmdk))
+    appliance_disk(sata_raw, vmdk, "vmdk")
     two_disks = vmware_ovf(Spec(disk_file="d1.vmdk", extra_disk_ref="d2.vmdk"))
     missing = make_ova(tmp_path / "m.ova", "m.ovf", two_disks, {"d1.vmdk": vmdk})
     bad = d.cli("template", "import", str(missing), "m")
