@@ -799,9 +799,7 @@ class _Parser:
         _Parser.network_source(source, disk)
         if disk.net is not None and (disk.net.auth is not None or disk.net.cookies):
             raise unsupported(f"credentials or cookies of '{source.path}': not given to an NVRAM yet")
-        if disk.source_tls == "yes":
-            raise unsupported(f"tls='yes' of '{source.path}': no TLS credentials are given to an NVRAM yet")
-        return disk
+        return disk  # NBD over TLS (tls='yes'): as a disk's (conf.nbd_tls)
 
     @staticmethod
     def network_source(node: Elem, disk: DiskConfig) -> None:

@@ -6,7 +6,8 @@ credentials from the daemon's NBD TLS directory, libvirt's ``nbd_tls_x509_cert_d
 ``client-cert.pem`` and ``client-key.pem``; the NBD node names it in ``tls-creds``, and
 ``tlsHostname`` becomes ``tls-hostname`` (the name the server's certificate must carry, instead of the
 host's). The three files are handed to QEMU's user read-only while it runs; a start without them is
-refused by name before QEMU runs. ``tls='no'`` is plain NBD, as written.
+refused by name before QEMU runs. ``tls='no'`` is plain NBD, as written. A network NVRAM
+(``<nvram type='network'>`` on NBD) over TLS gets the same credentials, as libvirt 9.0 gives them.
 """
 
 from __future__ import annotations
@@ -51,11 +52,18 @@ def storage_props(disk: DiskConfig, node: str) -> dict[str, object]:
     return props
 
 
+def in_use(dom: Domain) -> bool:
+    """Whether a disk or the network NVRAM (``<nvram type='network'>``) of ``dom`` is NBD over TLS."""
+    return any(uses_tls(disk) for disk in dom.devices.disks) or (
+        dom.os.nvram_source is not None and uses_tls(dom.os.nvram_source)
+    )
+
+
 def require_host(dom: Domain, directory: str) -> None:
-    if any(uses_tls(disk) for disk in dom.devices.disks):
+    if in_use(dom):
         missing = [name for name in FILES if not os.path.exists(os.path.join(directory, name))]
         if missing:
             raise UnsupportedConfig(
-                f"unsupported configuration: an NBD disk over TLS needs the client credentials in "
+                f"unsupported configuration: NBD over TLS needs the client credentials in "
                 f"{directory} ({', '.join(missing)} missing)"
             )

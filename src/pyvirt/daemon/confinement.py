@@ -104,7 +104,9 @@ class Confinement:
                 _hand_over(handover, dom, disk_paths, channel_dir)
                 for overlay in record.transient:  # those of shareBacking disks (daemon/transient_disks)
                     handover.writable(overlay, "transient overlay")
-                if nbd_tls_dir and any(disk.source_tls == "yes" for disk in dom.devices.disks):
+                from pyvirt.conf import nbd_tls
+
+                if nbd_tls_dir and nbd_tls.in_use(dom):
                     from pyvirt.conf.nbd_tls import FILES
 
                     for name in FILES:  # QEMU's tls-creds-x509 opens them by name in the directory

@@ -308,6 +308,8 @@ class _Builder:
             return
         self._raw_node("pyvirt-pflash0", loader.path, readonly=loader.readonly)
         if (remote := self.dom.os.nvram_source) is not None:  # <nvram type='network'>: as a disk's source
+            if nbd_tls.uses_tls(remote):
+                self.add(*_json_arg("-object", nbd_tls.creds_object("pyvirt-pflash1", self.ctx.nbd_tls_dir)))
             self.add(*_json_arg("-blockdev", storage_node(remote, "pyvirt-pflash1", None)))
             fmt = {"node-name": "pyvirt-pflash1-format", "read-only": False, "driver": "raw"}
             self.add(*_json_arg("-blockdev", {**fmt, "file": "pyvirt-pflash1-storage"}))

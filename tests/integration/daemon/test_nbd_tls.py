@@ -1,14 +1,16 @@
 """An NBD disk over TLS on a real guest under TCG: qemu-nbd serves the root disk with x509 credentials
 on the loopback, the guest boots from it through QEMU's TLS client (the credentials from the daemon's
 NBD TLS directory, the server's name given by tlsHostname); without the client credentials the start is
-refused by name."""
+refused by name. A network NVRAM (``<nvram type='network'>``) over TLS is opened the same way."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,11 +37,9 @@ def _credentials(ca_dir: Path, server_dir: Path, client_dir: Path) -> None:
     (client_dir / "clientkey.pem").rename(client_dir / "client-key.pem")
 
 
-@pytest.fixture
-def tls_server(tmp_path: Path, daemon: Daemon) -> Iterator[int]:
-    root = copy_disk(guest_artifacts(), tmp_path / "root.qcow2")
-    server_dir = tmp_path / "server"
-    _credentials(tmp_path / "ca", server_dir, daemon.root / "etc/pki/pyvirt/qemu")
+@contextmanager
+def _serve(server_dir: Path, image: Path, fmt: str, export: str) -> Iterator[int]:
+    """qemu-nbd serving ``image`` over TLS on the loopback; yields its port."""
     port = free_port("127.0.0.1", 10900)
     proc = subprocess.Popen(
         [
@@ -49,15 +49,15 @@ def tls_server(tmp_path: Path, daemon: Daemon) -> Iterator[int]:
             "--tls-creds",
             "tls0",
             "-f",
-            "qcow2",
+            fmt,
             "-b",
             "127.0.0.1",
             "-p",
             str(port),
             "-x",
-            "root",
+            export,
             "--persistent",
-            str(root),
+            str(image),
         ]
     )
     try:
@@ -69,6 +69,15 @@ def tls_server(tmp_path: Path, daemon: Daemon) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, daemon: Daemon) -> Iterator[int]:
+    root = copy_disk(guest_artifacts(), tmp_path / "root.qcow2")
+    server_dir = tmp_path / "server"
+    _credentials(tmp_path / "ca", server_dir, daemon.root / "etc/pki/pyvirt/qemu")
+    with _serve(server_dir, root, "qcow2", "root") as port:
+        yield port
 
 
 def test_a_guest_boots_from_nbd_over_tls(daemon: Daemon, tmp_path: Path, tls_server: int) -> None:
@@ -89,3 +98,30 @@ def test_a_guest_boots_from_nbd_over_tls(daemon: Daemon, tmp_path: Path, tls_ser
     (daemon.root / "etc/pki/pyvirt/qemu/client-key.pem").unlink()
     refused = daemon.cli("start", "nbdtls")
     assert refused.rc == 1 and "client-key.pem missing" in refused.err
+
+
+def test_nvram_served_over_nbd_with_tls(daemon: Daemon, tmp_path: Path) -> None:
+    """QEMU opens the NVRAM through its TLS client (started paused: the firmware need not run)."""
+    vars_copy = tmp_path / "vars.fd"
+    shutil.copyfile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars_copy)
+    server_dir = tmp_path / "server"
+    _credentials(tmp_path / "ca", server_dir, daemon.root / "etc/pki/pyvirt/qemu")
+    with _serve(server_dir, vars_copy, "raw", "vars") as port:
+        text = domain_xml("nvtls").replace(
+            "<os>",
+            "<os><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
+            "<nvram type='network'><source protocol='nbd' name='vars' tls='yes' tlsHostname='nbd.test'>"
+            f"<host name='127.0.0.1' port='{port}'/></source></nvram>",
+        )
+        path = tmp_path / "nvtls.xml"
+        path.write_text(text)
+        daemon.cli("define", str(path)).ok()
+        assert "tls='yes' tlsHostname='nbd.test'" in daemon.cli("dumpxml", "nvtls").ok().out
+        daemon.cli("start", "--paused", "nvtls").ok()
+        out = daemon.cli("qemu-monitor-command", "nvtls", '{"execute":"query-named-block-nodes"}').ok().out
+        (flash,) = [n for n in json.loads(out)["return"] if n["node-name"] == "pyvirt-pflash1-storage"]
+        assert flash["drv"] == "nbd" and "vars" in flash["file"], flash
+        daemon.cli("destroy", "nvtls").ok()
+        (daemon.root / "etc/pki/pyvirt/qemu/client-key.pem").unlink()
+        refused = daemon.cli("start", "--paused", "nvtls")
+        assert refused.rc == 1 and "client-key.pem missing" in refused.err, refused

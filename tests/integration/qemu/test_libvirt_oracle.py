@@ -319,6 +319,26 @@ def test_network_nvram_agrees_with_libvirt(oracle: Oracle) -> None:
     assert any("pflash1=libvirt-pflash1-format" in arg for arg in theirs)
 
 
+def test_network_nvram_over_tls_agrees_with_libvirt(oracle: Oracle) -> None:
+    """<nvram type='network'> on NBD with tls='yes': the client credentials object and the NBD node's
+    tls-creds and tls-hostname (the object's id and each daemon's own directory are not compared)."""
+    theirs = oracle.native_argv(DATA_ROOT / "domain" / "libvirt-nvram-nbd-tls.xml")
+    ours = argv_for("domain/libvirt-nvram-nbd-tls")
+
+    def tls(argv: list[str]) -> list[dict[str, object]]:
+        values = [json.loads(argv[i + 1]) for i, a in enumerate(argv[:-1]) if a in ("-object", "-blockdev")]
+        creds = {o["id"]: o for o in values if o.get("qom-type") == "tls-creds-x509"}
+        out = []
+        for node in values:
+            if "pflash1" in str(node.get("node-name")) and "tls-creds" in node:
+                obj = {k: v for k, v in creds[node["tls-creds"]].items() if k not in ("id", "dir")}
+                rest = {k: v for k, v in node.items() if k not in ("node-name", "discard", "tls-creds")}
+                out.append({**rest, "creds": obj})
+        return out
+
+    assert tls(ours) == tls(theirs) != []
+
+
 def test_reservations_agree_with_libvirt(oracle: Oracle) -> None:
     """<reservations managed='yes'/'no'>: the pr-manager-helper objects and the nodes naming them (the
     managed helper's socket is in each daemon's own run directory: its name is compared)."""

@@ -47,3 +47,29 @@ def test_the_start_needs_the_client_credentials(tmp_path: Path) -> None:
 def test_a_tls_hostname_without_tls_is_refused() -> None:
     with pytest.raises(PyvirtError, match="tlsHostname of 'devices/disk/source' needs tls='yes'"):
         load_domain_xml(XML.format(tls="tlsHostname='x'"))
+
+
+NVRAM = """<domain type='qemu'><name>v</name><memory>65536</memory><os><type machine='q35'>hvm</type>
+<loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>
+<nvram type='network'><source protocol='{protocol}' name='vars' {tls}><host name='h.example' port='10809'/>
+{auth}</source></nvram></os></domain>"""
+
+
+def test_a_network_nvram_over_tls(tmp_path: Path) -> None:
+    """The NVRAM's NBD node gets the same credentials as a disk's; the start needs them."""
+    dom = load_domain_xml(NVRAM.format(protocol="nbd", tls="tls='yes' tlsHostname='nv.example'", auth=""))
+    assert "tls='yes' tlsHostname='nv.example'" in format_domain(dom)
+    argv = build_argv(dom, RuntimeContext(accel="tcg", monitor_path="/x", nbd_tls_dir=str(tmp_path)))
+    assert '"id":"pyvirt-pflash1-storage-tls0"' in argv[argv.index("-object") + 1]
+    node = next(arg for arg in argv if arg.startswith('{"driver":"nbd"'))
+    assert '"tls-creds":"pyvirt-pflash1-storage-tls0","tls-hostname":"nv.example"' in node
+    with pytest.raises(PyvirtError, match=r"client-key\.pem missing"):
+        nbd_tls.require_host(dom, str(tmp_path))
+
+
+def test_network_nvram_credentials_are_refused_by_name() -> None:
+    auth = "<auth username='u'><secret type='iscsi' usage='x'/></auth>"
+    with pytest.raises(PyvirtError, match="credentials or cookies of 'os/nvram/source'"):
+        load_domain_xml(
+            NVRAM.format(protocol="iscsi", tls="", auth=auth).replace("name='vars'", "name='iqn.x/0'")
+        )
