@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import assert_clean, make_layer, pyvirt_img, qemu_img, qinfo
+from .conftest import assert_clean, make_layer, pyvirt_img, qemu_img, qemu_io, qinfo
 
 
 @pytest.fixture
@@ -112,6 +112,30 @@ def test_resize_preallocation_as_qemu_img(tmp_path: Path, fmt: str, mode: str) -
         assert _map_flags(ours) == _map_flags(theirs)
         assert_clean(ours)
     assert qemu_img("compare", str(ours), str(theirs)).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("opts", "size", "written", "new", "mode"),
+    [
+        ("cluster_size=64k", "1M", "1M", "3M", "full"),  # the table moves to the old end, data after it
+        ("cluster_size=4k", "1M", "1M", "9M", "falloc"),  # new L2 tables, one in the old table
+        ("cluster_size=4k,refcount_bits=1", "1M", "1M", "200M", "falloc"),  # new refcount blocks too
+        ("cluster_size=64k", "1000k", "1000k", "3M", "falloc"),  # the cut cluster moves, head copied
+    ],
+)  # fmt: skip
+def test_resize_falloc_full_lays_out_the_file_as_qemu_img(
+    tmp_path: Path, opts: str, size: str, written: str, new: str, mode: str
+) -> None:
+    """QEMU 7.2's qcow2 truncate with falloc/full: the same file, byte for byte."""
+    ours, theirs = tmp_path / "ours.qcow2", tmp_path / "theirs.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", "-o", opts, str(ours), size)
+    qemu_io(ours, f"write -P 0x5a 0 {written}")
+    theirs.write_bytes(ours.read_bytes())
+    qemu_img("resize", "-q", f"--preallocation={mode}", str(theirs), new)
+    got = pyvirt_img("resize", "-q", f"--preallocation={mode}", str(ours), new)
+    assert got.returncode == 0, got.stderr
+    assert_clean(ours)
+    assert ours.read_bytes() == theirs.read_bytes()
 
 
 @pytest.mark.parametrize(

@@ -220,6 +220,49 @@ class Refcounts:
         self._add_ones(start, n)
         return start << self.cb
 
+    def alloc_at(self, start: int, n: int) -> None:
+        """Take ``n`` clusters from ``start`` (free ones: QEMU's ``qcow2_alloc_clusters_at``)."""
+        self._add_ones(start, n)
+
+    def refcount_area(self, start: int, additional: int) -> int:
+        """QEMU's ``qcow2_refcount_area`` (exact size): a new refcount table at cluster ``start``
+        (after the refcount blocks it needs there) sized for the file's clusters up to ``start`` plus
+        ``additional``; the old table is freed. Returns the first cluster after the new structures."""
+        per_table_cluster = self.cs // 8
+        blocks = table = n = 0
+        while True:  # the fixed point: blocks enough to count everything, themselves included
+            last = n
+            blocks = -(-(start + additional + table + blocks) // self.per_block)
+            table = -(-blocks // per_table_cluster)
+            n = start + additional + blocks + table
+            if n == last:
+                break
+        entries = table * per_table_cluster
+        if entries * 8 > MAX_REFTABLE_BYTES:
+            raise ImageError(f"{self.source}: refcount table would exceed {MAX_REFTABLE_BYTES} bytes")
+        new_table = array("Q", bytes(8 * entries))
+        kept = min(len(self.table), entries)
+        new_table[:kept] = self.table[:kept]
+        missing = [i for i in range(start // self.per_block, blocks) if not new_table[i] & REFT_OFFSET_MASK]
+        code = _TYPECODE.get(self.bits, "Q")
+        for k, bidx in enumerate(missing):
+            new_table[bidx] = (start + k) << self.cb
+            self.blocks[bidx] = array(code, bytes(self.per_block * array(code).itemsize))
+            self.dirty_blocks.add(bidx)
+        table_start = start + len(missing)
+        end = table_start + table
+        old_off, old_clusters = self.table_offset, self.table_clusters
+        self.table, self.table_offset, self.table_clusters = new_table, table_start << self.cb, table
+        self.end = max(self.end, end)
+        self._add_ones(start, end - start)
+        self.write_blocks()
+        pwrite_full(self.fd, [dump_be64(self.table)], self.table_offset)
+        self.table_dirty = False
+        self.on_table_moved(self.table_offset, self.table_clusters)
+        for c in range(old_off >> self.cb, (old_off >> self.cb) + old_clusters):
+            self.add(c, -1)
+        return end
+
     def _add_ones(self, start: int, n: int) -> None:
         """Take one reference on each of ``n`` clusters from ``start``: a slice per refcount block
         where they are all free (the usual case), one by one otherwise."""
