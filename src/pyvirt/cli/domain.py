@@ -434,10 +434,11 @@ def cmd_vncdisplay(opts: GlobalOptions, a: Parsed) -> int:
 
 def _vnc_password(dom: Domain) -> str | None:
     """The VNC password, from the secure XML (refused on a read-only connection, as virsh's)."""
-    import xml.etree.ElementTree as ET
+    from pyvirt.conf.xmlutil import editable, parse_document
 
-    root = ET.fromstring(_guard("Failed to get VNC password", lambda: dom.xml(security_info=True)))
-    graphics = root.find("./devices/graphics[@type='vnc']")
+    xml = _guard("Failed to get VNC password", lambda: dom.xml(security_info=True))
+    devices = editable(parse_document(xml)).find("devices")
+    graphics = devices.find("graphics", type="vnc") if devices is not None else None
     return graphics.get("passwd") if graphics is not None else None
 
 

@@ -48,14 +48,14 @@ def cmd_screenshot(opts: GlobalOptions, a: Parsed) -> int:
 
 def display_urls(xml: str, wanted: str | None, include_password: bool) -> list[str]:
     """virsh domdisplay's URIs of the running domain's graphics, in virsh's order of types."""
-    import xml.etree.ElementTree as ET
+    from pyvirt.conf.xmlutil import XNode, editable, parse_document
 
-    root = ET.fromstring(xml)
+    devices = editable(parse_document(xml)).find("devices") or XNode("devices")
     urls = []
     for kind in _DISPLAYS:
         if wanted is not None and kind != wanted:
             continue
-        gfx = root.find(f"./devices/graphics[@type='{kind}']")
+        gfx = devices.find("graphics", type=kind)
         if gfx is None:
             continue
         listen = gfx.find("listen")

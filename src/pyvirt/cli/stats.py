@@ -253,13 +253,13 @@ def cmd_cpu_stats(opts: GlobalOptions, a: Parsed) -> int:
 
 
 def cmd_domif_getlink(opts: GlobalOptions, a: Parsed) -> int:
-    import xml.etree.ElementTree as ET
+    from pyvirt.conf.xmlutil import XNode, editable, parse_document
 
     conn = opts.connect()
     dom = _domain(conn, a.text("domain"))
     iface = a.text("interface")
-    root = ET.fromstring(dom.xml(inactive=a.flag("config")))
-    for nic in root.findall("./devices/interface"):
+    devices = editable(parse_document(dom.xml(inactive=a.flag("config")))).find("devices")
+    for nic in (devices or XNode("devices")).findall("interface"):
         target = nic.find("target")
         mac = nic.find("mac")
         names = {target.get("dev") if target is not None else None}
@@ -267,7 +267,7 @@ def cmd_domif_getlink(opts: GlobalOptions, a: Parsed) -> int:
             names.add(str(mac.get("address")).lower())
         if iface in names or iface.lower() in names:
             link = nic.find("link")
-            state = link.get("state", "up") if link is not None else "up"
+            state = (link.get("state") if link is not None else None) or "up"
             emit(f"{iface} {state}\n")
             return 0
     raise PyvirtError(f"Interface ({'dev' if ':' not in iface else 'mac'}: {iface}) not found.")

@@ -311,9 +311,16 @@ class XNode:
                 return
         self.attrs.append((name, value))
 
-    def find(self, tag: str) -> XNode | None:
-        """The first child element ``tag``."""
-        return next((child for child in self.children if child.tag == tag), None)
+    def find(self, tag: str, **attrs: str) -> XNode | None:
+        """The first child element ``tag`` (with these attribute values)."""
+        return next(
+            (
+                child
+                for child in self.children
+                if child.tag == tag and all(child.get(key) == value for key, value in attrs.items())
+            ),
+            None,
+        )
 
     def findall(self, tag: str) -> list[XNode]:
         return [child for child in self.children if child.tag == tag]
@@ -329,8 +336,9 @@ def x(tag: str, attrs: Mapping[str, AttrValue] | None = None, *, text: str | Non
 
 
 def editable(node: Node) -> XNode:
-    """A parsed element (and its subtree) as an element to write: attributes in document order, text
-    where an element has no children (libvirt's XML has no mixed content)."""
+    """A parsed element (and its subtree) as an element to read, change and write back, as a client
+    does with the XML it gets: attributes in document order, text where an element has no children
+    (libvirt's XML has no mixed content)."""
     text = None if node.children else node.text or None
     return XNode(node.tag, list(node.attrib.items()), [editable(child) for child in node.children], text)
 

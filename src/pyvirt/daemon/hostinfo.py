@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from pyvirt.conf.xmlutil import XNode, serialize, x
 from pyvirt.daemon.http import Request
 from pyvirt.daemon.routes import Handlers
 from pyvirt.errors import InvalidArgument, OperationFailed
@@ -104,19 +104,19 @@ def sysinfo_xml() -> str:
         ("chassis", (("manufacturer", "chassis_vendor"), ("version", "chassis_version"),
                      ("serial", "chassis_serial"), ("asset", "chassis_asset_tag"))),
     )  # fmt: skip
-    root = ET.Element("sysinfo", type="smbios")
+    root = x("sysinfo", {"type": "smbios"})
     for section, entries in sections:
-        element = None
+        element = x(section)
         for name, source in entries:
             try:
                 value = (DMI / source).read_text().strip()
             except OSError:
                 continue
             if value:
-                element = element if element is not None else ET.SubElement(root, section)
-                ET.SubElement(element, "entry", name=name).text = value
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode") + "\n"
+                element.add(x("entry", {"name": name}, text=value))
+        if element.children:
+            root.add(element)
+    return serialize(root)
 
 
 def domcapabilities_xml(
@@ -135,47 +135,49 @@ def domcapabilities_xml(
         raise InvalidArgument(f"invalid argument: unknown virttype '{virt_type}'")
     if kind == "kvm" and not kvm:
         raise OperationFailed("operation failed: KVM is not usable on this host")
-    root = ET.Element("domainCapabilities")
-    for tag, text in (("path", path), ("domain", kind), ("machine", machine.name), ("arch", "x86_64")):
-        ET.SubElement(root, tag).text = text
-    ET.SubElement(root, "vcpu", max=str(machine.cpu_max))
-    ET.SubElement(root, "iothreads", supported="yes")
-    os_el = ET.SubElement(root, "os", supported="yes")
-    _enum(os_el, "firmware", ["bios", "efi"])
-    loader = ET.SubElement(os_el, "loader", supported="yes")
-    _enum(loader, "type", ["rom", "pflash"])
-    _enum(loader, "readonly", ["yes", "no"])
-    cpu = ET.SubElement(root, "cpu")
-    ET.SubElement(cpu, "mode", name="host-passthrough", supported="yes" if kind == "kvm" else "no")
-    ET.SubElement(cpu, "mode", name="maximum", supported="yes")
-    ET.SubElement(cpu, "mode", name="host-model", supported="yes" if kind == "kvm" else "no")
-    custom = ET.SubElement(cpu, "mode", name="custom", supported="yes")
-    for model in info.cpu_models:
-        ET.SubElement(custom, "model", usable="unknown").text = model
-    memory = ET.SubElement(root, "memoryBacking", supported="yes")
-    _enum(memory, "sourceType", ["anonymous", "memfd"])
-    devices = ET.SubElement(root, "devices")
-    disk = ET.SubElement(devices, "disk", supported="yes")
-    _enum(disk, "diskDevice", ["disk", "cdrom", "floppy"])
-    _enum(disk, "bus", ["ide", "fdc", "scsi", "virtio", "usb", "sata"])
-    graphics = ET.SubElement(devices, "graphics", supported="yes")
-    _enum(graphics, "type", ["vnc", "spice"])
-    video = ET.SubElement(devices, "video", supported="yes")
-    _enum(video, "modelType", ["vga", "cirrus", "virtio", "none", "bochs", "ramfb"])
-    ET.SubElement(devices, "hostdev", supported="no")
-    ET.SubElement(devices, "memballoon", supported="yes")
-    features = ET.SubElement(root, "features")
-    ET.SubElement(features, "gic", supported="no")
-    ET.SubElement(features, "vmcoreinfo", supported="no")
-    ET.SubElement(features, "sev", supported="no")
-    ET.indent(root)
-    return ET.tostring(root, encoding="unicode") + "\n"
+    root = x("domainCapabilities").add(
+        x("path", text=path),
+        x("domain", text=kind),
+        x("machine", text=machine.name),
+        x("arch", text="x86_64"),
+        x("vcpu", {"max": machine.cpu_max}),
+        x("iothreads", {"supported": "yes"}),
+        x("os", {"supported": "yes"}).add(
+            _enum("firmware", ["bios", "efi"]),
+            x("loader", {"supported": "yes"}).add(
+                _enum("type", ["rom", "pflash"]), _enum("readonly", ["yes", "no"])
+            ),
+        ),
+        x("cpu").add(
+            x("mode", {"name": "host-passthrough", "supported": "yes" if kind == "kvm" else "no"}),
+            x("mode", {"name": "maximum", "supported": "yes"}),
+            x("mode", {"name": "host-model", "supported": "yes" if kind == "kvm" else "no"}),
+            x("mode", {"name": "custom", "supported": "yes"}).add(
+                *(x("model", {"usable": "unknown"}, text=model) for model in info.cpu_models)
+            ),
+        ),
+        x("memoryBacking", {"supported": "yes"}).add(_enum("sourceType", ["anonymous", "memfd"])),
+        x("devices").add(
+            x("disk", {"supported": "yes"}).add(
+                _enum("diskDevice", ["disk", "cdrom", "floppy"]),
+                _enum("bus", ["ide", "fdc", "scsi", "virtio", "usb", "sata"]),
+            ),
+            x("graphics", {"supported": "yes"}).add(_enum("type", ["vnc", "spice"])),
+            x("video", {"supported": "yes"}).add(
+                _enum("modelType", ["vga", "cirrus", "virtio", "none", "bochs", "ramfb"])
+            ),
+            x("hostdev", {"supported": "no"}),
+            x("memballoon", {"supported": "yes"}),
+        ),
+        x("features").add(
+            x("gic", {"supported": "no"}), x("vmcoreinfo", {"supported": "no"}), x("sev", {"supported": "no"})
+        ),
+    )
+    return serialize(root)
 
 
-def _enum(parent: ET.Element, name: str, values: list[str]) -> None:
-    element = ET.SubElement(parent, "enum", name=name)
-    for value in values:
-        ET.SubElement(element, "value").text = value
+def _enum(name: str, values: list[str]) -> XNode:
+    return x("enum", {"name": name}).add(*(x("value", text=value) for value in values))
 
 
 def _int(text: str | None, what: str) -> int | None:

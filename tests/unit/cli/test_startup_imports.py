@@ -24,7 +24,7 @@ HEAVY = (
     "argparse",
     "threading",
     "collections",
-    "xml.etree.ElementTree",  # attach-disk, detach-disk, change-media: pyvirt.conf.xmlutil on expat
+    "xml.etree.ElementTree",  # the verbs that read XML (attach-disk, domdisplay, ...): pyvirt.conf.xmlutil
     # WebSocket code: only the stream verbs (console, event, vol-upload, vol-download) load it.
     "wsproto",
     "h11",
@@ -49,6 +49,8 @@ import pyvirt.cli.devices
 from pyvirt.conf.xmlutil import editable, parse_document, serialize
 pyvirt.cli.devices.disk_xml(parse(find("attach-disk"), ["d", "/dev/null", "vdb", "--serial", "s"]))
 serialize(editable(parse_document("<domain><devices><disk><serial>s</serial></disk></devices></domain>")))
+from pyvirt.cli.keys import display_urls
+display_urls("<domain><devices><graphics type='vnc' port='5901'/></devices></domain>", None, True)
 print(" ".join(sorted(m for m in {heavy!r} if m in sys.modules)))
 """
 

@@ -80,3 +80,12 @@ def test_edits() -> None:
         "  <serial>a'b</serial>\n"
         "</disk>\n"
     )
+
+
+def test_find_by_attribute() -> None:
+    devices = editable(parse_document(DOMAIN)).find("devices")
+    assert devices is not None
+    cdrom = devices.find("disk", device="cdrom")
+    assert cdrom is not None and cdrom.get("device") == "cdrom"
+    assert devices.find("disk", device="cdrom", type="file") is cdrom
+    assert devices.find("disk", device="floppy") is None
