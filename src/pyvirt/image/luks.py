@@ -182,7 +182,8 @@ class LuksHeader:
             raise CorruptImage(f"{source}: the LUKS header is not a LUKS version 1 header")
         self.source, self.base, self.length = source, base, length
         self.cipher, self.hash = _text(cipher), _text(hash_spec)
-        self.cipher_mode, _, ivgen = _text(mode).partition("-")
+        self.mode_field = _text(mode)
+        self.cipher_mode, _, ivgen = self.mode_field.partition("-")
         self.ivgen, _, self.ivgen_hash = ivgen.partition(":")
         self.payload_offset, self.key_bytes = payload * 512, key_bytes
         self.digest, self.digest_salt, self.digest_iters = digest, dsalt, diters
@@ -216,29 +217,45 @@ class LuksHeader:
         return out
 
     def spec(self) -> CipherSpec:
-        """The header's cipher, or the refusal of one this library cannot run."""
+        """The header's cipher, or its refusal in qemu-img's words when it opens such an image (an
+        IV generator's hash is ignored but by essiv, as QEMU ignores it)."""
+
+        def refuse(words: str) -> UnsupportedImage:
+            return UnsupportedImage(f"Could not open '{self.source}': {words}")
+
+        if not self.mode_field.count("-"):
+            raise refuse(f"Unexpected cipher mode string format '{self.mode_field}'")
+        if self.ivgen_hash and self.ivgen_hash not in HASHES:
+            raise refuse(f"Hash algorithm '{self.ivgen_hash}' not supported")
+        if self.cipher_mode not in CIPHER_MODES:
+            raise refuse(f"Cipher mode '{self.cipher_mode}' not supported")
         per_key = self.key_bytes // (2 if self.cipher_mode == "xts" else 1)
+        if f"{self.cipher}-{per_key * 8}" not in CIPHER_ALGS:
+            raise refuse(f"Algorithm '{self.cipher}' with key size {per_key} bytes not supported")
+        if self.hash not in HASHES:
+            raise refuse(f"Hash algorithm '{self.hash}' not supported")
+        if self.ivgen not in IVGENS:
+            raise refuse(f"IV generator '{self.ivgen}' not supported")
+        if self.ivgen == "essiv" and not self.ivgen_hash:
+            raise refuse("Missing IV generator hash specification")
+        try:
+            check_hash(self.hash)
+        except UnsupportedImage as err:
+            raise refuse(str(err)) from None
         return CipherSpec(
             f"{self.cipher}-{per_key * 8}",
             self.cipher_mode,
             self.ivgen,
-            self.ivgen_hash or None,
-            source=f"{self.source}: LUKS",
+            self.ivgen_hash if self.ivgen == "essiv" else None,
+            source=f"Could not open '{self.source}'",
         )
-
-    def _check_supported(self) -> CipherSpec:
-        spec = self.spec()
-        if self.hash not in HASHES:
-            raise UnsupportedImage(f"{self.source}: LUKS: Hash algorithm {self.hash} not supported")
-        check_hash(self.hash)
-        return spec
 
     def unlock(self, passphrase: bytes, read_at: object) -> bytes:
         """The master key, from the first active slot the passphrase opens.
 
         ``read_at(offset, length)`` reads the file (the key material lies within the header area).
         """
-        spec = self._check_supported()
+        spec = self.spec()
         assert callable(read_at)
         if self.digest_iters > MAX_ITERATIONS:
             raise CorruptImage(f"{self.source}: LUKS master key digest iterations out of range")

@@ -161,6 +161,34 @@ def test_refusals_in_qemu_img_words(tmp_path: Path, opts: str, fmt: str) -> None
     assert mine.stderr.split("error: ")[-1] == qemu.stderr.split("qemu-img: ")[-1]
 
 
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [  # the header's cipher name (8), cipher mode string (40), hash (72)
+        (8, b"sm4"),
+        (8, b"des"),
+        (40, b"cfb-plain64"),
+        (40, b"xts-foo"),
+        (40, b"xts-essiv:sha1"),
+        (40, b"xts-essiv"),
+        (40, b"xts-essiv:md4"),
+        (40, b"xtsplain64"),
+        (72, b"md4"),
+    ],
+)
+def test_headers_qemu_cannot_open_refused_in_its_words(tmp_path: Path, field: int, text: bytes) -> None:
+    path = tmp_path / "h.luks"
+    create_luks(str(path), 1 << 20, PASSPHRASE, iter_time=10)
+    data = bytearray(path.read_bytes())
+    data[field : field + 32] = text.ljust(32, b"\0")
+    path.write_bytes(bytes(data))
+    argv = ["convert", "--object", SECRET, "--image-opts", f"driver=luks,file.filename={path},key-secret=s0"]
+    mine = pyvirt_img(*argv, "-O", "raw", str(tmp_path / "o.raw"))
+    qemu = qemu_img(*argv, "-O", "raw", str(tmp_path / "q.raw"), check=False)
+    assert mine.returncode == qemu.returncode == 1
+    assert mine.stderr.split("': ", 1)[-1] == qemu.stderr.split("': ", 1)[-1], qemu.stderr
+    assert not (tmp_path / "o.raw").exists()
+
+
 def test_img_create_info_convert_check_as_qemu_img(tmp_path: Path) -> None:
     """``pyvirt img`` with ``-f luks`` as qemu-img 7.2 has it: the Formatting line, info (no key needed),
     convert in and out with ``key-secret``, check's answers."""
