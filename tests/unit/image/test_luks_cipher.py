@@ -106,3 +106,17 @@ def test_header_with_each_hash_unlocks(hash_alg: str) -> None:
     header = LuksHeader(area[:592], 0, len(area), "x.luks")
     assert header.hash == hash_alg and header.info()["ivgen-hash-alg"] == "md5"
     assert header.unlock(b"pass", lambda at, n: area[at : at + n]) == master
+
+
+def test_a_nettle_older_than_3_5_is_refused_saying_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Old:
+        def nettle_version_major(self) -> int:
+            return 3
+
+        def nettle_version_minor(self) -> int:
+            return 4
+
+    monkeypatch.setattr(nettle.ctypes, "CDLL", lambda name: Old())
+    words = r"GNU Nettle 3\.4 is too old \(3\.5 or later is needed, for XTS\)"
+    with pytest.raises(UnsupportedImage, match=words):
+        nettle.Nettle()
