@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from pyvirt.conf.domain import Domain
 from pyvirt.errors import UnsupportedConfig
 from pyvirt.qemu import swtpm
-from pyvirt.qemu.process import append_log
+from pyvirt.qemu.process import append_log, watch_exit
 
 if TYPE_CHECKING:
     from pyvirt.daemon.domains import DomainObject, DomainRegistry
@@ -182,31 +182,15 @@ def rewatch(reg: DomainRegistry, obj: DomainObject, run_dir: Path) -> None:
         task.add_done_callback(_tasks.discard)
 
     pid = swtpm.running_pid(run_dir)
-    if pid is None:
+    if pid is None or not watch_exit(pid, lambda: died("its process ended")):
         died("gone while the daemon was away")
-        return
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        died("gone while the daemon was away")
-        return
-
-    def exited() -> None:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
-        died("its process ended")
-
-    loop.add_reader(pidfd, exited)
 
 
 def _watch(reg: DomainRegistry, obj: DomainObject, generation: int, proc: subprocess.Popen[bytes]) -> None:
     """Reap swtpm when it exits; one that dies unasked under the running guest ends the domain."""
     loop = asyncio.get_running_loop()
-    pidfd = os.pidfd_open(proc.pid)
 
     def exited() -> None:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
         status = proc.wait()
         if status in (0, -signal.SIGTERM):  # QEMU went (--terminate), or the stop ended it
             return
@@ -215,7 +199,7 @@ def _watch(reg: DomainRegistry, obj: DomainObject, generation: int, proc: subpro
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)
 
-    loop.add_reader(pidfd, exited)
+    watch_exit(proc.pid, exited)
 
 
 async def _on_death(reg: DomainRegistry, obj: DomainObject, generation: int, how: str) -> None:

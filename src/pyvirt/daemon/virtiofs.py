@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from pyvirt.conf import virtiofs
 from pyvirt.errors import OperationFailed, UnsupportedConfig
-from pyvirt.qemu.process import append_log
+from pyvirt.qemu.process import append_log, watch_exit
 
 if TYPE_CHECKING:
     from pyvirt.conf.domain import Domain
@@ -150,18 +151,15 @@ def _watch(
 ) -> None:
     """Reap a virtiofsd when it exits; one that dies under the running guest is reported."""
     loop = asyncio.get_running_loop()
-    pidfd = os.pidfd_open(proc.pid)
 
     def exited() -> None:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
         status = proc.wait()
         how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
         task = loop.create_task(_on_exit(reg, obj, generation, proc.pid, f"{what} exited ({how})"))
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)
 
-    loop.add_reader(pidfd, exited)
+    watch_exit(proc.pid, exited)
 
 
 _tasks: set[asyncio.Task[None]] = set()
@@ -179,20 +177,8 @@ def rewatch(reg: DomainRegistry, obj: DomainObject, record: RunRecord) -> None:
         task.add_done_callback(_tasks.discard)
 
     for pid in list(record.virtiofsd):
-        try:
-            pidfd = os.pidfd_open(pid) if _is_virtiofsd(pid) else None
-        except ProcessLookupError:
-            pidfd = None
-        if pidfd is None:
+        if not (_is_virtiofsd(pid) and watch_exit(pid, functools.partial(report, pid, "exited"))):
             report(pid, "exited while the daemon was away")
-            continue
-
-        def exited(pidfd: int = pidfd, pid: int = pid) -> None:
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-            report(pid, "exited")
-
-        loop.add_reader(pidfd, exited)
 
 
 async def _on_exit(reg: DomainRegistry, obj: DomainObject, generation: int, pid: int, what: str) -> None:

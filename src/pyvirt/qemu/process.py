@@ -407,6 +407,25 @@ def qemus_of(run_dir: Path) -> dict[int, str]:
     return found
 
 
+def watch_exit(pid: int, exited: Callable[[], None]) -> bool:
+    """Call ``exited`` on the running event loop once ``pid`` (not necessarily a child) has exited,
+    seen through a pidfd; False, and no call, if there is no such process. A child is left to its
+    reaper (``exited`` may wait for it without blocking)."""
+    loop = asyncio.get_running_loop()
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+
+    def readable() -> None:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
+        exited()
+
+    loop.add_reader(pidfd, readable)
+    return True
+
+
 def kill_and_wait(pid: int, timeout: float = 10.0, *, term: bool = False) -> None:
     """End ``pid`` (not necessarily a child) and wait until it has exited, through a pidfd: SIGKILL at
     once, or with ``term`` SIGTERM first and SIGKILL only if it is still there after ``timeout``.

@@ -1,8 +1,10 @@
-"""Ending a process through a pidfd (pyvirt.qemu.process.kill_and_wait), as the daemon ends a stray QEMU
-(SIGKILL) and a domain's swtpm (SIGTERM, then SIGKILL): it returns only once the process has exited."""
+"""A process's exit seen through a pidfd (pyvirt.qemu.process): kill_and_wait, as the daemon ends a stray
+QEMU (SIGKILL) and a domain's swtpm (SIGTERM, then SIGKILL), returns only once the process has exited;
+watch_exit, as it watches swtpm and virtiofsd, calls back on the event loop once it has."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -83,3 +85,28 @@ def test_a_process_that_outlives_sigkill_is_an_error(
     monkeypatch.setattr(process.select, "poll", NeverReady)
     with pytest.raises(OperationFailed, match=rf"process {child.pid} did not exit after SIGKILL"):
         process.kill_and_wait(child.pid, 0.01, term=True)
+
+
+def test_watch_exit_calls_back_once_the_process_has_exited(children: list[subprocess.Popen[bytes]]) -> None:
+    child = sleeper(children)
+
+    async def main() -> int | None:
+        done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        assert process.watch_exit(child.pid, lambda: done.set_result(child.poll()))
+        await asyncio.sleep(0)
+        assert not done.done()  # still running
+        child.terminate()
+        return await asyncio.wait_for(done, 60)  # a bound on the wait, not a measure of it
+
+    assert asyncio.run(main()) == -signal.SIGTERM
+
+
+def test_watch_exit_of_a_process_already_gone(children: list[subprocess.Popen[bytes]]) -> None:
+    child = sleeper(children)
+    child.kill()
+    child.wait()
+
+    async def main() -> bool:
+        return process.watch_exit(child.pid, lambda: pytest.fail("called back for no process"))
+
+    assert asyncio.run(main()) is False
