@@ -59,27 +59,13 @@ from pyvirt.store import atomic_symlink, atomic_write, remove
 if TYPE_CHECKING:
     from pyvirt.daemon.networks import NetworkHook
     from pyvirt.daemon.secrets import SecretStore
+    from pyvirt.daemon.snapshots import SnapshotAPI
+    from pyvirt.daemon.storage import StorageHook
 
 log = logging.getLogger(__name__)
 
 S = DomainState
 Waiter = tuple[str, Callable[[dict[str, Any]], bool], "asyncio.Future[dict[str, Any]]"]
-
-
-class StorageHook(Protocol):
-    """Resolves ``<disk type='volume'>`` to a path."""
-
-    def volume_path(self, pool: str, volume: str) -> str: ...
-
-    def volumes_in_use(self, paths: list[str]) -> None: ...
-
-
-class SnapshotHook(Protocol):
-    """What undefine asks of the snapshot metadata (:mod:`pyvirt.daemon.snapshots`)."""
-
-    def check_undefine(self, obj: DomainObject, remove_metadata: bool) -> None: ...
-
-    def undefined(self, obj: DomainObject, remove_metadata: bool) -> None: ...
 
 
 @dataclass(eq=False)
@@ -183,7 +169,7 @@ class DomainRegistry:
         self._domains: dict[str, DomainObject] = {}
         self._registry_lock = asyncio.Lock()
         self.next_id = 1  # the id of the next domain started (virsh's domid)
-        self.snapshot_hook: SnapshotHook | None = None  # set by the snapshot API at start-up
+        self.snapshot_hook: SnapshotAPI | None = None  # set by the snapshot API at start-up
         self.secrets: SecretStore | None = None  # set by the secret API at start-up (encrypted disks)
 
     # Lookup
