@@ -118,15 +118,15 @@ def test_raw_luks_volumes(daemon: Daemon, tmp_path: Path) -> None:
     assert same.returncode == 0, same.stdout + same.stderr
     assert f"uuid='{UUID}'" in daemon.cli("vol-dumpxml", "--pool", "lp", "c.img").ok().out
 
-    # vol-create-from with <encryption>: a new container (the cipher asked for), the input read with its
-    # secret, as libvirt copies into one
-    made = enc.replace(CIPHER + IVGEN, "<cipher name='aes' size='192' mode='xts'/>")
+    # vol-create-from with <encryption>: a new container (the cipher asked for: GNU Nettle's Twofish), the
+    # input read with its secret, as libvirt copies into one
+    made = enc.replace(CIPHER + IVGEN, "<cipher name='twofish' size='256' mode='xts' hash='sha384'/>")
     daemon.cli(
         "vol-create-from", "lp", str(_volume(tmp_path, "f.img", "raw", made)), "r.img", "--inputpool", "lp"
     ).ok()
     copied = folder / "f.img"
     crypt = qemu_info(copied)["format-specific"]["data"]  # type: ignore[index]
-    assert (crypt["cipher-alg"], crypt["cipher-mode"]) == ("aes-192", "xts")
+    assert (crypt["cipher-alg"], crypt["cipher-mode"], crypt["hash-alg"]) == ("twofish-256", "xts", "sha384")
     same = qemu_img(
         "compare", "--object", _object(tmp_path), "--image-opts",
         f"driver=luks,file.filename={raw},key-secret=k", f"driver=luks,file.filename={copied},key-secret=k",
