@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 IOV_MAX = 1024
+WRITE_PIECE = 256 << 10  # bytes a write call at most (see pwrite_full)
 
 
 def pread_full(fd: int, buf: memoryview, offset: int) -> int:
@@ -25,21 +26,32 @@ def pread_full(fd: int, buf: memoryview, offset: int) -> int:
 
 
 def pwrite_full(fd: int, bufs: list[memoryview] | list[bytes], offset: int) -> None:
-    """Write the buffers back to back at ``offset``, looping on short writes."""
-    pending = [memoryview(b).cast("B") for b in bufs]
-    while pending:
-        batch = pending[:IOV_MAX]
-        want = sum(len(b) for b in batch)
+    """Write the buffers back to back at ``offset``, looping on short writes.
+
+    At most :data:`WRITE_PIECE` bytes a system call: the page cache gives a write folios as large
+    as the call (up to 2 MiB on ext4 and XFS), and whole 2 MiB blocks of free memory are those a
+    VM has most likely handed back to its host (free page reporting reports nothing smaller), so
+    they fault in from the host as they are written: 1 GiB written in 2 MiB calls took 0.6 to
+    7 s, in 256 KiB calls 0.6 to 0.9 s, on this project's VM (bench_img.py, docs/BENCHMARKS.md).
+    """
+    pending = [m for m in (memoryview(b).cast("B") for b in bufs) if len(m)]
+    i = 0  # pending[:i] is written
+    while i < len(pending):
+        batch = [pending[i]]
+        want = len(batch[0])
+        if want > WRITE_PIECE:
+            batch[0], want = batch[0][:WRITE_PIECE], WRITE_PIECE
+        for b in pending[i + 1 : i + IOV_MAX]:
+            if want + len(b) > WRITE_PIECE:
+                break
+            batch.append(b)
+            want += len(b)
         n = os.pwritev(fd, batch, offset)
         offset += n
-        if n == want:
-            pending = pending[IOV_MAX:]
-            continue
-        # A short write: drop the bytes written and retry the rest.
-        while n:
-            if n >= len(pending[0]):
-                n -= len(pending[0])
-                pending.pop(0)
+        while n:  # drop the bytes written (a short write leaves the rest of a buffer)
+            if n >= len(pending[i]):
+                n -= len(pending[i])
+                i += 1
             else:
-                pending[0] = pending[0][n:]
+                pending[i] = pending[i][n:]
                 n = 0
