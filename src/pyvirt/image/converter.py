@@ -33,6 +33,7 @@ PAGE = 4096
 READ_AHEAD = 4
 WRITE_BEHIND = 4
 READERS = 2
+FUSED_AHEAD = 4  # chunks a raw output's workers hold at once (see _copy)
 WRITERS = 1  # two writers only spin on the inode lock
 Progress = Callable[[float], None]
 Extents = Iterator[tuple[int, int, bool, int, int]]  # start, length, maybe data, fd, file offset
@@ -386,6 +387,31 @@ def _copy(
             free.append(buf)
         report(n)
 
+    # Into a raw file, a chunk needs no allocation in order: one worker reads it, finds its zero
+    # granules and writes it, while the other does the same with the next (one reads while the
+    # other waits for the output's inode lock). Handing each chunk from a reader to this thread
+    # and on to a writer cost two thread wake-ups a chunk and this thread's share of the GIL:
+    # vdi/vpc -> raw ran at 0.7x qemu-img that way.
+    fused = comp is None and d.format == "raw" and d.fd >= 0
+    fused_jobs: deque[Job[None]] = deque()
+
+    def fused_copy(pos: int, n: int, fd: int, host: int) -> None:
+        buf = free.pop() if free else new_buffer(-1, CHUNK)
+        try:
+            read_chunk(pos, memoryview(buf)[:n], fd, host)
+
+            def sink(at: int, data: memoryview) -> None:
+                runs = d.map_for_write(at, len(data))
+                if runs is None:
+                    d.write(at, data)
+                    return
+                for gpos, h, m in runs:
+                    pwrite_full(d.fd, [data[gpos - at : gpos - at + m]], h)
+
+            _write_nonzero(d, pos, buf, n, granule, must_zero, sink)
+        finally:
+            free.append(buf)
+
     offload = _Offload(d, writer, granule, must_zero) if comp is None and share_extents else None
     extents = _extents(s, size, top_only=has_backing)
     if comp is not None:
@@ -410,6 +436,13 @@ def _copy(
                     report(n)
                     pos += n
                     continue
+                if fused:
+                    fused_jobs.append(reader.submit(fused_copy, pos, n, fd, host + pos - start))
+                    if len(fused_jobs) >= FUSED_AHEAD:
+                        fused_jobs.popleft().result()
+                    report(n)
+                    pos += n
+                    continue
                 buf = get_buffer()
                 mv = memoryview(buf)[:n]
                 if fd >= 0:
@@ -422,6 +455,8 @@ def _copy(
                 pos += n
         while ahead:
             consume()
+        while fused_jobs:
+            fused_jobs.popleft().result()
         while inflight:
             for f in inflight.popleft()[1]:
                 f.result()

@@ -166,3 +166,30 @@ def test_file_data_copied_by_the_kernel(
             assert os.stat(out).st_blocks * 512 < len(src.read_bytes()) - 900_000
         back.unlink()
     assert calls
+
+
+@pytest.mark.parametrize("fmt", ["vpc", "vdi", "compressed qcow2"])
+def test_chunks_read_by_the_workers_into_raw(tmp_path: Path, fmt: str) -> None:
+    """Data that is not copied file to file (vpc and vdi blocks at sector offsets, compressed
+    clusters) is read, checked for zeros and written by the workers: same bytes, zeros left as
+    holes; with ``skip_create`` over an old file, the zeros written over what it held."""
+    import os
+
+    src = _source(tmp_path)
+    want = src.read_bytes()
+    mid = tmp_path / "m.img"
+    if fmt == "compressed qcow2":
+        convert(str(src), str(mid), "qcow2", compress=True)
+    else:
+        convert(str(src), str(mid), fmt)
+    back = tmp_path / "b.raw"
+    convert(str(mid), str(back), "raw")
+    got = back.read_bytes()
+    assert got[: len(want)] == want and not any(got[len(want) :])  # vpc rounds the size up to its CHS
+    assert os.stat(back).st_blocks * 512 < len(want) - 900_000
+    old = tmp_path / "old.raw"
+    old.write_bytes(b"\xa5" * len(got))
+    from pyvirt.image.converter import convert as convert_into
+
+    convert_into(str(mid), str(old), "raw", skip_create=True)
+    assert old.read_bytes() == got
