@@ -9,10 +9,12 @@ layer has no ``<backingStore>`` of its own leaves what is below that layer to th
 (QEMU opens it, as in libvirt's ``domxml-to-native``). ``<backingStore/>`` directly under the disk:
 the source stands alone.
 
-Layers are local files (``type='file'``) and block devices (``type='block'``), each with its
-``<format type=...>`` (and, for qcow2, ``<metadata_cache>``, the node's ``cache-size``); network
-layers are refused by name. :func:`moved` keeps a given chain true when the daemon changes the
-disk's source (an external snapshot's overlay, a commit, a block copy).
+Layers are local files (``type='file'``), block devices (``type='block'``) and images on a server
+(``type='network'``, a ``<source protocol=...>`` as a network disk has it: conf.network_disk, NBD
+without TLS, no credentials), each with its ``<format type=...>`` (and, for qcow2,
+``<metadata_cache>``, the node's ``cache-size``). :func:`moved` keeps a given chain true when the
+daemon changes the disk's source (an external snapshot's overlay, a commit, a block copy). Block jobs
+and hot-plug take local layers only.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pyvirt.conf.domain import BackingLayer, DiskConfig
 from pyvirt.conf.xmlutil import Elem, XNode, unsupported, x
 from pyvirt.errors import XMLError
 
-LAYER_TYPES = ("file", "block")
+LAYER_TYPES = ("file", "block", "network")
 # The formats a backing layer may have (libvirt's names, as a disk's <driver type>).
 LAYER_FORMATS = ("raw", "qcow2", "vmdk", "vdi", "vpc", "vhdx")
 # Formats whose images name a backing file: their node gets "backing" (null at the chain's end).
@@ -36,18 +38,17 @@ def parse(e: Elem, *, live: bool) -> tuple[list[BackingLayer], str | None]:
     chain: list[BackingLayer] = []
     node: Elem | None = e
     while node is not None and (node.attr("type") is not None or node.child("source") is not None):
-        kind = node.attr("type") or "file"
-        if kind not in LAYER_TYPES:
-            raise unsupported(
-                f"backing store type '{kind}' of '{node.path}': only local files and block devices "
-                "(a network image's backing chain is read from its header)"
-            )
+        kind = node.choice("type", LAYER_TYPES) or "file"
         node.skip("index")
         fmt = node.child("format")
         source = node.child("source")
         if source is None or fmt is None:
             raise XMLError(f"'{node.path}' needs <format> and <source>")
-        layer = BackingLayer(source.require("file" if kind == "file" else "dev"), "raw", kind)
+        if kind == "network":
+            remote = _remote(source)
+            layer = BackingLayer(remote.source_name or "", "raw", kind, remote=remote)
+        else:
+            layer = BackingLayer(source.require("file" if kind == "file" else "dev"), "raw", kind)
         layer.format = fmt.choice("type", LAYER_FORMATS, required=True) or "raw"
         if (cache := fmt.child("metadata_cache")) is not None:  # as a disk's <driver> has it
             layer.metadata_cache = disk_layers.parse_metadata_cache(cache)
@@ -67,6 +68,19 @@ def parse(e: Elem, *, live: bool) -> tuple[list[BackingLayer], str | None]:
     return chain, None if live else CLOSED
 
 
+def _remote(source: Elem) -> DiskConfig:
+    """A network layer's server, read as a network disk's ``<source>``."""
+    from pyvirt.conf.domain_xml import _Parser
+
+    remote = DiskConfig(type="network", target_dev="backingStore")
+    _Parser.network_source(source, remote)
+    if remote.net is not None and (remote.net.auth is not None or remote.net.cookies):
+        raise unsupported(f"credentials or cookies of '{source.path}': not given to a backing store")
+    if remote.source_tls == "yes":
+        raise unsupported(f"tls='yes' of '{source.path}': no TLS credentials are given to a backing store")
+    return remote
+
+
 def write(chain: list[BackingLayer], *, closed: bool = True) -> XNode:
     """libvirt's nested ``<backingStore>`` for ``chain`` (nearest first), ended by an empty one when
     ``closed``; an empty closed chain is ``<backingStore/>``."""
@@ -77,20 +91,25 @@ def write(chain: list[BackingLayer], *, closed: bool = True) -> XNode:
         if layer.metadata_cache is not None:
             size = x("max_size", {"unit": "bytes"}, text=str(layer.metadata_cache))
             fmt.add(x("metadata_cache").add(size))
-        node.add(fmt, x("source", {"file" if layer.type == "file" else "dev": layer.source}))
+        if layer.remote is not None:
+            from pyvirt.conf.domain_xml import _network_source
+
+            node.add(fmt, _network_source(layer.remote))
+        else:
+            node.add(fmt, x("source", {"file" if layer.type == "file" else "dev": layer.source}))
         inner = node.add(inner)
     assert inner is not None, "an open chain has a layer"
     return inner
 
 
 def check(disk: DiskConfig) -> None:
-    """A given chain needs a local image with a format that has backing files."""
+    """A given chain needs an image (local or on a server) of a format that has backing files."""
     if disk.backing_given is None or not disk.backing:
         return
-    if disk.type not in ("file", "block", "volume") or disk.driver_type not in BACKING_FORMATS:
+    if disk.type not in ("file", "block", "volume", "network") or disk.driver_type not in BACKING_FORMATS:
         raise unsupported(
-            f"disk '{disk.target_dev}': a <backingStore> chain needs a local image of a format with "
-            f"backing files ({', '.join(BACKING_FORMATS)}), not {disk.type} '{disk.driver_type}'"
+            f"disk '{disk.target_dev}': a <backingStore> chain needs an image of a format with backing "
+            f"files ({', '.join(BACKING_FORMATS)}), not {disk.type} '{disk.driver_type}'"
         )
     for layer in disk.backing[:-1]:
         if layer.format not in BACKING_FORMATS:

@@ -166,8 +166,9 @@ class BackingLayer:
 
     source: str
     format: str = "raw"  # qcow2, raw, ... (libvirt's format names)
-    type: str = "file"  # file | block
+    type: str = "file"  # file | block | network (source: the image's name on its server)
     metadata_cache: int | None = None  # <format><metadata_cache>: its qcow2 node's cache-size (bytes)
+    remote: DiskConfig | None = None  # type='network': the server, as a network disk's <source>
 
 
 @dataclass

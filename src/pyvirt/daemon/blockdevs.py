@@ -96,6 +96,11 @@ def given_chain(path: str, disk: DiskConfig) -> list[tuple[str, str]]:
     from pyvirt.conf.backing_chain import OPEN
 
     assert disk.backing is not None
+    if any(layer.type == "network" for layer in disk.backing):
+        raise UnsupportedConfig(
+            f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with a backing store on "
+            "a server (set up at start only)"
+        )
     if any(layer.metadata_cache is not None for layer in disk.backing):
         raise UnsupportedConfig(
             f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with a backing store's "
@@ -151,6 +156,11 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
     record, monitor = proc.record, proc.monitor
     writable = not (disk.readonly or disk.device == "cdrom")
     if disk.type == "network":
+        if disk.backing_given is not None and disk.backing:
+            raise UnsupportedConfig(
+                f"unsupported configuration: hot-plugging network disk '{disk.target_dev}' with a "
+                "<backingStore> chain (set up at start only)"
+            )
         chain: list[tuple[str, str]] = [("", disk.driver_type)]
     else:
         path = disk_path(reg, disk)

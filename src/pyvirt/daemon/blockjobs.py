@@ -130,6 +130,11 @@ def _volume_path(reg: DomainRegistry, disk: DiskConfig) -> str | None:
 def layers(reg: DomainRegistry, disk: DiskConfig) -> list[BackingLayer]:
     """The disk's images, its source first; a pool volume's by the path its pool gives it (where
     QEMU opened it), as libvirt runs block jobs on a volume's file."""
+    if any(layer.type == "network" for layer in disk.backing or []):
+        raise UnsupportedConfig(
+            f"unsupported configuration: block jobs on disk '{disk.target_dev}', whose backing chain "
+            "has an image on a server (only local images are opened by the daemon)"
+        )
     if disk.type == "volume" and disk.source_volume:
         path = blockdevs.disk_path(reg, disk)
         assert path is not None
@@ -165,7 +170,11 @@ def fill_chains(dom: Domain, disk_paths: dict[int, str]) -> None:
         path = disk_paths.get(index, disk.source)
         if disk.backing_given is not None and disk.backing is not None:
             _check_given(disk, path)
-            if disk.backing and disk.backing_given == backing_chain.OPEN:
+            if (
+                disk.backing
+                and disk.backing_given == backing_chain.OPEN
+                and disk.backing[-1].type != "network"
+            ):
                 last = disk.backing[-1]
                 with contextlib.suppress(Exception):  # QEMU opens (and reports) the rest itself
                     disk.backing = [*disk.backing, *read_chain(last.source, last.format)]
@@ -185,7 +194,7 @@ def fill_chains(dom: Domain, disk_paths: dict[int, str]) -> None:
 
 def _check_given(disk: DiskConfig, path: str | None) -> None:
     for layer in disk.backing or []:
-        if not os.path.exists(layer.source):
+        if layer.type != "network" and not os.path.exists(layer.source):
             raise OperationFailed(
                 f"Cannot access backing file '{layer.source}' of storage file '{path}': "
                 "No such file or directory"

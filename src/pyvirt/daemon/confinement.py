@@ -204,6 +204,10 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
             ownership.check_traversable(path, handover.ident, "disk directory")
             handover.access[path] = "rodir"
             continue
+        if disk.type == "network" and disk.backing_given is not None:  # local layers under a server's image
+            for layer_file in _given_files(disk):
+                handover.readable(layer_file, f"backing file of disk '{disk.target_dev}'")
+            continue
         if path is None or disk.type not in ("file", "block", "volume"):
             continue
         readonly = disk.readonly or disk.device == "cdrom" or disk.layers.share_backing
@@ -291,14 +295,22 @@ def _image_files(path: str, fmt: str, disk: DiskConfig | None = None) -> tuple[l
         return [], []
     if disk is not None and disk.backing_given is not None and disk.backing is not None:
         own, _ = _read_files(path, fmt, backing=False)
-        files: list[str] = []
-        for index, layer in enumerate(disk.backing):
-            last = index == len(disk.backing) - 1
-            rest = last and disk.backing_given == backing_chain.OPEN  # the header names the rest
-            members, below = _read_files(layer.source, layer.format, backing=rest)
-            files += [layer.source, *members, *below]
-        return own, files
+        return own, _given_files(disk)
     return _read_files(path, fmt, backing=True)
+
+
+def _given_files(disk: DiskConfig) -> list[str]:
+    """The files of the disk's given chain (conf.backing_chain), and what an open chain's last layer
+    names below it; none for the layers on a server."""
+    files: list[str] = []
+    for index, layer in enumerate(disk.backing or []):
+        if layer.type == "network":  # on its server: QEMU opens no file for it
+            continue
+        last = index == len(disk.backing or []) - 1
+        rest = last and disk.backing_given == backing_chain.OPEN  # the header names the rest
+        members, below = _read_files(layer.source, layer.format, backing=rest)
+        files += [layer.source, *members, *below]
+    return files
 
 
 def _read_files(path: str, fmt: str, *, backing: bool) -> tuple[list[str], list[str]]:

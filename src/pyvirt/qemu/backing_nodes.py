@@ -1,10 +1,10 @@
 """The block nodes of a disk's given ``<backingStore>`` chain (conf.backing_chain), as libvirt 9.0 has them.
 
-Each layer, from the bottom up, is a protocol node (``file`` or ``host_device``) and a read-only format
-node ``NODE-bN-format``; the layer above names it as its ``backing``. The end of a closed chain gets
-``"backing": null`` under a format that has backing files (QEMU reads no header for more); the last
-layer of an open chain gets no ``backing``, so QEMU opens what its header names. A disk without a
-given chain gets nothing here: QEMU opens the chain its images name.
+Each layer, from the bottom up, is a protocol node (``file``, ``host_device`` or a network disk's)
+and a read-only format node ``NODE-bN-format``; the layer above names it as its ``backing``. The end
+of a closed chain gets ``"backing": null`` under a format that has backing files (QEMU reads no
+header for more); the last layer of an open chain gets no ``backing``, so QEMU opens what its header
+names. A disk without a given chain gets nothing here: QEMU opens the chain its images name.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def node_name(node: str, depth: int) -> str:
 def layer_nodes(disk: DiskConfig, node: str) -> tuple[list[dict[str, object]], dict[str, object]]:
     """The ``-blockdev`` objects of ``disk``'s given chain, bottom first, and what its top format node
     adds (its ``backing``); nothing for a disk whose chain is read from its images."""
-    from pyvirt.qemu.command import _cache_options
+    from pyvirt.qemu.command import _cache_options, storage_node
 
     if disk.backing_given is None or disk.backing is None:
         return [], {}
@@ -38,6 +38,9 @@ def layer_nodes(disk: DiskConfig, node: str) -> tuple[list[dict[str, object]], d
             "auto-read-only": True,
             "discard": "unmap" if disk.discard == "unmap" else "ignore",
         }
+        if layer.remote is not None:  # a network disk's protocol node
+            storage = storage_node(layer.remote, name, None)
+            storage["discard"] = "unmap" if disk.discard == "unmap" else "ignore"
         fmt: dict[str, object] = {
             "node-name": f"{name}-format",
             "read-only": True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from pyvirt.image.create import create_image
 from tests.support.daemon import Daemon
 from tests.support.guest import domain_xml
+from tests.support.rangehttp import serving
 
 pytestmark = pytest.mark.slow
 MIB = 1 << 20
@@ -115,3 +117,30 @@ def test_a_missing_layer_is_refused_by_name(module_daemon: Daemon, tmp_path: Pat
     module_daemon.cli("define", str(tmp_path / "gone.xml")).ok()
     result = module_daemon.cli("start", "gone", "--paused")
     assert result.rc == 1 and f"Cannot access backing file '{mid}'" in result.err, result
+
+
+def test_a_layer_on_a_server(module_daemon: Daemon, tmp_path: Path) -> None:
+    """A network layer (HTTP, QEMU's curl driver, from a server on the loopback) under a local image."""
+    served = tmp_path / "served"
+    served.mkdir()
+    base, _mid, top = _images(tmp_path, "d")
+    shutil.move(base, served / "base.qcow2")
+    with serving(served) as (port, requests):
+        layer = (
+            "<backingStore type='network'><format type='qcow2'/><source protocol='http' name='base.qcow2'>"
+            f"<host name='127.0.0.1' port='{port}'/></source><backingStore/></backingStore>"
+        )
+        (tmp_path / "net.xml").write_text(domain_xml("netchain", extra_devices=_disk(top, "vdb", layer)))
+        module_daemon.cli("define", str(tmp_path / "net.xml")).ok()
+        assert (
+            "<backingStore type='network'>" in module_daemon.cli("dumpxml", "netchain", "--inactive").ok().out
+        )
+        module_daemon.cli("start", "netchain", "--paused").ok()
+        url = f"http://127.0.0.1:{port}/base.qcow2"
+        chain = _chain_of(module_daemon, "netchain", "virtio-disk1")
+        assert chain[0] == (str(top), "qcow2") and chain[1][1] == "qcow2" and len(chain) == 2, chain
+        assert url in json.dumps(chain[1]), chain
+        assert any(r.startswith("GET /base.qcow2") for r in requests), requests  # QEMU read its header
+        result = module_daemon.cli("blockpull", "netchain", "vdb")
+        assert result.rc == 1 and "has an image on a server" in result.err, result
+        module_daemon.cli("destroy", "netchain").ok()

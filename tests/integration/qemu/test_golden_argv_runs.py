@@ -35,6 +35,7 @@ NEEDS_SERVER = {
     "domain/libvirt-reservations",  # host SCSI LUNs (scsi-block) and qemu-pr-helpers: test_pr_helper
     "domain/libvirt-nvram-network",  # a made-up NBD server (a real one: daemon/test_nbd_disks.py)
     "domain/libvirt-nvram-nbd-tls",  # a made-up NBD server over TLS (a real one: daemon/test_nbd_tls.py)
+    "domain/libvirt-backing-chain-network",  # made-up servers (HTTP for real: daemon/test_backing_chain.py)
     "domain/libvirt-network-disks",  # made-up remote servers (HTTP for real: daemon/test_disk_sources.py)
     "domain/libvirt-tpm-emulator",  # swtpm, which the daemon starts: tests/integration/daemon/test_tpm.py
     "domain/libvirt-tpm-external",  # an swtpm someone else runs: tests/integration/daemon/test_tpm.py

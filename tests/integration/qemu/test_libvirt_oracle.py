@@ -374,21 +374,25 @@ def test_iscsi_hostdevs_agree_with_libvirt(oracle: Oracle) -> None:
 
 
 def chain_nodes(argv: list[str]) -> list[dict[str, object]]:
-    """Each format node over its file, naming its backing by file (node names left out; the protocol
-    nodes' discard too: libvirt's 'unmap' under a format node that ignores discards, pyvirt's 'ignore')."""
+    """Each format node over its protocol node, naming its backing by that layer's protocol node (node
+    names left out; the protocol nodes' discard too: libvirt's 'unmap' under a format node that ignores
+    discards, pyvirt's 'ignore')."""
     nodes = json_values(argv, "-blockdev")
     by_name = {str(n["node-name"]): n for n in nodes}
+
+    def storage(format_node: str) -> dict[str, object]:
+        found = by_name[str(by_name[format_node]["file"])]
+        return {k: v for k, v in found.items() if k not in ("node-name", "discard")}
+
     out = []
     for node in nodes:
         if "file" not in node:
             continue
-        storage = by_name[str(node["file"])]
         entry = {k: v for k, v in node.items() if k not in ("node-name", "file", "backing")}
-        entry["storage"] = {k: v for k, v in storage.items() if k not in ("node-name", "discard")}
+        entry["storage"] = storage(str(node["node-name"]))
         if "backing" in node:
             below = node["backing"]
-            entry["backing"] = None if below is None else by_name[str(by_name[str(below)]["file"])]
-            entry["backing"] = entry["backing"] and entry["backing"]["filename"]
+            entry["backing"] = None if below is None else storage(str(below))
         out.append(entry)
     return sorted(out, key=lambda n: json.dumps(n, sort_keys=True))
 
@@ -400,3 +404,7 @@ def test_backing_chains_agree_with_libvirt(oracle: Oracle) -> None:
     theirs = chain_nodes(oracle.native_argv(DATA_ROOT / "domain" / "libvirt-backing-chain.xml"))
     assert len(theirs) == 8
     assert chain_nodes(argv_for("domain/libvirt-backing-chain")) == theirs
+    # layers on servers (nfs, http, NBD), under a local image and under a server's
+    theirs = chain_nodes(oracle.native_argv(DATA_ROOT / "domain" / "libvirt-backing-chain-network.xml"))
+    assert len(theirs) == 5
+    assert chain_nodes(argv_for("domain/libvirt-backing-chain-network")) == theirs

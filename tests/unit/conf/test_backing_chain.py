@@ -105,12 +105,24 @@ def test_metadata_cache_of_a_layer() -> None:
     ("backing", "fmt", "message"),
     [
         (
-            "<backingStore type='network'><format type='qcow2'/><source protocol='nbd' name='x'>"
+            "<backingStore type='network'><format type='qcow2'/><source protocol='nbd' name='x' tls='yes'>"
             "<host name='h'/></source><backingStore/></backingStore>",
             "qcow2",
-            "backing store type 'network' .*only local files and block devices",
+            "tls='yes' of 'devices/disk/backingStore/source': no TLS credentials",
         ),
-        (chain_xml(("/img/b.qcow2", "qcow2")), "raw", "needs a local image of a format with backing files"),
+        (
+            "<backingStore type='network'><format type='qcow2'/><source protocol='iscsi' name='iqn.x/1'>"
+            "<host name='h'/><auth username='u'><secret type='iscsi' usage='s'/></auth></source>"
+            "<backingStore/></backingStore>",
+            "qcow2",
+            "credentials or cookies of 'devices/disk/backingStore/source'",
+        ),
+        (
+            "<backingStore type='volume'><format type='qcow2'/><source pool='p'/></backingStore>",
+            "qcow2",
+            "'volume'",
+        ),
+        (chain_xml(("/img/b.qcow2", "qcow2")), "raw", "needs an image of a format with backing files"),
         (chain_xml(("/img/b.img", "raw"), ("/img/c.img", "raw")), "qcow2", "cannot have a backing store"),
         ("<backingStore type='file'><source file='/img/b'/></backingStore>", "qcow2", "needs <format>"),
         (chain_xml(("/img/b", "qed")), "qcow2", "attribute 'type' = 'qed'"),
@@ -170,3 +182,25 @@ def test_the_files_handed_to_qemu_are_the_given_layers(tmp_path: Path) -> None:
     open_chain = disk_of(domain(chain_xml((mid, "qcow2"), closed=False)))
     assert _image_files(top, "qcow2", open_chain) == ([], [mid, base])
     assert _image_files(top, "qcow2", disk_of(domain(""))) == ([], [other])
+
+
+def test_a_layer_on_a_server() -> None:
+    """A network layer: its protocol node as a network disk's, written back as libvirt has it."""
+    layer = (
+        "<backingStore type='network'><format type='qcow2'/><source protocol='http' name='base.qcow2'>"
+        "<host name='127.0.0.1' port='8080'/></source><backingStore/></backingStore>"
+    )
+    disk = disk_of(domain(layer))
+    assert disk.backing is not None and disk.backing[0].type == "network"
+    nodes, top = layer_nodes(disk, "pyvirt-1")
+    assert nodes[0]["driver"] == "http" and nodes[0]["url"] == "http://127.0.0.1:8080/base.qcow2"
+    assert nodes[1]["backing"] is None and top == {"backing": "pyvirt-1-b1-format"}
+    text = format_domain(load_domain_xml(domain(layer)))
+    assert "<backingStore type='network'>" in text and "<source protocol='http' name='base.qcow2'>" in text
+    assert disk_of(text).backing == disk.backing
+    network_top = domain(layer).replace(
+        "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/><source file='/img/top.qcow2'/>",
+        "<disk type='network' device='disk'><driver name='qemu' type='qcow2'/>"
+        "<source protocol='nbd' name='top'><host name='h.example'/></source>",
+    )
+    assert disk_of(network_top).backing_given == backing_chain.CLOSED  # a server's image may have one too
