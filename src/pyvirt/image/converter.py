@@ -599,8 +599,9 @@ def _write_nonzero(
 ) -> None:
     """Write ``buf[:n]`` at ``pos``, skipping all-zero granules (zeroing them instead over a backing file).
 
-    Comparisons are done on slices (bytes): ``bytes == bytes`` is one memcmp, while comparing
-    memoryviews goes item by item. A granule cut by the chunk's start is written as data.
+    A range is compared with zeros by ``zeros.startswith(view)``: one memcmp on the buffer where it
+    lies (comparing memoryviews goes item by item, and slicing the map first copies the range).
+    A granule cut by the chunk's start is written as data.
     """
     mv = memoryview(buf)[:n]
     if granule == 0:
@@ -611,7 +612,7 @@ def _write_nonzero(
     # since the reader and writer threads wait for the GIL whenever it is busy.
     g0 = (-pos) % granule
     firsts = buf[g0:n:granule]
-    if firsts.count(0) == len(firsts) and buf[:n] == (ZERO_CHUNK if n == len(ZERO_CHUNK) else bytes(n)):
+    if firsts.count(0) == len(firsts) and (ZERO_CHUNK if n <= len(ZERO_CHUNK) else bytes(n)).startswith(mv):
         if must_zero:
             d.write_zeroes(pos, n)
         return
@@ -621,18 +622,14 @@ def _write_nonzero(
     k = firsts.find(0)
     while k >= 0:
         a = g0 + k * granule
-        if a + granule <= n and buf[a : a + granule] == zero_g:
+        if a + granule <= n and zero_g.startswith(mv[a : a + granule]):
             if zero_runs and zero_runs[-1][1] == pos + a:
                 zero_runs[-1] = (zero_runs[-1][0], pos + a + granule)
             else:
                 zero_runs.append((pos + a, pos + a + granule))
         k = firsts.find(0, k + 1)
     tail = max(pos, end - end % granule)
-    if (
-        tail < end
-        and (not zero_runs or zero_runs[-1][1] <= tail)
-        and buf[tail - pos : n] == bytes(end - tail)
-    ):
+    if tail < end and (not zero_runs or zero_runs[-1][1] <= tail) and zero_g.startswith(mv[tail - pos :]):
         zero_runs.append((tail, end))  # a zero tail shorter than a granule (end of image or extent)
     at = pos
     for za, zb in zero_runs:
