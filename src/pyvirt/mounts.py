@@ -23,13 +23,15 @@ MOUNTINFO = Path("/proc/self/mountinfo")
 
 @dataclass(frozen=True)
 class Mount:
-    """One line of mountinfo (proc(5)): the mount point and file system type, decoded."""
+    """One line of mountinfo (proc(5)): the mount point and file system type, decoded, and the file
+    system's own options (a cgroup v1 hierarchy's controllers, hugetlbfs's ``pagesize=``)."""
 
     mount_id: int
     parent_id: int
     mountpoint: str
     fstype: str
     source: str
+    options: tuple[str, ...] = ()
 
 
 def unescape(field: str) -> str:
@@ -58,8 +60,16 @@ def parse_mountinfo(text: str) -> list[Mount]:
         fields = line.split(" ")
         try:
             sep = fields.index("-", 6)  # after the optional fields
+            options = tuple(fields[sep + 3].split(",")) if len(fields) > sep + 3 else ()
             mounts.append(
-                Mount(int(fields[0]), int(fields[1]), unescape(fields[4]), fields[sep + 1], fields[sep + 2])
+                Mount(
+                    int(fields[0]),
+                    int(fields[1]),
+                    unescape(fields[4]),
+                    fields[sep + 1],
+                    unescape(fields[sep + 2]),
+                    options,
+                )
             )
         except (ValueError, IndexError):
             continue

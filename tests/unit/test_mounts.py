@@ -28,9 +28,16 @@ MOUNTINFO = f"""\
 def test_mountinfo_fields_are_decoded() -> None:
     table = parse_mountinfo(MOUNTINFO + "garbage line\n")
     assert len(table) == 9
-    assert table[0] == Mount(22, 1, "/", "ext4", "/dev/sda1")
-    assert table[-1] == Mount(47, 22, "/srv/with space\\x", "fuse.guestmount", "/dev/fuse")
+    assert table[0] == Mount(22, 1, "/", "ext4", "/dev/sda1", ("rw",))
+    assert table[-1] == Mount(47, 22, "/srv/with space\\x", "fuse.guestmount", "/dev/fuse", ("rw",))
     assert table[5].fstype == "devtmpfs"  # after an optional field (master:2)
+
+
+def test_a_file_systems_own_options() -> None:
+    (v1,) = parse_mountinfo(
+        "33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid - cgroup cgroup rw,cpu,cpuacct\n"
+    )
+    assert v1.options == ("rw", "cpu", "cpuacct") and v1.mountpoint == "/sys/fs/cgroup/cpu,cpuacct"
 
 
 def test_below_is_deepest_first_and_the_top_of_a_stack_first() -> None:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from pyvirt.errors import OperationFailed
+from pyvirt.mounts import read_mounts
 
 log = logging.getLogger(__name__)
 
@@ -31,15 +32,12 @@ CONTROLLERS = ("cpu", "memory", "io", "pids")  # enabled below our slices where 
 def mount_point() -> Path | None:
     """Where cgroup v2 is mounted, or None (no cgroup v2, or not writable by this process)."""
     try:
-        with open("/proc/self/mounts") as fh:
-            mounts = [line.split() for line in fh]
+        table = read_mounts()
     except OSError:
         return None
-    for fields in mounts:
-        if len(fields) > 2 and fields[2] == "cgroup2":
-            path = Path(fields[1].replace("\\040", " "))
-            if os.access(path, os.W_OK):
-                return path
+    for mount in table:
+        if mount.fstype == "cgroup2" and os.access(mount.mountpoint, os.W_OK):
+            return Path(mount.mountpoint)
     return None
 
 

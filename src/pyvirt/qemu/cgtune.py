@@ -18,6 +18,7 @@ import logging
 from pathlib import Path
 
 from pyvirt.errors import InvalidArgument, OperationFailed
+from pyvirt.mounts import read_mounts
 from pyvirt.qemu import cgroup
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,12 @@ _V2_FILES = {"hard_limit": "memory.max", "soft_limit": "memory.high", "swap_hard
 def v1_mounts() -> dict[str, Path]:
     """The cgroup v1 hierarchies of the memory and cpu controllers, by controller."""
     found: dict[str, Path] = {}
-    with contextlib.suppress(OSError), open("/proc/self/mounts") as fh:
-        for line in fh:
-            fields = line.split()
-            if len(fields) > 3 and fields[2] == "cgroup":
-                for option in fields[3].split(","):
+    with contextlib.suppress(OSError):
+        for mount in read_mounts():
+            if mount.fstype == "cgroup":
+                for option in mount.options:
                     if option in ("memory", "cpu"):
-                        found.setdefault(option, Path(fields[1].replace("\\040", " ")))
+                        found.setdefault(option, Path(mount.mountpoint))
     return found
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyvirt.errors import InvalidState, OperationFailed, UnsupportedConfig
+from pyvirt.mounts import MOUNTINFO, read_mounts
 from pyvirt.qemu import cgroup
 from pyvirt.qemu.monitor import Monitor
 
@@ -31,13 +32,12 @@ class CpuTimes:
     vcpu_time: int
 
 
-def hierarchy(mounts: str = "/proc/self/mounts") -> Path | None:
+def hierarchy(mountinfo: Path = MOUNTINFO) -> Path | None:
     """Where cgroup v1 mounts the cpuacct controller (alone or with cpu), or None."""
-    with contextlib.suppress(OSError), open(mounts) as fh:
-        for line in fh:
-            fields = line.split()
-            if len(fields) > 3 and fields[2] == "cgroup" and "cpuacct" in fields[3].split(","):
-                return Path(fields[1].replace("\\040", " "))
+    with contextlib.suppress(OSError):
+        for mount in read_mounts(mountinfo):
+            if mount.fstype == "cgroup" and "cpuacct" in mount.options:
+                return Path(mount.mountpoint)
     return None
 
 

@@ -23,14 +23,14 @@ def hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
 
 
 def test_mounts_and_cpu_lists(tmp_path: Path) -> None:
-    mounts = tmp_path / "mounts"
+    mounts = tmp_path / "mountinfo"
     mounts.write_text(
-        "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n"
-        "cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,nosuid,cpu,cpuacct 0 0\n"
+        "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n"
+        "33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid shared:9 - cgroup cgroup rw,cpu,cpuacct\n"
     )
-    assert cpuacct.hierarchy(str(mounts)) == Path("/sys/fs/cgroup/cpu,cpuacct")
-    mounts.write_text("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n")
-    assert cpuacct.hierarchy(str(mounts)) is None
+    assert cpuacct.hierarchy(mounts) == Path("/sys/fs/cgroup/cpu,cpuacct")
+    mounts.write_text("41 31 0:38 / /sys/fs/cgroup rw,relatime - cgroup2 cgroup2 rw\n")
+    assert cpuacct.hierarchy(mounts) is None
     present = tmp_path / "present"
     present.write_text("0-2,5\n")
     assert cpuacct.present_cpus(str(present)) == [0, 1, 2, 5]
