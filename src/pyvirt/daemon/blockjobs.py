@@ -318,12 +318,11 @@ async def _own_chain(
             f"operation failed: the backing chain of disk '{disk.target_dev}' in QEMU ({len(nodes)} images) "
             f"is not the domain's ({len(chain)} images)"
         )
-    ro_nodes = {
-        str(n["node-name"])
-        for n in await mon.execute("query-named-block-nodes", {"flat": True})
-        if n.get("ro")
-    }
-    if all(not fmt.startswith("#") and file not in ro_nodes for fmt, file in nodes[1:]):
+    named = {str(n["node-name"]): n for n in await mon.execute("query-named-block-nodes", {"flat": True})}
+    ro_nodes = {name for name, node in named.items() if node.get("ro")}
+    # (a given <backingStore>'s layers have names of their own, but QEMU opened them by path)
+    by_fd = {name for name, node in named.items() if str(node.get("file", "")).startswith("/dev/fdset/")}
+    if all(not fmt.startswith("#") and file not in ro_nodes and file in by_fd for fmt, file in nodes[1:]):
         return nodes  # the daemon's own nodes, over files it handed over writable
     undo = _Undo()
     added: list[list[str]] = []

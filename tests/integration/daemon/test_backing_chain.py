@@ -144,3 +144,36 @@ def test_a_layer_on_a_server(module_daemon: Daemon, tmp_path: Path) -> None:
         result = module_daemon.cli("blockpull", "netchain", "vdb")
         assert result.rc == 1 and "has an image on a server" in result.err, result
         module_daemon.cli("destroy", "netchain").ok()
+
+
+def test_a_given_chain_follows_snapshots_and_commits(module_daemon: Daemon, tmp_path: Path) -> None:
+    """An external snapshot puts its overlay over the given chain in the definition (the next start
+    opens overlay, top, mid, base: never what the headers' decoy names), and an active commit back
+    into the top takes the overlay out again (the next start opens top, mid, base)."""
+    d = module_daemon
+    base, mid, top = _images(tmp_path, "e")
+    overlay = tmp_path / "e-snap.qcow2"
+    (tmp_path / "snap.xml").write_text(
+        domain_xml("snapchain", extra_devices=_disk(top, "vdb", _given(mid, base)))
+    )
+    d.cli("define", str(tmp_path / "snap.xml")).ok()
+    d.cli("start", "snapchain", "--paused").ok()
+    d.cli(
+        "snapshot-create-as", "snapchain", "s1", "--disk-only", "--atomic",
+        "--diskspec", f"vdb,file={overlay}",
+    ).ok()  # fmt: skip
+    inactive = d.cli("dumpxml", "snapchain", "--inactive").ok().out
+    assert f"<source file='{overlay}'/>" in inactive and f"<source file='{top}'/>" in inactive, inactive
+    d.cli("destroy", "snapchain").ok()
+    d.cli("start", "snapchain", "--paused").ok()
+    chain = [(str(p), "qcow2") for p in (overlay, top, mid, base)]
+    assert _chain_of(d, "snapchain", "virtio-disk1") == chain
+    # (the daemon opens the chain again by descriptor for the job: QEMU opened it by path)
+    d.cli("blockcommit", "snapchain", "vdb", "--active", "--pivot", "--wait", "--base", str(top)).ok()
+    assert len(_chain_of(d, "snapchain", "virtio-disk1")) == 3
+    inactive = d.cli("dumpxml", "snapchain", "--inactive").ok().out
+    assert f"<source file='{top}'/>" in inactive and str(overlay) not in inactive, inactive
+    d.cli("destroy", "snapchain").ok()
+    d.cli("start", "snapchain", "--paused").ok()
+    assert _chain_of(d, "snapchain", "virtio-disk1") == chain[1:]
+    d.cli("destroy", "snapchain").ok()
