@@ -10,28 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Daemon
-
-
-def _running() -> Iterator[Daemon]:
-    d = Daemon()
-    d.start()
-    try:
-        yield d
-    finally:
-        d.cleanup()
+from tests.support.daemon import Daemon, running_daemon
 
 
 @pytest.fixture
 def daemon() -> Iterator[Daemon]:
     """A daemon of the test's own."""
-    yield from _running()
+    with running_daemon() as d:
+        yield d
 
 
 @pytest.fixture(scope="module")
 def module_daemon() -> Iterator[Daemon]:
     """One daemon for all the tests of a module."""
-    yield from _running()
+    with running_daemon() as d:
+        yield d
 
 
 @pytest.fixture(scope="module")

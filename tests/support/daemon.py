@@ -212,6 +212,17 @@ class Daemon:
 
 
 @contextlib.contextmanager
+def running_daemon(extra_env: dict[str, str] | None = None) -> Iterator[Daemon]:
+    """A started daemon over a scratch root of its own, cleaned up at the end."""
+    d = Daemon(extra_env=extra_env)
+    d.start()
+    try:
+        yield d
+    finally:
+        d.cleanup()
+
+
+@contextlib.contextmanager
 def netns_daemon(prefix: str) -> Iterator[Daemon]:
     """A started daemon in a network namespace of its own (loopback up), so that its bridges, taps
     and traffic stay inside; the namespace goes with it."""
@@ -269,6 +280,19 @@ class Console:
         self.expect(f"\n{marker}-begin", timeout)
         match = self.expect(f"(?s)(.*?){marker}-end", timeout)
         return match.group(1).decode(errors="replace").strip()
+
+    def virtio_disk(self, serial: str, present: bool = True) -> str:
+        """The guest's name of the virtio disk with this serial (the guest names its disks in its own
+        order: a target is libvirt's name, not the guest's), once it appeared, or once it is gone."""
+        find = (
+            "for b in /sys/block/vd*; do "
+            f'[ "$(cat $b/serial 2>/dev/null)" = {serial} ] && echo ${{b##*/}}; done'
+        )
+        test = "-n" if present else "-z"
+        self.run(f'for i in $(seq 120); do [ {test} "$({find})" ] && break; sleep 0.5; done', 90)
+        name = self.run(find)
+        assert bool(name) == present, f"disk {serial}: {name!r}"
+        return name
 
     def close(self) -> None:
         self.ws.close()

@@ -26,18 +26,6 @@ pytestmark = pytest.mark.slow
 MIB = 1 << 20
 
 
-def _guest_disk(console: Console, serial: str, present: bool = True) -> str:
-    """The guest's name of the virtio disk with this serial, once it appeared (or once it is gone)."""
-    find = (
-        f'for b in /sys/block/vd*; do [ "$(cat $b/serial 2>/dev/null)" = {serial} ] && echo ${{b##*/}}; done'
-    )
-    test = "-n" if present else "-z"
-    console.run(f'for i in $(seq 120); do [ {test} "$({find})" ] && break; sleep 0.5; done', 90)
-    name = console.run(find)
-    assert bool(name) == present, f"disk {serial}: {name!r}"
-    return name
-
-
 def _qmp(d: Daemon, command: str, **args: Any) -> Any:
     text = json.dumps({"execute": command, "arguments": args} if args else {"execute": command})
     return json.loads(d.cli("qemu-monitor-command", "ado", text).ok().out)["return"]
@@ -64,7 +52,7 @@ def _guest_reads(console: Console, dev: str, marker: bytes) -> None:
 
 def _detach(d: Daemon, console: Console, target: str, serial: str) -> None:
     d.cli("detach-disk", "ado", target).ok()
-    _guest_disk(console, serial, present=False)
+    console.virtio_disk(serial, present=False)
 
 
 @contextmanager
@@ -105,7 +93,7 @@ def test_attach_disk_options_take_effect_in_the_guest(daemon: Daemon, tmp_path: 
         "--address", "pci:0000.00.0a.0", "--multifunction", "--mode", "readonly", "--sourcetype", "file",
         "--targetbus", "virtio", "--type", "disk",
     ).ok()  # fmt: skip
-    dev = _guest_disk(console, "OPTS1")
+    dev = console.virtio_disk("OPTS1")
     _guest_reads(console, dev, b"DATAMARK")
     assert console.run(f"cat /sys/block/{dev}/ro") == "1"
     assert console.run("ls /sys/bus/pci/devices").split().count("0000:00:0a.0") == 1
@@ -132,7 +120,7 @@ def test_attach_disk_options_take_effect_in_the_guest(daemon: Daemon, tmp_path: 
     # --mode shareable: QEMU lets another writer share the image (share-rw).
     shared = _marked(tmp_path / "shared.raw", b"SHAREMRK")
     d.cli("attach-disk", "ado", str(shared), "vdc", "--mode", "shareable", "--serial", "OPTS2").ok()
-    dev = _guest_disk(console, "OPTS2")
+    dev = console.virtio_disk("OPTS2")
     assert console.run(f"cat /sys/block/{dev}/ro") == "0"
     live = _live_disk(d, "vdc")
     assert "<shareable/>" in live, live
@@ -181,7 +169,7 @@ def test_attach_disk_options_take_effect_in_the_guest(daemon: Daemon, tmp_path: 
         ).stdout.strip()
         try:
             d.cli("attach-disk", "ado", loop, "vdd", "--sourcetype", "block", "--serial", "OPTS4").ok()
-            _guest_reads(console, _guest_disk(console, "OPTS4"), b"LOOPMARK")
+            _guest_reads(console, console.virtio_disk("OPTS4"), b"LOOPMARK")
             live = _live_disk(d, "vdd")
             assert live.startswith(" type='block'") and f"<source dev='{loop}'/>" in live, live
             _detach(d, console, "vdd", "OPTS4")
@@ -202,7 +190,7 @@ def test_attach_disk_options_take_effect_in_the_guest(daemon: Daemon, tmp_path: 
             "attach-disk", "ado", "exp", "vde", "--source-protocol", "nbd", "--source-host-transport", "unix",
             "--source-host-socket", str(sock), "--subdriver", "raw", "--serial", "OPTS5",
         ).ok()  # fmt: skip
-        _guest_reads(console, _guest_disk(console, "OPTS5"), b"NBDMARK1")
+        _guest_reads(console, console.virtio_disk("OPTS5"), b"NBDMARK1")
         live = _live_disk(d, "vde")
         assert live.startswith(" type='network'") and "protocol='nbd' name='exp'" in live, live
         assert f"<host transport='unix' socket='{sock}'/>" in live, live
@@ -219,7 +207,7 @@ def test_attach_disk_options_take_effect_in_the_guest(daemon: Daemon, tmp_path: 
             "attach-disk", "ado", "exp2", "vdf", "--source-protocol", "nbd",
             "--source-host-name", f"127.0.0.1:{port}", "--subdriver", "raw", "--serial", "OPTS6",
         ).ok()  # fmt: skip
-        _guest_reads(console, _guest_disk(console, "OPTS6"), b"NBDMARK2")
+        _guest_reads(console, console.virtio_disk("OPTS6"), b"NBDMARK2")
         live = _live_disk(d, "vdf")
         assert f"<host name='127.0.0.1' port='{port}'/>" in live, live
         _detach(d, console, "vdf", "OPTS6")

@@ -44,19 +44,6 @@ def _define(d: Daemon, tmp: Path, name: str, *, q35: bool, extra: str = "") -> N
     d.cli("define", str(path)).ok()
 
 
-def _guest_disk(console: Console, serial: str, present: bool = True) -> str:
-    """The guest's name of the virtio disk with this serial (the guest names its disks in its own
-    order: a target is libvirt's name, not the guest's), once it appeared, or once it is gone."""
-    find = (
-        f'for b in /sys/block/vd*; do [ "$(cat $b/serial 2>/dev/null)" = {serial} ] && echo ${{b##*/}}; done'
-    )
-    test = "-n" if present else "-z"
-    console.run(f'for i in $(seq 120); do [ {test} "$({find})" ] && break; sleep 0.5; done', 90)
-    name = console.run(find)
-    assert bool(name) == present, f"disk {serial}: {name!r}"
-    return name
-
-
 def _qom_type(d: Daemon, name: str, device: str) -> str:
     """QEMU's type of the device with id ``device`` in domain ``name``."""
     path = f"/machine/peripheral/{device}"
@@ -107,7 +94,7 @@ def test_attach_write_detach_and_change_media_on_q35(daemon: Daemon, tmp_path: P
         "attach-disk", "hp1", str(data), "vdb", "--targetbus", "virtio", "--serial", "DATA1", "--persistent"
     )
     assert result.ok().out.strip() == "Disk attached successfully"
-    dev = _guest_disk(console, "DATA1")
+    dev = console.virtio_disk("DATA1")
     live = d.cli("dumpxml", "hp1").ok().out
     assert re.search(
         r"<target dev='vdb' bus='virtio'/>\s*<serial>DATA1</serial>\s*<alias name='virtio-disk1'/>", live
@@ -145,7 +132,7 @@ def test_attach_write_detach_and_change_media_on_q35(daemon: Daemon, tmp_path: P
     # detach-disk --live: gone from the guest and the live XML (kept in the definition); the file's
     # owner is given back, and the file system the guest made is whole.
     assert d.cli("detach-disk", "hp1", "vdb", "--live").ok().out.strip() == "Disk detached successfully"
-    _guest_disk(console, "DATA1", present=False)
+    console.virtio_disk("DATA1", present=False)
     assert "vdb" not in d.cli("dumpxml", "hp1").ok().out
     assert "vdb" in d.cli("dumpxml", "--inactive", "hp1").ok().out
     stat = os.stat(data)
@@ -177,7 +164,7 @@ def test_attach_write_detach_and_change_media_on_q35(daemon: Daemon, tmp_path: P
     d.cli("start", "hp1").ok()
     console = Console(d, "hp1")
     console.expect(READY)
-    dev = _guest_disk(console, "DATA1")
+    dev = console.virtio_disk("DATA1")
     console.run(f"mkdir -p /mnt/d && mount /dev/{dev} /mnt/d")
     assert console.run("cat /mnt/d/f") == "written"
     d.cli("destroy", "hp1").ok()
@@ -205,10 +192,10 @@ def test_pc_acpi_hotplug_and_a_disk_another_domain_uses(daemon: Daemon, tmp_path
     mine = tmp_path / "mine.raw"
     mine.write_bytes(b"\0" * 4 * 1024 * 1024)
     d.cli("attach-disk", "hp3", str(mine), "vdb", "--serial", "PYVIRT-HP", "--current").ok()
-    _guest_disk(console, "PYVIRT-HP")
+    console.virtio_disk("PYVIRT-HP")
     assert "vdb" not in d.cli("dumpxml", "--inactive", "hp3").ok().out  # --current: live only
     d.cli("detach-disk", "hp3", str(mine), "--current").ok()  # by its source path, as virsh
-    _guest_disk(console, "PYVIRT-HP", present=False)
+    console.virtio_disk("PYVIRT-HP", present=False)
 
     # A qcow2 overlay: QEMU cannot open its backing file by name (Landlock), so the daemon hands over
     # each layer; the guest reads the base's data through the overlay.
@@ -219,10 +206,10 @@ def test_pc_acpi_hotplug_and_a_disk_another_domain_uses(daemon: Daemon, tmp_path
         ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(base), str(top)], check=True
     )
     d.cli("attach-disk", "hp3", str(top), "vdc", "--subdriver", "qcow2", "--serial", "LAYERED").ok()
-    dev = _guest_disk(console, "LAYERED")
+    dev = console.virtio_disk("LAYERED")
     assert console.run(f"head -c 21 /dev/{dev}") == "pyvirt-backing-marker"
     d.cli("detach-disk", "hp3", "vdc").ok()
-    _guest_disk(console, "LAYERED", present=False)
+    console.virtio_disk("LAYERED", present=False)
     if shutil.which("qemu-img"):
         subprocess.run(["qemu-img", "check", "-q", str(top)], check=True)
 

@@ -31,7 +31,7 @@ import pytest
 
 from pyvirt.guest.debootstrap import RELEASES, TEMPLATE_PACKAGES
 from tests.integration.template.test_template import CACHE, KEY, _login, _run
-from tests.support.daemon import Console, Daemon
+from tests.support.daemon import Console, Daemon, running_daemon
 
 WANTED = os.environ.get("PYVIRT_TEMPLATE_RELEASES", "")
 SELECTED = sorted(RELEASES) if WANTED == "all" else [r for r in WANTED.split(",") if r]
@@ -73,12 +73,8 @@ def test_release_resolves_from_the_archive(release: str, tmp_path: Path) -> None
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Daemon]:
-    d = Daemon(extra_env={"PYVIRT_TEMPLATE_CACHE": str(CACHE)})
-    d.start()
-    try:
+    with running_daemon(extra_env={"PYVIRT_TEMPLATE_CACHE": str(CACHE)}) as d:
         yield d
-    finally:
-        d.cleanup()
 
 
 USER_DATA = """#cloud-config

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.daemon import Console, Daemon
+from tests.support.daemon import Console, Daemon, running_daemon
 from tests.support.guest import REPO, guest_artifacts
 
 CACHE = Path(os.environ.get("PYVIRT_TEMPLATE_CACHE") or REPO / ".cache" / "templates")
@@ -40,12 +40,8 @@ chpasswd:
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[Daemon]:
-    d = Daemon(extra_env={"PYVIRT_TEMPLATE_CACHE": str(CACHE)})
-    d.start()
-    try:
+    with running_daemon(extra_env={"PYVIRT_TEMPLATE_CACHE": str(CACHE)}) as d:
         yield d
-    finally:
-        d.cleanup()
 
 
 def _images(d: Daemon) -> Path:
