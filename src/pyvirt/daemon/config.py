@@ -99,6 +99,9 @@ class DaemonConfig:
     max_backups: int = _setting(
         3, "rotated QEMU log files kept beside the current one (virtlogd's name)", _not_negative
     )
+    monitor_timeout: int = _setting(
+        30, "seconds a starting QEMU may take to open its monitor before the start fails", _positive
+    )
     user: str = _setting(
         "pyvirt-qemu",
         'the user QEMU runs as (system daemon; created when missing); "root": QEMU keeps root',

@@ -169,7 +169,7 @@ async def serve(
     from pyvirt.daemon.routes import RouteTableError
     from pyvirt.daemon.server import API
     from pyvirt.errors import OperationFailed
-    from pyvirt.qemu import logs
+    from pyvirt.qemu import logs, process
     from pyvirt.qemu.kvmprobe import kvm_usable
     from pyvirt.store import sweep_temp_files
 
@@ -182,6 +182,7 @@ async def serve(
     for path in sweep_temp_files(layout.config_dir, layout.run_dir):
         log.warning("removed %s, left by a write that an earlier daemon did not finish", path)
     logs.configure(config.max_size, config.max_backups)
+    process.configure(config.monitor_timeout)
     usable, reason = kvm_usable()
     if usable:
         log.info("KVM: %s", reason)

@@ -34,6 +34,10 @@ class EventQueue:
         return str(event["event"]), dict(data) if isinstance(data, dict) else {}
 
 
+class MonitorTimeout(OperationFailed):
+    """QEMU never greeted on its monitor: it hangs before its main loop (a backend it waits for)."""
+
+
 class Monitor:
     """One QMP session with one QEMU process."""
 
@@ -48,7 +52,11 @@ class Monitor:
     async def connect(self, timeout: float = 30.0) -> None:
         try:
             await asyncio.wait_for(self._client.connect(self.socket_path), timeout)
-        except (ConnectError, OSError, TimeoutError) as err:
+        except TimeoutError as err:
+            raise MonitorTimeout(
+                f"QEMU did not open its monitor within {timeout:g} s ('{self.domain}', {self.socket_path})"
+            ) from err
+        except (ConnectError, OSError) as err:
             raise OperationFailed(
                 f"failed to connect to the QEMU monitor of '{self.domain}' at {self.socket_path}: {err}"
             ) from err

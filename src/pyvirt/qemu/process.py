@@ -27,13 +27,14 @@ from typing import Any
 
 from pyvirt import __version__
 from pyvirt.errors import OperationFailed
-from pyvirt.qemu import cgroup, cpuacct, landlock, logs
-from pyvirt.qemu.monitor import Monitor
+from pyvirt.qemu import blocked, cgroup, cpuacct, landlock, logs
+from pyvirt.qemu.monitor import Monitor, MonitorTimeout
 from pyvirt.store import atomic_write
 
 log = logging.getLogger(__name__)
 
 MAX_SOCKET_PATH = 107
+MONITOR_TIMEOUT = 30.0  # pyvirtd.conf's monitor_timeout
 
 
 @dataclass
@@ -232,7 +233,7 @@ class QemuProcess:
         monitor = Monitor(record.name, str(monitor_path))
         proc = cls(record, monitor, pidfd, popen)
         try:
-            connect = asyncio.ensure_future(monitor.connect())
+            connect = asyncio.ensure_future(monitor.connect(MONITOR_TIMEOUT))
             done, _ = await asyncio.wait({connect, proc.exited}, return_when=asyncio.FIRST_COMPLETED)
             if connect not in done:
                 connect.cancel()
@@ -242,6 +243,10 @@ class QemuProcess:
                 )
             try:
                 connect.result()
+            except MonitorTimeout as err:
+                raise OperationFailed(
+                    _hang_message(str(err), proc.pid, monitor_path, log_path, offset)
+                ) from err
             except OperationFailed:
                 # QEMU that fails at start-up (a disk it cannot open) may close the monitor just
                 # before it exits: its own words, not the reset connection, say why.
@@ -287,6 +292,24 @@ class QemuProcess:
             os.close(pidfd)
             return None
         return proc
+
+
+def configure(monitor_timeout: float) -> None:
+    """pyvirtd.conf's ``monitor_timeout``: how long a starting QEMU may take to open its monitor."""
+    global MONITOR_TIMEOUT
+    MONITOR_TIMEOUT = monitor_timeout
+
+
+def _hang_message(reason: str, pid: int, monitor_path: Path, log_path: Path, offset: int) -> str:
+    """Why a QEMU that runs never opened its monitor: what it waits in, the sockets it holds (a
+    backend that accepted and never answers), and its own last words."""
+    waiting = blocked.describe(pid, skip=frozenset({str(monitor_path)}))
+    tail = log_tail(log_path, offset, limit=1000)
+    return (
+        f"internal error: {reason}"
+        + (f"; QEMU is {waiting}" if waiting else "")
+        + (f"; its last output: {tail}" if tail else "; it wrote nothing")
+    )
 
 
 def _launch(
