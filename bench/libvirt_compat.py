@@ -98,6 +98,7 @@ def _context(dom_name: str, interfaces: int, channels: int) -> RuntimeContext:
         vsock_cid=3,  # what start chooses for <cid auto='yes'/> on a host with no other guest
         pr_helper_socket=f"{run}/{dom_name}.channels/pr-helper0.sock",  # a managed qemu-pr-helper's
         tpm_socket=f"{run}/{dom_name}.channels/swtpm.sock",  # where start has the domain's swtpm listen
+        memory_dir=f"{run}/{dom_name}.channels",  # where start puts <source type='file'/> memory files
     )
 
 
