@@ -12,13 +12,13 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.disk_reservations import MANAGED_SOCKET
 from pyvirt.errors import OperationFailed, UnsupportedConfig
+from pyvirt.qemu.process import kill_and_wait
 
 if TYPE_CHECKING:
     from pyvirt.conf.domain import Domain
@@ -69,17 +69,33 @@ async def start(folder: Path, ident: Identity | None) -> tuple[int, str]:
         raise OperationFailed("operation failed: qemu-pr-helper did not start") from err
     if done.returncode != 0 or not sock.exists():
         raise OperationFailed(f"operation failed: qemu-pr-helper did not start: {done.stderr.strip()}")
-    pid = int(pidfile.read_text().split()[0])
+    pid = await _pid_from(pidfile)
     if ident is not None:
         os.chown(sock, ident.uid, ident.gid)
     return pid, str(sock)
 
 
+async def _pid_from(pidfile: Path) -> int:
+    """The helper's pid, once its daemonized child has written it: the parent exits at the fork (the
+    socket already listens), before the child writes the file."""
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
+    while True:
+        with contextlib.suppress(FileNotFoundError):
+            text = pidfile.read_text()
+            if text.endswith("\n") and text.strip().isdigit():
+                return int(text)
+        if asyncio.get_running_loop().time() > deadline:
+            raise OperationFailed("operation failed: qemu-pr-helper did not write its pid file")
+        await asyncio.sleep(0.01)
+
+
 def stop(pid: int | None) -> None:
-    """End the helper ``pid`` (gone already is fine)."""
+    """End the helper ``pid`` (gone already is fine) and wait for it: SIGTERM, then SIGKILL after a
+    second. The helper drops a SIGTERM that comes between its pid file and its main loop (its handler
+    acts only once it runs), so a stop right after a start would otherwise leave it running."""
     if pid:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(OperationFailed):
+            kill_and_wait(pid, timeout=1.0, term=True)
 
 
 def release(record: RunRecord) -> None:
