@@ -1,5 +1,5 @@
-"""Character device backends beyond pty/file/unix/null: ``tcp``, ``udp``, ``dev``, ``vc``, ``stdio``,
-``spiceport`` and ``qemu-vdagent``.
+"""Character device backends beyond pty/file/unix/null: ``tcp``, ``udp``, ``dev``, ``pipe``, ``vc``,
+``stdio``, ``spiceport`` and ``qemu-vdagent``.
 
 For a ``<serial>``, ``<console>``, ``<parallel>`` or ``<channel>`` of these types this module reads the
 ``<source>`` elements (and tcp's ``<protocol>``), writes them back, and gives QEMU's ``-chardev``:
@@ -11,6 +11,8 @@ For a ``<serial>``, ``<console>``, ``<parallel>`` or ``<channel>`` of these type
   ``udp,host,port,localaddr,localport``, each empty (port 0 locally) when not given, as libvirt writes;
 - ``dev``: a host serial (or, for ``<parallel>``, parallel) port ``<source path/>`` as ``serial``
   or ``parallel`` with ``path``; the daemon hands the device node to QEMU's user;
+- ``pipe``: ``<source path/>`` as ``pipe,path``: QEMU opens the FIFOs ``PATH.in`` and ``PATH.out``, or
+  ``PATH`` itself when they are missing; the daemon hands them to QEMU's user;
 - ``vc``: QEMU's virtual console; ``stdio``: QEMU's standard input and output (the domain's log);
 - ``spiceport``: ``<source channel/>``, a named port of the SPICE display (refused without one);
 - ``qemu-vdagent`` (channels): QEMU's own vdagent, ``<source><clipboard copypaste/><mouse mode/>``
@@ -32,7 +34,7 @@ from pyvirt.errors import UnsupportedConfig, XMLError
 if TYPE_CHECKING:
     from pyvirt.conf.domain import CharDevConfig
 
-TYPES = ("tcp", "udp", "dev", "vc", "stdio", "spiceport", "qemu-vdagent", "dbus")
+TYPES = ("tcp", "udp", "dev", "pipe", "vc", "stdio", "spiceport", "qemu-vdagent", "dbus")
 PROTOCOLS = ("raw", "telnet")
 
 
@@ -69,6 +71,12 @@ def parse(e: Elem, dev: CharDevConfig) -> None:
         dev.source_path = sources[0].require("path")
         if not dev.source_path.startswith("/dev/"):
             raise XMLError(f"source path '{dev.source_path}' of '{e.path}' must be a device under /dev")
+        sources[0].done()
+        return
+    if dev.type == "pipe":
+        if len(sources) != 1:
+            raise XMLError(f"'{e.path}' of type 'pipe' needs one <source path>")
+        dev.source_path = sources[0].require("path")
         sources[0].done()
         return
     if not sources or len(sources) > 2:
@@ -119,7 +127,7 @@ def _vdagent(e: Elem, dev: CharDevConfig, sources: list[Elem]) -> None:
 def write(dev: CharDevConfig) -> list[XNode]:
     """The ``<source>`` (and ``<protocol>``) elements of a chardev of one of :data:`TYPES`."""
     extra = dev.source_extra
-    if dev.type == "dev":
+    if dev.type in ("dev", "pipe"):
         return [x("source", {"path": dev.source_path})]
     if dev.type == "spiceport":
         return [x("source", {"channel": extra["channel"]})]
@@ -181,6 +189,8 @@ def spec(dev: CharDevConfig, chardev_id: str) -> str:
     if dev.type == "dev":
         backend = "parallel" if dev.kind == "parallel" else "serial"
         return f"{backend},id={chardev_id},path={dev.source_path}"
+    if dev.type == "pipe":
+        return f"pipe,id={chardev_id},path={str(dev.source_path).replace(',', ',,')}"
     if dev.type == "tcp":
         out = f"socket,id={chardev_id},host={extra.get('host', '')},port={extra['service']}"
         if extra.get("protocol") == "telnet":

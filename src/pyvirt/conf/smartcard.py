@@ -51,8 +51,8 @@ def parse(e: Elem, char_types: tuple[str, ...]) -> SmartcardConfig:
     elif card.mode == "host-certificates":
         for node in e.children("certificate"):
             cert = node.text()
-            if "," in cert or "/" in cert:
-                raise XMLError(f"certificate name '{cert}' of '{node.path}' may not contain ',' or '/'")
+            if "/" in cert:
+                raise XMLError(f"certificate name '{cert}' of '{node.path}' may not contain '/'")
             card.certificates.append(cert)
             node.done()
         if len(card.certificates) != 3:
@@ -61,10 +61,8 @@ def parse(e: Elem, char_types: tuple[str, ...]) -> SmartcardConfig:
             )
         if (db := e.child("database")) is not None:
             card.database = db.text()
-            if not card.database.startswith("/") or "," in card.database:
-                raise XMLError(
-                    f"database '{card.database}' of '{db.path}' must be an absolute path without ','"
-                )
+            if not card.database.startswith("/"):
+                raise XMLError(f"database '{card.database}' of '{db.path}' must be an absolute path")
             db.done()
     return card
 
@@ -105,8 +103,10 @@ def device_props(card: SmartcardConfig) -> tuple[str, dict[str, str]]:
     if card.mode == "host":
         return "ccid-card-emulated", {"backend": "nss-emulated"}
     if card.mode == "host-certificates":
-        props = {f"cert{i}": cert for i, cert in enumerate(card.certificates, 1)}
-        return "ccid-card-emulated", {"backend": "certificates", **props, "db": database(card)}
+        # QEMU's option syntax doubles a comma inside a value, as libvirt escapes them
+        props = {f"cert{i}": cert.replace(",", ",,") for i, cert in enumerate(card.certificates, 1)}
+        db = database(card).replace(",", ",,")
+        return "ccid-card-emulated", {"backend": "certificates", **props, "db": db}
     return "ccid-card-passthru", {}
 
 

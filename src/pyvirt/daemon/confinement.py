@@ -267,6 +267,10 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
     ):
         if dev.type == "dev" and dev.source_path:  # a host serial or parallel port, as libvirt relabels it
             handover.writable(dev.source_path, f"host {dev.kind} device")
+        if dev.type == "pipe" and dev.source_path:  # the FIFO pair QEMU opens, else the one FIFO
+            pair = [f"{dev.source_path}.in", f"{dev.source_path}.out"]
+            for path in pair if all(os.path.exists(p) for p in pair) else [dev.source_path]:
+                handover.writable(path, f"{dev.kind} pipe")
         files = [dev.source_path] if dev.type == "file" and dev.source_path else []
         files += [path] if (path := dev.source_extra.get("log.file")) else []  # <log file>
         for path in files:

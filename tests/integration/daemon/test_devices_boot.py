@@ -1,6 +1,7 @@
 """Devices of libvirt's XML on one real TCG guest: a watchdog whose ``dump`` action fires (with its
 events), a smartcard reader passing a card through a socket, a NIC whose frames go over a TCP socket
-(``type='server'``), the QEMU namespace's command line and environment, and a VNC password whose
+(``type='server'``), a serial port on a FIFO pair (``type='pipe'``), the QEMU
+namespace's command line and environment, and a VNC password whose
 ``passwdValidTo`` has passed; displays this host cannot open and vhost-user NICs without a backend
 refused by name at start.
 
@@ -10,6 +11,8 @@ The guest boots once for the module; each test looks at one device.
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import socket
 from collections.abc import Iterator
@@ -33,6 +36,7 @@ DEVICES = """
 <graphics type='vnc' autoport='yes' passwd='s3cret' passwdValidTo='2011-05-31T16:11:22'/>
 <interface type='server'><mac address='52:54:00:5e:00:02'/><source address='127.0.0.1' port='{port}'/>
   <model type='virtio'/></interface>
+<serial type='pipe'><source path='{pipe}'/><target port='1'/></serial>
 <smartcard mode='passthrough' type='unix'>
   <source mode='bind' path='{card}'/><alias name='ua-card'/>
 </smartcard>
@@ -66,7 +70,10 @@ def guest(module_daemon: Daemon) -> Iterator[Console]:
     path = scratch / f"{NAME}.xml"
     port = free_port("127.0.0.1")
     (scratch / "port").write_text(str(port))
-    xml = domain_xml(NAME, extra_devices=DEVICES.format(card=scratch / "card.sock", port=port))
+    for end in ("in", "out"):
+        os.mkfifo(scratch / f"pipe.{end}", 0o600)  # handed to QEMU's user at start
+    devices = DEVICES.format(card=scratch / "card.sock", port=port, pipe=scratch / "pipe")
+    xml = domain_xml(NAME, extra_devices=devices)
     xml = xml.replace("<domain ", f"<domain xmlns:qemu='{NS}' ", 1).replace(
         "</domain>", QEMU_NS + "</domain>"
     )
@@ -322,3 +329,25 @@ def test_vhostuser_nic_without_shared_memory_starts_as_libvirt_starts_it(module_
         d.cli("destroy", "vhu2")
         d.cli("undefine", "vhu2").ok()
         backend.close()
+
+
+def test_pipe_serial_carries_both_ways(module_daemon: Daemon, guest: Console) -> None:
+    """<serial type='pipe'>: QEMU on PATH.in and PATH.out, the guest's ttyS1 writing into one and
+    reading from the other."""
+    scratch = module_daemon.root / "scratch"
+    guest.run("exec 3<>/dev/ttyS1; stty -F /dev/ttyS1 raw -echo")  # open: its input is kept
+    guest.run("echo from-guest > /dev/ttyS1")
+    out = os.open(scratch / "pipe.out", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        data = b""
+        while b"from-guest" not in data and select.select([out], [], [], 30)[0]:
+            data += os.read(out, 4096)
+        assert b"from-guest" in data, data
+    finally:
+        os.close(out)
+    into = os.open(scratch / "pipe.in", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(into, b"to-guest")
+    finally:
+        os.close(into)
+    assert guest.run("head -c 8 <&3; exec 3<&-") == "to-guest"

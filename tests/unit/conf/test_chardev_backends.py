@@ -70,3 +70,21 @@ def test_backends_models_and_parallel_ports_on_the_command_line_and_back() -> No
 def test_refused_by_name(devices: str, reason: str) -> None:
     with pytest.raises(PyvirtError, match=reason):
         load_domain_xml(XML.format(devices=devices))
+
+
+def test_pipe_backend_as_libvirt_writes_it_and_back() -> None:
+    """<channel type='pipe'> of a guestfwd target (libvirt's name-escape case: a comma in the path)."""
+    xml = XML.format(
+        devices="<channel type='pipe'><source path='/tmp/guestfwd,foo'/>"
+        "<target type='guestfwd' address='10.0.2.1' port='4600'/></channel>"
+        "<serial type='pipe'><source path='/run/p'/><target port='0'/></serial>"
+    )
+    assert chardevs(xml)[:2] == [
+        "pipe,id=charserial0,path=/run/p",
+        "isa-serial,chardev=charserial0,id=serial0,index=0",
+    ]
+    assert "pipe,id=charchannel0,path=/tmp/guestfwd,,foo" in chardevs(xml)
+    again = format_domain(load_domain_xml(xml))
+    assert "<source path='/tmp/guestfwd,foo'/>" in again and "<source path='/run/p'/>" in again
+    with pytest.raises(PyvirtError, match="needs one <source path>"):
+        load_domain_xml(XML.format(devices="<serial type='pipe'><target port='0'/></serial>"))

@@ -40,6 +40,22 @@ def test_host_card_and_its_database() -> None:
     assert smartcard.database(dom.devices.smartcards[0]) == "/etc/pki/nssdb"
 
 
+def test_commas_in_certificate_names_and_database_are_doubled_as_libvirt_does() -> None:
+    """libvirt's name-escape case: a certificate 'cert1,foo' and a database '/etc/pki/nssdb,foo'."""
+    certs = CERTS.replace(">a<", ">cert1,foo<")
+    devices = (
+        f"<smartcard mode='host-certificates'>{certs}<database>/etc/pki/nssdb,foo</database></smartcard>"
+    )
+    assert (
+        "ccid-card-emulated,backend=certificates,cert1=cert1,,foo,cert2=b,cert3=c,db=/etc/pki/nssdb,,foo,"
+        "id=smartcard0,bus=ccid0.0"
+    ) in _argv(devices)
+    again = format_domain(load_domain_xml(XML.format(devices=devices)))
+    assert (
+        "<certificate>cert1,foo</certificate>" in again and "<database>/etc/pki/nssdb,foo</database>" in again
+    )
+
+
 @pytest.mark.parametrize(
     ("devices", "message"),
     [
@@ -49,6 +65,7 @@ def test_host_card_and_its_database() -> None:
         ("<smartcard mode='host'><address type='ccid' controller='0' slot='1'/></smartcard>", "slot"),
         ("<smartcard mode='host'><address type='usb' bus='0' port='1'/></smartcard>", "type 'usb'"),
         ("<smartcard mode='other'/>", "mode"),
+        (f"<smartcard mode='host-certificates'>{CERTS.replace('>a<', '>a/b<')}</smartcard>", "'/'"),
     ],
 )
 def test_refused_by_name(devices: str, message: str) -> None:
