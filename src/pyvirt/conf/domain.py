@@ -311,7 +311,9 @@ class VideoConfig:
     vgamem: int | None = None  # qxl
     heads: int | None = None
     primary: bool | None = None
-    accel3d: str | None = None  # <acceleration accel3d='no'/>: only 'no' (no virgl here)
+    accel3d: str | None = (
+        None  # <acceleration accel3d/>: 'yes' is virgl (virtio-vga-gl), needing a GL display
+    )
     address: PCIAddress | None = None
     acpi_index: int | None = None  # <acpi index> (conf.acpi_index)
     virtio: dict[str, str] = field(default_factory=dict)  # <driver> virtio options (conf.virtio_options)

@@ -1064,7 +1064,12 @@ class _Parser:
             video.heads = node.integer("heads", minimum=1, maximum=16)
             video.primary = node.flag("primary")
             if (accel := node.child("acceleration")) is not None:
-                video.accel3d = accel.choice("accel3d", ("no",))  # virgl needs a GL display pyvirt lacks
+                video.accel3d = accel.choice("accel3d", ("no", "yes"))  # yes: virgl (a GL display at start)
+                if video.accel3d == "yes" and video.model != "virtio":
+                    raise UnsupportedConfig(
+                        f"unsupported configuration: accel3d='yes' of '{accel.path}': 3D acceleration "
+                        f"is only for virtio video, not '{video.model}'"
+                    )
                 accel.done()
             node.done()
         video.virtio = virtio_options.parse_driver(e)

@@ -125,7 +125,15 @@ def _uses_gl(gfx: GraphicsConfig) -> bool:
 
 
 def require_host(dom: Domain, module_dir: Path = QEMU_MODULE_DIR, dri: Path = DRI_DIR) -> None:
-    """Refuse, by name and before QEMU runs, a display this host cannot open."""
+    """Refuse, by name and before QEMU runs, a display this host cannot open, and 3D virtio video
+    without a display that renders with OpenGL (QEMU's virtio-vga-gl cannot start without one)."""
+    if any(v.accel3d == "yes" for v in dom.devices.videos) and not any(
+        _uses_gl(g) for g in dom.devices.graphics
+    ):
+        raise UnsupportedConfig(
+            "unsupported configuration: video with accel3d='yes' needs a display with OpenGL "
+            "(<graphics type='egl-headless'>, or SPICE or SDL with <gl enable='yes'/>)"
+        )
     for gfx in dom.devices.graphics:
         what = f"graphics type '{gfx.type}'"
         if gfx.type == "sdl":

@@ -1279,6 +1279,10 @@ class _Builder:
                 raise UnsupportedConfig(f"unsupported configuration: video model '{video.model}'")
             if index > 0:
                 driver = _SECONDARY_VIDEO.get(driver, "")
+            if (
+                video.accel3d == "yes"
+            ):  # virgl: virtio-vga-gl, virtio-gpu-gl-pci (graphics_local.require_host)
+                driver = {"virtio-vga": "virtio-vga-gl", "virtio-gpu-pci": "virtio-gpu-gl-pci"}[driver]
                 if not driver:
                     raise UnsupportedConfig(
                         f"unsupported configuration: video model '{video.model}' can only be primary"

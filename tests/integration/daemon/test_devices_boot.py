@@ -219,6 +219,10 @@ def test_vnc_password_expired_by_passwd_valid_to(module_daemon: Daemon, guest: C
             "<gl enable='yes' rendernode='/dev/dri/renderD200'/></graphics>",
             "graphics type 'spice' with OpenGL: this host has no render node /dev/dri/renderD200",
         ),
+        (
+            "<video><model type='virtio'><acceleration accel3d='yes'/></model></video>",
+            "video with accel3d='yes' needs a display with OpenGL",
+        ),
     ],
 )
 def test_displays_this_host_cannot_open_are_refused_at_start(

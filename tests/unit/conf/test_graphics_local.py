@@ -77,3 +77,32 @@ def test_start_refusals_follow_the_host(tmp_path: Path) -> None:
     (dri / "renderD128").touch()
     graphics_local.require_host(egl, modules, dri)
     assert graphics_local.render_node(egl.devices.graphics[0], dri) == str(dri / "renderD128")
+
+
+GL_VIDEOS = (
+    "<video><model type='virtio' heads='1' primary='yes'><acceleration accel3d='yes'/></model></video>"
+    "<video><model type='virtio' heads='1'><acceleration accel3d='yes'/></model></video>"
+)
+
+
+def test_3d_virtio_video_as_libvirt_runs_it_and_what_start_needs(tmp_path: Path) -> None:
+    """libvirt's video-virtio-vga-gpu-gl: virtio-vga-gl and virtio-gpu-gl-pci; QEMU starts them only
+    with a display rendering with OpenGL, which start asks for (and that display, a render node)."""
+    dom = _dom(GL_VIDEOS)
+    argv = build_argv(dom, RuntimeContext(accel="tcg", monitor_path="/x"))
+    devices = [argv[i + 1].split(",")[0] for i, a in enumerate(argv) if a == "-device"]
+    assert "virtio-vga-gl" in devices and "virtio-gpu-gl-pci" in devices
+    assert format_domain(dom).count("<acceleration accel3d='yes'/>") == 2
+    modules, dri = tmp_path / "qemu", tmp_path / "dri"
+    modules.mkdir()
+    dri.mkdir()
+    (modules / "ui-egl-headless.so").touch()
+    with pytest.raises(PyvirtError, match="accel3d='yes' needs a display with OpenGL"):
+        graphics_local.require_host(dom, modules, dri)
+    with_egl = _dom(GL_VIDEOS + "<graphics type='egl-headless'/>")
+    with pytest.raises(PyvirtError, match="needs a DRM render node"):
+        graphics_local.require_host(with_egl, modules, dri)
+    (dri / "renderD128").touch()
+    graphics_local.require_host(with_egl, modules, dri)
+    with pytest.raises(PyvirtError, match="only for virtio video, not 'qxl'"):
+        _dom("<video><model type='qxl'><acceleration accel3d='yes'/></model></video>")
