@@ -87,6 +87,10 @@ def apply_defaults(dom: Domain) -> None:
             else:
                 ctl.model = "pcie-root-port" if q35 else "pci-bridge"
     implicit_devices.add(dom)
+    if dom.devices.hostdevs:  # an iSCSI LUN's drive address, written into the definition as libvirt does
+        from pyvirt.conf import hostdev
+
+        hostdev.assign_addresses(dom)
     if dom.cpu is not None and dom.cpu.numa:  # libvirt's define: <memory> is the cells and the modules
         modules = sum(aligned(mem.size_kib) for mem in dom.devices.memory)
         total = sum(cell.memory_kib for cell in dom.cpu.numa) + modules

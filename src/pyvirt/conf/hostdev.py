@@ -10,7 +10,8 @@
   ``ramfb``, as libvirt);
 - ``<boot order>`` is the device's ``bootindex``;
 - an iSCSI LUN (``type='scsi'``, ``<source protocol='iscsi' name='IQN/LUN'><host/>``, ``<readonly/>``,
-  ``<address type='drive'>``) is ``scsi-generic`` on an ``iscsi`` block node; a host SCSI adapter's
+  ``<address type='drive'>``, else the first free unit on controller 0, written into the definition
+  as libvirt's define does) is ``scsi-generic`` on an ``iscsi`` block node; a host SCSI adapter's
   LUN is refused by name (its ``/dev/sg`` node is not handed to QEMU yet), and so are iSCSI
   credentials.
 
@@ -238,6 +239,42 @@ def iscsi_nodes(dev: HostdevConfig, index: int) -> tuple[str, dict[str, object]]
     node = f"pyvirt-hostdev{index}-backend"
     props = network_disk.storage_props(dev.iscsi, node)
     return node, {**props, "node-name": node, "read-only": dev.readonly}
+
+
+def iscsi_addresses(dom: Domain) -> dict[int, tuple[int, int, int, int]]:
+    """(controller, bus, target, unit) of each iSCSI hostdev, by index: its drive address, else, in
+    order, the first unit on controller 0 that no SCSI disk nor other hostdev takes (libvirt's define
+    writes that address into the definition: :func:`assign_addresses`)."""
+    from pyvirt.conf.addresses import drive_address, number
+
+    disks = dom.devices.disks
+    taken = {drive_address(dom, i) for i, disk in enumerate(disks) if disk.target_bus == "scsi"}
+    out: dict[int, tuple[int, int, int, int]] = {}
+    for index, dev in enumerate(dom.devices.hostdevs):
+        if dev.iscsi is not None and dev.address is not None and dev.address.type == "drive":
+            addr = dev.address
+            out[index] = (
+                number(addr, "controller"),
+                number(addr, "bus"),
+                number(addr, "target"),
+                number(addr, "unit"),
+            )
+            taken.add(out[index])
+    for index, dev in enumerate(dom.devices.hostdevs):
+        if dev.iscsi is not None and index not in out:
+            unit = next(u for u in range(len(taken) + 1) if (0, 0, 0, u) not in taken)
+            out[index] = (0, 0, 0, unit)
+            taken.add(out[index])
+    return out
+
+
+def assign_addresses(dom: Domain) -> None:
+    """Write the drive address of each iSCSI hostdev without one into ``dom``, as libvirt's define."""
+    for index, (controller, bus, target, unit) in iscsi_addresses(dom).items():
+        dev = dom.devices.hostdevs[index]
+        if dev.address is None:
+            attrs = {"controller": str(controller), "bus": str(bus), "target": str(target), "unit": str(unit)}
+            dev.address = PCIAddress(type="drive", attrs=attrs)
 
 
 def require_host(dom: Domain) -> None:

@@ -904,24 +904,13 @@ class _Builder:
 
     def iscsi_hostdev(self, index: int, dev: hostdev_conf.HostdevConfig) -> None:
         """An iSCSI LUN as ``scsi-generic`` on its ``iscsi`` node, at its drive address (else the first
-        unit no SCSI disk or other LUN takes on controller 0), as libvirt runs it."""
+        unit no SCSI disk or other LUN takes on controller 0), placed as its controller's model has a
+        SCSI disk (qemu.scsi_address), as libvirt runs it."""
         node, props = hostdev_conf.iscsi_nodes(dev, index)
-        attrs = dev.address.attrs if dev.address is not None and dev.address.type == "drive" else None
-        if attrs is None:
-            disks = self.dom.devices.disks
-            taken = {drive_address(self.dom, i) for i, d in enumerate(disks) if d.target_bus == "scsi"}
-            for other in self.dom.devices.hostdevs:
-                if other.address is not None and other.address.type == "drive":
-                    got = [
-                        int(other.address.attrs.get(k, "0")) for k in ("controller", "bus", "target", "unit")
-                    ]
-                    taken.add((got[0], got[1], got[2], got[3]))
-            unit = next(u for u in range(65536) if (0, 0, 0, u) not in taken)
-            attrs = {"controller": "0", "bus": "0", "target": "0", "unit": str(unit)}
+        address = hostdev_conf.iscsi_addresses(self.dom)[index]
         self.add(*_json_arg("-blockdev", props))
-        place = {"bus": f"{self._scsi_bus(int(attrs.get('controller', '0')))}.0"}
-        place.update({"channel": attrs.get("bus", "0"), "scsi-id": attrs.get("target", "0")})
-        place["lun"] = attrs.get("unit", "0")
+        self._scsi_bus(address[0])
+        place = scsi_address.placement(self.dom, address, f"hostdev {index}")
         self.add(*_device("scsi-generic", {}, drive=node, id=dev.alias or f"hostdev{index}", **place))
 
     def vsock(self) -> None:

@@ -32,6 +32,7 @@ NEEDS_SERVER = {
     "domain/libvirt-egl-headless",  # a DRM render node (the same)
     "domain/libvirt-spice-gl",  # the same
     "domain/libvirt-hostdev-iscsi",  # made-up iSCSI targets
+    "domain/libvirt-hostdev-iscsi-auto",  # the same
     "domain/libvirt-reservations",  # host SCSI LUNs (scsi-block) and qemu-pr-helpers: test_pr_helper
     "domain/libvirt-nvram-network",  # a made-up NBD server (a real one: daemon/test_nbd_disks.py)
     "domain/libvirt-nvram-nbd-tls",  # a made-up NBD server over TLS (a real one: daemon/test_nbd_tls.py)

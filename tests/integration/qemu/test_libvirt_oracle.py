@@ -373,6 +373,25 @@ def test_iscsi_hostdevs_agree_with_libvirt(oracle: Oracle) -> None:
     assert generic and options(ours, "-device", ("scsi-generic",)) == generic
 
 
+def test_iscsi_hostdev_addresses_agree_with_libvirt(oracle: Oracle) -> None:
+    """iSCSI hostdevs without an address: the units define writes into the definition (after the SCSI
+    disk's) and the scsi-generic placement on the implicit lsilogic controller (scsi-id = unit)."""
+    from pyvirt.conf.domain_xml import format_domain, load_domain_xml
+
+    xml = DATA_ROOT / "domain" / "libvirt-hostdev-iscsi-auto.xml"
+    theirs, ours = both(oracle, "libvirt-hostdev-iscsi-auto")
+    generic = options(theirs, "-device", ("scsi-generic",))
+    assert len(generic) == 2 and options(ours, "-device", ("scsi-generic",)) == generic
+    oracle.virsh("define", str(xml))
+
+    def drive_addresses(text: str) -> list[str]:
+        return re.findall(r"<hostdev .*?(<address type='drive'[^>]*/>)", text, flags=re.S)
+
+    defined = drive_addresses(oracle.virsh("dumpxml", "--inactive", "iscsi-auto-guest"))
+    assert len(defined) == 2
+    assert drive_addresses(format_domain(load_domain_xml(xml.read_text()))) == defined
+
+
 def chain_nodes(argv: list[str]) -> list[dict[str, object]]:
     """Each format node over its protocol node, naming its backing by that layer's protocol node (node
     names left out; the protocol nodes' discard too: libvirt's 'unmap' under a format node that ignores

@@ -122,3 +122,26 @@ def test_a_missing_mediated_device_refuses_the_start_by_name() -> None:
         PyvirtError, match="mediated device 00000000-85a0-42b4-af5c-2046b460b1dc does not exist"
     ):
         hostdev.require_host(dom)
+
+
+def test_iscsi_luns_without_an_address_get_free_units_written_back() -> None:
+    """As libvirt's define: after the SCSI disk's unit and an explicit one (octal 03 = 3), in order;
+    each scsi-generic at its own unit (scsi-id on the implicit lsilogic), none twice."""
+    lun = (
+        "<hostdev mode='subsystem' type='scsi'><source protocol='iscsi' name='iqn.x:t/{n}'>"
+        "<host name='h'/></source>{a}</hostdev>"
+    )
+    explicit = "<address type='drive' controller='0' bus='0' target='0' unit='03'/>"
+    disk = "<disk type='file'><source file='/i'/><target dev='sda' bus='scsi'/></disk>"
+    xml = XML.format(
+        devices=disk + lun.format(n=1, a="") + lun.format(n=2, a=explicit) + lun.format(n=3, a="")
+    )
+    dom = load_domain_xml(xml)
+    units = [dev.address.attrs["unit"] if dev.address else None for dev in dom.devices.hostdevs]
+    assert units == ["1", "03", "2"]
+    text = format_domain(dom)
+    for unit in ("1", "03", "2"):
+        assert f"<address type='drive' controller='0' bus='0' target='0' unit='{unit}'/>" in text
+    argv = build_argv(dom, RuntimeContext(accel="tcg", monitor_path="/x"))
+    generic = [b for a, b in itertools.pairwise(argv) if a == "-device" and b.startswith("scsi-generic")]
+    assert [g.split("scsi-id=")[1] for g in generic] == ["1", "3", "2"]
