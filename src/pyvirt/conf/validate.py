@@ -254,9 +254,6 @@ def _check_devices(dom: Domain) -> None:
     for tap, count in Counter(nic.target_dev for nic in devs.interfaces if nic.target_dev).items():
         if count > 1:
             raise InvalidArgument(f"interface target dev '{tap}' is used by more than one interface")
-    for mac, count in Counter(nic.mac for nic in devs.interfaces if nic.mac).items():
-        if count > 1:
-            raise InvalidArgument(f"MAC address '{mac}' is used by more than one interface")
     # USB companion controllers (<master startport>) share the index of their EHCI master.
     indexed = (c for c in devs.controllers if "master.startport" not in c.extra)
     for key, count in Counter((c.type, c.index) for c in indexed).items():

@@ -534,9 +534,13 @@ def _replace(dom: Domain, dev: Device) -> None:
 
 
 def _find_nic(dom: Domain, nic: InterfaceConfig) -> int:
-    for index, iface in enumerate(dom.devices.interfaces):
-        if nic.mac is not None and iface.mac == nic.mac:
-            return index
+    found = [
+        i for i, iface in enumerate(dom.devices.interfaces) if nic.mac is not None and iface.mac == nic.mac
+    ]
+    if len(found) > 1:
+        raise OperationFailed(f"operation failed: multiple devices matching MAC address {nic.mac} found")
+    if found:
+        return found[0]
     raise OperationFailed(f"operation failed: no interface with MAC address {nic.mac} in the domain")
 
 

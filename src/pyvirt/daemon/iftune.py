@@ -17,7 +17,7 @@ from pyvirt.conf.mac import is_mac
 from pyvirt.daemon import lifecycle
 from pyvirt.daemon.lifecycle import guard
 from pyvirt.daemon.stats import scope_targets
-from pyvirt.errors import InvalidArgument
+from pyvirt.errors import InvalidArgument, OperationFailed
 from pyvirt.network import shaping
 
 if TYPE_CHECKING:
@@ -29,9 +29,15 @@ SHOWN = {"inbound": ("average", "peak", "burst", "floor"), "outbound": ("average
 
 def find(dom: Domain, device: str) -> InterfaceConfig:
     mac = device.lower() if is_mac(device) else None
-    for iface in dom.devices.interfaces:
-        if (mac is not None and iface.mac == mac) or (iface.target_dev and iface.target_dev == device):
-            return iface
+    found = [
+        iface
+        for iface in dom.devices.interfaces
+        if (mac is not None and iface.mac == mac) or (iface.target_dev and iface.target_dev == device)
+    ]
+    if len(found) > 1:
+        raise OperationFailed(f"operation failed: multiple devices matching MAC address {mac} found")
+    if found:
+        return found[0]
     raise InvalidArgument(f"invalid argument: can't find interface '{device}'")
 
 

@@ -43,10 +43,18 @@ def _nic_id(index: int, iface: InterfaceConfig) -> str:
 
 
 def _find(ifaces: list[InterfaceConfig], key: str) -> int:
+    """The interface of MAC address or tap name ``key``; a MAC two of them share is refused (libvirt's
+    define allows that; its device lookups refuse the ambiguity in these words)."""
     key = key.lower()
-    for index, iface in enumerate(ifaces):
-        if key in ((iface.mac or "").lower(), (iface.target_dev or "").lower()):
-            return index
+    found = [
+        i
+        for i, iface in enumerate(ifaces)
+        if key in ((iface.mac or "").lower(), (iface.target_dev or "").lower())
+    ]
+    if len(found) > 1:
+        raise OperationFailed(f"operation failed: multiple devices matching MAC address {key} found")
+    if found:
+        return found[0]
     raise NotFound(f"interface '{key}' not found in the domain")
 
 

@@ -355,3 +355,23 @@ def test_pipe_serial_carries_both_ways(module_daemon: Daemon, guest: Console) ->
     finally:
         os.close(into)
     assert guest.run("head -c 8 <&3; exec 3<&-") == "to-guest"
+
+
+def test_two_nics_with_one_mac_defined_and_ambiguous_lookups_refused(
+    module_daemon: Daemon, tmp_path: Path
+) -> None:
+    """libvirt 9.0 defines two NICs sharing a MAC address; a NIC named by that MAC is ambiguous."""
+    d = module_daemon
+    nic = "<interface type='user'><mac address='52:54:00:5e:00:09'/><model type='virtio'/></interface>"
+    path = tmp_path / "mac2.xml"
+    path.write_text(domain_xml("mac2", extra_devices=nic * 2))
+    d.cli("define", str(path)).ok()
+    try:
+        assert d.cli("dumpxml", "mac2").ok().out.count("52:54:00:5e:00:09") == 2
+        result = d.cli("detach-interface", "mac2", "user", "--mac", "52:54:00:5e:00:09", "--config")
+        assert result.rc == 1 and "multiple devices matching MAC address 52:54:00:5e:00:09" in result.err
+        result = d.cli("domif-setlink", "mac2", "52:54:00:5e:00:09", "down", "--config")
+        assert result.rc == 1 and "multiple devices matching MAC address" in result.err
+        assert d.cli("dumpxml", "mac2").ok().out.count("52:54:00:5e:00:09") == 2  # nothing changed
+    finally:
+        d.cli("undefine", "mac2").ok()
