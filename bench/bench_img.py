@@ -484,12 +484,20 @@ def markdown(res: dict[str, Any], runs: list[dict[str, Any]] | None = None) -> s
         "",
         "Output sizes (bytes): " + ", ".join(f"{k.split()[0]} {v}" for k, v in res["sizes"].items()) + ".",
         "",
-        "How pyvirt gets there: 2 MiB chunks read ahead by two reader threads (uncompressed data is read "
-        "straight from the file that holds it, found by block status / SEEK_DATA), zero granules found "
-        "from one strided slice of every granule's first byte and confirmed with one memcmp each (the "
-        "main thread stays light: the I/O threads need the GIL back after each system call), clusters "
-        "reserved by the main thread and written by a writer thread (threads from a small `_thread` "
-        "pool: `concurrent.futures` alone costs ~8 ms to import), qcow2 block status found run by "
+        "How pyvirt gets there: data lying page-aligned in a source file (raw, qcow2, vhdx, vmdk "
+        "extents) is copied file to file by `copy_file_range`, the chunk mapped, not read, to find its "
+        "zero granules; other data (vdi and vpc blocks at sector offsets, compressed clusters and "
+        "grains) goes in 2 MiB chunks: into a raw file, two workers in turn each read a chunk, find "
+        "its zero granules and write it; into other formats, two reader threads read ahead, the main "
+        "thread reserves the clusters and a writer thread writes them. Zero granules are found from one "
+        "strided slice of every granule's first byte and confirmed with one memcmp each where the bytes "
+        "lie (`zeros.startswith(view)`). Writes go in calls of at most 256 KiB: the page cache gives a "
+        "write folios as large as the call, and a 2 MiB folio takes a whole free 2 MiB block, the kind "
+        "this VM has handed back to its host (free page reporting reports nothing smaller), which then "
+        "faults in from the host as it is written (1 GiB written in 2 MiB calls took 0.6 to 7 s, in "
+        "256 KiB calls 0.6 to 0.9 s; qemu-img's writes are 2 MiB, hence most of its slow samples). "
+        "Threads come from a small `_thread` "
+        "pool (`concurrent.futures` alone costs ~8 ms to import), qcow2 block status found run by "
         "run with slice comparisons of the L2 tables; vpc bitmaps and the vhdx file's growth written "
         "at flush, not one call a block (each waited for the writer on the inode lock). `-c`: each "
         "worker of a thread pool reads its 2 MiB chunk itself into a recycled buffer and compresses "
@@ -549,28 +557,45 @@ def settle_text(res: dict[str, Any]) -> str:
 def verdicts(res: dict[str, Any]) -> list[str]:
     rows = {r["op"]: r for r in res["convert"]}
     out: list[str] = []
+
+    def judged(group: list[dict[str, Any]], target: float) -> str:
+        """Whether every row meets ``target`` at the median and on the best samples, and the figures."""
+        med = all(r["ratio"] >= target for r in group)
+        best = all(r["best_ratio"] >= target for r in group)
+        verdict = (
+            "met at the median and on the best samples"
+            if med and best
+            else "met at the median, not on the best samples"
+            if med
+            else "met on the best samples, not at the median"
+            if best
+            else "not met"
+        )
+        figures = ", ".join(
+            f"{r['op'].removeprefix('convert ')} {r['ratio']:.2f}x (best {r['best_ratio']:.2f}x)"
+            for r in group
+        )
+        return f"{verdict} ({figures})"
+
     plain = [rows[k] for k in ("convert raw → qcow2", "convert qcow2 → raw") if k in rows]
     if plain:
-        met = all(r["ratio"] >= 1.0 for r in plain)
-        figures = ", ".join(f"{r['op'].removeprefix('convert ')} {r['ratio']:.2f}x" for r in plain)
-        out.append(f"* Plain convert: {'met' if met else 'not met'} ({figures} of qemu-img's speed).")
+        out.append(f"* Plain convert (target 1.0x): {judged(plain, 1.0)}.")
     others = [r for r in res["convert"] if any(label in r["op"] for _f, _o, label in FORMAT_ROWS)]
     if others:
-        met = all(r["ratio"] >= 0.8 for r in others)
-        figures = ", ".join(f"{r['op'].removeprefix('convert ')} {r['ratio']:.2f}x" for r in others)
-        out.append(f"* Other formats (target 0.8x): {'met' if met else 'not met'} ({figures}).")
+        out.append(f"* Other formats (target 0.8x): {judged(others, 0.8)}.")
+        short = [r for r in others if min(r["ratio"], r["best_ratio"]) < 0.8]
+        if short:
+            names = ", ".join(r["op"].removeprefix("convert ") for r in short)
+            out.append(f"  Below 0.8x at the median or on the best samples: {names}.")
     comp = rows.get("convert -c raw → qcow2")
     if comp:
         out.append(
-            f"* Compressed convert: {'met' if comp['ratio'] >= 1.0 else 'not met'} "
-            f"({comp['ratio']:.2f}x; deflate on both cores, incompressible clusters detected early)."
+            f"* Compressed convert (target 1.0x): {judged([comp], 1.0)}; deflate on both cores, "
+            "incompressible clusters detected early."
         )
     zst = rows.get("convert -c zstd raw → qcow2")
     if zst:
-        out.append(
-            f"* Compressed convert with zstd (target 1.0x): {'met' if zst['ratio'] >= 1.0 else 'not met'} "
-            f"({zst['ratio']:.2f}x)."
-        )
+        out.append(f"* Compressed convert with zstd (target 1.0x): {judged([zst], 1.0)}.")
     enc = [rows[k] for k in ("convert raw → luks qcow2", "convert luks qcow2 → raw") if k in rows]
     if enc:
         figures = ", ".join(f"{r['op'].removeprefix('convert ')} {r['ratio']:.2f}x" for r in enc)
