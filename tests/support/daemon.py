@@ -186,7 +186,19 @@ class Daemon:
             timeout=timeout,
             cwd=cwd,
         )
-        return Result(proc.returncode, proc.stdout, proc.stderr)
+        return Result(proc.returncode, proc.stdout, proc.stderr + self._internal_error_details(proc.stderr))
+
+    def _internal_error_details(self, err: str) -> str:
+        """The daemon's traceback of an 'internal error (request ID; ...)', for the test's report."""
+        found = re.search(r"internal error \(request ([0-9a-f]+);", err)
+        if found is None:
+            return ""
+        with contextlib.suppress(OSError):
+            lines = self.log.read_text(errors="replace").splitlines()
+            for k, line in enumerate(lines):
+                if f"(request {found.group(1)})" in line:
+                    return "daemon log:\n" + "\n".join(lines[k : k + 60]) + "\n"
+        return ""
 
     def connect(self, readonly: bool = False) -> Connection:
         from pyvirt.client.api import Connection
