@@ -169,12 +169,7 @@ class Refcounts:
         self.table_offset, self.table_clusters = start << self.cb, clusters
         for c in range(start, start + clusters):
             self.add(c, 1)
-        self.write_blocks()
-        pwrite_full(self.fd, [dump_be64(self.table)], self.table_offset)
-        self.table_dirty = False
-        self.on_table_moved(self.table_offset, self.table_clusters)
-        for c in range(old_off >> self.cb, (old_off >> self.cb) + old_clusters):
-            self.add(c, -1)
+        self._table_moved(old_off, old_clusters)
 
     # ------------------------------------------------------------ counts
 
@@ -255,13 +250,17 @@ class Refcounts:
         self.table, self.table_offset, self.table_clusters = new_table, table_start << self.cb, table
         self.end = max(self.end, end)
         self._add_ones(start, end - start)
+        self._table_moved(old_off, old_clusters)
+        return end
+
+    def _table_moved(self, old_off: int, old_clusters: int) -> None:
+        """Write the blocks and the table at its new place, tell the header, free the old table."""
         self.write_blocks()
         pwrite_full(self.fd, [dump_be64(self.table)], self.table_offset)
         self.table_dirty = False
         self.on_table_moved(self.table_offset, self.table_clusters)
         for c in range(old_off >> self.cb, (old_off >> self.cb) + old_clusters):
             self.add(c, -1)
-        return end
 
     def _add_ones(self, start: int, n: int) -> None:
         """Take one reference on each of ``n`` clusters from ``start``: a slice per refcount block
