@@ -11,6 +11,7 @@ shut-off domain is cloned with ``pyvirt clone``). Waiting for the guest's addres
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from pyvirt.daemon.domains import DomainRegistry
     from pyvirt.daemon.http import Request
     from pyvirt.daemon.routes import Handlers
+
+log = logging.getLogger(__name__)
 
 
 class LaunchAPI:
@@ -92,6 +95,12 @@ class LaunchAPI:
             await domains.undefine(result.name)
         except PyvirtError:
             pass  # gone already, or never defined
+        except Exception:  # logged: the start's own error is the one the caller gets
+            log.exception("while undoing the failed launch of %s", result.name)
         for vol in [*result.disks, result.seed]:
-            (folder / vol).unlink(missing_ok=True)
+            try:
+                (folder / vol).unlink(missing_ok=True)
+            except OSError as err:
+                log.error("while undoing the failed launch of %s: removing %s: %s", result.name, vol, err)
+                continue
             self.clones.events.publish("volume", f"{pool}/{vol}", "deleted", "launch failed")
