@@ -33,6 +33,7 @@ KINDS = {
     "watchdog": "watchdogs",
     "memballoon": "memballoon",
     "memory": "memory",
+    "hostdev": "hostdevs",
 }
 
 

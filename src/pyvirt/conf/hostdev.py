@@ -15,14 +15,12 @@
   LUN is refused by name (its ``/dev/sg`` node is not handed to QEMU yet), and so are iSCSI
   credentials.
 
-Starting a domain with one is refused by name before QEMU runs when the host lacks the device or VFIO
-(``/dev/vfio/vfio``), and otherwise too: pyvirt does not yet bind devices to vfio-pci nor hand device
-nodes (VFIO groups, USB device nodes) to its unprivileged QEMU.
+At start and hot-plug the daemon finds the host's device, moves a managed PCI device to vfio-pci and
+hands QEMU the device nodes (pyvirt.daemon.hostdevs).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -275,35 +273,3 @@ def assign_addresses(dom: Domain) -> None:
         if dev.address is None:
             attrs = {"controller": str(controller), "bus": str(bus), "target": str(target), "unit": str(unit)}
             dev.address = PCIAddress(type="drive", attrs=attrs)
-
-
-def require_host(dom: Domain) -> None:
-    """Refuse the start by name: the host device or VFIO is missing, or pyvirt cannot pass it yet."""
-    for dev in dom.devices.hostdevs:
-        if dev.iscsi is not None:  # a LUN over the network: nothing of the host's to hand over
-            continue
-        if dev.type == "mdev":
-            name = host_name(dev)
-            if not os.path.exists(name):
-                raise UnsupportedConfig(
-                    f"unsupported configuration: mediated device {dev.uuid} does not exist"
-                )
-            if not os.path.exists("/dev/vfio/vfio"):
-                raise UnsupportedConfig(
-                    f"unsupported configuration: mediated device {dev.uuid}: no VFIO on this host"
-                )
-        elif dev.type == "pci":
-            name = host_name(dev)
-            if not os.path.exists(f"/sys/bus/pci/devices/{name}"):
-                raise UnsupportedConfig(f"unsupported configuration: host PCI device {name} does not exist")
-            if not os.path.exists("/dev/vfio/vfio"):
-                raise UnsupportedConfig(
-                    f"unsupported configuration: host PCI device {name}: no VFIO on this host"
-                )
-        elif dev.source and not os.path.exists(host_name(dev)):
-            raise UnsupportedConfig(
-                f"unsupported configuration: host USB device {host_name(dev)} does not exist"
-            )
-        raise UnsupportedConfig(
-            f"unsupported configuration: <hostdev type='{dev.type}'>: passthrough is not done yet"
-        )

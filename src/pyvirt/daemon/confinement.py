@@ -153,7 +153,9 @@ class Confinement:
         self._handed[record.name] = record.owners
         ownership.restore(owners, self.held(record.name))
 
-    def hand_over(self, name: str, record: RunRecord, files: list[tuple[str, bool]]) -> list[str]:
+    def hand_over(
+        self, name: str, record: RunRecord, files: list[tuple[str, bool]], what: str = "storage file"
+    ) -> list[str]:
         """Files joining running domain ``name`` (a hot-plugged disk and its backing chain; ``True``:
         QEMU writes it), handed to its user as at start and kept in ``record`` so that they are given
         back when it stops. Returns the files this call took over (for :meth:`give_back`); on failure
@@ -166,9 +168,9 @@ class Confinement:
         try:
             for path, writable in files:
                 if writable:
-                    handover.writable(path, "storage file")
+                    handover.writable(path, what)
                 else:
-                    handover.readable(path, "storage file")
+                    handover.readable(path, what)
         except BaseException:
             new = {path: owner for path, owner in handover.owners.items() if path not in before}
             ownership.restore(new, self.held(name))

@@ -38,10 +38,11 @@ from pyvirt.conf.domain import (
     PCIAddress,
 )
 from pyvirt.conf.domain_xml import AUTO_TAP_PREFIXES
+from pyvirt.conf.hostdev import HostdevConfig
 from pyvirt.conf.implicit_devices import DEFAULT_SCSI_MODEL
 from pyvirt.conf.memory_devices import MemoryDeviceConfig, aligned
 from pyvirt.conf.validate import validate_domain
-from pyvirt.daemon import blockdevs, lifecycle, memory_hotplug, nics
+from pyvirt.daemon import blockdevs, hostdevs, lifecycle, memory_hotplug, nics
 from pyvirt.daemon.lifecycle import guard
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, UnsupportedConfig
 from pyvirt.qemu.hotplug import HOTPLUG_BUSES, disk_device, pci_placement, pci_slot
@@ -142,11 +143,13 @@ async def attach(reg: DomainRegistry, key: str, xml: str, *, live: bool, config:
                 alias = await _attach_disk_live(reg, obj, item)
             elif isinstance(item, MemoryDeviceConfig):
                 alias = await memory_hotplug.plug(reg, obj, item)
+            elif isinstance(item, HostdevConfig):
+                alias = await _attach_hostdev_live(reg, obj, item)
             else:
                 raise UnsupportedConfig(
                     f"unsupported configuration: a <{dev.kind}> cannot be attached to a running domain "
-                    "(disks, interfaces, SCSI controllers and DIMMs can; use --config for the next "
-                    "start)"
+                    "(disks, interfaces, SCSI controllers, DIMMs and host devices can; use --config for "
+                    "the next start)"
                 )
         if new_config is not None:
             reg.write_config(new_config)
@@ -226,6 +229,18 @@ async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
     reg.save_run_state(obj)
     reg.events.publish("domain", obj.name, "device-added", dev_id)
     return dev_id
+
+
+async def _attach_hostdev_live(reg: DomainRegistry, obj: DomainObject, dev: HostdevConfig) -> str:
+    """Plug host device ``dev`` into running ``obj`` (``obj.lock`` held, daemon/hostdevs.py)."""
+    assert obj.live is not None
+    trial = _live_trial(obj.live)
+    trial.devices.hostdevs.append(dev)
+    _checked(trial, "attach of this hostdev")
+    added = trial.devices.hostdevs[-1]
+    if added.type in ("pci", "mdev") and added.address is None:
+        added.address = pci_slot(trial)
+    return await hostdevs.plug(reg, obj, trial)
 
 
 def _check_controller(dom: Domain, disk: DiskConfig, live: Domain) -> int | None:
@@ -315,11 +330,13 @@ async def detach(
                 removal, alias = await _request_removal(obj, live_disk)
             elif isinstance(dev.obj, MemoryDeviceConfig) and dev.obj.model == "dimm":
                 removal, alias = await _request_removal(obj, memory_hotplug.find(obj.live, dev.obj))
+            elif isinstance(dev.obj, HostdevConfig) and dev.obj.iscsi is None:
+                removal, alias = await _request_removal(obj, hostdevs.find(obj.live, dev.obj))
             else:
                 raise UnsupportedConfig(
                     f"unsupported configuration: a <{dev.kind}> cannot be detached from a running domain "
-                    "(disks, interfaces, SCSI controllers and DIMMs can; use --config for the next "
-                    "start)"
+                    "(disks, interfaces, SCSI controllers, DIMMs and host devices can; use --config for "
+                    "the next start)"
                 )
         if new_config is not None:
             reg.write_config(new_config)
@@ -343,6 +360,15 @@ def _remove(dom: Domain, dev: Device, xml: str) -> int:
     if isinstance(dev.obj, DiskConfig):
         index = _find_disk(dom, dev.obj.target_dev)
         del dom.devices.disks[index]
+        return index
+    if isinstance(dev.obj, HostdevConfig) and dev.obj.alias is None and dev.obj.iscsi is None:
+        wanted_dev = dev.obj
+        index = next(
+            (i for i, h in enumerate(dom.devices.hostdevs) if hostdevs.same_device(h, wanted_dev)), -1
+        )
+        if index < 0:
+            raise OperationFailed("operation failed: matching <hostdev> device not found in the domain")
+        del dom.devices.hostdevs[index]
         return index
     items = device_list(dom.devices, dev.kind)
     alias = getattr(dev.obj, "alias", None)
@@ -433,6 +459,7 @@ async def detach_alias(reg: DomainRegistry, key: str, alias: str, *, live: bool,
             else:
                 device_list(new_config.devices, kind).remove(item)
         live_disk: DiskConfig | None = None
+        hostdev: str | None = None
         if live:
             assert obj.live is not None
             found = _by_alias(obj.live, alias)
@@ -443,13 +470,15 @@ async def detach_alias(reg: DomainRegistry, key: str, alias: str, *, live: bool,
                 nic = item
             elif isinstance(item, DiskConfig):
                 live_disk = item
+            elif isinstance(item, HostdevConfig) and item.iscsi is None:
+                hostdev = alias
             else:
                 raise UnsupportedConfig(
                     f"unsupported configuration: the {kind} '{alias}' cannot be detached from a running "
                     "domain"
                 )
-            if live_disk is not None:
-                await _request_removal(obj, live_disk)
+            if live_disk is not None or hostdev is not None:
+                await _request_removal(obj, live_disk or alias)
         if nic is None and new_config is not None:
             reg.write_config(new_config)
             obj.config = new_config
@@ -695,4 +724,5 @@ async def device_deleted(reg: DomainRegistry, obj: DomainObject, proc: QemuProce
             reg.save_run_state(obj)
             reg.events.publish("domain", obj.name, "device-removed", dev_id)
         await memory_hotplug.unplugged(reg, obj, proc, dev_id)
+        await hostdevs.unplugged(reg, obj, proc, dev_id)
     await nics.device_deleted(reg, obj, proc, dev_id)

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pyvirt.conf import qemu_ns
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
-from pyvirt.daemon import blockjobs, chardev_sockets, guest_memory, launch, lifecycle, tpm, virtiofs
+from pyvirt.daemon import blockjobs, chardev_sockets, guest_memory, hostdevs, launch, lifecycle, tpm, virtiofs
 from pyvirt.daemon.confinement import Confinement
 from pyvirt.daemon.console import ConsoleRelay, drop_relay
 from pyvirt.daemon.events import EventBus
@@ -171,6 +171,7 @@ class DomainRegistry:
         self.next_id = 1  # the id of the next domain started (virsh's domid)
         self.snapshot_hook: SnapshotAPI | None = None  # set by the snapshot API at start-up
         self.secrets: SecretStore | None = None  # set by the secret API at start-up (encrypted disks)
+        self.hostdevs = hostdevs.HostdevState()  # the host devices running domains hold
 
     # Lookup
 
@@ -218,6 +219,7 @@ class DomainRegistry:
                 log.error("ignoring run record %s: %s", record_path, err)
                 continue
             self.confinement.adopt(records[-1])  # before any is given back: files they share stay held
+            self.hostdevs.adopt(records[-1])
         for record in records:
             obj = self._domains.get(record.name)
             live_path = self.layout.qemu_run_dir / f"{record.name}.xml"
@@ -230,6 +232,7 @@ class DomainRegistry:
                 live = obj.config if obj is not None else None
             if live is None:
                 if not pid_is_qemu_of(record.pid, record.uuid):
+                    hostdevs.release(self, record)
                     self.confinement.release_record(record)
                 self.remove_run_files(record.name)
                 continue
@@ -604,6 +607,7 @@ class DomainRegistry:
             transient_disks.remove(record)
             pr_helper.release(record)
             virtiofs.stop(record)
+            hostdevs.release(self, record)
             self.confinement.release_record(record)
             chardev_sockets.remove(record.sockets)
         from pyvirt.daemon import ethernet

@@ -166,7 +166,11 @@ def domcapabilities_xml(
             x("video", {"supported": "yes"}).add(
                 _enum("modelType", ["vga", "cirrus", "virtio", "none", "bochs", "ramfb"])
             ),
-            x("hostdev", {"supported": "no"}),
+            x("hostdev", {"supported": "yes"}).add(  # daemon/hostdevs.py; vfio: where the host has VFIO
+                _enum("mode", ["subsystem"]),
+                _enum("subsysType", ["usb", "pci", "scsi"]),
+                _enum("pciBackend", ["vfio"] if os.path.exists("/dev/vfio/vfio") else []),
+            ),
             x("memballoon", {"supported": "yes"}),
         ),
         x("features").add(

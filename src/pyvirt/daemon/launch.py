@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from pyvirt.conf import (
     audio,
     graphics_local,
-    hostdev,
     memory_backing,
     nbd_tls,
     net_sockets,
@@ -36,6 +35,7 @@ from pyvirt.daemon import (
     chardev_sockets,
     disk_secrets,
     guest_memory,
+    hostdevs,
     iotune,
     pr_helper,
     transient_disks,
@@ -142,7 +142,7 @@ async def start_qemu(
         running = [other.live for other in reg.all() if other.live is not None and other is not obj]
         dom.devices.vsock.cid = vsock.free_cid(vsock.cids_in_use(running))
     tpm.require_host(dom)
-    hostdev.require_host(dom)
+    hostdev_claims = hostdevs.check(reg.hostdevs, dom.name, dom)
     net_vdpa.require_host(dom)
     smartcard.require_host(dom)
     net_sockets.require_host(dom)
@@ -198,6 +198,7 @@ async def start_qemu(
             nbd_tls_dir=str(reg.layout.pki_dir / "qemu"),
         )
         revert.add(lambda: reg.confinement.release_record(record), f"give back the files of {name}")
+        hostdevs.prepare(reg, dom, record, hostdev_claims, revert)
         sockets = chardev_sockets.bind(dom, channel_dir)
         record.sockets = list(sockets)
         revert.add(lambda: chardev_sockets.remove(record.sockets), f"remove the chardev sockets of {name}")

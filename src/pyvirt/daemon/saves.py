@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
-from pyvirt.daemon import directio, launch, lifecycle
+from pyvirt.daemon import directio, hostdevs, launch, lifecycle
 from pyvirt.daemon.actions import DomainActions
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff, guard
 from pyvirt.errors import InvalidArgument, InvalidState, OperationFailed, UnsupportedConfig
@@ -200,6 +200,7 @@ async def save(
             raise InvalidState(
                 "Requested operation is not valid: cannot do managed save for transient domain"
             )
+        hostdevs.refuse_migration(live)
         image_dom = live
         if xml is not None:
             image_dom = load_domain_xml(xml)

@@ -42,7 +42,7 @@ from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
 from pyvirt.conf.snapshot_disks import align_disks
 from pyvirt.conf.snapshot_xml import DomainSnapshot, check_name, format_snapshot, parse_snapshot
-from pyvirt.daemon import launch, lifecycle, snapshot_memory
+from pyvirt.daemon import hostdevs, launch, lifecycle, snapshot_memory
 from pyvirt.daemon import snapshot_disks as disks
 from pyvirt.daemon.lifecycle import DomainState, Paused, Running, Shutoff, guard
 from pyvirt.errors import InvalidArgument, InvalidState, NotFound, OperationFailed, UnsupportedConfig
@@ -368,6 +368,8 @@ class SnapshotAPI:
         dom = obj.current
         overlays = [(i, d.source) for i, d in enumerate(snap.disks) if d.snapshot == "external" and d.source]
         memory = snap.memory_file if snap.memory == "external" else None
+        if memory is not None and obj.live is not None:
+            hostdevs.refuse_migration(obj.live)
         for index, _path in overlays:
             if (encrypted := dom.devices.disks[index]).encryption is not None:
                 raise UnsupportedConfig(

@@ -70,6 +70,9 @@ class RunRecord:
     # Started with autodestroy: ends with its client's connection, which no later daemon holds.
     autodestroy: bool = False
     memlock: bool = False  # <memoryBacking><locked/>: QEMU may lock all its memory (RLIMIT_MEMLOCK)
+    memlock_bytes: int = 0  # else, when not 0: its RLIMIT_MEMLOCK (VFIO devices, daemon/hostdevs.py)
+    # The host devices it holds (daemon/hostdevs.py's Claim): reattached to their drivers at stop.
+    hostdevs: list[dict[str, Any]] = field(default_factory=list)
     rtc_adjustment0: int | None = None  # <clock offset='variable'>: the adjustment it started with
     # Block jobs (daemon/blockjobs.py) by disk target: the one running, or how the last one ended.
     blockjobs: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -222,6 +225,7 @@ class QemuProcess:
             pass_fds,
             env,
             record.memlock,
+            record.memlock_bytes,
         )
         try:
             popen, offset = await asyncio.shield(launch)
@@ -322,6 +326,7 @@ def _launch(
     pass_fds: tuple[int, ...] = (),
     env: dict[str, str] | None = None,
     memlock: bool = False,
+    memlock_bytes: int = 0,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Bind the monitor socket, log the command line and spawn QEMU with the socket's fd, in its
     cgroup and with its credentials (both set in the child before QEMU executes).
@@ -352,7 +357,9 @@ def _launch(
                     start_new_session=True,
                     # the domain's own variables (<qemu:env>, audio, display) win over the defaults
                     env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/", **(env or {})},
-                    preexec_fn=_confine(procs_fds, credentials, ruleset, memlock),  # None: nothing to do
+                    preexec_fn=_confine(
+                        procs_fds, credentials, ruleset, memlock, memlock_bytes
+                    ),  # None: nothing to do
                 )
             except (OSError, subprocess.SubprocessError) as err:
                 reason = err.strerror if isinstance(err, OSError) else str(err)
@@ -366,13 +373,17 @@ def _launch(
 
 
 def _confine(
-    procs_fds: list[int], credentials: list[int] | None, ruleset: int | None = None, memlock: bool = False
+    procs_fds: list[int],
+    credentials: list[int] | None,
+    ruleset: int | None = None,
+    memlock: bool = False,
+    memlock_bytes: int = 0,
 ) -> Callable[[], None] | None:
     """What the child does between fork and exec: join the cgroups (while still root), then drop to
     QEMU's user, group and supplementary groups (not QEMU's ``-runas``, which needs QEMU to start
     as root), then shut itself in its files (Landlock). Plain system calls only: the daemon has
     other threads."""
-    if not procs_fds and credentials is None and ruleset is None and not memlock:
+    if not procs_fds and credentials is None and ruleset is None and not memlock and not memlock_bytes:
         return None
     enforce = landlock.enforcer(ruleset) if ruleset is not None else None
 
@@ -381,6 +392,8 @@ def _confine(
             os.write(procs_fd, b"0")
         if memlock:  # while still root: -overcommit mem-lock=on locks all of QEMU's memory
             resource.setrlimit(resource.RLIMIT_MEMLOCK, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        elif memlock_bytes:  # VFIO maps all guest memory for DMA (daemon/hostdevs.py)
+            resource.setrlimit(resource.RLIMIT_MEMLOCK, (memlock_bytes, memlock_bytes))
         if credentials is not None:
             uid, gid, *groups = credentials
             os.setgroups(groups)

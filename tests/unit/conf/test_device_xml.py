@@ -34,12 +34,18 @@ def test_other_devices_and_controller_index() -> None:
     assert parse_device("<controller type='scsi' index='2'/>").index_given
     rng = parse_device("<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>")
     assert rng.kind == "rng" and "<backend model='random'>/dev/urandom</backend>" in format_device(rng)
+    hostdev = parse_device(
+        "<hostdev mode='subsystem' type='usb'><source><vendor id='0x046d'/><product id='0xc52b'/></source>"
+        "</hostdev>"
+    )
+    assert hostdev.kind == "hostdev" and "<vendor id='0x046d'/>" in format_device(hostdev)
 
 
 @pytest.mark.parametrize(
     ("xml", "error", "message"),
     [
-        ("<hostdev mode='subsystem'/>", UnsupportedConfig, "device 'hostdev' is not supported"),
+        ("<shmem name='ivshmem'/>", UnsupportedConfig, "device 'shmem' is not supported"),
+        ("<hostdev mode='subsystem' type='pci'/>", XMLError, "needs a <source>"),
         ("<domain type='kvm'/>", UnsupportedConfig, "expected one device element"),
         (
             "<disk type='file'><target dev='vdb'/><transient shareBacking='maybe'/></disk>",

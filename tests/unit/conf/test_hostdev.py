@@ -109,21 +109,6 @@ def test_a_usb_device_named_by_vendor_is_looked_up_at_start() -> None:
         hostdev_devices(xml)
 
 
-def test_a_missing_mediated_device_refuses_the_start_by_name() -> None:
-    from pyvirt.conf import hostdev
-
-    dom = load_domain_xml(
-        XML.format(
-            devices="<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source>"
-            "<address uuid='00000000-85a0-42b4-af5c-2046b460b1dc'/></source></hostdev>"
-        )
-    )
-    with pytest.raises(
-        PyvirtError, match="mediated device 00000000-85a0-42b4-af5c-2046b460b1dc does not exist"
-    ):
-        hostdev.require_host(dom)
-
-
 def test_iscsi_luns_without_an_address_get_free_units_written_back() -> None:
     """As libvirt's define: after the SCSI disk's unit and an explicit one (octal 03 = 3), in order;
     each scsi-generic at its own unit (scsi-id on the implicit lsilogic), none twice."""
