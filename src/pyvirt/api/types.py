@@ -313,6 +313,12 @@ class LinkStateRequest(TypedDict):
     config: NotRequired[bool]
 
 
+class NodedevDetachRequest(TypedDict):
+    """nodedev-detach: ``driver`` is virsh's --driver (the assignment backend: ``vfio``, the one there is)."""
+
+    driver: NotRequired[str]
+
+
 class BlockCommitRequest(TypedDict):
     """blockcommit: ``top`` and ``base`` name images of the disk's chain by path (defaults: the disk's
     source with ``active``, the bottom of the chain; ``shallow``: the image under ``top``);

@@ -1339,6 +1339,33 @@ VERBS = (
         ),
     ),
     Command(
+        "nodedev-detach",
+        "host",
+        "nodedev",
+        "detach node device from its device driver",
+        "Detach node device from its device driver before assigning to a domain.",
+        (
+            ("device", "*string", "device key"),
+            ("driver", "string", "pci device assignment backend driver (e.g. 'vfio' or 'xen')"),
+        ),
+    ),
+    Command(
+        "nodedev-reattach",
+        "host",
+        "nodedev",
+        "reattach node device to its device driver",
+        "Reattach node device to its device driver once released by the domain.",
+        (("device", "*string", "device key"),),
+    ),
+    Command(
+        "nodedev-reset",
+        "host",
+        "nodedev",
+        "reset node device",
+        "Reset node device before or after assigning to a domain.",
+        (("device", "*string", "device key"),),
+    ),
+    Command(
         "maxvcpus",
         "host",
         "hoststats",

@@ -141,6 +141,16 @@ class Connection:
         """nodememstats (KiB): total, free, buffers, cached; a NUMA cell's total and free."""
         return dict(self.call("host.memstats", query={"cell": None if cell is None else str(cell)}))
 
+    def nodedev_detach(self, device: str, driver: str | None = None) -> None:
+        """nodedev-detach: host PCI device ``device`` (``pci_0000_06_12_5``) onto vfio-pci."""
+        self.call("nodedev.detach", {"device": device}, {"driver": driver} if driver else {})
+
+    def nodedev_reattach(self, device: str) -> None:
+        self.call("nodedev.reattach", {"device": device})
+
+    def nodedev_reset(self, device: str) -> None:
+        self.call("nodedev.reset", {"device": device})
+
     def free_cells(self) -> list[types.FreeCell]:
         return list(self.call("host.freecells"))
 

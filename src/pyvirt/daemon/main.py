@@ -234,6 +234,9 @@ async def serve(
     from pyvirt.daemon.device_api import DeviceAPI
 
     extras.append(DeviceAPI())
+    from pyvirt.daemon.nodedevs import NodedevAPI
+
+    extras.append(NodedevAPI())
     from pyvirt.daemon.secrets import SecretAPI
 
     extras.append(SecretAPI(layout.secret_dir, events))

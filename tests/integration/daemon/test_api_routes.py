@@ -156,6 +156,10 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
         w.call(name)
     assert "qemu64" in w.call("host.cpu_models", query={"arch": "x86_64"})
     w.call("host.domcapabilities", query={"virttype": "qemu"})
+    for action in ("nodedev.detach", "nodedev.reattach", "nodedev.reset"):  # no such device on any host
+        w.fails(
+            action, "not-found", {"device": "pci_0000_fe_1f_7"}, {} if action == "nodedev.detach" else None
+        )
     w.stream("host.events")
 
     # Storage: volumes for the guest's disk and the clone's source.
