@@ -34,6 +34,8 @@ def test_the_child_gets_the_vfio_limit(tmp_path: Path) -> None:
     assert child_limit(tmp_path) == " ".join(shown)  # the daemon's own, untouched
 
 
-@pytest.mark.skipif(not memory_backing.can_lift_memlock(), reason="lifting RLIMIT_MEMLOCK needs CAP_SYS_RESOURCE")
+@pytest.mark.skipif(
+    not memory_backing.can_lift_memlock(), reason="lifting RLIMIT_MEMLOCK needs CAP_SYS_RESOURCE"
+)
 def test_the_child_of_a_locked_domain_gets_no_limit(tmp_path: Path) -> None:
     assert child_limit(tmp_path, memlock=True) == "unlimited unlimited"
