@@ -19,6 +19,7 @@ import zlib
 from array import array
 from collections.abc import Callable, Iterable
 
+from pyvirt.image import inflate
 from pyvirt.image.base import Extent, Image, merge_extent
 from pyvirt.image.errors import CorruptImage, ImageError, UnsupportedImage
 from pyvirt.image.fileio import pread_full, pwrite_full
@@ -39,11 +40,28 @@ MAX_GRAIN_SECTORS = 1 << 17
 MAX_CAPACITY_SECTORS = 1 << 40
 MAX_FILE_SECTORS = 1 << 32  # grain table entries are 32-bit sector numbers
 FAST_INFLATE_MAX = 256 << 10  # compressed grains up to this size are inflated in one call
+WINDOW = 8 << 20  # bytes of the file a many-grain read fetches at most at once (see _Window)
 CLEAN_GT_CACHE = 4096  # clean grain tables kept (2 KiB each for QEMU's 512 entries)
 _HDR = struct.Struct("<4sIIQQQQIQQQB4sH")
 _MARKER = struct.Struct("<QI")
 
 OpenBacking = Callable[[str, str | None], Image]
+
+
+class _Window:
+    """Part of an extent file read once for many grains: a caller reading many compressed grains
+    (``convert``'s chunks) reads the file in pieces of about the guest bytes still wanted (plus an
+    eighth for markers and padding), since stream-written grains lie one after another in it.
+    Grains found behind the piece read twice are not in that order: the rest goes grain by grain."""
+
+    __slots__ = ("ahead", "backwards", "fd", "held", "start")
+
+    def __init__(self) -> None:
+        self.fd = -1
+        self.backwards = 0
+        self.start = 0
+        self.held = b""
+        self.ahead = 0  # guest bytes the caller still wants, this grain's included
 
 
 class _Sparse:
@@ -157,28 +175,46 @@ class _Sparse:
             raise CorruptImage(f"{self.path}: grain {g} points into the image's metadata")
         return self.data_at(g, e)
 
-    def read_compressed(self, g: int, e: int) -> bytes:
+    def read_compressed(self, g: int, e: int, window: _Window | None = None) -> bytes:
+        """Grain ``g`` (entry ``e``) inflated; with ``window``, read through it (see :class:`_Window`)."""
         gbytes = self.grain * 512
         off = self.data_at(g, e)
         # One read holds the marker and, nearly always, the whole deflated grain.
-        raw = os.pread(self.fd, min(_MARKER.size + gbytes + 1024, self.file_size - off), off)
-        if len(raw) < _MARKER.size:
+        need = min(_MARKER.size + gbytes + 1024, self.file_size - off)
+        raw: bytes
+        at = 0
+        if window is None:
+            raw = os.pread(self.fd, need, off)
+        elif window.fd == self.fd and window.start <= off and off + need <= window.start + len(window.held):
+            raw, at = window.held, off - window.start
+        elif window.backwards >= 2:  # grains not stored in guest order: one read a grain
+            raw = os.pread(self.fd, need, off)
+        else:
+            if window.fd == self.fd and off < window.start:
+                window.backwards += 1
+            want = max(need, min(window.ahead + window.ahead // 8 + 1024, WINDOW))
+            raw = window.held = os.pread(self.fd, min(want, self.file_size - off), off)
+            window.fd, window.start = self.fd, off
+        if len(raw) - at < _MARKER.size:
             raise CorruptImage(f"{self.path}: truncated compressed grain {g}")
-        _lba, size = _MARKER.unpack_from(raw, 0)
+        _lba, size = _MARKER.unpack_from(raw, at)
         if not size or size > 2 * gbytes + 1024 or off + _MARKER.size + size > self.file_size:
             raise CorruptImage(f"{self.path}: compressed grain {g} has an invalid size {size}")
-        if _MARKER.size + size > len(raw):
-            raw += os.pread(self.fd, _MARKER.size + size - len(raw), off + len(raw))
-        payload = memoryview(raw)[_MARKER.size : _MARKER.size + size]
+        if at + _MARKER.size + size > len(raw):
+            raw = raw[at:] + os.pread(self.fd, _MARKER.size + size - (len(raw) - at), off + len(raw) - at)
+            at = 0
+        payload = memoryview(raw)[at + _MARKER.size : at + _MARKER.size + size]
         try:
             if size <= FAST_INFLATE_MAX:
                 # Inflating into a buffer sized up front is 3x faster than a capped stream; deflate
                 # expands at most ~1032x, so a hostile grain costs a bounded, brief allocation.
-                out = zlib.decompress(payload, bufsize=gbytes)
+                out = inflate.decompress(payload, gbytes)
             else:
                 out = zlib.decompressobj().decompress(payload, gbytes)
-        except zlib.error as err:
+        except (zlib.error, inflate.InflateError) as err:
             raise CorruptImage(f"{self.path}: grain {g} does not decompress: {err}") from err
+        finally:
+            payload.release()
         if len(out) > gbytes:
             raise CorruptImage(f"{self.path}: grain {g} decompresses to more than a grain")
         if len(out) < gbytes:
@@ -506,6 +542,8 @@ class VmdkImage(Image):
 
     def readinto(self, offset: int, buf: memoryview) -> None:
         self._check_range(offset, len(buf))
+        window = _Window() if len(buf) > 64 << 10 else None
+        end = offset + len(buf)
         for p, pos, n, rel in self._pieces(offset, len(buf)):
             out = buf[pos - offset : pos - offset + n]
             if p.kind == "ZERO":
@@ -524,7 +562,9 @@ class VmdkImage(Image):
                         self._check_parent()
                         self.read_backing(pos, out)
                 elif sp.compressed:
-                    out[:] = sp.read_compressed(g, e)[inoff : inoff + n]
+                    if window is not None:
+                        window.ahead = end - pos
+                    out[:] = sp.read_compressed(g, e, window)[inoff : inoff + n]
                 else:
                     pread_full(sp.fd, out, sp.data_at(g, e) + inoff)
 

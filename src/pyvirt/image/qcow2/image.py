@@ -7,7 +7,6 @@ point: guest data first, then refcount blocks, then L2 tables, then the L1 table
 from __future__ import annotations
 
 import os
-import zlib
 from _thread import RLock  # what threading.RLock() returns, without importing threading (ms)
 from array import array
 
@@ -992,11 +991,9 @@ def decompress_cluster(raw: bytes | bytearray, cs: int, compression_type: int) -
     """A compressed cluster's content: raw deflate (type 0) or the first zstd frame (type 1),
     stopping at ``cs`` bytes as QEMU does (what follows in the last sector is ignored)."""
     if compression_type == 0:
-        d = zlib.decompressobj(-12)
-        try:
-            return d.decompress(raw, cs)
-        except zlib.error as err:
-            raise ValueError(str(err)) from err
+        from pyvirt.image import inflate
+
+        return inflate.decompress_raw(raw, cs)  # InflateError is a ValueError
     import zstandard
 
     try:
