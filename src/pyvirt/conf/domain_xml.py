@@ -905,6 +905,10 @@ class _Parser:
             from pyvirt.conf import net_ethernet
 
             net_ethernet.parse(e, nic)
+        elif e.child("script") is not None:  # libvirt's QEMU driver refuses it (at start) in these words
+            raise UnsupportedConfig(
+                f"unsupported configuration: scripts are not supported on interfaces of type {nic.type}"
+            )
         if (node := e.child("model")) is not None:
             nic.model = node.choice("type", NET_MODELS, required=True) or "virtio"
             node.done()

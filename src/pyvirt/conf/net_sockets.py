@@ -128,30 +128,33 @@ def netdev(nic: InterfaceConfig, index: int, netdev_id: str) -> dict[str, object
 
 def require_host(dom: Domain) -> None:
     """Refuse, by name, a vhost-user NIC QEMU cannot start or use here (see the module's text)."""
-    nics = [nic for nic in dom.devices.interfaces if nic.type == "vhostuser"]
-    if not nics:
-        return
+    for nic in dom.devices.interfaces:
+        if nic.type == "vhostuser":
+            require_nic(dom, nic)
+
+
+def require_nic(dom: Domain, nic: InterfaceConfig) -> None:
+    """:func:`require_host` for one vhost-user NIC of ``dom`` (at start, or plugged into it)."""
     cells = dom.cpu.numa if dom.cpu is not None else []
     shared = dom.memory_access == "shared" or (cells and all(c.mem_access == "shared" for c in cells))
-    for nic in nics:
-        path, what = nic.socket["path"], f"interface type 'vhostuser' on {nic.socket['path']}"
-        if not shared:  # libvirt 9.0 starts it
-            log.warning(
-                "domain %s: %s: the guest's memory is not shared (<memoryBacking><access mode='shared'/>): "
-                "the backend cannot map it, and the NIC will carry no traffic",
-                dom.name,
-                what,
-            )
-        if nic.socket["mode"] == "server":
-            raise UnsupportedConfig(
-                f"unsupported configuration: {what} in mode 'server': QEMU would wait at start for a "
-                "backend to connect; pyvirt starts vhost-user NICs in mode 'client' only"
-            )
-        if not _listening(path):
-            raise UnsupportedConfig(
-                f"unsupported configuration: {what}: no vhost-user backend listens there "
-                "(start the backend, e.g. OVS-DPDK or testpmd, first)"
-            )
+    path, what = nic.socket["path"], f"interface type 'vhostuser' on {nic.socket['path']}"
+    if not shared:  # libvirt 9.0 starts it
+        log.warning(
+            "domain %s: %s: the guest's memory is not shared (<memoryBacking><access mode='shared'/>): "
+            "the backend cannot map it, and the NIC will carry no traffic",
+            dom.name,
+            what,
+        )
+    if nic.socket["mode"] == "server":
+        raise UnsupportedConfig(
+            f"unsupported configuration: {what} in mode 'server': QEMU would wait for a backend to "
+            "connect; pyvirt plugs vhost-user NICs in mode 'client' only"
+        )
+    if not _listening(path):
+        raise UnsupportedConfig(
+            f"unsupported configuration: {what}: no vhost-user backend listens there "
+            "(start the backend, e.g. OVS-DPDK or testpmd, first)"
+        )
 
 
 def _listening(path: str) -> bool:

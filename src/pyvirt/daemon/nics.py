@@ -1,7 +1,8 @@
 """NIC hot-plug on running domains: attach-interface, detach-interface, domif-setlink.
 
 Attach plugs a tap into the network's bridge (an ``ethernet`` interface's tap is made or found, its
-script run and its descriptor handed over: :mod:`pyvirt.daemon.ethernet`), then ``netdev_add`` +
+script run and its descriptor handed over: :mod:`pyvirt.daemon.ethernet`; a ``vhostuser`` one's socket
+is handed to QEMU's user and added as a chardev: :mod:`pyvirt.daemon.vhostuser_nic`), then ``netdev_add`` +
 ``device_add`` over QMP; any failure unwinds what was done. Detach asks the guest to release the
 device (``device_del``) and lets go of the domain's lock; QEMU's DEVICE_DELETED, applied under the
 lock like every QMP event, then
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+PLUGGABLE = ("network", "bridge", "user", "ethernet", "vhostuser")
 
 
 def _nic_id(index: int, iface: InterfaceConfig) -> str:
@@ -87,12 +89,16 @@ async def attach_nic(
     """Plug ``iface`` into the running domain and/or add it to the definition (attach-interface, and
     attach-device of an ``<interface>``); the MAC is generated when it has none."""
     obj = reg.lookup(key)
-    if iface.type not in ("network", "bridge", "user", "ethernet"):
+    if iface.type not in PLUGGABLE:
         raise InvalidArgument(
-            f"interface type '{iface.type}' is not supported (network, bridge, user or ethernet)"
+            f"interface type '{iface.type}' is not supported (network, bridge, user, ethernet or vhostuser)"
         )
     if iface.model not in NIC_MODELS:
         raise UnsupportedConfig(f"unsupported configuration: interface model '{iface.model}'")
+    if iface.type == "vhostuser":
+        from pyvirt.conf import net_sockets
+
+        net_sockets.check(iface)
     if iface.type in ("network", "bridge") and not (iface.source_network or iface.source_bridge):
         raise InvalidArgument("an interface of type network or bridge needs a source")
     async with guard(obj, lifecycle.HOTPLUGGABLE if live else lifecycle.ANY):
@@ -100,9 +106,9 @@ async def attach_nic(
         if config and obj.config is None:
             raise InvalidState("Requested operation is not valid: cannot change config of transient domain")
         taken = {i.mac for d in targets for i in d.devices.interfaces if i.mac}
+        # A MAC the domain already uses is taken, live and in the definition, as libvirt 9.0 takes it
+        # (detaching by that MAC is then refused as ambiguous: detach-device names the one to remove).
         mac = (iface.mac or random_mac(taken)).lower()
-        if mac in taken:
-            raise InvalidArgument(f"MAC address {mac} is already in use by the domain")
         tap = _tap_name(iface.target_dev, iface.type, targets)
         persistent = InterfaceConfig(**{**iface.__dict__, "mac": mac, "target_dev": tap})
         if persistent.alias and not persistent.alias.startswith("ua-"):
@@ -143,7 +149,7 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
         index += 1
     dev_id, netdev = iface.alias or f"net{index}", f"hostnet{index}"
     if dev_id in used:
-        raise InvalidArgument(f"device alias '{dev_id}' is already used by the domain")
+        raise UnsupportedConfig(f"unsupported configuration: non unique alias detected: {dev_id}")
     iface.alias = dev_id
     address = iface.address or pci_slot(live)
     tap: str | None = None
@@ -180,6 +186,10 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
             revert.fail()
             raise
         tap = iface.target_dev if iface.ethernet is None or iface.ethernet.managed else None
+    elif iface.type == "vhostuser":  # its socket, handed to QEMU's user, as a chardev
+        from pyvirt.daemon import vhostuser_nic
+
+        args = await vhostuser_nic.plug(reg, proc, live, iface, netdev)
     else:
         args = {"type": "user", "id": netdev}
     try:
@@ -191,6 +201,8 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
             if "fd" in args:  # the descriptor handed over for it
                 with contextlib.suppress(OperationFailed):
                     await proc.monitor.execute("closefd", {"fdname": args["fd"]})
+            if iface.type == "vhostuser":
+                await _vhostuser_gone(proc, netdev)
             raise
         try:
             await proc.monitor.execute(
@@ -208,6 +220,8 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
         except OperationFailed:
             with contextlib.suppress(OperationFailed):
                 await proc.monitor.execute("netdev_del", {"id": netdev})
+            if iface.type == "vhostuser":
+                await _vhostuser_gone(proc, netdev)
             raise
     except BaseException:
         if tap and reg.networks is not None:
@@ -220,6 +234,12 @@ async def _hotplug(reg: DomainRegistry, obj: DomainObject, iface: InterfaceConfi
         proc.record.taps.append(tap)
     reg.save_run_state(obj)
     reg.events.publish("domain", obj.name, "device-added", dev_id)
+
+
+async def _vhostuser_gone(proc: QemuProcess, netdev: str) -> None:
+    from pyvirt.daemon import vhostuser_nic
+
+    await vhostuser_nic.unplug(proc, netdev)
 
 
 async def detach_interface(
@@ -277,10 +297,13 @@ async def device_deleted(reg: DomainRegistry, obj: DomainObject, proc: QemuProce
     index = next((i for i, nic in enumerate(nics) if _nic_id(i, nic) == dev_id), None)
     if live is not None and index is not None:
         iface = nics[index]
+        netdev = proc.record.netdevs.get(dev_id, "host" + dev_id)
         with contextlib.suppress(OperationFailed):
-            await proc.monitor.execute("netdev_del", {"id": proc.record.netdevs.get(dev_id, "host" + dev_id)})
+            await proc.monitor.execute("netdev_del", {"id": netdev})
         proc.record.netdevs.pop(dev_id, None)
-        if iface.type == "ethernet":
+        if iface.type == "vhostuser":
+            await _vhostuser_gone(proc, netdev)
+        elif iface.type == "ethernet":
             from pyvirt.daemon import ethernet
 
             await ethernet.unplug_live(reg, iface)
