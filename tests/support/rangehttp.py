@@ -1,8 +1,10 @@
 """An HTTP server on the loopback that answers byte ranges (``Range: bytes=A-B``, 206 Partial Content),
-as QEMU's curl block driver needs: the standard library's own serves whole files only."""
+as QEMU's curl block driver needs: the standard library's own serves whole files only. Given a user
+and password, it answers only requests that carry them (HTTP Basic authentication), 401 otherwise."""
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 class _Handler(BaseHTTPRequestHandler):
     root: Path
     requests: list[str]
+    authorization: str | None  # the Authorization header a request must carry
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -32,6 +35,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, *, body: bool) -> None:
         self.requests.append(f"{self.command} {self.path} {self.headers.get('Range', '')}".strip())
+        if self.authorization is not None and self.headers.get("Authorization") != self.authorization:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="pyvirt"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         path = self._file()
         if path is None:
             self.send_error(404)
@@ -60,10 +69,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serving(root: Path) -> Iterator[tuple[int, list[str]]]:
-    """Serve the files under ``root`` on 127.0.0.1: (port, the requests seen as 'METHOD PATH RANGE')."""
+def serving(root: Path, auth: tuple[str, str] | None = None) -> Iterator[tuple[int, list[str]]]:
+    """Serve the files under ``root`` on 127.0.0.1: (port, the requests seen as 'METHOD PATH RANGE');
+    with ``auth`` (user, password), to the requests that give them only."""
     requests: list[str] = []
-    handler = type("Handler", (_Handler,), {"root": root.resolve(), "requests": requests})
+    authorization = None
+    if auth is not None:
+        authorization = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    attrs = {"root": root.resolve(), "requests": requests, "authorization": authorization}
+    handler = type("Handler", (_Handler,), attrs)
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -10,17 +10,24 @@ layer has no ``<backingStore>`` of its own leaves what is below that layer to th
 the source stands alone.
 
 Layers are local files (``type='file'``), block devices (``type='block'``) and images on a server
-(``type='network'``, a ``<source protocol=...>`` as a network disk has it: conf.network_disk, NBD
-without TLS, no credentials), each with its ``<format type=...>`` (and, for qcow2,
+(``type='network'``, a ``<source protocol=...>`` as a network disk has it: conf.network_disk or NBD,
+with its ``<auth>``, cookies and NBD ``tls='yes'`` given to QEMU as a network disk's own are, named
+after the layer's nodes: :func:`remotes`), each with its ``<format type=...>`` (and, for qcow2,
 ``<metadata_cache>``, the node's ``cache-size``). :func:`moved` keeps a given chain true when the
-daemon changes the disk's source (an external snapshot's overlay, a commit, a block copy). Block jobs
-and hot-plug take local layers only.
+daemon changes the disk's source (an external snapshot's overlay, a commit, a block copy). A disk
+plugged into a running domain gets its given chain as at start (daemon.blockdevs); block jobs take
+local layers only.
+
+A running domain's live XML holds each disk's running chain whole, given or read; which ones were
+given is kept beside it in the run record (:func:`given_of`, :func:`mark_given`), so that a daemon
+restarted keeps them given: a save image's or a snapshot's definition then carries them, and the
+restore or revert opens the same chain, not the one the headers name.
 """
 
 from __future__ import annotations
 
 from pyvirt.conf import disk_layers
-from pyvirt.conf.domain import BackingLayer, DiskConfig
+from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain
 from pyvirt.conf.xmlutil import Elem, XNode, unsupported, x
 from pyvirt.errors import XMLError
 
@@ -74,11 +81,24 @@ def _remote(source: Elem) -> DiskConfig:
 
     remote = DiskConfig(type="network", target_dev="backingStore")
     _Parser.network_source(source, remote)
-    if remote.net is not None and (remote.net.auth is not None or remote.net.cookies):
-        raise unsupported(f"credentials or cookies of '{source.path}': not given to a backing store")
-    if remote.source_tls == "yes":
-        raise unsupported(f"tls='yes' of '{source.path}': no TLS credentials are given to a backing store")
     return remote
+
+
+def layer_node(node: str, depth: int) -> str:
+    """The node-name prefix of layer ``depth`` (1: just under the source) of the disk ``node``."""
+    return f"{node}-b{depth}"
+
+
+def remotes(disk: DiskConfig, node: str) -> list[tuple[str, DiskConfig]]:
+    """The layers of ``disk``'s given chain on a server, each as (its node-name prefix, the server as a
+    network disk's source): their secret objects and TLS credentials are named after that prefix."""
+    if disk.backing_given is None:
+        return []
+    return [
+        (layer_node(node, depth), layer.remote)
+        for depth, layer in enumerate(disk.backing or [], start=1)
+        if layer.remote is not None
+    ]
 
 
 def write(chain: list[BackingLayer], *, closed: bool = True) -> XNode:
@@ -117,6 +137,24 @@ def check(disk: DiskConfig) -> None:
                 f"disk '{disk.target_dev}': backing store '{layer.source}' of format '{layer.format}' "
                 "cannot have a backing store of its own"
             )
+
+
+def given_of(dom: Domain) -> dict[str, str]:
+    """Which disks of running ``dom`` run on a given chain (``open`` or ``closed``), by target: what
+    the live XML, where every running chain is written out whole, cannot say."""
+    return {
+        disk.target_dev: disk.backing_given
+        for disk in dom.devices.disks
+        if disk.backing_given is not None and disk.backing is not None
+    }
+
+
+def mark_given(dom: Domain, given: dict[str, str]) -> None:
+    """Mark the chains of ``dom``'s disks as given (:func:`given_of`) once its live XML is read again
+    (a daemon restart): a save, snapshot or revert then keeps them, not the images' headers."""
+    for disk in dom.devices.disks:
+        if disk.backing is not None and given.get(disk.target_dev) in (OPEN, CLOSED):
+            disk.backing_given = given[disk.target_dev]
 
 
 def moved(disk: DiskConfig, path: str) -> None:

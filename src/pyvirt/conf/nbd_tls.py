@@ -53,8 +53,10 @@ def storage_props(disk: DiskConfig, node: str) -> dict[str, object]:
 
 
 def in_use(dom: Domain) -> bool:
-    """Whether a disk or the network NVRAM (``<nvram type='network'>``) of ``dom`` is NBD over TLS."""
-    return any(uses_tls(disk) for disk in dom.devices.disks) or (
+    """Whether a disk, a layer of a disk's given chain (conf.backing_chain) or the network NVRAM
+    (``<nvram type='network'>``) of ``dom`` is NBD over TLS."""
+    layers = [layer.remote for disk in dom.devices.disks for layer in disk.backing or [] if layer.remote]
+    return any(uses_tls(disk) for disk in [*dom.devices.disks, *layers]) or (
         dom.os.nvram_source is not None and uses_tls(dom.os.nvram_source)
     )
 

@@ -7,7 +7,10 @@ its backing chain, handed over as an fdset (``add-fd``), then one ``blockdev-add
 base up, each format node naming its backing node, the storage and format nodes named as the command
 line names them (``pyvirt-N-storage`` under ``pyvirt-N-format``). The files are handed to the QEMU
 user in the run record (:meth:`Confinement.hand_over`), so they are given back at the latest when the
-domain stops; an unplug deletes the nodes, drops the fdsets and gives the files back at once.
+domain stops; an unplug deletes the nodes, drops the fdsets and gives the files back at once. A
+given ``<backingStore>`` chain (conf.backing_chain) is plugged as given, each layer's
+``<metadata_cache>`` and, for a layer on a server (QEMU connects to it itself), its credentials as
+secret objects and its NBD TLS client credentials object, as at start.
 
 The run record keeps, per disk target, the node prefixes (:attr:`RunRecord.blockdevs`), its fdsets
 and the files handed over; the disks a domain was started with are recorded by :func:`record_disks`
@@ -92,27 +95,64 @@ def backing_chain(path: str, fmt: str, passphrase: bytes | None = None) -> list[
 
 def given_chain(path: str, disk: DiskConfig) -> list[tuple[str, str]]:
     """(path, format) of ``path`` and of each layer of ``disk``'s given chain (conf.backing_chain),
-    with what an open chain's last layer names below it."""
+    with what an open chain's last layer names below it when that layer is a local file; a layer on a
+    server has no path ("": QEMU connects to it)."""
     from pyvirt.conf.backing_chain import OPEN
 
     assert disk.backing is not None
-    if any(layer.type == "network" for layer in disk.backing):
-        raise UnsupportedConfig(
-            f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with a backing store on "
-            "a server (set up at start only)"
-        )
-    if any(layer.metadata_cache is not None for layer in disk.backing):
-        raise UnsupportedConfig(
-            f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with a backing store's "
-            "<metadata_cache> (set at start only)"
-        )
     chain = [(path, disk.driver_type)]
     for layer in disk.backing:
-        check_source(layer.source)
-        chain.append((layer.source, layer.format))
-    if disk.backing and disk.backing_given == OPEN:
+        if layer.remote is None:
+            check_source(layer.source)
+        chain.append(("" if layer.remote is not None else layer.source, layer.format))
+    if disk.backing and disk.backing_given == OPEN and disk.backing[-1].remote is None:
         chain += backing_chain(chain[-1][0], chain[-1][1])[1:]
     return chain
+
+
+async def _plug_servers(
+    reg: DomainRegistry, obj: DomainObject, disk: DiskConfig, prefixes: list[str]
+) -> Undo:
+    """What the layers of ``disk``'s given chain on servers need before their nodes, as at start: the
+    secret objects of their credentials and cookies, and the NBD TLS client credentials object (whose
+    files QEMU may read only if it started with one: it is confined to them). Returns the undo."""
+    from pyvirt.conf import nbd_tls
+    from pyvirt.daemon.disk_secrets import plug_values, source_values
+
+    assert obj.proc is not None
+    monitor, values = obj.proc.monitor, {}
+    tls: list[str] = []
+    for depth, layer in enumerate(disk.backing or [], start=1):
+        if layer.remote is None:
+            continue
+        if layer.remote.net is not None:
+            values.update(source_values(reg, layer.remote.net, prefixes[depth]))
+        if nbd_tls.uses_tls(layer.remote):
+            tls.append(prefixes[depth])
+    directory = str(reg.layout.pki_dir / "qemu")
+    if tls and f"{directory}/{nbd_tls.FILES[-1]}" not in obj.proc.record.access:
+        raise UnsupportedConfig(
+            f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with a backing store over "
+            "NBD TLS: QEMU may read the NBD TLS client credentials only when the domain started with an "
+            "NBD disk over TLS"
+        )
+    undo_secrets = await plug_values(reg, obj, values)
+    added: list[str] = []
+
+    async def undo() -> None:
+        for ident in added:
+            with contextlib.suppress(OperationFailed):
+                await monitor.execute("object-del", {"id": ident})
+        await undo_secrets()
+
+    try:
+        for prefix in tls:
+            await monitor.execute("object-add", nbd_tls.creds_object(prefix, directory))
+            added.append(nbd_tls.creds_id(prefix))
+    except BaseException:
+        await undo()
+        raise
+    return undo
 
 
 async def _hand_fd(monitor: Monitor, path: str, writable: bool, opaque: str) -> str:
@@ -156,12 +196,9 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
     record, monitor = proc.record, proc.monitor
     writable = not (disk.readonly or disk.device == "cdrom")
     if disk.type == "network":
-        if disk.backing_given is not None and disk.backing:
-            raise UnsupportedConfig(
-                f"unsupported configuration: hot-plugging network disk '{disk.target_dev}' with a "
-                "<backingStore> chain (set up at start only)"
-            )
         chain: list[tuple[str, str]] = [("", disk.driver_type)]
+        if disk.backing_given is not None and disk.backing:
+            chain = await asyncio.to_thread(given_chain, "", disk)
     else:
         path = disk_path(reg, disk)
         assert path is not None
@@ -200,14 +237,18 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
             from pyvirt.daemon import disk_secrets
 
             steps.append(await disk_secrets.plug_secret(reg, obj, disk, prefixes[0]))
+        if disk.backing_given is not None and any(layer.remote for layer in disk.backing or []):
+            steps.append(await _plug_servers(reg, obj, disk, prefixes))
         for args in disk_nodes(disk, prefixes, layers):
             await monitor.execute("blockdev-add", args)
             steps.append(lambda node=args["node-name"]: _del_node(monitor, node))  # type: ignore[misc]
     except BaseException:
         await _undo_all(steps)
         raise
-    if disk.type != "network":  # the live <backingStore> chain, as for the disks it started with
-        disk.backing = [BackingLayer(p, fmt, path_kind(p)) for p, fmt in chain[1:]]
+    if disk.type != "network" or disk.backing_given is not None:  # the live <backingStore> chain
+        given = disk.backing if disk.backing_given is not None and disk.backing is not None else []
+        read = chain[1 + len(given) :]  # below an open given chain: what its last layer names
+        disk.backing = [*given, *(BackingLayer(p, fmt, path_kind(p)) for p, fmt in read)]
     record.blockdevs[disk.target_dev] = prefixes
     record.blockroots[disk.target_dev] = f"{prefixes[0]}-format"
     record.fdsets[disk.target_dev] = fdsets
@@ -255,6 +296,18 @@ def path_kind(path: str) -> str:
     return "block" if os.path.exists(path) and stat.S_ISBLK(os.stat(path).st_mode) else "file"
 
 
+async def _drop_server_objects(monitor: Monitor, prefixes: list[str]) -> None:
+    """Delete the secret and TLS objects that the layers named ``prefixes`` may have had
+    (:func:`_plug_servers`)."""
+    from pyvirt.conf import nbd_tls, network_disk
+
+    for prefix in prefixes:
+        ids = (network_disk.auth_secret_id(prefix), network_disk.cookie_secret_id(prefix))
+        for ident in (*ids, nbd_tls.creds_id(prefix)):
+            with contextlib.suppress(OperationFailed):
+                await monitor.execute("object-del", {"id": ident})
+
+
 async def _del_node(monitor: Monitor, node: str) -> None:
     await monitor.execute("blockdev-del", {"node-name": node})
 
@@ -285,9 +338,11 @@ async def unplug_nodes(
         from pyvirt.daemon.disk_secrets import drop_secret
 
         await drop_secret(monitor, prefixes[0])
+    if any(layer.remote is not None for layer in disk.backing or []):  # their secrets, TLS objects
+        await _drop_server_objects(monitor, prefixes[1:])
     for fdset in record.fdsets.pop(target, []):
         await monitor.remove_fdset(fdset)
-    layers = [disk.source or "", *(layer.source for layer in disk.backing or [])]
+    layers = [disk.source or "", *(layer.source for layer in disk.backing or [] if layer.remote is None)]
     await release_fdsets(monitor, [path for path in layers if path])
     files = record.disk_files.pop(target, None)
     if files is not None:  # and the files block jobs handed over since the plug
@@ -295,7 +350,9 @@ async def unplug_nodes(
     if files is None:  # a disk it was started with: its file and backing chain, as handed over then
         path = disk_path(reg, disk) if disk.type != "network" and has_media(disk) else None
         files = []
-        if path is not None:
+        if disk.backing_given is not None:  # its given chain's files (conf.backing_chain)
+            files = [layer for layer in [path or "", *layers[1:]] if layer]
+        elif path is not None:
             with contextlib.suppress(OperationFailed):
                 chain = await asyncio.to_thread(backing_chain, path, disk.driver_type)
                 files = [layer for layer, _ in chain]

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from pyvirt.conf.disk_encryption import DiskEncryption
     from pyvirt.conf.domain import DiskConfig, Domain
+    from pyvirt.conf.network_disk import NetworkSource
     from pyvirt.daemon.domains import DomainObject
     from pyvirt.qemu.monitor import Monitor
 
@@ -59,24 +60,36 @@ def passphrases(reg: DomainRegistry, dom: Domain) -> dict[int, bytes]:
 def network_values(reg: DomainRegistry, dom: Domain) -> dict[str, bytes]:
     """The password, cephx key or cookies of each network disk (conf.network_disk), by the id of the
     secret object that carries it; a secret missing or without a value is refused before any start."""
-    from pyvirt.conf import network_disk
+    from pyvirt.conf import backing_chain
 
     out: dict[str, bytes] = {}
     for index, disk in enumerate(dom.devices.disks):
-        if disk.net is None:
-            continue
         node = f"pyvirt-{index + 1}"
-        if (auth := disk.net.auth) is not None:
-            if reg.secrets is None:
-                raise UnsupportedConfig("unsupported configuration: disk credentials need the secret driver")
-            if auth.secret_uuid is not None:
-                secret = reg.secrets.get(auth.secret_uuid)
-            else:
-                assert auth.secret_usage is not None
-                secret = reg.secrets.by_usage(auth.secret_type, auth.secret_usage)
-            out[network_disk.auth_secret_id(node)] = reg.secrets.value(secret)
-        if disk.net.cookies:
-            out[network_disk.cookie_secret_id(node)] = network_disk.cookie_string(disk.net).encode()
+        if disk.net is not None:
+            out.update(source_values(reg, disk.net, node))
+        for name, remote in backing_chain.remotes(disk, node):  # its given chain's layers on servers
+            if remote.net is not None:
+                out.update(source_values(reg, remote.net, name))
+    return out
+
+
+def source_values(reg: DomainRegistry, net: NetworkSource, node: str) -> dict[str, bytes]:
+    """The password or key and the cookies of the server ``net`` whose block nodes are ``node``-*,
+    by the id of the secret object that carries each."""
+    from pyvirt.conf import network_disk
+
+    out: dict[str, bytes] = {}
+    if (auth := net.auth) is not None:
+        if reg.secrets is None:
+            raise UnsupportedConfig("unsupported configuration: disk credentials need the secret driver")
+        if auth.secret_uuid is not None:
+            secret = reg.secrets.get(auth.secret_uuid)
+        else:
+            assert auth.secret_usage is not None
+            secret = reg.secrets.by_usage(auth.secret_type, auth.secret_usage)
+        out[network_disk.auth_secret_id(node)] = reg.secrets.value(secret)
+    if net.cookies:
+        out[network_disk.cookie_secret_id(node)] = network_disk.cookie_string(net).encode()
     return out
 
 
@@ -160,36 +173,41 @@ def _encrypt(key: bytes, value: bytes) -> tuple[str, str]:
 async def plug_secret(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig, node: str) -> Undo:
     """The secret object of an encrypted disk plugged into running ``obj`` (its nodes named ``node``-*),
     added over QMP; the domain's master key too when it started without one. Returns the undo."""
-    assert disk.encryption is not None and obj.proc is not None
+    assert disk.encryption is not None
+    return await plug_values(reg, obj, {disk_secret_id(node): passphrase_of(reg.secrets, disk.encryption)})
+
+
+async def plug_values(reg: DomainRegistry, obj: DomainObject, values: dict[str, bytes]) -> Undo:
+    """A secret object per value (by its id) for running ``obj``, each encrypted with the domain's
+    master key, added over QMP (the key too when it started without one). Returns the undo."""
+    assert obj.proc is not None
     monitor = obj.proc.monitor
-    value = passphrase_of(reg.secrets, disk.encryption)
     folder = reg.layout.qemu_run_dir / f"{obj.name}.channels"
     path = folder / MASTER_KEY_FILE
-    if not path.exists():
-        key_path, _ = seal({0: value}, folder, reg.confinement.ident)
+    if values and not path.exists():
+        key_path, _ = seal(values, folder, reg.confinement.ident)
         master = {"qom-type": "secret", "id": MASTER_KEY_ID, "format": "raw", "file": key_path}
         try:
             await monitor.execute("object-add", master)
         except BaseException:
             path.unlink()
             raise
-    data, iv = _encrypt(path.read_bytes(), value)
-    secret_id = disk_secret_id(node)
-    await monitor.execute(
-        "object-add",
-        {
-            "qom-type": "secret",
-            "id": secret_id,
-            "data": data,
-            "keyid": MASTER_KEY_ID,
-            "iv": iv,
-            "format": "base64",
-        },
-    )
+    added: list[str] = []
 
     async def undo() -> None:
-        await drop_secret(monitor, node)
+        for secret_id in added:
+            with contextlib.suppress(OperationFailed):
+                await monitor.execute("object-del", {"id": secret_id})
 
+    try:
+        for secret_id, value in values.items():
+            data, iv = _encrypt(path.read_bytes(), value)
+            obj_args = {"qom-type": "secret", "id": secret_id, "data": data, "keyid": MASTER_KEY_ID}
+            await monitor.execute("object-add", {**obj_args, "iv": iv, "format": "base64"})
+            added.append(secret_id)
+    except BaseException:
+        await undo()
+        raise
     return undo
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pyvirt.conf import qemu_ns
+from pyvirt.conf import backing_chain, qemu_ns
 from pyvirt.conf.domain import Domain
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
 from pyvirt.daemon import blockjobs, chardev_sockets, guest_memory, hostdevs, launch, lifecycle, tpm, virtiofs
@@ -282,6 +282,7 @@ class DomainRegistry:
                 del self._domains[record.name]
             return
         live.id = record.id
+        backing_chain.mark_given(live, record.given_chains)
         obj.live = live
         obj.proc = proc
         self.next_id = max(self.next_id, record.id + 1)
@@ -580,6 +581,7 @@ class DomainRegistry:
             return
         run_dir = self.layout.qemu_run_dir
         obj.proc.record.state, obj.proc.record.reason = obj.state.value, str(obj.reason)
+        obj.proc.record.given_chains = backing_chain.given_of(obj.live)
         xml = format_domain(obj.live, live=True)
         # A change of state alone (a pause around a snapshot or a save, suspend, resume) leaves the
         # running definition as it was: the file already holds it, and a rename over it is not free.

@@ -9,13 +9,8 @@ names. A disk without a given chain gets nothing here: QEMU opens the chain its 
 
 from __future__ import annotations
 
-from pyvirt.conf.backing_chain import BACKING_FORMATS, CLOSED
+from pyvirt.conf.backing_chain import BACKING_FORMATS, CLOSED, layer_node
 from pyvirt.conf.domain import DiskConfig
-
-
-def node_name(node: str, depth: int) -> str:
-    """The node-name prefix of layer ``depth`` (1: just under the source) of the disk ``node``."""
-    return f"{node}-b{depth}"
 
 
 def layer_nodes(disk: DiskConfig, node: str) -> tuple[list[dict[str, object]], dict[str, object]]:
@@ -30,7 +25,7 @@ def layer_nodes(disk: DiskConfig, node: str) -> tuple[list[dict[str, object]], d
     below: str | None = None
     for depth in range(len(disk.backing), 0, -1):
         layer = disk.backing[depth - 1]
-        name = node_name(node, depth)
+        name = layer_node(node, depth)
         storage: dict[str, object] = {
             "driver": "host_device" if layer.type == "block" else "file",
             "filename": layer.source,

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from pyvirt.conf import (
+    backing_chain,
     chardev_backends,
     chardev_options,
     controller_models,
@@ -659,6 +660,11 @@ class _Builder:
             self.add(*_json_arg("-object", helper))
         if has_media and nbd_tls.uses_tls(disk):
             self.add(*_json_arg("-object", nbd_tls.creds_object(node, self.ctx.nbd_tls_dir)))
+        for name, remote in backing_chain.remotes(disk, node) if has_media else []:  # as for the top's
+            if remote.net is not None:
+                self.network_secrets(remote, name)
+            if nbd_tls.uses_tls(remote):
+                self.add(*_json_arg("-object", nbd_tls.creds_object(name, self.ctx.nbd_tls_dir)))
         drive = f"{node}-format" if has_media else None
         layers, backing = backing_nodes.layer_nodes(disk, node) if has_media else ([], {})
         for layer in layers:

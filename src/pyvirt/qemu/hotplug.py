@@ -12,7 +12,8 @@ from typing import Any
 
 from pyvirt.conf import disk_tuning
 from pyvirt.conf.addresses import drive_address, number, placed_devices
-from pyvirt.conf.domain import DiskConfig, Domain, PCIAddress
+from pyvirt.conf.backing_chain import OPEN
+from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain, PCIAddress
 from pyvirt.errors import OperationFailed, UnsupportedConfig
 from pyvirt.qemu import scsi_address
 from pyvirt.qemu.command import _pci_placement, disk_device_id, format_node, is_q35, storage_node
@@ -136,14 +137,21 @@ def disk_nodes(disk: DiskConfig, prefixes: list[str], layers: list[tuple[str, st
     for depth in range(len(layers) - 1, -1, -1):
         path, fmt = layers[depth]
         prefix = prefixes[depth]
+        layer = _given_layer(disk, depth)
         backing: dict[str, object] = {"backing": below} if fmt in _BACKING_FORMATS else {}
+        last = depth == len(layers) - 1
+        if layer is not None and layer.remote is not None and last and disk.backing_given == OPEN:
+            backing = {}  # an open chain's last layer, on a server: QEMU opens what it names, as at start
         if depth == 0:
             out.append(storage_node(disk, prefix, path))
             out.append(format_node(disk, prefix, **backing))
         else:
-            out.append(
-                {"driver": "file", "filename": path, "node-name": f"{prefix}-storage", "read-only": True}
-            )
+            if layer is not None and layer.remote is not None:  # a network disk's protocol node
+                out.append(storage_node(layer.remote, prefix, None))
+            else:
+                out.append(
+                    {"driver": "file", "filename": path, "node-name": f"{prefix}-storage", "read-only": True}
+                )
             out.append(
                 {
                     "node-name": f"{prefix}-format",
@@ -151,7 +159,23 @@ def disk_nodes(disk: DiskConfig, prefixes: list[str], layers: list[tuple[str, st
                     "driver": fmt,
                     "file": f"{prefix}-storage",
                     **backing,
+                    **_given_layer_options(disk, depth),
                 }
             )
         below = f"{prefix}-format"
     return out
+
+
+def _given_layer(disk: DiskConfig, depth: int) -> BackingLayer | None:
+    """Layer ``depth`` (1: just under the source) of ``disk``'s given chain (conf.backing_chain); None
+    for the source itself and for what an open chain's last layer names below it."""
+    if depth == 0 or disk.backing_given is None or not disk.backing or depth > len(disk.backing):
+        return None
+    return disk.backing[depth - 1]
+
+
+def _given_layer_options(disk: DiskConfig, depth: int) -> dict[str, object]:
+    """What layer ``depth`` of ``disk``'s given chain adds to its format node, as at start
+    (qemu.backing_nodes): its ``<metadata_cache>`` as ``cache-size``."""
+    layer = _given_layer(disk, depth)
+    return {} if layer is None or layer.metadata_cache is None else {"cache-size": layer.metadata_cache}

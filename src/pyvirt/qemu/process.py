@@ -79,6 +79,9 @@ class RunRecord:
     # A disk's top node in QEMU, by target: the command line's or a hot-plugged disk's (recorded at
     # start and plug, daemon/blockdevs.py), or the one a block job made it.
     blockroots: dict[str, str] = field(default_factory=dict)
+    # The disks that run on a given <backingStore> chain, by target: "open" or "closed"
+    # (conf.backing_chain.given_of), so that a daemon reading the live XML again keeps them given.
+    given_chains: dict[str, str] = field(default_factory=dict)
     # The chardev UNIX sockets the daemon bound for QEMU (daemon/chardev_sockets.py), removed at stop.
     sockets: list[str] = field(default_factory=list)
     # The overlays of <transient/> disks (daemon/transient_disks.py), deleted at stop.

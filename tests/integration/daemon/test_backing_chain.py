@@ -96,15 +96,30 @@ def test_a_given_chain_is_what_qemu_opens(module_daemon: Daemon, tmp_path: Path)
     live = d.cli("dumpxml", "chain").ok().out
     assert f"<source file='{base}'/>" in live and "<backingStore/>" in live, live
 
-    # A disk plugged with a given chain: its layers, not its header's.
+    # A disk plugged with a given chain: its layers, not its header's, each with its metadata_cache
+    # (QEMU refuses a cache too big to hold: proof that the layer's cache-size reached it).
     base2, mid2, top2 = _images(tmp_path, "b")
-    (tmp_path / "plug.xml").write_text(_disk(top2, "vdd", _given(mid2, base2)))
+    cache = "<format type='qcow2'><metadata_cache><max_size unit='{unit}'>{size}</max_size></metadata_cache>"
+    plug = _disk(top2, "vdd", _given(mid2, base2)).replace("<format type='qcow2'/>", cache + "</format>", 1)
+    (tmp_path / "plug.xml").write_text(plug.format(unit="TiB", size=256))
+    refused = d.cli("attach-device", "chain", str(tmp_path / "plug.xml"))
+    assert refused.rc == 1 and "cache size too big" in refused.err, refused
+    (tmp_path / "plug.xml").write_text(plug.format(unit="KiB", size=512))
     d.cli("attach-device", "chain", str(tmp_path / "plug.xml")).ok()
     plugged = _chain_of(d, "chain", "virtio-disk3")
     assert [fmt for _, fmt in plugged] == ["qcow2"] * 3, plugged  # the decoy is gone: the given layers
     assert all(path.startswith("/dev/fdset/") for path, _ in plugged), plugged
     live = d.cli("dumpxml", "chain").ok().out
     assert f"<source file='{base2}'/>" in live and f"<source file='{mid2}'/>" in live, live
+    assert "<max_size unit='bytes'>524288</max_size>" in live, live
+    tls = (  # QEMU, confined to the files it started with, could not read the NBD client credentials
+        "<backingStore type='network'><format type='qcow2'/><source protocol='nbd' name='b' tls='yes'>"
+        "<host name='127.0.0.1' port='10809'/></source><backingStore/></backingStore>"
+    )
+    create_image(str(tmp_path / "t.qcow2"), "qcow2", 16 * MIB)
+    (tmp_path / "tls.xml").write_text(_disk(tmp_path / "t.qcow2", "vde", tls))
+    refused = d.cli("attach-device", "chain", str(tmp_path / "tls.xml"))
+    assert refused.rc == 1 and "only when the domain started with an NBD disk over TLS" in refused.err
     d.cli("destroy", "chain").ok()
     for path in (base, mid, top, base2, mid2, top2):
         assert os.stat(path).st_uid == 0, path  # given back to their owner

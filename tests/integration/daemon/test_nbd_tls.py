@@ -7,68 +7,17 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from pyvirt import pki
-from pyvirt.qemu.graphics import free_port
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import copy_disk, domain_xml, guest_artifacts
+from tests.support.nbdtls import credentials as _credentials
+from tests.support.nbdtls import serve as _serve
 
 pytestmark = pytest.mark.slow
-
-
-def _credentials(ca_dir: Path, server_dir: Path, client_dir: Path) -> None:
-    """QEMU's file names for a CA, a server certificate for 'nbd.test' and a client certificate."""
-    pki.init_ca(ca_dir)
-    for directory in (server_dir, client_dir):
-        directory.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ca_dir / "cacert.pem", directory / "ca-cert.pem")
-    pki.issue_server(ca_dir, ["nbd.test"], out_dir=server_dir)
-    (server_dir / "servercert.pem").rename(server_dir / "server-cert.pem")
-    (server_dir / "serverkey.pem").rename(server_dir / "server-key.pem")
-    pki.issue_client(ca_dir, "pyvirt-nbd-client", out_dir=client_dir)
-    (client_dir / "clientcert.pem").rename(client_dir / "client-cert.pem")
-    (client_dir / "clientkey.pem").rename(client_dir / "client-key.pem")
-
-
-@contextmanager
-def _serve(server_dir: Path, image: Path, fmt: str, export: str) -> Iterator[int]:
-    """qemu-nbd serving ``image`` over TLS on the loopback; yields its port."""
-    port = free_port("127.0.0.1", 10900)
-    proc = subprocess.Popen(
-        [
-            "qemu-nbd",
-            "--object",
-            f"tls-creds-x509,id=tls0,dir={server_dir},endpoint=server,verify-peer=on",
-            "--tls-creds",
-            "tls0",
-            "-f",
-            fmt,
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "-x",
-            export,
-            "--persistent",
-            str(image),
-        ]
-    )
-    try:
-        for _ in range(100):
-            if subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout:
-                break
-            time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 @pytest.fixture

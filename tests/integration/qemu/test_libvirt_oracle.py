@@ -427,3 +427,62 @@ def test_backing_chains_agree_with_libvirt(oracle: Oracle) -> None:
     theirs = chain_nodes(oracle.native_argv(DATA_ROOT / "domain" / "libvirt-backing-chain-network.xml"))
     assert len(theirs) == 5
     assert chain_nodes(argv_for("domain/libvirt-backing-chain-network")) == theirs
+
+
+def test_backing_layers_on_servers_with_credentials_and_tls_agree_with_libvirt(
+    oracle: Oracle, tmp_path: Path
+) -> None:
+    """A given chain's layers on servers get what a network disk's source gets: https's password as a
+    secret object the protocol node names, NBD's TLS client credentials object and tls-hostname
+    (node names, the objects' ids and each daemon's own directory are not compared)."""
+    from pyvirt.conf import backing_chain, network_disk
+    from pyvirt.conf.domain_xml import load_domain_xml
+    from pyvirt.daemon.disk_secrets import pretend_all
+    from pyvirt.qemu.command import build_argv
+    from tests.unit.qemu.test_command import runtime_context
+
+    secret = tmp_path / "secret.xml"
+    secret.write_text(
+        "<secret ephemeral='no'><usage type='iscsi'><target>layer-web</target></usage></secret>"
+    )
+    uuid = oracle.virsh("secret-define", str(secret)).split()[1]
+    oracle.virsh("secret-set-value", uuid, "c2VjcmV0")
+    chain = (
+        "<backingStore type='network'><format type='qcow2'/><source protocol='https' name='/mid.qcow2'>"
+        "<host name='web.example.org' port='443'/><auth username='reader'>"
+        "<secret type='iscsi' usage='layer-web'/></auth></source>"
+        "<backingStore type='network'><format type='qcow2'/>"
+        "<source protocol='nbd' name='base' tls='yes' tlsHostname='nbd.example.org'>"
+        "<host name='nbd.example.org' port='10809'/></source><backingStore/></backingStore></backingStore>"
+    )
+    text = (DATA_ROOT / "domain" / "libvirt-backing-chain-network.xml").read_text()
+    start = text.index("<backingStore type='network'>")
+    end = text.index("<target dev='vda'")
+    xml = tmp_path / "servers.xml"
+    xml.write_text(text[:start] + chain + text[end:])
+    theirs = oracle.native_argv(xml)
+    dom = load_domain_xml(xml.read_text())
+    ctx = runtime_context(dom)
+    values = {
+        sid: b"secret"
+        for name, remote in backing_chain.remotes(dom.devices.disks[0], "pyvirt-1")
+        if remote.net is not None
+        for sid in network_disk.secret_ids(remote.net, name)
+    }
+    ctx.master_key_path, _, ctx.net_secrets = pretend_all({}, values, tmp_path)
+    ours = build_argv(dom, ctx)
+    assert network_nodes(ours) == network_nodes(theirs) != []
+    assert secret_objects(ours) == secret_objects(theirs) == ["auth-secret0"]
+
+    def tls(argv: list[str]) -> list[dict[str, object]]:
+        values = [json.loads(argv[i + 1]) for i, a in enumerate(argv[:-1]) if a in ("-object", "-blockdev")]
+        creds = {o["id"]: o for o in values if o.get("qom-type") == "tls-creds-x509"}
+        out = []
+        for node in values:
+            if node.get("driver") == "nbd" and "tls-creds" in node:
+                obj = {k: v for k, v in creds[node["tls-creds"]].items() if k not in ("id", "dir")}
+                rest = {k: v for k, v in node.items() if k not in ("node-name", "discard", "tls-creds")}
+                out.append({**rest, "creds": obj})
+        return sorted(out, key=lambda n: json.dumps(n, sort_keys=True))
+
+    assert tls(ours) == tls(theirs) != []

@@ -105,17 +105,11 @@ def test_metadata_cache_of_a_layer() -> None:
     ("backing", "fmt", "message"),
     [
         (
-            "<backingStore type='network'><format type='qcow2'/><source protocol='nbd' name='x' tls='yes'>"
-            "<host name='h'/></source><backingStore/></backingStore>",
-            "qcow2",
-            "tls='yes' of 'devices/disk/backingStore/source': no TLS credentials",
-        ),
-        (
-            "<backingStore type='network'><format type='qcow2'/><source protocol='iscsi' name='iqn.x/1'>"
+            "<backingStore type='network'><format type='qcow2'/><source protocol='nbd' name='x'>"
             "<host name='h'/><auth username='u'><secret type='iscsi' usage='s'/></auth></source>"
             "<backingStore/></backingStore>",
             "qcow2",
-            "credentials or cookies of 'devices/disk/backingStore/source'",
+            "'devices/disk/backingStore/source/auth'",
         ),
         (
             "<backingStore type='volume'><format type='qcow2'/><source pool='p'/></backingStore>",
@@ -204,3 +198,129 @@ def test_a_layer_on_a_server() -> None:
         "<source protocol='nbd' name='top'><host name='h.example'/></source>",
     )
     assert disk_of(network_top).backing_given == backing_chain.CLOSED  # a server's image may have one too
+
+
+SERVED = (
+    "<backingStore type='network'><format type='qcow2'/><source protocol='https' name='mid.qcow2'>"
+    "<host name='127.0.0.1' port='8443'/><auth username='admin'><secret type='iscsi' usage='web'/></auth>"
+    "<cookies><cookie name='session'>s3cr3t</cookie></cookies></source>"
+    "<backingStore type='network'><format type='qcow2'/>"
+    "<source protocol='nbd' name='base' tls='yes' tlsHostname='nbd.test'>"
+    "<host name='127.0.0.1' port='10809'/></source><backingStore/></backingStore></backingStore>"
+)
+
+
+def test_credentials_and_tls_of_layers_on_servers() -> None:
+    """A layer on a server gets what a network disk's own source gets, named after the layer's nodes:
+    its password and cookies only as secret objects encrypted with the master key, and the NBD TLS
+    client credentials object its node names."""
+    from pyvirt.conf import nbd_tls
+    from pyvirt.daemon.disk_secrets import pretend_all
+    from pyvirt.qemu.command import RuntimeContext, build_argv
+
+    dom = load_domain_xml(domain(SERVED))
+    assert nbd_tls.in_use(dom)  # its credentials are handed to QEMU and checked before a start
+    ctx = RuntimeContext(accel="tcg", monitor_path="/x", nbd_tls_dir="/pki/qemu")
+    with pytest.raises(PyvirtError, match="given to QEMU only when the domain starts"):
+        build_argv(dom, ctx)
+    values = {"pyvirt-1-b1-storage-auth-secret0": b"p4ssw0rd", "pyvirt-1-b1-storage-httpcookie-secret0": b"c"}
+    ctx.master_key_path, _, ctx.net_secrets = pretend_all({}, values, Path("/run/x"))
+    argv = build_argv(dom, ctx)
+    line = " ".join(argv)
+    assert "p4ssw0rd" not in line and "s3cr3t" not in line
+    objects = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-object"]
+    secrets = [o for o in objects if '"qom-type":"secret"' in o and '"keyid":"masterKey0"' in o]
+    assert [o.split('"id":"')[1].split('"')[0] for o in secrets] == list(values)
+    tls = '{"qom-type":"tls-creds-x509","id":"pyvirt-1-b2-storage-tls0","dir":"/pki/qemu","endpoint":"client"'
+    assert any(o.startswith(tls) for o in objects), objects
+    nodes = {n["node-name"]: n for n in layer_nodes(dom.devices.disks[0], "pyvirt-1")[0]}
+    served = nodes["pyvirt-1-b1-storage"]
+    assert (served["username"], served["password-secret"]) == ("admin", "pyvirt-1-b1-storage-auth-secret0")
+    assert served["cookie-secret"] == "pyvirt-1-b1-storage-httpcookie-secret0"
+    nbd = nodes["pyvirt-1-b2-storage"]
+    assert (nbd["tls-creds"], nbd["tls-hostname"]) == ("pyvirt-1-b2-storage-tls0", "nbd.test")
+    text = format_domain(dom)
+    assert "<auth username='admin'>" in text and "tls='yes' tlsHostname='nbd.test'" in text
+    assert disk_of(text).backing == dom.devices.disks[0].backing
+
+
+def test_the_secrets_of_layers_on_servers_are_looked_up_before_a_start() -> None:
+    from types import SimpleNamespace
+
+    from pyvirt.daemon.disk_secrets import network_values
+
+    class Secrets:
+        def by_usage(self, kind: str, usage: str) -> str:
+            assert (kind, usage) == ("iscsi", "web")
+            return "the secret"
+
+        def value(self, secret: str) -> bytes:
+            return b"p4ssw0rd" if secret == "the secret" else b""
+
+    reg = SimpleNamespace(secrets=Secrets())
+    values = network_values(reg, load_domain_xml(domain(SERVED)))  # type: ignore[arg-type]
+    assert values == {
+        "pyvirt-1-b1-storage-auth-secret0": b"p4ssw0rd",
+        "pyvirt-1-b1-storage-httpcookie-secret0": b"session=s3cr3t",
+    }
+
+
+def test_a_running_given_chain_stays_given_when_the_live_xml_is_read_again() -> None:
+    """The live XML writes every running chain whole; the run record says which were given, so that
+    a daemon reading them again (a restart) keeps them given: in a save image's or a snapshot's
+    definition (the inactive XML of the running domain) they stay as they were."""
+    from pyvirt.conf.domain_xml import parse_domain
+
+    running = load_domain_xml(domain(chain_xml(("/img/mid.qcow2", "qcow2"))))
+    running.devices.disks.append(DiskConfig(source="/img/other.qcow2", driver_type="qcow2", target_dev="vdb"))
+    running.devices.disks[1].backing = [BackingLayer("/img/read.qcow2", "qcow2")]  # from its header
+    given = backing_chain.given_of(running)
+    assert given == {"vda": backing_chain.CLOSED}
+    again = parse_domain(format_domain(running, live=True), live=True)
+    assert [d.backing_given for d in again.devices.disks] == [None, None]
+    backing_chain.mark_given(again, given)
+    assert [d.backing_given for d in again.devices.disks] == [backing_chain.CLOSED, None]
+    assert format_domain(again) == format_domain(running)
+    assert "/img/mid.qcow2" in format_domain(again) and "/img/read.qcow2" not in format_domain(again)
+
+
+def test_a_plugged_layer_gets_its_metadata_cache() -> None:
+    """As at start: each qcow2 layer's <metadata_cache> is its format node's cache-size."""
+    from pyvirt.qemu.hotplug import disk_nodes
+
+    layer = LAYER.format(fmt="qcow2", path="/img/mid.qcow2", below="<backingStore/>").replace(
+        "<format type='qcow2'/>",
+        "<format type='qcow2'><metadata_cache><max_size unit='KiB'>512</max_size></metadata_cache></format>",
+    )
+    disk = disk_of(domain(layer))
+    nodes = disk_nodes(disk, ["pyvirt-4", "pyvirt-5"], [("/dev/fdset/1", "qcow2"), ("/dev/fdset/2", "qcow2")])
+    formats = {n["node-name"]: n for n in nodes if "driver" in n and n["driver"] == "qcow2"}
+    assert formats["pyvirt-5-format"]["cache-size"] == 512 * 1024
+    assert "cache-size" not in formats["pyvirt-4-format"]
+
+
+def test_a_plugged_chain_on_servers_is_connected_to_by_qemu() -> None:
+    """Hot-plug: a layer on a server is its protocol node (no file handed over), its credentials and
+    TLS objects named after the layer's own node prefix; an open chain's last layer on a server names
+    no backing (QEMU opens what its header names, as at start)."""
+    from pyvirt.qemu.hotplug import disk_nodes
+
+    disk = disk_of(domain(SERVED))
+    prefixes = ["pyvirt-4", "pyvirt-5", "pyvirt-6"]
+    nodes = disk_nodes(disk, prefixes, [("/dev/fdset/1", "qcow2"), ("", "qcow2"), ("", "qcow2")])
+    by_name = {n["node-name"]: n for n in nodes}
+    assert by_name["pyvirt-5-storage"]["driver"] == "https"
+    assert by_name["pyvirt-5-storage"]["password-secret"] == "pyvirt-5-storage-auth-secret0"
+    assert by_name["pyvirt-6-storage"]["driver"] == "nbd"
+    assert by_name["pyvirt-6-storage"]["tls-creds"] == "pyvirt-6-storage-tls0"
+    assert by_name["pyvirt-6-format"]["backing"] is None  # a closed chain ends here
+    assert by_name["pyvirt-5-format"]["backing"] == "pyvirt-6-format"
+    assert by_name["pyvirt-4-format"]["backing"] == "pyvirt-5-format"
+    open_disk = disk_of(
+        domain(
+            SERVED.replace("<backingStore/></backingStore></backingStore>", "</backingStore></backingStore>")
+        )
+    )
+    assert open_disk.backing_given == backing_chain.OPEN
+    nodes = disk_nodes(open_disk, prefixes, [("/dev/fdset/1", "qcow2"), ("", "qcow2"), ("", "qcow2")])
+    assert "backing" not in {n["node-name"]: n for n in nodes}["pyvirt-6-format"]
