@@ -17,8 +17,10 @@ the start fails); QEMU's user gets the group nodes ``/dev/vfio/GROUP`` and the U
 ``<memtune><hard_limit>`` when one is set (``<memoryBacking><locked/>``: no limit).
 
 Hot-plug (:func:`plug`) takes the same steps for one device and ``device_add``s it (QEMU 7.2's
-``vfio-pci`` and ``usb-host`` open their nodes by path: they take no descriptor); its removal, once
-QEMU says it is gone (:func:`unplugged`), reattaches the device and gives its nodes back.
+``vfio-pci`` takes no descriptor: it opens the nodes handed over), raising a running QEMU's memlock
+limit with prlimit; its removal, once QEMU says it is gone (:func:`unplugged`), reattaches the device,
+gives its nodes back and, when the last VFIO device a plug raised the limit for is gone, lowers it
+back (libvirt's way).
 """
 
 from __future__ import annotations
@@ -311,7 +313,11 @@ def _attach(reg: DomainRegistry, record: RunRecord, claims: list[Claim], revert:
         )
     files = sorted({node for claim in claims for node in claim.nodes})
     taken = reg.confinement.hand_over(record.name, record, [(node, True) for node in files], "device node")
+    opened = [path for path in files if path not in record.access]
+    for path in opened:  # what QEMU may open (qemu/landlock.py), as the start's other device nodes
+        record.access[path] = "rw"
     revert.add(lambda: reg.confinement.give_back(record, taken), "give back the device nodes")
+    revert.add(lambda: [record.access.pop(path, None) for path in opened], "forget the device nodes")
 
 
 def release(reg: DomainRegistry, record: RunRecord) -> None:
@@ -398,9 +404,12 @@ def _raise_memlock(proc: QemuProcess, dom: Domain, revert: Revert) -> None:
         ) from err
     old = proc.record.memlock_bytes
     proc.record.memlock_bytes = want
+    if proc.record.memlock_before is None:
+        proc.record.memlock_before = list(before)
 
     def lower() -> None:
         proc.record.memlock_bytes = old
+        proc.record.memlock_before = None if old == 0 else proc.record.memlock_before
         set_memlock(proc.pid, before)
 
     revert.add(lower, "lower QEMU's locked-memory limit")
@@ -460,6 +469,13 @@ async def unplugged(reg: DomainRegistry, obj: DomainObject, proc: QemuProcess, d
         except PyvirtError as err:
             log.warning("domain %s: giving back the nodes of %s: %s", obj.name, claim.label, err)
     reg.hostdevs.drop(gone, obj.name, keep=kept)
+    before = proc.record.memlock_before
+    if before is not None and not any(c.group is not None for c in kept):  # the last VFIO device a
+        try:  # plug raised the limit for: back to what it was, as libvirt
+            set_memlock(proc.pid, (before[0], before[1]))
+            proc.record.memlock_bytes, proc.record.memlock_before = 0, None
+        except OSError as err:
+            log.warning("domain %s: lowering QEMU's locked-memory limit: %s", obj.name, err.strerror)
     reg.save_run_state(obj)
     reg.events.publish("domain", obj.name, "device-removed", dev_id)
 

@@ -71,6 +71,7 @@ class RunRecord:
     autodestroy: bool = False
     memlock: bool = False  # <memoryBacking><locked/>: QEMU may lock all its memory (RLIMIT_MEMLOCK)
     memlock_bytes: int = 0  # else, when not 0: its RLIMIT_MEMLOCK (VFIO devices, daemon/hostdevs.py)
+    memlock_before: list[int] | None = None  # the limit a VFIO hot-plug raised (prlimit), to go back to
     # The host devices it holds (daemon/hostdevs.py's Claim): reattached to their drivers at stop.
     hostdevs: list[dict[str, Any]] = field(default_factory=list)
     rtc_adjustment0: int | None = None  # <clock offset='variable'>: the adjustment it started with

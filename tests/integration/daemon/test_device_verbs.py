@@ -84,6 +84,21 @@ def test_device_verbs_and_their_scopes(daemon: Daemon, tmp_path: Path) -> None:
     assert "<rng" in d.cli("dumpxml", "--inactive", "dv").ok().out
     assert "<rng" not in d.cli("dumpxml", "dv").ok().out
 
+    # A <hostdev>: --live goes through the host's checks (this host has no such device: refused by name,
+    # nothing changes); --config puts it in the definition, and detach-device finds it by its source.
+    hostdev = tmp_path / "hostdev.xml"
+    hostdev.write_text(
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0xfe' "
+        "slot='0x1f' function='0x7'/></source></hostdev>"
+    )
+    result = d.cli("attach-device", "dv", str(hostdev), "--live")
+    assert result.rc == 1 and "host PCI device 0000:fe:1f.7 does not exist" in result.err, result.err
+    assert "<hostdev" not in d.cli("dumpxml", "dv").ok().out
+    d.cli("attach-device", "dv", str(hostdev), "--config").ok()
+    assert "bus='0xfe'" in d.cli("dumpxml", "--inactive", "dv").ok().out
+    d.cli("detach-device", "dv", str(hostdev), "--config").ok()
+    assert "<hostdev" not in d.cli("dumpxml", "--inactive", "dv").ok().out
+
     # An <interface> through attach-device (attach-interface's code): live only with --live.
     d.cli("attach-device", "dv", str(files["nic"]), "--live").ok()
     live = d.cli("dumpxml", "dv").ok().out

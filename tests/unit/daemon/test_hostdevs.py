@@ -132,6 +132,7 @@ def test_a_managed_pci_device_goes_to_vfio_pci_for_the_run_and_back_at_stop(
         assert record["memlock_bytes"] == VFIO_LIMIT
         assert owner(group_node) == (65534, 65534, 0o600)  # QEMU's user opens the group
         assert record["owners"][str(group_node)] == [0, 0, 0o600]
+        assert record["access"][str(group_node)] == "rw"  # Landlock
         assert owner(kernel.dev / "vfio/vfio") == (0, 0, 0o666)  # already open to all: left as it is
         live = b.reg.lookup("d1").live
         assert live is not None and live.devices.hostdevs[0].alias == "hostdev0"
@@ -379,6 +380,8 @@ def test_a_pci_device_is_plugged_and_unplugged_through_the_same_steps(
         assert b.record("d1")["hostdevs"] == [] and b.reg.hostdevs.holders == {}
         live = b.reg.lookup("d1").live
         assert live is not None and live.devices.hostdevs == []
+        assert limits[qemu.pid] == (8 << 20, 8 << 20)  # the last VFIO device gone: as it was
+        assert b.record("d1")["memlock_bytes"] == 0
 
     run(root, kernel, body)
 
@@ -402,6 +405,7 @@ def test_a_plug_qemu_refuses_is_undone(
         assert b.record("d1")["memlock_bytes"] == 0
         record = b.record("d1")
         assert record["hostdevs"] == [] and str(kernel.dev / "vfio/12") not in record["owners"]
+        assert str(kernel.dev / "vfio/12") not in record["access"]
         assert b.reg.hostdevs.holders == {}
 
     run(root, kernel, body)
