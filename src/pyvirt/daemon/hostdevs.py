@@ -25,6 +25,7 @@ back (libvirt's way).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import os
@@ -267,7 +268,9 @@ def memlock_bytes(dom: Domain) -> int | None:
 # -------------------------------------------------------------------------------------- the start
 
 
-def prepare(reg: DomainRegistry, dom: Domain, record: RunRecord, claims: list[Claim], revert: Revert) -> None:
+async def prepare(
+    reg: DomainRegistry, dom: Domain, record: RunRecord, claims: list[Claim], revert: Revert
+) -> None:
     """Hand ``claims`` (from :func:`check`) to the domain's QEMU: the devices marked as held, managed
     PCI devices moved to vfio-pci, the device nodes handed to QEMU's user, the memlock limit in
     ``record``. Each step is undone through ``revert`` if the start fails."""
@@ -277,21 +280,21 @@ def prepare(reg: DomainRegistry, dom: Domain, record: RunRecord, claims: list[Cl
     state.take(claims, name)
     revert.add(lambda: state.drop(claims, name), f"let go of the host devices of {name}")
     record.hostdevs = []
-    _attach(reg, record, claims, revert)
+    await _attach(reg, record, claims, revert)
     for dev, claim in zip(passed(dom), claims, strict=True):
         dev.alias = claim.alias
     if (limit := memlock_bytes(dom)) is not None:
         record.memlock_bytes = limit
 
 
-def _attach(reg: DomainRegistry, record: RunRecord, claims: list[Claim], revert: Revert) -> None:
+async def _attach(reg: DomainRegistry, record: RunRecord, claims: list[Claim], revert: Revert) -> None:
     """Detach managed PCI devices to vfio-pci and hand the nodes of ``claims`` over, in ``record``."""
     host = reg.hostdevs.host
     for claim in claims:
         if claim.type == "pci" and claim.managed and claim.driver != VFIO_DRIVER:
-            host.bind_vfio(claim.name)
-            claim.bound = True
             revert.add(partial(host.reattach, claim.name, claim.driver), f"reattach {claim.label}")
+            await asyncio.to_thread(host.bind_vfio, claim.name)  # a driver's unbind may take a while
+            claim.bound = True
         if claim.group is not None:
             node = host.group_node(claim.group)
             if not node.exists():
@@ -379,7 +382,7 @@ async def plug(reg: DomainRegistry, obj: DomainObject, trial: Domain) -> str:
         revert.add(lambda: state.drop(claims, obj.name, keep=own), f"let go of {claim.label}")
         before = len(proc.record.hostdevs)
         revert.add(lambda: proc.record.hostdevs.__delitem__(slice(before, None)), "forget the claim")
-        _attach(reg, proc.record, claims, revert)
+        await _attach(reg, proc.record, claims, revert)
         _raise_memlock(proc, trial, revert)
         await proc.monitor.execute("device_add", args)
         revert.success()

@@ -198,7 +198,7 @@ async def start_qemu(
             nbd_tls_dir=str(reg.layout.pki_dir / "qemu"),
         )
         revert.add(lambda: reg.confinement.release_record(record), f"give back the files of {name}")
-        hostdevs.prepare(reg, dom, record, hostdev_claims, revert)
+        await hostdevs.prepare(reg, dom, record, hostdev_claims, revert)
         sockets = chardev_sockets.bind(dom, channel_dir)
         record.sockets = list(sockets)
         revert.add(lambda: chardev_sockets.remove(record.sockets), f"remove the chardev sockets of {name}")

@@ -76,6 +76,11 @@ def test_host_capabilities(daemon: Daemon) -> None:
     assert vcpu is not None and int(vcpu.get("max", 0)) >= 255
     custom = caps.find("./cpu/mode[@name='custom']")
     assert custom is not None and "qemu64" in [m.text for m in custom.findall("model")]
+    hostdev = caps.find("./devices/hostdev")  # passthrough (daemon/hostdevs.py); VFIO where the host has it
+    assert hostdev is not None and hostdev.get("supported") == "yes"
+    assert [v.text for v in hostdev.findall("./enum[@name='subsysType']/value")] == ["usb", "pci", "scsi"]
+    backends = [v.text for v in hostdev.findall("./enum[@name='pciBackend']/value")]
+    assert backends == (["vfio"] if Path("/dev/vfio/vfio").exists() else [])
     default = ET.fromstring(d.cli("domcapabilities").ok().out)
     assert default.findtext("machine") == machine["name"]
     refused = d.cli("domcapabilities", "--xpath", "//vcpu")

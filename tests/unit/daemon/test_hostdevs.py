@@ -421,3 +421,27 @@ def test_a_usb_plug_needs_a_usb_controller(root: Path, kernel: FakeKernel) -> No
             await devices.attach(b.reg, "d1", USB, live=True, config=False)
 
     run(root, kernel, body)
+
+
+def test_a_usb_device_is_plugged_by_vendor_and_unplugged_by_it(root: Path, kernel: FakeKernel) -> None:
+    kernel.add_usb("1-1", 1, 4, 0x046D, 0xC52B)
+    node = kernel.dev / "bus/usb/001/004"
+
+    async def body(b: Bench) -> None:
+        await b.reg.define(domain("d1", "<controller type='usb' model='qemu-xhci'/>"))
+        await b.reg.start("d1")
+        qemu = b.host["d1"]
+        assert (await devices.attach(b.reg, "d1", USB, live=True, config=False))["alias"] == "hostdev0"
+        added = [args for name, args in qemu.commands if name == "device_add"]
+        assert added == [
+            {"driver": "usb-host", "bus": "usb.0", "hostdevice": "/dev/bus/usb/001/004", "id": "hostdev0"}
+        ]
+        assert owner(node) == (65534, 65534, 0o664)
+        assert b.record("d1")["memlock_bytes"] == 0
+        live = b.reg.lookup("d1").live
+        assert live is not None and live.devices.hostdevs[0].source == {"bus": 1, "device": 4}
+        await devices.detach(b.reg, "d1", USB, live=True, config=False)  # found by its vendor/product
+        assert owner(node) == (0, 0, 0o664)
+        assert b.record("d1")["hostdevs"] == [] and b.reg.hostdevs.holders == {}
+
+    run(root, kernel, body)
