@@ -13,8 +13,8 @@ Then (:func:`prepare`, after the confinement's): a managed PCI device is detache
 driver to ``vfio-pci`` (the driver it had kept in the run record, and reattached to at stop, or when
 the start fails); QEMU's user gets the group nodes ``/dev/vfio/GROUP`` and the USB nodes
 ``/dev/bus/usb/BBB/DDD`` (qemu/ownership.py, given back at stop), and QEMU's locked-memory limit
-(RLIMIT_MEMLOCK) is raised as libvirt raises it for VFIO: the guest's memory plus 1 GiB, or the
-``<memtune><hard_limit>`` when one is set (``<memoryBacking><locked/>``: no limit).
+(RLIMIT_MEMLOCK) is raised as libvirt raises it for VFIO (and vDPA interfaces): the guest's memory
+plus 1 GiB, or the ``<memtune><hard_limit>`` when one is set (``<memoryBacking><locked/>``: no limit).
 
 Hot-plug (:func:`plug`) takes the same steps for one device and ``device_add``s it (QEMU 7.2's
 ``vfio-pci`` takes no descriptor: it opens the nodes handed over), raising a running QEMU's memlock
@@ -141,6 +141,7 @@ def check(state: HostdevState, name: str, dom: Domain) -> list[Claim]:
     host = state.host
     devs = passed(dom)
     if not devs:
+        _check_memlock(dom)  # vDPA interfaces want it too
         return []
     own_pci = {hostdev_conf.host_name(dev) for dev in devs if dev.type == "pci"}
     claims: list[Claim] = []
@@ -158,8 +159,7 @@ def check(state: HostdevState, name: str, dom: Domain) -> list[Claim]:
         if any((c.type, c.name) == (claim.type, claim.name) for c in claims):
             raise UnsupportedConfig(f"unsupported configuration: {claim.label} is given to the domain twice")
         claims.append(claim)
-    if any(c.type in ("pci", "mdev") for c in claims):
-        _check_memlock(dom)
+    _check_memlock(dom)
     return claims
 
 
@@ -239,9 +239,10 @@ def _check_memlock(dom: Domain) -> None:
     want = memlock_bytes(dom)
     ceiling = memlock_ceiling()
     if want is not None and ceiling is not None and ceiling < want:
+        what = "<hostdev>: VFIO" if needs_vfio(dom) else "<interface type='vdpa'>: vDPA"
         raise UnsupportedConfig(
-            f"unsupported configuration: <hostdev>: VFIO needs QEMU's locked-memory limit at {want >> 10} "
-            f"KiB, and this host does not let pyvirtd raise it (RLIMIT_MEMLOCK {ceiling >> 10} KiB, and no "
+            f"unsupported configuration: {what} needs QEMU's locked-memory limit at {want >> 10} KiB, and "
+            f"this host does not let pyvirtd raise it (RLIMIT_MEMLOCK {ceiling >> 10} KiB, and no "
             "CAP_SYS_RESOURCE)"
         )
 
@@ -255,10 +256,12 @@ def memlock_ceiling() -> int | None:
 
 
 def memlock_bytes(dom: Domain) -> int | None:
-    """QEMU's RLIMIT_MEMLOCK for ``dom``'s VFIO devices, as libvirt 9.0 sets it (x86): the
-    ``<memtune><hard_limit>`` if set, else all of the guest's memory plus 1 GiB (for the MMIO regions);
-    None when no device needs it, or when ``<locked/>`` lifts the limit altogether."""
-    if not needs_vfio(dom) or memory_backing.of(dom).locked:
+    """QEMU's RLIMIT_MEMLOCK for ``dom``'s VFIO devices and vDPA interfaces (both pin all guest memory
+    for DMA), as libvirt 9.0 sets it (x86): the ``<memtune><hard_limit>`` if set, else all of the
+    guest's memory plus 1 GiB (for the MMIO regions); None when no device needs it, or when
+    ``<locked/>`` lifts the limit altogether."""
+    vdpa = any(nic.type == "vdpa" for nic in dom.devices.interfaces)
+    if not (needs_vfio(dom) or vdpa) or memory_backing.of(dom).locked:
         return None
     if dom.memtune is not None and dom.memtune.hard_limit is not None:
         return dom.memtune.hard_limit * 1024
@@ -274,6 +277,8 @@ async def prepare(
     """Hand ``claims`` (from :func:`check`) to the domain's QEMU: the devices marked as held, managed
     PCI devices moved to vfio-pci, the device nodes handed to QEMU's user, the memlock limit in
     ``record``. Each step is undone through ``revert`` if the start fails."""
+    if (limit := memlock_bytes(dom)) is not None:
+        record.memlock_bytes = limit
     if not claims:
         return
     state, name = reg.hostdevs, dom.name
@@ -283,8 +288,6 @@ async def prepare(
     await _attach(reg, record, claims, revert)
     for dev, claim in zip(passed(dom), claims, strict=True):
         dev.alias = claim.alias
-    if (limit := memlock_bytes(dom)) is not None:
-        record.memlock_bytes = limit
 
 
 async def _attach(reg: DomainRegistry, record: RunRecord, claims: list[Claim], revert: Revert) -> None:

@@ -142,8 +142,8 @@ async def start_qemu(
         running = [other.live for other in reg.all() if other.live is not None and other is not obj]
         dom.devices.vsock.cid = vsock.free_cid(vsock.cids_in_use(running))
     tpm.require_host(dom)
-    hostdev_claims = hostdevs.check(reg.hostdevs, dom.name, dom)
     net_vdpa.require_host(dom)
+    hostdev_claims = hostdevs.check(reg.hostdevs, dom.name, dom)  # and the memlock limit vDPA wants
     smartcard.require_host(dom)
     net_sockets.require_host(dom)
     graphics_local.require_host(dom)

@@ -6,6 +6,7 @@ hot-plug and unplug through the same steps. What a real host does is in the inte
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,8 +18,11 @@ from pyvirt.conf.domain_xml import load_domain_xml
 from pyvirt.daemon import devices, hostdevs, saves
 from pyvirt.daemon.confinement import Confinement
 from pyvirt.daemon.domains import DomainRegistry
+from pyvirt.daemon.hostdevs import HostdevState
 from pyvirt.errors import InvalidState, PyvirtError, UnsupportedConfig
 from pyvirt.qemu.ownership import Identity
+from pyvirt.qemu.process import RunRecord
+from pyvirt.revert import Revert
 from tests.support.fakeqmp import DOMAIN_XML, Bench, FakeQemu, QmpError, run_bench
 from tests.support.fakesysfs import FakeKernel
 
@@ -41,6 +45,7 @@ USB = (
     "<hostdev mode='subsystem' type='usb'><source><vendor id='0x046d'/><product id='0xc52b'/></source>"
     "</hostdev>"
 )
+VDPA = "<interface type='vdpa'><source dev='/dev/vhost-vdpa-0'/><model type='virtio'/></interface>"
 MDEV_UUID = "c2177883-f1bb-47f0-914d-32a22e3a8804"
 MDEV = (
     f"<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='{MDEV_UUID}'/>"
@@ -326,11 +331,21 @@ def test_a_mediated_device_hands_its_group_over(root: Path, kernel: FakeKernel) 
         (pci(), "<memtune><hard_limit unit='KiB'>4194304</hard_limit></memtune>", 4194304 * 1024),
         (pci(), "<memoryBacking><locked/></memoryBacking>", None),  # no limit at all (record.memlock)
         ("<controller type='usb' model='qemu-xhci'/>" + USB, "", None),
+        (VDPA, "", VFIO_LIMIT),  # vhost-vdpa pins guest memory too (libvirt's same rule)
         ("", "", None),
     ],
 )
 def test_the_memlock_limit_is_libvirts(devices_xml: str, extra: str, expected: int | None) -> None:
     assert hostdevs.memlock_bytes(load_domain_xml(domain("d1", devices_xml, extra))) == expected
+
+
+def test_a_vdpa_only_domain_gets_the_limit_too(root: Path, kernel: FakeKernel) -> None:
+    """No host device to hand over, but QEMU's limit (vhost-vdpa pins the guest's memory)."""
+    dom = load_domain_xml(domain("d1", VDPA))
+    assert hostdevs.check(HostdevState(kernel), "d1", dom) == []
+    record = RunRecord(name="d1", uuid=dom.uuid, pid=0, id=1, monitor="", started_at=0, accel="tcg")
+    asyncio.run(hostdevs.prepare(None, dom, record, [], Revert()))  # type: ignore[arg-type]
+    assert record.memlock_bytes == VFIO_LIMIT and record.hostdevs == []
 
 
 def test_a_limit_the_daemon_cannot_give_is_refused_by_name(
