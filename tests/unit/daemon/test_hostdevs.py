@@ -460,3 +460,26 @@ def test_a_usb_device_is_plugged_by_vendor_and_unplugged_by_it(root: Path, kerne
         assert b.record("d1")["hostdevs"] == [] and b.reg.hostdevs.holders == {}
 
     run(root, kernel, body)
+
+
+def test_a_mediated_device_is_plugged_on_a_free_root_port_of_q35(root: Path, kernel: FakeKernel) -> None:
+    kernel.add_mdev(MDEV_UUID, "30")
+    q35 = domain(
+        "d1", "<controller type='pci' model='pcie-root'/><controller type='pci' model='pcie-root-port'/>"
+    )
+    q35 = q35.replace("machine='pc'", "machine='q35'")
+
+    async def body(b: Bench) -> None:
+        await b.reg.define(q35)
+        await b.reg.start("d1")
+        qemu = b.host["d1"]
+        await devices.attach(b.reg, "d1", MDEV, live=True, config=False)
+        (added,) = [args for name, args in qemu.commands if name == "device_add"]
+        assert added["driver"] == "vfio-pci" and added["sysfsdev"] == f"/sys/bus/mdev/devices/{MDEV_UUID}"
+        assert added["bus"].startswith("pci.") and added["addr"] == "0x0"  # the root port's slot 0
+        assert owner(kernel.dev / "vfio/30") == (65534, 65534, 0o600)
+        await devices.detach(b.reg, "d1", MDEV, live=True, config=False)
+        assert owner(kernel.dev / "vfio/30") == (0, 0, 0o600)
+        assert kernel.writes == []  # nothing to detach from a host driver
+
+    run(root, kernel, body)
