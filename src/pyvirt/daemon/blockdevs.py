@@ -298,7 +298,7 @@ def path_kind(path: str) -> str:
 
 async def _drop_server_objects(monitor: Monitor, prefixes: list[str]) -> None:
     """Delete the secret and TLS objects that the layers named ``prefixes`` may have had
-    (:func:`_plug_servers`)."""
+    (:func:`_plug_servers`, or the command line's)."""
     from pyvirt.conf import nbd_tls, network_disk
 
     for prefix in prefixes:
@@ -338,8 +338,12 @@ async def unplug_nodes(
         from pyvirt.daemon.disk_secrets import drop_secret
 
         await drop_secret(monitor, prefixes[0])
-    if any(layer.remote is not None for layer in disk.backing or []):  # their secrets, TLS objects
-        await _drop_server_objects(monitor, prefixes[1:])
+    if any(layer.remote is not None for layer in disk.backing or []) and prefixes:  # their objects
+        from pyvirt.conf.backing_chain import remotes
+
+        # a plugged disk's layers have a prefix each; a started one's are named under its own
+        started = [name for name, _ in remotes(disk, prefixes[0])] if len(prefixes) == 1 else []
+        await _drop_server_objects(monitor, prefixes[1:] or started)
     for fdset in record.fdsets.pop(target, []):
         await monitor.remove_fdset(fdset)
     layers = [disk.source or "", *(layer.source for layer in disk.backing or [] if layer.remote is None)]
