@@ -16,7 +16,14 @@ from pyvirt.conf.backing_chain import OPEN
 from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain, PCIAddress
 from pyvirt.errors import OperationFailed, UnsupportedConfig
 from pyvirt.qemu import scsi_address
-from pyvirt.qemu.command import _pci_placement, disk_device_id, format_node, is_q35, storage_node
+from pyvirt.qemu.command import (
+    _cache_options,
+    _pci_placement,
+    disk_device_id,
+    format_node,
+    is_q35,
+    storage_node,
+)
 
 # Buses a disk can be plugged into while the machine runs (AHCI, IDE and the floppy controller
 # take no hot-plugged drive in QEMU).
@@ -145,19 +152,27 @@ def disk_nodes(disk: DiskConfig, prefixes: list[str], layers: list[tuple[str, st
         if depth == 0:
             out.append(storage_node(disk, prefix, path))
             out.append(format_node(disk, prefix, **backing))
-        else:
+        else:  # a layer below: the disk's discard and cache mode, as the command line's layers
+            cache = _cache_options(disk)
+            io: dict[str, object] = {} if cache is None else {"cache": cache}
             if layer is not None and layer.remote is not None:  # a network disk's protocol node
-                out.append(storage_node(layer.remote, prefix, None))
+                storage = storage_node(layer.remote, prefix, None)
             else:
-                out.append(
-                    {"driver": "file", "filename": path, "node-name": f"{prefix}-storage", "read-only": True}
-                )
+                storage = {
+                    "driver": "file",
+                    "filename": path,
+                    "node-name": f"{prefix}-storage",
+                    "read-only": True,
+                }
+            storage["discard"] = "unmap" if disk.discard == "unmap" else "ignore"
+            out.append({**storage, **io})
             out.append(
                 {
                     "node-name": f"{prefix}-format",
                     "read-only": True,
                     "driver": fmt,
                     "file": f"{prefix}-storage",
+                    **io,
                     **backing,
                     **_given_layer_options(disk, depth),
                 }

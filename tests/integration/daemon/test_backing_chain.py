@@ -97,10 +97,12 @@ def test_a_given_chain_is_what_qemu_opens(module_daemon: Daemon, tmp_path: Path)
     assert f"<source file='{base}'/>" in live and "<backingStore/>" in live, live
 
     # A disk plugged with a given chain: its layers, not its header's, each with its metadata_cache
-    # (QEMU refuses a cache too big to hold: proof that the layer's cache-size reached it).
+    # (QEMU refuses a cache too big to hold: proof that the layer's cache-size reached it) and the
+    # disk's cache mode, as at start.
     base2, mid2, top2 = _images(tmp_path, "b")
     cache = "<format type='qcow2'><metadata_cache><max_size unit='{unit}'>{size}</max_size></metadata_cache>"
     plug = _disk(top2, "vdd", _given(mid2, base2)).replace("<format type='qcow2'/>", cache + "</format>", 1)
+    plug = plug.replace("type='qcow2'/>", "type='qcow2' cache='unsafe'/>", 1)  # the disk's <driver>
     (tmp_path / "plug.xml").write_text(plug.format(unit="TiB", size=256))
     refused = d.cli("attach-device", "chain", str(tmp_path / "plug.xml"))
     assert refused.rc == 1 and "cache size too big" in refused.err, refused
@@ -109,6 +111,8 @@ def test_a_given_chain_is_what_qemu_opens(module_daemon: Daemon, tmp_path: Path)
     plugged = _chain_of(d, "chain", "virtio-disk3")
     assert [fmt for _, fmt in plugged] == ["qcow2"] * 3, plugged  # the decoy is gone: the given layers
     assert all(path.startswith("/dev/fdset/") for path, _ in plugged), plugged
+    nodes = [n for n in _qmp(d, "chain", "query-named-block-nodes") if "/dev/fdset/" in n["file"]]
+    assert len(nodes) == 6 and all(n["cache"]["no-flush"] for n in nodes), nodes  # layers too
     live = d.cli("dumpxml", "chain").ok().out
     assert f"<source file='{base2}'/>" in live and f"<source file='{mid2}'/>" in live, live
     assert "<max_size unit='bytes'>524288</max_size>" in live, live
