@@ -27,6 +27,8 @@ PACKAGES=(
   qemu-block-extra                     # QEMU's network block drivers: http(s), nfs, rbd, gluster, iscsi, ssh
   swtpm swtpm-tools                    # emulated TPMs (<tpm><backend type='emulator'>)
   libnettle8                           # GNU Nettle: LUKS Twofish, Serpent and per-sector XTS/CBC/CTR
+  tgt                                  # tests: a userspace iSCSI target (tgtd) for iSCSI disks, hostdevs, NVRAM
+  xvfb libnss3-tools                   # tests: an X server for SDL displays; certutil for smartcard NSS databases
 )
 missing=()
 for pkg in "${PACKAGES[@]}"; do
