@@ -794,11 +794,10 @@ class _Parser:
 
     @staticmethod
     def nvram_network(source: Elem) -> DiskConfig:
-        """``<nvram type='network'>``'s source, as a network disk's (libvirt 9.0's NBD NVRAM)."""
+        """``<nvram type='network'>``'s source, as a network disk's (libvirt 9.0's NBD NVRAM); its
+        credentials (an iSCSI NVRAM's CHAP) as a disk's (daemon.disk_secrets)."""
         disk = DiskConfig(type="network", target_dev="nvram")
         _Parser.network_source(source, disk)
-        if disk.net is not None and (disk.net.auth is not None or disk.net.cookies):
-            raise unsupported(f"credentials or cookies of '{source.path}': not given to an NVRAM yet")
         return disk  # NBD over TLS (tls='yes'): as a disk's (conf.nbd_tls)
 
     @staticmethod

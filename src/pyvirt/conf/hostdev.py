@@ -11,9 +11,9 @@
 - ``<boot order>`` is the device's ``bootindex``;
 - an iSCSI LUN (``type='scsi'``, ``<source protocol='iscsi' name='IQN/LUN'><host/>``, ``<readonly/>``,
   ``<address type='drive'>``, else the first free unit on controller 0, written into the definition
-  as libvirt's define does) is ``scsi-generic`` on an ``iscsi`` block node; a host SCSI adapter's
-  LUN is refused by name (its ``/dev/sg`` node is not handed to QEMU yet), and so are iSCSI
-  credentials.
+  as libvirt's define does) is ``scsi-generic`` on an ``iscsi`` block node, its ``<auth>`` (CHAP) a
+  ``user`` and a ``password-secret`` encrypted with the domain's master key as a network disk's; a
+  host SCSI adapter's LUN is refused by name (its ``/dev/sg`` node is not handed to QEMU yet).
 
 At start and hot-plug the daemon finds the host's device, moves a managed PCI device to vfio-pci and
 hands QEMU the device nodes (pyvirt.daemon.hostdevs).
@@ -123,12 +123,7 @@ def _parse_iscsi(e: Elem) -> HostdevConfig:
             "unsupported configuration: <hostdev type='scsi'>: pyvirt does not hand a host SCSI adapter's "
             "/dev/sg node to QEMU yet (an iSCSI source is taken)"
         )
-    dev.iscsi = network_disk.parse(source, "iscsi")
-    if dev.iscsi.auth is not None:
-        raise UnsupportedConfig(
-            f"unsupported configuration: <auth> of '{source.path}': credentials of an iSCSI hostdev are "
-            "not given to QEMU yet"
-        )
+    dev.iscsi = network_disk.parse(source, "iscsi")  # <auth>: CHAP, as a network disk's (daemon.disk_secrets)
     source.skip("protocol")
     source.done()
     for tag in ("readonly", "shareable"):
@@ -229,12 +224,17 @@ def device_props(dev: HostdevConfig, index: int) -> tuple[str, dict[str, str | i
     return "usb-host", usb
 
 
+def iscsi_node(index: int) -> str:
+    """The node name of hostdev ``index``'s ``iscsi`` node (its secret's id is named after it)."""
+    return f"pyvirt-hostdev{index}-backend"
+
+
 def iscsi_nodes(dev: HostdevConfig, index: int) -> tuple[str, dict[str, object]]:
     """(node name, the ``iscsi`` block node) of an iSCSI hostdev, as libvirt writes it."""
     from pyvirt.conf import network_disk
 
     assert dev.iscsi is not None
-    node = f"pyvirt-hostdev{index}-backend"
+    node = iscsi_node(index)
     props = network_disk.storage_props(dev.iscsi, node)
     return node, {**props, "node-name": node, "read-only": dev.readonly}
 

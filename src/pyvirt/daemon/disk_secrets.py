@@ -20,7 +20,7 @@ from pyvirt.errors import OperationFailed, UnsupportedConfig
 from pyvirt.qemu.command import MASTER_KEY_ID, disk_secret_id
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterator
 
     from pyvirt.conf.disk_encryption import DiskEncryption
     from pyvirt.conf.domain import DiskConfig, Domain
@@ -57,19 +57,33 @@ def passphrases(reg: DomainRegistry, dom: Domain) -> dict[int, bytes]:
     return out
 
 
-def network_values(reg: DomainRegistry, dom: Domain) -> dict[str, bytes]:
-    """The password, cephx key or cookies of each network disk (conf.network_disk), by the id of the
-    secret object that carries it; a secret missing or without a value is refused before any start."""
-    from pyvirt.conf import backing_chain
+def network_sources(dom: Domain) -> Iterator[tuple[str, NetworkSource]]:
+    """Each network source of ``dom`` that may carry credentials or cookies (conf.network_disk): a
+    disk's, its given chain's layers on servers, an iSCSI hostdev's, the NVRAM's, with the node name
+    its secret objects are named after."""
+    from pyvirt.conf import backing_chain, hostdev
 
-    out: dict[str, bytes] = {}
     for index, disk in enumerate(dom.devices.disks):
         node = f"pyvirt-{index + 1}"
         if disk.net is not None:
-            out.update(source_values(reg, disk.net, node))
+            yield node, disk.net
         for name, remote in backing_chain.remotes(disk, node):  # its given chain's layers on servers
             if remote.net is not None:
-                out.update(source_values(reg, remote.net, name))
+                yield name, remote.net
+    for index, dev in enumerate(dom.devices.hostdevs):
+        if dev.iscsi is not None:
+            yield hostdev.iscsi_node(index), dev.iscsi
+    if (nvram := dom.os.nvram_source) is not None and nvram.net is not None:
+        yield "pyvirt-pflash1", nvram.net
+
+
+def network_values(reg: DomainRegistry, dom: Domain) -> dict[str, bytes]:
+    """The password, cephx key or cookies of each network source (:func:`network_sources`), by the id
+    of the secret object that carries it; a secret missing or without a value is refused before any
+    start."""
+    out: dict[str, bytes] = {}
+    for node, net in network_sources(dom):
+        out.update(source_values(reg, net, node))
     return out
 
 

@@ -200,6 +200,9 @@ class _Builder:
             if (policy := qemu_ns.compat(dom.qemu_ns)) is not None:
                 self.add(*_json_arg("-compat", policy))
         self.add("-S")
+        if self.ctx.master_key_path:  # first, as libvirt: a network NVRAM's secret (machine()) needs it
+            master = {"qom-type": "secret", "id": MASTER_KEY_ID, "format": "raw"}
+            self.add(*_json_arg("-object", {**master, "file": self.ctx.master_key_path}))
         self.machine()
         self.add("-accel", feature_sizes.accel(dom, self.ctx.accel))
         self.add(*feature_sizes.globals_(dom))
@@ -216,9 +219,6 @@ class _Builder:
         if (main_loop := iothread_pools.main_loop(dom)) is not None:
             self.add(*_json_arg("-object", main_loop))
         self.add("-uuid", dom.uuid)
-        if self.ctx.master_key_path:
-            master = {"qom-type": "secret", "id": MASTER_KEY_ID, "format": "raw"}
-            self.add(*_json_arg("-object", {**master, "file": self.ctx.master_key_path}))
         if any(d.reservations is not None and d.reservations.managed for d in dom.devices.disks):
             if self.ctx.pr_helper_socket is None:
                 raise UnsupportedConfig(
@@ -311,6 +311,8 @@ class _Builder:
         if (remote := self.dom.os.nvram_source) is not None:  # <nvram type='network'>: as a disk's source
             if nbd_tls.uses_tls(remote):
                 self.add(*_json_arg("-object", nbd_tls.creds_object("pyvirt-pflash1", self.ctx.nbd_tls_dir)))
+            if remote.net is not None:
+                self.secret_objects(remote.net, "pyvirt-pflash1", "the NVRAM")
             self.add(*_json_arg("-blockdev", storage_node(remote, "pyvirt-pflash1", None)))
             fmt = {"node-name": "pyvirt-pflash1-format", "read-only": False, "driver": "raw"}
             self.add(*_json_arg("-blockdev", {**fmt, "file": "pyvirt-pflash1-storage"}))
@@ -819,11 +821,16 @@ class _Builder:
     def network_secrets(self, disk: DiskConfig, node: str) -> None:
         """The secret objects of a network disk's password, key or cookies, encrypted."""
         assert disk.net is not None
-        for secret_id in network_disk.secret_ids(disk.net, node):
+        self.secret_objects(disk.net, node, f"disk '{disk.target_dev}'")
+
+    def secret_objects(self, src: network_disk.NetworkSource, node: str, what: str) -> None:
+        """The secret objects of the password, key or cookies of a network source (a disk's, an iSCSI
+        hostdev's, the NVRAM's) whose nodes are named ``node``-*, encrypted."""
+        for secret_id in network_disk.secret_ids(src, node):
             sealed = self.ctx.net_secrets.get(secret_id)
             if sealed is None or not self.ctx.master_key_path:
                 raise UnsupportedConfig(
-                    f"unsupported configuration: disk '{disk.target_dev}' has credentials or cookies: "
+                    f"unsupported configuration: {what} has credentials or cookies: "
                     "they are given to QEMU only when the domain starts"
                 )
             data, iv = sealed
@@ -914,6 +921,8 @@ class _Builder:
         SCSI disk (qemu.scsi_address), as libvirt runs it."""
         node, props = hostdev_conf.iscsi_nodes(dev, index)
         address = hostdev_conf.iscsi_addresses(self.dom)[index]
+        assert dev.iscsi is not None
+        self.secret_objects(dev.iscsi, node, f"hostdev {index}")
         self.add(*_json_arg("-blockdev", props))
         self._scsi_bus(address[0])
         place = scsi_address.placement(self.dom, address, f"hostdev {index}")

@@ -287,6 +287,46 @@ def test_network_disk_credentials_agree_with_libvirt(oracle: Oracle, tmp_path: P
     )
 
 
+def test_iscsi_hostdev_and_nvram_credentials_agree_with_libvirt(oracle: Oracle, tmp_path: Path) -> None:
+    """An iSCSI hostdev's and an iSCSI NVRAM's CHAP: the iscsi nodes with user and password-secret, each
+    naming a secret object encrypted with the master key, in both."""
+    from pyvirt.conf import network_disk
+    from pyvirt.conf.domain_xml import load_domain_xml
+    from pyvirt.daemon.disk_secrets import network_sources, pretend_all
+    from pyvirt.qemu.command import build_argv
+    from tests.unit.qemu.test_command import runtime_context
+
+    secret = tmp_path / "iscsi.xml"
+    secret.write_text(
+        "<secret ephemeral='no'><uuid>4e0f3b1c-2d7a-4c55-9b1e-6f2a8d3c7e10</uuid>"
+        "<usage type='iscsi'><target>netdisk-iscsi-chap</target></usage></secret>"
+    )
+    oracle.virsh("secret-define", str(secret))
+    oracle.virsh("secret-set-value", "4e0f3b1c-2d7a-4c55-9b1e-6f2a8d3c7e10", "c2VjcmV0")
+    xml = DATA_ROOT / "netdisk" / "iscsi-credentials.xml"
+    theirs = oracle.native_argv(xml)
+    dom = load_domain_xml(xml.read_text())
+    ctx = runtime_context(dom)
+    values = {network_disk.auth_secret_id(node): b"secret" for node, _ in network_sources(dom)}
+    ctx.master_key_path, _, ctx.net_secrets = pretend_all({}, values, tmp_path)
+    ours = build_argv(dom, ctx)
+
+    def iscsi_nodes(argv: list[str]) -> list[dict[str, object]]:
+        nodes = json_values(argv, "-blockdev")
+        secrets = {str(o["id"]): o for o in json_values(argv, "-object") if o["qom-type"] == "secret"}
+        out = []
+        for node in nodes:
+            if node.get("driver") == "iscsi":
+                sealed = secrets[str(node["password-secret"])]
+                assert sealed["keyid"] == "masterKey0" and sealed["format"] == "base64" and sealed["iv"]
+                skip = ("node-name", "discard", "password-secret")
+                out.append({key: value for key, value in node.items() if key not in skip})
+        return sorted(out, key=lambda n: json.dumps(n, sort_keys=True))
+
+    assert len(iscsi_nodes(theirs)) == 2
+    assert iscsi_nodes(ours) == iscsi_nodes(theirs)
+
+
 def layer_nodes(argv: list[str]) -> list[dict[str, object]]:
     """The copy-on-read filters and qcow2 format nodes, their node names and children left out."""
     nodes = json_values(argv, "-blockdev")

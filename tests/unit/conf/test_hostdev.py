@@ -65,8 +65,8 @@ def test_hostdevs_on_the_command_line_and_back(hostdev: str, device: str) -> Non
         ),
         (
             "<hostdev mode='subsystem' type='scsi'><source protocol='iscsi' name='iqn.x/1'><host name='h'/>"
-            "<auth username='u'><secret type='iscsi' usage='x'/></auth></source></hostdev>",
-            "credentials of an iSCSI hostdev are not given to QEMU yet",
+            "<auth username='u'><secret type='ceph' usage='x'/></auth></source></hostdev>",
+            "invalid secret type 'ceph'",
         ),
         (
             "<hostdev mode='subsystem' type='usb'><source><address bus='1' device='2'/></source>"

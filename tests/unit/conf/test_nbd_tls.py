@@ -65,11 +65,3 @@ def test_a_network_nvram_over_tls(tmp_path: Path) -> None:
     assert '"tls-creds":"pyvirt-pflash1-storage-tls0","tls-hostname":"nv.example"' in node
     with pytest.raises(PyvirtError, match=r"client-key\.pem missing"):
         nbd_tls.require_host(dom, str(tmp_path))
-
-
-def test_network_nvram_credentials_are_refused_by_name() -> None:
-    auth = "<auth username='u'><secret type='iscsi' usage='x'/></auth>"
-    with pytest.raises(PyvirtError, match="credentials or cookies of 'os/nvram/source'"):
-        load_domain_xml(
-            NVRAM.format(protocol="iscsi", tls="", auth=auth).replace("name='vars'", "name='iqn.x/0'")
-        )
