@@ -188,7 +188,7 @@ def spec(dev: CharDevConfig, chardev_id: str) -> str:
         return out
     if dev.type == "dev":
         backend = "parallel" if dev.kind == "parallel" else "serial"
-        return f"{backend},id={chardev_id},path={dev.source_path}"
+        return f"{backend},id={chardev_id},path={str(dev.source_path).replace(',', ',,')}"
     if dev.type == "pipe":
         return f"pipe,id={chardev_id},path={str(dev.source_path).replace(',', ',,')}"
     if dev.type == "tcp":

@@ -70,7 +70,7 @@ def spec_tail(dev: CharDevConfig) -> str:
     extra = dev.source_extra
     out = f",reconnect={extra['reconnect']}" if "reconnect" in extra else ""
     if "log.file" in extra:
-        out += f",logfile={extra['log.file']}"
+        out += f",logfile={extra['log.file'].replace(',', ',,')}"
         if "log.append" in extra:
             out += f",logappend={extra['log.append']}"
     return out

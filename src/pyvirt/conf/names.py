@@ -1,10 +1,12 @@
 """Names of domains, networks, templates, storage pools and volumes: the one name validator.
 
-Two rule sets, picked by what is named. Domains, networks and templates take libvirt's object names
-(letters, digits and ``_.+:-``, a letter or digit first, at most 200 characters, no ``..``): safe as
-file names and in shells. Storage pools and volumes take file names, as in libvirt's directory pools
-(``disk 1.img`` is a fine volume): not empty, no ``/``, no leading dot (hidden files are not volumes),
-no control characters, at most 255 bytes. Nothing here does I/O.
+Two rule sets, picked by what is named. Networks and templates take object names (letters, digits
+and ``_.+:-``, a letter or digit first, at most 200 characters, no ``..``): safe as file names and in
+shells. Domains take those and also ``=`` and ``,``, which libvirt accepts too (``a=b,c``): QEMU's
+options that embed a domain's name or a path made of it escape ``,`` as ``,,``. Storage pools and
+volumes take file names, as in libvirt's directory pools (``disk 1.img`` is a fine volume): not
+empty, no ``/``, no leading dot (hidden files are not volumes), no control characters, at most 255
+bytes. Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ NAME_RULES = (
     "use letters, digits and '_.+:-' only, start with a letter or digit, "
     f"at most {MAX_NAME_LENGTH} characters, and no '..'"
 )
+DOMAIN_NAME_RULES = NAME_RULES.replace("'_.+:-'", "'_.+:-=,'")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:-]*")
+_DOMAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+:=,-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -31,9 +35,10 @@ def validate_name(name: str, what: str = "domain") -> str:
     """
     if what in FILE_NAMED:
         return _file_name(name, what)
-    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name) or ".." in name:
+    pattern, rules = (_DOMAIN_NAME, DOMAIN_NAME_RULES) if what == "domain" else (_NAME, NAME_RULES)
+    if len(name) > MAX_NAME_LENGTH or not pattern.fullmatch(name) or ".." in name:
         shown = f"{name[:40]}..." if len(name) > 60 else name
-        raise InvalidArgument(f"invalid {what} name {shown!r}: {NAME_RULES}")
+        raise InvalidArgument(f"invalid {what} name {shown!r}: {rules}")
     return name
 
 

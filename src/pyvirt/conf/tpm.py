@@ -124,7 +124,7 @@ def options(tpm: TPMConfig, socket: str | None) -> list[str]:
     elif tpm.backend == "external":
         out = [
             "-chardev",
-            f"socket,id=chrtpm,path={tpm.path}",
+            f"socket,id=chrtpm,path={str(tpm.path).replace(',', ',,')}",
             "-tpmdev",
             f"emulator,id=tpm-{dev_id},chardev=chrtpm",
         ]
@@ -133,7 +133,7 @@ def options(tpm: TPMConfig, socket: str | None) -> list[str]:
             raise UnsupportedConfig("unsupported configuration: the TPM emulator's socket is made at start")
         out = [
             "-chardev",
-            f"socket,id=chrtpm,path={socket}",
+            f"socket,id=chrtpm,path={socket.replace(',', ',,')}",
             "-tpmdev",
             f"emulator,id=tpm-{dev_id},chardev=chrtpm",
         ]

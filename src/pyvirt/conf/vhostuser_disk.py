@@ -56,4 +56,5 @@ def chardev_id(dev_id: str) -> str:
 
 def chardev_spec(disk: DiskConfig, dev_id: str) -> str:
     assert disk.vhostuser is not None
-    return f"socket,id={chardev_id(dev_id)},path={disk.source}" + chardev_options.spec_tail(disk.vhostuser)
+    path = str(disk.source).replace(",", ",,")
+    return f"socket,id={chardev_id(dev_id)},path={path}" + chardev_options.spec_tail(disk.vhostuser)

@@ -145,6 +145,11 @@ def is_q35(dom: Domain) -> bool:
     return "q35" in machine
 
 
+def _escape(value: object) -> str:
+    """A value inside QEMU's ``key=value,...`` options: its commas doubled (a domain's name, a path)."""
+    return str(value).replace(",", ",,")
+
+
 def _opts(head: str, **kv: str | int | None) -> str:
     parts = [head] if head else []
     for key, value in kv.items():
@@ -193,7 +198,7 @@ class _Builder:
     def build(self) -> list[str]:
         dom = self.dom
         self.add(dom.devices.emulator or DEFAULT_EMULATOR)
-        self.add("-name", f"guest={dom.name},debug-threads=on")
+        self.add("-name", f"guest={_escape(dom.name)},debug-threads=on")
         if dom.qemu_ns is not None:
             from pyvirt.conf import qemu_ns
 
@@ -453,7 +458,7 @@ class _Builder:
         if self.ctx.monitor_fd is not None:
             chardev = f"socket,id=charmonitor,fd={self.ctx.monitor_fd},server=on,wait=off"
         elif self.ctx.monitor_path is not None:
-            chardev = f"socket,id=charmonitor,path={self.ctx.monitor_path},server=on,wait=off"
+            chardev = f"socket,id=charmonitor,path={_escape(self.ctx.monitor_path)},server=on,wait=off"
         else:
             raise ValueError("a monitor socket is required")
         self.add("-chardev", chardev, "-mon", "chardev=charmonitor,id=monitor,mode=control")
@@ -1085,7 +1090,7 @@ class _Builder:
                 self.add("-device", DEFAULT_VIDEO)
             return
         if gfx.listen_socket:
-            spec = f"unix:{self._graphics_socket(gfx)}" + vnc_options.props(gfx.vnc)
+            spec = f"unix:{_escape(self._graphics_socket(gfx))}" + vnc_options.props(gfx.vnc)
             spec += ",password=on" if gfx.passwd else ""
             spec += self._display_audio(gfx)
             self.add("-vnc", spec)
@@ -1136,7 +1141,7 @@ class _Builder:
             opts["port"] = 0  # SPICE's 'no listener'
         elif gfx.listen_socket:
             opts["unix"] = "on"
-            opts["addr"] = self._graphics_socket(gfx)
+            opts["addr"] = _escape(self._graphics_socket(gfx))
         else:
             port = self.ctx.graphics_port if gfx.autoport or gfx.port in (None, -1) else gfx.port
             if port is None:
@@ -1544,7 +1549,9 @@ def _backend_spec(dev: CharDevConfig, chardev_id: str, socket_fds: Mapping[str, 
         if not dev.source_path:
             raise UnsupportedConfig(f"unsupported configuration: {dev.kind} of type 'file' needs a path")
         append = dev.source_extra.get("append")
-        return f"file,id={chardev_id},path={dev.source_path}" + (f",append={append}" if append else "")
+        return f"file,id={chardev_id},path={_escape(dev.source_path)}" + (
+            f",append={append}" if append else ""
+        )
     if dev.type == "unix":
         if not dev.source_path:
             raise UnsupportedConfig(f"unsupported configuration: {dev.kind} of type 'unix' needs a path")
@@ -1552,7 +1559,7 @@ def _backend_spec(dev: CharDevConfig, chardev_id: str, socket_fds: Mapping[str, 
         tail = ",server=on,wait=off" if server else ""
         if server and (fd := socket_fds.get(dev.source_path)) is not None:
             return f"socket,id={chardev_id},fd={fd}{tail}"
-        return f"socket,id={chardev_id},path={dev.source_path}{tail}"
+        return f"socket,id={chardev_id},path={_escape(dev.source_path)}{tail}"
     raise UnsupportedConfig(f"unsupported configuration: {dev.kind} type '{dev.type}'")
 
 

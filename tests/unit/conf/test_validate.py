@@ -19,7 +19,7 @@ from pyvirt.errors import InvalidArgument, UnsupportedConfig, XMLError
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "domain"
 MINIMAL = (DATA / "minimal.xml").read_text()
-NAME_CHARS = string.ascii_letters + string.digits + "_.+:-"
+NAME_CHARS = string.ascii_letters + string.digits + "_.+:-=,"  # '=' and ',': domains' only
 
 
 def test_corpus_is_valid() -> None:
@@ -59,12 +59,19 @@ def test_corpus_is_valid() -> None:
 def test_bad_names(name: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         validate_name(name)
-    assert "letters, digits and '_.+:-'" in info.value.message
+    assert "letters, digits and '_.+:-=,'" in info.value.message
 
 
-@pytest.mark.parametrize("name", ["a", "web01", "Debian-12.5", "db_primary+1", "ns:vm", "x" * 200])
+@pytest.mark.parametrize("name", ["a", "web01", "Debian-12.5", "db_primary+1", "ns:vm", "x" * 200, "a=b,c"])
 def test_good_names(name: str) -> None:
     validate_name(name)
+
+
+@pytest.mark.parametrize("what", ["network", "template"])
+def test_equals_and_comma_are_for_domain_names_only(what: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        validate_name("a=b,c", what)
+    assert f"invalid {what} name 'a=b,c'" in info.value.message and "'_.+:-'" in info.value.message
 
 
 @given(st.text(alphabet=NAME_CHARS, min_size=1, max_size=200))
@@ -83,7 +90,7 @@ def test_name_property_accepted_names_are_safe_file_names(name: str) -> None:
         validate_name(name)
     except InvalidArgument:
         return
-    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+:-]*", name)
+    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+:=,-]*", name)
     assert "/" not in name and ".." not in name and not name.startswith(".")
 
 

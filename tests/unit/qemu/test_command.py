@@ -198,3 +198,15 @@ def test_memory_is_rounded_up_to_whole_mib_as_libvirt_aligns_it(kib: int, emitte
     dom.memory_kib = kib
     argv = build_argv(dom, runtime_context(dom))
     assert argv[argv.index("-m") + 1] == f"size={emitted}"
+
+
+def test_a_domain_name_with_commas_is_escaped_where_qemu_splits_options() -> None:
+    """'a=b,c': libvirt's name rule allows it, and QEMU reads ',,' as one comma in its options."""
+    argv = argv_for("qemu/name-with-comma")
+    assert argv[argv.index("-name") + 1] == "guest=a=b,,c,debug-threads=on"
+    chardevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-chardev"]
+    assert any("path=/run/pyvirt/qemu/a=b,,c.channels/org.qemu.guest_agent.0" in c for c in chardevs), (
+        chardevs
+    )
+    assert any("path=/var/log/a,,b-serial.log" in c for c in chardevs), chardevs
+    assert argv[argv.index("-vnc") + 1].startswith("unix:/run/pyvirt/qemu/a=b,,c.channels/vnc.sock")
