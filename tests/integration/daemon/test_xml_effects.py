@@ -1,7 +1,8 @@
 """XML features that reach QEMU and the guest, seen from inside a real guest under TCG: the balloon
 target of ``<currentMemory>``, firmware chosen from QEMU's descriptors for ``firmware='efi'``, and devices
 (watchdog, USB port, PCIe root port) on the addresses the XML gives them; the watchdog, armed by the
-guest and never fed, fires: libvirt's watchdog event, the domain paused for it."""
+guest and never fed, fires: libvirt's watchdog event (also as ``event --event watchdog`` shows it alone),
+the domain paused for it."""
 
 from __future__ import annotations
 
@@ -124,20 +125,40 @@ def test_devices_sit_where_the_xml_puts_them(daemon: Daemon, tmp_path: Path) -> 
     assert "usb-tablet,id=input0,bus=usb.0,port=2" in log and "-watchdog-action pause" in log
     # The guest arms the i6300ESB and never feeds it (it has no driver for it: through sysfs and
     # /dev/mem): QEMU's WATCHDOG is libvirt's watchdog event, and the domain is paused for it.
+    # A second watcher, of watchdog events only (virsh event --event watchdog), started first.
+    only = watch(daemon, "--event", "watchdog", "--domain", "dev1")
     watcher = watch(daemon, "--all", "--domain", "dev1")
     try:
         listening(daemon, watcher, "dev1", tmp_path)
         console.run(ARM_I6300ESB.format(dev="/sys/bus/pci/devices/0000:00:09.0"))
         seen = read_until(watcher, b"Suspended Watchdog\n").decode()
+        fired = seen[seen.index("event 'watchdog'") :].splitlines()
+        assert fired == [
+            "event 'watchdog' for domain 'dev1': pause",
+            "event 'lifecycle' for domain 'dev1': Suspended Watchdog",
+        ], seen
+        assert daemon.cli("domstate", "dev1", "--reason").ok().out.strip() == "paused (watchdog)"
+        # Should the watchdog-only watcher have subscribed after the first firing, the guest arms the
+        # watchdog again until it has seen one.
+        printed = read_until(only, b"\n", bound=20, settle=True)
+        for _ in range(3):
+            if printed:
+                break
+            daemon.cli("resume", "dev1").ok()
+            console.run(ARM_I6300ESB.format(dev="/sys/bus/pci/devices/0000:00:09.0"))
+            read_until(watcher, b"Suspended Watchdog\n")
+            printed = read_until(only, b"\n", bound=20, settle=True)
     finally:
-        watcher.send_signal(signal.SIGINT)
-        watcher.wait()
-    fired = seen[seen.index("event 'watchdog'") :].splitlines()
-    assert fired == [
-        "event 'watchdog' for domain 'dev1': pause",
-        "event 'lifecycle' for domain 'dev1': Suspended Watchdog",
-    ], seen
-    assert daemon.cli("domstate", "dev1", "--reason").ok().out.strip() == "paused (watchdog)"
+        for proc in (watcher, only):
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+    assert only.stdout is not None
+    printed += only.stdout.read()
+    # the action and the domain, and no lifecycle line: only what --event watchdog asks for
+    lines = printed.decode().splitlines()
+    events = [line for line in lines if line.startswith("event ")]
+    assert events and set(events) == {"event 'watchdog' for domain 'dev1': pause"}, lines
+    assert f"events received: {len(events)}" in lines, lines
     daemon.cli("resume", "dev1").ok()
     console.close()
     daemon.cli("destroy", "dev1").ok()
