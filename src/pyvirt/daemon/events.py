@@ -6,7 +6,9 @@ What is published, by kind (``name`` is the object's; a volume's is ``POOL/VOLUM
 - ``domain``: defined, undefined, started, stopped, suspended, resumed, shutdown, rebooted, crashed;
   device-added and device-removed (detail: the device's alias), tray-change (detail: the device's alias
   and ``opened`` or ``closed``), rtc-change (detail: the guest RTC's offset from its start, seconds),
-  watchdog (detail: QEMU's action: none, pause, reset, poweroff, shutdown, debug or inject-nmi)
+  watchdog (detail: QEMU's action: none, pause, reset, poweroff, shutdown, debug or inject-nmi),
+  io-error (detail: JSON path, alias, action, reason; a disk's I/O error, or a virtiofs share whose
+  virtiofsd died: :mod:`pyvirt.daemon.virtiofs`)
 - ``network``: defined, undefined, started, stopped
 - ``pool``: defined, undefined, started, stopped, refreshed
 - ``volume``: created, deleted, wiped, resized, uploaded

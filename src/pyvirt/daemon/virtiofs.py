@@ -8,10 +8,16 @@ the domain's log folder. virtiofsd ends when QEMU disconnects; the stop of the d
 start) ends any left (their pids are in the run record, so a later daemon ends them too).
 
 A virtiofsd that dies under the running guest (killed, crashed) leaves the guest a share that answers
-no more; libvirt 9.0 does not watch it. The daemon does: it logs the death (its log and the domain's),
-and ``dominfo`` lists it under ``Messages:`` for the rest of that run; the guest runs on, as with
-libvirt. A share on ``<source socket>`` has a virtiofsd someone else runs: none is started or watched,
-and the start is refused by name when no socket is there.
+no more; libvirt 9.0 does not watch it (and QEMU says nothing of it), so libvirt has no event for it.
+The daemon does: it logs the death (its log and the domain's), ``dominfo`` lists it under
+``Messages:`` for the rest of that run, and the event bus gets the nearest of libvirt's events, an
+``io-error`` of the share (path: its source folder, alias: its device's, action ``report``: the guest
+runs on and its requests fail; reason ``virtiofsd killed by signal N`` or ``virtiofsd exit status
+N``, which ``event --event io-error-reason`` prints). The guest runs on, as with libvirt. One found
+dead when a restarted daemon looks again gets its message, not an event.
+
+A share on ``<source socket>`` has a virtiofsd someone else runs: none is started or watched, and
+the start is refused by name when no socket is there.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import signal
@@ -141,13 +148,25 @@ async def start(
         finally:
             sock.close()
         record.virtiofsd.append(proc.pid)
-        _watch(reg, obj, obj.generation + 1, proc, f"virtiofsd of filesystem '{fs.target}' ({alias})")
+        _watch(
+            reg,
+            obj,
+            obj.generation + 1,
+            proc,
+            f"virtiofsd of filesystem '{fs.target}' ({alias})",
+            (fs.source, alias),
+        )
         sockets[index] = str(path)
     return sockets
 
 
 def _watch(
-    reg: DomainRegistry, obj: DomainObject, generation: int, proc: subprocess.Popen[bytes], what: str
+    reg: DomainRegistry,
+    obj: DomainObject,
+    generation: int,
+    proc: subprocess.Popen[bytes],
+    what: str,
+    share: tuple[str, str],
 ) -> None:
     """Reap a virtiofsd when it exits; one that dies under the running guest is reported."""
     loop = asyncio.get_running_loop()
@@ -155,7 +174,9 @@ def _watch(
     def exited() -> None:
         status = proc.wait()
         how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
-        task = loop.create_task(_on_exit(reg, obj, generation, proc.pid, f"{what} exited ({how})"))
+        task = loop.create_task(
+            _on_exit(reg, obj, generation, proc.pid, f"{what} exited ({how})", share, how)
+        )
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)
 
@@ -171,17 +192,41 @@ def rewatch(reg: DomainRegistry, obj: DomainObject, record: RunRecord) -> None:
     loop = asyncio.get_running_loop()
     generation = obj.generation
 
-    def report(pid: int, how: str) -> None:
-        task = loop.create_task(_on_exit(reg, obj, generation, pid, f"virtiofsd (pid {pid}) {how}"))
+    def report(pid: int, how: str, share: tuple[str, str] | None) -> None:
+        what = f"virtiofsd (pid {pid}) {how}"
+        task = loop.create_task(_on_exit(reg, obj, generation, pid, what, share, how))
         _tasks.add(task)
         task.add_done_callback(_tasks.discard)
 
     for pid in list(record.virtiofsd):
-        if not (_is_virtiofsd(pid) and watch_exit(pid, functools.partial(report, pid, "exited"))):
-            report(pid, "exited while the daemon was away")
+        share = _share_of(obj, pid)
+        if not (_is_virtiofsd(pid) and watch_exit(pid, functools.partial(report, pid, "exited", share))):
+            report(pid, "exited while the daemon was away", None)
 
 
-async def _on_exit(reg: DomainRegistry, obj: DomainObject, generation: int, pid: int, what: str) -> None:
+def _share_of(obj: DomainObject, pid: int) -> tuple[str, str] | None:
+    """(source, alias) of the share virtiofsd ``pid`` serves, read from its command line."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    options = argv[argv.index("-o") + 1] if "-o" in argv[:-1] else ""  # source=SOURCE first (daemon_argv)
+    for index, fs in shares(obj.live) if obj.live is not None else []:
+        source = "source=" + fs.source.replace(",", ",,")
+        if options == source or options.startswith(source + ","):
+            return fs.source, fs.alias or f"fs{index}"
+    return None
+
+
+async def _on_exit(
+    reg: DomainRegistry,
+    obj: DomainObject,
+    generation: int,
+    pid: int,
+    what: str,
+    share: tuple[str, str] | None,
+    how: str,
+) -> None:
     async with obj.lock:
         qemu = obj.proc
         if obj.generation != generation or qemu is None or not qemu.alive() or obj.stop_reason is not None:
@@ -193,6 +238,10 @@ async def _on_exit(reg: DomainRegistry, obj: DomainObject, generation: int, pid:
             qemu.record.virtiofsd.remove(pid)
         qemu.record.messages.append(what)
         reg.save_run_state(obj)
+        if share is not None:  # libvirt has no event for it: the nearest, an I/O error the guest sees
+            source, alias = share
+            detail = {"path": source, "alias": alias, "action": "report", "reason": f"virtiofsd {how}"}
+            reg.events.publish("domain", obj.name, "io-error", json.dumps(detail))
 
 
 def _is_virtiofsd(pid: int) -> bool:

@@ -2,8 +2,8 @@
 starts a virtiofsd per share on a socket of its own (logged in the domain's log folder), the guest
 mounts the tag, reads what the host put in the shared folder and writes what the host then sees; the
 virtiofsds end with the domain. A share on ``<source socket>`` has QEMU connect to a virtiofsd the test
-runs; a virtiofsd killed under the guest is reported (log, dominfo). A definition without shared memory
-is refused by name."""
+runs; a virtiofsd killed under the guest is reported (log, dominfo, an io-error event). A definition
+without shared memory is refused by name."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.daemon import Console, Daemon
+from tests.support.events import listening, read_until, watch
 from tests.support.guest import domain_xml, guest_artifacts
 
 VIRTIOFSD = "/usr/lib/qemu/virtiofsd"
@@ -197,7 +198,18 @@ def test_a_socket_share_and_a_virtiofsd_dying(module_daemon: Daemon, tmp_path: P
         domain_log = daemon.root / "var/log/pyvirt/qemu/vfs2.log"
         assert f"socket,id=chr-vu-fs2,path={socket}" in domain_log.read_text()
 
-        os.kill(pids[0], signal.SIGKILL)
+        # On the event bus: libvirt's nearest event, an I/O error of the share the guest sees
+        watcher = watch(daemon, "--all", "--domain", "vfs2")
+        try:
+            listening(daemon, watcher, "vfs2", tmp_path)
+            os.kill(pids[0], signal.SIGKILL)
+            seen = read_until(watcher, b"due to virtiofsd killed by signal 9\n").decode()
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            watcher.wait()
+        head = f"for domain 'vfs2': {share} (fs0) report"
+        assert f"event 'io-error' {head}\n" in seen, seen
+        assert f"event 'io-error-reason' {head} due to virtiofsd killed by signal 9\n" in seen, seen
         expected = "virtiofsd of filesystem 'mine' (fs0) exited (killed by signal 9)"
         deadline = time.monotonic() + 60
         while expected not in daemon.cli("dominfo", "vfs2").ok().out and time.monotonic() < deadline:
@@ -206,7 +218,15 @@ def test_a_socket_share_and_a_virtiofsd_dying(module_daemon: Daemon, tmp_path: P
         assert expected in domain_log.read_text() and daemon.state("vfs2") == "paused"
         # A later daemon (which re-adopts the domain) watches the virtiofsds left
         daemon.restart()
-        os.kill(pids[1], signal.SIGKILL)
+        watcher = watch(daemon, "--all", "--domain", "vfs2")
+        try:
+            listening(daemon, watcher, "vfs2", tmp_path)
+            os.kill(pids[1], signal.SIGKILL)  # its share found again from its command line
+            seen = read_until(watcher, b"event 'io-error-reason'").decode()
+        finally:
+            watcher.send_signal(signal.SIGINT)
+            watcher.wait()
+        assert f"event 'io-error' for domain 'vfs2': {share2} (fs1) report\n" in seen, seen
         again = f"virtiofsd (pid {pids[1]}) exited"
         while again not in daemon.cli("dominfo", "vfs2").ok().out and time.monotonic() < deadline + 60:
             time.sleep(0.2)
