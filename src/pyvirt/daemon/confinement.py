@@ -14,7 +14,7 @@ import logging
 import os
 from pathlib import Path
 
-from pyvirt.conf import backing_chain
+from pyvirt.conf import backing_chain, smartcard
 from pyvirt.conf.domain import DiskConfig, Domain
 from pyvirt.daemon import chardev_sockets
 from pyvirt.errors import OperationFailed
@@ -255,6 +255,9 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
             continue
         ownership.check_traversable(share.source, handover.ident, "filesystem source")
         handover.access[share.source] = "dir"
+    for card in dom.devices.smartcards:  # an emulated card: libcacard reads its NSS database at start
+        if card.mode != "passthrough":
+            _nss_database(handover, smartcard.database(card))
     # the character devices of an EGD RNG backend and of a socket USB redirection, as a serial's
     others = [r.egd for r in dom.devices.rngs if r.egd] + [
         r.source for r in dom.devices.redirdevs if r.source
@@ -291,6 +294,16 @@ def _hand_over(handover: Handover, dom: Domain, disk_paths: dict[int, str], chan
             handover.writable(path, f"{dev.kind} socket")
         else:
             ownership.check_traversable(path, handover.ident, f"{dev.kind} socket")
+
+
+def _nss_database(handover: Handover, path: str) -> None:
+    """An emulated smartcard's NSS database (a directory QEMU only reads: cert9.db, key4.db...), its
+    files made readable by QEMU's user for as long as the domain runs."""
+    ownership.check_traversable(path, handover.ident, "smartcard NSS database")
+    handover.access[path] = "rodir"
+    for name in sorted(os.listdir(path)):
+        if os.path.isfile(file := os.path.join(path, name)):
+            handover.readable(file, "smartcard NSS database file")
 
 
 def _image_files(path: str, fmt: str, disk: DiskConfig | None = None) -> tuple[list[str], list[str]]:
