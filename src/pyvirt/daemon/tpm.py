@@ -117,6 +117,12 @@ def _pipes(passphrase: bytes | None, count: int) -> Iterator[list[int]]:
 def _start_blocking(
     reg: DomainRegistry, dom: Domain, paths: swtpm.Paths, record: RunRecord, incoming: bool
 ) -> subprocess.Popen[bytes]:
+    for path in (paths.socket, paths.log, paths.pidfile, paths.state):
+        if "," in str(path):  # swtpm splits its options on ',' and has no escape for one (checked)
+            raise UnsupportedConfig(
+                f"unsupported configuration: the TPM emulator of domain '{dom.name}': swtpm cannot be "
+                f"given the path '{path}', which has a ',' (from the domain's name)"
+            )
     credentials = record.credentials
     tpm = dom.devices.tpm
     assert tpm is not None and tpm.version is not None
