@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from pyvirt.conf.domain import InterfaceConfig
 from pyvirt.daemon import nics
-from pyvirt.errors import InvalidState, OperationFailed
+from pyvirt.errors import InvalidState, OperationFailed, PyvirtError
 from tests.support.fakeqmp import DOMAIN_XML, Bench, FakeQemu, run_bench
 
 
@@ -100,3 +101,56 @@ def test_nics_with_user_aliases_hotplug_and_unplug_with_their_own_netdevs(
         assert b.record("d1")["netdevs"] == {"net1": "hostnet1", "net2": "hostnet2"}
 
     run_bench(root, body)
+
+
+def test_a_vhostuser_nic_plugs_its_socket_as_a_chardev_and_unplugs_it(
+    root: Path, errors: list[logging.LogRecord]
+) -> None:
+    """vhostuser, live: chardev-add of the socket (QEMU the client), its vhost-user netdev on it, the
+    device; once the guest releases it, the netdev and then the chardev go. Mode server is refused
+    before QEMU is asked anything."""
+    import socket
+
+    def script(qemu: FakeQemu) -> None:
+        async def ok(args: dict[str, object]) -> object:
+            return {}
+
+        qemu.handle("chardev-add", ok)
+        qemu.handle("chardev-remove", ok)
+
+    async def body(b: Bench) -> None:
+        await b.define("d1")
+        await b.reg.start("d1")
+        qemu = b.host["d1"]
+        path = root / "vhu.sock"
+        backend = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        backend.bind(str(path))
+        backend.listen(4)  # the daemon's probe only connects
+        spec = {"type": "vhostuser", "socket": {"path": str(path), "mode": "server"}, "model": "virtio"}
+        server = InterfaceConfig(**spec)  # type: ignore[arg-type]
+        with pytest.raises(PyvirtError, match="in mode 'server'"):
+            await nics.attach_nic(b.reg, "d1", server, live=True, config=False)
+        assert not any(name == "chardev-add" for name, _ in qemu.commands)
+        client = InterfaceConfig(**{**spec, "socket": {"path": str(path), "mode": "client"}})  # type: ignore[arg-type]
+        added = await nics.attach_nic(b.reg, "d1", client, live=True, config=False)
+        plugged = [(name, args) for name, args in qemu.commands if name in ("chardev-add", "netdev_add")]
+        assert plugged == [
+            (
+                "chardev-add",
+                {
+                    "id": "charnet1",
+                    "backend": {
+                        "type": "socket",
+                        "data": {"addr": {"type": "unix", "data": {"path": str(path)}}, "server": False},
+                    },
+                },
+            ),
+            ("netdev_add", {"type": "vhost-user", "id": "hostnet1", "chardev": "charnet1"}),
+        ]
+        await nics.detach_interface(b.reg, "d1", added["mac"], live=True, config=False)
+        names = [name for name, _ in qemu.commands]
+        assert names[-2:] == ["netdev_del", "chardev-remove"], names
+        assert ("chardev-remove", {"id": "charnet1"}) in qemu.commands
+        backend.close()
+
+    run_bench(root, body, script)
