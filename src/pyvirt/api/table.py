@@ -189,6 +189,31 @@ ACTIONS: tuple[Action, ...] = (
         errors=("operation-failed",),
     ),
     Action(
+        "nodedev.list",
+        "GET",
+        "/v1/nodedevs",
+        "nodedev-list: the host's node devices (PCI, USB, net, storage, SCSI, mdev) as libvirt's udev "
+        "backend names them; cap: a comma-separated list of capabilities to match",
+        response="NodedevList",
+        query={"cap": "str"},
+    ),
+    Action(
+        "nodedev.info",
+        "GET",
+        "/v1/nodedevs/{device}",
+        "nodedev-info: a node device's name, parent and state",
+        response="NodedevInfo",
+        errors=("not-found",),
+    ),
+    Action(
+        "nodedev.dumpxml",
+        "GET",
+        "/v1/nodedevs/{device}/xml",
+        "nodedev-dumpxml: a node device's XML as libvirt 9.0 writes it",
+        response="XmlDocument",
+        errors=("not-found",),
+    ),
+    Action(
         "nodedev.detach",
         "POST",
         "/v1/nodedevs/{device}/detach",

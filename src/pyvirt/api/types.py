@@ -313,6 +313,20 @@ class LinkStateRequest(TypedDict):
     config: NotRequired[bool]
 
 
+class NodedevInfo(TypedDict):
+    """A host's node device as nodedev-list and nodedev-info show it (pyvirt.qemu.node_devices)."""
+
+    name: str  # libvirt's name: pci_0000_00_1f_2, net_eth0_MAC, block_sda_SERIAL, computer...
+    parent: str  # "" for computer
+    caps: list[str]  # the capabilities nodedev-list --cap matches (pci, net, storage, mdev_types...)
+    active: bool
+    persistent: bool
+    autostart: bool
+
+
+NodedevList = list[NodedevInfo]
+
+
 class NodedevDetachRequest(TypedDict):
     """nodedev-detach: ``driver`` is virsh's --driver (the assignment backend: ``vfio``, the one there is)."""
 

@@ -141,6 +141,18 @@ class Connection:
         """nodememstats (KiB): total, free, buffers, cached; a NUMA cell's total and free."""
         return dict(self.call("host.memstats", query={"cell": None if cell is None else str(cell)}))
 
+    def nodedev_list(self, cap: str | None = None) -> list[types.NodedevInfo]:
+        """nodedev-list: the host's node devices, those with one of ``cap``'s capabilities."""
+        devices: list[types.NodedevInfo] = self.call("nodedev.list", query={"cap": cap} if cap else None)
+        return devices
+
+    def nodedev_info(self, device: str) -> types.NodedevInfo:
+        info: types.NodedevInfo = self.call("nodedev.info", {"device": device})
+        return info
+
+    def nodedev_dumpxml(self, device: str) -> str:
+        return str(self.call("nodedev.dumpxml", {"device": device})["xml"])
+
     def nodedev_detach(self, device: str, driver: str | None = None) -> None:
         """nodedev-detach: host PCI device ``device`` (``pci_0000_06_12_5``) onto vfio-pci."""
         self.call("nodedev.detach", {"device": device}, {"driver": driver} if driver else {})

@@ -237,6 +237,9 @@ async def serve(
     from pyvirt.daemon.nodedevs import NodedevAPI
 
     extras.append(NodedevAPI())
+    from pyvirt.daemon.nodedev_info import NodedevInfoAPI
+
+    extras.append(NodedevInfoAPI())
     from pyvirt.daemon.secrets import SecretAPI
 
     extras.append(SecretAPI(layout.secret_dir, events))

@@ -160,6 +160,9 @@ def _walk(w: Walk, d: Daemon, tmp_path: Path) -> None:
         w.fails(
             action, "not-found", {"device": "pci_0000_fe_1f_7"}, {} if action == "nodedev.detach" else None
         )
+    assert [d["name"] for d in w.call("nodedev.list", query={"cap": "system"})] == ["computer"]
+    assert w.call("nodedev.info", {"device": "computer"})["persistent"] is True
+    assert "<capability type='system'>" in w.call("nodedev.dumpxml", {"device": "computer"})["xml"]
     w.stream("host.events")
 
     # Storage: volumes for the guest's disk and the clone's source.
