@@ -237,6 +237,11 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
             from pyvirt.daemon import disk_secrets
 
             steps.append(await disk_secrets.plug_secret(reg, obj, disk, prefixes[0]))
+        if disk.net is not None and (disk.net.auth is not None or disk.net.cookies):  # as at start
+            from pyvirt.daemon import disk_secrets
+
+            values = disk_secrets.source_values(reg, disk.net, prefixes[0])
+            steps.append(await disk_secrets.plug_values(reg, obj, values))
         if disk.backing_given is not None and any(layer.remote for layer in disk.backing or []):
             steps.append(await _plug_servers(reg, obj, disk, prefixes))
         for args in disk_nodes(disk, prefixes, layers):
@@ -338,6 +343,8 @@ async def unplug_nodes(
         from pyvirt.daemon.disk_secrets import drop_secret
 
         await drop_secret(monitor, prefixes[0])
+    if disk.net is not None and (disk.net.auth is not None or disk.net.cookies) and prefixes:
+        await _drop_server_objects(monitor, prefixes[:1])  # its password's and cookies' secret objects
     if any(layer.remote is not None for layer in disk.backing or []) and prefixes:  # their objects
         from pyvirt.conf.backing_chain import remotes
 

@@ -134,11 +134,6 @@ def disk_nodes(disk: DiskConfig, prefixes: list[str], layers: list[tuple[str, st
             f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with copy_on_read or "
             "<transient/> (set up at start only)"
         )
-    if disk.net is not None and (disk.net.auth is not None or disk.net.cookies):
-        raise UnsupportedConfig(
-            f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with credentials or "
-            "cookies (their secret objects are given at start only)"
-        )
     out: list[dict[str, Any]] = []
     below: str | None = None
     for depth in range(len(layers) - 1, -1, -1):

@@ -2,7 +2,8 @@
 booted once for the module, whose every iSCSI connection is QEMU's libiscsi (Debian's qemu-block-extra):
 
 - ``<disk type='network' protocol='iscsi'>`` without credentials and with ``<auth>`` CHAP, read and
-  written by the guest (virtio-blk), the writes seen in the target's backing files;
+  written by the guest (virtio-blk), the writes seen in the target's backing files; one with CHAP
+  hot-plugged and unplugged, its secret object with it;
 - ``<hostdev type='scsi'><source protocol='iscsi'>`` with CHAP, QEMU's scsi-generic on the LUN: the
   guest's SCSI bus shows the target's LUN (its INQUIRY product id), read and written through it;
 - ``<nvram type='network'>`` on an iSCSI LUN with CHAP: OVMF boots the guest with its variable store on
@@ -14,6 +15,7 @@ A wrong CHAP secret, or none where the target asks for one, fails the start with
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -46,7 +48,7 @@ def lab() -> Iterator[Lab]:
     scratch = Path(tempfile.mkdtemp(prefix="pvt-iscsi-", dir="/tmp"))
     try:
         files = {}
-        for name in ("plain", "chap", "lun"):
+        for name in ("plain", "chap", "lun", "hot"):
             files[name] = scratch / f"{name}.raw"
             files[name].write_bytes(f"pyvirt-iscsi-{name}".encode().ljust(SIZE, b"\0"))
         files["vars"] = scratch / "vars.fd"
@@ -57,6 +59,7 @@ def lab() -> Iterator[Lab]:
                 "chap": tgt.add("chap", files["chap"], chap=CHAP),
                 "lun": tgt.add("lun", files["lun"], chap=CHAP, product=PRODUCT),
                 "vars": tgt.add("vars", files["vars"], chap=CHAP),
+                "hot": tgt.add("hot", files["hot"], chap=CHAP),
             }
             yield Lab(tgt, files, iqns)
     finally:
@@ -107,6 +110,7 @@ def guest(module_daemon: Daemon, lab: Lab) -> Iterator[Console]:
     )
     hostdev = f"<hostdev mode='subsystem' type='scsi'>{source(lab, 'lun')}</hostdev>"
     controller = "<controller type='scsi' index='0' model='virtio-scsi'/>"
+    controller += "<controller type='pci' index='1' model='pcie-root-port'/>"  # for the hot-plug
     define(
         daemon,
         lab.tgt.scratch,
@@ -150,6 +154,35 @@ def test_uefi_variables_on_iscsi_with_chap(guest: Console, lab: Lab) -> None:
     """The firmware booted the guest with its variable store on the target, and wrote to it."""
     assert guest.run("test -d /sys/firmware/efi && echo uefi") == "uefi"
     assert lab.files["vars"].read_bytes() != (OVMF / "OVMF_VARS_4M.fd").read_bytes()
+
+
+def secret_objects(daemon: Daemon, name: str) -> set[str]:
+    query = '{"execute":"qom-list","arguments":{"path":"/objects"}}'
+    listed = json.loads(daemon.cli("qemu-monitor-command", name, query).ok().out)["return"]
+    return {o["name"] for o in listed if o["type"] == "child<secret>" and o["name"] != "masterKey0"}
+
+
+def test_a_disk_on_iscsi_with_chap_plugged_and_unplugged(
+    module_daemon: Daemon, guest: Console, lab: Lab
+) -> None:
+    """Its password reaches the running QEMU as at start (a secret object under the master key), and
+    goes with the disk."""
+    daemon = module_daemon
+    before = secret_objects(daemon, "isc1")
+    assert len(before) == 3  # the CHAP disk's, the hostdev's and the NVRAM's, from the start
+    path = lab.tgt.scratch / "hot-disk.xml"
+    path.write_text(
+        f"<disk type='network' device='disk'><driver name='qemu' type='raw'/>{source(lab, 'hot')}"
+        "<target dev='vdd' bus='virtio'/><serial>hot</serial></disk>"
+    )
+    daemon.cli("attach-device", "isc1", str(path), "--live").ok()
+    added = secret_objects(daemon, "isc1") - before
+    assert len(added) == 1 and next(iter(added)).endswith("-storage-auth-secret0"), (before, added)
+    dev = "/dev/" + guest.virtio_disk("hot")
+    assert guest.run(f"head -c 16 {dev}; echo") == "pyvirt-iscsi-hot"
+    daemon.cli("detach-device", "isc1", str(path), "--live").ok()
+    guest.virtio_disk("hot", present=False)
+    assert secret_objects(daemon, "isc1") == before
 
 
 @pytest.mark.parametrize(("usage", "value"), [("pyvirt-wrong", "not-the-secret"), (None, "")])
