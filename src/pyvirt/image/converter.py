@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 CHUNK = 2 << 20
 PAGE = 4096
+FICLONERANGE = 0x4020940D  # linux/fs.h: _IOW(0x94, 13, struct file_clone_range)
 READ_AHEAD = 4
 WRITE_BEHIND = 4
 READERS = 2
@@ -474,16 +475,20 @@ def _copy(
 
 
 class _Offload:
-    """Copies data lying in a source file without bringing it into user space: the chunk is mapped
-    (no copy) to find its zero granules, and the kernel copies the rest file to file
-    (``copy_file_range``: a reflink where the file system shares extents, else one in-kernel copy
-    instead of a read and a write). Falls back for good on the first refusal (EXDEV, ENOSYS...)."""
+    """Shares data lying in a source file with the output where the file system can (a reflink,
+    ``FICLONERANGE``): the chunk is mapped (no copy) to find its zero granules, and the rest is
+    cloned file to file. Where the file system refuses clones (ext4, tmpfs, another file system),
+    the run is copied by ``copy_file_range`` and the rest of the source is read instead: the kernel's
+    file-to-file copy runs on one thread a page at a time, while two workers reading and writing
+    2 MiB chunks keep both cores busy (on ext4, 0.45 s a GiB against 0.35 s)."""
 
     def __init__(self, d: Image, writer: Pool, granule: int, must_zero: bool) -> None:
         self.d, self.writer, self.granule, self.must_zero = d, writer, granule, must_zero
         self.enabled = hasattr(os, "copy_file_range") and d.fd >= 0 and not d.encrypted
         self.jobs: deque[Job[None]] = deque()
         self.sizes: dict[int, int] = {}
+        self.clones = True  # until the file system refuses one
+        self.tried = False  # a clone has been tried: until then, each chunk waits for the answer
 
     def take(self, pos: int, n: int, fd: int, host: int) -> bool:
         """Copy guest ``[pos, pos+n)`` from ``fd`` at ``host``; False if it must be read instead
@@ -505,7 +510,7 @@ class _Offload:
                 self.d.write(at, data)
                 return
             for gpos, h, m in runs:
-                self.jobs.append(self.writer.submit(_copy_range, fd, host + gpos - pos, self.d.fd, h, m))
+                self.jobs.append(self.writer.submit(self._move, fd, host + gpos - pos, h, m))
 
         try:
             _write_nonzero(self.d, pos, view, n, self.granule, self.must_zero, sink)
@@ -514,9 +519,29 @@ class _Offload:
                 view.close()
             except BufferError:  # a view of it is still referenced: the collector unmaps it
                 pass
+        if not self.tried:
+            self.finish()
         while len(self.jobs) > 2 * WRITE_BEHIND:
             self.jobs.popleft().result()
         return True
+
+    def _move(self, src: int, src_off: int, dst_off: int, n: int) -> None:
+        """On the writer thread: clone the run, or copy it (then stop offloading, see the class)."""
+        self.tried = True
+        if self.clones:
+            import errno
+            from fcntl import ioctl
+            from struct import pack
+
+            try:
+                ioctl(self.d.fd, FICLONERANGE, pack("=qQQQ", src, src_off, n, dst_off))
+                return
+            except OSError as err:
+                # EINVAL: a range not aligned to the file system's blocks (a clone may still work
+                # for the next); anything else (EOPNOTSUPP, EXDEV ...): no clones here.
+                if err.errno != errno.EINVAL or not (src_off | dst_off | n) % PAGE:
+                    self.clones = self.enabled = False
+        _copy_range(src, src_off, self.d.fd, dst_off, n)
 
     def finish(self) -> None:
         while self.jobs:

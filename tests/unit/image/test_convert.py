@@ -168,6 +168,59 @@ def test_file_data_copied_by_the_kernel(
     assert calls
 
 
+@pytest.mark.parametrize("clones", [True, False])
+def test_file_data_cloned_where_the_file_system_shares_extents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clones: bool
+) -> None:
+    """Where the file system clones (``FICLONERANGE``; faked here by a copy), every data run of the
+    source is cloned; where it refuses (ext4: EOPNOTSUPP), the first run is copied by the kernel and
+    the rest read and written by the workers. Same bytes, zero granules left as holes, either way."""
+    import errno
+    import fcntl
+    import os
+    import struct
+
+    from pyvirt.image import converter
+
+    clone_calls: list[int] = []
+    copies: list[int] = []
+    real_copy = os.copy_file_range
+
+    def ioctl(fd: int, request: int, arg: bytes) -> int:
+        assert request == converter.FICLONERANGE
+        src, src_off, n, dst_off = struct.unpack("=qQQQ", arg)
+        clone_calls.append(n)
+        if not clones:
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+        assert real_copy(src, fd, n, src_off, dst_off) == n
+        return 0
+
+    def copy_file_range(src: int, dst: int, n: int, src_off: int, dst_off: int) -> int:
+        copies.append(n)
+        return real_copy(src, dst, n, src_off, dst_off)
+
+    monkeypatch.setattr(fcntl, "ioctl", ioctl)
+    monkeypatch.setattr(os, "copy_file_range", copy_file_range)
+    rnd = random.Random(7)
+    data = rnd.randbytes(3 << 20) + bytes(2 << 20) + rnd.randbytes(3 << 20)
+    src = tmp_path / "src.raw"
+    src.write_bytes(data)
+    for fmt in ("raw", "qcow2"):
+        clone_calls.clear()
+        copies.clear()
+        out = tmp_path / f"o.{fmt}"
+        convert(str(src), str(out), fmt)
+        back = tmp_path / "b.raw"
+        convert(str(out), str(back), "raw", share_extents=False)
+        assert back.read_bytes() == data
+        if fmt == "raw":
+            assert os.stat(out).st_blocks * 512 <= len(data) - (2 << 20)
+        if clones:
+            assert sum(clone_calls) == 6 << 20 and not copies
+        else:
+            assert clone_calls == copies == [2 << 20]  # the first chunk
+
+
 @pytest.mark.parametrize("fmt", ["vpc", "vdi", "compressed qcow2"])
 def test_chunks_read_by_the_workers_into_raw(tmp_path: Path, fmt: str) -> None:
     """Data that is not copied file to file (vpc and vdi blocks at sector offsets, compressed
