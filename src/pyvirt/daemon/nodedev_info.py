@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.conf.nodedev_xml import device_info, device_xml
 from pyvirt.errors import InvalidArgument, NotFound
-from pyvirt.qemu.node_devices import CAP_NAMES, NodeDevice, NodeDevices
+from pyvirt.qemu.node_devices import CAP_NAMES, NodeDevice, NodeDevices, ScsiHostCap
 
 if TYPE_CHECKING:
     from pyvirt.daemon.http import Request
@@ -37,10 +37,18 @@ def _info(device: NodeDevice) -> dict[str, Any]:
 
 
 def find(devices: NodeDevices, name: str) -> NodeDevice:
-    device = devices.find(name)
-    if device is None:
+    """The device named ``name``, or (virsh's other form) the SCSI host of a ``WWNN,WWPN`` pair."""
+    if "," in name:
+        wwnn, _, wwpn = name.partition(",")
+        for device in devices.devices():
+            cap = device.cap
+            if isinstance(cap, ScsiHostCap) and cap.fc_host is not None and cap.fc_host[:2] == (wwnn, wwpn):
+                return device
+        raise NotFound(f"Node device not found: no node device with matching wwnn '{wwnn}' and wwpn '{wwpn}'")
+    found = devices.find(name)
+    if found is None:
         raise NotFound(f"Node device not found: no node device with matching name '{name}'")
-    return device
+    return found
 
 
 class NodedevInfoAPI:

@@ -14,8 +14,8 @@ from pyvirt.cli.nodedev import CAP_NAMES as CLI_CAP_NAMES
 from pyvirt.cli.nodedev import tree
 from pyvirt.conf.nodedev_xml import device_info, device_xml
 from pyvirt.daemon import nodedevs
-from pyvirt.daemon.nodedev_info import caps_wanted, listing
-from pyvirt.errors import InvalidArgument
+from pyvirt.daemon.nodedev_info import caps_wanted, find, listing
+from pyvirt.errors import InvalidArgument, NotFound
 from pyvirt.qemu.node_devices import CAP_NAMES, NodeDevices, device_name
 from tests.support.fakesysfs import FakeKernel
 
@@ -206,6 +206,19 @@ def host(tmp_path: Path) -> NodeDevices:
     (mdev / "mdev_type").symlink_to(gpu / "mdev_supported_types/i915-GVTg_V5_4")
     (t.sys / "kernel/iommu_groups/12").mkdir(parents=True)
     (mdev / "iommu_group").symlink_to(t.sys / "kernel/iommu_groups/12")
+    # a Fibre Channel HBA's SCSI host, able to make vports
+    t.device("pci0000:00/0000:00:03.0/host5", "scsi", {"DEVTYPE": "scsi_host"})
+    fc = t.sys / "class/fc_host/host5"
+    fc.mkdir(parents=True)
+    for name, value in {
+        "node_name": "0x20000000c9831b4b",
+        "port_name": "0x10000000c9831b4b",
+        "fabric_name": "0x2002000573de9a81",
+        "max_npiv_vports": "127",
+        "npiv_vports_inuse": "2",
+        "vport_create": "",
+    }.items():
+        (fc / name).write_text(value + "\n")
     # the DMI data
     dmi = t.sys / "class/dmi/id"
     dmi.mkdir(parents=True)
@@ -236,6 +249,7 @@ def test_names_and_parents(host: NodeDevices) -> None:
         "pci_0000_01_10_0": "pci_0000_00_1c_0",
         "net_enp1s0_52_54_00_12_34_56": "pci_0000_01_00_0",
         "scsi_host0": "computer",  # its PCI parent (0000:00:1f.2) is not in this tree
+        "scsi_host5": "computer",
         "scsi_target0_0_0": "scsi_host0",
         "scsi_0_0_0_0": "scsi_target0_0_0",
         "block_sda_Samsung_SSD_860_S3Z": "scsi_0_0_0_0",
@@ -373,11 +387,12 @@ def test_listing_by_capability(host: NodeDevices) -> None:
 
     assert names("usb_device") == ["usb_1_1", "usb_usb1"]
     assert names("usb") == ["usb_1_1_1_0"]
-    assert names("scsi_host,scsi_target") == ["scsi_host0", "scsi_target0_0_0"]
+    assert names("scsi_host,scsi_target") == ["scsi_host0", "scsi_host5", "scsi_target0_0_0"]
+    assert names("fc_host") == names("vports") == ["scsi_host5"]
     assert names("mdev_types") == ["pci_0000_00_02_0"]  # a nested capability
     assert names("mdev") == [f"mdev_{UUID.replace('-', '_')}_0000_00_02_0"]
     assert names("system") == ["computer"]
-    assert names(None)[0] == "block_sda_Samsung_SSD_860_S3Z" and len(names(None)) == 15
+    assert names(None)[0] == "block_sda_Samsung_SSD_860_S3Z" and len(names(None)) == 16
     with pytest.raises(InvalidArgument, match="Invalid capability type 'bogus'"):
         caps_wanted("pci,bogus")
     assert set(CAP_NAMES) == CLI_CAP_NAMES
@@ -401,9 +416,10 @@ def test_tree_as_virsh_draws_it(host: NodeDevices) -> None:
         "  |           |\n  |           +- usb_1_1_1_0\n  |             \n"
     ) in drawn
     assert drawn.endswith(
-        "  +- scsi_host0\n      |\n      +- scsi_target0_0_0\n          |\n"
-        "          +- scsi_0_0_0_0\n              |\n"
-        "              +- block_sda_Samsung_SSD_860_S3Z\n                \n"
+        "  +- scsi_host0\n  |   |\n  |   +- scsi_target0_0_0\n  |       |\n"
+        "  |       +- scsi_0_0_0_0\n  |           |\n"
+        "  |           +- block_sda_Samsung_SSD_860_S3Z\n  |             \n"
+        "  +- scsi_host5\n    \n"
     )
     assert tree([("lonely", None)]) == "lonely\n\n"
 
@@ -452,3 +468,20 @@ def test_a_hostdev_written_from_dumpxml(host: NodeDevices) -> None:
     )
     assert isinstance(dev.obj, HostdevConfig)
     assert (dev.obj.vendor, dev.obj.product, dev.obj.source) == (0x046D, 0xC52B, {"bus": 1, "device": 3})
+
+
+def test_fc_host_and_its_wwn_pair(host: NodeDevices) -> None:
+    """An HBA's fc_host and vport_ops capabilities; virsh's WWNN,WWPN form names its SCSI host."""
+    assert _xml(host, "scsi_host5").split("<capability type='scsi_host'>\n")[1] == (
+        "    <host>5</host>\n"
+        "    <capability type='fc_host'>\n      <wwnn>20000000c9831b4b</wwnn>\n"
+        "      <wwpn>10000000c9831b4b</wwpn>\n      <fabric_wwn>2002000573de9a81</fabric_wwn>\n"
+        "    </capability>\n"
+        "    <capability type='vport_ops'>\n      <max_vports>127</max_vports>\n      <vports>2</vports>\n"
+        "    </capability>\n  </capability>\n</device>\n"
+    )
+    assert find(host, "20000000c9831b4b,10000000c9831b4b").name == "scsi_host5"
+    with pytest.raises(NotFound, match="no node device with matching wwnn '1' and wwpn '2'"):
+        find(host, "1,2")
+    with pytest.raises(NotFound, match="no node device with matching name 'scsi_host9'"):
+        find(host, "scsi_host9")
