@@ -571,8 +571,19 @@ class NodeDevices:
         if state == "up" and self._read(syspath / "type") == "1":
             speed = _uint32(self._read(syspath / "speed")) or None
         features = _ethtool_features(ifname) if self.ethtool else []
+        if self._rdma(syspath):
+            features.insert(len([f for f in features if f != "txudptnl"]), "rdma")
         cap = NetCap(ifname, address, state, speed, features, "80211" if devtype == "wlan" else "80203")
         return device_name(subsystem, syspath.name, address), cap
+
+    def _rdma(self, syspath: Path) -> bool:
+        """An RDMA device shares the interface's PCI device (the same ``resource`` table: libvirt's
+        test)."""
+        resource = self._read(syspath / "device/resource")
+        ib = self.sys / "class/infiniband"
+        if resource is None or not ib.is_dir():
+            return False
+        return any(self._read(ib / name / "device/resource") == resource for name in sorted(os.listdir(ib)))
 
     def _scsi_host(self, syspath: Path, subsystem: str) -> tuple[str, Cap] | None:
         host = _int(syspath.name.removeprefix("host")) if syspath.name.startswith("host") else None
@@ -661,6 +672,7 @@ class NodeDevices:
 _SIOCETHTOOL = 0x8946
 _ETHTOOL_VALUES = (("rx", 0x14), ("tx", 0x16), ("sg", 0x18), ("tso", 0x1E), ("gso", 0x23), ("gro", 0x2B))
 _ETHTOOL_GFLAGS = 0x25
+_ETHTOOL_GFEATURES = 0x3A
 _ETHTOOL_FLAGS = (
     ("lro", 1 << 15),
     ("rxvlan", 1 << 8),
@@ -671,8 +683,8 @@ _ETHTOOL_FLAGS = (
 
 
 def _ethtool_features(ifname: str) -> list[str]:
-    """The offload features ethtool reports on, in libvirt's order; none for an interface this network
-    namespace does not have."""
+    """The offload features ethtool reports on, in libvirt's order (``rdma`` aside); none for an
+    interface this network namespace does not have."""
     found: list[str] = []
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -680,20 +692,26 @@ def _ethtool_features(ifname: str) -> list[str]:
         return found
     with sock:
 
-        def query(cmd: int) -> int | None:
-            buf = array.array("B", struct.pack("<II", cmd, 0))
+        def query(payload: bytes) -> bytes | None:
+            buf = array.array("B", payload)
             addr, _ = buf.buffer_info()
             ifreq = struct.pack("16sP", ifname.encode()[:15], addr)
             try:
                 fcntl.ioctl(sock.fileno(), _SIOCETHTOOL, ifreq)
             except OSError:
                 return None
-            return int(struct.unpack("<II", buf.tobytes())[1])
+            return buf.tobytes()
 
-        for name, cmd in _ETHTOOL_VALUES:
-            if query(cmd):
-                found.append(name)
-        flags = query(_ETHTOOL_GFLAGS)
-        if flags:
-            found += [name for name, bit in _ETHTOOL_FLAGS if flags & bit]
+        def value(cmd: int) -> int:
+            reply = query(struct.pack("<II", cmd, 0))
+            return 0 if reply is None else int(struct.unpack_from("<I", reply, 4)[0])
+
+        found += [name for name, cmd in _ETHTOOL_VALUES if value(cmd)]
+        flags = value(_ETHTOOL_GFLAGS)
+        found += [name for name, bit in _ETHTOOL_FLAGS if flags & bit]
+        # ETHTOOL_GFEATURES: two blocks of (available, requested, active, never_changed); libvirt reads
+        # "tx-udp_tnl-segmentation" as bit 25 of the first block's active features
+        reply = query(struct.pack("<II", _ETHTOOL_GFEATURES, 2) + bytes(32))
+        if reply is not None and struct.unpack_from("<I", reply, 16)[0] & (1 << 25):
+            found.append("txudptnl")
     return found

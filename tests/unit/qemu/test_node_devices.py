@@ -151,7 +151,10 @@ def host(tmp_path: Path) -> NodeDevices:
         {"address": "52:54:00:12:34:56", "operstate": "up", "type": "1", "speed": "1000", "ifindex": "2"},
         bus=False,
     )
-    assert net.is_dir()
+    (net / "device").symlink_to(pf)
+    (pf / "resource").write_text("0x00000000f7e00000 0x00000000f7e1ffff 0x0000000000040200\n")
+    (t.sys / "class/infiniband/mlx5_0").mkdir(parents=True)  # an RDMA device on the same function
+    (t.sys / "class/infiniband/mlx5_0/device").symlink_to(pf)
     # an AHCI disk: SCSI host, target, device, the disk (udev typed it) and its partition, a loop disk
     scsi = "pci0000:00/0000:00:1f.2/ata1/host0"
     t.device(scsi, "scsi", {"DEVTYPE": "scsi_host"})
@@ -338,7 +341,8 @@ def test_pci_xml(host: NodeDevices) -> None:
 def test_net_storage_scsi_mdev_system_xml(host: NodeDevices) -> None:
     assert _xml(host, "net_enp1s0_52_54_00_12_34_56").split("<capability type='net'>\n")[1] == (
         "    <interface>enp1s0</interface>\n    <address>52:54:00:12:34:56</address>\n"
-        "    <link speed='1000' state='up'/>\n    <capability type='80203'/>\n  </capability>\n</device>\n"
+        "    <link speed='1000' state='up'/>\n    <feature name='rdma'/>\n"
+        "    <capability type='80203'/>\n  </capability>\n</device>\n"
     )
     disk = _xml(host, "block_sda_Samsung_SSD_860_S3Z")
     assert (
