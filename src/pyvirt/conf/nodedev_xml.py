@@ -5,6 +5,7 @@ element for element and line for line as libvirt 9.0 writes it (virNodeDeviceDef
 from __future__ import annotations
 
 from pyvirt.qemu.node_devices import (
+    DrmCap,
     MdevCap,
     MdevType,
     NetCap,
@@ -19,6 +20,7 @@ from pyvirt.qemu.node_devices import (
     SystemCap,
     UsbDeviceCap,
     UsbInterfaceCap,
+    VdpaCap,
 )
 
 _ESCAPES = str.maketrans({"<": "&lt;", ">": "&gt;", "&": "&amp;", '"': "&quot;", "'": "&apos;"})
@@ -107,6 +109,10 @@ def _cap(out: _Lines, device: NodeDevice) -> None:
         _storage(out, cap)
     elif isinstance(cap, ScsiGenericCap):
         out.opt("char", cap.char)
+    elif isinstance(cap, DrmCap):
+        out.opt("type", cap.type)
+    elif isinstance(cap, VdpaCap):
+        out.opt("chardev", cap.chardev)
     elif isinstance(cap, MdevCap):
         out.add(f"<type id='{_esc(cap.type)}'/>")
         out.opt("uuid", cap.uuid)

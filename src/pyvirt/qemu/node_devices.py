@@ -171,6 +171,16 @@ class ScsiGenericCap:
 
 
 @dataclass
+class DrmCap:
+    type: str  # primary, control, render
+
+
+@dataclass
+class VdpaCap:
+    chardev: str | None
+
+
+@dataclass
 class MdevCap:
     type: str
     uuid: str
@@ -195,7 +205,9 @@ Cap = (
     | ScsiTargetCap
     | ScsiCap
     | ScsiGenericCap
+    | DrmCap
     | MdevCap
+    | VdpaCap
     | SystemCap
 )
 
@@ -210,6 +222,8 @@ _CAP_TYPES: dict[type, str] = {
     ScsiCap: "scsi",
     StorageCap: "storage",
     ScsiGenericCap: "scsi_generic",
+    DrmCap: "drm",
+    VdpaCap: "vdpa",
     MdevCap: "mdev",
 }
 
@@ -362,8 +376,8 @@ class NodeDevices:
     def _syspaths(self) -> list[Path]:
         """Every device of the subsystems with node devices, by its real sysfs path."""
         found: dict[str, Path] = {}
-        dirs = [self.sys / "bus" / bus / "devices" for bus in ("pci", "usb", "scsi", "mdev")]
-        dirs += [self.sys / "class" / cls for cls in ("net", "block", "scsi_generic")]
+        dirs = [self.sys / "bus" / bus / "devices" for bus in ("pci", "usb", "scsi", "mdev", "vdpa")]
+        dirs += [self.sys / "class" / cls for cls in ("net", "block", "scsi_generic", "drm")]
         for base in dirs:
             try:
                 names = os.listdir(base)
@@ -443,6 +457,12 @@ class NodeDevices:
             made = self._storage(syspath, subsystem, props, devnode)
         elif devtype == "wlan" or (devtype is None and "INTERFACE" in props):
             made = self._net(syspath, subsystem, props, devtype)
+        elif devtype == "drm_minor":
+            minor = _int(props.get("MINOR"))
+            kind = None if minor is None else {0: "primary", 1: "control", 2: "render"}.get(minor >> 6)
+            made = (device_name(subsystem, syspath.name), DrmCap(kind)) if kind else None
+        elif devtype is None and subsystem == "vdpa":
+            made = self._vdpa(syspath, subsystem)
         elif devtype is None and subsystem == "scsi_generic":
             made = (device_name(subsystem, syspath.name), ScsiGenericCap(devnode)) if devnode else None
         elif devtype is None and subsystem == "mdev":
@@ -658,6 +678,18 @@ class NodeDevices:
         else:
             return None
         return device_name(subsystem, syspath.name, serial), cap
+
+    def _vdpa(self, syspath: Path, subsystem: str) -> tuple[str, Cap] | None:
+        """A vDPA device and its ``/dev/vhost-vdpa-N`` (its ``vhost-vdpa-N`` child), dropped as libvirt
+        drops it when that node is missing."""
+        try:
+            names = os.listdir(syspath)
+        except OSError:
+            return None
+        node = next((n for n in sorted(names) if n.startswith("vhost-vdpa")), None)
+        if node is not None and not (self.dev / node).exists():
+            return None
+        return device_name(subsystem, syspath.name), VdpaCap(None if node is None else f"/dev/{node}")
 
     def _mdev(self, syspath: Path, subsystem: str) -> tuple[str, Cap] | None:
         kind = self._link_name(syspath / "mdev_type")

@@ -489,3 +489,35 @@ def test_fc_host_and_its_wwn_pair(host: NodeDevices) -> None:
         find(host, "1,2")
     with pytest.raises(NotFound, match="no node device with matching name 'scsi_host9'"):
         find(host, "scsi_host9")
+
+
+def test_drm_and_vdpa(tmp_path: Path) -> None:
+    """A GPU's DRM minors (primary, render) and a vDPA device with its vhost-vdpa node; one whose node
+    is missing is dropped, as libvirt drops it."""
+    t = Tree(tmp_path)
+    gpu = "pci0000:00/0000:00:02.0"
+    t.device(gpu, "pci", {"DRIVER": "i915", "PCI_CLASS": "30000"}, {"vendor": "0x8086", "device": "0x3e92"})
+    for name, minor in (("card0", "0"), ("renderD128", "128")):
+        t.device(
+            f"{gpu}/drm/{name}",
+            "drm",
+            {"DEVTYPE": "drm_minor", "MAJOR": "226", "MINOR": minor, "DEVNAME": f"dri/{name}"},
+            bus=False,
+        )
+    vdpa = t.device("pci0000:00/0000:00:05.0/vdpa0", "vdpa", {"DRIVER": "vhost_vdpa"})
+    (vdpa / "vhost-vdpa-0").mkdir()
+    (t.root / "dev").mkdir()
+    (t.root / "dev/vhost-vdpa-0").touch()
+    gone = t.device("pci0000:00/0000:00:05.1/vdpa1", "vdpa", {"DRIVER": "vhost_vdpa"})
+    (gone / "vhost-vdpa-1").mkdir()
+    host = NodeDevices(t.sys, t.root / "dev", t.udev, tmp_path / "none.ids", ethtool=False)
+    names = [d["name"] for d in listing(host, "drm,vdpa")]
+    assert names == ["drm_card0", "drm_renderD128", "vdpa_vdpa0"]
+    card = _xml(host, "drm_card0")
+    assert "  <devnode type='dev'>/dev/dri/card0</devnode>\n  <parent>pci_0000_00_02_0</parent>\n" in card
+    assert card.endswith("  <capability type='drm'>\n    <type>primary</type>\n  </capability>\n</device>\n")
+    assert "<type>render</type>" in _xml(host, "drm_renderD128")
+    assert _xml(host, "vdpa_vdpa0").endswith(
+        "  <driver>\n    <name>vhost_vdpa</name>\n  </driver>\n"
+        "  <capability type='vdpa'>\n    <chardev>/dev/vhost-vdpa-0</chardev>\n  </capability>\n</device>\n"
+    )
