@@ -214,7 +214,8 @@ def cookie_string(src: NetworkSource) -> str:
 
 
 def secret_ids(src: NetworkSource, node: str) -> list[str]:
-    """The ids of the secret objects the disk's storage node names (each must be given at start)."""
+    """The ids of the secret objects the disk's storage node names (given at start, or added over QMP
+    before a hot-plugged disk's nodes)."""
     out = [auth_secret_id(node)] if src.auth is not None else []
     return out + ([cookie_secret_id(node)] if src.cookies else [])
 

@@ -8,9 +8,10 @@ base up, each format node naming its backing node, the storage and format nodes 
 line names them (``pyvirt-N-storage`` under ``pyvirt-N-format``). The files are handed to the QEMU
 user in the run record (:meth:`Confinement.hand_over`), so they are given back at the latest when the
 domain stops; an unplug deletes the nodes, drops the fdsets and gives the files back at once. A
-given ``<backingStore>`` chain (conf.backing_chain) is plugged as given, each layer's
-``<metadata_cache>`` and, for a layer on a server (QEMU connects to it itself), its credentials as
-secret objects and its NBD TLS client credentials object, as at start.
+given ``<backingStore>`` chain (conf.backing_chain) is plugged as given, with each layer's
+``<metadata_cache>``. A network disk's source and a given layer on a server (QEMU connects to them
+itself) get their credentials and cookies as secret objects and their NBD TLS client credentials
+object, as at start, added over QMP before the nodes and deleted after them.
 
 The run record keeps, per disk target, the node prefixes (:attr:`RunRecord.blockdevs`), its fdsets
 and the files handed over; the disks a domain was started with are recorded by :func:`record_disks`
@@ -110,37 +111,63 @@ def given_chain(path: str, disk: DiskConfig) -> list[tuple[str, str]]:
     return chain
 
 
+def _servers(disk: DiskConfig, prefixes: list[str]) -> list[tuple[str, DiskConfig]]:
+    """The sources of ``disk`` on servers that QEMU connects to itself, each with the node-name prefix
+    its secret and TLS objects are named after: a network disk's own source (its top prefix), then the
+    layers of its given chain (conf.backing_chain) on servers (a prefix per layer when plugged; a disk
+    it started with has one prefix and its layers are named under it, NODE-bN)."""
+    from pyvirt.conf.backing_chain import remotes
+
+    out = [(prefixes[0], disk)] if disk.type == "network" and prefixes else []
+    if len(prefixes) > 1:
+        layers = (disk.backing or []) if disk.backing_given is not None else []
+        out += [
+            (prefixes[d], layer.remote) for d, layer in enumerate(layers, start=1) if layer.remote is not None
+        ]
+    elif prefixes:
+        out += remotes(disk, prefixes[0])
+    return out
+
+
+def _server_objects(prefix: str, source: DiskConfig) -> list[str]:
+    """The ids of the secret and TLS objects that ``source`` (on a server, its nodes ``prefix``-*) has:
+    its password or key, its cookies, its NBD TLS client credentials."""
+    from pyvirt.conf import nbd_tls, network_disk
+
+    out = network_disk.secret_ids(source.net, prefix) if source.net is not None else []
+    return out + ([nbd_tls.creds_id(prefix)] if nbd_tls.uses_tls(source) else [])
+
+
 async def _plug_servers(
     reg: DomainRegistry, obj: DomainObject, disk: DiskConfig, prefixes: list[str]
 ) -> Undo:
-    """What the layers of ``disk``'s given chain on servers need before their nodes, as at start: the
-    secret objects of their credentials and cookies, and the NBD TLS client credentials object (whose
-    files QEMU may read only if it started with one: it is confined to them). Returns the undo."""
+    """What ``disk``'s sources on servers (:func:`_servers`: its own, its given chain's layers) need
+    before their nodes, as at start: the secret objects of their credentials and cookies, then the NBD
+    TLS client credentials objects (whose files QEMU may read only if it started with NBD TLS in use:
+    it is confined to them). Returns the undo (the objects deleted, newest first)."""
     from pyvirt.conf import nbd_tls
     from pyvirt.daemon.disk_secrets import plug_values, source_values
 
     assert obj.proc is not None
     monitor, values = obj.proc.monitor, {}
     tls: list[str] = []
-    for depth, layer in enumerate(disk.backing or [], start=1):
-        if layer.remote is None:
-            continue
-        if layer.remote.net is not None:
-            values.update(source_values(reg, layer.remote.net, prefixes[depth]))
-        if nbd_tls.uses_tls(layer.remote):
-            tls.append(prefixes[depth])
+    for prefix, source in _servers(disk, prefixes):
+        if source.net is not None:
+            values.update(source_values(reg, source.net, prefix))
+        if nbd_tls.uses_tls(source):
+            tls.append(prefix)
     directory = str(reg.layout.pki_dir / "qemu")
     if tls and f"{directory}/{nbd_tls.FILES[-1]}" not in obj.proc.record.access:
         raise UnsupportedConfig(
-            f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with a backing store over "
-            "NBD TLS: QEMU may read the NBD TLS client credentials only when the domain started with an "
-            "NBD disk over TLS"
+            f"unsupported configuration: hot-plugging disk '{disk.target_dev}' over NBD TLS (its source or "
+            "a layer of its backing store): QEMU may read the NBD TLS client credentials only when the "
+            "domain started with an NBD disk over TLS"
         )
     undo_secrets = await plug_values(reg, obj, values)
     added: list[str] = []
 
     async def undo() -> None:
-        for ident in added:
+        for ident in reversed(added):
             with contextlib.suppress(OperationFailed):
                 await monitor.execute("object-del", {"id": ident})
         await undo_secrets()
@@ -237,12 +264,7 @@ async def plug_nodes(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig) -
             from pyvirt.daemon import disk_secrets
 
             steps.append(await disk_secrets.plug_secret(reg, obj, disk, prefixes[0]))
-        if disk.net is not None and (disk.net.auth is not None or disk.net.cookies):  # as at start
-            from pyvirt.daemon import disk_secrets
-
-            values = disk_secrets.source_values(reg, disk.net, prefixes[0])
-            steps.append(await disk_secrets.plug_values(reg, obj, values))
-        if disk.backing_given is not None and any(layer.remote for layer in disk.backing or []):
+        if _servers(disk, prefixes):  # its own source and its given chain's layers on servers
             steps.append(await _plug_servers(reg, obj, disk, prefixes))
         for args in disk_nodes(disk, prefixes, layers):
             await monitor.execute("blockdev-add", args)
@@ -301,14 +323,11 @@ def path_kind(path: str) -> str:
     return "block" if os.path.exists(path) and stat.S_ISBLK(os.stat(path).st_mode) else "file"
 
 
-async def _drop_server_objects(monitor: Monitor, prefixes: list[str]) -> None:
-    """Delete the secret and TLS objects that the layers named ``prefixes`` may have had
-    (:func:`_plug_servers`, or the command line's)."""
-    from pyvirt.conf import nbd_tls, network_disk
-
-    for prefix in prefixes:
-        ids = (network_disk.auth_secret_id(prefix), network_disk.cookie_secret_id(prefix))
-        for ident in (*ids, nbd_tls.creds_id(prefix)):
+async def _drop_server_objects(monitor: Monitor, disk: DiskConfig, prefixes: list[str]) -> None:
+    """Delete the secret and TLS objects of ``disk``'s sources on servers (:func:`_servers`), added by
+    :func:`_plug_servers` or given on the command line (gone already: nothing to do)."""
+    for prefix, source in _servers(disk, prefixes):
+        for ident in _server_objects(prefix, source):
             with contextlib.suppress(OperationFailed):
                 await monitor.execute("object-del", {"id": ident})
 
@@ -343,14 +362,7 @@ async def unplug_nodes(
         from pyvirt.daemon.disk_secrets import drop_secret
 
         await drop_secret(monitor, prefixes[0])
-    if disk.net is not None and (disk.net.auth is not None or disk.net.cookies) and prefixes:
-        await _drop_server_objects(monitor, prefixes[:1])  # its password's and cookies' secret objects
-    if any(layer.remote is not None for layer in disk.backing or []) and prefixes:  # their objects
-        from pyvirt.conf.backing_chain import remotes
-
-        # a plugged disk's layers have a prefix each; a started one's are named under its own
-        started = [name for name, _ in remotes(disk, prefixes[0])] if len(prefixes) == 1 else []
-        await _drop_server_objects(monitor, prefixes[1:] or started)
+    await _drop_server_objects(monitor, disk, prefixes)  # its sources' secret and TLS objects
     for fdset in record.fdsets.pop(target, []):
         await monitor.remove_fdset(fdset)
     layers = [disk.source or "", *(layer.source for layer in disk.backing or [] if layer.remote is None)]

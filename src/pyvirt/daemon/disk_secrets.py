@@ -193,27 +193,31 @@ async def plug_secret(reg: DomainRegistry, obj: DomainObject, disk: DiskConfig, 
 
 async def plug_values(reg: DomainRegistry, obj: DomainObject, values: dict[str, bytes]) -> Undo:
     """A secret object per value (by its id) for running ``obj``, each encrypted with the domain's
-    master key, added over QMP (the key too when it started without one). Returns the undo."""
+    master key, added over QMP (the key too when it started without one). Returns the undo: the
+    objects deleted, newest first, and a master key this call added with them."""
     assert obj.proc is not None
     monitor = obj.proc.monitor
     folder = reg.layout.qemu_run_dir / f"{obj.name}.channels"
     path = folder / MASTER_KEY_FILE
-    if values and not path.exists():
-        key_path, _ = seal(values, folder, reg.confinement.ident)
-        master = {"qom-type": "secret", "id": MASTER_KEY_ID, "format": "raw", "file": key_path}
-        try:
-            await monitor.execute("object-add", master)
-        except BaseException:
-            path.unlink()
-            raise
     added: list[str] = []
 
     async def undo() -> None:
-        for secret_id in added:
+        for secret_id in reversed(added):
             with contextlib.suppress(OperationFailed):
                 await monitor.execute("object-del", {"id": secret_id})
+        if added[:1] == [MASTER_KEY_ID]:  # the key came with this plug: nothing else uses it
+            path.unlink(missing_ok=True)
 
     try:
+        if values and not path.exists():
+            key_path, _ = seal(values, folder, reg.confinement.ident)
+            master = {"qom-type": "secret", "id": MASTER_KEY_ID, "format": "raw", "file": key_path}
+            try:
+                await monitor.execute("object-add", master)
+            except BaseException:
+                path.unlink()
+                raise
+            added.append(MASTER_KEY_ID)
         for secret_id, value in values.items():
             data, iv = _encrypt(path.read_bytes(), value)
             obj_args = {"qom-type": "secret", "id": secret_id, "data": data, "keyid": MASTER_KEY_ID}

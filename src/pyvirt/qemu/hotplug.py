@@ -119,11 +119,6 @@ def disk_nodes(disk: DiskConfig, prefixes: list[str], layers: list[tuple[str, st
     (fdset path, format) from the top image down its backing chain; ``prefixes`` names their nodes
     (top first). The layers below the top are read-only, and each format node names its backing
     explicitly (``None`` at the base): a confined QEMU cannot open a backing file by its name."""
-    if disk.source_tls == "yes":
-        raise UnsupportedConfig(
-            f"unsupported configuration: hot-plugging disk '{disk.target_dev}', NBD over TLS (its "
-            "credentials object is given at start only)"
-        )
     if disk.reservations is not None:
         raise UnsupportedConfig(
             f"unsupported configuration: hot-plugging disk '{disk.target_dev}' with <reservations> (the "
