@@ -5,12 +5,13 @@ libvirt itself writes is added: the UUID (the dataclass default), MAC addresses,
 disk bus implied by the target name, the serial/console pairing, the model of a PCI controller that
 names none, the primary video first, the USB controller and balloon libvirt adds
 (:mod:`pyvirt.conf.implicit_devices`), and, as libvirt's define does, a NUMA guest's ``<memory>`` as the
-sum of its cells and memory modules.
+sum of its cells and memory modules. Last, every PCI device gets the address libvirt gives it, with the
+PCI controllers it needs (:mod:`pyvirt.conf.pci_assign`).
 """
 
 from __future__ import annotations
 
-from pyvirt.conf import implicit_devices
+from pyvirt.conf import implicit_devices, pci_assign
 from pyvirt.conf.domain import CharDevConfig, Domain
 from pyvirt.conf.mac import random_mac
 from pyvirt.conf.memory_devices import aligned
@@ -102,3 +103,4 @@ def apply_defaults(dom: Domain) -> None:
     primary = next((i for i, video in enumerate(videos) if video.primary), 0)
     if primary:  # libvirt keeps the primary video first
         videos.insert(0, videos.pop(primary))
+    pci_assign.assign(dom)

@@ -2,13 +2,12 @@
 
 As ``qemuDomainDefAddDefaultDevices`` does for i440fx and q35 machines: a USB controller (``piix3-uhci``
 at 00:01.2 on pc, ``qemu-xhci`` on q35) unless the domain has one (``model='none'`` says there is to be
-none), a virtio memory balloon unless it has a ``<memballoon>`` (``model='none'`` likewise), and a SCSI
+none), a virtio memory balloon unless it has a ``<memballoon>`` (``model='none'`` likewise), a SCSI
 controller of libvirt's default model for x86 (``lsilogic``, QEMU's ``lsi``, on pc and q35 alike) for
-each controller index a SCSI disk names that no ``<controller type='scsi'>`` has; a SCSI controller
-without a model gets that model too. So a definition from elsewhere runs with the devices libvirt would
-give it, and ``dumpxml`` shows them. PCIe root ports are not added: libvirt adds one only for a device
-it places itself, and a domain's spare ports for hot-plug are in its XML (``pyvirt install`` writes
-them, as virt-install does).
+each controller index a SCSI disk names that no ``<controller type='scsi'>`` has (a SCSI controller
+without a model gets that model too), and the virtio-serial controller a virtio channel or console
+needs. So a definition from elsewhere runs with the devices libvirt would give it, and ``dumpxml`` shows
+them. The PCI controllers the devices need are added with their addresses (:mod:`pyvirt.conf.pci_assign`).
 """
 
 from __future__ import annotations
@@ -45,6 +44,9 @@ def add(dom: Domain) -> None:
     if devs.memballoon is None:
         devs.memballoon = MemballoonConfig(model="virtio")
     _scsi_controllers(dom)
+    virtio_chardevs = [c for c in (*devs.channels, *devs.consoles) if c.target_type == "virtio"]
+    if virtio_chardevs and not any(ctl.type == "virtio-serial" for ctl in devs.controllers):
+        devs.controllers.append(ControllerConfig(type="virtio-serial", index=0))
 
 
 def _scsi_controllers(dom: Domain) -> None:

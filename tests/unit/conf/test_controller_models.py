@@ -24,13 +24,16 @@ def devices(devs: str, machine: str = "pc") -> list[str]:
     [("lsilogic", "lsi"), ("lsisas1068", "mptsas1068"), ("lsisas1078", "megasas"), ("vmpvscsi", "pvscsi")],
 )
 def test_scsi_hbas(model: str, driver: str) -> None:
-    assert f"{driver},id=scsi0" in devices(f"<controller type='scsi' index='0' model='{model}'/>")
+    assert f"{driver},bus=pci.0,addr=0x2,id=scsi0" in devices(
+        f"<controller type='scsi' index='0' model='{model}'/>"
+    )
 
 
 def test_virtio_scsi_tuning_round_trips() -> None:
     xml = "<controller type='scsi' model='virtio-scsi'><driver queues='2' iothread='2' ioeventfd='off'/>"
     xml += "</controller>"
-    assert "virtio-scsi-pci,id=scsi0,num_queues=2,ioeventfd=off,iothread=iothread2" in devices(xml)
+    tuned = "virtio-scsi-pci,bus=pci.0,addr=0x2,id=scsi0,num_queues=2,ioeventfd=off,iothread=iothread2"
+    assert tuned in devices(xml)
     with pytest.raises(PyvirtError, match="'queues'"):  # an LSI HBA has no queues
         devices(xml.replace("virtio-scsi", "lsilogic"))
 
@@ -49,7 +52,9 @@ def test_pcie_switch_dmi_bridge_and_root_hotplug() -> None:
     )
     assert "x3130-upstream,bus=pci.1,addr=0x0,id=pci.2" in q35
     assert "xio3130-downstream,bus=pci.2,addr=0x0,port=4,chassis=3,hotplug=off,id=pci.3" in q35
-    assert "i82801b11-bridge,id=pci.4" in q35 and "nec-usb-xhci,id=usb" in q35
+    # libvirt's places: the DMI bridge at 00:1e, the xHCI in the switch's downstream port
+    assert "i82801b11-bridge,bus=pcie.0,addr=0x1e,id=pci.4" in q35
+    assert "nec-usb-xhci,bus=pci.3,addr=0x0,id=usb" in q35
     pc = devices("<controller type='pci' index='0' model='pci-root'><target hotplug='on'/></controller>")
     assert "PIIX4_PM.acpi-root-pci-hotplug=on" in pc
 

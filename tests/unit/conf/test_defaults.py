@@ -42,7 +42,10 @@ def test_minimal_gains_nothing_but_what_libvirt_writes() -> None:
     q35 = with_devices("", machine=" machine='q35'")
     apply_defaults(q35)
     apply_defaults(q35)  # idempotent
-    assert [(c.model, c.address) for c in q35.devices.controllers] == [("qemu-xhci", None)]
+    # libvirt's: the xHCI and the balloon each on a pcie-root-port it adds, and one spare port
+    assert [c.model for c in q35.devices.controllers] == ["qemu-xhci", *["pcie-root-port"] * 3]
+    assert q35.devices.controllers[0].address is not None
+    assert q35.devices.controllers[0].address.attrs["bus"] == "0x01"
 
 
 def test_uuid_is_generated_when_absent() -> None:
@@ -143,11 +146,18 @@ def test_scsi_disks_get_libvirts_default_controller_model() -> None:
     assert "<controller type='scsi' index='0' model='lsilogic'" in format_domain(named)
 
 
-def test_q35_gets_no_spare_root_ports() -> None:
-    """libvirt adds a root port only for a device it places; spare ones are the XML's (pyvirt install)."""
+def test_q35_gets_the_root_ports_libvirt_adds() -> None:
+    """A root port per device libvirt places and one spare when the XML has no PCI controller; when it
+    has some (pyvirt install's spare ports), the devices take those first (pyvirt.conf.pci_assign)."""
     dom = with_devices("", machine=" machine='q35'")
     apply_defaults(dom)
-    assert not [c for c in dom.devices.controllers if c.type == "pci"]
+    assert [c.index for c in dom.devices.controllers if c.type == "pci"] == [1, 2, 3]
+    ports = (
+        "<controller type='pci' model='pcie-root'/>" + "<controller type='pci' model='pcie-root-port'/>" * 4
+    )
+    spare = with_devices(ports, machine=" machine='q35'")
+    apply_defaults(spare)
+    assert [c.index for c in spare.devices.controllers if c.type == "pci"] == [0, 1, 2, 3, 4]
 
 
 def test_virtio_scsi_tuning_on_a_controller_without_model_is_refused() -> None:

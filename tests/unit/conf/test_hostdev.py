@@ -4,6 +4,7 @@ command line as vfio-pci and usb-host, refused by name."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 
@@ -50,7 +51,7 @@ def hostdev_devices(xml: str) -> list[str]:
 )
 def test_hostdevs_on_the_command_line_and_back(hostdev: str, device: str) -> None:
     xml = XML.format(devices=hostdev)
-    assert [d.replace("bus=pci.0,addr=0x3,", "") for d in hostdev_devices(xml)] == [device]
+    assert [re.sub(r"bus=pci\.0,addr=0x[0-9a-f]+,", "", d) for d in hostdev_devices(xml)] == [device]
     again = format_domain(load_domain_xml(xml))
     assert hostdev_devices(again) == hostdev_devices(xml)
 

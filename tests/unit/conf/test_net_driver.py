@@ -10,6 +10,7 @@ import pytest
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
 from pyvirt.errors import PyvirtError
 from pyvirt.qemu.command import RuntimeContext, build_argv
+from tests.support.argv import unplaced
 
 XML = """<domain type='qemu'><name>n</name><memory>65536</memory><os><type>hvm</type></os><devices>
 <interface type='{kind}'><mac address='52:54:00:00:00:01'/>{source}<model type='{model}'/>{driver}</interface>
@@ -23,6 +24,7 @@ def nic(driver: str, kind: str = "user", model: str = "virtio") -> str:
     )
     ctx = RuntimeContext(accel="tcg", monitor_path="/x", taps={0: "vnet0"})
     argv = build_argv(dom, ctx)
+    argv = unplaced(argv)
     return next(argv[i + 1] for i, a in enumerate(argv) if a == "-device" and "netdev=" in argv[i + 1])
 
 

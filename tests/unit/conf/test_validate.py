@@ -271,7 +271,12 @@ def q35(text: str) -> str:
             "attribute 'present' of timer 'pit'",
         ),
         (
-            q35(with_devices(pci_controller("pcie-to-pci-bridge", "<target chassis='3'/>"))),
+            q35(
+                with_devices(
+                    pci_controller("pcie-to-pci-bridge", "<target chassis='3'/>")
+                    + "<controller type='pci' index='2' model='pcie-root-port'/>"
+                )
+            ),
             UnsupportedConfig,
             "target chassis of controller 'pci' index 1",
         ),
@@ -379,7 +384,7 @@ def test_the_primary_video_comes_first() -> None:
 def test_pci_controllers_without_a_model_get_libvirts(machine: str, models: list[str]) -> None:
     text = with_devices("<controller type='pci' index='0'/><controller type='pci' index='1'/>")
     dom = load_domain_xml(text.replace("machine='pc'", f"machine='{machine}'"))
-    assert [ctl.model for ctl in dom.devices.controllers if ctl.type == "pci"] == models
+    assert [ctl.model for ctl in dom.devices.controllers if ctl.type == "pci" and ctl.index <= 1] == models
 
 
 NIC = "<interface type='{0}'><mac address='52:54:00:00:00:0{1}'/>{2}<target dev='{3}'/></interface>"
@@ -715,7 +720,7 @@ def test_audio_and_sound_checks(devices: str, error: type[Exception], message: s
 def test_sound_round_trips() -> None:
     sound = "<sound model='ich6'><codec type='duplex'/><codec type='output'/><audio id='1'/></sound>"
     out = format_domain(load_domain_xml(with_devices(sound + "<audio id='1' type='none'/>")))
-    assert sound in re.sub(r">\s+<", "><", out)
+    assert sound in re.sub(r">\s+<", "><", re.sub(r"<address type='pci'[^>]*/>", "", out))
 
 
 CELL = "<cell id='{0}' cpus='{1}' memory='{2}' unit='MiB'/>"

@@ -8,6 +8,7 @@ import pytest
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
 from pyvirt.errors import PyvirtError
 from pyvirt.qemu.command import RuntimeContext, build_argv
+from tests.support.argv import unplaced
 
 XML = """<domain type='qemu'><name>v</name><memory>65536</memory>{backing}<os><type>hvm</type></os>
 <devices><disk type='vhostuser' device='disk'><driver name='qemu' type='{fmt}'/>
@@ -29,7 +30,8 @@ def test_a_vhost_user_block_device_on_its_socket() -> None:
     argv = build_argv(load_domain_xml(written), RuntimeContext(accel="tcg", monitor_path="/x"))
     assert "socket,id=chr-vu-virtio-disk0,path=/run/vu.sock,reconnect=5" in argv
     assert any(
-        arg.startswith("vhost-user-blk-pci,chardev=chr-vu-virtio-disk0,id=virtio-disk0") for arg in argv
+        arg.startswith("vhost-user-blk-pci,chardev=chr-vu-virtio-disk0,id=virtio-disk0")
+        for arg in unplaced(argv)
     )
     assert "-blockdev" not in argv
 
