@@ -5,13 +5,16 @@ Each case is a domain XML written here without addresses (or with some), defined
 must give every device the same PCI address, and have the same PCI controllers (model, ``<model name>``,
 ``<target chassis port chassisNr>``, address). libvirt's own implicit devices that pyvirt does not write
 into a definition (the root bus, q35's SATA controller, PS/2 inputs, the default video) are not
-compared. Without libvirt here the test is skipped; tests/unit/conf/test_pci_assign.py checks the same
-rules without it.
+compared. The golden command lines of the libvirt-shaped cases (tests/data/domain) must place every
+PCI device where ``virsh domxml-to-native`` places it. Without libvirt here the tests are skipped;
+tests/unit/conf/test_pci_assign.py checks the same rules without it.
 """
 
 from __future__ import annotations
 
 import collections
+import json
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,11 @@ from pathlib import Path
 import pytest
 
 from pyvirt.conf.domain_xml import format_domain, load_domain_xml
+from pyvirt.qemu import keyval
+from tests.integration.qemu.test_libvirt_oracle import CASES as GOLDEN_CASES
+from tests.integration.qemu.test_libvirt_oracle import HOST_DEVICES
 from tests.support.virtinstall import Oracle
+from tests.unit.qemu.test_command import DATA_ROOT, argv_for
 
 Layout = dict[tuple[str, str], dict[str, object]]
 # Devices libvirt adds to a definition that pyvirt leaves to the command line or to the machine.
@@ -223,3 +230,40 @@ def test_addresses_agree_with_libvirt(case: str, oracle: Oracle, tmp_path: Path)
         if key in _LIBVIRT_ONLY or (key[0] == "video" and not any(k[0] == "video" for k in ours)):
             del theirs[key]
     assert ours == theirs
+
+
+Placement = collections.Counter[tuple[str, str, str]]
+# domxml-to-native rebuilds each NIC from its MAC and model, without the address the XML gives it
+_NATIVE_NIC_REBUILT = {"libvirt-virtio-options": ("virtio-net-pci", "pci.0", "0x6")}
+
+
+def placement(argv: list[str]) -> Placement:
+    """(driver, bus, addr) of every -device on a PCI bus, JSON or key=value."""
+    out: Placement = collections.Counter()
+    for i, arg in enumerate(argv[:-1]):
+        if arg != "-device":
+            continue
+        value = argv[i + 1]
+        if value.startswith("{"):
+            props = {k: str(v) for k, v in json.loads(value).items()}
+            driver = props.get("driver", "")
+        else:
+            items = keyval.split(value)
+            driver = items[0]
+            props = dict(item.split("=", 1) for item in items[1:] if "=" in item)
+        bus = props.get("bus", "")
+        if bus.startswith("pci") and "addr" in props:
+            out[(driver, bus, props["addr"])] += 1
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(GOLDEN_CASES))
+def test_golden_command_lines_place_devices_as_libvirt(case: str, oracle: Oracle) -> None:
+    if (device := HOST_DEVICES.get(case)) and not os.path.exists(device):
+        pytest.skip(f"libvirt opens {device}, which this host lacks")
+    theirs = placement(oracle.native_argv(DATA_ROOT / "domain" / f"{case}.xml"))
+    ours = placement(argv_for(f"domain/{case}"))
+    if (rebuilt := _NATIVE_NIC_REBUILT.get(case)) is not None:
+        ours[rebuilt] -= 1
+        theirs[(rebuilt[0], rebuilt[1], "0x3")] -= 1
+    assert +ours == +theirs

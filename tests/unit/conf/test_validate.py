@@ -273,8 +273,9 @@ def q35(text: str) -> str:
         (
             q35(
                 with_devices(
-                    pci_controller("pcie-to-pci-bridge", "<target chassis='3'/>")
+                    "<controller type='pci' index='0' model='pcie-root'/>"
                     + "<controller type='pci' index='2' model='pcie-root-port'/>"
+                    + pci_controller("pcie-to-pci-bridge", "<target chassis='3'/>")
                 )
             ),
             UnsupportedConfig,

@@ -165,10 +165,10 @@ def test_usb_companions_name_their_master_and_repeat_no_id() -> None:
         "<input type='tablet' bus='usb'><address type='usb' bus='1' port='3'/></input>"
     )
     devices = [a for a in build_argv(dom, runtime_context(dom)) if a.startswith(("ich9", "usb-"))]
-    assert devices == [
-        "ich9-usb-ehci1,id=usb1",
-        "ich9-usb-uhci3,masterbus=usb1.0,firstport=4",
-        "ich9-usb-uhci1,masterbus=usb1.0,firstport=0",
+    assert devices == [  # the companions in one slot, ICH9's 00:1d (pyvirt.conf.pci_assign)
+        "ich9-usb-ehci1,bus=pcie.0,addr=0x1d.0x7,id=usb1",
+        "ich9-usb-uhci3,bus=pcie.0,addr=0x1d.0x2,masterbus=usb1.0,firstport=4",
+        "ich9-usb-uhci1,bus=pcie.0,addr=0x1d,multifunction=on,masterbus=usb1.0,firstport=0",
         "usb-tablet,id=input0,bus=usb1.0,port=3",
     ]
 
