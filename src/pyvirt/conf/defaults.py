@@ -67,8 +67,10 @@ def _pair_console_with_serial(dom: Domain) -> None:
             console.address = None  # libvirt's copy of the serial port's own address
 
 
-def apply_defaults(dom: Domain) -> None:
-    """Fill in what libvirt fills in after parsing; idempotent."""
+def apply_defaults(dom: Domain, *, pci: bool = True) -> None:
+    """Fill in what libvirt fills in after parsing; idempotent. ``pci=False`` leaves PCI addresses
+    unassigned: a running domain's devices are where QEMU has them, and a device plugged into it
+    takes a free hot-pluggable slot (:func:`pyvirt.qemu.hotplug.pci_slot`)."""
     if dom.os.machine is None:
         dom.os.machine = DEFAULT_MACHINE
     for disk in dom.devices.disks:
@@ -103,4 +105,5 @@ def apply_defaults(dom: Domain) -> None:
     primary = next((i for i, video in enumerate(videos) if video.primary), 0)
     if primary:  # libvirt keeps the primary video first
         videos.insert(0, videos.pop(primary))
-    pci_assign.assign(dom)
+    if pci:
+        pci_assign.assign(dom)

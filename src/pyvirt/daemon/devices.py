@@ -69,9 +69,10 @@ def _transient(obj: DomainObject) -> InvalidState:
     return InvalidState("Requested operation is not valid: cannot change config of transient domain")
 
 
-def _checked(dom: Domain, change: str) -> Domain:
-    """``dom`` (a changed copy of a definition) with libvirt's defaults, validated."""
-    apply_defaults(dom)
+def _checked(dom: Domain, change: str, *, live: bool = False) -> Domain:
+    """``dom`` (a changed copy of a definition, or with ``live`` of the running domain) with libvirt's
+    defaults (PCI addresses only in a definition), validated."""
+    apply_defaults(dom, pci=not live)
     try:
         validate_domain(dom)
     except (InvalidArgument, UnsupportedConfig) as err:
@@ -188,7 +189,7 @@ async def _attach_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
         raise InvalidArgument(f"target {disk.target_dev} already exists")
     trial = _live_trial(live)
     trial.devices.disks.append(disk)
-    _checked(trial, f"attach of disk '{disk.target_dev}'")
+    _checked(trial, f"attach of disk '{disk.target_dev}'", live=True)
     disk = trial.devices.disks[-1]
     if disk.target_bus not in HOTPLUG_BUSES:
         raise UnsupportedConfig(
@@ -277,7 +278,9 @@ async def _plug_controller(reg: DomainRegistry, obj: DomainObject, ctl: Controll
         raise InvalidArgument(f"the domain already has scsi controller {ctl.index}")
     trial = _live_trial(live)
     trial.devices.controllers.append(ctl)
-    _checked(trial, f"attach of scsi controller {ctl.index}")  # a model-less one gets libvirt's default
+    _checked(
+        trial, f"attach of scsi controller {ctl.index}", live=True
+    )  # a model-less one gets libvirt's default
     driver = SCSI_DEVICES.get(ctl.model or DEFAULT_SCSI_MODEL)
     if driver is None:
         raise UnsupportedConfig(f"unsupported configuration: scsi controller model '{ctl.model}'")
@@ -374,9 +377,7 @@ def _remove(dom: Domain, dev: Device, xml: str) -> int:
     alias = getattr(dev.obj, "alias", None)
     wanted = format_device(dev)
     for index, item in enumerate(items):
-        if (alias and getattr(item, "alias", None) == alias) or format_device(
-            Device(dev.kind, item)
-        ) == wanted:
+        if (alias and getattr(item, "alias", None) == alias) or _shape(dev, item) == wanted:
             if dev.kind == "memballoon":
                 dom.devices.memballoon = None
             else:
@@ -385,6 +386,15 @@ def _remove(dom: Domain, dev: Device, xml: str) -> int:
                 dom.memory_kib -= aligned(item.size_kib)
             return index
     raise OperationFailed(f"operation failed: matching <{dev.kind}> device not found in the domain")
+
+
+def _shape(dev: Device, item: object) -> str:
+    """``item`` as XML to compare with the device XML ``dev`` (as libvirt matches devices: an address
+    counts only when the XML given has one, and definitions have the addresses libvirt assigns)."""
+    if getattr(dev.obj, "address", None) is None and getattr(item, "address", None) is not None:
+        item = copy.copy(item)
+        item.address = None  # type: ignore[attr-defined]
+    return format_device(Device(dev.kind, item))
 
 
 async def _request_controller_removal(
@@ -542,10 +552,16 @@ async def update(
 
 
 def _replace(dom: Domain, dev: Device) -> None:
+    """The device of ``dom`` ``dev`` names replaced by ``dev``, in its place (its address, unless
+    ``dev`` gives one)."""
     if isinstance(dev.obj, DiskConfig):
-        dom.devices.disks[_find_disk(dom, dev.obj.target_dev)] = dev.obj
+        index = _find_disk(dom, dev.obj.target_dev)
+        dev.obj.address = dev.obj.address or dom.devices.disks[index].address
+        dom.devices.disks[index] = dev.obj
     elif isinstance(dev.obj, InterfaceConfig):
-        dom.devices.interfaces[_find_nic(dom, dev.obj)] = dev.obj
+        index = _find_nic(dom, dev.obj)
+        dev.obj.address = dev.obj.address or dom.devices.interfaces[index].address
+        dom.devices.interfaces[index] = dev.obj
     elif isinstance(dev.obj, GraphicsConfig):
         same = [i for i, g in enumerate(dom.devices.graphics) if g.type == dev.obj.type]
         if not same:
@@ -579,7 +595,7 @@ async def _update_disk_live(reg: DomainRegistry, obj: DomainObject, disk: DiskCo
     trial = _live_trial(live)
     index = _find_disk(trial, disk.target_dev)
     trial.devices.disks[index] = disk
-    _checked(trial, f"update of disk '{disk.target_dev}'")
+    _checked(trial, f"update of disk '{disk.target_dev}'", live=True)
     current = live.devices.disks[index]
     for name in _FIXED_FIELDS:
         if getattr(current, name) != getattr(disk, name):

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.conf import pci_assign
 from pyvirt.conf.bandwidth import DIRECTIONS
 from pyvirt.conf.bandwidth import check as bandwidth_check
 from pyvirt.conf.domain import Domain, InterfaceConfig
@@ -119,6 +120,7 @@ async def attach_nic(
         if config:
             assert obj.config is not None
             obj.config.devices.interfaces.append(persistent)
+            pci_assign.assign(obj.config)  # its PCI address in the definition, as libvirt's attach gives it
             reg.write_config(obj.config)
         return {"mac": mac, "target": iface.target_dev}
 
