@@ -5,9 +5,10 @@ at 00:01.2 on pc, ``qemu-xhci`` on q35) unless the domain has one (``model='none
 none), a virtio memory balloon unless it has a ``<memballoon>`` (``model='none'`` likewise), a SCSI
 controller of libvirt's default model for x86 (``lsilogic``, QEMU's ``lsi``, on pc and q35 alike) for
 each controller index a SCSI disk names that no ``<controller type='scsi'>`` has (a SCSI controller
-without a model gets that model too), and the virtio-serial controller a virtio channel or console
-needs. So a definition from elsewhere runs with the devices libvirt would give it, and ``dumpxml`` shows
-them. The PCI controllers the devices need are added with their addresses (:mod:`pyvirt.conf.pci_assign`).
+without a model gets that model too), the SATA controller of each index a SATA disk names, and the
+virtio-serial controller a virtio channel or console needs. So a definition from elsewhere runs with
+the devices libvirt would give it, and ``dumpxml`` shows them. The PCI controllers the devices need are
+added with their addresses (:mod:`pyvirt.conf.pci_assign`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def add(dom: Domain) -> None:
     if devs.memballoon is None:
         devs.memballoon = MemballoonConfig(model="virtio")
     _scsi_controllers(dom)
+    have = {ctl.index for ctl in devs.controllers if ctl.type == "sata"}
+    sata = [drive_address(dom, i)[0] for i, disk in enumerate(devs.disks) if disk.target_bus == "sata"]
+    for index in range(max(sata, default=-1) + 1):  # libvirt's: each index up to the highest a disk names
+        if index not in have:
+            devs.controllers.append(ControllerConfig(type="sata", index=index))
     virtio_chardevs = [c for c in (*devs.channels, *devs.consoles) if c.target_type == "virtio"]
     if virtio_chardevs and not any(ctl.type == "virtio-serial" for ctl in devs.controllers):
         devs.controllers.append(ControllerConfig(type="virtio-serial", index=0))

@@ -177,6 +177,15 @@ CASES = {
         "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
         "<address domain='0x0000' bus='0x06' slot='0x12' function='0x5'/></source></hostdev>",
     ),
+    # pc: SATA disks bring their AHCI controllers, each index up to the highest one named
+    "pc-sata": _domain(
+        "pc",
+        _disk("vda")
+        + _disk("sda", "sata")
+        + _nic("virtio", "01")
+        + _RNG
+        + _disk("sdb", "sata", "<address type='drive' controller='2' bus='0' target='0' unit='0'/>"),
+    ),
     # pc: PIIX3 at 00:01, the video at 00:02, the rest from 00:03 in libvirt's order
     "pc-mixed": _domain(
         "pc",

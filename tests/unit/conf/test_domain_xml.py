@@ -114,10 +114,12 @@ def test_values_of_the_virt_install_document() -> None:
     assert dom.os.machine == "q35"
     assert dom.feature_attrs == {"vmport": {"state": "off"}}
     assert dom.on_reboot == "destroy"
-    # its 3 root ports, 3 more for the 6 PCIe devices (as libvirt adds them), the channel's virtio-serial
+    # its 3 root ports, 3 more for the 6 PCIe devices (as libvirt adds them), the cdrom's SATA controller,
+    # the channel's virtio-serial
     assert [(c.type, c.index) for c in dom.devices.controllers] == [
         ("usb", 0),
         *[("pci", i) for i in range(7)],
+        ("sata", 0),
         ("virtio-serial", 0),
     ]
     assert dom.devices.graphics[0] == GraphicsConfig(port=-1, autoport=True)

@@ -167,6 +167,18 @@ def test_pc_places_video_then_devices_in_libvirts_order() -> None:
     assert not any(c.type == "pci" for c in dom.devices.controllers)
 
 
+def test_a_sata_disk_on_pc_brings_an_addressed_ahci_controller() -> None:
+    from pyvirt.qemu.command import RuntimeContext, build_argv
+
+    dom = define(
+        "<disk type='file'><source file='/tmp/a'/><target dev='sda' bus='sata'/></disk>", machine="pc"
+    )
+    (sata,) = [c for c in dom.devices.controllers if c.type == "sata"]
+    assert sata.index == 0 and at(sata.address) == (0, 2, 0)
+    argv = build_argv(dom, RuntimeContext(accel="tcg", monitor_path="/x"))
+    assert "ahci,bus=pci.0,addr=0x2,id=sata0" in argv  # not left to QEMU, whose choice could clash
+
+
 def test_pc_adds_a_pci_bridge_when_its_slots_run_out() -> None:
     names = [f"vd{chr(ord('a') + i // 26 - 1) if i >= 26 else ''}{chr(ord('a') + i % 26)}" for i in range(29)]
     dom = define("".join(disk(n) for n in names), machine="pc")
