@@ -237,7 +237,7 @@ async def _attach_hostdev_live(reg: DomainRegistry, obj: DomainObject, dev: Host
     assert obj.live is not None
     trial = _live_trial(obj.live)
     trial.devices.hostdevs.append(dev)
-    _checked(trial, "attach of this hostdev")
+    _checked(trial, "attach of this hostdev", live=True)
     added = trial.devices.hostdevs[-1]
     if added.type in ("pci", "mdev") and added.address is None:
         added.address = pci_slot(trial)
@@ -278,9 +278,8 @@ async def _plug_controller(reg: DomainRegistry, obj: DomainObject, ctl: Controll
         raise InvalidArgument(f"the domain already has scsi controller {ctl.index}")
     trial = _live_trial(live)
     trial.devices.controllers.append(ctl)
-    _checked(
-        trial, f"attach of scsi controller {ctl.index}", live=True
-    )  # a model-less one gets libvirt's default
+    # a model-less one gets libvirt's default
+    _checked(trial, f"attach of scsi controller {ctl.index}", live=True)
     driver = SCSI_DEVICES.get(ctl.model or DEFAULT_SCSI_MODEL)
     if driver is None:
         raise UnsupportedConfig(f"unsupported configuration: scsi controller model '{ctl.model}'")

@@ -464,8 +464,10 @@ def test_a_usb_device_is_plugged_by_vendor_and_unplugged_by_it(root: Path, kerne
 
 def test_a_mediated_device_is_plugged_on_a_free_root_port_of_q35(root: Path, kernel: FakeKernel) -> None:
     kernel.add_mdev(MDEV_UUID, "30")
+    # spare root ports: the definition's devices take the first ones (pyvirt.conf.pci_assign)
     q35 = domain(
-        "d1", "<controller type='pci' model='pcie-root'/><controller type='pci' model='pcie-root-port'/>"
+        "d1",
+        "<controller type='pci' model='pcie-root'/>" + "<controller type='pci' model='pcie-root-port'/>" * 4,
     )
     q35 = q35.replace("machine='pc'", "machine='q35'")
 
