@@ -110,7 +110,8 @@ def guest(module_daemon: Daemon, lab: Lab) -> Iterator[Console]:
     )
     hostdev = f"<hostdev mode='subsystem' type='scsi'>{source(lab, 'lun')}</hostdev>"
     controller = "<controller type='scsi' index='0' model='virtio-scsi'/>"
-    controller += "<controller type='pci' index='1' model='pcie-root-port'/>"  # for the hot-plug
+    # root ports: the devices take the first ones (as libvirt places them), the rest for the hot-plug
+    controller += "".join(f"<controller type='pci' index='{i}' model='pcie-root-port'/>" for i in range(1, 7))
     define(
         daemon,
         lab.tgt.scratch,
