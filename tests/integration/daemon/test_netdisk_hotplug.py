@@ -4,7 +4,8 @@ server that answers only that user and password, and an NBD disk over TLS (qemu-
 credentials). The guest reads each disk's known data. A wrong secret fails the plug with QEMU's
 reason and leaves no secret object behind; an unplug deletes the disk's objects; the password is in
 neither QEMU's log nor the daemon's. The domain starts with an NBD disk over TLS: QEMU may read the
-NBD client credentials only if it started with them (Landlock), as the TLS plug needs.
+NBD client credentials only if it started with them (Landlock), as the TLS plug needs. libvirt 9.0 is
+the oracle of the objects a plug adds and a failed plug leaves (a private libvirtd; skipped without it).
 """
 
 from __future__ import annotations
@@ -134,3 +135,106 @@ def test_plug_http_with_auth_and_nbd_over_tls(daemon: Daemon, tmp_path: Path) ->
         for log in (qemu_log, d.log.read_text()):
             assert PASSWORD not in log and WRONG not in log
         d.cli("destroy", "hotnet").ok()
+
+
+# libvirt 9.0 as the oracle of the objects a plug adds and an unplug or a failed plug removes.
+ORACLE_QEMU_CONF = """
+stdio_handler = "file"
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+namespaces = [ ]
+"""
+SERVE = """
+import sys, time
+from pathlib import Path
+from tests.support.rangehttp import serving
+with serving(Path(sys.argv[1]), auth=(sys.argv[2], sys.argv[3])) as (port, _):
+    print(port, flush=True)
+    time.sleep(3600)
+"""
+
+
+def test_libvirt_adds_and_removes_the_same_objects(tmp_path: Path) -> None:
+    """A paused domain of a private libvirtd 9.0 gets the same disk (``<auth>`` and ``<cookies>``)
+    plugged: with a wrong password it fails and leaves no object; with the right one the objects it
+    adds are those pyvirt adds (the same names under the disk's node name). (Its unplug, which waits
+    for a guest that releases the device, is not run here: libvirt's qemuBlockStorageSourceChainDetach
+    deletes the nodes, then these objects, as pyvirt's does.) The HTTP server runs in the oracle's
+    network namespace."""
+    import os
+    import subprocess
+    import sys
+
+    from pyvirt.conf.domain_xml import load_domain_xml
+    from pyvirt.daemon.blockdevs import _server_objects
+    from tests.support.virtinstall import REPO, Oracle
+
+    reason = Oracle.missing()
+    if reason:
+        pytest.skip(f"libvirt 9.0 is not the oracle here: {reason}")
+    served = tmp_path / "served"
+    served.mkdir()
+    _image(served / "web.raw", "pyvirt-web-disk")
+    oracle = Oracle(qemu_conf=ORACLE_QEMU_CONF)
+    oracle.start()
+    server = None
+    try:
+        server = subprocess.Popen(
+            [*oracle._enter(), sys.executable, "-c", SERVE, str(served), USER, PASSWORD],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert server.stdout is not None
+        port = int(server.stdout.readline())
+        (tmp_path / "secret.xml").write_text(
+            f"<secret ephemeral='no' private='yes'><uuid>{SECRET_UUID}</uuid>"
+            "<usage type='iscsi'><target>hot-web</target></usage></secret>"
+        )
+        oracle.virsh("secret-define", str(tmp_path / "secret.xml"))
+        oracle.virsh("secret-set-value", SECRET_UUID, "--base64", _b64(WRONG))
+        (tmp_path / "lv.xml").write_text(domain_xml("lvhot"))
+        oracle.virsh("define", str(tmp_path / "lv.xml"))
+        oracle.virsh("start", "--paused", "lvhot")
+        web = (
+            "<disk type='network' device='disk'><driver name='qemu' type='raw'/>"
+            f"<source protocol='http' name='/web.raw'><host name='127.0.0.1' port='{port}'/>"
+            f"<auth username='{USER}'><secret type='iscsi' uuid='{SECRET_UUID}'/></auth>"
+            "<cookies><cookie name='session'>c00kie-value</cookie></cookies></source>"
+            "<target dev='vdc' bus='virtio'/><readonly/></disk>"
+        )
+        (tmp_path / "web.xml").write_text(web)
+
+        def objects() -> dict[str, str]:
+            query = '{"execute":"qom-list","arguments":{"path":"/objects"}}'
+            reply = json.loads(oracle.virsh("qemu-monitor-command", "lvhot", query))
+            return {str(o["name"]): str(o["type"]) for o in reply["return"]}
+
+        before = objects()
+        failed = oracle._virsh("attach-device", "lvhot", str(tmp_path / "web.xml"), "--live")
+        assert failed.returncode != 0 and "401" in failed.stderr, failed
+        assert objects() == before  # nothing left, as pyvirt (whose master key also goes)
+
+        oracle.virsh("secret-set-value", SECRET_UUID, "--base64", _b64(PASSWORD))
+        oracle.virsh("attach-device", "lvhot", str(tmp_path / "web.xml"), "--live")
+        added = {name: kind for name, kind in objects().items() if name not in before}
+        disk = load_domain_xml(domain_xml("x", extra_devices=web)).devices.disks[-1]
+        ours = {ident.removeprefix("NODE") for ident in _server_objects("NODE", disk)}
+        node = next(iter(added)).split("-storage-")[0]  # libvirt's node name (libvirt-N)
+        assert {name.removeprefix(node) for name in added} == ours, added
+        assert set(added.values()) == {"child<secret>"}
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+        oracle._virsh("destroy", "lvhot")
+        oracle.stop()
+
+
+def _b64(text: str) -> str:
+    import base64
+
+    return base64.b64encode(text.encode()).decode()
