@@ -17,6 +17,9 @@ from pyvirt.conf.mac import random_mac
 from pyvirt.conf.memory_devices import aligned
 
 DEFAULT_MACHINE = "pc"
+# An <interface> without <model>: libvirt 9.0's choice for x86 guests (qemuDomainDefaultNetModel), which
+# it writes into the definition (a vdpa interface gets virtio; a vhostuser one must name it).
+DEFAULT_NET_MODEL = "rtl8139"
 # The empty pcie-root-ports a q35 guest is given for hot-plug by the tools that write its XML
 # (virt-install's default, pyvirt install, clone and launch); the daemon itself adds none, as libvirt.
 HOTPLUG_ROOT_PORTS = 14

@@ -40,7 +40,7 @@ from pyvirt.conf import audio as audio_backends
 from pyvirt.conf import clock as clock_xml
 from pyvirt.conf.addresses import check_address
 from pyvirt.conf.cpuset import parse_cpuset
-from pyvirt.conf.defaults import apply_defaults
+from pyvirt.conf.defaults import DEFAULT_NET_MODEL, apply_defaults
 from pyvirt.conf.disk_encryption import DISK_FORMATS as ENCRYPTED_FORMATS
 from pyvirt.conf.disk_encryption import encryption_node, parse_encryption
 from pyvirt.conf.domain import (
@@ -909,8 +909,10 @@ class _Parser:
                 f"unsupported configuration: scripts are not supported on interfaces of type {nic.type}"
             )
         if (node := e.child("model")) is not None:
-            nic.model = node.choice("type", NET_MODELS, required=True) or "virtio"
+            nic.model = node.choice("type", NET_MODELS, required=True) or DEFAULT_NET_MODEL
             node.done()
+        else:  # libvirt 9.0's: a vDPA device is always virtio
+            nic.model = "virtio" if nic.type == "vdpa" else DEFAULT_NET_MODEL
         if (node := e.child("bandwidth")) is not None:
             for direction in bandwidth.DIRECTIONS:
                 if (rates := node.child(direction)) is not None:

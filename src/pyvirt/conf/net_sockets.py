@@ -88,8 +88,9 @@ def check(nic: InterfaceConfig) -> None:
     if nic.type in TYPES and not nic.socket:
         raise XMLError(f"an interface of type '{nic.type}' needs <source>")
     if nic.type == "vhostuser" and nic.model != "virtio":
-        raise UnsupportedConfig(
-            f"unsupported configuration: a vhostuser interface of model '{nic.model}' (only virtio)"
+        raise UnsupportedConfig(  # libvirt 9.0's words
+            "unsupported configuration: Wrong or no <model> 'type' attribute specified with "
+            "<interface type='vhostuser'/>. vhostuser requires the virtio-net* frontend"
         )
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.conf import pci_assign
 from pyvirt.conf.bandwidth import DIRECTIONS
 from pyvirt.conf.bandwidth import check as bandwidth_check
+from pyvirt.conf.defaults import DEFAULT_NET_MODEL
 from pyvirt.conf.domain import Domain, InterfaceConfig
 from pyvirt.conf.domain_xml import AUTO_TAP_PREFIXES
 from pyvirt.conf.mac import random_mac
@@ -67,7 +68,7 @@ async def attach_interface(
     kind = str(spec.get("type", "network"))
     if kind not in ("network", "bridge", "user"):
         raise InvalidArgument(f"interface type '{kind}' is not supported (network, bridge or user)")
-    model = str(spec.get("model") or "virtio")
+    model = str(spec.get("model") or DEFAULT_NET_MODEL)
     source = spec.get("source")
     if kind != "user" and not source:
         raise InvalidArgument("attach-interface needs --source for network and bridge interfaces")

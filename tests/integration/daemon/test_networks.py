@@ -116,7 +116,8 @@ def test_hotplug_nic_and_link_state(nsdaemon: Daemon, tmp_path: Path) -> None:
     d.cli("start", "h1").ok()
     console = Console(d, "h1")
     console.expect("pyvirt-guest: ready")
-    result = d.cli("attach-interface", "h1", "network", "hp", "--mac", "52:54:00:00:78:01")
+    nic = ("--mac", "52:54:00:00:78:01", "--model", "virtio")  # libvirt's default model is rtl8139
+    result = d.cli("attach-interface", "h1", "network", "hp", *nic)
     assert result.ok().out == "Interface attached successfully\n\n"
     iflist = d.cli("domiflist", "h1").ok().out
     assert "52:54:00:00:78:01" in iflist

@@ -218,3 +218,13 @@ def test_a_disks_snapshot_attribute_round_trips() -> None:
     assert dom.devices.disks[0].snapshot == "external"
     with pytest.raises(PyvirtError, match="'snapshot' = 'sometimes'"):
         load_domain_xml(XML.format(features="", devices=disk.replace("external", "sometimes")))
+
+
+def test_an_interface_without_a_model_is_libvirts_default() -> None:
+    # libvirt 9.0 gives an x86 guest's NIC rtl8139 and writes it into the definition; a vdpa NIC virtio
+    nic = "<interface type='user'><mac address='52:54:00:00:00:01'/></interface>"
+    xml = format_domain(load_domain_xml(XML.format(features="", devices=nic)))
+    assert "<model type='rtl8139'/>" in xml
+    assert any(arg.startswith("rtl8139,netdev=hostnet0") for arg in argv(devices=nic))
+    vdpa = "<interface type='vdpa'><source dev='/dev/vhost-vdpa-0'/></interface>"
+    assert "<model type='virtio'/>" in format_domain(load_domain_xml(XML.format(features="", devices=vdpa)))
