@@ -95,7 +95,7 @@ def test_convert_on_a_full_disk(small_root: tuple[Daemon, Filler], tmp_path: Pat
     with open(source, "wb") as fh:
         for i in range(24):
             fh.write(bytes([i + 1]) * (1 << 20))
-    target = daemon.root / "var/lib/pyvirt/images/out.qcow2"
+    target = daemon.pool_dir / "out.qcow2"
     filler.fill(leave=8 << 20)
     result = daemon.cli("img", "convert", "-O", "qcow2", str(source), str(target))
     assert result.rc == 1 and "error: " in result.err and FULL in result.err, result.err
@@ -105,7 +105,7 @@ def test_convert_on_a_full_disk(small_root: tuple[Daemon, Filler], tmp_path: Pat
 
 def test_volume_upload_and_clone_on_a_full_disk(small_root: tuple[Daemon, Filler], tmp_path: Path) -> None:
     daemon, filler = small_root
-    images = daemon.root / "var/lib/pyvirt/images"
+    images = daemon.pool_dir
     daemon.cli("pool-start", "default")  # if the daemon has not started it yet
     daemon.cli("vol-create-as", "default", "up.raw", "24M", "--format", "raw", "--allocation", "0").ok()
     payload = tmp_path / "payload"

@@ -40,7 +40,7 @@ def daemon(base_disks: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     d = Daemon()
     d.start()
     try:
-        overlay(base_disks[0], d.root / "var/lib/pyvirt/images/web.qcow2")
+        overlay(base_disks[0], d.pool_dir / "web.qcow2")
         xml = tmp_path_factory.mktemp("web") / "web.xml"
         xml.write_text(DOMAIN)
         d.cli("define", str(xml)).ok()
@@ -51,12 +51,12 @@ def daemon(base_disks: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 def test_customize_finds_the_volume_disk(daemon: Daemon) -> None:
     daemon.cli("customize", "-q", "-d", "web", "--write", "/etc/motd:through the API").ok()
-    tree = snapshot_disk(daemon.root / "var/lib/pyvirt/images/web.qcow2", root=2)
+    tree = snapshot_disk(daemon.pool_dir / "web.qcow2", root=2)
     assert tree["/etc/motd"][2] == "through the API"
 
 
 def test_running_domain_refused_then_mounted_read_only(daemon: Daemon, tmp_path: Path) -> None:
-    disk = daemon.root / "var/lib/pyvirt/images/web.qcow2"
+    disk = daemon.pool_dir / "web.qcow2"
     daemon.cli("start", "--paused", "web").ok()
     try:
         for tool in ("sysprep", "customize"):

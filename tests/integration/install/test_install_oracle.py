@@ -277,7 +277,7 @@ def test_refusals_name_the_suboption(work: Path, pyvirtd: Daemon) -> None:
 def test_failed_start_leaves_nothing(work: Path, pyvirtd: Daemon) -> None:
     """The network is defined but not started: the start fails, and the disk made and the definition
     are removed again."""
-    images = pyvirtd.root / "var/lib/pyvirt/images"
+    images = pyvirtd.pool_dir
     result = pyvirtd.cli("install", "--name", "fs", "--memory", "256", "--os-variant", "debian11", "--import",
                          "--disk", "size=1", "--network", "network=default", "--graphics", "none",
                          "--virt-type", "qemu", "--noautoconsole")  # fmt: skip
@@ -287,7 +287,7 @@ def test_failed_start_leaves_nothing(work: Path, pyvirtd: Daemon) -> None:
 
 
 def test_bad_input_leaves_nothing(work: Path, pyvirtd: Daemon) -> None:
-    images = pyvirtd.root / "var/lib/pyvirt/images"
+    images = pyvirtd.pool_dir
     before = sorted(p.name for p in images.iterdir())
     # an unknown OS
     result = pyvirtd.cli("install", "--name", "b1", "--memory", "512", "--os-variant", "nosuchos9",
@@ -339,7 +339,7 @@ def test_appliance_import_matches_virt_install(work: Path, pyvirtd: Daemon, orac
     result = pyvirtd.cli("install", "--print-xml", *argv, *COMMON.split()).ok()
     (dom,) = _documents(result.out)
     source = dom.find("devices/disk/source")
-    pool_disk = str(pyvirtd.root / "var/lib/pyvirt/images/o1.qcow2")
+    pool_disk = str(pyvirtd.pool_dir / "o1.qcow2")
     assert source.get("file") == pool_disk and not Path(pool_disk).exists()  # --print-xml converts nothing
     assert dom.findtext("vcpu") == "2" and dom.findtext("memory") == str(160 << 10)
     machine = dom.find("os/type").get("machine")

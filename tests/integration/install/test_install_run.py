@@ -45,7 +45,7 @@ def test_location_install_two_phases(daemon: Daemon, tree: Path) -> None:
     ).ok()  # fmt: skip
     info = json.loads(result.out)
     assert info["started"] and len(info["xml"]) == 2
-    disk = daemon.root / "var/lib/pyvirt/images/inst.qcow2"
+    disk = daemon.pool_dir / "inst.qcow2"
     assert str(disk) in info["created"] and disk.exists()
     assert "inst.qcow2" in daemon.cli("vol-list", "default").ok().out
     inactive = ET.fromstring(daemon.cli("dumpxml", "--inactive", "inst").ok().out)

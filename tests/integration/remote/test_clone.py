@@ -17,7 +17,7 @@ from tests.support.guest import guest_artifacts
 
 def _template(daemon: Daemon) -> Path:
     daemon.cli("template", "import", "--os", "busybox", str(guest_artifacts().disk), "bb").ok()
-    return daemon.root / "var/lib/pyvirt/images"
+    return daemon.pool_dir
 
 
 def _check_clone(daemon: Daemon, uri: str, images: Path, name: str, *, global_option: bool) -> None:

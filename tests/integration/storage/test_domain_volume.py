@@ -23,7 +23,7 @@ DISK = """
 
 def test_volume_disk_resolves_and_is_protected_while_running(daemon: Daemon, tmp_path: Path) -> None:
     guest_artifacts()
-    pool = daemon.root / "var/lib/pyvirt/images"
+    pool = daemon.pool_dir
     daemon.cli("vol-create-as", "default", "base.qcow2", "32M", "--format", "qcow2").ok()
     daemon.cli(
         "vol-create-as", "default", "vm.qcow2", "48M", "--format", "qcow2",

@@ -120,7 +120,7 @@ def test_pool_create_over_an_inactive_persistent_pool(daemon: Daemon, tmp_path: 
 
 
 def test_bad_pool_create_input(daemon: Daemon, tmp_path: Path) -> None:
-    images = daemon.root / "var/lib/pyvirt/images"
+    images = daemon.pool_dir
     before = sorted(p.name for p in etc(daemon).iterdir()), sorted(p.name for p in state(daemon).iterdir())
 
     bad = tmp_path / "bad.xml"

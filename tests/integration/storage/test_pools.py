@@ -13,10 +13,6 @@ def etc(daemon: Daemon) -> Path:
     return daemon.root / "etc/pyvirt/storage"
 
 
-def images(daemon: Daemon) -> Path:
-    return daemon.root / "var/lib/pyvirt/images"
-
-
 def test_default_pool_on_first_start_and_after_restart(daemon: Daemon) -> None:
     out = daemon.cli("pool-list").ok().out
     assert out == (
@@ -34,14 +30,14 @@ def test_default_pool_on_first_start_and_after_restart(daemon: Daemon) -> None:
         r"Allocation:     [\d.]+ \w+\nAvailable:      [\d.]+ \w+\n\n",
         info,
     ), info
-    st = os.statvfs(images(daemon))
+    st = os.statvfs(daemon.pool_dir)
     byte_info = daemon.cli("pool-info", "--bytes", "default").ok().out
     assert f"Capacity:       {st.f_blocks * st.f_frsize}\n" in byte_info
 
     # libvirt's on-disk layout: the definition, an autostart link, a run-state file.
     config = (etc(daemon) / "default.xml").read_text()
     assert config.startswith("<!--\nWARNING: THIS IS AN AUTO-GENERATED FILE.")
-    assert f"<path>{images(daemon)}</path>" in config
+    assert f"<path>{daemon.pool_dir}</path>" in config
     assert os.readlink(etc(daemon) / "autostart/default.xml") == "../default.xml"
     assert (daemon.root / "run/pyvirt/storage/default.xml").exists()
 
@@ -61,7 +57,7 @@ def test_default_pool_on_first_start_and_after_restart(daemon: Daemon) -> None:
     daemon.cli("pool-undefine", "default").ok()
     daemon.restart()
     assert "default" not in daemon.cli("pool-list", "--all").ok().out
-    assert images(daemon).is_dir()
+    assert daemon.pool_dir.is_dir()
 
 
 def test_every_pool_verb(daemon: Daemon, tmp_path: Path) -> None:
@@ -130,7 +126,7 @@ def test_bad_pool_input(daemon: Daemon, tmp_path: Path) -> None:
     assert err == "error: Failed to define pool p5\nerror: XML error: missing storage pool target path\n"
     err = _fails(daemon, "pool-define-as", "default", "dir", "--target", str(tmp_path))
     assert "operation failed: pool 'default' already exists with uuid" in err
-    err = _fails(daemon, "pool-define-as", "other", "dir", "--target", str(images(daemon)))
+    err = _fails(daemon, "pool-define-as", "other", "dir", "--target", str(daemon.pool_dir))
     assert "Storage source conflict with pool: 'default'" in err
     assert "cannot contain '/'" in _fails(daemon, "pool-define-as", "a/b", "dir", "--target", str(tmp_path))
     assert "cannot start with '.'" in _fails(daemon, "pool-define-as", ".x", "dir", "--target", str(tmp_path))

@@ -9,7 +9,6 @@ from pathlib import Path
 from tests.integration.storage.volume_checks import (
     assert_clean_qcow2,
     fails,
-    images,
     listing,
     qemu_info,
     same_content,
@@ -19,7 +18,7 @@ from tests.support.daemon import Daemon
 
 
 def test_vol_create_from_xml(daemon: Daemon, tmp_path: Path) -> None:
-    pool = images(daemon)
+    pool = daemon.pool_dir
     q = xml_file(
         tmp_path,
         "q.xml",
@@ -62,12 +61,12 @@ def test_vol_create_from_xml(daemon: Daemon, tmp_path: Path) -> None:
 
 def test_bad_vol_create_input(daemon: Daemon, tmp_path: Path) -> None:
     daemon.cli("vol-create-as", "default", "v.img", "1M").ok()
-    (images(daemon) / "v.img").write_bytes(b"keep" * (1 << 18))
+    (daemon.pool_dir / "v.img").write_bytes(b"keep" * (1 << 18))
     before = listing(daemon)
     dup = xml_file(tmp_path, "dup.xml", "<volume><name>v.img</name><capacity>4096</capacity></volume>")
     err = fails(daemon, "vol-create", "default", str(dup))
     assert err == f"error: Failed to create vol from {dup}\nerror: storage volume 'v.img' exists already\n"
-    assert (images(daemon) / "v.img").read_bytes() == b"keep" * (1 << 18)
+    assert (daemon.pool_dir / "v.img").read_bytes() == b"keep" * (1 << 18)
 
     bad = xml_file(tmp_path, "bad.xml", "<volume><name>zz</name>")
     err = fails(daemon, "vol-create", "default", str(bad))
@@ -106,7 +105,7 @@ def test_bad_vol_create_input(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_vol_create_from_copies_the_input(daemon: Daemon, tmp_path: Path) -> None:
-    pool = images(daemon)
+    pool = daemon.pool_dir
     daemon.cli("vol-create-as", "default", "src.img", "4M").ok()
     data = os.urandom(1 << 20)
     with open(pool / "src.img", "r+b") as fh:

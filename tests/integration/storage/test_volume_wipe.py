@@ -12,7 +12,6 @@ import pytest
 
 from tests.integration.storage.volume_checks import (
     fails,
-    images,
     listing,
     qemu_info,
     same_content,
@@ -22,7 +21,7 @@ from tests.support.daemon import Daemon
 
 
 def test_vol_wipe_zeroes_volumes(daemon: Daemon, tmp_path: Path) -> None:
-    pool = images(daemon)
+    pool = daemon.pool_dir
     daemon.cli("vol-create-as", "default", "full.img", "4M").ok()
     (pool / "full.img").write_bytes(os.urandom(4 << 20))
     assert daemon.cli("vol-wipe", "full.img", "--pool", "default").ok().out == "Vol full.img wiped\n\n"
@@ -52,7 +51,7 @@ def test_vol_wipe_zeroes_volumes(daemon: Daemon, tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("scrub") is None, reason="scrub is not installed")
 def test_vol_wipe_with_a_scrub_pattern(daemon: Daemon) -> None:
-    pool = images(daemon)
+    pool = daemon.pool_dir
     daemon.cli("vol-create-as", "default", "s.img", "1M").ok()
     original = os.urandom(1 << 20)
     (pool / "s.img").write_bytes(original)
@@ -77,7 +76,7 @@ IDLE_DOMAIN = """<domain type='qemu'>
 
 
 def test_bad_vol_wipe_input(daemon: Daemon, tmp_path: Path) -> None:
-    pool = images(daemon)
+    pool = daemon.pool_dir
     daemon.cli("vol-create-as", "default", "base.qcow2", "8M", "--format", "qcow2").ok()
     daemon.cli(
         "vol-create-as", "default", "top.qcow2", "8M", "--format", "qcow2",
@@ -135,7 +134,7 @@ def test_python_api(daemon: Daemon, tmp_path: Path) -> None:
         copy_xml = "<volume><name>c.qcow2</name><target><format type='qcow2'/></target></volume>"
         copy = conn.pool("default").create_volume_from(copy_xml, src)
         assert copy.info()["format"] == "qcow2" and copy.info()["capacity"] == 1 << 20
-        assert same_content(target / "src.img", images(daemon) / "c.qcow2")
+        assert same_content(target / "src.img", daemon.pool_dir / "c.qcow2")
         assert src.wipe()["format"] == "raw"
         assert (target / "src.img").read_bytes() == bytes(1 << 20)
         pool.destroy()

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from tests.integration.storage.volume_checks import images, qemu_img, qemu_info
+from tests.integration.storage.volume_checks import qemu_img, qemu_info
 from tests.support.daemon import Daemon
 
 
@@ -21,7 +21,7 @@ def assert_clean(path: Path) -> None:
 
 
 def test_every_volume_verb(daemon: Daemon, tmp_path: Path) -> None:
-    pool = images(daemon)
+    pool = daemon.pool_dir
     assert daemon.cli("vol-create-as", "default", "a.qcow2", "64M", "--format", "qcow2").ok().out == (
         "Vol a.qcow2 created\n\n"
     )
@@ -117,7 +117,7 @@ def test_every_volume_verb(daemon: Daemon, tmp_path: Path) -> None:
 
 
 def test_upload_and_download_stream(daemon: Daemon, tmp_path: Path) -> None:
-    pool = images(daemon)
+    pool = daemon.pool_dir
     size = 48 << 20
     source = tmp_path / "src.bin"
     with open(source, "wb") as fh:  # data, a 32 MiB hole, data
@@ -178,7 +178,7 @@ def _fails(daemon: Daemon, *args: str) -> str:
 
 
 def test_bad_volume_input(daemon: Daemon, tmp_path: Path) -> None:
-    pool = images(daemon)
+    pool = daemon.pool_dir
     before = sorted(os.listdir(pool))
     for name, fragment in (
         ("../x", "cannot contain '/'"),

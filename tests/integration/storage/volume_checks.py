@@ -11,10 +11,6 @@ from pathlib import Path
 from tests.support.daemon import Daemon
 
 
-def images(daemon: Daemon) -> Path:
-    return daemon.root / "var/lib/pyvirt/images"
-
-
 def qemu_img(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["qemu-img", *args], capture_output=True, text=True, check=False)
 
@@ -50,4 +46,4 @@ def fails(daemon: Daemon, *args: str) -> str:
 
 
 def listing(daemon: Daemon) -> list[str]:
-    return sorted(os.listdir(images(daemon)))
+    return sorted(os.listdir(daemon.pool_dir))

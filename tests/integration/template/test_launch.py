@@ -54,12 +54,8 @@ def d() -> Iterator[Daemon]:
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
-def _images(d: Daemon) -> Path:
-    return d.root / "var/lib/pyvirt/images"
-
-
 def _pool_files(d: Daemon) -> list[str]:
-    return sorted(p.name for p in _images(d).iterdir())
+    return sorted(p.name for p in d.pool_dir.iterdir())
 
 
 def test_launch_boots_with_identity_and_wait_ip_prints_the_real_address(d: Daemon, tmp_path: Path) -> None:
@@ -92,7 +88,7 @@ def test_launch_boots_with_identity_and_wait_ip_prints_the_real_address(d: Daemo
     )
     assert ping.returncode == 0 and " 0% packet loss" in ping.stdout, ping.stdout
     vol = d.connect().pool("default").volume("web1.qcow2").info()
-    assert vol["backing"] == str(_images(d) / "bb.template.qcow2")
+    assert vol["backing"] == str(d.pool_dir / "bb.template.qcow2")
     xml = d.connect().domain("web1").xml()
     assert "<source network='lan'/>" in xml and "volume='web1-seed.iso'" in xml
     listing = d.cli("template", "list").ok().out
@@ -118,7 +114,7 @@ def test_launch_full_copy_json_password_user_data_and_disk_size(d: Daemon, tmp_p
     assert info["vcpus"] == 2 and info["max_memory_kib"] == 96 << 10
     from pyvirt.guest.cloudinit import read_seed_iso
 
-    seed = read_seed_iso(_images(d) / "full1-seed.iso")["user-data"]
+    seed = read_seed_iso(d.pool_dir / "full1-seed.iso")["user-data"]
     assert "multipart/mixed" in seed  # pyvirt's cloud-config and the user's, merged by cloud-init
     parts = [base64.b64decode(chunk).decode() for chunk in re.findall(r"\n\n([A-Za-z0-9+/=\n]+)\n--", seed)]
     assert any('"password": "s3cret-pw"' in p and '"name": "root"' in p for p in parts), parts

@@ -44,12 +44,8 @@ def daemon() -> Iterator[Daemon]:
         yield d
 
 
-def _images(d: Daemon) -> Path:
-    return d.root / "var/lib/pyvirt/images"
-
-
 def _pool_files(d: Daemon) -> list[str]:
-    return sorted(p.name for p in _images(d).iterdir())
+    return sorted(p.name for p in d.pool_dir.iterdir())
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +57,7 @@ def busybox(daemon: Daemon) -> str:
 def test_import_and_list(daemon: Daemon, busybox: str) -> None:
     out = daemon.cli("template", "list").ok().out
     assert re.search(r"^ bb\s+busybox\s+\d+ MiB\s+\S+Z\s+bb\.template\.qcow2\s+-$", out, re.M), out
-    vol = _images(daemon) / "bb.template.qcow2"
+    vol = daemon.pool_dir / "bb.template.qcow2"
     assert vol.stat().st_mode & 0o777 == 0o444
     # The sidecar is hidden: vol-list shows the template's volume only.
     assert "template.json" not in daemon.cli("vol-list", "default").ok().out
@@ -78,14 +74,14 @@ def test_linked_clone_defines_overlay_seed_and_new_identity(daemon: Daemon, busy
         "--memory", "128", "--hostname", "c1.example",
     ).ok()  # fmt: skip
     vol = conn.pool("default").volume("c1.qcow2").info()
-    assert vol["backing"] == str(_images(daemon) / "bb.template.qcow2")
+    assert vol["backing"] == str(daemon.pool_dir / "bb.template.qcow2")
     assert vol["capacity"] == 1 << 30 and vol["format"] == "qcow2"
     xml = conn.domain("c1").xml()
     assert "<source pool='default' volume='c1.qcow2'/>" in xml
     assert "<source pool='default' volume='c1-seed.iso'/>" in xml
     from pyvirt.guest.cloudinit import read_seed_iso
 
-    seed = read_seed_iso(_images(daemon) / "c1-seed.iso")
+    seed = read_seed_iso(daemon.pool_dir / "c1-seed.iso")
     assert '"hostname": "c1"' in seed["user-data"] and '"fqdn": "c1.example"' in seed["user-data"]
     mac = re.search(r"<mac address='([0-9a-f:]+)'/>", xml)
     assert mac and mac.group(1) in seed["network-config"]
@@ -101,7 +97,7 @@ def test_password_seeded_in_the_form_the_templates_cloud_init_reads(daemon: Daem
 
     daemon.cli("template", "import", str(guest_artifacts().disk), "old-ci").ok()
     # What a debian-11 build records: the cloud-init version its tree holds (20.4, before chpasswd's users).
-    sidecar = _images(daemon) / ".old-ci.template.json"
+    sidecar = daemon.pool_dir / ".old-ci.template.json"
     sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "cloud_init": "20.4.1"}))
     listed = json.loads(daemon.cli("template", "list", "--json").ok().out)
     assert {t["name"]: t["cloud_init"] for t in listed if t["name"] in ("old-ci", busybox)} == {
@@ -112,8 +108,8 @@ def test_password_seeded_in_the_form_the_templates_cloud_init_reads(daemon: Daem
         launch = ("launch", "-q", original, name, "--network", "none", "--memory", "64M", "--password", "a:b")
         daemon.cli(*launch).ok()
         daemon.cli("destroy", name).ok()
-    new = json.loads(read_seed_iso(_images(daemon) / "pw-new-seed.iso")["user-data"].split("\n", 1)[1])
-    old = json.loads(read_seed_iso(_images(daemon) / "pw-old-seed.iso")["user-data"].split("\n", 1)[1])
+    new = json.loads(read_seed_iso(daemon.pool_dir / "pw-new-seed.iso")["user-data"].split("\n", 1)[1])
+    old = json.loads(read_seed_iso(daemon.pool_dir / "pw-old-seed.iso")["user-data"].split("\n", 1)[1])
     assert new["chpasswd"] == {
         "expire": False,
         "users": [{"name": "root", "password": "a:b", "type": "text"}],
@@ -127,12 +123,12 @@ def test_clone_onto_existing_name_creates_nothing(daemon: Daemon, busybox: str) 
     again = daemon.cli("clone", "--original", busybox, "--name", "dup", "--network", "none")
     assert again.rc == 1 and "domain dup exists already" in again.err
     # A stray volume with the clone's disk name: refused before anything is made.
-    (_images(daemon) / "stray.qcow2").write_bytes(b"")
+    (daemon.pool_dir / "stray.qcow2").write_bytes(b"")
     stray = daemon.cli("clone", "--original", busybox, "--name", "stray", "--network", "none")
     assert stray.rc == 1 and "volume stray.qcow2 exists already" in stray.err
     assert _pool_files(daemon) == sorted([*before, "stray.qcow2"])
     assert "stray" not in daemon.cli("list", "--all", "--name").out.split()
-    (_images(daemon) / "stray.qcow2").unlink()
+    (daemon.pool_dir / "stray.qcow2").unlink()
     unknown = daemon.cli("clone", "--original", "nosuch", "--name", "x1")
     assert unknown.rc == 1 and "no template or domain named nosuch" in unknown.err
     small = daemon.cli("clone", "--original", busybox, "--name", "x2", "--disk-size", "1M")
@@ -147,13 +143,13 @@ def test_clone_of_a_domain_full_and_refused_while_running(daemon: Daemon, busybo
     conn = daemon.connect()
     daemon.cli("clone", "--original", busybox, "--name", "src", "--network", "none").ok()
     # Boot it as the busybox guest boots (direct kernel): the clone's disk is the overlay volume.
-    disk = _images(daemon) / "src.qcow2"
+    disk = daemon.pool_dir / "src.qcow2"
     conn.domain("src").undefine()
     conn.define_xml(domain_xml("src", disk=disk, artifacts=art))
     conn.domain("src").start()
     running = daemon.cli("clone", "--original", "src", "--name", "src2")
     assert running.rc == 1 and "domain src is running" in running.err and "shut it down" in running.err
-    assert not (_images(daemon) / "src2.qcow2").exists()
+    assert not (daemon.pool_dir / "src2.qcow2").exists()
     conn.domain("src").destroy()
     daemon.wait_state("src", "shut off")
     out = daemon.cli("clone", "--original", "src", "--name", "src2", "--network", "none").ok().out
@@ -170,16 +166,16 @@ def test_template_delete_refused_while_clones_depend(daemon: Daemon) -> None:
     daemon.cli("clone", "--original", "gone", "--name", "dep", "--network", "none").ok()
     refused = daemon.cli("template", "delete", "gone")
     assert refused.rc == 1 and "template gone is in use" in refused.err and "domain dep" in refused.err
-    assert (_images(daemon) / "gone.template.qcow2").exists()
+    assert (daemon.pool_dir / "gone.template.qcow2").exists()
     daemon.cli("undefine", "--remove-all-storage", "dep").ok()
     # The seed (a CD-ROM) outlives undefine --remove-all-storage; a new clone of the name replaces it.
-    assert (_images(daemon) / "dep-seed.iso").exists()
+    assert (daemon.pool_dir / "dep-seed.iso").exists()
     daemon.cli("clone", "--original", "gone", "--name", "dep", "--network", "none").ok()
     assert daemon.cli("template", "delete", "gone").rc == 1
     daemon.cli("undefine", "--remove-all-storage", "dep").ok()
     daemon.cli("template", "delete", "gone").ok()
-    assert not (_images(daemon) / "gone.template.qcow2").exists()
-    assert not (_images(daemon) / ".gone.template.json").exists()
+    assert not (daemon.pool_dir / "gone.template.qcow2").exists()
+    assert not (daemon.pool_dir / ".gone.template.json").exists()
     assert "gone" not in daemon.cli("template", "list").ok().out
     missing = daemon.cli("template", "delete", "gone")
     assert missing.rc == 1 and "template gone not found" in missing.err
@@ -360,7 +356,7 @@ def test_import_and_clone_options_quiet_json_pool(daemon: Daemon, tmp_path: Path
     disk = str(guest_artifacts().disk)
     loud = daemon.cli("template", "import", "--os", "busybox", "--pool", "other", disk, "ob").ok()
     assert "Copying" in loud.err and loud.out.startswith("Template ob imported: ")
-    assert (folder / "ob.template.qcow2").is_file() and not (_images(daemon) / "ob.template.qcow2").exists()
+    assert (folder / "ob.template.qcow2").is_file() and not (daemon.pool_dir / "ob.template.qcow2").exists()
     quiet = daemon.cli("template", "import", "-q", "--pool", "other", disk, "oq").ok()
     assert quiet.err == "" and quiet.out.startswith("Template oq imported: ")
     as_json = daemon.cli("template", "import", "--json", "--pool", "other", disk, "oj").ok()
