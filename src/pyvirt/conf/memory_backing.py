@@ -331,23 +331,23 @@ def default_hugepage_kib() -> int:
 
 def hugetlbfs_mounts() -> dict[int, str]:
     """Page size (KiB) → a hugetlbfs mount point of this host."""
+    from pyvirt import mounts  # the one mount-table reader
+
     found: dict[int, str] = {}
     try:
-        with open("/proc/self/mounts") as fh:
-            lines = fh.read().splitlines()
+        table = mounts.read_mounts()
     except OSError:
         return found
-    for line in lines:
-        fields = line.split()
-        if len(fields) < 4 or fields[2] != "hugetlbfs":
+    for mount in table:
+        if mount.fstype != "hugetlbfs":
             continue
         size = default_hugepage_kib()
-        for opt in fields[3].split(","):
+        for opt in mount.options:
             if opt.startswith("pagesize="):
                 text = opt[9:].upper()
                 factor = {"K": 1, "M": 1024, "G": 1024 * 1024}.get(text[-1:], 0)
                 size = int(text[:-1]) * factor if factor else int(text) // 1024
-        found.setdefault(size, fields[1])
+        found.setdefault(size, mount.mountpoint)
     return found
 
 

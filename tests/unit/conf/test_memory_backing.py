@@ -87,3 +87,24 @@ def test_bare_hugepages_use_the_default_size(monkeypatch: pytest.MonkeyPatch) ->
     obj = memory_backing.backend(bare, "pc.ram", 131072, None, hugepage_dirs={2048: "/h/d"}, memory_dir=None)
     assert obj["qom-type"] == "memory-backend-file" and obj["mem-path"] == "/h/d"
     assert "<hugepages/>" in format_domain(bare)
+
+
+def test_hugetlbfs_mounts_from_the_mount_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host's hugetlbfs mounts by page size, read through pyvirt.mounts: ``pagesize=`` among the
+    file system's options, else the host's default size; the first mount of a size is the one used."""
+    from pyvirt import mounts
+
+    table = (
+        "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+        "40 22 0:40 / /dev/hugepages rw,relatime shared:20 - hugetlbfs hugetlbfs rw,pagesize=2M\n"
+        "41 22 0:41 / /mnt/huge\\0401g rw,relatime - hugetlbfs none rw,pagesize=1024M\n"
+        "42 22 0:42 / /mnt/second rw,relatime - hugetlbfs none rw,pagesize=2048k\n"
+        "43 22 0:43 / /mnt/default rw,relatime - hugetlbfs none rw\n"
+    )
+    monkeypatch.setattr(mounts, "read_mounts", lambda: mounts.parse_mountinfo(table))
+    monkeypatch.setattr(memory_backing, "default_hugepage_kib", lambda: 4096)
+    assert memory_backing.hugetlbfs_mounts() == {
+        2048: "/dev/hugepages",
+        1048576: "/mnt/huge 1g",
+        4096: "/mnt/default",
+    }
