@@ -188,6 +188,13 @@ class Daemon:
         )
         return Result(proc.returncode, proc.stdout, proc.stderr + self._internal_error_details(proc.stderr))
 
+    def define(self, xml: str) -> Result:
+        """``define FILE`` of this domain XML, from a file in the root (as a user defines one)."""
+        fd, path = tempfile.mkstemp(prefix="define-", suffix=".xml", dir=self.root)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(xml)
+        return self.cli("define", path).ok()
+
     def _internal_error_details(self, err: str) -> str:
         """The daemon's traceback of an 'internal error (request ID; ...)', for the test's report."""
         found = re.search(r"internal error \(request ([0-9a-f]+);", err)

@@ -4,14 +4,13 @@ serving an image with them (conf.nbd_tls is the client side)."""
 from __future__ import annotations
 
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from pyvirt import pki
 from pyvirt.qemu.graphics import free_port
+from tests.support.nbd import qemu_nbd
 
 SERVER_NAME = "nbd.test"  # the name the server's certificate carries (a disk's tlsHostname)
 
@@ -38,7 +37,6 @@ def serve(
     several may share it); yields its port."""
     port = free_port("127.0.0.1", 10900)
     argv = [
-        "qemu-nbd",
         "--object",
         f"tls-creds-x509,id=tls0,dir={server_dir},endpoint=server,verify-peer=on",
         "--tls-creds",
@@ -56,13 +54,5 @@ def serve(
         f"--shared={clients}",
         str(image),
     ]
-    proc = subprocess.Popen(argv)
-    try:
-        for _ in range(100):
-            if subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout:
-                break
-            time.sleep(0.1)
+    with qemu_nbd(*argv, port=port):
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -21,9 +21,7 @@ def test_file_serial_with_a_log_gets_what_the_guest_writes(daemon: Daemon, tmp_p
         f"<serial type='file'><source path='{out}'/><log file='{log}' append='on'/>"
         "<target port='1'/></serial>"
     )
-    path = tmp_path / "log1.xml"
-    path.write_text(domain_xml("log1", extra_devices=serial))
-    daemon.cli("define", str(path)).ok()
+    daemon.define(domain_xml("log1", extra_devices=serial))
     xml = daemon.cli("dumpxml", "log1").ok().out
     assert f"<log file='{log}' append='on'/>" in xml, xml
     daemon.cli("start", "log1").ok()

@@ -62,6 +62,17 @@ def _qmp(d: Daemon, command: str, arguments: dict[str, Any] | None = None) -> An
     return json.loads(d.cli("qemu-monitor-command", NAME, json.dumps(request)).ok().out)["return"]
 
 
+def _refused_at_start(d: Daemon, xml: str, name: str, message: str) -> None:
+    """The domain defined from ``xml`` is refused at start with ``message`` and left shut off."""
+    d.define(xml)
+    try:
+        result = d.cli("start", name)
+        assert result.rc == 1 and message in result.err, result.err
+        assert d.state(name) == "shut off"
+    finally:
+        d.cli("undefine", name).ok()
+
+
 @pytest.fixture(scope="module")
 def guest(module_daemon: Daemon) -> Iterator[Console]:
     d = module_daemon
@@ -135,17 +146,13 @@ def test_smartcard_passthrough_reader_and_socket(module_daemon: Daemon, guest: C
     assert "<smartcard mode='passthrough' type='unix'>" in dumped
 
 
-def test_emulated_smartcard_without_its_database_is_refused_at_start(
-    module_daemon: Daemon, tmp_path: Path
-) -> None:
+def test_emulated_smartcard_without_its_database_is_refused_at_start(module_daemon: Daemon) -> None:
     d = module_daemon
     card = (
         "<smartcard mode='host-certificates'><certificate>a</certificate><certificate>b</certificate>"
         "<certificate>c</certificate><database>/nonexistent/nssdb</database></smartcard>"
     )
-    path = tmp_path / "sc2.xml"
-    path.write_text(domain_xml("sc2", extra_devices=card))
-    d.cli("define", str(path)).ok()
+    d.define(domain_xml("sc2", extra_devices=card))
     result = d.cli("start", "sc2")
     assert result.rc == 1
     assert "smartcard mode 'host-certificates' needs the NSS database /nonexistent/nssdb" in result.err
@@ -226,22 +233,14 @@ def test_vnc_password_expired_by_passwd_valid_to(module_daemon: Daemon, guest: C
     ],
 )
 def test_displays_this_host_cannot_open_are_refused_at_start(
-    module_daemon: Daemon, tmp_path: Path, graphics: str, message: str
+    module_daemon: Daemon, graphics: str, message: str
 ) -> None:
     d = module_daemon
     if "'sdl'" in message and Path("/usr/lib/x86_64-linux-gnu/qemu/ui-sdl.so").exists():
         pytest.skip("this host has QEMU's SDL display")
     if "needs a DRM render node" in message and any(Path("/dev/dri").glob("renderD*")):
         pytest.skip("this host has a DRM render node")
-    path = tmp_path / "gfx.xml"
-    path.write_text(domain_xml("gfx1", extra_devices=graphics))
-    d.cli("define", str(path)).ok()
-    try:
-        result = d.cli("start", "gfx1")
-        assert result.rc == 1 and message in result.err, result.err
-        assert d.state("gfx1") == "shut off"
-    finally:
-        d.cli("undefine", "gfx1").ok()
+    _refused_at_start(d, domain_xml("gfx1", extra_devices=graphics), "gfx1", message)
 
 
 GUEST_MAC = bytes.fromhex("5254005e0002")
@@ -296,15 +295,7 @@ def test_vhostuser_nic_start_refusals(
         "<model type='virtio'/></interface>"
     )
     xml = domain_xml("vhu1", extra_devices=nic).replace("<vcpu>", memory + "<vcpu>", 1)
-    path = tmp_path / "vhu1.xml"
-    path.write_text(xml)
-    d.cli("define", str(path)).ok()
-    try:
-        result = d.cli("start", "vhu1")
-        assert result.rc == 1 and message in result.err, result.err
-        assert d.state("vhu1") == "shut off"
-    finally:
-        d.cli("undefine", "vhu1").ok()
+    _refused_at_start(d, xml, "vhu1", message)
 
 
 def test_vhostuser_nic_without_shared_memory_starts_as_libvirt_starts_it(module_daemon: Daemon) -> None:
@@ -319,9 +310,7 @@ def test_vhostuser_nic_without_shared_memory_starts_as_libvirt_starts_it(module_
         f"<interface type='vhostuser'><source type='unix' path='{backend.path}' mode='client'/>"
         "<model type='virtio'/></interface>"
     )
-    path = scratch / "vhu2.xml"
-    path.write_text(domain_xml("vhu2", extra_devices=nic))
-    d.cli("define", str(path)).ok()
+    d.define(domain_xml("vhu2", extra_devices=nic))
     try:
         d.cli("start", "vhu2", "--paused").ok()
         assert d.state("vhu2") == "paused"
@@ -357,15 +346,11 @@ def test_pipe_serial_carries_both_ways(module_daemon: Daemon, guest: Console) ->
     assert guest.run("head -c 8 <&3; exec 3<&-") == "to-guest"
 
 
-def test_two_nics_with_one_mac_defined_and_ambiguous_lookups_refused(
-    module_daemon: Daemon, tmp_path: Path
-) -> None:
+def test_two_nics_with_one_mac_defined_and_ambiguous_lookups_refused(module_daemon: Daemon) -> None:
     """libvirt 9.0 defines two NICs sharing a MAC address; a NIC named by that MAC is ambiguous."""
     d = module_daemon
     nic = "<interface type='user'><mac address='52:54:00:5e:00:09'/><model type='virtio'/></interface>"
-    path = tmp_path / "mac2.xml"
-    path.write_text(domain_xml("mac2", extra_devices=nic * 2))
-    d.cli("define", str(path)).ok()
+    d.define(domain_xml("mac2", extra_devices=nic * 2))
     try:
         assert d.cli("dumpxml", "mac2").ok().out.count("52:54:00:5e:00:09") == 2
         result = d.cli("detach-interface", "mac2", "user", "--mac", "52:54:00:5e:00:09", "--config")

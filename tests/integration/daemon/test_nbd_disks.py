@@ -4,12 +4,9 @@ domain whose NVRAM (``<nvram type='network'>``) qemu-nbd serves."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +15,7 @@ import pytest
 from pyvirt.qemu.graphics import free_port
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import copy_disk, domain_xml, guest_artifacts
+from tests.support.nbd import OVMF_VARS, nvram_domain_xml, pflash1_node, qemu_nbd
 
 pytestmark = pytest.mark.slow
 MARKER = b"pyvirt-nbd-data-disk"
@@ -32,41 +30,14 @@ def servers(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     sock_dir = Path(tempfile.mkdtemp(prefix="pv-nbd-", dir="/tmp"))
     sock_dir.chmod(0o755)
     sock, port = sock_dir / "root.sock", free_port("127.0.0.1", 10809)
-    procs = [
-        subprocess.Popen(
-            ["qemu-nbd", "-f", "qcow2", "-k", str(sock), "-x", "root", "--persistent", str(root)]
-        ),
-        subprocess.Popen(
-            [
-                "qemu-nbd",
-                "-f",
-                "raw",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-x",
-                "data",
-                "-r",
-                "--persistent",
-                str(data),
-            ]
-        ),
-    ]
+    served = ["-f", "raw", "-b", "127.0.0.1", "-p", str(port), "-x", "data", "-r", "--persistent", str(data)]
     try:
-        for _ in range(100):  # until both listen
-            if (
-                sock.exists()
-                and subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True).stdout
-            ):
-                break
-            time.sleep(0.1)
-        sock.chmod(0o666)
-        yield sock, port
+        with (
+            qemu_nbd("-f", "qcow2", "-k", str(sock), "-x", "root", "--persistent", str(root), sock=sock),
+            qemu_nbd(*served, port=port),
+        ):
+            yield sock, port
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(10)
         shutil.rmtree(sock_dir, ignore_errors=True)
 
 
@@ -85,9 +56,7 @@ def test_root_on_nbd_unix_socket_and_data_on_nbd_tcp(
     )
     text, count = re.subn(r"<disk .*?</disk>", disks, text, count=1, flags=re.S)
     assert count == 1
-    path = tmp_path / "nbd1.xml"
-    path.write_text(text)
-    daemon.cli("define", str(path)).ok()
+    daemon.define(text)
     assert f"<host transport='unix' socket='{sock}'/>" in daemon.cli("dumpxml", "nbd1").ok().out
     daemon.cli("start", "nbd1").ok()
     console = Console(daemon, "nbd1")
@@ -103,35 +72,18 @@ def test_nvram_served_over_nbd(daemon: Daemon, tmp_path: Path) -> None:
     sock_dir = Path(tempfile.mkdtemp(prefix="pv-nbd-", dir="/tmp"))
     sock_dir.chmod(0o755)
     vars_copy, sock = tmp_path / "vars.fd", sock_dir / "vars.sock"
-    shutil.copyfile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars_copy)
-    server = subprocess.Popen(
-        ["qemu-nbd", "-f", "raw", "-k", str(sock), "-x", "vars", "--persistent", str(vars_copy)]
-    )
+    shutil.copyfile(OVMF_VARS, vars_copy)
     try:
-        for _ in range(100):
-            if sock.exists():
-                break
-            time.sleep(0.1)
-        sock.chmod(0o666)
-        text = domain_xml("nvnbd")
-        assert "<os>" in text
-        text = text.replace(
-            "<os>",
-            "<os><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
-            "<nvram type='network'><source protocol='nbd' name='vars'>"
-            f"<host transport='unix' socket='{sock}'/></source></nvram>",
-        )
-        path = tmp_path / "nvnbd.xml"
-        path.write_text(text)
-        daemon.cli("define", str(path)).ok()
-        assert "<nvram type='network'>" in daemon.cli("dumpxml", "nvnbd").ok().out
-        daemon.cli("start", "--paused", "nvnbd").ok()
-        nodes = daemon.cli("qemu-monitor-command", "nvnbd", '{"execute":"query-named-block-nodes"}').ok().out
-        flash = [n for n in json.loads(nodes)["return"] if n["node-name"] == "pyvirt-pflash1-storage"]
-        assert flash and flash[0]["drv"] == "nbd" and "vars" in flash[0]["file"]
-        assert not list(Path(daemon.root).rglob("nvnbd_VARS.fd"))  # no NVRAM file of its own
-        daemon.cli("destroy", "nvnbd").ok()
+        with qemu_nbd("-f", "raw", "-k", str(sock), "-x", "vars", "--persistent", str(vars_copy), sock=sock):
+            path = tmp_path / "nvnbd.xml"
+            source = f"<source protocol='nbd' name='vars'><host transport='unix' socket='{sock}'/></source>"
+            path.write_text(nvram_domain_xml("nvnbd", source))
+            daemon.cli("define", str(path)).ok()
+            assert "<nvram type='network'>" in daemon.cli("dumpxml", "nvnbd").ok().out
+            daemon.cli("start", "--paused", "nvnbd").ok()
+            flash = pflash1_node(daemon, "nvnbd")
+            assert flash["drv"] == "nbd" and "vars" in str(flash["file"]), flash
+            assert not list(Path(daemon.root).rglob("nvnbd_VARS.fd"))  # no NVRAM file of its own
+            daemon.cli("destroy", "nvnbd").ok()
     finally:
-        server.terminate()
-        server.wait(10)
         shutil.rmtree(sock_dir, ignore_errors=True)

@@ -5,7 +5,6 @@ refused by name. A network NVRAM (``<nvram type='network'>``) over TLS is opened
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from tests.support.daemon import Console, Daemon
 from tests.support.guest import copy_disk, domain_xml, guest_artifacts
+from tests.support.nbd import OVMF_VARS, nvram_domain_xml, pflash1_node
 from tests.support.nbdtls import credentials as _credentials
 from tests.support.nbdtls import serve as _serve
 
@@ -37,9 +37,7 @@ def test_a_guest_boots_from_nbd_over_tls(daemon: Daemon, tmp_path: Path, tls_ser
     )
     text = domain_xml("nbdtls", disk=tmp_path / "placeholder.qcow2")
     text = text[: text.index("<disk")] + disk + text[text.index("</disk>") + len("</disk>") :]
-    path = tmp_path / "nbdtls.xml"
-    path.write_text(text)
-    daemon.cli("define", str(path)).ok()
+    daemon.define(text)
     assert "tls='yes' tlsHostname='nbd.test'" in daemon.cli("dumpxml", "nbdtls").ok().out
     daemon.cli("start", "nbdtls").ok()
     Console(daemon, "nbdtls").expect("pyvirt-guest: ready")
@@ -52,24 +50,19 @@ def test_a_guest_boots_from_nbd_over_tls(daemon: Daemon, tmp_path: Path, tls_ser
 def test_nvram_served_over_nbd_with_tls(daemon: Daemon, tmp_path: Path) -> None:
     """QEMU opens the NVRAM through its TLS client (started paused: the firmware need not run)."""
     vars_copy = tmp_path / "vars.fd"
-    shutil.copyfile("/usr/share/OVMF/OVMF_VARS_4M.fd", vars_copy)
+    shutil.copyfile(OVMF_VARS, vars_copy)
     server_dir = tmp_path / "server"
     _credentials(tmp_path / "ca", server_dir, daemon.root / "etc/pki/pyvirt/qemu")
     with _serve(server_dir, vars_copy, "raw", "vars") as port:
-        text = domain_xml("nvtls").replace(
-            "<os>",
-            "<os><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>"
-            "<nvram type='network'><source protocol='nbd' name='vars' tls='yes' tlsHostname='nbd.test'>"
-            f"<host name='127.0.0.1' port='{port}'/></source></nvram>",
+        source = (
+            "<source protocol='nbd' name='vars' tls='yes' tlsHostname='nbd.test'>"
+            f"<host name='127.0.0.1' port='{port}'/></source>"
         )
-        path = tmp_path / "nvtls.xml"
-        path.write_text(text)
-        daemon.cli("define", str(path)).ok()
+        daemon.define(nvram_domain_xml("nvtls", source))
         assert "tls='yes' tlsHostname='nbd.test'" in daemon.cli("dumpxml", "nvtls").ok().out
         daemon.cli("start", "--paused", "nvtls").ok()
-        out = daemon.cli("qemu-monitor-command", "nvtls", '{"execute":"query-named-block-nodes"}').ok().out
-        (flash,) = [n for n in json.loads(out)["return"] if n["node-name"] == "pyvirt-pflash1-storage"]
-        assert flash["drv"] == "nbd" and "vars" in flash["file"], flash
+        flash = pflash1_node(daemon, "nvtls")
+        assert flash["drv"] == "nbd" and "vars" in str(flash["file"]), flash
         daemon.cli("destroy", "nvtls").ok()
         (daemon.root / "etc/pki/pyvirt/qemu/client-key.pem").unlink()
         refused = daemon.cli("start", "--paused", "nvtls")

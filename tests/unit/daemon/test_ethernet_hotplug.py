@@ -38,6 +38,15 @@ class FakeNetworks:
         self.unplugged.append(tap)
 
 
+async def _running(b: Bench) -> FakeNetworks:
+    """Domain d1 defined and started, the daemon's network driver replaced by the stand-in."""
+    await b.define("d1")
+    await b.reg.start("d1")
+    nets = FakeNetworks()
+    b.reg.networks = nets  # type: ignore[assignment]
+    return nets
+
+
 def _script(qemu: FakeQemu) -> None:
     async def ok(args: dict[str, Any]) -> Any:
         return {}
@@ -60,10 +69,7 @@ def _scripts(root: Path) -> tuple[str, Path]:
 
 def test_managed_tap_plugged_and_unplugged(root: Path, errors: list[logging.LogRecord]) -> None:
     async def body(b: Bench) -> None:
-        await b.define("d1")
-        await b.reg.start("d1")
-        nets = FakeNetworks()
-        b.reg.networks = nets  # type: ignore[assignment]
+        nets = await _running(b)
         qemu, obj = b.host["d1"], b.reg.lookup("d1")
         xml, marker = _scripts(root)
         await devices.attach(b.reg, "d1", xml, live=True, config=False)
@@ -81,10 +87,7 @@ def test_managed_tap_plugged_and_unplugged(root: Path, errors: list[logging.LogR
 
 def test_the_users_tap_is_left_behind(root: Path, errors: list[logging.LogRecord]) -> None:
     async def body(b: Bench) -> None:
-        await b.define("d1")
-        await b.reg.start("d1")
-        nets = FakeNetworks()
-        b.reg.networks = nets  # type: ignore[assignment]
+        nets = await _running(b)
         xml = (
             "<interface type='ethernet'><mac address='52:54:00:e0:00:0a'/>"
             "<target dev='usertap0' managed='no'/><model type='virtio'/></interface>"
@@ -110,10 +113,7 @@ def test_a_refused_device_add_deletes_the_tap_it_made(root: Path, errors: list[l
         qemu.handle("device_add", refuse)
 
     async def body(b: Bench) -> None:
-        await b.define("d1")
-        await b.reg.start("d1")
-        nets = FakeNetworks()
-        b.reg.networks = nets  # type: ignore[assignment]
+        nets = await _running(b)
         xml, _marker = _scripts(root)
         with pytest.raises(OperationFailed, match="No free slot"):
             await devices.attach(b.reg, "d1", xml, live=True, config=False)
