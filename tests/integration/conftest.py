@@ -1,4 +1,5 @@
-"""Fixtures for integration tests: a real pyvirtd in a scratch root, the real test guest."""
+"""Fixtures for integration tests: a real pyvirtd in a scratch root, the real test guest; the files' order
+and work units when they run side by side (tests/support/schedule.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import schedule
 from tests.support.daemon import Daemon, running_daemon
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(schedule.Distribution(), "pyvirt-distribution")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    schedule.longest_first(items)
 
 
 @pytest.fixture
