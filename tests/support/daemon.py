@@ -195,6 +195,12 @@ class Daemon:
             fh.write(xml)
         return self.cli("define", path).ok()
 
+    def vnc_display(self, name: str) -> int:
+        """The VNC display QEMU listens on for the running domain ``name`` (its own ``query-vnc``): an
+        autoport display is the first free one from 5900, which another guest on the host may hold."""
+        reply = self.cli("qemu-monitor-command", name, '{"execute":"query-vnc"}').ok().out
+        return int(json.loads(reply)["return"]["service"]) - 5900
+
     def _internal_error_details(self, err: str) -> str:
         """The daemon's traceback of an 'internal error (request ID; ...)', for the test's report."""
         found = re.search(r"internal error \(request ([0-9a-f]+);", err)

@@ -245,8 +245,9 @@ def test_title_password_events_logs_and_snapshots(daemon: Daemon, tmp_path: Path
 
     # vncdisplay --include-password: virsh's ':PASSWORD@' prefix, from the secure XML.
     daemon.cli("start", "p1").ok()
-    assert daemon.cli("vncdisplay", "p1").ok().out == "127.0.0.1:0\n\n"
-    assert daemon.cli("vncdisplay", "p1", "--include-password").ok().out == ":s3cret@127.0.0.1:0\n\n"
+    display = daemon.vnc_display("p1")
+    assert daemon.cli("vncdisplay", "p1").ok().out == f"127.0.0.1:{display}\n\n"
+    assert daemon.cli("vncdisplay", "p1", "--include-password").ok().out == f":s3cret@127.0.0.1:{display}\n\n"
     result = daemon.cli("-r", "vncdisplay", "p1", "--include-password")
     assert result.rc == 1 and "s3cret" not in result.out + result.err
 

@@ -55,7 +55,8 @@ def test_identity_and_listing_verbs(daemon: Daemon, tmp_path: Path) -> None:
     info = json.loads(daemon.cli("--json", "dominfo", "v1").ok().out)
     assert info["state"] == "running" and info["vcpus"] == 1 and info["max_memory_kib"] == 131072
 
-    assert daemon.cli("vncdisplay", "v1").ok().out == "127.0.0.1:0\n\n"
+    display = daemon.vnc_display("v1")
+    assert daemon.cli("vncdisplay", "v1").ok().out == f"127.0.0.1:{display}\n\n"
     result = daemon.cli("vncdisplay", "v2")
     assert result.rc == 1 and "VNC" in result.err
     iflist = daemon.cli("domiflist", "v1").ok().out
@@ -63,7 +64,9 @@ def test_identity_and_listing_verbs(daemon: Daemon, tmp_path: Path) -> None:
 
     # dumpxml of a running domain is valid against libvirt's own schema and carries live state.
     live = daemon.cli("dumpxml", "v1").ok().out
-    assert "<domain type='qemu' id='1'>" in live and "/dev/pts/" in live and "port='5900'" in live
+    assert (
+        "<domain type='qemu' id='1'>" in live and "/dev/pts/" in live and f"port='{5900 + display}'" in live
+    )
     inactive = daemon.cli("dumpxml", "--inactive", "v1").ok().out
     assert "id=" not in inactive.splitlines()[0] and "/dev/pts/" not in inactive
     if shutil.which("virt-xml-validate"):

@@ -11,6 +11,7 @@ on the host too (:func:`snapshot_disk`), so checking a tool's result costs no ap
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -208,12 +209,21 @@ def diff(before: Snapshot, after: Snapshot) -> tuple[set[str], set[str], set[str
 def build_base_disks() -> tuple[Path, Path, Snapshot, Snapshot]:
     """(debian.qcow2, rhel.qcow2, their snapshots), built once and cached."""
     directory = CACHE / _builder_key()
-    deb, rhel, snap = directory / "debian.qcow2", directory / "rhel.qcow2", directory / "snapshots.json"
-    if snap.exists():
-        data = json.loads(snap.read_text())
-        return deb, rhel, data["debian"], data["rhel"]
-    if CACHE.exists():
-        shutil.rmtree(CACHE, ignore_errors=True)
+    snap = directory / "snapshots.json"
+    if not snap.exists():
+        # One build at a time: test processes running side by side (pytest-xdist) share the cache.
+        CACHE.parent.mkdir(parents=True, exist_ok=True)
+        with open(CACHE.parent / f".{CACHE.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not snap.exists():
+                shutil.rmtree(CACHE, ignore_errors=True)  # other keys' disks: stale
+                _build(directory)
+    data = json.loads(snap.read_text())
+    return directory / "debian.qcow2", directory / "rhel.qcow2", data["debian"], data["rhel"]
+
+
+def _build(directory: Path) -> None:
+    """The two disks and their snapshots into ``directory``, which appears whole or not at all."""
     work = CACHE / f".build-{os.getpid()}"
     work.mkdir(parents=True, exist_ok=True)
     # Debian: /boot on partition 1 (64 MiB), / on partition 2, fstab by UUID.
@@ -241,7 +251,6 @@ def build_base_disks() -> tuple[Path, Path, Snapshot, Snapshot]:
     rhel_snap = snapshot_disk(work / "rhel.qcow2", root=1)
     (work / "snapshots.json").write_text(json.dumps({"debian": debian_snap, "rhel": rhel_snap}))
     work.rename(directory)
-    return deb, rhel, debian_snap, rhel_snap
 
 
 def overlay(base: Path, path: Path) -> Path:
