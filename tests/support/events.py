@@ -16,9 +16,12 @@ from tests.support.daemon import BIN, Daemon
 
 
 def watch(daemon: Daemon, *args: str) -> subprocess.Popen[bytes]:
-    """``pyvirt event ARGS --loop`` in the background (no --timeout: it ends on SIGINT)."""
+    """``pyvirt event ARGS --loop`` in the background (no --timeout: it ends on SIGINT, which it takes
+    even where the tests run as a background job of a shell, whose children start with SIGINT ignored)."""
     return subprocess.Popen(
-        [str(BIN / "pyvirt"), "event", *args, "--loop"], env=daemon.env, stdout=subprocess.PIPE
+        ["env", "--default-signal=INT", str(BIN / "pyvirt"), "event", *args, "--loop"],
+        env=daemon.env,
+        stdout=subprocess.PIPE,
     )
 
 
