@@ -4,8 +4,8 @@ As ``qemuDomainDefAddDefaultDevices`` does for i440fx and q35 machines: a USB co
 at 00:01.2 on pc, ``qemu-xhci`` on q35) unless the domain has one (``model='none'`` says there is to be
 none), a virtio memory balloon unless it has a ``<memballoon>`` (``model='none'`` likewise), a SCSI
 controller of libvirt's default model for x86 (``lsilogic``, QEMU's ``lsi``, on pc and q35 alike) for
-each controller index a SCSI disk names that no ``<controller type='scsi'>`` has (a SCSI controller
-without a model gets that model too), the SATA controller of each index a SATA disk names, and the
+each controller index up to the highest a SCSI disk names that no ``<controller type='scsi'>`` has (a
+SCSI controller without a model gets that model too), SATA controllers likewise, and the
 virtio-serial controller a virtio channel or console needs. So a definition from elsewhere runs with
 the devices libvirt would give it, and ``dumpxml`` shows them. The PCI controllers the devices need are
 added with their addresses (:mod:`pyvirt.conf.pci_assign`).
@@ -61,8 +61,7 @@ def _scsi_controllers(dom: Domain) -> None:
         if ctl.type == "scsi" and ctl.model is None:
             ctl.model = DEFAULT_SCSI_MODEL
     have = {ctl.index for ctl in devs.controllers if ctl.type == "scsi"}
-    wanted = sorted(
-        {drive_address(dom, i)[0] for i, disk in enumerate(devs.disks) if disk.target_bus == "scsi"} - have
-    )
-    for index in wanted:
-        devs.controllers.append(ControllerConfig(type="scsi", index=index, model=DEFAULT_SCSI_MODEL))
+    named = [drive_address(dom, i)[0] for i, disk in enumerate(devs.disks) if disk.target_bus == "scsi"]
+    for index in range(max(named, default=-1) + 1):  # libvirt's: each index up to the highest named
+        if index not in have:
+            devs.controllers.append(ControllerConfig(type="scsi", index=index, model=DEFAULT_SCSI_MODEL))

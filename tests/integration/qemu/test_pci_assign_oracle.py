@@ -186,6 +186,12 @@ CASES = {
         + _RNG
         + _disk("sdb", "sata", "<address type='drive' controller='2' bus='0' target='0' unit='0'/>"),
     ),
+    # pc: SCSI disks bring libvirt's default controllers, each index up to the highest one named
+    "pc-scsi": _domain(
+        "pc",
+        _disk("sda", "scsi")
+        + _disk("sdb", "scsi", "<address type='drive' controller='2' bus='0' target='0' unit='0'/>"),
+    ),
     # pc: PIIX3 at 00:01, the video at 00:02, the rest from 00:03 in libvirt's order
     "pc-mixed": _domain(
         "pc",

@@ -139,7 +139,7 @@ def test_scsi_disks_get_libvirts_default_controller_model() -> None:
         apply_defaults(dom)
         apply_defaults(dom)  # idempotent
         scsi = [(c.index, c.model) for c in dom.devices.controllers if c.type == "scsi"]
-        assert scsi == [(0, "lsilogic"), (2, "lsilogic")]
+        assert scsi == [(0, "lsilogic"), (1, "lsilogic"), (2, "lsilogic")]  # each index up to the highest
     named = with_devices("<controller type='scsi' index='0'/><controller type='scsi' model='virtio-scsi'/>")
     apply_defaults(named)
     assert [c.model for c in named.devices.controllers if c.type == "scsi"] == ["lsilogic", "virtio-scsi"]
