@@ -15,6 +15,7 @@ from pyvirt.conf import implicit_devices, pci_assign
 from pyvirt.conf.domain import CharDevConfig, Domain
 from pyvirt.conf.mac import random_mac
 from pyvirt.conf.memory_devices import aligned
+from pyvirt.errors import XMLError
 
 DEFAULT_MACHINE = "pc"
 # An <interface> without <model>: libvirt 9.0's choice for x86 guests (qemuDomainDefaultNetModel), which
@@ -92,6 +93,11 @@ def apply_defaults(dom: Domain, *, pci: bool = True) -> None:
                 ctl.model = "pcie-root" if q35 else "pci-root"
             else:
                 ctl.model = "pcie-root-port" if q35 else "pci-bridge"
+        if ctl.type == "pci" and ctl.index == 0 and ctl.model != (root := "pcie-root" if q35 else "pci-root"):
+            raise XMLError(  # libvirt 9.0's words (a first root port given without an index gets 0 too)
+                f"XML error: The PCI controller with index='0' must be model='{root}' for this machine "
+                f"type, but model='{ctl.model}' was found instead"
+            )
     implicit_devices.add(dom)
     if dom.devices.hostdevs:  # an iSCSI LUN's drive address, written into the definition as libvirt does
         from pyvirt.conf import hostdev

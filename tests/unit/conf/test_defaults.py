@@ -9,9 +9,9 @@ import pytest
 
 from pyvirt.conf.defaults import apply_defaults, infer_disk_bus
 from pyvirt.conf.domain import CharDevConfig, Domain, InterfaceConfig
-from pyvirt.conf.domain_xml import format_domain, parse_domain
+from pyvirt.conf.domain_xml import format_domain, load_domain_xml, parse_domain
 from pyvirt.conf.mac import random_mac
-from pyvirt.errors import UnsupportedConfig
+from pyvirt.errors import UnsupportedConfig, XMLError
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "domain"
 MINIMAL = (DATA / "minimal.xml").read_text()
@@ -163,3 +163,17 @@ def test_q35_gets_the_root_ports_libvirt_adds() -> None:
 def test_virtio_scsi_tuning_on_a_controller_without_model_is_refused() -> None:
     with pytest.raises(UnsupportedConfig, match="'queues'"):  # libvirt: only virtio-scsi has queues
         with_devices("<controller type='scsi' index='0'><driver queues='4'/></controller>")
+
+
+@pytest.mark.parametrize(("machine", "root"), [("q35", "pcie-root"), ("pc", "pci-root")])
+def test_pci_controller_0_must_be_the_root(machine: str, root: str) -> None:
+    # libvirt 9.0 gives a root port without an index the first free one, 0, and then refuses it
+    port = "pcie-root-port" if machine == "q35" else "pci-bridge"
+    xml = (
+        f"<domain type='qemu'><name>t</name><memory>65536</memory><os><type machine='{machine}'>hvm</type>"
+        f"</os><devices><controller type='pci' model='{port}'/></devices></domain>"
+    )
+    with pytest.raises(
+        XMLError, match=f"index='0' must be model='{root}' for this machine type, but model='{port}'"
+    ):
+        load_domain_xml(xml)
