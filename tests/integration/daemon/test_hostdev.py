@@ -72,7 +72,10 @@ def test_hostdev_start_refused_by_name(
         path = tmp_path / "native.xml"
         path.write_text(domain_xml("hdn", extra_devices=hostdev))
         argv = module_daemon.cli("domxml-to-native", "qemu-argv", str(path)).ok().out
-        assert "-device vfio-pci,id=hostdev0,sysfsdev=/sys/bus/mdev/devices/00000000-" in argv, argv
+        # (in pc's first free slot, where libvirt's define places it)
+        assert (
+            "-device vfio-pci,bus=pci.0,addr=0x2,id=hostdev0,sysfsdev=/sys/bus/mdev/devices/00000000-" in argv
+        )
         assert "display=off,bootindex=1" in argv, argv
     refused_start(module_daemon, tmp_path, "hd1", hostdev, reason)
 

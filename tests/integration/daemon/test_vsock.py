@@ -30,4 +30,4 @@ def test_an_automatic_cid_shows_as_start_would_choose_it(daemon: Daemon, tmp_pat
     path = tmp_path / "vs2.xml"
     path.write_text(domain_xml("vs2", extra_devices="<vsock model='virtio'><cid auto='yes'/></vsock>"))
     argv = daemon.cli("domxml-to-native", "qemu-argv", str(path)).ok().out
-    assert "-device vhost-vsock-pci,id=vsock0,guest-cid=3 " in argv, argv
+    assert "-device vhost-vsock-pci,id=vsock0,guest-cid=3,bus=pci.0,addr=0x2 " in argv, argv
