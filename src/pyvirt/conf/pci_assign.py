@@ -626,6 +626,28 @@ class _Assigner:
                 ctl.extra.setdefault("target.port", f"{addr[1]:#x}")
 
 
+def hotplug_address(dom: Domain) -> PCIAddress | None:
+    """The address libvirt gives a conventional PCI device plugged into running pc ``dom``
+    (``qemuDomainEnsurePCIAddress``): the first free slot of a hot-pluggable bus. None when some PCI
+    device of ``dom`` has no address (a domain started before addresses were assigned: QEMU placed
+    its devices, and chooses this one too)."""
+    if machine_kind(dom) != "i440fx":
+        return None
+    assigner = _Assigner(dom, _Machine(q35=False, pcie=PCI_DEVICE | AUTOASSIGN))
+    if any(flags and _wanted(dev.address) for _, dev, flags in assigner.everything()):
+        return None
+    nbuses = max((c.index for c in assigner.pci_controllers()), default=0) + 1
+    addrs = assigner.address_set(nbuses, dry_run=False)
+    assigner.chipset(addrs)
+    try:
+        bus, slot, function = addrs.next_addr(PCI_DEVICE | AUTOASSIGN | HOTPLUGGABLE)
+    except InvalidArgument as err:
+        raise InvalidArgument(f"no free hot-pluggable PCI slot for the device ({err})") from err
+    placeholder = _Placeholder()
+    _set(placeholder, (bus, slot, function))
+    return placeholder.address
+
+
 def machine_kind(dom: Domain) -> str | None:
     """ "q35", "i440fx", or None for a machine whose PCI layout is not assigned here."""
     machine = dom.os.machine or "pc"

@@ -1,7 +1,7 @@
 """Device hot-plug, conf → QMP arguments, as pure functions beside :mod:`pyvirt.qemu.command`.
 
 Where a device plugged into a running machine goes (:func:`pci_slot`: a free PCIe root port on q35,
-which takes nothing on pcie.0 itself; QEMU's choice on pc's pci.0, hot-plugged through ACPI), the
+which takes nothing on pcie.0 itself; pc's first free slot, hot-plugged through ACPI), the
 ``device_add`` arguments of a disk (:func:`disk_device`), and the block nodes of a disk whose files
 the daemon opened and handed over as fdsets (:func:`disk_nodes`), named as the command line names them.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pyvirt.conf import disk_tuning
+from pyvirt.conf import disk_tuning, pci_assign
 from pyvirt.conf.addresses import drive_address, number, placed_devices
 from pyvirt.conf.backing_chain import OPEN
 from pyvirt.conf.domain import BackingLayer, DiskConfig, Domain, PCIAddress
@@ -33,9 +33,10 @@ _BACKING_FORMATS = ("qcow2",)  # formats whose node takes a "backing" option
 
 def pci_slot(dom: Domain) -> PCIAddress | None:
     """The PCI address for a device plugged into running ``dom``: slot 0 of the first free
-    pcie-root-port on q35; None on pc (QEMU picks a free slot of pci.0)."""
+    pcie-root-port on q35; on pc the first free slot of a hot-pluggable bus, as libvirt gives it
+    (None for a domain whose devices QEMU placed: QEMU picks)."""
     if not is_q35(dom):
-        return None
+        return pci_assign.hotplug_address(dom)
     used = {number(p.address, "bus") for p in placed_devices(dom) if p.address.type == "pci"}
     for ctl in sorted(dom.devices.controllers, key=lambda c: c.index):
         if ctl.type != "pci" or ctl.model != "pcie-root-port" or ctl.index in used:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pyvirt.conf.domain import ControllerConfig, DiskConfig, Domain, PCIAddress
-from pyvirt.errors import OperationFailed, UnsupportedConfig
+from pyvirt.errors import InvalidArgument, OperationFailed, UnsupportedConfig
 from pyvirt.qemu.hotplug import disk_device, disk_nodes, pci_placement, pci_slot
 
 
@@ -38,7 +38,24 @@ def test_pci_slot_takes_the_first_free_root_port() -> None:
         pci_slot(dom)
     pc = Domain(name="p")
     pc.os.machine = "pc"
+    pc.devices.disks.append(DiskConfig(source="/a", target_dev="vda"))  # placed by QEMU: it picks
     assert pci_slot(pc) is None and pci_placement(None, pc) == {}
+
+
+def test_pci_slot_on_pc_is_the_first_free_slot_as_libvirt_gives_it() -> None:
+    from pyvirt.conf.domain_xml import load_domain_xml
+
+    disk = "<disk type='file'><source file='/a'/><target dev='vda' bus='virtio'/></disk>"
+    pc = load_domain_xml(
+        "<domain type='qemu'><name>p</name><memory>65536</memory><os><type machine='pc'>hvm</type></os>"
+        f"<devices>{disk}<graphics type='vnc'/></devices></domain>"
+    )  # video's slot 2 kept, the disk at 3, the balloon at 4
+    addr = pci_slot(pc)
+    assert addr is not None and pci_placement(addr, pc) == {"bus": "pci.0", "addr": "0x5"}
+    root = ControllerConfig(type="pci", index=0, model="pci-root", extra={"target.hotplug": "off"})
+    pc.devices.controllers.append(root)
+    with pytest.raises(InvalidArgument, match="no free hot-pluggable PCI slot"):
+        pci_slot(pc)  # no ACPI hot-plug on pc's root bus, and no bridge
 
 
 def test_disk_device_per_bus() -> None:
