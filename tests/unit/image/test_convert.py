@@ -174,8 +174,8 @@ def test_file_data_cloned_where_the_file_system_shares_extents(
 ) -> None:
     """Where the file system clones (``FICLONERANGE``; faked here by a copy), every data run of the
     source is cloned; where it refuses (ext4: EOPNOTSUPP), the runs are copied by the kernel, but
-    into a raw file only the first: the rest is read and written by the workers. Same bytes, zero
-    granules left as holes, either way."""
+    into a raw file or unaligned blocks (vpc) only the first: the rest is read and written. Same
+    bytes, zero granules left as holes, either way."""
     import errno
     import fcntl
     import os
@@ -206,19 +206,19 @@ def test_file_data_cloned_where_the_file_system_shares_extents(
     data = rnd.randbytes(3 << 20) + bytes(2 << 20) + rnd.randbytes(3 << 20)
     src = tmp_path / "src.raw"
     src.write_bytes(data)
-    for fmt in ("raw", "qcow2"):
+    for fmt in ("raw", "qcow2", "vpc"):
         clone_calls.clear()
         copies.clear()
         out = tmp_path / f"o.{fmt}"
         convert(str(src), str(out), fmt)
         back = tmp_path / "b.raw"
         convert(str(out), str(back), "raw", share_extents=False)
-        assert back.read_bytes() == data
+        assert back.read_bytes()[: len(data)] == data
         if fmt == "raw":
             assert os.stat(out).st_blocks * 512 <= len(data) - (2 << 20)
-        if clones:
-            assert sum(clone_calls) == 6 << 20 and not copies
-        elif fmt == "raw":
+        if clones:  # (vpc: a 2 MiB block holding any data is written whole, its zeros too)
+            assert sum(clone_calls) == (8 if fmt == "vpc" else 6) << 20 and not copies
+        elif fmt in ("raw", "vpc"):  # vpc: blocks behind a 512-byte bitmap, not page-aligned
             assert clone_calls == copies == [2 << 20]  # the first chunk
         else:
             assert clone_calls == [2 << 20] and sum(copies) == 6 << 20
