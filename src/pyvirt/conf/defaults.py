@@ -21,8 +21,9 @@ DEFAULT_MACHINE = "pc"
 # An <interface> without <model>: libvirt 9.0's choice for x86 guests (qemuDomainDefaultNetModel), which
 # it writes into the definition (a vdpa interface gets virtio; a vhostuser one must name it).
 DEFAULT_NET_MODEL = "rtl8139"
-# The empty pcie-root-ports a q35 guest is given for hot-plug by the tools that write its XML
-# (virt-install's default, pyvirt install, clone and launch); the daemon itself adds none, as libvirt.
+# The pcie-root-ports the tools that write a q35 guest's XML give it (virt-install's default, pyvirt
+# install, clone and launch): define puts the guest's devices on the first ones, as libvirt does
+# (pyvirt.conf.pci_assign), the rest take hot-plugged devices.
 HOTPLUG_ROOT_PORTS = 14
 # libvirt maps sd* to scsi; pyvirt maps it to sata, which needs no extra controller model on q35.
 _BUS_BY_PREFIX = (("vd", "virtio"), ("sd", "sata"), ("hd", "ide"), ("fd", "fdc"))
