@@ -69,7 +69,7 @@ def runnable(argv: list[str], scratch: Path) -> list[str]:
         out.append(arg)
     text = "\0".join(out)
     files = set(re.findall(r'"filename":"([^"]+)"', text)) | set(
-        re.findall(r"(?:path|addr|logfile)=(/[^,\0]+)", text)
+        re.findall(r"(?:path|addr|logfile)=(/(?:[^,\0]|,,)+)", text)  # ',,' is QEMU's escaped comma
     )
     memory_files = set(re.findall(r'"mem-path":"([^"]+)"', text))  # NVDIMM, virtio-pmem: QEMU sizes them
     files |= memory_files
