@@ -41,6 +41,15 @@ class UsbDevice:
     product: int
 
 
+def link_name(path: Path) -> str | None:
+    """The last component of the symbolic link ``path`` points to (a sysfs driver, group, subsystem);
+    None when it is no link."""
+    try:
+        return os.path.basename(os.readlink(path))
+    except OSError:
+        return None
+
+
 class HostDevices:
     """The host's devices below ``sys`` and ``dev``; ``modprobe``: load ``vfio-pci`` when missing."""
 
@@ -62,13 +71,6 @@ class HostDevices:
         except OSError:
             return None
 
-    @staticmethod
-    def _link_name(path: Path) -> str | None:
-        try:
-            return os.path.basename(os.readlink(path))
-        except OSError:
-            return None
-
     # PCI
 
     def pci_dir(self, name: str) -> Path:
@@ -79,11 +81,11 @@ class HostDevices:
 
     def pci_driver(self, name: str) -> str | None:
         """The driver ``name`` is bound to; None when it has none."""
-        return self._link_name(self.pci_dir(name) / "driver")
+        return link_name(self.pci_dir(name) / "driver")
 
     def pci_group(self, name: str) -> str | None:
         """The IOMMU group of PCI device ``name``; None without an IOMMU."""
-        return self._link_name(self.pci_dir(name) / "iommu_group")
+        return link_name(self.pci_dir(name) / "iommu_group")
 
     def group_devices(self, group: str) -> list[str]:
         """The PCI devices of IOMMU group ``group``."""
@@ -196,7 +198,7 @@ class HostDevices:
         return self.sys / "bus/mdev/devices" / uuid
 
     def mdev_group(self, uuid: str) -> str | None:
-        return self._link_name(self.mdev_dir(uuid) / "iommu_group")
+        return link_name(self.mdev_dir(uuid) / "iommu_group")
 
     # USB
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
+from pyvirt.qemu.host_devices import link_name
+
 PCI_IDS = (Path("/usr/share/misc/pci.ids"), Path("/usr/share/hwdata/pci.ids"))
 
 #: virsh nodedev-list --cap names (libvirt 9.0's virNodeDevCapType), in its order.
@@ -366,13 +368,6 @@ class NodeDevices:
                 links.append(f"/dev/{line[2:]}")
         return props, sorted(links)
 
-    @staticmethod
-    def _link_name(path: Path) -> str | None:
-        try:
-            return os.path.basename(os.readlink(path))
-        except OSError:
-            return None
-
     def _syspaths(self) -> list[Path]:
         """Every device of the subsystems with node devices, by its real sysfs path."""
         found: dict[str, Path] = {}
@@ -435,7 +430,7 @@ class NodeDevices:
         )
 
     def _device(self, syspath: Path) -> NodeDevice | None:
-        subsystem = self._link_name(syspath / "subsystem")
+        subsystem = link_name(syspath / "subsystem")
         if subsystem is None:
             return None
         props, links = self._properties(syspath, subsystem)
@@ -487,7 +482,7 @@ class NodeDevices:
             cap.vendor_name, cap.product_name = vendor_name, devices.get(product)
         numa = _int(self._read(syspath / "numa_node"))
         cap.numa_node = numa if numa is not None else -1
-        physfn = self._link_name(syspath / "physfn")
+        physfn = link_name(syspath / "physfn")
         if physfn is not None:
             cap.physical_function = PciAddress.parse(physfn)
         total = _int(self._read(syspath / "sriov_totalvfs"))
@@ -495,11 +490,9 @@ class NodeDevices:
             cap.max_virtual_functions = total
             vfs = [n for n in os.listdir(syspath) if n.startswith("virtfn") and n[6:].isdigit()]
             vfs.sort(key=lambda n: int(n[6:]))
-            cap.virtual_functions = [
-                a for n in vfs if (a := PciAddress.parse(self._link_name(syspath / n) or ""))
-            ]
+            cap.virtual_functions = [a for n in vfs if (a := PciAddress.parse(link_name(syspath / n) or ""))]
         cap.mdev_types = self._mdev_types(syspath / "mdev_supported_types")
-        group = self._link_name(syspath / "iommu_group")
+        group = link_name(syspath / "iommu_group")
         if group is not None and group.isdigit():
             cap.iommu_group = int(group)
             try:
@@ -692,8 +685,8 @@ class NodeDevices:
         return device_name(subsystem, syspath.name), VdpaCap(None if node is None else f"/dev/{node}")
 
     def _mdev(self, syspath: Path, subsystem: str) -> tuple[str, Cap] | None:
-        kind = self._link_name(syspath / "mdev_type")
-        group = self._link_name(syspath / "iommu_group")
+        kind = link_name(syspath / "mdev_type")
+        group = link_name(syspath / "iommu_group")
         if kind is None or group is None or not group.isdigit():
             return None
         parent = syspath.parent.name
