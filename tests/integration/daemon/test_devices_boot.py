@@ -354,7 +354,10 @@ def test_two_nics_with_one_mac_defined_and_ambiguous_lookups_refused(module_daem
     try:
         assert d.cli("dumpxml", "mac2").ok().out.count("52:54:00:5e:00:09") == 2
         result = d.cli("detach-interface", "mac2", "user", "--mac", "52:54:00:5e:00:09", "--config")
-        assert result.rc == 1 and "multiple devices matching MAC address 52:54:00:5e:00:09" in result.err
+        assert result.rc == 1 and (  # virsh 9.0's words
+            "Domain has multiple interfaces matching MAC address 52:54:00:5e:00:09. You must use "
+            "detach-device and specify the device pci address to remove it." in result.err
+        ), result.err
         result = d.cli("domif-setlink", "mac2", "52:54:00:5e:00:09", "down", "--config")
         assert result.rc == 1 and "multiple devices matching MAC address" in result.err
         assert d.cli("dumpxml", "mac2").ok().out.count("52:54:00:5e:00:09") == 2  # nothing changed

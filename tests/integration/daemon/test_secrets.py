@@ -225,7 +225,11 @@ def test_dumpxml_xpath_and_wrap_refused(daemon: Daemon, tmp_path: Path) -> None:
 def _watch(d: Daemon, *args: str) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
     """``pyvirt secret-event ARGS`` running, its output lines arriving in the queue."""
     proc = subprocess.Popen(
-        [str(BIN / "pyvirt"), "secret-event", *args], env=d.env, stdout=subprocess.PIPE, text=True
+        # SIGINT taken even where the tests run as a shell's background job (tests/support/events.py)
+        ["env", "--default-signal=INT", str(BIN / "pyvirt"), "secret-event", *args],
+        env=d.env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
 
