@@ -13,6 +13,7 @@ import pytest
 
 from tests.support import schedule
 from tests.support.daemon import Daemon, running_daemon
+from tests.support.virtinstall import Oracle
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -60,3 +61,13 @@ def tmp_path() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def oracle() -> Iterator[Oracle]:
+    """A private libvirtd 9.0 as a test file's oracle; skipped, saying why, where it cannot run."""
+    reason = Oracle.missing()
+    if reason:
+        pytest.skip(f"libvirt 9.0 is not the oracle here: {reason}")
+    with Oracle() as o:
+        yield o

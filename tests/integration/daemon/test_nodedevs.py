@@ -8,10 +8,7 @@ import os
 import re
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.support.daemon import Daemon
 from tests.support.virtinstall import Oracle
@@ -87,15 +84,6 @@ def test_nodedev_refusals(module_daemon: Daemon) -> None:
     for flag in (("--xpath", "//name"), ("--wrap",)):
         result = module_daemon.cli("nodedev-dumpxml", "computer", *flag)
         assert result.rc == 1 and f"error: {flag[0]}: pyvirt prints the whole document" in result.err, result
-
-
-@pytest.fixture(scope="module")
-def oracle() -> Iterator[Oracle]:
-    missing = Oracle.missing()
-    if missing is not None:
-        pytest.skip(f"libvirt is not the oracle here: {missing}")
-    with Oracle() as o:
-        yield o
 
 
 def _comparable(xml: str, namespaced: bool) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -193,15 +192,6 @@ def options(argv: list[str], option: str, drivers: tuple[str, ...]) -> Options:
     values = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == option]
     found = [normalise(option, value) for value in values if "id=charmonitor" not in value]  # each its own
     return sorted((head, sorted(props.items())) for head, props in found if head in drivers)
-
-
-@pytest.fixture(scope="module")
-def oracle() -> Iterator[Oracle]:
-    reason = Oracle.missing()
-    if reason:
-        pytest.skip(f"libvirt 9.0 is not the oracle here: {reason}")
-    with Oracle() as o:
-        yield o
 
 
 def both(oracle: Oracle, case: str) -> tuple[list[str], list[str]]:
